@@ -1,0 +1,116 @@
+"""Finding delivered files (ZIP, CSV, gzip CSV, folders recursively) and reading their bytes safely."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+DELIVERY_SUFFIXES = (".zip", ".csv", ".csv.gz", ".gz")
+# A member expanding beyond these limits is refused rather than read (ZIP bomb guard).
+MAX_MEMBER_BYTES = 4 * 1024**3
+MAX_COMPRESSION_RATIO = 200
+
+
+class SourceError(Exception):
+    """A delivered file that cannot be read at all (reported by name, recorded as failed)."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    size_bytes: int
+    sha256: str
+
+    @property
+    def file_id(self) -> str:
+        # Content-addressed: the same bytes delivered twice (or under another name) are one file.
+        return self.sha256[:20]
+
+
+def _is_delivery(path: Path) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(s) for s in DELIVERY_SUFFIXES)
+
+
+def find_delivery_files(paths: list[str | Path]) -> list[Path]:
+    """Expand files and folders (recursively) into a sorted list of delivery files.
+
+    Raises FileNotFoundError naming the first path that does not exist.
+    """
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"no such file or folder: {p}")
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob("*") if q.is_file() and _is_delivery(q)))
+        else:
+            found.append(p)
+    # Keep order, drop repeats (a file named twice on the command line).
+    seen: set[Path] = set()
+    unique = []
+    for p in found:
+        rp = p.resolve()
+        if rp not in seen:
+            seen.add(rp)
+            unique.append(p)
+    return unique
+
+
+def describe(path: Path) -> SourceFile:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+            size += len(block)
+    return SourceFile(path=path, size_bytes=size, sha256=h.hexdigest())
+
+
+def read_members(path: Path) -> list[tuple[str, bytes]]:
+    """The CSV payloads of a delivered file as (member name, bytes); raises SourceError if unreadable.
+
+    ZIP members are read as streams from the archive, never extracted to paths taken from it.
+    """
+    name = path.name.lower()
+    try:
+        if name.endswith(".zip"):
+            return _read_zip(path)
+        if name.endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                data = fh.read(MAX_MEMBER_BYTES + 1)
+            if len(data) > MAX_MEMBER_BYTES:
+                raise SourceError(f"{path}: decompressed size over {MAX_MEMBER_BYTES} bytes, refused")
+            return [("", data)]
+        data = path.read_bytes()
+        if not data:
+            raise SourceError(f"{path}: empty file (0 bytes)")
+        return [("", data)]
+    except (OSError, EOFError, zipfile.BadZipFile, gzip.BadGzipFile) as exc:
+        raise SourceError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+
+
+def _read_zip(path: Path) -> list[tuple[str, bytes]]:
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path}: empty file (0 bytes), not a ZIP archive")
+    out = []
+    with zipfile.ZipFile(path) as zf:
+        members = [i for i in zf.infolist() if not i.is_dir()]
+        csv_members = [i for i in members if i.filename.lower().endswith(".csv")]
+        if not csv_members:
+            raise SourceError(f"{path}: ZIP holds no .csv member")
+        for info in csv_members:
+            ratio = info.file_size / max(info.compress_size, 1)
+            if info.file_size > MAX_MEMBER_BYTES or ratio > MAX_COMPRESSION_RATIO:
+                raise SourceError(
+                    f"{path}: member {info.filename!r} declares {info.file_size} bytes "
+                    f"(ratio {ratio:.0f}x), refused as a likely ZIP bomb"
+                )
+            with zf.open(info) as fh:
+                data = fh.read(MAX_MEMBER_BYTES + 1)
+            if len(data) > MAX_MEMBER_BYTES:
+                raise SourceError(f"{path}: member {info.filename!r} expands beyond its limit, refused")
+            out.append((info.filename, data))
+    return out
