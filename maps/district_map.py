@@ -199,8 +199,16 @@ def _tip(name: str, role: str, lines: list[str]) -> str:
 def _period_line(key: str, period: Period) -> str:
     label = LAYER_NAMES[key]
     if period.label and period.label not in (label, period.name):
-        label += f"（{html.escape(period.label)}）"
+        # a label that already says 対策前/対策後 replaces the layer name instead of repeating it
+        label = html.escape(period.label) if label in period.label else f"{label}（{html.escape(period.label)}）"
     return f"{label}：{format_period(period)}"
+
+
+def _road_label(ctx: _Ctx, row) -> str:
+    """Indicator name for one road's tooltip: the share names the road's own limit (km/h)."""
+    if ctx.indicator == "share_at_or_over_limit" and not pd.isna(row["limit_kmh"]):
+        return indicator_label(ctx.indicator, {int(row["limit_kmh"])})
+    return ctx.label
 
 
 def _period_feature(road, row, key: str, ctx: _Ctx) -> dict:
@@ -222,10 +230,7 @@ def _period_feature(road, row, key: str, ctx: _Ctx) -> dict:
         value = display_value(ctx.indicator, row[ctx.indicator])
         color = palette.sequential_color(value, ctx.indicator)
         props.update(kind="value", value=value, style=_style("value", color, emphasis))
-        label = ctx.label
-        if ctx.indicator == "share_at_or_over_limit" and not pd.isna(row["limit_kmh"]):
-            label = f"{int(row['limit_kmh'])} km/h 以上の割合"
-        lines.append(f"{label}：<b>{format_value(ctx.indicator, value)}</b>")
+        lines.append(f"{_road_label(ctx, row)}：<b>{format_value(ctx.indicator, value)}</b>")
         lines.append(f"観測車両 {int(row['n_vehicles'])} 台")
     props["tip"] = _tip(road.name, road.role, lines)
     return {"type": "Feature", "properties": props, "geometry": mapping(road.geometry)}
@@ -255,7 +260,7 @@ def _change_feature(road, before, after, ctx: _Ctx) -> dict:
         color = palette.change_color(delta, ctx.indicator)
         props.update(kind="value", value=delta, before=b, after=a, style=_style("value", color, emphasis))
         lines.append(
-            f"{ctx.label}：{format_value(ctx.indicator, b)} → {format_value(ctx.indicator, a)}"
+            f"{_road_label(ctx, after)}：{format_value(ctx.indicator, b)} → {format_value(ctx.indicator, a)}"
             f"（<b>{format_change(ctx.indicator, delta)}</b>）"
         )
         lines.append(f"観測車両 対策前 {int(before['n_vehicles'])} 台／対策後 {int(after['n_vehicles'])} 台")
@@ -548,6 +553,19 @@ def _legend_html(indicator: str, label: str, min_vehicles: int, periods: dict[st
     )
 
 
+def _limit_note(roads: gpd.GeoDataFrame, stats: pd.DataFrame, periods: tuple[str, str]) -> str:
+    """'制限速度：生活道路 30 km/h、幹線道路 40・50 km/h' when roads have different limits, else ''."""
+    rows = stats[stats["period"].astype(str).isin(periods)].dropna(subset=["limit_kmh"])
+    roles = dict(zip(roads["road_id"], roads["role"]))
+    groups: dict[str, set[int]] = {"生活道路": set(), "幹線道路": set()}
+    for rid, limit in zip(rows["road_id"].astype(str), rows["limit_kmh"]):
+        groups["幹線道路" if roles.get(rid) == "arterial" else "生活道路"].add(int(limit))
+    if len(groups["生活道路"] | groups["幹線道路"]) <= 1:
+        return ""
+    parts = [f"{k} {'・'.join(str(v) for v in sorted(vals))} km/h" for k, vals in groups.items() if vals]
+    return "制限速度：" + "、".join(parts)
+
+
 def _fit_bounds(roads: gpd.GeoDataFrame) -> list[list[float]]:
     minx, miny, maxx, maxy = roads.total_bounds
     return [[float(miny), float(minx)], [float(maxy), float(maxx)]]
@@ -620,11 +638,13 @@ def render_district_map(
     banner = ""
     if synthetic:
         banner = '<div class="e2c-banner" role="alert">合成データ（デモ用）— 実際の観測値ではありません</div>'
+    limit_note = _limit_note(roads, stats, (before, after))
+    limit_line = f"<div>{limit_note}</div>" if limit_note else ""
     period_lines = "".join(f"<div>{_period_line(k, periods[k])}</div>" for k in ("before", "after"))
     title_box = (
         f'<div id="e2c-title" class="e2c-box e2c-title" style="display:none">'
         f"<h1>{html.escape(title_text)}</h1>"
-        f'<div class="e2c-ind">{label}：対策前と対策後の比較</div>{period_lines}'
+        f'<div class="e2c-ind">{label}：対策前と対策後の比較</div>{limit_line}{period_lines}'
         f'<div id="e2c-showing" class="e2c-showing">表示中：{names[initial_layer]}</div></div>'
     )
     radios = "".join(
