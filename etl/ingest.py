@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,12 +56,20 @@ class IngestReport:
         )
 
 
+_ID_LIKE = re.compile(r"\s*\d{10,}\s*")
+
+
 def _redact_raw_line(text: str, key: bytes) -> str:
-    """Replace the 運行ID field of a malformed line by its pseudonym (rejects only, which are rare)."""
+    """Replace the 運行ID of a malformed line by its pseudonym (rejects only, which are rare).
+
+    In a line with the wrong number of fields the ID's position is uncertain, so every
+    long number that could be an ID is replaced too: privacy before completeness.
+    """
     fields = text.split(",")
     idx = column_index("operation_id")
-    if len(fields) > idx and fields[idx].strip():
-        fields[idx] = pseudonymise_one(fields[idx], key)
+    for i, f in enumerate(fields):
+        if (i == idx and f.strip()) or _ID_LIKE.fullmatch(f):
+            fields[i] = pseudonymise_one(f, key)
     return ",".join(fields)
 
 

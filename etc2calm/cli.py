@@ -1,0 +1,201 @@
+"""Command-line interface: `etc2calm ingest | analyze | map | sql | generate | demo`."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+from pathlib import Path
+
+from etc2calm import __version__
+
+DEFAULT_WAREHOUSE = "data/warehouse"
+
+
+class UserError(Exception):
+    """A mistake in the command line or its inputs: printed as one line, exit status 2."""
+
+
+def _add_warehouse(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="DIR", help=f"warehouse folder (default {DEFAULT_WAREHOUSE})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="etc2calm", description="Traffic-calming analysis of residential streets from ETC2.0 probe data.")
+    parser.add_argument("--version", action="version", version=f"etc2calm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="ingest delivered 様式1-2 files (ZIP, CSV, folders) into the warehouse")
+    _add_warehouse(p)
+    p.add_argument("paths", nargs="+", metavar="PATH")
+
+    p = sub.add_parser("analyze", help="per-road before/after figures")
+    _add_warehouse(p)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--district", metavar="NAME")
+    g.add_argument("--roads", metavar="FILE", help="road network (GeoJSON, GeoPackage, .osm/.pbf)")
+    p.add_argument("--before", metavar="A..B", help="YYYY-MM-DD..YYYY-MM-DD, inclusive, by GPS時刻 (JST)")
+    p.add_argument("--after", metavar="A..B")
+    p.add_argument("--radius", type=float, default=20.0, metavar="M", help="matching radius in metres (default 20)")
+    p.add_argument("--out", metavar="FILE.csv")
+
+    p = sub.add_parser("map", help="write the before/after map of a district (self-contained HTML)")
+    _add_warehouse(p)
+    p.add_argument("--district", required=True, metavar="NAME")
+    p.add_argument("--out", metavar="FILE.html")
+
+    p = sub.add_parser("sql", help="run a read-only SELECT against the warehouse")
+    _add_warehouse(p)
+    p.add_argument("--csv", action="store_true", help="print CSV with a header row")
+    p.add_argument("query")
+
+    p = sub.add_parser("generate", help="write a synthetic ETC2.0 delivery (合成データ) for the bundled districts")
+    p.add_argument("out_dir", metavar="DIR")
+    p.add_argument("--seed", type=int, default=20171005)
+    p.add_argument("--scale", type=float, default=1.0, help="traffic volume factor (default 1.0)")
+    p.add_argument("--district", action="append", metavar="NAME", help="only this district (repeatable)")
+
+    p = sub.add_parser("demo", help="generate, ingest, analyse and map the bundled districts")
+    _add_warehouse(p)
+    p.add_argument("--delivery", default="build/demo/delivery", metavar="DIR")
+    p.add_argument("--maps", default="build/maps", metavar="DIR")
+    return parser
+
+
+def _period_overrides(args, district):
+    from etc2calm.analysis import parse_date_range
+    from etc2calm.district import Period
+
+    periods = {}
+    for label in ("before", "after"):
+        text = getattr(args, label)
+        if text:
+            start, end = parse_date_range(text)
+            periods[label] = Period(label, start, end)
+        elif district is not None:
+            periods[label] = district.period(getattr(district, f"default_{label}"))
+        else:
+            raise UserError(f"--{label} is required with --roads")
+    return periods
+
+
+STATS_CSV_COLUMNS = [
+    "road_id", "road_name", "role", "period", "period_start", "period_end", "n_points", "n_vehicles",
+    "mean_kmh", "p85_kmh", "share_at_or_over_limit", "limit_kmh",
+]  # fmt: skip
+
+
+def cmd_ingest(args) -> int:
+    from etl.ingest import ingest_paths
+
+    report = ingest_paths(args.paths, args.warehouse)
+    for f in report.failed:
+        print(f"etc2calm: failed: {f.message}", file=sys.stderr)
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def cmd_analyze(args) -> int:
+    from etc2calm.analysis import analyze
+    from etc2calm.district import load_district
+
+    district = load_district(args.district) if args.district else None
+    periods = _period_overrides(args, district)
+    if district is not None:
+        result = analyze(
+            args.warehouse, district.network_path, periods, district_key=district.key,
+            treated=district.treated_roads, comparison=district.comparison_roads, radius_m=args.radius,
+        )  # fmt: skip
+    else:
+        result = analyze(args.warehouse, args.roads, periods, district_key=f"roads:{Path(args.roads).stem}", radius_m=args.radius)
+    df = result.road_stats[STATS_CSV_COLUMNS]
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(args.out, index=False, encoding="utf-8")
+        print(f"wrote {len(df)} rows to {args.out}")
+    else:
+        print(df.to_string(index=False))
+    return 0
+
+
+def cmd_map(args) -> int:
+    from etc2calm.district import load_district
+    from etc2calm.publish import write_district_map
+
+    district = load_district(args.district)
+    out = Path(args.out) if args.out else Path("build/maps") / f"{district.key}.html"
+    path = write_district_map(args.warehouse, district, out)
+    print(path)
+    return 0
+
+
+def cmd_sql(args) -> int:
+    import duckdb
+
+    from etl.warehouse import connect
+
+    try:
+        statements = duckdb.extract_statements(args.query)
+    except duckdb.Error as exc:
+        raise UserError(f"SQL error: {str(exc).splitlines()[0]}") from None
+    if not statements or any(s.type != duckdb.StatementType.SELECT for s in statements):
+        raise UserError("etc2calm sql is read-only: give SELECT statements only")
+    con = connect(args.warehouse, read_only=True)
+    try:
+        rel = con.sql(args.query)
+        if args.csv:
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer.writerow(rel.columns)
+            while batch := rel.fetchmany(10_000):
+                writer.writerows(batch)
+        else:
+            rel.show(max_rows=200, max_width=200)
+    except duckdb.Error as exc:
+        raise UserError(f"SQL error: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.close()
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from etc2calm.district import load_district
+    from etl.synthetic import generate_delivery
+
+    districts = [load_district(d) for d in args.district] if args.district else None
+    summary = generate_delivery(Path(args.out_dir), districts=districts, seed=args.seed, scale=args.scale)
+    print(summary)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from etc2calm.demo import run_demo
+
+    run_demo(warehouse=Path(args.warehouse), delivery=Path(args.delivery), maps_dir=Path(args.maps))
+    return 0
+
+
+COMMANDS = {
+    "ingest": cmd_ingest, "analyze": cmd_analyze, "map": cmd_map, "sql": cmd_sql,
+    "generate": cmd_generate, "demo": cmd_demo,
+}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    from etl.sources import SourceError
+    from etl.warehouse import WarehouseBusy, WarehouseMissing
+
+    try:
+        return COMMANDS[args.command](args)
+    except (UserError, ValueError, FileNotFoundError, SourceError, WarehouseBusy, WarehouseMissing) as exc:
+        print(f"etc2calm: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("etc2calm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

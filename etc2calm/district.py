@@ -1,0 +1,140 @@
+"""District definitions: declarative TOML files under data/districts/, nothing district-specific in code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    """Bundled inputs (networks, district files, ward outlines); ETC2CALM_DATA overrides."""
+    return Path(os.environ.get("ETC2CALM_DATA", PROJECT_ROOT / "data"))
+
+
+def districts_dir() -> Path:
+    return data_dir() / "districts"
+
+
+@dataclass(frozen=True)
+class Period:
+    """A named, inclusive date range (JST calendar days of GPS時刻)."""
+
+    name: str
+    start: dt.date
+    end: dt.date
+    label_ja: str = ""
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError(f"period {self.name!r}: end {self.end} is before start {self.start}")
+
+    @property
+    def label(self) -> str:
+        return self.label_ja or self.name
+
+
+@dataclass(frozen=True)
+class District:
+    """One analysed district, as read from its TOML file."""
+
+    key: str
+    name_ja: str
+    name_en: str
+    ward_ja: str
+    ward_code: str
+    center_lat: float
+    center_lon: float
+    network_path: Path
+    synthetic_network: bool
+    periods: dict[str, Period]
+    default_before: str
+    default_after: str
+    treated_roads: tuple[str, ...]
+    comparison_roads: tuple[str, ...]
+    source_path: Path
+    synthetic: dict = field(default_factory=dict)  # generator parameters ([synthetic] table)
+    raw: dict = field(default_factory=dict)
+
+    def period(self, name: str) -> Period:
+        try:
+            return self.periods[name]
+        except KeyError:
+            known = ", ".join(self.periods)
+            raise ValueError(f"district {self.key!r} has no period {name!r} (known: {known})") from None
+
+
+def _as_date(value, where: str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"{where}: {value!r} is not a date YYYY-MM-DD") from None
+
+
+def load_district_file(path: str | Path) -> District:
+    """Parse one district TOML file; raises ValueError naming the file on a bad definition."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        periods = {}
+        for p in raw["periods"]:
+            name = p["name"]
+            periods[name] = Period(
+                name=name,
+                start=_as_date(p["start"], f"{path} period {name} start"),
+                end=_as_date(p["end"], f"{path} period {name} end"),
+                label_ja=p.get("label_ja", ""),
+            )
+        analysis = raw.get("analysis", {})
+        district = District(
+            key=raw["key"],
+            name_ja=raw["name_ja"],
+            name_en=raw["name_en"],
+            ward_ja=raw.get("ward_ja", ""),
+            ward_code=str(raw.get("ward_code", "")),
+            center_lat=float(raw["center"]["lat"]),
+            center_lon=float(raw["center"]["lon"]),
+            network_path=(path.parent / raw["network"]).resolve(),
+            synthetic_network=bool(raw.get("synthetic_network", False)),
+            periods=periods,
+            default_before=analysis.get("before", "before"),
+            default_after=analysis.get("after", "after"),
+            treated_roads=tuple(str(r) for r in raw["roads"]["treated"]),
+            comparison_roads=tuple(str(r) for r in raw["roads"].get("comparison", [])),
+            source_path=path,
+            synthetic=raw.get("synthetic", {}),
+            raw=raw,
+        )
+    except KeyError as exc:
+        raise ValueError(f"{path}: missing required key {exc.args[0]!r}") from None
+    for name in (district.default_before, district.default_after):
+        district.period(name)  # validates
+    return district
+
+
+def list_districts() -> list[District]:
+    return [load_district_file(p) for p in sorted(districts_dir().glob("*.toml"))]
+
+
+def load_district(key: str) -> District:
+    """The district whose key (file stem) or Japanese/English name is `key`."""
+    candidates = sorted(districts_dir().glob("*.toml"))
+    for p in candidates:
+        if p.stem == key:
+            return load_district_file(p)
+    for d in (load_district_file(p) for p in candidates):
+        if key in (d.key, d.name_ja, d.name_en):
+            return d
+    known = ", ".join(p.stem for p in candidates) or "none"
+    raise ValueError(f"unknown district {key!r} (known: {known})")

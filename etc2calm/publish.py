@@ -1,0 +1,81 @@
+"""Publishing: district maps from warehouse figures, respecting the minimum number of distinct vehicles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from etc2calm.analysis import AnalysisResult, analyze_district, assign_roles
+from etc2calm.district import District, Period, data_dir
+from etl.warehouse import connect
+from geo.network import load_roads
+
+# Figures from fewer distinct vehicles never appear on public maps (drawn grey, 「データ不足」).
+MIN_PUBLIC_VEHICLES = 10
+
+
+def wards_path() -> Path:
+    return data_dir() / "wards" / "yokohama_wards_kohoku_midori.geojson"
+
+
+def area_path(district: District) -> Path | None:
+    area = district.raw.get("area")
+    return (district.source_path.parent / area).resolve() if area else None
+
+
+def write_district_map(
+    warehouse: str | Path, district: District, out: str | Path, result: AnalysisResult | None = None
+) -> Path:
+    """Render the before/after/change map of `district` to `out` (self-contained HTML); returns its path.
+
+    Uses `result` when given (it must hold the district's default before/after periods by
+    name), else analyses the warehouse for those periods first.
+    """
+    from maps.district_map import render_district_map
+
+    before, after = district.default_before, district.default_after
+    periods = {before: district.period(before), after: district.period(after)}
+    if result is not None and {before, after} <= set(result.periods):
+        roads, stats = result.roads, result.road_stats
+    else:
+        stats = stored_road_stats(warehouse, district.key, periods)
+        if stats is None:
+            result = analyze_district(warehouse, district, periods)
+            roads, stats = result.roads, result.road_stats
+        else:
+            roads = assign_roles(load_roads(district.network_path), district.treated_roads, district.comparison_roads)
+    stats = stats[stats["period"].isin([before, after])]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return render_district_map(
+        district,
+        result.roads.to_crs("EPSG:4326"),
+        stats,
+        out,
+        before=before,
+        after=after,
+        wards_path=wards_path(),
+        area_path=area_path(district),
+        min_vehicles=MIN_PUBLIC_VEHICLES,
+        synthetic=district.synthetic_network,
+    )
+
+
+def stored_road_stats(warehouse: str | Path, district_key: str, periods: dict[str, Period]) -> pd.DataFrame | None:
+    """Figures already in the warehouse for exactly these period labels and dates, else None."""
+    con = connect(warehouse, create=False)
+    try:
+        has_table = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'road_period_stats'"
+        ).fetchone()[0]
+        if not has_table:
+            return None
+        df = con.execute("SELECT * FROM road_period_stats WHERE district = ?", [district_key]).df()
+    finally:
+        con.close()
+    for label, p in periods.items():
+        rows = df[df["period"] == label]
+        if rows.empty or not ((rows["period_start"].dt.date == p.start) & (rows["period_end"].dt.date == p.end)).all():
+            return None
+    return df[df["period"].isin(list(periods))].reset_index(drop=True)

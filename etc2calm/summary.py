@@ -1,0 +1,49 @@
+"""The short before/after summary table printed by the demo and the flows (figures from the warehouse)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from etc2calm.analysis import AnalysisResult
+from etc2calm.district import District
+
+
+def treated_summary(district: District, result: AnalysisResult) -> pd.DataFrame:
+    """One row per period: the treated street's pooled figures (all treated roads' points together)."""
+    g = result.group_stats
+    g = g[g["road_group"] == "treated"].copy()
+    rows = []
+    for label, period in result.periods.items():
+        row = g[g["period"] == label]
+        rec = {
+            "district": district.name_ja,
+            "period": label,
+            "dates": f"{period.start}..{period.end}",
+            "n_vehicles": 0,
+            "n_points": 0,
+            "mean_kmh": float("nan"),
+            "p85_kmh": float("nan"),
+            "share_at_or_over_limit": float("nan"),
+            "limit_kmh": float("nan"),
+        }
+        if len(row):
+            r = row.iloc[0]
+            rec.update({k: r[k] for k in ("n_vehicles", "n_points", "mean_kmh", "p85_kmh", "share_at_or_over_limit", "limit_kmh")})
+        rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def format_summary(table: pd.DataFrame) -> str:
+    """Fixed-width text of treated_summary rows (several districts concatenated)."""
+    header = f"{'district':<10} {'period':<8} {'dates':<22} {'vehicles':>8} {'points':>7} {'mean':>6} {'p85':>6} {'>=limit':>8}"
+    lines = [header, "-" * len(header)]
+    for r in table.itertuples():
+        share = "" if pd.isna(r.share_at_or_over_limit) else f"{100 * r.share_at_or_over_limit:6.1f}%"
+        mean = "" if pd.isna(r.mean_kmh) else f"{r.mean_kmh:6.1f}"
+        p85 = "" if pd.isna(r.p85_kmh) else f"{r.p85_kmh:6.1f}"
+        # Pad Japanese names by display width (full-width characters take two columns).
+        width = sum(2 if ord(c) > 0x2E7F else 1 for c in r.district)
+        name = r.district + " " * max(0, 10 - width)
+        lines.append(f"{name} {r.period:<8} {r.dates:<22} {r.n_vehicles:>8} {r.n_points:>7} {mean:>6} {p85:>6} {share:>8}")
+    lines.append("mean / p85 in km/h; >=limit: share of points at or over the speed limit; vehicles: distinct 運行ID")
+    return "\n".join(lines)

@@ -1,0 +1,152 @@
+"""Ingest: rows conserved, bad rows quarantined with reasons, re-ingest adds nothing, IDs pseudonymised."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import stat
+
+import duckdb
+import pytest
+
+from conftest import offset, style12_row, write_zip
+from etl.ingest import ingest_paths
+from etl.pseudonymise import load_id_key
+from etl.validate import parse_fields
+
+RAW_ID = "000012345678"
+
+
+def _good(i: int, speed=30, vid=RAW_ID, t="20170905080000"):
+    lon, lat = offset(i * 10, 0)
+    return style12_row(vid, t, lon, lat, speed)
+
+
+def _query(wh, sql):
+    con = duckdb.connect(str(wh / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_bad_rows_are_quarantined_and_rows_conserved(tmp_path):
+    lon, lat = offset(0, 0)
+    lines = [
+        _good(0),                                              # 1 ok
+        style12_row(RAW_ID, "201709050801", lon, lat, 25),     # 2 ok: 12-digit GPS time, padded with 00
+        style12_row(RAW_ID, "20170905080200", lon, 0.0, 25),   # 3 latitude outside Japan
+        style12_row(RAW_ID, "20170905080300", lon, lat, 255),  # 4 speed over 180
+        style12_row(RAW_ID, "20170905080400", lon, lat, -1),   # 5 negative speed
+        style12_row(RAW_ID, "2017090508xx00", lon, lat, 20),   # 6 malformed GPS time
+        style12_row(RAW_ID, "20171305080000", lon, lat, 20),   # 7 month 13
+        "RSU0001,x,20170905," + RAW_ID + ",2,1",                  # 8 too few fields
+        "",                                                    # 9 empty line
+        style12_row(RAW_ID, "20170905080500", lon, lat, "abc"),  # 10 speed not numeric
+        style12_row("", "20170905080600", lon, lat, 20),       # 11 no operation ID
+        _good(3, speed=40),                                    # 12 ok
+    ]  # fmt: skip
+    write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", lines)
+    report = ingest_paths([tmp_path / "d"], tmp_path / "wh")
+    assert report.total("rows_read") == 12
+    assert report.total("rows_stored") == 3
+    assert report.total("rows_quarantined") == 9
+    wh = tmp_path / "wh"
+    q = dict(_query(wh, "SELECT line_no, reason FROM quarantine ORDER BY line_no"))
+    assert q == {
+        3: "lat_out_of_range", 4: "speed_kmh_out_of_range", 5: "speed_kmh_out_of_range", 6: "bad_gps_time",
+        7: "bad_gps_time", 8: "field_count", 9: "empty_line", 10: "speed_kmh_not_numeric",
+        11: "missing_operation_id",
+    }  # fmt: skip
+    stored = _query(wh, "SELECT line_no, gps_time, speed_kmh FROM probe_points ORDER BY line_no")
+    assert [(r[0], r[1].strftime("%Y%m%d%H%M%S"), r[2]) for r in stored] == [
+        (1, "20170905080000", 30.0), (2, "20170905080100", 25.0), (12, "20170905080000", 40.0),
+    ]  # fmt: skip
+    manifest = _query(wh, "SELECT rows_read, rows_stored, rows_quarantined, status FROM manifest")
+    assert manifest == [(12, 3, 9, "ok")]
+
+
+def test_reingest_adds_nothing_and_copies_are_recognised(tmp_path):
+    z = write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", [_good(i) for i in range(5)])
+    r1 = ingest_paths([z], tmp_path / "wh")
+    assert r1.total("rows_stored") == 5
+    r2 = ingest_paths([tmp_path / "d"], tmp_path / "wh")
+    assert [f.status for f in r2.files] == ["skipped"] and r2.total("rows_stored") == 0
+    # The same bytes under another name are the same delivery.
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "renamed.zip").write_bytes(z.read_bytes())
+    r3 = ingest_paths([tmp_path / "copy"], tmp_path / "wh")
+    assert [f.status for f in r3.files] == ["skipped"]
+    assert _query(tmp_path / "wh", "SELECT count(*) FROM probe_points") == [(5,)]
+    assert _query(tmp_path / "wh", "SELECT count(*) FROM manifest") == [(1,)]
+
+
+def test_raw_operation_id_never_stored(tmp_path):
+    lines = [_good(i) for i in range(3)] + [style12_row(RAW_ID, "20170905080000", 0.0, 0.0, 10), "x," + RAW_ID]
+    write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", lines)
+    ingest_paths([tmp_path / "d"], tmp_path / "wh")
+    for root, _, files in os.walk(tmp_path / "wh"):
+        for name in files:
+            data = open(os.path.join(root, name), "rb").read()
+            assert RAW_ID.encode() not in data, f"raw 運行ID found in {name}"
+    keys = _query(tmp_path / "wh", "SELECT DISTINCT vehicle_key FROM probe_points")
+    assert len(keys) == 1 and len(keys[0][0]) == 32
+    raw = _query(tmp_path / "wh", "SELECT raw_text FROM quarantine ORDER BY line_no")
+    assert all(RAW_ID not in r[0] for r in raw)
+    assert keys[0][0] in raw[0][0]  # the pseudonym takes the ID's place in the kept raw text
+
+
+def test_pseudonym_depends_on_key(tmp_path, monkeypatch):
+    write_zip(tmp_path / "d" / "a.zip", [_good(0)])
+    ingest_paths([tmp_path / "d"], tmp_path / "wh1")
+    monkeypatch.setenv("ETC2CALM_ID_KEY", "another-key")
+    ingest_paths([tmp_path / "d"], tmp_path / "wh2")
+    k1 = _query(tmp_path / "wh1", "SELECT vehicle_key FROM probe_points")
+    k2 = _query(tmp_path / "wh2", "SELECT vehicle_key FROM probe_points")
+    assert k1 != k2
+
+
+def test_key_file_created_private(tmp_path, monkeypatch):
+    monkeypatch.delenv("ETC2CALM_ID_KEY")
+    key = load_id_key()
+    path = tmp_path / "config" / "etc2calm" / "id_key"
+    assert path.exists() and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_id_key() == key and len(key) == 64
+
+
+def test_unreadable_file_fails_but_others_ingested(tmp_path):
+    write_zip(tmp_path / "d" / "good.zip", [_good(i) for i in range(4)])
+    (tmp_path / "d" / "broken.zip").write_bytes(b"PK\x03\x04 this is not a zip")
+    (tmp_path / "d" / "empty.zip").write_bytes(b"")
+    report = ingest_paths([tmp_path / "d"], tmp_path / "wh")
+    status = {f.path.name: f.status for f in report.files}
+    assert status == {"good.zip": "ok", "broken.zip": "failed", "empty.zip": "failed"}
+    assert report.total("rows_stored") == 4
+    assert all(f.path.name in f.message for f in report.failed)
+    failed = _query(tmp_path / "wh", "SELECT count(*) FROM manifest WHERE status = 'failed'")
+    assert failed == [(2,)]
+
+
+def test_plain_and_gzip_csv_utf8_lf(tmp_path):
+    lines = [_good(i) for i in range(3)]
+    d = tmp_path / "d" / "sub"
+    d.mkdir(parents=True)
+    (d / "a.csv").write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+    with gzip.open(d / "b.csv.gz", "wb") as fh:
+        fh.write(("\n".join(lines[:2])).encode("utf-8"))  # no final newline
+    report = ingest_paths([tmp_path / "d"], tmp_path / "wh")
+    assert report.total("rows_stored") == 5 and report.total("rows_quarantined") == 0
+
+
+def test_missing_path_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        ingest_paths([tmp_path / "nope"], tmp_path / "wh")
+
+
+def test_parse_fields_line_numbers_with_bad_lines_between():
+    good = [_good(i) for i in range(4)]
+    data = "\r\n".join([good[0], "bad", good[1], "", good[2], "a,b", good[3]]).encode("cp932")
+    rows, line_no, rejects = parse_fields(data)
+    assert rows.num_rows == 4 and list(line_no) == [1, 3, 5, 7]
+    assert rejects.column("line_no").to_pylist() == [2, 4, 6]
+    assert rejects.column("reason").to_pylist() == ["field_count", "empty_line", "field_count"]
