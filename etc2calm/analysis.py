@@ -104,7 +104,7 @@ def load_points(con: duckdb.DuckDBPyConnection, period: Period, bounds: tuple[fl
     """Points with GPS時刻 inside the period (inclusive days, JST) and inside bounds (metres, EPSG:6677)."""
     minx, miny, maxx, maxy = bounds
     # operation_date may lag GPS time across midnight: widen the partition filter by a day.
-    return con.execute(
+    return con.sql(
         """
         SELECT vehicle_key, speed_kmh, x_m, y_m
         FROM probe_points
@@ -112,8 +112,8 @@ def load_points(con: duckdb.DuckDBPyConnection, period: Period, bounds: tuple[fl
           AND gps_time >= ?::TIMESTAMP AND gps_time < ?::TIMESTAMP
           AND x_m BETWEEN ? AND ? AND y_m BETWEEN ? AND ?
         """,
-        [period.start, period.end, dt.datetime.combine(period.start, dt.time()),
-         dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time()), minx, maxx, miny, maxy],
+        params=[period.start, period.end, dt.datetime.combine(period.start, dt.time()),
+                dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time()), minx, maxx, miny, maxy],
     ).to_arrow_table()  # fmt: skip
 
 
@@ -166,11 +166,15 @@ def analyze(
             in_group = matched.filter(pc.is_in(matched.column("road_group"), pa.array(["treated", "comparison"])))
             group_parts.append(_with(speed_statistics(con, in_group, ["road_group", "period"]).to_pandas(), extra))
             hist_parts.append(_with(speed_histogram(con, matched, ["road_id", "period"]).to_pandas(), extra))
-        road_stats = pd.concat(road_parts, ignore_index=True)
+        # One row per road and period, also where no point matched (n_points 0, figures empty).
+        full = pd.MultiIndex.from_product([roads["road_id"], list(periods)], names=["road_id", "period"]).to_frame(index=False)
+        road_stats = _complete(full, pd.concat(road_parts, ignore_index=True), periods, district_key, roads)
+        groups = sorted({"treated", "comparison"} & set(roads["role"]))
+        full_groups = pd.MultiIndex.from_product([groups, list(periods)], names=["road_group", "period"]).to_frame(index=False)
+        group_stats = _complete(full_groups, pd.concat(group_parts, ignore_index=True), periods, district_key, roads)
         names = dict(zip(roads["road_id"], roads["name"]))
         road_stats["road_name"] = road_stats["road_id"].map(names)
         road_stats["role"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["role"])))
-        group_stats = pd.concat(group_parts, ignore_index=True)
         hist = pd.concat(hist_parts, ignore_index=True)
         _store(con, district_key, list(periods), road_stats, group_stats, hist, now)
     finally:
@@ -180,6 +184,20 @@ def analyze(
     return AnalysisResult(
         district_key, roads, periods, road_stats.reset_index(drop=True), group_stats, n_in_area, n_matched
     )
+
+
+def _complete(full: pd.DataFrame, stats: pd.DataFrame, periods, district_key, roads) -> pd.DataFrame:
+    keys = list(full.columns)
+    out = full.merge(stats.drop(columns=["district", "period_start", "period_end"], errors="ignore"), on=keys, how="left")
+    out["n_points"] = out["n_points"].fillna(0).astype("int64")
+    out["n_vehicles"] = out["n_vehicles"].fillna(0).astype("int64")
+    if "road_id" in keys:
+        limits = dict(zip(roads["road_id"], roads["limit_kmh"]))
+        out["limit_kmh"] = out["road_id"].map(limits).astype(float)
+    out["district"] = district_key
+    out["period_start"] = out["period"].map({k: p.start for k, p in periods.items()})
+    out["period_end"] = out["period"].map({k: p.end for k, p in periods.items()})
+    return out
 
 
 def _with(df: pd.DataFrame, extra: dict) -> pd.DataFrame:

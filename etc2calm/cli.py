@@ -143,14 +143,14 @@ def cmd_sql(args) -> int:
         raise UserError("etc2calm sql is read-only: give SELECT statements only")
     con = connect(args.warehouse, read_only=True)
     try:
-        rel = con.sql(args.query)
         if args.csv:
+            cur = con.execute(args.query)
             writer = csv.writer(sys.stdout, lineterminator="\n")
-            writer.writerow(rel.columns)
-            while batch := rel.fetchmany(10_000):
+            writer.writerow([d[0] for d in cur.description])
+            while batch := cur.fetchmany(10_000):
                 writer.writerows(batch)
         else:
-            rel.show(max_rows=200, max_width=200)
+            con.sql(args.query).show(max_rows=200, max_width=200)
     except duckdb.Error as exc:
         raise UserError(f"SQL error: {str(exc).splitlines()[0]}") from None
     finally:

@@ -1,0 +1,135 @@
+"""The CLI contract, run as a subprocess: ingest, analyze, map, sql, and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_zip
+from test_analysis import expected, make_delivery
+
+ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
+
+
+def run(*args, cwd=None):
+    return subprocess.run([ETC2CALM, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(proc, *needles):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.fixture
+def ingested(tmp_path):
+    truth = make_delivery(tmp_path / "delivery")
+    proc = run("ingest", "--warehouse", tmp_path / "wh", tmp_path / "delivery")
+    assert proc.returncode == 0, proc.stderr
+    return tmp_path / "wh", truth, proc
+
+
+def test_ingest_reports_counts(ingested):
+    _, _, proc = ingested
+    # 2 files × (240 points + 1 outside the periods); no bad rows.
+    assert "rows read 482 = stored 482 + quarantined 0" in proc.stdout
+
+
+def test_ingest_bad_file_exits_nonzero_after_ingesting_the_rest(tmp_path):
+    make_delivery(tmp_path / "d")
+    (tmp_path / "d" / "OUT1-2_533925_20170906.zip").write_bytes(b"PK\x05\x06truncated")
+    proc = run("ingest", "--warehouse", tmp_path / "wh", tmp_path / "d")
+    assert proc.returncode != 0
+    assert "OUT1-2_533925_20170906.zip" in proc.stderr and "Traceback" not in proc.stderr
+    assert "2 ingested" in proc.stdout and "1 failed" in proc.stdout
+    out = run("sql", "--warehouse", tmp_path / "wh", "--csv", "SELECT count(*) AS n FROM probe_points")
+    assert out.stdout.splitlines() == ["n", "482"]
+
+
+def test_ingest_quarantine_exits_zero(tmp_path):
+    write_zip(tmp_path / "d" / "a.zip", ["only,three,fields"])
+    proc = run("ingest", "--warehouse", tmp_path / "wh", tmp_path / "d")
+    assert proc.returncode == 0
+    assert "quarantined 1" in proc.stdout
+    out = run("sql", "--warehouse", tmp_path / "wh", "--csv", "SELECT line_no, reason FROM quarantine")
+    assert out.stdout.splitlines() == ["line_no,reason", "1,field_count"]
+
+
+def test_analyze_roads_csv(ingested, tiny_network, tmp_path):
+    wh, truth, _ = ingested
+    out = tmp_path / "out" / "stats.csv"
+    proc = run("analyze", "--warehouse", wh, "--roads", tiny_network,
+               "--before", "2017-09-01..2017-09-30", "--after", "2017-11-01..2017-11-30", "--out", out)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    required = {"road_id", "period", "n_points", "n_vehicles", "mean_kmh", "p85_kmh", "share_at_or_over_limit", "limit_kmh"}
+    assert required <= set(rows[0])
+    assert {(r["road_id"], r["period"]) for r in rows} == {("R1", "before"), ("R1", "after"), ("A1", "before"), ("A1", "after")}
+    for r in rows:
+        speeds, vids = truth[r["period"]][r["road_id"]]
+        exp = expected(speeds, vids, float(r["limit_kmh"]))
+        assert int(r["n_points"]) == exp["n_points"] and int(r["n_vehicles"]) == exp["n_vehicles"]
+        assert float(r["mean_kmh"]) == pytest.approx(exp["mean_kmh"])
+        assert float(r["p85_kmh"]) == pytest.approx(exp["p85_kmh"])
+        assert float(r["share_at_or_over_limit"]) == pytest.approx(exp["share_at_or_over_limit"])
+
+
+def test_analyze_period_bounds_are_inclusive(ingested, tiny_network, tmp_path):
+    wh, truth, _ = ingested
+    out = tmp_path / "s.csv"
+    # One-day periods on exactly the delivery days.
+    proc = run("analyze", "--warehouse", wh, "--roads", tiny_network,
+               "--before", "2017-09-05..2017-09-05", "--after", "2017-11-10..2017-11-10", "--out", out)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = {(r["road_id"], r["period"]): r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    assert int(rows[("R1", "after")]["n_points"]) == len(truth["after"]["R1"][0])
+
+
+def test_sql_table_and_read_only(ingested):
+    wh, _, _ = ingested
+    proc = run("sql", "--warehouse", wh, "SELECT count(*) AS n FROM probe_points")
+    assert proc.returncode == 0 and "482" in proc.stdout
+    assert_one_line_error(run("sql", "--warehouse", wh, "DELETE FROM manifest"), "read-only")
+    assert_one_line_error(run("sql", "--warehouse", wh, "SELECT * FROM no_such_table"), "SQL error")
+
+
+def test_map_command_writes_html(ingested, tmp_path):
+    wh, _, _ = ingested
+    out = tmp_path / "maps" / "okurayama.html"
+    proc = run("map", "--warehouse", wh, "--district", "okurayama", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    html = out.read_text(encoding="utf-8")
+    assert "大倉山三丁目" in html and "合成データ" in html
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["ingest", "/no/such/delivery"], "no such file"),
+        (["analyze", "--district", "atlantis"], "unknown district 'atlantis'"),
+        (["analyze", "--district", "okurayama", "--before", "2017-09-30..2017-09-01"], "bad date range"),
+        (["analyze", "--district", "okurayama", "--before", "September"], "bad date range"),
+        (["map", "--district", "atlantis"], "unknown district"),
+    ],
+)
+def test_user_mistakes_one_line(tmp_path, args, needle):
+    proc = run(*args[:1], "--warehouse", tmp_path / "wh", *args[1:])
+    assert_one_line_error(proc, needle)
+
+
+def test_analyze_roads_requires_periods(tmp_path, tiny_network):
+    proc = run("analyze", "--warehouse", tmp_path / "wh", "--roads", tiny_network)
+    assert_one_line_error(proc, "--before is required")
+
+
+def test_sql_without_warehouse(tmp_path):
+    assert_one_line_error(run("sql", "--warehouse", tmp_path / "none", "SELECT 1"), "no warehouse")
