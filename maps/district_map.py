@@ -191,7 +191,7 @@ def _style(kind: str, color: str | None = None, emphasis: bool = False) -> dict:
 def _tip(name: str, role: str, lines: list[str]) -> str:
     role_text = ROLE_LABELS.get(role)
     head = f"<b>{html.escape(name or '（名称なし）')}</b>"
-    if role_text:
+    if role_text and role_text not in (name or ""):
         head += f"（{role_text}）"
     return "<br>".join([head, *lines])
 
@@ -398,7 +398,8 @@ _CSS = """
   .e2c-legend table { border-collapse: collapse; }
   .e2c-legend td { padding: 1px 4px; vertical-align: middle; }
   .e2c-legend svg { display: block; }
-  .e2c-note { font-size: 12px; max-width: 360px; }
+  .e2c-legend, .e2c-note { width: 350px; }
+  .e2c-note { font-size: 12px; }
   .e2c-note .e2c-synth { color: #c62828; font-weight: bold; }
   .e2c-label { background: none; border: none; }
   .e2c-label span { display: inline-block; transform: translate(-50%, -140%); white-space: nowrap;
@@ -429,8 +430,8 @@ _SCRIPT = Template(
   box('e2c-title', 'topleft');
   L.control.zoom({ position: 'topleft', zoomInTitle: '拡大', zoomOutTitle: '縮小' }).addTo(map);
   box('e2c-switch', 'topright');
+  box('e2c-note', 'bottomright');    // bottom corners stack upwards: the legend sits above the note
   box('e2c-legend', 'bottomright');
-  box('e2c-note', 'bottomleft');
 
   L.geoJSON(DATA.outlines.ward, { interactive: false,
     style: { color: '#555', weight: 2.5, opacity: 0.9, fill: false } }).addTo(map);
@@ -482,6 +483,20 @@ _SCRIPT = Template(
   });
   show(DATA.initial);
   base('gsi');
+
+  // Fit the roads into the part of the map not covered by the title box (top) and the right-hand
+  // column of legend/note; on narrow screens the boxes overlap anyway, so use small paddings.
+  function fit() {
+    var size = map.getSize(), top = map.getContainer().getBoundingClientRect().top;
+    var tl = [20, 20], br = [20, 20];
+    var title = document.getElementById('e2c-title'), legend = document.getElementById('e2c-legend');
+    if (size.x > 700 && title) { tl[1] = title.getBoundingClientRect().bottom - top + 15; }
+    if (size.x > 700 && legend) { br[0] = legend.getBoundingClientRect().width + 35; }
+    if (tl[1] + br[1] > size.y * 0.6) { tl[1] = 20; }
+    if (tl[0] + br[0] > size.x * 0.6) { br[0] = 20; }
+    map.fitBounds(DATA.bounds, { paddingTopLeft: tl, paddingBottomRight: br });
+  }
+  fit();
 })();
 {% endmacro %}
 """
@@ -610,7 +625,8 @@ def render_district_map(
     area = _outline(area_path, "district area")
 
     m = _OfflineMap(location=[district.center_lat, district.center_lon], zoom_start=16, tiles=None,
-                    zoom_control=False, control_scale=True, prefer_canvas=False)
+                    zoom_control=False, control_scale=True, prefer_canvas=False,
+                    zoom_snap=0.25, zoom_delta=0.5)
     gsi = folium.TileLayer(tiles=GSI_PALE_URL, attr=GSI_ATTRIBUTION, name="地理院タイル 淡色地図",
                            max_native_zoom=18, max_zoom=19, show=False, control=False)
     osm = folium.TileLayer(tiles=OSM_URL, attr=OSM_ATTRIBUTION, name="OpenStreetMap",
@@ -626,9 +642,9 @@ def render_district_map(
                      "area": area or {"type": "FeatureCollection", "features": []}},
         "names": names,
         "initial": initial_layer,
+        "bounds": _fit_bounds(roads),
     }
     m.add_child(_DistrictLayers(data, gsi, osm))
-    m.fit_bounds(_fit_bounds(roads), padding=(30, 30))
 
     title_text = f"{district.name_ja}（{district.ward_ja}）生活道路の速度" if district.ward_ja \
         else f"{district.name_ja} 生活道路の速度"

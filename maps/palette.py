@@ -25,6 +25,11 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
+def _with(unit: str, word: str) -> str:
+    """Unit followed by 以上/未満: a space only after Latin units ('6 km/h 以上', '20 ポイント以上')."""
+    return f"{unit} {word}" if unit[-1:].isascii() and unit[-1:].isalpha() else f"{unit}{word}"
+
+
 @dataclass(frozen=True)
 class SequentialScale:
     """Classes split at `breaks` (ascending, display units); a value equal to a break falls in the upper class."""
@@ -52,10 +57,10 @@ class SequentialScale:
     def legend(self) -> list[tuple[str, str]]:
         """(colour, Japanese label) pairs from the highest class down."""
         u = self.unit
-        rows = [(self.colors[0], f"{_fmt(self.breaks[0])}{u} 未満")]
+        rows = [(self.colors[0], f"{_fmt(self.breaks[0])}{_with(u, '未満')}")]
         for i in range(1, len(self.breaks)):
             rows.append((self.colors[i], f"{_fmt(self.breaks[i - 1])}〜{_fmt(self.breaks[i])}{u}"))
-        rows.append((self.colors[-1], f"{_fmt(self.breaks[-1])}{u} 以上"))
+        rows.append((self.colors[-1], f"{_fmt(self.breaks[-1])}{_with(u, '以上')}"))
         return rows[::-1]
 
 
@@ -94,10 +99,10 @@ class DivergingScale:
     def legend(self) -> list[tuple[str, str]]:
         """(colour, Japanese label) pairs from the largest decrease to the largest increase."""
         t, u = self.thresholds, self.unit
-        spans = [f"{_fmt(t[i])}〜{_fmt(t[i + 1])}{u}" for i in range(len(t) - 1)] + [f"{_fmt(t[-1])}{u} 以上"]
-        rows = [(self.decrease[i], f"{spans[i]} {self.down_word}") for i in reversed(range(len(t)))]
-        rows.append((self.neutral, f"ほぼ変化なし（±{_fmt(t[0])}{u} 未満）"))
-        rows += [(self.increase[i], f"{spans[i]} {self.up_word}") for i in range(len(t))]
+        spans = [f"{_fmt(t[i])}〜{_fmt(t[i + 1])}{u}" for i in range(len(t) - 1)] + [f"{_fmt(t[-1])}{_with(u, '以上')}"]
+        rows = [(self.decrease[i], f"{spans[i]}の{self.down_word}") for i in reversed(range(len(t)))]
+        rows.append((self.neutral, f"ほぼ変化なし（±{_fmt(t[0])}{_with(u, '未満')}）"))
+        rows += [(self.increase[i], f"{spans[i]}の{self.up_word}") for i in range(len(t))]
         return rows
 
 

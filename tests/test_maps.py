@@ -139,11 +139,15 @@ def test_scales_reject_nan():
 
 
 def test_legend_labels():
-    assert palette.SHARE_SCALE.legend()[0] == ("#b10026", "50% 以上")
-    assert palette.SHARE_SCALE.legend()[-1] == ("#fed976", "10% 未満")
+    assert palette.SHARE_SCALE.legend()[0] == ("#b10026", "50%以上")
+    assert palette.SHARE_SCALE.legend()[-1] == ("#fed976", "10%未満")
     rows = palette.SHARE_CHANGE_SCALE.legend()
-    assert rows[0] == ("#2166ac", "20 ポイント 以上 減少") or rows[0][0] == "#2166ac"
-    assert rows[3] == ("#f7f7f7", "ほぼ変化なし（±3 ポイント 未満）")
+    assert rows[0] == ("#2166ac", "20 ポイント以上の減少")
+    assert rows[1] == ("#67a9cf", "10〜20 ポイントの減少")
+    assert rows[3] == ("#f7f7f7", "ほぼ変化なし（±3 ポイント未満）")
+    assert rows[-1] == ("#b2182b", "20 ポイント以上の増加")
+    assert palette.SPEED_CHANGE_SCALE.legend()[0] == ("#2166ac", "6 km/h 以上の低下")
+    assert palette.SPEED_SCALE.legend()[-1] == ("#fed976", "20 km/h 未満")
     assert len(rows) == 7
 
 
@@ -258,7 +262,7 @@ def test_html_content(rendered):
     assert page.count('type="radio" name="e2c-layer"') == 3  # radio buttons: one layer at a time
     assert "対策前：30 km/h 以上の割合 (%)" in page
     assert "変化：30 km/h 以上の割合の増減 (ポイント)" in page
-    assert "50% 以上" in page and "ほぼ変化なし" in page
+    assert "50%以上" in page and "ほぼ変化なし" in page
     assert "合成データ（デモ用）— 実際の観測値ではありません" in page
     assert "ETC2.0 プローブデータ" in page and "10 台未満" in page
     assert '"text":"対策道路"' in page and '"text":"比較道路"' in page
@@ -300,3 +304,13 @@ def test_not_synthetic_has_no_banner(tmp_path):
                               before="before", after="after", synthetic=False)
     page = out.read_text(encoding="utf-8")
     assert "合成データ" not in page and "e2c-banner\"" not in page
+
+
+def test_initial_layer_checked(tmp_path):
+    out = render_district_map(make_district(tmp_path), make_roads(), make_stats(), tmp_path / "m.html",
+                              before="before", after="after", initial_layer="before")
+    page = out.read_text(encoding="utf-8")
+    assert 'value="before" checked>' in page and "表示中：対策前" in page
+    with pytest.raises(ValueError, match="initial_layer"):
+        render_district_map(make_district(tmp_path), make_roads(), make_stats(), tmp_path / "m.html",
+                            before="before", after="after", initial_layer="diff")
