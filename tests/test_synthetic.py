@@ -1,0 +1,143 @@
+"""Tests of the synthetic ETC2.0 delivery generator, the 2次メッシュ codes and the bundled networks."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from pyproj import Transformer
+
+from etc2calm.district import list_districts, load_district
+from etl.mesh import mesh2_code
+from etl.synthetic import generate_delivery, wareki_month_folder
+
+FOLDER_RE = re.compile(r"^(H\d{2}|R\d+)年\d{2}月_OUT1-2$")
+ZIP_RE = re.compile(r"^OUT1-2_(\d{6})_(\d{8})\.zip$")
+
+
+def test_mesh2_code_known_points():
+    assert mesh2_code(35.521096, 139.626967) == 533925  # 大倉山三丁目
+    np.testing.assert_array_equal(mesh2_code([35.6812, 34.7025, 35.509773], [139.7671, 135.4959, 139.542986]),
+                                  [533946, 523503, 533924])  # 東京駅, 大阪駅, 中山町
+    assert mesh2_code(35.5, 139.625) == 533925  # on the south-west corner: belongs to this mesh
+    with pytest.raises(ValueError, match="outside"):
+        mesh2_code(0.0, 139.6)
+
+
+def test_wareki_folders():
+    assert wareki_month_folder(2017, 9) == "H29年09月_OUT1-2"
+    assert wareki_month_folder(2019, 4) == "H31年04月_OUT1-2"
+    assert wareki_month_folder(2019, 5) == "R1年05月_OUT1-2"
+
+
+def test_networks_share_vertices_and_roles():
+    for d in list_districts():
+        fc = json.loads(d.network_path.read_text(encoding="utf-8"))
+        assert fc["synthetic"] is True and "合成データ" in fc["note"]
+        ids = {f["properties"]["road_id"] for f in fc["features"]}
+        assert set(d.treated_roads) | set(d.comparison_roads) <= ids
+        lines = [shapely.linestrings(f["geometry"]["coordinates"]) for f in fc["features"]]
+        verts = [set(map(tuple, f["geometry"]["coordinates"])) for f in fc["features"]]
+        for i in range(len(lines)):
+            for j in range(i + 1, len(lines)):
+                if shapely.intersects(lines[i], lines[j]):
+                    assert verts[i] & verts[j], (d.key, i, j)
+
+
+@pytest.fixture(scope="module")
+def small_delivery(tmp_path_factory):
+    out = tmp_path_factory.mktemp("delivery")
+    summary = generate_delivery(out, scale=0.05, seed=7)
+    return out, summary
+
+
+def test_determinism(small_delivery, tmp_path):
+    out, summary = small_delivery
+    again = generate_delivery(tmp_path / "again", scale=0.05, seed=7)
+    assert again["rows"] == summary["rows"]
+
+    def digests(root):
+        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.zip"))}
+
+    assert digests(out) == digests(tmp_path / "again")
+
+
+def test_format(small_delivery):
+    out, summary = small_delivery
+    assert "合成データ" in (out / "README.txt").read_bytes().decode("cp932")
+    zips = sorted(out.rglob("*.zip"))
+    assert len(zips) == summary["files"] > 0
+    n_rows = n_bad_width = 0
+    for z in zips:
+        assert FOLDER_RE.match(z.parent.name), z.parent.name
+        m = ZIP_RE.match(z.name)
+        assert m, z.name
+        mesh, day = m.groups()
+        with zipfile.ZipFile(z) as zf:
+            assert zf.namelist() == ["data.csv"]
+            raw = zf.read("data.csv")
+        text = raw.decode("cp932")
+        assert text.endswith("\r\n") and "\n" not in text.replace("\r\n", "")
+        rows = [line.split(",") for line in text.split("\r\n")[:-1]]
+        n_rows += len(rows)
+        for r in rows:
+            if len(r) != 33:
+                n_bad_width += 1
+                continue
+            assert not r[0].startswith("RSU")  # headerless
+            assert r[24] == mesh
+            assert len(r[3]) == 12 and r[3].isdigit()
+            if len(r[6]) == 14:
+                assert r[6][:8] == day
+    assert n_rows == summary["rows"]
+    assert n_bad_width <= max(5, 0.005 * n_rows)
+
+
+def _points(root: Path) -> pd.DataFrame:
+    frames = []
+    for z in root.rglob("*.zip"):
+        with zipfile.ZipFile(z) as zf:
+            frames.append(pd.read_csv(io.BytesIO(zf.read("data.csv")), header=None, usecols=[3, 6, 14, 15, 18],
+                                      names=["op", "t", "lon", "lat", "v"], dtype={3: str, 6: str},
+                                      on_bad_lines="skip", encoding="cp932"))
+    df = pd.concat(frames, ignore_index=True)
+    return df[(df.lat > 20) & (df.v >= 0) & (df.v < 200) & (df.t.str.len() == 14)]
+
+
+def test_treated_street_calibration(tmp_path):
+    """Independent check: points within 10 m of T1 (away from its end junctions), before vs after."""
+    d = load_district("okurayama")
+    generate_delivery(tmp_path, districts=[d], scale=0.3, seed=11)
+    df = _points(tmp_path)
+    fwd = Transformer.from_crs("EPSG:4326", "EPSG:6677", always_xy=True)
+    x, y = fwd.transform(df.lon.to_numpy(), df.lat.to_numpy())
+    pts = shapely.points(x, y)
+    fc = json.loads(d.network_path.read_text(encoding="utf-8"))
+    day = pd.to_datetime(df.t.str[:8]).dt.date.to_numpy()
+    means = {}
+    for f in fc["features"]:
+        rid = f["properties"]["road_id"]
+        if rid not in ("T1", "C1"):
+            continue
+        c = np.array(f["geometry"]["coordinates"])
+        lx, ly = fwd.transform(c[:, 0], c[:, 1])
+        line = shapely.linestrings(np.column_stack([lx, ly]))
+        ends = shapely.multipoints(np.column_stack([lx, ly])[[0, -1]])
+        near = (shapely.distance(pts, line) < 10) & (shapely.distance(pts, ends) > 25)
+        for name in ("before", "after"):
+            p = d.period(name)
+            m = near & (day >= p.start) & (day <= p.end)
+            assert m.sum() > 300
+            means[rid, name] = df.v.to_numpy()[m].mean()
+    assert means["T1", "before"] == pytest.approx(32.6, abs=1.5)
+    assert means["T1", "after"] == pytest.approx(24.8, abs=1.5)
+    assert 5.5 < means["T1", "before"] - means["T1", "after"] < 10.5
+    assert abs(means["C1", "after"] - means["C1", "before"]) < 1.5
