@@ -12,16 +12,16 @@ Validation rules (reason codes written to the `quarantine` table):
 | `<column>_not_numeric` | a numeric column (spec type int/float) does not parse |
 | `<column>_out_of_range` | a numeric column lies outside the spec's allowed range (e.g. lon 120–150, lat 20–50, speed 0–180 km/h) |
 
-The first failing rule, in this order, is the row's reason.
+The first failing rule, in this order, is the row's reason. `validation_rules()` lists them\nas generated from the spec.
 """
 
 from __future__ import annotations
 
 import io
 
-import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from etl.spec import STYLE_1_2_COLUMNS, STYLE_1_2_N_COLUMNS, Column
@@ -62,14 +62,11 @@ def decode(data: bytes) -> str:
     return data.decode("cp932", errors="replace")
 
 
-def _encoding_of(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        return "utf-8-sig"
-    try:
-        data.decode("cp932")
-        return "cp932"
-    except UnicodeDecodeError:
-        return "utf-8"
+def _as_utf8(data: bytes) -> bytes:
+    """UTF-8 bytes for the parser: ASCII (the usual 様式1-2 content) passes unchanged."""
+    if not (np.frombuffer(data, dtype=np.uint8) >= 0x80).any():
+        return data
+    return decode(data).encode("utf-8")
 
 
 def parse_fields(data: bytes) -> tuple[pa.Table, np.ndarray, pa.Table]:
@@ -103,8 +100,8 @@ def parse_fields(data: bytes) -> tuple[pa.Table, np.ndarray, pa.Table]:
         keep_starts, keep_ends = starts[good], ends[good]
         data = b"\n".join(data[s:e] for s, e in zip(keep_starts.tolist(), keep_ends.tolist()))
     rows = pacsv.read_csv(
-        io.BytesIO(data),
-        read_options=pacsv.ReadOptions(column_names=names, encoding=_encoding_of(data), block_size=1 << 24),
+        io.BytesIO(_as_utf8(data)),
+        read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
         parse_options=pacsv.ParseOptions(quote_char=False, newlines_in_values=False),
         convert_options=pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False
@@ -115,79 +112,99 @@ def parse_fields(data: bytes) -> tuple[pa.Table, np.ndarray, pa.Table]:
     return rows, line_no[good], rejects
 
 
-def _numeric_rules(col: Column) -> list[tuple[str, str]]:
-    sql_type = "BIGINT" if col.type == "int" else "DOUBLE"
-    parsed = f"TRY_CAST(trim({col.name}) AS {sql_type})"
-    rules = [(f"{col.name}_not_numeric", f"{parsed} IS NULL")]
-    if col.low is not None and col.high is not None:
-        rules.append((f"{col.name}_out_of_range", f"{parsed} NOT BETWEEN {col.low} AND {col.high}"))
-    return rules
+NUMBER_PATTERN = r"^[-+]?(\d+\.?\d*|\.\d+)$"
+GPS_TIME_PATTERN = r"^\d{12}(\d{2})?$"
 
 
-GPS_TIME_SQL = (
-    "TRY_STRPTIME(CASE WHEN length(trim(gps_time)) = 12 THEN trim(gps_time) || '00' "
-    "ELSE trim(gps_time) END, '%Y%m%d%H%M%S')"
-)
-OPERATION_DATE_SQL = "TRY_STRPTIME(trim(operation_date), '%Y%m%d')::DATE"
+def _parse_number(text: pa.Array, col: Column) -> pa.Array:
+    """Text → float64 (null where not a number); integers also must have no fractional part."""
+    ok = pc.match_substring_regex(text, NUMBER_PATTERN)
+    values = pc.cast(pc.if_else(ok, text, pa.scalar(None, pa.string())), pa.float64())
+    if col.type == "int":
+        values = pc.if_else(pc.equal(pc.floor(values), values), values, pa.scalar(None, pa.float64()))
+    return values
+
+
+def _parse_gps_time(text: pa.Array) -> pa.Array:
+    """'YYYYMMDDhhmmss' or 'YYYYMMDDhhmm' (seconds padded with 00) → timestamp[s], null if invalid."""
+    ok = pc.match_substring_regex(text, GPS_TIME_PATTERN)
+    padded = pc.if_else(pc.equal(pc.utf8_length(text), 12), pc.binary_join_element_wise(text, "00", ""), text)
+    padded = pc.if_else(ok, padded, pa.scalar(None, pa.string()))
+    return pc.strptime(padded, format="%Y%m%d%H%M%S", unit="s", error_is_null=True)
+
+
+def _parse_date(text: pa.Array) -> pa.Array:
+    ok = pc.match_substring_regex(text, r"^\d{8}$")
+    text = pc.if_else(ok, text, pa.scalar(None, pa.string()))
+    return pc.cast(pc.strptime(text, format="%Y%m%d", unit="s", error_is_null=True), pa.date32())
 
 
 def validation_rules() -> list[tuple[str, str]]:
-    """(reason, SQL condition that is true when the row fails), in evaluation order, from the spec."""
+    """(reason, description) of every rule in evaluation order, generated from the spec."""
     rules = [
-        ("bad_gps_time", f"NOT regexp_full_match(trim(gps_time), '[0-9]{{12}}([0-9]{{2}})?') OR {GPS_TIME_SQL} IS NULL"),
-        ("bad_operation_date", f"{OPERATION_DATE_SQL} IS NULL"),
-        ("missing_operation_id", "trim(operation_id) = ''"),
+        ("bad_gps_time", "GPS時刻 is not a valid YYYYMMDDhhmmss (or YYYYMMDDhhmm) time"),
+        ("bad_operation_date", "運行日 is not a valid YYYYMMDD date"),
+        ("missing_operation_id", "運行ID is empty"),
     ]
     for col in STYLE_1_2_COLUMNS:
         if col.type in ("int", "float"):
-            rules.extend(_numeric_rules(col))
+            rules.append((f"{col.name}_not_numeric", f"{col.name_ja} ({col.name}) is not a number"))
+            if col.low is not None and col.high is not None:
+                unit = f" {col.unit}" if col.unit else ""
+                rules.append(
+                    (f"{col.name}_out_of_range", f"{col.name_ja} ({col.name}) outside {col.low:g}–{col.high:g}{unit}")
+                )
     return rules
 
 
-def reason_sql() -> str:
-    whens = "\n".join(f"    WHEN {cond} THEN '{reason}'" for reason, cond in validation_rules())
-    return f"CASE\n{whens}\n    ELSE NULL END"
+def validate_rows(rows: pa.Table, line_no: np.ndarray) -> tuple[pa.Table, pa.Table]:
+    """Type and check every row, vectorised (pyarrow compute: one pass per column, none per row).
 
-
-def typed_select_sql(source: str) -> str:
-    """SELECT turning the text columns of `source` into warehouse types (for rows that passed)."""
-    exprs = []
+    `rows` holds the 33 text columns with operation_id already pseudonymised. Returns
+    (typed rows that pass, with vehicle_key and line_no; failing rows as (line_no, reason,
+    raw_text) where raw_text is the line with the pseudonym in place of the ID).
+    """
+    n = rows.num_rows
+    text = {c.name: pc.utf8_trim_whitespace(rows.column(c.name)) for c in STYLE_1_2_COLUMNS}
+    typed: dict[str, pa.Array] = {}
+    failures: list[tuple[str, pa.Array]] = []  # (reason, mask of failing rows), in rule order
+    typed["gps_time"] = _parse_gps_time(text["gps_time"])
+    failures.append(("bad_gps_time", pc.is_null(typed["gps_time"])))
+    typed["operation_date"] = _parse_date(text["operation_date"])
+    failures.append(("bad_operation_date", pc.is_null(typed["operation_date"])))
+    failures.append(("missing_operation_id", pc.equal(text["operation_id"], "")))
+    for col in STYLE_1_2_COLUMNS:
+        if col.type not in ("int", "float"):
+            continue
+        values = _parse_number(text[col.name], col)
+        failures.append((f"{col.name}_not_numeric", pc.is_null(values)))
+        if col.low is not None and col.high is not None:
+            outside = pc.or_(pc.less(values, col.low), pc.greater(values, col.high))
+            failures.append((f"{col.name}_out_of_range", pc.fill_null(outside, False)))
+        typed[col.name] = pc.cast(values, pa.int32()) if col.type == "int" else values
+    # The first failing rule names the reason: assign in reverse so earlier rules win.
+    reason = pa.nulls(n, pa.string())
+    for name, mask in reversed(failures):
+        reason = pc.if_else(mask, pa.scalar(name), reason)
+    bad = pc.is_valid(reason)
+    good = pc.invert(bad)
+    line_arr = pa.array(line_no, pa.int64())
+    columns = {}
     for col in STYLE_1_2_COLUMNS:
         if col.name == "operation_id":
             # Already pseudonymised by the caller: the raw 運行ID never reaches storage.
-            exprs.append("trim(operation_id) AS vehicle_key")
-        elif col.name == "gps_time":
-            exprs.append(f"{GPS_TIME_SQL} AS gps_time")
-        elif col.name == "operation_date":
-            exprs.append(f"{OPERATION_DATE_SQL} AS operation_date")
-        elif col.type == "int":
-            exprs.append(f"CAST(trim({col.name}) AS INTEGER) AS {col.name}")
-        elif col.type == "float":
-            exprs.append(f"CAST(trim({col.name}) AS DOUBLE) AS {col.name}")
+            columns["vehicle_key"] = pc.filter(text["operation_id"], good)
+        elif col.name in typed:
+            columns[col.name] = pc.filter(typed[col.name], good)
         else:
-            exprs.append(f"trim({col.name}) AS {col.name}")
-    return f"SELECT {', '.join(exprs)}, line_no FROM {source}"
-
-
-def validate_rows(rows: pa.Table, line_no: np.ndarray) -> tuple[pa.Table, pa.Table]:
-    """Apply the validation rules in DuckDB to rows whose operation_id is already pseudonymised.
-
-    Returns (typed rows that pass, with `vehicle_key` and `line_no`; failing rows as
-    (line_no, reason, raw_text) where raw_text is the line with the pseudonym in place of the ID).
-    """
-    con = duckdb.connect()
-    try:
-        tbl = rows.append_column("line_no", pa.array(line_no, pa.int64()))
-        con.register("raw_rows", tbl)
-        con.execute(f"CREATE TEMP TABLE checked AS SELECT *, {reason_sql()} AS reason FROM raw_rows")
-        raw_cols = ", ".join(c.name for c in STYLE_1_2_COLUMNS)
-        failed = con.sql(
-            f"SELECT line_no, reason, concat_ws(',', {raw_cols}) AS raw_text "
-            "FROM checked WHERE reason IS NOT NULL ORDER BY line_no"
-        ).to_arrow_table()
-        passing = con.sql(
-            typed_select_sql("(SELECT * FROM checked WHERE reason IS NULL ORDER BY line_no)")
-        ).to_arrow_table()
-    finally:
-        con.close()
+            columns[col.name] = pc.filter(text[col.name], good)
+    columns["line_no"] = pc.filter(line_arr, good)
+    passing = pa.table(columns)
+    if pc.any(bad).as_py():
+        raw = pc.binary_join_element_wise(*[pc.filter(rows.column(c.name), bad) for c in STYLE_1_2_COLUMNS], ",")
+        failed = pa.table({"line_no": pc.filter(line_arr, bad), "reason": pc.filter(reason, bad), "raw_text": raw})
+    else:
+        failed = pa.table(
+            {"line_no": pa.array([], pa.int64()), "reason": pa.array([], pa.string()), "raw_text": pa.array([], pa.string())}
+        )
     return passing, failed
