@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_warehouse(p)
     p.add_argument("--delivery", default="build/demo/delivery", metavar="DIR")
     p.add_argument("--maps", default="build/maps", metavar="DIR")
+    p.add_argument("--seed", type=int, default=20171005)
+    p.add_argument("--scale", type=float, default=1.0, help="traffic volume factor of the synthetic delivery (default 1.0)")
     return parser
 
 
@@ -171,7 +173,9 @@ def cmd_generate(args) -> int:
 def cmd_demo(args) -> int:
     from etc2calm.demo import run_demo
 
-    run_demo(warehouse=Path(args.warehouse), delivery=Path(args.delivery), maps_dir=Path(args.maps))
+    run_demo(
+        warehouse=Path(args.warehouse), delivery=Path(args.delivery), maps_dir=Path(args.maps), seed=args.seed, scale=args.scale
+    )
     return 0
 
 

@@ -11,13 +11,13 @@ import pandas as pd
 from etc2calm.summary import format_summary
 
 
-def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 20171005) -> dict:
+def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 20171005, scale: float = 1.0) -> dict:
     """Generate (deterministically) the synthetic delivery, then run the Prefect flow in ephemeral mode."""
     from etl.synthetic import generate_delivery
 
     t0 = time.perf_counter()
     print(f"1/3 合成データ (synthetic ETC2.0 delivery) → {delivery}")
-    gen = generate_delivery(delivery, seed=seed)
+    gen = generate_delivery(delivery, seed=seed, scale=scale)
     print(f"    {_describe_generation(gen)}")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

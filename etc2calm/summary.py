@@ -35,7 +35,7 @@ def treated_summary(district: District, result: AnalysisResult) -> pd.DataFrame:
 
 def format_summary(table: pd.DataFrame) -> str:
     """Fixed-width text of treated_summary rows (several districts concatenated)."""
-    header = f"{'district':<10} {'period':<8} {'dates':<22} {'vehicles':>8} {'points':>7} {'mean':>6} {'p85':>6} {'>=limit':>8}"
+    header = f"{'district':<14} {'period':<8} {'dates':<22} {'vehicles':>8} {'points':>7} {'mean':>6} {'p85':>6} {'>=limit':>8}"
     lines = [header, "-" * len(header)]
     for r in table.itertuples():
         share = "" if pd.isna(r.share_at_or_over_limit) else f"{100 * r.share_at_or_over_limit:6.1f}%"
@@ -43,7 +43,7 @@ def format_summary(table: pd.DataFrame) -> str:
         p85 = "" if pd.isna(r.p85_kmh) else f"{r.p85_kmh:6.1f}"
         # Pad Japanese names by display width (full-width characters take two columns).
         width = sum(2 if ord(c) > 0x2E7F else 1 for c in r.district)
-        name = r.district + " " * max(0, 10 - width)
+        name = r.district + " " * max(0, 14 - width)
         lines.append(f"{name} {r.period:<8} {r.dates:<22} {r.n_vehicles:>8} {r.n_points:>7} {mean:>6} {p85:>6} {share:>8}")
     lines.append("mean / p85 in km/h; >=limit: share of points at or over the speed limit; vehicles: distinct 運行ID")
     return "\n".join(lines)
