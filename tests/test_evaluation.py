@@ -1,0 +1,115 @@
+"""Before/after statistics: exact replicate figures, effect recovery, interval coverage, DiD, flags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from etc2calm.evaluation import GroupData, compare_periods, point_indicators, replicate_indicators
+
+
+def clustered_points(rng, *, n_vehicles=120, effect_treated=0.0, effect_control=0.0, base=32.0):
+    """Vehicles with their own speed level (strong clustering), passing roads T and C before and after."""
+    rows = []
+    level = rng.normal(0, 4, n_vehicles)  # per-vehicle offset, km/h
+    for period, et, ec in (("before", 0.0, 0.0), ("after", effect_treated, effect_control)):
+        for v in range(n_vehicles):
+            for unit, eff, b in (("T", et, base), ("C", ec, base - 3)):
+                k = rng.integers(1, 6)  # passages of this vehicle in this period
+                speeds = np.round(b + eff + level[v] + rng.normal(0, 3, k))
+                rows.extend((unit, period, f"v{v}", s, 30.0) for s in speeds)
+    return pd.DataFrame(rows, columns=["unit", "period", "vehicle", "speed_kmh", "limit_kmh"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    speeds=st.lists(st.integers(0, 80), min_size=1, max_size=60),
+    data=st.data(),
+)
+def test_replicate_equals_expanded_sample(speeds, data):
+    """A replicate's figures equal the raw indicators of the sample it stands for (vehicles repeated)."""
+    n = len(speeds)
+    vehicles = np.array(data.draw(st.lists(st.integers(0, 7), min_size=n, max_size=n)))
+    w = np.array(data.draw(st.lists(st.integers(0, 3), min_size=8, max_size=8)), dtype=float)
+    speeds = np.array(speeds, dtype=float)
+    g = GroupData(vehicles, speeds, np.full(n, 30.0))
+    rep = replicate_indicators(g, w[None, :])
+    expanded = np.concatenate([speeds[vehicles == v] for v in range(8) for _ in range(int(w[v]))] or [np.array([])])
+    exp = point_indicators(expanded, 30.0)
+    for k in ("mean", "p85", "share", "share_plus10"):
+        if len(expanded) == 0:
+            assert np.isnan(rep[k][0])
+        else:
+            assert rep[k][0] == pytest.approx(exp[k])
+
+
+def test_injected_effect_recovered_inside_interval():
+    rng = np.random.default_rng(42)
+    pts = clustered_points(rng, effect_treated=-7.0)
+    out = compare_periods(pts, treated=["T"], control=["C"], indicator="mean", resamples=400, seed=1).set_index("unit")
+    t = out.loc["treated"]
+    assert t["ci_low"] <= -7.0 <= t["ci_high"]
+    assert t["ci_high"] < 0  # clearly a decrease
+    assert t["change"] == pytest.approx(t["after"] - t["before"])
+    c = out.loc["control"]
+    assert c["ci_low"] <= 0.0 <= c["ci_high"]
+
+
+def test_no_effect_interval_covers_zero_in_most_replications():
+    covered = 0
+    for seed in range(50):
+        rng = np.random.default_rng(1000 + seed)
+        pts = clustered_points(rng, n_vehicles=60)
+        out = compare_periods(pts, treated=["T"], control=["C"], indicator="mean", resamples=200, seed=seed)
+        t = out.set_index("unit").loc["treated"]
+        covered += t["ci_low"] <= 0.0 <= t["ci_high"]
+    assert covered >= 45  # at least 90 % of 50
+
+
+def test_did_recovers_treated_only_effect_when_controls_change_too():
+    rng = np.random.default_rng(7)
+    # A city-wide drift of +2 km/h on every street; the treatment takes 7 km/h off the treated one.
+    pts = clustered_points(rng, effect_treated=-7.0 + 2.0, effect_control=2.0)
+    out = compare_periods(pts, treated=["T"], control=["C"], indicator="mean", resamples=400, seed=3).set_index("unit")
+    did = out.loc["did"]
+    assert did["ci_low"] <= -7.0 <= did["ci_high"]
+    assert did["change"] == pytest.approx(out.loc["treated", "change"] - out.loc["control", "change"])
+    # The naive before/after on the treated street alone is off by the drift.
+    assert out.loc["treated", "change"] == pytest.approx(-5.0, abs=1.0)
+
+
+@pytest.mark.parametrize("indicator", ["p85", "share", "share_plus10"])
+def test_other_indicators(indicator):
+    rng = np.random.default_rng(5)
+    pts = clustered_points(rng, effect_treated=-8.0)
+    out = compare_periods(pts, treated=["T"], control=["C"], indicator=indicator, resamples=200, seed=0).set_index("unit")
+    t = out.loc["treated"]
+    assert t["ci_low"] <= t["change"] <= t["ci_high"] and t["ci_high"] < 0
+    exp_before = point_indicators(
+        pts.query("unit == 'T' and period == 'before'")["speed_kmh"].to_numpy(), 30.0
+    )[indicator]
+    assert t["before"] == pytest.approx(exp_before)
+
+
+def test_rows_and_flags():
+    rng = np.random.default_rng(9)
+    pts = clustered_points(rng, n_vehicles=30)
+    pts2 = pts.assign(unit=pts["unit"].replace({"C": "C1"}))
+    pts2 = pd.concat([pts2, pts[pts["unit"] == "C"].assign(unit="C2")])
+    out = compare_periods(pts2, treated=["T"], control=["C1", "C2"], resamples=50, seed=0, min_vehicles=50)
+    assert out["unit"].tolist() == ["T", "C1", "C2", "treated", "control", "did"]
+    assert (out["flag"] == "low_sample").all()  # 30 vehicles < 50
+    assert out.loc[out["unit"] == "T", "n_vehicles_before"].item() == 30
+    with pytest.raises(ValueError, match="unknown indicator"):
+        compare_periods(pts, treated=["T"], control=["C"], indicator="median")
+
+
+def test_reproducible_with_seed():
+    rng = np.random.default_rng(2)
+    pts = clustered_points(rng, n_vehicles=40)
+    a = compare_periods(pts, treated=["T"], control=["C"], resamples=100, seed=5)
+    b = compare_periods(pts, treated=["T"], control=["C"], resamples=100, seed=5)
+    pd.testing.assert_frame_equal(a, b)
