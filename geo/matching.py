@@ -1,16 +1,22 @@
-"""Matching probe points to the nearest road within a radius, through a uniform grid index (vectorised)."""
+"""Matching probe points to road links: uniform grid index + compiled kernel (geo/kernels.py).
+
+Each point goes to the nearest straight segment within a radius whose bearing agrees with the
+point's heading (when known); ties go to the smaller distance, then the smaller segment id
+(segment, link and road ids increase together, so also to the smaller road index).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from geo.network import segment_arrays
+from geo.kernels import match_kernel
+from geo.network import LinkNetwork, build_links
 
 DEFAULT_RADIUS_M = 20.0
-# Points are matched in chunks so the candidate pairs of one chunk stay small in memory.
-CHUNK_POINTS = 1_000_000
+DEFAULT_HEADING_TOLERANCE_DEG = 45.0
 
 
 @dataclass(frozen=True)
@@ -21,11 +27,7 @@ class SegmentGridIndex:
     that can lie within `radius_m` of any point of the cell. Coordinates in metres (projected).
     """
 
-    x0: np.ndarray
-    y0: np.ndarray
-    x1: np.ndarray
-    y1: np.ndarray
-    road_idx: np.ndarray  # feature index of each segment
+    links: LinkNetwork
     origin_x: float
     origin_y: float
     cell_m: float
@@ -36,11 +38,30 @@ class SegmentGridIndex:
     radius_m: float
 
 
-def build_segment_index(geometries, radius_m: float = DEFAULT_RADIUS_M, cell_m: float | None = None) -> SegmentGridIndex:
-    """Index the segments of (Multi)LineStrings given in metres (projected CRS) for matching within `radius_m`."""
+    ux: np.ndarray  # unit vector of each segment (digitised direction)
+    uy: np.ndarray
+    seg_len: np.ndarray
+
+    @property
+    def road_idx(self) -> np.ndarray:
+        """Road (feature) index of each segment."""
+        return self.links.link_road[self.links.seg_link]
+
+
+def build_segment_index(
+    geometries, radius_m: float = DEFAULT_RADIUS_M, cell_m: float | None = None, *,
+    oneway=None, pitch_m: float | None = None,
+) -> SegmentGridIndex:  # fmt: skip
+    """Index the segments of (Multi)LineStrings given in metres (projected CRS) for matching within `radius_m`.
+
+    Roads are split into links at intersections (and into pieces of `pitch_m` metres when
+    given); `oneway` per road: 0 two-way, 1 digitised direction only, -1 reverse only.
+    Built once per network, vectorised (numpy).
+    """
     if radius_m <= 0:
         raise ValueError(f"radius_m must be positive, got {radius_m}")
-    x0, y0, x1, y1, road_idx = segment_arrays(geometries)
+    links = build_links(geometries, oneway=oneway, pitch_m=pitch_m)
+    x0, y0, x1, y1 = links.x0, links.y0, links.x1, links.y1
     if len(x0) == 0:
         raise ValueError("road network has no segments to match against")
     cell_m = float(cell_m or max(radius_m, 1.0))
@@ -65,7 +86,11 @@ def build_segment_index(geometries, radius_m: float = DEFAULT_RADIUS_M, cell_m: 
     order = np.lexsort((seg, cell))
     cell, seg = cell[order], seg[order]
     cell_start = np.searchsorted(cell, np.arange(nx * ny + 1, dtype=np.int64))
-    return SegmentGridIndex(x0, y0, x1, y1, road_idx, origin_x, origin_y, cell_m, nx, ny, cell_start, seg, float(radius_m))
+    seg_len = np.hypot(x1 - x0, y1 - y0)
+    return SegmentGridIndex(
+        links, origin_x, origin_y, cell_m, nx, ny, cell_start, seg, float(radius_m),
+        (x1 - x0) / seg_len, (y1 - y0) / seg_len, seg_len,
+    )  # fmt: skip
 
 
 def point_segment_distance(px, py, x0, y0, x1, y1) -> tuple[np.ndarray, np.ndarray]:
@@ -78,55 +103,61 @@ def point_segment_distance(px, py, x0, y0, x1, y1) -> tuple[np.ndarray, np.ndarr
     return np.hypot(px - (x0 + t * dx), py - (y0 + t * dy)), t
 
 
-def _match_chunk(index: SegmentGridIndex, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass
+class MatchResult:
+    """Per point: segment id (-1 unmatched), link, road index, piece (-1 unmatched), distance (m,
+    NaN unmatched), position along the link (0-1, NaN unmatched) and direction of travel relative
+    to the link's digitisation (+1 / -1; 0 when the heading is unknown or agrees with no candidate)."""
+
+    seg: np.ndarray
+    link: np.ndarray
+    road: np.ndarray
+    dist: np.ndarray
+    pos: np.ndarray
+    direction: np.ndarray
+
+
+def match_points(
+    x_m, y_m, index: SegmentGridIndex, heading_deg=None, heading_tolerance_deg: float = DEFAULT_HEADING_TOLERANCE_DEG
+) -> MatchResult:
+    """Match points (metres, same CRS as the index) with the compiled kernel, in parallel.
+
+    heading_deg: direction of travel, degrees clockwise from grid north, NaN when unknown
+    (distance only). Candidates whose bearing differs from it by more than the tolerance are
+    dropped (either direction on two-way links, the permitted one on one-way links).
+    """
+    px = np.ascontiguousarray(x_m, dtype=np.float64)
+    py = np.ascontiguousarray(y_m, dtype=np.float64)
+    if px.shape != py.shape:
+        raise ValueError(f"x_m and y_m differ in shape: {px.shape} vs {py.shape}")
+    if heading_deg is None:
+        heading = np.full(px.shape, np.nan)
+    else:
+        heading = np.ascontiguousarray(heading_deg, dtype=np.float64)
     n = len(px)
-    road = np.full(n, -1, dtype=np.int64)
-    dist = np.full(n, np.nan)
-    cx = np.floor((px - index.origin_x) / index.cell_m)
-    cy = np.floor((py - index.origin_y) / index.cell_m)
-    inside = (cx >= 0) & (cx < index.nx) & (cy >= 0) & (cy < index.ny) & np.isfinite(px) & np.isfinite(py)
-    pts = np.flatnonzero(inside)
-    cell = cy[pts].astype(np.int64) * index.nx + cx[pts].astype(np.int64)
-    first, last = index.cell_start[cell], index.cell_start[cell + 1]
-    counts = last - first
-    has = counts > 0
-    pts, first, counts = pts[has], first[has], counts[has]
-    if len(pts) == 0:
-        return road, dist
-    # Every (point, candidate segment) pair of the chunk, as flat arrays.
-    pair_pt = np.repeat(pts, counts)
-    offsets = np.arange(counts.sum(), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    pair_seg = index.cell_segments[np.repeat(first, counts) + offsets]
-    d, _ = point_segment_distance(
-        px[pair_pt], py[pair_pt], index.x0[pair_seg], index.y0[pair_seg], index.x1[pair_seg], index.y1[pair_seg]
-    )
-    ok = d <= index.radius_m
-    pair_pt, pair_seg, d = pair_pt[ok], pair_seg[ok], d[ok]
-    pair_road = index.road_idx[pair_seg]
-    # Nearest first; exact ties go to the smaller road index, then the smaller segment id.
-    order = np.lexsort((pair_seg, pair_road, d, pair_pt))
-    pair_pt, pair_road, d = pair_pt[order], pair_road[order], d[order]
-    first_of_point = np.ones(len(pair_pt), dtype=bool)
-    first_of_point[1:] = pair_pt[1:] != pair_pt[:-1]
-    road[pair_pt[first_of_point]] = pair_road[first_of_point]
-    dist[pair_pt[first_of_point]] = d[first_of_point]
-    return road, dist
+    seg = np.empty(n, dtype=np.int32)
+    dist = np.empty(n)
+    pos = np.empty(n)
+    direction = np.empty(n, dtype=np.int8)
+    L = index.links
+    match_kernel(
+        px, py, heading, index.origin_x, index.origin_y, index.cell_m, index.nx, index.ny,
+        index.cell_start, index.cell_segments, L.x0, L.y0, index.ux, index.uy, index.seg_len,
+        L.seg_link, L.seg_start_m, L.link_length_m, L.link_oneway, index.radius_m,
+        math.cos(math.radians(heading_tolerance_deg)), seg, dist, pos, direction,
+    )  # fmt: skip
+    hit = seg >= 0
+    link = np.where(hit, L.seg_link[np.maximum(seg, 0)], -1).astype(np.int32)
+    road = np.where(hit, L.link_road[np.maximum(link, 0)], -1).astype(np.int64)
+    return MatchResult(seg, link, road, dist, pos, direction)
 
 
-def match_points_to_roads(x_m, y_m, index: SegmentGridIndex) -> tuple[np.ndarray, np.ndarray]:
+def match_points_to_roads(x_m, y_m, index: SegmentGridIndex, heading_deg=None) -> tuple[np.ndarray, np.ndarray]:
     """Nearest road of each point within the index's radius.
 
     x_m, y_m: point coordinates in metres, same projected CRS as the indexed roads.
     Returns (road index per point, -1 when no road lies within the radius; distance in metres,
     NaN when unmatched). Ties in distance go to the smaller road index.
     """
-    px = np.asarray(x_m, dtype=np.float64)
-    py = np.asarray(y_m, dtype=np.float64)
-    if px.shape != py.shape:
-        raise ValueError(f"x_m and y_m differ in shape: {px.shape} vs {py.shape}")
-    roads = np.empty(len(px), dtype=np.int64)
-    dists = np.empty(len(px))
-    for start in range(0, len(px), CHUNK_POINTS):  # loop over chunks of a million points, not over points
-        sl = slice(start, start + CHUNK_POINTS)
-        roads[sl], dists[sl] = _match_chunk(index, px[sl], py[sl])
-    return roads, dists
+    r = match_points(x_m, y_m, index, heading_deg)
+    return r.road, r.dist

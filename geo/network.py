@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -34,6 +35,15 @@ def _parse_maxspeed(values: pd.Series) -> pd.Series:
     return out.fillna(pd.to_numeric(mph, errors="coerce") * 1.609344)
 
 
+def _parse_oneway(values: pd.Series) -> np.ndarray:
+    """OSM `oneway`: yes/true/1 → 1 (digitised direction), -1/reverse → -1, anything else → 0 (two-way)."""
+    text = values.astype("string").str.strip().str.lower().fillna("")
+    out = np.zeros(len(values), dtype=np.int8)
+    out[text.isin(["yes", "true", "1"]).to_numpy()] = 1
+    out[text.isin(["-1", "reverse"]).to_numpy()] = -1
+    return out
+
+
 def _read(path: Path) -> gpd.GeoDataFrame:
     suffix = path.suffix.lower()
     if suffix in (".osm", ".pbf"):
@@ -57,7 +67,8 @@ def load_roads(path: str | Path) -> gpd.GeoDataFrame:
 
     Columns of the result: road_id (str: the input feature's id as text, from `road_id`,
     else `osm_id`, else `id`), name, highway, limit_kmh (float, km/h: `maxspeed`, else by
-    highway class), role ('treated' | 'comparison' | other text, '' when absent), geometry
+    highway class), role ('treated' | 'comparison' | other text, '' when absent), oneway
+    (int8: 0 two-way, 1 one-way in the digitised direction, -1 one-way against it), geometry
     (LineString or MultiLineString, projected coordinates in metres).
     Raises FileNotFoundError or ValueError with a one-line reason.
     """
@@ -91,6 +102,7 @@ def load_roads(path: str | Path) -> gpd.GeoDataFrame:
     limit = _parse_maxspeed(gdf["maxspeed"]) if "maxspeed" in gdf else pd.Series(np.nan, index=gdf.index)
     by_class = highway.map(LIMIT_BY_HIGHWAY_KMH).astype("Float64").fillna(LEGAL_DEFAULT_LIMIT_KMH)
     limit = limit.astype("Float64").fillna(by_class).astype(float)
+    oneway = _parse_oneway(gdf["oneway"]) if "oneway" in gdf else np.zeros(len(gdf), dtype=np.int8)
     out = gpd.GeoDataFrame(
         {
             "road_id": road_id.astype(str).to_numpy(),
@@ -98,6 +110,7 @@ def load_roads(path: str | Path) -> gpd.GeoDataFrame:
             "highway": highway.fillna("").to_numpy(),
             "limit_kmh": limit.to_numpy(),
             "role": _text_column(gdf, "role"),
+            "oneway": oneway,
         },
         geometry=gdf.geometry.to_crs(METRIC_CRS).to_numpy(),
         crs=METRIC_CRS,
@@ -118,3 +131,92 @@ def segment_arrays(geometries) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     x0, y0 = coords[start, 0], coords[start, 1]
     x1, y1 = coords[start + 1, 0], coords[start + 1, 1]
     return x0, y0, x1, y1, part_of[vertex_of[start]]
+
+
+@dataclass(frozen=True)
+class LinkNetwork:
+    """Roads split into links at intersections (vertices shared with another road or part).
+
+    Straight segments (x0, y0, x1, y1) keep the order of `segment_arrays`, so segment ids,
+    link ids and road indices all increase together. A link is a run of consecutive segments of
+    one road part between two split vertices; `seg_start_m` is the distance along the link at
+    the start of each segment. With `pitch_m`, every link is further cut into pieces of
+    `pitch_m` metres (the last one shorter): piece ids number the pieces of link 0 first, then
+    link 1 and so on; without it a piece is a link.
+    """
+
+    x0: np.ndarray
+    y0: np.ndarray
+    x1: np.ndarray
+    y1: np.ndarray
+    seg_link: np.ndarray  # int32, link of each segment
+    seg_start_m: np.ndarray  # float64, distance along the link where the segment starts
+    link_road: np.ndarray  # int32, road (feature) index of each link
+    link_length_m: np.ndarray  # float64
+    link_oneway: np.ndarray  # int8: 0 two-way, 1 digitised direction only, -1 reverse only
+    link_first_piece: np.ndarray  # int32, id of the link's first piece (length n_links + 1)
+    pitch_m: float | None
+
+    @property
+    def n_links(self) -> int:
+        return len(self.link_road)
+
+    @property
+    def n_pieces(self) -> int:
+        return int(self.link_first_piece[-1])
+
+    @property
+    def piece_link(self) -> np.ndarray:
+        counts = np.diff(self.link_first_piece)
+        return np.repeat(np.arange(self.n_links, dtype=np.int32), counts)
+
+    @property
+    def piece_road(self) -> np.ndarray:
+        return self.link_road[self.piece_link]
+
+
+def build_links(geometries, oneway=None, pitch_m: float | None = None) -> LinkNetwork:
+    """Split (Multi)LineStrings (metres) into links at intersections, vectorised; see LinkNetwork.
+
+    A vertex splits a road when its exact coordinates occur more than once in the network
+    (shared with another road, another part, or the same road crossing itself) — the OSM
+    convention of roads joined at common nodes. Zero-length segments are dropped.
+    """
+    geoms = np.asarray(geometries, dtype=object)
+    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    coords, vertex_of = shapely.get_coordinates(parts, return_index=True)
+    same = vertex_of[1:] == vertex_of[:-1]
+    start = np.flatnonzero(same)
+    x0, y0 = coords[start, 0], coords[start, 1]
+    x1, y1 = coords[start + 1, 0], coords[start + 1, 1]
+    keep = (x0 != x1) | (y0 != y1)
+    start, x0, y0, x1, y1 = start[keep], x0[keep], y0[keep], x1[keep], y1[keep]
+    seg_part = vertex_of[start]
+    seg_road = part_of[seg_part]
+    # How often each vertex coordinate occurs in the whole network.
+    _, inverse, counts = np.unique(coords, axis=0, return_inverse=True, return_counts=True)
+    shared = counts[inverse.ravel()] > 1
+    # A new link starts at a segment whose start vertex is shared, or at the first segment of a part.
+    new_link = np.ones(len(start), dtype=bool)
+    new_link[1:] = (seg_part[1:] != seg_part[:-1]) | shared[start[1:]]
+    seg_link = (np.cumsum(new_link) - 1).astype(np.int32)
+    n_links = int(seg_link[-1]) + 1 if len(seg_link) else 0
+    seg_len = np.hypot(x1 - x0, y1 - y0)
+    link_length = np.bincount(seg_link, weights=seg_len, minlength=n_links)
+    csum = np.cumsum(seg_len) - seg_len  # length before each segment, network-wide
+    link_first_seg = np.flatnonzero(new_link)
+    seg_start_m = csum - csum[link_first_seg][seg_link]
+    link_road = seg_road[link_first_seg].astype(np.int32)
+    ow = np.zeros(len(geoms), dtype=np.int8) if oneway is None else np.asarray(oneway, dtype=np.int8)
+    link_oneway = ow[link_road]
+    if pitch_m is not None:
+        if pitch_m <= 0:
+            raise ValueError(f"pitch_m must be positive, got {pitch_m}")
+        n_pieces = np.maximum(np.ceil(link_length / pitch_m - 1e-9), 1).astype(np.int64)
+    else:
+        n_pieces = np.ones(n_links, dtype=np.int64)
+    link_first_piece = np.concatenate([[0], np.cumsum(n_pieces)]).astype(np.int32)
+    return LinkNetwork(
+        x0, y0, x1, y1, seg_link, seg_start_m, link_road, link_length, link_oneway, link_first_piece,
+        None if pitch_m is None else float(pitch_m),
+    )
