@@ -95,20 +95,23 @@ def braking_hotspots(events: pd.DataFrame, cell_m: float = DEFAULT_HOTSPOT_CELL_
 
 
 def cut_through_trips(
-    points: pd.DataFrame, district_area, origins: pd.DataFrame | None = None
+    points: pd.DataFrame, district_area, origins: pd.DataFrame | None = None, crossing_column: str | None = None
 ) -> pd.DataFrame:
     """Classify every trip that has a point inside the district.
 
     points: columns vehicle, trip_id, gps_time, x_m, y_m (metres, same CRS as district_area, a
-    shapely Polygon). origins (optional, from 様式1-3): vehicle, trip_id, origin_x_m,
+    shapely Polygon). crossing_column (optional): name of a boolean column of points that may
+    count as being in the district (e.g. points on its residential streets, so that traffic on
+    the boundary arterials is not taken for traffic through the district). origins (optional, from 様式1-3): vehicle, trip_id, origin_x_m,
     origin_y_m, dest_x_m, dest_y_m, used instead of the first/last points when present.
     Returns one row per such trip: vehicle, trip_id, origin_inside, dest_inside, cut_through (bool).
     """
     p = _sorted_trips(points)
     inside = shapely.contains_xy(district_area, p["x_m"].to_numpy(), p["y_m"].to_numpy())
-    p = p.assign(_inside=inside)
+    crossing = inside & p[crossing_column].to_numpy(dtype=bool) if crossing_column else inside
+    p = p.assign(_inside=inside, _crossing=crossing)
     g = p.groupby(TRIP_KEYS, sort=False)
-    trips = g.agg(any_inside=("_inside", "any"), origin_inside=("_inside", "first"), dest_inside=("_inside", "last"))
+    trips = g.agg(any_inside=("_crossing", "any"), origin_inside=("_inside", "first"), dest_inside=("_inside", "last"))
     trips = trips[trips["any_inside"]].reset_index()
     if origins is not None and not origins.empty:
         o = origins.set_index(TRIP_KEYS)

@@ -17,6 +17,14 @@ class UserError(Exception):
     """A mistake in the command line or its inputs: printed as one line, exit status 2."""
 
 
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hours", metavar="H-H", help="time-of-day band, e.g. 7-9 (7:00-8:59, GPS時刻 JST)")
+    p.add_argument("--days", choices=["all", "weekday", "holiday"], default="all",
+                   help="weekday, or weekend and Japanese public holidays")  # fmt: skip
+    p.add_argument("--vehicle", choices=["all", "large", "small", "kei", "passenger", "freight"], default="all",
+                   help="vehicle class from 自動車の種別/用途")  # fmt: skip
+
+
 def _add_warehouse(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="DIR", help=f"warehouse folder (default {DEFAULT_WAREHOUSE})")
 
@@ -39,6 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--after", metavar="A..B")
     p.add_argument("--radius", type=float, default=20.0, metavar="M", help="matching radius in metres (default 20)")
     p.add_argument("--out", metavar="FILE.csv")
+
+    p = sub.add_parser("compare", help="before/after change with 95 % intervals, comparison roads and DiD")
+    _add_warehouse(p)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--district", metavar="NAME")
+    g.add_argument("--roads", metavar="FILE", help="road network (GeoJSON, GeoPackage, .osm/.pbf)")
+    p.add_argument("--treated", metavar="ID,ID…", help="treated road ids (with --roads)")
+    p.add_argument("--control", metavar="ID,ID…", help="comparison road ids (with --roads)")
+    p.add_argument("--period", action="append", default=[], metavar="NAME=A..B",
+                   help="before=YYYY-MM-DD..YYYY-MM-DD and after=…; a name from the district file also works (before=trial)")
+    p.add_argument("--indicator", default="mean", choices=["mean", "p85", "share", "share_plus10"])
+    p.add_argument("--resamples", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--min-vehicles", type=int, default=50, metavar="N", help="flag figures below N distinct vehicles (default 50)")
+    _add_filters(p)
+    p.add_argument("--out", metavar="FILE.csv")
+    p.add_argument("--report", metavar="FILE.html", help="also write the district report (HTML, Japanese)")
 
     p = sub.add_parser("map", help="write the before/after map of a district (self-contained HTML)")
     _add_warehouse(p)
@@ -121,6 +146,83 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def _named_periods(texts: list[str], district) -> dict:
+    """--period NAME=A..B (or NAME=district period name) → {NAME: Period}."""
+    from etc2calm.analysis import parse_date_range
+    from etc2calm.district import Period
+
+    periods = {}
+    for text in texts:
+        name, sep, value = text.partition("=")
+        if not sep or not name:
+            raise UserError(f"bad --period {text!r}: expected NAME=YYYY-MM-DD..YYYY-MM-DD")
+        if ".." in value:
+            start, end = parse_date_range(value)
+            periods[name] = Period(name, start, end)
+        elif district is not None:
+            periods[name] = district.period(value)
+        else:
+            raise UserError(f"bad --period {text!r}: expected NAME=YYYY-MM-DD..YYYY-MM-DD")
+    return periods
+
+
+def _ids(text: str | None) -> tuple[str, ...]:
+    return tuple(t.strip() for t in (text or "").split(",") if t.strip())
+
+
+def cmd_compare(args) -> int:
+    from etc2calm.district import load_district
+    from etc2calm.evidence import district_area, evaluate
+    from etc2calm.filters import PointFilter
+
+    point_filter = PointFilter.parse(args.hours, args.days, args.vehicle)
+    district = load_district(args.district) if args.district else None
+    periods = _named_periods(args.period, district)
+    if district is not None:
+        periods = {
+            "before": periods.get("before") or district.period(district.default_before),
+            "after": periods.get("after") or district.period(district.default_after),
+        }
+    elif set(periods) != {"before", "after"}:
+        raise UserError("--roads needs --period before=A..B and --period after=A..B")
+    unknown = set(periods) - {"before", "after"}
+    if unknown:
+        raise UserError(f"compare takes the periods 'before' and 'after' only, not {', '.join(sorted(unknown))}")
+    common = dict(
+        point_filter=point_filter, indicators=(args.indicator,) if not args.report else ("mean", "p85", "share", "share_plus10"),
+        resamples=args.resamples, seed=args.seed, min_vehicles=args.min_vehicles,
+    )  # fmt: skip
+    if district is not None:
+        treated = _ids(args.treated) or district.treated_roads
+        control = _ids(args.control) or district.comparison_roads
+        ev = evaluate(
+            args.warehouse, district.network_path, periods, district_key=district.key, treated=treated,
+            control=control, area=district_area(district), **common,
+        )  # fmt: skip
+    else:
+        if not _ids(args.treated):
+            raise UserError("--roads needs --treated ID,ID…")
+        ev = evaluate(
+            args.warehouse, args.roads, periods, district_key=f"roads:{Path(args.roads).stem}",
+            treated=_ids(args.treated), control=_ids(args.control), **common,
+        )  # fmt: skip
+    table = ev.comparisons[args.indicator]
+    columns = ["unit", "indicator", "before", "after", "change", "ci_low", "ci_high", "n_vehicles_before", "n_vehicles_after", "flag"]
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        table[columns].to_csv(args.out, index=False, encoding="utf-8")
+        print(f"wrote {len(table)} rows to {args.out}")
+    else:
+        print(table[columns].to_string(index=False))
+    if args.report:
+        from etc2calm.report import render_report
+
+        if district is None:
+            raise UserError("--report needs --district")
+        print(render_report(district, ev, args.report))
+    return 0
+
+
 def cmd_map(args) -> int:
     from etc2calm.district import load_district
     from etc2calm.publish import write_district_map
@@ -180,7 +282,7 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {
-    "ingest": cmd_ingest, "analyze": cmd_analyze, "map": cmd_map, "sql": cmd_sql,
+    "ingest": cmd_ingest, "analyze": cmd_analyze, "compare": cmd_compare, "map": cmd_map, "sql": cmd_sql,
     "generate": cmd_generate, "demo": cmd_demo,
 }  # fmt: skip
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from etc2calm.summary import format_summary
+from etc2calm.summary import format_headline, format_summary
 
 
 def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 20171005, scale: float = 1.0) -> dict:
@@ -31,9 +31,13 @@ def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 201710
     rows = [r for d in out["districts"].values() for r in d["summary"]]
     print("3/3 treated street (対策道路), figures from the warehouse:")
     print(format_summary(pd.DataFrame(rows)))
-    print("maps:")
+    print(format_headline(out["districts"]))
+    print("maps and reports:")
     for d in out["districts"].values():
-        print(f"    {Path(d['map']).resolve()}")
+        for key in ("map", "sheet_pdf", "sheet_png"):
+            if d.get(key):
+                print(f"    {Path(d[key]).resolve()}")
+        print(f"    {Path(d['evidence']['report']).resolve()}")
     print(f"warehouse: {warehouse.resolve()} (try: etc2calm sql \"SELECT * FROM road_period_stats LIMIT 5\")")
     print(f"done in {time.perf_counter() - t0:.0f} s")
     return out

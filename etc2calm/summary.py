@@ -47,3 +47,26 @@ def format_summary(table: pd.DataFrame) -> str:
         lines.append(f"{name} {r.period:<8} {r.dates:<22} {r.n_vehicles:>8} {r.n_points:>7} {mean:>6} {p85:>6} {share:>8}")
     lines.append("mean / p85 in km/h; >=limit: share of points at or over the speed limit; vehicles: distinct 運行ID")
     return "\n".join(lines)
+
+
+def format_headline(districts: dict) -> str:
+    """Mean-speed change on treated and comparison streets and the DiD, with 95 % intervals, per district."""
+    lines = ["before → after (default periods), 95 % cluster-bootstrap intervals over vehicles:"]
+    for key, d in districts.items():
+        rows = {r["unit"]: r for r in d["evidence"]["comparisons"].get("mean", [])}
+        share = {r["unit"]: r for r in d["evidence"]["comparisons"].get("share", [])}
+        if not rows:
+            continue
+        t, c, did = rows["treated"], rows["control"], rows["did"]
+        lines.append(
+            f"  {key:<10} treated mean {t['before']:.1f} → {t['after']:.1f} km/h ({t['change']:+.1f} [{t['ci_low']:+.1f}, {t['ci_high']:+.1f}]); "
+            f"comparison {c['change']:+.1f} [{c['ci_low']:+.1f}, {c['ci_high']:+.1f}]; "
+            f"DiD {did['change']:+.1f} [{did['ci_low']:+.1f}, {did['ci_high']:+.1f}] km/h"
+        )
+        if share:
+            s = share["treated"]
+            lines.append(
+                f"  {'':<10} treated share ≥ limit {100 * s['before']:.1f}% → {100 * s['after']:.1f}% "
+                f"(DiD {100 * share['did']['change']:+.1f} points [{100 * share['did']['ci_low']:+.1f}, {100 * share['did']['ci_high']:+.1f}])"
+            )
+    return "\n".join(lines)

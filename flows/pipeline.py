@@ -8,6 +8,8 @@ from prefect import flow, task
 
 from etc2calm.analysis import analyze_district
 from etc2calm.district import list_districts, load_district
+from etc2calm.evidence import evaluate_district
+from etc2calm.report import render_report
 from etc2calm.publish import write_district_map
 from etc2calm.summary import treated_summary
 from etl.ingest import ingest_paths
@@ -34,6 +36,16 @@ def analyze_task(warehouse: str, district_key: str, maps_dir: str) -> dict:
     return {"summary": treated_summary(district, result).to_dict("records"), "map": str(map_path)}
 
 
+@task(name="evaluate-district", retries=1, retry_delay_seconds=10, persist_result=False)
+def evidence_task(warehouse: str, district_key: str, out_dir: str, resamples: int = 1000, seed: int = 0) -> dict:
+    """Before/after with intervals, DiD, braking and cut-through; writes the district report."""
+    district = load_district(district_key)
+    ev = evaluate_district(warehouse, district, resamples=resamples, seed=seed)
+    report = render_report(district, ev, Path(out_dir) / f"{district.key}_report.html")
+    headline = {ind: t.to_dict("records") for ind, t in ev.comparisons.items()}
+    return {"report": str(report), "comparisons": headline}
+
+
 @flow(name="district-pipeline")
 def district_pipeline(
     delivery: list[str], warehouse: str = "data/warehouse", districts: list[str] | None = None,
@@ -42,5 +54,8 @@ def district_pipeline(
     """Ingest a delivery, then analyse and map each district (all bundled districts by default)."""
     ingest = ingest_task(delivery, warehouse)
     keys = districts or [d.key for d in list_districts()]
-    results = {key: analyze_task(warehouse, key, maps_dir) for key in keys}
+    results = {}
+    for key in keys:
+        results[key] = analyze_task(warehouse, key, maps_dir)
+        results[key]["evidence"] = evidence_task(warehouse, key, maps_dir)
     return {"ingest": ingest, "districts": results}

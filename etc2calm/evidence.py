@@ -1,0 +1,304 @@
+"""Evidence for a district: before/after comparisons with intervals, DiD, braking and cut-through, stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from etc2calm.analysis import assign_roles
+from etc2calm.behaviour import (
+    DEFAULT_BRAKING_THRESHOLD_G,
+    braking_from_points,
+    braking_hotspots,
+    braking_per_road,
+    cut_through_streets,
+    cut_through_trips,
+)
+from etc2calm.district import District, Period
+from etc2calm.evaluation import (
+    DEFAULT_MIN_VEHICLES,
+    DEFAULT_PUBLIC_MIN_VEHICLES,
+    DEFAULT_RESAMPLES,
+    INDICATORS,
+    compare_periods,
+)
+from etc2calm.filters import PointFilter
+from etl.warehouse import connect
+from geo.matching import DEFAULT_RADIUS_M, build_segment_index, match_points_to_roads
+from geo.network import METRIC_CRS, load_roads
+
+EVIDENCE_TABLES_DDL = """
+CREATE TABLE IF NOT EXISTS comparison_results (
+    district          VARCHAR,
+    filter            VARCHAR,   -- time band / day type / vehicle class, in Japanese
+    indicator         VARCHAR,   -- mean | p85 (km/h) | share | share_plus10 (fraction 0-1)
+    unit              VARCHAR,   -- road id, 'treated', 'control' (pooled) or 'did'
+    before            DOUBLE,
+    after             DOUBLE,
+    change            DOUBLE,    -- after - before; for did: treated change - control change
+    ci_low            DOUBLE,    -- 95 % cluster bootstrap over vehicles (percentile interval)
+    ci_high           DOUBLE,
+    n_vehicles_before BIGINT,
+    n_vehicles_after  BIGINT,
+    flag              VARCHAR,   -- low_sample when fewer than the adequacy minimum of distinct vehicles
+    resamples         INTEGER,
+    seed              BIGINT,
+    period_before     VARCHAR,   -- YYYY-MM-DD..YYYY-MM-DD
+    period_after      VARCHAR,
+    computed_at       TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS braking_per_road (
+    district VARCHAR, filter VARCHAR, period VARCHAR, road_id VARCHAR,
+    n_events BIGINT,                    -- decelerations >= threshold (G) between consecutive points
+    n_passages BIGINT,                  -- distinct trips with a point on the road
+    events_per_1000_passages DOUBLE,
+    threshold_g DOUBLE, computed_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS cut_through_summary (
+    district VARCHAR, filter VARCHAR, period VARCHAR,
+    n_trips BIGINT,                     -- trips with at least one point inside the district
+    n_cut_through BIGINT,               -- of which origin and destination lie outside
+    share_cut_through DOUBLE, computed_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS cut_through_streets (
+    district VARCHAR, filter VARCHAR, period VARCHAR, road_id VARCHAR,
+    n_trips BIGINT, n_cut_through BIGINT, share_cut_through DOUBLE, computed_at TIMESTAMP
+);
+"""
+
+
+@dataclass
+class DistrictEvidence:
+    district_key: str
+    periods: dict[str, Period]
+    filter: PointFilter
+    roads: gpd.GeoDataFrame  # metric CRS, roles set
+    comparisons: dict[str, pd.DataFrame]  # indicator -> compare_periods table
+    distributions: pd.DataFrame  # unit ('treated', 'control', road ids), period, speed_kmh, n_points
+    braking: pd.DataFrame  # period, road_id, n_events, n_passages, events_per_1000_passages
+    hotspots: pd.DataFrame  # period, x_m, y_m, n_events, n_vehicles
+    cut_through: pd.DataFrame  # period, n_trips, n_cut_through, share_cut_through
+    cut_through_streets: pd.DataFrame  # period, road_id, n_trips, n_cut_through, share_cut_through
+    resamples: int = DEFAULT_RESAMPLES
+    seed: int = 0
+    threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G
+    notes: list[str] = field(default_factory=list)
+
+
+def load_trip_points(con, period: Period, bounds, point_filter: PointFilter) -> pd.DataFrame:
+    """All points of the trips that have a point inside `bounds` (metres, EPSG:6677) during the period.
+
+    Whole trips are kept (also their points outside the bounds) so that cut-through and braking
+    see each trip's first and last points. trip_id identifies (vehicle, operation date, trip number).
+    """
+    minx, miny, maxx, maxy = bounds
+    start = dt.datetime.combine(period.start, dt.time())
+    end = dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time())
+    cond = point_filter.sql(period.start, period.end)
+    return con.sql(
+        f"""
+        WITH in_period AS (
+            SELECT * FROM probe_points
+            WHERE operation_date BETWEEN ?::DATE - 1 AND ?::DATE + 1
+              AND gps_time >= ?::TIMESTAMP AND gps_time < ?::TIMESTAMP
+        ),
+        touching AS (
+            SELECT DISTINCT vehicle_key, operation_date, trip_no FROM in_period
+            WHERE x_m BETWEEN ? AND ? AND y_m BETWEEN ? AND ?
+        )
+        SELECT p.vehicle_key AS vehicle,
+               hash(p.vehicle_key, p.operation_date, p.trip_no) AS trip_id,
+               p.gps_time, p.x_m, p.y_m, p.speed_kmh,
+               ({cond}) AS kept
+        FROM in_period p JOIN touching USING (vehicle_key, operation_date, trip_no)
+        """,
+        params=[period.start, period.end, start, end, minx, maxx, miny, maxy],
+    ).df()
+
+
+def _match(points: pd.DataFrame, roads: gpd.GeoDataFrame, radius_m: float) -> np.ndarray:
+    """road_id per point ('' when no road within radius_m)."""
+    index = build_segment_index(roads.geometry.values, radius_m=radius_m)
+    idx, _ = match_points_to_roads(points["x_m"].to_numpy(), points["y_m"].to_numpy(), index)
+    ids = np.append(roads["road_id"].to_numpy(dtype=object), "")
+    return ids[np.where(idx >= 0, idx, len(roads))]
+
+
+def district_area(district: District) -> object | None:
+    """The district outline (shapely geometry, metres, EPSG:6677), if the district file names one."""
+    area = district.raw.get("area")
+    if not area:
+        return None
+    gdf = gpd.read_file((district.source_path.parent / area).resolve()).to_crs(METRIC_CRS)
+    return gdf.geometry.union_all()
+
+
+def evaluate(
+    warehouse: str | Path,
+    roads_path: str | Path,
+    periods: dict[str, Period],
+    *,
+    district_key: str,
+    treated: tuple[str, ...],
+    control: tuple[str, ...],
+    area=None,
+    point_filter: PointFilter | None = None,
+    indicators: tuple[str, ...] = INDICATORS,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    min_vehicles: int = DEFAULT_MIN_VEHICLES,
+    threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G,
+    radius_m: float = DEFAULT_RADIUS_M,
+    store: bool = True,
+) -> DistrictEvidence:
+    """Compare `before` and `after` (keys of `periods`) on treated and control roads, with evidence.
+
+    Speeds are compared on the points kept by `point_filter`; braking and cut-through use the
+    same filter on whole trips. Results are stored in the warehouse (comparison_results,
+    braking_per_road, cut_through_summary, cut_through_streets), replacing earlier rows of the
+    same district and filter.
+    """
+    if set(periods) != {"before", "after"}:
+        raise ValueError(f"evaluate needs exactly the periods 'before' and 'after', got {', '.join(periods)}")
+    if not treated:
+        raise ValueError("no treated roads given")
+    point_filter = point_filter or PointFilter()
+    roads = assign_roles(load_roads(roads_path), treated, control)
+    minx, miny, maxx, maxy = roads.total_bounds
+    bounds = (minx - radius_m, miny - radius_m, maxx + radius_m, maxy + radius_m)
+    limits = dict(zip(roads["road_id"], roads["limit_kmh"]))
+    con = connect(warehouse, create=False)
+    parts, braking, hotspots, cut, cut_streets = [], [], [], [], []
+    try:
+        for label, period in periods.items():
+            pts = load_trip_points(con, period, bounds, point_filter)
+            pts["road_id"] = _match(pts, roads, radius_m) if len(pts) else np.array([], dtype=object)
+            pts["period"] = label
+            kept = pts[pts["kept"]]
+            on_road = kept[kept["road_id"] != ""]
+            parts.append(on_road)
+            ev = braking_from_points(kept, threshold_g=threshold_g)
+            ev = ev[ev["road_id"] != ""]
+            braking.append(braking_per_road(ev, on_road).assign(period=label))
+            hotspots.append(braking_hotspots(ev).assign(period=label))
+            if area is not None and len(kept):
+                # In the district = inside its outline on a street with a limit of 30 km/h or less
+                # (生活道路), not on the arterials that bound it.
+                kept = kept.assign(on_residential=kept["road_id"].map(limits).fillna(np.inf).to_numpy() <= 30)
+                trips = cut_through_trips(kept, area, crossing_column="on_residential")
+                n = len(trips)
+                k = int(trips["cut_through"].sum())
+                cut.append(pd.DataFrame([{"period": label, "n_trips": n, "n_cut_through": k,
+                                          "share_cut_through": k / n if n else np.nan}]))  # fmt: skip
+                cut_streets.append(cut_through_streets(trips, on_road).assign(period=label))
+        matched = pd.concat(parts, ignore_index=True)
+        matched["unit"] = matched["road_id"]
+        matched["limit_kmh"] = matched["road_id"].map(limits).astype(float)
+        comparisons = {
+            ind: compare_periods(
+                matched, treated=list(treated), control=list(control), indicator=ind,
+                resamples=resamples, seed=seed, min_vehicles=min_vehicles,
+            )  # fmt: skip
+            for ind in indicators
+        }
+        evidence = DistrictEvidence(
+            district_key=district_key,
+            periods=periods,
+            filter=point_filter,
+            roads=roads,
+            comparisons=comparisons,
+            distributions=_distributions(matched, treated, control),
+            braking=pd.concat(braking, ignore_index=True),
+            hotspots=pd.concat(hotspots, ignore_index=True),
+            cut_through=pd.concat(cut, ignore_index=True) if cut else pd.DataFrame(),
+            cut_through_streets=pd.concat(cut_streets, ignore_index=True) if cut_streets else pd.DataFrame(),
+            resamples=resamples,
+            seed=seed,
+            threshold_g=threshold_g,
+        )
+        if store:
+            _store(con, evidence)
+    finally:
+        con.close()
+    return evidence
+
+
+def evaluate_district(
+    warehouse: str | Path, district: District, periods: dict[str, Period] | None = None, **kwargs
+) -> DistrictEvidence:
+    """`evaluate` with the district's network, roads, outline and default before/after periods."""
+    if periods is None:
+        periods = {"before": district.period(district.default_before), "after": district.period(district.default_after)}
+    return evaluate(
+        warehouse, district.network_path, periods, district_key=district.key, treated=district.treated_roads,
+        control=district.comparison_roads, area=district_area(district), **kwargs,
+    )  # fmt: skip
+
+
+def _distributions(matched: pd.DataFrame, treated, control) -> pd.DataFrame:
+    """Point counts per unit, period and speed (km/h): treated and control pooled, and each road."""
+    m = matched[["road_id", "period", "speed_kmh"]]
+    frames = [m.assign(unit=m["road_id"])]
+    frames.append(m[m["road_id"].isin(treated)].assign(unit="treated"))
+    frames.append(m[m["road_id"].isin(control)].assign(unit="control"))
+    allm = pd.concat(frames, ignore_index=True)
+    return allm.groupby(["unit", "period", "speed_kmh"]).size().rename("n_points").reset_index()
+
+
+def _store(con, ev: DistrictEvidence) -> None:
+    now = dt.datetime.now()
+    flt = ev.filter.describe_ja()
+    con.execute(EVIDENCE_TABLES_DDL)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table in ("comparison_results", "braking_per_road", "cut_through_summary", "cut_through_streets"):
+            con.execute(f"DELETE FROM {table} WHERE district = ? AND filter = ?", [ev.district_key, flt])
+        pb, pa_ = ev.periods["before"], ev.periods["after"]
+        comp = pd.concat(ev.comparisons.values(), ignore_index=True)
+        comp = comp.assign(district=ev.district_key, filter=flt, resamples=ev.resamples, seed=ev.seed,
+                           period_before=f"{pb.start}..{pb.end}", period_after=f"{pa_.start}..{pa_.end}", computed_at=now)  # fmt: skip
+        con.register("_c", comp)
+        con.execute(
+            """INSERT INTO comparison_results SELECT district, filter, indicator, unit, before, after, change, ci_low,
+               ci_high, n_vehicles_before, n_vehicles_after, flag, resamples, seed, period_before, period_after,
+               computed_at FROM _c"""
+        )
+        con.register("_b", ev.braking.assign(district=ev.district_key, filter=flt, threshold_g=ev.threshold_g, computed_at=now))
+        con.execute(
+            """INSERT INTO braking_per_road SELECT district, filter, period, road_id, n_events, n_passages,
+               events_per_1000_passages, threshold_g, computed_at FROM _b"""
+        )
+        if not ev.cut_through.empty:
+            con.register("_s", ev.cut_through.assign(district=ev.district_key, filter=flt, computed_at=now))
+            con.execute(
+                """INSERT INTO cut_through_summary SELECT district, filter, period, n_trips, n_cut_through,
+                   share_cut_through, computed_at FROM _s"""
+            )
+            con.register("_t", ev.cut_through_streets.assign(district=ev.district_key, filter=flt, computed_at=now))
+            con.execute(
+                """INSERT INTO cut_through_streets SELECT district, filter, period, road_id, n_trips, n_cut_through,
+                   share_cut_through, computed_at FROM _t"""
+            )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def public_comparison(table: pd.DataFrame, public_min_vehicles: int = DEFAULT_PUBLIC_MIN_VEHICLES) -> pd.DataFrame:
+    """The comparison rows fit for public outputs: figures from fewer than k distinct vehicles blanked.
+
+    A blanked row keeps its unit and flag ('suppressed') but no figures, so a public table shows
+    「データ不足」 where an engineer's table shows the number with its flag.
+    """
+    out = table.copy()
+    small = out[["n_vehicles_before", "n_vehicles_after"]].min(axis=1) < public_min_vehicles
+    for col in ("before", "after", "change", "ci_low", "ci_high", "n_vehicles_before", "n_vehicles_after"):
+        out[col] = out[col].astype(float).where(~small)
+    out.loc[small, "flag"] = "suppressed"
+    return out

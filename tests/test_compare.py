@@ -1,0 +1,121 @@
+"""`etc2calm compare` contract, stored evidence tables, and suppression of small cells in public outputs."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import offset, style12_row, write_zip
+from etc2calm.district import District, Period
+from etc2calm.evidence import evaluate, public_comparison
+from etc2calm.report import render_report
+from etl.ingest import ingest_paths
+from test_analysis import make_delivery
+
+ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
+COLUMNS = ["unit", "indicator", "before", "after", "change", "ci_low", "ci_high", "n_vehicles_before", "n_vehicles_after", "flag"]
+BEFORE = Period("before", dt.date(2017, 9, 1), dt.date(2017, 9, 30))
+AFTER = Period("after", dt.date(2017, 11, 1), dt.date(2017, 11, 30))
+
+
+def run(*args):
+    return subprocess.run([ETC2CALM, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    truth = make_delivery(tmp_path / "delivery")
+    ingest_paths([tmp_path / "delivery"], tmp_path / "wh")
+    return tmp_path / "wh", truth
+
+
+def test_compare_cli_contract(warehouse, tiny_network, tmp_path):
+    wh, truth = warehouse
+    out = tmp_path / "cmp.csv"
+    proc = run("compare", "--warehouse", wh, "--roads", tiny_network, "--treated", "R1", "--control", "A1",
+               "--period", "before=2017-09-01..2017-09-30", "--period", "after=2017-11-01..2017-11-30",
+               "--indicator", "mean", "--resamples", "300", "--seed", "4", "--out", out)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert list(rows[0]) == COLUMNS
+    assert [r["unit"] for r in rows] == ["R1", "A1", "treated", "control", "did"]
+    by = {r["unit"]: r for r in rows}
+    r1_before, r1_after = truth["before"]["R1"][0].mean(), truth["after"]["R1"][0].mean()
+    assert float(by["R1"]["before"]) == pytest.approx(r1_before)
+    assert float(by["R1"]["after"]) == pytest.approx(r1_after)
+    assert float(by["R1"]["change"]) == pytest.approx(r1_after - r1_before)
+    assert float(by["R1"]["ci_low"]) < float(by["R1"]["change"]) < float(by["R1"]["ci_high"])
+    assert int(by["R1"]["n_vehicles_before"]) == len(truth["before"]["R1"][1])
+    a1 = truth["after"]["A1"][0].mean() - truth["before"]["A1"][0].mean()
+    assert float(by["did"]["change"]) == pytest.approx(r1_after - r1_before - a1)
+    assert by["did"]["before"] == "" and by["did"]["after"] == ""
+    assert all(r["flag"] == "low_sample" for r in rows)  # fewer than 50 vehicles in this small delivery
+    # Same seed, same intervals.
+    out2 = tmp_path / "cmp2.csv"
+    run("compare", "--warehouse", wh, "--roads", tiny_network, "--treated", "R1", "--control", "A1",
+        "--period", "before=2017-09-01..2017-09-30", "--period", "after=2017-11-01..2017-11-30",
+        "--resamples", "300", "--seed", "4", "--out", out2)  # fmt: skip
+    assert out.read_text() == out2.read_text()
+
+
+def test_compare_errors(tmp_path, tiny_network):
+    proc = run("compare", "--warehouse", tmp_path / "wh", "--roads", tiny_network, "--treated", "R1")
+    assert proc.returncode != 0 and "--period before" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run("compare", "--warehouse", tmp_path / "wh", "--district", "okurayama", "--period", "during")
+    assert proc.returncode != 0 and "bad --period" in proc.stderr
+
+
+def test_filters_change_the_sample(warehouse, tiny_network):
+    wh, truth = warehouse
+    from etc2calm.filters import PointFilter
+
+    full = evaluate(wh, tiny_network, {"before": BEFORE, "after": AFTER}, district_key="t", treated=("R1",),
+                    control=("A1",), resamples=50, store=False)  # fmt: skip
+    morning = evaluate(wh, tiny_network, {"before": BEFORE, "after": AFTER}, district_key="t", treated=("R1",),
+                       control=("A1",), resamples=50, store=False, point_filter=PointFilter.parse("7-8"))  # fmt: skip
+    # The hand-made points run from 7:00 to 10:59 (60 per hour): 7-8 keeps a quarter of them.
+    n_full = full.distributions.query("unit == 'R1' and period == 'before'")["n_points"].sum()
+    n_7 = morning.distributions.query("unit == 'R1' and period == 'before'")["n_points"].sum()
+    assert n_full == len(truth["before"]["R1"][0]) and 0 < n_7 < n_full / 2
+
+
+def test_public_outputs_suppress_small_cells(tmp_path, tiny_network):
+    """A1 carries points from 3 vehicles only: figures never appear in the public report."""
+    lines = []
+    rng = np.random.default_rng(0)
+    for day, mean in (("20170905", 33), ("20171110", 25)):
+        for i in range(300):
+            vid = f"{rng.integers(1, 60):012d}" if i % 10 else f"{900000 + i % 3:012d}"
+            east = rng.uniform(-150, 150)
+            north = 0.0 if i % 10 else 100.0  # every tenth point on A1, from 3 vehicles
+            lon, lat = offset(east, north + rng.normal(0, 2))
+            speed = 87 if north else int(rng.normal(mean, 4))
+            lines.append(style12_row(vid, f"{day}08{i // 60:02d}{i % 60:02d}", lon, lat, speed))
+        write_zip(tmp_path / "d" / f"{day}.zip", lines)
+        lines = []
+    ingest_paths([tmp_path / "d"], tmp_path / "wh")
+    ev = evaluate(tmp_path / "wh", tiny_network, {"before": BEFORE, "after": AFTER}, district_key="t",
+                  treated=("R1",), control=("A1",), resamples=50)  # fmt: skip
+    engineers = ev.comparisons["mean"].set_index("unit")
+    assert engineers.loc["A1", "before"] == pytest.approx(87.0)  # the engineers' table keeps it, flagged
+    assert engineers.loc["A1", "flag"] == "low_sample"
+    public = public_comparison(ev.comparisons["mean"]).set_index("unit")
+    assert public.loc["A1", "flag"] == "suppressed" and np.isnan(public.loc["A1", "before"])
+    district = District(
+        key="t", name_ja="テスト地区", name_en="Test", ward_ja="港北区", ward_code="14109", center_lat=35.52,
+        center_lon=139.62, network_path=tiny_network, synthetic_network=True, periods={"before": BEFORE, "after": AFTER},
+        default_before="before", default_after="after", treated_roads=("R1",), comparison_roads=("A1",),
+        source_path=tiny_network,
+    )  # fmt: skip
+    page = render_report(district, ev, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "87.0" not in page and "+62" not in page and "データ不足" in page
+    assert "テスト地区" in page and "平均への回帰" in page and "合成データ" in page
+    r1 = engineers.loc["R1"]
+    assert f"{r1['before']:.1f} km/h" in page  # the treated road's figures are public
