@@ -21,10 +21,10 @@ def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 201710
     print(f"    {_describe_generation(gen)}")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.pipeline import district_pipeline
+    from flows.pipeline import monthly_pipeline
 
-    print("2/3 ingest → analyse → map (Prefect flow, ephemeral mode, no server needed)")
-    out = district_pipeline([str(delivery)], warehouse=str(warehouse), maps_dir=str(maps_dir))
+    print("2/3 ingest → analyse → publish (Prefect flow monthly-pipeline, ephemeral mode, no server needed)")
+    out = monthly_pipeline(landing=str(delivery), warehouse=str(warehouse), out_dir=str(maps_dir))
     print(f"    ingest: {out['ingest']['summary']}")
     for msg in out["ingest"]["failed"]:
         print(f"    failed: {msg}")
@@ -34,10 +34,9 @@ def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 201710
     print(format_headline(out["districts"]))
     print("maps and reports:")
     for d in out["districts"].values():
-        for key in ("map", "sheet_pdf", "sheet_png"):
+        for key in ("map", "report", "sheet_pdf", "sheet_png"):
             if d.get(key):
                 print(f"    {Path(d[key]).resolve()}")
-        print(f"    {Path(d['evidence']['report']).resolve()}")
     print(f"warehouse: {warehouse.resolve()} (try: etc2calm sql \"SELECT * FROM road_period_stats LIMIT 5\")")
     print(f"done in {time.perf_counter() - t0:.0f} s")
     return out

@@ -53,8 +53,8 @@ def format_headline(districts: dict) -> str:
     """Mean-speed change on treated and comparison streets and the DiD, with 95 % intervals, per district."""
     lines = ["before → after (default periods), 95 % cluster-bootstrap intervals over vehicles:"]
     for key, d in districts.items():
-        rows = {r["unit"]: r for r in d["evidence"]["comparisons"].get("mean", [])}
-        share = {r["unit"]: r for r in d["evidence"]["comparisons"].get("share", [])}
+        rows = {r["unit"]: r for r in d["comparisons"].get("mean", [])}
+        share = {r["unit"]: r for r in d["comparisons"].get("share", [])}
         if not rows:
             continue
         t, c, did = rows["treated"], rows["control"], rows["did"]
