@@ -6,18 +6,16 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from etc2calm.district import District, Period
 from etl.warehouse import connect
-from geo.aggregate import speed_histogram, speed_statistics
-from geo.matching import DEFAULT_RADIUS_M, build_segment_index, match_points_to_roads
+from geo.aggregate import Cube, aggregate_points, decode_cell, figures, merge_cubes
+from geo.matching import DEFAULT_RADIUS_M, build_segment_index, match_points
 from geo.network import load_roads
+from geo.pointsource import point_batches
 
 RESULT_TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS road_period_stats (
@@ -56,8 +54,39 @@ CREATE TABLE IF NOT EXISTS road_speed_histogram (
     period        VARCHAR,
     period_start  DATE,
     period_end    DATE,
-    speed_bin_kmh DOUBLE,   -- lower edge of a 1 km/h bin
+    speed_bin_kmh DOUBLE,   -- 1 km/h bin: speed rounded to the nearest km/h (ETC2.0 speeds are whole km/h)
     n_points      BIGINT    -- mergeable: add counts over roads, periods or partitions
+);
+CREATE TABLE IF NOT EXISTS link_hour_stats (
+    district               VARCHAR,
+    road_id                VARCHAR,
+    link_id                INTEGER,   -- link of the road network split at intersections (ids increase with road order)
+    period                 VARCHAR,
+    period_start           DATE,
+    period_end             DATE,
+    direction              TINYINT,   -- +1 / -1 relative to the link's digitisation, 0 unknown heading
+    hour                   TINYINT,   -- hour of day of GPS時刻 (JST), 0-23
+    day_type               TINYINT,   -- 0 weekday, 1 Saturday, Sunday or Japanese public holiday
+    vehicle_class          TINYINT,   -- 自動車の種別 code (vehicle_type)
+    n_points               BIGINT,    -- mergeable (add)
+    sum_speed_kmh          DOUBLE,    -- mergeable (add); mean = sum / n_points
+    n_at_or_over_limit     BIGINT,    -- mergeable (add)
+    n_at_or_over_limit_plus_10 BIGINT, -- mergeable (add)
+    n_vehicles             BIGINT     -- distinct vehicles of this cell only (not additive)
+);
+CREATE TABLE IF NOT EXISTS link_hour_histogram (
+    district      VARCHAR,
+    road_id       VARCHAR,
+    link_id       INTEGER,
+    period        VARCHAR,
+    period_start  DATE,
+    period_end    DATE,
+    direction     TINYINT,
+    hour          TINYINT,
+    day_type      TINYINT,
+    vehicle_class TINYINT,
+    speed_kmh     SMALLINT,  -- 1 km/h bin: speed rounded to the nearest km/h
+    n_points      BIGINT     -- mergeable (add)
 );
 """
 
@@ -67,7 +96,7 @@ class AnalysisResult:
     district_key: str
     roads: gpd.GeoDataFrame  # metric CRS, with role filled in
     periods: dict[str, Period]
-    road_stats: pd.DataFrame  # one row per road and period label
+    road_stats: pd.DataFrame  # one row per road and period label (+ share_at_or_over_limit_plus_10)
     group_stats: pd.DataFrame  # one row per road group (treated, comparison) and period label
     n_points_in_area: dict[str, int]  # points read per period inside the network's bounding box
     n_points_matched: dict[str, int]
@@ -100,23 +129,6 @@ def assign_roles(roads: gpd.GeoDataFrame, treated: tuple[str, ...], comparison: 
     return roads
 
 
-def load_points(con: duckdb.DuckDBPyConnection, period: Period, bounds: tuple[float, float, float, float]) -> pa.Table:
-    """Points with GPS時刻 inside the period (inclusive days, JST) and inside bounds (metres, EPSG:6677)."""
-    minx, miny, maxx, maxy = bounds
-    # operation_date may lag GPS time across midnight: widen the partition filter by a day.
-    return con.sql(
-        """
-        SELECT vehicle_key, speed_kmh, x_m, y_m
-        FROM probe_points
-        WHERE operation_date BETWEEN ?::DATE - 1 AND ?::DATE + 1
-          AND gps_time >= ?::TIMESTAMP AND gps_time < ?::TIMESTAMP
-          AND x_m BETWEEN ? AND ? AND y_m BETWEEN ? AND ?
-        """,
-        params=[period.start, period.end, dt.datetime.combine(period.start, dt.time()),
-                dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time()), minx, maxx, miny, maxy],
-    ).to_arrow_table()  # fmt: skip
-
-
 def analyze(
     warehouse: str | Path,
     roads_path: str | Path,
@@ -129,54 +141,69 @@ def analyze(
 ) -> AnalysisResult:
     """Match the warehouse's points of each period to the roads and compute per-road figures.
 
+    The core path: points read column-wise from the Parquet store (geo/pointsource.py), matched
+    by the compiled kernel with the heading check, aggregated into a mergeable cube
+    (geo/aggregate.py); every figure is derived from the cube's merged histograms, sums and
+    exact distinct (link, vehicle) pairs. Also stores the cube (link_hour_stats, link_hour_histogram).
+
     Stores road_period_stats, group_period_stats and road_speed_histogram in the warehouse
     (replacing earlier rows of the same district and period label: re-running is safe).
     """
     roads = assign_roles(load_roads(roads_path), treated, comparison)
-    index = build_segment_index(roads.geometry.values, radius_m=radius_m)
+    index = build_segment_index(roads.geometry.values, radius_m=radius_m, oneway=roads["oneway"].to_numpy())
+    links = index.links
     minx, miny, maxx, maxy = roads.total_bounds
     bounds = (minx - radius_m, miny - radius_m, maxx + radius_m, maxy + radius_m)
-    limits = roads["limit_kmh"].to_numpy()
+    limits = roads["limit_kmh"].to_numpy(dtype=float)
     road_ids = roads["road_id"].to_numpy(dtype=object)
-    roles = roads["role"].to_numpy(dtype=object)
+    n_roads = len(roads)
+    piece_road = links.piece_road.astype(np.int64)
+    piece_limit = limits[piece_road]
+    groups = sorted({"treated", "comparison"} & set(roads["role"]))
+    road_group = np.array([groups.index(r) if r in groups else -1 for r in roads["role"]], dtype=np.int64)
     now = dt.datetime.now()
+    points_dir = Path(warehouse) / "probe_points"
     con = connect(warehouse, create=False)
-    road_parts, group_parts, hist_parts = [], [], []
+    road_parts, group_parts, hist_parts, cell_parts, link_hist_parts = [], [], [], [], []
     n_in_area, n_matched = {}, {}
     try:
         con.execute(RESULT_TABLES_DDL)
         for label, period in periods.items():
-            pts = load_points(con, period, bounds)
-            road_idx, _ = match_points_to_roads(pts.column("x_m").to_numpy(), pts.column("y_m").to_numpy(), index)
-            hit = road_idx >= 0
-            n_in_area[label], n_matched[label] = pts.num_rows, int(hit.sum())
-            ridx = road_idx[hit]
-            matched = pa.table(
-                {
-                    "road_id": pa.array(road_ids[ridx], pa.string()),
-                    "road_group": pa.array(roles[ridx], pa.string()),
-                    "period": pa.array(np.full(len(ridx), label, dtype=object), pa.string()),
-                    "vehicle_key": pts.column("vehicle_key").filter(pa.array(hit)),
-                    "speed_kmh": pts.column("speed_kmh").filter(pa.array(hit)),
-                    "limit_kmh": pa.array(limits[ridx], pa.float64()),
-                }
-            )
-            extra = {"district": district_key, "period_start": period.start, "period_end": period.end}
-            road_parts.append(_with(speed_statistics(con, matched, ["road_id", "period"]).to_pandas(), extra))
-            in_group = matched.filter(pc.is_in(matched.column("road_group"), pa.array(["treated", "comparison"])))
-            group_parts.append(_with(speed_statistics(con, in_group, ["road_group", "period"]).to_pandas(), extra))
-            hist_parts.append(_with(speed_histogram(con, matched, ["road_id", "period"]).to_pandas(), extra))
-        # One row per road and period, also where no point matched (n_points 0, figures empty).
-        full = pd.MultiIndex.from_product([roads["road_id"], list(periods)], names=["road_id", "period"]).to_frame(index=False)
-        road_stats = _complete(full, pd.concat(road_parts, ignore_index=True), periods, district_key, roads)
-        groups = sorted({"treated", "comparison"} & set(roads["role"]))
-        full_groups = pd.MultiIndex.from_product([groups, list(periods)], names=["road_group", "period"]).to_frame(index=False)
-        group_stats = _complete(full_groups, pd.concat(group_parts, ignore_index=True), periods, district_key, roads)
+            cubes, n_in_area[label], n_matched[label] = [], 0, 0
+            for batch in point_batches(points_dir, period.start, period.end, bounds):
+                m = match_points(batch.x_m, batch.y_m, index, batch.heading_deg)
+                n_in_area[label] += len(batch)
+                n_matched[label] += int((m.seg >= 0).sum())
+                cubes.append(aggregate_points(m.seg, m.pos, m.direction, index, batch.gps_us, batch.vehicle_type,
+                                              batch.speed_kmh, batch.vehicle_id, piece_limit))  # fmt: skip
+            cube = merge_cubes(cubes) if cubes else Cube.empty()
+            extra = {"district": district_key, "period": label, "period_start": period.start, "period_end": period.end}
+            f = figures(cube, piece_road, n_roads)
+            road_parts.append(_with(pd.DataFrame({"road_id": road_ids, **f}), extra))
+            g = figures(cube, road_group[piece_road], len(groups))
+            group_parts.append(_with(pd.DataFrame({"road_group": groups, **g}), extra))
+            hist_parts.append(_with(_road_histogram(cube, piece_road, road_ids), extra))
+            cells = cube.cells_table().to_pandas()
+            cells["link_id"] = links.piece_link[cells["piece"].to_numpy()] if len(cells) else []
+            cells["road_id"] = road_ids[piece_road[cells["piece"].to_numpy()]] if len(cells) else []
+            cell_parts.append(_with(cells, extra))
+            lh = cube.hist_table().to_pandas()
+            lh["link_id"] = links.piece_link[lh["piece"].to_numpy()] if len(lh) else []
+            lh["road_id"] = road_ids[piece_road[lh["piece"].to_numpy()]] if len(lh) else []
+            link_hist_parts.append(_with(lh, extra))
+        road_stats = pd.concat(road_parts, ignore_index=True)
+        road_stats["limit_kmh"] = limits[np.tile(np.arange(n_roads), len(periods))]
+        road_stats = _blank_empty(road_stats)
+        group_stats = pd.concat(group_parts, ignore_index=True) if groups else _empty_group_stats()
+        if groups:
+            group_stats["limit_kmh"] = [float(limits[road_group == gi].max()) for gi in range(len(groups))] * len(periods)
+            group_stats = _blank_empty(group_stats)
         names = dict(zip(roads["road_id"], roads["name"]))
         road_stats["road_name"] = road_stats["road_id"].map(names)
         road_stats["role"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["role"])))
         hist = pd.concat(hist_parts, ignore_index=True)
-        _store(con, district_key, list(periods), road_stats, group_stats, hist, now)
+        _store(con, district_key, list(periods), road_stats, group_stats, hist, now,
+               pd.concat(cell_parts, ignore_index=True), pd.concat(link_hist_parts, ignore_index=True))  # fmt: skip
     finally:
         con.close()
     order = {label: i for i, label in enumerate(periods)}
@@ -186,18 +213,28 @@ def analyze(
     )
 
 
-def _complete(full: pd.DataFrame, stats: pd.DataFrame, periods, district_key, roads) -> pd.DataFrame:
-    keys = list(full.columns)
-    out = full.merge(stats.drop(columns=["district", "period_start", "period_end"], errors="ignore"), on=keys, how="left")
-    out["n_points"] = out["n_points"].fillna(0).astype("int64")
-    out["n_vehicles"] = out["n_vehicles"].fillna(0).astype("int64")
-    if "road_id" in keys:
-        limits = dict(zip(roads["road_id"], roads["limit_kmh"]))
-        out["limit_kmh"] = out["road_id"].map(limits).astype(float)
-    out["district"] = district_key
-    out["period_start"] = out["period"].map({k: p.start for k, p in periods.items()})
-    out["period_end"] = out["period"].map({k: p.end for k, p in periods.items()})
-    return out
+def _road_histogram(cube: Cube, piece_road: np.ndarray, road_ids: np.ndarray) -> pd.DataFrame:
+    h = cube.hist
+    road = piece_road[h["piece"]]
+    key = road * 1024 + h["speed_kmh"].astype(np.int64)
+    uniq, inv = np.unique(key, return_inverse=True)
+    n = np.bincount(inv, weights=h["n_points"]).astype(np.int64) if len(key) else np.zeros(0, np.int64)
+    return pd.DataFrame({"road_id": road_ids[uniq // 1024] if len(uniq) else np.array([], dtype=object),
+                         "speed_bin_kmh": (uniq % 1024).astype(float), "n_points": n})  # fmt: skip
+
+
+def _blank_empty(df: pd.DataFrame) -> pd.DataFrame:
+    """Roads or groups without matched points: n 0, figures empty (NaN)."""
+    empty = df["n_points"] == 0
+    for col in ("mean_kmh", "p85_kmh", "share_at_or_over_limit", "share_at_or_over_limit_plus_10"):
+        df.loc[empty, col] = np.nan
+    return df
+
+
+def _empty_group_stats() -> pd.DataFrame:
+    cols = ["road_group", "n_points", "n_vehicles", "mean_kmh", "p85_kmh", "share_at_or_over_limit",
+            "share_at_or_over_limit_plus_10", "limit_kmh", "district", "period", "period_start", "period_end"]  # fmt: skip
+    return pd.DataFrame({c: [] for c in cols})
 
 
 def _with(df: pd.DataFrame, extra: dict) -> pd.DataFrame:
@@ -206,10 +243,11 @@ def _with(df: pd.DataFrame, extra: dict) -> pd.DataFrame:
     return df
 
 
-def _store(con, district_key, labels, road_stats, group_stats, hist, now) -> None:
+def _store(con, district_key, labels, road_stats, group_stats, hist, now, cells, link_hist) -> None:
     con.execute("BEGIN TRANSACTION")
     try:
-        for table in ("road_period_stats", "group_period_stats", "road_speed_histogram"):
+        for table in ("road_period_stats", "group_period_stats", "road_speed_histogram", "link_hour_stats",
+                      "link_hour_histogram"):  # fmt: skip
             con.execute(
                 f"DELETE FROM {table} WHERE district = ? AND period IN (SELECT unnest(?::VARCHAR[]))",
                 [district_key, labels],
@@ -232,6 +270,19 @@ def _store(con, district_key, labels, road_stats, group_stats, hist, now) -> Non
             """INSERT INTO road_speed_histogram SELECT district, road_id, period, period_start, period_end,
                speed_bin_kmh, n_points FROM _h"""
         )
+        if len(cells):
+            con.register("_c", cells)
+            con.execute(
+                """INSERT INTO link_hour_stats SELECT district, road_id, link_id, period, period_start, period_end,
+                   direction, hour, day_type, vehicle_class, n_points, sum_speed_kmh, n_at_or_over_limit,
+                   n_at_or_over_limit_plus_10, n_vehicles FROM _c"""
+            )
+        if len(link_hist):
+            con.register("_lh", link_hist)
+            con.execute(
+                """INSERT INTO link_hour_histogram SELECT district, road_id, link_id, period, period_start, period_end,
+                   direction, hour, day_type, vehicle_class, speed_kmh, n_points FROM _lh"""
+            )
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")

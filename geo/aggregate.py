@@ -1,12 +1,33 @@
-"""Speed-exceedance aggregation of matched points: per-road figures and mergeable speed histograms."""
+"""Speed-exceedance aggregation of matched points: a mergeable cube of speed histograms.
+
+The cube (per piece × direction × hour of day × day type × vehicle class, for one partition or
+period) holds point counts, 1 km/h speed histograms, sums of speeds, counts at or over the limit
+and over limit + 10, and distinct vehicles. Histograms, counts and sums add up across any union
+of cells, pieces, periods or partitions; mean, 85th percentile and shares are recomputed from
+the merged arrays (`figures`). Distinct vehicles do not add: the cube keeps the distinct
+(piece, vehicle_id) pairs, so distinct vehicles of any union of pieces and partitions is exact
+(`distinct_vehicles`); the per-cell `n_vehicles` is exact within one cube (not after merging cubes).
+
+`speed_statistics` / `speed_histogram` are the direct DuckDB computation on raw matched points,
+kept as the reference the cube is tested against.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import lru_cache
+
 import duckdb
+import numpy as np
 import pyarrow as pa
 
-# Histogram bin width: 1 km/h. ETC2.0 speeds are whole km/h, so each bin holds one speed value
-# and the histogram reproduces every quantile of the raw points exactly.
+from geo.kernels import N_BIN, N_CLASS, N_DAYTYPE, N_HOUR, aggregate_kernel, cell_keys
+
+# Histogram bin width: 1 km/h; a point counts in the bin of its speed rounded to the nearest km/h
+# (bin value = that whole km/h). ETC2.0 speeds are whole km/h, so each bin holds one speed value
+# and the histogram reproduces every quantile of the raw points exactly; for fractional speeds
+# each value moves by at most 0.5 km/h, and so does any interpolated quantile.
 SPEED_BIN_KMH = 1.0
 
 STATS_COLUMNS = [
@@ -64,3 +85,197 @@ def speed_histogram(con: duckdb.DuckDBPyConnection, matched: pa.Table, group_by:
         ).to_arrow_table()
     finally:
         con.unregister("_matched")
+
+
+CELL_FIELDS = ["direction", "hour", "day_type", "vehicle_class"]
+
+
+@lru_cache(maxsize=8)
+def holiday_table(first_year: int = 2010, last_year: int = 2035) -> tuple[int, np.ndarray]:
+    """(day number of 1 January first_year, bool per day: Japanese public holiday incl. 振替休日)."""
+    import holidays
+
+    jp = holidays.Japan(years=range(first_year, last_year + 1))
+    day0 = dt.date(first_year, 1, 1)
+    flags = np.zeros((dt.date(last_year, 12, 31) - day0).days + 1, dtype=np.bool_)
+    for d in jp:
+        flags[(d - day0).days] = True
+    return (day0 - dt.date(1970, 1, 1)).days, flags
+
+
+def decode_cell(cell: np.ndarray) -> dict[str, np.ndarray]:
+    """Cell number (key // N_BIN) → direction (-1/0/+1), hour (0-23), day_type (0 weekday, 1 weekend/holiday), vehicle_class."""
+    cell = cell.astype(np.int64)
+    vc = cell % N_CLASS
+    rest = cell // N_CLASS
+    dtp = rest % N_DAYTYPE
+    rest //= N_DAYTYPE
+    hour = rest % N_HOUR
+    direction = rest // N_HOUR - 1
+    return {"direction": direction.astype(np.int8), "hour": hour.astype(np.int8), "day_type": dtp.astype(np.int8),
+            "vehicle_class": vc.astype(np.int8)}  # fmt: skip
+
+
+@dataclass
+class Cube:
+    """Aggregates of one partition / period (or a merge of several). All columns numpy arrays.
+
+    cells: piece, cell (encoded direction/hour/day type/class), n_points, sum_speed_kmh,
+    n_at_or_over_limit, n_at_or_over_limit_plus_10, n_vehicles.
+    hist: piece, cell, speed_kmh (whole km/h bin), n_points.
+    vehicles: piece, vehicle_id — distinct pairs.
+    """
+
+    cells: dict[str, np.ndarray]
+    hist: dict[str, np.ndarray]
+    vehicles: dict[str, np.ndarray]
+    merged: bool = field(default=False)
+
+    def cells_table(self) -> pa.Table:
+        t = {"piece": self.cells["piece"], **decode_cell(self.cells["cell"])}
+        t.update({k: v for k, v in self.cells.items() if k not in ("piece", "cell")})
+        return pa.table(t)
+
+    def hist_table(self) -> pa.Table:
+        t = {"piece": self.hist["piece"], **decode_cell(self.hist["cell"])}
+        t.update({"speed_kmh": self.hist["speed_kmh"], "n_points": self.hist["n_points"]})
+        return pa.table(t)
+
+    def vehicles_table(self) -> pa.Table:
+        return pa.table(self.vehicles)
+
+
+def aggregate_points(
+    seg, pos, direction, index, gps_us, vehicle_type, speed_kmh, vehicle_id, piece_limit_kmh
+) -> Cube:
+    """Cube of matched points (seg/pos/direction from `match_points`; index: the SegmentGridIndex)."""
+    L = index.links
+    day0, hol = holiday_table()
+    n = len(seg)
+    piece = np.empty(n, dtype=np.int32)
+    key = np.empty(n, dtype=np.int32)
+    speed = np.ascontiguousarray(speed_kmh, dtype=np.float64)
+    cell_keys(
+        np.ascontiguousarray(seg, dtype=np.int32), np.ascontiguousarray(pos, dtype=np.float64),
+        np.ascontiguousarray(direction, dtype=np.int8), L.seg_link, L.link_length_m, L.link_first_piece,
+        float(L.pitch_m or 0.0), np.ascontiguousarray(gps_us, dtype=np.int64),
+        np.ascontiguousarray(vehicle_type, dtype=np.int32), speed, day0, hol, piece, key,
+    )  # fmt: skip
+    hit = piece >= 0
+    if not hit.all():
+        piece, key, speed, vehicle_id = piece[hit], key[hit], speed[hit], np.asarray(vehicle_id)[hit]
+    out = aggregate_kernel(
+        piece, key, speed, np.ascontiguousarray(vehicle_id, dtype=np.int64),
+        np.ascontiguousarray(piece_limit_kmh, dtype=np.float64), L.n_pieces,
+    )  # fmt: skip
+    return _compact(*out)
+
+
+def _compact(h_piece, h_key, h_n, c_piece, c_cell, c_n, c_sum, c_ge, c_ge10, c_veh, v_piece, v_id) -> Cube:
+    hm = h_n > 0
+    cm = c_n > 0
+    vm = v_piece >= 0
+    hk = h_key[hm]
+    return Cube(
+        cells={"piece": c_piece[cm], "cell": c_cell[cm], "n_points": c_n[cm], "sum_speed_kmh": c_sum[cm],
+               "n_at_or_over_limit": c_ge[cm], "n_at_or_over_limit_plus_10": c_ge10[cm], "n_vehicles": c_veh[cm]},
+        hist={"piece": h_piece[hm], "cell": (hk // N_BIN).astype(np.int32), "speed_kmh": (hk % N_BIN).astype(np.int16),
+              "n_points": h_n[hm]},
+        vehicles={"piece": v_piece[vm], "vehicle_id": v_id[vm]},
+    )  # fmt: skip
+
+
+def _group_sum(keys: list[np.ndarray], values: dict[str, np.ndarray]) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    if len(keys[0]) == 0:
+        return keys, values
+    order = np.lexsort(keys[::-1])
+    ks = [k[order] for k in keys]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = np.any([k[1:] != k[:-1] for k in ks], axis=0)
+    starts = np.flatnonzero(new)
+    return [k[starts] for k in ks], {n: np.add.reduceat(v[order], starts) for n, v in values.items()}
+
+
+def merge_cubes(cubes: list[Cube]) -> Cube:
+    """Union of cubes (partitions, periods): counts, sums and histograms added, vehicle pairs united.
+
+    Per-cell n_vehicles of the result is exact only when a single cube went in (it is dropped
+    otherwise: use `distinct_vehicles` for any union of pieces).
+    """
+    cat = lambda part, name: np.concatenate([getattr(c, part)[name] for c in cubes])  # noqa: E731
+    sums = ["n_points", "sum_speed_kmh", "n_at_or_over_limit", "n_at_or_over_limit_plus_10"]
+    (cp, cc), cv = _group_sum([cat("cells", "piece"), cat("cells", "cell")], {n: cat("cells", n) for n in sums})
+    (hp, hc, hs), hv = _group_sum([cat("hist", "piece"), cat("hist", "cell"), cat("hist", "speed_kmh")],
+                                  {"n_points": cat("hist", "n_points")})  # fmt: skip
+    vp, vi = cat("vehicles", "piece"), cat("vehicles", "vehicle_id")
+    pairs = np.unique(np.stack([vp.astype(np.int64), vi]), axis=1) if len(vp) else np.zeros((2, 0), np.int64)
+    cells = {"piece": cp, "cell": cc, **cv}
+    if len(cubes) == 1:
+        cells["n_vehicles"] = cubes[0].cells["n_vehicles"][np.lexsort((cubes[0].cells["cell"], cubes[0].cells["piece"]))]
+    return Cube(cells, {"piece": hp, "cell": hc, "speed_kmh": hs, **hv},
+                {"piece": pairs[0].astype(np.int32), "vehicle_id": pairs[1]}, merged=len(cubes) > 1)  # fmt: skip
+
+
+def distinct_vehicles(piece: np.ndarray, vehicle_id: np.ndarray, group_of_piece: np.ndarray, n_groups: int) -> np.ndarray:
+    """Exact distinct vehicles per group of pieces (group -1: ignored), from distinct (piece, vehicle) pairs."""
+    g = group_of_piece[piece]
+    ok = g >= 0
+    if not ok.any():
+        return np.zeros(n_groups, dtype=np.int64)
+    pairs = np.unique(np.stack([g[ok].astype(np.int64), vehicle_id[ok]]), axis=1)
+    return np.bincount(pairs[0], minlength=n_groups).astype(np.int64)
+
+
+def quantile_from_hist(group: np.ndarray, value: np.ndarray, count: np.ndarray, n_groups: int, q: float = 0.85) -> np.ndarray:
+    """q-quantile per group from (group, value, count) histogram rows, linear interpolation between
+    order statistics (numpy's default, DuckDB's quantile_cont); NaN for empty groups."""
+    out = np.full(n_groups, np.nan)
+    keep = count > 0
+    group, value, count = group[keep], value[keep].astype(np.float64), count[keep]
+    if len(group) == 0:
+        return out
+    order = np.lexsort((value, group))
+    group, value, count = group[order], value[order], count[order]
+    cum = np.cumsum(count)
+    n = np.bincount(group, weights=count, minlength=n_groups).astype(np.int64)
+    before = np.concatenate([[0], np.cumsum(n)[:-1]])  # points in earlier groups
+    has = np.flatnonzero(n > 0)
+    h = (n[has] - 1) * q
+    lo = np.floor(h).astype(np.int64)
+    hi = np.minimum(lo + 1, n[has] - 1)
+    v_lo = value[np.searchsorted(cum, before[has] + lo, side="right")]
+    v_hi = value[np.searchsorted(cum, before[has] + hi, side="right")]
+    out[has] = v_lo + (h - lo) * (v_hi - v_lo)
+    return out
+
+
+def figures(cube: Cube, group_of_piece: np.ndarray, n_groups: int, limit_of_group: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per group of pieces (group -1 ignored): n_points, n_vehicles (exact), mean_kmh, p85_kmh,
+    share_at_or_over_limit, share_at_or_over_limit_plus_10 — all from the merged arrays."""
+    cg = group_of_piece[cube.cells["piece"]]
+    ok = cg >= 0
+    w = lambda name: np.bincount(cg[ok], weights=cube.cells[name][ok], minlength=n_groups)  # noqa: E731
+    n = w("n_points").astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, w("sum_speed_kmh") / n, np.nan)
+        share = np.where(n > 0, w("n_at_or_over_limit") / n, np.nan)
+        share10 = np.where(n > 0, w("n_at_or_over_limit_plus_10") / n, np.nan)
+    hg = group_of_piece[cube.hist["piece"]]
+    hok = hg >= 0
+    p85 = quantile_from_hist(hg[hok], cube.hist["speed_kmh"][hok], cube.hist["n_points"][hok], n_groups)
+    nveh = distinct_vehicles(cube.vehicles["piece"], cube.vehicles["vehicle_id"], group_of_piece, n_groups)
+    return {"n_points": n, "n_vehicles": nveh, "mean_kmh": mean, "p85_kmh": p85,
+            "share_at_or_over_limit": share, "share_at_or_over_limit_plus_10": share10}  # fmt: skip
+
+
+def _empty_cube() -> Cube:
+    i32, i64, f64 = np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.float64)
+    return Cube(
+        {"piece": i32, "cell": i32, "n_points": i64, "sum_speed_kmh": f64, "n_at_or_over_limit": i64,
+         "n_at_or_over_limit_plus_10": i64, "n_vehicles": i64},
+        {"piece": i32, "cell": i32, "speed_kmh": np.zeros(0, np.int16), "n_points": i64},
+        {"piece": i32, "vehicle_id": i64},
+    )  # fmt: skip
+
+
+Cube.empty = staticmethod(_empty_cube)
