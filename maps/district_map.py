@@ -33,6 +33,11 @@ ROLE_LABELS = {"treated": "対策道路", "comparison": "比較道路"}
 ROAD_COLUMNS = ("road_id", "name")
 STATS_BASE_COLUMNS = ("road_id", "period", "n_vehicles", "limit_kmh")
 MINUS = "\u2212"  # typographic minus for signed figures
+# Indicator chooser: the order of the choices (the first is the default).
+INDICATOR_ORDER = ("share_at_or_over_limit", "p85_kmh", "mean_kmh")
+# Optional overlays: purple/black stay distinct from YlOrRd, RdBu and grey for colour-blind readers.
+BRAKING_COLOR = "#6a1b9a"
+CUT_THROUGH_COLOR = "#111111"
 
 
 @dataclass(frozen=True)
@@ -388,11 +393,13 @@ _CSS = """
                 color: #fff; font-weight: bold; font-size: 17px; text-align: center; padding: 7px 8px;
                 letter-spacing: 0.05em; border-bottom: 3px solid #7f0000; }
   body.e2c-synthetic .leaflet-top { top: 42px; }
-  .e2c-switch { font-size: 14px; }
-  .e2c-switch .e2c-h { font-weight: bold; margin: 2px 0 2px 0; }
-  .e2c-switch label { display: block; cursor: pointer; padding: 2px 0; }
-  .e2c-switch input { margin-right: 6px; vertical-align: middle; }
-  .e2c-switch hr { border: 0; border-top: 1px solid #ccc; margin: 6px 0; }
+  .e2c-switch { font-size: 14px; width: 400px; max-width: 400px; box-sizing: border-box; }
+  .e2c-switch .e2c-row { padding: 2px 0; border-top: 1px solid #ddd; }
+  .e2c-switch .e2c-row:first-child { border-top: 0; }
+  .e2c-switch .e2c-h { font-weight: bold; display: block; font-size: 12px; color: #444; }
+  .e2c-switch label { display: inline-block; cursor: pointer; padding: 1px 10px 1px 0; white-space: nowrap; }
+  .e2c-switch input { margin: 0 4px 0 0; vertical-align: middle; }
+  .e2c-title { width: 400px; box-sizing: border-box; }
   .e2c-legend .e2c-h { font-weight: bold; margin-bottom: 3px; }
   .e2c-legend .e2c-hint { font-size: 12px; color: #444; margin-bottom: 4px; }
   .e2c-legend table { border-collapse: collapse; }
@@ -427,9 +434,9 @@ _SCRIPT = Template(
       el.style.display = ''; return el; } });
     new C({ position: position }).addTo(map);
   }
-  box('e2c-title', 'topleft');
+  box('e2c-title', 'topleft');     // left column: title, switches, zoom; right column: legend, note
+  box('e2c-switch', 'topleft');
   L.control.zoom({ position: 'topleft', zoomInTitle: '拡大', zoomOutTitle: '縮小' }).addTo(map);
-  box('e2c-switch', 'topright');
   box('e2c-note', 'bottomright');    // bottom corners stack upwards: the legend sits above the note
   box('e2c-legend', 'bottomright');
 
@@ -438,37 +445,73 @@ _SCRIPT = Template(
   L.geoJSON(DATA.outlines.area, { interactive: false,
     style: { color: '#222', weight: 2.5, opacity: 0.9, dashArray: '10 6', fill: false } }).addTo(map);
 
+  // One feature group per indicator × layer; every indicator is embedded, switched client-side.
   var groups = {};
-  Object.keys(DATA.layers).forEach(function (key) {
-    var fc = DATA.layers[key];
-    var g = L.featureGroup();
-    L.geoJSON(fc, { interactive: false,
-      filter: function (f) { return f.properties.kind === 'value'; },
-      style: function (f) { return { color: '{{ this.casing }}', weight: f.properties.style.weight + 3,
-                                     opacity: 0.85, lineCap: 'round' }; } }).addTo(g);
-    L.geoJSON(fc, {
-      style: function (f) { return f.properties.style; },
-      onEachFeature: function (f, layer) {
-        layer.bindTooltip(f.properties.tip, { sticky: true, direction: 'top' });
-        layer.bindPopup(f.properties.tip);
-      } }).addTo(g);
-    groups[key] = g;
+  Object.keys(DATA.indicators).forEach(function (ind) {
+    groups[ind] = {};
+    Object.keys(DATA.indicators[ind].layers).forEach(function (key) {
+      var fc = { type: 'FeatureCollection', features: DATA.indicators[ind].layers[key].map(function (p) {
+        return { type: 'Feature', properties: p, geometry: DATA.geoms[p.g] }; }) };
+      var g = L.featureGroup();
+      L.geoJSON(fc, { interactive: false,
+        filter: function (f) { return f.properties.kind === 'value'; },
+        style: function (f) { return { color: '{{ this.casing }}', weight: f.properties.style.weight + 3,
+                                       opacity: 0.85, lineCap: 'round', className: 'e2c-casing' }; } }).addTo(g);
+      L.geoJSON(fc, {
+        style: function (f) {
+          return L.extend({ className: 'e2c-road e2c-' + f.properties.kind }, f.properties.style); },
+        onEachFeature: function (f, layer) {
+          layer.bindTooltip(f.properties.tip, { sticky: true, direction: 'top' });
+          layer.bindPopup(f.properties.tip);
+        } }).addTo(g);
+      groups[ind][key] = g;
+    });
   });
+
+  // Optional overlays (only present when their data was given): cut-through routes, braking hot spots.
+  var extras = {};
+  if (DATA.cut_through) {
+    extras.cut_through = L.geoJSON(DATA.cut_through, {
+      style: function (f) { return f.properties.style; },
+      onEachFeature: function (f, layer) { layer.bindTooltip(f.properties.tip, { sticky: true, direction: 'top' });
+                                           layer.bindPopup(f.properties.tip); } });
+  }
+  if (DATA.braking) {
+    extras.braking = L.geoJSON(DATA.braking, {
+      pointToLayer: function (f, latlng) { return L.circleMarker(latlng, f.properties.style); },
+      onEachFeature: function (f, layer) { layer.bindTooltip(f.properties.tip, { direction: 'top' });
+                                           layer.bindPopup(f.properties.tip); } });
+  }
   DATA.labels.forEach(function (p) {
     L.marker([p.lat, p.lon], { interactive: false, keyboard: false,
       icon: L.divIcon({ className: 'e2c-label e2c-' + p.role, html: '<span>' + p.text + '</span>', iconSize: null })
     }).addTo(map);
   });
 
-  function show(key) {
-    Object.keys(groups).forEach(function (k) {
-      if (k === key) { map.addLayer(groups[k]); } else { map.removeLayer(groups[k]); }
+  var state = { layer: DATA.initial, indicator: DATA.initial_indicator };
+  function show(key, ind) {
+    state.layer = key || state.layer; state.indicator = ind || state.indicator;
+    Object.keys(groups).forEach(function (i) {
+      Object.keys(groups[i]).forEach(function (k) {
+        var g = groups[i][k];
+        if (i === state.indicator && k === state.layer) { map.addLayer(g); } else { map.removeLayer(g); }
+      });
     });
+    Object.keys(extras).forEach(function (k) { if (map.hasLayer(extras[k])) { extras[k].bringToFront(); } });
+    var want = state.indicator + ':' + state.layer;
     document.querySelectorAll('[data-e2c-legend]').forEach(function (el) {
-      el.style.display = el.getAttribute('data-e2c-legend') === key ? '' : 'none';
+      el.style.display = el.getAttribute('data-e2c-legend') === want ? '' : 'none';
     });
     var s = document.getElementById('e2c-showing');
-    if (s) { s.textContent = '表示中：' + DATA.names[key]; }
+    if (s) { s.textContent = '表示中：' + DATA.names[state.layer]; }
+    var t = document.getElementById('e2c-ind');
+    if (t) { t.textContent = DATA.indicators[state.indicator].label + '：対策前と対策後の比較'; }
+  }
+  function extra(key, on) {
+    if (!extras[key]) { return; }
+    if (on) { map.addLayer(extras[key]); extras[key].bringToFront(); } else { map.removeLayer(extras[key]); }
+    document.querySelectorAll('[data-e2c-extra-legend="' + key + '"]').forEach(function (el) {
+      el.style.display = on ? '' : 'none'; });
   }
   function base(key) {
     Object.keys(tiles).forEach(function (k) {
@@ -476,27 +519,44 @@ _SCRIPT = Template(
     });
   }
   document.querySelectorAll('input[name="e2c-layer"]').forEach(function (el) {
-    el.addEventListener('change', function () { if (el.checked) { show(el.value); } });
+    el.addEventListener('change', function () { if (el.checked) { show(el.value, null); } });
+  });
+  document.querySelectorAll('input[name="e2c-indicator"]').forEach(function (el) {
+    el.addEventListener('change', function () { if (el.checked) { show(null, el.value); } });
+  });
+  document.querySelectorAll('input[name="e2c-extra"]').forEach(function (el) {
+    el.addEventListener('change', function () { extra(el.value, el.checked); });
+    extra(el.value, el.checked);
   });
   document.querySelectorAll('input[name="e2c-base"]').forEach(function (el) {
     el.addEventListener('change', function () { if (el.checked) { base(el.value); } });
   });
-  show(DATA.initial);
+  show(DATA.initial, DATA.initial_indicator);
   base('gsi');
 
-  // Fit the roads into the part of the map not covered by the title box (top) and the right-hand
-  // column of legend/note; on narrow screens the boxes overlap anyway, so use small paddings.
+  // Fit the roads into the part of the map not covered by the left column (title, switches) and the
+  // right-hand column (legend, note). Wide screens: between the columns; medium: below the title;
+  // narrow screens: the boxes overlap anyway, so use small paddings.
   function fit() {
-    var size = map.getSize(), top = map.getContainer().getBoundingClientRect().top;
+    var size = map.getSize(), rect = map.getContainer().getBoundingClientRect();
     var tl = [20, 20], br = [20, 20];
-    var title = document.getElementById('e2c-title'), legend = document.getElementById('e2c-legend');
-    if (size.x > 700 && title) { tl[1] = title.getBoundingClientRect().bottom - top + 15; }
-    if (size.x > 700 && legend) { br[0] = legend.getBoundingClientRect().width + 35; }
+    var sw = document.getElementById('e2c-switch'), title = document.getElementById('e2c-title');
+    var left = sw || title, legend = document.getElementById('e2c-legend');
+    if (size.x > 1100 && left && legend) {
+      tl[0] = left.getBoundingClientRect().right - rect.left + 15;
+      br[0] = legend.getBoundingClientRect().width + 35;
+    } else if (size.x > 700 && title) {
+      tl[1] = title.getBoundingClientRect().bottom - rect.top + 15;
+      if (legend) { br[0] = legend.getBoundingClientRect().width + 35; }
+    }
     if (tl[1] + br[1] > size.y * 0.6) { tl[1] = 20; }
-    if (tl[0] + br[0] > size.x * 0.6) { br[0] = 20; }
+    if (tl[0] + br[0] > size.x * 0.7) { tl[0] = 20; br[0] = 20; }
     map.fitBounds(DATA.bounds, { paddingTopLeft: tl, paddingBottomRight: br });
   }
   fit();
+  // Handles for tests and for readers' own scripts: the map, the road groups and the switches.
+  window.e2c = { map: map, groups: groups, extras: extras, tiles: tiles, state: state, show: show,
+                 base: base, extra: extra };
 })();
 {% endmacro %}
 """
@@ -534,24 +594,29 @@ def _line_svg(color: str, weight: float, dash: str | None = None, casing: bool =
     return "".join(parts)
 
 
-def _legend_html(indicator: str, label: str, min_vehicles: int, periods: dict[str, Period],
-                 has_area: bool, has_ward: bool, ward_ja: str) -> str:
-    spec = indicator_spec(indicator)
-    seq = palette.sequential_scale(indicator)
-    div = palette.change_scale(indicator)
+def _legend_html(labels: dict[str, str], min_vehicles: int, periods: dict[str, Period],
+                 has_area: bool, has_ward: bool, ward_ja: str, *, braking: bool = False,
+                 cut_through: bool = False) -> str:
+    """Legend box: one block per indicator × layer (the page shows the selected one) and common rows."""
     blocks = []
-    for key in ("before", "after"):
-        rows = "".join(f"<tr><td>{_line_svg(c, 5, casing=True)}</td><td>{t}</td></tr>" for c, t in seq.legend())
+    for indicator, label in labels.items():
+        spec = indicator_spec(indicator)
+        seq = palette.sequential_scale(indicator)
+        div = palette.change_scale(indicator)
+        for key in ("before", "after"):
+            rows = "".join(f"<tr><td>{_line_svg(c, 5, casing=True)}</td><td>{t}</td></tr>" for c, t in seq.legend())
+            blocks.append(
+                f'<div data-e2c-legend="{indicator}:{key}"><div class="e2c-h">{LAYER_NAMES[key]}：{label} '
+                f'({spec.legend_unit})</div>'
+                f'<div class="e2c-hint">{format_period(periods[key])}</div><table>{rows}</table></div>'
+            )
+        rows = "".join(f"<tr><td>{_line_svg(c, 5, casing=True)}</td><td>{t}</td></tr>" for c, t in div.legend())
         blocks.append(
-            f'<div data-e2c-legend="{key}"><div class="e2c-h">{LAYER_NAMES[key]}：{label} ({spec.legend_unit})</div>'
-            f'<div class="e2c-hint">{format_period(periods[key])}</div><table>{rows}</table></div>'
+            f'<div data-e2c-legend="{indicator}:change"><div class="e2c-h">変化：{label}の増減 '
+            f'({spec.change_legend_unit})</div>'
+            f'<div class="e2c-hint">対策後 − 対策前。青＝{spec.down_word}（改善）、赤＝{spec.up_word}</div>'
+            f"<table>{rows}</table></div>"
         )
-    rows = "".join(f"<tr><td>{_line_svg(c, 5, casing=True)}</td><td>{t}</td></tr>" for c, t in div.legend())
-    blocks.append(
-        f'<div data-e2c-legend="change"><div class="e2c-h">変化：{label}の増減 ({spec.change_legend_unit})</div>'
-        f'<div class="e2c-hint">対策後 − 対策前。青＝{spec.down_word}（改善）、赤＝{spec.up_word}</div>'
-        f"<table>{rows}</table></div>"
-    )
     common = [
         (_line_svg(palette.INSUFFICIENT_COLOR, 4, dash="7 6"), f"データ不足（観測車両 {min_vehicles} 台未満、数値は非表示）"),
         (_line_svg(palette.NO_DATA_COLOR, 1.5), "データなし"),
@@ -561,11 +626,81 @@ def _legend_html(indicator: str, label: str, min_vehicles: int, periods: dict[st
     if has_ward:
         common.append((_line_svg("#555", 2.5), f"区の境界（{html.escape(ward_ja)}）" if ward_ja else "区の境界"))
     common_rows = "".join(f"<tr><td>{svg}</td><td>{t}</td></tr>" for svg, t in common)
+    extra_rows = ""
+    if cut_through:
+        extra_rows += (f'<tr data-e2c-extra-legend="cut_through"><td>{_line_svg(CUT_THROUGH_COLOR, 4, dash="2 7")}'
+                       "</td><td>抜け道ルート（通り抜ける車両、太いほど多い）</td></tr>")
+    if braking:
+        extra_rows += ('<tr data-e2c-extra-legend="braking"><td><svg width="40" height="14" aria-hidden="true">'
+                       f'<circle cx="20" cy="7" r="5.5" fill="{BRAKING_COLOR}" fill-opacity="0.75" stroke="#fff" '
+                       'stroke-width="1.5"/></svg></td><td>急ブレーキ多発地点（円が大きいほど多い）</td></tr>')
     return (
         '<div id="e2c-legend" class="e2c-box e2c-legend" style="display:none">'
         + "".join(blocks)
-        + f'<table style="margin-top:4px;border-top:1px solid #ccc">{common_rows}</table></div>'
+        + f'<table style="margin-top:4px;border-top:1px solid #ccc">{extra_rows}{common_rows}</table></div>'
     )
+
+
+def _optional_points(gdf, what: str) -> gpd.GeoDataFrame:
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise ValueError(f"{what} must be a GeoDataFrame, got {type(gdf).__name__}")
+    if gdf.crs is None:
+        gdf = gdf.set_crs(4326)
+    elif gdf.crs.to_epsg() != 4326:
+        gdf = gdf.to_crs(4326)
+    return gdf
+
+
+def _braking_layer(points: gpd.GeoDataFrame | None) -> dict | None:
+    """FeatureCollection of sudden-braking hot spots (circle size ~ sqrt(count)), or None."""
+    if points is None:
+        return None
+    points = _optional_points(points, "braking_points")
+    if "count" not in points.columns:
+        raise ValueError(f"braking_points needs a 'count' column (has {list(points.columns)})")
+    if not points.geom_type.eq("Point").all():
+        raise ValueError("braking_points must be Points")
+    top = max(float(points["count"].max()), 1.0) if len(points) else 1.0
+    features = []
+    for row in points.itertuples(index=False):
+        count = int(row.count)
+        lines = ["<b>急ブレーキ多発地点</b>", f"急ブレーキ <b>{count} 回</b>"]
+        if "period" in points.columns and isinstance(row.period, str) and row.period:
+            lines.append(f"期間：{html.escape(row.period)}")
+        radius = 5 + 11 * (count / top) ** 0.5
+        style = {"radius": round(radius, 1), "color": "#ffffff", "weight": 1.5, "fillColor": BRAKING_COLOR,
+                 "fillOpacity": 0.75, "className": "e2c-braking"}
+        features.append({"type": "Feature", "properties": {"count": count, "tip": "<br>".join(lines), "style": style},
+                         "geometry": mapping(row.geometry)})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _cut_through_layer(lines: gpd.GeoDataFrame | None) -> dict | None:
+    """FeatureCollection of cut-through routes (line width ~ share or count), or None."""
+    if lines is None:
+        return None
+    lines = _optional_points(lines, "cut_through")
+    column = "share" if "share" in lines.columns else "count" if "count" in lines.columns else None
+    if column is None:
+        raise ValueError(f"cut_through needs a 'share' (0..1) or 'count' column (has {list(lines.columns)})")
+    if not lines.geom_type.isin(["LineString", "MultiLineString"]).all():
+        raise ValueError("cut_through must be LineStrings")
+    values = lines[column].astype(float)
+    if column == "share" and ((values < 0) | (values > 1)).any():
+        raise ValueError("cut_through share must be a fraction 0..1")
+    top = max(float(values.max()), 1e-9) if len(values) else 1.0
+    features = []
+    for row, value in zip(lines.itertuples(index=False), values):
+        name = getattr(row, "name", None) if "name" in lines.columns else None
+        head = f"<b>抜け道ルート{'：' + html.escape(str(name)) if isinstance(name, str) and name else ''}</b>"
+        figure = (f"通り抜ける車両の割合 <b>{round(100 * value):.0f}%</b>" if column == "share"
+                  else f"通り抜ける車両 <b>{int(value)} 台</b>")
+        style = {"color": CUT_THROUGH_COLOR, "weight": round(3 + 4 * value / top, 1), "opacity": 0.85,
+                 "dashArray": "1 8", "lineCap": "round", "className": "e2c-cut"}
+        features.append({"type": "Feature", "properties": {column: float(value), "tip": f"{head}<br>{figure}",
+                                                           "style": style},
+                         "geometry": mapping(row.geometry)})
+    return {"type": "FeatureCollection", "features": features}
 
 
 def _limit_note(roads: gpd.GeoDataFrame, stats: pd.DataFrame, periods: tuple[str, str]) -> str:
@@ -600,29 +735,59 @@ def render_district_map(
     min_vehicles: int = 10,
     synthetic: bool = True,
     initial_layer: str = "change",
+    indicators: tuple[str, ...] | None = None,
+    braking_points: gpd.GeoDataFrame | None = None,
+    cut_through: gpd.GeoDataFrame | None = None,
 ) -> Path:
     """Write one self-contained HTML map (対策前 / 対策後 / 変化 layers) for `district`; returns out_path.
 
     roads: GeoDataFrame of LineStrings in EPSG:4326 with road_id (str), name (Japanese), role
       ("treated" | "comparison" | "arterial" | "residential"); other columns are ignored.
     stats: one row per road_id and period with n_vehicles (distinct vehicles), limit_kmh (km/h) and the
-      `indicator` column: share_at_or_over_limit (fraction 0..1), mean_kmh or p85_kmh (km/h).
+      indicator columns: share_at_or_over_limit (fraction 0..1), mean_kmh and p85_kmh (km/h).
+    indicator: the indicator shown first. indicators: those embedded for the page's indicator chooser
+      (default: every one of share / p85 / mean that `stats` has); all switch client-side.
     before/after: period names of `district` to compare. Roads with n_vehicles < min_vehicles in a
-      period are drawn grey dashed as データ不足 with no figures anywhere in the HTML.
+      period are drawn grey dashed as データ不足 with no figures (of any indicator) anywhere in the HTML.
     wards_path / area_path: optional GeoJSON outlines (ward file filtered by N03_004 / N03_007).
+    braking_points: optional Points with a `count` column (sudden-braking events; optional `period`
+      text) → layer 急ブレーキ多発地点. cut_through: optional LineStrings with a `share` (fraction 0..1
+      of vehicles passing through) or `count` column (optional `name`) → layer 抜け道ルート. Each
+      layer exists only when its input is given.
     synthetic: adds the red 合成データ banner. initial_layer: "before" | "after" | "change".
     Raises ValueError for bad input (missing columns, unknown period or indicator, share not 0..1).
     """
     if initial_layer not in LAYER_KEYS:
         raise ValueError(f"initial_layer must be one of {LAYER_KEYS}, got {initial_layer!r}")
-    layers = build_layers(district, roads, stats, before=before, after=after,
-                          indicator=indicator, min_vehicles=min_vehicles)
+    indicator_spec(indicator)
+    if indicators is None:
+        indicators = tuple(k for k in INDICATOR_ORDER if k in stats.columns)
+    indicators = tuple(dict.fromkeys((indicator, *indicators)))  # the initial one first, no repeats
     roads = _check_roads(roads)
     periods = {"before": district.period(before), "after": district.period(after)}
     limits = {int(x) for x in stats.loc[stats["period"].astype(str).isin([before, after]), "limit_kmh"].dropna()}
     label = indicator_label(indicator, limits)
+    geoms: list[dict] = []
+    geom_index: dict[str, int] = {}
+    embedded: dict[str, dict] = {}
+    for ind in indicators:
+        layers = build_layers(district, roads, stats, before=before, after=after,
+                              indicator=ind, min_vehicles=min_vehicles)
+        compact = {}
+        for key, fc in layers.items():
+            props = []
+            for f in fc["features"]:  # geometry stored once, referenced by index from every layer
+                gkey = json.dumps(f["geometry"], separators=(",", ":"))
+                if gkey not in geom_index:
+                    geom_index[gkey] = len(geoms)
+                    geoms.append(f["geometry"])
+                props.append({**f["properties"], "g": geom_index[gkey]})
+            compact[key] = props
+        embedded[ind] = {"label": indicator_label(ind, limits), "layers": compact}
     ward = _outline(wards_path, "wards", ward=district)
     area = _outline(area_path, "district area")
+    braking = _braking_layer(braking_points)
+    cut = _cut_through_layer(cut_through)
 
     m = _OfflineMap(location=[district.center_lat, district.center_lon], zoom_start=16, tiles=None,
                     zoom_control=False, control_scale=True, prefer_canvas=False,
@@ -636,13 +801,17 @@ def render_district_map(
 
     names = {"before": "対策前", "after": "対策後", "change": "変化（対策後 − 対策前）"}
     data = {
-        "layers": layers,
+        "geoms": geoms,
+        "indicators": embedded,
+        "initial_indicator": indicator,
         "labels": _label_points(district, roads),
         "outlines": {"ward": ward or {"type": "FeatureCollection", "features": []},
                      "area": area or {"type": "FeatureCollection", "features": []}},
         "names": names,
         "initial": initial_layer,
         "bounds": _fit_bounds(roads),
+        "braking": braking,
+        "cut_through": cut,
     }
     m.add_child(_DistrictLayers(data, gsi, osm))
 
@@ -660,21 +829,36 @@ def render_district_map(
     title_box = (
         f'<div id="e2c-title" class="e2c-box e2c-title" style="display:none">'
         f"<h1>{html.escape(title_text)}</h1>"
-        f'<div class="e2c-ind">{label}：対策前と対策後の比較</div>{limit_line}{period_lines}'
+        f'<div id="e2c-ind" class="e2c-ind">{label}：対策前と対策後の比較</div>{limit_line}{period_lines}'
         f'<div id="e2c-showing" class="e2c-showing">表示中：{names[initial_layer]}</div></div>'
     )
+    short = {"before": "対策前", "after": "対策後", "change": "変化"}
     radios = "".join(
         f'<label><input type="radio" name="e2c-layer" value="{k}"{" checked" if k == initial_layer else ""}>'
-        f"{names[k]}</label>"
+        f"{short[k]}</label>"
         for k in LAYER_KEYS
     )
-    switch_box = (
-        '<div id="e2c-switch" class="e2c-box e2c-switch" style="display:none">'
-        f'<div class="e2c-h">表示する地図</div>{radios}<hr>'
-        '<div class="e2c-h">背景地図</div>'
+    ind_radios = "".join(
+        f'<label><input type="radio" name="e2c-indicator" value="{k}"{" checked" if k == indicator else ""}>'
+        f"{embedded[k]['label']}</label>"
+        for k in indicators
+    )
+    rows = [f'<div class="e2c-row"><span class="e2c-h">表示する地図</span>{radios}</div>']
+    if len(indicators) > 1:
+        rows.append(f'<div class="e2c-row"><span class="e2c-h">指標</span>{ind_radios}</div>')
+    extra_boxes = ""
+    if braking is not None:
+        extra_boxes += '<label><input type="checkbox" name="e2c-extra" value="braking" checked>急ブレーキ多発地点</label>'
+    if cut is not None:
+        extra_boxes += '<label><input type="checkbox" name="e2c-extra" value="cut_through" checked>抜け道ルート</label>'
+    if extra_boxes:
+        rows.append(f'<div class="e2c-row"><span class="e2c-h">重ねて表示</span>{extra_boxes}</div>')
+    rows.append(
+        '<div class="e2c-row"><span class="e2c-h">背景地図</span>'
         '<label><input type="radio" name="e2c-base" value="gsi" checked>地理院タイル（淡色）</label>'
         '<label><input type="radio" name="e2c-base" value="osm">OpenStreetMap</label></div>'
     )
+    switch_box = '<div id="e2c-switch" class="e2c-box e2c-switch" style="display:none">' + "".join(rows) + "</div>"
     network_note = "<div>道路網は架空のものです（デモ用）。</div>" if district.synthetic_network else ""
     synth_note = ('<div class="e2c-synth">この地図は合成データ（デモ用）です。実際の観測値ではありません。</div>'
                   if synthetic else "")
@@ -685,8 +869,9 @@ def render_district_map(
         f"観測車両が {min_vehicles} 台未満の道路は数値を表示しません（灰色の破線）。</div>"
         f"{network_note}</div>"
     )
-    legend_box = _legend_html(indicator, label, min_vehicles, periods, area is not None, ward is not None,
-                              district.ward_ja)
+    legend_box = _legend_html({k: v["label"] for k, v in embedded.items()}, min_vehicles, periods,
+                              area is not None, ward is not None, district.ward_ja,
+                              braking=braking is not None, cut_through=cut is not None)
     fig.html.add_child(Element(banner + title_box + switch_box + legend_box + note_box), name="e2c_boxes")
 
     page = fig.render()

@@ -284,11 +284,13 @@ def test_suppressed_road_has_no_figures(rendered):
         assert figure not in page, figure
     assert not re.search(r"(?<![0-9])[67] 台", page)  # r3's vehicle counts
     data = re.search(r"var DATA = (\{.*?\});\n", page).group(1)
-    features = json.loads(data)["layers"]
-    for fc in features.values():
-        (sparse,) = [f for f in fc["features"] if f["properties"]["road_id"] == "r3"]
-        assert sparse["properties"]["kind"] == "insufficient"
-        assert "データ不足" in sparse["properties"]["tip"]
+    indicators = json.loads(data)["indicators"]
+    assert set(indicators) == {"share_at_or_over_limit", "p85_kmh", "mean_kmh"}  # all embedded
+    for ind in indicators.values():
+        for props in ind["layers"].values():
+            (sparse,) = [p for p in props if p["road_id"] == "r3"]
+            assert sparse["kind"] == "insufficient" and "value" not in sparse
+            assert "データ不足" in sparse["tip"]
 
 
 def test_ward_outline_filtered(rendered):
