@@ -21,6 +21,9 @@ def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 201710
     print(f"    {_describe_generation(gen)}")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The ephemeral API starts in a subprocess; on a busy 2-core machine it can take longer than
+    # Prefect's default 20 s.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     from flows.pipeline import monthly_pipeline
 
     print("2/3 ingest → analyse → publish (Prefect flow monthly-pipeline, ephemeral mode, no server needed)")
