@@ -54,3 +54,27 @@ def pseudonymise_ids(ids: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Array:
     hashed = pa.array([pseudonymise_one(v, key) for v in dictionary], type=pa.string())
     indices = encoded.indices.to_numpy(zero_copy_only=False)
     return hashed.take(pa.array(np.asarray(indices, dtype=np.int64)))
+
+
+def pseudonymise_with_ids(ids: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[pa.Array, pa.Array]:
+    """(vehicle_key, vehicle_id) for every raw ID, one HMAC per distinct ID; NULL / blank IDs stay NULL.
+
+    vehicle_key: first 128 bits of HMAC-SHA-256 as 32 hex characters; vehicle_id: the first
+    8 bytes of the same digest as a signed big-endian int64 (fast distinct counts and joins).
+    """
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    encoded = pc.dictionary_encode(ids)
+    dictionary = encoded.dictionary.to_pylist()
+    hexes, ints = [], []
+    for v in dictionary:
+        raw = (v or "").strip()
+        if not raw:
+            hexes.append(None)
+            ints.append(None)
+            continue
+        digest = hmac.new(key, raw.encode("utf-8"), hashlib.sha256).digest()
+        hexes.append(digest.hex()[:DIGEST_HEX_CHARS])
+        ints.append(int.from_bytes(digest[:8], "big", signed=True))
+    indices = encoded.indices
+    return pa.array(hexes, pa.string()).take(indices), pa.array(ints, pa.int64()).take(indices)

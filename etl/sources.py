@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,71 @@ def read_members(path: Path) -> list[tuple[str, bytes]]:
         return [("", data)]
     except (OSError, EOFError, zipfile.BadZipFile, gzip.BadGzipFile) as exc:
         raise SourceError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+
+
+CHUNK_BYTES = 64 * 1024 * 1024  # payloads are handed on in pieces of about this size, cut at line ends
+
+
+def iter_payloads(path: Path, chunk_bytes: int = CHUNK_BYTES):
+    """Stream the CSV payloads of a delivered file as (member, chunk_index, bytes), cut at line ends.
+
+    Memory stays bounded by `chunk_bytes` whatever the member size. ZIP members are read as
+    streams from the archive (never extracted to a path taken from it); a member whose declared
+    size or ratio is absurd is refused before reading, one whose actual output exceeds its
+    limits is refused while reading (ZIP bomb guard). Raises SourceError.
+    """
+    name = path.name.lower()
+    try:
+        if path.stat().st_size == 0:
+            raise SourceError(f"{path}: empty file (0 bytes)")
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                members = [i for i in zf.infolist() if not i.is_dir()]
+                csv_members = [i for i in members if i.filename.lower().endswith((".csv", ".txt"))]
+                if not csv_members:
+                    raise SourceError(f"{path}: ZIP holds no .csv member")
+                for info in csv_members:
+                    ratio = info.file_size / max(info.compress_size, 1)
+                    if info.file_size > MAX_MEMBER_BYTES or ratio > MAX_COMPRESSION_RATIO:
+                        raise SourceError(
+                            f"{path}: member {info.filename!r} declares {info.file_size} bytes "
+                            f"(ratio {ratio:.0f}x), refused as a likely ZIP bomb"
+                        )
+                    limit = min(MAX_MEMBER_BYTES, max(info.compress_size, 1) * MAX_COMPRESSION_RATIO)
+                    with zf.open(info) as fh:
+                        yield from _chunks(fh, f"{path}: member {info.filename!r}", info.filename, limit, chunk_bytes)
+        elif name.endswith(".gz"):
+            limit = min(MAX_MEMBER_BYTES, path.stat().st_size * MAX_COMPRESSION_RATIO)
+            with gzip.open(path, "rb") as fh:
+                yield from _chunks(fh, str(path), "", limit, chunk_bytes)
+        else:
+            with open(path, "rb") as fh:
+                yield from _chunks(fh, str(path), "", MAX_MEMBER_BYTES * 64, chunk_bytes)
+    except (OSError, EOFError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error) as exc:
+        raise SourceError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+
+
+def _chunks(fh, where: str, member: str, limit: int, chunk_bytes: int):
+    carry = b""
+    total = 0
+    index = 0
+    while True:
+        block = fh.read(chunk_bytes)
+        if not block:
+            break
+        total += len(block)
+        if total > limit:
+            raise SourceError(f"{where} expands beyond {limit} bytes, refused as a likely ZIP bomb")
+        data = carry + block
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        carry = data[cut + 1 :]
+        yield member, index, data[: cut + 1]
+        index += 1
+    if carry or index == 0:
+        yield member, index, carry
 
 
 def _read_zip(path: Path) -> list[tuple[str, bytes]]:

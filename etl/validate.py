@@ -1,18 +1,22 @@
-"""Parsing and validating 様式1-2 rows, vectorised: every row is either stored or quarantined with a reason.
+"""Reading and validating delivered CSV payloads, vectorised and spec-driven: every line is stored or quarantined.
 
-Validation rules (reason codes written to the `quarantine` table):
+`read_payload` splits a payload into text columns with Arrow's CSV reader (no quoting, a
+handler collects lines with the wrong number of fields); `validate_rows` types and checks
+every column with Arrow compute / numpy, one pass per column and none per row. The rules are
+generated from the layout (`etl.spec`); `validation_rules(layout)` lists them:
 
-| reason | rule |
-|---|---|
-| `empty_line` | the line holds no characters |
-| `field_count` | the line does not hold exactly 33 comma-separated fields |
-| `bad_gps_time` | GPS時刻 is not a valid `YYYYMMDDhhmmss` (or 12-digit `YYYYMMDDhhmm`) time |
-| `bad_operation_date` | 運行日 is not a valid `YYYYMMDD` date |
-| `missing_operation_id` | 運行ID is empty |
-| `<column>_not_numeric` | a numeric column (spec type int/float) does not parse |
-| `<column>_out_of_range` | a numeric column lies outside the spec's allowed range (e.g. lon 120–150, lat 20–50, speed 0–180 km/h) |
+| reason | columns | rule |
+|---|---|---|
+| `empty_line` | all | the line holds no values |
+| `field_count` | all | the line does not hold exactly the layout's number of comma-separated fields |
+| `missing_<column>` | required columns | the value is empty |
+| `bad_<column>` | date / timestamp columns | not a valid `YYYYMMDD` date / `YYYYMMDDhhmmss` (or `YYYYMMDDhhmm`) time |
+| `<column>_not_numeric` | numeric columns | not a number (integers: not a whole number) |
+| `<column>_out_of_range` | numeric columns with a range | outside the spec's allowed range |
 
-The first failing rule, in this order, is the row's reason. `validation_rules()` lists them\nas generated from the spec.
+The first failing rule, in the layout's check order, is the row's reason. 様式1-2's reasons
+include `bad_gps_time`, `bad_operation_date`, `missing_operation_id`, `lon_out_of_range`
+(120–150), `lat_out_of_range` (20–50), `speed_kmh_out_of_range` (0–180 km/h).
 """
 
 from __future__ import annotations
@@ -24,32 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from etl.spec import STYLE_1_2_COLUMNS, STYLE_1_2_N_COLUMNS, Column
-
-NEWLINE = 10
-CARRIAGE_RETURN = 13
-COMMA = 44
-
-
-def line_table(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Start, end (exclusive, without CR) and comma count of every line, from byte positions.
-
-    cp932 and UTF-8 never use the bytes of ',' or LF inside a multi-byte character,
-    so counting bytes is exact for both encodings.
-    """
-    buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == NEWLINE)
-    starts = np.concatenate(([0], newlines + 1))
-    ends = np.concatenate((newlines, [len(buf)]))
-    if len(buf) and buf[-1] == NEWLINE:  # the final newline ends the last line, it opens no new one
-        starts, ends = starts[:-1], ends[:-1]
-    nonempty = ends > starts
-    has_cr = np.zeros(len(ends), dtype=bool)
-    has_cr[nonempty] = buf[ends[nonempty] - 1] == CARRIAGE_RETURN
-    ends = ends - has_cr
-    commas_cum = np.concatenate(([0], np.cumsum(buf == COMMA, dtype=np.int64)))
-    n_commas = commas_cum[ends] - commas_cum[starts]
-    return starts, ends, n_commas
+from etl.spec import STYLE_1_2, Column, Layout
 
 
 def decode(data: bytes) -> str:
@@ -62,149 +41,260 @@ def decode(data: bytes) -> str:
     return data.decode("cp932", errors="replace")
 
 
-def _as_utf8(data: bytes) -> bytes:
-    """UTF-8 bytes for the parser: ASCII (the usual 様式1-2 content) passes unchanged."""
-    if not (np.frombuffer(data, dtype=np.uint8) >= 0x80).any():
+def _is_ascii(data: bytes) -> bool:
+    return data.isascii()
+
+
+def to_utf8(data: bytes) -> bytes:
+    """UTF-8 bytes for the parser: ASCII (the usual 様式1-2 content) passes unchanged; BOM dropped."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if _is_ascii(data):
         return data
-    return decode(data).encode("utf-8")
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        return decode(data).encode("utf-8")
+
+
+def has_header(first_line: str, layout: Layout) -> bool:
+    return any(m in first_line for m in layout.header_markers)
+
+
+def read_payload(data: bytes, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.ndarray, pa.Table, int]:
+    """Split a CSV payload into text columns.
+
+    Returns (rows, line_numbers, rejects, header_lines): `rows` one nullable string column per
+    layout column (empty → NULL), `line_numbers` the 1-based line of each row, `rejects`
+    (line_no, reason, raw_text) for lines without the layout's field count or with no value,
+    `header_lines` 1 if the first line was a header row (not counted as a row read).
+    """
+    data = to_utf8(data)
+    names = [c.name for c in layout.columns]
+    first_nl = data.find(b"\n")
+    first = data[: first_nl if first_nl >= 0 else len(data)].decode("utf-8", errors="replace")
+    skip = 1 if layout.header_markers and has_header(first, layout) else 0
+    bad: list[tuple[int, str]] = []
+
+    def handler(row):
+        bad.append((row.number, row.text))
+        return "skip"
+
+    if not data:
+        rows = pa.table({n: pa.array([], pa.string()) for n in names})
+    else:
+        rows = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False, skip_rows=skip, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=handler, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=True, null_values=[""]
+            ),
+        )
+    # A trailing newline does not open a line; Arrow reports no row for it either.
+    n_lines = rows.num_rows + len(bad)
+    bad_no = np.array([b[0] for b in bad], dtype=np.int64)
+    all_no = np.arange(skip + 1, skip + n_lines + 1, dtype=np.int64)
+    line_no = np.setdiff1d(all_no, bad_no, assume_unique=True) if len(bad) else all_no
+    reasons = ["empty_line" if not t.strip() else "field_count" for _, t in bad]
+    texts = [t for _, t in bad]
+    # Lines with no value at all (empty, or only commas) come through as all-NULL rows.
+    if rows.num_rows:
+        all_null = None
+        for col in rows.columns:
+            m = pc.is_null(col)
+            all_null = m if all_null is None else pc.and_(all_null, m)
+        if pc.any(all_null).as_py():
+            mask = np.asarray(all_null.to_numpy(zero_copy_only=False), dtype=bool)
+            idx = np.flatnonzero(mask)
+            for i in idx:
+                bad_no = np.append(bad_no, line_no[i])
+                reasons.append("empty_line")
+                texts.append("")
+            rows = rows.filter(pa.array(~mask))
+            line_no = line_no[~mask]
+    order = np.argsort(bad_no, kind="stable")
+    rejects = pa.table(
+        {
+            "line_no": pa.array(bad_no[order], pa.int64()),
+            "reason": pa.array([reasons[i] for i in order], pa.string()),
+            "raw_text": pa.array([texts[i] for i in order], pa.string()),
+        }
+    )
+    return rows, line_no, rejects, skip
 
 
 def parse_fields(data: bytes) -> tuple[pa.Table, np.ndarray, pa.Table]:
-    """Split a 様式1-2 CSV payload into well-formed rows (33 text columns) and structural rejects.
-
-    Returns (rows, line_numbers, rejects): `rows` has one text column per spec column,
-    `line_numbers` the 1-based line of each row, `rejects` (line_no, reason, raw_text) the
-    lines without exactly 33 fields.
-    """
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    starts, ends, n_commas = line_table(data)
-    line_no = np.arange(1, len(starts) + 1, dtype=np.int64)
-    empty = ends == starts
-    good = (n_commas == STYLE_1_2_N_COLUMNS - 1) & ~empty
-    bad_idx = np.flatnonzero(~good)
-    # Only the (rare) rejected lines are touched one by one, to keep their raw text.
-    rejects = pa.table(
-        {
-            "line_no": pa.array(line_no[bad_idx], pa.int64()),
-            "reason": pa.array(["empty_line" if empty[i] else "field_count" for i in bad_idx], pa.string()),
-            "raw_text": pa.array([decode(data[starts[i] : ends[i]]) for i in bad_idx], pa.string()),
-        }
-    )
-    names = [c.name for c in STYLE_1_2_COLUMNS]
-    if not good.any():
-        rows = pa.table({n: pa.array([], pa.string()) for n in names})
-        return rows, line_no[good], rejects
-    if len(bad_idx):
-        # Hand the parser only the well-formed lines, so row i is line line_no[good][i].
-        keep_starts, keep_ends = starts[good], ends[good]
-        data = b"\n".join(data[s:e] for s, e in zip(keep_starts.tolist(), keep_ends.tolist()))
-    rows = pacsv.read_csv(
-        io.BytesIO(_as_utf8(data)),
-        read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
-        parse_options=pacsv.ParseOptions(quote_char=False, newlines_in_values=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False
-        ),
-    )
-    if rows.num_rows != int(good.sum()):
-        raise ValueError(f"parser found {rows.num_rows} rows where {int(good.sum())} well-formed lines were counted")
-    return rows, line_no[good], rejects
+    """様式1-2 payload → (rows, line numbers, rejects); kept for callers of the first version."""
+    rows, line_no, rejects, _ = read_payload(data, STYLE_1_2)
+    return rows, line_no, rejects
 
 
 NUMBER_PATTERN = r"^[-+]?(\d+\.?\d*|\.\d+)$"
-GPS_TIME_PATTERN = r"^\d{12}(\d{2})?$"
+INT_TYPES = {"int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64()}
 
 
-def _parse_number(text: pa.Array, col: Column) -> pa.Array:
-    """Text → float64 (null where not a number); integers also must have no fractional part."""
+def _parse_number(text: pa.Array, col: Column) -> tuple[pa.Array, pa.Array]:
+    """Text → (typed values, not-numeric mask). NULL text stays NULL and is not 'not numeric'."""
+    target = INT_TYPES.get(col.type, pa.float64())
+    try:  # fast path: the whole column parses
+        values = pc.cast(text, target)
+        return values, pa.array(np.zeros(len(text), dtype=bool))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    text = pc.utf8_trim_whitespace(text)
     ok = pc.match_substring_regex(text, NUMBER_PATTERN)
-    values = pc.cast(pc.if_else(ok, text, pa.scalar(None, pa.string())), pa.float64())
-    if col.type == "int":
-        values = pc.if_else(pc.equal(pc.floor(values), values), values, pa.scalar(None, pa.float64()))
-    return values
+    f = pc.cast(pc.if_else(ok, text, pa.scalar(None, pa.string())), pa.float64())
+    if col.type != "float":
+        info = np.iinfo({"int8": np.int8, "int32": np.int32, "int64": np.int64}[col.type])
+        whole = pc.and_(pc.equal(pc.floor(f), f), pc.and_(pc.greater_equal(f, info.min), pc.less_equal(f, info.max)))
+        f = pc.if_else(whole, f, pa.scalar(None, pa.float64()))
+    bad = pc.and_(pc.is_valid(text), pc.is_null(f))
+    values = pc.cast(f, target) if col.type != "float" else f
+    return values, bad
 
 
-def _parse_gps_time(text: pa.Array) -> pa.Array:
-    """'YYYYMMDDhhmmss' or 'YYYYMMDDhhmm' (seconds padded with 00) → timestamp[s], null if invalid."""
-    ok = pc.match_substring_regex(text, GPS_TIME_PATTERN)
-    padded = pc.if_else(pc.equal(pc.utf8_length(text), 12), pc.binary_join_element_wise(text, "00", ""), text)
-    padded = pc.if_else(ok, padded, pa.scalar(None, pa.string()))
-    return pc.strptime(padded, format="%Y%m%d%H%M%S", unit="s", error_is_null=True)
+_EPOCH_MONTH = np.datetime64("1970-01", "M")
 
 
-def _parse_date(text: pa.Array) -> pa.Array:
-    ok = pc.match_substring_regex(text, r"^\d{8}$")
-    text = pc.if_else(ok, text, pa.scalar(None, pa.string()))
-    return pc.cast(pc.strptime(text, format="%Y%m%d", unit="s", error_is_null=True), pa.date32())
+def _digits_to_seconds(v: np.ndarray, n_digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """YYYYMMDD[hhmm[ss]] integers → (seconds since epoch, valid mask), vectorised calendar check."""
+    v = np.where(n_digits == 12, v * 100, v)
+    v = np.where(n_digits == 8, v * 1_000_000, v)
+    year, rest = np.divmod(v, 10**10)
+    month, rest = np.divmod(rest, 10**8)
+    day, rest = np.divmod(rest, 10**6)
+    hh, rest = np.divmod(rest, 10**4)
+    mm, ss = np.divmod(rest, 100)
+    valid = (year >= 1900) & (year <= 2200) & (month >= 1) & (month <= 12) & (day >= 1) & (hh < 24) & (mm < 60) & (ss < 60)
+    months = np.where(valid, (year - 1970) * 12 + month - 1, 0)
+    start = (_EPOCH_MONTH + months).astype("datetime64[D]").astype(np.int64)
+    next_start = (_EPOCH_MONTH + months + 1).astype("datetime64[D]").astype(np.int64)
+    valid &= day <= (next_start - start)
+    secs = (start + day - 1) * 86400 + hh * 3600 + mm * 60 + ss
+    return secs, valid
 
 
-def validation_rules() -> list[tuple[str, str]]:
-    """(reason, description) of every rule in evaluation order, generated from the spec."""
+def _parse_time(text: pa.Array, col: Column) -> tuple[pa.Array, pa.Array]:
+    """Date / timestamp text → (typed, bad mask); NULL text stays NULL."""
+    lengths = pc.utf8_length(text)
+    allowed = (8,) if col.type == "date" else (12, 14)
+    try:
+        ints = pc.cast(text, pa.int64())
+        shape_ok = pc.and_(pc.is_in(lengths, pa.array(allowed, pa.int32())), pc.greater_equal(ints, 0))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pattern = r"^\d{8}$" if col.type == "date" else r"^\d{12}(\d{2})?$"
+        shape_ok = pc.match_substring_regex(text, pattern)
+        ints = pc.cast(pc.if_else(shape_ok, text, pa.scalar(None, pa.string())), pa.int64())
+    v = np.asarray(pc.fill_null(ints, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    nd = np.asarray(pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    secs, valid = _digits_to_seconds(v, nd)
+    present = np.asarray(pc.is_valid(text).to_numpy(zero_copy_only=False), dtype=bool)
+    valid &= np.asarray(pc.fill_null(shape_ok, False).to_numpy(zero_copy_only=False), dtype=bool) & present
+    bad = present & ~valid
+    if col.type == "date":
+        typed = pa.array((secs // 86400).astype(np.int32), pa.date32(), mask=~valid)
+    else:
+        typed = pa.array(secs, pa.timestamp("s"), mask=~valid)
+    return typed, pa.array(bad)
+
+
+def validation_rules(layout: Layout = STYLE_1_2) -> list[tuple[str, str, str]]:
+    """(reason, columns, description) of every rule in evaluation order, generated from the layout."""
+    n = layout.n_columns
     rules = [
-        ("bad_gps_time", "GPS時刻 is not a valid YYYYMMDDhhmmss (or YYYYMMDDhhmm) time"),
-        ("bad_operation_date", "運行日 is not a valid YYYYMMDD date"),
-        ("missing_operation_id", "運行ID is empty"),
+        ("empty_line", "all", "the line holds no values"),
+        ("field_count", "all", f"the line does not hold exactly {n} comma-separated fields"),
     ]
-    for col in STYLE_1_2_COLUMNS:
-        if col.type in ("int", "float"):
-            rules.append((f"{col.name}_not_numeric", f"{col.name_ja} ({col.name}) is not a number"))
-            if col.low is not None and col.high is not None:
-                unit = f" {col.unit}" if col.unit else ""
-                rules.append(
-                    (f"{col.name}_out_of_range", f"{col.name_ja} ({col.name}) outside {col.low:g}–{col.high:g}{unit}")
-                )
+    for col, kind in _rule_plan(layout):
+        where = f"{col.index}: {col.name_ja} (`{col.name}`)"
+        unit = f" {col.unit}" if col.unit else ""
+        if kind == "missing":
+            rules.append((f"missing_{col.name}", where, "empty"))
+        elif kind == "bad":
+            fmt = "YYYYMMDD" if col.type == "date" else "YYYYMMDDhhmmss or YYYYMMDDhhmm"
+            rules.append((f"bad_{col.name}", where, f"not a valid {fmt}"))
+        elif kind == "not_numeric":
+            rules.append((f"{col.name}_not_numeric", where, "not a whole number" if col.type != "float" else "not a number"))
+        elif kind == "out_of_range":
+            lo = "-∞" if col.low is None else f"{col.low:g}"
+            hi = "∞" if col.high is None else f"{col.high:g}"
+            rules.append((f"{col.name}_out_of_range", where, f"outside {lo}–{hi}{unit}"))
     return rules
 
 
-def validate_rows(rows: pa.Table, line_no: np.ndarray) -> tuple[pa.Table, pa.Table]:
-    """Type and check every row, vectorised (pyarrow compute: one pass per column, none per row).
+def _rule_plan(layout: Layout) -> list[tuple[Column, str]]:
+    plan = []
+    for col in layout.check_order():
+        if col.type in ("date", "timestamp"):
+            plan.append((col, "bad"))
+        if col.required:
+            plan.append((col, "missing"))
+        if col.numeric:
+            plan.append((col, "not_numeric"))
+            if col.low is not None or col.high is not None:
+                plan.append((col, "out_of_range"))
+    return plan
 
-    `rows` holds the 33 text columns with operation_id already pseudonymised. Returns
-    (typed rows that pass, with vehicle_key and line_no; failing rows as (line_no, reason,
-    raw_text) where raw_text is the line with the pseudonym in place of the ID).
+
+def validate_rows(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_2) -> tuple[pa.Table, pa.Table]:
+    """Type and check every row, vectorised.
+
+    `rows` holds the layout's text columns; the `id` column must already be pseudonymised by
+    the caller (it is passed through as text). Returns (typed rows that pass, with line_no;
+    failing rows as (line_no, reason, raw_text), raw_text rebuilt from the (pseudonymised) fields).
     """
     n = rows.num_rows
-    text = {c.name: pc.utf8_trim_whitespace(rows.column(c.name)) for c in STYLE_1_2_COLUMNS}
     typed: dict[str, pa.Array] = {}
-    failures: list[tuple[str, pa.Array]] = []  # (reason, mask of failing rows), in rule order
-    typed["gps_time"] = _parse_gps_time(text["gps_time"])
-    failures.append(("bad_gps_time", pc.is_null(typed["gps_time"])))
-    typed["operation_date"] = _parse_date(text["operation_date"])
-    failures.append(("bad_operation_date", pc.is_null(typed["operation_date"])))
-    failures.append(("missing_operation_id", pc.equal(text["operation_id"], "")))
-    for col in STYLE_1_2_COLUMNS:
-        if col.type not in ("int", "float"):
-            continue
-        values = _parse_number(text[col.name], col)
-        failures.append((f"{col.name}_not_numeric", pc.is_null(values)))
-        if col.low is not None and col.high is not None:
-            outside = pc.or_(pc.less(values, col.low), pc.greater(values, col.high))
-            failures.append((f"{col.name}_out_of_range", pc.fill_null(outside, False)))
-        typed[col.name] = pc.cast(values, pa.int32()) if col.type == "int" else values
+    failures: dict[tuple[str, str], pa.Array] = {}
+    for col in layout.columns:
+        text = rows.column(col.name)
+        if col.type in ("str", "id"):
+            typed[col.name] = pc.utf8_trim_whitespace(text) if col.type == "str" else text
+            if col.type == "str":
+                t = typed[col.name]
+                typed[col.name] = pc.if_else(pc.equal(t, ""), pa.scalar(None, pa.string()), t)
+        elif col.type in ("date", "timestamp"):
+            typed[col.name], failures[(col.name, "bad")] = _parse_time(text, col)
+        else:
+            typed[col.name], failures[(col.name, "not_numeric")] = _parse_number(text, col)
+            if col.low is not None or col.high is not None:
+                v = typed[col.name]
+                out = None
+                if col.low is not None:
+                    out = pc.less(v, col.low)
+                if col.high is not None:
+                    hi = pc.greater(v, col.high)
+                    out = hi if out is None else pc.or_(out, hi)
+                failures[(col.name, "out_of_range")] = pc.fill_null(out, False)
+        if col.required:
+            v = typed[col.name]
+            failures[(col.name, "missing")] = pc.is_null(v) if col.type == "str" else pc.is_null(text)
+    reason_of = {
+        "missing": lambda c: f"missing_{c}", "bad": lambda c: f"bad_{c}",
+        "not_numeric": lambda c: f"{c}_not_numeric", "out_of_range": lambda c: f"{c}_out_of_range",
+    }  # fmt: skip
     # The first failing rule names the reason: assign in reverse so earlier rules win.
     reason = pa.nulls(n, pa.string())
-    for name, mask in reversed(failures):
-        reason = pc.if_else(mask, pa.scalar(name), reason)
-    bad = pc.is_valid(reason)
-    good = pc.invert(bad)
+    any_bad = False
+    for col, kind in reversed(_rule_plan(layout)):
+        mask = failures.get((col.name, kind))
+        if mask is None or not pc.any(mask).as_py():
+            continue
+        any_bad = True
+        reason = pc.if_else(mask, pa.scalar(reason_of[kind](col.name)), reason)
     line_arr = pa.array(line_no, pa.int64())
-    columns = {}
-    for col in STYLE_1_2_COLUMNS:
-        if col.name == "operation_id":
-            # Already pseudonymised by the caller: the raw 運行ID never reaches storage.
-            columns["vehicle_key"] = pc.filter(text["operation_id"], good)
-        elif col.name in typed:
-            columns[col.name] = pc.filter(typed[col.name], good)
-        else:
-            columns[col.name] = pc.filter(text[col.name], good)
-    columns["line_no"] = pc.filter(line_arr, good)
+    columns = {c.name: typed[c.name] for c in layout.columns}
+    columns["line_no"] = line_arr
     passing = pa.table(columns)
-    if pc.any(bad).as_py():
-        raw = pc.binary_join_element_wise(*[pc.filter(rows.column(c.name), bad) for c in STYLE_1_2_COLUMNS], ",")
-        failed = pa.table({"line_no": pc.filter(line_arr, bad), "reason": pc.filter(reason, bad), "raw_text": raw})
-    else:
-        failed = pa.table(
-            {"line_no": pa.array([], pa.int64()), "reason": pa.array([], pa.string()), "raw_text": pa.array([], pa.string())}
-        )
+    if not any_bad:
+        empty = pa.table({"line_no": pa.array([], pa.int64()), "reason": pa.array([], pa.string()), "raw_text": pa.array([], pa.string())})
+        return passing, empty
+    bad = pc.is_valid(reason)
+    passing = passing.filter(pc.invert(bad))
+    raw = pc.binary_join_element_wise(
+        *[pc.fill_null(pc.filter(rows.column(c.name), bad), "") for c in layout.columns], ","
+    )
+    failed = pa.table({"line_no": pc.filter(line_arr, bad), "reason": pc.filter(reason, bad), "raw_text": raw})
     return passing, failed
