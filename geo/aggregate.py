@@ -22,7 +22,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from geo.kernels import N_BIN, N_CLASS, N_DAYTYPE, N_HOUR, aggregate_kernel, cell_keys
+from geo.kernels import N_BIN, N_CLASS, N_DAYTYPE, N_HOUR, aggregate_kernel, cell_keys, ro
 
 # Histogram bin width: 1 km/h; a point counts in the bin of its speed rounded to the nearest km/h
 # (bin value = that whole km/h). ETC2.0 speeds are whole km/h, so each bin holds one speed value
@@ -156,17 +156,17 @@ def aggregate_points(
     key = np.empty(n, dtype=np.int32)
     speed = np.ascontiguousarray(speed_kmh, dtype=np.float64)
     cell_keys(
-        np.ascontiguousarray(seg, dtype=np.int32), np.ascontiguousarray(pos, dtype=np.float64),
-        np.ascontiguousarray(direction, dtype=np.int8), L.seg_link, L.link_length_m, L.link_first_piece,
-        float(L.pitch_m or 0.0), np.ascontiguousarray(gps_us, dtype=np.int64),
-        np.ascontiguousarray(vehicle_type, dtype=np.int32), speed, day0, hol, piece, key,
+        ro(np.asarray(seg, dtype=np.int32)), ro(np.asarray(pos, dtype=np.float64)),
+        ro(np.asarray(direction, dtype=np.int8)), ro(L.seg_link), ro(L.link_length_m), ro(L.link_first_piece),
+        float(L.pitch_m or 0.0), ro(np.asarray(gps_us, dtype=np.int64)),
+        ro(np.asarray(vehicle_type, dtype=np.int32)), ro(speed), int(day0), ro(hol), piece, key,
     )  # fmt: skip
     hit = piece >= 0
     if not hit.all():
         piece, key, speed, vehicle_id = piece[hit], key[hit], speed[hit], np.asarray(vehicle_id)[hit]
     out = aggregate_kernel(
-        piece, key, speed, np.ascontiguousarray(vehicle_id, dtype=np.int64),
-        np.ascontiguousarray(piece_limit_kmh, dtype=np.float64), L.n_pieces,
+        ro(piece), ro(key), ro(speed), ro(np.asarray(vehicle_id, dtype=np.int64)),
+        ro(np.asarray(piece_limit_kmh, dtype=np.float64)), int(L.n_pieces),
     )  # fmt: skip
     return _compact(*out)
 

@@ -21,6 +21,14 @@ US_PER_DAY = 86_400_000_000
 US_PER_HOUR = 3_600_000_000
 
 
+def ro(a: np.ndarray) -> np.ndarray:
+    """A read-only, C-contiguous view: kernels see one array type whether inputs come from Arrow
+    (read-only) or numpy, so they compile (and cache) one signature only."""
+    v = np.ascontiguousarray(a).view()
+    v.flags.writeable = False
+    return v
+
+
 @njit(cache=True, nogil=True)
 def _day_type(us, holiday_day0, holidays):
     day = us // US_PER_DAY
@@ -34,12 +42,43 @@ def _day_type(us, holiday_day0, holidays):
     return 0
 
 
+BLOCK_SHIFT = 3  # points are visited in blocks of 8 × 8 grid cells, for cache locality
+
+
+@njit(cache=True)
+def _block_order(px, py, origin_x, origin_y, cell_m, nx, ny):
+    """Permutation visiting points block by block (counting sort on 8×8-cell blocks; outside last)."""
+    n = px.shape[0]
+    nbx = (nx >> BLOCK_SHIFT) + 1
+    nby = (ny >> BLOCK_SHIFT) + 1
+    nb = nbx * nby
+    block = np.empty(n, dtype=np.int64)
+    counts = np.zeros(nb + 2, dtype=np.int64)
+    for i in range(n):
+        fx = math.floor((px[i] - origin_x) / cell_m)
+        fy = math.floor((py[i] - origin_y) / cell_m)
+        if fx >= 0 and fy >= 0 and fx < nx and fy < ny:
+            b = (int(fy) >> BLOCK_SHIFT) * nbx + (int(fx) >> BLOCK_SHIFT)
+        else:
+            b = nb  # outside the grid or not finite
+        block[i] = b
+        counts[b + 1] += 1
+    for b in range(nb + 1):
+        counts[b + 1] += counts[b]
+    perm = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        b = block[i]
+        perm[counts[b]] = i
+        counts[b] += 1
+    return perm
+
+
 @njit(parallel=True, cache=True)
 def match_kernel(
     px, py, heading_deg,
-    origin_x, origin_y, cell_m, nx, ny, cell_start, cell_segments,
-    x0, y0, ux, uy, seg_len, seg_link, seg_start_m, link_length_m, link_oneway,
-    radius_m, cos_tol, out_seg, out_dist, out_pos, out_dir,
+    origin_x, origin_y, cell_m, nx, ny, cell_start, cell_segments, packed,
+    seg_len, seg_link, seg_start_m, link_length_m,
+    radius_m, tol_deg, out_seg, out_dist, out_pos, out_dir,
 ):  # fmt: skip
     """Nearest segment of each point within radius_m, heading-consistent when the heading is known.
 
@@ -47,9 +86,14 @@ def match_kernel(
     direction relative to digitisation (+1/-1, 0 unknown heading on a two-way link). Ties: smaller
     distance, then smaller segment id. When no candidate agrees with a known heading, the nearest
     candidate is kept with direction 0 (its heading cannot be trusted).
+
+    `packed` holds, in the order of `cell_segments`, one row per (cell, segment) entry:
+    x0, y0, ux, uy, length, oneway, bearing (degrees clockwise from grid north) of the segment — a point's candidates are contiguous in memory.
     """
     n = px.shape[0]
-    for i in prange(n):
+    perm = _block_order(px, py, origin_x, origin_y, cell_m, nx, ny)
+    for j in prange(n):
+        i = perm[j]
         out_seg[i] = -1
         out_dist[i] = np.nan
         out_pos[i] = np.nan
@@ -65,12 +109,8 @@ def match_kernel(
         c = int(fy) * nx + int(fx)
         h = heading_deg[i]
         known = math.isfinite(h)
-        hx = 0.0
-        hy = 0.0
-        if known:
-            hr = math.radians(h)
-            hx = math.sin(hr)
-            hy = math.cos(hr)
+        if known and (h < 0.0 or h >= 360.0):
+            h = h % 360.0
         best_s = -1
         best_d = np.inf
         best_t = 0.0
@@ -79,28 +119,35 @@ def match_kernel(
         any_d = np.inf
         any_t = 0.0
         for k in range(cell_start[c], cell_start[c + 1]):
-            s = cell_segments[k]
-            L = seg_len[s]
-            t = ((x - x0[s]) * ux[s] + (y - y0[s]) * uy[s]) / L
+            sx0 = packed[k, 0]
+            sy0 = packed[k, 1]
+            sux = packed[k, 2]
+            suy = packed[k, 3]
+            L = packed[k, 4]
+            t = ((x - sx0) * sux + (y - sy0) * suy) / L
             if t < 0.0:
                 t = 0.0
             elif t > 1.0:
                 t = 1.0
-            qx = x0[s] + t * L * ux[s] - x
-            qy = y0[s] + t * L * uy[s] - y
+            qx = sx0 + t * L * sux - x
+            qy = sy0 + t * L * suy - y
             d = math.sqrt(qx * qx + qy * qy)
             if d > radius_m:
                 continue
+            s = cell_segments[k]
             if d < any_d or (d == any_d and s < any_s):
                 any_s = s
                 any_d = d
                 any_t = t
-            ow = link_oneway[seg_link[s]]
+            ow = int(packed[k, 5])
             if known:
-                cosang = hx * ux[s] + hy * uy[s]
-                if ow >= 0 and cosang >= cos_tol:
+                # angle between heading and the segment's bearing, 0-180°
+                diff = abs(h - packed[k, 6])  # both in [0, 360)
+                if diff > 180.0:
+                    diff = 360.0 - diff
+                if ow >= 0 and diff <= tol_deg:
                     sdir = 1
-                elif ow <= 0 and -cosang >= cos_tol:
+                elif ow <= 0 and diff >= 180.0 - tol_deg:
                     sdir = -1
                 else:
                     continue
@@ -181,6 +228,21 @@ def _counting_sort(piece, n_pieces):
     return perm, offsets
 
 
+@njit(cache=True, nogil=True)
+def _sort_small(v, lo, hi):
+    """Sort v[lo:hi] in place: insertion sort for short runs, else numpy's sort of the view."""
+    if hi - lo < 24:
+        for q in range(lo + 1, hi):
+            x = v[q]
+            r = q - 1
+            while r >= lo and v[r] > x:
+                v[r + 1] = v[r]
+                r -= 1
+            v[r + 1] = x
+    else:
+        v[lo:hi].sort()
+
+
 @njit(parallel=True, cache=True)
 def aggregate_kernel(piece, key, speed_kmh, vehicle_id, piece_limit, n_pieces):
     """Group matched points (piece >= 0) by piece and cell key.
@@ -190,10 +252,14 @@ def aggregate_kernel(piece, key, speed_kmh, vehicle_id, piece_limit, n_pieces):
     - histogram rows: piece, key (cell and bin), n_points;
     - cell rows (key // N_BIN): piece, cell, n_points, sum of speeds, n >= limit, n >= limit + 10,
       distinct vehicles;
-    - distinct (piece, vehicle_id) pairs, flagged by pair_ok.
+    - distinct (piece, vehicle_id) pairs, flagged by v_piece >= 0.
+    No allocation inside the parallel loop: every piece works in its own slice of global buffers.
     """
     perm, offsets = _counting_sort(piece, n_pieces)
     n = perm.shape[0]
+    # (key << 32 | position in the piece's slice), sorted per piece; vehicle ids as scratch.
+    packed = np.empty(n, dtype=np.int64)
+    vs = np.empty(n, dtype=np.int64)
     h_piece = np.full(n, -1, dtype=np.int32)
     h_key = np.zeros(n, dtype=np.int32)
     h_n = np.zeros(n, dtype=np.int64)
@@ -206,71 +272,69 @@ def aggregate_kernel(piece, key, speed_kmh, vehicle_id, piece_limit, n_pieces):
     c_veh = np.zeros(n, dtype=np.int64)
     v_piece = np.full(n, -1, dtype=np.int32)
     v_id = np.zeros(n, dtype=np.int64)
+    mask = np.int64(0xFFFFFFFF)
     for p in prange(n_pieces):
         a = offsets[p]
         b = offsets[p + 1]
         if a == b:
             continue
-        idx = perm[a:b]
-        keys = key[idx]
-        order = np.argsort(keys, kind="mergesort")
-        idx = idx[order]
-        keys = keys[order]
+        for q in range(a, b):
+            packed[q] = (np.int64(key[perm[q]]) << 32) | np.int64(q - a)
+        _sort_small(packed, a, b)
         lim = piece_limit[p]
         hw = a  # next histogram row
         cw = a  # next cell row
-        j = 0
-        m = b - a
-        while j < m:
-            cell = keys[j] // N_BIN
+        j = a
+        while j < b:
+            cell = (packed[j] >> 32) // N_BIN
             j_end = j
-            while j_end < m and keys[j_end] // N_BIN == cell:
+            while j_end < b and (packed[j_end] >> 32) // N_BIN == cell:
                 j_end += 1
-            # histogram rows of this cell
             k = j
             while k < j_end:
+                kk = packed[k] >> 32
                 k_end = k
-                while k_end < j_end and keys[k_end] == keys[k]:
+                while k_end < j_end and (packed[k_end] >> 32) == kk:
                     k_end += 1
                 h_piece[hw] = p
-                h_key[hw] = keys[k]
+                h_key[hw] = kk
                 h_n[hw] = k_end - k
                 hw += 1
                 k = k_end
-            # cell figures
-            s = 0.0
+            sm = 0.0
             ge = 0
             ge10 = 0
-            vids = np.empty(j_end - j, dtype=np.int64)
             for q in range(j, j_end):
-                v = speed_kmh[idx[q]]
-                s += v
+                i = perm[a + (packed[q] & mask)]
+                v = speed_kmh[i]
+                sm += v
                 if v >= lim:
                     ge += 1
                 if v >= lim + 10.0:
                     ge10 += 1
-                vids[q - j] = vehicle_id[idx[q]]
-            vids.sort()
+                vs[q] = vehicle_id[i]
+            _sort_small(vs, j, j_end)
             nd = 1
-            for q in range(1, vids.shape[0]):
-                if vids[q] != vids[q - 1]:
+            for q in range(j + 1, j_end):
+                if vs[q] != vs[q - 1]:
                     nd += 1
             c_piece[cw] = p
             c_cell[cw] = cell
             c_n[cw] = j_end - j
-            c_sum[cw] = s
+            c_sum[cw] = sm
             c_ge[cw] = ge
             c_ge10[cw] = ge10
             c_veh[cw] = nd
             cw += 1
             j = j_end
         # distinct vehicles of the piece
-        vids = vehicle_id[idx]
-        vids.sort()
+        for q in range(a, b):
+            vs[q] = vehicle_id[perm[q]]
+        _sort_small(vs, a, b)
         w = a
-        for q in range(m):
-            if q == 0 or vids[q] != vids[q - 1]:
+        for q in range(a, b):
+            if q == a or vs[q] != vs[q - 1]:
                 v_piece[w] = p
-                v_id[w] = vids[q]
+                v_id[w] = vs[q]
                 w += 1
     return h_piece, h_key, h_n, c_piece, c_cell, c_n, c_sum, c_ge, c_ge10, c_veh, v_piece, v_id

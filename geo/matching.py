@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geo.kernels import match_kernel
+from geo.kernels import match_kernel, ro
 from geo.network import LinkNetwork, build_links
 
 DEFAULT_RADIUS_M = 20.0
@@ -41,6 +41,7 @@ class SegmentGridIndex:
     ux: np.ndarray  # unit vector of each segment (digitised direction)
     uy: np.ndarray
     seg_len: np.ndarray
+    packed: np.ndarray  # (len(cell_segments), 7): x0, y0, ux, uy, length, oneway, bearing per cell entry
 
     @property
     def road_idx(self) -> np.ndarray:
@@ -87,9 +88,13 @@ def build_segment_index(
     cell, seg = cell[order], seg[order]
     cell_start = np.searchsorted(cell, np.arange(nx * ny + 1, dtype=np.int64))
     seg_len = np.hypot(x1 - x0, y1 - y0)
+    ux, uy = (x1 - x0) / seg_len, (y1 - y0) / seg_len
+    oneway = links.link_oneway[links.seg_link].astype(np.float64)
+    bearing = np.degrees(np.arctan2(x1 - x0, y1 - y0)) % 360.0
+    packed = np.ascontiguousarray(np.stack([x0, y0, ux, uy, seg_len, oneway, bearing], axis=1)[seg])
     return SegmentGridIndex(
-        links, origin_x, origin_y, cell_m, nx, ny, cell_start, seg, float(radius_m),
-        (x1 - x0) / seg_len, (y1 - y0) / seg_len, seg_len,
+        links, origin_x, origin_y, cell_m, nx, ny, cell_start, seg.astype(np.int32), float(radius_m),
+        ux, uy, seg_len, packed,
     )  # fmt: skip
 
 
@@ -141,10 +146,10 @@ def match_points(
     direction = np.empty(n, dtype=np.int8)
     L = index.links
     match_kernel(
-        px, py, heading, index.origin_x, index.origin_y, index.cell_m, index.nx, index.ny,
-        index.cell_start, index.cell_segments, L.x0, L.y0, index.ux, index.uy, index.seg_len,
-        L.seg_link, L.seg_start_m, L.link_length_m, L.link_oneway, index.radius_m,
-        math.cos(math.radians(heading_tolerance_deg)), seg, dist, pos, direction,
+        ro(px), ro(py), ro(heading), float(index.origin_x), float(index.origin_y), float(index.cell_m), int(index.nx),
+        int(index.ny), ro(index.cell_start), ro(index.cell_segments), ro(index.packed), ro(index.seg_len),
+        ro(L.seg_link), ro(L.seg_start_m), ro(L.link_length_m), float(index.radius_m),
+        float(heading_tolerance_deg), seg, dist, pos, direction,
     )  # fmt: skip
     hit = seg >= 0
     link = np.where(hit, L.seg_link[np.maximum(seg, 0)], -1).astype(np.int32)
