@@ -79,3 +79,45 @@ def stored_road_stats(warehouse: str | Path, district_key: str, periods: dict[st
         if rows.empty or not ((rows["period_start"].dt.date == p.start) & (rows["period_end"].dt.date == p.end)).all():
             return None
     return df[df["period"].isin(list(periods))].reset_index(drop=True)
+
+
+def write_district_sheet(
+    warehouse: str | Path, district: District, out_pdf: str | Path, result: AnalysisResult | None = None
+) -> dict[str, str]:
+    """Render the printable A4 sheet of `district` (PDF, and the same page as PNG next to it).
+
+    Same figures as write_district_map (the district's default before/after periods, from `result`
+    when it holds them, else from the warehouse, analysing first when nothing is stored); the headline
+    table pools the treated and the comparison roads (group_period_stats). Returns {"pdf", "png"} paths.
+    """
+    from maps.district_sheet import render_district_sheet
+
+    before, after = district.default_before, district.default_after
+    periods = {before: district.period(before), after: district.period(after)}
+    if result is None or not {before, after} <= set(result.periods):
+        stats = stored_road_stats(warehouse, district.key, periods)
+        result = analyze_district(warehouse, district, periods) if stats is None else None
+    if result is not None:
+        roads, stats, groups = result.roads, result.road_stats, result.group_stats
+    else:
+        roads = assign_roles(load_roads(district.network_path), district.treated_roads, district.comparison_roads)
+        groups = _stored_group_stats(warehouse, district.key)
+    stats = stats[stats["period"].isin([before, after])]
+    if groups is not None:
+        groups = groups[groups["period"].isin([before, after])]
+    sheet = render_district_sheet(
+        district, roads.to_crs("EPSG:4326"), stats, Path(out_pdf), before=before, after=after,
+        headline=groups, area_path=area_path(district), min_vehicles=MIN_PUBLIC_VEHICLES,
+        synthetic=district.synthetic_network,
+    )  # fmt: skip
+    return {"pdf": str(sheet.pdf), "png": str(sheet.png)}
+
+
+def _stored_group_stats(warehouse: str | Path, district_key: str) -> pd.DataFrame | None:
+    con = connect(warehouse, create=False)
+    try:
+        return con.execute("SELECT * FROM group_period_stats WHERE district = ?", [district_key]).df()
+    except Exception:  # no such table in an older warehouse: the sheet lists roads one by one
+        return None
+    finally:
+        con.close()

@@ -18,7 +18,7 @@ from prefect import flow, task
 from etc2calm.analysis import analyze_district as analyze_district_periods
 from etc2calm.district import list_districts, load_district
 from etc2calm.evidence import evaluate_district
-from etc2calm.publish import write_district_map
+from etc2calm.publish import write_district_map, write_district_sheet
 from etc2calm.report import render_report
 from etc2calm.summary import treated_summary
 from etl.ingest import ingest_paths
@@ -89,7 +89,8 @@ def publish_task(warehouse: str, district_key: str, out_dir: str, resamples: int
     map_path = write_district_map(warehouse, district, out / f"{district.key}.html")
     ev = evaluate_district(warehouse, district, resamples=resamples, seed=seed, store=False)
     report = render_report(district, ev, out / f"{district.key}_report.html")
-    return {"map": str(map_path), "report": str(report)}
+    sheet = write_district_sheet(warehouse, district, out / f"{district.key}_sheet.pdf")
+    return {"map": str(map_path), "report": str(report), "sheet": sheet["pdf"], "sheet_png": sheet["png"]}
 
 
 @flow(name="ingest-new-deliveries")
