@@ -205,7 +205,7 @@ def phase_geopandas(out: Path) -> dict:
     j = gpd.sjoin_nearest(pts, segs, how="inner", max_distance=RADIUS_M, distance_col="dist")
     j = j[~j.index.duplicated(keep="first")]  # ties: keep one
     ts = pd.to_datetime(j["gps_time"])
-    j = j.assign(hour=ts.dt.hour, day_type=(ts.dt.dayofweek >= 5).astype(int), bin=j["speed_kmh"].round().astype(int),
+    j = j.assign(hour=ts.dt.hour, day_type=(ts.dt.day_of_week >= 5).astype(int), bin=j["speed_kmh"].round().astype(int),
                  ge=(j["speed_kmh"] >= 30), ge10=(j["speed_kmh"] >= 40))  # fmt: skip
     keys = ["link", "hour", "day_type", "vehicle_type"]
     cells = j.groupby(keys).agg(n=("speed_kmh", "size"), s=("speed_kmh", "sum"), ge=("ge", "sum"), ge10=("ge10", "sum"),

@@ -1,0 +1,177 @@
+"""The mergeable cube: figures from merged histograms equal DuckDB on the raw matched points; merge laws."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from geo.aggregate import aggregate_points, decode_cell, figures, holiday_table, merge_cubes, speed_statistics
+from geo.matching import build_segment_index, match_points
+from geo.pointsource import derive_heading, vehicle_id_from_key
+
+GEOMS = np.array([shapely.LineString([(0, 0), (200, 0), (400, 0)]), shapely.LineString([(200, -200), (200, 0), (200, 200)]),
+                  shapely.LineString([(0, 300), (400, 300)])])  # fmt: skip
+INDEX = build_segment_index(GEOMS, radius_m=20)
+LIMITS = np.array([30.0, 30.0, 50.0])
+PIECE_ROAD = INDEX.links.piece_road.astype(np.int64)
+T0 = np.datetime64("2024-01-01T00:00", "us").astype(np.int64)
+
+
+def points(seed, n, integer_speeds=True):
+    rng = np.random.default_rng(seed)
+    road = rng.integers(0, 3, n)
+    along = rng.uniform(0, 400, n)
+    x = np.where(road == 1, 200.0, along) + rng.normal(0, 5, n)
+    y = np.select([road == 0, road == 1, road == 2], [0.0, along - 200, 300.0]) + rng.normal(0, 5, n)
+    speed = rng.gamma(9, 3.5, n)
+    if integer_speeds:
+        speed = np.round(speed)
+    heading = np.where(road == 1, 0.0, 90.0) + rng.choice([0.0, 180.0], n)
+    heading[rng.random(n) < 0.1] = np.nan
+    return {
+        "x": x, "y": y, "heading": heading, "speed": speed,
+        "vid": rng.integers(0, max(2, n // 5), n).astype(np.int64),
+        "gps_us": T0 + rng.integers(0, 40 * 86_400, n) * 1_000_000,
+        "vtype": rng.integers(1, 5, n).astype(np.int32),
+    }  # fmt: skip
+
+
+def cube_of(p, sl=slice(None)):
+    m = match_points(p["x"][sl], p["y"][sl], INDEX, p["heading"][sl])
+    cube = aggregate_points(m.seg, m.pos, m.direction, INDEX, p["gps_us"][sl], p["vtype"][sl], p["speed"][sl],
+                            p["vid"][sl], LIMITS[PIECE_ROAD])  # fmt: skip
+    return cube, m
+
+
+@pytest.mark.parametrize("integer_speeds", [True, False])
+def test_figures_from_cube_equal_duckdb_on_raw_points(integer_speeds):
+    p = points(1, 20_000, integer_speeds)
+    cube, m = cube_of(p)
+    f = figures(cube, PIECE_ROAD, 3)
+    hit = m.seg >= 0
+    raw = pa.table({"road": m.road[hit], "vehicle_key": p["vid"][hit], "speed_kmh": p["speed"][hit],
+                    "limit_kmh": LIMITS[m.road[hit]]})  # fmt: skip
+    con = duckdb.connect()
+    ref = speed_statistics(con, raw, ["road"]).to_pandas().set_index("road")
+    for r in range(3):
+        assert f["n_points"][r] == ref.loc[r, "n_points"]
+        assert f["n_vehicles"][r] == ref.loc[r, "n_vehicles"]
+        assert f["mean_kmh"][r] == pytest.approx(ref.loc[r, "mean_kmh"], rel=1e-12)
+        assert f["share_at_or_over_limit"][r] == pytest.approx(ref.loc[r, "share_at_or_over_limit"])
+        if integer_speeds:
+            assert f["p85_kmh"][r] == pytest.approx(ref.loc[r, "p85_kmh"], abs=1e-9)
+        else:
+            assert abs(f["p85_kmh"][r] - ref.loc[r, "p85_kmh"]) <= 0.5
+    # share over limit + 10, independently
+    sp, lim = p["speed"][hit], LIMITS[m.road[hit]]
+    for r in range(3):
+        sel = m.road[hit] == r
+        assert f["share_at_or_over_limit_plus_10"][r] == pytest.approx((sp[sel] >= lim[sel] + 10).mean())
+
+
+def test_cells_hour_daytype_class_direction():
+    # 2024-01-08 (Mon) is 成人の日, 2024-01-09 (Tue) a weekday, 2024-01-13 a Saturday.
+    days = ["2024-01-08T07:30", "2024-01-09T07:30", "2024-01-13T23:59", "2024-01-09T00:00"]
+    gps = np.array([np.datetime64(d, "us").astype(np.int64) for d in days])
+    x, y = np.full(4, 100.0), np.full(4, 1.0)
+    m = match_points(x, y, INDEX, np.array([90.0, 270.0, np.nan, 90.0]))
+    cube = aggregate_points(m.seg, m.pos, m.direction, INDEX, gps, np.array([1, 2, 3, 2], np.int32),
+                            np.array([31.0, 29.0, 45.0, 40.0]), np.arange(4), LIMITS[PIECE_ROAD])  # fmt: skip
+    t = cube.cells_table().to_pandas().sort_values(["day_type", "hour", "direction"])
+    got = sorted(zip(t["direction"], t["hour"], t["day_type"], t["vehicle_class"], t["n_points"], t["n_at_or_over_limit"],
+                     t["n_at_or_over_limit_plus_10"]))  # fmt: skip
+    assert got == sorted([(1, 7, 1, 1, 1, 1, 0), (-1, 7, 0, 2, 1, 0, 0), (0, 23, 1, 3, 1, 1, 1), (1, 0, 0, 2, 1, 1, 1)])
+    day0, hol = holiday_table()
+    assert hol[(dt.date(2024, 1, 8) - dt.date(1970, 1, 1)).days - day0]
+
+
+def test_decode_cell_roundtrip():
+    from geo.kernels import N_CLASS, N_DAYTYPE, N_HOUR
+
+    d, h, t, c = np.array([-1, 0, 1]), np.array([0, 13, 23]), np.array([0, 1, 1]), np.array([0, 4, 15])
+    cell = (((d + 1) * N_HOUR + h) * N_DAYTYPE + t) * N_CLASS + c
+    out = decode_cell(cell)
+    assert out["direction"].tolist() == d.tolist() and out["hour"].tolist() == h.tolist()
+    assert out["day_type"].tolist() == t.tolist() and out["vehicle_class"].tolist() == c.tolist()
+
+
+def _canon(cube):
+    c, h, v = cube.cells, cube.hist, cube.vehicles
+    oc = np.lexsort((c["cell"], c["piece"]))
+    oh = np.lexsort((h["speed_kmh"], h["cell"], h["piece"]))
+    ov = np.lexsort((v["vehicle_id"], v["piece"]))
+    cells = {k: c[k][oc] for k in ("piece", "cell", "n_points", "n_at_or_over_limit", "n_at_or_over_limit_plus_10")}
+    return cells, c["sum_speed_kmh"][oc], {k: a[oh] for k, a in h.items()}, {k: a[ov] for k, a in v.items()}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n=st.integers(0, 3000), cuts=st.lists(st.floats(0, 1), max_size=4),
+       integer_speeds=st.booleans())  # fmt: skip
+def test_merge_of_parts_equals_whole(seed, n, cuts, integer_speeds):
+    p = points(seed, n, integer_speeds)
+    bounds = [0, *sorted(int(c * n) for c in cuts), n]
+    parts = [cube_of(p, slice(a, b))[0] for a, b in zip(bounds[:-1], bounds[1:])]
+    whole = cube_of(p)[0]
+    merged = merge_cubes(parts)
+    wc, ws, wh, wv = _canon(merge_cubes([whole]))
+    mc, ms, mh, mv = _canon(merged)
+    for k in wc:
+        np.testing.assert_array_equal(wc[k], mc[k])
+    np.testing.assert_allclose(ws, ms, rtol=1e-12)
+    for k in wh:
+        np.testing.assert_array_equal(wh[k], mh[k])
+    for k in wv:
+        np.testing.assert_array_equal(wv[k], mv[k])
+    fw, fm = figures(whole, PIECE_ROAD, 3), figures(merged, PIECE_ROAD, 3)
+    for k in fw:
+        np.testing.assert_allclose(fw[k], fm[k], rtol=1e-12, equal_nan=True)
+    # merging is associative: merging merged parts again changes nothing
+    again = _canon(merge_cubes([merge_cubes(parts[:1]), merge_cubes(parts[1:])]) if len(parts) > 1 else merged)
+    np.testing.assert_array_equal(again[2]["n_points"], mh["n_points"])
+
+
+def test_cells_equal_pandas_group_by_on_raw_points():
+    """Every cell (link, direction, hour, day type, class): counts, sums and distinct vehicles."""
+    import holidays
+    import pandas as pd
+
+    p = points(3, 5000)
+    cube, m = cube_of(p)
+    hit = m.seg >= 0
+    ts = pd.to_datetime(p["gps_us"][hit], unit="us")
+    jp = holidays.Japan(years=[2024])
+    day_type = ((ts.day_of_week >= 5) | pd.Index(ts.date).map(lambda d: d in jp)).astype(int)
+    raw = pd.DataFrame({"piece": m.link[hit], "direction": m.direction[hit], "hour": ts.hour, "day_type": day_type,
+                        "vehicle_class": p["vtype"][hit], "speed": p["speed"][hit], "vid": p["vid"][hit]})  # fmt: skip
+    raw["ge"] = raw["speed"] >= LIMITS[PIECE_ROAD[raw["piece"]]]
+    keys = ["piece", "direction", "hour", "day_type", "vehicle_class"]
+    exp = raw.groupby(keys).agg(n_points=("speed", "size"), sum_speed_kmh=("speed", "sum"),
+                                n_at_or_over_limit=("ge", "sum"), n_vehicles=("vid", "nunique")).reset_index()  # fmt: skip
+    got = cube.cells_table().to_pandas()
+    merged = exp.merge(got, on=keys, how="outer", suffixes=("_exp", ""), indicator=True)
+    assert (merged["_merge"] == "both").all()
+    for col in ("n_points", "n_at_or_over_limit", "n_vehicles"):
+        assert (merged[col] == merged[col + "_exp"]).all(), col
+    np.testing.assert_allclose(merged["sum_speed_kmh"], merged["sum_speed_kmh_exp"])
+
+
+def test_vehicle_id_from_key_and_derived_heading():
+    keys = ["0123456789abcdef" + "0" * 16, "ffffffffffffffff" + "1" * 16, "8000000000000000" + "2" * 16]
+    assert vehicle_id_from_key(keys).tolist() == [0x0123456789ABCDEF, -1, -(2**63)]
+    vid = np.array([1, 1, 1, 2, 1])
+    trip = np.array([1, 1, 1, 1, 2])
+    g = np.array([0, 10, 20, 5, 30]) * 1_000_000
+    x = np.array([0.0, 0.0, 10.0, 0.0, 50.0])
+    y = np.array([0.0, 10.0, 10.0, 0.0, 50.0])
+    h = derive_heading(vid, trip, g, x, y)
+    assert np.isnan(h[[0, 3, 4]]).all()
+    np.testing.assert_allclose(h[[1, 2]], [0.0, 90.0])
+    h = derive_heading(vid, trip, g * 100, x, y)  # 1000 s gaps: heading unknown
+    assert np.isnan(h).all()
