@@ -12,10 +12,10 @@ import pandas as pd
 
 from etc2calm.district import District, Period
 from etl.warehouse import connect
-from geo.aggregate import Cube, aggregate_points, decode_cell, figures, merge_cubes
+from geo.aggregate import Cube, aggregate_points, figures
 from geo.matching import DEFAULT_RADIUS_M, build_segment_index, match_points
 from geo.network import load_roads
-from geo.pointsource import point_batches
+from geo.pointsource import concat_batches, point_batches
 
 RESULT_TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS road_period_stats (
@@ -169,14 +169,17 @@ def analyze(
     try:
         con.execute(RESULT_TABLES_DDL)
         for label, period in periods.items():
-            cubes, n_in_area[label], n_matched[label] = [], 0, 0
-            for batch in point_batches(points_dir, period.start, period.end, bounds):
-                m = match_points(batch.x_m, batch.y_m, index, batch.heading_deg)
-                n_in_area[label] += len(batch)
-                n_matched[label] += int((m.seg >= 0).sum())
-                cubes.append(aggregate_points(m.seg, m.pos, m.direction, index, batch.gps_us, batch.vehicle_type,
-                                              batch.speed_kmh, batch.vehicle_id, piece_limit))  # fmt: skip
-            cube = merge_cubes(cubes) if cubes else Cube.empty()
+            # A district's points of one period are few (bounding box): one cube per period keeps the
+            # per-cell distinct vehicles exact.
+            b = concat_batches(list(point_batches(points_dir, period.start, period.end, bounds)))
+            n_in_area[label] = 0 if b is None else len(b)
+            if b is None:
+                cube, n_matched[label] = Cube.empty(), 0
+            else:
+                m = match_points(b.x_m, b.y_m, index, b.heading_deg)
+                n_matched[label] = int((m.seg >= 0).sum())
+                cube = aggregate_points(m.seg, m.pos, m.direction, index, b.gps_us, b.vehicle_type, b.speed_kmh,
+                                        b.vehicle_id, piece_limit)  # fmt: skip
             extra = {"district": district_key, "period": label, "period_start": period.start, "period_end": period.end}
             f = figures(cube, piece_road, n_roads)
             road_parts.append(_with(pd.DataFrame({"road_id": road_ids, **f}), extra))

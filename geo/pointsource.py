@@ -150,7 +150,7 @@ def point_batches(
             minx, miny, maxx, maxy = bounds
             box = (ds.field("x_m") >= minx) & (ds.field("x_m") <= maxx) & (ds.field("y_m") >= miny) & (ds.field("y_m") <= maxy)
         if {"heading_deg", "vehicle_id"} <= names:
-            cols = CORE_COLUMNS + ["heading_deg", "vehicle_id"] + (["dt_prev_s"] if "dt_prev_s" in names else [])
+            cols = CORE_COLUMNS + ["heading_deg", "vehicle_id"] + [c for c in ("dt_prev_s", "dist_prev_m") if c in names]
             both = box if filt is None else (filt if box is None else filt & box)
             for rb in dataset.to_batches(columns=cols, filter=both, batch_size=batch_rows):
                 if rb.num_rows:
@@ -174,6 +174,16 @@ def point_batches(
                     yield _batch(rel, rb, None)
 
 
+def concat_batches(batches: list[PointBatch]) -> PointBatch | None:
+    """One batch of all given batches (None when there are none)."""
+    if not batches:
+        return None
+    if len(batches) == 1:
+        return batches[0]
+    fields = ["x_m", "y_m", "speed_kmh", "heading_deg", "vehicle_id", "gps_us", "vehicle_type"]
+    return PointBatch("*", *(np.concatenate([getattr(b, f) for b in batches]) for f in fields))
+
+
 def _us(col) -> np.ndarray:
     return pc.cast(col, pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False)
 
@@ -183,6 +193,9 @@ def _batch(rel: str, rb: pa.RecordBatch, max_gap_s: float | None) -> PointBatch:
     if max_gap_s is not None and "dt_prev_s" in rb.schema.names:
         gap = rb.column("dt_prev_s").to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
         heading = np.where(gap <= max_gap_s, heading, np.nan)
+    if max_gap_s is not None and "dist_prev_m" in rb.schema.names:
+        step = rb.column("dist_prev_m").to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        heading = np.where(step >= MIN_HEADING_STEP_M, heading, np.nan)
     return PointBatch(
         rel,
         rb.column("x_m").to_numpy(zero_copy_only=False),
