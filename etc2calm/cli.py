@@ -34,8 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"etc2calm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("ingest", help="ingest delivered 様式1-2 files (ZIP, CSV, folders) into the warehouse")
+    p = sub.add_parser("ingest", help="ingest delivered 様式1-2 / 様式1-3 / 挙動履歴 files (ZIP, CSV, gzip, folders) into the warehouse")
     _add_warehouse(p)
+    p.add_argument("--replace", action="store_true", help="a file whose path is already ingested with other content replaces its old rows")
+    p.add_argument("--format", choices=["1-2", "1-3", "behavior"], help="force the format (default: by file name, then by content)")
+    p.add_argument("--behavior-layout", metavar="FILE.toml", help="column layout of 挙動履歴 files (default: documented assumption, see etl/spec.py)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per core)")
     p.add_argument("paths", nargs="+", metavar="PATH")
 
     p = sub.add_parser("analyze", help="per-road before/after figures")
@@ -116,7 +120,9 @@ STATS_CSV_COLUMNS = [
 def cmd_ingest(args) -> int:
     from etl.ingest import ingest_paths
 
-    report = ingest_paths(args.paths, args.warehouse)
+    report = ingest_paths(
+        args.paths, args.warehouse, replace=args.replace, fmt=args.format, behavior_layout=args.behavior_layout, workers=args.workers
+    )
     for f in report.failed:
         print(f"etc2calm: failed: {f.message}", file=sys.stderr)
     print(report.summary())

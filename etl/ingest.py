@@ -15,7 +15,7 @@ Design (two phases, streaming, rerun-safe):
 2. **Commit** (main process, DuckDB, memory-limited and spilling to disk). For every
    operation date touched, the staged rows of that date and the already stored points of that
    date (all meshes) are read; exact duplicates (same vehicle_key, GPS時刻, lon, lat, speed) are
-   dropped, keeping the earliest stored copy, and counted against the file that delivered them
+   dropped, keeping the copy already stored (else the one of the file listed first), and counted against the file that delivered them
    again; LAG over (vehicle_key, trip_no ORDER BY gps_time, serial_no, file_id, member, line_no)
    gives heading_deg, dt_prev_s and dist_prev_m (a trip never crosses its operation date, while
    it does cross meshes and ZIPs, so a day is the unit of recomputation); the day is written
@@ -48,6 +48,7 @@ import shutil
 import sys
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -456,50 +457,55 @@ def _commit(warehouse: Path, staging: Path, accepted: dict[str, dict], replaced:
             parts = []
             if existing:
                 parts.append(
-                    f"SELECT {base}, 0 AS _new FROM read_parquet({_sql_list(existing)}, hive_partitioning=false, union_by_name=true) "
+                    f"SELECT {base}, 0 AS _new, 0 AS _ord FROM read_parquet({_sql_list(existing)}, hive_partitioning=false, union_by_name=true) "
                     f"WHERE file_id NOT IN (SELECT unnest({rep}))"
                 )
             if staged:
                 parts.append(
-                    f"SELECT {base}, 1 AS _new FROM read_parquet({_sql_list(staged)}, union_by_name=true) "
+                    f"SELECT {base}, 1 AS _new, list_position({acc}, file_id) AS _ord FROM read_parquet({_sql_list(staged)}, union_by_name=true) "
                     f"WHERE file_id IN (SELECT unnest({acc}))"
                 )
             if not parts:
                 continue
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE day AS SELECT *, row_number() OVER (PARTITION BY vehicle_key, gps_time, lon, lat, speed_kmh "
-                f"ORDER BY _new, file_id, member, line_no) AS _rn FROM ({' UNION ALL BY NAME '.join(parts)})"
-            )
-            for fid, n in con.execute("SELECT file_id, count(*) FROM day WHERE _rn > 1 GROUP BY file_id").fetchall():
-                dups[fid] = dups.get(fid, 0) + n
             out = txn / "probe_points" / day
             out.parent.mkdir(parents=True, exist_ok=True)
-            n_rows = con.execute("SELECT count(*) FROM day WHERE _rn = 1").fetchone()[0]
-            if n_rows:
-                con.execute(
-                    f"""
-                    COPY (
-                      SELECT * EXCLUDE (_new, _rn, px, py, pt),
-                        CASE WHEN px IS NULL OR (x_m = px AND y_m = py) THEN NULL
-                             ELSE (degrees(atan2(x_m - px, y_m - py)) + 360) % 360 END AS heading_deg,
-                        CASE WHEN pt IS NULL THEN NULL ELSE epoch(gps_time) - epoch(pt) END AS dt_prev_s,
-                        CASE WHEN px IS NULL THEN NULL ELSE sqrt((x_m - px) ^ 2 + (y_m - py) ^ 2) END AS dist_prev_m,
-                        year(operation_date) AS year, month(operation_date) AS month, {MESH2_SQL} AS mesh2
-                      FROM (
-                        SELECT *,
-                          lag(x_m) OVER w AS px, lag(y_m) OVER w AS py, lag(gps_time) OVER w AS pt
-                        FROM day WHERE _rn = 1
-                        WINDOW w AS (PARTITION BY vehicle_key, trip_no ORDER BY gps_time, serial_no, file_id, member, line_no)
-                      )
-                      ORDER BY mesh2, vehicle_key, trip_no, gps_time
-                    ) TO '{out.as_posix()}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (year, month, mesh2),
-                                            FILENAME_PATTERN '{day}_{commit}_{{i}}', ROW_GROUP_SIZE 500000)
-                    """
-                )
-                for f in out.rglob("*.parquet"):
-                    renames.append((_rel(warehouse, f), _rel(warehouse, pp / f.relative_to(out))))
+            # One window pass: ordered by (time, position, speed, stored-first), an exact duplicate directly
+            # follows the copy it repeats and is dropped; the LAG of the next point is unaffected (same x, y, time).
+            con.execute(
+                f"""
+                COPY (
+                  SELECT * EXCLUDE (_new, _ord, px, py, pt, plon, plat, psp),
+                    CASE WHEN px IS NULL OR (x_m = px AND y_m = py) THEN NULL
+                         ELSE (degrees(atan2(x_m - px, y_m - py)) + 360) % 360 END AS heading_deg,
+                    CASE WHEN pt IS NULL THEN NULL ELSE epoch(gps_time) - epoch(pt) END AS dt_prev_s,
+                    CASE WHEN px IS NULL THEN NULL ELSE sqrt((x_m - px) ^ 2 + (y_m - py) ^ 2) END AS dist_prev_m,
+                    year(operation_date) AS year, month(operation_date) AS month, {MESH2_SQL} AS mesh2
+                  FROM (
+                    SELECT *, lag(x_m) OVER w AS px, lag(y_m) OVER w AS py, lag(gps_time) OVER w AS pt,
+                              lag(lon) OVER w AS plon, lag(lat) OVER w AS plat, lag(speed_kmh) OVER w AS psp
+                    FROM ({' UNION ALL BY NAME '.join(parts)})
+                    WINDOW w AS (PARTITION BY vehicle_id, vehicle_key, trip_no
+                                 ORDER BY gps_time, lon, lat, speed_kmh, _new, _ord, member, line_no)
+                  )
+                  WHERE pt IS NULL OR NOT (pt = gps_time AND plon = lon AND plat = lat AND psp = speed_kmh)
+                ) TO '{out.as_posix()}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (year, month, mesh2),
+                                        FILENAME_PATTERN '{day}_{commit}_{{i}}', ROW_GROUP_SIZE 500000)
+                """
+            )
+            for f in out.rglob("*.parquet"):
+                renames.append((_rel(warehouse, f), _rel(warehouse, pp / f.relative_to(out))))
             deletes.extend(_rel(warehouse, e) for e in existing)
-            con.execute("DROP TABLE day")
+        # Duplicates per file: staged rows that did not reach the output (stored rows are never dropped).
+        written = [(txn / "probe_points").as_posix() + "/*/*/*/*/*.parquet"]
+        if accepted and glob.glob(written[0]):
+            out_counts = dict(con.execute(
+                f"SELECT file_id, count(*) FROM read_parquet('{written[0]}', hive_partitioning=false) "
+                f"WHERE file_id IN (SELECT unnest({acc})) GROUP BY file_id").fetchall())
+        else:
+            out_counts = {}
+        for fid, r in accepted.items():
+            if r["format"] == FORMAT_1_2 and r["rows_staged"] != out_counts.get(fid, 0):
+                dups[fid] = r["rows_staged"] - out_counts.get(fid, 0)
         # Trips and behaviour events: appended per commit, partitioned year / month.
         for kind, folder in (("trips", "trips"), ("events", "behavior_events")):
             staged = sorted(glob.glob(f"{(staging / kind).as_posix()}/*.parquet"))
@@ -688,9 +694,12 @@ def ingest_paths(
                     bar.update(r)
                     results.extend(r)
             else:
+                # A worker that dies (killed, out of memory) breaks the pool: the ingest then fails
+                # (BrokenProcessPool) before any commit, instead of waiting forever for its task.
                 ctx = mp.get_context("fork")
-                with ctx.Pool(n_workers, initializer=_init_worker, initargs=init) as pool:
-                    for r in pool.imap_unordered(_stage_task, tasks):
+                with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=init) as pool:
+                    for fut in as_completed([pool.submit(_stage_task, t) for t in tasks]):
+                        r = fut.result()
                         bar.update(r)
                         results.extend(r)
             bar.close()

@@ -640,3 +640,85 @@ def generate_delivery(out_dir: Path, districts: list[District] | None = None, se
     summary.update(files=len(all_files), rows=n, bad_rows=n_bad, seconds=round(time.perf_counter() - t0, 2))
     assert STYLE_1_2_N_COLUMNS == 33
     return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# Large deliveries for the ingest benchmark and fault-injection tests (合成データ, not calibrated)
+
+def _bench_file(args) -> tuple[str, int, int]:
+    """One OUT1-2 ZIP of `n` rows: vehicles driving straight lines across meshes, rows shuffled."""
+    path, n, seed, day_ordinal, mesh, bad_rate = args
+    rng = np.random.default_rng(seed)
+    n_veh = max(1, n // 40)
+    veh = np.arange(n) // 40 % n_veh
+    base_id = rng.integers(10**11, 10**12 - 1, n_veh)
+    t0 = rng.integers(6 * 3600, 20 * 3600, n_veh)
+    k = np.arange(n) % 40
+    day = dt.date.fromordinal(day_ordinal)
+    epoch = (day - dt.date(1970, 1, 1)).days * 86400
+    secs = epoch + t0[veh] + k * 20
+    lat0 = 35.50 + rng.random(n_veh) * 0.08
+    lon0 = 139.55 + rng.random(n_veh) * 0.1
+    ang = rng.random(n_veh) * 2 * np.pi
+    step = k * 200.0
+    lat = np.round(lat0[veh] + np.cos(ang[veh]) * step / 110950.0, 7)
+    lon = np.round(lon0[veh] + np.sin(ang[veh]) * step / 90690.0, 7)
+    speed = np.round(np.clip(rng.normal(35, 10, n), 0, 120))
+    gps = _yyyymmddhhmmss(secs)
+    ids = pa.array([f"{v:012d}" for v in base_id.tolist()]).take(pa.array(veh))
+    cols = {
+        "rsu_id": pa.array(np.full(n, 411306)), "received_at": pa.array(_yyyymmddhhmmss(secs + 1800)),
+        "operation_date": pa.array(np.full(n, int(day.strftime("%Y%m%d")))), "operation_id": ids,
+        "vehicle_type": pa.array(rng.integers(1, 5, n)), "vehicle_use": pa.array(rng.integers(1, 3, n)),
+        "gps_time": pa.array(gps), "serial_no": pa.array(k + 1), "trip_no": pa.array(np.ones(n, np.int64)),
+        "trip_start": pa.array(gps), "trip_end": pa.array(gps), "trip_completeness": pa.array(np.ones(n, np.int64)),
+        "trip_endpoint_flag": pa.array(np.where(k == 0, 0, np.where(k == 39, 1, 2))), "tag_no": pa.array(np.ones(n, np.int64)),
+        "lon": pa.array(lon), "lat": pa.array(lat), "recording_condition": pa.array(np.ones(n, np.int64)),
+        "road_type_code": pa.array(np.zeros(n, np.int64)), "speed_kmh": pa.array(speed),
+        "altitude_m": pa.array(np.full(n, 12)), "matching_flag": pa.array(np.ones(n, np.int64)),
+        "matched_lon": pa.array(np.round(lon, 6)), "matched_lat": pa.array(np.round(lat, 6)),
+        "drm_version": pa.array(np.full(n, 2702)), "mesh_code": pa.array(np.full(n, mesh)),
+        "drm_entry_node": pa.array(rng.integers(1, 999, n)), "drm_exit_node": pa.array(rng.integers(1, 999, n)),
+        "distance_from_entry_m": pa.array(rng.integers(0, 300, n)), "confirmed_flag": pa.array(np.ones(n, np.int64)),
+        "census_section_no": pa.array(np.zeros(n, np.int64)), "direction_code": pa.array(np.ones(n, np.int64)),
+        "administrator_code": pa.array(np.full(n, 4)), "updated_at": pa.array(_yyyymmddhhmmss(secs + 86400)),
+    }  # fmt: skip
+    order = pa.array(rng.permutation(n))
+    table = pa.table({c.name: cols[c.name] for c in STYLE_1_2_COLUMNS}).take(order)
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="none", batch_size=1 << 20))
+    text = buf.getvalue()
+    n_bad = 0
+    if bad_rate:
+        lines = text.split(b"\n")
+        for i in np.flatnonzero(rng.random(n) < bad_rate):
+            lines[i] = lines[i].rsplit(b",", 1)[0]  # 32 fields
+            n_bad += 1
+        text = b"\n".join(lines)
+    info = zipfile.ZipInfo("data.csv", date_time=ZIP_DATE_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(info, text.replace(b"\n", b"\r\n"), compresslevel=1)
+    return path, n, n_bad
+
+
+def generate_bench_delivery(out_dir: Path, rows: int, rows_per_file: int = 50_000, seed: int = 1, bad_rate: float = 0.0,
+                            workers: int | None = None) -> dict:
+    """A large synthetic 様式1-2 delivery (uncalibrated, for throughput and fault tests): ZIPs of `rows_per_file` rows."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    out_dir = Path(out_dir)
+    n_files = max(1, -(-rows // rows_per_file))
+    start = dt.date(2017, 9, 1).toordinal()
+    jobs = []
+    for i in range(n_files):
+        n = min(rows_per_file, rows - i * rows_per_file)
+        d = dt.date.fromordinal(start + i % 28)
+        mesh = 533925 + (i // 28) % 8
+        folder = out_dir / wareki_month_folder(d.year, d.month)
+        folder.mkdir(parents=True, exist_ok=True)
+        jobs.append((str(folder / f"OUT1-2_{mesh:06d}_{d:%Y%m%d}_{i:05d}.zip"), n, seed * 100003 + i, d.toordinal(), mesh, bad_rate))
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        done = list(pool.map(_bench_file, jobs))
+    (out_dir / "README.txt").write_bytes(README_TEXT.encode("cp932"))
+    return {"files": len(done), "rows": sum(d[1] for d in done), "bad_rows": sum(d[2] for d in done)}

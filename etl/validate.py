@@ -148,7 +148,7 @@ def _parse_number(text: pa.Array, col: Column) -> tuple[pa.Array, pa.Array]:
     f = pc.cast(pc.if_else(ok, text, pa.scalar(None, pa.string())), pa.float64())
     if col.type != "float":
         info = np.iinfo({"int8": np.int8, "int32": np.int32, "int64": np.int64}[col.type])
-        whole = pc.and_(pc.equal(pc.floor(f), f), pc.and_(pc.greater_equal(f, info.min), pc.less_equal(f, info.max)))
+        whole = pc.and_(pc.equal(pc.floor(f), f), pc.and_(pc.greater_equal(f, float(info.min)), pc.less_equal(f, float(info.max))))
         f = pc.if_else(whole, f, pa.scalar(None, pa.float64()))
     bad = pc.and_(pc.is_valid(text), pc.is_null(f))
     values = pc.cast(f, target) if col.type != "float" else f

@@ -19,8 +19,8 @@ def test_demo_end_to_end_small(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     # Rows conserved, and the injected bad rows ended in quarantine.
-    m = re.search(r"rows read (\d+) = stored (\d+) \+ quarantined (\d+)", out)
-    assert m and int(m[1]) == int(m[2]) + int(m[3]) and int(m[3]) > 0
+    m = re.search(r"rows read (\d+) = stored (\d+) \+ quarantined (\d+) \+ duplicates skipped (\d+)", out)
+    assert m and int(m[1]) == int(m[2]) + int(m[3]) + int(m[4]) and int(m[3]) > 0
     for key, name in (("okurayama", "大倉山三丁目"), ("nakayama", "中山町")):
         html = (tmp_path / "maps" / f"{key}.html").read_text(encoding="utf-8")
         assert name in html and "合成データ" in html
