@@ -50,7 +50,7 @@ def write_district_map(
     out.parent.mkdir(parents=True, exist_ok=True)
     return render_district_map(
         district,
-        result.roads.to_crs("EPSG:4326"),
+        roads.to_crs("EPSG:4326"),
         stats,
         out,
         before=before,
