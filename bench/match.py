@@ -166,8 +166,8 @@ def phase_core(out: Path) -> dict:
         cube = merge_cubes(cubes) if len(cubes) > 1 else cubes[0]
         d = agg_dir / rel
         d.mkdir(parents=True, exist_ok=True)
-        pq.write_table(cube.cells_table(), d / "cells.parquet", compression="zstd")
-        pq.write_table(cube.hist_table(), d / "hist.parquet", compression="zstd")
+        pq.write_table(cube.cells_table(encoded=True), d / "cells.parquet", compression="zstd")
+        pq.write_table(cube.hist_table(encoded=True), d / "hist.parquet", compression="zstd")
         pq.write_table(cube.vehicles_table(), d / "vehicles.parquet", compression="zstd")
         n_cells += len(cube.cells["piece"])
         n_hist += len(cube.hist["piece"])

@@ -131,12 +131,21 @@ class Cube:
     vehicles: dict[str, np.ndarray]
     merged: bool = field(default=False)
 
-    def cells_table(self) -> pa.Table:
+    def cells_table(self, encoded: bool = False) -> pa.Table:
+        """One row per cell; `encoded`: keep the int32 `cell` column (see decode_cell) instead of
+        direction / hour / day_type / vehicle_class — the compact form written per partition."""
+        if encoded:
+            return pa.table({k: (v.astype(np.int32) if k in ("n_at_or_over_limit", "n_at_or_over_limit_plus_10")
+                                 or k in ("n_points", "n_vehicles") else v) for k, v in self.cells.items()})  # fmt: skip
         t = {"piece": self.cells["piece"], **decode_cell(self.cells["cell"])}
         t.update({k: v for k, v in self.cells.items() if k not in ("piece", "cell")})
         return pa.table(t)
 
-    def hist_table(self) -> pa.Table:
+    def hist_table(self, encoded: bool = False) -> pa.Table:
+        if encoded:
+            h = self.hist
+            return pa.table({"piece": h["piece"], "cell": h["cell"], "speed_kmh": h["speed_kmh"],
+                             "n_points": h["n_points"].astype(np.int32)})  # fmt: skip
         t = {"piece": self.hist["piece"], **decode_cell(self.hist["cell"])}
         t.update({"speed_kmh": self.hist["speed_kmh"], "n_points": self.hist["n_points"]})
         return pa.table(t)
