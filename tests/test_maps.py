@@ -257,8 +257,9 @@ def test_html_content(rendered):
     assert "30 km/h 以上の割合：対策前と対策後の比較" in page
     assert "対策前（整備前）：2023年4月1日〜2023年6月30日" in page
     assert "対策後（整備後）：2024年4月1日〜2024年6月30日" in page
-    for name in ("対策前", "対策後", "変化（対策後 − 対策前）"):
+    for name in ("対策前", "対策後", "変化"):
         assert f"{name}</label>" in page
+    assert "表示中：変化（対策後 − 対策前）" in page
     assert page.count('type="radio" name="e2c-layer"') == 3  # radio buttons: one layer at a time
     assert "対策前：30 km/h 以上の割合 (%)" in page
     assert "変化：30 km/h 以上の割合の増減 (ポイント)" in page
