@@ -243,11 +243,11 @@ class _Stager:
                     part = t.filter(pc.equal(dates, pa.scalar(day, pa.date32())))
                     out = self.staging / "points" / f"operation_date={day.isoformat()}" / f"{self.tag}-{self.k}.parquet"
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    pq.write_table(part, out, compression="lz4")
+                    pq.write_table(part, out, compression="lz4", use_dictionary=False, write_statistics=False)
             else:
                 out = self.staging / kind / f"{self.tag}-{self.k}.parquet"
                 out.parent.mkdir(parents=True, exist_ok=True)
-                pq.write_table(t, out, compression="lz4")
+                pq.write_table(t, out, compression="lz4", use_dictionary=False, write_statistics=False)
             self.k += 1
         self.parts, self.rows = {}, 0
 

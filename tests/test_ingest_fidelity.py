@@ -259,3 +259,14 @@ def test_kill_mid_ingest_then_rerun_loses_and_doubles_nothing(tmp_path, when):
     assert q(tmp_path / "wh", "SELECT count(*), count(DISTINCT (file_id, line_no)) FROM probe_points") == [(expected, expected)]
     assert q(tmp_path / "wh", "SELECT count(*) FROM manifest WHERE status = 'ok'") == [(10,)]
     assert not (tmp_path / "wh" / "_journal.json").exists() and not (tmp_path / "wh" / "_staging").exists()
+
+
+def test_progress_silent_when_not_a_terminal_and_drawn_when_asked(tmp_path, capsys):
+    write_zip(tmp_path / "d" / "a.zip", [row(0)])
+    write_zip(tmp_path / "d" / "b.zip", [row(1)])
+    ingest_paths([tmp_path / "d"], tmp_path / "wh")
+    assert capsys.readouterr().err == ""
+    write_zip(tmp_path / "d" / "c.zip", [row(2)])
+    ingest_paths([tmp_path / "d"], tmp_path / "wh", progress=True)
+    err = capsys.readouterr().err
+    assert "files 3/3" in err and "rows" in err
