@@ -129,8 +129,11 @@ def cut_through_trips(
 
 
 def cut_through_streets(trips: pd.DataFrame, matched: pd.DataFrame) -> pd.DataFrame:
-    """Which streets cut-through trips use: road_id, n_trips, share of the road's trips that cut through."""
+    """Which streets cut-through trips use: road_id, n_trips, n_cut_through, n_vehicles_cut_through
+    (distinct vehicles among those trips, for publication thresholds), share_cut_through."""
     m = matched.drop_duplicates(["road_id", *TRIP_KEYS]).merge(trips[[*TRIP_KEYS, "cut_through"]], on=TRIP_KEYS)
     out = m.groupby("road_id").agg(n_trips=("cut_through", "size"), n_cut_through=("cut_through", "sum"))
+    veh = m[m["cut_through"]].groupby("road_id")["vehicle"].nunique()
+    out["n_vehicles_cut_through"] = veh.reindex(out.index).fillna(0).astype("int64")
     out["share_cut_through"] = out["n_cut_through"] / out["n_trips"]
     return out.reset_index().sort_values("n_cut_through", ascending=False, kind="stable").reset_index(drop=True)

@@ -67,7 +67,10 @@ CREATE TABLE IF NOT EXISTS cut_through_summary (
 );
 CREATE TABLE IF NOT EXISTS cut_through_streets (
     district VARCHAR, filter VARCHAR, period VARCHAR, road_id VARCHAR,
-    n_trips BIGINT, n_cut_through BIGINT, share_cut_through DOUBLE, computed_at TIMESTAMP
+    n_trips BIGINT,                     -- trips with a point on the road
+    n_cut_through BIGINT,               -- of which cut-through trips
+    n_vehicles_cut_through BIGINT,      -- distinct vehicles of those cut-through trips
+    share_cut_through DOUBLE, computed_at TIMESTAMP
 );
 """
 
@@ -87,6 +90,7 @@ class DistrictEvidence:
     resamples: int = DEFAULT_RESAMPLES
     seed: int = 0
     threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G
+    braking_source: str = "points"  # 'behavior_events' (挙動履歴) or 'points' (inferred from consecutive points)
     notes: list[str] = field(default_factory=list)
 
 
@@ -119,6 +123,36 @@ def load_trip_points(con, period: Period, bounds, point_filter: PointFilter) -> 
         """,
         params=[period.start, period.end, start, end, minx, maxx, miny, maxy],
     ).df()
+
+
+def load_braking_events(con, period: Period, bounds, point_filter: PointFilter) -> pd.DataFrame | None:
+    """Sudden-deceleration events of 挙動履歴 inside bounds during the period, or None if none delivered.
+
+    An event counts as braking when its longitudinal acceleration is negative (or not given:
+    the history only records threshold crossings).
+    """
+    has_view = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'behavior_events'"
+    ).fetchall()[0][0]
+    if not has_view:
+        return None
+    minx, miny, maxx, maxy = bounds
+    start = dt.datetime.combine(period.start, dt.time())
+    end = dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time())
+    cond = point_filter.sql(period.start, period.end).replace("gps_time", "event_time")
+    if "vehicle_type" in cond or "vehicle_use" in cond:
+        cond = "true"  # 挙動履歴 carries no vehicle class: the class filter applies to points only
+    df = con.sql(
+        f"""
+        SELECT vehicle_key AS vehicle, event_time AS gps_time, x_m, y_m, speed_kmh
+        FROM behavior_events
+        WHERE event_time >= ?::TIMESTAMP AND event_time < ?::TIMESTAMP
+          AND x_m BETWEEN ? AND ? AND y_m BETWEEN ? AND ?
+          AND coalesce(accel_long, -1) < 0 AND ({cond})
+        """,
+        params=[start, end, minx, maxx, miny, maxy],
+    ).df()
+    return df
 
 
 def _match(points: pd.DataFrame, roads: gpd.GeoDataFrame, radius_m: float) -> np.ndarray:
@@ -174,6 +208,7 @@ def evaluate(
     limits = dict(zip(roads["road_id"], roads["limit_kmh"]))
     con = connect(warehouse, create=False)
     parts, braking, hotspots, cut, cut_streets = [], [], [], [], []
+    braking_source = "points"
     try:
         for label, period in periods.items():
             pts = load_trip_points(con, period, bounds, point_filter)
@@ -182,7 +217,13 @@ def evaluate(
             kept = pts[pts["kept"]]
             on_road = kept[kept["road_id"] != ""]
             parts.append(on_road)
-            ev = braking_from_points(kept, threshold_g=threshold_g)
+            events = load_braking_events(con, period, bounds, point_filter)
+            if events is not None and len(events):
+                braking_source = "behavior_events"
+                events["road_id"] = _match(events, roads, radius_m)
+                ev = events
+            else:
+                ev = braking_from_points(kept, threshold_g=threshold_g)
             ev = ev[ev["road_id"] != ""]
             braking.append(braking_per_road(ev, on_road).assign(period=label))
             hotspots.append(braking_hotspots(ev).assign(period=label))
@@ -220,6 +261,7 @@ def evaluate(
             resamples=resamples,
             seed=seed,
             threshold_g=threshold_g,
+            braking_source=braking_source,
         )
         if store:
             _store(con, evidence)
@@ -282,7 +324,7 @@ def _store(con, ev: DistrictEvidence) -> None:
             con.register("_t", ev.cut_through_streets.assign(district=ev.district_key, filter=flt, computed_at=now))
             con.execute(
                 """INSERT INTO cut_through_streets SELECT district, filter, period, road_id, n_trips, n_cut_through,
-                   share_cut_through, computed_at FROM _t"""
+                   n_vehicles_cut_through, share_cut_through, computed_at FROM _t"""
             )
         con.execute("COMMIT")
     except Exception:

@@ -24,13 +24,49 @@ def area_path(district: District) -> Path | None:
     return (district.source_path.parent / area).resolve() if area else None
 
 
+def evidence_layers(evidence, period: str = "after", min_vehicles: int = MIN_PUBLIC_VEHICLES):
+    """(braking hot spots, cut-through streets) of a DistrictEvidence as EPSG:4326 layers for the map.
+
+    Only cells and streets with at least `min_vehicles` distinct vehicles are published.
+    """
+    import geopandas as gpd
+
+    braking = None
+    hs = evidence.hotspots
+    hs = hs[(hs["period"] == period) & (hs["n_vehicles"] >= min_vehicles)] if len(hs) else hs
+    if len(hs):
+        braking = gpd.GeoDataFrame(
+            {"count": hs["n_events"].to_numpy(), "period": district_period_label(evidence, period)},
+            geometry=gpd.points_from_xy(hs["x_m"], hs["y_m"]), crs="EPSG:6677",
+        ).to_crs("EPSG:4326")  # fmt: skip
+    cut = None
+    cs = evidence.cut_through_streets
+    if len(cs):
+        residential = evidence.roads[evidence.roads["limit_kmh"] <= 30]
+        cs = cs[(cs["period"] == period) & (cs["n_vehicles_cut_through"] >= min_vehicles)]
+        lines = residential.merge(cs[["road_id", "share_cut_through"]], on="road_id")
+        if len(lines):
+            cut = gpd.GeoDataFrame(
+                {"share": lines["share_cut_through"].to_numpy(), "name": lines["name"].to_numpy()},
+                geometry=lines.geometry.to_numpy(), crs=evidence.roads.crs,
+            ).to_crs("EPSG:4326")  # fmt: skip
+    return braking, cut
+
+
+def district_period_label(evidence, period: str) -> str:
+    p = evidence.periods[period]
+    return f"{p.start}〜{p.end}"
+
+
 def write_district_map(
-    warehouse: str | Path, district: District, out: str | Path, result: AnalysisResult | None = None
-) -> Path:
+    warehouse: str | Path, district: District, out: str | Path, result: AnalysisResult | None = None,
+    evidence=None,
+) -> Path:  # fmt: skip
     """Render the before/after/change map of `district` to `out` (self-contained HTML); returns its path.
 
     Uses `result` when given (it must hold the district's default before/after periods by
-    name), else analyses the warehouse for those periods first.
+    name), else analyses the warehouse for those periods first. With `evidence` (a
+    DistrictEvidence) the map also gets the 急ブレーキ hot-spot and 抜け道 layers of the after period.
     """
     from maps.district_map import render_district_map
 
@@ -59,7 +95,15 @@ def write_district_map(
         area_path=area_path(district),
         min_vehicles=MIN_PUBLIC_VEHICLES,
         synthetic=district.synthetic_network,
+        **_layers(evidence),
     )
+
+
+def _layers(evidence) -> dict:
+    if evidence is None:
+        return {}
+    braking, cut = evidence_layers(evidence)
+    return {"braking_points": braking, "cut_through": cut}
 
 
 def stored_road_stats(warehouse: str | Path, district_key: str, periods: dict[str, Period]) -> pd.DataFrame | None:
@@ -68,7 +112,7 @@ def stored_road_stats(warehouse: str | Path, district_key: str, periods: dict[st
     try:
         has_table = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'road_period_stats'"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if not has_table:
             return None
         df = con.execute("SELECT * FROM road_period_stats WHERE district = ?", [district_key]).df()

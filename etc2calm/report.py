@@ -220,9 +220,8 @@ def render_report(
         "「差の差」を対策の効果の目安としています。</p>"
         f"<p>標本：観測車両が{DEFAULT_MIN_VEHICLES}台未満の数値には「標本少」と注記しました。{public_min_vehicles}台未満の数値は"
         "公表せず「データ不足」と表示しています。</p>"
-        f"<p>急減速：挙動履歴がない場合は連続する2地点の速度差から平均減速度を求め、{ev.threshold_g:g} G 以上を急減速としました。"
-        "地点の間隔が長いため、短く強いブレーキは捉えきれず、件数は少なめに出ます。</p>"
-        "<p>抜け道：地区内の生活道路（制限30 km/h以下）を通り、出発地と到着地がともに地区外のトリップです。</p></div>"
+        + _braking_method(ev)
+        + "<p>抜け道：地区内の生活道路（制限30 km/h以下）を通り、出発地と到着地がともに地区外のトリップです。</p></div>"
     )
     body = "\n".join(blocks)
     title = f"{district.name_ja} 交通安全対策の効果検証"
@@ -234,6 +233,15 @@ def render_report(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     return out
+
+
+def _braking_method(ev: DistrictEvidence) -> str:
+    if ev.braking_source == "behavior_events":
+        return "<p>急減速：ETC2.0 の挙動履歴（前後加速度がしきい値を超えたときに記録される急減速イベント）を道路に対応付けて数えました。</p>"
+    return (
+        f"<p>急減速：挙動履歴がないため、連続する2地点の速度差から平均減速度を求め、{ev.threshold_g:g} G 以上を急減速としました。"
+        "地点の間隔が長いため、短く強いブレーキは捉えきれず、件数は少なめに出ます（下限の目安）。</p>"
+    )
 
 
 def _braking_block(ev: DistrictEvidence) -> str:

@@ -86,8 +86,8 @@ def publish_task(warehouse: str, district_key: str, out_dir: str, resamples: int
     """The district's map and report; returns their paths."""
     district = load_district(district_key)
     out = Path(out_dir)
-    map_path = write_district_map(warehouse, district, out / f"{district.key}.html")
     ev = evaluate_district(warehouse, district, resamples=resamples, seed=seed, store=False)
+    map_path = write_district_map(warehouse, district, out / f"{district.key}.html", evidence=ev)
     report = render_report(district, ev, out / f"{district.key}_report.html")
     sheet = write_district_sheet(warehouse, district, out / f"{district.key}_sheet.pdf")
     return {"map": str(map_path), "report": str(report), "sheet": sheet["pdf"], "sheet_png": sheet["png"]}

@@ -119,3 +119,40 @@ def test_public_outputs_suppress_small_cells(tmp_path, tiny_network):
     assert "テスト地区" in page and "平均への回帰" in page and "合成データ" in page
     r1 = engineers.loc["R1"]
     assert f"{r1['before']:.1f} km/h" in page  # the treated road's figures are public
+
+
+def test_braking_from_behaviour_events_and_map_layers(tmp_path, tiny_network):
+    """Delivered 挙動履歴 events are used (not inferred ones), counted per road, and reach the map layers."""
+    make_delivery(tmp_path / "delivery")
+    events = []
+    for i in range(12):  # 12 vehicles brake hard at the same spot of R1 in the before period
+        lon, lat = offset(50 + (i % 3), 1.0)
+        f = [""] * 18
+        f[1], f[2], f[6], f[7], f[8] = "20170905", f"{700000 + i:012d}", f"201709050{8 + i % 2}1500", f"{lon:.7f}", f"{lat:.7f}"
+        f[9], f[14], f[15] = "4", "22", "-0.35"
+        events.append(",".join(f))
+    lon, lat = offset(-100, 0)
+    f = [""] * 18
+    f[1], f[2], f[6], f[7], f[8], f[14], f[15] = "20171110", f"{800000:012d}", "20171110081500", f"{lon:.7f}", f"{lat:.7f}", "20", "-0.3"
+    events.append(",".join(f))
+    write_zip(tmp_path / "events" / "behavior.zip", events)
+    ingest_paths([tmp_path / "delivery"], tmp_path / "wh")
+    ingest_paths([tmp_path / "events"], tmp_path / "wh", fmt="behavior")
+    ev = evaluate(tmp_path / "wh", tiny_network, {"before": BEFORE, "after": AFTER}, district_key="t",
+                  treated=("R1",), control=("A1",), resamples=50)  # fmt: skip
+    assert ev.braking_source == "behavior_events"
+    b = ev.braking.set_index(["period", "road_id"])
+    assert b.loc[("before", "R1"), "n_events"] == 12 and b.loc[("after", "R1"), "n_events"] == 1
+    assert b.loc[("before", "R1"), "events_per_1000_passages"] == pytest.approx(
+        1000 * 12 / b.loc[("before", "R1"), "n_passages"]
+    )
+    hot = ev.hotspots[ev.hotspots["period"] == "before"]
+    assert hot["n_events"].tolist() == [12] and hot["n_vehicles"].tolist() == [12]
+
+    from etc2calm.publish import evidence_layers
+
+    braking, _ = evidence_layers(ev, period="before")
+    assert braking is not None and braking["count"].tolist() == [12] and braking.crs == "EPSG:4326"
+    assert evidence_layers(ev, period="after")[0] is None  # one event: no hot spot, nothing published
+    braking10, _ = evidence_layers(ev, period="before", min_vehicles=13)
+    assert braking10 is None  # 12 vehicles < 13: suppressed

@@ -107,9 +107,9 @@ def test_deployment_runs_through_process_worker(prefect_server, tmp_path):
     # What the deployment produced: stored points, figures and the district's map and report.
     con = duckdb.connect(str(tmp_path / "wh" / "warehouse.duckdb"), read_only=True)
     try:
-        n_points = con.execute("SELECT count(*) FROM probe_points").fetchone()[0]
-        n_stats = con.execute("SELECT count(*) FROM road_period_stats WHERE district = 'okurayama'").fetchone()[0]
-        n_did = con.execute("SELECT count(*) FROM comparison_results WHERE district = 'okurayama' AND unit = 'did'").fetchone()[0]
+        n_points = con.execute("SELECT count(*) FROM probe_points").fetchall()[0][0]
+        n_stats = con.execute("SELECT count(*) FROM road_period_stats WHERE district = 'okurayama'").fetchall()[0][0]
+        n_did = con.execute("SELECT count(*) FROM comparison_results WHERE district = 'okurayama' AND unit = 'did'").fetchall()[0][0]
     finally:
         con.close()
     assert n_points > 1000 and n_stats > 0 and n_did > 0
