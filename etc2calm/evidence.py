@@ -155,6 +155,31 @@ def load_braking_events(con, period: Period, bounds, point_filter: PointFilter) 
     return df
 
 
+def load_trip_origins(con, period: Period) -> pd.DataFrame | None:
+    """様式1-3 origins and destinations (metres, EPSG:6677) of the period's trips, or None if none delivered."""
+    has_view = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'trips'").fetchall()[0][0]
+    if not has_view:
+        return None
+    df = con.sql(
+        """
+        SELECT vehicle_key AS vehicle, hash(vehicle_key, operation_date, trip_no) AS trip_id,
+               origin_lon, origin_lat, dest_lon, dest_lat
+        FROM trips
+        WHERE operation_date BETWEEN ?::DATE - 1 AND ?::DATE + 1
+          AND origin_lon IS NOT NULL AND dest_lon IS NOT NULL
+        """,
+        params=[period.start, period.end],
+    ).df()
+    if df.empty:
+        return None
+    from pyproj import Transformer
+
+    to_m = Transformer.from_crs("EPSG:4326", METRIC_CRS, always_xy=True)
+    df["origin_x_m"], df["origin_y_m"] = to_m.transform(df["origin_lon"].to_numpy(), df["origin_lat"].to_numpy())
+    df["dest_x_m"], df["dest_y_m"] = to_m.transform(df["dest_lon"].to_numpy(), df["dest_lat"].to_numpy())
+    return df.drop_duplicates(["vehicle", "trip_id"])
+
+
 def _match(points: pd.DataFrame, roads: gpd.GeoDataFrame, radius_m: float) -> np.ndarray:
     """road_id per point ('' when no road within radius_m)."""
     index = build_segment_index(roads.geometry.values, radius_m=radius_m)
@@ -231,7 +256,8 @@ def evaluate(
                 # In the district = inside its outline on a street with a limit of 30 km/h or less
                 # (生活道路), not on the arterials that bound it.
                 kept = kept.assign(on_residential=kept["road_id"].map(limits).fillna(np.inf).to_numpy() <= 30)
-                trips = cut_through_trips(kept, area, crossing_column="on_residential")
+                origins = load_trip_origins(con, period)
+                trips = cut_through_trips(kept, area, origins=origins, crossing_column="on_residential")
                 n = len(trips)
                 k = int(trips["cut_through"].sum())
                 cut.append(pd.DataFrame([{"period": label, "n_trips": n, "n_cut_through": k,

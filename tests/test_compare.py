@@ -156,3 +156,35 @@ def test_braking_from_behaviour_events_and_map_layers(tmp_path, tiny_network):
     assert evidence_layers(ev, period="after")[0] is None  # one event: no hot spot, nothing published
     braking10, _ = evidence_layers(ev, period="before", min_vehicles=13)
     assert braking10 is None  # 12 vehicles < 13: suppressed
+
+
+def test_cut_through_uses_style_1_3_origins(tmp_path, tiny_network):
+    """A trip crossing the area counts as cut-through from its points, unless 様式1-3 puts its origin inside."""
+    import shapely
+
+    lines = []
+    for v in range(20):  # 20 vehicles cross R1's area west → east, starting and ending outside
+        for k, east in enumerate((-400, -100, 0, 100, 400)):
+            lon, lat = offset(east, 0)
+            lines.append(style12_row(f"{500000 + v:012d}", f"201709050{8}{v:02d}{k * 10:02d}", lon, lat, 30))
+    write_zip(tmp_path / "d" / "points.zip", lines)
+    trips13 = []
+    for v in range(5):  # for 5 of them the trip table says: origin inside the area
+        f = [""] * 18
+        o_lon, o_lat = offset(0, 10)
+        d_lon, d_lat = offset(800, 0)
+        f[0], f[1], f[2], f[7] = "20170905", f"{500000 + v:012d}", "1", "1"
+        f[11], f[12], f[13], f[14] = f"{o_lon:.7f}", f"{o_lat:.7f}", f"{d_lon:.7f}", f"{d_lat:.7f}"
+        trips13.append(",".join(f))
+    write_zip(tmp_path / "t" / "OUT1-3_20170905.zip", trips13)
+    ingest_paths([tmp_path / "d"], tmp_path / "wh")
+    ingest_paths([tmp_path / "t"], tmp_path / "wh")
+    from geo.network import load_roads
+
+    roads = load_roads(tiny_network)
+    r1 = roads.loc[roads["road_id"] == "R1"].geometry.item()
+    area = shapely.box(*r1.buffer(150).bounds)  # the district: 150 m around R1; the trips run 400 m beyond
+    ev = evaluate(tmp_path / "wh", tiny_network, {"before": BEFORE, "after": AFTER}, district_key="t",
+                  treated=("R1",), control=("A1",), area=area, resamples=20, store=False)  # fmt: skip
+    c = ev.cut_through.set_index("period").loc["before"]
+    assert c["n_trips"] == 20 and c["n_cut_through"] == 15
