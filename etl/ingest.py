@@ -23,6 +23,10 @@ Design (two phases, streaming, rerun-safe):
    trips and behaviour events are written there too. Then a journal (`_journal.json`: files to
    rename into place, files to delete, manifest rows) is written atomically and applied.
 
+Files are staged and committed in batches of about 2 GB of deliveries (`batch_bytes`, files
+ordered by the date in their names so a batch holds whole days): staging disk stays bounded and a
+kill costs at most the current batch. A day touched by a later batch is simply recomputed.
+
 Kill safety: before the journal exists nothing in the store has changed (the next ingest
 deletes `_staging`/`_txn` and redoes those files, which are not in the manifest); once it
 exists, the next ingest (or this one) applies it to the end — every step is idempotent. So a
@@ -45,6 +49,7 @@ import multiprocessing as mp
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -70,6 +75,7 @@ log = logging.getLogger(__name__)
 METRIC_CRS = "EPSG:6677"
 _TO_METRIC = Transformer.from_crs("EPSG:4326", METRIC_CRS, always_xy=True)
 FORMAT_KEYS = ("1-2", "1-3", "behavior")
+BATCH_BYTES = 2 * 1024**3  # delivered bytes staged before a commit (bounds staging disk and redo after a kill)
 BUFFER_ROWS = 1_000_000  # staged rows a worker keeps in memory before writing them
 COMMIT_MEMORY = "1GB"  # DuckDB memory limit of the commit step (it spills beyond)
 CRASH_ENV = "ETC2CALM_TEST_CRASH"  # fault injection for the kill tests: stage | journal | apply
@@ -212,9 +218,18 @@ def detect_format(path: Path, head: bytes, override: str | None, all_layouts: di
 _W: dict = {}
 
 
-def _init_worker(key: bytes, known: set[str], staging: str, override: str | None, behavior_layout: str | None) -> None:
-    _W.update(key=key, known=known, staging=Path(staging), override=override, layouts=layouts(behavior_layout))
-    _W.setdefault("buffers", {})
+def _init_worker(key: bytes, known: set[str], override: str | None, behavior_layout: str | None, lock_fd: int = -1) -> None:
+    if lock_fd >= 0 and os.getpid() != _W.get("main_pid"):
+        # A forked worker: drop the inherited lock descriptor (the lock belongs to the ingest process,
+        # and must go when it dies) and die with it rather than linger as an orphan.
+        os.close(lock_fd)
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    _W.update(key=key, known=known, override=override, layouts=layouts(behavior_layout))
 
 
 class _Stager:
@@ -331,8 +346,9 @@ def _stage_file(path: Path, stager: _Stager) -> dict:
     return res
 
 
-def _stage_task(paths: list[str]) -> list[dict]:
-    stager = _Stager(_W["staging"], f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+def _stage_task(task: tuple[str, list[str]]) -> list[dict]:
+    staging, paths = task
+    stager = _Stager(Path(staging), f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
     out = [_stage_file(Path(p), stager) for p in paths]
     stager.flush()
     return out
@@ -425,7 +441,7 @@ def _point_base_columns() -> list[str]:
     return ["vehicle_key", "vehicle_id", *cols, "x_m", "y_m", "member", "file_id", "line_no"]
 
 
-def _commit(warehouse: Path, staging: Path, accepted: dict[str, dict], replaced: list[str], wcon, behavior_layout) -> dict[str, int]:
+def _commit(warehouse: Path, staging: Path, accepted: dict[str, dict], replaced: list[str], failed: list[dict], wcon) -> dict[str, int]:
     """Write the staged rows of `accepted` files (file_id → result) into the store; returns duplicates per file_id."""
     commit = dt.datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     txn = warehouse / "_txn" / commit
@@ -548,7 +564,7 @@ def _commit(warehouse: Path, staging: Path, accepted: dict[str, dict], replaced:
         if r["rows_read"] != stored + r["rows_quarantined"] + d:
             raise AssertionError(f"{r['path']}: row conservation violated")
         manifest.append(_manifest_row(r, "ok", stored, d, now))
-    for r in _commit.failed_results:  # type: ignore[attr-defined]
+    for r in failed:
         manifest.append(_manifest_row(r, "failed", 0, 0, now))
     if os.environ.get(CRASH_ENV) == "journal":
         os._exit(137)
@@ -557,9 +573,6 @@ def _commit(warehouse: Path, staging: Path, accepted: dict[str, dict], replaced:
     )
     _apply_journal(warehouse, wcon)
     return dups
-
-
-_commit.failed_results = []  # type: ignore[attr-defined]
 
 
 def _drop_replaced(con, warehouse, folder: Path, replaced, txn, commit, renames, deletes) -> None:
@@ -630,6 +643,29 @@ class _Progress:
             sys.stderr.flush()
 
 
+_DATE_IN_NAME = re.compile(r"(\d{8})(?!.*\d{8})")
+
+
+def _batches(files: list[Path], batch_bytes: int) -> list[list[Path]]:
+    """Files in commit batches of about `batch_bytes`, ordered by the date in their name so that a
+    batch holds whole days (a day touched by two batches is rewritten by the second)."""
+    def date_key(f: Path) -> tuple[str, str]:
+        m = _DATE_IN_NAME.search(f.name)
+        return (m.group(1) if m else "", str(f))
+
+    batches, cur, size = [], [], 0
+    for f in sorted(files, key=date_key):
+        s = f.stat().st_size if f.exists() else 0
+        if cur and size + s > batch_bytes:
+            batches.append(cur)
+            cur, size = [], 0
+        cur.append(f)
+        size += s
+    if cur:
+        batches.append(cur)
+    return batches
+
+
 def _tasks(files: list[Path], n_workers: int) -> list[list[str]]:
     """Group files into tasks of about 32 MB (small files batched; big files alone), balanced over workers."""
     sizes = [f.stat().st_size if f.exists() else 0 for f in files]
@@ -656,6 +692,7 @@ def ingest_paths(
     behavior_layout: str | Path | None = None,
     workers: int | None = None,
     progress: bool | None = None,
+    batch_bytes: int = BATCH_BYTES,
 ) -> IngestReport:
     """Ingest files and folders (recursively) into `warehouse`; returns per-file results.
 
@@ -671,7 +708,8 @@ def ingest_paths(
     warehouse = Path(warehouse)
     key = load_id_key()
     report = IngestReport()
-    with ingest_lock(warehouse):
+    with ingest_lock(warehouse) as lock_fd:
+        _W["main_pid"] = os.getpid()
         con = connect(warehouse)
         try:
             recover(warehouse, con)
@@ -680,60 +718,71 @@ def ingest_paths(
             for fid, sp, sha in con.execute("SELECT file_id, source_path, sha256 FROM manifest WHERE status = 'ok'").fetchall():
                 by_path.setdefault(sp, []).append((fid, sha))
             run = uuid.uuid4().hex[:10]
-            staging = warehouse / "_staging" / run
-            staging.mkdir(parents=True, exist_ok=True)
             n_workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
-            tasks = _tasks(files, n_workers)
             bar = _Progress(len(files), progress)
-            results: list[dict] = []
-            init = (key, known, str(staging), fmt, str(behavior_layout) if behavior_layout else None)
-            if n_workers == 1 or len(tasks) == 1:
-                _init_worker(*init)
-                for t in tasks:
-                    r = _stage_task(t)
-                    bar.update(r)
-                    results.extend(r)
-            else:
+            init = (key, known, fmt, str(behavior_layout) if behavior_layout else None, lock_fd)
+            seen: set[str] = set()
+            out: dict[str, FileResult] = {}
+            pool = None
+            if n_workers > 1 and len(files) > 1:
                 # A worker that dies (killed, out of memory) breaks the pool: the ingest then fails
-                # (BrokenProcessPool) before any commit, instead of waiting forever for its task.
-                ctx = mp.get_context("fork")
-                with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=init) as pool:
-                    for fut in as_completed([pool.submit(_stage_task, t) for t in tasks]):
-                        r = fut.result()
-                        bar.update(r)
-                        results.extend(r)
-            bar.close()
-            order = {str(f): i for i, f in enumerate(files)}
-            results.sort(key=lambda r: order[r["path"]])
-            accepted: dict[str, dict] = {}
-            failed: list[dict] = []
-            replaced: list[str] = []
-            for r in results:
-                if r["status"] == "ok" and (r["file_id"] in accepted):
-                    r["status"] = "skipped"  # the same content twice in one run
-                if r["status"] == "ok":
-                    accepted[r["file_id"]] = r
-                    if replace:
-                        for fid, sha in by_path.get(str(Path(r["path"]).resolve()), []):
-                            if sha != r["sha256"]:
-                                replaced.append(fid)
-                elif r["status"] == "failed":
-                    failed.append(r)
-                    log.warning("failed: %s", r["message"])
-            _commit.failed_results = failed  # type: ignore[attr-defined]
-            dups = _commit(warehouse, staging, accepted, replaced, con, all_layouts["behavior"]) if (accepted or failed or replaced) else {}
+                # (BrokenProcessPool) before that batch's commit, instead of waiting forever for its task.
+                pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("fork"), initializer=_init_worker, initargs=init)
+            else:
+                _init_worker(*init)
+            try:
+                for bi, batch in enumerate(_batches(files, batch_bytes)):
+                    staging = warehouse / "_staging" / f"{run}-{bi}"
+                    staging.mkdir(parents=True, exist_ok=True)
+                    tasks = [(str(staging), t) for t in _tasks(batch, n_workers)]
+                    results: list[dict] = []
+                    if pool is None:
+                        for t in tasks:
+                            r = _stage_task(t)
+                            bar.update(r)
+                            results.extend(r)
+                    else:
+                        for fut in as_completed([pool.submit(_stage_task, t) for t in tasks]):
+                            r = fut.result()
+                            bar.update(r)
+                            results.extend(r)
+                    order = {str(f): i for i, f in enumerate(batch)}
+                    results.sort(key=lambda r: order[r["path"]])
+                    accepted: dict[str, dict] = {}
+                    failed: list[dict] = []
+                    replaced: list[str] = []
+                    for r in results:
+                        if r["status"] == "ok" and r["file_id"] in seen:
+                            r["status"] = "skipped"  # the same content twice in one run
+                        if r["status"] == "ok":
+                            accepted[r["file_id"]] = r
+                            seen.add(r["file_id"])
+                            if replace:
+                                for fid, sha in by_path.get(str(Path(r["path"]).resolve()), []):
+                                    if sha != r["sha256"]:
+                                        replaced.append(fid)
+                        elif r["status"] == "failed":
+                            failed.append(r)
+                            log.warning("failed: %s", r["message"])
+                    dups = {}
+                    if accepted or failed or replaced:
+                        dups = _commit(warehouse, staging, accepted, replaced, failed, con)
+                    shutil.rmtree(staging, ignore_errors=True)
+                    shutil.rmtree(warehouse / "_txn", ignore_errors=True)
+                    for r in results:
+                        ok = r["status"] == "ok"
+                        d = dups.get(r["file_id"], 0) if ok else 0
+                        out[r["path"]] = FileResult(
+                            Path(r["path"]), r["status"], r["rows_read"] if ok else 0, r["rows_staged"] - d if ok else 0,
+                            r["rows_quarantined"] if ok else 0, d, r["message"], r["format"], r["file_id"], r["sha256"],
+                            r["size_bytes"],
+                        )  # fmt: skip
+            finally:
+                if pool is not None:
+                    pool.shutdown(cancel_futures=True)
+                bar.close()
             shutil.rmtree(warehouse / "_staging", ignore_errors=True)
-            shutil.rmtree(warehouse / "_txn", ignore_errors=True)
-            for r in results:
-                d = dups.get(r["file_id"], 0) if r["status"] == "ok" else 0
-                report.files.append(
-                    FileResult(
-                        Path(r["path"]), r["status"], r["rows_read"] if r["status"] == "ok" else 0,
-                        r["rows_staged"] - d if r["status"] == "ok" else 0,
-                        r["rows_quarantined"] if r["status"] == "ok" else 0, d, r["message"], r["format"],
-                        r["file_id"], r["sha256"], r["size_bytes"],
-                    )
-                )  # fmt: skip
+            report.files = [out[str(f)] for f in files]
             refresh_views(con, warehouse, all_layouts["behavior"])
             report.seconds = time.perf_counter() - t0
             n = {s: sum(f.status == s for f in report.files) for s in ("ok", "skipped", "failed")}

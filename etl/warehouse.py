@@ -263,7 +263,7 @@ def ingest_lock(warehouse: Path):
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        yield
+        yield fd  # forked workers close their copy, so only this process holds the lock
     finally:
         os.close(fd)
 

@@ -140,12 +140,16 @@ def test_exact_duplicates_stored_once_and_replace(tmp_path):
     assert [f.status for f in r4.files] == ["skipped"]
 
 
-def test_heading_and_gap_across_meshes_and_files(tmp_path):
-    # One trip driving east 50 m every 60 s, its points split over two mesh ZIPs, shuffled.
+@pytest.mark.parametrize("batch_bytes", [2**31, 1])
+def test_heading_and_gap_across_meshes_and_files(tmp_path, batch_bytes):
+    # One trip driving east 50 m every 60 s, its points split over two mesh ZIPs, shuffled;
+    # with batch_bytes=1 each ZIP is its own commit and the day is recomputed by the second.
     pts = [row(i) for i in range(6)]
     write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", [pts[4], pts[0], pts[2]])
     write_zip(tmp_path / "d" / "OUT1-2_533926_20170905.zip", [pts[5], pts[3], pts[1]])
-    ingest_paths([tmp_path / "d"], tmp_path / "wh")
+    rep = ingest_paths([tmp_path / "d"], tmp_path / "wh", batch_bytes=batch_bytes)
+    assert rep.total("rows_stored") == 6
+    assert len(list((tmp_path / "wh" / "probe_points").rglob("*.parquet"))) == 1  # one day, one mesh: one file
     got = q(tmp_path / "wh", "SELECT heading_deg, dt_prev_s, dist_prev_m, vehicle_id FROM probe_points ORDER BY gps_time")
     assert got[0][:3] == (None, None, None)
     for h, dt_s, d, _ in got[1:]:
