@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean bench
+.PHONY: demo test install clean docs
 
 # Reinstall only when the project's definition changed.
 $(STAMP): pyproject.toml
@@ -19,6 +19,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Regenerate docs/warehouse.md from the code's definitions (a test checks it is current).
+docs: $(STAMP)
+	$(PY) -m etc2calm.docs
 
 clean:
 	rm -rf $(VENV) data/warehouse build/demo
