@@ -138,8 +138,15 @@ def analyze(
     treated: tuple[str, ...] = (),
     comparison: tuple[str, ...] = (),
     radius_m: float = DEFAULT_RADIUS_M,
+    point_filter=None,
+    store: bool = True,
 ) -> AnalysisResult:
     """Match the warehouse's points of each period to the roads and compute per-road figures.
+
+    point_filter (etc2calm.filters.PointFilter): keep only points of a time band, day type or
+    vehicle class. Filtered figures are returned but not stored (the stored tables hold the
+    unfiltered figures that maps and reports publish); filtered comparisons are stored by
+    `etc2calm compare` in comparison_results with their filter.
 
     The core path: points read column-wise from the Parquet store (geo/pointsource.py), matched
     by the compiled kernel with the heading check, aggregated into a mergeable cube
@@ -171,7 +178,8 @@ def analyze(
         for label, period in periods.items():
             # A district's points of one period are few (bounding box): one cube per period keeps the
             # per-cell distinct vehicles exact.
-            b = concat_batches(list(point_batches(points_dir, period.start, period.end, bounds)))
+            expr = point_filter.arrow_expression(period.start, period.end) if point_filter is not None else None
+            b = concat_batches(list(point_batches(points_dir, period.start, period.end, bounds, extra_filter=expr)))
             n_in_area[label] = 0 if b is None else len(b)
             if b is None:
                 cube, n_matched[label] = Cube.empty(), 0
@@ -205,8 +213,9 @@ def analyze(
         road_stats["road_name"] = road_stats["road_id"].map(names)
         road_stats["role"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["role"])))
         hist = pd.concat(hist_parts, ignore_index=True)
-        _store(con, district_key, list(periods), road_stats, group_stats, hist, now,
-               pd.concat(cell_parts, ignore_index=True), pd.concat(link_hist_parts, ignore_index=True))  # fmt: skip
+        if store and not (point_filter is not None and point_filter.active):
+            _store(con, district_key, list(periods), road_stats, group_stats, hist, now,
+                   pd.concat(cell_parts, ignore_index=True), pd.concat(link_hist_parts, ignore_index=True))  # fmt: skip
     finally:
         con.close()
     order = {label: i for i, label in enumerate(periods)}

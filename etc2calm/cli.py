@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--roads", metavar="FILE", help="road network (GeoJSON, GeoPackage, .osm/.pbf)")
     p.add_argument("--before", metavar="A..B", help="YYYY-MM-DD..YYYY-MM-DD, inclusive, by GPS時刻 (JST)")
     p.add_argument("--after", metavar="A..B")
+    p.add_argument("--period", action="append", default=[], metavar="NAME=A..B",
+                   help="any named period (repeatable), e.g. trial=2017-10-05..2017-11-01; NAME=<district period> also works")
+    _add_filters(p)
     p.add_argument("--radius", type=float, default=20.0, metavar="M", help="matching radius in metres (default 20)")
     p.add_argument("--out", metavar="FILE.csv")
 
@@ -95,25 +98,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _period_overrides(args, district):
+    """--before/--after (default: the district's), plus any --period NAME=A..B, in that order."""
     from etc2calm.analysis import parse_date_range
     from etc2calm.district import Period
 
+    named = _named_periods(args.period, district)
     periods = {}
     for label in ("before", "after"):
         text = getattr(args, label)
         if text:
             start, end = parse_date_range(text)
             periods[label] = Period(label, start, end)
+        elif label in named:
+            periods[label] = named.pop(label)
         elif district is not None:
             periods[label] = district.period(getattr(district, f"default_{label}"))
-        else:
-            raise UserError(f"--{label} is required with --roads")
+        elif not named:
+            raise UserError(f"--{label} is required with --roads (or give --period NAME=A..B)")
+    periods.update(named)
     return periods
 
 
 STATS_CSV_COLUMNS = [
     "road_id", "road_name", "role", "period", "period_start", "period_end", "n_points", "n_vehicles",
-    "mean_kmh", "p85_kmh", "share_at_or_over_limit", "limit_kmh",
+    "mean_kmh", "p85_kmh", "share_at_or_over_limit", "share_at_or_over_limit_plus_10", "limit_kmh",
 ]  # fmt: skip
 
 
@@ -132,17 +140,22 @@ def cmd_ingest(args) -> int:
 def cmd_analyze(args) -> int:
     from etc2calm.analysis import analyze
     from etc2calm.district import load_district
+    from etc2calm.filters import PointFilter
 
     district = load_district(args.district) if args.district else None
     periods = _period_overrides(args, district)
+    point_filter = PointFilter.parse(args.hours, args.days, args.vehicle)
     if district is not None:
         result = analyze(
             args.warehouse, district.network_path, periods, district_key=district.key,
             treated=district.treated_roads, comparison=district.comparison_roads, radius_m=args.radius,
+            point_filter=point_filter,
         )  # fmt: skip
     else:
-        result = analyze(args.warehouse, args.roads, periods, district_key=f"roads:{Path(args.roads).stem}", radius_m=args.radius)
-    df = result.road_stats[STATS_CSV_COLUMNS]
+        result = analyze(args.warehouse, args.roads, periods, district_key=f"roads:{Path(args.roads).stem}",
+                         radius_m=args.radius, point_filter=point_filter)  # fmt: skip
+    df = result.road_stats[STATS_CSV_COLUMNS].copy()
+    df["filter"] = point_filter.describe_ja()
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(args.out, index=False, encoding="utf-8")

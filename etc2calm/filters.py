@@ -19,6 +19,16 @@ VEHICLE_CLASSES = {
 }
 
 
+# The same classes as (column, codes), for the Parquet reader.
+VEHICLE_CODES = {
+    "large": ("vehicle_type", [1]),
+    "small": ("vehicle_type", [0, 2, 3, 4]),
+    "kei": ("vehicle_type", [4]),
+    "passenger": ("vehicle_use", [1]),
+    "freight": ("vehicle_use", [2]),
+}
+
+
 def japanese_holidays(start: dt.date, end: dt.date) -> list[dt.date]:
     """Public holidays of Japan (国民の祝日, 振替休日, 国民の休日) between start and end, inclusive."""
     days = holidays.country_holidays("JP", years=range(start.year, end.year + 1))
@@ -72,6 +82,33 @@ class PointFilter:
         if VEHICLE_CLASSES[self.vehicle]:
             conds.append(VEHICLE_CLASSES[self.vehicle])
         return " AND ".join(f"({c})" for c in conds) or "true"
+
+    @property
+    def active(self) -> bool:
+        return self.hours is not None or self.days != "all" or self.vehicle != "all"
+
+    def arrow_expression(self, start: dt.date, end: dt.date):
+        """The same condition as a pyarrow dataset expression (for the Parquet reader), or None."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        expr = None
+
+        def both(a, b):
+            return b if a is None else a & b
+
+        t = pc.field("gps_time")
+        if self.hours is not None:
+            expr = both(expr, (pc.hour(t) >= self.hours[0]) & (pc.hour(t) < self.hours[1]))
+        if self.days != "all":
+            hol = pa.array(japanese_holidays(start, end), pa.date32())
+            is_holiday = (pc.day_of_week(t) >= 5) | pc.is_in(t.cast(pa.date32()), value_set=hol)
+            expr = both(expr, is_holiday if self.days == "holiday" else ~is_holiday)
+        codes = VEHICLE_CODES.get(self.vehicle)
+        if codes is not None:
+            column, values = codes
+            expr = both(expr, pc.is_in(pc.field(column), value_set=pa.array(values, pa.int32())))
+        return expr
 
     def describe_ja(self) -> str:
         parts = []

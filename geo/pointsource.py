@@ -132,10 +132,13 @@ def point_batches(
     *,
     batch_rows: int = BATCH_ROWS,
     max_heading_gap_s: float = MAX_HEADING_GAP_S,
+    extra_filter=None,
 ) -> Iterator[PointBatch]:
     """Points with GPS時刻 on days start..end (inclusive, JST) inside bounds (metres, EPSG:6677).
 
-    Yields one or more batches per partition, each at most `batch_rows` points.
+    Yields one or more batches per partition, each at most `batch_rows` points. `extra_filter`
+    (a pyarrow dataset expression, e.g. from etc2calm.filters.PointFilter) keeps only matching
+    points; headings are those stored at ingest, so filtering never changes them.
     """
     for rel, files in partitions(points_dir, start, end):
         dataset = ds.dataset([str(f) for f in files], format="parquet")
@@ -149,6 +152,8 @@ def point_batches(
         if bounds is not None:
             minx, miny, maxx, maxy = bounds
             box = (ds.field("x_m") >= minx) & (ds.field("x_m") <= maxx) & (ds.field("y_m") >= miny) & (ds.field("y_m") <= maxy)
+        if extra_filter is not None:
+            box = extra_filter if box is None else box & extra_filter
         if {"heading_deg", "vehicle_id"} <= names:
             cols = CORE_COLUMNS + ["heading_deg", "vehicle_id"] + [c for c in ("dt_prev_s", "dist_prev_m") if c in names]
             both = box if filt is None else (filt if box is None else filt & box)
@@ -156,7 +161,8 @@ def point_batches(
                 if rb.num_rows:
                     yield _batch(rel, rb, max_heading_gap_s)
         else:
-            cols = CORE_COLUMNS + ["vehicle_key", "trip_no"]
+            extra_cols = [c for c in ("vehicle_use",) if c in names and extra_filter is not None]
+            cols = CORE_COLUMNS + ["vehicle_key", "trip_no"] + extra_cols
             table = dataset.to_table(columns=cols, filter=filt)
             if table.num_rows == 0:
                 continue
@@ -168,7 +174,7 @@ def point_batches(
             table = table.drop_columns(["vehicle_key", "trip_no"])
             table = table.append_column("heading_deg", pa.array(heading)).append_column("vehicle_id", pa.array(vid))
             if box is not None:
-                table = ds.dataset(table).to_table(filter=box)
+                table = ds.dataset(table).to_table(filter=box).drop_columns(extra_cols)
             for rb in table.to_batches(max_chunksize=batch_rows):
                 if rb.num_rows:
                     yield _batch(rel, rb, None)

@@ -133,3 +133,24 @@ def test_analyze_roads_requires_periods(tmp_path, tiny_network):
 
 def test_sql_without_warehouse(tmp_path):
     assert_one_line_error(run("sql", "--warehouse", tmp_path / "none", "SELECT 1"), "no warehouse")
+
+
+def test_analyze_named_periods_and_filters(ingested, tiny_network, tmp_path):
+    wh, truth, _ = ingested
+    out = tmp_path / "f.csv"
+    # The hand-made points run 7:00–10:59, 60 an hour, half of them on R1: 7-8 keeps 30 per day.
+    proc = run("analyze", "--warehouse", wh, "--roads", tiny_network, "--period", "sep=2017-09-01..2017-09-30",
+               "--period", "nov=2017-11-01..2017-11-30", "--hours", "7-8", "--days", "weekday", "--out", out)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = {(r["road_id"], r["period"]): r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    assert set(rows) == {("R1", "sep"), ("R1", "nov"), ("A1", "sep"), ("A1", "nov")}
+    assert int(rows[("R1", "sep")]["n_points"]) == 30 and int(rows[("R1", "nov")]["n_points"]) == 30
+    assert rows[("R1", "sep")]["filter"].startswith("7時〜8時")
+    # 2017-09-05 and 2017-11-10 are weekdays: a holiday filter keeps nothing.
+    proc = run("analyze", "--warehouse", wh, "--roads", tiny_network, "--before", "2017-09-01..2017-09-30",
+               "--after", "2017-11-01..2017-11-30", "--days", "holiday", "--out", out)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert all(int(r["n_points"]) == 0 for r in csv.DictReader(out.open(encoding="utf-8")))
+    # Filtered figures are not stored over the published ones.
+    out2 = run("sql", "--warehouse", wh, "--csv", "SELECT count(*) AS n FROM road_period_stats")
+    assert out2.stdout.splitlines() == ["n", "0"]
