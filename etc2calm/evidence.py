@@ -29,7 +29,8 @@ from etc2calm.evaluation import (
 )
 from etc2calm.filters import PointFilter
 from etl.warehouse import connect
-from geo.matching import DEFAULT_RADIUS_M, build_segment_index, match_points_to_roads
+from geo.matching import DEFAULT_RADIUS_M, build_segment_index, match_points
+from geo.pointsource import MAX_HEADING_GAP_S, MIN_HEADING_STEP_M
 from geo.network import METRIC_CRS, load_roads
 
 EVIDENCE_TABLES_DDL = """
@@ -104,6 +105,15 @@ def load_trip_points(con, period: Period, bounds, point_filter: PointFilter) -> 
     start = dt.datetime.combine(period.start, dt.time())
     end = dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time())
     cond = point_filter.sql(period.start, period.end)
+    cols = {r[0] for r in con.execute("DESCRIBE probe_points").fetchall()}
+    # The heading the analysis matches with: stored at ingest, unknown after a long gap or a tiny step.
+    if {"heading_deg", "dt_prev_s", "dist_prev_m"} <= cols:
+        heading = (
+            f"CASE WHEN p.dt_prev_s <= {MAX_HEADING_GAP_S} AND p.dist_prev_m >= {MIN_HEADING_STEP_M} "
+            "THEN p.heading_deg END AS heading_deg"
+        )
+    else:
+        heading = "NULL::DOUBLE AS heading_deg"
     return con.sql(
         f"""
         WITH in_period AS (
@@ -117,7 +127,7 @@ def load_trip_points(con, period: Period, bounds, point_filter: PointFilter) -> 
         )
         SELECT p.vehicle_key AS vehicle,
                hash(p.vehicle_key, p.operation_date, p.trip_no) AS trip_id,
-               p.gps_time, p.x_m, p.y_m, p.speed_kmh,
+               p.gps_time, p.x_m, p.y_m, p.speed_kmh, {heading},
                ({cond}) AS kept
         FROM in_period p JOIN touching USING (vehicle_key, operation_date, trip_no)
         """,
@@ -181,11 +191,12 @@ def load_trip_origins(con, period: Period) -> pd.DataFrame | None:
 
 
 def _match(points: pd.DataFrame, roads: gpd.GeoDataFrame, radius_m: float) -> np.ndarray:
-    """road_id per point ('' when no road within radius_m)."""
-    index = build_segment_index(roads.geometry.values, radius_m=radius_m)
-    idx, _ = match_points_to_roads(points["x_m"].to_numpy(), points["y_m"].to_numpy(), index)
+    """road_id per point ('' when no road within radius_m), with the analysis's heading-aware matcher."""
+    index = build_segment_index(roads.geometry.values, radius_m=radius_m, oneway=roads["oneway"].to_numpy())
+    heading = points["heading_deg"].to_numpy(dtype=float, na_value=np.nan) if "heading_deg" in points else None
+    m = match_points(points["x_m"].to_numpy(dtype=float), points["y_m"].to_numpy(dtype=float), index, heading)
     ids = np.append(roads["road_id"].to_numpy(dtype=object), "")
-    return ids[np.where(idx >= 0, idx, len(roads))]
+    return ids[np.where(m.road >= 0, m.road, len(roads))]
 
 
 def district_area(district: District) -> object | None:
