@@ -25,7 +25,7 @@ from etc2calm.evaluation import (
     DEFAULT_PUBLIC_MIN_VEHICLES,
     DEFAULT_RESAMPLES,
     INDICATORS,
-    compare_periods,
+    compare_periods_all,
 )
 from etc2calm.filters import PointFilter
 from etl.warehouse import connect
@@ -277,13 +277,10 @@ def evaluate(
         matched = pd.concat(parts, ignore_index=True)
         matched["unit"] = matched["road_id"]
         matched["limit_kmh"] = matched["road_id"].map(limits).astype(float)
-        comparisons = {
-            ind: compare_periods(
-                matched, treated=list(treated), control=list(control), indicator=ind,
-                resamples=resamples, seed=seed, min_vehicles=min_vehicles,
-            )  # fmt: skip
-            for ind in indicators
-        }
+        comparisons = compare_periods_all(
+            matched, treated=list(treated), control=list(control), indicators=tuple(indicators),
+            resamples=resamples, seed=seed, min_vehicles=min_vehicles,
+        )  # fmt: skip
         evidence = DistrictEvidence(
             district_key=district_key,
             periods=periods,

@@ -113,3 +113,14 @@ def test_reproducible_with_seed():
     a = compare_periods(pts, treated=["T"], control=["C"], resamples=100, seed=5)
     b = compare_periods(pts, treated=["T"], control=["C"], resamples=100, seed=5)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_all_indicators_in_one_pass_equal_single_runs():
+    from etc2calm.evaluation import compare_periods_all
+
+    rng = np.random.default_rng(4)
+    pts = clustered_points(rng, n_vehicles=50, effect_treated=-4.0)
+    together = compare_periods_all(pts, treated=["T"], control=["C"], resamples=100, seed=9)
+    for ind in ("mean", "p85", "share", "share_plus10"):
+        alone = compare_periods(pts, treated=["T"], control=["C"], indicator=ind, resamples=100, seed=9)
+        pd.testing.assert_frame_equal(together[ind], alone)
