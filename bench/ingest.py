@@ -75,7 +75,8 @@ def main(argv=None) -> int:
         secs = time.perf_counter() - t0
         rows = report.total("rows_read")
         print(report.summary())
-        print(f"ingest of {len(files)} ZIPs ({zip_bytes / 1e6:,.0f} MB zipped, {csv_bytes / 1e6:,.0f} MB CSV) in {secs:.1f} s")
+        print(f"ingest of {len(files)} ZIPs ({zip_bytes / 1e6:,.0f} MB zipped, {csv_bytes / 1e6:,.0f} MB CSV) in {secs:.1f} s "
+              f"(stage {report.stage_seconds:.1f} s, commit {report.commit_seconds:.1f} s)")
         peak_kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
         py_rate, py_rows = python_csv_rate(files, args.csv_sample_rows)
         print(f"python csv.reader: {py_rate:,.0f} rows/s over {py_rows:,} rows (single thread, untyped, nothing stored)")
