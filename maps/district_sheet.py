@@ -57,8 +57,25 @@ class SheetResult:
     texts: list[str] = field(default_factory=list)  # every string drawn on the sheet
 
 
+def _bundled_font() -> JapaneseFont | None:
+    """IPAexGothic shipped by the pinned PyPI package matplotlib-fontja (IPA Font License), registered
+    with matplotlib: `make demo` draws Japanese on a machine without any system CJK font."""
+    try:
+        import matplotlib_fontja
+    except ImportError:
+        return None
+    from matplotlib import font_manager
+
+    path = Path(matplotlib_fontja.__file__).parent / "fonts" / "ipaexg.ttf"
+    if not path.exists():
+        return None
+    font_manager.fontManager.addfont(str(path))
+    return JapaneseFont(font_manager.FontProperties(fname=str(path)).get_name(), path, 0)
+
+
 def japanese_font() -> JapaneseFont:
-    """The first installed font of JAPANESE_FONTS; RuntimeError naming the packages to install."""
+    """The first installed font of JAPANESE_FONTS (system packages), else the bundled IPAexGothic;
+    RuntimeError naming the packages to install when neither exists."""
     from matplotlib import font_manager
 
     entries = {}
@@ -72,6 +89,9 @@ def japanese_font() -> JapaneseFont:
         if name in entries:
             e = entries[name]
             return JapaneseFont(name, Path(e.fname), int(getattr(e, "index", 0) or 0))
+    bundled = _bundled_font()
+    if bundled is not None:
+        return bundled
     raise RuntimeError(
         "no Japanese font found for the district sheet: install Debian's fonts-noto-cjk (or fonts-ipaexfont) "
         f"and remove matplotlib's font cache if it predates the install (looked for: {', '.join(JAPANESE_FONTS)})"

@@ -138,3 +138,20 @@ def test_write_district_sheet_for_a_bundled_district(tmp_path):
     assert out == {"pdf": str(tmp_path / "maps" / "okurayama_sheet.pdf"),
                    "png": str(tmp_path / "maps" / "okurayama_sheet.png")}
     assert all(Path(p).stat().st_size > 20_000 for p in out.values())
+
+
+def test_sheet_falls_back_to_the_bundled_font(tmp_path, monkeypatch):
+    """Without any system Japanese font, the pinned matplotlib-fontja's IPAexGothic draws every glyph."""
+    import maps.district_sheet as ds
+
+    monkeypatch.setattr(ds, "JAPANESE_FONTS", ("No Such Font JP",))
+    font = ds.japanese_font()
+    assert font.name == "IPAexGothic" and font.path.name == "ipaexg.ttf"
+    result = ds.render_district_sheet(make_district(tmp_path), make_roads(), make_stats(), tmp_path / "f" / "sheet.pdf",
+                                      before="before", after="after")  # fmt: skip
+    assert result.font == font
+    with TTFont(font.path, lazy=True) as tt:
+        cmap = tt.getBestCmap()
+    drawn = "".join(result.texts)
+    assert "対策前" in drawn
+    assert sorted({ch for ch in drawn if not ch.isspace() and ord(ch) not in cmap}) == []
