@@ -22,7 +22,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from geo.kernels import N_BIN, N_CLASS, N_DAYTYPE, N_HOUR, aggregate_kernel, cell_keys, ro
+from geo.kernels import N_BIN, N_CLASS, N_DAYTYPE, N_HOUR, _group_by_piece, aggregate_kernel, compact_rows, ro
 
 # Histogram bin width: 1 km/h; a point counts in the bin of its speed rounded to the nearest km/h
 # (bin value = that whole km/h). ETC2.0 speeds are whole km/h, so each bin holds one speed value
@@ -157,41 +157,63 @@ class Cube:
 def aggregate_points(
     seg, pos, direction, index, gps_us, vehicle_type, speed_kmh, vehicle_id, piece_limit_kmh
 ) -> Cube:
-    """Cube of matched points (seg/pos/direction from `match_points`; index: the SegmentGridIndex)."""
+    """Cube of matched points (seg/pos/direction from `match_points`; index: the SegmentGridIndex).
+
+    Compiled (geo/kernels.py): cell keys and a counting sort by piece in one pass, then each
+    piece's slice sorted and reduced to histogram, cell and vehicle rows, compacted in order
+    (piece, then cell and speed; vehicle pairs by piece then id)."""
     L = index.links
     day0, hol = holiday_table()
-    n = len(seg)
-    piece = np.empty(n, dtype=np.int32)
-    key = np.empty(n, dtype=np.int32)
-    speed = np.ascontiguousarray(speed_kmh, dtype=np.float64)
-    cell_keys(
+    n_pieces = int(L.n_pieces)
+    offsets, g_key, g_speed, g_vid = _group_by_piece(
         ro(np.asarray(seg, dtype=np.int32)), ro(np.asarray(pos, dtype=np.float64)),
         ro(np.asarray(direction, dtype=np.int8)), ro(L.seg_link), ro(L.link_length_m), ro(L.link_first_piece),
         float(L.pitch_m or 0.0), ro(np.asarray(gps_us, dtype=np.int64)),
-        ro(np.asarray(vehicle_type, dtype=np.int32)), ro(speed), int(day0), ro(hol), piece, key,
+        ro(np.asarray(vehicle_type, dtype=np.int32)), ro(np.asarray(speed_kmh, dtype=np.float64)),
+        ro(np.asarray(vehicle_id, dtype=np.int64)), int(day0), ro(hol), n_pieces,
     )  # fmt: skip
-    hit = piece >= 0
-    if not hit.all():
-        piece, key, speed, vehicle_id = piece[hit], key[hit], speed[hit], np.asarray(vehicle_id)[hit]
-    out = aggregate_kernel(
-        ro(piece), ro(key), ro(speed), ro(np.asarray(vehicle_id, dtype=np.int64)),
-        ro(np.asarray(piece_limit_kmh, dtype=np.float64)), int(L.n_pieces),
-    )  # fmt: skip
-    return _compact(*out)
-
-
-def _compact(h_piece, h_key, h_n, c_piece, c_cell, c_n, c_sum, c_ge, c_ge10, c_veh, v_piece, v_id) -> Cube:
-    hm = h_n > 0
-    cm = c_n > 0
-    vm = v_piece >= 0
-    hk = h_key[hm]
+    counts, *rows = aggregate_kernel(offsets, g_key, g_speed, g_vid, ro(np.asarray(piece_limit_kmh, dtype=np.float64)),
+                                     n_pieces)  # fmt: skip
+    hp, hc, hs, hn, cp, cc, cn, cs, cg, cg10, cv, vp, vi = compact_rows(offsets, counts, *rows, g_vid, n_pieces)
     return Cube(
-        cells={"piece": c_piece[cm], "cell": c_cell[cm], "n_points": c_n[cm], "sum_speed_kmh": c_sum[cm],
-               "n_at_or_over_limit": c_ge[cm], "n_at_or_over_limit_plus_10": c_ge10[cm], "n_vehicles": c_veh[cm]},
-        hist={"piece": h_piece[hm], "cell": (hk // N_BIN).astype(np.int32), "speed_kmh": (hk % N_BIN).astype(np.int16),
-              "n_points": h_n[hm]},
-        vehicles={"piece": v_piece[vm], "vehicle_id": v_id[vm]},
+        cells={"piece": cp, "cell": cc, "n_points": cn, "sum_speed_kmh": cs, "n_at_or_over_limit": cg,
+               "n_at_or_over_limit_plus_10": cg10, "n_vehicles": cv},
+        hist={"piece": hp, "cell": hc, "speed_kmh": hs, "n_points": hn},
+        vehicles={"piece": vp, "vehicle_id": vi},
     )  # fmt: skip
+
+
+# Per-partition cube files: encoded tables (int32 cell code, int32 counts), already ordered by
+# piece then cell (then speed / vehicle id); lz4 without dictionary pages or statistics, the
+# cheapest Parquet to write (about 1.7x the size of zstd, 3x faster to encode).
+CUBE_FILES = ("cells.parquet", "hist.parquet", "vehicles.parquet")
+
+
+def write_cube(cube: Cube, folder) -> None:
+    """Write a cube as three Parquet files (CUBE_FILES) in `folder` (created); `read_cube` reads them back."""
+    import pyarrow.parquet as pq
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    opts = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
+    for name, table in zip(CUBE_FILES, (cube.cells_table(encoded=True), cube.hist_table(encoded=True), cube.vehicles_table())):
+        pq.write_table(table, folder / name, **opts)
+
+
+def read_cube(folder) -> Cube:
+    """A cube written by `write_cube` (counts back to int64)."""
+    import pyarrow.parquet as pq
+    from pathlib import Path
+
+    folder = Path(folder)
+    parts = [{k: v.to_numpy() for k, v in zip(t.column_names, t.columns)}
+             for t in (pq.read_table(folder / name) for name in CUBE_FILES)]  # fmt: skip
+    cells, hist, vehicles = parts
+    for k in ("n_points", "n_at_or_over_limit", "n_at_or_over_limit_plus_10", "n_vehicles"):
+        cells[k] = cells[k].astype(np.int64)
+    hist["n_points"] = hist["n_points"].astype(np.int64)
+    return Cube(cells, hist, vehicles)
 
 
 def _group_sum(keys: list[np.ndarray], values: dict[str, np.ndarray]) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:

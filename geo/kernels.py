@@ -45,32 +45,44 @@ def _day_type(us, holiday_day0, holidays):
 BLOCK_SHIFT = 3  # points are visited in blocks of 8 × 8 grid cells, for cache locality
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _block_order(px, py, origin_x, origin_y, cell_m, nx, ny):
-    """Permutation visiting points block by block (counting sort on 8×8-cell blocks; outside last)."""
+    """Permutation (int32) visiting points block by block: a stable counting sort on 8×8-cell
+    blocks, points outside the grid (or not finite) last, and the number of points inside."""
     n = px.shape[0]
     nbx = (nx >> BLOCK_SHIFT) + 1
     nby = (ny >> BLOCK_SHIFT) + 1
     nb = nbx * nby
-    block = np.empty(n, dtype=np.int64)
+    block = np.empty(n, dtype=np.int32)
     counts = np.zeros(nb + 2, dtype=np.int64)
     for i in range(n):
-        fx = math.floor((px[i] - origin_x) / cell_m)
-        fy = math.floor((py[i] - origin_y) / cell_m)
-        if fx >= 0 and fy >= 0 and fx < nx and fy < ny:
+        fx = (px[i] - origin_x) / cell_m
+        fy = (py[i] - origin_y) / cell_m
+        # comparisons are False for NaN: non-finite points fall outside
+        if fx >= 0.0 and fy >= 0.0 and fx < nx and fy < ny:
             b = (int(fy) >> BLOCK_SHIFT) * nbx + (int(fx) >> BLOCK_SHIFT)
         else:
-            b = nb  # outside the grid or not finite
+            b = nb
         block[i] = b
         counts[b + 1] += 1
     for b in range(nb + 1):
         counts[b + 1] += counts[b]
-    perm = np.empty(n, dtype=np.int64)
+    inside = counts[nb]
+    perm = np.empty(n, dtype=np.int32)
     for i in range(n):
         b = block[i]
         perm[counts[b]] = i
         counts[b] += 1
-    return perm
+    return perm, inside
+
+
+@njit(cache=True, nogil=True)
+def _gather3(perm, m, a, b, c, oa, ob, oc):
+    for j in range(m):
+        i = perm[j]
+        oa[j] = a[i]
+        ob[j] = b[i]
+        oc[j] = c[i]
 
 
 @njit(parallel=True, cache=True)
@@ -89,25 +101,27 @@ def match_kernel(
 
     `packed` holds, in the order of `cell_segments`, one row per (cell, segment) entry:
     x0, y0, ux, uy, length, oneway, bearing (degrees clockwise from grid north) of the segment — a point's candidates are contiguous in memory.
+
+    Points are first sorted by grid block (counting sort) and their coordinates gathered into
+    that order, so the matching loop reads points and candidates sequentially; results are
+    scattered back to the input order at the end.
     """
     n = px.shape[0]
-    perm = _block_order(px, py, origin_x, origin_y, cell_m, nx, ny)
-    for j in prange(n):
-        i = perm[j]
-        out_seg[i] = -1
-        out_dist[i] = np.nan
-        out_pos[i] = np.nan
-        out_dir[i] = 0
-        x = px[i]
-        y = py[i]
-        if not (math.isfinite(x) and math.isfinite(y)):
-            continue
-        fx = math.floor((x - origin_x) / cell_m)
-        fy = math.floor((y - origin_y) / cell_m)
-        if fx < 0 or fy < 0 or fx >= nx or fy >= ny:
-            continue
-        c = int(fy) * nx + int(fx)
-        h = heading_deg[i]
+    perm, m = _block_order(px, py, origin_x, origin_y, cell_m, nx, ny)
+    sx = np.empty(m)
+    sy = np.empty(m)
+    sh = np.empty(m)
+    _gather3(perm, m, px, py, heading_deg, sx, sy, sh)
+    r_seg = np.empty(m, dtype=np.int32)
+    r_dist = np.empty(m)
+    r_pos = np.empty(m)
+    r_dir = np.empty(m, dtype=np.int8)
+    for j in prange(m):
+        x = sx[j]
+        y = sy[j]
+        # inside the grid (see _block_order): truncation is floor
+        c = int((y - origin_y) / cell_m) * nx + int((x - origin_x) / cell_m)
+        h = sh[j]
         known = math.isfinite(h)
         if known and (h < 0.0 or h >= 360.0):
             h = h % 360.0
@@ -165,73 +179,33 @@ def match_kernel(
             best_dir = 0
         if best_s >= 0:
             lk = seg_link[best_s]
-            out_seg[i] = best_s
-            out_dist[i] = best_d
-            out_pos[i] = min(1.0, (seg_start_m[best_s] + best_t * seg_len[best_s]) / link_length_m[lk])
-            out_dir[i] = best_dir
-
-
-@njit(parallel=True, cache=True)
-def cell_keys(
-    seg, pos, direction, seg_link, link_length_m, link_first_piece, pitch_m,
-    gps_us, vehicle_type, speed_kmh, holiday_day0, holidays, out_piece, out_key,
-):  # fmt: skip
-    """Piece id (-1 when unmatched) and int32 cell key of each matched point (layout at the top)."""
-    n = seg.shape[0]
-    for i in prange(n):
-        s = seg[i]
-        if s < 0 or not math.isfinite(speed_kmh[i]):
-            out_piece[i] = -1
-            out_key[i] = 0
-            continue
-        lk = seg_link[s]
-        first = link_first_piece[lk]
-        if pitch_m > 0.0:
-            k = int(math.floor(pos[i] * link_length_m[lk] / pitch_m))
-            last = link_first_piece[lk + 1] - 1 - first
-            if k > last:
-                k = last
-            if k < 0:
-                k = 0
-            out_piece[i] = first + k
+            r_seg[j] = best_s
+            r_dist[j] = best_d
+            r_pos[j] = min(1.0, (seg_start_m[best_s] + best_t * seg_len[best_s]) / link_length_m[lk])
+            r_dir[j] = best_dir
         else:
-            out_piece[i] = first
-        us = gps_us[i]
-        hour = (us // US_PER_HOUR) % 24
-        dt = _day_type(us, holiday_day0, holidays)
-        vc = vehicle_type[i]
-        if vc < 0 or vc >= N_CLASS:
-            vc = N_CLASS - 1
-        b = int(math.floor(speed_kmh[i] + 0.5))
-        if b < 0:
-            b = 0
-        elif b >= N_BIN:
-            b = N_BIN - 1
-        out_key[i] = (((((direction[i] + 1) * N_HOUR + hour) * N_DAYTYPE + dt) * N_CLASS + vc) * N_BIN) + b
-
-
-@njit(cache=True)
-def _counting_sort(piece, n_pieces):
-    """Permutation grouping points by piece (stable), and the group offsets (length n_pieces+1)."""
-    n = piece.shape[0]
-    offsets = np.zeros(n_pieces + 1, dtype=np.int64)
-    for i in range(n):
-        offsets[piece[i] + 1] += 1
-    for p in range(n_pieces):
-        offsets[p + 1] += offsets[p]
-    fill = offsets[:-1].copy()
-    perm = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        p = piece[i]
-        perm[fill[p]] = i
-        fill[p] += 1
-    return perm, offsets
+            r_seg[j] = -1
+            r_dist[j] = np.nan
+            r_pos[j] = np.nan
+            r_dir[j] = 0
+    for j in range(m):
+        i = perm[j]
+        out_seg[i] = r_seg[j]
+        out_dist[i] = r_dist[j]
+        out_pos[i] = r_pos[j]
+        out_dir[i] = r_dir[j]
+    for j in range(m, n):
+        i = perm[j]
+        out_seg[i] = -1
+        out_dist[i] = np.nan
+        out_pos[i] = np.nan
+        out_dir[i] = 0
 
 
 @njit(cache=True, nogil=True)
 def _sort_small(v, lo, hi):
     """Sort v[lo:hi] in place: insertion sort for short runs, else numpy's sort of the view."""
-    if hi - lo < 24:
+    if hi - lo < 32:
         for q in range(lo + 1, hi):
             x = v[q]
             r = q - 1
@@ -243,60 +217,110 @@ def _sort_small(v, lo, hi):
         v[lo:hi].sort()
 
 
-@njit(parallel=True, cache=True)
-def aggregate_kernel(piece, key, speed_kmh, vehicle_id, piece_limit, n_pieces):
-    """Group matched points (piece >= 0) by piece and cell key.
+@njit(cache=True, nogil=True)
+def _group_by_piece(
+    seg, pos, direction, seg_link, link_length_m, link_first_piece, pitch_m,
+    gps_us, vehicle_type, speed_kmh, vehicle_id, holiday_day0, holidays, n_pieces,
+):  # fmt: skip
+    """Cell key of each matched point (layout at the top), and the points grouped by piece:
+    a counting sort that moves (key, speed, vehicle) into per-piece slices (offsets: n_pieces+1)."""
+    n = seg.shape[0]
+    piece = np.empty(n, dtype=np.int32)
+    offsets = np.zeros(n_pieces + 1, dtype=np.int64)
+    for i in range(n):
+        s = seg[i]
+        if s < 0 or not math.isfinite(speed_kmh[i]):
+            piece[i] = -1
+            continue
+        lk = seg_link[s]
+        first = link_first_piece[lk]
+        if pitch_m > 0.0:
+            k = int(math.floor(pos[i] * link_length_m[lk] / pitch_m))
+            last = link_first_piece[lk + 1] - 1 - first
+            if k > last:
+                k = last
+            if k < 0:
+                k = 0
+            p = first + k
+        else:
+            p = first
+        piece[i] = p
+        offsets[p + 1] += 1
+    for p in range(n_pieces):
+        offsets[p + 1] += offsets[p]
+    m = offsets[n_pieces]
+    fill = offsets[:-1].copy()
+    g_key = np.empty(m, dtype=np.int64)
+    g_speed = np.empty(m, dtype=np.float64)
+    g_vid = np.empty(m, dtype=np.int64)
+    for i in range(n):
+        p = piece[i]
+        if p < 0:
+            continue
+        us = gps_us[i]
+        hour = (us // US_PER_HOUR) % 24
+        dt = _day_type(us, holiday_day0, holidays)
+        vc = vehicle_type[i]
+        if vc < 0 or vc >= N_CLASS:
+            vc = N_CLASS - 1
+        b = int(math.floor(speed_kmh[i] + 0.5))
+        if b < 0:
+            b = 0
+        elif b >= N_BIN:
+            b = N_BIN - 1
+        key = (((((direction[i] + 1) * N_HOUR + hour) * N_DAYTYPE + dt) * N_CLASS + vc) * N_BIN) + b
+        q = fill[p]
+        fill[p] = q + 1
+        g_key[q] = (np.int64(key) << 32) | np.int64(q - offsets[p])
+        g_speed[q] = speed_kmh[i]
+        g_vid[q] = vehicle_id[i]
+    return offsets, g_key, g_speed, g_vid
 
-    Returns, each as arrays sized by the number of points with unused rows flagged by a zero
-    count (compacted by the caller):
-    - histogram rows: piece, key (cell and bin), n_points;
-    - cell rows (key // N_BIN): piece, cell, n_points, sum of speeds, n >= limit, n >= limit + 10,
+
+@njit(parallel=True, cache=True)
+def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces):
+    """Per piece (slices of `_group_by_piece`), the cube rows, written into the piece's own slice
+    of point-sized buffers; row counts per piece returned for `compact_rows`.
+
+    - histogram rows: key (cell and bin), n_points;
+    - cell rows (key // N_BIN): cell, n_points, sum of speeds, n >= limit, n >= limit + 10,
       distinct vehicles;
-    - distinct (piece, vehicle_id) pairs, flagged by v_piece >= 0.
-    No allocation inside the parallel loop: every piece works in its own slice of global buffers.
+    - distinct vehicle ids of the piece.
+    g_key (key << 32 | position in the piece's slice) is sorted in place; g_vid is reused.
     """
-    perm, offsets = _counting_sort(piece, n_pieces)
-    n = perm.shape[0]
-    # (key << 32 | position in the piece's slice), sorted per piece; vehicle ids as scratch.
-    packed = np.empty(n, dtype=np.int64)
-    vs = np.empty(n, dtype=np.int64)
-    h_piece = np.full(n, -1, dtype=np.int32)
-    h_key = np.zeros(n, dtype=np.int32)
-    h_n = np.zeros(n, dtype=np.int64)
-    c_piece = np.full(n, -1, dtype=np.int32)
-    c_cell = np.zeros(n, dtype=np.int32)
-    c_n = np.zeros(n, dtype=np.int64)
-    c_sum = np.zeros(n, dtype=np.float64)
-    c_ge = np.zeros(n, dtype=np.int64)
-    c_ge10 = np.zeros(n, dtype=np.int64)
-    c_veh = np.zeros(n, dtype=np.int64)
-    v_piece = np.full(n, -1, dtype=np.int32)
-    v_id = np.zeros(n, dtype=np.int64)
+    m = g_key.shape[0]
+    h_key = np.empty(m, dtype=np.int32)
+    h_n = np.empty(m, dtype=np.int64)
+    c_cell = np.empty(m, dtype=np.int32)
+    c_n = np.empty(m, dtype=np.int64)
+    c_sum = np.empty(m, dtype=np.float64)
+    c_ge = np.empty(m, dtype=np.int64)
+    c_ge10 = np.empty(m, dtype=np.int64)
+    c_veh = np.empty(m, dtype=np.int64)
+    vs = np.empty(m, dtype=np.int64)
+    counts = np.zeros((n_pieces, 3), dtype=np.int64)
     mask = np.int64(0xFFFFFFFF)
     for p in prange(n_pieces):
         a = offsets[p]
         b = offsets[p + 1]
         if a == b:
             continue
-        for q in range(a, b):
-            packed[q] = (np.int64(key[perm[q]]) << 32) | np.int64(q - a)
-        _sort_small(packed, a, b)
+        _sort_small(g_key, a, b)
         lim = piece_limit[p]
         hw = a  # next histogram row
         cw = a  # next cell row
         j = a
         while j < b:
-            cell = (packed[j] >> 32) // N_BIN
-            j_end = j
-            while j_end < b and (packed[j_end] >> 32) // N_BIN == cell:
+            cell = (g_key[j] >> 32) // N_BIN
+            j_end = j + 1
+            while j_end < b and (g_key[j_end] >> 32) // N_BIN == cell:
                 j_end += 1
             k = j
             while k < j_end:
-                kk = packed[k] >> 32
-                k_end = k
-                while k_end < j_end and (packed[k_end] >> 32) == kk:
+                kk = g_key[k] >> 32
+                k_end = k + 1
+                while k_end < j_end and (g_key[k_end] >> 32) == kk:
                     k_end += 1
-                h_piece[hw] = p
                 h_key[hw] = kk
                 h_n[hw] = k_end - k
                 hw += 1
@@ -305,20 +329,19 @@ def aggregate_kernel(piece, key, speed_kmh, vehicle_id, piece_limit, n_pieces):
             ge = 0
             ge10 = 0
             for q in range(j, j_end):
-                i = perm[a + (packed[q] & mask)]
-                v = speed_kmh[i]
+                i = a + (g_key[q] & mask)
+                v = g_speed[i]
                 sm += v
                 if v >= lim:
                     ge += 1
                 if v >= lim + 10.0:
                     ge10 += 1
-                vs[q] = vehicle_id[i]
+                vs[q] = g_vid[i]
             _sort_small(vs, j, j_end)
             nd = 1
             for q in range(j + 1, j_end):
                 if vs[q] != vs[q - 1]:
                     nd += 1
-            c_piece[cw] = p
             c_cell[cw] = cell
             c_n[cw] = j_end - j
             c_sum[cw] = sm
@@ -327,14 +350,78 @@ def aggregate_kernel(piece, key, speed_kmh, vehicle_id, piece_limit, n_pieces):
             c_veh[cw] = nd
             cw += 1
             j = j_end
-        # distinct vehicles of the piece
-        for q in range(a, b):
-            vs[q] = vehicle_id[perm[q]]
-        _sort_small(vs, a, b)
-        w = a
-        for q in range(a, b):
-            if q == a or vs[q] != vs[q - 1]:
-                v_piece[w] = p
-                v_id[w] = vs[q]
+        # distinct vehicles of the piece, in place in g_vid
+        _sort_small(g_vid, a, b)
+        w = a + 1
+        for q in range(a + 1, b):
+            if g_vid[q] != g_vid[w - 1]:
+                g_vid[w] = g_vid[q]
                 w += 1
-    return h_piece, h_key, h_n, c_piece, c_cell, c_n, c_sum, c_ge, c_ge10, c_veh, v_piece, v_id
+        counts[p, 0] = hw - a
+        counts[p, 1] = cw - a
+        counts[p, 2] = w - a
+    return counts, h_key, h_n, c_cell, c_n, c_sum, c_ge, c_ge10, c_veh
+
+
+@njit(cache=True, nogil=True)
+def _rows(offsets, counts, col, n_pieces):
+    """Row offsets of the compacted output of column `col` of counts."""
+    out = np.zeros(n_pieces + 1, dtype=np.int64)
+    for p in range(n_pieces):
+        out[p + 1] = out[p] + counts[p, col]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _squeeze(src, offsets, counts, col, rows, dst):
+    for p in range(offsets.shape[0] - 1):
+        a = offsets[p]
+        r = rows[p]
+        for q in range(counts[p, col]):
+            dst[r + q] = src[a + q]
+
+
+@njit(cache=True, nogil=True)
+def _piece_column(rows, n_pieces):
+    out = np.empty(rows[n_pieces], dtype=np.int32)
+    for p in range(n_pieces):
+        for r in range(rows[p], rows[p + 1]):
+            out[r] = p
+    return out
+
+
+@njit(cache=True, nogil=True)
+def compact_rows(offsets, counts, h_key, h_n, c_cell, c_n, c_sum, c_ge, c_ge10, c_veh, g_vid, n_pieces):
+    """The rows of `aggregate_kernel`, compacted into exact-size arrays ordered by piece then key:
+    histogram (piece, cell, speed, n), cells (piece, cell, n, sum, ge, ge10, vehicles) and
+    distinct (piece, vehicle) pairs."""
+    hr = _rows(offsets, counts, 0, n_pieces)
+    cr = _rows(offsets, counts, 1, n_pieces)
+    vr = _rows(offsets, counts, 2, n_pieces)
+    nh = hr[n_pieces]
+    hk = np.empty(nh, dtype=np.int32)
+    _squeeze(h_key, offsets, counts, 0, hr, hk)
+    h_cell = np.empty(nh, dtype=np.int32)
+    h_speed = np.empty(nh, dtype=np.int16)
+    for r in range(nh):
+        h_cell[r] = hk[r] // N_BIN
+        h_speed[r] = hk[r] % N_BIN
+    hn = np.empty(nh, dtype=np.int64)
+    _squeeze(h_n, offsets, counts, 0, hr, hn)
+    nc = cr[n_pieces]
+    cc = np.empty(nc, dtype=np.int32)
+    _squeeze(c_cell, offsets, counts, 1, cr, cc)
+    cn = np.empty(nc, dtype=np.int64)
+    _squeeze(c_n, offsets, counts, 1, cr, cn)
+    cs = np.empty(nc, dtype=np.float64)
+    _squeeze(c_sum, offsets, counts, 1, cr, cs)
+    cg = np.empty(nc, dtype=np.int64)
+    _squeeze(c_ge, offsets, counts, 1, cr, cg)
+    cg10 = np.empty(nc, dtype=np.int64)
+    _squeeze(c_ge10, offsets, counts, 1, cr, cg10)
+    cv = np.empty(nc, dtype=np.int64)
+    _squeeze(c_veh, offsets, counts, 1, cr, cv)
+    vv = np.empty(vr[n_pieces], dtype=np.int64)
+    _squeeze(g_vid, offsets, counts, 2, vr, vv)
+    return (_piece_column(hr, n_pieces), h_cell, h_speed, hn, _piece_column(cr, n_pieces), cc, cn, cs, cg, cg10, cv,
+            _piece_column(vr, n_pieces), vv)  # fmt: skip

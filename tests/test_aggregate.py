@@ -175,3 +175,19 @@ def test_vehicle_id_from_key_and_derived_heading():
     np.testing.assert_allclose(h[[1, 2]], [0.0, 90.0])
     h = derive_heading(vid, trip, g * 100, x, y)  # 1000 s gaps: heading unknown
     assert np.isnan(h).all()
+
+
+def test_write_cube_roundtrip_and_rows_ordered(tmp_path):
+    from geo.aggregate import read_cube, write_cube
+
+    cube, _ = cube_of(points(7, 4000, integer_speeds=False))
+    for part in (cube.cells, cube.hist, cube.vehicles):  # compacted in order: piece first
+        assert (np.diff(part["piece"]) >= 0).all()
+    write_cube(cube, tmp_path / "part")
+    back = read_cube(tmp_path / "part")
+    for part in ("cells", "hist", "vehicles"):
+        a, b = getattr(cube, part), getattr(back, part)
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f"{part}.{k}")
+            assert a[k].dtype == b[k].dtype, (part, k)
