@@ -8,17 +8,17 @@ cluster (a `LocalCluster` it starts, or an existing scheduler given by address, 
 - each partition is one task: the worker reads it with the product's reader
   (`geo.pointsource.point_batches`), matches (`geo.matching.match_points`) and aggregates
   (`geo.aggregate.aggregate_points`) batch by batch into one mergeable `Cube`;
-- the cubes are merged with `geo.aggregate.merge_cubes`, either as a tree on the workers
-  (``reduce="tree"``, fan-in 8, partition order kept) or gathered and merged once on the client
-  (``reduce="gather"``).
+- the cubes are merged with `geo.aggregate.merge_cubes` without funnelling through one process:
+  each partition's cube is cut into ranges of piece ids, and each range is merged across all
+  partitions on a worker (``reduce="shard"``, a shuffle by piece); the client concatenates the
+  merged ranges. ``reduce="gather"`` merges every partition's cube once on the client instead.
 
-Exactness: point counts, histograms, counts over the limit and the distinct (piece, vehicle_id)
-pairs are integers, so every merge order gives the same arrays as the single-process path
-(`aggregate_partitions_serial`), and figures (`geo.aggregate.figures`: n_points, exact distinct
-vehicles, mean, p85, shares) are identical. `sum_speed_kmh` is a float sum: identical for whole
-km/h speeds (ETC2.0 delivers whole km/h; sums stay far below 2**53), and for any speeds with
-``reduce="gather"`` (same partition order, one merge, as the serial path); a tree merge of
-fractional speeds may differ in the last bits (rounding order).
+Exactness: both reductions give exactly the arrays `merge_cubes` gives on the partition cubes
+in partition order, i.e. the single-process path (`aggregate_partitions_serial`): counts,
+histograms and the distinct (piece, vehicle_id) pairs are integers; `sum_speed_kmh` is added in
+the same order (rows of one (piece, cell) keep partition order within their range). So figures
+(`geo.aggregate.figures`: n_points, exact distinct vehicles of any union of pieces, mean, p85,
+shares) are identical.
 
 The point store may be a local folder or an fsspec URL. Local folders and ``file://`` URLs are
 read in place (every worker must see the same path: shared storage such as NFS when the cluster
@@ -46,7 +46,6 @@ from geo.pointsource import partitions as local_partitions
 from geo.pointsource import point_batches
 
 BATCH_ROWS = 1_000_000
-FAN_IN = 8
 
 
 @dataclass
@@ -176,15 +175,39 @@ def _aggregate_folder(folder, index, piece_limit_kmh, start, end, bounds, batch_
                                       b.vehicle_id, piece_limit_kmh))  # fmt: skip
         n += len(b)
         n_matched += int((m.seg >= 0).sum())
-    # Always through merge_cubes (sorted by piece, cell), so a partition's cube has one form
-    # whether it came in one batch or several.
-    return merge_cubes(cubes if cubes else [Cube.empty()]), n, n_matched
+    if not cubes:
+        return Cube.empty(), 0, 0
+    return (cubes[0] if len(cubes) == 1 else merge_cubes(cubes)), n, n_matched
 
 
-def _merge_results(*parts: PartitionResult) -> PartitionResult:
-    return PartitionResult("+".join(p.partition for p in parts), merge_cubes([p.cube for p in parts]),
-                           sum(p.n_points for p in parts), sum(p.n_matched for p in parts),
-                           sum(p.seconds for p in parts))  # fmt: skip
+def split_by_piece(cube: Cube, edges: np.ndarray) -> list[Cube]:
+    """The cube cut into shards of piece ids [edges[s], edges[s+1]), rows kept in their order."""
+    out = []
+    parts = {name: getattr(cube, name) for name in ("cells", "hist", "vehicles")}
+    shard = {name: np.searchsorted(edges, d["piece"], side="right") - 1 for name, d in parts.items()}
+    for s in range(len(edges) - 1):
+        sel = {name: shard[name] == s for name in parts}
+        out.append(Cube(*({k: v[sel[name]] for k, v in parts[name].items()} for name in ("cells", "hist", "vehicles")),
+                        merged=cube.merged))  # fmt: skip
+    return out
+
+
+def _split_result(result: PartitionResult, edges: np.ndarray) -> tuple[Cube, ...]:
+    return tuple(split_by_piece(result.cube, edges))
+
+
+def _counts(result: PartitionResult) -> tuple[str, int, int, float]:
+    return result.partition, result.n_points, result.n_matched, result.seconds
+
+
+def _merge_shard(*shards: Cube) -> Cube:
+    return merge_cubes(list(shards))
+
+
+def concat_shards(shards: Sequence[Cube]) -> Cube:
+    """Merged shards of disjoint, increasing piece ranges → one cube (what merge_cubes of all gives)."""
+    cat = lambda part: {k: np.concatenate([getattr(c, part)[k] for c in shards]) for k in getattr(shards[0], part)}  # noqa: E731
+    return Cube(cat("cells"), cat("hist"), cat("vehicles"), merged=shards[0].merged)
 
 
 # --- single process and Dask ------------------------------------------------------------------------
@@ -223,8 +246,8 @@ def aggregate_partitions(
     scheduler_address: str | None = None,
     n_workers: int = 2,
     numba_threads: int | None = 1,
-    reduce: str = "tree",
-    fan_in: int = FAN_IN,
+    reduce: str = "shard",
+    n_shards: int | None = None,
     batch_rows: int = BATCH_ROWS,
 ) -> ScaleOutResult:
     """Partition-parallel aggregation on Dask; the merged cube equals `aggregate_partitions_serial`'s.
@@ -233,10 +256,17 @@ def aggregate_partitions(
     (e.g. "tcp://10.0.0.5:8786", an existing cluster: its workers need this package installed
     and the store reachable); else a LocalCluster of `n_workers` single-threaded processes,
     started and closed here. The index (road network) is sent to every worker once.
-    reduce: "tree" merges on the workers (fan-in `fan_in`), "gather" merges once on the client.
+
+    reduce: "shard" (default) cuts every partition's cube into `n_shards` ranges of piece ids
+    (default 4 per worker) and merges each range across all partitions on a worker, in
+    partition order; the client only concatenates the merged ranges. "gather" sends every
+    partition's cube to the client and merges them there (one machine's memory holds them all).
+    Both give the arrays merge_cubes gives on the partition cubes in partition order.
     """
-    if reduce not in ("tree", "gather"):
-        raise ValueError(f"reduce must be 'tree' or 'gather', got {reduce!r}")
+    if reduce not in ("shard", "gather"):
+        raise ValueError(f"reduce must be 'shard' or 'gather', got {reduce!r}")
+    import operator
+
     from distributed import Client, LocalCluster
 
     own_cluster = own_client = None
@@ -249,30 +279,32 @@ def aggregate_partitions(
     try:
         t0 = time.perf_counter()
         parts = list_partitions(store, start, end)
-        store_arg = str(store)
         workers = len(client.scheduler_info(n_workers=-1)["workers"])
         if not parts:
             return ScaleOutResult(merge_cubes([Cube.empty()]), [], 0, 0, time.perf_counter() - t0, workers)
         idx, limits = client.scatter([index, np.asarray(piece_limit_kmh, dtype=np.float64)], broadcast=True)
         futures = [
-            client.submit(partition_cube, store_arg, rel, files, idx, limits, start, end, bounds, batch_rows,
+            client.submit(partition_cube, str(store), rel, files, idx, limits, start, end, bounds, batch_rows,
                           numba_threads, key=f"partition-cube-{i}-{rel}", pure=False)  # fmt: skip
             for i, (rel, files) in enumerate(parts)
         ]
-        per_partition: dict[str, float] = {}
+        counts_f = [client.submit(_counts, f, pure=False) for f in futures]
         if reduce == "gather":
-            results = client.gather(futures)
-            per_partition = {r.partition: r.seconds for r in results}
-            total = PartitionResult("*", merge_cubes([r.cube for r in results]), sum(r.n_points for r in results),
-                                    sum(r.n_matched for r in results), 0.0)  # fmt: skip
+            cube = merge_cubes([r.cube for r in client.gather(futures)])
         else:
-            level, futures = futures, None  # drop our references: merged partition cubes are freed
-            while len(level) > 1:
-                level = [client.submit(_merge_results, *level[i:i + fan_in], pure=False) if len(level[i:i + fan_in]) > 1
-                         else level[i] for i in range(0, len(level), fan_in)]  # fmt: skip
-            total = level[0].result()
-        return ScaleOutResult(total.cube, [r for r, _ in parts], total.n_points, total.n_matched,
-                              time.perf_counter() - t0, workers, per_partition)  # fmt: skip
+            n_pieces = int(index.links.n_pieces)
+            want = n_shards or 4 * max(workers, 1)
+            edges = np.unique(np.linspace(0, n_pieces, min(want, n_pieces) + 1).round().astype(np.int64))
+            split = [client.submit(_split_result, f, edges, pure=False) for f in futures]
+            futures = None  # drop our references: each partition's cube is freed once split
+            merged = [client.submit(_merge_shard, *[client.submit(operator.getitem, sp, s, pure=False) for sp in split],
+                                    key=f"merge-shard-{s}", pure=False)
+                      for s in range(len(edges) - 1)]  # fmt: skip
+            split = None
+            cube = concat_shards(client.gather(merged))
+        counts = client.gather(counts_f)
+        return ScaleOutResult(cube, [r for r, _ in parts], sum(c[1] for c in counts), sum(c[2] for c in counts),
+                              time.perf_counter() - t0, workers, {c[0]: c[3] for c in counts})  # fmt: skip
     finally:
         if own_client is not None:
             own_client.close()

@@ -33,7 +33,7 @@ def network():
     return np.array(geoms, dtype=object), oneway
 
 
-def write_partition(root, month, mesh, rng, n):
+def write_partition(root, month, mesh, rng, n, fractional=False):
     """Points along streets as the warehouse stores them (hive year=/month=/mesh=, stored heading and vehicle_id)."""
     extent = (GRID - 1) * SPACING
     street = rng.integers(0, GRID, n)
@@ -50,7 +50,7 @@ def write_partition(root, month, mesh, rng, n):
         "vehicle_type": rng.integers(1, 5, n).astype(np.int32),
         "gps_time": pa.array(gps, pa.timestamp("us")),
         "x_m": x, "y_m": y,
-        "speed_kmh": np.clip(np.round(rng.normal(32, 9, n)), 0, 120),
+        "speed_kmh": np.clip(rng.normal(32, 9, n) if fractional else np.round(rng.normal(32, 9, n)), 0, 120),
         "heading_deg": pa.array(heading, from_pandas=True),
         "dt_prev_s": pa.array(rng.uniform(5, 150, n).astype(np.float32)),
     })  # fmt: skip
@@ -69,6 +69,9 @@ def store(tmp_path_factory):
     for month in (*MONTHS, 4):  # April lies outside START..END: pruned
         for mesh in MESHES:
             write_partition(root, month, mesh, rng, PER_PARTITION)
+    frac = root.parent / "fractional"
+    for mesh in MESHES:
+        write_partition(frac, 1, mesh, rng, PER_PARTITION // 5, fractional=True)
     geoms, oneway = network()
     index = build_segment_index(geoms, radius_m=20, oneway=oneway)
     limits = np.where(np.arange(len(geoms)) % 3 == 0, 40.0, 30.0)
@@ -126,12 +129,19 @@ def test_dask_local_cluster_equals_single_process(store):
         with Client(cluster) as client:
             assert len(client.scheduler_info(n_workers=-1)["workers"]) == 2
             client.run(warm_up)
-            # fan_in 2: a three-level merge tree on the workers; store given as a file:// URL.
-            tree = aggregate_partitions(root.as_uri(), index, piece_limit, START, END, bounds, client=client, fan_in=2)
+            # Merged by ranges of pieces on the workers; the store given as a file:// URL.
+            shard = aggregate_partitions(root.as_uri(), index, piece_limit, START, END, bounds, client=client, n_shards=5)
             gathered = aggregate_partitions(root, index, piece_limit, START, END, bounds, client=client, reduce="gather")
             # An existing cluster, reached by its scheduler's address.
             by_address = aggregate_partitions(root, index, piece_limit, START, END, bounds,
                                               scheduler_address=cluster.scheduler_address)  # fmt: skip
+            # Fractional speeds: float sums added in the same order, so bit-identical too.
+            frac = root.parent / "fractional"
+            frac_serial = aggregate_partitions_serial(frac, index, piece_limit)
+            assert not np.all(frac_serial.cube.hist["n_points"] == 0)
+            for how in ("shard", "gather"):
+                r = aggregate_partitions(frac, index, piece_limit, client=client, reduce=how)
+                assert_cubes_equal(r.cube, frac_serial.cube)
             # Both workers did partitions.
             done = client.run(lambda dask_worker: len(dask_worker.data) + dask_worker.state.executed_count)
             assert all(v > 0 for v in done.values())
@@ -139,7 +149,7 @@ def test_dask_local_cluster_equals_single_process(store):
         cluster.close(timeout=30)
     assert cluster.status.name == "closed"
 
-    for res in (tree, gathered, by_address):
+    for res in (shard, gathered, by_address):
         assert res.n_workers == 2
         assert res.partitions == serial.partitions
         assert (res.n_points, res.n_matched) == (serial.n_points, serial.n_matched)
