@@ -279,7 +279,7 @@ def aggregate_partitions(
     try:
         t0 = time.perf_counter()
         parts = list_partitions(store, start, end)
-        workers = len(client.scheduler_info(n_workers=-1)["workers"])
+        workers = len(client.nthreads())
         if not parts:
             return ScaleOutResult(merge_cubes([Cube.empty()]), [], 0, 0, time.perf_counter() - t0, workers)
         idx, limits = client.scatter([index, np.asarray(piece_limit_kmh, dtype=np.float64)], broadcast=True)
