@@ -249,14 +249,29 @@ def _group_by_piece(
     for p in range(n_pieces):
         offsets[p + 1] += offsets[p]
     m = offsets[n_pieces]
+    # Two-level counting sort for cache locality: point indices first into <= 256 buckets of
+    # consecutive pieces (few write streams), then each bucket's points into their pieces.
+    shift = 0
+    while (n_pieces - 1) >> shift >= 256:
+        shift += 1
+    n_buckets = ((n_pieces - 1) >> shift) + 1
+    bfill = np.empty(n_buckets, dtype=np.int64)
+    for k in range(n_buckets):
+        bfill[k] = offsets[min(k << shift, n_pieces)]
+    order = np.empty(m, dtype=np.int32)
+    for i in range(n):
+        p = piece[i]
+        if p >= 0:
+            k = p >> shift
+            order[bfill[k]] = i
+            bfill[k] += 1
     fill = offsets[:-1].copy()
     g_key = np.empty(m, dtype=np.int64)
     g_speed = np.empty(m, dtype=np.float64)
     g_vid = np.empty(m, dtype=np.int64)
-    for i in range(n):
+    for j in range(m):
+        i = order[j]
         p = piece[i]
-        if p < 0:
-            continue
         us = gps_us[i]
         hour = (us // US_PER_HOUR) % 24
         dt = _day_type(us, holiday_day0, holidays)
