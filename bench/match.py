@@ -171,6 +171,7 @@ def _partition(out: Path, rel: str) -> dict:
     cubes = []
     n_points = n_matched = 0
     t_read = t_match = t_agg = 0.0
+    cpu0 = time.process_time()
     tr = time.perf_counter()
     for b in point_batches(out / "probe_points" / rel, batch_rows=1_000_000):
         tm = time.perf_counter()
@@ -188,7 +189,7 @@ def _partition(out: Path, rel: str) -> dict:
     cube = merge_cubes(cubes) if len(cubes) > 1 else cubes[0]
     write_cube(cube, out / "aggregates" / rel)
     t_write = time.perf_counter() - tw
-    return {"pid": os.getpid(), "points": n_points, "matched": n_matched, "read_s": t_read, "match_s": t_match,
+    return {"pid": os.getpid(), "cpu_s": time.process_time() - cpu0, "points": n_points, "matched": n_matched, "read_s": t_read, "match_s": t_match,
             "aggregate_s": t_agg, "merge_write_s": t_write, "cells": len(cube.cells["piece"]),
             "hist_rows": len(cube.hist["piece"]), "peak_rss_mb": peak_rss_mb()}  # fmt: skip
 
@@ -223,7 +224,7 @@ def phase_core(out: Path) -> dict:
     return {"points": s("points"), "matched": s("matched"), "seconds": total, "read_s": s("read_s"),
             "match_s": s("match_s"), "aggregate_s": s("aggregate_s"), "merge_write_s": s("merge_write_s"),
             "index_s": t_index, "jit_s": t_start, "segments": int(len(index.links.x0)), "links": index.links.n_links,
-            "cells": s("cells"), "hist_rows": s("hist_rows"), "workers": WORKERS,
+            "cells": s("cells"), "hist_rows": s("hist_rows"), "workers": WORKERS, "cpu_s": s("cpu_s"),
             "peak_rss_mb": peak_rss_mb() + sum(peak.values()), "worker_peak_rss_mb": max(peak.values())}  # fmt: skip
 
 
@@ -280,7 +281,8 @@ def main() -> None:
     print(f"core: {core['segments']:,} segments ({core['links']:,} links), {core['points']:,} points, "
           f"{core['matched']:,} matched, {core['cells']:,} cells, {core['hist_rows']:,} histogram rows")  # fmt: skip
     print(f"core: {core['seconds']:.2f} s wall on {core['workers']} processes; worker-seconds: read {core['read_s']:.2f} + "
-          f"match {core['match_s']:.2f} + aggregate {core['aggregate_s']:.2f} + merge/write {core['merge_write_s']:.2f}; "
+          f"match {core['match_s']:.2f} + aggregate {core['aggregate_s']:.2f} + merge/write {core['merge_write_s']:.2f} "
+          f"(CPU {core['cpu_s']:.2f} s); "
           f"index {core['index_s']:.2f} s, worker start + JIT/cache load {core['jit_s']:.2f} s (not in the rate)")  # fmt: skip
     gp = run_phase("geopandas", args.dir)
     gp_rate = gp["points"] / gp["seconds"] / 1e6
