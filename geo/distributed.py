@@ -31,6 +31,7 @@ reader runs on them; that path is tested with fsspec's ``memory://`` filesystem 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import tempfile
 import time
@@ -274,7 +275,8 @@ def aggregate_partitions(
         if scheduler_address:
             client = own_client = Client(scheduler_address)
         else:
-            own_cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            own_cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                       silence_logs=logging.ERROR)
             client = own_client = Client(own_cluster)
     try:
         t0 = time.perf_counter()
