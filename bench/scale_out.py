@@ -69,6 +69,8 @@ def main() -> None:
 
     from distributed import Client, LocalCluster
 
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+
     from geo.distributed import aggregate_partitions, aggregate_partitions_serial, warm_up
     from geo.matching import build_segment_index
 

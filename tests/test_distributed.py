@@ -149,6 +149,11 @@ def test_dask_local_cluster_equals_single_process(store):
         cluster.close(timeout=30)
     assert cluster.status.name == "closed"
 
+    # No client nor address: a LocalCluster of its own, started and closed inside the call.
+    own = aggregate_partitions(root.parent / "fractional", index, piece_limit, n_workers=2)
+    assert own.n_workers == 2
+    assert_cubes_equal(own.cube, frac_serial.cube)
+
     for res in (shard, gathered, by_address):
         assert res.n_workers == 2
         assert res.partitions == serial.partitions
