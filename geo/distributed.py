@@ -35,6 +35,7 @@ import logging
 import re
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -284,10 +285,13 @@ def aggregate_partitions(
         workers = len(client.nthreads())
         if not parts:
             return ScaleOutResult(merge_cubes([Cube.empty()]), [], 0, 0, time.perf_counter() - t0, workers)
-        idx, limits = client.scatter([index, np.asarray(piece_limit_kmh, dtype=np.float64)], broadcast=True)
+        run = uuid.uuid4().hex[:12]  # keys unique per call: a client may run several calls in a row
+        # hash=False: fresh keys, so releasing an earlier call's copy never drops this one's.
+        idx, limits = client.scatter([index, np.asarray(piece_limit_kmh, dtype=np.float64)], broadcast=True,
+                                     hash=False)  # fmt: skip
         futures = [
             client.submit(partition_cube, str(store), rel, files, idx, limits, start, end, bounds, batch_rows,
-                          numba_threads, key=f"partition-cube-{i}-{rel}", pure=False)  # fmt: skip
+                          numba_threads, key=f"partition-cube-{run}-{i}-{rel}", pure=False)  # fmt: skip
             for i, (rel, files) in enumerate(parts)
         ]
         counts_f = [client.submit(_counts, f, pure=False) for f in futures]
@@ -300,7 +304,7 @@ def aggregate_partitions(
             split = [client.submit(_split_result, f, edges, pure=False) for f in futures]
             futures = None  # drop our references: each partition's cube is freed once split
             merged = [client.submit(_merge_shard, *[client.submit(operator.getitem, sp, s, pure=False) for sp in split],
-                                    key=f"merge-shard-{s}", pure=False)
+                                    key=f"merge-shard-{run}-{s}", pure=False)
                       for s in range(len(edges) - 1)]  # fmt: skip
             split = None
             cube = concat_shards(client.gather(merged))
