@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--min-vehicles", type=int, default=50, metavar="N", help="flag figures below N distinct vehicles (default 50)")
     _add_filters(p)
+    p.add_argument("--direction", choices=["all", "forward", "backward"], default="all",
+                   help="speeds of one direction of travel only: along (forward) or against (backward) the road's digitised direction")
     p.add_argument("--out", metavar="FILE.csv")
     p.add_argument("--report", metavar="FILE.html", help="also write the district report (HTML, Japanese)")
 
@@ -208,7 +210,7 @@ def cmd_compare(args) -> int:
     if unknown:
         raise UserError(f"compare takes the periods 'before' and 'after' only, not {', '.join(sorted(unknown))}")
     common = dict(
-        point_filter=point_filter, indicators=(args.indicator,) if not args.report else ("mean", "p85", "share", "share_plus10"),
+        point_filter=point_filter, direction={"all": 0, "forward": 1, "backward": -1}[args.direction], indicators=(args.indicator,) if not args.report else ("mean", "p85", "share", "share_plus10"),
         resamples=args.resamples, seed=args.seed, min_vehicles=args.min_vehicles,
     )  # fmt: skip
     if district is not None:

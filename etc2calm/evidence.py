@@ -190,13 +190,15 @@ def load_trip_origins(con, period: Period) -> pd.DataFrame | None:
     return df.drop_duplicates(["vehicle", "trip_id"])
 
 
-def _match(points: pd.DataFrame, roads: gpd.GeoDataFrame, radius_m: float) -> np.ndarray:
-    """road_id per point ('' when no road within radius_m), with the analysis's heading-aware matcher."""
+def _match(points: pd.DataFrame, roads: gpd.GeoDataFrame, radius_m: float, with_direction: bool = False):
+    """road_id per point ('' when no road within radius_m), with the analysis's heading-aware matcher;
+    with_direction: also the direction of travel relative to the road's digitisation (+1 / -1, 0 unknown)."""
     index = build_segment_index(roads.geometry.values, radius_m=radius_m, oneway=roads["oneway"].to_numpy())
     heading = points["heading_deg"].to_numpy(dtype=float, na_value=np.nan) if "heading_deg" in points else None
     m = match_points(points["x_m"].to_numpy(dtype=float), points["y_m"].to_numpy(dtype=float), index, heading)
     ids = np.append(roads["road_id"].to_numpy(dtype=object), "")
-    return ids[np.where(m.road >= 0, m.road, len(roads))]
+    road_ids = ids[np.where(m.road >= 0, m.road, len(roads))]
+    return (road_ids, m.direction.astype(np.int8)) if with_direction else road_ids
 
 
 def district_area(district: District) -> object | None:
@@ -218,6 +220,7 @@ def evaluate(
     control: tuple[str, ...],
     area=None,
     point_filter: PointFilter | None = None,
+    direction: int = 0,
     indicators: tuple[str, ...] = INDICATORS,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
@@ -228,8 +231,9 @@ def evaluate(
 ) -> DistrictEvidence:
     """Compare `before` and `after` (keys of `periods`) on treated and control roads, with evidence.
 
-    Speeds are compared on the points kept by `point_filter`; braking and cut-through use the
-    same filter on whole trips. Results are stored in the warehouse (comparison_results,
+    Speeds are compared on the points kept by `point_filter` (and, with direction +1 / -1, only
+    on points travelling along / against the road's digitised direction); braking and
+    cut-through use the time / day / vehicle filter on whole trips. Results are stored in the warehouse (comparison_results,
     braking_per_road, cut_through_summary, cut_through_streets), replacing earlier rows of the
     same district and filter.
     """
@@ -248,11 +252,15 @@ def evaluate(
     try:
         for label, period in periods.items():
             pts = load_trip_points(con, period, bounds, point_filter)
-            pts["road_id"] = _match(pts, roads, radius_m) if len(pts) else np.array([], dtype=object)
+            if len(pts):
+                pts["road_id"], pts["direction"] = _match(pts, roads, radius_m, with_direction=True)
+            else:
+                pts["road_id"], pts["direction"] = np.array([], dtype=object), np.array([], dtype=np.int8)
             pts["period"] = label
             kept = pts[pts["kept"]]
             on_road = kept[kept["road_id"] != ""]
-            parts.append(on_road)
+            # Direction filter: speeds of one direction of travel only (unknown directions excluded).
+            parts.append(on_road[on_road["direction"] == direction] if direction else on_road)
             events = load_braking_events(con, period, bounds, point_filter)
             if events is not None and len(events):
                 braking_source = "behavior_events"

@@ -188,3 +188,26 @@ def test_cut_through_uses_style_1_3_origins(tmp_path, tiny_network):
                   treated=("R1",), control=("A1",), area=area, resamples=20, store=False)  # fmt: skip
     c = ev.cut_through.set_index("period").loc["before"]
     assert c["n_trips"] == 20 and c["n_cut_through"] == 15
+
+
+def test_direction_filter_separates_the_two_directions(tmp_path, tiny_network):
+    """Eastbound (along R1's digitisation) at 40 km/h, westbound at 20 km/h: each direction alone."""
+    lines = []
+    for day in ("20170905", "20171110"):
+        for v in range(12):
+            east = v % 2 == 0
+            xs = [-150, -75, 0, 75, 150] if east else [150, 75, 0, -75, -150]
+            for k, x in enumerate(xs):
+                lon, lat = offset(x, 0.5)
+                t = f"{day}08{v:02d}{k * 8:02d}"
+                lines.append(style12_row(f"{300000 + v:012d}", t, lon, lat, 40 if east else 20))
+    write_zip(tmp_path / "d" / "dir.zip", lines)
+    ingest_paths([tmp_path / "d"], tmp_path / "wh")
+    common = dict(district_key="t", treated=("R1",), control=("A1",), resamples=20, store=False)
+    fwd = evaluate(tmp_path / "wh", tiny_network, {"before": BEFORE, "after": AFTER}, direction=1, **common)
+    bwd = evaluate(tmp_path / "wh", tiny_network, {"before": BEFORE, "after": AFTER}, direction=-1, **common)
+    both = evaluate(tmp_path / "wh", tiny_network, {"before": BEFORE, "after": AFTER}, **common)
+    f, b, a = (e.comparisons["mean"].set_index("unit").loc["R1"] for e in (fwd, bwd, both))
+    assert f["before"] == 40 and b["before"] == 20
+    assert f["n_vehicles_before"] == 6 and b["n_vehicles_before"] == 6
+    assert a["n_vehicles_before"] == 12 and 20 < a["before"] < 40  # first points (heading unknown) count too
