@@ -22,7 +22,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from geo.kernels import N_BIN, N_CLASS, N_DAYTYPE, N_HOUR, _group_by_piece, aggregate_kernel, compact_rows, ro
+from geo.kernels import N_CLASS, N_DAYTYPE, N_HOUR, _group_by_piece, aggregate_kernel, compact_rows, ro
 
 # Histogram bin width: 1 km/h; a point counts in the bin of its speed rounded to the nearest km/h
 # (bin value = that whole km/h). ETC2.0 speeds are whole km/h, so each bin holds one speed value

@@ -32,18 +32,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import tempfile
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
 from geo.aggregate import Cube, aggregate_points, merge_cubes
 from geo.matching import SegmentGridIndex, match_points
+from geo.pointsource import partition_may_hold
 from geo.pointsource import partitions as local_partitions
 from geo.pointsource import point_batches
 
@@ -89,29 +89,6 @@ def _fs_and_root(store: str | Path):
     return fs, root.rstrip("/"), None
 
 
-def _hive_keys(rel: str) -> dict[str, str]:
-    return dict(m.groups() for part in PurePosixPath(rel).parts if (m := re.fullmatch(r"([^=]+)=(.*)", part)))
-
-
-def _may_hold(rel: str, start: dt.date | None, end: dt.date | None) -> bool:
-    """Whether a hive partition can hold GPS dates start..end (operation_date widened by a day,
-    as geo.pointsource.partitions does: 運行日 may lag GPS時刻 across midnight)."""
-    if start is None or end is None:
-        return True
-    lo, hi = start - dt.timedelta(days=1), end + dt.timedelta(days=1)
-    keys = _hive_keys(rel)
-    try:
-        if "operation_date" in keys:
-            return lo <= dt.date.fromisoformat(keys["operation_date"]) <= hi
-        if "year" in keys:
-            y = int(keys["year"])
-            m0, m1 = (int(keys["month"]),) * 2 if "month" in keys else (1, 12)
-            return (y, m0) <= (hi.year, hi.month) and (y, m1) >= (lo.year, lo.month)
-    except ValueError:
-        return True
-    return True
-
-
 def list_partitions(store: str | Path, start: dt.date | None = None, end: dt.date | None = None) -> list[tuple[str, list[str]]]:
     """(partition folder relative to the store, its Parquet files) sorted, pruned to start..end.
 
@@ -128,7 +105,7 @@ def list_partitions(store: str | Path, start: dt.date | None = None, end: dt.dat
     out = []
     for d, files in sorted(by_dir.items()):
         rel = d[len(root):].strip("/") or "."
-        if _may_hold(rel, start, end):
+        if partition_may_hold(rel, start, end):
             out.append((rel, [fs.unstrip_protocol(f) for f in files]))
     return out
 

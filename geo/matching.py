@@ -7,7 +7,6 @@ point's heading (when known); ties go to the smaller distance, then the smaller 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -105,21 +105,28 @@ def _keep(keys: dict[str, str], lo: dt.date | None, hi: dt.date | None) -> bool:
     return True
 
 
+def partition_may_hold(rel: str | Path, start: dt.date | None, end: dt.date | None) -> bool:
+    """Whether a hive partition folder (relative path) can hold GPS dates start..end (inclusive).
+
+    operation_date may lag GPS time across midnight, so the dates are widened by a day.
+    """
+    lo = start - dt.timedelta(days=1) if start else None
+    hi = end + dt.timedelta(days=1) if end else None
+    return _keep(_partition_keys(Path(rel)), lo, hi)
+
+
 def partitions(points_dir: str | Path, start: dt.date | None = None, end: dt.date | None = None) -> list[tuple[str, list[Path]]]:
     """Leaf folders holding Parquet files (sorted), pruned to those that can hold [start, end]."""
     points_dir = Path(points_dir)
     if not points_dir.exists():
         return []
-    # operation_date may lag GPS time across midnight: widen by a day.
-    lo = start - dt.timedelta(days=1) if start else None
-    hi = end + dt.timedelta(days=1) if end else None
     by_dir: dict[Path, list[Path]] = {}
     for f in sorted(points_dir.rglob("*.parquet")):
         by_dir.setdefault(f.parent, []).append(f)
     out = []
     for d, files in sorted(by_dir.items()):
         rel = d.relative_to(points_dir)
-        if _keep(_partition_keys(rel), lo, hi):
+        if partition_may_hold(rel, start, end):
             out.append((rel.as_posix(), files))
     return out
 
