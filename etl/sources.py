@@ -70,29 +70,6 @@ def describe(path: Path) -> SourceFile:
     return SourceFile(path=path, size_bytes=size, sha256=h.hexdigest())
 
 
-def read_members(path: Path) -> list[tuple[str, bytes]]:
-    """The CSV payloads of a delivered file as (member name, bytes); raises SourceError if unreadable.
-
-    ZIP members are read as streams from the archive, never extracted to paths taken from it.
-    """
-    name = path.name.lower()
-    try:
-        if name.endswith(".zip"):
-            return _read_zip(path)
-        if name.endswith(".gz"):
-            with gzip.open(path, "rb") as fh:
-                data = fh.read(MAX_MEMBER_BYTES + 1)
-            if len(data) > MAX_MEMBER_BYTES:
-                raise SourceError(f"{path}: decompressed size over {MAX_MEMBER_BYTES} bytes, refused")
-            return [("", data)]
-        data = path.read_bytes()
-        if not data:
-            raise SourceError(f"{path}: empty file (0 bytes)")
-        return [("", data)]
-    except (OSError, EOFError, zipfile.BadZipFile, gzip.BadGzipFile) as exc:
-        raise SourceError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
-
-
 CHUNK_BYTES = 64 * 1024 * 1024  # payloads are handed on in pieces of about this size, cut at line ends
 
 
@@ -156,27 +133,3 @@ def _chunks(fh, where: str, member: str, limit: int, chunk_bytes: int):
         index += 1
     if carry or index == 0:
         yield member, index, carry
-
-
-def _read_zip(path: Path) -> list[tuple[str, bytes]]:
-    if path.stat().st_size == 0:
-        raise SourceError(f"{path}: empty file (0 bytes), not a ZIP archive")
-    out = []
-    with zipfile.ZipFile(path) as zf:
-        members = [i for i in zf.infolist() if not i.is_dir()]
-        csv_members = [i for i in members if i.filename.lower().endswith(".csv")]
-        if not csv_members:
-            raise SourceError(f"{path}: ZIP holds no .csv member")
-        for info in csv_members:
-            ratio = info.file_size / max(info.compress_size, 1)
-            if info.file_size > MAX_MEMBER_BYTES or ratio > MAX_COMPRESSION_RATIO:
-                raise SourceError(
-                    f"{path}: member {info.filename!r} declares {info.file_size} bytes "
-                    f"(ratio {ratio:.0f}x), refused as a likely ZIP bomb"
-                )
-            with zf.open(info) as fh:
-                data = fh.read(MAX_MEMBER_BYTES + 1)
-            if len(data) > MAX_MEMBER_BYTES:
-                raise SourceError(f"{path}: member {info.filename!r} expands beyond its limit, refused")
-            out.append((info.filename, data))
-    return out
