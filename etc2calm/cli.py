@@ -25,6 +25,12 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
                    help="vehicle class from 自動車の種別/用途")  # fmt: skip
 
 
+def _add_district_or_roads(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--district", metavar="NAME")
+    g.add_argument("--roads", metavar="FILE", help="road network (GeoJSON, GeoPackage, .osm/.pbf)")
+
+
 def _add_warehouse(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="DIR", help=f"warehouse folder (default {DEFAULT_WAREHOUSE})")
 
@@ -44,9 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="per-road before/after figures")
     _add_warehouse(p)
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--district", metavar="NAME")
-    g.add_argument("--roads", metavar="FILE", help="road network (GeoJSON, GeoPackage, .osm/.pbf)")
+    _add_district_or_roads(p)
     p.add_argument("--before", metavar="A..B", help="YYYY-MM-DD..YYYY-MM-DD, inclusive, by GPS時刻 (JST)")
     p.add_argument("--after", metavar="A..B")
     p.add_argument("--period", action="append", default=[], metavar="NAME=A..B",
@@ -57,9 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="before/after change with 95 % intervals, comparison roads and DiD")
     _add_warehouse(p)
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--district", metavar="NAME")
-    g.add_argument("--roads", metavar="FILE", help="road network (GeoJSON, GeoPackage, .osm/.pbf)")
+    _add_district_or_roads(p)
     p.add_argument("--treated", metavar="ID,ID…", help="treated road ids (with --roads)")
     p.add_argument("--control", metavar="ID,ID…", help="comparison road ids (with --roads)")
     p.add_argument("--period", action="append", default=[], metavar="NAME=A..B",
