@@ -103,8 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _period_overrides(args, district):
     """--before/--after (default: the district's), plus any --period NAME=A..B, in that order."""
-    from etc2calm.analysis import parse_date_range
-    from etc2calm.district import Period
+    from config.districts import Period, parse_date_range
 
     named = _named_periods(args.period, district)
     periods = {}
@@ -142,9 +141,9 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from etc2calm.analysis import analyze
-    from etc2calm.district import load_district
-    from etc2calm.filters import PointFilter
+    from analysis.figures import analyze
+    from config.districts import load_district
+    from analysis.filters import PointFilter
 
     district = load_district(args.district) if args.district else None
     periods = _period_overrides(args, district)
@@ -171,8 +170,7 @@ def cmd_analyze(args) -> int:
 
 def _named_periods(texts: list[str], district) -> dict:
     """--period NAME=A..B (or NAME=district period name) → {NAME: Period}."""
-    from etc2calm.analysis import parse_date_range
-    from etc2calm.district import Period
+    from config.districts import Period, parse_date_range
 
     periods = {}
     for text in texts:
@@ -194,9 +192,9 @@ def _ids(text: str | None) -> tuple[str, ...]:
 
 
 def cmd_compare(args) -> int:
-    from etc2calm.district import load_district
-    from etc2calm.evidence import district_area, evaluate
-    from etc2calm.filters import PointFilter
+    from config.districts import load_district
+    from analysis.evidence import district_area, evaluate
+    from analysis.filters import PointFilter
 
     point_filter = PointFilter.parse(args.hours, args.days, args.vehicle)
     district = load_district(args.district) if args.district else None
@@ -238,7 +236,7 @@ def cmd_compare(args) -> int:
     else:
         print(table[columns].to_string(index=False))
     if args.report:
-        from etc2calm.report import render_report
+        from maps.report import render_report
 
         if district is None:
             raise UserError("--report needs --district")
@@ -247,8 +245,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_map(args) -> int:
-    from etc2calm.district import load_district
-    from etc2calm.publish import write_district_map
+    from config.districts import load_district
+    from maps.publish import write_district_map
 
     district = load_district(args.district)
     out = Path(args.out) if args.out else Path("build/maps") / f"{district.key}.html"
@@ -286,7 +284,7 @@ def cmd_sql(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from etc2calm.district import load_district
+    from config.districts import load_district
     from etl.synthetic import generate_delivery
 
     districts = [load_district(d) for d in args.district] if args.district else None

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import duckdb
 
-from etc2calm.district import PROJECT_ROOT
-
-DOC_PATH = PROJECT_ROOT / "docs" / "warehouse.md"
+# Relative to the source checkout (the working directory of `make docs`).
+DOC_PATH = Path("docs") / "warehouse.md"
 
 # Columns repeated across result tables, documented once.
 COMMON = {
@@ -77,7 +76,8 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 def generate() -> str:
     """The whole page, as Markdown."""
-    from etc2calm import analysis, evidence
+    from analysis import evidence
+    from analysis import figures as analysis
     from etl import spec, validate, warehouse
 
     parts = [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from etc2calm.analysis import AnalysisResult
-from etc2calm.district import District
+from analysis.figures import AnalysisResult
+from config.districts import District
 
 
 def treated_summary(district: District, result: AnalysisResult) -> pd.DataFrame:

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from pyproj import Transformer
 
-from etc2calm.district import District, list_districts
+from config.districts import District, list_districts
 from etl.mesh import mesh2_code
 from etl.spec import STYLE_1_2_COLUMNS, STYLE_1_2_N_COLUMNS
 

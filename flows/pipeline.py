@@ -15,11 +15,11 @@ from pathlib import Path
 
 from prefect import flow, task
 
-from etc2calm.analysis import analyze_district as analyze_district_periods
-from etc2calm.district import list_districts, load_district
-from etc2calm.evidence import evaluate_district
-from etc2calm.publish import write_district_map, write_district_sheet
-from etc2calm.report import render_report
+from analysis.figures import analyze_district as analyze_district_periods
+from config.districts import list_districts, load_district
+from analysis.evidence import evaluate_district
+from maps.publish import write_district_map, write_district_sheet
+from maps.report import render_report
 from etc2calm.summary import treated_summary
 from etl.ingest import ingest_paths
 from etl.sources import find_delivery_files

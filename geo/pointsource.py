@@ -144,7 +144,7 @@ def point_batches(
     """Points with GPS時刻 on days start..end (inclusive, JST) inside bounds (metres, EPSG:6677).
 
     Yields one or more batches per partition, each at most `batch_rows` points. `extra_filter`
-    (a pyarrow dataset expression, e.g. from etc2calm.filters.PointFilter) keeps only matching
+    (a pyarrow dataset expression, e.g. from analysis.filters.PointFilter) keeps only matching
     points; headings are those stored at ingest, so filtering never changes them.
     """
     for rel, files in partitions(points_dir, start, end):

@@ -17,7 +17,7 @@ from jinja2 import Template
 from shapely.geometry import LineString, MultiLineString, mapping
 from shapely.ops import linemerge, unary_union
 
-from etc2calm.district import District, Period
+from config.districts import District, Period
 from maps import palette
 from maps.assets import LEAFLET_VERSION, inline_head
 

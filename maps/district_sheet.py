@@ -18,7 +18,7 @@ import geopandas as gpd
 import pandas as pd
 from shapely.geometry import shape
 
-from etc2calm.district import District
+from config.districts import District
 from maps import palette
 from maps.district_map import (
     LAYER_NAMES,

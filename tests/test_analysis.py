@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import offset, style12_row, write_zip
-from etc2calm.analysis import analyze, parse_date_range
-from etc2calm.district import Period
+from analysis.figures import analyze
+from config.districts import parse_date_range
+from config.districts import Period
 from etl.ingest import ingest_paths
 
 BEFORE = Period("before", dt.date(2017, 9, 1), dt.date(2017, 9, 30))

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from etc2calm.behaviour import (
+from analysis.behaviour import (
     braking_from_points,
     braking_hotspots,
     braking_per_road,

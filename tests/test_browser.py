@@ -29,7 +29,7 @@ from shapely.geometry import LineString, Point, mapping
 
 from maps import palette
 from maps.district_map import render_district_map
-from etc2calm.district import load_district
+from config.districts import load_district
 from test_maps import LAT, LON, make_district, make_roads, make_stats, square
 
 CHROMIUM = os.environ.get("ETC2CALM_CHROMIUM", "/usr/bin/chromium")
@@ -209,8 +209,8 @@ def fabricated_stats(roads: gpd.GeoDataFrame) -> pd.DataFrame:
 
 @pytest.fixture(params=["okurayama", "nakayama"])
 def bundled_map(request, tmp_path):
-    from etc2calm.analysis import assign_roles
-    from etc2calm.publish import area_path, wards_path
+    from analysis.figures import assign_roles
+    from maps.publish import area_path, wards_path
     from geo.network import load_roads
 
     district = load_district(request.param)

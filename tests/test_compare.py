@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import offset, style12_row, write_zip
-from etc2calm.district import District, Period
-from etc2calm.evidence import evaluate, public_comparison
-from etc2calm.report import render_report
+from config.districts import District, Period
+from analysis.evidence import evaluate, public_comparison
+from maps.report import render_report
 from etl.ingest import ingest_paths
 from test_analysis import make_delivery
 
@@ -73,7 +73,7 @@ def test_compare_errors(tmp_path, tiny_network):
 
 def test_filters_change_the_sample(warehouse, tiny_network):
     wh, truth = warehouse
-    from etc2calm.filters import PointFilter
+    from analysis.filters import PointFilter
 
     full = evaluate(wh, tiny_network, {"before": BEFORE, "after": AFTER}, district_key="t", treated=("R1",),
                     control=("A1",), resamples=50, store=False)  # fmt: skip
@@ -148,7 +148,7 @@ def test_braking_from_behaviour_events_and_map_layers(tmp_path, tiny_network):
     hot = ev.hotspots[ev.hotspots["period"] == "before"]
     assert hot["n_events"].tolist() == [12] and hot["n_vehicles"].tolist() == [12]
 
-    from etc2calm.publish import evidence_layers
+    from maps.publish import evidence_layers
 
     braking, _ = evidence_layers(ev, period="before")
     assert braking is not None and braking["count"].tolist() == [12] and braking.crs == "EPSG:4326"

@@ -8,18 +8,19 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from etc2calm.analysis import analyze_district
-from etc2calm.district import load_district
-from etc2calm.docs import DOC_PATH, generate
-from etc2calm.evidence import evaluate_district
+from analysis.figures import analyze_district
+from config.districts import load_district
+from etc2calm.docs import generate
+from analysis.evidence import evaluate_district
 from etl.ingest import ingest_paths
 from etl.synthetic import generate_delivery
 
-QUERIES = Path(__file__).resolve().parents[1] / "docs" / "queries.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+QUERIES = DOCS / "queries.md"
 
 
 def test_schema_page_is_generated_from_the_code():
-    assert DOC_PATH.read_text(encoding="utf-8") == generate(), "docs/warehouse.md is stale: run `make docs`"
+    assert (DOCS / "warehouse.md").read_text(encoding="utf-8") == generate(), "docs/warehouse.md is stale: run `make docs`"
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etc2calm.evaluation import GroupData, compare_periods, point_indicators, replicate_indicators
+from analysis.evaluation import GroupData, compare_periods, point_indicators, replicate_indicators
 
 
 def clustered_points(rng, *, n_vehicles=120, effect_treated=0.0, effect_control=0.0, base=32.0):
@@ -116,7 +116,7 @@ def test_reproducible_with_seed():
 
 
 def test_all_indicators_in_one_pass_equal_single_runs():
-    from etc2calm.evaluation import compare_periods_all
+    from analysis.evaluation import compare_periods_all
 
     rng = np.random.default_rng(4)
     pts = clustered_points(rng, n_vehicles=50, effect_treated=-4.0)

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from etc2calm.filters import PointFilter, japanese_holidays
+from analysis.filters import PointFilter, japanese_holidays
 
 TIMES = [
     dt.datetime(2017, 9, 15, 7, 30),  # Friday, 7:30

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import LineString, Polygon, mapping
 
-from etc2calm.district import District, Period
+from config.districts import District, Period
 from maps import palette
 from maps.assets import LEAFLET_VERSION, leaflet_css, leaflet_js
 from maps.district_map import (

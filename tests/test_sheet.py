@@ -118,9 +118,9 @@ def test_write_district_sheet_for_a_bundled_district(tmp_path):
     """publish.write_district_sheet with figures in hand (as the flow has them): PDF and PNG side by side."""
     from types import SimpleNamespace
 
-    from etc2calm.analysis import assign_roles
-    from etc2calm.district import load_district
-    from etc2calm.publish import write_district_sheet
+    from analysis.figures import assign_roles
+    from config.districts import load_district
+    from maps.publish import write_district_sheet
     from geo.network import load_roads
     from test_browser import fabricated_stats
 

@@ -15,7 +15,7 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from etc2calm.district import list_districts, load_district
+from config.districts import list_districts, load_district
 from etl.mesh import mesh2_code
 from etl.synthetic import generate_delivery, wareki_month_folder
 

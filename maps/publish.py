@@ -6,17 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from etc2calm.analysis import AnalysisResult, analyze_district, assign_roles
-from etc2calm.district import District, Period, data_dir
+from analysis.figures import AnalysisResult, analyze_district, assign_roles
+from config.districts import District, Period
+from config.settings import wards_path
 from etl.warehouse import connect
 from geo.network import load_roads
 
 # Figures from fewer distinct vehicles never appear on public maps (drawn grey, 「データ不足」).
 MIN_PUBLIC_VEHICLES = 10
-
-
-def wards_path() -> Path:
-    return data_dir() / "wards" / "yokohama_wards_kohoku_midori.geojson"
 
 
 def area_path(district: District) -> Path | None:

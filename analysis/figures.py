@@ -10,7 +10,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from etc2calm.district import District, Period
+from config.districts import District, Period
 from etl.warehouse import connect
 from geo.aggregate import Cube, aggregate_points, figures
 from geo.matching import DEFAULT_RADIUS_M, build_segment_index, match_points
@@ -102,19 +102,6 @@ class AnalysisResult:
     n_points_matched: dict[str, int]
 
 
-def parse_date_range(text: str) -> tuple[dt.date, dt.date]:
-    """'YYYY-MM-DD..YYYY-MM-DD' (inclusive) → (start, end); ValueError with a one-line reason."""
-    parts = text.split("..")
-    if len(parts) != 2:
-        raise ValueError(f"bad date range {text!r}: expected YYYY-MM-DD..YYYY-MM-DD")
-    try:
-        start, end = (dt.date.fromisoformat(p.strip()) for p in parts)
-    except ValueError:
-        raise ValueError(f"bad date range {text!r}: expected YYYY-MM-DD..YYYY-MM-DD") from None
-    if end < start:
-        raise ValueError(f"bad date range {text!r}: end is before start")
-    return start, end
-
 
 def assign_roles(roads: gpd.GeoDataFrame, treated: tuple[str, ...], comparison: tuple[str, ...]) -> gpd.GeoDataFrame:
     """Mark the given road ids as treated / comparison (other roles kept unless they claim either)."""
@@ -143,7 +130,7 @@ def analyze(
 ) -> AnalysisResult:
     """Match the warehouse's points of each period to the roads and compute per-road figures.
 
-    point_filter (etc2calm.filters.PointFilter): keep only points of a time band, day type or
+    point_filter (analysis.filters.PointFilter): keep only points of a time band, day type or
     vehicle class. Filtered figures are returned but not stored (the stored tables hold the
     unfiltered figures that maps and reports publish); filtered comparisons are stored by
     `etc2calm compare` in comparison_results with their filter.

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from config.settings import EXCLUDED_HIGHWAY_CLASSES, districts_dir
 
 
-def data_dir() -> Path:
-    """Bundled inputs (networks, district files, ward outlines); ETC2CALM_DATA overrides."""
-    return Path(os.environ.get("ETC2CALM_DATA", PROJECT_ROOT / "data"))
-
-
-def districts_dir() -> Path:
-    return data_dir() / "districts"
+def parse_date_range(text: str) -> tuple[dt.date, dt.date]:
+    """'YYYY-MM-DD..YYYY-MM-DD' (inclusive) → (start, end); ValueError with a one-line reason."""
+    parts = text.split("..")
+    if len(parts) != 2:
+        raise ValueError(f"bad date range {text!r}: expected YYYY-MM-DD..YYYY-MM-DD")
+    try:
+        start, end = (dt.date.fromisoformat(p.strip()) for p in parts)
+    except ValueError:
+        raise ValueError(f"bad date range {text!r}: expected YYYY-MM-DD..YYYY-MM-DD") from None
+    if end < start:
+        raise ValueError(f"bad date range {text!r}: end is before start")
+    return start, end
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class District:
     treated_roads: tuple[str, ...]
     comparison_roads: tuple[str, ...]
     source_path: Path
+    area_path: Path | None = None  # district outline (GeoJSON), if the file names one
+    exclude_highway: tuple[str, ...] = EXCLUDED_HIGHWAY_CLASSES  # OSM classes left out of the network
     synthetic: dict = field(default_factory=dict)  # generator parameters ([synthetic] table)
     raw: dict = field(default_factory=dict)
 
@@ -113,6 +119,8 @@ def load_district_file(path: str | Path) -> District:
             treated_roads=tuple(str(r) for r in raw["roads"]["treated"]),
             comparison_roads=tuple(str(r) for r in raw["roads"].get("comparison", [])),
             source_path=path,
+            area_path=(path.parent / raw["area"]).resolve() if raw.get("area") else None,
+            exclude_highway=tuple(str(h) for h in raw.get("exclude_highway", EXCLUDED_HIGHWAY_CLASSES)),
             synthetic=raw.get("synthetic", {}),
             raw=raw,
         )

@@ -10,8 +10,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from etc2calm.analysis import assign_roles
-from etc2calm.behaviour import (
+from analysis.figures import assign_roles
+from analysis.behaviour import (
     DEFAULT_BRAKING_THRESHOLD_G,
     braking_from_points,
     braking_hotspots,
@@ -19,15 +19,15 @@ from etc2calm.behaviour import (
     cut_through_streets,
     cut_through_trips,
 )
-from etc2calm.district import District, Period
-from etc2calm.evaluation import (
+from config.districts import District, Period
+from analysis.evaluation import (
     DEFAULT_MIN_VEHICLES,
     DEFAULT_PUBLIC_MIN_VEHICLES,
     DEFAULT_RESAMPLES,
     INDICATORS,
     compare_periods_all,
 )
-from etc2calm.filters import PointFilter
+from analysis.filters import PointFilter
 from etl.warehouse import connect
 from geo.matching import DEFAULT_RADIUS_M, build_segment_index, match_points
 from geo.pointsource import MAX_HEADING_GAP_S, MIN_HEADING_STEP_M

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from etc2calm.district import District
-from etc2calm.evaluation import DEFAULT_MIN_VEHICLES, DEFAULT_PUBLIC_MIN_VEHICLES, INDICATOR_LABELS_JA
-from etc2calm.evidence import DistrictEvidence, public_comparison
+from config.districts import District
+from analysis.evaluation import DEFAULT_MIN_VEHICLES, DEFAULT_PUBLIC_MIN_VEHICLES, INDICATOR_LABELS_JA
+from analysis.evidence import DistrictEvidence, public_comparison
 
 BEFORE_COLOUR = "#d6604d"  # ColorBrewer RdBu ends: distinguishable for colour-blind readers
 AFTER_COLOUR = "#2166ac"

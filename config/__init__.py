@@ -1,0 +1,1 @@
+"""Configuration, the bottom of the stairs: settings (constants, paths) and district definitions."""
