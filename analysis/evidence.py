@@ -28,52 +28,12 @@ from analysis.evaluation import (
     compare_periods_all,
 )
 from analysis.filters import PointFilter
+from etl.schema import transaction
 from etl.warehouse import connect
 from geo.matching import DEFAULT_RADIUS_M, build_segment_index, match_points
 from geo.pointsource import MAX_HEADING_GAP_S, MIN_HEADING_STEP_M
 from geo.network import METRIC_CRS, load_roads
 
-EVIDENCE_TABLES_DDL = """
-CREATE TABLE IF NOT EXISTS comparison_results (
-    district          VARCHAR,
-    filter            VARCHAR,   -- time band / day type / vehicle class, in Japanese
-    indicator         VARCHAR,   -- mean | p85 (km/h) | share | share_plus10 (fraction 0-1)
-    unit              VARCHAR,   -- road id, 'treated', 'control' (pooled) or 'did'
-    before            DOUBLE,
-    after             DOUBLE,
-    change            DOUBLE,    -- after - before; for did: treated change - control change
-    ci_low            DOUBLE,    -- 95 % cluster bootstrap over vehicles (percentile interval)
-    ci_high           DOUBLE,
-    n_vehicles_before BIGINT,
-    n_vehicles_after  BIGINT,
-    flag              VARCHAR,   -- low_sample when fewer than the adequacy minimum of distinct vehicles
-    resamples         INTEGER,
-    seed              BIGINT,
-    period_before     VARCHAR,   -- YYYY-MM-DD..YYYY-MM-DD
-    period_after      VARCHAR,
-    computed_at       TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS braking_per_road (
-    district VARCHAR, filter VARCHAR, period VARCHAR, road_id VARCHAR,
-    n_events BIGINT,                    -- decelerations >= threshold (G) between consecutive points
-    n_passages BIGINT,                  -- distinct trips with a point on the road
-    events_per_1000_passages DOUBLE,
-    threshold_g DOUBLE, computed_at TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS cut_through_summary (
-    district VARCHAR, filter VARCHAR, period VARCHAR,
-    n_trips BIGINT,                     -- trips with at least one point inside the district
-    n_cut_through BIGINT,               -- of which origin and destination lie outside
-    share_cut_through DOUBLE, computed_at TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS cut_through_streets (
-    district VARCHAR, filter VARCHAR, period VARCHAR, road_id VARCHAR,
-    n_trips BIGINT,                     -- trips with a point on the road
-    n_cut_through BIGINT,               -- of which cut-through trips
-    n_vehicles_cut_through BIGINT,      -- distinct vehicles of those cut-through trips
-    share_cut_through DOUBLE, computed_at TIMESTAMP
-);
-"""
 
 
 @dataclass
@@ -337,9 +297,7 @@ def _distributions(matched: pd.DataFrame, treated, control) -> pd.DataFrame:
 def _store(con, ev: DistrictEvidence) -> None:
     now = dt.datetime.now()
     flt = ev.filter.describe_ja()
-    con.execute(EVIDENCE_TABLES_DDL)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table in ("comparison_results", "braking_per_road", "cut_through_summary", "cut_through_streets"):
             con.execute(f"DELETE FROM {table} WHERE district = ? AND filter = ?", [ev.district_key, flt])
         pb, pa_ = ev.periods["before"], ev.periods["after"]
@@ -368,10 +326,6 @@ def _store(con, ev: DistrictEvidence) -> None:
                 """INSERT INTO cut_through_streets SELECT district, filter, period, road_id, n_trips, n_cut_through,
                    n_vehicles_cut_through, share_cut_through, computed_at FROM _t"""
             )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
 
 
 def public_comparison(table: pd.DataFrame, public_min_vehicles: int = DEFAULT_PUBLIC_MIN_VEHICLES) -> pd.DataFrame:

@@ -11,84 +11,13 @@ import numpy as np
 import pandas as pd
 
 from config.districts import District, Period
+from etl.schema import transaction
 from etl.warehouse import connect
 from geo.aggregate import Cube, aggregate_points, figures
 from geo.matching import DEFAULT_RADIUS_M, build_segment_index, match_points
 from geo.network import load_roads
 from geo.pointsource import concat_batches, point_batches
 
-RESULT_TABLES_DDL = """
-CREATE TABLE IF NOT EXISTS road_period_stats (
-    district               VARCHAR,   -- district key, or 'roads:<file stem>' for an ad-hoc network
-    road_id                VARCHAR,   -- the input feature's id as text
-    road_name              VARCHAR,
-    role                   VARCHAR,   -- treated | comparison | other
-    period                 VARCHAR,   -- label of the period in this analysis (before, after, trial ...)
-    period_start           DATE,      -- inclusive, JST calendar day of GPS時刻
-    period_end             DATE,      -- inclusive
-    n_points               BIGINT,    -- matched points
-    n_vehicles             BIGINT,    -- distinct pseudonymised vehicles (運行ID)
-    mean_kmh               DOUBLE,    -- km/h
-    p85_kmh                DOUBLE,    -- km/h, 85th percentile, linear interpolation
-    share_at_or_over_limit DOUBLE,    -- fraction (0-1) of points with speed >= limit
-    limit_kmh              DOUBLE,    -- km/h
-    computed_at            TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS group_period_stats (
-    district               VARCHAR,
-    road_group             VARCHAR,   -- treated | comparison: all points of those roads pooled
-    period                 VARCHAR,
-    period_start           DATE,
-    period_end             DATE,
-    n_points               BIGINT,
-    n_vehicles             BIGINT,
-    mean_kmh               DOUBLE,
-    p85_kmh                DOUBLE,
-    share_at_or_over_limit DOUBLE,
-    limit_kmh              DOUBLE,
-    computed_at            TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS road_speed_histogram (
-    district      VARCHAR,
-    road_id       VARCHAR,
-    period        VARCHAR,
-    period_start  DATE,
-    period_end    DATE,
-    speed_bin_kmh DOUBLE,   -- 1 km/h bin: speed rounded to the nearest km/h (ETC2.0 speeds are whole km/h)
-    n_points      BIGINT    -- mergeable: add counts over roads, periods or partitions
-);
-CREATE TABLE IF NOT EXISTS link_hour_stats (
-    district               VARCHAR,
-    road_id                VARCHAR,
-    link_id                INTEGER,   -- link of the road network split at intersections (ids increase with road order)
-    period                 VARCHAR,
-    period_start           DATE,
-    period_end             DATE,
-    direction              TINYINT,   -- +1 / -1 relative to the link's digitisation, 0 unknown heading
-    hour                   TINYINT,   -- hour of day of GPS時刻 (JST), 0-23
-    day_type               TINYINT,   -- 0 weekday, 1 Saturday, Sunday or Japanese public holiday
-    vehicle_class          TINYINT,   -- 自動車の種別 code (vehicle_type)
-    n_points               BIGINT,    -- mergeable (add)
-    sum_speed_kmh          DOUBLE,    -- mergeable (add); mean = sum / n_points
-    n_at_or_over_limit     BIGINT,    -- mergeable (add)
-    n_at_or_over_limit_plus_10 BIGINT, -- mergeable (add)
-    n_vehicles             BIGINT     -- distinct vehicles of this cell only (not additive)
-);
-CREATE TABLE IF NOT EXISTS link_hour_histogram (
-    district      VARCHAR,
-    road_id       VARCHAR,
-    link_id       INTEGER,
-    period        VARCHAR,
-    period_start  DATE,
-    period_end    DATE,
-    direction     TINYINT,
-    hour          TINYINT,
-    day_type      TINYINT,
-    vehicle_class TINYINT,
-    speed_kmh     SMALLINT,  -- 1 km/h bin: speed rounded to the nearest km/h
-    n_points      BIGINT     -- mergeable (add)
-);
-"""
 
 
 @dataclass
@@ -161,7 +90,6 @@ def analyze(
     road_parts, group_parts, hist_parts, cell_parts, link_hist_parts = [], [], [], [], []
     n_in_area, n_matched = {}, {}
     try:
-        con.execute(RESULT_TABLES_DDL)
         for label, period in periods.items():
             # A district's points of one period are few (bounding box): one cube per period keeps the
             # per-cell distinct vehicles exact.
@@ -243,8 +171,7 @@ def _with(df: pd.DataFrame, extra: dict) -> pd.DataFrame:
 
 
 def _store(con, district_key, labels, road_stats, group_stats, hist, now, cells, link_hist) -> None:
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table in ("road_period_stats", "group_period_stats", "road_speed_histogram", "link_hour_stats",
                       "link_hour_histogram"):  # fmt: skip
             con.execute(
@@ -282,10 +209,6 @@ def _store(con, district_key, labels, road_stats, group_stats, hist, now, cells,
                 """INSERT INTO link_hour_histogram SELECT district, road_id, link_id, period, period_start, period_end,
                    direction, hour, day_type, vehicle_class, speed_kmh, n_points FROM _lh"""
             )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
 
 
 def analyze_district(

@@ -76,9 +76,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 def generate() -> str:
     """The whole page, as Markdown."""
-    from analysis import evidence
-    from analysis import figures as analysis
-    from etl import spec, validate, warehouse
+    from etl import schema, spec, validate, warehouse
 
     parts = [
         "# Warehouse schema",
@@ -96,16 +94,16 @@ def generate() -> str:
         "## Views over the Parquet store",
     ]
     views = [
-        ("probe_points", "様式1-2 points that passed validation", warehouse.PROBE_POINTS_COLUMNS),
-        ("trips", "様式1-3 trips (origin / destination)", warehouse.TRIPS_COLUMNS),
-        ("behavior_events", "挙動履歴 events (default layout: see below)", warehouse.behavior_columns()),
-        ("quarantine", "rows that failed validation, with reason", warehouse.QUARANTINE_COLUMNS),
-        ("manifest", "one row per delivered file", warehouse.MANIFEST_COLUMNS),
+        ("probe_points", "様式1-2 points that passed validation", schema.PROBE_POINTS_COLUMNS),
+        ("trips", "様式1-3 trips (origin / destination)", schema.TRIPS_COLUMNS),
+        ("behavior_events", "挙動履歴 events (default layout: see below)", schema.behavior_columns()),
+        ("quarantine", "rows that failed validation, with reason", schema.QUARANTINE_COLUMNS),
+        ("manifest", "one row per delivered file", schema.MANIFEST_COLUMNS),
     ]
     for name, what, cols in views:
         parts += ["", f"### `{name}` — {what}", "", _md_table(["column", "type", "meaning, unit"], [[c, t, d] for c, (t, d) in cols.items()])]
     parts += ["", "## Tables written by the analyses"]
-    for ddl, source in ((analysis.RESULT_TABLES_DDL, "etc2calm/analysis.py"), (evidence.EVIDENCE_TABLES_DDL, "etc2calm/evidence.py")):
+    for ddl, source in ((schema.RESULT_TABLES_DDL, "analysis/figures.py"), (schema.EVIDENCE_TABLES_DDL, "analysis/evidence.py")):
         for table, cols in _tables_from_ddl(ddl):
             parts += ["", f"### `{table}` ({source})", "", _md_table(["column", "type", "meaning, unit"], [list(c) for c in cols])]
     parts += ["", "## Validation rules", "", "The first failing rule is a quarantined row's `reason`.", ""]

@@ -64,6 +64,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from pyproj import Transformer
 
+from config.settings import LONLAT_CRS, METRIC_CRS
 from etl import sources, validate
 from etl.pseudonymise import load_id_key, pseudonymise_one, pseudonymise_with_ids
 from etl.spec import FORMAT_1_2, STYLE_1_2, Layout, column_index, layouts
@@ -71,9 +72,7 @@ from etl.warehouse import connect, ingest_lock, refresh_views
 
 log = logging.getLogger(__name__)
 
-# JGD2011 plane rectangular zone IX (Kanto): metric coordinates for every later stage.
-METRIC_CRS = "EPSG:6677"
-_TO_METRIC = Transformer.from_crs("EPSG:4326", METRIC_CRS, always_xy=True)
+_TO_METRIC = Transformer.from_crs(LONLAT_CRS, METRIC_CRS, always_xy=True)
 FORMAT_KEYS = ("1-2", "1-3", "behavior")
 BATCH_BYTES = 2 * 1024**3  # delivered bytes staged before a commit (bounds staging disk and redo after a kill)
 BUFFER_ROWS = 1_000_000  # staged rows a worker keeps in memory before writing them

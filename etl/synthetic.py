@@ -29,10 +29,10 @@ import pyarrow.csv as pacsv
 from pyproj import Transformer
 
 from config.districts import District, list_districts
+from config.settings import LONLAT_CRS, METRIC_CRS
 from etl.mesh import mesh2_code
 from etl.spec import STYLE_1_2_COLUMNS, STYLE_1_2_N_COLUMNS
 
-METRIC_CRS = "EPSG:6677"  # JGD2011 / Japan Plane Rectangular CS IX, metres
 ZIP_DATE_TIME = (2020, 1, 1, 0, 0, 0)  # fixed member timestamp: same seed -> identical bytes
 ZIP_LEVEL = 1  # deflate level: fast; deliveries are written once and read many times
 README_TEXT = (
@@ -72,7 +72,7 @@ def load_network(district: District) -> Network:
     if not path.exists():
         raise ValueError(f"district {district.key!r}: network file {path} does not exist")
     fc = json.loads(path.read_text(encoding="utf-8"))
-    fwd = Transformer.from_crs("EPSG:4326", METRIC_CRS, always_xy=True)
+    fwd = Transformer.from_crs(LONLAT_CRS, METRIC_CRS, always_xy=True)
     treated, comparison = set(district.treated_roads), set(district.comparison_roads)
     index: dict[tuple[float, float], int] = {}
     coords: list[tuple[float, float]] = []
@@ -437,7 +437,7 @@ def _simulate_district(district: District, seed: int, scale: float) -> tuple[dic
     P["x"] = P["x"] + rng.normal(0, gps_sd, P["x"].size)
     P["y"] = P["y"] + rng.normal(0, gps_sd, P["y"].size)
     P["time"] = T["start"][P["trip"]] + np.round(P["t"]).astype(np.int64)
-    inv = Transformer.from_crs(METRIC_CRS, "EPSG:4326", always_xy=True)
+    inv = Transformer.from_crs(METRIC_CRS, LONLAT_CRS, always_xy=True)
     P["lon"], P["lat"] = inv.transform(P["x"], P["y"])
     P["veh"] = T["veh"][P["trip"]]
     stats = {"vehicles": int(np.unique(P["veh"]).size), "trips": int(np.unique(P["trip"]).size),

@@ -11,11 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from config.settings import DEFAULT_RADIUS_M, HEADING_TOLERANCE_DEG
 from geo.kernels import match_kernel, ro
 from geo.network import LinkNetwork, build_links
-
-DEFAULT_RADIUS_M = 20.0
-DEFAULT_HEADING_TOLERANCE_DEG = 45.0
 
 
 @dataclass(frozen=True)
@@ -122,7 +120,7 @@ class MatchResult:
 
 
 def match_points(
-    x_m, y_m, index: SegmentGridIndex, heading_deg=None, heading_tolerance_deg: float = DEFAULT_HEADING_TOLERANCE_DEG
+    x_m, y_m, index: SegmentGridIndex, heading_deg=None, heading_tolerance_deg: float = HEADING_TOLERANCE_DEG
 ) -> MatchResult:
     """Match points (metres, same CRS as the index) with the compiled kernel, in parallel.
 

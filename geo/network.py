@@ -10,18 +10,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-# JGD2011 / Japan Plane Rectangular CS IX: metres, covers Kanagawa and Tokyo.
-METRIC_CRS = "EPSG:6677"
-
-# Speed limit (km/h) by OSM highway class when the road carries no maxspeed. Residential
-# classes are the 生活道路 that zone-30 policy targets; elsewhere the legal default of 60 km/h
-# on general roads (道路交通法施行令 第11条) applies.
-LIMIT_BY_HIGHWAY_KMH = {
-    "residential": 30,
-    "unclassified": 30,
-    "living_street": 30,
-}
-LEGAL_DEFAULT_LIMIT_KMH = 60
+from config.settings import EXCLUDED_HIGHWAY_CLASSES, LEGAL_DEFAULT_LIMIT_KMH, LIMIT_BY_HIGHWAY_KMH, LONLAT_CRS, METRIC_CRS
 
 ID_COLUMNS = ("road_id", "osm_id", "id")
 
@@ -62,8 +51,11 @@ def _text_column(gdf: gpd.GeoDataFrame, name: str) -> np.ndarray:
     return gdf[name].astype("string").fillna("").to_numpy(dtype=object)
 
 
-def load_roads(path: str | Path) -> gpd.GeoDataFrame:
+def load_roads(path: str | Path, exclude_highway: tuple[str, ...] | None = EXCLUDED_HIGHWAY_CLASSES) -> gpd.GeoDataFrame:
     """Read a road network and return it in metres (EPSG:6677).
+
+    exclude_highway: OSM highway classes left out (default: ``service`` — parking aisles and
+    driveways, which are not streets); None or () keeps every feature.
 
     Columns of the result: road_id (str: the input feature's id as text, from `road_id`,
     else `osm_id`, else `id`), name, highway, limit_kmh (float, km/h: `maxspeed`, else by
@@ -87,8 +79,12 @@ def load_roads(path: str | Path) -> gpd.GeoDataFrame:
     gdf = gdf[gdf.geometry.notna() & gdf.geom_type.isin(["LineString", "MultiLineString"])].copy()
     if gdf.empty:
         raise ValueError(f"road network {path} has no LineString features")
+    if exclude_highway and "highway" in gdf:
+        gdf = gdf[~gdf["highway"].astype("string").isin(list(exclude_highway)).fillna(False).to_numpy()]
+        if gdf.empty:
+            raise ValueError(f"road network {path}: every feature is of an excluded highway class ({', '.join(exclude_highway)})")
     if gdf.crs is None:
-        gdf = gdf.set_crs("EPSG:4326")
+        gdf = gdf.set_crs(LONLAT_CRS)
     ids = gdf[id_col]
     if pd.api.types.is_float_dtype(ids) and (ids.dropna() % 1 == 0).all():
         ids = ids.astype("Int64")

@@ -19,6 +19,7 @@ import pandas as pd
 from shapely.geometry import shape
 
 from config.districts import District
+from config.settings import METRIC_CRS
 from maps import palette
 from maps.district_map import (
     LAYER_NAMES,
@@ -38,7 +39,6 @@ from maps.district_map import (
 # Preferred Japanese fonts, first found wins (family names as matplotlib's font manager reports them).
 JAPANESE_FONTS = ("Noto Sans CJK JP", "IPAexGothic", "IPAGothic", "Noto Sans JP", "TakaoPGothic")
 A4_INCHES = (8.27, 11.69)
-METRIC_CRS = "EPSG:6677"  # JGD2011 / Japan Plane Rectangular CS IX (Kanagawa, Tokyo): metres
 PNG_DPI = 150
 
 

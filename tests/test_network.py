@@ -9,7 +9,8 @@ import geopandas as gpd
 import pytest
 import shapely
 
-from geo.network import METRIC_CRS, load_roads
+from config.settings import METRIC_CRS
+from geo.network import load_roads
 
 DATA = Path(__file__).parent / "data"
 
@@ -23,7 +24,7 @@ def _feat(props, coords=((139.62, 35.52), (139.63, 35.52))):
 
 
 def test_real_osm_extract_loads_projected_with_limits():
-    roads = load_roads(DATA / "hodogaya_osm_roads.geojson")
+    roads = load_roads(DATA / "hodogaya_osm_roads.geojson", exclude_highway=None)
     assert roads.crs == METRIC_CRS and len(roads) == 272
     assert roads["road_id"].map(type).eq(str).all() and roads["road_id"].is_unique
     residential = roads["highway"].isin(["residential", "unclassified", "living_street"])
@@ -31,6 +32,22 @@ def test_real_osm_extract_loads_projected_with_limits():
     # EPSG:6677 coordinates of 保土ケ谷 lie some tens of km south-west of the zone origin.
     minx, miny, maxx, maxy = roads.total_bounds
     assert -40_000 < minx < maxx < 0 and -80_000 < miny < maxy < -40_000
+
+
+def test_service_roads_are_excluded_by_default():
+    """Parking aisles and driveways (highway=service) would get the legal 60 km/h and clutter every table."""
+    everything = load_roads(DATA / "hodogaya_osm_roads.geojson", exclude_highway=None)
+    roads = load_roads(DATA / "hodogaya_osm_roads.geojson")
+    assert (everything["highway"] == "service").sum() == 165
+    assert len(roads) == 272 - 165 and not (roads["highway"] == "service").any()
+    assert len(load_roads(DATA / "hodogaya_osm_roads.geojson", exclude_highway=("service", "track"))) == 272 - 166
+
+
+def test_network_of_only_excluded_roads_is_a_clear_error(tmp_path):
+    p = tmp_path / "r.geojson"
+    p.write_text(json.dumps(_fc([_feat({"id": 1, "highway": "service"})])))
+    with pytest.raises(ValueError, match="excluded highway class"):
+        load_roads(p)
 
 
 def test_id_fallbacks_and_maxspeed(tmp_path):

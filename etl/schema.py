@@ -1,0 +1,286 @@
+"""Warehouse schema: every table's DDL and every view's documented columns, in one place.
+
+Tables are created by `create_tables` (idempotent: ``CREATE TABLE IF NOT EXISTS``, columns added
+with ``ADD COLUMN IF NOT EXISTS``); writers change them inside `transaction`, so a failure leaves
+the previous rows. docs/warehouse.md is generated from these definitions (`make docs`).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import duckdb
+
+from etl.spec import BEHAVIOR_DEFAULT, STYLE_1_2, STYLE_1_3, Layout
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection):
+    """BEGIN … COMMIT around the block; ROLLBACK (and re-raise) when it fails."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+# ---------------------------------------------------------------------------------------------
+# Views over the Parquet store and the ingest's bookkeeping tables
+
+def _spec_doc(c) -> str:
+    unit = f" [{c.unit}]" if c.unit else ""
+    return f"{c.index}: {c.name_ja}{unit}: {c.meaning}"
+
+
+# The columns every earlier consumer reads, with their types kept (the view casts to them).
+LEGACY_TYPES = {"vehicle_type": "INTEGER", "vehicle_use": "INTEGER", "trip_no": "INTEGER"}
+
+
+def _layout_columns(layout: Layout, first: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    cols = dict(first)
+    for c in layout.columns:
+        if c.type == "id" or c.name in cols:
+            continue
+        cols[c.name] = (LEGACY_TYPES.get(c.name, c.sql_type) if layout is STYLE_1_2 else c.sql_type, _spec_doc(c))
+    return cols
+
+
+ID_COLUMNS = {
+    "vehicle_key": ("VARCHAR", "HMAC-SHA-256 pseudonym of 運行ID (first 128 bits, 32 hex chars); the raw ID is never stored"),
+    "vehicle_id": ("BIGINT", "first 8 bytes of the same HMAC digest as a signed int64 (fast distinct counts)"),
+}
+
+# Column documentation of every view and table: name -> (type, unit/meaning). Also used by docs.
+PROBE_POINTS_COLUMNS: dict[str, tuple[str, str]] = {
+    "operation_date": ("DATE", "運行日"),
+    **ID_COLUMNS,
+    "vehicle_type": ("INTEGER", "自動車の種別: 0 軽二輪, 1 大型, 2 普通, 3 小型, 4 軽自動車"),
+    "vehicle_use": ("INTEGER", "自動車の用途: 0 未使用, 1 乗用, 2 貨物, 3 特殊, 4 乗合"),
+    "gps_time": ("TIMESTAMP", "GPS時刻, JST wall-clock time (no time zone stored); 12-digit times padded with :00"),
+    "trip_no": ("INTEGER", "トリップ番号"),
+    "lon": ("DOUBLE", "longitude as recorded, degrees, JGD2011"),
+    "lat": ("DOUBLE", "latitude as recorded, degrees, JGD2011"),
+    "x_m": ("DOUBLE", "easting in metres, EPSG:6677 (JGD2011 plane rectangular IX), from lon/lat"),
+    "y_m": ("DOUBLE", "northing in metres, EPSG:6677"),
+    "speed_kmh": ("DOUBLE", "速度, km/h"),
+    "mesh_code": ("VARCHAR", "2次メッシュコード as delivered"),
+    "file_id": ("VARCHAR", "source file (manifest.file_id)"),
+    "line_no": ("BIGINT", "1-based line in the source CSV member"),
+    "heading_deg": ("DOUBLE", "direction of travel from the previous point of the same vehicle and trip, degrees clockwise "
+                    "from grid north of EPSG:6677 [0, 360); NULL for a trip's first point or when it did not move"),
+    "dt_prev_s": ("DOUBLE", "seconds since the previous point of the same vehicle and trip (by GPS時刻); NULL for the first"),
+    "dist_prev_m": ("DOUBLE", "straight-line metres (EPSG:6677) from the previous point of the same vehicle and trip; NULL for the first"),
+    "member": ("VARCHAR", "ZIP member name ('' for plain files)"),
+}  # fmt: skip
+PROBE_POINTS_COLUMNS = _layout_columns(STYLE_1_2, PROBE_POINTS_COLUMNS)
+PROBE_POINTS_COLUMNS.update(
+    {
+        "year": ("INTEGER", "partition: year of operation_date"),
+        "month": ("INTEGER", "partition: month of operation_date"),
+        "mesh2": ("INTEGER", "partition: 2次メッシュ (JIS X 0410) of the point's lon/lat"),
+    }
+)
+
+TRIPS_COLUMNS = _layout_columns(
+    STYLE_1_3,
+    {"operation_date": ("DATE", "運行日 (join key with probe_points)"), **ID_COLUMNS, "trip_no": ("INTEGER", "トリップ番号 (join key)")},
+)
+TRIPS_COLUMNS.update(
+    {
+        "file_id": ("VARCHAR", "source file (manifest.file_id)"),
+        "member": ("VARCHAR", "ZIP member name"),
+        "line_no": ("BIGINT", "1-based line in the member (a header row counts as line 1)"),
+        "year": ("INTEGER", "partition: year of operation_date"),
+        "month": ("INTEGER", "partition: month of operation_date"),
+    }
+)
+
+
+def behavior_columns(layout: Layout = BEHAVIOR_DEFAULT) -> dict[str, tuple[str, str]]:
+    cols = _layout_columns(layout, {"operation_date": ("DATE", "運行日"), **ID_COLUMNS})
+    cols.update(
+        {
+            "x_m": ("DOUBLE", "easting in metres, EPSG:6677"),
+            "y_m": ("DOUBLE", "northing in metres, EPSG:6677"),
+            "file_id": ("VARCHAR", "source file (manifest.file_id)"),
+            "member": ("VARCHAR", "ZIP member name"),
+            "line_no": ("BIGINT", "1-based line in the member"),
+            "year": ("INTEGER", "partition: year of operation_date"),
+            "month": ("INTEGER", "partition: month of operation_date"),
+        }
+    )
+    return cols
+
+
+QUARANTINE_COLUMNS: dict[str, tuple[str, str]] = {
+    "file_id": ("VARCHAR", "source file (manifest.file_id)"),
+    "source_path": ("VARCHAR", "path of the delivered file at ingest"),
+    "format": ("VARCHAR", "様式1-2 | 様式1-3 | 挙動履歴"),
+    "member": ("VARCHAR", "ZIP member name ('' for plain files)"),
+    "line_no": ("BIGINT", "1-based line in the member"),
+    "reason": ("VARCHAR", "validation rule that failed (etl/validate.py, python -m etl.spec)"),
+    "raw_text": ("VARCHAR", "the line as delivered, with the 運行ID replaced by its pseudonym"),
+}
+
+MANIFEST_COLUMNS: dict[str, tuple[str, str]] = {
+    "file_id": ("VARCHAR", "first 20 hex chars of sha256"),
+    "source_path": ("VARCHAR", "path at ingest (absolute)"),
+    "size_bytes": ("BIGINT", "bytes"),
+    "sha256": ("VARCHAR", "SHA-256 of the delivered file's bytes"),
+    "format": ("VARCHAR", "様式1-2 | 様式1-3 | 挙動履歴 ('' when unreadable)"),
+    "rows_read": ("BIGINT", "data lines read (header rows excluded)"),
+    "rows_stored": ("BIGINT", "lines stored"),
+    "rows_quarantined": ("BIGINT", "lines in quarantine"),
+    "status": ("VARCHAR", "ok | failed | replaced"),
+    "message": ("VARCHAR", "reason when failed"),
+    "ingested_at": ("TIMESTAMP", "local time of the commit"),
+    "rows_duplicate": ("BIGINT", "exact duplicate points skipped (same vehicle, GPS時刻, lon, lat, speed already stored)"),
+}
+
+MANIFEST_DDL = """
+CREATE TABLE IF NOT EXISTS manifest (
+    file_id VARCHAR, source_path VARCHAR, size_bytes BIGINT, sha256 VARCHAR, format VARCHAR,
+    rows_read BIGINT, rows_stored BIGINT, rows_quarantined BIGINT, status VARCHAR, message VARCHAR,
+    ingested_at TIMESTAMP
+);
+ALTER TABLE manifest ADD COLUMN IF NOT EXISTS rows_duplicate BIGINT DEFAULT 0;
+CREATE TABLE IF NOT EXISTS ingest_runs (
+    started_at TIMESTAMP, finished_at TIMESTAMP, files_ok BIGINT, files_skipped BIGINT, files_failed BIGINT,
+    rows_read BIGINT, rows_stored BIGINT, rows_quarantined BIGINT, rows_duplicate BIGINT, seconds DOUBLE
+);
+CREATE TABLE IF NOT EXISTS column_docs (table_name VARCHAR, column_name VARCHAR, type VARCHAR, doc VARCHAR);
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables written by the analyses (figures per road and period, the mergeable cube)
+
+RESULT_TABLES_DDL = """
+CREATE TABLE IF NOT EXISTS road_period_stats (
+    district               VARCHAR,   -- district key, or 'roads:<file stem>' for an ad-hoc network
+    road_id                VARCHAR,   -- the input feature's id as text
+    road_name              VARCHAR,
+    role                   VARCHAR,   -- treated | comparison | other
+    period                 VARCHAR,   -- label of the period in this analysis (before, after, trial ...)
+    period_start           DATE,      -- inclusive, JST calendar day of GPS時刻
+    period_end             DATE,      -- inclusive
+    n_points               BIGINT,    -- matched points
+    n_vehicles             BIGINT,    -- distinct pseudonymised vehicles (運行ID)
+    mean_kmh               DOUBLE,    -- km/h
+    p85_kmh                DOUBLE,    -- km/h, 85th percentile, linear interpolation
+    share_at_or_over_limit DOUBLE,    -- fraction (0-1) of points with speed >= limit
+    limit_kmh              DOUBLE,    -- km/h
+    computed_at            TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS group_period_stats (
+    district               VARCHAR,
+    road_group             VARCHAR,   -- treated | comparison: all points of those roads pooled
+    period                 VARCHAR,
+    period_start           DATE,
+    period_end             DATE,
+    n_points               BIGINT,
+    n_vehicles             BIGINT,
+    mean_kmh               DOUBLE,
+    p85_kmh                DOUBLE,
+    share_at_or_over_limit DOUBLE,
+    limit_kmh              DOUBLE,
+    computed_at            TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS road_speed_histogram (
+    district      VARCHAR,
+    road_id       VARCHAR,
+    period        VARCHAR,
+    period_start  DATE,
+    period_end    DATE,
+    speed_bin_kmh DOUBLE,   -- 1 km/h bin: speed rounded to the nearest km/h (ETC2.0 speeds are whole km/h)
+    n_points      BIGINT    -- mergeable: add counts over roads, periods or partitions
+);
+CREATE TABLE IF NOT EXISTS link_hour_stats (
+    district               VARCHAR,
+    road_id                VARCHAR,
+    link_id                INTEGER,   -- link of the road network split at intersections (ids increase with road order)
+    period                 VARCHAR,
+    period_start           DATE,
+    period_end             DATE,
+    direction              TINYINT,   -- +1 / -1 relative to the link's digitisation, 0 unknown heading
+    hour                   TINYINT,   -- hour of day of GPS時刻 (JST), 0-23
+    day_type               TINYINT,   -- 0 weekday, 1 Saturday, Sunday or Japanese public holiday
+    vehicle_class          TINYINT,   -- 自動車の種別 code (vehicle_type)
+    n_points               BIGINT,    -- mergeable (add)
+    sum_speed_kmh          DOUBLE,    -- mergeable (add); mean = sum / n_points
+    n_at_or_over_limit     BIGINT,    -- mergeable (add)
+    n_at_or_over_limit_plus_10 BIGINT, -- mergeable (add)
+    n_vehicles             BIGINT     -- distinct vehicles of this cell only (not additive)
+);
+CREATE TABLE IF NOT EXISTS link_hour_histogram (
+    district      VARCHAR,
+    road_id       VARCHAR,
+    link_id       INTEGER,
+    period        VARCHAR,
+    period_start  DATE,
+    period_end    DATE,
+    direction     TINYINT,
+    hour          TINYINT,
+    day_type      TINYINT,
+    vehicle_class TINYINT,
+    speed_kmh     SMALLINT,  -- 1 km/h bin: speed rounded to the nearest km/h
+    n_points      BIGINT     -- mergeable (add)
+);
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables written by the evidence (before/after comparisons, braking, cut-through)
+
+EVIDENCE_TABLES_DDL = """
+CREATE TABLE IF NOT EXISTS comparison_results (
+    district          VARCHAR,
+    filter            VARCHAR,   -- time band / day type / vehicle class, in Japanese
+    indicator         VARCHAR,   -- mean | p85 (km/h) | share | share_plus10 (fraction 0-1)
+    unit              VARCHAR,   -- road id, 'treated', 'control' (pooled) or 'did'
+    before            DOUBLE,
+    after             DOUBLE,
+    change            DOUBLE,    -- after - before; for did: treated change - control change
+    ci_low            DOUBLE,    -- 95 % cluster bootstrap over vehicles (percentile interval)
+    ci_high           DOUBLE,
+    n_vehicles_before BIGINT,
+    n_vehicles_after  BIGINT,
+    flag              VARCHAR,   -- low_sample when fewer than the adequacy minimum of distinct vehicles
+    resamples         INTEGER,
+    seed              BIGINT,
+    period_before     VARCHAR,   -- YYYY-MM-DD..YYYY-MM-DD
+    period_after      VARCHAR,
+    computed_at       TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS braking_per_road (
+    district VARCHAR, filter VARCHAR, period VARCHAR, road_id VARCHAR,
+    n_events BIGINT,                    -- decelerations >= threshold (G) between consecutive points
+    n_passages BIGINT,                  -- distinct trips with a point on the road
+    events_per_1000_passages DOUBLE,
+    threshold_g DOUBLE, computed_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS cut_through_summary (
+    district VARCHAR, filter VARCHAR, period VARCHAR,
+    n_trips BIGINT,                     -- trips with at least one point inside the district
+    n_cut_through BIGINT,               -- of which origin and destination lie outside
+    share_cut_through DOUBLE, computed_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS cut_through_streets (
+    district VARCHAR, filter VARCHAR, period VARCHAR, road_id VARCHAR,
+    n_trips BIGINT,                     -- trips with a point on the road
+    n_cut_through BIGINT,               -- of which cut-through trips
+    n_vehicles_cut_through BIGINT,      -- distinct vehicles of those cut-through trips
+    share_cut_through DOUBLE, computed_at TIMESTAMP
+);
+"""
+
+
+ALL_DDL = (MANIFEST_DDL, RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL)
+
+
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every table of the warehouse that does not exist yet."""
+    for ddl in ALL_DDL:
+        con.execute(ddl)
