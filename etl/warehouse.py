@@ -145,3 +145,34 @@ def ingest_lock(warehouse: Path):
         yield fd  # forked workers close their copy, so only this process holds the lock
     finally:
         os.close(fd)
+
+
+class WarehouseInconsistent(Exception):
+    """A commit was interrupted and not yet finished: readers must not read the store now."""
+
+
+def point_files(warehouse: Path | str, months: list[tuple[int, int]] | None = None) -> dict[tuple[int, int], list[Path]]:
+    """The committed Parquet files of probe_points, per (year, month) of the operation date.
+
+    The one way readers (the match stage) list the point store. Raises WarehouseInconsistent
+    while an interrupted commit's journal is pending (the next ingest finishes it).
+    """
+    warehouse = Path(warehouse)
+    if (warehouse / "_journal.json").exists():
+        raise WarehouseInconsistent(
+            f"warehouse {warehouse} has an unfinished commit (an ingest was interrupted): run 'etc2calm ingest' "
+            "on it (with any file, or the same delivery) to finish it first"
+        )
+    root = warehouse / "probe_points"
+    out: dict[tuple[int, int], list[Path]] = {}
+    if not root.exists():
+        return out
+    for f in sorted(root.glob("year=*/month=*/**/*.parquet")):
+        rel = f.relative_to(root).parts
+        try:
+            key = (int(rel[0].split("=", 1)[1]), int(rel[1].split("=", 1)[1]))
+        except (IndexError, ValueError):
+            continue
+        if months is None or key in months:
+            out.setdefault(key, []).append(f)
+    return out
