@@ -26,6 +26,9 @@ import duckdb
 
 from etl.schema import (
     MANIFEST_COLUMNS,
+    MATCHED_EVENTS_COLUMNS,
+    MATCHED_POINTS_COLUMNS,
+    MATCHED_TRIPS_COLUMNS,
     PROBE_POINTS_COLUMNS,
     QUARANTINE_COLUMNS,
     TRIPS_COLUMNS,
@@ -88,15 +91,43 @@ def refresh_views(con: duckdb.DuckDBPyConnection, warehouse: Path, behavior_layo
         "behavior_events": (warehouse / "behavior_events", 2, behavior_columns(behavior_layout), part2),
         "quarantine": (warehouse / "quarantine", 0, QUARANTINE_COLUMNS, {}),
     }
+    matched = {"matched_points": MATCHED_POINTS_COLUMNS, "district_trip_points": MATCHED_POINTS_COLUMNS,
+               "matched_trips": MATCHED_TRIPS_COLUMNS, "matched_events": MATCHED_EVENTS_COLUMNS}  # fmt: skip
     with transaction(con):
         for name, (folder, depth, cols, hive) in views.items():
             _parquet_view(con, name, folder, depth, cols, hive)
+        _matched_views(con, warehouse)
         rows = [(v, c, t, d) for v, (_, _, cols, _) in views.items() for c, (t, d) in cols.items()]
+        rows += [(v, c, t, d) for v, cols in matched.items() for c, (t, d) in cols.items()]
         rows += [("manifest", c, t, d) for c, (t, d) in MANIFEST_COLUMNS.items()]
         if con.execute("SELECT count(*) FROM column_docs").fetchone()[0] != len(rows):
             con.execute("DELETE FROM column_docs")
             con.execute("INSERT INTO column_docs SELECT * FROM (SELECT unnest(?::VARCHAR[]) a, unnest(?::VARCHAR[]) b, unnest(?::VARCHAR[]) c, unnest(?::VARCHAR[]) d)",
                         [[r[i] for r in rows] for i in range(4)])
+
+
+def sql_literal(value) -> str:
+    """A SQL string literal (quotes doubled): for DDL such as CREATE VIEW, which takes no parameters."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _matched_views(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
+    """Views over the match stage's files listed in match_state (never stale or half-written folders)."""
+    rows = con.execute("SELECT district, folder FROM match_state ORDER BY district, year, month").fetchall()
+    specs = (("district_trip_points", "points", MATCHED_POINTS_COLUMNS, ""),
+             ("matched_points", "points", MATCHED_POINTS_COLUMNS, " WHERE road_idx >= 0"),
+             ("matched_trips", "trips", MATCHED_TRIPS_COLUMNS, ""),
+             ("matched_events", "events", MATCHED_EVENTS_COLUMNS, ""))  # fmt: skip
+    for view, name, cols, where in specs:
+        by_district: dict[str, list[str]] = {}
+        for district, folder in rows:
+            by_district.setdefault(district, []).append((warehouse / folder / f"{name}.parquet").as_posix())
+        sel = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, (t, _) in cols.items() if c != "district")
+        parts = [f"SELECT {sql_literal(d)} AS district, {sel} FROM read_parquet([{', '.join(map(sql_literal, files))}]){where}"
+                 for d, files in by_district.items()]  # fmt: skip
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS " + (" UNION ALL ".join(parts) if parts else _empty_select(cols)))
+        for col, (_, doc) in cols.items():
+            con.execute(f"COMMENT ON COLUMN {view}.{col} IS {sql_literal(doc)}")
 
 
 def connect(warehouse: Path | str, *, read_only: bool = False, create: bool = True) -> duckdb.DuckDBPyConnection:
@@ -168,6 +199,26 @@ def point_files(warehouse: Path | str, months: list[tuple[int, int]] | None = No
     if not root.exists():
         return out
     for f in sorted(root.glob("year=*/month=*/**/*.parquet")):
+        rel = f.relative_to(root).parts
+        try:
+            key = (int(rel[0].split("=", 1)[1]), int(rel[1].split("=", 1)[1]))
+        except (IndexError, ValueError):
+            continue
+        if months is None or key in months:
+            out.setdefault(key, []).append(f)
+    return out
+
+
+def table_files(warehouse: Path | str, table: str, months: list[tuple[int, int]] | None = None) -> dict[tuple[int, int], list[Path]]:
+    """Committed Parquet files of trips or behavior_events (partitioned year / month), per (year, month)."""
+    warehouse = Path(warehouse)
+    if table not in ("trips", "behavior_events"):
+        raise ValueError(f"table_files: unknown table {table!r}")
+    root = warehouse / table
+    out: dict[tuple[int, int], list[Path]] = {}
+    if not root.exists():
+        return out
+    for f in sorted(root.glob("year=*/month=*/*.parquet")):
         rel = f.relative_to(root).parts
         try:
             key = (int(rel[0].split("=", 1)[1]), int(rel[1].split("=", 1)[1]))

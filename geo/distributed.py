@@ -166,8 +166,7 @@ def split_by_piece(cube: Cube, edges: np.ndarray) -> list[Cube]:
     shard = {name: np.searchsorted(edges, d["piece"], side="right") - 1 for name, d in parts.items()}
     for s in range(len(edges) - 1):
         sel = {name: shard[name] == s for name in parts}
-        out.append(Cube(*({k: v[sel[name]] for k, v in parts[name].items()} for name in ("cells", "hist", "vehicles")),
-                        merged=cube.merged))  # fmt: skip
+        out.append(Cube(*({k: v[sel[name]] for k, v in parts[name].items()} for name in ("cells", "hist", "vehicles"))))  # fmt: skip
     return out
 
 
@@ -186,7 +185,7 @@ def _merge_shard(*shards: Cube) -> Cube:
 def concat_shards(shards: Sequence[Cube]) -> Cube:
     """Merged shards of disjoint, increasing piece ranges → one cube (what merge_cubes of all gives)."""
     cat = lambda part: {k: np.concatenate([getattr(c, part)[k] for c in shards]) for k in getattr(shards[0], part)}  # noqa: E731
-    return Cube(cat("cells"), cat("hist"), cat("vehicles"), merged=shards[0].merged)
+    return Cube(cat("cells"), cat("hist"), cat("vehicles"))
 
 
 # --- single process and Dask ------------------------------------------------------------------------

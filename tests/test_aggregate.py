@@ -12,7 +12,7 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo.aggregate import aggregate_points, decode_cell, figures, holiday_table, merge_cubes, speed_statistics
+from geo.aggregate import aggregate_points, decode_cell, figures, holiday_table, merge_cubes
 from geo.matching import build_segment_index, match_points
 from geo.pointsource import derive_heading, vehicle_id_from_key
 
@@ -22,6 +22,39 @@ INDEX = build_segment_index(GEOMS, radius_m=20)
 LIMITS = np.array([30.0, 30.0, 50.0])
 PIECE_ROAD = INDEX.links.piece_road.astype(np.int64)
 T0 = np.datetime64("2024-01-01T00:00", "us").astype(np.int64)
+
+
+# The direct DuckDB computation on raw matched points: the independent reference the cube is tested against.
+def speed_statistics(con: duckdb.DuckDBPyConnection, matched: pa.Table, group_by: list[str]) -> pa.Table:
+    """Figures per group of matched points.
+
+    `matched` needs columns vehicle_key, speed_kmh (km/h), limit_kmh (km/h) and the
+    `group_by` columns. Returns those columns plus n_points, n_vehicles (distinct
+    pseudonymised vehicles), mean_kmh, p85_kmh (linear interpolation between order
+    statistics, numpy's default), share_at_or_over_limit (fraction of points with
+    speed ≥ limit, 0–1) and limit_kmh.
+    """
+    keys = ", ".join(group_by)
+    con.register("_matched", matched)
+    try:
+        return con.sql(
+            f"""
+            SELECT {keys},
+                   count(*)                                   AS n_points,
+                   count(DISTINCT vehicle_key)                AS n_vehicles,
+                   avg(speed_kmh)                             AS mean_kmh,
+                   quantile_cont(speed_kmh, 0.85)             AS p85_kmh,
+                   avg(CASE WHEN speed_kmh >= limit_kmh THEN 1.0 ELSE 0.0 END) AS share_at_or_over_limit,
+                   max(limit_kmh)                             AS limit_kmh
+            FROM _matched
+            GROUP BY {keys}
+            ORDER BY {keys}
+            """
+        ).to_arrow_table()
+    finally:
+        con.unregister("_matched")
+
+
 
 
 def points(seed, n, integer_speeds=True):
