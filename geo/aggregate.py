@@ -212,6 +212,23 @@ def merge_cubes(cubes: list[Cube]) -> Cube:
                 {"piece": pairs[0].astype(np.int32), "vehicle_id": pairs[1]})  # fmt: skip
 
 
+def split_by_piece(cube: Cube, edges: np.ndarray) -> list[Cube]:
+    """The cube cut into shards of piece ids [edges[s], edges[s+1]), rows kept in their order."""
+    out = []
+    parts = {name: getattr(cube, name) for name in ("cells", "hist", "vehicles")}
+    shard = {name: np.searchsorted(edges, d["piece"], side="right") - 1 for name, d in parts.items()}
+    for s in range(len(edges) - 1):
+        sel = {name: shard[name] == s for name in parts}
+        out.append(Cube(*({k: v[sel[name]] for k, v in parts[name].items()} for name in ("cells", "hist", "vehicles"))))  # fmt: skip
+    return out
+
+
+def concat_shards(shards: Sequence[Cube]) -> Cube:
+    """Merged shards of disjoint, increasing piece ranges → one cube (what merge_cubes of all gives)."""
+    cat = lambda part: {k: np.concatenate([getattr(c, part)[k] for c in shards]) for k in getattr(shards[0], part)}  # noqa: E731
+    return Cube(cat("cells"), cat("hist"), cat("vehicles"))
+
+
 def distinct_vehicles(piece: np.ndarray, vehicle_id: np.ndarray, group_of_piece: np.ndarray, n_groups: int) -> np.ndarray:
     """Exact distinct vehicles per group of pieces (group -1: ignored), from distinct (piece, vehicle) pairs."""
     g = group_of_piece[piece]
