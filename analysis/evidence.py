@@ -123,7 +123,7 @@ def evaluate(
     residential = limits <= RESIDENTIAL_MAX_LIMIT_KMH
     samples, passage_samples, braking, hotspots, cut, cut_streets = [], [], [], [], [], []
     braking_source = "points"
-    con = connect(warehouse, create=False)
+    con = connect(warehouse, read_only=True)  # reads only: no write lock, no view refresh
     try:
         for label, period in periods.items():
             pts = read_points(con, warehouse, network.key, period.start, period.end, point_filter, EVIDENCE_COLUMNS).to_pandas()

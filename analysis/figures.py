@@ -110,7 +110,7 @@ def analyze(
     group_limit = np.array([limits[road_group == gi].max() for gi in range(len(groups))])
     parts = {k: [] for k in ("road", "group", "hist", "cells", "lhist")}
     n_matched = {}
-    con = connect(warehouse, create=False)
+    con = connect(warehouse, read_only=True)  # reads only: no write lock, no view refresh
     try:
         for label, period in periods.items():
             pts = read_points(con, warehouse, network.key, period.start, period.end, point_filter, READ_COLUMNS)

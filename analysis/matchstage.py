@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -519,7 +520,9 @@ class MatchReport:
     months_current: list[tuple[int, int]] = field(default_factory=list)  # already matched, unchanged
     n_points: int = 0  # stored points of the months matched now (inside the network's box)
     n_matched: int = 0  # of which matched to a road
+    n_points_read: int = 0  # points of the touching trips read (whole trips) in the months matched now
     seconds: float = 0.0
+    timings: dict[str, list[float]] = field(default_factory=dict)  # step -> [wall s, CPU s] (MonthResult's, and write)
 
     def summary(self) -> str:
         return (f"{self.district}: {len(self.months_matched)} months matched ({self.n_matched:,} of {self.n_points:,} "
@@ -549,28 +552,63 @@ def months_between(start: dt.date, end: dt.date) -> list[tuple[int, int]]:
     return out
 
 
+def _state(con, network: Network) -> tuple[dict, tuple | None]:
+    """The district's match_state rows {(year, month): (fingerprint, token, folder)} and its matched_networks row."""
+    state = {(r[0], r[1]): (r[2], r[3], r[4]) for r in con.execute(
+        "SELECT year, month, fingerprint, source_token, folder FROM match_state WHERE district = ?",
+        [network.key]).fetchall()}  # fmt: skip
+    net = con.execute("SELECT fingerprint, source_path, radius_m, n_roads FROM matched_networks WHERE district = ?",
+                      [network.key]).fetchall()  # fmt: skip
+    return state, (tuple(net[0]) if len(net) == 1 else None)
+
+
+def _network_row(network: Network) -> tuple:
+    return (network.fingerprint, str(network.source_path), network.radius_m, len(network.roads))
+
+
+def _all_current(warehouse: Path, network: Network, tokens: dict) -> bool:
+    """True when every wanted month is matched under this fingerprint and source token, nothing is
+    stale and the network is recorded: read through a read-only connection (no write lock, no
+    view refresh), so re-running is cheap."""
+    con = connect(warehouse, read_only=True)
+    try:
+        state, net = _state(con, network)
+    except duckdb.CatalogException:  # a warehouse older than the match stage: the write path creates its tables
+        return False
+    finally:
+        con.close()
+    current = all((st := state.get(ym)) is not None and st[0] == network.fingerprint and st[1] == tok
+                  for ym, tok in tokens.items())  # fmt: skip
+    stale = any(fp != network.fingerprint and ym not in tokens for ym, (fp, _, _) in state.items())
+    return current and not stale and net == _network_row(network)
+
+
 def match_stage(warehouse: str | Path, network: Network, months: list[tuple[int, int]] | None = None) -> MatchReport:
     """Match every month of the point store (or only `months`) whose match is missing or stale.
 
-    Re-running is safe and cheap: current months are skipped. Writes matched/<district>/…, replaces
-    the district's rows of match_state in one transaction, removes superseded files, refreshes views.
+    Re-running is safe and cheap: current months are skipped (checked read-only when all are).
+    Otherwise, holding the warehouse for writing: writes matched/<district>/…, replaces the
+    district's rows of match_state in one transaction, removes superseded files, refreshes views.
     """
     t0 = time.perf_counter()
     warehouse = Path(warehouse)
     report = MatchReport(network.key, network.fingerprint)
     store = point_files(warehouse, months)
     events = table_files(warehouse, "behavior_events", months)
+    wanted = sorted(store) if months is None else sorted(set(months) & set(store))
+    tokens = {ym: source_token(store[ym] + events.get(ym, [])) for ym in wanted}
+    if _all_current(warehouse, network, tokens):
+        report.months_current = list(wanted)
+        report.seconds = time.perf_counter() - t0
+        return report
     con = connect(warehouse, create=False)
     try:
-        state = {(r[0], r[1]): (r[2], r[3], r[4]) for r in con.execute(
-            "SELECT year, month, fingerprint, source_token, folder FROM match_state WHERE district = ?",
-            [network.key]).fetchall()}  # fmt: skip
-        wanted = sorted(store) if months is None else sorted(set(months) & set(store))
+        state, _ = _state(con, network)
         rows, obsolete = [], []
         base = warehouse / MATCHED_DIR / _slug(network.key)
         for ym in wanted:
             files = store[ym]
-            token = source_token(files + events.get(ym, []))
+            token = tokens[ym]
             old = state.get(ym)
             if old is not None and old[0] == network.fingerprint and old[1] == token:
                 report.months_current.append(ym)
@@ -578,7 +616,13 @@ def match_stage(warehouse: str | Path, network: Network, months: list[tuple[int,
             t_month = time.perf_counter()
             res = match_month(files, network, events.get(ym, []))
             folder = base / f"{ym[0]:04d}-{ym[1]:02d}-{network.fingerprint[:8]}{token[:8]}"
-            _write_month(folder, res)
+            t_write = StepClock()
+            with t_write("write"):
+                _write_month(folder, res)
+            for step, (w, c) in {**res.timings, **t_write.seconds}.items():
+                acc = report.timings.setdefault(step, [0.0, 0.0])
+                acc[0] += w
+                acc[1] += c
             n_matched = int(pc.sum(pc.greater_equal(res.points.column("road_idx"), 0)).as_py() or 0)
             rows.append((network.key, network.fingerprint, ym[0], ym[1], token, folder.relative_to(warehouse).as_posix(),
                          res.n_points_read, res.points.num_rows, n_matched, res.trips.num_rows, res.events.num_rows,
@@ -586,6 +630,7 @@ def match_stage(warehouse: str | Path, network: Network, months: list[tuple[int,
             if old is not None and old[2] != folder.relative_to(warehouse).as_posix():
                 obsolete.append(warehouse / old[2])
             report.months_matched.append(ym)
+            report.n_points_read += res.n_points_read
             report.n_points += res.points.num_rows
             report.n_matched += n_matched
         # Months matched under another fingerprint and not asked for now are stale: drop them so the
@@ -594,8 +639,7 @@ def match_stage(warehouse: str | Path, network: Network, months: list[tuple[int,
         with transaction(con):
             con.execute("DELETE FROM matched_networks WHERE district = ?", [network.key])
             con.execute("INSERT INTO matched_networks VALUES (?, ?, ?, ?, ?, ?)",
-                        [network.key, network.fingerprint, str(network.source_path), network.radius_m,
-                         len(network.roads), dt.datetime.now()])  # fmt: skip
+                        [network.key, *_network_row(network), dt.datetime.now()])  # fmt: skip
             for ym in stale:
                 con.execute("DELETE FROM match_state WHERE district = ? AND year = ? AND month = ?", [network.key, *ym])
                 obsolete.append(warehouse / state[ym][2])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -123,3 +124,34 @@ def test_text_rank_orders_like_strings(values):
         assert len(r) == len(values)
         if values:
             np.testing.assert_array_equal(np.argsort(r, kind="stable"), np.asarray(expected))
+
+
+def test_rerun_with_nothing_new_only_reads(tmp_path, tiny_network):
+    from conftest import make_delivery
+    from etl.ingest import ingest_paths
+
+    make_delivery(tmp_path / "delivery")
+    wh = tmp_path / "wh"
+    ingest_paths([tmp_path / "delivery"], wh)
+    net = network(tiny_network)
+    first = ms.match_stage(wh, net)
+    assert first.months_matched and not first.months_current
+    assert set(first.timings) >= {"read", "sort_features", "match", "assemble", "write"}
+
+    def recorded():
+        con = duckdb.connect(str(wh / "warehouse.duckdb"), read_only=True)
+        try:
+            return (con.execute("SELECT * FROM matched_networks").fetchall(),
+                    con.execute("SELECT * FROM match_state ORDER BY year, month").fetchall())  # fmt: skip
+        finally:
+            con.close()
+
+    before = recorded()
+    second = ms.match_stage(wh, net)
+    assert second.months_matched == [] and second.months_current == first.months_matched
+    assert recorded() == before  # nothing rewritten, not even the network's row
+    # Another radius is another fingerprint: everything is matched again and the old files go.
+    third = ms.match_stage(wh, network(tiny_network, radius_m=15.0))
+    assert third.months_matched == first.months_matched
+    assert recorded()[1] != before[1]
+    assert not any((wh / row[5]).exists() for row in before[1])
