@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
 
 
+@pytest.mark.slow
 def test_demo_end_to_end_small(tmp_path):
     env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"))
     args = [ETC2CALM, "demo", "--scale", "0.15", "--warehouse", tmp_path / "wh",
