@@ -35,10 +35,11 @@ def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 201710
     print(format_summary(treated_table(warehouse, districts)))
     print(format_headline(warehouse, districts))
     print("maps and reports:")
+    print(f"    (this edition: {Path(out['edition']).resolve()}; the stable copy, latest/, below)")
     for d in out["districts"].values():
         for key in ("map", "report", "sheet", "sheet_png"):
-            if d.get(key):
-                print(f"    {Path(d[key]).resolve()}")
+            if d["latest"].get(key):
+                print(f"    {Path(d['latest'][key]).resolve()}")
     print(f"warehouse: {warehouse.resolve()} (try: etc2calm sql \"SELECT * FROM road_period_stats LIMIT 5\")")
     print(f"done in {time.perf_counter() - t0:.0f} s")
     return out
