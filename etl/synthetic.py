@@ -3,7 +3,8 @@
 Vehicles from a seeded pool drive shortest-time routes over the synthetic network (through
 traffic on arterials, cut-through across residential streets, local trips from/to points inside
 the district); points are dropped about every 200 m of travel with GPS noise and speeds drawn by
-road class, vehicle and date (treatment regimes of the treated street). Output is exactly the
+road class, vehicle and date (treatment regimes of the treated street). Days: every day of the
+district's named periods, and of the monitoring months after them. Output is exactly the
 delivered packaging: one ZIP per 2次メッシュ per day holding a headerless cp932 CRLF `data.csv`
 of 33 columns (etl.spec), in monthly 和暦 folders. All district-specific numbers come from the
 district TOML's [synthetic] table. Nothing here is real ETC2.0 data.
@@ -28,7 +29,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from pyproj import Transformer
 
-from etc2calm.district import District, list_districts
+from etc2calm.district import District, Period, list_districts
 from etl.mesh import mesh2_code
 from etl.spec import STYLE_1_2_COLUMNS, STYLE_1_2_N_COLUMNS
 
@@ -254,9 +255,33 @@ def wareki_month_folder(year: int, month: int) -> str:
 # --------------------------------------------------------------------------- generation
 
 
-def _period_days(district: District) -> list[dt.date]:
+def monitoring_periods(district: District) -> list[Period]:
+    """The complete calendar months of [synthetic] monitoring_months ("YYYY-MM"), as periods named "YYYY-MM".
+
+    They lie after the district's last named period: the months a monthly series (monitoring of
+    a lasting effect) is computed on. Raises ValueError on a malformed month or one that overlaps
+    or precedes a named period.
+    """
+    where = str(district.source_path)
+    last = max((p.end for p in district.periods.values()), default=None)
+    out = []
+    for text in district.synthetic.get("monitoring_months", []):
+        try:
+            start = dt.date.fromisoformat(f"{text}-01")
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: monitoring month {text!r} is not YYYY-MM") from None
+        end = (start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+        if last is not None and start <= last:
+            raise ValueError(f"{where}: monitoring month {text} does not lie after the last named period (ends {last})")
+        out.append(Period(f"{start:%Y-%m}", start, end, f"{start.year}年{start.month}月"))
+    return out
+
+
+def _period_days(district: District, monitoring: bool = True) -> list[dt.date]:
+    """Days generated: every day of the named periods, and of the monitoring months if `monitoring`."""
+    periods = list(district.periods.values()) + (monitoring_periods(district) if monitoring else [])
     days: set[dt.date] = set()
-    for p in district.periods.values():
+    for p in periods:
         d = p.start
         while d <= p.end:
             days.add(d)
@@ -278,7 +303,7 @@ def _regimes(cfg: dict, days: list[dt.date], where: str):
     return out
 
 
-def _simulate_district(district: District, seed: int, scale: float) -> tuple[dict[str, np.ndarray], dict]:
+def _simulate_district(district: District, seed: int, scale: float, monitoring: bool = True) -> tuple[dict[str, np.ndarray], dict]:
     """All points of one district as column arrays (metres EPSG:6677 converted to lon/lat at the end)."""
     cfg = district.synthetic
     where = str(district.source_path)
@@ -322,7 +347,7 @@ def _simulate_district(district: District, seed: int, scale: float) -> tuple[dic
     op_ids = rng.choice(10**11, n_veh, replace=False) + 10**11 * rng.integers(0, 10, n_veh)
 
     # ---- trips: one row per (vehicle, day, trip)
-    days = _period_days(district)
+    days = _period_days(district, monitoring)
     regimes = _regimes(cfg, days, where)
     weekend = float(_param(cfg, "weekend_factor", where))
     all_routes = [r for k in KINDS for r in routes[k]]
@@ -590,7 +615,7 @@ def _write_zips(out_dir: Path, rows: dict[str, np.ndarray], bad_row_rate: float,
 
 
 def generate_delivery(out_dir: Path, districts: list[District] | None = None, seed: int = 20171005, scale: float = 1.0,
-                      bad_row_rate: float = 0.0005) -> dict:
+                      bad_row_rate: float = 0.0005, monitoring: bool = True) -> dict:
     """Write a synthetic 様式1-2 delivery for `districts` under `out_dir`; returns a summary dict.
 
     Parameters
@@ -599,7 +624,8 @@ def generate_delivery(out_dir: Path, districts: list[District] | None = None, se
         Delivery root; monthly folders ``H29年09月_OUT1-2`` etc. and README.txt are written here.
         Existing ZIPs of the same names are overwritten.
     districts : list of District, optional
-        Districts to simulate (only the days inside their periods); None means all bundled districts.
+        Districts to simulate (only the days inside their periods and monitoring months); None
+        means all bundled districts.
     seed : int
         Random seed: the same seed, districts and scale give byte-identical files.
     scale : float
@@ -607,6 +633,9 @@ def generate_delivery(out_dir: Path, districts: list[District] | None = None, se
     bad_row_rate : float
         Share of rows deliberately corrupted (wrong field count, latitude 0, speed 255/-1,
         malformed GPS時刻) to exercise the ingest's quarantine.
+    monitoring : bool
+        Also generate the complete calendar months of [synthetic] monitoring_months (after the
+        last named period; see `monitoring_periods`). False: the named periods only.
 
     Returns
     -------
@@ -628,7 +657,7 @@ def generate_delivery(out_dir: Path, districts: list[District] | None = None, se
     all_files: set[Path] = set()
     per_district = []
     for district in districts:
-        rows, stats = _simulate_district(district, seed, scale)
+        rows, stats = _simulate_district(district, seed, scale, monitoring)
         per_district.append(rows)
         summary["districts"][district.key] = {"rows": int(rows["mesh_code"].size), **stats}
     # districts can share a mesh and day: write all points together so each ZIP is written once

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hashlib
 import io
 import json
@@ -17,7 +19,7 @@ from pyproj import Transformer
 
 from etc2calm.district import list_districts, load_district
 from etl.mesh import mesh2_code
-from etl.synthetic import generate_delivery, wareki_month_folder
+from etl.synthetic import generate_delivery, monitoring_periods, wareki_month_folder
 
 FOLDER_RE = re.compile(r"^(H\d{2}|R\d+)年\d{2}月_OUT1-2$")
 ZIP_RE = re.compile(r"^OUT1-2_(\d{6})_(\d{8})\.zip$")
@@ -99,6 +101,28 @@ def test_format(small_delivery):
                 assert r[6][:8] == day
     assert n_rows == summary["rows"]
     assert n_bad_width <= max(5, 0.005 * n_rows)
+
+
+def test_monitoring_months_are_generated_complete(small_delivery):
+    """Every day of each district's monitoring months (after its last named period) is in the delivery."""
+    out, _ = small_delivery
+    days = {dt.datetime.strptime(ZIP_RE.match(z.name)[2], "%Y%m%d").date() for z in out.rglob("*.zip")}
+    for d in list_districts():
+        months = monitoring_periods(d)
+        assert len(months) >= 2
+        assert months[0].start > max(p.end for p in d.periods.values())
+        for m in months:
+            assert m.start.day == 1 and (m.end + dt.timedelta(days=1)).day == 1
+            assert {m.start + dt.timedelta(days=i) for i in range((m.end - m.start).days + 1)} <= days, m.name
+
+
+def test_monitoring_months_validated():
+    d = load_district("okurayama")
+    assert [(m.name, m.start, m.end) for m in monitoring_periods(d)][-1] == ("2019-06", dt.date(2019, 6, 1), dt.date(2019, 6, 30))
+    with pytest.raises(ValueError, match="not YYYY-MM"):
+        monitoring_periods(dataclasses.replace(d, synthetic={**d.synthetic, "monitoring_months": ["2019-13"]}))
+    with pytest.raises(ValueError, match="does not lie after the last named period"):
+        monitoring_periods(dataclasses.replace(d, synthetic={**d.synthetic, "monitoring_months": ["2019-03"]}))
 
 
 def _points(root: Path) -> pd.DataFrame:
