@@ -137,16 +137,21 @@ def _points(root: Path) -> pd.DataFrame:
 
 
 def test_treated_street_calibration(tmp_path):
-    """Independent check: points within 10 m of T1 (away from its end junctions), before vs after."""
+    """Independent check: points within 10 m of T1 (away from its end junctions), before vs after.
+
+    大倉山's generator is calibrated on the published 85th percentile (32.6 km/h in September 2017 ->
+    23.8-25.6 km/h after) and share of vehicles at >= 30 km/h (tests/test_calibration.py measures both
+    through the pipeline); here the raw delivery is read without the product's code.
+    """
     d = load_district("okurayama")
-    generate_delivery(tmp_path, districts=[d], scale=0.3, seed=11)
+    generate_delivery(tmp_path, districts=[d], scale=0.3, seed=11, monitoring=False)
     df = _points(tmp_path)
     fwd = Transformer.from_crs("EPSG:4326", "EPSG:6677", always_xy=True)
     x, y = fwd.transform(df.lon.to_numpy(), df.lat.to_numpy())
     pts = shapely.points(x, y)
     fc = json.loads(d.network_path.read_text(encoding="utf-8"))
     day = pd.to_datetime(df.t.str[:8]).dt.date.to_numpy()
-    means = {}
+    means, p85, share30 = {}, {}, {}
     for f in fc["features"]:
         rid = f["properties"]["road_id"]
         if rid not in ("T1", "C1"):
@@ -160,8 +165,10 @@ def test_treated_street_calibration(tmp_path):
             p = d.period(name)
             m = near & (day >= p.start) & (day <= p.end)
             assert m.sum() > 300
-            means[rid, name] = df.v.to_numpy()[m].mean()
-    assert means["T1", "before"] == pytest.approx(32.6, abs=1.5)
-    assert means["T1", "after"] == pytest.approx(24.8, abs=1.5)
-    assert 5.5 < means["T1", "before"] - means["T1", "after"] < 10.5
+            v = df.v.to_numpy()[m]
+            means[rid, name], p85[rid, name], share30[rid, name] = v.mean(), np.percentile(v, 85), (v >= 30).mean()
+    assert p85["T1", "before"] == pytest.approx(32.6, abs=1.5)
+    assert 23.0 <= p85["T1", "after"] <= 26.5
+    assert 0.12 < share30["T1", "before"] < 0.30  # not most of the points, as a mean of 32.6 km/h would give
+    assert 4.0 < means["T1", "before"] - means["T1", "after"] < 8.0
     assert abs(means["C1", "after"] - means["C1", "before"]) < 1.5
