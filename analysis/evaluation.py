@@ -38,7 +38,6 @@ from config.settings import (
 )
 from geo.aggregate import speed_bin_kmh
 
-SHARE_INDICATORS = ("share", "share_plus10", "passage_share")
 
 
 @dataclass(frozen=True)

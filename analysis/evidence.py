@@ -9,7 +9,7 @@ what maps, reports and sheets publish.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,6 @@ class DistrictEvidence:
     threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G
     braking_source: str = "points"  # 'behavior_events' (挙動履歴) or 'points' (inferred from consecutive points)
     radius_m: float = DEFAULT_RADIUS_M
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -41,7 +41,6 @@ MIN_HEADING_STEP_M = 5.0  # ... or from a previous point closer than this (GPS j
 TRIP_CONTEXT_MARGIN_M = 300.0
 
 # --- Aggregation and statistics --------------------------------------------------------------
-SPEED_BIN_KMH = 1.0  # histogram bin: speed rounded to the nearest km/h (ETC2.0 speeds are whole km/h)
 P85 = 0.85
 # Passage speeds (a mean of a passage's points, or a section speed) are kept at 0.1 km/h.
 PASSAGE_SPEED_DECIMALS = 1

@@ -458,7 +458,6 @@ MATCHED_EVENTS_COLUMNS: dict[str, tuple[str, str]] = {
     "dist_m": _MATCH_COLUMNS["dist_m"],
 }
 
-ALL_DDL = (MANIFEST_DDL, RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL, MATCH_DDL)
 
 
 # Tables derived from the point store (matches, figures, evidence): recomputed by the next analysis,
