@@ -7,6 +7,8 @@ threshold (config.settings.PUBLIC_MIN_VEHICLES distinct vehicles).
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import geopandas as gpd
@@ -99,3 +101,17 @@ def publish_district(warehouse: str | Path, district: District, out_dir: str | P
     report = write_district_report(warehouse, district, out_dir / f"{district.key}_report.html", results)
     sheet = write_district_sheet(warehouse, district, out_dir / f"{district.key}_sheet.pdf", results)
     return {"map": str(map_path), "report": str(report), "sheet": sheet["pdf"], "sheet_png": sheet["png"]}
+
+
+def update_latest(root: str | Path, edition: str | Path) -> Path:
+    """Make ``root/latest`` a copy of the edition folder (e.g. ``root/2019-06``), swapped in by renames so
+    readers never see a half-copied folder; earlier editions stay where they are. Returns latest's path."""
+    root, edition = Path(root), Path(edition)
+    latest, tmp, old = root / "latest", root / f".latest.tmp{os.getpid()}", root / f".latest.old{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(edition, tmp)
+    if latest.exists():
+        os.replace(latest, old)
+    os.replace(tmp, latest)
+    shutil.rmtree(old, ignore_errors=True)
+    return latest
