@@ -101,6 +101,12 @@ def replicate_indicators(group: GroupData, weights: np.ndarray) -> dict[str, np.
     samples, the sum of its speeds and its samples at or over the limit (and limit + 10); a
     replicate weights those per-vehicle sums (compiled: only the group's vehicles are visited).
     """
+    return _replicate_indicators(group, np.ascontiguousarray(np.asarray(weights, dtype=np.float64).T))
+
+
+def _replicate_indicators(group: GroupData, weights_t: np.ndarray) -> dict[str, np.ndarray]:
+    """`replicate_indicators` with the weights transposed (n_vehicles × r, C order): one vehicle's
+    weights in all replicates are contiguous, so the kernel's inner loops run over replicates."""
     speed = np.asarray(group.speed_kmh, dtype=float)
     limit = np.broadcast_to(np.asarray(group.limit_kmh, dtype=float), speed.shape)
     vehicles, local = np.unique(np.asarray(group.vehicle, dtype=np.int64), return_inverse=True)
@@ -110,8 +116,8 @@ def replicate_indicators(group: GroupData, weights: np.ndarray) -> dict[str, np.
     values, value_idx = np.unique(group.p85_values, return_inverse=True)
     pair, cnt = np.unique(local.astype(np.int64) * len(values) + value_idx, return_counts=True)
     pair_vehicle, pair_value = np.divmod(pair, len(values))
-    totals, counts = _replicate_sums(np.ascontiguousarray(weights, dtype=np.float64), vehicles, sums,
-                                     vehicles[pair_vehicle], pair_value, cnt.astype(np.float64), len(values))  # fmt: skip
+    totals, counts = _replicate_sums(weights_t, vehicles, sums, vehicles[pair_vehicle], pair_value,
+                                     cnt.astype(np.float64), len(values))  # fmt: skip
     n = totals[:, 0]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean, share, share10 = totals[:, 1] / n, totals[:, 2] / n, totals[:, 3] / n
@@ -120,25 +126,29 @@ def replicate_indicators(group: GroupData, weights: np.ndarray) -> dict[str, np.
 
 
 @njit(cache=True, nogil=True)
-def _replicate_sums(weights, vehicles, sums, pair_vehicle, pair_value, pair_count, n_values):
-    """For each replicate r (row of `weights`, indexed by vehicle): totals[r, c] = Σ_j weights[r,
-    vehicles[j]] · sums[j, c], and the replicate histogram counts[r, v] = Σ_p weights[r,
-    pair_vehicle[p]] · pair_count[p] over the (vehicle, value) pairs p of value v."""
-    n_rep = weights.shape[0]
+def _replicate_sums(weights_t, vehicles, sums, pair_vehicle, pair_value, pair_count, n_values):
+    """For each replicate r (column of `weights_t`, rows indexed by vehicle): totals[r, c] = Σ_j
+    weights_t[vehicles[j], r] · sums[j, c], and the replicate histogram counts[r, v] = Σ_p
+    weights_t[pair_vehicle[p], r] · pair_count[p] over the (vehicle, value) pairs p of value v.
+    Terms of weight 0 are skipped (a vehicle not drawn contributes nothing, not even a NaN)."""
+    n_rep = weights_t.shape[1]
     n_col = sums.shape[1]
-    totals = np.zeros((n_rep, n_col))
-    counts = np.zeros((n_rep, n_values))
-    for r in range(n_rep):
-        for j in range(vehicles.shape[0]):
-            w = weights[r, vehicles[j]]
-            if w != 0.0:
-                for c in range(n_col):
-                    totals[r, c] += w * sums[j, c]
-        for q in range(pair_vehicle.shape[0]):
-            w = weights[r, pair_vehicle[q]]
-            if w != 0.0:
-                counts[r, pair_value[q]] += w * pair_count[q]
-    return totals, counts
+    totals = np.zeros((n_col, n_rep))
+    counts = np.zeros((n_values, n_rep))
+    for j in range(vehicles.shape[0]):
+        w = weights_t[vehicles[j]]
+        for c in range(n_col):
+            s = sums[j, c]
+            t = totals[c]
+            for r in range(n_rep):
+                t[r] += w[r] * s if w[r] != 0.0 else 0.0
+    for q in range(pair_vehicle.shape[0]):
+        w = weights_t[pair_vehicle[q]]
+        s = pair_count[q]
+        t = counts[pair_value[q]]
+        for r in range(n_rep):
+            t[r] += w[r] * s if w[r] != 0.0 else 0.0
+    return totals.T, counts.T
 
 
 def bootstrap_weights(n_vehicles: int, resamples: int, seed: int) -> np.ndarray:
@@ -207,7 +217,7 @@ def compare_periods_all(
     pts = points[points["unit"].isin(units_all) & points["period"].isin(["before", "after"])]
     order = vehicle_order(pts)
     code_of = pd.Index(order)
-    weights = bootstrap_weights(len(order), resamples, seed)
+    weights_t = np.ascontiguousarray(bootstrap_weights(len(order), resamples, seed).T)  # vehicles × replicates
     samples = {"point": _encode(pts, code_of, binned=True)}
     if want_passages:
         pas = passages[passages["unit"].isin(units_all) & passages["period"].isin(["before", "after"])]
@@ -218,7 +228,8 @@ def compare_periods_all(
         mask = np.isin(unit, members) & (per == period)
         g = GroupData(veh[mask], speed[mask], limit[mask], q[mask])
         value = point_indicators(g.speed_kmh, g.limit_kmh, g.p85_kmh)
-        reps = replicate_indicators(g, weights) if mask.any() else {k: np.full(resamples, np.nan) for k in POINT_INDICATORS}
+        reps = (_replicate_indicators(g, weights_t) if mask.any()
+                else {k: np.full(resamples, np.nan) for k in POINT_INDICATORS})  # fmt: skip
         return value, reps, int(mask.sum()), len(np.unique(g.vehicle))
 
     alpha = (1 - confidence) / 2
