@@ -323,9 +323,15 @@ def match_month(point_files_of_month: list[Path], network: Network, event_files:
     n_read = 0
     with clock("read"):
         plan = _read_plan(point_files_of_month)
+    box = _in_box(network.bounds)
     for paths, flt in plan:
         with clock("read"):
-            t = ds.dataset(paths, format=_POINT_FORMAT).to_table(columns=_POINT_COLUMNS, filter=flt)
+            dataset = ds.dataset(paths, format=_POINT_FORMAT)
+            # Nothing inside the box (another district's meshes or days): found from the Parquet
+            # statistics and the x / y columns alone, without reading the pass.
+            if dataset.head(1, columns=["x_m"], filter=box if flt is None else flt & box).num_rows == 0:
+                continue
+            t = dataset.to_table(columns=_POINT_COLUMNS, filter=flt)
             t, cols = _touching_trips(t, network.bounds)
         if t.num_rows == 0:
             continue
