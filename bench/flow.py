@@ -30,6 +30,7 @@ Last line: `monthly flow (demo delivery, scale F): first run new X s / old Y s =
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -167,18 +168,25 @@ def main() -> None:
     work = args.dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
+    os.environ["ETC2CALM_HOME"] = str(ROOT)  # this tree's district files, not an installed copy's
+    # The generator's code and the district files it reads: a changed generator makes a new delivery.
+    gen = hashlib.sha256()
+    for f in [ROOT / "etl" / "synthetic.py", *sorted((ROOT / "data" / "districts").glob("*.toml"))]:
+        gen.update(f.read_bytes())
     for name, scale in (("landing", args.scale), ("landing-warmup", WARMUP_SCALE)):
         marker = work / f"{name}.json"
-        want = {"seed": 20171005, "scale": scale}
-        if not (marker.exists() and json.loads(marker.read_text()) == want):
+        want = {"seed": 20171005, "scale": scale, "generator": gen.hexdigest()[:16]}
+        have = json.loads(marker.read_text()) if marker.exists() else {}
+        if {k: have.get(k) for k in want} != want:
             from etl.synthetic import generate_delivery
 
             shutil.rmtree(work / name, ignore_errors=True)
             g = generate_delivery(work / name, seed=20171005, scale=scale)
-            marker.write_text(json.dumps(want))
+            marker.write_text(json.dumps({**want, "rows": g["rows"], "files": g["files"]}))
             print(f"delivery {name}: {g['files']} files, {g['rows']:,} rows generated in {g['seconds']:.1f} s")
-    n_files = sum(1 for _ in (work / "landing").rglob("*.zip"))
-    print(f"delivery: {work / 'landing'} ({n_files} ZIP files, seed 20171005, scale {args.scale:g})")
+    info = json.loads((work / "landing.json").read_text())
+    print(f"delivery: {work / 'landing'} ({info['files']} ZIP files, {info['rows']:,} rows; seed 20171005, scale {args.scale:g}, "
+          f"generator {info['generator']})")
     old_tree = Path(tempfile.mkdtemp(prefix="etc2calm-flow-old-"))
     old_tree.rmdir()
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old_tree), args.old_rev],
