@@ -1,14 +1,15 @@
 """Benchmark of the monthly flow on the demo delivery: today's code against the code before issue 10.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/flow.py [--scale F] [--repeat R] [--dir DIR] [--old-rev REV]
+    PYTHONPATH=$PWD .venv/bin/python bench/flow.py [--scale F] [--repeat R] [--dir DIR] [--old-rev REV] [--rev NAME=REV]...
 
 What it runs:
 - the demo delivery, generated once with today's generator (etl.synthetic.generate_delivery,
   seed 20171005, scale F, default 1.0) into DIR/landing/, the same bytes for both sides;
 - the code before issue 10 (REV, default b4bf3c4) checked out read-only into a temporary git
-  worktree outside the work tree (/tmp/...), removed at the end; today's code is this tree;
+  worktree outside the work tree (/tmp/...), removed at the end; today's code is this tree; any
+  --rev NAME=REV is one more side (e.g. main=<commit>), in its own temporary worktree;
 - a warm-up of each side on a small delivery (scale 0.05), not counted (numba caches, Prefect DB);
-- for each side, R times (default 3), alternating old/new (old, new, then new, old, ...), in a
+- for each side, R times (default 3), alternating (old, new, …; then the order rotated), in a
   fresh process (python with PYTHONPATH pointing at that side's tree) with a fresh warehouse:
   1. a trivial Prefect flow: ephemeral mode starts its API server here (reported apart as
      "API start", not in the flow times below);
@@ -156,6 +157,8 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "etc2calm-bench-flow",
                     help="work folder (delivery cached there; warehouses made and removed per run)")
     ap.add_argument("--old-rev", default=OLD_REV, help=f"the code before issue 10 (default {OLD_REV})")
+    ap.add_argument("--rev", action="append", default=[], metavar="NAME=REV",
+                    help="another side to run (a temporary worktree of REV), e.g. main=52fc0ca; repeatable")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--landing", help=argparse.SUPPRESS)
     ap.add_argument("--warehouse", help=argparse.SUPPRESS)
@@ -187,25 +190,30 @@ def main() -> None:
     info = json.loads((work / "landing.json").read_text())
     print(f"delivery: {work / 'landing'} ({info['files']} ZIP files, {info['rows']:,} rows; seed 20171005, scale {args.scale:g}, "
           f"generator {info['generator']})")
-    old_tree = Path(tempfile.mkdtemp(prefix="etc2calm-flow-old-"))
-    old_tree.rmdir()
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old_tree), args.old_rev],
-                   check=True, capture_output=True)  # fmt: skip
+    # Sides: old (a temporary worktree of --old-rev), new (this tree), and any --rev NAME=REV (worktrees too).
+    revs = [("old", args.old_rev)] + [tuple(r.split("=", 1)) for r in args.rev]
+    trees: dict[str, Path] = {"new": ROOT}
+    for name, rev in revs:
+        tree = Path(tempfile.mkdtemp(prefix=f"etc2calm-flow-{name}-"))
+        tree.rmdir()
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True, capture_output=True)
+        trees[name] = tree
+    sides = ["old", "new", *[name for name, _ in revs[1:]]]
     prefect_home = work / "prefect-home"
-    results: dict[str, list[dict]] = {"old": [], "new": []}
-    trees = {"old": old_tree, "new": ROOT}
+    results: dict[str, list[dict]] = {side: [] for side in sides}
     try:
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-        print(f"old: {args.old_rev} in {old_tree} (temporary worktree); new: {ROOT} at {head}"
-              f"{' + uncommitted changes' if subprocess.run(['git', '-C', str(ROOT), 'diff', '--quiet', 'HEAD'], capture_output=True).returncode else ''}")
+        dirty = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD"], capture_output=True).returncode
+        print(f"new: {ROOT} at {head}{' + uncommitted changes' if dirty else ''}; "
+              + "; ".join(f"{name}: {rev} in {trees[name]} (temporary worktree)" for name, rev in revs))
         print(f"load average before: {load0}")
-        # Warm-up, not counted: each side once on a small delivery (scale WARMUP_SCALE), so that both
+        # Warm-up, not counted: each side once on a small delivery (scale WARMUP_SCALE), so that all
         # have their numba caches and Prefect's database is migrated before the clock.
-        for side in ("old", "new"):
+        for side in sides:
             w = run_side(side, trees[side], work, prefect_home, "landing-warmup")
             print(f"warm-up {side}: process {w['process_wall_s']:.1f} s (not counted)", flush=True)
         for i in range(args.repeat):
-            for side in (("old", "new") if i % 2 == 0 else ("new", "old")):
+            for side in sides[i % len(sides):] + sides[: i % len(sides)]:  # rotated: each side starts a round
                 r = run_side(side, trees[side], work, prefect_home)
                 results[side].append(r)
                 first, second = r["runs"]
@@ -213,11 +221,12 @@ def main() -> None:
                       f"first run {fmt_run(first)}; second run {fmt_run(second)}; "
                       f"process {r['process_wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB "
                       f"(largest child {r['children_peak_rss_mb']:.0f} MB); load {load()}", flush=True)
-                if first["rows_stored"] is not None:
+                if first["rows_stored"] is not None and i == 0:
                     print(f"    ingest: {first['ingest']}")
     finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old_tree)], capture_output=True)
-        shutil.rmtree(old_tree, ignore_errors=True)
+        for name, _ in revs:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(trees[name])], capture_output=True)
+            shutil.rmtree(trees[name], ignore_errors=True)
     load1 = load()
     med = {}
     for side, rs in results.items():
@@ -231,10 +240,26 @@ def main() -> None:
         st = ", ".join(f"{k} {median([r['runs'][0]['stages'].get(k, 0.0) for r in rs]):.1f}" for k in stages)
         print(f"{side} (median of {len(rs)}): first run {med[side]['first']:.1f} s ({st}), second run "
               f"{med[side]['second']:.1f} s, API start {med[side]['api']:.1f} s, whole process {med[side]['process']:.1f} s")
-    pair = lambda key, k: median([n["runs"][k]["wall_s"] / o["runs"][k]["wall_s"] for n, o in zip(results["new"], results["old"])])  # noqa: E731
-    r1, r2 = pair("first", 0), pair("second", 1)
-    rp = median([n["process_wall_s"] / o["process_wall_s"] for n, o in zip(results["new"], results["old"])])
-    print(f"ratio new/old (median of per-pair ratios): first run {r1:.2f}, second run {r2:.2f}, whole process {rp:.2f}")
+
+    def ratio(side: str, value) -> float:
+        """Median over rounds of side / old, each round's runs paired."""
+        return median([value(a) / value(b) for a, b in zip(results[side], results["old"])])
+
+    first = lambda r: r["runs"][0]["wall_s"]  # noqa: E731
+    second = lambda r: r["runs"][1]["wall_s"]  # noqa: E731
+    analysis = lambda k: lambda r: sum(v for s, v in r["runs"][k]["stages"].items() if s not in ("find-new", "ingest", "monitor"))  # noqa: E731
+    no_monitor = lambda k: lambda r: r["runs"][k]["wall_s"] - r["runs"][k]["stages"].get("monitor", 0.0)  # noqa: E731
+    ratios = {}
+    for side in sides[1:]:
+        ratios[side] = (ratio(side, first), ratio(side, second))
+        print(f"ratio {side}/old (median of per-round ratios): first run {ratios[side][0]:.2f}, second run "
+              f"{ratios[side][1]:.2f}, whole process {ratio(side, lambda r: r['process_wall_s']):.2f}; without the "
+              f"monitoring stage (new in today's flow): first {ratio(side, no_monitor(0)):.2f}, second "
+              f"{ratio(side, no_monitor(1)):.2f}; analysis stages alone (match, analyse, evaluate, publish vs analyse, "
+              f"evaluate, publish; no ingest, no monitoring): first {ratio(side, analysis(0)):.2f}, second "
+              f"{ratio(side, analysis(1)):.2f}")  # fmt: skip
+    (work / "results.json").write_text(json.dumps({"load_before": load0, "load_after": load(), "results": results}))
+    r1, r2 = ratios["new"]
     print(f"load average before {load0}, after {load1}")
     print(f"monthly flow (demo delivery, scale {args.scale:g}): first run new {med['new']['first']:.1f} s / old "
           f"{med['old']['first']:.1f} s = {r1:.2f}, second run new {med['new']['second']:.1f} s / old "
