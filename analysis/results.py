@@ -147,3 +147,25 @@ def load_comparisons(warehouse: str | Path, district_key: str, filter_text: str 
     finally:
         con.close()
     return {ind: g.reset_index(drop=True) for ind, g in df.groupby("indicator", sort=False)}
+
+
+def load_screening(warehouse: str | Path, district_key: str, area: str | None = None) -> tuple[pd.Series | None, pd.DataFrame]:
+    """The latest stored screening of a network (district key or 'roads:<stem>'; of `area` when
+    given): its screening_runs row and its screening_results rows in rank order. (None, empty) when none."""
+    con = connect(warehouse, read_only=True)
+    try:
+        where, params = "district = ?", [district_key]
+        if area is not None:
+            where, params = where + " AND area = ?", params + [area]
+        run = con.execute(f"SELECT * FROM screening_runs WHERE {where} ORDER BY computed_at DESC LIMIT 1", params).df()
+        if run.empty:
+            return None, pd.DataFrame()
+        r = run.iloc[0]
+        rows = con.execute(
+            "SELECT * FROM screening_results WHERE district = ? AND area = ? AND period_start = ? AND period_end = ? ORDER BY rank",
+            [district_key, r["area"], r["period_start"], r["period_end"]]).df()  # fmt: skip
+        return r, rows
+    except duckdb.CatalogException:
+        return None, pd.DataFrame()
+    finally:
+        con.close()

@@ -298,6 +298,7 @@ def bootstrap_screening(table: pd.DataFrame, point_samples: pd.DataFrame, passag
         out.loc[i, "score_ci_low"], out.loc[i, "score_ci_high"] = percentile_interval(score[:, i], alpha)
         lo, hi = percentile_interval(rank[:, i].astype(float), alpha)
         out.loc[i, "rank_ci_low"], out.loc[i, "rank_ci_high"] = np.floor(lo), np.ceil(hi)
+    out[["rank_ci_low", "rank_ci_high"]] = out[["rank_ci_low", "rank_ci_high"]].astype("Int64")
     return out
 
 

@@ -118,3 +118,26 @@ def format_published(table: pd.DataFrame) -> str:
         lines.append(f"  {name} {r.statistic:<40} {r.period:<15} published {pub:<18} this run {_value(r.indicator, r.measured, r.kind)}{mark}")
         lines.append(f"  {'':<14} {'':<40} {'':<15} ({r.published})")
     return "\n".join(lines)
+
+
+def format_screening(table: pd.DataFrame, top: int | None = None) -> str:
+    """Fixed-width lines of ranked candidates (screening_results rows or ScreeningResult.table), the first `top`."""
+    rows = table if top is None else table.head(top)
+    pct = lambda v: "" if pd.isna(v) else f"{100 * v:.1f}%"  # noqa: E731
+    num = lambda v, d=1: "" if pd.isna(v) else f"{v:.{d}f}"  # noqa: E731
+    header = (f"{'rank':>4} {'road':<6} {'score':>5} {'[95% CI]':<12} {'rank CI':<7} {'>=limit':>7} {'[95% CI]':<13} "
+              f"{'>=+10':>6} {'p85':>5} {'brake':>5} {'cut-thr':>7} {'pass/d':>6} {'veh':>5}  name")  # fmt: skip
+    lines = [header, "-" * len(header)]
+    for r in rows.itertuples():
+        ci = f"[{num(r.score_ci_low, 0)}, {num(r.score_ci_high, 0)}]"
+        rci = f"{int(r.rank_ci_low)}-{int(r.rank_ci_high)}" if pd.notna(r.rank_ci_low) else ""
+        sci = f"[{pct(r.share_ci_low)}, {pct(r.share_ci_high)}]"
+        lines.append(f"{int(r.rank):>4} {r.road_id:<6} {num(r.score):>5} {ci:<12} {rci:<7} {pct(r.share_at_or_over_limit):>7} "
+                     f"{sci:<13} {pct(r.share_at_or_over_limit_plus_10):>6} {num(r.p85_kmh):>5} "
+                     f"{num(r.braking_per_1000_passages):>5} {pct(r.cut_through_share):>7} {num(r.passages_per_day, 0):>6} "
+                     f"{int(r.n_vehicles):>5}  {r.road_name}")  # fmt: skip
+    lines.append("score 0-100 (docs/screening.md); shares of passages at or over the limit / limit + 10; p85 of passage "
+                 "speeds, km/h; brake: sudden braking per 1,000 passages; cut-thr: share of the road's trips with origin "
+                 "and destination outside the area; pass/d: passages per day; veh: distinct vehicles; CIs: 95 % cluster "
+                 "bootstrap over vehicles")  # fmt: skip
+    return "\n".join(lines)
