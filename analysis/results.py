@@ -169,3 +169,21 @@ def load_screening(warehouse: str | Path, district_key: str, area: str | None = 
         return None, pd.DataFrame()
     finally:
         con.close()
+
+
+def load_gates(warehouse: str | Path, district_key: str) -> dict[str, pd.DataFrame]:
+    """The stored gates of a district and their results: {'gates': district_gates, 'summary':
+    gate_class_summary, 'od': gate_od} (every period; empty frames when none)."""
+    con = connect(warehouse, read_only=True)
+    out = {}
+    try:
+        for key, table, order in (("gates", "district_gates", "gate_id"),
+                                  ("summary", "gate_class_summary", "period_start, time_band, gate_class"),
+                                  ("od", "gate_od", "period_start, time_band, n_trips DESC, entry_gate, exit_gate")):  # fmt: skip
+            try:
+                out[key] = con.execute(f"SELECT * FROM {table} WHERE district = ? ORDER BY {order}", [district_key]).df()
+            except duckdb.CatalogException:
+                out[key] = pd.DataFrame()
+    finally:
+        con.close()
+    return out
