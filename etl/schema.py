@@ -474,25 +474,25 @@ CREATE TABLE IF NOT EXISTS screening_results (
     road_name         VARCHAR,
     score             DOUBLE,    -- 0-100: 100 * sum of weight * value / best candidate's value, over the weights (docs/screening.md); the points_* columns add up to it
     score_ci_low      DOUBLE,    -- 95 % cluster bootstrap over vehicles (every component and the scaling recomputed per replicate)
-    score_ci_high     DOUBLE,
+    score_ci_high     DOUBLE,    -- upper bound of that interval
     rank_ci_low       INTEGER,   -- 95 % interval of the rank over the same replicates
-    rank_ci_high      INTEGER,
+    rank_ci_high      INTEGER,   -- upper bound (a larger number: a lower place)
     limit_kmh         DOUBLE,
     n_vehicles        BIGINT,    -- distinct vehicles of the road's passages (a candidate has at least min_vehicles)
     n_passages        BIGINT,    -- passages: one vehicle's traversal of the road
     passages_per_day  DOUBLE,    -- volume: n_passages / days of the period
     share_at_or_over_limit DOUBLE, -- fraction (0-1) of passages whose speed (mean of its points) is >= limit
     share_ci_low      DOUBLE,    -- 95 % cluster bootstrap over vehicles
-    share_ci_high     DOUBLE,
+    share_ci_high     DOUBLE,    -- upper bound
     share_at_or_over_limit_plus_10 DOUBLE, -- fraction of passages >= limit + 10 km/h
-    share_plus_10_ci_low  DOUBLE,
-    share_plus_10_ci_high DOUBLE,
+    share_plus_10_ci_low  DOUBLE, -- 95 % cluster bootstrap over vehicles
+    share_plus_10_ci_high DOUBLE, -- upper bound
     p85_kmh           DOUBLE,    -- 85th percentile passage speed, km/h (linear interpolation)
-    p85_ci_low        DOUBLE,
-    p85_ci_high       DOUBLE,
+    p85_ci_low        DOUBLE,    -- 95 % cluster bootstrap over vehicles
+    p85_ci_high       DOUBLE,    -- upper bound
     p85_over_limit    DOUBLE,    -- max(p85_kmh - limit_kmh, 0), km/h
     n_braking_events  BIGINT,    -- sudden braking events on the road (挙動履歴, else decelerations >= threshold between consecutive points)
-    braking_per_1000_passages DOUBLE,
+    braking_per_1000_passages DOUBLE, -- 1000 * n_braking_events / n_passages
     n_trips           BIGINT,    -- trips using the road that use a residential street inside the area (0 without area)
     n_cut_through     BIGINT,    -- of which origin and destination lie outside the area
     cut_through_share DOUBLE,    -- n_cut_through / n_trips; NULL without an area (component left out)
@@ -516,7 +516,7 @@ CREATE TABLE IF NOT EXISTS screening_runs (
     resamples         INTEGER,   -- bootstrap replicates
     seed              BIGINT,
     threshold_g       DOUBLE,    -- deceleration threshold of inferred braking, G
-    braking_source    VARCHAR,
+    braking_source    VARCHAR,   -- behavior_events (挙動履歴) or points (inferred: a lower bound)
     cut_through_available BOOLEAN, -- false without an area: cut-through left out, other weights rescaled
     n_roads           BIGINT,    -- roads of the network
     n_residential     BIGINT,    -- residential roads (limit <= 30 km/h) in the area
@@ -568,7 +568,7 @@ CREATE TABLE IF NOT EXISTS gate_od (
     period_start  DATE,
     period_end    DATE,
     time_band     VARCHAR,   -- a band of GATE_TIME_BANDS, or 'all' (every hour)
-    gate_class    VARCHAR,
+    gate_class    VARCHAR,   -- as gate_trips.gate_class
     entry_gate    VARCHAR,   -- '' for trips that start inside or never enter
     exit_gate     VARCHAR,   -- '' for trips that end inside or never enter
     n_trips       BIGINT,
@@ -581,7 +581,7 @@ CREATE TABLE IF NOT EXISTS gate_class_summary (
     period_start  DATE,
     period_end    DATE,
     time_band     VARCHAR,   -- a band of GATE_TIME_BANDS, or 'all'
-    gate_class    VARCHAR,
+    gate_class    VARCHAR,   -- every class of gate_trips.gate_class, also those without trips
     n_trips       BIGINT,
     share_trips   DOUBLE,    -- n_trips / trips of every class in the band
     n_vehicles    BIGINT,    -- distinct vehicles of those trips
