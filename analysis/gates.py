@@ -196,7 +196,8 @@ def time_band(hour: np.ndarray) -> np.ndarray:
     return out
 
 
-def classify_trips(points: pd.DataFrame, ends: pd.DataFrame, area, gates: pd.DataFrame, road_ids: np.ndarray) -> pd.DataFrame:
+def classify_trips(points: pd.DataFrame, ends: pd.DataFrame, area, gates: pd.DataFrame, road_ids: np.ndarray,
+                   snap_m: float = GATE_SNAP_M) -> pd.DataFrame:
     """Gate class, entry and exit gate and time band of every trip with a point on the network.
 
     points: a period's stored points of the trips (columns POINT_COLUMNS; road_idx -1 off the
@@ -218,7 +219,7 @@ def classify_trips(points: pd.DataFrame, ends: pd.DataFrame, area, gates: pd.Dat
     e = e.fillna(fallback)
     t["origin_inside"] = shapely.contains_xy(area, e["origin_x_m"].to_numpy(float), e["origin_y_m"].to_numpy(float))
     t["dest_inside"] = shapely.contains_xy(area, e["dest_x_m"].to_numpy(float), e["dest_y_m"].to_numpy(float))
-    c = crossings(p, area, gates, road_ids)
+    c = crossings(p, area, gates, road_ids, snap_m)
     t["n_crossings"] = c.groupby("trip_id").size().reindex(t.index).fillna(0).astype("int32")
     first_in = c[c["inward"]].groupby("trip_id")["gate_id"].first()
     last_out = c[~c["inward"]].groupby("trip_id")["gate_id"].last()
