@@ -259,6 +259,12 @@ def bootstrap_screening(table: pd.DataFrame, point_samples: pd.DataFrame, passag
     roads = out["road_id"].tolist()
     n = len(roads)
     order = vehicle_order(point_samples[point_samples["unit"].isin(roads)])
+    # 挙動履歴 events of vehicles without a point on the candidates join the resampling too, in the
+    # order of their first event (time, position: key-independent).
+    extra = events[events["road_id"].isin(roads) & ~events["vehicle_id"].isin(order)]
+    if len(extra):
+        first = extra.sort_values(["gps_time", "x_m", "y_m"], kind="stable").drop_duplicates("vehicle_id")
+        order = np.r_[order, first["vehicle_id"].to_numpy()]
     code_of = pd.Index(order)
     w = bootstrap_weights(len(order), resamples, seed)
     road_of = pd.Index(roads)

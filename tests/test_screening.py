@@ -173,3 +173,29 @@ def test_screen_cli_writes_the_ranking_csv(scenario, tmp_path):
                       (["--roads", scenario["roads"]], "--roads needs --period")):  # fmt: skip
         proc = run("screen", "--warehouse", scenario["wh"], *args)
         assert proc.returncode == 2 and msg in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_braking_from_behaviour_events(tmp_path):
+    """Where the delivery has 挙動履歴, its events are the braking (not inferred ones), also those of
+    vehicles with no point on the road, and they move the road up."""
+    from conftest import offset, write_zip
+
+    write_delivery(tmp_path / "delivery")
+    events = []
+    for i in range(6):  # six vehicles never seen in the points brake hard on R4 (y = 150)
+        lon, lat = offset(200 + i, 150.5)
+        f = [""] * 18
+        f[1], f[2], f[6], f[7], f[8] = "20170905", f"{990000 + i:012d}", f"2017090508{i:02d}00", f"{lon:.7f}", f"{lat:.7f}"
+        f[9], f[14], f[15] = "4", "22", "-0.35"
+        events.append(",".join(f))
+    write_zip(tmp_path / "events" / "behavior.zip", events)
+    ingest_paths([tmp_path / "delivery"], tmp_path / "wh")
+    ingest_paths([tmp_path / "events"], tmp_path / "wh", fmt="behavior")
+    roads, area = write_network(tmp_path / "roads.geojson"), write_area(tmp_path / "area.geojson")
+    res = screen(tmp_path / "wh", network(roads), PERIOD, area=load_area(area), resamples=100, store=False)
+    t = res.table.set_index("road_id")
+    assert res.braking_source == "behavior_events"
+    assert t.loc["R4", "n_braking_events"] == 6 and t.loc["R4", "braking_per_1000_passages"] == pytest.approx(100.0)
+    assert t.loc["R2", "n_braking_events"] == 0  # its inferred decelerations are not used when events are delivered
+    assert list(res.table["road_id"]) == ["R1", "R4", "R3", "R2"]
+    assert t["score_ci_low"].notna().all() and (t.loc["R4", "score_ci_low"] < t.loc["R4", "score_ci_high"])
