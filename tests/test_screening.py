@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +16,8 @@ from conftest import network
 from etl.ingest import ingest_paths
 from geo.network import load_area
 from screening_data import AREA_BOX, PERIOD, write_area, write_delivery, write_network
+from test_cli import cli  # etc2calm.cli.main in this process
 
-ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
 CANDIDATES = ["R1", "R2", "R3", "R4"]
 
 
@@ -152,13 +150,9 @@ def test_score_formula_by_hand():
     assert (t["points_share_plus_10"] == 0).all()  # 0 for every candidate: no points, no division by zero
 
 
-def run(*args):
-    return subprocess.run([ETC2CALM, *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
 def test_screen_cli_writes_the_ranking_csv(scenario, tmp_path):
     out = tmp_path / "ranking.csv"
-    proc = run("screen", "--warehouse", scenario["wh"], "--roads", scenario["roads"], "--area", scenario["area"],
+    proc = cli("screen", "--warehouse", scenario["wh"], "--roads", scenario["roads"], "--area", scenario["area"],
                "--period", f"{PERIOD.start}..{PERIOD.end}", "--top", "2", "--resamples", "100", "--out", out)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "left out: R5 (20 vehicles)" in proc.stdout and "wrote 4 rows" in proc.stdout
@@ -171,7 +165,7 @@ def test_screen_cli_writes_the_ranking_csv(scenario, tmp_path):
     # Mistakes are one line, without a traceback.
     for args, msg in ((["--area", scenario["area"]], "--area needs a road network"),
                       (["--roads", scenario["roads"]], "--roads needs --period")):  # fmt: skip
-        proc = run("screen", "--warehouse", scenario["wh"], *args)
+        proc = cli("screen", "--warehouse", scenario["wh"], *args)
         assert proc.returncode == 2 and msg in proc.stderr and "Traceback" not in proc.stderr
 
 
