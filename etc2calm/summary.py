@@ -178,10 +178,10 @@ def format_gate_summary(warehouse, districts: list[District]) -> str:
         for period, rows in whole_day.sort_values(["period_start", "_o"], kind="stable").groupby("period", sort=False):
             shares = " · ".join(f"{_CLASS_WORDS[r.gate_class]} {100 * r.share_trips:.1f}%" for r in rows.itertuples())
             name = d.name_ja + " " * max(0, 14 - _width(d.name_ja))
-            lines.append(f"  {name} {period:<7} {shares} ({rows['n_trips'].sum():,} trips)")
+            lines.append(f"  {name} {period + ':':<8} {shares} ({rows['n_trips'].sum():,} trips)")
             top = od[(od["period"] == period) & (od["time_band"] == "all") & (od["gate_class"] == "through")]
             if len(top):
                 r = top.sort_values("n_trips", ascending=False, kind="stable").iloc[0]
-                lines.append(f"  {'':<14} {'':<7} busiest through pair {r['entry_gate']} → {r['exit_gate']}: {r['n_trips']:,} trips "
+                lines.append(f"  {'':<14} {'':<8} busiest through pair {r['entry_gate']} → {r['exit_gate']}: {r['n_trips']:,} trips "
                              f"({names.get(r['entry_gate'], '')} → {names.get(r['exit_gate'], '')})")  # fmt: skip
     return "\n".join(lines)
