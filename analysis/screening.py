@@ -340,9 +340,7 @@ def screen(
     enough = comp["n_vehicles"].to_numpy() >= min_vehicles
     low = comp.loc[residential & ~enough, ["road_id", "road_name", "n_vehicles"]].reset_index(drop=True)
     table = score_candidates(comp[residential & enough], weights)
-    pairs = _road_trip_pairs(ps.points, cut_trips) if cut_trips is not None and len(cut_trips) else None
-    if cut_trips is not None and pairs is None:
-        pairs = pd.DataFrame({"road_id": [], "trip_id": [], "vehicle_id": [], "cut_through": []})
+    pairs = None if cut_trips is None else _road_trip_pairs(ps.points, cut_trips)
     if len(table):
         table = bootstrap_screening(table, ps.point_samples, ps.passages, events, pairs, days, weights, resamples, seed)
     else:
