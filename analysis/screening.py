@@ -136,6 +136,7 @@ class ScreeningResult:
     threshold_g: float
     cut_through_available: bool
     notes: list[str] = field(default_factory=list)
+    area_path: str = ""  # the area's polygon file ('' when none or not from a file)
 
 
 def roads_in_area(roads, area, min_inside: float = SCREENING_AREA_MIN_INSIDE) -> np.ndarray:
@@ -309,7 +310,7 @@ def bootstrap_screening(table: pd.DataFrame, point_samples: pd.DataFrame, passag
 
 
 def screen(
-    warehouse: str | Path, network: Network, period: Period, *, area=None, area_label: str = "",
+    warehouse: str | Path, network: Network, period: Period, *, area=None, area_label: str = "", area_path=None,
     min_vehicles: int = SCREENING_MIN_VEHICLES, weights: dict[str, float] = SCREENING_WEIGHTS,
     resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED, threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G,
     store: bool = True,
@@ -317,7 +318,8 @@ def screen(
     """Rank the network's residential roads (in `area`, a shapely polygon in metres, when given) for one
     period; see the module docstring. Matches what is missing first; stores the ranking unless `store` is False.
 
-    area_label: how the area is named in the stored rows ('outline', 'area:<stem>'; '' without area).
+    area_label: how the area is named in the stored rows ('outline', 'area:<stem>'; '' without area);
+    area_path: the polygon file, stored with the run for the map.
     """
     if set(weights) != set(COMPONENTS) or any(not np.isfinite(v) or v < 0 for v in weights.values()):
         raise ValueError(f"screening weights must give a non-negative number for each of {', '.join(COMPONENTS)}")
@@ -357,6 +359,7 @@ def screen(
         table=table[RESULT_COLUMNS].reset_index(drop=True), n_roads=len(network.roads), n_residential=int(residential.sum()),
         low_sample=low, braking_source=braking_source, weights=dict(weights), min_vehicles=min_vehicles,
         resamples=resamples, seed=seed, threshold_g=threshold_g, cut_through_available=area is not None, notes=notes,
+        area_path=str(Path(area_path).resolve()) if area is not None and area_path else "",
     )  # fmt: skip
     if store:
         _store(warehouse, network, result)
@@ -370,7 +373,7 @@ def screen_district(warehouse: str | Path, district: District, period: Period | 
     period = period or district.period(district.default_before)
     network = district_network(district) if radius_m is None else district_network(district, radius_m)
     if area is None and district.area_path is not None:
-        area, area_label = load_area(district.area_path), "outline"
+        area, area_label, kwargs["area_path"] = load_area(district.area_path), "outline", district.area_path
     return screen(warehouse, network, period, area=area, area_label=area_label or "", **kwargs)
 
 
@@ -388,9 +391,10 @@ def _store(warehouse: Path, network: Network, res: ScreeningResult) -> None:
             con.register("_r", rows)
             con.execute(f"""INSERT INTO screening_results SELECT district, area, period, period_start, period_end,
                             {', '.join(RESULT_COLUMNS)}, braking_source, computed_at FROM _r""")  # fmt: skip
-            con.execute("INSERT INTO screening_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            con.execute("INSERT INTO screening_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [*key[:2], res.period.name, *key[2:], res.min_vehicles, json.dumps(res.weights),
                          res.resamples, res.seed, res.threshold_g, res.braking_source, res.cut_through_available,
-                         res.n_roads, res.n_residential, len(res.table), len(res.low_sample), network.fingerprint, now])  # fmt: skip
+                         res.n_roads, res.n_residential, len(res.table), len(res.low_sample), network.fingerprint,
+                         str(network.source_path), res.area_path, now])  # fmt: skip
     finally:
         con.close()

@@ -336,14 +336,14 @@ def cmd_screen(args) -> int:
     else:
         raise UserError("--roads needs --period YYYY-MM-DD..YYYY-MM-DD")
     if args.area:
-        area, area_label = load_area(args.area), f"area:{Path(args.area).stem}"
+        area, area_label, area_path = load_area(args.area), f"area:{Path(args.area).stem}", args.area
     elif district is not None and district.area_path is not None:
-        area, area_label = load_area(district.area_path), "outline"
+        area, area_label, area_path = load_area(district.area_path), "outline", district.area_path
     else:
-        area, area_label = None, ""
+        area, area_label, area_path = None, "", None
     out = _output_file(args.out)
     args.treated = args.control = None
-    res = screen(args.warehouse, _network(args, district), period, area=area, area_label=area_label,
+    res = screen(args.warehouse, _network(args, district), period, area=area, area_label=area_label, area_path=area_path,
                  min_vehicles=args.min_vehicles, resamples=args.resamples, seed=args.seed)  # fmt: skip
     where = f" inside {area_label}" if area_label else ""
     print(f"screening {res.network_key}{where}, {period.name} {period.start}..{period.end}: {res.n_residential} residential "

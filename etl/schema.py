@@ -523,6 +523,8 @@ CREATE TABLE IF NOT EXISTS screening_runs (
     n_candidates      BIGINT,    -- of which ranked (enough vehicles)
     n_low_sample      BIGINT,    -- of which left out: fewer than min_vehicles distinct vehicles
     fingerprint       VARCHAR,   -- network fingerprint
+    network_path      VARCHAR,   -- the road network file screened (geometry of the ranked roads, by road_id)
+    area_path         VARCHAR,   -- the area's polygon file (the district outline or --area); '' without area
     computed_at       TIMESTAMP
 );
 """
@@ -592,7 +594,7 @@ CREATE TABLE IF NOT EXISTS gate_class_summary (
 
 # Tables derived from the point store (matches, figures, evidence): recomputed by the next analysis,
 # so a new layout drops them instead of migrating. Bump DERIVED_SCHEMA_VERSION when one changes.
-DERIVED_SCHEMA_VERSION = 4
+DERIVED_SCHEMA_VERSION = 5
 DERIVED_DDL = (RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL, MATCH_DDL, SCREENING_DDL, GATES_DDL)
 
 

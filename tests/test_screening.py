@@ -161,6 +161,8 @@ def test_screen_cli_writes_the_ranking_csv(scenario, tmp_path):
     assert [int(r["rank"]) for r in rows] == [1, 2, 3, 4] and [r["road_id"] for r in rows] == CANDIDATES
     assert rows[0]["road_name"] == "道路R1"
     run_row, stored = load_screening(scenario["wh"], "roads:roads", area=f"area:{Path(scenario['area']).stem}")
+    assert run_row["area_path"] == str(Path(scenario["area"]).resolve())  # what a map of the ranking needs
+    assert run_row["network_path"] == str(Path(scenario["roads"]).resolve())
     assert [float(r["score"]) for r in rows] == pytest.approx(stored["score"].tolist())
     # Mistakes are one line, without a traceback.
     for args, msg in ((["--area", scenario["area"]], "--area needs a road network"),
