@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -11,6 +12,10 @@ import numpy as np
 import pytest
 
 from config.districts import District, Period
+
+ROOT = Path(__file__).resolve().parents[1]
+# The bundled districts, networks and wards of the checkout under test (not of another installed copy).
+os.environ.setdefault("ETC2CALM_HOME", str(ROOT))
 
 BEFORE = Period("before", dt.date(2017, 9, 1), dt.date(2017, 9, 30))
 AFTER = Period("after", dt.date(2017, 11, 1), dt.date(2017, 11, 30))
