@@ -36,7 +36,7 @@ def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 201710
     print(format_headline(warehouse, districts))
     print("maps and reports:")
     for d in out["districts"].values():
-        for key in ("map", "report", "sheet", "sheet_png"):
+        for key in ("map", "report", "sheet", "sheet_png", "report_en", "sheet_en", "export"):
             if d.get(key):
                 print(f"    {Path(d[key]).resolve()}")
     print(f"warehouse: {warehouse.resolve()} (try: etc2calm sql \"SELECT * FROM road_period_stats LIMIT 5\")")
