@@ -226,7 +226,9 @@ def before_after_svg(pub: PublicResults, ind: str, lang: str = "ja") -> str:
         if unit in rows.index and not w.is_missing(rows.at[unit, "before"]):
             r = rows.loc[unit]
             tops += [r["before"], r["after"], r["before"] + (r["ci_high"] if not w.is_missing(r["ci_high"]) else 0)]
-    ymax = _nice_max(max([factor * t for t in tops if not w.is_missing(t)] or [1.0]) * 1.12)
+    if not tops:  # neither group may be published: no empty axes
+        return ""
+    ymax = _nice_max(max(factor * t for t in tops if not w.is_missing(t)) * 1.12)
     W, H, L, R, T, B = 440, 290, 50, 10, 34, 52
     pw, ph = W - L - R, H - T - B
     y = lambda v: T + ph - v / ymax * ph  # noqa: E731
