@@ -119,7 +119,7 @@ def _headline_html(h: Headline) -> str:
     for lang in w.LANGS:
         sep = " " if lang == "en" else ""
         details = sep.join(html.escape(s) for s in h.details[lang])
-        parts.append(f'<p lang="{lang}"><strong>{html.escape(h.lead[lang])}</strong>{details}</p>')
+        parts.append(f'<p lang="{lang}"><strong>{html.escape(h.lead[lang])}</strong>{sep}{details}</p>')
     return f'<div id="headline" class="{cls}" data-verdict="{h.verdict}">{"".join(parts)}</div>'
 
 

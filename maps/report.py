@@ -496,7 +496,7 @@ def render_report(
                   f"<p>{_e(w.credits(district, created, lang))}</p></div>")  # fmt: skip
     # 1-2: the answer, then the charts
     sep = " " if lang == "en" else ""
-    answer = (f'<div id="headline" data-verdict="{head.verdict}"><strong>{_e(head.lead[lang])}</strong>'
+    answer = (f'<div id="headline" data-verdict="{head.verdict}"><strong>{_e(head.lead[lang])}</strong>{sep}'
               f"{_e(sep.join(head.details[lang]))}</div>")  # fmt: skip
     charts = "".join(f"<figure>{svg}</figure>" for svg in (before_after_svg(pub, i, lang) for i in (speed, share) if i) if svg)
     caption = f'<p class="caption">{_e(rt("chart_caption", lang))}</p>' if charts else ""
@@ -514,7 +514,7 @@ def render_report(
         title = rt(key, lang)
         if unit in public_units:
             blocks.append(f"<figure>{distribution_svg(pub.distributions, unit, title, limit, lang)}</figure>")
-        elif unit in {u for t in pub.comparisons.values() for u in t["unit"].astype(str)}:
+        elif unit in {u for t in pub.comparisons.values() for u in t.loc[t["flag"] == "suppressed", "unit"].astype(str)}:
             blocks.append(f'<p class="empty">{_e(rt("too_few_chart", lang, title=title, k=k))}</p>')
         else:
             blocks.append(f'<p class="empty">{_e(title)}{_colon(lang)}{_e(rt("no_data", lang))}</p>')
