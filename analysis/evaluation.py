@@ -38,7 +38,6 @@ from config.settings import (
 )
 from geo.aggregate import speed_bin_kmh
 
-SHARE_INDICATORS = ("share", "share_plus10", "passage_share")
 
 
 @dataclass(frozen=True)
@@ -170,9 +169,10 @@ def compare_periods_all(
     passage with unit, period, vehicle, speed_kmh (the passage speed), limit_kmh.
     Returns {indicator: table} with one row per treated road, per control road, then 'treated',
     'control' and 'did' and columns unit, indicator, before, after, change (after − before; for
-    did: treated change − control change), ci_low, ci_high (percentile interval), n_before,
-    n_after (samples), n_vehicles_before, n_vehicles_after, flag ('low_sample' below `min_vehicles`
-    distinct vehicles, else '').
+    did: treated change − control change), ci_low, ci_high (percentile interval of the change),
+    n_before, n_after (samples), n_vehicles_before, n_vehicles_after, flag ('low_sample' below
+    `min_vehicles` distinct vehicles, else ''), and before_ci_low / before_ci_high /
+    after_ci_low / after_ci_high (intervals of the two levels, from the same replicates; NaN for did).
     """
     for indicator in indicators:
         if indicator not in INDICATORS:
@@ -219,7 +219,11 @@ def compare_periods_all(
                 diff = a_reps[k] - b_reps[k]
                 changes[ind][name] = (a[k] - b[k], diff)
                 lo, hi = _interval(diff, alpha)
-                rows[ind].append(_row(name, ind, b[k], a[k], a[k] - b[k], lo, hi, nb, na, vb, va, min_vehicles))
+                row = _row(name, ind, b[k], a[k], a[k] - b[k], lo, hi, nb, na, vb, va, min_vehicles)
+                # the levels' own intervals (same replicates), for charts with whiskers
+                row["before_ci_low"], row["before_ci_high"] = _interval(b_reps[k], alpha)
+                row["after_ci_low"], row["after_ci_high"] = _interval(a_reps[k], alpha)
+                rows[ind].append(row)
     out = {}
     for ind in indicators:
         t_change, t_reps = changes[ind]["treated"]
@@ -227,10 +231,11 @@ def compare_periods_all(
         lo, hi = _interval(t_reps - c_reps, alpha)
         r = rows[ind]
         tr, co = r[-2], r[-1]
-        r.append(_row("did", ind, np.nan, np.nan, t_change - c_change, lo, hi,
-                      tr["n_before"] + co["n_before"], tr["n_after"] + co["n_after"],
-                      min(tr["n_vehicles_before"], co["n_vehicles_before"]),
-                      min(tr["n_vehicles_after"], co["n_vehicles_after"]), min_vehicles))  # fmt: skip
+        did = _row("did", ind, np.nan, np.nan, t_change - c_change, lo, hi,
+                   tr["n_before"] + co["n_before"], tr["n_after"] + co["n_after"],
+                   min(tr["n_vehicles_before"], co["n_vehicles_before"]),
+                   min(tr["n_vehicles_after"], co["n_vehicles_after"]), min_vehicles)  # fmt: skip
+        r.append({**did, "before_ci_low": np.nan, "before_ci_high": np.nan, "after_ci_low": np.nan, "after_ci_high": np.nan})
         out[ind] = pd.DataFrame(r)
     return out
 

@@ -9,7 +9,7 @@ what maps, reports and sheets publish.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,36 @@ class DistrictEvidence:
     threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G
     braking_source: str = "points"  # 'behavior_events' (挙動履歴) or 'points' (inferred from consecutive points)
     radius_m: float = DEFAULT_RADIUS_M
-    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PeriodSamples:
+    """One period's matched points (with road_id), their passages, and both as bootstrap samples
+    (columns unit, period, vehicle, speed_kmh, limit_kmh; points also gps_us, x_m, y_m)."""
+
+    points: pd.DataFrame
+    passages: pd.DataFrame
+    point_samples: pd.DataFrame
+    passage_samples: pd.DataFrame
+
+
+def period_samples(con, warehouse: Path, network: Network, label: str, period: Period,
+                   point_filter: PointFilter = ALL_POINTS) -> PeriodSamples:  # fmt: skip
+    """Read one period's matched points through the one reader and build the bootstrap samples."""
+    road_ids, limits = network.road_ids, network.limits_kmh
+    pts = read_points(con, warehouse, network.key, period.start, period.end, point_filter, EVIDENCE_COLUMNS).to_pandas()
+    pts["road_id"] = road_ids[pts["road_idx"].to_numpy()] if len(pts) else np.array([], dtype=object)
+    pas = passages(pts)
+    pas["road_id"] = road_ids[pas["road_idx"].to_numpy(dtype=np.int64)] if len(pas) else np.array([], dtype=object)
+    point_samples = pd.DataFrame({
+        "unit": pts["road_id"], "period": label, "vehicle": pts["vehicle_id"], "speed_kmh": pts["speed_kmh"],
+        "limit_kmh": limits[pts["road_idx"].to_numpy()] if len(pts) else np.array([], float),
+        "gps_us": pts["gps_time"].to_numpy().astype("datetime64[us]").astype(np.int64),
+        "x_m": pts["x_m"], "y_m": pts["y_m"]})  # fmt: skip
+    passage_samples = pd.DataFrame({
+        "unit": pas["road_id"], "period": label, "vehicle": pas["vehicle_id"], "speed_kmh": pas["mean_kmh"],
+        "limit_kmh": limits[pas["road_idx"].to_numpy(dtype=np.int64)] if len(pas) else np.array([], float)})  # fmt: skip
+    return PeriodSamples(pts, pas, point_samples, passage_samples)
 
 
 def trip_ends(con, warehouse: Path, network: Network, period: Period) -> pd.DataFrame:
@@ -119,25 +148,16 @@ def evaluate(
     months = sorted({m for p in periods.values() for m in months_between(p.start, p.end)})
     match_stage(warehouse, network, months)
     road_ids = network.road_ids
-    limits = network.limits_kmh
-    residential = limits <= RESIDENTIAL_MAX_LIMIT_KMH
+    residential = network.limits_kmh <= RESIDENTIAL_MAX_LIMIT_KMH
     samples, passage_samples, braking, hotspots, cut, cut_streets = [], [], [], [], [], []
     braking_source = "points"
     con = connect(warehouse, create=False)
     try:
         for label, period in periods.items():
-            pts = read_points(con, warehouse, network.key, period.start, period.end, point_filter, EVIDENCE_COLUMNS).to_pandas()
-            pts["road_id"] = road_ids[pts["road_idx"].to_numpy()] if len(pts) else np.array([], dtype=object)
-            pas = passages(pts)
-            pas["road_id"] = road_ids[pas["road_idx"].to_numpy(dtype=np.int64)] if len(pas) else np.array([], dtype=object)
-            samples.append(pd.DataFrame({
-                "unit": pts["road_id"], "period": label, "vehicle": pts["vehicle_id"], "speed_kmh": pts["speed_kmh"],
-                "limit_kmh": limits[pts["road_idx"].to_numpy()] if len(pts) else np.array([], float),
-                "gps_us": pts["gps_time"].to_numpy().astype("datetime64[us]").astype(np.int64),
-                "x_m": pts["x_m"], "y_m": pts["y_m"]}))  # fmt: skip
-            passage_samples.append(pd.DataFrame({
-                "unit": pas["road_id"], "period": label, "vehicle": pas["vehicle_id"], "speed_kmh": pas["mean_kmh"],
-                "limit_kmh": limits[pas["road_idx"].to_numpy(dtype=np.int64)] if len(pas) else np.array([], float)}))  # fmt: skip
+            ps = period_samples(con, warehouse, network, label, period, point_filter)
+            pts, pas = ps.points, ps.passages
+            samples.append(ps.point_samples)
+            passage_samples.append(ps.passage_samples)
             delivered = read_events(con, warehouse, network.key, period.start, period.end).num_rows > 0
             if delivered:
                 braking_source = "behavior_events"
@@ -220,7 +240,8 @@ def _store(warehouse: Path, network: Network, ev: DistrictEvidence) -> None:
             con.register("_c", comp)
             con.execute("""INSERT INTO comparison_results SELECT district, filter, indicator, unit, before, after, change,
                            ci_low, ci_high, n_vehicles_before, n_vehicles_after, flag, resamples, seed, period_before,
-                           period_after, computed_at, n_before, n_after, min_vehicles FROM _c""")  # fmt: skip
+                           period_after, computed_at, n_before, n_after, min_vehicles, before_ci_low, before_ci_high,
+                           after_ci_low, after_ci_high FROM _c""")  # fmt: skip
             con.register("_d", ev.distributions.assign(district=ev.district_key, filter=flt))
             con.execute("INSERT INTO comparison_histogram SELECT district, filter, unit, period, speed_bin_kmh, n_points FROM _d")
             con.execute("INSERT INTO evidence_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -39,7 +39,8 @@ def matched_folders(con: duckdb.DuckDBPyConnection, warehouse: Path, district: s
     return [Path(warehouse) / f for y, m, f in rows if (y, m) in months]
 
 
-def _read(folders: list[Path], name: str, schema: pa.Schema, columns: list[str] | None, expr) -> pa.Table:
+def read_matched_files(folders: list[Path], name: str, schema: pa.Schema, columns: list[str] | None, expr) -> pa.Table:
+    """Read `name`.parquet (points, trips or events) of match-stage folders with a filter expression."""
     files = [str(f / f"{name}.parquet") for f in folders if (f / f"{name}.parquet").exists()]
     cols = columns or schema.names
     if not files:
@@ -60,12 +61,12 @@ def read_points(
     if on_network:
         net = pc.field("road_idx") >= 0
         expr = net if expr is None else expr & net
-    return _read(matched_folders(con, warehouse, district, start, end), "points", POINTS_SCHEMA, columns, expr)
+    return read_matched_files(matched_folders(con, warehouse, district, start, end), "points", POINTS_SCHEMA, columns, expr)
 
 
 def read_trips(con: duckdb.DuckDBPyConnection, warehouse: Path, district: str, start: dt.date, end: dt.date) -> pa.Table:
     """Trips touching the network in the months of start..end: first / last point of the whole trip."""
-    return _read(matched_folders(con, warehouse, district, start, end), "trips", TRIPS_SCHEMA, None, None)
+    return read_matched_files(matched_folders(con, warehouse, district, start, end), "trips", TRIPS_SCHEMA, None, None)
 
 
 def read_events(
@@ -77,7 +78,7 @@ def read_events(
     expr = point_filter.without_vehicle_and_direction().expression(start, end)
     base = (pc.field("road_idx") >= 0) & pc.field("is_braking")
     expr = base if expr is None else expr & base
-    return _read(matched_folders(con, warehouse, district, start, end), "events", EVENTS_SCHEMA, None, expr)
+    return read_matched_files(matched_folders(con, warehouse, district, start, end), "events", EVENTS_SCHEMA, None, expr)
 
 
 def passages(points: pa.Table | pd.DataFrame) -> pd.DataFrame:

@@ -49,6 +49,7 @@ class DistrictResults:
     radius_m: float
     computed_at: dt.datetime
     network_current: bool  # whether the network file still has the fingerprint the figures were computed with
+    monthly: pd.DataFrame | None = None  # monthly_series rows of the filter (months after the last named period)
 
 
 def _period(text: str, name: str, district: District | None) -> Period:
@@ -94,6 +95,7 @@ def load_district_results(warehouse: str | Path, district: District, filter_text
             return con.execute(f"SELECT * FROM {table} WHERE district = ? AND filter = ?", [district.key, flt]).df()
 
         comp = of_filter("comparison_results")
+        monthly = of_filter("monthly_series").sort_values(["month", "indicator", "unit"]).reset_index(drop=True)
         comparisons = {ind: g.reset_index(drop=True) for ind, g in comp.groupby("indicator", sort=False)}
         results = DistrictResults(
             district_key=district.key, filter=flt, periods=periods, roads=None, road_stats=by_periods("road_period_stats"),
@@ -103,6 +105,7 @@ def load_district_results(warehouse: str | Path, district: District, filter_text
             cut_through_streets=of_filter("cut_through_streets"), resamples=int(r["resamples"]), seed=int(r["seed"]),
             min_vehicles=int(r["min_vehicles"]), threshold_g=float(r["threshold_g"]), braking_source=str(r["braking_source"]),
             radius_m=float(r["radius_m"]), computed_at=r["computed_at"].to_pydatetime(), network_current=True,
+            monthly=monthly,
         )  # fmt: skip
         fingerprint = r["fingerprint"]
         missing = [k for k in periods if not (results.road_stats["period"] == k).any()]

@@ -93,6 +93,24 @@ class Publication:
 
 
 @dataclass(frozen=True)
+class Published:
+    """A published figure of the district ([[published]] in its file), to be set beside the measured one.
+
+    indicator: the product's indicator of the same statistic (mean, p85, passage_share …); kind:
+    'level' (of `period`), 'change' (period − reference) or 'ratio' (period / reference); low..high:
+    the published value or range (fractions for shares); text: how it was published.
+    """
+
+    period: str
+    indicator: str
+    kind: str
+    low: float
+    high: float
+    text: str
+    reference: str = ""
+
+
+@dataclass(frozen=True)
 class District:
     """One analysed district, as read from its TOML file."""
 
@@ -113,6 +131,7 @@ class District:
     source_path: Path
     area_path: Path | None = None  # district outline (GeoJSON), if the file names one
     exclude_highway: tuple[str, ...] = EXCLUDED_HIGHWAY_CLASSES  # OSM classes left out of the network
+    published: tuple[Published, ...] = ()  # published figures ([[published]])
     synthetic: dict = field(default_factory=dict)  # generator parameters ([synthetic] table)
     raw: dict = field(default_factory=dict)
     ward_en: str = ""
@@ -207,6 +226,11 @@ def load_district_file(path: str | Path) -> District:
             source_path=path,
             area_path=(path.parent / raw["area"]).resolve() if raw.get("area") else None,
             exclude_highway=tuple(str(h) for h in raw.get("exclude_highway", EXCLUDED_HIGHWAY_CLASSES)),
+            published=tuple(
+                Published(str(x["period"]), str(x["indicator"]), str(x.get("kind", "level")), float(x["low"]),
+                          float(x["high"]), str(x.get("text", "")), str(x.get("reference", "")))
+                for x in raw.get("published", [])
+            ),  # fmt: skip
             synthetic=raw.get("synthetic", {}),
             raw=raw,
             ward_en=raw.get("ward_en", ""),
@@ -217,6 +241,11 @@ def load_district_file(path: str | Path) -> District:
         raise ValueError(f"{path}: missing required key {exc.args[0]!r}") from None
     for name in (district.default_before, district.default_after):
         district.period(name)  # validates
+    for pub in district.published:
+        if pub.kind not in ("level", "change", "ratio") or (pub.kind != "level" and not pub.reference):
+            raise ValueError(f"{path}: [[published]] {pub.indicator} {pub.period}: kind must be level, or change / ratio with a reference")
+        for name in (pub.period, pub.reference or pub.period):
+            district.period(name)
     return district
 
 

@@ -41,7 +41,6 @@ MIN_HEADING_STEP_M = 5.0  # ... or from a previous point closer than this (GPS j
 TRIP_CONTEXT_MARGIN_M = 300.0
 
 # --- Aggregation and statistics --------------------------------------------------------------
-SPEED_BIN_KMH = 1.0  # histogram bin: speed rounded to the nearest km/h (ETC2.0 speeds are whole km/h)
 P85 = 0.85
 # Passage speeds (a mean of a passage's points, or a section speed) are kept at 0.1 km/h.
 PASSAGE_SPEED_DECIMALS = 1
@@ -50,6 +49,12 @@ PASSAGE_SPEEDS = ("mean", "max", "section")  # the passage speed an indicator ma
 POINT_INDICATORS = ("mean", "p85", "share", "share_plus10")
 PASSAGE_INDICATORS = ("passage_mean", "passage_p85", "passage_share")
 INDICATORS = POINT_INDICATORS + PASSAGE_INDICATORS
+# The column of road_period_stats / group_period_stats that holds each indicator's level.
+INDICATOR_COLUMNS = {
+    "mean": "mean_kmh", "p85": "p85_kmh", "share": "share_at_or_over_limit",
+    "share_plus10": "share_at_or_over_limit_plus_10", "passage_mean": "passage_mean_kmh",
+    "passage_p85": "passage_p85_kmh", "passage_share": "passage_share_at_or_over_limit",
+}  # fmt: skip
 DEFAULT_RESAMPLES = 1000  # cluster-bootstrap replicates
 DEFAULT_SEED = 0
 CONFIDENCE = 0.95

@@ -6,6 +6,7 @@ import pandas as pd
 
 from analysis.results import load_comparisons, load_group_stats
 from config.districts import District
+from config.settings import INDICATOR_COLUMNS
 
 
 def treated_table(warehouse, districts: list[District]) -> pd.DataFrame:
@@ -64,4 +65,56 @@ def format_headline(warehouse, districts: list[District]) -> str:
                     f"(DiD {100 * s.loc['did', 'change']:+.1f} points [{100 * s.loc['did', 'ci_low']:+.1f}, "
                     f"{100 * s.loc['did', 'ci_high']:+.1f}])"
                 )
+    return "\n".join(lines)
+
+
+_STATISTIC = {"mean": "mean speed", "p85": "85th percentile speed", "share": "share of points >= limit",
+              "passage_share": "share of vehicles (passages) >= limit", "passage_mean": "mean passage speed",
+              "passage_p85": "85th percentile passage speed", "share_plus10": "share of points >= limit + 10"}  # fmt: skip
+
+
+def _value(indicator: str, v: float, kind: str) -> str:
+    if pd.isna(v):
+        return "—"
+    if kind == "ratio":
+        return f"×{v:.2f}"
+    if "share" in indicator:
+        return f"{100 * v:+.1f} points" if kind == "change" else f"{100 * v:.1f} %"
+    return f"{v:+.1f} km/h" if kind == "change" else f"{v:.1f} km/h"
+
+
+def published_vs_measured(warehouse, districts: list[District]) -> pd.DataFrame:
+    """Each district's published figures ([[published]]) next to the treated street's stored figure of the
+    same statistic and period (group_period_stats; changes and ratios of the stored, unrounded levels)."""
+    rows = []
+    for d in districts:
+        g = load_group_stats(warehouse, d.key)
+        t = g[g["road_group"] == "treated"].set_index("period") if len(g) else pd.DataFrame()
+        for p in d.published:
+            col = INDICATOR_COLUMNS[p.indicator]
+            level = lambda name: t.loc[name, col] if name in t.index else float("nan")  # noqa: E731
+            if p.kind == "level":
+                measured = level(p.period)
+            elif p.kind == "change":
+                measured = level(p.period) - level(p.reference)
+            else:
+                measured = level(p.period) / level(p.reference)
+            inside = p.low - 1e-9 <= measured <= p.high + 1e-9 if p.low < p.high else None
+            rows.append({"district": d.name_ja, "statistic": _STATISTIC[p.indicator], "indicator": p.indicator,
+                         "kind": p.kind, "period": p.period if p.kind == "level" else f"{p.reference}→{p.period}",
+                         "published": p.text, "published_low": p.low, "published_high": p.high,
+                         "measured": measured, "within": inside})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def format_published(table: pd.DataFrame) -> str:
+    """Fixed-width lines: statistic, period, the published figure (as published) and this run's."""
+    lines = ["published (district file [[published]]) and measured by this run (the warehouse), treated street:"]
+    for r in table.itertuples():
+        pub = (_value(r.indicator, r.published_low, r.kind) if r.published_low == r.published_high else
+               f"{_value(r.indicator, r.published_low, r.kind)}–{_value(r.indicator, r.published_high, r.kind)}")  # fmt: skip
+        mark = "" if r.within is None else ("  (within the published range)" if r.within else "  (OUTSIDE the published range)")
+        name = r.district + " " * max(0, 14 - _width(r.district))
+        lines.append(f"  {name} {r.statistic:<40} {r.period:<15} published {pub:<18} this run {_value(r.indicator, r.measured, r.kind)}{mark}")
+        lines.append(f"  {'':<14} {'':<40} {'':<15} ({r.published})")
     return "\n".join(lines)

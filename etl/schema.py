@@ -277,7 +277,31 @@ CREATE TABLE IF NOT EXISTS comparison_results (
     computed_at       TIMESTAMP,
     n_before          BIGINT,    -- points (or passages, for passage_* indicators) before
     n_after           BIGINT,    -- points (or passages) after
-    min_vehicles      BIGINT     -- the adequacy minimum used for flag
+    min_vehicles      BIGINT,    -- the adequacy minimum used for flag
+    before_ci_low     DOUBLE,    -- 95 % interval of the before level (same replicates); NULL for did
+    before_ci_high    DOUBLE,
+    after_ci_low      DOUBLE,    -- 95 % interval of the after level
+    after_ci_high     DOUBLE
+);
+CREATE TABLE IF NOT EXISTS monthly_series (
+    district          VARCHAR,
+    filter            VARCHAR,
+    month             DATE,      -- first day of a complete calendar month after the district's last named period
+    indicator         VARCHAR,   -- as comparison_results (mean, p85, share, share_plus10, passage_*)
+    unit              VARCHAR,   -- treated | control (pooled roads)
+    value             DOUBLE,    -- the month's level (km/h, or fraction 0-1)
+    ci_low            DOUBLE,    -- 95 % cluster bootstrap over vehicles of the month's level
+    ci_high           DOUBLE,
+    n                 BIGINT,    -- points (passages for passage_*) in the month
+    n_vehicles        BIGINT,    -- distinct vehicles in the month
+    after_level       DOUBLE,    -- the level of the district's default after period (the reference)
+    change_vs_after   DOUBLE,    -- value - after_level
+    change_ci_low     DOUBLE,    -- 95 % interval of that change (vehicles resampled jointly)
+    change_ci_high    DOUBLE,
+    flag              VARCHAR,   -- low_sample below min_vehicles distinct vehicles in the month or the after period
+    resamples         INTEGER,
+    seed              BIGINT,
+    computed_at       TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS comparison_histogram (
     district      VARCHAR,
@@ -434,12 +458,11 @@ MATCHED_EVENTS_COLUMNS: dict[str, tuple[str, str]] = {
     "dist_m": _MATCH_COLUMNS["dist_m"],
 }
 
-ALL_DDL = (MANIFEST_DDL, RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL, MATCH_DDL)
 
 
 # Tables derived from the point store (matches, figures, evidence): recomputed by the next analysis,
 # so a new layout drops them instead of migrating. Bump DERIVED_SCHEMA_VERSION when one changes.
-DERIVED_SCHEMA_VERSION = 2
+DERIVED_SCHEMA_VERSION = 3
 DERIVED_DDL = (RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL, MATCH_DDL)
 
 

@@ -38,7 +38,6 @@ from etl.schema import (
 )
 from etl.spec import BEHAVIOR_DEFAULT, Layout
 
-DEFAULT_WAREHOUSE = Path("data/warehouse")
 DB_NAME = "warehouse.duckdb"
 LOCK_NAME = ".ingest.lock"
 

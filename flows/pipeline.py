@@ -7,8 +7,15 @@ from the warehouse; each runs once per district and month:
 - `match_district`: match the points of every month not yet matched (or stale) to the district;
 - `analyze_district`: per-road figures for every named period, then the before/after evidence
   (intervals, DiD, braking, cut-through), stored;
+- `monitor_district`: the monthly series of every complete month after the last named period;
 - `publish_maps`: map, report and sheet from the stored results (no computation);
-- `monthly_pipeline`: all of the above for every district, as the road bureau schedules it.
+- `monthly_pipeline`: all of the above for every district, as the road bureau schedules it. Each
+  run publishes into a dated folder of the output root (``<root>/<YYYY-MM>/``, the latest month of
+  the point store) and updates ``<root>/latest/``; earlier editions stay.
+
+Locations: a flow parameter, else the Prefect variables ``etc2calm_warehouse`` and
+``etc2calm_output_root``, else the environment (ETC2CALM_WAREHOUSE, ETC2CALM_OUTPUT), else
+data/warehouse and build/maps under the working directory.
 
 Tasks return small summaries (dicts of numbers and paths), never large data. A delivery with a
 file that could not be ingested still ingests the good files and analyses every district, then
@@ -21,19 +28,34 @@ from pathlib import Path
 
 from prefect import flow, task
 from prefect.states import Failed
+from prefect.variables import Variable
 
 from analysis.evidence import evaluate_district
 from analysis.figures import analyze_district as analyze_district_periods
 from analysis.matchstage import district_network, match_stage
+from analysis.monitoring import latest_month_verdict, monthly_series
 from config.districts import list_districts, load_district
 from config.settings import DEFAULT_RESAMPLES, DEFAULT_SEED, default_output_dir, default_warehouse
 from etl.ingest import ingest_paths
 from etl.sources import find_delivery_files
-from etl.warehouse import connect
-from maps.publish import publish_district
+from etl.warehouse import connect, point_files
+from maps.publish import publish_district, update_latest
 
-DEFAULT_WAREHOUSE = str(default_warehouse())
-DEFAULT_OUT_DIR = str(default_output_dir())
+
+def warehouse_location(explicit: str | None = None) -> str:
+    """The warehouse: parameter, else Prefect variable etc2calm_warehouse, else ETC2CALM_WAREHOUSE / data/warehouse."""
+    return explicit or Variable.get("etc2calm_warehouse", default=None) or str(default_warehouse())
+
+
+def output_root(explicit: str | None = None) -> str:
+    """The output root: parameter, else Prefect variable etc2calm_output_root, else ETC2CALM_OUTPUT / build/maps."""
+    return explicit or Variable.get("etc2calm_output_root", default=None) or str(default_output_dir())
+
+
+def edition_name(warehouse: str) -> str:
+    """The dated folder of this run's publications: the latest month of the point store, 'YYYY-MM'."""
+    months = sorted(point_files(warehouse))
+    return f"{months[-1][0]:04d}-{months[-1][1]:02d}" if months else "empty"
 
 
 def new_delivery_files(landing: str, warehouse: str) -> tuple[list[str], int]:
@@ -106,6 +128,15 @@ def evidence_task(warehouse: str, district_key: str, resamples: int = DEFAULT_RE
     return {ind: t.to_dict("records") for ind, t in ev.comparisons.items()}
 
 
+@task(name="monitor", retries=1, retry_delay_seconds=10, persist_result=False)
+def monitor_task(warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict:
+    """The monthly series after the last named period, stored; returns its months and the latest verdict."""
+    series = monthly_series(warehouse, load_district(district_key), resamples=resamples, seed=seed)
+    verdict = latest_month_verdict(series)
+    return {"months": sorted({str(m) for m in series["month"]}), "latest": None if verdict is None else
+            {k: (str(v) if k == "month" else v) for k, v in verdict.items()}}  # fmt: skip
+
+
 @task(name="publish", retries=1, retry_delay_seconds=10, persist_result=False)
 def publish_task(warehouse: str, district_key: str, out_dir: str) -> dict:
     """The district's map, report and sheet from the stored results; returns their paths."""
@@ -113,58 +144,74 @@ def publish_task(warehouse: str, district_key: str, out_dir: str) -> dict:
 
 
 @flow(name="ingest-new-deliveries")
-def ingest_new_deliveries(landing: str = "data/landing", warehouse: str = DEFAULT_WAREHOUSE) -> dict:
+def ingest_new_deliveries(landing: str = "data/landing", warehouse: str | None = None) -> dict:
     """Ingest the files of `landing` (recursively) not yet in the warehouse's manifest."""
+    warehouse = warehouse_location(warehouse)
     new, n_known = find_new_files_task(landing, warehouse)
     return ingest_task(new, warehouse, n_known)
 
 
 @flow(name="match-district")
-def match_district(district: str, warehouse: str = DEFAULT_WAREHOUSE) -> str:
+def match_district(district: str, warehouse: str | None = None) -> str:
     """Match the district's new or stale months."""
-    return match_task(warehouse, district)
+    return match_task(warehouse_location(warehouse), district)
 
 
 @flow(name="analyze-district")
-def analyze_district(district: str, warehouse: str = DEFAULT_WAREHOUSE, resamples: int = DEFAULT_RESAMPLES,
+def analyze_district(district: str, warehouse: str | None = None, resamples: int = DEFAULT_RESAMPLES,
                      seed: int = DEFAULT_SEED) -> dict:  # fmt: skip
-    """Match what is new, then figures for every named period and the before/after evidence of one district."""
-    matched = match_task(warehouse, district)
+    """Match what is new, then figures for every named period, the before/after evidence and the
+    monthly series of one district."""
+    warehouse = warehouse_location(warehouse)
     return {
-        "match": matched,
+        "match": match_task(warehouse, district),
         "summary": analyze_periods_task(warehouse, district),
         "comparisons": evidence_task(warehouse, district, resamples, seed),
+        "monitoring": monitor_task(warehouse, district, resamples, seed),
     }
 
 
 @flow(name="publish-maps")
-def publish_maps(district: str, warehouse: str = DEFAULT_WAREHOUSE, out_dir: str = DEFAULT_OUT_DIR) -> dict:
-    """Map, report and sheet of one district from the stored results."""
-    return publish_task(warehouse, district, out_dir)
+def publish_maps(district: str, warehouse: str | None = None, out_dir: str | None = None) -> dict:
+    """Map, report and sheet of one district from the stored results, into the output root's dated
+    folder (and latest/)."""
+    warehouse = warehouse_location(warehouse)
+    edition = Path(output_root(out_dir)) / edition_name(warehouse)
+    paths = publish_task(warehouse, district, str(edition))
+    update_latest(edition.parent, edition)
+    return paths
 
 
 @flow(name="monthly-pipeline")
 def monthly_pipeline(
-    landing: str = "data/landing", warehouse: str = DEFAULT_WAREHOUSE, out_dir: str = DEFAULT_OUT_DIR,
+    landing: str = "data/landing", warehouse: str | None = None, out_dir: str | None = None,
     districts: list[str] | None = None, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
 ):  # fmt: skip
-    """Ingest what is new, then match, analyse, evaluate and publish every district (all bundled ones by default).
+    """Ingest what is new, then match, analyse, evaluate, monitor and publish every district (all bundled
+    ones by default) into ``<output root>/<YYYY-MM>/`` and ``<output root>/latest/``.
 
     Ends Failed (after analysing and publishing every district) when a delivered file could not be
     ingested, naming it.
     """
+    warehouse, root = warehouse_location(warehouse), Path(output_root(out_dir))
     new, n_known = find_new_files_task(landing, warehouse)
     ingest = ingest_task(new, warehouse, n_known)
     keys = districts or [d.key for d in list_districts()]
+    edition = root / edition_name(warehouse)
     results = {}
     for key in keys:
         results[key] = {
             "match": match_task(warehouse, key),
             "summary": analyze_periods_task(warehouse, key),
             "comparisons": evidence_task(warehouse, key, resamples, seed),
+            "monitoring": monitor_task(warehouse, key, resamples, seed),
         }
-        results[key].update(publish_task(warehouse, key, out_dir))
-    summary = {"ingest": ingest, "districts": results}
+        results[key].update(publish_task(warehouse, key, str(edition)))
+    latest = update_latest(root, edition)
+    for key in keys:  # the stable addresses residents and the bureau's web page link to
+        results[key]["latest"] = {k: str(latest / Path(v).name) for k, v in results[key].items()
+                                  if k in ("map", "report", "sheet", "sheet_png") and v}  # fmt: skip
+    summary = {"ingest": ingest, "edition": str(edition), "latest": str(latest), "districts": results}
     if ingest["failed"]:
         return Failed(
             message=f"{len(ingest['failed'])} delivered file(s) could not be ingested (the others were, and every "

@@ -25,7 +25,7 @@ import pyarrow as pa
 from config.settings import P85
 from geo.kernels import N_BIN, N_CLASS, N_DAYTYPE, N_HOUR, US_PER_DAY, US_PER_HOUR, _group_by_piece, aggregate_kernel, compact_rows, ro
 
-# Histogram bin (config.settings.SPEED_BIN_KMH = 1 km/h): a point counts in the bin of its speed
+# Histogram bin: 1 km/h (geo.kernels.N_BIN bins); a point counts in the bin of its speed
 # rounded to the nearest km/h (bin value = that whole km/h, clipped to 0..255). ETC2.0 speeds are
 # whole km/h, so each bin holds one speed value and the histogram reproduces every quantile of the
 # raw points exactly; for fractional speeds each value moves by at most 0.5 km/h.
@@ -35,7 +35,6 @@ def speed_bin_kmh(speed_kmh) -> np.ndarray:
     """Whole-km/h bin of each speed, as the cube's kernel bins it (nearest km/h, clipped to 0..255)."""
     return np.clip(np.floor(np.asarray(speed_kmh, dtype=np.float64) + 0.5), 0, N_BIN - 1)
 
-CELL_FIELDS = ["direction", "hour", "day_type", "vehicle_class"]
 
 
 @lru_cache(maxsize=8)
@@ -212,6 +211,23 @@ def merge_cubes(cubes: list[Cube]) -> Cube:
                 {"piece": pairs[0].astype(np.int32), "vehicle_id": pairs[1]})  # fmt: skip
 
 
+def split_by_piece(cube: Cube, edges: np.ndarray) -> list[Cube]:
+    """The cube cut into shards of piece ids [edges[s], edges[s+1]), rows kept in their order."""
+    out = []
+    parts = {name: getattr(cube, name) for name in ("cells", "hist", "vehicles")}
+    shard = {name: np.searchsorted(edges, d["piece"], side="right") - 1 for name, d in parts.items()}
+    for s in range(len(edges) - 1):
+        sel = {name: shard[name] == s for name in parts}
+        out.append(Cube(*({k: v[sel[name]] for k, v in parts[name].items()} for name in ("cells", "hist", "vehicles"))))  # fmt: skip
+    return out
+
+
+def concat_shards(shards: Sequence[Cube]) -> Cube:
+    """Merged shards of disjoint, increasing piece ranges → one cube (what merge_cubes of all gives)."""
+    cat = lambda part: {k: np.concatenate([getattr(c, part)[k] for c in shards]) for k in getattr(shards[0], part)}  # noqa: E731
+    return Cube(cat("cells"), cat("hist"), cat("vehicles"))
+
+
 def distinct_vehicles(piece: np.ndarray, vehicle_id: np.ndarray, group_of_piece: np.ndarray, n_groups: int) -> np.ndarray:
     """Exact distinct vehicles per group of pieces (group -1: ignored), from distinct (piece, vehicle) pairs."""
     g = group_of_piece[piece]
@@ -245,7 +261,7 @@ def quantile_from_hist(group: np.ndarray, value: np.ndarray, count: np.ndarray, 
     return out
 
 
-def figures(cube: Cube, group_of_piece: np.ndarray, n_groups: int, limit_of_group: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def figures(cube: Cube, group_of_piece: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
     """Per group of pieces (group -1 ignored): n_points, n_vehicles (exact), mean_kmh, p85_kmh,
     share_at_or_over_limit, share_at_or_over_limit_plus_10 — all from the merged arrays."""
     cg = group_of_piece[cube.cells["piece"]]

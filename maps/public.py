@@ -19,6 +19,8 @@ The rule cell by cell:
 - cut_through_summary: nothing when the trips come from fewer than k vehicles; the cut-through
   count and share only when the cut-through trips come from at least k vehicles.
 - cut_through_streets: only streets whose cut-through trips come from at least k vehicles.
+- monthly_series: a month under k vehicles loses its level, interval, counts and change (flag
+  'suppressed').
 """
 
 from __future__ import annotations
@@ -126,6 +128,22 @@ def public_cut_through(summary: pd.DataFrame, k: int = PUBLIC_MIN_VEHICLES) -> p
     return out
 
 
+MONTHLY_FIGURES = ("value", "ci_low", "ci_high", "n", "n_vehicles", "change_vs_after", "change_ci_low", "change_ci_high")
+
+
+def public_monthly(monthly: pd.DataFrame | None, k: int = PUBLIC_MIN_VEHICLES) -> pd.DataFrame | None:
+    """monthly_series rows with the months under k vehicles blanked (flag 'suppressed')."""
+    if monthly is None or monthly.empty:
+        return monthly
+    out = monthly.copy()
+    small = out["n_vehicles"].astype(float).fillna(0) < k
+    for col in MONTHLY_FIGURES:
+        if col in out.columns:
+            out[col] = out[col].astype(float).where(~small)
+    out.loc[small, "flag"] = "suppressed"
+    return out
+
+
 def public_results(results: DistrictResults, k: int = PUBLIC_MIN_VEHICLES) -> PublicResults:
     """A copy of `results` holding only what may be published (see the module docstring)."""
     if isinstance(results, PublicResults) and results.public_min_vehicles == k:
@@ -151,5 +169,6 @@ def public_results(results: DistrictResults, k: int = PUBLIC_MIN_VEHICLES) -> Pu
         hotspots=hs[hs["n_vehicles"].astype(float) >= k].reset_index(drop=True) if len(hs) else hs,
         cut_through=public_cut_through(results.cut_through, k),
         cut_through_streets=cs[cs["n_vehicles_cut_through"].astype(float) >= k].reset_index(drop=True) if len(cs) else cs,
+        monthly=public_monthly(getattr(results, "monthly", None), k),
     )
     return PublicResults(**fields, public_min_vehicles=k)

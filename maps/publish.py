@@ -8,6 +8,8 @@ Nothing here computes a figure: every number comes from `analysis.results.load_d
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 from pathlib import Path
 
 from analysis.results import DistrictResults, load_district_results
@@ -74,3 +76,17 @@ def publish_district(warehouse: str | Path, district: District, out_dir: str | P
     if export:
         paths["export"] = str(export_district(warehouse, district, out_dir / f"{district.key}.gpkg").path)
     return paths
+
+
+def update_latest(root: str | Path, edition: str | Path) -> Path:
+    """Make ``root/latest`` a copy of the edition folder (e.g. ``root/2019-06``), swapped in by renames so
+    readers never see a half-copied folder; earlier editions stay where they are. Returns latest's path."""
+    root, edition = Path(root), Path(edition)
+    latest, tmp, old = root / "latest", root / f".latest.tmp{os.getpid()}", root / f".latest.old{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(edition, tmp)
+    if latest.exists():
+        os.replace(latest, old)
+    os.replace(tmp, latest)
+    shutil.rmtree(old, ignore_errors=True)
+    return latest
