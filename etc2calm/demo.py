@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from config.districts import list_districts
+from maps.publish import PUBLISHED_FILES
 from etc2calm.summary import format_headline, format_published, format_summary, published_vs_measured, treated_table
 
 
@@ -38,7 +39,7 @@ def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 201710
     print("maps and reports:")
     print(f"    (this edition: {Path(out['edition']).resolve()}; the stable copy, latest/, below)")
     for d in out["districts"].values():
-        for key in ("map", "report", "sheet", "sheet_png", "report_en", "sheet_en", "export"):
+        for key in PUBLISHED_FILES:
             if d["latest"].get(key):
                 print(f"    {Path(d['latest'][key]).resolve()}")
     print(f"warehouse: {warehouse.resolve()} (try: etc2calm sql \"SELECT * FROM road_period_stats LIMIT 5\")")

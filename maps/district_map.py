@@ -20,6 +20,7 @@ from analysis.results import DistrictResults
 from config.districts import District
 from config.settings import PUBLIC_MIN_VEHICLES
 from maps import embed, layers, palette
+from maps.layers import DEVICE_SHAPES
 from maps import wording as w
 from maps.headline import Headline, headline
 from maps.public import PublicResults, public_results
@@ -30,12 +31,6 @@ OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 OSM_ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 # Overlays shown when the map opens (the cut-through routes would bury the light road colours).
 EXTRAS_ON = {"devices": True, "braking": True, "cut_through": False}
-# Device symbols in a 22 × 22 box (y down): a hump is a bump (triangle), a narrowing two wedges
-# pinching the road. The sheet draws the same outlines.
-DEVICE_SHAPES = {
-    "hump": [[(2, 18), (11, 3), (20, 18)]],
-    "narrowing": [[(2, 4), (10, 11), (2, 18)], [(20, 4), (12, 11), (20, 18)]],
-}
 
 
 def bi(make: Callable[[str], str], tag: str = "span", escape: bool = True, **attrs) -> str:

@@ -25,8 +25,8 @@ from config.districts import District
 from config.settings import LONLAT_CRS, METRIC_CRS, PUBLIC_MIN_VEHICLES
 from maps import layers, palette
 from maps import wording as w
-from maps.district_map import DEVICE_SHAPES
 from maps.headline import headline
+from maps.layers import DEVICE_SHAPES
 from maps.public import PublicResults, public_results
 
 # Preferred Japanese fonts, first found wins (family names as matplotlib's font manager reports them).

@@ -26,6 +26,12 @@ from maps.public import PublicResults
 LAYER_KEYS = ("before", "after", "change")
 ROAD_COLUMNS = ("road_id", "name")
 _DRAW_ORDER = {"nodata": 0, "insufficient": 1, "value": 2}
+# Device symbols in a 22 × 22 box (y down), drawn alike on map and sheet: a hump is a bump
+# (triangle), a narrowing two wedges pinching the road.
+DEVICE_SHAPES = {
+    "hump": [[(2, 18), (11, 3), (20, 18)]],
+    "narrowing": [[(2, 4), (10, 11), (2, 18)], [(20, 4), (12, 11), (20, 18)]],
+}
 
 
 def check_roads(roads: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -22,6 +22,10 @@ from maps.export import export_district
 from maps.report import render_report
 
 
+# The keys of publish_district's answer that name published files, in the order they are listed.
+PUBLISHED_FILES = ("map", "report", "sheet", "sheet_png", "report_en", "sheet_en", "sheet_png_en", "export")
+
+
 def _suffix(lang: str) -> str:
     """'' for Japanese (the default file names), '.en' for English."""
     return "" if lang == "ja" else f".{lang}"

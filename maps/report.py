@@ -492,8 +492,7 @@ def render_report(
     if synthetic:
         blocks.append(f'<div class="banner" role="alert">{_e(w.banner(lang))}</div>')
     blocks.append(f"<h1>{_e(w.report_title(district, lang))}</h1>")
-    blocks.append(f'<div class="meta"><p>{_e(rt("periods", lang, b=w.period_line("before", pb, lang), a=w.period_line("after", pa, lang), f=flt))}</p>'
-                  f"<p>{_e(w.credits(district, created, lang))}</p></div>")  # fmt: skip
+    blocks.append(f'<div class="meta"><p>{_e(rt("periods", lang, b=w.period_line("before", pb, lang), a=w.period_line("after", pa, lang), f=flt))}</p></div>')
     # 1-2: the answer, then the charts
     sep = " " if lang == "en" else ""
     answer = (f'<div id="headline" data-verdict="{head.verdict}"><strong>{_e(head.lead[lang])}</strong>{sep}'
@@ -532,6 +531,7 @@ def render_report(
     if district.synthetic_network:
         method.append(w.SYNTHETIC_NETWORK_NOTE[lang == "en"])
     blocks.append('<div class="note">' + "".join(f"<p>{_e(m)}</p>" for m in method) + "</div>")
+    blocks.append(f'<footer class="meta credits"><p>{_e(w.credits(district, created, lang))}</p></footer>')
     body = "\n".join(b for b in blocks if b)
     page = (f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
