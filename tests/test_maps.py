@@ -103,10 +103,30 @@ def test_one_rounding_for_every_output():
     assert w.fmt_date(dt.date(2017, 9, 1)) == "2017年9月1日" and w.fmt_date(dt.date(2017, 9, 1), "en") == "1 Sep 2017"
 
 
-def test_every_text_exists_in_both_languages():
-    for key, pair in w.TEXT.items():
-        assert len(pair) == 2 and all(pair), key
-        assert pair[0] != pair[1] or key in (), key
+def test_every_label_exists_in_both_languages():
+    from maps.headline import _LEAD
+    from maps.report import REPORT_TEXT
+
+    for table in (w.TEXT, REPORT_TEXT, _LEAD, w.LAYER_NAMES, w.LAYER_SHORT, w.ROLE_LABELS):
+        for key, pair in table.items():
+            assert len(pair) == 2 and all(pair) and pair[0] != pair[1], key
+            assert re.search(r"[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef]", pair[0]), f"{key}: no Japanese"
+            assert not re.search(r"[\u3040-\u30ff]", pair[1].replace("挙動履歴", "")), f"{key}: kana in English"
+    for scale in (palette.SHARE_SCALE, palette.SPEED_SCALE, palette.SHARE_CHANGE_SCALE, palette.SPEED_CHANGE_SCALE):
+        assert [c for c, _ in scale.legend("ja")] == [c for c, _ in scale.legend("en")]
+    for name in w.INDICATORS:
+        assert w.indicator_label(name, "ja", {30}) != w.indicator_label(name, "en", {30})
+
+
+def test_publishing_modules_import_no_private_names():
+    """The sheet, report and map share public modules (wording, layers, public), never each other's privates."""
+    import ast
+
+    for path in (Path(__file__).resolve().parents[1] / "maps").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("maps"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private} from {node.module}"
 
 
 # --- layers ------------------------------------------------------------------------------------
