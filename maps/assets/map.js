@@ -207,10 +207,15 @@
     map.fitBounds(DATA.bounds, { paddingTopLeft: pad.tl, paddingBottomRight: pad.br, animate: false });
   }
 
+  // At small scales the device symbols shrink so that they do not hide the treated street's colour.
+  function scaleSymbols() { map.getContainer().classList.toggle('e2c-far', map.getZoom() < 16.5); }
+  map.on('zoomend', scaleSymbols);
+
   show(state.layer, state.indicator);
   base(DATA.initial_base);
   setLang(state.lang);
   relayout();
+  scaleSymbols();
   var resizeTimer = null;
   window.addEventListener('resize', function () {
     clearTimeout(resizeTimer);
