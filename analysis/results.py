@@ -164,3 +164,43 @@ def load_road_period_stats(warehouse: str | Path, district_key: str) -> pd.DataF
         return pd.DataFrame()
     finally:
         con.close()
+
+
+def load_screening(warehouse: str | Path, district_key: str, area: str | None = None) -> tuple[pd.Series | None, pd.DataFrame]:
+    """The latest stored screening of a network (district key or 'roads:<stem>'; of `area` when
+    given): its screening_runs row and its screening_results rows in rank order. (None, empty) when none."""
+    con = connect(warehouse, read_only=True)
+    try:
+        where, params = "district = ?", [district_key]
+        if area is not None:
+            where, params = where + " AND area = ?", params + [area]
+        run = con.execute(f"SELECT * FROM screening_runs WHERE {where} ORDER BY computed_at DESC LIMIT 1", params).df()
+        if run.empty:
+            return None, pd.DataFrame()
+        r = run.iloc[0]
+        rows = con.execute(
+            "SELECT * FROM screening_results WHERE district = ? AND area = ? AND period_start = ? AND period_end = ? ORDER BY rank",
+            [district_key, r["area"], r["period_start"], r["period_end"]]).df()  # fmt: skip
+        return r, rows
+    except duckdb.CatalogException:
+        return None, pd.DataFrame()
+    finally:
+        con.close()
+
+
+def load_gates(warehouse: str | Path, district_key: str) -> dict[str, pd.DataFrame]:
+    """The stored gates of a district and their results: {'gates': district_gates, 'summary':
+    gate_class_summary, 'od': gate_od} (every period; empty frames when none)."""
+    con = connect(warehouse, read_only=True)
+    out = {}
+    try:
+        for key, table, order in (("gates", "district_gates", "gate_id"),
+                                  ("summary", "gate_class_summary", "period_start, time_band, gate_class"),
+                                  ("od", "gate_od", "period_start, time_band, n_trips DESC, entry_gate, exit_gate")):  # fmt: skip
+            try:
+                out[key] = con.execute(f"SELECT * FROM {table} WHERE district = ? ORDER BY {order}", [district_key]).df()
+            except duckdb.CatalogException:
+                out[key] = pd.DataFrame()
+    finally:
+        con.close()
+    return out

@@ -111,6 +111,36 @@ class Published:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """A gate of the district ([[gates]] in its file): where traffic enters or leaves the area.
+
+    coords: one (lon, lat) for a point on the entering road, or two or more for a short line
+    across it (EPSG:4326 degrees); road: the road id it lies on ('' = the nearest road of the network).
+    """
+
+    id: str
+    name_ja: str
+    coords: tuple[tuple[float, float], ...]
+    road: str = ""
+
+
+def _gate(raw: dict, where: str) -> Gate:
+    gid = str(raw.get("id", "")).strip()
+    if not gid:
+        raise ValueError(f"{where}: a [[gates]] entry has no id")
+    point, line = raw.get("point"), raw.get("line")
+    if (point is None) == (line is None):
+        raise ValueError(f"{where}: gate {gid!r} needs exactly one of point = {{ lat, lon }} or line = [[lon, lat], ...]")
+    try:
+        coords = ((float(point["lon"]), float(point["lat"])),) if point is not None else tuple((float(a), float(b)) for a, b in line)
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{where}: gate {gid!r}: point = {{ lat, lon }} or line = [[lon, lat], [lon, lat]] in degrees") from None
+    if line is not None and len(coords) < 2:
+        raise ValueError(f"{where}: gate {gid!r}: a line needs two points or more")
+    return Gate(gid, str(raw.get("name_ja", gid)), coords, str(raw.get("road", "")))
+
+
+@dataclass(frozen=True)
 class District:
     """One analysed district, as read from its TOML file."""
 
@@ -132,6 +162,7 @@ class District:
     area_path: Path | None = None  # district outline (GeoJSON), if the file names one
     exclude_highway: tuple[str, ...] = EXCLUDED_HIGHWAY_CLASSES  # OSM classes left out of the network
     published: tuple[Published, ...] = ()  # published figures ([[published]])
+    gates: tuple[Gate, ...] = ()  # declared gates ([[gates]]); none: derived where roads cross the outline
     synthetic: dict = field(default_factory=dict)  # generator parameters ([synthetic] table)
     raw: dict = field(default_factory=dict)
     ward_en: str = ""
@@ -231,6 +262,7 @@ def load_district_file(path: str | Path) -> District:
                           float(x["high"]), str(x.get("text", "")), str(x.get("reference", "")))
                 for x in raw.get("published", [])
             ),  # fmt: skip
+            gates=tuple(_gate(g, str(path)) for g in raw.get("gates", [])),
             synthetic=raw.get("synthetic", {}),
             raw=raw,
             ward_en=raw.get("ward_en", ""),
@@ -241,6 +273,11 @@ def load_district_file(path: str | Path) -> District:
         raise ValueError(f"{path}: missing required key {exc.args[0]!r}") from None
     for name in (district.default_before, district.default_after):
         district.period(name)  # validates
+    ids = [g.id for g in district.gates]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{path}: [[gates]] ids must be unique")
+    if district.gates and district.area_path is None:
+        raise ValueError(f"{path}: [[gates]] need the district outline (area = ...) to tell inside from outside")
     for pub in district.published:
         if pub.kind not in ("level", "change", "ratio") or (pub.kind != "level" and not pub.reference):
             raise ValueError(f"{path}: [[published]] {pub.indicator} {pub.period}: kind must be level, or change / ratio with a reference")

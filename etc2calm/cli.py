@@ -1,4 +1,4 @@
-"""Command-line interface: `etc2calm ingest | match | analyze | compare | map | publish | export | sql | generate | demo`."""
+"""Command-line interface: `etc2calm ingest | match | analyze | compare | screen | map | publish | export | sql | generate | demo`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from analysis.filters import DIRECTIONS, VEHICLE_CLASSES
 from etc2calm import __version__
 
-from config.settings import DEFAULT_RADIUS_M, INDICATORS, default_warehouse
+from config.settings import DEFAULT_RADIUS_M, INDICATORS, SCREENING_MIN_VEHICLES, SCREENING_TOP_N, default_warehouse
 
 DEFAULT_WAREHOUSE = str(default_warehouse())
 
@@ -93,6 +93,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE.csv")
     p.add_argument("--report", metavar="FILE.html", help="also write the district report (HTML)")
     _add_lang(p, "the report's language")
+
+    p = sub.add_parser("screen", help="rank the residential roads of a network or area: where to calm next (docs/screening.md)")
+    _add_warehouse(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--district", metavar="NAME", help="the district's network; its outline is the area (candidates, cut-through)")
+    g.add_argument("--roads", metavar="FILE", help="road network (GeoJSON, GeoPackage, .osm/.pbf)")
+    p.add_argument("--area", metavar="POLYGON_FILE",
+                   help="screen the roads of the network (--roads or --district) lying inside this polygon (GeoJSON, GeoPackage); "
+                        "it is also the area of cut-through")
+    p.add_argument("--radius", type=float, default=DEFAULT_RADIUS_M, metavar="M",
+                   help=f"matching radius in metres (default {DEFAULT_RADIUS_M:g})")
+    p.add_argument("--exclude-highway", metavar="CLASS,CLASS", default=None,
+                   help="OSM highway classes left out of the network (default: service; '' keeps every road)")
+    p.add_argument("--period", metavar="A..B",
+                   help="YYYY-MM-DD..YYYY-MM-DD, or a period name of the district (default: the district's before period)")
+    p.add_argument("--top", type=int, default=SCREENING_TOP_N, metavar="N", help=f"candidates printed (default {SCREENING_TOP_N}; the CSV has all)")
+    p.add_argument("--min-vehicles", type=int, default=SCREENING_MIN_VEHICLES, metavar="N",
+                   help=f"candidates need at least N distinct vehicles (default {SCREENING_MIN_VEHICLES})")
+    p.add_argument("--resamples", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--out", metavar="FILE.csv", help="every candidate, one row each, sorted by rank (UTF-8, header)")
 
     p = sub.add_parser("map", help="write the before/after map of a district (self-contained HTML)")
     _add_warehouse(p)
@@ -313,6 +334,55 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_screen(args) -> int:
+    from analysis.screening import RESULT_COLUMNS, screen
+    from config.districts import Period, load_district, parse_date_range
+    from etc2calm.summary import format_screening
+    from geo.network import load_area
+
+    if args.district is None and args.roads is None:
+        if args.area:
+            raise UserError("--area needs a road network: add --roads FILE (or --district NAME); the roads of that network "
+                            "inside the polygon are screened")  # fmt: skip
+        raise UserError("give --district NAME, --roads FILE, or --area POLYGON_FILE with one of them")
+    if args.top < 1:
+        raise UserError(f"--top must be at least 1, got {args.top}")
+    district = load_district(args.district) if args.district else None
+    if args.period and ".." in args.period:
+        start, end = parse_date_range(args.period)
+        period = Period("screen", start, end)
+    elif args.period:
+        if district is None:
+            raise UserError(f"bad --period {args.period!r}: expected YYYY-MM-DD..YYYY-MM-DD")
+        period = district.period(args.period)
+    elif district is not None:
+        period = district.period(district.default_before)
+    else:
+        raise UserError("--roads needs --period YYYY-MM-DD..YYYY-MM-DD")
+    if args.area:
+        area, area_label = load_area(args.area), f"area:{Path(args.area).stem}"
+    elif district is not None and district.area_path is not None:
+        area, area_label = load_area(district.area_path), "outline"
+    else:
+        area, area_label = None, ""
+    out = _output_file(args.out)
+    args.treated = args.control = None
+    res = screen(args.warehouse, _network(args, district), period, area=area, area_label=area_label,
+                 min_vehicles=args.min_vehicles, resamples=args.resamples, seed=args.seed)  # fmt: skip
+    where = f" inside {area_label}" if area_label else ""
+    print(f"screening {res.network_key}{where}, {period.name} {period.start}..{period.end}: {res.n_residential} residential "
+          f"roads, {len(res.table)} ranked, {len(res.low_sample)} left out (fewer than {res.min_vehicles} vehicles)")  # fmt: skip
+    print(format_screening(res.table, args.top))
+    for note in res.notes:
+        print(f"note: {note}")
+    if len(res.low_sample):
+        print("left out: " + ", ".join(f"{r.road_id} ({r.n_vehicles} vehicles)" for r in res.low_sample.itertuples()))
+    if out:
+        res.table[RESULT_COLUMNS].to_csv(out, index=False, encoding="utf-8")
+        print(f"wrote {len(res.table)} rows to {out}")
+    return 0
+
+
 def cmd_map(args) -> int:
     from config.districts import load_district
     from config.settings import default_output_dir
@@ -410,8 +480,9 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {
-    "ingest": cmd_ingest, "match": cmd_match, "analyze": cmd_analyze, "compare": cmd_compare, "map": cmd_map,
-    "publish": cmd_publish, "export": cmd_export, "sql": cmd_sql, "generate": cmd_generate, "demo": cmd_demo,
+    "ingest": cmd_ingest, "match": cmd_match, "analyze": cmd_analyze, "compare": cmd_compare, "screen": cmd_screen,
+    "map": cmd_map, "publish": cmd_publish, "export": cmd_export, "sql": cmd_sql, "generate": cmd_generate,
+    "demo": cmd_demo,
 }  # fmt: skip
 
 
