@@ -149,6 +149,23 @@ def load_comparisons(warehouse: str | Path, district_key: str, filter_text: str 
     return {ind: g.reset_index(drop=True) for ind, g in df.groupby("indicator", sort=False)}
 
 
+def load_road_period_stats(warehouse: str | Path, district_key: str) -> pd.DataFrame:
+    """The latest stored road_period_stats of every period label of a district (or of an ad-hoc network,
+    key 'roads:<file stem>'), in date order; empty when nothing is stored."""
+    con = connect(warehouse, read_only=True)
+    try:
+        return con.execute(
+            """SELECT * FROM road_period_stats WHERE district = ?
+               QUALIFY computed_at = max(computed_at) OVER (PARTITION BY period)
+               ORDER BY period_start, period_end, period, road_id""",
+            [district_key],
+        ).df()
+    except duckdb.CatalogException:
+        return pd.DataFrame()
+    finally:
+        con.close()
+
+
 def load_screening(warehouse: str | Path, district_key: str, area: str | None = None) -> tuple[pd.Series | None, pd.DataFrame]:
     """The latest stored screening of a network (district key or 'roads:<stem>'; of `area` when
     given): its screening_runs row and its screening_results rows in rank order. (None, empty) when none."""

@@ -63,6 +63,24 @@ ADEQUATE_MIN_VEHICLES = 50  # sample adequacy: figures from fewer distinct vehic
 # or a count derived from fewer distinct vehicles than this.
 PUBLIC_MIN_VEHICLES = 10
 
+# --- Publishing (map, report, sheet, export) -------------------------------------------------
+PUBLIC_LANGUAGES = ("ja", "en")  # every public label exists in both; Japanese is the default
+# Credits printed on every public output; a district file overrides them in its [publication] table.
+DEFAULT_PUBLISHER = {"ja": "etc2calm", "en": "etc2calm"}
+DEFAULT_SOURCE = {"ja": "出典：ETC2.0プローブ情報（国土交通省）", "en": "Source: ETC2.0 probe data (MLIT, Japan)"}
+# The headline's speed indicator (a comparison_results indicator) and its "share of vehicles".
+DEFAULT_HEADLINE_SPEED_INDICATOR = "p85"
+HEADLINE_SHARE_INDICATOR = "passage_share"  # falls back to the share of points when passages are not stored
+# The comparison streets "hardly changed" when their interval includes zero and the change is smaller
+# than this (km/h for speeds, percentage points for shares).
+NO_CHANGE_KMH = 1.0
+NO_CHANGE_POINTS = 3.0
+# Speed classes of published ETC2.0 speed maps (毎日新聞 2016-05-09): <= 30 km/h blue, 30-40 green,
+# >= 40 orange/red. Used for every speed layer (mean, 85th percentile) on map and sheet.
+SPEED_CLASS_BREAKS_KMH = (30.0, 40.0)
+# Traffic-calming devices a district file may place on the map ([[devices]] kind).
+DEVICE_KINDS = ("hump", "narrowing")
+
 # --- Behaviour -------------------------------------------------------------------------------
 G_MS2 = 9.80665
 DEFAULT_BRAKING_THRESHOLD_G = 0.25  # sudden braking (急減速): the order of ETC2.0's recording threshold

@@ -16,6 +16,7 @@ from etc2calm.summary import (
     published_vs_measured,
     treated_table,
 )
+from maps.publish import PUBLISHED_FILES
 
 
 def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 20171005, scale: float = 1.0) -> dict:
@@ -48,7 +49,7 @@ def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 201710
     print("maps and reports:")
     print(f"    (this edition: {Path(out['edition']).resolve()}; the stable copy, latest/, below)")
     for d in out["districts"].values():
-        for key in ("map", "report", "sheet", "sheet_png"):
+        for key in PUBLISHED_FILES:
             if d["latest"].get(key):
                 print(f"    {Path(d['latest'][key]).resolve()}")
     print(f"warehouse: {warehouse.resolve()} (try: etc2calm sql \"SELECT * FROM road_period_stats LIMIT 5\")")

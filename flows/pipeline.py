@@ -43,7 +43,7 @@ from config.settings import DEFAULT_RESAMPLES, DEFAULT_SEED, default_output_dir,
 from etl.ingest import ingest_paths
 from etl.sources import find_delivery_files
 from etl.warehouse import connect, point_files
-from maps.publish import publish_district, update_latest
+from maps.publish import PUBLISHED_FILES, publish_district, update_latest
 
 
 def warehouse_location(explicit: str | None = None) -> str:
@@ -236,7 +236,7 @@ def monthly_pipeline(
     latest = update_latest(root, edition)
     for key in keys:  # the stable addresses residents and the bureau's web page link to
         results[key]["latest"] = {k: str(latest / Path(v).name) for k, v in results[key].items()
-                                  if k in ("map", "report", "sheet", "sheet_png") and v}  # fmt: skip
+                                  if k in PUBLISHED_FILES and v}  # fmt: skip
     summary = {"ingest": ingest, "edition": str(edition), "latest": str(latest), "districts": results}
     if ingest["failed"]:
         return Failed(
