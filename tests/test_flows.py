@@ -35,7 +35,7 @@ def test_monthly_flow_with_a_corrupt_file_ends_failed_after_publishing(tmp_path,
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     landing = tmp_path / "landing"
-    generate_delivery(landing, districts=[load_district("okurayama")], scale=0.1, monitoring=False)  # named periods only
+    generate_delivery(landing, districts=[load_district("okurayama")], scale=0.1)
     (landing / "OUT1-2_533925_20170930_broken.zip").write_bytes(b"PK\x03\x04 truncated")
     state = monthly_pipeline(landing=str(landing), warehouse=str(tmp_path / "wh"), out_dir=str(tmp_path / "maps"),
                              districts=["okurayama"], resamples=50, return_state=True)  # fmt: skip
