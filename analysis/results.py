@@ -3,7 +3,8 @@
 `load_district_results` returns exactly what the warehouse holds for a district and filter —
 road_period_stats / group_period_stats of the compared periods, comparison_results (every
 indicator, same resamples, seed and figures), comparison_histogram, braking, hot spots,
-cut-through and the parameters of the run (evidence_runs) — with the district's roads.
+cut-through, the parameters of the run (evidence_runs), the gate classification and gate OD, and
+the latest screening — with the district's roads.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class DistrictResults:
     computed_at: dt.datetime
     network_current: bool  # whether the network file still has the fingerprint the figures were computed with
     monthly: pd.DataFrame | None = None  # monthly_series rows of the filter (months after the last named period)
+    # load_gates: {'gates': district_gates, 'summary': gate_class_summary, 'od': gate_od} of every named period
+    # (match a compared period by period_start / period_end: gate rows carry the district's period names)
+    gates: dict[str, pd.DataFrame] | None = None
+    screening: pd.DataFrame | None = None  # screening_results of the district's latest screening, by rank
 
 
 def _period(text: str, name: str, district: District | None) -> Period:
@@ -120,6 +125,8 @@ def load_district_results(warehouse: str | Path, district: District, filter_text
                          district.treated_roads, district.comparison_roads)  # fmt: skip
     results.roads = roads
     results.network_current = fingerprint == network_fingerprint(roads, results.radius_m)
+    results.gates = load_gates(warehouse, district.key)
+    results.screening = load_screening(warehouse, district.key)[1]
     return results
 
 

@@ -11,12 +11,17 @@ import pandas as pd
 import pytest
 import shapely
 
+from analysis.evidence import evaluate
+from analysis.figures import analyze
 from analysis.gates import classify_trips, class_summary, crossings, declared_gates, derive_gates, evaluate_gates, gate_od
+from analysis.results import load_district_results
+from analysis.screening import screen
 from config.districts import load_district_file
 from config.settings import GATE_CLASSES
 from conftest import make_test_district, network, offset
 from etl.ingest import ingest_paths
 from etl.warehouse import connect
+from geo.network import load_area
 from screening_data import PERIOD, ROAD_Y, write_area, write_delivery, write_network
 
 AREA = shapely.box(0, 0, 100, 100)
@@ -180,3 +185,12 @@ def test_gates_stored_for_a_district(tmp_path):
     finally:
         con.close()
     assert n == len(t) and dict(s) == {**dict.fromkeys(GATE_CLASSES, 0), **expected}
+    # Publishing reads them (and the district's latest screening) with the district's other results.
+    net = network(roads, treated=("R1",), comparison=("R4",))
+    analyze(tmp_path / "wh", net, {"before": PERIOD, "after": PERIOD})
+    evaluate(tmp_path / "wh", net, {"before": PERIOD, "after": PERIOD}, resamples=20)
+    screen(tmp_path / "wh", net, PERIOD, area=load_area(area), area_label="outline", resamples=20)
+    results = load_district_results(tmp_path / "wh", district)
+    assert len(results.gates["gates"]) == len(gates) and results.gates["summary"]["n_trips"].sum() == 2 * len(t)  # the bands, and all
+    assert results.gates["od"].query("time_band == 'all'")["n_trips"].sum() == len(t)
+    assert results.screening["road_id"].tolist() == ["R1", "R2", "R3", "R4"]
