@@ -66,14 +66,23 @@ def load_trip_points(con, period: Period, bounds, point_filter: PointFilter) -> 
     end = dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time())
     cond = point_filter.sql(period.start, period.end)
     cols = {r[0] for r in con.execute("DESCRIBE probe_points").fetchall()}
-    # The heading the analysis matches with: stored at ingest, unknown after a long gap or a tiny step.
+    # The heading the analysis matches with: stored at ingest by earlier versions, else derived here
+    # from the previous point of the same trip (the match stage will own this); unknown after a long
+    # gap or a tiny step.
     if {"heading_deg", "dt_prev_s", "dist_prev_m"} <= cols:
         heading = (
             f"CASE WHEN p.dt_prev_s <= {MAX_HEADING_GAP_S} AND p.dist_prev_m >= {MIN_HEADING_STEP_M} "
             "THEN p.heading_deg END AS heading_deg"
         )
+        prev = ""
     else:
-        heading = "NULL::DOUBLE AS heading_deg"
+        heading = (
+            f"CASE WHEN p._pt IS NOT NULL AND epoch(p.gps_time) - epoch(p._pt) <= {MAX_HEADING_GAP_S} "
+            f"AND sqrt((p.x_m - p._px) ^ 2 + (p.y_m - p._py) ^ 2) >= {MIN_HEADING_STEP_M} "
+            "THEN (degrees(atan2(p.x_m - p._px, p.y_m - p._py)) + 360) % 360 END AS heading_deg"
+        )
+        prev = (", lag(x_m) OVER w AS _px, lag(y_m) OVER w AS _py, lag(gps_time) OVER w AS _pt")
+    window = " WINDOW w AS (PARTITION BY vehicle_key, operation_date, trip_no ORDER BY gps_time, file_id, line_no)" if prev else ""
     return con.sql(
         f"""
         WITH in_period AS (
@@ -84,12 +93,15 @@ def load_trip_points(con, period: Period, bounds, point_filter: PointFilter) -> 
         touching AS (
             SELECT DISTINCT vehicle_key, operation_date, trip_no FROM in_period
             WHERE x_m BETWEEN ? AND ? AND y_m BETWEEN ? AND ?
+        ),
+        trip_points AS (
+            SELECT *{prev} FROM in_period JOIN touching USING (vehicle_key, operation_date, trip_no){window}
         )
         SELECT p.vehicle_key AS vehicle,
                hash(p.vehicle_key, p.operation_date, p.trip_no) AS trip_id,
                p.gps_time, p.x_m, p.y_m, p.speed_kmh, {heading},
                ({cond}) AS kept
-        FROM in_period p JOIN touching USING (vehicle_key, operation_date, trip_no)
+        FROM trip_points p
         """,
         params=[period.start, period.end, start, end, minx, maxx, miny, maxy],
     ).df()

@@ -15,8 +15,6 @@ from conftest import offset, style12_row, write_zip
 from etl.ingest import ingest_paths
 
 ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
-# Failed on the code before the fix (issue 11); removed as each fix lands.
-BEFORE_FIX = pytest.mark.xfail(strict=True, reason="issue 11: fails before the fix")
 
 
 def q(wh, sql):
@@ -42,7 +40,7 @@ def all_bytes(folder: Path) -> bytes:
 
 # --- 6. no raw 運行ID in quarantine.raw_text, whatever the line's shape or the ID's ------------------
 
-IDS = ["000012345678"] + [pytest.param(v, marks=BEFORE_FIX) for v in ["AB-12x", "veh_7", "ｶﾅ車両9", "4711", "X"]]
+IDS = ["000012345678", "AB-12x", "veh_7", "ｶﾅ車両9", "4711", "X"]
 
 
 @pytest.mark.parametrize("vid", IDS)
@@ -72,7 +70,6 @@ def test_no_raw_id_in_quarantine_for_misaligned_lines(tmp_path, vid):
 
 # --- 7. short or blank keys are refused ----------------------------------------------------------
 
-@BEFORE_FIX
 @pytest.mark.parametrize("content", ["", "   \n", "short-key", "fifteen-bytes.."])
 def test_short_or_blank_key_file_refused(tmp_path, monkeypatch, content):
     monkeypatch.delenv("ETC2CALM_ID_KEY")
@@ -89,7 +86,6 @@ def test_short_or_blank_key_file_refused(tmp_path, monkeypatch, content):
     assert not (tmp_path / "wh" / "probe_points").exists()
 
 
-@BEFORE_FIX
 @pytest.mark.parametrize("key", ["", "  ", "short"])
 def test_short_or_blank_key_in_environment_refused(tmp_path, monkeypatch, key):
     monkeypatch.setenv("ETC2CALM_ID_KEY", key)
@@ -101,7 +97,6 @@ def test_short_or_blank_key_in_environment_refused(tmp_path, monkeypatch, key):
 
 # --- 8. a key change is detected; re-keying is explicit --------------------------------------------
 
-@BEFORE_FIX
 def test_key_change_refused_then_explicit_rekey(tmp_path, monkeypatch):
     wh = tmp_path / "wh"
     k1, k2 = "first-key-0123456789abcdef", "second-key-0123456789abcdef"
@@ -133,7 +128,6 @@ def small_wh(tmp_path):
     return tmp_path / "wh"
 
 
-@BEFORE_FIX
 @pytest.mark.parametrize("query", [
     "SELECT * FROM read_csv('/etc/passwd', sep=':')",
     "SELECT * FROM read_text('/etc/hostname')",
