@@ -2,14 +2,21 @@
 
 Records of one vehicle are not independent (a commuter passes the same street every day at
 a similar speed), so every interval here resamples *vehicles*, not points: one bootstrap
-replicate draws the vehicles of the analysis with replacement and keeps all their points, in
-every period and on every road at once. That keeps the pairing of before and after (the same
-commuters drive in both) and of treated and comparison streets, which a per-period or per-road
-resampling would break.
+replicate draws the vehicles of the analysis with replacement and keeps all their points and
+passages, in every period and on every road at once. That keeps the pairing of before and after
+(the same commuters drive in both) and of treated and comparison streets, which a per-period or
+per-road resampling would break.
 
-All computations are vectorised: a replicate's figures come from a (replicates × vehicles)
-matrix of multinomial weights multiplied with per-vehicle speed histograms, so the cost does
-not grow with the number of points.
+Indicators (INDICATORS): of points — mean, p85 (km/h), share and share_plus10 (fraction at or
+over the limit / limit + 10); of passages (one vehicle's traversal of one road) — passage_mean,
+passage_p85 and passage_share (fraction of passages whose speed is at or over the limit: the
+"share of vehicles" of published Japanese evaluations). The point p85 is taken over 1 km/h bins
+exactly as the cube's (`geo.aggregate.speed_bin_kmh`), so `compare` and `analyze` agree.
+
+The replicates are independent of the pseudonymisation key: vehicles enter the resampling in the
+order of their first point (time, position, speed), not of their pseudonyms, so the same delivery
+gives the same intervals on any machine. All computations are vectorised: a replicate's figures
+come from a (replicates × vehicles) matrix of multinomial weights and per-vehicle histograms.
 """
 
 from __future__ import annotations
@@ -19,40 +26,51 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-INDICATORS = ("mean", "p85", "share", "share_plus10")
-INDICATOR_LABELS_JA = {
-    "mean": "平均速度 (km/h)",
-    "p85": "85%タイル速度 (km/h)",
-    "share": "制限速度以上の割合",
-    "share_plus10": "制限速度+10 km/h 以上の割合",
-}
-DEFAULT_RESAMPLES = 1000
-DEFAULT_MIN_VEHICLES = 50  # sample adequacy: flag figures from fewer distinct vehicles
-DEFAULT_PUBLIC_MIN_VEHICLES = 10  # publication threshold: never show figures from fewer
+from config.settings import (
+    ADEQUATE_MIN_VEHICLES,
+    CONFIDENCE,
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    INDICATORS,
+    P85,
+    PASSAGE_INDICATORS,
+    POINT_INDICATORS,
+)
+from geo.aggregate import speed_bin_kmh
+
+SHARE_INDICATORS = ("share", "share_plus10", "passage_share")
 
 
 @dataclass(frozen=True)
 class GroupData:
-    """Points of one unit (road or pooled group) in one period, encoded for the bootstrap.
+    """Samples (points or passages) of one unit in one period, encoded for the bootstrap.
 
-    vehicle: index of each point's vehicle in the analysis-wide vehicle list;
-    speed_kmh: speed per point (km/h); limit_kmh: speed limit per point (km/h).
+    vehicle: index of each sample's vehicle in the analysis-wide vehicle list; speed_kmh: its
+    speed (km/h); limit_kmh: speed limit (km/h); p85_kmh: the value the 85th percentile is taken
+    over (the 1 km/h bin for points, the speed itself for passages; default speed_kmh).
     """
 
     vehicle: np.ndarray
     speed_kmh: np.ndarray
     limit_kmh: np.ndarray
+    p85_kmh: np.ndarray | None = None
+
+    @property
+    def p85_values(self) -> np.ndarray:
+        return self.speed_kmh if self.p85_kmh is None else self.p85_kmh
 
 
-def point_indicators(speed_kmh: np.ndarray, limit_kmh: np.ndarray | float) -> dict[str, float]:
-    """Indicators of raw points: mean and p85 in km/h (p85 linear interpolation), shares 0–1."""
+def point_indicators(speed_kmh: np.ndarray, limit_kmh: np.ndarray | float, p85_kmh: np.ndarray | None = None) -> dict[str, float]:
+    """Indicators of raw samples: mean and p85 in km/h (p85 linear interpolation over `p85_kmh`,
+    default the speeds), shares 0–1 (at or over the limit, and over limit + 10)."""
     speed_kmh = np.asarray(speed_kmh, dtype=float)
     if len(speed_kmh) == 0:
-        return {k: float("nan") for k in INDICATORS}
+        return {k: float("nan") for k in POINT_INDICATORS}
     limit = np.broadcast_to(np.asarray(limit_kmh, dtype=float), speed_kmh.shape)
+    q = speed_kmh if p85_kmh is None else np.asarray(p85_kmh, dtype=float)
     return {
         "mean": float(speed_kmh.mean()),
-        "p85": float(np.percentile(speed_kmh, 85)),
+        "p85": float(np.percentile(q, 100 * P85)),
         "share": float((speed_kmh >= limit).mean()),
         "share_plus10": float((speed_kmh >= limit + 10).mean()),
     }
@@ -76,32 +94,33 @@ def _weighted_quantile_from_counts(values: np.ndarray, counts: np.ndarray, q: fl
     return np.where(n > 0, out, np.nan)
 
 
-def replicate_indicators(
-    group: GroupData, weights: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Indicators of one group under each row of vehicle weights (r × n_vehicles), vectorised."""
-    values, value_idx = np.unique(group.speed_kmh, return_inverse=True)
+def replicate_indicators(group: GroupData, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Indicators of one group under each row of vehicle weights (r × n_vehicles), vectorised.
+
+    Per vehicle, the counts of its samples per p85 value (a sparse histogram), the sum of its
+    speeds and its samples at or over the limit; a replicate weights those per-vehicle sums.
+    """
     n_vehicles_total = weights.shape[1]
-    # Per (vehicle, speed value) counts of this group's points: a sparse histogram per vehicle.
-    veh_vals = group.vehicle.astype(np.int64) * len(values) + value_idx
-    uniq, cnt = np.unique(veh_vals, return_counts=True)
+    values, value_idx = np.unique(group.p85_values, return_inverse=True)
+    pair = group.vehicle.astype(np.int64) * len(values) + value_idx
+    uniq, cnt = np.unique(pair, return_counts=True)  # sorted by vehicle, then value
     veh_of, val_of = np.divmod(uniq, len(values))
-    # Replicate histogram over speed values: sum over vehicles of weight × count.
-    onehot = np.zeros((len(uniq), len(values)))
-    onehot[np.arange(len(uniq)), val_of] = 1.0
-    counts = (weights[:, veh_of] * cnt) @ onehot
-    n = counts.sum(axis=1)
+    # Replicate histogram over values: sum over (vehicle, value) pairs grouped by value.
+    by_value = np.argsort(val_of, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(val_of[by_value]) != 0]) if len(uniq) else np.zeros(0, np.int64)
+    counts = np.zeros((weights.shape[0], len(values)))
+    if len(uniq):
+        contrib = weights[:, veh_of[by_value]] * cnt[by_value]
+        counts[:, val_of[by_value][starts]] = np.add.reduceat(contrib, starts, axis=1)
+    speed = group.speed_kmh.astype(float)
+    limit = np.broadcast_to(group.limit_kmh, speed.shape)
+    per_vehicle = lambda w: np.bincount(group.vehicle, weights=w, minlength=n_vehicles_total)  # noqa: E731
+    n = weights @ per_vehicle(np.ones(len(speed)))
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = counts @ values / n
-        limit = np.broadcast_to(group.limit_kmh, group.speed_kmh.shape)
-        over = group.speed_kmh >= limit
-        over10 = group.speed_kmh >= limit + 10
-        # Points at or over the limit per vehicle, then weighted.
-        per_vehicle_over = np.bincount(group.vehicle, weights=over, minlength=n_vehicles_total)
-        per_vehicle_over10 = np.bincount(group.vehicle, weights=over10, minlength=n_vehicles_total)
-        share = weights @ per_vehicle_over / n
-        share10 = weights @ per_vehicle_over10 / n
-    p85 = _weighted_quantile_from_counts(values.astype(float), counts, 0.85)
+        mean = weights @ per_vehicle(speed) / n
+        share = weights @ per_vehicle((speed >= limit).astype(float)) / n
+        share10 = weights @ per_vehicle((speed >= limit + 10).astype(float)) / n
+    p85 = _weighted_quantile_from_counts(values.astype(float), counts, P85)
     return {"mean": mean, "p85": p85, "share": share, "share_plus10": share10}
 
 
@@ -113,38 +132,21 @@ def bootstrap_weights(n_vehicles: int, resamples: int, seed: int) -> np.ndarray:
     return rng.multinomial(n_vehicles, np.full(n_vehicles, 1.0 / n_vehicles), size=resamples).astype(float)
 
 
-@dataclass
-class Comparison:
-    """Result rows of a before/after comparison (one per unit, plus pooled and DiD rows)."""
+def vehicle_order(points: pd.DataFrame) -> np.ndarray:
+    """The analysis's vehicles in a key-independent order: by their first point (time, then x, y and
+    speed), so resampling does not depend on the pseudonyms. Needs columns vehicle and, for the
+    key-independent order, gps_us, x_m, y_m (else vehicles are ordered by their id)."""
+    if not {"gps_us", "x_m", "y_m"} <= set(points.columns):
+        return np.sort(points["vehicle"].unique())
+    first = points.sort_values(["gps_us", "x_m", "y_m", "speed_kmh"], kind="stable").drop_duplicates("vehicle")
+    return first["vehicle"].to_numpy()
 
-    table: pd.DataFrame  # unit, indicator, before, after, change, ci_low, ci_high, n_vehicles_before, n_vehicles_after, flag
 
-
-def compare_periods(
-    points: pd.DataFrame,
-    *,
-    treated: list[str],
-    control: list[str],
-    indicator: str = "mean",
-    resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    min_vehicles: int = DEFAULT_MIN_VEHICLES,
-    confidence: float = 0.95,
-) -> pd.DataFrame:
-    """Before/after change per road, pooled treated, pooled control, and difference in differences.
-
-    points: one row per matched point with columns unit (road id, text), period ('before' or
-    'after'), vehicle (any hashable vehicle pseudonym), speed_kmh, limit_kmh.
-    Returns one row per treated road, per control road, then 'treated', 'control' and 'did'
-    with columns unit, indicator, before, after, change (after − before; for did: treated
-    change − control change), ci_low, ci_high (cluster bootstrap over vehicles, percentile
-    interval), n_vehicles_before, n_vehicles_after, flag ('low_sample' when a figure rests on
-    fewer than `min_vehicles` distinct vehicles, else '').
-    """
-    return compare_periods_all(
-        points, treated=treated, control=control, indicators=(indicator,), resamples=resamples, seed=seed,
-        min_vehicles=min_vehicles, confidence=confidence,
-    )[indicator]  # fmt: skip
+def compare_periods(points: pd.DataFrame, *, treated: list[str], control: list[str], indicator: str = "mean",
+                    passages: pd.DataFrame | None = None, **kwargs) -> pd.DataFrame:  # fmt: skip
+    """`compare_periods_all` for one indicator."""
+    return compare_periods_all(points, treated=treated, control=control, indicators=(indicator,), passages=passages,
+                               **kwargs)[indicator]  # fmt: skip
 
 
 def compare_periods_all(
@@ -152,16 +154,26 @@ def compare_periods_all(
     *,
     treated: list[str],
     control: list[str],
-    indicators: tuple[str, ...] = INDICATORS,
+    indicators: tuple[str, ...] = POINT_INDICATORS,
+    passages: pd.DataFrame | None = None,
     resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    min_vehicles: int = DEFAULT_MIN_VEHICLES,
-    confidence: float = 0.95,
+    seed: int = DEFAULT_SEED,
+    min_vehicles: int = ADEQUATE_MIN_VEHICLES,
+    confidence: float = CONFIDENCE,
 ) -> dict[str, pd.DataFrame]:
-    """`compare_periods` for several indicators from the same bootstrap replicates (one pass).
+    """Before/after change per road, pooled treated, pooled control, and difference in differences,
+    for several indicators from the same bootstrap replicates (one set of resampled vehicles).
 
-    Using one set of resampled vehicles for every indicator makes their intervals consistent
-    with each other, and costs one replicate computation per unit instead of one per indicator.
+    points: one row per matched point with columns unit (road id, text), period ('before' or
+    'after'), vehicle (any hashable id), speed_kmh, limit_kmh (and gps_us, x_m, y_m for the
+    key-independent vehicle order). passages (needed for passage_* indicators): one row per
+    passage with unit, period, vehicle, speed_kmh (the passage speed), limit_kmh.
+    Returns {indicator: table} with one row per treated road, per control road, then 'treated',
+    'control' and 'did' and columns unit, indicator, before, after, change (after − before; for
+    did: treated change − control change), ci_low, ci_high (percentile interval of the change),
+    n_before, n_after (samples), n_vehicles_before, n_vehicles_after, flag ('low_sample' below
+    `min_vehicles` distinct vehicles, else ''), and before_ci_low / before_ci_high /
+    after_ci_low / after_ci_high (intervals of the two levels, from the same replicates; NaN for did).
     """
     for indicator in indicators:
         if indicator not in INDICATORS:
@@ -171,47 +183,69 @@ def compare_periods_all(
         raise ValueError(f"points lack columns: {', '.join(sorted(missing))}")
     if resamples < 10:
         raise ValueError(f"resamples must be at least 10, got {resamples}")
-    pts = points[points["unit"].isin([*treated, *control]) & points["period"].isin(["before", "after"])]
-    vehicle_codes, vehicles = pd.factorize(pts["vehicle"], sort=True)
-    weights = bootstrap_weights(len(vehicles), resamples, seed)
-    unit = pts["unit"].to_numpy()
-    period = pts["period"].to_numpy()
-    speed = pts["speed_kmh"].to_numpy(dtype=float)
-    limit = pts["limit_kmh"].to_numpy(dtype=float)
+    want_passages = any(i in PASSAGE_INDICATORS for i in indicators)
+    if want_passages and passages is None:
+        raise ValueError("passage indicators need the passages")
+    units_all = [*treated, *control]
+    pts = points[points["unit"].isin(units_all) & points["period"].isin(["before", "after"])]
+    order = vehicle_order(pts)
+    code_of = pd.Index(order)
+    weights = bootstrap_weights(len(order), resamples, seed)
+    samples = {"point": _encode(pts, code_of, binned=True)}
+    if want_passages:
+        pas = passages[passages["unit"].isin(units_all) & passages["period"].isin(["before", "after"])]
+        samples["passage"] = _encode(pas, code_of, binned=False)
 
-    def figures(mask: np.ndarray):
-        g = GroupData(vehicle_codes[mask], speed[mask], limit[mask])
-        point_values = point_indicators(g.speed_kmh, g.limit_kmh)
-        if mask.any():
-            reps = replicate_indicators(g, weights)
-        else:
-            reps = {k: np.full(resamples, np.nan) for k in INDICATORS}
-        return point_values, reps, len(np.unique(g.vehicle))
+    def figures(kind: str, members: list[str], period: str):
+        unit, per, veh, speed, limit, q = samples[kind]
+        mask = np.isin(unit, members) & (per == period)
+        g = GroupData(veh[mask], speed[mask], limit[mask], q[mask])
+        value = point_indicators(g.speed_kmh, g.limit_kmh, g.p85_kmh)
+        reps = replicate_indicators(g, weights) if mask.any() else {k: np.full(resamples, np.nan) for k in POINT_INDICATORS}
+        return value, reps, int(mask.sum()), len(np.unique(g.vehicle))
 
     alpha = (1 - confidence) / 2
     rows: dict[str, list[dict]] = {ind: [] for ind in indicators}
     changes: dict[str, dict] = {ind: {} for ind in indicators}
     units = [*((u, [u]) for u in treated), *((u, [u]) for u in control), ("treated", treated), ("control", control)]
-    for name, members in units:
-        in_unit = np.isin(unit, members)
-        b, b_reps, nb = figures(in_unit & (period == "before"))
-        a, a_reps, na = figures(in_unit & (period == "after"))
-        for ind in indicators:
-            diff = a_reps[ind] - b_reps[ind]
-            changes[ind][name] = (a[ind] - b[ind], diff)
-            lo, hi = _interval(diff, alpha)
-            rows[ind].append(_row(name, ind, b[ind], a[ind], a[ind] - b[ind], lo, hi, nb, na, min_vehicles))
+    for kind in samples:
+        mine = [i for i in indicators if (i in PASSAGE_INDICATORS) == (kind == "passage")]
+        if not mine:
+            continue
+        for name, members in units:
+            b, b_reps, nb, vb = figures(kind, members, "before")
+            a, a_reps, na, va = figures(kind, members, "after")
+            for ind in mine:
+                k = ind.removeprefix("passage_")
+                diff = a_reps[k] - b_reps[k]
+                changes[ind][name] = (a[k] - b[k], diff)
+                lo, hi = _interval(diff, alpha)
+                row = _row(name, ind, b[k], a[k], a[k] - b[k], lo, hi, nb, na, vb, va, min_vehicles)
+                # the levels' own intervals (same replicates), for charts with whiskers
+                row["before_ci_low"], row["before_ci_high"] = _interval(b_reps[k], alpha)
+                row["after_ci_low"], row["after_ci_high"] = _interval(a_reps[k], alpha)
+                rows[ind].append(row)
     out = {}
     for ind in indicators:
         t_change, t_reps = changes[ind]["treated"]
         c_change, c_reps = changes[ind]["control"]
         lo, hi = _interval(t_reps - c_reps, alpha)
         r = rows[ind]
-        nb = min(r[-2]["n_vehicles_before"], r[-1]["n_vehicles_before"])
-        na = min(r[-2]["n_vehicles_after"], r[-1]["n_vehicles_after"])
-        r.append(_row("did", ind, np.nan, np.nan, t_change - c_change, lo, hi, nb, na, min_vehicles))
+        tr, co = r[-2], r[-1]
+        did = _row("did", ind, np.nan, np.nan, t_change - c_change, lo, hi,
+                   tr["n_before"] + co["n_before"], tr["n_after"] + co["n_after"],
+                   min(tr["n_vehicles_before"], co["n_vehicles_before"]),
+                   min(tr["n_vehicles_after"], co["n_vehicles_after"]), min_vehicles)  # fmt: skip
+        r.append({**did, "before_ci_low": np.nan, "before_ci_high": np.nan, "after_ci_low": np.nan, "after_ci_high": np.nan})
         out[ind] = pd.DataFrame(r)
     return out
+
+
+def _encode(df: pd.DataFrame, code_of: pd.Index, binned: bool):
+    speed = df["speed_kmh"].to_numpy(dtype=float)
+    q = speed_bin_kmh(speed) if binned else speed
+    return (df["unit"].to_numpy(), df["period"].to_numpy(), code_of.get_indexer(df["vehicle"]).astype(np.int64),
+            speed, df["limit_kmh"].to_numpy(dtype=float), q)  # fmt: skip
 
 
 def _interval(reps: np.ndarray, alpha: float) -> tuple[float, float]:
@@ -221,7 +255,7 @@ def _interval(reps: np.ndarray, alpha: float) -> tuple[float, float]:
     return float(np.quantile(reps, alpha)), float(np.quantile(reps, 1 - alpha))
 
 
-def _row(unit, indicator, before, after, change, lo, hi, nb, na, min_vehicles) -> dict:
+def _row(unit, indicator, before, after, change, lo, hi, nb, na, vb, va, min_vehicles) -> dict:
     return {
         "unit": unit,
         "indicator": indicator,
@@ -230,7 +264,9 @@ def _row(unit, indicator, before, after, change, lo, hi, nb, na, min_vehicles) -
         "change": change,
         "ci_low": lo,
         "ci_high": hi,
-        "n_vehicles_before": int(nb),
-        "n_vehicles_after": int(na),
-        "flag": "low_sample" if min(nb, na) < min_vehicles else "",
+        "n_before": int(nb),
+        "n_after": int(na),
+        "n_vehicles_before": int(vb),
+        "n_vehicles_after": int(va),
+        "flag": "low_sample" if min(vb, va) < min_vehicles else "",
     }

@@ -1,4 +1,10 @@
-"""Evidence for a district: before/after comparisons with intervals, DiD, braking and cut-through, stored."""
+"""Evidence for a district: before/after comparisons with intervals, DiD, braking and cut-through, stored.
+
+Everything comes from the matched points of the two periods read through the one reader with the
+one filter (analysis.points); the stored tables (comparison_results, comparison_histogram,
+braking_per_road, braking_hotspots, cut_through_summary, cut_through_streets, evidence_runs) are
+what maps, reports and sheets publish.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +12,33 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
+from pyproj import Transformer
 
-from analysis.figures import assign_roles
-from analysis.behaviour import (
-    DEFAULT_BRAKING_THRESHOLD_G,
-    braking_from_points,
-    braking_hotspots,
-    braking_per_road,
-    cut_through_streets,
-    cut_through_trips,
-)
+from analysis.behaviour import braking_hotspots, braking_per_road, cut_through_streets, cut_through_trips, inferred_braking
+from analysis.evaluation import INDICATORS, PASSAGE_INDICATORS, compare_periods_all
+from analysis.filters import ALL_POINTS, PointFilter
+from analysis.matchstage import Network, district_network, match_stage, months_between, trip_ids
+from analysis.points import passages, read_events, read_points, read_trips
 from config.districts import District, Period
-from analysis.evaluation import (
-    DEFAULT_MIN_VEHICLES,
-    DEFAULT_PUBLIC_MIN_VEHICLES,
+from config.settings import (
+    ADEQUATE_MIN_VEHICLES,
+    DEFAULT_BRAKING_THRESHOLD_G,
+    DEFAULT_RADIUS_M,
     DEFAULT_RESAMPLES,
-    INDICATORS,
-    compare_periods_all,
+    DEFAULT_SEED,
+    LONLAT_CRS,
+    METRIC_CRS,
+    RESIDENTIAL_MAX_LIMIT_KMH,
 )
-from analysis.filters import PointFilter
 from etl.schema import transaction
 from etl.warehouse import connect
-from geo.matching import DEFAULT_RADIUS_M, build_segment_index, match_points
-from geo.pointsource import MAX_HEADING_GAP_S, MIN_HEADING_STEP_M
-from geo.network import METRIC_CRS, load_roads
+from geo.aggregate import speed_bin_kmh
+from geo.network import load_area
 
+EVIDENCE_COLUMNS = ["trip_id", "seq", "vehicle_id", "gps_time", "speed_kmh", "x_m", "y_m", "road_idx", "road_pos_m",
+                    "decel_prev_g", "direction"]  # fmt: skip
 
 
 @dataclass
@@ -41,314 +46,220 @@ class DistrictEvidence:
     district_key: str
     periods: dict[str, Period]
     filter: PointFilter
-    roads: gpd.GeoDataFrame  # metric CRS, roles set
+    roads: object  # GeoDataFrame, metric CRS, roles set
     comparisons: dict[str, pd.DataFrame]  # indicator -> compare_periods table
-    distributions: pd.DataFrame  # unit ('treated', 'control', road ids), period, speed_kmh, n_points
-    braking: pd.DataFrame  # period, road_id, n_events, n_passages, events_per_1000_passages
+    distributions: pd.DataFrame  # unit ('treated', 'control', road ids), period, speed_bin_kmh, n_points
+    braking: pd.DataFrame  # period, road_id, n_events, n_passages, events_per_1000_passages, n_vehicles
     hotspots: pd.DataFrame  # period, x_m, y_m, n_events, n_vehicles
-    cut_through: pd.DataFrame  # period, n_trips, n_cut_through, share_cut_through
-    cut_through_streets: pd.DataFrame  # period, road_id, n_trips, n_cut_through, share_cut_through
+    cut_through: pd.DataFrame  # period, n_trips, n_cut_through, share_cut_through, n_vehicles, n_vehicles_cut_through
+    cut_through_streets: pd.DataFrame  # period, road_id, n_trips, n_cut_through, n_vehicles_cut_through, share_cut_through
     resamples: int = DEFAULT_RESAMPLES
-    seed: int = 0
+    seed: int = DEFAULT_SEED
+    min_vehicles: int = ADEQUATE_MIN_VEHICLES
     threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G
     braking_source: str = "points"  # 'behavior_events' (挙動履歴) or 'points' (inferred from consecutive points)
+    radius_m: float = DEFAULT_RADIUS_M
     notes: list[str] = field(default_factory=list)
 
 
-def load_trip_points(con, period: Period, bounds, point_filter: PointFilter) -> pd.DataFrame:
-    """All points of the trips that have a point inside `bounds` (metres, EPSG:6677) during the period.
+@dataclass
+class PeriodSamples:
+    """One period's matched points (with road_id), their passages, and both as bootstrap samples
+    (columns unit, period, vehicle, speed_kmh, limit_kmh; points also gps_us, x_m, y_m)."""
 
-    Whole trips are kept (also their points outside the bounds) so that cut-through and braking
-    see each trip's first and last points. trip_id identifies (vehicle, operation date, trip number).
-    """
-    minx, miny, maxx, maxy = bounds
-    start = dt.datetime.combine(period.start, dt.time())
-    end = dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time())
-    cond = point_filter.sql(period.start, period.end)
-    cols = {r[0] for r in con.execute("DESCRIBE probe_points").fetchall()}
-    # The heading the analysis matches with: stored at ingest by earlier versions, else derived here
-    # from the previous point of the same trip (the match stage will own this); unknown after a long
-    # gap or a tiny step.
-    if {"heading_deg", "dt_prev_s", "dist_prev_m"} <= cols:
-        heading = (
-            f"CASE WHEN p.dt_prev_s <= {MAX_HEADING_GAP_S} AND p.dist_prev_m >= {MIN_HEADING_STEP_M} "
-            "THEN p.heading_deg END AS heading_deg"
-        )
-        prev = ""
-    else:
-        heading = (
-            f"CASE WHEN p._pt IS NOT NULL AND epoch(p.gps_time) - epoch(p._pt) <= {MAX_HEADING_GAP_S} "
-            f"AND sqrt((p.x_m - p._px) ^ 2 + (p.y_m - p._py) ^ 2) >= {MIN_HEADING_STEP_M} "
-            "THEN (degrees(atan2(p.x_m - p._px, p.y_m - p._py)) + 360) % 360 END AS heading_deg"
-        )
-        prev = (", lag(x_m) OVER w AS _px, lag(y_m) OVER w AS _py, lag(gps_time) OVER w AS _pt")
-    window = " WINDOW w AS (PARTITION BY vehicle_key, operation_date, trip_no ORDER BY gps_time, file_id, line_no)" if prev else ""
-    return con.sql(
-        f"""
-        WITH in_period AS (
-            SELECT * FROM probe_points
-            WHERE operation_date BETWEEN ?::DATE - 1 AND ?::DATE + 1
-              AND gps_time >= ?::TIMESTAMP AND gps_time < ?::TIMESTAMP
-        ),
-        touching AS (
-            SELECT DISTINCT vehicle_key, operation_date, trip_no FROM in_period
-            WHERE x_m BETWEEN ? AND ? AND y_m BETWEEN ? AND ?
-        ),
-        trip_points AS (
-            SELECT *{prev} FROM in_period JOIN touching USING (vehicle_key, operation_date, trip_no){window}
-        )
-        SELECT p.vehicle_key AS vehicle,
-               hash(p.vehicle_key, p.operation_date, p.trip_no) AS trip_id,
-               p.gps_time, p.x_m, p.y_m, p.speed_kmh, {heading},
-               ({cond}) AS kept
-        FROM trip_points p
-        """,
-        params=[period.start, period.end, start, end, minx, maxx, miny, maxy],
+    points: pd.DataFrame
+    passages: pd.DataFrame
+    point_samples: pd.DataFrame
+    passage_samples: pd.DataFrame
+
+
+def period_samples(con, warehouse: Path, network: Network, label: str, period: Period,
+                   point_filter: PointFilter = ALL_POINTS) -> PeriodSamples:  # fmt: skip
+    """Read one period's matched points through the one reader and build the bootstrap samples."""
+    road_ids, limits = network.road_ids, network.limits_kmh
+    pts = read_points(con, warehouse, network.key, period.start, period.end, point_filter, EVIDENCE_COLUMNS).to_pandas()
+    pts["road_id"] = road_ids[pts["road_idx"].to_numpy()] if len(pts) else np.array([], dtype=object)
+    pas = passages(pts)
+    pas["road_id"] = road_ids[pas["road_idx"].to_numpy(dtype=np.int64)] if len(pas) else np.array([], dtype=object)
+    point_samples = pd.DataFrame({
+        "unit": pts["road_id"], "period": label, "vehicle": pts["vehicle_id"], "speed_kmh": pts["speed_kmh"],
+        "limit_kmh": limits[pts["road_idx"].to_numpy()] if len(pts) else np.array([], float),
+        "gps_us": pts["gps_time"].to_numpy().astype("datetime64[us]").astype(np.int64),
+        "x_m": pts["x_m"], "y_m": pts["y_m"]})  # fmt: skip
+    passage_samples = pd.DataFrame({
+        "unit": pas["road_id"], "period": label, "vehicle": pas["vehicle_id"], "speed_kmh": pas["mean_kmh"],
+        "limit_kmh": limits[pas["road_idx"].to_numpy(dtype=np.int64)] if len(pas) else np.array([], float)})  # fmt: skip
+    return PeriodSamples(pts, pas, point_samples, passage_samples)
+
+
+def trip_ends(con, warehouse: Path, network: Network, period: Period) -> pd.DataFrame:
+    """Origin and destination (metres, EPSG:6677) of the trips touching the network in the period's
+    months: 様式1-3 where delivered, else the first and last point of the whole trip."""
+    t = read_trips(con, warehouse, network.key, period.start, period.end).to_pandas()
+    ends = pd.DataFrame({"trip_id": t["trip_id"], "origin_x_m": t["first_x_m"], "origin_y_m": t["first_y_m"],
+                         "dest_x_m": t["last_x_m"], "dest_y_m": t["last_y_m"]})  # fmt: skip
+    has_trips = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'trips'").fetchone()[0]
+    if not has_trips:
+        return ends
+    o = con.execute(
+        """SELECT vehicle_id, operation_date, trip_no, origin_lon, origin_lat, dest_lon, dest_lat FROM trips
+           WHERE operation_date BETWEEN ?::DATE - 1 AND ?::DATE + 1 AND origin_lon IS NOT NULL AND dest_lon IS NOT NULL""",
+        [period.start, period.end],
     ).df()
-
-
-def load_braking_events(con, period: Period, bounds, point_filter: PointFilter) -> pd.DataFrame | None:
-    """Sudden-deceleration events of 挙動履歴 inside bounds during the period, or None if none delivered.
-
-    An event counts as braking when its longitudinal acceleration is negative (or not given:
-    the history only records threshold crossings).
-    """
-    has_view = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'behavior_events'"
-    ).fetchall()[0][0]
-    if not has_view:
-        return None
-    minx, miny, maxx, maxy = bounds
-    start = dt.datetime.combine(period.start, dt.time())
-    end = dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time())
-    cond = point_filter.sql(period.start, period.end).replace("gps_time", "event_time")
-    if "vehicle_type" in cond or "vehicle_use" in cond:
-        cond = "true"  # 挙動履歴 carries no vehicle class: the class filter applies to points only
-    df = con.sql(
-        f"""
-        SELECT vehicle_key AS vehicle, event_time AS gps_time, x_m, y_m, speed_kmh
-        FROM behavior_events
-        WHERE event_time >= ?::TIMESTAMP AND event_time < ?::TIMESTAMP
-          AND x_m BETWEEN ? AND ? AND y_m BETWEEN ? AND ?
-          AND coalesce(accel_long, -1) < 0 AND ({cond})
-        """,
-        params=[start, end, minx, maxx, miny, maxy],
-    ).df()
-    return df
-
-
-def load_trip_origins(con, period: Period) -> pd.DataFrame | None:
-    """様式1-3 origins and destinations (metres, EPSG:6677) of the period's trips, or None if none delivered."""
-    has_view = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'trips'").fetchall()[0][0]
-    if not has_view:
-        return None
-    df = con.sql(
-        """
-        SELECT vehicle_key AS vehicle, hash(vehicle_key, operation_date, trip_no) AS trip_id,
-               origin_lon, origin_lat, dest_lon, dest_lat
-        FROM trips
-        WHERE operation_date BETWEEN ?::DATE - 1 AND ?::DATE + 1
-          AND origin_lon IS NOT NULL AND dest_lon IS NOT NULL
-        """,
-        params=[period.start, period.end],
-    ).df()
-    if df.empty:
-        return None
-    from pyproj import Transformer
-
-    to_m = Transformer.from_crs("EPSG:4326", METRIC_CRS, always_xy=True)
-    df["origin_x_m"], df["origin_y_m"] = to_m.transform(df["origin_lon"].to_numpy(), df["origin_lat"].to_numpy())
-    df["dest_x_m"], df["dest_y_m"] = to_m.transform(df["dest_lon"].to_numpy(), df["dest_lat"].to_numpy())
-    return df.drop_duplicates(["vehicle", "trip_id"])
-
-
-def _match(points: pd.DataFrame, roads: gpd.GeoDataFrame, radius_m: float, with_direction: bool = False):
-    """road_id per point ('' when no road within radius_m), with the analysis's heading-aware matcher;
-    with_direction: also the direction of travel relative to the road's digitisation (+1 / -1, 0 unknown)."""
-    index = build_segment_index(roads.geometry.values, radius_m=radius_m, oneway=roads["oneway"].to_numpy())
-    heading = points["heading_deg"].to_numpy(dtype=float, na_value=np.nan) if "heading_deg" in points else None
-    m = match_points(points["x_m"].to_numpy(dtype=float), points["y_m"].to_numpy(dtype=float), index, heading)
-    ids = np.append(roads["road_id"].to_numpy(dtype=object), "")
-    road_ids = ids[np.where(m.road >= 0, m.road, len(roads))]
-    return (road_ids, m.direction.astype(np.int8)) if with_direction else road_ids
-
-
-def district_area(district: District) -> object | None:
-    """The district outline (shapely geometry, metres, EPSG:6677), if the district file names one."""
-    area = district.raw.get("area")
-    if not area:
-        return None
-    gdf = gpd.read_file((district.source_path.parent / area).resolve()).to_crs(METRIC_CRS)
-    return gdf.geometry.union_all()
+    if o.empty:
+        return ends
+    days = (pd.to_datetime(o["operation_date"]).to_numpy().astype("datetime64[D]").astype(np.int64))
+    o["trip_id"] = trip_ids(o["vehicle_id"].to_numpy(np.int64), days, o["trip_no"].to_numpy(np.int64))
+    to_m = Transformer.from_crs(LONLAT_CRS, METRIC_CRS, always_xy=True)
+    ox, oy = to_m.transform(o["origin_lon"].to_numpy(float), o["origin_lat"].to_numpy(float))
+    dx, dy = to_m.transform(o["dest_lon"].to_numpy(float), o["dest_lat"].to_numpy(float))
+    delivered = pd.DataFrame({"trip_id": o["trip_id"], "origin_x_m": ox, "origin_y_m": oy, "dest_x_m": dx, "dest_y_m": dy})
+    delivered = delivered.drop_duplicates("trip_id")
+    return pd.concat([delivered, ends[~ends["trip_id"].isin(delivered["trip_id"])]], ignore_index=True)
 
 
 def evaluate(
     warehouse: str | Path,
-    roads_path: str | Path,
+    network: Network,
     periods: dict[str, Period],
     *,
-    district_key: str,
-    treated: tuple[str, ...],
-    control: tuple[str, ...],
     area=None,
-    point_filter: PointFilter | None = None,
-    direction: int = 0,
+    point_filter: PointFilter = ALL_POINTS,
     indicators: tuple[str, ...] = INDICATORS,
     resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    min_vehicles: int = DEFAULT_MIN_VEHICLES,
+    seed: int = DEFAULT_SEED,
+    min_vehicles: int = ADEQUATE_MIN_VEHICLES,
     threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G,
-    radius_m: float = DEFAULT_RADIUS_M,
     store: bool = True,
 ) -> DistrictEvidence:
-    """Compare `before` and `after` (keys of `periods`) on treated and control roads, with evidence.
+    """Compare `before` and `after` (keys of `periods`) on the network's treated and comparison roads.
 
-    Speeds are compared on the points kept by `point_filter` (and, with direction +1 / -1, only
-    on points travelling along / against the road's digitised direction); braking and
-    cut-through use the time / day / vehicle filter on whole trips. Results are stored in the warehouse (comparison_results,
-    braking_per_road, cut_through_summary, cut_through_streets), replacing earlier rows of the
-    same district and filter.
+    area: the district outline (shapely, metres) for cut-through, or None. Every figure comes from
+    the matched points kept by `point_filter` (its direction too). Results are stored in the
+    warehouse, replacing earlier rows of the same district and filter.
     """
     if set(periods) != {"before", "after"}:
         raise ValueError(f"evaluate needs exactly the periods 'before' and 'after', got {', '.join(periods)}")
+    roads = network.roads
+    treated = roads.loc[roads["role"] == "treated", "road_id"].tolist()
+    control = roads.loc[roads["role"] == "comparison", "road_id"].tolist()
     if not treated:
         raise ValueError("no treated roads given")
-    point_filter = point_filter or PointFilter()
-    roads = assign_roles(load_roads(roads_path), treated, control)
-    minx, miny, maxx, maxy = roads.total_bounds
-    bounds = (minx - radius_m, miny - radius_m, maxx + radius_m, maxy + radius_m)
-    limits = dict(zip(roads["road_id"], roads["limit_kmh"]))
-    con = connect(warehouse, create=False)
-    parts, braking, hotspots, cut, cut_streets = [], [], [], [], []
+    warehouse = Path(warehouse)
+    months = sorted({m for p in periods.values() for m in months_between(p.start, p.end)})
+    match_stage(warehouse, network, months)
+    road_ids = network.road_ids
+    residential = network.limits_kmh <= RESIDENTIAL_MAX_LIMIT_KMH
+    samples, passage_samples, braking, hotspots, cut, cut_streets = [], [], [], [], [], []
     braking_source = "points"
+    con = connect(warehouse, create=False)
     try:
         for label, period in periods.items():
-            pts = load_trip_points(con, period, bounds, point_filter)
-            if len(pts):
-                pts["road_id"], pts["direction"] = _match(pts, roads, radius_m, with_direction=True)
-            else:
-                pts["road_id"], pts["direction"] = np.array([], dtype=object), np.array([], dtype=np.int8)
-            pts["period"] = label
-            kept = pts[pts["kept"]]
-            on_road = kept[kept["road_id"] != ""]
-            # Direction filter: speeds of one direction of travel only (unknown directions excluded).
-            parts.append(on_road[on_road["direction"] == direction] if direction else on_road)
-            events = load_braking_events(con, period, bounds, point_filter)
-            if events is not None and len(events):
+            ps = period_samples(con, warehouse, network, label, period, point_filter)
+            pts, pas = ps.points, ps.passages
+            samples.append(ps.point_samples)
+            passage_samples.append(ps.passage_samples)
+            delivered = read_events(con, warehouse, network.key, period.start, period.end).num_rows > 0
+            if delivered:
                 braking_source = "behavior_events"
-                events["road_id"] = _match(events, roads, radius_m)
-                ev = events
+                ev = read_events(con, warehouse, network.key, period.start, period.end, point_filter).to_pandas()
             else:
-                ev = braking_from_points(kept, threshold_g=threshold_g)
-            ev = ev[ev["road_id"] != ""]
-            braking.append(braking_per_road(ev, on_road).assign(period=label))
+                ev = inferred_braking(pts, threshold_g)
+            ev = ev.assign(road_id=road_ids[ev["road_idx"].to_numpy()] if len(ev) else np.array([], dtype=object))
+            braking.append(braking_per_road(ev, pas).assign(period=label))
             hotspots.append(braking_hotspots(ev).assign(period=label))
-            if area is not None and len(kept):
-                # In the district = inside its outline on a street with a limit of 30 km/h or less
-                # (生活道路), not on the arterials that bound it.
-                kept = kept.assign(on_residential=kept["road_id"].map(limits).fillna(np.inf).to_numpy() <= 30)
-                origins = load_trip_origins(con, period)
-                trips = cut_through_trips(kept, area, origins=origins, crossing_column="on_residential")
-                n = len(trips)
-                k = int(trips["cut_through"].sum())
-                cut.append(pd.DataFrame([{"period": label, "n_trips": n, "n_cut_through": k,
-                                          "share_cut_through": k / n if n else np.nan}]))  # fmt: skip
-                cut_streets.append(cut_through_streets(trips, on_road).assign(period=label))
-        matched = pd.concat(parts, ignore_index=True)
-        matched["unit"] = matched["road_id"]
-        matched["limit_kmh"] = matched["road_id"].map(limits).astype(float)
-        comparisons = compare_periods_all(
-            matched, treated=list(treated), control=list(control), indicators=tuple(indicators),
-            resamples=resamples, seed=seed, min_vehicles=min_vehicles,
-        )  # fmt: skip
-        evidence = DistrictEvidence(
-            district_key=district_key,
-            periods=periods,
-            filter=point_filter,
-            roads=roads,
-            comparisons=comparisons,
-            distributions=_distributions(matched, treated, control),
-            braking=pd.concat(braking, ignore_index=True),
-            hotspots=pd.concat(hotspots, ignore_index=True),
-            cut_through=pd.concat(cut, ignore_index=True) if cut else pd.DataFrame(),
-            cut_through_streets=pd.concat(cut_streets, ignore_index=True) if cut_streets else pd.DataFrame(),
-            resamples=resamples,
-            seed=seed,
-            threshold_g=threshold_g,
-            braking_source=braking_source,
-        )
-        if store:
-            _store(con, evidence)
+            if area is not None:
+                on_res = pts[residential[pts["road_idx"].to_numpy()]] if len(pts) else pts
+                trips = cut_through_trips(on_res, trip_ends(con, warehouse, network, period), area)
+                n, k = len(trips), int(trips["cut_through"].sum())
+                cut.append(pd.DataFrame([{
+                    "period": label, "n_trips": n, "n_cut_through": k, "share_cut_through": k / n if n else np.nan,
+                    "n_vehicles": trips["vehicle_id"].nunique(),
+                    "n_vehicles_cut_through": trips.loc[trips["cut_through"], "vehicle_id"].nunique()}]))  # fmt: skip
+                cut_streets.append(cut_through_streets(trips, pts).assign(period=label))
     finally:
         con.close()
+    points = pd.concat(samples, ignore_index=True)
+    pas_all = pd.concat(passage_samples, ignore_index=True)
+    comparisons = compare_periods_all(
+        points, treated=treated, control=control, indicators=tuple(indicators), passages=pas_all,
+        resamples=resamples, seed=seed, min_vehicles=min_vehicles,
+    )  # fmt: skip
+    evidence = DistrictEvidence(
+        district_key=network.key, periods=periods, filter=point_filter, roads=roads, comparisons=comparisons,
+        distributions=_distributions(points, treated, control), braking=pd.concat(braking, ignore_index=True),
+        hotspots=pd.concat(hotspots, ignore_index=True),
+        cut_through=pd.concat(cut, ignore_index=True) if cut else pd.DataFrame(),
+        cut_through_streets=pd.concat(cut_streets, ignore_index=True) if cut_streets else pd.DataFrame(),
+        resamples=resamples, seed=seed, min_vehicles=min_vehicles, threshold_g=threshold_g,
+        braking_source=braking_source, radius_m=network.radius_m,
+    )  # fmt: skip
+    if store:
+        _store(warehouse, network, evidence)
     return evidence
 
 
 def evaluate_district(
-    warehouse: str | Path, district: District, periods: dict[str, Period] | None = None, **kwargs
-) -> DistrictEvidence:
-    """`evaluate` with the district's network, roads, outline and default before/after periods."""
+    warehouse: str | Path, district: District, periods: dict[str, Period] | None = None, *,
+    radius_m: float = DEFAULT_RADIUS_M, treated: tuple[str, ...] | None = None, control: tuple[str, ...] | None = None,
+    **kwargs,
+) -> DistrictEvidence:  # fmt: skip
+    """`evaluate` with the district's network, roads, outline and (by default) its before/after periods."""
     if periods is None:
         periods = {"before": district.period(district.default_before), "after": district.period(district.default_after)}
-    return evaluate(
-        warehouse, district.network_path, periods, district_key=district.key, treated=district.treated_roads,
-        control=district.comparison_roads, area=district_area(district), **kwargs,
-    )  # fmt: skip
+    network = district_network(district, radius_m, treated=treated, comparison=control)
+    area = load_area(district.area_path) if district.area_path else None
+    return evaluate(warehouse, network, periods, area=area, **kwargs)
 
 
-def _distributions(matched: pd.DataFrame, treated, control) -> pd.DataFrame:
-    """Point counts per unit, period and speed (km/h): treated and control pooled, and each road."""
-    m = matched[["road_id", "period", "speed_kmh"]]
-    frames = [m.assign(unit=m["road_id"])]
-    frames.append(m[m["road_id"].isin(treated)].assign(unit="treated"))
-    frames.append(m[m["road_id"].isin(control)].assign(unit="control"))
+def _distributions(points: pd.DataFrame, treated, control) -> pd.DataFrame:
+    """Point counts per unit, period and 1 km/h bin: each road, and treated and control pooled."""
+    m = points.assign(speed_bin_kmh=speed_bin_kmh(points["speed_kmh"].to_numpy(float)))[["unit", "period", "speed_bin_kmh"]]
+    frames = [m, m[m["unit"].isin(treated)].assign(unit="treated"), m[m["unit"].isin(control)].assign(unit="control")]
     allm = pd.concat(frames, ignore_index=True)
-    return allm.groupby(["unit", "period", "speed_kmh"]).size().rename("n_points").reset_index()
+    return allm.groupby(["unit", "period", "speed_bin_kmh"]).size().rename("n_points").reset_index()
 
 
-def _store(con, ev: DistrictEvidence) -> None:
+def _store(warehouse: Path, network: Network, ev: DistrictEvidence) -> None:
     now = dt.datetime.now()
     flt = ev.filter.describe_ja()
-    with transaction(con):
-        for table in ("comparison_results", "braking_per_road", "cut_through_summary", "cut_through_streets"):
-            con.execute(f"DELETE FROM {table} WHERE district = ? AND filter = ?", [ev.district_key, flt])
-        pb, pa_ = ev.periods["before"], ev.periods["after"]
-        comp = pd.concat(ev.comparisons.values(), ignore_index=True)
-        comp = comp.assign(district=ev.district_key, filter=flt, resamples=ev.resamples, seed=ev.seed,
-                           period_before=f"{pb.start}..{pb.end}", period_after=f"{pa_.start}..{pa_.end}", computed_at=now)  # fmt: skip
-        con.register("_c", comp)
-        con.execute(
-            """INSERT INTO comparison_results SELECT district, filter, indicator, unit, before, after, change, ci_low,
-               ci_high, n_vehicles_before, n_vehicles_after, flag, resamples, seed, period_before, period_after,
-               computed_at FROM _c"""
-        )
-        con.register("_b", ev.braking.assign(district=ev.district_key, filter=flt, threshold_g=ev.threshold_g, computed_at=now))
-        con.execute(
-            """INSERT INTO braking_per_road SELECT district, filter, period, road_id, n_events, n_passages,
-               events_per_1000_passages, threshold_g, computed_at FROM _b"""
-        )
-        if not ev.cut_through.empty:
-            con.register("_s", ev.cut_through.assign(district=ev.district_key, filter=flt, computed_at=now))
-            con.execute(
-                """INSERT INTO cut_through_summary SELECT district, filter, period, n_trips, n_cut_through,
-                   share_cut_through, computed_at FROM _s"""
-            )
-            con.register("_t", ev.cut_through_streets.assign(district=ev.district_key, filter=flt, computed_at=now))
-            con.execute(
-                """INSERT INTO cut_through_streets SELECT district, filter, period, road_id, n_trips, n_cut_through,
-                   n_vehicles_cut_through, share_cut_through, computed_at FROM _t"""
-            )
-
-
-def public_comparison(table: pd.DataFrame, public_min_vehicles: int = DEFAULT_PUBLIC_MIN_VEHICLES) -> pd.DataFrame:
-    """The comparison rows fit for public outputs: figures from fewer than k distinct vehicles blanked.
-
-    A blanked row keeps its unit and flag ('suppressed') but no figures, so a public table shows
-    「データ不足」 where an engineer's table shows the number with its flag.
-    """
-    out = table.copy()
-    small = out[["n_vehicles_before", "n_vehicles_after"]].min(axis=1) < public_min_vehicles
-    for col in ("before", "after", "change", "ci_low", "ci_high", "n_vehicles_before", "n_vehicles_after"):
-        out[col] = out[col].astype(float).where(~small)
-    out.loc[small, "flag"] = "suppressed"
-    return out
+    pb, pa_ = ev.periods["before"], ev.periods["after"]
+    period_before, period_after = f"{pb.start}..{pb.end}", f"{pa_.start}..{pa_.end}"
+    comp = pd.concat(ev.comparisons.values(), ignore_index=True)
+    comp = comp.assign(district=ev.district_key, filter=flt, resamples=ev.resamples, seed=ev.seed,
+                       period_before=period_before, period_after=period_after, computed_at=now,
+                       min_vehicles=ev.min_vehicles)  # fmt: skip
+    to_lonlat = Transformer.from_crs(METRIC_CRS, LONLAT_CRS, always_xy=True)
+    hs = ev.hotspots.copy()
+    hs["lon"], hs["lat"] = to_lonlat.transform(hs["x_m"].to_numpy(float), hs["y_m"].to_numpy(float))
+    con = connect(warehouse, create=False)
+    try:
+        with transaction(con):
+            for table in ("comparison_results", "comparison_histogram", "evidence_runs", "braking_per_road",
+                          "braking_hotspots", "cut_through_summary", "cut_through_streets"):  # fmt: skip
+                con.execute(f"DELETE FROM {table} WHERE district = ? AND filter = ?", [ev.district_key, flt])
+            con.register("_c", comp)
+            con.execute("""INSERT INTO comparison_results SELECT district, filter, indicator, unit, before, after, change,
+                           ci_low, ci_high, n_vehicles_before, n_vehicles_after, flag, resamples, seed, period_before,
+                           period_after, computed_at, n_before, n_after, min_vehicles, before_ci_low, before_ci_high,
+                           after_ci_low, after_ci_high FROM _c""")  # fmt: skip
+            con.register("_d", ev.distributions.assign(district=ev.district_key, filter=flt))
+            con.execute("INSERT INTO comparison_histogram SELECT district, filter, unit, period, speed_bin_kmh, n_points FROM _d")
+            con.execute("INSERT INTO evidence_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [ev.district_key, flt, period_before, period_after, ev.resamples, ev.seed, ev.min_vehicles,
+                         ev.threshold_g, ev.braking_source, network.radius_m, network.fingerprint, now])  # fmt: skip
+            con.register("_b", ev.braking.assign(district=ev.district_key, filter=flt, threshold_g=ev.threshold_g, computed_at=now))
+            con.execute("""INSERT INTO braking_per_road SELECT district, filter, period, road_id, n_events, n_passages,
+                           events_per_1000_passages, n_vehicles, threshold_g, computed_at FROM _b""")  # fmt: skip
+            con.register("_h", hs.assign(district=ev.district_key, filter=flt, computed_at=now))
+            con.execute("""INSERT INTO braking_hotspots SELECT district, filter, period, x_m, y_m, lon, lat, n_events,
+                           n_vehicles, computed_at FROM _h""")  # fmt: skip
+            if not ev.cut_through.empty:
+                con.register("_s", ev.cut_through.assign(district=ev.district_key, filter=flt, computed_at=now))
+                con.execute("""INSERT INTO cut_through_summary SELECT district, filter, period, n_trips, n_cut_through,
+                               share_cut_through, computed_at, n_vehicles, n_vehicles_cut_through FROM _s""")  # fmt: skip
+                con.register("_t", ev.cut_through_streets.assign(district=ev.district_key, filter=flt, computed_at=now))
+                con.execute("""INSERT INTO cut_through_streets SELECT district, filter, period, road_id, n_trips,
+                               n_cut_through, n_vehicles_cut_through, share_cut_through, computed_at FROM _t""")  # fmt: skip
+    finally:
+        con.close()

@@ -1,167 +1,184 @@
-"""Before/after analysis of a road network against the warehouse: match, aggregate, store, return figures."""
+"""Per-road and per-group speed figures of named periods, from matched points, stored in the warehouse.
+
+For each period the matched points (analysis.points, with the one filter) are aggregated into a
+mergeable cube (geo.aggregate: link × direction × hour × day type × vehicle class, histograms,
+sums, exceedance counts, exact distinct vehicles); every point figure comes from the cube's merged
+arrays. Passage figures (one vehicle's traversal of one road) come from the same points.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from analysis.filters import ALL_POINTS, PointFilter
+from analysis.matchstage import Network, district_network, match_stage, months_between
+from analysis.points import passages, read_points
 from config.districts import District, Period
+from config.settings import DEFAULT_RADIUS_M, P85
 from etl.schema import transaction
 from etl.warehouse import connect
-from geo.aggregate import Cube, aggregate_points, figures
-from geo.matching import DEFAULT_RADIUS_M, build_segment_index, match_points
-from geo.network import load_roads
-from geo.pointsource import concat_batches, point_batches
+from geo.aggregate import Cube, aggregate_points, figures, quantile_from_hist
 
+POINT_FIGURES = ["n_points", "n_vehicles", "mean_kmh", "p85_kmh", "share_at_or_over_limit",
+                 "share_at_or_over_limit_plus_10"]  # fmt: skip
+PASSAGE_FIGURES = ["n_passages", "passage_mean_kmh", "passage_p85_kmh", "passage_share_at_or_over_limit"]
+READ_COLUMNS = ["trip_id", "seq", "vehicle_id", "gps_time", "vehicle_type", "speed_kmh", "road_idx", "seg", "pos",
+                "direction", "road_pos_m"]  # fmt: skip
 
 
 @dataclass
 class AnalysisResult:
-    district_key: str
-    roads: gpd.GeoDataFrame  # metric CRS, with role filled in
+    network: Network
     periods: dict[str, Period]
-    road_stats: pd.DataFrame  # one row per road and period label (+ share_at_or_over_limit_plus_10)
+    point_filter: PointFilter
+    road_stats: pd.DataFrame  # one row per road and period label: POINT_FIGURES, PASSAGE_FIGURES, limit_kmh …
     group_stats: pd.DataFrame  # one row per road group (treated, comparison) and period label
-    n_points_in_area: dict[str, int]  # points read per period inside the network's bounding box
-    n_points_matched: dict[str, int]
+    n_points_matched: dict[str, int] = field(default_factory=dict)
+    stored: bool = False
+
+    @property
+    def roads(self):
+        return self.network.roads
+
+    @property
+    def district_key(self) -> str:
+        return self.network.key
 
 
+class NothingMatched(ValueError):
+    """No point of any period lies on the network: nothing was stored."""
 
-def assign_roles(roads: gpd.GeoDataFrame, treated: tuple[str, ...], comparison: tuple[str, ...]) -> gpd.GeoDataFrame:
-    """Mark the given road ids as treated / comparison (other roles kept unless they claim either)."""
-    roads = roads.copy()
-    missing = [r for r in (*treated, *comparison) if r not in set(roads["road_id"])]
-    if missing:
-        raise ValueError(f"road ids not in the network: {', '.join(missing)}")
-    role = roads["role"].where(~roads["role"].isin(["treated", "comparison"]), "")
-    role = np.where(roads["road_id"].isin(treated), "treated", role)
-    role = np.where(roads["road_id"].isin(comparison), "comparison", role)
-    roads["role"] = role
-    return roads
+
+def passage_figures(p: pd.DataFrame, group_of_road: np.ndarray, n_groups: int, limit_of_road: np.ndarray,
+                    speed: str = "mean") -> dict[str, np.ndarray]:  # fmt: skip
+    """Per group of roads (group -1 ignored): n_passages, passage_mean_kmh, passage_p85_kmh and
+    passage_share_at_or_over_limit of the passages' `speed` ('mean', 'max' or 'section'; passages
+    without that speed, e.g. a section speed of one point, are left out)."""
+    road = p["road_idx"].to_numpy(dtype=np.int64)
+    value = p[f"{speed}_kmh"].to_numpy(dtype=float)
+    g = group_of_road[road] if len(road) else np.zeros(0, np.int64)
+    ok = (g >= 0) & np.isfinite(value)
+    g, value, limit = g[ok], value[ok], limit_of_road[road[ok]]
+    n = np.bincount(g, minlength=n_groups).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, np.bincount(g, weights=value, minlength=n_groups) / n, np.nan)
+        share = np.where(n > 0, np.bincount(g, weights=(value >= limit).astype(float), minlength=n_groups) / n, np.nan)
+    p85 = quantile_from_hist(g, value, np.ones(len(g), np.int64), n_groups, P85)
+    return {"n_passages": n, "passage_mean_kmh": mean, "passage_p85_kmh": p85, "passage_share_at_or_over_limit": share}
+
+
+def period_cube(network: Network, pts) -> Cube:
+    """The cube of one period's matched points (an Arrow table with READ_COLUMNS)."""
+    if pts.num_rows == 0:
+        return Cube.empty()
+    col = lambda name: pts.column(name).to_numpy(zero_copy_only=False)  # noqa: E731
+    gps_us = pts.column("gps_time").cast("int64").to_numpy(zero_copy_only=False)
+    piece_limit = network.limits_kmh[network.piece_road]
+    return aggregate_points(col("seg"), col("pos"), col("direction"), network.index, gps_us, col("vehicle_type"),
+                            col("speed_kmh"), col("vehicle_id"), piece_limit)  # fmt: skip
 
 
 def analyze(
-    warehouse: str | Path,
-    roads_path: str | Path,
-    periods: dict[str, Period],
-    *,
-    district_key: str,
-    treated: tuple[str, ...] = (),
-    comparison: tuple[str, ...] = (),
-    radius_m: float = DEFAULT_RADIUS_M,
-    point_filter=None,
+    warehouse: str | Path, network: Network, periods: dict[str, Period], *, point_filter: PointFilter = ALL_POINTS,
     store: bool = True,
-) -> AnalysisResult:
-    """Match the warehouse's points of each period to the roads and compute per-road figures.
+) -> AnalysisResult:  # fmt: skip
+    """Per-road and per-group figures of each period, from the network's matched points.
 
-    point_filter (analysis.filters.PointFilter): keep only points of a time band, day type or
-    vehicle class. Filtered figures are returned but not stored (the stored tables hold the
-    unfiltered figures that maps and reports publish); filtered comparisons are stored by
-    `etc2calm compare` in comparison_results with their filter.
-
-    The core path: points read column-wise from the Parquet store (geo/pointsource.py), matched
-    by the compiled kernel with the heading check, aggregated into a mergeable cube
-    (geo/aggregate.py); every figure is derived from the cube's merged histograms, sums and
-    exact distinct (link, vehicle) pairs. Also stores the cube (link_hour_stats, link_hour_histogram).
-
-    Stores road_period_stats, group_period_stats and road_speed_histogram in the warehouse
-    (replacing earlier rows of the same district and period label: re-running is safe).
+    Matches what is missing first (the match stage; current months are not read again). With an
+    active `point_filter` the figures are returned but not stored (the stored tables hold the
+    figures of all points, which maps and reports publish). Stores road_period_stats,
+    group_period_stats, road_speed_histogram, link_hour_stats, link_hour_histogram and
+    analysis_runs, replacing earlier rows of the same district and period
+    label (re-running is safe). Raises NothingMatched (and stores nothing) when, unfiltered, no
+    period has a single matched point.
     """
-    roads = assign_roles(load_roads(roads_path), treated, comparison)
-    index = build_segment_index(roads.geometry.values, radius_m=radius_m, oneway=roads["oneway"].to_numpy())
-    links = index.links
-    minx, miny, maxx, maxy = roads.total_bounds
-    bounds = (minx - radius_m, miny - radius_m, maxx + radius_m, maxy + radius_m)
-    limits = roads["limit_kmh"].to_numpy(dtype=float)
-    road_ids = roads["road_id"].to_numpy(dtype=object)
+    warehouse = Path(warehouse)
+    months = sorted({m for p in periods.values() for m in months_between(p.start, p.end)})
+    match_stage(warehouse, network, months)
+    roads = network.roads
     n_roads = len(roads)
-    piece_road = links.piece_road.astype(np.int64)
-    piece_limit = limits[piece_road]
-    groups = sorted({"treated", "comparison"} & set(roads["role"]))
+    road_ids = network.road_ids
+    limits = network.limits_kmh
+    piece_road = network.piece_road
+    groups = [g for g in ("treated", "comparison") if (roads["role"] == g).any()]
     road_group = np.array([groups.index(r) if r in groups else -1 for r in roads["role"]], dtype=np.int64)
-    now = dt.datetime.now()
-    points_dir = Path(warehouse) / "probe_points"
+    group_limit = np.array([limits[road_group == gi].max() for gi in range(len(groups))])
+    parts = {k: [] for k in ("road", "group", "hist", "cells", "lhist")}
+    n_matched = {}
     con = connect(warehouse, create=False)
-    road_parts, group_parts, hist_parts, cell_parts, link_hist_parts = [], [], [], [], []
-    n_in_area, n_matched = {}, {}
     try:
         for label, period in periods.items():
-            # A district's points of one period are few (bounding box): one cube per period keeps the
-            # per-cell distinct vehicles exact.
-            expr = point_filter.arrow_expression(period.start, period.end) if point_filter is not None else None
-            b = concat_batches(list(point_batches(points_dir, period.start, period.end, bounds, extra_filter=expr)))
-            n_in_area[label] = 0 if b is None else len(b)
-            if b is None:
-                cube, n_matched[label] = Cube.empty(), 0
-            else:
-                m = match_points(b.x_m, b.y_m, index, b.heading_deg)
-                n_matched[label] = int((m.seg >= 0).sum())
-                cube = aggregate_points(m.seg, m.pos, m.direction, index, b.gps_us, b.vehicle_type, b.speed_kmh,
-                                        b.vehicle_id, piece_limit)  # fmt: skip
-            extra = {"district": district_key, "period": label, "period_start": period.start, "period_end": period.end}
+            pts = read_points(con, warehouse, network.key, period.start, period.end, point_filter, READ_COLUMNS)
+            n_matched[label] = pts.num_rows
+            cube = period_cube(network, pts)
+            pas = passages(pts)
+            extra = {"district": network.key, "period": label, "period_start": period.start, "period_end": period.end}
             f = figures(cube, piece_road, n_roads)
-            road_parts.append(_with(pd.DataFrame({"road_id": road_ids, **f}), extra))
-            g = figures(cube, road_group[piece_road], len(groups))
-            group_parts.append(_with(pd.DataFrame({"road_group": groups, **g}), extra))
-            hist_parts.append(_with(_road_histogram(cube, piece_road, road_ids), extra))
-            cells = cube.cells_table().to_pandas()
-            cells["link_id"] = links.piece_link[cells["piece"].to_numpy()] if len(cells) else []
-            cells["road_id"] = road_ids[piece_road[cells["piece"].to_numpy()]] if len(cells) else []
-            cell_parts.append(_with(cells, extra))
-            lh = cube.hist_table().to_pandas()
-            lh["link_id"] = links.piece_link[lh["piece"].to_numpy()] if len(lh) else []
-            lh["road_id"] = road_ids[piece_road[lh["piece"].to_numpy()]] if len(lh) else []
-            link_hist_parts.append(_with(lh, extra))
-        road_stats = pd.concat(road_parts, ignore_index=True)
-        road_stats["limit_kmh"] = limits[np.tile(np.arange(n_roads), len(periods))]
-        road_stats = _blank_empty(road_stats)
-        group_stats = pd.concat(group_parts, ignore_index=True) if groups else _empty_group_stats()
-        if groups:
-            group_stats["limit_kmh"] = [float(limits[road_group == gi].max()) for gi in range(len(groups))] * len(periods)
-            group_stats = _blank_empty(group_stats)
-        names = dict(zip(roads["road_id"], roads["name"]))
-        road_stats["road_name"] = road_stats["road_id"].map(names)
-        road_stats["role"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["role"])))
-        hist = pd.concat(hist_parts, ignore_index=True)
-        if store and not (point_filter is not None and point_filter.active):
-            _store(con, district_key, list(periods), road_stats, group_stats, hist, now,
-                   pd.concat(cell_parts, ignore_index=True), pd.concat(link_hist_parts, ignore_index=True))  # fmt: skip
+            pf = passage_figures(pas, np.arange(n_roads), n_roads, limits)
+            parts["road"].append(_with(pd.DataFrame({"road_id": road_ids, **f, **pf, "limit_kmh": limits}), extra))
+            if groups:
+                g = figures(cube, road_group[piece_road], len(groups))
+                gp = passage_figures(pas, road_group, len(groups), limits)
+                parts["group"].append(_with(pd.DataFrame({"road_group": groups, **g, **gp, "limit_kmh": group_limit}), extra))
+            parts["hist"].append(_with(_histogram(cube, piece_road, road_ids), extra))
+            parts["cells"].append(_with(_cube_rows(cube.cells_table().to_pandas(), network), extra))
+            parts["lhist"].append(_with(_cube_rows(cube.hist_table().to_pandas(), network), extra))
     finally:
         con.close()
+    road_stats = _blank_empty(pd.concat(parts["road"], ignore_index=True))
+    road_stats["road_name"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["name"])))
+    road_stats["role"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["role"])))
+    group_stats = _blank_empty(pd.concat(parts["group"], ignore_index=True)) if groups else pd.DataFrame(
+        columns=["road_group", *POINT_FIGURES, *PASSAGE_FIGURES, "limit_kmh", "district", "period", "period_start", "period_end"])
     order = {label: i for i, label in enumerate(periods)}
     road_stats = road_stats.sort_values(["road_id", "period"], key=lambda s: s.map(order) if s.name == "period" else s)
-    return AnalysisResult(
-        district_key, roads, periods, road_stats.reset_index(drop=True), group_stats, n_in_area, n_matched
-    )
+    result = AnalysisResult(network, periods, point_filter, road_stats.reset_index(drop=True), group_stats, n_matched)
+    if sum(n_matched.values()) == 0 and not point_filter.active:
+        raise NothingMatched(
+            f"0 points matched to the {n_roads} roads of {network.source_path.name} within {network.radius_m:g} m "
+            f"in {', '.join(f'{k} {p.start}..{p.end}' for k, p in periods.items())}: nothing stored"
+        )
+    if store and not point_filter.active:
+        _store(warehouse, network, periods, result, {k: pd.concat(v, ignore_index=True) for k, v in parts.items() if v})
+        result.stored = True
+    return result
 
 
-def _road_histogram(cube: Cube, piece_road: np.ndarray, road_ids: np.ndarray) -> pd.DataFrame:
+def empty_periods(result: AnalysisResult) -> list[str]:
+    """Labels of the periods in which no point matched (worth a warning)."""
+    return [k for k, n in result.n_points_matched.items() if n == 0]
+
+
+def _histogram(cube: Cube, group_of_piece: np.ndarray, names: np.ndarray) -> pd.DataFrame:
+    """Points per group and 1 km/h bin (groups -1 left out): name, speed_bin_kmh, n_points."""
     h = cube.hist
-    road = piece_road[h["piece"]]
-    key = road * 1024 + h["speed_kmh"].astype(np.int64)
+    g = group_of_piece[h["piece"]] if len(h["piece"]) else np.zeros(0, np.int64)
+    ok = g >= 0
+    key = g[ok] * 1024 + h["speed_kmh"][ok].astype(np.int64)
     uniq, inv = np.unique(key, return_inverse=True)
-    n = np.bincount(inv, weights=h["n_points"]).astype(np.int64) if len(key) else np.zeros(0, np.int64)
-    return pd.DataFrame({"road_id": road_ids[uniq // 1024] if len(uniq) else np.array([], dtype=object),
+    n = np.bincount(inv, weights=h["n_points"][ok]).astype(np.int64) if len(key) else np.zeros(0, np.int64)
+    return pd.DataFrame({"road_id": names[uniq // 1024] if len(uniq) else np.array([], dtype=object),
                          "speed_bin_kmh": (uniq % 1024).astype(float), "n_points": n})  # fmt: skip
 
 
-def _blank_empty(df: pd.DataFrame) -> pd.DataFrame:
-    """Roads or groups without matched points: n 0, figures empty (NaN)."""
-    empty = df["n_points"] == 0
-    for col in ("mean_kmh", "p85_kmh", "share_at_or_over_limit", "share_at_or_over_limit_plus_10"):
-        df.loc[empty, col] = np.nan
+def _cube_rows(df: pd.DataFrame, network: Network) -> pd.DataFrame:
+    links = network.index.links
+    piece = df["piece"].to_numpy()
+    df["link_id"] = links.piece_link[piece] if len(df) else np.zeros(0, np.int32)
+    df["road_id"] = network.road_ids[network.piece_road[piece]] if len(df) else np.array([], dtype=object)
     return df
 
 
-def _empty_group_stats() -> pd.DataFrame:
-    cols = ["road_group", "n_points", "n_vehicles", "mean_kmh", "p85_kmh", "share_at_or_over_limit",
-            "share_at_or_over_limit_plus_10", "limit_kmh", "district", "period", "period_start", "period_end"]  # fmt: skip
-    return pd.DataFrame({c: [] for c in cols})
+def _blank_empty(df: pd.DataFrame) -> pd.DataFrame:
+    """Roads or groups without points (passages): counts 0, figures empty (NaN)."""
+    for n_col, cols in (("n_points", POINT_FIGURES[2:]), ("n_passages", PASSAGE_FIGURES[1:])):
+        df.loc[df[n_col] == 0, cols] = np.nan
+    return df
 
 
 def _with(df: pd.DataFrame, extra: dict) -> pd.DataFrame:
@@ -170,59 +187,50 @@ def _with(df: pd.DataFrame, extra: dict) -> pd.DataFrame:
     return df
 
 
-def _store(con, district_key, labels, road_stats, group_stats, hist, now, cells, link_hist) -> None:
-    with transaction(con):
-        for table in ("road_period_stats", "group_period_stats", "road_speed_histogram", "link_hour_stats",
-                      "link_hour_histogram"):  # fmt: skip
-            con.execute(
-                f"DELETE FROM {table} WHERE district = ? AND period IN (SELECT unnest(?::VARCHAR[]))",
-                [district_key, labels],
-            )
-        con.register("_rs", road_stats)
-        con.execute(
-            """INSERT INTO road_period_stats SELECT district, road_id, road_name, role, period, period_start,
-               period_end, n_points, n_vehicles, mean_kmh, p85_kmh, share_at_or_over_limit, limit_kmh, ?::TIMESTAMP
-               FROM _rs""",
-            [now],
-        )
-        con.register("_gs", group_stats)
-        con.execute(
-            """INSERT INTO group_period_stats SELECT district, road_group, period, period_start, period_end,
-               n_points, n_vehicles, mean_kmh, p85_kmh, share_at_or_over_limit, limit_kmh, ?::TIMESTAMP FROM _gs""",
-            [now],
-        )
-        con.register("_h", hist)
-        con.execute(
-            """INSERT INTO road_speed_histogram SELECT district, road_id, period, period_start, period_end,
-               speed_bin_kmh, n_points FROM _h"""
-        )
-        if len(cells):
-            con.register("_c", cells)
-            con.execute(
-                """INSERT INTO link_hour_stats SELECT district, road_id, link_id, period, period_start, period_end,
-                   direction, hour, day_type, vehicle_class, n_points, sum_speed_kmh, n_at_or_over_limit,
-                   n_at_or_over_limit_plus_10, n_vehicles FROM _c"""
-            )
-        if len(link_hist):
-            con.register("_lh", link_hist)
-            con.execute(
-                """INSERT INTO link_hour_histogram SELECT district, road_id, link_id, period, period_start, period_end,
-                   direction, hour, day_type, vehicle_class, speed_kmh, n_points FROM _lh"""
-            )
+_STAT_COLUMNS = ", ".join([*POINT_FIGURES, *PASSAGE_FIGURES, "limit_kmh"])
+
+
+def _store(warehouse: Path, network: Network, periods: dict[str, Period], result: AnalysisResult, parts: dict) -> None:
+    now = dt.datetime.now()
+    labels = list(periods)
+    con = connect(warehouse, create=False)
+    try:
+        with transaction(con):
+            for table in ("road_period_stats", "group_period_stats", "road_speed_histogram", "link_hour_stats",
+                          "link_hour_histogram", "analysis_runs"):  # fmt: skip
+                con.execute(f"DELETE FROM {table} WHERE district = ? AND period IN (SELECT unnest(?::VARCHAR[]))",
+                            [network.key, labels])  # fmt: skip
+            con.register("_rs", result.road_stats)
+            con.execute(f"""INSERT INTO road_period_stats SELECT district, road_id, road_name, role, period, period_start,
+                            period_end, {_STAT_COLUMNS}, ?::TIMESTAMP FROM _rs""", [now])  # fmt: skip
+            if len(result.group_stats):
+                con.register("_gs", result.group_stats)
+                con.execute(f"""INSERT INTO group_period_stats SELECT district, road_group, period, period_start, period_end,
+                                {_STAT_COLUMNS}, ?::TIMESTAMP FROM _gs""", [now])  # fmt: skip
+            con.register("_h", parts["hist"])
+            con.execute("""INSERT INTO road_speed_histogram SELECT district, road_id, period, period_start, period_end,
+                           speed_bin_kmh, n_points FROM _h""")  # fmt: skip
+            if len(parts["cells"]):
+                con.register("_c", parts["cells"])
+                con.execute("""INSERT INTO link_hour_stats SELECT district, road_id, link_id, period, period_start,
+                               period_end, direction, hour, day_type, vehicle_class, n_points, sum_speed_kmh,
+                               n_at_or_over_limit, n_at_or_over_limit_plus_10, n_vehicles FROM _c""")  # fmt: skip
+            if len(parts["lhist"]):
+                con.register("_lh", parts["lhist"])
+                con.execute("""INSERT INTO link_hour_histogram SELECT district, road_id, link_id, period, period_start,
+                               period_end, direction, hour, day_type, vehicle_class, speed_kmh, n_points FROM _lh""")  # fmt: skip
+            for label, p in periods.items():
+                con.execute("INSERT INTO analysis_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [network.key, label, p.start, p.end, network.fingerprint, network.radius_m,
+                             str(network.source_path), result.n_points_matched[label], now])  # fmt: skip
+    finally:
+        con.close()
 
 
 def analyze_district(
-    warehouse: str | Path, district: District, periods: dict[str, Period] | None = None, radius_m: float = DEFAULT_RADIUS_M
-) -> AnalysisResult:
-    """`analyze` with the district's network, roads and (by default) its before/after periods."""
-    if periods is None:
-        periods = {"before": district.period(district.default_before), "after": district.period(district.default_after)}
-    return analyze(
-        warehouse,
-        district.network_path,
-        periods,
-        district_key=district.key,
-        treated=district.treated_roads,
-        comparison=district.comparison_roads,
-        radius_m=radius_m,
-    )
+    warehouse: str | Path, district: District, periods: dict[str, Period] | None = None,
+    radius_m: float = DEFAULT_RADIUS_M, point_filter: PointFilter = ALL_POINTS, store: bool = True,
+) -> AnalysisResult:  # fmt: skip
+    """`analyze` with the district's network and roles; periods default to every named period."""
+    periods = dict(district.periods) if periods is None else periods
+    return analyze(warehouse, district_network(district, radius_m), periods, point_filter=point_filter, store=store)

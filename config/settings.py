@@ -43,6 +43,13 @@ TRIP_CONTEXT_MARGIN_M = 300.0
 # --- Aggregation and statistics --------------------------------------------------------------
 SPEED_BIN_KMH = 1.0  # histogram bin: speed rounded to the nearest km/h (ETC2.0 speeds are whole km/h)
 P85 = 0.85
+# Passage speeds (a mean of a passage's points, or a section speed) are kept at 0.1 km/h.
+PASSAGE_SPEED_DECIMALS = 1
+PASSAGE_SPEEDS = ("mean", "max", "section")  # the passage speed an indicator may use; the first is the default
+# Before/after indicators (analysis.evaluation): of points, and of passages (one vehicle's traversal of one road).
+POINT_INDICATORS = ("mean", "p85", "share", "share_plus10")
+PASSAGE_INDICATORS = ("passage_mean", "passage_p85", "passage_share")
+INDICATORS = POINT_INDICATORS + PASSAGE_INDICATORS
 DEFAULT_RESAMPLES = 1000  # cluster-bootstrap replicates
 DEFAULT_SEED = 0
 CONFIDENCE = 0.95

@@ -1,4 +1,4 @@
-"""Command-line interface: `etc2calm ingest | analyze | map | sql | generate | demo`."""
+"""Command-line interface: `etc2calm ingest | match | analyze | compare | map | sql | generate | demo`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import logging
 import sys
 from pathlib import Path
 
+from analysis.filters import DIRECTIONS, VEHICLE_CLASSES
 from etc2calm import __version__
 
-DEFAULT_WAREHOUSE = "data/warehouse"
+from config.settings import DEFAULT_RADIUS_M, INDICATORS, default_warehouse
+
+DEFAULT_WAREHOUSE = str(default_warehouse())
 
 
 class UserError(Exception):
@@ -21,14 +24,19 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hours", metavar="H-H", help="time-of-day band, e.g. 7-9 (7:00-8:59, GPS時刻 JST)")
     p.add_argument("--days", choices=["all", "weekday", "holiday"], default="all",
                    help="weekday, or weekend and Japanese public holidays")  # fmt: skip
-    p.add_argument("--vehicle", choices=["all", "large", "small", "kei", "passenger", "freight"], default="all",
-                   help="vehicle class from 自動車の種別/用途")  # fmt: skip
+    p.add_argument("--vehicle", choices=list(VEHICLE_CLASSES), default="all", help="vehicle class from 自動車の種別/用途")
+    p.add_argument("--direction", choices=list(DIRECTIONS), default="all",
+                   help="one direction of travel only: along (forward) or against (backward) the road's digitised direction")
 
 
 def _add_district_or_roads(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--district", metavar="NAME")
     g.add_argument("--roads", metavar="FILE", help="road network (GeoJSON, GeoPackage, .osm/.pbf)")
+    p.add_argument("--radius", type=float, default=DEFAULT_RADIUS_M, metavar="M",
+                   help=f"matching radius in metres (default {DEFAULT_RADIUS_M:g})")
+    p.add_argument("--exclude-highway", metavar="CLASS,CLASS", default=None,
+                   help="OSM highway classes left out of the network (default: service; '' keeps every road)")
 
 
 def _add_warehouse(p: argparse.ArgumentParser) -> None:
@@ -51,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per core)")
     p.add_argument("paths", nargs="+", metavar="PATH")
 
+    p = sub.add_parser("match", help="match the points of every month near a district's roads (stored once, re-run only when stale)")
+    _add_warehouse(p)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--district", metavar="NAME", action="append", help="a district (repeatable)")
+    g.add_argument("--all", action="store_true", help="every bundled district")
+    p.add_argument("--radius", type=float, default=DEFAULT_RADIUS_M, metavar="M",
+                   help=f"matching radius in metres (default {DEFAULT_RADIUS_M:g})")
+
     p = sub.add_parser("analyze", help="per-road before/after figures")
     _add_warehouse(p)
     _add_district_or_roads(p)
@@ -59,23 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", action="append", default=[], metavar="NAME=A..B",
                    help="any named period (repeatable), e.g. trial=2017-10-05..2017-11-01; NAME=<district period> also works")
     _add_filters(p)
-    p.add_argument("--radius", type=float, default=20.0, metavar="M", help="matching radius in metres (default 20)")
     p.add_argument("--out", metavar="FILE.csv")
 
-    p = sub.add_parser("compare", help="before/after change with 95 % intervals, comparison roads and DiD")
+    p = sub.add_parser("compare", help="before/after change with 95%% intervals, comparison roads and DiD")
     _add_warehouse(p)
     _add_district_or_roads(p)
     p.add_argument("--treated", metavar="ID,ID…", help="treated road ids (with --roads)")
     p.add_argument("--control", metavar="ID,ID…", help="comparison road ids (with --roads)")
     p.add_argument("--period", action="append", default=[], metavar="NAME=A..B",
                    help="before=YYYY-MM-DD..YYYY-MM-DD and after=…; a name from the district file also works (before=trial)")
-    p.add_argument("--indicator", default="mean", choices=["mean", "p85", "share", "share_plus10"])
+    p.add_argument("--indicator", default="mean", choices=list(INDICATORS))
     p.add_argument("--resamples", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--min-vehicles", type=int, default=50, metavar="N", help="flag figures below N distinct vehicles (default 50)")
     _add_filters(p)
-    p.add_argument("--direction", choices=["all", "forward", "backward"], default="all",
-                   help="speeds of one direction of travel only: along (forward) or against (backward) the road's digitised direction")
     p.add_argument("--out", metavar="FILE.csv")
     p.add_argument("--report", metavar="FILE.html", help="also write the district report (HTML, Japanese)")
 
@@ -127,8 +140,43 @@ def _period_overrides(args, district):
 
 STATS_CSV_COLUMNS = [
     "road_id", "road_name", "role", "period", "period_start", "period_end", "n_points", "n_vehicles",
-    "mean_kmh", "p85_kmh", "share_at_or_over_limit", "share_at_or_over_limit_plus_10", "limit_kmh",
+    "mean_kmh", "p85_kmh", "share_at_or_over_limit", "share_at_or_over_limit_plus_10", "n_passages",
+    "passage_mean_kmh", "passage_p85_kmh", "passage_share_at_or_over_limit", "limit_kmh",
 ]  # fmt: skip
+COMPARE_CSV_COLUMNS = ["unit", "indicator", "before", "after", "change", "ci_low", "ci_high", "n_vehicles_before",
+                       "n_vehicles_after", "flag"]  # fmt: skip
+
+
+def _output_file(path: str | None) -> Path | None:
+    """--out / --report target: its folder is created; a folder given as the file is a one-line error."""
+    if path is None:
+        return None
+    out = Path(path)
+    if out.is_dir():
+        raise UserError(f"{path} is a folder: give a file name (e.g. {out / 'result.csv'})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _network(args, district):
+    """The analysed network: the district's, or --roads FILE (with --treated / --control when given)."""
+    from analysis.matchstage import district_network, prepare_network
+    from config.settings import EXCLUDED_HIGHWAY_CLASSES
+
+    treated, control = _ids(getattr(args, "treated", None)), _ids(getattr(args, "control", None))
+    if args.exclude_highway is None:
+        exclude = district.exclude_highway if district is not None else EXCLUDED_HIGHWAY_CLASSES
+    else:
+        exclude = _ids(args.exclude_highway)
+    if district is not None:
+        network = district_network(district, args.radius, treated=treated or None, comparison=control or None)
+        if args.exclude_highway is not None:
+            network = prepare_network(district.network_path, district.key, radius_m=args.radius,
+                                      treated=treated or district.treated_roads,
+                                      comparison=control or district.comparison_roads, exclude_highway=exclude)  # fmt: skip
+        return network
+    return prepare_network(args.roads, f"roads:{Path(args.roads).stem}", radius_m=args.radius, treated=treated,
+                           comparison=control, exclude_highway=exclude)  # fmt: skip
 
 
 def cmd_ingest(args) -> int:
@@ -144,36 +192,44 @@ def cmd_ingest(args) -> int:
     return 1 if report.failed else 0
 
 
+def cmd_match(args) -> int:
+    from analysis.matchstage import district_network, match_stage
+    from config.districts import list_districts, load_district
+
+    districts = list_districts() if args.all else [load_district(d) for d in args.district]
+    for district in districts:
+        print(match_stage(args.warehouse, district_network(district, args.radius)).summary())
+    return 0
+
+
 def cmd_analyze(args) -> int:
-    from analysis.figures import analyze
-    from config.districts import load_district
+    from analysis.figures import analyze, empty_periods
     from analysis.filters import PointFilter
+    from config.districts import load_district
 
     district = load_district(args.district) if args.district else None
     periods = _period_overrides(args, district)
-    point_filter = PointFilter.parse(args.hours, args.days, args.vehicle)
-    if district is not None:
-        result = analyze(
-            args.warehouse, district.network_path, periods, district_key=district.key,
-            treated=district.treated_roads, comparison=district.comparison_roads, radius_m=args.radius,
-            point_filter=point_filter,
-        )  # fmt: skip
-    else:
-        result = analyze(args.warehouse, args.roads, periods, district_key=f"roads:{Path(args.roads).stem}",
-                         radius_m=args.radius, point_filter=point_filter)  # fmt: skip
+    point_filter = PointFilter.parse(args.hours, args.days, args.vehicle, args.direction)
+    out = _output_file(args.out)
+    result = analyze(args.warehouse, _network(args, district), periods, point_filter=point_filter)
+    for label in empty_periods(result):
+        p = periods[label]
+        print(f"etc2calm: warning: 0 points matched in period {label} ({p.start}..{p.end}): its figures are empty",
+              file=sys.stderr)  # fmt: skip
     df = result.road_stats[STATS_CSV_COLUMNS].copy()
     df["filter"] = point_filter.describe_ja()
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(args.out, index=False, encoding="utf-8")
-        print(f"wrote {len(df)} rows to {args.out}")
+    if out:
+        df.to_csv(out, index=False, encoding="utf-8")
+        print(f"wrote {len(df)} rows to {out}")
     else:
         print(df.to_string(index=False))
+    if point_filter.active:
+        print("filtered figures: printed, not stored (the warehouse keeps the figures of all points)", file=sys.stderr)
     return 0
 
 
 def _named_periods(texts: list[str], district) -> dict:
-    """--period NAME=A..B (or NAME=district period name) → {NAME: Period}."""
+    """--period NAME=A..B (or NAME=district period name) → {NAME: Period}; a name given twice is an error."""
     from config.districts import Period, parse_date_range
 
     periods = {}
@@ -181,6 +237,8 @@ def _named_periods(texts: list[str], district) -> dict:
         name, sep, value = text.partition("=")
         if not sep or not name:
             raise UserError(f"bad --period {text!r}: expected NAME=YYYY-MM-DD..YYYY-MM-DD")
+        if name in periods:
+            raise UserError(f"--period {name} is given twice")
         if ".." in value:
             start, end = parse_date_range(value)
             periods[name] = Period(name, start, end)
@@ -196,13 +254,17 @@ def _ids(text: str | None) -> tuple[str, ...]:
 
 
 def cmd_compare(args) -> int:
-    from config.districts import load_district
-    from analysis.evidence import district_area, evaluate
+    from analysis.evidence import evaluate
     from analysis.filters import PointFilter
+    from config.districts import load_district
+    from geo.network import load_area
 
-    point_filter = PointFilter.parse(args.hours, args.days, args.vehicle)
+    point_filter = PointFilter.parse(args.hours, args.days, args.vehicle, args.direction)
     district = load_district(args.district) if args.district else None
     periods = _named_periods(args.period, district)
+    unknown = set(periods) - {"before", "after"}
+    if unknown:
+        raise UserError(f"compare takes the periods 'before' and 'after' only, not {', '.join(sorted(unknown))}")
     if district is not None:
         periods = {
             "before": periods.get("before") or district.period(district.default_before),
@@ -210,52 +272,35 @@ def cmd_compare(args) -> int:
         }
     elif set(periods) != {"before", "after"}:
         raise UserError("--roads needs --period before=A..B and --period after=A..B")
-    unknown = set(periods) - {"before", "after"}
-    if unknown:
-        raise UserError(f"compare takes the periods 'before' and 'after' only, not {', '.join(sorted(unknown))}")
-    common = dict(
-        point_filter=point_filter, direction={"all": 0, "forward": 1, "backward": -1}[args.direction], indicators=(args.indicator,) if not args.report else ("mean", "p85", "share", "share_plus10"),
-        resamples=args.resamples, seed=args.seed, min_vehicles=args.min_vehicles,
-    )  # fmt: skip
-    if district is not None:
-        treated = _ids(args.treated) or district.treated_roads
-        control = _ids(args.control) or district.comparison_roads
-        ev = evaluate(
-            args.warehouse, district.network_path, periods, district_key=district.key, treated=treated,
-            control=control, area=district_area(district), **common,
-        )  # fmt: skip
-    else:
-        if not _ids(args.treated):
-            raise UserError("--roads needs --treated ID,ID…")
-        ev = evaluate(
-            args.warehouse, args.roads, periods, district_key=f"roads:{Path(args.roads).stem}",
-            treated=_ids(args.treated), control=_ids(args.control), **common,
-        )  # fmt: skip
+    if district is None and not _ids(args.treated):
+        raise UserError("--roads needs --treated ID,ID…")
+    if args.report and district is None:
+        raise UserError("--report needs --district")
+    out, report = _output_file(args.out), _output_file(args.report)
+    area = load_area(district.area_path) if district is not None and district.area_path else None
+    ev = evaluate(args.warehouse, _network(args, district), periods, area=area, point_filter=point_filter,
+                  resamples=args.resamples, seed=args.seed, min_vehicles=args.min_vehicles)  # fmt: skip
     table = ev.comparisons[args.indicator]
-    columns = ["unit", "indicator", "before", "after", "change", "ci_low", "ci_high", "n_vehicles_before", "n_vehicles_after", "flag"]
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        table[columns].to_csv(args.out, index=False, encoding="utf-8")
-        print(f"wrote {len(table)} rows to {args.out}")
+    if out:
+        table[COMPARE_CSV_COLUMNS].to_csv(out, index=False, encoding="utf-8")
+        print(f"wrote {len(table)} rows to {out}")
     else:
-        print(table[columns].to_string(index=False))
-    if args.report:
-        from maps.report import render_report
+        print(table[COMPARE_CSV_COLUMNS].to_string(index=False))
+    if report:
+        from maps.publish import write_district_report
 
-        if district is None:
-            raise UserError("--report needs --district")
-        print(render_report(district, ev, args.report))
+        print(write_district_report(args.warehouse, district, report, filter_text=point_filter.describe_ja()))
     return 0
 
 
 def cmd_map(args) -> int:
     from config.districts import load_district
+    from config.settings import default_output_dir
     from maps.publish import write_district_map
 
     district = load_district(args.district)
-    out = Path(args.out) if args.out else Path("build/maps") / f"{district.key}.html"
-    path = write_district_map(args.warehouse, district, out)
-    print(path)
+    out = _output_file(args.out) or default_output_dir() / f"{district.key}.html"
+    print(write_district_map(args.warehouse, district, out))
     return 0
 
 
@@ -307,7 +352,7 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {
-    "ingest": cmd_ingest, "analyze": cmd_analyze, "compare": cmd_compare, "map": cmd_map, "sql": cmd_sql,
+    "ingest": cmd_ingest, "match": cmd_match, "analyze": cmd_analyze, "compare": cmd_compare, "map": cmd_map, "sql": cmd_sql,
     "generate": cmd_generate, "demo": cmd_demo,
 }  # fmt: skip
 
@@ -320,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
-    except (UserError, ValueError, FileNotFoundError, SourceError, WarehouseBusy, WarehouseMissing, WarehouseInconsistent) as exc:
+    except (UserError, ValueError, FileNotFoundError, SourceError, WarehouseBusy, WarehouseMissing,
+            WarehouseInconsistent) as exc:  # fmt: skip
         print(f"etc2calm: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,9 +6,8 @@ import os
 import time
 from pathlib import Path
 
-import pandas as pd
-
-from etc2calm.summary import format_headline, format_summary
+from config.districts import list_districts
+from etc2calm.summary import format_headline, format_summary, treated_table
 
 
 def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 20171005, scale: float = 1.0) -> dict:
@@ -31,15 +30,16 @@ def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 201710
     print(f"    ingest: {out['ingest']['summary']}")
     for msg in out["ingest"]["failed"]:
         print(f"    failed: {msg}")
-    rows = [r for d in out["districts"].values() for r in d["summary"]]
+    districts = [d for d in list_districts() if d.key in out["districts"]]
     print("3/3 treated street (対策道路), figures from the warehouse:")
-    print(format_summary(pd.DataFrame(rows)))
-    print(format_headline(out["districts"]))
+    print(format_summary(treated_table(warehouse, districts)))
+    print(format_headline(warehouse, districts))
     print("maps and reports:")
+    print(f"    (this edition: {Path(out['edition']).resolve()}; the stable copy, latest/, below)")
     for d in out["districts"].values():
         for key in ("map", "report", "sheet", "sheet_png"):
-            if d.get(key):
-                print(f"    {Path(d[key]).resolve()}")
+            if d["latest"].get(key):
+                print(f"    {Path(d['latest'][key]).resolve()}")
     print(f"warehouse: {warehouse.resolve()} (try: etc2calm sql \"SELECT * FROM road_period_stats LIMIT 5\")")
     print(f"done in {time.perf_counter() - t0:.0f} s")
     return out

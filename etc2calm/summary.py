@@ -1,72 +1,67 @@
-"""The short before/after summary table printed by the demo and the flows (figures from the warehouse)."""
+"""The short before/after summary printed by the demo and the CLI: figures read from the warehouse."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from analysis.figures import AnalysisResult
+from analysis.results import load_comparisons, load_group_stats
 from config.districts import District
 
 
-def treated_summary(district: District, result: AnalysisResult) -> pd.DataFrame:
-    """One row per period: the treated street's pooled figures (all treated roads' points together)."""
-    g = result.group_stats
-    g = g[g["road_group"] == "treated"].copy()
+def treated_table(warehouse, districts: list[District]) -> pd.DataFrame:
+    """One row per district and period: the treated street's stored pooled figures (group_period_stats)."""
     rows = []
-    for label, period in result.periods.items():
-        row = g[g["period"] == label]
-        rec = {
-            "district": district.name_ja,
-            "period": label,
-            "dates": f"{period.start}..{period.end}",
-            "n_vehicles": 0,
-            "n_points": 0,
-            "mean_kmh": float("nan"),
-            "p85_kmh": float("nan"),
-            "share_at_or_over_limit": float("nan"),
-            "limit_kmh": float("nan"),
-        }
-        if len(row):
-            r = row.iloc[0]
-            rec.update({k: r[k] for k in ("n_vehicles", "n_points", "mean_kmh", "p85_kmh", "share_at_or_over_limit", "limit_kmh")})
-        rows.append(rec)
+    for d in districts:
+        g = load_group_stats(warehouse, d.key)
+        for r in g[g["road_group"] == "treated"].itertuples() if len(g) else []:
+            rows.append({"district": d.name_ja, "period": r.period, "dates": f"{r.period_start:%Y-%m-%d}..{r.period_end:%Y-%m-%d}",
+                         "n_vehicles": r.n_vehicles, "n_points": r.n_points, "mean_kmh": r.mean_kmh, "p85_kmh": r.p85_kmh,
+                         "share_at_or_over_limit": r.share_at_or_over_limit,
+                         "passage_share_at_or_over_limit": r.passage_share_at_or_over_limit})  # fmt: skip
     return pd.DataFrame(rows)
 
 
+def _width(text: str) -> int:
+    return sum(2 if ord(c) > 0x2E7F else 1 for c in text)
+
+
 def format_summary(table: pd.DataFrame) -> str:
-    """Fixed-width text of treated_summary rows (several districts concatenated)."""
-    header = f"{'district':<14} {'period':<8} {'dates':<22} {'vehicles':>8} {'points':>7} {'mean':>6} {'p85':>6} {'>=limit':>8}"
+    """Fixed-width text of treated_table rows."""
+    header = (f"{'district':<14} {'period':<8} {'dates':<22} {'vehicles':>8} {'points':>7} {'mean':>6} {'p85':>6} "
+              f"{'>=limit':>8} {'passages>=':>10}")  # fmt: skip
     lines = [header, "-" * len(header)]
+    pct = lambda v: "" if pd.isna(v) else f"{100 * v:.1f}%"  # noqa: E731
+    num = lambda v: "" if pd.isna(v) else f"{v:.1f}"  # noqa: E731
     for r in table.itertuples():
-        share = "" if pd.isna(r.share_at_or_over_limit) else f"{100 * r.share_at_or_over_limit:6.1f}%"
-        mean = "" if pd.isna(r.mean_kmh) else f"{r.mean_kmh:6.1f}"
-        p85 = "" if pd.isna(r.p85_kmh) else f"{r.p85_kmh:6.1f}"
-        # Pad Japanese names by display width (full-width characters take two columns).
-        width = sum(2 if ord(c) > 0x2E7F else 1 for c in r.district)
-        name = r.district + " " * max(0, 14 - width)
-        lines.append(f"{name} {r.period:<8} {r.dates:<22} {r.n_vehicles:>8} {r.n_points:>7} {mean:>6} {p85:>6} {share:>8}")
-    lines.append("mean / p85 in km/h; >=limit: share of points at or over the speed limit; vehicles: distinct 運行ID")
+        name = r.district + " " * max(0, 14 - _width(r.district))  # full-width characters take two columns
+        lines.append(f"{name} {r.period:<8} {r.dates:<22} {r.n_vehicles:>8} {r.n_points:>7} {num(r.mean_kmh):>6} "
+                     f"{num(r.p85_kmh):>6} {pct(r.share_at_or_over_limit):>8} {pct(r.passage_share_at_or_over_limit):>10}")  # fmt: skip
+    lines.append("mean / p85 in km/h over points; >=limit: share of points at or over the speed limit; passages>=: share of "
+                 "passages (one vehicle's traversal of the street) whose mean speed is at or over it; vehicles: distinct 運行ID")
     return "\n".join(lines)
 
 
-def format_headline(districts: dict) -> str:
-    """Mean-speed change on treated and comparison streets and the DiD, with 95 % intervals, per district."""
+def format_headline(warehouse, districts: list[District]) -> str:
+    """Mean-speed change on treated and comparison streets and the DiD, with 95 % intervals, per district,
+    from the stored comparison_results (changes computed before rounding)."""
     lines = ["before → after (default periods), 95 % cluster-bootstrap intervals over vehicles:"]
-    for key, d in districts.items():
-        rows = {r["unit"]: r for r in d["comparisons"].get("mean", [])}
-        share = {r["unit"]: r for r in d["comparisons"].get("share", [])}
-        if not rows:
+    for d in districts:
+        comp = load_comparisons(warehouse, d.key)
+        if "mean" not in comp:
             continue
-        t, c, did = rows["treated"], rows["control"], rows["did"]
+        rows = comp["mean"].set_index("unit")
+        t, c, did = rows.loc["treated"], rows.loc["control"], rows.loc["did"]
         lines.append(
-            f"  {key:<10} treated mean {t['before']:.1f} → {t['after']:.1f} km/h ({t['change']:+.1f} [{t['ci_low']:+.1f}, {t['ci_high']:+.1f}]); "
-            f"comparison {c['change']:+.1f} [{c['ci_low']:+.1f}, {c['ci_high']:+.1f}]; "
+            f"  {d.key:<10} treated mean {t['before']:.1f} → {t['after']:.1f} km/h ({t['change']:+.1f} [{t['ci_low']:+.1f}, "
+            f"{t['ci_high']:+.1f}]); comparison {c['change']:+.1f} [{c['ci_low']:+.1f}, {c['ci_high']:+.1f}]; "
             f"DiD {did['change']:+.1f} [{did['ci_low']:+.1f}, {did['ci_high']:+.1f}] km/h"
         )
-        if share:
-            s = share["treated"]
-            lines.append(
-                f"  {'':<10} treated share ≥ limit {100 * s['before']:.1f}% → {100 * s['after']:.1f}% "
-                f"(DiD {100 * share['did']['change']:+.1f} points [{100 * share['did']['ci_low']:+.1f}, {100 * share['did']['ci_high']:+.1f}])"
-            )
+        for ind, word in (("share", "share of points ≥ limit"), ("passage_share", "share of passages ≥ limit")):
+            if ind in comp:
+                s = comp[ind].set_index("unit")
+                lines.append(
+                    f"  {'':<10} treated {word} {100 * s.loc['treated', 'before']:.1f}% → {100 * s.loc['treated', 'after']:.1f}% "
+                    f"(DiD {100 * s.loc['did', 'change']:+.1f} points [{100 * s.loc['did', 'ci_low']:+.1f}, "
+                    f"{100 * s.loc['did', 'ci_high']:+.1f}])"
+                )
     return "\n".join(lines)

@@ -7,6 +7,7 @@ the previous rows. docs/warehouse.md is generated from these definitions (`make 
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 
 import duckdb
@@ -124,7 +125,7 @@ QUARANTINE_COLUMNS: dict[str, tuple[str, str]] = {
     "format": ("VARCHAR", "様式1-2 | 様式1-3 | 挙動履歴"),
     "member": ("VARCHAR", "ZIP member name ('' for plain files)"),
     "line_no": ("BIGINT", "1-based line in the member"),
-    "reason": ("VARCHAR", "validation rule that failed (etl/validate.py, python -m etl.spec)"),
+    "reason": ("VARCHAR", "validation rule that failed (etl/validate.py; listed in docs/warehouse.md)"),
     "raw_text": ("VARCHAR", "the line as delivered with the 運行ID replaced by its pseudonym; for a line with the wrong number "
                  "of fields (the ID's position unknown) every non-empty field is replaced by its pseudonym"),
 }
@@ -196,15 +197,20 @@ CREATE TABLE IF NOT EXISTS road_period_stats (
     period_end             DATE,      -- inclusive
     n_points               BIGINT,    -- matched points
     n_vehicles             BIGINT,    -- distinct pseudonymised vehicles (運行ID)
-    mean_kmh               DOUBLE,    -- km/h
-    p85_kmh                DOUBLE,    -- km/h, 85th percentile, linear interpolation
+    mean_kmh               DOUBLE,    -- km/h, mean of the points' instantaneous speeds
+    p85_kmh                DOUBLE,    -- km/h, 85th percentile of point speeds (1 km/h bins, linear interpolation)
     share_at_or_over_limit DOUBLE,    -- fraction (0-1) of points with speed >= limit
+    share_at_or_over_limit_plus_10 DOUBLE, -- fraction (0-1) of points with speed >= limit + 10 km/h
+    n_passages             BIGINT,    -- passages: one vehicle's traversal of the road (consecutive points of one trip on it)
+    passage_mean_kmh       DOUBLE,    -- km/h, mean over passages of the passage speed (mean of its points' speeds)
+    passage_p85_kmh        DOUBLE,    -- km/h, 85th percentile of passage speeds (linear interpolation)
+    passage_share_at_or_over_limit DOUBLE, -- fraction (0-1) of passages whose speed is >= limit ("share of vehicles")
     limit_kmh              DOUBLE,    -- km/h
     computed_at            TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS group_period_stats (
     district               VARCHAR,
-    road_group             VARCHAR,   -- treated | comparison: all points of those roads pooled
+    road_group             VARCHAR,   -- treated | comparison: all points (passages) of those roads pooled
     period                 VARCHAR,
     period_start           DATE,
     period_end             DATE,
@@ -213,7 +219,12 @@ CREATE TABLE IF NOT EXISTS group_period_stats (
     mean_kmh               DOUBLE,
     p85_kmh                DOUBLE,
     share_at_or_over_limit DOUBLE,
-    limit_kmh              DOUBLE,
+    share_at_or_over_limit_plus_10 DOUBLE,
+    n_passages             BIGINT,
+    passage_mean_kmh       DOUBLE,
+    passage_p85_kmh        DOUBLE,
+    passage_share_at_or_over_limit DOUBLE,
+    limit_kmh              DOUBLE,    -- km/h, the highest limit of the group's roads
     computed_at            TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS road_speed_histogram (
@@ -256,6 +267,17 @@ CREATE TABLE IF NOT EXISTS link_hour_histogram (
     speed_kmh     SMALLINT,  -- 1 km/h bin: speed rounded to the nearest km/h
     n_points      BIGINT     -- mergeable (add)
 );
+CREATE TABLE IF NOT EXISTS analysis_runs (
+    district     VARCHAR,
+    period       VARCHAR,   -- period label stored by this run
+    period_start DATE,
+    period_end   DATE,
+    fingerprint  VARCHAR,   -- the network fingerprint (matched_networks) the figures come from
+    radius_m     DOUBLE,    -- matching radius used, metres
+    network_path VARCHAR,   -- network file used
+    n_points_matched BIGINT, -- points matched to the network in the period
+    computed_at  TIMESTAMP
+);
 """
 
 
@@ -265,35 +287,97 @@ CREATE TABLE IF NOT EXISTS link_hour_histogram (
 EVIDENCE_TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS comparison_results (
     district          VARCHAR,
-    filter            VARCHAR,   -- time band / day type / vehicle class, in Japanese
-    indicator         VARCHAR,   -- mean | p85 (km/h) | share | share_plus10 (fraction 0-1)
+    filter            VARCHAR,   -- time band / day type / vehicle class / direction, in Japanese ('全日・全車種': all points)
+    indicator         VARCHAR,   -- mean | p85 (km/h) | share | share_plus10 (fraction 0-1) of points; passage_mean | passage_p85 (km/h) | passage_share (0-1) of passages
     unit              VARCHAR,   -- road id, 'treated', 'control' (pooled) or 'did'
     before            DOUBLE,
     after             DOUBLE,
-    change            DOUBLE,    -- after - before; for did: treated change - control change
+    change            DOUBLE,    -- after - before, computed before any rounding; for did: treated change - control change
     ci_low            DOUBLE,    -- 95 % cluster bootstrap over vehicles (percentile interval)
     ci_high           DOUBLE,
     n_vehicles_before BIGINT,
     n_vehicles_after  BIGINT,
-    flag              VARCHAR,   -- low_sample when fewer than the adequacy minimum of distinct vehicles
+    flag              VARCHAR,   -- low_sample when fewer than min_vehicles distinct vehicles
     resamples         INTEGER,
     seed              BIGINT,
     period_before     VARCHAR,   -- YYYY-MM-DD..YYYY-MM-DD
     period_after      VARCHAR,
+    computed_at       TIMESTAMP,
+    n_before          BIGINT,    -- points (or passages, for passage_* indicators) before
+    n_after           BIGINT,    -- points (or passages) after
+    min_vehicles      BIGINT,    -- the adequacy minimum used for flag
+    before_ci_low     DOUBLE,    -- 95 % interval of the before level (same replicates); NULL for did
+    before_ci_high    DOUBLE,
+    after_ci_low      DOUBLE,    -- 95 % interval of the after level
+    after_ci_high     DOUBLE
+);
+CREATE TABLE IF NOT EXISTS monthly_series (
+    district          VARCHAR,
+    filter            VARCHAR,
+    month             DATE,      -- first day of a complete calendar month after the district's last named period
+    indicator         VARCHAR,   -- as comparison_results (mean, p85, share, share_plus10, passage_*)
+    unit              VARCHAR,   -- treated | control (pooled roads)
+    value             DOUBLE,    -- the month's level (km/h, or fraction 0-1)
+    ci_low            DOUBLE,    -- 95 % cluster bootstrap over vehicles of the month's level
+    ci_high           DOUBLE,
+    n                 BIGINT,    -- points (passages for passage_*) in the month
+    n_vehicles        BIGINT,    -- distinct vehicles in the month
+    after_level       DOUBLE,    -- the level of the district's default after period (the reference)
+    change_vs_after   DOUBLE,    -- value - after_level
+    change_ci_low     DOUBLE,    -- 95 % interval of that change (vehicles resampled jointly)
+    change_ci_high    DOUBLE,
+    flag              VARCHAR,   -- low_sample below min_vehicles distinct vehicles in the month or the after period
+    resamples         INTEGER,
+    seed              BIGINT,
     computed_at       TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS comparison_histogram (
+    district      VARCHAR,
+    filter        VARCHAR,
+    unit          VARCHAR,   -- road id, 'treated' or 'control' (pooled)
+    period        VARCHAR,   -- before | after
+    speed_bin_kmh DOUBLE,    -- 1 km/h bin of the compared points
+    n_points      BIGINT
+);
+CREATE TABLE IF NOT EXISTS evidence_runs (
+    district      VARCHAR,
+    filter        VARCHAR,
+    period_before VARCHAR,
+    period_after  VARCHAR,
+    resamples     INTEGER,   -- bootstrap replicates
+    seed          BIGINT,
+    min_vehicles  BIGINT,    -- adequacy minimum (low_sample flag)
+    threshold_g   DOUBLE,    -- deceleration threshold of inferred braking, G
+    braking_source VARCHAR,  -- behavior_events (挙動履歴) or points (inferred from consecutive points: a lower bound)
+    radius_m      DOUBLE,    -- matching radius, metres
+    fingerprint   VARCHAR,   -- network fingerprint
+    computed_at   TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS braking_per_road (
     district VARCHAR, filter VARCHAR, period VARCHAR, road_id VARCHAR,
-    n_events BIGINT,                    -- decelerations >= threshold (G) between consecutive points
-    n_passages BIGINT,                  -- distinct trips with a point on the road
+    n_events BIGINT,                    -- braking events on the road (挙動履歴, else decelerations >= threshold between consecutive points)
+    n_passages BIGINT,                  -- passages on the road
     events_per_1000_passages DOUBLE,
+    n_vehicles BIGINT,                  -- distinct vehicles of those events
     threshold_g DOUBLE, computed_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS braking_hotspots (
+    district VARCHAR, filter VARCHAR, period VARCHAR,
+    x_m DOUBLE,                         -- centroid of the cell's events, metres EPSG:6677
+    y_m DOUBLE,
+    lon DOUBLE,                         -- the same point, degrees
+    lat DOUBLE,
+    n_events BIGINT,                    -- events in the 25 m cell
+    n_vehicles BIGINT,                  -- distinct vehicles of those events
+    computed_at TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS cut_through_summary (
     district VARCHAR, filter VARCHAR, period VARCHAR,
-    n_trips BIGINT,                     -- trips with at least one point inside the district
+    n_trips BIGINT,                     -- trips on the district's residential streets (limit <= 30 km/h) inside its outline
     n_cut_through BIGINT,               -- of which origin and destination lie outside
-    share_cut_through DOUBLE, computed_at TIMESTAMP
+    share_cut_through DOUBLE, computed_at TIMESTAMP,
+    n_vehicles BIGINT,                  -- distinct vehicles of those trips
+    n_vehicles_cut_through BIGINT       -- distinct vehicles of the cut-through trips
 );
 CREATE TABLE IF NOT EXISTS cut_through_streets (
     district VARCHAR, filter VARCHAR, period VARCHAR, road_id VARCHAR,
@@ -305,10 +389,128 @@ CREATE TABLE IF NOT EXISTS cut_through_streets (
 """
 
 
-ALL_DDL = (MANIFEST_DDL, RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL)
+# ---------------------------------------------------------------------------------------------
+# The match stage (analysis/matchstage.py): points matched once per district and month
+
+MATCH_DDL = """
+CREATE TABLE IF NOT EXISTS matched_networks (
+    district     VARCHAR,   -- district key, or 'roads:<file stem>' for an ad-hoc network
+    fingerprint  VARCHAR,   -- sha256 (16 hex) of geometry, road ids, one-way flags, limits, radius and matching constants
+    source_path  VARCHAR,   -- the network file when it was last matched
+    radius_m     DOUBLE,    -- matching radius, metres
+    n_roads      BIGINT,    -- roads of the network (service roads and other excluded classes left out)
+    updated_at   TIMESTAMP  -- when the district was last matched
+);
+CREATE TABLE IF NOT EXISTS match_state (
+    district      VARCHAR,
+    fingerprint   VARCHAR,   -- the network fingerprint this month was matched with
+    year          INTEGER,   -- year of 運行日
+    month         INTEGER,   -- month of 運行日
+    source_token  VARCHAR,   -- identity of the month's committed point and event files: a change re-matches the month
+    folder        VARCHAR,   -- matched/<district>/<YYYY-MM>-<tokens>, relative to the warehouse folder
+    n_points_read BIGINT,    -- points of the trips touching the network read (whole trips, every mesh)
+    n_points      BIGINT,    -- points stored: those inside the network's box grown by the context margin
+    n_matched     BIGINT,    -- of which matched to a road
+    n_trips       BIGINT,    -- trips touching the network
+    n_events      BIGINT,    -- 挙動履歴 events inside the box
+    seconds       DOUBLE,    -- time to match the month, s
+    matched_at    TIMESTAMP
+);
+"""
+
+_MATCH_COLUMNS: dict[str, tuple[str, str]] = {
+    "district": ("VARCHAR", "district key, or 'roads:<file stem>' for an ad-hoc network"),
+    "trip_id": ("BIGINT", "identifier of (vehicle, 運行日, trip number): a 64-bit mix, depends on the pseudonym key"),
+    "vehicle_id": ("BIGINT", "first 8 bytes of the vehicle's HMAC pseudonym as int64"),
+    "vehicle_key": ("VARCHAR", "HMAC-SHA-256 pseudonym of 運行ID"),
+    "operation_date": ("DATE", "運行日"),
+    "trip_no": ("INTEGER", "トリップ番号"),
+    "seq": ("INTEGER", "0-based position of the point in its trip (whole trip, ordered by GPS時刻)"),
+    "gps_time": ("TIMESTAMP", "GPS時刻, JST wall-clock time"),
+    "hour": ("TINYINT", "hour of day of GPS時刻, 0-23 (the filter's time band)"),
+    "day_type": ("TINYINT", "0 weekday, 1 Saturday, Sunday or Japanese public holiday incl. 振替休日 (the filter's day type)"),
+    "vehicle_type": ("INTEGER", "自動車の種別: 0 軽二輪, 1 大型, 2 普通, 3 小型, 4 軽自動車"),
+    "vehicle_use": ("INTEGER", "自動車の用途: 0 未使用, 1 乗用, 2 貨物, 3 特殊, 4 乗合"),
+    "speed_kmh": ("DOUBLE", "速度, km/h (instantaneous)"),
+    "lon": ("DOUBLE", "longitude, degrees, JGD2011"),
+    "lat": ("DOUBLE", "latitude, degrees, JGD2011"),
+    "x_m": ("DOUBLE", "easting, metres, EPSG:6677"),
+    "y_m": ("DOUBLE", "northing, metres, EPSG:6677"),
+    "heading_deg": ("DOUBLE", "direction of travel from the previous point of the trip, degrees clockwise from grid north; "
+                    "NULL/NaN for the first point, after a gap over 120 s or a step under 5 m"),
+    "dt_prev_s": ("DOUBLE", "seconds since the previous point of the trip; NaN for the first"),
+    "decel_prev_g": ("DOUBLE", "mean deceleration since the previous point of the trip, G (positive when slowing)"),
+    "road_idx": ("INTEGER", "index of the road in the network file (after excluded classes), -1 when no road within the radius"),
+    "road_id": ("VARCHAR", "the road network feature's id; NULL when no road within the radius"),
+    "limit_kmh": ("DOUBLE", "speed limit of that road, km/h"),
+    "link_id": ("INTEGER", "link of the network split at intersections (ids increase with road order), -1 unmatched"),
+    "seg": ("INTEGER", "straight segment id, -1 unmatched"),
+    "pos": ("DOUBLE", "position along the link, 0-1 in the digitised direction"),
+    "road_pos_m": ("DOUBLE", "position along the road, metres from its first vertex"),
+    "dist_m": ("DOUBLE", "distance from the point to the matched segment, metres"),
+    "direction": ("TINYINT", "+1 along the road's digitised direction, -1 against it, 0 unknown heading"),
+    "file_id": ("VARCHAR", "source file (manifest.file_id); with member and line_no the delivered line"),
+    "member": ("VARCHAR", "ZIP member name"),
+    "line_no": ("BIGINT", "1-based line in the member"),
+}
+# matched_points: the points matched to a road; district_trip_points: every stored point of the
+# trips touching the network (also those off the network, inside the grown box).
+MATCHED_POINTS_COLUMNS = _MATCH_COLUMNS
+MATCHED_TRIPS_COLUMNS: dict[str, tuple[str, str]] = {
+    "district": _MATCH_COLUMNS["district"],
+    "trip_id": _MATCH_COLUMNS["trip_id"],
+    "vehicle_id": _MATCH_COLUMNS["vehicle_id"],
+    "operation_date": _MATCH_COLUMNS["operation_date"],
+    "trip_no": _MATCH_COLUMNS["trip_no"],
+    "n_points": ("INTEGER", "points of the whole trip"),
+    "first_time": ("TIMESTAMP", "GPS時刻 of the trip's first point"),
+    "last_time": ("TIMESTAMP", "GPS時刻 of the trip's last point"),
+    "first_x_m": ("DOUBLE", "first point (origin when 様式1-3 is missing), metres EPSG:6677"),
+    "first_y_m": ("DOUBLE", "first point, metres EPSG:6677"),
+    "last_x_m": ("DOUBLE", "last point (destination when 様式1-3 is missing), metres EPSG:6677"),
+    "last_y_m": ("DOUBLE", "last point, metres EPSG:6677"),
+}
+MATCHED_EVENTS_COLUMNS: dict[str, tuple[str, str]] = {
+    "district": _MATCH_COLUMNS["district"],
+    "vehicle_id": _MATCH_COLUMNS["vehicle_id"],
+    "gps_time": ("TIMESTAMP", "発生時刻 of the 挙動履歴 event, JST"),
+    "hour": _MATCH_COLUMNS["hour"],
+    "day_type": _MATCH_COLUMNS["day_type"],
+    "x_m": _MATCH_COLUMNS["x_m"],
+    "y_m": _MATCH_COLUMNS["y_m"],
+    "speed_kmh": ("DOUBLE", "speed at the event, km/h"),
+    "accel_long": ("DOUBLE", "longitudinal acceleration as delivered"),
+    "is_braking": ("BOOLEAN", "a braking event: longitudinal acceleration negative or not given"),
+    "road_idx": _MATCH_COLUMNS["road_idx"],
+    "road_id": _MATCH_COLUMNS["road_id"],
+    "dist_m": _MATCH_COLUMNS["dist_m"],
+}
+
+ALL_DDL = (MANIFEST_DDL, RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL, MATCH_DDL)
+
+
+# Tables derived from the point store (matches, figures, evidence): recomputed by the next analysis,
+# so a new layout drops them instead of migrating. Bump DERIVED_SCHEMA_VERSION when one changes.
+DERIVED_SCHEMA_VERSION = 3
+DERIVED_DDL = (RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL, MATCH_DDL)
+
+
+def _table_names(ddl: str) -> list[str]:
+    return re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", ddl)
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every table of the warehouse that does not exist yet."""
-    for ddl in ALL_DDL:
+    """Create every table of the warehouse that does not exist yet; derived tables of an older layout
+    are dropped first (they are recomputed by the next analysis)."""
+    con.execute(MANIFEST_DDL)
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (derived INTEGER)")
+    row = con.execute("SELECT max(derived) FROM schema_version").fetchone()
+    if row[0] != DERIVED_SCHEMA_VERSION:
+        with transaction(con):
+            for ddl in DERIVED_DDL:
+                for table in _table_names(ddl):
+                    con.execute(f"DROP TABLE IF EXISTS {table}")
+            con.execute("DELETE FROM schema_version")
+            con.execute("INSERT INTO schema_version VALUES (?)", [DERIVED_SCHEMA_VERSION])
+    for ddl in DERIVED_DDL:
         con.execute(ddl)

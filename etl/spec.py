@@ -8,8 +8,8 @@ name, name on the specification sheet, type, unit, allowed range, required or no
 * The validation rules (`etl.validate.validation_rules`) are generated from here: for every
   required column `missing_<name>`, for every time/date column `bad_<name>`, for every numeric
   column `<name>_not_numeric` and, where a range is given, `<name>_out_of_range`.
-* The documentation (`python -m etl.spec`, and the column comments of the DuckDB views) is
-  generated from here.
+* The documentation (docs/warehouse.md by `python -m etc2calm.docs`, and the column comments of
+  the DuckDB views) is generated from here.
 
 A corrected specification sheet changes this table, not the readers
 (see ../shared/reference/etc2-formats.md for what is confirmed and what is inferred).
@@ -241,26 +241,3 @@ def load_behavior_layout(path: str | Path | None = None) -> Layout:
 
 def layouts(behavior_layout: str | Path | None = None) -> dict[str, Layout]:
     return {"1-2": STYLE_1_2, "1-3": STYLE_1_3, "behavior": load_behavior_layout(behavior_layout)}
-
-
-def markdown(behavior_layout: str | Path | None = None) -> str:
-    """Documentation of every layout and its validation rules, generated from this module."""
-    from etl.validate import validation_rules
-
-    out = []
-    for lay in layouts(behavior_layout).values():
-        out.append(f"### {lay.name} → `{lay.table}` ({lay.n_columns} columns)\n\n{lay.description}\n")
-        out.append("| # | name | 仕様名 | type | unit | range | required | meaning |\n|---|---|---|---|---|---|---|---|")
-        for c in lay.columns:
-            rng = "" if c.low is None and c.high is None else f"{'' if c.low is None else f'{c.low:g}'}–{'' if c.high is None else f'{c.high:g}'}"
-            out.append(f"| {c.index} | `{c.name}` | {c.name_ja} | {c.type} | {c.unit} | {rng} | {'yes' if c.required else ''} | {c.meaning} |")
-        out.append("\nValidation rules, in evaluation order (the first failing rule is the row's reason):\n")
-        out.append("| reason | columns | rule |\n|---|---|---|")
-        for reason, cols, text in validation_rules(lay):
-            out.append(f"| `{reason}` | {cols} | {text} |")
-        out.append("")
-    return "\n".join(out)
-
-
-if __name__ == "__main__":
-    print(markdown())

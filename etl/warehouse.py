@@ -48,6 +48,9 @@ import duckdb
 from etl.schema import (
     DUPLICATES_TABLE,
     MANIFEST_COLUMNS,
+    MATCHED_EVENTS_COLUMNS,
+    MATCHED_POINTS_COLUMNS,
+    MATCHED_TRIPS_COLUMNS,
     PROBE_POINTS_COLUMNS,
     QUARANTINE_COLUMNS,
     TRIPS_COLUMNS,
@@ -57,7 +60,6 @@ from etl.schema import (
 )
 from etl.spec import BEHAVIOR_DEFAULT, Layout
 
-DEFAULT_WAREHOUSE = Path("data/warehouse")
 DB_NAME = "warehouse.duckdb"
 LOCK_NAME = ".ingest.lock"
 SNAPSHOT = "_snapshot.json"
@@ -275,6 +277,7 @@ def refresh_views(con: duckdb.DuckDBPyConnection, warehouse: Path, behavior_layo
             con.execute(f"CREATE OR REPLACE {kind} {name} AS {_view_sql(listed, cols_of[name], hive, legacy, guard)}")
             if not temp:
                 con.execute(";\n".join(f"COMMENT ON COLUMN {name}.{col} IS {sql_literal(doc)}" for col, (_, doc) in cols_of[name].items()))
+        _matched_views(con, root, kind, guard)
 
     if temp:
         build()
@@ -286,11 +289,38 @@ def refresh_views(con: duckdb.DuckDBPyConnection, warehouse: Path, behavior_layo
         _build_persistent(con, build, root, own, cols_of)
 
 
+MATCHED_VIEWS = {"matched_points": MATCHED_POINTS_COLUMNS, "district_trip_points": MATCHED_POINTS_COLUMNS,
+                 "matched_trips": MATCHED_TRIPS_COLUMNS, "matched_events": MATCHED_EVENTS_COLUMNS}  # fmt: skip
+
+
+def _matched_views(con: duckdb.DuckDBPyConnection, root: Path, kind: str = "VIEW", guard: str = "") -> None:
+    """Views over the match stage's files listed in match_state (never stale or half-written folders)."""
+    rows = con.execute("SELECT district, folder FROM match_state ORDER BY district, year, month").fetchall()
+    specs = (("district_trip_points", "points", MATCHED_POINTS_COLUMNS, ""),
+             ("matched_points", "points", MATCHED_POINTS_COLUMNS, " WHERE road_idx >= 0"),
+             ("matched_trips", "trips", MATCHED_TRIPS_COLUMNS, ""),
+             ("matched_events", "events", MATCHED_EVENTS_COLUMNS, ""))  # fmt: skip
+    for view, name, cols, where in specs:
+        by_district: dict[str, list[str]] = {}
+        for district, folder in rows:
+            by_district.setdefault(district, []).append((root / folder / f"{name}.parquet").as_posix())
+        sel = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, (t, _) in cols.items() if c != "district")
+        cond = where
+        if guard:
+            cond = (where + " AND " if where else " WHERE ") + guard.removeprefix(" WHERE ")
+        parts = [f"SELECT {sql_literal(d)} AS district, {sel} FROM read_parquet([{', '.join(map(sql_literal, files))}]){cond}"
+                 for d, files in by_district.items()]  # fmt: skip
+        con.execute(f"CREATE OR REPLACE {kind} {view} AS " + (" UNION ALL ".join(parts) if parts else _empty_select(cols)))
+        if kind == "VIEW":
+            con.execute(";\n".join(f"COMMENT ON COLUMN {view}.{col} IS {sql_literal(doc)}" for col, (_, doc) in cols.items()))
+
+
 def _build_persistent(con, build, root: Path, own: list[str], cols_of) -> None:
     build()
     con.execute("DELETE FROM warehouse_info WHERE name IN ('location', 'database_path')")
     con.execute("INSERT INTO warehouse_info VALUES ('location', ?), ('database_path', ?)", [str(root), json.dumps(own)])
     rows = [(v, c, t, d) for v, cols in cols_of.items() for c, (t, d) in cols.items()]
+    rows += [(v, c, t, d) for v, cols in MATCHED_VIEWS.items() for c, (t, d) in cols.items()]
     rows += [("manifest", c, t, d) for c, (t, d) in MANIFEST_COLUMNS.items()]
     if con.execute("SELECT count(*) FROM column_docs").fetchone()[0] != len(rows):
         con.execute("DELETE FROM column_docs")
@@ -413,7 +443,7 @@ def ingest_lock(warehouse: Path):
 
 
 __all__ = [
-    "DB_NAME", "DEFAULT_WAREHOUSE", "JOURNAL", "SNAPSHOT", "TABLES", "WarehouseBusy", "WarehouseInconsistent",
+    "DB_NAME", "JOURNAL", "SNAPSHOT", "TABLES", "WarehouseBusy", "WarehouseInconsistent",
     "WarehouseMissing", "WarehouseOutdated", "is_outdated", "legacy_snapshot", "connect", "db_path", "empty_snapshot", "ingest_lock", "point_files", "read_snapshot",
     "refresh_views", "set_store_files", "sql_literal", "table_files", "transaction", "write_json_atomic",
 ]  # fmt: skip

@@ -1,12 +1,25 @@
-"""Prefect flows: thin orchestration of ingest → analyse → publish; the work is done by plain functions.
+"""Prefect flows: thin orchestration of ingest → match → analyse → evaluate → publish.
 
-Flows (each also a deployment in prefect.yaml):
-- `ingest_new_deliveries`: ingest the files of a landing folder that are not yet in the manifest;
-- `analyze_district`: per-road figures for every named period, and the before/after evidence
-  (intervals, DiD, braking, cut-through), stored in the warehouse;
-- `publish_maps`: the district's map and report (self-contained HTML) from the warehouse;
-- `monthly_pipeline`: the three above for every district, as the road bureau schedules it.
-Tasks return small summaries (dicts of numbers and paths), never large data.
+Every stage is a task wrapping one plain function and reading the previous stage's stored output
+from the warehouse; each runs once per district and month:
+
+- `ingest_new_deliveries`: ingest the files of a landing folder not yet in the manifest;
+- `match_district`: match the points of every month not yet matched (or stale) to the district;
+- `analyze_district`: per-road figures for every named period, then the before/after evidence
+  (intervals, DiD, braking, cut-through), stored;
+- `monitor_district`: the monthly series of every complete month after the last named period;
+- `publish_maps`: map, report and sheet from the stored results (no computation);
+- `monthly_pipeline`: all of the above for every district, as the road bureau schedules it. Each
+  run publishes into a dated folder of the output root (``<root>/<YYYY-MM>/``, the latest month of
+  the point store) and updates ``<root>/latest/``; earlier editions stay.
+
+Locations: a flow parameter, else the Prefect variables ``etc2calm_warehouse`` and
+``etc2calm_output_root``, else the environment (ETC2CALM_WAREHOUSE, ETC2CALM_OUTPUT), else
+data/warehouse and build/maps under the working directory.
+
+Tasks return small summaries (dicts of numbers and paths), never large data. A delivery with a
+file that could not be ingested still ingests the good files and analyses every district, then
+ends the flow run Failed, naming the bad files.
 """
 
 from __future__ import annotations
@@ -14,28 +27,44 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, task
+from prefect.states import Failed
+from prefect.variables import Variable
 
-from analysis.figures import analyze_district as analyze_district_periods
-from config.districts import list_districts, load_district
 from analysis.evidence import evaluate_district
-from maps.publish import write_district_map, write_district_sheet
-from maps.report import render_report
-from etc2calm.summary import treated_summary
+from analysis.figures import analyze_district as analyze_district_periods
+from analysis.matchstage import district_network, match_stage
+from analysis.monitoring import latest_month_verdict, monthly_series
+from config.districts import list_districts, load_district
+from config.settings import DEFAULT_RESAMPLES, DEFAULT_SEED, default_output_dir, default_warehouse
 from etl.ingest import ingest_paths
 from etl.sources import find_delivery_files
-from etl.warehouse import connect
+from etl.warehouse import connect, point_files
+from maps.publish import publish_district, update_latest
 
-DEFAULT_WAREHOUSE = "data/warehouse"
-DEFAULT_OUT_DIR = "build/maps"
+
+def warehouse_location(explicit: str | None = None) -> str:
+    """The warehouse: parameter, else Prefect variable etc2calm_warehouse, else ETC2CALM_WAREHOUSE / data/warehouse."""
+    return explicit or Variable.get("etc2calm_warehouse", default=None) or str(default_warehouse())
+
+
+def output_root(explicit: str | None = None) -> str:
+    """The output root: parameter, else Prefect variable etc2calm_output_root, else ETC2CALM_OUTPUT / build/maps."""
+    return explicit or Variable.get("etc2calm_output_root", default=None) or str(default_output_dir())
+
+
+def edition_name(warehouse: str) -> str:
+    """The dated folder of this run's publications: the latest month of the point store, 'YYYY-MM'."""
+    months = sorted(point_files(warehouse))
+    return f"{months[-1][0]:04d}-{months[-1][1]:02d}" if months else "empty"
 
 
 def new_delivery_files(landing: str, warehouse: str) -> tuple[list[str], int]:
-    """Files under `landing` whose path is not yet recorded as ingested in the manifest, and how many are.
+    """Files under `landing` whose resolved path is not yet recorded as ingested, and how many are.
 
-    A path check avoids re-reading a month of deliveries; content already ingested under another
-    path is still recognised by the ingest itself (SHA-256).
+    A path check avoids re-reading (hashing) a month of deliveries; content already ingested under
+    another path is still recognised by the ingest itself (SHA-256).
     """
-    files = find_delivery_files([landing])
+    files = [f.resolve() for f in find_delivery_files([landing])]
     db = Path(warehouse) / "warehouse.duckdb"
     if not db.exists():
         return [str(f) for f in files], 0
@@ -46,6 +75,20 @@ def new_delivery_files(landing: str, warehouse: str) -> tuple[list[str], int]:
         con.close()
     new = [str(f) for f in files if str(f) not in done]
     return new, len(files) - len(new)
+
+
+def treated_summary(district_key: str, result) -> list[dict]:
+    """The treated street's pooled figures per period (for logs and the demo's table)."""
+    g = result.group_stats
+    rows = []
+    for label, period in result.periods.items():
+        row = g[(g["road_group"] == "treated") & (g["period"] == label)]
+        rec = {"district": district_key, "period": label, "dates": f"{period.start}..{period.end}"}
+        for k in ("n_vehicles", "n_points", "mean_kmh", "p85_kmh", "share_at_or_over_limit", "n_passages",
+                  "passage_share_at_or_over_limit", "limit_kmh"):  # fmt: skip
+            rec[k] = row.iloc[0][k] if len(row) else (0 if k.startswith("n_") else float("nan"))
+        rows.append(rec)
+    return rows
 
 
 @task(name="find-new-files", retries=2, retry_delay_seconds=10, persist_result=False)
@@ -65,66 +108,114 @@ def ingest_task(paths: list[str], warehouse: str, n_known: int = 0) -> dict:
     }
 
 
+@task(name="match", retries=1, retry_delay_seconds=10, persist_result=False)
+def match_task(warehouse: str, district_key: str) -> str:
+    """Match the district's months that are new or stale; returns a one-line summary."""
+    return match_stage(warehouse, district_network(load_district(district_key))).summary()
+
+
 @task(name="analyze-periods", retries=1, retry_delay_seconds=10, persist_result=False)
 def analyze_periods_task(warehouse: str, district_key: str) -> list[dict]:
-    """Per-road figures for every named period of the district; returns the treated street's rows."""
+    """Per-road figures for every named period of the district, stored; returns the treated street's rows."""
     district = load_district(district_key)
-    result = analyze_district_periods(warehouse, district, dict(district.periods))
-    return treated_summary(district, result).to_dict("records")
+    return treated_summary(district.key, analyze_district_periods(warehouse, district))
 
 
 @task(name="evaluate", retries=1, retry_delay_seconds=10, persist_result=False)
-def evidence_task(warehouse: str, district_key: str, resamples: int = 1000, seed: int = 0) -> dict:
+def evidence_task(warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict:
     """Before/after with intervals, DiD, braking and cut-through, stored; returns the comparison rows."""
-    district = load_district(district_key)
-    ev = evaluate_district(warehouse, district, resamples=resamples, seed=seed)
+    ev = evaluate_district(warehouse, load_district(district_key), resamples=resamples, seed=seed)
     return {ind: t.to_dict("records") for ind, t in ev.comparisons.items()}
 
 
+@task(name="monitor", retries=1, retry_delay_seconds=10, persist_result=False)
+def monitor_task(warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict:
+    """The monthly series after the last named period, stored; returns its months and the latest verdict."""
+    series = monthly_series(warehouse, load_district(district_key), resamples=resamples, seed=seed)
+    verdict = latest_month_verdict(series)
+    return {"months": sorted({str(m) for m in series["month"]}), "latest": None if verdict is None else
+            {k: (str(v) if k == "month" else v) for k, v in verdict.items()}}  # fmt: skip
+
+
 @task(name="publish", retries=1, retry_delay_seconds=10, persist_result=False)
-def publish_task(warehouse: str, district_key: str, out_dir: str, resamples: int = 1000, seed: int = 0) -> dict:
-    """The district's map and report; returns their paths."""
-    district = load_district(district_key)
-    out = Path(out_dir)
-    ev = evaluate_district(warehouse, district, resamples=resamples, seed=seed, store=False)
-    map_path = write_district_map(warehouse, district, out / f"{district.key}.html", evidence=ev)
-    report = render_report(district, ev, out / f"{district.key}_report.html")
-    sheet = write_district_sheet(warehouse, district, out / f"{district.key}_sheet.pdf")
-    return {"map": str(map_path), "report": str(report), "sheet": sheet["pdf"], "sheet_png": sheet["png"]}
+def publish_task(warehouse: str, district_key: str, out_dir: str) -> dict:
+    """The district's map, report and sheet from the stored results; returns their paths."""
+    return publish_district(warehouse, load_district(district_key), out_dir)
 
 
 @flow(name="ingest-new-deliveries")
-def ingest_new_deliveries(landing: str = "data/landing", warehouse: str = DEFAULT_WAREHOUSE) -> dict:
+def ingest_new_deliveries(landing: str = "data/landing", warehouse: str | None = None) -> dict:
     """Ingest the files of `landing` (recursively) not yet in the warehouse's manifest."""
+    warehouse = warehouse_location(warehouse)
     new, n_known = find_new_files_task(landing, warehouse)
     return ingest_task(new, warehouse, n_known)
 
 
+@flow(name="match-district")
+def match_district(district: str, warehouse: str | None = None) -> str:
+    """Match the district's new or stale months."""
+    return match_task(warehouse_location(warehouse), district)
+
+
 @flow(name="analyze-district")
-def analyze_district(district: str, warehouse: str = DEFAULT_WAREHOUSE, resamples: int = 1000, seed: int = 0) -> dict:
-    """Figures for every named period and the before/after evidence of one district, stored."""
+def analyze_district(district: str, warehouse: str | None = None, resamples: int = DEFAULT_RESAMPLES,
+                     seed: int = DEFAULT_SEED) -> dict:  # fmt: skip
+    """Match what is new, then figures for every named period, the before/after evidence and the
+    monthly series of one district."""
+    warehouse = warehouse_location(warehouse)
     return {
+        "match": match_task(warehouse, district),
         "summary": analyze_periods_task(warehouse, district),
         "comparisons": evidence_task(warehouse, district, resamples, seed),
+        "monitoring": monitor_task(warehouse, district, resamples, seed),
     }
 
 
 @flow(name="publish-maps")
-def publish_maps(district: str, warehouse: str = DEFAULT_WAREHOUSE, out_dir: str = DEFAULT_OUT_DIR, seed: int = 0) -> dict:
-    """Map and report of one district from the warehouse."""
-    return publish_task(warehouse, district, out_dir, seed=seed)
+def publish_maps(district: str, warehouse: str | None = None, out_dir: str | None = None) -> dict:
+    """Map, report and sheet of one district from the stored results, into the output root's dated
+    folder (and latest/)."""
+    warehouse = warehouse_location(warehouse)
+    edition = Path(output_root(out_dir)) / edition_name(warehouse)
+    paths = publish_task(warehouse, district, str(edition))
+    update_latest(edition.parent, edition)
+    return paths
 
 
 @flow(name="monthly-pipeline")
 def monthly_pipeline(
-    landing: str = "data/landing", warehouse: str = DEFAULT_WAREHOUSE, out_dir: str = DEFAULT_OUT_DIR,
-    districts: list[str] | None = None, resamples: int = 1000, seed: int = 0,
-) -> dict:  # fmt: skip
-    """Ingest what is new, then analyse and publish every district (all bundled districts by default)."""
-    ingest = ingest_new_deliveries(landing, warehouse)
+    landing: str = "data/landing", warehouse: str | None = None, out_dir: str | None = None,
+    districts: list[str] | None = None, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+):  # fmt: skip
+    """Ingest what is new, then match, analyse, evaluate, monitor and publish every district (all bundled
+    ones by default) into ``<output root>/<YYYY-MM>/`` and ``<output root>/latest/``.
+
+    Ends Failed (after analysing and publishing every district) when a delivered file could not be
+    ingested, naming it.
+    """
+    warehouse, root = warehouse_location(warehouse), Path(output_root(out_dir))
+    new, n_known = find_new_files_task(landing, warehouse)
+    ingest = ingest_task(new, warehouse, n_known)
     keys = districts or [d.key for d in list_districts()]
+    edition = root / edition_name(warehouse)
     results = {}
     for key in keys:
-        results[key] = analyze_district(key, warehouse, resamples, seed)
-        results[key].update(publish_maps(key, warehouse, out_dir, seed))
-    return {"ingest": ingest, "districts": results}
+        results[key] = {
+            "match": match_task(warehouse, key),
+            "summary": analyze_periods_task(warehouse, key),
+            "comparisons": evidence_task(warehouse, key, resamples, seed),
+            "monitoring": monitor_task(warehouse, key, resamples, seed),
+        }
+        results[key].update(publish_task(warehouse, key, str(edition)))
+    latest = update_latest(root, edition)
+    for key in keys:  # the stable addresses residents and the bureau's web page link to
+        results[key]["latest"] = {k: str(latest / Path(v).name) for k, v in results[key].items()
+                                  if k in ("map", "report", "sheet", "sheet_png") and v}  # fmt: skip
+    summary = {"ingest": ingest, "edition": str(edition), "latest": str(latest), "districts": results}
+    if ingest["failed"]:
+        return Failed(
+            message=f"{len(ingest['failed'])} delivered file(s) could not be ingested (the others were, and every "
+                    f"district was analysed): " + "; ".join(ingest["failed"]),
+            data=summary,
+        )  # fmt: skip
+    return summary

@@ -8,84 +8,32 @@ the merged arrays (`figures`). Distinct vehicles do not add: the cube keeps the 
 (piece, vehicle_id) pairs, so distinct vehicles of any union of pieces and partitions is exact
 (`distinct_vehicles`); the per-cell `n_vehicles` is exact within one cube (not after merging cubes).
 
-`speed_statistics` / `speed_histogram` are the direct DuckDB computation on raw matched points,
-kept as the reference the cube is tested against.
+The day type (weekday, or Saturday / Sunday / Japanese public holiday) and the 1 km/h speed bin
+are defined once here (`day_type_of`, `speed_bin_kmh`) and in the kernels that use the same
+holiday table, so the match stage, the filters, the cube and the bootstrap agree.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
-from geo.kernels import N_CLASS, N_DAYTYPE, N_HOUR, _group_by_piece, aggregate_kernel, compact_rows, ro
+from config.settings import P85
+from geo.kernels import N_BIN, N_CLASS, N_DAYTYPE, N_HOUR, US_PER_DAY, US_PER_HOUR, _group_by_piece, aggregate_kernel, compact_rows, ro
 
-# Histogram bin width: 1 km/h; a point counts in the bin of its speed rounded to the nearest km/h
-# (bin value = that whole km/h). ETC2.0 speeds are whole km/h, so each bin holds one speed value
-# and the histogram reproduces every quantile of the raw points exactly; for fractional speeds
-# each value moves by at most 0.5 km/h, and so does any interpolated quantile.
-SPEED_BIN_KMH = 1.0
-
-STATS_COLUMNS = [
-    "n_points", "n_vehicles", "mean_kmh", "p85_kmh", "share_at_or_over_limit", "limit_kmh",
-]  # fmt: skip
+# Histogram bin (config.settings.SPEED_BIN_KMH = 1 km/h): a point counts in the bin of its speed
+# rounded to the nearest km/h (bin value = that whole km/h, clipped to 0..255). ETC2.0 speeds are
+# whole km/h, so each bin holds one speed value and the histogram reproduces every quantile of the
+# raw points exactly; for fractional speeds each value moves by at most 0.5 km/h.
 
 
-def speed_statistics(con: duckdb.DuckDBPyConnection, matched: pa.Table, group_by: list[str]) -> pa.Table:
-    """Figures per group of matched points.
-
-    `matched` needs columns vehicle_key, speed_kmh (km/h), limit_kmh (km/h) and the
-    `group_by` columns. Returns those columns plus n_points, n_vehicles (distinct
-    pseudonymised vehicles), mean_kmh, p85_kmh (linear interpolation between order
-    statistics, numpy's default), share_at_or_over_limit (fraction of points with
-    speed ≥ limit, 0–1) and limit_kmh.
-    """
-    keys = ", ".join(group_by)
-    con.register("_matched", matched)
-    try:
-        return con.sql(
-            f"""
-            SELECT {keys},
-                   count(*)                                   AS n_points,
-                   count(DISTINCT vehicle_key)                AS n_vehicles,
-                   avg(speed_kmh)                             AS mean_kmh,
-                   quantile_cont(speed_kmh, 0.85)             AS p85_kmh,
-                   avg(CASE WHEN speed_kmh >= limit_kmh THEN 1.0 ELSE 0.0 END) AS share_at_or_over_limit,
-                   max(limit_kmh)                             AS limit_kmh
-            FROM _matched
-            GROUP BY {keys}
-            ORDER BY {keys}
-            """
-        ).to_arrow_table()
-    finally:
-        con.unregister("_matched")
-
-
-def speed_histogram(con: duckdb.DuckDBPyConnection, matched: pa.Table, group_by: list[str]) -> pa.Table:
-    """Count of points per group and 1 km/h speed bin (`speed_bin_kmh` = lower edge, km/h).
-
-    Counts add up across any union of groups, periods or partitions: the mergeable form.
-    """
-    keys = ", ".join(group_by)
-    con.register("_matched", matched)
-    try:
-        return con.sql(
-            f"""
-            SELECT {keys},
-                   floor(speed_kmh / {SPEED_BIN_KMH}) * {SPEED_BIN_KMH} AS speed_bin_kmh,
-                   count(*) AS n_points
-            FROM _matched
-            GROUP BY ALL
-            ORDER BY ALL
-            """
-        ).to_arrow_table()
-    finally:
-        con.unregister("_matched")
-
+def speed_bin_kmh(speed_kmh) -> np.ndarray:
+    """Whole-km/h bin of each speed, as the cube's kernel bins it (nearest km/h, clipped to 0..255)."""
+    return np.clip(np.floor(np.asarray(speed_kmh, dtype=np.float64) + 0.5), 0, N_BIN - 1)
 
 CELL_FIELDS = ["direction", "hour", "day_type", "vehicle_class"]
 
@@ -101,6 +49,24 @@ def holiday_table(first_year: int = 2010, last_year: int = 2035) -> tuple[int, n
     for d in jp:
         flags[(d - day0).days] = True
     return (day0 - dt.date(1970, 1, 1)).days, flags
+
+
+def day_type_of(gps_us) -> np.ndarray:
+    """0 weekday, 1 Saturday, Sunday or Japanese public holiday (incl. 振替休日), per JST timestamp
+    (int64 microseconds since 1970-01-01 of the wall-clock time) — the kernel's rule, vectorised."""
+    day0, hol = holiday_table()
+    day = np.asarray(gps_us, dtype=np.int64) // US_PER_DAY
+    weekend = (day + 3) % 7 >= 5  # 1970-01-01 was a Thursday
+    k = day - day0
+    inside = (k >= 0) & (k < len(hol))
+    holiday = np.zeros(len(day), dtype=bool)
+    holiday[inside] = hol[k[inside]]
+    return (weekend | holiday).astype(np.int8)
+
+
+def hour_of(gps_us) -> np.ndarray:
+    """Hour of day 0-23 of each JST timestamp (int64 microseconds)."""
+    return ((np.asarray(gps_us, dtype=np.int64) % US_PER_DAY) // US_PER_HOUR).astype(np.int8)
 
 
 def decode_cell(cell: np.ndarray) -> dict[str, np.ndarray]:
@@ -129,7 +95,6 @@ class Cube:
     cells: dict[str, np.ndarray]
     hist: dict[str, np.ndarray]
     vehicles: dict[str, np.ndarray]
-    merged: bool = field(default=False)
 
     def cells_table(self, encoded: bool = False) -> pa.Table:
         """One row per cell; `encoded`: keep the int32 `cell` column (see decode_cell) instead of
@@ -244,7 +209,24 @@ def merge_cubes(cubes: list[Cube]) -> Cube:
     if len(cubes) == 1:
         cells["n_vehicles"] = cubes[0].cells["n_vehicles"][np.lexsort((cubes[0].cells["cell"], cubes[0].cells["piece"]))]
     return Cube(cells, {"piece": hp, "cell": hc, "speed_kmh": hs, **hv},
-                {"piece": pairs[0].astype(np.int32), "vehicle_id": pairs[1]}, merged=len(cubes) > 1)  # fmt: skip
+                {"piece": pairs[0].astype(np.int32), "vehicle_id": pairs[1]})  # fmt: skip
+
+
+def split_by_piece(cube: Cube, edges: np.ndarray) -> list[Cube]:
+    """The cube cut into shards of piece ids [edges[s], edges[s+1]), rows kept in their order."""
+    out = []
+    parts = {name: getattr(cube, name) for name in ("cells", "hist", "vehicles")}
+    shard = {name: np.searchsorted(edges, d["piece"], side="right") - 1 for name, d in parts.items()}
+    for s in range(len(edges) - 1):
+        sel = {name: shard[name] == s for name in parts}
+        out.append(Cube(*({k: v[sel[name]] for k, v in parts[name].items()} for name in ("cells", "hist", "vehicles"))))  # fmt: skip
+    return out
+
+
+def concat_shards(shards: Sequence[Cube]) -> Cube:
+    """Merged shards of disjoint, increasing piece ranges → one cube (what merge_cubes of all gives)."""
+    cat = lambda part: {k: np.concatenate([getattr(c, part)[k] for c in shards]) for k in getattr(shards[0], part)}  # noqa: E731
+    return Cube(cat("cells"), cat("hist"), cat("vehicles"))
 
 
 def distinct_vehicles(piece: np.ndarray, vehicle_id: np.ndarray, group_of_piece: np.ndarray, n_groups: int) -> np.ndarray:
@@ -257,7 +239,7 @@ def distinct_vehicles(piece: np.ndarray, vehicle_id: np.ndarray, group_of_piece:
     return np.bincount(pairs[0], minlength=n_groups).astype(np.int64)
 
 
-def quantile_from_hist(group: np.ndarray, value: np.ndarray, count: np.ndarray, n_groups: int, q: float = 0.85) -> np.ndarray:
+def quantile_from_hist(group: np.ndarray, value: np.ndarray, count: np.ndarray, n_groups: int, q: float = P85) -> np.ndarray:
     """q-quantile per group from (group, value, count) histogram rows, linear interpolation between
     order statistics (numpy's default, DuckDB's quantile_cont); NaN for empty groups."""
     out = np.full(n_groups, np.nan)

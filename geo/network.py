@@ -170,6 +170,14 @@ class LinkNetwork:
     def piece_road(self) -> np.ndarray:
         return self.link_road[self.piece_link]
 
+    @property
+    def link_offset_m(self) -> np.ndarray:
+        """Distance along its road (metres, parts of a MultiLineString in order) where each link starts."""
+        before = np.cumsum(self.link_length_m) - self.link_length_m
+        first_of_road = np.r_[True, self.link_road[1:] != self.link_road[:-1]]
+        road_start = np.maximum.accumulate(np.where(first_of_road, np.arange(self.n_links), 0))
+        return before - before[road_start]
+
 
 def build_links(geometries, oneway=None, pitch_m: float | None = None) -> LinkNetwork:
     """Split (Multi)LineStrings (metres) into links at intersections, vectorised; see LinkNetwork.
@@ -216,3 +224,16 @@ def build_links(geometries, oneway=None, pitch_m: float | None = None) -> LinkNe
         x0, y0, x1, y1, seg_link, seg_start_m, link_road, link_length, link_oneway, link_first_piece,
         None if pitch_m is None else float(pitch_m),
     )
+
+
+def load_area(path: str | Path):
+    """An area outline (GeoJSON / GeoPackage polygons) as one shapely geometry in metres (EPSG:6677)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"area file not found: {path}")
+    gdf = gpd.read_file(path, engine="pyogrio")
+    if gdf.empty or not gdf.geom_type.isin(["Polygon", "MultiPolygon"]).any():
+        raise ValueError(f"area file {path} has no polygon")
+    if gdf.crs is None:
+        gdf = gdf.set_crs(LONLAT_CRS)
+    return gdf[gdf.geom_type.isin(["Polygon", "MultiPolygon"])].to_crs(METRIC_CRS).geometry.union_all()

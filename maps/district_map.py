@@ -260,8 +260,8 @@ def _change_feature(road, before, after, ctx: _Ctx) -> dict:
     else:
         b = display_value(ctx.indicator, before[ctx.indicator])
         a = display_value(ctx.indicator, after[ctx.indicator])
-        # change of the displayed (rounded) figures, so readers can check it by subtraction
-        delta = round(a - b, indicator_spec(ctx.indicator).decimals) + 0.0
+        # the change of the stored figures, rounded once (as every other output rounds it)
+        delta = display_value(ctx.indicator, after[ctx.indicator] - before[ctx.indicator])
         color = palette.change_color(delta, ctx.indicator)
         props.update(kind="value", value=delta, before=b, after=a, style=_style("value", color, emphasis))
         lines.append(

@@ -248,8 +248,7 @@ def _headline_rows(indicator_names: dict[str, str], headline: pd.DataFrame | Non
                 if pd.isna(b) or pd.isna(a):
                     cells.append("—")
                 else:
-                    d = display_value(i, a) - display_value(i, b)
-                    cells.append(format_change(i, round(d, indicator_spec(i).decimals) + 0.0))
+                    cells.append(format_change(i, display_value(i, a - b)))  # the change of stored figures, rounded once
             table.append(["", "変化", "", *cells])
         else:
             table.append(["", "変化", "", *["—"] * len(indicator_names)])
@@ -424,7 +423,7 @@ def render_district_sheet(
         note = [
             "データ：ETC2.0 プローブデータ。方法：速度は各地点の瞬間速度で、道路ごとに集計しました。"
             f"観測車両が {min_vehicles} 台未満の道路・期間は数値を表示しません（灰色の破線「データ不足」）。",
-            "変化 ＝ 対策後 − 対策前（表示した数値の差）。平均速度・85パーセンタイル速度は km/h、"
+            "変化 ＝ 対策後 − 対策前（丸める前の数値の差）。平均速度・85パーセンタイル速度は km/h、"
             "割合は制限速度以上で走った地点の割合（%）、その変化はポイント。",
         ]
         if district.synthetic_network:

@@ -1,164 +1,117 @@
-"""Publishing: district maps from warehouse figures, respecting the minimum number of distinct vehicles."""
+"""Publishing: a district's map, report and A4 sheet from the results stored in the warehouse.
+
+Nothing here computes a figure: every number comes from `analysis.results.load_district_results`
+(the same rows the engineers' tables hold), and every public output applies the same publication
+threshold (config.settings.PUBLIC_MIN_VEHICLES distinct vehicles).
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
+import geopandas as gpd
 import pandas as pd
 
-from analysis.figures import AnalysisResult, analyze_district, assign_roles
-from config.districts import District, Period
-from config.settings import wards_path
-from etl.warehouse import connect
-from geo.network import load_roads
-
-# Figures from fewer distinct vehicles never appear on public maps (drawn grey, 「データ不足」).
-MIN_PUBLIC_VEHICLES = 10
+from analysis.results import DistrictResults, load_district_results
+from config.districts import District
+from config.settings import LONLAT_CRS, METRIC_CRS, PUBLIC_MIN_VEHICLES, RESIDENTIAL_MAX_LIMIT_KMH, wards_path
+from maps.district_map import render_district_map
+from maps.district_sheet import render_district_sheet
+from maps.report import render_report
 
 
-def area_path(district: District) -> Path | None:
-    area = district.raw.get("area")
-    return (district.source_path.parent / area).resolve() if area else None
-
-
-def evidence_layers(evidence, period: str = "after", min_vehicles: int = MIN_PUBLIC_VEHICLES):
-    """(braking hot spots, cut-through streets) of a DistrictEvidence as EPSG:4326 layers for the map.
+def evidence_layers(results: DistrictResults, period: str = "after", min_vehicles: int = PUBLIC_MIN_VEHICLES):
+    """(braking hot spots, cut-through streets) of stored results as EPSG:4326 layers for the map.
 
     Only cells and streets with at least `min_vehicles` distinct vehicles are published.
     """
-    import geopandas as gpd
-
     braking = None
-    hs = evidence.hotspots
+    hs = results.hotspots
     hs = hs[(hs["period"] == period) & (hs["n_vehicles"] >= min_vehicles)] if len(hs) else hs
     if len(hs):
         braking = gpd.GeoDataFrame(
-            {"count": hs["n_events"].to_numpy(), "period": district_period_label(evidence, period)},
-            geometry=gpd.points_from_xy(hs["x_m"], hs["y_m"]), crs="EPSG:6677",
-        ).to_crs("EPSG:4326")  # fmt: skip
+            {"count": hs["n_events"].to_numpy(), "period": period_label(results, period)},
+            geometry=gpd.points_from_xy(hs["lon"], hs["lat"]), crs=LONLAT_CRS,
+        )  # fmt: skip
     cut = None
-    cs = evidence.cut_through_streets
+    cs = results.cut_through_streets
     if len(cs):
-        residential = evidence.roads[evidence.roads["limit_kmh"] <= 30]
+        residential = results.roads[results.roads["limit_kmh"] <= RESIDENTIAL_MAX_LIMIT_KMH]
         cs = cs[(cs["period"] == period) & (cs["n_vehicles_cut_through"] >= min_vehicles)]
         lines = residential.merge(cs[["road_id", "share_cut_through"]], on="road_id")
         if len(lines):
             cut = gpd.GeoDataFrame(
                 {"share": lines["share_cut_through"].to_numpy(), "name": lines["name"].to_numpy()},
-                geometry=lines.geometry.to_numpy(), crs=evidence.roads.crs,
-            ).to_crs("EPSG:4326")  # fmt: skip
+                geometry=lines.geometry.to_numpy(), crs=METRIC_CRS,
+            ).to_crs(LONLAT_CRS)  # fmt: skip
     return braking, cut
 
 
-def district_period_label(evidence, period: str) -> str:
-    p = evidence.periods[period]
+def period_label(results: DistrictResults, period: str) -> str:
+    p = results.periods[period]
     return f"{p.start}〜{p.end}"
 
 
-def write_district_map(
-    warehouse: str | Path, district: District, out: str | Path, result: AnalysisResult | None = None,
-    evidence=None,
-) -> Path:  # fmt: skip
-    """Render the before/after/change map of `district` to `out` (self-contained HTML); returns its path.
+def _stats_for_district_periods(results: DistrictResults, district: District, frame: pd.DataFrame) -> pd.DataFrame:
+    """Stored rows with the period column named as the district's default periods (the renderers take names)."""
+    names = {"before": district.default_before, "after": district.default_after}
+    return frame.assign(period=frame["period"].map(names))
 
-    Uses `result` when given (it must hold the district's default before/after periods by
-    name), else analyses the warehouse for those periods first. With `evidence` (a
-    DistrictEvidence) the map also gets the 急ブレーキ hot-spot and 抜け道 layers of the after period.
-    """
-    from maps.district_map import render_district_map
 
-    before, after = district.default_before, district.default_after
-    periods = {before: district.period(before), after: district.period(after)}
-    if result is not None and {before, after} <= set(result.periods):
-        roads, stats = result.roads, result.road_stats
-    else:
-        stats = stored_road_stats(warehouse, district.key, periods)
-        if stats is None:
-            result = analyze_district(warehouse, district, periods)
-            roads, stats = result.roads, result.road_stats
-        else:
-            roads = assign_roles(load_roads(district.network_path), district.treated_roads, district.comparison_roads)
-    stats = stats[stats["period"].isin([before, after])]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+def write_district_map(warehouse: str | Path, district: District, out: str | Path,
+                       results: DistrictResults | None = None) -> Path:  # fmt: skip
+    """The before/after/change map of `district` (self-contained HTML) from stored results; returns its path."""
+    results = results or load_district_results(warehouse, district)
+    braking, cut = evidence_layers(results)
     return render_district_map(
-        district,
-        roads.to_crs("EPSG:4326"),
-        stats,
-        out,
-        before=before,
-        after=after,
-        wards_path=wards_path(),
-        area_path=area_path(district),
-        min_vehicles=MIN_PUBLIC_VEHICLES,
-        synthetic=district.synthetic_network,
-        **_layers(evidence),
-    )
+        district, results.roads.to_crs(LONLAT_CRS), _stats_for_district_periods(results, district, results.road_stats),
+        Path(out), before=district.default_before, after=district.default_after, wards_path=wards_path(),
+        area_path=district.area_path, min_vehicles=PUBLIC_MIN_VEHICLES, synthetic=district.synthetic_network,
+        braking_points=braking, cut_through=cut,
+    )  # fmt: skip
 
 
-def _layers(evidence) -> dict:
-    if evidence is None:
-        return {}
-    braking, cut = evidence_layers(evidence)
-    return {"braking_points": braking, "cut_through": cut}
-
-
-def stored_road_stats(warehouse: str | Path, district_key: str, periods: dict[str, Period]) -> pd.DataFrame | None:
-    """Figures already in the warehouse for exactly these period labels and dates, else None."""
-    con = connect(warehouse, create=False)
-    try:
-        has_table = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'road_period_stats'"
-        ).fetchall()[0][0]
-        if not has_table:
-            return None
-        df = con.execute("SELECT * FROM road_period_stats WHERE district = ?", [district_key]).df()
-    finally:
-        con.close()
-    for label, p in periods.items():
-        rows = df[df["period"] == label]
-        if rows.empty or not ((rows["period_start"].dt.date == p.start) & (rows["period_end"].dt.date == p.end)).all():
-            return None
-    return df[df["period"].isin(list(periods))].reset_index(drop=True)
-
-
-def write_district_sheet(
-    warehouse: str | Path, district: District, out_pdf: str | Path, result: AnalysisResult | None = None
-) -> dict[str, str]:
-    """Render the printable A4 sheet of `district` (PDF, and the same page as PNG next to it).
-
-    Same figures as write_district_map (the district's default before/after periods, from `result`
-    when it holds them, else from the warehouse, analysing first when nothing is stored); the headline
-    table pools the treated and the comparison roads (group_period_stats). Returns {"pdf", "png"} paths.
-    """
-    from maps.district_sheet import render_district_sheet
-
-    before, after = district.default_before, district.default_after
-    periods = {before: district.period(before), after: district.period(after)}
-    if result is None or not {before, after} <= set(result.periods):
-        stats = stored_road_stats(warehouse, district.key, periods)
-        result = analyze_district(warehouse, district, periods) if stats is None else None
-    if result is not None:
-        roads, stats, groups = result.roads, result.road_stats, result.group_stats
-    else:
-        roads = assign_roles(load_roads(district.network_path), district.treated_roads, district.comparison_roads)
-        groups = _stored_group_stats(warehouse, district.key)
-    stats = stats[stats["period"].isin([before, after])]
-    if groups is not None:
-        groups = groups[groups["period"].isin([before, after])]
+def write_district_sheet(warehouse: str | Path, district: District, out_pdf: str | Path,
+                         results: DistrictResults | None = None) -> dict[str, str]:  # fmt: skip
+    """The printable A4 sheet (PDF, and the same page as PNG next to it) from stored results."""
+    results = results or load_district_results(warehouse, district)
     sheet = render_district_sheet(
-        district, roads.to_crs("EPSG:4326"), stats, Path(out_pdf), before=before, after=after,
-        headline=groups, area_path=area_path(district), min_vehicles=MIN_PUBLIC_VEHICLES,
-        synthetic=district.synthetic_network,
+        district, results.roads.to_crs(LONLAT_CRS), _stats_for_district_periods(results, district, results.road_stats),
+        Path(out_pdf), before=district.default_before, after=district.default_after,
+        headline=_stats_for_district_periods(results, district, results.group_stats), area_path=district.area_path,
+        min_vehicles=PUBLIC_MIN_VEHICLES, synthetic=district.synthetic_network,
     )  # fmt: skip
     return {"pdf": str(sheet.pdf), "png": str(sheet.png)}
 
 
-def _stored_group_stats(warehouse: str | Path, district_key: str) -> pd.DataFrame | None:
-    con = connect(warehouse, create=False)
-    try:
-        return con.execute("SELECT * FROM group_period_stats WHERE district = ?", [district_key]).df()
-    except Exception:  # no such table in an older warehouse: the sheet lists roads one by one
-        return None
-    finally:
-        con.close()
+def write_district_report(warehouse: str | Path, district: District, out: str | Path,
+                          results: DistrictResults | None = None, filter_text: str | None = None) -> Path:  # fmt: skip
+    """The district report (HTML) from stored results of one filter (default: all points)."""
+    results = results or load_district_results(warehouse, district, filter_text)
+    return render_report(district, results, out)
+
+
+def publish_district(warehouse: str | Path, district: District, out_dir: str | Path) -> dict[str, str]:
+    """Map, report and sheet of `district` into `out_dir`, all from one read of the stored results."""
+    out_dir = Path(out_dir)
+    results = load_district_results(warehouse, district)
+    map_path = write_district_map(warehouse, district, out_dir / f"{district.key}.html", results)
+    report = write_district_report(warehouse, district, out_dir / f"{district.key}_report.html", results)
+    sheet = write_district_sheet(warehouse, district, out_dir / f"{district.key}_sheet.pdf", results)
+    return {"map": str(map_path), "report": str(report), "sheet": sheet["pdf"], "sheet_png": sheet["png"]}
+
+
+def update_latest(root: str | Path, edition: str | Path) -> Path:
+    """Make ``root/latest`` a copy of the edition folder (e.g. ``root/2019-06``), swapped in by renames so
+    readers never see a half-copied folder; earlier editions stay where they are. Returns latest's path."""
+    root, edition = Path(root), Path(edition)
+    latest, tmp, old = root / "latest", root / f".latest.tmp{os.getpid()}", root / f".latest.old{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(edition, tmp)
+    if latest.exists():
+        os.replace(latest, old)
+    os.replace(tmp, latest)
+    shutil.rmtree(old, ignore_errors=True)
+    return latest

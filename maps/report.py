@@ -9,9 +9,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.results import DistrictResults
 from config.districts import District
-from analysis.evaluation import DEFAULT_MIN_VEHICLES, DEFAULT_PUBLIC_MIN_VEHICLES, INDICATOR_LABELS_JA
-from analysis.evidence import DistrictEvidence, public_comparison
+from config.settings import PUBLIC_MIN_VEHICLES, RESIDENTIAL_MAX_LIMIT_KMH
+
+INDICATOR_LABELS_JA = {
+    "mean": "平均速度 (km/h)",
+    "p85": "85%タイル速度 (km/h)",
+    "share": "制限速度以上の割合",
+    "share_plus10": "制限速度+10 km/h 以上の割合",
+    "passage_mean": "通過ごとの平均速度 (km/h)",
+    "passage_p85": "通過ごとの85%タイル速度 (km/h)",
+    "passage_share": "制限速度以上で通過した車の割合",
+}
+
+
+def public_comparison(table: pd.DataFrame, public_min_vehicles: int = PUBLIC_MIN_VEHICLES) -> pd.DataFrame:
+    """The comparison rows fit for public outputs: figures from fewer than k distinct vehicles blanked.
+
+    A blanked row keeps its unit and flag ('suppressed') but no figures, so a public table shows
+    「データ不足」 where an engineer's table shows the number with its flag.
+    """
+    out = table.copy()
+    small = out[["n_vehicles_before", "n_vehicles_after"]].min(axis=1) < public_min_vehicles
+    for col in ("before", "after", "change", "ci_low", "ci_high", "n_vehicles_before", "n_vehicles_after"):
+        out[col] = out[col].astype(float).where(~small)
+    out.loc[small, "flag"] = "suppressed"
+    return out
 
 BEFORE_COLOUR = "#d6604d"  # ColorBrewer RdBu ends: distinguishable for colour-blind readers
 AFTER_COLOUR = "#2166ac"
@@ -44,7 +68,7 @@ def _unit_label(unit: str, roads: pd.DataFrame) -> str:
     return f"{name} [{unit}]" if name else unit
 
 
-def _headline_table(ev: DistrictEvidence, public_min: int) -> str:
+def _headline_table(ev: DistrictResults, public_min: int) -> str:
     rows = []
     for indicator, table in ev.comparisons.items():
         pub = public_comparison(table, public_min).set_index("unit")
@@ -60,13 +84,13 @@ def _headline_table(ev: DistrictEvidence, public_min: int) -> str:
                 f"<td><b>{_fmt(r['change'], indicator, signed=True)}</b></td>"
                 f"<td>{_ci(r, indicator)}</td>"
                 f"<td>{_n(r['n_vehicles_before'])} / {_n(r['n_vehicles_after'])}</td>"
-                f"<td>{_flag_ja(r['flag'])}</td>"
+                f"<td>{_flag_ja(r['flag'], ev.min_vehicles)}</td>"
                 "</tr>"
             )
     return _table(["指標", "対象", "対策前", "対策後", "変化", "95%信頼区間", "車両数 (前/後)", "注記"], rows)
 
 
-def _roads_table(ev: DistrictEvidence, public_min: int) -> str:
+def _roads_table(ev: DistrictResults, public_min: int) -> str:
     t = ev.comparisons.get("mean")
     s = ev.comparisons.get("share")
     if t is None or s is None:
@@ -83,7 +107,7 @@ def _roads_table(ev: DistrictEvidence, public_min: int) -> str:
             f"<td>{_fmt(a['change'], 'mean', True)} {_ci(a, 'mean')}</td>"
             f"<td>{_fmt(b['before'], 'share')}</td><td>{_fmt(b['after'], 'share')}</td>"
             f"<td>{_fmt(b['change'], 'share', True)} {_ci(b, 'share')}</td>"
-            f"<td>{_n(a['n_vehicles_before'])} / {_n(a['n_vehicles_after'])}</td><td>{_flag_ja(a['flag'])}</td></tr>"
+            f"<td>{_n(a['n_vehicles_before'])} / {_n(a['n_vehicles_after'])}</td><td>{_flag_ja(a['flag'], ev.min_vehicles)}</td></tr>"
         )
     return _table(
         ["道路", "区分", "平均 前", "平均 後", "平均の変化 [95%CI]", "制限以上 前", "制限以上 後", "割合の変化 [95%CI]",
@@ -92,12 +116,21 @@ def _roads_table(ev: DistrictEvidence, public_min: int) -> str:
     )  # fmt: skip
 
 
+def _publishable(ev: DistrictResults, unit: str, public_min: int) -> bool:
+    """Whether a unit's figures rest on at least `public_min` distinct vehicles in both periods."""
+    t = ev.comparisons.get("mean")
+    if t is None or unit not in set(t["unit"]):
+        return False
+    r = t.set_index("unit").loc[unit]
+    return min(r["n_vehicles_before"], r["n_vehicles_after"]) >= public_min
+
+
 def _n(v) -> str:
     return "—" if pd.isna(v) else f"{int(v):,}"
 
 
-def _flag_ja(flag: str) -> str:
-    return {"low_sample": f"標本少（{DEFAULT_MIN_VEHICLES}台未満）", "suppressed": "データ不足（非公表）"}.get(flag, "")
+def _flag_ja(flag: str, min_vehicles: int) -> str:
+    return {"low_sample": f"標本少（{min_vehicles}台未満）", "suppressed": "データ不足（非公表）"}.get(flag, "")
 
 
 def _table(header: list[str], rows: list[str]) -> str:
@@ -110,8 +143,8 @@ def distribution_svg(dist: pd.DataFrame, unit: str, title: str, limit_kmh: float
     d = dist[dist["unit"] == unit]
     if d.empty:
         return "<p>データなし</p>"
-    lo = int(max(0, np.floor(d["speed_kmh"].min())))
-    hi = int(np.ceil(d["speed_kmh"].max())) + 1
+    lo = int(max(0, np.floor(d["speed_bin_kmh"].min())))
+    hi = int(np.ceil(d["speed_bin_kmh"].max())) + 1
     bins = np.arange(lo, hi + 1)
     pad_l, pad_r, pad_t, pad_b = 40, 40, 24, 30
     w, h = width - pad_l - pad_r, height - pad_t - pad_b
@@ -120,7 +153,7 @@ def distribution_svg(dist: pd.DataFrame, unit: str, title: str, limit_kmh: float
         p = d[d["period"] == period]
         counts = np.zeros(len(bins) - 1)
         if not p.empty:
-            idx = np.clip(np.floor(p["speed_kmh"].to_numpy()).astype(int) - lo, 0, len(counts) - 1)
+            idx = np.clip(np.floor(p["speed_bin_kmh"].to_numpy()).astype(int) - lo, 0, len(counts) - 1)
             np.add.at(counts, idx, p["n_points"].to_numpy())
         total = counts.sum()
         series[period] = counts / total if total else counts
@@ -168,7 +201,7 @@ h2 { border-bottom: 2px solid #2166ac; padding-bottom: .2em; }
 
 
 def render_report(
-    district: District, ev: DistrictEvidence, out: str | Path, *, public_min_vehicles: int = DEFAULT_PUBLIC_MIN_VEHICLES,
+    district: District, ev: DistrictResults, out: str | Path, *, public_min_vehicles: int = PUBLIC_MIN_VEHICLES,
     synthetic: bool | None = None,
 ) -> Path:
     """Write the district report (UTF-8 HTML, no external resources) and return its path."""
@@ -182,13 +215,13 @@ def render_report(
     blocks.append(f"<h1>{html.escape(district.name_ja)}（{html.escape(district.ward_ja)}）交通安全対策の効果検証</h1>")
     blocks.append(
         f"<p>対策前：{pb.start:%Y年%-m月%-d日}〜{pb.end:%Y年%-m月%-d日}　対策後：{pa_.start:%Y年%-m月%-d日}〜{pa_.end:%Y年%-m月%-d日}"
-        f"　対象：{html.escape(ev.filter.describe_ja())}</p>"
+        f"　対象：{html.escape(ev.filter)}</p>"
     )
     blocks.append("<h2>結果の要約</h2>")
     blocks.append(_headline_table(ev, public_min_vehicles))
     did = ev.comparisons.get("mean")
     if did is not None:
-        d = did.set_index("unit").loc["did"]
+        d = public_comparison(did, public_min_vehicles).set_index("unit").loc["did"]
         if not pd.isna(d["ci_low"]):
             verdict = "対策道路の速度は、比較道路の変化を差し引いても下がりました" if d["ci_high"] < 0 else (
                 "比較道路の変化を差し引くと、対策道路の速度低下ははっきりしません" )  # fmt: skip
@@ -201,8 +234,11 @@ def render_report(
         f'<p class="legend"><span style="background:{BEFORE_COLOUR}"></span>対策前'
         f'<span style="background:{AFTER_COLOUR}"></span>対策後　棒：各速度の割合、線：累積割合（右端が100%）</p>'
     )
-    blocks.append(distribution_svg(ev.distributions, "treated", "対策道路（全体）", limit))
-    blocks.append(distribution_svg(ev.distributions, "control", "比較道路（全体）", limit))
+    for unit, title in (("treated", "対策道路（全体）"), ("control", "比較道路（全体）")):
+        if _publishable(ev, unit, public_min_vehicles):
+            blocks.append(distribution_svg(ev.distributions, unit, title, limit))
+        else:
+            blocks.append(f"<p>{title}：データ不足（観測車両 {public_min_vehicles} 台未満のため非表示）</p>")
     blocks.append("<h2>道路別の結果</h2>")
     blocks.append(_roads_table(ev, public_min_vehicles))
     blocks.append("<h2>急減速（急ブレーキ）</h2>")
@@ -211,14 +247,14 @@ def render_report(
     blocks.append(_cut_through_block(ev))
     blocks.append("<h2>方法</h2>")
     blocks.append(
-        '<div class="note"><p>データ：ETC2.0 プローブデータ（約200 m ごとに記録される位置と瞬間速度）。各地点を最も近い道路（20 m 以内）に'
+        f'<div class="note"><p>データ：ETC2.0 プローブデータ（約200 m ごとに記録される位置と瞬間速度）。各地点を最も近い道路（{ev.radius_m:g} m 以内）に'
         "対応付け、道路ごとに集計しました。運行IDは取り込み時に鍵付きハッシュで匿名化しています。</p>"
         "<p>信頼区間：同じ車両の記録は互いに独立ではないため、車両単位で再標本化するブートストラップ法"
         f"（{ev.resamples:,}回、乱数シード {ev.seed}）で95%信頼区間を求めました。</p>"
         "<p>比較道路を使う理由：対策の対象は「速度が高かったから」選ばれた道路です。何もしなくても次の期間には平均に近づく"
         "（平均への回帰）ことがあり、季節や交通量の変化も全体に影響します。そこで、対策をしていない比較道路の変化を差し引いた"
         "「差の差」を対策の効果の目安としています。</p>"
-        f"<p>標本：観測車両が{DEFAULT_MIN_VEHICLES}台未満の数値には「標本少」と注記しました。{public_min_vehicles}台未満の数値は"
+        f"<p>標本：観測車両が{ev.min_vehicles}台未満の数値には「標本少」と注記しました。{public_min_vehicles}台未満の数値は"
         "公表せず「データ不足」と表示しています。</p>"
         + _braking_method(ev)
         + "<p>抜け道：地区内の生活道路（制限30 km/h以下）を通り、出発地と到着地がともに地区外のトリップです。</p></div>"
@@ -235,7 +271,7 @@ def render_report(
     return out
 
 
-def _braking_method(ev: DistrictEvidence) -> str:
+def _braking_method(ev: DistrictResults) -> str:
     if ev.braking_source == "behavior_events":
         return "<p>急減速：ETC2.0 の挙動履歴（前後加速度がしきい値を超えたときに記録される急減速イベント）を道路に対応付けて数えました。</p>"
     return (
@@ -244,7 +280,7 @@ def _braking_method(ev: DistrictEvidence) -> str:
     )
 
 
-def _braking_block(ev: DistrictEvidence) -> str:
+def _braking_block(ev: DistrictResults) -> str:
     b = ev.braking
     focus = ev.roads.loc[ev.roads["role"].isin(["treated", "comparison"]), "road_id"].tolist()
     rows = []
@@ -264,7 +300,7 @@ def _braking_block(ev: DistrictEvidence) -> str:
     return table + note
 
 
-def _cut_through_block(ev: DistrictEvidence) -> str:
+def _cut_through_block(ev: DistrictResults) -> str:
     c = ev.cut_through
     if c.empty:
         return "<p>地区の区域が定義されていないため、算出していません。</p>"
@@ -275,7 +311,7 @@ def _cut_through_block(ev: DistrictEvidence) -> str:
     ]
     table = _table(["期間", "地区内の生活道路を通ったトリップ", "うち抜け道（出発・到着とも地区外）", "抜け道の割合"], rows)
     s = ev.cut_through_streets
-    residential = set(ev.roads.loc[ev.roads["limit_kmh"] <= 30, "road_id"])
+    residential = set(ev.roads.loc[ev.roads["limit_kmh"] <= RESIDENTIAL_MAX_LIMIT_KMH, "road_id"])
     top = s[(s["period"] == "after") & s["road_id"].isin(residential)].head(5)
     streets = "、".join(f"{html.escape(_unit_label(r.road_id, ev.roads))}（{r.n_cut_through:,}）" for r in top.itertuples())
     return table + (f"<p>対策後に抜け道トリップが多く通った生活道路：{streets}</p>" if streets else "")

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from config.districts import District, Period
+
+BEFORE = Period("before", dt.date(2017, 9, 1), dt.date(2017, 9, 30))
+AFTER = Period("after", dt.date(2017, 11, 1), dt.date(2017, 11, 30))
 
 # A small area in 港北区 (near 大倉山三丁目), lon/lat degrees.
 LON0, LAT0 = 139.6270, 35.5210
@@ -77,3 +84,69 @@ def tiny_network(tmp_path) -> Path:
     path = tmp_path / "tiny_roads.geojson"
     path.write_text(json.dumps(fc, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+def network(path, key: str = "t", treated=(), comparison=(), radius_m: float = 20.0, exclude_highway=("service",)):
+    """A road network prepared for matching (analysis.matchstage.Network) with roles."""
+    from analysis.matchstage import prepare_network
+
+    return prepare_network(path, key, radius_m=radius_m, treated=tuple(treated), comparison=tuple(comparison),
+                           exclude_highway=exclude_highway)  # fmt: skip
+
+
+def make_test_district(network_path, key: str = "t", treated=("R1",), comparison=("A1",), area_path=None, periods=None) -> District:
+    """A District over a test network (periods BEFORE / AFTER unless given)."""
+    periods = periods or {"before": BEFORE, "after": AFTER}
+    return District(
+        key=key, name_ja="テスト地区", name_en="Test", ward_ja="港北区", ward_code="14109", center_lat=35.52,
+        center_lon=139.62, network_path=Path(network_path), synthetic_network=True, periods=periods,
+        default_before="before", default_after="after", treated_roads=tuple(treated), comparison_roads=tuple(comparison),
+        source_path=Path(network_path), area_path=area_path,
+    )  # fmt: skip
+
+
+def make_delivery(root, seed=11):
+    """Points on R1 (y≈0 m), on A1 (y≈100 m), far from both, and outside both periods.
+
+    Returns the expected truth, computed here from the generated values only.
+    """
+    rng = np.random.default_rng(seed)
+    truth = {}
+    files = {}
+    for label, day, mean in (("before", "20170905", 33.0), ("after", "20171110", 24.0)):
+        lines = []
+        r1_speed, r1_vid, a1_speed, a1_vid = [], [], [], []
+        for i in range(240):
+            vid = f"{rng.integers(1, 40):012d}"
+            east = rng.uniform(-190, 190)
+            t = f"{day}{7 + i // 60:02d}{i % 60:02d}{rng.integers(0, 60):02d}"
+            kind = i % 4
+            if kind in (0, 1):  # on R1, a few metres of GPS noise
+                speed = int(np.clip(round(rng.normal(mean, 5)), 0, 180))
+                lon, lat = offset(east, rng.normal(0, 3))
+                r1_speed.append(speed), r1_vid.append(vid)
+            elif kind == 2:  # on A1
+                speed = int(round(rng.normal(45, 6)))
+                lon, lat = offset(east, 100 + rng.normal(0, 3))
+                a1_speed.append(speed), a1_vid.append(vid)
+            else:  # 50 m from both roads: matched to neither (radius 20 m)
+                speed = 50
+                lon, lat = offset(east, 50 + rng.uniform(-5, 5))
+            lines.append(style12_row(vid, t, lon, lat, speed))
+        # Inside the area but a day outside the period: must not count.
+        lon, lat = offset(0, 0)
+        outside = "20171001120000" if label == "before" else "20171201120000"
+        lines.append(style12_row("000000009999", outside, lon, lat, 99))
+        files[label] = write_zip(root / f"OUT1-2_533925_{day}.zip", lines)
+        truth[label] = {"R1": (np.array(r1_speed), set(r1_vid)), "A1": (np.array(a1_speed), set(a1_vid))}
+    return truth
+
+
+def expected(speeds, vids, limit):
+    return {
+        "n_points": len(speeds),
+        "n_vehicles": len(vids),
+        "mean_kmh": speeds.mean(),
+        "p85_kmh": np.percentile(speeds, 85),  # numpy's default: linear interpolation
+        "share_at_or_over_limit": (speeds >= limit).mean(),
+    }

@@ -12,9 +12,8 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo.aggregate import aggregate_points, decode_cell, figures, holiday_table, merge_cubes, speed_statistics
+from geo.aggregate import aggregate_points, concat_shards, decode_cell, figures, holiday_table, merge_cubes, split_by_piece
 from geo.matching import build_segment_index, match_points
-from geo.pointsource import derive_heading, vehicle_id_from_key
 
 GEOMS = np.array([shapely.LineString([(0, 0), (200, 0), (400, 0)]), shapely.LineString([(200, -200), (200, 0), (200, 200)]),
                   shapely.LineString([(0, 300), (400, 300)])])  # fmt: skip
@@ -22,6 +21,39 @@ INDEX = build_segment_index(GEOMS, radius_m=20)
 LIMITS = np.array([30.0, 30.0, 50.0])
 PIECE_ROAD = INDEX.links.piece_road.astype(np.int64)
 T0 = np.datetime64("2024-01-01T00:00", "us").astype(np.int64)
+
+
+# The direct DuckDB computation on raw matched points: the independent reference the cube is tested against.
+def speed_statistics(con: duckdb.DuckDBPyConnection, matched: pa.Table, group_by: list[str]) -> pa.Table:
+    """Figures per group of matched points.
+
+    `matched` needs columns vehicle_key, speed_kmh (km/h), limit_kmh (km/h) and the
+    `group_by` columns. Returns those columns plus n_points, n_vehicles (distinct
+    pseudonymised vehicles), mean_kmh, p85_kmh (linear interpolation between order
+    statistics, numpy's default), share_at_or_over_limit (fraction of points with
+    speed ≥ limit, 0–1) and limit_kmh.
+    """
+    keys = ", ".join(group_by)
+    con.register("_matched", matched)
+    try:
+        return con.sql(
+            f"""
+            SELECT {keys},
+                   count(*)                                   AS n_points,
+                   count(DISTINCT vehicle_key)                AS n_vehicles,
+                   avg(speed_kmh)                             AS mean_kmh,
+                   quantile_cont(speed_kmh, 0.85)             AS p85_kmh,
+                   avg(CASE WHEN speed_kmh >= limit_kmh THEN 1.0 ELSE 0.0 END) AS share_at_or_over_limit,
+                   max(limit_kmh)                             AS limit_kmh
+            FROM _matched
+            GROUP BY {keys}
+            ORDER BY {keys}
+            """
+        ).to_arrow_table()
+    finally:
+        con.unregister("_matched")
+
+
 
 
 def points(seed, n, integer_speeds=True):
@@ -132,9 +164,26 @@ def test_merge_of_parts_equals_whole(seed, n, cuts, integer_speeds):
     fw, fm = figures(whole, PIECE_ROAD, 3), figures(merged, PIECE_ROAD, 3)
     for k in fw:
         np.testing.assert_allclose(fw[k], fm[k], rtol=1e-12, equal_nan=True)
-    # merging is associative: merging merged parts again changes nothing
-    again = _canon(merge_cubes([merge_cubes(parts[:1]), merge_cubes(parts[1:])]) if len(parts) > 1 else merged)
-    np.testing.assert_array_equal(again[2]["n_points"], mh["n_points"])
+    # merging is associative: merging merged parts again changes nothing, in every array
+    ac, as_, ah, av = _canon(merge_cubes([merge_cubes(parts[:1]), merge_cubes(parts[1:])]) if len(parts) > 1 else merged)
+    for k in mc:
+        np.testing.assert_array_equal(ac[k], mc[k])
+    np.testing.assert_allclose(as_, ms, rtol=1e-12)
+    for k in mh:
+        np.testing.assert_array_equal(ah[k], mh[k])
+    for k in mv:
+        np.testing.assert_array_equal(av[k], mv[k])
+    # the scale-out reduction: every part cut into ranges of pieces, each range merged, concatenated
+    edges = np.array([0, 1, 2, INDEX.links.n_pieces])
+    shards = [merge_cubes([split_by_piece(c, edges)[s] for c in parts]) for s in range(len(edges) - 1)]
+    sc, ss, sh, sv = _canon(concat_shards(shards))
+    for k in mc:
+        np.testing.assert_array_equal(sc[k], mc[k])
+    np.testing.assert_allclose(ss, ms, rtol=1e-12)
+    for k in mh:
+        np.testing.assert_array_equal(sh[k], mh[k])
+    for k in mv:
+        np.testing.assert_array_equal(sv[k], mv[k])
 
 
 def test_cells_equal_pandas_group_by_on_raw_points():
@@ -160,21 +209,6 @@ def test_cells_equal_pandas_group_by_on_raw_points():
     for col in ("n_points", "n_at_or_over_limit", "n_vehicles"):
         assert (merged[col] == merged[col + "_exp"]).all(), col
     np.testing.assert_allclose(merged["sum_speed_kmh"], merged["sum_speed_kmh_exp"])
-
-
-def test_vehicle_id_from_key_and_derived_heading():
-    keys = ["0123456789abcdef" + "0" * 16, "ffffffffffffffff" + "1" * 16, "8000000000000000" + "2" * 16]
-    assert vehicle_id_from_key(keys).tolist() == [0x0123456789ABCDEF, -1, -(2**63)]
-    vid = np.array([1, 1, 1, 2, 1])
-    trip = np.array([1, 1, 1, 1, 2])
-    g = np.array([0, 10, 20, 5, 30]) * 1_000_000
-    x = np.array([0.0, 0.0, 10.0, 0.0, 50.0])
-    y = np.array([0.0, 10.0, 10.0, 0.0, 50.0])
-    h = derive_heading(vid, trip, g, x, y)
-    assert np.isnan(h[[0, 3, 4]]).all()
-    np.testing.assert_allclose(h[[1, 2]], [0.0, 90.0])
-    h = derive_heading(vid, trip, g * 100, x, y)  # 1000 s gaps: heading unknown
-    assert np.isnan(h).all()
 
 
 def test_write_cube_roundtrip_and_rows_ordered(tmp_path):

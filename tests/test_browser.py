@@ -209,8 +209,8 @@ def fabricated_stats(roads: gpd.GeoDataFrame) -> pd.DataFrame:
 
 @pytest.fixture(params=["okurayama", "nakayama"])
 def bundled_map(request, tmp_path):
-    from analysis.figures import assign_roles
-    from maps.publish import area_path, wards_path
+    from analysis.matchstage import assign_roles
+    from config.settings import wards_path
     from geo.network import load_roads
 
     district = load_district(request.param)
@@ -219,7 +219,7 @@ def bundled_map(request, tmp_path):
     stats = fabricated_stats(roads)
     out = render_district_map(
         district, roads, stats, tmp_path / f"{district.key}.html", before=district.default_before,
-        after=district.default_after, wards_path=wards_path(), area_path=area_path(district), synthetic=True,
+        after=district.default_after, wards_path=wards_path(), area_path=district.area_path, synthetic=True,
     )
     return request.param, out, roads, stats
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_zip
-from test_analysis import expected, make_delivery
+from conftest import expected, make_delivery, write_zip
 
 ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
 
@@ -101,13 +100,34 @@ def test_sql_table_and_read_only(ingested):
     assert_one_line_error(run("sql", "--warehouse", wh, "SELECT * FROM no_such_table"), "SQL error")
 
 
-def test_map_command_writes_html(ingested, tmp_path):
-    wh, _, _ = ingested
+def _map_data(path: Path) -> str:
+    """The embedded data of a map page (layers, figures, overlays): folium's element ids differ per render."""
+    import re
+
+    return re.search(r"var DATA = (\{.*?\});\n", path.read_text(encoding="utf-8"), flags=re.S).group(1)
+
+
+def test_map_command_publishes_what_the_pipeline_publishes(tmp_path):
+    """`etc2calm map` draws the stored results, exactly as the flow's publish step (cut-through layer included)."""
+    from config.districts import load_district
+    from etl.synthetic import generate_delivery
+    from maps.publish import publish_district
+
+    wh = tmp_path / "wh"
+    generate_delivery(tmp_path / "d", districts=[load_district("okurayama")], scale=0.15)
+    assert run("ingest", "--warehouse", wh, tmp_path / "d").returncode == 0
+    assert_one_line_error(run("map", "--warehouse", wh, "--district", "okurayama", "--out", tmp_path / "early.html"),
+                          "no stored results", "etc2calm analyze")  # fmt: skip
+    for cmd in ("analyze", "compare"):
+        proc = run(cmd, "--warehouse", wh, "--district", "okurayama", "--out", tmp_path / f"{cmd}.csv")
+        assert proc.returncode == 0, proc.stderr
     out = tmp_path / "maps" / "okurayama.html"
     proc = run("map", "--warehouse", wh, "--district", "okurayama", "--out", out)
     assert proc.returncode == 0, proc.stderr
     html = out.read_text(encoding="utf-8")
-    assert "大倉山三丁目" in html and "合成データ" in html
+    assert "大倉山三丁目" in html and "合成データ" in html and "抜け道ルート" in html
+    flow = publish_district(wh, load_district("okurayama"), tmp_path / "flow")
+    assert _map_data(out) == _map_data(Path(flow["map"]))
 
 
 @pytest.mark.parametrize(
@@ -118,6 +138,11 @@ def test_map_command_writes_html(ingested, tmp_path):
         (["analyze", "--district", "okurayama", "--before", "2017-09-30..2017-09-01"], "bad date range"),
         (["analyze", "--district", "okurayama", "--before", "September"], "bad date range"),
         (["map", "--district", "atlantis"], "unknown district"),
+        (["analyze", "--district", "okurayama", "--period", "a=2017-09-01..2017-09-30", "--period", "a=trial"],
+         "--period a is given twice"),
+        (["analyze", "--district", "okurayama", "--radius", "nan"], "positive number of metres"),
+        (["analyze", "--district", "okurayama", "--out", "."], "is a folder"),
+        (["compare", "--district", "okurayama", "--out", "/tmp"], "is a folder"),
     ],
 )
 def test_user_mistakes_one_line(tmp_path, args, needle):
@@ -150,6 +175,7 @@ def test_analyze_named_periods_and_filters(ingested, tiny_network, tmp_path):
                "--after", "2017-11-01..2017-11-30", "--days", "holiday", "--out", out)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert all(int(r["n_points"]) == 0 for r in csv.DictReader(out.open(encoding="utf-8")))
+    assert "0 points matched in period before" in proc.stderr and "0 points matched in period after" in proc.stderr
     # Filtered figures are not stored over the published ones.
     out2 = run("sql", "--warehouse", wh, "--csv", "SELECT count(*) AS n FROM road_period_stats")
     assert out2.stdout.splitlines() == ["n", "0"]

@@ -11,17 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import offset, style12_row, write_zip
-from config.districts import District, Period
-from analysis.evidence import evaluate, public_comparison
-from maps.report import render_report
+from analysis.evidence import evaluate
+from analysis.figures import analyze
+from analysis.filters import PointFilter
+from analysis.results import load_district_results
+from conftest import AFTER, BEFORE, make_delivery, make_test_district, network, offset, style12_row, write_zip
 from etl.ingest import ingest_paths
-from test_analysis import make_delivery
+from maps.report import public_comparison, render_report
 
 ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
 COLUMNS = ["unit", "indicator", "before", "after", "change", "ci_low", "ci_high", "n_vehicles_before", "n_vehicles_after", "flag"]
-BEFORE = Period("before", dt.date(2017, 9, 1), dt.date(2017, 9, 30))
-AFTER = Period("after", dt.date(2017, 11, 1), dt.date(2017, 11, 30))
+PERIODS = {"before": BEFORE, "after": AFTER}
 
 
 def run(*args):
@@ -73,14 +73,12 @@ def test_compare_errors(tmp_path, tiny_network):
 
 def test_filters_change_the_sample(warehouse, tiny_network):
     wh, truth = warehouse
-    from analysis.filters import PointFilter
-
-    full = evaluate(wh, tiny_network, {"before": BEFORE, "after": AFTER}, district_key="t", treated=("R1",),
-                    control=("A1",), resamples=50, store=False)  # fmt: skip
-    morning = evaluate(wh, tiny_network, {"before": BEFORE, "after": AFTER}, district_key="t", treated=("R1",),
-                       control=("A1",), resamples=50, store=False, point_filter=PointFilter.parse("7-8"))  # fmt: skip
+    net = network(tiny_network, treated=("R1",), comparison=("A1",))
+    full = evaluate(wh, net, PERIODS, resamples=50, store=False)
+    morning = evaluate(wh, net, PERIODS, resamples=50, store=False, point_filter=PointFilter.parse("7-8"))
     # The hand-made points run from 7:00 to 10:59 (60 per hour): 7-8 keeps a quarter of them.
     n_full = full.distributions.query("unit == 'R1' and period == 'before'")["n_points"].sum()
+    assert full.comparisons["mean"].set_index("unit").loc["R1", "n_before"] == n_full
     n_7 = morning.distributions.query("unit == 'R1' and period == 'before'")["n_points"].sum()
     assert n_full == len(truth["before"]["R1"][0]) and 0 < n_7 < n_full / 2
 
@@ -100,20 +98,17 @@ def test_public_outputs_suppress_small_cells(tmp_path, tiny_network):
         write_zip(tmp_path / "d" / f"{day}.zip", lines)
         lines = []
     ingest_paths([tmp_path / "d"], tmp_path / "wh")
-    ev = evaluate(tmp_path / "wh", tiny_network, {"before": BEFORE, "after": AFTER}, district_key="t",
-                  treated=("R1",), control=("A1",), resamples=50)  # fmt: skip
+    net = network(tiny_network, treated=("R1",), comparison=("A1",))
+    analyze(tmp_path / "wh", net, PERIODS)
+    ev = evaluate(tmp_path / "wh", net, PERIODS, resamples=50)
     engineers = ev.comparisons["mean"].set_index("unit")
     assert engineers.loc["A1", "before"] == pytest.approx(87.0)  # the engineers' table keeps it, flagged
     assert engineers.loc["A1", "flag"] == "low_sample"
     public = public_comparison(ev.comparisons["mean"]).set_index("unit")
     assert public.loc["A1", "flag"] == "suppressed" and np.isnan(public.loc["A1", "before"])
-    district = District(
-        key="t", name_ja="テスト地区", name_en="Test", ward_ja="港北区", ward_code="14109", center_lat=35.52,
-        center_lon=139.62, network_path=tiny_network, synthetic_network=True, periods={"before": BEFORE, "after": AFTER},
-        default_before="before", default_after="after", treated_roads=("R1",), comparison_roads=("A1",),
-        source_path=tiny_network,
-    )  # fmt: skip
-    page = render_report(district, ev, tmp_path / "report.html").read_text(encoding="utf-8")
+    district = make_test_district(tiny_network)
+    results = load_district_results(tmp_path / "wh", district)
+    page = render_report(district, results, tmp_path / "report.html").read_text(encoding="utf-8")
     assert "87.0" not in page and "+62" not in page and "データ不足" in page
     assert "テスト地区" in page and "平均への回帰" in page and "合成データ" in page
     r1 = engineers.loc["R1"]
@@ -137,8 +132,9 @@ def test_braking_from_behaviour_events_and_map_layers(tmp_path, tiny_network):
     write_zip(tmp_path / "events" / "behavior.zip", events)
     ingest_paths([tmp_path / "delivery"], tmp_path / "wh")
     ingest_paths([tmp_path / "events"], tmp_path / "wh", fmt="behavior")
-    ev = evaluate(tmp_path / "wh", tiny_network, {"before": BEFORE, "after": AFTER}, district_key="t",
-                  treated=("R1",), control=("A1",), resamples=50)  # fmt: skip
+    net = network(tiny_network, treated=("R1",), comparison=("A1",))
+    analyze(tmp_path / "wh", net, PERIODS)
+    ev = evaluate(tmp_path / "wh", net, PERIODS, resamples=50)
     assert ev.braking_source == "behavior_events"
     b = ev.braking.set_index(["period", "road_id"])
     assert b.loc[("before", "R1"), "n_events"] == 12 and b.loc[("after", "R1"), "n_events"] == 1
@@ -150,6 +146,7 @@ def test_braking_from_behaviour_events_and_map_layers(tmp_path, tiny_network):
 
     from maps.publish import evidence_layers
 
+    ev = load_district_results(tmp_path / "wh", make_test_district(tiny_network))  # publishing reads what is stored
     braking, _ = evidence_layers(ev, period="before")
     assert braking is not None and braking["count"].tolist() == [12] and braking.crs == "EPSG:4326"
     assert evidence_layers(ev, period="after")[0] is None  # one event: no hot spot, nothing published
@@ -183,8 +180,8 @@ def test_cut_through_uses_style_1_3_origins(tmp_path, tiny_network):
     roads = load_roads(tiny_network)
     r1 = roads.loc[roads["road_id"] == "R1"].geometry.item()
     area = shapely.box(*r1.buffer(150).bounds)  # the district: 150 m around R1; the trips run 400 m beyond
-    ev = evaluate(tmp_path / "wh", tiny_network, {"before": BEFORE, "after": AFTER}, district_key="t",
-                  treated=("R1",), control=("A1",), area=area, resamples=20, store=False)  # fmt: skip
+    ev = evaluate(tmp_path / "wh", network(tiny_network, treated=("R1",), comparison=("A1",)), PERIODS, area=area,
+                  resamples=20, store=False)  # fmt: skip
     c = ev.cut_through.set_index("period").loc["before"]
     assert c["n_trips"] == 20 and c["n_cut_through"] == 15
 
@@ -202,10 +199,10 @@ def test_direction_filter_separates_the_two_directions(tmp_path, tiny_network):
                 lines.append(style12_row(f"{300000 + v:012d}", t, lon, lat, 40 if east else 20))
     write_zip(tmp_path / "d" / "dir.zip", lines)
     ingest_paths([tmp_path / "d"], tmp_path / "wh")
-    common = dict(district_key="t", treated=("R1",), control=("A1",), resamples=20, store=False)
-    fwd = evaluate(tmp_path / "wh", tiny_network, {"before": BEFORE, "after": AFTER}, direction=1, **common)
-    bwd = evaluate(tmp_path / "wh", tiny_network, {"before": BEFORE, "after": AFTER}, direction=-1, **common)
-    both = evaluate(tmp_path / "wh", tiny_network, {"before": BEFORE, "after": AFTER}, **common)
+    net = network(tiny_network, treated=("R1",), comparison=("A1",))
+    fwd = evaluate(tmp_path / "wh", net, PERIODS, point_filter=PointFilter(direction="forward"), resamples=20, store=False)
+    bwd = evaluate(tmp_path / "wh", net, PERIODS, point_filter=PointFilter(direction="backward"), resamples=20, store=False)
+    both = evaluate(tmp_path / "wh", net, PERIODS, resamples=20, store=False)
     f, b, a = (e.comparisons["mean"].set_index("unit").loc["R1"] for e in (fwd, bwd, both))
     assert f["before"] == 40 and b["before"] == 20
     assert f["n_vehicles_before"] == 6 and b["n_vehicles_before"] == 6

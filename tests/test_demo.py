@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
 
 
+@pytest.mark.slow
 def test_demo_end_to_end_small(tmp_path):
     env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"))
     args = [ETC2CALM, "demo", "--scale", "0.15", "--warehouse", tmp_path / "wh",
@@ -22,10 +25,10 @@ def test_demo_end_to_end_small(tmp_path):
     m = re.search(r"rows read (\d+) = stored (\d+) \+ quarantined (\d+) \+ duplicates skipped (\d+)", out)
     assert m and int(m[1]) == int(m[2]) + int(m[3]) + int(m[4]) and int(m[3]) > 0
     for key, name in (("okurayama", "大倉山三丁目"), ("nakayama", "中山町")):
-        html = (tmp_path / "maps" / f"{key}.html").read_text(encoding="utf-8")
+        html = (tmp_path / "maps" / "latest" / f"{key}.html").read_text(encoding="utf-8")
         assert name in html and "合成データ" in html
-        assert str((tmp_path / "maps" / f"{key}.html").resolve()) in out
-        report = (tmp_path / "maps" / f"{key}_report.html").read_text(encoding="utf-8")
+        assert str((tmp_path / "maps" / "latest" / f"{key}.html").resolve()) in out
+        report = (tmp_path / "maps" / "latest" / f"{key}_report.html").read_text(encoding="utf-8")
         assert "差の差" in report and "平均への回帰" in report
     # The summary comes from the warehouse: the treated street is slower after than before.
     assert "DiD" in out

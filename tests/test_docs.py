@@ -39,10 +39,11 @@ def _blocks():
 
 
 def test_queries_page_has_the_examples():
-    assert len(_blocks()) >= 5
+    assert len(_blocks()) >= 8
+    assert sum("FROM matched_points" in b for b in _blocks()) >= 2
 
 
-@pytest.mark.parametrize("i", range(6))
+@pytest.mark.parametrize("i", range(8))
 def test_example_query_runs(built_warehouse, i):
     blocks = _blocks()
     if i >= len(blocks):
@@ -74,3 +75,23 @@ def test_custom_window_query_merges_histograms_exactly(built_warehouse):
         assert h[2] == pytest.approx(round(mean, 1), abs=0.051)
         assert h[3] == pytest.approx(round(p85, 1), abs=0.051)
         assert h[4] == pytest.approx(round(100 * share, 1), abs=0.051)
+
+
+def test_matched_points_queries_equal_the_stored_figures(built_warehouse):
+    """The two matched_points examples reproduce road_period_stats (points and passages) for T1, before."""
+    point_q, passage_q = [b for b in _blocks() if "FROM matched_points" in b][:2]
+    con = duckdb.connect(str(built_warehouse / "warehouse.duckdb"), read_only=True)
+    try:
+        _, n, nveh, mean, p85, share = con.execute(point_q).fetchone()
+        _, n_pass, pshare, _ = con.execute(passage_q).fetchone()
+        stored = con.execute(
+            """SELECT n_points, n_vehicles, mean_kmh, p85_kmh, share_at_or_over_limit, n_passages,
+                      passage_share_at_or_over_limit FROM road_period_stats
+               WHERE district = 'okurayama' AND road_id = 'T1' AND period = 'before'"""
+        ).fetchone()
+    finally:
+        con.close()
+    assert (n, nveh) == stored[:2] and n > 0
+    assert mean == pytest.approx(stored[2], abs=5e-4) and p85 == pytest.approx(stored[3])
+    assert share == pytest.approx(stored[4], abs=5e-5)
+    assert n_pass == stored[5] and pshare == pytest.approx(stored[6], abs=5e-5)

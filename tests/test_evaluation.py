@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.evaluation import GroupData, compare_periods, point_indicators, replicate_indicators
+from analysis.evaluation import GroupData, compare_periods, compare_periods_all, point_indicators, replicate_indicators
 
 
 def clustered_points(rng, *, n_vehicles=120, effect_treated=0.0, effect_control=0.0, base=32.0):
@@ -115,12 +115,40 @@ def test_reproducible_with_seed():
     pd.testing.assert_frame_equal(a, b)
 
 
-def test_all_indicators_in_one_pass_equal_single_runs():
-    from analysis.evaluation import compare_periods_all
-
+def test_intervals_do_not_depend_on_the_pseudonymisation_key():
+    """The same delivery pseudonymised under another key (other vehicle ids, other sort order) gives the
+    same intervals: vehicles enter the resampling in the order of their first point, not of their ids."""
     rng = np.random.default_rng(4)
     pts = clustered_points(rng, n_vehicles=50, effect_treated=-4.0)
-    together = compare_periods_all(pts, treated=["T"], control=["C"], resamples=100, seed=9)
-    for ind in ("mean", "p85", "share", "share_plus10"):
-        alone = compare_periods(pts, treated=["T"], control=["C"], indicator=ind, resamples=100, seed=9)
-        pd.testing.assert_frame_equal(together[ind], alone)
+    # A first point per row: time and position unrelated to the vehicle's name.
+    pts["gps_us"] = rng.permutation(len(pts)) * 1_000_000
+    pts["x_m"], pts["y_m"] = rng.normal(0, 100, len(pts)), rng.normal(0, 100, len(pts))
+    other_key = {v: f"{h:016x}" for v, h in zip(pts["vehicle"].unique(), rng.permutation(10**6)[:50])}
+    a = compare_periods_all(pts, treated=["T"], control=["C"], resamples=100, seed=9)
+    b = compare_periods_all(pts.assign(vehicle=pts["vehicle"].map(other_key)), treated=["T"], control=["C"],
+                            resamples=100, seed=9)  # fmt: skip
+    for ind in a:
+        pd.testing.assert_frame_equal(a[ind], b[ind])
+    # Without the first-point columns the order falls back to the ids, and the intervals then differ.
+    c = compare_periods_all(pts.drop(columns=["gps_us"]).assign(vehicle=pts["vehicle"].map(other_key)),
+                            treated=["T"], control=["C"], resamples=100, seed=9)  # fmt: skip
+    assert c["mean"]["ci_low"].tolist() != a["mean"]["ci_low"].tolist()
+
+
+def test_passage_indicators_resample_vehicles():
+    """Passage samples (one per traversal) are resampled with the same vehicles as the points."""
+    rng = np.random.default_rng(6)
+    pts = clustered_points(rng, n_vehicles=80, effect_treated=-6.0)
+    passages = pts.groupby(["unit", "period", "vehicle"], as_index=False).agg(speed_kmh=("speed_kmh", "mean"),
+                                                                             limit_kmh=("limit_kmh", "first"))  # fmt: skip
+    out = compare_periods_all(pts, treated=["T"], control=["C"], indicators=("passage_share", "passage_mean", "mean"),
+                              passages=passages, resamples=200, seed=1)  # fmt: skip
+    t = out["passage_mean"].set_index("unit").loc["treated"]
+    exp = passages.query("unit == 'T' and period == 'before'")["speed_kmh"]
+    assert t["before"] == pytest.approx(exp.mean()) and t["n_before"] == len(exp)
+    assert t["ci_low"] <= -6.0 <= t["ci_high"]
+    s = out["passage_share"].set_index("unit").loc["treated"]
+    assert s["before"] == pytest.approx((exp >= 30).mean())
+    assert out["mean"].set_index("unit").loc["treated", "n_vehicles_before"] == t["n_vehicles_before"] == 80
+    with pytest.raises(ValueError, match="need the passages"):
+        compare_periods_all(pts, treated=["T"], control=["C"], indicators=("passage_share",))

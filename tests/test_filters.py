@@ -1,15 +1,16 @@
-"""Point filters: hour bands, day types with Japanese public holidays, vehicle classes — SQL and Arrow agree."""
+"""The one point filter: hour bands, day types with Japanese public holidays, vehicle classes, direction."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from analysis.filters import PointFilter, japanese_holidays
+from analysis.filters import PointFilter
+from geo.aggregate import day_type_of, hour_of
 
 TIMES = [
     dt.datetime(2017, 9, 15, 7, 30),  # Friday, 7:30
@@ -17,51 +18,58 @@ TIMES = [
     dt.datetime(2017, 9, 18, 7, 0),  # Monday, 敬老の日 (public holiday)
     dt.datetime(2017, 9, 19, 9, 0),  # Tuesday, 9:00 (outside 7-9)
     dt.datetime(2019, 5, 1, 8, 0),  # Wednesday, 即位の日 (2019 holiday)
+    dt.datetime(2019, 5, 6, 8, 0),  # Monday, 振替休日
 ]
+US = np.array([np.datetime64(t, "us").astype(np.int64) for t in TIMES])
 TABLE = pa.table({
     "gps_time": pa.array(TIMES, pa.timestamp("us")),
-    "vehicle_type": pa.array([2, 1, 4, 2, 1], pa.int32()),
-    "vehicle_use": pa.array([1, 2, 1, 2, 1], pa.int32()),
+    "hour": hour_of(US), "day_type": day_type_of(US),
+    "vehicle_type": pa.array([2, 1, 4, 2, 1, 2], pa.int32()),
+    "vehicle_use": pa.array([1, 2, 1, 2, 1, 1], pa.int32()),
+    "direction": pa.array([1, -1, 0, 1, -1, 1], pa.int8()),
+    "i": pa.array(range(len(TIMES))),
 })  # fmt: skip
 
 
-def _arrow(f: PointFilter) -> list[int]:
-    expr = f.arrow_expression(dt.date(2017, 1, 1), dt.date(2019, 12, 31))
-    t = TABLE.append_column("i", pa.array(range(len(TIMES))))
-    kept = ds.dataset(t).to_table(filter=expr) if expr is not None else t
-    return kept.column("i").to_pylist()
-
-
-def _sql(f: PointFilter) -> list[int]:
-    con = duckdb.connect()
-    con.register("p", TABLE.append_column("i", pa.array(range(len(TIMES)))))
-    cond = f.sql(dt.date(2017, 1, 1), dt.date(2019, 12, 31))
-    return [r[0] for r in con.execute(f"SELECT i FROM p WHERE {cond} ORDER BY i").fetchall()]
+def kept(f: PointFilter, start=dt.date(2017, 1, 1), end=dt.date(2019, 12, 31)) -> list[int]:
+    expr = f.expression(start, end)
+    return ds.dataset(TABLE).to_table(filter=expr).column("i").to_pylist()
 
 
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (("7-9", None, None), [0, 1, 2, 4]),
-        ((None, "weekday", None), [0, 3]),
-        ((None, "holiday", None), [1, 2, 4]),
-        (("7-9", "weekday", None), [0]),
-        ((None, None, "large"), [1, 4]),
-        ((None, None, "freight"), [1, 3]),
-        ((None, None, "kei"), [2]),
-        ((None, None, None), [0, 1, 2, 3, 4]),
+        (("7-9", None, None, None), [0, 1, 2, 4, 5]),
+        ((None, "weekday", None, None), [0, 3]),
+        ((None, "holiday", None, None), [1, 2, 4, 5]),
+        (("7-9", "weekday", None, None), [0]),
+        ((None, None, "large", None), [1, 4]),
+        ((None, None, "freight", None), [1, 3]),
+        ((None, None, "kei", None), [2]),
+        ((None, None, None, "forward"), [0, 3, 5]),
+        ((None, None, None, "backward"), [1, 4]),
+        ((None, None, None, None), [0, 1, 2, 3, 4, 5]),
     ],
 )
-def test_filters_sql_and_arrow_agree(args, expected):
-    f = PointFilter.parse(*args)
-    assert _sql(f) == expected
-    assert _arrow(f) == expected
+def test_filter_expression(args, expected):
+    assert kept(PointFilter.parse(*args)) == expected
 
 
-def test_holidays_and_errors():
-    assert dt.date(2017, 9, 18) in japanese_holidays(dt.date(2017, 9, 1), dt.date(2017, 9, 30))
-    assert dt.date(2019, 5, 1) in japanese_holidays(dt.date(2019, 4, 1), dt.date(2019, 5, 31))
-    for bad in ({"hours": "9-7"}, {"hours": "morning"}, {"days": "sunday"}, {"vehicle": "bus"}):
-        with pytest.raises(ValueError):
-            PointFilter.parse(**bad)
-    assert PointFilter.parse("7-9", "weekday", "large").describe_ja() == "7時〜9時・平日・大型車"
+def test_period_without_a_public_holiday():
+    """The bug of the old SQL filter: no holiday in the period made every weekday point vanish."""
+    f = PointFilter(days="weekday")
+    assert kept(f, dt.date(2017, 9, 19), dt.date(2017, 9, 19)) == [3]
+    assert kept(PointFilter(days="holiday"), dt.date(2017, 9, 19), dt.date(2017, 9, 19)) == []
+
+
+def test_day_type_of_known_holidays_and_errors():
+    assert day_type_of(US).tolist() == [0, 1, 1, 0, 1, 1]
+    assert hour_of(US).tolist() == [7, 8, 7, 9, 8, 8]
+    with pytest.raises(ValueError, match="hour band"):
+        PointFilter.parse("9-7")
+    with pytest.raises(ValueError, match="START-END"):
+        PointFilter.parse("morning")
+    with pytest.raises(ValueError, match="direction"):
+        PointFilter(direction="north")
+    assert not PointFilter().active and PointFilter(direction="forward").active
+    assert PointFilter.parse("7-9", "weekday", "kei", "forward").describe_ja() == "7時〜9時・平日・軽自動車・順方向"

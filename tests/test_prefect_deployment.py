@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PREFECT = str(BIN / "prefect")
@@ -84,12 +85,12 @@ def test_deployment_runs_through_process_worker(prefect_server, tmp_path):
     landing = tmp_path / "landing"
     _run([ETC2CALM, "generate", landing, "--scale", "0.05", "--district", "okurayama"], env)
     _run([PREFECT, "work-pool", "create", "etc2calm-process", "--type", "process"], env)
+    # Locations are configuration: Prefect variables, not deployment parameters.
+    _run([PREFECT, "variable", "set", "etc2calm_warehouse", str(tmp_path / "wh")], env)
+    _run([PREFECT, "variable", "set", "etc2calm_output_root", str(tmp_path / "maps")], env)
     out = _run([PREFECT, "--no-prompt", "deploy", "--all"], env)
     assert "monthly-all-districts" in out
-    params = {
-        "landing": str(landing), "warehouse": str(tmp_path / "wh"), "out_dir": str(tmp_path / "maps"),
-        "districts": ["okurayama"], "resamples": 100,
-    }  # fmt: skip
+    params = {"landing": str(landing), "districts": ["okurayama"], "resamples": 100}
     run_out = _run([PREFECT, "deployment", "run", "monthly-pipeline/monthly-all-districts", "--params", json.dumps(params)], env)
     flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", run_out)
     assert flow_run_id, run_out
@@ -113,5 +114,8 @@ def test_deployment_runs_through_process_worker(prefect_server, tmp_path):
     finally:
         con.close()
     assert n_points > 1000 and n_stats > 0 and n_did > 0
-    assert "大倉山三丁目" in (tmp_path / "maps" / "okurayama.html").read_text(encoding="utf-8")
-    assert "差の差" in (tmp_path / "maps" / "okurayama_report.html").read_text(encoding="utf-8")
+    editions = sorted(p.name for p in (tmp_path / "maps").iterdir())
+    assert editions == ["2019-03", "latest"]  # the latest month of the delivery, and the stable copy
+    for folder in editions:
+        assert "大倉山三丁目" in (tmp_path / "maps" / folder / "okurayama.html").read_text(encoding="utf-8")
+        assert "差の差" in (tmp_path / "maps" / folder / "okurayama_report.html").read_text(encoding="utf-8")

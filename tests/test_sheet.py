@@ -118,7 +118,7 @@ def test_write_district_sheet_for_a_bundled_district(tmp_path):
     """publish.write_district_sheet with figures in hand (as the flow has them): PDF and PNG side by side."""
     from types import SimpleNamespace
 
-    from analysis.figures import assign_roles
+    from analysis.matchstage import assign_roles
     from config.districts import load_district
     from maps.publish import write_district_sheet
     from geo.network import load_roads
@@ -132,9 +132,9 @@ def test_write_district_sheet_for_a_bundled_district(tmp_path):
                                                             for p in ("before", "after")],
                           columns=["road_group", "period", "n_vehicles", "mean_kmh", "p85_kmh",
                                    "share_at_or_over_limit"])  # fmt: skip
-    result = SimpleNamespace(periods=dict(district.periods), roads=roads, road_stats=stats, group_stats=groups)
+    results = SimpleNamespace(roads=roads, road_stats=stats, group_stats=groups)  # as analysis.results holds them
     out = write_district_sheet(tmp_path / "no-warehouse", district, tmp_path / "maps" / "okurayama_sheet.pdf",
-                               result=result)
+                               results=results)
     assert out == {"pdf": str(tmp_path / "maps" / "okurayama_sheet.pdf"),
                    "png": str(tmp_path / "maps" / "okurayama_sheet.png")}
     assert all(Path(p).stat().st_size > 20_000 for p in out.values())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hashlib
 import io
 import json
@@ -17,7 +19,7 @@ from pyproj import Transformer
 
 from config.districts import list_districts, load_district
 from etl.mesh import mesh2_code
-from etl.synthetic import generate_delivery, wareki_month_folder
+from etl.synthetic import generate_delivery, monitoring_periods, wareki_month_folder
 
 FOLDER_RE = re.compile(r"^(H\d{2}|R\d+)年\d{2}月_OUT1-2$")
 ZIP_RE = re.compile(r"^OUT1-2_(\d{6})_(\d{8})\.zip$")
@@ -101,6 +103,28 @@ def test_format(small_delivery):
     assert n_bad_width <= max(5, 0.005 * n_rows)
 
 
+def test_monitoring_months_are_generated_complete(small_delivery):
+    """Every day of each district's monitoring months (after its last named period) is in the delivery."""
+    out, _ = small_delivery
+    days = {dt.datetime.strptime(ZIP_RE.match(z.name)[2], "%Y%m%d").date() for z in out.rglob("*.zip")}
+    for d in list_districts():
+        months = monitoring_periods(d)
+        assert len(months) >= 2
+        assert months[0].start > max(p.end for p in d.periods.values())
+        for m in months:
+            assert m.start.day == 1 and (m.end + dt.timedelta(days=1)).day == 1
+            assert {m.start + dt.timedelta(days=i) for i in range((m.end - m.start).days + 1)} <= days, m.name
+
+
+def test_monitoring_months_validated():
+    d = load_district("okurayama")
+    assert [(m.name, m.start, m.end) for m in monitoring_periods(d)][-1] == ("2019-06", dt.date(2019, 6, 1), dt.date(2019, 6, 30))
+    with pytest.raises(ValueError, match="not YYYY-MM"):
+        monitoring_periods(dataclasses.replace(d, synthetic={**d.synthetic, "monitoring_months": ["2019-13"]}))
+    with pytest.raises(ValueError, match="does not lie after the last named period"):
+        monitoring_periods(dataclasses.replace(d, synthetic={**d.synthetic, "monitoring_months": ["2019-03"]}))
+
+
 def _points(root: Path) -> pd.DataFrame:
     frames = []
     for z in root.rglob("*.zip"):
@@ -113,16 +137,21 @@ def _points(root: Path) -> pd.DataFrame:
 
 
 def test_treated_street_calibration(tmp_path):
-    """Independent check: points within 10 m of T1 (away from its end junctions), before vs after."""
+    """Independent check: points within 10 m of T1 (away from its end junctions), before vs after.
+
+    大倉山's generator is calibrated on the published 85th percentile (32.6 km/h in September 2017 ->
+    23.8-25.6 km/h after) and share of vehicles at >= 30 km/h (tests/test_calibration.py measures both
+    through the pipeline); here the raw delivery is read without the product's code.
+    """
     d = load_district("okurayama")
-    generate_delivery(tmp_path, districts=[d], scale=0.3, seed=11)
+    generate_delivery(tmp_path, districts=[d], scale=0.3, seed=11, monitoring=False)
     df = _points(tmp_path)
     fwd = Transformer.from_crs("EPSG:4326", "EPSG:6677", always_xy=True)
     x, y = fwd.transform(df.lon.to_numpy(), df.lat.to_numpy())
     pts = shapely.points(x, y)
     fc = json.loads(d.network_path.read_text(encoding="utf-8"))
     day = pd.to_datetime(df.t.str[:8]).dt.date.to_numpy()
-    means = {}
+    means, p85, share30 = {}, {}, {}
     for f in fc["features"]:
         rid = f["properties"]["road_id"]
         if rid not in ("T1", "C1"):
@@ -136,8 +165,10 @@ def test_treated_street_calibration(tmp_path):
             p = d.period(name)
             m = near & (day >= p.start) & (day <= p.end)
             assert m.sum() > 300
-            means[rid, name] = df.v.to_numpy()[m].mean()
-    assert means["T1", "before"] == pytest.approx(32.6, abs=1.5)
-    assert means["T1", "after"] == pytest.approx(24.8, abs=1.5)
-    assert 5.5 < means["T1", "before"] - means["T1", "after"] < 10.5
+            v = df.v.to_numpy()[m]
+            means[rid, name], p85[rid, name], share30[rid, name] = v.mean(), np.percentile(v, 85), (v >= 30).mean()
+    assert p85["T1", "before"] == pytest.approx(32.6, abs=1.5)
+    assert 23.0 <= p85["T1", "after"] <= 26.5
+    assert 0.12 < share30["T1", "before"] < 0.30  # not most of the points, as a mean of 32.6 km/h would give
+    assert 4.0 < means["T1", "before"] - means["T1", "after"] < 8.0
     assert abs(means["C1", "after"] - means["C1", "before"]) < 1.5

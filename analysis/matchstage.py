@@ -1,0 +1,495 @@
+"""The match stage: every point near a road network matched once per month and stored in the warehouse.
+
+For one network (a district's, or an ad-hoc ``--roads`` file) and one month of the point store
+(year / month of 運行日: a trip never crosses its operation date, so a month holds whole trips):
+
+1. the trips that have a point inside the network's bounding box grown by
+   `TRIP_CONTEXT_MARGIN_M` are found, and ALL their points of the month are read (narrow
+   columns, every mesh) and sorted by vehicle, operation date, trip and time;
+2. per point, from the previous point of the same trip: time gap, heading (unknown after a gap
+   over `MAX_HEADING_GAP_S` or a step under `MIN_HEADING_STEP_M`) and the mean deceleration since
+   it (G); per trip: its first and last point (origin / destination when 様式1-3 is missing);
+3. the points inside the grown box are matched by the compiled kernel (nearest segment within
+   the radius whose bearing agrees with the heading) and stored with road, link, segment,
+   direction, position and distance, plus hour and day type (weekday / weekend or 祝日);
+   挙動履歴 events of the month are matched by distance.
+
+Stored under ``matched/<district>/<YYYY-MM>-<token>/`` as points.parquet, trips.parquet and
+events.parquet, recorded in the table ``match_state`` with the network's fingerprint (geometry,
+ids, one-way, limits, radius and every matching parameter, and MATCH_VERSION) and the month's
+source token (the committed point files). A month is matched again only when its token or the
+fingerprint changed: a new delivery matches only its new months, a changed network or radius
+re-matches everything. The views ``matched_points`` / ``district_trip_points`` read the files
+listed in ``match_state``, which is replaced in one transaction after the files are written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import shapely
+
+from config.settings import (
+    DEFAULT_RADIUS_M,
+    EXCLUDED_HIGHWAY_CLASSES,
+    G_MS2,
+    HEADING_TOLERANCE_DEG,
+    MAX_HEADING_GAP_S,
+    MIN_HEADING_STEP_M,
+    TRIP_CONTEXT_MARGIN_M,
+)
+from etl.schema import transaction
+from etl.warehouse import connect, point_files, refresh_views, table_files
+from geo.aggregate import day_type_of, hour_of
+from geo.matching import SegmentGridIndex, build_segment_index, match_points
+from geo.network import load_roads
+
+# Bump when the stored columns or the matching rules change: every month is matched again.
+MATCH_VERSION = 1
+MATCHED_DIR = "matched"
+# Points read per pass: above this a month's touching vehicles are split into hash buckets read
+# one after the other, so memory stays bounded whatever the size of the month.
+BUCKET_ROWS = 4_000_000
+_POINT_COLUMNS = ["vehicle_id", "vehicle_key", "operation_date", "trip_no", "gps_time", "vehicle_type",
+                  "vehicle_use", "speed_kmh", "lon", "lat", "x_m", "y_m", "file_id", "member", "line_no"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Network:
+    """A road network prepared for matching: roads (metres, EPSG:6677, roles set), its grid index,
+    the radius (metres) and the fingerprint that keys its stored matches."""
+
+    key: str  # district key, or 'roads:<file stem>' for an ad-hoc network
+    roads: gpd.GeoDataFrame
+    index: SegmentGridIndex
+    radius_m: float
+    fingerprint: str
+    source_path: Path
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """The roads' bounding box grown by TRIP_CONTEXT_MARGIN_M (metres, EPSG:6677): points kept with their trip."""
+        minx, miny, maxx, maxy = self.roads.total_bounds
+        m = max(TRIP_CONTEXT_MARGIN_M, self.radius_m)
+        return (minx - m, miny - m, maxx + m, maxy + m)
+
+    @property
+    def road_ids(self) -> np.ndarray:
+        return self.roads["road_id"].to_numpy(dtype=object)
+
+    @property
+    def limits_kmh(self) -> np.ndarray:
+        return self.roads["limit_kmh"].to_numpy(dtype=float)
+
+    @property
+    def piece_road(self) -> np.ndarray:
+        return self.index.links.piece_road.astype(np.int64)
+
+
+def assign_roles(roads: gpd.GeoDataFrame, treated: tuple[str, ...], comparison: tuple[str, ...]) -> gpd.GeoDataFrame:
+    """Mark the given road ids as treated / comparison (other roles kept unless they claim either)."""
+    roads = roads.copy()
+    known = set(roads["road_id"])
+    missing = [r for r in (*treated, *comparison) if r not in known]
+    if missing:
+        raise ValueError(f"road ids not in the network: {', '.join(missing)}")
+    role = roads["role"].where(~roads["role"].isin(["treated", "comparison"]), "")
+    role = np.where(roads["road_id"].isin(treated), "treated", role)
+    role = np.where(roads["road_id"].isin(comparison), "comparison", role)
+    roads["role"] = role
+    return roads
+
+
+def network_fingerprint(roads: gpd.GeoDataFrame, radius_m: float) -> str:
+    """sha256 (hex, 16 chars) of what a match depends on: geometry, ids, one-way flags, limits,
+    radius and the matching constants, and MATCH_VERSION."""
+    h = hashlib.sha256()
+    params = {"version": MATCH_VERSION, "radius_m": float(radius_m), "tolerance": HEADING_TOLERANCE_DEG,
+              "gap_s": MAX_HEADING_GAP_S, "step_m": MIN_HEADING_STEP_M, "margin_m": TRIP_CONTEXT_MARGIN_M}  # fmt: skip
+    h.update(json.dumps(params, sort_keys=True).encode())
+    h.update("\x1f".join(roads["road_id"]).encode())
+    h.update(np.asarray(roads["oneway"], dtype=np.int8).tobytes())
+    h.update(np.asarray(roads["limit_kmh"], dtype=np.float64).tobytes())
+    geoms = roads.geometry.values
+    h.update(np.round(shapely.get_coordinates(geoms), 3).tobytes())  # millimetres: robust to float noise
+    h.update(shapely.get_num_coordinates(geoms).astype(np.int64).tobytes())
+    h.update(shapely.get_num_geometries(geoms).astype(np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def prepare_network(
+    roads_path: str | Path, key: str, *, radius_m: float = DEFAULT_RADIUS_M, treated: tuple[str, ...] = (),
+    comparison: tuple[str, ...] = (), exclude_highway: tuple[str, ...] | None = EXCLUDED_HIGHWAY_CLASSES,
+) -> Network:  # fmt: skip
+    """Load a road network, assign roles, build its index (radius in metres) and fingerprint."""
+    if not (np.isfinite(radius_m) and radius_m > 0):
+        raise ValueError(f"matching radius must be a positive number of metres, got {radius_m!r}")
+    roads = assign_roles(load_roads(roads_path, exclude_highway=exclude_highway), treated, comparison)
+    index = build_segment_index(roads.geometry.values, radius_m=radius_m, oneway=roads["oneway"].to_numpy())
+    return Network(key, roads, index, float(radius_m), network_fingerprint(roads, radius_m), Path(roads_path).resolve())
+
+
+def district_network(district, radius_m: float = DEFAULT_RADIUS_M, *, treated: tuple[str, ...] | None = None,
+                     comparison: tuple[str, ...] | None = None) -> Network:  # fmt: skip
+    """The network of a District (config.districts), with its treated and comparison roads (or those given)."""
+    return prepare_network(
+        district.network_path, district.key, radius_m=radius_m,
+        treated=district.treated_roads if treated is None else tuple(treated),
+        comparison=district.comparison_roads if comparison is None else tuple(comparison),
+        exclude_highway=district.exclude_highway,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-trip features (vectorised over points sorted by trip and time)
+
+
+def trip_ids(vehicle_id: np.ndarray, operation_date_days: np.ndarray, trip_no: np.ndarray) -> np.ndarray:
+    """int64 identifier of (vehicle, 運行日, trip number): a 64-bit mix, so collisions among a few
+    million trips have a probability of the order of 1e-6; it depends on the pseudonym key."""
+    with np.errstate(over="ignore"):
+        h = np.asarray(vehicle_id, dtype=np.int64).view(np.uint64).copy()
+        h ^= np.asarray(operation_date_days, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        h ^= np.asarray(trip_no, dtype=np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xC4CEB9FE1A85EC53)
+        h ^= h >> np.uint64(33)
+    return h.view(np.int64)
+
+
+def trip_features(trip: np.ndarray, gps_us: np.ndarray, x: np.ndarray, y: np.ndarray, speed_kmh: np.ndarray) -> dict:
+    """From points sorted by trip then time: seq (0-based index in the trip), dt_prev_s, heading_deg
+    (degrees clockwise from grid north; NaN for a trip's first point, after a gap over
+    MAX_HEADING_GAP_S or a step under MIN_HEADING_STEP_M), decel_prev_g (mean deceleration since
+    the previous point, G, positive when slowing; NaN for the first point) and first / last flags."""
+    n = len(trip)
+    new = np.ones(n, dtype=bool)
+    new[1:] = trip[1:] != trip[:-1]
+    start = np.maximum.accumulate(np.where(new, np.arange(n), 0))
+    seq = (np.arange(n) - start).astype(np.int32)
+    dt_s = np.full(n, np.nan)
+    heading = np.full(n, np.nan)
+    decel = np.full(n, np.nan)
+    if n > 1:
+        same = ~new[1:]
+        gap = (gps_us[1:] - gps_us[:-1]) / 1e6
+        dx, dy = x[1:] - x[:-1], y[1:] - y[:-1]
+        dt_s[1:] = np.where(same, gap, np.nan)
+        ok = same & (gap <= MAX_HEADING_GAP_S) & (np.hypot(dx, dy) >= MIN_HEADING_STEP_M)
+        heading[1:] = np.where(ok, np.degrees(np.arctan2(dx, dy)) % 360.0, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = (speed_kmh[:-1] - speed_kmh[1:]) / 3.6 / gap / G_MS2
+        decel[1:] = np.where(same & (gap > 0), d, np.nan)
+    last = np.ones(n, dtype=bool)
+    last[:-1] = new[1:]
+    return {"seq": seq, "dt_prev_s": dt_s, "heading_deg": heading, "decel_prev_g": decel, "first": new, "last": last}
+
+
+# ---------------------------------------------------------------------------------------------
+# One month
+
+
+@dataclass
+class MonthResult:
+    points: pa.Table
+    trips: pa.Table
+    events: pa.Table
+    n_points_read: int = 0  # points of the touching trips read (whole trips)
+
+
+def _in_box(bounds) -> pc.Expression:
+    minx, miny, maxx, maxy = bounds
+    return (pc.field("x_m") >= minx) & (pc.field("x_m") <= maxx) & (pc.field("y_m") >= miny) & (pc.field("y_m") <= maxy)
+
+
+def _us(col) -> np.ndarray:
+    return pc.cast(col, pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+
+
+def _days(col) -> np.ndarray:
+    return pc.cast(col, pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _np(t: pa.Table, name: str, dtype=None) -> np.ndarray:
+    a = t.column(name).to_numpy(zero_copy_only=False)
+    return a if dtype is None else a.astype(dtype, copy=False)
+
+
+def match_month(point_files_of_month: list[Path], network: Network, event_files: list[Path] | None = None) -> MonthResult:
+    """Match one month of the point store to `network` (see the module docstring); pure, no writes."""
+    dataset = ds.dataset([str(f) for f in point_files_of_month], format="parquet") if point_files_of_month else None
+    box = _in_box(network.bounds)
+    parts_points, parts_trips = [], []
+    n_read = 0
+    if dataset is not None:
+        touch = dataset.to_table(columns=["vehicle_id", "operation_date", "trip_no"], filter=box)
+        if touch.num_rows:
+            t_keys = np.unique(trip_ids(_np(touch, "vehicle_id", np.int64), _days(touch.column("operation_date")),
+                                        _np(touch, "trip_no", np.int64)))  # fmt: skip
+            vehicles = np.unique(_np(touch, "vehicle_id", np.int64))
+            n_buckets = max(1, -(-dataset.count_rows() // BUCKET_ROWS))
+            bucket = (vehicles.view(np.uint64) % np.uint64(n_buckets)).astype(np.int64)
+            for b in range(n_buckets):
+                vset = pa.array(vehicles[bucket == b], pa.int64())
+                if len(vset) == 0:
+                    continue
+                t = dataset.to_table(columns=_POINT_COLUMNS, filter=pc.is_in(pc.field("vehicle_id"), value_set=vset))
+                pts, trips, n = _match_bucket(t, t_keys, network)
+                n_read += n
+                parts_points.append(pts)
+                parts_trips.append(trips)
+    points = pa.concat_tables(parts_points) if parts_points else _empty(POINTS_SCHEMA)
+    trips = pa.concat_tables(parts_trips) if parts_trips else _empty(TRIPS_SCHEMA)
+    events = _match_events(event_files or [], network)
+    return MonthResult(points, trips, events, n_read)
+
+
+def _match_bucket(t: pa.Table, touching: np.ndarray, network: Network) -> tuple[pa.Table, pa.Table, int]:
+    vid = _np(t, "vehicle_id", np.int64)
+    days = _days(t.column("operation_date"))
+    trip_no = _np(t, "trip_no", np.int64)
+    tid = trip_ids(vid, days, trip_no)
+    keep = np.isin(tid, touching)
+    t = t.filter(pa.array(keep))
+    n_read = t.num_rows
+    # Sort by vehicle, 運行日, trip, time; ties in time by delivered position (stable, key-independent
+    # within a vehicle).
+    t = t.append_column("trip_id", pa.array(tid[keep]))
+    order = pc.sort_indices(t, sort_keys=[("vehicle_id", "ascending"), ("operation_date", "ascending"),
+                                          ("trip_no", "ascending"), ("gps_time", "ascending"), ("file_id", "ascending"),
+                                          ("member", "ascending"), ("line_no", "ascending")])  # fmt: skip
+    t = t.take(order)
+    tid = _np(t, "trip_id", np.int64)
+    gps_us = _us(t.column("gps_time"))
+    x, y = _np(t, "x_m", np.float64), _np(t, "y_m", np.float64)
+    speed = _np(t, "speed_kmh", np.float64)
+    f = trip_features(tid, gps_us, x, y, speed)
+    trips = pa.table({
+        "trip_id": tid[f["first"]], "vehicle_id": _np(t, "vehicle_id", np.int64)[f["first"]],
+        "operation_date": t.column("operation_date").filter(pa.array(f["first"])),
+        "trip_no": _np(t, "trip_no", np.int32)[f["first"]],
+        "n_points": (np.flatnonzero(f["last"]) - np.flatnonzero(f["first"]) + 1).astype(np.int32),
+        "first_time": t.column("gps_time").filter(pa.array(f["first"])),
+        "last_time": t.column("gps_time").filter(pa.array(f["last"])),
+        "first_x_m": x[f["first"]], "first_y_m": y[f["first"]], "last_x_m": x[f["last"]], "last_y_m": y[f["last"]],
+    })  # fmt: skip
+    minx, miny, maxx, maxy = network.bounds
+    inside = (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
+    sel = np.flatnonzero(inside)
+    m = match_points(x[sel], y[sel], network.index, f["heading_deg"][sel])
+    links = network.index.links
+    hit = m.seg >= 0
+    link = np.where(hit, m.link, -1).astype(np.int32)
+    road = np.where(hit, m.road, -1).astype(np.int32)
+    safe_link = np.maximum(link, 0)
+    road_pos = np.where(hit, links.link_offset_m[safe_link] + m.pos * links.link_length_m[safe_link], np.nan)
+    road_ids = np.append(network.road_ids, None)
+    limits = np.append(network.limits_kmh, np.nan)
+    ts = t.take(pa.array(sel))
+    g = gps_us[sel]
+    points = pa.table({
+        "trip_id": tid[sel], "vehicle_id": _np(ts, "vehicle_id", np.int64),
+        "vehicle_key": ts.column("vehicle_key"), "operation_date": ts.column("operation_date"),
+        "trip_no": _np(ts, "trip_no", np.int32), "seq": f["seq"][sel], "gps_time": pc.cast(ts.column("gps_time"), pa.timestamp("us")),
+        "hour": hour_of(g), "day_type": day_type_of(g),
+        "vehicle_type": _np(ts, "vehicle_type", np.int32), "vehicle_use": _np(ts, "vehicle_use", np.int32),
+        "speed_kmh": speed[sel], "lon": _np(ts, "lon", np.float64), "lat": _np(ts, "lat", np.float64),
+        "x_m": x[sel], "y_m": y[sel], "heading_deg": f["heading_deg"][sel], "dt_prev_s": f["dt_prev_s"][sel],
+        "decel_prev_g": f["decel_prev_g"][sel],
+        "road_idx": road, "road_id": pa.array(road_ids[np.where(hit, road, len(road_ids) - 1)], pa.string()),
+        "limit_kmh": limits[np.where(hit, road, len(limits) - 1)],
+        "link_id": link, "seg": np.where(hit, m.seg, -1).astype(np.int32),
+        "pos": np.where(hit, m.pos, np.nan), "road_pos_m": road_pos, "dist_m": m.dist,
+        "direction": m.direction.astype(np.int8),
+        "file_id": ts.column("file_id"), "member": ts.column("member"), "line_no": _np(ts, "line_no", np.int64),
+    })  # fmt: skip
+    return points.cast(POINTS_SCHEMA), trips.cast(TRIPS_SCHEMA), n_read
+
+
+def _match_events(files: list[Path], network: Network) -> pa.Table:
+    """挙動履歴 events inside the network's box, matched by distance (they carry no usable heading)."""
+    if not files:
+        return _empty(EVENTS_SCHEMA)
+    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    names = set(dataset.schema.names)
+    cols = [c for c in ("vehicle_id", "event_time", "x_m", "y_m", "speed_kmh", "accel_long") if c in names]
+    t = dataset.to_table(columns=cols, filter=_in_box(network.bounds))
+    if t.num_rows == 0:
+        return _empty(EVENTS_SCHEMA)
+    x, y = _np(t, "x_m", np.float64), _np(t, "y_m", np.float64)
+    m = match_points(x, y, network.index)
+    hit = m.seg >= 0
+    road = np.where(hit, m.road, -1).astype(np.int32)
+    road_ids = np.append(network.road_ids, None)
+    g = _us(t.column("event_time"))
+    accel = _np(t, "accel_long", np.float64) if "accel_long" in names else np.full(t.num_rows, np.nan)
+    out = pa.table({
+        "vehicle_id": _np(t, "vehicle_id", np.int64), "gps_time": pc.cast(t.column("event_time"), pa.timestamp("us")),
+        "hour": hour_of(g), "day_type": day_type_of(g), "x_m": x, "y_m": y,
+        "speed_kmh": _np(t, "speed_kmh", np.float64) if "speed_kmh" in names else np.full(t.num_rows, np.nan),
+        "accel_long": accel,
+        # The history records threshold crossings: an event is a braking one when its longitudinal
+        # acceleration is negative or not given.
+        "is_braking": np.isnan(accel) | (accel < 0),
+        "road_idx": road, "road_id": pa.array(road_ids[np.where(hit, road, len(road_ids) - 1)], pa.string()),
+        "dist_m": m.dist,
+    })  # fmt: skip
+    return out.cast(EVENTS_SCHEMA)
+
+
+POINTS_SCHEMA = pa.schema([
+    ("trip_id", pa.int64()), ("vehicle_id", pa.int64()), ("vehicle_key", pa.string()), ("operation_date", pa.date32()),
+    ("trip_no", pa.int32()), ("seq", pa.int32()), ("gps_time", pa.timestamp("us")), ("hour", pa.int8()),
+    ("day_type", pa.int8()), ("vehicle_type", pa.int32()), ("vehicle_use", pa.int32()), ("speed_kmh", pa.float64()),
+    ("lon", pa.float64()), ("lat", pa.float64()), ("x_m", pa.float64()), ("y_m", pa.float64()),
+    ("heading_deg", pa.float64()), ("dt_prev_s", pa.float64()), ("decel_prev_g", pa.float64()),
+    ("road_idx", pa.int32()), ("road_id", pa.string()), ("limit_kmh", pa.float64()), ("link_id", pa.int32()),
+    ("seg", pa.int32()), ("pos", pa.float64()), ("road_pos_m", pa.float64()), ("dist_m", pa.float64()),
+    ("direction", pa.int8()), ("file_id", pa.string()), ("member", pa.string()), ("line_no", pa.int64()),
+])  # fmt: skip
+TRIPS_SCHEMA = pa.schema([
+    ("trip_id", pa.int64()), ("vehicle_id", pa.int64()), ("operation_date", pa.date32()), ("trip_no", pa.int32()),
+    ("n_points", pa.int32()), ("first_time", pa.timestamp("us")), ("last_time", pa.timestamp("us")),
+    ("first_x_m", pa.float64()), ("first_y_m", pa.float64()), ("last_x_m", pa.float64()), ("last_y_m", pa.float64()),
+])  # fmt: skip
+EVENTS_SCHEMA = pa.schema([
+    ("vehicle_id", pa.int64()), ("gps_time", pa.timestamp("us")), ("hour", pa.int8()), ("day_type", pa.int8()),
+    ("x_m", pa.float64()), ("y_m", pa.float64()), ("speed_kmh", pa.float64()), ("accel_long", pa.float64()),
+    ("is_braking", pa.bool_()), ("road_idx", pa.int32()), ("road_id", pa.string()), ("dist_m", pa.float64()),
+])  # fmt: skip
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage: which months to (re)match, writing, bookkeeping
+
+
+@dataclass
+class MatchReport:
+    district: str
+    fingerprint: str
+    months_matched: list[tuple[int, int]] = field(default_factory=list)
+    months_current: list[tuple[int, int]] = field(default_factory=list)  # already matched, unchanged
+    n_points: int = 0  # stored points of the months matched now (inside the network's box)
+    n_matched: int = 0  # of which matched to a road
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (f"{self.district}: {len(self.months_matched)} months matched ({self.n_matched:,} of {self.n_points:,} "
+                f"points on the network), {len(self.months_current)} already current")  # fmt: skip
+
+
+def source_token(files: list[Path]) -> str:
+    """Identity of a month's committed point files (names and sizes; committed files are immutable)."""
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda p: p.as_posix()):
+        h.update(f"{f.parent.name}/{f.name}:{f.stat().st_size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _slug(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+
+
+def months_between(start: dt.date, end: dt.date) -> list[tuple[int, int]]:
+    """(year, month) of operation dates that can hold GPS時刻 on days start..end: from the day before
+    start (a trip's operation date may precede its points across midnight) to end."""
+    s = start - dt.timedelta(days=1)
+    out, (y, m) = [], (s.year, s.month)
+    while (y, m) <= (end.year, end.month):
+        out.append((y, m))
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def match_stage(warehouse: str | Path, network: Network, months: list[tuple[int, int]] | None = None) -> MatchReport:
+    """Match every month of the point store (or only `months`) whose match is missing or stale.
+
+    Re-running is safe and cheap: current months are skipped. Writes matched/<district>/…, replaces
+    the district's rows of match_state in one transaction, removes superseded files, refreshes views.
+    """
+    t0 = time.perf_counter()
+    warehouse = Path(warehouse)
+    report = MatchReport(network.key, network.fingerprint)
+    store = point_files(warehouse, months)
+    events = table_files(warehouse, "behavior_events", months)
+    con = connect(warehouse, create=False)
+    try:
+        state = {(r[0], r[1]): (r[2], r[3], r[4]) for r in con.execute(
+            "SELECT year, month, fingerprint, source_token, folder FROM match_state WHERE district = ?",
+            [network.key]).fetchall()}  # fmt: skip
+        wanted = sorted(store) if months is None else sorted(set(months) & set(store))
+        rows, obsolete = [], []
+        base = warehouse / MATCHED_DIR / _slug(network.key)
+        for ym in wanted:
+            files = store[ym]
+            token = source_token(files + events.get(ym, []))
+            old = state.get(ym)
+            if old is not None and old[0] == network.fingerprint and old[1] == token:
+                report.months_current.append(ym)
+                continue
+            t_month = time.perf_counter()
+            res = match_month(files, network, events.get(ym, []))
+            folder = base / f"{ym[0]:04d}-{ym[1]:02d}-{network.fingerprint[:8]}{token[:8]}"
+            _write_month(folder, res)
+            n_matched = int(pc.sum(pc.greater_equal(res.points.column("road_idx"), 0)).as_py() or 0)
+            rows.append((network.key, network.fingerprint, ym[0], ym[1], token, folder.relative_to(warehouse).as_posix(),
+                         res.n_points_read, res.points.num_rows, n_matched, res.trips.num_rows, res.events.num_rows,
+                         time.perf_counter() - t_month, dt.datetime.now()))  # fmt: skip
+            if old is not None and old[2] != folder.relative_to(warehouse).as_posix():
+                obsolete.append(warehouse / old[2])
+            report.months_matched.append(ym)
+            report.n_points += res.points.num_rows
+            report.n_matched += n_matched
+        # Months matched under another fingerprint and not asked for now are stale: drop them so the
+        # views never mix two matchings of one district.
+        stale = [ym for ym, (fp, _, folder) in state.items() if fp != network.fingerprint and ym not in wanted]
+        with transaction(con):
+            con.execute("DELETE FROM matched_networks WHERE district = ?", [network.key])
+            con.execute("INSERT INTO matched_networks VALUES (?, ?, ?, ?, ?, ?)",
+                        [network.key, network.fingerprint, str(network.source_path), network.radius_m,
+                         len(network.roads), dt.datetime.now()])  # fmt: skip
+            for ym in stale:
+                con.execute("DELETE FROM match_state WHERE district = ? AND year = ? AND month = ?", [network.key, *ym])
+                obsolete.append(warehouse / state[ym][2])
+            for r in rows:
+                con.execute("DELETE FROM match_state WHERE district = ? AND year = ? AND month = ?", [r[0], r[2], r[3]])
+                con.execute("INSERT INTO match_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", list(r))
+        if rows or stale:
+            refresh_views(con, warehouse)
+    finally:
+        con.close()
+    for folder in obsolete:
+        shutil.rmtree(folder, ignore_errors=True)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _write_month(folder: Path, res: MonthResult) -> None:
+    """Write the month's files into a fresh folder (temporary name, then renamed): never half a month."""
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, table in (("points", res.points), ("trips", res.trips), ("events", res.events)):
+        pq.write_table(table, tmp / f"{name}.parquet", compression="zstd", compression_level=1, row_group_size=1_000_000)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)

@@ -1,0 +1,145 @@
+"""Monitoring: is the effect lasting? A monthly series per district, extended by every delivery.
+
+For every complete calendar month of the point store after the district's last named period,
+the treated and comparison streets' level of every indicator (points and passages) with its 95 %
+cluster-bootstrap interval, and its change against the district's default `after` period with the
+interval of that change (the vehicles of both resampled jointly). Stored in ``monthly_series``;
+nobody edits a file when a new month arrives.
+
+A month is complete when the store holds points of its last day (or of a later day).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from analysis.evaluation import compare_periods_all
+from analysis.evidence import period_samples
+from analysis.filters import ALL_POINTS, PointFilter
+from analysis.matchstage import Network, district_network, match_stage, months_between
+from config.districts import District, Period
+from config.settings import ADEQUATE_MIN_VEHICLES, DEFAULT_RESAMPLES, DEFAULT_SEED, INDICATORS
+from etl.schema import transaction
+from etl.warehouse import connect, point_files
+
+
+def last_day_in_store(files: list[Path]) -> dt.date | None:
+    """The latest operation date of point files, from their Parquet statistics (no data read)."""
+    latest = None
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        col = meta.schema.to_arrow_schema().get_field_index("operation_date")
+        if col < 0:
+            continue
+        for rg in range(meta.num_row_groups):
+            st = meta.row_group(rg).column(col).statistics
+            if st is not None and st.has_min_max:
+                latest = st.max if latest is None or st.max > latest else latest
+    return latest
+
+
+def monitoring_months(warehouse: str | Path, district: District) -> list[Period]:
+    """Complete calendar months of the store after the district's last named period, in order."""
+    store = point_files(warehouse)
+    if not store:
+        return []
+    last_period_end = max(p.end for p in district.periods.values())
+    latest = max((d for d in (last_day_in_store(store[k]) for k in sorted(store)[-2:]) if d is not None), default=None)
+    out = []
+    for y, m in sorted(store):
+        first = dt.date(y, m, 1)
+        last = dt.date(y, m, calendar.monthrange(y, m)[1])
+        if first > last_period_end and latest is not None and latest >= last:
+            out.append(Period(f"{y:04d}-{m:02d}", first, last, f"{y}年{m}月"))
+    return out
+
+
+def monthly_series(
+    warehouse: str | Path, district: District, *, network: Network | None = None,
+    point_filter: PointFilter = ALL_POINTS, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+    min_vehicles: int = ADEQUATE_MIN_VEHICLES, store: bool = True,
+) -> pd.DataFrame:  # fmt: skip
+    """The district's monthly series (see the module docstring); stored in monthly_series unless store=False.
+
+    Returns one row per month, indicator and unit (treated, control) with value, ci_low, ci_high,
+    n, n_vehicles, after_level, change_vs_after, change_ci_low, change_ci_high and flag.
+    """
+    warehouse = Path(warehouse)
+    network = network or district_network(district)
+    after = district.period(district.default_after)
+    months = monitoring_months(warehouse, district)
+    rows = []
+    if months:
+        needed = sorted({m for p in (after, *months) for m in months_between(p.start, p.end)})
+        match_stage(warehouse, network, needed)
+        treated = network.roads.loc[network.roads["role"] == "treated", "road_id"].tolist()
+        control = network.roads.loc[network.roads["role"] == "comparison", "road_id"].tolist()
+        con = connect(warehouse, create=False)
+        try:
+            ref = period_samples(con, warehouse, network, "before", after, point_filter)
+            for month in months:
+                cur = period_samples(con, warehouse, network, "after", month, point_filter)
+                comp = compare_periods_all(
+                    pd.concat([ref.point_samples, cur.point_samples], ignore_index=True), treated=treated,
+                    control=control, indicators=INDICATORS,
+                    passages=pd.concat([ref.passage_samples, cur.passage_samples], ignore_index=True),
+                    resamples=resamples, seed=seed, min_vehicles=min_vehicles,
+                )  # fmt: skip
+                for ind, table in comp.items():
+                    for r in table[table["unit"].isin(["treated", "control"])].itertuples():
+                        rows.append({
+                            "month": month.start, "indicator": ind, "unit": r.unit, "value": r.after,
+                            "ci_low": r.after_ci_low, "ci_high": r.after_ci_high, "n": r.n_after,
+                            "n_vehicles": r.n_vehicles_after, "after_level": r.before, "change_vs_after": r.change,
+                            "change_ci_low": r.ci_low, "change_ci_high": r.ci_high, "flag": r.flag,
+                        })  # fmt: skip
+        finally:
+            con.close()
+    cols = ["month", "indicator", "unit", "value", "ci_low", "ci_high", "n", "n_vehicles", "after_level",
+            "change_vs_after", "change_ci_low", "change_ci_high", "flag"]  # fmt: skip
+    series = pd.DataFrame(rows, columns=cols)
+    if store:
+        _store(warehouse, district.key, point_filter, series, resamples, seed)
+    return series
+
+
+def _store(warehouse: Path, key: str, point_filter: PointFilter, series: pd.DataFrame, resamples: int, seed: int) -> None:
+    flt = point_filter.describe_ja()
+    con = connect(warehouse, create=False)
+    try:
+        with transaction(con):
+            con.execute("DELETE FROM monthly_series WHERE district = ? AND filter = ?", [key, flt])
+            if len(series):
+                con.register("_m", series.assign(district=key, filter=flt, resamples=resamples, seed=seed,
+                                                  computed_at=dt.datetime.now()))  # fmt: skip
+                con.execute("""INSERT INTO monthly_series SELECT district, filter, month, indicator, unit, value, ci_low,
+                               ci_high, n, n_vehicles, after_level, change_vs_after, change_ci_low, change_ci_high,
+                               flag, resamples, seed, computed_at FROM _m""")  # fmt: skip
+    finally:
+        con.close()
+
+
+def latest_month_verdict(series: pd.DataFrame, indicator: str = "p85") -> dict | None:
+    """Whether the latest month of the treated street is still at the after level: the interval of its
+    change against the after period contains 0 ('holding'), lies above it ('rising') or below ('falling').
+    None when there is no month."""
+    t = series[(series["indicator"] == indicator) & (series["unit"] == "treated")].sort_values("month")
+    if t.empty:
+        return None
+    r = t.iloc[-1]
+    if np.isnan(r["change_ci_low"]):
+        state = "unknown"
+    elif r["change_ci_low"] > 0:
+        state = "rising"
+    elif r["change_ci_high"] < 0:
+        state = "falling"
+    else:
+        state = "holding"
+    return {"month": r["month"], "state": state, "value": r["value"], "after_level": r["after_level"],
+            "change": r["change_vs_after"], "ci_low": r["change_ci_low"], "ci_high": r["change_ci_high"]}  # fmt: skip

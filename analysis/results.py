@@ -1,0 +1,149 @@
+"""Stored results of a district, read back for publishing: maps, reports and sheets never recompute.
+
+`load_district_results` returns exactly what the warehouse holds for a district and filter —
+road_period_stats / group_period_stats of the compared periods, comparison_results (every
+indicator, same resamples, seed and figures), comparison_histogram, braking, hot spots,
+cut-through and the parameters of the run (evidence_runs) — with the district's roads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import geopandas as gpd
+import pandas as pd
+
+from analysis.filters import ALL_POINTS
+from analysis.matchstage import assign_roles, network_fingerprint
+from config.districts import District, Period
+from etl.warehouse import connect
+from geo.network import load_roads
+
+
+class ResultsMissing(ValueError):
+    """Nothing stored yet for the district (run the analysis first)."""
+
+
+@dataclass
+class DistrictResults:
+    district_key: str
+    filter: str  # the filter's Japanese description ('全日・全車種': all points)
+    periods: dict[str, Period]  # 'before' / 'after', with the district's labels
+    roads: gpd.GeoDataFrame  # metric CRS, roles set
+    road_stats: pd.DataFrame  # road_period_stats rows of the two periods; period column is 'before' / 'after'
+    group_stats: pd.DataFrame  # group_period_stats rows of the two periods
+    comparisons: dict[str, pd.DataFrame]  # indicator -> comparison_results rows (units in stored order)
+    distributions: pd.DataFrame  # comparison_histogram: unit, period, speed_bin_kmh, n_points
+    braking: pd.DataFrame  # braking_per_road
+    hotspots: pd.DataFrame  # braking_hotspots
+    cut_through: pd.DataFrame  # cut_through_summary
+    cut_through_streets: pd.DataFrame  # cut_through_streets
+    resamples: int
+    seed: int
+    min_vehicles: int
+    threshold_g: float
+    braking_source: str
+    radius_m: float
+    computed_at: dt.datetime
+    network_current: bool  # whether the network file still has the fingerprint the figures were computed with
+    monthly: pd.DataFrame | None = None  # monthly_series rows of the filter (months after the last named period)
+
+
+def _period(text: str, name: str, district: District | None) -> Period:
+    start, end = (dt.date.fromisoformat(x) for x in text.split(".."))
+    label = ""
+    if district is not None:
+        for p in district.periods.values():
+            if (p.start, p.end) == (start, end):
+                label = p.label_ja
+    return Period(name, start, end, label)
+
+
+def load_district_results(warehouse: str | Path, district: District, filter_text: str | None = None) -> DistrictResults:
+    """The stored results of `district` for one filter (default: all points). ResultsMissing when none."""
+    flt = filter_text or ALL_POINTS.describe_ja()
+    con = connect(warehouse, read_only=True)
+    try:
+        try:
+            run = con.execute(
+                "SELECT * FROM evidence_runs WHERE district = ? AND filter = ? ORDER BY computed_at DESC LIMIT 1",
+                [district.key, flt]).df()  # fmt: skip
+        except duckdb.CatalogException:  # a warehouse that was never analysed
+            run = pd.DataFrame()
+        if run.empty:
+            raise ResultsMissing(
+                f"no stored results for district {district.key!r} ({flt}): run 'etc2calm analyze' and 'etc2calm compare' "
+                "(or the monthly flow) first"
+            )
+        r = run.iloc[0]
+        periods = {"before": _period(r["period_before"], "before", district), "after": _period(r["period_after"], "after", district)}
+
+        def by_periods(table: str) -> pd.DataFrame:
+            parts = []
+            for key, p in periods.items():
+                df = con.execute(
+                    f"""SELECT * FROM {table} WHERE district = ? AND period_start = ? AND period_end = ?
+                        QUALIFY computed_at = max(computed_at) OVER ()""",
+                    [district.key, p.start, p.end]).df()  # fmt: skip
+                parts.append(df.assign(period=key))
+            return pd.concat(parts, ignore_index=True)
+
+        def of_filter(table: str) -> pd.DataFrame:
+            return con.execute(f"SELECT * FROM {table} WHERE district = ? AND filter = ?", [district.key, flt]).df()
+
+        comp = of_filter("comparison_results")
+        monthly = of_filter("monthly_series").sort_values(["month", "indicator", "unit"]).reset_index(drop=True)
+        comparisons = {ind: g.reset_index(drop=True) for ind, g in comp.groupby("indicator", sort=False)}
+        results = DistrictResults(
+            district_key=district.key, filter=flt, periods=periods, roads=None, road_stats=by_periods("road_period_stats"),
+            group_stats=by_periods("group_period_stats"), comparisons=comparisons,
+            distributions=of_filter("comparison_histogram"), braking=of_filter("braking_per_road"),
+            hotspots=of_filter("braking_hotspots"), cut_through=of_filter("cut_through_summary"),
+            cut_through_streets=of_filter("cut_through_streets"), resamples=int(r["resamples"]), seed=int(r["seed"]),
+            min_vehicles=int(r["min_vehicles"]), threshold_g=float(r["threshold_g"]), braking_source=str(r["braking_source"]),
+            radius_m=float(r["radius_m"]), computed_at=r["computed_at"].to_pydatetime(), network_current=True,
+            monthly=monthly,
+        )  # fmt: skip
+        fingerprint = r["fingerprint"]
+        missing = [k for k in periods if not (results.road_stats["period"] == k).any()]
+        if missing:
+            raise ResultsMissing(
+                f"district {district.key!r}: no per-road figures stored for the compared period(s) "
+                f"{', '.join(f'{k} {periods[k].start}..{periods[k].end}' for k in missing)}: run 'etc2calm analyze' for them"
+            )
+    finally:
+        con.close()
+    roads = assign_roles(load_roads(district.network_path, exclude_highway=district.exclude_highway),
+                         district.treated_roads, district.comparison_roads)  # fmt: skip
+    results.roads = roads
+    results.network_current = fingerprint == network_fingerprint(roads, results.radius_m)
+    return results
+
+
+def load_group_stats(warehouse: str | Path, district_key: str) -> pd.DataFrame:
+    """The stored group_period_stats (treated / comparison pooled) of every period of a district, in date order."""
+    con = connect(warehouse, read_only=True)
+    try:
+        return con.execute(
+            "SELECT * FROM group_period_stats WHERE district = ? ORDER BY period_start, road_group", [district_key]
+        ).df()
+    except duckdb.CatalogException:
+        return pd.DataFrame()
+    finally:
+        con.close()
+
+
+def load_comparisons(warehouse: str | Path, district_key: str, filter_text: str | None = None) -> dict[str, pd.DataFrame]:
+    """The stored comparison_results of a district and filter (default: all points), per indicator."""
+    con = connect(warehouse, read_only=True)
+    try:
+        df = con.execute("SELECT * FROM comparison_results WHERE district = ? AND filter = ?",
+                         [district_key, filter_text or ALL_POINTS.describe_ja()]).df()  # fmt: skip
+    except duckdb.CatalogException:
+        return {}
+    finally:
+        con.close()
+    return {ind: g.reset_index(drop=True) for ind, g in df.groupby("indicator", sort=False)}
