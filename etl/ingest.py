@@ -64,6 +64,7 @@ from etl.schema import DUPLICATES_TABLE
 from etl.spec import FORMAT_1_2, column_index, layouts
 from etl.stage import (
     CRASH_ENV,
+    DELTA_COLUMNS,
     DICT_COLUMNS,
     DUPLICATE_KEY,
     PARQUET_OPTIONS,
@@ -87,7 +88,7 @@ from etl.warehouse import (
     is_outdated,
     read_snapshot,
     refresh_views,
-    set_store_files,
+    update_store_files,
     transaction,
     write_json_atomic,
 )
@@ -248,8 +249,8 @@ def _split_duplicates(table: pa.Table, keys: np.ndarray, cand: np.ndarray, group
 
 def _write_points(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table.cast(POINT_SCHEMA) if table.schema != POINT_SCHEMA else table, path,
-                   use_dictionary=DICT_COLUMNS, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)  # fmt: skip
+    pq.write_table(table.cast(POINT_SCHEMA) if table.schema != POINT_SCHEMA else table, path, use_dictionary=DICT_COLUMNS,
+                   column_encoding=DELTA_COLUMNS, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)  # fmt: skip
 
 
 def _rel(warehouse: Path, p: Path) -> str:
@@ -378,7 +379,8 @@ def _commit_batch(warehouse: Path, con, snap: dict, staging: Path, accepted: lis
         manifest.append(_manifest_row(r, "failed", 0, 0, now))
     if os.environ.get(CRASH_ENV) == "journal":
         os._exit(137)
-    journal = {"commit": commit_id, "generation": new["generation"], "renames": c.renames, "deletes": c.deletes,
+    added = [dict(e, tbl=t) for t, entries in c.new_entries.items() for e in entries]
+    journal = {"commit": commit_id, "generation": new["generation"], "renames": c.renames, "deletes": c.deletes, "added": added,
                "manifest": manifest, "replaced": sorted(replaced), "manifest_set": [[k, *v] for k, v in c.manifest_set.items()],
                "snapshot": new}  # fmt: skip
     write_json_atomic(warehouse / JOURNAL, journal)
@@ -493,7 +495,7 @@ def _apply_journal(warehouse: Path, con: duckdb.DuckDBPyConnection) -> None:
                     f"INSERT INTO manifest ({', '.join(MANIFEST_ORDER)}) VALUES ({', '.join('?' * len(MANIFEST_ORDER))})",
                     [[m[k] for k in MANIFEST_ORDER] for m in j["manifest"]],
                 )
-            set_store_files(con, j["snapshot"])
+            update_store_files(con, j["deletes"], j["added"])
             con.execute("DELETE FROM warehouse_info WHERE name IN ('generation', 'commit', 'key_fingerprint')")
             con.execute("INSERT INTO warehouse_info VALUES ('generation', ?), ('commit', ?), ('key_fingerprint', ?)",
                         [str(j["generation"]), j["commit"], j["snapshot"].get("key_fingerprint") or ""])  # fmt: skip
@@ -682,6 +684,10 @@ def ingest_paths(
             for r in pending_failed:
                 out[r["path"]] = _file_result(r, {})
             pool = None
+            if files:
+                from etl.kernels import warm_up
+
+                warm_up()  # compiled (or loaded from numba's cache) once, before the workers fork
             if n_workers > 1 and len(files) > 1:
                 # A worker that dies (killed, out of memory) breaks the pool: the ingest then fails
                 # (BrokenProcessPool) before that batch's commit, instead of waiting forever for its task.

@@ -160,8 +160,7 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
 CREATE TABLE IF NOT EXISTS column_docs (table_name VARCHAR, column_name VARCHAR, type VARCHAR, doc VARCHAR);
 CREATE TABLE IF NOT EXISTS warehouse_info (name VARCHAR, value VARCHAR);
 CREATE TABLE IF NOT EXISTS store_files (
-    tbl VARCHAR, path VARCHAR, file_id VARCHAR, day DATE, year INTEGER, month INTEGER, mesh2 INTEGER,
-    n_rows BIGINT, legacy BOOLEAN
+    tbl VARCHAR, path VARCHAR, file_id VARCHAR, day DATE, year INTEGER, month INTEGER, n_rows BIGINT, legacy BOOLEAN
 );
 """
 
@@ -172,9 +171,8 @@ STORE_FILES_COLUMNS: dict[str, tuple[str, str]] = {
     "day": ("DATE", "operation date (points)"),
     "year": ("INTEGER", "year of the operation date"),
     "month": ("INTEGER", "month of the operation date"),
-    "mesh2": ("INTEGER", "2次メッシュ of the positions (points)"),
     "n_rows": ("BIGINT", "rows in the file"),
-    "legacy": ("BOOLEAN", "written by an ingest before snapshots (other columns)"),
+    "legacy": ("BOOLEAN", "listed from the folders of a warehouse written before snapshots"),
 }
 WAREHOUSE_INFO_COLUMNS: dict[str, tuple[str, str]] = {
     "name": ("VARCHAR", "key_fingerprint (SHA-256 under a fixed prefix of the ID key, never the key), generation (commits), "

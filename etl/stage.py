@@ -45,7 +45,8 @@ ROW_GROUP_ROWS = 250_000
 MAX_OPEN_WRITERS = 64
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, write_statistics=True, store_schema=False)
 
-_ARROW = {"str": pa.string(), "int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64(), "float": pa.float64(),
+_DICT_STR = pa.dictionary(pa.int32(), pa.string())
+_ARROW = {"str": _DICT_STR, "int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64(), "float": pa.float64(),
           "date": pa.date32(), "timestamp": pa.timestamp("s")}  # fmt: skip
 
 
@@ -53,7 +54,6 @@ def _spec_fields(layout: Layout) -> list[pa.Field]:
     return [pa.field(c.name, _ARROW[c.type]) for c in layout.columns if c.type != "id"]
 
 
-_DICT_STR = pa.dictionary(pa.int32(), pa.string())
 # The one schema of every probe_points file (year / month are hive folders, not columns).
 # vehicle_key, file_id and member are written from dictionary arrays; readers get plain strings
 # (the Arrow schema is not stored), DuckDB VARCHAR.
@@ -70,6 +70,8 @@ DICT_COLUMNS = ["operation_date", "vehicle_key", "vehicle_id", "rsu_id", "vehicl
                 "altitude_m", "matching_flag", "drm_version", "mesh_code", "drm_entry_node", "drm_exit_node",
                 "distance_from_entry_m", "confirmed_flag", "census_section_no", "direction_code", "administrator_code",
                 "serial_no", "mesh2", "file_id", "member"]  # fmt: skip
+# Sequential or time-like integers: delta-encoded (cheaper to write than dictionary or plain pages).
+DELTA_COLUMNS = {c: "DELTA_BINARY_PACKED" for c in ("line_no", "received_at", "gps_time", "trip_start", "trip_end", "updated_at")}
 # What makes two points the same (an exact duplicate is stored once).
 DUPLICATE_KEY = ("operation_date", "vehicle_key", "trip_no", "gps_time", "lon", "lat", "speed_kmh")
 QUARANTINE_SCHEMA = pa.schema([("file_id", pa.string()), ("source_path", pa.string()), ("format", pa.string()),
@@ -327,7 +329,8 @@ class _PointWriter:
             date = dt.date(1970, 1, 1) + dt.timedelta(days=day)
             name = f"{date.isoformat()}_{part}.parquet"
             self.folder.mkdir(parents=True, exist_ok=True)
-            w = pq.ParquetWriter(self.folder / name, POINT_SCHEMA, use_dictionary=DICT_COLUMNS, **PARQUET_OPTIONS)
+            w = pq.ParquetWriter(self.folder / name, POINT_SCHEMA, use_dictionary=DICT_COLUMNS, column_encoding=DELTA_COLUMNS,
+                                 **PARQUET_OPTIONS)  # fmt: skip
             self.writers[day] = (name, w)
             self.outputs[name] = {"name": name, "day": date.isoformat(), "year": date.year, "month": date.month, "rows": 0}
         name, w = self.writers[day]
@@ -369,7 +372,9 @@ def _points_table(good: pa.Table, file_id: str, member: str, base: int) -> tuple
     zeros = pa.array(np.zeros(n, np.int32))
     cols["file_id"] = pa.DictionaryArray.from_arrays(zeros, pa.array([file_id], pa.string()))
     cols["member"] = pa.DictionaryArray.from_arrays(zeros, pa.array([member], pa.string()))
-    table = pa.table([cols[f.name] for f in POINT_SCHEMA], schema=POINT_SCHEMA)
+    table = pa.table([cols[f.name] for f in POINT_SCHEMA], names=POINT_SCHEMA.names)
+    if table.schema != POINT_SCHEMA:  # the text path gives plain strings
+        table = table.cast(POINT_SCHEMA)
     days = pc.cast(good.column("operation_date"), pa.int32()).to_numpy(zero_copy_only=False)
     return table, days
 
@@ -444,7 +449,8 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
             else:
                 if base:
                     good = good.set_column(good.schema.get_field_index("line_no"), "line_no", pc.add(good.column("line_no"), base))
-                good = good.set_column(good.schema.get_field_index("vehicle_key"), "vehicle_key", good.column("vehicle_key").cast(pa.string()))
+                good = pa.table([c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in
+                                 (good.column(i).combine_chunks() for i in range(good.num_columns))], names=good.column_names)
                 good = good.append_column("member", pa.array([member] * good.num_rows, pa.string()))
                 good = good.append_column("file_id", pa.array([src.file_id] * good.num_rows, pa.string()))
                 other["trips" if fmt == "1-3" else "events"].append(good)

@@ -318,8 +318,16 @@ def _range_failure(v: pa.Array, col: Column) -> pa.Array:
 
 
 def _str_column(text: pa.Array, col: Column) -> pa.Array:
+    """Text trimmed, empty → NULL (a dictionary array: done on its dictionary)."""
     if col.type != "str":
         return text
+    if pa.types.is_dictionary(text.type):
+        values = pc.utf8_trim_whitespace(text.dictionary)
+        indices = text.indices
+        empty = pc.equal(values, "")
+        if pc.any(empty).as_py():
+            indices = pc.if_else(empty.take(indices), pa.scalar(None, indices.type), indices)
+        return pa.DictionaryArray.from_arrays(indices, values)
     t = pc.utf8_trim_whitespace(text)
     return pc.if_else(pc.equal(t, ""), pa.scalar(None, pa.string()), t)
 
@@ -382,7 +390,8 @@ def validate_rows(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_
 # ---------------------------------------------------------------------------------------------
 # The fast path: typed columns straight from the CSV reader
 
-_TYPED = {"str": pa.string(), "id": pa.string(), "int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64(),
+_DICT_STR = pa.dictionary(pa.int32(), pa.string())
+_TYPED = {"str": _DICT_STR, "id": _DICT_STR, "int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64(),
           "float": pa.float64(), "date": pa.int64(), "timestamp": pa.int64()}  # fmt: skip
 
 

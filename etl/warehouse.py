@@ -404,15 +404,31 @@ def _confine(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
 
 def set_store_files(con: duckdb.DuckDBPyConnection, snap: dict) -> None:
     """Replace the table store_files by the files of a snapshot (inside the caller's transaction)."""
-    rows = [(t, f["path"], f.get("file_id") or "", f.get("day"), f.get("year"), f.get("month"), f.get("mesh2"),
-             f.get("rows"), bool(f.get("legacy", False))) for t, fs in snap["files"].items() for f in fs]  # fmt: skip
+    rows = [(t, f["path"], f.get("file_id") or "", f.get("day"), f.get("year"), f.get("month"), f.get("rows"),
+             bool(f.get("legacy", False))) for t, fs in snap["files"].items() for f in fs]  # fmt: skip
     con.execute("DELETE FROM store_files")
     if rows:
         cols = list(zip(*rows))
         con.execute(
             "INSERT INTO store_files SELECT * FROM (SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
-            "unnest(?::DATE[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]), unnest(?::BIGINT[]), "
-            "unnest(?::BOOLEAN[]))",
+            "unnest(?::DATE[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]), unnest(?::BIGINT[]), unnest(?::BOOLEAN[]))",
+            [list(c) for c in cols],
+        )
+
+
+def update_store_files(con: duckdb.DuckDBPyConnection, deleted: list[str], added: list[dict]) -> None:
+    """store_files minus the deleted paths plus the added entries (inside the caller's transaction): a
+    commit's cost here grows with what it changes, not with the store."""
+    if deleted:
+        con.execute("DELETE FROM store_files WHERE path IN (SELECT unnest(?::VARCHAR[]))", [deleted])
+    if added:
+        con.execute("DELETE FROM store_files WHERE path IN (SELECT unnest(?::VARCHAR[]))", [[e["path"] for e in added]])
+        rows = [(e["tbl"], e["path"], e.get("file_id") or "", e.get("day"), e.get("year"), e.get("month"), e.get("rows"),
+                 bool(e.get("legacy", False))) for e in added]  # fmt: skip
+        cols = list(zip(*rows))
+        con.execute(
+            "INSERT INTO store_files SELECT * FROM (SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+            "unnest(?::DATE[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]), unnest(?::BIGINT[]), unnest(?::BOOLEAN[]))",
             [list(c) for c in cols],
         )
 
@@ -445,5 +461,5 @@ def ingest_lock(warehouse: Path):
 __all__ = [
     "DB_NAME", "JOURNAL", "SNAPSHOT", "TABLES", "WarehouseBusy", "WarehouseInconsistent",
     "WarehouseMissing", "WarehouseOutdated", "is_outdated", "legacy_snapshot", "connect", "db_path", "empty_snapshot", "ingest_lock", "point_files", "read_snapshot",
-    "refresh_views", "set_store_files", "sql_literal", "table_files", "transaction", "write_json_atomic",
+    "refresh_views", "set_store_files", "update_store_files", "sql_literal", "table_files", "transaction", "write_json_atomic",
 ]  # fmt: skip
