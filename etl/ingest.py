@@ -205,23 +205,38 @@ def _repeats(keys: np.ndarray) -> np.ndarray:
     return pd.Series(keys, copy=False).duplicated(keep="first").to_numpy()
 
 
+BUCKET_KEYS = 20_000_000  # keys held at once by the duplicate check of one operation date (~0.5 GB with its hash table)
+
+
 class _Group:
-    """The kept points of one operation date during a commit: where their keys and fields are."""
+    """The kept points of one operation date during a commit: where their keys and fields are.
+
+    Keys are read when needed (and a very large day is checked in buckets of key % K), so memory
+    does not grow with the size of a day."""
 
     def __init__(self):
-        self.sources: list[tuple[Path | None, pa.Table | None, np.ndarray]] = []  # (file or table, keys)
+        # (file, table, keys held or None, raw keys file or None, rows)
+        self.sources: list[tuple[Path | None, pa.Table | None, np.ndarray | None, Path | None, int]] = []
 
-    def add(self, keys: np.ndarray, path: Path | None = None, table: pa.Table | None = None) -> None:
-        if len(keys):
-            self.sources.append((path, table, keys))
+    def add(self, n: int, path: Path | None = None, table: pa.Table | None = None, keys: np.ndarray | None = None,
+            keys_file: Path | None = None) -> None:  # fmt: skip
+        if n:
+            self.sources.append((path, table, keys, keys_file, n))
 
-    def keys(self) -> np.ndarray:
-        return np.concatenate([k for _, _, k in self.sources]) if self.sources else np.zeros(0, np.int64)
+    @staticmethod
+    def load(source) -> np.ndarray:
+        path, _, keys, keys_file, _ = source
+        if keys is not None:
+            return keys
+        if keys_file is not None:
+            return np.fromfile(keys_file, dtype=np.int64)
+        return _file_keys(path)
 
     def tuples(self, keys: np.ndarray) -> set[tuple]:
         out: set[tuple] = set()
-        for path, table, k in self.sources:
-            mask = np.isin(k, keys)
+        for src in self.sources:
+            path, table, _, _, _ = src
+            mask = np.isin(self.load(src), keys)
             if not mask.any():
                 continue
             if table is not None:
@@ -229,6 +244,27 @@ class _Group:
             else:
                 out.update(_tuples_with_keys(path, keys))
         return out
+
+
+def _repeat_masks(loaders: list, sizes: list[int]) -> list[np.ndarray]:
+    """Per source (in order), True where its key occurred earlier in this or an earlier source."""
+    total = sum(sizes)
+    k = max(1, -(-total // BUCKET_KEYS))
+    if k == 1:
+        rep = _repeats(np.concatenate([load() for load in loaders]) if loaders else np.zeros(0, np.int64))
+        return np.split(rep, np.cumsum(sizes)[:-1]) if sizes else []
+    masks = [np.zeros(n, dtype=bool) for n in sizes]
+    for b in range(k):  # equal keys fall in one bucket: each bucket is checked on its own
+        parts, picks = [], []
+        for load in loaders:
+            keys = load()
+            pick = np.flatnonzero(keys.view(np.uint64) % np.uint64(k) == np.uint64(b))
+            parts.append(keys[pick])
+            picks.append(pick)
+        rep = _repeats(np.concatenate(parts))
+        for m, pick, r in zip(masks, picks, np.split(rep, np.cumsum([len(p) for p in parts])[:-1])):
+            m[pick] = r
+    return masks
 
 
 def _split_duplicates(table: pa.Table, keys: np.ndarray, cand: np.ndarray, group: _Group) -> np.ndarray:
@@ -314,36 +350,35 @@ def _commit_batch(warehouse: Path, con, snap: dict, staging: Path, accepted: lis
         gkey = day
         group = _Group()
         for e in by_group.get(gkey, []):
-            path = warehouse / e["path"]
-            group.add(_file_keys(path), path=path)
+            group.add(int(e.get("rows") or pq.ParquetFile(warehouse / e["path"]).metadata.num_rows), path=warehouse / e["path"])
         if gkey in removed_points:
             _restore_duplicates(c, work, gkey, removed_points[gkey], dups_by_group.get(gkey, []), group, order, counts)
         staged = staged_by_group.get(gkey, [])
-        staged_keys = [np.fromfile(staging / r["dir"] / o["keys"], dtype=np.int64) for r, o in staged]
-        before = group.keys()
-        repeats = _repeats(np.concatenate([before, *staged_keys]))
-        at = len(before)
-        for (r, o), keys in zip(staged, staged_keys):
-            cand = repeats[at : at + len(keys)]
-            at += len(keys)
+        sidecars = [staging / r["dir"] / o["keys"] for r, o in staged]
+        loaders = [lambda src=src: _Group.load(src) for src in group.sources]
+        loaders += [lambda f=f: np.fromfile(f, dtype=np.int64) for f in sidecars]
+        masks = _repeat_masks(loaders, [src[4] for src in group.sources] + [o["rows"] for _, o in staged])
+        for (r, o), sidecar, cand in zip(staged, sidecars, masks[len(group.sources):]):
+            keys = None
             src = staging / r["dir"] / o["file"]
             year, month = o["year"], o["month"]
             name = f"{day}_{r['file_id']}_{commit_id}_{o['name'].rsplit('_', 1)[1]}"
             dst = f"{_point_dir('probe_points', year, month)}/{name}"
             entry = {"file_id": r["file_id"], "day": day, "year": year, "month": month}
             if not cand.any():
-                group.add(keys, path=src)
-                c.place(src, "probe_points", dst, dict(entry, rows=len(keys)))
+                group.add(o["rows"], path=src, keys_file=sidecar)
+                c.place(src, "probe_points", dst, dict(entry, rows=o["rows"]))
                 continue
+            keys = np.fromfile(sidecar, dtype=np.int64)
             table = _read(src)
             dup = _split_duplicates(table, keys, cand, group)
             if not dup.any():
-                group.add(keys, table=table)
+                group.add(len(keys), path=src, keys_file=sidecar)
                 c.place(src, "probe_points", dst, dict(entry, rows=len(keys)))
                 continue
             kept = table.filter(pa.array(~dup))
             twins = table.filter(pa.array(dup))
-            group.add(keys[~dup], table=kept)
+            group.add(kept.num_rows, table=kept, keys=keys[~dup])
             dups[r["file_id"]] = dups.get(r["file_id"], 0) + int(dup.sum())
             if kept.num_rows:
                 out = work / "probe_points" / name
@@ -424,7 +459,7 @@ def _restore_duplicates(c: _Commit, work: Path, gkey, removed: list[dict], dup_e
         _write_points(returned, out)
         entry = {"file_id": fid, "day": day, "year": year, "month": month}
         c.place(out, "probe_points", f"{_point_dir('probe_points', year, month)}/{name}", dict(entry, rows=returned.num_rows))
-        group.add(keys[back], table=returned)
+        group.add(returned.num_rows, table=returned, keys=keys[back])
         c.deletes.append(e["path"])
         rest = table.filter(pa.array(~back))
         if rest.num_rows:

@@ -160,3 +160,28 @@ def test_sql_still_reads_the_warehouse_files(small_wh):
     glob = (small_wh / "probe_points").as_posix() + "/**/*.parquet"
     p = cli("sql", "--warehouse", small_wh, "--csv", f"SELECT count(*) AS n FROM read_parquet('{glob}')")
     assert p.stdout.splitlines() == ["n", "4"], p.stderr
+
+
+def test_key_file_inside_the_warehouse_refused(tmp_path, monkeypatch):
+    """`etc2calm sql` may read the warehouse folder: the key must never be there."""
+    monkeypatch.delenv("ETC2CALM_ID_KEY")
+    keyfile = tmp_path / "wh" / "keys" / "id_key"
+    keyfile.parent.mkdir(parents=True)
+    keyfile.write_text("k" * 64)
+    monkeypatch.setenv("ETC2CALM_ID_KEY_FILE", str(keyfile))
+    write_zip(tmp_path / "d" / "a.zip", [row(0, "000012345678")])
+    p = cli("ingest", "--warehouse", tmp_path / "wh", tmp_path / "d")
+    assert p.returncode == 2 and "inside the warehouse" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert not (tmp_path / "wh" / "probe_points").exists()
+
+
+def test_fingerprint_recorded_never_the_key(tmp_path):
+    write_zip(tmp_path / "d" / "a.zip", [row(0, "000012345678")])
+    ingest_paths([tmp_path / "d"], tmp_path / "wh")
+    from etl.pseudonymise import key_fingerprint, load_id_key
+    from etl.warehouse import read_snapshot
+
+    fp = key_fingerprint(load_id_key())
+    assert q(tmp_path / "wh", "SELECT value FROM warehouse_info WHERE name = 'key_fingerprint'") == [(fp,)]
+    assert read_snapshot(tmp_path / "wh")["key_fingerprint"] == fp
+    assert load_id_key() not in all_bytes(tmp_path / "wh")
