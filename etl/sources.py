@@ -121,7 +121,7 @@ def describe(path: Path) -> SourceFile:
     return SourceFile(path=path, size_bytes=size, sha256=h.hexdigest())
 
 
-CHUNK_BYTES = 64 * 1024 * 1024  # payloads are handed on in pieces of about this size, cut at line ends
+CHUNK_BYTES = 32 * 1024 * 1024  # payloads are handed on in pieces of about this size, cut at line ends
 
 
 def iter_payloads(path: Path, chunk_bytes: int = CHUNK_BYTES):

@@ -40,7 +40,7 @@ from etl.spec import STYLE_1_2, Layout, layouts
 
 _TO_METRIC = Transformer.from_crs(LONLAT_CRS, METRIC_CRS, always_xy=True)
 CRASH_ENV = "ETC2CALM_TEST_CRASH"  # fault injection for the kill tests
-BUFFER_ROWS = 600_000  # staged point rows a call keeps in memory before writing row groups
+BUFFER_ROWS = 300_000  # staged point rows a call keeps in memory before writing row groups
 ROW_GROUP_ROWS = 250_000
 MAX_OPEN_WRITERS = 64
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, write_statistics=True, store_schema=False)
