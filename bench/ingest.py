@@ -229,6 +229,8 @@ def main(argv=None) -> int:
         shutil.rmtree(work / "warehouse-2", ignore_errors=True)
         floor = statistics.median(floor_rates)
         rate = statistics.median(ingest_rates)
+        pairs = [i / f for i, f in zip(ingest_rates, floor_rates)]
+        print("ratio of each floor/ingest pair: " + ", ".join(f"{r:.2f}" for r in pairs) + f" (median {statistics.median(pairs):.2f})")
         peak = max(p.sum_mb for p in peaks)
         print(f"ingest: {rate:,.0f} rows/s, floor {floor:,.0f} rows/s, ratio {rate / floor:.2f}, peak RSS {peak:,.0f} MB "
               f"(all {args.workers + 1} processes; largest {max(p.max_mb for p in peaks):,.0f} MB), second month "

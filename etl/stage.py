@@ -365,7 +365,8 @@ def _points_table(good: pa.Table, file_id: str, member: str, base: int) -> tuple
     line = good.column("line_no")
     if base:
         line = pc.add(line, base)
-    cols = {name: good.column(name) for name in POINT_SCHEMA.names if name in good.column_names}
+    have = set(good.column_names)
+    cols = {name: good.column(name) for name in POINT_SCHEMA.names if name in have}
     cols["line_no"] = line
     cols["mesh2"] = pa.array(mesh2_of(lon, lat), pa.int32())
     cols["point_key"] = pa.array(point_keys(good), pa.int64())
