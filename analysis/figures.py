@@ -19,7 +19,7 @@ from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import Network, district_network, match_stage, months_between
 from analysis.points import passages, read_points
 from config.districts import District, Period
-from config.settings import DEFAULT_RADIUS_M, P85
+from config.settings import DEFAULT_RADIUS_M, P85, PASSAGE_SPEEDS
 from etl.schema import transaction
 from etl.warehouse import connect
 from geo.aggregate import Cube, aggregate_points, figures, quantile_from_hist
@@ -59,6 +59,8 @@ def passage_figures(p: pd.DataFrame, group_of_road: np.ndarray, n_groups: int, l
     """Per group of roads (group -1 ignored): n_passages, passage_mean_kmh, passage_p85_kmh and
     passage_share_at_or_over_limit of the passages' `speed` ('mean', 'max' or 'section'; passages
     without that speed, e.g. a section speed of one point, are left out)."""
+    if speed not in PASSAGE_SPEEDS:
+        raise ValueError(f"unknown passage speed {speed!r} (choose one of {', '.join(PASSAGE_SPEEDS)})")
     road = p["road_idx"].to_numpy(dtype=np.int64)
     value = p[f"{speed}_kmh"].to_numpy(dtype=float)
     g = group_of_road[road] if len(road) else np.zeros(0, np.int64)

@@ -118,7 +118,8 @@ def generate() -> str:
         parts += ["", f"### `{name}` — {what}", "", _md_table(["column", "type", "meaning, unit"], [[c, t, d] for c, (t, d) in cols.items()])]
     parts += ["", "## Tables written by the analyses"]
     for ddl, source in ((schema.MATCH_DDL, "analysis/matchstage.py"), (schema.RESULT_TABLES_DDL, "analysis/figures.py"),
-                        (schema.EVIDENCE_TABLES_DDL, "analysis/evidence.py")):
+                        (schema.EVIDENCE_TABLES_DDL, "analysis/evidence.py"), (schema.SCREENING_DDL, "analysis/screening.py"),
+                        (schema.GATES_DDL, "analysis/gates.py")):
         for table, cols in _tables_from_ddl(ddl):
             parts += ["", f"### `{table}` ({source})", "", _md_table(["column", "type", "meaning, unit"], [list(c) for c in cols])]
     parts += ["", "## Validation rules", "", "The first failing rule is a quarantined row's `reason`.", ""]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.results import load_comparisons, load_group_stats
+from analysis.results import load_comparisons, load_gates, load_group_stats, load_screening
 from config.districts import District
+from config.settings import INDICATOR_COLUMNS
 
 
 def treated_table(warehouse, districts: list[District]) -> pd.DataFrame:
@@ -64,4 +65,123 @@ def format_headline(warehouse, districts: list[District]) -> str:
                     f"(DiD {100 * s.loc['did', 'change']:+.1f} points [{100 * s.loc['did', 'ci_low']:+.1f}, "
                     f"{100 * s.loc['did', 'ci_high']:+.1f}])"
                 )
+    return "\n".join(lines)
+
+
+_STATISTIC = {"mean": "mean speed", "p85": "85th percentile speed", "share": "share of points >= limit",
+              "passage_share": "share of vehicles (passages) >= limit", "passage_mean": "mean passage speed",
+              "passage_p85": "85th percentile passage speed", "share_plus10": "share of points >= limit + 10"}  # fmt: skip
+
+
+def _value(indicator: str, v: float, kind: str) -> str:
+    if pd.isna(v):
+        return "—"
+    if kind == "ratio":
+        return f"×{v:.2f}"
+    if "share" in indicator:
+        return f"{100 * v:+.1f} points" if kind == "change" else f"{100 * v:.1f} %"
+    return f"{v:+.1f} km/h" if kind == "change" else f"{v:.1f} km/h"
+
+
+def published_vs_measured(warehouse, districts: list[District]) -> pd.DataFrame:
+    """Each district's published figures ([[published]]) next to the treated street's stored figure of the
+    same statistic and period (group_period_stats; changes and ratios of the stored, unrounded levels)."""
+    rows = []
+    for d in districts:
+        g = load_group_stats(warehouse, d.key)
+        t = g[g["road_group"] == "treated"].set_index("period") if len(g) else pd.DataFrame()
+        for p in d.published:
+            col = INDICATOR_COLUMNS[p.indicator]
+            level = lambda name: t.loc[name, col] if name in t.index else float("nan")  # noqa: E731
+            if p.kind == "level":
+                measured = level(p.period)
+            elif p.kind == "change":
+                measured = level(p.period) - level(p.reference)
+            else:
+                measured = level(p.period) / level(p.reference)
+            inside = p.low - 1e-9 <= measured <= p.high + 1e-9 if p.low < p.high else None
+            rows.append({"district": d.name_ja, "statistic": _STATISTIC[p.indicator], "indicator": p.indicator,
+                         "kind": p.kind, "period": p.period if p.kind == "level" else f"{p.reference}→{p.period}",
+                         "published": p.text, "published_low": p.low, "published_high": p.high,
+                         "measured": measured, "within": inside})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def format_published(table: pd.DataFrame) -> str:
+    """Fixed-width lines: statistic, period, the published figure (as published) and this run's."""
+    lines = ["published (district file [[published]]) and measured by this run (the warehouse), treated street:"]
+    for r in table.itertuples():
+        pub = (_value(r.indicator, r.published_low, r.kind) if r.published_low == r.published_high else
+               f"{_value(r.indicator, r.published_low, r.kind)}–{_value(r.indicator, r.published_high, r.kind)}")  # fmt: skip
+        mark = "" if r.within is None else ("  (within the published range)" if r.within else "  (OUTSIDE the published range)")
+        name = r.district + " " * max(0, 14 - _width(r.district))
+        lines.append(f"  {name} {r.statistic:<40} {r.period:<15} published {pub:<18} this run {_value(r.indicator, r.measured, r.kind)}{mark}")
+        lines.append(f"  {'':<14} {'':<40} {'':<15} ({r.published})")
+    return "\n".join(lines)
+
+
+def format_screening(table: pd.DataFrame, top: int | None = None, legend: bool = True) -> str:
+    """Fixed-width lines of ranked candidates (screening_results rows or ScreeningResult.table), the first `top`."""
+    rows = table if top is None else table.head(top)
+    pct = lambda v: "" if pd.isna(v) else f"{100 * v:.1f}%"  # noqa: E731
+    num = lambda v, d=1: "" if pd.isna(v) else f"{v:.{d}f}"  # noqa: E731
+    header = (f"{'rank':>4} {'road':<6} {'score':>5} {'[95% CI]':<12} {'rank CI':<7} {'>=limit':>7} {'[95% CI]':<13} "
+              f"{'>=+10':>6} {'p85':>5} {'brake':>5} {'cut-thr':>7} {'pass/d':>6} {'veh':>5}  name")  # fmt: skip
+    lines = [header, "-" * len(header)]
+    for r in rows.itertuples():
+        ci = f"[{num(r.score_ci_low, 0)}, {num(r.score_ci_high, 0)}]"
+        rci = f"{int(r.rank_ci_low)}-{int(r.rank_ci_high)}" if pd.notna(r.rank_ci_low) else ""
+        sci = f"[{pct(r.share_ci_low)}, {pct(r.share_ci_high)}]"
+        lines.append(f"{int(r.rank):>4} {r.road_id:<6} {num(r.score):>5} {ci:<12} {rci:<7} {pct(r.share_at_or_over_limit):>7} "
+                     f"{sci:<13} {pct(r.share_at_or_over_limit_plus_10):>6} {num(r.p85_kmh):>5} "
+                     f"{num(r.braking_per_1000_passages):>5} {pct(r.cut_through_share):>7} {num(r.passages_per_day, 0):>6} "
+                     f"{int(r.n_vehicles):>5}  {r.road_name}")  # fmt: skip
+    if not legend:
+        return "\n".join(lines)
+    lines.append("score 0-100 (docs/screening.md); shares of passages at or over the limit / limit + 10; p85 of passage "
+                 "speeds, km/h; brake: sudden braking per 1,000 passages; cut-thr: share of the road's trips with origin "
+                 "and destination outside the area; pass/d: passages per day; veh: distinct vehicles; CIs: 95 % cluster "
+                 "bootstrap over vehicles")  # fmt: skip
+    return "\n".join(lines)
+
+
+def format_screening_summary(warehouse, districts: list[District], top: int = 5) -> str:
+    """The stored screening of each district (its latest run), the first `top` candidates."""
+    lines = [f"where to calm next: screening of each district's network (stored screening_results), top {top}:"]
+    for d in districts:
+        run, rows = load_screening(warehouse, d.key)
+        if run is None:
+            continue
+        lines.append(f"  {d.name_ja} ({d.key}), {run['period']} {run['period_start']:%Y-%m-%d}..{run['period_end']:%Y-%m-%d}: "
+                     f"{run['n_candidates']} candidates ranked, {run['n_low_sample']} left out (fewer than "
+                     f"{run['min_vehicles']} vehicles)")  # fmt: skip
+        lines += ["    " + line for line in format_screening(rows, top, legend=False).splitlines()]
+    lines.append("  score 0-100, relative to the district's candidates (docs/screening.md); shares of passages >= limit / "
+                 "limit + 10; p85 of passage speeds; brake: sudden braking per 1,000 passages; cut-thr: share of trips with "
+                 "origin and destination outside the outline; pass/d: passages a day; 95 % cluster-bootstrap intervals")  # fmt: skip
+    return "\n".join(lines)
+
+
+_CLASS_WORDS = {"through": "through", "into": "into", "out_of": "out of", "internal": "internal", "perimeter": "perimeter"}
+
+
+def format_gate_summary(warehouse, districts: list[District]) -> str:
+    """Whole-day share of each gate class per district and period, and the busiest gate-to-gate pair."""
+    lines = ["through traffic by gates (stored gate_class_summary / gate_od), whole day, trips touching the network:"]
+    for d in districts:
+        g = load_gates(warehouse, d.key)
+        s, od, gates = g["summary"], g["od"], g["gates"]
+        if s.empty:
+            continue
+        names = dict(zip(gates["gate_id"], gates["gate_name"])) if len(gates) else {}
+        whole_day = s[s["time_band"] == "all"].assign(_o=lambda x: x["gate_class"].map(list(_CLASS_WORDS).index))
+        for period, rows in whole_day.sort_values(["period_start", "_o"], kind="stable").groupby("period", sort=False):
+            shares = " · ".join(f"{_CLASS_WORDS[r.gate_class]} {100 * r.share_trips:.1f}%" for r in rows.itertuples())
+            name = d.name_ja + " " * max(0, 14 - _width(d.name_ja))
+            lines.append(f"  {name} {period + ':':<8} {shares} ({rows['n_trips'].sum():,} trips)")
+            top = od[(od["period"] == period) & (od["time_band"] == "all") & (od["gate_class"] == "through")]
+            if len(top):
+                r = top.sort_values("n_trips", ascending=False, kind="stable").iloc[0]
+                lines.append(f"  {'':<14} {'':<8} busiest through pair {r['entry_gate']} → {r['exit_gate']}: {r['n_trips']:,} trips "
+                             f"({names.get(r['entry_gate'], '')} → {names.get(r['exit_gate'], '')})")  # fmt: skip
     return "\n".join(lines)

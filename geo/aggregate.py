@@ -25,7 +25,7 @@ import pyarrow as pa
 from config.settings import P85
 from geo.kernels import N_BIN, N_CLASS, N_DAYTYPE, N_HOUR, US_PER_DAY, US_PER_HOUR, _group_by_piece, aggregate_kernel, compact_rows, ro
 
-# Histogram bin (config.settings.SPEED_BIN_KMH = 1 km/h): a point counts in the bin of its speed
+# Histogram bin: 1 km/h (geo.kernels.N_BIN bins); a point counts in the bin of its speed
 # rounded to the nearest km/h (bin value = that whole km/h, clipped to 0..255). ETC2.0 speeds are
 # whole km/h, so each bin holds one speed value and the histogram reproduces every quantile of the
 # raw points exactly; for fractional speeds each value moves by at most 0.5 km/h.
@@ -35,7 +35,6 @@ def speed_bin_kmh(speed_kmh) -> np.ndarray:
     """Whole-km/h bin of each speed, as the cube's kernel bins it (nearest km/h, clipped to 0..255)."""
     return np.clip(np.floor(np.asarray(speed_kmh, dtype=np.float64) + 0.5), 0, N_BIN - 1)
 
-CELL_FIELDS = ["direction", "hour", "day_type", "vehicle_class"]
 
 
 @lru_cache(maxsize=8)
@@ -262,7 +261,7 @@ def quantile_from_hist(group: np.ndarray, value: np.ndarray, count: np.ndarray, 
     return out
 
 
-def figures(cube: Cube, group_of_piece: np.ndarray, n_groups: int, limit_of_group: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def figures(cube: Cube, group_of_piece: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
     """Per group of pieces (group -1 ignored): n_points, n_vehicles (exact), mean_kmh, p85_kmh,
     share_at_or_over_limit, share_at_or_over_limit_plus_10 — all from the merged arrays."""
     cg = group_of_piece[cube.cells["piece"]]

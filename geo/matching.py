@@ -40,10 +40,6 @@ class SegmentGridIndex:
     seg_len: np.ndarray
     packed: np.ndarray  # (len(cell_segments), 7): x0, y0, ux, uy, length, oneway, bearing per cell entry
 
-    @property
-    def road_idx(self) -> np.ndarray:
-        """Road (feature) index of each segment."""
-        return self.links.link_road[self.links.seg_link]
 
 
 def build_segment_index(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,7 +18,21 @@ ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
 
 
 def run(*args, cwd=None):
+    """The installed `etc2calm` script in a subprocess (the entry point as users run it)."""
     return subprocess.run([ETC2CALM, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def cli(*args):
+    """`etc2calm.cli.main` in this process (same parser, same error handling, no interpreter start-up)."""
+    from etc2calm.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse errors and --help
+            code = exc.code
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def assert_one_line_error(proc, *needles):
@@ -65,7 +81,7 @@ def test_ingest_quarantine_exits_zero(tmp_path):
 def test_analyze_roads_csv(ingested, tiny_network, tmp_path):
     wh, truth, _ = ingested
     out = tmp_path / "out" / "stats.csv"
-    proc = run("analyze", "--warehouse", wh, "--roads", tiny_network,
+    proc = cli("analyze", "--warehouse", wh, "--roads", tiny_network,
                "--before", "2017-09-01..2017-09-30", "--after", "2017-11-01..2017-11-30", "--out", out)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
@@ -85,7 +101,7 @@ def test_analyze_period_bounds_are_inclusive(ingested, tiny_network, tmp_path):
     wh, truth, _ = ingested
     out = tmp_path / "s.csv"
     # One-day periods on exactly the delivery days.
-    proc = run("analyze", "--warehouse", wh, "--roads", tiny_network,
+    proc = cli("analyze", "--warehouse", wh, "--roads", tiny_network,
                "--before", "2017-09-05..2017-09-05", "--after", "2017-11-10..2017-11-10", "--out", out)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     rows = {(r["road_id"], r["period"]): r for r in csv.DictReader(out.open(encoding="utf-8"))}
@@ -94,21 +110,23 @@ def test_analyze_period_bounds_are_inclusive(ingested, tiny_network, tmp_path):
 
 def test_sql_table_and_read_only(ingested):
     wh, _, _ = ingested
-    proc = run("sql", "--warehouse", wh, "SELECT count(*) AS n FROM probe_points")
+    proc = cli("sql", "--warehouse", wh, "SELECT count(*) AS n FROM probe_points")
     assert proc.returncode == 0 and "482" in proc.stdout
-    assert_one_line_error(run("sql", "--warehouse", wh, "DELETE FROM manifest"), "read-only")
-    assert_one_line_error(run("sql", "--warehouse", wh, "SELECT * FROM no_such_table"), "SQL error")
+    assert_one_line_error(cli("sql", "--warehouse", wh, "DELETE FROM manifest"), "read-only")
+    assert_one_line_error(cli("sql", "--warehouse", wh, "SELECT * FROM no_such_table"), "SQL error")
 
 
 def _map_data(path: Path) -> str:
-    """The embedded data of a map page (layers, figures, overlays): folium's element ids differ per render."""
+    """The embedded data of a map page (layers, figures, overlays, headline)."""
     import re
 
-    return re.search(r"var DATA = (\{.*?\});\n", path.read_text(encoding="utf-8"), flags=re.S).group(1)
+    return re.search(r"var E2C_DATA = (\{.*?\});\n", path.read_text(encoding="utf-8"), flags=re.S).group(1)
 
 
+@pytest.mark.slow
 def test_map_command_publishes_what_the_pipeline_publishes(tmp_path):
-    """`etc2calm map` draws the stored results, exactly as the flow's publish step (cut-through layer included)."""
+    """`etc2calm map` draws the stored results, exactly as the flow's publish step (cut-through layer included);
+    `publish` writes the report and sheet in both languages; `export --district` every period and the devices."""
     from config.districts import load_district
     from etl.synthetic import generate_delivery
     from maps.publish import publish_district
@@ -128,6 +146,20 @@ def test_map_command_publishes_what_the_pipeline_publishes(tmp_path):
     assert "大倉山三丁目" in html and "合成データ" in html and "抜け道ルート" in html
     flow = publish_district(wh, load_district("okurayama"), tmp_path / "flow")
     assert _map_data(out) == _map_data(Path(flow["map"]))
+    proc = run("publish", "--warehouse", wh, "--district", "okurayama", "--out", tmp_path / "pub", "--lang", "en")
+    assert proc.returncode == 0, proc.stderr
+    report = (tmp_path / "pub" / "okurayama_report.en.html").read_text(encoding="utf-8")
+    assert '<html lang="en">' in report and 'id="headline"' in report and (tmp_path / "pub" / "okurayama_sheet.en.pdf").exists()
+    assert not (tmp_path / "pub" / "okurayama_report.html").exists()  # only the languages asked for
+    proc = run("export", "--warehouse", wh, "--district", "okurayama", "--out", tmp_path / "okurayama.gpkg")
+    assert proc.returncode == 0, proc.stderr
+    import geopandas as gpd
+    import pyogrio
+
+    assert [name for name, _ in pyogrio.list_layers(tmp_path / "okurayama.gpkg")] == ["roads", "road_periods", "devices"]
+    roads = gpd.read_file(tmp_path / "okurayama.gpkg", layer="roads")
+    assert {"before_mean_kmh", "after_mean_kmh", "change_mean_kmh", "before_public"} <= set(roads.columns)
+    assert len(gpd.read_file(tmp_path / "okurayama.gpkg", layer="devices")) == len(load_district("okurayama").devices)
 
 
 @pytest.mark.parametrize(
@@ -146,24 +178,29 @@ def test_map_command_publishes_what_the_pipeline_publishes(tmp_path):
     ],
 )
 def test_user_mistakes_one_line(tmp_path, args, needle):
-    proc = run(*args[:1], "--warehouse", tmp_path / "wh", *args[1:])
+    proc = cli(*args[:1], "--warehouse", tmp_path / "wh", *args[1:])
     assert_one_line_error(proc, needle)
 
 
+def test_user_mistake_from_the_installed_script(tmp_path):
+    """The console script itself: one line, no traceback, non-zero exit."""
+    assert_one_line_error(run("analyze", "--warehouse", tmp_path / "wh", "--district", "atlantis"), "unknown district")
+
+
 def test_analyze_roads_requires_periods(tmp_path, tiny_network):
-    proc = run("analyze", "--warehouse", tmp_path / "wh", "--roads", tiny_network)
+    proc = cli("analyze", "--warehouse", tmp_path / "wh", "--roads", tiny_network)
     assert_one_line_error(proc, "--before is required")
 
 
 def test_sql_without_warehouse(tmp_path):
-    assert_one_line_error(run("sql", "--warehouse", tmp_path / "none", "SELECT 1"), "no warehouse")
+    assert_one_line_error(cli("sql", "--warehouse", tmp_path / "none", "SELECT 1"), "no warehouse")
 
 
 def test_analyze_named_periods_and_filters(ingested, tiny_network, tmp_path):
     wh, truth, _ = ingested
     out = tmp_path / "f.csv"
     # The hand-made points run 7:00–10:59, 60 an hour, half of them on R1: 7-8 keeps 30 per day.
-    proc = run("analyze", "--warehouse", wh, "--roads", tiny_network, "--period", "sep=2017-09-01..2017-09-30",
+    proc = cli("analyze", "--warehouse", wh, "--roads", tiny_network, "--period", "sep=2017-09-01..2017-09-30",
                "--period", "nov=2017-11-01..2017-11-30", "--hours", "7-8", "--days", "weekday", "--out", out)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     rows = {(r["road_id"], r["period"]): r for r in csv.DictReader(out.open(encoding="utf-8"))}
@@ -171,11 +208,11 @@ def test_analyze_named_periods_and_filters(ingested, tiny_network, tmp_path):
     assert int(rows[("R1", "sep")]["n_points"]) == 30 and int(rows[("R1", "nov")]["n_points"]) == 30
     assert rows[("R1", "sep")]["filter"].startswith("7時〜8時")
     # 2017-09-05 and 2017-11-10 are weekdays: a holiday filter keeps nothing.
-    proc = run("analyze", "--warehouse", wh, "--roads", tiny_network, "--before", "2017-09-01..2017-09-30",
+    proc = cli("analyze", "--warehouse", wh, "--roads", tiny_network, "--before", "2017-09-01..2017-09-30",
                "--after", "2017-11-01..2017-11-30", "--days", "holiday", "--out", out)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert all(int(r["n_points"]) == 0 for r in csv.DictReader(out.open(encoding="utf-8")))
     assert "0 points matched in period before" in proc.stderr and "0 points matched in period after" in proc.stderr
     # Filtered figures are not stored over the published ones.
-    out2 = run("sql", "--warehouse", wh, "--csv", "SELECT count(*) AS n FROM road_period_stats")
+    out2 = cli("sql", "--warehouse", wh, "--csv", "SELECT count(*) AS n FROM road_period_stats")
     assert out2.stdout.splitlines() == ["n", "0"]

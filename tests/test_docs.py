@@ -27,7 +27,7 @@ def test_schema_page_is_generated_from_the_code():
 def built_warehouse(tmp_path_factory):
     root = tmp_path_factory.mktemp("docs_wh")
     district = load_district("okurayama")
-    generate_delivery(root / "delivery", districts=[district], scale=0.1)
+    generate_delivery(root / "delivery", districts=[district], scale=0.04, monitoring=False)
     ingest_paths([root / "delivery"], root / "wh")
     analyze_district(root / "wh", district, dict(district.periods))
     evaluate_district(root / "wh", district, resamples=50)

@@ -172,3 +172,19 @@ def test_treated_street_calibration(tmp_path):
     assert 0.12 < share30["T1", "before"] < 0.30  # not most of the points, as a mean of 32.6 km/h would give
     assert 4.0 < means["T1", "before"] - means["T1", "after"] < 8.0
     assert abs(means["C1", "after"] - means["C1", "before"]) < 1.5
+
+
+def test_published_figures_of_the_district_files(tmp_path):
+    """[[published]] is parsed, names real periods, and a bad kind is a clear error."""
+    from config.districts import load_district, load_district_file
+
+    ok = load_district("okurayama").published
+    assert {(p.period, p.indicator, p.kind) for p in ok} >= {("before", "p85", "level"), ("after", "passage_share", "level")}
+    assert [(p.low, p.high) for p in ok if p.period == "after" and p.indicator == "p85"] == [(23.8, 25.6)]
+    naka = load_district("nakayama")
+    assert [(p.indicator, p.kind, p.reference, p.low) for p in naka.published] == [("mean", "change", "before", -7.0)]
+    text = naka.source_path.read_text(encoding="utf-8").replace('kind = "change"', 'kind = "delta"')
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('"../networks/', f'"{naka.source_path.parent.parent}/networks/'), encoding="utf-8")
+    with pytest.raises(ValueError, match="kind must be level"):
+        load_district_file(bad)
