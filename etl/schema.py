@@ -69,20 +69,24 @@ PROBE_POINTS_COLUMNS: dict[str, tuple[str, str]] = {
     "mesh_code": ("VARCHAR", "2次メッシュコード as delivered"),
     "file_id": ("VARCHAR", "source file (manifest.file_id)"),
     "line_no": ("BIGINT", "1-based line in the source CSV member"),
-    "heading_deg": ("DOUBLE", "direction of travel from the previous point of the same vehicle and trip, degrees clockwise "
-                    "from grid north of EPSG:6677 [0, 360); NULL for a trip's first point or when it did not move"),
-    "dt_prev_s": ("DOUBLE", "seconds since the previous point of the same vehicle and trip (by GPS時刻); NULL for the first"),
-    "dist_prev_m": ("DOUBLE", "straight-line metres (EPSG:6677) from the previous point of the same vehicle and trip; NULL for the first"),
     "member": ("VARCHAR", "ZIP member name ('' for plain files)"),
+    "point_key": ("BIGINT", "64-bit hash of (operation_date, vehicle_key, trip_no, gps_time, lon, lat, speed_kmh), the fields "
+                  "that make two points the same: an exact duplicate is stored once (a key match is confirmed on the fields)"),
 }  # fmt: skip
+# Headings, time gaps and decelerations are not stored: the match stage sorts each month's trips and
+# derives them where they are used (a trip crosses meshes and files, so no file can hold them).
 PROBE_POINTS_COLUMNS = _layout_columns(STYLE_1_2, PROBE_POINTS_COLUMNS)
 PROBE_POINTS_COLUMNS.update(
     {
         "year": ("INTEGER", "partition: year of operation_date"),
         "month": ("INTEGER", "partition: month of operation_date"),
-        "mesh2": ("INTEGER", "partition: 2次メッシュ (JIS X 0410) of the point's lon/lat"),
+        "mesh2": ("INTEGER", "2次メッシュ (JIS X 0410) of the point's own lon/lat (a delivered ZIP holds one mesh and day, so a "
+                  "point file's statistics mostly cover one mesh)"),
     }
 )
+
+DUPLICATES_TABLE = "point_duplicates"
+# point_duplicates has the columns of probe_points: the skipped copies, each with its own file_id / line_no.
 
 TRIPS_COLUMNS = _layout_columns(
     STYLE_1_3,
@@ -122,7 +126,8 @@ QUARANTINE_COLUMNS: dict[str, tuple[str, str]] = {
     "member": ("VARCHAR", "ZIP member name ('' for plain files)"),
     "line_no": ("BIGINT", "1-based line in the member"),
     "reason": ("VARCHAR", "validation rule that failed (etl/validate.py; listed in docs/warehouse.md)"),
-    "raw_text": ("VARCHAR", "the line as delivered, with the 運行ID replaced by its pseudonym"),
+    "raw_text": ("VARCHAR", "the line as delivered with the 運行ID replaced by its pseudonym; for a line with the wrong number "
+                 "of fields (the ID's position unknown) every non-empty field is replaced by its pseudonym"),
 }
 
 MANIFEST_COLUMNS: dict[str, tuple[str, str]] = {
@@ -134,10 +139,11 @@ MANIFEST_COLUMNS: dict[str, tuple[str, str]] = {
     "rows_read": ("BIGINT", "data lines read (header rows excluded)"),
     "rows_stored": ("BIGINT", "lines stored"),
     "rows_quarantined": ("BIGINT", "lines in quarantine"),
-    "status": ("VARCHAR", "ok | failed | replaced"),
+    "status": ("VARCHAR", "ok | failed | replaced (by a changed version with --replace, or by --rekey)"),
     "message": ("VARCHAR", "reason when failed"),
     "ingested_at": ("TIMESTAMP", "local time of the commit"),
-    "rows_duplicate": ("BIGINT", "exact duplicate points skipped (same vehicle, GPS時刻, lon, lat, speed already stored)"),
+    "rows_duplicate": ("BIGINT", "exact duplicate points not stored again (same operation date, vehicle, trip, GPS時刻, lon, lat, "
+                       "speed already stored from this or another file; kept in point_duplicates)"),
 }
 
 MANIFEST_DDL = """
@@ -152,7 +158,27 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
     rows_read BIGINT, rows_stored BIGINT, rows_quarantined BIGINT, rows_duplicate BIGINT, seconds DOUBLE
 );
 CREATE TABLE IF NOT EXISTS column_docs (table_name VARCHAR, column_name VARCHAR, type VARCHAR, doc VARCHAR);
+CREATE TABLE IF NOT EXISTS warehouse_info (name VARCHAR, value VARCHAR);
+CREATE TABLE IF NOT EXISTS store_files (
+    tbl VARCHAR, path VARCHAR, file_id VARCHAR, day DATE, year INTEGER, month INTEGER, n_rows BIGINT, legacy BOOLEAN
+);
 """
+
+STORE_FILES_COLUMNS: dict[str, tuple[str, str]] = {
+    "tbl": ("VARCHAR", "view the file belongs to (probe_points, point_duplicates, trips, behavior_events, quarantine)"),
+    "path": ("VARCHAR", "path relative to the warehouse folder"),
+    "file_id": ("VARCHAR", "delivered file whose rows it holds (manifest.file_id)"),
+    "day": ("DATE", "operation date (points)"),
+    "year": ("INTEGER", "year of the operation date"),
+    "month": ("INTEGER", "month of the operation date"),
+    "n_rows": ("BIGINT", "rows in the file"),
+    "legacy": ("BOOLEAN", "listed from the folders of a warehouse written before snapshots"),
+}
+WAREHOUSE_INFO_COLUMNS: dict[str, tuple[str, str]] = {
+    "name": ("VARCHAR", "key_fingerprint (SHA-256 under a fixed prefix of the ID key, never the key), generation (commits), "
+             "commit, location / database_path (where the views were made)"),
+    "value": ("VARCHAR", "its value"),
+}
 
 
 # ---------------------------------------------------------------------------------------------
