@@ -26,6 +26,7 @@ ends the flow run Failed, naming the bad files.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from prefect import flow, task
@@ -41,7 +42,7 @@ from analysis.screening import screen_district
 from config.districts import list_districts, load_district
 from config.settings import DEFAULT_RESAMPLES, DEFAULT_SEED, default_output_dir, default_warehouse
 from etl.ingest import ingest_paths
-from etl.sources import find_delivery_files
+from etl.sources import scan_delivery_paths
 from etl.warehouse import connect, point_files
 from maps.publish import PUBLISHED_FILES, publish_district, update_latest
 
@@ -63,22 +64,36 @@ def edition_name(warehouse: str) -> str:
 
 
 def new_delivery_files(landing: str, warehouse: str) -> tuple[list[str], int]:
-    """Files under `landing` whose resolved path is not yet recorded as ingested, and how many are.
+    """Files under `landing` the ingest must see, and how many known files were left out.
 
-    A path check avoids re-reading (hashing) a month of deliveries; content already ingested under
-    another path is still recognised by the ingest itself (SHA-256).
+    A file is left out (not read, not hashed) when its resolved path is in the manifest as ingested
+    with the same size and it has not been modified since. A file changed in place is passed on, so
+    the ingest refuses it loudly (or replaces it with --replace); content already ingested under
+    another path is recognised by the ingest itself (SHA-256). Folders or entries that cannot be
+    read are passed on too, so the ingest names them and counts them as failed.
     """
-    files = [f.resolve() for f in find_delivery_files([landing])]
+    files, problems = scan_delivery_paths([landing])
+    files = [f.resolve() for f in files]
+    unreadable = [str(p) for p, _ in problems]
     db = Path(warehouse) / "warehouse.duckdb"
     if not db.exists():
-        return [str(f) for f in files], 0
-    con = connect(warehouse)
+        return [str(f) for f in files] + unreadable, 0
+    con = connect(warehouse, read_only=True)
     try:
-        done = {r[0] for r in con.execute("SELECT source_path FROM manifest WHERE status = 'ok'").fetchall()}
+        done = {r[0]: (r[1], r[2]) for r in con.execute(
+            "SELECT source_path, size_bytes, max(ingested_at) FROM manifest WHERE status = 'ok' GROUP BY ALL").fetchall()}  # fmt: skip
     finally:
         con.close()
-    new = [str(f) for f in files if str(f) not in done]
-    return new, len(files) - len(new)
+
+    def known(f: Path) -> bool:
+        if str(f) not in done:
+            return False
+        size, at = done[str(f)]
+        st = f.stat()
+        return st.st_size == size and dt.datetime.fromtimestamp(st.st_mtime) <= at
+
+    new = [str(f) for f in files if not known(f)]
+    return new + unreadable, len(files) - len(new)
 
 
 def treated_summary(district_key: str, result) -> list[dict]:
