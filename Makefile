@@ -20,9 +20,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# Regenerate docs/warehouse.md from the code's definitions (a test checks it is current).
+# Regenerate docs/warehouse.md and docs/export.md from the code's definitions (tests check they are current).
 docs: $(STAMP)
 	$(PY) -m etc2calm.docs
+	$(PY) -m maps.export
 
 clean:
 	rm -rf $(VENV) data/warehouse build/demo

@@ -247,17 +247,17 @@ def compare_periods_all(
                 k = ind.removeprefix("passage_")
                 diff = a_reps[k] - b_reps[k]
                 changes[ind][name] = (a[k] - b[k], diff)
-                lo, hi = _interval(diff, alpha)
+                lo, hi = percentile_interval(diff, alpha)
                 row = _row(name, ind, b[k], a[k], a[k] - b[k], lo, hi, nb, na, vb, va, min_vehicles)
                 # the levels' own intervals (same replicates), for charts with whiskers
-                row["before_ci_low"], row["before_ci_high"] = _interval(b_reps[k], alpha)
-                row["after_ci_low"], row["after_ci_high"] = _interval(a_reps[k], alpha)
+                row["before_ci_low"], row["before_ci_high"] = percentile_interval(b_reps[k], alpha)
+                row["after_ci_low"], row["after_ci_high"] = percentile_interval(a_reps[k], alpha)
                 rows[ind].append(row)
     out = {}
     for ind in indicators:
         t_change, t_reps = changes[ind]["treated"]
         c_change, c_reps = changes[ind]["control"]
-        lo, hi = _interval(t_reps - c_reps, alpha)
+        lo, hi = percentile_interval(t_reps - c_reps, alpha)
         r = rows[ind]
         tr, co = r[-2], r[-1]
         did = _row("did", ind, np.nan, np.nan, t_change - c_change, lo, hi,
@@ -276,7 +276,8 @@ def _encode(df: pd.DataFrame, code_of: pd.Index, binned: bool):
             speed, df["limit_kmh"].to_numpy(dtype=float), q)  # fmt: skip
 
 
-def _interval(reps: np.ndarray, alpha: float) -> tuple[float, float]:
+def percentile_interval(reps: np.ndarray, alpha: float) -> tuple[float, float]:
+    """Percentile interval (alpha, 1 - alpha quantiles) of bootstrap replicates, NaN ones left out."""
     reps = reps[np.isfinite(reps)]
     if len(reps) == 0:
         return float("nan"), float("nan")

@@ -91,6 +91,20 @@ def period_samples(con, warehouse: Path, network: Network, label: str, period: P
     return PeriodSamples(pts, pas, point_samples, passage_samples)
 
 
+def braking_events(con, warehouse: Path, network: Network, period: Period, points: pd.DataFrame,
+                   point_filter: PointFilter = ALL_POINTS,
+                   threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G) -> tuple[pd.DataFrame, str]:  # fmt: skip
+    """The period's sudden braking events on the network, with road_id, and their source: 挙動履歴
+    ('behavior_events') when the delivery has events in the period, else inferred from consecutive
+    points ('points': `points` are the period's matched points, with decel_prev_g and road_idx)."""
+    if read_events(con, warehouse, network.key, period.start, period.end).num_rows > 0:
+        ev, source = read_events(con, warehouse, network.key, period.start, period.end, point_filter).to_pandas(), "behavior_events"
+    else:
+        ev, source = inferred_braking(points, threshold_g), "points"
+    ev = ev.assign(road_id=network.road_ids[ev["road_idx"].to_numpy()] if len(ev) else np.array([], dtype=object))
+    return ev, source
+
+
 def trip_ends(con, warehouse: Path, network: Network, period: Period) -> pd.DataFrame:
     """Origin and destination (metres, EPSG:6677) of the trips touching the network in the period's
     months: 様式1-3 where delivered, else the first and last point of the whole trip."""
@@ -115,6 +129,15 @@ def trip_ends(con, warehouse: Path, network: Network, period: Period) -> pd.Data
     delivered = pd.DataFrame({"trip_id": o["trip_id"], "origin_x_m": ox, "origin_y_m": oy, "dest_x_m": dx, "dest_y_m": dy})
     delivered = delivered.drop_duplicates("trip_id")
     return pd.concat([delivered, ends[~ends["trip_id"].isin(delivered["trip_id"])]], ignore_index=True)
+
+
+def cut_through_of_period(con, warehouse: Path, network: Network, period: Period, points: pd.DataFrame, area) -> pd.DataFrame:
+    """Cut-through classification (analysis.behaviour.cut_through_trips) of the trips using the network's
+    residential streets (limit <= RESIDENTIAL_MAX_LIMIT_KMH) inside `area`, from the period's matched
+    points (columns trip_id, vehicle_id, x_m, y_m, road_idx) and the trips' ends (`trip_ends`)."""
+    residential = network.limits_kmh <= RESIDENTIAL_MAX_LIMIT_KMH
+    on_res = points[residential[points["road_idx"].to_numpy()]] if len(points) else points
+    return cut_through_trips(on_res, trip_ends(con, warehouse, network, period), area)
 
 
 def evaluate(
@@ -147,8 +170,6 @@ def evaluate(
     warehouse = Path(warehouse)
     months = sorted({m for p in periods.values() for m in months_between(p.start, p.end)})
     match_stage(warehouse, network, months)
-    road_ids = network.road_ids
-    residential = network.limits_kmh <= RESIDENTIAL_MAX_LIMIT_KMH
     samples, passage_samples, braking, hotspots, cut, cut_streets = [], [], [], [], [], []
     braking_source = "points"
     con = connect(warehouse, read_only=True)  # reads only: no write lock, no view refresh
@@ -158,18 +179,13 @@ def evaluate(
             pts, pas = ps.points, ps.passages
             samples.append(ps.point_samples)
             passage_samples.append(ps.passage_samples)
-            delivered = read_events(con, warehouse, network.key, period.start, period.end).num_rows > 0
-            if delivered:
-                braking_source = "behavior_events"
-                ev = read_events(con, warehouse, network.key, period.start, period.end, point_filter).to_pandas()
-            else:
-                ev = inferred_braking(pts, threshold_g)
-            ev = ev.assign(road_id=road_ids[ev["road_idx"].to_numpy()] if len(ev) else np.array([], dtype=object))
+            ev, source = braking_events(con, warehouse, network, period, pts, point_filter, threshold_g)
+            if source == "behavior_events":
+                braking_source = source
             braking.append(braking_per_road(ev, pas).assign(period=label))
             hotspots.append(braking_hotspots(ev).assign(period=label))
             if area is not None:
-                on_res = pts[residential[pts["road_idx"].to_numpy()]] if len(pts) else pts
-                trips = cut_through_trips(on_res, trip_ends(con, warehouse, network, period), area)
+                trips = cut_through_of_period(con, warehouse, network, period, pts, area)
                 n, k = len(trips), int(trips["cut_through"].sum())
                 cut.append(pd.DataFrame([{
                     "period": label, "n_trips": n, "n_cut_through": k, "share_cut_through": k / n if n else np.nan,

@@ -3,7 +3,8 @@
 `load_district_results` returns exactly what the warehouse holds for a district and filter —
 road_period_stats / group_period_stats of the compared periods, comparison_results (every
 indicator, same resamples, seed and figures), comparison_histogram, braking, hot spots,
-cut-through and the parameters of the run (evidence_runs) — with the district's roads.
+cut-through, the parameters of the run (evidence_runs), the gate classification and gate OD, and
+the latest screening — with the district's roads.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class DistrictResults:
     computed_at: dt.datetime
     network_current: bool  # whether the network file still has the fingerprint the figures were computed with
     monthly: pd.DataFrame | None = None  # monthly_series rows of the filter (months after the last named period)
+    # load_gates: {'gates': district_gates, 'summary': gate_class_summary, 'od': gate_od} of every named period
+    # (match a compared period by period_start / period_end: gate rows carry the district's period names)
+    gates: dict[str, pd.DataFrame] | None = None
+    screening: pd.DataFrame | None = None  # screening_results of the district's latest screening, by rank
 
 
 def _period(text: str, name: str, district: District | None) -> Period:
@@ -120,6 +125,8 @@ def load_district_results(warehouse: str | Path, district: District, filter_text
                          district.treated_roads, district.comparison_roads)  # fmt: skip
     results.roads = roads
     results.network_current = fingerprint == network_fingerprint(roads, results.radius_m)
+    results.gates = load_gates(warehouse, district.key)
+    results.screening = load_screening(warehouse, district.key)[1]
     return results
 
 
@@ -147,3 +154,60 @@ def load_comparisons(warehouse: str | Path, district_key: str, filter_text: str 
     finally:
         con.close()
     return {ind: g.reset_index(drop=True) for ind, g in df.groupby("indicator", sort=False)}
+
+
+def load_road_period_stats(warehouse: str | Path, district_key: str) -> pd.DataFrame:
+    """The latest stored road_period_stats of every period label of a district (or of an ad-hoc network,
+    key 'roads:<file stem>'), in date order; empty when nothing is stored."""
+    con = connect(warehouse, read_only=True)
+    try:
+        return con.execute(
+            """SELECT * FROM road_period_stats WHERE district = ?
+               QUALIFY computed_at = max(computed_at) OVER (PARTITION BY period)
+               ORDER BY period_start, period_end, period, road_id""",
+            [district_key],
+        ).df()
+    except duckdb.CatalogException:
+        return pd.DataFrame()
+    finally:
+        con.close()
+
+
+def load_screening(warehouse: str | Path, district_key: str, area: str | None = None) -> tuple[pd.Series | None, pd.DataFrame]:
+    """The latest stored screening of a network (district key or 'roads:<stem>'; of `area` when
+    given): its screening_runs row and its screening_results rows in rank order. (None, empty) when none."""
+    con = connect(warehouse, read_only=True)
+    try:
+        where, params = "district = ?", [district_key]
+        if area is not None:
+            where, params = where + " AND area = ?", params + [area]
+        run = con.execute(f"SELECT * FROM screening_runs WHERE {where} ORDER BY computed_at DESC LIMIT 1", params).df()
+        if run.empty:
+            return None, pd.DataFrame()
+        r = run.iloc[0]
+        rows = con.execute(
+            "SELECT * FROM screening_results WHERE district = ? AND area = ? AND period_start = ? AND period_end = ? ORDER BY rank",
+            [district_key, r["area"], r["period_start"], r["period_end"]]).df()  # fmt: skip
+        return r, rows
+    except duckdb.CatalogException:
+        return None, pd.DataFrame()
+    finally:
+        con.close()
+
+
+def load_gates(warehouse: str | Path, district_key: str) -> dict[str, pd.DataFrame]:
+    """The stored gates of a district and their results: {'gates': district_gates, 'summary':
+    gate_class_summary, 'od': gate_od} (every period; empty frames when none)."""
+    con = connect(warehouse, read_only=True)
+    out = {}
+    try:
+        for key, table, order in (("gates", "district_gates", "gate_id"),
+                                  ("summary", "gate_class_summary", "period_start, time_band, gate_class"),
+                                  ("od", "gate_od", "period_start, time_band, n_trips DESC, entry_gate, exit_gate")):  # fmt: skip
+            try:
+                out[key] = con.execute(f"SELECT * FROM {table} WHERE district = ? ORDER BY {order}", [district_key]).df()
+            except duckdb.CatalogException:
+                out[key] = pd.DataFrame()
+    finally:
+        con.close()
+    return out

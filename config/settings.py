@@ -63,11 +63,60 @@ ADEQUATE_MIN_VEHICLES = 50  # sample adequacy: figures from fewer distinct vehic
 # or a count derived from fewer distinct vehicles than this.
 PUBLIC_MIN_VEHICLES = 10
 
+# --- Publishing (map, report, sheet, export) -------------------------------------------------
+PUBLIC_LANGUAGES = ("ja", "en")  # every public label exists in both; Japanese is the default
+# Credits printed on every public output; a district file overrides them in its [publication] table.
+DEFAULT_PUBLISHER = {"ja": "etc2calm", "en": "etc2calm"}
+DEFAULT_SOURCE = {"ja": "出典：ETC2.0プローブ情報（国土交通省）", "en": "Source: ETC2.0 probe data (MLIT, Japan)"}
+# The headline's speed indicator (a comparison_results indicator) and its "share of vehicles".
+DEFAULT_HEADLINE_SPEED_INDICATOR = "p85"
+HEADLINE_SHARE_INDICATOR = "passage_share"  # falls back to the share of points when passages are not stored
+# The comparison streets "hardly changed" when their interval includes zero and the change is smaller
+# than this (km/h for speeds, percentage points for shares).
+NO_CHANGE_KMH = 1.0
+NO_CHANGE_POINTS = 3.0
+# Speed classes of published ETC2.0 speed maps (毎日新聞 2016-05-09): <= 30 km/h blue, 30-40 green,
+# >= 40 orange/red. Used for every speed layer (mean, 85th percentile) on map and sheet.
+SPEED_CLASS_BREAKS_KMH = (30.0, 40.0)
+# Traffic-calming devices a district file may place on the map ([[devices]] kind).
+DEVICE_KINDS = ("hump", "narrowing")
+
 # --- Behaviour -------------------------------------------------------------------------------
 G_MS2 = 9.80665
 DEFAULT_BRAKING_THRESHOLD_G = 0.25  # sudden braking (急減速): the order of ETC2.0's recording threshold
 HOTSPOT_CELL_M = 25.0  # braking hot spots: square grid cell, metres
 HOTSPOT_MIN_EVENTS = 2
+
+# --- Screening (analysis/screening.py: where to calm next) ------------------------------------
+# A candidate is a residential road (limit <= RESIDENTIAL_MAX_LIMIT_KMH) with at least this many
+# distinct vehicles in the screened period (`etc2calm screen --min-vehicles`); the same minimum
+# as the adequacy flag of the before/after evidence.
+SCREENING_MIN_VEHICLES = ADEQUATE_MIN_VEHICLES
+# Weights (points out of 100) of the score's components; each component is scaled to 0-1 by the
+# highest value among the candidates (why these weights: analysis/screening.py and docs/screening.md).
+SCREENING_WEIGHTS: dict[str, float] = {
+    "share_at_or_over_limit": 25.0,  # share of passages at or over the limit (「30キロ以上の割合」)
+    "share_at_or_over_limit_plus_10": 15.0,  # share of passages at or over the limit + 10 km/h
+    "p85_over_limit": 10.0,  # 85th percentile passage speed above the limit, km/h (0 when below)
+    "braking_per_1000_passages": 20.0,  # sudden braking (急減速) per 1,000 passages
+    "cut_through_share": 15.0,  # share of the road's trips that are cut-through (抜け道) trips
+    "passages_per_day": 15.0,  # volume: passages per day of the period
+}
+SCREENING_TOP_N = 10  # candidates printed by `etc2calm screen` (the CSV holds every candidate)
+# With an --area polygon, a road is in the area when at least this fraction of its length lies inside.
+SCREENING_AREA_MIN_INSIDE = 0.5
+
+# --- Gates (analysis/gates.py: through traffic classified by entry and exit gates) -------------
+# A crossing of the outline is named by the gate on the road of the point inside (else the gate
+# nearest to where the two points' segment crosses the outline, within this distance, metres).
+GATE_SNAP_M = 150.0
+# Derived gates: crossings of one road with the outline closer than this are one gate, metres.
+GATE_MERGE_M = 30.0
+# Time bands of the gate OD table: (name, first hour, end hour) of the trip's first point in the area (JST).
+GATE_TIME_BANDS: tuple[tuple[str, int, int], ...] = (
+    ("0-7", 0, 7), ("7-9", 7, 9), ("9-17", 9, 17), ("17-19", 17, 19), ("19-24", 19, 24),
+)  # fmt: skip
+GATE_CLASSES = ("through", "into", "out_of", "internal", "perimeter")
 
 # --- Locations -------------------------------------------------------------------------------
 ENV_HOME = "ETC2CALM_HOME"  # folder holding data/ (districts, networks, wards); default: the installed package data

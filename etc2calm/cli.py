@@ -1,4 +1,4 @@
-"""Command-line interface: `etc2calm ingest | match | analyze | compare | map | sql | generate | demo`."""
+"""Command-line interface: `etc2calm ingest | match | analyze | compare | screen | map | publish | export | sql | generate | demo`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from analysis.filters import DIRECTIONS, VEHICLE_CLASSES
 from etc2calm import __version__
 
-from config.settings import DEFAULT_RADIUS_M, INDICATORS, default_warehouse
+from config.settings import DEFAULT_RADIUS_M, INDICATORS, SCREENING_MIN_VEHICLES, SCREENING_TOP_N, default_warehouse
 
 DEFAULT_WAREHOUSE = str(default_warehouse())
 
@@ -39,6 +39,10 @@ def _add_district_or_roads(p: argparse.ArgumentParser) -> None:
                    help="OSM highway classes left out of the network (default: service; '' keeps every road)")
 
 
+def _add_lang(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--lang", choices=["ja", "en"], default="ja", help=f"{what}: ja (default) or en")
+
+
 def _add_warehouse(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="DIR", help=f"warehouse folder (default {DEFAULT_WAREHOUSE})")
 
@@ -50,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="ingest delivered 様式1-2 / 様式1-3 / 挙動履歴 files (ZIP, CSV, gzip, folders) into the warehouse")
     _add_warehouse(p)
-    p.add_argument("--replace", action="store_true", help="a file whose path is already ingested with other content replaces its old rows")
+    p.add_argument("--replace", action="store_true",
+                   help="a file whose path is already ingested with other content replaces its old rows (without it, such a file is refused)")
+    p.add_argument("--rekey", action="store_true",
+                   help="the ID key changed: drop every stored row and ingest PATH... under the current key (give every delivery again)")
     p.add_argument("--format", choices=["1-2", "1-3", "behavior"], help="force the format (default: by file name, then by content)")
     p.add_argument("--behavior-layout", metavar="FILE.toml", help="column layout of 挙動履歴 files (default: documented assumption, see etl/spec.py)")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per core)")
@@ -87,12 +94,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-vehicles", type=int, default=50, metavar="N", help="flag figures below N distinct vehicles (default 50)")
     _add_filters(p)
     p.add_argument("--out", metavar="FILE.csv")
-    p.add_argument("--report", metavar="FILE.html", help="also write the district report (HTML, Japanese)")
+    p.add_argument("--report", metavar="FILE.html", help="also write the district report (HTML)")
+    _add_lang(p, "the report's language")
+
+    p = sub.add_parser("screen", help="rank the residential roads of a network or area: where to calm next (docs/screening.md)")
+    _add_warehouse(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--district", metavar="NAME", help="the district's network; its outline is the area (candidates, cut-through)")
+    g.add_argument("--roads", metavar="FILE", help="road network (GeoJSON, GeoPackage, .osm/.pbf)")
+    p.add_argument("--area", metavar="POLYGON_FILE",
+                   help="screen the roads of the network (--roads or --district) lying inside this polygon (GeoJSON, GeoPackage); "
+                        "it is also the area of cut-through")
+    p.add_argument("--radius", type=float, default=DEFAULT_RADIUS_M, metavar="M",
+                   help=f"matching radius in metres (default {DEFAULT_RADIUS_M:g})")
+    p.add_argument("--exclude-highway", metavar="CLASS,CLASS", default=None,
+                   help="OSM highway classes left out of the network (default: service; '' keeps every road)")
+    p.add_argument("--period", metavar="A..B",
+                   help="YYYY-MM-DD..YYYY-MM-DD, or a period name of the district (default: the district's before period)")
+    p.add_argument("--top", type=int, default=SCREENING_TOP_N, metavar="N", help=f"candidates printed (default {SCREENING_TOP_N}; the CSV has all)")
+    p.add_argument("--min-vehicles", type=int, default=SCREENING_MIN_VEHICLES, metavar="N",
+                   help=f"candidates need at least N distinct vehicles (default {SCREENING_MIN_VEHICLES})")
+    p.add_argument("--resamples", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--out", metavar="FILE.csv", help="every candidate, one row each, sorted by rank (UTF-8, header)")
 
     p = sub.add_parser("map", help="write the before/after map of a district (self-contained HTML)")
     _add_warehouse(p)
     p.add_argument("--district", required=True, metavar="NAME")
     p.add_argument("--out", metavar="FILE.html")
+    _add_lang(p, "the language the map opens in (a button switches in the page)")
+
+    p = sub.add_parser("publish", help="write a district's map, report, A4 sheet and GeoPackage from the stored results")
+    _add_warehouse(p)
+    p.add_argument("--district", required=True, metavar="NAME")
+    p.add_argument("--out", metavar="DIR", help="output folder (default $ETC2CALM_OUTPUT, else build/maps)")
+    p.add_argument("--lang", action="append", choices=["ja", "en"], metavar="ja|en",
+                   help="report and sheet language (repeatable; default: both, Japanese under the plain file names)")
+
+    p = sub.add_parser("export", help="road geometries with every stored figure per period and the change (GeoPackage or GeoParquet)")
+    _add_warehouse(p)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--district", metavar="NAME")
+    g.add_argument("--roads", metavar="FILE", help="the network given to `analyze --roads`")
+    p.add_argument("--out", required=True, metavar="FILE.gpkg|FILE.parquet", help="GeoPackage (.gpkg) or GeoParquet (.parquet)")
+    p.add_argument("--before", metavar="NAME", help="period label of the change's start (default: the district's, else 'before')")
+    p.add_argument("--after", metavar="NAME", help="period label of the change's end (default: the district's, else 'after')")
+    p.add_argument("--exclude-highway", metavar="CLASS,CLASS", default=None,
+                   help="with --roads: the classes left out when it was analysed (default: service)")
 
     p = sub.add_parser("sql", help="run a read-only SELECT against the warehouse")
     _add_warehouse(p)
@@ -180,7 +228,8 @@ def cmd_ingest(args) -> int:
     from etl.ingest import ingest_paths
 
     report = ingest_paths(
-        args.paths, args.warehouse, replace=args.replace, fmt=args.format, behavior_layout=args.behavior_layout, workers=args.workers
+        args.paths, args.warehouse, replace=args.replace, rekey=args.rekey, fmt=args.format,
+        behavior_layout=args.behavior_layout, workers=args.workers,
     )
     for f in report.failed:
         print(f"etc2calm: failed: {f.message}", file=sys.stderr)
@@ -285,7 +334,56 @@ def cmd_compare(args) -> int:
     if report:
         from maps.publish import write_district_report
 
-        print(write_district_report(args.warehouse, district, report, filter_text=point_filter.describe_ja()))
+        print(write_district_report(args.warehouse, district, report, filter_text=point_filter.describe_ja(), lang=args.lang))
+    return 0
+
+
+def cmd_screen(args) -> int:
+    from analysis.screening import RESULT_COLUMNS, screen
+    from config.districts import Period, load_district, parse_date_range
+    from etc2calm.summary import format_screening
+    from geo.network import load_area
+
+    if args.district is None and args.roads is None:
+        if args.area:
+            raise UserError("--area needs a road network: add --roads FILE (or --district NAME); the roads of that network "
+                            "inside the polygon are screened")  # fmt: skip
+        raise UserError("give --district NAME, --roads FILE, or --area POLYGON_FILE with one of them")
+    if args.top < 1:
+        raise UserError(f"--top must be at least 1, got {args.top}")
+    district = load_district(args.district) if args.district else None
+    if args.period and ".." in args.period:
+        start, end = parse_date_range(args.period)
+        period = Period("screen", start, end)
+    elif args.period:
+        if district is None:
+            raise UserError(f"bad --period {args.period!r}: expected YYYY-MM-DD..YYYY-MM-DD")
+        period = district.period(args.period)
+    elif district is not None:
+        period = district.period(district.default_before)
+    else:
+        raise UserError("--roads needs --period YYYY-MM-DD..YYYY-MM-DD")
+    if args.area:
+        area, area_label, area_path = load_area(args.area), f"area:{Path(args.area).stem}", args.area
+    elif district is not None and district.area_path is not None:
+        area, area_label, area_path = load_area(district.area_path), "outline", district.area_path
+    else:
+        area, area_label, area_path = None, "", None
+    out = _output_file(args.out)
+    args.treated = args.control = None
+    res = screen(args.warehouse, _network(args, district), period, area=area, area_label=area_label, area_path=area_path,
+                 min_vehicles=args.min_vehicles, resamples=args.resamples, seed=args.seed)  # fmt: skip
+    where = f" inside {area_label}" if area_label else ""
+    print(f"screening {res.network_key}{where}, {period.name} {period.start}..{period.end}: {res.n_residential} residential "
+          f"roads, {len(res.table)} ranked, {len(res.low_sample)} left out (fewer than {res.min_vehicles} vehicles)")  # fmt: skip
+    print(format_screening(res.table, args.top))
+    for note in res.notes:
+        print(f"note: {note}")
+    if len(res.low_sample):
+        print("left out: " + ", ".join(f"{r.road_id} ({r.n_vehicles} vehicles)" for r in res.low_sample.itertuples()))
+    if out:
+        res.table[RESULT_COLUMNS].to_csv(out, index=False, encoding="utf-8")
+        print(f"wrote {len(res.table)} rows to {out}")
     return 0
 
 
@@ -296,7 +394,45 @@ def cmd_map(args) -> int:
 
     district = load_district(args.district)
     out = _output_file(args.out) or default_output_dir() / f"{district.key}.html"
-    print(write_district_map(args.warehouse, district, out))
+    print(write_district_map(args.warehouse, district, out, lang=args.lang))
+    return 0
+
+
+def cmd_publish(args) -> int:
+    from config.districts import load_district
+    from config.settings import PUBLIC_LANGUAGES, default_output_dir
+    from maps.publish import publish_district
+
+    district = load_district(args.district)
+    out = Path(args.out) if args.out else default_output_dir()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file: give a folder")
+    langs = tuple(dict.fromkeys(args.lang)) if args.lang else PUBLIC_LANGUAGES
+    for key, path in publish_district(args.warehouse, district, out, langs=langs).items():
+        print(f"{key}: {path}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from config.districts import load_district
+    from maps.export import export_district, export_network
+
+    out = _output_file(args.out)
+    if args.district:
+        district = load_district(args.district)
+        if args.before or args.after:
+            from dataclasses import replace
+
+            district = replace(district, default_before=args.before or district.default_before,
+                               default_after=args.after or district.default_after)  # fmt: skip
+        result = export_district(args.warehouse, district, out)
+    else:
+        exclude = None if args.exclude_highway is None else _ids(args.exclude_highway)
+        result = export_network(args.warehouse, args.roads, out, before=args.before or "before",
+                                after=args.after or "after", exclude_highway=exclude)  # fmt: skip
+    layers = ", ".join(f"{name} ({n} rows)" for name, n in result.layers.items())
+    change = f"; change {result.change[0]} → {result.change[1]}" if result.change else "; no change columns"
+    print(f"wrote {result.format} {result.path}: {layers}; periods {', '.join(result.periods)}{change}")
     return 0
 
 
@@ -348,8 +484,9 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {
-    "ingest": cmd_ingest, "match": cmd_match, "analyze": cmd_analyze, "compare": cmd_compare, "map": cmd_map, "sql": cmd_sql,
-    "generate": cmd_generate, "demo": cmd_demo,
+    "ingest": cmd_ingest, "match": cmd_match, "analyze": cmd_analyze, "compare": cmd_compare, "screen": cmd_screen,
+    "map": cmd_map, "publish": cmd_publish, "export": cmd_export, "sql": cmd_sql, "generate": cmd_generate,
+    "demo": cmd_demo,
 }  # fmt: skip
 
 

@@ -7,7 +7,16 @@ import time
 from pathlib import Path
 
 from config.districts import list_districts
-from etc2calm.summary import format_headline, format_published, format_summary, published_vs_measured, treated_table
+from etc2calm.summary import (
+    format_gate_summary,
+    format_headline,
+    format_published,
+    format_screening_summary,
+    format_summary,
+    published_vs_measured,
+    treated_table,
+)
+from maps.publish import PUBLISHED_FILES
 
 
 def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 20171005, scale: float = 1.0) -> dict:
@@ -35,10 +44,12 @@ def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 201710
     print(format_summary(treated_table(warehouse, districts)))
     print(format_headline(warehouse, districts))
     print(format_published(published_vs_measured(warehouse, districts)))
+    print(format_screening_summary(warehouse, districts, top=5))
+    print(format_gate_summary(warehouse, districts))
     print("maps and reports:")
     print(f"    (this edition: {Path(out['edition']).resolve()}; the stable copy, latest/, below)")
     for d in out["districts"].values():
-        for key in ("map", "report", "sheet", "sheet_png"):
+        for key in PUBLISHED_FILES:
             if d["latest"].get(key):
                 print(f"    {Path(d['latest'][key]).resolve()}")
     print(f"warehouse: {warehouse.resolve()} (try: etc2calm sql \"SELECT * FROM road_period_stats LIMIT 5\")")

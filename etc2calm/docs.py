@@ -98,6 +98,9 @@ def generate() -> str:
         ("probe_points", "様式1-2 points that passed validation", schema.PROBE_POINTS_COLUMNS),
         ("trips", "様式1-3 trips (origin / destination)", schema.TRIPS_COLUMNS),
         ("behavior_events", "挙動履歴 events (default layout: see below)", schema.behavior_columns()),
+        ("point_duplicates", "exact duplicates of stored points (same columns as probe_points, each with the file and "
+         "line that delivered it again); they return to probe_points when the file holding the stored copy is replaced",
+         schema.PROBE_POINTS_COLUMNS),
         ("quarantine", "rows that failed validation, with reason", schema.QUARANTINE_COLUMNS),
         ("manifest", "one row per delivered file", schema.MANIFEST_COLUMNS),
         ("matched_points", "points matched to a road of a district's network, once per month by the match stage "
@@ -107,12 +110,16 @@ def generate() -> str:
         ("matched_trips", "the trips touching a district's network: first and last point of the whole trip",
          schema.MATCHED_TRIPS_COLUMNS),
         ("matched_events", "挙動履歴 events inside a district's network box, matched by distance", schema.MATCHED_EVENTS_COLUMNS),
+        ("store_files", "the committed Parquet files the views read (replaced with the manifest in each commit)",
+         schema.STORE_FILES_COLUMNS),
+        ("warehouse_info", "facts about the warehouse", schema.WAREHOUSE_INFO_COLUMNS),
     ]
     for name, what, cols in views:
         parts += ["", f"### `{name}` — {what}", "", _md_table(["column", "type", "meaning, unit"], [[c, t, d] for c, (t, d) in cols.items()])]
     parts += ["", "## Tables written by the analyses"]
     for ddl, source in ((schema.MATCH_DDL, "analysis/matchstage.py"), (schema.RESULT_TABLES_DDL, "analysis/figures.py"),
-                        (schema.EVIDENCE_TABLES_DDL, "analysis/evidence.py")):
+                        (schema.EVIDENCE_TABLES_DDL, "analysis/evidence.py"), (schema.SCREENING_DDL, "analysis/screening.py"),
+                        (schema.GATES_DDL, "analysis/gates.py")):
         for table, cols in _tables_from_ddl(ddl):
             parts += ["", f"### `{table}` ({source})", "", _md_table(["column", "type", "meaning, unit"], [list(c) for c in cols])]
     parts += ["", "## Validation rules", "", "The first failing rule is a quarantined row's `reason`.", ""]

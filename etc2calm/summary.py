@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.results import load_comparisons, load_group_stats
+from analysis.results import load_comparisons, load_gates, load_group_stats, load_screening
 from config.districts import District
 from config.settings import INDICATOR_COLUMNS
 
@@ -117,4 +117,71 @@ def format_published(table: pd.DataFrame) -> str:
         name = r.district + " " * max(0, 14 - _width(r.district))
         lines.append(f"  {name} {r.statistic:<40} {r.period:<15} published {pub:<18} this run {_value(r.indicator, r.measured, r.kind)}{mark}")
         lines.append(f"  {'':<14} {'':<40} {'':<15} ({r.published})")
+    return "\n".join(lines)
+
+
+def format_screening(table: pd.DataFrame, top: int | None = None, legend: bool = True) -> str:
+    """Fixed-width lines of ranked candidates (screening_results rows or ScreeningResult.table), the first `top`."""
+    rows = table if top is None else table.head(top)
+    pct = lambda v: "" if pd.isna(v) else f"{100 * v:.1f}%"  # noqa: E731
+    num = lambda v, d=1: "" if pd.isna(v) else f"{v:.{d}f}"  # noqa: E731
+    header = (f"{'rank':>4} {'road':<6} {'score':>5} {'[95% CI]':<12} {'rank CI':<7} {'>=limit':>7} {'[95% CI]':<13} "
+              f"{'>=+10':>6} {'p85':>5} {'brake':>5} {'cut-thr':>7} {'pass/d':>6} {'veh':>5}  name")  # fmt: skip
+    lines = [header, "-" * len(header)]
+    for r in rows.itertuples():
+        ci = f"[{num(r.score_ci_low, 0)}, {num(r.score_ci_high, 0)}]"
+        rci = f"{int(r.rank_ci_low)}-{int(r.rank_ci_high)}" if pd.notna(r.rank_ci_low) else ""
+        sci = f"[{pct(r.share_ci_low)}, {pct(r.share_ci_high)}]"
+        lines.append(f"{int(r.rank):>4} {r.road_id:<6} {num(r.score):>5} {ci:<12} {rci:<7} {pct(r.share_at_or_over_limit):>7} "
+                     f"{sci:<13} {pct(r.share_at_or_over_limit_plus_10):>6} {num(r.p85_kmh):>5} "
+                     f"{num(r.braking_per_1000_passages):>5} {pct(r.cut_through_share):>7} {num(r.passages_per_day, 0):>6} "
+                     f"{int(r.n_vehicles):>5}  {r.road_name}")  # fmt: skip
+    if not legend:
+        return "\n".join(lines)
+    lines.append("score 0-100 (docs/screening.md); shares of passages at or over the limit / limit + 10; p85 of passage "
+                 "speeds, km/h; brake: sudden braking per 1,000 passages; cut-thr: share of the road's trips with origin "
+                 "and destination outside the area; pass/d: passages per day; veh: distinct vehicles; CIs: 95 % cluster "
+                 "bootstrap over vehicles")  # fmt: skip
+    return "\n".join(lines)
+
+
+def format_screening_summary(warehouse, districts: list[District], top: int = 5) -> str:
+    """The stored screening of each district (its latest run), the first `top` candidates."""
+    lines = [f"where to calm next: screening of each district's network (stored screening_results), top {top}:"]
+    for d in districts:
+        run, rows = load_screening(warehouse, d.key)
+        if run is None:
+            continue
+        lines.append(f"  {d.name_ja} ({d.key}), {run['period']} {run['period_start']:%Y-%m-%d}..{run['period_end']:%Y-%m-%d}: "
+                     f"{run['n_candidates']} candidates ranked, {run['n_low_sample']} left out (fewer than "
+                     f"{run['min_vehicles']} vehicles)")  # fmt: skip
+        lines += ["    " + line for line in format_screening(rows, top, legend=False).splitlines()]
+    lines.append("  score 0-100, relative to the district's candidates (docs/screening.md); shares of passages >= limit / "
+                 "limit + 10; p85 of passage speeds; brake: sudden braking per 1,000 passages; cut-thr: share of trips with "
+                 "origin and destination outside the outline; pass/d: passages a day; 95 % cluster-bootstrap intervals")  # fmt: skip
+    return "\n".join(lines)
+
+
+_CLASS_WORDS = {"through": "through", "into": "into", "out_of": "out of", "internal": "internal", "perimeter": "perimeter"}
+
+
+def format_gate_summary(warehouse, districts: list[District]) -> str:
+    """Whole-day share of each gate class per district and period, and the busiest gate-to-gate pair."""
+    lines = ["through traffic by gates (stored gate_class_summary / gate_od), whole day, trips touching the network:"]
+    for d in districts:
+        g = load_gates(warehouse, d.key)
+        s, od, gates = g["summary"], g["od"], g["gates"]
+        if s.empty:
+            continue
+        names = dict(zip(gates["gate_id"], gates["gate_name"])) if len(gates) else {}
+        whole_day = s[s["time_band"] == "all"].assign(_o=lambda x: x["gate_class"].map(list(_CLASS_WORDS).index))
+        for period, rows in whole_day.sort_values(["period_start", "_o"], kind="stable").groupby("period", sort=False):
+            shares = " · ".join(f"{_CLASS_WORDS[r.gate_class]} {100 * r.share_trips:.1f}%" for r in rows.itertuples())
+            name = d.name_ja + " " * max(0, 14 - _width(d.name_ja))
+            lines.append(f"  {name} {period + ':':<8} {shares} ({rows['n_trips'].sum():,} trips)")
+            top = od[(od["period"] == period) & (od["time_band"] == "all") & (od["gate_class"] == "through")]
+            if len(top):
+                r = top.sort_values("n_trips", ascending=False, kind="stable").iloc[0]
+                lines.append(f"  {'':<14} {'':<8} busiest through pair {r['entry_gate']} → {r['exit_gate']}: {r['n_trips']:,} trips "
+                             f"({names.get(r['entry_gate'], '')} → {names.get(r['exit_gate'], '')})")  # fmt: skip
     return "\n".join(lines)

@@ -1,4 +1,13 @@
-"""Keyed pseudonymisation of the operation ID (運行ID): HMAC-SHA-256, key kept outside the warehouse."""
+"""Keyed pseudonymisation of the operation ID (運行ID): HMAC-SHA-256, key kept outside the warehouse.
+
+The key comes from $ETC2CALM_ID_KEY, else from a key file ($ETC2CALM_ID_KEY_FILE, default
+`$XDG_CONFIG_HOME/etc2calm/id_key`) created with mode 0600 and 32 random bytes (64 hex characters)
+on first use. A key shorter than `MIN_KEY_BYTES` (16) bytes — blank, empty, or a short word — is
+refused: with it anyone could recompute the pseudonyms. The warehouse records only the key's
+`key_fingerprint` (a SHA-256 of the key under a fixed prefix, never the key), so an ingest with
+another key is refused (`KeyMismatch`) instead of storing the same vehicles again under new
+pseudonyms; `etc2calm ingest --rekey` rebuilds the warehouse under the new key.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,6 @@ import os
 import secrets
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -16,6 +24,16 @@ KEY_ENV = "ETC2CALM_ID_KEY"
 KEY_FILE_ENV = "ETC2CALM_ID_KEY_FILE"
 # 128 bits of the HMAC: collisions are negligible for any realistic number of vehicles.
 DIGEST_HEX_CHARS = 32
+MIN_KEY_BYTES = 16
+_FINGERPRINT_PREFIX = b"etc2calm id key fingerprint v1\x00"
+
+
+class IdKeyError(ValueError):
+    """The pseudonymisation key is missing, too short, or not the warehouse's key."""
+
+
+class KeyMismatch(IdKeyError):
+    """The key's fingerprint differs from the one recorded in the warehouse."""
 
 
 def default_key_file() -> Path:
@@ -23,37 +41,92 @@ def default_key_file() -> Path:
     return Path(base) / "etc2calm" / "id_key"
 
 
+def key_file() -> Path | None:
+    """The key file in use, or None when the key comes from $ETC2CALM_ID_KEY."""
+    if os.environ.get(KEY_ENV) is not None:
+        return None
+    return Path(os.environ.get(KEY_FILE_ENV) or default_key_file())
+
+
+_HOW_TO = "generate one with: python3 -c 'import secrets; print(secrets.token_hex(32))'"
+
+
 def load_id_key() -> bytes:
     """The pseudonymisation key: $ETC2CALM_ID_KEY, else a key file created with mode 0600 on first use.
 
     The key never lives in the Parquet store, so publishing the store does not allow
-    re-identification by hashing candidate IDs.
+    re-identification by hashing candidate IDs. Raises IdKeyError for a key under 16 bytes
+    (after stripping surrounding white space), naming where it came from.
     """
     env = os.environ.get(KEY_ENV)
-    if env:
-        return env.encode("utf-8")
+    if env is not None:
+        key = env.strip().encode("utf-8")
+        if len(key) < MIN_KEY_BYTES:
+            raise IdKeyError(
+                f"{KEY_ENV} is {'blank' if not key else f'{len(key)} bytes'}: the ID key must hold at least "
+                f"{MIN_KEY_BYTES} bytes ({_HOW_TO}), or unset it to use the key file"
+            )
+        return key
     path = Path(os.environ.get(KEY_FILE_ENV) or default_key_file())
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))
-    return path.read_text().strip().encode("utf-8")
+    key = path.read_text().strip().encode("utf-8")
+    if len(key) < MIN_KEY_BYTES:
+        raise IdKeyError(
+            f"ID key file {path} holds {'no key' if not key else f'{len(key)} bytes'}: the key must hold at least "
+            f"{MIN_KEY_BYTES} bytes ({_HOW_TO} > {path})"
+        )
+    return key
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A short public identifier of the key (SHA-256 under a fixed prefix): tells keys apart, reveals nothing."""
+    return hashlib.sha256(_FINGERPRINT_PREFIX + key).hexdigest()[:16]
 
 
 def pseudonymise_one(raw_id: str, key: bytes) -> str:
     return hmac.new(key, raw_id.strip().encode("utf-8"), hashlib.sha256).hexdigest()[:DIGEST_HEX_CHARS]
 
 
+def redact_misaligned_line(text: str, key: bytes) -> str:
+    """A line whose fields cannot be aligned with the layout (wrong field count): every non-empty
+    field is replaced by its pseudonym, since any of them may be the 運行ID whatever its shape.
+
+    The line's shape (number of fields, which are empty) is kept; a field that is the ID becomes
+    exactly the vehicle_key it would have had.
+    """
+    return ",".join(pseudonymise_one(f, key) if f.strip() else f for f in text.split(","))
+
+
+def pseudonymise_dict(ids: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[pa.DictionaryArray, pa.Array]:
+    """(vehicle_key as a dictionary array, vehicle_id) for every raw ID: one HMAC per distinct ID,
+    nothing copied per row but the int64 id. NULL / blank IDs stay NULL."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    encoded = ids if pa.types.is_dictionary(ids.type) else pc.dictionary_encode(ids)
+    hexes, ints = [], []
+    for v in encoded.dictionary.to_pylist():
+        raw = (v or "").strip()
+        if not raw:
+            hexes.append(None)
+            ints.append(None)
+            continue
+        digest = hmac.digest(key, raw.encode("utf-8"), "sha256")
+        hexes.append(digest.hex()[:DIGEST_HEX_CHARS])
+        ints.append(int.from_bytes(digest[:8], "big", signed=True))
+    dictionary = pa.array(hexes, pa.string())
+    indices = encoded.indices
+    if dictionary.null_count:  # a NULL dictionary entry is a NULL key
+        indices = pc.if_else(pc.is_null(dictionary.take(indices)), pa.scalar(None, indices.type), indices)
+    return pa.DictionaryArray.from_arrays(indices, dictionary), pa.array(ints, pa.int64()).take(indices)
+
+
 def pseudonymise_ids(ids: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Array:
     """HMAC every distinct ID once (a Python call per vehicle, not per row) and map back by index."""
-    encoded = pc.dictionary_encode(ids)
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks()
-    dictionary = encoded.dictionary.to_pylist()
-    hashed = pa.array([pseudonymise_one(v, key) for v in dictionary], type=pa.string())
-    indices = encoded.indices.to_numpy(zero_copy_only=False)
-    return hashed.take(pa.array(np.asarray(indices, dtype=np.int64)))
+    return pseudonymise_with_ids(ids, key)[0]
 
 
 def pseudonymise_with_ids(ids: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[pa.Array, pa.Array]:
@@ -73,8 +146,14 @@ def pseudonymise_with_ids(ids: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[
             hexes.append(None)
             ints.append(None)
             continue
-        digest = hmac.new(key, raw.encode("utf-8"), hashlib.sha256).digest()
+        digest = hmac.digest(key, raw.encode("utf-8"), "sha256")
         hexes.append(digest.hex()[:DIGEST_HEX_CHARS])
         ints.append(int.from_bytes(digest[:8], "big", signed=True))
     indices = encoded.indices
     return pa.array(hexes, pa.string()).take(indices), pa.array(ints, pa.int64()).take(indices)
+
+
+__all__ = [
+    "IdKeyError", "KeyMismatch", "MIN_KEY_BYTES", "key_file", "key_fingerprint", "load_id_key", "pseudonymise_one",
+    "pseudonymise_dict", "pseudonymise_ids", "pseudonymise_with_ids", "redact_misaligned_line",
+]  # fmt: skip

@@ -69,20 +69,24 @@ PROBE_POINTS_COLUMNS: dict[str, tuple[str, str]] = {
     "mesh_code": ("VARCHAR", "2次メッシュコード as delivered"),
     "file_id": ("VARCHAR", "source file (manifest.file_id)"),
     "line_no": ("BIGINT", "1-based line in the source CSV member"),
-    "heading_deg": ("DOUBLE", "direction of travel from the previous point of the same vehicle and trip, degrees clockwise "
-                    "from grid north of EPSG:6677 [0, 360); NULL for a trip's first point or when it did not move"),
-    "dt_prev_s": ("DOUBLE", "seconds since the previous point of the same vehicle and trip (by GPS時刻); NULL for the first"),
-    "dist_prev_m": ("DOUBLE", "straight-line metres (EPSG:6677) from the previous point of the same vehicle and trip; NULL for the first"),
     "member": ("VARCHAR", "ZIP member name ('' for plain files)"),
+    "point_key": ("BIGINT", "64-bit hash of (operation_date, vehicle_key, trip_no, gps_time, lon, lat, speed_kmh), the fields "
+                  "that make two points the same: an exact duplicate is stored once (a key match is confirmed on the fields)"),
 }  # fmt: skip
+# Headings, time gaps and decelerations are not stored: the match stage sorts each month's trips and
+# derives them where they are used (a trip crosses meshes and files, so no file can hold them).
 PROBE_POINTS_COLUMNS = _layout_columns(STYLE_1_2, PROBE_POINTS_COLUMNS)
 PROBE_POINTS_COLUMNS.update(
     {
         "year": ("INTEGER", "partition: year of operation_date"),
         "month": ("INTEGER", "partition: month of operation_date"),
-        "mesh2": ("INTEGER", "partition: 2次メッシュ (JIS X 0410) of the point's lon/lat"),
+        "mesh2": ("INTEGER", "2次メッシュ (JIS X 0410) of the point's own lon/lat (a delivered ZIP holds one mesh and day, so a "
+                  "point file's statistics mostly cover one mesh)"),
     }
 )
+
+DUPLICATES_TABLE = "point_duplicates"
+# point_duplicates has the columns of probe_points: the skipped copies, each with its own file_id / line_no.
 
 TRIPS_COLUMNS = _layout_columns(
     STYLE_1_3,
@@ -122,7 +126,8 @@ QUARANTINE_COLUMNS: dict[str, tuple[str, str]] = {
     "member": ("VARCHAR", "ZIP member name ('' for plain files)"),
     "line_no": ("BIGINT", "1-based line in the member"),
     "reason": ("VARCHAR", "validation rule that failed (etl/validate.py; listed in docs/warehouse.md)"),
-    "raw_text": ("VARCHAR", "the line as delivered, with the 運行ID replaced by its pseudonym"),
+    "raw_text": ("VARCHAR", "the line as delivered with the 運行ID replaced by its pseudonym; for a line with the wrong number "
+                 "of fields (the ID's position unknown) every non-empty field is replaced by its pseudonym"),
 }
 
 MANIFEST_COLUMNS: dict[str, tuple[str, str]] = {
@@ -134,10 +139,11 @@ MANIFEST_COLUMNS: dict[str, tuple[str, str]] = {
     "rows_read": ("BIGINT", "data lines read (header rows excluded)"),
     "rows_stored": ("BIGINT", "lines stored"),
     "rows_quarantined": ("BIGINT", "lines in quarantine"),
-    "status": ("VARCHAR", "ok | failed | replaced"),
+    "status": ("VARCHAR", "ok | failed | replaced (by a changed version with --replace, or by --rekey)"),
     "message": ("VARCHAR", "reason when failed"),
     "ingested_at": ("TIMESTAMP", "local time of the commit"),
-    "rows_duplicate": ("BIGINT", "exact duplicate points skipped (same vehicle, GPS時刻, lon, lat, speed already stored)"),
+    "rows_duplicate": ("BIGINT", "exact duplicate points not stored again (same operation date, vehicle, trip, GPS時刻, lon, lat, "
+                       "speed already stored from this or another file; kept in point_duplicates)"),
 }
 
 MANIFEST_DDL = """
@@ -152,7 +158,27 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
     rows_read BIGINT, rows_stored BIGINT, rows_quarantined BIGINT, rows_duplicate BIGINT, seconds DOUBLE
 );
 CREATE TABLE IF NOT EXISTS column_docs (table_name VARCHAR, column_name VARCHAR, type VARCHAR, doc VARCHAR);
+CREATE TABLE IF NOT EXISTS warehouse_info (name VARCHAR, value VARCHAR);
+CREATE TABLE IF NOT EXISTS store_files (
+    tbl VARCHAR, path VARCHAR, file_id VARCHAR, day DATE, year INTEGER, month INTEGER, n_rows BIGINT, legacy BOOLEAN
+);
 """
+
+STORE_FILES_COLUMNS: dict[str, tuple[str, str]] = {
+    "tbl": ("VARCHAR", "view the file belongs to (probe_points, point_duplicates, trips, behavior_events, quarantine)"),
+    "path": ("VARCHAR", "path relative to the warehouse folder"),
+    "file_id": ("VARCHAR", "delivered file whose rows it holds (manifest.file_id)"),
+    "day": ("DATE", "operation date (points)"),
+    "year": ("INTEGER", "year of the operation date"),
+    "month": ("INTEGER", "month of the operation date"),
+    "n_rows": ("BIGINT", "rows in the file"),
+    "legacy": ("BOOLEAN", "listed from the folders of a warehouse written before snapshots"),
+}
+WAREHOUSE_INFO_COLUMNS: dict[str, tuple[str, str]] = {
+    "name": ("VARCHAR", "key_fingerprint (SHA-256 under a fixed prefix of the ID key, never the key), generation (commits), "
+             "commit, location / database_path (where the views were made)"),
+    "value": ("VARCHAR", "its value"),
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,11 +485,143 @@ MATCHED_EVENTS_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
+# ---------------------------------------------------------------------------------------------
+# Screening (analysis/screening.py): where to calm next
+
+SCREENING_DDL = """
+CREATE TABLE IF NOT EXISTS screening_results (
+    district          VARCHAR,   -- network key: district key, or 'roads:<file stem>' for an ad-hoc network
+    area              VARCHAR,   -- area the candidates lie in: 'outline' (the district outline), 'area:<file stem>' (--area), '' none
+    period            VARCHAR,   -- period label (a district period name, or 'screen' for --period A..B)
+    period_start      DATE,
+    period_end        DATE,
+    rank              INTEGER,   -- 1 = highest score among the run's candidates
+    road_id           VARCHAR,
+    road_name         VARCHAR,
+    score             DOUBLE,    -- 0-100: 100 * sum of weight * value / best candidate's value, over the weights (docs/screening.md); the points_* columns add up to it
+    score_ci_low      DOUBLE,    -- 95 % cluster bootstrap over vehicles (every component and the scaling recomputed per replicate)
+    score_ci_high     DOUBLE,    -- upper bound of that interval
+    rank_ci_low       INTEGER,   -- 95 % interval of the rank over the same replicates
+    rank_ci_high      INTEGER,   -- upper bound (a larger number: a lower place)
+    limit_kmh         DOUBLE,
+    n_vehicles        BIGINT,    -- distinct vehicles of the road's passages (a candidate has at least min_vehicles)
+    n_passages        BIGINT,    -- passages: one vehicle's traversal of the road
+    passages_per_day  DOUBLE,    -- volume: n_passages / days of the period
+    share_at_or_over_limit DOUBLE, -- fraction (0-1) of passages whose speed (mean of its points) is >= limit
+    share_ci_low      DOUBLE,    -- 95 % cluster bootstrap over vehicles
+    share_ci_high     DOUBLE,    -- upper bound
+    share_at_or_over_limit_plus_10 DOUBLE, -- fraction of passages >= limit + 10 km/h
+    share_plus_10_ci_low  DOUBLE, -- 95 % cluster bootstrap over vehicles
+    share_plus_10_ci_high DOUBLE, -- upper bound
+    p85_kmh           DOUBLE,    -- 85th percentile passage speed, km/h (linear interpolation)
+    p85_ci_low        DOUBLE,    -- 95 % cluster bootstrap over vehicles
+    p85_ci_high       DOUBLE,    -- upper bound
+    p85_over_limit    DOUBLE,    -- max(p85_kmh - limit_kmh, 0), km/h
+    n_braking_events  BIGINT,    -- sudden braking events on the road (挙動履歴, else decelerations >= threshold between consecutive points)
+    braking_per_1000_passages DOUBLE, -- 1000 * n_braking_events / n_passages
+    n_trips           BIGINT,    -- trips using the road that use a residential street inside the area (0 without area)
+    n_cut_through     BIGINT,    -- of which origin and destination lie outside the area
+    cut_through_share DOUBLE,    -- n_cut_through / n_trips; NULL without an area (component left out)
+    points_share      DOUBLE,    -- the score's term of share_at_or_over_limit
+    points_share_plus_10 DOUBLE, -- ... of share_at_or_over_limit_plus_10
+    points_p85        DOUBLE,    -- ... of p85_over_limit
+    points_braking    DOUBLE,    -- ... of braking_per_1000_passages
+    points_cut_through DOUBLE,   -- ... of cut_through_share
+    points_volume     DOUBLE,    -- ... of passages_per_day
+    braking_source    VARCHAR,   -- behavior_events (挙動履歴) or points (inferred: a lower bound)
+    computed_at       TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS screening_runs (
+    district          VARCHAR,
+    area              VARCHAR,
+    period            VARCHAR,
+    period_start      DATE,
+    period_end        DATE,
+    min_vehicles      BIGINT,    -- candidates have at least this many distinct vehicles
+    weights           VARCHAR,   -- JSON {component: weight} used for the score
+    resamples         INTEGER,   -- bootstrap replicates
+    seed              BIGINT,
+    threshold_g       DOUBLE,    -- deceleration threshold of inferred braking, G
+    braking_source    VARCHAR,   -- behavior_events (挙動履歴) or points (inferred: a lower bound)
+    cut_through_available BOOLEAN, -- false without an area: cut-through left out, other weights rescaled
+    n_roads           BIGINT,    -- roads of the network
+    n_residential     BIGINT,    -- residential roads (limit <= 30 km/h) in the area
+    n_candidates      BIGINT,    -- of which ranked (enough vehicles)
+    n_low_sample      BIGINT,    -- of which left out: fewer than min_vehicles distinct vehicles
+    fingerprint       VARCHAR,   -- network fingerprint
+    network_path      VARCHAR,   -- the road network file screened (geometry of the ranked roads, by road_id)
+    area_path         VARCHAR,   -- the area's polygon file (the district outline or --area); '' without area
+    computed_at       TIMESTAMP
+);
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Gates (analysis/gates.py): trips crossing a district classified by entry and exit gates
+
+GATES_DDL = """
+CREATE TABLE IF NOT EXISTS district_gates (
+    district    VARCHAR,
+    gate_id     VARCHAR,   -- id in the district file ([[gates]]), or G01, G02 … clockwise from north (derived)
+    gate_name   VARCHAR,   -- label, Japanese first: the road's name and the side of the district (e.g. 生活道路R3（合成） 北側)
+    road_id     VARCHAR,   -- the road the gate lies on ('' when no road within the matching radius)
+    source      VARCHAR,   -- declared ([[gates]] of the district file) or derived (where a road crosses the outline)
+    x_m         DOUBLE,    -- gate point, metres EPSG:6677 (a declared line: its midpoint)
+    y_m         DOUBLE,
+    lon         DOUBLE,    -- the same point, degrees
+    lat         DOUBLE,
+    computed_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS gate_trips (
+    district      VARCHAR,
+    period        VARCHAR,
+    period_start  DATE,
+    period_end    DATE,
+    trip_id       BIGINT,    -- as matched_points.trip_id
+    vehicle_id    BIGINT,
+    gate_class    VARCHAR,   -- through (enters and leaves through gates) | into (ends inside) | out_of (starts inside) | internal (starts and ends inside) | perimeter (on the network, never inside the outline)
+    entry_gate    VARCHAR,   -- gate of the first entry ('' when none: starts inside or never enters; '?' when no gate is near the crossing)
+    exit_gate     VARCHAR,   -- gate of the last exit (same conventions)
+    time_band     VARCHAR,   -- band (settings GATE_TIME_BANDS) of the hour of the trip's first stored point inside the outline (perimeter: first point on the network)
+    day_type      TINYINT,   -- 0 weekday, 1 Saturday, Sunday or public holiday, of that point
+    first_time    TIMESTAMP, -- GPS時刻 of that point
+    n_crossings   INTEGER,   -- crossings of the outline between consecutive stored points of the trip
+    origin_inside BOOLEAN,   -- 様式1-3 origin (else the trip's first point) inside the outline
+    dest_inside   BOOLEAN,
+    computed_at   TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS gate_od (
+    district      VARCHAR,
+    period        VARCHAR,
+    period_start  DATE,
+    period_end    DATE,
+    time_band     VARCHAR,   -- a band of GATE_TIME_BANDS, or 'all' (every hour)
+    gate_class    VARCHAR,   -- as gate_trips.gate_class
+    entry_gate    VARCHAR,   -- '' for trips that start inside or never enter
+    exit_gate     VARCHAR,   -- '' for trips that end inside or never enter
+    n_trips       BIGINT,
+    n_vehicles    BIGINT,    -- distinct vehicles of those trips (publication threshold)
+    computed_at   TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS gate_class_summary (
+    district      VARCHAR,
+    period        VARCHAR,
+    period_start  DATE,
+    period_end    DATE,
+    time_band     VARCHAR,   -- a band of GATE_TIME_BANDS, or 'all'
+    gate_class    VARCHAR,   -- every class of gate_trips.gate_class, also those without trips
+    n_trips       BIGINT,
+    share_trips   DOUBLE,    -- n_trips / trips of every class in the band
+    n_vehicles    BIGINT,    -- distinct vehicles of those trips
+    computed_at   TIMESTAMP
+);
+"""
+
 
 # Tables derived from the point store (matches, figures, evidence): recomputed by the next analysis,
 # so a new layout drops them instead of migrating. Bump DERIVED_SCHEMA_VERSION when one changes.
-DERIVED_SCHEMA_VERSION = 3
-DERIVED_DDL = (RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL, MATCH_DDL)
+DERIVED_SCHEMA_VERSION = 5
+DERIVED_DDL = (RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL, MATCH_DDL, SCREENING_DDL, GATES_DDL)
 
 
 def _table_names(ddl: str) -> list[str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import lzma
+import os
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -36,20 +38,26 @@ def _is_delivery(path: Path) -> bool:
     return any(name.endswith(s) for s in DELIVERY_SUFFIXES)
 
 
-def find_delivery_files(paths: list[str | Path]) -> list[Path]:
-    """Expand files and folders (recursively) into a sorted list of delivery files.
+def scan_delivery_paths(paths: list[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand files and folders (recursively, following links to folders once) into delivery files.
 
-    Raises FileNotFoundError naming the first path that does not exist.
+    Returns (files in order, problems): a problem is a folder that cannot be listed or an entry with
+    a delivery's name that cannot be read as a file (a broken link), with a one-line message naming
+    it, so that nothing under the given paths is skipped silently. Raises FileNotFoundError
+    naming the first path that does not exist.
     """
     found: list[Path] = []
+    problems: list[tuple[Path, str]] = []
     for p in map(Path, paths):
-        if not p.exists():
+        if not p.exists() and not p.is_symlink():
             raise FileNotFoundError(f"no such file or folder: {p}")
         if p.is_dir():
-            found.extend(sorted(q for q in p.rglob("*") if q.is_file() and _is_delivery(q)))
-        else:
+            found.extend(_walk(p, problems))
+        elif p.exists():
             found.append(p)
-    # Keep order, drop repeats (a file named twice on the command line).
+        else:
+            problems.append((p, f"{p}: cannot read (broken link)"))
+    # Keep order, drop repeats (a file named twice on the command line, or reached twice by links).
     seen: set[Path] = set()
     unique = []
     for p in found:
@@ -57,7 +65,50 @@ def find_delivery_files(paths: list[str | Path]) -> list[Path]:
         if rp not in seen:
             seen.add(rp)
             unique.append(p)
-    return unique
+    return unique, problems
+
+
+def _walk(root: Path, problems: list[tuple[Path, str]]) -> list[Path]:
+    out: list[Path] = []
+    visited: set[tuple[int, int]] = set()
+
+    def onerror(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else root
+        problems.append((where, f"{where}: cannot read folder ({exc.strerror or type(exc).__name__}); its files are not ingested"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+            ident = (st.st_dev, st.st_ino)
+        except OSError:
+            ident = None
+        if ident is not None:
+            if ident in visited:  # a link back to a folder already listed (a loop): not again
+                dirnames[:] = []
+                continue
+            visited.add(ident)
+        dirnames.sort()
+        for name in sorted(filenames):
+            q = Path(dirpath) / name
+            if not _is_delivery(q):
+                continue
+            if q.is_file():
+                out.append(q)
+            else:
+                problems.append((q, f"{q}: cannot read (broken link or not a regular file)"))
+    return out
+
+
+def find_delivery_files(paths: list[str | Path]) -> list[Path]:
+    """Expand files and folders (recursively) into a list of delivery files.
+
+    Raises FileNotFoundError naming the first path that does not exist, SourceError naming the
+    first folder (or entry) that cannot be read: nothing is skipped silently.
+    """
+    files, problems = scan_delivery_paths(paths)
+    if problems:
+        raise SourceError(problems[0][1])
+    return files
 
 
 def describe(path: Path) -> SourceFile:
@@ -70,7 +121,7 @@ def describe(path: Path) -> SourceFile:
     return SourceFile(path=path, size_bytes=size, sha256=h.hexdigest())
 
 
-CHUNK_BYTES = 64 * 1024 * 1024  # payloads are handed on in pieces of about this size, cut at line ends
+CHUNK_BYTES = 32 * 1024 * 1024  # payloads are handed on in pieces of about this size, cut at line ends
 
 
 def iter_payloads(path: Path, chunk_bytes: int = CHUNK_BYTES):
@@ -108,8 +159,12 @@ def iter_payloads(path: Path, chunk_bytes: int = CHUNK_BYTES):
         else:
             with open(path, "rb") as fh:
                 yield from _chunks(fh, str(path), "", MAX_MEMBER_BYTES * 64, chunk_bytes)
-    except (OSError, EOFError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, gzip.BadGzipFile, zlib.error, lzma.LZMAError) as exc:
         raise SourceError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+    except RuntimeError as exc:  # zipfile: an encrypted member ("password required")
+        raise SourceError(f"{path}: cannot read (encrypted or protected ZIP: {exc})") from None
+    except NotImplementedError as exc:  # zipfile: a compression method Python cannot read
+        raise SourceError(f"{path}: cannot read (unsupported ZIP compression: {exc})") from None
 
 
 def _chunks(fh, where: str, member: str, limit: int, chunk_bytes: int):

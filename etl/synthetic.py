@@ -794,13 +794,14 @@ def _bench_file(args) -> tuple[str, int, int]:
 
 
 def generate_bench_delivery(out_dir: Path, rows: int, rows_per_file: int = 50_000, seed: int = 1, bad_rate: float = 0.0,
-                            workers: int | None = None) -> dict:
-    """A large synthetic 様式1-2 delivery (uncalibrated, for throughput and fault tests): ZIPs of `rows_per_file` rows."""
+                            workers: int | None = None, start: dt.date = dt.date(2017, 9, 1)) -> dict:
+    """A large synthetic 様式1-2 delivery (uncalibrated, for throughput and fault tests): ZIPs of `rows_per_file`
+    rows, one operation date each, over the 28 days from `start`."""
     from concurrent.futures import ProcessPoolExecutor
 
     out_dir = Path(out_dir)
     n_files = max(1, -(-rows // rows_per_file))
-    start = dt.date(2017, 9, 1).toordinal()
+    start = start.toordinal()
     jobs = []
     for i in range(n_files):
         n = min(rows_per_file, rows - i * rows_per_file)

@@ -1,8 +1,16 @@
 """Reading and validating delivered CSV payloads, vectorised and spec-driven: every line is stored or quarantined.
 
-`read_payload` splits a payload into text columns with Arrow's CSV reader (no quoting, a
-handler collects lines with the wrong number of fields); `validate_rows` types and checks
-every column with Arrow compute / numpy, one pass per column and none per row. The rules are
+Two ways through a payload, with the same verdict for every value whatever else the payload holds:
+
+* `read_typed` (the fast path): Arrow's CSV reader types the columns directly (numbers as
+  numbers, dates and times as integers), for a payload without an `x`/`X` (Arrow would read
+  `0x…` as hex) whose every value converts; `validate_typed` then checks ranges, finiteness,
+  calendar dates and required fields on the typed columns.
+* `read_payload` + `validate_rows` (the slow path, any payload): text columns, each value judged
+  by the grammar below (a column that casts whole takes Arrow's cast, which accepts a subset of
+  the grammar plus NaN / infinities, rejected afterwards).
+
+Lines with the wrong number of fields are collected by a handler (no quoting). The rules are
 generated from the layout (`etl.spec`); `validation_rules(layout)` lists them:
 
 | reason | columns | rule |
@@ -10,8 +18,8 @@ generated from the layout (`etl.spec`); `validation_rules(layout)` lists them:
 | `empty_line` | all | the line holds no values |
 | `field_count` | all | the line does not hold exactly the layout's number of comma-separated fields |
 | `missing_<column>` | required columns | the value is empty |
-| `bad_<column>` | date / timestamp columns | not a valid `YYYYMMDD` date / `YYYYMMDDhhmmss` (or `YYYYMMDDhhmm`) time |
-| `<column>_not_numeric` | numeric columns | not a number (integers: not a whole number) |
+| `bad_<column>` | date / timestamp columns | not digits forming a valid `YYYYMMDD` date / `YYYYMMDDhhmmss` (or `YYYYMMDDhhmm`) time, years 1900–2200 |
+| `<column>_not_numeric` | numeric columns | not a finite decimal number (optional sign, point, exponent; NaN and infinities are not numbers); integers: not a whole number within the column's type |
 | `<column>_out_of_range` | numeric columns with a range | outside the spec's allowed range |
 
 The first failing rule, in the layout's check order, is the row's reason. 様式1-2's reasons
@@ -100,7 +108,7 @@ def read_payload(data: bytes, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.
     reasons = ["empty_line" if not t.strip() else "field_count" for _, t in bad]
     texts = [t for _, t in bad]
     # Lines with no value at all (empty, or only commas) come through as all-NULL rows.
-    if rows.num_rows:
+    if rows.num_rows and min(col.null_count for col in rows.columns):
         all_null = None
         for col in rows.columns:
             m = pc.is_null(col)
@@ -131,37 +139,86 @@ def parse_fields(data: bytes) -> tuple[pa.Table, np.ndarray, pa.Table]:
     return rows, line_no, rejects
 
 
-NUMBER_PATTERN = r"^[-+]?(\d+\.?\d*|\.\d+)$"
+# The one grammar of a number, whatever else a chunk holds: optional sign, digits with an optional
+# decimal point (or a leading one), optional exponent; surrounding white space ignored. NaN and
+# infinities are not numbers here; an integer column takes a whole value within its type's range.
+NUMBER_PATTERN = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
+INTEGER_PATTERN = r"^[-+]?\d+$"
 INT_TYPES = {"int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64()}
+_NULL_STR = pa.scalar(None, pa.string())
+
+
+def _has_hex_marker(text: pa.Array | pa.ChunkedArray) -> bool:
+    """Arrow's integer cast also reads 0x… hex, which the grammar does not: such a column takes the slow path.
+
+    Looks for x / X in the column's character data (a byte scan, no per-value work)."""
+    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
+    for ch in chunks:
+        buf = ch.buffers()[2] if len(ch.buffers()) > 2 else None
+        if buf is not None and buf.size and ((np.frombuffer(buf, dtype=np.uint8) | 0x20) == 0x78).any():
+            return True
+    return False
 
 
 def _parse_number(text: pa.Array, col: Column) -> tuple[pa.Array, pa.Array]:
-    """Text → (typed values, not-numeric mask). NULL text stays NULL and is not 'not numeric'."""
-    target = INT_TYPES.get(col.type, pa.float64())
-    try:  # fast path: the whole column parses
-        values = pc.cast(text, target)
-        return values, pa.array(np.zeros(len(text), dtype=bool))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    text = pc.utf8_trim_whitespace(text)
-    ok = pc.match_substring_regex(text, NUMBER_PATTERN)
-    f = pc.cast(pc.if_else(ok, text, pa.scalar(None, pa.string())), pa.float64())
-    if col.type != "float":
-        info = np.iinfo({"int8": np.int8, "int32": np.int32, "int64": np.int64}[col.type])
-        whole = pc.and_(pc.equal(pc.floor(f), f), pc.and_(pc.greater_equal(f, float(info.min)), pc.less_equal(f, float(info.max))))
-        f = pc.if_else(whole, f, pa.scalar(None, pa.float64()))
-    bad = pc.and_(pc.is_valid(text), pc.is_null(f))
-    values = pc.cast(f, target) if col.type != "float" else f
+    """Text → (typed values, not-numeric mask). NULL text stays NULL and is not 'not numeric'.
+
+    Each value is judged on its own by NUMBER_PATTERN: the fast path (one Arrow cast of the whole
+    column) is taken only when it cannot judge a value differently from the slow path (the cast
+    accepts a subset of the grammar, plus NaN / infinities, which are rejected afterwards).
+    """
+    if col.type == "float":
+        try:
+            values = pc.cast(text, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            t = pc.utf8_trim_whitespace(text)
+            values = pc.cast(pc.if_else(pc.match_substring_regex(t, NUMBER_PATTERN), t, _NULL_STR), pa.float64())
+        finite = pc.fill_null(pc.is_finite(values), False)
+        bad = pc.and_(pc.is_valid(text), pc.invert(finite))
+        if pc.any(bad).as_py():
+            values = pc.if_else(finite, values, pa.scalar(None, pa.float64()))
+        return values, bad
+    target = INT_TYPES[col.type]
+    if not _has_hex_marker(text):
+        try:  # fast path: plain -?digits within the type's range
+            return pc.cast(text, target), pa.array(np.zeros(len(text), dtype=bool))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    info = np.iinfo({"int8": np.int8, "int32": np.int32, "int64": np.int64}[col.type])
+    t = pc.utf8_trim_whitespace(text)
+    plain = pc.fill_null(pc.match_substring_regex(t, INTEGER_PATTERN), False)
+    number = pc.fill_null(pc.match_substring_regex(t, NUMBER_PATTERN), False)
+    out: list = [None] * len(text)
+    plain_np = np.asarray(plain.to_numpy(zero_copy_only=False), dtype=bool)
+    number_np = np.asarray(number.to_numpy(zero_copy_only=False), dtype=bool)
+    texts = t.to_pylist()
+    for i in np.flatnonzero(number_np):  # the slow path: rare (a column holding a bad value)
+        v = texts[i]
+        if plain_np[i]:
+            x = int(v)  # exact, whatever the number of digits
+        else:
+            f = float(v)
+            if not np.isfinite(f) or f != np.floor(f) or abs(f) > 2**53:
+                continue
+            x = int(f)
+        if info.min <= x <= info.max:
+            out[i] = x
+    values = pa.array(out, target)
+    bad = pc.and_(pc.is_valid(text), pc.is_null(values))
     return values, bad
 
 
 _EPOCH_MONTH = np.datetime64("1970-01", "M")
 
 
-def _digits_to_seconds(v: np.ndarray, n_digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """YYYYMMDD[hhmm[ss]] integers → (seconds since epoch, valid mask), vectorised calendar check."""
-    v = np.where(n_digits == 12, v * 100, v)
-    v = np.where(n_digits == 8, v * 1_000_000, v)
+def _digits_to_seconds(v: np.ndarray, n_digits: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """YYYYMMDD / YYYYMMDDhhmm / YYYYMMDDhhmmss integers → (seconds since epoch, valid mask), vectorised.
+
+    The form is told by the value (years 1900–2200): below 10**9 a date, below 10**12 a 12-digit
+    time (seconds 00), else a 14-digit time. `n_digits` is accepted for callers of the first version.
+    """
+    v = np.asarray(v, dtype=np.int64)
+    v = np.where(v < 10**9, v * 1_000_000, np.where(v < 10**12, v * 100, v))
     year, rest = np.divmod(v, 10**10)
     month, rest = np.divmod(rest, 10**8)
     day, rest = np.divmod(rest, 10**6)
@@ -176,28 +233,40 @@ def _digits_to_seconds(v: np.ndarray, n_digits: np.ndarray) -> tuple[np.ndarray,
     return secs, valid
 
 
-def _parse_time(text: pa.Array, col: Column) -> tuple[pa.Array, pa.Array]:
-    """Date / timestamp text → (typed, bad mask); NULL text stays NULL."""
-    lengths = pc.utf8_length(text)
-    allowed = (8,) if col.type == "date" else (12, 14)
-    try:
-        ints = pc.cast(text, pa.int64())
-        shape_ok = pc.and_(pc.is_in(lengths, pa.array(allowed, pa.int32())), pc.greater_equal(ints, 0))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pattern = r"^\d{8}$" if col.type == "date" else r"^\d{12}(\d{2})?$"
-        shape_ok = pc.match_substring_regex(text, pattern)
-        ints = pc.cast(pc.if_else(shape_ok, text, pa.scalar(None, pa.string())), pa.int64())
-    v = np.asarray(pc.fill_null(ints, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    nd = np.asarray(pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    secs, valid = _digits_to_seconds(v, nd)
-    present = np.asarray(pc.is_valid(text).to_numpy(zero_copy_only=False), dtype=bool)
-    valid &= np.asarray(pc.fill_null(shape_ok, False).to_numpy(zero_copy_only=False), dtype=bool) & present
+def _time_from_ints(ints: pa.Array, col: Column, present: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """Integers (NULL where absent or not digits) → (typed date / timestamp, bad mask)."""
+    from etl.kernels import digits_to_seconds
+
+    if isinstance(ints, pa.ChunkedArray):
+        ints = ints.combine_chunks()
+    v = np.asarray(pc.fill_null(ints, 0).to_numpy(zero_copy_only=False), dtype=np.int64) if ints.null_count else \
+        np.asarray(ints.to_numpy(zero_copy_only=False), dtype=np.int64)
+    given = np.asarray(pc.is_valid(ints).to_numpy(zero_copy_only=False), dtype=bool) if ints.null_count else np.ones(len(v), bool)
+    secs, valid = digits_to_seconds(v, given, col.type == "date")
     bad = present & ~valid
+    all_valid = bool(valid.all())
     if col.type == "date":
-        typed = pa.array((secs // 86400).astype(np.int32), pa.date32(), mask=~valid)
+        typed = pa.array((secs // 86400).astype(np.int32), pa.date32(), mask=None if all_valid else ~valid)
     else:
-        typed = pa.array(secs, pa.timestamp("s"), mask=~valid)
+        typed = pa.array(secs, pa.timestamp("s"), mask=None if all_valid else ~valid)
     return typed, pa.array(bad)
+
+
+def _parse_time(text: pa.Array, col: Column) -> tuple[pa.Array, pa.Array]:
+    """Date / timestamp text → (typed, bad mask); NULL text stays NULL. A value is a run of ASCII
+    digits (leading zeros and surrounding white space allowed) forming a valid date / time: judged
+    by its value, as the fast path does."""
+    present = np.asarray(pc.is_valid(text).to_numpy(zero_copy_only=False), dtype=bool)
+    try:
+        if _has_hex_marker(text):  # 0x… would be read as hex by the cast: judged by the pattern instead
+            raise pa.ArrowInvalid("hex")
+        ints = pc.cast(text, pa.int64())  # -?digits: a negative value is no date
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        t = pc.utf8_trim_whitespace(text)
+        digits = pc.utf8_ltrim(t, "0")
+        ok = pc.and_(pc.match_substring_regex(t, r"^\d+$"), pc.less_equal(pc.utf8_length(digits), 18))
+        ints = pc.cast(pc.if_else(pc.fill_null(ok, False), pc.if_else(pc.equal(digits, ""), "0", digits), _NULL_STR), pa.int64())
+    return _time_from_ints(ints, col, present)
 
 
 def validation_rules(layout: Layout = STYLE_1_2) -> list[tuple[str, str, str]]:
@@ -238,8 +307,50 @@ def _rule_plan(layout: Layout) -> list[tuple[Column, str]]:
     return plan
 
 
+def _range_failure(v: pa.Array, col: Column) -> pa.Array:
+    out = None
+    if col.low is not None:
+        out = pc.less(v, col.low)
+    if col.high is not None:
+        hi = pc.greater(v, col.high)
+        out = hi if out is None else pc.or_(out, hi)
+    return pc.fill_null(out, False)
+
+
+def _str_column(text: pa.Array, col: Column) -> pa.Array:
+    """Text trimmed, empty → NULL (a dictionary array: done on its dictionary)."""
+    if col.type != "str":
+        return text
+    if pa.types.is_dictionary(text.type):
+        values = pc.utf8_trim_whitespace(text.dictionary)
+        indices = text.indices
+        empty = pc.equal(values, "")
+        if pc.any(empty).as_py():
+            indices = pc.if_else(empty.take(indices), pa.scalar(None, indices.type), indices)
+        return pa.DictionaryArray.from_arrays(indices, values)
+    t = pc.utf8_trim_whitespace(text)
+    return pc.if_else(pc.equal(t, ""), pa.scalar(None, pa.string()), t)
+
+
+_REASON = {"missing": "missing_{}", "bad": "bad_{}", "not_numeric": "{}_not_numeric", "out_of_range": "{}_out_of_range"}
+
+
+def _reasons(failures: dict[tuple[str, str], pa.Array], n: int, layout: Layout) -> pa.Array | None:
+    """The first failing rule of each row (NULL when it passes), or None when every row passes."""
+    reason = None
+    for col, kind in reversed(_rule_plan(layout)):  # assign in reverse so earlier rules win
+        mask = failures.get((col.name, kind))
+        if mask is None or not pc.any(mask).as_py():
+            continue
+        reason = pc.if_else(mask, pa.scalar(_REASON[kind].format(col.name)), pa.nulls(n, pa.string()) if reason is None else reason)
+    return reason
+
+
+_NO_FAILURES = pa.schema([("line_no", pa.int64()), ("reason", pa.string()), ("raw_text", pa.string())])
+
+
 def validate_rows(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_2) -> tuple[pa.Table, pa.Table]:
-    """Type and check every row, vectorised.
+    """Type and check every row of text columns, vectorised (the slow path).
 
     `rows` holds the layout's text columns; the `id` column must already be pseudonymised by
     the caller (it is passed through as text). Returns (typed rows that pass, with line_no;
@@ -251,46 +362,22 @@ def validate_rows(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_
     for col in layout.columns:
         text = rows.column(col.name)
         if col.type in ("str", "id"):
-            typed[col.name] = pc.utf8_trim_whitespace(text) if col.type == "str" else text
-            if col.type == "str":
-                t = typed[col.name]
-                typed[col.name] = pc.if_else(pc.equal(t, ""), pa.scalar(None, pa.string()), t)
+            typed[col.name] = _str_column(text, col)
         elif col.type in ("date", "timestamp"):
             typed[col.name], failures[(col.name, "bad")] = _parse_time(text, col)
         else:
             typed[col.name], failures[(col.name, "not_numeric")] = _parse_number(text, col)
             if col.low is not None or col.high is not None:
-                v = typed[col.name]
-                out = None
-                if col.low is not None:
-                    out = pc.less(v, col.low)
-                if col.high is not None:
-                    hi = pc.greater(v, col.high)
-                    out = hi if out is None else pc.or_(out, hi)
-                failures[(col.name, "out_of_range")] = pc.fill_null(out, False)
+                failures[(col.name, "out_of_range")] = _range_failure(typed[col.name], col)
         if col.required:
-            v = typed[col.name]
-            failures[(col.name, "missing")] = pc.is_null(v) if col.type == "str" else pc.is_null(text)
-    reason_of = {
-        "missing": lambda c: f"missing_{c}", "bad": lambda c: f"bad_{c}",
-        "not_numeric": lambda c: f"{c}_not_numeric", "out_of_range": lambda c: f"{c}_out_of_range",
-    }  # fmt: skip
-    # The first failing rule names the reason: assign in reverse so earlier rules win.
-    reason = pa.nulls(n, pa.string())
-    any_bad = False
-    for col, kind in reversed(_rule_plan(layout)):
-        mask = failures.get((col.name, kind))
-        if mask is None or not pc.any(mask).as_py():
-            continue
-        any_bad = True
-        reason = pc.if_else(mask, pa.scalar(reason_of[kind](col.name)), reason)
+            failures[(col.name, "missing")] = pc.is_null(typed[col.name]) if col.type == "str" else pc.is_null(text)
+    reason = _reasons(failures, n, layout)
     line_arr = pa.array(line_no, pa.int64())
     columns = {c.name: typed[c.name] for c in layout.columns}
     columns["line_no"] = line_arr
     passing = pa.table(columns)
-    if not any_bad:
-        empty = pa.table({"line_no": pa.array([], pa.int64()), "reason": pa.array([], pa.string()), "raw_text": pa.array([], pa.string())})
-        return passing, empty
+    if reason is None:
+        return passing, _NO_FAILURES.empty_table()
     bad = pc.is_valid(reason)
     passing = passing.filter(pc.invert(bad))
     raw = pc.binary_join_element_wise(
@@ -298,3 +385,117 @@ def validate_rows(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_
     )
     failed = pa.table({"line_no": pc.filter(line_arr, bad), "reason": pc.filter(reason, bad), "raw_text": raw})
     return passing, failed
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast path: typed columns straight from the CSV reader
+
+_DICT_STR = pa.dictionary(pa.int32(), pa.string())
+_TYPED = {"str": _DICT_STR, "id": _DICT_STR, "int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64(),
+          "float": pa.float64(), "date": pa.int64(), "timestamp": pa.int64()}  # fmt: skip
+
+
+def read_typed(data: bytes, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.ndarray, pa.Table, int] | None:
+    """Like `read_payload`, with numbers typed and dates / times as integers by the CSV reader itself;
+    None when the payload needs the slow path (an x / X anywhere, or a value that does not convert)."""
+    data = to_utf8(data)
+    if not data or b"x" in data or b"X" in data:
+        return None
+    names = [c.name for c in layout.columns]
+    first_nl = data.find(b"\n")
+    first = data[: first_nl if first_nl >= 0 else len(data)].decode("utf-8", errors="replace")
+    skip = 1 if layout.header_markers and has_header(first, layout) else 0
+    bad: list[tuple[int, str]] = []
+
+    def handler(row):
+        bad.append((row.number, row.text))
+        return "skip"
+
+    try:
+        rows = pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False, skip_rows=skip, block_size=1 << 26),
+            parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=handler, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c.name: _TYPED[c.type] for c in layout.columns}, strings_can_be_null=True, null_values=[""],
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    n_lines = rows.num_rows + len(bad)
+    bad_no = np.array([b[0] for b in bad], dtype=np.int64)
+    all_no = np.arange(skip + 1, skip + n_lines + 1, dtype=np.int64)
+    line_no = np.setdiff1d(all_no, bad_no, assume_unique=True) if len(bad) else all_no
+    reasons = ["empty_line" if not t.strip() else "field_count" for _, t in bad]
+    texts = [t for _, t in bad]
+    if rows.num_rows and min(col.null_count for col in rows.columns):
+        all_null = None
+        for col in rows.columns:
+            m = pc.is_null(col)
+            all_null = m if all_null is None else pc.and_(all_null, m)
+        mask = np.asarray(all_null.to_numpy(zero_copy_only=False), dtype=bool)
+        if mask.any():
+            for i in np.flatnonzero(mask):
+                bad_no = np.append(bad_no, line_no[i])
+                reasons.append("empty_line")
+                texts.append("")
+            rows = rows.filter(pa.array(~mask))
+            line_no = line_no[~mask]
+    order = np.argsort(bad_no, kind="stable")
+    rejects = pa.table({"line_no": pa.array(bad_no[order], pa.int64()),
+                        "reason": pa.array([reasons[i] for i in order], pa.string()),
+                        "raw_text": pa.array([texts[i] for i in order], pa.string())})  # fmt: skip
+    return rows, line_no, rejects, skip
+
+
+def validate_typed(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.ndarray, pa.Array | None]:
+    """Check the typed columns of `read_typed` with the same rules (and verdicts) as `validate_rows`.
+
+    Returns (typed rows that pass, with line_no; line numbers of failing rows; their reasons). The
+    caller takes a failing row's raw text from the payload itself.
+    """
+    n = rows.num_rows
+    typed: dict[str, pa.Array] = {}
+    failures: dict[tuple[str, str], pa.Array] = {}
+    for col in layout.columns:
+        v = rows.column(col.name)
+        if isinstance(v, pa.ChunkedArray):
+            v = v.combine_chunks()
+        if col.type in ("str", "id"):
+            typed[col.name] = _str_column(v, col)
+        elif col.type in ("date", "timestamp"):
+            typed[col.name], failures[(col.name, "bad")] = _time_from_ints(
+                v, col, np.asarray(pc.is_valid(v).to_numpy(zero_copy_only=False), dtype=bool))
+        else:
+            if col.type == "float" and (v.null_count < len(v)) and not pc.all(pc.fill_null(pc.is_finite(v), True)).as_py():
+                finite = pc.fill_null(pc.is_finite(v), True)
+                failures[(col.name, "not_numeric")] = pc.invert(finite)
+                v = pc.if_else(finite, v, pa.scalar(None, pa.float64()))
+            typed[col.name] = v
+            if col.low is not None or col.high is not None:
+                failures[(col.name, "out_of_range")] = _range_failure(v, col)
+        if col.required:
+            failures[(col.name, "missing")] = pc.is_null(typed[col.name]) if col.type == "str" else pc.is_null(rows.column(col.name))
+    reason = _reasons(failures, n, layout)
+    columns = {c.name: typed[c.name] for c in layout.columns}
+    columns["line_no"] = pa.array(line_no, pa.int64())
+    passing = pa.table(columns)
+    if reason is None:
+        return passing, np.zeros(0, np.int64), None
+    bad = pc.is_valid(reason)
+    return passing.filter(pc.invert(bad)), line_no[np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool)], pc.filter(reason, bad)
+
+
+def lines_of(data: bytes, line_numbers: np.ndarray, skip: int = 0) -> list[str]:
+    """The text of the given 1-based lines of a payload (CR LF or LF), decoded as the readers do."""
+    data = to_utf8(data)
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    starts = np.r_[0, ends + 1]
+    out = []
+    for ln in line_numbers:
+        i = int(ln) - 1
+        a = starts[i]
+        b = ends[i] if i < len(ends) else len(data)
+        out.append(data[a:b].rstrip(b"\r").decode("utf-8", errors="replace"))
+    return out

@@ -1,23 +1,44 @@
 """The warehouse: Parquet files as the durable store, a DuckDB database with documented views over them.
 
-Layout of a warehouse folder:
+Layout of a warehouse folder (paths inside it are relative; the folder can be copied or moved):
 
-    probe_points/year=YYYY/month=M/mesh2=NNNNNN/<operation date>_<commit>_<i>.parquet   様式1-2 points, zstd
-    trips/year=YYYY/month=M/<commit>_<i>.parquet             様式1-3 trips
-    behavior_events/year=YYYY/month=M/<commit>_<i>.parquet   挙動履歴 events
-    quarantine/<commit>.parquet                               rows that failed validation, with reason
-    warehouse.duckdb                                          manifest, ingest_runs, analysis tables, views
-    .ingest.lock                                              held (flock) by the one ingest allowed at a time
-    _journal.json, _staging/, _txn/                           transient: only present while (or after a kill during) an ingest
+    probe_points/year=YYYY/month=M/<operation date>_<file_id>_<commit>_<part>.parquet
+                                                      様式1-2 points, zstd; one file per delivered file and
+                                                      operation date, written once, never changed
+    point_duplicates/year=YYYY/month=M/…              exact duplicates of stored points (kept so that
+                                                      they come back when the file holding the stored
+                                                      copy is replaced)
+    trips/year=YYYY/month=M/<file_id>_<commit>.parquet            様式1-3 trips
+    behavior_events/year=YYYY/month=M/<file_id>_<commit>.parquet  挙動履歴 events
+    quarantine/<file_id>_<commit>.parquet             rows that failed validation, with reason
+    _snapshot.json                                    the committed files (written atomically by each commit)
+    warehouse.duckdb                                  manifest, ingest_runs, store_files, analysis tables, views
+    .ingest.lock                                      held (flock) by the one ingest allowed at a time
+    _journal.json, _staging/, _txn/                   transient: only present while (or after a kill during) an ingest
 
-year / month are those of the operation date (運行日); mesh2 is the 2次メッシュ of the point's own
-position (JIS X 0410, computed from lon/lat), so a spatial query reads only its meshes' folders.
-Every column of every view is documented in `column_docs` (and as a DuckDB column comment).
+year / month are those of the operation date (運行日). A delivered ZIP holds one day of one 2次メッシュ,
+so a point file usually covers one mesh and its row-group statistics (x_m, y_m, lon, lat, mesh2 —
+the 2次メッシュ of the point's own position, a column) let a spatial filter skip the others.
+
+Readers see a commit whole or not at all:
+- `point_files` / `table_files` list the files of `_snapshot.json`, which a commit replaces
+  atomically after every new file is in place and before any old file is deleted;
+- the DuckDB views read exactly the files of the table `store_files`, replaced in the same DuckDB
+  transaction as the manifest, so `etc2calm sql` never counts a half-applied commit.
+A file a reader was given can disappear only when a later commit replaces it (`--replace`,
+`--rekey`); point files are otherwise never rewritten or removed.
+
+The views hold absolute paths; every connection made through `connect` points them at the folder
+the warehouse is actually in (a read-only connection with temporary views), and a plain DuckDB
+connection to a copied or moved warehouse stops with an error instead of reading the original's
+files. Read-only connections (`etc2calm sql`) can read nothing outside the warehouse folder and
+load no extension. Every column of every view is documented in `column_docs`.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +46,7 @@ from pathlib import Path
 import duckdb
 
 from etl.schema import (
+    DUPLICATES_TABLE,
     MANIFEST_COLUMNS,
     MATCHED_EVENTS_COLUMNS,
     MATCHED_POINTS_COLUMNS,
@@ -40,6 +62,16 @@ from etl.spec import BEHAVIOR_DEFAULT, Layout
 
 DB_NAME = "warehouse.duckdb"
 LOCK_NAME = ".ingest.lock"
+SNAPSHOT = "_snapshot.json"
+JOURNAL = "_journal.json"
+# Tables of the store: folder, hive partition columns (name → SQL type).
+TABLES = {
+    "probe_points": {"year": "INTEGER", "month": "INTEGER"},
+    DUPLICATES_TABLE: {"year": "INTEGER", "month": "INTEGER"},
+    "trips": {"year": "INTEGER", "month": "INTEGER"},
+    "behavior_events": {"year": "INTEGER", "month": "INTEGER"},
+    "quarantine": {},
+}
 
 
 class WarehouseBusy(Exception):
@@ -47,62 +79,19 @@ class WarehouseBusy(Exception):
 
 
 class WarehouseMissing(Exception):
-    """No warehouse at the given path."""
+    """No warehouse at the given path (or the path is not a folder)."""
+
+
+class WarehouseInconsistent(Exception):
+    """A commit was interrupted and not yet finished: readers must not read the store now."""
+
+
+class WarehouseOutdated(ValueError):
+    """A warehouse written by an ingest before snapshots (other layout): rebuild it to ingest into it."""
 
 
 def db_path(warehouse: Path) -> Path:
     return Path(warehouse) / DB_NAME
-
-
-def _empty_select(columns: dict[str, tuple[str, str]]) -> str:
-    cols = ", ".join(f"NULL::{typ} AS {name}" for name, (typ, _) in columns.items())
-    return f"SELECT {cols} WHERE false"
-
-
-def _has_files(d: Path) -> bool:
-    return d.exists() and any(True for _ in d.rglob("*.parquet"))
-
-
-def _parquet_view(con, name: str, folder: Path, depth: int, columns: dict[str, tuple[str, str]], hive: dict[str, str]) -> None:
-    if _has_files(folder):
-        glob = (folder / "/".join(["*"] * depth) / "*.parquet").as_posix() if depth else (folder / "*.parquet").as_posix()
-        sel = ", ".join(f"CAST({n} AS {t}) AS {n}" for n, (t, _) in columns.items())
-        opts = ", union_by_name = true"
-        if hive:
-            types = ", ".join(f"'{k}': {v}" for k, v in hive.items())
-            opts += f", hive_partitioning = true, hive_types = {{{types}}}"
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {sel} FROM read_parquet('{glob}'{opts})")
-    else:
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS {_empty_select(columns)}")
-    for col, (_, doc) in columns.items():
-        quoted = doc.replace("'", "''")
-        con.execute(f"COMMENT ON COLUMN {name}.{col} IS '{quoted}'")
-
-
-def refresh_views(con: duckdb.DuckDBPyConnection, warehouse: Path, behavior_layout: Layout = BEHAVIOR_DEFAULT) -> None:
-    """(Re)create the views over the Parquet store; absolute paths so the DuckDB file works anywhere."""
-    warehouse = Path(warehouse).resolve()
-    part3 = {"year": "INTEGER", "month": "INTEGER", "mesh2": "INTEGER"}
-    part2 = {"year": "INTEGER", "month": "INTEGER"}
-    views = {
-        "probe_points": (warehouse / "probe_points", 3, PROBE_POINTS_COLUMNS, part3),
-        "trips": (warehouse / "trips", 2, TRIPS_COLUMNS, part2),
-        "behavior_events": (warehouse / "behavior_events", 2, behavior_columns(behavior_layout), part2),
-        "quarantine": (warehouse / "quarantine", 0, QUARANTINE_COLUMNS, {}),
-    }
-    matched = {"matched_points": MATCHED_POINTS_COLUMNS, "district_trip_points": MATCHED_POINTS_COLUMNS,
-               "matched_trips": MATCHED_TRIPS_COLUMNS, "matched_events": MATCHED_EVENTS_COLUMNS}  # fmt: skip
-    with transaction(con):
-        for name, (folder, depth, cols, hive) in views.items():
-            _parquet_view(con, name, folder, depth, cols, hive)
-        _matched_views(con, warehouse)
-        rows = [(v, c, t, d) for v, (_, _, cols, _) in views.items() for c, (t, d) in cols.items()]
-        rows += [(v, c, t, d) for v, cols in matched.items() for c, (t, d) in cols.items()]
-        rows += [("manifest", c, t, d) for c, (t, d) in MANIFEST_COLUMNS.items()]
-        if con.execute("SELECT count(*) FROM column_docs").fetchone()[0] != len(rows):
-            con.execute("DELETE FROM column_docs")
-            con.execute("INSERT INTO column_docs SELECT * FROM (SELECT unnest(?::VARCHAR[]) a, unnest(?::VARCHAR[]) b, unnest(?::VARCHAR[]) c, unnest(?::VARCHAR[]) d)",
-                        [[r[i] for r in rows] for i in range(4)])
 
 
 def sql_literal(value) -> str:
@@ -110,7 +99,201 @@ def sql_literal(value) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _matched_views(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
+def _check_folder(warehouse: Path) -> None:
+    if warehouse.exists() and not warehouse.is_dir():
+        raise WarehouseMissing(f"{warehouse} is a file, not a warehouse folder")
+
+
+# ---------------------------------------------------------------------------------------------
+# The committed snapshot
+
+def empty_snapshot() -> dict:
+    return {"format": "etc2calm-snapshot", "version": 1, "generation": 0, "commit": "", "key_fingerprint": None,
+            "files": {t: [] for t in TABLES}}  # fmt: skip
+
+
+def read_snapshot(warehouse: Path | str) -> dict | None:
+    """The committed snapshot of `_snapshot.json`, or None for a warehouse written before snapshots."""
+    p = Path(warehouse) / SNAPSHOT
+    try:
+        snap = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    for t in TABLES:
+        snap["files"].setdefault(t, [])
+    return snap
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write, fsync, rename into place, fsync the folder: readers see the old or the new file, whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, ensure_ascii=False, default=str, separators=(",", ":"))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def legacy_snapshot(warehouse: Path) -> dict:
+    """The files on disk of a warehouse written before snapshots (probe_points/year=/month=/mesh2=/…),
+    for readers of such a warehouse; an ingest refuses it (WarehouseOutdated)."""
+    snap = empty_snapshot()
+    for table in ("probe_points", "trips", "behavior_events", "quarantine"):
+        root = warehouse / table
+        if not root.exists():
+            continue
+        for f in sorted(root.rglob("*.parquet")):
+            rel = f.relative_to(warehouse)
+            entry = {"path": rel.as_posix(), "file_id": "", "rows": None, "legacy": True}
+            for part in rel.parts[1:-1]:
+                k, _, v = part.partition("=")
+                if k in ("year", "month", "mesh2"):
+                    try:
+                        entry[k] = int(v)
+                    except ValueError:
+                        pass
+            snap["files"][table].append(entry)
+    return snap
+
+
+def is_outdated(warehouse: Path) -> bool:
+    """Point files of an ingest before snapshots, and no snapshot."""
+    return not (Path(warehouse) / SNAPSHOT).exists() and any((Path(warehouse) / "probe_points").rglob("*.parquet"))
+
+
+def point_files(warehouse: Path | str, months: list[tuple[int, int]] | None = None) -> dict[tuple[int, int], list[Path]]:
+    """The committed Parquet files of probe_points, per (year, month) of the operation date.
+
+    The one way readers (the match stage) list the point store: exactly the files of the last
+    commit (`_snapshot.json`, replaced atomically), before or after a commit that runs meanwhile,
+    never a mix. Files are immutable; a file disappears only when a later commit replaces its
+    rows (--replace, --rekey). A warehouse written before snapshots is listed from its folders
+    (and refused with WarehouseInconsistent while an interrupted commit's journal is pending).
+    """
+    return table_files(warehouse, "probe_points", months)
+
+
+def table_files(warehouse: Path | str, table: str, months: list[tuple[int, int]] | None = None) -> dict[tuple[int, int], list[Path]]:
+    """Committed Parquet files of probe_points, trips or behavior_events, per (year, month)."""
+    warehouse = Path(warehouse)
+    if table not in ("probe_points", "trips", "behavior_events", DUPLICATES_TABLE):
+        raise ValueError(f"table_files: unknown table {table!r}")
+    snap = read_snapshot(warehouse)
+    if snap is None:
+        if (warehouse / JOURNAL).exists():
+            raise WarehouseInconsistent(
+                f"warehouse {warehouse} has an unfinished commit (an ingest was interrupted): run 'etc2calm ingest' "
+                "on it (with any file, or the same delivery) to finish it first"
+            )
+        snap = legacy_snapshot(warehouse)
+    wanted = None if months is None else {(int(y), int(m)) for y, m in months}
+    out: dict[tuple[int, int], list[Path]] = {}
+    for f in snap["files"][table]:
+        key = (f.get("year"), f.get("month"))
+        if key[0] is None or key[1] is None:
+            continue
+        if wanted is None or key in wanted:
+            out.setdefault(key, []).append(warehouse / f["path"])
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+# ---------------------------------------------------------------------------------------------
+# Views
+
+def _empty_select(columns: dict[str, tuple[str, str]]) -> str:
+    cols = ", ".join(f"NULL::{typ} AS {name}" for name, (typ, _) in columns.items())
+    return f"SELECT {cols} WHERE false"
+
+
+def _view_sql(files: list[str], columns: dict[str, tuple[str, str]], hive: dict[str, str], legacy: bool, guard: str) -> str:
+    if not files:
+        return _empty_select(columns)
+    sel = ", ".join(f"CAST({n} AS {t}) AS {n}" for n, (t, _) in columns.items())
+    opts = ", union_by_name = true" if legacy else ""
+    if hive:
+        types = ", ".join(f"{sql_literal(k)}: {v}" for k, v in hive.items())
+        opts += f", hive_partitioning = true, hive_types = {{{types}}}"
+    else:
+        opts += ", hive_partitioning = false"
+    listed = ", ".join(sql_literal(f) for f in files)
+    return f"SELECT {sel} FROM read_parquet([{listed}]{opts}){guard}"
+
+
+def _view_columns(behavior_layout: Layout) -> dict[str, dict[str, tuple[str, str]]]:
+    return {
+        "probe_points": PROBE_POINTS_COLUMNS,
+        DUPLICATES_TABLE: PROBE_POINTS_COLUMNS,
+        "trips": TRIPS_COLUMNS,
+        "behavior_events": behavior_columns(behavior_layout),
+        "quarantine": QUARANTINE_COLUMNS,
+    }
+
+
+def _own_paths(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The path(s) of the database this connection opened, as DuckDB reports it and resolved."""
+    (p,) = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return sorted({p, os.path.realpath(p)}) if p else []
+
+
+def _store_files(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, bool]]]:
+    out: dict[str, list[tuple[str, bool]]] = {t: [] for t in TABLES}
+    for tbl, path, legacy in con.execute("SELECT tbl, path, legacy FROM store_files ORDER BY tbl, path").fetchall():
+        if tbl in out:
+            out[tbl].append((path, bool(legacy)))
+    return out
+
+
+def refresh_views(con: duckdb.DuckDBPyConnection, warehouse: Path, behavior_layout: Layout = BEHAVIOR_DEFAULT,
+                  *, temp: bool = False, in_transaction: bool = False) -> None:  # fmt: skip
+    """(Re)create the views over the committed files (table store_files) of the warehouse at `warehouse`.
+
+    Persistent views (temp=False) hold absolute paths and a guard: a plain DuckDB connection to a
+    copy or a moved warehouse gets an error rather than the original's rows. temp=True makes
+    temporary views (read-only connections at another location than the views were made for).
+    in_transaction: the caller holds a transaction (the journal apply) that these views join.
+    """
+    root = Path(warehouse).resolve()
+    files = _store_files(con)
+    own = _own_paths(con)
+    guard = ""
+    if not temp and own:
+        where = ", ".join(sql_literal(p) for p in own)
+        msg = (f"this warehouse was made at {root}: it has been copied or moved; open it with etc2calm "
+               "(etc2calm sql, or etl.warehouse.connect), which reads the files where the warehouse is now")  # fmt: skip
+        guard = (f" WHERE CASE WHEN (SELECT count(*) FROM duckdb_databases() WHERE path IN ({where})) > 0 "
+                 f"THEN true ELSE error({sql_literal(msg)}) END")  # fmt: skip
+    cols_of = _view_columns(behavior_layout)
+    kind = "TEMP VIEW" if temp else "VIEW"
+
+    def build():
+        for name, hive in TABLES.items():
+            listed = [(root / p).as_posix() for p, _ in files[name]]
+            legacy = any(lg for _, lg in files[name])
+            con.execute(f"CREATE OR REPLACE {kind} {name} AS {_view_sql(listed, cols_of[name], hive, legacy, guard)}")
+            if not temp:
+                con.execute(";\n".join(f"COMMENT ON COLUMN {name}.{col} IS {sql_literal(doc)}" for col, (_, doc) in cols_of[name].items()))
+        _matched_views(con, root, kind, guard)
+
+    if temp:
+        build()
+        return
+    if in_transaction:
+        _build_persistent(con, build, root, own, cols_of)
+        return
+    with transaction(con):
+        _build_persistent(con, build, root, own, cols_of)
+
+
+MATCHED_VIEWS = {"matched_points": MATCHED_POINTS_COLUMNS, "district_trip_points": MATCHED_POINTS_COLUMNS,
+                 "matched_trips": MATCHED_TRIPS_COLUMNS, "matched_events": MATCHED_EVENTS_COLUMNS}  # fmt: skip
+
+
+def _matched_views(con: duckdb.DuckDBPyConnection, root: Path, kind: str = "VIEW", guard: str = "") -> None:
     """Views over the match stage's files listed in match_state (never stale or half-written folders)."""
     rows = con.execute("SELECT district, folder FROM match_state ORDER BY district, year, month").fetchall()
     specs = (("district_trip_points", "points", MATCHED_POINTS_COLUMNS, ""),
@@ -120,37 +303,134 @@ def _matched_views(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
     for view, name, cols, where in specs:
         by_district: dict[str, list[str]] = {}
         for district, folder in rows:
-            by_district.setdefault(district, []).append((warehouse / folder / f"{name}.parquet").as_posix())
+            by_district.setdefault(district, []).append((root / folder / f"{name}.parquet").as_posix())
         sel = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, (t, _) in cols.items() if c != "district")
-        parts = [f"SELECT {sql_literal(d)} AS district, {sel} FROM read_parquet([{', '.join(map(sql_literal, files))}]){where}"
+        cond = where
+        if guard:
+            cond = (where + " AND " if where else " WHERE ") + guard.removeprefix(" WHERE ")
+        parts = [f"SELECT {sql_literal(d)} AS district, {sel} FROM read_parquet([{', '.join(map(sql_literal, files))}]){cond}"
                  for d, files in by_district.items()]  # fmt: skip
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS " + (" UNION ALL ".join(parts) if parts else _empty_select(cols)))
-        for col, (_, doc) in cols.items():
-            con.execute(f"COMMENT ON COLUMN {view}.{col} IS {sql_literal(doc)}")
+        con.execute(f"CREATE OR REPLACE {kind} {view} AS " + (" UNION ALL ".join(parts) if parts else _empty_select(cols)))
+        if kind == "VIEW":
+            con.execute(";\n".join(f"COMMENT ON COLUMN {view}.{col} IS {sql_literal(doc)}" for col, (_, doc) in cols.items()))
+
+
+def _build_persistent(con, build, root: Path, own: list[str], cols_of) -> None:
+    build()
+    con.execute("DELETE FROM warehouse_info WHERE name IN ('location', 'database_path')")
+    con.execute("INSERT INTO warehouse_info VALUES ('location', ?), ('database_path', ?)", [str(root), json.dumps(own)])
+    rows = [(v, c, t, d) for v, cols in cols_of.items() for c, (t, d) in cols.items()]
+    rows += [(v, c, t, d) for v, cols in MATCHED_VIEWS.items() for c, (t, d) in cols.items()]
+    rows += [("manifest", c, t, d) for c, (t, d) in MANIFEST_COLUMNS.items()]
+    if con.execute("SELECT count(*) FROM column_docs").fetchone()[0] != len(rows):
+        con.execute("DELETE FROM column_docs")
+        con.execute(
+            "INSERT INTO column_docs SELECT * FROM (SELECT unnest(?::VARCHAR[]) a, unnest(?::VARCHAR[]) b, "
+            "unnest(?::VARCHAR[]) c, unnest(?::VARCHAR[]) d)",
+            [[r[i] for r in rows] for i in range(4)],
+        )
+
+
+def views_current(con: duckdb.DuckDBPyConnection, warehouse: Path) -> bool:
+    """Whether the persistent views were made for this warehouse folder and this database path."""
+    try:
+        got = dict(con.execute("SELECT name, value FROM warehouse_info WHERE name IN ('location', 'database_path')").fetchall())
+    except duckdb.CatalogException:
+        return False
+    try:
+        own = json.loads(got.get("database_path") or "[]")
+    except ValueError:
+        return False
+    return got.get("location") == str(Path(warehouse).resolve()) and bool(set(own) & set(_own_paths(con)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Connections
+
+READ_ONLY_CONFIG = {"autoload_known_extensions": False, "autoinstall_known_extensions": False}
 
 
 def connect(warehouse: Path | str, *, read_only: bool = False, create: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse database (creating the folder if `create`), with views refreshed.
+    """Open the warehouse database (creating the folder if `create`), with views over the committed files.
+
+    Read-write: tables created, views refreshed for the folder the warehouse is in. Read-only (the
+    `etc2calm sql` connection): confined to the warehouse folder — no file outside it can be
+    read, no extension loaded or installed, and the configuration is locked — with temporary
+    views when the warehouse was copied or moved since its views were made.
 
     Raises WarehouseBusy when another process is writing, WarehouseMissing when read-only
-    and absent.
+    and absent (or when the path is a file).
     """
     warehouse = Path(warehouse)
+    _check_folder(warehouse)
     path = db_path(warehouse)
     if not path.exists():
         if read_only or not create:
             raise WarehouseMissing(f"no warehouse at {warehouse} (run 'etc2calm ingest' first)")
         warehouse.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        if read_only:
+            con = duckdb.connect(str(path), read_only=True, config=dict(READ_ONLY_CONFIG))
+        else:
+            con = duckdb.connect(str(path))
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise WarehouseBusy(f"warehouse {warehouse} is busy: another etc2calm process is using it") from None
         raise
-    if not read_only:
-        create_tables(con)
+    if read_only:
+        try:
+            _confine(con, warehouse)
+        except BaseException:
+            con.close()
+            raise
+        return con
+    create_tables(con)
+    if not is_outdated(warehouse) and not views_current(con, warehouse):  # an outdated warehouse keeps its views
         refresh_views(con, warehouse)
     return con
+
+
+def _confine(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
+    root = Path(warehouse).resolve().as_posix().rstrip("/") + "/"
+    con.execute("SET allowed_directories = ?", [[root]])
+    con.execute("SET enable_external_access = false")
+    if not views_current(con, warehouse) and not is_outdated(warehouse):
+        try:
+            refresh_views(con, warehouse, temp=True)
+        except duckdb.CatalogException:  # a database without store_files: its own views stay
+            pass
+    con.execute("SET lock_configuration = true")
+
+
+def set_store_files(con: duckdb.DuckDBPyConnection, snap: dict) -> None:
+    """Replace the table store_files by the files of a snapshot (inside the caller's transaction)."""
+    rows = [(t, f["path"], f.get("file_id") or "", f.get("day"), f.get("year"), f.get("month"), f.get("rows"),
+             bool(f.get("legacy", False))) for t, fs in snap["files"].items() for f in fs]  # fmt: skip
+    con.execute("DELETE FROM store_files")
+    if rows:
+        cols = list(zip(*rows))
+        con.execute(
+            "INSERT INTO store_files SELECT * FROM (SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+            "unnest(?::DATE[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]), unnest(?::BIGINT[]), unnest(?::BOOLEAN[]))",
+            [list(c) for c in cols],
+        )
+
+
+def update_store_files(con: duckdb.DuckDBPyConnection, deleted: list[str], added: list[dict]) -> None:
+    """store_files minus the deleted paths plus the added entries (inside the caller's transaction): a
+    commit's cost here grows with what it changes, not with the store."""
+    if deleted:
+        con.execute("DELETE FROM store_files WHERE path IN (SELECT unnest(?::VARCHAR[]))", [deleted])
+    if added:
+        con.execute("DELETE FROM store_files WHERE path IN (SELECT unnest(?::VARCHAR[]))", [[e["path"] for e in added]])
+        rows = [(e["tbl"], e["path"], e.get("file_id") or "", e.get("day"), e.get("year"), e.get("month"), e.get("rows"),
+                 bool(e.get("legacy", False))) for e in added]  # fmt: skip
+        cols = list(zip(*rows))
+        con.execute(
+            "INSERT INTO store_files SELECT * FROM (SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+            "unnest(?::DATE[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]), unnest(?::BIGINT[]), unnest(?::BOOLEAN[]))",
+            [list(c) for c in cols],
+        )
 
 
 @contextmanager
@@ -161,6 +441,7 @@ def ingest_lock(warehouse: Path):
     leaves a stale lock behind.
     """
     warehouse = Path(warehouse)
+    _check_folder(warehouse)
     warehouse.mkdir(parents=True, exist_ok=True)
     fd = os.open(warehouse / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -177,52 +458,8 @@ def ingest_lock(warehouse: Path):
         os.close(fd)
 
 
-class WarehouseInconsistent(Exception):
-    """A commit was interrupted and not yet finished: readers must not read the store now."""
-
-
-def point_files(warehouse: Path | str, months: list[tuple[int, int]] | None = None) -> dict[tuple[int, int], list[Path]]:
-    """The committed Parquet files of probe_points, per (year, month) of the operation date.
-
-    The one way readers (the match stage) list the point store. Raises WarehouseInconsistent
-    while an interrupted commit's journal is pending (the next ingest finishes it).
-    """
-    warehouse = Path(warehouse)
-    if (warehouse / "_journal.json").exists():
-        raise WarehouseInconsistent(
-            f"warehouse {warehouse} has an unfinished commit (an ingest was interrupted): run 'etc2calm ingest' "
-            "on it (with any file, or the same delivery) to finish it first"
-        )
-    root = warehouse / "probe_points"
-    out: dict[tuple[int, int], list[Path]] = {}
-    if not root.exists():
-        return out
-    for f in sorted(root.glob("year=*/month=*/**/*.parquet")):
-        rel = f.relative_to(root).parts
-        try:
-            key = (int(rel[0].split("=", 1)[1]), int(rel[1].split("=", 1)[1]))
-        except (IndexError, ValueError):
-            continue
-        if months is None or key in months:
-            out.setdefault(key, []).append(f)
-    return out
-
-
-def table_files(warehouse: Path | str, table: str, months: list[tuple[int, int]] | None = None) -> dict[tuple[int, int], list[Path]]:
-    """Committed Parquet files of trips or behavior_events (partitioned year / month), per (year, month)."""
-    warehouse = Path(warehouse)
-    if table not in ("trips", "behavior_events"):
-        raise ValueError(f"table_files: unknown table {table!r}")
-    root = warehouse / table
-    out: dict[tuple[int, int], list[Path]] = {}
-    if not root.exists():
-        return out
-    for f in sorted(root.glob("year=*/month=*/*.parquet")):
-        rel = f.relative_to(root).parts
-        try:
-            key = (int(rel[0].split("=", 1)[1]), int(rel[1].split("=", 1)[1]))
-        except (IndexError, ValueError):
-            continue
-        if months is None or key in months:
-            out.setdefault(key, []).append(f)
-    return out
+__all__ = [
+    "DB_NAME", "JOURNAL", "SNAPSHOT", "TABLES", "WarehouseBusy", "WarehouseInconsistent",
+    "WarehouseMissing", "WarehouseOutdated", "is_outdated", "legacy_snapshot", "connect", "db_path", "empty_snapshot", "ingest_lock", "point_files", "read_snapshot",
+    "refresh_views", "set_store_files", "update_store_files", "sql_literal", "table_files", "transaction", "write_json_atomic",
+]  # fmt: skip

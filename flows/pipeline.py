@@ -6,7 +6,9 @@ from the warehouse; each runs once per district and month:
 - `ingest_new_deliveries`: ingest the files of a landing folder not yet in the manifest;
 - `match_district`: match the points of every month not yet matched (or stale) to the district;
 - `analyze_district`: per-road figures for every named period, then the before/after evidence
-  (intervals, DiD, braking, cut-through), stored;
+  (intervals, DiD, braking, cut-through), the gate classification of every named period
+  (through / into / out of / internal / perimeter, gate OD) and the screening of the default
+  before period (candidates for calming ranked by score), stored;
 - `monitor_district`: the monthly series of every complete month after the last named period;
 - `publish_maps`: map, report and sheet from the stored results (no computation);
 - `monthly_pipeline`: all of the above for every district, as the road bureau schedules it. Each
@@ -24,6 +26,7 @@ ends the flow run Failed, naming the bad files.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from prefect import flow, task
@@ -32,14 +35,16 @@ from prefect.variables import Variable
 
 from analysis.evidence import evaluate_district
 from analysis.figures import analyze_district as analyze_district_periods
+from analysis.gates import evaluate_gates
 from analysis.matchstage import district_network, match_stage
 from analysis.monitoring import latest_month_verdict, monthly_series
+from analysis.screening import screen_district
 from config.districts import list_districts, load_district
 from config.settings import DEFAULT_RESAMPLES, DEFAULT_SEED, default_output_dir, default_warehouse
 from etl.ingest import ingest_paths
-from etl.sources import find_delivery_files
+from etl.sources import scan_delivery_paths
 from etl.warehouse import connect, point_files
-from maps.publish import publish_district, update_latest
+from maps.publish import PUBLISHED_FILES, publish_district, update_latest
 
 
 def warehouse_location(explicit: str | None = None) -> str:
@@ -59,22 +64,36 @@ def edition_name(warehouse: str) -> str:
 
 
 def new_delivery_files(landing: str, warehouse: str) -> tuple[list[str], int]:
-    """Files under `landing` whose resolved path is not yet recorded as ingested, and how many are.
+    """Files under `landing` the ingest must see, and how many known files were left out.
 
-    A path check avoids re-reading (hashing) a month of deliveries; content already ingested under
-    another path is still recognised by the ingest itself (SHA-256).
+    A file is left out (not read, not hashed) when its resolved path is in the manifest as ingested
+    with the same size and it has not been modified since. A file changed in place is passed on, so
+    the ingest refuses it loudly (or replaces it with --replace); content already ingested under
+    another path is recognised by the ingest itself (SHA-256). Folders or entries that cannot be
+    read are passed on too, so the ingest names them and counts them as failed.
     """
-    files = [f.resolve() for f in find_delivery_files([landing])]
+    files, problems = scan_delivery_paths([landing])
+    files = [f.resolve() for f in files]
+    unreadable = [str(p) for p, _ in problems]
     db = Path(warehouse) / "warehouse.duckdb"
     if not db.exists():
-        return [str(f) for f in files], 0
-    con = connect(warehouse)
+        return [str(f) for f in files] + unreadable, 0
+    con = connect(warehouse, read_only=True)
     try:
-        done = {r[0] for r in con.execute("SELECT source_path FROM manifest WHERE status = 'ok'").fetchall()}
+        done = {r[0]: (r[1], r[2]) for r in con.execute(
+            "SELECT source_path, size_bytes, max(ingested_at) FROM manifest WHERE status = 'ok' GROUP BY ALL").fetchall()}  # fmt: skip
     finally:
         con.close()
-    new = [str(f) for f in files if str(f) not in done]
-    return new, len(files) - len(new)
+
+    def known(f: Path) -> bool:
+        if str(f) not in done:
+            return False
+        size, at = done[str(f)]
+        st = f.stat()
+        return st.st_size == size and dt.datetime.fromtimestamp(st.st_mtime) <= at
+
+    new = [str(f) for f in files if not known(f)]
+    return new + unreadable, len(files) - len(new)
 
 
 def treated_summary(district_key: str, result) -> list[dict]:
@@ -128,6 +147,24 @@ def evidence_task(warehouse: str, district_key: str, resamples: int = DEFAULT_RE
     return {ind: t.to_dict("records") for ind, t in ev.comparisons.items()}
 
 
+@task(name="gates", retries=1, retry_delay_seconds=10, persist_result=False)
+def gates_task(warehouse: str, district_key: str) -> dict:
+    """Gate classes and gate OD of every named period, stored; returns the whole-day share of each class per period."""
+    district = load_district(district_key)
+    if district.area_path is None:
+        return {}
+    res = evaluate_gates(warehouse, district)
+    return {label: {r.gate_class: r.share_trips for r in s[s["time_band"] == "all"].itertuples()}
+            for label, s in res.summary.items()}  # fmt: skip
+
+
+@task(name="screen", retries=1, retry_delay_seconds=10, persist_result=False)
+def screen_task(warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> list[dict]:
+    """Screening of the district's default before period, stored; returns the top 5 (rank, road, score)."""
+    res = screen_district(warehouse, load_district(district_key), resamples=resamples, seed=seed)
+    return res.table.head(5)[["rank", "road_id", "road_name", "score"]].to_dict("records")
+
+
 @task(name="monitor", retries=1, retry_delay_seconds=10, persist_result=False)
 def monitor_task(warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict:
     """The monthly series after the last named period, stored; returns its months and the latest verdict."""
@@ -160,13 +197,15 @@ def match_district(district: str, warehouse: str | None = None) -> str:
 @flow(name="analyze-district")
 def analyze_district(district: str, warehouse: str | None = None, resamples: int = DEFAULT_RESAMPLES,
                      seed: int = DEFAULT_SEED) -> dict:  # fmt: skip
-    """Match what is new, then figures for every named period, the before/after evidence and the
-    monthly series of one district."""
+    """Match what is new, then figures for every named period, the before/after evidence, the gate
+    classification, the screening and the monthly series of one district."""
     warehouse = warehouse_location(warehouse)
     return {
         "match": match_task(warehouse, district),
         "summary": analyze_periods_task(warehouse, district),
         "comparisons": evidence_task(warehouse, district, resamples, seed),
+        "gates": gates_task(warehouse, district),
+        "screening": screen_task(warehouse, district, resamples, seed),
         "monitoring": monitor_task(warehouse, district, resamples, seed),
     }
 
@@ -187,8 +226,8 @@ def monthly_pipeline(
     landing: str = "data/landing", warehouse: str | None = None, out_dir: str | None = None,
     districts: list[str] | None = None, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
 ):  # fmt: skip
-    """Ingest what is new, then match, analyse, evaluate, monitor and publish every district (all bundled
-    ones by default) into ``<output root>/<YYYY-MM>/`` and ``<output root>/latest/``.
+    """Ingest what is new, then match, analyse, evaluate, classify by gates, screen, monitor and publish
+    every district (all bundled ones by default) into ``<output root>/<YYYY-MM>/`` and ``<output root>/latest/``.
 
     Ends Failed (after analysing and publishing every district) when a delivered file could not be
     ingested, naming it.
@@ -204,13 +243,15 @@ def monthly_pipeline(
             "match": match_task(warehouse, key),
             "summary": analyze_periods_task(warehouse, key),
             "comparisons": evidence_task(warehouse, key, resamples, seed),
+            "gates": gates_task(warehouse, key),
+            "screening": screen_task(warehouse, key, resamples, seed),
             "monitoring": monitor_task(warehouse, key, resamples, seed),
         }
         results[key].update(publish_task(warehouse, key, str(edition)))
     latest = update_latest(root, edition)
     for key in keys:  # the stable addresses residents and the bureau's web page link to
         results[key]["latest"] = {k: str(latest / Path(v).name) for k, v in results[key].items()
-                                  if k in ("map", "report", "sheet", "sheet_png") and v}  # fmt: skip
+                                  if k in PUBLISHED_FILES and v}  # fmt: skip
     summary = {"ingest": ingest, "edition": str(edition), "latest": str(latest), "districts": results}
     if ingest["failed"]:
         return Failed(

@@ -58,8 +58,8 @@ def load_roads(path: str | Path, exclude_highway: tuple[str, ...] | None = EXCLU
     driveways, which are not streets); None or () keeps every feature.
 
     Columns of the result: road_id (str: the input feature's id as text, from `road_id`,
-    else `osm_id`, else `id`), name, highway, limit_kmh (float, km/h: `maxspeed`, else by
-    highway class), role ('treated' | 'comparison' | other text, '' when absent), oneway
+    else `osm_id`, else `id`), name, name_en (English name, '' when absent), highway, limit_kmh
+    (float, km/h: `maxspeed`, else by highway class), role ('treated' | 'comparison' | other text, '' when absent), oneway
     (int8: 0 two-way, 1 one-way in the digitised direction, -1 one-way against it), geometry
     (LineString or MultiLineString, projected coordinates in metres).
     Raises FileNotFoundError or ValueError with a one-line reason.
@@ -103,6 +103,7 @@ def load_roads(path: str | Path, exclude_highway: tuple[str, ...] | None = EXCLU
         {
             "road_id": road_id.astype(str).to_numpy(),
             "name": _text_column(gdf, "name"),
+            "name_en": _text_column(gdf, "name_en"),
             "highway": highway.fillna("").to_numpy(),
             "limit_kmh": limit.to_numpy(),
             "role": _text_column(gdf, "role"),

@@ -1,40 +1,33 @@
-"""Printable A4 sheet per district (PDF and PNG, matplotlib, no browser): before / after / change maps,
-the headline table and the data note, for meetings without a screen.
+"""Printable A4 sheet per district (PDF and PNG, matplotlib, no browser), for meetings without a
+screen: the headline, before / after / change maps with the traffic-calming devices, the key
+figures with their change, notes and credits (publisher, date, 出典), in Japanese or English.
 
-Colours, classes, wording and suppression are those of the HTML map (maps.district_map.build_layers):
-a road with fewer than `min_vehicles` distinct vehicles is grey dashed 「データ不足」 with no figure.
-Japanese text uses a CJK font found through matplotlib's font manager (Debian's fonts-noto-cjk, or
-fonts-ipaexfont); without one the sheet is not drawn (RuntimeError), never with tofu boxes.
+Layers, colours, wording, rounding and suppression are those of the HTML map (maps.layers,
+maps.palette, maps.wording, maps.public): a road with fewer than the publication threshold of
+distinct vehicles is grey dashed 「データ不足」 with no figure. Japanese text uses a CJK font found
+through matplotlib's font manager (Debian's fonts-noto-cjk, or fonts-ipaexfont), else the bundled
+IPAexGothic; without any the sheet is not drawn (RuntimeError), never with tofu boxes.
 """
 
 from __future__ import annotations
 
-import html
+import datetime as dt
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
-import pandas as pd
 from shapely.geometry import shape
 
+from analysis.results import DistrictResults
 from config.districts import District
-from config.settings import METRIC_CRS
-from maps import palette
-from maps.district_map import (
-    LAYER_NAMES,
-    _check_roads,
-    _label_points,
-    _outline,
-    _period_line,
-    build_layers,
-    display_value,
-    format_change,
-    format_period,
-    format_value,
-    indicator_label,
-    indicator_spec,
-)
+from config.settings import LONLAT_CRS, METRIC_CRS, PUBLIC_MIN_VEHICLES
+from maps import layers, palette
+from maps import wording as w
+from maps.headline import headline
+from maps.layers import DEVICE_SHAPES
+from maps.public import PublicResults, public_results
 
 # Preferred Japanese fonts, first found wins (family names as matplotlib's font manager reports them).
 JAPANESE_FONTS = ("Noto Sans CJK JP", "IPAexGothic", "IPAGothic", "Noto Sans JP", "TakaoPGothic")
@@ -98,16 +91,27 @@ def japanese_font() -> JapaneseFont:
     )
 
 
-def _wrap(text: str, width: int) -> list[str]:
-    """Lines of at most `width` display columns (full-width characters count two); Japanese has no spaces."""
-    lines, line, cols = [], "", 0
+def _cols(text: str) -> int:
+    return sum(1 if ord(ch) < 0x2E80 else 2 for ch in text)
+
+
+def _wrap(text: str, width: int, lang: str = "ja") -> list[str]:
+    """Lines of at most `width` display columns (full-width characters count two). English breaks at
+    spaces; Japanese anywhere, but not inside a Latin word or number ('km/h', '30') when a space
+    within the last quarter of the line allows it."""
+    if lang == "en":
+        return textwrap.wrap(text, width) or [""]
+    lines, line = [], ""
     for ch in text:
-        w = 1 if ord(ch) < 0x2E80 else 2
-        if cols + w > width:
-            lines.append(line)
-            line, cols = "", 0
+        if _cols(line + ch) > width:
+            cut = line.rfind(" ")
+            if ch.isascii() and ch != " " and cut > 0 and _cols(line[cut:]) <= width // 4 and line[-1:].isascii():
+                lines.append(line[:cut])
+                line = line[cut + 1:]
+            else:
+                lines.append(line)
+                line = ""
         line += ch
-        cols += w
     return lines + [line] if line else lines
 
 
@@ -121,7 +125,9 @@ def _weight(w) -> int:
 
 
 def _to_metric(features: list[dict]) -> list:
-    geoms = gpd.GeoSeries([shape(f["geometry"]) for f in features], crs="EPSG:4326").to_crs(METRIC_CRS)
+    if not features:
+        return []
+    geoms = gpd.GeoSeries([shape(f["geometry"]) for f in features], crs=LONLAT_CRS).to_crs(METRIC_CRS)
     return list(geoms)
 
 
@@ -129,41 +135,55 @@ def _lines(geom):
     return list(geom.geoms) if hasattr(geom, "geoms") else [geom]
 
 
-def _draw_map(ax, fc: dict, labels: list[dict], area, bounds, title: str, subtitle: str, texts: list[str],
-              scalebar: bool = False) -> None:
-    """One road map on `ax`: roads styled like the HTML map, area outline, role labels."""
+def device_marker(kind: str):
+    """The device symbol of the HTML map (maps.district_map.DEVICE_SHAPES) as a matplotlib marker path."""
+    from matplotlib.path import Path as MPath
+
+    verts, codes = [], []
+    for poly in DEVICE_SHAPES[kind]:
+        pts = [((x - 11) / 11, (11 - y) / 11) for x, y in poly]  # centred, y up
+        verts += [*pts, pts[0]]
+        codes += [MPath.MOVETO, *[MPath.LINETO] * (len(pts) - 1), MPath.CLOSEPOLY]
+    return MPath(verts, codes)
+
+
+def _draw_map(ax, fc: dict, labels: list[dict], devices: list[dict], area, bounds, title: str, subtitle: str,
+              texts: list[str], scalebar: bool = False) -> None:  # fmt: skip
+    """One road map on `ax`: roads styled like the HTML map, area outline, devices, role labels."""
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_color("#888")
     feats = fc["features"]
-    geoms = _to_metric(feats)
     if area is not None:
         for poly in _lines(area):
             xs, ys = poly.exterior.xy
             ax.plot(xs, ys, color="#222", lw=1.0, ls=(0, (6, 4)), zorder=1)
-    for f, g in zip(feats, geoms):
+    for f, g in zip(feats, _to_metric(feats)):
         p = f["properties"]
         style = p["style"]
         for line in _lines(g):
             xs, ys = line.xy
             if p["kind"] == "value":
-                w = 2.6 if style.get("weight", 5) > 5 else 2.0
-                ax.plot(xs, ys, color=palette.CASING_COLOR, lw=w + 1.4, solid_capstyle="round", zorder=3)
-                ax.plot(xs, ys, color=style["color"], lw=w, solid_capstyle="round", zorder=4)
+                lw = 2.6 if style.get("weight", 5) > 5 else 2.0
+                ax.plot(xs, ys, color=palette.CASING_COLOR, lw=lw + 1.4, solid_capstyle="round", zorder=3)
+                ax.plot(xs, ys, color=style["color"], lw=lw, solid_capstyle="round", zorder=4)
             elif p["kind"] == "insufficient":
                 ax.plot(xs, ys, color=palette.INSUFFICIENT_COLOR, lw=1.6, ls=(0, (3, 2.5)), zorder=2)
             else:
                 ax.plot(xs, ys, color=palette.NO_DATA_COLOR, lw=0.7, zorder=2)
+    for dev in devices:
+        ax.plot([dev["xy"][0]], [dev["xy"][1]], marker=device_marker(dev["kind"]), markersize=7.5,
+                color=palette.DEVICE_COLOR, markeredgecolor="white", markeredgewidth=0.6, zorder=7, ls="none")  # fmt: skip
     for lab in labels:
         x, y = lab["xy"]
         treated = lab["role"] == "treated"
-        ax.annotate(lab["text"], (x, y), xytext=(0, 7), textcoords="offset points", ha="center", va="bottom",
-                    fontsize=6.5, fontweight="bold", color="#0b4f8a" if treated else "#444", zorder=6,
+        ax.annotate(lab["label"], (x, y), xytext=(0, 8), textcoords="offset points", ha="center", va="bottom",
+                    fontsize=6.5, fontweight="bold", color="#0b4f8a" if treated else "#444", zorder=8,
                     bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="#0b4f8a" if treated else "#666",
-                              ls="-" if treated else "--", lw=0.8))
-        texts.append(lab["text"])
+                              ls="-" if treated else "--", lw=0.8))  # fmt: skip
+        texts.append(lab["label"])
     minx, miny, maxx, maxy = bounds
     ax.set_xlim(minx, maxx)
     ax.set_ylim(miny, maxy)
@@ -175,15 +195,14 @@ def _draw_map(ax, fc: dict, labels: list[dict], area, bounds, title: str, subtit
         length = 10 ** math.floor(math.log10(span / 4))
         length *= 5 if span / 4 >= 5 * length else 2 if span / 4 >= 2 * length else 1
         x0, y0 = minx + 0.04 * span, miny + 0.04 * (maxy - miny)
-        ax.plot([x0, x0 + length], [y0, y0], color="#222", lw=2, zorder=7)
+        ax.plot([x0, x0 + length], [y0, y0], color="#222", lw=2, zorder=9)
         label = f"{length:.0f} m"
-        ax.text(x0 + length / 2, y0 + 0.012 * (maxy - miny), label, ha="center", va="bottom", fontsize=6.5,
-                zorder=7)
+        ax.text(x0 + length / 2, y0 + 0.012 * (maxy - miny), label, ha="center", va="bottom", fontsize=6.5, zorder=9)
         texts.append(label)
 
 
 def _legend_rows(ax, rows: list[tuple[str, str, str]], texts: list[str], title: str | None = None,
-                 fontsize: float = 7.0, top: float = 1.0, step: float = 0.075) -> float:
+                 fontsize: float = 7.0, top: float = 1.0, step: float = 0.075) -> float:  # fmt: skip
     """Vertical legend (kind, colour, text) on an axis without frame; returns the next free y."""
     y = top
     if title:
@@ -193,13 +212,15 @@ def _legend_rows(ax, rows: list[tuple[str, str, str]], texts: list[str], title: 
     for kind, color, text in rows:
         yy = y - step * 0.35
         if kind == "value":
-            ax.plot([0.0, 0.11], [yy, yy], color=palette.CASING_COLOR, lw=4.2, solid_capstyle="round",
-                    transform=ax.transAxes)
+            ax.plot([0.0, 0.11], [yy, yy], color=palette.CASING_COLOR, lw=4.2, solid_capstyle="round", transform=ax.transAxes)
             ax.plot([0.0, 0.11], [yy, yy], color=color, lw=2.8, solid_capstyle="round", transform=ax.transAxes)
         elif kind == "insufficient":
             ax.plot([0.0, 0.11], [yy, yy], color=color, lw=1.6, ls=(0, (3, 2.5)), transform=ax.transAxes)
         elif kind == "area":
             ax.plot([0.0, 0.11], [yy, yy], color=color, lw=1.0, ls=(0, (6, 4)), transform=ax.transAxes)
+        elif kind in DEVICE_SHAPES:
+            ax.plot([0.055], [yy], marker=device_marker(kind), markersize=7.5, color=color, ls="none",
+                    markeredgecolor="white", markeredgewidth=0.6, transform=ax.transAxes)  # fmt: skip
         else:
             ax.plot([0.0, 0.11], [yy, yy], color=color, lw=0.7, transform=ax.transAxes)
         ax.text(0.15, yy, text, fontsize=fontsize, va="center", transform=ax.transAxes)
@@ -208,74 +229,60 @@ def _legend_rows(ax, rows: list[tuple[str, str, str]], texts: list[str], title: 
     return y
 
 
-def _headline_rows(indicator_names: dict[str, str], headline: pd.DataFrame | None, stats: pd.DataFrame,
-                   roads: gpd.GeoDataFrame, before: str, after: str, min_vehicles: int) -> list[list[str]]:
-    """Table rows: per group (treated / comparison; pooled from `headline`, else per road) before, after, change."""
-    groups: list[tuple[str, pd.DataFrame]] = []
-    if headline is not None and len(headline):
-        for key, name in (("treated", "対策道路（まとめ）"), ("comparison", "比較道路（まとめ）")):
-            rows = headline[headline["road_group"] == key]
-            if len(rows):
-                groups.append((name, rows))
-    else:
-        names = dict(zip(roads["road_id"], roads["name"]))
-        roles = dict(zip(roads["road_id"], roads["role"]))
-        for role, word in (("treated", "対策道路"), ("comparison", "比較道路")):
-            for rid in [r for r, ro in roles.items() if ro == role]:
-                rows = stats[stats["road_id"].astype(str) == rid]
-                if len(rows):
-                    groups.append((f"{word}：{names.get(rid) or rid}", rows))
-    table = []
-    for name, rows in groups:
-        by = {p: rows[rows["period"] == p].iloc[0] if (rows["period"] == p).any() else None for p in (before, after)}
-        ok = {p: r is not None and not pd.isna(r["n_vehicles"]) and int(r["n_vehicles"]) >= min_vehicles
-              for p, r in by.items()}
-        for p, word in ((before, LAYER_NAMES["before"]), (after, LAYER_NAMES["after"])):
-            r = by[p]
-            if r is None or pd.isna(r["n_vehicles"]) or int(r["n_vehicles"]) == 0:
-                table.append([name, word, "0", *["データなし"] * len(indicator_names)])
-            elif not ok[p]:
-                table.append([name, word, f"{min_vehicles} 未満", *["データ不足"] * len(indicator_names)])
+TABLE_INDICATORS = ("mean", "p85", "passage_share")
+
+
+def table_rows(pub: PublicResults, lang: str = "ja") -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the key figures: treated and comparison streets pooled, before / after /
+    change, from comparison_results (the numbers of the headline and the report)."""
+    inds = [i for i in TABLE_INDICATORS if i in pub.comparisons]
+    if "passage_share" not in inds and "share" in pub.comparisons:
+        inds.append("share")
+    limits = {int(x) for x in pub.roads.loc[pub.roads["role"] == "treated", "limit_kmh"].dropna()}
+    header = [w.t("sheet_street", lang), w.t("sheet_period", lang), w.t("sheet_vehicles", lang),
+              *[f"{w.indicator_label(i, lang, limits, capital=True)} ({w.unit(i, lang)})" for i in inds]]  # fmt: skip
+    rows = []
+    k = pub.public_min_vehicles
+    for unit, key in (("treated", "sheet_treated"), ("control", "sheet_comparison")):
+        tables = {i: pub.comparisons[i].set_index(pub.comparisons[i]["unit"].astype(str)) for i in inds}
+        if not inds or unit not in tables[inds[0]].index:
+            continue
+        first = tables[inds[0]].loc[unit]
+        name = w.t(key, lang)
+        suppressed = first["flag"] == "suppressed"
+        for period in ("before", "after"):
+            if suppressed:
+                rows.append([name, w.layer_name(period, lang, short=True), w.t("under_k", lang, k=k),
+                             *[w.too_few(k, lang, short=True)] * len(inds)])  # fmt: skip
             else:
-                table.append([name, word, f"{int(r['n_vehicles']):,}",
-                              *[format_value(i, display_value(i, r[i])) if not pd.isna(r[i]) else "—"
-                                for i in indicator_names]])
+                n = first[f"n_vehicles_{period}"]
+                rows.append([name, w.layer_name(period, lang, short=True), w.fmt_count(n),
+                             *[("—" if w.is_missing(tables[i].loc[unit, period]) else
+                                w.fmt_value(i, tables[i].loc[unit, period], lang)) for i in inds]])  # fmt: skip
             name = ""
-        if ok[before] and ok[after]:
-            cells = []
-            for i in indicator_names:
-                b, a = by[before][i], by[after][i]
-                if pd.isna(b) or pd.isna(a):
-                    cells.append("—")
-                else:
-                    cells.append(format_change(i, display_value(i, a - b)))  # the change of stored figures, rounded once
-            table.append(["", "変化", "", *cells])
-        else:
-            table.append(["", "変化", "", *["—"] * len(indicator_names)])
-    return table
+        rows.append(["", w.layer_name("change", lang, short=True), "",
+                     *[("—" if suppressed or w.is_missing(tables[i].loc[unit, "change"]) else
+                        w.fmt_change(i, tables[i].loc[unit, "change"], lang)) for i in inds]])  # fmt: skip
+    return header, rows
 
 
 def render_district_sheet(
     district: District,
-    roads: gpd.GeoDataFrame,
-    stats: pd.DataFrame,
-    out_pdf: Path,
+    results: DistrictResults,
+    out_pdf: str | Path,
     *,
-    before: str,
-    after: str,
-    headline: pd.DataFrame | None = None,
-    area_path: Path | None = None,
-    indicator: str = "share_at_or_over_limit",
-    min_vehicles: int = 10,
-    synthetic: bool = True,
+    lang: str = "ja",
+    indicator: str | None = None,
+    public_min_vehicles: int = PUBLIC_MIN_VEHICLES,
+    synthetic: bool | None = None,
+    created: dt.date | None = None,
     png: bool = True,
 ) -> SheetResult:
     """Write the A4 sheet of `district` to `out_pdf` (and the same page as PNG next to it).
 
-    roads / stats / before / after / indicator / min_vehicles: as for maps.district_map.render_district_map.
-    headline: optional pooled figures, one row per road_group ("treated" | "comparison") and period,
-      with n_vehicles, mean_kmh, p85_kmh, share_at_or_over_limit (as the warehouse's group_period_stats);
-      without it the table lists the treated and comparison roads one by one.
+    results: analysis.results.DistrictResults; suppression under `public_min_vehicles` distinct
+    vehicles is applied here. indicator: the mapped indicator (default: the map's default).
+    lang / synthetic / created: as for maps.district_map.render_district_map.
     """
     import matplotlib
 
@@ -283,41 +290,49 @@ def render_district_sheet(
     import matplotlib.pyplot as plt
     from matplotlib import rc_context
 
+    w.check_lang(lang)
     font = japanese_font()
-    roads = _check_roads(roads)
-    layers = build_layers(district, roads, stats, before=before, after=after, indicator=indicator,
-                          min_vehicles=min_vehicles)
-    periods = {"before": district.period(before), "after": district.period(after)}
-    limits = {int(x) for x in stats.loc[stats["period"].astype(str).isin([before, after]), "limit_kmh"].dropna()}
-    label = indicator_label(indicator, limits)
-    spec = indicator_spec(indicator)
-    area_geojson = _outline(area_path, "district area")
-    area = (gpd.GeoSeries([shape(area_geojson)], crs="EPSG:4326").to_crs(METRIC_CRS).iloc[0]
-            if area_geojson else None)
-    labels = []
-    for lab in _label_points(district, roads):
-        pt = gpd.GeoSeries.from_xy([lab["lon"]], [lab["lat"]], crs="EPSG:4326").to_crs(METRIC_CRS).iloc[0]
-        labels.append({**lab, "xy": (pt.x, pt.y)})
+    pub = public_results(results, public_min_vehicles)
+    synthetic = district.synthetic_network if synthetic is None else synthetic
+    indicator = w.indicator(indicator).key if indicator else layers.available_indicators(pub)[0]
+    roads = layers.check_roads(pub.roads)
+    fcs = layers.road_layers(pub, indicator)
+    periods = pub.periods
+    limits = layers.limits_of(pub.road_stats)
+    label = w.indicator_label(indicator, lang, limits, capital=True)
+    area_geojson = layers.outline(district.area_path, "district area")
+    area = gpd.GeoSeries([shape(area_geojson)], crs=LONLAT_CRS).to_crs(METRIC_CRS).iloc[0] if area_geojson else None
+
+    def to_xy(lon: float, lat: float) -> tuple[float, float]:
+        pt = gpd.GeoSeries.from_xy([lon], [lat], crs=LONLAT_CRS).to_crs(METRIC_CRS).iloc[0]
+        return pt.x, pt.y
+
+    labels = [{**lab, "label": lab["text"][lang], "xy": to_xy(lab["lon"], lab["lat"])}
+              for lab in layers.label_points(district, roads)]  # fmt: skip
+    devices = [{"kind": d.kind, "xy": to_xy(d.lon, d.lat)} for d in district.devices]
     minx, miny, maxx, maxy = roads.to_crs(METRIC_CRS).total_bounds
     pad = 0.06 * max(maxx - minx, maxy - miny)
 
     def bounds_for(aspect: float) -> tuple[float, float, float, float]:
         """Road bounds plus padding, widened to the axes' width/height ratio so nothing is cut."""
-        x0, y0, x1, y1 = minx - pad, miny - pad, maxx + pad, maxy + pad
-        w, h = x1 - x0, y1 - y0
-        if w / h < aspect:
-            extra = (h * aspect - w) / 2
+        x0, y0, x1, y1 = minx - pad, miny - pad, maxx + pad, maxy + 2.2 * pad  # room for labels above the top street
+        width, height = x1 - x0, y1 - y0
+        if width / height < aspect:
+            extra = (height * aspect - width) / 2
             x0, x1 = x0 - extra, x1 + extra
         else:
-            extra = (w / aspect - h) / 2
+            extra = (width / aspect - height) / 2
             y0, y1 = y0 - extra, y1 + extra
         return x0, y0, x1, y1
 
+    head = headline(district, pub)
+    created = w.creation_date(district, created)
+    k = pub.public_min_vehicles
     texts: list[str] = []
     W, H = A4_INCHES
     # pdf.fonttype 3: glyph outlines (with ToUnicode), ~1 s; TrueType (42) subsetting of the CJK font takes ~5 s
     with rc_context({"font.family": [font.name, "DejaVu Sans"], "pdf.fonttype": 3, "axes.unicode_minus": True,
-                     "svg.fonttype": "none"}):
+                     "svg.fonttype": "none"}):  # fmt: skip
         fig = plt.figure(figsize=A4_INCHES)
 
         def text(x, y, s, **kw):
@@ -327,34 +342,40 @@ def render_district_sheet(
         y = 0.975
         if synthetic:
             fig.patches.append(matplotlib.patches.Rectangle((0, 0.962), 1, 0.038, transform=fig.transFigure,
-                                                            color="#c62828", zorder=0))
-            text(0.5, 0.981, "合成データ（デモ用）— 実際の観測値ではありません", ha="center", va="center",
-                 color="white", fontsize=12, fontweight="bold")
+                                                            color="#c62828", zorder=0))  # fmt: skip
+            text(0.5, 0.981, w.banner(lang), ha="center", va="center", color="white", fontsize=12, fontweight="bold")
             y = 0.948
-        title = (f"{district.name_ja}（{district.ward_ja}）生活道路の速度" if district.ward_ja
-                 else f"{district.name_ja} 生活道路の速度")
-        text(0.05, y, title, fontsize=17, fontweight="bold", va="top")
-        text(0.05, y - 0.033, f"{label}：対策前と対策後の比較", fontsize=11.5, fontweight="bold", va="top")
-        for i, key in enumerate(("before", "after")):
-            line = html.unescape(_period_line(key, periods[key]))
-            text(0.05, y - 0.058 - 0.017 * i, line, fontsize=8.5, va="top")
+        title = w.map_title(district, lang)
+        text(0.05, y, title, fontsize=16, fontweight="bold", va="top")
+        # the headline: the answer first, then its figures
+        y -= 0.032
+        lead_color = "#0b4f8a" if head.verdict == "effect" else "#6d4c00"
+        text(0.05, y, head.lead[lang], fontsize=11.5, fontweight="bold", va="top", color=lead_color)
+        y -= 0.021
+        detail = (" " if lang == "en" else "").join(head.details[lang])
+        lines = _wrap(detail, 120 if lang == "ja" else 132, lang)
+        fig.text(0.05, y, "\n".join(lines), fontsize=8.5, va="top", linespacing=1.45)
+        texts.extend(head.details[lang])
+        y -= 0.0135 * len(lines) + 0.008
+        text(0.05, y, w.t("comparison_of", lang, label=label), fontsize=9.5, fontweight="bold", va="top")
 
-        # row 1: before | after, same sequential scale
-        top = y - 0.125
-        map_h = 0.215
+        # row 1: before | after, same class scale; the subtitles are the periods
+        top = y - 0.05
+        map_h = 0.19
         aspect_small = (0.435 * W) / (map_h * H)
         for i, key in enumerate(("before", "after")):
             ax = fig.add_axes((0.05 + i * 0.465, top - map_h, 0.435, map_h))
-            _draw_map(ax, layers[key], labels, area, bounds_for(aspect_small), LAYER_NAMES[key],
-                      format_period(periods[key]), texts)
-        seq = palette.sequential_scale(indicator).legend()[::-1]
-        lax = fig.add_axes((0.05, top - map_h - 0.045, 0.9, 0.03))
+            _draw_map(ax, fcs[key], labels, devices, area, bounds_for(aspect_small), w.layer_name(key, lang),
+                      w.period_line(key, periods[key], lang), texts)  # fmt: skip
+        seq = palette.sequential_scale(indicator).legend(lang)[::-1]
+        lax = fig.add_axes((0.05, top - map_h - 0.04, 0.9, 0.03))
         lax.axis("off")
-        lt = f"{label} ({spec.legend_unit})"
-        lax.text(0, 0.5, lt, fontsize=7.5, fontweight="bold", va="center")
+        lt = f"{label} ({w.unit(indicator, lang)})"
+        lax.text(0, 0.5, "\n".join(_wrap(lt, 34, lang)), fontsize=7.2, fontweight="bold", va="center")
         texts.append(lt)
+        step = 0.72 / max(len(seq), 1)
         for j, (color, t) in enumerate(seq):
-            x = 0.25 + j * 0.125
+            x = 0.27 + j * step
             lax.plot([x, x + 0.03], [0.5, 0.5], color=palette.CASING_COLOR, lw=4.2, solid_capstyle="round")
             lax.plot([x, x + 0.03], [0.5, 0.5], color=color, lw=2.8, solid_capstyle="round")
             lax.text(x + 0.038, 0.5, t, fontsize=7, va="center")
@@ -362,81 +383,85 @@ def render_district_sheet(
         lax.set_xlim(0, 1)
         lax.set_ylim(0, 1)
 
-        # row 2: change map and its legend
-        top2 = top - map_h - 0.075
-        ch_w, ch_h = 0.58, 0.23
+        # row 2: change map and its legend (classes, devices, suppressed, outline)
+        top2 = top - map_h - 0.068
+        ch_w, ch_h = 0.58, 0.215
         ax = fig.add_axes((0.05, top2 - ch_h, ch_w, ch_h))
-        _draw_map(ax, layers["change"], labels, area, bounds_for((ch_w * W) / (ch_h * H)),
-                  "変化（対策後 − 対策前）", f"{label}の増減 ({spec.change_legend_unit})", texts, scalebar=True)
+        div = palette.change_scale(indicator)
+        _draw_map(ax, fcs["change"], labels, devices, area, bounds_for((ch_w * W) / (ch_h * H)),
+                  w.layer_name("change", lang), w.t("legend_change", lang, label=label, unit=w.unit(indicator, lang, True)),
+                  texts, scalebar=True)  # fmt: skip
         lax = fig.add_axes((0.66, top2 - ch_h, 0.31, ch_h))
         lax.axis("off")
-        div = [("value", c, t) for c, t in palette.change_scale(indicator).legend()]
-        yy = _legend_rows(lax, div, texts, title=f"変化 ({spec.change_legend_unit})", top=0.98, step=0.062)
-        hint = f"青＝{spec.down_word}（改善）、赤＝{spec.up_word}"
-        lax.text(0, yy - 0.01, hint, fontsize=6.8, color="#333", va="top", transform=lax.transAxes)
+        rows = [("value", c, t) for c, t in div.legend(lang)]
+        yy = _legend_rows(lax, rows, texts, title=f"{w.layer_name('change', lang, short=True)} ({div.unit(lang)})",
+                          top=0.99, step=0.058, fontsize=6.8)  # fmt: skip
+        down, up = div.words(lang)
+        hint = w.t("change_hint", lang, down=down, up=up)
+        lax.text(0, yy - 0.005, "\n".join(_wrap(hint, 44, lang)), fontsize=6.3, color="#333", va="top", transform=lax.transAxes)
         texts.append(hint)
-        common = [("insufficient", palette.INSUFFICIENT_COLOR, f"データ不足（観測車両 {min_vehicles} 台未満、数値は非表示）"),
-                  ("nodata", palette.NO_DATA_COLOR, "データなし")]
+        common = []
+        for kind in sorted({d.kind for d in district.devices}):
+            illustrative = any(d.illustrative for d in district.devices if d.kind == kind)
+            note = (f" ({w.t('illustrative', lang)})" if lang == "en" else f"（{w.t('illustrative', lang)}）") if illustrative else ""
+            common.append((kind, palette.DEVICE_COLOR, w.t(f"legend_{kind}", lang) + note))
+        common += [("insufficient", palette.INSUFFICIENT_COLOR, w.t("legend_too_few", lang, k=k)),
+                   ("nodata", palette.NO_DATA_COLOR, w.t("legend_no_data", lang))]  # fmt: skip
         if area is not None:
-            common.append(("area", "#222", "対象地区"))
-        _legend_rows(lax, common, texts, top=yy - 0.08, step=0.062, fontsize=6.5)
+            common.append(("area", "#222", w.t("legend_area", lang)))
+        _legend_rows(lax, common, texts, top=yy - 0.085, step=0.058, fontsize=6.3)
 
-        # headline table
-        inds = {k: indicator_label(k, limits) for k in ("mean_kmh", "p85_kmh", "share_at_or_over_limit")
-                if k in stats.columns or (headline is not None and k in headline.columns)}
-        rows = _headline_rows(inds, headline, stats, roads, before, after, min_vehicles)
-        max_rows = 9
-        more = ""
-        if len(rows) > max_rows:  # per-road fallback with many roads: the first groups only
-            more = f"（ほか {sum(1 for r in rows[max_rows:] if r[0])} 本は地図を参照）"
-            rows = rows[:max_rows]
-        top3 = top2 - ch_h - 0.022
-        tt = "主な数値" + more
-        text(0.05, top3, tt, fontsize=10, fontweight="bold", va="top")
-        units = {"mean_kmh": "km/h", "p85_kmh": "km/h", "share_at_or_over_limit": "%"}
-        header = ["道路", "期間", "観測車両（台）", *[f"{v}（{units[k]}）" for k, v in inds.items()]]
+        # key figures: treated and comparison streets pooled, from the stored comparison
+        header, rows = table_rows(pub, lang)
+        top3 = top2 - ch_h - 0.02
+        text(0.05, top3, w.t("sheet_key_figures", lang), fontsize=10, fontweight="bold", va="top")
         row_h = 0.0155
-        table_top = top3 - 0.022
-        tax = fig.add_axes((0.05, table_top - row_h * (len(rows) + 1), 0.9, row_h * (len(rows) + 1)))
+        table_top = top3 - 0.02
+        tax = fig.add_axes((0.05, table_top - row_h * (len(rows) + 2), 0.9, row_h * (len(rows) + 2)))
         tax.axis("off")
         if rows:
-            widths = [0.25, 0.08, 0.13, 0.15, 0.2, 0.19][: len(header)]
-            tab = tax.table(cellText=rows, colLabels=header, cellLoc="center", colWidths=widths,
-                            bbox=(0, 0, 1, 1))
+            widths = [0.2, 0.08, 0.12, 0.18, 0.2, 0.22][: len(header)]
+            shown = ["\n".join(_wrap(h, int(widths[i] * 118) if lang == "ja" else int(widths[i] * 140), lang)[:2])
+                     for i, h in enumerate(header)]  # fmt: skip
+            tab = tax.table(cellText=rows, colLabels=shown, cellLoc="center", colWidths=widths, bbox=(0, 0, 1, 1))
             tab.auto_set_font_size(False)
-            tab.set_fontsize(7.5)
+            tab.set_fontsize(7.0)
+            change_word = w.layer_name("change", lang, short=True)
             for (r, c), cell in tab.get_celld().items():
                 cell.set_edgecolor("#999")
                 cell.set_linewidth(0.5)
                 if r == 0:
+                    cell.set_height(2 * cell.get_height())  # two-line header
                     cell.set_facecolor("#e8eef5")
                     cell.set_text_props(fontweight="bold")
-                elif rows[r - 1][1] == "変化":
+                elif rows[r - 1][1] == change_word:
                     cell.set_facecolor("#f2f2f2")
                     cell.set_text_props(fontweight="bold")
             texts += header + [c for row in rows for c in row]
         else:
-            tax.text(0, 1, "対策道路・比較道路の数値なし", fontsize=8, va="top")
-            texts.append("対策道路・比較道路の数値なし")
+            tax.text(0, 1, w.t("sheet_no_figures", lang), fontsize=8, va="top")
+            texts.append(w.t("sheet_no_figures", lang))
 
-        # note
-        note = [
-            "データ：ETC2.0 プローブデータ。方法：速度は各地点の瞬間速度で、道路ごとに集計しました。"
-            f"観測車両が {min_vehicles} 台未満の道路・期間は数値を表示しません（灰色の破線「データ不足」）。",
-            "変化 ＝ 対策後 − 対策前（丸める前の数値の差）。平均速度・85パーセンタイル速度は km/h、"
-            "割合は制限速度以上で走った地点の割合（%）、その変化はポイント。",
-        ]
+        # notes and credits
+        note = [w.t("data_line", lang) + (". " if lang == "en" else "。") + w.t("method_line", lang, k=k),
+                w.t("sheet_change_note", lang)]  # fmt: skip
         if district.synthetic_network:
-            note.append("道路網は架空のものです（デモ用）。")
+            note.append(w.SYNTHETIC_NETWORK_NOTE[lang == "en"])
         if synthetic:
-            note.append("この資料は合成データ（デモ用）です。実際の観測値ではありません。")
-        body = "\n".join(line for n in note for line in _wrap(n, 150))
-        text(0.05, 0.018, body, fontsize=7, va="bottom", color="#222", linespacing=1.5)
+            note.append(w.SYNTHETIC_NOTE[lang == "en"])
+        credit = w.credits(district, created, lang)
+        body = "\n".join(line for n in note for line in _wrap(n, 150 if lang == "ja" else 165, lang))
+        credit_lines = _wrap(credit, 140 if lang == "ja" else 160, lang)
+        fig.text(0.05, 0.014, "\n".join(credit_lines), fontsize=7.2, va="bottom", color="#111", fontweight="bold",
+                 linespacing=1.4)  # fmt: skip
+        texts.append(credit)
+        fig.text(0.05, 0.02 + 0.0115 * len(credit_lines), body, fontsize=6.8, va="bottom", color="#222", linespacing=1.45)
         texts.extend(note)
 
         out_pdf = Path(out_pdf)
         out_pdf.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out_pdf, format="pdf", metadata={"Title": f"{title}｜{label}", "Creator": "etc2calm"})
+        fig.savefig(out_pdf, format="pdf", metadata={"Title": f"{title}｜{label}", "Creator": "etc2calm",
+                                                     "Author": district.publication.publisher(lang)})  # fmt: skip
         out_png = None
         if png:
             out_png = out_pdf.with_suffix(".png")
@@ -445,4 +470,4 @@ def render_district_sheet(
     return SheetResult(pdf=out_pdf, png=out_png, font=font, texts=texts)
 
 
-__all__ = ["render_district_sheet", "japanese_font", "JapaneseFont", "SheetResult", "JAPANESE_FONTS"]
+__all__ = ["render_district_sheet", "japanese_font", "JapaneseFont", "SheetResult", "JAPANESE_FONTS", "table_rows"]

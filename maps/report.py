@@ -1,9 +1,19 @@
-"""The district report: one self-contained Japanese HTML page with the evidence a council and an engineer need."""
+"""The district report: one HTML page (no external resources) that starts with the answer.
+
+1. the headline (maps.headline: did it work, with the interval and the comparison streets);
+2. before / after bar charts of the treated and comparison streets with interval whiskers;
+3. the detail tables: every indicator with its interval, the difference in differences, speed
+   distributions, per-road figures, sudden braking, cut-through traffic, samples and method.
+
+Every figure comes from maps.public.public_results (nothing from fewer than the publication
+threshold of vehicles: no number, no bar, no curve, no count) and is worded and rounded by
+maps.wording, in Japanese or English. Sections without data say so.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
-import math
 from pathlib import Path
 
 import numpy as np
@@ -12,142 +22,270 @@ import pandas as pd
 from analysis.results import DistrictResults
 from config.districts import District
 from config.settings import PUBLIC_MIN_VEHICLES, RESIDENTIAL_MAX_LIMIT_KMH
+from maps import embed
+from maps import wording as w
+from maps.headline import headline, share_indicator, speed_indicator
+from maps.public import PublicResults, public_comparison, public_results
 
-INDICATOR_LABELS_JA = {
-    "mean": "平均速度 (km/h)",
-    "p85": "85%タイル速度 (km/h)",
-    "share": "制限速度以上の割合",
-    "share_plus10": "制限速度+10 km/h 以上の割合",
-    "passage_mean": "通過ごとの平均速度 (km/h)",
-    "passage_p85": "通過ごとの85%タイル速度 (km/h)",
-    "passage_share": "制限速度以上で通過した車の割合",
-}
-
-
-def public_comparison(table: pd.DataFrame, public_min_vehicles: int = PUBLIC_MIN_VEHICLES) -> pd.DataFrame:
-    """The comparison rows fit for public outputs: figures from fewer than k distinct vehicles blanked.
-
-    A blanked row keeps its unit and flag ('suppressed') but no figures, so a public table shows
-    「データ不足」 where an engineer's table shows the number with its flag.
-    """
-    out = table.copy()
-    small = out[["n_vehicles_before", "n_vehicles_after"]].min(axis=1) < public_min_vehicles
-    for col in ("before", "after", "change", "ci_low", "ci_high", "n_vehicles_before", "n_vehicles_after"):
-        out[col] = out[col].astype(float).where(~small)
-    out.loc[small, "flag"] = "suppressed"
-    return out
+__all__ = ["render_report", "public_comparison", "before_after_svg", "distribution_svg", "REPORT_TEXT"]
 
 BEFORE_COLOUR = "#d6604d"  # ColorBrewer RdBu ends: distinguishable for colour-blind readers
 AFTER_COLOUR = "#2166ac"
+# Indicators of the summary table, in this order (those stored).
+SUMMARY_INDICATORS = ("passage_share", "p85", "mean", "share", "share_plus10", "passage_p85", "passage_mean")
+
+REPORT_TEXT: dict[str, tuple[str, str]] = {
+    "periods": ("{b}　{a}　対象：{f}", "{b} · {a} · Records: {f}"),
+    "all_points": ("全日・全車種", "all days, all vehicles"),
+    "chart_title": ("{label}（対策前・対策後）", "{label}, before and after"),
+    "chart_caption": ("棒：対策前と対策後の値。ひげ：対策前の値から見た変化の95%信頼区間（車両単位のブートストラップ）。",
+                      "Bars: before and after. Whiskers: 95% confidence interval of the change, drawn from the "
+                      "before value (bootstrap over vehicles)."),
+    "treated": ("対策道路", "Treated"),
+    "comparison": ("比較道路", "Comparison"),
+    "summary": ("結果の詳細", "Detailed results"),
+    "indicator": ("指標", "Indicator"),
+    "unit": ("対象", "Streets"),
+    "before": ("対策前", "Before"),
+    "after": ("対策後", "After"),
+    "change": ("変化", "Change"),
+    "ci": ("95%信頼区間", "95% interval"),
+    "vehicles": ("車両数 (前/後)", "Vehicles (before/after)"),
+    "flag": ("注記", "Note"),
+    "treated_all": ("対策道路（全体）", "Treated street(s), pooled"),
+    "control_all": ("比較道路（全体）", "Comparison streets, pooled"),
+    "did": ("差の差（対策 − 比較）", "Difference in differences (treated − comparison)"),
+    "low_sample": ("標本少（{n}台未満）", "small sample (under {n} vehicles)"),
+    "suppressed": ("データ不足（非公表）", "too few vehicles (not published)"),
+    "did_effect": ("比較道路の変化を差し引いても、対策道路の{label}は下がりました（差の差 {did}、95%信頼区間 {ci}）。",
+                   "Net of the comparison streets' change, the {label} on the treated street fell (difference in "
+                   "differences {did}, 95% interval {ci})."),
+    "did_unclear": ("比較道路の変化を差し引くと、対策道路の{label}の低下ははっきりしません（差の差 {did}、95%信頼区間 {ci}）。",
+                    "Net of the comparison streets' change, a fall of the {label} on the treated street is not clear "
+                    "(difference in differences {did}, 95% interval {ci})."),
+    "did_suppressed": ("対策道路または比較道路の観測車両が {k} 台未満のため、差の差は公表していません。",
+                       "The treated or the comparison streets had fewer than {k} vehicles: no difference in "
+                       "differences is published."),
+    "distributions": ("速度の分布（対策前・対策後）", "Speed distributions (before and after)"),
+    "dist_legend": ("棒：各速度（1 km/h ごと）の地点の割合（左の目盛）、線：累積割合（右の目盛）",
+                    "Bars: share of records per 1 km/h (left axis); lines: cumulative share (right axis)"),
+    "speed_axis": ("速度 (km/h)", "Speed (km/h)"),
+    "share_axis": ("地点の割合 (%)", "Share of records (%)"),
+    "cum_axis": ("累積 (%)", "Cumulative (%)"),
+    "limit": ("制限 {v} km/h", "limit {v} km/h"),
+    "too_few_chart": ("{title}：データ不足（観測車両 {k} 台未満のため非表示）",
+                      "{title}: too few vehicles (fewer than {k}): not shown"),
+    "no_data": ("データなし", "No data"),
+    "roads": ("道路別の結果", "Results per street"),
+    "road": ("道路", "Street"),
+    "role": ("区分", "Role"),
+    "braking": ("急減速（急ブレーキ）", "Sudden braking"),
+    "braking_inferred": ("挙動履歴の提供がないため、急ブレーキは推定値（下限）です。連続する2地点の速度差から求めた "
+                         "{g} G 以上の減速を数えました。地点の間隔が長いため、短く強いブレーキは捉えきれません。",
+                         "No behaviour history (挙動履歴) was delivered, so sudden braking is inferred: a lower bound. "
+                         "We counted decelerations of {g} G or more between consecutive records; records are far "
+                         "apart, so short hard braking is missed."),
+    "braking_events": ("急ブレーキは ETC2.0 の挙動履歴（前後加速度がしきい値を超えたときの記録）を道路に対応付けて数えました。",
+                       "Sudden braking counts the behaviour history (挙動履歴) events of ETC2.0 matched to streets."),
+    "events": ("件数 {p}", "Events {p}"),
+    "per_1000": ("1,000通過あたり {p}", "Per 1,000 passages {p}"),
+    "few_events": ("{k}台未満", "under {k} veh."),
+    "hotspots": ("急減速が集中する地点（25 m 四方、{k}台以上の車両）：対策前 {b} か所、対策後 {a} か所。",
+                 "Hot spots (25 m cells, events from {k} or more vehicles): {b} before, {a} after."),
+    "braking_none": ("急ブレーキのデータなし。", "No sudden-braking data."),
+    "cut": ("抜け道利用", "Cut-through traffic"),
+    "cut_no_area": ("地区の区域が定義されていないため、算出していません。", "Not computed: the district has no outline."),
+    "cut_period": ("期間", "Period"),
+    "cut_trips": ("地区内の生活道路を通ったトリップ", "Trips on the district's residential streets"),
+    "cut_through": ("うち抜け道（出発・到着とも地区外）", "of which cut-through (origin and destination outside)"),
+    "cut_share": ("抜け道の割合", "Cut-through share"),
+    "cut_streets": ("対策後に抜け道トリップが多く通った生活道路：{s}", "Residential streets most used by cut-through trips after: {s}"),
+    "method": ("方法", "Method"),
+    "m_data": ("データ：ETC2.0 プローブデータ（約200 m ごとに記録される位置と瞬間速度）。各地点を最も近い道路（{r} m 以内）に"
+               "対応付け、道路ごとに集計しました。運行IDは取り込み時に鍵付きハッシュで匿名化しています。",
+               "Data: ETC2.0 probe data (position and instantaneous speed about every 200 m). Each record is matched "
+               "to the nearest street within {r} m and figures are computed per street. Vehicle IDs are replaced by a "
+               "keyed hash on ingest."),
+    "m_passage": ("通過：1台の車が1本の道路を1回通ること（同じトリップの連続する地点）。「車の割合」は、通過ごとの平均速度が"
+                  "制限速度以上だった通過の割合で、地点の割合（記録の割合）とは別の指標です。",
+                  "Passage: one vehicle travelling along one street once (consecutive records of one trip). The "
+                  "\"share of vehicles\" is the share of passages whose mean speed was at or over the limit; the "
+                  "share of records is a different indicator."),
+    "m_ci": ("信頼区間：同じ車両の記録は互いに独立ではないため、車両単位で再標本化するブートストラップ法（{n}回、乱数シード {s}）"
+             "で95%信頼区間を求めました。",
+             "Intervals: records of one vehicle are not independent, so 95% intervals come from a bootstrap that "
+             "resamples vehicles ({n} resamples, seed {s})."),
+    "m_did": ("比較道路を使う理由：対策の対象は「速度が高かったから」選ばれた道路です。何もしなくても次の期間には平均に近づく"
+              "（平均への回帰）ことがあり、季節や交通量の変化も全体に影響します。そこで、対策をしていない比較道路の変化を差し引いた"
+              "「差の差」を対策の効果の目安としています。",
+              "Why comparison streets: treated streets were chosen because they were fast, and may slow down anyway "
+              "(regression to the mean); season and traffic affect all streets. The change on untreated comparison "
+              "streets is therefore subtracted (difference in differences)."),
+    "m_sample": ("標本：観測車両が{n}台未満の数値には「標本少」と注記しました。{k}台未満の数値・グラフ・件数は公表せず"
+                 "「データ不足」と表示しています。",
+                 "Samples: figures from fewer than {n} vehicles are marked \"small sample\". Figures, charts and counts "
+                 "from fewer than {k} vehicles are not published (\"too few vehicles\")."),
+    "m_cut": ("抜け道：地区内の生活道路（制限{v} km/h以下）を通り、出発地と到着地がともに地区外のトリップです。",
+              "Cut-through: trips on the district's residential streets (limit {v} km/h or less) whose origin and "
+              "destination both lie outside the district."),
+}
 
 
-def _fmt(value, indicator: str, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "データ不足"
-    if indicator.startswith("share"):
-        v = 100 * value
-        return f"{v:+.1f} ポイント" if signed else f"{v:.1f}%"
-    return f"{value:+.1f} km/h" if signed else f"{value:.1f} km/h"
+def rt(key: str, lang: str, **kw) -> str:
+    ja, en = REPORT_TEXT[key]
+    return (en if lang == "en" else ja).format(**kw)
 
 
-def _ci(row, indicator: str) -> str:
-    if pd.isna(row["ci_low"]):
-        return "—"
-    k = 100 if indicator.startswith("share") else 1
-    return f"[{k * row['ci_low']:+.1f}, {k * row['ci_high']:+.1f}]"
+def _colon(lang: str) -> str:
+    return ": " if lang == "en" else "："
 
 
-def _unit_label(unit: str, roads: pd.DataFrame) -> str:
-    if unit == "treated":
-        return "対策道路（全体）"
-    if unit == "control":
-        return "比較道路（全体）"
-    if unit == "did":
-        return "差の差（対策 − 比較）"
-    name = roads.set_index("road_id")["name"].get(unit, "")
-    return f"{name} [{unit}]" if name else unit
+def _e(text: str) -> str:
+    return html.escape(text)
 
 
-def _headline_table(ev: DistrictResults, public_min: int) -> str:
-    rows = []
-    for indicator, table in ev.comparisons.items():
-        pub = public_comparison(table, public_min).set_index("unit")
-        for unit in ("treated", "control", "did"):
-            r = pub.loc[unit]
-            signed_only = unit == "did"
-            rows.append(
-                "<tr>"
-                f"<td>{html.escape(INDICATOR_LABELS_JA[indicator])}</td>"
-                f"<td>{_unit_label(unit, ev.roads)}</td>"
-                f"<td>{'' if signed_only else _fmt(r['before'], indicator)}</td>"
-                f"<td>{'' if signed_only else _fmt(r['after'], indicator)}</td>"
-                f"<td><b>{_fmt(r['change'], indicator, signed=True)}</b></td>"
-                f"<td>{_ci(r, indicator)}</td>"
-                f"<td>{_n(r['n_vehicles_before'])} / {_n(r['n_vehicles_after'])}</td>"
-                f"<td>{_flag_ja(r['flag'], ev.min_vehicles)}</td>"
-                "</tr>"
-            )
-    return _table(["指標", "対象", "対策前", "対策後", "変化", "95%信頼区間", "車両数 (前/後)", "注記"], rows)
+def _table(header: list[str], rows: list[str], left: int = 1) -> str:
+    head = "".join(f'<th{" class=l" if i < left else ""}>{_e(h)}</th>' for i, h in enumerate(header))
+    return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
-def _roads_table(ev: DistrictResults, public_min: int) -> str:
-    t = ev.comparisons.get("mean")
-    s = ev.comparisons.get("share")
-    if t is None or s is None:
-        return ""
-    pub_t = public_comparison(t, public_min).set_index("unit")
-    pub_s = public_comparison(s, public_min).set_index("unit")
-    rows = []
-    for unit in [u for u in pub_t.index if u not in ("treated", "control", "did")]:
-        a, b = pub_t.loc[unit], pub_s.loc[unit]
-        role = "対策道路" if unit in set(ev.roads.loc[ev.roads["role"] == "treated", "road_id"]) else "比較道路"
-        rows.append(
-            f"<tr><td>{html.escape(_unit_label(unit, ev.roads))}</td><td>{role}</td>"
-            f"<td>{_fmt(a['before'], 'mean')}</td><td>{_fmt(a['after'], 'mean')}</td>"
-            f"<td>{_fmt(a['change'], 'mean', True)} {_ci(a, 'mean')}</td>"
-            f"<td>{_fmt(b['before'], 'share')}</td><td>{_fmt(b['after'], 'share')}</td>"
-            f"<td>{_fmt(b['change'], 'share', True)} {_ci(b, 'share')}</td>"
-            f"<td>{_n(a['n_vehicles_before'])} / {_n(a['n_vehicles_after'])}</td><td>{_flag_ja(a['flag'], ev.min_vehicles)}</td></tr>"
-        )
-    return _table(
-        ["道路", "区分", "平均 前", "平均 後", "平均の変化 [95%CI]", "制限以上 前", "制限以上 後", "割合の変化 [95%CI]",
-         "車両数 (前/後)", "注記"],
-        rows,
-    )  # fmt: skip
+def _td(text: str, left: bool = False, bold: bool = False) -> str:
+    inner = f"<b>{_e(text)}</b>" if bold else _e(text)
+    return f'<td{" class=l" if left else ""}>{inner}</td>'
 
 
-def _publishable(ev: DistrictResults, unit: str, public_min: int) -> bool:
-    """Whether a unit's figures rest on at least `public_min` distinct vehicles in both periods."""
-    t = ev.comparisons.get("mean")
-    if t is None or unit not in set(t["unit"]):
-        return False
-    r = t.set_index("unit").loc[unit]
-    return min(r["n_vehicles_before"], r["n_vehicles_after"]) >= public_min
+def _value(ind: str, v, lang: str, k: int) -> str:
+    return w.too_few(k, lang, short=True) if w.is_missing(v) else w.fmt_value(ind, v, lang)
+
+
+def _change(ind: str, v, lang: str, k: int) -> str:
+    return w.too_few(k, lang, short=True) if w.is_missing(v) else w.fmt_change(ind, v, lang)
+
+
+def _ci(ind: str, row, lang: str) -> str:
+    return "—" if w.is_missing(row["ci_low"]) else w.fmt_interval(ind, row["ci_low"], row["ci_high"], lang)
 
 
 def _n(v) -> str:
-    return "—" if pd.isna(v) else f"{int(v):,}"
+    return "—" if w.is_missing(v) else w.fmt_count(v)
 
 
-def _flag_ja(flag: str, min_vehicles: int) -> str:
-    return {"low_sample": f"標本少（{min_vehicles}台未満）", "suppressed": "データ不足（非公表）"}.get(flag, "")
+def _flag(flag: str, pub: PublicResults, lang: str) -> str:
+    if flag == "low_sample":
+        return rt("low_sample", lang, n=pub.min_vehicles)
+    if flag == "suppressed":
+        return rt("suppressed", lang)
+    return ""
 
 
-def _table(header: list[str], rows: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+def _unit_label(unit: str, pub: PublicResults, lang: str) -> str:
+    if unit == "treated":
+        return rt("treated_all", lang)
+    if unit == "control":
+        return rt("control_all", lang)
+    if unit == "did":
+        return rt("did", lang)
+    roads = pub.roads.set_index(pub.roads["road_id"].astype(str))
+    name = ""
+    if unit in roads.index:
+        name = roads.at[unit, "name_en"] if lang == "en" and "name_en" in roads and roads.at[unit, "name_en"] else roads.at[unit, "name"]
+    return f"{name} [{unit}]" if name else unit
 
 
-def distribution_svg(dist: pd.DataFrame, unit: str, title: str, limit_kmh: float | None, width=560, height=220) -> str:
-    """Inline SVG: before/after speed histograms (share of points per km/h) and cumulative curves."""
-    d = dist[dist["unit"] == unit]
+def _limits(pub: PublicResults) -> set[int]:
+    return {int(x) for x in pub.roads.loc[pub.roads["role"] == "treated", "limit_kmh"].dropna()}
+
+
+# ---------------------------------------------------------------------------------------------
+# charts
+
+
+def _nice_max(v: float) -> float:
+    if v <= 0:
+        return 1.0
+    exp = 10 ** np.floor(np.log10(v))
+    for m in (1, 2, 2.5, 5, 10):
+        if v <= m * exp:
+            return float(m * exp)
+    return float(10 * exp)
+
+
+def before_after_svg(pub: PublicResults, ind: str, lang: str = "ja") -> str:
+    """Bar chart: treated and comparison streets (pooled), before and after, with the change's 95 %
+    interval as a whisker from the before value; y axis labelled with the unit. '' when not stored."""
+    table = pub.comparisons.get(ind)
+    if table is None:
+        return ""
+    rows = table.set_index(table["unit"].astype(str))
+    k = pub.public_min_vehicles
+    label = w.indicator_label(ind, lang, _limits(pub), capital=True)
+    groups = [("treated", rt("treated", lang)), ("control", rt("comparison", lang))]
+    factor = 100.0 if w.indicator(ind).kind == "share" else 1.0
+    tops = []
+    for unit, _ in groups:
+        if unit in rows.index and not w.is_missing(rows.at[unit, "before"]):
+            r = rows.loc[unit]
+            tops += [r["before"], r["after"], r["before"] + (r["ci_high"] if not w.is_missing(r["ci_high"]) else 0)]
+    if not tops:  # neither group may be published: no empty axes
+        return ""
+    ymax = _nice_max(max(factor * t for t in tops if not w.is_missing(t)) * 1.12)
+    W, H, L, R, T, B = 440, 290, 50, 10, 34, 52
+    pw, ph = W - L - R, H - T - B
+    y = lambda v: T + ph - v / ymax * ph  # noqa: E731
+    unit_text = w.unit(ind, lang)
+    title = rt("chart_title", lang, label=label)
+    parts = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" '
+             f'aria-label="{_e(title)}">', f'<text x="{L}" y="18" font-size="14" font-weight="bold">{_e(title)}</text>']  # fmt: skip
+    ticks = np.linspace(0, ymax, 6)
+    for v in ticks:
+        parts.append(f'<line x1="{L}" x2="{W - R}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e3e3e3"/>')
+        parts.append(f'<text x="{L - 6}" y="{y(v) + 4:.1f}" font-size="12" text-anchor="end">{v:g}</text>')
+    parts.append(f'<line x1="{L}" x2="{L}" y1="{T}" y2="{T + ph}" stroke="#666"/>')
+    parts.append(f'<line x1="{L}" x2="{W - R}" y1="{T + ph}" y2="{T + ph}" stroke="#666"/>')
+    parts.append(f'<text transform="translate(18 {T + ph / 2:.1f}) rotate(-90)" font-size="12" text-anchor="middle">'
+                 f"{_e(unit_text)}</text>")  # the indicator is in the title; the axis carries its unit
+    gw = pw / len(groups)
+    bw = min(60.0, gw / 3)
+    for gi, (unit, name) in enumerate(groups):
+        cx = L + gw * (gi + 0.5)
+        parts.append(f'<text x="{cx:.1f}" y="{T + ph + 20}" font-size="13" text-anchor="middle">{_e(name)}</text>')
+        if unit not in rows.index or w.is_missing(rows.at[unit, "before"]) or w.is_missing(rows.at[unit, "after"]):
+            parts.append(f'<text x="{cx:.1f}" y="{T + ph / 2:.1f}" font-size="12" text-anchor="middle" fill="#555">'
+                         f"{_e(w.too_few(k, lang, short=True))}</text>")  # fmt: skip
+            continue
+        r = rows.loc[unit]
+        for j, (period, colour) in enumerate((("before", BEFORE_COLOUR), ("after", AFTER_COLOUR))):
+            x0 = cx - bw - 3 if j == 0 else cx + 3
+            v = factor * r[period]
+            parts.append(f'<rect x="{x0:.1f}" y="{y(v):.1f}" width="{bw:.1f}" height="{T + ph - y(v):.1f}" fill="{colour}"/>')
+            parts.append(f'<text x="{x0 + bw / 2:.1f}" y="{y(v) - 5:.1f}" font-size="12" text-anchor="middle">'
+                         f"{_e(w.number(w.display(ind, r[period])))}</text>")  # fmt: skip
+            if period == "after" and not w.is_missing(r["ci_low"]):
+                lo, hi = factor * (r["before"] + r["ci_low"]), factor * (r["before"] + r["ci_high"])
+                xm = x0 + bw * 0.75
+                parts.append(f'<g stroke="#111" stroke-width="1.5"><line x1="{xm:.1f}" x2="{xm:.1f}" y1="{y(lo):.1f}" '
+                             f'y2="{y(hi):.1f}"/><line x1="{xm - 5:.1f}" x2="{xm + 5:.1f}" y1="{y(lo):.1f}" y2="{y(lo):.1f}"/>'
+                             f'<line x1="{xm - 5:.1f}" x2="{xm + 5:.1f}" y1="{y(hi):.1f}" y2="{y(hi):.1f}"/></g>')  # fmt: skip
+    lx = L
+    for period, colour in (("before", BEFORE_COLOUR), ("after", AFTER_COLOUR)):
+        parts.append(f'<rect x="{lx}" y="{H - 16}" width="12" height="10" fill="{colour}"/>'
+                     f'<text x="{lx + 16}" y="{H - 7}" font-size="12">{_e(rt(period, lang))}</text>')  # fmt: skip
+        lx += 84
+    parts.append(f'<line x1="{lx + 6}" x2="{lx + 6}" y1="{H - 18}" y2="{H - 4}" stroke="#111" stroke-width="1.5"/>'
+                 f'<text x="{lx + 14}" y="{H - 7}" font-size="12">{_e(rt("ci", lang))}</text>')  # fmt: skip
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def distribution_svg(dist: pd.DataFrame, unit: str, title: str, limit_kmh: float | None, lang: str = "ja") -> str:
+    """Speed histogram (share of records per km/h, left axis) and cumulative curve (right axis) before
+    and after, with labelled axes; the caller passes public distributions only."""
+    d = dist[dist["unit"].astype(str) == unit]
     if d.empty:
-        return "<p>データなし</p>"
+        return f'<p class="empty">{_e(title)}{_colon(lang)}{_e(rt("no_data", lang))}</p>'
     lo = int(max(0, np.floor(d["speed_bin_kmh"].min())))
     hi = int(np.ceil(d["speed_bin_kmh"].max())) + 1
     bins = np.arange(lo, hi + 1)
-    pad_l, pad_r, pad_t, pad_b = 40, 40, 24, 30
-    w, h = width - pad_l - pad_r, height - pad_t - pad_b
     series = {}
     for period in ("before", "after"):
         p = d[d["period"] == period]
@@ -157,161 +295,249 @@ def distribution_svg(dist: pd.DataFrame, unit: str, title: str, limit_kmh: float
             np.add.at(counts, idx, p["n_points"].to_numpy())
         total = counts.sum()
         series[period] = counts / total if total else counts
-    ymax = max(s.max() for s in series.values()) or 1.0
-    x = lambda v: pad_l + (v - lo) / (hi - lo) * w  # noqa: E731
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="{html.escape(title)}">']
-    parts.append(f'<text x="{pad_l}" y="16" font-size="13">{html.escape(title)}</text>')
-    bw = w / (hi - lo)
+    ymax = _nice_max(100 * max(s.max() for s in series.values()) * 1.1)
+    W, H, L, R, T, B = 560, 270, 52, 52, 30, 50
+    pw, ph = W - L - R, H - T - B
+    x = lambda v: L + (v - lo) / (hi - lo) * pw  # noqa: E731
+    yl = lambda v: T + ph - v / ymax * ph  # noqa: E731  (percent per km/h)
+    yr = lambda v: T + ph - v / 100 * ph  # noqa: E731  (cumulative percent)
+    parts = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" aria-label="{_e(title)}">',
+             f'<text x="{L}" y="18" font-size="14" font-weight="bold">{_e(title)}</text>']  # fmt: skip
+    for v in np.linspace(0, ymax, 5):
+        parts.append(f'<line x1="{L}" x2="{L + pw}" y1="{yl(v):.1f}" y2="{yl(v):.1f}" stroke="#eee"/>'
+                     f'<text x="{L - 6}" y="{yl(v) + 4:.1f}" font-size="11" text-anchor="end">{v:g}</text>')  # fmt: skip
+    for v in (0, 25, 50, 75, 100):
+        parts.append(f'<text x="{L + pw + 6}" y="{yr(v) + 4:.1f}" font-size="11">{v}</text>')
+    bw = pw / (hi - lo)
     for period, colour, off in (("before", BEFORE_COLOUR, 0.0), ("after", AFTER_COLOUR, 0.5)):
         s = series[period]
         for i, v in enumerate(s):
             if v > 0:
-                bh = v / ymax * h
-                parts.append(
-                    f'<rect x="{x(lo + i) + off * bw:.1f}" y="{pad_t + h - bh:.1f}" width="{bw / 2:.1f}" '
-                    f'height="{bh:.1f}" fill="{colour}" opacity="0.75"/>'
-                )
-        cum = np.cumsum(s)
-        pts = " ".join(f"{x(lo + i + 1):.1f},{pad_t + h - c * h:.1f}" for i, c in enumerate(cum))
+                parts.append(f'<rect x="{x(lo + i) + off * bw:.1f}" y="{yl(100 * v):.1f}" width="{bw / 2:.1f}" '
+                             f'height="{T + ph - yl(100 * v):.1f}" fill="{colour}" opacity="0.75"/>')  # fmt: skip
+        cum = np.cumsum(s) * 100
+        pts = " ".join(f"{x(lo + i + 1):.1f},{yr(c):.1f}" for i, c in enumerate(cum))
         parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
     if limit_kmh is not None and lo <= limit_kmh <= hi:
-        parts.append(
-            f'<line x1="{x(limit_kmh):.1f}" x2="{x(limit_kmh):.1f}" y1="{pad_t}" y2="{pad_t + h}" stroke="#333" '
-            f'stroke-dasharray="4,3"/><text x="{x(limit_kmh) + 3:.1f}" y="{pad_t + 12}" font-size="11">制限 {limit_kmh:g} km/h</text>'
-        )
-    for v in range(lo - lo % 10 + 10 if lo % 10 else lo, hi + 1, 10):
-        parts.append(f'<text x="{x(v):.1f}" y="{height - 10}" font-size="11" text-anchor="middle">{v}</text>')
-    parts.append(f'<text x="{width - pad_r}" y="{height - 10}" font-size="11" text-anchor="end">km/h</text>')
-    parts.append(f'<line x1="{pad_l}" x2="{pad_l + w}" y1="{pad_t + h}" y2="{pad_t + h}" stroke="#666"/>')
-    parts.append(f'<text x="{pad_l + w + 4}" y="{pad_t + 8}" font-size="10">累積100%</text>')
+        parts.append(f'<line x1="{x(limit_kmh):.1f}" x2="{x(limit_kmh):.1f}" y1="{T}" y2="{T + ph}" stroke="#333" '
+                     f'stroke-dasharray="4,3"/><text x="{x(limit_kmh) + 3:.1f}" y="{T + 12}" font-size="11">'
+                     f'{_e(rt("limit", lang, v=f"{limit_kmh:g}"))}</text>')  # fmt: skip
+    first = lo - lo % 10 + 10 if lo % 10 else lo
+    for v in range(first, hi + 1, 10):
+        parts.append(f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{T + ph}" y2="{T + ph + 4}" stroke="#666"/>'
+                     f'<text x="{x(v):.1f}" y="{T + ph + 16}" font-size="11" text-anchor="middle">{v}</text>')  # fmt: skip
+    parts.append(f'<line x1="{L}" x2="{L + pw}" y1="{T + ph}" y2="{T + ph}" stroke="#666"/>'
+                 f'<line x1="{L}" x2="{L}" y1="{T}" y2="{T + ph}" stroke="#666"/>'
+                 f'<line x1="{L + pw}" x2="{L + pw}" y1="{T}" y2="{T + ph}" stroke="#999"/>')  # fmt: skip
+    parts.append(f'<text x="{L + pw / 2:.1f}" y="{H - 8}" font-size="12" text-anchor="middle">{_e(rt("speed_axis", lang))}</text>')
+    parts.append(f'<text transform="translate(14 {T + ph / 2:.1f}) rotate(-90)" font-size="12" text-anchor="middle">'
+                 f'{_e(rt("share_axis", lang))}</text>')  # fmt: skip
+    parts.append(f'<text transform="translate({W - 10} {T + ph / 2:.1f}) rotate(90)" font-size="12" text-anchor="middle">'
+                 f'{_e(rt("cum_axis", lang))}</text>')  # fmt: skip
     parts.append("</svg>")
     return "".join(parts)
 
 
-CSS = """
-body { font-family: "Noto Sans CJK JP", "Hiragino Sans", "Yu Gothic", "Meiryo", sans-serif; margin: 2em auto; max-width: 1100px; color: #222; line-height: 1.6; }
-.banner { background: #c62828; color: #fff; padding: .6em 1em; font-weight: bold; font-size: 1.1em; }
-table { border-collapse: collapse; margin: .8em 0; font-size: .92em; }
-th, td { border: 1px solid #bbb; padding: .3em .6em; text-align: right; }
-th { background: #f0f0f0; } td:first-child, td:nth-child(2) { text-align: left; }
-.note { background: #f7f7f2; border-left: 4px solid #999; padding: .6em 1em; }
-.legend span { display: inline-block; width: 1em; height: .8em; margin: 0 .3em 0 1em; }
-h2 { border-bottom: 2px solid #2166ac; padding-bottom: .2em; }
-"""
+# ---------------------------------------------------------------------------------------------
+# sections
+
+
+def _summary_table(pub: PublicResults, lang: str) -> str:
+    k = pub.public_min_vehicles
+    limits = _limits(pub)
+    rows = []
+    for ind in [i for i in SUMMARY_INDICATORS if i in pub.comparisons]:
+        table = pub.comparisons[ind].set_index(pub.comparisons[ind]["unit"].astype(str))
+        for unit in ("treated", "control", "did"):
+            if unit not in table.index:
+                continue
+            r = table.loc[unit]
+            did = unit == "did"
+            rows.append("<tr>" + _td(w.indicator_label(ind, lang, limits, capital=True), left=True)
+                        + _td(_unit_label(unit, pub, lang), left=True)
+                        + _td("" if did else _value(ind, r["before"], lang, k))
+                        + _td("" if did else _value(ind, r["after"], lang, k))
+                        + _td(_change(ind, r["change"], lang, k), bold=True) + _td(_ci(ind, r, lang))
+                        + _td(f"{_n(r['n_vehicles_before'])} / {_n(r['n_vehicles_after'])}")
+                        + _td(_flag(r["flag"], pub, lang), left=True) + "</tr>")  # fmt: skip
+    if not rows:
+        return f'<p class="empty">{_e(rt("no_data", lang))}</p>'
+    header = [rt(x, lang) for x in ("indicator", "unit", "before", "after", "change", "ci", "vehicles", "flag")]
+    return _table(header, rows, left=2)
+
+
+def _did_sentence(pub: PublicResults, ind: str, lang: str) -> str:
+    table = pub.comparisons.get(ind)
+    if table is None or "did" not in set(table["unit"].astype(str)):
+        return ""
+    d = table.set_index(table["unit"].astype(str)).loc["did"]
+    if d["flag"] == "suppressed" or w.is_missing(d["change"]):
+        return f"<p>{_e(rt('did_suppressed', lang, k=pub.public_min_vehicles))}</p>"
+    if w.is_missing(d["ci_low"]):
+        return ""
+    label = w.indicator_label(ind, lang, _limits(pub))
+    key = "did_effect" if d["ci_high"] < 0 else "did_unclear"
+    text = rt(key, lang, label=label, did=w.fmt_change(ind, d["change"], lang), ci=w.fmt_interval(ind, d["ci_low"], d["ci_high"], lang))
+    return f"<p><b>{_e(text)}</b></p>"
+
+
+def _roads_table(pub: PublicResults, lang: str) -> str:
+    k = pub.public_min_vehicles
+    inds = [i for i in ("mean", "passage_share") if i in pub.comparisons] or [i for i in ("mean", "share") if i in pub.comparisons]
+    if not inds:
+        return f'<p class="empty">{_e(rt("no_data", lang))}</p>'
+    tables = {i: pub.comparisons[i].set_index(pub.comparisons[i]["unit"].astype(str)) for i in inds}
+    limits = _limits(pub)
+    treated = set(pub.roads.loc[pub.roads["role"] == "treated", "road_id"].astype(str))
+    rows = []
+    for unit in [u for u in tables[inds[0]].index if u not in ("treated", "control", "did")]:
+        cells = [_td(_unit_label(unit, pub, lang), left=True),
+                 _td(rt("treated" if unit in treated else "comparison", lang), left=True)]  # fmt: skip
+        for i in inds:
+            r = tables[i].loc[unit]
+            cells += [_td(_value(i, r["before"], lang, k)), _td(_value(i, r["after"], lang, k)),
+                      _td(f"{_change(i, r['change'], lang, k)} {_ci(i, r, lang) if not w.is_missing(r['change']) else ''}".strip())]  # fmt: skip
+        r = tables[inds[0]].loc[unit]
+        cells += [_td(f"{_n(r['n_vehicles_before'])} / {_n(r['n_vehicles_after'])}"), _td(_flag(r["flag"], pub, lang), left=True)]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    header = [rt("road", lang), rt("role", lang)]
+    for i in inds:
+        label = w.indicator_label(i, lang, limits, capital=True)
+        header += [f"{label} {rt('before', lang)}", f"{label} {rt('after', lang)}", f"{rt('change', lang)} [{rt('ci', lang)}]"]
+    header += [rt("vehicles", lang), rt("flag", lang)]
+    return _table(header, rows, left=2)
+
+
+def _braking_block(pub: PublicResults, lang: str) -> str:
+    k = pub.public_min_vehicles
+    intro = (f'<p class="warn">{_e(rt("braking_inferred", lang, g=f"{pub.threshold_g:g}"))}</p>'
+             if pub.braking_source != "behavior_events" else f"<p>{_e(rt('braking_events', lang))}</p>")  # fmt: skip
+    b = pub.braking
+    focus = pub.roads.loc[pub.roads["role"].isin(["treated", "comparison"]), "road_id"].astype(str).tolist()
+    if b.empty or not (b["public"] != "nodata").any():
+        return intro + f'<p class="empty">{_e(rt("braking_none", lang))}</p>'
+    rows = []
+    for road in focus:
+        cells = [_td(_unit_label(road, pub, lang), left=True)]
+        for p in ("before", "after"):
+            x = b[(b["road_id"].astype(str) == road) & (b["period"] == p)]
+            status = x["public"].iloc[0] if len(x) else "nodata"
+            if status == "ok":
+                cells += [_td(w.fmt_count(x["n_events"].iloc[0])), _td(w.number(round(float(x["events_per_1000_passages"].iloc[0]), 1)))]
+            elif status == "few_events":
+                cells += [_td(rt("few_events", lang, k=k)), _td("—")]
+            elif status == "suppressed":
+                cells += [_td(w.too_few(k, lang, short=True)), _td("—")]
+            else:
+                cells += [_td(rt("no_data", lang)), _td("—")]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    header = [rt("road", lang), rt("events", lang, p=rt("before", lang)), rt("per_1000", lang, p=rt("before", lang)),
+              rt("events", lang, p=rt("after", lang)), rt("per_1000", lang, p=rt("after", lang))]  # fmt: skip
+    hs = pub.hotspots  # public hot spots only
+    n = {p: int((hs["period"] == p).sum()) if len(hs) else 0 for p in ("before", "after")}
+    note = f"<p>{_e(rt('hotspots', lang, k=k, b=n['before'], a=n['after']))}</p>"
+    return intro + _table(header, rows) + note
+
+
+def _cut_through_block(pub: PublicResults, lang: str) -> str:
+    c = pub.cut_through
+    k = pub.public_min_vehicles
+    if c.empty:
+        return f'<p class="empty">{_e(rt("cut_no_area", lang))}</p>'
+    rows = []
+    for r in c.itertuples():
+        if r.public == "suppressed":
+            cells = [w.too_few(k, lang, short=True)] * 3
+        elif r.public == "few_cut_through":
+            cells = [w.fmt_count(r.n_trips), rt("few_events", lang, k=k), "—"]
+        else:
+            cells = [w.fmt_count(r.n_trips), w.fmt_count(r.n_cut_through), w.fmt_value("share", r.share_cut_through, lang)]
+        rows.append("<tr>" + _td(rt(r.period, lang), left=True) + "".join(_td(x) for x in cells) + "</tr>")
+    table = _table([rt("cut_period", lang), rt("cut_trips", lang), rt("cut_through", lang), rt("cut_share", lang)], rows)
+    s = pub.cut_through_streets  # public streets only
+    residential = set(pub.roads.loc[pub.roads["limit_kmh"] <= RESIDENTIAL_MAX_LIMIT_KMH, "road_id"].astype(str))
+    top = s[(s["period"] == "after") & s["road_id"].astype(str).isin(residential)].head(5) if len(s) else s
+    sep = ", " if lang == "en" else "、"
+    streets = sep.join(f"{_unit_label(str(r.road_id), pub, lang)} ({w.fmt_count(r.n_cut_through)})" for r in top.itertuples())
+    return table + (f"<p>{_e(rt('cut_streets', lang, s=streets))}</p>" if streets else "")
 
 
 def render_report(
-    district: District, ev: DistrictResults, out: str | Path, *, public_min_vehicles: int = PUBLIC_MIN_VEHICLES,
+    district: District,
+    results: DistrictResults,
+    out: str | Path,
+    *,
+    lang: str = "ja",
+    public_min_vehicles: int = PUBLIC_MIN_VEHICLES,
     synthetic: bool | None = None,
+    created: dt.date | None = None,
 ) -> Path:
-    """Write the district report (UTF-8 HTML, no external resources) and return its path."""
+    """Write the district report (UTF-8 HTML, no external resources) and return its path.
+
+    results: analysis.results.DistrictResults; suppression under `public_min_vehicles` distinct
+    vehicles is applied here. lang: 'ja' or 'en'. synthetic / created: as for the map.
+    """
+    w.check_lang(lang)
+    pub = public_results(results, public_min_vehicles)
     synthetic = district.synthetic_network if synthetic is None else synthetic
-    pb, pa_ = ev.periods["before"], ev.periods["after"]
-    treated_limit = ev.roads.loc[ev.roads["role"] == "treated", "limit_kmh"]
+    created = w.creation_date(district, created)
+    head = headline(district, pub)
+    speed, share = speed_indicator(district, pub), share_indicator(pub)
+    k = pub.public_min_vehicles
+    treated_limit = pub.roads.loc[pub.roads["role"] == "treated", "limit_kmh"].dropna()
     limit = float(treated_limit.iloc[0]) if len(treated_limit) else None
+    pb, pa = pub.periods["before"], pub.periods["after"]
+    flt = rt("all_points", lang) if pub.filter in ("全日・全車種", "") else pub.filter
     blocks = []
     if synthetic:
-        blocks.append('<div class="banner">合成データ（デモ用）— 実際の観測値ではありません</div>')
-    blocks.append(f"<h1>{html.escape(district.name_ja)}（{html.escape(district.ward_ja)}）交通安全対策の効果検証</h1>")
-    blocks.append(
-        f"<p>対策前：{pb.start:%Y年%-m月%-d日}〜{pb.end:%Y年%-m月%-d日}　対策後：{pa_.start:%Y年%-m月%-d日}〜{pa_.end:%Y年%-m月%-d日}"
-        f"　対象：{html.escape(ev.filter)}</p>"
-    )
-    blocks.append("<h2>結果の要約</h2>")
-    blocks.append(_headline_table(ev, public_min_vehicles))
-    did = ev.comparisons.get("mean")
-    if did is not None:
-        d = public_comparison(did, public_min_vehicles).set_index("unit").loc["did"]
-        if not pd.isna(d["ci_low"]):
-            verdict = "対策道路の速度は、比較道路の変化を差し引いても下がりました" if d["ci_high"] < 0 else (
-                "比較道路の変化を差し引くと、対策道路の速度低下ははっきりしません" )  # fmt: skip
-            blocks.append(
-                f"<p><b>{verdict}</b>（平均速度の差の差 {d['change']:+.1f} km/h、95%信頼区間 "
-                f"{d['ci_low']:+.1f}〜{d['ci_high']:+.1f} km/h）。</p>"
-            )
-    blocks.append("<h2>速度の分布（対策前・対策後）</h2>")
-    blocks.append(
-        f'<p class="legend"><span style="background:{BEFORE_COLOUR}"></span>対策前'
-        f'<span style="background:{AFTER_COLOUR}"></span>対策後　棒：各速度の割合、線：累積割合（右端が100%）</p>'
-    )
-    for unit, title in (("treated", "対策道路（全体）"), ("control", "比較道路（全体）")):
-        if _publishable(ev, unit, public_min_vehicles):
-            blocks.append(distribution_svg(ev.distributions, unit, title, limit))
+        blocks.append(f'<div class="banner" role="alert">{_e(w.banner(lang))}</div>')
+    blocks.append(f"<h1>{_e(w.report_title(district, lang))}</h1>")
+    blocks.append(f'<div class="meta"><p>{_e(rt("periods", lang, b=w.period_line("before", pb, lang), a=w.period_line("after", pa, lang), f=flt))}</p></div>')
+    # 1-2: the answer, then the charts
+    sep = " " if lang == "en" else ""
+    answer = (f'<div id="headline" data-verdict="{head.verdict}"><strong>{_e(head.lead[lang])}</strong>{sep}'
+              f"{_e(sep.join(head.details[lang]))}</div>")  # fmt: skip
+    charts = "".join(f"<figure>{svg}</figure>" for svg in (before_after_svg(pub, i, lang) for i in (speed, share) if i) if svg)
+    caption = f'<p class="caption">{_e(rt("chart_caption", lang))}</p>' if charts else ""
+    blocks.append(f'<section id="answer" class="{"" if head.verdict == "effect" else "weak"}">{answer}'
+                  f'<div class="charts">{charts}</div>{caption}</section>')  # fmt: skip
+    # 3: details
+    blocks.append(f"<h2>{_e(rt('summary', lang))}</h2>")
+    blocks.append(_summary_table(pub, lang))
+    blocks.append(_did_sentence(pub, speed, lang))
+    blocks.append(f"<h2>{_e(rt('distributions', lang))}</h2>")
+    blocks.append(f'<p class="legend"><span style="background:{BEFORE_COLOUR}"></span>{_e(rt("before", lang))}'
+                  f'<span style="background:{AFTER_COLOUR}"></span>{_e(rt("after", lang))}　{_e(rt("dist_legend", lang))}</p>')  # fmt: skip
+    public_units = set(pub.distributions["unit"].astype(str)) if len(pub.distributions) else set()
+    for unit, key in (("treated", "treated_all"), ("control", "control_all")):
+        title = rt(key, lang)
+        if unit in public_units:
+            blocks.append(f"<figure>{distribution_svg(pub.distributions, unit, title, limit, lang)}</figure>")
+        elif unit in {u for t in pub.comparisons.values() for u in t.loc[t["flag"] == "suppressed", "unit"].astype(str)}:
+            blocks.append(f'<p class="empty">{_e(rt("too_few_chart", lang, title=title, k=k))}</p>')
         else:
-            blocks.append(f"<p>{title}：データ不足（観測車両 {public_min_vehicles} 台未満のため非表示）</p>")
-    blocks.append("<h2>道路別の結果</h2>")
-    blocks.append(_roads_table(ev, public_min_vehicles))
-    blocks.append("<h2>急減速（急ブレーキ）</h2>")
-    blocks.append(_braking_block(ev))
-    blocks.append("<h2>抜け道利用</h2>")
-    blocks.append(_cut_through_block(ev))
-    blocks.append("<h2>方法</h2>")
-    blocks.append(
-        f'<div class="note"><p>データ：ETC2.0 プローブデータ（約200 m ごとに記録される位置と瞬間速度）。各地点を最も近い道路（{ev.radius_m:g} m 以内）に'
-        "対応付け、道路ごとに集計しました。運行IDは取り込み時に鍵付きハッシュで匿名化しています。</p>"
-        "<p>信頼区間：同じ車両の記録は互いに独立ではないため、車両単位で再標本化するブートストラップ法"
-        f"（{ev.resamples:,}回、乱数シード {ev.seed}）で95%信頼区間を求めました。</p>"
-        "<p>比較道路を使う理由：対策の対象は「速度が高かったから」選ばれた道路です。何もしなくても次の期間には平均に近づく"
-        "（平均への回帰）ことがあり、季節や交通量の変化も全体に影響します。そこで、対策をしていない比較道路の変化を差し引いた"
-        "「差の差」を対策の効果の目安としています。</p>"
-        f"<p>標本：観測車両が{ev.min_vehicles}台未満の数値には「標本少」と注記しました。{public_min_vehicles}台未満の数値は"
-        "公表せず「データ不足」と表示しています。</p>"
-        + _braking_method(ev)
-        + "<p>抜け道：地区内の生活道路（制限30 km/h以下）を通り、出発地と到着地がともに地区外のトリップです。</p></div>"
-    )
-    body = "\n".join(blocks)
-    title = f"{district.name_ja} 交通安全対策の効果検証"
-    page = (
-        f'<!DOCTYPE html><html lang="ja"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>{body}</body></html>'
-    )
+            blocks.append(f'<p class="empty">{_e(title)}{_colon(lang)}{_e(rt("no_data", lang))}</p>')
+    blocks.append(f"<h2>{_e(rt('roads', lang))}</h2>")
+    blocks.append(_roads_table(pub, lang))
+    blocks.append(f"<h2>{_e(rt('braking', lang))}</h2>")
+    blocks.append(_braking_block(pub, lang))
+    blocks.append(f"<h2>{_e(rt('cut', lang))}</h2>")
+    blocks.append(_cut_through_block(pub, lang))
+    blocks.append(f"<h2>{_e(rt('method', lang))}</h2>")
+    method = [rt("m_data", lang, r=f"{pub.radius_m:g}"), rt("m_passage", lang), rt("m_ci", lang, n=w.fmt_count(pub.resamples), s=pub.seed),
+              rt("m_did", lang), rt("m_sample", lang, n=pub.min_vehicles, k=k),
+              (rt("braking_events", lang) if pub.braking_source == "behavior_events" else rt("braking_inferred", lang, g=f"{pub.threshold_g:g}")),
+              rt("m_cut", lang, v=RESIDENTIAL_MAX_LIMIT_KMH)]  # fmt: skip
+    if district.synthetic_network:
+        method.append(w.SYNTHETIC_NETWORK_NOTE[lang == "en"])
+    blocks.append('<div class="note">' + "".join(f"<p>{_e(m)}</p>" for m in method) + "</div>")
+    blocks.append(f'<footer class="meta credits"><p>{_e(w.credits(district, created, lang))}</p></footer>')
+    body = "\n".join(b for b in blocks if b)
+    page = (f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{_e(w.report_title(district, lang))}</title>\n{embed.style('report.css')}\n</head>\n"
+            f"<body>\n{body}\n</body>\n</html>\n")  # fmt: skip
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     return out
-
-
-def _braking_method(ev: DistrictResults) -> str:
-    if ev.braking_source == "behavior_events":
-        return "<p>急減速：ETC2.0 の挙動履歴（前後加速度がしきい値を超えたときに記録される急減速イベント）を道路に対応付けて数えました。</p>"
-    return (
-        f"<p>急減速：挙動履歴がないため、連続する2地点の速度差から平均減速度を求め、{ev.threshold_g:g} G 以上を急減速としました。"
-        "地点の間隔が長いため、短く強いブレーキは捉えきれず、件数は少なめに出ます（下限の目安）。</p>"
-    )
-
-
-def _braking_block(ev: DistrictResults) -> str:
-    b = ev.braking
-    focus = ev.roads.loc[ev.roads["role"].isin(["treated", "comparison"]), "road_id"].tolist()
-    rows = []
-    for road in focus:
-        r = {p: b[(b["road_id"] == road) & (b["period"] == p)] for p in ("before", "after")}
-        cells = []
-        for p in ("before", "after"):
-            x = r[p]
-            if x.empty or x["n_passages"].item() == 0:
-                cells.append("<td>—</td><td>—</td>")
-            else:
-                cells.append(f"<td>{int(x['n_events'].item())}</td><td>{x['events_per_1000_passages'].item():.1f}</td>")
-        rows.append(f"<tr><td>{html.escape(_unit_label(road, ev.roads))}</td>{''.join(cells)}</tr>")
-    table = _table(["道路", "件数 前", "1,000通過あたり 前", "件数 後", "1,000通過あたり 後"], rows)
-    hs = ev.hotspots
-    note = f"<p>急減速が集中する地点（25 m 四方に2件以上）：対策前 {int((hs['period'] == 'before').sum())} か所、対策後 {int((hs['period'] == 'after').sum())} か所。</p>"
-    return table + note
-
-
-def _cut_through_block(ev: DistrictResults) -> str:
-    c = ev.cut_through
-    if c.empty:
-        return "<p>地区の区域が定義されていないため、算出していません。</p>"
-    rows = [
-        f"<tr><td>{'対策前' if r.period == 'before' else '対策後'}</td><td>{r.n_trips:,}</td><td>{r.n_cut_through:,}</td>"
-        f"<td>{100 * r.share_cut_through:.1f}%</td></tr>"
-        for r in c.itertuples()
-    ]
-    table = _table(["期間", "地区内の生活道路を通ったトリップ", "うち抜け道（出発・到着とも地区外）", "抜け道の割合"], rows)
-    s = ev.cut_through_streets
-    residential = set(ev.roads.loc[ev.roads["limit_kmh"] <= RESIDENTIAL_MAX_LIMIT_KMH, "road_id"])
-    top = s[(s["period"] == "after") & s["road_id"].isin(residential)].head(5)
-    streets = "、".join(f"{html.escape(_unit_label(r.road_id, ev.roads))}（{r.n_cut_through:,}）" for r in top.itertuples())
-    return table + (f"<p>対策後に抜け道トリップが多く通った生活道路：{streets}</p>" if streets else "")

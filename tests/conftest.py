@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -11,6 +12,10 @@ import numpy as np
 import pytest
 
 from config.districts import District, Period
+
+ROOT = Path(__file__).resolve().parents[1]
+# The bundled districts, networks and wards of the checkout under test (not of another installed copy).
+os.environ.setdefault("ETC2CALM_HOME", str(ROOT))
 
 BEFORE = Period("before", dt.date(2017, 9, 1), dt.date(2017, 9, 30))
 AFTER = Period("after", dt.date(2017, 11, 1), dt.date(2017, 11, 30))
@@ -150,3 +155,203 @@ def expected(speeds, vids, limit):
         "p85_kmh": np.percentile(speeds, 85),  # numpy's default: linear interpolation
         "share_at_or_over_limit": (speeds >= limit).mean(),
     }
+
+
+# --- Publishing fixtures: stored results built by hand (maps, report, sheet, export) -------------
+
+MAP_LON, MAP_LAT = 139.6300, 35.5330
+ROAD_DEG = 0.002  # length of the hand-made roads, degrees
+
+
+def make_map_district(tmp_path: Path, devices=(), area_path=None) -> District:
+    """A District with two labelled periods, one treated road r1 and one comparison road r2."""
+    return District(
+        key="testdistrict", name_ja="テスト町一丁目", name_en="Test-cho 1", ward_ja="港北区", ward_code="14109",
+        center_lat=MAP_LAT, center_lon=MAP_LON, network_path=tmp_path / "network.geojson", synthetic_network=True,
+        periods={
+            "before": Period("before", dt.date(2023, 4, 1), dt.date(2023, 6, 30), "整備前"),
+            "after": Period("after", dt.date(2024, 4, 1), dt.date(2024, 6, 30), "整備後"),
+        },
+        default_before="before", default_after="after", treated_roads=("r1",), comparison_roads=("r2",),
+        source_path=tmp_path / "testdistrict.toml", area_path=area_path, ward_en="Kohoku Ward", devices=tuple(devices),
+    )  # fmt: skip
+
+
+def make_map_roads():
+    """Four small streets: treated r1, comparison r2, a sparse one r3 (under 10 vehicles) and r4 without stats."""
+    import geopandas as gpd
+    from shapely.geometry import LineString
+
+    d, lon, lat = ROAD_DEG, MAP_LON, MAP_LAT
+    rows = [
+        ("r1", "桜通り", "Sakura-dori", "treated", LineString([(lon, lat), (lon + d, lat)])),
+        ("r2", "楓通り", "Kaede-dori", "comparison", LineString([(lon, lat + d), (lon + d, lat + d)])),
+        ("r3", "ひっそり小路", "", "residential", LineString([(lon, lat), (lon, lat + d)])),
+        ("r4", "名無し坂", "", "residential", LineString([(lon + d, lat), (lon + d, lat + d)])),
+    ]
+    gdf = gpd.GeoDataFrame([dict(road_id=r, name=n, name_en=e, highway="residential", limit_kmh=30.0, role=ro,
+                                 geometry=g) for r, n, e, ro, g in rows], crs="EPSG:4326")  # fmt: skip
+    return gdf.to_crs("EPSG:6677")  # as analysis.results.load_district_results holds them
+
+
+STATS_COLUMNS = ["road_id", "period", "n_points", "n_vehicles", "mean_kmh", "p85_kmh", "share_at_or_over_limit",
+                 "share_at_or_over_limit_plus_10", "n_passages", "passage_mean_kmh", "passage_p85_kmh",
+                 "passage_share_at_or_over_limit"]  # fmt: skip
+
+
+def make_map_stats():
+    """Stored figures of r1–r3 in both periods; r3 has 7 / 6 vehicles and distinctive figures."""
+    import pandas as pd
+
+    rows = [
+        # road, period, n_points, n_vehicles, mean, p85, share, share+10, n_passages, p_mean, p_p85, p_share
+        ("r1", "before", 900, 120, 31.2, 38.4, 0.42, 0.11, 300, 30.6, 37.1, 0.384),
+        ("r1", "after", 800, 110, 24.9, 29.5, 0.19, 0.02, 280, 24.4, 28.6, 0.061),
+        ("r2", "before", 700, 95, 29.0, 34.0, 0.35, 0.05, 250, 28.7, 33.2, 0.301),
+        ("r2", "after", 720, 97, 29.4, 34.3, 0.38, 0.06, 260, 29.1, 33.9, 0.326),
+        ("r3", "before", 31, 7, 47.7, 53.3, 0.873, 0.571, 9, 46.6, 52.4, 0.777),
+        ("r3", "after", 29, 6, 46.1, 52.2, 0.861, 0.514, 8, 45.3, 51.8, 0.743),
+    ]
+    df = pd.DataFrame(rows, columns=STATS_COLUMNS)
+    df["limit_kmh"] = 30.0
+    return df
+
+
+_CMP = {"mean": "mean_kmh", "p85": "p85_kmh", "share": "share_at_or_over_limit", "share_plus10":
+        "share_at_or_over_limit_plus_10", "passage_mean": "passage_mean_kmh", "passage_p85": "passage_p85_kmh",
+        "passage_share": "passage_share_at_or_over_limit"}  # fmt: skip
+
+
+def comparisons_from(stats, treated=("r1",), control=("r2",), half_width=None, flags=None):
+    """comparison_results per indicator as the evidence stores them, from per-road figures: pooled units take
+    the single road's figures, intervals are change ± half_width (km/h, or fraction for shares)."""
+    import numpy as np
+    import pandas as pd
+
+    half_width = half_width or {}
+    flags = flags or {}
+    by = stats.set_index(["road_id", "period"])
+    out = {}
+    for ind, col in _CMP.items():
+        hw = half_width.get(ind, 0.6 if col.endswith("_kmh") else 0.04)
+        rows = []
+        for unit, road in [*((r, r) for r in treated), *((r, r) for r in control), ("treated", treated[0]),
+                           ("control", control[0])]:  # fmt: skip
+            b, a = by.loc[(road, "before")], by.loc[(road, "after")]
+            rows.append(dict(unit=unit, indicator=ind, before=b[col], after=a[col], change=a[col] - b[col],
+                             ci_low=a[col] - b[col] - hw, ci_high=a[col] - b[col] + hw, n_before=b["n_points"],
+                             n_after=a["n_points"], n_vehicles_before=b["n_vehicles"], n_vehicles_after=a["n_vehicles"],
+                             flag=flags.get(unit, "")))  # fmt: skip
+        t, c = rows[-2], rows[-1]
+        did = t["change"] - c["change"]
+        rows.append(dict(unit="did", indicator=ind, before=np.nan, after=np.nan, change=did, ci_low=did - 1.4 * hw,
+                         ci_high=did + 1.4 * hw, n_before=t["n_before"] + c["n_before"], n_after=t["n_after"] + c["n_after"],
+                         n_vehicles_before=min(t["n_vehicles_before"], c["n_vehicles_before"]),
+                         n_vehicles_after=min(t["n_vehicles_after"], c["n_vehicles_after"]),
+                         flag=flags.get("did", "")))  # fmt: skip
+        out[ind] = pd.DataFrame(rows)
+    return out
+
+
+def make_map_results(tmp_path=None, *, stats=None, roads=None, district=None, comparisons=None, hotspots=None,
+                     cut_through=None, cut_through_streets=None, braking=None, distributions=None,
+                     braking_source="points", treated="r1", control="r2"):  # fmt: skip
+    """analysis.results.DistrictResults of the hand-made district (as load_district_results returns them)."""
+    import pandas as pd
+
+    from analysis.results import DistrictResults
+
+    district = district or make_map_district(Path(tmp_path or "."))
+    stats = make_map_stats() if stats is None else stats
+    roads = make_map_roads() if roads is None else roads
+    treated_rows = stats[stats["road_id"] == treated].assign(road_group="treated")
+    control_rows = stats[stats["road_id"] == control].assign(road_group="comparison")
+    groups = pd.concat([treated_rows, control_rows], ignore_index=True).drop(columns="road_id")
+    if distributions is None:
+        rows = []
+        for unit, road in (("r1", "r1"), ("r2", "r2"), ("treated", "r1"), ("control", "r2")):
+            for period, centre in (("before", 31), ("after", 25)):
+                for b in range(centre - 8, centre + 9):
+                    rows.append(dict(unit=unit, period=period, speed_bin_kmh=float(b), n_points=20 - abs(b - centre)))
+        distributions = pd.DataFrame(rows)
+    if braking is None:
+        braking = pd.DataFrame([
+            ("before", "r1", 14, 300, 1000 * 14 / 300, 12), ("after", "r1", 3, 280, 1000 * 3 / 280, 3),
+            ("before", "r2", 0, 250, 0.0, 0), ("after", "r2", 11, 260, 1000 * 11 / 260, 11),
+            ("before", "r3", 2, 9, 1000 * 2 / 9, 2), ("after", "r3", 1, 8, 125.0, 1),
+        ], columns=["period", "road_id", "n_events", "n_passages", "events_per_1000_passages", "n_vehicles"])  # fmt: skip
+    if hotspots is None:
+        hotspots = pd.DataFrame([
+            ("before", MAP_LON + 0.0003, MAP_LAT + 0.0001, 12, 12), ("after", MAP_LON + 0.0001, MAP_LAT + ROAD_DEG, 30, 25),
+            ("after", MAP_LON + ROAD_DEG - 0.0001, MAP_LAT + ROAD_DEG - 0.0004, 7, 6),
+        ], columns=["period", "lon", "lat", "n_events", "n_vehicles"])  # fmt: skip
+    if cut_through is None:
+        cut_through = pd.DataFrame([("before", 410, 120, 120 / 410, 150, 60), ("after", 380, 95, 95 / 380, 140, 48)],
+                                   columns=["period", "n_trips", "n_cut_through", "share_cut_through", "n_vehicles",
+                                            "n_vehicles_cut_through"])  # fmt: skip
+    if cut_through_streets is None:
+        cut_through_streets = pd.DataFrame([
+            ("after", "r1", 200, 70, 40, 0.35), ("after", "r2", 150, 18, 12, 0.12), ("after", "r3", 9, 3, 3, 0.333),
+        ], columns=["period", "road_id", "n_trips", "n_cut_through", "n_vehicles_cut_through", "share_cut_through"])  # fmt: skip
+    return DistrictResults(
+        district_key=district.key, filter="全日・全車種", periods={k: district.periods[k] for k in ("before", "after")},
+        roads=roads, road_stats=stats, group_stats=groups,
+        comparisons=comparisons or comparisons_from(stats, treated=(treated,), control=(control,)),
+        distributions=distributions, braking=braking, hotspots=hotspots, cut_through=cut_through,
+        cut_through_streets=cut_through_streets, resamples=1000, seed=0, min_vehicles=50, threshold_g=0.25,
+        braking_source=braking_source, radius_m=20.0, computed_at=dt.datetime(2024, 7, 1, 9, 0), network_current=True,
+    )  # fmt: skip
+
+
+def square(lon: float, lat: float, r: float):
+    from shapely.geometry import Polygon
+
+    return Polygon([(lon - r, lat - r), (lon + r, lat - r), (lon + r, lat + r), (lon - r, lat + r)])
+
+
+def write_area(path: Path, lon: float = MAP_LON + 0.001, lat: float = MAP_LAT + 0.001, r: float = 0.0015) -> Path:
+    from shapely.geometry import mapping
+
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": mapping(square(lon, lat, r))}]}), encoding="utf-8")  # fmt: skip
+    return path
+
+
+def fabricated_stats(roads) -> "pd.DataFrame":  # noqa: F821
+    """Deterministic figures for a bundled network: every 5th road under 10 vehicles, every 7th without 'after'."""
+    import pandas as pd
+
+    rows = []
+    for i, rid in enumerate(roads["road_id"].astype(str)):
+        for period, drop in (("before", 0.0), ("after", 6.0)):
+            if period == "after" and i % 7 == 3 and i % 5 != 2:
+                continue
+            nveh = 4 if i % 5 == 2 else 40 + 3 * i
+            mean = 24 + (i * 37 % 13) - drop * (i % 2)
+            share = min(0.95, max(0.0, (mean - 20) / 20))
+            rows.append(dict(road_id=rid, period=period, n_points=nveh * 3, n_vehicles=nveh, mean_kmh=mean,
+                             p85_kmh=mean + 6, share_at_or_over_limit=share, share_at_or_over_limit_plus_10=share / 4,
+                             n_passages=nveh * 2, passage_mean_kmh=mean - 0.5, passage_p85_kmh=mean + 5,
+                             passage_share_at_or_over_limit=share * 0.9, limit_kmh=30.0))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def fabricated_results(district):
+    """DistrictResults over a bundled district's network with fabricated_stats (no warehouse needed)."""
+    import pandas as pd
+
+    from analysis.matchstage import assign_roles
+    from geo.network import load_roads
+
+    roads = assign_roles(load_roads(district.network_path), district.treated_roads, district.comparison_roads)
+    stats = fabricated_stats(roads)
+    t, c = district.treated_roads[0], district.comparison_roads[0]
+    return make_map_results(
+        district=district, stats=stats, roads=roads, treated=t, control=c,
+        hotspots=pd.DataFrame(columns=["period", "lon", "lat", "n_events", "n_vehicles"]),
+        braking=pd.DataFrame(columns=["period", "road_id", "n_events", "n_passages", "events_per_1000_passages",
+                                      "n_vehicles"]),
+        cut_through_streets=pd.DataFrame(columns=["period", "road_id", "n_trips", "n_cut_through",
+                                                  "n_vehicles_cut_through", "share_cut_through"]),
+        distributions=pd.DataFrame(columns=["unit", "period", "speed_bin_kmh", "n_points"]),
+    )  # fmt: skip

@@ -1,15 +1,18 @@
-"""The district maps opened in a real browser: Debian's headless Chromium driven by Playwright.
+"""The published pages in a real browser: Debian's headless Chromium driven by Playwright.
 
-Each map is opened from file:// with no network. What the tests assert:
-- no console error and no uncaught exception from the page itself. Base-tile requests are aborted
-  by the test (the machine has no network anyway); Chromium then logs one console error per tile,
-  "Failed to load resource: net::ERR_FAILED" whose location URL is that tile. Exactly those are
-  ignored — and only when the URL matches a tile template of this map (TILE_URL below); any other
-  failed load or console error fails the test;
-- the number of road paths drawn per layer (SVG <path class="e2c-road ...">) equals the roads given,
-  and the optional layers draw exactly the features given;
-- hovering a road shows its tooltip with the figure; suppressed roads are grey, dashed and figureless;
-- a screenshot per map is saved under build/test-artifacts/browser/ (ETC2CALM_ARTIFACTS overrides).
+Maps open from file:// with no network, at 390×844 (phone), 1024×768 (projector) and 1280×900.
+What the tests assert:
+- no console error and no uncaught exception from the page. Base-tile requests are aborted by the
+  test; Chromium then logs "Failed to load resource: net::ERR_FAILED" with that tile's URL. Exactly
+  those are ignored, and only when the URL matches a tile template of the map (TILE_URL below);
+- in the default view and after every switch (map, indicator, overlays, language, the phone's
+  bottom sheet), no panel's box (banner, header, side panel / bottom sheet, Leaflet's controls)
+  contains a point of the treated street's rendered SVG path, and that path lies in the viewport;
+- a tap on a road opens its popup inside the viewport, clear of the bottom sheet;
+- the headline (#headline) is the stored results formatted, and is on the first screen;
+- Ctrl+P (print media, A4) gives one page without switches;
+- the report fits a 390 px screen (tables scroll inside their box) and answers on its first screen;
+- screenshots at the three sizes go to build/test-artifacts/browser/ (ETC2CALM_ARTIFACTS overrides).
 
 Chromium must be installed (`.ci/run` installs Debian's `chromium`); without it these tests fail with
 a message saying so, unless ETC2CALM_SKIP_BROWSER=1 is set.
@@ -17,34 +20,33 @@ a message saying so, unless ETC2CALM_SKIP_BROWSER=1 is set.
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 import os
 import re
 from pathlib import Path
 
-import geopandas as gpd
-import pandas as pd
 import pytest
-from shapely.geometry import LineString, Point, mapping
 
+from conftest import MAP_LAT, MAP_LON, ROAD_DEG, fabricated_results, make_map_district, make_map_results, write_area
+from config.districts import Device, load_district
 from maps import palette
 from maps.district_map import render_district_map
-from config.districts import load_district
-from test_maps import LAT, LON, make_district, make_roads, make_stats, square
+from maps.headline import headline
+from maps.public import public_results
+from maps.report import render_report
+
+pytestmark = pytest.mark.slow
 
 CHROMIUM = os.environ.get("ETC2CALM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # CI runs as root
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]  # fmt: skip
 # Base tiles of the maps: the only requests a map makes, and the only failures the tests ignore.
 TILE_URL = re.compile(r"^https://(cyberjapandata\.gsi\.go\.jp/xyz/pale|tile\.openstreetmap\.org)/\d+/\d+/\d+\.png$")
 ARTIFACTS = Path(os.environ.get("ETC2CALM_ARTIFACTS", Path(__file__).resolve().parents[1] / "build" / "test-artifacts"))
-VIEWPORT = {"width": 1400, "height": 900}
+SIZES = {"phone": (390, 844), "projector": (1024, 768), "desktop": (1280, 900)}
+# Everything that sits over or beside the map; the treated street must be clear of all of them.
+PANELS = (".e2c-banner", "#e2c-top", "#e2c-panel", ".leaflet-control-zoom", ".leaflet-control-scale",
+          ".leaflet-control-attribution")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -67,25 +69,29 @@ def browser():
         b.close()
 
 
-class OpenedMap:
-    """A page showing one map, with what the browser reported while loading and using it."""
+class Opened:
+    """A page showing one published file, with what the browser reported while loading and using it."""
 
-    def __init__(self, browser, path: Path):
-        self.context = browser.new_context(viewport=VIEWPORT, locale="ja-JP")
+    def __init__(self, browser, path: Path, size: tuple[int, int] = SIZES["desktop"], wait_for_map: bool = True):
+        phone = size[0] < 600
+        self.size = size
+        self.phone = phone
+        self.context = browser.new_context(viewport={"width": size[0], "height": size[1]}, locale="ja-JP",
+                                           is_mobile=phone, has_touch=phone, device_scale_factor=1)  # fmt: skip
         self.page = self.context.new_page()
-        self.console: list = []  # every console message
-        self.page_errors: list[str] = []  # uncaught exceptions
+        self.console: list = []
+        self.page_errors: list[str] = []
         self.failed_requests: list[str] = []
         self.tile_requests: list[str] = []
         self.page.on("console", lambda msg: self.console.append(msg))
         self.page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
         self.page.on("requestfailed", lambda req: self.failed_requests.append(req.url))
         self.page.on("request", lambda req: TILE_URL.match(req.url) and self.tile_requests.append(req.url))
-        # no network here: abort tile requests at once instead of waiting for DNS to fail
-        self.page.route(TILE_URL, lambda route: route.abort())
+        self.page.route(TILE_URL, lambda route: route.abort())  # no network: fail tiles at once
         self.page.goto(path.resolve().as_uri())
-        self.page.wait_for_function("window.e2c !== undefined")
-        self.page.wait_for_timeout(300)  # let tile requests fail and be reported
+        if wait_for_map:
+            self.page.wait_for_function("window.e2c !== undefined")
+        self.page.wait_for_timeout(300)
 
     def errors(self) -> list[str]:
         """Console errors and failed loads not explained by an aborted base-tile request."""
@@ -95,7 +101,7 @@ class OpenedMap:
                 continue
             url = (msg.location or {}).get("url", "")
             if msg.text.startswith("Failed to load resource") and TILE_URL.match(url):
-                continue  # a base tile the test aborted
+                continue
             bad.append(f"console {msg.type}: {msg.text} ({url})")
         bad += [f"failed request: {u}" for u in self.failed_requests if not TILE_URL.match(u)]
         return bad
@@ -114,30 +120,81 @@ class OpenedMap:
               return out; }"""
         )
 
-    def count(self, selector: str) -> int:
-        return self.page.locator(selector).count()
+    def treated_geometry(self) -> dict:
+        """Points along the treated street's rendered SVG path (client coordinates) and the panels' boxes."""
+        return self.page.evaluate(
+            """(selectors) => {
+              var pts = [];
+              document.querySelectorAll('path.e2c-road.e2c-role-treated').forEach(function (p) {
+                var n = p.getTotalLength(), m = p.getScreenCTM();
+                for (var i = 0; i <= 40; i++) {
+                  var q = p.getPointAtLength(n * i / 40);
+                  pts.push([m.a * q.x + m.c * q.y + m.e, m.b * q.x + m.d * q.y + m.f]);
+                }
+              });
+              var boxes = [];
+              selectors.forEach(function (s) { document.querySelectorAll(s).forEach(function (el) {
+                var r = el.getBoundingClientRect(), cs = window.getComputedStyle(el);
+                if (r.width > 0 && r.height > 0 && cs.display !== 'none' && cs.visibility !== 'hidden') {
+                  boxes.push({ sel: s, l: r.left, t: r.top, r: r.right, b: r.bottom });
+                } }); });
+              return { pts: pts, boxes: boxes, w: window.innerWidth, h: window.innerHeight }; }""",
+            list(PANELS),
+        )
+
+    def assert_treated_street_clear(self, when: str) -> None:
+        g = self.treated_geometry()
+        assert len(g["pts"]) >= 41, f"{when}: the treated street is not drawn"
+        for x, y in g["pts"]:
+            assert 0 <= x <= g["w"] and 0 <= y <= g["h"], f"{when}: treated street outside the viewport at {x:.0f},{y:.0f}"
+            for b in g["boxes"]:
+                inside = b["l"] - 2 < x < b["r"] + 2 and b["t"] - 2 < y < b["b"] + 2
+                assert not inside, f"{when}: {b['sel']} covers the treated street at ({x:.0f}, {y:.0f})"
+
+    def popup_box(self) -> dict:
+        loc = self.page.locator(".leaflet-popup").last
+        loc.wait_for(state="visible", timeout=3000)
+        self.page.wait_for_timeout(400)  # let the auto-pan finish
+        return self.page.evaluate(
+            """() => { var r = document.querySelector('.leaflet-popup').getBoundingClientRect();
+                       var s = document.getElementById('e2c-panel').getBoundingClientRect();
+                       return { l: r.left, t: r.top, r: r.right, b: r.bottom, sheet_top: s.top,
+                                text: document.querySelector('.leaflet-popup-content').innerText }; }"""
+        )
+
+    def tap(self, x: float, y: float) -> None:
+        if self.phone:
+            self.page.touchscreen.tap(x, y)
+        else:
+            self.page.mouse.click(x, y)
+
+    def lonlat_to_client(self, lon: float, lat: float) -> tuple[float, float]:
+        return tuple(self.page.evaluate(
+            """([lat, lon]) => { var m = window.e2c.map, p = m.latLngToContainerPoint([lat, lon]),
+                                   r = m.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }""",
+            [lat, lon]))  # fmt: skip
 
     def hover_lonlat(self, lon: float, lat: float) -> str:
-        """Move the mouse onto (lon, lat) and return the tooltip's text."""
-        x, y = self.page.evaluate(
-            """([lat, lon]) => { var m = window.e2c.map, p = m.latLngToContainerPoint([lat, lon]),
-                                   r = m.getContainer().getBoundingClientRect();
-                                   return [r.left + p.x, r.top + p.y]; }""",
-            [lat, lon],
-        )
+        x, y = self.lonlat_to_client(lon, lat)
         self.page.mouse.move(x - 30, y - 30)
         self.page.mouse.move(x, y, steps=4)
         tip = self.page.locator(".leaflet-tooltip").last
         tip.wait_for(state="visible", timeout=3000)
         return tip.inner_text()
 
-    def choose(self, name: str, value: str) -> None:
-        self.page.locator(f'input[name="{name}"][value="{value}"]').check()
+    def open_sheet(self, open_: bool) -> None:
+        if self.phone and self.page.evaluate("document.getElementById('e2c-panel').classList.contains('e2c-open')") != open_:
+            self.page.locator("#e2c-handle").click()
+            self.page.wait_for_timeout(150)
 
-    def screenshot(self, name: str) -> Path:
+    def choose(self, name: str, value: str, check: bool = True) -> None:
+        box = self.page.locator(f'input[name="{name}"][value="{value}"]')
+        box.check() if check else box.uncheck()
+
+    def screenshot(self, name: str, full_page: bool = False) -> Path:
         ARTIFACTS.joinpath("browser").mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / "browser" / f"{name}.png"
-        self.page.screenshot(path=str(path))
+        self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
     def close(self) -> None:
@@ -146,181 +203,255 @@ class OpenedMap:
 
 @pytest.fixture
 def opened(browser):
-    maps: list[OpenedMap] = []
+    pages: list[Opened] = []
 
-    def open_(path: Path) -> OpenedMap:
-        m = OpenedMap(browser, path)
-        maps.append(m)
+    def open_(path: Path, size=SIZES["desktop"], wait_for_map: bool = True) -> Opened:
+        m = Opened(browser, path, size, wait_for_map)
+        pages.append(m)
         return m
 
     yield open_
-    for m in maps:
+    for m in pages:
         m.close()
 
 
 # --- inputs ------------------------------------------------------------------------------------
 
-D = 0.002  # road length in degrees in tests.test_maps.make_roads
-
-
-def braking_points() -> gpd.GeoDataFrame:
-    """Three hot spots away from the roads' midpoints (so hovering a road hits the road)."""
-    pts = [(LON + 0.0003, LAT + 0.0001, 12), (LON + D - 0.0001, LAT + D - 0.0004, 5), (LON + 0.0001, LAT + D, 30)]
-    return gpd.GeoDataFrame({"count": [c for *_, c in pts], "period": ["2024年4月〜6月"] * 3},
-                            geometry=[Point(x, y) for x, y, _ in pts], crs="EPSG:4326")
-
-
-def cut_through_lines() -> gpd.GeoDataFrame:
-    """Two routes: diagonal through the block and along its south edge, with shares of vehicles."""
-    return gpd.GeoDataFrame(
-        {"name": ["北東方向への抜け道", "南側の抜け道"], "share": [0.34, 0.12]},
-        geometry=[LineString([(LON - 0.001, LAT - 0.001), (LON + D + 0.001, LAT + D + 0.001)]),
-                  LineString([(LON - 0.001, LAT - 0.0006), (LON + D + 0.001, LAT - 0.0006)])],
-        crs="EPSG:4326",
-    )
+DEVICES = (Device("hump", MAP_LON + 0.0006, MAP_LAT, dt.date(2023, 10, 1), illustrative=True),
+           Device("narrowing", MAP_LON + 0.0013, MAP_LAT, dt.date(2023, 10, 1), illustrative=True))  # fmt: skip
 
 
 @pytest.fixture
-def test_map(tmp_path) -> Path:
-    area = tmp_path / "area.geojson"
-    area.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {}, "geometry": mapping(square(LON + 0.001, LAT + 0.001, 0.0015))}]}),
-        encoding="utf-8")  # fmt: skip
-    return render_district_map(
-        make_district(tmp_path), make_roads(), make_stats(), tmp_path / "map.html", before="before", after="after",
-        area_path=area, braking_points=braking_points(), cut_through=cut_through_lines(),
-    )
+def test_map(tmp_path) -> tuple[Path, object, object]:
+    district = make_map_district(tmp_path, devices=DEVICES, area_path=write_area(tmp_path / "area.geojson"))
+    results = make_map_results(tmp_path, district=district)
+    return render_district_map(district, results, tmp_path / "map.html"), district, results
 
 
-def fabricated_stats(roads: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Deterministic figures for a bundled network: every 5th road under 10 vehicles, every 7th without 'after'."""
-    rows = []
-    for i, rid in enumerate(roads["road_id"].astype(str)):
-        for period, drop in (("before", 0.0), ("after", 6.0)):
-            if period == "after" and i % 7 == 3 and i % 5 != 2:
-                continue
-            nveh = 4 if i % 5 == 2 else 40 + 3 * i
-            mean = 24 + (i * 37 % 13) - drop * (i % 2)
-            rows.append(dict(road_id=rid, period=period, n_points=nveh * 3, n_vehicles=nveh, mean_kmh=mean,
-                             p85_kmh=mean + 6, share_at_or_over_limit=min(0.95, max(0.0, (mean - 20) / 20)),
-                             limit_kmh=30.0))
-    return pd.DataFrame(rows)
-
-
-@pytest.fixture(params=["okurayama", "nakayama"])
-def bundled_map(request, tmp_path):
-    from analysis.matchstage import assign_roles
+@pytest.fixture(scope="module", params=["okurayama", "nakayama"])
+def bundled_map(request, tmp_path_factory):
     from config.settings import wards_path
-    from geo.network import load_roads
 
     district = load_district(request.param)
-    roads = assign_roles(load_roads(district.network_path), district.treated_roads, district.comparison_roads)
-    roads = roads.to_crs("EPSG:4326")
-    stats = fabricated_stats(roads)
-    out = render_district_map(
-        district, roads, stats, tmp_path / f"{district.key}.html", before=district.default_before,
-        after=district.default_after, wards_path=wards_path(), area_path=district.area_path, synthetic=True,
-    )
-    return request.param, out, roads, stats
+    results = fabricated_results(district)
+    out = render_district_map(district, results, tmp_path_factory.mktemp(request.param) / f"{district.key}.html",
+                              wards_path=wards_path())  # fmt: skip
+    return request.param, out, district, results
 
 
-# --- tests -------------------------------------------------------------------------------------
+# --- the map at three sizes ----------------------------------------------------------------------
 
 
-def test_test_map_draws_every_layer_without_errors(opened, test_map):
-    m = opened(test_map)
+@pytest.mark.parametrize("size", list(SIZES))
+def test_no_panel_covers_the_treated_street(opened, bundled_map, size):
+    """Default view, then after every switch: the treated street stays in the viewport, clear of every panel."""
+    key, path, district, results = bundled_map
+    w, h = SIZES[size]
+    m = opened(path, (w, h))
+    assert m.errors() == []
+    headline_box = m.page.locator("#headline").bounding_box()
+    assert headline_box and headline_box["y"] >= 0 and headline_box["y"] + headline_box["height"] <= h  # first screen
+    m.assert_treated_street_clear("default view")
+    if m.phone:  # closed by default: only the handle of the bottom sheet shows
+        assert not m.page.locator("#e2c-panel-body").is_visible()
+        assert m.page.locator("#e2c-panel").bounding_box()["height"] < 60
+    m.screenshot(f"map_{key}_{w}x{h}")
+    m.open_sheet(True)
+    m.assert_treated_street_clear("bottom sheet open")
+    for layer in ("before", "after", "change"):
+        m.choose("e2c-layer", layer)
+        m.assert_treated_street_clear(f"map {layer}")
+    for ind in ("share", "p85", "mean", "passage_share"):
+        m.choose("e2c-indicator", ind)
+        m.assert_treated_street_clear(f"indicator {ind}")
+    for extra in ("cut_through", "braking", "devices"):
+        if m.page.locator(f'input[name="e2c-extra"][value="{extra}"]').count():
+            m.choose("e2c-extra", extra, check=True)
+            m.assert_treated_street_clear(f"overlay {extra} on")
+    if m.page.locator('input[name="e2c-extra"][value="cut_through"]').count():
+        m.choose("e2c-extra", "cut_through", check=False)
+    m.open_sheet(False)
+    m.page.locator("#e2c-lang-toggle").click()
+    assert m.page.evaluate("document.documentElement.lang") == "en"
+    m.assert_treated_street_clear("English")
+    m.page.set_viewport_size({"width": h if not m.phone else w, "height": w if not m.phone else h})  # a rotated screen
+    m.page.wait_for_timeout(300)
+    m.assert_treated_street_clear("resized")
+    assert m.errors() == []
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_tap_opens_a_popup_inside_the_viewport(opened, test_map, size):
+    path, district, results = test_map
+    w, h = SIZES[size]
+    m = opened(path, (w, h))
+    targets = [(MAP_LON + ROAD_DEG / 2, MAP_LAT, "桜通り"),  # the treated street (bottom)
+               (MAP_LON + ROAD_DEG / 2, MAP_LAT + ROAD_DEG, "楓通り")]  # the comparison street (top edge)  # fmt: skip
+    for lon, lat, name in targets:
+        m.page.evaluate("window.e2c.map.closePopup()")
+        m.tap(*m.lonlat_to_client(lon, lat))
+        box = m.popup_box()
+        assert name in box["text"] and "%" in box["text"], box["text"]
+        assert 0 <= box["l"] and box["r"] <= w and 0 <= box["t"] and box["b"] <= h, (size, name, box)
+        if m.phone:
+            assert box["b"] <= box["sheet_top"], "the popup hides behind the bottom sheet"
+    m.screenshot(f"map_popup_{w}x{h}")
+    assert m.errors() == []
+
+
+def test_headline_is_the_stored_results_formatted(opened, test_map):
+    path, district, results = test_map
+    m = opened(path, SIZES["phone"])
+    h = headline(district, public_results(results))
+    shown = m.page.locator("#headline").inner_text().replace("\n", "")
+    assert shown == h.text("ja")
+    p85 = results.comparisons["p85"].set_index("unit").loc["treated"]
+    assert f"{p85['before']:.1f} → {p85['after']:.1f} km/h" in shown  # independent of maps.wording
+    m.page.locator("#e2c-lang-toggle").click()
+    assert m.page.locator("#headline").inner_text().replace("\n", " ") == h.text("en")
+    assert m.page.title() == "Test-cho 1, Kohoku Ward: speeds on residential streets"
+    assert m.errors() == []
+
+
+def test_low_sample_headline_does_not_claim_an_effect(opened, tmp_path):
+    from conftest import comparisons_from, make_map_stats
+
+    district = make_map_district(tmp_path)
+    stats = make_map_stats()
+    results = make_map_results(tmp_path, stats=stats, comparisons=comparisons_from(stats, flags={"treated": "low_sample"}))
+    path = render_district_map(district, results, tmp_path / "low.html")
+    m = opened(path, SIZES["phone"])
+    text = m.page.locator("#headline").inner_text()
+    assert "効果は判断できません" in text and "はっきり下がりました" not in text
+    assert m.errors() == []
+
+
+def test_every_layer_draws_with_figures_and_suppression(opened, test_map):
+    path, district, results = test_map
+    m = opened(path)
     assert m.errors() == []
     assert m.tile_requests and all("cyberjapandata.gsi.go.jp/xyz/pale/" in u for u in m.tile_requests)
     for layer in ("change", "before", "after"):
         m.choose("e2c-layer", layer)
-        assert m.count("path.e2c-road") == 4, layer  # one path per road, only the chosen layer on screen
+        assert m.page.locator("path.e2c-road").count() == 4, layer
         drawn = {d["road_id"]: d for d in m.drawn()}
-        assert set(drawn) == {"r1", "r2", "r3", "r4"}
-        # r3 has fewer than 10 vehicles: grey, dashed, no figure; r4 has no data: thin grey
         assert drawn["r3"]["kind"] == "insufficient" and not drawn["r3"]["has_value"]
         assert drawn["r3"]["stroke"] == palette.INSUFFICIENT_COLOR and drawn["r3"]["dash"] == "7 6"
         assert drawn["r4"]["stroke"] == palette.NO_DATA_COLOR
-        assert m.count("path.e2c-casing") == 2  # casings under the two coloured roads only
-        assert m.count(f'[data-e2c-legend="share_at_or_over_limit:{layer}"]:visible') == 1
-        assert m.count("[data-e2c-legend]:visible") == 1
-    # optional layers: exactly the features given, toggled by their checkboxes
-    assert m.count("path.e2c-braking") == 3 and m.count("path.e2c-cut") == 2
-    m.page.locator('input[name="e2c-extra"][value="braking"]').uncheck()
-    assert m.count("path.e2c-braking") == 0 and m.count("path.e2c-cut") == 2
-    assert m.count('[data-e2c-extra-legend="braking"]:visible') == 0
-    m.page.locator('input[name="e2c-extra"][value="braking"]').check()
-    assert m.count("path.e2c-braking") == 3
+        assert m.page.locator("path.e2c-casing").count() == 2
+        assert m.page.locator(f'[data-e2c-legend="passage_share:{layer}"]:visible').count() == 1
+        assert m.page.locator("[data-e2c-legend]:visible").count() == 1
+    # overlays: devices and braking shown, cut-through off until asked for
+    assert m.page.locator(".e2c-device").count() == 2 and m.page.locator("path.e2c-braking").count() == 1
+    assert m.page.locator("path.e2c-cut").count() == 0
+    m.choose("e2c-extra", "cut_through")
+    assert m.page.locator("path.e2c-cut").count() == 2  # r1 and r2; r3's 3 cut-through vehicles are not published
+    m.choose("e2c-extra", "braking", check=False)
+    assert m.page.locator("path.e2c-braking").count() == 0
+    assert m.page.locator('[data-e2c-extra-legend="braking"]:visible').count() == 0
+    assert m.page.locator(".leaflet-control-scale-line").count() == 1  # metric only, no feet or miles
+    assert "ft" not in m.page.locator(".leaflet-control-scale").inner_text()
     assert m.errors() == []
 
 
 def test_tooltips_show_figures_and_suppressed_roads_none(opened, test_map):
-    m = opened(test_map)
+    path, district, results = test_map
+    m = opened(path)
     m.choose("e2c-layer", "before")
-    tip = m.hover_lonlat(LON + D / 2, LAT)  # middle of r1 (treated)
-    assert "桜通り" in tip and "42%" in tip and "観測車両 120 台" in tip and "2023年4月1日〜2023年6月30日" in tip
+    tip = m.hover_lonlat(MAP_LON + ROAD_DEG * 0.35, MAP_LAT)
+    assert "桜通り" in tip and "38.4%" in tip and "観測車両 120 台" in tip and "2023年4月1日〜2023年6月30日" in tip
     m.choose("e2c-layer", "change")
-    tip = m.hover_lonlat(LON + D / 2, LAT)
-    assert "42% → 19%" in tip and "\u221223 ポイント" in tip
-    tip = m.hover_lonlat(LON, LAT + D / 2)  # middle of r3 (7 and 6 vehicles)
+    tip = m.hover_lonlat(MAP_LON + ROAD_DEG * 0.35, MAP_LAT)
+    assert "38.4% → 6.1%" in tip and "\u221232.3 ポイント" in tip
+    tip = m.hover_lonlat(MAP_LON, MAP_LAT + ROAD_DEG / 2)  # r3: 7 and 6 vehicles
     assert "ひっそり小路" in tip and "データ不足" in tip
     assert not re.search(r"\d+(\.\d)?\s*(%|km/h)", tip.replace("10 台未満", ""))
-    # the indicator chooser switches every layer client-side; the suppressed road stays figureless
-    m.choose("e2c-indicator", "p85_kmh")
-    tip = m.hover_lonlat(LON + D / 2, LAT)
+    m.choose("e2c-indicator", "p85")
+    tip = m.hover_lonlat(MAP_LON + ROAD_DEG * 0.35, MAP_LAT)
     assert "38.4 km/h → 29.5 km/h" in tip and "\u22128.9 km/h" in tip
-    assert m.page.locator("#e2c-ind").inner_text() == "85パーセンタイル速度：対策前と対策後の比較"
-    assert m.count('[data-e2c-legend="p85_kmh:change"]:visible') == 1
-    m.choose("e2c-indicator", "mean_kmh")
-    for layer in ("before", "after", "change"):
-        m.choose("e2c-layer", layer)
-        tip = m.hover_lonlat(LON, LAT + D / 2)
-        assert "データ不足" in tip and "km/h" not in tip.replace("km/h 以上", "")
-        drawn = {d["road_id"]: d for d in m.drawn()}
-        assert drawn["r3"]["stroke"] == palette.INSUFFICIENT_COLOR and not drawn["r3"]["has_value"]
-    # optional layers' tooltips
-    tip = m.hover_lonlat(LON + 0.0001, LAT + D)
-    assert "急ブレーキ多発地点" in tip and "30 回" in tip
-    m.choose("e2c-layer", "change")
-    m.choose("e2c-indicator", "share_at_or_over_limit")
-    m.screenshot("test_map_change")
+    assert m.page.locator('[data-e2c-ind="p85"]').inner_text() == "85パーセンタイル速度：対策前と対策後の比較"
+    m.page.locator("#e2c-lang-toggle").click()
+    tip = m.hover_lonlat(MAP_LON + ROAD_DEG * 0.35, MAP_LAT)
+    assert "Sakura-dori" in tip and "38.4 km/h → 29.5 km/h" in tip and "85th-percentile speed" in tip
+    assert m.page.locator('[data-e2c-ind="p85"]').inner_text() == "85th-percentile speed: before and after"
+    m.screenshot("test_map_change_en")
     assert m.errors() == []
 
 
 def test_osm_base_layer_switch(opened, test_map):
-    m = opened(test_map)
-    assert m.tile_requests and all("cyberjapandata.gsi.go.jp/xyz/pale/" in u for u in m.tile_requests)
+    path, _, _ = test_map
+    m = opened(path)
     m.choose("e2c-base", "osm")
     m.page.wait_for_timeout(300)
     assert any(u.startswith("https://tile.openstreetmap.org/") for u in m.tile_requests)
     assert m.page.evaluate("window.e2c.map.hasLayer(window.e2c.tiles.osm) && !window.e2c.map.hasLayer(window.e2c.tiles.gsi)")
-    assert m.page.locator(".leaflet-control-attribution").inner_text().count("OpenStreetMap") >= 1
+    assert "OpenStreetMap" in m.page.locator(".leaflet-control-attribution").inner_text()
     m.choose("e2c-base", "gsi")
     assert "地理院タイル" in m.page.locator(".leaflet-control-attribution").inner_text()
     assert m.errors() == []
 
 
-def test_bundled_district_maps(opened, bundled_map):
-    key, path, roads, stats = bundled_map
+def test_bundled_maps_draw_every_road(opened, bundled_map):
+    key, path, district, results = bundled_map
     m = opened(path)
-    assert m.errors() == []
     banner = m.page.locator(".e2c-banner")
     assert banner.is_visible() and "合成データ" in banner.inner_text()
-    assert m.page.locator("#e2c-title h1").is_visible()
-    n_roads = len(roads)
-    suppressed = set(stats.loc[stats["n_vehicles"] < 10, "road_id"])
-    assert suppressed  # the fabricated stats do suppress some roads
+    suppressed = set(results.road_stats.loc[results.road_stats["n_vehicles"] < 10, "road_id"])
+    assert suppressed
     for layer in ("before", "after", "change"):
         m.choose("e2c-layer", layer)
         drawn = m.drawn()
-        assert m.count("path.e2c-road") == len(drawn) == n_roads, layer
+        assert m.page.locator("path.e2c-road").count() == len(drawn) == len(results.roads), layer
         for d in drawn:
             if d["road_id"] in suppressed:
-                assert d["kind"] == "insufficient" and d["stroke"] == palette.INSUFFICIENT_COLOR, d
-                assert not d["has_value"]
+                assert d["kind"] == "insufficient" and d["stroke"] == palette.INSUFFICIENT_COLOR and not d["has_value"]
             else:
-                assert d["stroke"] not in (palette.INSUFFICIENT_COLOR,), d
-    district = load_district(key)
-    assert m.count(".e2c-label") == len(district.treated_roads) + len(district.comparison_roads)
-    m.choose("e2c-layer", "change")
-    m.screenshot(f"map_{key}")
+                assert d["stroke"] != palette.INSUFFICIENT_COLOR, d
+    assert m.page.locator(".e2c-label").count() == len(district.treated_roads) + len(district.comparison_roads)
+    assert m.page.locator(".e2c-device").count() == len(district.devices) > 0
+    assert m.errors() == []
+
+
+def test_print_gives_one_clean_a4_page(opened, bundled_map, tmp_path):
+    key, path, district, results = bundled_map
+    m = opened(path)
+    m.page.emulate_media(media="print")
+    m.page.wait_for_timeout(300)
+    for hidden in (".e2c-controls", "#e2c-lang-toggle", ".leaflet-control-zoom", "#e2c-handle"):
+        assert not m.page.locator(hidden).first.is_visible(), hidden
+    for shown in ("#headline", "#e2c-map", "#e2c-legend", ".e2c-credits"):
+        assert m.page.locator(shown).first.is_visible(), shown
+    pdf = m.page.pdf(format="A4", print_background=True)
+    pages = len(re.findall(rb"/Type\s*/Page(?![a-z])", pdf))
+    (ARTIFACTS / "browser").mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "browser" / f"map_{key}_print.pdf").write_bytes(pdf)
+    assert pages == 1
+    m.screenshot(f"map_{key}_print", full_page=True)
+    assert m.errors() == []
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_report_answers_on_the_first_screen_and_fits_a_phone(opened, tmp_path, size):
+    district = make_map_district(tmp_path)
+    results = make_map_results(tmp_path, district=district)
+    path = render_report(district, results, tmp_path / "report.html")
+    w, h = SIZES[size]
+    m = opened(path, (w, h), wait_for_map=False)
+    assert m.page.evaluate("document.documentElement.scrollWidth") <= w  # no sideways scrolling of the page
+    box = m.page.locator("#headline").bounding_box()
+    assert box["y"] + box["height"] <= h  # the answer is on the first screen
+    assert m.page.locator("#answer svg.chart").count() == 2
+    chart = m.page.locator("#answer svg.chart").first.bounding_box()
+    assert chart["x"] >= 0 and chart["x"] + chart["width"] <= w
+    if size == "phone":
+        # a wide table scrolls inside its box; its cells do not wrap one character per line
+        wrap = m.page.locator(".table-wrap").first
+        assert wrap.evaluate("el => el.scrollWidth > el.clientWidth")
+        heights = m.page.locator(".table-wrap").first.locator("td").evaluate_all("tds => tds.map(td => td.getBoundingClientRect().height)")
+        assert max(heights) < 40
+    m.screenshot(f"report_{w}x{h}")
+    m.screenshot(f"report_{w}x{h}_full", full_page=True)
     assert m.errors() == []

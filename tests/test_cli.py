@@ -117,15 +117,16 @@ def test_sql_table_and_read_only(ingested):
 
 
 def _map_data(path: Path) -> str:
-    """The embedded data of a map page (layers, figures, overlays): folium's element ids differ per render."""
+    """The embedded data of a map page (layers, figures, overlays, headline)."""
     import re
 
-    return re.search(r"var DATA = (\{.*?\});\n", path.read_text(encoding="utf-8"), flags=re.S).group(1)
+    return re.search(r"var E2C_DATA = (\{.*?\});\n", path.read_text(encoding="utf-8"), flags=re.S).group(1)
 
 
 @pytest.mark.slow
 def test_map_command_publishes_what_the_pipeline_publishes(tmp_path):
-    """`etc2calm map` draws the stored results, exactly as the flow's publish step (cut-through layer included)."""
+    """`etc2calm map` draws the stored results, exactly as the flow's publish step (cut-through layer included);
+    `publish` writes the report and sheet in both languages; `export --district` every period and the devices."""
     from config.districts import load_district
     from etl.synthetic import generate_delivery
     from maps.publish import publish_district
@@ -145,6 +146,20 @@ def test_map_command_publishes_what_the_pipeline_publishes(tmp_path):
     assert "大倉山三丁目" in html and "合成データ" in html and "抜け道ルート" in html
     flow = publish_district(wh, load_district("okurayama"), tmp_path / "flow")
     assert _map_data(out) == _map_data(Path(flow["map"]))
+    proc = run("publish", "--warehouse", wh, "--district", "okurayama", "--out", tmp_path / "pub", "--lang", "en")
+    assert proc.returncode == 0, proc.stderr
+    report = (tmp_path / "pub" / "okurayama_report.en.html").read_text(encoding="utf-8")
+    assert '<html lang="en">' in report and 'id="headline"' in report and (tmp_path / "pub" / "okurayama_sheet.en.pdf").exists()
+    assert not (tmp_path / "pub" / "okurayama_report.html").exists()  # only the languages asked for
+    proc = run("export", "--warehouse", wh, "--district", "okurayama", "--out", tmp_path / "okurayama.gpkg")
+    assert proc.returncode == 0, proc.stderr
+    import geopandas as gpd
+    import pyogrio
+
+    assert [name for name, _ in pyogrio.list_layers(tmp_path / "okurayama.gpkg")] == ["roads", "road_periods", "devices"]
+    roads = gpd.read_file(tmp_path / "okurayama.gpkg", layer="roads")
+    assert {"before_mean_kmh", "after_mean_kmh", "change_mean_kmh", "before_public"} <= set(roads.columns)
+    assert len(gpd.read_file(tmp_path / "okurayama.gpkg", layer="devices")) == len(load_district("okurayama").devices)
 
 
 @pytest.mark.parametrize(

@@ -144,14 +144,14 @@ def test_braking_from_behaviour_events_and_map_layers(tmp_path, tiny_network):
     hot = ev.hotspots[ev.hotspots["period"] == "before"]
     assert hot["n_events"].tolist() == [12] and hot["n_vehicles"].tolist() == [12]
 
-    from maps.publish import evidence_layers
+    from maps.layers import braking_layer
+    from maps.public import public_results
 
     ev = load_district_results(tmp_path / "wh", make_test_district(tiny_network))  # publishing reads what is stored
-    braking, _ = evidence_layers(ev, period="before")
-    assert braking is not None and braking["count"].tolist() == [12] and braking.crs == "EPSG:4326"
-    assert evidence_layers(ev, period="after")[0] is None  # one event: no hot spot, nothing published
-    braking10, _ = evidence_layers(ev, period="before", min_vehicles=13)
-    assert braking10 is None  # 12 vehicles < 13: suppressed
+    braking = braking_layer(public_results(ev), period="before")
+    assert braking is not None and [f["properties"]["count"] for f in braking["features"]] == [12]
+    assert braking_layer(public_results(ev), period="after") is None  # one event: no hot spot, nothing published
+    assert braking_layer(public_results(ev, 13), period="before") is None  # 12 vehicles < 13: suppressed
 
 
 def test_cut_through_uses_style_1_3_origins(tmp_path, tiny_network):

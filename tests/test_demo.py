@@ -43,6 +43,10 @@ def test_demo_end_to_end_small(tmp_path):
     assert "published (district file [[published]]) and measured by this run" in out
     assert re.search(r"大倉山三丁目\s+85th percentile speed\s+before\s+published 32\.6 km/h\s+this run \d+\.\d km/h", out)
     assert re.search(r"中山町\s+mean speed\s+before→after\s+published -7\.0 km/h\s+this run -\d+\.\d km/h", out)
+    # Screening (stored, printed top 5): the treated streets were generated fast and rank first.
+    for key in ("okurayama", "nakayama"):
+        assert re.search(rf"\({key}\), before [^\n]*\n[^\n]*\n[^\n]*\n\s+1 T1 ", out), key
+    assert "through traffic by gates" in out and "busiest through pair" in out
     # Re-running is safe: the same delivery adds nothing.
     again = subprocess.run(list(map(str, args)), capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0

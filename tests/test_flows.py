@@ -23,6 +23,16 @@ def test_new_files_are_recognised_by_resolved_path(tmp_path, monkeypatch):
     make_delivery(tmp_path / "landing" / "later", seed=3)
     new, known = new_delivery_files("./landing/", "wh")
     assert known == 2 and len(new) == 2 and all("later" in p for p in new)
+    ingest_paths(new, "wh")
+    # A file changed in place (other content, later mtime) is passed on: the ingest refuses it loudly.
+    changed = sorted((tmp_path / "landing").glob("*.zip"))[0]
+    make_delivery(tmp_path / "other", seed=5)
+    changed.write_bytes(sorted((tmp_path / "other").glob("*.zip"))[0].read_bytes())
+    os.utime(changed, None)
+    new, known = new_delivery_files("landing", "wh")
+    assert new == [str(changed.resolve())] and known == 3
+    report = ingest_paths(new, "wh")
+    assert report.failed and "--replace" in report.failed[0].message
 
 
 @pytest.mark.slow
@@ -44,7 +54,8 @@ def test_monthly_flow_with_a_corrupt_file_ends_failed_after_publishing(tmp_path,
     latest = tmp_path / "maps" / "latest"
     assert (latest / "okurayama.html").exists() and (latest / "okurayama_report.html").exists()
     assert os.path.getsize(latest / "okurayama_sheet.pdf") > 10_000
-    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["2019-03", "latest"]
+    # The edition is the latest month of the delivery: 大倉山's last monitoring month (June 2019).
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["2019-06", "latest"]
 
 
 def test_monthly_series_after_the_last_named_period(tmp_path, tiny_network):

@@ -18,7 +18,7 @@ from etl.ingest import ingest_paths
 from etl.spec import STYLE_1_2, STYLE_1_3
 from etl.synthetic import generate_bench_delivery
 from etl.validate import validation_rules
-from etl.warehouse import WarehouseBusy, ingest_lock
+from etl.warehouse import WarehouseBusy, ingest_lock, point_files
 
 ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
 RAW_ID = "000098765432"
@@ -79,8 +79,8 @@ def test_all_33_columns_typed_and_12_digit_time(tmp_path):
     assert types["gps_time"] == "TIMESTAMP" and types["matched_lon"] == "DOUBLE" and types["vehicle_id"] == "BIGINT"
     (t, mlon, lon), = q(tmp_path / "wh", "SELECT strftime(gps_time, '%Y%m%d%H%M%S'), matched_lon, lon FROM probe_points")
     assert t == "20170905080100" and mlon == pytest.approx(lon)
-    docs = q(tmp_path / "wh", "SELECT count(*) FROM column_docs WHERE table_name = 'probe_points' AND doc <> ''")
-    assert docs[0][0] >= 45
+    documented = {r[0] for r in q(tmp_path / "wh", "SELECT column_name FROM column_docs WHERE table_name = 'probe_points' AND doc <> ''")}
+    assert set(types) == documented and len(documented) >= 43  # every column of the view documented
 
 
 # --- 様式1-3 and 挙動履歴 ---------------------------------------------------------------------------
@@ -134,27 +134,33 @@ def test_exact_duplicates_stored_once_and_replace(tmp_path):
     r3 = ingest_paths([a], tmp_path / "wh", replace=True)
     assert r3.total("rows_stored") == 3
     speeds = q(tmp_path / "wh", "SELECT speed_kmh, count(*) FROM probe_points GROUP BY ALL ORDER BY 1")
-    assert speeds == [(30.0, 2), (50.0, 3)]  # file 2's own rows 5, 6 remain; its duplicates were never stored
+    # File 2's rows all remain: 5, 6 and also 0-4, skipped as duplicates while file 1 held them and
+    # stored again now that file 1's old version is gone (issue 11 item 1; before: [(30.0, 2), ...]).
+    assert speeds == [(30.0, 7), (50.0, 3)]
+    assert q(tmp_path / "wh", "SELECT sum(rows_stored), sum(rows_duplicate) FROM manifest WHERE status = 'ok'") == [(10, 0)]
     assert q(tmp_path / "wh", "SELECT status, count(*) FROM manifest GROUP BY ALL ORDER BY 1") == [("ok", 2), ("replaced", 1)]
     r4 = ingest_paths([a], tmp_path / "wh", replace=True)
     assert [f.status for f in r4.files] == ["skipped"]
 
 
 @pytest.mark.parametrize("batch_bytes", [2**31, 1])
-def test_heading_and_gap_across_meshes_and_files(tmp_path, batch_bytes):
-    # One trip driving east 50 m every 60 s, its points split over two mesh ZIPs, shuffled;
-    # with batch_bytes=1 each ZIP is its own commit and the day is recomputed by the second.
+def test_trip_across_meshes_and_files_stored_whole(tmp_path, batch_bytes):
+    # One trip driving east 50 m every 60 s, its points split over two mesh ZIPs, shuffled; with
+    # batch_bytes=1 each ZIP is its own commit. Headings and time gaps are no longer stored: the
+    # match stage sorts each month's trips and derives them (the heading expectations of this test
+    # moved there); what the ingest owes it is every point of the trip, once, with its position.
     pts = [row(i) for i in range(6)]
     write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", [pts[4], pts[0], pts[2]])
     write_zip(tmp_path / "d" / "OUT1-2_533926_20170905.zip", [pts[5], pts[3], pts[1]])
     rep = ingest_paths([tmp_path / "d"], tmp_path / "wh", batch_bytes=batch_bytes)
     assert rep.total("rows_stored") == 6
-    assert len(list((tmp_path / "wh" / "probe_points").rglob("*.parquet"))) == 1  # one day, one mesh: one file
-    got = q(tmp_path / "wh", "SELECT heading_deg, dt_prev_s, dist_prev_m, vehicle_id FROM probe_points ORDER BY gps_time")
-    assert got[0][:3] == (None, None, None)
-    for h, dt_s, d, _ in got[1:]:
-        assert h == pytest.approx(90, abs=1.0) and dt_s == 60 and d == pytest.approx(50, rel=0.01)
-    assert len({g[3] for g in got}) == 1
+    files = point_files(tmp_path / "wh")
+    assert list(files) == [(2017, 9)] and len(files[(2017, 9)]) == 2  # one file per delivered file and day
+    got = q(tmp_path / "wh", "SELECT epoch(gps_time), x_m, y_m, vehicle_id, trip_no FROM probe_points ORDER BY gps_time")
+    assert [g[0] - got[0][0] for g in got] == [60 * i for i in range(6)]
+    for prev, cur in zip(got, got[1:]):
+        assert cur[1] - prev[1] == pytest.approx(50, rel=0.01) and cur[2] == pytest.approx(prev[2], abs=0.5)
+    assert len({(g[3], g[4]) for g in got}) == 1
 
 
 # --- bad files, bombs, busy, privacy --------------------------------------------------------------

@@ -114,8 +114,13 @@ def test_deployment_runs_through_process_worker(prefect_server, tmp_path):
     finally:
         con.close()
     assert n_points > 1000 and n_stats > 0 and n_did > 0
+    from config.districts import load_district
+    from etl.synthetic import monitoring_periods
+
+    district = load_district("okurayama")
+    last = max([p.end for p in district.periods.values()] + [p.end for p in monitoring_periods(district)])
     editions = sorted(p.name for p in (tmp_path / "maps").iterdir())
-    assert editions == ["2019-03", "latest"]  # the latest month of the delivery, and the stable copy
+    assert editions == [f"{last:%Y-%m}", "latest"]  # the latest month of the delivery (monitoring months too), and the stable copy
     for folder in editions:
         assert "大倉山三丁目" in (tmp_path / "maps" / folder / "okurayama.html").read_text(encoding="utf-8")
         assert "差の差" in (tmp_path / "maps" / folder / "okurayama_report.html").read_text(encoding="utf-8")

@@ -1,0 +1,198 @@
+"""The headline: one short answer and two or three sentences, generated from the stored results.
+
+It states the treated street's speed before and after with the change and its 95 % interval, what
+the comparison streets did, and the share of vehicles at or over the limit. It claims an effect
+only when the evidence holds: the treated street's interval lies below zero, the difference in
+differences (treated change − comparison change) lies below zero too, and both groups have at
+least the adequate number of vehicles (flag not 'low_sample'). Otherwise it says why it cannot.
+Every number is a stored number (comparison_results), rounded once by maps.wording.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from config.districts import District
+from config.settings import HEADLINE_SHARE_INDICATOR, NO_CHANGE_KMH, NO_CHANGE_POINTS
+from maps import wording as w
+from maps.public import PublicResults
+
+# The verdicts, from the clearest answer to no answer.
+VERDICTS = ("effect", "increase", "unclear", "low_sample", "no_comparison", "suppressed", "no_data")
+
+_LEAD = {
+    "effect": ("対策後、対策道路の速度ははっきり下がりました。", "After the measures, speeds on the treated street clearly fell."),
+    "increase": ("対策後、対策道路の速度は下がっていません。", "After the measures, speeds on the treated street did not fall."),
+    "unclear": ("対策の効果ははっきりしません。", "The effect of the measures is not clear."),
+    "low_sample": ("観測車両が少ないため、効果は判断できません。", "Too few vehicles were observed to judge the effect."),
+    "no_comparison": ("比較道路と比べられないため、効果は判断できません。",
+                      "Without comparison streets, the effect cannot be judged."),  # fmt: skip
+    "suppressed": ("観測車両が少ないため、結果は公表していません。", "Too few vehicles were observed: no result is published."),
+    "no_data": ("対策前後を比べる結果はまだありません。", "There is no before/after result yet."),
+}
+
+
+@dataclass(frozen=True)
+class Headline:
+    verdict: str  # one of VERDICTS
+    lead: dict[str, str]  # lang → the short answer
+    details: dict[str, list[str]]  # lang → the sentences with the figures
+
+    def text(self, lang: str = "ja") -> str:
+        """The whole headline as one line of text (lead, then the details)."""
+        sep = " " if lang == "en" else ""
+        return sep.join([self.lead[lang], *self.details[lang]])
+
+
+def _row(results: PublicResults, indicator: str, unit: str):
+    t = results.comparisons.get(indicator)
+    if t is None or unit not in set(t["unit"].astype(str)):
+        return None
+    return t.set_index(t["unit"].astype(str)).loc[unit]
+
+
+def _crosses_zero(row) -> bool:
+    return w.is_missing(row["ci_low"]) or row["ci_low"] <= 0 <= row["ci_high"]
+
+
+def _limits(results: PublicResults) -> set[int]:
+    roads = results.roads
+    lim = roads.loc[roads["role"] == "treated", "limit_kmh"].dropna() if len(roads) else pd.Series(dtype=float)
+    return {int(x) for x in lim}
+
+
+def speed_indicator(district: District, results: PublicResults) -> str:
+    """The district's headline speed indicator, when stored (else the first stored speed indicator)."""
+    want = district.publication.headline_indicator
+    if want in results.comparisons:
+        return want
+    for name in ("p85", "mean", "passage_p85", "passage_mean"):
+        if name in results.comparisons:
+            return name
+    return want
+
+
+def share_indicator(results: PublicResults) -> str | None:
+    """The share of vehicles (passages) at or over the limit, else the share of points, when stored."""
+    for name in (HEADLINE_SHARE_INDICATOR, "share"):
+        if name in results.comparisons:
+            return name
+    return None
+
+
+def headline(district: District, results: PublicResults) -> Headline:
+    """The headline of `results` (already suppressed by maps.public.public_results) in both languages."""
+    speed = speed_indicator(district, results)
+    t, c, d = (_row(results, speed, u) for u in ("treated", "control", "did"))
+    details: dict[str, list[str]] = {lang: [] for lang in w.LANGS}
+    k = results.public_min_vehicles
+    if t is None:
+        return Headline("no_data", _lead("no_data"), details)
+    if w.is_missing(t["before"]) or w.is_missing(t["after"]):
+        for lang in w.LANGS:
+            details[lang].append(
+                f"The treated street had fewer than {k} vehicles in a period (too few data)." if lang == "en"
+                else f"対策道路の観測車両がどちらかの期間で {k} 台未満でした（データ不足）。"
+            )  # fmt: skip
+        return Headline("suppressed", _lead("suppressed"), details)
+    limits = _limits(results)
+    for lang in w.LANGS:
+        details[lang].append(_treated_sentence(speed, t, lang, limits))
+        details[lang].append(_control_sentence(speed, c, lang))
+        share = share_indicator(results)
+        st = _row(results, share, "treated") if share else None
+        if st is not None and not w.is_missing(st["before"]) and not w.is_missing(st["after"]):
+            details[lang].append(_share_sentence(share, st, lang, limits))
+    verdict = _verdict(t, c, d)
+    if verdict in ("unclear", "low_sample", "no_comparison"):
+        for lang in w.LANGS:
+            details[lang].append(_caveat(verdict, speed, t, c, d, lang))
+    return Headline(verdict, _lead(verdict), details)
+
+
+def _lead(verdict: str) -> dict[str, str]:
+    ja, en = _LEAD[verdict]
+    return {"ja": ja, "en": en}
+
+
+def _verdict(t, c, d) -> str:
+    if t["flag"] == "low_sample" or (c is not None and c["flag"] == "low_sample"):
+        return "low_sample"
+    if _crosses_zero(t):
+        return "unclear"
+    if t["ci_high"] > 0:  # the whole interval above zero
+        return "increase"
+    if c is None or w.is_missing(c["change"]) or d is None or w.is_missing(d["change"]):
+        return "no_comparison"
+    if _crosses_zero(d) or d["ci_high"] > 0:
+        return "unclear"
+    return "effect"
+
+
+def _treated_sentence(speed: str, t, lang: str, limits: set[int]) -> str:
+    label = w.indicator_label(speed, lang, limits)
+    b, a = (w.number(w.display(speed, t[x])) for x in ("before", "after"))
+    change = w.fmt_change(speed, t["change"], lang)
+    if w.is_missing(t["ci_low"]):
+        ci = ""
+    elif lang == "en":
+        ci = f", 95% confidence interval {w.fmt_interval(speed, t['ci_low'], t['ci_high'], lang)}"
+    else:
+        ci = f"、95%信頼区間 {w.fmt_interval(speed, t['ci_low'], t['ci_high'], lang)}"
+    u = w.unit(speed, lang)
+    if lang == "en":
+        return f"On the treated street the {label} went from {b} to {a} {u} ({change}{ci})."
+    return f"対策道路の{label}は {b} → {a} {u}（{change}{ci}）。"
+
+
+def _control_sentence(speed: str, c, lang: str) -> str:
+    if c is None or w.is_missing(c["change"]):
+        return ("The comparison streets had too few data to compare." if lang == "en"
+                else "比較道路はデータ不足のため比べられません。")  # fmt: skip
+    change = w.fmt_change(speed, c["change"], lang)
+    small = abs(w.display(speed, c["change"])) < (NO_CHANGE_KMH if w.indicator(speed).kind == "speed" else NO_CHANGE_POINTS)
+    interval = w.fmt_interval(speed, c["ci_low"], c["ci_high"], lang) if not w.is_missing(c["ci_low"]) else None
+    if _crosses_zero(c) and small:
+        return f"The comparison streets hardly changed ({change})." if lang == "en" else f"比較道路はほぼ変化なし（{change}）。"
+    if _crosses_zero(c):
+        if lang == "en":
+            return f"The comparison streets showed no clear change ({change}, 95% confidence interval {interval})."
+        return f"比較道路ははっきりした変化なし（{change}、95%信頼区間 {interval}）。"
+    if lang == "en":
+        return f"The comparison streets changed by {change} (95% confidence interval {interval})."
+    return f"比較道路は {change}（95%信頼区間 {interval}）。"
+
+
+def _share_sentence(share: str, st, lang: str, limits: set[int]) -> str:
+    label = w.indicator_label(share, lang, limits)
+    b, a = (w.fmt_value(share, st[x], lang) for x in ("before", "after"))
+    if lang == "en":
+        return f"The {label} went from {b} to {a}."
+    return f"{label}は {b} → {a}。"
+
+
+def _caveat(verdict: str, speed: str, t, c, d, lang: str) -> str:
+    if verdict == "low_sample":
+        rows = [r for r in (t, c) if r is not None and r["flag"] == "low_sample"]
+        nb = int(min(r["n_vehicles_before"] for r in rows))
+        na = int(min(r["n_vehicles_after"] for r in rows))
+        if lang == "en":
+            return (f"But few vehicles were observed ({w.fmt_count(nb)} before, {w.fmt_count(na)} after), "
+                    "so the difference cannot be called an effect of the measures.")  # fmt: skip
+        return f"ただし観測車両が少ない（対策前 {w.fmt_count(nb)} 台・対策後 {w.fmt_count(na)} 台）ため、この差を対策の効果とは言えません。"
+    if verdict == "no_comparison":
+        if lang == "en":
+            return "A fall on the treated street alone may come from other causes (season, traffic volume)."
+        return "対策道路だけの変化は、季節や交通量など対策以外の理由によることもあります。"
+    if _crosses_zero(t):
+        if lang == "en":
+            return "The change on the treated street lies within the margin of error."
+        return "対策道路の変化は誤差の範囲です。"
+    interval = w.fmt_interval(speed, d["ci_low"], d["ci_high"], lang)
+    did = w.fmt_change(speed, d["change"], lang)
+    if lang == "en":
+        return (f"Net of the comparison streets' change, the fall is not clear (difference in differences {did}, "
+                f"95% confidence interval {interval}).")  # fmt: skip
+    return f"比較道路の変化を差し引くと、低下ははっきりしません（差の差 {did}、95%信頼区間 {interval}）。"

@@ -1,0 +1,174 @@
+"""What may be published: stored results with every figure from too few vehicles removed.
+
+Every public output (map, report, sheet, export, map layers) starts from `public_results`, so one
+rule applies to every number and every chart: a figure, a count, a histogram or a curve resting on
+fewer than k = config.settings.PUBLIC_MIN_VEHICLES distinct vehicles is not published. The
+engineers' tables in the warehouse keep those figures, flagged.
+
+The rule cell by cell:
+- road_period_stats / group_period_stats: a road (group) and period under k vehicles loses every
+  figure and count (n_points, n_vehicles, n_passages, speeds, shares); column `public` says
+  'ok', 'suppressed' or 'nodata' (no vehicle at all).
+- comparison_results: a unit with fewer than k vehicles in either period loses before, after,
+  change, interval and counts (flag 'suppressed'); the difference in differences goes with the
+  treated or the comparison group.
+- comparison_histogram (distributions): only units whose comparison is public.
+- braking_per_road: nothing for a road and period under k vehicles; event counts and rates only
+  when the events come from at least k vehicles (zero events on a public road is published).
+- braking_hotspots: only cells whose events come from at least k vehicles.
+- cut_through_summary: nothing when the trips come from fewer than k vehicles; the cut-through
+  count and share only when the cut-through trips come from at least k vehicles.
+- cut_through_streets: only streets whose cut-through trips come from at least k vehicles.
+- monthly_series: a month under k vehicles loses its level, interval, counts and change (flag
+  'suppressed').
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis.results import DistrictResults
+from config.settings import PUBLIC_MIN_VEHICLES
+
+STATS_FIGURES = (
+    "n_points", "n_vehicles", "n_passages", "mean_kmh", "p85_kmh", "share_at_or_over_limit",
+    "share_at_or_over_limit_plus_10", "passage_mean_kmh", "passage_p85_kmh", "passage_share_at_or_over_limit",
+)  # fmt: skip
+COMPARISON_FIGURES = ("before", "after", "change", "ci_low", "ci_high", "n_before", "n_after",
+                      "n_vehicles_before", "n_vehicles_after")  # fmt: skip
+
+
+@dataclass
+class PublicResults(DistrictResults):
+    """DistrictResults after `public_results`: safe to publish as they are."""
+
+    public_min_vehicles: int = PUBLIC_MIN_VEHICLES
+
+
+def _count(v) -> float:
+    return 0.0 if v is None or pd.isna(v) else float(v)
+
+
+def public_stats(stats: pd.DataFrame, k: int = PUBLIC_MIN_VEHICLES) -> pd.DataFrame:
+    """road_period_stats / group_period_stats rows with figures under k vehicles blanked and a `public` column."""
+    out = stats.copy()
+    n = pd.to_numeric(out["n_vehicles"], errors="coerce").fillna(0) if len(out) else pd.Series(dtype=float)
+    status = np.where(n <= 0, "nodata", np.where(n < k, "suppressed", "ok"))
+    out["public"] = status if len(out) else pd.Series(dtype=object)
+    for col in STATS_FIGURES:
+        if col in out.columns:
+            out[col] = out[col].astype(float).where(out["public"] == "ok")
+    return out
+
+
+def public_comparison(table: pd.DataFrame, k: int = PUBLIC_MIN_VEHICLES) -> pd.DataFrame:
+    """Comparison rows fit for public outputs: a unit under k vehicles in either period keeps its unit
+    and the flag 'suppressed', no figure."""
+    out = table.copy()
+    small = out[["n_vehicles_before", "n_vehicles_after"]].astype(float).fillna(0).min(axis=1) < k
+    for col in COMPARISON_FIGURES:
+        if col in out.columns:
+            out[col] = out[col].astype(float).where(~small)
+    out.loc[small, "flag"] = "suppressed"
+    return out
+
+
+def _vehicles_of(stats: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """(period, road_id) → distinct vehicles on the road (stored, before suppression)."""
+    return {(p, str(r)): _count(n) for p, r, n in zip(stats["period"], stats["road_id"], stats["n_vehicles"])}
+
+
+def public_braking(braking: pd.DataFrame, road_stats: pd.DataFrame, k: int = PUBLIC_MIN_VEHICLES) -> pd.DataFrame:
+    """braking_per_road with a `public` column: 'ok', 'few_events' (events from 1..k−1 vehicles:
+    no count, no rate), 'suppressed' (road under k vehicles: nothing) or 'nodata' (no passage)."""
+    out = braking.copy()
+    if out.empty:
+        out["public"] = pd.Series(dtype=object)
+        return out
+    on_road = _vehicles_of(road_stats)
+    status = []
+    for period, road, passages, ev_vehicles, events in zip(out["period"], out["road_id"], out["n_passages"],
+                                                            out["n_vehicles"], out["n_events"]):  # fmt: skip
+        road_vehicles = on_road.get((period, str(road)), 0.0)
+        if _count(passages) == 0 and road_vehicles == 0:
+            status.append("nodata")
+        elif road_vehicles < k:
+            status.append("suppressed")
+        elif _count(events) > 0 and _count(ev_vehicles) < k:
+            status.append("few_events")
+        else:
+            status.append("ok")
+    out["public"] = status
+    ok = out["public"] == "ok"
+    for col in ("n_events", "events_per_1000_passages", "n_vehicles"):
+        out[col] = out[col].astype(float).where(ok)
+    out["n_passages"] = out["n_passages"].astype(float).where(out["public"].isin(["ok", "few_events"]))
+    return out
+
+
+def public_cut_through(summary: pd.DataFrame, k: int = PUBLIC_MIN_VEHICLES) -> pd.DataFrame:
+    """cut_through_summary with a `public` column: 'ok', 'few_cut_through' (trips public, cut-through
+    count and share not) or 'suppressed' (trips from fewer than k vehicles: nothing)."""
+    out = summary.copy()
+    if out.empty:
+        out["public"] = pd.Series(dtype=object)
+        return out
+    trips_ok = out["n_vehicles"].astype(float).fillna(0) >= k
+    cut = out["n_vehicles_cut_through"].astype(float).fillna(0)
+    cut_ok = trips_ok & ((cut >= k) | (out["n_cut_through"].astype(float).fillna(0) == 0))
+    out["public"] = np.where(~trips_ok, "suppressed", np.where(cut_ok, "ok", "few_cut_through"))
+    for col in ("n_trips", "n_vehicles"):
+        out[col] = out[col].astype(float).where(trips_ok)
+    for col in ("n_cut_through", "share_cut_through", "n_vehicles_cut_through"):
+        out[col] = out[col].astype(float).where(cut_ok)
+    return out
+
+
+MONTHLY_FIGURES = ("value", "ci_low", "ci_high", "n", "n_vehicles", "change_vs_after", "change_ci_low", "change_ci_high")
+
+
+def public_monthly(monthly: pd.DataFrame | None, k: int = PUBLIC_MIN_VEHICLES) -> pd.DataFrame | None:
+    """monthly_series rows with the months under k vehicles blanked (flag 'suppressed')."""
+    if monthly is None or monthly.empty:
+        return monthly
+    out = monthly.copy()
+    small = out["n_vehicles"].astype(float).fillna(0) < k
+    for col in MONTHLY_FIGURES:
+        if col in out.columns:
+            out[col] = out[col].astype(float).where(~small)
+    out.loc[small, "flag"] = "suppressed"
+    return out
+
+
+def public_results(results: DistrictResults, k: int = PUBLIC_MIN_VEHICLES) -> PublicResults:
+    """A copy of `results` holding only what may be published (see the module docstring)."""
+    if isinstance(results, PublicResults) and results.public_min_vehicles == k:
+        return results
+    if k < 1:
+        raise ValueError(f"the publication threshold must be at least 1 vehicle, got {k}")
+    comparisons = {ind: public_comparison(t, k) for ind, t in results.comparisons.items()}
+    public_units = set()
+    for t in comparisons.values():
+        public_units |= set(t.loc[t["flag"] != "suppressed", "unit"].astype(str))
+    for t in comparisons.values():  # a unit is public only if it is public under every indicator
+        public_units -= set(t.loc[t["flag"] == "suppressed", "unit"].astype(str))
+    dist = results.distributions
+    hs = results.hotspots
+    cs = results.cut_through_streets
+    fields = {f.name: getattr(results, f.name) for f in dataclasses.fields(DistrictResults)}
+    fields.update(
+        road_stats=public_stats(results.road_stats, k),
+        group_stats=public_stats(results.group_stats, k),
+        comparisons=comparisons,
+        distributions=dist[dist["unit"].astype(str).isin(public_units)].reset_index(drop=True) if len(dist) else dist,
+        braking=public_braking(results.braking, results.road_stats, k),
+        hotspots=hs[hs["n_vehicles"].astype(float) >= k].reset_index(drop=True) if len(hs) else hs,
+        cut_through=public_cut_through(results.cut_through, k),
+        cut_through_streets=cs[cs["n_vehicles_cut_through"].astype(float) >= k].reset_index(drop=True) if len(cs) else cs,
+        monthly=public_monthly(getattr(results, "monthly", None), k),
+    )
+    return PublicResults(**fields, public_min_vehicles=k)

@@ -1,0 +1,333 @@
+"""Every public output applies one suppression: nothing derived from fewer than 10 distinct vehicles.
+
+For each output (map, its layers, report in both languages, sheet in both languages, GeoPackage and
+GeoParquet export) a below-threshold fixture is rendered and the output's text is scanned for every
+number derived from a suppressed cell: figures, changes, intervals, the difference in differences,
+rates, counts (vehicles, points, events, trips), histogram and cumulative-curve charts, hot spots and
+cut-through streets. Three fixtures:
+- `partial`: the hand-made district with one sparse street (7 / 6 vehicles), a hot spot of 6 vehicles,
+  braking on a street by 3 vehicles and a cut-through street of 3 vehicles, next to public figures;
+- `below`: the same district with every cell under the threshold (the DiD from 2 treated vehicles);
+- a warehouse built from a hand-made delivery with 2 treated and 6 comparison vehicles per period
+  (issue 11, item 9), published end to end by publish_district.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import (
+    AFTER,
+    BEFORE,
+    comparisons_from,
+    make_map_district,
+    make_map_results,
+    make_map_stats,
+    make_test_district,
+    network,
+    offset,
+    style12_row,
+    write_zip,
+)
+from config.settings import PUBLIC_MIN_VEHICLES as K
+from maps import embed
+from maps.district_map import render_district_map
+from maps.district_sheet import render_district_sheet
+from maps.export import export_figures
+from maps.layers import braking_layer, cut_through_layer, road_layers
+from maps.public import public_results
+from maps.report import render_report
+
+SPEED = ("mean_kmh", "p85_kmh", "passage_mean_kmh", "passage_p85_kmh")
+SHARE = ("share_at_or_over_limit", "share_at_or_over_limit_plus_10", "passage_share_at_or_over_limit")
+COUNTS = ("n_points", "n_vehicles", "n_passages")
+
+
+# --- what must never appear ----------------------------------------------------------------------
+
+
+def derived(results, k: int = K) -> tuple[set[str], set[int]]:
+    """(decimals, counts) derived from the cells of `results` (engineers' figures) under k vehicles:
+    every figure as it would be printed (one decimal; shares in percent) and every count."""
+    decimals: set[str] = set()
+    counts: set[int] = set()
+
+    def dec(v, factor: float = 1.0) -> None:
+        if v is not None and not pd.isna(v) and math.isfinite(float(v)):
+            decimals.add(f"{abs(float(v)) * factor:.1f}")
+
+    def cnt(v) -> None:
+        if v is not None and not pd.isna(v):
+            counts.add(int(v))
+
+    for stats in (results.road_stats, results.group_stats):
+        for _, r in stats.iterrows():
+            if 0 < (0 if pd.isna(r["n_vehicles"]) else r["n_vehicles"]) < k:
+                for c in SPEED:
+                    dec(r.get(c))
+                for c in SHARE:
+                    dec(r.get(c), 100)
+                for c in COUNTS:
+                    cnt(r.get(c))
+    for ind, table in results.comparisons.items():
+        factor = 100 if "share" in ind else 1
+        for _, r in table.iterrows():
+            if min(r["n_vehicles_before"], r["n_vehicles_after"]) < k:
+                for c in ("before", "after", "change", "ci_low", "ci_high"):
+                    dec(r[c], factor)
+                for c in ("n_vehicles_before", "n_vehicles_after", "n_before", "n_after"):
+                    cnt(r[c])
+    vehicles = {(p, str(rid)): n for p, rid, n in zip(results.road_stats["period"], results.road_stats["road_id"],
+                                                      results.road_stats["n_vehicles"])}  # fmt: skip
+    for _, r in results.braking.iterrows():
+        if vehicles.get((r["period"], str(r["road_id"])), 0) < k or 0 < r["n_vehicles"] < k:
+            if r["n_events"] > 0:
+                cnt(r["n_events"])
+                dec(r["events_per_1000_passages"])
+    for _, r in results.hotspots.iterrows():
+        if r["n_vehicles"] < k:
+            cnt(r["n_events"])
+    for _, r in results.cut_through.iterrows():
+        if r["n_vehicles"] < k:
+            cnt(r["n_trips"])
+        if r["n_vehicles"] < k or 0 < r["n_vehicles_cut_through"] < k:
+            cnt(r["n_cut_through"])
+            dec(r["share_cut_through"], 100)
+    for _, r in results.cut_through_streets.iterrows():
+        if r["n_vehicles_cut_through"] < k:
+            cnt(r["n_cut_through"])
+            dec(r["share_cut_through"], 100)
+    return decimals, counts
+
+
+def shown_text(page: str) -> str:
+    """What a reader of an HTML page sees: text nodes (SVG <text> included), attributes and markup
+    dropped, and for a map the texts and figures of its embedded data (tooltips, popups, values)."""
+    m = re.search(r"var E2C_DATA = (\{.*?\});\n", page, flags=re.S)
+    extra = ""
+    if m:
+        data = json.loads(m.group(1))
+        for key in ("geoms", "bounds", "outlines", "device_icons", "tiles", "casing"):
+            data.pop(key, None)
+
+        def strip(x):
+            if isinstance(x, dict):
+                return {k: strip(v) for k, v in x.items() if k not in ("style", "geometry", "g", "lat", "lon", "radius")}
+            if isinstance(x, list):
+                return [strip(v) for v in x]
+            return x
+
+        extra = json.dumps(strip(data), ensure_ascii=False)
+        page = page.replace(m.group(0), "")
+    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", page) + "\n" + extra
+
+
+def leaks(text: str, results, k: int = K, markup: str = "") -> list[str]:
+    """The numbers derived from suppressed cells that `text` (what a reader sees) contains; `markup`:
+    the raw HTML, scanned for counts in table cells."""
+    decimals, counts = derived(results, k)
+    found = [d for d in sorted(decimals) if re.search(rf"(?<![\w.]){re.escape(d)}(?!\d)", text)]
+    for n in sorted(counts):
+        s = f"{n:,}"
+        forms = [rf"(?<![\w.,]){re.escape(s)} (台|回|件|vehicles|events)", rf"[（(]{re.escape(s)}[）)]",
+                 rf"(?<![\d,]){re.escape(s)} / ", rf" / {re.escape(s)}(?![\d,])", rf"\"count\": ?{n}\b"]  # fmt: skip
+        found += [f"count {s}: {f}" for f in forms if re.search(f, text)]
+        found += [f"count {s} in a cell" for f in (rf"<td>{re.escape(s)}</td>", rf"<b>{re.escape(s)}</b>")
+                  if markup and re.search(f, markup)]
+    return found
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+def below_results(tmp_path):
+    """Every cell under the threshold: 6 vehicles per road and period, 2 on the treated street."""
+    stats = make_map_stats()
+    stats["n_vehicles"] = stats["road_id"].map({"r1": 2, "r2": 6, "r3": 6}).astype(int)
+    stats["n_points"] = [13, 11, 41, 43, 17, 19]
+    stats["n_passages"] = [5, 4, 23, 22, 9, 8]
+    comparisons = comparisons_from(stats)
+    braking = pd.DataFrame([("before", "r1", 4, 5, 800.0, 2), ("after", "r2", 3, 22, 1000 * 3 / 22, 3)],
+                           columns=["period", "road_id", "n_events", "n_passages", "events_per_1000_passages", "n_vehicles"])  # fmt: skip
+    hotspots = pd.DataFrame([("after", 139.6301, 35.5331, 4, 3)], columns=["period", "lon", "lat", "n_events", "n_vehicles"])
+    cut = pd.DataFrame([("before", 13, 7, 7 / 13, 6, 5), ("after", 12, 1, 1 / 12, 6, 1)],
+                       columns=["period", "n_trips", "n_cut_through", "share_cut_through", "n_vehicles", "n_vehicles_cut_through"])  # fmt: skip
+    streets = pd.DataFrame([("after", "r1", 11, 1, 1, 1 / 11), ("after", "r2", 9, 3, 2, 3 / 9)],
+                           columns=["period", "road_id", "n_trips", "n_cut_through", "n_vehicles_cut_through", "share_cut_through"])  # fmt: skip
+    return make_map_results(tmp_path, stats=stats, comparisons=comparisons, braking=braking, hotspots=hotspots,
+                            cut_through=cut, cut_through_streets=streets)  # fmt: skip
+
+
+@pytest.fixture(params=["partial", "below"])
+def case(request, tmp_path):
+    results = make_map_results(tmp_path) if request.param == "partial" else below_results(tmp_path)
+    decimals, counts = derived(results)
+    assert decimals and counts  # the fixture does hold suppressed cells
+    return request.param, make_map_district(tmp_path), results
+
+
+def _without_assets(page: str) -> str:
+    """The page minus inlined libraries and assets (Leaflet's and map.js's own numbers)."""
+    for part in (embed.leaflet_js(), embed.leaflet_css(), embed.asset("map.js"), embed.asset("map.css"),
+                 embed.asset("report.css")):  # fmt: skip
+        page = page.replace(part, "")
+    return page
+
+
+# --- one test per output ---------------------------------------------------------------------
+
+
+def test_map_shows_nothing_from_too_few_vehicles(case, tmp_path):
+    name, district, results = case
+    page = render_district_map(district, results, tmp_path / "map.html").read_text(encoding="utf-8")
+    assert leaks(shown_text(page), results, markup=_without_assets(page)) == []
+    if name == "below":
+        data = re.search(r"var E2C_DATA = (\{.*?\});\n", page, flags=re.S).group(1)
+        assert '"value"' not in data and '"kind":"value"' not in data
+        assert '"braking":null' in data and '"cut_through":null' in data
+        assert 'data-verdict="suppressed"' in page
+
+
+def test_map_layers_show_nothing_from_too_few_vehicles(case):
+    name, district, results = case
+    pub = public_results(results)
+    for ind in ("passage_share", "share", "p85", "mean"):
+        for fc in road_layers(pub, ind).values():
+            for f in fc["features"]:
+                p = f["properties"]
+                if p["road_id"] == "r3" or name == "below":
+                    assert p["kind"] != "value" and "value" not in p
+                assert leaks(p["tip"]["ja"] + p["tip"]["en"], results) == []
+    braking = braking_layer(pub)
+    cut = cut_through_layer(pub)
+    if name == "below":
+        assert braking is None and cut is None
+    else:
+        assert [f["properties"]["count"] for f in braking["features"]] == [30]
+        assert sorted(round(f["properties"]["share"], 2) for f in cut["features"]) == [0.12, 0.35]
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_report_shows_nothing_from_too_few_vehicles(case, tmp_path, lang):
+    name, district, results = case
+    page = render_report(district, results, tmp_path / "report.html", lang=lang).read_text(encoding="utf-8")
+    assert leaks(shown_text(page), results, markup=_without_assets(page)) == []
+    if name == "below":
+        answer = page[page.index('id="answer"'):page.index("</section>")]
+        assert "<svg" not in answer  # no bar, and no empty axes
+        dist = page[page.index("<h2>", page.index("</section>")):]
+        assert 'aria-label="' not in dist.split("</h2>", 3)[2]  # no histogram or cumulative curve
+        assert ("差の差 " not in page) if lang == "ja" else ("difference in differences −" not in page)
+        assert ("データ不足" if lang == "ja" else "too few") in page
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_sheet_shows_nothing_from_too_few_vehicles(case, tmp_path, lang):
+    name, district, results = case
+    sheet = render_district_sheet(district, results, tmp_path / "sheet.pdf", lang=lang, png=False)
+    assert leaks("\n".join(sheet.texts), results) == []
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".parquet"])
+def test_export_shows_nothing_from_too_few_vehicles(case, tmp_path, suffix):
+    name, district, results = case
+    stats = results.road_stats.assign(period_start=lambda d: d["period"].map({"before": BEFORE.start, "after": AFTER.start}),
+                                      period_end=lambda d: d["period"].map({"before": BEFORE.end, "after": AFTER.end}))  # fmt: skip
+    out = export_figures(results.roads, stats, tmp_path / f"roads{suffix}")
+    frames = [gpd.read_parquet(out.path)] if suffix == ".parquet" else [gpd.read_file(out.path, layer=l) for l in out.layers]
+    sparse = set(stats.loc[stats["n_vehicles"] < K, "road_id"])
+    for df in frames:
+        assert leaks(df.drop(columns="geometry").to_csv(), results) == []
+        if "period" in df.columns:  # road_periods: one row per road and period
+            rows = df[df["road_id"].isin(sparse)]
+            assert (rows["public"] == "suppressed").all() and rows[["n_vehicles", "mean_kmh"]].isna().all().all()
+        else:
+            rows = df[df["road_id"].isin(sparse)]
+            assert (rows["before_public"] == "suppressed").all()
+            figures = [c for c in df.columns if c.startswith(("before_", "after_", "change_")) and not c.endswith(("_public", "_start", "_end"))]
+            assert rows[figures].isna().all().all()
+
+
+# --- end to end: a warehouse with 2 treated and 6 comparison vehicles per period ---------------
+
+
+@pytest.fixture(scope="module")
+def small_warehouse(tmp_path_factory):
+    """Stored results of a delivery with 2 vehicles on R1 (treated) and 6 on A1 (comparison) per period:
+    trips crossing the district (cut-through) that brake hard on R1 (inferred braking)."""
+    from analysis.evidence import evaluate
+    from analysis.figures import analyze
+    from etl.ingest import ingest_paths
+
+    root = tmp_path_factory.mktemp("small")
+    import json
+
+    w, e = offset(-200, 0), offset(200, 0)
+    wn, en = offset(-200, 100), offset(200, 100)
+    (root / "roads.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"road_id": "R1", "name": "生活道路", "highway": "residential"},
+         "geometry": {"type": "LineString", "coordinates": [list(w), list(e)]}},
+        {"type": "Feature", "properties": {"road_id": "A1", "name": "幹線", "highway": "secondary", "maxspeed": "50"},
+         "geometry": {"type": "LineString", "coordinates": [list(wn), list(en)]}}]}, ensure_ascii=False), encoding="utf-8")  # fmt: skip
+    area = root / "area.geojson"
+    corners = [offset(-300, -60), offset(300, -60), offset(300, 160), offset(-300, 160)]
+    area.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
+                    "geometry": {"type": "Polygon", "coordinates": [[*map(list, corners), list(corners[0])]]}}]}),
+                    encoding="utf-8")  # fmt: skip
+    rng = np.random.default_rng(3)
+    for day, slow in (("20170905", 0), ("20171110", 9)):
+        lines = []
+        for v in range(8):  # vehicles 0-1 on R1 (y = 0), 2-7 on A1 (y = 100)
+            north = 0 if v < 2 else 100
+            for trip in range(4):
+                xs, speeds = (-450, -150, 0, 150, 450), (41 - slow, 47 - slow, 13, 37 - slow, 43 - slow)
+                for kpt, (x, sp) in enumerate(zip(xs, speeds)):
+                    lon, lat = offset(x, north + rng.normal(0, 2))
+                    t = f"{day}{8 + trip:02d}{v:02d}{kpt * 3:02d}"
+                    lines.append(style12_row(f"{610000 + v:012d}", t, lon, lat, sp + v % 3, trip_no=trip + 1))
+        write_zip(root / "d" / f"OUT1-2_533925_{day}.zip", lines)
+    ingest_paths([root / "d"], root / "wh")
+    net = network(root / "roads.geojson", treated=("R1",), comparison=("A1",))
+    periods = {"before": BEFORE, "after": AFTER}
+    analyze(root / "wh", net, periods)
+    from geo.network import load_area
+
+    evaluate(root / "wh", net, periods, area=load_area(area), resamples=50)
+    district = make_test_district(root / "roads.geojson", treated=("R1",), comparison=("A1",), area_path=area)
+    return root, district
+
+
+@pytest.mark.slow
+def test_every_published_file_of_a_small_warehouse_shows_nothing_from_too_few_vehicles(small_warehouse, tmp_path):
+    from analysis.results import load_district_results
+    from maps.publish import publish_district
+
+    root, district = small_warehouse
+    results = load_district_results(root / "wh", district)  # the engineers' figures, unsuppressed
+    rs = results.road_stats.set_index(["road_id", "period"])
+    assert rs.loc[("R1", "before"), "n_vehicles"] == 2 and rs.loc[("A1", "after"), "n_vehicles"] == 6
+    assert not results.comparisons["mean"].set_index("unit")[["change", "ci_low"]].isna().any().any()  # DiD of 2 vehicles
+    assert len(results.distributions) and results.braking["n_events"].sum() > 0
+    assert results.cut_through["n_cut_through"].sum() > 0 and len(results.cut_through_streets)
+    paths = publish_district(root / "wh", district, tmp_path / "out")
+    for key in ("map", "report", "report_en"):
+        page = open(paths[key], encoding="utf-8").read()
+        assert leaks(shown_text(page), results, markup=_without_assets(page)) == [], key
+    sheet_pub = render_district_sheet(district, results, tmp_path / "s.pdf", png=False)
+    assert leaks("\n".join(sheet_pub.texts), results) == []
+    for layer in ("roads", "road_periods"):
+        df = gpd.read_file(paths["export"], layer=layer)
+        assert leaks(df.drop(columns="geometry").to_csv(), results) == [], layer
+        figures = [c for c in df.columns if c.endswith(("_kmh", "_limit", "_10", "n_vehicles", "n_points", "n_passages"))
+                   and c != "limit_kmh"]  # fmt: skip
+        assert df[figures].isna().all().all(), layer
+    report = open(paths["report"], encoding="utf-8").read()
+    assert "差の差 " not in report and "<polyline" not in report  # no DiD sentence, no cumulative curve
