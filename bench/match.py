@@ -576,7 +576,7 @@ def main() -> None:
     base = (gp_rate + gp2_rate) / 2
     ld = load()
     print(f"match+aggregate: cold {cold_rate:.2f} Mpts/s (wall, 1 process, {os.cpu_count()} threads), steady {steady:.2f} "
-          f"Mpts/s per core, geopandas {base:.3f} Mpts/s per core, ratio {steady / base:.0f}, peak RSS "
+          f"Mpts/s per core, geopandas {base:.3f} Mpts/s per core, ratio {steady / base:.1f}, peak RSS "
           f"{cold['peak_rss_mb']:.0f} MB, load {ld}")  # fmt: skip
 
 
