@@ -10,7 +10,7 @@ The rule cell by cell:
   figure and count (n_points, n_vehicles, n_passages, speeds, shares); column `public` says
   'ok', 'suppressed' or 'nodata' (no vehicle at all).
 - comparison_results: a unit with fewer than k vehicles in either period loses before, after,
-  change, interval and counts (flag 'suppressed'); the difference in differences goes with the
+  change, the intervals (of the change and of both levels) and counts (flag 'suppressed'); the difference in differences goes with the
   treated or the comparison group.
 - comparison_histogram (distributions): only units whose comparison is public.
 - braking_per_road: nothing for a road and period under k vehicles; event counts and rates only
@@ -39,7 +39,8 @@ STATS_FIGURES = (
     "share_at_or_over_limit_plus_10", "passage_mean_kmh", "passage_p85_kmh", "passage_share_at_or_over_limit",
 )  # fmt: skip
 COMPARISON_FIGURES = ("before", "after", "change", "ci_low", "ci_high", "n_before", "n_after",
-                      "n_vehicles_before", "n_vehicles_after")  # fmt: skip
+                      "n_vehicles_before", "n_vehicles_after", "before_ci_low", "before_ci_high", "after_ci_low",
+                      "after_ci_high")  # fmt: skip
 
 
 @dataclass

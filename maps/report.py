@@ -38,9 +38,10 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
     "periods": ("{b}　{a}　対象：{f}", "{b} · {a} · Records: {f}"),
     "all_points": ("全日・全車種", "all days, all vehicles"),
     "chart_title": ("{label}（対策前・対策後）", "{label}, before and after"),
-    "chart_caption": ("棒：対策前と対策後の値。ひげ：対策前の値から見た変化の95%信頼区間（車両単位のブートストラップ）。",
-                      "Bars: before and after. Whiskers: 95% confidence interval of the change, drawn from the "
-                      "before value (bootstrap over vehicles)."),
+    "chart_caption": ("棒：対策前と対策後の値。ひげ：それぞれの値の95%信頼区間（車両単位のブートストラップ）。"
+                      "変化とその信頼区間は下の表にあります。",
+                      "Bars: before and after. Whiskers: 95% confidence interval of each value (bootstrap over "
+                      "vehicles). The change and its interval are in the table below."),
     "treated": ("対策道路", "Treated"),
     "comparison": ("比較道路", "Comparison"),
     "summary": ("結果の詳細", "Detailed results"),
@@ -210,9 +211,21 @@ def _nice_max(v: float) -> float:
     return float(10 * exp)
 
 
+LEVEL_INTERVALS = {"before": ("before_ci_low", "before_ci_high"), "after": ("after_ci_low", "after_ci_high")}
+
+
+def _level_interval(r, period: str) -> tuple[float, float] | None:
+    """The stored 95 % interval of a level (comparison_results before_ci_* / after_ci_*), or None."""
+    lo, hi = LEVEL_INTERVALS[period]
+    if lo not in r.index or w.is_missing(r[lo]) or w.is_missing(r[hi]):
+        return None
+    return float(r[lo]), float(r[hi])
+
+
 def before_after_svg(pub: PublicResults, ind: str, lang: str = "ja") -> str:
-    """Bar chart: treated and comparison streets (pooled), before and after, with the change's 95 %
-    interval as a whisker from the before value; y axis labelled with the unit. '' when not stored."""
+    """Bar chart: treated and comparison streets (pooled), before and after, each bar with the stored
+    95 % interval of its level (comparison_results before_ci_* / after_ci_*) as a whisker; y axis
+    labelled with the unit. '' when not stored."""
     table = pub.comparisons.get(ind)
     if table is None:
         return ""
@@ -225,7 +238,7 @@ def before_after_svg(pub: PublicResults, ind: str, lang: str = "ja") -> str:
     for unit, _ in groups:
         if unit in rows.index and not w.is_missing(rows.at[unit, "before"]):
             r = rows.loc[unit]
-            tops += [r["before"], r["after"], r["before"] + (r["ci_high"] if not w.is_missing(r["ci_high"]) else 0)]
+            tops += [r["before"], r["after"], *(iv[1] for p in ("before", "after") if (iv := _level_interval(r, p)))]
     if not tops:  # neither group may be published: no empty axes
         return ""
     ymax = _nice_max(max(factor * t for t in tops if not w.is_missing(t)) * 1.12)
@@ -258,14 +271,17 @@ def before_after_svg(pub: PublicResults, ind: str, lang: str = "ja") -> str:
             x0 = cx - bw - 3 if j == 0 else cx + 3
             v = factor * r[period]
             parts.append(f'<rect x="{x0:.1f}" y="{y(v):.1f}" width="{bw:.1f}" height="{T + ph - y(v):.1f}" fill="{colour}"/>')
-            parts.append(f'<text x="{x0 + bw / 2:.1f}" y="{y(v) - 5:.1f}" font-size="12" text-anchor="middle">'
-                         f"{_e(w.number(w.display(ind, r[period])))}</text>")  # fmt: skip
-            if period == "after" and not w.is_missing(r["ci_low"]):
-                lo, hi = factor * (r["before"] + r["ci_low"]), factor * (r["before"] + r["ci_high"])
-                xm = x0 + bw * 0.75
+            interval = _level_interval(r, period)
+            top = v
+            if interval is not None:  # the whisker: the level's own 95 % interval, centred on its bar
+                lo, hi = factor * interval[0], factor * interval[1]
+                top = max(v, hi)
+                xm = x0 + bw / 2
                 parts.append(f'<g stroke="#111" stroke-width="1.5"><line x1="{xm:.1f}" x2="{xm:.1f}" y1="{y(lo):.1f}" '
                              f'y2="{y(hi):.1f}"/><line x1="{xm - 5:.1f}" x2="{xm + 5:.1f}" y1="{y(lo):.1f}" y2="{y(lo):.1f}"/>'
                              f'<line x1="{xm - 5:.1f}" x2="{xm + 5:.1f}" y1="{y(hi):.1f}" y2="{y(hi):.1f}"/></g>')  # fmt: skip
+            parts.append(f'<text x="{x0 + bw / 2:.1f}" y="{y(top) - 5:.1f}" font-size="12" text-anchor="middle">'
+                         f"{_e(w.number(w.display(ind, r[period])))}</text>")  # fmt: skip
     lx = L
     for period, colour in (("before", BEFORE_COLOUR), ("after", AFTER_COLOUR)):
         parts.append(f'<rect x="{lx}" y="{H - 16}" width="12" height="10" fill="{colour}"/>'

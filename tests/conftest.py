@@ -238,17 +238,20 @@ def comparisons_from(stats, treated=("r1",), control=("r2",), half_width=None, f
         for unit, road in [*((r, r) for r in treated), *((r, r) for r in control), ("treated", treated[0]),
                            ("control", control[0])]:  # fmt: skip
             b, a = by.loc[(road, "before")], by.loc[(road, "after")]
+            lw = 0.7 * hw  # the levels' own intervals (narrower than the change's)
             rows.append(dict(unit=unit, indicator=ind, before=b[col], after=a[col], change=a[col] - b[col],
                              ci_low=a[col] - b[col] - hw, ci_high=a[col] - b[col] + hw, n_before=b["n_points"],
                              n_after=a["n_points"], n_vehicles_before=b["n_vehicles"], n_vehicles_after=a["n_vehicles"],
-                             flag=flags.get(unit, "")))  # fmt: skip
+                             flag=flags.get(unit, ""), before_ci_low=b[col] - lw, before_ci_high=b[col] + lw,
+                             after_ci_low=a[col] - lw, after_ci_high=a[col] + lw))  # fmt: skip
         t, c = rows[-2], rows[-1]
         did = t["change"] - c["change"]
         rows.append(dict(unit="did", indicator=ind, before=np.nan, after=np.nan, change=did, ci_low=did - 1.4 * hw,
                          ci_high=did + 1.4 * hw, n_before=t["n_before"] + c["n_before"], n_after=t["n_after"] + c["n_after"],
                          n_vehicles_before=min(t["n_vehicles_before"], c["n_vehicles_before"]),
                          n_vehicles_after=min(t["n_vehicles_after"], c["n_vehicles_after"]),
-                         flag=flags.get("did", "")))  # fmt: skip
+                         flag=flags.get("did", ""), before_ci_low=np.nan, before_ci_high=np.nan, after_ci_low=np.nan,
+                         after_ci_high=np.nan))  # fmt: skip
         out[ind] = pd.DataFrame(rows)
     return out
 

@@ -80,8 +80,9 @@ def derived(results, k: int = K) -> tuple[set[str], set[int]]:
         factor = 100 if "share" in ind else 1
         for _, r in table.iterrows():
             if min(r["n_vehicles_before"], r["n_vehicles_after"]) < k:
-                for c in ("before", "after", "change", "ci_low", "ci_high"):
-                    dec(r[c], factor)
+                for c in ("before", "after", "change", "ci_low", "ci_high", "before_ci_low", "before_ci_high",
+                          "after_ci_low", "after_ci_high"):
+                    dec(r.get(c), factor)
                 for c in ("n_vehicles_before", "n_vehicles_after", "n_before", "n_after"):
                     cnt(r[c])
     vehicles = {(p, str(rid)): n for p, rid, n in zip(results.road_stats["period"], results.road_stats["road_id"],
