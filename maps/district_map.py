@@ -115,7 +115,8 @@ def _headline_html(h: Headline) -> str:
         sep = " " if lang == "en" else ""
         details = sep.join(html.escape(s) for s in h.details[lang])
         parts.append(f'<p lang="{lang}"><strong>{html.escape(h.lead[lang])}</strong>{sep}{details}</p>')
-    return f'<div id="headline" class="{cls}" data-verdict="{h.verdict}">{"".join(parts)}</div>'
+    return (f'<div id="headline" class="{cls}" data-verdict="{h.verdict}" data-monitoring="{h.monitoring or "none"}">'
+            f'{"".join(parts)}</div>')
 
 
 def _controls(indicators: tuple[str, ...], labels: dict, initial_layer: str, initial_indicator: str,

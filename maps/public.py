@@ -20,7 +20,8 @@ The rule cell by cell:
   count and share only when the cut-through trips come from at least k vehicles.
 - cut_through_streets: only streets whose cut-through trips come from at least k vehicles.
 - monthly_series: a month under k vehicles loses its level, interval, counts and change (flag
-  'suppressed').
+  'suppressed'; 'nodata' without any vehicle); a unit whose after period has fewer than k vehicles loses the after level and
+  the changes against it in every month.
 """
 
 from __future__ import annotations
@@ -132,16 +133,31 @@ def public_cut_through(summary: pd.DataFrame, k: int = PUBLIC_MIN_VEHICLES) -> p
 MONTHLY_FIGURES = ("value", "ci_low", "ci_high", "n", "n_vehicles", "change_vs_after", "change_ci_low", "change_ci_high")
 
 
-def public_monthly(monthly: pd.DataFrame | None, k: int = PUBLIC_MIN_VEHICLES) -> pd.DataFrame | None:
-    """monthly_series rows with the months under k vehicles blanked (flag 'suppressed')."""
+AFTER_FIGURES = ("after_level", "change_vs_after", "change_ci_low", "change_ci_high")
+
+
+def public_monthly(monthly: pd.DataFrame | None, k: int = PUBLIC_MIN_VEHICLES,
+                   small_after: set[tuple[str, str]] | frozenset = frozenset()) -> pd.DataFrame | None:  # fmt: skip
+    """monthly_series rows with the months under k vehicles blanked (flag 'suppressed', or 'nodata' when the
+    month has no vehicle at all), and the after
+    level and the changes against it blanked for the (indicator, unit) pairs in `small_after` (their
+    after period has fewer than k vehicles)."""
     if monthly is None or monthly.empty:
         return monthly
     out = monthly.copy()
-    small = out["n_vehicles"].astype(float).fillna(0) < k
+    n = out["n_vehicles"].astype(float).fillna(0)
+    small = n < k
     for col in MONTHLY_FIGURES:
         if col in out.columns:
             out[col] = out[col].astype(float).where(~small)
     out.loc[small, "flag"] = "suppressed"
+    out.loc[n <= 0, "flag"] = "nodata"  # no vehicle at all: the month holds no point of the district (not delivered)
+    if small_after:
+        pairs = pd.Series(list(zip(out["indicator"].astype(str), out["unit"].astype(str))), index=out.index)
+        no_after = pairs.isin(set(small_after))
+        for col in AFTER_FIGURES:
+            if col in out.columns:
+                out[col] = out[col].astype(float).where(~no_after)
     return out
 
 
@@ -170,6 +186,8 @@ def public_results(results: DistrictResults, k: int = PUBLIC_MIN_VEHICLES) -> Pu
         hotspots=hs[hs["n_vehicles"].astype(float) >= k].reset_index(drop=True) if len(hs) else hs,
         cut_through=public_cut_through(results.cut_through, k),
         cut_through_streets=cs[cs["n_vehicles_cut_through"].astype(float) >= k].reset_index(drop=True) if len(cs) else cs,
-        monthly=public_monthly(getattr(results, "monthly", None), k),
+        monthly=public_monthly(getattr(results, "monthly", None), k, {
+            (ind, str(u)) for ind, t in results.comparisons.items()
+            for u, n in zip(t["unit"], t["n_vehicles_after"].astype(float).fillna(0)) if n < k}),
     )
     return PublicResults(**fields, public_min_vehicles=k)

@@ -26,6 +26,7 @@ from maps import embed
 from maps import wording as w
 from maps.headline import headline, share_indicator, speed_indicator
 from maps.public import PublicResults, public_comparison, public_results
+from maps.trend import trend_data, trend_svg, trend_table, tt
 
 __all__ = ["render_report", "public_comparison", "before_after_svg", "distribution_svg", "REPORT_TEXT"]
 
@@ -478,6 +479,18 @@ def _cut_through_block(pub: PublicResults, lang: str) -> str:
     return table + (f"<p>{_e(rt('cut_streets', lang, s=streets))}</p>" if streets else "")
 
 
+def _trend_block(district: District, pub: PublicResults, lang: str) -> str:
+    tr = trend_data(district, pub)
+    head = f'<h2 id="trend">{_e(tt("section", lang))}</h2>'
+    if tr is None:
+        return head + f'<p class="empty">{_e(tt("none", lang))}</p>'
+    header, rows = trend_table(tr, lang)
+    body = ["<tr>" + "".join(_td(c, left=(i == 0)) for i, c in enumerate(row)) + "</tr>" for row in rows]
+    caption = tt("caption", lang, after=w.period_line("after", pub.periods["after"], lang))
+    return (head + f'<figure class="trend">{trend_svg(tr, district, pub, lang)}</figure>'
+            f'<p class="caption">{_e(caption)}</p>' + _table(header, body))  # fmt: skip
+
+
 def render_report(
     district: District,
     results: DistrictResults,
@@ -511,12 +524,14 @@ def render_report(
     blocks.append(f'<div class="meta"><p>{_e(rt("periods", lang, b=w.period_line("before", pb, lang), a=w.period_line("after", pa, lang), f=flt))}</p></div>')
     # 1-2: the answer, then the charts
     sep = " " if lang == "en" else ""
-    answer = (f'<div id="headline" data-verdict="{head.verdict}"><strong>{_e(head.lead[lang])}</strong>{sep}'
+    answer = (f'<div id="headline" data-verdict="{head.verdict}" data-monitoring="{head.monitoring or "none"}"><strong>{_e(head.lead[lang])}</strong>{sep}'
               f"{_e(sep.join(head.details[lang]))}</div>")  # fmt: skip
     charts = "".join(f"<figure>{svg}</figure>" for svg in (before_after_svg(pub, i, lang) for i in (speed, share) if i) if svg)
     caption = f'<p class="caption">{_e(rt("chart_caption", lang))}</p>' if charts else ""
     blocks.append(f'<section id="answer" class="{"" if head.verdict == "effect" else "weak"}">{answer}'
                   f'<div class="charts">{charts}</div>{caption}</section>')  # fmt: skip
+    # is the effect lasting? the monthly series after the last named period
+    blocks.append(_trend_block(district, pub, lang))
     # 3: details
     blocks.append(f"<h2>{_e(rt('summary', lang))}</h2>")
     blocks.append(_summary_table(pub, lang))

@@ -358,3 +358,33 @@ def fabricated_results(district):
                                                   "n_vehicles_cut_through", "share_cut_through"]),
         distributions=pd.DataFrame(columns=["unit", "period", "speed_bin_kmh", "n_points"]),
     )  # fmt: skip
+
+
+MONTHS = tuple(dt.date(2024, m, 1) for m in (7, 8, 9, 10))
+
+
+def make_monthly(comparisons, shifts=(0.2, -0.3, 0.1, 0.3), months=MONTHS, vehicles=None, half_width=0.8, indicators=None):
+    """monthly_series rows as analysis.monitoring stores them, from a fixture's comparison_results: every
+    indicator, treated and control, one row per month. The treated street's month i sits shifts[i] (km/h,
+    or percentage points for shares) from its after level with a change interval ± half_width (a little
+    wider every month); the comparison streets sit 0.1 − 0.8 · shifts[i] from theirs. vehicles: n_vehicles
+    per month (default 100). indicators: only these (default: every one of `comparisons`)."""
+    import pandas as pd
+
+    vehicles = vehicles or [100] * len(months)
+    rows = []
+    for ind, table in comparisons.items():
+        if indicators is not None and ind not in indicators:
+            continue
+        scale = 0.01 if "share" in ind else 1.0
+        t = table.set_index(table["unit"].astype(str))
+        for unit in ("treated", "control"):
+            after = float(t.loc[unit, "after"])
+            for i, month in enumerate(months):
+                d = (shifts[i] if unit == "treated" else 0.1 - 0.8 * shifts[i]) * scale
+                hw = half_width * (1 + 0.13 * i) * scale
+                rows.append(dict(month=month, indicator=ind, unit=unit, value=after + d, ci_low=after + d - hw / 2,
+                                 ci_high=after + d + hw / 2, n=vehicles[i] * 3 + 2, n_vehicles=vehicles[i], after_level=after,
+                                 change_vs_after=d, change_ci_low=d - hw, change_ci_high=d + hw,
+                                 flag="low_sample" if vehicles[i] < 50 else ""))  # fmt: skip
+    return pd.DataFrame(rows)
