@@ -27,6 +27,7 @@ from maps import wording as w
 from maps.headline import headline, share_indicator, speed_indicator
 from maps.public import PublicResults, public_comparison, public_results
 from maps.trend import trend_data, trend_svg, trend_table, tt
+from maps import through
 
 __all__ = ["render_report", "public_comparison", "before_after_svg", "distribution_svg", "REPORT_TEXT"]
 
@@ -491,6 +492,58 @@ def _trend_block(district: District, pub: PublicResults, lang: str) -> str:
             f'<p class="caption">{_e(caption)}</p>' + _table(header, body))  # fmt: skip
 
 
+def _gates_block(pub: PublicResults, lang: str) -> str:
+    """Through traffic by gates: class shares before and after with trips, shares by time band, and the
+    through-traffic pairs of gates (public cells only: maps.public.public_gates)."""
+    head = f'<h2 id="gates">{_e(through.tt("section", lang))}</h2>'
+    if not through.has_gates(pub):
+        return head + f'<p class="empty">{_e(through.tt("none", lang))}</p>'
+    k = pub.public_min_vehicles
+    periods = {key: pub.periods[key] for key in ("before", "after")}
+    cells = {key: through.class_cells(pub, p) for key, p in periods.items()}
+    rows = []
+    for cls in through.CLASS_LABELS:
+        row = _td(through.class_label(cls, lang), left=True, bold=cls == "through") + _td(through.CLASS_NOTES[cls][lang == "en"], left=True)
+        for key in periods:
+            c = cells[key][0][cls]
+            row += _td(through.cell_text(c, "trips", lang, k)) + _td(through.cell_text(c, "share", lang, k), bold=cls == "through")
+        rows.append(f"<tr>{row}</tr>")
+    total = _td(through.tt("total", lang), left=True) + _td("", left=True)
+    for key in periods:
+        n = cells[key][1]
+        total += _td(w.no_data(lang) if w.is_missing(n) else w.fmt_count(n)) + _td("")
+    rows.append(f"<tr>{total}</tr>")
+    header = [through.tt("class", lang), through.tt("meaning", lang)]
+    for key in periods:
+        header += [through.tt("trips", lang, p=rt(key, lang)), through.tt("share", lang, p=rt(key, lang))]
+    blocks = [head, f"<p>{_e(through.tt('intro', lang))}</p>", f"<h3>{_e(through.tt('classes', lang))}</h3>",
+              _table(header, rows, left=2)]  # fmt: skip
+    band_rows = []
+    for key, p in periods.items():
+        for band, _, _ in through.GATE_TIME_BANDS:
+            c, _ = through.class_cells(pub, p, band)
+            band_rows.append("<tr>" + _td(rt(key, lang), left=True) + _td(through.band_label(band, lang), left=True)
+                             + "".join(_td(through.cell_text(c[cls], "share", lang, k)) for cls in through.CLASS_LABELS) + "</tr>")  # fmt: skip
+    blocks += [f"<h3>{_e(through.tt('bands', lang))}</h3>",
+               _table([through.tt("period", lang), through.tt("band", lang), *(through.class_label(c, lang) for c in through.CLASS_LABELS)],
+                      band_rows, left=2)]  # fmt: skip
+    names = through.gate_names(pub, lang)
+    pairs = through.through_pairs(pub, periods)
+    blocks.append(f"<h3>{_e(through.tt('od', lang))}</h3>")
+    if pairs:
+        od_rows = []
+        for a, b, c in pairs:
+            row = _td(through.gate_label(a, names, lang), left=True) + _td(through.gate_label(b, names, lang), left=True)
+            row += "".join(_td(through.cell_text(c.get(key, through.Cell("nodata")), "trips", lang, k)) for key in periods)
+            od_rows.append(f"<tr>{row}</tr>")
+        blocks.append(_table([through.tt("entry", lang), through.tt("exit", lang),
+                              *(through.tt("trips", lang, p=rt(key, lang)) for key in periods)], od_rows, left=2))  # fmt: skip
+    else:
+        blocks.append(f'<p class="empty">{_e(through.tt("od_none", lang))}</p>')
+    blocks.append(f'<p class="caption">{_e(through.tt("note", lang, k=k))}</p>')
+    return "".join(blocks)
+
+
 def render_report(
     district: District,
     results: DistrictResults,
@@ -554,6 +607,7 @@ def render_report(
     blocks.append(_braking_block(pub, lang))
     blocks.append(f"<h2>{_e(rt('cut', lang))}</h2>")
     blocks.append(_cut_through_block(pub, lang))
+    blocks.append(_gates_block(pub, lang))
     blocks.append(f"<h2>{_e(rt('method', lang))}</h2>")
     method = [rt("m_data", lang, r=f"{pub.radius_m:g}"), rt("m_passage", lang), rt("m_ci", lang, n=w.fmt_count(pub.resamples), s=pub.seed),
               rt("m_did", lang), rt("m_sample", lang, n=pub.min_vehicles, k=k),

@@ -388,3 +388,51 @@ def make_monthly(comparisons, shifts=(0.2, -0.3, 0.1, 0.3), months=MONTHS, vehic
                                  change_vs_after=d, change_ci_low=d - hw, change_ci_high=d + hw,
                                  flag="low_sample" if vehicles[i] < 50 else ""))  # fmt: skip
     return pd.DataFrame(rows)
+
+
+GATE_BANDS = ("0-7", "7-9", "9-17", "17-19", "19-24")
+# Whole-day classes (trips, distinct vehicles) per period: after has 4 internal trips of 3 vehicles (suppressed).
+GATE_CLASS_ROWS = {
+    "before": {"through": (410, 150), "into": (220, 90), "out_of": (230, 95), "internal": (0, 0), "perimeter": (140, 60)},
+    "after": {"through": (352, 130), "into": (231, 88), "out_of": (226, 91), "internal": (4, 3), "perimeter": (187, 72)},
+}
+# Through pairs (entry, exit) → (trips, vehicles), whole day; G3 → G2 before: 5 trips of 4 vehicles (suppressed).
+GATE_OD_ROWS = {
+    "before": {("G1", "G2"): (200, 80), ("G2", "G1"): (150, 60), ("G1", "G3"): (55, 25), ("G3", "G2"): (5, 4)},
+    "after": {("G1", "G2"): (170, 70), ("G2", "G1"): (140, 55), ("G3", "G1"): (42, 20)},
+}
+
+
+def make_gates(district) -> dict:
+    """analysis.results.load_gates of the hand-made district: three gates, the class summary of both
+    periods (whole day and five time bands; the 7-9 band of after has a through cell of 8 trips, 5
+    vehicles) and the through pairs (whole day)."""
+    import pandas as pd
+
+    d, lon, lat = ROAD_DEG, MAP_LON, MAP_LAT
+    gates = pd.DataFrame([
+        ("G1", "桜通り 西側", "r1", "derived", lon - 0.0002, lat), ("G2", "桜通り 東側", "r1", "derived", lon + d + 0.0002, lat),
+        ("G3", "楓通り 北側", "r2", "derived", lon + d / 2, lat + d + 0.0002),
+    ], columns=["gate_id", "gate_name", "road_id", "source", "lon", "lat"]).assign(district=district.key)  # fmt: skip
+    summary, od = [], []
+    for key, classes in GATE_CLASS_ROWS.items():
+        p = district.periods[key]
+        base = dict(district=district.key, period=key, period_start=pd.Timestamp(p.start), period_end=pd.Timestamp(p.end))
+        total = sum(n for n, _ in classes.values())
+        for cls, (n, v) in classes.items():
+            summary.append({**base, "time_band": "all", "gate_class": cls, "n_trips": n, "share_trips": n / total, "n_vehicles": v})
+        for i, band in enumerate(GATE_BANDS):  # each band: a fifth of the day, shifted a little per band
+            cells = {cls: (max(round(n / 5) + (i if cls == "through" else 0), 0), max(round(v / 4), 0))
+                     for cls, (n, v) in classes.items()}  # fmt: skip
+            if key == "after" and band == "7-9":
+                cells["through"] = (8, 5)
+            band_total = sum(n for n, _ in cells.values())
+            for cls, (n, v) in cells.items():
+                summary.append({**base, "time_band": band, "gate_class": cls, "n_trips": n,
+                                "share_trips": n / band_total, "n_vehicles": v})  # fmt: skip
+        for (a, b), (n, v) in GATE_OD_ROWS[key].items():
+            od.append({**base, "time_band": "all", "gate_class": "through", "entry_gate": a, "exit_gate": b,
+                       "n_trips": n, "n_vehicles": v})  # fmt: skip
+        od.append({**base, "time_band": "all", "gate_class": "into", "entry_gate": "G3", "exit_gate": "",
+                   "n_trips": classes["into"][0], "n_vehicles": classes["into"][1]})  # fmt: skip
+    return {"gates": gates, "summary": pd.DataFrame(summary), "od": pd.DataFrame(od)}
