@@ -33,6 +33,7 @@ CLASS_NOTES: dict[str, tuple[str, str]] = {
     "internal": ("地区内で始まり、地区内で終わる", "starts and ends inside"),
     "perimeter": ("地区の周りの道路だけを通る", "uses only the roads around the district"),
 }
+WITHHELD = "—"  # a cell withheld so that a suppressed one cannot be had by subtraction (explained in the note)
 SIDES_EN = {"北": "north", "北東": "north-east", "東": "east", "南東": "south-east", "南": "south", "南西": "south-west",
             "西": "west", "北西": "north-west"}  # fmt: skip
 THROUGH_TEXT: dict[str, tuple[str, str]] = {
@@ -55,7 +56,6 @@ THROUGH_TEXT: dict[str, tuple[str, str]] = {
     "entry": ("入口", "Entry gate"),
     "exit": ("出口", "Exit gate"),
     "od_none": ("公表できる組み合わせはありません。", "No pair can be published."),
-    "withheld": ("—", "—"),
     "note": ("観測車両が {k} 台未満のセルは「データ不足」とし、合計から差し引いて分かってしまわないよう、同じ行のいちばん小さいセルも"
              "「—」としました。時間帯は、トリップが地区内で最初に記録された時刻（外周のみは道路網で最初の時刻）です。",
              "Cells from fewer than {k} vehicles say \"too few data\"; so that they cannot be had by subtraction "
@@ -171,7 +171,7 @@ def cell_text(cell: Cell, what: str, lang: str, k: int = PUBLIC_MIN_VEHICLES) ->
     if cell.status == "suppressed":
         return w.too_few(k, lang, short=True)
     if cell.status == "withheld":
-        return tt("withheld", lang)
+        return WITHHELD
     if cell.status == "nodata" or (what == "trips" and pd.isna(cell.trips)) or (what == "share" and pd.isna(cell.share)):
         return w.no_data(lang)
     return w.fmt_count(cell.trips) if what == "trips" else w.fmt_value("share", cell.share, lang)
