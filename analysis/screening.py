@@ -114,7 +114,8 @@ RESULT_COLUMNS = [
     "share_at_or_over_limit", "share_ci_low", "share_ci_high",
     "share_at_or_over_limit_plus_10", "share_plus_10_ci_low", "share_plus_10_ci_high",
     "p85_kmh", "p85_ci_low", "p85_ci_high", "p85_over_limit",
-    "n_braking_events", "braking_per_1000_passages", "n_trips", "n_cut_through", "cut_through_share",
+    "n_braking_events", "n_braking_vehicles", "braking_per_1000_passages", "n_trips", "n_cut_through",
+    "n_cut_through_vehicles", "cut_through_share",
     *POINTS_COLUMNS.values(),
 ]  # fmt: skip
 
@@ -188,7 +189,9 @@ def road_components(points: pd.DataFrame, passages: pd.DataFrame, events: pd.Dat
 
     Returns one row per road of the network: road_id, road_name, limit_kmh, n_vehicles,
     n_passages, passages_per_day, share_at_or_over_limit, share_at_or_over_limit_plus_10, p85_kmh,
-    p85_over_limit, n_braking_events, braking_per_1000_passages, n_trips, n_cut_through,
+    p85_over_limit, n_braking_events, n_braking_vehicles (distinct vehicles of those events),
+    braking_per_1000_passages, n_trips, n_cut_through, n_cut_through_vehicles (distinct vehicles of the
+    cut-through trips: what publishing needs to apply its threshold),
     cut_through_share (figures NaN for a road without passages; cut-through NaN without an area).
     """
     roads = network.roads
@@ -208,18 +211,22 @@ def road_components(points: pd.DataFrame, passages: pd.DataFrame, events: pd.Dat
     out["passages_per_day"] = out["n_passages"] / days
     out["p85_over_limit"] = (out["p85_kmh"] - out["limit_kmh"]).clip(lower=0)
     brk = braking_per_road(events, passages)
-    out = out.merge(brk[["road_id", "n_events"]].rename(columns={"n_events": "n_braking_events"}), on="road_id", how="left")
-    out["n_braking_events"] = out["n_braking_events"].fillna(0).astype("int64")
+    out = out.merge(brk[["road_id", "n_events", "n_vehicles"]].rename(columns={"n_events": "n_braking_events",
+                                                                             "n_vehicles": "n_braking_vehicles"}),
+                    on="road_id", how="left")  # fmt: skip
+    out[["n_braking_events", "n_braking_vehicles"]] = out[["n_braking_events", "n_braking_vehicles"]].fillna(0).astype("int64")
     with np.errstate(invalid="ignore", divide="ignore"):
         out["braking_per_1000_passages"] = np.where(out["n_passages"] > 0, 1000.0 * out["n_braking_events"] / out["n_passages"], np.nan)
     if cut_trips is not None:
-        cs = cut_through_streets(cut_trips, points) if len(cut_trips) else pd.DataFrame(columns=["road_id", "n_trips", "n_cut_through"])
-        out = out.merge(cs[["road_id", "n_trips", "n_cut_through"]], on="road_id", how="left")
-        out[["n_trips", "n_cut_through"]] = out[["n_trips", "n_cut_through"]].fillna(0).astype("int64")
+        cols = ["road_id", "n_trips", "n_cut_through", "n_vehicles_cut_through"]
+        cs = cut_through_streets(cut_trips, points) if len(cut_trips) else pd.DataFrame(columns=cols)
+        out = out.merge(cs[cols].rename(columns={"n_vehicles_cut_through": "n_cut_through_vehicles"}), on="road_id", how="left")
+        counts = ["n_trips", "n_cut_through", "n_cut_through_vehicles"]
+        out[counts] = out[counts].fillna(0).astype("int64")
         with np.errstate(invalid="ignore", divide="ignore"):
             out["cut_through_share"] = np.where(out["n_trips"] > 0, out["n_cut_through"] / out["n_trips"], 0.0)
     else:
-        out["n_trips"], out["n_cut_through"], out["cut_through_share"] = 0, 0, np.nan
+        out["n_trips"], out["n_cut_through"], out["n_cut_through_vehicles"], out["cut_through_share"] = 0, 0, 0, np.nan
     return out
 
 

@@ -518,9 +518,11 @@ CREATE TABLE IF NOT EXISTS screening_results (
     p85_ci_high       DOUBLE,    -- upper bound
     p85_over_limit    DOUBLE,    -- max(p85_kmh - limit_kmh, 0), km/h
     n_braking_events  BIGINT,    -- sudden braking events on the road (挙動履歴, else decelerations >= threshold between consecutive points)
+    n_braking_vehicles BIGINT,   -- distinct vehicles of those events (publication threshold)
     braking_per_1000_passages DOUBLE, -- 1000 * n_braking_events / n_passages
     n_trips           BIGINT,    -- trips using the road that use a residential street inside the area (0 without area)
     n_cut_through     BIGINT,    -- of which origin and destination lie outside the area
+    n_cut_through_vehicles BIGINT, -- distinct vehicles of those cut-through trips (publication threshold)
     cut_through_share DOUBLE,    -- n_cut_through / n_trips; NULL without an area (component left out)
     points_share      DOUBLE,    -- the score's term of share_at_or_over_limit
     points_share_plus_10 DOUBLE, -- ... of share_at_or_over_limit_plus_10
@@ -620,7 +622,7 @@ CREATE TABLE IF NOT EXISTS gate_class_summary (
 
 # Tables derived from the point store (matches, figures, evidence): recomputed by the next analysis,
 # so a new layout drops them instead of migrating. Bump DERIVED_SCHEMA_VERSION when one changes.
-DERIVED_SCHEMA_VERSION = 5
+DERIVED_SCHEMA_VERSION = 6
 DERIVED_DDL = (RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL, MATCH_DDL, SCREENING_DDL, GATES_DDL)
 
 

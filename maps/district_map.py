@@ -19,7 +19,7 @@ from typing import Callable
 from analysis.results import DistrictResults
 from config.districts import District
 from config.settings import PUBLIC_MIN_VEHICLES
-from maps import embed, layers, palette
+from maps import embed, layers, palette, through
 from maps.layers import DEVICE_SHAPES
 from maps import wording as w
 from maps.headline import Headline, headline
@@ -30,7 +30,8 @@ GSI_ATTRIBUTION = '<a href="https://maps.gsi.go.jp/development/ichiran.html">地
 OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 OSM_ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 # Overlays shown when the map opens (the cut-through routes would bury the light road colours).
-EXTRAS_ON = {"devices": True, "braking": True, "cut_through": False}
+EXTRAS_ON = {"devices": True, "braking": True, "cut_through": False, "gates": False}
+GATE_COLOUR = "#5e3c99"  # the gates (出入口): purple, apart from every road and overlay colour
 
 
 def bi(make: Callable[[str], str], tag: str = "span", escape: bool = True, **attrs) -> str:
@@ -99,6 +100,10 @@ def _legend(pub: PublicResults, indicators: tuple[str, ...], labels: dict[str, d
     if overlays.get("cut_through"):
         extra_rows += (f'<tr data-e2c-extra-legend="cut_through"><td>{_line_svg(palette.CUT_THROUGH_COLOR, 4, dash="2 7")}'
                        f'</td><td>{bi(lambda l: w.t("legend_cut", l))}</td></tr>')  # fmt: skip
+    if overlays.get("gates"):
+        extra_rows += (f'<tr data-e2c-extra-legend="gates"><td><svg width="40" height="14" aria-hidden="true">'
+                       f'<circle cx="20" cy="7" r="5" fill="#fff" stroke="{GATE_COLOUR}" stroke-width="2.5"/></svg></td>'
+                       f'<td>{bi(lambda l: through.tt("legend_gate", l))}</td></tr>')  # fmt: skip
     if overlays.get("braking"):
         extra_rows += ('<tr data-e2c-extra-legend="braking"><td><svg width="40" height="14" aria-hidden="true">'
                        f'<circle cx="20" cy="7" r="5.5" fill="{palette.BRAKING_COLOR}" fill-opacity="0.75" stroke="#fff" '
@@ -115,7 +120,8 @@ def _headline_html(h: Headline) -> str:
         sep = " " if lang == "en" else ""
         details = sep.join(html.escape(s) for s in h.details[lang])
         parts.append(f'<p lang="{lang}"><strong>{html.escape(h.lead[lang])}</strong>{sep}{details}</p>')
-    return f'<div id="headline" class="{cls}" data-verdict="{h.verdict}">{"".join(parts)}</div>'
+    return (f'<div id="headline" class="{cls}" data-verdict="{h.verdict}" data-monitoring="{h.monitoring or "none"}">'
+            f'{"".join(parts)}</div>')
 
 
 def _controls(indicators: tuple[str, ...], labels: dict, initial_layer: str, initial_indicator: str,
@@ -132,10 +138,12 @@ def _controls(indicators: tuple[str, ...], labels: dict, initial_layer: str, ini
                     + "".join(radio("e2c-indicator", i, bi(lambda l, i=i: labels[i][l]), i == initial_indicator)
                               for i in indicators))  # fmt: skip
     boxes = ""
-    for key, word in (("devices", "devices_layer"), ("braking", "braking_layer"), ("cut_through", "cut_layer")):
+    for key, word in (("devices", "devices_layer"), ("braking", "braking_layer"), ("cut_through", "cut_layer"),
+                      ("gates", "gates_layer")):  # fmt: skip
         if overlays.get(key):
+            label = bi(lambda l, word=word: through.tt(word, l) if word == "gates_layer" else w.t(word, l))
             boxes += (f'<label><input type="checkbox" name="e2c-extra" value="{key}"{" checked" if EXTRAS_ON[key] else ""}>'
-                      f"{bi(lambda l, word=word: w.t(word, l))}</label>")  # fmt: skip
+                      f"{label}</label>")  # fmt: skip
     if boxes:
         rows.append(f'<span class="e2c-h">{bi(lambda l: w.t("overlays", l))}</span>{boxes}')
     rows.append(f'<span class="e2c-h">{bi(lambda l: w.t("base_map", l))}</span>'
@@ -143,6 +151,27 @@ def _controls(indicators: tuple[str, ...], labels: dict, initial_layer: str, ini
                 + radio("e2c-base", "osm", "OpenStreetMap", False))  # fmt: skip
     rows.append(f'<button type="button" id="e2c-print">{bi(lambda l: w.t("print", l))}</button>')
     return '<section class="e2c-controls">' + "<br>".join(rows) + "</section>"
+
+
+def _through_panel(pub: PublicResults) -> str:
+    """The side panel's through-traffic section: the share of through trips before → after (whole day),
+    public cells only; '' without a gate classification."""
+    if not through.has_gates(pub):
+        return ""
+    k = pub.public_min_vehicles
+    lines = []
+    for key in ("before", "after"):
+        cells, total = through.class_cells(pub, pub.periods[key])
+        cell = cells["through"]
+
+        def line(l, key=key, cell=cell, total=total):
+            value = through.cell_text(cell, "share", l, k)
+            trips = "" if cell.status != "ok" or w.is_missing(total) else through.tt("panel_trips", l, n=w.fmt_count(total))
+            return through.tt("panel_line", l, p=w.layer_name(key, l, short=True), v=value) + trips
+
+        lines.append(f"<div>{bi(line)}</div>")
+    return (f'<section id="e2c-through"><div class="e2c-h">{bi(lambda l: through.tt("panel_title", l))}</div>'
+            f'{"".join(lines)}<div class="e2c-hint">{bi(lambda l: through.tt("panel_hint", l))}</div></section>')  # fmt: skip
 
 
 def render_district_map(
@@ -200,7 +229,7 @@ def render_district_map(
     ward = layers.outline(wards_path, "wards", ward=district)
     area = layers.outline(district.area_path, "district area")
     overlays = {"devices": layers.device_layer(district), "braking": layers.braking_layer(pub),
-                "cut_through": layers.cut_through_layer(pub)}  # fmt: skip
+                "cut_through": layers.cut_through_layer(pub), "gates": through.gate_layer(pub)}  # fmt: skip
     head = headline(district, pub)
     created = w.creation_date(district, created)
     titles = {l: w.map_title(district, l) for l in w.LANGS}
@@ -218,6 +247,8 @@ def render_district_map(
         "devices": overlays["devices"],
         "braking": overlays["braking"],
         "cut_through": overlays["cut_through"],
+        "gates": overlays["gates"],
+        "gate_colour": GATE_COLOUR,
         "device_icons": {kind: device_svg(kind) for kind in DEVICE_SHAPES},
         "casing": palette.CASING_COLOR,
         "tiles": {"gsi": {"url": GSI_PALE_URL, "attribution": GSI_ATTRIBUTION, "max_native_zoom": 18},
@@ -256,7 +287,7 @@ def render_district_map(
     panel = (f'<aside id="e2c-panel"><button type="button" id="e2c-handle" aria-expanded="false" '
              f'aria-controls="e2c-panel-body"><span class="e2c-arrow" aria-hidden="true">▲</span> '
              f'{bi(lambda l: w.t("panel_handle", l))}</button><div id="e2c-panel-body">'
-             f"<section>{ind_lines}{period_lines}{limit_line}{showing}</section>"
+             f"<section>{ind_lines}{period_lines}{limit_line}{showing}</section>{_through_panel(pub)}"
              f"{_controls(indicators, labels, initial_layer, first, overlays)}"
              f"{_legend(pub, indicators, labels, has_area=area is not None, has_ward=ward is not None, district=district, overlays=overlays)}"
              f'<section class="e2c-note">{"".join(notes)}</section></div></aside>')  # fmt: skip

@@ -1,6 +1,7 @@
 """Printable A4 sheet per district (PDF and PNG, matplotlib, no browser), for meetings without a
 screen: the headline, before / after / change maps with the traffic-calming devices, the key
-figures with their change, notes and credits (publisher, date, 出典), in Japanese or English.
+figures with their change, the monthly trend after the after period (maps.trend, when the
+district has monitoring months), notes and credits (publisher, date, 出典), in Japanese or English.
 
 Layers, colours, wording, rounding and suppression are those of the HTML map (maps.layers,
 maps.palette, maps.wording, maps.public): a road with fewer than the publication threshold of
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 from shapely.geometry import shape
 
 from analysis.results import DistrictResults
@@ -28,6 +30,17 @@ from maps import wording as w
 from maps.headline import headline
 from maps.layers import DEVICE_SHAPES
 from maps.public import PublicResults, public_results
+from maps.trend import (
+    BEFORE_LEVEL_COLOUR,
+    CONTROL_COLOUR,
+    SUPPRESSED_FILL,
+    TREATED_COLOUR,
+    Trend,
+    month_labels,
+    runs,
+    trend_data,
+    tt,
+)
 
 # Preferred Japanese fonts, first found wins (family names as matplotlib's font manager reports them).
 JAPANESE_FONTS = ("Noto Sans CJK JP", "IPAexGothic", "IPAGothic", "Noto Sans JP", "TakaoPGothic")
@@ -206,27 +219,89 @@ def _legend_rows(ax, rows: list[tuple[str, str, str]], texts: list[str], title: 
     """Vertical legend (kind, colour, text) on an axis without frame; returns the next free y."""
     y = top
     if title:
-        ax.text(0, y, title, fontsize=fontsize + 0.5, fontweight="bold", va="top", transform=ax.transAxes)
+        ax.text(0, y, title, fontsize=fontsize + 0.5, fontweight="bold", va="top", transform=ax.transAxes, clip_on=False)
         texts.append(title)
         y -= step * 1.25
     for kind, color, text in rows:
         yy = y - step * 0.35
         if kind == "value":
-            ax.plot([0.0, 0.11], [yy, yy], color=palette.CASING_COLOR, lw=4.2, solid_capstyle="round", transform=ax.transAxes)
-            ax.plot([0.0, 0.11], [yy, yy], color=color, lw=2.8, solid_capstyle="round", transform=ax.transAxes)
+            ax.plot([0.0, 0.11], [yy, yy], color=palette.CASING_COLOR, lw=4.2, solid_capstyle="round", transform=ax.transAxes, clip_on=False)
+            ax.plot([0.0, 0.11], [yy, yy], color=color, lw=2.8, solid_capstyle="round", transform=ax.transAxes, clip_on=False)
         elif kind == "insufficient":
-            ax.plot([0.0, 0.11], [yy, yy], color=color, lw=1.6, ls=(0, (3, 2.5)), transform=ax.transAxes)
+            ax.plot([0.0, 0.11], [yy, yy], color=color, lw=1.6, ls=(0, (3, 2.5)), transform=ax.transAxes, clip_on=False)
         elif kind == "area":
-            ax.plot([0.0, 0.11], [yy, yy], color=color, lw=1.0, ls=(0, (6, 4)), transform=ax.transAxes)
+            ax.plot([0.0, 0.11], [yy, yy], color=color, lw=1.0, ls=(0, (6, 4)), transform=ax.transAxes, clip_on=False)
         elif kind in DEVICE_SHAPES:
             ax.plot([0.055], [yy], marker=device_marker(kind), markersize=7.5, color=color, ls="none",
-                    markeredgecolor="white", markeredgewidth=0.6, transform=ax.transAxes)  # fmt: skip
+                    markeredgecolor="white", markeredgewidth=0.6, transform=ax.transAxes, clip_on=False)  # fmt: skip
         else:
-            ax.plot([0.0, 0.11], [yy, yy], color=color, lw=0.7, transform=ax.transAxes)
-        ax.text(0.15, yy, text, fontsize=fontsize, va="center", transform=ax.transAxes)
+            ax.plot([0.0, 0.11], [yy, yy], color=color, lw=0.7, transform=ax.transAxes, clip_on=False)
+        ax.text(0.15, yy, text, fontsize=fontsize, va="center", transform=ax.transAxes, clip_on=False)
         texts.append(text)
         y -= step
     return y
+
+
+def draw_trend(ax, tr: Trend, pub: PublicResults, lang: str, texts: list[str], title: bool = True) -> None:
+    """The monthly trend (maps.trend) on `ax`: treated and comparison streets with 95 % bands, the treated
+    street's before and after levels, months on the x axis, the legend to the right; public figures only."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    f = tr.factor
+    xs = np.array([m.year * 12 + m.month - 1 for m in tr.months], dtype=float)
+    for i, sup in enumerate(tr.suppressed["treated"]):
+        if sup:
+            ax.axvspan(xs[i] - 0.45, xs[i] + 0.45, color=SUPPRESSED_FILL, lw=0, zorder=0)
+    for level, colour, dash in ((tr.before_level, BEFORE_LEVEL_COLOUR, (0, (5, 3))), (tr.after_level, TREATED_COLOUR, (0, (1, 2)))):
+        if not np.isnan(level):
+            ax.axhline(f * level, color=colour, lw=1.0, ls=dash, zorder=1)
+    for unit, colour in (("control", CONTROL_COLOUR), ("treated", TREATED_COLOUR)):
+        val, lo, hi = tr.value[unit] * f, tr.low[unit] * f, tr.high[unit] * f
+        for a, b in runs(val, tr.months):
+            sl = slice(a, b)
+            if b - a >= 2:
+                ax.fill_between(xs[sl], lo[sl], hi[sl], color=colour, alpha=0.18, lw=0, zorder=2)
+                ax.plot(xs[sl], val[sl], color=colour, lw=1.4, zorder=3)
+            else:
+                ax.plot([xs[a], xs[a]], [lo[a], hi[a]], color=colour, alpha=0.5, lw=3, zorder=2)
+            ax.plot(xs[sl], val[sl], "o", color=colour, ms=2.8, zorder=4)
+    ax.set_xlim(xs[0] - 0.6, xs[-1] + 0.6)
+    ticks, labels, last = [], [], -1e9
+    span = max(xs[-1] - xs[0] + 1.2, 1.0)
+    for x, (mon, year) in zip(xs, month_labels(tr.months, lang)):
+        if (x - last) / span >= 0.075:  # labels at least 7.5 % of the axis apart
+            ticks.append(x)
+            labels.append(f"{mon}\n{year}" if year else mon)
+            last = x
+    ax.set_xticks(ticks, labels, fontsize=6)
+    ax.tick_params(axis="y", labelsize=6)
+    ax.set_ylabel(w.unit(tr.indicator, lang), fontsize=6.5)
+    ax.grid(axis="y", color="#e3e3e3", lw=0.5)
+    ax.set_axisbelow(True)
+    for spine in ("top", "right"):
+        ax.spines[spine].set_visible(False)
+    label = w.indicator_label(tr.indicator, lang, {int(x) for x in pub.roads.loc[pub.roads["role"] == "treated", "limit_kmh"].dropna()},
+                              capital=True)  # fmt: skip
+    heading = tt("title", lang, label=label)
+    if title:
+        ax.set_title(heading, fontsize=7.5, loc="left", pad=3)
+        texts.append(heading)
+    handles = [Line2D([], [], color=TREATED_COLOUR, lw=1.4, marker="o", ms=2.8), Line2D([], [], color=CONTROL_COLOUR, lw=1.4, marker="o", ms=2.8),
+               Patch(color=TREATED_COLOUR, alpha=0.18)]  # fmt: skip
+    names = [tt("treated", lang), tt("control", lang), tt("band", lang)]
+    if not np.isnan(tr.before_level):
+        handles.append(Line2D([], [], color=BEFORE_LEVEL_COLOUR, lw=1.0, ls=(0, (5, 3))))
+        names.append(tt("before_level", lang))
+    if not np.isnan(tr.after_level):
+        handles.append(Line2D([], [], color=TREATED_COLOUR, lw=1.0, ls=(0, (1, 2))))
+        names.append(tt("after_level", lang))
+    if tr.suppressed["treated"].any():
+        handles.append(Patch(color=SUPPRESSED_FILL))
+        names.append(tt("suppressed_month", lang, k=tr.k))
+    ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.03, 1.05), fontsize=6.3, frameon=False,
+              handlelength=2.2, borderaxespad=0)  # fmt: skip
+    texts += [w.unit(tr.indicator, lang), *labels, *names]
 
 
 TABLE_INDICATORS = ("mean", "p85", "passage_share")
@@ -361,7 +436,8 @@ def render_district_sheet(
 
         # row 1: before | after, same class scale; the subtitles are the periods
         top = y - 0.05
-        map_h = 0.19
+        trend = trend_data(district, pub)
+        map_h = 0.19 if trend is None else 0.145  # room for the trend chart under the key figures
         aspect_small = (0.435 * W) / (map_h * H)
         for i, key in enumerate(("before", "after")):
             ax = fig.add_axes((0.05 + i * 0.465, top - map_h, 0.435, map_h))
@@ -385,7 +461,8 @@ def render_district_sheet(
 
         # row 2: change map and its legend (classes, devices, suppressed, outline)
         top2 = top - map_h - 0.068
-        ch_w, ch_h = 0.58, 0.215
+        ch_w, ch_h = 0.58, (0.215 if trend is None else 0.165)
+        leg = 1.0 if trend is None else 1.1  # legend rows a little taller in the shorter axes (the trend layout)
         ax = fig.add_axes((0.05, top2 - ch_h, ch_w, ch_h))
         div = palette.change_scale(indicator)
         _draw_map(ax, fcs["change"], labels, devices, area, bounds_for((ch_w * W) / (ch_h * H)),
@@ -395,7 +472,7 @@ def render_district_sheet(
         lax.axis("off")
         rows = [("value", c, t) for c, t in div.legend(lang)]
         yy = _legend_rows(lax, rows, texts, title=f"{w.layer_name('change', lang, short=True)} ({div.unit(lang)})",
-                          top=0.99, step=0.058, fontsize=6.8)  # fmt: skip
+                          top=0.99, step=0.058 * leg, fontsize=6.8)  # fmt: skip
         down, up = div.words(lang)
         hint = w.t("change_hint", lang, down=down, up=up)
         lax.text(0, yy - 0.005, "\n".join(_wrap(hint, 44, lang)), fontsize=6.3, color="#333", va="top", transform=lax.transAxes)
@@ -409,13 +486,14 @@ def render_district_sheet(
                    ("nodata", palette.NO_DATA_COLOR, w.t("legend_no_data", lang))]  # fmt: skip
         if area is not None:
             common.append(("area", "#222", w.t("legend_area", lang)))
-        _legend_rows(lax, common, texts, top=yy - 0.085, step=0.058, fontsize=6.3)
+        hint_lines = len(_wrap(hint, 44, lang))
+        _legend_rows(lax, common, texts, top=yy - (0.008 + 0.0105 * hint_lines) / ch_h, step=0.058 * leg, fontsize=6.3)
 
         # key figures: treated and comparison streets pooled, from the stored comparison
         header, rows = table_rows(pub, lang)
         top3 = top2 - ch_h - 0.02
         text(0.05, top3, w.t("sheet_key_figures", lang), fontsize=10, fontweight="bold", va="top")
-        row_h = 0.0155
+        row_h = 0.0155 if trend is None else 0.0145
         table_top = top3 - 0.02
         tax = fig.add_axes((0.05, table_top - row_h * (len(rows) + 2), 0.9, row_h * (len(rows) + 2)))
         tax.axis("off")
@@ -457,6 +535,16 @@ def render_district_sheet(
         texts.append(credit)
         fig.text(0.05, 0.02 + 0.0115 * len(credit_lines), body, fontsize=6.8, va="bottom", color="#222", linespacing=1.45)
         texts.extend(note)
+        notes_top = 0.02 + 0.0115 * len(credit_lines) + 0.0118 * (body.count("\n") + 1)
+
+        if trend is not None:  # is the effect lasting? the monthly series, between the key figures and the notes
+            top4 = table_top - row_h * (len(rows) + 2) - 0.012
+            label_t = w.indicator_label(trend.indicator, lang, limits, capital=lang == "en")
+            heading = tt("sheet_heading", lang, label=label_t)
+            text(0.05, top4, heading, fontsize=10, fontweight="bold", va="top")
+            bottom = notes_top + 0.032  # room for the month labels
+            ax = fig.add_axes((0.1, bottom, 0.5, max(top4 - 0.03 - bottom, 0.05)))
+            draw_trend(ax, trend, pub, lang, texts, title=False)
 
         out_pdf = Path(out_pdf)
         out_pdf.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,12 @@ only when the evidence holds: the treated street's interval lies below zero, the
 differences (treated change − comparison change) lies below zero too, and both groups have at
 least the adequate number of vehicles (flag not 'low_sample'). Otherwise it says why it cannot.
 Every number is a stored number (comparison_results), rounded once by maps.wording.
+
+When the district has monitoring months (monthly_series, after its last named period), a last
+sentence says whether the latest month (with data) is still at the after level (analysis.monitoring.
+latest_month_verdict on the public series: the interval of the month's change against the after
+period contains 0 → holding; above → rising; below → falling); a latest month under the
+publication threshold says so, without a number. Without any month, nothing is said.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from analysis.monitoring import latest_month_verdict
 from config.districts import District
 from config.settings import HEADLINE_SHARE_INDICATOR, NO_CHANGE_KMH, NO_CHANGE_POINTS
 from maps import wording as w
@@ -34,11 +41,16 @@ _LEAD = {
 }
 
 
+# Is the effect lasting? The latest monitoring month against the after level (None: no month).
+MONITORING_STATES = ("holding", "rising", "falling", "suppressed", "unknown")
+
+
 @dataclass(frozen=True)
 class Headline:
     verdict: str  # one of VERDICTS
     lead: dict[str, str]  # lang → the short answer
     details: dict[str, list[str]]  # lang → the sentences with the figures
+    monitoring: str | None = None  # one of MONITORING_STATES, None without a monitoring month
 
     def text(self, lang: str = "ja") -> str:
         """The whole headline as one line of text (lead, then the details)."""
@@ -109,7 +121,71 @@ def headline(district: District, results: PublicResults) -> Headline:
     if verdict in ("unclear", "low_sample", "no_comparison"):
         for lang in w.LANGS:
             details[lang].append(_caveat(verdict, speed, t, c, d, lang))
-    return Headline(verdict, _lead(verdict), details)
+    latest = monitoring(district, results, speed)
+    if latest is not None:
+        for lang in w.LANGS:
+            details[lang].append(monitoring_sentence(latest, lang, limits))
+    return Headline(verdict, _lead(verdict), details, None if latest is None else latest["state"])
+
+
+def monitoring(district: District, results: PublicResults, indicator: str | None = None) -> dict | None:
+    """The treated street's latest monitoring month against the after level, from the public
+    monthly series: latest_month_verdict's answer (state holding / rising / falling / unknown) with
+    state 'suppressed' for a month under the publication threshold, plus indicator, flag,
+    n_vehicles and k. Months without any vehicle on the district ('nodata': not delivered) are not
+    months of the series. None when the district has no monitoring month."""
+    series = results.monthly
+    indicator = indicator or speed_indicator(district, results)
+    if series is None or series.empty:
+        return None
+    series = series[series["flag"] != "nodata"]  # months without a single vehicle on the district: not delivered
+    v = latest_month_verdict(series, indicator)
+    if v is None:
+        return None
+    t = series[(series["indicator"] == indicator) & (series["unit"] == "treated")].sort_values("month").iloc[-1]
+    state = "suppressed" if t["flag"] == "suppressed" else v["state"]
+    return {**v, "state": state, "indicator": indicator, "flag": t["flag"], "n_vehicles": t["n_vehicles"],
+            "k": results.public_min_vehicles}  # fmt: skip
+
+
+def monitoring_sentence(latest: dict, lang: str = "ja", limits: set[int] | None = None) -> str:
+    """One sentence: is the latest month still at the after level? (maps.headline.monitoring's answer)"""
+    ind, month = latest["indicator"], w.fmt_month(latest["month"], lang)
+    if latest["state"] == "suppressed":
+        if lang == "en":
+            return f"The latest month ({month}) had fewer than {latest['k']} vehicles: it cannot be compared with the after level."
+        return f"最新の月（{month}）は観測車両が {latest['k']} 台未満のため、対策後の水準と比べられません。"
+    label = w.indicator_label(ind, lang, limits)
+    value = w.fmt_value(ind, latest["value"], lang)
+    if w.is_missing(latest["after_level"]):
+        if lang == "en":
+            return f"In {month} the {label} on the treated street was {value}; the after level is not published (too few data)."
+        return f"{month}の対策道路の{label}は {value}（対策後の水準はデータ不足のため比べられません）。"
+    after = w.fmt_value(ind, latest["after_level"], lang)
+    if latest["state"] == "unknown":
+        if lang == "en":
+            return f"In {month} the {label} on the treated street was {value}; no interval against the after level ({after}) is stored."
+        return f"{month}の対策道路の{label}は {value}（対策後の水準 {after} と比べる信頼区間はありません）。"
+    change = w.fmt_change(ind, latest["change"], lang)
+    ci = w.fmt_interval(ind, latest["ci_low"], latest["ci_high"], lang)
+    small = latest["flag"] == "low_sample" and not w.is_missing(latest["n_vehicles"])
+    if lang == "en":
+        where = {"holding": f"still at the after level of {after}", "rising": f"above the after level of {after}",
+                 "falling": f"below the after level of {after}"}[latest["state"]]  # fmt: skip
+        text = f"In {month} the {label} on the treated street was {value}, {where} (difference {change}, 95% confidence interval {ci})."
+        if latest["state"] == "rising":
+            text += " The effect may be wearing off."
+        if small:
+            text += f" Few vehicles were observed that month ({w.fmt_count(latest['n_vehicles'])})."
+        return text
+    where = {"holding": f"対策後の水準 {after} を保っています", "rising": f"対策後の水準 {after} より高くなっています",
+             "falling": f"対策後の水準 {after} より低くなっています"}[latest["state"]]  # fmt: skip
+    text = f"{month}の対策道路の{label}は {value} で、{where}（差 {change}、95%信頼区間 {ci}）。"
+    if latest["state"] == "rising":
+        text += "効果が薄れている可能性があります。"
+    if small:
+        text += f"ただし、この月の観測車両は {w.fmt_count(latest['n_vehicles'])} 台と少なめです。"
+    return text
 
 
 def _lead(verdict: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ The rule cell by cell:
   figure and count (n_points, n_vehicles, n_passages, speeds, shares); column `public` says
   'ok', 'suppressed' or 'nodata' (no vehicle at all).
 - comparison_results: a unit with fewer than k vehicles in either period loses before, after,
-  change, interval and counts (flag 'suppressed'); the difference in differences goes with the
+  change, the intervals (of the change and of both levels) and counts (flag 'suppressed'); the difference in differences goes with the
   treated or the comparison group.
 - comparison_histogram (distributions): only units whose comparison is public.
 - braking_per_road: nothing for a road and period under k vehicles; event counts and rates only
@@ -19,8 +19,13 @@ The rule cell by cell:
 - cut_through_summary: nothing when the trips come from fewer than k vehicles; the cut-through
   count and share only when the cut-through trips come from at least k vehicles.
 - cut_through_streets: only streets whose cut-through trips come from at least k vehicles.
+- gate_class_summary / gate_od (maps.public.public_gates): a class of a period and time band, or a
+  gate pair of a class, under k vehicles has no figure; when a row (the classes of a band, the pairs
+  of a class) holds one, its smallest public cell is withheld too, so no hidden cell can be had by
+  subtraction from the total or the shares.
 - monthly_series: a month under k vehicles loses its level, interval, counts and change (flag
-  'suppressed').
+  'suppressed'; 'nodata' without any vehicle); a unit whose after period has fewer than k vehicles loses the after level and
+  the changes against it in every month.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ STATS_FIGURES = (
     "share_at_or_over_limit_plus_10", "passage_mean_kmh", "passage_p85_kmh", "passage_share_at_or_over_limit",
 )  # fmt: skip
 COMPARISON_FIGURES = ("before", "after", "change", "ci_low", "ci_high", "n_before", "n_after",
-                      "n_vehicles_before", "n_vehicles_after")  # fmt: skip
+                      "n_vehicles_before", "n_vehicles_after", "before_ci_low", "before_ci_high", "after_ci_low",
+                      "after_ci_high")  # fmt: skip
 
 
 @dataclass
@@ -131,16 +137,92 @@ def public_cut_through(summary: pd.DataFrame, k: int = PUBLIC_MIN_VEHICLES) -> p
 MONTHLY_FIGURES = ("value", "ci_low", "ci_high", "n", "n_vehicles", "change_vs_after", "change_ci_low", "change_ci_high")
 
 
-def public_monthly(monthly: pd.DataFrame | None, k: int = PUBLIC_MIN_VEHICLES) -> pd.DataFrame | None:
-    """monthly_series rows with the months under k vehicles blanked (flag 'suppressed')."""
+AFTER_FIGURES = ("after_level", "change_vs_after", "change_ci_low", "change_ci_high")
+
+
+def public_monthly(monthly: pd.DataFrame | None, k: int = PUBLIC_MIN_VEHICLES,
+                   small_after: set[tuple[str, str]] | frozenset = frozenset()) -> pd.DataFrame | None:  # fmt: skip
+    """monthly_series rows with the months under k vehicles blanked (flag 'suppressed', or 'nodata' when the
+    month has no vehicle at all), and the after
+    level and the changes against it blanked for the (indicator, unit) pairs in `small_after` (their
+    after period has fewer than k vehicles)."""
     if monthly is None or monthly.empty:
         return monthly
     out = monthly.copy()
-    small = out["n_vehicles"].astype(float).fillna(0) < k
+    n = out["n_vehicles"].astype(float).fillna(0)
+    small = n < k
     for col in MONTHLY_FIGURES:
         if col in out.columns:
             out[col] = out[col].astype(float).where(~small)
     out.loc[small, "flag"] = "suppressed"
+    out.loc[n <= 0, "flag"] = "nodata"  # no vehicle at all: the month holds no point of the district (not delivered)
+    if small_after:
+        pairs = pd.Series(list(zip(out["indicator"].astype(str), out["unit"].astype(str))), index=out.index)
+        no_after = pairs.isin(set(small_after))
+        for col in AFTER_FIGURES:
+            if col in out.columns:
+                out[col] = out[col].astype(float).where(~no_after)
+    return out
+
+
+def complementary(n_trips, n_vehicles, k: int = PUBLIC_MIN_VEHICLES) -> np.ndarray:
+    """Status of the cells of one table row whose total is known (or whose shares add up to 100 %):
+    'ok', 'suppressed' (1..k−1 distinct vehicles) or 'withheld'. When a row holds a suppressed cell,
+    its smallest public cell (by trips, ≥ k vehicles) is withheld too, so that the total minus the
+    shown cells — the hidden cells together — always rests on at least k vehicles (a public cell's
+    vehicles are among them). A cell without trips is published (0), unless no cell of the row is
+    public: then the whole row is suppressed (its zeros would give the rest away)."""
+    trips = np.asarray(n_trips, dtype=float)
+    veh = np.nan_to_num(np.asarray(n_vehicles, dtype=float))
+    status = np.where((veh > 0) & (veh < k), "suppressed", "ok").astype(object)
+    if (status == "suppressed").any():
+        public = np.flatnonzero((status == "ok") & (trips > 0))
+        if len(public):
+            status[public[np.argmin(trips[public])]] = "withheld"
+        else:
+            status[:] = "suppressed"
+    return status
+
+
+GATE_GROUPS = {"summary": ["district", "period_start", "period_end", "time_band"],
+               "od": ["district", "period_start", "period_end", "time_band", "gate_class"]}  # fmt: skip
+
+
+def public_gates(gates: dict[str, pd.DataFrame] | None, k: int = PUBLIC_MIN_VEHICLES) -> dict[str, pd.DataFrame] | None:
+    """The gate classification fit for publishing: {'gates': as stored (positions and names only),
+    'summary': gate_class_summary, 'od': gate_od} with a `public` column per cell. Cells are rows of a
+    group — the classes of one period and time band (their trips add up to the band's trips, their
+    shares to 100 %), the gate pairs of one period, band and class (their trips add up to the class's
+    trips) — and follow `complementary`: suppressed and withheld cells lose n_trips, share_trips and
+    n_vehicles. The pairs of a class whose count is not published are withheld. Summary column
+    `group_trips`: the band's trips, published only when a class of the band has at least k vehicles
+    (NaN otherwise)."""
+    if gates is None:
+        return None
+    out = {"gates": gates.get("gates", pd.DataFrame())}
+    for key, by in GATE_GROUPS.items():
+        t = gates.get(key, pd.DataFrame()).copy()
+        if t.empty:
+            t["public"] = pd.Series(dtype=object)
+            out[key] = t
+            continue
+        t["public"] = "ok"
+        if key == "summary":
+            t["group_trips"] = np.nan
+        for _, idx in t.groupby(by, sort=False, dropna=False).groups.items():
+            t.loc[idx, "public"] = complementary(t.loc[idx, "n_trips"], t.loc[idx, "n_vehicles"], k)
+            if key == "summary" and (t.loc[idx, "n_vehicles"].astype(float).fillna(0) >= k).any():
+                t.loc[idx, "group_trips"] = float(t.loc[idx, "n_trips"].astype(float).sum())
+        if key == "od" and not out["summary"].empty:
+            # the pairs of a class whose own count is hidden are withheld: all of them shown would add up to it
+            hidden = out["summary"].loc[out["summary"]["public"] != "ok", GATE_GROUPS["od"]]
+            keys = set(map(tuple, hidden.astype(str).to_numpy()))
+            inside = t[GATE_GROUPS["od"]].astype(str).apply(tuple, axis=1).isin(keys)
+            t.loc[inside & (t["public"] == "ok"), "public"] = "withheld"
+        for col in ("n_trips", "share_trips", "n_vehicles"):
+            if col in t.columns:
+                t[col] = t[col].astype(float).where(t["public"] == "ok")
+        out[key] = t
     return out
 
 
@@ -169,6 +251,9 @@ def public_results(results: DistrictResults, k: int = PUBLIC_MIN_VEHICLES) -> Pu
         hotspots=hs[hs["n_vehicles"].astype(float) >= k].reset_index(drop=True) if len(hs) else hs,
         cut_through=public_cut_through(results.cut_through, k),
         cut_through_streets=cs[cs["n_vehicles_cut_through"].astype(float) >= k].reset_index(drop=True) if len(cs) else cs,
-        monthly=public_monthly(getattr(results, "monthly", None), k),
+        gates=public_gates(getattr(results, "gates", None), k),
+        monthly=public_monthly(getattr(results, "monthly", None), k, {
+            (ind, str(u)) for ind, t in results.comparisons.items()
+            for u, n in zip(t["unit"], t["n_vehicles_after"].astype(float).fillna(0)) if n < k}),
     )
     return PublicResults(**fields, public_min_vehicles=k)

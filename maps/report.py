@@ -26,6 +26,8 @@ from maps import embed
 from maps import wording as w
 from maps.headline import headline, share_indicator, speed_indicator
 from maps.public import PublicResults, public_comparison, public_results
+from maps.trend import trend_data, trend_svg, trend_table, tt
+from maps import through
 
 __all__ = ["render_report", "public_comparison", "before_after_svg", "distribution_svg", "REPORT_TEXT"]
 
@@ -38,9 +40,10 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
     "periods": ("{b}　{a}　対象：{f}", "{b} · {a} · Records: {f}"),
     "all_points": ("全日・全車種", "all days, all vehicles"),
     "chart_title": ("{label}（対策前・対策後）", "{label}, before and after"),
-    "chart_caption": ("棒：対策前と対策後の値。ひげ：対策前の値から見た変化の95%信頼区間（車両単位のブートストラップ）。",
-                      "Bars: before and after. Whiskers: 95% confidence interval of the change, drawn from the "
-                      "before value (bootstrap over vehicles)."),
+    "chart_caption": ("棒：対策前と対策後の値。ひげ：それぞれの値の95%信頼区間（車両単位のブートストラップ）。"
+                      "変化とその信頼区間は下の表にあります。",
+                      "Bars: before and after. Whiskers: 95% confidence interval of each value (bootstrap over "
+                      "vehicles). The change and its interval are in the table below."),
     "treated": ("対策道路", "Treated"),
     "comparison": ("比較道路", "Comparison"),
     "summary": ("結果の詳細", "Detailed results"),
@@ -210,9 +213,21 @@ def _nice_max(v: float) -> float:
     return float(10 * exp)
 
 
+LEVEL_INTERVALS = {"before": ("before_ci_low", "before_ci_high"), "after": ("after_ci_low", "after_ci_high")}
+
+
+def _level_interval(r, period: str) -> tuple[float, float] | None:
+    """The stored 95 % interval of a level (comparison_results before_ci_* / after_ci_*), or None."""
+    lo, hi = LEVEL_INTERVALS[period]
+    if lo not in r.index or w.is_missing(r[lo]) or w.is_missing(r[hi]):
+        return None
+    return float(r[lo]), float(r[hi])
+
+
 def before_after_svg(pub: PublicResults, ind: str, lang: str = "ja") -> str:
-    """Bar chart: treated and comparison streets (pooled), before and after, with the change's 95 %
-    interval as a whisker from the before value; y axis labelled with the unit. '' when not stored."""
+    """Bar chart: treated and comparison streets (pooled), before and after, each bar with the stored
+    95 % interval of its level (comparison_results before_ci_* / after_ci_*) as a whisker; y axis
+    labelled with the unit. '' when not stored."""
     table = pub.comparisons.get(ind)
     if table is None:
         return ""
@@ -225,7 +240,7 @@ def before_after_svg(pub: PublicResults, ind: str, lang: str = "ja") -> str:
     for unit, _ in groups:
         if unit in rows.index and not w.is_missing(rows.at[unit, "before"]):
             r = rows.loc[unit]
-            tops += [r["before"], r["after"], r["before"] + (r["ci_high"] if not w.is_missing(r["ci_high"]) else 0)]
+            tops += [r["before"], r["after"], *(iv[1] for p in ("before", "after") if (iv := _level_interval(r, p)))]
     if not tops:  # neither group may be published: no empty axes
         return ""
     ymax = _nice_max(max(factor * t for t in tops if not w.is_missing(t)) * 1.12)
@@ -258,14 +273,17 @@ def before_after_svg(pub: PublicResults, ind: str, lang: str = "ja") -> str:
             x0 = cx - bw - 3 if j == 0 else cx + 3
             v = factor * r[period]
             parts.append(f'<rect x="{x0:.1f}" y="{y(v):.1f}" width="{bw:.1f}" height="{T + ph - y(v):.1f}" fill="{colour}"/>')
-            parts.append(f'<text x="{x0 + bw / 2:.1f}" y="{y(v) - 5:.1f}" font-size="12" text-anchor="middle">'
-                         f"{_e(w.number(w.display(ind, r[period])))}</text>")  # fmt: skip
-            if period == "after" and not w.is_missing(r["ci_low"]):
-                lo, hi = factor * (r["before"] + r["ci_low"]), factor * (r["before"] + r["ci_high"])
-                xm = x0 + bw * 0.75
+            interval = _level_interval(r, period)
+            top = v
+            if interval is not None:  # the whisker: the level's own 95 % interval, centred on its bar
+                lo, hi = factor * interval[0], factor * interval[1]
+                top = max(v, hi)
+                xm = x0 + bw / 2
                 parts.append(f'<g stroke="#111" stroke-width="1.5"><line x1="{xm:.1f}" x2="{xm:.1f}" y1="{y(lo):.1f}" '
                              f'y2="{y(hi):.1f}"/><line x1="{xm - 5:.1f}" x2="{xm + 5:.1f}" y1="{y(lo):.1f}" y2="{y(lo):.1f}"/>'
                              f'<line x1="{xm - 5:.1f}" x2="{xm + 5:.1f}" y1="{y(hi):.1f}" y2="{y(hi):.1f}"/></g>')  # fmt: skip
+            parts.append(f'<text x="{x0 + bw / 2:.1f}" y="{y(top) - 5:.1f}" font-size="12" text-anchor="middle">'
+                         f"{_e(w.number(w.display(ind, r[period])))}</text>")  # fmt: skip
     lx = L
     for period, colour in (("before", BEFORE_COLOUR), ("after", AFTER_COLOUR)):
         parts.append(f'<rect x="{lx}" y="{H - 16}" width="12" height="10" fill="{colour}"/>'
@@ -462,6 +480,70 @@ def _cut_through_block(pub: PublicResults, lang: str) -> str:
     return table + (f"<p>{_e(rt('cut_streets', lang, s=streets))}</p>" if streets else "")
 
 
+def _trend_block(district: District, pub: PublicResults, lang: str) -> str:
+    tr = trend_data(district, pub)
+    head = f'<h2 id="trend">{_e(tt("section", lang))}</h2>'
+    if tr is None:
+        return head + f'<p class="empty">{_e(tt("none", lang))}</p>'
+    header, rows = trend_table(tr, lang)
+    body = ["<tr>" + "".join(_td(c, left=(i == 0)) for i, c in enumerate(row)) + "</tr>" for row in rows]
+    caption = tt("caption", lang, after=w.period_line("after", pub.periods["after"], lang))
+    return (head + f'<figure class="trend">{trend_svg(tr, district, pub, lang)}</figure>'
+            f'<p class="caption">{_e(caption)}</p>' + _table(header, body))  # fmt: skip
+
+
+def _gates_block(pub: PublicResults, lang: str) -> str:
+    """Through traffic by gates: class shares before and after with trips, shares by time band, and the
+    through-traffic pairs of gates (public cells only: maps.public.public_gates)."""
+    head = f'<h2 id="gates">{_e(through.tt("section", lang))}</h2>'
+    if not through.has_gates(pub):
+        return head + f'<p class="empty">{_e(through.tt("none", lang))}</p>'
+    k = pub.public_min_vehicles
+    periods = {key: pub.periods[key] for key in ("before", "after")}
+    cells = {key: through.class_cells(pub, p) for key, p in periods.items()}
+    rows = []
+    for cls in through.CLASS_LABELS:
+        row = _td(through.class_label(cls, lang), left=True, bold=cls == "through") + _td(through.CLASS_NOTES[cls][lang == "en"], left=True)
+        for key in periods:
+            c = cells[key][0][cls]
+            row += _td(through.cell_text(c, "trips", lang, k)) + _td(through.cell_text(c, "share", lang, k), bold=cls == "through")
+        rows.append(f"<tr>{row}</tr>")
+    total = _td(through.tt("total", lang), left=True) + _td("", left=True)
+    for key in periods:
+        n = cells[key][1]
+        total += _td(w.no_data(lang) if w.is_missing(n) else w.fmt_count(n)) + _td("")
+    rows.append(f"<tr>{total}</tr>")
+    header = [through.tt("class", lang), through.tt("meaning", lang)]
+    for key in periods:
+        header += [through.tt("trips", lang, p=rt(key, lang)), through.tt("share", lang, p=rt(key, lang))]
+    blocks = [head, f"<p>{_e(through.tt('intro', lang))}</p>", f"<h3>{_e(through.tt('classes', lang))}</h3>",
+              _table(header, rows, left=2)]  # fmt: skip
+    band_rows = []
+    for key, p in periods.items():
+        for band, _, _ in through.GATE_TIME_BANDS:
+            c, _ = through.class_cells(pub, p, band)
+            band_rows.append("<tr>" + _td(rt(key, lang), left=True) + _td(through.band_label(band, lang), left=True)
+                             + "".join(_td(through.cell_text(c[cls], "share", lang, k)) for cls in through.CLASS_LABELS) + "</tr>")  # fmt: skip
+    blocks += [f"<h3>{_e(through.tt('bands', lang))}</h3>",
+               _table([through.tt("period", lang), through.tt("band", lang), *(through.class_label(c, lang) for c in through.CLASS_LABELS)],
+                      band_rows, left=2)]  # fmt: skip
+    names = through.gate_names(pub, lang)
+    pairs = through.through_pairs(pub, periods)
+    blocks.append(f"<h3>{_e(through.tt('od', lang))}</h3>")
+    if pairs:
+        od_rows = []
+        for a, b, c in pairs:
+            row = _td(through.gate_label(a, names, lang), left=True) + _td(through.gate_label(b, names, lang), left=True)
+            row += "".join(_td(through.cell_text(c.get(key, through.Cell("nodata")), "trips", lang, k)) for key in periods)
+            od_rows.append(f"<tr>{row}</tr>")
+        blocks.append(_table([through.tt("entry", lang), through.tt("exit", lang),
+                              *(through.tt("trips", lang, p=rt(key, lang)) for key in periods)], od_rows, left=2))  # fmt: skip
+    else:
+        blocks.append(f'<p class="empty">{_e(through.tt("od_none", lang))}</p>')
+    blocks.append(f'<p class="caption">{_e(through.tt("note", lang, k=k))}</p>')
+    return "".join(blocks)
+
+
 def render_report(
     district: District,
     results: DistrictResults,
@@ -495,12 +577,14 @@ def render_report(
     blocks.append(f'<div class="meta"><p>{_e(rt("periods", lang, b=w.period_line("before", pb, lang), a=w.period_line("after", pa, lang), f=flt))}</p></div>')
     # 1-2: the answer, then the charts
     sep = " " if lang == "en" else ""
-    answer = (f'<div id="headline" data-verdict="{head.verdict}"><strong>{_e(head.lead[lang])}</strong>{sep}'
+    answer = (f'<div id="headline" data-verdict="{head.verdict}" data-monitoring="{head.monitoring or "none"}"><strong>{_e(head.lead[lang])}</strong>{sep}'
               f"{_e(sep.join(head.details[lang]))}</div>")  # fmt: skip
     charts = "".join(f"<figure>{svg}</figure>" for svg in (before_after_svg(pub, i, lang) for i in (speed, share) if i) if svg)
     caption = f'<p class="caption">{_e(rt("chart_caption", lang))}</p>' if charts else ""
     blocks.append(f'<section id="answer" class="{"" if head.verdict == "effect" else "weak"}">{answer}'
                   f'<div class="charts">{charts}</div>{caption}</section>')  # fmt: skip
+    # is the effect lasting? the monthly series after the last named period
+    blocks.append(_trend_block(district, pub, lang))
     # 3: details
     blocks.append(f"<h2>{_e(rt('summary', lang))}</h2>")
     blocks.append(_summary_table(pub, lang))
@@ -523,6 +607,7 @@ def render_report(
     blocks.append(_braking_block(pub, lang))
     blocks.append(f"<h2>{_e(rt('cut', lang))}</h2>")
     blocks.append(_cut_through_block(pub, lang))
+    blocks.append(_gates_block(pub, lang))
     blocks.append(f"<h2>{_e(rt('method', lang))}</h2>")
     method = [rt("m_data", lang, r=f"{pub.radius_m:g}"), rt("m_passage", lang), rt("m_ci", lang, n=w.fmt_count(pub.resamples), s=pub.seed),
               rt("m_did", lang), rt("m_sample", lang, n=pub.min_vehicles, k=k),

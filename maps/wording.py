@@ -174,6 +174,13 @@ def fmt_date(day: dt.date, lang: str = "ja") -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
+def fmt_month(month, lang: str = "ja") -> str:
+    """A calendar month: '2019年4月' / 'Apr 2019' (a date or timestamp of any day of it)."""
+    if lang == "en":
+        return f"{_MONTHS_EN[month.month - 1]} {month.year}"
+    return f"{month.year}年{month.month}月"
+
+
 def fmt_period(period: Period, lang: str = "ja") -> str:
     """Inclusive date range: '2017年9月1日〜2017年9月30日' / '1 Sep 2017 – 30 Sep 2017'."""
     sep = " – " if lang == "en" else "〜"

@@ -238,17 +238,20 @@ def comparisons_from(stats, treated=("r1",), control=("r2",), half_width=None, f
         for unit, road in [*((r, r) for r in treated), *((r, r) for r in control), ("treated", treated[0]),
                            ("control", control[0])]:  # fmt: skip
             b, a = by.loc[(road, "before")], by.loc[(road, "after")]
+            lw = 0.7 * hw  # the levels' own intervals (narrower than the change's)
             rows.append(dict(unit=unit, indicator=ind, before=b[col], after=a[col], change=a[col] - b[col],
                              ci_low=a[col] - b[col] - hw, ci_high=a[col] - b[col] + hw, n_before=b["n_points"],
                              n_after=a["n_points"], n_vehicles_before=b["n_vehicles"], n_vehicles_after=a["n_vehicles"],
-                             flag=flags.get(unit, "")))  # fmt: skip
+                             flag=flags.get(unit, ""), before_ci_low=b[col] - lw, before_ci_high=b[col] + lw,
+                             after_ci_low=a[col] - lw, after_ci_high=a[col] + lw))  # fmt: skip
         t, c = rows[-2], rows[-1]
         did = t["change"] - c["change"]
         rows.append(dict(unit="did", indicator=ind, before=np.nan, after=np.nan, change=did, ci_low=did - 1.4 * hw,
                          ci_high=did + 1.4 * hw, n_before=t["n_before"] + c["n_before"], n_after=t["n_after"] + c["n_after"],
                          n_vehicles_before=min(t["n_vehicles_before"], c["n_vehicles_before"]),
                          n_vehicles_after=min(t["n_vehicles_after"], c["n_vehicles_after"]),
-                         flag=flags.get("did", "")))  # fmt: skip
+                         flag=flags.get("did", ""), before_ci_low=np.nan, before_ci_high=np.nan, after_ci_low=np.nan,
+                         after_ci_high=np.nan))  # fmt: skip
         out[ind] = pd.DataFrame(rows)
     return out
 
@@ -355,3 +358,81 @@ def fabricated_results(district):
                                                   "n_vehicles_cut_through", "share_cut_through"]),
         distributions=pd.DataFrame(columns=["unit", "period", "speed_bin_kmh", "n_points"]),
     )  # fmt: skip
+
+
+MONTHS = tuple(dt.date(2024, m, 1) for m in (7, 8, 9, 10))
+
+
+def make_monthly(comparisons, shifts=(0.2, -0.3, 0.1, 0.3), months=MONTHS, vehicles=None, half_width=0.8, indicators=None):
+    """monthly_series rows as analysis.monitoring stores them, from a fixture's comparison_results: every
+    indicator, treated and control, one row per month. The treated street's month i sits shifts[i] (km/h,
+    or percentage points for shares) from its after level with a change interval ± half_width (a little
+    wider every month); the comparison streets sit 0.1 − 0.8 · shifts[i] from theirs. vehicles: n_vehicles
+    per month (default 100). indicators: only these (default: every one of `comparisons`)."""
+    import pandas as pd
+
+    vehicles = vehicles or [100] * len(months)
+    rows = []
+    for ind, table in comparisons.items():
+        if indicators is not None and ind not in indicators:
+            continue
+        scale = 0.01 if "share" in ind else 1.0
+        t = table.set_index(table["unit"].astype(str))
+        for unit in ("treated", "control"):
+            after = float(t.loc[unit, "after"])
+            for i, month in enumerate(months):
+                d = (shifts[i] if unit == "treated" else 0.1 - 0.8 * shifts[i]) * scale
+                hw = half_width * (1 + 0.13 * i) * scale
+                rows.append(dict(month=month, indicator=ind, unit=unit, value=after + d, ci_low=after + d - hw / 2,
+                                 ci_high=after + d + hw / 2, n=vehicles[i] * 3 + 2, n_vehicles=vehicles[i], after_level=after,
+                                 change_vs_after=d, change_ci_low=d - hw, change_ci_high=d + hw,
+                                 flag="low_sample" if vehicles[i] < 50 else ""))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+GATE_BANDS = ("0-7", "7-9", "9-17", "17-19", "19-24")
+# Whole-day classes (trips, distinct vehicles) per period: after has 4 internal trips of 3 vehicles (suppressed).
+GATE_CLASS_ROWS = {
+    "before": {"through": (410, 150), "into": (220, 90), "out_of": (230, 95), "internal": (0, 0), "perimeter": (140, 60)},
+    "after": {"through": (352, 130), "into": (231, 88), "out_of": (226, 91), "internal": (4, 3), "perimeter": (187, 72)},
+}
+# Through pairs (entry, exit) → (trips, vehicles), whole day; G3 → G2 before: 5 trips of 4 vehicles (suppressed).
+GATE_OD_ROWS = {
+    "before": {("G1", "G2"): (200, 80), ("G2", "G1"): (150, 60), ("G1", "G3"): (55, 25), ("G3", "G2"): (5, 4)},
+    "after": {("G1", "G2"): (170, 70), ("G2", "G1"): (140, 55), ("G3", "G1"): (42, 20)},
+}
+
+
+def make_gates(district) -> dict:
+    """analysis.results.load_gates of the hand-made district: three gates, the class summary of both
+    periods (whole day and five time bands; the 7-9 band of after has a through cell of 8 trips, 5
+    vehicles) and the through pairs (whole day)."""
+    import pandas as pd
+
+    d, lon, lat = ROAD_DEG, MAP_LON, MAP_LAT
+    gates = pd.DataFrame([
+        ("G1", "桜通り 西側", "r1", "derived", lon - 0.0002, lat), ("G2", "桜通り 東側", "r1", "derived", lon + d + 0.0002, lat),
+        ("G3", "楓通り 北側", "r2", "derived", lon + d / 2, lat + d + 0.0002),
+    ], columns=["gate_id", "gate_name", "road_id", "source", "lon", "lat"]).assign(district=district.key)  # fmt: skip
+    summary, od = [], []
+    for key, classes in GATE_CLASS_ROWS.items():
+        p = district.periods[key]
+        base = dict(district=district.key, period=key, period_start=pd.Timestamp(p.start), period_end=pd.Timestamp(p.end))
+        total = sum(n for n, _ in classes.values())
+        for cls, (n, v) in classes.items():
+            summary.append({**base, "time_band": "all", "gate_class": cls, "n_trips": n, "share_trips": n / total, "n_vehicles": v})
+        for i, band in enumerate(GATE_BANDS):  # each band: a fifth of the day, shifted a little per band
+            cells = {cls: (max(round(n / 5) + (i if cls == "through" else 0), 0), max(round(v / 4), 0))
+                     for cls, (n, v) in classes.items()}  # fmt: skip
+            if key == "after" and band == "7-9":
+                cells["through"] = (8, 5)
+            band_total = sum(n for n, _ in cells.values())
+            for cls, (n, v) in cells.items():
+                summary.append({**base, "time_band": band, "gate_class": cls, "n_trips": n,
+                                "share_trips": n / band_total, "n_vehicles": v})  # fmt: skip
+        for (a, b), (n, v) in GATE_OD_ROWS[key].items():
+            od.append({**base, "time_band": "all", "gate_class": "through", "entry_gate": a, "exit_gate": b,
+                       "n_trips": n, "n_vehicles": v})  # fmt: skip
+        od.append({**base, "time_band": "all", "gate_class": "into", "entry_gate": "G3", "exit_gate": "",
+                   "n_trips": classes["into"][0], "n_vehicles": classes["into"][1]})  # fmt: skip
+    return {"gates": gates, "summary": pd.DataFrame(summary), "od": pd.DataFrame(od)}

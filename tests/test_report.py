@@ -52,12 +52,50 @@ def test_before_after_chart_has_whiskers_values_and_labelled_axes(report):
         assert unit in texts  # the y axis carries the unit
         assert "対策道路" in texts and "比較道路" in texts and "対策前" in texts and "対策後" in texts
         assert "95%信頼区間" in texts
-        assert len(re.findall(r'<g stroke="#111"', svg)) == 2  # one whisker per group
+        assert len(re.findall(r'<g stroke="#111"', svg)) == 4  # one whisker per bar
     p85 = results.comparisons["p85"].set_index("unit")
     for unit in ("treated", "control"):
         for period in ("before", "after"):
             assert f">{p85.loc[unit, period]:.1f}</text>" in speed
     assert "85パーセンタイル速度（対策前・対策後）" in speed and "30 km/h 以上で通過した車の割合（対策前・対策後）" in share
+
+
+def _axis(svg: str):
+    """value → y of a chart, read from two of its tick labels (not from maps.report)."""
+    ticks = [(float(t), float(y) - 4) for y, t in re.findall(r'<text x="[\d.]+" y="([\d.]+)" font-size="12" '
+                                                            r'text-anchor="end">([\d.]+)</text>', svg)]  # fmt: skip
+    (v0, y0), (v1, y1) = ticks[0], ticks[-1]
+    return lambda v: y0 + (v - v0) * (y1 - y0) / (v1 - v0)
+
+
+def test_whiskers_are_the_stored_intervals_of_each_level(report):
+    """Each bar's whisker spans the stored 95 % interval of its own level (before_ci_* / after_ci_*),
+    not the change's interval drawn from the before value; the caption says so."""
+    page, _, results = report
+    answer = page[page.index('id="answer"'):page.index("</section>")]
+    for svg, ind, factor in zip(_svgs(answer), ("p85", "passage_share"), (1, 100)):
+        y = _axis(svg)
+        drawn = [tuple(sorted((float(a), float(b)))) for a, b in
+                 re.findall(r'<g stroke="#111" stroke-width="1.5"><line x1="[\d.]+" x2="[\d.]+" y1="([\d.]+)" '
+                            r'y2="([\d.]+)"/>', svg)]  # fmt: skip
+        table = results.comparisons[ind].set_index("unit")
+        expected = [tuple(sorted((y(factor * table.loc[u, f"{p}_ci_low"]), y(factor * table.loc[u, f"{p}_ci_high"]))))
+                    for u in ("treated", "control") for p in ("before", "after")]  # fmt: skip
+        assert drawn == [pytest.approx(e, abs=0.15) for e in expected]
+        change = table.loc["treated"]
+        from_before = sorted((y(factor * (change["before"] + change["ci_low"])), y(factor * (change["before"] + change["ci_high"]))))
+        assert drawn[1] != pytest.approx(tuple(from_before), abs=0.15)  # not the old whisker
+    assert "ひげ：それぞれの値の95%信頼区間" in answer
+
+
+def test_bar_without_a_stored_level_interval_has_no_whisker(tmp_path):
+    district = make_map_district(tmp_path)
+    results = make_map_results(tmp_path, district=district)
+    for ind, t in results.comparisons.items():
+        results.comparisons[ind] = t.drop(columns=["before_ci_low", "before_ci_high", "after_ci_low", "after_ci_high"])
+    page = render_report(district, results, tmp_path / "r.html").read_text(encoding="utf-8")
+    answer = page[page.index('id="answer"'):page.index("</section>")]
+    assert len(_svgs(answer)) == 2 and '<g stroke="#111"' not in answer
 
 
 def test_distribution_chart_axes_do_not_collide(report):

@@ -82,6 +82,10 @@ def test_ranking_and_components_on_a_fixture_with_a_known_answer(scenario):
     assert (t.loc["R2", same] == t.loc["R4", same]).all() and (t.loc["R3", same] == t.loc["R4", same]).all()
     assert t.loc["R2", "braking_per_1000_passages"] > 0 == t.loc["R4", "braking_per_1000_passages"]
     assert t.loc["R3", "cut_through_share"] > t.loc["R4", "cut_through_share"]
+    # The vehicles behind braking events and cut-through trips, for publishing's threshold (one vehicle a trip here).
+    assert t.loc["R2", "n_braking_vehicles"] == t.loc["R2", "n_braking_events"] == 10 and t.loc["R4", "n_braking_vehicles"] == 0
+    assert (t.loc[CANDIDATES, "n_cut_through_vehicles"] == t.loc[CANDIDATES, "n_cut_through"]).all()
+    assert t.loc["R3", "n_cut_through_vehicles"] == 54
     assert t.loc["R2", "rank"] < t.loc["R4", "rank"] and t.loc["R3", "rank"] < t.loc["R4", "rank"]
     # Intervals (cluster bootstrap over vehicles) bracket the shares and p85.
     for v, lo, hi in (("share_at_or_over_limit", "share_ci_low", "share_ci_high"), ("p85_kmh", "p85_ci_low", "p85_ci_high"),

@@ -4,7 +4,7 @@ For each output (map, its layers, report in both languages, sheet in both langua
 GeoParquet export) a below-threshold fixture is rendered and the output's text is scanned for every
 number derived from a suppressed cell: figures, changes, intervals, the difference in differences,
 rates, counts (vehicles, points, events, trips), histogram and cumulative-curve charts, hot spots and
-cut-through streets. Three fixtures:
+cut-through streets, monitoring months (trend chart and table, verdict), gate classes and gate pairs. Three fixtures:
 - `partial`: the hand-made district with one sparse street (7 / 6 vehicles), a hot spot of 6 vehicles,
   braking on a street by 3 vehicles and a cut-through street of 3 vehicles, next to public figures;
 - `below`: the same district with every cell under the threshold (the DiD from 2 treated vehicles);
@@ -27,7 +27,9 @@ from conftest import (
     AFTER,
     BEFORE,
     comparisons_from,
+    make_gates,
     make_map_district,
+    make_monthly,
     make_map_results,
     make_map_stats,
     make_test_district,
@@ -80,8 +82,9 @@ def derived(results, k: int = K) -> tuple[set[str], set[int]]:
         factor = 100 if "share" in ind else 1
         for _, r in table.iterrows():
             if min(r["n_vehicles_before"], r["n_vehicles_after"]) < k:
-                for c in ("before", "after", "change", "ci_low", "ci_high"):
-                    dec(r[c], factor)
+                for c in ("before", "after", "change", "ci_low", "ci_high", "before_ci_low", "before_ci_high",
+                          "after_ci_low", "after_ci_high"):
+                    dec(r.get(c), factor)
                 for c in ("n_vehicles_before", "n_vehicles_after", "n_before", "n_after"):
                     cnt(r[c])
     vehicles = {(p, str(rid)): n for p, rid, n in zip(results.road_stats["period"], results.road_stats["road_id"],
@@ -104,6 +107,31 @@ def derived(results, k: int = K) -> tuple[set[str], set[int]]:
         if r["n_vehicles_cut_through"] < k:
             cnt(r["n_cut_through"])
             dec(r["share_cut_through"], 100)
+    gates = getattr(results, "gates", None)
+    if gates is not None:
+        for key, by in (("summary", ["period", "time_band"]), ("od", ["period", "time_band", "gate_class"])):
+            for _, g in gates[key].groupby(by):
+                small = g[(g["n_vehicles"] > 0) & (g["n_vehicles"] < k)]
+                for _, r in small.iterrows():
+                    cnt(r["n_trips"])
+                    if "share_trips" in r:  # printed as a percentage: looked for with its sign
+                        decimals.add(f"{100 * float(r['share_trips']):.1f}%")
+                if len(small) > 1:
+                    cnt(small["n_trips"].sum())  # the hidden cells together (what a subtraction would give)
+    monthly = getattr(results, "monthly", None)
+    if monthly is not None:
+        small_after = {(ind, str(u)) for ind, t in results.comparisons.items()
+                       for u, n in zip(t["unit"], t["n_vehicles_after"]) if n < k}  # fmt: skip
+        for _, r in monthly.iterrows():
+            factor = 100 if "share" in r["indicator"] else 1
+            if 0 < r["n_vehicles"] < k:
+                for c in ("value", "ci_low", "ci_high", "change_vs_after", "change_ci_low", "change_ci_high"):
+                    dec(r[c], factor)
+                cnt(r["n"])
+                cnt(r["n_vehicles"])
+            if (r["indicator"], r["unit"]) in small_after:  # the after level rests on too few vehicles
+                for c in ("after_level", "change_vs_after", "change_ci_low", "change_ci_high"):
+                    dec(r[c], factor)
     return decimals, counts
 
 
@@ -169,9 +197,19 @@ def below_results(tmp_path):
 @pytest.fixture(params=["partial", "below"])
 def case(request, tmp_path):
     results = make_map_results(tmp_path) if request.param == "partial" else below_results(tmp_path)
+    # monitoring months: two of them (and, in `below`, the after level itself) under the threshold
+    # (the headline indicator, which the trend charts; figures chosen not to coincide with published ones)
+    results.monthly = make_monthly(results.comparisons, shifts=(-1.4, -5.47, -2.44, 3.77), vehicles=[100, 6, 100, 7],
+                                   indicators=("p85",))  # fmt: skip
+    # through traffic by gates: a suppressed class and gate pair (in `below`, every cell)
+    district = make_map_district(tmp_path)
+    results.gates = make_gates(district)
+    if request.param == "below":
+        for key in ("summary", "od"):
+            results.gates[key]["n_vehicles"] = results.gates[key]["n_vehicles"].clip(upper=6)
     decimals, counts = derived(results)
     assert decimals and counts  # the fixture does hold suppressed cells
-    return request.param, make_map_district(tmp_path), results
+    return request.param, district, results
 
 
 def _without_assets(page: str) -> str:
@@ -220,6 +258,8 @@ def test_report_shows_nothing_from_too_few_vehicles(case, tmp_path, lang):
     name, district, results = case
     page = render_report(district, results, tmp_path / "report.html", lang=lang).read_text(encoding="utf-8")
     assert leaks(shown_text(page), results, markup=_without_assets(page)) == []
+    assert 'class="chart trend"' in page and page.count('class="m-treated"') == 2  # the two public months only
+    assert '<h2 id="gates">' in page and "<table" in page[page.index('<h2 id="gates">'):]  # the gate tables are scanned
     if name == "below":
         answer = page[page.index('id="answer"'):page.index("</section>")]
         assert "<svg" not in answer  # no bar, and no empty axes
@@ -234,6 +274,7 @@ def test_sheet_shows_nothing_from_too_few_vehicles(case, tmp_path, lang):
     name, district, results = case
     sheet = render_district_sheet(district, results, tmp_path / "sheet.pdf", lang=lang, png=False)
     assert leaks("\n".join(sheet.texts), results) == []
+    assert any("月ごとの推移" in t or "month by month" in t for t in sheet.texts)  # the trend is drawn
 
 
 @pytest.mark.parametrize("suffix", [".gpkg", ".parquet"])

@@ -89,6 +89,16 @@
       pointToLayer: function (f, latlng) { return L.circleMarker(latlng, f.properties.style); },
       onEachFeature: function (f, layer) { interactive(layer, f.properties.tip, false); } });
   }
+  if (DATA.gates) {  // where roads cross the outline: a ring and the gate's id; the name in the tooltip / popup
+    extras.gates = L.geoJSON(DATA.gates, {
+      pointToLayer: function (f, latlng) {
+        return L.marker(latlng, { keyboard: false, riseOnHover: true, icon: L.divIcon({
+          className: 'e2c-gate', iconSize: [14, 14], iconAnchor: [7, 7],
+          html: '<span class="e2c-gate-ring" style="border-color:' + DATA.gate_colour + '"></span>' +
+                '<span class="e2c-gate-id" style="color:' + DATA.gate_colour + '">' + f.properties.id + '</span>' }) });
+      },
+      onEachFeature: function (f, layer) { interactive(layer, f.properties.tip, false); } });
+  }
   if (DATA.devices) {
     extras.devices = L.geoJSON(DATA.devices, {
       pointToLayer: function (f, latlng) {

@@ -1,0 +1,202 @@
+"""Through traffic by gates in the publications: the stored gate classification (analysis.gates) of
+the compared periods, shaped for the report's tables and the map's markers and panel.
+
+Everything comes from maps.public.PublicResults.gates (maps.public.public_gates): a cell under the
+publication threshold says 「データ不足」, a cell withheld so that no hidden cell can be had by
+subtraction says 「—」; totals only where they rest on enough vehicles.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from config.settings import GATE_CLASSES, GATE_TIME_BANDS, PUBLIC_MIN_VEHICLES
+from maps import wording as w
+from maps.public import PublicResults
+
+CLASS_LABELS: dict[str, tuple[str, str]] = {
+    "through": ("通過交通", "Through traffic"),
+    "into": ("流入", "Into the district"),
+    "out_of": ("流出", "Out of the district"),
+    "internal": ("地区内", "Within the district"),
+    "perimeter": ("外周のみ", "Around it only"),
+}
+CLASS_NOTES: dict[str, tuple[str, str]] = {
+    "through": ("地区外から入り、地区外へ出る", "enters from outside and leaves again"),
+    "into": ("地区外から入り、地区内で終わる", "comes from outside and ends inside"),
+    "out_of": ("地区内で始まり、地区外へ出る", "starts inside and leaves"),
+    "internal": ("地区内で始まり、地区内で終わる", "starts and ends inside"),
+    "perimeter": ("地区の周りの道路だけを通る", "uses only the roads around the district"),
+}
+WITHHELD = "—"  # a cell withheld so that a suppressed one cannot be had by subtraction (explained in the note)
+SIDES_EN = {"北": "north", "北東": "north-east", "東": "east", "南東": "south-east", "南": "south", "南西": "south-west",
+            "西": "west", "北西": "north-west"}  # fmt: skip
+THROUGH_TEXT: dict[str, tuple[str, str]] = {
+    "section": ("通過交通（出入口ゲート別）", "Through traffic by gates"),
+    "intro": ("地区の区域の線を道路が横切る所を出入口（ゲート）とし、地区の道路網を通ったトリップ（1台の車の1回の移動）を、"
+              "どこから入りどこへ出たかで5つに分けました。出発地・到着地は様式1-3、ない場合はトリップの最初と最後の地点です。",
+              "Gates are where roads cross the district's outline. Every trip (one vehicle's journey) on the "
+              "district's roads is classed by where it entered and left. Origin and destination: 様式1-3 where "
+              "delivered, else the trip's first and last record."),
+    "classes": ("区分ごとのトリップ（全日）", "Trips by class (whole day)"),
+    "class": ("区分", "Class"),
+    "meaning": ("内容", "Meaning"),
+    "trips": ("{p} トリップ", "{p} trips"),
+    "share": ("{p} 割合", "{p} share"),
+    "total": ("合計", "Total"),
+    "bands": ("時間帯別の割合", "Shares by time of day"),
+    "period": ("期間", "Period"),
+    "band": ("時間帯", "Time of day"),
+    "od": ("通過交通の入口と出口（全日、多い順）", "Through traffic: entry and exit gates (whole day, busiest first)"),
+    "entry": ("入口", "Entry gate"),
+    "exit": ("出口", "Exit gate"),
+    "od_none": ("公表できる組み合わせはありません。", "No pair can be published."),
+    "note": ("観測車両が {k} 台未満のセルは「データ不足」とし、合計から差し引いて分かってしまわないよう、同じ行のいちばん小さいセルも"
+             "「—」としました。時間帯は、トリップが地区内で最初に記録された時刻（外周のみは道路網で最初の時刻）です。",
+             "Cells from fewer than {k} vehicles say \"too few data\"; so that they cannot be had by subtraction "
+             "from the total, the smallest other cell of the same row shows \"—\". The time of day is that of the "
+             "trip's first record inside the district (around it only: on the network)."),
+    "none": ("出入口ゲート別の分類はありません（地区の区域がないか、まだ計算されていません）。",
+             "No gate classification (the district has no outline, or it was not computed yet)."),
+    "unknown_gate": ("不明（近くに出入口なし）", "unknown (no gate nearby)"),
+    "gates_layer": ("出入口（ゲート）", "Gates"),
+    "panel_title": ("地区を通り抜ける交通（通過交通）", "Traffic passing through the district"),
+    "panel_line": ("{p}：{v}", "{p}: {v}"),
+    "panel_trips": ("（{n} トリップ中）", " (of {n} trips)"),
+    "panel_hint": ("地区外から入り地区外へ出るトリップの割合（全日）。出入口は「重ねて表示」で地図に出せます。",
+                   "Share of trips entering from outside and leaving again (whole day). Show the gates under "
+                   "\"Overlays\"."),
+    "legend_gate": ("出入口（ゲート）", "Gate (where a road crosses the outline)"),
+}
+
+
+def tt(key: str, lang: str = "ja", **kw) -> str:
+    ja, en = THROUGH_TEXT[key]
+    return (en if lang == "en" else ja).format(**kw)
+
+
+def class_label(cls: str, lang: str = "ja") -> str:
+    return CLASS_LABELS[cls][lang == "en"]
+
+
+def band_label(band: str, lang: str = "ja") -> str:
+    """'7-9' → '7〜9時' / '7:00–9:00'; 'all' → '全日' / 'whole day'."""
+    if band == "all":
+        return "whole day" if lang == "en" else "全日"
+    a, b = band.split("-")
+    return f"{a}:00–{b}:00" if lang == "en" else f"{a}〜{b}時"
+
+
+def _day(v) -> dt.date:
+    return pd.Timestamp(v).date()
+
+
+def of_period(frame: pd.DataFrame, period) -> pd.DataFrame:
+    """Rows of a gate table (gate rows carry the district's period names) for one compared period."""
+    if frame is None or frame.empty:
+        return pd.DataFrame(columns=getattr(frame, "columns", []))
+    keep = [(_day(a), _day(b)) == (period.start, period.end) for a, b in zip(frame["period_start"], frame["period_end"])]
+    return frame[keep]
+
+
+def gate_names(pub: PublicResults, lang: str = "ja") -> dict[str, str]:
+    """gate_id → 'G13 対策道路（合成） 西側' / 'G13 Treated street (synthetic), west side' (derived gates named
+    from the road's English name and the side; declared gates keep their name)."""
+    gates = pub.gates["gates"] if pub.gates else pd.DataFrame()
+    roads = pub.roads.set_index(pub.roads["road_id"].astype(str)) if len(pub.roads) else None
+    out = {}
+    for g in gates.itertuples():
+        name = str(g.gate_name)
+        if lang == "en" and g.source == "derived" and name.endswith("側"):
+            road_ja, side = name[:-1].rsplit(" ", 1)
+            road_en = ""
+            if roads is not None and str(g.road_id) in roads.index and "name_en" in roads.columns:
+                road_en = str(roads.at[str(g.road_id), "name_en"] or "")
+            name = f"{road_en or road_ja}, {SIDES_EN.get(side, side)} side"
+        out[str(g.gate_id)] = f"{g.gate_id} {name}"
+    return out
+
+
+def gate_label(gate_id: str, names: dict[str, str], lang: str = "ja") -> str:
+    if gate_id in ("?", ""):
+        return tt("unknown_gate", lang)
+    return names.get(gate_id, gate_id)
+
+
+@dataclass
+class Cell:
+    status: str  # ok | suppressed | withheld | nodata
+    trips: float = math.nan
+    share: float = math.nan
+
+
+def class_cells(pub: PublicResults, period, band: str = "all") -> tuple[dict[str, Cell], float]:
+    """Per class the public cell of one compared period and time band, and the band's trips (NaN when
+    not published)."""
+    s = of_period(pub.gates["summary"] if pub.gates else None, period)
+    s = s[s["time_band"] == band] if len(s) else s
+    cells = {c: Cell("nodata") for c in GATE_CLASSES}
+    total = math.nan
+    for r in s.itertuples():
+        cells[r.gate_class] = Cell(r.public, r.n_trips, r.share_trips)
+        if not pd.isna(r.group_trips):
+            total = float(r.group_trips)
+    return cells, total
+
+
+def through_pairs(pub: PublicResults, periods: dict, top: int = 10) -> list[tuple[str, str, dict[str, Cell]]]:
+    """The busiest public through pairs (entry gate, exit gate, {period key: Cell}) over the compared
+    periods, whole day; a pair public in one period only shows its status in the other."""
+    od = pub.gates["od"] if pub.gates else pd.DataFrame()
+    cells: dict[tuple[str, str], dict[str, Cell]] = {}
+    for key, period in periods.items():
+        o = of_period(od, period)
+        if o.empty:
+            continue
+        o = o[(o["time_band"] == "all") & (o["gate_class"] == "through")]
+        for r in o.itertuples():
+            cells.setdefault((str(r.entry_gate), str(r.exit_gate)), {})[key] = Cell(r.public, r.n_trips)
+    public = [(pair, c) for pair, c in cells.items() if any(x.status == "ok" for x in c.values())]
+    public.sort(key=lambda pc: (-max((x.trips for x in pc[1].values() if x.status == "ok"), default=0), pc[0]))
+    return [(a, b, c) for (a, b), c in public[:top]]
+
+
+def cell_text(cell: Cell, what: str, lang: str, k: int = PUBLIC_MIN_VEHICLES) -> str:
+    """A cell as printed: trips ('7,224'), share ('36.7%'), 「データ不足」, '—' (withheld) or 「データなし」."""
+    if cell.status == "suppressed":
+        return w.too_few(k, lang, short=True)
+    if cell.status == "withheld":
+        return WITHHELD
+    if cell.status == "nodata" or (what == "trips" and pd.isna(cell.trips)) or (what == "share" and pd.isna(cell.share)):
+        return w.no_data(lang)
+    return w.fmt_count(cell.trips) if what == "trips" else w.fmt_value("share", cell.share, lang)
+
+
+def has_gates(pub: PublicResults) -> bool:
+    return bool(pub.gates) and not pub.gates["summary"].empty and any(
+        len(of_period(pub.gates["summary"], p)) for p in pub.periods.values())
+
+
+def gate_layer(pub: PublicResults) -> dict | None:
+    """FeatureCollection of the district's gates (points with id and name in both languages), or None."""
+    if not pub.gates or pub.gates["gates"].empty:
+        return None
+    names = {lang: gate_names(pub, lang) for lang in w.LANGS}
+    feats = []
+    for g in pub.gates["gates"].itertuples():
+        if pd.isna(g.lon) or pd.isna(g.lat):
+            continue
+        tip = {lang: f"<b>{html.escape(names[lang][str(g.gate_id)])}</b><br>{html.escape(tt('legend_gate', lang))}"
+               for lang in w.LANGS}  # fmt: skip
+        feats.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(g.lon), float(g.lat)]},
+                      "properties": {"id": str(g.gate_id), "tip": tip}})  # fmt: skip
+    return {"type": "FeatureCollection", "features": feats} if feats else None
+
+
+__all__ = ["CLASS_LABELS", "CLASS_NOTES", "THROUGH_TEXT", "tt", "class_label", "band_label", "of_period", "gate_names",
+           "gate_label", "Cell", "class_cells", "through_pairs", "cell_text", "has_gates", "gate_layer", "GATE_TIME_BANDS"]
