@@ -93,6 +93,13 @@ def _weighted_quantile_from_counts(values: np.ndarray, counts: np.ndarray, q: fl
     return np.where(n > 0, out, np.nan)
 
 
+def replicate_dot(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """weights (r × n) times values (n,), one replicate per row, summed in an order fixed by the data
+    alone: BLAS (`@`) gives other last bits with another number of threads or rows, so the same
+    samples would give other intervals on another machine or a Dask worker."""
+    return np.einsum("ij,j->i", weights, values)
+
+
 def replicate_indicators(group: GroupData, weights: np.ndarray) -> dict[str, np.ndarray]:
     """Indicators of one group under each row of vehicle weights (r × n_vehicles), vectorised.
 
@@ -114,11 +121,11 @@ def replicate_indicators(group: GroupData, weights: np.ndarray) -> dict[str, np.
     speed = group.speed_kmh.astype(float)
     limit = np.broadcast_to(group.limit_kmh, speed.shape)
     per_vehicle = lambda w: np.bincount(group.vehicle, weights=w, minlength=n_vehicles_total)  # noqa: E731
-    n = weights @ per_vehicle(np.ones(len(speed)))
+    n = replicate_dot(weights, per_vehicle(np.ones(len(speed))))
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = weights @ per_vehicle(speed) / n
-        share = weights @ per_vehicle((speed >= limit).astype(float)) / n
-        share10 = weights @ per_vehicle((speed >= limit + 10).astype(float)) / n
+        mean = replicate_dot(weights, per_vehicle(speed)) / n
+        share = replicate_dot(weights, per_vehicle((speed >= limit).astype(float))) / n
+        share10 = replicate_dot(weights, per_vehicle((speed >= limit + 10).astype(float))) / n
     p85 = _weighted_quantile_from_counts(values.astype(float), counts, P85)
     return {"mean": mean, "p85": p85, "share": share, "share_plus10": share10}
 
