@@ -232,8 +232,9 @@ def _store(warehouse: Path, network: Network, periods: dict[str, Period], result
 
 def analyze_district(
     warehouse: str | Path, district: District, periods: dict[str, Period] | None = None,
-    radius_m: float = DEFAULT_RADIUS_M, point_filter: PointFilter = ALL_POINTS, store: bool = True,
+    radius_m: float = DEFAULT_RADIUS_M, point_filter: PointFilter = ALL_POINTS, store: bool = True, client=None,
 ) -> AnalysisResult:  # fmt: skip
     """`analyze` with the district's network and roles; periods default to every named period."""
     periods = dict(district.periods) if periods is None else periods
-    return analyze(warehouse, district_network(district, radius_m), periods, point_filter=point_filter, store=store)
+    return analyze(warehouse, district_network(district, radius_m), periods, point_filter=point_filter, store=store,
+                   client=client)  # fmt: skip
