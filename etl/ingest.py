@@ -2,7 +2,8 @@
 
 Design (one pass: every point is written once; streaming, rerun-safe):
 
-1. **Stage** (process pool over files, both cores): `etl.stage.stage_file`, a pure function of
+1. **Stage** (process pool over files, both cores; or tasks on a Dask cluster, `client`):
+   `etl.stage.stage_file`, a pure function of
    one file → its staged output: validated, pseudonymised, projected points as final Parquet files
    (one per operation date), its quarantine, trips or events. A file whose content is
    already in the manifest is skipped; a file whose path was ingested with other content is
