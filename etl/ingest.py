@@ -797,7 +797,8 @@ def ingest_paths(
                                                  [(p, str(Path(p).absolute())) for p in t], remote_ctx, fingerprint,
                                                  key=f"stage-{run}-{bi}-{i}", pure=False, retries=2)
                                    for i, (_, t) in enumerate(tasks)]  # fmt: skip
-                        for _, r in dask_completed(futures, with_results=True):
+                        for fut in dask_completed(futures):  # results fetched here, one at a time
+                            r = fut.result()
                             bar.update(r)
                             results.extend(r)
                         futures = None
