@@ -186,7 +186,7 @@ def evaluate(
     match_stage(warehouse, network, months, client=client)
     samples, passage_samples, braking, hotspots, cut, cut_streets = [], [], [], [], [], []
     braking_source = "points"
-    con = connect(warehouse, create=False)
+    con = connect(warehouse, read_only=True)  # reads only: no write lock, no view refresh
     try:
         for label, period in periods.items():
             ps = period_samples(con, warehouse, network, label, period, point_filter, client=client)
