@@ -94,6 +94,13 @@ def _weighted_quantile_from_counts(values: np.ndarray, counts: np.ndarray, q: fl
     return np.where(n > 0, out, np.nan)
 
 
+def replicate_dot(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """weights (r × n) times values (n,), one replicate per row, summed in an order fixed by the data
+    alone: BLAS (`@`) gives other last bits with another number of threads or rows, so the same
+    samples would give other intervals on another machine or a Dask worker."""
+    return np.einsum("ij,j->i", weights, values)
+
+
 def replicate_indicators(group: GroupData, weights: np.ndarray) -> dict[str, np.ndarray]:
     """Indicators of one group under each row of vehicle weights (r × n_vehicles), vectorised.
 

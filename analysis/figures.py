@@ -18,12 +18,13 @@ import pyarrow as pa
 
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import Network, district_network, match_stage, months_between
-from analysis.points import passages, read_points
+from analysis.partitions import collect_period_cube, period_cube, period_cube_and_passages, submit_period_cube
+from analysis.points import matched_folders
 from config.districts import District, Period
 from config.settings import DEFAULT_RADIUS_M, P85, PASSAGE_SPEEDS
 from etl.schema import transaction
 from etl.warehouse import connect
-from geo.aggregate import Cube, aggregate_points, figures, quantile_from_hist
+from geo.aggregate import Cube, figures, quantile_from_hist
 
 POINT_FIGURES = ["n_points", "n_vehicles", "mean_kmh", "p85_kmh", "share_at_or_over_limit",
                  "share_at_or_over_limit_plus_10"]  # fmt: skip
@@ -75,20 +76,9 @@ def passage_figures(p: pd.DataFrame, group_of_road: np.ndarray, n_groups: int, l
     return {"n_passages": n, "passage_mean_kmh": mean, "passage_p85_kmh": p85, "passage_share_at_or_over_limit": share}
 
 
-def period_cube(network: Network, pts) -> Cube:
-    """The cube of one period's matched points (an Arrow table with READ_COLUMNS)."""
-    if pts.num_rows == 0:
-        return Cube.empty()
-    col = lambda name: pts.column(name).to_numpy(zero_copy_only=False)  # noqa: E731
-    gps_us = pts.column("gps_time").cast("int64").to_numpy(zero_copy_only=False)
-    piece_limit = network.limits_kmh[network.piece_road]
-    return aggregate_points(col("seg"), col("pos"), col("direction"), network.index, gps_us, col("vehicle_type"),
-                            col("speed_kmh"), col("vehicle_id"), piece_limit)  # fmt: skip
-
-
 def analyze(
     warehouse: str | Path, network: Network, periods: dict[str, Period], *, point_filter: PointFilter = ALL_POINTS,
-    store: bool = True,
+    store: bool = True, client=None,
 ) -> AnalysisResult:  # fmt: skip
     """Per-road and per-group figures of each period, from the network's matched points.
 
@@ -99,10 +89,14 @@ def analyze(
     analysis_runs, replacing earlier rows of the same district and period
     label (re-running is safe). Raises NothingMatched (and stores nothing) when, unfiltered, no
     period has a single matched point.
+
+    client: a `distributed.Client` (etl.cluster.dask_client): the match stage runs month by month on
+    its workers, and each period's cube is built partition-parallel (months, then piece ranges:
+    analysis.partitions); the stored tables are the same bits as without it.
     """
     warehouse = Path(warehouse)
     months = sorted({m for p in periods.values() for m in months_between(p.start, p.end)})
-    match_stage(warehouse, network, months)
+    match_stage(warehouse, network, months, client=client)
     roads = network.roads
     n_roads = len(roads)
     road_ids = network.road_ids
@@ -115,24 +109,31 @@ def analyze(
     n_matched = {}
     con = connect(warehouse, read_only=True)  # reads only: no write lock, no view refresh
     try:
-        for label, period in periods.items():
-            pts = read_points(con, warehouse, network.key, period.start, period.end, point_filter, READ_COLUMNS)
-            n_matched[label] = pts.num_rows
-            cube = period_cube(network, pts)
-            pas = passages(pts)
-            extra = {"district": network.key, "period": label, "period_start": period.start, "period_end": period.end}
-            f = figures(cube, piece_road, n_roads)
-            pf = passage_figures(pas, np.arange(n_roads), n_roads, limits)
-            parts["road"].append(_with(pd.DataFrame({"road_id": road_ids, **f, **pf, "limit_kmh": limits}), extra))
-            if groups:
-                g = figures(cube, road_group[piece_road], len(groups))
-                gp = passage_figures(pas, road_group, len(groups), limits)
-                parts["group"].append(_with(pd.DataFrame({"road_group": groups, **g, **gp, "limit_kmh": group_limit}), extra))
-            parts["hist"].append(_with(_histogram(cube, piece_road, road_ids), extra))
-            parts["cells"].append((label, period, _cube_rows(cube.cells_table(), network)))
-            parts["lhist"].append((label, period, _cube_rows(cube.hist_table(), network)))
+        folders = {label: matched_folders(con, warehouse, network.key, p.start, p.end) for label, p in periods.items()}
     finally:
         con.close()
+    if client is not None:  # every period's month and range tasks at once
+        (net,) = client.scatter([network], broadcast=True, hash=False)
+        submitted = {label: submit_period_cube(client, net, network, folders[label], point_filter, p.start, p.end)
+                     for label, p in periods.items()}  # fmt: skip
+    for label, period in periods.items():
+        if client is not None:
+            cube, pas, n = collect_period_cube(client, submitted.pop(label))
+        else:
+            cube, pas, n = period_cube_and_passages(folders[label], network, point_filter, period.start, period.end,
+                                                    READ_COLUMNS)  # fmt: skip
+        n_matched[label] = n
+        extra = {"district": network.key, "period": label, "period_start": period.start, "period_end": period.end}
+        f = figures(cube, piece_road, n_roads)
+        pf = passage_figures(pas, np.arange(n_roads), n_roads, limits)
+        parts["road"].append(_with(pd.DataFrame({"road_id": road_ids, **f, **pf, "limit_kmh": limits}), extra))
+        if groups:
+            g = figures(cube, road_group[piece_road], len(groups))
+            gp = passage_figures(pas, road_group, len(groups), limits)
+            parts["group"].append(_with(pd.DataFrame({"road_group": groups, **g, **gp, "limit_kmh": group_limit}), extra))
+        parts["hist"].append(_with(_histogram(cube, piece_road, road_ids), extra))
+        parts["cells"].append((label, period, _cube_rows(cube.cells_table(), network)))
+        parts["lhist"].append((label, period, _cube_rows(cube.hist_table(), network)))
     road_stats = _blank_empty(pd.concat(parts["road"], ignore_index=True))
     road_stats["road_name"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["name"])))
     road_stats["role"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["role"])))
@@ -238,8 +239,9 @@ def _store(warehouse: Path, network: Network, periods: dict[str, Period], result
 
 def analyze_district(
     warehouse: str | Path, district: District, periods: dict[str, Period] | None = None,
-    radius_m: float = DEFAULT_RADIUS_M, point_filter: PointFilter = ALL_POINTS, store: bool = True,
+    radius_m: float = DEFAULT_RADIUS_M, point_filter: PointFilter = ALL_POINTS, store: bool = True, client=None,
 ) -> AnalysisResult:  # fmt: skip
     """`analyze` with the district's network and roles; periods default to every named period."""
     periods = dict(district.periods) if periods is None else periods
-    return analyze(warehouse, district_network(district, radius_m), periods, point_filter=point_filter, store=store)
+    return analyze(warehouse, district_network(district, radius_m), periods, point_filter=point_filter, store=store,
+                   client=client)  # fmt: skip

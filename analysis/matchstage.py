@@ -589,12 +589,35 @@ def _all_current(warehouse: Path, network: Network, tokens: dict) -> bool:
     return current and not stale and net == _network_row(network)
 
 
-def match_stage(warehouse: str | Path, network: Network, months: list[tuple[int, int]] | None = None) -> MatchReport:
+def match_and_write(files: list[str], network: Network, event_files: list[str], folder: str) -> dict:
+    """Match one month (`match_month`) and write its folder (`_write_month`); returns its counts and
+    step timings.
+
+    The unit of the match stage's work, run in this process or as a task on a Dask worker (which
+    must reach the warehouse at the same path). Pure but for the folder it (re)writes whole."""
+    t0 = time.perf_counter()
+    res = match_month([Path(f) for f in files], network, [Path(f) for f in event_files])
+    t_write = StepClock()
+    with t_write("write"):
+        _write_month(Path(folder), res)
+    n_matched = int(pc.sum(pc.greater_equal(res.points.column("road_idx"), 0)).as_py() or 0)
+    return {"n_points_read": res.n_points_read, "n_points": res.points.num_rows, "n_matched": n_matched,
+            "n_trips": res.trips.num_rows, "n_events": res.events.num_rows, "seconds": time.perf_counter() - t0,
+            "timings": {**res.timings, **t_write.seconds}}  # fmt: skip
+
+
+def match_stage(warehouse: str | Path, network: Network, months: list[tuple[int, int]] | None = None, *,
+                client=None) -> MatchReport:  # fmt: skip
     """Match every month of the point store (or only `months`) whose match is missing or stale.
 
     Re-running is safe and cheap: current months are skipped (checked read-only when all are).
     Otherwise, holding the warehouse for writing: writes matched/<district>/…, replaces the
     district's rows of match_state in one transaction, removes superseded files, refreshes views.
+
+    client: a `distributed.Client` (etl.cluster.dask_client): each month to match is one task on its
+    workers (`match_and_write`, the same function as here; the network is sent once), which write
+    the month's folder in the warehouse (the same path on every worker). The bookkeeping (match_state,
+    views) stays in this process. The stored files are the same bytes either way.
     """
     t0 = time.perf_counter()
     warehouse = Path(warehouse)
@@ -612,6 +635,7 @@ def match_stage(warehouse: str | Path, network: Network, months: list[tuple[int,
         state, _ = _state(con, network)
         rows, obsolete = [], []
         base = warehouse / MATCHED_DIR / _slug(network.key)
+        todo = []  # (year-month, token, folder, files, event files)
         for ym in wanted:
             files = store[ym]
             token = tokens[ym]
@@ -619,26 +643,31 @@ def match_stage(warehouse: str | Path, network: Network, months: list[tuple[int,
             if old is not None and old[0] == network.fingerprint and old[1] == token:
                 report.months_current.append(ym)
                 continue
-            t_month = time.perf_counter()
-            res = match_month(files, network, events.get(ym, []))
             folder = base / f"{ym[0]:04d}-{ym[1]:02d}-{network.fingerprint[:8]}{token[:8]}"
-            t_write = StepClock()
-            with t_write("write"):
-                _write_month(folder, res)
-            for step, (w, c) in {**res.timings, **t_write.seconds}.items():
+            todo.append((ym, token, folder, [str(f.absolute()) for f in files], [str(f.absolute()) for f in events.get(ym, [])]))
+        if client is not None and todo:
+            (net,) = client.scatter([network], broadcast=True, hash=False)
+            futures = [client.submit(match_and_write, files, net, ev, str(folder.absolute()), pure=False, retries=1)
+                       for _, _, folder, files, ev in todo]  # fmt: skip
+            counts = client.gather(futures)
+            futures = net = None
+        else:
+            counts = [match_and_write(files, network, ev, str(folder)) for _, _, folder, files, ev in todo]
+        for (ym, token, folder, _, _), n in zip(todo, counts):
+            old = state.get(ym)
+            for step, (w, c) in n["timings"].items():
                 acc = report.timings.setdefault(step, [0.0, 0.0])
                 acc[0] += w
                 acc[1] += c
-            n_matched = int(pc.sum(pc.greater_equal(res.points.column("road_idx"), 0)).as_py() or 0)
             rows.append((network.key, network.fingerprint, ym[0], ym[1], token, folder.relative_to(warehouse).as_posix(),
-                         res.n_points_read, res.points.num_rows, n_matched, res.trips.num_rows, res.events.num_rows,
-                         time.perf_counter() - t_month, dt.datetime.now()))  # fmt: skip
+                         n["n_points_read"], n["n_points"], n["n_matched"], n["n_trips"], n["n_events"], n["seconds"],
+                         dt.datetime.now()))  # fmt: skip
             if old is not None and old[2] != folder.relative_to(warehouse).as_posix():
                 obsolete.append(warehouse / old[2])
             report.months_matched.append(ym)
-            report.n_points_read += res.n_points_read
-            report.n_points += res.points.num_rows
-            report.n_matched += n_matched
+            report.n_points_read += n["n_points_read"]
+            report.n_points += n["n_points"]
+            report.n_matched += n["n_matched"]
         # Months matched under another fingerprint and not asked for now are stale: drop them so the
         # views never mix two matchings of one district.
         stale = [ym for ym, (fp, _, folder) in state.items() if fp != network.fingerprint and ym not in wanted]
