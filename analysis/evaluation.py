@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from config.settings import (
     ADEQUATE_MIN_VEHICLES,
@@ -93,34 +94,68 @@ def _weighted_quantile_from_counts(values: np.ndarray, counts: np.ndarray, q: fl
     return np.where(n > 0, out, np.nan)
 
 
+def replicate_dot(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """weights (r × n) times values (n,), one replicate per row, summed in an order fixed by the data
+    alone: BLAS (`@`) gives other last bits with another number of threads or rows, so the same
+    samples would give other intervals on another machine or a Dask worker."""
+    return np.einsum("ij,j->i", weights, values)
+
+
 def replicate_indicators(group: GroupData, weights: np.ndarray) -> dict[str, np.ndarray]:
     """Indicators of one group under each row of vehicle weights (r × n_vehicles), vectorised.
 
-    Per vehicle, the counts of its samples per p85 value (a sparse histogram), the sum of its
-    speeds and its samples at or over the limit; a replicate weights those per-vehicle sums.
+    Per vehicle of the group, the counts of its samples per p85 value (a sparse histogram), its
+    samples, the sum of its speeds and its samples at or over the limit (and limit + 10); a
+    replicate weights those per-vehicle sums (compiled: only the group's vehicles are visited).
     """
-    n_vehicles_total = weights.shape[1]
+    return _replicate_indicators(group, np.ascontiguousarray(np.asarray(weights, dtype=np.float64).T))
+
+
+def _replicate_indicators(group: GroupData, weights_t: np.ndarray) -> dict[str, np.ndarray]:
+    """`replicate_indicators` with the weights transposed (n_vehicles × r, C order): one vehicle's
+    weights in all replicates are contiguous, so the kernel's inner loops run over replicates."""
+    speed = np.asarray(group.speed_kmh, dtype=float)
+    limit = np.broadcast_to(np.asarray(group.limit_kmh, dtype=float), speed.shape)
+    vehicles, local = np.unique(np.asarray(group.vehicle, dtype=np.int64), return_inverse=True)
+    per_vehicle = lambda w: np.bincount(local, weights=w, minlength=len(vehicles))  # noqa: E731
+    sums = np.stack([per_vehicle(np.ones(len(speed))), per_vehicle(speed), per_vehicle((speed >= limit).astype(float)),
+                     per_vehicle((speed >= limit + 10).astype(float))], axis=1)  # fmt: skip
     values, value_idx = np.unique(group.p85_values, return_inverse=True)
-    pair = group.vehicle.astype(np.int64) * len(values) + value_idx
-    uniq, cnt = np.unique(pair, return_counts=True)  # sorted by vehicle, then value
-    veh_of, val_of = np.divmod(uniq, len(values))
-    # Replicate histogram over values: sum over (vehicle, value) pairs grouped by value.
-    by_value = np.argsort(val_of, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(val_of[by_value]) != 0]) if len(uniq) else np.zeros(0, np.int64)
-    counts = np.zeros((weights.shape[0], len(values)))
-    if len(uniq):
-        contrib = weights[:, veh_of[by_value]] * cnt[by_value]
-        counts[:, val_of[by_value][starts]] = np.add.reduceat(contrib, starts, axis=1)
-    speed = group.speed_kmh.astype(float)
-    limit = np.broadcast_to(group.limit_kmh, speed.shape)
-    per_vehicle = lambda w: np.bincount(group.vehicle, weights=w, minlength=n_vehicles_total)  # noqa: E731
-    n = weights @ per_vehicle(np.ones(len(speed)))
+    pair, cnt = np.unique(local.astype(np.int64) * len(values) + value_idx, return_counts=True)
+    pair_vehicle, pair_value = np.divmod(pair, len(values))
+    totals, counts = _replicate_sums(weights_t, vehicles, sums, vehicles[pair_vehicle], pair_value,
+                                     cnt.astype(np.float64), len(values))  # fmt: skip
+    n = totals[:, 0]
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = weights @ per_vehicle(speed) / n
-        share = weights @ per_vehicle((speed >= limit).astype(float)) / n
-        share10 = weights @ per_vehicle((speed >= limit + 10).astype(float)) / n
+        mean, share, share10 = totals[:, 1] / n, totals[:, 2] / n, totals[:, 3] / n
     p85 = _weighted_quantile_from_counts(values.astype(float), counts, P85)
     return {"mean": mean, "p85": p85, "share": share, "share_plus10": share10}
+
+
+@njit(cache=True, nogil=True)
+def _replicate_sums(weights_t, vehicles, sums, pair_vehicle, pair_value, pair_count, n_values):
+    """For each replicate r (column of `weights_t`, rows indexed by vehicle): totals[r, c] = Σ_j
+    weights_t[vehicles[j], r] · sums[j, c], and the replicate histogram counts[r, v] = Σ_p
+    weights_t[pair_vehicle[p], r] · pair_count[p] over the (vehicle, value) pairs p of value v.
+    Terms of weight 0 are skipped (a vehicle not drawn contributes nothing, not even a NaN)."""
+    n_rep = weights_t.shape[1]
+    n_col = sums.shape[1]
+    totals = np.zeros((n_col, n_rep))
+    counts = np.zeros((n_values, n_rep))
+    for j in range(vehicles.shape[0]):
+        w = weights_t[vehicles[j]]
+        for c in range(n_col):
+            s = sums[j, c]
+            t = totals[c]
+            for r in range(n_rep):
+                t[r] += w[r] * s if w[r] != 0.0 else 0.0
+    for q in range(pair_vehicle.shape[0]):
+        w = weights_t[pair_vehicle[q]]
+        s = pair_count[q]
+        t = counts[pair_value[q]]
+        for r in range(n_rep):
+            t[r] += w[r] * s if w[r] != 0.0 else 0.0
+    return totals.T, counts.T
 
 
 def bootstrap_weights(n_vehicles: int, resamples: int, seed: int) -> np.ndarray:
@@ -189,7 +224,7 @@ def compare_periods_all(
     pts = points[points["unit"].isin(units_all) & points["period"].isin(["before", "after"])]
     order = vehicle_order(pts)
     code_of = pd.Index(order)
-    weights = bootstrap_weights(len(order), resamples, seed)
+    weights_t = np.ascontiguousarray(bootstrap_weights(len(order), resamples, seed).T)  # vehicles × replicates
     samples = {"point": _encode(pts, code_of, binned=True)}
     if want_passages:
         pas = passages[passages["unit"].isin(units_all) & passages["period"].isin(["before", "after"])]
@@ -200,7 +235,8 @@ def compare_periods_all(
         mask = np.isin(unit, members) & (per == period)
         g = GroupData(veh[mask], speed[mask], limit[mask], q[mask])
         value = point_indicators(g.speed_kmh, g.limit_kmh, g.p85_kmh)
-        reps = replicate_indicators(g, weights) if mask.any() else {k: np.full(resamples, np.nan) for k in POINT_INDICATORS}
+        reps = (_replicate_indicators(g, weights_t) if mask.any()
+                else {k: np.full(resamples, np.nan) for k in POINT_INDICATORS})  # fmt: skip
         return value, reps, int(mask.sum()), len(np.unique(g.vehicle))
 
     alpha = (1 - confidence) / 2

@@ -20,7 +20,8 @@ from analysis.behaviour import braking_hotspots, braking_per_road, cut_through_s
 from analysis.evaluation import INDICATORS, PASSAGE_INDICATORS, compare_periods_all
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import Network, district_network, match_stage, months_between, trip_ids
-from analysis.points import passages, read_events, read_points, read_trips
+from analysis.partitions import points_and_passages
+from analysis.points import matched_folders, read_events, read_trips
 from config.districts import District, Period
 from config.settings import (
     ADEQUATE_MIN_VEHICLES,
@@ -73,12 +74,20 @@ class PeriodSamples:
 
 
 def period_samples(con, warehouse: Path, network: Network, label: str, period: Period,
-                   point_filter: PointFilter = ALL_POINTS) -> PeriodSamples:  # fmt: skip
-    """Read one period's matched points through the one reader and build the bootstrap samples."""
+                   point_filter: PointFilter = ALL_POINTS, *, client=None) -> PeriodSamples:  # fmt: skip
+    """Read one period's matched points through the one reader and build the bootstrap samples
+    (with `client`, a `distributed.Client`, month by month on its workers: the same samples)."""
+    folders = matched_folders(con, warehouse, network.key, period.start, period.end)
+    return samples_of_folders(folders, network, label, period, point_filter, client=client)
+
+
+def samples_of_folders(folders: list[Path], network: Network, label: str, period: Period,
+                       point_filter: PointFilter = ALL_POINTS, *, client=None) -> PeriodSamples:  # fmt: skip
+    """`period_samples` of the match stage's month folders (no warehouse connection: runs on a worker too)."""
     road_ids, limits = network.road_ids, network.limits_kmh
-    pts = read_points(con, warehouse, network.key, period.start, period.end, point_filter, EVIDENCE_COLUMNS).to_pandas()
+    table, pas = points_and_passages(folders, EVIDENCE_COLUMNS, point_filter, period.start, period.end, client=client)
+    pts = table.to_pandas()
     pts["road_id"] = road_ids[pts["road_idx"].to_numpy()] if len(pts) else np.array([], dtype=object)
-    pas = passages(pts)
     pas["road_id"] = road_ids[pas["road_idx"].to_numpy(dtype=np.int64)] if len(pas) else np.array([], dtype=object)
     point_samples = pd.DataFrame({
         "unit": pts["road_id"], "period": label, "vehicle": pts["vehicle_id"], "speed_kmh": pts["speed_kmh"],
@@ -153,12 +162,17 @@ def evaluate(
     min_vehicles: int = ADEQUATE_MIN_VEHICLES,
     threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G,
     store: bool = True,
+    client=None,
 ) -> DistrictEvidence:
     """Compare `before` and `after` (keys of `periods`) on the network's treated and comparison roads.
 
     area: the district outline (shapely, metres) for cut-through, or None. Every figure comes from
     the matched points kept by `point_filter` (its direction too). Results are stored in the
     warehouse, replacing earlier rows of the same district and filter.
+
+    client: a `distributed.Client` (etl.cluster.dask_client): the match stage and the reading of each
+    period (points and passages) run month by month on its workers; the bootstrap runs here, on the
+    same samples, so the stored results are the same bits as without it.
     """
     if set(periods) != {"before", "after"}:
         raise ValueError(f"evaluate needs exactly the periods 'before' and 'after', got {', '.join(periods)}")
@@ -169,13 +183,13 @@ def evaluate(
         raise ValueError("no treated roads given")
     warehouse = Path(warehouse)
     months = sorted({m for p in periods.values() for m in months_between(p.start, p.end)})
-    match_stage(warehouse, network, months)
+    match_stage(warehouse, network, months, client=client)
     samples, passage_samples, braking, hotspots, cut, cut_streets = [], [], [], [], [], []
     braking_source = "points"
-    con = connect(warehouse, create=False)
+    con = connect(warehouse, read_only=True)  # reads only: no write lock, no view refresh
     try:
         for label, period in periods.items():
-            ps = period_samples(con, warehouse, network, label, period, point_filter)
+            ps = period_samples(con, warehouse, network, label, period, point_filter, client=client)
             pts, pas = ps.points, ps.passages
             samples.append(ps.point_samples)
             passage_samples.append(ps.passage_samples)

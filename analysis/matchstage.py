@@ -3,9 +3,10 @@
 For one network (a district's, or an ad-hoc ``--roads`` file) and one month of the point store
 (year / month of 運行日: a trip never crosses its operation date, so a month holds whole trips):
 
-1. the trips that have a point inside the network's bounding box grown by
-   `TRIP_CONTEXT_MARGIN_M` are found, and ALL their points of the month are read (narrow
-   columns, every mesh) and sorted by vehicle, operation date, trip and time;
+1. the month's points (every mesh) are read in passes of whole operation dates (`BUCKET_ROWS`);
+   in each pass the trips that have a point inside the network's bounding box grown by
+   `TRIP_CONTEXT_MARGIN_M` are kept with ALL their points, sorted by vehicle, operation date,
+   trip and time;
 2. per point, from the previous point of the same trip: time gap, heading (unknown after a gap
    over `MAX_HEADING_GAP_S` or a step under `MIN_HEADING_STEP_M`) and the mean deceleration since
    it (G); per trip: its first and last point (origin / destination when 様式1-3 is missing);
@@ -32,11 +33,14 @@ import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -61,9 +65,18 @@ from geo.network import load_roads
 # Bump when the stored columns or the matching rules change: every month is matched again.
 MATCH_VERSION = 1
 MATCHED_DIR = "matched"
-# Points read per pass: above this a month's touching vehicles are split into hash buckets read
-# one after the other, so memory stays bounded whatever the size of the month.
-BUCKET_ROWS = 4_000_000
+# Points read per pass, so memory stays bounded whatever the size of the month: a larger month is
+# read in passes of whole operation dates (a trip never crosses its 運行日, and ingest writes one
+# file per operation date and mesh, so every file is read by one pass only: linear in the month);
+# a single day larger than this is read in hash buckets of its vehicles (one pass over that day's
+# files per bucket). Passes of 1 M points also sort and gather faster than larger ones (cache):
+# a 3 M-point month took 2.5 CPU-s in 1 M passes, 4.1 in one pass (bench/match.py data).
+BUCKET_ROWS = 1_000_000
+# Text columns read as Arrow dictionaries: decoded, sorted (by rank) and taken far cheaper than
+# plain strings; written back as dictionaries (Parquet dictionary pages, no Arrow schema stored,
+# so every reader sees plain strings).
+_TEXT_COLUMNS = ["vehicle_key", "file_id", "member"]
+_POINT_FORMAT = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=_TEXT_COLUMNS))
 _POINT_COLUMNS = ["vehicle_id", "vehicle_key", "operation_date", "trip_no", "gps_time", "vehicle_type",
                   "vehicle_use", "speed_kmh", "lon", "lat", "x_m", "y_m", "file_id", "member", "line_no"]  # fmt: skip
 
@@ -205,12 +218,32 @@ def trip_features(trip: np.ndarray, gps_us: np.ndarray, x: np.ndarray, y: np.nda
 # One month
 
 
+class StepClock:
+    """Wall and CPU (process) seconds per named step, summed: `with clock("read"): ...`."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = {}
+
+    @contextmanager
+    def __call__(self, step: str):
+        w, c = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            t = self.seconds.setdefault(step, [0.0, 0.0])
+            t[0] += time.perf_counter() - w
+            t[1] += time.process_time() - c
+
+
 @dataclass
 class MonthResult:
     points: pa.Table
     trips: pa.Table
     events: pa.Table
     n_points_read: int = 0  # points of the touching trips read (whole trips)
+    # step -> [wall s, CPU s]: read (Parquet and the touching-trip filter), sort_features (sort and
+    # per-trip features), match (the kernel), assemble (the stored tables), events
+    timings: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _in_box(bounds) -> pc.Expression:
@@ -231,95 +264,192 @@ def _np(t: pa.Table, name: str, dtype=None) -> np.ndarray:
     return a if dtype is None else a.astype(dtype, copy=False)
 
 
+def _read_plan(files: list[Path]) -> list[tuple[list[str], pc.Expression | None]]:
+    """Passes over a month's point files: (files to read, filter), each pass at most BUCKET_ROWS
+    points (but one whole operation date at least), every trip inside one pass."""
+    paths = [str(f) for f in files]
+    if not paths:
+        return []
+    if ds.dataset(paths, format="parquet").count_rows() <= BUCKET_ROWS:  # footers only
+        return [(paths, None)]
+    day_rows: dict[int, int] = {}
+    file_days: list[set[int]] = []
+    for p in paths:
+        counts = pc.value_counts(pq.read_table(p, columns=["operation_date"]).column(0).cast(pa.int32())
+                                 .combine_chunks().drop_null())  # fmt: skip
+        days = counts.field("values").to_pylist()
+        for d, n in zip(days, counts.field("counts").to_pylist()):
+            day_rows[d] = day_rows.get(d, 0) + n
+        file_days.append(set(days))
+    date = pc.field("operation_date")
+    as_date = lambda d: dt.date(1970, 1, 1) + dt.timedelta(days=d)  # noqa: E731
+    plan: list[tuple[list[str], pc.Expression | None]] = []
+    group: list[int] = []
+    rows = 0
+
+    def flush() -> None:
+        if group:
+            days = set(group)
+            plan.append(([p for p, fd in zip(paths, file_days) if fd & days],
+                         (date >= as_date(group[0])) & (date <= as_date(group[-1]))))  # fmt: skip
+
+    for d in sorted(day_rows):
+        n = day_rows[d]
+        if group and rows + n > BUCKET_ROWS:
+            flush()
+            group, rows = [], 0
+        if n <= BUCKET_ROWS:
+            group.append(d)
+            rows += n
+            continue
+        fs = [p for p, fd in zip(paths, file_days) if d in fd]
+        on_day = date == as_date(d)
+        vehicles = pc.unique(ds.dataset(fs, format="parquet").to_table(columns=["vehicle_id"], filter=on_day)
+                             .column(0).combine_chunks()).to_numpy(zero_copy_only=False).astype(np.int64)  # fmt: skip
+        k = -(-n // BUCKET_ROWS)
+        bucket = vehicles.view(np.uint64) % np.uint64(k)
+        for b in range(k):
+            vset = vehicles[bucket == b]
+            if len(vset):
+                plan.append((fs, on_day & pc.is_in(pc.field("vehicle_id"), value_set=pa.array(vset, pa.int64()))))
+    flush()
+    return plan
+
+
 def match_month(point_files_of_month: list[Path], network: Network, event_files: list[Path] | None = None) -> MonthResult:
     """Match one month of the point store to `network` (see the module docstring); pure, no writes."""
-    dataset = ds.dataset([str(f) for f in point_files_of_month], format="parquet") if point_files_of_month else None
-    box = _in_box(network.bounds)
+    clock = StepClock()
     parts_points, parts_trips = [], []
     n_read = 0
-    if dataset is not None:
-        touch = dataset.to_table(columns=["vehicle_id", "operation_date", "trip_no"], filter=box)
-        if touch.num_rows:
-            t_keys = np.unique(trip_ids(_np(touch, "vehicle_id", np.int64), _days(touch.column("operation_date")),
-                                        _np(touch, "trip_no", np.int64)))  # fmt: skip
-            vehicles = np.unique(_np(touch, "vehicle_id", np.int64))
-            n_buckets = max(1, -(-dataset.count_rows() // BUCKET_ROWS))
-            bucket = (vehicles.view(np.uint64) % np.uint64(n_buckets)).astype(np.int64)
-            for b in range(n_buckets):
-                vset = pa.array(vehicles[bucket == b], pa.int64())
-                if len(vset) == 0:
-                    continue
-                t = dataset.to_table(columns=_POINT_COLUMNS, filter=pc.is_in(pc.field("vehicle_id"), value_set=vset))
-                pts, trips, n = _match_bucket(t, t_keys, network)
-                n_read += n
-                parts_points.append(pts)
-                parts_trips.append(trips)
-    points = pa.concat_tables(parts_points) if parts_points else _empty(POINTS_SCHEMA)
-    trips = pa.concat_tables(parts_trips) if parts_trips else _empty(TRIPS_SCHEMA)
-    events = _match_events(event_files or [], network)
-    return MonthResult(points, trips, events, n_read)
+    with clock("read"):
+        plan = _read_plan(point_files_of_month)
+    box = _in_box(network.bounds)
+    for paths, flt in plan:
+        with clock("read"):
+            dataset = ds.dataset(paths, format=_POINT_FORMAT)
+            # Nothing inside the box (another district's meshes or days): found from the Parquet
+            # statistics and the x / y columns alone, without reading the pass.
+            if dataset.head(1, columns=["x_m"], filter=box if flt is None else flt & box).num_rows == 0:
+                continue
+            t = dataset.to_table(columns=_POINT_COLUMNS, filter=flt)
+            t, cols = _touching_trips(t, network.bounds)
+        if t.num_rows == 0:
+            continue
+        pts, trips = _match_bucket(t, cols, network, clock)
+        n_read += t.num_rows
+        parts_points.append(pts)
+        parts_trips.append(trips)
+    with clock("assemble"):
+        points = pa.concat_tables(parts_points) if parts_points else _empty(_POINTS_WRITE_SCHEMA)
+        trips = pa.concat_tables(parts_trips) if parts_trips else _empty(TRIPS_SCHEMA)
+    with clock("events"):
+        events = _match_events(event_files or [], network)
+    return MonthResult(points, trips, events, n_read, clock.seconds)
 
 
-def _match_bucket(t: pa.Table, touching: np.ndarray, network: Network) -> tuple[pa.Table, pa.Table, int]:
-    vid = _np(t, "vehicle_id", np.int64)
-    days = _days(t.column("operation_date"))
-    trip_no = _np(t, "trip_no", np.int64)
-    tid = trip_ids(vid, days, trip_no)
-    keep = np.isin(tid, touching)
-    t = t.filter(pa.array(keep))
-    n_read = t.num_rows
-    # Sort by vehicle, 運行日, trip, time; ties in time by delivered position (stable, key-independent
-    # within a vehicle).
-    t = t.append_column("trip_id", pa.array(tid[keep]))
-    order = pc.sort_indices(t, sort_keys=[("vehicle_id", "ascending"), ("operation_date", "ascending"),
-                                          ("trip_no", "ascending"), ("gps_time", "ascending"), ("file_id", "ascending"),
-                                          ("member", "ascending"), ("line_no", "ascending")])  # fmt: skip
-    t = t.take(order)
-    tid = _np(t, "trip_id", np.int64)
-    gps_us = _us(t.column("gps_time"))
-    x, y = _np(t, "x_m", np.float64), _np(t, "y_m", np.float64)
-    speed = _np(t, "speed_kmh", np.float64)
-    f = trip_features(tid, gps_us, x, y, speed)
-    trips = pa.table({
-        "trip_id": tid[f["first"]], "vehicle_id": _np(t, "vehicle_id", np.int64)[f["first"]],
-        "operation_date": t.column("operation_date").filter(pa.array(f["first"])),
-        "trip_no": _np(t, "trip_no", np.int32)[f["first"]],
-        "n_points": (np.flatnonzero(f["last"]) - np.flatnonzero(f["first"]) + 1).astype(np.int32),
-        "first_time": t.column("gps_time").filter(pa.array(f["first"])),
-        "last_time": t.column("gps_time").filter(pa.array(f["last"])),
-        "first_x_m": x[f["first"]], "first_y_m": y[f["first"]], "last_x_m": x[f["last"]], "last_y_m": y[f["last"]],
-    })  # fmt: skip
-    minx, miny, maxx, maxy = network.bounds
+def _touching_trips(t: pa.Table, bounds) -> tuple[pa.Table, dict[str, np.ndarray]]:
+    """The rows of the trips with a point inside `bounds`, and their key columns as numpy arrays."""
+    cols = {"vehicle_id": _np(t, "vehicle_id", np.int64), "days": _days(t.column("operation_date")),
+            "trip_no": _np(t, "trip_no", np.int64), "x": _np(t, "x_m", np.float64), "y": _np(t, "y_m", np.float64)}  # fmt: skip
+    cols["trip_id"] = trip_ids(cols["vehicle_id"], cols["days"], cols["trip_no"])
+    minx, miny, maxx, maxy = bounds
+    x, y = cols["x"], cols["y"]
     inside = (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
-    sel = np.flatnonzero(inside)
-    m = match_points(x[sel], y[sel], network.index, f["heading_deg"][sel])
-    links = network.index.links
-    hit = m.seg >= 0
-    link = np.where(hit, m.link, -1).astype(np.int32)
-    road = np.where(hit, m.road, -1).astype(np.int32)
-    safe_link = np.maximum(link, 0)
-    road_pos = np.where(hit, links.link_offset_m[safe_link] + m.pos * links.link_length_m[safe_link], np.nan)
-    road_ids = np.append(network.road_ids, None)
-    limits = np.append(network.limits_kmh, np.nan)
-    ts = t.take(pa.array(sel))
-    g = gps_us[sel]
-    points = pa.table({
-        "trip_id": tid[sel], "vehicle_id": _np(ts, "vehicle_id", np.int64),
-        "vehicle_key": ts.column("vehicle_key"), "operation_date": ts.column("operation_date"),
-        "trip_no": _np(ts, "trip_no", np.int32), "seq": f["seq"][sel], "gps_time": pc.cast(ts.column("gps_time"), pa.timestamp("us")),
-        "hour": hour_of(g), "day_type": day_type_of(g),
-        "vehicle_type": _np(ts, "vehicle_type", np.int32), "vehicle_use": _np(ts, "vehicle_use", np.int32),
-        "speed_kmh": speed[sel], "lon": _np(ts, "lon", np.float64), "lat": _np(ts, "lat", np.float64),
-        "x_m": x[sel], "y_m": y[sel], "heading_deg": f["heading_deg"][sel], "dt_prev_s": f["dt_prev_s"][sel],
-        "decel_prev_g": f["decel_prev_g"][sel],
-        "road_idx": road, "road_id": pa.array(road_ids[np.where(hit, road, len(road_ids) - 1)], pa.string()),
-        "limit_kmh": limits[np.where(hit, road, len(limits) - 1)],
-        "link_id": link, "seg": np.where(hit, m.seg, -1).astype(np.int32),
-        "pos": np.where(hit, m.pos, np.nan), "road_pos_m": road_pos, "dist_m": m.dist,
-        "direction": m.direction.astype(np.int8),
-        "file_id": ts.column("file_id"), "member": ts.column("member"), "line_no": _np(ts, "line_no", np.int64),
-    })  # fmt: skip
-    return points.cast(POINTS_SCHEMA), trips.cast(TRIPS_SCHEMA), n_read
+    if inside.all():
+        return t, cols
+    touching = pd.Index(pd.unique(cols["trip_id"][inside]))
+    keep = touching.get_indexer(cols["trip_id"]) >= 0
+    return t.filter(keep), {k: v[keep] for k, v in cols.items()}
+
+
+def _text_rank(col: pa.ChunkedArray) -> np.ndarray:
+    """Lexicographic rank of each value of a text column (dictionary or plain), nulls last."""
+    chunks = [c.dictionary for c in col.chunks] if pa.types.is_dictionary(col.type) else col.chunks
+    values = pc.unique(pa.concat_arrays(chunks).drop_null()) if chunks else pa.array([], pa.string())
+    rank = np.empty(len(values) + 1, dtype=np.int64)
+    rank[pc.sort_indices(values).to_numpy()] = np.arange(len(values))
+    rank[len(values)] = len(values)  # null
+    out = []
+    for c in col.chunks:
+        if pa.types.is_dictionary(col.type):
+            code = pc.index_in(c.dictionary, value_set=values).to_numpy(zero_copy_only=False)
+            idx = c.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+            r = rank[code[idx]] if len(code) else np.zeros(len(c), np.int64)
+        else:
+            r = rank[pc.index_in(c, value_set=values).fill_null(len(values)).to_numpy(zero_copy_only=False)]
+        if c.null_count:
+            r = np.where(c.is_valid().to_numpy(zero_copy_only=False), r, len(values))
+        out.append(r)
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+# Pass-through columns of the stored points, taken from the read table in matched order.
+_CARRIED = ["vehicle_key", "vehicle_type", "vehicle_use", "lon", "lat", "file_id", "member", "line_no"]
+
+
+def _match_bucket(t: pa.Table, cols: dict[str, np.ndarray], network: Network, clock: StepClock) -> tuple[pa.Table, pa.Table]:
+    with clock("sort_features"):
+        # Sort by vehicle, 運行日, trip, time; ties in time by delivered position (file, member, line:
+        # stable and key-independent within a vehicle).
+        gps_us = _us(t.column("gps_time"))
+        keys = pa.table({"v": cols["vehicle_id"], "d": cols["days"], "n": cols["trip_no"], "g": gps_us,
+                         "f": _text_rank(t.column("file_id")), "m": _text_rank(t.column("member")),
+                         "l": _np(t, "line_no", np.int64)})  # fmt: skip
+        order = pc.sort_indices(keys, sort_keys=[(k, "ascending") for k in keys.column_names]).to_numpy()
+        del keys
+        tid, vid, days = cols["trip_id"][order], cols["vehicle_id"][order], cols["days"][order]
+        trip_no, gps_us = cols["trip_no"][order].astype(np.int32), gps_us[order]
+        x, y = cols["x"][order], cols["y"][order]
+        speed = _np(t, "speed_kmh", np.float64)[order]
+        f = trip_features(tid, gps_us, x, y, speed)
+    with clock("assemble"):
+        first, last = f["first"], f["last"]
+        trips = pa.table({
+            "trip_id": tid[first], "vehicle_id": vid[first], "operation_date": _date32(days[first]),
+            "trip_no": trip_no[first], "n_points": (np.flatnonzero(last) - np.flatnonzero(first) + 1).astype(np.int32),
+            "first_time": pa.array(gps_us[first], pa.timestamp("us")), "last_time": pa.array(gps_us[last], pa.timestamp("us")),
+            "first_x_m": x[first], "first_y_m": y[first], "last_x_m": x[last], "last_y_m": y[last],
+        })  # fmt: skip
+        minx, miny, maxx, maxy = network.bounds
+        sel = np.flatnonzero((x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy))
+        hx, hy, hh = x[sel], y[sel], f["heading_deg"][sel]
+    with clock("match"):
+        m = match_points(hx, hy, network.index, hh)
+    with clock("assemble"):
+        links = network.index.links
+        hit = m.seg >= 0
+        link = np.where(hit, m.link, -1).astype(np.int32)
+        road = np.where(hit, m.road, -1).astype(np.int32)
+        safe_link = np.maximum(link, 0)
+        road_pos = np.where(hit, links.link_offset_m[safe_link] + m.pos * links.link_length_m[safe_link], np.nan)
+        limits = np.append(network.limits_kmh, np.nan)
+        carried = t.select(_CARRIED).take(pa.array(order[sel]))
+        g = gps_us[sel]
+        points = pa.table({
+            "trip_id": tid[sel], "vehicle_id": vid[sel], "vehicle_key": carried.column("vehicle_key"),
+            "operation_date": _date32(days[sel]), "trip_no": trip_no[sel], "seq": f["seq"][sel],
+            "gps_time": pa.array(g, pa.timestamp("us")), "hour": hour_of(g), "day_type": day_type_of(g),
+            "vehicle_type": carried.column("vehicle_type"), "vehicle_use": carried.column("vehicle_use"),
+            "speed_kmh": speed[sel], "lon": carried.column("lon"), "lat": carried.column("lat"),
+            "x_m": hx, "y_m": hy, "heading_deg": hh, "dt_prev_s": f["dt_prev_s"][sel],
+            "decel_prev_g": f["decel_prev_g"][sel],
+            "road_idx": road, "road_id": pa.DictionaryArray.from_arrays(pa.array(road, mask=~hit), _road_dictionary(network)),
+            "limit_kmh": limits[np.where(hit, road, len(limits) - 1)],
+            "link_id": link, "seg": np.where(hit, m.seg, -1).astype(np.int32),
+            "pos": np.where(hit, m.pos, np.nan), "road_pos_m": road_pos, "dist_m": m.dist,
+            "direction": m.direction.astype(np.int8),
+            "file_id": carried.column("file_id"), "member": carried.column("member"), "line_no": carried.column("line_no"),
+        })  # fmt: skip
+        out = points.cast(_POINTS_WRITE_SCHEMA), trips.cast(TRIPS_SCHEMA)
+    return out
+
+
+def _date32(days: np.ndarray) -> pa.Array:
+    return pa.array(days.astype(np.int32), pa.int32()).cast(pa.date32())
+
+
+def _road_dictionary(network: Network) -> pa.Array:
+    return pa.array(list(network.road_ids), pa.string())
 
 
 def _match_events(files: list[Path], network: Network) -> pa.Table:
@@ -375,6 +505,11 @@ EVENTS_SCHEMA = pa.schema([
 ])  # fmt: skip
 
 
+# The points as written: the same columns, text as dictionaries (see _TEXT_COLUMNS).
+_POINTS_WRITE_SCHEMA = pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), pa.string())) if f.type == pa.string() else f
+                                  for f in POINTS_SCHEMA])  # fmt: skip
+
+
 def _empty(schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
 
@@ -391,7 +526,9 @@ class MatchReport:
     months_current: list[tuple[int, int]] = field(default_factory=list)  # already matched, unchanged
     n_points: int = 0  # stored points of the months matched now (inside the network's box)
     n_matched: int = 0  # of which matched to a road
+    n_points_read: int = 0  # points of the touching trips read (whole trips) in the months matched now
     seconds: float = 0.0
+    timings: dict[str, list[float]] = field(default_factory=dict)  # step -> [wall s, CPU s] (MonthResult's, and write)
 
     def summary(self) -> str:
         return (f"{self.district}: {len(self.months_matched)} months matched ({self.n_matched:,} of {self.n_points:,} "
@@ -421,53 +558,123 @@ def months_between(start: dt.date, end: dt.date) -> list[tuple[int, int]]:
     return out
 
 
-def match_stage(warehouse: str | Path, network: Network, months: list[tuple[int, int]] | None = None) -> MatchReport:
+def _state(con, network: Network) -> tuple[dict, tuple | None]:
+    """The district's match_state rows {(year, month): (fingerprint, token, folder)} and its matched_networks row."""
+    state = {(r[0], r[1]): (r[2], r[3], r[4]) for r in con.execute(
+        "SELECT year, month, fingerprint, source_token, folder FROM match_state WHERE district = ?",
+        [network.key]).fetchall()}  # fmt: skip
+    net = con.execute("SELECT fingerprint, source_path, radius_m, n_roads FROM matched_networks WHERE district = ?",
+                      [network.key]).fetchall()  # fmt: skip
+    return state, (tuple(net[0]) if len(net) == 1 else None)
+
+
+def _network_row(network: Network) -> tuple:
+    return (network.fingerprint, str(network.source_path), network.radius_m, len(network.roads))
+
+
+def _all_current(warehouse: Path, network: Network, tokens: dict) -> bool:
+    """True when every wanted month is matched under this fingerprint and source token, nothing is
+    stale and the network is recorded: read through a read-only connection (no write lock, no
+    view refresh), so re-running is cheap."""
+    con = connect(warehouse, read_only=True)
+    try:
+        state, net = _state(con, network)
+    except duckdb.CatalogException:  # a warehouse older than the match stage: the write path creates its tables
+        return False
+    finally:
+        con.close()
+    current = all((st := state.get(ym)) is not None and st[0] == network.fingerprint and st[1] == tok
+                  for ym, tok in tokens.items())  # fmt: skip
+    stale = any(fp != network.fingerprint and ym not in tokens for ym, (fp, _, _) in state.items())
+    return current and not stale and net == _network_row(network)
+
+
+def match_and_write(files: list[str], network: Network, event_files: list[str], folder: str) -> dict:
+    """Match one month (`match_month`) and write its folder (`_write_month`); returns its counts and
+    step timings.
+
+    The unit of the match stage's work, run in this process or as a task on a Dask worker (which
+    must reach the warehouse at the same path). Pure but for the folder it (re)writes whole."""
+    t0 = time.perf_counter()
+    res = match_month([Path(f) for f in files], network, [Path(f) for f in event_files])
+    t_write = StepClock()
+    with t_write("write"):
+        _write_month(Path(folder), res)
+    n_matched = int(pc.sum(pc.greater_equal(res.points.column("road_idx"), 0)).as_py() or 0)
+    return {"n_points_read": res.n_points_read, "n_points": res.points.num_rows, "n_matched": n_matched,
+            "n_trips": res.trips.num_rows, "n_events": res.events.num_rows, "seconds": time.perf_counter() - t0,
+            "timings": {**res.timings, **t_write.seconds}}  # fmt: skip
+
+
+def match_stage(warehouse: str | Path, network: Network, months: list[tuple[int, int]] | None = None, *,
+                client=None) -> MatchReport:  # fmt: skip
     """Match every month of the point store (or only `months`) whose match is missing or stale.
 
-    Re-running is safe and cheap: current months are skipped. Writes matched/<district>/…, replaces
-    the district's rows of match_state in one transaction, removes superseded files, refreshes views.
+    Re-running is safe and cheap: current months are skipped (checked read-only when all are).
+    Otherwise, holding the warehouse for writing: writes matched/<district>/…, replaces the
+    district's rows of match_state in one transaction, removes superseded files, refreshes views.
+
+    client: a `distributed.Client` (etl.cluster.dask_client): each month to match is one task on its
+    workers (`match_and_write`, the same function as here; the network is sent once), which write
+    the month's folder in the warehouse (the same path on every worker). The bookkeeping (match_state,
+    views) stays in this process. The stored files are the same bytes either way.
     """
     t0 = time.perf_counter()
     warehouse = Path(warehouse)
     report = MatchReport(network.key, network.fingerprint)
     store = point_files(warehouse, months)
     events = table_files(warehouse, "behavior_events", months)
+    wanted = sorted(store) if months is None else sorted(set(months) & set(store))
+    tokens = {ym: source_token(store[ym] + events.get(ym, [])) for ym in wanted}
+    if _all_current(warehouse, network, tokens):
+        report.months_current = list(wanted)
+        report.seconds = time.perf_counter() - t0
+        return report
     con = connect(warehouse, create=False)
     try:
-        state = {(r[0], r[1]): (r[2], r[3], r[4]) for r in con.execute(
-            "SELECT year, month, fingerprint, source_token, folder FROM match_state WHERE district = ?",
-            [network.key]).fetchall()}  # fmt: skip
-        wanted = sorted(store) if months is None else sorted(set(months) & set(store))
+        state, _ = _state(con, network)
         rows, obsolete = [], []
         base = warehouse / MATCHED_DIR / _slug(network.key)
+        todo = []  # (year-month, token, folder, files, event files)
         for ym in wanted:
             files = store[ym]
-            token = source_token(files + events.get(ym, []))
+            token = tokens[ym]
             old = state.get(ym)
             if old is not None and old[0] == network.fingerprint and old[1] == token:
                 report.months_current.append(ym)
                 continue
-            t_month = time.perf_counter()
-            res = match_month(files, network, events.get(ym, []))
             folder = base / f"{ym[0]:04d}-{ym[1]:02d}-{network.fingerprint[:8]}{token[:8]}"
-            _write_month(folder, res)
-            n_matched = int(pc.sum(pc.greater_equal(res.points.column("road_idx"), 0)).as_py() or 0)
+            todo.append((ym, token, folder, [str(f.absolute()) for f in files], [str(f.absolute()) for f in events.get(ym, [])]))
+        if client is not None and todo:
+            (net,) = client.scatter([network], broadcast=True, hash=False)
+            futures = [client.submit(match_and_write, files, net, ev, str(folder.absolute()), pure=False, retries=1)
+                       for _, _, folder, files, ev in todo]  # fmt: skip
+            counts = client.gather(futures)
+            futures = net = None
+        else:
+            counts = [match_and_write(files, network, ev, str(folder)) for _, _, folder, files, ev in todo]
+        for (ym, token, folder, _, _), n in zip(todo, counts):
+            old = state.get(ym)
+            for step, (w, c) in n["timings"].items():
+                acc = report.timings.setdefault(step, [0.0, 0.0])
+                acc[0] += w
+                acc[1] += c
             rows.append((network.key, network.fingerprint, ym[0], ym[1], token, folder.relative_to(warehouse).as_posix(),
-                         res.n_points_read, res.points.num_rows, n_matched, res.trips.num_rows, res.events.num_rows,
-                         time.perf_counter() - t_month, dt.datetime.now()))  # fmt: skip
+                         n["n_points_read"], n["n_points"], n["n_matched"], n["n_trips"], n["n_events"], n["seconds"],
+                         dt.datetime.now()))  # fmt: skip
             if old is not None and old[2] != folder.relative_to(warehouse).as_posix():
                 obsolete.append(warehouse / old[2])
             report.months_matched.append(ym)
-            report.n_points += res.points.num_rows
-            report.n_matched += n_matched
+            report.n_points_read += n["n_points_read"]
+            report.n_points += n["n_points"]
+            report.n_matched += n["n_matched"]
         # Months matched under another fingerprint and not asked for now are stale: drop them so the
         # views never mix two matchings of one district.
         stale = [ym for ym, (fp, _, folder) in state.items() if fp != network.fingerprint and ym not in wanted]
         with transaction(con):
             con.execute("DELETE FROM matched_networks WHERE district = ?", [network.key])
             con.execute("INSERT INTO matched_networks VALUES (?, ?, ?, ?, ?, ?)",
-                        [network.key, network.fingerprint, str(network.source_path), network.radius_m,
-                         len(network.roads), dt.datetime.now()])  # fmt: skip
+                        [network.key, *_network_row(network), dt.datetime.now()])  # fmt: skip
             for ym in stale:
                 con.execute("DELETE FROM match_state WHERE district = ? AND year = ? AND month = ?", [network.key, *ym])
                 obsolete.append(warehouse / state[ym][2])
@@ -490,6 +697,9 @@ def _write_month(folder: Path, res: MonthResult) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name, table in (("points", res.points), ("trips", res.trips), ("events", res.events)):
-        pq.write_table(table, tmp / f"{name}.parquet", compression="zstd", compression_level=1, row_group_size=1_000_000)
+        # Dictionary pages for the text columns only (trying them on numbers costs time and gains nothing).
+        text = [f.name for f in table.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
+        pq.write_table(table, tmp / f"{name}.parquet", compression="zstd", compression_level=1, row_group_size=1_000_000,
+                       use_dictionary=text, store_schema=False)
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)

@@ -20,9 +20,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from analysis.evaluation import compare_periods_all
-from analysis.evidence import period_samples
+from analysis.evidence import period_samples, samples_of_folders
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import Network, district_network, match_stage, months_between
+from analysis.points import matched_folders
 from config.districts import District, Period
 from config.settings import ADEQUATE_MIN_VEHICLES, DEFAULT_RESAMPLES, DEFAULT_SEED, INDICATORS
 from etl.schema import transaction
@@ -63,12 +64,16 @@ def monitoring_months(warehouse: str | Path, district: District) -> list[Period]
 def monthly_series(
     warehouse: str | Path, district: District, *, network: Network | None = None,
     point_filter: PointFilter = ALL_POINTS, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-    min_vehicles: int = ADEQUATE_MIN_VEHICLES, store: bool = True,
+    min_vehicles: int = ADEQUATE_MIN_VEHICLES, store: bool = True, client=None,
 ) -> pd.DataFrame:  # fmt: skip
     """The district's monthly series (see the module docstring); stored in monthly_series unless store=False.
 
     Returns one row per month, indicator and unit (treated, control) with value, ci_low, ci_high,
     n, n_vehicles, after_level, change_vs_after, change_ci_low, change_ci_high and flag.
+
+    client: a `distributed.Client`: the match stage runs month by month on its workers, and each
+    month of the series (its reading and its bootstrap against the reference) is one task; the
+    rows are the same bits as without it.
     """
     warehouse = Path(warehouse)
     network = network or district_network(district)
@@ -77,36 +82,51 @@ def monthly_series(
     rows = []
     if months:
         needed = sorted({m for p in (after, *months) for m in months_between(p.start, p.end)})
-        match_stage(warehouse, network, needed)
+        match_stage(warehouse, network, needed, client=client)
         treated = network.roads.loc[network.roads["role"] == "treated", "road_id"].tolist()
         control = network.roads.loc[network.roads["role"] == "comparison", "road_id"].tolist()
         con = connect(warehouse, create=False)
         try:
-            ref = period_samples(con, warehouse, network, "before", after, point_filter)
-            for month in months:
-                cur = period_samples(con, warehouse, network, "after", month, point_filter)
-                comp = compare_periods_all(
-                    pd.concat([ref.point_samples, cur.point_samples], ignore_index=True), treated=treated,
-                    control=control, indicators=INDICATORS,
-                    passages=pd.concat([ref.passage_samples, cur.passage_samples], ignore_index=True),
-                    resamples=resamples, seed=seed, min_vehicles=min_vehicles,
-                )  # fmt: skip
-                for ind, table in comp.items():
-                    for r in table[table["unit"].isin(["treated", "control"])].itertuples():
-                        rows.append({
-                            "month": month.start, "indicator": ind, "unit": r.unit, "value": r.after,
-                            "ci_low": r.after_ci_low, "ci_high": r.after_ci_high, "n": r.n_after,
-                            "n_vehicles": r.n_vehicles_after, "after_level": r.before, "change_vs_after": r.change,
-                            "change_ci_low": r.ci_low, "change_ci_high": r.ci_high, "flag": r.flag,
-                        })  # fmt: skip
+            ref = period_samples(con, warehouse, network, "before", after, point_filter, client=client)
+            folders = [matched_folders(con, warehouse, network.key, m.start, m.end) for m in months]
         finally:
             con.close()
+        args = (treated, control, point_filter, resamples, seed, min_vehicles)
+        if client is None:
+            parts = [month_rows(ref, f, network, m, *args) for f, m in zip(folders, months)]
+        else:
+            ref_f, net = client.scatter([ref, network], broadcast=True, hash=False)
+            parts = client.gather([client.submit(month_rows, ref_f, [str(Path(x).absolute()) for x in f], net, m, *args,
+                                                 pure=False, retries=1) for f, m in zip(folders, months)])  # fmt: skip
+        rows = [r for part in parts for r in part]
     cols = ["month", "indicator", "unit", "value", "ci_low", "ci_high", "n", "n_vehicles", "after_level",
             "change_vs_after", "change_ci_low", "change_ci_high", "flag"]  # fmt: skip
     series = pd.DataFrame(rows, columns=cols)
     if store:
         _store(warehouse, district.key, point_filter, series, resamples, seed)
     return series
+
+
+def month_rows(ref, folders: list, network: Network, month: Period, treated: list[str], control: list[str],
+               point_filter: PointFilter, resamples: int, seed: int, min_vehicles: int) -> list[dict]:  # fmt: skip
+    """The series' rows of one month against the reference samples `ref` (runs here or on a worker)."""
+    cur = samples_of_folders([Path(f) for f in folders], network, "after", month, point_filter)
+    comp = compare_periods_all(
+        pd.concat([ref.point_samples, cur.point_samples], ignore_index=True), treated=treated,
+        control=control, indicators=INDICATORS,
+        passages=pd.concat([ref.passage_samples, cur.passage_samples], ignore_index=True),
+        resamples=resamples, seed=seed, min_vehicles=min_vehicles,
+    )  # fmt: skip
+    rows = []
+    for ind, table in comp.items():
+        for r in table[table["unit"].isin(["treated", "control"])].itertuples():
+            rows.append({
+                "month": month.start, "indicator": ind, "unit": r.unit, "value": r.after,
+                "ci_low": r.after_ci_low, "ci_high": r.after_ci_high, "n": r.n_after,
+                "n_vehicles": r.n_vehicles_after, "after_level": r.before, "change_vs_after": r.change,
+                "change_ci_low": r.ci_low, "change_ci_high": r.ci_high, "flag": r.flag,
+            })  # fmt: skip
+    return rows
 
 
 def _store(warehouse: Path, key: str, point_filter: PointFilter, series: pd.DataFrame, resamples: int, seed: int) -> None:

@@ -48,6 +48,15 @@ def read_matched_files(folders: list[Path], name: str, schema: pa.Schema, column
     return ds.dataset(files, format="parquet", schema=schema).to_table(columns=cols, filter=expr)
 
 
+def points_expression(point_filter: PointFilter, start: dt.date, end: dt.date, on_network: bool = True):
+    """The filter expression of `read_points` (period, filter, and on the network)."""
+    expr = point_filter.expression(start, end)
+    if on_network:
+        net = pc.field("road_idx") >= 0
+        expr = net if expr is None else expr & net
+    return expr
+
+
 def read_points(
     con: duckdb.DuckDBPyConnection, warehouse: Path, district: str, start: dt.date, end: dt.date,
     point_filter: PointFilter = ALL_POINTS, columns: list[str] | None = None, on_network: bool = True,
@@ -57,10 +66,7 @@ def read_points(
     on_network: only points matched to a road (else also the trip points off the network inside
     the network's grown box). Columns as documented for the view matched_points.
     """
-    expr = point_filter.expression(start, end)
-    if on_network:
-        net = pc.field("road_idx") >= 0
-        expr = net if expr is None else expr & net
+    expr = points_expression(point_filter, start, end, on_network)
     return read_matched_files(matched_folders(con, warehouse, district, start, end), "points", POINTS_SCHEMA, columns, expr)
 
 

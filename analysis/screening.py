@@ -80,6 +80,7 @@ from analysis.evaluation import (
     bootstrap_weights,
     percentile_interval,
     point_indicators,
+    replicate_dot,
     replicate_indicators,
     vehicle_order,
 )
@@ -248,7 +249,7 @@ def _replicate_sums(weights: np.ndarray, road: np.ndarray, vehicle: np.ndarray, 
     r_of, v_of = np.divmod(uniq, weights.shape[1])
     for r in np.unique(r_of):
         sel = r_of == r
-        out[:, r] = weights[:, v_of[sel]] @ sums[sel]
+        out[:, r] = replicate_dot(weights[:, v_of[sel]], sums[sel])
     return out
 
 
@@ -320,24 +321,26 @@ def screen(
     warehouse: str | Path, network: Network, period: Period, *, area=None, area_label: str = "", area_path=None,
     min_vehicles: int = SCREENING_MIN_VEHICLES, weights: dict[str, float] = SCREENING_WEIGHTS,
     resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED, threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G,
-    store: bool = True,
+    store: bool = True, client=None,
 ) -> ScreeningResult:  # fmt: skip
     """Rank the network's residential roads (in `area`, a shapely polygon in metres, when given) for one
     period; see the module docstring. Matches what is missing first; stores the ranking unless `store` is False.
 
     area_label: how the area is named in the stored rows ('outline', 'area:<stem>'; '' without area);
     area_path: the polygon file, stored with the run for the map.
+    client: a `distributed.Client`: the match stage and the period's reading run month by month on
+    its workers (analysis.partitions); the ranking is the same bits as without it.
     """
     if set(weights) != set(COMPONENTS) or any(not np.isfinite(v) or v < 0 for v in weights.values()):
         raise ValueError(f"screening weights must give a non-negative number for each of {', '.join(COMPONENTS)}")
     if min_vehicles < 1:
         raise ValueError(f"--min-vehicles must be at least 1, got {min_vehicles}")
     warehouse = Path(warehouse)
-    match_stage(warehouse, network, months_between(period.start, period.end))
+    match_stage(warehouse, network, months_between(period.start, period.end), client=client)
     days = (period.end - period.start).days + 1
     con = connect(warehouse, create=False)
     try:
-        ps = period_samples(con, warehouse, network, period.name, period)
+        ps = period_samples(con, warehouse, network, period.name, period, client=client)
         events, braking_source = braking_events(con, warehouse, network, period, ps.points, threshold_g=threshold_g)
         cut_trips = cut_through_of_period(con, warehouse, network, period, ps.points, area) if area is not None else None
     finally:

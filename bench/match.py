@@ -1,30 +1,55 @@
-"""Benchmark of the core: read Parquet → match → aggregate → write aggregates, vs geopandas.
+"""Benchmark of the analysis core (match stage + aggregation), cold and steady, against geopandas.
 
-    .venv/bin/python bench/match.py [--points N] [--dir DIR]
+    PYTHONPATH=$PWD .venv/bin/python bench/match.py [--points N] [--dir DIR] [--months M] [--cold-runs K]
 
-Builds a synthetic street grid (≥ 20,000 segments, EPSG:6677 metres near Yokohama) and N points
-(default 20 million) stored like the warehouse (hive year=/month=/mesh= partitions, zstd Parquet,
-1 M-row row groups, the columns ingest provides: x_m, y_m, speed_kmh, heading_deg, dt_prev_s,
-vehicle_id, gps_time, vehicle_type). The data are cached in DIR and reused for the same N.
+Data (built once, cached in DIR for the same N, months and seed):
+- a synthetic street grid: 90 east-west and 90 north-south streets 60 m apart near Yokohama
+  (EPSG:6677 metres), each bending 3 m mid-block, so 32,040 straight segments; every 7th street
+  one-way (digitised direction), every 10th a 40 km/h street, the others 30 km/h residential —
+  written as a road file (GeoPackage) read by the product's loader;
+- N points (default 12 million) written directly as a warehouse point store
+  (probe_points/year=/month=/mesh2=/<operation date>_<commit>_0.parquet, zstd, the ingest's
+  column names and types; the columns the match stage reads are filled, heading / gap / distance
+  from the previous point too, other delivered columns are null), as trips over M months
+  (default 4, 2024-01..): a vehicle drives along one street, turns at an intersection onto the
+  cross street (one-way streets only in their direction), a point every 25-45 m (whole-second
+  GPS times at the trip's speed), 4 m GPS noise; a warehouse database (tables, views) beside it.
 
-Then, each in a fresh process so that peak RSS is its own:
-- core: the product's own path, partition by partition, whole partitions spread over 2 worker
-  processes (single-threaded each): geo.pointsource.point_batches → geo.matching.match_points
-  (compiled kernel, heading check) → geo.aggregate.aggregate_points and merge_cubes →
-  geo.aggregate.write_cube (cells, histograms, distinct vehicle pairs as Parquet). Worker start,
-  index build and JIT compile / cache load happen before the clock starts and are reported
-  apart; stage times are summed over workers (worker-seconds); peak RSS is the sum of the
-  processes' peaks;
-- geopandas: on a 1 million point subset, the same work with geopandas `sjoin_nearest`
-  (max_distance = radius, no heading check) + pandas group-by.
-Last line: `match+aggregate: <Mpts/s> Mpts/s end to end, peak RSS <MB> MB, <ratio>x geopandas`.
+Figures, each from its own fresh process:
+- cold: `etc2calm analyze --roads grid.gpkg --period all=<whole span>` (the CLI) in a fresh
+  process on a warehouse with nothing matched yet. Included: interpreter start and imports,
+  numba cache load (the compiled kernels are on disk from an earlier run; compiling them the
+  first time on a machine is NOT included and is printed apart when it happened), network load
+  and index build, the match stage over every month (read, sort, trip features, match kernel,
+  Parquet writes, match_state), the cube, per-road and passage figures over the whole period and
+  their DuckDB stores, the CSV. Its rate is points in the store / wall seconds, with the default
+  threads (numba and Arrow use both cores). Peak RSS is that process's (os.wait4).
+- steady, per core: in one process pinned to one thread (numba, Arrow), after loading the
+  network, building its index and warming the kernels (not timed): the match stage month by
+  month (read, sort + trip features, match kernel, assemble, write) and then aggregation (read
+  matched points, cube), each stage in CPU seconds (process time), as points per CPU-second.
+  Per-road figures, passages and database stores are not in it (they are in cold).
+- geopandas, per core: on a 1 million point subset (the first trips of the first month), in one
+  single-threaded process: read those points (Parquet), geopandas.sjoin_nearest to the same
+  segments (max_distance = radius; no heading check, no trip features, no writes) + pandas
+  group-by (link × hour × day type × vehicle class: count, sum, exceedances, distinct
+  vehicles; histogram rows), CPU seconds. The baseline every other figure is divided by.
+
+The machine is shared and never idle: every figure is printed with its ratio to the geopandas
+baseline measured in the same run, and the load average (1, 5, 15 min) at each phase.
+Last line: `match+aggregate: cold X Mpts/s (wall, N workers/threads), steady Y Mpts/s per core,
+geopandas Z Mpts/s per core, ratio R, peak RSS M MB, load L`.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import hashlib
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -33,264 +58,526 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
+VERSION = 1  # bump when the generated data change
 RADIUS_M = 20.0
 GRID_N = 90  # streets per direction
 SPACING_M = 60.0
-ORIGIN = (-62_000.0, -42_000.0)  # EPSG:6677, around 横浜市
-MONTHS = 4
-MESHES = 5
+EXTENT_M = (GRID_N - 1) * SPACING_M
+ORIGIN = (-25_000.0, -60_000.0)  # EPSG:6677, 横浜市 (保土ケ谷区 / 旭区 area)
+ONEWAY_EVERY = 7
+LIMIT40_EVERY = 10
+FIRST_YEAR = 2024
 SUBSET = 1_000_000
+COMMIT = "20240601T000000-bench0"
+SINGLE_THREAD_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                     "MKL_NUM_THREADS": "1"}  # fmt: skip
 
 
-def network():
-    """GRID_N × GRID_N street grid; each street bends slightly mid-block (two segments per block)."""
+def load() -> str:
+    return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def street_table():
+    """The grid's streets: (road_id, geometry, oneway, maxspeed, highway) per street, EPSG:6677."""
     import shapely
 
-    geoms = []
     span = np.arange(GRID_N) * SPACING_M
+    mid = (span[:-1] + span[1:]) / 2
+    along = np.empty(2 * GRID_N - 1)
+    along[0::2], along[1::2] = span, mid
+    off = np.zeros_like(along)
+    off[1::2] = 3.0  # bend mid-block: two segments per block
+    rows = []
     for k in range(GRID_N):
         c = k * SPACING_M
-        mid = (span[:-1] + span[1:]) / 2
-        along = np.empty(2 * GRID_N - 1)
-        along[0::2], along[1::2] = span, mid
-        off = np.zeros_like(along)
-        off[1::2] = 3.0
-        geoms.append(shapely.linestrings(np.c_[ORIGIN[0] + along, ORIGIN[1] + c + off]))  # east-west
-        geoms.append(shapely.linestrings(np.c_[ORIGIN[0] + c + off, ORIGIN[1] + along]))  # north-south
-    oneway = np.zeros(len(geoms), dtype=np.int8)
-    oneway[::7] = 1  # some one-way streets
-    return np.array(geoms, dtype=object), oneway
+        oneway = "yes" if k % ONEWAY_EVERY == 3 else "no"
+        speed = 40 if k % LIMIT40_EVERY == 5 else 30
+        hw = "tertiary" if speed == 40 else "residential"
+        ew = shapely.linestrings(np.c_[ORIGIN[0] + along, ORIGIN[1] + c + off])  # west → east
+        ns = shapely.linestrings(np.c_[ORIGIN[0] + c + off, ORIGIN[1] + along])  # south → north
+        rows.append((f"EW{k:02d}", ew, oneway, speed, hw))
+        rows.append((f"NS{k:02d}", ns, oneway, speed, hw))
+    return rows
 
 
-def generate(out: Path, n_points: int, seed: int = 1) -> None:
-    """Points along trips (as delivered: one vehicle's trip after another), partition by partition.
+def write_roads(path: Path) -> None:
+    import geopandas as gpd
 
-    A trip drives along one street of the grid, a point about every 25-45 m (heading along the
-    street, 4 m GPS noise, 10° heading noise; the first point of a trip without heading).
-    """
+    rows = street_table()
+    gdf = gpd.GeoDataFrame({"road_id": [r[0] for r in rows], "name": [r[0] for r in rows],
+                            "oneway": [r[2] for r in rows], "maxspeed": [str(r[3]) for r in rows],
+                            "highway": [r[4] for r in rows]},
+                           geometry=[r[1] for r in rows], crs="EPSG:6677")  # fmt: skip
+    tmp = path.with_suffix(".tmp.gpkg")
+    tmp.unlink(missing_ok=True)
+    gdf.to_file(tmp, driver="GPKG", engine="pyogrio")
+    os.replace(tmp, path)
+
+
+def _point_schema():
+    """The ingest's Parquet schema of probe_points (etl.ingest: key, id, 様式1-2 columns, x/y, provenance, derived)."""
+    import pyarrow as pa
+
+    from etl.spec import STYLE_1_2
+
+    arrow = {"str": pa.string(), "int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64(), "float": pa.float64(),
+             "date": pa.date32(), "timestamp": pa.timestamp("us")}  # fmt: skip
+    fields = [("vehicle_key", pa.string()), ("vehicle_id", pa.int64())]
+    fields += [(c.name, arrow[c.type]) for c in STYLE_1_2.columns if c.type != "id"]
+    fields += [("x_m", pa.float64()), ("y_m", pa.float64()), ("member", pa.string()), ("file_id", pa.string()),
+               ("line_no", pa.int64()), ("heading_deg", pa.float64()), ("dt_prev_s", pa.float64()),
+               ("dist_prev_m", pa.float64())]  # fmt: skip
+    return pa.schema(fields)
+
+
+def _mesh2(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """2次メッシュ (JIS X 0410) of lon/lat, as etl.ingest computes it."""
+    a = lat * 1.5 + 1e-9
+    b = lon - 100 + 1e-9
+    return (np.floor(a) * 10000 + np.floor(b) * 100 + np.floor((a - np.floor(a)) * 8) * 10
+            + np.floor((b - np.floor(b)) * 8)).astype(np.int64)  # fmt: skip
+
+
+def _month_trips(rng, n_points: int, year: int, month: int, veh: dict) -> dict[str, np.ndarray]:
+    """Points of whole trips for one month (about n_points; the last trip cut to make it exact)."""
+    streets = street_table()
+    oneway = np.array([r[2] == "yes" for r in streets[0::2]])  # per street index k (EW and NS alike)
+    n_trips = int(n_points / 35 * 1.15) + 10
+    n_pts = rng.integers(10, 61, n_trips)  # points per trip
+    step = rng.uniform(25, 45, n_trips)  # metres between points
+    total = (n_pts - 1) * step
+    a_vertical = rng.random(n_trips) < 0.5  # first leg north-south?
+    a_street = rng.integers(0, GRID_N, n_trips)
+    a_dir = np.where(oneway[a_street], 1, np.where(rng.random(n_trips) < 0.5, 1, -1))
+    leg_a = total * rng.uniform(0.2, 0.8, n_trips)
+    # Turn at an intersection q (along street A) such that the start q - dir * leg_a is inside the grid.
+    lo = np.where(a_dir > 0, np.ceil(leg_a / SPACING_M), 0)
+    hi = np.where(a_dir > 0, GRID_N - 1, np.floor((EXTENT_M - leg_a) / SPACING_M))
+    q_idx = (lo + np.floor(rng.random(n_trips) * (hi - lo + 1))).astype(np.int64)
+    b_street = q_idx  # the cross street at the turn
+    b_start = a_street * SPACING_M  # its along-position at the turn
+    leg_b = total - leg_a
+    b_dir = np.where(rng.random(n_trips) < 0.5, 1, -1)
+    fits = lambda d: np.where(d > 0, b_start + leg_b <= EXTENT_M, b_start - leg_b >= 0)  # noqa: E731
+    b_dir = np.where(fits(b_dir), b_dir, -b_dir)
+    b_dir = np.where(oneway[b_street], 1, b_dir)  # one-way: only forward (the trip may end at the edge)
+    # Points: k-th point of trip i at distance k * step (± 10 %).
+    trip = np.repeat(np.arange(n_trips), n_pts)
+    k = np.arange(len(trip)) - np.repeat(np.cumsum(n_pts) - n_pts, n_pts)
+    d = np.maximum(k * step[trip] + rng.uniform(-0.1, 0.1, len(trip)) * step[trip], 0.0)
+    d[k == 0] = 0.0
+    d = np.maximum.accumulate(d + trip * 1e7) - trip * 1e7  # non-decreasing within a trip
+    on_a = d <= leg_a[trip]
+    pos_a = (q_idx * SPACING_M)[trip] - a_dir[trip] * (leg_a[trip] - d)
+    pos_b = b_start[trip] + b_dir[trip] * (d - leg_a[trip])
+    keep = on_a | ((pos_b >= 0) & (pos_b <= EXTENT_M))  # a one-way cross street that runs off the grid ends the trip
+    vert = a_vertical[trip]
+    along = np.where(on_a, pos_a, pos_b)
+    across = np.where(on_a, a_street[trip] * SPACING_M, b_street[trip] * SPACING_M)
+    is_ns = np.where(on_a, vert, ~vert)  # on a north-south street: x fixed
+    x = ORIGIN[0] + np.where(is_ns, across, along)
+    y = ORIGIN[1] + np.where(is_ns, along, across)
+    trip, k, d, x, y = trip[keep], k[keep], d[keep], x[keep], y[keep]
+    # Exactly n_points: whole trips, the last one cut.
+    trip, d, x, y = trip[:n_points], d[:n_points], x[:n_points], y[:n_points]
+    n = len(trip)
+    first = np.r_[True, trip[1:] != trip[:-1]]
+    # Speeds: per trip around 33 km/h, per point ± 3 km/h, whole km/h.
+    v_trip = np.clip(rng.normal(33, 6, n_trips), 8, 70)
+    speed = np.clip(np.round(v_trip[trip] + rng.normal(0, 3, n)), 0, 120)
+    ds = np.diff(d, prepend=0.0)
+    ds[first] = 0.0
+    dt_s = np.where(first, 0, np.maximum(1, np.round(ds / (np.maximum(v_trip[trip], 5) / 3.6))))
+    trip_start_of_trip = np.cumsum(first) - 1  # 0.. per kept trip
+    # Operation date: a day of the month; start between 05:00 and 22:00 (a trip never crosses midnight).
+    n_days = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.date(year, month, 1)).days
+    kept_trips = trip[first]
+    day = rng.integers(0, n_days, len(kept_trips))
+    hour_mix = np.where(rng.random(len(kept_trips)) < 0.5, rng.normal(8, 1.2, len(kept_trips)),
+                        rng.uniform(5, 22, len(kept_trips)))  # fmt: skip
+    start_s = np.clip(hour_mix, 5, 22) * 3600
+    t0 = np.datetime64(f"{year}-{month:02d}-01T00:00:00", "s").astype(np.int64)
+    start_us = (t0 + day * 86_400 + start_s.astype(np.int64)) * 1_000_000
+    elapsed = np.cumsum(dt_s) - np.repeat(np.cumsum(dt_s)[first], np.diff(np.r_[np.flatnonzero(first), n]))
+    gps_us = start_us[trip_start_of_trip] + (elapsed * 1_000_000).astype(np.int64)
+    vehicle = rng.integers(0, len(veh["id"]), len(kept_trips))
+    # GPS noise; heading / gap / distance from the previous point, as ingest derives them.
+    x = x + rng.normal(0, 4, n)
+    y = y + rng.normal(0, 4, n)
+    return {"trip": trip_start_of_trip, "x": x, "y": y, "speed": speed, "gps_us": gps_us, "first": first,
+            "trip_day": day, "trip_vehicle": vehicle, "trip_start_us": start_us}  # fmt: skip
+
+
+def generate(out: Path, n_points: int, months: int, seed: int = 1) -> dict:
+    """Build (or find cached) the road file and the warehouse point store; returns the manifest."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from pyproj import Transformer
 
     marker = out / "bench.json"
-    if marker.exists() and json.loads(marker.read_text()) == {"points": n_points, "seed": seed}:
-        return
+    want = {"version": VERSION, "points": n_points, "months": months, "seed": seed}
+    if marker.exists():
+        have = json.loads(marker.read_text())
+        if {k: have.get(k) for k in want} == want:
+            return have
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    t0 = time.perf_counter()
+    write_roads(out / "grid.gpkg")
     rng = np.random.default_rng(seed)
-    n_part = MONTHS * MESHES
-    per = np.full(n_part, n_points // n_part)
-    per[: n_points % n_part] += 1
-    extent = (GRID_N - 1) * SPACING_M
-    for p in range(n_part):
-        month, mesh = p // MESHES + 1, 533900 + p % MESHES
-        n = int(per[p])
-        trip_len = rng.integers(10, 60, n // 10 + 2)
-        trip_len = trip_len[: np.searchsorted(np.cumsum(trip_len), n) + 1]
-        trip_len[-1] -= trip_len.sum() - n
-        n_trips = len(trip_len)
-        trip = np.repeat(np.arange(n_trips), trip_len)
-        k_in_trip = np.arange(n) - np.repeat(np.cumsum(trip_len) - trip_len, trip_len)
-        street = rng.integers(0, GRID_N, n_trips)[trip]
-        vertical = (rng.random(n_trips) < 0.5)[trip]
-        fwd = (rng.random(n_trips) < 0.5)[trip]
-        step = rng.uniform(25, 45, n_trips)[trip]
-        start = rng.uniform(0, extent, n_trips)[trip]
-        along = (start + np.where(fwd, 1, -1) * k_in_trip * step) % (2 * extent)
-        along = np.where(along > extent, 2 * extent - along, along)  # bounce at the grid's edge
-        across = street * SPACING_M
-        x = ORIGIN[0] + np.where(vertical, across, along) + rng.normal(0, 4, n)
-        y = ORIGIN[1] + np.where(vertical, along, across) + rng.normal(0, 4, n)
-        base = np.where(vertical, 0.0, 90.0) + np.where(fwd, 0.0, 180.0)
-        heading = (base + rng.normal(0, 10, n)) % 360
-        first = k_in_trip == 0
-        heading[first] = np.nan
-        dt_prev = np.where(first, np.nan, rng.uniform(10, 40, n)).astype(np.float32)
-        t0 = np.datetime64(f"2024-{month:02d}-01T00:00:00", "us").astype(np.int64)
-        trip_start = t0 + rng.integers(0, 28 * 86_400, n_trips) * 1_000_000
-        gps = trip_start[trip] + (k_in_trip * 25 * 1_000_000)
-        table = pa.table({
-            "vehicle_id": rng.integers(-(2**62), 2**62, 300_000)[rng.integers(0, 300_000, n_trips)][trip],
-            "vehicle_type": rng.integers(1, 5, n_trips).astype(np.int32)[trip],
-            "gps_time": pa.array(gps, pa.timestamp("us")),
-            "x_m": x, "y_m": y,
-            "speed_kmh": np.clip(np.round(rng.normal(32, 9, n)), 0, 120),
-            "heading_deg": pa.array(heading, from_pandas=True),
-            "dt_prev_s": pa.array(dt_prev, from_pandas=True),
-        })  # fmt: skip
-        d = out / "probe_points" / "year=2024" / f"month={month:02d}" / f"mesh={mesh}"
-        d.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, d / "part-0.parquet", compression="zstd", row_group_size=1_000_000)
-        del table
-    marker.write_text(json.dumps({"points": n_points, "seed": seed}))
+    schema = _point_schema()
+    to_lonlat = Transformer.from_crs("EPSG:6677", "EPSG:4326", always_xy=True)
+    # Vehicles: about 8 trips each over the whole span; pseudonyms as ingest stores them.
+    n_veh = max(1000, int(n_points / 35 / 8))
+    keys = np.frombuffer(rng.bytes(16 * n_veh), dtype=np.uint8).reshape(n_veh, 16)
+    veh = {
+        "id": keys[:, :8].copy().view(">i8").ravel().astype(np.int64),
+        "key": pa.array([bytes(r).hex() for r in keys], pa.string()),
+        "type": rng.choice(np.array([1, 2, 3, 4], np.int8), n_veh, p=[0.05, 0.6, 0.15, 0.2]),
+        "use": rng.choice(np.array([1, 2], np.int8), n_veh, p=[0.7, 0.3]),
+    }
+    per = np.full(months, n_points // months)
+    per[: n_points % months] += 1
+    root = out / "warehouse" / "probe_points"
+    n_files = 0
+    for mi in range(months):
+        year, month = FIRST_YEAR + mi // 12, mi % 12 + 1
+        p = _month_trips(rng, int(per[mi]), year, month, veh)
+        trip = p["trip"]
+        vid_t = p["trip_vehicle"]
+        # trip_no: rank of the trip among the vehicle's trips of that day, by start time.
+        o = np.lexsort((p["trip_start_us"], p["trip_day"], vid_t))
+        grp = np.r_[True, (vid_t[o][1:] != vid_t[o][:-1]) | (p["trip_day"][o][1:] != p["trip_day"][o][:-1])]
+        idx = np.arange(len(o))
+        rank = idx - np.maximum.accumulate(np.where(grp, idx, 0))
+        trip_no = np.empty(len(o), np.int32)
+        trip_no[o] = rank + 1
+        lon, lat = to_lonlat.transform(p["x"], p["y"])
+        mesh = _mesh2(lon, lat)
+        day = p["trip_day"][trip]
+        # Files as ingest commits them: one per operation date and 2次メッシュ; trips in random order,
+        # a trip's points in time order.
+        trip_rank = rng.permutation(len(vid_t))[trip]
+        order = np.lexsort((np.arange(len(trip)), trip_rank, mesh, day))
+        file_key = (day * 1_000_000 + mesh)[order]
+        bounds = np.flatnonzero(np.r_[True, file_key[1:] != file_key[:-1], True])
+        dx, dy = np.diff(p["x"], prepend=np.nan), np.diff(p["y"], prepend=np.nan)
+        dist = np.where(p["first"], np.nan, np.hypot(dx, dy))
+        heading = np.where(p["first"] | (dist == 0), np.nan, np.degrees(np.arctan2(dx, dy)) % 360.0)
+        dtp = np.where(p["first"], np.nan, np.diff(p["gps_us"], prepend=0) / 1e6)
+        base_date = (dt.date(year, month, 1) - dt.date(1970, 1, 1)).days
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            sel = order[a:b]
+            n = len(sel)
+            d_, m_ = int(day[sel[0]]), int(mesh[sel[0]])
+            date = dt.date(year, month, 1) + dt.timedelta(days=d_)
+            vi = vid_t[trip[sel]]
+            cols = {
+                "vehicle_key": veh["key"].take(pa.array(vi)), "vehicle_id": veh["id"][vi],
+                "operation_date": pa.array(np.full(n, base_date + d_, np.int32), pa.date32()),
+                "vehicle_type": veh["type"][vi], "vehicle_use": veh["use"][vi],
+                "gps_time": pa.array(p["gps_us"][sel], pa.timestamp("us")), "trip_no": trip_no[trip[sel]],
+                "lon": lon[sel], "lat": lat[sel], "speed_kmh": p["speed"][sel],
+                "mesh_code": pa.array(np.full(n, str(m_), object), pa.string()),
+                "x_m": p["x"][sel], "y_m": p["y"][sel], "member": pa.array(np.full(n, "data.csv", object), pa.string()),
+                "file_id": pa.array(np.full(n, hashlib.sha256(f"{date}{m_}".encode()).hexdigest()[:20], object), pa.string()),
+                "line_no": np.arange(1, n + 1, dtype=np.int64), "heading_deg": heading[sel], "dt_prev_s": dtp[sel],
+                "dist_prev_m": dist[sel],
+            }  # fmt: skip
+            arrays = [pa.array(cols[f.name], f.type) if f.name in cols and not isinstance(cols[f.name], pa.Array)
+                      else cols[f.name].cast(f.type) if f.name in cols else pa.nulls(n, f.type) for f in schema]  # fmt: skip
+            folder = root / f"year={year}" / f"month={month}" / f"mesh2={m_}"
+            folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.Table.from_arrays(arrays, schema=schema), folder / f"{date}_{COMMIT}_0.parquet",
+                           compression="zstd", compression_level=1, row_group_size=500_000)  # fmt: skip
+            n_files += 1
+        print(f"  generated {year}-{month:02d}: {len(trip):,} points, {len(vid_t):,} trips "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+    from etl.warehouse import connect
+
+    con = connect(out / "warehouse")
+    con.close()
+    shutil.copy(out / "warehouse" / "warehouse.duckdb", out / "pristine.duckdb")
+    last = dt.date(FIRST_YEAR + (months - 1) // 12, (months - 1) % 12 + 1, 1)
+    last = (last.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+    manifest = {**want, "files": n_files, "first_day": f"{FIRST_YEAR}-01-01", "last_day": str(last),
+                "generate_s": time.perf_counter() - t0}  # fmt: skip
+    marker.write_text(json.dumps(manifest))
+    return manifest
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def reset_matches(out: Path) -> None:
+    """Nothing matched: the pristine database (tables, views) and no matched/ folder."""
+    wh = out / "warehouse"
+    shutil.rmtree(wh / "matched", ignore_errors=True)
+    for f in wh.glob("warehouse.duckdb*"):
+        f.unlink()
+    shutil.copy(out / "pristine.duckdb", wh / "warehouse.duckdb")
 
 
-WORKERS = 2  # processes, each handling whole partitions single-threaded (the machine has 2 cores)
-_W: dict = {}
+# ---------------------------------------------------------------------------------------------
+# Phases (each in its own process)
 
 
-def _worker_init() -> None:
-    """Worker process: one thread for numba and Arrow, the index built once, JIT / cache loaded."""
+def _cpu() -> float:
+    return time.process_time()
+
+
+def phase_steady(out: Path) -> dict:
+    """Single-threaded, after network + index + JIT warm-up: each stage in CPU seconds."""
     import numba
     import pyarrow as pa
-
-    from geo.aggregate import aggregate_points
-    from geo.matching import build_segment_index, match_points
 
     numba.set_num_threads(1)
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
-    geoms, oneway = network()
-    index = build_segment_index(geoms, radius_m=RADIUS_M, oneway=oneway)
-    piece_limit = np.full(index.links.n_pieces, 30.0)
-    m = match_points(np.array([ORIGIN[0]]), np.array([ORIGIN[1]]), index, np.array([90.0]))
-    aggregate_points(m.seg, m.pos, m.direction, index, np.zeros(1, np.int64), np.ones(1, np.int32),
-                     np.array([30.0]), np.zeros(1, np.int64), piece_limit)  # fmt: skip
-    _W.update(index=index, piece_limit=piece_limit)
+    import pyarrow.compute as pc
 
+    import pyarrow.parquet as pq
 
-def _ready(_: int) -> int:
-    import os
+    from analysis.figures import READ_COLUMNS, period_cube
+    from analysis.matchstage import BUCKET_ROWS as default_bucket
+    from analysis.matchstage import _write_month, match_month, prepare_network
+    from analysis.points import read_matched_files
+    from analysis.matchstage import POINTS_SCHEMA
+    from etl.warehouse import point_files
 
-    time.sleep(0.2)
-    return os.getpid()
+    reset_matches(out)
+    wh = out / "warehouse"
+    t = time.perf_counter()
+    net = prepare_network(out / "grid.gpkg", "roads:grid", radius_m=RADIUS_M)
+    t_index = time.perf_counter() - t
+    store = point_files(wh)
+    # Warm-up (not timed): JIT / cache load of every kernel, on one file of the first month.
+    t = time.perf_counter()
+    first = sorted(store)[0]
+    res = match_month(store[first][:1], net)
+    period_cube(net, res.points.filter(pc.greater_equal(res.points.column("road_idx"), 0)).select(READ_COLUMNS))
+    t_warm = time.perf_counter() - t
+    stages = {k: 0.0 for k in ("read", "sort_features", "match", "assemble", "events", "write", "read_matched", "cube")}
+    walls = dict(stages)
+    n_read = n_stored = n_matched = 0
+    folders = []
+    for ym in sorted(store):
+        res = match_month(store[ym], net)
+        for k, (w, c) in res.timings.items():
+            stages[k] = stages.get(k, 0.0) + c
+            walls[k] = walls.get(k, 0.0) + w
+        folder = wh / "matched" / "bench" / f"{ym[0]:04d}-{ym[1]:02d}"
+        c, w = _cpu(), time.perf_counter()
+        _write_month(folder, res)
+        stages["write"] += _cpu() - c
+        walls["write"] += time.perf_counter() - w
+        folders.append(folder)
+        n_read += res.n_points_read
+        n_stored += res.points.num_rows
+        n_matched += int(pc.sum(pc.greater_equal(res.points.column("road_idx"), 0)).as_py() or 0)
+        del res
+    # Linear in the month: month 1 read in one pass, then in passes of about a quarter of it.
+    import analysis.matchstage as ms
 
-
-def _partition(out: Path, rel: str) -> dict:
-    """One partition, the product's path: read → match → aggregate (→ merge) → write its cube."""
-    import os
-
-    from geo.aggregate import aggregate_points, merge_cubes, write_cube
-    from geo.matching import match_points
-    from geo.pointsource import point_batches
-
-    index, piece_limit = _W["index"], _W["piece_limit"]
-    cubes = []
-    n_points = n_matched = 0
-    t_read = t_match = t_agg = 0.0
-    cpu0 = time.process_time()
-    tr = time.perf_counter()
-    for b in point_batches(out / "probe_points" / rel, batch_rows=1_000_000):
-        tm = time.perf_counter()
-        t_read += tm - tr
-        m = match_points(b.x_m, b.y_m, index, b.heading_deg)
-        ta = time.perf_counter()
-        t_match += ta - tm
-        cubes.append(aggregate_points(m.seg, m.pos, m.direction, index, b.gps_us, b.vehicle_type, b.speed_kmh,
-                                      b.vehicle_id, piece_limit))  # fmt: skip
-        n_points += len(b)
-        n_matched += int((m.seg >= 0).sum())
-        tr = time.perf_counter()
-        t_agg += tr - ta
-    tw = time.perf_counter()
-    cube = merge_cubes(cubes) if len(cubes) > 1 else cubes[0]
-    write_cube(cube, out / "aggregates" / rel)
-    t_write = time.perf_counter() - tw
-    return {"pid": os.getpid(), "cpu_s": time.process_time() - cpu0, "points": n_points, "matched": n_matched, "read_s": t_read, "match_s": t_match,
-            "aggregate_s": t_agg, "merge_write_s": t_write, "cells": len(cube.cells["piece"]),
-            "hist_rows": len(cube.hist["piece"]), "peak_rss_mb": peak_rss_mb()}  # fmt: skip
-
-
-def phase_core(out: Path) -> dict:
-    """Partitions spread over WORKERS processes (largest first); stage times are summed over workers."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    from geo.pointsource import partitions
-
-    t0 = time.perf_counter()
-    geoms, oneway = network()
-    from geo.matching import build_segment_index
-
-    index = build_segment_index(geoms, radius_m=RADIUS_M, oneway=oneway)
-    t_index = time.perf_counter() - t0
-    parts = sorted(partitions(out / "probe_points"), key=lambda p: -sum(f.stat().st_size for f in p[1]))
-    t0 = time.perf_counter()
-    with ProcessPoolExecutor(WORKERS, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
-        pids: set[int] = set()
-        while len(pids) < WORKERS:  # every worker started, index built and JIT loaded
-            pids |= set(pool.map(_ready, range(WORKERS)))
-        t_start = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        results = list(pool.map(_partition, [out] * len(parts), [rel for rel, _ in parts]))
-        total = time.perf_counter() - t0
-    peak = {}
-    for r in results:
-        peak[r["pid"]] = max(peak.get(r["pid"], 0.0), r["peak_rss_mb"])
-    s = lambda k: sum(r[k] for r in results)  # noqa: E731
-    return {"points": s("points"), "matched": s("matched"), "seconds": total, "read_s": s("read_s"),
-            "match_s": s("match_s"), "aggregate_s": s("aggregate_s"), "merge_write_s": s("merge_write_s"),
-            "index_s": t_index, "jit_s": t_start, "segments": int(len(index.links.x0)), "links": index.links.n_links,
-            "cells": s("cells"), "hist_rows": s("hist_rows"), "workers": WORKERS, "cpu_s": s("cpu_s"),
-            "peak_rss_mb": peak_rss_mb() + sum(peak.values()), "worker_peak_rss_mb": max(peak.values())}  # fmt: skip
+    first_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in store[sorted(store)[0]])
+    passes = {}
+    for label, rows in (("1 pass", first_rows + 1), ("~4 passes", first_rows // 4)):
+        ms.BUCKET_ROWS = rows
+        r = match_month(store[sorted(store)[0]], net)
+        passes[label] = {"read": r.timings["read"][1], "total": sum(c for _, c in r.timings.values()),
+                         "n_passes": len(ms._read_plan(store[sorted(store)[0]]))}  # fmt: skip
+        del r
+    ms.BUCKET_ROWS = default_bucket
+    # Aggregation: every matched point of the whole span into one cube (what analyze does per period).
+    c, w = _cpu(), time.perf_counter()
+    pts = read_matched_files(folders, "points", POINTS_SCHEMA, READ_COLUMNS, pc.field("road_idx") >= 0)
+    stages["read_matched"] += _cpu() - c
+    walls["read_matched"] += time.perf_counter() - w
+    c, w = _cpu(), time.perf_counter()
+    cube = period_cube(net, pts)
+    stages["cube"] += _cpu() - c
+    walls["cube"] += time.perf_counter() - w
+    return {"points": n_read, "stored": n_stored, "matched": n_matched, "cpu_s": stages, "wall_s": walls,
+            "index_s": t_index, "warmup_s": t_warm, "segments": int(len(net.index.links.x0)),
+            "links": int(net.index.links.n_links), "cells": int(len(cube.cells["piece"])),
+            "hist_rows": int(len(cube.hist["piece"])), "numba_threads": numba.get_num_threads(), "passes": passes,
+            "bucket_rows": default_bucket, "month1_rows": first_rows,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "load": load()}  # fmt: skip
 
 
 def phase_geopandas(out: Path) -> dict:
+    """geopandas sjoin_nearest + pandas group-by on a 1 M point subset, single process, CPU seconds."""
     import geopandas as gpd
     import pandas as pd
     import pyarrow.parquet as pq
     import shapely
 
-    from geo.network import build_links
+    from etl.warehouse import point_files
+    from geo.network import build_links, load_roads
 
-    geoms, oneway = network()
-    L = build_links(geoms, oneway=oneway)
-    first = sorted((out / "probe_points").rglob("*.parquet"))[0]
-    t = pq.ParquetFile(first).read_row_group(0).slice(0, SUBSET).to_pandas()
-    t0 = time.perf_counter()
+    roads = load_roads(out / "grid.gpkg")
+    L = build_links(roads.geometry.values, oneway=roads["oneway"].to_numpy())
+    store = point_files(out / "warehouse")
+    files = store[sorted(store)[0]]
+    cols = ["vehicle_id", "gps_time", "vehicle_type", "speed_kmh", "x_m", "y_m"]
+    c0, w0 = _cpu(), time.perf_counter()
+    parts, n = [], 0
+    for f in files:  # whole files (days × meshes) until SUBSET points
+        t = pq.read_table(f, columns=cols)
+        parts.append(t)
+        n += t.num_rows
+        if n >= SUBSET:
+            break
+    import pyarrow as pa
+
+    df = pa.concat_tables(parts).slice(0, SUBSET).to_pandas()
+    c1 = _cpu()
     segs = gpd.GeoDataFrame({"link": L.seg_link}, geometry=shapely.linestrings(
         np.stack([np.c_[L.x0, L.y0], np.c_[L.x1, L.y1]], axis=1)), crs="EPSG:6677")  # fmt: skip
-    pts = gpd.GeoDataFrame(t, geometry=gpd.points_from_xy(t["x_m"], t["y_m"]), crs="EPSG:6677")
+    limit = roads["limit_kmh"].to_numpy()[L.link_road]
+    pts = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["x_m"], df["y_m"]), crs="EPSG:6677")
     j = gpd.sjoin_nearest(pts, segs, how="inner", max_distance=RADIUS_M, distance_col="dist")
     j = j[~j.index.duplicated(keep="first")]  # ties: keep one
-    ts = pd.to_datetime(j["gps_time"])
-    j = j.assign(hour=ts.dt.hour, day_type=(ts.dt.day_of_week >= 5).astype(int), bin=j["speed_kmh"].round().astype(int),
-                 ge=(j["speed_kmh"] >= 30), ge10=(j["speed_kmh"] >= 40))  # fmt: skip
+    c2 = _cpu()
+    ts = j["gps_time"]
+    lim = limit[j["link"].to_numpy()]
+    j = j.assign(hour=ts.dt.hour, day_type=(ts.dt.dayofweek >= 5).astype(int),
+                 bin=np.floor(j["speed_kmh"] + 0.5).astype(int), ge=(j["speed_kmh"] >= lim),
+                 ge10=(j["speed_kmh"] >= lim + 10))  # fmt: skip
     keys = ["link", "hour", "day_type", "vehicle_type"]
     cells = j.groupby(keys).agg(n=("speed_kmh", "size"), s=("speed_kmh", "sum"), ge=("ge", "sum"), ge10=("ge10", "sum"),
                                 veh=("vehicle_id", "nunique"))  # fmt: skip
     hist = j.groupby(keys + ["bin"]).size()
-    seconds = time.perf_counter() - t0
-    return {"points": len(t), "matched": int(len(j)), "seconds": seconds, "cells": len(cells), "hist_rows": len(hist),
-            "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+    c3 = _cpu()
+    return {"points": len(df), "matched": int(len(j)), "cpu_s": c3 - c0, "wall_s": time.perf_counter() - w0,
+            "read_s": c1 - c0, "join_s": c2 - c1, "groupby_s": c3 - c2, "cells": len(cells), "hist_rows": len(hist),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "load": load()}  # fmt: skip
 
 
-def run_phase(name: str, out: Path) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--phase", name, "--dir", str(out)], capture_output=True, text=True)
+def run_phase(name: str, out: Path, env_extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env.update({"PYTHONPATH": str(ROOT), "ETC2CALM_HOME": str(ROOT)})
+    env.update(env_extra or {})
+    proc = subprocess.run([sys.executable, __file__, "--phase", name, "--dir", str(out)], capture_output=True, text=True,
+                          env=env)  # fmt: skip
     if proc.returncode != 0:
-        sys.exit(proc.stderr)
+        sys.exit(proc.stderr[-4000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _numba_cache_files() -> int:
+    return sum(1 for _ in (ROOT / "geo" / "__pycache__").glob("kernels.*.nbi")) if (ROOT / "geo" / "__pycache__").exists() else 0
+
+
+def run_cold(out: Path, man: dict) -> dict:
+    """The CLI `etc2calm analyze` in a fresh process on a warehouse with nothing matched: wall, CPU, peak RSS."""
+    reset_matches(out)
+    cached = _numba_cache_files()
+    env = dict(os.environ)
+    env.update({"PYTHONPATH": str(ROOT), "ETC2CALM_HOME": str(ROOT)})
+    cmd = [sys.executable, "-m", "etc2calm.cli", "analyze", "--warehouse", str(out / "warehouse"), "--roads",
+           str(out / "grid.gpkg"), "--period", f"all={man['first_day']}..{man['last_day']}", "--out",
+           str(out / "cold.csv")]  # fmt: skip
+    log = open(out / "cold.log", "w")
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    log.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"cold run failed: {(out / 'cold.log').read_text()[-3000:]}")
+    import duckdb
+
+    con = duckdb.connect(str(out / "warehouse" / "warehouse.duckdb"), read_only=True)
+    try:
+        n_read, n_stored, n_matched, s_match = con.execute(
+            "SELECT sum(n_points_read), sum(n_points), sum(n_matched), sum(seconds) FROM match_state").fetchone()
+    finally:
+        con.close()
+    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024, "points": n_read,
+            "stored": n_stored, "matched": n_matched, "match_stage_s": s_match, "numba_cache_before": cached,
+            "load": load()}  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--points", type=int, default=20_000_000)
-    ap.add_argument("--dir", type=Path, default=ROOT / "build" / "bench")
-    ap.add_argument("--phase", choices=["core", "geopandas"], help=argparse.SUPPRESS)
+    ap.add_argument("--points", type=int, default=12_000_000, help="points in the store (default 12 million)")
+    ap.add_argument("--months", type=int, default=4, help="months of data (default 4, from 2024-01)")
+    ap.add_argument("--dir", type=Path, default=ROOT / "build" / "bench", help="data cache (default build/bench)")
+    ap.add_argument("--cold-runs", type=int, default=1, help="cold runs (median; default 1)")
+    ap.add_argument("--phase", choices=["steady", "geopandas"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    out = args.dir.resolve()
     if args.phase:
-        print(json.dumps(phase_core(args.dir) if args.phase == "core" else phase_geopandas(args.dir)))
+        print(json.dumps(phase_steady(out) if args.phase == "steady" else phase_geopandas(out)))
         return
+    load0 = load()
     t0 = time.perf_counter()
-    generate(args.dir, args.points)
-    print(f"data: {args.points:,} points in {args.dir / 'probe_points'} ({time.perf_counter() - t0:.1f} s to generate or check)")
-    core = run_phase("core", args.dir)
-    print(f"core: {core['segments']:,} segments ({core['links']:,} links), {core['points']:,} points, "
-          f"{core['matched']:,} matched, {core['cells']:,} cells, {core['hist_rows']:,} histogram rows")  # fmt: skip
-    print(f"core: {core['seconds']:.2f} s wall on {core['workers']} processes; worker-seconds: read {core['read_s']:.2f} + "
-          f"match {core['match_s']:.2f} + aggregate {core['aggregate_s']:.2f} + merge/write {core['merge_write_s']:.2f} "
-          f"(CPU {core['cpu_s']:.2f} s); "
-          f"index {core['index_s']:.2f} s, worker start + JIT/cache load {core['jit_s']:.2f} s (not in the rate)")  # fmt: skip
-    gp = run_phase("geopandas", args.dir)
-    gp_rate = gp["points"] / gp["seconds"] / 1e6
-    print(f"geopandas: {gp['points']:,} points, {gp['matched']:,} matched, {gp['seconds']:.2f} s = {gp_rate:.3f} Mpts/s, "
-          f"peak RSS {gp['peak_rss_mb']:.0f} MB")  # fmt: skip
-    rate = core["points"] / core["seconds"] / 1e6
-    print(f"match+aggregate: {rate:.2f} Mpts/s end to end, peak RSS {core['peak_rss_mb']:.0f} MB (all processes; "
-          f"largest worker {core['worker_peak_rss_mb']:.0f} MB), {rate / gp_rate:.0f}x geopandas")
+    man = generate(out, args.points, args.months)
+    print(f"data: {args.points:,} points over {args.months} months ({man['files']} files) in {out / 'warehouse'}, "
+          f"roads {out / 'grid.gpkg'} ({time.perf_counter() - t0:.1f} s to generate or check); load {load0}")  # fmt: skip
+    # 1. geopandas baseline first, then steady (its warm-up also leaves the numba cache on disk), cold, baseline again.
+    gp = run_phase("geopandas", out, SINGLE_THREAD_ENV)
+    gp_rate = gp["points"] / gp["cpu_s"] / 1e6
+    print("geopandas (the baseline; 1 process, 1 thread, CPU seconds): includes reading the subset's columns (Parquet), "
+          "sjoin_nearest (its tree build too) and the pandas group-by; leaves out heading check, trip features, writes, "
+          "per-road figures")
+    print(f"geopandas: {gp['points']:,} points, {gp['matched']:,} matched, CPU {gp['cpu_s']:.2f} s (read {gp['read_s']:.2f}"
+          f" + sjoin_nearest {gp['join_s']:.2f} + group-by {gp['groupby_s']:.2f}) = {gp_rate:.3f} Mpts per CPU-s; "
+          f"wall {gp['wall_s']:.2f} s; load {gp['load']}")  # fmt: skip
+    cache_before = _numba_cache_files()
+    st = run_phase("steady", out, SINGLE_THREAD_ENV)
+    cpu = st["cpu_s"]
+    match_cpu = sum(cpu[k] for k in ("read", "sort_features", "match", "assemble", "events", "write"))
+    agg_cpu = cpu["read_matched"] + cpu["cube"]
+    steady = st["points"] / (match_cpu + agg_cpu) / 1e6
+    print(f"network: {st['segments']:,} segments, {st['links']:,} links; index {st['index_s']:.2f} s and warm-up "
+          f"(JIT {'compile' if cache_before == 0 else 'cache load'}) {st['warmup_s']:.2f} s, not in steady")  # fmt: skip
+    print("steady (1 process, 1 thread: numba and Arrow; CPU seconds): includes the match stage month by month (read, "
+          "sort + trip features, match kernel, assemble, write) and aggregation (read matched points, cube); leaves out "
+          "imports, network load, index build and JIT / cache load (warm-up before the clock), per-road and passage "
+          "figures, DuckDB stores")
+    print(f"steady (1 thread, CPU seconds): {st['points']:,} points read, {st['stored']:,} stored (inside the box), "
+          f"{st['matched']:,} matched; {st['cells']:,} cells, {st['hist_rows']:,} histogram rows")  # fmt: skip
+    for k in ("read", "sort_features", "match", "assemble", "write", "read_matched", "cube"):
+        n = st["matched"] if k in ("read_matched", "cube") else st["points"]
+        print(f"    {k:14s} CPU {cpu[k]:7.2f} s (wall {st['wall_s'][k]:6.2f} s)  {n / cpu[k] / 1e6:8.2f} Mpts per CPU-s"
+              f"  ({n / cpu[k] / 1e6 / gp_rate:6.1f}x geopandas)")  # fmt: skip
+    p1, p4 = st["passes"]["1 pass"], st["passes"]["~4 passes"]
+    print(f"    passes (linear?): month 1 ({st['month1_rows']:,} points) in {p1['n_passes']} pass: read CPU {p1['read']:.2f} s, "
+          f"match_month {p1['total']:.2f} s; in {p4['n_passes']} passes: read {p4['read']:.2f} s, match_month "
+          f"{p4['total']:.2f} s (read ratio {p4['read'] / p1['read']:.2f}; BUCKET_ROWS = {st['bucket_rows']:,})")  # fmt: skip
+    print(f"    match stage {st['points'] / match_cpu / 1e6:.2f} Mpts per CPU-s, aggregation {st['matched'] / agg_cpu / 1e6:.2f}"
+          f" Mpts per CPU-s; together {steady:.2f} Mpts per CPU-s = {steady / gp_rate:.1f}x geopandas; "
+          f"peak RSS {st['peak_rss_mb']:.0f} MB; load {st['load']}")  # fmt: skip
+    print("cold (etc2calm analyze --roads … --period all=<whole span>, fresh process, default threads; wall): includes "
+          "interpreter start, imports, numba cache load, network load and index build, the match stage over every month "
+          "with its Parquet writes and match_state, cube, per-road and passage figures, DuckDB stores and the CSV; "
+          "leaves out data generation and the first compile of the kernels on a machine (printed when it happened)")
+    colds = [run_cold(out, man) for _ in range(args.cold_runs)]
+    colds.sort(key=lambda c: c["wall_s"])
+    cold = colds[len(colds) // 2]
+    cold_rate = cold["points"] / cold["wall_s"] / 1e6
+    for c in colds:
+        print(f"cold (fresh process, etc2calm analyze, {os.cpu_count()} threads): {c['points']:,} points, {c['matched']:,} "
+              f"matched, wall {c['wall_s']:.1f} s (match stage {c['match_stage_s']:.1f} s of it), CPU {c['cpu_s']:.1f} s "
+              f"({c['points'] / c['cpu_s'] / 1e6:.2f} Mpts per CPU-s), "
+              f"{c['points'] / c['wall_s'] / 1e6:.2f} Mpts/s = {c['points'] / c['wall_s'] / 1e6 / gp_rate:.1f}x geopandas "
+              f"per core, peak RSS {c['peak_rss_mb']:.0f} MB; numba cache "
+              f"{'present' if c['numba_cache_before'] else 'absent (compile included)'}; load {c['load']}")  # fmt: skip
+    gp2 = run_phase("geopandas", out, SINGLE_THREAD_ENV)
+    gp2_rate = gp2["points"] / gp2["cpu_s"] / 1e6
+    print(f"geopandas again: {gp2_rate:.3f} Mpts per CPU-s ({gp2_rate / gp_rate:.2f}x the first; the baseline below is "
+          f"their mean); load {gp2['load']}")  # fmt: skip
+    base = (gp_rate + gp2_rate) / 2
+    ld = load()
+    print(f"match+aggregate: cold {cold_rate:.2f} Mpts/s (wall, 1 process, {os.cpu_count()} threads), steady {steady:.2f} "
+          f"Mpts/s per core, geopandas {base:.3f} Mpts/s per core, ratio {steady / base:.1f}, peak RSS "
+          f"{cold['peak_rss_mb']:.0f} MB, load {ld}")  # fmt: skip
 
 
 if __name__ == "__main__":

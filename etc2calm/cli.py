@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import logging
 import sys
@@ -43,6 +44,24 @@ def _add_lang(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--lang", choices=["ja", "en"], default="ja", help=f"{what}: ja (default) or en")
 
 
+def _add_dask(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run partition-parallel on the Dask cluster of this scheduler, e.g. tcp://10.0.0.5:8786 "
+                        "(default $ETC2CALM_DASK_SCHEDULER; without either, everything runs in this process)")
+    g.add_argument("--dask-local", type=int, metavar="N",
+                   help="run partition-parallel on a Dask LocalCluster of N worker processes on this machine")
+
+
+@contextlib.contextmanager
+def _cluster(args):
+    """The Dask client asked for by --scheduler / --dask-local / $ETC2CALM_DASK_SCHEDULER, else None."""
+    from etl.cluster import dask_client
+
+    with dask_client(args.scheduler, args.dask_local) as client:
+        yield client
+
+
 def _add_warehouse(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="DIR", help=f"warehouse folder (default {DEFAULT_WAREHOUSE})")
 
@@ -60,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the ID key changed: drop every stored row and ingest PATH... under the current key (give every delivery again)")
     p.add_argument("--format", choices=["1-2", "1-3", "behavior"], help="force the format (default: by file name, then by content)")
     p.add_argument("--behavior-layout", metavar="FILE.toml", help="column layout of 挙動履歴 files (default: documented assumption, see etl/spec.py)")
-    p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per core)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes without Dask (default: one per core)")
+    _add_dask(p)
     p.add_argument("paths", nargs="+", metavar="PATH")
 
     p = sub.add_parser("match", help="match the points of every month near a district's roads (stored once, re-run only when stale)")
@@ -70,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--all", action="store_true", help="every bundled district")
     p.add_argument("--radius", type=float, default=DEFAULT_RADIUS_M, metavar="M",
                    help=f"matching radius in metres (default {DEFAULT_RADIUS_M:g})")
+    _add_dask(p)
 
     p = sub.add_parser("analyze", help="per-road before/after figures")
     _add_warehouse(p)
@@ -80,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="any named period (repeatable), e.g. trial=2017-10-05..2017-11-01; NAME=<district period> also works")
     _add_filters(p)
     p.add_argument("--out", metavar="FILE.csv")
+    _add_dask(p)
 
     p = sub.add_parser("compare", help="before/after change with 95%% intervals, comparison roads and DiD")
     _add_warehouse(p)
@@ -96,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE.csv")
     p.add_argument("--report", metavar="FILE.html", help="also write the district report (HTML)")
     _add_lang(p, "the report's language")
+    _add_dask(p)
 
     p = sub.add_parser("screen", help="rank the residential roads of a network or area: where to calm next (docs/screening.md)")
     _add_warehouse(p)
@@ -117,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resamples", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--out", metavar="FILE.csv", help="every candidate, one row each, sorted by rank (UTF-8, header)")
+    _add_dask(p)
 
     p = sub.add_parser("map", help="write the before/after map of a district (self-contained HTML)")
     _add_warehouse(p)
@@ -227,10 +251,11 @@ def _network(args, district):
 def cmd_ingest(args) -> int:
     from etl.ingest import ingest_paths
 
-    report = ingest_paths(
-        args.paths, args.warehouse, replace=args.replace, rekey=args.rekey, fmt=args.format,
-        behavior_layout=args.behavior_layout, workers=args.workers,
-    )
+    with _cluster(args) as client:
+        report = ingest_paths(
+            args.paths, args.warehouse, replace=args.replace, rekey=args.rekey, fmt=args.format,
+            behavior_layout=args.behavior_layout, workers=args.workers, client=client,
+        )
     for f in report.failed:
         print(f"etc2calm: failed: {f.message}", file=sys.stderr)
     print(report.summary())
@@ -242,8 +267,9 @@ def cmd_match(args) -> int:
     from config.districts import list_districts, load_district
 
     districts = list_districts() if args.all else [load_district(d) for d in args.district]
-    for district in districts:
-        print(match_stage(args.warehouse, district_network(district, args.radius)).summary())
+    with _cluster(args) as client:
+        for district in districts:
+            print(match_stage(args.warehouse, district_network(district, args.radius), client=client).summary())
     return 0
 
 
@@ -256,7 +282,9 @@ def cmd_analyze(args) -> int:
     periods = _period_overrides(args, district)
     point_filter = PointFilter.parse(args.hours, args.days, args.vehicle, args.direction)
     out = _output_file(args.out)
-    result = analyze(args.warehouse, _network(args, district), periods, point_filter=point_filter)
+    network = _network(args, district)
+    with _cluster(args) as client:
+        result = analyze(args.warehouse, network, periods, point_filter=point_filter, client=client)
     for label in empty_periods(result):
         p = periods[label]
         print(f"etc2calm: warning: 0 points matched in period {label} ({p.start}..{p.end}): its figures are empty",
@@ -323,8 +351,10 @@ def cmd_compare(args) -> int:
         raise UserError("--report needs --district")
     out, report = _output_file(args.out), _output_file(args.report)
     area = load_area(district.area_path) if district is not None and district.area_path else None
-    ev = evaluate(args.warehouse, _network(args, district), periods, area=area, point_filter=point_filter,
-                  resamples=args.resamples, seed=args.seed, min_vehicles=args.min_vehicles)  # fmt: skip
+    network = _network(args, district)
+    with _cluster(args) as client:
+        ev = evaluate(args.warehouse, network, periods, area=area, point_filter=point_filter,
+                      resamples=args.resamples, seed=args.seed, min_vehicles=args.min_vehicles, client=client)  # fmt: skip
     table = ev.comparisons[args.indicator]
     if out:
         table[COMPARE_CSV_COLUMNS].to_csv(out, index=False, encoding="utf-8")
@@ -371,8 +401,10 @@ def cmd_screen(args) -> int:
         area, area_label, area_path = None, "", None
     out = _output_file(args.out)
     args.treated = args.control = None
-    res = screen(args.warehouse, _network(args, district), period, area=area, area_label=area_label, area_path=area_path,
-                 min_vehicles=args.min_vehicles, resamples=args.resamples, seed=args.seed)  # fmt: skip
+    network = _network(args, district)
+    with _cluster(args) as client:
+        res = screen(args.warehouse, network, period, area=area, area_label=area_label, area_path=area_path,
+                     min_vehicles=args.min_vehicles, resamples=args.resamples, seed=args.seed, client=client)  # fmt: skip
     where = f" inside {area_label}" if area_label else ""
     print(f"screening {res.network_key}{where}, {period.name} {period.start}..{period.end}: {res.n_residential} residential "
           f"roads, {len(res.table)} ranked, {len(res.low_sample)} left out (fewer than {res.min_vehicles} vehicles)")  # fmt: skip

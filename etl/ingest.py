@@ -2,7 +2,8 @@
 
 Design (one pass: every point is written once; streaming, rerun-safe):
 
-1. **Stage** (process pool over files, both cores): `etl.stage.stage_file`, a pure function of
+1. **Stage** (process pool over files, both cores; or tasks on a Dask cluster, `client`):
+   `etl.stage.stage_file`, a pure function of
    one file → its staged output: validated, pseudonymised, projected points as final Parquet files
    (one per operation date), its quarantine, trips or events. A file whose content is
    already in the manifest is skipped; a file whose path was ingested with other content is
@@ -36,6 +37,7 @@ The ID key's fingerprint is recorded; another key is refused (`KeyMismatch`) unl
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -165,6 +167,42 @@ def _init_worker(ctx: StageContext, lock_fd: int = -1) -> None:
 def _stage_task(task: tuple[str, list[str]]) -> list[dict]:
     staging, paths = task
     return [stage_file(Path(p), Path(staging), _W["ctx"]) for p in paths]
+
+
+_WORKER_KEY: dict[str, bytes] = {}
+
+
+def _worker_key(fingerprint: str) -> bytes:
+    """The ID key of this (Dask worker) process, from its own environment or key file, checked against
+    the ingest's fingerprint: the key itself never travels as a task argument."""
+    key = _WORKER_KEY.get(fingerprint)
+    if key is None:
+        key = load_id_key()
+        if key_fingerprint(key) != fingerprint:
+            raise KeyMismatch(
+                f"the ID key of Dask worker process {os.getpid()} (fingerprint {key_fingerprint(key)}) is not the "
+                f"ingest's (fingerprint {fingerprint}): give every worker the same key (ETC2CALM_ID_KEY or the key file)"
+            )
+        _WORKER_KEY[fingerprint] = key
+    return key
+
+
+def stage_on_worker(staging: str, paths: list[tuple[str, str]], ctx: StageContext, fingerprint: str) -> list[dict]:
+    """A staging task on a Dask worker: `stage_file` of each (path as given, absolute path).
+
+    `ctx` carries no key (its key is empty): the worker loads its own and checks its fingerprint.
+    The file is read at its absolute path (the worker's working directory may differ); the result
+    names it as given, as the local path does, so manifests and messages are the same.
+    """
+    ctx = dataclasses.replace(ctx, key=_worker_key(fingerprint))
+    out = []
+    for given, absolute in paths:
+        r = stage_file(Path(absolute), Path(staging), ctx)
+        if given != absolute:
+            r["path"] = given
+            r["message"] = r["message"].replace(absolute, given)
+        out.append(r)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -660,6 +698,7 @@ def ingest_paths(
     workers: int | None = None,
     progress: bool | None = None,
     batch_bytes: int = BATCH_BYTES,
+    client=None,
 ) -> IngestReport:
     """Ingest files and folders (recursively) into `warehouse`; returns per-file results.
 
@@ -668,6 +707,12 @@ def ingest_paths(
     IdKeyError for a short key or a key file inside the warehouse, KeyMismatch when the key is
     not the warehouse's (unless `rekey`: every stored row is dropped and `paths` are ingested
     under the current key).
+
+    client: a `distributed.Client` (etl.cluster.dask_client): files are staged by tasks on its
+    workers (per group of files; a task whose worker dies is run again elsewhere, and staging is
+    idempotent), which must reach the deliveries and the warehouse at the same paths and hold the
+    same ID key in their own environment or key file (checked by fingerprint; the key is never a
+    task argument). The commit stays here, the single writer, exactly as without a client.
     """
     t0 = time.perf_counter()
     started = dt.datetime.now()
@@ -711,7 +756,14 @@ def ingest_paths(
             ctx = StageContext(key=key, known=known, by_path=by_path, replace=replace, override=fmt,
                                behavior_layout=str(behavior_layout) if behavior_layout else None)  # fmt: skip
             run = uuid.uuid4().hex[:10]
-            n_workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
+            if client is not None:
+                from etl.cluster import n_threads
+
+                n_workers = max(1, min(n_threads(client), len(files)))
+                # Sent once to every worker, without the key: it can be large (every known SHA-256).
+                remote_ctx = client.scatter(dataclasses.replace(ctx, key=b""), broadcast=True, hash=False)
+            else:
+                n_workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
             bar = _Progress(len(files), sum(_size(f) for f in files), progress)
             seen: set[str] = set()
             out: dict[str, FileResult] = {}
@@ -719,11 +771,11 @@ def ingest_paths(
             for r in pending_failed:
                 out[r["path"]] = _file_result(r, {})
             pool = None
-            if files:
+            if files and client is None:
                 from etl.kernels import warm_up
 
                 warm_up()  # compiled (or loaded from numba's cache) once, before the workers fork
-            if n_workers > 1 and len(files) > 1:
+            if client is None and n_workers > 1 and len(files) > 1:
                 # A worker that dies (killed, out of memory) breaks the pool: the ingest then fails
                 # (BrokenProcessPool) before that batch's commit, instead of waiting forever for its task.
                 pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("fork"), initializer=_init_worker,
@@ -738,7 +790,19 @@ def ingest_paths(
                     tasks = [(str(staging), t) for t in _tasks(batch, n_workers)]
                     t_stage = time.perf_counter()
                     results: list[dict] = []
-                    if pool is None:
+                    if client is not None:
+                        from distributed import as_completed as dask_completed
+
+                        futures = [client.submit(stage_on_worker, str(staging.absolute()),
+                                                 [(p, str(Path(p).absolute())) for p in t], remote_ctx, fingerprint,
+                                                 key=f"stage-{run}-{bi}-{i}", pure=False, retries=2)
+                                   for i, (_, t) in enumerate(tasks)]  # fmt: skip
+                        for fut in dask_completed(futures):  # results fetched here, one at a time
+                            r = fut.result()
+                            bar.update(r)
+                            results.extend(r)
+                        futures = None
+                    elif pool is None:
                         for t in tasks:
                             r = _stage_task(t)
                             bar.update(r)

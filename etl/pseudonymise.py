@@ -124,11 +124,6 @@ def pseudonymise_dict(ids: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[pa.D
     return pa.DictionaryArray.from_arrays(indices, dictionary), pa.array(ints, pa.int64()).take(indices)
 
 
-def pseudonymise_ids(ids: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Array:
-    """HMAC every distinct ID once (a Python call per vehicle, not per row) and map back by index."""
-    return pseudonymise_with_ids(ids, key)[0]
-
-
 def pseudonymise_with_ids(ids: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[pa.Array, pa.Array]:
     """(vehicle_key, vehicle_id) for every raw ID, one HMAC per distinct ID; NULL / blank IDs stay NULL.
 
@@ -155,5 +150,5 @@ def pseudonymise_with_ids(ids: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[
 
 __all__ = [
     "IdKeyError", "KeyMismatch", "MIN_KEY_BYTES", "key_file", "key_fingerprint", "load_id_key", "pseudonymise_one",
-    "pseudonymise_dict", "pseudonymise_ids", "pseudonymise_with_ids", "redact_misaligned_line",
+    "pseudonymise_dict", "pseudonymise_with_ids", "redact_misaligned_line",
 ]  # fmt: skip

@@ -12,7 +12,8 @@ order; the commit renames them into the store (rewriting only a file that turns 
 duplicates of other files' points).
 
 Everything a call writes is under `out_dir/<file_id>_<path hash>/`, which it empties first: running
-it twice gives the same output, so it can run on any worker (process pool today, Dask later).
+it twice gives the same output, so it can run on any worker (the ingest's process pool, or a Dask
+worker: etl.ingest.stage_on_worker, where a task whose worker died is simply run again).
 Memory per call is bounded by the piece size and `BUFFER_ROWS`, whatever the file size.
 """
 

@@ -22,10 +22,22 @@ data/warehouse and build/maps under the working directory.
 Tasks return small summaries (dicts of numbers and paths), never large data. A delivery with a
 file that could not be ingested still ingests the good files and analyses every district, then
 ends the flow run Failed, naming the bad files.
+
+On a Dask cluster: `monthly_pipeline_dask` runs `monthly_pipeline` with prefect-dask's
+DaskTaskRunner pointed at the scheduler address of its parameter, else of the Prefect variable
+``etc2calm_dask_scheduler``, else of ETC2CALM_DASK_SCHEDULER. Its tasks then run on the cluster's
+workers, and inside them the partition-parallel work (ingest staging per file group, the match
+stage per month, cubes per month and piece range, the monthly series per month) runs on the same
+cluster (`_cluster`), with the same stored results. The ID key never travels: the workers load it
+from their own environment or key file (ETC2CALM_ID_KEY / ETC2CALM_ID_KEY_FILE), and no task takes
+it as a parameter, so it reaches neither the Prefect database nor the flow-run logs.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import flow, task
@@ -40,8 +52,9 @@ from analysis.monitoring import latest_month_verdict, monthly_series
 from analysis.screening import screen_district
 from config.districts import list_districts, load_district
 from config.settings import DEFAULT_RESAMPLES, DEFAULT_SEED, default_output_dir, default_warehouse
+from etl.cluster import SCHEDULER_ENV
 from etl.ingest import ingest_paths
-from etl.sources import find_delivery_files
+from etl.sources import scan_delivery_paths
 from etl.warehouse import connect, point_files
 from maps.publish import PUBLISHED_FILES, publish_district, update_latest
 
@@ -63,22 +76,36 @@ def edition_name(warehouse: str) -> str:
 
 
 def new_delivery_files(landing: str, warehouse: str) -> tuple[list[str], int]:
-    """Files under `landing` whose resolved path is not yet recorded as ingested, and how many are.
+    """Files under `landing` the ingest must see, and how many known files were left out.
 
-    A path check avoids re-reading (hashing) a month of deliveries; content already ingested under
-    another path is still recognised by the ingest itself (SHA-256).
+    A file is left out (not read, not hashed) when its resolved path is in the manifest as ingested
+    with the same size and it has not been modified since. A file changed in place is passed on, so
+    the ingest refuses it loudly (or replaces it with --replace); content already ingested under
+    another path is recognised by the ingest itself (SHA-256). Folders or entries that cannot be
+    read are passed on too, so the ingest names them and counts them as failed.
     """
-    files = [f.resolve() for f in find_delivery_files([landing])]
+    files, problems = scan_delivery_paths([landing])
+    files = [f.resolve() for f in files]
+    unreadable = [str(p) for p, _ in problems]
     db = Path(warehouse) / "warehouse.duckdb"
     if not db.exists():
-        return [str(f) for f in files], 0
-    con = connect(warehouse)
+        return [str(f) for f in files] + unreadable, 0
+    con = connect(warehouse, read_only=True)
     try:
-        done = {r[0] for r in con.execute("SELECT source_path FROM manifest WHERE status = 'ok'").fetchall()}
+        done = {r[0]: (r[1], r[2]) for r in con.execute(
+            "SELECT source_path, size_bytes, max(ingested_at) FROM manifest WHERE status = 'ok' GROUP BY ALL").fetchall()}  # fmt: skip
     finally:
         con.close()
-    new = [str(f) for f in files if str(f) not in done]
-    return new, len(files) - len(new)
+
+    def known(f: Path) -> bool:
+        if str(f) not in done:
+            return False
+        size, at = done[str(f)]
+        st = f.stat()
+        return st.st_size == size and dt.datetime.fromtimestamp(st.st_mtime) <= at
+
+    new = [str(f) for f in files if not known(f)]
+    return new + unreadable, len(files) - len(new)
 
 
 def treated_summary(district_key: str, result) -> list[dict]:
@@ -95,6 +122,37 @@ def treated_summary(district_key: str, result) -> list[dict]:
     return rows
 
 
+@contextmanager
+def _cluster():
+    """The Dask cluster this task runs on (under DaskTaskRunner), else None (the task's work runs here).
+
+    `worker_client` secedes the task from its worker's thread pool while it waits, so the work it
+    hands to the cluster can run on that worker too (no deadlock on a small cluster)."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        yield None
+        return
+    from distributed import worker_client
+
+    with worker_client() as client:
+        yield client
+
+
+def _run(task_obj, *args):
+    """Run a task of a flow: through the flow's task runner when it is a DaskTaskRunner (the task runs
+    on the cluster), else in the flow's thread as before."""
+    from prefect.context import FlowRunContext
+    from prefect_dask import DaskTaskRunner
+
+    ctx = FlowRunContext.get()
+    if ctx is not None and isinstance(ctx.task_runner, DaskTaskRunner):
+        return task_obj.submit(*args).result()
+    return task_obj(*args)
+
+
 @task(name="find-new-files", retries=2, retry_delay_seconds=10, persist_result=False)
 def find_new_files_task(landing: str, warehouse: str) -> tuple[list[str], int]:
     return new_delivery_files(landing, warehouse)
@@ -102,7 +160,8 @@ def find_new_files_task(landing: str, warehouse: str) -> tuple[list[str], int]:
 
 @task(name="ingest", retries=2, retry_delay_seconds=10, persist_result=False)
 def ingest_task(paths: list[str], warehouse: str, n_known: int = 0) -> dict:
-    report = ingest_paths(paths, warehouse)
+    with _cluster() as client:
+        report = ingest_paths(paths, warehouse, client=client)
     return {
         "summary": report.summary() + (f" ({n_known} files already ingested, not read again)" if n_known else ""),
         "failed": [f.message for f in report.failed],
@@ -115,20 +174,23 @@ def ingest_task(paths: list[str], warehouse: str, n_known: int = 0) -> dict:
 @task(name="match", retries=1, retry_delay_seconds=10, persist_result=False)
 def match_task(warehouse: str, district_key: str) -> str:
     """Match the district's months that are new or stale; returns a one-line summary."""
-    return match_stage(warehouse, district_network(load_district(district_key))).summary()
+    with _cluster() as client:
+        return match_stage(warehouse, district_network(load_district(district_key)), client=client).summary()
 
 
 @task(name="analyze-periods", retries=1, retry_delay_seconds=10, persist_result=False)
 def analyze_periods_task(warehouse: str, district_key: str) -> list[dict]:
     """Per-road figures for every named period of the district, stored; returns the treated street's rows."""
     district = load_district(district_key)
-    return treated_summary(district.key, analyze_district_periods(warehouse, district))
+    with _cluster() as client:
+        return treated_summary(district.key, analyze_district_periods(warehouse, district, client=client))
 
 
 @task(name="evaluate", retries=1, retry_delay_seconds=10, persist_result=False)
 def evidence_task(warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict:
     """Before/after with intervals, DiD, braking and cut-through, stored; returns the comparison rows."""
-    ev = evaluate_district(warehouse, load_district(district_key), resamples=resamples, seed=seed)
+    with _cluster() as client:
+        ev = evaluate_district(warehouse, load_district(district_key), resamples=resamples, seed=seed, client=client)
     return {ind: t.to_dict("records") for ind, t in ev.comparisons.items()}
 
 
@@ -146,14 +208,16 @@ def gates_task(warehouse: str, district_key: str) -> dict:
 @task(name="screen", retries=1, retry_delay_seconds=10, persist_result=False)
 def screen_task(warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> list[dict]:
     """Screening of the district's default before period, stored; returns the top 5 (rank, road, score)."""
-    res = screen_district(warehouse, load_district(district_key), resamples=resamples, seed=seed)
+    with _cluster() as client:
+        res = screen_district(warehouse, load_district(district_key), resamples=resamples, seed=seed, client=client)
     return res.table.head(5)[["rank", "road_id", "road_name", "score"]].to_dict("records")
 
 
 @task(name="monitor", retries=1, retry_delay_seconds=10, persist_result=False)
 def monitor_task(warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict:
     """The monthly series after the last named period, stored; returns its months and the latest verdict."""
-    series = monthly_series(warehouse, load_district(district_key), resamples=resamples, seed=seed)
+    with _cluster() as client:
+        series = monthly_series(warehouse, load_district(district_key), resamples=resamples, seed=seed, client=client)
     verdict = latest_month_verdict(series)
     return {"months": sorted({str(m) for m in series["month"]}), "latest": None if verdict is None else
             {k: (str(v) if k == "month" else v) for k, v in verdict.items()}}  # fmt: skip
@@ -169,14 +233,14 @@ def publish_task(warehouse: str, district_key: str, out_dir: str) -> dict:
 def ingest_new_deliveries(landing: str = "data/landing", warehouse: str | None = None) -> dict:
     """Ingest the files of `landing` (recursively) not yet in the warehouse's manifest."""
     warehouse = warehouse_location(warehouse)
-    new, n_known = find_new_files_task(landing, warehouse)
-    return ingest_task(new, warehouse, n_known)
+    new, n_known = _run(find_new_files_task, landing, warehouse)
+    return _run(ingest_task, new, warehouse, n_known)
 
 
 @flow(name="match-district")
 def match_district(district: str, warehouse: str | None = None) -> str:
     """Match the district's new or stale months."""
-    return match_task(warehouse_location(warehouse), district)
+    return _run(match_task, warehouse_location(warehouse), district)
 
 
 @flow(name="analyze-district")
@@ -186,12 +250,12 @@ def analyze_district(district: str, warehouse: str | None = None, resamples: int
     classification, the screening and the monthly series of one district."""
     warehouse = warehouse_location(warehouse)
     return {
-        "match": match_task(warehouse, district),
-        "summary": analyze_periods_task(warehouse, district),
-        "comparisons": evidence_task(warehouse, district, resamples, seed),
-        "gates": gates_task(warehouse, district),
-        "screening": screen_task(warehouse, district, resamples, seed),
-        "monitoring": monitor_task(warehouse, district, resamples, seed),
+        "match": _run(match_task, warehouse, district),
+        "summary": _run(analyze_periods_task, warehouse, district),
+        "comparisons": _run(evidence_task, warehouse, district, resamples, seed),
+        "gates": _run(gates_task, warehouse, district),
+        "screening": _run(screen_task, warehouse, district, resamples, seed),
+        "monitoring": _run(monitor_task, warehouse, district, resamples, seed),
     }
 
 
@@ -201,7 +265,7 @@ def publish_maps(district: str, warehouse: str | None = None, out_dir: str | Non
     folder (and latest/)."""
     warehouse = warehouse_location(warehouse)
     edition = Path(output_root(out_dir)) / edition_name(warehouse)
-    paths = publish_task(warehouse, district, str(edition))
+    paths = _run(publish_task, warehouse, district, str(edition))
     update_latest(edition.parent, edition)
     return paths
 
@@ -218,21 +282,21 @@ def monthly_pipeline(
     ingested, naming it.
     """
     warehouse, root = warehouse_location(warehouse), Path(output_root(out_dir))
-    new, n_known = find_new_files_task(landing, warehouse)
-    ingest = ingest_task(new, warehouse, n_known)
+    new, n_known = _run(find_new_files_task, landing, warehouse)
+    ingest = _run(ingest_task, new, warehouse, n_known)
     keys = districts or [d.key for d in list_districts()]
     edition = root / edition_name(warehouse)
     results = {}
     for key in keys:
         results[key] = {
-            "match": match_task(warehouse, key),
-            "summary": analyze_periods_task(warehouse, key),
-            "comparisons": evidence_task(warehouse, key, resamples, seed),
-            "gates": gates_task(warehouse, key),
-            "screening": screen_task(warehouse, key, resamples, seed),
-            "monitoring": monitor_task(warehouse, key, resamples, seed),
+            "match": _run(match_task, warehouse, key),
+            "summary": _run(analyze_periods_task, warehouse, key),
+            "comparisons": _run(evidence_task, warehouse, key, resamples, seed),
+            "gates": _run(gates_task, warehouse, key),
+            "screening": _run(screen_task, warehouse, key, resamples, seed),
+            "monitoring": _run(monitor_task, warehouse, key, resamples, seed),
         }
-        results[key].update(publish_task(warehouse, key, str(edition)))
+        results[key].update(_run(publish_task, warehouse, key, str(edition)))
     latest = update_latest(root, edition)
     for key in keys:  # the stable addresses residents and the bureau's web page link to
         results[key]["latest"] = {k: str(latest / Path(v).name) for k, v in results[key].items()
@@ -245,3 +309,35 @@ def monthly_pipeline(
             data=summary,
         )  # fmt: skip
     return summary
+
+
+@flow(name="monthly-pipeline-dask")
+def monthly_pipeline_dask(
+    landing: str = "data/landing", warehouse: str | None = None, out_dir: str | None = None,
+    districts: list[str] | None = None, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+    scheduler: str | None = None,
+):  # fmt: skip
+    """`monthly_pipeline` with its tasks on a Dask cluster (prefect-dask DaskTaskRunner).
+
+    The scheduler's address: `scheduler`, else the Prefect variable ``etc2calm_dask_scheduler``, else
+    ETC2CALM_DASK_SCHEDULER. The cluster's workers need etc2calm installed, the landing folder, the
+    warehouse and the output root at the same paths (these are made absolute here, so the workers'
+    working folder does not matter) and the ID key in their own environment or key file. The
+    pipeline runs as a subflow; this run ends in its state (Failed when a delivered file failed).
+    """
+    from prefect_dask import DaskTaskRunner
+
+    address = scheduler or Variable.get("etc2calm_dask_scheduler", default=None) or os.environ.get(SCHEDULER_ENV)
+    if not address:
+        raise ValueError("no Dask scheduler: set the Prefect variable etc2calm_dask_scheduler (prefect variable set "
+                         "etc2calm_dask_scheduler tcp://HOST:8786), ETC2CALM_DASK_SCHEDULER, or the scheduler parameter")  # fmt: skip
+    # The pipeline of this file imported as flows.pipeline, the name the workers import (a deployment
+    # loads the entrypoint file under another module name, which the cluster could not unpickle).
+    import flows.pipeline as canonical
+
+    pipeline = canonical.monthly_pipeline.with_options(task_runner=DaskTaskRunner(address=address))
+    return pipeline(
+        landing=str(Path(landing).absolute()), warehouse=str(Path(warehouse_location(warehouse)).absolute()),
+        out_dir=str(Path(output_root(out_dir)).absolute()), districts=districts, resamples=resamples, seed=seed,
+        return_state=True,
+    )  # fmt: skip

@@ -182,6 +182,14 @@ def test_user_mistakes_one_line(tmp_path, args, needle):
     assert_one_line_error(proc, needle)
 
 
+@pytest.mark.parametrize("args", [["--help"], ["compare", "-h"], ["analyze", "-h"], ["ingest", "-h"], ["screen", "-h"],
+                                  ["export", "-h"], ["match", "-h"]])
+def test_help_texts_print(args):
+    """Every help text renders (a literal % in a help string used to crash argparse)."""
+    proc = cli(*args)
+    assert proc.returncode == 0 and "usage: etc2calm" in proc.stdout and "Traceback" not in proc.stderr
+
+
 def test_user_mistake_from_the_installed_script(tmp_path):
     """The console script itself: one line, no traceback, non-zero exit."""
     assert_one_line_error(run("analyze", "--warehouse", tmp_path / "wh", "--district", "atlantis"), "unknown district")

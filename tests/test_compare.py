@@ -207,3 +207,16 @@ def test_direction_filter_separates_the_two_directions(tmp_path, tiny_network):
     assert f["before"] == 40 and b["before"] == 20
     assert f["n_vehicles_before"] == 6 and b["n_vehicles_before"] == 6
     assert a["n_vehicles_before"] == 12 and 20 < a["before"] < 40  # first points (heading unknown) count too
+
+
+def test_report_states_the_parameters_used(warehouse, tiny_network, tmp_path):
+    """The report's method note prints the radius, minimum vehicles, resamples and seed of the stored run."""
+    wh, _ = warehouse
+    net = network(tiny_network, treated=("R1",), comparison=("A1",), radius_m=30.0)
+    analyze(wh, net, PERIODS)
+    evaluate(wh, net, PERIODS, resamples=120, seed=7, min_vehicles=20)
+    results = load_district_results(wh, make_test_district(tiny_network))
+    assert (results.radius_m, results.min_vehicles, results.resamples, results.seed) == (30.0, 20, 120, 7)
+    page = render_report(make_test_district(tiny_network), results, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "30 m 以内" in page and "20台未満" in page and "120回" in page and "乱数シード 7" in page
+    assert "20 m 以内" not in page and "50台未満" not in page

@@ -23,6 +23,16 @@ def test_new_files_are_recognised_by_resolved_path(tmp_path, monkeypatch):
     make_delivery(tmp_path / "landing" / "later", seed=3)
     new, known = new_delivery_files("./landing/", "wh")
     assert known == 2 and len(new) == 2 and all("later" in p for p in new)
+    ingest_paths(new, "wh")
+    # A file changed in place (other content, later mtime) is passed on: the ingest refuses it loudly.
+    changed = sorted((tmp_path / "landing").glob("*.zip"))[0]
+    make_delivery(tmp_path / "other", seed=5)
+    changed.write_bytes(sorted((tmp_path / "other").glob("*.zip"))[0].read_bytes())
+    os.utime(changed, None)
+    new, known = new_delivery_files("landing", "wh")
+    assert new == [str(changed.resolve())] and known == 3
+    report = ingest_paths(new, "wh")
+    assert report.failed and "--replace" in report.failed[0].message
 
 
 @pytest.mark.slow

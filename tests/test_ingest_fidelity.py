@@ -243,6 +243,7 @@ def _run_cli(wh, d, env=None, **kw):
                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True, **kw)  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", ["stage", "journal", "apply", "signal"])
 def test_kill_mid_ingest_then_rerun_loses_and_doubles_nothing(tmp_path, when):
     d = tmp_path / "d"
@@ -261,8 +262,10 @@ def test_kill_mid_ingest_then_rerun_loses_and_doubles_nothing(tmp_path, when):
         while time.time() < deadline and not (tmp_path / "wh" / "_staging").exists():
             time.sleep(0.05)
         time.sleep(0.5)
+        assert p.poll() is None, "the ingest finished before it could be killed: the test proves nothing"
         os.killpg(p.pid, signal.SIGKILL)
         p.wait(timeout=60)
+        assert p.returncode == -signal.SIGKILL  # killed, not finished
     again = _run_cli(tmp_path / "wh", d)
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, err

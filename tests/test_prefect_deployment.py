@@ -124,3 +124,100 @@ def test_deployment_runs_through_process_worker(prefect_server, tmp_path):
     for folder in editions:
         assert "大倉山三丁目" in (tmp_path / "maps" / folder / "okurayama.html").read_text(encoding="utf-8")
         assert "差の差" in (tmp_path / "maps" / folder / "okurayama_report.html").read_text(encoding="utf-8")
+
+
+def _raw_ids(delivery: Path) -> set[str]:
+    """Every raw 運行ID (field 4 of 様式1-2) of a generated delivery."""
+    import zipfile
+
+    ids = set()
+    for z in delivery.rglob("*.zip"):
+        with zipfile.ZipFile(z) as zf:
+            for name in zf.namelist():
+                for line in zf.read(name).decode("cp932").splitlines():
+                    fields = line.split(",")
+                    if len(fields) > 3 and fields[3].strip():
+                        ids.add(fields[3].strip())
+    return ids
+
+
+def test_dask_deployment_runs_on_a_local_cluster_and_keeps_key_and_ids_out_of_prefect(prefect_server, tmp_path, monkeypatch):
+    """monthly-all-districts-dask through the real server and a process worker, its tasks on a Dask
+    LocalCluster started here; the key reaches only the Dask workers (a key file in their environment)."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    from etl.pseudonymise import key_fingerprint
+
+    key = "dask-workers-key-file-0123456789abcdef"
+    key_file = tmp_path / "secret" / "id_key"
+    key_file.parent.mkdir()
+    key_file.write_text(key)
+    # The flow-run process gets no key at all (a key file it created would show up here).
+    env = {k: v for k, v in prefect_server.items() if k != "ETC2CALM_ID_KEY"}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "flow_config")
+    landing = tmp_path / "landing"
+    _run([ETC2CALM, "generate", landing, "--scale", "0.05", "--district", "okurayama"], env)
+    raw_ids = _raw_ids(landing)
+    assert len(raw_ids) > 100
+    worker_env = {k: prefect_server[k] for k in ("PREFECT_HOME", "PREFECT_API_URL", "PREFECT_LOGGING_LEVEL", "ETC2CALM_HOME")}
+    worker_env.update(ETC2CALM_ID_KEY_FILE=str(key_file), PYTHONPATH=os.environ.get("PYTHONPATH", str(ROOT)),
+                      XDG_CONFIG_HOME=str(tmp_path / "dask_config"))  # fmt: skip
+    monkeypatch.delenv("ETC2CALM_ID_KEY")  # the tests' key: the workers must not inherit it
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                           silence_logs=logging.ERROR, env=worker_env)  # fmt: skip
+    client = Client(cluster)
+    try:
+        assert all(v is None for v in client.run(os.environ.get, "ETC2CALM_ID_KEY").values())
+        subprocess.run([PREFECT, "work-pool", "create", "etc2calm-process", "--type", "process"], env=env,
+                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip (exists after the other test)
+        for name, value in (("etc2calm_warehouse", tmp_path / "wh"), ("etc2calm_output_root", tmp_path / "maps"),
+                            ("etc2calm_dask_scheduler", cluster.scheduler_address)):  # fmt: skip
+            _run([PREFECT, "variable", "set", name, str(value), "--overwrite"], env)
+        out = _run([PREFECT, "--no-prompt", "deploy", "--name", "monthly-all-districts-dask"], env)
+        assert "monthly-all-districts-dask" in out
+        params = {"landing": str(landing), "districts": ["okurayama"], "resamples": 100}
+        run_out = _run([PREFECT, "deployment", "run", "monthly-pipeline-dask/monthly-all-districts-dask", "--params",
+                        json.dumps(params)], env)  # fmt: skip
+        flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", run_out)
+        assert flow_run_id, run_out
+        worker = subprocess.Popen(
+            [PREFECT, "worker", "start", "--pool", "etc2calm-process", "--run-once"],
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+        try:
+            worker_out, _ = worker.communicate(timeout=900)
+        finally:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+        state = _run([PREFECT, "flow-run", "inspect", flow_run_id[1]], env)
+        assert "state_type=StateType.COMPLETED" in state, worker_out[-4000:]
+        # The tasks ran on the cluster, and so did their partition-parallel work.
+        prefixes = set(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes)))
+        assert {"stage", "match_and_write", "month_part", "range_cube", "month_rows"} <= prefixes, prefixes
+        assert any(p.startswith(("ingest", "match", "evaluate")) for p in prefixes), prefixes
+        logs = _run([PREFECT, "flow-run", "logs", flow_run_id[1]], env)
+    finally:
+        client.close()
+        cluster.close()
+    con = duckdb.connect(str(tmp_path / "wh" / "warehouse.duckdb"), read_only=True)
+    try:
+        n_points = con.execute("SELECT count(*) FROM probe_points").fetchall()[0][0]
+        n_stats = con.execute("SELECT count(*) FROM road_period_stats WHERE district = 'okurayama'").fetchall()[0][0]
+        fingerprint = con.execute("SELECT value FROM warehouse_info WHERE name = 'key_fingerprint'").fetchall()[0][0]
+    finally:
+        con.close()
+    assert n_points > 1000 and n_stats > 0 and fingerprint == key_fingerprint(key.encode())
+    assert (tmp_path / "maps" / "latest" / "okurayama.html").exists()
+    assert not (tmp_path / "flow_config" / "etc2calm").exists()  # the flow process never needed a key
+    # Neither the key nor any raw 運行ID in the Prefect database (and its journal) or the logs.
+    home = Path(prefect_server["PREFECT_HOME"])
+    blobs = {p.name: p.read_bytes() for p in home.rglob("*") if p.is_file() and ".db" in p.name}
+    assert any(n.endswith(".db") for n in blobs), list(blobs)
+    blobs["flow-run logs"] = logs.encode()
+    blobs["worker output"] = worker_out.encode()
+    for name, data in blobs.items():
+        assert key.encode() not in data, name
+        leaked = [i for i in raw_ids if i.encode() in data]
+        assert not leaked, f"{name}: raw IDs {leaked[:3]}"

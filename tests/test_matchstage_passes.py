@@ -1,0 +1,157 @@
+"""The match stage reads a large month in passes of whole operation dates (linear), a huge day in
+vehicle buckets, and stores exactly what one pass over the month gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from pyproj import Transformer
+
+import analysis.matchstage as ms
+from tests.conftest import network, offset
+
+TO_M = Transformer.from_crs("EPSG:4326", "EPSG:6677", always_xy=True)
+
+
+def _write_store(root, rng) -> list:
+    """Point files as ingest commits them (one per operation date and mesh): trips along R1 (y≈0 m),
+    some of them far outside the network's box at first, and trips never near it."""
+    files = []
+    day0 = dt.date(2017, 9, 1)
+    for day, n_trips in ((0, 6), (1, 6), (2, 30), (3, 5), (5, 4)):  # day 2 is large
+        rows = []
+        for trip in range(n_trips):
+            vid = int(rng.integers(1, 2**62))
+            kind = trip % 3
+            start = dt.datetime.combine(day0 + dt.timedelta(days=day), dt.time(8)) + dt.timedelta(minutes=7 * trip)
+            for k in range(8):
+                if kind == 0:  # along R1
+                    east, north = -180 + 45 * k, rng.normal(0, 2)
+                elif kind == 1:  # from 2 km north-east down onto R1: starts outside the box
+                    east, north = 150, 2000 - 280 * k
+                else:  # far away: never touches the box
+                    east, north = 5000 + 40 * k, 5000
+                lon, lat = offset(east, north)
+                rows.append((vid, trip + 1, start + dt.timedelta(seconds=5 * k), lon, lat, float(25 + k)))
+        # Two points of one trip with the same GPS time: ties broken by delivered position.
+        rows.append((rows[0][0], rows[0][1], rows[0][2] + dt.timedelta(seconds=5), *rows[1][3:]))
+        vid, trip_no, gps, lon, lat, speed = map(list, zip(*rows))
+        x, y = TO_M.transform(np.array(lon), np.array(lat))
+        n = len(rows)
+        date = day0 + dt.timedelta(days=day)
+        t = pa.table({
+            "vehicle_key": [f"{v:032x}" for v in vid], "vehicle_id": pa.array(vid, pa.int64()),
+            "operation_date": pa.array([date] * n, pa.date32()), "vehicle_type": pa.array([2] * n, pa.int8()),
+            "vehicle_use": pa.array([1] * n, pa.int8()), "gps_time": pa.array(gps, pa.timestamp("us")),
+            "trip_no": pa.array(trip_no, pa.int32()), "lon": lon, "lat": lat, "speed_kmh": speed, "x_m": x, "y_m": y,
+            "member": ["data.csv"] * n, "file_id": [f"f{day}"] * n, "line_no": pa.array(np.arange(n, 0, -1), pa.int64()),
+        })  # fmt: skip
+        folder = root / "probe_points" / "year=2017" / "month=9" / "mesh2=533925"
+        folder.mkdir(parents=True, exist_ok=True)
+        f = folder / f"{date}_c_0.parquet"
+        pq.write_table(t, f)
+        files.append(f)
+    return files
+
+
+def _same(a: pa.Table, b: pa.Table) -> bool:
+    """Equal tables, NaN equal to NaN (Table.equals says NaN != NaN)."""
+    if a.schema != b.schema or a.num_rows != b.num_rows:
+        return False
+    for x, y in zip(a.columns, b.columns):
+        if pa.types.is_floating(x.type):
+            if not np.array_equal(x.to_numpy(), y.to_numpy(), equal_nan=True):
+                return False
+        elif not x.equals(y):
+            return False
+    return True
+
+
+def _sorted(t: pa.Table, keys) -> pa.Table:
+    t = t.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type) else f for f in t.schema]))
+    return t.take(pc.sort_indices(t, sort_keys=[(k, "ascending") for k in keys]))
+
+
+def test_passes_by_day_and_vehicle_bucket_store_the_same(tmp_path, tiny_network, monkeypatch):
+    files = _write_store(tmp_path, np.random.default_rng(3))
+    net = network(tiny_network)
+    whole = ms.match_month(files, net)
+    assert whole.n_points_read > 0 and whole.points.num_rows < whole.n_points_read  # trip context outside the box
+    assert pc.sum(pc.greater_equal(whole.points.column("road_idx"), 0)).as_py() > 0
+
+    monkeypatch.setattr(ms, "BUCKET_ROWS", 100)  # days of 49, 49, 241, 41 and 33 points
+    plan = ms._read_plan(files)
+    big = str(files[2])
+    # Every file in exactly one pass, but the large day's, which is read once per vehicle bucket.
+    passes_per_file = {str(f): sum(str(f) in p for p, _ in plan) for f in files}
+    assert passes_per_file[big] == 3
+    assert all(n == 1 for f, n in passes_per_file.items() if f != big)
+    assert all(p == [big] for p, _ in plan if big in p)
+    parts = ms.match_month(files, net)
+    assert parts.n_points_read == whole.n_points_read
+    pk, tk = ["trip_id", "seq"], ["trip_id"]
+    assert _same(_sorted(parts.points, pk), _sorted(whole.points, pk))
+    assert _same(_sorted(parts.trips, tk), _sorted(whole.trips, tk))
+    # Ties in time are ordered by delivered position (file, member, line), whatever the pass.
+    tie = _sorted(whole.points, pk).to_pandas()
+    assert tie.groupby("trip_id")["gps_time"].is_monotonic_increasing.all()
+
+
+def test_stored_text_columns_read_as_plain_strings(tmp_path, tiny_network):
+    files = _write_store(tmp_path, np.random.default_rng(4))
+    res = ms.match_month(files, network(tiny_network))
+    folder = tmp_path / "out" / "m"
+    ms._write_month(folder, res)
+    back = pq.read_table(folder / "points.parquet")
+    assert back.schema.equals(ms.POINTS_SCHEMA)
+    assert back.column("road_id").null_count == pc.sum(pc.less(back.column("road_idx"), 0)).as_py()
+    assert set(back.column("road_id").drop_null().to_pylist()) <= {"R1", "A1"}
+
+
+@pytest.mark.parametrize("values", [["b", "a", None, "c", "a"], []])
+def test_text_rank_orders_like_strings(values):
+    plain = pa.chunked_array([pa.array(values, pa.string())])
+    dic = pa.chunked_array([pa.array(values, pa.string()).dictionary_encode()])
+    expected = sorted(range(len(values)), key=lambda i: (values[i] is None, values[i] or ""))
+    for col in (plain, dic):
+        r = ms._text_rank(col)
+        assert len(r) == len(values)
+        if values:
+            np.testing.assert_array_equal(np.argsort(r, kind="stable"), np.asarray(expected))
+
+
+def test_rerun_with_nothing_new_only_reads(tmp_path, tiny_network):
+    from conftest import make_delivery
+    from etl.ingest import ingest_paths
+
+    make_delivery(tmp_path / "delivery")
+    wh = tmp_path / "wh"
+    ingest_paths([tmp_path / "delivery"], wh)
+    net = network(tiny_network)
+    first = ms.match_stage(wh, net)
+    assert first.months_matched and not first.months_current
+    assert set(first.timings) >= {"read", "sort_features", "match", "assemble", "write"}
+
+    def recorded():
+        con = duckdb.connect(str(wh / "warehouse.duckdb"), read_only=True)
+        try:
+            return (con.execute("SELECT * FROM matched_networks").fetchall(),
+                    con.execute("SELECT * FROM match_state ORDER BY year, month").fetchall())  # fmt: skip
+        finally:
+            con.close()
+
+    before = recorded()
+    second = ms.match_stage(wh, net)
+    assert second.months_matched == [] and second.months_current == first.months_matched
+    assert recorded() == before  # nothing rewritten, not even the network's row
+    # Another radius is another fingerprint: everything is matched again and the old files go.
+    third = ms.match_stage(wh, network(tiny_network, radius_m=15.0))
+    assert third.months_matched == first.months_matched
+    assert recorded()[1] != before[1]
+    assert not any((wh / row[5]).exists() for row in before[1])
