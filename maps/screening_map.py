@@ -114,12 +114,21 @@ def tier_colour(rank: int) -> str:
     return next(c for a, b, c in RANK_TIERS if a <= rank <= b)
 
 
-def _num(v: float, decimals: int = 1) -> str:
-    return w.number(round(float(v), decimals)) if decimals == 1 else f"{float(v):,.{decimals}f}"
+def _num(v: float) -> str:
+    """A score or points figure as printed: maps.wording's one rounding (one decimal)."""
+    return w.number(round(float(v), w.DECIMALS) + 0.0)
 
 
 def _pct(v: float) -> str:
-    return f"{w.number(w.display('share', v))}%"
+    return w.fmt_value("share", v)
+
+
+def _kmh(v: float) -> str:
+    return w.fmt_value("p85", v)
+
+
+def _paren(text: str, lang: str) -> str:
+    return f"（{text}）" if lang == "ja" else f" ({text})"
 
 
 def _interval(lo, hi, fmt, lang: str) -> str:
@@ -142,8 +151,8 @@ def _popup(r, lang: str, scores: bool, names_en: dict[str, str], braking_source:
     if not w.is_missing(r.get("rank_ci_low")):
         head.append(html.escape(st("rank_ci", lang, r=rank, lo=int(r["rank_ci_low"]), hi=int(r["rank_ci_high"]))))
     if scores:
-        head.append("<b>" + html.escape(st("score", lang, v=_num(r["score"]), lo=_num(r["score_ci_low"], 0),
-                                           hi=_num(r["score_ci_high"], 0))) + "</b>")  # fmt: skip
+        head.append("<b>" + html.escape(st("score", lang, v=_num(r["score"]), lo=_num(r["score_ci_low"]),
+                                           hi=_num(r["score_ci_high"]))) + "</b>")  # fmt: skip
     else:
         head.append(html.escape(st("score_withheld", lang)))
     rows = []
@@ -156,10 +165,9 @@ def _popup(r, lang: str, scores: bool, names_en: dict[str, str], braking_source:
          + _interval(r["share_ci_low"], r["share_ci_high"], _pct, lang), "points_share")  # fmt: skip
     line(st("share", lang, limit=limit + 10), _pct(r["share_at_or_over_limit_plus_10"])
          + _interval(r["share_plus_10_ci_low"], r["share_plus_10_ci_high"], _pct, lang), "points_share_plus_10")  # fmt: skip
-    kmh = lambda v: f"{w.number(round(float(v), 1))} km/h"  # noqa: E731
-    line(st("p85", lang), kmh(r["p85_kmh"]) + _interval(r["p85_ci_low"], r["p85_ci_high"], kmh, lang), "points_p85")
+    line(st("p85", lang), _kmh(r["p85_kmh"]) + _interval(r["p85_ci_low"], r["p85_ci_high"], _kmh, lang), "points_p85")
     if r["braking_public"] and not w.is_missing(r["braking_per_1000_passages"]):
-        braking = f"{_num(r['braking_per_1000_passages'])} ({st('braking_events', lang, n=w.fmt_count(r['n_braking_events']))})"
+        braking = _num(r["braking_per_1000_passages"]) + _paren(st("braking_events", lang, n=w.fmt_count(r["n_braking_events"])), lang)
     else:
         braking = st("braking_few", lang, k=k)
     line(st("braking", lang), braking, "points_braking")
@@ -168,7 +176,7 @@ def _popup(r, lang: str, scores: bool, names_en: dict[str, str], braking_source:
     elif w.is_missing(r["cut_through_share"]):
         cut = st("cut_none", lang)
     else:
-        cut = f"{_pct(r['cut_through_share'])} ({st('cut_of', lang, n=w.fmt_count(r['n_trips']), c=w.fmt_count(r['n_cut_through']))})"
+        cut = _pct(r["cut_through_share"]) + _paren(st("cut_of", lang, n=w.fmt_count(r["n_trips"]), c=w.fmt_count(r["n_cut_through"])), lang)
     line(st("cut", lang), cut, "points_cut_through")
     line(st("volume", lang), st("per_day", lang, v=w.fmt_count(round(float(r["passages_per_day"])))), "points_volume")
     foot = [html.escape(st("vehicles", lang, n=w.fmt_count(r["n_vehicles"]), p=w.fmt_count(r["n_passages"])))]
@@ -253,7 +261,8 @@ def render_screening_map(
             "popup": {l: _popup(r, l, scores, names_en, braking_source, k) for l in w.LANGS},
             "tip": {l: f"<b>{html.escape(st('rank', l, r=rank))}</b> {html.escape(names[l])}" for l in w.LANGS},
         })  # fmt: skip
-    area = layers.outline(Path(run["area_path"]), "area") if str(run.get("area_path") or "") else None
+    area_path = str(run.get("area_path") or "")
+    area = layers.outline(Path(area_path), "area") if area_path and Path(area_path).is_file() else None
     start, end = (pd.Timestamp(run[c]).date() for c in ("period_start", "period_end"))
     period = Period(str(run["period"]), start, end)
     if district is not None:
@@ -276,8 +285,8 @@ def render_screening_map(
                                           m=int(run["min_vehicles"]))  # fmt: skip
         parts = [st("details", l, period=period_text[l], n=w.fmt_count(run["n_candidates"]), m=int(run["min_vehicles"]))]
         if scores:
-            parts.append(st("details_score", l, score=_num(first_row["score"]), lo=_num(first_row["score_ci_low"], 0),
-                            hi=_num(first_row["score_ci_high"], 0), rlo=int(first_row["rank_ci_low"]),
+            parts.append(st("details_score", l, score=_num(first_row["score"]), lo=_num(first_row["score_ci_low"]),
+                            hi=_num(first_row["score_ci_high"]), rlo=int(first_row["rank_ci_low"]),
                             rhi=int(first_row["rank_ci_high"])))  # fmt: skip
         else:
             parts.append(st("details_no_score", l))
@@ -376,15 +385,24 @@ def render_screening_map(
     return out_path
 
 
+def default_area(district: District) -> str:
+    """The area label a district's own screening is stored under (screen_district): its outline, or none."""
+    return "outline" if district.area_path is not None else ""
+
+
 def write_screening_map(warehouse: str | Path, network_key: str, out: str | Path, *, area: str | None = None,
-                        district: District | None = None, top: int = SCREENING_TOP_N, lang: str = "ja",
-                        created: dt.date | None = None) -> Path:  # fmt: skip
-    """The screening map of the latest stored screening of a network (district key or 'roads:<stem>',
-    of `area` when given) from the warehouse; ResultsMissing when none is stored."""
-    run, rows = load_screening(warehouse, network_key, area=area)
+                        period: tuple[dt.date, dt.date] | None = None, district: District | None = None,
+                        top: int = SCREENING_TOP_N, lang: str = "ja", created: dt.date | None = None) -> Path:  # fmt: skip
+    """The screening map of the latest stored screening of a network (district key or 'roads:<stem>';
+    of `area` and of the dates `period` = (start, end) when given) from the warehouse, computing
+    nothing; ResultsMissing when none is stored."""
+    run, rows = load_screening(warehouse, network_key, area=area, period=period)
     if run is None:
-        raise ResultsMissing(f"no stored screening for {network_key!r}: run 'etc2calm screen' (or the monthly flow) first")
+        where = f" of area {area!r}" if area else ""
+        when = f" for {period[0]}..{period[1]}" if period else ""
+        raise ResultsMissing(f"no stored screening of {network_key!r}{where}{when}: run 'etc2calm screen' without "
+                             "--map (or the monthly flow) first")  # fmt: skip
     return render_screening_map(run, rows, out, district=district, top=top, lang=lang, created=created)
 
 
-__all__ = ["render_screening_map", "write_screening_map", "SCREEN_TEXT", "RANK_TIERS", "tier_colour"]
+__all__ = ["render_screening_map", "write_screening_map", "default_area", "SCREEN_TEXT", "RANK_TIERS", "tier_colour"]
