@@ -46,6 +46,8 @@ SCREEN_TEXT: dict[str, tuple[str, str]] = {
     "title": ("{place} 生活道路の対策候補", "{place}: where to calm next"),
     "title_network": ("生活道路の対策候補（{name}）", "Where to calm next ({name})"),
     "lead": ("対策を検討する候補の1位は「{name}」です。", "The first candidate for traffic calming is {name}."),
+    "lead_held": ("公表できる候補の最上位は「{name}」（{r}位）です。",
+                  "The highest-ranked candidate that can be published is {name} (No. {r})."),
     "lead_none": ("公表できる候補はありません。", "No candidate can be published."),
     "details": ("{period}の ETC2.0 データで、生活道路 {n} 本を、速度・急ブレーキ・抜け道・交通量から求めたスコア"
                 "（0〜100）で順位付けしました（観測車両 {m} 台以上の道路）。",
@@ -290,7 +292,8 @@ def render_screening_map(
                             rhi=int(first_row["rank_ci_high"])))  # fmt: skip
         else:
             parts.append(st("details_no_score", l))
-        return st("lead", l, name=first["name"][l]), (" " if l == "en" else "").join(parts)
+        lead = st("lead", l, name=first["name"][l]) if first["rank"] == 1 else st("lead_held", l, name=first["name"][l], r=first["rank"])
+        return lead, (" " if l == "en" else "").join(parts)
 
     heads = {l: head_text(l) for l in w.LANGS}
     headline_html = ('<div id="headline" class="e2c-headline" data-top="' + html.escape(first["road_id"] if first else "")

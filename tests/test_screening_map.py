@@ -64,7 +64,7 @@ def test_opens_without_network(page):
 
 def test_both_languages(page):
     assert "<title>テスト地区（港北区）生活道路の対策候補</title>" in page
-    assert '<span lang="ja">テスト地区（港北区）生活道路の対策候補</span><span lang="en">Test, Kohoku Ward: where to calm next</span>' in page
+    assert '<span lang="ja">テスト地区（港北区）生活道路の対策候補</span><span lang="en">Test: where to calm next</span>' in page
     for ja, en in (("対策を検討する候補の1位は「道路R1」です。", "The first candidate for traffic calming is 道路R1."),
                    ("期間：2017年9月5日〜2017年9月6日", "Period: 5 Sep 2017 – 6 Sep 2017"),
                    ("候補（上位 4）", "Candidates (top 4)"), ("1〜3位", "Rank 1–3"),
@@ -127,6 +127,13 @@ def test_candidate_under_the_threshold_is_absent_and_scores_hidden(stored, tmp_p
         for v in rows[col]:
             assert f"スコア {w.number(round(v, 1))}" not in page
     assert "観測車両が 10 台未満の候補 1 本は表示していません" in page
+    assert "対策を検討する候補の1位は「道路R1」です。" in page
+    # the first candidate held back: the lead names the highest public one with its rank
+    rows.loc[rows["road_id"] == "R1", "n_vehicles"] = np.nan
+    page = render_screening_map(run, rows, tmp_path / "m.html", district=stored["district"],
+                                created=CREATED).read_text(encoding="utf-8")  # fmt: skip
+    assert "公表できる候補の最上位は「道路R3」（3位）です。" in page and "1位は" not in page
+    assert "The highest-ranked candidate that can be published is 道路R3 (No. 3)." in page
 
 
 def test_braking_from_too_few_vehicles_is_withheld(stored, tmp_path):
