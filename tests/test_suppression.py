@@ -366,7 +366,14 @@ def test_every_published_file_of_a_small_warehouse_shows_nothing_from_too_few_ve
     assert not results.comparisons["mean"].set_index("unit")[["change", "ci_low"]].isna().any().any()  # DiD of 2 vehicles
     assert len(results.distributions) and results.braking["n_events"].sum() > 0
     assert results.cut_through["n_cut_through"].sum() > 0 and len(results.cut_through_streets)
+    from analysis.screening import screen_district
+
+    scr = screen_district(root / "wh", district, min_vehicles=1, resamples=20)  # R1 of 2 vehicles a candidate, stored
+    assert list(scr.table["road_id"]) == ["R1"] and scr.table["n_vehicles"].tolist() == [2]
     paths = publish_district(root / "wh", district, tmp_path / "out")
+    screening = open(paths["screening"], encoding="utf-8").read()
+    assert "公表できる候補はありません。" in screening and '"candidates":[]' in screening
+    assert leaks(shown_text(screening), results, markup=_without_assets(screening)) == []
     for key in ("map", "report", "report_en"):
         page = open(paths[key], encoding="utf-8").read()
         assert leaks(shown_text(page), results, markup=_without_assets(page)) == [], key
