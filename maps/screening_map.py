@@ -75,7 +75,7 @@ SCREEN_TEXT: dict[str, tuple[str, str]] = {
     "per_day": ("{v} 通過/日", "{v} passages a day"),
     "vehicles": ("観測車両 {n} 台・通過 {p} 回", "{n} vehicles, {p} passages"),
     "points": ("{v} 点", "{v} pts"),
-    "points_head": ("（）内：スコアへの寄与", "(in brackets: points of the score)"),
+    "points_head": ("[ ] 内：スコアへの寄与（点）", "[in brackets]: points of the score"),
     "list": ("候補（上位 {n}）", "Candidates (top {n})"),
     "legend": ("凡例", "Legend"),
     "tier": ("{a}〜{b}位", "Rank {a}–{b}"),

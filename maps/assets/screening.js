@@ -26,7 +26,7 @@
   function openPopup(latlng, html) {
     var pad = padding(), size = map.getSize();
     L.popup({
-      maxWidth: Math.max(180, Math.min(340, size.x - 50)), maxHeight: Math.max(160, size.y - pad.tl[1] - pad.br[1] - 20),
+      maxWidth: Math.max(180, Math.min(340, size.x - pad.tl[0] - pad.br[0] - 34)),  // 34: the content's margins, the border maxHeight: Math.max(160, size.y - pad.tl[1] - pad.br[1] - 20),
       autoPan: true, keepInView: true, autoPanPaddingTopLeft: L.point(pad.tl[0], pad.tl[1]),
       autoPanPaddingBottomRight: L.point(pad.br[0], pad.br[1]), className: 'e2c-popup'
     }).setLatLng(latlng).setContent(html).openOn(map);
