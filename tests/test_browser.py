@@ -475,7 +475,6 @@ def test_screening_map_draws_ranks_and_a_tap_opens_the_candidate(opened, screeni
     m = opened(screening_map, (w, h))
     assert m.page.locator("path.e2c-candidate").count() == 4 and m.page.locator(".e2c-rank-marker").count() == 4
     assert [t.strip() for t in m.page.locator(".e2c-rank-marker span").all_inner_texts()] == ["4", "3", "2", "1"]
-    lat, lon = m.page.evaluate("() => { var c = E2C_SCREEN.candidates[0]; return [c.lat, c.lon]; }")
     marker = m.page.locator(".e2c-rank-marker").last.bounding_box()  # rank 1, drawn last (on top)
     m.tap(marker["x"] + marker["width"] / 2, marker["y"] + marker["height"] / 2)
     box = m.popup_box()
