@@ -173,14 +173,18 @@ def load_road_period_stats(warehouse: str | Path, district_key: str) -> pd.DataF
         con.close()
 
 
-def load_screening(warehouse: str | Path, district_key: str, area: str | None = None) -> tuple[pd.Series | None, pd.DataFrame]:
-    """The latest stored screening of a network (district key or 'roads:<stem>'; of `area` when
-    given): its screening_runs row and its screening_results rows in rank order. (None, empty) when none."""
+def load_screening(warehouse: str | Path, district_key: str, area: str | None = None,
+                   period: tuple[dt.date, dt.date] | None = None) -> tuple[pd.Series | None, pd.DataFrame]:  # fmt: skip
+    """The latest stored screening of a network (district key or 'roads:<stem>'; of `area` and of
+    the dates `period` = (start, end) when given): its screening_runs row and its screening_results
+    rows in rank order. (None, empty) when none."""
     con = connect(warehouse, read_only=True)
     try:
         where, params = "district = ?", [district_key]
         if area is not None:
             where, params = where + " AND area = ?", params + [area]
+        if period is not None:
+            where, params = where + " AND period_start = ? AND period_end = ?", params + list(period)
         run = con.execute(f"SELECT * FROM screening_runs WHERE {where} ORDER BY computed_at DESC LIMIT 1", params).df()
         if run.empty:
             return None, pd.DataFrame()

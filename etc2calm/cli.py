@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resamples", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--out", metavar="FILE.csv", help="every candidate, one row each, sorted by rank (UTF-8, header)")
+    p.add_argument("--map", nargs="?", const="", default=None, metavar="FILE.html",
+                   help="compute nothing: write the map of the stored screening (latest; of --area and --period when "
+                        "given) with the top N (--top) candidates (default file: <output folder>/<network>_screening.html)")
+    _add_lang(p, "with --map: the language the map opens in (a button switches in the page)")
     _add_dask(p)
 
     p = sub.add_parser("map", help="write the before/after map of a district (self-contained HTML)")
@@ -382,6 +386,8 @@ def cmd_screen(args) -> int:
     if args.top < 1:
         raise UserError(f"--top must be at least 1, got {args.top}")
     district = load_district(args.district) if args.district else None
+    if args.map is not None:
+        return _screening_map(args, district)
     if args.period and ".." in args.period:
         start, end = parse_date_range(args.period)
         period = Period("screen", start, end)
@@ -416,6 +422,38 @@ def cmd_screen(args) -> int:
     if out:
         res.table[RESULT_COLUMNS].to_csv(out, index=False, encoding="utf-8")
         print(f"wrote {len(res.table)} rows to {out}")
+    return 0
+
+
+def _screening_map(args, district) -> int:
+    """`screen --map`: the map of a stored screening, read back from the warehouse (nothing computed)."""
+    from config.districts import parse_date_range
+    from config.settings import default_output_dir
+    from maps.screening_map import default_area, write_screening_map
+
+    if args.out:
+        raise UserError("--map computes nothing and writes no CSV: run 'etc2calm screen --out FILE.csv' without --map")
+    if district is not None:
+        key, stem = district.key, district.key
+    else:
+        key, stem = f"roads:{Path(args.roads).stem}", Path(args.roads).stem
+    if args.area:
+        area = f"area:{Path(args.area).stem}"
+        stem += f"_{Path(args.area).stem}"
+    else:
+        area = default_area(district) if district is not None else ""
+    if args.period and ".." in args.period:
+        period = parse_date_range(args.period)
+    elif args.period:
+        if district is None:
+            raise UserError(f"bad --period {args.period!r}: expected YYYY-MM-DD..YYYY-MM-DD")
+        p = district.period(args.period)
+        period = (p.start, p.end)
+    else:
+        period = None  # the latest stored
+    out = _output_file(args.map or None) or default_output_dir() / f"{stem}_screening.html"
+    print(write_screening_map(args.warehouse, key, out, area=area, period=period, district=district, top=args.top,
+                              lang=args.lang))  # fmt: skip
     return 0
 
 

@@ -10,7 +10,7 @@ from the warehouse; each runs once per district and month:
   (through / into / out of / internal / perimeter, gate OD) and the screening of the default
   before period (candidates for calming ranked by score), stored;
 - `monitor_district`: the monthly series of every complete month after the last named period;
-- `publish_maps`: map, report and sheet from the stored results (no computation);
+- `publish_maps`: map, report, sheet, export and screening map from the stored results (no computation);
 - `monthly_pipeline`: all of the above for every district, as the road bureau schedules it. Each
   run publishes into a dated folder of the output root (``<root>/<YYYY-MM>/``, the latest month of
   the point store) and updates ``<root>/latest/``; earlier editions stay.

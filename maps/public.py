@@ -23,6 +23,9 @@ The rule cell by cell:
   gate pair of a class, under k vehicles has no figure; when a row (the classes of a band, the pairs
   of a class) holds one, its smallest public cell is withheld too, so no hidden cell can be had by
   subtraction from the total or the shares.
+- screening_results (maps.public.public_screening, for the screening map): candidates under k
+  vehicles are left out; braking and cut-through figures only from at least k vehicles; scores and
+  points (relative to the best candidate) only when nothing is held back.
 - monthly_series: a month under k vehicles loses its level, interval, counts and change (flag
   'suppressed'; 'nodata' without any vehicle); a unit whose after period has fewer than k vehicles loses the after level and
   the changes against it in every month.
@@ -224,6 +227,52 @@ def public_gates(gates: dict[str, pd.DataFrame] | None, k: int = PUBLIC_MIN_VEHI
                 t[col] = t[col].astype(float).where(t["public"] == "ok")
         out[key] = t
     return out
+
+
+SCREENING_SCORE_COLUMNS = ("score", "score_ci_low", "score_ci_high", "points_share", "points_share_plus_10", "points_p85",
+                           "points_braking", "points_cut_through", "points_volume")  # fmt: skip
+
+
+def public_screening(rows: pd.DataFrame, k: int = PUBLIC_MIN_VEHICLES) -> tuple[pd.DataFrame, dict]:
+    """Screening candidates (screening_results rows, by rank) fit for publishing, and what was held back.
+
+    - A candidate with fewer than k distinct vehicles (possible when `screen --min-vehicles` went
+      below k) is not published at all: no row, no geometry highlighted.
+    - Braking events and their rate only when the events come from at least k vehicles (none is
+      published as 0); the cut-through count and share only when the cut-through trips come from at
+      least k vehicles (none: 0), with the trips they are a share of.
+    - Scores, their intervals and the points of each component are relative to the best candidate
+      and add up: they are published only when nothing of any candidate is held back; otherwise
+      every candidate keeps its rank (the ordering) and its public components, no score.
+
+    Returns (rows with `braking_public` and `cut_through_public` flags, {'n_hidden': candidates not
+    published, 'scores_public': bool, 'k': k})."""
+    if rows is None or rows.empty:
+        return pd.DataFrame(columns=getattr(rows, "columns", [])), {"n_hidden": 0, "scores_public": False, "k": k}
+    veh = rows["n_vehicles"].astype(float).fillna(0)
+    out = rows[veh >= k].copy()
+    n_hidden = int((veh < k).sum())
+
+    def ok(events: str, vehicles: str) -> pd.Series:
+        e = out[events].astype(float).fillna(0)
+        if vehicles not in out:  # a run stored before the vehicles were: only zeros are safe
+            return e == 0
+        return (e == 0) | (out[vehicles].astype(float).fillna(0) >= k)
+
+    out["braking_public"] = ok("n_braking_events", "n_braking_vehicles")
+    out["cut_through_public"] = ok("n_cut_through", "n_cut_through_vehicles")
+    for col in ("n_braking_events", "braking_per_1000_passages", "n_braking_vehicles"):
+        if col in out:
+            out[col] = out[col].astype(float).where(out["braking_public"])
+    for col in ("n_cut_through", "cut_through_share", "n_trips", "n_cut_through_vehicles"):
+        if col in out:
+            out[col] = out[col].astype(float).where(out["cut_through_public"])
+    scores_public = n_hidden == 0 and bool(out["braking_public"].all() and out["cut_through_public"].all())
+    if not scores_public:
+        for col in SCREENING_SCORE_COLUMNS:
+            if col in out:
+                out[col] = np.nan
+    return out.reset_index(drop=True), {"n_hidden": n_hidden, "scores_public": scores_public, "k": k}
 
 
 def public_results(results: DistrictResults, k: int = PUBLIC_MIN_VEHICLES) -> PublicResults:

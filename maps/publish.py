@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from analysis.results import DistrictResults, load_district_results
+from analysis.results import DistrictResults, ResultsMissing, load_district_results
 from config.districts import District
 from config.settings import PUBLIC_LANGUAGES, wards_path
 from maps import wording as w
@@ -20,10 +20,11 @@ from maps.district_map import render_district_map
 from maps.district_sheet import render_district_sheet
 from maps.export import export_district
 from maps.report import render_report
+from maps.screening_map import default_area, write_screening_map
 
 
 # The keys of publish_district's answer that name published files, in the order they are listed.
-PUBLISHED_FILES = ("map", "report", "sheet", "sheet_png", "report_en", "sheet_en", "sheet_png_en", "export")
+PUBLISHED_FILES = ("map", "report", "sheet", "sheet_png", "report_en", "sheet_en", "sheet_png_en", "export", "screening")
 
 
 def _suffix(lang: str) -> str:
@@ -60,9 +61,11 @@ def publish_district(warehouse: str | Path, district: District, out_dir: str | P
                      langs: tuple[str, ...] = PUBLIC_LANGUAGES, export: bool = True,
                      created: dt.date | None = None) -> dict[str, str]:  # fmt: skip
     """Map, report and sheet of `district` (per language in `langs`; Japanese under the plain names,
-    English as <key>_report.en.html, <key>_sheet.en.pdf …) and the GeoPackage export into `out_dir`,
-    all from one read of the stored results. Returns the paths: map, report, sheet, sheet_png,
-    report_en, sheet_en, sheet_png_en, export."""
+    English as <key>_report.en.html, <key>_sheet.en.pdf …), the GeoPackage export and, when the
+    district's screening of its default before period is stored (the monthly flow's), the screening
+    map <key>_screening.html into `out_dir`, all from the stored results. Returns the paths: map,
+    report, sheet, sheet_png, report_en, sheet_en, sheet_png_en, export, screening (the last only
+    when a screening is stored)."""
     out_dir = Path(out_dir)
     results = load_district_results(warehouse, district)
     created = w.creation_date(district, created)
@@ -79,7 +82,23 @@ def publish_district(warehouse: str | Path, district: District, out_dir: str | P
         paths[f"sheet{tag}"], paths[f"sheet_png{tag}"] = sheet["pdf"], sheet["png"]
     if export:
         paths["export"] = str(export_district(warehouse, district, out_dir / f"{district.key}.gpkg").path)
+    paths.update(write_district_screening_map(warehouse, district, out_dir / f"{district.key}_screening.html",
+                                              lang=map_lang, created=created))  # fmt: skip
     return paths
+
+
+def write_district_screening_map(warehouse: str | Path, district: District, out: str | Path, *, lang: str = "ja",
+                                 created: dt.date | None = None) -> dict[str, str]:  # fmt: skip
+    """The screening map of the district's stored screening of its default before period and own
+    area (what the monthly flow's `screen` task stores): {'screening': path}, or {} when none is stored."""
+    before = district.period(district.default_before)
+    try:
+        path = write_screening_map(warehouse, district.key, out, area=default_area(district),
+                                   period=(before.start, before.end), district=district, lang=lang,
+                                   created=created)  # fmt: skip
+    except ResultsMissing:
+        return {}
+    return {"screening": str(path)}
 
 
 def update_latest(root: str | Path, edition: str | Path) -> Path:

@@ -114,3 +114,23 @@ def write_delivery(root: Path) -> dict[str, RoadPlan]:
     for day in DAYS:
         write_zip(root / f"OUT1-2_533925_{day}.zip", lines[day])
     return p
+
+
+def stored_screening(root: Path, resamples: int = 40) -> dict:
+    """The fixture's delivery ingested into root/'wh' and screened (stored) under the test district
+    (network key 't', area 'outline' = the area box, period PERIOD), as the monthly flow stores a
+    district's screening; returns the paths and that district (for the screening map's tests)."""
+    import pytest
+
+    from analysis.screening import screen_district
+    from conftest import make_test_district
+    from etl.ingest import ingest_paths
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ETC2CALM_ID_KEY", "test-key-not-secret")
+        plans = write_delivery(root / "delivery")
+        ingest_paths([root / "delivery"], root / "wh")
+    roads, area = write_network(root / "roads.geojson"), write_area(root / "area.geojson")
+    district = make_test_district(roads, key="t", area_path=area, periods={"before": PERIOD})
+    screen_district(root / "wh", district, resamples=resamples)
+    return {"root": root, "wh": root / "wh", "plans": plans, "roads": roads, "area": area, "district": district}

@@ -455,3 +455,36 @@ def test_report_answers_on_the_first_screen_and_fits_a_phone(opened, tmp_path, s
     m.screenshot(f"report_{w}x{h}")
     m.screenshot(f"report_{w}x{h}_full", full_page=True)
     assert m.errors() == []
+
+
+# --- the screening map ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def screening_map(tmp_path_factory) -> Path:
+    from maps.screening_map import write_screening_map
+    from screening_data import stored_screening
+
+    stored = stored_screening(tmp_path_factory.mktemp("browser_screening"))
+    return write_screening_map(stored["wh"], "t", stored["root"] / "screening.html", area="outline", district=stored["district"])
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_screening_map_draws_ranks_and_a_tap_opens_the_candidate(opened, screening_map, size):
+    w, h = SIZES[size]
+    m = opened(screening_map, (w, h))
+    assert m.page.locator("path.e2c-candidate").count() == 4 and m.page.locator(".e2c-rank-marker").count() == 4
+    assert [t.strip() for t in m.page.locator(".e2c-rank-marker span").all_inner_texts()] == ["4", "3", "2", "1"]
+    marker = m.page.locator(".e2c-rank-marker").last.bounding_box()  # rank 1, drawn last (on top)
+    m.tap(marker["x"] + marker["width"] / 2, marker["y"] + marker["height"] / 2)
+    box = m.popup_box()
+    assert "1位 道路R1" in box["text"] and "スコア" in box["text"] and "%" in box["text"], box["text"]
+    assert 0 <= box["l"] and box["r"] <= w and 0 <= box["t"] and box["b"] <= h, (size, box)
+    if m.phone:
+        assert box["b"] <= box["sheet_top"], "the popup hides behind the bottom sheet"
+    m.screenshot(f"screening_popup_{w}x{h}")
+    m.page.click("#e2c-lang-toggle")
+    assert m.page.evaluate("document.documentElement.lang") == "en" and m.page.title() == "Test: where to calm next"
+    m.page.evaluate("window.e2c.openCandidate(2)")
+    assert "No. 2 道路R2" in m.popup_box()["text"]
+    assert m.errors() == []

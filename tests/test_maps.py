@@ -106,11 +106,12 @@ def test_one_rounding_for_every_output():
 def test_every_label_exists_in_both_languages():
     from maps.headline import _LEAD
     from maps.report import REPORT_TEXT
+    from maps.screening_map import SCREEN_TEXT
     from maps.through import CLASS_LABELS, CLASS_NOTES, THROUGH_TEXT
     from maps.trend import TREND_TEXT
 
     for table in (w.TEXT, REPORT_TEXT, _LEAD, w.LAYER_NAMES, w.LAYER_SHORT, w.ROLE_LABELS, TREND_TEXT, THROUGH_TEXT,
-                  CLASS_LABELS, CLASS_NOTES):  # fmt: skip
+                  CLASS_LABELS, CLASS_NOTES, SCREEN_TEXT):  # fmt: skip
         for key, pair in table.items():
             assert len(pair) == 2 and all(pair) and pair[0] != pair[1], key
             assert re.search(r"[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef]", pair[0]), f"{key}: no Japanese"

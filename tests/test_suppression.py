@@ -4,7 +4,9 @@ For each output (map, its layers, report in both languages, sheet in both langua
 GeoParquet export) a below-threshold fixture is rendered and the output's text is scanned for every
 number derived from a suppressed cell: figures, changes, intervals, the difference in differences,
 rates, counts (vehicles, points, events, trips), histogram and cumulative-curve charts, hot spots and
-cut-through streets, monitoring months (trend chart and table, verdict), gate classes and gate pairs. Three fixtures:
+cut-through streets, monitoring months (trend chart and table, verdict), gate classes and gate pairs,
+screening candidates (the screening map: a candidate, braking and cut-through under the threshold, and
+every score relative to them). Three fixtures (and the stored screening of tests/screening_data.py):
 - `partial`: the hand-made district with one sparse street (7 / 6 vehicles), a hot spot of 6 vehicles,
   braking on a street by 3 vehicles and a cut-through street of 3 vehicles, next to public figures;
 - `below`: the same district with every cell under the threshold (the DiD from 2 treated vehicles);
@@ -138,11 +140,11 @@ def derived(results, k: int = K) -> tuple[set[str], set[int]]:
 def shown_text(page: str) -> str:
     """What a reader of an HTML page sees: text nodes (SVG <text> included), attributes and markup
     dropped, and for a map the texts and figures of its embedded data (tooltips, popups, values)."""
-    m = re.search(r"var E2C_DATA = (\{.*?\});\n", page, flags=re.S)
+    m = re.search(r"var E2C_(?:DATA|SCREEN) = (\{.*?\});\n", page, flags=re.S)
     extra = ""
     if m:
         data = json.loads(m.group(1))
-        for key in ("geoms", "bounds", "outlines", "device_icons", "tiles", "casing"):
+        for key in ("geoms", "bounds", "outlines", "device_icons", "tiles", "casing", "roads", "area", "styles"):
             data.pop(key, None)
 
         def strip(x):
@@ -161,12 +163,18 @@ def shown_text(page: str) -> str:
 def leaks(text: str, results, k: int = K, markup: str = "") -> list[str]:
     """The numbers derived from suppressed cells that `text` (what a reader sees) contains; `markup`:
     the raw HTML, scanned for counts in table cells."""
-    decimals, counts = derived(results, k)
+    return found_in(text, *derived(results, k), markup=markup)
+
+
+def found_in(text: str, decimals: set[str], counts: set[int], markup: str = "", count_forms: tuple[str, ...] = ()) -> list[str]:
+    """The printed forms of `decimals` and `counts` that `text` contains (see leaks); `count_forms`:
+    further forms of a count, with {s} for it as printed ('1,234')."""
     found = [d for d in sorted(decimals) if re.search(rf"(?<![\w.]){re.escape(d)}(?!\d)", text)]
     for n in sorted(counts):
         s = f"{n:,}"
         forms = [rf"(?<![\w.,]){re.escape(s)} (台|回|件|vehicles|events)", rf"[（(]{re.escape(s)}[）)]",
-                 rf"(?<![\d,]){re.escape(s)} / ", rf" / {re.escape(s)}(?![\d,])", rf"\"count\": ?{n}\b"]  # fmt: skip
+                 rf"(?<![\d,]){re.escape(s)} / ", rf" / {re.escape(s)}(?![\d,])", rf"\"count\": ?{n}\b",
+                 *(f.replace("{s}", re.escape(s)) for f in count_forms)]  # fmt: skip
         found += [f"count {s}: {f}" for f in forms if re.search(f, text)]
         found += [f"count {s} in a cell" for f in (rf"<td>{re.escape(s)}</td>", rf"<b>{re.escape(s)}</b>")
                   if markup and re.search(f, markup)]
@@ -215,7 +223,7 @@ def case(request, tmp_path):
 def _without_assets(page: str) -> str:
     """The page minus inlined libraries and assets (Leaflet's and map.js's own numbers)."""
     for part in (embed.leaflet_js(), embed.leaflet_css(), embed.asset("map.js"), embed.asset("map.css"),
-                 embed.asset("report.css")):  # fmt: skip
+                 embed.asset("report.css"), embed.asset("screening.js"), embed.asset("screening.css")):  # fmt: skip
         page = page.replace(part, "")
     return page
 
@@ -358,7 +366,14 @@ def test_every_published_file_of_a_small_warehouse_shows_nothing_from_too_few_ve
     assert not results.comparisons["mean"].set_index("unit")[["change", "ci_low"]].isna().any().any()  # DiD of 2 vehicles
     assert len(results.distributions) and results.braking["n_events"].sum() > 0
     assert results.cut_through["n_cut_through"].sum() > 0 and len(results.cut_through_streets)
+    from analysis.screening import screen_district
+
+    scr = screen_district(root / "wh", district, min_vehicles=1, resamples=20)  # R1 of 2 vehicles a candidate, stored
+    assert list(scr.table["road_id"]) == ["R1"] and scr.table["n_vehicles"].tolist() == [2]
     paths = publish_district(root / "wh", district, tmp_path / "out")
+    screening = open(paths["screening"], encoding="utf-8").read()
+    assert "公表できる候補はありません。" in screening and '"candidates":[]' in screening
+    assert leaks(shown_text(screening), results, markup=_without_assets(screening)) == []
     for key in ("map", "report", "report_en"):
         page = open(paths[key], encoding="utf-8").read()
         assert leaks(shown_text(page), results, markup=_without_assets(page)) == [], key
@@ -372,3 +387,70 @@ def test_every_published_file_of_a_small_warehouse_shows_nothing_from_too_few_ve
         assert df[figures].isna().all().all(), layer
     report = open(paths["report"], encoding="utf-8").read()
     assert "差の差 " not in report and "<polyline" not in report  # no DiD sentence, no cumulative curve
+
+
+# --- the screening map: a stored screening with a candidate, braking and cut-through under the threshold ---
+
+# The screening map's own forms of a count: cut-through trips of trips, passages a day.
+SCREENING_COUNT_FORMS = (r"(?<![\d,]){s} トリップ中", r"トリップ中 {s}(?![\d,])", r"(?<![\d,]){s} of [\d,]+ trips",
+                         r"of {s} trips", r"(?<![\d,]){s} 通過/日", r"(?<![\d,]){s} passages a day")  # fmt: skip
+SCREENING_SHARES = ("share_at_or_over_limit", "share_ci_low", "share_ci_high", "share_at_or_over_limit_plus_10",
+                    "share_plus_10_ci_low", "share_plus_10_ci_high")  # fmt: skip
+SCREENING_SPEEDS = ("p85_kmh", "p85_ci_low", "p85_ci_high")
+
+
+def _printed(r, shares=(), decimals=(), counts=()) -> tuple[set[str], set[int]]:
+    """The figures of row `r` as the map would print them: shares in percent and other decimals with
+    one decimal, counts as whole numbers."""
+    dec = {f"{abs(float(r[c])) * 100:.1f}" for c in shares if not pd.isna(r[c])}
+    dec |= {f"{abs(float(r[c])):.1f}" for c in decimals if not pd.isna(r[c])}
+    return dec, {int(round(float(r[c]))) for c in counts if not pd.isna(r[c])}
+
+
+@pytest.fixture(scope="module")
+def screening(tmp_path_factory):
+    """The stored screening of tests/screening_data.py (R1 … R4, 60 vehicles each), edited as a run
+    screened with --min-vehicles 5 would store it: R1 from 7 vehicles (figures chosen to be told
+    apart), R2's 13 braking events from 3 vehicles, R3's 7 cut-through trips from 4 vehicles."""
+    from analysis.results import load_screening
+    from screening_data import stored_screening
+
+    st = stored_screening(tmp_path_factory.mktemp("suppression_screening"))
+    run, rows = load_screening(st["wh"], "t", area="outline")
+    rows = rows.set_index("road_id")
+    rows.loc["R1", ["n_vehicles", "n_passages", "passages_per_day", "n_trips", "n_cut_through", "n_cut_through_vehicles"]] = [7, 8, 4, 8, 5, 5]
+    rows.loc["R1", list(SCREENING_SHARES) + list(SCREENING_SPEEDS) + ["cut_through_share"]] = [
+        0.4123, 0.3011, 0.5233, 0.1357, 0.0911, 0.1789, 38.46, 37.12, 41.93, 0.625]
+    rows.loc["R2", ["n_braking_events", "n_braking_vehicles", "braking_per_1000_passages"]] = [13, 3, 1000 * 13 / 60]
+    rows.loc["R3", ["n_cut_through", "n_cut_through_vehicles", "cut_through_share"]] = [7, 4, 7 / 60]
+    return st, run, rows.reset_index()
+
+
+def test_screening_map_shows_nothing_from_too_few_vehicles(screening, tmp_path):
+    from maps.screening_map import render_screening_map
+
+    st, run, rows = screening
+    page = render_screening_map(run, rows, tmp_path / "screening.html", district=st["district"]).read_text(encoding="utf-8")
+    by = rows.set_index("road_id")
+    hidden_dec, hidden_cnt = _printed(by.loc["R1"], SCREENING_SHARES + ("cut_through_share",),
+                                      SCREENING_SPEEDS + ("braking_per_1000_passages",),
+                                      ("n_vehicles", "n_passages", "passages_per_day", "n_trips", "n_cut_through"))  # fmt: skip
+    for rid, dec, cnt in (("R2", ("braking_per_1000_passages",), ("n_braking_events",)),
+                          ("R3", (), ("n_cut_through",))):  # fmt: skip
+        d, c = _printed(by.loc[rid], ("cut_through_share",) if rid == "R3" else (), dec, cnt)
+        hidden_dec, hidden_cnt = hidden_dec | d, hidden_cnt | c
+    for _, r in by.iterrows():  # scores and points are relative to every candidate: all withheld
+        hidden_dec |= _printed(r, decimals=[c for c in r.index if c.startswith(("score", "points_"))])[0]
+    # What public cells print (the same number from a public cell tells nothing).
+    public_dec, public_cnt = {"0.0"}, {K}
+    for rid in ("R2", "R3", "R4"):
+        r = by.loc[rid]
+        d, c = _printed(r, SCREENING_SHARES + (("cut_through_share",) if rid != "R3" else ()),
+                        SCREENING_SPEEDS + (("braking_per_1000_passages",) if rid != "R2" else ()),
+                        ("n_vehicles", "n_passages", "passages_per_day", "n_trips")
+                        + (("n_cut_through",) if rid != "R3" else ()) + (("n_braking_events",) if rid != "R2" else ()))  # fmt: skip
+        public_dec, public_cnt = public_dec | d, public_cnt | c
+    decimals, counts = hidden_dec - public_dec, hidden_cnt - public_cnt
+    assert {"41.2", "38.5", "216.7", "11.7", f"{by.loc['R2', 'score']:.1f}"} <= decimals and {7, 8, 4, 5, 13} <= counts
+    assert found_in(shown_text(page), decimals, counts, markup=_without_assets(page), count_forms=SCREENING_COUNT_FORMS) == []
+    assert "道路R1" not in page and "[R1]" not in page and "道路R2" in page and "スコアは非公表" in page
