@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.results import load_comparisons, load_gates, load_group_stats, load_screening
+from analysis.results import ResultsMissing, load_comparisons, load_district_results, load_gates, load_group_stats, load_screening
 from config.districts import District
 from config.settings import INDICATOR_COLUMNS
+from maps.headline import monitoring, monitoring_sentence
+from maps.public import public_results
 
 
 def treated_table(warehouse, districts: list[District]) -> pd.DataFrame:
@@ -184,4 +186,23 @@ def format_gate_summary(warehouse, districts: list[District]) -> str:
                 r = top.sort_values("n_trips", ascending=False, kind="stable").iloc[0]
                 lines.append(f"  {'':<14} {'':<8} busiest through pair {r['entry_gate']} → {r['exit_gate']}: {r['n_trips']:,} trips "
                              f"({names.get(r['entry_gate'], '')} → {names.get(r['exit_gate'], '')})")  # fmt: skip
+    return "\n".join(lines)
+
+
+def format_monitoring(warehouse, districts: list[District]) -> str:
+    """Is the effect lasting? Per district, the number of monitoring months stored (monthly_series) and
+    the sentence the map's headline says about the latest one (public figures only)."""
+    lines = ["is it lasting? monthly series after the last named period (stored monthly_series), treated street:"]
+    for d in districts:
+        try:
+            results = public_results(load_district_results(warehouse, d))
+        except ResultsMissing:
+            continue
+        latest = monitoring(d, results)
+        name = d.name_ja + " " * max(0, 14 - _width(d.name_ja))
+        if latest is None:
+            lines.append(f"  {name} no month after the last named period delivered yet")
+            continue
+        months = results.monthly.loc[results.monthly["flag"] != "nodata", "month"].nunique()
+        lines.append(f"  {name} {months} month(s); {monitoring_sentence(latest, 'en')}")
     return "\n".join(lines)

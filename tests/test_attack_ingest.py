@@ -22,7 +22,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import offset, style12_row, write_zip
+from conftest import cli_in_process, offset, style12_row, write_zip
 from etl.ingest import ingest_paths
 from etl.synthetic import generate_bench_delivery
 from etl.warehouse import WarehouseInconsistent, point_files
@@ -40,6 +40,9 @@ def q(wh, sql):
 
 
 def cli(*args, env=None):
+    """The CLI in this process; with another environment (keys), the installed script in a subprocess."""
+    if env is None:
+        return cli_in_process(*args)
     return subprocess.run([ETC2CALM, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
 
 
@@ -216,6 +219,7 @@ def _point_rows(wh) -> int | None:
     return sum(pq.ParquetFile(f).metadata.num_rows for fs in files.values() for f in fs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", ["apply"])
 def test_reader_sees_before_or_after_a_killed_commit(tmp_path, when):
     first, second = _two_parts(tmp_path)
@@ -237,6 +241,7 @@ def test_reader_sees_before_or_after_a_killed_commit(tmp_path, when):
     assert _point_rows(wh) == after
 
 
+@pytest.mark.slow
 def test_killed_right_after_a_commit_manifest_matches_the_views(tmp_path):
     """The first ingest dies just after its commit (before anything else runs): what the manifest
     says is stored is what the views show."""
@@ -265,6 +270,7 @@ def test_killed_right_after_a_commit_manifest_matches_the_views(tmp_path):
 
 # --- 4. a changed file without --replace ----------------------------------------------------------
 
+@pytest.mark.slow
 def test_changed_file_without_replace_is_refused_and_named(tmp_path):
     wh = tmp_path / "wh"
     a = write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", [row(i) for i in range(5)] + [row(9, speed=999)])
@@ -302,6 +308,7 @@ def test_copied_warehouse_reads_its_own_files_when_the_original_is_deleted(tmp_p
     assert _point_rows(copy) == 6
 
 
+@pytest.mark.slow
 def test_copied_warehouse_ignores_changes_to_the_original(tmp_path):
     wh = _small_warehouse(tmp_path)
     copy = tmp_path / "copy"
@@ -347,6 +354,7 @@ def _patch_zip(path: Path, *, flag: int | None = None, method: int | None = None
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.slow
 def test_encrypted_and_unsupported_zips_fail_others_ingested(tmp_path):
     d = tmp_path / "d"
     write_zip(d / "OUT1-2_533925_20170905.zip", [row(i) for i in range(4)])
@@ -367,6 +375,7 @@ def test_encrypted_and_unsupported_zips_fail_others_ingested(tmp_path):
 
 # --- 13. quotes in paths ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_quotes_in_warehouse_and_delivery_paths(tmp_path):
     wh = tmp_path / "it's a \"warehouse\""
     d = tmp_path / "deliv'ery \"x\""
@@ -418,6 +427,7 @@ def test_unreadable_subfolder_cli(tmp_path):
     assert p.returncode == 1 and "locked" in p.stderr and "1 failed" in p.stdout
 
 
+@pytest.mark.slow
 def test_each_failed_file_is_printed_once(tmp_path):
     d = tmp_path / "d"
     write_zip(d / "OUT1-2_533925_20170905.zip", [row(i) for i in range(3)])
@@ -485,6 +495,7 @@ def test_point_files_and_views_agree_after_a_move_and_a_new_commit(tmp_path):
 
 # --- 11/14, the class: nothing under the given paths is skipped or crashes the run ----------------
 
+@pytest.mark.slow
 def test_broken_link_and_unreadable_member_named_and_counted(tmp_path):
     d = tmp_path / "d"
     write_zip(d / "OUT1-2_533925_20170905.zip", [row(i) for i in range(3)])

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import offset, style12_row, write_zip
+from conftest import cli_in_process, offset, style12_row, write_zip
 from etl.ingest import ingest_paths
 
 ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
@@ -26,6 +26,9 @@ def q(wh, sql):
 
 
 def cli(*args, env=None):
+    """The CLI in this process; with another environment (keys), the installed script in a subprocess."""
+    if env is None:
+        return cli_in_process(*args)
     return subprocess.run([ETC2CALM, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
 
 
@@ -70,7 +73,7 @@ def test_no_raw_id_in_quarantine_for_misaligned_lines(tmp_path, vid):
 
 # --- 7. short or blank keys are refused ----------------------------------------------------------
 
-@pytest.mark.parametrize("content", ["", "   \n", "short-key", "fifteen-bytes.."])
+@pytest.mark.parametrize("content", ["", *(pytest.param(c, marks=pytest.mark.slow) for c in ("   \n", "short-key")), "fifteen-bytes.."])
 def test_short_or_blank_key_file_refused(tmp_path, monkeypatch, content):
     monkeypatch.delenv("ETC2CALM_ID_KEY")
     keyfile = tmp_path / "keys" / "id_key"
@@ -86,7 +89,7 @@ def test_short_or_blank_key_file_refused(tmp_path, monkeypatch, content):
     assert not (tmp_path / "wh" / "probe_points").exists()
 
 
-@pytest.mark.parametrize("key", ["", "  ", "short"])
+@pytest.mark.parametrize("key", ["", pytest.param("  ", marks=pytest.mark.slow), "short"])
 def test_short_or_blank_key_in_environment_refused(tmp_path, monkeypatch, key):
     monkeypatch.setenv("ETC2CALM_ID_KEY", key)
     write_zip(tmp_path / "d" / "a.zip", [row(0, "000012345678")])
@@ -97,6 +100,7 @@ def test_short_or_blank_key_in_environment_refused(tmp_path, monkeypatch, key):
 
 # --- 8. a key change is detected; re-keying is explicit --------------------------------------------
 
+@pytest.mark.slow
 def test_key_change_refused_then_explicit_rekey(tmp_path, monkeypatch):
     wh = tmp_path / "wh"
     k1, k2 = "first-key-0123456789abcdef", "second-key-0123456789abcdef"

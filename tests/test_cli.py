@@ -58,6 +58,7 @@ def test_ingest_reports_counts(ingested):
     assert "rows read 482 = stored 482 + quarantined 0" in proc.stdout
 
 
+@pytest.mark.slow
 def test_ingest_bad_file_exits_nonzero_after_ingesting_the_rest(tmp_path):
     make_delivery(tmp_path / "d")
     (tmp_path / "d" / "OUT1-2_533925_20170906.zip").write_bytes(b"PK\x05\x06truncated")

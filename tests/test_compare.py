@@ -36,6 +36,7 @@ def warehouse(tmp_path):
     return tmp_path / "wh", truth
 
 
+@pytest.mark.slow
 def test_compare_cli_contract(warehouse, tiny_network, tmp_path):
     wh, truth = warehouse
     out = tmp_path / "cmp.csv"
@@ -65,6 +66,7 @@ def test_compare_cli_contract(warehouse, tiny_network, tmp_path):
     assert out.read_text() == out2.read_text()
 
 
+@pytest.mark.slow
 def test_compare_errors(tmp_path, tiny_network):
     proc = run("compare", "--warehouse", tmp_path / "wh", "--roads", tiny_network, "--treated", "R1")
     assert proc.returncode != 0 and "--period before" in proc.stderr and "Traceback" not in proc.stderr

@@ -47,6 +47,9 @@ def test_demo_end_to_end_small(tmp_path):
     for key in ("okurayama", "nakayama"):
         assert re.search(rf"\({key}\), before [^\n]*\n[^\n]*\n[^\n]*\n\s+1 T1 ", out), key
     assert "through traffic by gates" in out and "busiest through pair" in out
+    # the monitoring months the demo generates after each district's last named period, with the map's verdict
+    for name in ("中山町", "大倉山三丁目"):
+        assert re.search(rf"{name}\s+[1-9]\d* month\(s\); In \w+ \d{{4}} the [^\n]* on the treated street was \d+\.\d", out), name
     # Re-running is safe: the same delivery adds nothing.
     again = subprocess.run(list(map(str, args)), capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0

@@ -89,6 +89,7 @@ def test_geoparquet_is_valid_geoparquet(analysed, tmp_path):
     assert df.set_index("road_id").loc["A1", "before_mean_kmh"] == pytest.approx(float(stored[("A1", "before")]["mean_kmh"]))
 
 
+@pytest.mark.slow
 def test_export_mistakes_are_one_line(analysed, tmp_path):
     root, roads, _ = analysed
     for args, needle in (

@@ -62,7 +62,7 @@ def test_matches_brute_force_near_real_vertices():
     assert (road >= 0).mean() > 0.95
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, *(pytest.param(s, marks=pytest.mark.slow) for s in (1, 2))])
 def test_matches_brute_force_on_random_networks(seed):
     rng = np.random.default_rng(seed)
     n = 300

@@ -136,6 +136,7 @@ def _points(root: Path) -> pd.DataFrame:
     return df[(df.lat > 20) & (df.v >= 0) & (df.v < 200) & (df.t.str.len() == 14)]
 
 
+@pytest.mark.slow
 def test_treated_street_calibration(tmp_path):
     """Independent check: points within 10 m of T1 (away from its end junctions), before vs after.
 
