@@ -47,7 +47,7 @@ def assert_one_line_error(proc, *needles):
 @pytest.fixture
 def ingested(tmp_path):
     truth = make_delivery(tmp_path / "delivery")
-    proc = run("ingest", "--warehouse", tmp_path / "wh", tmp_path / "delivery")
+    proc = cli("ingest", "--warehouse", tmp_path / "wh", tmp_path / "delivery")
     assert proc.returncode == 0, proc.stderr
     return tmp_path / "wh", truth, proc
 
@@ -72,10 +72,10 @@ def test_ingest_bad_file_exits_nonzero_after_ingesting_the_rest(tmp_path):
 
 def test_ingest_quarantine_exits_zero(tmp_path):
     write_zip(tmp_path / "d" / "a.zip", ["only,three,fields"])
-    proc = run("ingest", "--warehouse", tmp_path / "wh", tmp_path / "d")
+    proc = cli("ingest", "--warehouse", tmp_path / "wh", tmp_path / "d")
     assert proc.returncode == 0
     assert "quarantined 1" in proc.stdout
-    out = run("sql", "--warehouse", tmp_path / "wh", "--csv", "SELECT line_no, reason FROM quarantine")
+    out = cli("sql", "--warehouse", tmp_path / "wh", "--csv", "SELECT line_no, reason FROM quarantine")
     assert out.stdout.splitlines() == ["line_no,reason", "1,field_count"]
 
 
