@@ -454,3 +454,16 @@ def cli_in_process(*args) -> subprocess.CompletedProcess:
         except SystemExit as exc:  # argparse errors and --help
             code = exc.code if isinstance(exc.code, int) else 1
     return subprocess.CompletedProcess(["etc2calm", *map(str, args)], code or 0, out.getvalue(), err.getvalue())
+
+
+cli = cli_in_process  # the name the tests use
+
+
+def assert_one_line_error(proc, *needles) -> None:
+    """A user mistake: non-zero exit, no traceback, one line on stderr containing every needle."""
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]

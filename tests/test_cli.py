@@ -1,18 +1,16 @@
-"""The CLI contract, run as a subprocess: ingest, analyze, map, sql, and one-line errors."""
+"""The CLI contract, in this process and as the installed script: ingest, analyze, map, sql, and one-line errors."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from conftest import expected, make_delivery, write_zip
+from conftest import assert_one_line_error, cli, expected, make_delivery, write_zip
 
 ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
 
@@ -20,28 +18,6 @@ ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
 def run(*args, cwd=None):
     """The installed `etc2calm` script in a subprocess (the entry point as users run it)."""
     return subprocess.run([ETC2CALM, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
-
-
-def cli(*args):
-    """`etc2calm.cli.main` in this process (same parser, same error handling, no interpreter start-up)."""
-    from etc2calm.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:  # argparse errors and --help
-            code = exc.code
-    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
-
-
-def assert_one_line_error(proc, *needles):
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1, proc.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from conftest import network
 from etl.ingest import ingest_paths
 from geo.network import load_area
 from screening_data import AREA_BOX, PERIOD, write_area, write_delivery, write_network
-from test_cli import cli  # etc2calm.cli.main in this process
+from conftest import cli  # etc2calm.cli.main in this process
 
 CANDIDATES = ["R1", "R2", "R3", "R4"]
 

@@ -20,7 +20,7 @@ from maps.public import SCREENING_SCORE_COLUMNS, public_screening
 from maps.publish import PUBLISHED_FILES, write_district_screening_map
 from maps.screening_map import render_screening_map, write_screening_map
 from screening_data import PERIOD, stored_screening
-from test_cli import assert_one_line_error, cli
+from conftest import assert_one_line_error, cli
 
 CREATED = dt.date(2024, 7, 10)
 TILE_URLS = ("https://cyberjapandata.gsi.go.jp/xyz/pale/", "https://maps.gsi.go.jp/", "https://tile.openstreetmap.org/",
