@@ -9,10 +9,9 @@ import json
 import re
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from conftest import GATE_CLASS_ROWS, GATE_OD_ROWS, make_gates, make_map_district, make_map_results
+from conftest import make_gates, make_map_district, make_map_results
 from maps.district_map import render_district_map
 from maps.public import complementary, public_gates, public_results
 from maps.report import render_report
