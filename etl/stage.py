@@ -24,6 +24,7 @@ import datetime as dt
 import hashlib
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -490,8 +491,11 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
     if res["rows_read"] != res["rows_staged"] + res["rows_quarantined"]:
         raise AssertionError(f"{path}: row conservation violated while staging")
     res["status"] = "ok"
-    if os.environ.get(CRASH_ENV) == "stage":
+    crash = os.environ.get(CRASH_ENV)
+    if crash == "stage":
         os._exit(137)
+    if crash == "stall":  # the kill test's own SIGKILL then lands mid-ingest, however fast the machine is
+        time.sleep(3600)
     return res
 
 

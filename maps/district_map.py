@@ -299,7 +299,7 @@ def render_district_map(
         f"{embed.leaflet_head()}{embed.style('map.css')}\n</head>\n"
         f"<body{body_class}>\n<div id=\"e2c-app\">{banner}{top}{panel}"
         f'<div id="e2c-map" role="region" aria-label="{html.escape(data["map_label"][lang])}"></div></div>\n'
-        f"<script>\nvar E2C_DATA = {_json_for_script(data)};\n</script>\n{embed.script('map.js')}\n</body>\n</html>\n"
+        f"<script>\nvar E2C_DATA = {_json_for_script(data)};\n</script>\n{embed.script('frame.js')}\n{embed.script('map.js')}\n</body>\n</html>\n"
     )
     _check_offline(page)
     out_path = Path(out_path)

@@ -380,7 +380,7 @@ def render_screening_map(
         f"<body{body_class}>\n<div id=\"e2c-app\">{banner}{top_html}{panel}"
         f'<div id="e2c-map" role="region" aria-label="{html.escape(titles[lang])}"></div></div>\n'
         f"<script>\nvar E2C_SCREEN = {payload};\n</script>\n"
-        f"{embed.script('screening.js')}\n</body>\n</html>\n"
+        f"{embed.script('frame.js')}\n{embed.script('screening.js')}\n</body>\n</html>\n"
     )
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -257,11 +257,13 @@ def test_kill_mid_ingest_then_rerun_loses_and_doubles_nothing(tmp_path, when):
         p.wait(timeout=300)
         assert p.returncode != 0
     else:
+        # Workers stall after staging a file (fault injection), so the SIGKILL below lands mid-ingest
+        # with staged files on disk and nothing committed, on a fast idle machine as on a loaded one.
+        env["ETC2CALM_TEST_CRASH"] = "stall"
         p = _run_cli(tmp_path / "wh", d, env)
         deadline = time.time() + 120
-        while time.time() < deadline and not (tmp_path / "wh" / "_staging").exists():
+        while time.time() < deadline and not any((tmp_path / "wh" / "_staging").rglob("*.parquet")):
             time.sleep(0.05)
-        time.sleep(0.5)
         assert p.poll() is None, "the ingest finished before it could be killed: the test proves nothing"
         os.killpg(p.pid, signal.SIGKILL)
         p.wait(timeout=60)

@@ -263,7 +263,7 @@ def test_html_is_self_contained(rendered):
 
 def test_assets_are_files_not_python_strings():
     root = Path(__file__).resolve().parents[1] / "maps"
-    for name in ("map.js", "map.css", "report.css"):
+    for name in ("frame.js", "map.js", "map.css", "report.css", "screening.js"):
         assert (root / "assets" / name).stat().st_size > 1000, name
     source = (root / "district_map.py").read_text(encoding="utf-8")
     assert "L.geoJSON" not in source and "@media" not in source

@@ -223,7 +223,8 @@ def case(request, tmp_path):
 def _without_assets(page: str) -> str:
     """The page minus inlined libraries and assets (Leaflet's and map.js's own numbers)."""
     for part in (embed.leaflet_js(), embed.leaflet_css(), embed.asset("map.js"), embed.asset("map.css"),
-                 embed.asset("report.css"), embed.asset("screening.js"), embed.asset("screening.css")):  # fmt: skip
+                 embed.asset("report.css"), embed.asset("frame.js"), embed.asset("screening.js"),
+                 embed.asset("screening.css")):  # fmt: skip
         page = page.replace(part, "")
     return page
 

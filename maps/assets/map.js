@@ -8,35 +8,16 @@
 (function () {
   'use strict';
   var DATA = window.E2C_DATA;
-  var root = document.documentElement;
   var state = { layer: DATA.initial_layer, indicator: DATA.initial_indicator, lang: DATA.lang };
 
-  var map = L.map('e2c-map', {
-    zoomControl: false, zoomSnap: 0.25, zoomDelta: 0.5, attributionControl: true, tap: true
-  });
-  var zoom = L.control.zoom({ position: 'topleft' }).addTo(map);
-  L.control.scale({ metric: true, imperial: false, position: 'bottomleft', maxWidth: 120 }).addTo(map);
-  map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
-
-  var tiles = {};
-  Object.keys(DATA.tiles).forEach(function (k) {
-    var t = DATA.tiles[k];
-    tiles[k] = L.tileLayer(t.url, { attribution: t.attribution, maxNativeZoom: t.max_native_zoom, maxZoom: 19 });
-  });
-
-  function text(obj) { return obj[state.lang] || obj.ja; }
+  // The frame shared with the screening map (frame.js): map, tiles, language, bottom sheet, fitting.
+  // 44 px above the roads: labels of the treated and comparison streets stand up to ~40 px above them.
+  var frame = E2CFrame.create(DATA, state, { topPadding: 44, popupMaxWidth: 300 });
+  var map = frame.map, tiles = frame.tiles, text = frame.text;
   var hover = window.matchMedia && window.matchMedia('(hover: hover)').matches;
 
   // --- popups: one at a time, kept inside the uncovered part of the map ---------------------------
-  function openPopup(latlng, tip) {
-    var pad = padding();
-    var size = map.getSize();
-    L.popup({
-      maxWidth: Math.max(160, Math.min(300, size.x - 60)), autoPan: true, keepInView: true,
-      autoPanPaddingTopLeft: L.point(pad.tl[0], pad.tl[1]),
-      autoPanPaddingBottomRight: L.point(pad.br[0], pad.br[1]), className: 'e2c-popup'
-    }).setLatLng(latlng).setContent(text(tip)).openOn(map);
-  }
+  function openPopup(latlng, tip) { frame.openPopup(latlng, text(tip)); }
   function interactive(layer, tip, sticky) {
     if (hover) {
       layer.bindTooltip(function () { return text(tip); }, { sticky: sticky, direction: 'auto', opacity: 0.95 });
@@ -143,25 +124,6 @@
     document.querySelectorAll('[data-e2c-extra-legend="' + key + '"]').forEach(function (el) {
       el.style.display = on ? '' : 'none'; });
   }
-  function base(key) {
-    Object.keys(tiles).forEach(function (k) {
-      if (k === key) { map.addLayer(tiles[k]); } else { map.removeLayer(tiles[k]); }
-    });
-  }
-  function setLang(lang) {
-    state.lang = lang;
-    root.setAttribute('lang', lang);
-    document.title = DATA.doc_title[lang];
-    var z = DATA.zoom_titles[lang];
-    var zin = document.querySelector('.leaflet-control-zoom-in'), zout = document.querySelector('.leaflet-control-zoom-out');
-    if (zin) { zin.title = z[0]; zin.setAttribute('aria-label', z[0]); }
-    if (zout) { zout.title = z[1]; zout.setAttribute('aria-label', z[1]); }
-    map.closePopup();
-    map.eachLayer(function (l) { if (l.closeTooltip) { l.closeTooltip(); } });
-    var toggle = document.getElementById('e2c-lang-toggle');
-    if (toggle) { toggle.textContent = DATA.lang_toggle[lang]; toggle.setAttribute('aria-label', DATA.lang_toggle_label[lang]); }
-    map.getContainer().setAttribute('aria-label', DATA.map_label[lang]);
-  }
   function on(selector, handler) {
     document.querySelectorAll(selector).forEach(function (el) {
       el.addEventListener('change', function () { handler(el); });
@@ -170,75 +132,18 @@
   on('input[name="e2c-layer"]', function (el) { if (el.checked) { show(el.value, null); } });
   on('input[name="e2c-indicator"]', function (el) { if (el.checked) { show(null, el.value); } });
   on('input[name="e2c-extra"]', function (el) { extra(el.value, el.checked); });
-  on('input[name="e2c-base"]', function (el) { if (el.checked) { base(el.value); } });
   document.querySelectorAll('input[name="e2c-extra"]').forEach(function (el) { extra(el.value, el.checked); });
-  var toggle = document.getElementById('e2c-lang-toggle');
-  if (toggle) { toggle.addEventListener('click', function () { setLang(state.lang === 'ja' ? 'en' : 'ja'); }); }
   var printButton = document.getElementById('e2c-print');
   if (printButton) { printButton.addEventListener('click', function () { window.print(); }); }
-
-  // --- the phone's bottom sheet ---------------------------------------------------------------
-  var panel = document.getElementById('e2c-panel');
-  var handle = document.getElementById('e2c-handle');
-  function sheetMode() { return handle && window.getComputedStyle(handle).display !== 'none'; }
-  function openSheet(open) {
-    panel.classList.toggle('e2c-open', open);
-    handle.setAttribute('aria-expanded', open ? 'true' : 'false');
-    relayout();
-  }
-  if (handle) { handle.addEventListener('click', function () { openSheet(!panel.classList.contains('e2c-open')); }); }
-
-  // --- fitting the roads into the uncovered part of the map --------------------------------------
-  // The side column never covers the map; on phones the bottom sheet overlaps its lower edge, and
-  // Leaflet's own controls sit in its corners: paddings keep every road clear of all of them.
-  function covered() {
-    var rect = map.getContainer().getBoundingClientRect(), bottom = 0;
-    if (sheetMode()) {
-      var p = panel.getBoundingClientRect();
-      bottom = Math.max(0, rect.bottom - p.top);
-    }
-    return bottom;
-  }
-  function padding() {
-    var bottom = covered();
-    var zoomBox = zoom.getContainer().getBoundingClientRect();
-    var left = zoomBox.width ? zoomBox.width + 22 : 16;
-    // labels of the treated and comparison streets stand up to ~40 px above their street
-    return { tl: [left, 44], br: [16, bottom + 34] };
-  }
-  function relayout() {
-    var bottom = covered();
-    map.getContainer().style.setProperty('--e2c-sheet', bottom + 'px');
-    map.invalidateSize({ animate: false });
-    fit();
-  }
-  function fit() {
-    var pad = padding();
-    map.fitBounds(DATA.bounds, { paddingTopLeft: pad.tl, paddingBottomRight: pad.br, animate: false });
-  }
 
   // At small scales the device symbols shrink so that they do not hide the treated street's colour.
   function scaleSymbols() { map.getContainer().classList.toggle('e2c-far', map.getZoom() < 16.5); }
   map.on('zoomend', scaleSymbols);
 
   show(state.layer, state.indicator);
-  base(DATA.initial_base);
-  setLang(state.lang);
-  relayout();
+  frame.start(DATA.initial_base);
   scaleSymbols();
-  var resizeTimer = null;
-  window.addEventListener('resize', function () {
-    clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(relayout, 100);
-  });
-  if (window.matchMedia) {
-    var printing = window.matchMedia('print');
-    var onPrint = function () { relayout(); };
-    if (printing.addEventListener) { printing.addEventListener('change', onPrint); } else { printing.addListener(onPrint); }
-  }
-  window.addEventListener('beforeprint', relayout);
-  window.addEventListener('afterprint', relayout);
 
-  window.e2c = { map: map, groups: groups, extras: extras, tiles: tiles, state: state, show: show, base: base,
-                 extra: extra, setLang: setLang, openSheet: openSheet, fit: fit, padding: padding };
+  window.e2c = { map: map, groups: groups, extras: extras, tiles: tiles, state: state, show: show, base: frame.base,
+                 extra: extra, setLang: frame.setLang, openSheet: frame.openSheet, fit: frame.fit, padding: frame.padding };
 })();

@@ -8,29 +8,14 @@
 (function () {
   'use strict';
   var D = window.E2C_SCREEN;
-  var root = document.documentElement;
   var state = { lang: D.lang };
 
-  var map = L.map('e2c-map', { zoomControl: false, zoomSnap: 0.25, zoomDelta: 0.5, attributionControl: true, tap: true });
-  var zoom = L.control.zoom({ position: 'topleft' }).addTo(map);
-  L.control.scale({ metric: true, imperial: false, position: 'bottomleft', maxWidth: 120 }).addTo(map);
-  map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
-  var tiles = {};
-  Object.keys(D.tiles).forEach(function (k) {
-    var t = D.tiles[k];
-    tiles[k] = L.tileLayer(t.url, { attribution: t.attribution, maxNativeZoom: t.max_native_zoom, maxZoom: 19 });
-  });
-  function text(obj) { return obj[state.lang] || obj.ja; }
+  // the frame shared with the district map (frame.js): map, tiles, language, bottom sheet, fitting
+  var frame = E2CFrame.create(D, state, { popupMaxWidth: 340 });
+  var map = frame.map, text = frame.text;
   var hover = window.matchMedia && window.matchMedia('(hover: hover)').matches;
 
-  function openPopup(latlng, html) {
-    var pad = padding(), size = map.getSize();
-    L.popup({
-      maxWidth: Math.max(180, Math.min(340, size.x - pad.tl[0] - pad.br[0] - 34)),  // 34: the content's margins, the border maxHeight: Math.max(160, size.y - pad.tl[1] - pad.br[1] - 20),
-      autoPan: true, keepInView: true, autoPanPaddingTopLeft: L.point(pad.tl[0], pad.tl[1]),
-      autoPanPaddingBottomRight: L.point(pad.br[0], pad.br[1]), className: 'e2c-popup'
-    }).setLatLng(latlng).setContent(html).openOn(map);
-  }
+  var openPopup = frame.openPopup;
 
   L.geoJSON(D.area, { interactive: false,
     style: { color: '#222', weight: 2.5, opacity: 0.9, dashArray: '10 6', fill: false } }).addTo(map);
@@ -66,74 +51,16 @@
   function openCandidate(rank) {
     var x = byRank[rank];
     if (!x) { return; }
-    if (sheetMode()) { openSheet(false); }
+    if (frame.sheetMode()) { frame.openSheet(false); }
     openPopup([x.c.lat, x.c.lon], text(x.c.popup));
   }
   document.querySelectorAll('button.e2c-cand').forEach(function (el) {
     el.addEventListener('click', function () { openCandidate(parseInt(el.getAttribute('data-rank'), 10)); });
   });
 
-  function base(key) {
-    Object.keys(tiles).forEach(function (k) { if (k === key) { map.addLayer(tiles[k]); } else { map.removeLayer(tiles[k]); } });
-  }
-  document.querySelectorAll('input[name="e2c-base"]').forEach(function (el) {
-    el.addEventListener('change', function () { if (el.checked) { base(el.value); } });
-  });
-  function setLang(lang) {
-    state.lang = lang;
-    root.setAttribute('lang', lang);
-    document.title = D.doc_title[lang];
-    var z = D.zoom_titles[lang];
-    var zin = document.querySelector('.leaflet-control-zoom-in'), zout = document.querySelector('.leaflet-control-zoom-out');
-    if (zin) { zin.title = z[0]; zin.setAttribute('aria-label', z[0]); }
-    if (zout) { zout.title = z[1]; zout.setAttribute('aria-label', z[1]); }
-    map.closePopup();
-    map.eachLayer(function (l) { if (l.closeTooltip) { l.closeTooltip(); } });
-    var toggle = document.getElementById('e2c-lang-toggle');
-    if (toggle) { toggle.textContent = D.lang_toggle[lang]; toggle.setAttribute('aria-label', D.lang_toggle_label[lang]); }
-    map.getContainer().setAttribute('aria-label', D.map_label[lang]);
-  }
-  var toggle = document.getElementById('e2c-lang-toggle');
-  if (toggle) { toggle.addEventListener('click', function () { setLang(state.lang === 'ja' ? 'en' : 'ja'); }); }
+  frame.start('gsi');
 
-  // the phone's bottom sheet and the fitting into the uncovered part of the map, as on the district map
-  var panel = document.getElementById('e2c-panel');
-  var handle = document.getElementById('e2c-handle');
-  function sheetMode() { return handle && window.getComputedStyle(handle).display !== 'none'; }
-  function openSheet(open) {
-    panel.classList.toggle('e2c-open', open);
-    handle.setAttribute('aria-expanded', open ? 'true' : 'false');
-    relayout();
-  }
-  if (handle) { handle.addEventListener('click', function () { openSheet(!panel.classList.contains('e2c-open')); }); }
-  function covered() {
-    if (!sheetMode()) { return 0; }
-    var rect = map.getContainer().getBoundingClientRect(), p = panel.getBoundingClientRect();
-    return Math.max(0, rect.bottom - p.top);
-  }
-  function padding() {
-    var bottom = covered(), zoomBox = zoom.getContainer().getBoundingClientRect();
-    return { tl: [zoomBox.width ? zoomBox.width + 22 : 16, 24], br: [16, bottom + 34] };
-  }
-  function fit() {
-    var pad = padding();
-    map.fitBounds(D.bounds, { paddingTopLeft: pad.tl, paddingBottomRight: pad.br, animate: false });
-  }
-  function relayout() {
-    map.getContainer().style.setProperty('--e2c-sheet', covered() + 'px');
-    map.invalidateSize({ animate: false });
-    fit();
-  }
-
-  base('gsi');
-  setLang(state.lang);
-  relayout();
-  var resizeTimer = null;
-  window.addEventListener('resize', function () { clearTimeout(resizeTimer); resizeTimer = setTimeout(relayout, 100); });
-  window.addEventListener('beforeprint', relayout);
-  window.addEventListener('afterprint', relayout);
-
-  window.e2c = { map: map, tiles: tiles, state: state, base: base, setLang: setLang, openSheet: openSheet, fit: fit,
-                 padding: padding, openCandidate: openCandidate,
+  window.e2c = { map: map, tiles: frame.tiles, state: state, base: frame.base, setLang: frame.setLang,
+                 openSheet: frame.openSheet, fit: frame.fit, padding: frame.padding, openCandidate: openCandidate,
                  candidates: D.candidates.map(function (c) { return { rank: c.rank, road_id: c.road_id }; }) };
 })();
