@@ -29,7 +29,6 @@ include `bad_gps_time`, `bad_operation_date`, `missing_operation_id`, `lon_out_o
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pyarrow as pa
@@ -70,19 +69,20 @@ def has_header(first_line: str, layout: Layout) -> bool:
     return any(m in first_line for m in layout.header_markers)
 
 
-def read_payload(data: bytes, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.ndarray, pa.Table, int]:
-    """Split a CSV payload into text columns.
-
-    Returns (rows, line_numbers, rejects, header_lines): `rows` one nullable string column per
-    layout column (empty → NULL), `line_numbers` the 1-based line of each row, `rejects`
-    (line_no, reason, raw_text) for lines without the layout's field count or with no value,
-    `header_lines` 1 if the first line was a header row (not counted as a row read).
-    """
-    data = to_utf8(data)
-    names = [c.name for c in layout.columns]
+def _header_lines(data: bytes, layout: Layout) -> int:
+    """1 when the payload's first line is a header row of `layout`, else 0."""
     first_nl = data.find(b"\n")
     first = data[: first_nl if first_nl >= 0 else len(data)].decode("utf-8", errors="replace")
-    skip = 1 if layout.header_markers and has_header(first, layout) else 0
+    return 1 if layout.header_markers and has_header(first, layout) else 0
+
+
+def _split_lines(data: bytes, layout: Layout, convert_options: pacsv.ConvertOptions, block_size: int
+                 ) -> tuple[pa.Table, np.ndarray, pa.Table, int]:  # fmt: skip
+    """Arrow's CSV reader over a UTF-8 payload with `convert_options`, every line accounted for: rows
+    with their 1-based line numbers, and rejects (line_no, reason, raw_text) for lines without the
+    layout's field count or with no value at all; the header lines skipped. Raises what read_csv raises."""
+    names = [c.name for c in layout.columns]
+    skip = _header_lines(data, layout)
     bad: list[tuple[int, str]] = []
 
     def handler(row):
@@ -93,12 +93,10 @@ def read_payload(data: bytes, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.
         rows = pa.table({n: pa.array([], pa.string()) for n in names})
     else:
         rows = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=names, use_threads=False, skip_rows=skip, block_size=1 << 24),
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False, skip_rows=skip, block_size=block_size),
             parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=handler, ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, strings_can_be_null=True, null_values=[""]
-            ),
+            convert_options=convert_options,
         )
     # A trailing newline does not open a line; Arrow reports no row for it either.
     n_lines = rows.num_rows + len(bad)
@@ -113,24 +111,32 @@ def read_payload(data: bytes, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.
         for col in rows.columns:
             m = pc.is_null(col)
             all_null = m if all_null is None else pc.and_(all_null, m)
-        if pc.any(all_null).as_py():
-            mask = np.asarray(all_null.to_numpy(zero_copy_only=False), dtype=bool)
-            idx = np.flatnonzero(mask)
-            for i in idx:
+        mask = np.asarray(all_null.to_numpy(zero_copy_only=False), dtype=bool)
+        if mask.any():
+            for i in np.flatnonzero(mask):
                 bad_no = np.append(bad_no, line_no[i])
                 reasons.append("empty_line")
                 texts.append("")
             rows = rows.filter(pa.array(~mask))
             line_no = line_no[~mask]
     order = np.argsort(bad_no, kind="stable")
-    rejects = pa.table(
-        {
-            "line_no": pa.array(bad_no[order], pa.int64()),
-            "reason": pa.array([reasons[i] for i in order], pa.string()),
-            "raw_text": pa.array([texts[i] for i in order], pa.string()),
-        }
-    )
+    rejects = pa.table({"line_no": pa.array(bad_no[order], pa.int64()),
+                        "reason": pa.array([reasons[i] for i in order], pa.string()),
+                        "raw_text": pa.array([texts[i] for i in order], pa.string())})  # fmt: skip
     return rows, line_no, rejects, skip
+
+
+def read_payload(data: bytes, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.ndarray, pa.Table, int]:
+    """Split a CSV payload into text columns.
+
+    Returns (rows, line_numbers, rejects, header_lines): `rows` one nullable string column per
+    layout column (empty → NULL), `line_numbers` the 1-based line of each row, `rejects`
+    (line_no, reason, raw_text) for lines without the layout's field count or with no value,
+    `header_lines` 1 if the first line was a header row (not counted as a row read).
+    """
+    convert = pacsv.ConvertOptions(column_types={c.name: pa.string() for c in layout.columns}, strings_can_be_null=True,
+                                   null_values=[""])  # fmt: skip
+    return _split_lines(to_utf8(data), layout, convert, block_size=1 << 24)
 
 
 def parse_fields(data: bytes) -> tuple[pa.Table, np.ndarray, pa.Table]:
@@ -401,52 +407,12 @@ def read_typed(data: bytes, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.nd
     data = to_utf8(data)
     if not data or b"x" in data or b"X" in data:
         return None
-    names = [c.name for c in layout.columns]
-    first_nl = data.find(b"\n")
-    first = data[: first_nl if first_nl >= 0 else len(data)].decode("utf-8", errors="replace")
-    skip = 1 if layout.header_markers and has_header(first, layout) else 0
-    bad: list[tuple[int, str]] = []
-
-    def handler(row):
-        bad.append((row.number, row.text))
-        return "skip"
-
+    convert = pacsv.ConvertOptions(column_types={c.name: _TYPED[c.type] for c in layout.columns}, strings_can_be_null=True,
+                                   null_values=[""], quoted_strings_can_be_null=False)  # fmt: skip
     try:
-        rows = pacsv.read_csv(
-            pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(column_names=names, use_threads=False, skip_rows=skip, block_size=1 << 26),
-            parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=handler, ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c.name: _TYPED[c.type] for c in layout.columns}, strings_can_be_null=True, null_values=[""],
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        return _split_lines(data, layout, convert, block_size=1 << 26)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    n_lines = rows.num_rows + len(bad)
-    bad_no = np.array([b[0] for b in bad], dtype=np.int64)
-    all_no = np.arange(skip + 1, skip + n_lines + 1, dtype=np.int64)
-    line_no = np.setdiff1d(all_no, bad_no, assume_unique=True) if len(bad) else all_no
-    reasons = ["empty_line" if not t.strip() else "field_count" for _, t in bad]
-    texts = [t for _, t in bad]
-    if rows.num_rows and min(col.null_count for col in rows.columns):
-        all_null = None
-        for col in rows.columns:
-            m = pc.is_null(col)
-            all_null = m if all_null is None else pc.and_(all_null, m)
-        mask = np.asarray(all_null.to_numpy(zero_copy_only=False), dtype=bool)
-        if mask.any():
-            for i in np.flatnonzero(mask):
-                bad_no = np.append(bad_no, line_no[i])
-                reasons.append("empty_line")
-                texts.append("")
-            rows = rows.filter(pa.array(~mask))
-            line_no = line_no[~mask]
-    order = np.argsort(bad_no, kind="stable")
-    rejects = pa.table({"line_no": pa.array(bad_no[order], pa.int64()),
-                        "reason": pa.array([reasons[i] for i in order], pa.string()),
-                        "raw_text": pa.array([texts[i] for i in order], pa.string())})  # fmt: skip
-    return rows, line_no, rejects, skip
 
 
 def validate_typed(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.ndarray, pa.Array | None]:
