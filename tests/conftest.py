@@ -8,6 +8,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -456,7 +457,25 @@ def cli_in_process(*args) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["etc2calm", *map(str, args)], code or 0, out.getvalue(), err.getvalue())
 
 
-cli = cli_in_process  # the name the tests use
+ETC2CALM = str(Path(sys.executable).parent / "etc2calm")  # the installed console script
+
+
+def cli(*args, env=None) -> subprocess.CompletedProcess:
+    """The CLI in this process; with another environment (keys), the installed script in a subprocess."""
+    if env is None:
+        return cli_in_process(*args)
+    return subprocess.run([ETC2CALM, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
+
+
+def q(wh, sql: str) -> list[tuple]:
+    """Rows of a query on a warehouse's database, opened read-only (as a plain DuckDB user would)."""
+    import duckdb
+
+    con = duckdb.connect(str(Path(wh) / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
 
 
 def assert_one_line_error(proc, *needles) -> None:

@@ -4,32 +4,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from conftest import cli_in_process, offset, style12_row, write_zip
+from conftest import cli, offset, q, style12_row, write_zip
 from etl.ingest import ingest_paths
 
-ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
-
-
-def q(wh, sql):
-    con = duckdb.connect(str(Path(wh) / "warehouse.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
-def cli(*args, env=None):
-    """The CLI in this process; with another environment (keys), the installed script in a subprocess."""
-    if env is None:
-        return cli_in_process(*args)
-    return subprocess.run([ETC2CALM, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
 
 
 def row(i, vid, speed=30):

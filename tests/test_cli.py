@@ -5,14 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_error, cli, expected, make_delivery, write_zip
+from conftest import ETC2CALM, assert_one_line_error, cli, expected, make_delivery, write_zip
 
-ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
 
 
 def run(*args, cwd=None):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +13,10 @@ from analysis.evidence import evaluate
 from analysis.figures import analyze
 from analysis.filters import PointFilter
 from analysis.results import load_district_results
-from conftest import AFTER, BEFORE, make_delivery, make_test_district, network, offset, style12_row, write_zip
+from conftest import ETC2CALM, AFTER, BEFORE, make_delivery, make_test_district, network, offset, style12_row, write_zip
 from etl.ingest import ingest_paths
 from maps.report import public_comparison, render_report
 
-ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
 COLUMNS = ["unit", "indicator", "before", "after", "change", "ci_low", "ci_high", "n_vehicles_before", "n_vehicles_after", "flag"]
 PERIODS = {"before": BEFORE, "after": AFTER}
 

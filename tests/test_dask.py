@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,11 +13,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from conftest import ETC2CALM
 from etl.warehouse import connect
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
 KEY = "dask-equivalence-key-0123456789"
 
 # Columns that record when or how long something ran, or name files after the commit that wrote

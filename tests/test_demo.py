@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
+from conftest import ETC2CALM
+
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -14,10 +13,9 @@ import pyarrow.parquet as pq
 import pyogrio
 import pytest
 
-from conftest import make_delivery
+from conftest import ETC2CALM, make_delivery
 from maps.export import CHANGE_FIGURES, LAYERS, PERIOD_COLUMNS, ROAD_COLUMNS, column_prefix, docs_markdown
 
-ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
 ROOT = Path(__file__).resolve().parents[1]
 
 

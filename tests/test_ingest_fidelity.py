@@ -5,31 +5,20 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from conftest import offset, style12_row, write_zip
+from conftest import ETC2CALM, offset, q, style12_row, write_zip
 from etl.ingest import ingest_paths
 from etl.spec import STYLE_1_2, STYLE_1_3
 from etl.synthetic import generate_bench_delivery
 from etl.validate import validation_rules
 from etl.warehouse import WarehouseBusy, ingest_lock, point_files
 
-ETC2CALM = str(Path(sys.executable).parent / "etc2calm")
 RAW_ID = "000098765432"
-
-
-def q(wh, sql):
-    con = duckdb.connect(str(Path(wh) / "warehouse.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def row(i, t=None, vid=RAW_ID, trip=1, speed=30):
