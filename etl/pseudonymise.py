@@ -101,14 +101,10 @@ def redact_misaligned_line(text: str, key: bytes) -> str:
     return ",".join(pseudonymise_one(f, key) if f.strip() else f for f in text.split(","))
 
 
-def pseudonymise_dict(ids: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[pa.DictionaryArray, pa.Array]:
-    """(vehicle_key as a dictionary array, vehicle_id) for every raw ID: one HMAC per distinct ID,
-    nothing copied per row but the int64 id. NULL / blank IDs stay NULL."""
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    encoded = ids if pa.types.is_dictionary(ids.type) else pc.dictionary_encode(ids)
+def _digests(raw_ids: list, key: bytes) -> tuple[list, list]:
+    """(vehicle_key hex, vehicle_id int) of each distinct raw ID, one HMAC each; None for NULL / blank."""
     hexes, ints = [], []
-    for v in encoded.dictionary.to_pylist():
+    for v in raw_ids:
         raw = (v or "").strip()
         if not raw:
             hexes.append(None)
@@ -117,6 +113,16 @@ def pseudonymise_dict(ids: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[pa.D
         digest = hmac.digest(key, raw.encode("utf-8"), "sha256")
         hexes.append(digest.hex()[:DIGEST_HEX_CHARS])
         ints.append(int.from_bytes(digest[:8], "big", signed=True))
+    return hexes, ints
+
+
+def pseudonymise_dict(ids: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[pa.DictionaryArray, pa.Array]:
+    """(vehicle_key as a dictionary array, vehicle_id) for every raw ID: one HMAC per distinct ID,
+    nothing copied per row but the int64 id. NULL / blank IDs stay NULL."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    encoded = ids if pa.types.is_dictionary(ids.type) else pc.dictionary_encode(ids)
+    hexes, ints = _digests(encoded.dictionary.to_pylist(), key)
     dictionary = pa.array(hexes, pa.string())
     indices = encoded.indices
     if dictionary.null_count:  # a NULL dictionary entry is a NULL key
@@ -133,17 +139,7 @@ def pseudonymise_with_ids(ids: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
     encoded = pc.dictionary_encode(ids)
-    dictionary = encoded.dictionary.to_pylist()
-    hexes, ints = [], []
-    for v in dictionary:
-        raw = (v or "").strip()
-        if not raw:
-            hexes.append(None)
-            ints.append(None)
-            continue
-        digest = hmac.digest(key, raw.encode("utf-8"), "sha256")
-        hexes.append(digest.hex()[:DIGEST_HEX_CHARS])
-        ints.append(int.from_bytes(digest[:8], "big", signed=True))
+    hexes, ints = _digests(encoded.dictionary.to_pylist(), key)
     indices = encoded.indices
     return pa.array(hexes, pa.string()).take(indices), pa.array(ints, pa.int64()).take(indices)
 
