@@ -134,9 +134,8 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
 }
 
 
-def rt(key: str, lang: str, **kw) -> str:
-    ja, en = REPORT_TEXT[key]
-    return (en if lang == "en" else ja).format(**kw)
+def rt(key: str, lang: str = "ja", **kw) -> str:
+    return w.text_of(REPORT_TEXT, key, lang, **kw)
 
 
 def _colon(lang: str) -> str:

@@ -108,8 +108,7 @@ WEIGHT_KEYS = {"share_at_or_over_limit": "w_share", "share_at_or_over_limit_plus
 
 
 def st(key: str, lang: str = "ja", **kw) -> str:
-    ja, en = SCREEN_TEXT[key]
-    return (en if lang == "en" else ja).format(**kw)
+    return w.text_of(SCREEN_TEXT, key, lang, **kw)
 
 
 def tier_colour(rank: int) -> str:

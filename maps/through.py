@@ -76,8 +76,7 @@ THROUGH_TEXT: dict[str, tuple[str, str]] = {
 
 
 def tt(key: str, lang: str = "ja", **kw) -> str:
-    ja, en = THROUGH_TEXT[key]
-    return (en if lang == "en" else ja).format(**kw)
+    return w.text_of(THROUGH_TEXT, key, lang, **kw)
 
 
 def class_label(cls: str, lang: str = "ja") -> str:

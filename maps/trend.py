@@ -58,8 +58,7 @@ TREND_TEXT: dict[str, tuple[str, str]] = {
 
 
 def tt(key: str, lang: str = "ja", **kw) -> str:
-    ja, en = TREND_TEXT[key]
-    return (en if lang == "en" else ja).format(**kw)
+    return w.text_of(TREND_TEXT, key, lang, **kw)
 
 
 @dataclass

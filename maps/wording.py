@@ -404,9 +404,15 @@ TEXT: dict[str, tuple[str, str]] = {
 }
 
 
+def text_of(table: dict[str, tuple[str, str]], key: str, lang: str = "ja", **kw) -> str:
+    """The text `key` of a (Japanese, English) table in `lang`, formatted with `kw`. Each output's own
+    table (report, trend chart, gates, screening map) is read through this, as TEXT is by `t`."""
+    return _pick(table[key], lang).format(**kw)
+
+
 def t(key: str, lang: str = "ja", **kw) -> str:
     """The text `key` in `lang`, formatted with `kw`."""
-    return _pick(TEXT[key], lang).format(**kw)
+    return text_of(TEXT, key, lang, **kw)
 
 
 def both(key: str, **kw) -> dict[str, str]:
