@@ -38,6 +38,26 @@ def _run(args, env, timeout=300, cwd=ROOT):
     return proc.stdout
 
 
+def _run_deployment(deployment: str, params: dict, env) -> tuple[str, str]:
+    """Start a run of `deployment`, let one process worker take it, and check it completed.
+    Returns (flow run id, the worker's output)."""
+    run_out = _run([PREFECT, "deployment", "run", deployment, "--params", json.dumps(params)], env)
+    flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", run_out)
+    assert flow_run_id, run_out
+    worker = subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", "etc2calm-process", "--run-once"],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        worker_out, _ = worker.communicate(timeout=900)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+    state = _run([PREFECT, "flow-run", "inspect", flow_run_id[1]], env)
+    assert "state_type=StateType.COMPLETED" in state, worker_out[-4000:]
+    return flow_run_id[1], worker_out
+
+
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect_home")
@@ -91,20 +111,7 @@ def test_deployment_runs_through_process_worker(prefect_server, tmp_path):
     out = _run([PREFECT, "--no-prompt", "deploy", "--all"], env)
     assert "monthly-all-districts" in out
     params = {"landing": str(landing), "districts": ["okurayama"], "resamples": 100}
-    run_out = _run([PREFECT, "deployment", "run", "monthly-pipeline/monthly-all-districts", "--params", json.dumps(params)], env)
-    flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", run_out)
-    assert flow_run_id, run_out
-    worker = subprocess.Popen(
-        [PREFECT, "worker", "start", "--pool", "etc2calm-process", "--run-once"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        worker_out, _ = worker.communicate(timeout=900)
-    finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-    state = _run([PREFECT, "flow-run", "inspect", flow_run_id[1]], env)
-    assert "state_type=StateType.COMPLETED" in state, worker_out[-4000:]
+    _run_deployment("monthly-pipeline/monthly-all-districts", params, env)
     # What the deployment produced: stored points, figures and the district's map and report.
     con = duckdb.connect(str(tmp_path / "wh" / "warehouse.duckdb"), read_only=True)
     try:
@@ -178,26 +185,12 @@ def test_dask_deployment_runs_on_a_local_cluster_and_keeps_key_and_ids_out_of_pr
         out = _run([PREFECT, "--no-prompt", "deploy", "--name", "monthly-all-districts-dask"], env)
         assert "monthly-all-districts-dask" in out
         params = {"landing": str(landing), "districts": ["okurayama"], "resamples": 100}
-        run_out = _run([PREFECT, "deployment", "run", "monthly-pipeline-dask/monthly-all-districts-dask", "--params",
-                        json.dumps(params)], env)  # fmt: skip
-        flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", run_out)
-        assert flow_run_id, run_out
-        worker = subprocess.Popen(
-            [PREFECT, "worker", "start", "--pool", "etc2calm-process", "--run-once"],
-            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        )  # fmt: skip
-        try:
-            worker_out, _ = worker.communicate(timeout=900)
-        finally:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGKILL)
-        state = _run([PREFECT, "flow-run", "inspect", flow_run_id[1]], env)
-        assert "state_type=StateType.COMPLETED" in state, worker_out[-4000:]
+        flow_run_id, worker_out = _run_deployment("monthly-pipeline-dask/monthly-all-districts-dask", params, env)
         # The tasks ran on the cluster, and so did their partition-parallel work.
         prefixes = set(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes)))
         assert {"stage", "match_and_write", "month_part", "range_cube", "month_rows"} <= prefixes, prefixes
         assert any(p.startswith(("ingest", "match", "evaluate")) for p in prefixes), prefixes
-        logs = _run([PREFECT, "flow-run", "logs", flow_run_id[1]], env)
+        logs = _run([PREFECT, "flow-run", "logs", flow_run_id], env)
     finally:
         client.close()
         cluster.close()
