@@ -99,7 +99,8 @@ log = logging.getLogger(__name__)
 
 FORMAT_KEYS = ("1-2", "1-3", "behavior")
 BATCH_BYTES = 2 * 1024**3  # delivered bytes staged before a commit (bounds staging disk and redo after a kill)
-TASK_BYTES = 32 * 1024**2  # small files are staged several to a task
+TASK_BYTES = 32 * 1024**2  # small files are staged several to a task, up to this many bytes
+TASKS_PER_WORKER = 32  # fine-grained enough that the end of a batch is balanced (one 50k-row ZIP ≈ 0.12 s)
 
 
 @dataclass
@@ -662,17 +663,19 @@ def _size(f: Path) -> int:
 
 
 def _tasks(files: list[Path], n_workers: int) -> list[list[str]]:
-    """Group files into tasks of about 32 MB (small files batched; big files alone), balanced over workers."""
-    sizes = [_size(f) for f in files]
-    total = sum(sizes)
-    target = max(1, min(TASK_BYTES, total // max(1, n_workers * 4) + 1))
+    """Group files into staging tasks, largest first: at least TASKS_PER_WORKER tasks per worker
+    (small files batched up to total / (workers × TASKS_PER_WORKER), at most TASK_BYTES), so a batch
+    ends on small tasks and no worker idles long waiting for another's last one."""
+    sized = sorted(((_size(f), str(f)) for f in files), key=lambda t: -t[0])  # stable: equal sizes keep their order
+    total = sum(s for s, _ in sized)
+    target = max(1, min(TASK_BYTES, total // max(1, n_workers * TASKS_PER_WORKER)))
     tasks, cur, cur_size = [], [], 0
-    for f, s in zip(files, sizes):
-        cur.append(str(f))
-        cur_size += s
-        if cur_size >= target or len(cur) >= 256:
+    for s, f in sized:
+        if cur and (cur_size + s > target or len(cur) >= 256):
             tasks.append(cur)
             cur, cur_size = [], 0
+        cur.append(f)
+        cur_size += s
     if cur:
         tasks.append(cur)
     return tasks
