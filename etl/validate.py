@@ -239,8 +239,8 @@ def _digits_to_seconds(v: np.ndarray, n_digits: np.ndarray | None = None) -> tup
     return secs, valid
 
 
-def _time_from_ints(ints: pa.Array, col: Column, present: np.ndarray) -> tuple[pa.Array, pa.Array]:
-    """Integers (NULL where absent or not digits) → (typed date / timestamp, bad mask)."""
+def _time_from_ints(ints: pa.Array, col: Column, present: np.ndarray) -> tuple[pa.Array, pa.Array | None]:
+    """Integers (NULL where absent or not digits) → (typed date / timestamp, bad mask or None when none is bad)."""
     from etl.kernels import digits_to_seconds
 
     if isinstance(ints, pa.ChunkedArray):
@@ -255,7 +255,7 @@ def _time_from_ints(ints: pa.Array, col: Column, present: np.ndarray) -> tuple[p
         typed = pa.array((secs // 86400).astype(np.int32), pa.date32(), mask=None if all_valid else ~valid)
     else:
         typed = pa.array(secs, pa.timestamp("s"), mask=None if all_valid else ~valid)
-    return typed, pa.array(bad)
+    return typed, (pa.array(bad) if bad.any() else None)
 
 
 def _parse_time(text: pa.Array, col: Column) -> tuple[pa.Array, pa.Array]:
@@ -272,7 +272,8 @@ def _parse_time(text: pa.Array, col: Column) -> tuple[pa.Array, pa.Array]:
         digits = pc.utf8_ltrim(t, "0")
         ok = pc.and_(pc.match_substring_regex(t, r"^\d+$"), pc.less_equal(pc.utf8_length(digits), 18))
         ints = pc.cast(pc.if_else(pc.fill_null(ok, False), pc.if_else(pc.equal(digits, ""), "0", digits), _NULL_STR), pa.int64())
-    return _time_from_ints(ints, col, present)
+    typed, bad = _time_from_ints(ints, col, present)
+    return typed, bad if bad is not None else pa.array(np.zeros(len(text), dtype=bool))
 
 
 def validation_rules(layout: Layout = STYLE_1_2) -> list[tuple[str, str, str]]:
@@ -313,13 +314,21 @@ def _rule_plan(layout: Layout) -> list[tuple[Column, str]]:
     return plan
 
 
-def _range_failure(v: pa.Array, col: Column) -> pa.Array:
+def _range_failure(v: pa.Array, col: Column) -> pa.Array | None:
+    """Mask of values outside the column's range (NULL passes), or None when none is: one min/max
+    pass decides the common case without building a mask."""
+    if not len(v) or v.null_count == len(v):
+        return None
+    mm = pc.min_max(v)
+    lo, hi = mm["min"].as_py(), mm["max"].as_py()
+    if (col.low is None or lo >= col.low) and (col.high is None or hi <= col.high):
+        return None
     out = None
     if col.low is not None:
         out = pc.less(v, col.low)
     if col.high is not None:
-        hi = pc.greater(v, col.high)
-        out = hi if out is None else pc.or_(out, hi)
+        high = pc.greater(v, col.high)
+        out = high if out is None else pc.or_(out, high)
     return pc.fill_null(out, False)
 
 
@@ -415,6 +424,14 @@ def read_typed(data: bytes, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.nd
         return None
 
 
+def _all_finite(v: pa.Array) -> bool:
+    """No NaN or ±inf among the values of a float64 array (NULLs pass)."""
+    values = np.frombuffer(v.buffers()[1], dtype=np.float64, count=len(v) + v.offset)[v.offset:]
+    if v.null_count:
+        values = values[np.asarray(pc.is_valid(v).to_numpy(zero_copy_only=False), dtype=bool)]
+    return bool(np.isfinite(values).all())
+
+
 def validate_typed(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.ndarray, pa.Array | None]:
     """Check the typed columns of `read_typed` with the same rules (and verdicts) as `validate_rows`.
 
@@ -431,10 +448,10 @@ def validate_typed(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1
         if col.type in ("str", "id"):
             typed[col.name] = _str_column(v, col)
         elif col.type in ("date", "timestamp"):
-            typed[col.name], failures[(col.name, "bad")] = _time_from_ints(
-                v, col, np.asarray(pc.is_valid(v).to_numpy(zero_copy_only=False), dtype=bool))
+            present = np.asarray(pc.is_valid(v).to_numpy(zero_copy_only=False), dtype=bool) if v.null_count else np.ones(n, bool)
+            typed[col.name], failures[(col.name, "bad")] = _time_from_ints(v, col, present)
         else:
-            if col.type == "float" and (v.null_count < len(v)) and not pc.all(pc.fill_null(pc.is_finite(v), True)).as_py():
+            if col.type == "float" and (v.null_count < len(v)) and not _all_finite(v):
                 finite = pc.fill_null(pc.is_finite(v), True)
                 failures[(col.name, "not_numeric")] = pc.invert(finite)
                 v = pc.if_else(finite, v, pa.scalar(None, pa.float64()))
@@ -442,7 +459,8 @@ def validate_typed(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1
             if col.low is not None or col.high is not None:
                 failures[(col.name, "out_of_range")] = _range_failure(v, col)
         if col.required:
-            failures[(col.name, "missing")] = pc.is_null(typed[col.name]) if col.type == "str" else pc.is_null(rows.column(col.name))
+            given = typed[col.name] if col.type == "str" else rows.column(col.name)
+            failures[(col.name, "missing")] = pc.is_null(given) if given.null_count else None
     reason = _reasons(failures, n, layout)
     columns = {c.name: typed[c.name] for c in layout.columns}
     columns["line_no"] = pa.array(line_no, pa.int64())
