@@ -62,7 +62,7 @@ import pyarrow.parquet as pq
 
 from etl import sources
 from etl.pseudonymise import IdKeyError, KeyMismatch, key_file, key_fingerprint, load_id_key
-from etl.schema import DUPLICATES_TABLE
+from etl.schema import DUPLICATES_TABLE, MANIFEST_COLUMNS
 from etl.spec import FORMAT_1_2, column_index, layouts
 from etl.stage import (
     CRASH_ENV,
@@ -564,10 +564,11 @@ def _apply_journal(warehouse: Path, con: duckdb.DuckDBPyConnection) -> None:
             for fid, stored, dup in j.get("manifest_set", []):
                 con.execute("UPDATE manifest SET rows_stored = ?, rows_duplicate = ? WHERE status = 'ok' AND file_id = ?",
                             [stored, dup, fid])  # fmt: skip
-            if j["manifest"]:
-                con.executemany(
-                    f"INSERT INTO manifest ({', '.join(MANIFEST_ORDER)}) VALUES ({', '.join('?' * len(MANIFEST_ORDER))})",
-                    [[m[k] for k in MANIFEST_ORDER] for m in j["manifest"]],
+            if j["manifest"]:  # one statement, a list per column (executemany costs ~0.5 ms a row)
+                con.execute(
+                    f"INSERT INTO manifest ({', '.join(MANIFEST_ORDER)}) SELECT "
+                    + ", ".join(f"unnest(?::{MANIFEST_COLUMNS[k][0]}[])" for k in MANIFEST_ORDER),
+                    [[m[k] for m in j["manifest"]] for k in MANIFEST_ORDER],
                 )
             update_store_files(con, j["deletes"], j["added"])
             con.execute("DELETE FROM warehouse_info WHERE name IN ('generation', 'commit', 'key_fingerprint')")
