@@ -170,3 +170,28 @@ def test_fingerprint_recorded_never_the_key(tmp_path):
     assert q(tmp_path / "wh", "SELECT value FROM warehouse_info WHERE name = 'key_fingerprint'") == [(fp,)]
     assert read_snapshot(tmp_path / "wh")["key_fingerprint"] == fp
     assert load_id_key() not in all_bytes(tmp_path / "wh")
+
+
+def test_pseudonyms_are_the_hmac_of_the_trimmed_id_whatever_its_shape():
+    """vehicle_key = first 32 hex chars of HMAC-SHA-256(key, trimmed ID), vehicle_id = its first 8
+    bytes as a signed big-endian int64, for every distinct ID of a column at once; NULL, empty and
+    blank IDs stay NULL; the same in both column helpers and the one-value helper."""
+    import hmac
+
+    import pyarrow as pa
+
+    from etl.pseudonymise import pseudonymise_dict, pseudonymise_one, pseudonymise_with_ids
+
+    key = b"a-test-key-of-thirty-two-bytes!!"
+    raw = ["00123", None, "", "   ", " 00123 ", "ｱｲｳ日本", "x" * 300, "0", "\t7\t", "00123"]
+    keys, ids = pseudonymise_dict(pa.array(raw, pa.string()), key)
+    keys2, ids2 = pseudonymise_with_ids(pa.array(raw, pa.string()), key)
+    assert keys.cast(pa.string()).to_pylist() == keys2.to_pylist() and ids.to_pylist() == ids2.to_pylist()
+    for r, k, i in zip(raw, keys.cast(pa.string()).to_pylist(), ids.to_pylist()):
+        if r is None or not r.strip():
+            assert k is None and i is None
+            continue
+        d = hmac.digest(key, r.strip().encode("utf-8"), "sha256")
+        assert k == d.hex()[:32] == pseudonymise_one(r, key)
+        assert i == int.from_bytes(d[:8], "big", signed=True)
+    assert pseudonymise_dict(pa.array([], pa.string()), key)[1].to_pylist() == []
