@@ -115,14 +115,44 @@ def _digests(raw_ids: list, key: bytes) -> tuple[list, pa.Array]:
     return hexes, pa.array(ints, pa.int64(), mask=np.fromiter((not r for r in raws), bool, len(raws)))
 
 
-def pseudonymise_dict(ids: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[pa.DictionaryArray, pa.Array]:
-    """(vehicle_key as a dictionary array, vehicle_id) for every raw ID: one HMAC per distinct ID,
-    nothing copied per row but the int64 id. NULL / blank IDs stay NULL."""
+class PseudonymMemo:
+    """Pseudonyms of the raw IDs already met in one delivered file: its pieces share vehicles, so a
+    large file costs one HMAC per distinct ID, not one per distinct ID per piece. It holds raw IDs:
+    keep one only while that file is staged (etl.stage makes one per file)."""
+
+    def __init__(self) -> None:
+        self.raw = pa.array([], pa.string())
+        self.hexes = pa.array([], pa.string())
+        self.ints = pa.array([], pa.int64())
+
+    def lookup(self, values: pa.Array, key: bytes) -> tuple[pa.Array, pa.Array]:
+        """(vehicle_key hex, vehicle_id) of each of `values` (a string array of distinct raw IDs)."""
+        pos = pc.index_in(values, value_set=self.raw)
+        if pos.null_count:
+            new = pc.is_null(pos)
+            fresh = values.filter(new)
+            hexes, ints = _digests(fresh.to_pylist(), key)
+            start = len(self.raw)
+            self.raw = pa.concat_arrays([self.raw, fresh])
+            self.hexes = pa.concat_arrays([self.hexes, pa.array(hexes, pa.string())])
+            self.ints = pa.concat_arrays([self.ints, ints])
+            pos = pc.replace_with_mask(pos, new, pa.array(np.arange(start, start + len(fresh), dtype=np.int32)))
+        return self.hexes.take(pos), self.ints.take(pos)
+
+
+def pseudonymise_dict(ids: pa.Array | pa.ChunkedArray, key: bytes, memo: PseudonymMemo | None = None
+                      ) -> tuple[pa.DictionaryArray, pa.Array]:  # fmt: skip
+    """(vehicle_key as a dictionary array, vehicle_id) for every raw ID: one HMAC per distinct ID
+    (per file, with a `memo` shared by its pieces), nothing copied per row but the int64 id.
+    NULL / blank IDs stay NULL."""
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
     encoded = ids if pa.types.is_dictionary(ids.type) else pc.dictionary_encode(ids)
-    hexes, ints = _digests(encoded.dictionary.to_pylist(), key)
-    dictionary = pa.array(hexes, pa.string())
+    if memo is None:
+        hexes, ints = _digests(encoded.dictionary.to_pylist(), key)
+        dictionary = pa.array(hexes, pa.string())
+    else:
+        dictionary, ints = memo.lookup(encoded.dictionary.cast(pa.string()), key)
     indices = encoded.indices
     if dictionary.null_count:  # a NULL dictionary entry is a NULL key
         indices = pc.if_else(pc.is_null(dictionary.take(indices)), pa.scalar(None, indices.type), indices)
@@ -144,6 +174,6 @@ def pseudonymise_with_ids(ids: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[
 
 
 __all__ = [
-    "IdKeyError", "KeyMismatch", "MIN_KEY_BYTES", "key_file", "key_fingerprint", "load_id_key", "pseudonymise_one",
+    "IdKeyError", "KeyMismatch", "PseudonymMemo", "MIN_KEY_BYTES", "key_file", "key_fingerprint", "load_id_key", "pseudonymise_one",
     "pseudonymise_dict", "pseudonymise_with_ids", "redact_misaligned_line",
 ]  # fmt: skip

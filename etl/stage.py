@@ -37,7 +37,7 @@ from pyproj import Transformer
 from config.settings import LONLAT_CRS, METRIC_CRS
 from etl import sources, validate
 from etl.kernels import to_epsg6677
-from etl.pseudonymise import pseudonymise_dict, pseudonymise_one, redact_misaligned_line
+from etl.pseudonymise import PseudonymMemo, pseudonymise_dict, pseudonymise_one, redact_misaligned_line
 from etl.spec import STYLE_1_2, Layout, layouts
 
 _TO_METRIC = Transformer.from_crs(LONLAT_CRS, METRIC_CRS, always_xy=True)
@@ -169,8 +169,10 @@ def _id_column(layout: Layout) -> str:
     return next(c.name for c in layout.columns if c.type == "id")
 
 
-def process_payload(data: bytes, key: bytes, layout: Layout = STYLE_1_2, first_chunk: bool = True):
-    """Read, pseudonymise, validate (and for positions project) one CSV payload.
+def process_payload(data: bytes, key: bytes, layout: Layout = STYLE_1_2, first_chunk: bool = True,
+                    memo: PseudonymMemo | None = None):  # fmt: skip
+    """Read, pseudonymise, validate (and for positions project) one CSV payload (`memo`: the
+    pseudonyms already computed for earlier pieces of the same file).
 
     Returns (rows, quarantine rows (line_no, reason, raw_text), lines read, header lines).
     Line numbers are relative to the payload. A line whose fields cannot be aligned with the
@@ -190,7 +192,7 @@ def process_payload(data: bytes, key: bytes, layout: Layout = STYLE_1_2, first_c
         redacted = [redact_misaligned_line(t, key) for t in rejects.column("raw_text").to_pylist()]
         rejects = rejects.set_column(2, "raw_text", pa.array(redacted, pa.string()))
     idx = rows.schema.get_field_index(id_name)
-    vkey, vid = pseudonymise_dict(rows.column(idx), key)
+    vkey, vid = pseudonymise_dict(rows.column(idx), key, memo)
     rows = rows.set_column(idx, id_name, vkey)  # the raw ID is gone from here on
     if typed is not None:
         good, bad_lines, reasons = validate.validate_typed(rows, line_no, layout)
@@ -417,6 +419,7 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
         layout = None
         line_base: dict[str, int] = {}
         n_field_count = 0
+        memo = PseudonymMemo()  # this file's raw IDs → pseudonyms; dropped with the call
         for member, index, data in sources.iter_payloads(path):
             if layout is None:
                 fmt = detect_format(path, data[:65536], ctx.override, all_layouts)
@@ -430,7 +433,7 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
                         f"{path}: member {member!r} does not fit the 挙動履歴 layout: expected {layout.n_columns} columns, "
                         f"found {found} (configure the layout with --behavior-layout / ETC2CALM_BEHAVIOR_LAYOUT)"
                     )
-            good, quarantine, n, header = process_payload(data, ctx.key, layout, first_chunk=index == 0)
+            good, quarantine, n, header = process_payload(data, ctx.key, layout, first_chunk=index == 0, memo=memo)
             base = line_base.get(member, 0)
             line_base[member] = base + n + header  # every line is a row, a reject or the header
             res["rows_read"] += n

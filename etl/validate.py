@@ -406,6 +406,10 @@ def validate_rows(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_
 # The fast path: typed columns straight from the CSV reader
 
 _DICT_STR = pa.dictionary(pa.int32(), pa.string())
+# Arrow CSV blocks of the fast path. Small blocks stay in the CPU cache: a 10 MB payload parses
+# ~20 % faster in 2 MB blocks than in one block, a 32 MB piece 2x faster. A line longer than a
+# block makes Arrow refuse the payload, which then takes the text path (16 MB blocks).
+TYPED_BLOCK_BYTES = 1 << 21
 _TYPED = {"str": _DICT_STR, "id": _DICT_STR, "int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64(),
           "float": pa.float64(), "date": pa.int64(), "timestamp": pa.int64()}  # fmt: skip
 
@@ -419,7 +423,7 @@ def read_typed(data: bytes, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.nd
     convert = pacsv.ConvertOptions(column_types={c.name: _TYPED[c.type] for c in layout.columns}, strings_can_be_null=True,
                                    null_values=[""], quoted_strings_can_be_null=False)  # fmt: skip
     try:
-        return _split_lines(data, layout, convert, block_size=1 << 26)
+        return _split_lines(data, layout, convert, block_size=TYPED_BLOCK_BYTES)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
 

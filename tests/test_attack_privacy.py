@@ -195,3 +195,21 @@ def test_pseudonyms_are_the_hmac_of_the_trimmed_id_whatever_its_shape():
         assert k == d.hex()[:32] == pseudonymise_one(r, key)
         assert i == int.from_bytes(d[:8], "big", signed=True)
     assert pseudonymise_dict(pa.array([], pa.string()), key)[1].to_pylist() == []
+
+
+def test_pseudonym_memo_of_a_file_gives_the_pseudonyms_of_each_piece_alone():
+    """Pieces of one file share a memo (one HMAC per distinct ID per file): every piece still gets
+    exactly the pseudonyms it gets alone, whatever it shares with earlier pieces (NULL and blank too)."""
+    import pyarrow as pa
+
+    from etl.pseudonymise import PseudonymMemo, pseudonymise_dict
+
+    key = b"a-test-key-of-thirty-two-bytes!!"
+    memo = PseudonymMemo()
+    pieces = [["7", "8", None, " ", "9", "7"], ["9", "10", None, "7", "  "], ["7", "8", "9", "10", " "], []]
+    for raw in pieces:
+        with_memo = pseudonymise_dict(pa.array(raw, pa.string()), key, memo)
+        alone = pseudonymise_dict(pa.array(raw, pa.string()), key)
+        assert with_memo[0].cast(pa.string()).to_pylist() == alone[0].cast(pa.string()).to_pylist()
+        assert with_memo[1].to_pylist() == alone[1].to_pylist()
+    assert sorted(v.strip() for v in memo.raw.to_pylist() if v.strip()) == ["10", "7", "8", "9"]  # each HMAC'd once

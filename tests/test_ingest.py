@@ -7,6 +7,7 @@ import os
 import stat
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from conftest import offset, style12_row, write_zip
@@ -178,3 +179,51 @@ def test_staging_tasks_cover_every_file_once_largest_first_and_fine_grained(tmp_
         f.write_bytes(b"y" * 100)
     grouped = _tasks(many, 2)
     assert 2 * TASKS_PER_WORKER <= len(grouped) < len(many)
+
+
+@pytest.mark.parametrize("long_line", [False, True])
+def test_payload_read_in_small_csv_blocks_equals_one_block(monkeypatch, long_line):
+    """The fast path reads in small CSV blocks: rows, line numbers, verdicts and quarantine are those
+    of a single-block read, with bad lines on and around block boundaries; a line longer than a
+    block (the payload then takes the text path) changes nothing either."""
+    import etl.validate as validate
+    from etl.pseudonymise import PseudonymMemo
+    from etl.stage import process_payload
+
+    lines = [style12_row(f"{1000 + i % 97:012d}", f"20170905{8 + i // 3600 % 10:02d}{i // 60 % 60:02d}{i % 60:02d}",
+                         139.6 + i * 1e-6, 35.5 + i * 1e-6, i % 70) for i in range(3000)]  # fmt: skip
+    for i in range(0, 3000, 217):
+        lines[i] = lines[i].rsplit(",", 1)[0]  # 32 fields
+    for i in range(101, 3000, 331):
+        f = lines[i].split(",")
+        f[18] = "999"  # speed out of range
+        lines[i] = ",".join(f)
+    if long_line:
+        lines[1500] = ",".join(["9" * 40_000] * 3)  # > one 32 KB block, wrong field count
+    data = ("\r\n".join(lines) + "\r\n").encode("ascii")
+    key = b"a-test-key-of-thirty-two-bytes!!"
+
+    text_path = []
+    read_payload = validate.read_payload
+    monkeypatch.setattr(validate, "read_payload", lambda *a, **k: text_path.append(1) or read_payload(*a, **k))
+
+    def run(block: int):
+        monkeypatch.setattr(validate, "TYPED_BLOCK_BYTES", block)
+        good, quarantine, n, header = process_payload(data, key, memo=PseudonymMemo())
+        return good, quarantine, n, header
+
+    small = run(1 << 15)
+    assert len(text_path) == long_line  # a line longer than a block: the text path
+    big = run(1 << 26)
+    assert len(text_path) == long_line
+    assert len(data) > 10 * (1 << 15)
+    assert small[2:] == big[2:] == (3000, 0)
+    assert small[0].num_rows == big[0].num_rows and small[0].num_rows + small[1].num_rows == 3000
+    for name in big[0].column_names:
+        a, b = small[0].column(name), big[0].column(name)
+        if pa.types.is_dictionary(b.type):
+            a, b = a.cast(b.type.value_type), b.cast(b.type.value_type)
+        assert a.to_pylist() == b.to_pylist(), name
+    assert small[1].select(["line_no", "reason"]).to_pylist() == big[1].select(["line_no", "reason"]).to_pylist()
+    bad = sorted(set(range(1, 3001, 217)) | set(range(102, 3001, 331)) | ({1501} if long_line else set()))
+    assert small[1].column("line_no").to_pylist() == bad
