@@ -94,6 +94,38 @@ def digits_to_seconds(v, valid_in, date_only):
     return secs, valid
 
 
+# --- exact duplicates ---------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def repeated_keys(keys):
+    """True where an int64 key occurred earlier in the array (as pandas' duplicated(keep="first")):
+    an open-addressing hash set (linear probing, load ≤ 1/2), one pass. The slot is the top bits of
+    the key times 2^64/φ (Fibonacci hashing), so keys alike in their low bits spread too."""
+    n = keys.shape[0]
+    out = np.zeros(n, np.bool_)
+    bits = 4
+    while (1 << bits) < 2 * n:
+        bits += 1
+    mask = (1 << bits) - 1
+    shift = np.uint64(64 - bits)
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    table = np.zeros(mask + 1, np.int64)
+    used = np.zeros(mask + 1, np.bool_)
+    for i in range(n):
+        k = keys[i]
+        j = np.int64((np.uint64(k) * golden) >> shift)
+        while used[j]:
+            if table[j] == k:
+                out[i] = True
+                break
+            j = (j + 1) & mask
+        else:
+            used[j] = True
+            table[j] = k
+    return out
+
+
 # --- EPSG:6677 --------------------------------------------------------------------------------
 
 _A = 6378137.0
@@ -193,3 +225,4 @@ def warm_up() -> None:
     digits_to_seconds(np.array([20170905080000], np.int64), np.ones(1, np.bool_), False)
     digits_to_seconds(np.array([20170905], np.int64), np.ones(1, np.bool_), True)
     to_epsg6677(np.array([139.6]), np.array([35.5]))
+    repeated_keys(np.array([1, 1], np.int64))

@@ -84,3 +84,22 @@ def test_time_verdict_does_not_depend_on_the_column(token):
         mixed, bad_mixed = _parse_time(pa.array([token, "zz"]), col)
         assert alone[0].as_py() == mixed[0].as_py(), (token, col.name)
         assert bad_alone[0].as_py() == bad_mixed[0].as_py(), (token, col.name)
+
+
+def test_repeated_keys_equals_pandas_duplicated_first():
+    """The commit's duplicate check: True where a key occurred before, exactly as pandas'
+    duplicated(keep="first"), for random keys with repeats, keys alike in their low bits, extremes."""
+    import pandas as pd
+
+    from etl.kernels import repeated_keys
+
+    rng = np.random.default_rng(5)
+    cases = [np.zeros(0, np.int64), np.array([7], np.int64), np.array([0, -1, 0, 2**62, -(2**63), -(2**63), 2**63 - 1, 0, 2**63 - 1])]
+    k = rng.integers(-(2**63), 2**63 - 1, 50_000, dtype=np.int64)
+    k[rng.integers(0, 50_000, 5_000)] = k[rng.integers(0, 50_000, 5_000)]
+    cases.append(k)
+    low = np.arange(0, 40_000 * 2**20, 2**20, dtype=np.int64)  # every key ends in 20 zero bits
+    cases.append(np.r_[low, low[::-3], -low[:100]])
+    for keys in cases:
+        keys = np.asarray(keys, dtype=np.int64)
+        assert (repeated_keys(keys) == pd.Series(keys).duplicated(keep="first").to_numpy()).all()
