@@ -38,6 +38,7 @@ load no extension. Every column of every view is documented in `column_docs`.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 from contextlib import contextmanager
@@ -268,16 +269,15 @@ def refresh_views(con: duckdb.DuckDBPyConnection, warehouse: Path, behavior_layo
         guard = (f" WHERE CASE WHEN (SELECT count(*) FROM duckdb_databases() WHERE path IN ({where})) > 0 "
                  f"THEN true ELSE error({sql_literal(msg)}) END")  # fmt: skip
     cols_of = _view_columns(behavior_layout)
-    kind = "TEMP VIEW" if temp else "VIEW"
+    define = _ViewDefiner(con, temp)
 
     def build():
         for name, hive in TABLES.items():
             listed = [(root / p).as_posix() for p, _ in files[name]]
             legacy = any(lg for _, lg in files[name])
-            con.execute(f"CREATE OR REPLACE {kind} {name} AS {_view_sql(listed, cols_of[name], hive, legacy, guard)}")
-            if not temp:
-                con.execute(";\n".join(f"COMMENT ON COLUMN {name}.{col} IS {sql_literal(doc)}" for col, (_, doc) in cols_of[name].items()))
-        _matched_views(con, root, kind, guard)
+            define(name, _view_sql(listed, cols_of[name], hive, legacy, guard), cols_of[name])
+        _matched_views(con, root, define, guard)
+        define.record()
 
     if temp:
         build()
@@ -293,7 +293,43 @@ MATCHED_VIEWS = {"matched_points": MATCHED_POINTS_COLUMNS, "district_trip_points
                  "matched_trips": MATCHED_TRIPS_COLUMNS, "matched_events": MATCHED_EVENTS_COLUMNS}  # fmt: skip
 
 
-def _matched_views(con: duckdb.DuckDBPyConnection, root: Path, kind: str = "VIEW", guard: str = "") -> None:
+class _ViewDefiner:
+    """CREATE OR REPLACE a view and (persistent views) comment its columns, skipping a persistent view
+    whose SQL and column docs are those it already has: a commit then re-creates only the views
+    whose files changed (COMMENT ON COLUMN costs ~0.5 ms a column). What each persistent view was
+    made from is kept in warehouse_info as `view:<name>` = a digest of its SQL and docs."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, temp: bool):
+        self.con, self.temp = con, temp
+        self.made: dict[str, str] = {}
+        self.current: dict[str, str] = {}
+        if not temp:
+            existing = {v for (v,) in con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() AND NOT temporary").fetchall()}  # fmt: skip
+            self.current = {n[5:]: v for n, v in con.execute("SELECT name, value FROM warehouse_info WHERE name LIKE 'view:%'").fetchall()
+                            if n[5:] in existing}  # fmt: skip
+
+    def __call__(self, name: str, sql: str, columns: dict[str, tuple[str, str]]) -> None:
+        if self.temp:
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+            return
+        comments = ";\n".join(f"COMMENT ON COLUMN {name}.{col} IS {sql_literal(doc)}" for col, (_, doc) in columns.items())
+        digest = hashlib.sha256(f"{sql}\n{comments}".encode()).hexdigest()[:32]
+        if self.current.get(name) == digest:
+            return
+        self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+        self.con.execute(comments)
+        self.made[name] = digest
+
+    def record(self) -> None:
+        if self.made:
+            names = [f"view:{n}" for n in self.made]
+            self.con.execute("DELETE FROM warehouse_info WHERE name IN (SELECT unnest(?::VARCHAR[]))", [names])
+            self.con.execute("INSERT INTO warehouse_info SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+                             [names, list(self.made.values())])  # fmt: skip
+
+
+def _matched_views(con: duckdb.DuckDBPyConnection, root: Path, define: _ViewDefiner, guard: str = "") -> None:
     """Views over the match stage's files listed in match_state (never stale or half-written folders)."""
     rows = con.execute("SELECT district, folder FROM match_state ORDER BY district, year, month").fetchall()
     specs = (("district_trip_points", "points", MATCHED_POINTS_COLUMNS, ""),
@@ -310,9 +346,7 @@ def _matched_views(con: duckdb.DuckDBPyConnection, root: Path, kind: str = "VIEW
             cond = (where + " AND " if where else " WHERE ") + guard.removeprefix(" WHERE ")
         parts = [f"SELECT {sql_literal(d)} AS district, {sel} FROM read_parquet([{', '.join(map(sql_literal, files))}]){cond}"
                  for d, files in by_district.items()]  # fmt: skip
-        con.execute(f"CREATE OR REPLACE {kind} {view} AS " + (" UNION ALL ".join(parts) if parts else _empty_select(cols)))
-        if kind == "VIEW":
-            con.execute(";\n".join(f"COMMENT ON COLUMN {view}.{col} IS {sql_literal(doc)}" for col, (_, doc) in cols.items()))
+        define(view, " UNION ALL ".join(parts) if parts else _empty_select(cols), cols)
 
 
 def _build_persistent(con, build, root: Path, own: list[str], cols_of) -> None:

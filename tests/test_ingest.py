@@ -227,3 +227,40 @@ def test_payload_read_in_small_csv_blocks_equals_one_block(monkeypatch, long_lin
     assert small[1].select(["line_no", "reason"]).to_pylist() == big[1].select(["line_no", "reason"]).to_pylist()
     bad = sorted(set(range(1, 3001, 217)) | set(range(102, 3001, 331)) | ({1501} if long_line else set()))
     assert small[1].column("line_no").to_pylist() == bad
+
+
+def test_commit_remakes_only_changed_views_and_every_view_keeps_its_docs(tmp_path, monkeypatch):
+    """A commit re-creates the views whose files changed (and any view that went missing); every
+    view of the warehouse still carries its column comments and reads exactly the committed files."""
+    import etl.warehouse as warehouse
+
+    remade: list[set] = []
+    record = warehouse._ViewDefiner.record
+    monkeypatch.setattr(warehouse._ViewDefiner, "record", lambda self: remade.append(set(self.made)) or record(self))
+    wh = tmp_path / "wh"
+    write_zip(tmp_path / "a" / "OUT1-2_533925_20170905.zip", [_good(i) for i in range(3)])
+    ingest_paths([tmp_path / "a"], wh)
+
+    def state():
+        views = dict(_query(wh, "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND NOT temporary"))
+        undocumented = _query(wh, "SELECT table_name, column_name FROM duckdb_columns() WHERE table_name IN "
+                                  "(SELECT view_name FROM duckdb_views() WHERE NOT internal) AND (comment IS NULL OR comment = '')")  # fmt: skip
+        return views, undocumented
+
+    before, undocumented = state()
+    assert {"probe_points", "quarantine", "trips", "matched_points"} <= set(before) and undocumented == []
+    write_zip(tmp_path / "b" / "OUT1-2_533925_20170906.zip", [_good(i, t="20170906080000") for i in range(4)]
+              + ["RSU0001,x"])  # fmt: skip
+    con = duckdb.connect(str(wh / "warehouse.duckdb"))
+    con.execute("DROP VIEW trips")  # a careless user; the next commit brings it back
+    con.close()
+    remade.clear()
+    ingest_paths([tmp_path / "b"], wh)
+    assert remade == [{"probe_points", "quarantine", "trips"}]  # the commit's; matched views and the rest kept
+    after, undocumented = state()
+    assert undocumented == [] and set(after) == set(before)
+    assert after["probe_points"] != before["probe_points"] and after["quarantine"] != before["quarantine"]
+    assert after["matched_points"] == before["matched_points"]  # untouched by an ingest
+    assert _query(wh, "SELECT count(*) FROM probe_points") == [(7,)]
+    assert _query(wh, "SELECT count(*) FROM quarantine") == [(1,)]
+    assert _query(wh, "SELECT count(*) FROM trips") == [(0,)]
