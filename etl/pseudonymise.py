@@ -148,11 +148,7 @@ def pseudonymise_dict(ids: pa.Array | pa.ChunkedArray, key: bytes, memo: Pseudon
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
     encoded = ids if pa.types.is_dictionary(ids.type) else pc.dictionary_encode(ids)
-    if memo is None:
-        hexes, ints = _digests(encoded.dictionary.to_pylist(), key)
-        dictionary = pa.array(hexes, pa.string())
-    else:
-        dictionary, ints = memo.lookup(encoded.dictionary.cast(pa.string()), key)
+    dictionary, ints = (memo or PseudonymMemo()).lookup(encoded.dictionary.cast(pa.string()), key)
     indices = encoded.indices
     if dictionary.null_count:  # a NULL dictionary entry is a NULL key
         indices = pc.if_else(pc.is_null(dictionary.take(indices)), pa.scalar(None, indices.type), indices)
@@ -168,9 +164,8 @@ def pseudonymise_with_ids(ids: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
     encoded = pc.dictionary_encode(ids)
-    hexes, ints = _digests(encoded.dictionary.to_pylist(), key)
-    indices = encoded.indices
-    return pa.array(hexes, pa.string()).take(indices), ints.take(indices)
+    hexes, ints = PseudonymMemo().lookup(encoded.dictionary.cast(pa.string()), key)
+    return hexes.take(encoded.indices), ints.take(encoded.indices)
 
 
 __all__ = [
