@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from conftest import offset, style12_row, write_zip
+from conftest import offset, q, style12_row, write_zip
 from etl.ingest import ingest_paths
 from etl.pseudonymise import load_id_key
 from etl.validate import parse_fields
@@ -21,14 +21,6 @@ RAW_ID = "000012345678"
 def _good(i: int, speed=30, vid=RAW_ID, t="20170905080000"):
     lon, lat = offset(i * 10, 0)
     return style12_row(vid, t, lon, lat, speed)
-
-
-def _query(wh, sql):
-    con = duckdb.connect(str(wh / "warehouse.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_bad_rows_are_quarantined_and_rows_conserved(tmp_path):
@@ -53,17 +45,17 @@ def test_bad_rows_are_quarantined_and_rows_conserved(tmp_path):
     assert report.total("rows_stored") == 3
     assert report.total("rows_quarantined") == 9
     wh = tmp_path / "wh"
-    q = dict(_query(wh, "SELECT line_no, reason FROM quarantine ORDER BY line_no"))
-    assert q == {
+    reasons = dict(q(wh, "SELECT line_no, reason FROM quarantine ORDER BY line_no"))
+    assert reasons == {
         3: "lat_out_of_range", 4: "speed_kmh_out_of_range", 5: "speed_kmh_out_of_range", 6: "bad_gps_time",
         7: "bad_gps_time", 8: "field_count", 9: "empty_line", 10: "speed_kmh_not_numeric",
         11: "missing_operation_id",
     }  # fmt: skip
-    stored = _query(wh, "SELECT line_no, gps_time, speed_kmh FROM probe_points ORDER BY line_no")
+    stored = q(wh, "SELECT line_no, gps_time, speed_kmh FROM probe_points ORDER BY line_no")
     assert [(r[0], r[1].strftime("%Y%m%d%H%M%S"), r[2]) for r in stored] == [
         (1, "20170905080000", 30.0), (2, "20170905080100", 25.0), (12, "20170905080000", 40.0),
     ]  # fmt: skip
-    manifest = _query(wh, "SELECT rows_read, rows_stored, rows_quarantined, status FROM manifest")
+    manifest = q(wh, "SELECT rows_read, rows_stored, rows_quarantined, status FROM manifest")
     assert manifest == [(12, 3, 9, "ok")]
 
 
@@ -78,8 +70,8 @@ def test_reingest_adds_nothing_and_copies_are_recognised(tmp_path):
     (tmp_path / "copy" / "renamed.zip").write_bytes(z.read_bytes())
     r3 = ingest_paths([tmp_path / "copy"], tmp_path / "wh")
     assert [f.status for f in r3.files] == ["skipped"]
-    assert _query(tmp_path / "wh", "SELECT count(*) FROM probe_points") == [(5,)]
-    assert _query(tmp_path / "wh", "SELECT count(*) FROM manifest") == [(1,)]
+    assert q(tmp_path / "wh", "SELECT count(*) FROM probe_points") == [(5,)]
+    assert q(tmp_path / "wh", "SELECT count(*) FROM manifest") == [(1,)]
 
 
 def test_raw_operation_id_never_stored(tmp_path):
@@ -90,9 +82,9 @@ def test_raw_operation_id_never_stored(tmp_path):
         for name in files:
             data = open(os.path.join(root, name), "rb").read()
             assert RAW_ID.encode() not in data, f"raw 運行ID found in {name}"
-    keys = _query(tmp_path / "wh", "SELECT DISTINCT vehicle_key FROM probe_points")
+    keys = q(tmp_path / "wh", "SELECT DISTINCT vehicle_key FROM probe_points")
     assert len(keys) == 1 and len(keys[0][0]) == 32
-    raw = _query(tmp_path / "wh", "SELECT raw_text FROM quarantine ORDER BY line_no")
+    raw = q(tmp_path / "wh", "SELECT raw_text FROM quarantine ORDER BY line_no")
     assert all(RAW_ID not in r[0] for r in raw)
     assert keys[0][0] in raw[0][0]  # the pseudonym takes the ID's place in the kept raw text
 
@@ -102,8 +94,8 @@ def test_pseudonym_depends_on_key(tmp_path, monkeypatch):
     ingest_paths([tmp_path / "d"], tmp_path / "wh1")
     monkeypatch.setenv("ETC2CALM_ID_KEY", "another-key-of-16-bytes-or-more")  # keys under 16 bytes are refused (issue 11 item 7)
     ingest_paths([tmp_path / "d"], tmp_path / "wh2")
-    k1 = _query(tmp_path / "wh1", "SELECT vehicle_key FROM probe_points")
-    k2 = _query(tmp_path / "wh2", "SELECT vehicle_key FROM probe_points")
+    k1 = q(tmp_path / "wh1", "SELECT vehicle_key FROM probe_points")
+    k2 = q(tmp_path / "wh2", "SELECT vehicle_key FROM probe_points")
     assert k1 != k2
 
 
@@ -124,7 +116,7 @@ def test_unreadable_file_fails_but_others_ingested(tmp_path):
     assert status == {"good.zip": "ok", "broken.zip": "failed", "empty.zip": "failed"}
     assert report.total("rows_stored") == 4
     assert all(f.path.name in f.message for f in report.failed)
-    failed = _query(tmp_path / "wh", "SELECT count(*) FROM manifest WHERE status = 'failed'")
+    failed = q(tmp_path / "wh", "SELECT count(*) FROM manifest WHERE status = 'failed'")
     assert failed == [(2,)]
 
 
@@ -242,9 +234,9 @@ def test_commit_remakes_only_changed_views_and_every_view_keeps_its_docs(tmp_pat
     ingest_paths([tmp_path / "a"], wh)
 
     def state():
-        views = dict(_query(wh, "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND NOT temporary"))
-        undocumented = _query(wh, "SELECT table_name, column_name FROM duckdb_columns() WHERE table_name IN "
-                                  "(SELECT view_name FROM duckdb_views() WHERE NOT internal) AND (comment IS NULL OR comment = '')")  # fmt: skip
+        views = dict(q(wh, "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND NOT temporary"))
+        undocumented = q(wh, "SELECT table_name, column_name FROM duckdb_columns() WHERE table_name IN "
+                             "(SELECT view_name FROM duckdb_views() WHERE NOT internal) AND (comment IS NULL OR comment = '')")  # fmt: skip
         return views, undocumented
 
     before, undocumented = state()
@@ -261,6 +253,6 @@ def test_commit_remakes_only_changed_views_and_every_view_keeps_its_docs(tmp_pat
     assert undocumented == [] and set(after) == set(before)
     assert after["probe_points"] != before["probe_points"] and after["quarantine"] != before["quarantine"]
     assert after["matched_points"] == before["matched_points"]  # untouched by an ingest
-    assert _query(wh, "SELECT count(*) FROM probe_points") == [(7,)]
-    assert _query(wh, "SELECT count(*) FROM quarantine") == [(1,)]
-    assert _query(wh, "SELECT count(*) FROM trips") == [(0,)]
+    assert q(wh, "SELECT count(*) FROM probe_points") == [(7,)]
+    assert q(wh, "SELECT count(*) FROM quarantine") == [(1,)]
+    assert q(wh, "SELECT count(*) FROM trips") == [(0,)]

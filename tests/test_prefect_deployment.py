@@ -16,8 +16,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-import duckdb
 import pytest
+
+from conftest import q
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,13 +114,10 @@ def test_deployment_runs_through_process_worker(prefect_server, tmp_path):
     params = {"landing": str(landing), "districts": ["okurayama"], "resamples": 100}
     _run_deployment("monthly-pipeline/monthly-all-districts", params, env)
     # What the deployment produced: stored points, figures and the district's map and report.
-    con = duckdb.connect(str(tmp_path / "wh" / "warehouse.duckdb"), read_only=True)
-    try:
-        n_points = con.execute("SELECT count(*) FROM probe_points").fetchall()[0][0]
-        n_stats = con.execute("SELECT count(*) FROM road_period_stats WHERE district = 'okurayama'").fetchall()[0][0]
-        n_did = con.execute("SELECT count(*) FROM comparison_results WHERE district = 'okurayama' AND unit = 'did'").fetchall()[0][0]
-    finally:
-        con.close()
+    wh = tmp_path / "wh"
+    [(n_points,)] = q(wh, "SELECT count(*) FROM probe_points")
+    [(n_stats,)] = q(wh, "SELECT count(*) FROM road_period_stats WHERE district = 'okurayama'")
+    [(n_did,)] = q(wh, "SELECT count(*) FROM comparison_results WHERE district = 'okurayama' AND unit = 'did'")
     assert n_points > 1000 and n_stats > 0 and n_did > 0
     from config.districts import load_district
     from etl.synthetic import monitoring_periods
@@ -194,13 +192,10 @@ def test_dask_deployment_runs_on_a_local_cluster_and_keeps_key_and_ids_out_of_pr
     finally:
         client.close()
         cluster.close()
-    con = duckdb.connect(str(tmp_path / "wh" / "warehouse.duckdb"), read_only=True)
-    try:
-        n_points = con.execute("SELECT count(*) FROM probe_points").fetchall()[0][0]
-        n_stats = con.execute("SELECT count(*) FROM road_period_stats WHERE district = 'okurayama'").fetchall()[0][0]
-        fingerprint = con.execute("SELECT value FROM warehouse_info WHERE name = 'key_fingerprint'").fetchall()[0][0]
-    finally:
-        con.close()
+    wh = tmp_path / "wh"
+    [(n_points,)] = q(wh, "SELECT count(*) FROM probe_points")
+    [(n_stats,)] = q(wh, "SELECT count(*) FROM road_period_stats WHERE district = 'okurayama'")
+    [(fingerprint,)] = q(wh, "SELECT value FROM warehouse_info WHERE name = 'key_fingerprint'")
     assert n_points > 1000 and n_stats > 0 and fingerprint == key_fingerprint(key.encode())
     assert (tmp_path / "maps" / "latest" / "okurayama.html").exists()
     assert not (tmp_path / "flow_config" / "etc2calm").exists()  # the flow process never needed a key
