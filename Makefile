@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean docs
+.PHONY: demo test lint format install clean docs
 
 # Reinstall only when the project's definition changed.
 $(STAMP): pyproject.toml
@@ -17,7 +17,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/etc2calm demo
 
-test: $(STAMP)
+# The house style: CI fails on a finding (run `make format` to apply the formatter).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint
 	$(PY) -m pytest -q
 
 # Regenerate docs/warehouse.md and docs/export.md from the code's definitions (tests check they are current).

@@ -42,11 +42,15 @@ def braking_per_road(events: pd.DataFrame, passages: pd.DataFrame) -> pd.DataFra
     n_veh = events.groupby("road_id")["vehicle_id"].nunique().rename("n_vehicles")
     out = pd.concat([n_ev, n_pass, n_veh], axis=1).fillna(0).astype("int64").reset_index(names="road_id")
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["events_per_1000_passages"] = np.where(out["n_passages"] > 0, 1000.0 * out["n_events"] / out["n_passages"], np.nan)
+        out["events_per_1000_passages"] = np.where(
+            out["n_passages"] > 0, 1000.0 * out["n_events"] / out["n_passages"], np.nan
+        )
     return out[["road_id", "n_events", "n_passages", "events_per_1000_passages", "n_vehicles"]]
 
 
-def braking_hotspots(events: pd.DataFrame, cell_m: float = HOTSPOT_CELL_M, min_events: int = HOTSPOT_MIN_EVENTS) -> pd.DataFrame:
+def braking_hotspots(
+    events: pd.DataFrame, cell_m: float = HOTSPOT_CELL_M, min_events: int = HOTSPOT_MIN_EVENTS
+) -> pd.DataFrame:
     """Clusters of braking events on a square grid (cell_m metres): cells with ≥ min_events.
 
     events: columns x_m, y_m (metres, projected), vehicle_id. Returns x_m, y_m (centroid of the
@@ -58,7 +62,9 @@ def braking_hotspots(events: pd.DataFrame, cell_m: float = HOTSPOT_CELL_M, min_e
     cx = np.floor(events["x_m"].to_numpy() / cell_m).astype(np.int64)
     cy = np.floor(events["y_m"].to_numpy() / cell_m).astype(np.int64)
     g = events.assign(_cx=cx, _cy=cy).groupby(["_cx", "_cy"])
-    out = g.agg(x_m=("x_m", "mean"), y_m=("y_m", "mean"), n_events=("x_m", "size"), n_vehicles=("vehicle_id", "nunique"))
+    out = g.agg(
+        x_m=("x_m", "mean"), y_m=("y_m", "mean"), n_events=("x_m", "size"), n_vehicles=("vehicle_id", "nunique")
+    )
     out = out[out["n_events"] >= min_events].sort_values("n_events", ascending=False, kind="stable")
     return out.reset_index(drop=True)[cols]
 
@@ -78,7 +84,9 @@ def cut_through_trips(on_residential: pd.DataFrame, trips: pd.DataFrame, distric
     t = used.merge(trips[["trip_id", "origin_x_m", "origin_y_m", "dest_x_m", "dest_y_m"]], on="trip_id", how="left")
     if t[["origin_x_m", "dest_x_m"]].isna().any().any():
         raise ValueError("cut_through_trips: a trip of the points has no origin / destination")
-    t["origin_inside"] = shapely.contains_xy(district_area, t["origin_x_m"].to_numpy(float), t["origin_y_m"].to_numpy(float))
+    t["origin_inside"] = shapely.contains_xy(
+        district_area, t["origin_x_m"].to_numpy(float), t["origin_y_m"].to_numpy(float)
+    )
     t["dest_inside"] = shapely.contains_xy(district_area, t["dest_x_m"].to_numpy(float), t["dest_y_m"].to_numpy(float))
     t["cut_through"] = ~t["origin_inside"] & ~t["dest_inside"]
     return t[["trip_id", "vehicle_id", "origin_inside", "dest_inside", "cut_through"]]
@@ -87,7 +95,11 @@ def cut_through_trips(on_residential: pd.DataFrame, trips: pd.DataFrame, distric
 def cut_through_streets(trips: pd.DataFrame, matched: pd.DataFrame) -> pd.DataFrame:
     """Which streets the classified trips use: road_id, n_trips, n_cut_through, n_vehicles_cut_through
     (distinct vehicles among those trips, for publication thresholds), share_cut_through."""
-    m = matched[["road_id", "trip_id"]].drop_duplicates().merge(trips[["trip_id", "vehicle_id", "cut_through"]], on="trip_id")
+    m = (
+        matched[["road_id", "trip_id"]]
+        .drop_duplicates()
+        .merge(trips[["trip_id", "vehicle_id", "cut_through"]], on="trip_id")
+    )
     out = m.groupby("road_id").agg(n_trips=("cut_through", "size"), n_cut_through=("cut_through", "sum"))
     veh = m[m["cut_through"]].groupby("road_id")["vehicle_id"].nunique()
     out["n_vehicles_cut_through"] = veh.reindex(out.index).fillna(0).astype("int64")

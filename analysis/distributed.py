@@ -57,8 +57,9 @@ def _folders(warehouse: str | Path, network: Network, period: Period) -> list[Pa
         con.close()
 
 
-def aggregate_months_serial(warehouse: str | Path, network: Network, period: Period,
-                            point_filter: PointFilter = ALL_POINTS) -> ScaleOutResult:  # fmt: skip
+def aggregate_months_serial(
+    warehouse: str | Path, network: Network, period: Period, point_filter: PointFilter = ALL_POINTS
+) -> ScaleOutResult:
     """The single-process path: the period read at once and aggregated here (what `analyze` does)."""
     t0 = time.perf_counter()
     folders = _folders(warehouse, network, period)
@@ -67,9 +68,16 @@ def aggregate_months_serial(warehouse: str | Path, network: Network, period: Per
 
 
 def aggregate_months(
-    warehouse: str | Path, network: Network, period: Period, point_filter: PointFilter = ALL_POINTS, *,
-    client=None, scheduler_address: str | None = None, n_workers: int = 2, n_shards: int | None = None,
-) -> ScaleOutResult:  # fmt: skip
+    warehouse: str | Path,
+    network: Network,
+    period: Period,
+    point_filter: PointFilter = ALL_POINTS,
+    *,
+    client=None,
+    scheduler_address: str | None = None,
+    n_workers: int = 2,
+    n_shards: int | None = None,
+) -> ScaleOutResult:
     """Partition-parallel aggregation on Dask; the cube equals `aggregate_months_serial`'s bit for bit.
 
     Cluster: `client` (a dask.distributed Client) if given; else `scheduler_address` (e.g.
@@ -85,16 +93,31 @@ def aggregate_months(
         if scheduler_address:
             client = own_client = Client(scheduler_address)
         else:
-            own_cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                       silence_logs=logging.ERROR, env={"NUMBA_NUM_THREADS": "1"})  # fmt: skip
+            own_cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+                env={"NUMBA_NUM_THREADS": "1"},
+            )
             client = own_client = Client(own_cluster)
     try:
         t0 = time.perf_counter()
         folders = _folders(warehouse, network, period)
         workers = len(client.nthreads())
         (net,) = client.scatter([network], broadcast=True, hash=False)
-        submitted = submit_period_cube(client, net, network, folders, point_filter, period.start, period.end,
-                                       with_passages=False, n_shards=n_shards)  # fmt: skip
+        submitted = submit_period_cube(
+            client,
+            net,
+            network,
+            folders,
+            point_filter,
+            period.start,
+            period.end,
+            with_passages=False,
+            n_shards=n_shards,
+        )
         cube, _, n = collect_period_cube(client, submitted)
         return ScaleOutResult(cube, [str(f) for f in folders], n, time.perf_counter() - t0, workers)
     finally:
@@ -119,8 +142,17 @@ def warm_up(numba_threads: int | None = 1) -> float:
         numba.set_num_threads(max(1, min(int(numba_threads), numba.config.NUMBA_NUM_THREADS)))
     index = build_segment_index(np.array([shapely.LineString([(0, 0), (100, 0)])]), radius_m=20)
     m = match_points(np.array([10.0, 50.0]), np.array([1.0, -2.0]), index, np.array([90.0, np.nan]))
-    aggregate_points(m.seg, m.pos, m.direction, index, np.zeros(2, np.int64), np.ones(2, np.int32),
-                     np.array([30.0, 31.0]), np.arange(2, dtype=np.int64), np.full(index.links.n_pieces, 30.0))  # fmt: skip
+    aggregate_points(
+        m.seg,
+        m.pos,
+        m.direction,
+        index,
+        np.zeros(2, np.int64),
+        np.ones(2, np.int32),
+        np.array([30.0, 31.0]),
+        np.arange(2, dtype=np.int64),
+        np.full(index.links.n_pieces, 30.0),
+    )
     return time.perf_counter() - t0
 
 

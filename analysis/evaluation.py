@@ -40,7 +40,6 @@ from config.settings import (
 from geo.aggregate import speed_bin_kmh
 
 
-
 @dataclass(frozen=True)
 class GroupData:
     """Samples (points or passages) of one unit in one period, encoded for the bootstrap.
@@ -60,7 +59,9 @@ class GroupData:
         return self.speed_kmh if self.p85_kmh is None else self.p85_kmh
 
 
-def point_indicators(speed_kmh: np.ndarray, limit_kmh: np.ndarray | float, p85_kmh: np.ndarray | None = None) -> dict[str, float]:
+def point_indicators(
+    speed_kmh: np.ndarray, limit_kmh: np.ndarray | float, p85_kmh: np.ndarray | None = None
+) -> dict[str, float]:
     """Indicators of raw samples: mean and p85 in km/h (p85 linear interpolation over `p85_kmh`,
     default the speeds), shares 0–1 (at or over the limit, and over limit + 10)."""
     speed_kmh = np.asarray(speed_kmh, dtype=float)
@@ -118,13 +119,21 @@ def _replicate_indicators(group: GroupData, weights_t: np.ndarray) -> dict[str, 
     limit = np.broadcast_to(np.asarray(group.limit_kmh, dtype=float), speed.shape)
     vehicles, local = np.unique(np.asarray(group.vehicle, dtype=np.int64), return_inverse=True)
     per_vehicle = lambda w: np.bincount(local, weights=w, minlength=len(vehicles))  # noqa: E731
-    sums = np.stack([per_vehicle(np.ones(len(speed))), per_vehicle(speed), per_vehicle((speed >= limit).astype(float)),
-                     per_vehicle((speed >= limit + 10).astype(float))], axis=1)  # fmt: skip
+    sums = np.stack(
+        [
+            per_vehicle(np.ones(len(speed))),
+            per_vehicle(speed),
+            per_vehicle((speed >= limit).astype(float)),
+            per_vehicle((speed >= limit + 10).astype(float)),
+        ],
+        axis=1,
+    )
     values, value_idx = np.unique(group.p85_values, return_inverse=True)
     pair, cnt = np.unique(local.astype(np.int64) * len(values) + value_idx, return_counts=True)
     pair_vehicle, pair_value = np.divmod(pair, len(values))
-    totals, counts = _replicate_sums(weights_t, vehicles, sums, vehicles[pair_vehicle], pair_value,
-                                     cnt.astype(np.float64), len(values))  # fmt: skip
+    totals, counts = _replicate_sums(
+        weights_t, vehicles, sums, vehicles[pair_vehicle], pair_value, cnt.astype(np.float64), len(values)
+    )
     n = totals[:, 0]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean, share, share10 = totals[:, 1] / n, totals[:, 2] / n, totals[:, 3] / n
@@ -176,11 +185,19 @@ def vehicle_order(points: pd.DataFrame) -> np.ndarray:
     return first["vehicle"].to_numpy()
 
 
-def compare_periods(points: pd.DataFrame, *, treated: list[str], control: list[str], indicator: str = "mean",
-                    passages: pd.DataFrame | None = None, **kwargs) -> pd.DataFrame:  # fmt: skip
+def compare_periods(
+    points: pd.DataFrame,
+    *,
+    treated: list[str],
+    control: list[str],
+    indicator: str = "mean",
+    passages: pd.DataFrame | None = None,
+    **kwargs,
+) -> pd.DataFrame:
     """`compare_periods_all` for one indicator."""
-    return compare_periods_all(points, treated=treated, control=control, indicators=(indicator,), passages=passages,
-                               **kwargs)[indicator]  # fmt: skip
+    return compare_periods_all(
+        points, treated=treated, control=control, indicators=(indicator,), passages=passages, **kwargs
+    )[indicator]
 
 
 def compare_periods_all(
@@ -235,8 +252,11 @@ def compare_periods_all(
         mask = np.isin(unit, members) & (per == period)
         g = GroupData(veh[mask], speed[mask], limit[mask], q[mask])
         value = point_indicators(g.speed_kmh, g.limit_kmh, g.p85_kmh)
-        reps = (_replicate_indicators(g, weights_t) if mask.any()
-                else {k: np.full(resamples, np.nan) for k in POINT_INDICATORS})  # fmt: skip
+        reps = (
+            _replicate_indicators(g, weights_t)
+            if mask.any()
+            else {k: np.full(resamples, np.nan) for k in POINT_INDICATORS}
+        )
         return value, reps, int(mask.sum()), len(np.unique(g.vehicle))
 
     alpha = (1 - confidence) / 2
@@ -267,11 +287,23 @@ def compare_periods_all(
         lo, hi = percentile_interval(t_reps - c_reps, alpha)
         r = rows[ind]
         tr, co = r[-2], r[-1]
-        did = _row("did", ind, np.nan, np.nan, t_change - c_change, lo, hi,
-                   tr["n_before"] + co["n_before"], tr["n_after"] + co["n_after"],
-                   min(tr["n_vehicles_before"], co["n_vehicles_before"]),
-                   min(tr["n_vehicles_after"], co["n_vehicles_after"]), min_vehicles)  # fmt: skip
-        r.append({**did, "before_ci_low": np.nan, "before_ci_high": np.nan, "after_ci_low": np.nan, "after_ci_high": np.nan})
+        did = _row(
+            "did",
+            ind,
+            np.nan,
+            np.nan,
+            t_change - c_change,
+            lo,
+            hi,
+            tr["n_before"] + co["n_before"],
+            tr["n_after"] + co["n_after"],
+            min(tr["n_vehicles_before"], co["n_vehicles_before"]),
+            min(tr["n_vehicles_after"], co["n_vehicles_after"]),
+            min_vehicles,
+        )
+        r.append(
+            {**did, "before_ci_low": np.nan, "before_ci_high": np.nan, "after_ci_low": np.nan, "after_ci_high": np.nan}
+        )
         out[ind] = pd.DataFrame(r)
     return out
 
@@ -279,8 +311,14 @@ def compare_periods_all(
 def _encode(df: pd.DataFrame, code_of: pd.Index, binned: bool):
     speed = df["speed_kmh"].to_numpy(dtype=float)
     q = speed_bin_kmh(speed) if binned else speed
-    return (df["unit"].to_numpy(), df["period"].to_numpy(), code_of.get_indexer(df["vehicle"]).astype(np.int64),
-            speed, df["limit_kmh"].to_numpy(dtype=float), q)  # fmt: skip
+    return (
+        df["unit"].to_numpy(),
+        df["period"].to_numpy(),
+        code_of.get_indexer(df["vehicle"]).astype(np.int64),
+        speed,
+        df["limit_kmh"].to_numpy(dtype=float),
+        q,
+    )
 
 
 def percentile_interval(reps: np.ndarray, alpha: float) -> tuple[float, float]:

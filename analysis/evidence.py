@@ -16,8 +16,14 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
-from analysis.behaviour import braking_hotspots, braking_per_road, cut_through_streets, cut_through_trips, inferred_braking
-from analysis.evaluation import INDICATORS, PASSAGE_INDICATORS, compare_periods_all
+from analysis.behaviour import (
+    braking_hotspots,
+    braking_per_road,
+    cut_through_streets,
+    cut_through_trips,
+    inferred_braking,
+)
+from analysis.evaluation import INDICATORS, compare_periods_all
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import Network, district_network, match_stage, months_between, trip_ids
 from analysis.partitions import points_and_passages
@@ -38,8 +44,19 @@ from etl.warehouse import connect
 from geo.aggregate import speed_bin_kmh
 from geo.network import load_area
 
-EVIDENCE_COLUMNS = ["trip_id", "seq", "vehicle_id", "gps_time", "speed_kmh", "x_m", "y_m", "road_idx", "road_pos_m",
-                    "decel_prev_g", "direction"]  # fmt: skip
+EVIDENCE_COLUMNS = [
+    "trip_id",
+    "seq",
+    "vehicle_id",
+    "gps_time",
+    "speed_kmh",
+    "x_m",
+    "y_m",
+    "road_idx",
+    "road_pos_m",
+    "decel_prev_g",
+    "direction",
+]
 
 
 @dataclass
@@ -53,7 +70,9 @@ class DistrictEvidence:
     braking: pd.DataFrame  # period, road_id, n_events, n_passages, events_per_1000_passages, n_vehicles
     hotspots: pd.DataFrame  # period, x_m, y_m, n_events, n_vehicles
     cut_through: pd.DataFrame  # period, n_trips, n_cut_through, share_cut_through, n_vehicles, n_vehicles_cut_through
-    cut_through_streets: pd.DataFrame  # period, road_id, n_trips, n_cut_through, n_vehicles_cut_through, share_cut_through
+    cut_through_streets: (
+        pd.DataFrame
+    )  # period, road_id, n_trips, n_cut_through, n_vehicles_cut_through, share_cut_through
     resamples: int = DEFAULT_RESAMPLES
     seed: int = DEFAULT_SEED
     min_vehicles: int = ADEQUATE_MIN_VEHICLES
@@ -73,41 +92,78 @@ class PeriodSamples:
     passage_samples: pd.DataFrame
 
 
-def period_samples(con, warehouse: Path, network: Network, label: str, period: Period,
-                   point_filter: PointFilter = ALL_POINTS, *, client=None) -> PeriodSamples:  # fmt: skip
+def period_samples(
+    con,
+    warehouse: Path,
+    network: Network,
+    label: str,
+    period: Period,
+    point_filter: PointFilter = ALL_POINTS,
+    *,
+    client=None,
+) -> PeriodSamples:
     """Read one period's matched points through the one reader and build the bootstrap samples
     (with `client`, a `distributed.Client`, month by month on its workers: the same samples)."""
     folders = matched_folders(con, warehouse, network.key, period.start, period.end)
     return samples_of_folders(folders, network, label, period, point_filter, client=client)
 
 
-def samples_of_folders(folders: list[Path], network: Network, label: str, period: Period,
-                       point_filter: PointFilter = ALL_POINTS, *, client=None) -> PeriodSamples:  # fmt: skip
+def samples_of_folders(
+    folders: list[Path],
+    network: Network,
+    label: str,
+    period: Period,
+    point_filter: PointFilter = ALL_POINTS,
+    *,
+    client=None,
+) -> PeriodSamples:
     """`period_samples` of the match stage's month folders (no warehouse connection: runs on a worker too)."""
     road_ids, limits = network.road_ids, network.limits_kmh
     table, pas = points_and_passages(folders, EVIDENCE_COLUMNS, point_filter, period.start, period.end, client=client)
     pts = table.to_pandas()
     pts["road_id"] = road_ids[pts["road_idx"].to_numpy()] if len(pts) else np.array([], dtype=object)
     pas["road_id"] = road_ids[pas["road_idx"].to_numpy(dtype=np.int64)] if len(pas) else np.array([], dtype=object)
-    point_samples = pd.DataFrame({
-        "unit": pts["road_id"], "period": label, "vehicle": pts["vehicle_id"], "speed_kmh": pts["speed_kmh"],
-        "limit_kmh": limits[pts["road_idx"].to_numpy()] if len(pts) else np.array([], float),
-        "gps_us": pts["gps_time"].to_numpy().astype("datetime64[us]").astype(np.int64),
-        "x_m": pts["x_m"], "y_m": pts["y_m"]})  # fmt: skip
-    passage_samples = pd.DataFrame({
-        "unit": pas["road_id"], "period": label, "vehicle": pas["vehicle_id"], "speed_kmh": pas["mean_kmh"],
-        "limit_kmh": limits[pas["road_idx"].to_numpy(dtype=np.int64)] if len(pas) else np.array([], float)})  # fmt: skip
+    point_samples = pd.DataFrame(
+        {
+            "unit": pts["road_id"],
+            "period": label,
+            "vehicle": pts["vehicle_id"],
+            "speed_kmh": pts["speed_kmh"],
+            "limit_kmh": limits[pts["road_idx"].to_numpy()] if len(pts) else np.array([], float),
+            "gps_us": pts["gps_time"].to_numpy().astype("datetime64[us]").astype(np.int64),
+            "x_m": pts["x_m"],
+            "y_m": pts["y_m"],
+        }
+    )
+    passage_samples = pd.DataFrame(
+        {
+            "unit": pas["road_id"],
+            "period": label,
+            "vehicle": pas["vehicle_id"],
+            "speed_kmh": pas["mean_kmh"],
+            "limit_kmh": limits[pas["road_idx"].to_numpy(dtype=np.int64)] if len(pas) else np.array([], float),
+        }
+    )
     return PeriodSamples(pts, pas, point_samples, passage_samples)
 
 
-def braking_events(con, warehouse: Path, network: Network, period: Period, points: pd.DataFrame,
-                   point_filter: PointFilter = ALL_POINTS,
-                   threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G) -> tuple[pd.DataFrame, str]:  # fmt: skip
+def braking_events(
+    con,
+    warehouse: Path,
+    network: Network,
+    period: Period,
+    points: pd.DataFrame,
+    point_filter: PointFilter = ALL_POINTS,
+    threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G,
+) -> tuple[pd.DataFrame, str]:
     """The period's sudden braking events on the network, with road_id, and their source: 挙動履歴
     ('behavior_events') when the delivery has events in the period, else inferred from consecutive
     points ('points': `points` are the period's matched points, with decel_prev_g and road_idx)."""
     if read_events(con, warehouse, network.key, period.start, period.end).num_rows > 0:
-        ev, source = read_events(con, warehouse, network.key, period.start, period.end, point_filter).to_pandas(), "behavior_events"
+        ev, source = (
+            read_events(con, warehouse, network.key, period.start, period.end, point_filter).to_pandas(),
+            "behavior_events",
+        )
     else:
         ev, source = inferred_braking(points, threshold_g), "points"
     ev = ev.assign(road_id=network.road_ids[ev["road_idx"].to_numpy()] if len(ev) else np.array([], dtype=object))
@@ -118,29 +174,41 @@ def trip_ends(con, warehouse: Path, network: Network, period: Period) -> pd.Data
     """Origin and destination (metres, EPSG:6677) of the trips touching the network in the period's
     months: 様式1-3 where delivered, else the first and last point of the whole trip."""
     t = read_trips(con, warehouse, network.key, period.start, period.end).to_pandas()
-    ends = pd.DataFrame({"trip_id": t["trip_id"], "origin_x_m": t["first_x_m"], "origin_y_m": t["first_y_m"],
-                         "dest_x_m": t["last_x_m"], "dest_y_m": t["last_y_m"]})  # fmt: skip
+    ends = pd.DataFrame(
+        {
+            "trip_id": t["trip_id"],
+            "origin_x_m": t["first_x_m"],
+            "origin_y_m": t["first_y_m"],
+            "dest_x_m": t["last_x_m"],
+            "dest_y_m": t["last_y_m"],
+        }
+    )
     has_trips = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'trips'").fetchone()[0]
     if not has_trips:
         return ends
     o = con.execute(
         """SELECT vehicle_id, operation_date, trip_no, origin_lon, origin_lat, dest_lon, dest_lat FROM trips
-           WHERE operation_date BETWEEN ?::DATE - 1 AND ?::DATE + 1 AND origin_lon IS NOT NULL AND dest_lon IS NOT NULL""",
+           WHERE operation_date BETWEEN ?::DATE - 1 AND ?::DATE + 1
+             AND origin_lon IS NOT NULL AND dest_lon IS NOT NULL""",
         [period.start, period.end],
     ).df()
     if o.empty:
         return ends
-    days = (pd.to_datetime(o["operation_date"]).to_numpy().astype("datetime64[D]").astype(np.int64))
+    days = pd.to_datetime(o["operation_date"]).to_numpy().astype("datetime64[D]").astype(np.int64)
     o["trip_id"] = trip_ids(o["vehicle_id"].to_numpy(np.int64), days, o["trip_no"].to_numpy(np.int64))
     to_m = Transformer.from_crs(LONLAT_CRS, METRIC_CRS, always_xy=True)
     ox, oy = to_m.transform(o["origin_lon"].to_numpy(float), o["origin_lat"].to_numpy(float))
     dx, dy = to_m.transform(o["dest_lon"].to_numpy(float), o["dest_lat"].to_numpy(float))
-    delivered = pd.DataFrame({"trip_id": o["trip_id"], "origin_x_m": ox, "origin_y_m": oy, "dest_x_m": dx, "dest_y_m": dy})
+    delivered = pd.DataFrame(
+        {"trip_id": o["trip_id"], "origin_x_m": ox, "origin_y_m": oy, "dest_x_m": dx, "dest_y_m": dy}
+    )
     delivered = delivered.drop_duplicates("trip_id")
     return pd.concat([delivered, ends[~ends["trip_id"].isin(delivered["trip_id"])]], ignore_index=True)
 
 
-def cut_through_of_period(con, warehouse: Path, network: Network, period: Period, points: pd.DataFrame, area) -> pd.DataFrame:
+def cut_through_of_period(
+    con, warehouse: Path, network: Network, period: Period, points: pd.DataFrame, area
+) -> pd.DataFrame:
     """Cut-through classification (analysis.behaviour.cut_through_trips) of the trips using the network's
     residential streets (limit <= RESIDENTIAL_MAX_LIMIT_KMH) inside `area`, from the period's matched
     points (columns trip_id, vehicle_id, x_m, y_m, road_idx) and the trips' ends (`trip_ends`)."""
@@ -201,38 +269,68 @@ def evaluate(
             if area is not None:
                 trips = cut_through_of_period(con, warehouse, network, period, pts, area)
                 n, k = len(trips), int(trips["cut_through"].sum())
-                cut.append(pd.DataFrame([{
-                    "period": label, "n_trips": n, "n_cut_through": k, "share_cut_through": k / n if n else np.nan,
-                    "n_vehicles": trips["vehicle_id"].nunique(),
-                    "n_vehicles_cut_through": trips.loc[trips["cut_through"], "vehicle_id"].nunique()}]))  # fmt: skip
+                cut.append(
+                    pd.DataFrame(
+                        [
+                            {
+                                "period": label,
+                                "n_trips": n,
+                                "n_cut_through": k,
+                                "share_cut_through": k / n if n else np.nan,
+                                "n_vehicles": trips["vehicle_id"].nunique(),
+                                "n_vehicles_cut_through": trips.loc[trips["cut_through"], "vehicle_id"].nunique(),
+                            }
+                        ]
+                    )
+                )
                 cut_streets.append(cut_through_streets(trips, pts).assign(period=label))
     finally:
         con.close()
     points = pd.concat(samples, ignore_index=True)
     pas_all = pd.concat(passage_samples, ignore_index=True)
     comparisons = compare_periods_all(
-        points, treated=treated, control=control, indicators=tuple(indicators), passages=pas_all,
-        resamples=resamples, seed=seed, min_vehicles=min_vehicles,
-    )  # fmt: skip
+        points,
+        treated=treated,
+        control=control,
+        indicators=tuple(indicators),
+        passages=pas_all,
+        resamples=resamples,
+        seed=seed,
+        min_vehicles=min_vehicles,
+    )
     evidence = DistrictEvidence(
-        district_key=network.key, periods=periods, filter=point_filter, roads=roads, comparisons=comparisons,
-        distributions=_distributions(points, treated, control), braking=pd.concat(braking, ignore_index=True),
+        district_key=network.key,
+        periods=periods,
+        filter=point_filter,
+        roads=roads,
+        comparisons=comparisons,
+        distributions=_distributions(points, treated, control),
+        braking=pd.concat(braking, ignore_index=True),
         hotspots=pd.concat(hotspots, ignore_index=True),
         cut_through=pd.concat(cut, ignore_index=True) if cut else pd.DataFrame(),
         cut_through_streets=pd.concat(cut_streets, ignore_index=True) if cut_streets else pd.DataFrame(),
-        resamples=resamples, seed=seed, min_vehicles=min_vehicles, threshold_g=threshold_g,
-        braking_source=braking_source, radius_m=network.radius_m,
-    )  # fmt: skip
+        resamples=resamples,
+        seed=seed,
+        min_vehicles=min_vehicles,
+        threshold_g=threshold_g,
+        braking_source=braking_source,
+        radius_m=network.radius_m,
+    )
     if store:
         _store(warehouse, network, evidence)
     return evidence
 
 
 def evaluate_district(
-    warehouse: str | Path, district: District, periods: dict[str, Period] | None = None, *,
-    radius_m: float = DEFAULT_RADIUS_M, treated: tuple[str, ...] | None = None, control: tuple[str, ...] | None = None,
+    warehouse: str | Path,
+    district: District,
+    periods: dict[str, Period] | None = None,
+    *,
+    radius_m: float = DEFAULT_RADIUS_M,
+    treated: tuple[str, ...] | None = None,
+    control: tuple[str, ...] | None = None,
     **kwargs,
-) -> DistrictEvidence:  # fmt: skip
+) -> DistrictEvidence:
     """`evaluate` with the district's network, roads, outline and (by default) its before/after periods."""
     if periods is None:
         periods = {"before": district.period(district.default_before), "after": district.period(district.default_after)}
@@ -243,7 +341,9 @@ def evaluate_district(
 
 def _distributions(points: pd.DataFrame, treated, control) -> pd.DataFrame:
     """Point counts per unit, period and 1 km/h bin: each road, and treated and control pooled."""
-    m = points.assign(speed_bin_kmh=speed_bin_kmh(points["speed_kmh"].to_numpy(float)))[["unit", "period", "speed_bin_kmh"]]
+    m = points.assign(speed_bin_kmh=speed_bin_kmh(points["speed_kmh"].to_numpy(float)))[
+        ["unit", "period", "speed_bin_kmh"]
+    ]
     frames = [m, m[m["unit"].isin(treated)].assign(unit="treated"), m[m["unit"].isin(control)].assign(unit="control")]
     allm = pd.concat(frames, ignore_index=True)
     return allm.groupby(["unit", "period", "speed_bin_kmh"]).size().rename("n_points").reset_index()
@@ -255,40 +355,74 @@ def _store(warehouse: Path, network: Network, ev: DistrictEvidence) -> None:
     pb, pa_ = ev.periods["before"], ev.periods["after"]
     period_before, period_after = f"{pb.start}..{pb.end}", f"{pa_.start}..{pa_.end}"
     comp = pd.concat(ev.comparisons.values(), ignore_index=True)
-    comp = comp.assign(district=ev.district_key, filter=flt, resamples=ev.resamples, seed=ev.seed,
-                       period_before=period_before, period_after=period_after, computed_at=now,
-                       min_vehicles=ev.min_vehicles)  # fmt: skip
+    comp = comp.assign(
+        district=ev.district_key,
+        filter=flt,
+        resamples=ev.resamples,
+        seed=ev.seed,
+        period_before=period_before,
+        period_after=period_after,
+        computed_at=now,
+        min_vehicles=ev.min_vehicles,
+    )
     to_lonlat = Transformer.from_crs(METRIC_CRS, LONLAT_CRS, always_xy=True)
     hs = ev.hotspots.copy()
     hs["lon"], hs["lat"] = to_lonlat.transform(hs["x_m"].to_numpy(float), hs["y_m"].to_numpy(float))
     con = connect(warehouse, create=False)
     try:
         with transaction(con):
-            for table in ("comparison_results", "comparison_histogram", "evidence_runs", "braking_per_road",
-                          "braking_hotspots", "cut_through_summary", "cut_through_streets"):  # fmt: skip
+            for table in (
+                "comparison_results",
+                "comparison_histogram",
+                "evidence_runs",
+                "braking_per_road",
+                "braking_hotspots",
+                "cut_through_summary",
+                "cut_through_streets",
+            ):
                 con.execute(f"DELETE FROM {table} WHERE district = ? AND filter = ?", [ev.district_key, flt])
             con.register("_c", comp)
-            con.execute("""INSERT INTO comparison_results SELECT district, filter, indicator, unit, before, after, change,
-                           ci_low, ci_high, n_vehicles_before, n_vehicles_after, flag, resamples, seed, period_before,
-                           period_after, computed_at, n_before, n_after, min_vehicles, before_ci_low, before_ci_high,
-                           after_ci_low, after_ci_high FROM _c""")  # fmt: skip
+            con.execute("""INSERT INTO comparison_results SELECT district, filter, indicator, unit, before, after,
+                           change, ci_low, ci_high, n_vehicles_before, n_vehicles_after, flag, resamples, seed,
+                           period_before, period_after, computed_at, n_before, n_after, min_vehicles, before_ci_low,
+                           before_ci_high, after_ci_low, after_ci_high FROM _c""")
             con.register("_d", ev.distributions.assign(district=ev.district_key, filter=flt))
-            con.execute("INSERT INTO comparison_histogram SELECT district, filter, unit, period, speed_bin_kmh, n_points FROM _d")
-            con.execute("INSERT INTO evidence_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [ev.district_key, flt, period_before, period_after, ev.resamples, ev.seed, ev.min_vehicles,
-                         ev.threshold_g, ev.braking_source, network.radius_m, network.fingerprint, now])  # fmt: skip
-            con.register("_b", ev.braking.assign(district=ev.district_key, filter=flt, threshold_g=ev.threshold_g, computed_at=now))
+            con.execute(
+                "INSERT INTO comparison_histogram SELECT district, filter, unit, period, speed_bin_kmh, n_points "
+                "FROM _d"
+            )
+            con.execute(
+                "INSERT INTO evidence_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    ev.district_key,
+                    flt,
+                    period_before,
+                    period_after,
+                    ev.resamples,
+                    ev.seed,
+                    ev.min_vehicles,
+                    ev.threshold_g,
+                    ev.braking_source,
+                    network.radius_m,
+                    network.fingerprint,
+                    now,
+                ],
+            )
+            con.register(
+                "_b",
+                ev.braking.assign(district=ev.district_key, filter=flt, threshold_g=ev.threshold_g, computed_at=now),
+            )
             con.execute("""INSERT INTO braking_per_road SELECT district, filter, period, road_id, n_events, n_passages,
-                           events_per_1000_passages, n_vehicles, threshold_g, computed_at FROM _b""")  # fmt: skip
+                           events_per_1000_passages, n_vehicles, threshold_g, computed_at FROM _b""")
             con.register("_h", hs.assign(district=ev.district_key, filter=flt, computed_at=now))
             con.execute("""INSERT INTO braking_hotspots SELECT district, filter, period, x_m, y_m, lon, lat, n_events,
-                           n_vehicles, computed_at FROM _h""")  # fmt: skip
+                           n_vehicles, computed_at FROM _h""")
             if not ev.cut_through.empty:
                 con.register("_s", ev.cut_through.assign(district=ev.district_key, filter=flt, computed_at=now))
                 con.execute("""INSERT INTO cut_through_summary SELECT district, filter, period, n_trips, n_cut_through,
-                               share_cut_through, computed_at, n_vehicles, n_vehicles_cut_through FROM _s""")  # fmt: skip
+                               share_cut_through, computed_at, n_vehicles, n_vehicles_cut_through FROM _s""")
                 con.register("_t", ev.cut_through_streets.assign(district=ev.district_key, filter=flt, computed_at=now))
                 con.execute("""INSERT INTO cut_through_streets SELECT district, filter, period, road_id, n_trips,
-                               n_cut_through, n_vehicles_cut_through, share_cut_through, computed_at FROM _t""")  # fmt: skip
+                               n_cut_through, n_vehicles_cut_through, share_cut_through, computed_at FROM _t""")
     finally:
         con.close()

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import Network, district_network, match_stage, months_between
-from analysis.partitions import collect_period_cube, period_cube, period_cube_and_passages, submit_period_cube
+from analysis.partitions import collect_period_cube, period_cube_and_passages, submit_period_cube
 from analysis.points import matched_folders
 from config.districts import District, Period
 from config.settings import DEFAULT_RADIUS_M, P85, PASSAGE_SPEEDS
@@ -26,11 +26,28 @@ from etl.schema import transaction
 from etl.warehouse import connect
 from geo.aggregate import Cube, figures, quantile_from_hist
 
-POINT_FIGURES = ["n_points", "n_vehicles", "mean_kmh", "p85_kmh", "share_at_or_over_limit",
-                 "share_at_or_over_limit_plus_10"]  # fmt: skip
+POINT_FIGURES = [
+    "n_points",
+    "n_vehicles",
+    "mean_kmh",
+    "p85_kmh",
+    "share_at_or_over_limit",
+    "share_at_or_over_limit_plus_10",
+]
 PASSAGE_FIGURES = ["n_passages", "passage_mean_kmh", "passage_p85_kmh", "passage_share_at_or_over_limit"]
-READ_COLUMNS = ["trip_id", "seq", "vehicle_id", "gps_time", "vehicle_type", "speed_kmh", "road_idx", "seg", "pos",
-                "direction", "road_pos_m"]  # fmt: skip
+READ_COLUMNS = [
+    "trip_id",
+    "seq",
+    "vehicle_id",
+    "gps_time",
+    "vehicle_type",
+    "speed_kmh",
+    "road_idx",
+    "seg",
+    "pos",
+    "direction",
+    "road_pos_m",
+]
 
 
 @dataclass
@@ -56,8 +73,9 @@ class NothingMatched(ValueError):
     """No point of any period lies on the network: nothing was stored."""
 
 
-def passage_figures(p: pd.DataFrame, group_of_road: np.ndarray, n_groups: int, limit_of_road: np.ndarray,
-                    speed: str = "mean") -> dict[str, np.ndarray]:  # fmt: skip
+def passage_figures(
+    p: pd.DataFrame, group_of_road: np.ndarray, n_groups: int, limit_of_road: np.ndarray, speed: str = "mean"
+) -> dict[str, np.ndarray]:
     """Per group of roads (group -1 ignored): n_passages, passage_mean_kmh, passage_p85_kmh and
     passage_share_at_or_over_limit of the passages' `speed` ('mean', 'max' or 'section'; passages
     without that speed, e.g. a section speed of one point, are left out)."""
@@ -77,9 +95,14 @@ def passage_figures(p: pd.DataFrame, group_of_road: np.ndarray, n_groups: int, l
 
 
 def analyze(
-    warehouse: str | Path, network: Network, periods: dict[str, Period], *, point_filter: PointFilter = ALL_POINTS,
-    store: bool = True, client=None,
-) -> AnalysisResult:  # fmt: skip
+    warehouse: str | Path,
+    network: Network,
+    periods: dict[str, Period],
+    *,
+    point_filter: PointFilter = ALL_POINTS,
+    store: bool = True,
+    client=None,
+) -> AnalysisResult:
     """Per-road and per-group figures of each period, from the network's matched points.
 
     Matches what is missing first (the match stage; current months are not read again). With an
@@ -114,14 +137,17 @@ def analyze(
         con.close()
     if client is not None:  # every period's month and range tasks at once
         (net,) = client.scatter([network], broadcast=True, hash=False)
-        submitted = {label: submit_period_cube(client, net, network, folders[label], point_filter, p.start, p.end)
-                     for label, p in periods.items()}  # fmt: skip
+        submitted = {
+            label: submit_period_cube(client, net, network, folders[label], point_filter, p.start, p.end)
+            for label, p in periods.items()
+        }
     for label, period in periods.items():
         if client is not None:
             cube, pas, n = collect_period_cube(client, submitted.pop(label))
         else:
-            cube, pas, n = period_cube_and_passages(folders[label], network, point_filter, period.start, period.end,
-                                                    READ_COLUMNS)  # fmt: skip
+            cube, pas, n = period_cube_and_passages(
+                folders[label], network, point_filter, period.start, period.end, READ_COLUMNS
+            )
         n_matched[label] = n
         extra = {"district": network.key, "period": label, "period_start": period.start, "period_end": period.end}
         f = figures(cube, piece_road, n_roads)
@@ -130,15 +156,31 @@ def analyze(
         if groups:
             g = figures(cube, road_group[piece_road], len(groups))
             gp = passage_figures(pas, road_group, len(groups), limits)
-            parts["group"].append(_with(pd.DataFrame({"road_group": groups, **g, **gp, "limit_kmh": group_limit}), extra))
+            parts["group"].append(
+                _with(pd.DataFrame({"road_group": groups, **g, **gp, "limit_kmh": group_limit}), extra)
+            )
         parts["hist"].append(_with(_histogram(cube, piece_road, road_ids), extra))
         parts["cells"].append((label, period, _cube_rows(cube.cells_table(), network)))
         parts["lhist"].append((label, period, _cube_rows(cube.hist_table(), network)))
     road_stats = _blank_empty(pd.concat(parts["road"], ignore_index=True))
-    road_stats["road_name"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["name"])))
-    road_stats["role"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["role"])))
-    group_stats = _blank_empty(pd.concat(parts["group"], ignore_index=True)) if groups else pd.DataFrame(
-        columns=["road_group", *POINT_FIGURES, *PASSAGE_FIGURES, "limit_kmh", "district", "period", "period_start", "period_end"])
+    road_stats["road_name"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["name"], strict=True)))
+    road_stats["role"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["role"], strict=True)))
+    group_stats = (
+        _blank_empty(pd.concat(parts["group"], ignore_index=True))
+        if groups
+        else pd.DataFrame(
+            columns=[
+                "road_group",
+                *POINT_FIGURES,
+                *PASSAGE_FIGURES,
+                "limit_kmh",
+                "district",
+                "period",
+                "period_start",
+                "period_end",
+            ]
+        )
+    )
     order = {label: i for i, label in enumerate(periods)}
     road_stats = road_stats.sort_values(["road_id", "period"], key=lambda s: s.map(order) if s.name == "period" else s)
     result = AnalysisResult(network, periods, point_filter, road_stats.reset_index(drop=True), group_stats, n_matched)
@@ -167,16 +209,22 @@ def _histogram(cube: Cube, group_of_piece: np.ndarray, names: np.ndarray) -> pd.
     key = g[ok] * 1024 + h["speed_kmh"][ok].astype(np.int64)
     uniq, inv = np.unique(key, return_inverse=True)
     n = np.bincount(inv, weights=h["n_points"][ok]).astype(np.int64) if len(key) else np.zeros(0, np.int64)
-    return pd.DataFrame({"road_id": names[uniq // 1024] if len(uniq) else np.array([], dtype=object),
-                         "speed_bin_kmh": (uniq % 1024).astype(float), "n_points": n})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "road_id": names[uniq // 1024] if len(uniq) else np.array([], dtype=object),
+            "speed_bin_kmh": (uniq % 1024).astype(float),
+            "n_points": n,
+        }
+    )
 
 
 def _cube_rows(t: pa.Table, network: Network) -> pa.Table:
     """Cube rows (cells or histogram, Arrow) with the link and the road (dictionary-encoded) of each piece."""
     piece = t.column("piece").to_numpy()
     link = network.index.links.piece_link[piece].astype(np.int32)
-    road = pa.DictionaryArray.from_arrays(pa.array(network.piece_road[piece].astype(np.int32)),
-                                          pa.array(list(network.road_ids), pa.string()))  # fmt: skip
+    road = pa.DictionaryArray.from_arrays(
+        pa.array(network.piece_road[piece].astype(np.int32)), pa.array(list(network.road_ids), pa.string())
+    )
     return t.append_column("link_id", pa.array(link)).append_column("road_id", road)
 
 
@@ -202,46 +250,83 @@ def _store(warehouse: Path, network: Network, periods: dict[str, Period], result
     con = connect(warehouse, create=False)
     try:
         with transaction(con):
-            for table in ("road_period_stats", "group_period_stats", "road_speed_histogram", "link_hour_stats",
-                          "link_hour_histogram", "analysis_runs"):  # fmt: skip
-                con.execute(f"DELETE FROM {table} WHERE district = ? AND period IN (SELECT unnest(?::VARCHAR[]))",
-                            [network.key, labels])  # fmt: skip
+            for table in (
+                "road_period_stats",
+                "group_period_stats",
+                "road_speed_histogram",
+                "link_hour_stats",
+                "link_hour_histogram",
+                "analysis_runs",
+            ):
+                con.execute(
+                    f"DELETE FROM {table} WHERE district = ? AND period IN (SELECT unnest(?::VARCHAR[]))",
+                    [network.key, labels],
+                )
             con.register("_rs", result.road_stats)
-            con.execute(f"""INSERT INTO road_period_stats SELECT district, road_id, road_name, role, period, period_start,
-                            period_end, {_STAT_COLUMNS}, ?::TIMESTAMP FROM _rs""", [now])  # fmt: skip
+            con.execute(
+                f"""INSERT INTO road_period_stats SELECT district, road_id, road_name, role, period, period_start,
+                            period_end, {_STAT_COLUMNS}, ?::TIMESTAMP FROM _rs""",
+                [now],
+            )
             if len(result.group_stats):
                 con.register("_gs", result.group_stats)
-                con.execute(f"""INSERT INTO group_period_stats SELECT district, road_group, period, period_start, period_end,
-                                {_STAT_COLUMNS}, ?::TIMESTAMP FROM _gs""", [now])  # fmt: skip
+                con.execute(
+                    f"""INSERT INTO group_period_stats SELECT district, road_group, period, period_start, period_end,
+                                {_STAT_COLUMNS}, ?::TIMESTAMP FROM _gs""",
+                    [now],
+                )
             con.register("_h", parts["hist"])
             con.execute("""INSERT INTO road_speed_histogram SELECT district, road_id, period, period_start, period_end,
-                           speed_bin_kmh, n_points FROM _h""")  # fmt: skip
+                           speed_bin_kmh, n_points FROM _h""")
             # The cube's rows straight from Arrow, the district and period as parameters (no per-row
             # constants, no pandas: several times cheaper for millions of rows).
             for label, p, cells in parts["cells"]:
                 con.register("_c", cells)
-                con.execute("""INSERT INTO link_hour_stats SELECT ?, road_id, link_id, ?, ?, ?, direction, hour, day_type,
+                con.execute(
+                    """INSERT INTO link_hour_stats SELECT ?, road_id, link_id, ?, ?, ?, direction, hour, day_type,
                                vehicle_class, n_points, sum_speed_kmh, n_at_or_over_limit, n_at_or_over_limit_plus_10,
-                               n_vehicles FROM _c""", [network.key, label, p.start, p.end])  # fmt: skip
+                               n_vehicles FROM _c""",
+                    [network.key, label, p.start, p.end],
+                )
                 con.unregister("_c")
             for label, p, hist in parts["lhist"]:
                 con.register("_lh", hist)
-                con.execute("""INSERT INTO link_hour_histogram SELECT ?, road_id, link_id, ?, ?, ?, direction, hour, day_type,
-                               vehicle_class, speed_kmh, n_points FROM _lh""", [network.key, label, p.start, p.end])  # fmt: skip
+                con.execute(
+                    """INSERT INTO link_hour_histogram SELECT ?, road_id, link_id, ?, ?, ?, direction, hour, day_type,
+                               vehicle_class, speed_kmh, n_points FROM _lh""",
+                    [network.key, label, p.start, p.end],
+                )
                 con.unregister("_lh")
             for label, p in periods.items():
-                con.execute("INSERT INTO analysis_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [network.key, label, p.start, p.end, network.fingerprint, network.radius_m,
-                             str(network.source_path), result.n_points_matched[label], now])  # fmt: skip
+                con.execute(
+                    "INSERT INTO analysis_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        network.key,
+                        label,
+                        p.start,
+                        p.end,
+                        network.fingerprint,
+                        network.radius_m,
+                        str(network.source_path),
+                        result.n_points_matched[label],
+                        now,
+                    ],
+                )
     finally:
         con.close()
 
 
 def analyze_district(
-    warehouse: str | Path, district: District, periods: dict[str, Period] | None = None,
-    radius_m: float = DEFAULT_RADIUS_M, point_filter: PointFilter = ALL_POINTS, store: bool = True, client=None,
-) -> AnalysisResult:  # fmt: skip
+    warehouse: str | Path,
+    district: District,
+    periods: dict[str, Period] | None = None,
+    radius_m: float = DEFAULT_RADIUS_M,
+    point_filter: PointFilter = ALL_POINTS,
+    store: bool = True,
+    client=None,
+) -> AnalysisResult:
     """`analyze` with the district's network and roles; periods default to every named period."""
     periods = dict(district.periods) if periods is None else periods
-    return analyze(warehouse, district_network(district, radius_m), periods, point_filter=point_filter, store=store,
-                   client=client)  # fmt: skip
+    return analyze(
+        warehouse, district_network(district, radius_m), periods, point_filter=point_filter, store=store, client=client
+    )

@@ -28,8 +28,14 @@ VEHICLE_CLASSES: dict[str, tuple[str, tuple[int, ...]] | None] = {
     "freight": ("vehicle_use", (2,)),  # 貨物
 }
 _DAYS_JA = {"all": "全日", "weekday": "平日", "holiday": "土休日"}
-_VEHICLE_JA = {"all": "全車種", "large": "大型車", "small": "小型車等", "kei": "軽自動車", "passenger": "乗用車",
-               "freight": "貨物車"}  # fmt: skip
+_VEHICLE_JA = {
+    "all": "全車種",
+    "large": "大型車",
+    "small": "小型車等",
+    "kei": "軽自動車",
+    "passenger": "乗用車",
+    "freight": "貨物車",
+}
 _DIRECTION_JA = {"all": "", "forward": "順方向", "backward": "逆方向"}
 
 
@@ -61,8 +67,9 @@ class PointFilter:
                 raise ValueError(f"bad hour band {a}-{b}: expected 0 <= start < end <= 24")
 
     @classmethod
-    def parse(cls, hours: str | None = None, days: str | None = None, vehicle: str | None = None,
-              direction: str | None = None) -> "PointFilter":  # fmt: skip
+    def parse(
+        cls, hours: str | None = None, days: str | None = None, vehicle: str | None = None, direction: str | None = None
+    ) -> PointFilter:
         """From CLI text: hours '7-9' (7:00–8:59), days all|weekday|holiday, vehicle class, direction."""
         band = None
         if hours:
@@ -104,7 +111,7 @@ class PointFilter:
             expr = expr & c
         return expr
 
-    def without_vehicle_and_direction(self) -> "PointFilter":
+    def without_vehicle_and_direction(self) -> PointFilter:
         """The part of the filter that applies to 挙動履歴 events (they carry no vehicle class or road direction)."""
         return PointFilter(self.hours, self.days)
 

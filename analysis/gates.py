@@ -55,8 +55,19 @@ from geo.network import load_area
 
 GATE_COLUMNS = ["gate_id", "gate_name", "road_id", "source", "x_m", "y_m"]
 POINT_COLUMNS = ["trip_id", "seq", "vehicle_id", "gps_time", "hour", "day_type", "x_m", "y_m", "road_idx"]
-TRIP_COLUMNS = ["trip_id", "vehicle_id", "gate_class", "entry_gate", "exit_gate", "time_band", "day_type", "first_time",
-                "n_crossings", "origin_inside", "dest_inside"]  # fmt: skip
+TRIP_COLUMNS = [
+    "trip_id",
+    "vehicle_id",
+    "gate_class",
+    "entry_gate",
+    "exit_gate",
+    "time_band",
+    "day_type",
+    "first_time",
+    "n_crossings",
+    "origin_inside",
+    "dest_inside",
+]
 UNKNOWN_GATE = "?"
 _SIDES = ("北", "北東", "東", "南東", "南", "南西", "西", "北西")
 
@@ -72,7 +83,7 @@ def _side(area, x: float, y: float) -> str:
             a, b = c[:-1], c[1:]
             d = b - a
             with np.errstate(invalid="ignore", divide="ignore"):
-                t = np.clip(((x - a[:, 0]) * d[:, 0] + (y - a[:, 1]) * d[:, 1]) / (d ** 2).sum(axis=1), 0, 1)
+                t = np.clip(((x - a[:, 0]) * d[:, 0] + (y - a[:, 1]) * d[:, 1]) / (d**2).sum(axis=1), 0, 1)
             dist = np.hypot(a[:, 0] + t * d[:, 0] - x, a[:, 1] + t * d[:, 1] - y)
             i = int(np.nanargmin(dist))
             if dist[i] < best:
@@ -90,7 +101,7 @@ def derive_gates(roads, area, merge_m: float = GATE_MERGE_M) -> pd.DataFrame:
     ids G01… clockwise from north around the outline's centroid."""
     boundary = area.boundary
     rows = []
-    for road_id, name, geom in zip(roads["road_id"], roads["name"], roads.geometry.values):
+    for road_id, name, geom in zip(roads["road_id"], roads["name"], roads.geometry.values, strict=True):
         inter = shapely.intersection(geom, boundary)
         pts = shapely.get_coordinates(inter)
         if len(pts) == 0:
@@ -102,7 +113,9 @@ def derive_gates(roads, area, merge_m: float = GATE_MERGE_M) -> pd.DataFrame:
         for i in range(1, len(pts) + 1):
             if i == len(pts) or np.hypot(*(pts[i] - pts[start])) >= merge_m:
                 x, y = pts[start:i].mean(axis=0)
-                rows.append({"road_id": str(road_id), "road_name": str(name or road_id), "x_m": float(x), "y_m": float(y)})
+                rows.append(
+                    {"road_id": str(road_id), "road_name": str(name or road_id), "x_m": float(x), "y_m": float(y)}
+                )
                 start = i
     if not rows:
         return pd.DataFrame({c: [] for c in GATE_COLUMNS})
@@ -110,7 +123,7 @@ def derive_gates(roads, area, merge_m: float = GATE_MERGE_M) -> pd.DataFrame:
     c = area.centroid
     dx, dy = g["x_m"].to_numpy() - c.x, g["y_m"].to_numpy() - c.y
     g["angle"] = np.degrees(np.arctan2(dx, dy)) % 360.0
-    g["side"] = [_side(area, x, y) for x, y in zip(g["x_m"], g["y_m"])]
+    g["side"] = [_side(area, x, y) for x, y in zip(g["x_m"], g["y_m"], strict=True)]
     g = g.sort_values(["angle", "road_id"], kind="stable").reset_index(drop=True)
     width = max(2, len(str(len(g))))
     g["gate_id"] = [f"G{i + 1:0{width}d}" for i in range(len(g))]
@@ -138,8 +151,16 @@ def declared_gates(district: District, network: Network) -> pd.DataFrame:
         else:
             d = shapely.distance(roads.geometry.values, geom)
             road = str(roads["road_id"].iloc[int(np.argmin(d))]) if len(d) and d.min() <= network.radius_m else ""
-        rows.append({"gate_id": gate.id, "gate_name": gate.name_ja, "road_id": road, "source": "declared",
-                     "x_m": float(shapely.get_x(mid)), "y_m": float(shapely.get_y(mid))})  # fmt: skip
+        rows.append(
+            {
+                "gate_id": gate.id,
+                "gate_name": gate.name_ja,
+                "road_id": road,
+                "source": "declared",
+                "x_m": float(shapely.get_x(mid)),
+                "y_m": float(shapely.get_y(mid)),
+            }
+        )
     return pd.DataFrame(rows, columns=GATE_COLUMNS)
 
 
@@ -148,7 +169,9 @@ def district_gates(district: District, network: Network, area) -> pd.DataFrame:
     return declared_gates(district, network) if district.gates else derive_gates(network.roads, area)
 
 
-def crossings(points: pd.DataFrame, area, gates: pd.DataFrame, road_ids: np.ndarray, snap_m: float = GATE_SNAP_M) -> pd.DataFrame:
+def crossings(
+    points: pd.DataFrame, area, gates: pd.DataFrame, road_ids: np.ndarray, snap_m: float = GATE_SNAP_M
+) -> pd.DataFrame:
     """Crossings of the outline by consecutive stored points of a trip, with their gate.
 
     points: columns trip_id, seq, x_m, y_m, road_idx (-1 off the network); any order. Returns one
@@ -182,10 +205,21 @@ def crossings(points: pd.DataFrame, area, gates: pd.DataFrame, road_ids: np.ndar
         near = np.where(d <= snap_m, d, np.inf)
         best_road, best_any = on_road.argmin(axis=1), near.argmin(axis=1)
         rows = np.arange(len(k))
-        gate = np.where(np.isfinite(on_road[rows, best_road]), g_id[best_road],
-                        np.where(np.isfinite(near[rows, best_any]), g_id[best_any], UNKNOWN_GATE))  # fmt: skip
-    return pd.DataFrame({"trip_id": trip[k + 1], "seq": p["seq"].to_numpy()[k + 1], "inward": inward, "x_m": cx, "y_m": cy,
-                         "gate_id": gate})  # fmt: skip
+        gate = np.where(
+            np.isfinite(on_road[rows, best_road]),
+            g_id[best_road],
+            np.where(np.isfinite(near[rows, best_any]), g_id[best_any], UNKNOWN_GATE),
+        )
+    return pd.DataFrame(
+        {
+            "trip_id": trip[k + 1],
+            "seq": p["seq"].to_numpy()[k + 1],
+            "inward": inward,
+            "x_m": cx,
+            "y_m": cy,
+            "gate_id": gate,
+        }
+    )
 
 
 def time_band(hour: np.ndarray) -> np.ndarray:
@@ -196,8 +230,14 @@ def time_band(hour: np.ndarray) -> np.ndarray:
     return out
 
 
-def classify_trips(points: pd.DataFrame, ends: pd.DataFrame, area, gates: pd.DataFrame, road_ids: np.ndarray,
-                   snap_m: float = GATE_SNAP_M) -> pd.DataFrame:
+def classify_trips(
+    points: pd.DataFrame,
+    ends: pd.DataFrame,
+    area,
+    gates: pd.DataFrame,
+    road_ids: np.ndarray,
+    snap_m: float = GATE_SNAP_M,
+) -> pd.DataFrame:
     """Gate class, entry and exit gate and time band of every trip with a point on the network.
 
     points: a period's stored points of the trips (columns POINT_COLUMNS; road_idx -1 off the
@@ -224,7 +264,9 @@ def classify_trips(points: pd.DataFrame, ends: pd.DataFrame, area, gates: pd.Dat
     first_in = c[c["inward"]].groupby("trip_id")["gate_id"].first()
     last_out = c[~c["inward"]].groupby("trip_id")["gate_id"].last()
     o, d = t["origin_inside"].to_numpy(), t["dest_inside"].to_numpy()
-    cls = np.select([o & d, o & ~d, ~o & d, t["any_inside"].to_numpy()], ["internal", "out_of", "into", "through"], "perimeter")
+    cls = np.select(
+        [o & d, o & ~d, ~o & d, t["any_inside"].to_numpy()], ["internal", "out_of", "into", "through"], "perimeter"
+    )
     t["gate_class"] = cls
     entry = first_in.reindex(t.index).fillna(UNKNOWN_GATE).to_numpy(object)
     exit_ = last_out.reindex(t.index).fillna(UNKNOWN_GATE).to_numpy(object)
@@ -245,7 +287,11 @@ def gate_od(trips: pd.DataFrame) -> pd.DataFrame:
     both = pd.concat([trips, trips.assign(time_band="all")], ignore_index=True)
     if both.empty:
         return pd.DataFrame({c: [] for c in [*keys, "n_trips", "n_vehicles"]})
-    out = both.groupby(keys, sort=True).agg(n_trips=("trip_id", "size"), n_vehicles=("vehicle_id", "nunique")).reset_index()
+    out = (
+        both.groupby(keys, sort=True)
+        .agg(n_trips=("trip_id", "size"), n_vehicles=("vehicle_id", "nunique"))
+        .reset_index()
+    )
     return out.astype({"n_trips": "int64", "n_vehicles": "int64"})
 
 
@@ -260,7 +306,8 @@ def class_summary(trips: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         out["share_trips"] = np.where(total > 0, out["n_trips"] / total, np.nan)
     return out.reset_index().astype({"n_trips": "int64", "n_vehicles": "int64"})[
-        ["time_band", "gate_class", "n_trips", "share_trips", "n_vehicles"]]  # fmt: skip
+        ["time_band", "gate_class", "n_trips", "share_trips", "n_vehicles"]
+    ]
 
 
 @dataclass
@@ -273,8 +320,14 @@ class GateResult:
     periods: dict[str, Period]
 
 
-def evaluate_gates(warehouse: str | Path, district: District, periods: dict[str, Period] | None = None, *,
-                   network: Network | None = None, store: bool = True) -> GateResult:  # fmt: skip
+def evaluate_gates(
+    warehouse: str | Path,
+    district: District,
+    periods: dict[str, Period] | None = None,
+    *,
+    network: Network | None = None,
+    store: bool = True,
+) -> GateResult:
     """Gates, gate classes and gate OD of the district for each period (default: every named period), stored."""
     if district.area_path is None:
         raise ValueError(f"district {district.key!r} has no outline (area = ...): gates need one")
@@ -284,14 +337,17 @@ def evaluate_gates(warehouse: str | Path, district: District, periods: dict[str,
     warehouse = Path(warehouse)
     match_stage(warehouse, network, sorted({m for p in periods.values() for m in months_between(p.start, p.end)}))
     gates = district_gates(district, network, area)
-    lon, lat = Transformer.from_crs(METRIC_CRS, LONLAT_CRS, always_xy=True).transform(gates["x_m"].to_numpy(float),
-                                                                                      gates["y_m"].to_numpy(float))  # fmt: skip
+    lon, lat = Transformer.from_crs(METRIC_CRS, LONLAT_CRS, always_xy=True).transform(
+        gates["x_m"].to_numpy(float), gates["y_m"].to_numpy(float)
+    )
     gates = gates.assign(lon=lon, lat=lat)
     trips, od, summary = {}, {}, {}
     con = connect(warehouse, create=False)
     try:
         for label, period in periods.items():
-            pts = read_points(con, warehouse, network.key, period.start, period.end, columns=POINT_COLUMNS, on_network=False).to_pandas()
+            pts = read_points(
+                con, warehouse, network.key, period.start, period.end, columns=POINT_COLUMNS, on_network=False
+            ).to_pandas()
             t = classify_trips(pts, trip_ends(con, warehouse, network, period), area, gates, network.road_ids)
             trips[label], od[label], summary[label] = t, gate_od(t), class_summary(t)
     finally:
@@ -309,19 +365,28 @@ def _store(warehouse: Path, res: GateResult) -> None:
         with transaction(con):
             con.execute("DELETE FROM district_gates WHERE district = ?", [res.district_key])
             con.register("_g", res.gates.assign(district=res.district_key, computed_at=now))
-            con.execute("INSERT INTO district_gates SELECT district, gate_id, gate_name, road_id, source, x_m, y_m, lon, lat, computed_at FROM _g")
+            con.execute(
+                "INSERT INTO district_gates SELECT district, gate_id, gate_name, road_id, source, x_m, y_m, lon, "
+                "lat, computed_at FROM _g"
+            )
             for label, p in res.periods.items():
-                extra = {"district": res.district_key, "period": label, "period_start": p.start, "period_end": p.end, "computed_at": now}
+                extra = {
+                    "district": res.district_key,
+                    "period": label,
+                    "period_start": p.start,
+                    "period_end": p.end,
+                    "computed_at": now,
+                }
                 for table in ("gate_trips", "gate_od", "gate_class_summary"):
                     con.execute(f"DELETE FROM {table} WHERE district = ? AND period = ?", [res.district_key, label])
                 con.register("_t", res.trips[label].assign(**extra))
                 con.execute(f"""INSERT INTO gate_trips SELECT district, period, period_start, period_end,
-                                {', '.join(TRIP_COLUMNS)}, computed_at FROM _t""")  # fmt: skip
+                                {", ".join(TRIP_COLUMNS)}, computed_at FROM _t""")
                 con.register("_o", res.od[label].assign(**extra))
-                con.execute("""INSERT INTO gate_od SELECT district, period, period_start, period_end, time_band, gate_class,
-                               entry_gate, exit_gate, n_trips, n_vehicles, computed_at FROM _o""")  # fmt: skip
+                con.execute("""INSERT INTO gate_od SELECT district, period, period_start, period_end, time_band,
+                               gate_class, entry_gate, exit_gate, n_trips, n_vehicles, computed_at FROM _o""")
                 con.register("_s", res.summary[label].assign(**extra))
-                con.execute("""INSERT INTO gate_class_summary SELECT district, period, period_start, period_end, time_band,
-                               gate_class, n_trips, share_trips, n_vehicles, computed_at FROM _s""")  # fmt: skip
+                con.execute("""INSERT INTO gate_class_summary SELECT district, period, period_start, period_end,
+                               time_band, gate_class, n_trips, share_trips, n_vehicles, computed_at FROM _s""")
     finally:
         con.close()

@@ -77,8 +77,23 @@ BUCKET_ROWS = 1_000_000
 # so every reader sees plain strings).
 _TEXT_COLUMNS = ["vehicle_key", "file_id", "member"]
 _POINT_FORMAT = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=_TEXT_COLUMNS))
-_POINT_COLUMNS = ["vehicle_id", "vehicle_key", "operation_date", "trip_no", "gps_time", "vehicle_type",
-                  "vehicle_use", "speed_kmh", "lon", "lat", "x_m", "y_m", "file_id", "member", "line_no"]  # fmt: skip
+_POINT_COLUMNS = [
+    "vehicle_id",
+    "vehicle_key",
+    "operation_date",
+    "trip_no",
+    "gps_time",
+    "vehicle_type",
+    "vehicle_use",
+    "speed_kmh",
+    "lon",
+    "lat",
+    "x_m",
+    "y_m",
+    "file_id",
+    "member",
+    "line_no",
+]
 
 
 @dataclass(frozen=True)
@@ -131,8 +146,14 @@ def network_fingerprint(roads: gpd.GeoDataFrame, radius_m: float) -> str:
     """sha256 (hex, 16 chars) of what a match depends on: geometry, ids, one-way flags, limits,
     radius and the matching constants, and MATCH_VERSION."""
     h = hashlib.sha256()
-    params = {"version": MATCH_VERSION, "radius_m": float(radius_m), "tolerance": HEADING_TOLERANCE_DEG,
-              "gap_s": MAX_HEADING_GAP_S, "step_m": MIN_HEADING_STEP_M, "margin_m": TRIP_CONTEXT_MARGIN_M}  # fmt: skip
+    params = {
+        "version": MATCH_VERSION,
+        "radius_m": float(radius_m),
+        "tolerance": HEADING_TOLERANCE_DEG,
+        "gap_s": MAX_HEADING_GAP_S,
+        "step_m": MIN_HEADING_STEP_M,
+        "margin_m": TRIP_CONTEXT_MARGIN_M,
+    }
     h.update(json.dumps(params, sort_keys=True).encode())
     h.update("\x1f".join(roads["road_id"]).encode())
     h.update(np.asarray(roads["oneway"], dtype=np.int8).tobytes())
@@ -145,9 +166,14 @@ def network_fingerprint(roads: gpd.GeoDataFrame, radius_m: float) -> str:
 
 
 def prepare_network(
-    roads_path: str | Path, key: str, *, radius_m: float = DEFAULT_RADIUS_M, treated: tuple[str, ...] = (),
-    comparison: tuple[str, ...] = (), exclude_highway: tuple[str, ...] | None = EXCLUDED_HIGHWAY_CLASSES,
-) -> Network:  # fmt: skip
+    roads_path: str | Path,
+    key: str,
+    *,
+    radius_m: float = DEFAULT_RADIUS_M,
+    treated: tuple[str, ...] = (),
+    comparison: tuple[str, ...] = (),
+    exclude_highway: tuple[str, ...] | None = EXCLUDED_HIGHWAY_CLASSES,
+) -> Network:
     """Load a road network, assign roles, build its index (radius in metres) and fingerprint."""
     if not (np.isfinite(radius_m) and radius_m > 0):
         raise ValueError(f"matching radius must be a positive number of metres, got {radius_m!r}")
@@ -156,15 +182,22 @@ def prepare_network(
     return Network(key, roads, index, float(radius_m), network_fingerprint(roads, radius_m), Path(roads_path).resolve())
 
 
-def district_network(district, radius_m: float = DEFAULT_RADIUS_M, *, treated: tuple[str, ...] | None = None,
-                     comparison: tuple[str, ...] | None = None) -> Network:  # fmt: skip
+def district_network(
+    district,
+    radius_m: float = DEFAULT_RADIUS_M,
+    *,
+    treated: tuple[str, ...] | None = None,
+    comparison: tuple[str, ...] | None = None,
+) -> Network:
     """The network of a District (config.districts), with its treated and comparison roads (or those given)."""
     return prepare_network(
-        district.network_path, district.key, radius_m=radius_m,
+        district.network_path,
+        district.key,
+        radius_m=radius_m,
         treated=district.treated_roads if treated is None else tuple(treated),
         comparison=district.comparison_roads if comparison is None else tuple(comparison),
         exclude_highway=district.exclude_highway,
-    )  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,10 +308,11 @@ def _read_plan(files: list[Path]) -> list[tuple[list[str], pc.Expression | None]
     day_rows: dict[int, int] = {}
     file_days: list[set[int]] = []
     for p in paths:
-        counts = pc.value_counts(pq.read_table(p, columns=["operation_date"]).column(0).cast(pa.int32())
-                                 .combine_chunks().drop_null())  # fmt: skip
+        counts = pc.value_counts(
+            pq.read_table(p, columns=["operation_date"]).column(0).cast(pa.int32()).combine_chunks().drop_null()
+        )
         days = counts.field("values").to_pylist()
-        for d, n in zip(days, counts.field("counts").to_pylist()):
+        for d, n in zip(days, counts.field("counts").to_pylist(), strict=True):
             day_rows[d] = day_rows.get(d, 0) + n
         file_days.append(set(days))
     date = pc.field("operation_date")
@@ -290,8 +324,12 @@ def _read_plan(files: list[Path]) -> list[tuple[list[str], pc.Expression | None]
     def flush() -> None:
         if group:
             days = set(group)
-            plan.append(([p for p, fd in zip(paths, file_days) if fd & days],
-                         (date >= as_date(group[0])) & (date <= as_date(group[-1]))))  # fmt: skip
+            plan.append(
+                (
+                    [p for p, fd in zip(paths, file_days, strict=True) if fd & days],
+                    (date >= as_date(group[0])) & (date <= as_date(group[-1])),
+                )
+            )
 
     for d in sorted(day_rows):
         n = day_rows[d]
@@ -302,10 +340,18 @@ def _read_plan(files: list[Path]) -> list[tuple[list[str], pc.Expression | None]
             group.append(d)
             rows += n
             continue
-        fs = [p for p, fd in zip(paths, file_days) if d in fd]
+        fs = [p for p, fd in zip(paths, file_days, strict=True) if d in fd]
         on_day = date == as_date(d)
-        vehicles = pc.unique(ds.dataset(fs, format="parquet").to_table(columns=["vehicle_id"], filter=on_day)
-                             .column(0).combine_chunks()).to_numpy(zero_copy_only=False).astype(np.int64)  # fmt: skip
+        vehicles = (
+            pc.unique(
+                ds.dataset(fs, format="parquet")
+                .to_table(columns=["vehicle_id"], filter=on_day)
+                .column(0)
+                .combine_chunks()
+            )
+            .to_numpy(zero_copy_only=False)
+            .astype(np.int64)
+        )
         k = -(-n // BUCKET_ROWS)
         bucket = vehicles.view(np.uint64) % np.uint64(k)
         for b in range(k):
@@ -316,7 +362,9 @@ def _read_plan(files: list[Path]) -> list[tuple[list[str], pc.Expression | None]
     return plan
 
 
-def match_month(point_files_of_month: list[Path], network: Network, event_files: list[Path] | None = None) -> MonthResult:
+def match_month(
+    point_files_of_month: list[Path], network: Network, event_files: list[Path] | None = None
+) -> MonthResult:
     """Match one month of the point store to `network` (see the module docstring); pure, no writes."""
     clock = StepClock()
     parts_points, parts_trips = [], []
@@ -349,8 +397,13 @@ def match_month(point_files_of_month: list[Path], network: Network, event_files:
 
 def _touching_trips(t: pa.Table, bounds) -> tuple[pa.Table, dict[str, np.ndarray]]:
     """The rows of the trips with a point inside `bounds`, and their key columns as numpy arrays."""
-    cols = {"vehicle_id": _np(t, "vehicle_id", np.int64), "days": _days(t.column("operation_date")),
-            "trip_no": _np(t, "trip_no", np.int64), "x": _np(t, "x_m", np.float64), "y": _np(t, "y_m", np.float64)}  # fmt: skip
+    cols = {
+        "vehicle_id": _np(t, "vehicle_id", np.int64),
+        "days": _days(t.column("operation_date")),
+        "trip_no": _np(t, "trip_no", np.int64),
+        "x": _np(t, "x_m", np.float64),
+        "y": _np(t, "y_m", np.float64),
+    }
     cols["trip_id"] = trip_ids(cols["vehicle_id"], cols["days"], cols["trip_no"])
     minx, miny, maxx, maxy = bounds
     x, y = cols["x"], cols["y"]
@@ -387,14 +440,24 @@ def _text_rank(col: pa.ChunkedArray) -> np.ndarray:
 _CARRIED = ["vehicle_key", "vehicle_type", "vehicle_use", "lon", "lat", "file_id", "member", "line_no"]
 
 
-def _match_bucket(t: pa.Table, cols: dict[str, np.ndarray], network: Network, clock: StepClock) -> tuple[pa.Table, pa.Table]:
+def _match_bucket(
+    t: pa.Table, cols: dict[str, np.ndarray], network: Network, clock: StepClock
+) -> tuple[pa.Table, pa.Table]:
     with clock("sort_features"):
         # Sort by vehicle, 運行日, trip, time; ties in time by delivered position (file, member, line:
         # stable and key-independent within a vehicle).
         gps_us = _us(t.column("gps_time"))
-        keys = pa.table({"v": cols["vehicle_id"], "d": cols["days"], "n": cols["trip_no"], "g": gps_us,
-                         "f": _text_rank(t.column("file_id")), "m": _text_rank(t.column("member")),
-                         "l": _np(t, "line_no", np.int64)})  # fmt: skip
+        keys = pa.table(
+            {
+                "v": cols["vehicle_id"],
+                "d": cols["days"],
+                "n": cols["trip_no"],
+                "g": gps_us,
+                "f": _text_rank(t.column("file_id")),
+                "m": _text_rank(t.column("member")),
+                "l": _np(t, "line_no", np.int64),
+            }
+        )
         order = pc.sort_indices(keys, sort_keys=[(k, "ascending") for k in keys.column_names]).to_numpy()
         del keys
         tid, vid, days = cols["trip_id"][order], cols["vehicle_id"][order], cols["days"][order]
@@ -404,12 +467,21 @@ def _match_bucket(t: pa.Table, cols: dict[str, np.ndarray], network: Network, cl
         f = trip_features(tid, gps_us, x, y, speed)
     with clock("assemble"):
         first, last = f["first"], f["last"]
-        trips = pa.table({
-            "trip_id": tid[first], "vehicle_id": vid[first], "operation_date": _date32(days[first]),
-            "trip_no": trip_no[first], "n_points": (np.flatnonzero(last) - np.flatnonzero(first) + 1).astype(np.int32),
-            "first_time": pa.array(gps_us[first], pa.timestamp("us")), "last_time": pa.array(gps_us[last], pa.timestamp("us")),
-            "first_x_m": x[first], "first_y_m": y[first], "last_x_m": x[last], "last_y_m": y[last],
-        })  # fmt: skip
+        trips = pa.table(
+            {
+                "trip_id": tid[first],
+                "vehicle_id": vid[first],
+                "operation_date": _date32(days[first]),
+                "trip_no": trip_no[first],
+                "n_points": (np.flatnonzero(last) - np.flatnonzero(first) + 1).astype(np.int32),
+                "first_time": pa.array(gps_us[first], pa.timestamp("us")),
+                "last_time": pa.array(gps_us[last], pa.timestamp("us")),
+                "first_x_m": x[first],
+                "first_y_m": y[first],
+                "last_x_m": x[last],
+                "last_y_m": y[last],
+            }
+        )
         minx, miny, maxx, maxy = network.bounds
         sel = np.flatnonzero((x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy))
         hx, hy, hh = x[sel], y[sel], f["heading_deg"][sel]
@@ -425,21 +497,41 @@ def _match_bucket(t: pa.Table, cols: dict[str, np.ndarray], network: Network, cl
         limits = np.append(network.limits_kmh, np.nan)
         carried = t.select(_CARRIED).take(pa.array(order[sel]))
         g = gps_us[sel]
-        points = pa.table({
-            "trip_id": tid[sel], "vehicle_id": vid[sel], "vehicle_key": carried.column("vehicle_key"),
-            "operation_date": _date32(days[sel]), "trip_no": trip_no[sel], "seq": f["seq"][sel],
-            "gps_time": pa.array(g, pa.timestamp("us")), "hour": hour_of(g), "day_type": day_type_of(g),
-            "vehicle_type": carried.column("vehicle_type"), "vehicle_use": carried.column("vehicle_use"),
-            "speed_kmh": speed[sel], "lon": carried.column("lon"), "lat": carried.column("lat"),
-            "x_m": hx, "y_m": hy, "heading_deg": hh, "dt_prev_s": f["dt_prev_s"][sel],
-            "decel_prev_g": f["decel_prev_g"][sel],
-            "road_idx": road, "road_id": pa.DictionaryArray.from_arrays(pa.array(road, mask=~hit), _road_dictionary(network)),
-            "limit_kmh": limits[np.where(hit, road, len(limits) - 1)],
-            "link_id": link, "seg": np.where(hit, m.seg, -1).astype(np.int32),
-            "pos": np.where(hit, m.pos, np.nan), "road_pos_m": road_pos, "dist_m": m.dist,
-            "direction": m.direction.astype(np.int8),
-            "file_id": carried.column("file_id"), "member": carried.column("member"), "line_no": carried.column("line_no"),
-        })  # fmt: skip
+        points = pa.table(
+            {
+                "trip_id": tid[sel],
+                "vehicle_id": vid[sel],
+                "vehicle_key": carried.column("vehicle_key"),
+                "operation_date": _date32(days[sel]),
+                "trip_no": trip_no[sel],
+                "seq": f["seq"][sel],
+                "gps_time": pa.array(g, pa.timestamp("us")),
+                "hour": hour_of(g),
+                "day_type": day_type_of(g),
+                "vehicle_type": carried.column("vehicle_type"),
+                "vehicle_use": carried.column("vehicle_use"),
+                "speed_kmh": speed[sel],
+                "lon": carried.column("lon"),
+                "lat": carried.column("lat"),
+                "x_m": hx,
+                "y_m": hy,
+                "heading_deg": hh,
+                "dt_prev_s": f["dt_prev_s"][sel],
+                "decel_prev_g": f["decel_prev_g"][sel],
+                "road_idx": road,
+                "road_id": pa.DictionaryArray.from_arrays(pa.array(road, mask=~hit), _road_dictionary(network)),
+                "limit_kmh": limits[np.where(hit, road, len(limits) - 1)],
+                "link_id": link,
+                "seg": np.where(hit, m.seg, -1).astype(np.int32),
+                "pos": np.where(hit, m.pos, np.nan),
+                "road_pos_m": road_pos,
+                "dist_m": m.dist,
+                "direction": m.direction.astype(np.int8),
+                "file_id": carried.column("file_id"),
+                "member": carried.column("member"),
+                "line_no": carried.column("line_no"),
+            }
+        )
         out = points.cast(_POINTS_WRITE_SCHEMA), trips.cast(TRIPS_SCHEMA)
     return out
 
@@ -469,45 +561,99 @@ def _match_events(files: list[Path], network: Network) -> pa.Table:
     road_ids = np.append(network.road_ids, None)
     g = _us(t.column("event_time"))
     accel = _np(t, "accel_long", np.float64) if "accel_long" in names else np.full(t.num_rows, np.nan)
-    out = pa.table({
-        "vehicle_id": _np(t, "vehicle_id", np.int64), "gps_time": pc.cast(t.column("event_time"), pa.timestamp("us")),
-        "hour": hour_of(g), "day_type": day_type_of(g), "x_m": x, "y_m": y,
-        "speed_kmh": _np(t, "speed_kmh", np.float64) if "speed_kmh" in names else np.full(t.num_rows, np.nan),
-        "accel_long": accel,
-        # The history records threshold crossings: an event is a braking one when its longitudinal
-        # acceleration is negative or not given.
-        "is_braking": np.isnan(accel) | (accel < 0),
-        "road_idx": road, "road_id": pa.array(road_ids[np.where(hit, road, len(road_ids) - 1)], pa.string()),
-        "dist_m": m.dist,
-    })  # fmt: skip
+    out = pa.table(
+        {
+            "vehicle_id": _np(t, "vehicle_id", np.int64),
+            "gps_time": pc.cast(t.column("event_time"), pa.timestamp("us")),
+            "hour": hour_of(g),
+            "day_type": day_type_of(g),
+            "x_m": x,
+            "y_m": y,
+            "speed_kmh": _np(t, "speed_kmh", np.float64) if "speed_kmh" in names else np.full(t.num_rows, np.nan),
+            "accel_long": accel,
+            # The history records threshold crossings: an event is a braking one when its longitudinal
+            # acceleration is negative or not given.
+            "is_braking": np.isnan(accel) | (accel < 0),
+            "road_idx": road,
+            "road_id": pa.array(road_ids[np.where(hit, road, len(road_ids) - 1)], pa.string()),
+            "dist_m": m.dist,
+        }
+    )
     return out.cast(EVENTS_SCHEMA)
 
 
-POINTS_SCHEMA = pa.schema([
-    ("trip_id", pa.int64()), ("vehicle_id", pa.int64()), ("vehicle_key", pa.string()), ("operation_date", pa.date32()),
-    ("trip_no", pa.int32()), ("seq", pa.int32()), ("gps_time", pa.timestamp("us")), ("hour", pa.int8()),
-    ("day_type", pa.int8()), ("vehicle_type", pa.int32()), ("vehicle_use", pa.int32()), ("speed_kmh", pa.float64()),
-    ("lon", pa.float64()), ("lat", pa.float64()), ("x_m", pa.float64()), ("y_m", pa.float64()),
-    ("heading_deg", pa.float64()), ("dt_prev_s", pa.float64()), ("decel_prev_g", pa.float64()),
-    ("road_idx", pa.int32()), ("road_id", pa.string()), ("limit_kmh", pa.float64()), ("link_id", pa.int32()),
-    ("seg", pa.int32()), ("pos", pa.float64()), ("road_pos_m", pa.float64()), ("dist_m", pa.float64()),
-    ("direction", pa.int8()), ("file_id", pa.string()), ("member", pa.string()), ("line_no", pa.int64()),
-])  # fmt: skip
-TRIPS_SCHEMA = pa.schema([
-    ("trip_id", pa.int64()), ("vehicle_id", pa.int64()), ("operation_date", pa.date32()), ("trip_no", pa.int32()),
-    ("n_points", pa.int32()), ("first_time", pa.timestamp("us")), ("last_time", pa.timestamp("us")),
-    ("first_x_m", pa.float64()), ("first_y_m", pa.float64()), ("last_x_m", pa.float64()), ("last_y_m", pa.float64()),
-])  # fmt: skip
-EVENTS_SCHEMA = pa.schema([
-    ("vehicle_id", pa.int64()), ("gps_time", pa.timestamp("us")), ("hour", pa.int8()), ("day_type", pa.int8()),
-    ("x_m", pa.float64()), ("y_m", pa.float64()), ("speed_kmh", pa.float64()), ("accel_long", pa.float64()),
-    ("is_braking", pa.bool_()), ("road_idx", pa.int32()), ("road_id", pa.string()), ("dist_m", pa.float64()),
-])  # fmt: skip
+POINTS_SCHEMA = pa.schema(
+    [
+        ("trip_id", pa.int64()),
+        ("vehicle_id", pa.int64()),
+        ("vehicle_key", pa.string()),
+        ("operation_date", pa.date32()),
+        ("trip_no", pa.int32()),
+        ("seq", pa.int32()),
+        ("gps_time", pa.timestamp("us")),
+        ("hour", pa.int8()),
+        ("day_type", pa.int8()),
+        ("vehicle_type", pa.int32()),
+        ("vehicle_use", pa.int32()),
+        ("speed_kmh", pa.float64()),
+        ("lon", pa.float64()),
+        ("lat", pa.float64()),
+        ("x_m", pa.float64()),
+        ("y_m", pa.float64()),
+        ("heading_deg", pa.float64()),
+        ("dt_prev_s", pa.float64()),
+        ("decel_prev_g", pa.float64()),
+        ("road_idx", pa.int32()),
+        ("road_id", pa.string()),
+        ("limit_kmh", pa.float64()),
+        ("link_id", pa.int32()),
+        ("seg", pa.int32()),
+        ("pos", pa.float64()),
+        ("road_pos_m", pa.float64()),
+        ("dist_m", pa.float64()),
+        ("direction", pa.int8()),
+        ("file_id", pa.string()),
+        ("member", pa.string()),
+        ("line_no", pa.int64()),
+    ]
+)
+TRIPS_SCHEMA = pa.schema(
+    [
+        ("trip_id", pa.int64()),
+        ("vehicle_id", pa.int64()),
+        ("operation_date", pa.date32()),
+        ("trip_no", pa.int32()),
+        ("n_points", pa.int32()),
+        ("first_time", pa.timestamp("us")),
+        ("last_time", pa.timestamp("us")),
+        ("first_x_m", pa.float64()),
+        ("first_y_m", pa.float64()),
+        ("last_x_m", pa.float64()),
+        ("last_y_m", pa.float64()),
+    ]
+)
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("vehicle_id", pa.int64()),
+        ("gps_time", pa.timestamp("us")),
+        ("hour", pa.int8()),
+        ("day_type", pa.int8()),
+        ("x_m", pa.float64()),
+        ("y_m", pa.float64()),
+        ("speed_kmh", pa.float64()),
+        ("accel_long", pa.float64()),
+        ("is_braking", pa.bool_()),
+        ("road_idx", pa.int32()),
+        ("road_id", pa.string()),
+        ("dist_m", pa.float64()),
+    ]
+)
 
 
 # The points as written: the same columns, text as dictionaries (see _TEXT_COLUMNS).
-_POINTS_WRITE_SCHEMA = pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), pa.string())) if f.type == pa.string() else f
-                                  for f in POINTS_SCHEMA])  # fmt: skip
+_POINTS_WRITE_SCHEMA = pa.schema(
+    [pa.field(f.name, pa.dictionary(pa.int32(), pa.string())) if f.type == pa.string() else f for f in POINTS_SCHEMA]
+)
 
 
 def _empty(schema: pa.Schema) -> pa.Table:
@@ -531,8 +677,10 @@ class MatchReport:
     timings: dict[str, list[float]] = field(default_factory=dict)  # step -> [wall s, CPU s] (MonthResult's, and write)
 
     def summary(self) -> str:
-        return (f"{self.district}: {len(self.months_matched)} months matched ({self.n_matched:,} of {self.n_points:,} "
-                f"points on the network), {len(self.months_current)} already current")  # fmt: skip
+        return (
+            f"{self.district}: {len(self.months_matched)} months matched ({self.n_matched:,} of {self.n_points:,} "
+            f"points on the network), {len(self.months_current)} already current"
+        )
 
 
 def source_token(files: list[Path]) -> str:
@@ -560,11 +708,15 @@ def months_between(start: dt.date, end: dt.date) -> list[tuple[int, int]]:
 
 def _state(con, network: Network) -> tuple[dict, tuple | None]:
     """The district's match_state rows {(year, month): (fingerprint, token, folder)} and its matched_networks row."""
-    state = {(r[0], r[1]): (r[2], r[3], r[4]) for r in con.execute(
-        "SELECT year, month, fingerprint, source_token, folder FROM match_state WHERE district = ?",
-        [network.key]).fetchall()}  # fmt: skip
-    net = con.execute("SELECT fingerprint, source_path, radius_m, n_roads FROM matched_networks WHERE district = ?",
-                      [network.key]).fetchall()  # fmt: skip
+    state = {
+        (r[0], r[1]): (r[2], r[3], r[4])
+        for r in con.execute(
+            "SELECT year, month, fingerprint, source_token, folder FROM match_state WHERE district = ?", [network.key]
+        ).fetchall()
+    }
+    net = con.execute(
+        "SELECT fingerprint, source_path, radius_m, n_roads FROM matched_networks WHERE district = ?", [network.key]
+    ).fetchall()
     return state, (tuple(net[0]) if len(net) == 1 else None)
 
 
@@ -583,8 +735,10 @@ def _all_current(warehouse: Path, network: Network, tokens: dict) -> bool:
         return False
     finally:
         con.close()
-    current = all((st := state.get(ym)) is not None and st[0] == network.fingerprint and st[1] == tok
-                  for ym, tok in tokens.items())  # fmt: skip
+    current = all(
+        (st := state.get(ym)) is not None and st[0] == network.fingerprint and st[1] == tok
+        for ym, tok in tokens.items()
+    )
     stale = any(fp != network.fingerprint and ym not in tokens for ym, (fp, _, _) in state.items())
     return current and not stale and net == _network_row(network)
 
@@ -601,13 +755,20 @@ def match_and_write(files: list[str], network: Network, event_files: list[str], 
     with t_write("write"):
         _write_month(Path(folder), res)
     n_matched = int(pc.sum(pc.greater_equal(res.points.column("road_idx"), 0)).as_py() or 0)
-    return {"n_points_read": res.n_points_read, "n_points": res.points.num_rows, "n_matched": n_matched,
-            "n_trips": res.trips.num_rows, "n_events": res.events.num_rows, "seconds": time.perf_counter() - t0,
-            "timings": {**res.timings, **t_write.seconds}}  # fmt: skip
+    return {
+        "n_points_read": res.n_points_read,
+        "n_points": res.points.num_rows,
+        "n_matched": n_matched,
+        "n_trips": res.trips.num_rows,
+        "n_events": res.events.num_rows,
+        "seconds": time.perf_counter() - t0,
+        "timings": {**res.timings, **t_write.seconds},
+    }
 
 
-def match_stage(warehouse: str | Path, network: Network, months: list[tuple[int, int]] | None = None, *,
-                client=None) -> MatchReport:  # fmt: skip
+def match_stage(
+    warehouse: str | Path, network: Network, months: list[tuple[int, int]] | None = None, *, client=None
+) -> MatchReport:
     """Match every month of the point store (or only `months`) whose match is missing or stale.
 
     Re-running is safe and cheap: current months are skipped (checked read-only when all are).
@@ -644,24 +805,42 @@ def match_stage(warehouse: str | Path, network: Network, months: list[tuple[int,
                 report.months_current.append(ym)
                 continue
             folder = base / f"{ym[0]:04d}-{ym[1]:02d}-{network.fingerprint[:8]}{token[:8]}"
-            todo.append((ym, token, folder, [str(f.absolute()) for f in files], [str(f.absolute()) for f in events.get(ym, [])]))
+            todo.append(
+                (ym, token, folder, [str(f.absolute()) for f in files], [str(f.absolute()) for f in events.get(ym, [])])
+            )
         if client is not None and todo:
             (net,) = client.scatter([network], broadcast=True, hash=False)
-            futures = [client.submit(match_and_write, files, net, ev, str(folder.absolute()), pure=False, retries=1)
-                       for _, _, folder, files, ev in todo]  # fmt: skip
+            futures = [
+                client.submit(match_and_write, files, net, ev, str(folder.absolute()), pure=False, retries=1)
+                for _, _, folder, files, ev in todo
+            ]
             counts = client.gather(futures)
             futures = net = None
         else:
             counts = [match_and_write(files, network, ev, str(folder)) for _, _, folder, files, ev in todo]
-        for (ym, token, folder, _, _), n in zip(todo, counts):
+        for (ym, token, folder, _, _), n in zip(todo, counts, strict=True):
             old = state.get(ym)
             for step, (w, c) in n["timings"].items():
                 acc = report.timings.setdefault(step, [0.0, 0.0])
                 acc[0] += w
                 acc[1] += c
-            rows.append((network.key, network.fingerprint, ym[0], ym[1], token, folder.relative_to(warehouse).as_posix(),
-                         n["n_points_read"], n["n_points"], n["n_matched"], n["n_trips"], n["n_events"], n["seconds"],
-                         dt.datetime.now()))  # fmt: skip
+            rows.append(
+                (
+                    network.key,
+                    network.fingerprint,
+                    ym[0],
+                    ym[1],
+                    token,
+                    folder.relative_to(warehouse).as_posix(),
+                    n["n_points_read"],
+                    n["n_points"],
+                    n["n_matched"],
+                    n["n_trips"],
+                    n["n_events"],
+                    n["seconds"],
+                    dt.datetime.now(),
+                )
+            )
             if old is not None and old[2] != folder.relative_to(warehouse).as_posix():
                 obsolete.append(warehouse / old[2])
             report.months_matched.append(ym)
@@ -673,8 +852,10 @@ def match_stage(warehouse: str | Path, network: Network, months: list[tuple[int,
         stale = [ym for ym, (fp, _, folder) in state.items() if fp != network.fingerprint and ym not in wanted]
         with transaction(con):
             con.execute("DELETE FROM matched_networks WHERE district = ?", [network.key])
-            con.execute("INSERT INTO matched_networks VALUES (?, ?, ?, ?, ?, ?)",
-                        [network.key, *_network_row(network), dt.datetime.now()])  # fmt: skip
+            con.execute(
+                "INSERT INTO matched_networks VALUES (?, ?, ?, ?, ?, ?)",
+                [network.key, *_network_row(network), dt.datetime.now()],
+            )
             for ym in stale:
                 con.execute("DELETE FROM match_state WHERE district = ? AND year = ? AND month = ?", [network.key, *ym])
                 obsolete.append(warehouse / state[ym][2])
@@ -699,7 +880,14 @@ def _write_month(folder: Path, res: MonthResult) -> None:
     for name, table in (("points", res.points), ("trips", res.trips), ("events", res.events)):
         # Dictionary pages for the text columns only (trying them on numbers costs time and gains nothing).
         text = [f.name for f in table.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
-        pq.write_table(table, tmp / f"{name}.parquet", compression="zstd", compression_level=1, row_group_size=1_000_000,
-                       use_dictionary=text, store_schema=False)
+        pq.write_table(
+            table,
+            tmp / f"{name}.parquet",
+            compression="zstd",
+            compression_level=1,
+            row_group_size=1_000_000,
+            use_dictionary=text,
+            store_schema=False,
+        )
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)

@@ -62,10 +62,17 @@ def monitoring_months(warehouse: str | Path, district: District) -> list[Period]
 
 
 def monthly_series(
-    warehouse: str | Path, district: District, *, network: Network | None = None,
-    point_filter: PointFilter = ALL_POINTS, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-    min_vehicles: int = ADEQUATE_MIN_VEHICLES, store: bool = True, client=None,
-) -> pd.DataFrame:  # fmt: skip
+    warehouse: str | Path,
+    district: District,
+    *,
+    network: Network | None = None,
+    point_filter: PointFilter = ALL_POINTS,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    min_vehicles: int = ADEQUATE_MIN_VEHICLES,
+    store: bool = True,
+    client=None,
+) -> pd.DataFrame:
     """The district's monthly series (see the module docstring); stored in monthly_series unless store=False.
 
     Returns one row per month, indicator and unit (treated, control) with value, ci_low, ci_high,
@@ -93,54 +100,104 @@ def monthly_series(
             con.close()
         args = (treated, control, point_filter, resamples, seed, min_vehicles)
         if client is None:
-            parts = [month_rows(ref, f, network, m, *args) for f, m in zip(folders, months)]
+            parts = [month_rows(ref, f, network, m, *args) for f, m in zip(folders, months, strict=True)]
         else:
             ref_f, net = client.scatter([ref, network], broadcast=True, hash=False)
-            parts = client.gather([client.submit(month_rows, ref_f, [str(Path(x).absolute()) for x in f], net, m, *args,
-                                                 pure=False, retries=1) for f, m in zip(folders, months)])  # fmt: skip
+            parts = client.gather(
+                [
+                    client.submit(
+                        month_rows, ref_f, [str(Path(x).absolute()) for x in f], net, m, *args, pure=False, retries=1
+                    )
+                    for f, m in zip(folders, months, strict=True)
+                ]
+            )
         rows = [r for part in parts for r in part]
-    cols = ["month", "indicator", "unit", "value", "ci_low", "ci_high", "n", "n_vehicles", "after_level",
-            "change_vs_after", "change_ci_low", "change_ci_high", "flag"]  # fmt: skip
+    cols = [
+        "month",
+        "indicator",
+        "unit",
+        "value",
+        "ci_low",
+        "ci_high",
+        "n",
+        "n_vehicles",
+        "after_level",
+        "change_vs_after",
+        "change_ci_low",
+        "change_ci_high",
+        "flag",
+    ]
     series = pd.DataFrame(rows, columns=cols)
     if store:
         _store(warehouse, district.key, point_filter, series, resamples, seed)
     return series
 
 
-def month_rows(ref, folders: list, network: Network, month: Period, treated: list[str], control: list[str],
-               point_filter: PointFilter, resamples: int, seed: int, min_vehicles: int) -> list[dict]:  # fmt: skip
+def month_rows(
+    ref,
+    folders: list,
+    network: Network,
+    month: Period,
+    treated: list[str],
+    control: list[str],
+    point_filter: PointFilter,
+    resamples: int,
+    seed: int,
+    min_vehicles: int,
+) -> list[dict]:
     """The series' rows of one month against the reference samples `ref` (runs here or on a worker)."""
     cur = samples_of_folders([Path(f) for f in folders], network, "after", month, point_filter)
     comp = compare_periods_all(
-        pd.concat([ref.point_samples, cur.point_samples], ignore_index=True), treated=treated,
-        control=control, indicators=INDICATORS,
+        pd.concat([ref.point_samples, cur.point_samples], ignore_index=True),
+        treated=treated,
+        control=control,
+        indicators=INDICATORS,
         passages=pd.concat([ref.passage_samples, cur.passage_samples], ignore_index=True),
-        resamples=resamples, seed=seed, min_vehicles=min_vehicles,
-    )  # fmt: skip
+        resamples=resamples,
+        seed=seed,
+        min_vehicles=min_vehicles,
+    )
     rows = []
     for ind, table in comp.items():
         for r in table[table["unit"].isin(["treated", "control"])].itertuples():
-            rows.append({
-                "month": month.start, "indicator": ind, "unit": r.unit, "value": r.after,
-                "ci_low": r.after_ci_low, "ci_high": r.after_ci_high, "n": r.n_after,
-                "n_vehicles": r.n_vehicles_after, "after_level": r.before, "change_vs_after": r.change,
-                "change_ci_low": r.ci_low, "change_ci_high": r.ci_high, "flag": r.flag,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "month": month.start,
+                    "indicator": ind,
+                    "unit": r.unit,
+                    "value": r.after,
+                    "ci_low": r.after_ci_low,
+                    "ci_high": r.after_ci_high,
+                    "n": r.n_after,
+                    "n_vehicles": r.n_vehicles_after,
+                    "after_level": r.before,
+                    "change_vs_after": r.change,
+                    "change_ci_low": r.ci_low,
+                    "change_ci_high": r.ci_high,
+                    "flag": r.flag,
+                }
+            )
     return rows
 
 
-def _store(warehouse: Path, key: str, point_filter: PointFilter, series: pd.DataFrame, resamples: int, seed: int) -> None:
+def _store(
+    warehouse: Path, key: str, point_filter: PointFilter, series: pd.DataFrame, resamples: int, seed: int
+) -> None:
     flt = point_filter.describe_ja()
     con = connect(warehouse, create=False)
     try:
         with transaction(con):
             con.execute("DELETE FROM monthly_series WHERE district = ? AND filter = ?", [key, flt])
             if len(series):
-                con.register("_m", series.assign(district=key, filter=flt, resamples=resamples, seed=seed,
-                                                  computed_at=dt.datetime.now()))  # fmt: skip
-                con.execute("""INSERT INTO monthly_series SELECT district, filter, month, indicator, unit, value, ci_low,
-                               ci_high, n, n_vehicles, after_level, change_vs_after, change_ci_low, change_ci_high,
-                               flag, resamples, seed, computed_at FROM _m""")  # fmt: skip
+                con.register(
+                    "_m",
+                    series.assign(
+                        district=key, filter=flt, resamples=resamples, seed=seed, computed_at=dt.datetime.now()
+                    ),
+                )
+                con.execute("""INSERT INTO monthly_series SELECT district, filter, month, indicator, unit, value,
+                               ci_low, ci_high, n, n_vehicles, after_level, change_vs_after, change_ci_low,
+                               change_ci_high, flag, resamples, seed, computed_at FROM _m""")
     finally:
         con.close()
 
@@ -161,5 +218,12 @@ def latest_month_verdict(series: pd.DataFrame, indicator: str = "p85") -> dict |
         state = "falling"
     else:
         state = "holding"
-    return {"month": r["month"], "state": state, "value": r["value"], "after_level": r["after_level"],
-            "change": r["change_vs_after"], "ci_low": r["change_ci_low"], "ci_high": r["change_ci_high"]}  # fmt: skip
+    return {
+        "month": r["month"],
+        "state": state,
+        "value": r["value"],
+        "after_level": r["after_level"],
+        "change": r["change_vs_after"],
+        "ci_low": r["change_ci_low"],
+        "ci_high": r["change_ci_high"],
+    }

@@ -45,8 +45,16 @@ def period_cube(network: Network, pts) -> Cube:
         return Cube.empty()
     col = lambda name: pts.column(name).to_numpy(zero_copy_only=False)  # noqa: E731
     gps_us = pts.column("gps_time").cast("int64").to_numpy(zero_copy_only=False)
-    return _cube(network, col("seg"), col("pos"), col("direction"), gps_us, col("vehicle_type"), col("speed_kmh"),
-                 col("vehicle_id"))  # fmt: skip
+    return _cube(
+        network,
+        col("seg"),
+        col("pos"),
+        col("direction"),
+        gps_us,
+        col("vehicle_type"),
+        col("speed_kmh"),
+        col("vehicle_id"),
+    )
 
 
 def _cube(network: Network, seg, pos, direction, gps_us, vehicle_type, speed, vehicle_id) -> Cube:
@@ -54,15 +62,18 @@ def _cube(network: Network, seg, pos, direction, gps_us, vehicle_type, speed, ve
     return aggregate_points(seg, pos, direction, network.index, gps_us, vehicle_type, speed, vehicle_id, piece_limit)
 
 
-def read_month(folder: str, columns: list[str], point_filter: PointFilter, start: dt.date, end: dt.date,
-               on_network: bool = True) -> pa.Table:  # fmt: skip
+def read_month(
+    folder: str, columns: list[str], point_filter: PointFilter, start: dt.date, end: dt.date, on_network: bool = True
+) -> pa.Table:
     """One month folder's matched points kept by the filter (the one reader, as `read_points`)."""
-    return read_matched_files([Path(folder)], "points", POINTS_SCHEMA, columns,
-                              points_expression(point_filter, start, end, on_network))  # fmt: skip
+    return read_matched_files(
+        [Path(folder)], "points", POINTS_SCHEMA, columns, points_expression(point_filter, start, end, on_network)
+    )
 
 
-def _month_samples(folder: str, columns: list[str], point_filter: PointFilter, start: dt.date, end: dt.date,
-                   with_passages: bool) -> tuple[pa.Table, pd.DataFrame | None]:  # fmt: skip
+def _month_samples(
+    folder: str, columns: list[str], point_filter: PointFilter, start: dt.date, end: dt.date, with_passages: bool
+) -> tuple[pa.Table, pd.DataFrame | None]:
     pts = read_month(folder, columns, point_filter, start, end)
     return pts, passages(pts) if with_passages else None
 
@@ -78,15 +89,35 @@ def order_passages(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return cat.iloc[order].reset_index(drop=True)
 
 
-def points_and_passages(folders: list[Path], columns: list[str], point_filter: PointFilter, start: dt.date,
-                        end: dt.date, *, client=None, with_passages: bool = True) -> tuple[pa.Table, pd.DataFrame | None]:  # fmt: skip
+def points_and_passages(
+    folders: list[Path],
+    columns: list[str],
+    point_filter: PointFilter,
+    start: dt.date,
+    end: dt.date,
+    *,
+    client=None,
+    with_passages: bool = True,
+) -> tuple[pa.Table, pd.DataFrame | None]:
     """The period's matched points on the network (columns as asked; must include trip_id, seq,
     vehicle_id, road_idx, speed_kmh, gps_time, road_pos_m for passages) and their passages."""
     if client is None:
         pts = read_matched_files(folders, "points", POINTS_SCHEMA, columns, points_expression(point_filter, start, end))
         return pts, passages(pts) if with_passages else None
-    futures = [client.submit(_month_samples, str(Path(f).absolute()), columns, point_filter, start, end, with_passages,
-                             pure=False, retries=1) for f in folders]  # fmt: skip
+    futures = [
+        client.submit(
+            _month_samples,
+            str(Path(f).absolute()),
+            columns,
+            point_filter,
+            start,
+            end,
+            with_passages,
+            pure=False,
+            retries=1,
+        )
+        for f in folders
+    ]
     parts = client.gather(futures)
     if not parts:
         pts = read_matched_files([], "points", POINTS_SCHEMA, columns, None)
@@ -106,8 +137,15 @@ def link_edges(network: Network, n_shards: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_links, k + 1).round().astype(np.int64))
 
 
-def _month_part(folder: str, network: Network, point_filter: PointFilter, start: dt.date, end: dt.date,
-                edges: np.ndarray, with_passages: bool) -> tuple[list[dict], pd.DataFrame | None, int]:  # fmt: skip
+def _month_part(
+    folder: str,
+    network: Network,
+    point_filter: PointFilter,
+    start: dt.date,
+    end: dt.date,
+    edges: np.ndarray,
+    with_passages: bool,
+) -> tuple[list[dict], pd.DataFrame | None, int]:
     """A month task: its points (CUBE_COLUMNS) cut into the link ranges, its passages, its point count."""
     columns = sorted(set(CUBE_COLUMNS) | ({"trip_id", "seq", "road_idx", "road_pos_m"} if with_passages else set()))
     pts = read_month(folder, columns, point_filter, start, end)
@@ -121,7 +159,7 @@ def _month_part(folder: str, network: Network, point_filter: PointFilter, start:
     cuts = np.searchsorted(shard[order], np.arange(len(edges)))
     parts = []
     for s in range(len(edges) - 1):
-        idx = order[cuts[s]:cuts[s + 1]]
+        idx = order[cuts[s] : cuts[s + 1]]
         parts.append({k: v[idx] for k, v in arrays.items()})
     return parts, pas, pts.num_rows
 
@@ -136,19 +174,50 @@ def _range_cube(network: Network, *parts: dict) -> Cube | None:
     if not parts:
         return None
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return _cube(network, cat["seg"], cat["pos"], cat["direction"], cat["gps_us"], cat["vehicle_type"], cat["speed_kmh"],
-                 cat["vehicle_id"])  # fmt: skip
+    return _cube(
+        network,
+        cat["seg"],
+        cat["pos"],
+        cat["direction"],
+        cat["gps_us"],
+        cat["vehicle_type"],
+        cat["speed_kmh"],
+        cat["vehicle_id"],
+    )
 
 
-def submit_period_cube(client, net, network: Network, folders: list[Path], point_filter: PointFilter, start: dt.date,
-                       end: dt.date, *, with_passages: bool = True, n_shards: int | None = None) -> dict:  # fmt: skip
+def submit_period_cube(
+    client,
+    net,
+    network: Network,
+    folders: list[Path],
+    point_filter: PointFilter,
+    start: dt.date,
+    end: dt.date,
+    *,
+    with_passages: bool = True,
+    n_shards: int | None = None,
+) -> dict:
     """Submit one period's month tasks and range tasks; `net` is the network scattered to the workers.
     Returns the futures for `collect_period_cube`."""
     from etl.cluster import n_threads
 
     edges = link_edges(network, n_shards or 4 * n_threads(client))
-    months = [client.submit(_month_part, str(Path(f).absolute()), net, point_filter, start, end, edges, with_passages,
-                            pure=False, retries=1) for f in folders]  # fmt: skip
+    months = [
+        client.submit(
+            _month_part,
+            str(Path(f).absolute()),
+            net,
+            point_filter,
+            start,
+            end,
+            edges,
+            with_passages,
+            pure=False,
+            retries=1,
+        )
+        for f in folders
+    ]
     ranges = []
     for s in range(len(edges) - 1):
         pieces = [client.submit(_range_of, m, s, pure=False) for m in months]
@@ -166,8 +235,16 @@ def collect_period_cube(client, submitted: dict) -> tuple[Cube, pd.DataFrame | N
     return cube, order_passages([r[0] for r in rest]) if submitted["with_passages"] else None, n
 
 
-def period_cube_and_passages(folders: list[Path], network: Network, point_filter: PointFilter, start: dt.date,
-                             end: dt.date, columns: list[str], *, client=None) -> tuple[Cube, pd.DataFrame, int]:  # fmt: skip
+def period_cube_and_passages(
+    folders: list[Path],
+    network: Network,
+    point_filter: PointFilter,
+    start: dt.date,
+    end: dt.date,
+    columns: list[str],
+    *,
+    client=None,
+) -> tuple[Cube, pd.DataFrame, int]:
     """Cube, passages and number of points of one period (see the module docstring)."""
     if client is None:
         pts = read_matched_files(folders, "points", POINTS_SCHEMA, columns, points_expression(point_filter, start, end))
@@ -176,5 +253,15 @@ def period_cube_and_passages(folders: list[Path], network: Network, point_filter
     return collect_period_cube(client, submit_period_cube(client, net, network, folders, point_filter, start, end))
 
 
-__all__ = ["ALL_POINTS", "CUBE_COLUMNS", "collect_period_cube", "link_edges", "order_passages", "period_cube",
-           "period_cube_and_passages", "points_and_passages", "read_month", "submit_period_cube"]  # fmt: skip
+__all__ = [
+    "ALL_POINTS",
+    "CUBE_COLUMNS",
+    "collect_period_cube",
+    "link_edges",
+    "order_passages",
+    "period_cube",
+    "period_cube_and_passages",
+    "points_and_passages",
+    "read_month",
+    "submit_period_cube",
+]

@@ -25,12 +25,13 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from analysis.filters import ALL_POINTS, PointFilter
-from config.settings import PASSAGE_SPEED_DECIMALS
 from analysis.matchstage import EVENTS_SCHEMA, POINTS_SCHEMA, TRIPS_SCHEMA, months_between
+from config.settings import PASSAGE_SPEED_DECIMALS
 
 
-
-def matched_folders(con: duckdb.DuckDBPyConnection, warehouse: Path, district: str, start: dt.date, end: dt.date) -> list[Path]:
+def matched_folders(
+    con: duckdb.DuckDBPyConnection, warehouse: Path, district: str, start: dt.date, end: dt.date
+) -> list[Path]:
     """The match stage's folders of `district` for the months that can hold days start..end."""
     months = months_between(start, end)
     rows = con.execute(
@@ -58,33 +59,49 @@ def points_expression(point_filter: PointFilter, start: dt.date, end: dt.date, o
 
 
 def read_points(
-    con: duckdb.DuckDBPyConnection, warehouse: Path, district: str, start: dt.date, end: dt.date,
-    point_filter: PointFilter = ALL_POINTS, columns: list[str] | None = None, on_network: bool = True,
-) -> pa.Table:  # fmt: skip
+    con: duckdb.DuckDBPyConnection,
+    warehouse: Path,
+    district: str,
+    start: dt.date,
+    end: dt.date,
+    point_filter: PointFilter = ALL_POINTS,
+    columns: list[str] | None = None,
+    on_network: bool = True,
+) -> pa.Table:
     """Matched points of `district` with GPS時刻 on days start..end (inclusive) kept by the filter.
 
     on_network: only points matched to a road (else also the trip points off the network inside
     the network's grown box). Columns as documented for the view matched_points.
     """
     expr = points_expression(point_filter, start, end, on_network)
-    return read_matched_files(matched_folders(con, warehouse, district, start, end), "points", POINTS_SCHEMA, columns, expr)
+    return read_matched_files(
+        matched_folders(con, warehouse, district, start, end), "points", POINTS_SCHEMA, columns, expr
+    )
 
 
-def read_trips(con: duckdb.DuckDBPyConnection, warehouse: Path, district: str, start: dt.date, end: dt.date) -> pa.Table:
+def read_trips(
+    con: duckdb.DuckDBPyConnection, warehouse: Path, district: str, start: dt.date, end: dt.date
+) -> pa.Table:
     """Trips touching the network in the months of start..end: first / last point of the whole trip."""
     return read_matched_files(matched_folders(con, warehouse, district, start, end), "trips", TRIPS_SCHEMA, None, None)
 
 
 def read_events(
-    con: duckdb.DuckDBPyConnection, warehouse: Path, district: str, start: dt.date, end: dt.date,
+    con: duckdb.DuckDBPyConnection,
+    warehouse: Path,
+    district: str,
+    start: dt.date,
+    end: dt.date,
     point_filter: PointFilter = ALL_POINTS,
-) -> pa.Table:  # fmt: skip
+) -> pa.Table:
     """挙動履歴 braking events on the network in start..end; the filter's time band and day type apply
     (events carry no vehicle class or road direction)."""
     expr = point_filter.without_vehicle_and_direction().expression(start, end)
     base = (pc.field("road_idx") >= 0) & pc.field("is_braking")
     expr = base if expr is None else expr & base
-    return read_matched_files(matched_folders(con, warehouse, district, start, end), "events", EVENTS_SCHEMA, None, expr)
+    return read_matched_files(
+        matched_folders(con, warehouse, district, start, end), "events", EVENTS_SCHEMA, None, expr
+    )
 
 
 def passages(points: pa.Table | pd.DataFrame) -> pd.DataFrame:
@@ -112,10 +129,15 @@ def passages(points: pa.Table | pd.DataFrame) -> pd.DataFrame:
     dt_s = (t_us[ends] - t_us[starts]) / 1e6
     with np.errstate(invalid="ignore", divide="ignore"):
         section = np.where((n >= 2) & (dt_s > 0), np.abs(pos[ends] - pos[starts]) / dt_s * 3.6, np.nan)
-    return pd.DataFrame({
-        "road_idx": road[starts], "vehicle_id": df["vehicle_id"].to_numpy()[order][starts], "trip_id": trip[starts],
-        "n_points": n, "mean_kmh": np.round(np.bincount(pid, weights=speed) / n, PASSAGE_SPEED_DECIMALS),
-        "max_kmh": np.round(np.maximum.reduceat(speed, starts), PASSAGE_SPEED_DECIMALS),
-        "section_kmh": np.round(section, PASSAGE_SPEED_DECIMALS),
-        "first_time": df["gps_time"].to_numpy()[order][starts],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "road_idx": road[starts],
+            "vehicle_id": df["vehicle_id"].to_numpy()[order][starts],
+            "trip_id": trip[starts],
+            "n_points": n,
+            "mean_kmh": np.round(np.bincount(pid, weights=speed) / n, PASSAGE_SPEED_DECIMALS),
+            "max_kmh": np.round(np.maximum.reduceat(speed, starts), PASSAGE_SPEED_DECIMALS),
+            "section_kmh": np.round(section, PASSAGE_SPEED_DECIMALS),
+            "first_time": df["gps_time"].to_numpy()[order][starts],
+        }
+    )

@@ -75,16 +75,21 @@ def load_district_results(warehouse: str | Path, district: District, filter_text
         try:
             run = con.execute(
                 "SELECT * FROM evidence_runs WHERE district = ? AND filter = ? ORDER BY computed_at DESC LIMIT 1",
-                [district.key, flt]).df()  # fmt: skip
+                [district.key, flt],
+            ).df()
         except duckdb.CatalogException:  # a warehouse that was never analysed
             run = pd.DataFrame()
         if run.empty:
             raise ResultsMissing(
-                f"no stored results for district {district.key!r} ({flt}): run 'etc2calm analyze' and 'etc2calm compare' "
+                f"no stored results for district {district.key!r} ({flt}): run 'etc2calm analyze' and 'etc2calm "
+                "compare' "
                 "(or the monthly flow) first"
             )
         r = run.iloc[0]
-        periods = {"before": _period(r["period_before"], "before", district), "after": _period(r["period_after"], "after", district)}
+        periods = {
+            "before": _period(r["period_before"], "before", district),
+            "after": _period(r["period_after"], "after", district),
+        }
 
         def by_periods(table: str) -> pd.DataFrame:
             parts = []
@@ -92,7 +97,8 @@ def load_district_results(warehouse: str | Path, district: District, filter_text
                 df = con.execute(
                     f"""SELECT * FROM {table} WHERE district = ? AND period_start = ? AND period_end = ?
                         QUALIFY computed_at = max(computed_at) OVER ()""",
-                    [district.key, p.start, p.end]).df()  # fmt: skip
+                    [district.key, p.start, p.end],
+                ).df()
                 parts.append(df.assign(period=key))
             return pd.concat(parts, ignore_index=True)
 
@@ -103,26 +109,43 @@ def load_district_results(warehouse: str | Path, district: District, filter_text
         monthly = of_filter("monthly_series").sort_values(["month", "indicator", "unit"]).reset_index(drop=True)
         comparisons = {ind: g.reset_index(drop=True) for ind, g in comp.groupby("indicator", sort=False)}
         results = DistrictResults(
-            district_key=district.key, filter=flt, periods=periods, roads=None, road_stats=by_periods("road_period_stats"),
-            group_stats=by_periods("group_period_stats"), comparisons=comparisons,
-            distributions=of_filter("comparison_histogram"), braking=of_filter("braking_per_road"),
-            hotspots=of_filter("braking_hotspots"), cut_through=of_filter("cut_through_summary"),
-            cut_through_streets=of_filter("cut_through_streets"), resamples=int(r["resamples"]), seed=int(r["seed"]),
-            min_vehicles=int(r["min_vehicles"]), threshold_g=float(r["threshold_g"]), braking_source=str(r["braking_source"]),
-            radius_m=float(r["radius_m"]), computed_at=r["computed_at"].to_pydatetime(), network_current=True,
+            district_key=district.key,
+            filter=flt,
+            periods=periods,
+            roads=None,
+            road_stats=by_periods("road_period_stats"),
+            group_stats=by_periods("group_period_stats"),
+            comparisons=comparisons,
+            distributions=of_filter("comparison_histogram"),
+            braking=of_filter("braking_per_road"),
+            hotspots=of_filter("braking_hotspots"),
+            cut_through=of_filter("cut_through_summary"),
+            cut_through_streets=of_filter("cut_through_streets"),
+            resamples=int(r["resamples"]),
+            seed=int(r["seed"]),
+            min_vehicles=int(r["min_vehicles"]),
+            threshold_g=float(r["threshold_g"]),
+            braking_source=str(r["braking_source"]),
+            radius_m=float(r["radius_m"]),
+            computed_at=r["computed_at"].to_pydatetime(),
+            network_current=True,
             monthly=monthly,
-        )  # fmt: skip
+        )
         fingerprint = r["fingerprint"]
         missing = [k for k in periods if not (results.road_stats["period"] == k).any()]
         if missing:
             raise ResultsMissing(
                 f"district {district.key!r}: no per-road figures stored for the compared period(s) "
-                f"{', '.join(f'{k} {periods[k].start}..{periods[k].end}' for k in missing)}: run 'etc2calm analyze' for them"
+                f"{', '.join(f'{k} {periods[k].start}..{periods[k].end}' for k in missing)}: run 'etc2calm analyze' "
+                "for them"
             )
     finally:
         con.close()
-    roads = assign_roles(load_roads(district.network_path, exclude_highway=district.exclude_highway),
-                         district.treated_roads, district.comparison_roads)  # fmt: skip
+    roads = assign_roles(
+        load_roads(district.network_path, exclude_highway=district.exclude_highway),
+        district.treated_roads,
+        district.comparison_roads,
+    )
     results.roads = roads
     results.network_current = fingerprint == network_fingerprint(roads, results.radius_m)
     results.gates = load_gates(warehouse, district.key)
@@ -143,12 +166,16 @@ def load_group_stats(warehouse: str | Path, district_key: str) -> pd.DataFrame:
         con.close()
 
 
-def load_comparisons(warehouse: str | Path, district_key: str, filter_text: str | None = None) -> dict[str, pd.DataFrame]:
+def load_comparisons(
+    warehouse: str | Path, district_key: str, filter_text: str | None = None
+) -> dict[str, pd.DataFrame]:
     """The stored comparison_results of a district and filter (default: all points), per indicator."""
     con = connect(warehouse, read_only=True)
     try:
-        df = con.execute("SELECT * FROM comparison_results WHERE district = ? AND filter = ?",
-                         [district_key, filter_text or ALL_POINTS.describe_ja()]).df()  # fmt: skip
+        df = con.execute(
+            "SELECT * FROM comparison_results WHERE district = ? AND filter = ?",
+            [district_key, filter_text or ALL_POINTS.describe_ja()],
+        ).df()
     except duckdb.CatalogException:
         return {}
     finally:
@@ -173,8 +200,9 @@ def load_road_period_stats(warehouse: str | Path, district_key: str) -> pd.DataF
         con.close()
 
 
-def load_screening(warehouse: str | Path, district_key: str, area: str | None = None,
-                   period: tuple[dt.date, dt.date] | None = None) -> tuple[pd.Series | None, pd.DataFrame]:  # fmt: skip
+def load_screening(
+    warehouse: str | Path, district_key: str, area: str | None = None, period: tuple[dt.date, dt.date] | None = None
+) -> tuple[pd.Series | None, pd.DataFrame]:
     """The latest stored screening of a network (district key or 'roads:<stem>'; of `area` and of
     the dates `period` = (start, end) when given): its screening_runs row and its screening_results
     rows in rank order. (None, empty) when none."""
@@ -190,8 +218,10 @@ def load_screening(warehouse: str | Path, district_key: str, area: str | None = 
             return None, pd.DataFrame()
         r = run.iloc[0]
         rows = con.execute(
-            "SELECT * FROM screening_results WHERE district = ? AND area = ? AND period_start = ? AND period_end = ? ORDER BY rank",
-            [district_key, r["area"], r["period_start"], r["period_end"]]).df()  # fmt: skip
+            "SELECT * FROM screening_results WHERE district = ? AND area = ? AND period_start = ? AND period_end = ? "
+            "ORDER BY rank",
+            [district_key, r["area"], r["period_start"], r["period_end"]],
+        ).df()
         return r, rows
     except duckdb.CatalogException:
         return None, pd.DataFrame()
@@ -205,11 +235,15 @@ def load_gates(warehouse: str | Path, district_key: str) -> dict[str, pd.DataFra
     con = connect(warehouse, read_only=True)
     out = {}
     try:
-        for key, table, order in (("gates", "district_gates", "gate_id"),
-                                  ("summary", "gate_class_summary", "period_start, time_band, gate_class"),
-                                  ("od", "gate_od", "period_start, time_band, n_trips DESC, entry_gate, exit_gate")):  # fmt: skip
+        for key, table, order in (
+            ("gates", "district_gates", "gate_id"),
+            ("summary", "gate_class_summary", "period_start, time_band, gate_class"),
+            ("od", "gate_od", "period_start, time_band, n_trips DESC, entry_gate, exit_gate"),
+        ):
             try:
-                out[key] = con.execute(f"SELECT * FROM {table} WHERE district = ? ORDER BY {order}", [district_key]).df()
+                out[key] = con.execute(
+                    f"SELECT * FROM {table} WHERE district = ? ORDER BY {order}", [district_key]
+                ).df()
             except duckdb.CatalogException:
                 out[key] = pd.DataFrame()
     finally:

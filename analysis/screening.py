@@ -104,21 +104,46 @@ from geo.network import load_area
 COMPONENTS = tuple(SCREENING_WEIGHTS)
 # The `points_*` column of each component (its share of the score).
 POINTS_COLUMNS = {
-    "share_at_or_over_limit": "points_share", "share_at_or_over_limit_plus_10": "points_share_plus_10",
-    "p85_over_limit": "points_p85", "braking_per_1000_passages": "points_braking",
-    "cut_through_share": "points_cut_through", "passages_per_day": "points_volume",
-}  # fmt: skip
+    "share_at_or_over_limit": "points_share",
+    "share_at_or_over_limit_plus_10": "points_share_plus_10",
+    "p85_over_limit": "points_p85",
+    "braking_per_1000_passages": "points_braking",
+    "cut_through_share": "points_cut_through",
+    "passages_per_day": "points_volume",
+}
 # Columns of the CSV and of screening_results (after district, area, period, dates).
 RESULT_COLUMNS = [
-    "rank", "road_id", "road_name", "score", "score_ci_low", "score_ci_high", "rank_ci_low", "rank_ci_high",
-    "limit_kmh", "n_vehicles", "n_passages", "passages_per_day",
-    "share_at_or_over_limit", "share_ci_low", "share_ci_high",
-    "share_at_or_over_limit_plus_10", "share_plus_10_ci_low", "share_plus_10_ci_high",
-    "p85_kmh", "p85_ci_low", "p85_ci_high", "p85_over_limit",
-    "n_braking_events", "n_braking_vehicles", "braking_per_1000_passages", "n_trips", "n_cut_through",
-    "n_cut_through_vehicles", "cut_through_share",
+    "rank",
+    "road_id",
+    "road_name",
+    "score",
+    "score_ci_low",
+    "score_ci_high",
+    "rank_ci_low",
+    "rank_ci_high",
+    "limit_kmh",
+    "n_vehicles",
+    "n_passages",
+    "passages_per_day",
+    "share_at_or_over_limit",
+    "share_ci_low",
+    "share_ci_high",
+    "share_at_or_over_limit_plus_10",
+    "share_plus_10_ci_low",
+    "share_plus_10_ci_high",
+    "p85_kmh",
+    "p85_ci_low",
+    "p85_ci_high",
+    "p85_over_limit",
+    "n_braking_events",
+    "n_braking_vehicles",
+    "braking_per_1000_passages",
+    "n_trips",
+    "n_cut_through",
+    "n_cut_through_vehicles",
+    "cut_through_share",
     *POINTS_COLUMNS.values(),
-]  # fmt: skip
+]
 
 
 @dataclass
@@ -182,8 +207,14 @@ def _points(values: np.ndarray, weights: dict[str, float]) -> np.ndarray:
     return 100.0 * scaled * (w_avail / np.where(total > 0, total, 1.0))[..., None, :]
 
 
-def road_components(points: pd.DataFrame, passages: pd.DataFrame, events: pd.DataFrame, network: Network,
-                    days: int, cut_trips: pd.DataFrame | None) -> pd.DataFrame:  # fmt: skip
+def road_components(
+    points: pd.DataFrame,
+    passages: pd.DataFrame,
+    events: pd.DataFrame,
+    network: Network,
+    days: int,
+    cut_trips: pd.DataFrame | None,
+) -> pd.DataFrame:
     """Every road's screening components from one period's matched points (road_id, trip_id,
     vehicle_id), passages (road_id, vehicle_id, mean_kmh), braking events (road_id, vehicle_id)
     and the cut-through classification of its trips (None without an area).
@@ -196,32 +227,63 @@ def road_components(points: pd.DataFrame, passages: pd.DataFrame, events: pd.Dat
     cut_through_share (figures NaN for a road without passages; cut-through NaN without an area).
     """
     roads = network.roads
-    out = pd.DataFrame({"road_id": roads["road_id"].to_numpy(), "road_name": roads["name"].to_numpy(),
-                        "limit_kmh": roads["limit_kmh"].to_numpy(float)})  # fmt: skip
-    limit_of = dict(zip(out["road_id"], out["limit_kmh"]))
+    out = pd.DataFrame(
+        {
+            "road_id": roads["road_id"].to_numpy(),
+            "road_name": roads["name"].to_numpy(),
+            "limit_kmh": roads["limit_kmh"].to_numpy(float),
+        }
+    )
+    limit_of = dict(zip(out["road_id"], out["limit_kmh"], strict=True))
     figs = []
     for road_id, g in passages.groupby("road_id", sort=False):
         f = point_indicators(g["mean_kmh"].to_numpy(float), limit_of[road_id])
-        figs.append({"road_id": road_id, "n_vehicles": g["vehicle_id"].nunique(), "n_passages": len(g),
-                     "share_at_or_over_limit": f["share"], "share_at_or_over_limit_plus_10": f["share_plus10"],
-                     "p85_kmh": f["p85"]})  # fmt: skip
-    figs = pd.DataFrame(figs, columns=["road_id", "n_vehicles", "n_passages", "share_at_or_over_limit",
-                                       "share_at_or_over_limit_plus_10", "p85_kmh"])  # fmt: skip
+        figs.append(
+            {
+                "road_id": road_id,
+                "n_vehicles": g["vehicle_id"].nunique(),
+                "n_passages": len(g),
+                "share_at_or_over_limit": f["share"],
+                "share_at_or_over_limit_plus_10": f["share_plus10"],
+                "p85_kmh": f["p85"],
+            }
+        )
+    figs = pd.DataFrame(
+        figs,
+        columns=[
+            "road_id",
+            "n_vehicles",
+            "n_passages",
+            "share_at_or_over_limit",
+            "share_at_or_over_limit_plus_10",
+            "p85_kmh",
+        ],
+    )
     out = out.merge(figs, on="road_id", how="left")
     out[["n_vehicles", "n_passages"]] = out[["n_vehicles", "n_passages"]].fillna(0).astype("int64")
     out["passages_per_day"] = out["n_passages"] / days
     out["p85_over_limit"] = (out["p85_kmh"] - out["limit_kmh"]).clip(lower=0)
     brk = braking_per_road(events, passages)
-    out = out.merge(brk[["road_id", "n_events", "n_vehicles"]].rename(columns={"n_events": "n_braking_events",
-                                                                             "n_vehicles": "n_braking_vehicles"}),
-                    on="road_id", how="left")  # fmt: skip
-    out[["n_braking_events", "n_braking_vehicles"]] = out[["n_braking_events", "n_braking_vehicles"]].fillna(0).astype("int64")
+    out = out.merge(
+        brk[["road_id", "n_events", "n_vehicles"]].rename(
+            columns={"n_events": "n_braking_events", "n_vehicles": "n_braking_vehicles"}
+        ),
+        on="road_id",
+        how="left",
+    )
+    out[["n_braking_events", "n_braking_vehicles"]] = (
+        out[["n_braking_events", "n_braking_vehicles"]].fillna(0).astype("int64")
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["braking_per_1000_passages"] = np.where(out["n_passages"] > 0, 1000.0 * out["n_braking_events"] / out["n_passages"], np.nan)
+        out["braking_per_1000_passages"] = np.where(
+            out["n_passages"] > 0, 1000.0 * out["n_braking_events"] / out["n_passages"], np.nan
+        )
     if cut_trips is not None:
         cols = ["road_id", "n_trips", "n_cut_through", "n_vehicles_cut_through"]
         cs = cut_through_streets(cut_trips, points) if len(cut_trips) else pd.DataFrame(columns=cols)
-        out = out.merge(cs[cols].rename(columns={"n_vehicles_cut_through": "n_cut_through_vehicles"}), on="road_id", how="left")
+        out = out.merge(
+            cs[cols].rename(columns={"n_vehicles_cut_through": "n_cut_through_vehicles"}), on="road_id", how="left"
+        )
         counts = ["n_trips", "n_cut_through", "n_cut_through_vehicles"]
         out[counts] = out[counts].fillna(0).astype("int64")
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -234,11 +296,16 @@ def road_components(points: pd.DataFrame, passages: pd.DataFrame, events: pd.Dat
 def _road_trip_pairs(points: pd.DataFrame, cut_trips: pd.DataFrame) -> pd.DataFrame:
     """(road_id, trip_id) of the classified trips with vehicle_id and cut_through: the rows that
     analysis.behaviour.cut_through_streets counts (for the bootstrap's per-vehicle counts)."""
-    return points[["road_id", "trip_id"]].drop_duplicates().merge(
-        cut_trips[["trip_id", "vehicle_id", "cut_through"]], on="trip_id")  # fmt: skip
+    return (
+        points[["road_id", "trip_id"]]
+        .drop_duplicates()
+        .merge(cut_trips[["trip_id", "vehicle_id", "cut_through"]], on="trip_id")
+    )
 
 
-def _replicate_sums(weights: np.ndarray, road: np.ndarray, vehicle: np.ndarray, value: np.ndarray, n_roads: int) -> np.ndarray:
+def _replicate_sums(
+    weights: np.ndarray, road: np.ndarray, vehicle: np.ndarray, value: np.ndarray, n_roads: int
+) -> np.ndarray:
     """(replicates × roads) sums of `value` per road when each vehicle counts weights[r, vehicle] times."""
     out = np.zeros((weights.shape[0], n_roads))
     if len(road) == 0:
@@ -253,9 +320,18 @@ def _replicate_sums(weights: np.ndarray, road: np.ndarray, vehicle: np.ndarray, 
     return out
 
 
-def bootstrap_screening(table: pd.DataFrame, point_samples: pd.DataFrame, passages: pd.DataFrame, events: pd.DataFrame,
-                        pairs: pd.DataFrame | None, days: int, weights: dict[str, float], resamples: int, seed: int,
-                        confidence: float = CONFIDENCE) -> pd.DataFrame:  # fmt: skip
+def bootstrap_screening(
+    table: pd.DataFrame,
+    point_samples: pd.DataFrame,
+    passages: pd.DataFrame,
+    events: pd.DataFrame,
+    pairs: pd.DataFrame | None,
+    days: int,
+    weights: dict[str, float],
+    resamples: int,
+    seed: int,
+    confidence: float = CONFIDENCE,
+) -> pd.DataFrame:
     """Intervals of the candidates' shares, p85, score and rank from one cluster bootstrap over vehicles.
 
     table: scored candidates (score_candidates); point_samples: the period's matched points as
@@ -293,7 +369,9 @@ def bootstrap_screening(table: pd.DataFrame, point_samples: pd.DataFrame, passag
             out.loc[i, f"{col}_ci_low"], out.loc[i, f"{col}_ci_high"] = lo, hi
     n_pas = _replicate_sums(w, p_road, p_veh, np.ones(len(pas)), n)
     ev = events[events["road_id"].isin(roads)]
-    n_ev = _replicate_sums(w, road_of.get_indexer(ev["road_id"]), code_of.get_indexer(ev["vehicle_id"]), np.ones(len(ev)), n)
+    n_ev = _replicate_sums(
+        w, road_of.get_indexer(ev["road_id"]), code_of.get_indexer(ev["vehicle_id"]), np.ones(len(ev)), n
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         reps[:, :, 3] = np.where(n_pas > 0, 1000.0 * n_ev / n_pas, np.nan)
     if pairs is not None:
@@ -308,7 +386,9 @@ def bootstrap_screening(table: pd.DataFrame, point_samples: pd.DataFrame, passag
     score = points.sum(axis=-1)  # (replicates, roads)
     # Rank on each replicate (1 = highest score; ties in candidate order, as score_candidates sorts them).
     rank = np.empty(score.shape, dtype=np.int64)
-    np.put_along_axis(rank, np.argsort(-score, axis=1, kind="stable"), np.arange(1, n + 1)[None, :].repeat(len(score), 0), axis=1)
+    np.put_along_axis(
+        rank, np.argsort(-score, axis=1, kind="stable"), np.arange(1, n + 1)[None, :].repeat(len(score), 0), axis=1
+    )
     for i in range(n):
         out.loc[i, "score_ci_low"], out.loc[i, "score_ci_high"] = percentile_interval(score[:, i], alpha)
         lo, hi = percentile_interval(rank[:, i].astype(float), alpha)
@@ -318,11 +398,21 @@ def bootstrap_screening(table: pd.DataFrame, point_samples: pd.DataFrame, passag
 
 
 def screen(
-    warehouse: str | Path, network: Network, period: Period, *, area=None, area_label: str = "", area_path=None,
-    min_vehicles: int = SCREENING_MIN_VEHICLES, weights: dict[str, float] = SCREENING_WEIGHTS,
-    resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED, threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G,
-    store: bool = True, client=None,
-) -> ScreeningResult:  # fmt: skip
+    warehouse: str | Path,
+    network: Network,
+    period: Period,
+    *,
+    area=None,
+    area_label: str = "",
+    area_path=None,
+    min_vehicles: int = SCREENING_MIN_VEHICLES,
+    weights: dict[str, float] = SCREENING_WEIGHTS,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G,
+    store: bool = True,
+    client=None,
+) -> ScreeningResult:
     """Rank the network's residential roads (in `area`, a shapely polygon in metres, when given) for one
     period; see the module docstring. Matches what is missing first; stores the ranking unless `store` is False.
 
@@ -342,7 +432,9 @@ def screen(
     try:
         ps = period_samples(con, warehouse, network, period.name, period, client=client)
         events, braking_source = braking_events(con, warehouse, network, period, ps.points, threshold_g=threshold_g)
-        cut_trips = cut_through_of_period(con, warehouse, network, period, ps.points, area) if area is not None else None
+        cut_trips = (
+            cut_through_of_period(con, warehouse, network, period, ps.points, area) if area is not None else None
+        )
     finally:
         con.close()
     comp = road_components(ps.points, ps.passages, events, network, days, cut_trips)
@@ -365,19 +457,38 @@ def screen(
     if len(table) and not (table["n_braking_events"] > 0).any():
         notes.append("no sudden braking on any candidate: the braking component gives no points")
     result = ScreeningResult(
-        network_key=network.key, area=area_label if area is not None else "", period=period,
-        table=table[RESULT_COLUMNS].reset_index(drop=True), n_roads=len(network.roads), n_residential=int(residential.sum()),
-        low_sample=low, braking_source=braking_source, weights=dict(weights), min_vehicles=min_vehicles,
-        resamples=resamples, seed=seed, threshold_g=threshold_g, cut_through_available=area is not None, notes=notes,
+        network_key=network.key,
+        area=area_label if area is not None else "",
+        period=period,
+        table=table[RESULT_COLUMNS].reset_index(drop=True),
+        n_roads=len(network.roads),
+        n_residential=int(residential.sum()),
+        low_sample=low,
+        braking_source=braking_source,
+        weights=dict(weights),
+        min_vehicles=min_vehicles,
+        resamples=resamples,
+        seed=seed,
+        threshold_g=threshold_g,
+        cut_through_available=area is not None,
+        notes=notes,
         area_path=str(Path(area_path).resolve()) if area is not None and area_path else "",
-    )  # fmt: skip
+    )
     if store:
         _store(warehouse, network, result)
     return result
 
 
-def screen_district(warehouse: str | Path, district: District, period: Period | None = None, *, area=None,
-                    area_label: str | None = None, radius_m: float | None = None, **kwargs) -> ScreeningResult:  # fmt: skip
+def screen_district(
+    warehouse: str | Path,
+    district: District,
+    period: Period | None = None,
+    *,
+    area=None,
+    area_label: str | None = None,
+    radius_m: float | None = None,
+    **kwargs,
+) -> ScreeningResult:
     """`screen` with the district's network and outline (or `area`); the period defaults to the
     district's default before period (before any treatment)."""
     period = period or district.period(district.default_before)
@@ -390,21 +501,47 @@ def screen_district(warehouse: str | Path, district: District, period: Period | 
 def _store(warehouse: Path, network: Network, res: ScreeningResult) -> None:
     now = dt.datetime.now()
     key = [res.network_key, res.area, res.period.start, res.period.end]
-    rows = res.table.assign(district=res.network_key, area=res.area, period=res.period.name,
-                            period_start=res.period.start, period_end=res.period.end,
-                            braking_source=res.braking_source, computed_at=now)  # fmt: skip
+    rows = res.table.assign(
+        district=res.network_key,
+        area=res.area,
+        period=res.period.name,
+        period_start=res.period.start,
+        period_end=res.period.end,
+        braking_source=res.braking_source,
+        computed_at=now,
+    )
     con = connect(warehouse, create=False)
     try:
         with transaction(con):
             for table in ("screening_results", "screening_runs"):
-                con.execute(f"DELETE FROM {table} WHERE district = ? AND area = ? AND period_start = ? AND period_end = ?", key)
+                con.execute(
+                    f"DELETE FROM {table} WHERE district = ? AND area = ? AND period_start = ? AND period_end = ?", key
+                )
             con.register("_r", rows)
             con.execute(f"""INSERT INTO screening_results SELECT district, area, period, period_start, period_end,
-                            {', '.join(RESULT_COLUMNS)}, braking_source, computed_at FROM _r""")  # fmt: skip
-            con.execute("INSERT INTO screening_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [*key[:2], res.period.name, *key[2:], res.min_vehicles, json.dumps(res.weights),
-                         res.resamples, res.seed, res.threshold_g, res.braking_source, res.cut_through_available,
-                         res.n_roads, res.n_residential, len(res.table), len(res.low_sample), network.fingerprint,
-                         str(network.source_path), res.area_path, now])  # fmt: skip
+                            {", ".join(RESULT_COLUMNS)}, braking_source, computed_at FROM _r""")
+            con.execute(
+                "INSERT INTO screening_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    *key[:2],
+                    res.period.name,
+                    *key[2:],
+                    res.min_vehicles,
+                    json.dumps(res.weights),
+                    res.resamples,
+                    res.seed,
+                    res.threshold_g,
+                    res.braking_source,
+                    res.cut_through_available,
+                    res.n_roads,
+                    res.n_residential,
+                    len(res.table),
+                    len(res.low_sample),
+                    network.fingerprint,
+                    str(network.source_path),
+                    res.area_path,
+                    now,
+                ],
+            )
     finally:
         con.close()

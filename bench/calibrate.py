@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import os
 import shutil
 import sys
@@ -68,7 +67,7 @@ def matched_points(warehouse: Path, district: District, period: Period) -> tuple
         con.close()
     pts["road_id"] = net.road_ids[pts["road_idx"].to_numpy()] if len(pts) else np.array([], dtype=object)
     pts["vehicle"] = pts["vehicle_id"]
-    return pts, dict(zip(net.roads["road_id"], net.roads["limit_kmh"].astype(float)))
+    return pts, dict(zip(net.roads["road_id"], net.roads["limit_kmh"].astype(float), strict=True))
 
 
 def passage_speeds(points: pd.DataFrame, road_id: str) -> pd.DataFrame:
@@ -79,8 +78,13 @@ def passage_speeds(points: pd.DataFrame, road_id: str) -> pd.DataFrame:
     p = passages(points)
     idx = points.loc[points["road_id"] == road_id, "road_idx"]
     p = p[p["road_idx"] == (idx.iloc[0] if len(idx) else -2)]
-    return pd.DataFrame({"vehicle": p["vehicle_id"].to_numpy(), "n_points": p["n_points"].to_numpy(),
-                         "mean_kmh": p["mean_kmh"].to_numpy()})
+    return pd.DataFrame(
+        {
+            "vehicle": p["vehicle_id"].to_numpy(),
+            "n_points": p["n_points"].to_numpy(),
+            "mean_kmh": p["mean_kmh"].to_numpy(),
+        }
+    )
 
 
 def street_figures(points: pd.DataFrame, road_ids: tuple[str, ...], limits: dict[str, float]) -> dict:
@@ -167,8 +171,10 @@ def run(scale: float, seed: int, districts: list[District], monitoring: bool, ye
     rep = ingest_paths([work / "delivery"], work / "warehouse", progress=False)
     t2 = time.perf_counter()
     per = ", ".join(f"{k} {v['rows']:,}" for k, v in gen["districts"].items())
-    print(f"scale {scale}, seed {seed}: generated {gen['rows']:,} rows ({per}) in {t1 - t0:.0f} s; "
-          f"ingested in {t2 - t1:.0f} s ({rep.summary() if hasattr(rep, 'summary') else ''})")
+    print(
+        f"scale {scale}, seed {seed}: generated {gen['rows']:,} rows ({per}) in {t1 - t0:.0f} s; "
+        f"ingested in {t2 - t1:.0f} s ({rep.summary() if hasattr(rep, 'summary') else ''})"
+    )
     failed = checked = 0
     for d in districts:
         periods = dict(d.periods)
@@ -179,23 +185,33 @@ def run(scale: float, seed: int, districts: list[District], monitoring: bool, ye
             pts, limits = matched_points(work / "warehouse", d, period)
             figs[name] = street_figures(pts, d.treated_roads, limits)
         print(f"\n{d.key} ({d.name_ja}), treated {','.join(d.treated_roads)}:")
-        print(f"  {'period':<9} {'dates':<22} {'p85':>5} {'mean':>5} {'±se':>4} {'pt>=lim':>8} {'pas>=lim':>9} {'±se':>5} {'deff':>4} {'pas_mean':>8} "
-              f"{'n_pts':>6} {'n_pas':>6} {'pts/pas':>7} {'veh':>5}")
+        print(
+            f"  {'period':<9} {'dates':<22} {'p85':>5} {'mean':>5} {'±se':>4} {'pt>=lim':>8} {'pas>=lim':>9} "
+            f"{'±se':>5} {'deff':>4} {'pas_mean':>8} "
+            f"{'n_pts':>6} {'n_pas':>6} {'pts/pas':>7} {'veh':>5}"
+        )
         for name, period in periods.items():
             f = figs[name]
             if not f.get("n_points"):
                 print(f"  {name:<9} {period.start}..{period.end}  (no points)")
                 continue
-            print(f"  {name:<9} {str(period.start) + '..' + str(period.end):<22} {f['p85']:5.1f} {f['mean']:5.1f} {f['mean_se']:4.1f} "
-                  f"{100 * f['point_share']:7.1f}% {100 * f['passage_share']:8.1f}% {100 * f['passage_share_se']:5.1f} {f['passage_share_deff']:4.1f} {f['passage_mean']:8.1f} "
-                  f"{f['n_points']:6d} {f['n_passages']:6d} {f['points_per_passage']:7.2f} {f['vehicles']:5d}")
+            print(
+                f"  {name:<9} {str(period.start) + '..' + str(period.end):<22} {f['p85']:5.1f} {f['mean']:5.1f} "
+                f"{f['mean_se']:4.1f} "
+                f"{100 * f['point_share']:7.1f}% {100 * f['passage_share']:8.1f}% {100 * f['passage_share_se']:5.1f} "
+                f"{f['passage_share_deff']:4.1f} {f['passage_mean']:8.1f} "
+                f"{f['n_points']:6d} {f['n_passages']:6d} {f['points_per_passage']:7.2f} {f['vehicles']:5d}"
+            )
         for t in evaluate_targets(d, figs):
             checked += 1
             failed += not t["ok"]
             ref = f" vs {t['reference']}" if "reference" in t else ""
-            print(f"  {'PASS' if t['ok'] else 'FAIL'}  {t['statistic']}{ref} {t['period']}: measured {_fmt(t['statistic'], t['value'])}, "
-                  f"target {_fmt(t['statistic'], t['min'])} .. {_fmt(t['statistic'], t['max'])}"
-                  + (f"  (published: {t['published']})" if t.get("published") else ""))
+            print(
+                f"  {'PASS' if t['ok'] else 'FAIL'}  {t['statistic']}{ref} {t['period']}: measured "
+                f"{_fmt(t['statistic'], t['value'])}, "
+                f"target {_fmt(t['statistic'], t['min'])} .. {_fmt(t['statistic'], t['max'])}"
+                + (f"  (published: {t['published']})" if t.get("published") else "")
+            )
         if year:
             y = year_vehicles(d, seed, scale)
             if y is not None:
@@ -206,10 +222,18 @@ def run(scale: float, seed: int, districts: list[District], monitoring: bool, ye
                     verdict, target = ("PASS" if ok else "FAIL"), f", target {y['min']:,}..{y['max']:,}"
                 else:
                     verdict, target = "INFO", " (not a calibration target)"
-                print(f"  {verdict}  distinct vehicles {y['start']}..{y['end']} (whole network, simulated at "
-                      f"scale {scale}: {y['vehicles_raw']:,}, / scale = {y['vehicles']:,.0f}){target}"
-                      + (f"  (published: {y['published']})" if y.get("published") else ""))
-    verdict = f"{failed} of {checked} target(s) FAILED" if failed else f"all {checked} targets met" if checked else "no calibration targets"
+                print(
+                    f"  {verdict}  distinct vehicles {y['start']}..{y['end']} (whole network, simulated at "
+                    f"scale {scale}: {y['vehicles_raw']:,}, / scale = {y['vehicles']:,.0f}){target}"
+                    + (f"  (published: {y['published']})" if y.get("published") else "")
+                )
+    verdict = (
+        f"{failed} of {checked} target(s) FAILED"
+        if failed
+        else f"all {checked} targets met"
+        if checked
+        else "no calibration targets"
+    )
     print(f"\n{verdict}; {time.perf_counter() - t0:.0f} s")
     return 1 if failed else 0
 

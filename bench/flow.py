@@ -1,6 +1,7 @@
 """Benchmark of the monthly flow on the demo delivery: today's code against the code before issue 10.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/flow.py [--scale F] [--repeat R] [--dir DIR] [--old-rev REV] [--rev NAME=REV]...
+    PYTHONPATH=$PWD .venv/bin/python bench/flow.py [--scale F] [--repeat R] [--dir DIR] [--old-rev REV]
+        [--rev NAME=REV]...
 
 What it runs:
 - the demo delivery, generated once with today's generator (etl.synthetic.generate_delivery,
@@ -26,7 +27,8 @@ What it runs:
 - prints each run, then per side the medians, the ratios new/old (per pair, median) and the load
   average (1, 5, 15 min) before and after. The machine is shared: compare ratios, not absolutes.
 
-Last line: `monthly flow (demo delivery, scale F): first run new X s / old Y s = R, second run new … / old … = …, load L`.
+Last line: `monthly flow (demo delivery, scale F): first run new X s / old Y s = R, second run new … / old … = …,
+load L` (one line).
 """
 
 from __future__ import annotations
@@ -52,12 +54,20 @@ WARMUP_SCALE = 0.05
 NEW_STAGES = ("gates", "screen", "monitor")
 # Plain functions the flow's tasks call, by module attribute of flows.pipeline, and their stage.
 STAGES = {
-    "new_delivery_files": "find-new", "ingest_paths": "ingest", "match_stage": "match",
-    "analyze_district_periods": "analyze", "evaluate_district": "evaluate", "monthly_series": "monitor",
-    "evaluate_gates": "gates", "screen_district": "screen",
-    "publish_district": "publish", "update_latest": "publish",
-    "write_district_map": "publish", "render_report": "publish", "write_district_sheet": "publish",
-}  # fmt: skip
+    "new_delivery_files": "find-new",
+    "ingest_paths": "ingest",
+    "match_stage": "match",
+    "analyze_district_periods": "analyze",
+    "evaluate_district": "evaluate",
+    "monthly_series": "monitor",
+    "evaluate_gates": "gates",
+    "screen_district": "screen",
+    "publish_district": "publish",
+    "update_latest": "publish",
+    "write_district_map": "publish",
+    "render_report": "publish",
+    "write_district_sheet": "publish",
+}
 
 
 def load() -> str:
@@ -70,8 +80,9 @@ def load() -> str:
 
 def child(args) -> None:
     t_proc = time.perf_counter()
-    import flows.pipeline as fp
     from prefect import flow
+
+    import flows.pipeline as fp
 
     t_import = time.perf_counter() - t_proc
     times: dict[str, float] = defaultdict(float)
@@ -109,13 +120,29 @@ def child(args) -> None:
         if not isinstance(out, dict):  # a Failed state
             sys.exit(f"run {k}: the flow did not complete: {out}")
         ingest = out["ingest"]
-        runs.append({"wall_s": wall, "stages": dict(times), "orchestration_s": wall - sum(times.values()),
-                     "rows_stored": ingest.get("rows_stored"), "ingest": ingest.get("summary", "")})  # fmt: skip
+        runs.append(
+            {
+                "wall_s": wall,
+                "stages": dict(times),
+                "orchestration_s": wall - sum(times.values()),
+                "rows_stored": ingest.get("rows_stored"),
+                "ingest": ingest.get("summary", ""),
+            }
+        )
     import resource
 
-    print(json.dumps({"import_s": t_import, "api_start_s": t_api, "runs": runs, "process_s": time.perf_counter() - t_proc,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "children_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "import_s": t_import,
+                "api_start_s": t_api,
+                "runs": runs,
+                "process_s": time.perf_counter() - t_proc,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "children_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,12 +155,27 @@ def run_side(side: str, tree: Path, work: Path, prefect_home: Path, landing: str
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir(parents=True)
     env = dict(os.environ)
-    env.update({"PYTHONPATH": str(tree), "PREFECT_HOME": str(prefect_home), "PREFECT_LOGGING_LEVEL": "WARNING",
-                "ETC2CALM_HOME": str(tree)})  # fmt: skip
+    env.update(
+        {
+            "PYTHONPATH": str(tree),
+            "PREFECT_HOME": str(prefect_home),
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "ETC2CALM_HOME": str(tree),
+        }
+    )
     env.pop("PREFECT_API_URL", None)
     # The landing folder relative to the working directory (work/landing), as the deployment passes it.
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--landing", landing,
-           "--warehouse", str(run / "warehouse"), "--out", str(run / "maps")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        "--landing",
+        landing,
+        "--warehouse",
+        str(run / "warehouse"),
+        "--out",
+        str(run / "maps"),
+    ]
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -151,7 +193,11 @@ def median(xs):
 
 def fmt_run(r: dict) -> str:
     st = r["stages"]
-    parts = " + ".join(f"{k} {st[k]:.1f}" for k in ("find-new", "ingest", "match", "analyze", "evaluate", *NEW_STAGES, "publish") if k in st)
+    parts = " + ".join(
+        f"{k} {st[k]:.1f}"
+        for k in ("find-new", "ingest", "match", "analyze", "evaluate", *NEW_STAGES, "publish")
+        if k in st
+    )
     return f"{r['wall_s']:6.1f} s = {parts} + orchestration {r['orchestration_s']:.1f}"
 
 
@@ -159,11 +205,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0, help="demo delivery scale (default 1.0)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each side, alternated (default 3)")
-    ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "etc2calm-bench-flow",
-                    help="work folder (delivery cached there; warehouses made and removed per run)")
+    ap.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "etc2calm-bench-flow",
+        help="work folder (delivery cached there; warehouses made and removed per run)",
+    )
     ap.add_argument("--old-rev", default=OLD_REV, help=f"the code before issue 10 (default {OLD_REV})")
-    ap.add_argument("--rev", action="append", default=[], metavar="NAME=REV",
-                    help="another side to run (a temporary worktree of REV), e.g. main=52fc0ca; repeatable")
+    ap.add_argument(
+        "--rev",
+        action="append",
+        default=[],
+        metavar="NAME=REV",
+        help="another side to run (a temporary worktree of REV), e.g. main=52fc0ca; repeatable",
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--landing", help=argparse.SUPPRESS)
     ap.add_argument("--warehouse", help=argparse.SUPPRESS)
@@ -193,24 +248,33 @@ def main() -> None:
             marker.write_text(json.dumps({**want, "rows": g["rows"], "files": g["files"]}))
             print(f"delivery {name}: {g['files']} files, {g['rows']:,} rows generated in {g['seconds']:.1f} s")
     info = json.loads((work / "landing.json").read_text())
-    print(f"delivery: {work / 'landing'} ({info['files']} ZIP files, {info['rows']:,} rows; seed 20171005, scale {args.scale:g}, "
-          f"generator {info['generator']})")
+    print(
+        f"delivery: {work / 'landing'} ({info['files']} ZIP files, {info['rows']:,} rows; seed 20171005, scale "
+        f"{args.scale:g}, "
+        f"generator {info['generator']})"
+    )
     # Sides: old (a temporary worktree of --old-rev), new (this tree), and any --rev NAME=REV (worktrees too).
     revs = [("old", args.old_rev)] + [tuple(r.split("=", 1)) for r in args.rev]
     trees: dict[str, Path] = {"new": ROOT}
     for name, rev in revs:
         tree = Path(tempfile.mkdtemp(prefix=f"etc2calm-flow-{name}-"))
         tree.rmdir()
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True, capture_output=True
+        )
         trees[name] = tree
     sides = ["old", "new", *[name for name, _ in revs[1:]]]
     prefect_home = work / "prefect-home"
     results: dict[str, list[dict]] = {side: [] for side in sides}
     try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD"], capture_output=True).returncode
-        print(f"new: {ROOT} at {head}{' + uncommitted changes' if dirty else ''}; "
-              + "; ".join(f"{name}: {rev} in {trees[name]} (temporary worktree)" for name, rev in revs))
+        print(
+            f"new: {ROOT} at {head}{' + uncommitted changes' if dirty else ''}; "
+            + "; ".join(f"{name}: {rev} in {trees[name]} (temporary worktree)" for name, rev in revs)
+        )
         print(f"load average before: {load0}")
         # Warm-up, not counted: each side once on a small delivery (scale WARMUP_SCALE), so that all
         # have their numba caches and Prefect's database is migrated before the clock.
@@ -218,19 +282,24 @@ def main() -> None:
             w = run_side(side, trees[side], work, prefect_home, "landing-warmup")
             print(f"warm-up {side}: process {w['process_wall_s']:.1f} s (not counted)", flush=True)
         for i in range(args.repeat):
-            for side in sides[i % len(sides):] + sides[: i % len(sides)]:  # rotated: each side starts a round
+            for side in sides[i % len(sides) :] + sides[: i % len(sides)]:  # rotated: each side starts a round
                 r = run_side(side, trees[side], work, prefect_home)
                 results[side].append(r)
                 first, second = r["runs"]
-                print(f"{side} #{i + 1}: API start {r['api_start_s']:.1f} s, imports {r['import_s']:.1f} s; "
-                      f"first run {fmt_run(first)}; second run {fmt_run(second)}; "
-                      f"process {r['process_wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB "
-                      f"(largest child {r['children_peak_rss_mb']:.0f} MB); load {load()}", flush=True)
+                print(
+                    f"{side} #{i + 1}: API start {r['api_start_s']:.1f} s, imports {r['import_s']:.1f} s; "
+                    f"first run {fmt_run(first)}; second run {fmt_run(second)}; "
+                    f"process {r['process_wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB "
+                    f"(largest child {r['children_peak_rss_mb']:.0f} MB); load {load()}",
+                    flush=True,
+                )
                 if first["rows_stored"] is not None and i == 0:
                     print(f"    ingest: {first['ingest']}")
     finally:
         for name, _ in revs:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(trees[name])], capture_output=True)
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(trees[name])], capture_output=True
+            )
             shutil.rmtree(trees[name], ignore_errors=True)
     load1 = load()
     med = {}
@@ -243,32 +312,45 @@ def main() -> None:
         }
         stages = sorted({k for r in rs for k in r["runs"][0]["stages"]})
         st = ", ".join(f"{k} {median([r['runs'][0]['stages'].get(k, 0.0) for r in rs]):.1f}" for k in stages)
-        print(f"{side} (median of {len(rs)}): first run {med[side]['first']:.1f} s ({st}), second run "
-              f"{med[side]['second']:.1f} s, API start {med[side]['api']:.1f} s, whole process {med[side]['process']:.1f} s")
+        print(
+            f"{side} (median of {len(rs)}): first run {med[side]['first']:.1f} s ({st}), second run "
+            f"{med[side]['second']:.1f} s, API start {med[side]['api']:.1f} s, whole process "
+            f"{med[side]['process']:.1f} s"
+        )
 
     def ratio(side: str, value) -> float:
         """Median over rounds of side / old, each round's runs paired."""
-        return median([value(a) / value(b) for a, b in zip(results[side], results["old"])])
+        return median([value(a) / value(b) for a, b in zip(results[side], results["old"], strict=True)])
 
     first = lambda r: r["runs"][0]["wall_s"]  # noqa: E731
     second = lambda r: r["runs"][1]["wall_s"]  # noqa: E731
-    analysis = lambda k: lambda r: sum(v for s, v in r["runs"][k]["stages"].items() if s not in ("find-new", "ingest", *NEW_STAGES))  # noqa: E731
+
+    def analysis(k):
+        return lambda r: sum(
+            v for s, v in r["runs"][k]["stages"].items() if s not in ("find-new", "ingest", *NEW_STAGES)
+        )  # noqa: E731
+
     no_new = lambda k: lambda r: r["runs"][k]["wall_s"] - sum(r["runs"][k]["stages"].get(s, 0.0) for s in NEW_STAGES)  # noqa: E731
     ratios = {}
     for side in sides[1:]:
         ratios[side] = (ratio(side, first), ratio(side, second))
-        print(f"ratio {side}/old (median of per-round ratios): first run {ratios[side][0]:.2f}, second run "
-              f"{ratios[side][1]:.2f}, whole process {ratio(side, lambda r: r['process_wall_s']):.2f}; without the stages "
-              f"the old flow did not have ({', '.join(NEW_STAGES)}): first {ratio(side, no_new(0)):.2f}, second "
-              f"{ratio(side, no_new(1)):.2f}; analysis stages alone (match, analyse, evaluate, publish vs analyse, "
-              f"evaluate, publish; no ingest, no new stages): first {ratio(side, analysis(0)):.2f}, second "
-              f"{ratio(side, analysis(1)):.2f}")  # fmt: skip
+        print(
+            f"ratio {side}/old (median of per-round ratios): first run {ratios[side][0]:.2f}, second run "
+            f"{ratios[side][1]:.2f}, whole process {ratio(side, lambda r: r['process_wall_s']):.2f}; without the "
+            "stages "
+            f"the old flow did not have ({', '.join(NEW_STAGES)}): first {ratio(side, no_new(0)):.2f}, second "
+            f"{ratio(side, no_new(1)):.2f}; analysis stages alone (match, analyse, evaluate, publish vs analyse, "
+            f"evaluate, publish; no ingest, no new stages): first {ratio(side, analysis(0)):.2f}, second "
+            f"{ratio(side, analysis(1)):.2f}"
+        )
     (work / "results.json").write_text(json.dumps({"load_before": load0, "load_after": load(), "results": results}))
     r1, r2 = ratios["new"]
     print(f"load average before {load0}, after {load1}")
-    print(f"monthly flow (demo delivery, scale {args.scale:g}): first run new {med['new']['first']:.1f} s / old "
-          f"{med['old']['first']:.1f} s = {r1:.2f}, second run new {med['new']['second']:.1f} s / old "
-          f"{med['old']['second']:.1f} s = {r2:.2f} (API start {med['new']['api']:.1f} s apart), load {load1}")
+    print(
+        f"monthly flow (demo delivery, scale {args.scale:g}): first run new {med['new']['first']:.1f} s / old "
+        f"{med['old']['first']:.1f} s = {r1:.2f}, second run new {med['new']['second']:.1f} s / old "
+        f"{med['old']['second']:.1f} s = {r2:.2f} (API start {med['new']['api']:.1f} s apart), load {load1}"
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import os
 import resource
 import shutil
@@ -56,26 +55,53 @@ from etl.validate import TYPED_BLOCK_BYTES  # noqa: E402
 from etl.warehouse import sql_literal  # noqa: E402
 
 NAMES = [c.name for c in STYLE_1_2.columns]
-_TYPES = {"str": pa.string(), "id": pa.string(), "int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64(),
-          "float": pa.float64(), "date": pa.int64(), "timestamp": pa.int64()}  # fmt: skip
-_SQL = {"str": "VARCHAR", "id": "VARCHAR", "int8": "TINYINT", "int32": "INTEGER", "int64": "BIGINT", "float": "DOUBLE",
-        "date": "BIGINT", "timestamp": "BIGINT"}  # fmt: skip
+_TYPES = {
+    "str": pa.string(),
+    "id": pa.string(),
+    "int8": pa.int8(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float": pa.float64(),
+    "date": pa.int64(),
+    "timestamp": pa.int64(),
+}
+_SQL = {
+    "str": "VARCHAR",
+    "id": "VARCHAR",
+    "int8": "TINYINT",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "float": "DOUBLE",
+    "date": "BIGINT",
+    "timestamp": "BIGINT",
+}
 
 
 # --- the floor candidates (one ZIP → one Parquet file) ------------------------------------------
+
 
 def _pyarrow_file(args) -> int:
     src, out, (typed, block) = args
     with zipfile.ZipFile(src) as zf:
         data = b"".join(zf.read(i) for i in zf.infolist() if not i.is_dir())
     convert = pacsv.ConvertOptions(column_types={c.name: _TYPES[c.type] for c in STYLE_1_2.columns}) if typed else None
-    t = pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(column_names=NAMES, use_threads=False, block_size=block),
-                       convert_options=convert)  # fmt: skip
+    t = pacsv.read_csv(
+        pa.BufferReader(data),
+        read_options=pacsv.ReadOptions(column_names=NAMES, use_threads=False, block_size=block),
+        convert_options=convert,
+    )
     # The ingest's own Parquet settings where they apply (dictionary only for repeating columns, delta for
     # times): the floor gets every writer advantage the ingest has.
     delta = {c: e for c, e in DELTA_COLUMNS.items() if c in NAMES and pa.types.is_integer(t.schema.field(c).type)}
-    pq.write_table(t, out, compression="zstd", compression_level=1, store_schema=False,
-                   use_dictionary=[c for c in DICT_COLUMNS if c in NAMES], column_encoding=delta)  # fmt: skip
+    pq.write_table(
+        t,
+        out,
+        compression="zstd",
+        compression_level=1,
+        store_schema=False,
+        use_dictionary=[c for c in DICT_COLUMNS if c in NAMES],
+        column_encoding=delta,
+    )
     return t.num_rows
 
 
@@ -86,8 +112,12 @@ def _duckdb_file(args) -> int:
     with zipfile.ZipFile(src) as zf:
         tmp.write_bytes(b"".join(zf.read(i) for i in zf.infolist() if not i.is_dir()))
     cols = "{" + ", ".join(f"'{c.name}': '{_SQL[c.type]}'" for c in STYLE_1_2.columns) + "}"
-    con.execute(f"COPY (SELECT * FROM read_csv(?, header = false, delim = ',', quote = '', columns = {cols})) TO {sql_literal(out)} "
-                "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)", [str(tmp)])  # fmt: skip
+    con.execute(
+        f"COPY (SELECT * FROM read_csv(?, header = false, delim = ',', quote = '', columns = {cols})) TO "
+        f"{sql_literal(out)} "
+        "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)",
+        [str(tmp)],
+    )
     n = con.execute("SELECT count(*) FROM read_parquet(?)", [str(out)]).fetchone()[0]
     tmp.unlink()
     con.close()
@@ -122,6 +152,7 @@ def run_floor(name: str, files: list[Path], scratch: Path, workers: int) -> tupl
 
 # --- memory -----------------------------------------------------------------------------------
 
+
 class TreeRSS:
     """Peak resident memory of this process and its children, summed and largest, sampled every 50 ms."""
 
@@ -155,7 +186,10 @@ class TreeRSS:
     def __exit__(self, *exc):
         self._stop.set()
         if self._me is None:
-            kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+            kb = max(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+            )
             self.sum_mb = self.max_mb = kb / 1024
         else:
             self._t.join()
@@ -181,13 +215,22 @@ def main(argv=None) -> int:
         for i, d in enumerate(months):
             if not (d / "README.txt").exists():
                 t0 = time.perf_counter()
-                gen = generate_bench_delivery(d, args.rows, args.rows_per_file, seed=1 + i, start=dt.date(2017, 9 + i, 1))
-                print(f"generated {gen['files']} ZIPs, {gen['rows']:,} rows in {time.perf_counter() - t0:.0f} s ({d.name})", flush=True)
+                gen = generate_bench_delivery(
+                    d, args.rows, args.rows_per_file, seed=1 + i, start=dt.date(2017, 9 + i, 1)
+                )
+                print(
+                    f"generated {gen['files']} ZIPs, {gen['rows']:,} rows in {time.perf_counter() - t0:.0f} s "
+                    f"({d.name})",
+                    flush=True,
+                )
         files = sorted(months[0].rglob("*.zip"))
         csv_bytes = sum(i.file_size for f in files for i in zipfile.ZipFile(f).infolist())
         zip_bytes = sum(f.stat().st_size for f in files)
-        print(f"month 1: {len(files)} ZIPs, {zip_bytes / 1e6:,.0f} MB zipped, {csv_bytes / 1e6:,.0f} MB CSV; "
-              f"{args.workers} worker processes; {load()}", flush=True)  # fmt: skip
+        print(
+            f"month 1: {len(files)} ZIPs, {zip_bytes / 1e6:,.0f} MB zipped, {csv_bytes / 1e6:,.0f} MB CSV; "
+            f"{args.workers} worker processes; {load()}",
+            flush=True,
+        )
         candidates = [c.strip() for c in args.floors.split(",") if c.strip()]
         # Which candidate is the floor: each on the same first quarter of the files (twice, best), fastest wins.
         sample = files[: max(args.workers * 2, len(files) // 4)]
@@ -195,11 +238,14 @@ def main(argv=None) -> int:
         for name in candidates * 2:
             secs, rows = run_floor(name, sample, work / "floor", args.workers)
             trial[name] = max(trial.get(name, 0), rows / secs)
-            print(f"floor candidate {name}: {rows / secs:,.0f} rows/s on {len(sample)} ZIPs ({secs:.1f} s, {load()})", flush=True)
+            print(
+                f"floor candidate {name}: {rows / secs:,.0f} rows/s on {len(sample)} ZIPs ({secs:.1f} s, {load()})",
+                flush=True,
+            )
         floor_name = max(trial, key=trial.get)
         floor_rates, ingest_rates, peaks = [], [], []
         report = None
-        for k in range(args.repeat):
+        for _ in range(args.repeat):
             secs, rows = run_floor(floor_name, files, work / "floor", args.workers)
             floor_rates.append(rows / secs)
             print(f"floor ({floor_name}): {rows / secs:,.0f} rows/s ({secs:.1f} s, {load()})", flush=True)
@@ -211,15 +257,19 @@ def main(argv=None) -> int:
             rows = report.total("rows_read")
             ingest_rates.append(rows / secs)
             peaks.append(mem)
-            print(f"ingest: {rows / secs:,.0f} rows/s ({secs:.1f} s: stage {report.stage_seconds:.1f} s, commit "
-                  f"{report.commit_seconds:.1f} s; peak RSS {mem.sum_mb:,.0f} MB all processes, largest {mem.max_mb:,.0f} MB; "
-                  f"{load()})", flush=True)  # fmt: skip
+            print(
+                f"ingest: {rows / secs:,.0f} rows/s ({secs:.1f} s: stage {report.stage_seconds:.1f} s, commit "
+                f"{report.commit_seconds:.1f} s; peak RSS {mem.sum_mb:,.0f} MB all processes, largest "
+                f"{mem.max_mb:,.0f} MB; "
+                f"{load()})",
+                flush=True,
+            )
         print(report.summary())
         # The second month on top of the first (a copy of the warehouse just built), and alone, alternating.
         on_top, alone = [], []
         base = work / "warehouse"
         for k in range(args.repeat):
-            for kind in (("alone", "on top") if k % 2 == 0 else ("on top", "alone")):
+            for kind in ("alone", "on top") if k % 2 == 0 else ("on top", "alone"):
                 target = work / "warehouse-2"
                 shutil.rmtree(target, ignore_errors=True)
                 if kind == "on top":
@@ -233,14 +283,20 @@ def main(argv=None) -> int:
         shutil.rmtree(work / "warehouse-2", ignore_errors=True)
         floor = statistics.median(floor_rates)
         rate = statistics.median(ingest_rates)
-        pairs = [i / f for i, f in zip(ingest_rates, floor_rates)]
-        print("ratio of each floor/ingest pair: " + ", ".join(f"{r:.2f}" for r in pairs) + f" (median {statistics.median(pairs):.2f})")
+        pairs = [i / f for i, f in zip(ingest_rates, floor_rates, strict=True)]
+        print(
+            "ratio of each floor/ingest pair: "
+            + ", ".join(f"{r:.2f}" for r in pairs)
+            + f" (median {statistics.median(pairs):.2f})"
+        )
         peak = max(p.sum_mb for p in peaks)
-        print(f"ingest: {rate:,.0f} rows/s, floor {floor:,.0f} rows/s, ratio {rate / floor:.2f}, peak RSS {peak:,.0f} MB "
-              f"(all {args.workers + 1} processes; largest {max(p.max_mb for p in peaks):,.0f} MB), second month "
-              f"{on_top:.1f} s on top vs {alone:.1f} s alone; {args.rows:,} rows, {args.workers} workers, "
-              f"floor = {floor_name} (unzip, parse 33 columns, zstd Parquet); ingest = validate + quarantine, "
-              f"HMAC IDs, EPSG:6677, exact duplicates, journaled commit; medians of {args.repeat}; {load()}")  # fmt: skip
+        print(
+            f"ingest: {rate:,.0f} rows/s, floor {floor:,.0f} rows/s, ratio {rate / floor:.2f}, peak RSS {peak:,.0f} MB "
+            f"(all {args.workers + 1} processes; largest {max(p.max_mb for p in peaks):,.0f} MB), second month "
+            f"{on_top:.1f} s on top vs {alone:.1f} s alone; {args.rows:,} rows, {args.workers} workers, "
+            f"floor = {floor_name} (unzip, parse 33 columns, zstd Parquet); ingest = validate + quarantine, "
+            f"HMAC IDs, EPSG:6677, exact duplicates, journaled commit; medians of {args.repeat}; {load()}"
+        )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

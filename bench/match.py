@@ -72,8 +72,12 @@ LIMIT40_EVERY = 10
 FIRST_YEAR = 2024
 SUBSET = 1_000_000
 COMMIT = "20240601T000000-bench0"
-SINGLE_THREAD_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                     "MKL_NUM_THREADS": "1"}  # fmt: skip
+SINGLE_THREAD_ENV = {
+    "NUMBA_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
 
 
 def load() -> str:
@@ -111,10 +115,17 @@ def write_roads(path: Path) -> None:
     import geopandas as gpd
 
     rows = street_table()
-    gdf = gpd.GeoDataFrame({"road_id": [r[0] for r in rows], "name": [r[0] for r in rows],
-                            "oneway": [r[2] for r in rows], "maxspeed": [str(r[3]) for r in rows],
-                            "highway": [r[4] for r in rows]},
-                           geometry=[r[1] for r in rows], crs="EPSG:6677")  # fmt: skip
+    gdf = gpd.GeoDataFrame(
+        {
+            "road_id": [r[0] for r in rows],
+            "name": [r[0] for r in rows],
+            "oneway": [r[2] for r in rows],
+            "maxspeed": [str(r[3]) for r in rows],
+            "highway": [r[4] for r in rows],
+        },
+        geometry=[r[1] for r in rows],
+        crs="EPSG:6677",
+    )
     tmp = path.with_suffix(".tmp.gpkg")
     tmp.unlink(missing_ok=True)
     gdf.to_file(tmp, driver="GPKG", engine="pyogrio")
@@ -127,13 +138,27 @@ def _point_schema():
 
     from etl.spec import STYLE_1_2
 
-    arrow = {"str": pa.string(), "int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64(), "float": pa.float64(),
-             "date": pa.date32(), "timestamp": pa.timestamp("us")}  # fmt: skip
+    arrow = {
+        "str": pa.string(),
+        "int8": pa.int8(),
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+        "float": pa.float64(),
+        "date": pa.date32(),
+        "timestamp": pa.timestamp("us"),
+    }
     fields = [("vehicle_key", pa.string()), ("vehicle_id", pa.int64())]
     fields += [(c.name, arrow[c.type]) for c in STYLE_1_2.columns if c.type != "id"]
-    fields += [("x_m", pa.float64()), ("y_m", pa.float64()), ("member", pa.string()), ("file_id", pa.string()),
-               ("line_no", pa.int64()), ("heading_deg", pa.float64()), ("dt_prev_s", pa.float64()),
-               ("dist_prev_m", pa.float64())]  # fmt: skip
+    fields += [
+        ("x_m", pa.float64()),
+        ("y_m", pa.float64()),
+        ("member", pa.string()),
+        ("file_id", pa.string()),
+        ("line_no", pa.int64()),
+        ("heading_deg", pa.float64()),
+        ("dt_prev_s", pa.float64()),
+        ("dist_prev_m", pa.float64()),
+    ]
     return pa.schema(fields)
 
 
@@ -141,8 +166,9 @@ def _mesh2(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """2次メッシュ (JIS X 0410) of lon/lat, as etl.ingest computes it."""
     a = lat * 1.5 + 1e-9
     b = lon - 100 + 1e-9
-    return (np.floor(a) * 10000 + np.floor(b) * 100 + np.floor((a - np.floor(a)) * 8) * 10
-            + np.floor((b - np.floor(b)) * 8)).astype(np.int64)  # fmt: skip
+    return (
+        np.floor(a) * 10000 + np.floor(b) * 100 + np.floor((a - np.floor(a)) * 8) * 10 + np.floor((b - np.floor(b)) * 8)
+    ).astype(np.int64)
 
 
 def _month_trips(rng, n_points: int, year: int, month: int, veh: dict) -> dict[str, np.ndarray]:
@@ -200,8 +226,9 @@ def _month_trips(rng, n_points: int, year: int, month: int, veh: dict) -> dict[s
     n_days = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.date(year, month, 1)).days
     kept_trips = trip[first]
     day = rng.integers(0, n_days, len(kept_trips))
-    hour_mix = np.where(rng.random(len(kept_trips)) < 0.5, rng.normal(8, 1.2, len(kept_trips)),
-                        rng.uniform(5, 22, len(kept_trips)))  # fmt: skip
+    hour_mix = np.where(
+        rng.random(len(kept_trips)) < 0.5, rng.normal(8, 1.2, len(kept_trips)), rng.uniform(5, 22, len(kept_trips))
+    )
     start_s = np.clip(hour_mix, 5, 22) * 3600
     t0 = np.datetime64(f"{year}-{month:02d}-01T00:00:00", "s").astype(np.int64)
     start_us = (t0 + day * 86_400 + start_s.astype(np.int64)) * 1_000_000
@@ -211,8 +238,17 @@ def _month_trips(rng, n_points: int, year: int, month: int, veh: dict) -> dict[s
     # GPS noise; heading / gap / distance from the previous point, as ingest derives them.
     x = x + rng.normal(0, 4, n)
     y = y + rng.normal(0, 4, n)
-    return {"trip": trip_start_of_trip, "x": x, "y": y, "speed": speed, "gps_us": gps_us, "first": first,
-            "trip_day": day, "trip_vehicle": vehicle, "trip_start_us": start_us}  # fmt: skip
+    return {
+        "trip": trip_start_of_trip,
+        "x": x,
+        "y": y,
+        "speed": speed,
+        "gps_us": gps_us,
+        "first": first,
+        "trip_day": day,
+        "trip_vehicle": vehicle,
+        "trip_start_us": start_us,
+    }
 
 
 def generate(out: Path, n_points: int, months: int, seed: int = 1) -> dict:
@@ -273,33 +309,58 @@ def generate(out: Path, n_points: int, months: int, seed: int = 1) -> dict:
         heading = np.where(p["first"] | (dist == 0), np.nan, np.degrees(np.arctan2(dx, dy)) % 360.0)
         dtp = np.where(p["first"], np.nan, np.diff(p["gps_us"], prepend=0) / 1e6)
         base_date = (dt.date(year, month, 1) - dt.date(1970, 1, 1)).days
-        for a, b in zip(bounds[:-1], bounds[1:]):
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
             sel = order[a:b]
             n = len(sel)
             d_, m_ = int(day[sel[0]]), int(mesh[sel[0]])
             date = dt.date(year, month, 1) + dt.timedelta(days=d_)
             vi = vid_t[trip[sel]]
             cols = {
-                "vehicle_key": veh["key"].take(pa.array(vi)), "vehicle_id": veh["id"][vi],
+                "vehicle_key": veh["key"].take(pa.array(vi)),
+                "vehicle_id": veh["id"][vi],
                 "operation_date": pa.array(np.full(n, base_date + d_, np.int32), pa.date32()),
-                "vehicle_type": veh["type"][vi], "vehicle_use": veh["use"][vi],
-                "gps_time": pa.array(p["gps_us"][sel], pa.timestamp("us")), "trip_no": trip_no[trip[sel]],
-                "lon": lon[sel], "lat": lat[sel], "speed_kmh": p["speed"][sel],
+                "vehicle_type": veh["type"][vi],
+                "vehicle_use": veh["use"][vi],
+                "gps_time": pa.array(p["gps_us"][sel], pa.timestamp("us")),
+                "trip_no": trip_no[trip[sel]],
+                "lon": lon[sel],
+                "lat": lat[sel],
+                "speed_kmh": p["speed"][sel],
                 "mesh_code": pa.array(np.full(n, str(m_), object), pa.string()),
-                "x_m": p["x"][sel], "y_m": p["y"][sel], "member": pa.array(np.full(n, "data.csv", object), pa.string()),
-                "file_id": pa.array(np.full(n, hashlib.sha256(f"{date}{m_}".encode()).hexdigest()[:20], object), pa.string()),
-                "line_no": np.arange(1, n + 1, dtype=np.int64), "heading_deg": heading[sel], "dt_prev_s": dtp[sel],
+                "x_m": p["x"][sel],
+                "y_m": p["y"][sel],
+                "member": pa.array(np.full(n, "data.csv", object), pa.string()),
+                "file_id": pa.array(
+                    np.full(n, hashlib.sha256(f"{date}{m_}".encode()).hexdigest()[:20], object), pa.string()
+                ),
+                "line_no": np.arange(1, n + 1, dtype=np.int64),
+                "heading_deg": heading[sel],
+                "dt_prev_s": dtp[sel],
                 "dist_prev_m": dist[sel],
-            }  # fmt: skip
-            arrays = [pa.array(cols[f.name], f.type) if f.name in cols and not isinstance(cols[f.name], pa.Array)
-                      else cols[f.name].cast(f.type) if f.name in cols else pa.nulls(n, f.type) for f in schema]  # fmt: skip
+            }
+            arrays = [
+                pa.array(cols[f.name], f.type)
+                if f.name in cols and not isinstance(cols[f.name], pa.Array)
+                else cols[f.name].cast(f.type)
+                if f.name in cols
+                else pa.nulls(n, f.type)
+                for f in schema
+            ]
             folder = root / f"year={year}" / f"month={month}" / f"mesh2={m_}"
             folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.Table.from_arrays(arrays, schema=schema), folder / f"{date}_{COMMIT}_0.parquet",
-                           compression="zstd", compression_level=1, row_group_size=500_000)  # fmt: skip
+            pq.write_table(
+                pa.Table.from_arrays(arrays, schema=schema),
+                folder / f"{date}_{COMMIT}_0.parquet",
+                compression="zstd",
+                compression_level=1,
+                row_group_size=500_000,
+            )
             n_files += 1
-        print(f"  generated {year}-{month:02d}: {len(trip):,} points, {len(vid_t):,} trips "
-              f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+        print(
+            f"  generated {year}-{month:02d}: {len(trip):,} points, {len(vid_t):,} trips "
+            f"({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
     from etl.warehouse import connect
 
     con = connect(out / "warehouse")
@@ -307,8 +368,13 @@ def generate(out: Path, n_points: int, months: int, seed: int = 1) -> dict:
     shutil.copy(out / "warehouse" / "warehouse.duckdb", out / "pristine.duckdb")
     last = dt.date(FIRST_YEAR + (months - 1) // 12, (months - 1) % 12 + 1, 1)
     last = (last.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
-    manifest = {**want, "files": n_files, "first_day": f"{FIRST_YEAR}-01-01", "last_day": str(last),
-                "generate_s": time.perf_counter() - t0}  # fmt: skip
+    manifest = {
+        **want,
+        "files": n_files,
+        "first_day": f"{FIRST_YEAR}-01-01",
+        "last_day": str(last),
+        "generate_s": time.perf_counter() - t0,
+    }
     marker.write_text(json.dumps(manifest))
     return manifest
 
@@ -339,14 +405,13 @@ def phase_steady(out: Path) -> dict:
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
     import pyarrow.compute as pc
-
     import pyarrow.parquet as pq
 
-    from analysis.figures import READ_COLUMNS, period_cube
+    from analysis.figures import READ_COLUMNS
     from analysis.matchstage import BUCKET_ROWS as default_bucket
-    from analysis.matchstage import _write_month, match_month, prepare_network
+    from analysis.matchstage import POINTS_SCHEMA, _write_month, match_month, prepare_network
+    from analysis.partitions import period_cube
     from analysis.points import read_matched_files
-    from analysis.matchstage import POINTS_SCHEMA
     from etl.warehouse import point_files
 
     reset_matches(out)
@@ -388,8 +453,11 @@ def phase_steady(out: Path) -> dict:
     for label, rows in (("1 pass", first_rows + 1), ("~4 passes", first_rows // 4)):
         ms.BUCKET_ROWS = rows
         r = match_month(store[sorted(store)[0]], net)
-        passes[label] = {"read": r.timings["read"][1], "total": sum(c for _, c in r.timings.values()),
-                         "n_passes": len(ms._read_plan(store[sorted(store)[0]]))}  # fmt: skip
+        passes[label] = {
+            "read": r.timings["read"][1],
+            "total": sum(c for _, c in r.timings.values()),
+            "n_passes": len(ms._read_plan(store[sorted(store)[0]])),
+        }
         del r
     ms.BUCKET_ROWS = default_bucket
     # Aggregation: every matched point of the whole span into one cube (what analyze does per period).
@@ -401,18 +469,30 @@ def phase_steady(out: Path) -> dict:
     cube = period_cube(net, pts)
     stages["cube"] += _cpu() - c
     walls["cube"] += time.perf_counter() - w
-    return {"points": n_read, "stored": n_stored, "matched": n_matched, "cpu_s": stages, "wall_s": walls,
-            "index_s": t_index, "warmup_s": t_warm, "segments": int(len(net.index.links.x0)),
-            "links": int(net.index.links.n_links), "cells": int(len(cube.cells["piece"])),
-            "hist_rows": int(len(cube.hist["piece"])), "numba_threads": numba.get_num_threads(), "passes": passes,
-            "bucket_rows": default_bucket, "month1_rows": first_rows,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "load": load()}  # fmt: skip
+    return {
+        "points": n_read,
+        "stored": n_stored,
+        "matched": n_matched,
+        "cpu_s": stages,
+        "wall_s": walls,
+        "index_s": t_index,
+        "warmup_s": t_warm,
+        "segments": int(len(net.index.links.x0)),
+        "links": int(net.index.links.n_links),
+        "cells": int(len(cube.cells["piece"])),
+        "hist_rows": int(len(cube.hist["piece"])),
+        "numba_threads": numba.get_num_threads(),
+        "passes": passes,
+        "bucket_rows": default_bucket,
+        "month1_rows": first_rows,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "load": load(),
+    }
 
 
 def phase_geopandas(out: Path) -> dict:
     """geopandas sjoin_nearest + pandas group-by on a 1 M point subset, single process, CPU seconds."""
     import geopandas as gpd
-    import pandas as pd
     import pyarrow.parquet as pq
     import shapely
 
@@ -436,8 +516,11 @@ def phase_geopandas(out: Path) -> dict:
 
     df = pa.concat_tables(parts).slice(0, SUBSET).to_pandas()
     c1 = _cpu()
-    segs = gpd.GeoDataFrame({"link": L.seg_link}, geometry=shapely.linestrings(
-        np.stack([np.c_[L.x0, L.y0], np.c_[L.x1, L.y1]], axis=1)), crs="EPSG:6677")  # fmt: skip
+    segs = gpd.GeoDataFrame(
+        {"link": L.seg_link},
+        geometry=shapely.linestrings(np.stack([np.c_[L.x0, L.y0], np.c_[L.x1, L.y1]], axis=1)),
+        crs="EPSG:6677",
+    )
     limit = roads["limit_kmh"].to_numpy()[L.link_road]
     pts = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["x_m"], df["y_m"]), crs="EPSG:6677")
     j = gpd.sjoin_nearest(pts, segs, how="inner", max_distance=RADIUS_M, distance_col="dist")
@@ -445,32 +528,56 @@ def phase_geopandas(out: Path) -> dict:
     c2 = _cpu()
     ts = j["gps_time"]
     lim = limit[j["link"].to_numpy()]
-    j = j.assign(hour=ts.dt.hour, day_type=(ts.dt.dayofweek >= 5).astype(int),
-                 bin=np.floor(j["speed_kmh"] + 0.5).astype(int), ge=(j["speed_kmh"] >= lim),
-                 ge10=(j["speed_kmh"] >= lim + 10))  # fmt: skip
+    j = j.assign(
+        hour=ts.dt.hour,
+        day_type=(ts.dt.dayofweek >= 5).astype(int),
+        bin=np.floor(j["speed_kmh"] + 0.5).astype(int),
+        ge=(j["speed_kmh"] >= lim),
+        ge10=(j["speed_kmh"] >= lim + 10),
+    )
     keys = ["link", "hour", "day_type", "vehicle_type"]
-    cells = j.groupby(keys).agg(n=("speed_kmh", "size"), s=("speed_kmh", "sum"), ge=("ge", "sum"), ge10=("ge10", "sum"),
-                                veh=("vehicle_id", "nunique"))  # fmt: skip
+    cells = j.groupby(keys).agg(
+        n=("speed_kmh", "size"),
+        s=("speed_kmh", "sum"),
+        ge=("ge", "sum"),
+        ge10=("ge10", "sum"),
+        veh=("vehicle_id", "nunique"),
+    )
     hist = j.groupby(keys + ["bin"]).size()
     c3 = _cpu()
-    return {"points": len(df), "matched": int(len(j)), "cpu_s": c3 - c0, "wall_s": time.perf_counter() - w0,
-            "read_s": c1 - c0, "join_s": c2 - c1, "groupby_s": c3 - c2, "cells": len(cells), "hist_rows": len(hist),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "load": load()}  # fmt: skip
+    return {
+        "points": len(df),
+        "matched": int(len(j)),
+        "cpu_s": c3 - c0,
+        "wall_s": time.perf_counter() - w0,
+        "read_s": c1 - c0,
+        "join_s": c2 - c1,
+        "groupby_s": c3 - c2,
+        "cells": len(cells),
+        "hist_rows": len(hist),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "load": load(),
+    }
 
 
 def run_phase(name: str, out: Path, env_extra: dict | None = None) -> dict:
     env = dict(os.environ)
     env.update({"PYTHONPATH": str(ROOT), "ETC2CALM_HOME": str(ROOT)})
     env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, __file__, "--phase", name, "--dir", str(out)], capture_output=True, text=True,
-                          env=env)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, __file__, "--phase", name, "--dir", str(out)], capture_output=True, text=True, env=env
+    )
     if proc.returncode != 0:
         sys.exit(proc.stderr[-4000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _numba_cache_files() -> int:
-    return sum(1 for _ in (ROOT / "geo" / "__pycache__").glob("kernels.*.nbi")) if (ROOT / "geo" / "__pycache__").exists() else 0
+    return (
+        sum(1 for _ in (ROOT / "geo" / "__pycache__").glob("kernels.*.nbi"))
+        if (ROOT / "geo" / "__pycache__").exists()
+        else 0
+    )
 
 
 def run_cold(out: Path, man: dict) -> dict:
@@ -479,15 +586,25 @@ def run_cold(out: Path, man: dict) -> dict:
     cached = _numba_cache_files()
     env = dict(os.environ)
     env.update({"PYTHONPATH": str(ROOT), "ETC2CALM_HOME": str(ROOT)})
-    cmd = [sys.executable, "-m", "etc2calm.cli", "analyze", "--warehouse", str(out / "warehouse"), "--roads",
-           str(out / "grid.gpkg"), "--period", f"all={man['first_day']}..{man['last_day']}", "--out",
-           str(out / "cold.csv")]  # fmt: skip
-    log = open(out / "cold.log", "w")
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    _, status, ru = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    log.close()
+    cmd = [
+        sys.executable,
+        "-m",
+        "etc2calm.cli",
+        "analyze",
+        "--warehouse",
+        str(out / "warehouse"),
+        "--roads",
+        str(out / "grid.gpkg"),
+        "--period",
+        f"all={man['first_day']}..{man['last_day']}",
+        "--out",
+        str(out / "cold.csv"),
+    ]
+    with open(out / "cold.log", "w") as log:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"cold run failed: {(out / 'cold.log').read_text()[-3000:]}")
     import duckdb
@@ -495,12 +612,21 @@ def run_cold(out: Path, man: dict) -> dict:
     con = duckdb.connect(str(out / "warehouse" / "warehouse.duckdb"), read_only=True)
     try:
         n_read, n_stored, n_matched, s_match = con.execute(
-            "SELECT sum(n_points_read), sum(n_points), sum(n_matched), sum(seconds) FROM match_state").fetchone()
+            "SELECT sum(n_points_read), sum(n_points), sum(n_matched), sum(seconds) FROM match_state"
+        ).fetchone()
     finally:
         con.close()
-    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024, "points": n_read,
-            "stored": n_stored, "matched": n_matched, "match_stage_s": s_match, "numba_cache_before": cached,
-            "load": load()}  # fmt: skip
+    return {
+        "wall_s": wall,
+        "cpu_s": ru.ru_utime + ru.ru_stime,
+        "peak_rss_mb": ru.ru_maxrss / 1024,
+        "points": n_read,
+        "stored": n_stored,
+        "matched": n_matched,
+        "match_stage_s": s_match,
+        "numba_cache_before": cached,
+        "load": load(),
+    }
 
 
 def main() -> None:
@@ -518,66 +644,98 @@ def main() -> None:
     load0 = load()
     t0 = time.perf_counter()
     man = generate(out, args.points, args.months)
-    print(f"data: {args.points:,} points over {args.months} months ({man['files']} files) in {out / 'warehouse'}, "
-          f"roads {out / 'grid.gpkg'} ({time.perf_counter() - t0:.1f} s to generate or check); load {load0}")  # fmt: skip
+    print(
+        f"data: {args.points:,} points over {args.months} months ({man['files']} files) in {out / 'warehouse'}, "
+        f"roads {out / 'grid.gpkg'} ({time.perf_counter() - t0:.1f} s to generate or check); load {load0}"
+    )
     # 1. geopandas baseline first, then steady (its warm-up also leaves the numba cache on disk), cold, baseline again.
     gp = run_phase("geopandas", out, SINGLE_THREAD_ENV)
     gp_rate = gp["points"] / gp["cpu_s"] / 1e6
-    print("geopandas (the baseline; 1 process, 1 thread, CPU seconds): includes reading the subset's columns (Parquet), "
-          "sjoin_nearest (its tree build too) and the pandas group-by; leaves out heading check, trip features, writes, "
-          "per-road figures")
-    print(f"geopandas: {gp['points']:,} points, {gp['matched']:,} matched, CPU {gp['cpu_s']:.2f} s (read {gp['read_s']:.2f}"
-          f" + sjoin_nearest {gp['join_s']:.2f} + group-by {gp['groupby_s']:.2f}) = {gp_rate:.3f} Mpts per CPU-s; "
-          f"wall {gp['wall_s']:.2f} s; load {gp['load']}")  # fmt: skip
+    print(
+        "geopandas (the baseline; 1 process, 1 thread, CPU seconds): includes reading the subset's columns (Parquet), "
+        "sjoin_nearest (its tree build too) and the pandas group-by; leaves out heading check, trip features, writes, "
+        "per-road figures"
+    )
+    print(
+        f"geopandas: {gp['points']:,} points, {gp['matched']:,} matched, CPU {gp['cpu_s']:.2f} s (read "
+        f"{gp['read_s']:.2f}"
+        f" + sjoin_nearest {gp['join_s']:.2f} + group-by {gp['groupby_s']:.2f}) = {gp_rate:.3f} Mpts per CPU-s; "
+        f"wall {gp['wall_s']:.2f} s; load {gp['load']}"
+    )
     cache_before = _numba_cache_files()
     st = run_phase("steady", out, SINGLE_THREAD_ENV)
     cpu = st["cpu_s"]
     match_cpu = sum(cpu[k] for k in ("read", "sort_features", "match", "assemble", "events", "write"))
     agg_cpu = cpu["read_matched"] + cpu["cube"]
     steady = st["points"] / (match_cpu + agg_cpu) / 1e6
-    print(f"network: {st['segments']:,} segments, {st['links']:,} links; index {st['index_s']:.2f} s and warm-up "
-          f"(JIT {'compile' if cache_before == 0 else 'cache load'}) {st['warmup_s']:.2f} s, not in steady")  # fmt: skip
-    print("steady (1 process, 1 thread: numba and Arrow; CPU seconds): includes the match stage month by month (read, "
-          "sort + trip features, match kernel, assemble, write) and aggregation (read matched points, cube); leaves out "
-          "imports, network load, index build and JIT / cache load (warm-up before the clock), per-road and passage "
-          "figures, DuckDB stores")
-    print(f"steady (1 thread, CPU seconds): {st['points']:,} points read, {st['stored']:,} stored (inside the box), "
-          f"{st['matched']:,} matched; {st['cells']:,} cells, {st['hist_rows']:,} histogram rows")  # fmt: skip
+    print(
+        f"network: {st['segments']:,} segments, {st['links']:,} links; index {st['index_s']:.2f} s and warm-up "
+        f"(JIT {'compile' if cache_before == 0 else 'cache load'}) {st['warmup_s']:.2f} s, not in steady"
+    )
+    print(
+        "steady (1 process, 1 thread: numba and Arrow; CPU seconds): includes the match stage month by month (read, "
+        "sort + trip features, match kernel, assemble, write) and aggregation (read matched points, cube); leaves out "
+        "imports, network load, index build and JIT / cache load (warm-up before the clock), per-road and passage "
+        "figures, DuckDB stores"
+    )
+    print(
+        f"steady (1 thread, CPU seconds): {st['points']:,} points read, {st['stored']:,} stored (inside the box), "
+        f"{st['matched']:,} matched; {st['cells']:,} cells, {st['hist_rows']:,} histogram rows"
+    )
     for k in ("read", "sort_features", "match", "assemble", "write", "read_matched", "cube"):
         n = st["matched"] if k in ("read_matched", "cube") else st["points"]
-        print(f"    {k:14s} CPU {cpu[k]:7.2f} s (wall {st['wall_s'][k]:6.2f} s)  {n / cpu[k] / 1e6:8.2f} Mpts per CPU-s"
-              f"  ({n / cpu[k] / 1e6 / gp_rate:6.1f}x geopandas)")  # fmt: skip
+        print(
+            f"    {k:14s} CPU {cpu[k]:7.2f} s (wall {st['wall_s'][k]:6.2f} s)  {n / cpu[k] / 1e6:8.2f} Mpts per CPU-s"
+            f"  ({n / cpu[k] / 1e6 / gp_rate:6.1f}x geopandas)"
+        )
     p1, p4 = st["passes"]["1 pass"], st["passes"]["~4 passes"]
-    print(f"    passes (linear?): month 1 ({st['month1_rows']:,} points) in {p1['n_passes']} pass: read CPU {p1['read']:.2f} s, "
-          f"match_month {p1['total']:.2f} s; in {p4['n_passes']} passes: read {p4['read']:.2f} s, match_month "
-          f"{p4['total']:.2f} s (read ratio {p4['read'] / p1['read']:.2f}; BUCKET_ROWS = {st['bucket_rows']:,})")  # fmt: skip
-    print(f"    match stage {st['points'] / match_cpu / 1e6:.2f} Mpts per CPU-s, aggregation {st['matched'] / agg_cpu / 1e6:.2f}"
-          f" Mpts per CPU-s; together {steady:.2f} Mpts per CPU-s = {steady / gp_rate:.1f}x geopandas; "
-          f"peak RSS {st['peak_rss_mb']:.0f} MB; load {st['load']}")  # fmt: skip
-    print("cold (etc2calm analyze --roads … --period all=<whole span>, fresh process, default threads; wall): includes "
-          "interpreter start, imports, numba cache load, network load and index build, the match stage over every month "
-          "with its Parquet writes and match_state, cube, per-road and passage figures, DuckDB stores and the CSV; "
-          "leaves out data generation and the first compile of the kernels on a machine (printed when it happened)")
+    print(
+        f"    passes (linear?): month 1 ({st['month1_rows']:,} points) in {p1['n_passes']} pass: read CPU "
+        f"{p1['read']:.2f} s, "
+        f"match_month {p1['total']:.2f} s; in {p4['n_passes']} passes: read {p4['read']:.2f} s, match_month "
+        f"{p4['total']:.2f} s (read ratio {p4['read'] / p1['read']:.2f}; BUCKET_ROWS = {st['bucket_rows']:,})"
+    )
+    print(
+        f"    match stage {st['points'] / match_cpu / 1e6:.2f} Mpts per CPU-s, aggregation "
+        f"{st['matched'] / agg_cpu / 1e6:.2f}"
+        f" Mpts per CPU-s; together {steady:.2f} Mpts per CPU-s = {steady / gp_rate:.1f}x geopandas; "
+        f"peak RSS {st['peak_rss_mb']:.0f} MB; load {st['load']}"
+    )
+    print(
+        "cold (etc2calm analyze --roads … --period all=<whole span>, fresh process, default threads; wall): includes "
+        "interpreter start, imports, numba cache load, network load and index build, the match stage over every month "
+        "with its Parquet writes and match_state, cube, per-road and passage figures, DuckDB stores and the CSV; "
+        "leaves out data generation and the first compile of the kernels on a machine (printed when it happened)"
+    )
     colds = [run_cold(out, man) for _ in range(args.cold_runs)]
     colds.sort(key=lambda c: c["wall_s"])
     cold = colds[len(colds) // 2]
     cold_rate = cold["points"] / cold["wall_s"] / 1e6
     for c in colds:
-        print(f"cold (fresh process, etc2calm analyze, {os.cpu_count()} threads): {c['points']:,} points, {c['matched']:,} "
-              f"matched, wall {c['wall_s']:.1f} s (match stage {c['match_stage_s']:.1f} s of it), CPU {c['cpu_s']:.1f} s "
-              f"({c['points'] / c['cpu_s'] / 1e6:.2f} Mpts per CPU-s), "
-              f"{c['points'] / c['wall_s'] / 1e6:.2f} Mpts/s = {c['points'] / c['wall_s'] / 1e6 / gp_rate:.1f}x geopandas "
-              f"per core, peak RSS {c['peak_rss_mb']:.0f} MB; numba cache "
-              f"{'present' if c['numba_cache_before'] else 'absent (compile included)'}; load {c['load']}")  # fmt: skip
+        print(
+            f"cold (fresh process, etc2calm analyze, {os.cpu_count()} threads): {c['points']:,} points, "
+            f"{c['matched']:,} "
+            f"matched, wall {c['wall_s']:.1f} s (match stage {c['match_stage_s']:.1f} s of it), CPU {c['cpu_s']:.1f} s "
+            f"({c['points'] / c['cpu_s'] / 1e6:.2f} Mpts per CPU-s), "
+            f"{c['points'] / c['wall_s'] / 1e6:.2f} Mpts/s = {c['points'] / c['wall_s'] / 1e6 / gp_rate:.1f}x "
+            "geopandas "
+            f"per core, peak RSS {c['peak_rss_mb']:.0f} MB; numba cache "
+            f"{'present' if c['numba_cache_before'] else 'absent (compile included)'}; load {c['load']}"
+        )
     gp2 = run_phase("geopandas", out, SINGLE_THREAD_ENV)
     gp2_rate = gp2["points"] / gp2["cpu_s"] / 1e6
-    print(f"geopandas again: {gp2_rate:.3f} Mpts per CPU-s ({gp2_rate / gp_rate:.2f}x the first; the baseline below is "
-          f"their mean); load {gp2['load']}")  # fmt: skip
+    print(
+        f"geopandas again: {gp2_rate:.3f} Mpts per CPU-s ({gp2_rate / gp_rate:.2f}x the first; the baseline below is "
+        f"their mean); load {gp2['load']}"
+    )
     base = (gp_rate + gp2_rate) / 2
     ld = load()
-    print(f"match+aggregate: cold {cold_rate:.2f} Mpts/s (wall, 1 process, {os.cpu_count()} threads), steady {steady:.2f} "
-          f"Mpts/s per core, geopandas {base:.3f} Mpts/s per core, ratio {steady / base:.1f}, peak RSS "
-          f"{cold['peak_rss_mb']:.0f} MB, load {ld}")  # fmt: skip
+    print(
+        f"match+aggregate: cold {cold_rate:.2f} Mpts/s (wall, 1 process, {os.cpu_count()} threads), steady "
+        f"{steady:.2f} "
+        f"Mpts/s per core, geopandas {base:.3f} Mpts/s per core, ratio {steady / base:.1f}, peak RSS "
+        f"{cold['peak_rss_mb']:.0f} MB, load {ld}"
+    )
 
 
 if __name__ == "__main__":

@@ -51,8 +51,14 @@ def _clusters(ks):
 
     out = {}
     for k in ks:
-        c = LocalCluster(n_workers=k, threads_per_worker=1, processes=True, dashboard_address=":0",
-                         silence_logs=logging.ERROR, env={"NUMBA_NUM_THREADS": "1"})  # fmt: skip
+        c = LocalCluster(
+            n_workers=k,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+            env={"NUMBA_NUM_THREADS": "1"},
+        )
         out[k] = (c, Client(c))
     return out
 
@@ -94,9 +100,15 @@ def _stored_figures(warehouse: Path):
 
     con = connect(warehouse, read_only=True)
     try:
-        return [con.execute(f"SELECT * {x} FROM {t} ORDER BY ALL").df() for t, x in (
-            ("road_period_stats", "EXCLUDE (computed_at)"), ("group_period_stats", "EXCLUDE (computed_at)"),
-            ("link_hour_stats", ""), ("link_hour_histogram", ""))]  # fmt: skip
+        return [
+            con.execute(f"SELECT * {x} FROM {t} ORDER BY ALL").df()
+            for t, x in (
+                ("road_period_stats", "EXCLUDE (computed_at)"),
+                ("group_period_stats", "EXCLUDE (computed_at)"),
+                ("link_hour_stats", ""),
+                ("link_hour_histogram", ""),
+            )
+        ]
     finally:
         con.close()
 
@@ -107,10 +119,16 @@ def _snapshot_cost(scratch: Path, n: int = 200_000) -> tuple[float, float, float
 
     snap = empty_snapshot()
     snap["files"]["probe_points"] = [
-        {"file_id": f"{i:020x}", "day": "2024-05-17", "year": 2024, "month": 5, "rows": 50_000,
-         "path": f"probe_points/year=2024/month=5/2024-05-17_{i:020x}_20240610T060000-abcdef_0.parquet"}
+        {
+            "file_id": f"{i:020x}",
+            "day": "2024-05-17",
+            "year": 2024,
+            "month": 5,
+            "rows": 50_000,
+            "path": f"probe_points/year=2024/month=5/2024-05-17_{i:020x}_20240610T060000-abcdef_0.parquet",
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
     scratch.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     write_json_atomic(scratch / "_snapshot.json", snap)
@@ -149,12 +167,14 @@ def project(res: dict, csv_row: float) -> list[str]:
 
     per_day_national = NATIONAL_TB * 1e12 * 12 / NATIONAL_MONTHS / 365 / csv_row
     rate = {k: res[k]["rate_per_cpu_s"] for k in ("ingest", "match")}  # Dask's overhead included
-    lines = [f"projection: assumptions: {NATIONAL_TB:g} TB of 様式1-2 CSV per {NATIONAL_MONTHS:g} months nationally, "
-             f"{csv_row:.0f} B per CSV row (measured) → {per_day_national / 1e6:.0f} M points a day; "
-             f"{POINTS_PER_VEHICLE_DAY} points per vehicle-day → {per_day_national / POINTS_PER_VEHICLE_DAY / 1e6:.2f} M "
-             f"vehicle-days a day; regions by population share; one Parquet file per 2次メッシュ and day; a night = "
-             f"{NIGHT_H:g} h; a worker is one core at this run's rate per CPU-second on 2 workers (ingest "
-             f"{rate['ingest']:,.0f} rows, match+aggregate {rate['match']:,.0f} points; client and scheduler included)"]  # fmt: skip
+    lines = [
+        f"projection: assumptions: {NATIONAL_TB:g} TB of 様式1-2 CSV per {NATIONAL_MONTHS:g} months nationally, "
+        f"{csv_row:.0f} B per CSV row (measured) → {per_day_national / 1e6:.0f} M points a day; "
+        f"{POINTS_PER_VEHICLE_DAY} points per vehicle-day → {per_day_national / POINTS_PER_VEHICLE_DAY / 1e6:.2f} M "
+        f"vehicle-days a day; regions by population share; one Parquet file per 2次メッシュ and day; a night = "
+        f"{NIGHT_H:g} h; a worker is one core at this run's rate per CPU-second on 2 workers (ingest "
+        f"{rate['ingest']:,.0f} rows, match+aggregate {rate['match']:,.0f} points; client and scheduler included)"
+    ]
     for region, pop in POPULATION_M.items():
         day = per_day_national * pop / POPULATION_M["Japan"]
         for days, what in ((30, "month"), (365, "year")):
@@ -166,10 +186,13 @@ def project(res: dict, csv_row: float) -> list[str]:
             files = MESHES[region] * days
             snap_h = commits * files / 2 * res["snapshot_write_us"] / 1e6 / 3600  # grows from 0 to `files` entries
             lines.append(
-                f"projection: {region}, a {what} ({days} d): {n / 1e9:.2f} billion points, {n * csv_row / 1e12:.2f} TB CSV; "
-                f"in one night: ingest {w_ing} worker(s), match+aggregate {w_ana}; commit {commit_h:.2f} h on one writer; "
+                f"projection: {region}, a {what} ({days} d): {n / 1e9:.2f} billion points, {n * csv_row / 1e12:.2f} "
+                "TB CSV; "
+                f"in one night: ingest {w_ing} worker(s), match+aggregate {w_ana}; commit {commit_h:.2f} h on one "
+                "writer; "
                 f"{files:,} point files, snapshot {files * res['snapshot_bytes'] / 1e6:.0f} MB rewritten by each of "
-                f"{commits:,.0f} commits ({snap_h:.2f} h in all)")  # fmt: skip
+                f"{commits:,.0f} commits ({snap_h:.2f} h in all)"
+            )
     return lines
 
 
@@ -208,8 +231,11 @@ def main() -> int:
         generate_delivery(calib, scale=args.scale)
         (calib / "done").write_text("ok")
     zips = sorted(bench.rglob("*.zip"))
-    print(f"data: ingest {len(zips)} ZIPs ({sum(z.stat().st_size for z in zips) / 1e6:.0f} MB); calibrated delivery "
-          f"{len(list(calib.rglob('*.zip')))} ZIPs ({time.perf_counter() - t0:.0f} s to generate or find)", flush=True)  # fmt: skip
+    print(
+        f"data: ingest {len(zips)} ZIPs ({sum(z.stat().st_size for z in zips) / 1e6:.0f} MB); calibrated delivery "
+        f"{len(list(calib.rglob('*.zip')))} ZIPs ({time.perf_counter() - t0:.0f} s to generate or find)",
+        flush=True,
+    )
 
     configs = ["none", 1, 2]
     clusters = _clusters([1, 2])
@@ -236,8 +262,12 @@ def main() -> int:
                     sys.exit(f"ingest with {c} worker(s) stored other rows: {rep.summary()}")
                 rows = rep.total("rows_read")
                 shutil.rmtree(wh, ignore_errors=True)
-            print(f"ingest run {r + 1}: " + ", ".join(f"{c}: {secs['ingest'][c][-1]:.1f} s" for c in configs)
-                  + f" (load {load()})", flush=True)  # fmt: skip
+            print(
+                f"ingest run {r + 1}: "
+                + ", ".join(f"{c}: {secs['ingest'][c][-1]:.1f} s" for c in configs)
+                + f" (load {load()})",
+                flush=True,
+            )
         # --- match + aggregate
         wh = d / "wh_match"
         if not (wh / "done").exists():
@@ -254,7 +284,7 @@ def main() -> int:
                 client = None if c == "none" else clusters[c][1]
                 c0, t = _cpu_of(client), time.perf_counter()
                 n_points = 0
-                for district, network in zip(districts, networks):
+                for district, network in zip(districts, networks, strict=True):
                     rep = match_stage(wh, network, client=client)
                     n_points += rep.n_points
                     analyze(wh, network, dict(district.periods), client=client)
@@ -262,10 +292,14 @@ def main() -> int:
                 cpu["match"][c].append(_cpu_of(client) - c0)
                 got = _stored_figures(wh)
                 figures_ref = figures_ref or got
-                if not all(a.equals(b) for a, b in zip(got, figures_ref)):
+                if not all(a.equals(b) for a, b in zip(got, figures_ref, strict=True)):
                     sys.exit(f"match+aggregate with {c} worker(s) stored other figures than the first run")
-            print(f"match+aggregate run {r + 1}: " + ", ".join(f"{c}: {secs['match'][c][-1]:.1f} s" for c in configs)
-                  + f" (load {load()})", flush=True)  # fmt: skip
+            print(
+                f"match+aggregate run {r + 1}: "
+                + ", ".join(f"{c}: {secs['match'][c][-1]:.1f} s" for c in configs)
+                + f" (load {load()})",
+                flush=True,
+            )
     finally:
         for cluster, client in clusters.values():
             client.close()
@@ -284,23 +318,45 @@ def main() -> int:
         m = med[kind]
         speedup = m[1] / m[2]
         cpu_med = {c: statistics.median(v) for c, v in cpu[kind].items()}
-        out[kind] = {"seconds": m, "rate_1": n / m[1], "rate_2": n / m[2], "rate_none": n / m["none"], "speedup": speedup,
-                     "cpu_seconds": cpu_med, "rate_per_cpu_s": n / cpu_med[2], "n": n}  # fmt: skip
-        print(f"{label}: in-process {m['none']:.1f} s, 1 worker {m[1]:.1f} s, 2 workers {m[2]:.1f} s "
-              f"(medians of {args.repeat}); {n / m[1]:,.0f} {unit}/s per worker, {n / m[2]:,.0f} {unit}/s on 2; "
-              f"speed-up 1→2 workers {speedup:.2f}x, efficiency {speedup / 2:.0%}; "
-              f"1 Dask worker / in-process {m[1] / m['none']:.2f}")  # fmt: skip
-        print(f"{label}: CPU (this process + workers, medians) in-process {cpu_med['none']:.1f} s, 1 worker "
-              f"{cpu_med[1]:.1f} s, 2 workers {cpu_med[2]:.1f} s: {n / cpu_med[2]:,.0f} {unit} per CPU-second on 2 workers; "
-              f"wall / CPU on 2 workers {m[2] / cpu_med[2]:.2f} (1.0 would be one busy core, 0.5 two)")  # fmt: skip
-    print(f"match+aggregate: {read:,} points of touching trips read and matched ({n_points:,} inside the networks' boxes) "
-          f"out of {store:,} stored points; both districts, every month and named period")  # fmt: skip
+        out[kind] = {
+            "seconds": m,
+            "rate_1": n / m[1],
+            "rate_2": n / m[2],
+            "rate_none": n / m["none"],
+            "speedup": speedup,
+            "cpu_seconds": cpu_med,
+            "rate_per_cpu_s": n / cpu_med[2],
+            "n": n,
+        }
+        print(
+            f"{label}: in-process {m['none']:.1f} s, 1 worker {m[1]:.1f} s, 2 workers {m[2]:.1f} s "
+            f"(medians of {args.repeat}); {n / m[1]:,.0f} {unit}/s per worker, {n / m[2]:,.0f} {unit}/s on 2; "
+            f"speed-up 1→2 workers {speedup:.2f}x, efficiency {speedup / 2:.0%}; "
+            f"1 Dask worker / in-process {m[1] / m['none']:.2f}"
+        )
+        print(
+            f"{label}: CPU (this process + workers, medians) in-process {cpu_med['none']:.1f} s, 1 worker "
+            f"{cpu_med[1]:.1f} s, 2 workers {cpu_med[2]:.1f} s: {n / cpu_med[2]:,.0f} {unit} per CPU-second on 2 "
+            "workers; "
+            f"wall / CPU on 2 workers {m[2] / cpu_med[2]:.2f} (1.0 would be one busy core, 0.5 two)"
+        )
+    print(
+        f"match+aggregate: {read:,} points of touching trips read and matched ({n_points:,} inside the networks' "
+        "boxes) "
+        f"out of {store:,} stored points; both districts, every month and named period"
+    )
     per_row = statistics.median(commit) / rows
-    print(f"commit (single writer, this process): median {statistics.median(commit):.2f} s per ingest, "
-          f"{per_row * 1e6:.2f} µs per row")  # fmt: skip
+    print(
+        f"commit (single writer, this process): median {statistics.median(commit):.2f} s per ingest, "
+        f"{per_row * 1e6:.2f} µs per row"
+    )
     size, w, rd = _snapshot_cost(d / "snapshot_probe")
-    print(f"snapshot: {size:.0f} B per listed file; rewrite {w * 1e6:.1f} µs and read {rd * 1e6:.1f} µs per listed file")
-    out.update(commit_us_per_row=per_row * 1e6, snapshot_bytes=size, snapshot_write_us=w * 1e6, snapshot_read_us=rd * 1e6)
+    print(
+        f"snapshot: {size:.0f} B per listed file; rewrite {w * 1e6:.1f} µs and read {rd * 1e6:.1f} µs per listed file"
+    )
+    out.update(
+        commit_us_per_row=per_row * 1e6, snapshot_bytes=size, snapshot_write_us=w * 1e6, snapshot_read_us=rd * 1e6
+    )
     out["csv_bytes_per_row"] = csv_bytes_per_row()
     (d / "result.json").write_text(json.dumps(out, indent=1, default=str))
     print(f"load average at the end: {load()}")

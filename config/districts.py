@@ -79,7 +79,9 @@ class Publication:
     source_ja: str = DEFAULT_SOURCE["ja"]
     source_en: str = DEFAULT_SOURCE["en"]
     date: dt.date | None = None  # fixed creation date printed on the outputs; None: the day they are written
-    headline_indicator: str = DEFAULT_HEADLINE_SPEED_INDICATOR  # speed indicator of the headline (mean | p85 | passage_*)
+    headline_indicator: str = (
+        DEFAULT_HEADLINE_SPEED_INDICATOR  # speed indicator of the headline (mean | p85 | passage_*)
+    )
 
     def __post_init__(self) -> None:
         if self.headline_indicator not in INDICATORS:
@@ -130,11 +132,19 @@ def _gate(raw: dict, where: str) -> Gate:
         raise ValueError(f"{where}: a [[gates]] entry has no id")
     point, line = raw.get("point"), raw.get("line")
     if (point is None) == (line is None):
-        raise ValueError(f"{where}: gate {gid!r} needs exactly one of point = {{ lat, lon }} or line = [[lon, lat], ...]")
+        raise ValueError(
+            f"{where}: gate {gid!r} needs exactly one of point = {{ lat, lon }} or line = [[lon, lat], ...]"
+        )
     try:
-        coords = ((float(point["lon"]), float(point["lat"])),) if point is not None else tuple((float(a), float(b)) for a, b in line)
+        coords = (
+            ((float(point["lon"]), float(point["lat"])),)
+            if point is not None
+            else tuple((float(a), float(b)) for a, b in line)
+        )
     except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{where}: gate {gid!r}: point = {{ lat, lon }} or line = [[lon, lat], [lon, lat]] in degrees") from None
+        raise ValueError(
+            f"{where}: gate {gid!r}: point = {{ lat, lon }} or line = [[lon, lat], [lon, lat]] in degrees"
+        ) from None
     if line is not None and len(coords) < 2:
         raise ValueError(f"{where}: gate {gid!r}: a line needs two points or more")
     return Gate(gid, str(raw.get("name_ja", gid)), coords, str(raw.get("road", "")))
@@ -196,10 +206,15 @@ def _as_date(value, where: str) -> dt.date:
 
 def _device(raw: dict, where: str) -> Device:
     try:
-        return Device(kind=str(raw["kind"]), lon=float(raw["lon"]), lat=float(raw["lat"]),
-                      installed=_as_date(raw["installed"], f"{where} installed"),
-                      illustrative=bool(raw.get("illustrative", False)), note_ja=str(raw.get("note_ja", "")),
-                      note_en=str(raw.get("note_en", "")))  # fmt: skip
+        return Device(
+            kind=str(raw["kind"]),
+            lon=float(raw["lon"]),
+            lat=float(raw["lat"]),
+            installed=_as_date(raw["installed"], f"{where} installed"),
+            illustrative=bool(raw.get("illustrative", False)),
+            note_ja=str(raw.get("note_ja", "")),
+            note_en=str(raw.get("note_en", "")),
+        )
     except KeyError as exc:
         raise ValueError(f"{where}: missing required key {exc.args[0]!r}") from None
     except ValueError as exc:
@@ -258,10 +273,17 @@ def load_district_file(path: str | Path) -> District:
             area_path=(path.parent / raw["area"]).resolve() if raw.get("area") else None,
             exclude_highway=tuple(str(h) for h in raw.get("exclude_highway", EXCLUDED_HIGHWAY_CLASSES)),
             published=tuple(
-                Published(str(x["period"]), str(x["indicator"]), str(x.get("kind", "level")), float(x["low"]),
-                          float(x["high"]), str(x.get("text", "")), str(x.get("reference", "")))
+                Published(
+                    str(x["period"]),
+                    str(x["indicator"]),
+                    str(x.get("kind", "level")),
+                    float(x["low"]),
+                    float(x["high"]),
+                    str(x.get("text", "")),
+                    str(x.get("reference", "")),
+                )
                 for x in raw.get("published", [])
-            ),  # fmt: skip
+            ),
             gates=tuple(_gate(g, str(path)) for g in raw.get("gates", [])),
             synthetic=raw.get("synthetic", {}),
             raw=raw,
@@ -280,7 +302,10 @@ def load_district_file(path: str | Path) -> District:
         raise ValueError(f"{path}: [[gates]] need the district outline (area = ...) to tell inside from outside")
     for pub in district.published:
         if pub.kind not in ("level", "change", "ratio") or (pub.kind != "level" and not pub.reference):
-            raise ValueError(f"{path}: [[published]] {pub.indicator} {pub.period}: kind must be level, or change / ratio with a reference")
+            raise ValueError(
+                f"{path}: [[published]] {pub.indicator} {pub.period}: kind must be level, or change / ratio with a "
+                "reference"
+            )
         for name in (pub.period, pub.reference or pub.period):
             district.period(name)
     return district

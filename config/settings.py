@@ -51,10 +51,14 @@ PASSAGE_INDICATORS = ("passage_mean", "passage_p85", "passage_share")
 INDICATORS = POINT_INDICATORS + PASSAGE_INDICATORS
 # The column of road_period_stats / group_period_stats that holds each indicator's level.
 INDICATOR_COLUMNS = {
-    "mean": "mean_kmh", "p85": "p85_kmh", "share": "share_at_or_over_limit",
-    "share_plus10": "share_at_or_over_limit_plus_10", "passage_mean": "passage_mean_kmh",
-    "passage_p85": "passage_p85_kmh", "passage_share": "passage_share_at_or_over_limit",
-}  # fmt: skip
+    "mean": "mean_kmh",
+    "p85": "p85_kmh",
+    "share": "share_at_or_over_limit",
+    "share_plus10": "share_at_or_over_limit_plus_10",
+    "passage_mean": "passage_mean_kmh",
+    "passage_p85": "passage_p85_kmh",
+    "passage_share": "passage_share_at_or_over_limit",
+}
 DEFAULT_RESAMPLES = 1000  # cluster-bootstrap replicates
 DEFAULT_SEED = 0
 CONFIDENCE = 0.95
@@ -114,8 +118,12 @@ GATE_SNAP_M = 150.0
 GATE_MERGE_M = 30.0
 # Time bands of the gate OD table: (name, first hour, end hour) of the trip's first point in the area (JST).
 GATE_TIME_BANDS: tuple[tuple[str, int, int], ...] = (
-    ("0-7", 0, 7), ("7-9", 7, 9), ("9-17", 9, 17), ("17-19", 17, 19), ("19-24", 19, 24),
-)  # fmt: skip
+    ("0-7", 0, 7),
+    ("7-9", 7, 9),
+    ("9-17", 9, 17),
+    ("17-19", 17, 19),
+    ("19-24", 19, 24),
+)
 GATE_CLASSES = ("through", "into", "out_of", "internal", "perimeter")
 
 # --- Locations -------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Command-line interface: `etc2calm ingest | match | analyze | compare | screen | map | publish | export | sql | generate | demo`."""
+"""Command-line interface: `etc2calm ingest | match | analyze | compare | screen | map | publish | export | sql |
+generate | demo`."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import sys
 from pathlib import Path
 
 from analysis.filters import DIRECTIONS, VEHICLE_CLASSES
-from etc2calm import __version__
-
 from config.settings import DEFAULT_RADIUS_M, INDICATORS, SCREENING_MIN_VEHICLES, SCREENING_TOP_N, default_warehouse
+from etc2calm import __version__
 
 DEFAULT_WAREHOUSE = str(default_warehouse())
 
@@ -23,21 +23,40 @@ class UserError(Exception):
 
 def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hours", metavar="H-H", help="time-of-day band, e.g. 7-9 (7:00-8:59, GPS時刻 JST)")
-    p.add_argument("--days", choices=["all", "weekday", "holiday"], default="all",
-                   help="weekday, or weekend and Japanese public holidays")  # fmt: skip
-    p.add_argument("--vehicle", choices=list(VEHICLE_CLASSES), default="all", help="vehicle class from 自動車の種別/用途")
-    p.add_argument("--direction", choices=list(DIRECTIONS), default="all",
-                   help="one direction of travel only: along (forward) or against (backward) the road's digitised direction")
+    p.add_argument(
+        "--days",
+        choices=["all", "weekday", "holiday"],
+        default="all",
+        help="weekday, or weekend and Japanese public holidays",
+    )
+    p.add_argument(
+        "--vehicle", choices=list(VEHICLE_CLASSES), default="all", help="vehicle class from 自動車の種別/用途"
+    )
+    p.add_argument(
+        "--direction",
+        choices=list(DIRECTIONS),
+        default="all",
+        help="one direction of travel only: along (forward) or against (backward) the road's digitised direction",
+    )
 
 
 def _add_district_or_roads(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--district", metavar="NAME")
     g.add_argument("--roads", metavar="FILE", help="road network (GeoJSON, GeoPackage, .osm/.pbf)")
-    p.add_argument("--radius", type=float, default=DEFAULT_RADIUS_M, metavar="M",
-                   help=f"matching radius in metres (default {DEFAULT_RADIUS_M:g})")
-    p.add_argument("--exclude-highway", metavar="CLASS,CLASS", default=None,
-                   help="OSM highway classes left out of the network (default: service; '' keeps every road)")
+    p.add_argument(
+        "--radius",
+        type=float,
+        default=DEFAULT_RADIUS_M,
+        metavar="M",
+        help=f"matching radius in metres (default {DEFAULT_RADIUS_M:g})",
+    )
+    p.add_argument(
+        "--exclude-highway",
+        metavar="CLASS,CLASS",
+        default=None,
+        help="OSM highway classes left out of the network (default: service; '' keeps every road)",
+    )
 
 
 def _add_lang(p: argparse.ArgumentParser, what: str) -> None:
@@ -46,11 +65,18 @@ def _add_lang(p: argparse.ArgumentParser, what: str) -> None:
 
 def _add_dask(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run partition-parallel on the Dask cluster of this scheduler, e.g. tcp://10.0.0.5:8786 "
-                        "(default $ETC2CALM_DASK_SCHEDULER; without either, everything runs in this process)")
-    g.add_argument("--dask-local", type=int, metavar="N",
-                   help="run partition-parallel on a Dask LocalCluster of N worker processes on this machine")
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run partition-parallel on the Dask cluster of this scheduler, e.g. tcp://10.0.0.5:8786 "
+        "(default $ETC2CALM_DASK_SCHEDULER; without either, everything runs in this process)",
+    )
+    g.add_argument(
+        "--dask-local",
+        type=int,
+        metavar="N",
+        help="run partition-parallel on a Dask LocalCluster of N worker processes on this machine",
+    )
 
 
 @contextlib.contextmanager
@@ -63,33 +89,65 @@ def _cluster(args):
 
 
 def _add_warehouse(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="DIR", help=f"warehouse folder (default {DEFAULT_WAREHOUSE})")
+    p.add_argument(
+        "--warehouse", default=DEFAULT_WAREHOUSE, metavar="DIR", help=f"warehouse folder (default {DEFAULT_WAREHOUSE})"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="etc2calm", description="Traffic-calming analysis of residential streets from ETC2.0 probe data.")
+    parser = argparse.ArgumentParser(
+        prog="etc2calm", description="Traffic-calming analysis of residential streets from ETC2.0 probe data."
+    )
     parser.add_argument("--version", action="version", version=f"etc2calm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("ingest", help="ingest delivered 様式1-2 / 様式1-3 / 挙動履歴 files (ZIP, CSV, gzip, folders) into the warehouse")
+    p = sub.add_parser(
+        "ingest",
+        help="ingest delivered 様式1-2 / 様式1-3 / 挙動履歴 files (ZIP, CSV, gzip, folders) into the warehouse",
+    )
     _add_warehouse(p)
-    p.add_argument("--replace", action="store_true",
-                   help="a file whose path is already ingested with other content replaces its old rows (without it, such a file is refused)")
-    p.add_argument("--rekey", action="store_true",
-                   help="the ID key changed: drop every stored row and ingest PATH... under the current key (give every delivery again)")
-    p.add_argument("--format", choices=["1-2", "1-3", "behavior"], help="force the format (default: by file name, then by content)")
-    p.add_argument("--behavior-layout", metavar="FILE.toml", help="column layout of 挙動履歴 files (default: documented assumption, see etl/spec.py)")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help=(
+            "a file whose path is already ingested with other content replaces its old rows "
+            "(without it, such a file is refused)"
+        ),
+    )
+    p.add_argument(
+        "--rekey",
+        action="store_true",
+        help=(
+            "the ID key changed: drop every stored row and ingest PATH... under the current key "
+            "(give every delivery again)"
+        ),
+    )
+    p.add_argument(
+        "--format", choices=["1-2", "1-3", "behavior"], help="force the format (default: by file name, then by content)"
+    )
+    p.add_argument(
+        "--behavior-layout",
+        metavar="FILE.toml",
+        help="column layout of 挙動履歴 files (default: documented assumption, see etl/spec.py)",
+    )
     p.add_argument("--workers", type=int, metavar="N", help="worker processes without Dask (default: one per core)")
     _add_dask(p)
     p.add_argument("paths", nargs="+", metavar="PATH")
 
-    p = sub.add_parser("match", help="match the points of every month near a district's roads (stored once, re-run only when stale)")
+    p = sub.add_parser(
+        "match", help="match the points of every month near a district's roads (stored once, re-run only when stale)"
+    )
     _add_warehouse(p)
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--district", metavar="NAME", action="append", help="a district (repeatable)")
     g.add_argument("--all", action="store_true", help="every bundled district")
-    p.add_argument("--radius", type=float, default=DEFAULT_RADIUS_M, metavar="M",
-                   help=f"matching radius in metres (default {DEFAULT_RADIUS_M:g})")
+    p.add_argument(
+        "--radius",
+        type=float,
+        default=DEFAULT_RADIUS_M,
+        metavar="M",
+        help=f"matching radius in metres (default {DEFAULT_RADIUS_M:g})",
+    )
     _add_dask(p)
 
     p = sub.add_parser("analyze", help="per-road before/after figures")
@@ -97,8 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_district_or_roads(p)
     p.add_argument("--before", metavar="A..B", help="YYYY-MM-DD..YYYY-MM-DD, inclusive, by GPS時刻 (JST)")
     p.add_argument("--after", metavar="A..B")
-    p.add_argument("--period", action="append", default=[], metavar="NAME=A..B",
-                   help="any named period (repeatable), e.g. trial=2017-10-05..2017-11-01; NAME=<district period> also works")
+    p.add_argument(
+        "--period",
+        action="append",
+        default=[],
+        metavar="NAME=A..B",
+        help="any named period (repeatable), e.g. trial=2017-10-05..2017-11-01; NAME=<district period> also works",
+    )
     _add_filters(p)
     p.add_argument("--out", metavar="FILE.csv")
     _add_dask(p)
@@ -108,41 +171,84 @@ def build_parser() -> argparse.ArgumentParser:
     _add_district_or_roads(p)
     p.add_argument("--treated", metavar="ID,ID…", help="treated road ids (with --roads)")
     p.add_argument("--control", metavar="ID,ID…", help="comparison road ids (with --roads)")
-    p.add_argument("--period", action="append", default=[], metavar="NAME=A..B",
-                   help="before=YYYY-MM-DD..YYYY-MM-DD and after=…; a name from the district file also works (before=trial)")
+    p.add_argument(
+        "--period",
+        action="append",
+        default=[],
+        metavar="NAME=A..B",
+        help="before=YYYY-MM-DD..YYYY-MM-DD and after=…; a name from the district file also works (before=trial)",
+    )
     p.add_argument("--indicator", default="mean", choices=list(INDICATORS))
     p.add_argument("--resamples", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, metavar="S")
-    p.add_argument("--min-vehicles", type=int, default=50, metavar="N", help="flag figures below N distinct vehicles (default 50)")
+    p.add_argument(
+        "--min-vehicles", type=int, default=50, metavar="N", help="flag figures below N distinct vehicles (default 50)"
+    )
     _add_filters(p)
     p.add_argument("--out", metavar="FILE.csv")
     p.add_argument("--report", metavar="FILE.html", help="also write the district report (HTML)")
     _add_lang(p, "the report's language")
     _add_dask(p)
 
-    p = sub.add_parser("screen", help="rank the residential roads of a network or area: where to calm next (docs/screening.md)")
+    p = sub.add_parser(
+        "screen", help="rank the residential roads of a network or area: where to calm next (docs/screening.md)"
+    )
     _add_warehouse(p)
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--district", metavar="NAME", help="the district's network; its outline is the area (candidates, cut-through)")
+    g.add_argument(
+        "--district", metavar="NAME", help="the district's network; its outline is the area (candidates, cut-through)"
+    )
     g.add_argument("--roads", metavar="FILE", help="road network (GeoJSON, GeoPackage, .osm/.pbf)")
-    p.add_argument("--area", metavar="POLYGON_FILE",
-                   help="screen the roads of the network (--roads or --district) lying inside this polygon (GeoJSON, GeoPackage); "
-                        "it is also the area of cut-through")
-    p.add_argument("--radius", type=float, default=DEFAULT_RADIUS_M, metavar="M",
-                   help=f"matching radius in metres (default {DEFAULT_RADIUS_M:g})")
-    p.add_argument("--exclude-highway", metavar="CLASS,CLASS", default=None,
-                   help="OSM highway classes left out of the network (default: service; '' keeps every road)")
-    p.add_argument("--period", metavar="A..B",
-                   help="YYYY-MM-DD..YYYY-MM-DD, or a period name of the district (default: the district's before period)")
-    p.add_argument("--top", type=int, default=SCREENING_TOP_N, metavar="N", help=f"candidates printed (default {SCREENING_TOP_N}; the CSV has all)")
-    p.add_argument("--min-vehicles", type=int, default=SCREENING_MIN_VEHICLES, metavar="N",
-                   help=f"candidates need at least N distinct vehicles (default {SCREENING_MIN_VEHICLES})")
+    p.add_argument(
+        "--area",
+        metavar="POLYGON_FILE",
+        help="screen the roads of the network (--roads or --district) lying inside this polygon (GeoJSON, GeoPackage); "
+        "it is also the area of cut-through",
+    )
+    p.add_argument(
+        "--radius",
+        type=float,
+        default=DEFAULT_RADIUS_M,
+        metavar="M",
+        help=f"matching radius in metres (default {DEFAULT_RADIUS_M:g})",
+    )
+    p.add_argument(
+        "--exclude-highway",
+        metavar="CLASS,CLASS",
+        default=None,
+        help="OSM highway classes left out of the network (default: service; '' keeps every road)",
+    )
+    p.add_argument(
+        "--period",
+        metavar="A..B",
+        help="YYYY-MM-DD..YYYY-MM-DD, or a period name of the district (default: the district's before period)",
+    )
+    p.add_argument(
+        "--top",
+        type=int,
+        default=SCREENING_TOP_N,
+        metavar="N",
+        help=f"candidates printed (default {SCREENING_TOP_N}; the CSV has all)",
+    )
+    p.add_argument(
+        "--min-vehicles",
+        type=int,
+        default=SCREENING_MIN_VEHICLES,
+        metavar="N",
+        help=f"candidates need at least N distinct vehicles (default {SCREENING_MIN_VEHICLES})",
+    )
     p.add_argument("--resamples", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--out", metavar="FILE.csv", help="every candidate, one row each, sorted by rank (UTF-8, header)")
-    p.add_argument("--map", nargs="?", const="", default=None, metavar="FILE.html",
-                   help="compute nothing: write the map of the stored screening (latest; of --area and --period when "
-                        "given) with the top N (--top) candidates (default file: <output folder>/<network>_screening.html)")
+    p.add_argument(
+        "--map",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FILE.html",
+        help="compute nothing: write the map of the stored screening (latest; of --area and --period when "
+        "given) with the top N (--top) candidates (default file: <output folder>/<network>_screening.html)",
+    )
     _add_lang(p, "with --map: the language the map opens in (a button switches in the page)")
     _add_dask(p)
 
@@ -152,23 +258,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE.html")
     _add_lang(p, "the language the map opens in (a button switches in the page)")
 
-    p = sub.add_parser("publish", help="write a district's map, report, A4 sheet and GeoPackage from the stored results")
+    p = sub.add_parser(
+        "publish", help="write a district's map, report, A4 sheet and GeoPackage from the stored results"
+    )
     _add_warehouse(p)
     p.add_argument("--district", required=True, metavar="NAME")
     p.add_argument("--out", metavar="DIR", help="output folder (default $ETC2CALM_OUTPUT, else build/maps)")
-    p.add_argument("--lang", action="append", choices=["ja", "en"], metavar="ja|en",
-                   help="report and sheet language (repeatable; default: both, Japanese under the plain file names)")
+    p.add_argument(
+        "--lang",
+        action="append",
+        choices=["ja", "en"],
+        metavar="ja|en",
+        help="report and sheet language (repeatable; default: both, Japanese under the plain file names)",
+    )
 
-    p = sub.add_parser("export", help="road geometries with every stored figure per period and the change (GeoPackage or GeoParquet)")
+    p = sub.add_parser(
+        "export", help="road geometries with every stored figure per period and the change (GeoPackage or GeoParquet)"
+    )
     _add_warehouse(p)
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--district", metavar="NAME")
     g.add_argument("--roads", metavar="FILE", help="the network given to `analyze --roads`")
-    p.add_argument("--out", required=True, metavar="FILE.gpkg|FILE.parquet", help="GeoPackage (.gpkg) or GeoParquet (.parquet)")
-    p.add_argument("--before", metavar="NAME", help="period label of the change's start (default: the district's, else 'before')")
-    p.add_argument("--after", metavar="NAME", help="period label of the change's end (default: the district's, else 'after')")
-    p.add_argument("--exclude-highway", metavar="CLASS,CLASS", default=None,
-                   help="with --roads: the classes left out when it was analysed (default: service)")
+    p.add_argument(
+        "--out", required=True, metavar="FILE.gpkg|FILE.parquet", help="GeoPackage (.gpkg) or GeoParquet (.parquet)"
+    )
+    p.add_argument(
+        "--before", metavar="NAME", help="period label of the change's start (default: the district's, else 'before')"
+    )
+    p.add_argument(
+        "--after", metavar="NAME", help="period label of the change's end (default: the district's, else 'after')"
+    )
+    p.add_argument(
+        "--exclude-highway",
+        metavar="CLASS,CLASS",
+        default=None,
+        help="with --roads: the classes left out when it was analysed (default: service)",
+    )
 
     p = sub.add_parser("sql", help="run a read-only SELECT against the warehouse")
     _add_warehouse(p)
@@ -186,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delivery", default="build/demo/delivery", metavar="DIR")
     p.add_argument("--maps", default="build/maps", metavar="DIR")
     p.add_argument("--seed", type=int, default=20171005)
-    p.add_argument("--scale", type=float, default=1.0, help="traffic volume factor of the synthetic delivery (default 1.0)")
+    p.add_argument(
+        "--scale", type=float, default=1.0, help="traffic volume factor of the synthetic delivery (default 1.0)"
+    )
     return parser
 
 
@@ -212,12 +339,36 @@ def _period_overrides(args, district):
 
 
 STATS_CSV_COLUMNS = [
-    "road_id", "road_name", "role", "period", "period_start", "period_end", "n_points", "n_vehicles",
-    "mean_kmh", "p85_kmh", "share_at_or_over_limit", "share_at_or_over_limit_plus_10", "n_passages",
-    "passage_mean_kmh", "passage_p85_kmh", "passage_share_at_or_over_limit", "limit_kmh",
-]  # fmt: skip
-COMPARE_CSV_COLUMNS = ["unit", "indicator", "before", "after", "change", "ci_low", "ci_high", "n_vehicles_before",
-                       "n_vehicles_after", "flag"]  # fmt: skip
+    "road_id",
+    "road_name",
+    "role",
+    "period",
+    "period_start",
+    "period_end",
+    "n_points",
+    "n_vehicles",
+    "mean_kmh",
+    "p85_kmh",
+    "share_at_or_over_limit",
+    "share_at_or_over_limit_plus_10",
+    "n_passages",
+    "passage_mean_kmh",
+    "passage_p85_kmh",
+    "passage_share_at_or_over_limit",
+    "limit_kmh",
+]
+COMPARE_CSV_COLUMNS = [
+    "unit",
+    "indicator",
+    "before",
+    "after",
+    "change",
+    "ci_low",
+    "ci_high",
+    "n_vehicles_before",
+    "n_vehicles_after",
+    "flag",
+]
 
 
 def _output_file(path: str | None) -> Path | None:
@@ -244,12 +395,23 @@ def _network(args, district):
     if district is not None:
         network = district_network(district, args.radius, treated=treated or None, comparison=control or None)
         if args.exclude_highway is not None:
-            network = prepare_network(district.network_path, district.key, radius_m=args.radius,
-                                      treated=treated or district.treated_roads,
-                                      comparison=control or district.comparison_roads, exclude_highway=exclude)  # fmt: skip
+            network = prepare_network(
+                district.network_path,
+                district.key,
+                radius_m=args.radius,
+                treated=treated or district.treated_roads,
+                comparison=control or district.comparison_roads,
+                exclude_highway=exclude,
+            )
         return network
-    return prepare_network(args.roads, f"roads:{Path(args.roads).stem}", radius_m=args.radius, treated=treated,
-                           comparison=control, exclude_highway=exclude)  # fmt: skip
+    return prepare_network(
+        args.roads,
+        f"roads:{Path(args.roads).stem}",
+        radius_m=args.radius,
+        treated=treated,
+        comparison=control,
+        exclude_highway=exclude,
+    )
 
 
 def cmd_ingest(args) -> int:
@@ -257,8 +419,14 @@ def cmd_ingest(args) -> int:
 
     with _cluster(args) as client:
         report = ingest_paths(
-            args.paths, args.warehouse, replace=args.replace, rekey=args.rekey, fmt=args.format,
-            behavior_layout=args.behavior_layout, workers=args.workers, client=client,
+            args.paths,
+            args.warehouse,
+            replace=args.replace,
+            rekey=args.rekey,
+            fmt=args.format,
+            behavior_layout=args.behavior_layout,
+            workers=args.workers,
+            client=client,
         )
     for f in report.failed:
         print(f"etc2calm: failed: {f.message}", file=sys.stderr)
@@ -291,8 +459,10 @@ def cmd_analyze(args) -> int:
         result = analyze(args.warehouse, network, periods, point_filter=point_filter, client=client)
     for label in empty_periods(result):
         p = periods[label]
-        print(f"etc2calm: warning: 0 points matched in period {label} ({p.start}..{p.end}): its figures are empty",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"etc2calm: warning: 0 points matched in period {label} ({p.start}..{p.end}): its figures are empty",
+            file=sys.stderr,
+        )
     df = result.road_stats[STATS_CSV_COLUMNS].copy()
     df["filter"] = point_filter.describe_ja()
     if out:
@@ -357,8 +527,17 @@ def cmd_compare(args) -> int:
     area = load_area(district.area_path) if district is not None and district.area_path else None
     network = _network(args, district)
     with _cluster(args) as client:
-        ev = evaluate(args.warehouse, network, periods, area=area, point_filter=point_filter,
-                      resamples=args.resamples, seed=args.seed, min_vehicles=args.min_vehicles, client=client)  # fmt: skip
+        ev = evaluate(
+            args.warehouse,
+            network,
+            periods,
+            area=area,
+            point_filter=point_filter,
+            resamples=args.resamples,
+            seed=args.seed,
+            min_vehicles=args.min_vehicles,
+            client=client,
+        )
     table = ev.comparisons[args.indicator]
     if out:
         table[COMPARE_CSV_COLUMNS].to_csv(out, index=False, encoding="utf-8")
@@ -368,7 +547,11 @@ def cmd_compare(args) -> int:
     if report:
         from maps.publish import write_district_report
 
-        print(write_district_report(args.warehouse, district, report, filter_text=point_filter.describe_ja(), lang=args.lang))
+        print(
+            write_district_report(
+                args.warehouse, district, report, filter_text=point_filter.describe_ja(), lang=args.lang
+            )
+        )
     return 0
 
 
@@ -380,8 +563,10 @@ def cmd_screen(args) -> int:
 
     if args.district is None and args.roads is None:
         if args.area:
-            raise UserError("--area needs a road network: add --roads FILE (or --district NAME); the roads of that network "
-                            "inside the polygon are screened")  # fmt: skip
+            raise UserError(
+                "--area needs a road network: add --roads FILE (or --district NAME); the roads of that network "
+                "inside the polygon are screened"
+            )
         raise UserError("give --district NAME, --roads FILE, or --area POLYGON_FILE with one of them")
     if args.top < 1:
         raise UserError(f"--top must be at least 1, got {args.top}")
@@ -409,11 +594,24 @@ def cmd_screen(args) -> int:
     args.treated = args.control = None
     network = _network(args, district)
     with _cluster(args) as client:
-        res = screen(args.warehouse, network, period, area=area, area_label=area_label, area_path=area_path,
-                     min_vehicles=args.min_vehicles, resamples=args.resamples, seed=args.seed, client=client)  # fmt: skip
+        res = screen(
+            args.warehouse,
+            network,
+            period,
+            area=area,
+            area_label=area_label,
+            area_path=area_path,
+            min_vehicles=args.min_vehicles,
+            resamples=args.resamples,
+            seed=args.seed,
+            client=client,
+        )
     where = f" inside {area_label}" if area_label else ""
-    print(f"screening {res.network_key}{where}, {period.name} {period.start}..{period.end}: {res.n_residential} residential "
-          f"roads, {len(res.table)} ranked, {len(res.low_sample)} left out (fewer than {res.min_vehicles} vehicles)")  # fmt: skip
+    print(
+        f"screening {res.network_key}{where}, {period.name} {period.start}..{period.end}: {res.n_residential} "
+        "residential "
+        f"roads, {len(res.table)} ranked, {len(res.low_sample)} left out (fewer than {res.min_vehicles} vehicles)"
+    )
     print(format_screening(res.table, args.top))
     for note in res.notes:
         print(f"note: {note}")
@@ -452,8 +650,11 @@ def _screening_map(args, district) -> int:
     else:
         period = None  # the latest stored
     out = _output_file(args.map or None) or default_output_dir() / f"{stem}_screening.html"
-    print(write_screening_map(args.warehouse, key, out, area=area, period=period, district=district, top=args.top,
-                              lang=args.lang))  # fmt: skip
+    print(
+        write_screening_map(
+            args.warehouse, key, out, area=area, period=period, district=district, top=args.top, lang=args.lang
+        )
+    )
     return 0
 
 
@@ -493,13 +694,22 @@ def cmd_export(args) -> int:
         if args.before or args.after:
             from dataclasses import replace
 
-            district = replace(district, default_before=args.before or district.default_before,
-                               default_after=args.after or district.default_after)  # fmt: skip
+            district = replace(
+                district,
+                default_before=args.before or district.default_before,
+                default_after=args.after or district.default_after,
+            )
         result = export_district(args.warehouse, district, out)
     else:
         exclude = None if args.exclude_highway is None else _ids(args.exclude_highway)
-        result = export_network(args.warehouse, args.roads, out, before=args.before or "before",
-                                after=args.after or "after", exclude_highway=exclude)  # fmt: skip
+        result = export_network(
+            args.warehouse,
+            args.roads,
+            out,
+            before=args.before or "before",
+            after=args.after or "after",
+            exclude_highway=exclude,
+        )
     layers = ", ".join(f"{name} ({n} rows)" for name, n in result.layers.items())
     change = f"; change {result.change[0]} → {result.change[1]}" if result.change else "; no change columns"
     print(f"wrote {result.format} {result.path}: {layers}; periods {', '.join(result.periods)}{change}")
@@ -548,16 +758,28 @@ def cmd_demo(args) -> int:
     from etc2calm.demo import run_demo
 
     run_demo(
-        warehouse=Path(args.warehouse), delivery=Path(args.delivery), maps_dir=Path(args.maps), seed=args.seed, scale=args.scale
+        warehouse=Path(args.warehouse),
+        delivery=Path(args.delivery),
+        maps_dir=Path(args.maps),
+        seed=args.seed,
+        scale=args.scale,
     )
     return 0
 
 
 COMMANDS = {
-    "ingest": cmd_ingest, "match": cmd_match, "analyze": cmd_analyze, "compare": cmd_compare, "screen": cmd_screen,
-    "map": cmd_map, "publish": cmd_publish, "export": cmd_export, "sql": cmd_sql, "generate": cmd_generate,
+    "ingest": cmd_ingest,
+    "match": cmd_match,
+    "analyze": cmd_analyze,
+    "compare": cmd_compare,
+    "screen": cmd_screen,
+    "map": cmd_map,
+    "publish": cmd_publish,
+    "export": cmd_export,
+    "sql": cmd_sql,
+    "generate": cmd_generate,
     "demo": cmd_demo,
-}  # fmt: skip
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -568,8 +790,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
-    except (UserError, ValueError, FileNotFoundError, SourceError, WarehouseBusy, WarehouseMissing,
-            WarehouseInconsistent) as exc:  # fmt: skip
+    except (
+        UserError,
+        ValueError,
+        FileNotFoundError,
+        SourceError,
+        WarehouseBusy,
+        WarehouseMissing,
+        WarehouseInconsistent,
+    ) as exc:
         print(f"etc2calm: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

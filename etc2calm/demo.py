@@ -54,7 +54,7 @@ def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 201710
         for key in PUBLISHED_FILES:
             if d["latest"].get(key):
                 print(f"    {Path(d['latest'][key]).resolve()}")
-    print(f"warehouse: {warehouse.resolve()} (try: etc2calm sql \"SELECT * FROM road_period_stats LIMIT 5\")")
+    print(f'warehouse: {warehouse.resolve()} (try: etc2calm sql "SELECT * FROM road_period_stats LIMIT 5")')
     print(f"done in {time.perf_counter() - t0:.0f} s")
     return out
 

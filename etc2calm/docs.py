@@ -38,16 +38,23 @@ COMMON = {
 
 
 def _ddl_comments(ddl: str) -> dict[tuple[str, str], str]:
-    """(table, column) → trailing `-- comment` of its line in a CREATE TABLE script."""
-    out, table = {}, None
+    """(table, column) → trailing `-- comment` of its line in a CREATE TABLE script; a line holding only
+    `-- …` continues the comment of the column above it."""
+    out, table, column = {}, None, None
     for line in ddl.splitlines():
         m = re.match(r"\s*CREATE TABLE IF NOT EXISTS (\w+)", line)
         if m:
-            table = m[1]
+            table, column = m[1], None
+            continue
+        m = re.match(r"\s*--\s*(.+)$", line)
+        if table and column and m:
+            out[(table, column)] += " " + m[1].strip()
             continue
         m = re.match(r"\s*(\w+)\s+[A-Z]+[^-]*--\s*(.+)$", line)
+        column = None
         if table and m:
-            out[(table, m[1])] = m[2].strip()
+            column = m[1]
+            out[(table, column)] = m[2].strip()
     return out
 
 
@@ -60,7 +67,8 @@ def _tables_from_ddl(ddl: str) -> list[tuple[str, list[tuple[str, str, str]]]]:
     out = []
     for t in names:
         cols = con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY "
+            "ordinal_position",
             [t],
         ).fetchall()
         out.append((t, [(c, typ, comments.get((t, c)) or COMMON.get(c, "")) for c, typ in cols]))
@@ -86,7 +94,7 @@ def generate() -> str:
         "`etl/validate.py`, `etl/warehouse.py`); do not edit by hand.",
         "",
         "A warehouse folder holds the Parquet store and `warehouse.duckdb`, whose views read the Parquet files.",
-        "Open it with `etc2calm sql \"…\"` (read-only) or any DuckDB client.",
+        'Open it with `etc2calm sql "…"` (read-only) or any DuckDB client.',
         "",
         "## Storage layout",
         "",
@@ -98,30 +106,66 @@ def generate() -> str:
         ("probe_points", "様式1-2 points that passed validation", schema.PROBE_POINTS_COLUMNS),
         ("trips", "様式1-3 trips (origin / destination)", schema.TRIPS_COLUMNS),
         ("behavior_events", "挙動履歴 events (default layout: see below)", schema.behavior_columns()),
-        ("point_duplicates", "exact duplicates of stored points (same columns as probe_points, each with the file and "
-         "line that delivered it again); they return to probe_points when the file holding the stored copy is replaced",
-         schema.PROBE_POINTS_COLUMNS),
+        (
+            "point_duplicates",
+            "exact duplicates of stored points (same columns as probe_points, each with the file and "
+            "line that delivered it again); they return to probe_points when the file holding the stored copy is "
+            "replaced",
+            schema.PROBE_POINTS_COLUMNS,
+        ),
         ("quarantine", "rows that failed validation, with reason", schema.QUARANTINE_COLUMNS),
         ("manifest", "one row per delivered file", schema.MANIFEST_COLUMNS),
-        ("matched_points", "points matched to a road of a district's network, once per month by the match stage "
-         "(analysis/matchstage.py); every figure is computed from these", schema.MATCHED_POINTS_COLUMNS),
-        ("district_trip_points", "every stored point of the trips touching a district's network (also off the roads, "
-         "inside the network's box grown by 300 m); road columns NULL / -1 off the network", schema.MATCHED_POINTS_COLUMNS),
-        ("matched_trips", "the trips touching a district's network: first and last point of the whole trip",
-         schema.MATCHED_TRIPS_COLUMNS),
-        ("matched_events", "挙動履歴 events inside a district's network box, matched by distance", schema.MATCHED_EVENTS_COLUMNS),
-        ("store_files", "the committed Parquet files the views read (replaced with the manifest in each commit)",
-         schema.STORE_FILES_COLUMNS),
+        (
+            "matched_points",
+            "points matched to a road of a district's network, once per month by the match stage "
+            "(analysis/matchstage.py); every figure is computed from these",
+            schema.MATCHED_POINTS_COLUMNS,
+        ),
+        (
+            "district_trip_points",
+            "every stored point of the trips touching a district's network (also off the roads, "
+            "inside the network's box grown by 300 m); road columns NULL / -1 off the network",
+            schema.MATCHED_POINTS_COLUMNS,
+        ),
+        (
+            "matched_trips",
+            "the trips touching a district's network: first and last point of the whole trip",
+            schema.MATCHED_TRIPS_COLUMNS,
+        ),
+        (
+            "matched_events",
+            "挙動履歴 events inside a district's network box, matched by distance",
+            schema.MATCHED_EVENTS_COLUMNS,
+        ),
+        (
+            "store_files",
+            "the committed Parquet files the views read (replaced with the manifest in each commit)",
+            schema.STORE_FILES_COLUMNS,
+        ),
         ("warehouse_info", "facts about the warehouse", schema.WAREHOUSE_INFO_COLUMNS),
     ]
     for name, what, cols in views:
-        parts += ["", f"### `{name}` — {what}", "", _md_table(["column", "type", "meaning, unit"], [[c, t, d] for c, (t, d) in cols.items()])]
+        parts += [
+            "",
+            f"### `{name}` — {what}",
+            "",
+            _md_table(["column", "type", "meaning, unit"], [[c, t, d] for c, (t, d) in cols.items()]),
+        ]
     parts += ["", "## Tables written by the analyses"]
-    for ddl, source in ((schema.MATCH_DDL, "analysis/matchstage.py"), (schema.RESULT_TABLES_DDL, "analysis/figures.py"),
-                        (schema.EVIDENCE_TABLES_DDL, "analysis/evidence.py"), (schema.SCREENING_DDL, "analysis/screening.py"),
-                        (schema.GATES_DDL, "analysis/gates.py")):
+    for ddl, source in (
+        (schema.MATCH_DDL, "analysis/matchstage.py"),
+        (schema.RESULT_TABLES_DDL, "analysis/figures.py"),
+        (schema.EVIDENCE_TABLES_DDL, "analysis/evidence.py"),
+        (schema.SCREENING_DDL, "analysis/screening.py"),
+        (schema.GATES_DDL, "analysis/gates.py"),
+    ):
         for table, cols in _tables_from_ddl(ddl):
-            parts += ["", f"### `{table}` ({source})", "", _md_table(["column", "type", "meaning, unit"], [list(c) for c in cols])]
+            parts += [
+                "",
+                f"### `{table}` ({source})",
+                "",
+                _md_table(["column", "type", "meaning, unit"], [list(c) for c in cols]),
+            ]
     parts += ["", "## Validation rules", "", "The first failing rule is a quarantined row's `reason`.", ""]
     for layout in (spec.STYLE_1_2, spec.STYLE_1_3, spec.BEHAVIOR_DEFAULT):
         rules = validate.validation_rules(layout)
@@ -130,10 +174,18 @@ def generate() -> str:
     for layout in (spec.STYLE_1_2, spec.STYLE_1_3, spec.BEHAVIOR_DEFAULT):
         rows = []
         for c in layout.columns:
-            rng = "" if c.low is None and c.high is None else f"{'' if c.low is None else f'{c.low:g}'}–{'' if c.high is None else f'{c.high:g}'}"
+            rng = (
+                ""
+                if c.low is None and c.high is None
+                else f"{'' if c.low is None else f'{c.low:g}'}–{'' if c.high is None else f'{c.high:g}'}"
+            )
             rows.append([c.index, c.name, c.name_ja, c.type, c.unit, rng, c.meaning])
-        parts += [f"### {layout.name} — {layout.description}", "",
-                  _md_table(["#", "name", "名称", "type", "unit", "allowed", "meaning"], rows), ""]  # fmt: skip
+        parts += [
+            f"### {layout.name} — {layout.description}",
+            "",
+            _md_table(["#", "name", "名称", "type", "unit", "allowed", "meaning"], rows),
+            "",
+        ]
     return "\n".join(parts).rstrip() + "\n"
 
 

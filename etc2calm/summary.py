@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.results import ResultsMissing, load_comparisons, load_district_results, load_gates, load_group_stats, load_screening
+from analysis.results import (
+    ResultsMissing,
+    load_comparisons,
+    load_district_results,
+    load_gates,
+    load_group_stats,
+    load_screening,
+)
 from config.districts import District
 from config.settings import INDICATOR_COLUMNS
 from maps.headline import monitoring, monitoring_sentence
@@ -17,10 +24,19 @@ def treated_table(warehouse, districts: list[District]) -> pd.DataFrame:
     for d in districts:
         g = load_group_stats(warehouse, d.key)
         for r in g[g["road_group"] == "treated"].itertuples() if len(g) else []:
-            rows.append({"district": d.name_ja, "period": r.period, "dates": f"{r.period_start:%Y-%m-%d}..{r.period_end:%Y-%m-%d}",
-                         "n_vehicles": r.n_vehicles, "n_points": r.n_points, "mean_kmh": r.mean_kmh, "p85_kmh": r.p85_kmh,
-                         "share_at_or_over_limit": r.share_at_or_over_limit,
-                         "passage_share_at_or_over_limit": r.passage_share_at_or_over_limit})  # fmt: skip
+            rows.append(
+                {
+                    "district": d.name_ja,
+                    "period": r.period,
+                    "dates": f"{r.period_start:%Y-%m-%d}..{r.period_end:%Y-%m-%d}",
+                    "n_vehicles": r.n_vehicles,
+                    "n_points": r.n_points,
+                    "mean_kmh": r.mean_kmh,
+                    "p85_kmh": r.p85_kmh,
+                    "share_at_or_over_limit": r.share_at_or_over_limit,
+                    "passage_share_at_or_over_limit": r.passage_share_at_or_over_limit,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -30,17 +46,23 @@ def _width(text: str) -> int:
 
 def format_summary(table: pd.DataFrame) -> str:
     """Fixed-width text of treated_table rows."""
-    header = (f"{'district':<14} {'period':<8} {'dates':<22} {'vehicles':>8} {'points':>7} {'mean':>6} {'p85':>6} "
-              f"{'>=limit':>8} {'passages>=':>10}")  # fmt: skip
+    header = (
+        f"{'district':<14} {'period':<8} {'dates':<22} {'vehicles':>8} {'points':>7} {'mean':>6} {'p85':>6} "
+        f"{'>=limit':>8} {'passages>=':>10}"
+    )
     lines = [header, "-" * len(header)]
     pct = lambda v: "" if pd.isna(v) else f"{100 * v:.1f}%"  # noqa: E731
     num = lambda v: "" if pd.isna(v) else f"{v:.1f}"  # noqa: E731
     for r in table.itertuples():
         name = r.district + " " * max(0, 14 - _width(r.district))  # full-width characters take two columns
-        lines.append(f"{name} {r.period:<8} {r.dates:<22} {r.n_vehicles:>8} {r.n_points:>7} {num(r.mean_kmh):>6} "
-                     f"{num(r.p85_kmh):>6} {pct(r.share_at_or_over_limit):>8} {pct(r.passage_share_at_or_over_limit):>10}")  # fmt: skip
-    lines.append("mean / p85 in km/h over points; >=limit: share of points at or over the speed limit; passages>=: share of "
-                 "passages (one vehicle's traversal of the street) whose mean speed is at or over it; vehicles: distinct 運行ID")
+        lines.append(
+            f"{name} {r.period:<8} {r.dates:<22} {r.n_vehicles:>8} {r.n_points:>7} {num(r.mean_kmh):>6} "
+            f"{num(r.p85_kmh):>6} {pct(r.share_at_or_over_limit):>8} {pct(r.passage_share_at_or_over_limit):>10}"
+        )
+    lines.append(
+        "mean / p85 in km/h over points; >=limit: share of points at or over the speed limit; passages>=: share of "
+        "passages (one vehicle's traversal of the street) whose mean speed is at or over it; vehicles: distinct 運行ID"
+    )
     return "\n".join(lines)
 
 
@@ -55,7 +77,8 @@ def format_headline(warehouse, districts: list[District]) -> str:
         rows = comp["mean"].set_index("unit")
         t, c, did = rows.loc["treated"], rows.loc["control"], rows.loc["did"]
         lines.append(
-            f"  {d.key:<10} treated mean {t['before']:.1f} → {t['after']:.1f} km/h ({t['change']:+.1f} [{t['ci_low']:+.1f}, "
+            f"  {d.key:<10} treated mean {t['before']:.1f} → {t['after']:.1f} km/h ({t['change']:+.1f} "
+            f"[{t['ci_low']:+.1f}, "
             f"{t['ci_high']:+.1f}]); comparison {c['change']:+.1f} [{c['ci_low']:+.1f}, {c['ci_high']:+.1f}]; "
             f"DiD {did['change']:+.1f} [{did['ci_low']:+.1f}, {did['ci_high']:+.1f}] km/h"
         )
@@ -63,16 +86,23 @@ def format_headline(warehouse, districts: list[District]) -> str:
             if ind in comp:
                 s = comp[ind].set_index("unit")
                 lines.append(
-                    f"  {'':<10} treated {word} {100 * s.loc['treated', 'before']:.1f}% → {100 * s.loc['treated', 'after']:.1f}% "
+                    f"  {'':<10} treated {word} {100 * s.loc['treated', 'before']:.1f}% → "
+                    f"{100 * s.loc['treated', 'after']:.1f}% "
                     f"(DiD {100 * s.loc['did', 'change']:+.1f} points [{100 * s.loc['did', 'ci_low']:+.1f}, "
                     f"{100 * s.loc['did', 'ci_high']:+.1f}])"
                 )
     return "\n".join(lines)
 
 
-_STATISTIC = {"mean": "mean speed", "p85": "85th percentile speed", "share": "share of points >= limit",
-              "passage_share": "share of vehicles (passages) >= limit", "passage_mean": "mean passage speed",
-              "passage_p85": "85th percentile passage speed", "share_plus10": "share of points >= limit + 10"}  # fmt: skip
+_STATISTIC = {
+    "mean": "mean speed",
+    "p85": "85th percentile speed",
+    "share": "share of points >= limit",
+    "passage_share": "share of vehicles (passages) >= limit",
+    "passage_mean": "mean passage speed",
+    "passage_p85": "85th percentile passage speed",
+    "share_plus10": "share of points >= limit + 10",
+}
 
 
 def _value(indicator: str, v: float, kind: str) -> str:
@@ -94,7 +124,10 @@ def published_vs_measured(warehouse, districts: list[District]) -> pd.DataFrame:
         t = g[g["road_group"] == "treated"].set_index("period") if len(g) else pd.DataFrame()
         for p in d.published:
             col = INDICATOR_COLUMNS[p.indicator]
-            level = lambda name: t.loc[name, col] if name in t.index else float("nan")  # noqa: E731
+
+            def level(name, t=t, col=col):
+                return t.loc[name, col] if name in t.index else float("nan")
+
             if p.kind == "level":
                 measured = level(p.period)
             elif p.kind == "change":
@@ -102,10 +135,20 @@ def published_vs_measured(warehouse, districts: list[District]) -> pd.DataFrame:
             else:
                 measured = level(p.period) / level(p.reference)
             inside = p.low - 1e-9 <= measured <= p.high + 1e-9 if p.low < p.high else None
-            rows.append({"district": d.name_ja, "statistic": _STATISTIC[p.indicator], "indicator": p.indicator,
-                         "kind": p.kind, "period": p.period if p.kind == "level" else f"{p.reference}→{p.period}",
-                         "published": p.text, "published_low": p.low, "published_high": p.high,
-                         "measured": measured, "within": inside})  # fmt: skip
+            rows.append(
+                {
+                    "district": d.name_ja,
+                    "statistic": _STATISTIC[p.indicator],
+                    "indicator": p.indicator,
+                    "kind": p.kind,
+                    "period": p.period if p.kind == "level" else f"{p.reference}→{p.period}",
+                    "published": p.text,
+                    "published_low": p.low,
+                    "published_high": p.high,
+                    "measured": measured,
+                    "within": inside,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -113,11 +156,21 @@ def format_published(table: pd.DataFrame) -> str:
     """Fixed-width lines: statistic, period, the published figure (as published) and this run's."""
     lines = ["published (district file [[published]]) and measured by this run (the warehouse), treated street:"]
     for r in table.itertuples():
-        pub = (_value(r.indicator, r.published_low, r.kind) if r.published_low == r.published_high else
-               f"{_value(r.indicator, r.published_low, r.kind)}–{_value(r.indicator, r.published_high, r.kind)}")  # fmt: skip
-        mark = "" if r.within is None else ("  (within the published range)" if r.within else "  (OUTSIDE the published range)")
+        pub = (
+            _value(r.indicator, r.published_low, r.kind)
+            if r.published_low == r.published_high
+            else f"{_value(r.indicator, r.published_low, r.kind)}–{_value(r.indicator, r.published_high, r.kind)}"
+        )
+        mark = (
+            ""
+            if r.within is None
+            else ("  (within the published range)" if r.within else "  (OUTSIDE the published range)")
+        )
         name = r.district + " " * max(0, 14 - _width(r.district))
-        lines.append(f"  {name} {r.statistic:<40} {r.period:<15} published {pub:<18} this run {_value(r.indicator, r.measured, r.kind)}{mark}")
+        lines.append(
+            f"  {name} {r.statistic:<40} {r.period:<15} published {pub:<18} this run "
+            f"{_value(r.indicator, r.measured, r.kind)}{mark}"
+        )
         lines.append(f"  {'':<14} {'':<40} {'':<15} ({r.published})")
     return "\n".join(lines)
 
@@ -127,23 +180,29 @@ def format_screening(table: pd.DataFrame, top: int | None = None, legend: bool =
     rows = table if top is None else table.head(top)
     pct = lambda v: "" if pd.isna(v) else f"{100 * v:.1f}%"  # noqa: E731
     num = lambda v, d=1: "" if pd.isna(v) else f"{v:.{d}f}"  # noqa: E731
-    header = (f"{'rank':>4} {'road':<6} {'score':>5} {'[95% CI]':<12} {'rank CI':<7} {'>=limit':>7} {'[95% CI]':<13} "
-              f"{'>=+10':>6} {'p85':>5} {'brake':>5} {'cut-thr':>7} {'pass/d':>6} {'veh':>5}  name")  # fmt: skip
+    header = (
+        f"{'rank':>4} {'road':<6} {'score':>5} {'[95% CI]':<12} {'rank CI':<7} {'>=limit':>7} {'[95% CI]':<13} "
+        f"{'>=+10':>6} {'p85':>5} {'brake':>5} {'cut-thr':>7} {'pass/d':>6} {'veh':>5}  name"
+    )
     lines = [header, "-" * len(header)]
     for r in rows.itertuples():
         ci = f"[{num(r.score_ci_low, 0)}, {num(r.score_ci_high, 0)}]"
         rci = f"{int(r.rank_ci_low)}-{int(r.rank_ci_high)}" if pd.notna(r.rank_ci_low) else ""
         sci = f"[{pct(r.share_ci_low)}, {pct(r.share_ci_high)}]"
-        lines.append(f"{int(r.rank):>4} {r.road_id:<6} {num(r.score):>5} {ci:<12} {rci:<7} {pct(r.share_at_or_over_limit):>7} "
-                     f"{sci:<13} {pct(r.share_at_or_over_limit_plus_10):>6} {num(r.p85_kmh):>5} "
-                     f"{num(r.braking_per_1000_passages):>5} {pct(r.cut_through_share):>7} {num(r.passages_per_day, 0):>6} "
-                     f"{int(r.n_vehicles):>5}  {r.road_name}")  # fmt: skip
+        lines.append(
+            f"{int(r.rank):>4} {r.road_id:<6} {num(r.score):>5} {ci:<12} {rci:<7} {pct(r.share_at_or_over_limit):>7} "
+            f"{sci:<13} {pct(r.share_at_or_over_limit_plus_10):>6} {num(r.p85_kmh):>5} "
+            f"{num(r.braking_per_1000_passages):>5} {pct(r.cut_through_share):>7} {num(r.passages_per_day, 0):>6} "
+            f"{int(r.n_vehicles):>5}  {r.road_name}"
+        )
     if not legend:
         return "\n".join(lines)
-    lines.append("score 0-100 (docs/screening.md); shares of passages at or over the limit / limit + 10; p85 of passage "
-                 "speeds, km/h; brake: sudden braking per 1,000 passages; cut-thr: share of the road's trips with origin "
-                 "and destination outside the area; pass/d: passages per day; veh: distinct vehicles; CIs: 95 % cluster "
-                 "bootstrap over vehicles")  # fmt: skip
+    lines.append(
+        "score 0-100 (docs/screening.md); shares of passages at or over the limit / limit + 10; p85 of passage "
+        "speeds, km/h; brake: sudden braking per 1,000 passages; cut-thr: share of the road's trips with origin "
+        "and destination outside the area; pass/d: passages per day; veh: distinct vehicles; CIs: 95 % cluster "
+        "bootstrap over vehicles"
+    )
     return "\n".join(lines)
 
 
@@ -154,17 +213,27 @@ def format_screening_summary(warehouse, districts: list[District], top: int = 5)
         run, rows = load_screening(warehouse, d.key)
         if run is None:
             continue
-        lines.append(f"  {d.name_ja} ({d.key}), {run['period']} {run['period_start']:%Y-%m-%d}..{run['period_end']:%Y-%m-%d}: "
-                     f"{run['n_candidates']} candidates ranked, {run['n_low_sample']} left out (fewer than "
-                     f"{run['min_vehicles']} vehicles)")  # fmt: skip
+        lines.append(
+            f"  {d.name_ja} ({d.key}), {run['period']} {run['period_start']:%Y-%m-%d}..{run['period_end']:%Y-%m-%d}: "
+            f"{run['n_candidates']} candidates ranked, {run['n_low_sample']} left out (fewer than "
+            f"{run['min_vehicles']} vehicles)"
+        )
         lines += ["    " + line for line in format_screening(rows, top, legend=False).splitlines()]
-    lines.append("  score 0-100, relative to the district's candidates (docs/screening.md); shares of passages >= limit / "
-                 "limit + 10; p85 of passage speeds; brake: sudden braking per 1,000 passages; cut-thr: share of trips with "
-                 "origin and destination outside the outline; pass/d: passages a day; 95 % cluster-bootstrap intervals")  # fmt: skip
+    lines.append(
+        "  score 0-100, relative to the district's candidates (docs/screening.md); shares of passages >= limit / "
+        "limit + 10; p85 of passage speeds; brake: sudden braking per 1,000 passages; cut-thr: share of trips with "
+        "origin and destination outside the outline; pass/d: passages a day; 95 % cluster-bootstrap intervals"
+    )
     return "\n".join(lines)
 
 
-_CLASS_WORDS = {"through": "through", "into": "into", "out_of": "out of", "internal": "internal", "perimeter": "perimeter"}
+_CLASS_WORDS = {
+    "through": "through",
+    "into": "into",
+    "out_of": "out of",
+    "internal": "internal",
+    "perimeter": "perimeter",
+}
 
 
 def format_gate_summary(warehouse, districts: list[District]) -> str:
@@ -175,7 +244,7 @@ def format_gate_summary(warehouse, districts: list[District]) -> str:
         s, od, gates = g["summary"], g["od"], g["gates"]
         if s.empty:
             continue
-        names = dict(zip(gates["gate_id"], gates["gate_name"])) if len(gates) else {}
+        names = dict(zip(gates["gate_id"], gates["gate_name"], strict=True)) if len(gates) else {}
         whole_day = s[s["time_band"] == "all"].assign(_o=lambda x: x["gate_class"].map(list(_CLASS_WORDS).index))
         for period, rows in whole_day.sort_values(["period_start", "_o"], kind="stable").groupby("period", sort=False):
             shares = " · ".join(f"{_CLASS_WORDS[r.gate_class]} {100 * r.share_trips:.1f}%" for r in rows.itertuples())
@@ -184,8 +253,11 @@ def format_gate_summary(warehouse, districts: list[District]) -> str:
             top = od[(od["period"] == period) & (od["time_band"] == "all") & (od["gate_class"] == "through")]
             if len(top):
                 r = top.sort_values("n_trips", ascending=False, kind="stable").iloc[0]
-                lines.append(f"  {'':<14} {'':<8} busiest through pair {r['entry_gate']} → {r['exit_gate']}: {r['n_trips']:,} trips "
-                             f"({names.get(r['entry_gate'], '')} → {names.get(r['exit_gate'], '')})")  # fmt: skip
+                lines.append(
+                    f"  {'':<14} {'':<8} busiest through pair {r['entry_gate']} → {r['exit_gate']}: {r['n_trips']:,} "
+                    "trips "
+                    f"({names.get(r['entry_gate'], '')} → {names.get(r['exit_gate'], '')})"
+                )
     return "\n".join(lines)
 
 

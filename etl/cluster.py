@@ -52,8 +52,14 @@ def dask_client(scheduler: str | None = None, local_workers: int | None = None, 
             client = Client(scheduler, timeout=timeout)
         else:
             # Single-threaded workers; the compiled kernels use one thread each (no oversubscription).
-            cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                   silence_logs=logging.ERROR, env={"NUMBA_NUM_THREADS": "1"})  # fmt: skip
+            cluster = LocalCluster(
+                n_workers=local_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+                env={"NUMBA_NUM_THREADS": "1"},
+            )
             client = Client(cluster)
     except OSError as exc:
         if cluster is not None:

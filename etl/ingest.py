@@ -56,12 +56,11 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl import sources
-from etl.pseudonymise import IdKeyError, KeyMismatch, key_file, key_fingerprint, load_id_key
 from etl.kernels import repeated_keys
+from etl.pseudonymise import IdKeyError, KeyMismatch, key_file, key_fingerprint, load_id_key
 from etl.schema import DUPLICATES_TABLE, MANIFEST_COLUMNS
 from etl.spec import FORMAT_1_2, column_index, layouts
 from etl.stage import (
@@ -83,15 +82,15 @@ from etl.stage import (
 from etl.warehouse import (
     JOURNAL,
     SNAPSHOT,
+    WarehouseOutdated,
     connect,
     empty_snapshot,
-    WarehouseOutdated,
     ingest_lock,
     is_outdated,
     read_snapshot,
     refresh_views,
-    update_store_files,
     transaction,
+    update_store_files,
     write_json_atomic,
 )
 
@@ -182,7 +181,8 @@ def _worker_key(fingerprint: str) -> bytes:
         if key_fingerprint(key) != fingerprint:
             raise KeyMismatch(
                 f"the ID key of Dask worker process {os.getpid()} (fingerprint {key_fingerprint(key)}) is not the "
-                f"ingest's (fingerprint {fingerprint}): give every worker the same key (ETC2CALM_ID_KEY or the key file)"
+                f"ingest's (fingerprint {fingerprint}): give every worker the same key (ETC2CALM_ID_KEY or the key "
+                "file)"
             )
         _WORKER_KEY[fingerprint] = key
     return key
@@ -223,7 +223,9 @@ def _key_columns(path: Path) -> pa.Table:
 def _file_keys(path: Path) -> np.ndarray:
     """point_key of every row of a stored point file (computed for files written before the column existed)."""
     if "point_key" in pq.read_schema(path).names:
-        return _read(path, ["point_key"]).column("point_key").to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        return (
+            _read(path, ["point_key"]).column("point_key").to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        )
     return point_keys(_key_columns(path))
 
 
@@ -255,8 +257,14 @@ class _Group:
         # (file, table, keys held or None, raw keys file or None, rows)
         self.sources: list[tuple[Path | None, pa.Table | None, np.ndarray | None, Path | None, int]] = []
 
-    def add(self, n: int, path: Path | None = None, table: pa.Table | None = None, keys: np.ndarray | None = None,
-            keys_file: Path | None = None) -> None:  # fmt: skip
+    def add(
+        self,
+        n: int,
+        path: Path | None = None,
+        table: pa.Table | None = None,
+        keys: np.ndarray | None = None,
+        keys_file: Path | None = None,
+    ) -> None:
         if n:
             self.sources.append((path, table, keys, keys_file, n))
 
@@ -299,7 +307,7 @@ def _repeat_masks(loaders: list, sizes: list[int]) -> list[np.ndarray]:
             parts.append(keys[pick])
             picks.append(pick)
         rep = _repeats(np.concatenate(parts))
-        for m, pick, r in zip(masks, picks, np.split(rep, np.cumsum([len(p) for p in parts])[:-1])):
+        for m, pick, r in zip(masks, picks, np.split(rep, np.cumsum([len(p) for p in parts])[:-1]), strict=True):
             m[pick] = r
     return masks
 
@@ -312,7 +320,7 @@ def _split_duplicates(table: pa.Table, keys: np.ndarray, cand: np.ndarray, group
     seen = group.tuples(cand_keys)
     rows = np.flatnonzero(np.isin(keys, cand_keys))
     tuples = key_tuples(table.take(pa.array(rows)))
-    for i, t in zip(rows, tuples):
+    for i, t in zip(rows, tuples, strict=True):
         if t in seen:
             dup[i] = True
         else:
@@ -322,8 +330,14 @@ def _split_duplicates(table: pa.Table, keys: np.ndarray, cand: np.ndarray, group
 
 def _write_points(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table.cast(POINT_SCHEMA) if table.schema != POINT_SCHEMA else table, path, use_dictionary=DICT_COLUMNS,
-                   column_encoding=DELTA_COLUMNS, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)  # fmt: skip
+    pq.write_table(
+        table.cast(POINT_SCHEMA) if table.schema != POINT_SCHEMA else table,
+        path,
+        use_dictionary=DICT_COLUMNS,
+        column_encoding=DELTA_COLUMNS,
+        row_group_size=ROW_GROUP_ROWS,
+        **PARQUET_OPTIONS,
+    )
 
 
 def _rel(warehouse: Path, p: Path) -> str:
@@ -351,8 +365,16 @@ class _Commit:
         self.new_entries[table].append(dict(entry, path=dst_rel))
 
 
-def _commit_batch(warehouse: Path, con, snap: dict, staging: Path, accepted: list[dict], failed: list[dict],
-                  replaced: set[str], fingerprint: str) -> tuple[dict, dict[str, int], _Commit]:  # fmt: skip
+def _commit_batch(
+    warehouse: Path,
+    con,
+    snap: dict,
+    staging: Path,
+    accepted: list[dict],
+    failed: list[dict],
+    replaced: set[str],
+    fingerprint: str,
+) -> tuple[dict, dict[str, int], _Commit]:
     """Plan and apply one commit; returns (new snapshot, duplicates per file_id, the commit)."""
     commit_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     c = _Commit(warehouse, staging, commit_id, snap)
@@ -380,14 +402,21 @@ def _commit_batch(warehouse: Path, con, snap: dict, staging: Path, accepted: lis
         for o in r["points"]:
             staged_by_group.setdefault(o["day"], []).append((r, o))
     order = {fid: i for i, fid in enumerate(_ingest_order(con))}
-    counts = {fid: (stored, dup) for fid, stored, dup in con.execute(
-        "SELECT file_id, rows_stored, rows_duplicate FROM manifest WHERE status = 'ok'").fetchall()}  # fmt: skip
+    counts = {
+        fid: (stored, dup)
+        for fid, stored, dup in con.execute(
+            "SELECT file_id, rows_stored, rows_duplicate FROM manifest WHERE status = 'ok'"
+        ).fetchall()
+    }
     dups: dict[str, int] = {}
     for day in sorted(set(staged_by_group) | set(removed_points)):
         gkey = day
         group = _Group()
         for e in by_group.get(gkey, []):
-            group.add(int(e.get("rows") or pq.ParquetFile(warehouse / e["path"]).metadata.num_rows), path=warehouse / e["path"])
+            group.add(
+                int(e.get("rows") or pq.ParquetFile(warehouse / e["path"]).metadata.num_rows),
+                path=warehouse / e["path"],
+            )
         if gkey in removed_points:
             _restore_duplicates(c, work, gkey, removed_points[gkey], dups_by_group.get(gkey, []), group, order, counts)
         staged = staged_by_group.get(gkey, [])
@@ -395,7 +424,7 @@ def _commit_batch(warehouse: Path, con, snap: dict, staging: Path, accepted: lis
         loaders = [lambda src=src: _Group.load(src) for src in group.sources]
         loaders += [lambda f=f: np.fromfile(f, dtype=np.int64) for f in sidecars]
         masks = _repeat_masks(loaders, [src[4] for src in group.sources] + [o["rows"] for _, o in staged])
-        for (r, o), sidecar, cand in zip(staged, sidecars, masks[len(group.sources):]):
+        for (r, o), sidecar, cand in zip(staged, sidecars, masks[len(group.sources) :], strict=True):
             keys = None
             src = staging / r["dir"] / o["file"]
             year, month = o["year"], o["month"]
@@ -423,19 +452,38 @@ def _commit_batch(warehouse: Path, con, snap: dict, staging: Path, accepted: lis
                 c.place(out, "probe_points", dst, dict(entry, rows=kept.num_rows))
             out = work / DUPLICATES_TABLE / name
             _write_points(twins, out)
-            c.place(out, DUPLICATES_TABLE, f"{_point_dir(DUPLICATES_TABLE, year, month)}/{name}", dict(entry, rows=twins.num_rows))
+            c.place(
+                out,
+                DUPLICATES_TABLE,
+                f"{_point_dir(DUPLICATES_TABLE, year, month)}/{name}",
+                dict(entry, rows=twins.num_rows),
+            )
     for r in accepted:
         d = staging / r["dir"]
         for q in r["quarantine"]:
-            c.place(d / q["file"], "quarantine", f"quarantine/{r['file_id']}_{commit_id}.parquet",
-                    {"file_id": r["file_id"], "rows": q["rows"]})  # fmt: skip
+            c.place(
+                d / q["file"],
+                "quarantine",
+                f"quarantine/{r['file_id']}_{commit_id}.parquet",
+                {"file_id": r["file_id"], "rows": q["rows"]},
+            )
         for kind, table in (("trips", "trips"), ("events", "behavior_events")):
             for t in r[kind]:
-                c.place(d / t["file"], table, f"{table}/year={t['year']}/month={t['month']}/{r['file_id']}_{commit_id}.parquet",
-                        {"file_id": r["file_id"], "year": t["year"], "month": t["month"], "rows": t["rows"]})  # fmt: skip
+                c.place(
+                    d / t["file"],
+                    table,
+                    f"{table}/year={t['year']}/month={t['month']}/{r['file_id']}_{commit_id}.parquet",
+                    {"file_id": r["file_id"], "year": t["year"], "month": t["month"], "rows": t["rows"]},
+                )
     # The new snapshot and the manifest.
-    new = {"format": snap.get("format", "etc2calm-snapshot"), "version": 1, "generation": int(snap.get("generation", 0)) + 1,
-           "commit": commit_id, "key_fingerprint": fingerprint, "files": {}}  # fmt: skip
+    new = {
+        "format": snap.get("format", "etc2calm-snapshot"),
+        "version": 1,
+        "generation": int(snap.get("generation", 0)) + 1,
+        "commit": commit_id,
+        "key_fingerprint": fingerprint,
+        "files": {},
+    }
     gone = set(c.deletes)
     for table, entries in files.items():
         new["files"][table] = [e for e in entries if e["path"] not in gone] + c.new_entries[table]
@@ -452,24 +500,47 @@ def _commit_batch(warehouse: Path, con, snap: dict, staging: Path, accepted: lis
     if os.environ.get(CRASH_ENV) == "journal":
         os._exit(137)
     added = [dict(e, tbl=t) for t, entries in c.new_entries.items() for e in entries]
-    journal = {"commit": commit_id, "generation": new["generation"], "renames": c.renames, "deletes": c.deletes, "added": added,
-               "manifest": manifest, "replaced": sorted(replaced), "manifest_set": [[k, *v] for k, v in c.manifest_set.items()],
-               "snapshot": new}  # fmt: skip
+    journal = {
+        "commit": commit_id,
+        "generation": new["generation"],
+        "renames": c.renames,
+        "deletes": c.deletes,
+        "added": added,
+        "manifest": manifest,
+        "replaced": sorted(replaced),
+        "manifest_set": [[k, *v] for k, v in c.manifest_set.items()],
+        "snapshot": new,
+    }
     write_json_atomic(warehouse / JOURNAL, journal)
     _apply_journal(warehouse, con)
     return new, dups, c
 
 
 def _ingest_order(con) -> list[str]:
-    return [r[0] for r in con.execute("SELECT file_id FROM manifest WHERE status = 'ok' ORDER BY ingested_at, file_id").fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT file_id FROM manifest WHERE status = 'ok' ORDER BY ingested_at, file_id"
+        ).fetchall()
+    ]
 
 
-def _restore_duplicates(c: _Commit, work: Path, gkey, removed: list[dict], dup_entries: list[dict], group: _Group,
-                        order: dict[str, int], counts: dict[str, tuple[int, int]]) -> None:  # fmt: skip
+def _restore_duplicates(
+    c: _Commit,
+    work: Path,
+    gkey,
+    removed: list[dict],
+    dup_entries: list[dict],
+    group: _Group,
+    order: dict[str, int],
+    counts: dict[str, tuple[int, int]],
+) -> None:
     """Points other files delivered as exact duplicates of removed rows come back into probe_points."""
     if not dup_entries:
         return
-    removed_keys = np.concatenate([_file_keys(c.warehouse / e["path"]) for e in removed]) if removed else np.zeros(0, np.int64)
+    removed_keys = (
+        np.concatenate([_file_keys(c.warehouse / e["path"]) for e in removed]) if removed else np.zeros(0, np.int64)
+    )
     day = gkey
     for e in sorted(dup_entries, key=lambda e: (order.get(e["file_id"], 1 << 30), e["file_id"], e["path"])):
         path = c.warehouse / e["path"]
@@ -482,7 +553,7 @@ def _restore_duplicates(c: _Commit, work: Path, gkey, removed: list[dict], dup_e
         seen = group.tuples(cand_keys)
         back = np.zeros(len(keys), dtype=bool)
         rows = np.flatnonzero(cand)
-        for i, t in zip(rows, key_tuples(table.take(pa.array(rows)))):
+        for i, t in zip(rows, key_tuples(table.take(pa.array(rows))), strict=True):
             if t not in seen:  # its stored copy was in a removed file: this copy is stored now
                 seen.add(t)
                 back[i] = True
@@ -495,14 +566,24 @@ def _restore_duplicates(c: _Commit, work: Path, gkey, removed: list[dict], dup_e
         out = work / "probe_points" / name
         _write_points(returned, out)
         entry = {"file_id": fid, "day": day, "year": year, "month": month}
-        c.place(out, "probe_points", f"{_point_dir('probe_points', year, month)}/{name}", dict(entry, rows=returned.num_rows))
+        c.place(
+            out,
+            "probe_points",
+            f"{_point_dir('probe_points', year, month)}/{name}",
+            dict(entry, rows=returned.num_rows),
+        )
         group.add(returned.num_rows, table=returned, keys=keys[back])
         c.deletes.append(e["path"])
         rest = table.filter(pa.array(~back))
         if rest.num_rows:
             out = work / DUPLICATES_TABLE / name
             _write_points(rest, out)
-            c.place(out, DUPLICATES_TABLE, f"{_point_dir(DUPLICATES_TABLE, year, month)}/{name}", dict(entry, rows=rest.num_rows))
+            c.place(
+                out,
+                DUPLICATES_TABLE,
+                f"{_point_dir(DUPLICATES_TABLE, year, month)}/{name}",
+                dict(entry, rows=rest.num_rows),
+            )
         n = int(back.sum())
         stored, dup = c.manifest_set.get(fid, counts.get(fid, (0, 0)))
         c.manifest_set[fid] = (stored + n, dup - n)
@@ -512,16 +593,35 @@ def _restore_duplicates(c: _Commit, work: Path, gkey, removed: list[dict], dup_e
 def _manifest_row(r: dict, status: str, stored: int, dup: int, now) -> dict:
     fid = r["file_id"] or ("failed-" + hashlib.sha256(str(r.get("source_path") or r["path"]).encode()).hexdigest()[:12])
     return {
-        "file_id": fid, "source_path": r.get("source_path") or str(Path(r["path"]).resolve()),
-        "size_bytes": r["size_bytes"], "sha256": r["sha256"], "format": r["format"],
-        "rows_read": r["rows_read"] if status == "ok" else 0, "rows_stored": stored,
-        "rows_quarantined": r["rows_quarantined"] if status == "ok" else 0, "status": status,
-        "message": r["message"], "ingested_at": now.isoformat(sep=" "), "rows_duplicate": dup,
-    }  # fmt: skip
+        "file_id": fid,
+        "source_path": r.get("source_path") or str(Path(r["path"]).resolve()),
+        "size_bytes": r["size_bytes"],
+        "sha256": r["sha256"],
+        "format": r["format"],
+        "rows_read": r["rows_read"] if status == "ok" else 0,
+        "rows_stored": stored,
+        "rows_quarantined": r["rows_quarantined"] if status == "ok" else 0,
+        "status": status,
+        "message": r["message"],
+        "ingested_at": now.isoformat(sep=" "),
+        "rows_duplicate": dup,
+    }
 
 
-MANIFEST_ORDER = ["file_id", "source_path", "size_bytes", "sha256", "format", "rows_read", "rows_stored", "rows_quarantined",
-                  "status", "message", "ingested_at", "rows_duplicate"]  # fmt: skip
+MANIFEST_ORDER = [
+    "file_id",
+    "source_path",
+    "size_bytes",
+    "sha256",
+    "format",
+    "rows_read",
+    "rows_stored",
+    "rows_quarantined",
+    "status",
+    "message",
+    "ingested_at",
+    "rows_duplicate",
+]
 
 
 def _crash(point: str) -> None:
@@ -555,13 +655,20 @@ def _apply_journal(warehouse: Path, con: duckdb.DuckDBPyConnection) -> None:
                 con.execute("DELETE FROM manifest WHERE file_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
             shas = [m["sha256"] for m in j["manifest"] if m["status"] == "ok"]
             if shas:
-                con.execute("DELETE FROM manifest WHERE status = 'failed' AND sha256 IN (SELECT unnest(?::VARCHAR[]))", [shas])
+                con.execute(
+                    "DELETE FROM manifest WHERE status = 'failed' AND sha256 IN (SELECT unnest(?::VARCHAR[]))", [shas]
+                )
             if j["replaced"]:
-                con.execute("UPDATE manifest SET status = 'replaced' WHERE status = 'ok' AND file_id IN (SELECT unnest(?::VARCHAR[]))",
-                            [j["replaced"]])  # fmt: skip
+                con.execute(
+                    "UPDATE manifest SET status = 'replaced' WHERE status = 'ok' AND file_id IN (SELECT "
+                    "unnest(?::VARCHAR[]))",
+                    [j["replaced"]],
+                )
             for fid, stored, dup in j.get("manifest_set", []):
-                con.execute("UPDATE manifest SET rows_stored = ?, rows_duplicate = ? WHERE status = 'ok' AND file_id = ?",
-                            [stored, dup, fid])  # fmt: skip
+                con.execute(
+                    "UPDATE manifest SET rows_stored = ?, rows_duplicate = ? WHERE status = 'ok' AND file_id = ?",
+                    [stored, dup, fid],
+                )
             if j["manifest"]:  # one statement, a list per column (executemany costs ~0.5 ms a row)
                 con.execute(
                     f"INSERT INTO manifest ({', '.join(MANIFEST_ORDER)}) SELECT "
@@ -570,8 +677,10 @@ def _apply_journal(warehouse: Path, con: duckdb.DuckDBPyConnection) -> None:
                 )
             update_store_files(con, j["deletes"], j["added"])
             con.execute("DELETE FROM warehouse_info WHERE name IN ('generation', 'commit', 'key_fingerprint')")
-            con.execute("INSERT INTO warehouse_info VALUES ('generation', ?), ('commit', ?), ('key_fingerprint', ?)",
-                        [str(j["generation"]), j["commit"], j["snapshot"].get("key_fingerprint") or ""])  # fmt: skip
+            con.execute(
+                "INSERT INTO warehouse_info VALUES ('generation', ?), ('commit', ?), ('key_fingerprint', ?)",
+                [str(j["generation"]), j["commit"], j["snapshot"].get("key_fingerprint") or ""],
+            )
             refresh_views(con, warehouse, in_transaction=True)
     _crash("db")
     write_json_atomic(warehouse / SNAPSHOT, j["snapshot"])
@@ -609,9 +718,14 @@ class _Progress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.progress = Progress(
-            TextColumn("ingest"), BarColumn(), TextColumn("{task.fields[files]}"), TextColumn("{task.fields[rows]}"),
-            TimeRemainingColumn(), console=Console(file=sys.stderr, force_terminal=True), transient=False,
-        )  # fmt: skip
+            TextColumn("ingest"),
+            BarColumn(),
+            TextColumn("{task.fields[files]}"),
+            TextColumn("{task.fields[rows]}"),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr, force_terminal=True),
+            transient=False,
+        )
         self.task = self.progress.add_task("ingest", total=max(n_bytes, 1), files=self._files(), rows="rows 0")
         self.progress.start()
 
@@ -623,8 +737,12 @@ class _Progress:
         self.rows += sum(r["rows_read"] for r in results)
         if self.enabled:
             rate = self.rows / max(time.perf_counter() - self.t0, 1e-9)
-            self.progress.update(self.task, advance=sum(r["size_bytes"] for r in results), files=self._files(),
-                                 rows=f"rows {self.rows:,} ({rate:,.0f}/s)")  # fmt: skip
+            self.progress.update(
+                self.task,
+                advance=sum(r["size_bytes"] for r in results),
+                files=self._files(),
+                rows=f"rows {self.rows:,} ({rate:,.0f}/s)",
+            )
 
     def close(self) -> None:
         if self.enabled:
@@ -637,6 +755,7 @@ _DATE_IN_NAME = re.compile(r"(\d{8})(?!.*\d{8})")
 
 def _batches(files: list[Path], batch_bytes: int) -> list[list[Path]]:
     """Files in commit batches of about `batch_bytes`, ordered by the date in their name."""
+
     def date_key(f: Path) -> tuple[str, str]:
         m = _DATE_IN_NAME.search(f.name)
         return (m.group(1) if m else "", str(f))
@@ -686,7 +805,9 @@ def _check_key_location(warehouse: Path) -> None:
         return
     root, k = warehouse.resolve(), kf.resolve()
     if k == root or root in k.parents:
-        raise IdKeyError(f"the ID key file {kf} lies inside the warehouse {warehouse}: keep it outside (ETC2CALM_ID_KEY_FILE)")
+        raise IdKeyError(
+            f"the ID key file {kf} lies inside the warehouse {warehouse}: keep it outside (ETC2CALM_ID_KEY_FILE)"
+        )
 
 
 def ingest_paths(
@@ -755,8 +876,14 @@ def ingest_paths(
                 for fid, sp, sha in ok_rows:
                     by_path.setdefault(sp, []).append(sha)
                     ids_by_path.setdefault(sp, []).append((fid, sha))
-            ctx = StageContext(key=key, known=known, by_path=by_path, replace=replace, override=fmt,
-                               behavior_layout=str(behavior_layout) if behavior_layout else None)  # fmt: skip
+            ctx = StageContext(
+                key=key,
+                known=known,
+                by_path=by_path,
+                replace=replace,
+                override=fmt,
+                behavior_layout=str(behavior_layout) if behavior_layout else None,
+            )
             run = uuid.uuid4().hex[:10]
             if client is not None:
                 from etl.cluster import n_threads
@@ -780,8 +907,9 @@ def ingest_paths(
             if client is None and n_workers > 1 and len(files) > 1:
                 # A worker that dies (killed, out of memory) breaks the pool: the ingest then fails
                 # (BrokenProcessPool) before that batch's commit, instead of waiting forever for its task.
-                pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("fork"), initializer=_init_worker,
-                                           initargs=(ctx, lock_fd))  # fmt: skip
+                pool = ProcessPoolExecutor(
+                    n_workers, mp_context=mp.get_context("fork"), initializer=_init_worker, initargs=(ctx, lock_fd)
+                )
             else:
                 _init_worker(ctx, lock_fd)
             try:
@@ -795,10 +923,19 @@ def ingest_paths(
                     if client is not None:
                         from distributed import as_completed as dask_completed
 
-                        futures = [client.submit(stage_on_worker, str(staging.absolute()),
-                                                 [(p, str(Path(p).absolute())) for p in t], remote_ctx, fingerprint,
-                                                 key=f"stage-{run}-{bi}-{i}", pure=False, retries=2)
-                                   for i, (_, t) in enumerate(tasks)]  # fmt: skip
+                        futures = [
+                            client.submit(
+                                stage_on_worker,
+                                str(staging.absolute()),
+                                [(p, str(Path(p).absolute())) for p in t],
+                                remote_ctx,
+                                fingerprint,
+                                key=f"stage-{run}-{bi}-{i}",
+                                pure=False,
+                                retries=2,
+                            )
+                            for i, (_, t) in enumerate(tasks)
+                        ]
                         for fut in dask_completed(futures):  # results fetched here, one at a time
                             r = fut.result()
                             bar.update(r)
@@ -834,7 +971,9 @@ def ingest_paths(
                     report.stage_seconds += t_commit - t_stage
                     dups: dict[str, int] = {}
                     if accepted or failed or replaced:
-                        snap, dups, c = _commit_batch(warehouse, con, snap, staging, accepted, failed, replaced, fingerprint)
+                        snap, dups, c = _commit_batch(
+                            warehouse, con, snap, staging, accepted, failed, replaced, fingerprint
+                        )
                         report.replaced += len(replaced)
                         report.restored += c.restored
                     shutil.rmtree(staging, ignore_errors=True)
@@ -851,9 +990,19 @@ def ingest_paths(
             n = {s: sum(f.status == s for f in report.files) for s in ("ok", "skipped", "failed")}
             con.execute(
                 "INSERT INTO ingest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [started, dt.datetime.now(), n["ok"], n["skipped"], n["failed"], report.total("rows_read"),
-                 report.total("rows_stored"), report.total("rows_quarantined"), report.total("rows_duplicate"), report.seconds],
-            )  # fmt: skip
+                [
+                    started,
+                    dt.datetime.now(),
+                    n["ok"],
+                    n["skipped"],
+                    n["failed"],
+                    report.total("rows_read"),
+                    report.total("rows_stored"),
+                    report.total("rows_quarantined"),
+                    report.total("rows_duplicate"),
+                    report.seconds,
+                ],
+            )
         finally:
             con.close()
     return report
@@ -874,18 +1023,47 @@ def _base_snapshot(con) -> dict:
 
 
 def _problem_result(path: Path, message: str) -> dict:
-    return {"path": str(path), "source_path": str(Path(path).absolute()), "status": "failed", "rows_read": 0, "rows_staged": 0,
-            "rows_quarantined": 0, "message": message, "format": "", "file_id": "", "sha256": "", "size_bytes": 0}  # fmt: skip
+    return {
+        "path": str(path),
+        "source_path": str(Path(path).absolute()),
+        "status": "failed",
+        "rows_read": 0,
+        "rows_staged": 0,
+        "rows_quarantined": 0,
+        "message": message,
+        "format": "",
+        "file_id": "",
+        "sha256": "",
+        "size_bytes": 0,
+    }
 
 
 def _file_result(r: dict, dups: dict[str, int]) -> FileResult:
     ok = r["status"] == "ok"
     d = dups.get(r["file_id"], 0) if ok else 0
     return FileResult(
-        Path(r["path"]), r["status"], r["rows_read"] if ok else 0, r["rows_staged"] - d if ok else 0,
-        r["rows_quarantined"] if ok else 0, d, r["message"], r["format"], r["file_id"], r["sha256"], r["size_bytes"],
-    )  # fmt: skip
+        Path(r["path"]),
+        r["status"],
+        r["rows_read"] if ok else 0,
+        r["rows_staged"] - d if ok else 0,
+        r["rows_quarantined"] if ok else 0,
+        d,
+        r["message"],
+        r["format"],
+        r["file_id"],
+        r["sha256"],
+        r["size_bytes"],
+    )
 
 
-__all__ = ["FileResult", "IngestReport", "ingest_paths", "process_payload", "project_to_metric", "detect_format",
-           "FORMAT_1_2", "column_index", "recover"]  # fmt: skip
+__all__ = [
+    "FileResult",
+    "IngestReport",
+    "ingest_paths",
+    "process_payload",
+    "project_to_metric",
+    "detect_format",
+    "FORMAT_1_2",
+    "column_index",
+    "recover",
+]

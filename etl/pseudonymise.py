@@ -110,7 +110,9 @@ def _digests(raw_ids: list, key: bytes) -> tuple[list, pa.Array]:
     blank = b"\0" * 32
     blob = b"".join([digest(key, r, "sha256") if r else blank for r in raws])
     hexed = blob.hex()
-    hexes = [hexed[i : i + DIGEST_HEX_CHARS] if r else None for i, r in zip(range(0, len(hexed), 64), raws)]
+    hexes = [
+        hexed[i : i + DIGEST_HEX_CHARS] if r else None for i, r in zip(range(0, len(hexed), 64), raws, strict=True)
+    ]
     ints = np.frombuffer(blob, dtype=">i8")[::4].astype(np.int64)  # the first 8 bytes of each digest, big-endian
     return hexes, pa.array(ints, pa.int64(), mask=np.fromiter((not r for r in raws), bool, len(raws)))
 
@@ -140,8 +142,9 @@ class PseudonymMemo:
         return self.hexes.take(pos), self.ints.take(pos)
 
 
-def pseudonymise_dict(ids: pa.Array | pa.ChunkedArray, key: bytes, memo: PseudonymMemo | None = None
-                      ) -> tuple[pa.DictionaryArray, pa.Array]:  # fmt: skip
+def pseudonymise_dict(
+    ids: pa.Array | pa.ChunkedArray, key: bytes, memo: PseudonymMemo | None = None
+) -> tuple[pa.DictionaryArray, pa.Array]:
     """(vehicle_key as a dictionary array, vehicle_id) for every raw ID: one HMAC per distinct ID
     (per file, with a `memo` shared by its pieces), nothing copied per row but the int64 id.
     NULL / blank IDs stay NULL."""
@@ -169,6 +172,15 @@ def pseudonymise_with_ids(ids: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[
 
 
 __all__ = [
-    "IdKeyError", "KeyMismatch", "PseudonymMemo", "MIN_KEY_BYTES", "key_file", "key_fingerprint", "load_id_key", "pseudonymise_one",
-    "pseudonymise_dict", "pseudonymise_with_ids", "redact_misaligned_line",
-]  # fmt: skip
+    "IdKeyError",
+    "KeyMismatch",
+    "PseudonymMemo",
+    "MIN_KEY_BYTES",
+    "key_file",
+    "key_fingerprint",
+    "load_id_key",
+    "pseudonymise_one",
+    "pseudonymise_dict",
+    "pseudonymise_with_ids",
+    "redact_misaligned_line",
+]

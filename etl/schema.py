@@ -30,6 +30,7 @@ def transaction(con: duckdb.DuckDBPyConnection):
 # ---------------------------------------------------------------------------------------------
 # Views over the Parquet store and the ingest's bookkeeping tables
 
+
 def _spec_doc(c) -> str:
     unit = f" [{c.unit}]" if c.unit else ""
     return f"{c.index}: {c.name_ja}{unit}: {c.meaning}"
@@ -49,7 +50,10 @@ def _layout_columns(layout: Layout, first: dict[str, tuple[str, str]]) -> dict[s
 
 
 ID_COLUMNS = {
-    "vehicle_key": ("VARCHAR", "HMAC-SHA-256 pseudonym of 運行ID (first 128 bits, 32 hex chars); the raw ID is never stored"),
+    "vehicle_key": (
+        "VARCHAR",
+        "HMAC-SHA-256 pseudonym of 運行ID (first 128 bits, 32 hex chars); the raw ID is never stored",
+    ),
     "vehicle_id": ("BIGINT", "first 8 bytes of the same HMAC digest as a signed int64 (fast distinct counts)"),
 }
 
@@ -70,9 +74,12 @@ PROBE_POINTS_COLUMNS: dict[str, tuple[str, str]] = {
     "file_id": ("VARCHAR", "source file (manifest.file_id)"),
     "line_no": ("BIGINT", "1-based line in the source CSV member"),
     "member": ("VARCHAR", "ZIP member name ('' for plain files)"),
-    "point_key": ("BIGINT", "64-bit hash of (operation_date, vehicle_key, trip_no, gps_time, lon, lat, speed_kmh), the fields "
-                  "that make two points the same: an exact duplicate is stored once (a key match is confirmed on the fields)"),
-}  # fmt: skip
+    "point_key": (
+        "BIGINT",
+        "64-bit hash of (operation_date, vehicle_key, trip_no, gps_time, lon, lat, speed_kmh), the fields "
+        "that make two points the same: an exact duplicate is stored once (a key match is confirmed on the fields)",
+    ),
+}
 # Headings, time gaps and decelerations are not stored: the match stage sorts each month's trips and
 # derives them where they are used (a trip crosses meshes and files, so no file can hold them).
 PROBE_POINTS_COLUMNS = _layout_columns(STYLE_1_2, PROBE_POINTS_COLUMNS)
@@ -80,8 +87,11 @@ PROBE_POINTS_COLUMNS.update(
     {
         "year": ("INTEGER", "partition: year of operation_date"),
         "month": ("INTEGER", "partition: month of operation_date"),
-        "mesh2": ("INTEGER", "2次メッシュ (JIS X 0410) of the point's own lon/lat (a delivered ZIP holds one mesh and day, so a "
-                  "point file's statistics mostly cover one mesh)"),
+        "mesh2": (
+            "INTEGER",
+            "2次メッシュ (JIS X 0410) of the point's own lon/lat (a delivered ZIP holds one mesh and day, so a "
+            "point file's statistics mostly cover one mesh)",
+        ),
     }
 )
 
@@ -90,7 +100,11 @@ DUPLICATES_TABLE = "point_duplicates"
 
 TRIPS_COLUMNS = _layout_columns(
     STYLE_1_3,
-    {"operation_date": ("DATE", "運行日 (join key with probe_points)"), **ID_COLUMNS, "trip_no": ("INTEGER", "トリップ番号 (join key)")},
+    {
+        "operation_date": ("DATE", "運行日 (join key with probe_points)"),
+        **ID_COLUMNS,
+        "trip_no": ("INTEGER", "トリップ番号 (join key)"),
+    },
 )
 TRIPS_COLUMNS.update(
     {
@@ -126,8 +140,11 @@ QUARANTINE_COLUMNS: dict[str, tuple[str, str]] = {
     "member": ("VARCHAR", "ZIP member name ('' for plain files)"),
     "line_no": ("BIGINT", "1-based line in the member"),
     "reason": ("VARCHAR", "validation rule that failed (etl/validate.py; listed in docs/warehouse.md)"),
-    "raw_text": ("VARCHAR", "the line as delivered with the 運行ID replaced by its pseudonym; for a line with the wrong number "
-                 "of fields (the ID's position unknown) every non-empty field is replaced by its pseudonym"),
+    "raw_text": (
+        "VARCHAR",
+        "the line as delivered with the 運行ID replaced by its pseudonym; for a line with the wrong number "
+        "of fields (the ID's position unknown) every non-empty field is replaced by its pseudonym",
+    ),
 }
 
 MANIFEST_COLUMNS: dict[str, tuple[str, str]] = {
@@ -142,8 +159,11 @@ MANIFEST_COLUMNS: dict[str, tuple[str, str]] = {
     "status": ("VARCHAR", "ok | failed | replaced (by a changed version with --replace, or by --rekey)"),
     "message": ("VARCHAR", "reason when failed"),
     "ingested_at": ("TIMESTAMP", "local time of the commit"),
-    "rows_duplicate": ("BIGINT", "exact duplicate points not stored again (same operation date, vehicle, trip, GPS時刻, lon, lat, "
-                       "speed already stored from this or another file; kept in point_duplicates)"),
+    "rows_duplicate": (
+        "BIGINT",
+        "exact duplicate points not stored again (same operation date, vehicle, trip, GPS時刻, lon, lat, "
+        "speed already stored from this or another file; kept in point_duplicates)",
+    ),
 }
 
 MANIFEST_DDL = """
@@ -175,8 +195,11 @@ STORE_FILES_COLUMNS: dict[str, tuple[str, str]] = {
     "legacy": ("BOOLEAN", "listed from the folders of a warehouse written before snapshots"),
 }
 WAREHOUSE_INFO_COLUMNS: dict[str, tuple[str, str]] = {
-    "name": ("VARCHAR", "key_fingerprint (SHA-256 under a fixed prefix of the ID key, never the key), generation (commits), "
-             "commit, location / database_path (where the views were made)"),
+    "name": (
+        "VARCHAR",
+        "key_fingerprint (SHA-256 under a fixed prefix of the ID key, never the key), generation (commits), "
+        "commit, location / database_path (where the views were made)",
+    ),
     "value": ("VARCHAR", "its value"),
 }
 
@@ -199,7 +222,8 @@ CREATE TABLE IF NOT EXISTS road_period_stats (
     p85_kmh                DOUBLE,    -- km/h, 85th percentile of point speeds (1 km/h bins, linear interpolation)
     share_at_or_over_limit DOUBLE,    -- fraction (0-1) of points with speed >= limit
     share_at_or_over_limit_plus_10 DOUBLE, -- fraction (0-1) of points with speed >= limit + 10 km/h
-    n_passages             BIGINT,    -- passages: one vehicle's traversal of the road (consecutive points of one trip on it)
+    n_passages             BIGINT,    -- passages: one vehicle's traversal of the road (consecutive points of one trip
+                                      -- on it)
     passage_mean_kmh       DOUBLE,    -- km/h, mean over passages of the passage speed (mean of its points' speeds)
     passage_p85_kmh        DOUBLE,    -- km/h, 85th percentile of passage speeds (linear interpolation)
     passage_share_at_or_over_limit DOUBLE, -- fraction (0-1) of passages whose speed is >= limit ("share of vehicles")
@@ -285,12 +309,15 @@ CREATE TABLE IF NOT EXISTS analysis_runs (
 EVIDENCE_TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS comparison_results (
     district          VARCHAR,
-    filter            VARCHAR,   -- time band / day type / vehicle class / direction, in Japanese ('全日・全車種': all points)
-    indicator         VARCHAR,   -- mean | p85 (km/h) | share | share_plus10 (fraction 0-1) of points; passage_mean | passage_p85 (km/h) | passage_share (0-1) of passages
+    filter            VARCHAR,   -- time band / day type / vehicle class / direction, in Japanese ('全日・全車種': all
+                                 -- points)
+    indicator         VARCHAR,   -- mean | p85 (km/h) | share | share_plus10 (fraction 0-1) of points; passage_mean |
+                                 -- passage_p85 (km/h) | passage_share (0-1) of passages
     unit              VARCHAR,   -- road id, 'treated', 'control' (pooled) or 'did'
     before            DOUBLE,
     after             DOUBLE,
-    change            DOUBLE,    -- after - before, computed before any rounding; for did: treated change - control change
+    change            DOUBLE,    -- after - before, computed before any rounding; for did: treated change - control
+                                 -- change
     ci_low            DOUBLE,    -- 95 % cluster bootstrap over vehicles (percentile interval)
     ci_high           DOUBLE,
     n_vehicles_before BIGINT,
@@ -353,7 +380,8 @@ CREATE TABLE IF NOT EXISTS evidence_runs (
 );
 CREATE TABLE IF NOT EXISTS braking_per_road (
     district VARCHAR, filter VARCHAR, period VARCHAR, road_id VARCHAR,
-    n_events BIGINT,                    -- braking events on the road (挙動履歴, else decelerations >= threshold between consecutive points)
+    n_events BIGINT,                    -- braking events on the road (挙動履歴, else decelerations >= threshold
+                                        -- between consecutive points)
     n_passages BIGINT,                  -- passages on the road
     events_per_1000_passages DOUBLE,
     n_vehicles BIGINT,                  -- distinct vehicles of those events
@@ -371,7 +399,8 @@ CREATE TABLE IF NOT EXISTS braking_hotspots (
 );
 CREATE TABLE IF NOT EXISTS cut_through_summary (
     district VARCHAR, filter VARCHAR, period VARCHAR,
-    n_trips BIGINT,                     -- trips on the district's residential streets (limit <= 30 km/h) inside its outline
+    n_trips BIGINT,                     -- trips on the district's residential streets (limit <= 30 km/h) inside its
+                                        -- outline
     n_cut_through BIGINT,               -- of which origin and destination lie outside
     share_cut_through DOUBLE, computed_at TIMESTAMP,
     n_vehicles BIGINT,                  -- distinct vehicles of those trips
@@ -393,7 +422,8 @@ CREATE TABLE IF NOT EXISTS cut_through_streets (
 MATCH_DDL = """
 CREATE TABLE IF NOT EXISTS matched_networks (
     district     VARCHAR,   -- district key, or 'roads:<file stem>' for an ad-hoc network
-    fingerprint  VARCHAR,   -- sha256 (16 hex) of geometry, road ids, one-way flags, limits, radius and matching constants
+    fingerprint  VARCHAR,   -- sha256 (16 hex) of geometry, road ids, one-way flags, limits, radius and matching
+                            -- constants
     source_path  VARCHAR,   -- the network file when it was last matched
     radius_m     DOUBLE,    -- matching radius, metres
     n_roads      BIGINT,    -- roads of the network (service roads and other excluded classes left out)
@@ -426,7 +456,10 @@ _MATCH_COLUMNS: dict[str, tuple[str, str]] = {
     "seq": ("INTEGER", "0-based position of the point in its trip (whole trip, ordered by GPS時刻)"),
     "gps_time": ("TIMESTAMP", "GPS時刻, JST wall-clock time"),
     "hour": ("TINYINT", "hour of day of GPS時刻, 0-23 (the filter's time band)"),
-    "day_type": ("TINYINT", "0 weekday, 1 Saturday, Sunday or Japanese public holiday incl. 振替休日 (the filter's day type)"),
+    "day_type": (
+        "TINYINT",
+        "0 weekday, 1 Saturday, Sunday or Japanese public holiday incl. 振替休日 (the filter's day type)",
+    ),
     "vehicle_type": ("INTEGER", "自動車の種別: 0 軽二輪, 1 大型, 2 普通, 3 小型, 4 軽自動車"),
     "vehicle_use": ("INTEGER", "自動車の用途: 0 未使用, 1 乗用, 2 貨物, 3 特殊, 4 乗合"),
     "speed_kmh": ("DOUBLE", "速度, km/h (instantaneous)"),
@@ -434,11 +467,17 @@ _MATCH_COLUMNS: dict[str, tuple[str, str]] = {
     "lat": ("DOUBLE", "latitude, degrees, JGD2011"),
     "x_m": ("DOUBLE", "easting, metres, EPSG:6677"),
     "y_m": ("DOUBLE", "northing, metres, EPSG:6677"),
-    "heading_deg": ("DOUBLE", "direction of travel from the previous point of the trip, degrees clockwise from grid north; "
-                    "NULL/NaN for the first point, after a gap over 120 s or a step under 5 m"),
+    "heading_deg": (
+        "DOUBLE",
+        "direction of travel from the previous point of the trip, degrees clockwise from grid north; "
+        "NULL/NaN for the first point, after a gap over 120 s or a step under 5 m",
+    ),
     "dt_prev_s": ("DOUBLE", "seconds since the previous point of the trip; NaN for the first"),
     "decel_prev_g": ("DOUBLE", "mean deceleration since the previous point of the trip, G (positive when slowing)"),
-    "road_idx": ("INTEGER", "index of the road in the network file (after excluded classes), -1 when no road within the radius"),
+    "road_idx": (
+        "INTEGER",
+        "index of the road in the network file (after excluded classes), -1 when no road within the radius",
+    ),
     "road_id": ("VARCHAR", "the road network feature's id; NULL when no road within the radius"),
     "limit_kmh": ("DOUBLE", "speed limit of that road, km/h"),
     "link_id": ("INTEGER", "link of the network split at intersections (ids increase with road order), -1 unmatched"),
@@ -491,15 +530,18 @@ MATCHED_EVENTS_COLUMNS: dict[str, tuple[str, str]] = {
 SCREENING_DDL = """
 CREATE TABLE IF NOT EXISTS screening_results (
     district          VARCHAR,   -- network key: district key, or 'roads:<file stem>' for an ad-hoc network
-    area              VARCHAR,   -- area the candidates lie in: 'outline' (the district outline), 'area:<file stem>' (--area), '' none
+    area              VARCHAR,   -- area the candidates lie in: 'outline' (the district outline), 'area:<file stem>'
+                                 -- (--area), '' none
     period            VARCHAR,   -- period label (a district period name, or 'screen' for --period A..B)
     period_start      DATE,
     period_end        DATE,
     rank              INTEGER,   -- 1 = highest score among the run's candidates
     road_id           VARCHAR,
     road_name         VARCHAR,
-    score             DOUBLE,    -- 0-100: 100 * sum of weight * value / best candidate's value, over the weights (docs/screening.md); the points_* columns add up to it
-    score_ci_low      DOUBLE,    -- 95 % cluster bootstrap over vehicles (every component and the scaling recomputed per replicate)
+    score             DOUBLE,    -- 0-100: 100 * sum of weight * value / best candidate's value, over the weights
+                                 -- (docs/screening.md); the points_* columns add up to it
+    score_ci_low      DOUBLE,    -- 95 % cluster bootstrap over vehicles (every component and the scaling recomputed
+                                 -- per replicate)
     score_ci_high     DOUBLE,    -- upper bound of that interval
     rank_ci_low       INTEGER,   -- 95 % interval of the rank over the same replicates
     rank_ci_high      INTEGER,   -- upper bound (a larger number: a lower place)
@@ -517,7 +559,8 @@ CREATE TABLE IF NOT EXISTS screening_results (
     p85_ci_low        DOUBLE,    -- 95 % cluster bootstrap over vehicles
     p85_ci_high       DOUBLE,    -- upper bound
     p85_over_limit    DOUBLE,    -- max(p85_kmh - limit_kmh, 0), km/h
-    n_braking_events  BIGINT,    -- sudden braking events on the road (挙動履歴, else decelerations >= threshold between consecutive points)
+    n_braking_events  BIGINT,    -- sudden braking events on the road (挙動履歴, else decelerations >= threshold
+                                 -- between consecutive points)
     n_braking_vehicles BIGINT,   -- distinct vehicles of those events (publication threshold)
     braking_per_1000_passages DOUBLE, -- 1000 * n_braking_events / n_passages
     n_trips           BIGINT,    -- trips using the road that use a residential street inside the area (0 without area)
@@ -565,7 +608,8 @@ GATES_DDL = """
 CREATE TABLE IF NOT EXISTS district_gates (
     district    VARCHAR,
     gate_id     VARCHAR,   -- id in the district file ([[gates]]), or G01, G02 … clockwise from north (derived)
-    gate_name   VARCHAR,   -- label, Japanese first: the road's name and the side of the district (e.g. 生活道路R3（合成） 北側)
+    gate_name   VARCHAR,   -- label, Japanese first: the road's name and the side of the district (e.g.
+                           -- 生活道路R3（合成） 北側)
     road_id     VARCHAR,   -- the road the gate lies on ('' when no road within the matching radius)
     source      VARCHAR,   -- declared ([[gates]] of the district file) or derived (where a road crosses the outline)
     x_m         DOUBLE,    -- gate point, metres EPSG:6677 (a declared line: its midpoint)
@@ -581,10 +625,14 @@ CREATE TABLE IF NOT EXISTS gate_trips (
     period_end    DATE,
     trip_id       BIGINT,    -- as matched_points.trip_id
     vehicle_id    BIGINT,
-    gate_class    VARCHAR,   -- through (enters and leaves through gates) | into (ends inside) | out_of (starts inside) | internal (starts and ends inside) | perimeter (on the network, never inside the outline)
-    entry_gate    VARCHAR,   -- gate of the first entry ('' when none: starts inside or never enters; '?' when no gate is near the crossing)
+    gate_class    VARCHAR,   -- through (enters and leaves through gates) | into (ends inside) | out_of (starts
+                             -- inside) | internal (starts and ends inside) | perimeter (on the network, never inside
+                             -- the outline)
+    entry_gate    VARCHAR,   -- gate of the first entry ('' when none: starts inside or never enters; '?' when no gate
+                             -- is near the crossing)
     exit_gate     VARCHAR,   -- gate of the last exit (same conventions)
-    time_band     VARCHAR,   -- band (settings GATE_TIME_BANDS) of the hour of the trip's first stored point inside the outline (perimeter: first point on the network)
+    time_band     VARCHAR,   -- band (settings GATE_TIME_BANDS) of the hour of the trip's first stored point inside
+                             -- the outline (perimeter: first point on the network)
     day_type      TINYINT,   -- 0 weekday, 1 Saturday, Sunday or public holiday, of that point
     first_time    TIMESTAMP, -- GPS時刻 of that point
     n_crossings   INTEGER,   -- crossings of the outline between consecutive stored points of the trip

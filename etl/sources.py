@@ -74,7 +74,9 @@ def _walk(root: Path, problems: list[tuple[Path, str]]) -> list[Path]:
 
     def onerror(exc: OSError) -> None:
         where = Path(exc.filename) if exc.filename else root
-        problems.append((where, f"{where}: cannot read folder ({exc.strerror or type(exc).__name__}); its files are not ingested"))
+        problems.append(
+            (where, f"{where}: cannot read folder ({exc.strerror or type(exc).__name__}); its files are not ingested")
+        )
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=True):
         try:
@@ -157,7 +159,15 @@ def iter_payloads(path: Path, chunk_bytes: int = CHUNK_BYTES):
         else:
             with open(path, "rb") as fh:
                 yield from _chunks(fh, str(path), "", MAX_MEMBER_BYTES * 64, chunk_bytes)
-    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, gzip.BadGzipFile, zlib.error, lzma.LZMAError) as exc:
+    except (
+        OSError,
+        EOFError,
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        gzip.BadGzipFile,
+        zlib.error,
+        lzma.LZMAError,
+    ) as exc:
         raise SourceError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
     except RuntimeError as exc:  # zipfile: an encrypted member ("password required")
         raise SourceError(f"{path}: cannot read (encrypted or protected ZIP: {exc})") from None

@@ -54,9 +54,15 @@ class Column:
     @property
     def sql_type(self) -> str:
         return {
-            "str": "VARCHAR", "int8": "TINYINT", "int32": "INTEGER", "int64": "BIGINT", "float": "DOUBLE",
-            "date": "DATE", "timestamp": "TIMESTAMP", "id": "VARCHAR",
-        }[self.type]  # fmt: skip
+            "str": "VARCHAR",
+            "int8": "TINYINT",
+            "int32": "INTEGER",
+            "int64": "BIGINT",
+            "float": "DOUBLE",
+            "date": "DATE",
+            "timestamp": "TIMESTAMP",
+            "id": "VARCHAR",
+        }[self.type]
 
 
 @dataclass(frozen=True)
@@ -178,22 +184,37 @@ BEHAVIOR_DEFAULT_COLUMNS: tuple[Column, ...] = (
 # fmt: on
 
 STYLE_1_2 = Layout(
-    key="1-2", name=FORMAT_1_2, table="probe_points", columns=STYLE_1_2_COLUMNS, name_markers=("OUT1-2",),
-    check_first=("gps_time", "operation_date", "operation_id"), time_column="operation_date",
+    key="1-2",
+    name=FORMAT_1_2,
+    table="probe_points",
+    columns=STYLE_1_2_COLUMNS,
+    name_markers=("OUT1-2",),
+    check_first=("gps_time", "operation_date", "operation_id"),
+    time_column="operation_date",
     description="走行履歴 (position history): headerless, one row per recorded point",
-)  # fmt: skip
+)
 STYLE_1_3 = Layout(
-    key="1-3", name=FORMAT_1_3, table="trips", columns=STYLE_1_3_COLUMNS, name_markers=("OUT1-3",),
-    header_markers=("運行日", "運行ID", "トリップ"), check_first=("operation_date", "operation_id"),
+    key="1-3",
+    name=FORMAT_1_3,
+    table="trips",
+    columns=STYLE_1_3_COLUMNS,
+    name_markers=("OUT1-3",),
+    header_markers=("運行日", "運行ID", "トリップ"),
+    check_first=("operation_date", "operation_id"),
     time_column="operation_date",
     description="起終点 (one row per trip), with or without a header row; joins probe_points on (operation_date, vehicle_key, trip_no)",
-)  # fmt: skip
+)
 BEHAVIOR_DEFAULT = Layout(
-    key="behavior", name=FORMAT_BEHAVIOR, table="behavior_events", columns=BEHAVIOR_DEFAULT_COLUMNS,
-    name_markers=("挙動", "BEHAVIOR", "OUT2"), header_markers=("運行ID", "発生時刻"),
-    check_first=("event_time", "operation_date", "operation_id"), time_column="operation_date",
+    key="behavior",
+    name=FORMAT_BEHAVIOR,
+    table="behavior_events",
+    columns=BEHAVIOR_DEFAULT_COLUMNS,
+    name_markers=("挙動", "BEHAVIOR", "OUT2"),
+    header_markers=("運行ID", "発生時刻"),
+    check_first=("event_time", "operation_date", "operation_id"),
+    time_column="operation_date",
     description="挙動履歴 (sudden acceleration / deceleration events): DEFAULT LAYOUT IS AN ASSUMPTION, configure it",
-)  # fmt: skip
+)
 
 STYLE_1_2_N_COLUMNS = len(STYLE_1_2_COLUMNS)
 assert STYLE_1_2_N_COLUMNS == 33
@@ -229,9 +250,18 @@ def load_behavior_layout(path: str | Path | None = None) -> Layout:
     cols = []
     for i, c in enumerate(doc.get("column", [])):
         cols.append(
-            Column(i, c["name"], c.get("name_ja", c["name"]), c.get("type", "str"), c.get("unit", ""),
-                   c.get("low"), c.get("high"), bool(c.get("required", False)), c.get("meaning", ""))
-        )  # fmt: skip
+            Column(
+                i,
+                c["name"],
+                c.get("name_ja", c["name"]),
+                c.get("type", "str"),
+                c.get("unit", ""),
+                c.get("low"),
+                c.get("high"),
+                bool(c.get("required", False)),
+                c.get("meaning", ""),
+            )
+        )
     names = {c.name for c in cols}
     missing = {"operation_id", "operation_date", "event_time", "lon", "lat"} - names
     if missing:

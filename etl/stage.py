@@ -19,6 +19,7 @@ Memory per call is bounded by the piece size and `BUFFER_ROWS`, whatever the fil
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -48,8 +49,15 @@ MAX_OPEN_WRITERS = 64
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, write_statistics=True, store_schema=False)
 
 _DICT_STR = pa.dictionary(pa.int32(), pa.string())
-_ARROW = {"str": _DICT_STR, "int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64(), "float": pa.float64(),
-          "date": pa.date32(), "timestamp": pa.timestamp("s")}  # fmt: skip
+_ARROW = {
+    "str": _DICT_STR,
+    "int8": pa.int8(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float": pa.float64(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("s"),
+}
 
 
 def _spec_fields(layout: Layout) -> list[pa.Field]:
@@ -62,33 +70,80 @@ def _spec_fields(layout: Layout) -> list[pa.Field]:
 POINT_SCHEMA = pa.schema(
     [pa.field("operation_date", pa.date32()), pa.field("vehicle_key", _DICT_STR), pa.field("vehicle_id", pa.int64())]
     + [f for f in _spec_fields(STYLE_1_2) if f.name != "operation_date"]
-    + [pa.field("x_m", pa.float64()), pa.field("y_m", pa.float64()), pa.field("mesh2", pa.int32()),
-       pa.field("point_key", pa.int64()), pa.field("file_id", _DICT_STR), pa.field("member", _DICT_STR),
-       pa.field("line_no", pa.int64())]
-)  # fmt: skip
+    + [
+        pa.field("x_m", pa.float64()),
+        pa.field("y_m", pa.float64()),
+        pa.field("mesh2", pa.int32()),
+        pa.field("point_key", pa.int64()),
+        pa.field("file_id", _DICT_STR),
+        pa.field("member", _DICT_STR),
+        pa.field("line_no", pa.int64()),
+    ]
+)
 # Columns whose values repeat: dictionary-encoded in Parquet; the others (positions, times, keys) are not.
-DICT_COLUMNS = ["operation_date", "vehicle_key", "vehicle_id", "rsu_id", "vehicle_type", "vehicle_use", "trip_no",
-                "trip_completeness", "trip_endpoint_flag", "tag_no", "recording_condition", "road_type_code", "speed_kmh",
-                "altitude_m", "matching_flag", "drm_version", "mesh_code", "drm_entry_node", "drm_exit_node",
-                "distance_from_entry_m", "confirmed_flag", "census_section_no", "direction_code", "administrator_code",
-                "serial_no", "mesh2", "file_id", "member"]  # fmt: skip
+DICT_COLUMNS = [
+    "operation_date",
+    "vehicle_key",
+    "vehicle_id",
+    "rsu_id",
+    "vehicle_type",
+    "vehicle_use",
+    "trip_no",
+    "trip_completeness",
+    "trip_endpoint_flag",
+    "tag_no",
+    "recording_condition",
+    "road_type_code",
+    "speed_kmh",
+    "altitude_m",
+    "matching_flag",
+    "drm_version",
+    "mesh_code",
+    "drm_entry_node",
+    "drm_exit_node",
+    "distance_from_entry_m",
+    "confirmed_flag",
+    "census_section_no",
+    "direction_code",
+    "administrator_code",
+    "serial_no",
+    "mesh2",
+    "file_id",
+    "member",
+]
 # Sequential or time-like integers: delta-encoded (cheaper to write than dictionary or plain pages).
-DELTA_COLUMNS = {c: "DELTA_BINARY_PACKED" for c in ("line_no", "received_at", "gps_time", "trip_start", "trip_end", "updated_at")}
+DELTA_COLUMNS = {
+    c: "DELTA_BINARY_PACKED" for c in ("line_no", "received_at", "gps_time", "trip_start", "trip_end", "updated_at")
+}
 # What makes two points the same (an exact duplicate is stored once).
 DUPLICATE_KEY = ("operation_date", "vehicle_key", "trip_no", "gps_time", "lon", "lat", "speed_kmh")
-QUARANTINE_SCHEMA = pa.schema([("file_id", pa.string()), ("source_path", pa.string()), ("format", pa.string()),
-                               ("member", pa.string()), ("line_no", pa.int64()), ("reason", pa.string()),
-                               ("raw_text", pa.string())])  # fmt: skip
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("file_id", pa.string()),
+        ("source_path", pa.string()),
+        ("format", pa.string()),
+        ("member", pa.string()),
+        ("line_no", pa.int64()),
+        ("reason", pa.string()),
+        ("raw_text", pa.string()),
+    ]
+)
 
 
 def write_parquet(table: pa.Table, path: Path, dictionary: list[str] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, use_dictionary=dictionary if dictionary is not None else True,
-                   row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)  # fmt: skip
+    pq.write_table(
+        table,
+        path,
+        use_dictionary=dictionary if dictionary is not None else True,
+        row_group_size=ROW_GROUP_ROWS,
+        **PARQUET_OPTIONS,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Derived columns (vectorised)
+
 
 def project_to_metric(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Longitude/latitude in degrees to (x, y) in metres, EPSG:6677 (compiled; pyproj for another METRIC_CRS)."""
@@ -158,19 +213,23 @@ def key_tuples(table: pa.Table) -> list[tuple]:
     """The fields of DUPLICATE_KEY per row, as Python tuples (for confirming key matches)."""
     cols = [table.column(c).to_pylist() for c in DUPLICATE_KEY]
     if table.schema.field("gps_time").type != pa.timestamp("s"):
-        cols[DUPLICATE_KEY.index("gps_time")] = pc.cast(table.column("gps_time"), pa.timestamp("s"), safe=False).to_pylist()
-    return [tuple(0.0 + v if isinstance(v, float) else v for v in t) for t in zip(*cols)]
+        cols[DUPLICATE_KEY.index("gps_time")] = pc.cast(
+            table.column("gps_time"), pa.timestamp("s"), safe=False
+        ).to_pylist()
+    return [tuple(0.0 + v if isinstance(v, float) else v for v in t) for t in zip(*cols, strict=True)]
 
 
 # ---------------------------------------------------------------------------------------------
 # One payload (pure)
 
+
 def _id_column(layout: Layout) -> str:
     return next(c.name for c in layout.columns if c.type == "id")
 
 
-def process_payload(data: bytes, key: bytes, layout: Layout = STYLE_1_2, first_chunk: bool = True,
-                    memo: PseudonymMemo | None = None):  # fmt: skip
+def process_payload(
+    data: bytes, key: bytes, layout: Layout = STYLE_1_2, first_chunk: bool = True, memo: PseudonymMemo | None = None
+):
     """Read, pseudonymise, validate (and for positions project) one CSV payload (`memo`: the
     pseudonyms already computed for earlier pieces of the same file).
 
@@ -206,7 +265,9 @@ def process_payload(data: bytes, key: bytes, layout: Layout = STYLE_1_2, first_c
                 if id_index < len(fields) and fields[id_index].strip():
                     fields[id_index] = pseudonymise_one(fields[id_index], key)
                 raw.append(",".join(fields))
-            failed = pa.table({"line_no": pa.array(bad_lines, pa.int64()), "reason": reasons, "raw_text": pa.array(raw, pa.string())})
+            failed = pa.table(
+                {"line_no": pa.array(bad_lines, pa.int64()), "reason": reasons, "raw_text": pa.array(raw, pa.string())}
+            )
         else:
             failed = None
     else:
@@ -214,8 +275,9 @@ def process_payload(data: bytes, key: bytes, layout: Layout = STYLE_1_2, first_c
         good, failed = validate.validate_rows(text_rows, line_no, layout)
         if good.num_rows != rows.num_rows:
             vid = pc.filter(vid, pc.is_in(pa.array(line_no, pa.int64()), good.column("line_no")))
-        good = good.set_column(good.schema.get_field_index(id_name), id_name,
-                               pc.dictionary_encode(good.column(id_name)))  # fmt: skip
+        good = good.set_column(
+            good.schema.get_field_index(id_name), id_name, pc.dictionary_encode(good.column(id_name))
+        )
     good = good.rename_columns(["vehicle_key" if n == id_name else n for n in good.column_names])
     good = good.append_column("vehicle_id", vid)
     if "lon" in good.column_names and "lat" in good.column_names:
@@ -223,7 +285,9 @@ def process_payload(data: bytes, key: bytes, layout: Layout = STYLE_1_2, first_c
             good.column("lon").to_numpy(zero_copy_only=False), good.column("lat").to_numpy(zero_copy_only=False)
         )
         good = good.append_column("x_m", pa.array(x, pa.float64())).append_column("y_m", pa.array(y, pa.float64()))
-    parts = [rejects] + ([failed.select(["line_no", "reason", "raw_text"])] if failed is not None and failed.num_rows else [])
+    parts = [rejects] + (
+        [failed.select(["line_no", "reason", "raw_text"])] if failed is not None and failed.num_rows else []
+    )
     quarantine = pa.concat_tables(parts) if len(parts) > 1 else rejects
     if len(parts) > 1:
         quarantine = quarantine.sort_by("line_no")
@@ -232,6 +296,7 @@ def process_payload(data: bytes, key: bytes, layout: Layout = STYLE_1_2, first_c
 
 # ---------------------------------------------------------------------------------------------
 # Format detection
+
 
 def detect_format(path: Path, head: bytes, override: str | None, all_layouts: dict[str, Layout]) -> str:
     """Format key of a delivered file: override, else file name marker, else content.
@@ -305,7 +370,7 @@ class _PointWriter:
         order = np.argsort(days, kind="stable")
         d = days[order]
         cuts = np.flatnonzero(np.diff(d)) + 1
-        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(d)]):
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(d)], strict=True):
             idx = order[lo:hi]
             self._buffer(int(d[lo]), table.take(pa.array(idx)))
 
@@ -333,15 +398,28 @@ class _PointWriter:
             date = dt.date(1970, 1, 1) + dt.timedelta(days=day)
             name = f"{date.isoformat()}_{part}.parquet"
             self.folder.mkdir(parents=True, exist_ok=True)
-            w = pq.ParquetWriter(self.folder / name, POINT_SCHEMA, use_dictionary=DICT_COLUMNS, column_encoding=DELTA_COLUMNS,
-                                 **PARQUET_OPTIONS)  # fmt: skip
+            w = pq.ParquetWriter(
+                self.folder / name,
+                POINT_SCHEMA,
+                use_dictionary=DICT_COLUMNS,
+                column_encoding=DELTA_COLUMNS,
+                **PARQUET_OPTIONS,
+            )
             self.writers[day] = (name, w)
-            self.outputs[name] = {"name": name, "day": date.isoformat(), "year": date.year, "month": date.month, "rows": 0}
+            self.outputs[name] = {
+                "name": name,
+                "day": date.isoformat(),
+                "year": date.year,
+                "month": date.month,
+                "rows": 0,
+            }
         name, w = self.writers[day]
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         w.write_table(table, row_group_size=ROW_GROUP_ROWS)
         with open(self.folder / (name + ".keys"), "ab") as fh:  # the point_keys again, raw, for the commit
-            fh.write(np.ascontiguousarray(table.column("point_key").to_numpy(zero_copy_only=False), dtype=np.int64).tobytes())
+            fh.write(
+                np.ascontiguousarray(table.column("point_key").to_numpy(zero_copy_only=False), dtype=np.int64).tobytes()
+            )
         self.outputs[name]["rows"] += n
 
     def close(self) -> list[dict]:
@@ -354,10 +432,8 @@ class _PointWriter:
 
     def abort(self) -> None:
         for _, w in self.writers.values():
-            try:
+            with contextlib.suppress(Exception):  # the folder is removed anyway
                 w.close()
-            except Exception:  # noqa: BLE001 - the folder is removed anyway
-                pass
         self.writers.clear()
 
 
@@ -388,9 +464,24 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
     """Stage one delivered file into `out_dir/<file_id>_<path hash>/`; returns its result (see module doc)."""
     path = Path(path)
     resolved = str(path.resolve())
-    res = {"path": str(path), "source_path": resolved, "status": "failed", "rows_read": 0, "rows_staged": 0,
-           "rows_quarantined": 0, "message": "", "format": "", "file_id": "", "sha256": "", "size_bytes": 0,
-           "dir": "", "points": [], "quarantine": [], "trips": [], "events": []}  # fmt: skip
+    res = {
+        "path": str(path),
+        "source_path": resolved,
+        "status": "failed",
+        "rows_read": 0,
+        "rows_staged": 0,
+        "rows_quarantined": 0,
+        "message": "",
+        "format": "",
+        "file_id": "",
+        "sha256": "",
+        "size_bytes": 0,
+        "dir": "",
+        "points": [],
+        "quarantine": [],
+        "trips": [],
+        "events": [],
+    }
     try:
         src = sources.describe(path)
     except OSError as exc:
@@ -430,7 +521,8 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
                 found = first.count(",") + 1
                 if not validate.has_header(first, layout) and found != layout.n_columns:
                     raise sources.SourceError(
-                        f"{path}: member {member!r} does not fit the 挙動履歴 layout: expected {layout.n_columns} columns, "
+                        f"{path}: member {member!r} does not fit the 挙動履歴 layout: expected {layout.n_columns} "
+                        "columns, "
                         f"found {found} (configure the layout with --behavior-layout / ETC2CALM_BEHAVIOR_LAYOUT)"
                     )
             good, quarantine, n, header = process_payload(data, ctx.key, layout, first_chunk=index == 0, memo=memo)
@@ -440,11 +532,20 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
             if quarantine.num_rows:
                 nq = quarantine.num_rows
                 n_field_count += int(pc.sum(pc.equal(quarantine.column("reason"), "field_count")).as_py() or 0)
-                other["quarantine"].append(pa.table(
-                    [pa.array([src.file_id] * nq, pa.string()), pa.array([resolved] * nq, pa.string()),
-                     pa.array([layout.name] * nq, pa.string()), pa.array([member] * nq, pa.string()),
-                     pc.add(quarantine.column("line_no"), base), quarantine.column("reason"), quarantine.column("raw_text")],
-                    schema=QUARANTINE_SCHEMA))  # fmt: skip
+                other["quarantine"].append(
+                    pa.table(
+                        [
+                            pa.array([src.file_id] * nq, pa.string()),
+                            pa.array([resolved] * nq, pa.string()),
+                            pa.array([layout.name] * nq, pa.string()),
+                            pa.array([member] * nq, pa.string()),
+                            pc.add(quarantine.column("line_no"), base),
+                            quarantine.column("reason"),
+                            quarantine.column("raw_text"),
+                        ],
+                        schema=QUARANTINE_SCHEMA,
+                    )
+                )
                 res["rows_quarantined"] += nq
             res["rows_staged"] += good.num_rows
             if not good.num_rows:
@@ -454,13 +555,25 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
                 writer.add(table, days)
             else:
                 if base:
-                    good = good.set_column(good.schema.get_field_index("line_no"), "line_no", pc.add(good.column("line_no"), base))
-                good = pa.table([c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in
-                                 (good.column(i).combine_chunks() for i in range(good.num_columns))], names=good.column_names)
+                    good = good.set_column(
+                        good.schema.get_field_index("line_no"), "line_no", pc.add(good.column("line_no"), base)
+                    )
+                good = pa.table(
+                    [
+                        c.dictionary_decode() if pa.types.is_dictionary(c.type) else c
+                        for c in (good.column(i).combine_chunks() for i in range(good.num_columns))
+                    ],
+                    names=good.column_names,
+                )
                 good = good.append_column("member", pa.array([member] * good.num_rows, pa.string()))
                 good = good.append_column("file_id", pa.array([src.file_id] * good.num_rows, pa.string()))
                 other["trips" if fmt == "1-3" else "events"].append(good)
-        if layout is not None and res["rows_read"] >= 10 and res["rows_staged"] == 0 and n_field_count * 2 > res["rows_read"]:
+        if (
+            layout is not None
+            and res["rows_read"] >= 10
+            and res["rows_staged"] == 0
+            and n_field_count * 2 > res["rows_read"]
+        ):
             raise sources.SourceError(
                 f"{path}: wrong column count: {n_field_count} of {res['rows_read']} lines do not have the "
                 f"{layout.n_columns} fields of {layout.name}"
@@ -474,8 +587,15 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
     except Exception as exc:  # noqa: BLE001 - any other failure fails this file only; no raw value in the message
         writer.abort()
         shutil.rmtree(folder, ignore_errors=True)
-        res.update(status="failed", rows_read=0, rows_staged=0, rows_quarantined=0, dir="", points=[],
-                   message=f"{path}: cannot be read ({type(exc).__name__} while reading {res['format'] or 'it'})")  # fmt: skip
+        res.update(
+            status="failed",
+            rows_read=0,
+            rows_staged=0,
+            rows_quarantined=0,
+            dir="",
+            points=[],
+            message=f"{path}: cannot be read ({type(exc).__name__} while reading {res['format'] or 'it'})",
+        )
         return res
     if other["quarantine"]:
         t = pa.concat_tables(other["quarantine"])
@@ -502,5 +622,15 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
     return res
 
 
-__all__ = ["POINT_SCHEMA", "DUPLICATE_KEY", "StageContext", "stage_file", "process_payload", "detect_format",
-           "project_to_metric", "point_keys", "key_tuples", "mesh2_of"]  # fmt: skip
+__all__ = [
+    "POINT_SCHEMA",
+    "DUPLICATE_KEY",
+    "StageContext",
+    "stage_file",
+    "process_payload",
+    "detect_format",
+    "project_to_metric",
+    "point_keys",
+    "key_tuples",
+    "mesh2_of",
+]

@@ -18,8 +18,9 @@ generated from the layout (`etl.spec`); `validation_rules(layout)` lists them:
 | `empty_line` | all | the line holds no values |
 | `field_count` | all | the line does not hold exactly the layout's number of comma-separated fields |
 | `missing_<column>` | required columns | the value is empty |
-| `bad_<column>` | date / timestamp columns | not digits forming a valid `YYYYMMDD` date / `YYYYMMDDhhmmss` (or `YYYYMMDDhhmm`) time, years 1900–2200 |
-| `<column>_not_numeric` | numeric columns | not a finite decimal number (optional sign, point, exponent; NaN and infinities are not numbers); integers: not a whole number within the column's type |
+| `bad_<column>` | date / timestamp | not a valid `YYYYMMDD` date / `YYYYMMDDhhmmss` (`YYYYMMDDhhmm`) time, 1900–2200 |
+| `<column>_not_numeric` | numeric columns | not a finite decimal number (sign, point, exponent; NaN and |
+| | | infinities are not numbers); integers: not a whole number within the column's type |
 | `<column>_out_of_range` | numeric columns with a range | outside the spec's allowed range |
 
 The first failing rule, in the layout's check order, is the row's reason. 様式1-2's reasons
@@ -28,7 +29,6 @@ include `bad_gps_time`, `bad_operation_date`, `missing_operation_id`, `lon_out_o
 """
 
 from __future__ import annotations
-
 
 import numpy as np
 import pyarrow as pa
@@ -76,8 +76,9 @@ def _header_lines(data: bytes, layout: Layout) -> int:
     return 1 if layout.header_markers and has_header(first, layout) else 0
 
 
-def _split_lines(data: bytes, layout: Layout, convert_options: pacsv.ConvertOptions, block_size: int
-                 ) -> tuple[pa.Table, np.ndarray, pa.Table, int]:  # fmt: skip
+def _split_lines(
+    data: bytes, layout: Layout, convert_options: pacsv.ConvertOptions, block_size: int
+) -> tuple[pa.Table, np.ndarray, pa.Table, int]:
     """Arrow's CSV reader over a UTF-8 payload with `convert_options`, every line accounted for: rows
     with their 1-based line numbers, and rejects (line_no, reason, raw_text) for lines without the
     layout's field count or with no value at all; the header lines skipped. Raises what read_csv raises."""
@@ -94,7 +95,9 @@ def _split_lines(data: bytes, layout: Layout, convert_options: pacsv.ConvertOpti
     else:
         rows = pacsv.read_csv(
             pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(column_names=names, use_threads=False, skip_rows=skip, block_size=block_size),
+            read_options=pacsv.ReadOptions(
+                column_names=names, use_threads=False, skip_rows=skip, block_size=block_size
+            ),
             parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=handler, ignore_empty_lines=False),
             convert_options=convert_options,
         )
@@ -120,9 +123,13 @@ def _split_lines(data: bytes, layout: Layout, convert_options: pacsv.ConvertOpti
             rows = rows.filter(pa.array(~mask))
             line_no = line_no[~mask]
     order = np.argsort(bad_no, kind="stable")
-    rejects = pa.table({"line_no": pa.array(bad_no[order], pa.int64()),
-                        "reason": pa.array([reasons[i] for i in order], pa.string()),
-                        "raw_text": pa.array([texts[i] for i in order], pa.string())})  # fmt: skip
+    rejects = pa.table(
+        {
+            "line_no": pa.array(bad_no[order], pa.int64()),
+            "reason": pa.array([reasons[i] for i in order], pa.string()),
+            "raw_text": pa.array([texts[i] for i in order], pa.string()),
+        }
+    )
     return rows, line_no, rejects, skip
 
 
@@ -134,8 +141,9 @@ def read_payload(data: bytes, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.
     (line_no, reason, raw_text) for lines without the layout's field count or with no value,
     `header_lines` 1 if the first line was a header row (not counted as a row read).
     """
-    convert = pacsv.ConvertOptions(column_types={c.name: pa.string() for c in layout.columns}, strings_can_be_null=True,
-                                   null_values=[""])  # fmt: skip
+    convert = pacsv.ConvertOptions(
+        column_types={c.name: pa.string() for c in layout.columns}, strings_can_be_null=True, null_values=[""]
+    )
     return _split_lines(to_utf8(data), layout, convert, block_size=1 << 24)
 
 
@@ -230,7 +238,9 @@ def _digits_to_seconds(v: np.ndarray, n_digits: np.ndarray | None = None) -> tup
     day, rest = np.divmod(rest, 10**6)
     hh, rest = np.divmod(rest, 10**4)
     mm, ss = np.divmod(rest, 100)
-    valid = (year >= 1900) & (year <= 2200) & (month >= 1) & (month <= 12) & (day >= 1) & (hh < 24) & (mm < 60) & (ss < 60)
+    valid = (
+        (year >= 1900) & (year <= 2200) & (month >= 1) & (month <= 12) & (day >= 1) & (hh < 24) & (mm < 60) & (ss < 60)
+    )
     months = np.where(valid, (year - 1970) * 12 + month - 1, 0)
     start = (_EPOCH_MONTH + months).astype("datetime64[D]").astype(np.int64)
     next_start = (_EPOCH_MONTH + months + 1).astype("datetime64[D]").astype(np.int64)
@@ -245,9 +255,16 @@ def _time_from_ints(ints: pa.Array, col: Column, present: np.ndarray) -> tuple[p
 
     if isinstance(ints, pa.ChunkedArray):
         ints = ints.combine_chunks()
-    v = np.asarray(pc.fill_null(ints, 0).to_numpy(zero_copy_only=False), dtype=np.int64) if ints.null_count else \
-        np.asarray(ints.to_numpy(zero_copy_only=False), dtype=np.int64)
-    given = np.asarray(pc.is_valid(ints).to_numpy(zero_copy_only=False), dtype=bool) if ints.null_count else np.ones(len(v), bool)
+    v = (
+        np.asarray(pc.fill_null(ints, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        if ints.null_count
+        else np.asarray(ints.to_numpy(zero_copy_only=False), dtype=np.int64)
+    )
+    given = (
+        np.asarray(pc.is_valid(ints).to_numpy(zero_copy_only=False), dtype=bool)
+        if ints.null_count
+        else np.ones(len(v), bool)
+    )
     secs, valid = digits_to_seconds(v, given, col.type == "date")
     bad = present & ~valid
     all_valid = bool(valid.all())
@@ -271,7 +288,9 @@ def _parse_time(text: pa.Array, col: Column) -> tuple[pa.Array, pa.Array]:
         t = pc.utf8_trim_whitespace(text)
         digits = pc.utf8_ltrim(t, "0")
         ok = pc.and_(pc.match_substring_regex(t, r"^\d+$"), pc.less_equal(pc.utf8_length(digits), 18))
-        ints = pc.cast(pc.if_else(pc.fill_null(ok, False), pc.if_else(pc.equal(digits, ""), "0", digits), _NULL_STR), pa.int64())
+        ints = pc.cast(
+            pc.if_else(pc.fill_null(ok, False), pc.if_else(pc.equal(digits, ""), "0", digits), _NULL_STR), pa.int64()
+        )
     typed, bad = _time_from_ints(ints, col, present)
     return typed, bad if bad is not None else pa.array(np.zeros(len(text), dtype=bool))
 
@@ -292,7 +311,9 @@ def validation_rules(layout: Layout = STYLE_1_2) -> list[tuple[str, str, str]]:
             fmt = "YYYYMMDD" if col.type == "date" else "YYYYMMDDhhmmss or YYYYMMDDhhmm"
             rules.append((f"bad_{col.name}", where, f"not a valid {fmt}"))
         elif kind == "not_numeric":
-            rules.append((f"{col.name}_not_numeric", where, "not a whole number" if col.type != "float" else "not a number"))
+            rules.append(
+                (f"{col.name}_not_numeric", where, "not a whole number" if col.type != "float" else "not a number")
+            )
         elif kind == "out_of_range":
             lo = "-∞" if col.low is None else f"{col.low:g}"
             hi = "∞" if col.high is None else f"{col.high:g}"
@@ -357,7 +378,9 @@ def _reasons(failures: dict[tuple[str, str], pa.Array], n: int, layout: Layout) 
         mask = failures.get((col.name, kind))
         if mask is None or not pc.any(mask).as_py():
             continue
-        reason = pc.if_else(mask, pa.scalar(_REASON[kind].format(col.name)), pa.nulls(n, pa.string()) if reason is None else reason)
+        reason = pc.if_else(
+            mask, pa.scalar(_REASON[kind].format(col.name)), pa.nulls(n, pa.string()) if reason is None else reason
+        )
     return reason
 
 
@@ -410,8 +433,16 @@ _DICT_STR = pa.dictionary(pa.int32(), pa.string())
 # ~20 % faster in 2 MB blocks than in one block, a 32 MB piece 2x faster. A line longer than a
 # block makes Arrow refuse the payload, which then takes the text path (16 MB blocks).
 TYPED_BLOCK_BYTES = 1 << 21
-_TYPED = {"str": _DICT_STR, "id": _DICT_STR, "int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64(),
-          "float": pa.float64(), "date": pa.int64(), "timestamp": pa.int64()}  # fmt: skip
+_TYPED = {
+    "str": _DICT_STR,
+    "id": _DICT_STR,
+    "int8": pa.int8(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float": pa.float64(),
+    "date": pa.int64(),
+    "timestamp": pa.int64(),
+}
 
 
 def read_typed(data: bytes, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.ndarray, pa.Table, int] | None:
@@ -420,8 +451,12 @@ def read_typed(data: bytes, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.nd
     data = to_utf8(data)
     if not data or b"x" in data or b"X" in data:
         return None
-    convert = pacsv.ConvertOptions(column_types={c.name: _TYPED[c.type] for c in layout.columns}, strings_can_be_null=True,
-                                   null_values=[""], quoted_strings_can_be_null=False)  # fmt: skip
+    convert = pacsv.ConvertOptions(
+        column_types={c.name: _TYPED[c.type] for c in layout.columns},
+        strings_can_be_null=True,
+        null_values=[""],
+        quoted_strings_can_be_null=False,
+    )
     try:
         return _split_lines(data, layout, convert, block_size=TYPED_BLOCK_BYTES)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -430,13 +465,15 @@ def read_typed(data: bytes, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.nd
 
 def _all_finite(v: pa.Array) -> bool:
     """No NaN or ±inf among the values of a float64 array (NULLs pass)."""
-    values = np.frombuffer(v.buffers()[1], dtype=np.float64, count=len(v) + v.offset)[v.offset:]
+    values = np.frombuffer(v.buffers()[1], dtype=np.float64, count=len(v) + v.offset)[v.offset :]
     if v.null_count:
         values = values[np.asarray(pc.is_valid(v).to_numpy(zero_copy_only=False), dtype=bool)]
     return bool(np.isfinite(values).all())
 
 
-def validate_typed(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.ndarray, pa.Array | None]:
+def validate_typed(
+    rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_2
+) -> tuple[pa.Table, np.ndarray, pa.Array | None]:
     """Check the typed columns of `read_typed` with the same rules (and verdicts) as `validate_rows`.
 
     Returns (typed rows that pass, with line_no; line numbers of failing rows; their reasons). The
@@ -452,7 +489,11 @@ def validate_typed(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1
         if col.type in ("str", "id"):
             typed[col.name] = _str_column(v, col)
         elif col.type in ("date", "timestamp"):
-            present = np.asarray(pc.is_valid(v).to_numpy(zero_copy_only=False), dtype=bool) if v.null_count else np.ones(n, bool)
+            present = (
+                np.asarray(pc.is_valid(v).to_numpy(zero_copy_only=False), dtype=bool)
+                if v.null_count
+                else np.ones(n, bool)
+            )
             typed[col.name], failures[(col.name, "bad")] = _time_from_ints(v, col, present)
         else:
             if col.type == "float" and (v.null_count < len(v)) and not _all_finite(v):
@@ -472,7 +513,11 @@ def validate_typed(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1
     if reason is None:
         return passing, np.zeros(0, np.int64), None
     bad = pc.is_valid(reason)
-    return passing.filter(pc.invert(bad)), line_no[np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool)], pc.filter(reason, bad)
+    return (
+        passing.filter(pc.invert(bad)),
+        line_no[np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool)],
+        pc.filter(reason, bad),
+    )
 
 
 def lines_of(data: bytes, line_numbers: np.ndarray, skip: int = 0) -> list[str]:

@@ -37,11 +37,12 @@ load no extension. Every column of every view is documented in `column_docs`.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -108,9 +109,16 @@ def _check_folder(warehouse: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # The committed snapshot
 
+
 def empty_snapshot() -> dict:
-    return {"format": "etc2calm-snapshot", "version": 1, "generation": 0, "commit": "", "key_fingerprint": None,
-            "files": {t: [] for t in TABLES}}  # fmt: skip
+    return {
+        "format": "etc2calm-snapshot",
+        "version": 1,
+        "generation": 0,
+        "commit": "",
+        "key_fingerprint": None,
+        "files": {t: [] for t in TABLES},
+    }
 
 
 def read_snapshot(warehouse: Path | str) -> dict | None:
@@ -154,10 +162,8 @@ def legacy_snapshot(warehouse: Path) -> dict:
             for part in rel.parts[1:-1]:
                 k, _, v = part.partition("=")
                 if k in ("year", "month", "mesh2"):
-                    try:
+                    with suppress(ValueError):
                         entry[k] = int(v)
-                    except ValueError:
-                        pass
             snap["files"][table].append(entry)
     return snap
 
@@ -167,7 +173,9 @@ def is_outdated(warehouse: Path) -> bool:
     return not (Path(warehouse) / SNAPSHOT).exists() and any((Path(warehouse) / "probe_points").rglob("*.parquet"))
 
 
-def point_files(warehouse: Path | str, months: list[tuple[int, int]] | None = None) -> dict[tuple[int, int], list[Path]]:
+def point_files(
+    warehouse: Path | str, months: list[tuple[int, int]] | None = None
+) -> dict[tuple[int, int], list[Path]]:
     """The committed Parquet files of probe_points, per (year, month) of the operation date.
 
     The one way readers (the match stage) list the point store: exactly the files of the last
@@ -179,7 +187,9 @@ def point_files(warehouse: Path | str, months: list[tuple[int, int]] | None = No
     return table_files(warehouse, "probe_points", months)
 
 
-def table_files(warehouse: Path | str, table: str, months: list[tuple[int, int]] | None = None) -> dict[tuple[int, int], list[Path]]:
+def table_files(
+    warehouse: Path | str, table: str, months: list[tuple[int, int]] | None = None
+) -> dict[tuple[int, int], list[Path]]:
     """Committed Parquet files of probe_points, trips or behavior_events, per (year, month)."""
     warehouse = Path(warehouse)
     if table not in ("probe_points", "trips", "behavior_events", DUPLICATES_TABLE):
@@ -206,12 +216,15 @@ def table_files(warehouse: Path | str, table: str, months: list[tuple[int, int]]
 # ---------------------------------------------------------------------------------------------
 # Views
 
+
 def _empty_select(columns: dict[str, tuple[str, str]]) -> str:
     cols = ", ".join(f"NULL::{typ} AS {name}" for name, (typ, _) in columns.items())
     return f"SELECT {cols} WHERE false"
 
 
-def _view_sql(files: list[str], columns: dict[str, tuple[str, str]], hive: dict[str, str], legacy: bool, guard: str) -> str:
+def _view_sql(
+    files: list[str], columns: dict[str, tuple[str, str]], hive: dict[str, str], legacy: bool, guard: str
+) -> str:
     if not files:
         return _empty_select(columns)
     sel = ", ".join(f"CAST({n} AS {t}) AS {n}" for n, (t, _) in columns.items())
@@ -249,8 +262,14 @@ def _store_files(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, bo
     return out
 
 
-def refresh_views(con: duckdb.DuckDBPyConnection, warehouse: Path, behavior_layout: Layout = BEHAVIOR_DEFAULT,
-                  *, temp: bool = False, in_transaction: bool = False) -> None:  # fmt: skip
+def refresh_views(
+    con: duckdb.DuckDBPyConnection,
+    warehouse: Path,
+    behavior_layout: Layout = BEHAVIOR_DEFAULT,
+    *,
+    temp: bool = False,
+    in_transaction: bool = False,
+) -> None:
     """(Re)create the views over the committed files (table store_files) of the warehouse at `warehouse`.
 
     Persistent views (temp=False) hold absolute paths and a guard: a plain DuckDB connection to a
@@ -264,10 +283,14 @@ def refresh_views(con: duckdb.DuckDBPyConnection, warehouse: Path, behavior_layo
     guard = ""
     if not temp and own:
         where = ", ".join(sql_literal(p) for p in own)
-        msg = (f"this warehouse was made at {root}: it has been copied or moved; open it with etc2calm "
-               "(etc2calm sql, or etl.warehouse.connect), which reads the files where the warehouse is now")  # fmt: skip
-        guard = (f" WHERE CASE WHEN (SELECT count(*) FROM duckdb_databases() WHERE path IN ({where})) > 0 "
-                 f"THEN true ELSE error({sql_literal(msg)}) END")  # fmt: skip
+        msg = (
+            f"this warehouse was made at {root}: it has been copied or moved; open it with etc2calm "
+            "(etc2calm sql, or etl.warehouse.connect), which reads the files where the warehouse is now"
+        )
+        guard = (
+            f" WHERE CASE WHEN (SELECT count(*) FROM duckdb_databases() WHERE path IN ({where})) > 0 "
+            f"THEN true ELSE error({sql_literal(msg)}) END"
+        )
     cols_of = _view_columns(behavior_layout)
     define = _ViewDefiner(con, temp)
 
@@ -289,8 +312,12 @@ def refresh_views(con: duckdb.DuckDBPyConnection, warehouse: Path, behavior_layo
         _build_persistent(con, build, root, own, cols_of)
 
 
-MATCHED_VIEWS = {"matched_points": MATCHED_POINTS_COLUMNS, "district_trip_points": MATCHED_POINTS_COLUMNS,
-                 "matched_trips": MATCHED_TRIPS_COLUMNS, "matched_events": MATCHED_EVENTS_COLUMNS}  # fmt: skip
+MATCHED_VIEWS = {
+    "matched_points": MATCHED_POINTS_COLUMNS,
+    "district_trip_points": MATCHED_POINTS_COLUMNS,
+    "matched_trips": MATCHED_TRIPS_COLUMNS,
+    "matched_events": MATCHED_EVENTS_COLUMNS,
+}
 
 
 class _ViewDefiner:
@@ -304,16 +331,25 @@ class _ViewDefiner:
         self.made: dict[str, str] = {}
         self.current: dict[str, str] = {}
         if not temp:
-            existing = {v for (v,) in con.execute(
-                "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() AND NOT temporary").fetchall()}  # fmt: skip
-            self.current = {n[5:]: v for n, v in con.execute("SELECT name, value FROM warehouse_info WHERE name LIKE 'view:%'").fetchall()
-                            if n[5:] in existing}  # fmt: skip
+            existing = {
+                v
+                for (v,) in con.execute(
+                    "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() AND NOT temporary"
+                ).fetchall()
+            }
+            self.current = {
+                n[5:]: v
+                for n, v in con.execute("SELECT name, value FROM warehouse_info WHERE name LIKE 'view:%'").fetchall()
+                if n[5:] in existing
+            }
 
     def __call__(self, name: str, sql: str, columns: dict[str, tuple[str, str]]) -> None:
         if self.temp:
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
             return
-        comments = ";\n".join(f"COMMENT ON COLUMN {name}.{col} IS {sql_literal(doc)}" for col, (_, doc) in columns.items())
+        comments = ";\n".join(
+            f"COMMENT ON COLUMN {name}.{col} IS {sql_literal(doc)}" for col, (_, doc) in columns.items()
+        )
         digest = hashlib.sha256(f"{sql}\n{comments}".encode()).hexdigest()[:32]
         if self.current.get(name) == digest:
             return
@@ -325,17 +361,21 @@ class _ViewDefiner:
         if self.made:
             names = [f"view:{n}" for n in self.made]
             self.con.execute("DELETE FROM warehouse_info WHERE name IN (SELECT unnest(?::VARCHAR[]))", [names])
-            self.con.execute("INSERT INTO warehouse_info SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
-                             [names, list(self.made.values())])  # fmt: skip
+            self.con.execute(
+                "INSERT INTO warehouse_info SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+                [names, list(self.made.values())],
+            )
 
 
 def _matched_views(con: duckdb.DuckDBPyConnection, root: Path, define: _ViewDefiner, guard: str = "") -> None:
     """Views over the match stage's files listed in match_state (never stale or half-written folders)."""
     rows = con.execute("SELECT district, folder FROM match_state ORDER BY district, year, month").fetchall()
-    specs = (("district_trip_points", "points", MATCHED_POINTS_COLUMNS, ""),
-             ("matched_points", "points", MATCHED_POINTS_COLUMNS, " WHERE road_idx >= 0"),
-             ("matched_trips", "trips", MATCHED_TRIPS_COLUMNS, ""),
-             ("matched_events", "events", MATCHED_EVENTS_COLUMNS, ""))  # fmt: skip
+    specs = (
+        ("district_trip_points", "points", MATCHED_POINTS_COLUMNS, ""),
+        ("matched_points", "points", MATCHED_POINTS_COLUMNS, " WHERE road_idx >= 0"),
+        ("matched_trips", "trips", MATCHED_TRIPS_COLUMNS, ""),
+        ("matched_events", "events", MATCHED_EVENTS_COLUMNS, ""),
+    )
     for view, name, cols, where in specs:
         by_district: dict[str, list[str]] = {}
         for district, folder in rows:
@@ -344,8 +384,11 @@ def _matched_views(con: duckdb.DuckDBPyConnection, root: Path, define: _ViewDefi
         cond = where
         if guard:
             cond = (where + " AND " if where else " WHERE ") + guard.removeprefix(" WHERE ")
-        parts = [f"SELECT {sql_literal(d)} AS district, {sel} FROM read_parquet([{', '.join(map(sql_literal, files))}]){cond}"
-                 for d, files in by_district.items()]  # fmt: skip
+        parts = [
+            f"SELECT {sql_literal(d)} AS district, {sel} FROM "
+            f"read_parquet([{', '.join(map(sql_literal, files))}]){cond}"
+            for d, files in by_district.items()
+        ]
         define(view, " UNION ALL ".join(parts) if parts else _empty_select(cols), cols)
 
 
@@ -368,7 +411,9 @@ def _build_persistent(con, build, root: Path, own: list[str], cols_of) -> None:
 def views_current(con: duckdb.DuckDBPyConnection, warehouse: Path) -> bool:
     """Whether the persistent views were made for this warehouse folder and this database path."""
     try:
-        got = dict(con.execute("SELECT name, value FROM warehouse_info WHERE name IN ('location', 'database_path')").fetchall())
+        got = dict(
+            con.execute("SELECT name, value FROM warehouse_info WHERE name IN ('location', 'database_path')").fetchall()
+        )
     except duckdb.CatalogException:
         return False
     try:
@@ -429,22 +474,33 @@ def _confine(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
     con.execute("SET allowed_directories = ?", [[root]])
     con.execute("SET enable_external_access = false")
     if not views_current(con, warehouse) and not is_outdated(warehouse):
-        try:
+        with contextlib.suppress(duckdb.CatalogException):  # a database without store_files: its own views stay
             refresh_views(con, warehouse, temp=True)
-        except duckdb.CatalogException:  # a database without store_files: its own views stay
-            pass
     con.execute("SET lock_configuration = true")
 
 
 def set_store_files(con: duckdb.DuckDBPyConnection, snap: dict) -> None:
     """Replace the table store_files by the files of a snapshot (inside the caller's transaction)."""
-    rows = [(t, f["path"], f.get("file_id") or "", f.get("day"), f.get("year"), f.get("month"), f.get("rows"),
-             bool(f.get("legacy", False))) for t, fs in snap["files"].items() for f in fs]  # fmt: skip
+    rows = [
+        (
+            t,
+            f["path"],
+            f.get("file_id") or "",
+            f.get("day"),
+            f.get("year"),
+            f.get("month"),
+            f.get("rows"),
+            bool(f.get("legacy", False)),
+        )
+        for t, fs in snap["files"].items()
+        for f in fs
+    ]
     con.execute("DELETE FROM store_files")
     if rows:
-        cols = list(zip(*rows))
+        cols = list(zip(*rows, strict=True))
         con.execute(
-            "INSERT INTO store_files SELECT * FROM (SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+            "INSERT INTO store_files SELECT * FROM (SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+            "unnest(?::VARCHAR[]), "
             "unnest(?::DATE[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]), unnest(?::BIGINT[]), unnest(?::BOOLEAN[]))",
             [list(c) for c in cols],
         )
@@ -457,11 +513,23 @@ def update_store_files(con: duckdb.DuckDBPyConnection, deleted: list[str], added
         con.execute("DELETE FROM store_files WHERE path IN (SELECT unnest(?::VARCHAR[]))", [deleted])
     if added:
         con.execute("DELETE FROM store_files WHERE path IN (SELECT unnest(?::VARCHAR[]))", [[e["path"] for e in added]])
-        rows = [(e["tbl"], e["path"], e.get("file_id") or "", e.get("day"), e.get("year"), e.get("month"), e.get("rows"),
-                 bool(e.get("legacy", False))) for e in added]  # fmt: skip
-        cols = list(zip(*rows))
+        rows = [
+            (
+                e["tbl"],
+                e["path"],
+                e.get("file_id") or "",
+                e.get("day"),
+                e.get("year"),
+                e.get("month"),
+                e.get("rows"),
+                bool(e.get("legacy", False)),
+            )
+            for e in added
+        ]
+        cols = list(zip(*rows, strict=True))
         con.execute(
-            "INSERT INTO store_files SELECT * FROM (SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+            "INSERT INTO store_files SELECT * FROM (SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+            "unnest(?::VARCHAR[]), "
             "unnest(?::DATE[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]), unnest(?::BIGINT[]), unnest(?::BOOLEAN[]))",
             [list(c) for c in cols],
         )
@@ -493,7 +561,27 @@ def ingest_lock(warehouse: Path):
 
 
 __all__ = [
-    "DB_NAME", "JOURNAL", "SNAPSHOT", "TABLES", "WarehouseBusy", "WarehouseInconsistent",
-    "WarehouseMissing", "WarehouseOutdated", "is_outdated", "legacy_snapshot", "connect", "db_path", "empty_snapshot", "ingest_lock", "point_files", "read_snapshot",
-    "refresh_views", "set_store_files", "update_store_files", "sql_literal", "table_files", "transaction", "write_json_atomic",
-]  # fmt: skip
+    "DB_NAME",
+    "JOURNAL",
+    "SNAPSHOT",
+    "TABLES",
+    "WarehouseBusy",
+    "WarehouseInconsistent",
+    "WarehouseMissing",
+    "WarehouseOutdated",
+    "is_outdated",
+    "legacy_snapshot",
+    "connect",
+    "db_path",
+    "empty_snapshot",
+    "ingest_lock",
+    "point_files",
+    "read_snapshot",
+    "refresh_views",
+    "set_store_files",
+    "update_store_files",
+    "sql_literal",
+    "table_files",
+    "transaction",
+    "write_json_atomic",
+]

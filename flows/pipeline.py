@@ -92,8 +92,12 @@ def new_delivery_files(landing: str, warehouse: str) -> tuple[list[str], int]:
         return [str(f) for f in files] + unreadable, 0
     con = connect(warehouse, read_only=True)
     try:
-        done = {r[0]: (r[1], r[2]) for r in con.execute(
-            "SELECT source_path, size_bytes, max(ingested_at) FROM manifest WHERE status = 'ok' GROUP BY ALL").fetchall()}  # fmt: skip
+        done = {
+            r[0]: (r[1], r[2])
+            for r in con.execute(
+                "SELECT source_path, size_bytes, max(ingested_at) FROM manifest WHERE status = 'ok' GROUP BY ALL"
+            ).fetchall()
+        }
     finally:
         con.close()
 
@@ -115,8 +119,16 @@ def treated_summary(district_key: str, result) -> list[dict]:
     for label, period in result.periods.items():
         row = g[(g["road_group"] == "treated") & (g["period"] == label)]
         rec = {"district": district_key, "period": label, "dates": f"{period.start}..{period.end}"}
-        for k in ("n_vehicles", "n_points", "mean_kmh", "p85_kmh", "share_at_or_over_limit", "n_passages",
-                  "passage_share_at_or_over_limit", "limit_kmh"):  # fmt: skip
+        for k in (
+            "n_vehicles",
+            "n_points",
+            "mean_kmh",
+            "p85_kmh",
+            "share_at_or_over_limit",
+            "n_passages",
+            "passage_share_at_or_over_limit",
+            "limit_kmh",
+        ):
             rec[k] = row.iloc[0][k] if len(row) else (0 if k.startswith("n_") else float("nan"))
         rows.append(rec)
     return rows
@@ -187,7 +199,9 @@ def analyze_periods_task(warehouse: str, district_key: str) -> list[dict]:
 
 
 @task(name="evaluate", retries=1, retry_delay_seconds=10, persist_result=False)
-def evidence_task(warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict:
+def evidence_task(
+    warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+) -> dict:
     """Before/after with intervals, DiD, braking and cut-through, stored; returns the comparison rows."""
     with _cluster() as client:
         ev = evaluate_district(warehouse, load_district(district_key), resamples=resamples, seed=seed, client=client)
@@ -201,12 +215,16 @@ def gates_task(warehouse: str, district_key: str) -> dict:
     if district.area_path is None:
         return {}
     res = evaluate_gates(warehouse, district)
-    return {label: {r.gate_class: r.share_trips for r in s[s["time_band"] == "all"].itertuples()}
-            for label, s in res.summary.items()}  # fmt: skip
+    return {
+        label: {r.gate_class: r.share_trips for r in s[s["time_band"] == "all"].itertuples()}
+        for label, s in res.summary.items()
+    }
 
 
 @task(name="screen", retries=1, retry_delay_seconds=10, persist_result=False)
-def screen_task(warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> list[dict]:
+def screen_task(
+    warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+) -> list[dict]:
     """Screening of the district's default before period, stored; returns the top 5 (rank, road, score)."""
     with _cluster() as client:
         res = screen_district(warehouse, load_district(district_key), resamples=resamples, seed=seed, client=client)
@@ -214,13 +232,17 @@ def screen_task(warehouse: str, district_key: str, resamples: int = DEFAULT_RESA
 
 
 @task(name="monitor", retries=1, retry_delay_seconds=10, persist_result=False)
-def monitor_task(warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict:
+def monitor_task(
+    warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+) -> dict:
     """The monthly series after the last named period, stored; returns its months and the latest verdict."""
     with _cluster() as client:
         series = monthly_series(warehouse, load_district(district_key), resamples=resamples, seed=seed, client=client)
     verdict = latest_month_verdict(series)
-    return {"months": sorted({str(m) for m in series["month"]}), "latest": None if verdict is None else
-            {k: (str(v) if k == "month" else v) for k, v in verdict.items()}}  # fmt: skip
+    return {
+        "months": sorted({str(m) for m in series["month"]}),
+        "latest": None if verdict is None else {k: (str(v) if k == "month" else v) for k, v in verdict.items()},
+    }
 
 
 @task(name="publish", retries=1, retry_delay_seconds=10, persist_result=False)
@@ -244,8 +266,9 @@ def match_district(district: str, warehouse: str | None = None) -> str:
 
 
 @flow(name="analyze-district")
-def analyze_district(district: str, warehouse: str | None = None, resamples: int = DEFAULT_RESAMPLES,
-                     seed: int = DEFAULT_SEED) -> dict:  # fmt: skip
+def analyze_district(
+    district: str, warehouse: str | None = None, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+) -> dict:
     """Match what is new, then figures for every named period, the before/after evidence, the gate
     classification, the screening and the monthly series of one district."""
     warehouse = warehouse_location(warehouse)
@@ -272,9 +295,13 @@ def publish_maps(district: str, warehouse: str | None = None, out_dir: str | Non
 
 @flow(name="monthly-pipeline")
 def monthly_pipeline(
-    landing: str = "data/landing", warehouse: str | None = None, out_dir: str | None = None,
-    districts: list[str] | None = None, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-):  # fmt: skip
+    landing: str = "data/landing",
+    warehouse: str | None = None,
+    out_dir: str | None = None,
+    districts: list[str] | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+):
     """Ingest what is new, then match, analyse, evaluate, classify by gates, screen, monitor and publish
     every district (all bundled ones by default) into ``<output root>/<YYYY-MM>/`` and ``<output root>/latest/``.
 
@@ -299,24 +326,29 @@ def monthly_pipeline(
         results[key].update(_run(publish_task, warehouse, key, str(edition)))
     latest = update_latest(root, edition)
     for key in keys:  # the stable addresses residents and the bureau's web page link to
-        results[key]["latest"] = {k: str(latest / Path(v).name) for k, v in results[key].items()
-                                  if k in PUBLISHED_FILES and v}  # fmt: skip
+        results[key]["latest"] = {
+            k: str(latest / Path(v).name) for k, v in results[key].items() if k in PUBLISHED_FILES and v
+        }
     summary = {"ingest": ingest, "edition": str(edition), "latest": str(latest), "districts": results}
     if ingest["failed"]:
         return Failed(
             message=f"{len(ingest['failed'])} delivered file(s) could not be ingested (the others were, and every "
-                    f"district was analysed): " + "; ".join(ingest["failed"]),
+            f"district was analysed): " + "; ".join(ingest["failed"]),
             data=summary,
-        )  # fmt: skip
+        )
     return summary
 
 
 @flow(name="monthly-pipeline-dask")
 def monthly_pipeline_dask(
-    landing: str = "data/landing", warehouse: str | None = None, out_dir: str | None = None,
-    districts: list[str] | None = None, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+    landing: str = "data/landing",
+    warehouse: str | None = None,
+    out_dir: str | None = None,
+    districts: list[str] | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
     scheduler: str | None = None,
-):  # fmt: skip
+):
     """`monthly_pipeline` with its tasks on a Dask cluster (prefect-dask DaskTaskRunner).
 
     The scheduler's address: `scheduler`, else the Prefect variable ``etc2calm_dask_scheduler``, else
@@ -329,15 +361,21 @@ def monthly_pipeline_dask(
 
     address = scheduler or Variable.get("etc2calm_dask_scheduler", default=None) or os.environ.get(SCHEDULER_ENV)
     if not address:
-        raise ValueError("no Dask scheduler: set the Prefect variable etc2calm_dask_scheduler (prefect variable set "
-                         "etc2calm_dask_scheduler tcp://HOST:8786), ETC2CALM_DASK_SCHEDULER, or the scheduler parameter")  # fmt: skip
+        raise ValueError(
+            "no Dask scheduler: set the Prefect variable etc2calm_dask_scheduler (prefect variable set "
+            "etc2calm_dask_scheduler tcp://HOST:8786), ETC2CALM_DASK_SCHEDULER, or the scheduler parameter"
+        )
     # The pipeline of this file imported as flows.pipeline, the name the workers import (a deployment
     # loads the entrypoint file under another module name, which the cluster could not unpickle).
     import flows.pipeline as canonical
 
     pipeline = canonical.monthly_pipeline.with_options(task_runner=DaskTaskRunner(address=address))
     return pipeline(
-        landing=str(Path(landing).absolute()), warehouse=str(Path(warehouse_location(warehouse)).absolute()),
-        out_dir=str(Path(output_root(out_dir)).absolute()), districts=districts, resamples=resamples, seed=seed,
+        landing=str(Path(landing).absolute()),
+        warehouse=str(Path(warehouse_location(warehouse)).absolute()),
+        out_dir=str(Path(output_root(out_dir)).absolute()),
+        districts=districts,
+        resamples=resamples,
+        seed=seed,
         return_state=True,
-    )  # fmt: skip
+    )

@@ -16,6 +16,7 @@ holiday table, so the match stage, the filters, the cube and the bootstrap agree
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,7 +24,18 @@ import numpy as np
 import pyarrow as pa
 
 from config.settings import P85
-from geo.kernels import N_BIN, N_CLASS, N_DAYTYPE, N_HOUR, US_PER_DAY, US_PER_HOUR, _group_by_piece, aggregate_kernel, compact_rows, ro
+from geo.kernels import (
+    N_BIN,
+    N_CLASS,
+    N_DAYTYPE,
+    N_HOUR,
+    US_PER_DAY,
+    US_PER_HOUR,
+    _group_by_piece,
+    aggregate_kernel,
+    compact_rows,
+    ro,
+)
 
 # Histogram bin: 1 km/h (geo.kernels.N_BIN bins); a point counts in the bin of its speed
 # rounded to the nearest km/h (bin value = that whole km/h, clipped to 0..255). ETC2.0 speeds are
@@ -34,7 +46,6 @@ from geo.kernels import N_BIN, N_CLASS, N_DAYTYPE, N_HOUR, US_PER_DAY, US_PER_HO
 def speed_bin_kmh(speed_kmh) -> np.ndarray:
     """Whole-km/h bin of each speed, as the cube's kernel bins it (nearest km/h, clipped to 0..255)."""
     return np.clip(np.floor(np.asarray(speed_kmh, dtype=np.float64) + 0.5), 0, N_BIN - 1)
-
 
 
 @lru_cache(maxsize=8)
@@ -69,7 +80,8 @@ def hour_of(gps_us) -> np.ndarray:
 
 
 def decode_cell(cell: np.ndarray) -> dict[str, np.ndarray]:
-    """Cell number (key // N_BIN) → direction (-1/0/+1), hour (0-23), day_type (0 weekday, 1 weekend/holiday), vehicle_class."""
+    """Cell number (key // N_BIN) → direction (-1/0/+1), hour (0-23), day_type (0 weekday, 1 weekend/holiday),
+    vehicle_class."""
     cell = cell.astype(np.int64)
     vc = cell % N_CLASS
     rest = cell // N_CLASS
@@ -77,8 +89,12 @@ def decode_cell(cell: np.ndarray) -> dict[str, np.ndarray]:
     rest //= N_DAYTYPE
     hour = rest % N_HOUR
     direction = rest // N_HOUR - 1
-    return {"direction": direction.astype(np.int8), "hour": hour.astype(np.int8), "day_type": dtp.astype(np.int8),
-            "vehicle_class": vc.astype(np.int8)}  # fmt: skip
+    return {
+        "direction": direction.astype(np.int8),
+        "hour": hour.astype(np.int8),
+        "day_type": dtp.astype(np.int8),
+        "vehicle_class": vc.astype(np.int8),
+    }
 
 
 @dataclass
@@ -99,8 +115,16 @@ class Cube:
         """One row per cell; `encoded`: keep the int32 `cell` column (see decode_cell) instead of
         direction / hour / day_type / vehicle_class — the compact form written per partition."""
         if encoded:
-            return pa.table({k: (v.astype(np.int32) if k in ("n_at_or_over_limit", "n_at_or_over_limit_plus_10")
-                                 or k in ("n_points", "n_vehicles") else v) for k, v in self.cells.items()})  # fmt: skip
+            return pa.table(
+                {
+                    k: (
+                        v.astype(np.int32)
+                        if k in ("n_at_or_over_limit", "n_at_or_over_limit_plus_10") or k in ("n_points", "n_vehicles")
+                        else v
+                    )
+                    for k, v in self.cells.items()
+                }
+            )
         t = {"piece": self.cells["piece"], **decode_cell(self.cells["cell"])}
         t.update({k: v for k, v in self.cells.items() if k not in ("piece", "cell")})
         return pa.table(t)
@@ -108,8 +132,14 @@ class Cube:
     def hist_table(self, encoded: bool = False) -> pa.Table:
         if encoded:
             h = self.hist
-            return pa.table({"piece": h["piece"], "cell": h["cell"], "speed_kmh": h["speed_kmh"],
-                             "n_points": h["n_points"].astype(np.int32)})  # fmt: skip
+            return pa.table(
+                {
+                    "piece": h["piece"],
+                    "cell": h["cell"],
+                    "speed_kmh": h["speed_kmh"],
+                    "n_points": h["n_points"].astype(np.int32),
+                }
+            )
         t = {"piece": self.hist["piece"], **decode_cell(self.hist["cell"])}
         t.update({"speed_kmh": self.hist["speed_kmh"], "n_points": self.hist["n_points"]})
         return pa.table(t)
@@ -118,9 +148,7 @@ class Cube:
         return pa.table(self.vehicles)
 
 
-def aggregate_points(
-    seg, pos, direction, index, gps_us, vehicle_type, speed_kmh, vehicle_id, piece_limit_kmh
-) -> Cube:
+def aggregate_points(seg, pos, direction, index, gps_us, vehicle_type, speed_kmh, vehicle_id, piece_limit_kmh) -> Cube:
     """Cube of matched points (seg/pos/direction from `match_points`; index: the SegmentGridIndex).
 
     Compiled (geo/kernels.py): cell keys and a counting sort by piece in one pass, then each
@@ -130,21 +158,38 @@ def aggregate_points(
     day0, hol = holiday_table()
     n_pieces = int(L.n_pieces)
     offsets, g_key, g_speed, g_vid = _group_by_piece(
-        ro(np.asarray(seg, dtype=np.int32)), ro(np.asarray(pos, dtype=np.float64)),
-        ro(np.asarray(direction, dtype=np.int8)), ro(L.seg_link), ro(L.link_length_m), ro(L.link_first_piece),
-        float(L.pitch_m or 0.0), ro(np.asarray(gps_us, dtype=np.int64)),
-        ro(np.asarray(vehicle_type, dtype=np.int32)), ro(np.asarray(speed_kmh, dtype=np.float64)),
-        ro(np.asarray(vehicle_id, dtype=np.int64)), int(day0), ro(hol), n_pieces,
-    )  # fmt: skip
-    counts, *rows = aggregate_kernel(offsets, g_key, g_speed, g_vid, ro(np.asarray(piece_limit_kmh, dtype=np.float64)),
-                                     n_pieces)  # fmt: skip
+        ro(np.asarray(seg, dtype=np.int32)),
+        ro(np.asarray(pos, dtype=np.float64)),
+        ro(np.asarray(direction, dtype=np.int8)),
+        ro(L.seg_link),
+        ro(L.link_length_m),
+        ro(L.link_first_piece),
+        float(L.pitch_m or 0.0),
+        ro(np.asarray(gps_us, dtype=np.int64)),
+        ro(np.asarray(vehicle_type, dtype=np.int32)),
+        ro(np.asarray(speed_kmh, dtype=np.float64)),
+        ro(np.asarray(vehicle_id, dtype=np.int64)),
+        int(day0),
+        ro(hol),
+        n_pieces,
+    )
+    counts, *rows = aggregate_kernel(
+        offsets, g_key, g_speed, g_vid, ro(np.asarray(piece_limit_kmh, dtype=np.float64)), n_pieces
+    )
     hp, hc, hs, hn, cp, cc, cn, cs, cg, cg10, cv, vp, vi = compact_rows(offsets, counts, *rows, g_vid, n_pieces)
     return Cube(
-        cells={"piece": cp, "cell": cc, "n_points": cn, "sum_speed_kmh": cs, "n_at_or_over_limit": cg,
-               "n_at_or_over_limit_plus_10": cg10, "n_vehicles": cv},
+        cells={
+            "piece": cp,
+            "cell": cc,
+            "n_points": cn,
+            "sum_speed_kmh": cs,
+            "n_at_or_over_limit": cg,
+            "n_at_or_over_limit_plus_10": cg10,
+            "n_vehicles": cv,
+        },
         hist={"piece": hp, "cell": hc, "speed_kmh": hs, "n_points": hn},
         vehicles={"piece": vp, "vehicle_id": vi},
-    )  # fmt: skip
+    )
 
 
 # Per-partition cube files: encoded tables (int32 cell code, int32 counts), already ordered by
@@ -155,24 +200,30 @@ CUBE_FILES = ("cells.parquet", "hist.parquet", "vehicles.parquet")
 
 def write_cube(cube: Cube, folder) -> None:
     """Write a cube as three Parquet files (CUBE_FILES) in `folder` (created); `read_cube` reads them back."""
-    import pyarrow.parquet as pq
     from pathlib import Path
+
+    import pyarrow.parquet as pq
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     opts = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
-    for name, table in zip(CUBE_FILES, (cube.cells_table(encoded=True), cube.hist_table(encoded=True), cube.vehicles_table())):
+    for name, table in zip(
+        CUBE_FILES, (cube.cells_table(encoded=True), cube.hist_table(encoded=True), cube.vehicles_table()), strict=True
+    ):
         pq.write_table(table, folder / name, **opts)
 
 
 def read_cube(folder) -> Cube:
     """A cube written by `write_cube` (counts back to int64)."""
-    import pyarrow.parquet as pq
     from pathlib import Path
 
+    import pyarrow.parquet as pq
+
     folder = Path(folder)
-    parts = [{k: v.to_numpy() for k, v in zip(t.column_names, t.columns)}
-             for t in (pq.read_table(folder / name) for name in CUBE_FILES)]  # fmt: skip
+    parts = [
+        {k: v.to_numpy() for k, v in zip(t.column_names, t.columns, strict=True)}
+        for t in (pq.read_table(folder / name) for name in CUBE_FILES)
+    ]
     cells, hist, vehicles = parts
     for k in ("n_points", "n_at_or_over_limit", "n_at_or_over_limit_plus_10", "n_vehicles"):
         cells[k] = cells[k].astype(np.int64)
@@ -200,15 +251,21 @@ def merge_cubes(cubes: list[Cube]) -> Cube:
     cat = lambda part, name: np.concatenate([getattr(c, part)[name] for c in cubes])  # noqa: E731
     sums = ["n_points", "sum_speed_kmh", "n_at_or_over_limit", "n_at_or_over_limit_plus_10"]
     (cp, cc), cv = _group_sum([cat("cells", "piece"), cat("cells", "cell")], {n: cat("cells", n) for n in sums})
-    (hp, hc, hs), hv = _group_sum([cat("hist", "piece"), cat("hist", "cell"), cat("hist", "speed_kmh")],
-                                  {"n_points": cat("hist", "n_points")})  # fmt: skip
+    (hp, hc, hs), hv = _group_sum(
+        [cat("hist", "piece"), cat("hist", "cell"), cat("hist", "speed_kmh")], {"n_points": cat("hist", "n_points")}
+    )
     vp, vi = cat("vehicles", "piece"), cat("vehicles", "vehicle_id")
     pairs = np.unique(np.stack([vp.astype(np.int64), vi]), axis=1) if len(vp) else np.zeros((2, 0), np.int64)
     cells = {"piece": cp, "cell": cc, **cv}
     if len(cubes) == 1:
-        cells["n_vehicles"] = cubes[0].cells["n_vehicles"][np.lexsort((cubes[0].cells["cell"], cubes[0].cells["piece"]))]
-    return Cube(cells, {"piece": hp, "cell": hc, "speed_kmh": hs, **hv},
-                {"piece": pairs[0].astype(np.int32), "vehicle_id": pairs[1]})  # fmt: skip
+        cells["n_vehicles"] = cubes[0].cells["n_vehicles"][
+            np.lexsort((cubes[0].cells["cell"], cubes[0].cells["piece"]))
+        ]
+    return Cube(
+        cells,
+        {"piece": hp, "cell": hc, "speed_kmh": hs, **hv},
+        {"piece": pairs[0].astype(np.int32), "vehicle_id": pairs[1]},
+    )
 
 
 def split_by_piece(cube: Cube, edges: np.ndarray) -> list[Cube]:
@@ -218,7 +275,7 @@ def split_by_piece(cube: Cube, edges: np.ndarray) -> list[Cube]:
     shard = {name: np.searchsorted(edges, d["piece"], side="right") - 1 for name, d in parts.items()}
     for s in range(len(edges) - 1):
         sel = {name: shard[name] == s for name in parts}
-        out.append(Cube(*({k: v[sel[name]] for k, v in parts[name].items()} for name in ("cells", "hist", "vehicles"))))  # fmt: skip
+        out.append(Cube(*({k: v[sel[name]] for k, v in parts[name].items()} for name in ("cells", "hist", "vehicles"))))
     return out
 
 
@@ -228,7 +285,9 @@ def concat_shards(shards: Sequence[Cube]) -> Cube:
     return Cube(cat("cells"), cat("hist"), cat("vehicles"))
 
 
-def distinct_vehicles(piece: np.ndarray, vehicle_id: np.ndarray, group_of_piece: np.ndarray, n_groups: int) -> np.ndarray:
+def distinct_vehicles(
+    piece: np.ndarray, vehicle_id: np.ndarray, group_of_piece: np.ndarray, n_groups: int
+) -> np.ndarray:
     """Exact distinct vehicles per group of pieces (group -1: ignored), from distinct (piece, vehicle) pairs."""
     g = group_of_piece[piece]
     ok = g >= 0
@@ -238,7 +297,9 @@ def distinct_vehicles(piece: np.ndarray, vehicle_id: np.ndarray, group_of_piece:
     return np.bincount(pairs[0], minlength=n_groups).astype(np.int64)
 
 
-def quantile_from_hist(group: np.ndarray, value: np.ndarray, count: np.ndarray, n_groups: int, q: float = P85) -> np.ndarray:
+def quantile_from_hist(
+    group: np.ndarray, value: np.ndarray, count: np.ndarray, n_groups: int, q: float = P85
+) -> np.ndarray:
     """q-quantile per group from (group, value, count) histogram rows, linear interpolation between
     order statistics (numpy's default, DuckDB's quantile_cont); NaN for empty groups."""
     out = np.full(n_groups, np.nan)
@@ -276,18 +337,31 @@ def figures(cube: Cube, group_of_piece: np.ndarray, n_groups: int) -> dict[str, 
     hok = hg >= 0
     p85 = quantile_from_hist(hg[hok], cube.hist["speed_kmh"][hok], cube.hist["n_points"][hok], n_groups)
     nveh = distinct_vehicles(cube.vehicles["piece"], cube.vehicles["vehicle_id"], group_of_piece, n_groups)
-    return {"n_points": n, "n_vehicles": nveh, "mean_kmh": mean, "p85_kmh": p85,
-            "share_at_or_over_limit": share, "share_at_or_over_limit_plus_10": share10}  # fmt: skip
+    return {
+        "n_points": n,
+        "n_vehicles": nveh,
+        "mean_kmh": mean,
+        "p85_kmh": p85,
+        "share_at_or_over_limit": share,
+        "share_at_or_over_limit_plus_10": share10,
+    }
 
 
 def _empty_cube() -> Cube:
     i32, i64, f64 = np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.float64)
     return Cube(
-        {"piece": i32, "cell": i32, "n_points": i64, "sum_speed_kmh": f64, "n_at_or_over_limit": i64,
-         "n_at_or_over_limit_plus_10": i64, "n_vehicles": i64},
+        {
+            "piece": i32,
+            "cell": i32,
+            "n_points": i64,
+            "sum_speed_kmh": f64,
+            "n_at_or_over_limit": i64,
+            "n_at_or_over_limit_plus_10": i64,
+            "n_vehicles": i64,
+        },
         {"piece": i32, "cell": i32, "speed_kmh": np.zeros(0, np.int16), "n_points": i64},
         {"piece": i32, "vehicle_id": i64},
-    )  # fmt: skip
+    )
 
 
 Cube.empty = staticmethod(_empty_cube)

@@ -87,11 +87,28 @@ def _gather3(perm, m, a, b, c, oa, ob, oc):
 
 @njit(parallel=True, cache=True)
 def match_kernel(
-    px, py, heading_deg,
-    origin_x, origin_y, cell_m, nx, ny, cell_start, cell_segments, packed,
-    seg_len, seg_link, seg_start_m, link_length_m,
-    radius_m, tol_deg, out_seg, out_dist, out_pos, out_dir,
-):  # fmt: skip
+    px,
+    py,
+    heading_deg,
+    origin_x,
+    origin_y,
+    cell_m,
+    nx,
+    ny,
+    cell_start,
+    cell_segments,
+    packed,
+    seg_len,
+    seg_link,
+    seg_start_m,
+    link_length_m,
+    radius_m,
+    tol_deg,
+    out_seg,
+    out_dist,
+    out_pos,
+    out_dir,
+):
     """Nearest segment of each point within radius_m, heading-consistent when the heading is known.
 
     Writes per point: segment id (-1 unmatched), distance (m), position along the link (0-1) and
@@ -100,7 +117,8 @@ def match_kernel(
     candidate is kept with direction 0 (its heading cannot be trusted).
 
     `packed` holds, in the order of `cell_segments`, one row per (cell, segment) entry:
-    x0, y0, ux, uy, length, oneway, bearing (degrees clockwise from grid north) of the segment — a point's candidates are contiguous in memory.
+    x0, y0, ux, uy, length, oneway, bearing (degrees clockwise from grid north) of the segment — a point's
+    candidates are contiguous in memory.
 
     Points are first sorted by grid block (counting sort) and their coordinates gathered into
     that order, so the matching loop reads points and candidates sequentially; results are
@@ -219,9 +237,21 @@ def _sort_small(v, lo, hi):
 
 @njit(cache=True, nogil=True)
 def _group_by_piece(
-    seg, pos, direction, seg_link, link_length_m, link_first_piece, pitch_m,
-    gps_us, vehicle_type, speed_kmh, vehicle_id, holiday_day0, holidays, n_pieces,
-):  # fmt: skip
+    seg,
+    pos,
+    direction,
+    seg_link,
+    link_length_m,
+    link_first_piece,
+    pitch_m,
+    gps_us,
+    vehicle_type,
+    speed_kmh,
+    vehicle_id,
+    holiday_day0,
+    holidays,
+    n_pieces,
+):
     """Cell key of each matched point (layout at the top), and the points grouped by piece:
     a counting sort that moves (key, speed, vehicle) into per-piece slices (offsets: n_pieces+1)."""
     n = seg.shape[0]
@@ -438,5 +468,18 @@ def compact_rows(offsets, counts, h_key, h_n, c_cell, c_n, c_sum, c_ge, c_ge10, 
     _squeeze(c_veh, offsets, counts, 1, cr, cv)
     vv = np.empty(vr[n_pieces], dtype=np.int64)
     _squeeze(g_vid, offsets, counts, 2, vr, vv)
-    return (_piece_column(hr, n_pieces), h_cell, h_speed, hn, _piece_column(cr, n_pieces), cc, cn, cs, cg, cg10, cv,
-            _piece_column(vr, n_pieces), vv)  # fmt: skip
+    return (
+        _piece_column(hr, n_pieces),
+        h_cell,
+        h_speed,
+        hn,
+        _piece_column(cr, n_pieces),
+        cc,
+        cn,
+        cs,
+        cg,
+        cg10,
+        cv,
+        _piece_column(vr, n_pieces),
+        vv,
+    )

@@ -34,18 +34,20 @@ class SegmentGridIndex:
     cell_segments: np.ndarray  # segment ids, grouped by cell
     radius_m: float
 
-
     ux: np.ndarray  # unit vector of each segment (digitised direction)
     uy: np.ndarray
     seg_len: np.ndarray
     packed: np.ndarray  # (len(cell_segments), 7): x0, y0, ux, uy, length, oneway, bearing per cell entry
 
 
-
 def build_segment_index(
-    geometries, radius_m: float = DEFAULT_RADIUS_M, cell_m: float | None = None, *,
-    oneway=None, pitch_m: float | None = None,
-) -> SegmentGridIndex:  # fmt: skip
+    geometries,
+    radius_m: float = DEFAULT_RADIUS_M,
+    cell_m: float | None = None,
+    *,
+    oneway=None,
+    pitch_m: float | None = None,
+) -> SegmentGridIndex:
     """Index the segments of (Multi)LineStrings given in metres (projected CRS) for matching within `radius_m`.
 
     Roads are split into links at intersections (and into pieces of `pitch_m` metres when
@@ -86,9 +88,20 @@ def build_segment_index(
     bearing = np.degrees(np.arctan2(x1 - x0, y1 - y0)) % 360.0
     packed = np.ascontiguousarray(np.stack([x0, y0, ux, uy, seg_len, oneway, bearing], axis=1)[seg])
     return SegmentGridIndex(
-        links, origin_x, origin_y, cell_m, nx, ny, cell_start, seg.astype(np.int32), float(radius_m),
-        ux, uy, seg_len, packed,
-    )  # fmt: skip
+        links,
+        origin_x,
+        origin_y,
+        cell_m,
+        nx,
+        ny,
+        cell_start,
+        seg.astype(np.int32),
+        float(radius_m),
+        ux,
+        uy,
+        seg_len,
+        packed,
+    )
 
 
 def point_segment_distance(px, py, x0, y0, x1, y1) -> tuple[np.ndarray, np.ndarray]:
@@ -128,10 +141,7 @@ def match_points(
     py = np.ascontiguousarray(y_m, dtype=np.float64)
     if px.shape != py.shape:
         raise ValueError(f"x_m and y_m differ in shape: {px.shape} vs {py.shape}")
-    if heading_deg is None:
-        heading = np.full(px.shape, np.nan)
-    else:
-        heading = np.ascontiguousarray(heading_deg, dtype=np.float64)
+    heading = np.full(px.shape, np.nan) if heading_deg is None else np.ascontiguousarray(heading_deg, dtype=np.float64)
     n = len(px)
     seg = np.empty(n, dtype=np.int32)
     dist = np.empty(n)
@@ -139,11 +149,28 @@ def match_points(
     direction = np.empty(n, dtype=np.int8)
     L = index.links
     match_kernel(
-        ro(px), ro(py), ro(heading), float(index.origin_x), float(index.origin_y), float(index.cell_m), int(index.nx),
-        int(index.ny), ro(index.cell_start), ro(index.cell_segments), ro(index.packed), ro(index.seg_len),
-        ro(L.seg_link), ro(L.seg_start_m), ro(L.link_length_m), float(index.radius_m),
-        float(heading_tolerance_deg), seg, dist, pos, direction,
-    )  # fmt: skip
+        ro(px),
+        ro(py),
+        ro(heading),
+        float(index.origin_x),
+        float(index.origin_y),
+        float(index.cell_m),
+        int(index.nx),
+        int(index.ny),
+        ro(index.cell_start),
+        ro(index.cell_segments),
+        ro(index.packed),
+        ro(index.seg_len),
+        ro(L.seg_link),
+        ro(L.seg_start_m),
+        ro(L.link_length_m),
+        float(index.radius_m),
+        float(heading_tolerance_deg),
+        seg,
+        dist,
+        pos,
+        direction,
+    )
     hit = seg >= 0
     link = np.where(hit, L.seg_link[np.maximum(seg, 0)], -1).astype(np.int32)
     road = np.where(hit, L.link_road[np.maximum(link, 0)], -1).astype(np.int64)

@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from config.settings import EXCLUDED_HIGHWAY_CLASSES, LEGAL_DEFAULT_LIMIT_KMH, LIMIT_BY_HIGHWAY_KMH, LONLAT_CRS, METRIC_CRS
+from config.settings import (
+    EXCLUDED_HIGHWAY_CLASSES,
+    LEGAL_DEFAULT_LIMIT_KMH,
+    LIMIT_BY_HIGHWAY_KMH,
+    LONLAT_CRS,
+    METRIC_CRS,
+)
 
 ID_COLUMNS = ("road_id", "osm_id", "id")
 
@@ -51,7 +57,9 @@ def _text_column(gdf: gpd.GeoDataFrame, name: str) -> np.ndarray:
     return gdf[name].astype("string").fillna("").to_numpy(dtype=object)
 
 
-def load_roads(path: str | Path, exclude_highway: tuple[str, ...] | None = EXCLUDED_HIGHWAY_CLASSES) -> gpd.GeoDataFrame:
+def load_roads(
+    path: str | Path, exclude_highway: tuple[str, ...] | None = EXCLUDED_HIGHWAY_CLASSES
+) -> gpd.GeoDataFrame:
     """Read a road network and return it in metres (EPSG:6677).
 
     exclude_highway: OSM highway classes left out (default: ``service`` — parking aisles and
@@ -59,8 +67,8 @@ def load_roads(path: str | Path, exclude_highway: tuple[str, ...] | None = EXCLU
 
     Columns of the result: road_id (str: the input feature's id as text, from `road_id`,
     else `osm_id`, else `id`), name, name_en (English name, '' when absent), highway, limit_kmh
-    (float, km/h: `maxspeed`, else by highway class), role ('treated' | 'comparison' | other text, '' when absent), oneway
-    (int8: 0 two-way, 1 one-way in the digitised direction, -1 one-way against it), geometry
+    (float, km/h: `maxspeed`, else by highway class), role ('treated' | 'comparison' | other text, '' when
+    absent), oneway (int8: 0 two-way, 1 one-way in the digitised direction, -1 one-way against it), geometry
     (LineString or MultiLineString, projected coordinates in metres).
     Raises FileNotFoundError or ValueError with a one-line reason.
     """
@@ -82,7 +90,9 @@ def load_roads(path: str | Path, exclude_highway: tuple[str, ...] | None = EXCLU
     if exclude_highway and "highway" in gdf:
         gdf = gdf[~gdf["highway"].astype("string").isin(list(exclude_highway)).fillna(False).to_numpy()]
         if gdf.empty:
-            raise ValueError(f"road network {path}: every feature is of an excluded highway class ({', '.join(exclude_highway)})")
+            raise ValueError(
+                f"road network {path}: every feature is of an excluded highway class ({', '.join(exclude_highway)})"
+            )
     if gdf.crs is None:
         gdf = gdf.set_crs(LONLAT_CRS)
     ids = gdf[id_col]
@@ -222,7 +232,16 @@ def build_links(geometries, oneway=None, pitch_m: float | None = None) -> LinkNe
         n_pieces = np.ones(n_links, dtype=np.int64)
     link_first_piece = np.concatenate([[0], np.cumsum(n_pieces)]).astype(np.int32)
     return LinkNetwork(
-        x0, y0, x1, y1, seg_link, seg_start_m, link_road, link_length, link_oneway, link_first_piece,
+        x0,
+        y0,
+        x1,
+        y1,
+        seg_link,
+        seg_start_m,
+        link_road,
+        link_length,
+        link_oneway,
+        link_first_piece,
         None if pitch_m is None else float(pitch_m),
     )
 

@@ -13,16 +13,16 @@ import datetime as dt
 import html
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from analysis.results import DistrictResults
 from config.districts import District
 from config.settings import PUBLIC_MIN_VEHICLES
 from maps import embed, layers, palette, through
-from maps.layers import DEVICE_SHAPES
 from maps import wording as w
 from maps.headline import Headline, headline
+from maps.layers import DEVICE_SHAPES
 from maps.public import PublicResults, public_results
 
 GSI_PALE_URL = "https://cyberjapandata.gsi.go.jp/xyz/pale/{z}/{x}/{y}.png"
@@ -46,15 +46,19 @@ def bi(make: Callable[[str], str], tag: str = "span", escape: bool = True, **att
 
 def device_svg(kind: str, size: int = 22) -> str:
     paths = " ".join("M" + " L".join(f"{x} {y}" for x, y in poly) + " Z" for poly in DEVICE_SHAPES[kind])
-    return (f'<svg width="{size}" height="{size}" viewBox="0 0 22 22" aria-hidden="true"><path d="{paths}" '
-            f'fill="{palette.DEVICE_COLOR}" stroke="#fff" stroke-width="1.6" stroke-linejoin="round"/></svg>')  # fmt: skip
+    return (
+        f'<svg width="{size}" height="{size}" viewBox="0 0 22 22" aria-hidden="true"><path d="{paths}" '
+        f'fill="{palette.DEVICE_COLOR}" stroke="#fff" stroke-width="1.6" stroke-linejoin="round"/></svg>'
+    )
 
 
 def _line_svg(color: str, weight: float, dash: str | None = None, casing: bool = False) -> str:
     parts = ['<svg width="40" height="14" aria-hidden="true">']
     if casing:
-        parts.append(f'<line x1="4" y1="7" x2="36" y2="7" stroke="{palette.CASING_COLOR}" '
-                     f'stroke-width="{weight + 3}" stroke-linecap="round"/>')  # fmt: skip
+        parts.append(
+            f'<line x1="4" y1="7" x2="36" y2="7" stroke="{palette.CASING_COLOR}" '
+            f'stroke-width="{weight + 3}" stroke-linecap="round"/>'
+        )
     dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
     cap = ' stroke-linecap="round"' if casing else ""
     parts.append(f'<line x1="4" y1="7" x2="36" y2="7" stroke="{color}" stroke-width="{weight}"{dash_attr}{cap}/>')
@@ -62,55 +66,108 @@ def _line_svg(color: str, weight: float, dash: str | None = None, casing: bool =
     return "".join(parts)
 
 
-def _legend(pub: PublicResults, indicators: tuple[str, ...], labels: dict[str, dict[str, str]], *, has_area: bool,
-            has_ward: bool, district: District, overlays: dict) -> str:  # fmt: skip
+def _legend(
+    pub: PublicResults,
+    indicators: tuple[str, ...],
+    labels: dict[str, dict[str, str]],
+    *,
+    has_area: bool,
+    has_ward: bool,
+    district: District,
+    overlays: dict,
+) -> str:
     k = pub.public_min_vehicles
     blocks = []
     for ind in indicators:
         seq, div = palette.sequential_scale(ind), palette.change_scale(ind)
         for key in ("before", "after"):
-            rows = "".join(f"<tr><td>{_line_svg(c, 5, casing=True)}</td><td>{bi(lambda l, i=i: seq.legend(l)[i][1])}</td></tr>"
-                           for i, (c, _) in enumerate(seq.legend()))  # fmt: skip
-            head = bi(lambda l: w.t("legend_values", l, layer=w.layer_name(key, l, short=True), label=labels[ind][l],
-                                    unit=w.unit(ind, l)))  # fmt: skip
+            rows = "".join(
+                f"<tr><td>{_line_svg(c, 5, casing=True)}</td><td>{bi(lambda l, i=i: seq.legend(l)[i][1])}</td></tr>"
+                for i, (c, _) in enumerate(seq.legend())
+            )
+            head = bi(
+                lambda l: w.t(
+                    "legend_values",
+                    l,
+                    layer=w.layer_name(key, l, short=True),
+                    label=labels[ind][l],
+                    unit=w.unit(ind, l),
+                )
+            )
             hint = bi(lambda l: w.fmt_period(pub.periods[key], l))
-            blocks.append(f'<div data-e2c-legend="{ind}:{key}"><div class="e2c-h">{head}</div>'
-                          f'<div class="e2c-hint">{hint}</div><table>{rows}</table></div>')  # fmt: skip
-        rows = "".join(f"<tr><td>{_line_svg(c, 5, casing=True)}</td><td>{bi(lambda l, i=i: div.legend(l)[i][1])}</td></tr>"
-                       for i, (c, _) in enumerate(div.legend()))  # fmt: skip
+            blocks.append(
+                f'<div data-e2c-legend="{ind}:{key}"><div class="e2c-h">{head}</div>'
+                f'<div class="e2c-hint">{hint}</div><table>{rows}</table></div>'
+            )
+        rows = "".join(
+            f"<tr><td>{_line_svg(c, 5, casing=True)}</td><td>{bi(lambda l, i=i: div.legend(l)[i][1])}</td></tr>"
+            for i, (c, _) in enumerate(div.legend())
+        )
         head = bi(lambda l: w.t("legend_change", l, label=labels[ind][l], unit=w.unit(ind, l, change=True)))
         hint = bi(lambda l: w.t("change_hint", l, down=div.words(l)[0], up=div.words(l)[1]))
-        blocks.append(f'<div data-e2c-legend="{ind}:change"><div class="e2c-h">{head}</div>'
-                      f'<div class="e2c-hint">{hint}</div><table>{rows}</table></div>')  # fmt: skip
-    common = [(_line_svg(palette.INSUFFICIENT_COLOR, 4, dash="7 6"), bi(lambda l: w.t("legend_too_few", l, k=k))),
-              (_line_svg(palette.NO_DATA_COLOR, 1.5), bi(lambda l: w.t("legend_no_data", l)))]  # fmt: skip
+        blocks.append(
+            f'<div data-e2c-legend="{ind}:change"><div class="e2c-h">{head}</div>'
+            f'<div class="e2c-hint">{hint}</div><table>{rows}</table></div>'
+        )
+    common = [
+        (_line_svg(palette.INSUFFICIENT_COLOR, 4, dash="7 6"), bi(lambda l: w.t("legend_too_few", l, k=k))),
+        (_line_svg(palette.NO_DATA_COLOR, 1.5), bi(lambda l: w.t("legend_no_data", l))),
+    ]
     if has_area:
         common.append((_line_svg("#222", 2.5, dash="10 6"), bi(lambda l: w.t("legend_area", l))))
     if has_ward:
-        common.append((_line_svg("#555", 2.5), bi(lambda l: w.t("legend_ward", l, ward=district.ward(l))
-                                                   if district.ward(l) else w.t("legend_ward_plain", l))))  # fmt: skip
+        common.append(
+            (
+                _line_svg("#555", 2.5),
+                bi(
+                    lambda l: (
+                        w.t("legend_ward", l, ward=district.ward(l))
+                        if district.ward(l)
+                        else w.t("legend_ward_plain", l)
+                    )
+                ),
+            )
+        )
     extra_rows = ""
     if overlays.get("devices"):
         for kind in sorted({d.kind for d in district.devices}):
             illustrative = any(d.illustrative for d in district.devices if d.kind == kind)
-            label = bi(lambda l: w.t(f"legend_{kind}", l) + ((" (" if l == "en" else "（") + w.t("illustrative", l)
-                                                              + (")" if l == "en" else "）") if illustrative else ""))  # fmt: skip
-            extra_rows += (f'<tr data-e2c-extra-legend="devices"><td><div style="width:40px;display:flex;'
-                           f'justify-content:center">{device_svg(kind, 18)}</div></td><td>{label}</td></tr>')  # fmt: skip
+            label = bi(
+                lambda l: (
+                    w.t(f"legend_{kind}", l)
+                    + (
+                        (" (" if l == "en" else "（") + w.t("illustrative", l) + (")" if l == "en" else "）")
+                        if illustrative
+                        else ""
+                    )
+                )
+            )
+            extra_rows += (
+                f'<tr data-e2c-extra-legend="devices"><td><div style="width:40px;display:flex;'
+                f'justify-content:center">{device_svg(kind, 18)}</div></td><td>{label}</td></tr>'
+            )
     if overlays.get("cut_through"):
-        extra_rows += (f'<tr data-e2c-extra-legend="cut_through"><td>{_line_svg(palette.CUT_THROUGH_COLOR, 4, dash="2 7")}'
-                       f'</td><td>{bi(lambda l: w.t("legend_cut", l))}</td></tr>')  # fmt: skip
+        extra_rows += (
+            f'<tr data-e2c-extra-legend="cut_through"><td>{_line_svg(palette.CUT_THROUGH_COLOR, 4, dash="2 7")}'
+            f"</td><td>{bi(lambda l: w.t('legend_cut', l))}</td></tr>"
+        )
     if overlays.get("gates"):
-        extra_rows += (f'<tr data-e2c-extra-legend="gates"><td><svg width="40" height="14" aria-hidden="true">'
-                       f'<circle cx="20" cy="7" r="5" fill="#fff" stroke="{GATE_COLOUR}" stroke-width="2.5"/></svg></td>'
-                       f'<td>{bi(lambda l: through.tt("legend_gate", l))}</td></tr>')  # fmt: skip
+        extra_rows += (
+            f'<tr data-e2c-extra-legend="gates"><td><svg width="40" height="14" aria-hidden="true">'
+            f'<circle cx="20" cy="7" r="5" fill="#fff" stroke="{GATE_COLOUR}" stroke-width="2.5"/></svg></td>'
+            f"<td>{bi(lambda l: through.tt('legend_gate', l))}</td></tr>"
+        )
     if overlays.get("braking"):
-        extra_rows += ('<tr data-e2c-extra-legend="braking"><td><svg width="40" height="14" aria-hidden="true">'
-                       f'<circle cx="20" cy="7" r="5.5" fill="{palette.BRAKING_COLOR}" fill-opacity="0.75" stroke="#fff" '
-                       f'stroke-width="1.5"/></svg></td><td>{bi(lambda l: w.t("legend_braking", l))}</td></tr>')  # fmt: skip
+        extra_rows += (
+            '<tr data-e2c-extra-legend="braking"><td><svg width="40" height="14" aria-hidden="true">'
+            f'<circle cx="20" cy="7" r="5.5" fill="{palette.BRAKING_COLOR}" fill-opacity="0.75" stroke="#fff" '
+            f'stroke-width="1.5"/></svg></td><td>{bi(lambda l: w.t("legend_braking", l))}</td></tr>'
+        )
     common_rows = "".join(f"<tr><td>{svg}</td><td>{t}</td></tr>" for svg, t in common)
-    return (f'<section id="e2c-legend">{"".join(blocks)}'
-            f'<table style="margin-top:4px;border-top:1px solid #ccc">{extra_rows}{common_rows}</table></section>')  # fmt: skip
+    return (
+        f'<section id="e2c-legend">{"".join(blocks)}'
+        f'<table style="margin-top:4px;border-top:1px solid #ccc">{extra_rows}{common_rows}</table></section>'
+    )
 
 
 def _headline_html(h: Headline) -> str:
@@ -120,35 +177,54 @@ def _headline_html(h: Headline) -> str:
         sep = " " if lang == "en" else ""
         details = sep.join(html.escape(s) for s in h.details[lang])
         parts.append(f'<p lang="{lang}"><strong>{html.escape(h.lead[lang])}</strong>{sep}{details}</p>')
-    return (f'<div id="headline" class="{cls}" data-verdict="{h.verdict}" data-monitoring="{h.monitoring or "none"}">'
-            f'{"".join(parts)}</div>')
+    return (
+        f'<div id="headline" class="{cls}" data-verdict="{h.verdict}" data-monitoring="{h.monitoring or "none"}">'
+        f"{''.join(parts)}</div>"
+    )
 
 
-def _controls(indicators: tuple[str, ...], labels: dict, initial_layer: str, initial_indicator: str,
-              overlays: dict) -> str:  # fmt: skip
+def _controls(
+    indicators: tuple[str, ...], labels: dict, initial_layer: str, initial_indicator: str, overlays: dict
+) -> str:
     def radio(name: str, value: str, label: str, checked: bool) -> str:
-        return (f'<label><input type="radio" name="{name}" value="{value}"{" checked" if checked else ""}>'
-                f"{label}</label>")  # fmt: skip
+        return (
+            f'<label><input type="radio" name="{name}" value="{value}"{" checked" if checked else ""}>{label}</label>'
+        )
 
-    rows = [f'<span class="e2c-h">{bi(lambda l: w.t("choose_layer", l))}</span>'
-            + "".join(radio("e2c-layer", k, bi(lambda l, k=k: w.layer_name(k, l, short=True)), k == initial_layer)
-                      for k in layers.LAYER_KEYS)]  # fmt: skip
+    rows = [
+        f'<span class="e2c-h">{bi(lambda l: w.t("choose_layer", l))}</span>'
+        + "".join(
+            radio("e2c-layer", k, bi(lambda l, k=k: w.layer_name(k, l, short=True)), k == initial_layer)
+            for k in layers.LAYER_KEYS
+        )
+    ]
     if len(indicators) > 1:
-        rows.append(f'<span class="e2c-h">{bi(lambda l: w.t("choose_indicator", l))}</span>'
-                    + "".join(radio("e2c-indicator", i, bi(lambda l, i=i: labels[i][l]), i == initial_indicator)
-                              for i in indicators))  # fmt: skip
+        rows.append(
+            f'<span class="e2c-h">{bi(lambda l: w.t("choose_indicator", l))}</span>'
+            + "".join(
+                radio("e2c-indicator", i, bi(lambda l, i=i: labels[i][l]), i == initial_indicator) for i in indicators
+            )
+        )
     boxes = ""
-    for key, word in (("devices", "devices_layer"), ("braking", "braking_layer"), ("cut_through", "cut_layer"),
-                      ("gates", "gates_layer")):  # fmt: skip
+    for key, word in (
+        ("devices", "devices_layer"),
+        ("braking", "braking_layer"),
+        ("cut_through", "cut_layer"),
+        ("gates", "gates_layer"),
+    ):
         if overlays.get(key):
             label = bi(lambda l, word=word: through.tt(word, l) if word == "gates_layer" else w.t(word, l))
-            boxes += (f'<label><input type="checkbox" name="e2c-extra" value="{key}"{" checked" if EXTRAS_ON[key] else ""}>'
-                      f"{label}</label>")  # fmt: skip
+            boxes += (
+                f'<label><input type="checkbox" name="e2c-extra" value="{key}"{" checked" if EXTRAS_ON[key] else ""}>'
+                f"{label}</label>"
+            )
     if boxes:
         rows.append(f'<span class="e2c-h">{bi(lambda l: w.t("overlays", l))}</span>{boxes}')
-    rows.append(f'<span class="e2c-h">{bi(lambda l: w.t("base_map", l))}</span>'
-                + radio("e2c-base", "gsi", bi(lambda l: w.t("gsi_pale", l)), True)
-                + radio("e2c-base", "osm", "OpenStreetMap", False))  # fmt: skip
+    rows.append(
+        f'<span class="e2c-h">{bi(lambda l: w.t("base_map", l))}</span>'
+        + radio("e2c-base", "gsi", bi(lambda l: w.t("gsi_pale", l)), True)
+        + radio("e2c-base", "osm", "OpenStreetMap", False)
+    )
     rows.append(f'<button type="button" id="e2c-print">{bi(lambda l: w.t("print", l))}</button>')
     return '<section class="e2c-controls">' + "<br>".join(rows) + "</section>"
 
@@ -166,12 +242,16 @@ def _through_panel(pub: PublicResults) -> str:
 
         def line(l, key=key, cell=cell, total=total):
             value = through.cell_text(cell, "share", l, k)
-            trips = "" if cell.status != "ok" or w.is_missing(total) else through.tt("panel_trips", l, n=w.fmt_count(total))
+            trips = (
+                "" if cell.status != "ok" or w.is_missing(total) else through.tt("panel_trips", l, n=w.fmt_count(total))
+            )
             return through.tt("panel_line", l, p=w.layer_name(key, l, short=True), v=value) + trips
 
         lines.append(f"<div>{bi(line)}</div>")
-    return (f'<section id="e2c-through"><div class="e2c-h">{bi(lambda l: through.tt("panel_title", l))}</div>'
-            f'{"".join(lines)}<div class="e2c-hint">{bi(lambda l: through.tt("panel_hint", l))}</div></section>')  # fmt: skip
+    return (
+        f'<section id="e2c-through"><div class="e2c-h">{bi(lambda l: through.tt("panel_title", l))}</div>'
+        f'{"".join(lines)}<div class="e2c-hint">{bi(lambda l: through.tt("panel_hint", l))}</div></section>'
+    )
 
 
 def render_district_map(
@@ -228,8 +308,12 @@ def render_district_map(
         embedded[ind] = {"label": labels[ind], "layers": compact}
     ward = layers.outline(wards_path, "wards", ward=district)
     area = layers.outline(district.area_path, "district area")
-    overlays = {"devices": layers.device_layer(district), "braking": layers.braking_layer(pub),
-                "cut_through": layers.cut_through_layer(pub), "gates": through.gate_layer(pub)}  # fmt: skip
+    overlays = {
+        "devices": layers.device_layer(district),
+        "braking": layers.braking_layer(pub),
+        "cut_through": layers.cut_through_layer(pub),
+        "gates": through.gate_layer(pub),
+    }
     head = headline(district, pub)
     created = w.creation_date(district, created)
     titles = {l: w.map_title(district, l) for l in w.LANGS}
@@ -241,8 +325,10 @@ def render_district_map(
         "initial_layer": initial_layer,
         "initial_base": "gsi",
         "labels": layers.label_points(district, roads),
-        "outlines": {"ward": ward or {"type": "FeatureCollection", "features": []},
-                     "area": area or {"type": "FeatureCollection", "features": []}},
+        "outlines": {
+            "ward": ward or {"type": "FeatureCollection", "features": []},
+            "area": area or {"type": "FeatureCollection", "features": []},
+        },
         "bounds": layers.fit_bounds(roads),
         "devices": overlays["devices"],
         "braking": overlays["braking"],
@@ -251,8 +337,10 @@ def render_district_map(
         "gate_colour": GATE_COLOUR,
         "device_icons": {kind: device_svg(kind) for kind in DEVICE_SHAPES},
         "casing": palette.CASING_COLOR,
-        "tiles": {"gsi": {"url": GSI_PALE_URL, "attribution": GSI_ATTRIBUTION, "max_native_zoom": 18},
-                  "osm": {"url": OSM_URL, "attribution": OSM_ATTRIBUTION, "max_native_zoom": 19}},
+        "tiles": {
+            "gsi": {"url": GSI_PALE_URL, "attribution": GSI_ATTRIBUTION, "max_native_zoom": 18},
+            "osm": {"url": OSM_URL, "attribution": OSM_ATTRIBUTION, "max_native_zoom": 19},
+        },
         "doc_title": titles,
         "map_label": {l: f"{titles[l]} — {w.layer_name('change', l)}" for l in w.LANGS},
         "zoom_titles": {"ja": ["拡大", "縮小"], "en": ["Zoom in", "Zoom out"]},
@@ -260,18 +348,24 @@ def render_district_map(
         "lang_toggle_label": {"ja": "Show this map in English", "en": "日本語で表示"},
         "headline": {l: head.text(l) for l in w.LANGS},
         "verdict": head.verdict,
-    }  # fmt: skip
+    }
 
     k = pub.public_min_vehicles
-    period_lines = "".join(f"<div>{bi(lambda l, key=key: w.period_line(key, pub.periods[key], l))}</div>"
-                           for key in ("before", "after"))  # fmt: skip
+    period_lines = "".join(
+        f"<div>{bi(lambda l, key=key: w.period_line(key, pub.periods[key], l))}</div>" for key in ("before", "after")
+    )
     limit_text = layers.limit_note(pub, "ja")
     limit_line = f"<div>{bi(lambda l: layers.limit_note(pub, l))}</div>" if limit_text else ""
-    ind_lines = "".join(f'<div class="e2c-ind" data-e2c-ind="{i}">{bi(lambda l, i=i: w.t("comparison_of", l, label=labels[i][l]))}</div>'
-                        for i in indicators)  # fmt: skip
-    showing = "".join(f'<div class="e2c-showing" data-e2c-showing="{key}">'
-                      f"{bi(lambda l, key=key: w.t('showing', l, name=w.layer_name(key, l)))}</div>"
-                      for key in layers.LAYER_KEYS)  # fmt: skip
+    ind_lines = "".join(
+        '<div class="e2c-ind" '
+        f'data-e2c-ind="{i}">{bi(lambda l, i=i: w.t("comparison_of", l, label=labels[i][l]))}</div>'
+        for i in indicators
+    )
+    showing = "".join(
+        f'<div class="e2c-showing" data-e2c-showing="{key}">'
+        f"{bi(lambda l, key=key: w.t('showing', l, name=w.layer_name(key, l)))}</div>"
+        for key in layers.LAYER_KEYS
+    )
     notes = []
     if synthetic:
         notes.append(f'<p class="e2c-synth">{bi(lambda l: w.SYNTHETIC_NOTE[l == "en"])}</p>')
@@ -281,25 +375,39 @@ def render_district_map(
         notes.append(f"<p>{bi(lambda l: w.SYNTHETIC_NETWORK_NOTE[l == 'en'])}</p>")
     notes.append(f'<p class="e2c-credits">{bi(lambda l: w.credits(district, created, l))}</p>')
     banner = f'<div class="e2c-banner" role="alert">{bi(w.banner)}</div>' if synthetic else ""
-    top = (f'<header id="e2c-top"><div class="e2c-titlebar"><h1>{bi(lambda l: titles[l])}</h1>'
-           f'<button type="button" id="e2c-lang-toggle">'
-           f'{data["lang_toggle"][lang]}</button></div>{_headline_html(head)}</header>')  # fmt: skip
-    panel = (f'<aside id="e2c-panel"><button type="button" id="e2c-handle" aria-expanded="false" '
-             f'aria-controls="e2c-panel-body"><span class="e2c-arrow" aria-hidden="true">▲</span> '
-             f'{bi(lambda l: w.t("panel_handle", l))}</button><div id="e2c-panel-body">'
-             f"<section>{ind_lines}{period_lines}{limit_line}{showing}</section>{_through_panel(pub)}"
-             f"{_controls(indicators, labels, initial_layer, first, overlays)}"
-             f"{_legend(pub, indicators, labels, has_area=area is not None, has_ward=ward is not None, district=district, overlays=overlays)}"
-             f'<section class="e2c-note">{"".join(notes)}</section></div></aside>')  # fmt: skip
+    top = (
+        f'<header id="e2c-top"><div class="e2c-titlebar"><h1>{bi(lambda l: titles[l])}</h1>'
+        f'<button type="button" id="e2c-lang-toggle">'
+        f"{data['lang_toggle'][lang]}</button></div>{_headline_html(head)}</header>"
+    )
+    legend = _legend(
+        pub,
+        indicators,
+        labels,
+        has_area=area is not None,
+        has_ward=ward is not None,
+        district=district,
+        overlays=overlays,
+    )
+    panel = (
+        f'<aside id="e2c-panel"><button type="button" id="e2c-handle" aria-expanded="false" '
+        f'aria-controls="e2c-panel-body"><span class="e2c-arrow" aria-hidden="true">▲</span> '
+        f'{bi(lambda l: w.t("panel_handle", l))}</button><div id="e2c-panel-body">'
+        f"<section>{ind_lines}{period_lines}{limit_line}{showing}</section>{_through_panel(pub)}"
+        f"{_controls(indicators, labels, initial_layer, first, overlays)}"
+        f"{legend}"
+        f'<section class="e2c-note">{"".join(notes)}</section></div></aside>'
+    )
     body_class = ' class="e2c-synthetic"' if synthetic else ""
     page = (
         f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html.escape(titles[lang])}</title>\n"
         f"{embed.leaflet_head()}{embed.style('map.css')}\n</head>\n"
-        f"<body{body_class}>\n<div id=\"e2c-app\">{banner}{top}{panel}"
+        f'<body{body_class}>\n<div id="e2c-app">{banner}{top}{panel}'
         f'<div id="e2c-map" role="region" aria-label="{html.escape(data["map_label"][lang])}"></div></div>\n'
-        f"<script>\nvar E2C_DATA = {_json_for_script(data)};\n</script>\n{embed.script('frame.js')}\n{embed.script('map.js')}\n</body>\n</html>\n"
+        "<script>\nvar E2C_DATA = "
+        f"{_json_for_script(data)};\n</script>\n{embed.script('frame.js')}\n{embed.script('map.js')}\n</body>\n</html>\n"
     )
     _check_offline(page)
     out_path = Path(out_path)

@@ -120,7 +120,7 @@ def _wrap(text: str, width: int, lang: str = "ja") -> list[str]:
             cut = line.rfind(" ")
             if ch.isascii() and ch != " " and cut > 0 and _cols(line[cut:]) <= width // 4 and line[-1:].isascii():
                 lines.append(line[:cut])
-                line = line[cut + 1:]
+                line = line[cut + 1 :]
             else:
                 lines.append(line)
                 line = ""
@@ -160,8 +160,18 @@ def device_marker(kind: str):
     return MPath(verts, codes)
 
 
-def _draw_map(ax, fc: dict, labels: list[dict], devices: list[dict], area, bounds, title: str, subtitle: str,
-              texts: list[str], scalebar: bool = False) -> None:  # fmt: skip
+def _draw_map(
+    ax,
+    fc: dict,
+    labels: list[dict],
+    devices: list[dict],
+    area,
+    bounds,
+    title: str,
+    subtitle: str,
+    texts: list[str],
+    scalebar: bool = False,
+) -> None:
     """One road map on `ax`: roads styled like the HTML map, area outline, devices, role labels."""
     ax.set_aspect("equal")
     ax.set_xticks([])
@@ -173,7 +183,7 @@ def _draw_map(ax, fc: dict, labels: list[dict], devices: list[dict], area, bound
         for poly in _lines(area):
             xs, ys = poly.exterior.xy
             ax.plot(xs, ys, color="#222", lw=1.0, ls=(0, (6, 4)), zorder=1)
-    for f, g in zip(feats, _to_metric(feats)):
+    for f, g in zip(feats, _to_metric(feats), strict=True):
         p = f["properties"]
         style = p["style"]
         for line in _lines(g):
@@ -187,15 +197,39 @@ def _draw_map(ax, fc: dict, labels: list[dict], devices: list[dict], area, bound
             else:
                 ax.plot(xs, ys, color=palette.NO_DATA_COLOR, lw=0.7, zorder=2)
     for dev in devices:
-        ax.plot([dev["xy"][0]], [dev["xy"][1]], marker=device_marker(dev["kind"]), markersize=7.5,
-                color=palette.DEVICE_COLOR, markeredgecolor="white", markeredgewidth=0.6, zorder=7, ls="none")  # fmt: skip
+        ax.plot(
+            [dev["xy"][0]],
+            [dev["xy"][1]],
+            marker=device_marker(dev["kind"]),
+            markersize=7.5,
+            color=palette.DEVICE_COLOR,
+            markeredgecolor="white",
+            markeredgewidth=0.6,
+            zorder=7,
+            ls="none",
+        )
     for lab in labels:
         x, y = lab["xy"]
         treated = lab["role"] == "treated"
-        ax.annotate(lab["label"], (x, y), xytext=(0, 8), textcoords="offset points", ha="center", va="bottom",
-                    fontsize=6.5, fontweight="bold", color="#0b4f8a" if treated else "#444", zorder=8,
-                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="#0b4f8a" if treated else "#666",
-                              ls="-" if treated else "--", lw=0.8))  # fmt: skip
+        ax.annotate(
+            lab["label"],
+            (x, y),
+            xytext=(0, 8),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=6.5,
+            fontweight="bold",
+            color="#0b4f8a" if treated else "#444",
+            zorder=8,
+            bbox=dict(
+                boxstyle="round,pad=0.2",
+                fc="white",
+                ec="#0b4f8a" if treated else "#666",
+                ls="-" if treated else "--",
+                lw=0.8,
+            ),
+        )
         texts.append(lab["label"])
     minx, miny, maxx, maxy = bounds
     ax.set_xlim(minx, maxx)
@@ -214,26 +248,61 @@ def _draw_map(ax, fc: dict, labels: list[dict], devices: list[dict], area, bound
         texts.append(label)
 
 
-def _legend_rows(ax, rows: list[tuple[str, str, str]], texts: list[str], title: str | None = None,
-                 fontsize: float = 7.0, top: float = 1.0, step: float = 0.075) -> float:  # fmt: skip
+def _legend_rows(
+    ax,
+    rows: list[tuple[str, str, str]],
+    texts: list[str],
+    title: str | None = None,
+    fontsize: float = 7.0,
+    top: float = 1.0,
+    step: float = 0.075,
+) -> float:
     """Vertical legend (kind, colour, text) on an axis without frame; returns the next free y."""
     y = top
     if title:
-        ax.text(0, y, title, fontsize=fontsize + 0.5, fontweight="bold", va="top", transform=ax.transAxes, clip_on=False)
+        ax.text(
+            0, y, title, fontsize=fontsize + 0.5, fontweight="bold", va="top", transform=ax.transAxes, clip_on=False
+        )
         texts.append(title)
         y -= step * 1.25
     for kind, color, text in rows:
         yy = y - step * 0.35
         if kind == "value":
-            ax.plot([0.0, 0.11], [yy, yy], color=palette.CASING_COLOR, lw=4.2, solid_capstyle="round", transform=ax.transAxes, clip_on=False)
-            ax.plot([0.0, 0.11], [yy, yy], color=color, lw=2.8, solid_capstyle="round", transform=ax.transAxes, clip_on=False)
+            ax.plot(
+                [0.0, 0.11],
+                [yy, yy],
+                color=palette.CASING_COLOR,
+                lw=4.2,
+                solid_capstyle="round",
+                transform=ax.transAxes,
+                clip_on=False,
+            )
+            ax.plot(
+                [0.0, 0.11],
+                [yy, yy],
+                color=color,
+                lw=2.8,
+                solid_capstyle="round",
+                transform=ax.transAxes,
+                clip_on=False,
+            )
         elif kind == "insufficient":
             ax.plot([0.0, 0.11], [yy, yy], color=color, lw=1.6, ls=(0, (3, 2.5)), transform=ax.transAxes, clip_on=False)
         elif kind == "area":
             ax.plot([0.0, 0.11], [yy, yy], color=color, lw=1.0, ls=(0, (6, 4)), transform=ax.transAxes, clip_on=False)
         elif kind in DEVICE_SHAPES:
-            ax.plot([0.055], [yy], marker=device_marker(kind), markersize=7.5, color=color, ls="none",
-                    markeredgecolor="white", markeredgewidth=0.6, transform=ax.transAxes, clip_on=False)  # fmt: skip
+            ax.plot(
+                [0.055],
+                [yy],
+                marker=device_marker(kind),
+                markersize=7.5,
+                color=color,
+                ls="none",
+                markeredgecolor="white",
+                markeredgewidth=0.6,
+                transform=ax.transAxes,
+                clip_on=False,
+            )
         else:
             ax.plot([0.0, 0.11], [yy, yy], color=color, lw=0.7, transform=ax.transAxes, clip_on=False)
         ax.text(0.15, yy, text, fontsize=fontsize, va="center", transform=ax.transAxes, clip_on=False)
@@ -253,7 +322,10 @@ def draw_trend(ax, tr: Trend, pub: PublicResults, lang: str, texts: list[str], t
     for i, sup in enumerate(tr.suppressed["treated"]):
         if sup:
             ax.axvspan(xs[i] - 0.45, xs[i] + 0.45, color=SUPPRESSED_FILL, lw=0, zorder=0)
-    for level, colour, dash in ((tr.before_level, BEFORE_LEVEL_COLOUR, (0, (5, 3))), (tr.after_level, TREATED_COLOUR, (0, (1, 2)))):
+    for level, colour, dash in (
+        (tr.before_level, BEFORE_LEVEL_COLOUR, (0, (5, 3))),
+        (tr.after_level, TREATED_COLOUR, (0, (1, 2))),
+    ):
         if not np.isnan(level):
             ax.axhline(f * level, color=colour, lw=1.0, ls=dash, zorder=1)
     for unit, colour in (("control", CONTROL_COLOUR), ("treated", TREATED_COLOUR)):
@@ -269,7 +341,7 @@ def draw_trend(ax, tr: Trend, pub: PublicResults, lang: str, texts: list[str], t
     ax.set_xlim(xs[0] - 0.6, xs[-1] + 0.6)
     ticks, labels, last = [], [], -1e9
     span = max(xs[-1] - xs[0] + 1.2, 1.0)
-    for x, (mon, year) in zip(xs, month_labels(tr.months, lang)):
+    for x, (mon, year) in zip(xs, month_labels(tr.months, lang), strict=True):
         if (x - last) / span >= 0.075:  # labels at least 7.5 % of the axis apart
             ticks.append(x)
             labels.append(f"{mon}\n{year}" if year else mon)
@@ -281,14 +353,21 @@ def draw_trend(ax, tr: Trend, pub: PublicResults, lang: str, texts: list[str], t
     ax.set_axisbelow(True)
     for spine in ("top", "right"):
         ax.spines[spine].set_visible(False)
-    label = w.indicator_label(tr.indicator, lang, {int(x) for x in pub.roads.loc[pub.roads["role"] == "treated", "limit_kmh"].dropna()},
-                              capital=True)  # fmt: skip
+    label = w.indicator_label(
+        tr.indicator,
+        lang,
+        {int(x) for x in pub.roads.loc[pub.roads["role"] == "treated", "limit_kmh"].dropna()},
+        capital=True,
+    )
     heading = tt("title", lang, label=label)
     if title:
         ax.set_title(heading, fontsize=7.5, loc="left", pad=3)
         texts.append(heading)
-    handles = [Line2D([], [], color=TREATED_COLOUR, lw=1.4, marker="o", ms=2.8), Line2D([], [], color=CONTROL_COLOUR, lw=1.4, marker="o", ms=2.8),
-               Patch(color=TREATED_COLOUR, alpha=0.18)]  # fmt: skip
+    handles = [
+        Line2D([], [], color=TREATED_COLOUR, lw=1.4, marker="o", ms=2.8),
+        Line2D([], [], color=CONTROL_COLOUR, lw=1.4, marker="o", ms=2.8),
+        Patch(color=TREATED_COLOUR, alpha=0.18),
+    ]
     names = [tt("treated", lang), tt("control", lang), tt("band", lang)]
     if not np.isnan(tr.before_level):
         handles.append(Line2D([], [], color=BEFORE_LEVEL_COLOUR, lw=1.0, ls=(0, (5, 3))))
@@ -299,8 +378,16 @@ def draw_trend(ax, tr: Trend, pub: PublicResults, lang: str, texts: list[str], t
     if tr.suppressed["treated"].any():
         handles.append(Patch(color=SUPPRESSED_FILL))
         names.append(tt("suppressed_month", lang, k=tr.k))
-    ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.03, 1.05), fontsize=6.3, frameon=False,
-              handlelength=2.2, borderaxespad=0)  # fmt: skip
+    ax.legend(
+        handles,
+        names,
+        loc="upper left",
+        bbox_to_anchor=(1.03, 1.05),
+        fontsize=6.3,
+        frameon=False,
+        handlelength=2.2,
+        borderaxespad=0,
+    )
     texts += [w.unit(tr.indicator, lang), *labels, *names]
 
 
@@ -314,8 +401,12 @@ def table_rows(pub: PublicResults, lang: str = "ja") -> tuple[list[str], list[li
     if "passage_share" not in inds and "share" in pub.comparisons:
         inds.append("share")
     limits = {int(x) for x in pub.roads.loc[pub.roads["role"] == "treated", "limit_kmh"].dropna()}
-    header = [w.t("sheet_street", lang), w.t("sheet_period", lang), w.t("sheet_vehicles", lang),
-              *[f"{w.indicator_label(i, lang, limits, capital=True)} ({w.unit(i, lang)})" for i in inds]]  # fmt: skip
+    header = [
+        w.t("sheet_street", lang),
+        w.t("sheet_period", lang),
+        w.t("sheet_vehicles", lang),
+        *[f"{w.indicator_label(i, lang, limits, capital=True)} ({w.unit(i, lang)})" for i in inds],
+    ]
     rows = []
     k = pub.public_min_vehicles
     for unit, key in (("treated", "sheet_treated"), ("control", "sheet_comparison")):
@@ -327,17 +418,47 @@ def table_rows(pub: PublicResults, lang: str = "ja") -> tuple[list[str], list[li
         suppressed = first["flag"] == "suppressed"
         for period in ("before", "after"):
             if suppressed:
-                rows.append([name, w.layer_name(period, lang, short=True), w.t("under_k", lang, k=k),
-                             *[w.too_few(k, lang, short=True)] * len(inds)])  # fmt: skip
+                rows.append(
+                    [
+                        name,
+                        w.layer_name(period, lang, short=True),
+                        w.t("under_k", lang, k=k),
+                        *[w.too_few(k, lang, short=True)] * len(inds),
+                    ]
+                )
             else:
                 n = first[f"n_vehicles_{period}"]
-                rows.append([name, w.layer_name(period, lang, short=True), w.fmt_count(n),
-                             *[("—" if w.is_missing(tables[i].loc[unit, period]) else
-                                w.fmt_value(i, tables[i].loc[unit, period], lang)) for i in inds]])  # fmt: skip
+                rows.append(
+                    [
+                        name,
+                        w.layer_name(period, lang, short=True),
+                        w.fmt_count(n),
+                        *[
+                            (
+                                "—"
+                                if w.is_missing(tables[i].loc[unit, period])
+                                else w.fmt_value(i, tables[i].loc[unit, period], lang)
+                            )
+                            for i in inds
+                        ],
+                    ]
+                )
             name = ""
-        rows.append(["", w.layer_name("change", lang, short=True), "",
-                     *[("—" if suppressed or w.is_missing(tables[i].loc[unit, "change"]) else
-                        w.fmt_change(i, tables[i].loc[unit, "change"], lang)) for i in inds]])  # fmt: skip
+        rows.append(
+            [
+                "",
+                w.layer_name("change", lang, short=True),
+                "",
+                *[
+                    (
+                        "—"
+                        if suppressed or w.is_missing(tables[i].loc[unit, "change"])
+                        else w.fmt_change(i, tables[i].loc[unit, "change"], lang)
+                    )
+                    for i in inds
+                ],
+            ]
+        )
     return header, rows
 
 
@@ -382,8 +503,10 @@ def render_district_sheet(
         pt = gpd.GeoSeries.from_xy([lon], [lat], crs=LONLAT_CRS).to_crs(METRIC_CRS).iloc[0]
         return pt.x, pt.y
 
-    labels = [{**lab, "label": lab["text"][lang], "xy": to_xy(lab["lon"], lab["lat"])}
-              for lab in layers.label_points(district, roads)]  # fmt: skip
+    labels = [
+        {**lab, "label": lab["text"][lang], "xy": to_xy(lab["lon"], lab["lat"])}
+        for lab in layers.label_points(district, roads)
+    ]
     devices = [{"kind": d.kind, "xy": to_xy(d.lon, d.lat)} for d in district.devices]
     minx, miny, maxx, maxy = roads.to_crs(METRIC_CRS).total_bounds
     pad = 0.06 * max(maxx - minx, maxy - miny)
@@ -406,8 +529,14 @@ def render_district_sheet(
     texts: list[str] = []
     W, H = A4_INCHES
     # pdf.fonttype 3: glyph outlines (with ToUnicode), ~1 s; TrueType (42) subsetting of the CJK font takes ~5 s
-    with rc_context({"font.family": [font.name, "DejaVu Sans"], "pdf.fonttype": 3, "axes.unicode_minus": True,
-                     "svg.fonttype": "none"}):  # fmt: skip
+    with rc_context(
+        {
+            "font.family": [font.name, "DejaVu Sans"],
+            "pdf.fonttype": 3,
+            "axes.unicode_minus": True,
+            "svg.fonttype": "none",
+        }
+    ):
         fig = plt.figure(figsize=A4_INCHES)
 
         def text(x, y, s, **kw):
@@ -416,8 +545,9 @@ def render_district_sheet(
 
         y = 0.975
         if synthetic:
-            fig.patches.append(matplotlib.patches.Rectangle((0, 0.962), 1, 0.038, transform=fig.transFigure,
-                                                            color="#c62828", zorder=0))  # fmt: skip
+            fig.patches.append(
+                matplotlib.patches.Rectangle((0, 0.962), 1, 0.038, transform=fig.transFigure, color="#c62828", zorder=0)
+            )
             text(0.5, 0.981, w.banner(lang), ha="center", va="center", color="white", fontsize=12, fontweight="bold")
             y = 0.948
         title = w.map_title(district, lang)
@@ -441,8 +571,17 @@ def render_district_sheet(
         aspect_small = (0.435 * W) / (map_h * H)
         for i, key in enumerate(("before", "after")):
             ax = fig.add_axes((0.05 + i * 0.465, top - map_h, 0.435, map_h))
-            _draw_map(ax, fcs[key], labels, devices, area, bounds_for(aspect_small), w.layer_name(key, lang),
-                      w.period_line(key, periods[key], lang), texts)  # fmt: skip
+            _draw_map(
+                ax,
+                fcs[key],
+                labels,
+                devices,
+                area,
+                bounds_for(aspect_small),
+                w.layer_name(key, lang),
+                w.period_line(key, periods[key], lang),
+                texts,
+            )
         seq = palette.sequential_scale(indicator).legend(lang)[::-1]
         lax = fig.add_axes((0.05, top - map_h - 0.04, 0.9, 0.03))
         lax.axis("off")
@@ -465,25 +604,55 @@ def render_district_sheet(
         leg = 1.0 if trend is None else 1.1  # legend rows a little taller in the shorter axes (the trend layout)
         ax = fig.add_axes((0.05, top2 - ch_h, ch_w, ch_h))
         div = palette.change_scale(indicator)
-        _draw_map(ax, fcs["change"], labels, devices, area, bounds_for((ch_w * W) / (ch_h * H)),
-                  w.layer_name("change", lang), w.t("legend_change", lang, label=label, unit=w.unit(indicator, lang, True)),
-                  texts, scalebar=True)  # fmt: skip
+        _draw_map(
+            ax,
+            fcs["change"],
+            labels,
+            devices,
+            area,
+            bounds_for((ch_w * W) / (ch_h * H)),
+            w.layer_name("change", lang),
+            w.t("legend_change", lang, label=label, unit=w.unit(indicator, lang, True)),
+            texts,
+            scalebar=True,
+        )
         lax = fig.add_axes((0.66, top2 - ch_h, 0.31, ch_h))
         lax.axis("off")
         rows = [("value", c, t) for c, t in div.legend(lang)]
-        yy = _legend_rows(lax, rows, texts, title=f"{w.layer_name('change', lang, short=True)} ({div.unit(lang)})",
-                          top=0.99, step=0.058 * leg, fontsize=6.8)  # fmt: skip
+        yy = _legend_rows(
+            lax,
+            rows,
+            texts,
+            title=f"{w.layer_name('change', lang, short=True)} ({div.unit(lang)})",
+            top=0.99,
+            step=0.058 * leg,
+            fontsize=6.8,
+        )
         down, up = div.words(lang)
         hint = w.t("change_hint", lang, down=down, up=up)
-        lax.text(0, yy - 0.005, "\n".join(_wrap(hint, 44, lang)), fontsize=6.3, color="#333", va="top", transform=lax.transAxes)
+        lax.text(
+            0,
+            yy - 0.005,
+            "\n".join(_wrap(hint, 44, lang)),
+            fontsize=6.3,
+            color="#333",
+            va="top",
+            transform=lax.transAxes,
+        )
         texts.append(hint)
         common = []
         for kind in sorted({d.kind for d in district.devices}):
             illustrative = any(d.illustrative for d in district.devices if d.kind == kind)
-            note = (f" ({w.t('illustrative', lang)})" if lang == "en" else f"（{w.t('illustrative', lang)}）") if illustrative else ""
+            note = (
+                (f" ({w.t('illustrative', lang)})" if lang == "en" else f"（{w.t('illustrative', lang)}）")
+                if illustrative
+                else ""
+            )
             common.append((kind, palette.DEVICE_COLOR, w.t(f"legend_{kind}", lang) + note))
-        common += [("insufficient", palette.INSUFFICIENT_COLOR, w.t("legend_too_few", lang, k=k)),
-                   ("nodata", palette.NO_DATA_COLOR, w.t("legend_no_data", lang))]  # fmt: skip
+        common += [
+            ("insufficient", palette.INSUFFICIENT_COLOR, w.t("legend_too_few", lang, k=k)),
+            ("nodata", palette.NO_DATA_COLOR, w.t("legend_no_data", lang)),
+        ]
         if area is not None:
             common.append(("area", "#222", w.t("legend_area", lang)))
         hint_lines = len(_wrap(hint, 44, lang))
@@ -499,13 +668,15 @@ def render_district_sheet(
         tax.axis("off")
         if rows:
             widths = [0.2, 0.08, 0.12, 0.18, 0.2, 0.22][: len(header)]
-            shown = ["\n".join(_wrap(h, int(widths[i] * 118) if lang == "ja" else int(widths[i] * 140), lang)[:2])
-                     for i, h in enumerate(header)]  # fmt: skip
+            shown = [
+                "\n".join(_wrap(h, int(widths[i] * 118) if lang == "ja" else int(widths[i] * 140), lang)[:2])
+                for i, h in enumerate(header)
+            ]
             tab = tax.table(cellText=rows, colLabels=shown, cellLoc="center", colWidths=widths, bbox=(0, 0, 1, 1))
             tab.auto_set_font_size(False)
             tab.set_fontsize(7.0)
             change_word = w.layer_name("change", lang, short=True)
-            for (r, c), cell in tab.get_celld().items():
+            for (r, _c), cell in tab.get_celld().items():
                 cell.set_edgecolor("#999")
                 cell.set_linewidth(0.5)
                 if r == 0:
@@ -521,8 +692,10 @@ def render_district_sheet(
             texts.append(w.t("sheet_no_figures", lang))
 
         # notes and credits
-        note = [w.t("data_line", lang) + (". " if lang == "en" else "。") + w.t("method_line", lang, k=k),
-                w.t("sheet_change_note", lang)]  # fmt: skip
+        note = [
+            w.t("data_line", lang) + (". " if lang == "en" else "。") + w.t("method_line", lang, k=k),
+            w.t("sheet_change_note", lang),
+        ]
         if district.synthetic_network:
             note.append(w.SYNTHETIC_NETWORK_NOTE[lang == "en"])
         if synthetic:
@@ -530,10 +703,20 @@ def render_district_sheet(
         credit = w.credits(district, created, lang)
         body = "\n".join(line for n in note for line in _wrap(n, 150 if lang == "ja" else 165, lang))
         credit_lines = _wrap(credit, 140 if lang == "ja" else 160, lang)
-        fig.text(0.05, 0.014, "\n".join(credit_lines), fontsize=7.2, va="bottom", color="#111", fontweight="bold",
-                 linespacing=1.4)  # fmt: skip
+        fig.text(
+            0.05,
+            0.014,
+            "\n".join(credit_lines),
+            fontsize=7.2,
+            va="bottom",
+            color="#111",
+            fontweight="bold",
+            linespacing=1.4,
+        )
         texts.append(credit)
-        fig.text(0.05, 0.02 + 0.0115 * len(credit_lines), body, fontsize=6.8, va="bottom", color="#222", linespacing=1.45)
+        fig.text(
+            0.05, 0.02 + 0.0115 * len(credit_lines), body, fontsize=6.8, va="bottom", color="#222", linespacing=1.45
+        )
         texts.extend(note)
         notes_top = 0.02 + 0.0115 * len(credit_lines) + 0.0118 * (body.count("\n") + 1)
 
@@ -548,8 +731,15 @@ def render_district_sheet(
 
         out_pdf = Path(out_pdf)
         out_pdf.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out_pdf, format="pdf", metadata={"Title": f"{title}｜{label}", "Creator": "etc2calm",
-                                                     "Author": district.publication.publisher(lang)})  # fmt: skip
+        fig.savefig(
+            out_pdf,
+            format="pdf",
+            metadata={
+                "Title": f"{title}｜{label}",
+                "Creator": "etc2calm",
+                "Author": district.publication.publisher(lang),
+            },
+        )
         out_png = None
         if png:
             out_png = out_pdf.with_suffix(".png")

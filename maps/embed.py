@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 VENDOR_DIR = Path(__file__).resolve().parent / "vendor" / "leaflet"
@@ -42,7 +42,7 @@ def leaflet_css() -> str:
     return _safe_style(re.sub(r"url\(images/([\w.-]+\.png)\)", inline, css))
 
 
-@lru_cache(maxsize=None)
+@cache
 def asset(name: str) -> str:
     """The text of maps/assets/<name> (a .js or .css file), safe inside its <script> / <style> element."""
     path = ASSETS_DIR / name

@@ -39,7 +39,7 @@ PERIOD_COLUMNS: dict[str, str] = {
     "period_start": "first day of the period, inclusive (JST calendar day of GPS時刻), YYYY-MM-DD",
     "period_end": "last day of the period, inclusive",
     "public": "'ok' (figures published), 'suppressed' (fewer than k distinct vehicles: no figure, no count) "
-              "or 'nodata' (no vehicle)",
+    "or 'nodata' (no vehicle)",
     "n_points": "matched ETC2.0 records on the road",
     "n_vehicles": "distinct pseudonymised vehicles (運行ID)",
     "mean_kmh": "mean of the records' instantaneous speeds, km/h",
@@ -49,18 +49,25 @@ PERIOD_COLUMNS: dict[str, str] = {
     "n_passages": "passages: one vehicle's traversal of the road (consecutive records of one trip)",
     "passage_mean_kmh": "mean of the passages' speeds (a passage's speed: the mean of its records), km/h",
     "passage_p85_kmh": "85th percentile of the passages' speeds, km/h",
-    "passage_share_at_or_over_limit": "fraction (0–1) of passages at or over the limit: the \"share of vehicles\"",
-}  # fmt: skip
-CHANGE_FIGURES = ("mean_kmh", "p85_kmh", "share_at_or_over_limit", "share_at_or_over_limit_plus_10",
-                  "passage_mean_kmh", "passage_p85_kmh", "passage_share_at_or_over_limit")  # fmt: skip
+    "passage_share_at_or_over_limit": 'fraction (0–1) of passages at or over the limit: the "share of vehicles"',
+}
+CHANGE_FIGURES = (
+    "mean_kmh",
+    "p85_kmh",
+    "share_at_or_over_limit",
+    "share_at_or_over_limit_plus_10",
+    "passage_mean_kmh",
+    "passage_p85_kmh",
+    "passage_share_at_or_over_limit",
+)
 LAYERS = {
     "roads": "one row per road: every stored figure of every period as <period>_<column>, and change_<column> = "
-             "after − before of the unrounded stored figures (GeoPackage and GeoParquet)",
+    "after − before of the unrounded stored figures (GeoPackage and GeoParquet)",
     "road_periods": "one row per road and period (long form: the period in column `period`), same figures "
-                    "(GeoPackage only)",
+    "(GeoPackage only)",
     "devices": "traffic-calming devices of the district file: kind, installed, illustrative (GeoPackage only, "
-               "when the district has devices)",
-}  # fmt: skip
+    "when the district has devices)",
+}
 
 
 @dataclass
@@ -108,11 +115,24 @@ def _frames(roads: gpd.GeoDataFrame, stats: pd.DataFrame, before: str, after: st
             if f"{a}_{col}" in wide.columns:
                 wide[f"change_{col}"] = wide[f"{a}_{col}"] - wide[f"{b}_{col}"]  # NaN unless both periods are public
     long = base.merge(pub[["road_id", "period", *figure_cols]], on="road_id", how="inner")
-    return gpd.GeoDataFrame(wide, geometry="geometry", crs=roads.crs), gpd.GeoDataFrame(long, geometry="geometry", crs=roads.crs), periods, change
+    return (
+        gpd.GeoDataFrame(wide, geometry="geometry", crs=roads.crs),
+        gpd.GeoDataFrame(long, geometry="geometry", crs=roads.crs),
+        periods,
+        change,
+    )
 
 
-def export_figures(roads: gpd.GeoDataFrame, stats: pd.DataFrame, out: str | Path, *, before: str = "before",
-                   after: str = "after", devices: tuple = (), public_min_vehicles: int = PUBLIC_MIN_VEHICLES) -> ExportResult:  # fmt: skip
+def export_figures(
+    roads: gpd.GeoDataFrame,
+    stats: pd.DataFrame,
+    out: str | Path,
+    *,
+    before: str = "before",
+    after: str = "after",
+    devices: tuple = (),
+    public_min_vehicles: int = PUBLIC_MIN_VEHICLES,
+) -> ExportResult:
     """Write road geometries with their stored figures (suppressed) to `out` (.gpkg or .parquet)."""
     out = Path(out)
     fmt = FORMATS.get(out.suffix.lower())
@@ -134,18 +154,36 @@ def export_figures(roads: gpd.GeoDataFrame, stats: pd.DataFrame, out: str | Path
             wide.to_parquet(tmp, index=False, compression="zstd", geometry_encoding="WKB", schema_version="1.0.0")
             layers["roads"] = len(wide)
         else:
-            wide.to_file(tmp, layer="roads", driver="GPKG", engine="pyogrio", layer_options={"DESCRIPTION": LAYERS["roads"]})
-            long.to_file(tmp, layer="road_periods", driver="GPKG", engine="pyogrio", mode="a",
-                         layer_options={"DESCRIPTION": LAYERS["road_periods"]})  # fmt: skip
+            wide.to_file(
+                tmp, layer="roads", driver="GPKG", engine="pyogrio", layer_options={"DESCRIPTION": LAYERS["roads"]}
+            )
+            long.to_file(
+                tmp,
+                layer="road_periods",
+                driver="GPKG",
+                engine="pyogrio",
+                mode="a",
+                layer_options={"DESCRIPTION": LAYERS["road_periods"]},
+            )
             layers["roads"], layers["road_periods"] = len(wide), len(long)
             if devices:
                 dev = gpd.GeoDataFrame(
-                    {"kind": [d.kind for d in devices], "installed": [d.installed.isoformat() for d in devices],
-                     "illustrative": [bool(d.illustrative) for d in devices]},
-                    geometry=gpd.points_from_xy([d.lon for d in devices], [d.lat for d in devices]), crs="EPSG:4326",
-                ).to_crs(METRIC_CRS)  # fmt: skip
-                dev.to_file(tmp, layer="devices", driver="GPKG", engine="pyogrio", mode="a",
-                            layer_options={"DESCRIPTION": LAYERS["devices"]})  # fmt: skip
+                    {
+                        "kind": [d.kind for d in devices],
+                        "installed": [d.installed.isoformat() for d in devices],
+                        "illustrative": [bool(d.illustrative) for d in devices],
+                    },
+                    geometry=gpd.points_from_xy([d.lon for d in devices], [d.lat for d in devices]),
+                    crs="EPSG:4326",
+                ).to_crs(METRIC_CRS)
+                dev.to_file(
+                    tmp,
+                    layer="devices",
+                    driver="GPKG",
+                    engine="pyogrio",
+                    mode="a",
+                    layer_options={"DESCRIPTION": LAYERS["devices"]},
+                )
                 layers["devices"] = len(dev)
         os.replace(tmp, out)
     finally:
@@ -154,30 +192,52 @@ def export_figures(roads: gpd.GeoDataFrame, stats: pd.DataFrame, out: str | Path
     return ExportResult(out, fmt, layers, periods, change)
 
 
-def export_district(warehouse: str | Path, district: District, out: str | Path, *,
-                    public_min_vehicles: int = PUBLIC_MIN_VEHICLES) -> ExportResult:  # fmt: skip
+def export_district(
+    warehouse: str | Path, district: District, out: str | Path, *, public_min_vehicles: int = PUBLIC_MIN_VEHICLES
+) -> ExportResult:
     """Every stored period of a district's roads (change: its default before → after) with its devices."""
     from analysis.matchstage import assign_roles
     from geo.network import load_roads
 
-    roads = assign_roles(load_roads(district.network_path, exclude_highway=district.exclude_highway),
-                         district.treated_roads, district.comparison_roads)  # fmt: skip
+    roads = assign_roles(
+        load_roads(district.network_path, exclude_highway=district.exclude_highway),
+        district.treated_roads,
+        district.comparison_roads,
+    )
     stats = load_road_period_stats(warehouse, district.key)
     if stats.empty:
-        raise ValueError(f"no stored figures for district {district.key!r}: run 'etc2calm analyze --district {district.key}' first")
-    return export_figures(roads, stats, out, before=district.default_before, after=district.default_after,
-                          devices=district.devices, public_min_vehicles=public_min_vehicles)  # fmt: skip
+        raise ValueError(
+            f"no stored figures for district {district.key!r}: run 'etc2calm analyze --district {district.key}' first"
+        )
+    return export_figures(
+        roads,
+        stats,
+        out,
+        before=district.default_before,
+        after=district.default_after,
+        devices=district.devices,
+        public_min_vehicles=public_min_vehicles,
+    )
 
 
-def export_network(warehouse: str | Path, roads_path: str | Path, out: str | Path, *, before: str = "before",
-                   after: str = "after", exclude_highway: tuple[str, ...] | None = None,
-                   public_min_vehicles: int = PUBLIC_MIN_VEHICLES) -> ExportResult:  # fmt: skip
+def export_network(
+    warehouse: str | Path,
+    roads_path: str | Path,
+    out: str | Path,
+    *,
+    before: str = "before",
+    after: str = "after",
+    exclude_highway: tuple[str, ...] | None = None,
+    public_min_vehicles: int = PUBLIC_MIN_VEHICLES,
+) -> ExportResult:
     """Every stored period of an ad-hoc network (`etc2calm analyze --roads FILE`), roles as analysed."""
     from config.settings import EXCLUDED_HIGHWAY_CLASSES
     from geo.network import load_roads
 
     key = f"roads:{Path(roads_path).stem}"
-    roads = load_roads(roads_path, exclude_highway=EXCLUDED_HIGHWAY_CLASSES if exclude_highway is None else exclude_highway)
+    roads = load_roads(
+        roads_path, exclude_highway=EXCLUDED_HIGHWAY_CLASSES if exclude_highway is None else exclude_highway
+    )
     stats = load_road_period_stats(warehouse, key)
     if stats.empty:
         raise ValueError(f"no stored figures for {roads_path}: run 'etc2calm analyze --roads {roads_path}' first")

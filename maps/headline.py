@@ -30,13 +30,27 @@ from maps.public import PublicResults
 VERDICTS = ("effect", "increase", "unclear", "low_sample", "no_comparison", "suppressed", "no_data")
 
 _LEAD = {
-    "effect": ("対策後、対策道路の速度ははっきり下がりました。", "After the measures, speeds on the treated street clearly fell."),
-    "increase": ("対策後、対策道路の速度は下がっていません。", "After the measures, speeds on the treated street did not fall."),
+    "effect": (
+        "対策後、対策道路の速度ははっきり下がりました。",
+        "After the measures, speeds on the treated street clearly fell.",
+    ),
+    "increase": (
+        "対策後、対策道路の速度は下がっていません。",
+        "After the measures, speeds on the treated street did not fall.",
+    ),
     "unclear": ("対策の効果ははっきりしません。", "The effect of the measures is not clear."),
-    "low_sample": ("観測車両が少ないため、効果は判断できません。", "Too few vehicles were observed to judge the effect."),
-    "no_comparison": ("比較道路と比べられないため、効果は判断できません。",
-                      "Without comparison streets, the effect cannot be judged."),  # fmt: skip
-    "suppressed": ("観測車両が少ないため、結果は公表していません。", "Too few vehicles were observed: no result is published."),
+    "low_sample": (
+        "観測車両が少ないため、効果は判断できません。",
+        "Too few vehicles were observed to judge the effect.",
+    ),
+    "no_comparison": (
+        "比較道路と比べられないため、効果は判断できません。",
+        "Without comparison streets, the effect cannot be judged.",
+    ),
+    "suppressed": (
+        "観測車両が少ないため、結果は公表していません。",
+        "Too few vehicles were observed: no result is published.",
+    ),
     "no_data": ("対策前後を比べる結果はまだありません。", "There is no before/after result yet."),
 }
 
@@ -105,9 +119,10 @@ def headline(district: District, results: PublicResults) -> Headline:
     if w.is_missing(t["before"]) or w.is_missing(t["after"]):
         for lang in w.LANGS:
             details[lang].append(
-                f"The treated street had fewer than {k} vehicles in a period (too few data)." if lang == "en"
+                f"The treated street had fewer than {k} vehicles in a period (too few data)."
+                if lang == "en"
                 else f"対策道路の観測車両がどちらかの期間で {k} 台未満でした（データ不足）。"
-            )  # fmt: skip
+            )
         return Headline("suppressed", _lead("suppressed"), details)
     limits = _limits(results)
     for lang in w.LANGS:
@@ -144,8 +159,14 @@ def monitoring(district: District, results: PublicResults, indicator: str | None
         return None
     t = series[(series["indicator"] == indicator) & (series["unit"] == "treated")].sort_values("month").iloc[-1]
     state = "suppressed" if t["flag"] == "suppressed" else v["state"]
-    return {**v, "state": state, "indicator": indicator, "flag": t["flag"], "n_vehicles": t["n_vehicles"],
-            "k": results.public_min_vehicles}  # fmt: skip
+    return {
+        **v,
+        "state": state,
+        "indicator": indicator,
+        "flag": t["flag"],
+        "n_vehicles": t["n_vehicles"],
+        "k": results.public_min_vehicles,
+    }
 
 
 def monitoring_sentence(latest: dict, lang: str = "ja", limits: set[int] | None = None) -> str:
@@ -153,33 +174,51 @@ def monitoring_sentence(latest: dict, lang: str = "ja", limits: set[int] | None 
     ind, month = latest["indicator"], w.fmt_month(latest["month"], lang)
     if latest["state"] == "suppressed":
         if lang == "en":
-            return f"The latest month ({month}) had fewer than {latest['k']} vehicles: it cannot be compared with the after level."
+            return (
+                f"The latest month ({month}) had fewer than {latest['k']} vehicles: "
+                "it cannot be compared with the after level."
+            )
         return f"最新の月（{month}）は観測車両が {latest['k']} 台未満のため、対策後の水準と比べられません。"
     label = w.indicator_label(ind, lang, limits)
     value = w.fmt_value(ind, latest["value"], lang)
     if w.is_missing(latest["after_level"]):
         if lang == "en":
-            return f"In {month} the {label} on the treated street was {value}; the after level is not published (too few data)."
+            return (
+                f"In {month} the {label} on the treated street was {value}; "
+                "the after level is not published (too few data)."
+            )
         return f"{month}の対策道路の{label}は {value}（対策後の水準はデータ不足のため比べられません）。"
     after = w.fmt_value(ind, latest["after_level"], lang)
     if latest["state"] == "unknown":
         if lang == "en":
-            return f"In {month} the {label} on the treated street was {value}; no interval against the after level ({after}) is stored."
+            return (
+                f"In {month} the {label} on the treated street was {value}; "
+                f"no interval against the after level ({after}) is stored."
+            )
         return f"{month}の対策道路の{label}は {value}（対策後の水準 {after} と比べる信頼区間はありません）。"
     change = w.fmt_change(ind, latest["change"], lang)
     ci = w.fmt_interval(ind, latest["ci_low"], latest["ci_high"], lang)
     small = latest["flag"] == "low_sample" and not w.is_missing(latest["n_vehicles"])
     if lang == "en":
-        where = {"holding": f"still at the after level of {after}", "rising": f"above the after level of {after}",
-                 "falling": f"below the after level of {after}"}[latest["state"]]  # fmt: skip
-        text = f"In {month} the {label} on the treated street was {value}, {where} (difference {change}, 95% confidence interval {ci})."
+        where = {
+            "holding": f"still at the after level of {after}",
+            "rising": f"above the after level of {after}",
+            "falling": f"below the after level of {after}",
+        }[latest["state"]]
+        text = (
+            f"In {month} the {label} on the treated street was {value}, {where} "
+            f"(difference {change}, 95% confidence interval {ci})."
+        )
         if latest["state"] == "rising":
             text += " The effect may be wearing off."
         if small:
             text += f" Few vehicles were observed that month ({w.fmt_count(latest['n_vehicles'])})."
         return text
-    where = {"holding": f"対策後の水準 {after} を保っています", "rising": f"対策後の水準 {after} より高くなっています",
-             "falling": f"対策後の水準 {after} より低くなっています"}[latest["state"]]  # fmt: skip
+    where = {
+        "holding": f"対策後の水準 {after} を保っています",
+        "rising": f"対策後の水準 {after} より高くなっています",
+        "falling": f"対策後の水準 {after} より低くなっています",
+    }[latest["state"]]
     text = f"{month}の対策道路の{label}は {value} で、{where}（差 {change}、95%信頼区間 {ci}）。"
     if latest["state"] == "rising":
         text += "効果が薄れている可能性があります。"
@@ -225,13 +264,22 @@ def _treated_sentence(speed: str, t, lang: str, limits: set[int]) -> str:
 
 def _control_sentence(speed: str, c, lang: str) -> str:
     if c is None or w.is_missing(c["change"]):
-        return ("The comparison streets had too few data to compare." if lang == "en"
-                else "比較道路はデータ不足のため比べられません。")  # fmt: skip
+        return (
+            "The comparison streets had too few data to compare."
+            if lang == "en"
+            else "比較道路はデータ不足のため比べられません。"
+        )
     change = w.fmt_change(speed, c["change"], lang)
-    small = abs(w.display(speed, c["change"])) < (NO_CHANGE_KMH if w.indicator(speed).kind == "speed" else NO_CHANGE_POINTS)
+    small = abs(w.display(speed, c["change"])) < (
+        NO_CHANGE_KMH if w.indicator(speed).kind == "speed" else NO_CHANGE_POINTS
+    )
     interval = w.fmt_interval(speed, c["ci_low"], c["ci_high"], lang) if not w.is_missing(c["ci_low"]) else None
     if _crosses_zero(c) and small:
-        return f"The comparison streets hardly changed ({change})." if lang == "en" else f"比較道路はほぼ変化なし（{change}）。"
+        return (
+            f"The comparison streets hardly changed ({change})."
+            if lang == "en"
+            else f"比較道路はほぼ変化なし（{change}）。"
+        )
     if _crosses_zero(c):
         if lang == "en":
             return f"The comparison streets showed no clear change ({change}, 95% confidence interval {interval})."
@@ -255,9 +303,14 @@ def _caveat(verdict: str, speed: str, t, c, d, lang: str) -> str:
         nb = int(min(r["n_vehicles_before"] for r in rows))
         na = int(min(r["n_vehicles_after"] for r in rows))
         if lang == "en":
-            return (f"But few vehicles were observed ({w.fmt_count(nb)} before, {w.fmt_count(na)} after), "
-                    "so the difference cannot be called an effect of the measures.")  # fmt: skip
-        return f"ただし観測車両が少ない（対策前 {w.fmt_count(nb)} 台・対策後 {w.fmt_count(na)} 台）ため、この差を対策の効果とは言えません。"
+            return (
+                f"But few vehicles were observed ({w.fmt_count(nb)} before, {w.fmt_count(na)} after), "
+                "so the difference cannot be called an effect of the measures."
+            )
+        return (
+            f"ただし観測車両が少ない（対策前 {w.fmt_count(nb)} 台・対策後 {w.fmt_count(na)} 台）ため、"
+            "この差を対策の効果とは言えません。"
+        )
     if verdict == "no_comparison":
         if lang == "en":
             return "A fall on the treated street alone may come from other causes (season, traffic volume)."
@@ -269,6 +322,8 @@ def _caveat(verdict: str, speed: str, t, c, d, lang: str) -> str:
     interval = w.fmt_interval(speed, d["ci_low"], d["ci_high"], lang)
     did = w.fmt_change(speed, d["change"], lang)
     if lang == "en":
-        return (f"Net of the comparison streets' change, the fall is not clear (difference in differences {did}, "
-                f"95% confidence interval {interval}).")  # fmt: skip
+        return (
+            f"Net of the comparison streets' change, the fall is not clear (difference in differences {did}, "
+            f"95% confidence interval {interval})."
+        )
     return f"比較道路の変化を差し引くと、低下ははっきりしません（差の差 {did}、95%信頼区間 {interval}）。"

@@ -157,17 +157,27 @@ def _period_feature(road, row, key: str, ctx: _Ctx) -> dict:
             lines[lang].append(w.t("no_data_period", lang))
     else:
         value = w.display(ctx.column, row[ctx.column])
-        props.update(kind="value", value=value, style=_style("value", palette.sequential_color(value, ctx.column), emphasis))
+        props.update(
+            kind="value", value=value, style=_style("value", palette.sequential_color(value, ctx.column), emphasis)
+        )
         for lang in w.LANGS:
-            lines[lang].append(f"{_label(ctx, row, lang)}{_sep(lang)}<b>{w.fmt_value(ctx.column, row[ctx.column], lang)}</b>")
+            lines[lang].append(
+                f"{_label(ctx, row, lang)}{_sep(lang)}<b>{w.fmt_value(ctx.column, row[ctx.column], lang)}</b>"
+            )
             lines[lang].append(w.t("vehicles_seen", lang, n=w.fmt_count(row["n_vehicles"])))
     props["tip"] = _tip(road, lines)
     return {"type": "Feature", "properties": props, "geometry": mapping(road.geometry)}
 
 
 def _change_feature(road, before, after, ctx: _Ctx) -> dict:
-    lines = {lang: [w.layer_name("change", lang), html.escape(w.period_line("before", ctx.periods["before"], lang)),
-                    html.escape(w.period_line("after", ctx.periods["after"], lang))] for lang in w.LANGS}  # fmt: skip
+    lines = {
+        lang: [
+            w.layer_name("change", lang),
+            html.escape(w.period_line("before", ctx.periods["before"], lang)),
+            html.escape(w.period_line("after", ctx.periods["after"], lang)),
+        ]
+        for lang in w.LANGS
+    }
     emphasis = road.role in w.ROLE_LABELS
     props: dict = {"road_id": road.road_id, "role": road.role}
     statuses = {"nodata" if r is None else r["public"] for r in (before, after)}
@@ -182,17 +192,24 @@ def _change_feature(road, before, after, ctx: _Ctx) -> dict:
     else:
         raw = after[ctx.column] - before[ctx.column]  # the change of the stored figures, rounded once
         delta = w.display(ctx.column, raw)
-        props.update(kind="value", value=delta, before=w.display(ctx.column, before[ctx.column]),
-                     after=w.display(ctx.column, after[ctx.column]),
-                     style=_style("value", palette.change_color(delta, ctx.column), emphasis))  # fmt: skip
+        props.update(
+            kind="value",
+            value=delta,
+            before=w.display(ctx.column, before[ctx.column]),
+            after=w.display(ctx.column, after[ctx.column]),
+            style=_style("value", palette.change_color(delta, ctx.column), emphasis),
+        )
         for lang in w.LANGS:
             b = w.fmt_value(ctx.column, before[ctx.column], lang)
             a = w.fmt_value(ctx.column, after[ctx.column], lang)
-            lines[lang].append(f"{_label(ctx, after, lang)}{_sep(lang)}{b} → {a} (<b>{w.fmt_change(ctx.column, raw, lang)}</b>)"
-                               if lang == "en" else
-                               f"{_label(ctx, after, lang)}：{b} → {a}（<b>{w.fmt_change(ctx.column, raw, lang)}</b>）")  # fmt: skip
-            lines[lang].append(w.t("vehicles_both", lang, b=w.fmt_count(before["n_vehicles"]),
-                                   a=w.fmt_count(after["n_vehicles"])))  # fmt: skip
+            lines[lang].append(
+                f"{_label(ctx, after, lang)}{_sep(lang)}{b} → {a} (<b>{w.fmt_change(ctx.column, raw, lang)}</b>)"
+                if lang == "en"
+                else f"{_label(ctx, after, lang)}：{b} → {a}（<b>{w.fmt_change(ctx.column, raw, lang)}</b>）"
+            )
+            lines[lang].append(
+                w.t("vehicles_both", lang, b=w.fmt_count(before["n_vehicles"]), a=w.fmt_count(after["n_vehicles"]))
+            )
     props["tip"] = _tip(road, lines)
     return {"type": "Feature", "properties": props, "geometry": mapping(road.geometry)}
 
@@ -219,7 +236,10 @@ def road_layers(results: PublicResults, indicator: str = "passage_share") -> dic
         layers["after"].append(_period_feature(road, rows["after"], "after", ctx))
         layers["change"].append(_change_feature(road, rows["before"], rows["after"], ctx))
     return {
-        key: {"type": "FeatureCollection", "features": sorted(feats, key=lambda f: _DRAW_ORDER[f["properties"]["kind"]])}
+        key: {
+            "type": "FeatureCollection",
+            "features": sorted(feats, key=lambda f: _DRAW_ORDER[f["properties"]["kind"]]),
+        }
         for key, feats in layers.items()
     }
 
@@ -227,7 +247,7 @@ def road_layers(results: PublicResults, indicator: str = "passage_share") -> dic
 def label_points(district: District, roads: gpd.GeoDataFrame) -> list[dict]:
     """Permanent 対策道路 / 比較道路 labels: one per road, at the middle of its longest merged piece."""
     roads = check_roads(roads)
-    roles = dict(zip(roads["road_id"], roads["role"]))
+    roles = dict(zip(roads["road_id"], roads["role"], strict=True))
     for rid in district.treated_roads:
         roles[str(rid)] = "treated"
     for rid in district.comparison_roads:
@@ -243,8 +263,15 @@ def label_points(district: District, roads: gpd.GeoDataFrame) -> list[dict]:
         pieces = list(merged.geoms) if hasattr(merged, "geoms") else [merged]
         longest = max((p for p in pieces if isinstance(p, LineString)), key=lambda p: p.length)
         point = longest.interpolate(0.5, normalized=True)
-        labels.append({"lat": point.y, "lon": point.x, "role": role, "road_id": rid,
-                       "text": {lang: w.role_label(role, lang) for lang in w.LANGS}})  # fmt: skip
+        labels.append(
+            {
+                "lat": point.y,
+                "lon": point.x,
+                "role": role,
+                "road_id": rid,
+                "text": {lang: w.role_label(role, lang) for lang in w.LANGS},
+            }
+        )
     return labels
 
 
@@ -287,9 +314,18 @@ def device_layer(district: District) -> dict | None:
             if note:
                 lines.append(html.escape(note))
             tip[lang] = "<br>".join(lines)
-        features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [dev.lon, dev.lat]},
-                         "properties": {"kind": dev.kind, "installed": dev.installed.isoformat(),
-                                        "illustrative": dev.illustrative, "tip": tip}})  # fmt: skip
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [dev.lon, dev.lat]},
+                "properties": {
+                    "kind": dev.kind,
+                    "installed": dev.installed.isoformat(),
+                    "illustrative": dev.illustrative,
+                    "tip": tip,
+                },
+            }
+        )
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -302,14 +338,32 @@ def braking_layer(results: PublicResults, period: str = "after") -> dict | None:
     top = max(float(hs["n_events"].max()), 1.0)
     p = results.periods[period]
     features = []
-    for lon, lat, count in zip(hs["lon"], hs["lat"], hs["n_events"].astype(int)):
-        tip = {lang: "<br>".join([f"<b>{w.t('braking_layer', lang)}</b>", w.t("braking_tip", lang, n=count),
-                                  html.escape(w.t("period", lang, text=w.fmt_period(p, lang)))])
-               for lang in w.LANGS}  # fmt: skip
-        style = {"radius": round(5 + 11 * (count / top) ** 0.5, 1), "color": "#ffffff", "weight": 1.5,
-                 "fillColor": palette.BRAKING_COLOR, "fillOpacity": 0.75, "className": "e2c-braking"}  # fmt: skip
-        features.append({"type": "Feature", "properties": {"count": int(count), "tip": tip, "style": style},
-                         "geometry": {"type": "Point", "coordinates": [float(lon), float(lat)]}})  # fmt: skip
+    for lon, lat, count in zip(hs["lon"], hs["lat"], hs["n_events"].astype(int), strict=True):
+        tip = {
+            lang: "<br>".join(
+                [
+                    f"<b>{w.t('braking_layer', lang)}</b>",
+                    w.t("braking_tip", lang, n=count),
+                    html.escape(w.t("period", lang, text=w.fmt_period(p, lang))),
+                ]
+            )
+            for lang in w.LANGS
+        }
+        style = {
+            "radius": round(5 + 11 * (count / top) ** 0.5, 1),
+            "color": "#ffffff",
+            "weight": 1.5,
+            "fillColor": palette.BRAKING_COLOR,
+            "fillOpacity": 0.75,
+            "className": "e2c-braking",
+        }
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"count": int(count), "tip": tip, "style": style},
+                "geometry": {"type": "Point", "coordinates": [float(lon), float(lat)]},
+            }
+        )
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -332,10 +386,21 @@ def cut_through_layer(results: PublicResults, period: str = "after") -> dict | N
             name = _name(road, lang)
             head = f"<b>{w.t('cut_layer', lang)}{_sep(lang)}{html.escape(name)}</b>"
             tip[lang] = f"{head}<br>{w.t('cut_share_tip', lang, v=w.fmt_value('share', value, lang))}"
-        style = {"color": palette.CUT_THROUGH_COLOR, "weight": round(3 + 4 * value / top, 1), "opacity": 0.85,
-                 "dashArray": "1 8", "lineCap": "round", "className": "e2c-cut"}  # fmt: skip
-        features.append({"type": "Feature", "properties": {"share": value, "tip": tip, "style": style},
-                         "geometry": mapping(road.geometry)})  # fmt: skip
+        style = {
+            "color": palette.CUT_THROUGH_COLOR,
+            "weight": round(3 + 4 * value / top, 1),
+            "opacity": 0.85,
+            "dashArray": "1 8",
+            "lineCap": "round",
+            "className": "e2c-cut",
+        }
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"share": value, "tip": tip, "style": style},
+                "geometry": mapping(road.geometry),
+            }
+        )
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -344,9 +409,9 @@ def limit_note(results: PublicResults, lang: str = "ja") -> str:
     stats = results.road_stats
     roads = check_roads(results.roads)
     rows = stats[stats["period"].isin(["before", "after"])].dropna(subset=["limit_kmh"])
-    roles = dict(zip(roads["road_id"], roads["role"]))
+    roles = dict(zip(roads["road_id"], roads["role"], strict=True))
     groups: dict[str, set[int]] = {"residential": set(), "arterial": set()}
-    for rid, limit in zip(rows["road_id"].astype(str), rows["limit_kmh"]):
+    for rid, limit in zip(rows["road_id"].astype(str), rows["limit_kmh"], strict=True):
         groups["arterial" if roles.get(rid) == "arterial" else "residential"].add(int(limit))
     if len(groups["residential"] | groups["arterial"]) <= 1:
         return ""

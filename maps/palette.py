@@ -86,9 +86,11 @@ class SpeedClassScale:
 
     def legend(self, lang: str = "ja") -> list[tuple[str, str]]:
         u = self.unit
-        return [(self.colors[2], w.class_at_least(self.high, u, lang)),
-                (self.colors[1], w.class_range(self.low, self.high, u, lang)),
-                (self.colors[0], w.class_at_most(self.low, u, lang))]  # fmt: skip
+        return [
+            (self.colors[2], w.class_at_least(self.high, u, lang)),
+            (self.colors[1], w.class_range(self.low, self.high, u, lang)),
+            (self.colors[0], w.class_at_most(self.low, u, lang)),
+        ]
 
 
 @dataclass(frozen=True)

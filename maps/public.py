@@ -10,8 +10,8 @@ The rule cell by cell:
   figure and count (n_points, n_vehicles, n_passages, speeds, shares); column `public` says
   'ok', 'suppressed' or 'nodata' (no vehicle at all).
 - comparison_results: a unit with fewer than k vehicles in either period loses before, after,
-  change, the intervals (of the change and of both levels) and counts (flag 'suppressed'); the difference in differences goes with the
-  treated or the comparison group.
+  change, the intervals (of the change and of both levels) and counts (flag 'suppressed'); the difference in
+  differences goes with the treated or the comparison group.
 - comparison_histogram (distributions): only units whose comparison is public.
 - braking_per_road: nothing for a road and period under k vehicles; event counts and rates only
   when the events come from at least k vehicles (zero events on a public road is published).
@@ -27,8 +27,8 @@ The rule cell by cell:
   vehicles are left out; braking and cut-through figures only from at least k vehicles; scores and
   points (relative to the best candidate) only when nothing is held back.
 - monthly_series: a month under k vehicles loses its level, interval, counts and change (flag
-  'suppressed'; 'nodata' without any vehicle); a unit whose after period has fewer than k vehicles loses the after level and
-  the changes against it in every month.
+  'suppressed'; 'nodata' without any vehicle); a unit whose after period has fewer than k vehicles loses the
+  after level and the changes against it in every month.
 """
 
 from __future__ import annotations
@@ -43,12 +43,32 @@ from analysis.results import DistrictResults
 from config.settings import PUBLIC_MIN_VEHICLES
 
 STATS_FIGURES = (
-    "n_points", "n_vehicles", "n_passages", "mean_kmh", "p85_kmh", "share_at_or_over_limit",
-    "share_at_or_over_limit_plus_10", "passage_mean_kmh", "passage_p85_kmh", "passage_share_at_or_over_limit",
-)  # fmt: skip
-COMPARISON_FIGURES = ("before", "after", "change", "ci_low", "ci_high", "n_before", "n_after",
-                      "n_vehicles_before", "n_vehicles_after", "before_ci_low", "before_ci_high", "after_ci_low",
-                      "after_ci_high")  # fmt: skip
+    "n_points",
+    "n_vehicles",
+    "n_passages",
+    "mean_kmh",
+    "p85_kmh",
+    "share_at_or_over_limit",
+    "share_at_or_over_limit_plus_10",
+    "passage_mean_kmh",
+    "passage_p85_kmh",
+    "passage_share_at_or_over_limit",
+)
+COMPARISON_FIGURES = (
+    "before",
+    "after",
+    "change",
+    "ci_low",
+    "ci_high",
+    "n_before",
+    "n_after",
+    "n_vehicles_before",
+    "n_vehicles_after",
+    "before_ci_low",
+    "before_ci_high",
+    "after_ci_low",
+    "after_ci_high",
+)
 
 
 @dataclass
@@ -88,7 +108,9 @@ def public_comparison(table: pd.DataFrame, k: int = PUBLIC_MIN_VEHICLES) -> pd.D
 
 def _vehicles_of(stats: pd.DataFrame) -> dict[tuple[str, str], float]:
     """(period, road_id) → distinct vehicles on the road (stored, before suppression)."""
-    return {(p, str(r)): _count(n) for p, r, n in zip(stats["period"], stats["road_id"], stats["n_vehicles"])}
+    return {
+        (p, str(r)): _count(n) for p, r, n in zip(stats["period"], stats["road_id"], stats["n_vehicles"], strict=True)
+    }
 
 
 def public_braking(braking: pd.DataFrame, road_stats: pd.DataFrame, k: int = PUBLIC_MIN_VEHICLES) -> pd.DataFrame:
@@ -100,8 +122,9 @@ def public_braking(braking: pd.DataFrame, road_stats: pd.DataFrame, k: int = PUB
         return out
     on_road = _vehicles_of(road_stats)
     status = []
-    for period, road, passages, ev_vehicles, events in zip(out["period"], out["road_id"], out["n_passages"],
-                                                            out["n_vehicles"], out["n_events"]):  # fmt: skip
+    for period, road, passages, ev_vehicles, events in zip(
+        out["period"], out["road_id"], out["n_passages"], out["n_vehicles"], out["n_events"], strict=True
+    ):
         road_vehicles = on_road.get((period, str(road)), 0.0)
         if _count(passages) == 0 and road_vehicles == 0:
             status.append("nodata")
@@ -137,14 +160,26 @@ def public_cut_through(summary: pd.DataFrame, k: int = PUBLIC_MIN_VEHICLES) -> p
     return out
 
 
-MONTHLY_FIGURES = ("value", "ci_low", "ci_high", "n", "n_vehicles", "change_vs_after", "change_ci_low", "change_ci_high")
+MONTHLY_FIGURES = (
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_vehicles",
+    "change_vs_after",
+    "change_ci_low",
+    "change_ci_high",
+)
 
 
 AFTER_FIGURES = ("after_level", "change_vs_after", "change_ci_low", "change_ci_high")
 
 
-def public_monthly(monthly: pd.DataFrame | None, k: int = PUBLIC_MIN_VEHICLES,
-                   small_after: set[tuple[str, str]] | frozenset = frozenset()) -> pd.DataFrame | None:  # fmt: skip
+def public_monthly(
+    monthly: pd.DataFrame | None,
+    k: int = PUBLIC_MIN_VEHICLES,
+    small_after: set[tuple[str, str]] | frozenset = frozenset(),
+) -> pd.DataFrame | None:
     """monthly_series rows with the months under k vehicles blanked (flag 'suppressed', or 'nodata' when the
     month has no vehicle at all), and the after
     level and the changes against it blanked for the (indicator, unit) pairs in `small_after` (their
@@ -160,7 +195,9 @@ def public_monthly(monthly: pd.DataFrame | None, k: int = PUBLIC_MIN_VEHICLES,
     out.loc[small, "flag"] = "suppressed"
     out.loc[n <= 0, "flag"] = "nodata"  # no vehicle at all: the month holds no point of the district (not delivered)
     if small_after:
-        pairs = pd.Series(list(zip(out["indicator"].astype(str), out["unit"].astype(str))), index=out.index)
+        pairs = pd.Series(
+            list(zip(out["indicator"].astype(str), out["unit"].astype(str), strict=True)), index=out.index
+        )
         no_after = pairs.isin(set(small_after))
         for col in AFTER_FIGURES:
             if col in out.columns:
@@ -187,8 +224,10 @@ def complementary(n_trips, n_vehicles, k: int = PUBLIC_MIN_VEHICLES) -> np.ndarr
     return status
 
 
-GATE_GROUPS = {"summary": ["district", "period_start", "period_end", "time_band"],
-               "od": ["district", "period_start", "period_end", "time_band", "gate_class"]}  # fmt: skip
+GATE_GROUPS = {
+    "summary": ["district", "period_start", "period_end", "time_band"],
+    "od": ["district", "period_start", "period_end", "time_band", "gate_class"],
+}
 
 
 def public_gates(gates: dict[str, pd.DataFrame] | None, k: int = PUBLIC_MIN_VEHICLES) -> dict[str, pd.DataFrame] | None:
@@ -229,8 +268,17 @@ def public_gates(gates: dict[str, pd.DataFrame] | None, k: int = PUBLIC_MIN_VEHI
     return out
 
 
-SCREENING_SCORE_COLUMNS = ("score", "score_ci_low", "score_ci_high", "points_share", "points_share_plus_10", "points_p85",
-                           "points_braking", "points_cut_through", "points_volume")  # fmt: skip
+SCREENING_SCORE_COLUMNS = (
+    "score",
+    "score_ci_low",
+    "score_ci_high",
+    "points_share",
+    "points_share_plus_10",
+    "points_p85",
+    "points_braking",
+    "points_cut_through",
+    "points_volume",
+)
 
 
 def public_screening(rows: pd.DataFrame, k: int = PUBLIC_MIN_VEHICLES) -> tuple[pd.DataFrame, dict]:
@@ -299,10 +347,19 @@ def public_results(results: DistrictResults, k: int = PUBLIC_MIN_VEHICLES) -> Pu
         braking=public_braking(results.braking, results.road_stats, k),
         hotspots=hs[hs["n_vehicles"].astype(float) >= k].reset_index(drop=True) if len(hs) else hs,
         cut_through=public_cut_through(results.cut_through, k),
-        cut_through_streets=cs[cs["n_vehicles_cut_through"].astype(float) >= k].reset_index(drop=True) if len(cs) else cs,
+        cut_through_streets=cs[cs["n_vehicles_cut_through"].astype(float) >= k].reset_index(drop=True)
+        if len(cs)
+        else cs,
         gates=public_gates(getattr(results, "gates", None), k),
-        monthly=public_monthly(getattr(results, "monthly", None), k, {
-            (ind, str(u)) for ind, t in results.comparisons.items()
-            for u, n in zip(t["unit"], t["n_vehicles_after"].astype(float).fillna(0)) if n < k}),
+        monthly=public_monthly(
+            getattr(results, "monthly", None),
+            k,
+            {
+                (ind, str(u))
+                for ind, t in results.comparisons.items()
+                for u, n in zip(t["unit"], t["n_vehicles_after"].astype(float).fillna(0), strict=True)
+                if n < k
+            },
+        ),
     )
     return PublicResults(**fields, public_min_vehicles=k)

@@ -22,9 +22,18 @@ from maps.export import export_district
 from maps.report import render_report
 from maps.screening_map import default_area, write_screening_map
 
-
 # The keys of publish_district's answer that name published files, in the order they are listed.
-PUBLISHED_FILES = ("map", "report", "sheet", "sheet_png", "report_en", "sheet_en", "sheet_png_en", "export", "screening")
+PUBLISHED_FILES = (
+    "map",
+    "report",
+    "sheet",
+    "sheet_png",
+    "report_en",
+    "sheet_en",
+    "sheet_png_en",
+    "export",
+    "screening",
+)
 
 
 def _suffix(lang: str) -> str:
@@ -32,34 +41,59 @@ def _suffix(lang: str) -> str:
     return "" if lang == "ja" else f".{lang}"
 
 
-def write_district_map(warehouse: str | Path, district: District, out: str | Path,
-                       results: DistrictResults | None = None, *, lang: str = "ja",
-                       created: dt.date | None = None) -> Path:  # fmt: skip
+def write_district_map(
+    warehouse: str | Path,
+    district: District,
+    out: str | Path,
+    results: DistrictResults | None = None,
+    *,
+    lang: str = "ja",
+    created: dt.date | None = None,
+) -> Path:
     """The self-contained HTML map of `district` from stored results (opens in `lang`, switchable); returns its path."""
     results = results or load_district_results(warehouse, district)
     return render_district_map(district, results, Path(out), lang=lang, wards_path=wards_path(), created=created)
 
 
-def write_district_sheet(warehouse: str | Path, district: District, out_pdf: str | Path,
-                         results: DistrictResults | None = None, *, lang: str = "ja",
-                         created: dt.date | None = None) -> dict[str, str]:  # fmt: skip
+def write_district_sheet(
+    warehouse: str | Path,
+    district: District,
+    out_pdf: str | Path,
+    results: DistrictResults | None = None,
+    *,
+    lang: str = "ja",
+    created: dt.date | None = None,
+) -> dict[str, str]:
     """The printable A4 sheet (PDF, and the same page as PNG next to it) from stored results."""
     results = results or load_district_results(warehouse, district)
     sheet = render_district_sheet(district, results, Path(out_pdf), lang=lang, created=created)
     return {"pdf": str(sheet.pdf), "png": str(sheet.png)}
 
 
-def write_district_report(warehouse: str | Path, district: District, out: str | Path,
-                          results: DistrictResults | None = None, filter_text: str | None = None, *,
-                          lang: str = "ja", created: dt.date | None = None) -> Path:  # fmt: skip
+def write_district_report(
+    warehouse: str | Path,
+    district: District,
+    out: str | Path,
+    results: DistrictResults | None = None,
+    filter_text: str | None = None,
+    *,
+    lang: str = "ja",
+    created: dt.date | None = None,
+) -> Path:
     """The district report (HTML) from stored results of one filter (default: all points)."""
     results = results or load_district_results(warehouse, district, filter_text)
     return render_report(district, results, out, lang=lang, created=created)
 
 
-def publish_district(warehouse: str | Path, district: District, out_dir: str | Path, *,
-                     langs: tuple[str, ...] = PUBLIC_LANGUAGES, export: bool = True,
-                     created: dt.date | None = None) -> dict[str, str]:  # fmt: skip
+def publish_district(
+    warehouse: str | Path,
+    district: District,
+    out_dir: str | Path,
+    *,
+    langs: tuple[str, ...] = PUBLIC_LANGUAGES,
+    export: bool = True,
+    created: dt.date | None = None,
+) -> dict[str, str]:
     """Map, report and sheet of `district` (per language in `langs`; Japanese under the plain names,
     English as <key>_report.en.html, <key>_sheet.en.pdf …), the GeoPackage export and, when the
     district's screening of its default before period is stored (the monthly flow's), the screening
@@ -71,31 +105,59 @@ def publish_district(warehouse: str | Path, district: District, out_dir: str | P
     created = w.creation_date(district, created)
     paths: dict[str, str] = {}
     map_lang = "ja" if "ja" in langs else langs[0]
-    paths["map"] = str(write_district_map(warehouse, district, out_dir / f"{district.key}.html", results,
-                                          lang=map_lang, created=created))  # fmt: skip
+    paths["map"] = str(
+        write_district_map(
+            warehouse, district, out_dir / f"{district.key}.html", results, lang=map_lang, created=created
+        )
+    )
     for lang in langs:
         tag = "" if lang == "ja" else f"_{lang}"
-        paths[f"report{tag}"] = str(write_district_report(
-            warehouse, district, out_dir / f"{district.key}_report{_suffix(lang)}.html", results, lang=lang, created=created))
-        sheet = write_district_sheet(warehouse, district, out_dir / f"{district.key}_sheet{_suffix(lang)}.pdf", results,
-                                     lang=lang, created=created)  # fmt: skip
+        paths[f"report{tag}"] = str(
+            write_district_report(
+                warehouse,
+                district,
+                out_dir / f"{district.key}_report{_suffix(lang)}.html",
+                results,
+                lang=lang,
+                created=created,
+            )
+        )
+        sheet = write_district_sheet(
+            warehouse,
+            district,
+            out_dir / f"{district.key}_sheet{_suffix(lang)}.pdf",
+            results,
+            lang=lang,
+            created=created,
+        )
         paths[f"sheet{tag}"], paths[f"sheet_png{tag}"] = sheet["pdf"], sheet["png"]
     if export:
         paths["export"] = str(export_district(warehouse, district, out_dir / f"{district.key}.gpkg").path)
-    paths.update(write_district_screening_map(warehouse, district, out_dir / f"{district.key}_screening.html",
-                                              lang=map_lang, created=created))  # fmt: skip
+    paths.update(
+        write_district_screening_map(
+            warehouse, district, out_dir / f"{district.key}_screening.html", lang=map_lang, created=created
+        )
+    )
     return paths
 
 
-def write_district_screening_map(warehouse: str | Path, district: District, out: str | Path, *, lang: str = "ja",
-                                 created: dt.date | None = None) -> dict[str, str]:  # fmt: skip
+def write_district_screening_map(
+    warehouse: str | Path, district: District, out: str | Path, *, lang: str = "ja", created: dt.date | None = None
+) -> dict[str, str]:
     """The screening map of the district's stored screening of its default before period and own
     area (what the monthly flow's `screen` task stores): {'screening': path}, or {} when none is stored."""
     before = district.period(district.default_before)
     try:
-        path = write_screening_map(warehouse, district.key, out, area=default_area(district),
-                                   period=(before.start, before.end), district=district, lang=lang,
-                                   created=created)  # fmt: skip
+        path = write_screening_map(
+            warehouse,
+            district.key,
+            out,
+            area=default_area(district),
+            period=(before.start, before.end),
+            district=district,
+            lang=lang,
+            created=created,
+        )
     except ResultsMissing:
         return {}
     return {"screening": str(path)}

@@ -22,12 +22,11 @@ import pandas as pd
 from analysis.results import DistrictResults
 from config.districts import District
 from config.settings import PUBLIC_MIN_VEHICLES, RESIDENTIAL_MAX_LIMIT_KMH
-from maps import embed
+from maps import embed, through
 from maps import wording as w
 from maps.headline import headline, share_indicator, speed_indicator
 from maps.public import PublicResults, public_comparison, public_results
 from maps.trend import trend_data, trend_svg, trend_table, tt
-from maps import through
 
 __all__ = ["render_report", "public_comparison", "before_after_svg", "distribution_svg", "REPORT_TEXT"]
 
@@ -40,10 +39,12 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
     "periods": ("{b}　{a}　対象：{f}", "{b} · {a} · Records: {f}"),
     "all_points": ("全日・全車種", "all days, all vehicles"),
     "chart_title": ("{label}（対策前・対策後）", "{label}, before and after"),
-    "chart_caption": ("棒：対策前と対策後の値。ひげ：それぞれの値の95%信頼区間（車両単位のブートストラップ）。"
-                      "変化とその信頼区間は下の表にあります。",
-                      "Bars: before and after. Whiskers: 95% confidence interval of each value (bootstrap over "
-                      "vehicles). The change and its interval are in the table below."),
+    "chart_caption": (
+        "棒：対策前と対策後の値。ひげ：それぞれの値の95%信頼区間（車両単位のブートストラップ）。"
+        "変化とその信頼区間は下の表にあります。",
+        "Bars: before and after. Whiskers: 95% confidence interval of each value (bootstrap over "
+        "vehicles). The change and its interval are in the table below.",
+    ),
     "treated": ("対策道路", "Treated"),
     "comparison": ("比較道路", "Comparison"),
     "summary": ("結果の詳細", "Detailed results"),
@@ -60,77 +61,111 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
     "did": ("差の差（対策 − 比較）", "Difference in differences (treated − comparison)"),
     "low_sample": ("標本少（{n}台未満）", "small sample (under {n} vehicles)"),
     "suppressed": ("データ不足（非公表）", "too few vehicles (not published)"),
-    "did_effect": ("比較道路の変化を差し引いても、対策道路の{label}は下がりました（差の差 {did}、95%信頼区間 {ci}）。",
-                   "Net of the comparison streets' change, the {label} on the treated street fell (difference in "
-                   "differences {did}, 95% interval {ci})."),
-    "did_unclear": ("比較道路の変化を差し引くと、対策道路の{label}の低下ははっきりしません（差の差 {did}、95%信頼区間 {ci}）。",
-                    "Net of the comparison streets' change, a fall of the {label} on the treated street is not clear "
-                    "(difference in differences {did}, 95% interval {ci})."),
-    "did_suppressed": ("対策道路または比較道路の観測車両が {k} 台未満のため、差の差は公表していません。",
-                       "The treated or the comparison streets had fewer than {k} vehicles: no difference in "
-                       "differences is published."),
+    "did_effect": (
+        "比較道路の変化を差し引いても、対策道路の{label}は下がりました（差の差 {did}、95%信頼区間 {ci}）。",
+        "Net of the comparison streets' change, the {label} on the treated street fell (difference in "
+        "differences {did}, 95% interval {ci}).",
+    ),
+    "did_unclear": (
+        "比較道路の変化を差し引くと、対策道路の{label}の低下ははっきりしません（差の差 {did}、95%信頼区間 {ci}）。",
+        "Net of the comparison streets' change, a fall of the {label} on the treated street is not clear "
+        "(difference in differences {did}, 95% interval {ci}).",
+    ),
+    "did_suppressed": (
+        "対策道路または比較道路の観測車両が {k} 台未満のため、差の差は公表していません。",
+        "The treated or the comparison streets had fewer than {k} vehicles: no difference in differences is published.",
+    ),
     "distributions": ("速度の分布（対策前・対策後）", "Speed distributions (before and after)"),
-    "dist_legend": ("棒：各速度（1 km/h ごと）の地点の割合（左の目盛）、線：累積割合（右の目盛）",
-                    "Bars: share of records per 1 km/h (left axis); lines: cumulative share (right axis)"),
+    "dist_legend": (
+        "棒：各速度（1 km/h ごと）の地点の割合（左の目盛）、線：累積割合（右の目盛）",
+        "Bars: share of records per 1 km/h (left axis); lines: cumulative share (right axis)",
+    ),
     "speed_axis": ("速度 (km/h)", "Speed (km/h)"),
     "share_axis": ("地点の割合 (%)", "Share of records (%)"),
     "cum_axis": ("累積 (%)", "Cumulative (%)"),
     "limit": ("制限 {v} km/h", "limit {v} km/h"),
-    "too_few_chart": ("{title}：データ不足（観測車両 {k} 台未満のため非表示）",
-                      "{title}: too few vehicles (fewer than {k}): not shown"),
+    "too_few_chart": (
+        "{title}：データ不足（観測車両 {k} 台未満のため非表示）",
+        "{title}: too few vehicles (fewer than {k}): not shown",
+    ),
     "no_data": ("データなし", "No data"),
     "roads": ("道路別の結果", "Results per street"),
     "road": ("道路", "Street"),
     "role": ("区分", "Role"),
     "braking": ("急減速（急ブレーキ）", "Sudden braking"),
-    "braking_inferred": ("挙動履歴の提供がないため、急ブレーキは推定値（下限）です。連続する2地点の速度差から求めた "
-                         "{g} G 以上の減速を数えました。地点の間隔が長いため、短く強いブレーキは捉えきれません。",
-                         "No behaviour history (挙動履歴) was delivered, so sudden braking is inferred: a lower bound. "
-                         "We counted decelerations of {g} G or more between consecutive records; records are far "
-                         "apart, so short hard braking is missed."),
-    "braking_events": ("急ブレーキは ETC2.0 の挙動履歴（前後加速度がしきい値を超えたときの記録）を道路に対応付けて数えました。",
-                       "Sudden braking counts the behaviour history (挙動履歴) events of ETC2.0 matched to streets."),
+    "braking_inferred": (
+        "挙動履歴の提供がないため、急ブレーキは推定値（下限）です。連続する2地点の速度差から求めた "
+        "{g} G 以上の減速を数えました。地点の間隔が長いため、短く強いブレーキは捉えきれません。",
+        "No behaviour history (挙動履歴) was delivered, so sudden braking is inferred: a lower bound. "
+        "We counted decelerations of {g} G or more between consecutive records; records are far "
+        "apart, so short hard braking is missed.",
+    ),
+    "braking_events": (
+        "急ブレーキは ETC2.0 の挙動履歴（前後加速度がしきい値を超えたときの記録）を道路に対応付けて数えました。",
+        "Sudden braking counts the behaviour history (挙動履歴) events of ETC2.0 matched to streets.",
+    ),
     "events": ("件数 {p}", "Events {p}"),
     "per_1000": ("1,000通過あたり {p}", "Per 1,000 passages {p}"),
     "few_events": ("{k}台未満", "under {k} veh."),
-    "hotspots": ("急減速が集中する地点（25 m 四方、{k}台以上の車両）：対策前 {b} か所、対策後 {a} か所。",
-                 "Hot spots (25 m cells, events from {k} or more vehicles): {b} before, {a} after."),
+    "hotspots": (
+        "急減速が集中する地点（25 m 四方、{k}台以上の車両）：対策前 {b} か所、対策後 {a} か所。",
+        "Hot spots (25 m cells, events from {k} or more vehicles): {b} before, {a} after.",
+    ),
     "braking_none": ("急ブレーキのデータなし。", "No sudden-braking data."),
     "cut": ("抜け道利用", "Cut-through traffic"),
-    "cut_no_area": ("地区の区域が定義されていないため、算出していません。", "Not computed: the district has no outline."),
+    "cut_no_area": (
+        "地区の区域が定義されていないため、算出していません。",
+        "Not computed: the district has no outline.",
+    ),
     "cut_period": ("期間", "Period"),
     "cut_trips": ("地区内の生活道路を通ったトリップ", "Trips on the district's residential streets"),
     "cut_through": ("うち抜け道（出発・到着とも地区外）", "of which cut-through (origin and destination outside)"),
     "cut_share": ("抜け道の割合", "Cut-through share"),
-    "cut_streets": ("対策後に抜け道トリップが多く通った生活道路：{s}", "Residential streets most used by cut-through trips after: {s}"),
+    "cut_streets": (
+        "対策後に抜け道トリップが多く通った生活道路：{s}",
+        "Residential streets most used by cut-through trips after: {s}",
+    ),
     "method": ("方法", "Method"),
-    "m_data": ("データ：ETC2.0 プローブデータ（約200 m ごとに記録される位置と瞬間速度）。各地点を最も近い道路（{r} m 以内）に"
-               "対応付け、道路ごとに集計しました。運行IDは取り込み時に鍵付きハッシュで匿名化しています。",
-               "Data: ETC2.0 probe data (position and instantaneous speed about every 200 m). Each record is matched "
-               "to the nearest street within {r} m and figures are computed per street. Vehicle IDs are replaced by a "
-               "keyed hash on ingest."),
-    "m_passage": ("通過：1台の車が1本の道路を1回通ること（同じトリップの連続する地点）。「車の割合」は、通過ごとの平均速度が"
-                  "制限速度以上だった通過の割合で、地点の割合（記録の割合）とは別の指標です。",
-                  "Passage: one vehicle travelling along one street once (consecutive records of one trip). The "
-                  "\"share of vehicles\" is the share of passages whose mean speed was at or over the limit; the "
-                  "share of records is a different indicator."),
-    "m_ci": ("信頼区間：同じ車両の記録は互いに独立ではないため、車両単位で再標本化するブートストラップ法（{n}回、乱数シード {s}）"
-             "で95%信頼区間を求めました。",
-             "Intervals: records of one vehicle are not independent, so 95% intervals come from a bootstrap that "
-             "resamples vehicles ({n} resamples, seed {s})."),
-    "m_did": ("比較道路を使う理由：対策の対象は「速度が高かったから」選ばれた道路です。何もしなくても次の期間には平均に近づく"
-              "（平均への回帰）ことがあり、季節や交通量の変化も全体に影響します。そこで、対策をしていない比較道路の変化を差し引いた"
-              "「差の差」を対策の効果の目安としています。",
-              "Why comparison streets: treated streets were chosen because they were fast, and may slow down anyway "
-              "(regression to the mean); season and traffic affect all streets. The change on untreated comparison "
-              "streets is therefore subtracted (difference in differences)."),
-    "m_sample": ("標本：観測車両が{n}台未満の数値には「標本少」と注記しました。{k}台未満の数値・グラフ・件数は公表せず"
-                 "「データ不足」と表示しています。",
-                 "Samples: figures from fewer than {n} vehicles are marked \"small sample\". Figures, charts and counts "
-                 "from fewer than {k} vehicles are not published (\"too few vehicles\")."),
-    "m_cut": ("抜け道：地区内の生活道路（制限{v} km/h以下）を通り、出発地と到着地がともに地区外のトリップです。",
-              "Cut-through: trips on the district's residential streets (limit {v} km/h or less) whose origin and "
-              "destination both lie outside the district."),
+    "m_data": (
+        "データ：ETC2.0 プローブデータ（約200 m ごとに記録される位置と瞬間速度）。各地点を最も近い道路（{r} m 以内）に"
+        "対応付け、道路ごとに集計しました。運行IDは取り込み時に鍵付きハッシュで匿名化しています。",
+        "Data: ETC2.0 probe data (position and instantaneous speed about every 200 m). Each record is matched "
+        "to the nearest street within {r} m and figures are computed per street. Vehicle IDs are replaced by a "
+        "keyed hash on ingest.",
+    ),
+    "m_passage": (
+        "通過：1台の車が1本の道路を1回通ること（同じトリップの連続する地点）。「車の割合」は、通過ごとの平均速度が"
+        "制限速度以上だった通過の割合で、地点の割合（記録の割合）とは別の指標です。",
+        "Passage: one vehicle travelling along one street once (consecutive records of one trip). The "
+        '"share of vehicles" is the share of passages whose mean speed was at or over the limit; the '
+        "share of records is a different indicator.",
+    ),
+    "m_ci": (
+        "信頼区間：同じ車両の記録は互いに独立ではないため、車両単位で再標本化するブートストラップ法（{n}回、"
+        "乱数シード {s}）"
+        "で95%信頼区間を求めました。",
+        "Intervals: records of one vehicle are not independent, so 95% intervals come from a bootstrap that "
+        "resamples vehicles ({n} resamples, seed {s}).",
+    ),
+    "m_did": (
+        "比較道路を使う理由：対策の対象は「速度が高かったから」選ばれた道路です。何もしなくても次の期間には平均に近づく"
+        "（平均への回帰）ことがあり、季節や交通量の変化も全体に影響します。そこで、対策をしていない比較道路の変化を差し引いた"
+        "「差の差」を対策の効果の目安としています。",
+        "Why comparison streets: treated streets were chosen because they were fast, and may slow down anyway "
+        "(regression to the mean); season and traffic affect all streets. The change on untreated comparison "
+        "streets is therefore subtracted (difference in differences).",
+    ),
+    "m_sample": (
+        "標本：観測車両が{n}台未満の数値には「標本少」と注記しました。{k}台未満の数値・グラフ・件数は公表せず"
+        "「データ不足」と表示しています。",
+        'Samples: figures from fewer than {n} vehicles are marked "small sample". Figures, charts and counts '
+        'from fewer than {k} vehicles are not published ("too few vehicles").',
+    ),
+    "m_cut": (
+        "抜け道：地区内の生活道路（制限{v} km/h以下）を通り、出発地と到着地がともに地区外のトリップです。",
+        "Cut-through: trips on the district's residential streets (limit {v} km/h or less) whose origin and "
+        "destination both lie outside the district.",
+    ),
 }
 
 
@@ -147,13 +182,13 @@ def _e(text: str) -> str:
 
 
 def _table(header: list[str], rows: list[str], left: int = 1) -> str:
-    head = "".join(f'<th{" class=l" if i < left else ""}>{_e(h)}</th>' for i, h in enumerate(header))
+    head = "".join(f"<th{' class=l' if i < left else ''}>{_e(h)}</th>" for i, h in enumerate(header))
     return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
 def _td(text: str, left: bool = False, bold: bool = False) -> str:
     inner = f"<b>{_e(text)}</b>" if bold else _e(text)
-    return f'<td{" class=l" if left else ""}>{inner}</td>'
+    return f"<td{' class=l' if left else ''}>{inner}</td>"
 
 
 def _value(ind: str, v, lang: str, k: int) -> str:
@@ -190,7 +225,11 @@ def _unit_label(unit: str, pub: PublicResults, lang: str) -> str:
     roads = pub.roads.set_index(pub.roads["road_id"].astype(str))
     name = ""
     if unit in roads.index:
-        name = roads.at[unit, "name_en"] if lang == "en" and "name_en" in roads and roads.at[unit, "name_en"] else roads.at[unit, "name"]
+        name = (
+            roads.at[unit, "name_en"]
+            if lang == "en" and "name_en" in roads and roads.at[unit, "name_en"]
+            else roads.at[unit, "name"]
+        )
     return f"{name} [{unit}]" if name else unit
 
 
@@ -248,48 +287,65 @@ def before_after_svg(pub: PublicResults, ind: str, lang: str = "ja") -> str:
     y = lambda v: T + ph - v / ymax * ph  # noqa: E731
     unit_text = w.unit(ind, lang)
     title = rt("chart_title", lang, label=label)
-    parts = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" '
-             f'aria-label="{_e(title)}">', f'<text x="{L}" y="18" font-size="14" font-weight="bold">{_e(title)}</text>']  # fmt: skip
+    parts = [
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" '
+        f'aria-label="{_e(title)}">',
+        f'<text x="{L}" y="18" font-size="14" font-weight="bold">{_e(title)}</text>',
+    ]
     ticks = np.linspace(0, ymax, 6)
     for v in ticks:
         parts.append(f'<line x1="{L}" x2="{W - R}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e3e3e3"/>')
         parts.append(f'<text x="{L - 6}" y="{y(v) + 4:.1f}" font-size="12" text-anchor="end">{v:g}</text>')
     parts.append(f'<line x1="{L}" x2="{L}" y1="{T}" y2="{T + ph}" stroke="#666"/>')
     parts.append(f'<line x1="{L}" x2="{W - R}" y1="{T + ph}" y2="{T + ph}" stroke="#666"/>')
-    parts.append(f'<text transform="translate(18 {T + ph / 2:.1f}) rotate(-90)" font-size="12" text-anchor="middle">'
-                 f"{_e(unit_text)}</text>")  # the indicator is in the title; the axis carries its unit
+    parts.append(
+        f'<text transform="translate(18 {T + ph / 2:.1f}) rotate(-90)" font-size="12" text-anchor="middle">'
+        f"{_e(unit_text)}</text>"
+    )  # the indicator is in the title; the axis carries its unit
     gw = pw / len(groups)
     bw = min(60.0, gw / 3)
     for gi, (unit, name) in enumerate(groups):
         cx = L + gw * (gi + 0.5)
         parts.append(f'<text x="{cx:.1f}" y="{T + ph + 20}" font-size="13" text-anchor="middle">{_e(name)}</text>')
         if unit not in rows.index or w.is_missing(rows.at[unit, "before"]) or w.is_missing(rows.at[unit, "after"]):
-            parts.append(f'<text x="{cx:.1f}" y="{T + ph / 2:.1f}" font-size="12" text-anchor="middle" fill="#555">'
-                         f"{_e(w.too_few(k, lang, short=True))}</text>")  # fmt: skip
+            parts.append(
+                f'<text x="{cx:.1f}" y="{T + ph / 2:.1f}" font-size="12" text-anchor="middle" fill="#555">'
+                f"{_e(w.too_few(k, lang, short=True))}</text>"
+            )
             continue
         r = rows.loc[unit]
         for j, (period, colour) in enumerate((("before", BEFORE_COLOUR), ("after", AFTER_COLOUR))):
             x0 = cx - bw - 3 if j == 0 else cx + 3
             v = factor * r[period]
-            parts.append(f'<rect x="{x0:.1f}" y="{y(v):.1f}" width="{bw:.1f}" height="{T + ph - y(v):.1f}" fill="{colour}"/>')
+            parts.append(
+                f'<rect x="{x0:.1f}" y="{y(v):.1f}" width="{bw:.1f}" height="{T + ph - y(v):.1f}" fill="{colour}"/>'
+            )
             interval = _level_interval(r, period)
             top = v
             if interval is not None:  # the whisker: the level's own 95 % interval, centred on its bar
                 lo, hi = factor * interval[0], factor * interval[1]
                 top = max(v, hi)
                 xm = x0 + bw / 2
-                parts.append(f'<g stroke="#111" stroke-width="1.5"><line x1="{xm:.1f}" x2="{xm:.1f}" y1="{y(lo):.1f}" '
-                             f'y2="{y(hi):.1f}"/><line x1="{xm - 5:.1f}" x2="{xm + 5:.1f}" y1="{y(lo):.1f}" y2="{y(lo):.1f}"/>'
-                             f'<line x1="{xm - 5:.1f}" x2="{xm + 5:.1f}" y1="{y(hi):.1f}" y2="{y(hi):.1f}"/></g>')  # fmt: skip
-            parts.append(f'<text x="{x0 + bw / 2:.1f}" y="{y(top) - 5:.1f}" font-size="12" text-anchor="middle">'
-                         f"{_e(w.number(w.display(ind, r[period])))}</text>")  # fmt: skip
+                parts.append(
+                    f'<g stroke="#111" stroke-width="1.5"><line x1="{xm:.1f}" x2="{xm:.1f}" y1="{y(lo):.1f}" '
+                    f'y2="{y(hi):.1f}"/><line x1="{xm - 5:.1f}" x2="{xm + 5:.1f}" y1="{y(lo):.1f}" y2="{y(lo):.1f}"/>'
+                    f'<line x1="{xm - 5:.1f}" x2="{xm + 5:.1f}" y1="{y(hi):.1f}" y2="{y(hi):.1f}"/></g>'
+                )
+            parts.append(
+                f'<text x="{x0 + bw / 2:.1f}" y="{y(top) - 5:.1f}" font-size="12" text-anchor="middle">'
+                f"{_e(w.number(w.display(ind, r[period])))}</text>"
+            )
     lx = L
     for period, colour in (("before", BEFORE_COLOUR), ("after", AFTER_COLOUR)):
-        parts.append(f'<rect x="{lx}" y="{H - 16}" width="12" height="10" fill="{colour}"/>'
-                     f'<text x="{lx + 16}" y="{H - 7}" font-size="12">{_e(rt(period, lang))}</text>')  # fmt: skip
+        parts.append(
+            f'<rect x="{lx}" y="{H - 16}" width="12" height="10" fill="{colour}"/>'
+            f'<text x="{lx + 16}" y="{H - 7}" font-size="12">{_e(rt(period, lang))}</text>'
+        )
         lx += 84
-    parts.append(f'<line x1="{lx + 6}" x2="{lx + 6}" y1="{H - 18}" y2="{H - 4}" stroke="#111" stroke-width="1.5"/>'
-                 f'<text x="{lx + 14}" y="{H - 7}" font-size="12">{_e(rt("ci", lang))}</text>')  # fmt: skip
+    parts.append(
+        f'<line x1="{lx + 6}" x2="{lx + 6}" y1="{H - 18}" y2="{H - 4}" stroke="#111" stroke-width="1.5"/>'
+        f'<text x="{lx + 14}" y="{H - 7}" font-size="12">{_e(rt("ci", lang))}</text>'
+    )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -318,11 +374,16 @@ def distribution_svg(dist: pd.DataFrame, unit: str, title: str, limit_kmh: float
     x = lambda v: L + (v - lo) / (hi - lo) * pw  # noqa: E731
     yl = lambda v: T + ph - v / ymax * ph  # noqa: E731  (percent per km/h)
     yr = lambda v: T + ph - v / 100 * ph  # noqa: E731  (cumulative percent)
-    parts = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" aria-label="{_e(title)}">',
-             f'<text x="{L}" y="18" font-size="14" font-weight="bold">{_e(title)}</text>']  # fmt: skip
+    parts = [
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" '
+        f'aria-label="{_e(title)}">',
+        f'<text x="{L}" y="18" font-size="14" font-weight="bold">{_e(title)}</text>',
+    ]
     for v in np.linspace(0, ymax, 5):
-        parts.append(f'<line x1="{L}" x2="{L + pw}" y1="{yl(v):.1f}" y2="{yl(v):.1f}" stroke="#eee"/>'
-                     f'<text x="{L - 6}" y="{yl(v) + 4:.1f}" font-size="11" text-anchor="end">{v:g}</text>')  # fmt: skip
+        parts.append(
+            f'<line x1="{L}" x2="{L + pw}" y1="{yl(v):.1f}" y2="{yl(v):.1f}" stroke="#eee"/>'
+            f'<text x="{L - 6}" y="{yl(v) + 4:.1f}" font-size="11" text-anchor="end">{v:g}</text>'
+        )
     for v in (0, 25, 50, 75, 100):
         parts.append(f'<text x="{L + pw + 6}" y="{yr(v) + 4:.1f}" font-size="11">{v}</text>')
     bw = pw / (hi - lo)
@@ -330,27 +391,42 @@ def distribution_svg(dist: pd.DataFrame, unit: str, title: str, limit_kmh: float
         s = series[period]
         for i, v in enumerate(s):
             if v > 0:
-                parts.append(f'<rect x="{x(lo + i) + off * bw:.1f}" y="{yl(100 * v):.1f}" width="{bw / 2:.1f}" '
-                             f'height="{T + ph - yl(100 * v):.1f}" fill="{colour}" opacity="0.75"/>')  # fmt: skip
+                parts.append(
+                    f'<rect x="{x(lo + i) + off * bw:.1f}" y="{yl(100 * v):.1f}" width="{bw / 2:.1f}" '
+                    f'height="{T + ph - yl(100 * v):.1f}" fill="{colour}" opacity="0.75"/>'
+                )
         cum = np.cumsum(s) * 100
         pts = " ".join(f"{x(lo + i + 1):.1f},{yr(c):.1f}" for i, c in enumerate(cum))
         parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
     if limit_kmh is not None and lo <= limit_kmh <= hi:
-        parts.append(f'<line x1="{x(limit_kmh):.1f}" x2="{x(limit_kmh):.1f}" y1="{T}" y2="{T + ph}" stroke="#333" '
-                     f'stroke-dasharray="4,3"/><text x="{x(limit_kmh) + 3:.1f}" y="{T + 12}" font-size="11">'
-                     f'{_e(rt("limit", lang, v=f"{limit_kmh:g}"))}</text>')  # fmt: skip
+        parts.append(
+            f'<line x1="{x(limit_kmh):.1f}" x2="{x(limit_kmh):.1f}" y1="{T}" y2="{T + ph}" stroke="#333" '
+            f'stroke-dasharray="4,3"/><text x="{x(limit_kmh) + 3:.1f}" y="{T + 12}" font-size="11">'
+            f"{_e(rt('limit', lang, v=f'{limit_kmh:g}'))}</text>"
+        )
     first = lo - lo % 10 + 10 if lo % 10 else lo
     for v in range(first, hi + 1, 10):
-        parts.append(f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{T + ph}" y2="{T + ph + 4}" stroke="#666"/>'
-                     f'<text x="{x(v):.1f}" y="{T + ph + 16}" font-size="11" text-anchor="middle">{v}</text>')  # fmt: skip
-    parts.append(f'<line x1="{L}" x2="{L + pw}" y1="{T + ph}" y2="{T + ph}" stroke="#666"/>'
-                 f'<line x1="{L}" x2="{L}" y1="{T}" y2="{T + ph}" stroke="#666"/>'
-                 f'<line x1="{L + pw}" x2="{L + pw}" y1="{T}" y2="{T + ph}" stroke="#999"/>')  # fmt: skip
-    parts.append(f'<text x="{L + pw / 2:.1f}" y="{H - 8}" font-size="12" text-anchor="middle">{_e(rt("speed_axis", lang))}</text>')
-    parts.append(f'<text transform="translate(14 {T + ph / 2:.1f}) rotate(-90)" font-size="12" text-anchor="middle">'
-                 f'{_e(rt("share_axis", lang))}</text>')  # fmt: skip
-    parts.append(f'<text transform="translate({W - 10} {T + ph / 2:.1f}) rotate(90)" font-size="12" text-anchor="middle">'
-                 f'{_e(rt("cum_axis", lang))}</text>')  # fmt: skip
+        parts.append(
+            f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{T + ph}" y2="{T + ph + 4}" stroke="#666"/>'
+            f'<text x="{x(v):.1f}" y="{T + ph + 16}" font-size="11" text-anchor="middle">{v}</text>'
+        )
+    parts.append(
+        f'<line x1="{L}" x2="{L + pw}" y1="{T + ph}" y2="{T + ph}" stroke="#666"/>'
+        f'<line x1="{L}" x2="{L}" y1="{T}" y2="{T + ph}" stroke="#666"/>'
+        f'<line x1="{L + pw}" x2="{L + pw}" y1="{T}" y2="{T + ph}" stroke="#999"/>'
+    )
+    parts.append(
+        f'<text x="{L + pw / 2:.1f}" y="{H - 8}" font-size="12" '
+        f'text-anchor="middle">{_e(rt("speed_axis", lang))}</text>'
+    )
+    parts.append(
+        f'<text transform="translate(14 {T + ph / 2:.1f}) rotate(-90)" font-size="12" text-anchor="middle">'
+        f"{_e(rt('share_axis', lang))}</text>"
+    )
+    parts.append(
+        f'<text transform="translate({W - 10} {T + ph / 2:.1f}) rotate(90)" font-size="12" text-anchor="middle">'
+        f"{_e(rt('cum_axis', lang))}</text>"
+    )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -370,13 +446,18 @@ def _summary_table(pub: PublicResults, lang: str) -> str:
                 continue
             r = table.loc[unit]
             did = unit == "did"
-            rows.append("<tr>" + _td(w.indicator_label(ind, lang, limits, capital=True), left=True)
-                        + _td(_unit_label(unit, pub, lang), left=True)
-                        + _td("" if did else _value(ind, r["before"], lang, k))
-                        + _td("" if did else _value(ind, r["after"], lang, k))
-                        + _td(_change(ind, r["change"], lang, k), bold=True) + _td(_ci(ind, r, lang))
-                        + _td(f"{_n(r['n_vehicles_before'])} / {_n(r['n_vehicles_after'])}")
-                        + _td(_flag(r["flag"], pub, lang), left=True) + "</tr>")  # fmt: skip
+            rows.append(
+                "<tr>"
+                + _td(w.indicator_label(ind, lang, limits, capital=True), left=True)
+                + _td(_unit_label(unit, pub, lang), left=True)
+                + _td("" if did else _value(ind, r["before"], lang, k))
+                + _td("" if did else _value(ind, r["after"], lang, k))
+                + _td(_change(ind, r["change"], lang, k), bold=True)
+                + _td(_ci(ind, r, lang))
+                + _td(f"{_n(r['n_vehicles_before'])} / {_n(r['n_vehicles_after'])}")
+                + _td(_flag(r["flag"], pub, lang), left=True)
+                + "</tr>"
+            )
     if not rows:
         return f'<p class="empty">{_e(rt("no_data", lang))}</p>'
     header = [rt(x, lang) for x in ("indicator", "unit", "before", "after", "change", "ci", "vehicles", "flag")]
@@ -394,13 +475,21 @@ def _did_sentence(pub: PublicResults, ind: str, lang: str) -> str:
         return ""
     label = w.indicator_label(ind, lang, _limits(pub))
     key = "did_effect" if d["ci_high"] < 0 else "did_unclear"
-    text = rt(key, lang, label=label, did=w.fmt_change(ind, d["change"], lang), ci=w.fmt_interval(ind, d["ci_low"], d["ci_high"], lang))
+    text = rt(
+        key,
+        lang,
+        label=label,
+        did=w.fmt_change(ind, d["change"], lang),
+        ci=w.fmt_interval(ind, d["ci_low"], d["ci_high"], lang),
+    )
     return f"<p><b>{_e(text)}</b></p>"
 
 
 def _roads_table(pub: PublicResults, lang: str) -> str:
     k = pub.public_min_vehicles
-    inds = [i for i in ("mean", "passage_share") if i in pub.comparisons] or [i for i in ("mean", "share") if i in pub.comparisons]
+    inds = [i for i in ("mean", "passage_share") if i in pub.comparisons] or [
+        i for i in ("mean", "share") if i in pub.comparisons
+    ]
     if not inds:
         return f'<p class="empty">{_e(rt("no_data", lang))}</p>'
     tables = {i: pub.comparisons[i].set_index(pub.comparisons[i]["unit"].astype(str)) for i in inds}
@@ -408,27 +497,44 @@ def _roads_table(pub: PublicResults, lang: str) -> str:
     treated = set(pub.roads.loc[pub.roads["role"] == "treated", "road_id"].astype(str))
     rows = []
     for unit in [u for u in tables[inds[0]].index if u not in ("treated", "control", "did")]:
-        cells = [_td(_unit_label(unit, pub, lang), left=True),
-                 _td(rt("treated" if unit in treated else "comparison", lang), left=True)]  # fmt: skip
+        cells = [
+            _td(_unit_label(unit, pub, lang), left=True),
+            _td(rt("treated" if unit in treated else "comparison", lang), left=True),
+        ]
         for i in inds:
             r = tables[i].loc[unit]
-            cells += [_td(_value(i, r["before"], lang, k)), _td(_value(i, r["after"], lang, k)),
-                      _td(f"{_change(i, r['change'], lang, k)} {_ci(i, r, lang) if not w.is_missing(r['change']) else ''}".strip())]  # fmt: skip
+            cells += [
+                _td(_value(i, r["before"], lang, k)),
+                _td(_value(i, r["after"], lang, k)),
+                _td(
+                    f"{_change(i, r['change'], lang, k)} {'' if w.is_missing(r['change']) else _ci(i, r, lang)}".strip()
+                ),
+            ]
         r = tables[inds[0]].loc[unit]
-        cells += [_td(f"{_n(r['n_vehicles_before'])} / {_n(r['n_vehicles_after'])}"), _td(_flag(r["flag"], pub, lang), left=True)]
+        cells += [
+            _td(f"{_n(r['n_vehicles_before'])} / {_n(r['n_vehicles_after'])}"),
+            _td(_flag(r["flag"], pub, lang), left=True),
+        ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     header = [rt("road", lang), rt("role", lang)]
     for i in inds:
         label = w.indicator_label(i, lang, limits, capital=True)
-        header += [f"{label} {rt('before', lang)}", f"{label} {rt('after', lang)}", f"{rt('change', lang)} [{rt('ci', lang)}]"]
+        header += [
+            f"{label} {rt('before', lang)}",
+            f"{label} {rt('after', lang)}",
+            f"{rt('change', lang)} [{rt('ci', lang)}]",
+        ]
     header += [rt("vehicles", lang), rt("flag", lang)]
     return _table(header, rows, left=2)
 
 
 def _braking_block(pub: PublicResults, lang: str) -> str:
     k = pub.public_min_vehicles
-    intro = (f'<p class="warn">{_e(rt("braking_inferred", lang, g=f"{pub.threshold_g:g}"))}</p>'
-             if pub.braking_source != "behavior_events" else f"<p>{_e(rt('braking_events', lang))}</p>")  # fmt: skip
+    intro = (
+        f'<p class="warn">{_e(rt("braking_inferred", lang, g=f"{pub.threshold_g:g}"))}</p>'
+        if pub.braking_source != "behavior_events"
+        else f"<p>{_e(rt('braking_events', lang))}</p>"
+    )
     b = pub.braking
     focus = pub.roads.loc[pub.roads["role"].isin(["treated", "comparison"]), "road_id"].astype(str).tolist()
     if b.empty or not (b["public"] != "nodata").any():
@@ -440,7 +546,10 @@ def _braking_block(pub: PublicResults, lang: str) -> str:
             x = b[(b["road_id"].astype(str) == road) & (b["period"] == p)]
             status = x["public"].iloc[0] if len(x) else "nodata"
             if status == "ok":
-                cells += [_td(w.fmt_count(x["n_events"].iloc[0])), _td(w.number(round(float(x["events_per_1000_passages"].iloc[0]), 1)))]
+                cells += [
+                    _td(w.fmt_count(x["n_events"].iloc[0])),
+                    _td(w.number(round(float(x["events_per_1000_passages"].iloc[0]), 1))),
+                ]
             elif status == "few_events":
                 cells += [_td(rt("few_events", lang, k=k)), _td("—")]
             elif status == "suppressed":
@@ -448,8 +557,13 @@ def _braking_block(pub: PublicResults, lang: str) -> str:
             else:
                 cells += [_td(rt("no_data", lang)), _td("—")]
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    header = [rt("road", lang), rt("events", lang, p=rt("before", lang)), rt("per_1000", lang, p=rt("before", lang)),
-              rt("events", lang, p=rt("after", lang)), rt("per_1000", lang, p=rt("after", lang))]  # fmt: skip
+    header = [
+        rt("road", lang),
+        rt("events", lang, p=rt("before", lang)),
+        rt("per_1000", lang, p=rt("before", lang)),
+        rt("events", lang, p=rt("after", lang)),
+        rt("per_1000", lang, p=rt("after", lang)),
+    ]
     hs = pub.hotspots  # public hot spots only
     n = {p: int((hs["period"] == p).sum()) if len(hs) else 0 for p in ("before", "after")}
     note = f"<p>{_e(rt('hotspots', lang, k=k, b=n['before'], a=n['after']))}</p>"
@@ -468,14 +582,22 @@ def _cut_through_block(pub: PublicResults, lang: str) -> str:
         elif r.public == "few_cut_through":
             cells = [w.fmt_count(r.n_trips), rt("few_events", lang, k=k), "—"]
         else:
-            cells = [w.fmt_count(r.n_trips), w.fmt_count(r.n_cut_through), w.fmt_value("share", r.share_cut_through, lang)]
+            cells = [
+                w.fmt_count(r.n_trips),
+                w.fmt_count(r.n_cut_through),
+                w.fmt_value("share", r.share_cut_through, lang),
+            ]
         rows.append("<tr>" + _td(rt(r.period, lang), left=True) + "".join(_td(x) for x in cells) + "</tr>")
-    table = _table([rt("cut_period", lang), rt("cut_trips", lang), rt("cut_through", lang), rt("cut_share", lang)], rows)
+    table = _table(
+        [rt("cut_period", lang), rt("cut_trips", lang), rt("cut_through", lang), rt("cut_share", lang)], rows
+    )
     s = pub.cut_through_streets  # public streets only
     residential = set(pub.roads.loc[pub.roads["limit_kmh"] <= RESIDENTIAL_MAX_LIMIT_KMH, "road_id"].astype(str))
     top = s[(s["period"] == "after") & s["road_id"].astype(str).isin(residential)].head(5) if len(s) else s
     sep = ", " if lang == "en" else "、"
-    streets = sep.join(f"{_unit_label(str(r.road_id), pub, lang)} ({w.fmt_count(r.n_cut_through)})" for r in top.itertuples())
+    streets = sep.join(
+        f"{_unit_label(str(r.road_id), pub, lang)} ({w.fmt_count(r.n_cut_through)})" for r in top.itertuples()
+    )
     return table + (f"<p>{_e(rt('cut_streets', lang, s=streets))}</p>" if streets else "")
 
 
@@ -487,8 +609,10 @@ def _trend_block(district: District, pub: PublicResults, lang: str) -> str:
     header, rows = trend_table(tr, lang)
     body = ["<tr>" + "".join(_td(c, left=(i == 0)) for i, c in enumerate(row)) + "</tr>" for row in rows]
     caption = tt("caption", lang, after=w.period_line("after", pub.periods["after"], lang))
-    return (head + f'<figure class="trend">{trend_svg(tr, district, pub, lang)}</figure>'
-            f'<p class="caption">{_e(caption)}</p>' + _table(header, body))  # fmt: skip
+    return (
+        head + f'<figure class="trend">{trend_svg(tr, district, pub, lang)}</figure>'
+        f'<p class="caption">{_e(caption)}</p>' + _table(header, body)
+    )
 
 
 def _gates_block(pub: PublicResults, lang: str) -> str:
@@ -502,10 +626,14 @@ def _gates_block(pub: PublicResults, lang: str) -> str:
     cells = {key: through.class_cells(pub, p) for key, p in periods.items()}
     rows = []
     for cls in through.CLASS_LABELS:
-        row = _td(through.class_label(cls, lang), left=True, bold=cls == "through") + _td(through.CLASS_NOTES[cls][lang == "en"], left=True)
+        row = _td(through.class_label(cls, lang), left=True, bold=cls == "through") + _td(
+            through.CLASS_NOTES[cls][lang == "en"], left=True
+        )
         for key in periods:
             c = cells[key][0][cls]
-            row += _td(through.cell_text(c, "trips", lang, k)) + _td(through.cell_text(c, "share", lang, k), bold=cls == "through")
+            row += _td(through.cell_text(c, "trips", lang, k)) + _td(
+                through.cell_text(c, "share", lang, k), bold=cls == "through"
+            )
         rows.append(f"<tr>{row}</tr>")
     total = _td(through.tt("total", lang), left=True) + _td("", left=True)
     for key in periods:
@@ -515,28 +643,59 @@ def _gates_block(pub: PublicResults, lang: str) -> str:
     header = [through.tt("class", lang), through.tt("meaning", lang)]
     for key in periods:
         header += [through.tt("trips", lang, p=rt(key, lang)), through.tt("share", lang, p=rt(key, lang))]
-    blocks = [head, f"<p>{_e(through.tt('intro', lang))}</p>", f"<h3>{_e(through.tt('classes', lang))}</h3>",
-              _table(header, rows, left=2)]  # fmt: skip
+    blocks = [
+        head,
+        f"<p>{_e(through.tt('intro', lang))}</p>",
+        f"<h3>{_e(through.tt('classes', lang))}</h3>",
+        _table(header, rows, left=2),
+    ]
     band_rows = []
     for key, p in periods.items():
         for band, _, _ in through.GATE_TIME_BANDS:
             c, _ = through.class_cells(pub, p, band)
-            band_rows.append("<tr>" + _td(rt(key, lang), left=True) + _td(through.band_label(band, lang), left=True)
-                             + "".join(_td(through.cell_text(c[cls], "share", lang, k)) for cls in through.CLASS_LABELS) + "</tr>")  # fmt: skip
-    blocks += [f"<h3>{_e(through.tt('bands', lang))}</h3>",
-               _table([through.tt("period", lang), through.tt("band", lang), *(through.class_label(c, lang) for c in through.CLASS_LABELS)],
-                      band_rows, left=2)]  # fmt: skip
+            band_rows.append(
+                "<tr>"
+                + _td(rt(key, lang), left=True)
+                + _td(through.band_label(band, lang), left=True)
+                + "".join(_td(through.cell_text(c[cls], "share", lang, k)) for cls in through.CLASS_LABELS)
+                + "</tr>"
+            )
+    blocks += [
+        f"<h3>{_e(through.tt('bands', lang))}</h3>",
+        _table(
+            [
+                through.tt("period", lang),
+                through.tt("band", lang),
+                *(through.class_label(c, lang) for c in through.CLASS_LABELS),
+            ],
+            band_rows,
+            left=2,
+        ),
+    ]
     names = through.gate_names(pub, lang)
     pairs = through.through_pairs(pub, periods)
     blocks.append(f"<h3>{_e(through.tt('od', lang))}</h3>")
     if pairs:
         od_rows = []
         for a, b, c in pairs:
-            row = _td(through.gate_label(a, names, lang), left=True) + _td(through.gate_label(b, names, lang), left=True)
-            row += "".join(_td(through.cell_text(c.get(key, through.Cell("nodata")), "trips", lang, k)) for key in periods)
+            row = _td(through.gate_label(a, names, lang), left=True) + _td(
+                through.gate_label(b, names, lang), left=True
+            )
+            row += "".join(
+                _td(through.cell_text(c.get(key, through.Cell("nodata")), "trips", lang, k)) for key in periods
+            )
             od_rows.append(f"<tr>{row}</tr>")
-        blocks.append(_table([through.tt("entry", lang), through.tt("exit", lang),
-                              *(through.tt("trips", lang, p=rt(key, lang)) for key in periods)], od_rows, left=2))  # fmt: skip
+        blocks.append(
+            _table(
+                [
+                    through.tt("entry", lang),
+                    through.tt("exit", lang),
+                    *(through.tt("trips", lang, p=rt(key, lang)) for key in periods),
+                ],
+                od_rows,
+                left=2,
+            )
+        )
     else:
         blocks.append(f'<p class="empty">{_e(through.tt("od_none", lang))}</p>')
     blocks.append(f'<p class="caption">{_e(through.tt("note", lang, k=k))}</p>')
@@ -573,15 +732,23 @@ def render_report(
     if synthetic:
         blocks.append(f'<div class="banner" role="alert">{_e(w.banner(lang))}</div>')
     blocks.append(f"<h1>{_e(w.report_title(district, lang))}</h1>")
-    blocks.append(f'<div class="meta"><p>{_e(rt("periods", lang, b=w.period_line("before", pb, lang), a=w.period_line("after", pa, lang), f=flt))}</p></div>')
+    period_text = rt("periods", lang, b=w.period_line("before", pb, lang), a=w.period_line("after", pa, lang), f=flt)
+    blocks.append(f'<div class="meta"><p>{_e(period_text)}</p></div>')
     # 1-2: the answer, then the charts
     sep = " " if lang == "en" else ""
-    answer = (f'<div id="headline" data-verdict="{head.verdict}" data-monitoring="{head.monitoring or "none"}"><strong>{_e(head.lead[lang])}</strong>{sep}'
-              f"{_e(sep.join(head.details[lang]))}</div>")  # fmt: skip
-    charts = "".join(f"<figure>{svg}</figure>" for svg in (before_after_svg(pub, i, lang) for i in (speed, share) if i) if svg)
+    answer = (
+        f'<div id="headline" data-verdict="{head.verdict}" '
+        f'data-monitoring="{head.monitoring or "none"}"><strong>{_e(head.lead[lang])}</strong>{sep}'
+        f"{_e(sep.join(head.details[lang]))}</div>"
+    )
+    charts = "".join(
+        f"<figure>{svg}</figure>" for svg in (before_after_svg(pub, i, lang) for i in (speed, share) if i) if svg
+    )
     caption = f'<p class="caption">{_e(rt("chart_caption", lang))}</p>' if charts else ""
-    blocks.append(f'<section id="answer" class="{"" if head.verdict == "effect" else "weak"}">{answer}'
-                  f'<div class="charts">{charts}</div>{caption}</section>')  # fmt: skip
+    blocks.append(
+        f'<section id="answer" class="{"" if head.verdict == "effect" else "weak"}">{answer}'
+        f'<div class="charts">{charts}</div>{caption}</section>'
+    )
     # is the effect lasting? the monthly series after the last named period
     blocks.append(_trend_block(district, pub, lang))
     # 3: details
@@ -589,14 +756,18 @@ def render_report(
     blocks.append(_summary_table(pub, lang))
     blocks.append(_did_sentence(pub, speed, lang))
     blocks.append(f"<h2>{_e(rt('distributions', lang))}</h2>")
-    blocks.append(f'<p class="legend"><span style="background:{BEFORE_COLOUR}"></span>{_e(rt("before", lang))}'
-                  f'<span style="background:{AFTER_COLOUR}"></span>{_e(rt("after", lang))}　{_e(rt("dist_legend", lang))}</p>')  # fmt: skip
+    blocks.append(
+        f'<p class="legend"><span style="background:{BEFORE_COLOUR}"></span>{_e(rt("before", lang))}'
+        f'<span style="background:{AFTER_COLOUR}"></span>{_e(rt("after", lang))}　{_e(rt("dist_legend", lang))}</p>'
+    )
     public_units = set(pub.distributions["unit"].astype(str)) if len(pub.distributions) else set()
     for unit, key in (("treated", "treated_all"), ("control", "control_all")):
         title = rt(key, lang)
         if unit in public_units:
             blocks.append(f"<figure>{distribution_svg(pub.distributions, unit, title, limit, lang)}</figure>")
-        elif unit in {u for t in pub.comparisons.values() for u in t.loc[t["flag"] == "suppressed", "unit"].astype(str)}:
+        elif unit in {
+            u for t in pub.comparisons.values() for u in t.loc[t["flag"] == "suppressed", "unit"].astype(str)
+        }:
             blocks.append(f'<p class="empty">{_e(rt("too_few_chart", lang, title=title, k=k))}</p>')
         else:
             blocks.append(f'<p class="empty">{_e(title)}{_colon(lang)}{_e(rt("no_data", lang))}</p>')
@@ -608,19 +779,30 @@ def render_report(
     blocks.append(_cut_through_block(pub, lang))
     blocks.append(_gates_block(pub, lang))
     blocks.append(f"<h2>{_e(rt('method', lang))}</h2>")
-    method = [rt("m_data", lang, r=f"{pub.radius_m:g}"), rt("m_passage", lang), rt("m_ci", lang, n=w.fmt_count(pub.resamples), s=pub.seed),
-              rt("m_did", lang), rt("m_sample", lang, n=pub.min_vehicles, k=k),
-              (rt("braking_events", lang) if pub.braking_source == "behavior_events" else rt("braking_inferred", lang, g=f"{pub.threshold_g:g}")),
-              rt("m_cut", lang, v=RESIDENTIAL_MAX_LIMIT_KMH)]  # fmt: skip
+    method = [
+        rt("m_data", lang, r=f"{pub.radius_m:g}"),
+        rt("m_passage", lang),
+        rt("m_ci", lang, n=w.fmt_count(pub.resamples), s=pub.seed),
+        rt("m_did", lang),
+        rt("m_sample", lang, n=pub.min_vehicles, k=k),
+        (
+            rt("braking_events", lang)
+            if pub.braking_source == "behavior_events"
+            else rt("braking_inferred", lang, g=f"{pub.threshold_g:g}")
+        ),
+        rt("m_cut", lang, v=RESIDENTIAL_MAX_LIMIT_KMH),
+    ]
     if district.synthetic_network:
         method.append(w.SYNTHETIC_NETWORK_NOTE[lang == "en"])
     blocks.append('<div class="note">' + "".join(f"<p>{_e(m)}</p>" for m in method) + "</div>")
     blocks.append(f'<footer class="meta credits"><p>{_e(w.credits(district, created, lang))}</p></footer>')
     body = "\n".join(b for b in blocks if b)
-    page = (f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{_e(w.report_title(district, lang))}</title>\n{embed.style('report.css')}\n</head>\n"
-            f"<body>\n{body}\n</body>\n</html>\n")  # fmt: skip
+    page = (
+        f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_e(w.report_title(district, lang))}</title>\n{embed.style('report.css')}\n</head>\n"
+        f"<body>\n{body}\n</body>\n</html>\n"
+    )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")

@@ -34,15 +34,25 @@ CLASS_NOTES: dict[str, tuple[str, str]] = {
     "perimeter": ("地区の周りの道路だけを通る", "uses only the roads around the district"),
 }
 WITHHELD = "—"  # a cell withheld so that a suppressed one cannot be had by subtraction (explained in the note)
-SIDES_EN = {"北": "north", "北東": "north-east", "東": "east", "南東": "south-east", "南": "south", "南西": "south-west",
-            "西": "west", "北西": "north-west"}  # fmt: skip
+SIDES_EN = {
+    "北": "north",
+    "北東": "north-east",
+    "東": "east",
+    "南東": "south-east",
+    "南": "south",
+    "南西": "south-west",
+    "西": "west",
+    "北西": "north-west",
+}
 THROUGH_TEXT: dict[str, tuple[str, str]] = {
     "section": ("通過交通（出入口ゲート別）", "Through traffic by gates"),
-    "intro": ("地区の区域の線を道路が横切る所を出入口（ゲート）とし、地区の道路網を通ったトリップ（1台の車の1回の移動）を、"
-              "どこから入りどこへ出たかで5つに分けました。出発地・到着地は様式1-3、ない場合はトリップの最初と最後の地点です。",
-              "Gates are where roads cross the district's outline. Every trip (one vehicle's journey) on the "
-              "district's roads is classed by where it entered and left. Origin and destination: 様式1-3 where "
-              "delivered, else the trip's first and last record."),
+    "intro": (
+        "地区の区域の線を道路が横切る所を出入口（ゲート）とし、地区の道路網を通ったトリップ（1台の車の1回の移動）を、"
+        "どこから入りどこへ出たかで5つに分けました。出発地・到着地は様式1-3、ない場合はトリップの最初と最後の地点です。",
+        "Gates are where roads cross the district's outline. Every trip (one vehicle's journey) on the "
+        "district's roads is classed by where it entered and left. Origin and destination: 様式1-3 where "
+        "delivered, else the trip's first and last record.",
+    ),
     "classes": ("区分ごとのトリップ（全日）", "Trips by class (whole day)"),
     "class": ("区分", "Class"),
     "meaning": ("内容", "Meaning"),
@@ -56,21 +66,27 @@ THROUGH_TEXT: dict[str, tuple[str, str]] = {
     "entry": ("入口", "Entry gate"),
     "exit": ("出口", "Exit gate"),
     "od_none": ("公表できる組み合わせはありません。", "No pair can be published."),
-    "note": ("観測車両が {k} 台未満のセルは「データ不足」とし、合計から差し引いて分かってしまわないよう、同じ行のいちばん小さいセルも"
-             "「—」としました。時間帯は、トリップが地区内で最初に記録された時刻（外周のみは道路網で最初の時刻）です。",
-             "Cells from fewer than {k} vehicles say \"too few data\"; so that they cannot be had by subtraction "
-             "from the total, the smallest other cell of the same row shows \"—\". The time of day is that of the "
-             "trip's first record inside the district (around it only: on the network)."),
-    "none": ("出入口ゲート別の分類はありません（地区の区域がないか、まだ計算されていません）。",
-             "No gate classification (the district has no outline, or it was not computed yet)."),
+    "note": (
+        "観測車両が {k} 台未満のセルは「データ不足」とし、合計から差し引いて分かってしまわないよう、"
+        "同じ行のいちばん小さいセルも"
+        "「—」としました。時間帯は、トリップが地区内で最初に記録された時刻（外周のみは道路網で最初の時刻）です。",
+        'Cells from fewer than {k} vehicles say "too few data"; so that they cannot be had by subtraction '
+        'from the total, the smallest other cell of the same row shows "—". The time of day is that of the '
+        "trip's first record inside the district (around it only: on the network).",
+    ),
+    "none": (
+        "出入口ゲート別の分類はありません（地区の区域がないか、まだ計算されていません）。",
+        "No gate classification (the district has no outline, or it was not computed yet).",
+    ),
     "unknown_gate": ("不明（近くに出入口なし）", "unknown (no gate nearby)"),
     "gates_layer": ("出入口（ゲート）", "Gates"),
     "panel_title": ("地区を通り抜ける交通（通過交通）", "Traffic passing through the district"),
     "panel_line": ("{p}：{v}", "{p}: {v}"),
     "panel_trips": ("（{n} トリップ中）", " (of {n} trips)"),
-    "panel_hint": ("地区外から入り地区外へ出るトリップの割合（全日）。出入口は「重ねて表示」で地図に出せます。",
-                   "Share of trips entering from outside and leaving again (whole day). Show the gates under "
-                   "\"Overlays\"."),
+    "panel_hint": (
+        "地区外から入り地区外へ出るトリップの割合（全日）。出入口は「重ねて表示」で地図に出せます。",
+        'Share of trips entering from outside and leaving again (whole day). Show the gates under "Overlays".',
+    ),
     "legend_gate": ("出入口（ゲート）", "Gate (where a road crosses the outline)"),
 }
 
@@ -99,7 +115,10 @@ def of_period(frame: pd.DataFrame, period) -> pd.DataFrame:
     """Rows of a gate table (gate rows carry the district's period names) for one compared period."""
     if frame is None or frame.empty:
         return pd.DataFrame(columns=getattr(frame, "columns", []))
-    keep = [(_day(a), _day(b)) == (period.start, period.end) for a, b in zip(frame["period_start"], frame["period_end"])]
+    keep = [
+        (_day(a), _day(b)) == (period.start, period.end)
+        for a, b in zip(frame["period_start"], frame["period_end"], strict=True)
+    ]
     return frame[keep]
 
 
@@ -171,14 +190,21 @@ def cell_text(cell: Cell, what: str, lang: str, k: int = PUBLIC_MIN_VEHICLES) ->
         return w.too_few(k, lang, short=True)
     if cell.status == "withheld":
         return WITHHELD
-    if cell.status == "nodata" or (what == "trips" and pd.isna(cell.trips)) or (what == "share" and pd.isna(cell.share)):
+    if (
+        cell.status == "nodata"
+        or (what == "trips" and pd.isna(cell.trips))
+        or (what == "share" and pd.isna(cell.share))
+    ):
         return w.no_data(lang)
     return w.fmt_count(cell.trips) if what == "trips" else w.fmt_value("share", cell.share, lang)
 
 
 def has_gates(pub: PublicResults) -> bool:
-    return bool(pub.gates) and not pub.gates["summary"].empty and any(
-        len(of_period(pub.gates["summary"], p)) for p in pub.periods.values())
+    return (
+        bool(pub.gates)
+        and not pub.gates["summary"].empty
+        and any(len(of_period(pub.gates["summary"], p)) for p in pub.periods.values())
+    )
 
 
 def gate_layer(pub: PublicResults) -> dict | None:
@@ -190,12 +216,35 @@ def gate_layer(pub: PublicResults) -> dict | None:
     for g in pub.gates["gates"].itertuples():
         if pd.isna(g.lon) or pd.isna(g.lat):
             continue
-        tip = {lang: f"<b>{html.escape(names[lang][str(g.gate_id)])}</b><br>{html.escape(tt('legend_gate', lang))}"
-               for lang in w.LANGS}  # fmt: skip
-        feats.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(g.lon), float(g.lat)]},
-                      "properties": {"id": str(g.gate_id), "tip": tip}})  # fmt: skip
+        tip = {
+            lang: f"<b>{html.escape(names[lang][str(g.gate_id)])}</b><br>{html.escape(tt('legend_gate', lang))}"
+            for lang in w.LANGS
+        }
+        feats.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [float(g.lon), float(g.lat)]},
+                "properties": {"id": str(g.gate_id), "tip": tip},
+            }
+        )
     return {"type": "FeatureCollection", "features": feats} if feats else None
 
 
-__all__ = ["CLASS_LABELS", "CLASS_NOTES", "THROUGH_TEXT", "tt", "class_label", "band_label", "of_period", "gate_names",
-           "gate_label", "Cell", "class_cells", "through_pairs", "cell_text", "has_gates", "gate_layer", "GATE_TIME_BANDS"]
+__all__ = [
+    "CLASS_LABELS",
+    "CLASS_NOTES",
+    "THROUGH_TEXT",
+    "tt",
+    "class_label",
+    "band_label",
+    "of_period",
+    "gate_names",
+    "gate_label",
+    "Cell",
+    "class_cells",
+    "through_pairs",
+    "cell_text",
+    "has_gates",
+    "gate_layer",
+    "GATE_TIME_BANDS",
+]

@@ -40,13 +40,15 @@ TREND_TEXT: dict[str, tuple[str, str]] = {
     "before_level": ("対策前の水準（対策道路）", "Before level (treated)"),
     "after_level": ("対策後の水準（対策道路）", "After level (treated)"),
     "suppressed_month": ("灰色の月：データ不足（観測車両 {k} 台未満）", "Grey month: too few vehicles (under {k})"),
-    "caption": ("対策後の期間（{after}）より後の、完全な月ごとの値です。線：月ごとの値（対策道路・比較道路それぞれの全体）、"
-                "帯：その95%信頼区間（車両単位のブートストラップ）、破線：対策前の水準、点線：対策後の水準。"
-                "最新の月の「対策後との差」の信頼区間が0をまたぐとき、対策後の水準を保っていると判断します。",
-                "Complete months after the after period ({after}). Lines: the month's value (treated and comparison "
-                "streets, pooled); bands: its 95% interval (bootstrap over vehicles); dashed: the before level; "
-                "dotted: the after level. When the interval of the latest month's difference from the after level "
-                "includes 0, the street is still at the after level."),
+    "caption": (
+        "対策後の期間（{after}）より後の、完全な月ごとの値です。線：月ごとの値（対策道路・比較道路それぞれの全体）、"
+        "帯：その95%信頼区間（車両単位のブートストラップ）、破線：対策前の水準、点線：対策後の水準。"
+        "最新の月の「対策後との差」の信頼区間が0をまたぐとき、対策後の水準を保っていると判断します。",
+        "Complete months after the after period ({after}). Lines: the month's value (treated and comparison "
+        "streets, pooled); bands: its 95% interval (bootstrap over vehicles); dashed: the before level; "
+        "dotted: the after level. When the interval of the latest month's difference from the after level "
+        "includes 0, the street is still at the after level.",
+    ),
     "none": ("対策後の期間より後の月のデータはまだありません。", "There is no month after the after period yet."),
     "month": ("月", "Month"),
     "value": ("対策道路", "Treated"),
@@ -105,8 +107,18 @@ def trend_data(district: District, pub: PublicResults, indicator: str | None = N
     if table is not None and "treated" in set(table["unit"].astype(str)):
         t = table.set_index(table["unit"].astype(str)).loc["treated"]
         levels = {p: (math.nan if w.is_missing(t[p]) else float(t[p])) for p in levels}
-    return Trend(indicator, months, value, low, high, suppressed, rows, levels["before"], levels["after"],
-                 pub.public_min_vehicles)  # fmt: skip
+    return Trend(
+        indicator,
+        months,
+        value,
+        low,
+        high,
+        suppressed,
+        rows,
+        levels["before"],
+        levels["after"],
+        pub.public_min_vehicles,
+    )
 
 
 def runs(values: np.ndarray, months: list | None = None) -> list[tuple[int, int]]:
@@ -114,7 +126,9 @@ def runs(values: np.ndarray, months: list | None = None) -> list[tuple[int, int]
     (with `months`) between months that are not consecutive calendar months."""
     out, start = [], None
     for i, v in enumerate(values):
-        if start is not None and (np.isnan(v) or (months is not None and _ordinal(months[i]) != _ordinal(months[i - 1]) + 1)):
+        if start is not None and (
+            np.isnan(v) or (months is not None and _ordinal(months[i]) != _ordinal(months[i - 1]) + 1)
+        ):
             out.append((start, i))
             start = None
         if not np.isnan(v) and start is None:
@@ -137,7 +151,13 @@ def nice_range(lo: float, hi: float, n: int = 5) -> tuple[float, float, float]:
 
 
 def y_extent(tr: Trend) -> tuple[float, float]:
-    vals = [x for u in ("treated", "control") for arr in (tr.low[u], tr.high[u], tr.value[u]) for x in arr if not np.isnan(x)]
+    vals = [
+        x
+        for u in ("treated", "control")
+        for arr in (tr.low[u], tr.high[u], tr.value[u])
+        for x in arr
+        if not np.isnan(x)
+    ]
     vals += [x for x in (tr.before_level, tr.after_level) if not np.isnan(x)]
     if not vals:
         return 0.0, 1.0
@@ -195,22 +215,33 @@ def trend_svg(tr: Trend, district: District, pub: PublicResults, lang: str = "ja
     pos = month_positions(tr.months)
     x = lambda i: L + pw * pos[i]  # noqa: E731
     f = tr.factor
-    parts = [f'<svg class="chart trend" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" '
-             f'aria-label="{_e(title)}" data-months="{n}">', f'<text x="{L}" y="18" font-size="14" font-weight="bold">{_e(title)}</text>']  # fmt: skip
+    parts = [
+        f'<svg class="chart trend" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" '
+        f'aria-label="{_e(title)}" data-months="{n}">',
+        f'<text x="{L}" y="18" font-size="14" font-weight="bold">{_e(title)}</text>',
+    ]
     col = pw * month_width(tr.months)
     for i in range(n):  # the treated street's suppressed months: greyed, no value
         if tr.suppressed["treated"][i]:
-            parts.append(f'<rect class="suppressed-month" x="{x(i) - col * 0.45:.1f}" y="{T}" width="{col * 0.9:.1f}" '
-                         f'height="{ph}" fill="{SUPPRESSED_FILL}"/>')  # fmt: skip
+            parts.append(
+                f'<rect class="suppressed-month" x="{x(i) - col * 0.45:.1f}" y="{T}" width="{col * 0.9:.1f}" '
+                f'height="{ph}" fill="{SUPPRESSED_FILL}"/>'
+            )
     v = bottom
     while v <= top + step / 1000:
-        parts.append(f'<line x1="{L}" x2="{W - R}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e3e3e3"/>'
-                     f'<text x="{L - 6}" y="{y(v) + 4:.1f}" font-size="12" text-anchor="end">{v:g}</text>')  # fmt: skip
+        parts.append(
+            f'<line x1="{L}" x2="{W - R}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e3e3e3"/>'
+            f'<text x="{L - 6}" y="{y(v) + 4:.1f}" font-size="12" text-anchor="end">{v:g}</text>'
+        )
         v += step
-    parts.append(f'<line x1="{L}" x2="{L}" y1="{T}" y2="{T + ph}" stroke="#666"/>'
-                 f'<line x1="{L}" x2="{W - R}" y1="{T + ph}" y2="{T + ph}" stroke="#666"/>')  # fmt: skip
-    parts.append(f'<text transform="translate(16 {T + ph / 2:.1f}) rotate(-90)" font-size="12" text-anchor="middle">'
-                 f"{_e(w.unit(tr.indicator, lang))}</text>")  # fmt: skip
+    parts.append(
+        f'<line x1="{L}" x2="{L}" y1="{T}" y2="{T + ph}" stroke="#666"/>'
+        f'<line x1="{L}" x2="{W - R}" y1="{T + ph}" y2="{T + ph}" stroke="#666"/>'
+    )
+    parts.append(
+        f'<text transform="translate(16 {T + ph / 2:.1f}) rotate(-90)" font-size="12" text-anchor="middle">'
+        f"{_e(w.unit(tr.indicator, lang))}</text>"
+    )
     ticks, last = ['<g class="months">'], -1e9
     for i, (mon, year) in enumerate(month_labels(tr.months, lang)):
         ticks.append(f'<line x1="{x(i):.1f}" x2="{x(i):.1f}" y1="{T + ph}" y2="{T + ph + 4}" stroke="#666"/>')
@@ -218,24 +249,38 @@ def trend_svg(tr: Trend, district: District, pub: PublicResults, lang: str = "ja
             last = x(i)
             ticks.append(f'<text x="{x(i):.1f}" y="{T + ph + 17}" font-size="11" text-anchor="middle">{_e(mon)}</text>')
             if year:
-                ticks.append(f'<text x="{x(i):.1f}" y="{T + ph + 30}" font-size="11" text-anchor="middle">{_e(year)}</text>')
+                ticks.append(
+                    f'<text x="{x(i):.1f}" y="{T + ph + 30}" font-size="11" text-anchor="middle">{_e(year)}</text>'
+                )
     parts += ticks + ["</g>"]
-    parts.append(f'<text x="{L + pw / 2:.1f}" y="{T + ph + 46}" font-size="12" text-anchor="middle">{_e(tt("month_axis", lang))}</text>')
+    parts.append(
+        f'<text x="{L + pw / 2:.1f}" y="{T + ph + 46}" font-size="12" '
+        f'text-anchor="middle">{_e(tt("month_axis", lang))}</text>'
+    )
     for level, colour, dash in ((tr.before_level, BEFORE_LEVEL_COLOUR, "7,4"), (tr.after_level, TREATED_COLOUR, "2,3")):
         if not np.isnan(level):
-            parts.append(f'<line class="level" x1="{L}" x2="{W - R}" y1="{y(f * level):.1f}" y2="{y(f * level):.1f}" '
-                         f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="{dash}"/>')  # fmt: skip
+            parts.append(
+                f'<line class="level" x1="{L}" x2="{W - R}" y1="{y(f * level):.1f}" y2="{y(f * level):.1f}" '
+                f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="{dash}"/>'
+            )
     for unit, colour in (("control", CONTROL_COLOUR), ("treated", TREATED_COLOUR)):
         val, lo, hi = tr.value[unit] * f, tr.low[unit] * f, tr.high[unit] * f
         for a, b in runs(val, tr.months):
             idx = [i for i in range(a, b) if not np.isnan(lo[i]) and not np.isnan(hi[i])]
             if len(idx) >= 2 and idx == list(range(a, b)):
-                pts = [f"{x(i):.1f},{y(hi[i]):.1f}" for i in idx] + [f"{x(i):.1f},{y(lo[i]):.1f}" for i in reversed(idx)]
-                parts.append(f'<polygon class="band" points="{" ".join(pts)}" fill="{colour}" fill-opacity="0.18" stroke="none"/>')
+                pts = [f"{x(i):.1f},{y(hi[i]):.1f}" for i in idx] + [
+                    f"{x(i):.1f},{y(lo[i]):.1f}" for i in reversed(idx)
+                ]
+                parts.append(
+                    f'<polygon class="band" points="{" ".join(pts)}" fill="{colour}" fill-opacity="0.18" '
+                    'stroke="none"/>'
+                )
             else:  # a lone month: its interval as a whisker
                 for i in idx:
-                    parts.append(f'<line class="band" x1="{x(i):.1f}" x2="{x(i):.1f}" y1="{y(lo[i]):.1f}" y2="{y(hi[i]):.1f}" '
-                                 f'stroke="{colour}" stroke-opacity="0.5" stroke-width="6"/>')  # fmt: skip
+                    parts.append(
+                        f'<line class="band" x1="{x(i):.1f}" x2="{x(i):.1f}" y1="{y(lo[i]):.1f}" y2="{y(hi[i]):.1f}" '
+                        f'stroke="{colour}" stroke-opacity="0.5" stroke-width="6"/>'
+                    )
             if b - a >= 2:
                 pts = " ".join(f"{x(i):.1f},{y(val[i]):.1f}" for i in range(a, b))
                 parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2.2"/>')
@@ -243,8 +288,11 @@ def trend_svg(tr: Trend, district: District, pub: PublicResults, lang: str = "ja
                 parts.append(f'<circle class="m-{unit}" cx="{x(i):.1f}" cy="{y(val[i]):.1f}" r="3.5" fill="{colour}"/>')
     # legend: two rows under the axis title
     ly = T + ph + 64
-    items = [("line", TREATED_COLOUR, tt("treated", lang)), ("line", CONTROL_COLOUR, tt("control", lang)),
-             ("band", TREATED_COLOUR, tt("band", lang))]  # fmt: skip
+    items = [
+        ("line", TREATED_COLOUR, tt("treated", lang)),
+        ("line", CONTROL_COLOUR, tt("control", lang)),
+        ("band", TREATED_COLOUR, tt("band", lang)),
+    ]
     items2 = []
     if not np.isnan(tr.before_level):
         items2.append(("dash", BEFORE_LEVEL_COLOUR, tt("before_level", lang)))
@@ -257,12 +305,17 @@ def trend_svg(tr: Trend, district: District, pub: PublicResults, lang: str = "ja
         lx, yy = L - 40, ly + 17 * r
         for kind, colour, text in row:
             if kind == "band":
-                parts.append(f'<rect x="{lx}" y="{yy - 9}" width="22" height="10" fill="{colour}" fill-opacity="0.18"/>')
+                parts.append(
+                    f'<rect x="{lx}" y="{yy - 9}" width="22" height="10" fill="{colour}" fill-opacity="0.18"/>'
+                )
             elif kind == "grey":
                 parts.append(f'<rect x="{lx}" y="{yy - 9}" width="22" height="10" fill="{colour}"/>')
             else:
                 dash = {"dash": ' stroke-dasharray="7,4"', "dot": ' stroke-dasharray="2,3"'}.get(kind, "")
-                parts.append(f'<line x1="{lx}" x2="{lx + 22}" y1="{yy - 4}" y2="{yy - 4}" stroke="{colour}" stroke-width="2"{dash}/>')
+                parts.append(
+                    f'<line x1="{lx}" x2="{lx + 22}" y1="{yy - 4}" y2="{yy - 4}" stroke="{colour}" '
+                    f'stroke-width="2"{dash}/>'
+                )
             parts.append(f'<text x="{lx + 27}" y="{yy}" font-size="11.5">{_e(text)}</text>')
             lx += 37 + 7.2 * w_cols(text)
     parts.append("</svg>")
@@ -288,9 +341,18 @@ def trend_table(tr: Trend, lang: str = "ja") -> tuple[list[str], list[list[str]]
         t, c = tr.rows["treated"][i], tr.rows["control"][i]
         cells = [w.fmt_month(m, lang)]
         if t is None or w.is_missing(t["value"]):
-            cells += [w.too_few(k, lang, short=True) if t is not None and t["flag"] == "suppressed" else w.no_data(lang), "—", "—", "—"]
+            cells += [
+                w.too_few(k, lang, short=True) if t is not None and t["flag"] == "suppressed" else w.no_data(lang),
+                "—",
+                "—",
+                "—",
+            ]
         else:
-            ci = "—" if w.is_missing(t["ci_low"]) else f"{w.number(w.display(ind, t['ci_low']))}〜{w.number(w.display(ind, t['ci_high']))}"
+            ci = (
+                "—"
+                if w.is_missing(t["ci_low"])
+                else f"{w.number(w.display(ind, t['ci_low']))}〜{w.number(w.display(ind, t['ci_high']))}"
+            )
             if lang == "en" and ci != "—":
                 ci = ci.replace("〜", " to ")
             vs = "—" if w.is_missing(t["change_vs_after"]) else w.fmt_change(ind, t["change_vs_after"], lang)
@@ -298,12 +360,26 @@ def trend_table(tr: Trend, lang: str = "ja") -> tuple[list[str], list[list[str]]
                 vs += f" [{w.fmt_interval(ind, t['change_ci_low'], t['change_ci_high'], lang)}]"
             cells += [w.fmt_value(ind, t["value"], lang), ci, vs, w.fmt_count(t["n_vehicles"])]
         if c is None or w.is_missing(c["value"]):
-            cells.append(w.too_few(k, lang, short=True) if c is not None and c["flag"] == "suppressed" else w.no_data(lang))
+            cells.append(
+                w.too_few(k, lang, short=True) if c is not None and c["flag"] == "suppressed" else w.no_data(lang)
+            )
         else:
             cells.append(w.fmt_value(ind, c["value"], lang))
         rows.append(cells)
     return header, rows
 
 
-__all__ = ["Trend", "trend_data", "trend_svg", "trend_table", "TREND_TEXT", "tt", "runs", "nice_range", "y_extent",
-           "month_labels", "month_positions", "month_width"]
+__all__ = [
+    "Trend",
+    "trend_data",
+    "trend_svg",
+    "trend_table",
+    "TREND_TEXT",
+    "tt",
+    "runs",
+    "nice_range",
+    "y_extent",
+    "month_labels",
+    "month_positions",
+    "month_width",
+]

@@ -84,11 +84,15 @@ def indicator_label(name: str, lang: str = "ja", limits: set[int] | None = None,
     ja, en = _LABELS[ind.key]
     one = next(iter(limits)) if limits and len(limits) == 1 else None
     if lang == "en":
-        text = en.format(limit=f"{one} km/h" if one else "the speed limit",
-                         limit10=f"{one + 10} km/h" if one else "the limit + 10 km/h")  # fmt: skip
+        text = en.format(
+            limit=f"{one} km/h" if one else "the speed limit",
+            limit10=f"{one + 10} km/h" if one else "the limit + 10 km/h",
+        )
         return text[:1].upper() + text[1:] if capital else text
     check_lang(lang)
-    return ja.format(limit=f"{one} km/h " if one else "制限速度", limit10=f"{one + 10} km/h " if one else "制限速度+10 km/h ")
+    return ja.format(
+        limit=f"{one} km/h " if one else "制限速度", limit10=f"{one + 10} km/h " if one else "制限速度+10 km/h "
+    )
 
 
 def unit(name: str, lang: str = "ja", change: bool = False) -> str:
@@ -216,12 +220,10 @@ def period_line(key: str, period: Period, lang: str = "ja") -> str:
         label = period.label_en
         head = f"{name} ({label})" if label and label.lower() != name.lower() else name
         return f"{head}: {fmt_period(period, lang)}"
-    label = period.label_ja
+    label, head = period.label_ja, name
     if label and label not in (name, period.name):
         # a label that already says 対策前/対策後 replaces the layer name instead of repeating it
         head = label if name in label else f"{name}（{label}）"
-    else:
-        head = name
     return f"{head}：{fmt_period(period, lang)}"
 
 
@@ -250,8 +252,10 @@ def report_title(district: District, lang: str = "ja") -> str:
 
 
 BANNER = ("合成データ（デモ用）— 実際の観測値ではありません", "Synthetic data (demo) — not real observations")
-SYNTHETIC_NOTE = ("この資料は合成データ（デモ用）です。実際の観測値ではありません。",
-                  "This document shows synthetic data (demo), not real observations.")  # fmt: skip
+SYNTHETIC_NOTE = (
+    "この資料は合成データ（デモ用）です。実際の観測値ではありません。",
+    "This document shows synthetic data (demo), not real observations.",
+)
 SYNTHETIC_NETWORK_NOTE = ("道路網は架空のものです（デモ用）。", "The road network is fictitious (demo).")
 
 
@@ -354,13 +358,21 @@ TEXT: dict[str, tuple[str, str]] = {
     "vehicles_both": ("観測車両 対策前 {b} 台／対策後 {a} 台", "Vehicles observed: {b} before / {a} after"),
     "no_data_period": ("この期間のデータなし", "No data in this period"),
     "no_comparison": ("比較できるデータなし", "No data to compare"),
-    "too_few_either": ("データ不足（どちらかの期間で観測車両 {k} 台未満のため数値は非表示）",
-                       "Too few vehicles (fewer than {k} in a period): figures not shown"),  # fmt: skip
+    "too_few_either": (
+        "データ不足（どちらかの期間で観測車両 {k} 台未満のため数値は非表示）",
+        "Too few vehicles (fewer than {k} in a period): figures not shown",
+    ),
     "no_name": ("（名称なし）", "(unnamed)"),
-    "change_hint": ("対策後 − 対策前。青＝{down}（改善）、赤＝{up}", "After − before. Blue = {down} (better), red = {up}"),
+    "change_hint": (
+        "対策後 − 対策前。青＝{down}（改善）、赤＝{up}",
+        "After − before. Blue = {down} (better), red = {up}",
+    ),
     "legend_values": ("{layer}：{label} ({unit})", "{layer}: {label} ({unit})"),
     "legend_change": ("変化：{label}の増減 ({unit})", "Change: {label} ({unit})"),
-    "legend_too_few": ("データ不足（観測車両 {k} 台未満、数値は非表示）", "Too few vehicles (fewer than {k}): no figure"),
+    "legend_too_few": (
+        "データ不足（観測車両 {k} 台未満、数値は非表示）",
+        "Too few vehicles (fewer than {k}): no figure",
+    ),
     "legend_no_data": ("データなし", "No data"),
     "legend_area": ("対象地区", "District"),
     "legend_ward": ("区の境界（{ward}）", "Ward boundary ({ward})"),
@@ -375,10 +387,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "increase_share": ("増加", "increase"),
     "class_change": ("{span}の{word}", "{word} of {span}"),
     "data_line": ("データ：ETC2.0 プローブデータ", "Data: ETC2.0 probe data"),
-    "method_line": ("方法：速度は各地点の瞬間速度と、道路を1回通過するごとの速度です。道路ごとに集計しました。"
-                    "観測車両が {k} 台未満の道路は数値を表示しません（灰色の破線）。",
-                    "Method: speeds are the instantaneous speeds of the records and the speeds of each passage "
-                    "along a street, per street. Streets with fewer than {k} vehicles show no figure (grey, dashed)."),
+    "method_line": (
+        "方法：速度は各地点の瞬間速度と、道路を1回通過するごとの速度です。道路ごとに集計しました。"
+        "観測車両が {k} 台未満の道路は数値を表示しません（灰色の破線）。",
+        "Method: speeds are the instantaneous speeds of the records and the speeds of each passage "
+        "along a street, per street. Streets with fewer than {k} vehicles show no figure (grey, dashed).",
+    ),
     "limits": ("制限速度：{text}", "Speed limits: {text}"),
     "residential": ("生活道路", "residential streets"),
     "arterial": ("幹線道路", "main roads"),
@@ -395,11 +409,13 @@ TEXT: dict[str, tuple[str, str]] = {
     "sheet_comparison": ("比較道路（まとめ）", "Comparison streets"),
     "sheet_key_figures": ("主な数値", "Key figures"),
     "sheet_no_figures": ("対策道路・比較道路の数値なし", "No figures for the treated and comparison streets"),
-    "sheet_change_note": ("変化 ＝ 対策後 − 対策前（丸める前の数値の差）。速度は km/h、割合は %、その変化はポイント。"
-                          "車の割合：道路を1回通過するごとの平均速度が制限速度以上だった通過の割合。",
-                          "Change = after − before (of the unrounded figures). Speeds in km/h, shares in %, their "
-                          "changes in percentage points. Share of vehicles: passages along a street whose mean speed "
-                          "was at or over the limit."),
+    "sheet_change_note": (
+        "変化 ＝ 対策後 − 対策前（丸める前の数値の差）。速度は km/h、割合は %、その変化はポイント。"
+        "車の割合：道路を1回通過するごとの平均速度が制限速度以上だった通過の割合。",
+        "Change = after − before (of the unrounded figures). Speeds in km/h, shares in %, their "
+        "changes in percentage points. Share of vehicles: passages along a street whose mean speed "
+        "was at or over the limit.",
+    ),
     "under_k": ("{k} 未満", "under {k}"),
 }
 

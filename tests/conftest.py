@@ -32,9 +32,18 @@ DEG_LON_PER_M = 1 / 90_690.0
 
 
 def style12_row(
-    operation_id: str, gps_time: str, lon: float, lat: float, speed, *, op_date: str | None = None,
-    vehicle_type: int = 2, vehicle_use: int = 1, trip_no: int = 1, mesh: str = "533925",
-) -> str:  # fmt: skip
+    operation_id: str,
+    gps_time: str,
+    lon: float,
+    lat: float,
+    speed,
+    *,
+    op_date: str | None = None,
+    vehicle_type: int = 2,
+    vehicle_use: int = 1,
+    trip_no: int = 1,
+    mesh: str = "533925",
+) -> str:
     """One 33-field 様式1-2 line (no newline)."""
     f = [""] * 33
     f[0] = "RSU0001"
@@ -84,12 +93,18 @@ def tiny_network(tmp_path) -> Path:
     fc = {
         "type": "FeatureCollection",
         "features": [
-            {"type": "Feature", "properties": {"road_id": "R1", "name": "生活道路", "highway": "residential"},
-             "geometry": {"type": "LineString", "coordinates": [list(w), list(e)]}},
-            {"type": "Feature", "properties": {"road_id": "A1", "name": "幹線", "highway": "secondary", "maxspeed": "50"},
-             "geometry": {"type": "LineString", "coordinates": [list(wn), list(en)]}},
+            {
+                "type": "Feature",
+                "properties": {"road_id": "R1", "name": "生活道路", "highway": "residential"},
+                "geometry": {"type": "LineString", "coordinates": [list(w), list(e)]},
+            },
+            {
+                "type": "Feature",
+                "properties": {"road_id": "A1", "name": "幹線", "highway": "secondary", "maxspeed": "50"},
+                "geometry": {"type": "LineString", "coordinates": [list(wn), list(en)]},
+            },
         ],
-    }  # fmt: skip
+    }
     path = tmp_path / "tiny_roads.geojson"
     path.write_text(json.dumps(fc, ensure_ascii=False), encoding="utf-8")
     return path
@@ -99,19 +114,39 @@ def network(path, key: str = "t", treated=(), comparison=(), radius_m: float = 2
     """A road network prepared for matching (analysis.matchstage.Network) with roles."""
     from analysis.matchstage import prepare_network
 
-    return prepare_network(path, key, radius_m=radius_m, treated=tuple(treated), comparison=tuple(comparison),
-                           exclude_highway=exclude_highway)  # fmt: skip
+    return prepare_network(
+        path,
+        key,
+        radius_m=radius_m,
+        treated=tuple(treated),
+        comparison=tuple(comparison),
+        exclude_highway=exclude_highway,
+    )
 
 
-def make_test_district(network_path, key: str = "t", treated=("R1",), comparison=("A1",), area_path=None, periods=None) -> District:
+def make_test_district(
+    network_path, key: str = "t", treated=("R1",), comparison=("A1",), area_path=None, periods=None
+) -> District:
     """A District over a test network (periods BEFORE / AFTER unless given)."""
     periods = periods or {"before": BEFORE, "after": AFTER}
     return District(
-        key=key, name_ja="テスト地区", name_en="Test", ward_ja="港北区", ward_code="14109", center_lat=35.52,
-        center_lon=139.62, network_path=Path(network_path), synthetic_network=True, periods=periods,
-        default_before="before", default_after="after", treated_roads=tuple(treated), comparison_roads=tuple(comparison),
-        source_path=Path(network_path), area_path=area_path,
-    )  # fmt: skip
+        key=key,
+        name_ja="テスト地区",
+        name_en="Test",
+        ward_ja="港北区",
+        ward_code="14109",
+        center_lat=35.52,
+        center_lon=139.62,
+        network_path=Path(network_path),
+        synthetic_network=True,
+        periods=periods,
+        default_before="before",
+        default_after="after",
+        treated_roads=tuple(treated),
+        comparison_roads=tuple(comparison),
+        source_path=Path(network_path),
+        area_path=area_path,
+    )
 
 
 def make_delivery(root, seed=11):
@@ -170,15 +205,28 @@ ROAD_DEG = 0.002  # length of the hand-made roads, degrees
 def make_map_district(tmp_path: Path, devices=(), area_path=None) -> District:
     """A District with two labelled periods, one treated road r1 and one comparison road r2."""
     return District(
-        key="testdistrict", name_ja="テスト町一丁目", name_en="Test-cho 1", ward_ja="港北区", ward_code="14109",
-        center_lat=MAP_LAT, center_lon=MAP_LON, network_path=tmp_path / "network.geojson", synthetic_network=True,
+        key="testdistrict",
+        name_ja="テスト町一丁目",
+        name_en="Test-cho 1",
+        ward_ja="港北区",
+        ward_code="14109",
+        center_lat=MAP_LAT,
+        center_lon=MAP_LON,
+        network_path=tmp_path / "network.geojson",
+        synthetic_network=True,
         periods={
             "before": Period("before", dt.date(2023, 4, 1), dt.date(2023, 6, 30), "整備前"),
             "after": Period("after", dt.date(2024, 4, 1), dt.date(2024, 6, 30), "整備後"),
         },
-        default_before="before", default_after="after", treated_roads=("r1",), comparison_roads=("r2",),
-        source_path=tmp_path / "testdistrict.toml", area_path=area_path, ward_en="Kohoku Ward", devices=tuple(devices),
-    )  # fmt: skip
+        default_before="before",
+        default_after="after",
+        treated_roads=("r1",),
+        comparison_roads=("r2",),
+        source_path=tmp_path / "testdistrict.toml",
+        area_path=area_path,
+        ward_en="Kohoku Ward",
+        devices=tuple(devices),
+    )
 
 
 def make_map_roads():
@@ -193,14 +241,30 @@ def make_map_roads():
         ("r3", "ひっそり小路", "", "residential", LineString([(lon, lat), (lon, lat + d)])),
         ("r4", "名無し坂", "", "residential", LineString([(lon + d, lat), (lon + d, lat + d)])),
     ]
-    gdf = gpd.GeoDataFrame([dict(road_id=r, name=n, name_en=e, highway="residential", limit_kmh=30.0, role=ro,
-                                 geometry=g) for r, n, e, ro, g in rows], crs="EPSG:4326")  # fmt: skip
+    gdf = gpd.GeoDataFrame(
+        [
+            dict(road_id=r, name=n, name_en=e, highway="residential", limit_kmh=30.0, role=ro, geometry=g)
+            for r, n, e, ro, g in rows
+        ],
+        crs="EPSG:4326",
+    )
     return gdf.to_crs("EPSG:6677")  # as analysis.results.load_district_results holds them
 
 
-STATS_COLUMNS = ["road_id", "period", "n_points", "n_vehicles", "mean_kmh", "p85_kmh", "share_at_or_over_limit",
-                 "share_at_or_over_limit_plus_10", "n_passages", "passage_mean_kmh", "passage_p85_kmh",
-                 "passage_share_at_or_over_limit"]  # fmt: skip
+STATS_COLUMNS = [
+    "road_id",
+    "period",
+    "n_points",
+    "n_vehicles",
+    "mean_kmh",
+    "p85_kmh",
+    "share_at_or_over_limit",
+    "share_at_or_over_limit_plus_10",
+    "n_passages",
+    "passage_mean_kmh",
+    "passage_p85_kmh",
+    "passage_share_at_or_over_limit",
+]
 
 
 def make_map_stats():
@@ -221,9 +285,15 @@ def make_map_stats():
     return df
 
 
-_CMP = {"mean": "mean_kmh", "p85": "p85_kmh", "share": "share_at_or_over_limit", "share_plus10":
-        "share_at_or_over_limit_plus_10", "passage_mean": "passage_mean_kmh", "passage_p85": "passage_p85_kmh",
-        "passage_share": "passage_share_at_or_over_limit"}  # fmt: skip
+_CMP = {
+    "mean": "mean_kmh",
+    "p85": "p85_kmh",
+    "share": "share_at_or_over_limit",
+    "share_plus10": "share_at_or_over_limit_plus_10",
+    "passage_mean": "passage_mean_kmh",
+    "passage_p85": "passage_p85_kmh",
+    "passage_share": "passage_share_at_or_over_limit",
+}
 
 
 def comparisons_from(stats, treated=("r1",), control=("r2",), half_width=None, flags=None):
@@ -239,30 +309,76 @@ def comparisons_from(stats, treated=("r1",), control=("r2",), half_width=None, f
     for ind, col in _CMP.items():
         hw = half_width.get(ind, 0.6 if col.endswith("_kmh") else 0.04)
         rows = []
-        for unit, road in [*((r, r) for r in treated), *((r, r) for r in control), ("treated", treated[0]),
-                           ("control", control[0])]:  # fmt: skip
+        for unit, road in [
+            *((r, r) for r in treated),
+            *((r, r) for r in control),
+            ("treated", treated[0]),
+            ("control", control[0]),
+        ]:
             b, a = by.loc[(road, "before")], by.loc[(road, "after")]
             lw = 0.7 * hw  # the levels' own intervals (narrower than the change's)
-            rows.append(dict(unit=unit, indicator=ind, before=b[col], after=a[col], change=a[col] - b[col],
-                             ci_low=a[col] - b[col] - hw, ci_high=a[col] - b[col] + hw, n_before=b["n_points"],
-                             n_after=a["n_points"], n_vehicles_before=b["n_vehicles"], n_vehicles_after=a["n_vehicles"],
-                             flag=flags.get(unit, ""), before_ci_low=b[col] - lw, before_ci_high=b[col] + lw,
-                             after_ci_low=a[col] - lw, after_ci_high=a[col] + lw))  # fmt: skip
+            rows.append(
+                dict(
+                    unit=unit,
+                    indicator=ind,
+                    before=b[col],
+                    after=a[col],
+                    change=a[col] - b[col],
+                    ci_low=a[col] - b[col] - hw,
+                    ci_high=a[col] - b[col] + hw,
+                    n_before=b["n_points"],
+                    n_after=a["n_points"],
+                    n_vehicles_before=b["n_vehicles"],
+                    n_vehicles_after=a["n_vehicles"],
+                    flag=flags.get(unit, ""),
+                    before_ci_low=b[col] - lw,
+                    before_ci_high=b[col] + lw,
+                    after_ci_low=a[col] - lw,
+                    after_ci_high=a[col] + lw,
+                )
+            )
         t, c = rows[-2], rows[-1]
         did = t["change"] - c["change"]
-        rows.append(dict(unit="did", indicator=ind, before=np.nan, after=np.nan, change=did, ci_low=did - 1.4 * hw,
-                         ci_high=did + 1.4 * hw, n_before=t["n_before"] + c["n_before"], n_after=t["n_after"] + c["n_after"],
-                         n_vehicles_before=min(t["n_vehicles_before"], c["n_vehicles_before"]),
-                         n_vehicles_after=min(t["n_vehicles_after"], c["n_vehicles_after"]),
-                         flag=flags.get("did", ""), before_ci_low=np.nan, before_ci_high=np.nan, after_ci_low=np.nan,
-                         after_ci_high=np.nan))  # fmt: skip
+        rows.append(
+            dict(
+                unit="did",
+                indicator=ind,
+                before=np.nan,
+                after=np.nan,
+                change=did,
+                ci_low=did - 1.4 * hw,
+                ci_high=did + 1.4 * hw,
+                n_before=t["n_before"] + c["n_before"],
+                n_after=t["n_after"] + c["n_after"],
+                n_vehicles_before=min(t["n_vehicles_before"], c["n_vehicles_before"]),
+                n_vehicles_after=min(t["n_vehicles_after"], c["n_vehicles_after"]),
+                flag=flags.get("did", ""),
+                before_ci_low=np.nan,
+                before_ci_high=np.nan,
+                after_ci_low=np.nan,
+                after_ci_high=np.nan,
+            )
+        )
         out[ind] = pd.DataFrame(rows)
     return out
 
 
-def make_map_results(tmp_path=None, *, stats=None, roads=None, district=None, comparisons=None, hotspots=None,
-                     cut_through=None, cut_through_streets=None, braking=None, distributions=None,
-                     braking_source="points", treated="r1", control="r2"):  # fmt: skip
+def make_map_results(
+    tmp_path=None,
+    *,
+    stats=None,
+    roads=None,
+    district=None,
+    comparisons=None,
+    hotspots=None,
+    cut_through=None,
+    cut_through_streets=None,
+    braking=None,
+    distributions=None,
+    braking_source="points",
+    treated="r1",
+    control="r2",
+):
     """analysis.results.DistrictResults of the hand-made district (as load_district_results returns them)."""
     import pandas as pd
 
@@ -276,38 +392,68 @@ def make_map_results(tmp_path=None, *, stats=None, roads=None, district=None, co
     groups = pd.concat([treated_rows, control_rows], ignore_index=True).drop(columns="road_id")
     if distributions is None:
         rows = []
-        for unit, road in (("r1", "r1"), ("r2", "r2"), ("treated", "r1"), ("control", "r2")):
+        for unit, _road in (("r1", "r1"), ("r2", "r2"), ("treated", "r1"), ("control", "r2")):
             for period, centre in (("before", 31), ("after", 25)):
                 for b in range(centre - 8, centre + 9):
                     rows.append(dict(unit=unit, period=period, speed_bin_kmh=float(b), n_points=20 - abs(b - centre)))
         distributions = pd.DataFrame(rows)
     if braking is None:
-        braking = pd.DataFrame([
-            ("before", "r1", 14, 300, 1000 * 14 / 300, 12), ("after", "r1", 3, 280, 1000 * 3 / 280, 3),
-            ("before", "r2", 0, 250, 0.0, 0), ("after", "r2", 11, 260, 1000 * 11 / 260, 11),
-            ("before", "r3", 2, 9, 1000 * 2 / 9, 2), ("after", "r3", 1, 8, 125.0, 1),
-        ], columns=["period", "road_id", "n_events", "n_passages", "events_per_1000_passages", "n_vehicles"])  # fmt: skip
+        braking = pd.DataFrame(
+            [
+                ("before", "r1", 14, 300, 1000 * 14 / 300, 12),
+                ("after", "r1", 3, 280, 1000 * 3 / 280, 3),
+                ("before", "r2", 0, 250, 0.0, 0),
+                ("after", "r2", 11, 260, 1000 * 11 / 260, 11),
+                ("before", "r3", 2, 9, 1000 * 2 / 9, 2),
+                ("after", "r3", 1, 8, 125.0, 1),
+            ],
+            columns=["period", "road_id", "n_events", "n_passages", "events_per_1000_passages", "n_vehicles"],
+        )
     if hotspots is None:
-        hotspots = pd.DataFrame([
-            ("before", MAP_LON + 0.0003, MAP_LAT + 0.0001, 12, 12), ("after", MAP_LON + 0.0001, MAP_LAT + ROAD_DEG, 30, 25),
-            ("after", MAP_LON + ROAD_DEG - 0.0001, MAP_LAT + ROAD_DEG - 0.0004, 7, 6),
-        ], columns=["period", "lon", "lat", "n_events", "n_vehicles"])  # fmt: skip
+        hotspots = pd.DataFrame(
+            [
+                ("before", MAP_LON + 0.0003, MAP_LAT + 0.0001, 12, 12),
+                ("after", MAP_LON + 0.0001, MAP_LAT + ROAD_DEG, 30, 25),
+                ("after", MAP_LON + ROAD_DEG - 0.0001, MAP_LAT + ROAD_DEG - 0.0004, 7, 6),
+            ],
+            columns=["period", "lon", "lat", "n_events", "n_vehicles"],
+        )
     if cut_through is None:
-        cut_through = pd.DataFrame([("before", 410, 120, 120 / 410, 150, 60), ("after", 380, 95, 95 / 380, 140, 48)],
-                                   columns=["period", "n_trips", "n_cut_through", "share_cut_through", "n_vehicles",
-                                            "n_vehicles_cut_through"])  # fmt: skip
+        cut_through = pd.DataFrame(
+            [("before", 410, 120, 120 / 410, 150, 60), ("after", 380, 95, 95 / 380, 140, 48)],
+            columns=["period", "n_trips", "n_cut_through", "share_cut_through", "n_vehicles", "n_vehicles_cut_through"],
+        )
     if cut_through_streets is None:
-        cut_through_streets = pd.DataFrame([
-            ("after", "r1", 200, 70, 40, 0.35), ("after", "r2", 150, 18, 12, 0.12), ("after", "r3", 9, 3, 3, 0.333),
-        ], columns=["period", "road_id", "n_trips", "n_cut_through", "n_vehicles_cut_through", "share_cut_through"])  # fmt: skip
+        cut_through_streets = pd.DataFrame(
+            [
+                ("after", "r1", 200, 70, 40, 0.35),
+                ("after", "r2", 150, 18, 12, 0.12),
+                ("after", "r3", 9, 3, 3, 0.333),
+            ],
+            columns=["period", "road_id", "n_trips", "n_cut_through", "n_vehicles_cut_through", "share_cut_through"],
+        )
     return DistrictResults(
-        district_key=district.key, filter="全日・全車種", periods={k: district.periods[k] for k in ("before", "after")},
-        roads=roads, road_stats=stats, group_stats=groups,
+        district_key=district.key,
+        filter="全日・全車種",
+        periods={k: district.periods[k] for k in ("before", "after")},
+        roads=roads,
+        road_stats=stats,
+        group_stats=groups,
         comparisons=comparisons or comparisons_from(stats, treated=(treated,), control=(control,)),
-        distributions=distributions, braking=braking, hotspots=hotspots, cut_through=cut_through,
-        cut_through_streets=cut_through_streets, resamples=1000, seed=0, min_vehicles=50, threshold_g=0.25,
-        braking_source=braking_source, radius_m=20.0, computed_at=dt.datetime(2024, 7, 1, 9, 0), network_current=True,
-    )  # fmt: skip
+        distributions=distributions,
+        braking=braking,
+        hotspots=hotspots,
+        cut_through=cut_through,
+        cut_through_streets=cut_through_streets,
+        resamples=1000,
+        seed=0,
+        min_vehicles=50,
+        threshold_g=0.25,
+        braking_source=braking_source,
+        radius_m=20.0,
+        computed_at=dt.datetime(2024, 7, 1, 9, 0),
+        network_current=True,
+    )
 
 
 def square(lon: float, lat: float, r: float):
@@ -319,12 +465,19 @@ def square(lon: float, lat: float, r: float):
 def write_area(path: Path, lon: float = MAP_LON + 0.001, lat: float = MAP_LAT + 0.001, r: float = 0.0015) -> Path:
     from shapely.geometry import mapping
 
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {}, "geometry": mapping(square(lon, lat, r))}]}), encoding="utf-8")  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "Feature", "properties": {}, "geometry": mapping(square(lon, lat, r))}],
+            }
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
-def fabricated_stats(roads) -> "pd.DataFrame":  # noqa: F821
+def fabricated_stats(roads) -> pd.DataFrame:  # noqa: F821
     """Deterministic figures for a bundled network: every 5th road under 10 vehicles, every 7th without 'after'."""
     import pandas as pd
 
@@ -336,10 +489,23 @@ def fabricated_stats(roads) -> "pd.DataFrame":  # noqa: F821
             nveh = 4 if i % 5 == 2 else 40 + 3 * i
             mean = 24 + (i * 37 % 13) - drop * (i % 2)
             share = min(0.95, max(0.0, (mean - 20) / 20))
-            rows.append(dict(road_id=rid, period=period, n_points=nveh * 3, n_vehicles=nveh, mean_kmh=mean,
-                             p85_kmh=mean + 6, share_at_or_over_limit=share, share_at_or_over_limit_plus_10=share / 4,
-                             n_passages=nveh * 2, passage_mean_kmh=mean - 0.5, passage_p85_kmh=mean + 5,
-                             passage_share_at_or_over_limit=share * 0.9, limit_kmh=30.0))  # fmt: skip
+            rows.append(
+                dict(
+                    road_id=rid,
+                    period=period,
+                    n_points=nveh * 3,
+                    n_vehicles=nveh,
+                    mean_kmh=mean,
+                    p85_kmh=mean + 6,
+                    share_at_or_over_limit=share,
+                    share_at_or_over_limit_plus_10=share / 4,
+                    n_passages=nveh * 2,
+                    passage_mean_kmh=mean - 0.5,
+                    passage_p85_kmh=mean + 5,
+                    passage_share_at_or_over_limit=share * 0.9,
+                    limit_kmh=30.0,
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -354,20 +520,28 @@ def fabricated_results(district):
     stats = fabricated_stats(roads)
     t, c = district.treated_roads[0], district.comparison_roads[0]
     return make_map_results(
-        district=district, stats=stats, roads=roads, treated=t, control=c,
+        district=district,
+        stats=stats,
+        roads=roads,
+        treated=t,
+        control=c,
         hotspots=pd.DataFrame(columns=["period", "lon", "lat", "n_events", "n_vehicles"]),
-        braking=pd.DataFrame(columns=["period", "road_id", "n_events", "n_passages", "events_per_1000_passages",
-                                      "n_vehicles"]),
-        cut_through_streets=pd.DataFrame(columns=["period", "road_id", "n_trips", "n_cut_through",
-                                                  "n_vehicles_cut_through", "share_cut_through"]),
+        braking=pd.DataFrame(
+            columns=["period", "road_id", "n_events", "n_passages", "events_per_1000_passages", "n_vehicles"]
+        ),
+        cut_through_streets=pd.DataFrame(
+            columns=["period", "road_id", "n_trips", "n_cut_through", "n_vehicles_cut_through", "share_cut_through"]
+        ),
         distributions=pd.DataFrame(columns=["unit", "period", "speed_bin_kmh", "n_points"]),
-    )  # fmt: skip
+    )
 
 
 MONTHS = tuple(dt.date(2024, m, 1) for m in (7, 8, 9, 10))
 
 
-def make_monthly(comparisons, shifts=(0.2, -0.3, 0.1, 0.3), months=MONTHS, vehicles=None, half_width=0.8, indicators=None):
+def make_monthly(
+    comparisons, shifts=(0.2, -0.3, 0.1, 0.3), months=MONTHS, vehicles=None, half_width=0.8, indicators=None
+):
     """monthly_series rows as analysis.monitoring stores them, from a fixture's comparison_results: every
     indicator, treated and control, one row per month. The treated street's month i sits shifts[i] (km/h,
     or percentage points for shares) from its after level with a change interval ± half_width (a little
@@ -387,18 +561,43 @@ def make_monthly(comparisons, shifts=(0.2, -0.3, 0.1, 0.3), months=MONTHS, vehic
             for i, month in enumerate(months):
                 d = (shifts[i] if unit == "treated" else 0.1 - 0.8 * shifts[i]) * scale
                 hw = half_width * (1 + 0.13 * i) * scale
-                rows.append(dict(month=month, indicator=ind, unit=unit, value=after + d, ci_low=after + d - hw / 2,
-                                 ci_high=after + d + hw / 2, n=vehicles[i] * 3 + 2, n_vehicles=vehicles[i], after_level=after,
-                                 change_vs_after=d, change_ci_low=d - hw, change_ci_high=d + hw,
-                                 flag="low_sample" if vehicles[i] < 50 else ""))  # fmt: skip
+                rows.append(
+                    dict(
+                        month=month,
+                        indicator=ind,
+                        unit=unit,
+                        value=after + d,
+                        ci_low=after + d - hw / 2,
+                        ci_high=after + d + hw / 2,
+                        n=vehicles[i] * 3 + 2,
+                        n_vehicles=vehicles[i],
+                        after_level=after,
+                        change_vs_after=d,
+                        change_ci_low=d - hw,
+                        change_ci_high=d + hw,
+                        flag="low_sample" if vehicles[i] < 50 else "",
+                    )
+                )
     return pd.DataFrame(rows)
 
 
 GATE_BANDS = ("0-7", "7-9", "9-17", "17-19", "19-24")
 # Whole-day classes (trips, distinct vehicles) per period: after has 4 internal trips of 3 vehicles (suppressed).
 GATE_CLASS_ROWS = {
-    "before": {"through": (410, 150), "into": (220, 90), "out_of": (230, 95), "internal": (0, 0), "perimeter": (140, 60)},
-    "after": {"through": (352, 130), "into": (231, 88), "out_of": (226, 91), "internal": (4, 3), "perimeter": (187, 72)},
+    "before": {
+        "through": (410, 150),
+        "into": (220, 90),
+        "out_of": (230, 95),
+        "internal": (0, 0),
+        "perimeter": (140, 60),
+    },
+    "after": {
+        "through": (352, 130),
+        "into": (231, 88),
+        "out_of": (226, 91),
+        "internal": (4, 3),
+        "perimeter": (187, 72),
+    },
 }
 # Through pairs (entry, exit) → (trips, vehicles), whole day; G3 → G2 before: 5 trips of 4 vehicles (suppressed).
 GATE_OD_ROWS = {
@@ -414,31 +613,67 @@ def make_gates(district) -> dict:
     import pandas as pd
 
     d, lon, lat = ROAD_DEG, MAP_LON, MAP_LAT
-    gates = pd.DataFrame([
-        ("G1", "桜通り 西側", "r1", "derived", lon - 0.0002, lat), ("G2", "桜通り 東側", "r1", "derived", lon + d + 0.0002, lat),
-        ("G3", "楓通り 北側", "r2", "derived", lon + d / 2, lat + d + 0.0002),
-    ], columns=["gate_id", "gate_name", "road_id", "source", "lon", "lat"]).assign(district=district.key)  # fmt: skip
+    gates = pd.DataFrame(
+        [
+            ("G1", "桜通り 西側", "r1", "derived", lon - 0.0002, lat),
+            ("G2", "桜通り 東側", "r1", "derived", lon + d + 0.0002, lat),
+            ("G3", "楓通り 北側", "r2", "derived", lon + d / 2, lat + d + 0.0002),
+        ],
+        columns=["gate_id", "gate_name", "road_id", "source", "lon", "lat"],
+    ).assign(district=district.key)
     summary, od = [], []
     for key, classes in GATE_CLASS_ROWS.items():
         p = district.periods[key]
-        base = dict(district=district.key, period=key, period_start=pd.Timestamp(p.start), period_end=pd.Timestamp(p.end))
+        base = dict(
+            district=district.key, period=key, period_start=pd.Timestamp(p.start), period_end=pd.Timestamp(p.end)
+        )
         total = sum(n for n, _ in classes.values())
         for cls, (n, v) in classes.items():
-            summary.append({**base, "time_band": "all", "gate_class": cls, "n_trips": n, "share_trips": n / total, "n_vehicles": v})
+            summary.append(
+                {**base, "time_band": "all", "gate_class": cls, "n_trips": n, "share_trips": n / total, "n_vehicles": v}
+            )
         for i, band in enumerate(GATE_BANDS):  # each band: a fifth of the day, shifted a little per band
-            cells = {cls: (max(round(n / 5) + (i if cls == "through" else 0), 0), max(round(v / 4), 0))
-                     for cls, (n, v) in classes.items()}  # fmt: skip
+            cells = {
+                cls: (max(round(n / 5) + (i if cls == "through" else 0), 0), max(round(v / 4), 0))
+                for cls, (n, v) in classes.items()
+            }
             if key == "after" and band == "7-9":
                 cells["through"] = (8, 5)
             band_total = sum(n for n, _ in cells.values())
             for cls, (n, v) in cells.items():
-                summary.append({**base, "time_band": band, "gate_class": cls, "n_trips": n,
-                                "share_trips": n / band_total, "n_vehicles": v})  # fmt: skip
+                summary.append(
+                    {
+                        **base,
+                        "time_band": band,
+                        "gate_class": cls,
+                        "n_trips": n,
+                        "share_trips": n / band_total,
+                        "n_vehicles": v,
+                    }
+                )
         for (a, b), (n, v) in GATE_OD_ROWS[key].items():
-            od.append({**base, "time_band": "all", "gate_class": "through", "entry_gate": a, "exit_gate": b,
-                       "n_trips": n, "n_vehicles": v})  # fmt: skip
-        od.append({**base, "time_band": "all", "gate_class": "into", "entry_gate": "G3", "exit_gate": "",
-                   "n_trips": classes["into"][0], "n_vehicles": classes["into"][1]})  # fmt: skip
+            od.append(
+                {
+                    **base,
+                    "time_band": "all",
+                    "gate_class": "through",
+                    "entry_gate": a,
+                    "exit_gate": b,
+                    "n_trips": n,
+                    "n_vehicles": v,
+                }
+            )
+        od.append(
+            {
+                **base,
+                "time_band": "all",
+                "gate_class": "into",
+                "entry_gate": "G3",
+                "exit_gate": "",
+                "n_trips": classes["into"][0],
+                "n_vehicles": classes["into"][1],
+            }
+        )
     return {"gates": gates, "summary": pd.DataFrame(summary), "od": pd.DataFrame(od)}
 
 

@@ -21,8 +21,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import offset, style12_row, write_zip
 from config.districts import Period
+from conftest import offset, style12_row, write_zip
 
 PERIOD = Period("before", dt.date(2017, 9, 5), dt.date(2017, 9, 6), "対策前")
 DAYS = ("20170905", "20170906")
@@ -80,17 +80,30 @@ def write_network(path: Path) -> Path:
         props = {"road_id": rid, "name": f"道路{rid}", "highway": "residential" if rid.startswith("R") else "primary"}
         if rid == "A1":
             props["maxspeed"] = "50"
-        feats.append({"type": "Feature", "properties": props,
-                      "geometry": {"type": "LineString", "coordinates": [list(offset(-250, y)), list(offset(650, y))]}})  # fmt: skip
+        feats.append(
+            {
+                "type": "Feature",
+                "properties": props,
+                "geometry": {"type": "LineString", "coordinates": [list(offset(-250, y)), list(offset(650, y))]},
+            }
+        )
     path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}, ensure_ascii=False), encoding="utf-8")
     return path
 
 
 def write_area(path: Path, box: tuple[float, float, float, float] = AREA_BOX) -> Path:
     x0, y0, x1, y1 = box
-    ring = [list(offset(x0, y0)), list(offset(x1, y0)), list(offset(x1, y1)), list(offset(x0, y1)), list(offset(x0, y0))]
-    fc = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
-                                                    "geometry": {"type": "Polygon", "coordinates": [ring]}}]}  # fmt: skip
+    ring = [
+        list(offset(x0, y0)),
+        list(offset(x1, y0)),
+        list(offset(x1, y1)),
+        list(offset(x0, y1)),
+        list(offset(x0, y0)),
+    ]
+    fc = {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}],
+    }
     path.write_text(json.dumps(fc), encoding="utf-8")
     return path
 
@@ -110,7 +123,9 @@ def write_delivery(root: Path) -> dict[str, RoadPlan]:
             steps = [(0, -300.0, y, a), (60, 100.0, y, a), (64, 140.0, y, b), (124, *dest, b)]
             for s, east, north, v in steps:
                 lon, lat = offset(east, north)
-                lines[day].append(style12_row(vid, (t0 + dt.timedelta(seconds=s)).strftime("%Y%m%d%H%M%S"), lon, lat, v))
+                lines[day].append(
+                    style12_row(vid, (t0 + dt.timedelta(seconds=s)).strftime("%Y%m%d%H%M%S"), lon, lat, v)
+                )
     for day in DAYS:
         write_zip(root / f"OUT1-2_533925_{day}.zip", lines[day])
     return p

@@ -12,11 +12,24 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo.aggregate import aggregate_points, concat_shards, decode_cell, figures, holiday_table, merge_cubes, split_by_piece
+from geo.aggregate import (
+    aggregate_points,
+    concat_shards,
+    decode_cell,
+    figures,
+    holiday_table,
+    merge_cubes,
+    split_by_piece,
+)
 from geo.matching import build_segment_index, match_points
 
-GEOMS = np.array([shapely.LineString([(0, 0), (200, 0), (400, 0)]), shapely.LineString([(200, -200), (200, 0), (200, 200)]),
-                  shapely.LineString([(0, 300), (400, 300)])])  # fmt: skip
+GEOMS = np.array(
+    [
+        shapely.LineString([(0, 0), (200, 0), (400, 0)]),
+        shapely.LineString([(200, -200), (200, 0), (200, 200)]),
+        shapely.LineString([(0, 300), (400, 300)]),
+    ]
+)
 INDEX = build_segment_index(GEOMS, radius_m=20)
 LIMITS = np.array([30.0, 30.0, 50.0])
 PIECE_ROAD = INDEX.links.piece_road.astype(np.int64)
@@ -54,8 +67,6 @@ def speed_statistics(con: duckdb.DuckDBPyConnection, matched: pa.Table, group_by
         con.unregister("_matched")
 
 
-
-
 def points(seed, n, integer_speeds=True):
     rng = np.random.default_rng(seed)
     road = rng.integers(0, 3, n)
@@ -68,17 +79,29 @@ def points(seed, n, integer_speeds=True):
     heading = np.where(road == 1, 0.0, 90.0) + rng.choice([0.0, 180.0], n)
     heading[rng.random(n) < 0.1] = np.nan
     return {
-        "x": x, "y": y, "heading": heading, "speed": speed,
+        "x": x,
+        "y": y,
+        "heading": heading,
+        "speed": speed,
         "vid": rng.integers(0, max(2, n // 5), n).astype(np.int64),
         "gps_us": T0 + rng.integers(0, 40 * 86_400, n) * 1_000_000,
         "vtype": rng.integers(1, 5, n).astype(np.int32),
-    }  # fmt: skip
+    }
 
 
 def cube_of(p, sl=slice(None)):
     m = match_points(p["x"][sl], p["y"][sl], INDEX, p["heading"][sl])
-    cube = aggregate_points(m.seg, m.pos, m.direction, INDEX, p["gps_us"][sl], p["vtype"][sl], p["speed"][sl],
-                            p["vid"][sl], LIMITS[PIECE_ROAD])  # fmt: skip
+    cube = aggregate_points(
+        m.seg,
+        m.pos,
+        m.direction,
+        INDEX,
+        p["gps_us"][sl],
+        p["vtype"][sl],
+        p["speed"][sl],
+        p["vid"][sl],
+        LIMITS[PIECE_ROAD],
+    )
     return cube, m
 
 
@@ -88,8 +111,14 @@ def test_figures_from_cube_equal_duckdb_on_raw_points(integer_speeds):
     cube, m = cube_of(p)
     f = figures(cube, PIECE_ROAD, 3)
     hit = m.seg >= 0
-    raw = pa.table({"road": m.road[hit], "vehicle_key": p["vid"][hit], "speed_kmh": p["speed"][hit],
-                    "limit_kmh": LIMITS[m.road[hit]]})  # fmt: skip
+    raw = pa.table(
+        {
+            "road": m.road[hit],
+            "vehicle_key": p["vid"][hit],
+            "speed_kmh": p["speed"][hit],
+            "limit_kmh": LIMITS[m.road[hit]],
+        }
+    )
     con = duckdb.connect()
     ref = speed_statistics(con, raw, ["road"]).to_pandas().set_index("road")
     for r in range(3):
@@ -114,11 +143,30 @@ def test_cells_hour_daytype_class_direction():
     gps = np.array([np.datetime64(d, "us").astype(np.int64) for d in days])
     x, y = np.full(4, 100.0), np.full(4, 1.0)
     m = match_points(x, y, INDEX, np.array([90.0, 270.0, np.nan, 90.0]))
-    cube = aggregate_points(m.seg, m.pos, m.direction, INDEX, gps, np.array([1, 2, 3, 2], np.int32),
-                            np.array([31.0, 29.0, 45.0, 40.0]), np.arange(4), LIMITS[PIECE_ROAD])  # fmt: skip
+    cube = aggregate_points(
+        m.seg,
+        m.pos,
+        m.direction,
+        INDEX,
+        gps,
+        np.array([1, 2, 3, 2], np.int32),
+        np.array([31.0, 29.0, 45.0, 40.0]),
+        np.arange(4),
+        LIMITS[PIECE_ROAD],
+    )
     t = cube.cells_table().to_pandas().sort_values(["day_type", "hour", "direction"])
-    got = sorted(zip(t["direction"], t["hour"], t["day_type"], t["vehicle_class"], t["n_points"], t["n_at_or_over_limit"],
-                     t["n_at_or_over_limit_plus_10"]))  # fmt: skip
+    got = sorted(
+        zip(
+            t["direction"],
+            t["hour"],
+            t["day_type"],
+            t["vehicle_class"],
+            t["n_points"],
+            t["n_at_or_over_limit"],
+            t["n_at_or_over_limit_plus_10"],
+            strict=True,
+        )
+    )
     assert got == sorted([(1, 7, 1, 1, 1, 1, 0), (-1, 7, 0, 2, 1, 0, 0), (0, 23, 1, 3, 1, 1, 1), (1, 0, 0, 2, 1, 1, 1)])
     day0, hol = holiday_table()
     assert hol[(dt.date(2024, 1, 8) - dt.date(1970, 1, 1)).days - day0]
@@ -144,12 +192,16 @@ def _canon(cube):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), n=st.integers(0, 3000), cuts=st.lists(st.floats(0, 1), max_size=4),
-       integer_speeds=st.booleans())  # fmt: skip
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(0, 3000),
+    cuts=st.lists(st.floats(0, 1), max_size=4),
+    integer_speeds=st.booleans(),
+)
 def test_merge_of_parts_equals_whole(seed, n, cuts, integer_speeds):
     p = points(seed, n, integer_speeds)
     bounds = [0, *sorted(int(c * n) for c in cuts), n]
-    parts = [cube_of(p, slice(a, b))[0] for a, b in zip(bounds[:-1], bounds[1:])]
+    parts = [cube_of(p, slice(a, b))[0] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     whole = cube_of(p)[0]
     merged = merge_cubes(parts)
     wc, ws, wh, wv = _canon(merge_cubes([whole]))
@@ -165,7 +217,9 @@ def test_merge_of_parts_equals_whole(seed, n, cuts, integer_speeds):
     for k in fw:
         np.testing.assert_allclose(fw[k], fm[k], rtol=1e-12, equal_nan=True)
     # merging is associative: merging merged parts again changes nothing, in every array
-    ac, as_, ah, av = _canon(merge_cubes([merge_cubes(parts[:1]), merge_cubes(parts[1:])]) if len(parts) > 1 else merged)
+    ac, as_, ah, av = _canon(
+        merge_cubes([merge_cubes(parts[:1]), merge_cubes(parts[1:])]) if len(parts) > 1 else merged
+    )
     for k in mc:
         np.testing.assert_array_equal(ac[k], mc[k])
     np.testing.assert_allclose(as_, ms, rtol=1e-12)
@@ -197,12 +251,29 @@ def test_cells_equal_pandas_group_by_on_raw_points():
     ts = pd.to_datetime(p["gps_us"][hit], unit="us")
     jp = holidays.Japan(years=[2024])
     day_type = ((ts.day_of_week >= 5) | pd.Index(ts.date).map(lambda d: d in jp)).astype(int)
-    raw = pd.DataFrame({"piece": m.link[hit], "direction": m.direction[hit], "hour": ts.hour, "day_type": day_type,
-                        "vehicle_class": p["vtype"][hit], "speed": p["speed"][hit], "vid": p["vid"][hit]})  # fmt: skip
+    raw = pd.DataFrame(
+        {
+            "piece": m.link[hit],
+            "direction": m.direction[hit],
+            "hour": ts.hour,
+            "day_type": day_type,
+            "vehicle_class": p["vtype"][hit],
+            "speed": p["speed"][hit],
+            "vid": p["vid"][hit],
+        }
+    )
     raw["ge"] = raw["speed"] >= LIMITS[PIECE_ROAD[raw["piece"]]]
     keys = ["piece", "direction", "hour", "day_type", "vehicle_class"]
-    exp = raw.groupby(keys).agg(n_points=("speed", "size"), sum_speed_kmh=("speed", "sum"),
-                                n_at_or_over_limit=("ge", "sum"), n_vehicles=("vid", "nunique")).reset_index()  # fmt: skip
+    exp = (
+        raw.groupby(keys)
+        .agg(
+            n_points=("speed", "size"),
+            sum_speed_kmh=("speed", "sum"),
+            n_at_or_over_limit=("ge", "sum"),
+            n_vehicles=("vid", "nunique"),
+        )
+        .reset_index()
+    )
     got = cube.cells_table().to_pandas()
     merged = exp.merge(got, on=keys, how="outer", suffixes=("_exp", ""), indicator=True)
     assert (merged["_merge"] == "both").all()

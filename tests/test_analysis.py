@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from analysis.figures import NothingMatched, analyze
-from conftest import AFTER, BEFORE, expected, make_delivery, network, offset, style12_row, write_zip
 from config.districts import parse_date_range
+from conftest import AFTER, BEFORE, expected, make_delivery, network, offset, style12_row, write_zip
 from etl.ingest import ingest_paths
 
 

@@ -58,12 +58,13 @@ def manifest_counts(wh) -> dict[str, tuple]:
 
 def assert_conserved(wh):
     """The manifest's stored rows are exactly the rows the views show."""
-    (n,), = q(wh, "SELECT count(*) FROM probe_points")
-    (m,), = q(wh, "SELECT coalesce(sum(rows_stored), 0) FROM manifest WHERE status = 'ok'")
+    ((n,),) = q(wh, "SELECT count(*) FROM probe_points")
+    ((m,),) = q(wh, "SELECT coalesce(sum(rows_stored), 0) FROM manifest WHERE status = 'ok'")
     assert n == m, f"probe_points holds {n} rows, manifest says {m} stored"
 
 
 # --- 1. --replace must not lose another file's rows ----------------------------------------------
+
 
 def test_replace_brings_back_duplicates_the_replaced_file_held(tmp_path):
     wh = tmp_path / "wh"
@@ -119,8 +120,26 @@ def test_replace_with_content_identical_to_another_file(tmp_path):
 
 # --- 2. nan / inf / 1e2 / hex: judged the same whatever the rest of the chunk holds -----------------
 
-TOKENS = ["nan", "NaN", "-nan", "inf", "-inf", "Infinity", "1e400", "1e1", "1E1", "3e+1", ".5e2", "0x1e", "+30", "30.", " 30",
-          "30 ", "3_0", "30.0"]  # fmt: skip
+TOKENS = [
+    "nan",
+    "NaN",
+    "-nan",
+    "inf",
+    "-inf",
+    "Infinity",
+    "1e400",
+    "1e1",
+    "1E1",
+    "3e+1",
+    ".5e2",
+    "0x1e",
+    "+30",
+    "30.",
+    " 30",
+    "30 ",
+    "3_0",
+    "30.0",
+]
 
 
 def _verdict(tmp_path, name, lines, line_no):
@@ -143,10 +162,17 @@ def test_number_judged_alone_whatever_the_chunk_holds(tmp_path, token):
         assert v == v and abs(v) != float("inf")  # never NaN or infinite
 
 
-@pytest.mark.parametrize("column, token", [("vehicle_type", "0x2"),
-                                           ("trip_no", "0x1"),
-                                           ("gps_time", "hex"),
-                                           ("operation_date", "hexdate"), ("vehicle_type", "2.0"), ("trip_no", "+1")])
+@pytest.mark.parametrize(
+    "column, token",
+    [
+        ("vehicle_type", "0x2"),
+        ("trip_no", "0x1"),
+        ("gps_time", "hex"),
+        ("operation_date", "hexdate"),
+        ("vehicle_type", "2.0"),
+        ("trip_no", "+1"),
+    ],
+)
 def test_integer_and_time_columns_judged_alone(tmp_path, column, token):
     idx = {"vehicle_type": 4, "trip_no": 8, "gps_time": 6, "operation_date": 2}[column]
     if token == "hex":  # 14 characters, like a GPS時刻, and the hex value of a valid one
@@ -183,6 +209,7 @@ def test_nan_coordinates_quarantined_and_the_batch_survives(tmp_path):
 
 # --- 3. readers never see a half-applied commit -------------------------------------------------
 
+
 def _two_parts(tmp_path):
     d = tmp_path / "d"
     generate_bench_delivery(d, rows=24_000, rows_per_file=2_000, workers=1)
@@ -214,9 +241,9 @@ def test_reader_sees_before_or_after_a_killed_commit(tmp_path, when):
     ingest_paths([first], wh)
     p = cli("ingest", "--warehouse", wh, second, env={**os.environ, "ETC2CALM_TEST_CRASH": when})
     assert p.returncode != 0
-    (n,), = [tuple(map(int, r)) for r in sql(wh, "SELECT count(*) FROM probe_points")]
+    ((n,),) = [tuple(map(int, r)) for r in sql(wh, "SELECT count(*) FROM probe_points")]
     assert n in (before, after), f"sql sees {n} points: neither {before} (before) nor {after} (after)"
-    (m,), = [tuple(map(int, r)) for r in sql(wh, "SELECT sum(rows_stored) FROM manifest WHERE status = 'ok'")]
+    ((m,),) = [tuple(map(int, r)) for r in sql(wh, "SELECT sum(rows_stored) FROM manifest WHERE status = 'ok'")]
     assert m == n, f"manifest says {m} stored while the views show {n}"
     assert _point_rows(wh) in (None, before, after)
     p = cli("ingest", "--warehouse", wh, second)
@@ -247,12 +274,13 @@ def test_killed_right_after_a_commit_manifest_matches_the_views(tmp_path):
     """)
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert p.returncode == 137, p.stderr
-    (n,), = [tuple(map(int, r)) for r in sql(wh, "SELECT count(*) FROM probe_points")]
-    (m,), = [tuple(map(int, r)) for r in sql(wh, "SELECT sum(rows_stored) FROM manifest WHERE status = 'ok'")]
+    ((n,),) = [tuple(map(int, r)) for r in sql(wh, "SELECT count(*) FROM probe_points")]
+    ((m,),) = [tuple(map(int, r)) for r in sql(wh, "SELECT sum(rows_stored) FROM manifest WHERE status = 'ok'")]
     assert n == m and n > 0, f"manifest says {m} stored, probe_points shows {n}"
 
 
 # --- 4. a changed file without --replace ----------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_changed_file_without_replace_is_refused_and_named(tmp_path):
@@ -273,6 +301,7 @@ def test_changed_file_without_replace_is_refused_and_named(tmp_path):
 
 
 # --- 5. a copied or moved warehouse is self-contained ------------------------------------------------
+
 
 def _small_warehouse(tmp_path, name="wh"):
     wh = tmp_path / name
@@ -324,6 +353,7 @@ def test_moved_warehouse_works(tmp_path):
 
 # --- 11. encrypted ZIP, unsupported compression: failed files like corrupt ones ----------------------
 
+
 def _patch_zip(path: Path, *, flag: int | None = None, method: int | None = None) -> None:
     """Set the general-purpose flag bits / compression method in the local and central headers."""
     data = bytearray(path.read_bytes())
@@ -346,9 +376,9 @@ def test_encrypted_and_unsupported_zips_fail_others_ingested(tmp_path):
     _patch_zip(enc, flag=0x1)
     odd = write_zip(d / "OUT1-2_533925_20170907_method.zip", [row(i) for i in range(3)])
     _patch_zip(odd, method=97)
-    with pytest.raises((RuntimeError, NotImplementedError)):  # what Python's zipfile does with them
-        with zipfile.ZipFile(enc) as zf:
-            zf.read("data.csv")
+    # what Python's zipfile does with them
+    with pytest.raises((RuntimeError, NotImplementedError)), zipfile.ZipFile(enc) as zf:
+        zf.read("data.csv")
     p = cli("ingest", "--warehouse", tmp_path / "wh", d)
     assert p.returncode == 1, p.stderr
     assert "Traceback" not in p.stderr
@@ -359,10 +389,11 @@ def test_encrypted_and_unsupported_zips_fail_others_ingested(tmp_path):
 
 # --- 13. quotes in paths ---------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_quotes_in_warehouse_and_delivery_paths(tmp_path):
-    wh = tmp_path / "it's a \"warehouse\""
-    d = tmp_path / "deliv'ery \"x\""
+    wh = tmp_path / 'it\'s a "warehouse"'
+    d = tmp_path / 'deliv\'ery "x"'
     a = write_zip(d / "OUT1-2_533925_20170905.zip", [row(i) for i in range(5)] + ["bad"])
     p = cli("ingest", "--warehouse", wh, d)
     assert p.returncode == 0, p.stderr
@@ -376,6 +407,7 @@ def test_quotes_in_warehouse_and_delivery_paths(tmp_path):
 
 
 # --- 14. unreadable folders are named and counted; each failure printed once ---------------------
+
 
 def test_unreadable_subfolder_is_named_and_counted_failed(tmp_path, monkeypatch, capsys):
     from etc2calm.cli import main
@@ -428,8 +460,11 @@ CRASH_POINTS = ["journal", "apply", "renamed", "db", "snapshot", "deletes"]
 
 def _state(wh) -> tuple[int, int, int | None]:
     """(points the views show, rows the manifest says are stored, rows in the files point_files lists)."""
-    (n,), = [tuple(map(int, r)) for r in sql(wh, "SELECT count(*) FROM probe_points")]
-    (m,), = [tuple(map(int, r or ["0"])) for r in sql(wh, "SELECT coalesce(sum(rows_stored), 0) FROM manifest WHERE status = 'ok'")]
+    ((n,),) = [tuple(map(int, r)) for r in sql(wh, "SELECT count(*) FROM probe_points")]
+    ((m,),) = [
+        tuple(map(int, r or ["0"]))
+        for r in sql(wh, "SELECT coalesce(sum(rows_stored), 0) FROM manifest WHERE status = 'ok'")
+    ]
     return n, m, _point_rows(wh)
 
 
@@ -444,7 +479,9 @@ def test_kill_at_every_step_of_a_commit(tmp_path, scenario, when):
     ingest_paths([b], wh)
     before = 20
     if scenario == "add":
-        c = write_zip(tmp_path / "c" / "OUT1-2_533925_20170906.zip", [row(i, t=f"20170906{i:02d}0000") for i in range(6)])
+        c = write_zip(
+            tmp_path / "c" / "OUT1-2_533925_20170906.zip", [row(i, t=f"20170906{i:02d}0000") for i in range(6)]
+        )
         args, after = [c], 26
     else:
         write_zip(a, [row(i) for i in range(0, 5)] + [row(i) for i in range(30, 33)])
@@ -466,6 +503,7 @@ def test_kill_at_every_step_of_a_commit(tmp_path, scenario, when):
 
 # --- 5, the class: views of a copy are the copy's, also for other readers and for the matched views ----
 
+
 def test_point_files_and_views_agree_after_a_move_and_a_new_commit(tmp_path):
     wh = _small_warehouse(tmp_path)
     moved = tmp_path / "moved"
@@ -478,6 +516,7 @@ def test_point_files_and_views_agree_after_a_move_and_a_new_commit(tmp_path):
 
 
 # --- 11/14, the class: nothing under the given paths is skipped or crashes the run ----------------
+
 
 @pytest.mark.slow
 def test_broken_link_and_unreadable_member_named_and_counted(tmp_path):

@@ -12,7 +12,6 @@ from conftest import cli, offset, q, style12_row, write_zip
 from etl.ingest import ingest_paths
 
 
-
 def row(i, vid, speed=30):
     lon, lat = offset(i * 50, 0)
     return style12_row(vid, f"2017090508{i:02d}00", lon, lat, speed)
@@ -31,7 +30,7 @@ IDS = ["000012345678", "AB-12x", "veh_7", "ｶﾅ車両9", "4711", "X"]
 def test_no_raw_id_in_quarantine_for_misaligned_lines(tmp_path, vid):
     good = [row(i, vid) for i in range(3)]
     f = row(5, vid).split(",")
-    quoted = f"\"{f[0]},extra\"," + ",".join(f[1:])  # a quoted comma: 34 fields, the ID one place right
+    quoted = f'"{f[0]},extra",' + ",".join(f[1:])  # a quoted comma: 34 fields, the ID one place right
     missing = ",".join(f[:5] + f[6:])  # a field missing before the ID's neighbours: 32 fields
     early = ",".join(f[1:])  # the first field missing: the ID one place left
     extra = ",".join(f + ["x"])  # 34 fields
@@ -54,7 +53,10 @@ def test_no_raw_id_in_quarantine_for_misaligned_lines(tmp_path, vid):
 
 # --- 7. short or blank keys are refused ----------------------------------------------------------
 
-@pytest.mark.parametrize("content", ["", *(pytest.param(c, marks=pytest.mark.slow) for c in ("   \n", "short-key")), "fifteen-bytes.."])
+
+@pytest.mark.parametrize(
+    "content", ["", *(pytest.param(c, marks=pytest.mark.slow) for c in ("   \n", "short-key")), "fifteen-bytes.."]
+)
 def test_short_or_blank_key_file_refused(tmp_path, monkeypatch, content):
     monkeypatch.delenv("ETC2CALM_ID_KEY")
     keyfile = tmp_path / "keys" / "id_key"
@@ -81,13 +83,16 @@ def test_short_or_blank_key_in_environment_refused(tmp_path, monkeypatch, key):
 
 # --- 8. a key change is detected; re-keying is explicit --------------------------------------------
 
+
 @pytest.mark.slow
 def test_key_change_refused_then_explicit_rekey(tmp_path, monkeypatch):
     wh = tmp_path / "wh"
     k1, k2 = "first-key-0123456789abcdef", "second-key-0123456789abcdef"
     write_zip(tmp_path / "d1" / "OUT1-2_533925_20170905.zip", [row(i, f"{i % 3:012d}") for i in range(6)])
-    write_zip(tmp_path / "d2" / "OUT1-2_533925_20170906.zip",
-              [style12_row(f"{i % 3:012d}", f"20170906080{i}00", *offset(i * 50, 0), 30) for i in range(6)])
+    write_zip(
+        tmp_path / "d2" / "OUT1-2_533925_20170906.zip",
+        [style12_row(f"{i % 3:012d}", f"20170906080{i}00", *offset(i * 50, 0), 30) for i in range(6)],
+    )
     monkeypatch.setenv("ETC2CALM_ID_KEY", k1)
     assert cli("ingest", "--warehouse", wh, tmp_path / "d1").returncode == 0
     monkeypatch.setenv("ETC2CALM_ID_KEY", k2)
@@ -106,6 +111,7 @@ def test_key_change_refused_then_explicit_rekey(tmp_path, monkeypatch):
 
 # --- 10. `etc2calm sql` reads the warehouse and nothing else ---------------------------------------
 
+
 @pytest.fixture
 def small_wh(tmp_path):
     write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", [row(i, "000012345678") for i in range(4)])
@@ -113,17 +119,20 @@ def small_wh(tmp_path):
     return tmp_path / "wh"
 
 
-@pytest.mark.parametrize("query", [
-    "SELECT * FROM read_csv('/etc/passwd', sep=':')",
-    "SELECT * FROM read_text('/etc/hostname')",
-    "SELECT * FROM read_blob('/etc/hostname')",
-    "SELECT count(*) FROM glob('/etc/*')",
-    "SELECT * FROM read_text('{keyfile}')",
-    "SELECT * FROM read_csv('{outside}')",
-    "SELECT * FROM read_csv('{wh}/../outside.csv')",
-    "SELECT * FROM read_csv('http://127.0.0.1:9/x.csv')",
-    "WITH x AS (SELECT * FROM read_text('/etc/hostname')) SELECT * FROM x",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM read_csv('/etc/passwd', sep=':')",
+        "SELECT * FROM read_text('/etc/hostname')",
+        "SELECT * FROM read_blob('/etc/hostname')",
+        "SELECT count(*) FROM glob('/etc/*')",
+        "SELECT * FROM read_text('{keyfile}')",
+        "SELECT * FROM read_csv('{outside}')",
+        "SELECT * FROM read_csv('{wh}/../outside.csv')",
+        "SELECT * FROM read_csv('http://127.0.0.1:9/x.csv')",
+        "WITH x AS (SELECT * FROM read_text('/etc/hostname')) SELECT * FROM x",
+    ],
+)
 def test_sql_cannot_read_outside_the_warehouse(tmp_path, monkeypatch, small_wh, query):
     keyfile = tmp_path / "config" / "etc2calm" / "id_key"
     keyfile.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +141,13 @@ def test_sql_cannot_read_outside_the_warehouse(tmp_path, monkeypatch, small_wh, 
     home = tmp_path / "home"
     home.mkdir()
     env = {**os.environ, "HOME": str(home)}
-    p = cli("sql", "--warehouse", small_wh, query.format(keyfile=keyfile, outside=tmp_path / "outside.csv", wh=small_wh), env=env)
+    p = cli(
+        "sql",
+        "--warehouse",
+        small_wh,
+        query.format(keyfile=keyfile, outside=tmp_path / "outside.csv", wh=small_wh),
+        env=env,
+    )
     assert p.returncode != 0, p.stdout
     assert "Traceback" not in p.stderr
     assert "k" * 64 not in p.stdout and "root:" not in p.stdout
@@ -187,7 +202,7 @@ def test_pseudonyms_are_the_hmac_of_the_trimmed_id_whatever_its_shape():
     keys, ids = pseudonymise_dict(pa.array(raw, pa.string()), key)
     keys2, ids2 = pseudonymise_with_ids(pa.array(raw, pa.string()), key)
     assert keys.cast(pa.string()).to_pylist() == keys2.to_pylist() and ids.to_pylist() == ids2.to_pylist()
-    for r, k, i in zip(raw, keys.cast(pa.string()).to_pylist(), ids.to_pylist()):
+    for r, k, i in zip(raw, keys.cast(pa.string()).to_pylist(), ids.to_pylist(), strict=True):
         if r is None or not r.strip():
             assert k is None and i is None
             continue

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MAP_LAT, MAP_LON, ROAD_DEG, fabricated_results, make_map_district, make_map_results, write_area
 from config.districts import Device, load_district
+from conftest import MAP_LAT, MAP_LON, ROAD_DEG, fabricated_results, make_map_district, make_map_results, write_area
 from maps import palette
 from maps.district_map import render_district_map
 from maps.headline import headline
@@ -38,15 +38,27 @@ from maps.report import render_report
 pytestmark = pytest.mark.slow
 
 CHROMIUM = os.environ.get("ETC2CALM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 # Base tiles of the maps: the only requests a map makes, and the only failures the tests ignore.
 TILE_URL = re.compile(r"^https://(cyberjapandata\.gsi\.go\.jp/xyz/pale|tile\.openstreetmap\.org)/\d+/\d+/\d+\.png$")
 ARTIFACTS = Path(os.environ.get("ETC2CALM_ARTIFACTS", Path(__file__).resolve().parents[1] / "build" / "test-artifacts"))
 SIZES = {"phone": (390, 844), "projector": (1024, 768), "desktop": (1280, 900)}
 # Everything that sits over or beside the map; the treated street must be clear of all of them.
-PANELS = (".e2c-banner", "#e2c-top", "#e2c-panel", ".leaflet-control-zoom", ".leaflet-control-scale",
-          ".leaflet-control-attribution")  # fmt: skip
+PANELS = (
+    ".e2c-banner",
+    "#e2c-top",
+    "#e2c-panel",
+    ".leaflet-control-zoom",
+    ".leaflet-control-scale",
+    ".leaflet-control-attribution",
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +88,13 @@ class Opened:
         phone = size[0] < 600
         self.size = size
         self.phone = phone
-        self.context = browser.new_context(viewport={"width": size[0], "height": size[1]}, locale="ja-JP",
-                                           is_mobile=phone, has_touch=phone, device_scale_factor=1)  # fmt: skip
+        self.context = browser.new_context(
+            viewport={"width": size[0], "height": size[1]},
+            locale="ja-JP",
+            is_mobile=phone,
+            has_touch=phone,
+            device_scale_factor=1,
+        )
         self.page = self.context.new_page()
         self.console: list = []
         self.page_errors: list[str] = []
@@ -146,7 +163,9 @@ class Opened:
         g = self.treated_geometry()
         assert len(g["pts"]) >= 41, f"{when}: the treated street is not drawn"
         for x, y in g["pts"]:
-            assert 0 <= x <= g["w"] and 0 <= y <= g["h"], f"{when}: treated street outside the viewport at {x:.0f},{y:.0f}"
+            assert 0 <= x <= g["w"] and 0 <= y <= g["h"], (
+                f"{when}: treated street outside the viewport at {x:.0f},{y:.0f}"
+            )
             for b in g["boxes"]:
                 inside = b["l"] - 2 < x < b["r"] + 2 and b["t"] - 2 < y < b["b"] + 2
                 assert not inside, f"{when}: {b['sel']} covers the treated street at ({x:.0f}, {y:.0f})"
@@ -169,10 +188,14 @@ class Opened:
             self.page.mouse.click(x, y)
 
     def lonlat_to_client(self, lon: float, lat: float) -> tuple[float, float]:
-        return tuple(self.page.evaluate(
-            """([lat, lon]) => { var m = window.e2c.map, p = m.latLngToContainerPoint([lat, lon]),
-                                   r = m.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }""",
-            [lat, lon]))  # fmt: skip
+        return tuple(
+            self.page.evaluate(
+                """([lat, lon]) => { var m = window.e2c.map, p = m.latLngToContainerPoint([lat, lon]),
+                                   r = m.getContainer().getBoundingClientRect();
+                                   return [r.left + p.x, r.top + p.y]; }""",
+                [lat, lon],
+            )
+        )
 
     def hover_lonlat(self, lon: float, lat: float) -> str:
         x, y = self.lonlat_to_client(lon, lat)
@@ -183,7 +206,10 @@ class Opened:
         return tip.inner_text()
 
     def open_sheet(self, open_: bool) -> None:
-        if self.phone and self.page.evaluate("document.getElementById('e2c-panel').classList.contains('e2c-open')") != open_:
+        if (
+            self.phone
+            and self.page.evaluate("document.getElementById('e2c-panel').classList.contains('e2c-open')") != open_
+        ):
             self.page.locator("#e2c-handle").click()
             self.page.wait_for_timeout(150)
 
@@ -217,8 +243,10 @@ def opened(browser):
 
 # --- inputs ------------------------------------------------------------------------------------
 
-DEVICES = (Device("hump", MAP_LON + 0.0006, MAP_LAT, dt.date(2023, 10, 1), illustrative=True),
-           Device("narrowing", MAP_LON + 0.0013, MAP_LAT, dt.date(2023, 10, 1), illustrative=True))  # fmt: skip
+DEVICES = (
+    Device("hump", MAP_LON + 0.0006, MAP_LAT, dt.date(2023, 10, 1), illustrative=True),
+    Device("narrowing", MAP_LON + 0.0013, MAP_LAT, dt.date(2023, 10, 1), illustrative=True),
+)
 
 
 @pytest.fixture
@@ -234,8 +262,9 @@ def bundled_map(request, tmp_path_factory):
 
     district = load_district(request.param)
     results = fabricated_results(district)
-    out = render_district_map(district, results, tmp_path_factory.mktemp(request.param) / f"{district.key}.html",
-                              wards_path=wards_path())  # fmt: skip
+    out = render_district_map(
+        district, results, tmp_path_factory.mktemp(request.param) / f"{district.key}.html", wards_path=wards_path()
+    )
     return request.param, out, district, results
 
 
@@ -285,14 +314,16 @@ def test_tap_opens_a_popup_inside_the_viewport(opened, test_map, size):
     path, district, results = test_map
     w, h = SIZES[size]
     m = opened(path, (w, h))
-    targets = [(MAP_LON + ROAD_DEG / 2, MAP_LAT, "桜通り"),  # the treated street (bottom)
-               (MAP_LON + ROAD_DEG / 2, MAP_LAT + ROAD_DEG, "楓通り")]  # the comparison street (top edge)  # fmt: skip
+    targets = [
+        (MAP_LON + ROAD_DEG / 2, MAP_LAT, "桜通り"),  # the treated street (bottom)
+        (MAP_LON + ROAD_DEG / 2, MAP_LAT + ROAD_DEG, "楓通り"),
+    ]  # the comparison street (top edge)
     for lon, lat, name in targets:
         m.page.evaluate("window.e2c.map.closePopup()")
         m.tap(*m.lonlat_to_client(lon, lat))
         box = m.popup_box()
         assert name in box["text"] and "%" in box["text"], box["text"]
-        assert 0 <= box["l"] and box["r"] <= w and 0 <= box["t"] and box["b"] <= h, (size, name, box)
+        assert box["l"] >= 0 and box["r"] <= w and box["t"] >= 0 and box["b"] <= h, (size, name, box)
         if m.phone:
             assert box["b"] <= box["sheet_top"], "the popup hides behind the bottom sheet"
     m.screenshot(f"map_popup_{w}x{h}")
@@ -318,7 +349,9 @@ def test_low_sample_headline_does_not_claim_an_effect(opened, tmp_path):
 
     district = make_map_district(tmp_path)
     stats = make_map_stats()
-    results = make_map_results(tmp_path, stats=stats, comparisons=comparisons_from(stats, flags={"treated": "low_sample"}))
+    results = make_map_results(
+        tmp_path, stats=stats, comparisons=comparisons_from(stats, flags={"treated": "low_sample"})
+    )
     path = render_district_map(district, results, tmp_path / "low.html")
     m = opened(path, SIZES["phone"])
     text = m.page.locator("#headline").inner_text()
@@ -384,7 +417,9 @@ def test_osm_base_layer_switch(opened, test_map):
     m.choose("e2c-base", "osm")
     m.page.wait_for_timeout(300)
     assert any(u.startswith("https://tile.openstreetmap.org/") for u in m.tile_requests)
-    assert m.page.evaluate("window.e2c.map.hasLayer(window.e2c.tiles.osm) && !window.e2c.map.hasLayer(window.e2c.tiles.gsi)")
+    assert m.page.evaluate(
+        "window.e2c.map.hasLayer(window.e2c.tiles.osm) && !window.e2c.map.hasLayer(window.e2c.tiles.gsi)"
+    )
     assert "OpenStreetMap" in m.page.locator(".leaflet-control-attribution").inner_text()
     m.choose("e2c-base", "gsi")
     assert "地理院タイル" in m.page.locator(".leaflet-control-attribution").inner_text()
@@ -450,7 +485,11 @@ def test_report_answers_on_the_first_screen_and_fits_a_phone(opened, tmp_path, s
         # a wide table scrolls inside its box; its cells do not wrap one character per line
         wrap = m.page.locator(".table-wrap").first
         assert wrap.evaluate("el => el.scrollWidth > el.clientWidth")
-        heights = m.page.locator(".table-wrap").first.locator("td").evaluate_all("tds => tds.map(td => td.getBoundingClientRect().height)")
+        heights = (
+            m.page.locator(".table-wrap")
+            .first.locator("td")
+            .evaluate_all("tds => tds.map(td => td.getBoundingClientRect().height)")
+        )
         assert max(heights) < 40
     m.screenshot(f"report_{w}x{h}")
     m.screenshot(f"report_{w}x{h}_full", full_page=True)
@@ -462,11 +501,14 @@ def test_report_answers_on_the_first_screen_and_fits_a_phone(opened, tmp_path, s
 
 @pytest.fixture(scope="module")
 def screening_map(tmp_path_factory) -> Path:
-    from maps.screening_map import write_screening_map
     from screening_data import stored_screening
 
+    from maps.screening_map import write_screening_map
+
     stored = stored_screening(tmp_path_factory.mktemp("browser_screening"))
-    return write_screening_map(stored["wh"], "t", stored["root"] / "screening.html", area="outline", district=stored["district"])
+    return write_screening_map(
+        stored["wh"], "t", stored["root"] / "screening.html", area="outline", district=stored["district"]
+    )
 
 
 @pytest.mark.parametrize("size", ["phone", "desktop"])
@@ -479,7 +521,7 @@ def test_screening_map_draws_ranks_and_a_tap_opens_the_candidate(opened, screeni
     m.tap(marker["x"] + marker["width"] / 2, marker["y"] + marker["height"] / 2)
     box = m.popup_box()
     assert "1位 道路R1" in box["text"] and "スコア" in box["text"] and "%" in box["text"], box["text"]
-    assert 0 <= box["l"] and box["r"] <= w and 0 <= box["t"] and box["b"] <= h, (size, box)
+    assert box["l"] >= 0 and box["r"] <= w and box["t"] >= 0 and box["b"] <= h, (size, box)
     if m.phone:
         assert box["b"] <= box["sheet_top"], "the popup hides behind the bottom sheet"
     m.screenshot(f"screening_popup_{w}x{h}")

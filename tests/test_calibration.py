@@ -39,15 +39,24 @@ def measured(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ETC2CALM_ID_KEY", "test-key-not-secret")
         for key, scale in SCALES.items():
-            generate_delivery(root / "delivery" / key, districts=[load_district(key)], seed=SEED, scale=scale, monitoring=False)
+            generate_delivery(
+                root / "delivery" / key, districts=[load_district(key)], seed=SEED, scale=scale, monitoring=False
+            )
         report = ingest_paths([root / "delivery"], root / "wh", progress=False)
         assert not report.failed
         out = {}
         for key in SCALES:
             g = analyze_district(root / "wh", load_district(key)).group_stats
             t = g[g["road_group"] == "treated"].set_index("period")
-            out[key] = {name: {"p85": r["p85_kmh"], "mean": r["mean_kmh"], "passage_share": r["passage_share_at_or_over_limit"],
-                               "n_passages": r["n_passages"]} for name, r in t.iterrows()}  # fmt: skip
+            out[key] = {
+                name: {
+                    "p85": r["p85_kmh"],
+                    "mean": r["mean_kmh"],
+                    "passage_share": r["passage_share_at_or_over_limit"],
+                    "n_passages": r["n_passages"],
+                }
+                for name, r in t.iterrows()
+            }
     return out
 
 

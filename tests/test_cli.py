@@ -12,7 +12,6 @@ import pytest
 from conftest import ETC2CALM, assert_one_line_error, cli, expected, make_delivery, write_zip
 
 
-
 def run(*args, cwd=None):
     """The installed `etc2calm` script in a subprocess (the entry point as users run it)."""
     return subprocess.run([ETC2CALM, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
@@ -56,13 +55,38 @@ def test_ingest_quarantine_exits_zero(tmp_path):
 def test_analyze_roads_csv(ingested, tiny_network, tmp_path):
     wh, truth, _ = ingested
     out = tmp_path / "out" / "stats.csv"
-    proc = cli("analyze", "--warehouse", wh, "--roads", tiny_network,
-               "--before", "2017-09-01..2017-09-30", "--after", "2017-11-01..2017-11-30", "--out", out)  # fmt: skip
+    proc = cli(
+        "analyze",
+        "--warehouse",
+        wh,
+        "--roads",
+        tiny_network,
+        "--before",
+        "2017-09-01..2017-09-30",
+        "--after",
+        "2017-11-01..2017-11-30",
+        "--out",
+        out,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
-    required = {"road_id", "period", "n_points", "n_vehicles", "mean_kmh", "p85_kmh", "share_at_or_over_limit", "limit_kmh"}
+    required = {
+        "road_id",
+        "period",
+        "n_points",
+        "n_vehicles",
+        "mean_kmh",
+        "p85_kmh",
+        "share_at_or_over_limit",
+        "limit_kmh",
+    }
     assert required <= set(rows[0])
-    assert {(r["road_id"], r["period"]) for r in rows} == {("R1", "before"), ("R1", "after"), ("A1", "before"), ("A1", "after")}
+    assert {(r["road_id"], r["period"]) for r in rows} == {
+        ("R1", "before"),
+        ("R1", "after"),
+        ("A1", "before"),
+        ("A1", "after"),
+    }
     for r in rows:
         speeds, vids = truth[r["period"]][r["road_id"]]
         exp = expected(speeds, vids, float(r["limit_kmh"]))
@@ -76,8 +100,19 @@ def test_analyze_period_bounds_are_inclusive(ingested, tiny_network, tmp_path):
     wh, truth, _ = ingested
     out = tmp_path / "s.csv"
     # One-day periods on exactly the delivery days.
-    proc = cli("analyze", "--warehouse", wh, "--roads", tiny_network,
-               "--before", "2017-09-05..2017-09-05", "--after", "2017-11-10..2017-11-10", "--out", out)  # fmt: skip
+    proc = cli(
+        "analyze",
+        "--warehouse",
+        wh,
+        "--roads",
+        tiny_network,
+        "--before",
+        "2017-09-05..2017-09-05",
+        "--after",
+        "2017-11-10..2017-11-10",
+        "--out",
+        out,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = {(r["road_id"], r["period"]): r for r in csv.DictReader(out.open(encoding="utf-8"))}
     assert int(rows[("R1", "after")]["n_points"]) == len(truth["after"]["R1"][0])
@@ -109,8 +144,11 @@ def test_map_command_publishes_what_the_pipeline_publishes(tmp_path):
     wh = tmp_path / "wh"
     generate_delivery(tmp_path / "d", districts=[load_district("okurayama")], scale=0.15)
     assert run("ingest", "--warehouse", wh, tmp_path / "d").returncode == 0
-    assert_one_line_error(run("map", "--warehouse", wh, "--district", "okurayama", "--out", tmp_path / "early.html"),
-                          "no stored results", "etc2calm analyze")  # fmt: skip
+    assert_one_line_error(
+        run("map", "--warehouse", wh, "--district", "okurayama", "--out", tmp_path / "early.html"),
+        "no stored results",
+        "etc2calm analyze",
+    )
     for cmd in ("analyze", "compare"):
         proc = run(cmd, "--warehouse", wh, "--district", "okurayama", "--out", tmp_path / f"{cmd}.csv")
         assert proc.returncode == 0, proc.stderr
@@ -124,14 +162,22 @@ def test_map_command_publishes_what_the_pipeline_publishes(tmp_path):
     proc = run("publish", "--warehouse", wh, "--district", "okurayama", "--out", tmp_path / "pub", "--lang", "en")
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "pub" / "okurayama_report.en.html").read_text(encoding="utf-8")
-    assert '<html lang="en">' in report and 'id="headline"' in report and (tmp_path / "pub" / "okurayama_sheet.en.pdf").exists()
+    assert (
+        '<html lang="en">' in report
+        and 'id="headline"' in report
+        and (tmp_path / "pub" / "okurayama_sheet.en.pdf").exists()
+    )
     assert not (tmp_path / "pub" / "okurayama_report.html").exists()  # only the languages asked for
     proc = run("export", "--warehouse", wh, "--district", "okurayama", "--out", tmp_path / "okurayama.gpkg")
     assert proc.returncode == 0, proc.stderr
     import geopandas as gpd
     import pyogrio
 
-    assert [name for name, _ in pyogrio.list_layers(tmp_path / "okurayama.gpkg")] == ["roads", "road_periods", "devices"]
+    assert [name for name, _ in pyogrio.list_layers(tmp_path / "okurayama.gpkg")] == [
+        "roads",
+        "road_periods",
+        "devices",
+    ]
     roads = gpd.read_file(tmp_path / "okurayama.gpkg", layer="roads")
     assert {"before_mean_kmh", "after_mean_kmh", "change_mean_kmh", "before_public"} <= set(roads.columns)
     assert len(gpd.read_file(tmp_path / "okurayama.gpkg", layer="devices")) == len(load_district("okurayama").devices)
@@ -145,8 +191,10 @@ def test_map_command_publishes_what_the_pipeline_publishes(tmp_path):
         (["analyze", "--district", "okurayama", "--before", "2017-09-30..2017-09-01"], "bad date range"),
         (["analyze", "--district", "okurayama", "--before", "September"], "bad date range"),
         (["map", "--district", "atlantis"], "unknown district"),
-        (["analyze", "--district", "okurayama", "--period", "a=2017-09-01..2017-09-30", "--period", "a=trial"],
-         "--period a is given twice"),
+        (
+            ["analyze", "--district", "okurayama", "--period", "a=2017-09-01..2017-09-30", "--period", "a=trial"],
+            "--period a is given twice",
+        ),
         (["analyze", "--district", "okurayama", "--radius", "nan"], "positive number of metres"),
         (["analyze", "--district", "okurayama", "--out", "."], "is a folder"),
         (["compare", "--district", "okurayama", "--out", "/tmp"], "is a folder"),
@@ -157,8 +205,18 @@ def test_user_mistakes_one_line(tmp_path, args, needle):
     assert_one_line_error(proc, needle)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["compare", "-h"], ["analyze", "-h"], ["ingest", "-h"], ["screen", "-h"],
-                                  ["export", "-h"], ["match", "-h"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["compare", "-h"],
+        ["analyze", "-h"],
+        ["ingest", "-h"],
+        ["screen", "-h"],
+        ["export", "-h"],
+        ["match", "-h"],
+    ],
+)
 def test_help_texts_print(args):
     """Every help text renders (a literal % in a help string used to crash argparse)."""
     proc = cli(*args)
@@ -183,16 +241,44 @@ def test_analyze_named_periods_and_filters(ingested, tiny_network, tmp_path):
     wh, truth, _ = ingested
     out = tmp_path / "f.csv"
     # The hand-made points run 7:00–10:59, 60 an hour, half of them on R1: 7-8 keeps 30 per day.
-    proc = cli("analyze", "--warehouse", wh, "--roads", tiny_network, "--period", "sep=2017-09-01..2017-09-30",
-               "--period", "nov=2017-11-01..2017-11-30", "--hours", "7-8", "--days", "weekday", "--out", out)  # fmt: skip
+    proc = cli(
+        "analyze",
+        "--warehouse",
+        wh,
+        "--roads",
+        tiny_network,
+        "--period",
+        "sep=2017-09-01..2017-09-30",
+        "--period",
+        "nov=2017-11-01..2017-11-30",
+        "--hours",
+        "7-8",
+        "--days",
+        "weekday",
+        "--out",
+        out,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = {(r["road_id"], r["period"]): r for r in csv.DictReader(out.open(encoding="utf-8"))}
     assert set(rows) == {("R1", "sep"), ("R1", "nov"), ("A1", "sep"), ("A1", "nov")}
     assert int(rows[("R1", "sep")]["n_points"]) == 30 and int(rows[("R1", "nov")]["n_points"]) == 30
     assert rows[("R1", "sep")]["filter"].startswith("7時〜8時")
     # 2017-09-05 and 2017-11-10 are weekdays: a holiday filter keeps nothing.
-    proc = cli("analyze", "--warehouse", wh, "--roads", tiny_network, "--before", "2017-09-01..2017-09-30",
-               "--after", "2017-11-01..2017-11-30", "--days", "holiday", "--out", out)  # fmt: skip
+    proc = cli(
+        "analyze",
+        "--warehouse",
+        wh,
+        "--roads",
+        tiny_network,
+        "--before",
+        "2017-09-01..2017-09-30",
+        "--after",
+        "2017-11-01..2017-11-30",
+        "--days",
+        "holiday",
+        "--out",
+        out,
+    )
     assert proc.returncode == 0, proc.stderr
     assert all(int(r["n_points"]) == 0 for r in csv.DictReader(out.open(encoding="utf-8")))
     assert "0 points matched in period before" in proc.stderr and "0 points matched in period after" in proc.stderr

@@ -13,11 +13,22 @@ from analysis.evidence import evaluate
 from analysis.figures import analyze
 from analysis.filters import PointFilter
 from analysis.results import load_district_results
-from conftest import ETC2CALM, AFTER, BEFORE, make_delivery, make_test_district, network, offset, style12_row, write_zip
+from conftest import AFTER, BEFORE, ETC2CALM, make_delivery, make_test_district, network, offset, style12_row, write_zip
 from etl.ingest import ingest_paths
 from maps.report import public_comparison, render_report
 
-COLUMNS = ["unit", "indicator", "before", "after", "change", "ci_low", "ci_high", "n_vehicles_before", "n_vehicles_after", "flag"]
+COLUMNS = [
+    "unit",
+    "indicator",
+    "before",
+    "after",
+    "change",
+    "ci_low",
+    "ci_high",
+    "n_vehicles_before",
+    "n_vehicles_after",
+    "flag",
+]
 PERIODS = {"before": BEFORE, "after": AFTER}
 
 
@@ -36,9 +47,29 @@ def warehouse(tmp_path):
 def test_compare_cli_contract(warehouse, tiny_network, tmp_path):
     wh, truth = warehouse
     out = tmp_path / "cmp.csv"
-    proc = run("compare", "--warehouse", wh, "--roads", tiny_network, "--treated", "R1", "--control", "A1",
-               "--period", "before=2017-09-01..2017-09-30", "--period", "after=2017-11-01..2017-11-30",
-               "--indicator", "mean", "--resamples", "300", "--seed", "4", "--out", out)  # fmt: skip
+    proc = run(
+        "compare",
+        "--warehouse",
+        wh,
+        "--roads",
+        tiny_network,
+        "--treated",
+        "R1",
+        "--control",
+        "A1",
+        "--period",
+        "before=2017-09-01..2017-09-30",
+        "--period",
+        "after=2017-11-01..2017-11-30",
+        "--indicator",
+        "mean",
+        "--resamples",
+        "300",
+        "--seed",
+        "4",
+        "--out",
+        out,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert list(rows[0]) == COLUMNS
@@ -56,9 +87,27 @@ def test_compare_cli_contract(warehouse, tiny_network, tmp_path):
     assert all(r["flag"] == "low_sample" for r in rows)  # fewer than 50 vehicles in this small delivery
     # Same seed, same intervals.
     out2 = tmp_path / "cmp2.csv"
-    run("compare", "--warehouse", wh, "--roads", tiny_network, "--treated", "R1", "--control", "A1",
-        "--period", "before=2017-09-01..2017-09-30", "--period", "after=2017-11-01..2017-11-30",
-        "--resamples", "300", "--seed", "4", "--out", out2)  # fmt: skip
+    run(
+        "compare",
+        "--warehouse",
+        wh,
+        "--roads",
+        tiny_network,
+        "--treated",
+        "R1",
+        "--control",
+        "A1",
+        "--period",
+        "before=2017-09-01..2017-09-30",
+        "--period",
+        "after=2017-11-01..2017-11-30",
+        "--resamples",
+        "300",
+        "--seed",
+        "4",
+        "--out",
+        out2,
+    )
     assert out.read_text() == out2.read_text()
 
 
@@ -122,12 +171,26 @@ def test_braking_from_behaviour_events_and_map_layers(tmp_path, tiny_network):
     for i in range(12):  # 12 vehicles brake hard at the same spot of R1 in the before period
         lon, lat = offset(50 + (i % 3), 1.0)
         f = [""] * 18
-        f[1], f[2], f[6], f[7], f[8] = "20170905", f"{700000 + i:012d}", f"201709050{8 + i % 2}1500", f"{lon:.7f}", f"{lat:.7f}"
+        f[1], f[2], f[6], f[7], f[8] = (
+            "20170905",
+            f"{700000 + i:012d}",
+            f"201709050{8 + i % 2}1500",
+            f"{lon:.7f}",
+            f"{lat:.7f}",
+        )
         f[9], f[14], f[15] = "4", "22", "-0.35"
         events.append(",".join(f))
     lon, lat = offset(-100, 0)
     f = [""] * 18
-    f[1], f[2], f[6], f[7], f[8], f[14], f[15] = "20171110", f"{800000:012d}", "20171110081500", f"{lon:.7f}", f"{lat:.7f}", "20", "-0.3"
+    f[1], f[2], f[6], f[7], f[8], f[14], f[15] = (
+        "20171110",
+        f"{800000:012d}",
+        "20171110081500",
+        f"{lon:.7f}",
+        f"{lat:.7f}",
+        "20",
+        "-0.3",
+    )
     events.append(",".join(f))
     write_zip(tmp_path / "events" / "behavior.zip", events)
     ingest_paths([tmp_path / "delivery"], tmp_path / "wh")
@@ -180,8 +243,14 @@ def test_cut_through_uses_style_1_3_origins(tmp_path, tiny_network):
     roads = load_roads(tiny_network)
     r1 = roads.loc[roads["road_id"] == "R1"].geometry.item()
     area = shapely.box(*r1.buffer(150).bounds)  # the district: 150 m around R1; the trips run 400 m beyond
-    ev = evaluate(tmp_path / "wh", network(tiny_network, treated=("R1",), comparison=("A1",)), PERIODS, area=area,
-                  resamples=20, store=False)  # fmt: skip
+    ev = evaluate(
+        tmp_path / "wh",
+        network(tiny_network, treated=("R1",), comparison=("A1",)),
+        PERIODS,
+        area=area,
+        resamples=20,
+        store=False,
+    )
     c = ev.cut_through.set_index("period").loc["before"]
     assert c["n_trips"] == 20 and c["n_cut_through"] == 15
 
@@ -200,8 +269,12 @@ def test_direction_filter_separates_the_two_directions(tmp_path, tiny_network):
     write_zip(tmp_path / "d" / "dir.zip", lines)
     ingest_paths([tmp_path / "d"], tmp_path / "wh")
     net = network(tiny_network, treated=("R1",), comparison=("A1",))
-    fwd = evaluate(tmp_path / "wh", net, PERIODS, point_filter=PointFilter(direction="forward"), resamples=20, store=False)
-    bwd = evaluate(tmp_path / "wh", net, PERIODS, point_filter=PointFilter(direction="backward"), resamples=20, store=False)
+    fwd = evaluate(
+        tmp_path / "wh", net, PERIODS, point_filter=PointFilter(direction="forward"), resamples=20, store=False
+    )
+    bwd = evaluate(
+        tmp_path / "wh", net, PERIODS, point_filter=PointFilter(direction="backward"), resamples=20, store=False
+    )
     both = evaluate(tmp_path / "wh", net, PERIODS, resamples=20, store=False)
     f, b, a = (e.comparisons["mean"].set_index("unit").loc["R1"] for e in (fwd, bwd, both))
     assert f["before"] == 40 and b["before"] == 20

@@ -22,16 +22,40 @@ KEY = "dask-equivalence-key-0123456789"
 
 # Columns that record when or how long something ran, or name files after the commit that wrote
 # them (a commit id holds the time): excluded from the comparison. Everything else must be equal.
-VOLATILE = {"ingested_at", "computed_at", "matched_at", "updated_at", "started_at", "finished_at", "seconds",
-            "source_token", "folder"}  # fmt: skip
+VOLATILE = {
+    "ingested_at",
+    "computed_at",
+    "matched_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "seconds",
+    "source_token",
+    "folder",
+}
 TABLES = {
     "ingest": ["probe_points", "point_duplicates", "quarantine", "manifest"],
-    "analyze": ["match_state", "matched_points", "road_period_stats", "group_period_stats", "road_speed_histogram",
-                "link_hour_stats", "link_hour_histogram", "analysis_runs"],
-    "compare": ["comparison_results", "comparison_histogram", "evidence_runs", "braking_per_road", "braking_hotspots",
-                "cut_through_summary", "cut_through_streets"],
+    "analyze": [
+        "match_state",
+        "matched_points",
+        "road_period_stats",
+        "group_period_stats",
+        "road_speed_histogram",
+        "link_hour_stats",
+        "link_hour_histogram",
+        "analysis_runs",
+    ],
+    "compare": [
+        "comparison_results",
+        "comparison_histogram",
+        "evidence_runs",
+        "braking_per_road",
+        "braking_hotspots",
+        "cut_through_summary",
+        "cut_through_streets",
+    ],
     "screen": ["screening_results", "screening_runs"],
-}  # fmt: skip
+}
 
 
 def _env(**extra) -> dict:
@@ -39,8 +63,14 @@ def _env(**extra) -> dict:
 
 
 def _cli(*args, env=None) -> subprocess.CompletedProcess:
-    proc = subprocess.run([ETC2CALM, *map(str, args)], env=env or _env(), capture_output=True, text=True, timeout=900,
-                          stdin=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.run(
+        [ETC2CALM, *map(str, args)],
+        env=env or _env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
     return proc
 
 
@@ -66,8 +96,9 @@ def assert_same_tables(a: Path, b: Path, tables: list[str]) -> dict[str, int]:
         only_a = con.execute("SELECT count(*) FROM (SELECT * FROM ta EXCEPT ALL SELECT * FROM tb)").fetchone()[0]
         only_b = con.execute("SELECT count(*) FROM (SELECT * FROM tb EXCEPT ALL SELECT * FROM ta)").fetchone()[0]
         con.close()
-        assert (ta.num_rows, only_a, only_b) == (tb.num_rows, 0, 0), f"{table}: {ta.num_rows} vs {tb.num_rows} rows, " \
-                                                                      f"{only_a} only without Dask, {only_b} only with"
+        assert (ta.num_rows, only_a, only_b) == (tb.num_rows, 0, 0), (
+            f"{table}: {ta.num_rows} vs {tb.num_rows} rows, {only_a} only without Dask, {only_b} only with"
+        )
         counts[table] = ta.num_rows
     return counts
 
@@ -100,18 +131,29 @@ def test_cli_with_and_without_dask_stores_identical_tables(delivery, switch):
             outs.append(proc.stdout.replace(str(wh), "WH"))
         assert outs[0] == outs[1], name  # what is printed is the same too
         counts = assert_same_tables(local, dask, TABLES[name])
-        assert all(n > 0 for t, n in counts.items() if t not in ("point_duplicates", "cut_through_summary",
-                                                                  "cut_through_streets", "braking_hotspots")), counts
+        assert all(
+            n > 0
+            for t, n in counts.items()
+            if t not in ("point_duplicates", "cut_through_summary", "cut_through_streets", "braking_hotspots")
+        ), counts
 
 
 def test_scheduler_switch_errors_are_one_line(tmp_path):
-    proc = _cli("ingest", "--warehouse", tmp_path / "wh", "--scheduler", "tcp://127.0.0.1:9", "--dask-local", "2", tmp_path)
+    proc = _cli(
+        "ingest", "--warehouse", tmp_path / "wh", "--scheduler", "tcp://127.0.0.1:9", "--dask-local", "2", tmp_path
+    )
     assert proc.returncode == 2 and "not allowed with" in proc.stderr
     proc = _cli("ingest", "--warehouse", tmp_path / "wh", "--dask-local", "0", tmp_path)
     assert proc.returncode == 2 and proc.stderr.startswith("etc2calm: error: --dask-local needs at least 1")
     env = _env(ETC2CALM_DASK_SCHEDULER="tcp://127.0.0.1:9")
-    proc = subprocess.run([ETC2CALM, "ingest", "--warehouse", str(tmp_path / "wh"), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.run(
+        [ETC2CALM, "ingest", "--warehouse", str(tmp_path / "wh"), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 2 and "cannot reach the Dask scheduler tcp://127.0.0.1:9" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -129,8 +171,14 @@ def _local_cluster(n=2, env=None):
 
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                           silence_logs=logging.CRITICAL, env=env or {})  # fmt: skip
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        silence_logs=logging.CRITICAL,
+        env=env or {},
+    )
     return cluster, Client(cluster)
 
 
@@ -173,7 +221,9 @@ def test_worker_killed_mid_ingest_loses_and_doubles_nothing(bench_delivery, monk
     assert counts["probe_points"] == ref.total("rows_stored") > 250_000
     con = connect(root / "wh_dask", read_only=True)
     try:  # no point twice (the staged output of the killed task was written again, not added)
-        n, distinct = con.execute("SELECT count(*), count(DISTINCT (file_id, member, line_no)) FROM probe_points").fetchone()
+        n, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT (file_id, member, line_no)) FROM probe_points"
+        ).fetchone()
         files = con.execute("SELECT count(*), count(DISTINCT file_id) FROM manifest WHERE status = 'ok'").fetchone()
     finally:
         con.close()

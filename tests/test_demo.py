@@ -11,12 +11,21 @@ import pytest
 from conftest import ETC2CALM
 
 
-
 @pytest.mark.slow
 def test_demo_end_to_end_small(tmp_path):
     env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"))
-    args = [ETC2CALM, "demo", "--scale", "0.15", "--warehouse", tmp_path / "wh",
-            "--delivery", tmp_path / "delivery", "--maps", tmp_path / "maps"]  # fmt: skip
+    args = [
+        ETC2CALM,
+        "demo",
+        "--scale",
+        "0.15",
+        "--warehouse",
+        tmp_path / "wh",
+        "--delivery",
+        tmp_path / "delivery",
+        "--maps",
+        tmp_path / "maps",
+    ]
     proc = subprocess.run(list(map(str, args)), capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
@@ -40,7 +49,9 @@ def test_demo_end_to_end_small(tmp_path):
     assert rows[("中山町", "before")] > rows[("中山町", "after")] + 2
     # Published figures printed beside this run's, from the district files and the warehouse.
     assert "published (district file [[published]]) and measured by this run" in out
-    assert re.search(r"大倉山三丁目\s+85th percentile speed\s+before\s+published 32\.6 km/h\s+this run \d+\.\d km/h", out)
+    assert re.search(
+        r"大倉山三丁目\s+85th percentile speed\s+before\s+published 32\.6 km/h\s+this run \d+\.\d km/h", out
+    )
     assert re.search(r"中山町\s+mean speed\s+before→after\s+published -7\.0 km/h\s+this run -\d+\.\d km/h", out)
     # Screening (stored, printed top 5): the treated streets were generated fast and rank first.
     for key in ("okurayama", "nakayama"):
@@ -48,7 +59,9 @@ def test_demo_end_to_end_small(tmp_path):
     assert "through traffic by gates" in out and "busiest through pair" in out
     # the monitoring months the demo generates after each district's last named period, with the map's verdict
     for name in ("中山町", "大倉山三丁目"):
-        assert re.search(rf"{name}\s+[1-9]\d* month\(s\); In \w+ \d{{4}} the [^\n]* on the treated street was \d+\.\d", out), name
+        assert re.search(
+            rf"{name}\s+[1-9]\d* month\(s\); In \w+ \d{{4}} the [^\n]* on the treated street was \d+\.\d", out
+        ), name
     # Re-running is safe: the same delivery adds nothing.
     again = subprocess.run(list(map(str, args)), capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0

@@ -8,10 +8,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from analysis.evidence import evaluate_district
 from analysis.figures import analyze_district
 from config.districts import load_district
 from etc2calm.docs import generate
-from analysis.evidence import evaluate_district
 from etl.ingest import ingest_paths
 from etl.synthetic import generate_delivery
 
@@ -20,7 +20,9 @@ QUERIES = DOCS / "queries.md"
 
 
 def test_schema_page_is_generated_from_the_code():
-    assert (DOCS / "warehouse.md").read_text(encoding="utf-8") == generate(), "docs/warehouse.md is stale: run `make docs`"
+    assert (DOCS / "warehouse.md").read_text(encoding="utf-8") == generate(), (
+        "docs/warehouse.md is stale: run `make docs`"
+    )
 
 
 @pytest.fixture(scope="module")

@@ -85,12 +85,14 @@ def test_did_recovers_treated_only_effect_when_controls_change_too():
 def test_other_indicators(indicator):
     rng = np.random.default_rng(5)
     pts = clustered_points(rng, effect_treated=-8.0)
-    out = compare_periods(pts, treated=["T"], control=["C"], indicator=indicator, resamples=200, seed=0).set_index("unit")
+    out = compare_periods(pts, treated=["T"], control=["C"], indicator=indicator, resamples=200, seed=0).set_index(
+        "unit"
+    )
     t = out.loc["treated"]
     assert t["ci_low"] <= t["change"] <= t["ci_high"] and t["ci_high"] < 0
-    exp_before = point_indicators(
-        pts.query("unit == 'T' and period == 'before'")["speed_kmh"].to_numpy(), 30.0
-    )[indicator]
+    exp_before = point_indicators(pts.query("unit == 'T' and period == 'before'")["speed_kmh"].to_numpy(), 30.0)[
+        indicator
+    ]
     assert t["before"] == pytest.approx(exp_before)
 
 
@@ -123,15 +125,21 @@ def test_intervals_do_not_depend_on_the_pseudonymisation_key():
     # A first point per row: time and position unrelated to the vehicle's name.
     pts["gps_us"] = rng.permutation(len(pts)) * 1_000_000
     pts["x_m"], pts["y_m"] = rng.normal(0, 100, len(pts)), rng.normal(0, 100, len(pts))
-    other_key = {v: f"{h:016x}" for v, h in zip(pts["vehicle"].unique(), rng.permutation(10**6)[:50])}
+    other_key = {v: f"{h:016x}" for v, h in zip(pts["vehicle"].unique(), rng.permutation(10**6)[:50], strict=True)}
     a = compare_periods_all(pts, treated=["T"], control=["C"], resamples=100, seed=9)
-    b = compare_periods_all(pts.assign(vehicle=pts["vehicle"].map(other_key)), treated=["T"], control=["C"],
-                            resamples=100, seed=9)  # fmt: skip
+    b = compare_periods_all(
+        pts.assign(vehicle=pts["vehicle"].map(other_key)), treated=["T"], control=["C"], resamples=100, seed=9
+    )
     for ind in a:
         pd.testing.assert_frame_equal(a[ind], b[ind])
     # Without the first-point columns the order falls back to the ids, and the intervals then differ.
-    c = compare_periods_all(pts.drop(columns=["gps_us"]).assign(vehicle=pts["vehicle"].map(other_key)),
-                            treated=["T"], control=["C"], resamples=100, seed=9)  # fmt: skip
+    c = compare_periods_all(
+        pts.drop(columns=["gps_us"]).assign(vehicle=pts["vehicle"].map(other_key)),
+        treated=["T"],
+        control=["C"],
+        resamples=100,
+        seed=9,
+    )
     assert c["mean"]["ci_low"].tolist() != a["mean"]["ci_low"].tolist()
 
 
@@ -139,10 +147,18 @@ def test_passage_indicators_resample_vehicles():
     """Passage samples (one per traversal) are resampled with the same vehicles as the points."""
     rng = np.random.default_rng(6)
     pts = clustered_points(rng, n_vehicles=80, effect_treated=-6.0)
-    passages = pts.groupby(["unit", "period", "vehicle"], as_index=False).agg(speed_kmh=("speed_kmh", "mean"),
-                                                                             limit_kmh=("limit_kmh", "first"))  # fmt: skip
-    out = compare_periods_all(pts, treated=["T"], control=["C"], indicators=("passage_share", "passage_mean", "mean"),
-                              passages=passages, resamples=200, seed=1)  # fmt: skip
+    passages = pts.groupby(["unit", "period", "vehicle"], as_index=False).agg(
+        speed_kmh=("speed_kmh", "mean"), limit_kmh=("limit_kmh", "first")
+    )
+    out = compare_periods_all(
+        pts,
+        treated=["T"],
+        control=["C"],
+        indicators=("passage_share", "passage_mean", "mean"),
+        passages=passages,
+        resamples=200,
+        seed=1,
+    )
     t = out["passage_mean"].set_index("unit").loc["treated"]
     exp = passages.query("unit == 'T' and period == 'before'")["speed_kmh"]
     assert t["before"] == pytest.approx(exp.mean()) and t["n_before"] == len(exp)

@@ -21,14 +21,17 @@ TIMES = [
     dt.datetime(2019, 5, 6, 8, 0),  # Monday, 振替休日
 ]
 US = np.array([np.datetime64(t, "us").astype(np.int64) for t in TIMES])
-TABLE = pa.table({
-    "gps_time": pa.array(TIMES, pa.timestamp("us")),
-    "hour": hour_of(US), "day_type": day_type_of(US),
-    "vehicle_type": pa.array([2, 1, 4, 2, 1, 2], pa.int32()),
-    "vehicle_use": pa.array([1, 2, 1, 2, 1, 1], pa.int32()),
-    "direction": pa.array([1, -1, 0, 1, -1, 1], pa.int8()),
-    "i": pa.array(range(len(TIMES))),
-})  # fmt: skip
+TABLE = pa.table(
+    {
+        "gps_time": pa.array(TIMES, pa.timestamp("us")),
+        "hour": hour_of(US),
+        "day_type": day_type_of(US),
+        "vehicle_type": pa.array([2, 1, 4, 2, 1, 2], pa.int32()),
+        "vehicle_use": pa.array([1, 2, 1, 2, 1, 1], pa.int32()),
+        "direction": pa.array([1, -1, 0, 1, -1, 1], pa.int8()),
+        "i": pa.array(range(len(TIMES))),
+    }
+)
 
 
 def kept(f: PointFilter, start=dt.date(2017, 1, 1), end=dt.date(2019, 12, 31)) -> list[int]:

@@ -47,8 +47,14 @@ def test_monthly_flow_with_a_corrupt_file_ends_failed_after_publishing(tmp_path,
     landing = tmp_path / "landing"
     generate_delivery(landing, districts=[load_district("okurayama")], scale=0.1)
     (landing / "OUT1-2_533925_20170930_broken.zip").write_bytes(b"PK\x03\x04 truncated")
-    state = monthly_pipeline(landing=str(landing), warehouse=str(tmp_path / "wh"), out_dir=str(tmp_path / "maps"),
-                             districts=["okurayama"], resamples=50, return_state=True)  # fmt: skip
+    state = monthly_pipeline(
+        landing=str(landing),
+        warehouse=str(tmp_path / "wh"),
+        out_dir=str(tmp_path / "maps"),
+        districts=["okurayama"],
+        resamples=50,
+        return_state=True,
+    )
     assert state.is_failed()
     assert "OUT1-2_533925_20170930_broken.zip" in state.message and "could not be ingested" in state.message
     latest = tmp_path / "maps" / "latest"
@@ -76,24 +82,38 @@ def test_monthly_series_after_the_last_named_period(tmp_path, tiny_network):
         lines = []
         for i in range(120):
             lon, lat = offset(rng.uniform(-150, 150), 0.5 if i % 2 else 100.5)  # R1 and A1
-            lines.append(style12_row(f"{100 + i % 40:012d}", f"{day}08{i // 60:02d}{i % 60:02d}", lon, lat,
-                                     int(rng.normal(mean if i % 2 else 45, 3))))  # fmt: skip
+            lines.append(
+                style12_row(
+                    f"{100 + i % 40:012d}",
+                    f"{day}08{i // 60:02d}{i % 60:02d}",
+                    lon,
+                    lat,
+                    int(rng.normal(mean if i % 2 else 45, 3)),
+                )
+            )
         write_zip(tmp_path / "d" / f"{day}.zip", lines)
     ingest_paths([tmp_path / "d"], tmp_path / "wh")
     district = make_test_district(tiny_network)
     months = monitoring_months(tmp_path / "wh", district)
     # December and January are complete (the store holds later days); February is not.
-    assert [(m.start, m.end) for m in months] == [(dt.date(2017, 12, 1), dt.date(2017, 12, 31)),
-                                                  (dt.date(2018, 1, 1), dt.date(2018, 1, 31))]  # fmt: skip
+    assert [(m.start, m.end) for m in months] == [
+        (dt.date(2017, 12, 1), dt.date(2017, 12, 31)),
+        (dt.date(2018, 1, 1), dt.date(2018, 1, 31)),
+    ]
     net = network(tiny_network, treated=("R1",), comparison=("A1",))
     analyze(tmp_path / "wh", net, {"before": BEFORE, "after": AFTER})
     evaluate(tmp_path / "wh", net, {"before": BEFORE, "after": AFTER}, resamples=50)
     series = monthly_series(tmp_path / "wh", district, network=net, resamples=100)
     t = series[(series["indicator"] == "mean") & (series["unit"] == "treated")].set_index("month")
     assert list(t.index) == [dt.date(2017, 12, 1), dt.date(2018, 1, 1)]
-    assert t.loc[dt.date(2017, 12, 1), "ci_low"] <= t.loc[dt.date(2017, 12, 1), "value"] <= t.loc[dt.date(2017, 12, 1), "ci_high"]
+    assert (
+        t.loc[dt.date(2017, 12, 1), "ci_low"]
+        <= t.loc[dt.date(2017, 12, 1), "value"]
+        <= t.loc[dt.date(2017, 12, 1), "ci_high"]
+    )
     assert t["after_level"].nunique() == 1 and t["change_vs_after"].tolist() == pytest.approx(
-        (t["value"] - t["after_level"]).tolist())
+        (t["value"] - t["after_level"]).tolist()
+    )
     # January mixes a fast day (31 km/h) and a slow one: its mean lies above the after level.
     assert t.loc[dt.date(2018, 1, 1), "value"] > t.loc[dt.date(2017, 12, 1), "value"] + 1.5
     verdict = latest_month_verdict(series, "mean")

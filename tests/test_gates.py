@@ -10,10 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from screening_data import PERIOD, ROAD_Y, write_area, write_delivery, write_network
 
 from analysis.evidence import evaluate
 from analysis.figures import analyze
-from analysis.gates import classify_trips, class_summary, crossings, declared_gates, derive_gates, evaluate_gates, gate_od
+from analysis.gates import (
+    class_summary,
+    classify_trips,
+    crossings,
+    declared_gates,
+    derive_gates,
+    evaluate_gates,
+    gate_od,
+)
 from analysis.results import load_district_results
 from analysis.screening import screen
 from config.districts import load_district_file
@@ -22,15 +31,18 @@ from conftest import make_test_district, network, offset
 from etl.ingest import ingest_paths
 from etl.warehouse import connect
 from geo.network import load_area
-from screening_data import PERIOD, ROAD_Y, write_area, write_delivery, write_network
 
 AREA = shapely.box(0, 0, 100, 100)
 ROADS = gpd.GeoDataFrame(
     {"road_id": ["N", "S", "E", "W", "P"], "name": ["北の道", "南の道", "東の道", "西の道", "外周道路"]},
-    geometry=[shapely.LineString([(50, 50), (50, 200)]), shapely.LineString([(50, -100), (50, 50)]),
-              shapely.LineString([(50, 50), (200, 50)]), shapely.LineString([(-100, 50), (50, 50)]),
-              shapely.LineString([(-100, -20), (200, -20)])],
-)  # fmt: skip
+    geometry=[
+        shapely.LineString([(50, 50), (50, 200)]),
+        shapely.LineString([(50, -100), (50, 50)]),
+        shapely.LineString([(50, 50), (200, 50)]),
+        shapely.LineString([(-100, 50), (50, 50)]),
+        shapely.LineString([(-100, -20), (200, -20)]),
+    ],
+)
 ROAD_IDS = ROADS["road_id"].to_numpy(object)
 N, S, E, W, P, OFF = 0, 1, 2, 3, 4, -1
 T0 = dt.datetime(2017, 9, 5, 6, 59, 50)
@@ -42,15 +54,32 @@ def trips_points(spec: dict[int, tuple[int, list[tuple[float, float, int]]]]) ->
     for trip, (vehicle, steps) in spec.items():
         for seq, (x, y, road) in enumerate(steps):
             t = T0 + dt.timedelta(hours=trip - 1, seconds=40 * seq)
-            rows.append({"trip_id": trip, "seq": seq, "vehicle_id": vehicle, "gps_time": t, "hour": t.hour,
-                         "day_type": 0, "x_m": x, "y_m": y, "road_idx": road})  # fmt: skip
+            rows.append(
+                {
+                    "trip_id": trip,
+                    "seq": seq,
+                    "vehicle_id": vehicle,
+                    "gps_time": t,
+                    "hour": t.hour,
+                    "day_type": 0,
+                    "x_m": x,
+                    "y_m": y,
+                    "road_idx": road,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def ends_of(points: pd.DataFrame) -> pd.DataFrame:
     g = points.sort_values(["trip_id", "seq"]).groupby("trip_id")
-    return pd.DataFrame({"origin_x_m": g["x_m"].first(), "origin_y_m": g["y_m"].first(), "dest_x_m": g["x_m"].last(),
-                         "dest_y_m": g["y_m"].last()}).reset_index()  # fmt: skip
+    return pd.DataFrame(
+        {
+            "origin_x_m": g["x_m"].first(),
+            "origin_y_m": g["y_m"].first(),
+            "dest_x_m": g["x_m"].last(),
+            "dest_y_m": g["y_m"].last(),
+        }
+    ).reset_index()
 
 
 def test_derived_gates_where_roads_cross_the_outline():
@@ -61,8 +90,9 @@ def test_derived_gates_where_roads_cross_the_outline():
     assert g[["x_m", "y_m"]].to_numpy().tolist() == [[50, 100], [100, 50], [50, 0], [0, 50]]
     assert (g["source"] == "derived").all()
     # A road crossing one side twice close together is one gate.
-    wiggle = gpd.GeoDataFrame({"road_id": ["X"], "name": ["x"]},
-                              geometry=[shapely.LineString([(80, 150), (80, 99), (90, 101), (90, 150)])])  # fmt: skip
+    wiggle = gpd.GeoDataFrame(
+        {"road_id": ["X"], "name": ["x"]}, geometry=[shapely.LineString([(80, 150), (80, 99), (90, 101), (90, 150)])]
+    )
     assert len(derive_gates(wiggle, AREA)) == 1
 
 
@@ -76,23 +106,41 @@ def test_every_gate_class_with_entry_and_exit_gates():
         3: (13, [(50, 40, S), (50, -60, S)]),  # out of, through the south gate
         4: (14, [(30, 50, W), (70, 50, E)]),  # internal
         5: (15, [(-50, -20, P), (150, -20, P)]),  # perimeter: on the network, never inside
-        6: (11, [(-80, 50, W), (20, 50, W), (50, 150, N), (50, 80, N), (90, 50, E), (160, 50, E)]),  # W in, N out, N in, E out
+        6: (
+            11,
+            [(-80, 50, W), (20, 50, W), (50, 150, N), (50, 80, N), (90, 50, E), (160, 50, E)],
+        ),  # W in, N out, N in, E out
         7: (17, [(60, 150, OFF), (90, 50, E)]),  # into: crosses nearer the N gate, but its inside point is on E
         8: (18, [(-50, 70, OFF), (20, 70, OFF)]),  # never on the network: not a trip of the district
         9: (19, [(-80, 50, W), (20, 50, W)]),  # into, but its 様式1-3 destination lies outside: through, exit unseen
-    }  # fmt: skip
+    }
     pts = trips_points(spec)
     ends = ends_of(pts)
     ends.loc[ends["trip_id"] == 9, ["dest_x_m", "dest_y_m"]] = [500.0, 500.0]
     ends = ends[ends["trip_id"] != 4]  # no ends delivered for trip 4: its first and last stored points stand in
     t = classify_trips(pts, ends, AREA, GATES, ROAD_IDS).set_index("trip_id")
     assert sorted(t.index) == [1, 2, 3, 4, 5, 6, 7, 9]
-    assert t["gate_class"].to_dict() == {1: "through", 2: "into", 3: "out_of", 4: "internal", 5: "perimeter", 6: "through",
-                                         7: "into", 9: "through"}  # fmt: skip
+    assert t["gate_class"].to_dict() == {
+        1: "through",
+        2: "into",
+        3: "out_of",
+        4: "internal",
+        5: "perimeter",
+        6: "through",
+        7: "into",
+        9: "through",
+    }
     assert set(t["gate_class"]) == set(GATE_CLASSES)
     assert t[["entry_gate", "exit_gate"]].apply(tuple, axis=1).to_dict() == {
-        1: ("G04", "G02"), 2: ("G01", ""), 3: ("", "G03"), 4: ("", ""), 5: ("", ""), 6: ("G04", "G02"), 7: ("G02", ""),
-        9: ("G04", "?")}  # fmt: skip
+        1: ("G04", "G02"),
+        2: ("G01", ""),
+        3: ("", "G03"),
+        4: ("", ""),
+        5: ("", ""),
+        6: ("G04", "G02"),
+        7: ("G02", ""),
+        9: ("G04", "?"),
+    }
     assert t["n_crossings"].to_dict() == {1: 2, 2: 1, 3: 1, 4: 0, 5: 0, 6: 4, 7: 1, 9: 1}
     # Time band: of the first point inside (trip 1 starts 06:59:50 outside, is inside at 07:00:30);
     # perimeter trips: of their first point on the network.
@@ -101,7 +149,11 @@ def test_every_gate_class_with_entry_and_exit_gates():
     assert t.loc[2, "first_time"] == pd.Timestamp("2017-09-05 08:00:30")
     # A crossing away from every gate: '?' (snapping distance 10 m; trip 7 crosses 25 m from G01, 56 m from G02).
     c = crossings(pts[pts["trip_id"] == 7], AREA, GATES, ROAD_IDS, snap_m=10.0)
-    assert c["gate_id"].tolist() == ["?"] and c["x_m"].item() == pytest.approx(75.0) and c["y_m"].item() == pytest.approx(100.0)
+    assert (
+        c["gate_id"].tolist() == ["?"]
+        and c["x_m"].item() == pytest.approx(75.0)
+        and c["y_m"].item() == pytest.approx(100.0)
+    )
 
 
 def test_gate_od_and_class_summary():
@@ -111,7 +163,7 @@ def test_gate_od_and_class_summary():
         3: (13, [(-80, 50, W), (20, 50, W), (80, 50, E), (150, 50, E)]),  # 09:00: band 9-17
         4: (14, [(50, 180, N), (50, 60, N)]),  # 10:00
         5: (15, [(-50, -20, P), (150, -20, P)]),  # 11:00
-    }  # fmt: skip
+    }
     pts = trips_points(spec)
     t = classify_trips(pts, ends_of(pts), AREA, GATES, ROAD_IDS)
     od = gate_od(t).set_index(["time_band", "gate_class", "entry_gate", "exit_gate"])
@@ -133,15 +185,19 @@ def test_gate_od_and_class_summary():
 
 def test_declared_gates_from_the_district_file(tmp_path):
     roads = write_network(tmp_path / "roads.geojson")
-    area = write_area(tmp_path / "area.geojson")
+    write_area(tmp_path / "area.geojson")
     lon, lat = offset(-50, 0)
     (a_lon, a_lat), (b_lon, b_lat) = offset(450, 40), offset(450, 60)
     toml = tmp_path / "x.toml"
-    toml.write_text(f"""key = "x"\nname_ja = "テスト"\nname_en = "X"\ncenter = {{ lat = 35.52, lon = 139.62 }}
+    toml.write_text(
+        f"""key = "x"\nname_ja = "テスト"\nname_en = "X"\ncenter = {{ lat = 35.52, lon = 139.62 }}
 network = "roads.geojson"\narea = "area.geojson"\n[roads]\ntreated = ["R1"]\n
-[[periods]]\nname = "before"\nstart = 2017-09-05\nend = 2017-09-06\n[[periods]]\nname = "after"\nstart = 2017-11-01\nend = 2017-11-02\n
+[[periods]]\nname = "before"\nstart = 2017-09-05\nend = 2017-09-06\n
+[[periods]]\nname = "after"\nstart = 2017-11-01\nend = 2017-11-02\n
 [[gates]]\nid = "W1"\nname_ja = "西口"\npoint = {{ lat = {lat}, lon = {lon} }}\n
-[[gates]]\nid = "E2"\nname_ja = "東口"\nline = [[{a_lon}, {a_lat}], [{b_lon}, {b_lat}]]\n""", encoding="utf-8")  # fmt: skip
+[[gates]]\nid = "E2"\nname_ja = "東口"\nline = [[{a_lon}, {a_lat}], [{b_lon}, {b_lat}]]\n""",
+        encoding="utf-8",
+    )
     d = load_district_file(toml)
     assert [g.id for g in d.gates] == ["W1", "E2"]
     g = declared_gates(d, network(roads)).set_index("gate_id")
@@ -159,8 +215,9 @@ def test_gates_stored_for_a_district(tmp_path):
     plans = write_delivery(tmp_path / "delivery")
     ingest_paths([tmp_path / "delivery"], tmp_path / "wh")
     roads, area = write_network(tmp_path / "roads.geojson"), write_area(tmp_path / "area.geojson")
-    district = make_test_district(roads, treated=("R1",), comparison=("R4",), area_path=area,
-                                  periods={"before": PERIOD, "after": PERIOD})  # fmt: skip
+    district = make_test_district(
+        roads, treated=("R1",), comparison=("R4",), area_path=area, periods={"before": PERIOD, "after": PERIOD}
+    )
     res = evaluate_gates(tmp_path / "wh", district, {"before": PERIOD})
     gates = res.gates.set_index("gate_id")
     assert len(gates) == 2 * len(ROAD_Y)  # each road crosses the outline on its west and east side
@@ -191,6 +248,8 @@ def test_gates_stored_for_a_district(tmp_path):
     evaluate(tmp_path / "wh", net, {"before": PERIOD, "after": PERIOD}, resamples=20)
     screen(tmp_path / "wh", net, PERIOD, area=load_area(area), area_label="outline", resamples=20)
     results = load_district_results(tmp_path / "wh", district)
-    assert len(results.gates["gates"]) == len(gates) and results.gates["summary"]["n_trips"].sum() == 2 * len(t)  # the bands, and all
+    assert len(results.gates["gates"]) == len(gates) and results.gates["summary"]["n_trips"].sum() == 2 * len(
+        t
+    )  # the bands, and all
     assert results.gates["od"].query("time_band == 'all'")["n_trips"].sum() == len(t)
     assert results.screening["road_id"].tolist() == ["R1", "R2", "R3", "R4"]

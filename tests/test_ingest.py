@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import stat
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -26,19 +27,19 @@ def _good(i: int, speed=30, vid=RAW_ID, t="20170905080000"):
 def test_bad_rows_are_quarantined_and_rows_conserved(tmp_path):
     lon, lat = offset(0, 0)
     lines = [
-        _good(0),                                              # 1 ok
-        style12_row(RAW_ID, "201709050801", lon, lat, 25),     # 2 ok: 12-digit GPS time, padded with 00
-        style12_row(RAW_ID, "20170905080200", lon, 0.0, 25),   # 3 latitude outside Japan
+        _good(0),  # 1 ok
+        style12_row(RAW_ID, "201709050801", lon, lat, 25),  # 2 ok: 12-digit GPS time, padded with 00
+        style12_row(RAW_ID, "20170905080200", lon, 0.0, 25),  # 3 latitude outside Japan
         style12_row(RAW_ID, "20170905080300", lon, lat, 255),  # 4 speed over 180
-        style12_row(RAW_ID, "20170905080400", lon, lat, -1),   # 5 negative speed
-        style12_row(RAW_ID, "2017090508xx00", lon, lat, 20),   # 6 malformed GPS time
-        style12_row(RAW_ID, "20171305080000", lon, lat, 20),   # 7 month 13
-        "RSU0001,x,20170905," + RAW_ID + ",2,1",                  # 8 too few fields
-        "",                                                    # 9 empty line
+        style12_row(RAW_ID, "20170905080400", lon, lat, -1),  # 5 negative speed
+        style12_row(RAW_ID, "2017090508xx00", lon, lat, 20),  # 6 malformed GPS time
+        style12_row(RAW_ID, "20171305080000", lon, lat, 20),  # 7 month 13
+        "RSU0001,x,20170905," + RAW_ID + ",2,1",  # 8 too few fields
+        "",  # 9 empty line
         style12_row(RAW_ID, "20170905080500", lon, lat, "abc"),  # 10 speed not numeric
-        style12_row("", "20170905080600", lon, lat, 20),       # 11 no operation ID
-        _good(3, speed=40),                                    # 12 ok
-    ]  # fmt: skip
+        style12_row("", "20170905080600", lon, lat, 20),  # 11 no operation ID
+        _good(3, speed=40),  # 12 ok
+    ]
     write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", lines)
     report = ingest_paths([tmp_path / "d"], tmp_path / "wh")
     assert report.total("rows_read") == 12
@@ -47,14 +48,22 @@ def test_bad_rows_are_quarantined_and_rows_conserved(tmp_path):
     wh = tmp_path / "wh"
     reasons = dict(q(wh, "SELECT line_no, reason FROM quarantine ORDER BY line_no"))
     assert reasons == {
-        3: "lat_out_of_range", 4: "speed_kmh_out_of_range", 5: "speed_kmh_out_of_range", 6: "bad_gps_time",
-        7: "bad_gps_time", 8: "field_count", 9: "empty_line", 10: "speed_kmh_not_numeric",
+        3: "lat_out_of_range",
+        4: "speed_kmh_out_of_range",
+        5: "speed_kmh_out_of_range",
+        6: "bad_gps_time",
+        7: "bad_gps_time",
+        8: "field_count",
+        9: "empty_line",
+        10: "speed_kmh_not_numeric",
         11: "missing_operation_id",
-    }  # fmt: skip
+    }
     stored = q(wh, "SELECT line_no, gps_time, speed_kmh FROM probe_points ORDER BY line_no")
     assert [(r[0], r[1].strftime("%Y%m%d%H%M%S"), r[2]) for r in stored] == [
-        (1, "20170905080000", 30.0), (2, "20170905080100", 25.0), (12, "20170905080000", 40.0),
-    ]  # fmt: skip
+        (1, "20170905080000", 30.0),
+        (2, "20170905080100", 25.0),
+        (12, "20170905080000", 40.0),
+    ]
     manifest = q(wh, "SELECT rows_read, rows_stored, rows_quarantined, status FROM manifest")
     assert manifest == [(12, 3, 9, "ok")]
 
@@ -80,7 +89,7 @@ def test_raw_operation_id_never_stored(tmp_path):
     ingest_paths([tmp_path / "d"], tmp_path / "wh")
     for root, _, files in os.walk(tmp_path / "wh"):
         for name in files:
-            data = open(os.path.join(root, name), "rb").read()
+            data = Path(root, name).read_bytes()
             assert RAW_ID.encode() not in data, f"raw 運行ID found in {name}"
     keys = q(tmp_path / "wh", "SELECT DISTINCT vehicle_key FROM probe_points")
     assert len(keys) == 1 and len(keys[0][0]) == 32
@@ -92,7 +101,9 @@ def test_raw_operation_id_never_stored(tmp_path):
 def test_pseudonym_depends_on_key(tmp_path, monkeypatch):
     write_zip(tmp_path / "d" / "a.zip", [_good(0)])
     ingest_paths([tmp_path / "d"], tmp_path / "wh1")
-    monkeypatch.setenv("ETC2CALM_ID_KEY", "another-key-of-16-bytes-or-more")  # keys under 16 bytes are refused (issue 11 item 7)
+    monkeypatch.setenv(
+        "ETC2CALM_ID_KEY", "another-key-of-16-bytes-or-more"
+    )  # keys under 16 bytes are refused (issue 11 item 7)
     ingest_paths([tmp_path / "d"], tmp_path / "wh2")
     k1 = q(tmp_path / "wh1", "SELECT vehicle_key FROM probe_points")
     k2 = q(tmp_path / "wh2", "SELECT vehicle_key FROM probe_points")
@@ -182,8 +193,16 @@ def test_payload_read_in_small_csv_blocks_equals_one_block(monkeypatch, long_lin
     from etl.pseudonymise import PseudonymMemo
     from etl.stage import process_payload
 
-    lines = [style12_row(f"{1000 + i % 97:012d}", f"20170905{8 + i // 3600 % 10:02d}{i // 60 % 60:02d}{i % 60:02d}",
-                         139.6 + i * 1e-6, 35.5 + i * 1e-6, i % 70) for i in range(3000)]  # fmt: skip
+    lines = [
+        style12_row(
+            f"{1000 + i % 97:012d}",
+            f"20170905{8 + i // 3600 % 10:02d}{i // 60 % 60:02d}{i % 60:02d}",
+            139.6 + i * 1e-6,
+            35.5 + i * 1e-6,
+            i % 70,
+        )
+        for i in range(3000)
+    ]
     for i in range(0, 3000, 217):
         lines[i] = lines[i].rsplit(",", 1)[0]  # 32 fields
     for i in range(101, 3000, 331):
@@ -235,14 +254,18 @@ def test_commit_remakes_only_changed_views_and_every_view_keeps_its_docs(tmp_pat
 
     def state():
         views = dict(q(wh, "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND NOT temporary"))
-        undocumented = q(wh, "SELECT table_name, column_name FROM duckdb_columns() WHERE table_name IN "
-                             "(SELECT view_name FROM duckdb_views() WHERE NOT internal) AND (comment IS NULL OR comment = '')")  # fmt: skip
+        undocumented = q(
+            wh,
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE table_name IN "
+            "(SELECT view_name FROM duckdb_views() WHERE NOT internal) AND (comment IS NULL OR comment = '')",
+        )
         return views, undocumented
 
     before, undocumented = state()
     assert {"probe_points", "quarantine", "trips", "matched_points"} <= set(before) and undocumented == []
-    write_zip(tmp_path / "b" / "OUT1-2_533925_20170906.zip", [_good(i, t="20170906080000") for i in range(4)]
-              + ["RSU0001,x"])  # fmt: skip
+    write_zip(
+        tmp_path / "b" / "OUT1-2_533925_20170906.zip", [_good(i, t="20170906080000") for i in range(4)] + ["RSU0001,x"]
+    )
     con = duckdb.connect(str(wh / "warehouse.duckdb"))
     con.execute("DROP VIEW trips")  # a careless user; the next commit brings it back
     con.close()

@@ -1,4 +1,5 @@
-"""Ingest at full fidelity: formats, every validation rule, duplicates, replace, kill-and-resume, bad files, busy, privacy."""
+"""Ingest at full fidelity: formats, every validation rule, duplicates, replace, kill-and-resume, bad files, busy,
+privacy."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def row(i, t=None, vid=RAW_ID, trip=1, speed=30):
 
 # --- every validation rule of 様式1-2, generated from the spec -----------------------------------
 
+
 def _bad_value(col, kind):
     if kind == "missing":
         return ""
@@ -45,8 +47,12 @@ RULES = [r for r, _, _ in validation_rules(STYLE_1_2) if r not in ("empty_line",
 def test_each_validation_rule(tmp_path, reason):
     for col in STYLE_1_2.columns:
         for kind in ("missing", "bad", "not_numeric", "out_of_range"):
-            name = {"missing": f"missing_{col.name}", "bad": f"bad_{col.name}", "not_numeric": f"{col.name}_not_numeric",
-                    "out_of_range": f"{col.name}_out_of_range"}[kind]  # fmt: skip
+            name = {
+                "missing": f"missing_{col.name}",
+                "bad": f"bad_{col.name}",
+                "not_numeric": f"{col.name}_not_numeric",
+                "out_of_range": f"{col.name}_out_of_range",
+            }[kind]
             if name == reason:
                 fields = row(0).split(",")
                 fields[col.index] = _bad_value(col, kind)
@@ -61,18 +67,28 @@ def test_each_validation_rule(tmp_path, reason):
 def test_all_33_columns_typed_and_12_digit_time(tmp_path):
     write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", [row(0, t="201709050801")])
     ingest_paths([tmp_path / "d"], tmp_path / "wh")
-    types = dict(q(tmp_path / "wh", "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'probe_points'"))
+    types = dict(
+        q(tmp_path / "wh", "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'probe_points'")
+    )
     for c in STYLE_1_2.columns:
         if c.type != "id":
             assert c.name in types
     assert types["gps_time"] == "TIMESTAMP" and types["matched_lon"] == "DOUBLE" and types["vehicle_id"] == "BIGINT"
-    (t, mlon, lon), = q(tmp_path / "wh", "SELECT strftime(gps_time, '%Y%m%d%H%M%S'), matched_lon, lon FROM probe_points")
+    ((t, mlon, lon),) = q(
+        tmp_path / "wh", "SELECT strftime(gps_time, '%Y%m%d%H%M%S'), matched_lon, lon FROM probe_points"
+    )
     assert t == "20170905080100" and mlon == pytest.approx(lon)
-    documented = {r[0] for r in q(tmp_path / "wh", "SELECT column_name FROM column_docs WHERE table_name = 'probe_points' AND doc <> ''")}
+    documented = {
+        r[0]
+        for r in q(
+            tmp_path / "wh", "SELECT column_name FROM column_docs WHERE table_name = 'probe_points' AND doc <> ''"
+        )
+    }
     assert set(types) == documented and len(documented) >= 43  # every column of the view documented
 
 
 # --- 様式1-3 and 挙動履歴 ---------------------------------------------------------------------------
+
 
 def test_style_1_3_with_cp932_header_joins_points(tmp_path):
     write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", [row(i, trip=2) for i in range(3)])
@@ -89,15 +105,27 @@ def test_style_1_3_with_cp932_header_joins_points(tmp_path):
     assert not rep.failed and rep.total("rows_read") == 5
     fmts = dict(q(tmp_path / "wh", "SELECT source_path, format FROM manifest"))
     assert sorted(fmts.values()) == ["様式1-2", "様式1-3", "様式1-3"]
-    joined = q(tmp_path / "wh", """SELECT count(*), any_value(t.trip_distance) FROM probe_points p JOIN trips t
-                                  USING (operation_date, vehicle_key, trip_no)""")
+    joined = q(
+        tmp_path / "wh",
+        """SELECT count(*), any_value(t.trip_distance) FROM probe_points p JOIN trips t
+                                  USING (operation_date, vehicle_key, trip_no)""",
+    )
     assert joined == [(3, 1234.0)]
     assert q(tmp_path / "wh", "SELECT line_no FROM trips ORDER BY line_no") == [(1,), (2,)]
 
 
 def test_behavior_default_layout_and_rejection(tmp_path):
     f = [""] * 18
-    f[1], f[2], f[6], f[7], f[8], f[9], f[14], f[15] = "20170905", RAW_ID, "20170905081500", "139.62", "35.52", "4", "22", "-0.35"
+    f[1], f[2], f[6], f[7], f[8], f[9], f[14], f[15] = (
+        "20170905",
+        RAW_ID,
+        "20170905081500",
+        "139.62",
+        "35.52",
+        "4",
+        "22",
+        "-0.35",
+    )
     write_zip(tmp_path / "d" / "events.zip", [",".join(f)])
     write_zip(tmp_path / "e" / "other.zip", [",".join(f[:15])])
     rep = ingest_paths([tmp_path / "d"], tmp_path / "wh", fmt="behavior")
@@ -110,6 +138,7 @@ def test_behavior_default_layout_and_rejection(tmp_path):
 
 
 # --- duplicates, replace, heading ---------------------------------------------------------------
+
 
 def test_exact_duplicates_stored_once_and_replace(tmp_path):
     a = write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", [row(i) for i in range(5)])
@@ -126,8 +155,13 @@ def test_exact_duplicates_stored_once_and_replace(tmp_path):
     # File 2's rows all remain: 5, 6 and also 0-4, skipped as duplicates while file 1 held them and
     # stored again now that file 1's old version is gone (issue 11 item 1; before: [(30.0, 2), ...]).
     assert speeds == [(30.0, 7), (50.0, 3)]
-    assert q(tmp_path / "wh", "SELECT sum(rows_stored), sum(rows_duplicate) FROM manifest WHERE status = 'ok'") == [(10, 0)]
-    assert q(tmp_path / "wh", "SELECT status, count(*) FROM manifest GROUP BY ALL ORDER BY 1") == [("ok", 2), ("replaced", 1)]
+    assert q(tmp_path / "wh", "SELECT sum(rows_stored), sum(rows_duplicate) FROM manifest WHERE status = 'ok'") == [
+        (10, 0)
+    ]
+    assert q(tmp_path / "wh", "SELECT status, count(*) FROM manifest GROUP BY ALL ORDER BY 1") == [
+        ("ok", 2),
+        ("replaced", 1),
+    ]
     r4 = ingest_paths([a], tmp_path / "wh", replace=True)
     assert [f.status for f in r4.files] == ["skipped"]
 
@@ -145,14 +179,17 @@ def test_trip_across_meshes_and_files_stored_whole(tmp_path, batch_bytes):
     assert rep.total("rows_stored") == 6
     files = point_files(tmp_path / "wh")
     assert list(files) == [(2017, 9)] and len(files[(2017, 9)]) == 2  # one file per delivered file and day
-    got = q(tmp_path / "wh", "SELECT epoch(gps_time), x_m, y_m, vehicle_id, trip_no FROM probe_points ORDER BY gps_time")
+    got = q(
+        tmp_path / "wh", "SELECT epoch(gps_time), x_m, y_m, vehicle_id, trip_no FROM probe_points ORDER BY gps_time"
+    )
     assert [g[0] - got[0][0] for g in got] == [60 * i for i in range(6)]
-    for prev, cur in zip(got, got[1:]):
+    for prev, cur in zip(got, got[1:], strict=False):
         assert cur[1] - prev[1] == pytest.approx(50, rel=0.01) and cur[2] == pytest.approx(prev[2], abs=0.5)
     assert len({(g[3], g[4]) for g in got}) == 1
 
 
 # --- bad files, bombs, busy, privacy --------------------------------------------------------------
+
 
 def test_bad_files_reported_others_ingested(tmp_path):
     good = write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", [row(i) for i in range(4)])
@@ -164,8 +201,13 @@ def test_bad_files_reported_others_ingested(tmp_path):
         zf.writestr("data.csv", b"0" * (20 * 1024 * 1024))
     rep = ingest_paths([tmp_path / "d"], tmp_path / "wh")
     status = {f.path.name: f.status for f in rep.files}
-    assert status == {"OUT1-2_533925_20170905.zip": "ok", "truncated.zip": "failed", "zero.csv": "failed",
-                      "wrong.csv": "failed", "bomb.zip": "failed"}  # fmt: skip
+    assert status == {
+        "OUT1-2_533925_20170905.zip": "ok",
+        "truncated.zip": "failed",
+        "zero.csv": "failed",
+        "wrong.csv": "failed",
+        "bomb.zip": "failed",
+    }
     msgs = {f.path.name: f.message for f in rep.failed}
     assert "bomb" in msgs["bomb.zip"] and "empty" in msgs["zero.csv"] and "33" in msgs["wrong.csv"]
     assert all(name in m for name, m in msgs.items())
@@ -178,8 +220,12 @@ def test_second_ingest_gets_busy(tmp_path):
     with ingest_lock(tmp_path / "wh"):
         with pytest.raises(WarehouseBusy, match="busy"):
             ingest_paths([tmp_path / "d"], tmp_path / "wh")
-        proc = subprocess.run([ETC2CALM, "ingest", "--warehouse", str(tmp_path / "wh"), str(tmp_path / "d")],
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        proc = subprocess.run(
+            [ETC2CALM, "ingest", "--warehouse", str(tmp_path / "wh"), str(tmp_path / "d")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode != 0 and "is busy" in proc.stderr and "Traceback" not in proc.stderr
     assert ingest_paths([tmp_path / "d"], tmp_path / "wh").total("rows_stored") == 1
 
@@ -188,16 +234,21 @@ def test_raw_id_never_in_warehouse_or_output(tmp_path):
     lines = [row(i) for i in range(3)] + [row(9, speed=999), "x," + RAW_ID, ""]
     write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", lines)
     (tmp_path / "d" / "broken.zip").write_bytes(b"PK\x03\x04" + RAW_ID.encode())
-    proc = subprocess.run([ETC2CALM, "ingest", "--warehouse", str(tmp_path / "wh"), str(tmp_path / "d")],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [ETC2CALM, "ingest", "--warehouse", str(tmp_path / "wh"), str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert RAW_ID not in proc.stdout + proc.stderr
     for root, _, files in os.walk(tmp_path / "wh"):
         for name in files:
-            assert RAW_ID.encode() not in open(os.path.join(root, name), "rb").read(), name
+            assert RAW_ID.encode() not in Path(root, name).read_bytes(), name
 
 
 # --- row conservation with faults, and kill-and-resume ------------------------------------------
+
 
 def _delivery_with_faults(d: Path) -> dict:
     gen = generate_bench_delivery(d, rows=60_000, rows_per_file=5_000, bad_rate=0.002, workers=1)
@@ -214,7 +265,9 @@ def _delivery_with_faults(d: Path) -> dict:
 def test_row_conservation_on_generated_delivery_with_faults(tmp_path):
     gen = _delivery_with_faults(tmp_path / "d")
     rep = ingest_paths([tmp_path / "d"], tmp_path / "wh")
-    assert rep.total("rows_read") == rep.total("rows_stored") + rep.total("rows_quarantined") + rep.total("rows_duplicate")
+    assert rep.total("rows_read") == rep.total("rows_stored") + rep.total("rows_quarantined") + rep.total(
+        "rows_duplicate"
+    )
     by_name = {f.path.name: f for f in rep.files}
     first = by_name[gen["first"]]
     redelivered = by_name["OUT1-2_533925_20170901_redelivered.zip"]
@@ -223,13 +276,25 @@ def test_row_conservation_on_generated_delivery_with_faults(tmp_path):
     assert redelivered.rows_duplicate == first.rows_stored and redelivered.rows_stored == 0
     assert rep.total("rows_duplicate") == first.rows_stored and len(rep.failed) == 1
     assert q(tmp_path / "wh", "SELECT count(*) FROM probe_points") == [(rep.total("rows_stored"),)]
-    m = q(tmp_path / "wh", "SELECT sum(rows_read), sum(rows_stored), sum(rows_quarantined), sum(rows_duplicate) FROM manifest")
-    assert m == [(rep.total("rows_read"), rep.total("rows_stored"), rep.total("rows_quarantined"), rep.total("rows_duplicate"))]
+    m = q(
+        tmp_path / "wh",
+        "SELECT sum(rows_read), sum(rows_stored), sum(rows_quarantined), sum(rows_duplicate) FROM manifest",
+    )
+    assert m == [
+        (rep.total("rows_read"), rep.total("rows_stored"), rep.total("rows_quarantined"), rep.total("rows_duplicate"))
+    ]
 
 
 def _run_cli(wh, d, env=None, **kw):
-    return subprocess.Popen([ETC2CALM, "ingest", "--warehouse", str(wh), str(d)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True, **kw)  # fmt: skip
+    return subprocess.Popen(
+        [ETC2CALM, "ingest", "--warehouse", str(wh), str(d)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+        **kw,
+    )
 
 
 @pytest.mark.slow
@@ -260,7 +325,9 @@ def test_kill_mid_ingest_then_rerun_loses_and_doubles_nothing(tmp_path, when):
     again = _run_cli(tmp_path / "wh", d)
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, err
-    assert q(tmp_path / "wh", "SELECT count(*), count(DISTINCT (file_id, line_no)) FROM probe_points") == [(expected, expected)]
+    assert q(tmp_path / "wh", "SELECT count(*), count(DISTINCT (file_id, line_no)) FROM probe_points") == [
+        (expected, expected)
+    ]
     assert q(tmp_path / "wh", "SELECT count(*) FROM manifest WHERE status = 'ok'") == [(10,)]
     assert not (tmp_path / "wh" / "_journal.json").exists() and not (tmp_path / "wh" / "_staging").exists()
 

@@ -46,16 +46,26 @@ def _reference(v: int, date_only: bool):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(
-    st.integers(19000101, 22001231), st.integers(190001010000, 220012312359),
-    st.integers(19000101000000, 22001231235959), st.integers(-10**15, 10**16),
-    st.sampled_from([20000229, 19000229, 20170931, 201702290000, 20171305080000, 20170905240000, 20170905086000]),
-), min_size=1, max_size=40))  # fmt: skip
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(19000101, 22001231),
+            st.integers(190001010000, 220012312359),
+            st.integers(19000101000000, 22001231235959),
+            st.integers(-(10**15), 10**16),
+            st.sampled_from(
+                [20000229, 19000229, 20170931, 201702290000, 20171305080000, 20170905240000, 20170905086000]
+            ),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
 def test_calendar_kernel_equals_the_reference(values):
     v = np.array(values, np.int64)
     for date_only in (True, False):
         secs, valid = digits_to_seconds(v, np.ones(len(v), np.bool_), date_only)
-        for x, s, ok in zip(values, secs, valid):
+        for x, s, ok in zip(values, secs, valid, strict=True):
             ref = _reference(x, date_only)
             assert (ref is not None) == bool(ok), (x, date_only)
             if ok:
@@ -77,7 +87,11 @@ def test_number_verdict_does_not_depend_on_the_column(token):
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.one_of(TOKEN, st.integers(0, 10**16).map(str), st.integers(19000101000000, 22001231235959).map(lambda v: f" {v}")))
+@given(
+    st.one_of(
+        TOKEN, st.integers(0, 10**16).map(str), st.integers(19000101000000, 22001231235959).map(lambda v: f" {v}")
+    )
+)
 def test_time_verdict_does_not_depend_on_the_column(token):
     for col in (STYLE_1_2.by_name("gps_time"), STYLE_1_2.by_name("operation_date")):
         alone, bad_alone = _parse_time(pa.array([token, "20170905080000"]), col)
@@ -94,7 +108,11 @@ def test_repeated_keys_equals_pandas_duplicated_first():
     from etl.kernels import repeated_keys
 
     rng = np.random.default_rng(5)
-    cases = [np.zeros(0, np.int64), np.array([7], np.int64), np.array([0, -1, 0, 2**62, -(2**63), -(2**63), 2**63 - 1, 0, 2**63 - 1])]
+    cases = [
+        np.zeros(0, np.int64),
+        np.array([7], np.int64),
+        np.array([0, -1, 0, 2**62, -(2**63), -(2**63), 2**63 - 1, 0, 2**63 - 1]),
+    ]
     k = rng.integers(-(2**63), 2**63 - 1, 50_000, dtype=np.int64)
     k[rng.integers(0, 50_000, 5_000)] = k[rng.integers(0, 50_000, 5_000)]
     cases.append(k)

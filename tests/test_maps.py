@@ -9,8 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MAP_LAT, MAP_LON, comparisons_from, make_map_district, make_map_results, make_map_stats, square, write_area
 from config.districts import Device
+from conftest import (
+    MAP_LAT,
+    MAP_LON,
+    comparisons_from,
+    make_map_district,
+    make_map_results,
+    make_map_stats,
+    square,
+    write_area,
+)
 from maps import palette
 from maps import wording as w
 from maps.district_map import render_district_map
@@ -30,15 +39,36 @@ def map_data(page: str) -> dict:
 def rendered(tmp_path: Path) -> tuple[Path, str]:
     area = write_area(tmp_path / "area.geojson")
     wards = tmp_path / "wards.geojson"
-    wards.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"N03_004": "港北区", "N03_007": "14109"},
-         "geometry": square(MAP_LON, MAP_LAT, 0.01).__geo_interface__},
-        {"type": "Feature", "properties": {"N03_004": "緑区", "N03_007": "14113"},
-         "geometry": square(MAP_LON + 0.5, MAP_LAT, 0.01).__geo_interface__}]}, ensure_ascii=False), encoding="utf-8")  # fmt: skip
+    wards.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"N03_004": "港北区", "N03_007": "14109"},
+                        "geometry": square(MAP_LON, MAP_LAT, 0.01).__geo_interface__,
+                    },
+                    {
+                        "type": "Feature",
+                        "properties": {"N03_004": "緑区", "N03_007": "14113"},
+                        "geometry": square(MAP_LON + 0.5, MAP_LAT, 0.01).__geo_interface__,
+                    },
+                ],
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
     devices = [Device("hump", MAP_LON + 0.0006, MAP_LAT, dt.date(2023, 10, 1), illustrative=True)]
     district = make_map_district(tmp_path, devices=devices, area_path=area)
-    out = render_district_map(district, make_map_results(tmp_path, district=district), tmp_path / "out" / "map.html",
-                              wards_path=wards, created=CREATED)  # fmt: skip
+    out = render_district_map(
+        district,
+        make_map_results(tmp_path, district=district),
+        tmp_path / "out" / "map.html",
+        wards_path=wards,
+        created=CREATED,
+    )
     return out, out.read_text(encoding="utf-8")
 
 
@@ -92,7 +122,9 @@ def test_one_rounding_for_every_output():
     assert w.display("share", 0.419) == 41.9 and w.display("passage_share_at_or_over_limit", 0.0615) == 6.2
     assert w.display("mean", 24.94) == 24.9
     assert w.fmt_value("p85", 32.649) == "32.6 km/h" and w.fmt_value("share", 0.19) == "19.0%"
-    assert w.fmt_change("share", -0.2301) == "\u221223.0 ポイント" and w.fmt_change("share", 0.03, "en") == "+3.0 points"
+    assert (
+        w.fmt_change("share", -0.2301) == "\u221223.0 ポイント" and w.fmt_change("share", 0.03, "en") == "+3.0 points"
+    )
     assert w.fmt_change("mean", -0.04) == "±0.0 km/h"
     assert w.fmt_interval("p85", -8.34, -7.21) == "\u22128.3〜\u22127.2"
     assert w.fmt_interval("p85", -0.4, 1.2, "en") == "\u22120.4 to +1.2"
@@ -110,8 +142,19 @@ def test_every_label_exists_in_both_languages():
     from maps.through import CLASS_LABELS, CLASS_NOTES, THROUGH_TEXT
     from maps.trend import TREND_TEXT
 
-    for table in (w.TEXT, REPORT_TEXT, _LEAD, w.LAYER_NAMES, w.LAYER_SHORT, w.ROLE_LABELS, TREND_TEXT, THROUGH_TEXT,
-                  CLASS_LABELS, CLASS_NOTES, SCREEN_TEXT):  # fmt: skip
+    for table in (
+        w.TEXT,
+        REPORT_TEXT,
+        _LEAD,
+        w.LAYER_NAMES,
+        w.LAYER_SHORT,
+        w.ROLE_LABELS,
+        TREND_TEXT,
+        THROUGH_TEXT,
+        CLASS_LABELS,
+        CLASS_NOTES,
+        SCREEN_TEXT,
+    ):
         for key, pair in table.items():
             assert len(pair) == 2 and all(pair) and pair[0] != pair[1], key
             assert re.search(r"[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef]", pair[0]), f"{key}: no Japanese"
@@ -158,9 +201,14 @@ def test_speed_and_passage_indicators(tmp_path):
     pub = public_results(make_map_results(tmp_path))
     change = {f["properties"]["road_id"]: f["properties"] for f in road_layers(pub, "p85")["change"]["features"]}
     assert change["r1"]["value"] == pytest.approx(-8.9) and "\u22128.9 km/h" in change["r1"]["tip"]["ja"]
-    passage = {f["properties"]["road_id"]: f["properties"] for f in road_layers(pub, "passage_share")["before"]["features"]}
+    passage = {
+        f["properties"]["road_id"]: f["properties"] for f in road_layers(pub, "passage_share")["before"]["features"]
+    }
     assert passage["r1"]["value"] == 38.4 and "30 km/h 以上で通過した車の割合" in passage["r1"]["tip"]["ja"]
-    assert "Sakura-dori" in passage["r1"]["tip"]["en"] and "Share of vehicles at or over 30 km/h" in passage["r1"]["tip"]["en"]
+    assert (
+        "Sakura-dori" in passage["r1"]["tip"]["en"]
+        and "Share of vehicles at or over 30 km/h" in passage["r1"]["tip"]["en"]
+    )
 
 
 def test_bad_inputs(tmp_path):
@@ -169,11 +217,16 @@ def test_bad_inputs(tmp_path):
         road_layers(public_results(results), "max_kmh")
     with pytest.raises(ValueError, match="public_results"):
         road_layers(results, "share")
-    pct = make_map_results(tmp_path, stats=make_map_stats().assign(share_at_or_over_limit=lambda d: d["share_at_or_over_limit"] * 100))
+    pct = make_map_results(
+        tmp_path, stats=make_map_stats().assign(share_at_or_over_limit=lambda d: d["share_at_or_over_limit"] * 100)
+    )
     with pytest.raises(ValueError, match="fraction"):
         road_layers(public_results(pct), "share")
     with pytest.raises(ValueError, match="missing column"):
-        road_layers(public_results(make_map_results(tmp_path, roads=make_map_results(tmp_path).roads.drop(columns="name"))), "share")
+        road_layers(
+            public_results(make_map_results(tmp_path, roads=make_map_results(tmp_path).roads.drop(columns="name"))),
+            "share",
+        )
     with pytest.raises(ValueError, match="unknown language"):
         render_district_map(make_map_district(tmp_path), results, tmp_path / "m.html", lang="fr")
     with pytest.raises(ValueError, match="initial_layer"):
@@ -197,10 +250,13 @@ def test_headline_equals_the_stored_results_formatted(tmp_path):
         f"対策道路の85パーセンタイル速度は {t['before']:.1f} → {t['after']:.1f} km/h"
         f"（{m}{abs(t['change']):.1f} km/h、95%信頼区間 {m}{abs(t['ci_low']):.1f}〜{m}{abs(t['ci_high']):.1f}）。"
         f"比較道路はほぼ変化なし（+{c['change']:.1f} km/h）。"
-        f"30 km/h 以上で通過した車の割合は {100 * share.loc['treated', 'before']:.1f}% → {100 * share.loc['treated', 'after']:.1f}%。"
-    )  # fmt: skip
-    assert h.text("en").startswith("After the measures, speeds on the treated street clearly fell. On the treated street "
-                                   "the 85th-percentile speed went from 38.4 to 29.5 km/h")  # fmt: skip
+        f"30 km/h 以上で通過した車の割合は {100 * share.loc['treated', 'before']:.1f}% → "
+        f"{100 * share.loc['treated', 'after']:.1f}%。"
+    )
+    assert h.text("en").startswith(
+        "After the measures, speeds on the treated street clearly fell. On the treated street "
+        "the 85th-percentile speed went from 38.4 to 29.5 km/h"
+    )
 
 
 def _no_effect_results(tmp_path, **kw):
@@ -219,7 +275,11 @@ def test_headline_does_not_claim_an_effect_without_evidence(tmp_path):
     # low sample: a fall, but from fewer than the adequate number of vehicles
     low = make_map_results(tmp_path, comparisons=comparisons_from(make_map_stats(), flags={"treated": "low_sample"}))
     h = headline(district, public_results(low))
-    assert h.verdict == "low_sample" and "観測車両が少ない" in h.text("ja") and "cannot be called an effect" in h.text("en")
+    assert (
+        h.verdict == "low_sample"
+        and "観測車両が少ない" in h.text("ja")
+        and "cannot be called an effect" in h.text("en")
+    )
     assert not any(c in h.text("ja") + h.text("en") for c in claims)
     # the comparison streets fell as much: the difference in differences includes zero
     stats = make_map_stats()
@@ -256,9 +316,15 @@ def test_html_is_self_contained(rendered):
     assert "#e2c-panel" in page and "@media print" in page  # maps/assets/map.css inlined
     own = page.replace(leaflet_js(), "").replace(leaflet_css(), "")  # Leaflet mentions URLs in comments
     for url in re.findall(r"https?://[^\s\"'<>\\]+", own):
-        assert url.startswith(("https://cyberjapandata.gsi.go.jp/xyz/pale/", "https://maps.gsi.go.jp/",
-                               "https://tile.openstreetmap.org/", "https://www.openstreetmap.org/copyright",
-                               "https://leafletjs.com")), url  # fmt: skip
+        assert url.startswith(
+            (
+                "https://cyberjapandata.gsi.go.jp/xyz/pale/",
+                "https://maps.gsi.go.jp/",
+                "https://tile.openstreetmap.org/",
+                "https://www.openstreetmap.org/copyright",
+                "https://leafletjs.com",
+            )
+        ), url
 
 
 def test_assets_are_files_not_python_strings():
@@ -301,8 +367,22 @@ def test_html_content_in_both_languages(rendered):
 def test_suppressed_road_has_no_figures(rendered):
     _, page = rendered
     assert "ひっそり小路" in page and "データ不足" in page
-    for figure in ("87.3", "86.1", "77.7", "74.3", "57.1", "51.4", "47.7", "53.3", "46.1", "52.2", "46.6", "52.4",
-                   "45.3", "51.8"):  # fmt: skip
+    for figure in (
+        "87.3",
+        "86.1",
+        "77.7",
+        "74.3",
+        "57.1",
+        "51.4",
+        "47.7",
+        "53.3",
+        "46.1",
+        "52.2",
+        "46.6",
+        "52.4",
+        "45.3",
+        "51.8",
+    ):
         assert figure not in page, figure
     assert not re.search(r"(?<![0-9,])[67] 台", page)  # r3's vehicle counts
     indicators = map_data(page)["indicators"]
@@ -327,9 +407,17 @@ def test_ward_outline_filtered(rendered):
 
 
 def test_english_first_and_no_banner(tmp_path):
-    out = render_district_map(make_map_district(tmp_path), make_map_results(tmp_path), tmp_path / "m.html",
-                              lang="en", synthetic=False, initial_layer="before")  # fmt: skip
+    out = render_district_map(
+        make_map_district(tmp_path),
+        make_map_results(tmp_path),
+        tmp_path / "m.html",
+        lang="en",
+        synthetic=False,
+        initial_layer="before",
+    )
     page = out.read_text(encoding="utf-8")
-    assert '<html lang="en">' in page and "<title>Test-cho 1, Kohoku Ward: speeds on residential streets</title>" in page
+    assert (
+        '<html lang="en">' in page and "<title>Test-cho 1, Kohoku Ward: speeds on residential streets</title>" in page
+    )
     assert "合成データ" not in page and 'class="e2c-banner"' not in page
     assert 'value="before" checked' in page and map_data(page)["lang"] == "en"

@@ -90,8 +90,14 @@ def test_radius_is_respected_and_far_points_unmatched():
 
 
 def test_point_segment_distance_endpoints_and_degenerate():
-    d, t = point_segment_distance(np.array([-3.0, 5, 13, 1]), np.array([4.0, 2, 0, 1]),
-                                  np.array([0.0, 0, 0, 1]), np.zeros(4), np.array([10.0, 10, 10, 1]), np.zeros(4))  # fmt: skip
+    d, t = point_segment_distance(
+        np.array([-3.0, 5, 13, 1]),
+        np.array([4.0, 2, 0, 1]),
+        np.array([0.0, 0, 0, 1]),
+        np.zeros(4),
+        np.array([10.0, 10, 10, 1]),
+        np.zeros(4),
+    )
     np.testing.assert_allclose(d, [5, 2, 3, 1])
     np.testing.assert_allclose(t, [0, 0.5, 1, 0])
 

@@ -41,17 +41,29 @@ def _write_store(root, rng) -> list:
                 rows.append((vid, trip + 1, start + dt.timedelta(seconds=5 * k), lon, lat, float(25 + k)))
         # Two points of one trip with the same GPS time: ties broken by delivered position.
         rows.append((rows[0][0], rows[0][1], rows[0][2] + dt.timedelta(seconds=5), *rows[1][3:]))
-        vid, trip_no, gps, lon, lat, speed = map(list, zip(*rows))
+        vid, trip_no, gps, lon, lat, speed = map(list, zip(*rows, strict=True))
         x, y = TO_M.transform(np.array(lon), np.array(lat))
         n = len(rows)
         date = day0 + dt.timedelta(days=day)
-        t = pa.table({
-            "vehicle_key": [f"{v:032x}" for v in vid], "vehicle_id": pa.array(vid, pa.int64()),
-            "operation_date": pa.array([date] * n, pa.date32()), "vehicle_type": pa.array([2] * n, pa.int8()),
-            "vehicle_use": pa.array([1] * n, pa.int8()), "gps_time": pa.array(gps, pa.timestamp("us")),
-            "trip_no": pa.array(trip_no, pa.int32()), "lon": lon, "lat": lat, "speed_kmh": speed, "x_m": x, "y_m": y,
-            "member": ["data.csv"] * n, "file_id": [f"f{day}"] * n, "line_no": pa.array(np.arange(n, 0, -1), pa.int64()),
-        })  # fmt: skip
+        t = pa.table(
+            {
+                "vehicle_key": [f"{v:032x}" for v in vid],
+                "vehicle_id": pa.array(vid, pa.int64()),
+                "operation_date": pa.array([date] * n, pa.date32()),
+                "vehicle_type": pa.array([2] * n, pa.int8()),
+                "vehicle_use": pa.array([1] * n, pa.int8()),
+                "gps_time": pa.array(gps, pa.timestamp("us")),
+                "trip_no": pa.array(trip_no, pa.int32()),
+                "lon": lon,
+                "lat": lat,
+                "speed_kmh": speed,
+                "x_m": x,
+                "y_m": y,
+                "member": ["data.csv"] * n,
+                "file_id": [f"f{day}"] * n,
+                "line_no": pa.array(np.arange(n, 0, -1), pa.int64()),
+            }
+        )
         folder = root / "probe_points" / "year=2017" / "month=9" / "mesh2=533925"
         folder.mkdir(parents=True, exist_ok=True)
         f = folder / f"{date}_c_0.parquet"
@@ -64,7 +76,7 @@ def _same(a: pa.Table, b: pa.Table) -> bool:
     """Equal tables, NaN equal to NaN (Table.equals says NaN != NaN)."""
     if a.schema != b.schema or a.num_rows != b.num_rows:
         return False
-    for x, y in zip(a.columns, b.columns):
+    for x, y in zip(a.columns, b.columns, strict=True):
         if pa.types.is_floating(x.type):
             if not np.array_equal(x.to_numpy(), y.to_numpy(), equal_nan=True):
                 return False
@@ -141,8 +153,10 @@ def test_rerun_with_nothing_new_only_reads(tmp_path, tiny_network):
     def recorded():
         con = duckdb.connect(str(wh / "warehouse.duckdb"), read_only=True)
         try:
-            return (con.execute("SELECT * FROM matched_networks").fetchall(),
-                    con.execute("SELECT * FROM match_state ORDER BY year, month").fetchall())  # fmt: skip
+            return (
+                con.execute("SELECT * FROM matched_networks").fetchall(),
+                con.execute("SELECT * FROM match_state ORDER BY year, month").fetchall(),
+            )
         finally:
             con.close()
 

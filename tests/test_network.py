@@ -52,12 +52,18 @@ def test_network_of_only_excluded_roads_is_a_clear_error(tmp_path):
 
 def test_id_fallbacks_and_maxspeed(tmp_path):
     p = tmp_path / "r.geojson"
-    p.write_text(json.dumps(_fc([
-        _feat({"id": 7, "highway": "residential"}),
-        _feat({"id": 8, "highway": "tertiary", "maxspeed": "40"}),
-        _feat({"id": 9, "highway": "secondary", "maxspeed": "JP:zone30"}),
-        _feat({"id": 10, "highway": "living_street", "maxspeed": "20 km/h"}),
-    ])))  # fmt: skip
+    p.write_text(
+        json.dumps(
+            _fc(
+                [
+                    _feat({"id": 7, "highway": "residential"}),
+                    _feat({"id": 8, "highway": "tertiary", "maxspeed": "40"}),
+                    _feat({"id": 9, "highway": "secondary", "maxspeed": "JP:zone30"}),
+                    _feat({"id": 10, "highway": "living_street", "maxspeed": "20 km/h"}),
+                ]
+            )
+        )
+    )
     roads = load_roads(p)
     assert roads["road_id"].tolist() == ["7", "8", "9", "10"]
     assert roads["limit_kmh"].tolist() == [30, 40, 60, 20]

@@ -20,8 +20,12 @@ from etl.ingest import ingest_paths
 # September 2017 holds 敬老の日 (Mon 18th) and 秋分の日 (Sat 23rd); 2017-11-06..11-17 holds no public holiday.
 BEFORE = Period("before", dt.date(2017, 9, 11), dt.date(2017, 9, 24))
 AFTER = Period("after", dt.date(2017, 11, 6), dt.date(2017, 11, 17))
-FILTERS = [PointFilter(hours, days, vehicle, direction) for hours, days, vehicle, direction in itertools.product(
-    [None, (7, 9)], ["all", "weekday", "holiday"], ["all", "large", "passenger"], ["all", "forward", "backward"])]
+FILTERS = [
+    PointFilter(hours, days, vehicle, direction)
+    for hours, days, vehicle, direction in itertools.product(
+        [None, (7, 9)], ["all", "weekday", "holiday"], ["all", "large", "passenger"], ["all", "forward", "backward"]
+    )
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +45,17 @@ def warehouse(tmp_path_factory, tiny_network_module):
                 speed = rng.normal(mean if north < 50 else 44, 5)
                 for k, x in enumerate(xs):
                     lon, lat = offset(x, north)
-                    lines.append(style12_row(f"{700000 + v + 100 * (day.day % 4):012d}", f"{day:%Y%m%d}{hour:02d}{v:02d}{k * 9:02d}",
-                                             lon, lat, int(round(speed + rng.normal(0, 3))), vehicle_type=(1, 2, 4)[(v // 2) % 3],
-                                             vehicle_use=(1, 2)[v % 2]))  # fmt: skip
+                    lines.append(
+                        style12_row(
+                            f"{700000 + v + 100 * (day.day % 4):012d}",
+                            f"{day:%Y%m%d}{hour:02d}{v:02d}{k * 9:02d}",
+                            lon,
+                            lat,
+                            int(round(speed + rng.normal(0, 3))),
+                            vehicle_type=(1, 2, 4)[(v // 2) % 3],
+                            vehicle_use=(1, 2)[v % 2],
+                        )
+                    )
             day += dt.timedelta(days=1)
     write_zip(root / "d" / "points.zip", lines)
     ingest_paths([root / "d"], root / "wh")
@@ -56,11 +68,21 @@ def tiny_network_module(tmp_path_factory):
 
     w, e = offset(-200, 0), offset(200, 0)
     wn, en = offset(-200, 100), offset(200, 100)
-    fc = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"road_id": "R1", "name": "生活道路", "highway": "residential"},
-         "geometry": {"type": "LineString", "coordinates": [list(w), list(e)]}},
-        {"type": "Feature", "properties": {"road_id": "A1", "name": "幹線", "highway": "secondary", "maxspeed": "50"},
-         "geometry": {"type": "LineString", "coordinates": [list(wn), list(en)]}}]}  # fmt: skip
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"road_id": "R1", "name": "生活道路", "highway": "residential"},
+                "geometry": {"type": "LineString", "coordinates": [list(w), list(e)]},
+            },
+            {
+                "type": "Feature",
+                "properties": {"road_id": "A1", "name": "幹線", "highway": "secondary", "maxspeed": "50"},
+                "geometry": {"type": "LineString", "coordinates": [list(wn), list(en)]},
+            },
+        ],
+    }
     path = tmp_path_factory.mktemp("net") / "tiny_roads.geojson"
     path.write_text(json.dumps(fc, ensure_ascii=False), encoding="utf-8")
     return path
@@ -76,12 +98,21 @@ def test_analyze_and_compare_agree_for_every_filter(warehouse, tiny_network_modu
         ev = evaluate(warehouse, net, periods, point_filter=flt, resamples=10, store=False)
         roads = a.road_stats.set_index(["road_id", "period"])
         groups = a.group_stats.set_index(["road_group", "period"])
-        for indicator, column in (("mean", "mean_kmh"), ("p85", "p85_kmh"), ("share", "share_at_or_over_limit"),
-                                  ("passage_share", "passage_share_at_or_over_limit"), ("passage_p85", "passage_p85_kmh")):
+        for indicator, column in (
+            ("mean", "mean_kmh"),
+            ("p85", "p85_kmh"),
+            ("share", "share_at_or_over_limit"),
+            ("passage_share", "passage_share_at_or_over_limit"),
+            ("passage_p85", "passage_p85_kmh"),
+        ):
             c = ev.comparisons[indicator].set_index("unit")
             n_col = "n_passages" if indicator.startswith("passage") else "n_points"
-            for unit, stats, key in (("R1", roads, "R1"), ("A1", roads, "A1"), ("treated", groups, "treated"),
-                                     ("control", groups, "comparison")):  # fmt: skip
+            for unit, stats, key in (
+                ("R1", roads, "R1"),
+                ("A1", roads, "A1"),
+                ("treated", groups, "treated"),
+                ("control", groups, "comparison"),
+            ):
                 for period in ("before", "after"):
                     row, cmp = stats.loc[(key, period)], c.loc[unit]
                     where = f"{flt.describe_ja()} {unit} {period} {indicator}"
@@ -100,8 +131,15 @@ def test_the_filters_really_cut(warehouse, tiny_network_module):
     """The combinations above are not vacuous: each filter keeps a different, non-empty share of R1's points."""
     net = network(tiny_network_module, treated=("R1",), comparison=("A1",))
     n = {}
-    for flt in (PointFilter(), PointFilter(days="weekday"), PointFilter(days="holiday"), PointFilter(hours=(7, 9)),
-                PointFilter(vehicle="large"), PointFilter(direction="forward"), PointFilter(direction="backward")):
+    for flt in (
+        PointFilter(),
+        PointFilter(days="weekday"),
+        PointFilter(days="holiday"),
+        PointFilter(hours=(7, 9)),
+        PointFilter(vehicle="large"),
+        PointFilter(direction="forward"),
+        PointFilter(direction="backward"),
+    ):
         s = analyze(warehouse, net, {"before": BEFORE, "after": AFTER}, point_filter=flt, store=False).road_stats
         n[flt.describe_ja()] = s.set_index(["road_id", "period"])["n_points"].to_dict()
     full = n[PointFilter().describe_ja()]

@@ -34,7 +34,9 @@ def _free_port() -> int:
 
 
 def _run(args, env, timeout=300, cwd=ROOT):
-    proc = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
     assert proc.returncode == 0, f"{args} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
 
@@ -47,8 +49,13 @@ def _run_deployment(deployment: str, params: dict, env) -> tuple[str, str]:
     assert flow_run_id, run_out
     worker = subprocess.Popen(
         [PREFECT, "worker", "start", "--pool", "etc2calm-process", "--run-once"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         worker_out, _ = worker.communicate(timeout=900)
     finally:
@@ -73,11 +80,15 @@ def prefect_server(tmp_path_factory):
         ETC2CALM_HOME=str(ROOT),
         ETC2CALM_ID_KEY="integration-test-key",
     )
-    log = open(home / "server.log", "w")
-    server = subprocess.Popen(
-        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    with open(home / "server.log", "w") as log:  # the server keeps its own copy of the descriptor
+        server = subprocess.Popen(
+            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -98,7 +109,6 @@ def prefect_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
-        log.close()
 
 
 def test_deployment_runs_through_process_worker(prefect_server, tmp_path):
@@ -125,7 +135,10 @@ def test_deployment_runs_through_process_worker(prefect_server, tmp_path):
     district = load_district("okurayama")
     last = max([p.end for p in district.periods.values()] + [p.end for p in monitoring_periods(district)])
     editions = sorted(p.name for p in (tmp_path / "maps").iterdir())
-    assert editions == [f"{last:%Y-%m}", "latest"]  # the latest month of the delivery (monitoring months too), and the stable copy
+    assert editions == [
+        f"{last:%Y-%m}",
+        "latest",
+    ]  # the latest month of the delivery (monitoring months too), and the stable copy
     for folder in editions:
         assert "大倉山三丁目" in (tmp_path / "maps" / folder / "okurayama.html").read_text(encoding="utf-8")
         assert "差の差" in (tmp_path / "maps" / folder / "okurayama_report.html").read_text(encoding="utf-8")
@@ -146,7 +159,9 @@ def _raw_ids(delivery: Path) -> set[str]:
     return ids
 
 
-def test_dask_deployment_runs_on_a_local_cluster_and_keeps_key_and_ids_out_of_prefect(prefect_server, tmp_path, monkeypatch):
+def test_dask_deployment_runs_on_a_local_cluster_and_keeps_key_and_ids_out_of_prefect(
+    prefect_server, tmp_path, monkeypatch
+):
     """monthly-all-districts-dask through the real server and a process worker, its tasks on a Dask
     LocalCluster started here; the key reaches only the Dask workers (a key file in their environment)."""
     import logging
@@ -166,19 +181,38 @@ def test_dask_deployment_runs_on_a_local_cluster_and_keeps_key_and_ids_out_of_pr
     _run([ETC2CALM, "generate", landing, "--scale", "0.05", "--district", "okurayama"], env)
     raw_ids = _raw_ids(landing)
     assert len(raw_ids) > 100
-    worker_env = {k: prefect_server[k] for k in ("PREFECT_HOME", "PREFECT_API_URL", "PREFECT_LOGGING_LEVEL", "ETC2CALM_HOME")}
-    worker_env.update(ETC2CALM_ID_KEY_FILE=str(key_file), PYTHONPATH=os.environ.get("PYTHONPATH", str(ROOT)),
-                      XDG_CONFIG_HOME=str(tmp_path / "dask_config"))  # fmt: skip
+    worker_env = {
+        k: prefect_server[k] for k in ("PREFECT_HOME", "PREFECT_API_URL", "PREFECT_LOGGING_LEVEL", "ETC2CALM_HOME")
+    }
+    worker_env.update(
+        ETC2CALM_ID_KEY_FILE=str(key_file),
+        PYTHONPATH=os.environ.get("PYTHONPATH", str(ROOT)),
+        XDG_CONFIG_HOME=str(tmp_path / "dask_config"),
+    )
     monkeypatch.delenv("ETC2CALM_ID_KEY")  # the tests' key: the workers must not inherit it
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                           silence_logs=logging.ERROR, env=worker_env)  # fmt: skip
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+        env=worker_env,
+    )
     client = Client(cluster)
     try:
         assert all(v is None for v in client.run(os.environ.get, "ETC2CALM_ID_KEY").values())
-        subprocess.run([PREFECT, "work-pool", "create", "etc2calm-process", "--type", "process"], env=env,
-                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip (exists after the other test)
-        for name, value in (("etc2calm_warehouse", tmp_path / "wh"), ("etc2calm_output_root", tmp_path / "maps"),
-                            ("etc2calm_dask_scheduler", cluster.scheduler_address)):  # fmt: skip
+        subprocess.run(
+            [PREFECT, "work-pool", "create", "etc2calm-process", "--type", "process"],
+            env=env,
+            capture_output=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )  # exists after the other test
+        for name, value in (
+            ("etc2calm_warehouse", tmp_path / "wh"),
+            ("etc2calm_output_root", tmp_path / "maps"),
+            ("etc2calm_dask_scheduler", cluster.scheduler_address),
+        ):
             _run([PREFECT, "variable", "set", name, str(value), "--overwrite"], env)
         out = _run([PREFECT, "--no-prompt", "deploy", "--name", "monthly-all-districts-dask"], env)
         assert "monthly-all-districts-dask" in out

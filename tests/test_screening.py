@@ -8,15 +8,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from screening_data import AREA_BOX, PERIOD, write_area, write_delivery, write_network
 
 from analysis.results import load_screening
 from analysis.screening import COMPONENTS, POINTS_COLUMNS, RESULT_COLUMNS, score_candidates, screen
 from config.settings import RESIDENTIAL_MAX_LIMIT_KMH, SCREENING_WEIGHTS
-from conftest import network
+from conftest import (
+    cli,  # etc2calm.cli.main in this process
+    network,
+)
 from etl.ingest import ingest_paths
 from geo.network import load_area
-from screening_data import AREA_BOX, PERIOD, write_area, write_delivery, write_network
-from conftest import cli  # etc2calm.cli.main in this process
 
 CANDIDATES = ["R1", "R2", "R3", "R4"]
 
@@ -28,8 +30,13 @@ def scenario(tmp_path_factory):
         mp.setenv("ETC2CALM_ID_KEY", "test-key-not-secret")
         plans = write_delivery(root / "delivery")
         ingest_paths([root / "delivery"], root / "wh")
-    return {"root": root, "wh": root / "wh", "plans": plans, "roads": write_network(root / "roads.geojson"),
-            "area": write_area(root / "area.geojson")}  # fmt: skip
+    return {
+        "root": root,
+        "wh": root / "wh",
+        "plans": plans,
+        "roads": write_network(root / "roads.geojson"),
+        "area": write_area(root / "area.geojson"),
+    }
 
 
 def expected_components(plans, roads=CANDIDATES, days: int = 2) -> pd.DataFrame:
@@ -39,13 +46,20 @@ def expected_components(plans, roads=CANDIDATES, days: int = 2) -> pd.DataFrame:
         p = plans[rid]
         v = np.array(p.passage_kmh)
         limit = RESIDENTIAL_MAX_LIMIT_KMH
-        rows.append({
-            "road_id": rid, "n_passages": p.n, "n_vehicles": p.n, "share_at_or_over_limit": np.mean(v >= limit),
-            "share_at_or_over_limit_plus_10": np.mean(v >= limit + 10), "p85_kmh": np.percentile(v, 85),
-            "p85_over_limit": max(np.percentile(v, 85) - limit, 0.0),
-            "braking_per_1000_passages": 1000.0 * sum(p.braking) / p.n, "cut_through_share": np.mean(p.cut_through),
-            "passages_per_day": p.n / days,
-        })  # fmt: skip
+        rows.append(
+            {
+                "road_id": rid,
+                "n_passages": p.n,
+                "n_vehicles": p.n,
+                "share_at_or_over_limit": np.mean(v >= limit),
+                "share_at_or_over_limit_plus_10": np.mean(v >= limit + 10),
+                "p85_kmh": np.percentile(v, 85),
+                "p85_over_limit": max(np.percentile(v, 85) - limit, 0.0),
+                "braking_per_1000_passages": 1000.0 * sum(p.braking) / p.n,
+                "cut_through_share": np.mean(p.cut_through),
+                "passages_per_day": p.n / days,
+            }
+        )
     return pd.DataFrame(rows).set_index("road_id")
 
 
@@ -83,16 +97,26 @@ def test_ranking_and_components_on_a_fixture_with_a_known_answer(scenario):
     assert t.loc["R2", "braking_per_1000_passages"] > 0 == t.loc["R4", "braking_per_1000_passages"]
     assert t.loc["R3", "cut_through_share"] > t.loc["R4", "cut_through_share"]
     # The vehicles behind braking events and cut-through trips, for publishing's threshold (one vehicle a trip here).
-    assert t.loc["R2", "n_braking_vehicles"] == t.loc["R2", "n_braking_events"] == 10 and t.loc["R4", "n_braking_vehicles"] == 0
+    assert (
+        t.loc["R2", "n_braking_vehicles"] == t.loc["R2", "n_braking_events"] == 10
+        and t.loc["R4", "n_braking_vehicles"] == 0
+    )
     assert (t.loc[CANDIDATES, "n_cut_through_vehicles"] == t.loc[CANDIDATES, "n_cut_through"]).all()
     assert t.loc["R3", "n_cut_through_vehicles"] == 54
     assert t.loc["R2", "rank"] < t.loc["R4", "rank"] and t.loc["R3", "rank"] < t.loc["R4", "rank"]
     # Intervals (cluster bootstrap over vehicles) bracket the shares and p85.
-    for v, lo, hi in (("share_at_or_over_limit", "share_ci_low", "share_ci_high"), ("p85_kmh", "p85_ci_low", "p85_ci_high"),
-                      ("share_at_or_over_limit_plus_10", "share_plus_10_ci_low", "share_plus_10_ci_high")):  # fmt: skip
+    for v, lo, hi in (
+        ("share_at_or_over_limit", "share_ci_low", "share_ci_high"),
+        ("p85_kmh", "p85_ci_low", "p85_ci_high"),
+        ("share_at_or_over_limit_plus_10", "share_plus_10_ci_low", "share_plus_10_ci_high"),
+    ):
         assert (t[lo] <= t[v] + 1e-12).all() and (t[v] <= t[hi] + 1e-12).all(), v
     assert t.loc["R1", "share_ci_low"] < t.loc["R1", "share_ci_high"]
-    assert t.loc["R1", "rank_ci_low"] == 1 and (t["rank_ci_low"] <= t["rank"]).all() and (t["rank"] <= t["rank_ci_high"]).all()
+    assert (
+        t.loc["R1", "rank_ci_low"] == 1
+        and (t["rank_ci_low"] <= t["rank"]).all()
+        and (t["rank"] <= t["rank_ci_high"]).all()
+    )
     # Stored, and read back as stored.
     run, stored = load_screening(scenario["wh"], net.key)
     assert run["n_candidates"] == 4 and run["n_low_sample"] == 1 and run["area"] == "outline"
@@ -106,7 +130,9 @@ def test_bootstrap_with_unit_weights_reproduces_every_component(scenario, monkey
     import analysis.screening as screening
 
     monkeypatch.setattr(screening, "bootstrap_weights", lambda n, r, seed: np.ones((r, n)))
-    res = screen(scenario["wh"], network(scenario["roads"]), PERIOD, area=load_area(scenario["area"]), resamples=10, store=False)
+    res = screen(
+        scenario["wh"], network(scenario["roads"]), PERIOD, area=load_area(scenario["area"]), resamples=10, store=False
+    )
     t = res.table
     assert t["score_ci_low"].to_numpy() == pytest.approx(t["score"].to_numpy())
     assert t["score_ci_high"].to_numpy() == pytest.approx(t["score"].to_numpy())
@@ -141,10 +167,17 @@ def test_area_polygon_selects_the_roads_inside(scenario, tmp_path):
 
 
 def test_score_formula_by_hand():
-    comp = pd.DataFrame({"road_id": ["a", "b", "c"], "share_at_or_over_limit": [0.2, 0.1, 0.0],
-                         "share_at_or_over_limit_plus_10": [0.0, 0.0, 0.0], "p85_over_limit": [2.0, 0.0, 1.0],
-                         "braking_per_1000_passages": [0.0, 5.0, 0.0], "cut_through_share": [np.nan] * 3,
-                         "passages_per_day": [10.0, 40.0, 20.0]})  # fmt: skip
+    comp = pd.DataFrame(
+        {
+            "road_id": ["a", "b", "c"],
+            "share_at_or_over_limit": [0.2, 0.1, 0.0],
+            "share_at_or_over_limit_plus_10": [0.0, 0.0, 0.0],
+            "p85_over_limit": [2.0, 0.0, 1.0],
+            "braking_per_1000_passages": [0.0, 5.0, 0.0],
+            "cut_through_share": [np.nan] * 3,
+            "passages_per_day": [10.0, 40.0, 20.0],
+        }
+    )
     t = score_candidates(comp).set_index("road_id")
     k = 100 / 85  # cut-through (15) unavailable: the other 85 points rescaled to 100
     assert t.loc["a", "score"] == pytest.approx(k * (25 + 0 + 10 + 0 + 15 * 10 / 40))
@@ -156,8 +189,23 @@ def test_score_formula_by_hand():
 
 def test_screen_cli_writes_the_ranking_csv(scenario, tmp_path):
     out = tmp_path / "ranking.csv"
-    proc = cli("screen", "--warehouse", scenario["wh"], "--roads", scenario["roads"], "--area", scenario["area"],
-               "--period", f"{PERIOD.start}..{PERIOD.end}", "--top", "2", "--resamples", "100", "--out", out)  # fmt: skip
+    proc = cli(
+        "screen",
+        "--warehouse",
+        scenario["wh"],
+        "--roads",
+        scenario["roads"],
+        "--area",
+        scenario["area"],
+        "--period",
+        f"{PERIOD.start}..{PERIOD.end}",
+        "--top",
+        "2",
+        "--resamples",
+        "100",
+        "--out",
+        out,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "left out: R5 (20 vehicles)" in proc.stdout and "wrote 4 rows" in proc.stdout
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
@@ -169,8 +217,10 @@ def test_screen_cli_writes_the_ranking_csv(scenario, tmp_path):
     assert run_row["network_path"] == str(Path(scenario["roads"]).resolve())
     assert [float(r["score"]) for r in rows] == pytest.approx(stored["score"].tolist())
     # Mistakes are one line, without a traceback.
-    for args, msg in ((["--area", scenario["area"]], "--area needs a road network"),
-                      (["--roads", scenario["roads"]], "--roads needs --period")):  # fmt: skip
+    for args, msg in (
+        (["--area", scenario["area"]], "--area needs a road network"),
+        (["--roads", scenario["roads"]], "--roads needs --period"),
+    ):
         proc = cli("screen", "--warehouse", scenario["wh"], *args)
         assert proc.returncode == 2 and msg in proc.stderr and "Traceback" not in proc.stderr
 
@@ -185,7 +235,13 @@ def test_braking_from_behaviour_events(tmp_path):
     for i in range(6):  # six vehicles never seen in the points brake hard on R4 (y = 150)
         lon, lat = offset(200 + i, 150.5)
         f = [""] * 18
-        f[1], f[2], f[6], f[7], f[8] = "20170905", f"{990000 + i:012d}", f"2017090508{i:02d}00", f"{lon:.7f}", f"{lat:.7f}"
+        f[1], f[2], f[6], f[7], f[8] = (
+            "20170905",
+            f"{990000 + i:012d}",
+            f"2017090508{i:02d}00",
+            f"{lon:.7f}",
+            f"{lat:.7f}",
+        )
         f[9], f[14], f[15] = "4", "22", "-0.35"
         events.append(",".join(f))
     write_zip(tmp_path / "events" / "behavior.zip", events)

@@ -7,24 +7,30 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from screening_data import PERIOD, stored_screening
 
 from analysis.results import load_screening
 from config.settings import PUBLIC_MIN_VEHICLES as K
+from conftest import assert_one_line_error, cli
 from maps import wording as w
 from maps.embed import leaflet_css, leaflet_js
 from maps.public import SCREENING_SCORE_COLUMNS, public_screening
 from maps.publish import PUBLISHED_FILES, write_district_screening_map
 from maps.screening_map import render_screening_map, write_screening_map
-from screening_data import PERIOD, stored_screening
-from conftest import assert_one_line_error, cli
 
 CREATED = dt.date(2024, 7, 10)
-TILE_URLS = ("https://cyberjapandata.gsi.go.jp/xyz/pale/", "https://maps.gsi.go.jp/", "https://tile.openstreetmap.org/",
-             "https://www.openstreetmap.org/copyright", "https://leafletjs.com")  # fmt: skip
+TILE_URLS = (
+    "https://cyberjapandata.gsi.go.jp/xyz/pale/",
+    "https://maps.gsi.go.jp/",
+    "https://tile.openstreetmap.org/",
+    "https://www.openstreetmap.org/copyright",
+    "https://leafletjs.com",
+)
 
 
 def screen_data(page: str) -> dict:
@@ -38,8 +44,14 @@ def stored(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(stored, tmp_path_factory):
-    out = write_screening_map(stored["wh"], "t", tmp_path_factory.mktemp("out") / "screening.html", area="outline",
-                              district=stored["district"], created=CREATED)  # fmt: skip
+    out = write_screening_map(
+        stored["wh"],
+        "t",
+        tmp_path_factory.mktemp("out") / "screening.html",
+        area="outline",
+        district=stored["district"],
+        created=CREATED,
+    )
     return out.read_text(encoding="utf-8")
 
 
@@ -64,20 +76,30 @@ def test_opens_without_network(page):
 
 def test_both_languages(page):
     assert "<title>テスト地区（港北区）生活道路の対策候補</title>" in page
-    assert '<span lang="ja">テスト地区（港北区）生活道路の対策候補</span><span lang="en">Test: where to calm next</span>' in page
-    for ja, en in (("対策を検討する候補の1位は「道路R1」です。", "The first candidate for traffic calming is 道路R1."),
-                   ("期間：2017年9月5日〜2017年9月6日", "Period: 5 Sep 2017 – 6 Sep 2017"),
-                   ("候補（上位 4）", "Candidates (top 4)"), ("1〜3位", "Rank 1–3"),
-                   ("その他の生活道路", "Other residential streets"), ("対象区域", "Area screened"),
-                   ("観測車両が 10 台未満の数値は表示しません。", "Figures from fewer than 10 vehicles are not shown."),
-                   ("合成データ（デモ用）", "Synthetic data (demo)")):  # fmt: skip
+    assert (
+        '<span lang="ja">テスト地区（港北区）生活道路の対策候補</span><span lang="en">Test: where to calm next</span>'
+        in page
+    )
+    for ja, en in (
+        ("対策を検討する候補の1位は「道路R1」です。", "The first candidate for traffic calming is 道路R1."),
+        ("期間：2017年9月5日〜2017年9月6日", "Period: 5 Sep 2017 – 6 Sep 2017"),
+        ("候補（上位 4）", "Candidates (top 4)"),
+        ("1〜3位", "Rank 1–3"),
+        ("その他の生活道路", "Other residential streets"),
+        ("対象区域", "Area screened"),
+        ("観測車両が 10 台未満の数値は表示しません。", "Figures from fewer than 10 vehicles are not shown."),
+        ("合成データ（デモ用）", "Synthetic data (demo)"),
+    ):
         assert ja in page and en in page, (ja, en)
     data = screen_data(page)
     assert data["lang"] == "ja" and set(data["doc_title"]) == {"ja", "en"}
     assert [c["rank"] for c in data["candidates"]] == [1, 2, 3, 4]
     assert [c["road_id"] for c in data["candidates"]] == ["R1", "R2", "R3", "R4"]
     for c in data["candidates"]:
-        assert "急ブレーキ（1,000通過あたり）" in c["popup"]["ja"] and "Sudden braking per 1,000 passages" in c["popup"]["en"]
+        assert (
+            "急ブレーキ（1,000通過あたり）" in c["popup"]["ja"]
+            and "Sudden braking per 1,000 passages" in c["popup"]["en"]
+        )
     # the other roads of the network in grey: the arterial A1 and R5 (too few vehicles to be a candidate), unnamed
     assert sorted(f["properties"]["kind"] for f in data["roads"]["features"]) == ["main", "residential"]
     assert data["area"]["type"] in ("Polygon", "MultiPolygon") and data["tiles"]["gsi"]["url"].startswith(TILE_URLS[0])
@@ -99,13 +121,19 @@ def test_figures_are_the_stored_values_rounded_by_wording(stored, page):
         assert f"{w.fmt_value('share', r['share_at_or_over_limit_plus_10'])}（" in ja
         assert f"{w.fmt_value('p85', r['p85_kmh'])}（{w.fmt_value('p85', r['p85_ci_low'])}〜" in ja
         assert f"{one(r['braking_per_1000_passages'])}（{int(r['n_braking_events'])} 件）" in ja
-        assert f"{w.fmt_value('share', r['cut_through_share'])}（{int(r['n_trips'])} トリップ中 {int(r['n_cut_through'])}）" in ja
+        assert (
+            f"{w.fmt_value('share', r['cut_through_share'])}（{int(r['n_trips'])} トリップ中 "
+            f"{int(r['n_cut_through'])}）" in ja
+        )
         assert f"{w.fmt_count(round(r['passages_per_day']))} 通過/日" in ja
         assert f"観測車両 {w.fmt_count(r['n_vehicles'])} 台・通過 {w.fmt_count(r['n_passages'])} 回" in ja
         for col in ("points_share", "points_braking", "points_cut_through", "points_volume"):
             assert f"[{one(r[col])} 点]" in ja and f"[{one(r[col])} pts]" in en, col
     top = rows.iloc[0]
-    assert f"1位のスコアは {one(top['score'])}（95%信頼区間 {one(top['score_ci_low'])}〜{one(top['score_ci_high'])}）" in page
+    assert (
+        f"1位のスコアは {one(top['score'])}（95%信頼区間 {one(top['score_ci_low'])}〜{one(top['score_ci_high'])}）"
+        in page
+    )
     assert f'<span class="e2c-score">{one(top["score"])}</span>' in page
 
 
@@ -114,8 +142,9 @@ def test_candidate_under_the_threshold_is_absent_and_scores_hidden(stored, tmp_p
     named or counted, and with something held back no score (relative to it) is shown."""
     run, rows = _rows(stored)
     rows.loc[rows["road_id"] == "R2", "n_vehicles"] = K - 1
-    page = render_screening_map(run, rows, tmp_path / "m.html", district=stored["district"],
-                                created=CREATED).read_text(encoding="utf-8")  # fmt: skip
+    page = render_screening_map(run, rows, tmp_path / "m.html", district=stored["district"], created=CREATED).read_text(
+        encoding="utf-8"
+    )
     data = screen_data(page)
     assert [c["road_id"] for c in data["candidates"]] == ["R1", "R3", "R4"]
     assert [c["rank"] for c in data["candidates"]] == [1, 3, 4]  # ranks among all candidates
@@ -130,8 +159,9 @@ def test_candidate_under_the_threshold_is_absent_and_scores_hidden(stored, tmp_p
     assert "対策を検討する候補の1位は「道路R1」です。" in page
     # the first candidate held back: the lead names the highest public one with its rank
     rows.loc[rows["road_id"] == "R1", "n_vehicles"] = np.nan
-    page = render_screening_map(run, rows, tmp_path / "m.html", district=stored["district"],
-                                created=CREATED).read_text(encoding="utf-8")  # fmt: skip
+    page = render_screening_map(run, rows, tmp_path / "m.html", district=stored["district"], created=CREATED).read_text(
+        encoding="utf-8"
+    )
     assert "公表できる候補の最上位は「道路R3」（3位）です。" in page and "1位は" not in page
     assert "The highest-ranked candidate that can be published is 道路R3 (No. 3)." in page
 
@@ -152,10 +182,19 @@ def test_braking_from_too_few_vehicles_is_withheld(stored, tmp_path):
 
 
 def _frame(**over) -> pd.DataFrame:
-    base = {"rank": [1, 2], "road_id": ["a", "b"], "n_vehicles": [50, 40], "n_braking_events": [0, 4],
-            "n_braking_vehicles": [0, 20], "braking_per_1000_passages": [0.0, 8.0], "n_trips": [60, 50],
-            "n_cut_through": [12, 0], "n_cut_through_vehicles": [12, 0], "cut_through_share": [0.2, 0.0],
-            **{c: [70.0, 30.0] for c in SCREENING_SCORE_COLUMNS}}  # fmt: skip
+    base = {
+        "rank": [1, 2],
+        "road_id": ["a", "b"],
+        "n_vehicles": [50, 40],
+        "n_braking_events": [0, 4],
+        "n_braking_vehicles": [0, 20],
+        "braking_per_1000_passages": [0.0, 8.0],
+        "n_trips": [60, 50],
+        "n_cut_through": [12, 0],
+        "n_cut_through_vehicles": [12, 0],
+        "cut_through_share": [0.2, 0.0],
+        **{c: [70.0, 30.0] for c in SCREENING_SCORE_COLUMNS},
+    }
     base.update(over)
     return pd.DataFrame(base)
 
@@ -180,7 +219,10 @@ def test_public_screening_zero_events_are_public_few_vehicles_are_not():
     # zero events (and zero vehicles behind them) are published as 0; 4 events from 3 vehicles are not
     pub, held = public_screening(_frame(n_braking_vehicles=[0, 3]))
     assert pub["braking_public"].tolist() == [True, False] and not held["scores_public"]
-    assert pub.loc[0, "braking_per_1000_passages"] == 0.0 and pub.loc[1, ["n_braking_events", "braking_per_1000_passages"]].isna().all()
+    assert (
+        pub.loc[0, "braking_per_1000_passages"] == 0.0
+        and pub.loc[1, ["n_braking_events", "braking_per_1000_passages"]].isna().all()
+    )
     assert pub["score"].isna().all() and pub["points_braking"].isna().all()
     # cut-through trips of 5 vehicles: count, share and trips withheld
     pub, held = public_screening(_frame(n_cut_through_vehicles=[5, 0]))
@@ -230,22 +272,33 @@ def test_screen_map_cli_reads_the_stored_run_and_computes_nothing(stored, tmp_pa
     # Nothing stored for that area or those dates: one line, no traceback.
     other = stored["area"].with_name("other.geojson")
     other.write_bytes(stored["area"].read_bytes())
-    for extra, needle in ((["--area", other, "--map", tmp_path / "x.html"], "no stored screening of 'roads:roads'"),
-                          (["--area", stored["area"], "--period", "2018-01-01..2018-01-31", "--map", tmp_path / "x.html"],
-                           "no stored screening")):  # fmt: skip
+    for extra, needle in (
+        (["--area", other, "--map", tmp_path / "x.html"], "no stored screening of 'roads:roads'"),
+        (
+            ["--area", stored["area"], "--period", "2018-01-01..2018-01-31", "--map", tmp_path / "x.html"],
+            "no stored screening",
+        ),
+    ):
         proc = cli("screen", "--warehouse", stored["wh"], "--roads", stored["roads"], *extra)
         assert_one_line_error(proc, needle, "etc2calm screen")
         assert proc.returncode == 2
     assert not (tmp_path / "x.html").exists()
-    assert_one_line_error(cli("screen", *args, "--map", tmp_path / "x.html", "--out", tmp_path / "x.csv"), "--map computes nothing")
+    assert_one_line_error(
+        cli("screen", *args, "--map", tmp_path / "x.html", "--out", tmp_path / "x.csv"), "--map computes nothing"
+    )
 
 
 def test_published_with_the_district(stored, tmp_path):
     """publish_district's screening file: the district's stored screening of its default before period."""
     assert "screening" in PUBLISHED_FILES
-    paths = write_district_screening_map(stored["wh"], stored["district"], tmp_path / "t_screening.html", created=CREATED)
-    assert list(paths) == ["screening"] and "生活道路の対策候補" in open(paths["screening"], encoding="utf-8").read()
+    paths = write_district_screening_map(
+        stored["wh"], stored["district"], tmp_path / "t_screening.html", created=CREATED
+    )
+    assert list(paths) == ["screening"] and "生活道路の対策候補" in Path(paths["screening"]).read_text(encoding="utf-8")
     from dataclasses import replace
 
-    assert write_district_screening_map(stored["wh"], replace(stored["district"], key="nothing"), tmp_path / "n.html") == {}
+    assert (
+        write_district_screening_map(stored["wh"], replace(stored["district"], key="nothing"), tmp_path / "n.html")
+        == {}
+    )
     assert not (tmp_path / "n.html").exists()

@@ -3,6 +3,7 @@ suppression, English, and Japanese glyphs."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import warnings
@@ -13,25 +14,25 @@ import pytest
 from fontTools.ttLib import TTFont
 from PIL import Image
 
-from conftest import MAP_LAT, MAP_LON, fabricated_results, make_map_district, make_map_results, make_map_stats
 from config.districts import Device
+from conftest import MAP_LAT, MAP_LON, fabricated_results, make_map_district, make_map_results, make_map_stats
 from maps.district_sheet import A4_INCHES, PNG_DPI, _wrap, japanese_font, render_district_sheet
 from maps.headline import headline
 from maps.public import public_results
 
 CREATED = dt.date(2024, 7, 10)
-DEVICES = (Device("hump", MAP_LON + 0.0006, MAP_LAT, dt.date(2023, 10, 1), illustrative=True),
-           Device("narrowing", MAP_LON + 0.0013, MAP_LAT, dt.date(2023, 10, 1), illustrative=True))  # fmt: skip
+DEVICES = (
+    Device("hump", MAP_LON + 0.0006, MAP_LAT, dt.date(2023, 10, 1), illustrative=True),
+    Device("narrowing", MAP_LON + 0.0013, MAP_LAT, dt.date(2023, 10, 1), illustrative=True),
+)
 
 
 def pdf_text_streams(pdf: bytes) -> bytes:
     """All (inflated) content streams of a PDF, to look for embedded font names and drawing commands."""
     out = [pdf]
     for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
-        try:
+        with contextlib.suppress(zlib.error):
             out.append(zlib.decompress(m.group(1)))
-        except zlib.error:
-            pass
     return b"\n".join(out)
 
 
@@ -87,8 +88,19 @@ def test_sheet_prints_headline_devices_publisher_and_date(sheet):
     assert "対策前（整備前）：2023年4月1日〜2023年6月30日" in drawn
     assert "合成データ（デモ用）— 実際の観測値ではありません" in drawn
     # key figures: pooled treated / comparison from comparison_results, change rounded once
-    for cell in ("対策道路（まとめ）", "比較道路（まとめ）", "120", "31.2 km/h", "24.9 km/h", "38.4%", "6.1%",
-                 "\u221232.3 ポイント", "\u22128.9 km/h", "+0.3 km/h", "+2.5 ポイント"):  # fmt: skip
+    for cell in (
+        "対策道路（まとめ）",
+        "比較道路（まとめ）",
+        "120",
+        "31.2 km/h",
+        "24.9 km/h",
+        "38.4%",
+        "6.1%",
+        "\u221232.3 ポイント",
+        "\u22128.9 km/h",
+        "+0.3 km/h",
+        "+2.5 ポイント",
+    ):
         assert cell in drawn, cell
     assert "ETC2.0 プローブデータ" in joined and "10 台未満" in joined
     for figure in ("87.3", "77.7", "74.3", "47.7", "53.3", "46.1", "52.2"):  # r3 (7 / 6 vehicles)
@@ -111,8 +123,13 @@ def test_sheet_in_english(tmp_path):
 def test_sheet_hides_a_sparse_comparison_group(tmp_path):
     stats = make_map_stats()
     stats.loc[stats["road_id"] == "r2", "n_vehicles"] = 4  # the comparison road now under the minimum
-    result = render_district_sheet(make_map_district(tmp_path), make_map_results(tmp_path, stats=stats),
-                                   tmp_path / "sheet.pdf", synthetic=False, png=False)  # fmt: skip
+    result = render_district_sheet(
+        make_map_district(tmp_path),
+        make_map_results(tmp_path, stats=stats),
+        tmp_path / "sheet.pdf",
+        synthetic=False,
+        png=False,
+    )
     drawn = result.texts
     assert result.png is None and result.pdf.exists()
     assert "データ不足" in drawn and "10 未満" in drawn
@@ -122,7 +139,11 @@ def test_sheet_hides_a_sparse_comparison_group(tmp_path):
 
 def test_wrap_keeps_latin_words_together():
     assert _wrap("85パーセンタイル速度 (km/h)", 23) == ["85パーセンタイル速度", "(km/h)"]
-    assert _wrap("The share of vehicles at or over 30 km/h", 16, "en") == ["The share of", "vehicles at or", "over 30 km/h"]
+    assert _wrap("The share of vehicles at or over 30 km/h", 16, "en") == [
+        "The share of",
+        "vehicles at or",
+        "over 30 km/h",
+    ]
 
 
 def test_write_district_sheet_for_a_bundled_district(tmp_path):
@@ -131,9 +152,16 @@ def test_write_district_sheet_for_a_bundled_district(tmp_path):
     from maps.publish import write_district_sheet
 
     district = load_district("okurayama")
-    out = write_district_sheet(tmp_path / "no-warehouse", district, tmp_path / "maps" / "okurayama_sheet.pdf",
-                               results=fabricated_results(district))  # fmt: skip
-    assert out == {"pdf": str(tmp_path / "maps" / "okurayama_sheet.pdf"), "png": str(tmp_path / "maps" / "okurayama_sheet.png")}
+    out = write_district_sheet(
+        tmp_path / "no-warehouse",
+        district,
+        tmp_path / "maps" / "okurayama_sheet.pdf",
+        results=fabricated_results(district),
+    )
+    assert out == {
+        "pdf": str(tmp_path / "maps" / "okurayama_sheet.pdf"),
+        "png": str(tmp_path / "maps" / "okurayama_sheet.png"),
+    }
     assert all(Path(p).stat().st_size > 20_000 for p in out.values())
 
 
@@ -144,8 +172,9 @@ def test_sheet_falls_back_to_the_bundled_font(tmp_path, monkeypatch):
     monkeypatch.setattr(ds, "JAPANESE_FONTS", ("No Such Font JP",))
     font = ds.japanese_font()
     assert font.name == "IPAexGothic" and font.path.name == "ipaexg.ttf"
-    result = ds.render_district_sheet(make_map_district(tmp_path), make_map_results(tmp_path), tmp_path / "f" / "sheet.pdf",
-                                      png=False)  # fmt: skip
+    result = ds.render_district_sheet(
+        make_map_district(tmp_path), make_map_results(tmp_path), tmp_path / "f" / "sheet.pdf", png=False
+    )
     assert result.font == font
     with TTFont(font.path, lazy=True) as tt:
         cmap = tt.getBestCmap()

@@ -67,7 +67,7 @@ def test_no_import_cycles_between_modules():
         stack.append(m)
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                raise AssertionError("import cycle: " + " → ".join(stack[stack.index(n):] + [n]))
+                raise AssertionError("import cycle: " + " → ".join(stack[stack.index(n) :] + [n]))
             if n not in state:
                 visit(n)
         stack.pop()

@@ -19,28 +19,29 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 
+from config.settings import PUBLIC_MIN_VEHICLES as K
 from conftest import (
     AFTER,
     BEFORE,
     comparisons_from,
     make_gates,
     make_map_district,
-    make_monthly,
     make_map_results,
     make_map_stats,
+    make_monthly,
     make_test_district,
     network,
     offset,
     style12_row,
     write_zip,
 )
-from config.settings import PUBLIC_MIN_VEHICLES as K
 from maps import embed
 from maps.district_map import render_district_map
 from maps.district_sheet import render_district_sheet
@@ -84,18 +85,31 @@ def derived(results, k: int = K) -> tuple[set[str], set[int]]:
         factor = 100 if "share" in ind else 1
         for _, r in table.iterrows():
             if min(r["n_vehicles_before"], r["n_vehicles_after"]) < k:
-                for c in ("before", "after", "change", "ci_low", "ci_high", "before_ci_low", "before_ci_high",
-                          "after_ci_low", "after_ci_high"):
+                for c in (
+                    "before",
+                    "after",
+                    "change",
+                    "ci_low",
+                    "ci_high",
+                    "before_ci_low",
+                    "before_ci_high",
+                    "after_ci_low",
+                    "after_ci_high",
+                ):
                     dec(r.get(c), factor)
                 for c in ("n_vehicles_before", "n_vehicles_after", "n_before", "n_after"):
                     cnt(r[c])
-    vehicles = {(p, str(rid)): n for p, rid, n in zip(results.road_stats["period"], results.road_stats["road_id"],
-                                                      results.road_stats["n_vehicles"])}  # fmt: skip
+    vehicles = {
+        (p, str(rid)): n
+        for p, rid, n in zip(
+            results.road_stats["period"], results.road_stats["road_id"], results.road_stats["n_vehicles"], strict=True
+        )
+    }
     for _, r in results.braking.iterrows():
-        if vehicles.get((r["period"], str(r["road_id"])), 0) < k or 0 < r["n_vehicles"] < k:
-            if r["n_events"] > 0:
-                cnt(r["n_events"])
-                dec(r["events_per_1000_passages"])
+        hidden = vehicles.get((r["period"], str(r["road_id"])), 0) < k or 0 < r["n_vehicles"] < k
+        if hidden and r["n_events"] > 0:
+            cnt(r["n_events"])
+            dec(r["events_per_1000_passages"])
     for _, r in results.hotspots.iterrows():
         if r["n_vehicles"] < k:
             cnt(r["n_events"])
@@ -122,8 +136,12 @@ def derived(results, k: int = K) -> tuple[set[str], set[int]]:
                     cnt(small["n_trips"].sum())  # the hidden cells together (what a subtraction would give)
     monthly = getattr(results, "monthly", None)
     if monthly is not None:
-        small_after = {(ind, str(u)) for ind, t in results.comparisons.items()
-                       for u, n in zip(t["unit"], t["n_vehicles_after"]) if n < k}  # fmt: skip
+        small_after = {
+            (ind, str(u))
+            for ind, t in results.comparisons.items()
+            for u, n in zip(t["unit"], t["n_vehicles_after"], strict=True)
+            if n < k
+        }
         for _, r in monthly.iterrows():
             factor = 100 if "share" in r["indicator"] else 1
             if 0 < r["n_vehicles"] < k:
@@ -149,7 +167,9 @@ def shown_text(page: str) -> str:
 
         def strip(x):
             if isinstance(x, dict):
-                return {k: strip(v) for k, v in x.items() if k not in ("style", "geometry", "g", "lat", "lon", "radius")}
+                return {
+                    k: strip(v) for k, v in x.items() if k not in ("style", "geometry", "g", "lat", "lon", "radius")
+                }
             if isinstance(x, list):
                 return [strip(v) for v in x]
             return x
@@ -166,18 +186,28 @@ def leaks(text: str, results, k: int = K, markup: str = "") -> list[str]:
     return found_in(text, *derived(results, k), markup=markup)
 
 
-def found_in(text: str, decimals: set[str], counts: set[int], markup: str = "", count_forms: tuple[str, ...] = ()) -> list[str]:
+def found_in(
+    text: str, decimals: set[str], counts: set[int], markup: str = "", count_forms: tuple[str, ...] = ()
+) -> list[str]:
     """The printed forms of `decimals` and `counts` that `text` contains (see leaks); `count_forms`:
     further forms of a count, with {s} for it as printed ('1,234')."""
     found = [d for d in sorted(decimals) if re.search(rf"(?<![\w.]){re.escape(d)}(?!\d)", text)]
     for n in sorted(counts):
         s = f"{n:,}"
-        forms = [rf"(?<![\w.,]){re.escape(s)} (台|回|件|vehicles|events)", rf"[（(]{re.escape(s)}[）)]",
-                 rf"(?<![\d,]){re.escape(s)} / ", rf" / {re.escape(s)}(?![\d,])", rf"\"count\": ?{n}\b",
-                 *(f.replace("{s}", re.escape(s)) for f in count_forms)]  # fmt: skip
+        forms = [
+            rf"(?<![\w.,]){re.escape(s)} (台|回|件|vehicles|events)",
+            rf"[（(]{re.escape(s)}[）)]",
+            rf"(?<![\d,]){re.escape(s)} / ",
+            rf" / {re.escape(s)}(?![\d,])",
+            rf"\"count\": ?{n}\b",
+            *(f.replace("{s}", re.escape(s)) for f in count_forms),
+        ]
         found += [f"count {s}: {f}" for f in forms if re.search(f, text)]
-        found += [f"count {s} in a cell" for f in (rf"<td>{re.escape(s)}</td>", rf"<b>{re.escape(s)}</b>")
-                  if markup and re.search(f, markup)]
+        found += [
+            f"count {s} in a cell"
+            for f in (rf"<td>{re.escape(s)}</td>", rf"<b>{re.escape(s)}</b>")
+            if markup and re.search(f, markup)
+        ]
     return found
 
 
@@ -191,15 +221,30 @@ def below_results(tmp_path):
     stats["n_points"] = [13, 11, 41, 43, 17, 19]
     stats["n_passages"] = [5, 4, 23, 22, 9, 8]
     comparisons = comparisons_from(stats)
-    braking = pd.DataFrame([("before", "r1", 4, 5, 800.0, 2), ("after", "r2", 3, 22, 1000 * 3 / 22, 3)],
-                           columns=["period", "road_id", "n_events", "n_passages", "events_per_1000_passages", "n_vehicles"])  # fmt: skip
-    hotspots = pd.DataFrame([("after", 139.6301, 35.5331, 4, 3)], columns=["period", "lon", "lat", "n_events", "n_vehicles"])
-    cut = pd.DataFrame([("before", 13, 7, 7 / 13, 6, 5), ("after", 12, 1, 1 / 12, 6, 1)],
-                       columns=["period", "n_trips", "n_cut_through", "share_cut_through", "n_vehicles", "n_vehicles_cut_through"])  # fmt: skip
-    streets = pd.DataFrame([("after", "r1", 11, 1, 1, 1 / 11), ("after", "r2", 9, 3, 2, 3 / 9)],
-                           columns=["period", "road_id", "n_trips", "n_cut_through", "n_vehicles_cut_through", "share_cut_through"])  # fmt: skip
-    return make_map_results(tmp_path, stats=stats, comparisons=comparisons, braking=braking, hotspots=hotspots,
-                            cut_through=cut, cut_through_streets=streets)  # fmt: skip
+    braking = pd.DataFrame(
+        [("before", "r1", 4, 5, 800.0, 2), ("after", "r2", 3, 22, 1000 * 3 / 22, 3)],
+        columns=["period", "road_id", "n_events", "n_passages", "events_per_1000_passages", "n_vehicles"],
+    )
+    hotspots = pd.DataFrame(
+        [("after", 139.6301, 35.5331, 4, 3)], columns=["period", "lon", "lat", "n_events", "n_vehicles"]
+    )
+    cut = pd.DataFrame(
+        [("before", 13, 7, 7 / 13, 6, 5), ("after", 12, 1, 1 / 12, 6, 1)],
+        columns=["period", "n_trips", "n_cut_through", "share_cut_through", "n_vehicles", "n_vehicles_cut_through"],
+    )
+    streets = pd.DataFrame(
+        [("after", "r1", 11, 1, 1, 1 / 11), ("after", "r2", 9, 3, 2, 3 / 9)],
+        columns=["period", "road_id", "n_trips", "n_cut_through", "n_vehicles_cut_through", "share_cut_through"],
+    )
+    return make_map_results(
+        tmp_path,
+        stats=stats,
+        comparisons=comparisons,
+        braking=braking,
+        hotspots=hotspots,
+        cut_through=cut,
+        cut_through_streets=streets,
+    )
 
 
 @pytest.fixture(params=["partial", "below"])
@@ -207,8 +252,9 @@ def case(request, tmp_path):
     results = make_map_results(tmp_path) if request.param == "partial" else below_results(tmp_path)
     # monitoring months: two of them (and, in `below`, the after level itself) under the threshold
     # (the headline indicator, which the trend charts; figures chosen not to coincide with published ones)
-    results.monthly = make_monthly(results.comparisons, shifts=(-1.4, -5.47, -2.44, 3.77), vehicles=[100, 6, 100, 7],
-                                   indicators=("p85",))  # fmt: skip
+    results.monthly = make_monthly(
+        results.comparisons, shifts=(-1.4, -5.47, -2.44, 3.77), vehicles=[100, 6, 100, 7], indicators=("p85",)
+    )
     # through traffic by gates: a suppressed class and gate pair (in `below`, every cell)
     district = make_map_district(tmp_path)
     results.gates = make_gates(district)
@@ -222,9 +268,16 @@ def case(request, tmp_path):
 
 def _without_assets(page: str) -> str:
     """The page minus inlined libraries and assets (Leaflet's and map.js's own numbers)."""
-    for part in (embed.leaflet_js(), embed.leaflet_css(), embed.asset("map.js"), embed.asset("map.css"),
-                 embed.asset("report.css"), embed.asset("frame.js"), embed.asset("screening.js"),
-                 embed.asset("screening.css")):  # fmt: skip
+    for part in (
+        embed.leaflet_js(),
+        embed.leaflet_css(),
+        embed.asset("map.js"),
+        embed.asset("map.css"),
+        embed.asset("report.css"),
+        embed.asset("frame.js"),
+        embed.asset("screening.js"),
+        embed.asset("screening.css"),
+    ):
         page = page.replace(part, "")
     return page
 
@@ -268,11 +321,13 @@ def test_report_shows_nothing_from_too_few_vehicles(case, tmp_path, lang):
     page = render_report(district, results, tmp_path / "report.html", lang=lang).read_text(encoding="utf-8")
     assert leaks(shown_text(page), results, markup=_without_assets(page)) == []
     assert 'class="chart trend"' in page and page.count('class="m-treated"') == 2  # the two public months only
-    assert '<h2 id="gates">' in page and "<table" in page[page.index('<h2 id="gates">'):]  # the gate tables are scanned
+    assert (
+        '<h2 id="gates">' in page and "<table" in page[page.index('<h2 id="gates">') :]
+    )  # the gate tables are scanned
     if name == "below":
-        answer = page[page.index('id="answer"'):page.index("</section>")]
+        answer = page[page.index('id="answer"') : page.index("</section>")]
         assert "<svg" not in answer  # no bar, and no empty axes
-        dist = page[page.index("<h2>", page.index("</section>")):]
+        dist = page[page.index("<h2>", page.index("</section>")) :]
         assert 'aria-label="' not in dist.split("</h2>", 3)[2]  # no histogram or cumulative curve
         assert ("差の差 " not in page) if lang == "ja" else ("difference in differences −" not in page)
         assert ("データ不足" if lang == "ja" else "too few") in page
@@ -289,10 +344,14 @@ def test_sheet_shows_nothing_from_too_few_vehicles(case, tmp_path, lang):
 @pytest.mark.parametrize("suffix", [".gpkg", ".parquet"])
 def test_export_shows_nothing_from_too_few_vehicles(case, tmp_path, suffix):
     name, district, results = case
-    stats = results.road_stats.assign(period_start=lambda d: d["period"].map({"before": BEFORE.start, "after": AFTER.start}),
-                                      period_end=lambda d: d["period"].map({"before": BEFORE.end, "after": AFTER.end}))  # fmt: skip
+    stats = results.road_stats.assign(
+        period_start=lambda d: d["period"].map({"before": BEFORE.start, "after": AFTER.start}),
+        period_end=lambda d: d["period"].map({"before": BEFORE.end, "after": AFTER.end}),
+    )
     out = export_figures(results.roads, stats, tmp_path / f"roads{suffix}")
-    frames = [gpd.read_parquet(out.path)] if suffix == ".parquet" else [gpd.read_file(out.path, layer=l) for l in out.layers]
+    frames = (
+        [gpd.read_parquet(out.path)] if suffix == ".parquet" else [gpd.read_file(out.path, layer=l) for l in out.layers]
+    )
     sparse = set(stats.loc[stats["n_vehicles"] < K, "road_id"])
     for df in frames:
         assert leaks(df.drop(columns="geometry").to_csv(), results) == []
@@ -302,7 +361,11 @@ def test_export_shows_nothing_from_too_few_vehicles(case, tmp_path, suffix):
         else:
             rows = df[df["road_id"].isin(sparse)]
             assert (rows["before_public"] == "suppressed").all()
-            figures = [c for c in df.columns if c.startswith(("before_", "after_", "change_")) and not c.endswith(("_public", "_start", "_end"))]
+            figures = [
+                c
+                for c in df.columns
+                if c.startswith(("before_", "after_", "change_")) and not c.endswith(("_public", "_start", "_end"))
+            ]
             assert rows[figures].isna().all().all()
 
 
@@ -322,16 +385,44 @@ def small_warehouse(tmp_path_factory):
 
     w, e = offset(-200, 0), offset(200, 0)
     wn, en = offset(-200, 100), offset(200, 100)
-    (root / "roads.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"road_id": "R1", "name": "生活道路", "highway": "residential"},
-         "geometry": {"type": "LineString", "coordinates": [list(w), list(e)]}},
-        {"type": "Feature", "properties": {"road_id": "A1", "name": "幹線", "highway": "secondary", "maxspeed": "50"},
-         "geometry": {"type": "LineString", "coordinates": [list(wn), list(en)]}}]}, ensure_ascii=False), encoding="utf-8")  # fmt: skip
+    (root / "roads.geojson").write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"road_id": "R1", "name": "生活道路", "highway": "residential"},
+                        "geometry": {"type": "LineString", "coordinates": [list(w), list(e)]},
+                    },
+                    {
+                        "type": "Feature",
+                        "properties": {"road_id": "A1", "name": "幹線", "highway": "secondary", "maxspeed": "50"},
+                        "geometry": {"type": "LineString", "coordinates": [list(wn), list(en)]},
+                    },
+                ],
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
     area = root / "area.geojson"
     corners = [offset(-300, -60), offset(300, -60), offset(300, 160), offset(-300, 160)]
-    area.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
-                    "geometry": {"type": "Polygon", "coordinates": [[*map(list, corners), list(corners[0])]]}}]}),
-                    encoding="utf-8")  # fmt: skip
+    area.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {},
+                        "geometry": {"type": "Polygon", "coordinates": [[*map(list, corners), list(corners[0])]]},
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     rng = np.random.default_rng(3)
     for day, slow in (("20170905", 0), ("20171110", 9)):
         lines = []
@@ -339,7 +430,7 @@ def small_warehouse(tmp_path_factory):
             north = 0 if v < 2 else 100
             for trip in range(4):
                 xs, speeds = (-450, -150, 0, 150, 450), (41 - slow, 47 - slow, 13, 37 - slow, 43 - slow)
-                for kpt, (x, sp) in enumerate(zip(xs, speeds)):
+                for kpt, (x, sp) in enumerate(zip(xs, speeds, strict=True)):
                     lon, lat = offset(x, north + rng.normal(0, 2))
                     t = f"{day}{8 + trip:02d}{v:02d}{kpt * 3:02d}"
                     lines.append(style12_row(f"{610000 + v:012d}", t, lon, lat, sp + v % 3, trip_no=trip + 1))
@@ -364,7 +455,9 @@ def test_every_published_file_of_a_small_warehouse_shows_nothing_from_too_few_ve
     results = load_district_results(root / "wh", district)  # the engineers' figures, unsuppressed
     rs = results.road_stats.set_index(["road_id", "period"])
     assert rs.loc[("R1", "before"), "n_vehicles"] == 2 and rs.loc[("A1", "after"), "n_vehicles"] == 6
-    assert not results.comparisons["mean"].set_index("unit")[["change", "ci_low"]].isna().any().any()  # DiD of 2 vehicles
+    assert (
+        not results.comparisons["mean"].set_index("unit")[["change", "ci_low"]].isna().any().any()
+    )  # DiD of 2 vehicles
     assert len(results.distributions) and results.braking["n_events"].sum() > 0
     assert results.cut_through["n_cut_through"].sum() > 0 and len(results.cut_through_streets)
     from analysis.screening import screen_district
@@ -372,31 +465,46 @@ def test_every_published_file_of_a_small_warehouse_shows_nothing_from_too_few_ve
     scr = screen_district(root / "wh", district, min_vehicles=1, resamples=20)  # R1 of 2 vehicles a candidate, stored
     assert list(scr.table["road_id"]) == ["R1"] and scr.table["n_vehicles"].tolist() == [2]
     paths = publish_district(root / "wh", district, tmp_path / "out")
-    screening = open(paths["screening"], encoding="utf-8").read()
+    screening = Path(paths["screening"]).read_text(encoding="utf-8")
     assert "公表できる候補はありません。" in screening and '"candidates":[]' in screening
     assert leaks(shown_text(screening), results, markup=_without_assets(screening)) == []
     for key in ("map", "report", "report_en"):
-        page = open(paths[key], encoding="utf-8").read()
+        page = Path(paths[key]).read_text(encoding="utf-8")
         assert leaks(shown_text(page), results, markup=_without_assets(page)) == [], key
     sheet_pub = render_district_sheet(district, results, tmp_path / "s.pdf", png=False)
     assert leaks("\n".join(sheet_pub.texts), results) == []
     for layer in ("roads", "road_periods"):
         df = gpd.read_file(paths["export"], layer=layer)
         assert leaks(df.drop(columns="geometry").to_csv(), results) == [], layer
-        figures = [c for c in df.columns if c.endswith(("_kmh", "_limit", "_10", "n_vehicles", "n_points", "n_passages"))
-                   and c != "limit_kmh"]  # fmt: skip
+        figures = [
+            c
+            for c in df.columns
+            if c.endswith(("_kmh", "_limit", "_10", "n_vehicles", "n_points", "n_passages")) and c != "limit_kmh"
+        ]
         assert df[figures].isna().all().all(), layer
-    report = open(paths["report"], encoding="utf-8").read()
+    report = Path(paths["report"]).read_text(encoding="utf-8")
     assert "差の差 " not in report and "<polyline" not in report  # no DiD sentence, no cumulative curve
 
 
 # --- the screening map: a stored screening with a candidate, braking and cut-through under the threshold ---
 
 # The screening map's own forms of a count: cut-through trips of trips, passages a day.
-SCREENING_COUNT_FORMS = (r"(?<![\d,]){s} トリップ中", r"トリップ中 {s}(?![\d,])", r"(?<![\d,]){s} of [\d,]+ trips",
-                         r"of {s} trips", r"(?<![\d,]){s} 通過/日", r"(?<![\d,]){s} passages a day")  # fmt: skip
-SCREENING_SHARES = ("share_at_or_over_limit", "share_ci_low", "share_ci_high", "share_at_or_over_limit_plus_10",
-                    "share_plus_10_ci_low", "share_plus_10_ci_high")  # fmt: skip
+SCREENING_COUNT_FORMS = (
+    r"(?<![\d,]){s} トリップ中",
+    r"トリップ中 {s}(?![\d,])",
+    r"(?<![\d,]){s} of [\d,]+ trips",
+    r"of {s} trips",
+    r"(?<![\d,]){s} 通過/日",
+    r"(?<![\d,]){s} passages a day",
+)
+SCREENING_SHARES = (
+    "share_at_or_over_limit",
+    "share_ci_low",
+    "share_ci_high",
+    "share_at_or_over_limit_plus_10",
+    "share_plus_10_ci_low",
+    "share_plus_10_ci_high",
+)
 SCREENING_SPEEDS = ("p85_kmh", "p85_ci_low", "p85_ci_high")
 
 
@@ -413,15 +521,28 @@ def screening(tmp_path_factory):
     """The stored screening of tests/screening_data.py (R1 … R4, 60 vehicles each), edited as a run
     screened with --min-vehicles 5 would store it: R1 from 7 vehicles (figures chosen to be told
     apart), R2's 13 braking events from 3 vehicles, R3's 7 cut-through trips from 4 vehicles."""
-    from analysis.results import load_screening
     from screening_data import stored_screening
+
+    from analysis.results import load_screening
 
     st = stored_screening(tmp_path_factory.mktemp("suppression_screening"))
     run, rows = load_screening(st["wh"], "t", area="outline")
     rows = rows.set_index("road_id")
-    rows.loc["R1", ["n_vehicles", "n_passages", "passages_per_day", "n_trips", "n_cut_through", "n_cut_through_vehicles"]] = [7, 8, 4, 8, 5, 5]
+    rows.loc[
+        "R1", ["n_vehicles", "n_passages", "passages_per_day", "n_trips", "n_cut_through", "n_cut_through_vehicles"]
+    ] = [7, 8, 4, 8, 5, 5]
     rows.loc["R1", list(SCREENING_SHARES) + list(SCREENING_SPEEDS) + ["cut_through_share"]] = [
-        0.4123, 0.3011, 0.5233, 0.1357, 0.0911, 0.1789, 38.46, 37.12, 41.93, 0.625]
+        0.4123,
+        0.3011,
+        0.5233,
+        0.1357,
+        0.0911,
+        0.1789,
+        38.46,
+        37.12,
+        41.93,
+        0.625,
+    ]
     rows.loc["R2", ["n_braking_events", "n_braking_vehicles", "braking_per_1000_passages"]] = [13, 3, 1000 * 13 / 60]
     rows.loc["R3", ["n_cut_through", "n_cut_through_vehicles", "cut_through_share"]] = [7, 4, 7 / 60]
     return st, run, rows.reset_index()
@@ -431,13 +552,20 @@ def test_screening_map_shows_nothing_from_too_few_vehicles(screening, tmp_path):
     from maps.screening_map import render_screening_map
 
     st, run, rows = screening
-    page = render_screening_map(run, rows, tmp_path / "screening.html", district=st["district"]).read_text(encoding="utf-8")
+    page = render_screening_map(run, rows, tmp_path / "screening.html", district=st["district"]).read_text(
+        encoding="utf-8"
+    )
     by = rows.set_index("road_id")
-    hidden_dec, hidden_cnt = _printed(by.loc["R1"], SCREENING_SHARES + ("cut_through_share",),
-                                      SCREENING_SPEEDS + ("braking_per_1000_passages",),
-                                      ("n_vehicles", "n_passages", "passages_per_day", "n_trips", "n_cut_through"))  # fmt: skip
-    for rid, dec, cnt in (("R2", ("braking_per_1000_passages",), ("n_braking_events",)),
-                          ("R3", (), ("n_cut_through",))):  # fmt: skip
+    hidden_dec, hidden_cnt = _printed(
+        by.loc["R1"],
+        SCREENING_SHARES + ("cut_through_share",),
+        SCREENING_SPEEDS + ("braking_per_1000_passages",),
+        ("n_vehicles", "n_passages", "passages_per_day", "n_trips", "n_cut_through"),
+    )
+    for rid, dec, cnt in (
+        ("R2", ("braking_per_1000_passages",), ("n_braking_events",)),
+        ("R3", (), ("n_cut_through",)),
+    ):
         d, c = _printed(by.loc[rid], ("cut_through_share",) if rid == "R3" else (), dec, cnt)
         hidden_dec, hidden_cnt = hidden_dec | d, hidden_cnt | c
     for _, r in by.iterrows():  # scores and points are relative to every candidate: all withheld
@@ -446,12 +574,19 @@ def test_screening_map_shows_nothing_from_too_few_vehicles(screening, tmp_path):
     public_dec, public_cnt = {"0.0"}, {K}
     for rid in ("R2", "R3", "R4"):
         r = by.loc[rid]
-        d, c = _printed(r, SCREENING_SHARES + (("cut_through_share",) if rid != "R3" else ()),
-                        SCREENING_SPEEDS + (("braking_per_1000_passages",) if rid != "R2" else ()),
-                        ("n_vehicles", "n_passages", "passages_per_day", "n_trips")
-                        + (("n_cut_through",) if rid != "R3" else ()) + (("n_braking_events",) if rid != "R2" else ()))  # fmt: skip
+        d, c = _printed(
+            r,
+            SCREENING_SHARES + (("cut_through_share",) if rid != "R3" else ()),
+            SCREENING_SPEEDS + (("braking_per_1000_passages",) if rid != "R2" else ()),
+            ("n_vehicles", "n_passages", "passages_per_day", "n_trips")
+            + (("n_cut_through",) if rid != "R3" else ())
+            + (("n_braking_events",) if rid != "R2" else ()),
+        )
         public_dec, public_cnt = public_dec | d, public_cnt | c
     decimals, counts = hidden_dec - public_dec, hidden_cnt - public_cnt
     assert {"41.2", "38.5", "216.7", "11.7", f"{by.loc['R2', 'score']:.1f}"} <= decimals and {7, 8, 4, 5, 13} <= counts
-    assert found_in(shown_text(page), decimals, counts, markup=_without_assets(page), count_forms=SCREENING_COUNT_FORMS) == []
+    assert (
+        found_in(shown_text(page), decimals, counts, markup=_without_assets(page), count_forms=SCREENING_COUNT_FORMS)
+        == []
+    )
     assert "道路R1" not in page and "[R1]" not in page and "道路R2" in page and "スコアは非公表" in page

@@ -27,8 +27,9 @@ ZIP_RE = re.compile(r"^OUT1-2_(\d{6})_(\d{8})\.zip$")
 
 def test_mesh2_code_known_points():
     assert mesh2_code(35.521096, 139.626967) == 533925  # 大倉山三丁目
-    np.testing.assert_array_equal(mesh2_code([35.6812, 34.7025, 35.509773], [139.7671, 135.4959, 139.542986]),
-                                  [533946, 523503, 533924])  # 東京駅, 大阪駅, 中山町
+    np.testing.assert_array_equal(
+        mesh2_code([35.6812, 34.7025, 35.509773], [139.7671, 135.4959, 139.542986]), [533946, 523503, 533924]
+    )  # 東京駅, 大阪駅, 中山町
     assert mesh2_code(35.5, 139.625) == 533925  # on the south-west corner: belongs to this mesh
     with pytest.raises(ValueError, match="outside"):
         mesh2_code(0.0, 139.6)
@@ -67,7 +68,10 @@ def test_determinism(small_delivery, tmp_path):
     assert again["rows"] == summary["rows"]
 
     def digests(root):
-        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.zip"))}
+        return {
+            p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*.zip"))
+        }
 
     assert digests(out) == digests(tmp_path / "again")
 
@@ -118,7 +122,11 @@ def test_monitoring_months_are_generated_complete(small_delivery):
 
 def test_monitoring_months_validated():
     d = load_district("okurayama")
-    assert [(m.name, m.start, m.end) for m in monitoring_periods(d)][-1] == ("2019-06", dt.date(2019, 6, 1), dt.date(2019, 6, 30))
+    assert [(m.name, m.start, m.end) for m in monitoring_periods(d)][-1] == (
+        "2019-06",
+        dt.date(2019, 6, 1),
+        dt.date(2019, 6, 30),
+    )
     with pytest.raises(ValueError, match="not YYYY-MM"):
         monitoring_periods(dataclasses.replace(d, synthetic={**d.synthetic, "monitoring_months": ["2019-13"]}))
     with pytest.raises(ValueError, match="does not lie after the last named period"):
@@ -129,9 +137,17 @@ def _points(root: Path) -> pd.DataFrame:
     frames = []
     for z in root.rglob("*.zip"):
         with zipfile.ZipFile(z) as zf:
-            frames.append(pd.read_csv(io.BytesIO(zf.read("data.csv")), header=None, usecols=[3, 6, 14, 15, 18],
-                                      names=["op", "t", "lon", "lat", "v"], dtype={3: str, 6: str},
-                                      on_bad_lines="skip", encoding="cp932"))
+            frames.append(
+                pd.read_csv(
+                    io.BytesIO(zf.read("data.csv")),
+                    header=None,
+                    usecols=[3, 6, 14, 15, 18],
+                    names=["op", "t", "lon", "lat", "v"],
+                    dtype={3: str, 6: str},
+                    on_bad_lines="skip",
+                    encoding="cp932",
+                )
+            )
     df = pd.concat(frames, ignore_index=True)
     return df[(df.lat > 20) & (df.v >= 0) & (df.v < 200) & (df.t.str.len() == 14)]
 
@@ -180,7 +196,10 @@ def test_published_figures_of_the_district_files(tmp_path):
     from config.districts import load_district, load_district_file
 
     ok = load_district("okurayama").published
-    assert {(p.period, p.indicator, p.kind) for p in ok} >= {("before", "p85", "level"), ("after", "passage_share", "level")}
+    assert {(p.period, p.indicator, p.kind) for p in ok} >= {
+        ("before", "p85", "level"),
+        ("after", "passage_share", "level"),
+    }
     assert [(p.low, p.high) for p in ok if p.period == "after" and p.indicator == "p85"] == [(23.8, 25.6)]
     naka = load_district("nakayama")
     assert [(p.indicator, p.kind, p.reference, p.low) for p in naka.published] == [("mean", "change", "before", -7.0)]

@@ -16,8 +16,10 @@ from maps.district_map import render_district_map
 from maps.public import complementary, public_gates, public_results
 from maps.report import render_report
 
-LABELS = {"ja": ("通過交通", "流入", "流出", "地区内", "外周のみ"),
-          "en": ("Through traffic", "Into the district", "Out of the district", "Within the district", "Around it only")}  # fmt: skip
+LABELS = {
+    "ja": ("通過交通", "流入", "流出", "地区内", "外周のみ"),
+    "en": ("Through traffic", "Into the district", "Out of the district", "Within the district", "Around it only"),
+}
 
 
 @pytest.fixture
@@ -31,20 +33,28 @@ def district_results(tmp_path):
 def _section(page: str) -> str:
     start = page.index('<h2 id="gates">')
     end = page.find("<h2", start + 5)
-    return page[start:end if end > 0 else None]
+    return page[start : end if end > 0 else None]
 
 
 def _tables(section: str) -> list[list[list[str]]]:
     out = []
     for table in re.findall(r"<table>.*?</table>", section, flags=re.S):
         rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
-        out.append([[re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r, flags=re.S)] for r in rows])
+        out.append(
+            [[re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r, flags=re.S)] for r in rows]
+        )
     return out
 
 
 def test_complementary_withholds_the_smallest_public_cell():
     assert list(complementary([410, 220, 230, 0, 140], [150, 90, 95, 0, 60])) == ["ok"] * 5
-    assert list(complementary([352, 231, 226, 4, 187], [130, 88, 91, 3, 72])) == ["ok", "ok", "ok", "suppressed", "withheld"]
+    assert list(complementary([352, 231, 226, 4, 187], [130, 88, 91, 3, 72])) == [
+        "ok",
+        "ok",
+        "ok",
+        "suppressed",
+        "withheld",
+    ]
     assert list(complementary([5, 0, 3], [4, 0, 2])) == ["suppressed"] * 3  # nothing public: the zeros too
 
 
@@ -70,7 +80,11 @@ def test_report_shows_classes_time_bands_and_gate_pairs(district_results, tmp_pa
     assert bands[1][1] == ("0〜7時" if lang == "ja" else "0:00–7:00")
     # through-traffic pairs of named gates, busiest first; the suppressed pair is not listed, the withheld one shows —
     pairs = [(r[0], r[1], r[2], r[3]) for r in od[1:]]
-    g1, g2 = ("G1 桜通り 西側", "G2 桜通り 東側") if lang == "ja" else ("G1 Sakura-dori, west side", "G2 Sakura-dori, east side")
+    g1, g2 = (
+        ("G1 桜通り 西側", "G2 桜通り 東側")
+        if lang == "ja"
+        else ("G1 Sakura-dori, west side", "G2 Sakura-dori, east side")
+    )
     assert pairs[0] == (g1, g2, "200", "170") and pairs[1][2:] == ("150", "140")
     assert not any("G3" in a and "G2" in b for a, b, _, _ in pairs)  # G3 → G2: 4 vehicles
     # G1 → G3 (55 trips) is withheld so that the 5 trips of G3 → G2 stay hidden; it is public in no period
@@ -84,7 +98,9 @@ def test_report_shows_classes_time_bands_and_gate_pairs(district_results, tmp_pa
 
 def test_report_without_gates_says_so(tmp_path):
     district = make_map_district(tmp_path)
-    page = render_report(district, make_map_results(tmp_path, district=district), tmp_path / "r.html").read_text(encoding="utf-8")
+    page = render_report(district, make_map_results(tmp_path, district=district), tmp_path / "r.html").read_text(
+        encoding="utf-8"
+    )
     assert "出入口ゲート別の分類はありません" in _section(page)
 
 
@@ -120,7 +136,10 @@ def test_map_has_gate_markers_and_the_through_share(district_results, tmp_path):
     data = json.loads(re.search(r"var E2C_DATA = (\{.*?\});\n", page, flags=re.S).group(1))
     feats = data["gates"]["features"]
     assert [f["properties"]["id"] for f in feats] == ["G1", "G2", "G3"]
-    assert "G1 桜通り 西側" in feats[0]["properties"]["tip"]["ja"] and "Sakura-dori, west side" in feats[0]["properties"]["tip"]["en"]
+    assert (
+        "G1 桜通り 西側" in feats[0]["properties"]["tip"]["ja"]
+        and "Sakura-dori, west side" in feats[0]["properties"]["tip"]["en"]
+    )
     panel = re.search(r'<section id="e2c-through">.*?</section>', page, flags=re.S).group(0)
     text = re.sub(r"<[^>]+>", "|", panel)
     assert "対策前：41.0%（1,000 トリップ中）" in text and "対策後：35.2%（1,000 トリップ中）" in text
@@ -131,7 +150,9 @@ def test_map_has_gate_markers_and_the_through_share(district_results, tmp_path):
 
 def test_map_without_gates_has_no_gate_panel(tmp_path):
     district = make_map_district(tmp_path)
-    page = render_district_map(district, make_map_results(tmp_path, district=district), tmp_path / "m.html").read_text(encoding="utf-8")
+    page = render_district_map(district, make_map_results(tmp_path, district=district), tmp_path / "m.html").read_text(
+        encoding="utf-8"
+    )
     assert 'id="e2c-through"' not in page and '"gates":null' in page
 
 
@@ -139,7 +160,8 @@ def test_suppressed_through_share_on_the_map(district_results, tmp_path):
     district, results = district_results
     s = results.gates["summary"]
     s.loc[(s["period"] == "after") & (s["time_band"] == "all"), "n_vehicles"] = np.minimum(
-        s.loc[(s["period"] == "after") & (s["time_band"] == "all"), "n_vehicles"], 6)
+        s.loc[(s["period"] == "after") & (s["time_band"] == "all"), "n_vehicles"], 6
+    )
     page = render_district_map(district, results, tmp_path / "m.html").read_text(encoding="utf-8")
     panel = re.sub(r"<[^>]+>", "|", re.search(r'<section id="e2c-through">.*?</section>', page, flags=re.S).group(0))
     assert "対策後：データ不足" in panel and "35.2" not in panel and "対策前：41.0%" in panel

@@ -45,9 +45,11 @@ def test_headline_says_whether_the_latest_month_holds(tmp_path, state, last_shif
     value, diff = f"{r['value']:.1f} km/h", f"{sign}{abs(r['change_vs_after']):.1f} km/h"
     lo, hi = r["change_ci_low"], r["change_ci_high"]
     ci = "〜".join(("+" if v > 0 else "\u2212") + f"{abs(v):.1f}" for v in (lo, hi))
-    where = {"holding": f"対策後の水準 {after:.1f} km/h を保っています",
-             "rising": f"対策後の水準 {after:.1f} km/h より高くなっています",
-             "falling": f"対策後の水準 {after:.1f} km/h より低くなっています"}[state]  # fmt: skip
+    where = {
+        "holding": f"対策後の水準 {after:.1f} km/h を保っています",
+        "rising": f"対策後の水準 {after:.1f} km/h より高くなっています",
+        "falling": f"対策後の水準 {after:.1f} km/h より低くなっています",
+    }[state]
     sentence = f"2024年10月の対策道路の85パーセンタイル速度は {value} で、{where}（差 {diff}、95%信頼区間 {ci}）。"
     assert h.details["ja"][-1].startswith(sentence), h.details["ja"][-1]
     assert ("効果が薄れている可能性があります。" in h.text("ja")) == (state == "rising")
@@ -77,8 +79,9 @@ def test_months_without_any_vehicle_are_not_the_latest_month(tmp_path):
     """A month of the store without a single vehicle on the district (another district's delivery) is
     no month of this district's series: the verdict is of the latest month with data."""
     months = (*MONTHS, dt.date(2025, 1, 1))
-    district, results = results_with(tmp_path, shifts=(0.2, -0.3, 0.1, 2.5, 0.0), vehicles=[100, 100, 100, 100, 0],
-                                     months=months)  # fmt: skip
+    district, results = results_with(
+        tmp_path, shifts=(0.2, -0.3, 0.1, 2.5, 0.0), vehicles=[100, 100, 100, 100, 0], months=months
+    )
     pub = public_results(results)
     assert headline(district, pub).monitoring == "rising" and "2024年10月の" in headline(district, pub).text("ja")
     page = render_report(district, results, tmp_path / "r.html").read_text(encoding="utf-8")
@@ -103,14 +106,22 @@ def _trend_svg(page: str) -> str:
 def test_report_charts_the_monthly_series(tmp_path, lang):
     district, results = results_with(tmp_path, vehicles=[100, 6, 100, 120])
     page = render_report(district, results, tmp_path / "r.html", lang=lang).read_text(encoding="utf-8")
-    assert page.index('id="answer"') < page.index('id="trend"') < page.index("<h2>" + ("結果の詳細" if lang == "ja" else "Detailed"))
+    assert (
+        page.index('id="answer"')
+        < page.index('id="trend"')
+        < page.index("<h2>" + ("結果の詳細" if lang == "ja" else "Detailed"))
+    )
     svg = _trend_svg(page)
     texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
     # labelled axes: the unit on y, months on x (one tick per month, the year under the first)
     assert "km/h" in texts and ("月" if lang == "ja" else "Month") in texts
     months = ["7月", "8月", "9月", "10月"] if lang == "ja" else ["Jul", "Aug", "Sep", "Oct"]
     ticks = re.search(r'<g class="months">(.*?)</g>', svg).group(1)
-    assert re.findall(r"<text[^>]*>([^<]*)</text>", ticks) == [months[0], "2024年" if lang == "ja" else "2024", *months[1:]]
+    assert re.findall(r"<text[^>]*>([^<]*)</text>", ticks) == [
+        months[0],
+        "2024年" if lang == "ja" else "2024",
+        *months[1:],
+    ]
     assert 'data-months="4"' in svg and len(re.findall(r"<line [^>]*y2=\"\d+(\.\d)?\" stroke=\"#666\"/>", ticks)) == 4
     # treated and comparison: a point for every public month, a gap (and a grey band) at the suppressed one
     assert len(re.findall(r'class="m-treated"', svg)) == 3 and len(re.findall(r'class="m-control"', svg)) == 3
@@ -122,7 +133,7 @@ def test_report_charts_the_monthly_series(tmp_path, lang):
         assert all(t in texts for t in legend) and "灰色の月：データ不足（観測車両 10 台未満）" in texts
         assert "85パーセンタイル速度の月ごとの推移" in texts
     # the month table: figures of public months, データ不足 for the suppressed one
-    table = page[page.index("</svg>", page.index('id="trend"')):page.index("<h2>", page.index('id="trend"') + 10)]
+    table = page[page.index("</svg>", page.index('id="trend"')) : page.index("<h2>", page.index('id="trend"') + 10)]
     r = _treated(results, MONTHS[0])
     assert f"{r['value']:.1f} km/h" in table
     assert table.count("データ不足" if lang == "ja" else "too few data") == 2  # treated and comparison of August
@@ -131,18 +142,26 @@ def test_report_charts_the_monthly_series(tmp_path, lang):
 def test_before_level_line_is_the_stored_before_figure(tmp_path):
     district, results = results_with(tmp_path)
     svg = _trend_svg(render_report(district, results, tmp_path / "r.html").read_text(encoding="utf-8"))
-    ticks = [(float(t), float(y) - 4) for y, t in re.findall(r'<text x="[\d.]+" y="([\d.]+)" font-size="12" '
-                                                            r'text-anchor="end">([\d.]+)</text>', svg)]  # fmt: skip
+    ticks = [
+        (float(t), float(y) - 4)
+        for y, t in re.findall(
+            r'<text x="[\d.]+" y="([\d.]+)" font-size="12" '
+            r'text-anchor="end">([\d.]+)</text>',
+            svg,
+        )
+    ]
     (v0, y0), (v1, y1) = ticks[0], ticks[-1]
     level_y = [float(y) for y in re.findall(r'<line class="level" [^>]*y1="([\d.]+)"', svg)]
     p85 = results.comparisons["p85"].set_index("unit").loc["treated"]
-    for value, y in zip((p85["before"], p85["after"]), level_y):
+    for value, y in zip((p85["before"], p85["after"]), level_y, strict=True):
         assert y == pytest.approx(y0 + (value - v0) * (y1 - y0) / (v1 - v0), abs=0.15)
 
 
 def test_report_without_months_says_so(tmp_path):
     district = make_map_district(tmp_path)
-    page = render_report(district, make_map_results(tmp_path, district=district), tmp_path / "r.html").read_text(encoding="utf-8")
+    page = render_report(district, make_map_results(tmp_path, district=district), tmp_path / "r.html").read_text(
+        encoding="utf-8"
+    )
     assert "対策後の期間より後の月のデータはまだありません。" in page and 'class="chart trend"' not in page
 
 
@@ -165,12 +184,21 @@ def test_sheet_charts_the_monthly_series(tmp_path, lang):
     district, results = results_with(tmp_path, shifts=(0.2, -0.3, 0.1, 2.5), vehicles=[100, 6, 100, 120])
     sheet = render_district_sheet(district, results, tmp_path / "s.pdf", lang=lang, png=False)
     drawn = sheet.texts
-    heading = "効果は続いているか：85パーセンタイル速度の月ごとの推移" if lang == "ja" else \
-        "Is the effect lasting? 85th-percentile speed, month by month"  # fmt: skip
+    heading = (
+        "効果は続いているか：85パーセンタイル速度の月ごとの推移"
+        if lang == "ja"
+        else "Is the effect lasting? 85th-percentile speed, month by month"
+    )
     assert heading in drawn and "km/h" in drawn
     months = ["7月\n2024年", "8月", "9月", "10月"] if lang == "ja" else ["Jul\n2024", "Aug", "Sep", "Oct"]
     assert all(m in drawn for m in months)
-    legend = ["対策道路", "比較道路", "対策前の水準（対策道路）", "対策後の水準（対策道路）", "灰色の月：データ不足（観測車両 10 台未満）"]
+    legend = [
+        "対策道路",
+        "比較道路",
+        "対策前の水準（対策道路）",
+        "対策後の水準（対策道路）",
+        "灰色の月：データ不足（観測車両 10 台未満）",
+    ]
     if lang == "ja":
         assert all(t in drawn for t in legend)
     h = headline(district, public_results(results))
@@ -180,5 +208,7 @@ def test_sheet_charts_the_monthly_series(tmp_path, lang):
 
 def test_sheet_without_months_keeps_its_layout(tmp_path):
     district = make_map_district(tmp_path)
-    sheet = render_district_sheet(district, make_map_results(tmp_path, district=district), tmp_path / "s.pdf", png=False)
+    sheet = render_district_sheet(
+        district, make_map_results(tmp_path, district=district), tmp_path / "s.pdf", png=False
+    )
     assert not any("月ごとの推移" in t for t in sheet.texts)

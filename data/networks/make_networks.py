@@ -24,7 +24,10 @@ HERE = Path(__file__).resolve().parent
 METRIC_CRS = "EPSG:6677"  # JGD2011 / Japan Plane Rectangular CS IX, metres
 EXTEND_M = 150.0  # arterials run this far beyond the district square
 STUB_M = 5.0  # streets are drawn this far past the road they end on, then trimmed back to it
-ROAD_NOTE = "合成データ (synthetic data): plausible network placed at the real location and size of {name}; not real road geometry"
+ROAD_NOTE = (
+    "合成データ (synthetic data): plausible network placed at the real location and size of {name}; "
+    "not real road geometry"
+)
 AREA_NOTE = "概略区域（合成）: approximate outline of the real area, not the official boundary"
 
 
@@ -48,14 +51,24 @@ class DistrictLayout:
 
 
 LAYOUTS = (
-    DistrictLayout("okurayama", "大倉山三丁目", "Okurayama 3-chome", 35.521096, 139.626967, 240442, 4, "NW", 240.0, 0, 3, 330.0, 3),
+    DistrictLayout(
+        "okurayama", "大倉山三丁目", "Okurayama 3-chome", 35.521096, 139.626967, 240442, 4, "NW", 240.0, 0, 3, 330.0, 3
+    ),
     DistrictLayout("nakayama", "中山町", "Nakayamacho", 35.509773, 139.542986, 967257, 6, "SE", 250.0, 5, 0, 360.0, 7),
 )
 
 
 def _road(road_id, name, name_en, highway, maxspeed, role, coords):
-    return {"road_id": road_id, "name": name, "name_en": name_en, "highway": highway,
-            "maxspeed": int(maxspeed), "oneway": "no", "role": role, "coords": [tuple(map(float, c)) for c in coords]}
+    return {
+        "road_id": road_id,
+        "name": name,
+        "name_en": name_en,
+        "highway": highway,
+        "maxspeed": int(maxspeed),
+        "oneway": "no",
+        "role": role,
+        "coords": [tuple(map(float, c)) for c in coords],
+    }
 
 
 def layout_roads(lay: DistrictLayout) -> list[dict]:
@@ -66,14 +79,50 @@ def layout_roads(lay: DistrictLayout) -> list[dict]:
     e = a + EXTEND_M
     roads = []
     # Arterials: a box with gentle bends, each extending beyond the corners.
-    roads.append(_road("A1", "幹線道路A（合成）", "Arterial A (synthetic)", "primary", 50, "arterial",
-                       [(-a - 6, -e), (-a + 4, -0.3 * a), (-a - 3, 0.4 * a), (-a + 2, e)]))
-    roads.append(_road("A2", "幹線道路B（合成）", "Arterial B (synthetic)", "secondary", 40, "arterial",
-                       [(-e, a + 3), (-0.2 * a, a - 5), (e, a + 8)]))
-    roads.append(_road("A3", "幹線道路C（合成）", "Arterial C (synthetic)", "secondary", 40, "arterial",
-                       [(a + 8, -e), (a - 4, 0.1 * a), (a + 10, e)]))
-    roads.append(_road("A4", "幹線道路D（合成）", "Arterial D (synthetic)", "primary", 50, "arterial",
-                       [(-e, -a - 4), (0.3 * a, -a + 6), (e, -a - 2)]))
+    roads.append(
+        _road(
+            "A1",
+            "幹線道路A（合成）",
+            "Arterial A (synthetic)",
+            "primary",
+            50,
+            "arterial",
+            [(-a - 6, -e), (-a + 4, -0.3 * a), (-a - 3, 0.4 * a), (-a + 2, e)],
+        )
+    )
+    roads.append(
+        _road(
+            "A2",
+            "幹線道路B（合成）",
+            "Arterial B (synthetic)",
+            "secondary",
+            40,
+            "arterial",
+            [(-e, a + 3), (-0.2 * a, a - 5), (e, a + 8)],
+        )
+    )
+    roads.append(
+        _road(
+            "A3",
+            "幹線道路C（合成）",
+            "Arterial C (synthetic)",
+            "secondary",
+            40,
+            "arterial",
+            [(a + 8, -e), (a - 4, 0.1 * a), (a + 10, e)],
+        )
+    )
+    roads.append(
+        _road(
+            "A4",
+            "幹線道路D（合成）",
+            "Arterial D (synthetic)",
+            "primary",
+            50,
+            "arterial",
+            [(-e, -a - 4), (0.3 * a, -a + 6), (e, -a - 2)],
+        )
+    )
 
     n = lay.n_streets
     base = np.linspace(-h, h, n + 2)[1:-1]
@@ -148,8 +197,17 @@ def layout_roads(lay: DistrictLayout) -> list[dict]:
     p0 = np.array([sx * (a + STUB_M), sy * (a - d)])
     p1 = np.array([sx * (a - d), sy * (a + STUB_M)])
     mid = (p0 + p1) / 2 + np.array([-sx, -sy]) * 6.0
-    roads.append(_road("T1", "対策道路（合成）", "Treated street (synthetic)", "residential", 30, "treated",
-                       [tuple(p0), tuple(mid), tuple(p1)]))
+    roads.append(
+        _road(
+            "T1",
+            "対策道路（合成）",
+            "Treated street (synthetic)",
+            "residential",
+            30,
+            "treated",
+            [tuple(p0), tuple(mid), tuple(p1)],
+        )
+    )
     return roads
 
 
@@ -170,7 +228,7 @@ def node_roads(roads: list[dict]) -> list[dict]:
                 extra[i].append(q)
                 extra[j].append(q)
     out = []
-    for r, line, pts in zip(roads, lines, extra):
+    for r, line, pts in zip(roads, lines, extra, strict=True):
         cross = sorted({(line.project(Point(q)), q) for q in pts})
         verts = [(line.project(Point(c)), (round(c[0], 3), round(c[1], 3))) for c in line.coords]
         merged = []
@@ -198,11 +256,19 @@ def to_feature_collection(lay: DistrictLayout, roads: list[dict]) -> dict:
     for r in roads:
         xy = np.array(r["coords"])
         lon, lat = inv.transform(xy[:, 0] + cx, xy[:, 1] + cy)
-        coords = [[round(float(x), 7), round(float(y), 7)] for x, y in zip(lon, lat)]
+        coords = [[round(float(x), 7), round(float(y), 7)] for x, y in zip(lon, lat, strict=True)]
         props = {k: v for k, v in r.items() if k != "coords"}
-        feats.append({"type": "Feature", "properties": props, "geometry": {"type": "LineString", "coordinates": coords}})
-    return {"type": "FeatureCollection", "name": f"{lay.key}_roads", "synthetic": True,
-            "note": ROAD_NOTE.format(name=lay.name_ja), "crs_note": "EPSG:4326 lon/lat", "features": feats}
+        feats.append(
+            {"type": "Feature", "properties": props, "geometry": {"type": "LineString", "coordinates": coords}}
+        )
+    return {
+        "type": "FeatureCollection",
+        "name": f"{lay.key}_roads",
+        "synthetic": True,
+        "note": ROAD_NOTE.format(name=lay.name_ja),
+        "crs_note": "EPSG:4326 lon/lat",
+        "features": feats,
+    }
 
 
 def area_feature_collection(lay: DistrictLayout) -> dict:
@@ -217,12 +283,27 @@ def area_feature_collection(lay: DistrictLayout) -> dict:
     area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
     corners = corners * math.sqrt(lay.area_m2 / area)
     lon, lat = inv.transform(corners[:, 0] + cx, corners[:, 1] + cy)
-    ring = [[round(float(a), 7), round(float(b), 7)] for a, b in zip(lon, lat)]
+    ring = [[round(float(a), 7), round(float(b), 7)] for a, b in zip(lon, lat, strict=True)]
     ring.append(ring[0])
-    return {"type": "FeatureCollection", "name": f"{lay.key}_area", "synthetic": True, "note": AREA_NOTE,
-            "features": [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
-                          "properties": {"name_ja": lay.name_ja, "name_en": lay.name_en, "synthetic": True,
-                                         "area_m2": lay.area_m2, "note": AREA_NOTE}}]}
+    return {
+        "type": "FeatureCollection",
+        "name": f"{lay.key}_area",
+        "synthetic": True,
+        "note": AREA_NOTE,
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": {
+                    "name_ja": lay.name_ja,
+                    "name_en": lay.name_en,
+                    "synthetic": True,
+                    "area_m2": lay.area_m2,
+                    "note": AREA_NOTE,
+                },
+            }
+        ],
+    }
 
 
 def check_network(fc: dict) -> None:
@@ -233,7 +314,10 @@ def check_network(fc: dict) -> None:
     for i in range(len(lines)):
         for j in range(i + 1, len(lines)):
             if lines[i].distance(lines[j]) < 1e-7 and not (vsets[i] & vsets[j]):
-                raise ValueError(f"{feats[i]['properties']['road_id']} and {feats[j]['properties']['road_id']} touch without a shared vertex")
+                raise ValueError(
+                    f"{feats[i]['properties']['road_id']} and {feats[j]['properties']['road_id']} touch without a "
+                    "shared vertex"
+                )
     parent = list(range(len(feats)))
 
     def find(k):
@@ -254,9 +338,12 @@ def main() -> None:
     for lay in LAYOUTS:
         fc = to_feature_collection(lay, node_roads(layout_roads(lay)))
         check_network(fc)
-        (HERE / f"{lay.key}_roads.geojson").write_text(json.dumps(fc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        (HERE / f"{lay.key}_roads.geojson").write_text(
+            json.dumps(fc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+        )
         (HERE / f"{lay.key}_area.geojson").write_text(
-            json.dumps(area_feature_collection(lay), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+            json.dumps(area_feature_collection(lay), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+        )
         print(f"{lay.key}: {len(fc['features'])} roads")
 
 
