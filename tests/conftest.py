@@ -20,6 +20,9 @@ from config.districts import District, Period
 ROOT = Path(__file__).resolve().parents[1]
 # The bundled districts, networks and wards of the checkout under test (not of another installed copy).
 os.environ.setdefault("ETC2CALM_HOME", str(ROOT))
+# Prefect's ephemeral API (a flow run without a server) gets 180 s to start, set before Prefect is
+# imported: its default of 20 s timed out on a loaded 2-core machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 BEFORE = Period("before", dt.date(2017, 9, 1), dt.date(2017, 9, 30))
 AFTER = Period("after", dt.date(2017, 11, 1), dt.date(2017, 11, 30))
