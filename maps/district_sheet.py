@@ -22,11 +22,12 @@ import geopandas as gpd
 import numpy as np
 from shapely.geometry import shape
 
+import maps.layers as layers
+import maps.palette as palette
+import maps.wording as w
 from analysis.results import DistrictResults
 from config.districts import District
 from config.settings import LONLAT_CRS, METRIC_CRS, PUBLIC_MIN_VEHICLES
-from maps import layers, palette
-from maps import wording as w
 from maps.headline import headline
 from maps.layers import DEVICE_SHAPES
 from maps.public import PublicResults, public_results
@@ -697,9 +698,9 @@ def render_district_sheet(
             w.t("sheet_change_note", lang),
         ]
         if district.synthetic_network:
-            note.append(w.SYNTHETIC_NETWORK_NOTE[lang == "en"])
+            note.append(w.t("synthetic_network_note", lang))
         if synthetic:
-            note.append(w.SYNTHETIC_NOTE[lang == "en"])
+            note.append(w.t("synthetic_note", lang))
         credit = w.credits(district, created, lang)
         body = "\n".join(line for n in note for line in _wrap(n, 150 if lang == "ja" else 165, lang))
         credit_lines = _wrap(credit, 140 if lang == "ja" else 160, lang)

@@ -20,39 +20,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+import maps.wording as w
 from analysis.monitoring import latest_month_verdict
 from config.districts import District
 from config.settings import HEADLINE_SHARE_INDICATOR, NO_CHANGE_KMH, NO_CHANGE_POINTS
-from maps import wording as w
 from maps.public import PublicResults
 
 # The verdicts, from the clearest answer to no answer.
 VERDICTS = ("effect", "increase", "unclear", "low_sample", "no_comparison", "suppressed", "no_data")
-
-_LEAD = {
-    "effect": (
-        "対策後、対策道路の速度ははっきり下がりました。",
-        "After the measures, speeds on the treated street clearly fell.",
-    ),
-    "increase": (
-        "対策後、対策道路の速度は下がっていません。",
-        "After the measures, speeds on the treated street did not fall.",
-    ),
-    "unclear": ("対策の効果ははっきりしません。", "The effect of the measures is not clear."),
-    "low_sample": (
-        "観測車両が少ないため、効果は判断できません。",
-        "Too few vehicles were observed to judge the effect.",
-    ),
-    "no_comparison": (
-        "比較道路と比べられないため、効果は判断できません。",
-        "Without comparison streets, the effect cannot be judged.",
-    ),
-    "suppressed": (
-        "観測車両が少ないため、結果は公表していません。",
-        "Too few vehicles were observed: no result is published.",
-    ),
-    "no_data": ("対策前後を比べる結果はまだありません。", "There is no before/after result yet."),
-}
 
 
 # Is the effect lasting? The latest monitoring month against the after level (None: no month).
@@ -118,11 +93,7 @@ def headline(district: District, results: PublicResults) -> Headline:
         return Headline("no_data", _lead("no_data"), details)
     if w.is_missing(t["before"]) or w.is_missing(t["after"]):
         for lang in w.LANGS:
-            details[lang].append(
-                f"The treated street had fewer than {k} vehicles in a period (too few data)."
-                if lang == "en"
-                else f"対策道路の観測車両がどちらかの期間で {k} 台未満でした（データ不足）。"
-            )
+            details[lang].append(w.t("headline.suppressed", lang, k=k))
         return Headline("suppressed", _lead("suppressed"), details)
     limits = _limits(results)
     for lang in w.LANGS:
@@ -173,63 +144,30 @@ def monitoring_sentence(latest: dict, lang: str = "ja", limits: set[int] | None 
     """One sentence: is the latest month still at the after level? (maps.headline.monitoring's answer)"""
     ind, month = latest["indicator"], w.fmt_month(latest["month"], lang)
     if latest["state"] == "suppressed":
-        if lang == "en":
-            return (
-                f"The latest month ({month}) had fewer than {latest['k']} vehicles: "
-                "it cannot be compared with the after level."
-            )
-        return f"最新の月（{month}）は観測車両が {latest['k']} 台未満のため、対策後の水準と比べられません。"
-    label = w.indicator_label(ind, lang, limits)
-    value = w.fmt_value(ind, latest["value"], lang)
+        return w.t("headline.month_suppressed", lang, month=month, k=latest["k"])
+    figures = {
+        "month": month,
+        "label": w.indicator_label(ind, lang, limits),
+        "value": w.fmt_value(ind, latest["value"], lang),
+    }
     if w.is_missing(latest["after_level"]):
-        if lang == "en":
-            return (
-                f"In {month} the {label} on the treated street was {value}; "
-                "the after level is not published (too few data)."
-            )
-        return f"{month}の対策道路の{label}は {value}（対策後の水準はデータ不足のため比べられません）。"
+        return w.t("headline.month_no_after", lang, **figures)
     after = w.fmt_value(ind, latest["after_level"], lang)
     if latest["state"] == "unknown":
-        if lang == "en":
-            return (
-                f"In {month} the {label} on the treated street was {value}; "
-                f"no interval against the after level ({after}) is stored."
-            )
-        return f"{month}の対策道路の{label}は {value}（対策後の水準 {after} と比べる信頼区間はありません）。"
+        return w.t("headline.month_no_interval", lang, after=after, **figures)
+    where = w.t(f"headline.month_{latest['state']}", lang, after=after)
     change = w.fmt_change(ind, latest["change"], lang)
     ci = w.fmt_interval(ind, latest["ci_low"], latest["ci_high"], lang)
-    small = latest["flag"] == "low_sample" and not w.is_missing(latest["n_vehicles"])
-    if lang == "en":
-        where = {
-            "holding": f"still at the after level of {after}",
-            "rising": f"above the after level of {after}",
-            "falling": f"below the after level of {after}",
-        }[latest["state"]]
-        text = (
-            f"In {month} the {label} on the treated street was {value}, {where} "
-            f"(difference {change}, 95% confidence interval {ci})."
-        )
-        if latest["state"] == "rising":
-            text += " The effect may be wearing off."
-        if small:
-            text += f" Few vehicles were observed that month ({w.fmt_count(latest['n_vehicles'])})."
-        return text
-    where = {
-        "holding": f"対策後の水準 {after} を保っています",
-        "rising": f"対策後の水準 {after} より高くなっています",
-        "falling": f"対策後の水準 {after} より低くなっています",
-    }[latest["state"]]
-    text = f"{month}の対策道路の{label}は {value} で、{where}（差 {change}、95%信頼区間 {ci}）。"
+    sentences = [w.t("headline.month", lang, where=where, change=change, ci=ci, **figures)]
     if latest["state"] == "rising":
-        text += "効果が薄れている可能性があります。"
-    if small:
-        text += f"ただし、この月の観測車両は {w.fmt_count(latest['n_vehicles'])} 台と少なめです。"
-    return text
+        sentences.append(w.t("headline.month_wearing_off", lang))
+    if latest["flag"] == "low_sample" and not w.is_missing(latest["n_vehicles"]):
+        sentences.append(w.t("headline.month_few", lang, n=w.fmt_count(latest["n_vehicles"])))
+    return (" " if lang == "en" else "").join(sentences)
 
 
 def _lead(verdict: str) -> dict[str, str]:
-    ja, en = _LEAD[verdict]
-    return {"ja": ja, "en": en}
+    return w.both(f"headline.lead_{verdict}")
 
 
 def _verdict(t, c, d) -> str:
@@ -250,80 +188,39 @@ def _treated_sentence(speed: str, t, lang: str, limits: set[int]) -> str:
     label = w.indicator_label(speed, lang, limits)
     b, a = (w.number(w.display(speed, t[x])) for x in ("before", "after"))
     change = w.fmt_change(speed, t["change"], lang)
-    if w.is_missing(t["ci_low"]):
-        ci = ""
-    elif lang == "en":
-        ci = f", 95% confidence interval {w.fmt_interval(speed, t['ci_low'], t['ci_high'], lang)}"
-    else:
-        ci = f"、95%信頼区間 {w.fmt_interval(speed, t['ci_low'], t['ci_high'], lang)}"
-    u = w.unit(speed, lang)
-    if lang == "en":
-        return f"On the treated street the {label} went from {b} to {a} {u} ({change}{ci})."
-    return f"対策道路の{label}は {b} → {a} {u}（{change}{ci}）。"
+    ci = ""
+    if not w.is_missing(t["ci_low"]):
+        ci = w.t("headline.treated_ci", lang, ci=w.fmt_interval(speed, t["ci_low"], t["ci_high"], lang))
+    return w.t("headline.treated", lang, label=label, b=b, a=a, u=w.unit(speed, lang), change=change, ci=ci)
 
 
 def _control_sentence(speed: str, c, lang: str) -> str:
     if c is None or w.is_missing(c["change"]):
-        return (
-            "The comparison streets had too few data to compare."
-            if lang == "en"
-            else "比較道路はデータ不足のため比べられません。"
-        )
+        return w.t("headline.control_none", lang)
     change = w.fmt_change(speed, c["change"], lang)
     small = abs(w.display(speed, c["change"])) < (
         NO_CHANGE_KMH if w.indicator(speed).kind == "speed" else NO_CHANGE_POINTS
     )
-    interval = w.fmt_interval(speed, c["ci_low"], c["ci_high"], lang) if not w.is_missing(c["ci_low"]) else None
-    if _crosses_zero(c) and small:
-        return (
-            f"The comparison streets hardly changed ({change})."
-            if lang == "en"
-            else f"比較道路はほぼ変化なし（{change}）。"
-        )
+    ci = w.fmt_interval(speed, c["ci_low"], c["ci_high"], lang) if not w.is_missing(c["ci_low"]) else None
     if _crosses_zero(c):
-        if lang == "en":
-            return f"The comparison streets showed no clear change ({change}, 95% confidence interval {interval})."
-        return f"比較道路ははっきりした変化なし（{change}、95%信頼区間 {interval}）。"
-    if lang == "en":
-        return f"The comparison streets changed by {change} (95% confidence interval {interval})."
-    return f"比較道路は {change}（95%信頼区間 {interval}）。"
+        return w.t("headline.control_hardly" if small else "headline.control_unclear", lang, change=change, ci=ci)
+    return w.t("headline.control_changed", lang, change=change, ci=ci)
 
 
 def _share_sentence(share: str, st, lang: str, limits: set[int]) -> str:
-    label = w.indicator_label(share, lang, limits)
     b, a = (w.fmt_value(share, st[x], lang) for x in ("before", "after"))
-    if lang == "en":
-        return f"The {label} went from {b} to {a}."
-    return f"{label}は {b} → {a}。"
+    return w.t("headline.share", lang, label=w.indicator_label(share, lang, limits), b=b, a=a)
 
 
 def _caveat(verdict: str, speed: str, t, c, d, lang: str) -> str:
     if verdict == "low_sample":
         rows = [r for r in (t, c) if r is not None and r["flag"] == "low_sample"]
-        nb = int(min(r["n_vehicles_before"] for r in rows))
-        na = int(min(r["n_vehicles_after"] for r in rows))
-        if lang == "en":
-            return (
-                f"But few vehicles were observed ({w.fmt_count(nb)} before, {w.fmt_count(na)} after), "
-                "so the difference cannot be called an effect of the measures."
-            )
-        return (
-            f"ただし観測車両が少ない（対策前 {w.fmt_count(nb)} 台・対策後 {w.fmt_count(na)} 台）ため、"
-            "この差を対策の効果とは言えません。"
-        )
+        nb = w.fmt_count(min(r["n_vehicles_before"] for r in rows))
+        na = w.fmt_count(min(r["n_vehicles_after"] for r in rows))
+        return w.t("headline.caveat_low_sample", lang, b=nb, a=na)
     if verdict == "no_comparison":
-        if lang == "en":
-            return "A fall on the treated street alone may come from other causes (season, traffic volume)."
-        return "対策道路だけの変化は、季節や交通量など対策以外の理由によることもあります。"
+        return w.t("headline.caveat_no_comparison", lang)
     if _crosses_zero(t):
-        if lang == "en":
-            return "The change on the treated street lies within the margin of error."
-        return "対策道路の変化は誤差の範囲です。"
+        return w.t("headline.caveat_margin", lang)
     interval = w.fmt_interval(speed, d["ci_low"], d["ci_high"], lang)
-    did = w.fmt_change(speed, d["change"], lang)
-    if lang == "en":
-        return (
-            f"Net of the comparison streets' change, the fall is not clear (difference in differences {did}, "
-            f"95% confidence interval {interval})."
-        )
-    return f"比較道路の変化を差し引くと、低下ははっきりしません（差の差 {did}、95%信頼区間 {interval}）。"
+    return w.t("headline.caveat_did", lang, did=w.fmt_change(speed, d["change"], lang), ci=interval)

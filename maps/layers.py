@@ -17,10 +17,10 @@ import pandas as pd
 from shapely.geometry import LineString, MultiLineString, mapping
 from shapely.ops import linemerge, unary_union
 
+import maps.palette as palette
+import maps.wording as w
 from config.districts import District
 from config.settings import LONLAT_CRS, RESIDENTIAL_MAX_LIMIT_KMH
-from maps import palette
-from maps import wording as w
 from maps.public import PublicResults
 
 LAYER_KEYS = ("before", "after", "change")
@@ -144,7 +144,7 @@ def _sep(lang: str) -> str:
 def _period_feature(road, row, key: str, ctx: _Ctx) -> dict:
     period = ctx.periods[key]
     lines = {lang: [html.escape(w.period_line(key, period, lang))] for lang in w.LANGS}
-    emphasis = road.role in w.ROLE_LABELS
+    emphasis = road.role in w.ROLES
     props: dict = {"road_id": road.road_id, "role": road.role}
     status = "nodata" if row is None else row["public"]
     if status == "suppressed":
@@ -178,7 +178,7 @@ def _change_feature(road, before, after, ctx: _Ctx) -> dict:
         ]
         for lang in w.LANGS
     }
-    emphasis = road.role in w.ROLE_LABELS
+    emphasis = road.role in w.ROLES
     props: dict = {"road_id": road.road_id, "role": road.role}
     statuses = {"nodata" if r is None else r["public"] for r in (before, after)}
     if "suppressed" in statuses:
@@ -255,7 +255,7 @@ def label_points(district: District, roads: gpd.GeoDataFrame) -> list[dict]:
     labels = []
     for rid, group in roads.groupby("road_id", sort=False):
         role = roles.get(rid)
-        if role not in w.ROLE_LABELS:
+        if role not in w.ROLES:
             continue
         merged = unary_union(list(group.geometry))
         if isinstance(merged, MultiLineString):

@@ -7,8 +7,8 @@ import math
 from bisect import bisect_right
 from dataclasses import dataclass
 
+import maps.wording as w
 from config.settings import SPEED_CLASS_BREAKS_KMH
-from maps import wording as w
 
 # ColorBrewer YlOrRd (7-class, lightest step dropped so every class stays visible on pale tiles).
 YLORRD_6 = ("#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#b10026")
@@ -122,7 +122,7 @@ class DivergingScale:
         return self.decrease[-i - 1] if i < 0 else self.increase[i - 1]
 
     def unit(self, lang: str = "ja") -> str:
-        return "km/h" if self.kind == "speed" else ("points" if lang == "en" else "ポイント")
+        return w.unit("p85" if self.kind == "speed" else "share", lang, change=True)
 
     def words(self, lang: str = "ja") -> tuple[str, str]:
         """(decrease word, increase word): 低下/上昇 for speeds, 減少/増加 for shares."""

@@ -19,158 +19,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import maps.embed as embed
+import maps.through as through
+import maps.wording as w
 from analysis.results import DistrictResults
 from config.districts import District
-from config.settings import PUBLIC_MIN_VEHICLES, RESIDENTIAL_MAX_LIMIT_KMH
-from maps import embed, through
-from maps import wording as w
+from config.settings import GATE_CLASSES, PUBLIC_MIN_VEHICLES, RESIDENTIAL_MAX_LIMIT_KMH
 from maps.headline import headline, share_indicator, speed_indicator
 from maps.public import PublicResults, public_comparison, public_results
 from maps.trend import trend_data, trend_svg, trend_table, tt
 
-__all__ = ["render_report", "public_comparison", "before_after_svg", "distribution_svg", "REPORT_TEXT"]
+__all__ = ["render_report", "public_comparison", "before_after_svg", "distribution_svg"]
 
 BEFORE_COLOUR = "#d6604d"  # ColorBrewer RdBu ends: distinguishable for colour-blind readers
 AFTER_COLOUR = "#2166ac"
 # Indicators of the summary table, in this order (those stored).
 SUMMARY_INDICATORS = ("passage_share", "p85", "mean", "share", "share_plus10", "passage_p85", "passage_mean")
 
-REPORT_TEXT: dict[str, tuple[str, str]] = {
-    "periods": ("{b}　{a}　対象：{f}", "{b} · {a} · Records: {f}"),
-    "all_points": ("全日・全車種", "all days, all vehicles"),
-    "chart_title": ("{label}（対策前・対策後）", "{label}, before and after"),
-    "chart_caption": (
-        "棒：対策前と対策後の値。ひげ：それぞれの値の95%信頼区間（車両単位のブートストラップ）。"
-        "変化とその信頼区間は下の表にあります。",
-        "Bars: before and after. Whiskers: 95% confidence interval of each value (bootstrap over "
-        "vehicles). The change and its interval are in the table below.",
-    ),
-    "treated": ("対策道路", "Treated"),
-    "comparison": ("比較道路", "Comparison"),
-    "summary": ("結果の詳細", "Detailed results"),
-    "indicator": ("指標", "Indicator"),
-    "unit": ("対象", "Streets"),
-    "before": ("対策前", "Before"),
-    "after": ("対策後", "After"),
-    "change": ("変化", "Change"),
-    "ci": ("95%信頼区間", "95% interval"),
-    "vehicles": ("車両数 (前/後)", "Vehicles (before/after)"),
-    "flag": ("注記", "Note"),
-    "treated_all": ("対策道路（全体）", "Treated street(s), pooled"),
-    "control_all": ("比較道路（全体）", "Comparison streets, pooled"),
-    "did": ("差の差（対策 − 比較）", "Difference in differences (treated − comparison)"),
-    "low_sample": ("標本少（{n}台未満）", "small sample (under {n} vehicles)"),
-    "suppressed": ("データ不足（非公表）", "too few vehicles (not published)"),
-    "did_effect": (
-        "比較道路の変化を差し引いても、対策道路の{label}は下がりました（差の差 {did}、95%信頼区間 {ci}）。",
-        "Net of the comparison streets' change, the {label} on the treated street fell (difference in "
-        "differences {did}, 95% interval {ci}).",
-    ),
-    "did_unclear": (
-        "比較道路の変化を差し引くと、対策道路の{label}の低下ははっきりしません（差の差 {did}、95%信頼区間 {ci}）。",
-        "Net of the comparison streets' change, a fall of the {label} on the treated street is not clear "
-        "(difference in differences {did}, 95% interval {ci}).",
-    ),
-    "did_suppressed": (
-        "対策道路または比較道路の観測車両が {k} 台未満のため、差の差は公表していません。",
-        "The treated or the comparison streets had fewer than {k} vehicles: no difference in differences is published.",
-    ),
-    "distributions": ("速度の分布（対策前・対策後）", "Speed distributions (before and after)"),
-    "dist_legend": (
-        "棒：各速度（1 km/h ごと）の地点の割合（左の目盛）、線：累積割合（右の目盛）",
-        "Bars: share of records per 1 km/h (left axis); lines: cumulative share (right axis)",
-    ),
-    "speed_axis": ("速度 (km/h)", "Speed (km/h)"),
-    "share_axis": ("地点の割合 (%)", "Share of records (%)"),
-    "cum_axis": ("累積 (%)", "Cumulative (%)"),
-    "limit": ("制限 {v} km/h", "limit {v} km/h"),
-    "too_few_chart": (
-        "{title}：データ不足（観測車両 {k} 台未満のため非表示）",
-        "{title}: too few vehicles (fewer than {k}): not shown",
-    ),
-    "no_data": ("データなし", "No data"),
-    "roads": ("道路別の結果", "Results per street"),
-    "road": ("道路", "Street"),
-    "role": ("区分", "Role"),
-    "braking": ("急減速（急ブレーキ）", "Sudden braking"),
-    "braking_inferred": (
-        "挙動履歴の提供がないため、急ブレーキは推定値（下限）です。連続する2地点の速度差から求めた "
-        "{g} G 以上の減速を数えました。地点の間隔が長いため、短く強いブレーキは捉えきれません。",
-        "No behaviour history (挙動履歴) was delivered, so sudden braking is inferred: a lower bound. "
-        "We counted decelerations of {g} G or more between consecutive records; records are far "
-        "apart, so short hard braking is missed.",
-    ),
-    "braking_events": (
-        "急ブレーキは ETC2.0 の挙動履歴（前後加速度がしきい値を超えたときの記録）を道路に対応付けて数えました。",
-        "Sudden braking counts the behaviour history (挙動履歴) events of ETC2.0 matched to streets.",
-    ),
-    "events": ("件数 {p}", "Events {p}"),
-    "per_1000": ("1,000通過あたり {p}", "Per 1,000 passages {p}"),
-    "few_events": ("{k}台未満", "under {k} veh."),
-    "hotspots": (
-        "急減速が集中する地点（25 m 四方、{k}台以上の車両）：対策前 {b} か所、対策後 {a} か所。",
-        "Hot spots (25 m cells, events from {k} or more vehicles): {b} before, {a} after.",
-    ),
-    "braking_none": ("急ブレーキのデータなし。", "No sudden-braking data."),
-    "cut": ("抜け道利用", "Cut-through traffic"),
-    "cut_no_area": (
-        "地区の区域が定義されていないため、算出していません。",
-        "Not computed: the district has no outline.",
-    ),
-    "cut_period": ("期間", "Period"),
-    "cut_trips": ("地区内の生活道路を通ったトリップ", "Trips on the district's residential streets"),
-    "cut_through": ("うち抜け道（出発・到着とも地区外）", "of which cut-through (origin and destination outside)"),
-    "cut_share": ("抜け道の割合", "Cut-through share"),
-    "cut_streets": (
-        "対策後に抜け道トリップが多く通った生活道路：{s}",
-        "Residential streets most used by cut-through trips after: {s}",
-    ),
-    "method": ("方法", "Method"),
-    "m_data": (
-        "データ：ETC2.0 プローブデータ（約200 m ごとに記録される位置と瞬間速度）。各地点を最も近い道路（{r} m 以内）に"
-        "対応付け、道路ごとに集計しました。運行IDは取り込み時に鍵付きハッシュで匿名化しています。",
-        "Data: ETC2.0 probe data (position and instantaneous speed about every 200 m). Each record is matched "
-        "to the nearest street within {r} m and figures are computed per street. Vehicle IDs are replaced by a "
-        "keyed hash on ingest.",
-    ),
-    "m_passage": (
-        "通過：1台の車が1本の道路を1回通ること（同じトリップの連続する地点）。「車の割合」は、通過ごとの平均速度が"
-        "制限速度以上だった通過の割合で、地点の割合（記録の割合）とは別の指標です。",
-        "Passage: one vehicle travelling along one street once (consecutive records of one trip). The "
-        '"share of vehicles" is the share of passages whose mean speed was at or over the limit; the '
-        "share of records is a different indicator.",
-    ),
-    "m_ci": (
-        "信頼区間：同じ車両の記録は互いに独立ではないため、車両単位で再標本化するブートストラップ法（{n}回、"
-        "乱数シード {s}）"
-        "で95%信頼区間を求めました。",
-        "Intervals: records of one vehicle are not independent, so 95% intervals come from a bootstrap that "
-        "resamples vehicles ({n} resamples, seed {s}).",
-    ),
-    "m_did": (
-        "比較道路を使う理由：対策の対象は「速度が高かったから」選ばれた道路です。何もしなくても次の期間には平均に近づく"
-        "（平均への回帰）ことがあり、季節や交通量の変化も全体に影響します。そこで、対策をしていない比較道路の変化を差し引いた"
-        "「差の差」を対策の効果の目安としています。",
-        "Why comparison streets: treated streets were chosen because they were fast, and may slow down anyway "
-        "(regression to the mean); season and traffic affect all streets. The change on untreated comparison "
-        "streets is therefore subtracted (difference in differences).",
-    ),
-    "m_sample": (
-        "標本：観測車両が{n}台未満の数値には「標本少」と注記しました。{k}台未満の数値・グラフ・件数は公表せず"
-        "「データ不足」と表示しています。",
-        'Samples: figures from fewer than {n} vehicles are marked "small sample". Figures, charts and counts '
-        'from fewer than {k} vehicles are not published ("too few vehicles").',
-    ),
-    "m_cut": (
-        "抜け道：地区内の生活道路（制限{v} km/h以下）を通り、出発地と到着地がともに地区外のトリップです。",
-        "Cut-through: trips on the district's residential streets (limit {v} km/h or less) whose origin and "
-        "destination both lie outside the district.",
-    ),
-}
-
 
 def rt(key: str, lang: str = "ja", **kw) -> str:
-    return w.text_of(REPORT_TEXT, key, lang, **kw)
+    """The report's text `key` (maps.wording's report.<key>) in `lang`."""
+    return w.t(f"report.{key}", lang, **kw)
 
 
 def _colon(lang: str) -> str:
@@ -625,9 +494,9 @@ def _gates_block(pub: PublicResults, lang: str) -> str:
     periods = {key: pub.periods[key] for key in ("before", "after")}
     cells = {key: through.class_cells(pub, p) for key, p in periods.items()}
     rows = []
-    for cls in through.CLASS_LABELS:
+    for cls in GATE_CLASSES:
         row = _td(through.class_label(cls, lang), left=True, bold=cls == "through") + _td(
-            through.CLASS_NOTES[cls][lang == "en"], left=True
+            through.class_meaning(cls, lang), left=True
         )
         for key in periods:
             c = cells[key][0][cls]
@@ -657,7 +526,7 @@ def _gates_block(pub: PublicResults, lang: str) -> str:
                 "<tr>"
                 + _td(rt(key, lang), left=True)
                 + _td(through.band_label(band, lang), left=True)
-                + "".join(_td(through.cell_text(c[cls], "share", lang, k)) for cls in through.CLASS_LABELS)
+                + "".join(_td(through.cell_text(c[cls], "share", lang, k)) for cls in GATE_CLASSES)
                 + "</tr>"
             )
     blocks += [
@@ -666,7 +535,7 @@ def _gates_block(pub: PublicResults, lang: str) -> str:
             [
                 through.tt("period", lang),
                 through.tt("band", lang),
-                *(through.class_label(c, lang) for c in through.CLASS_LABELS),
+                *(through.class_label(c, lang) for c in GATE_CLASSES),
             ],
             band_rows,
             left=2,
@@ -793,7 +662,7 @@ def render_report(
         rt("m_cut", lang, v=RESIDENTIAL_MAX_LIMIT_KMH),
     ]
     if district.synthetic_network:
-        method.append(w.SYNTHETIC_NETWORK_NOTE[lang == "en"])
+        method.append(w.t("synthetic_network_note", lang))
     blocks.append('<div class="note">' + "".join(f"<p>{_e(m)}</p>" for m in method) + "</div>")
     blocks.append(f'<footer class="meta credits"><p>{_e(w.credits(district, created, lang))}</p></footer>')
     body = "\n".join(b for b in blocks if b)

@@ -1,6 +1,6 @@
-"""The screening map: where to calm next. One self-contained HTML file in the style of the district map
-(Leaflet and the product's own assets inlined, Japanese first with an English button, the phone's
-bottom sheet, opens from file:// without network).
+"""The screening map: where to calm next. A folium.Map in the style of the district map (one
+self-contained page: vendored libraries and the product's own assets inlined, Japanese first with an
+English button, the phone's bottom sheet, opens from file:// without network).
 
 It draws the top N public candidates of a stored screening run (analysis.results.load_screening)
 coloured by rank with their rank number, the area outline and the other roads of the screened network
@@ -8,6 +8,8 @@ in grey; a tap on a candidate opens its rank, score and every component with its
 is recomputed: every figure is a stored screening_results value, worded and rounded by maps.wording,
 after maps.public.public_screening (candidates under the publication threshold are not shown even
 when `screen --min-vehicles` went lower; scores only when nothing is held back).
+
+Engineers open it as an object: `build_screening_map(warehouse, "okurayama")` (docs/maps.md).
 """
 
 from __future__ import annotations
@@ -15,15 +17,19 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+import folium
 import geopandas as gpd
 import pandas as pd
 from shapely.geometry import LineString, MultiLineString, mapping
 from shapely.ops import linemerge, unary_union
 
+import maps.layers as layers
+import maps.wording as w
 from analysis.results import ResultsMissing, load_screening
-from config.districts import District, Period
+from config.districts import District, Period, load_district
 from config.settings import (
     EXCLUDED_HIGHWAY_CLASSES,
     LONLAT_CRS,
@@ -32,90 +38,17 @@ from config.settings import (
     SCREENING_TOP_N,
 )
 from geo.network import load_roads
-from maps import embed, layers
-from maps import wording as w
-from maps.district_map import GSI_ATTRIBUTION, GSI_PALE_URL, OSM_ATTRIBUTION, OSM_URL, bi
+from maps.basemap import base_tiles, frame, headline_html, map_controls, page_map, page_top
+from maps.elements import Frame, Script, SidePanel, Tip, bi
+from maps.page import save_page
 from maps.public import public_screening
 
-# Rank tiers: (first rank, last rank, colour), darkest first (ColorBrewer YlOrRd).
+ASSETS = ("map.css", "screening.css", "frame.js", "screening.js")
+
 RANK_TIERS = ((1, 3, "#b10026"), (4, 6, "#e31a1c"), (7, 10, "#fd8d3c"), (11, 10_000, "#feb24c"))
 RESIDENTIAL_GREY = "#8f8f8f"
 MAIN_ROAD_GREY = "#c4c4c4"
 
-SCREEN_TEXT: dict[str, tuple[str, str]] = {
-    "title": ("{place} 生活道路の対策候補", "{place}: where to calm next"),
-    "title_network": ("生活道路の対策候補（{name}）", "Where to calm next ({name})"),
-    "lead": ("対策を検討する候補の1位は「{name}」です。", "The first candidate for traffic calming is {name}."),
-    "lead_held": (
-        "公表できる候補の最上位は「{name}」（{r}位）です。",
-        "The highest-ranked candidate that can be published is {name} (No. {r}).",
-    ),
-    "lead_none": ("公表できる候補はありません。", "No candidate can be published."),
-    "details": (
-        "{period}の ETC2.0 データで、生活道路 {n} 本を、速度・急ブレーキ・抜け道・交通量から求めたスコア"
-        "（0〜100）で順位付けしました（観測車両 {m} 台以上の道路）。",
-        "From the ETC2.0 data of {period}, {n} residential streets with at least {m} vehicles were ranked by a "
-        "score (0–100) from speeds, sudden braking, cut-through traffic and volume.",
-    ),
-    "details_score": (
-        "1位のスコアは {score}（95%信頼区間 {lo}〜{hi}）、順位の95%信頼区間は {rlo}〜{rhi} 位です。",
-        "Its score is {score} (95% confidence interval {lo}–{hi}); its rank lies between {rlo} and {rhi} "
-        "(95% interval).",
-    ),
-    "details_no_score": (
-        "スコアは、観測車両が少ない値を含むため公表していません（順位と各指標のみ）。",
-        "Scores are not published because they rest on figures from too few vehicles (ranks and components only).",
-    ),
-    "rank": ("{r}位", "No. {r}"),
-    "rank_ci": ("順位 {r}位（95%信頼区間 {lo}〜{hi}位）", "Rank {r} (95% interval {lo}–{hi})"),
-    "score": ("スコア {v}（95%信頼区間 {lo}〜{hi}）", "Score {v} (95% interval {lo}–{hi})"),
-    "score_withheld": ("スコアは非公表", "Score not published"),
-    "share": ("{limit} km/h 以上で通過した車の割合", "Share of passages at or over {limit} km/h"),
-    "p85": ("85パーセンタイル速度（通過ごと）", "85th-percentile speed of passages"),
-    "braking": ("急ブレーキ（1,000通過あたり）", "Sudden braking per 1,000 passages"),
-    "braking_events": ("{n} 件", "{n} events"),
-    "braking_few": ("データ不足（{k} 台未満の車両）", "too few data (under {k} vehicles)"),
-    "cut": ("抜け道の割合", "Cut-through share"),
-    "cut_of": ("{n} トリップ中 {c}", "{c} of {n} trips"),
-    "cut_none": ("区域がないため算出なし", "not computed (no area)"),
-    "volume": ("交通量", "Volume"),
-    "per_day": ("{v} 通過/日", "{v} passages a day"),
-    "vehicles": ("観測車両 {n} 台・通過 {p} 回", "{n} vehicles, {p} passages"),
-    "points": ("{v} 点", "{v} pts"),
-    "points_head": ("[ ] 内：スコアへの寄与（点）", "[in brackets]: points of the score"),
-    "list": ("候補（上位 {n}）", "Candidates (top {n})"),
-    "legend": ("凡例", "Legend"),
-    "tier": ("{a}〜{b}位", "Rank {a}–{b}"),
-    "tier_from": ("{a}位以下", "Rank {a} and below"),
-    "other_residential": ("その他の生活道路", "Other residential streets"),
-    "main_roads": ("幹線道路など", "Main roads"),
-    "area": ("対象区域", "Area screened"),
-    "period": ("期間：{text}", "Period: {text}"),
-    "method": (
-        "スコア：各指標を候補の中の最大値で割り、重み（{weights}）を掛けて合計（0〜100）。スコアはこの区域の候補の中での"
-        "相対値です。信頼区間は車両単位のブートストラップ（{n}回）。",
-        "Score: each component divided by the best candidate's value, weighted ({weights}) and added up "
-        "(0–100); scores are relative to this area's candidates. Intervals: bootstrap over vehicles ({n} "
-        "resamples).",
-    ),
-    "braking_inferred": (
-        "挙動履歴の提供がないため、急ブレーキは連続する2地点の速度差から求めた推定値（下限）です。",
-        "No behaviour history (挙動履歴) was delivered: sudden braking is inferred from consecutive "
-        "records (a lower bound).",
-    ),
-    "hidden": (
-        "観測車両が {k} 台未満の候補 {n} 本は表示していません（順位は全候補の中の順位です）。",
-        "{n} candidate(s) with fewer than {k} vehicles are not shown (ranks are among all candidates).",
-    ),
-    "threshold": ("観測車両が {k} 台未満の数値は表示しません。", "Figures from fewer than {k} vehicles are not shown."),
-    "docs": ("詳しい方法：docs/screening.md", "Method in detail: docs/screening.md"),
-    "w_share": ("制限以上", "at or over the limit"),
-    "w_share10": ("制限+10以上", "limit + 10"),
-    "w_p85": ("85%速度", "p85"),
-    "w_braking": ("急ブレーキ", "braking"),
-    "w_cut": ("抜け道", "cut-through"),
-    "w_volume": ("交通量", "volume"),
-}
 WEIGHT_KEYS = {
     "share_at_or_over_limit": "w_share",
     "share_at_or_over_limit_plus_10": "w_share10",
@@ -127,7 +60,8 @@ WEIGHT_KEYS = {
 
 
 def st(key: str, lang: str = "ja", **kw) -> str:
-    return w.text_of(SCREEN_TEXT, key, lang, **kw)
+    """The screening map's text `key` (maps.wording's screen.<key>) in `lang`."""
+    return w.t(f"screen.{key}", lang, **kw)
 
 
 def tier_colour(rank: int) -> str:
@@ -246,56 +180,135 @@ def _midpoint(geom) -> tuple[float, float]:
     return pt.y, pt.x
 
 
-def render_screening_map(
-    run: pd.Series,
-    rows: pd.DataFrame,
-    out_path: str | Path,
-    *,
-    roads: gpd.GeoDataFrame | None = None,
-    district: District | None = None,
-    top: int = SCREENING_TOP_N,
-    lang: str = "ja",
-    public_min_vehicles: int = PUBLIC_MIN_VEHICLES,
-    synthetic: bool | None = None,
-    created: dt.date | None = None,
-) -> Path:
-    """Write the screening map of one stored run (load_screening's run row and ranked rows); returns the path.
+@dataclass(frozen=True)
+class ScreeningOptions:
+    """How the screening map is drawn. roads: the screened network (default: read from the run's
+    network_path, without the district's excluded classes); district: for the title, the period's
+    name and credits (optional); top: the number of public candidates drawn; lang: the language the
+    page opens in; public_min_vehicles, synthetic, created: as for the district map."""
 
-    roads: the screened network (default: read from run['network_path'], without the district's
-    excluded classes); district: for the title, the period's name and credits (optional); top: the
-    number of public candidates drawn; lang: the language the page opens in."""
-    w.check_lang(lang)
-    if top < 1:
-        raise ValueError(f"top must be at least 1, got {top}")
-    k = public_min_vehicles
+    roads: gpd.GeoDataFrame | None = None
+    district: District | None = None
+    top: int = SCREENING_TOP_N
+    lang: str = "ja"
+    public_min_vehicles: int = PUBLIC_MIN_VEHICLES
+    synthetic: bool | None = None
+    created: dt.date | None = None
+
+    def __post_init__(self) -> None:
+        w.check_lang(self.lang)
+        if self.top < 1:
+            raise ValueError(f"top must be at least 1, got {self.top}")
+
+
+@dataclass(frozen=True)
+class ScreeningContent:
+    """What the screening map shows, from the stored run and its public candidates."""
+
+    run: pd.Series
+    opts: ScreeningOptions
+    shown: pd.DataFrame  # the public candidates drawn, by rank
+    held: dict  # maps.public.public_screening's account of what was held back
+    candidates: list[dict]
+    other: dict  # FeatureCollection of the network's other roads (kind: residential | main)
+    area: dict | None
+    period: Period
+    titles: dict[str, str]
+    bounds: list[list[float]]
+    synthetic: bool
+    created: dt.date
+
+    @property
+    def k(self) -> int:
+        return self.opts.public_min_vehicles
+
+
+def build_screening_map(
+    warehouse: str | Path,
+    district: District | str,
+    *,
+    lang: str = "ja",
+    top: int = SCREENING_TOP_N,
+    created: dt.date | None = None,
+) -> folium.Map:
+    """The screening map of `district` (a District or a key such as 'okurayama') as a folium.Map: its
+    stored screening of its default before period and own area (what the monthly flow stores and
+    `etc2calm publish` draws), nothing computed; ResultsMissing when none is stored."""
+    district = load_district(district) if isinstance(district, str) else district
+    before = district.period(district.default_before)
+    run, rows = _stored(warehouse, district.key, default_area(district), (before.start, before.end))
+    return screening_map(run, rows, district=district, top=top, lang=lang, created=created)
+
+
+def render_screening_map(run: pd.Series, rows: pd.DataFrame, out_path: str | Path, **options) -> Path:
+    """Write the screening map of one stored run (load_screening's run row and ranked rows; options:
+    ScreeningOptions) to `out_path`; returns the path."""
+    return save_page(screening_map(run, rows, **options), out_path)
+
+
+def screening_map(run: pd.Series, rows: pd.DataFrame, **options) -> folium.Map:
+    """The screening map of one stored run as a folium.Map on its page (options: ScreeningOptions)."""
+    c = screening_content(run, rows, ScreeningOptions(**options))
+    lang = c.opts.lang
+    body_class = "e2c-synthetic e2c-screening" if c.synthetic else "e2c-screening"
+    m = page_map(c.titles, c.bounds, lang, body_class, ASSETS)
+    page_top(m, c.titles, _headline(c), lang, c.synthetic)
+    handle = bi(lambda l: st("list", l, n=len(c.candidates)))
+    m.add_child(
+        SidePanel(handle, [_list_section(c), _base_section(), _legend_section(c), _notes_section(c)]), name="panel"
+    )
+    f = frame(m, c.titles, c.bounds, lang, popupMaxWidth=340)
+    tiles = base_tiles(m)
+    _network_layers(m, c)
+    _candidate_layers(m, c, f)
+    map_controls(m, lang)
+    cands = [{k: x[k] for k in ("rank", "road_id", "lat", "lon", "popup")} for x in c.candidates]
+    m.add_child(Script("E2CScreening", f, {"tiles": tiles, "base": "gsi", "candidates": cands}), name="script")
+    return m
+
+
+def screening_content(run: pd.Series, rows: pd.DataFrame, opts: ScreeningOptions) -> ScreeningContent:
+    """The public candidates of `run` with their popups, the network's other roads, area and period."""
+    roads = opts.roads
     if roads is None:
-        exclude = district.exclude_highway if district is not None else EXCLUDED_HIGHWAY_CLASSES
+        exclude = opts.district.exclude_highway if opts.district is not None else EXCLUDED_HIGHWAY_CLASSES
         roads = load_roads(run["network_path"], exclude_highway=exclude)
-    pub, held = public_screening(rows, k)
-    shown = pub.head(top)
+    pub, held = public_screening(rows, opts.public_min_vehicles)
+    shown = pub.head(opts.top)
     geoms = _road_geoms(roads)
+    candidates = _candidates(run, shown, roads, geoms, held["scores_public"], opts.public_min_vehicles)
+    area_path = str(run.get("area_path") or "")
+    area = layers.outline(Path(area_path), "area") if area_path and Path(area_path).is_file() else None
+    district = opts.district
+    synthetic = (
+        (district.synthetic_network if district is not None else False) if opts.synthetic is None else opts.synthetic
+    )
+    created = w.creation_date(district, opts.created) if district is not None else (opts.created or dt.date.today())
+    b = roads.to_crs(LONLAT_CRS).total_bounds
+    return ScreeningContent(
+        run=run,
+        opts=opts,
+        shown=shown,
+        held=held,
+        candidates=candidates,
+        other=_other_roads(roads, geoms, {c["road_id"] for c in candidates}),
+        area=area,
+        period=_period(run, district),
+        titles=_titles(run, district),
+        bounds=[[float(b[1]), float(b[0])], [float(b[3]), float(b[2])]],
+        synthetic=synthetic,
+        created=created,
+    )
+
+
+def _candidates(run, shown: pd.DataFrame, roads, geoms: dict, scores: bool, k: int) -> list[dict]:
     names_en = (
         dict(zip(roads["road_id"].astype(str), roads["name_en"].fillna("").astype(str), strict=True))
         if "name_en" in roads
         else {}
     )
-    candidate_ids = set(shown["road_id"].astype(str))
-    limits = dict(zip(roads["road_id"].astype(str), roads["limit_kmh"].astype(float), strict=True))
-    other = []
-    for rid, geom in geoms.items():
-        if rid in candidate_ids:
-            continue
-        residential = limits.get(rid, 99) <= RESIDENTIAL_MAX_LIMIT_KMH
-        other.append(
-            {
-                "type": "Feature",
-                "geometry": mapping(geom),
-                "properties": {"kind": "residential" if residential else "main"},
-            }
-        )
-    scores = held["scores_public"]
     braking_source = str(run.get("braking_source", "points"))
-    candidates = []
+    out = []
     for r in shown.to_dict("records"):
         rid = str(r["road_id"])
         if rid not in geoms:
@@ -303,7 +316,7 @@ def render_screening_map(
         lat, lon = _midpoint(geoms[rid])
         rank = int(r["rank"])
         names = {l: _name(str(r["road_name"]), rid, names_en, l) for l in w.LANGS}
-        candidates.append(
+        out.append(
             {
                 "rank": rank,
                 "road_id": rid,
@@ -317,173 +330,225 @@ def render_screening_map(
                 "tip": {l: f"<b>{html.escape(st('rank', l, r=rank))}</b> {html.escape(names[l])}" for l in w.LANGS},
             }
         )
-    area_path = str(run.get("area_path") or "")
-    area = layers.outline(Path(area_path), "area") if area_path and Path(area_path).is_file() else None
+    return out
+
+
+def _other_roads(roads, geoms: dict, candidate_ids: set[str]) -> dict:
+    limits = dict(zip(roads["road_id"].astype(str), roads["limit_kmh"].astype(float), strict=True))
+    feats = [
+        {
+            "type": "Feature",
+            "geometry": mapping(geom),
+            "properties": {"kind": "residential" if limits.get(rid, 99) <= RESIDENTIAL_MAX_LIMIT_KMH else "main"},
+        }
+        for rid, geom in geoms.items()
+        if rid not in candidate_ids
+    ]
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def _period(run: pd.Series, district: District | None) -> Period:
+    """The screened period, under the district's name for it when it is one of its periods."""
     start, end = (pd.Timestamp(run[c]).date() for c in ("period_start", "period_end"))
     period = Period(str(run["period"]), start, end)
     if district is not None:
         for p in district.periods.values():
             if (p.start, p.end) == (start, end):
                 period = p
-    synthetic = (district.synthetic_network if district is not None else False) if synthetic is None else synthetic
-    created = w.creation_date(district, created) if district is not None else (created or dt.date.today())
+    return period
+
+
+def _titles(run: pd.Series, district: District | None) -> dict[str, str]:
     if district is not None:
-        titles = {l: st("title", l, place=w.place(district, l)).replace("） ", "）") for l in w.LANGS}
-    else:
-        titles = {l: st("title_network", l, name=Path(str(run["network_path"])).stem) for l in w.LANGS}
-    period_text = {l: w.fmt_period(period, l) for l in w.LANGS}
-    first = candidates[0] if candidates else None
-    first_row = shown.iloc[0] if len(shown) else None
+        return {l: st("title", l, place=w.place(district, l)).replace("） ", "）") for l in w.LANGS}
+    return {l: st("title_network", l, name=Path(str(run["network_path"])).stem) for l in w.LANGS}
 
-    def head_text(l: str) -> tuple[str, str]:
-        if first is None:
-            return st("lead_none", l), st(
-                "details", l, period=period_text[l], n=w.fmt_count(run["n_candidates"]), m=int(run["min_vehicles"])
-            )
-        parts = [
-            st("details", l, period=period_text[l], n=w.fmt_count(run["n_candidates"]), m=int(run["min_vehicles"]))
-        ]
-        if scores:
-            parts.append(
-                st(
-                    "details_score",
-                    l,
-                    score=_num(first_row["score"]),
-                    lo=_num(first_row["score_ci_low"]),
-                    hi=_num(first_row["score_ci_high"]),
-                    rlo=int(first_row["rank_ci_low"]),
-                    rhi=int(first_row["rank_ci_high"]),
-                )
-            )
-        else:
-            parts.append(st("details_no_score", l))
-        lead = (
-            st("lead", l, name=first["name"][l])
-            if first["rank"] == 1
-            else st("lead_held", l, name=first["name"][l], r=first["rank"])
-        )
-        return lead, (" " if l == "en" else "").join(parts)
 
-    heads = {l: head_text(l) for l in w.LANGS}
-    headline_html = (
-        '<div id="headline" class="e2c-headline" data-top="'
-        + html.escape(first["road_id"] if first else "")
-        + '">'
-        + "".join(
-            f'<p lang="{l}"><strong>{html.escape(heads[l][0])}</strong>{"" if l == "ja" else " "}'
-            f"{html.escape(heads[l][1])}</p>"
-            for l in w.LANGS
-        )
-        + "</div>"
+# --- the page around the map ----------------------------------------------------------------------
+
+
+def _head_text(c: ScreeningContent, l: str) -> tuple[str, str]:
+    """(lead, details) of the headline in language `l`."""
+    run = c.run
+    details = st(
+        "details", l, period=w.fmt_period(c.period, l), n=w.fmt_count(run["n_candidates"]), m=int(run["min_vehicles"])
     )
-    weights = json.loads(run["weights"]) if isinstance(run.get("weights"), str) else dict(run.get("weights") or {})
-    sep = {"ja": "・", "en": ", "}
-    weight_text = {
-        l: sep[l].join(f"{st(WEIGHT_KEYS[c], l)} {v:g}" for c, v in weights.items() if c in WEIGHT_KEYS)
-        for l in w.LANGS
-    }
+    if not c.candidates:
+        return st("lead_none", l), details
+    first, row = c.candidates[0], c.shown.iloc[0]
+    parts = [details]
+    if c.held["scores_public"]:
+        lo, hi = _num(row["score_ci_low"]), _num(row["score_ci_high"])
+        rlo, rhi = int(row["rank_ci_low"]), int(row["rank_ci_high"])
+        parts.append(st("details_score", l, score=_num(row["score"]), lo=lo, hi=hi, rlo=rlo, rhi=rhi))
+    else:
+        parts.append(st("details_no_score", l))
+    if first["rank"] == 1:
+        lead = st("lead", l, name=first["name"][l])
+    else:
+        lead = st("lead_held", l, name=first["name"][l], r=first["rank"])
+    return lead, (" " if l == "en" else "").join(parts)
+
+
+def _headline(c: ScreeningContent) -> str:
+    heads = {l: _head_text(c, l) for l in w.LANGS}
+    top = c.candidates[0]["road_id"] if c.candidates else ""
+    lead = {l: heads[l][0] for l in w.LANGS}
+    details = {l: html.escape(heads[l][1]) for l in w.LANGS}
+    return headline_html("e2c-headline", {"data-top": top}, lead, details)
+
+
+def _list_section(c: ScreeningContent) -> str:
     items = "".join(
-        f'<li data-rank="{c["rank"]}"><button type="button" class="e2c-cand" data-rank="{c["rank"]}">'
-        f'<span class="e2c-rank" style="background:{c["colour"]}">{c["rank"]}</span>'
-        f"{bi(lambda l, c=c: c['name'][l])}"
-        + (f'<span class="e2c-score">{html.escape(_num(c["score"]))}</span>' if c["score"] is not None else "")
+        f'<li data-rank="{x["rank"]}"><button type="button" class="e2c-cand" data-rank="{x["rank"]}">'
+        f'<span class="e2c-rank" style="background:{x["colour"]}">{x["rank"]}</span>'
+        f"{bi(lambda l, x=x: x['name'][l])}"
+        + (f'<span class="e2c-score">{html.escape(_num(x["score"]))}</span>' if x["score"] is not None else "")
         + "</button></li>"
-        for c in candidates
+        for x in c.candidates
     )
-    tiers = [(a, b, col) for a, b, col in RANK_TIERS if a <= max((c["rank"] for c in candidates), default=0)]
-    legend_rows = "".join(
-        f'<tr><td><svg width="40" height="14" aria-hidden="true"><line x1="4" y1="7" x2="36" y2="7" stroke="{col}" '
-        f'stroke-width="6" stroke-linecap="round"/></svg></td><td>'
-        f"{bi(lambda l, a=a, b=b: st('tier', l, a=a, b=b) if b < 10_000 else st('tier_from', l, a=a))}</td></tr>"
-        for a, b, col in tiers
-    )
-    legend_rows += (
-        f'<tr><td><svg width="40" height="14" aria-hidden="true"><line x1="4" y1="7" x2="36" y2="7" '
-        f'stroke="{RESIDENTIAL_GREY}" '
-        f'stroke-width="2.5"/></svg></td><td>{bi(lambda l: st("other_residential", l))}</td></tr>'
-        f'<tr><td><svg width="40" height="14" aria-hidden="true"><line x1="4" y1="7" x2="36" y2="7" '
-        f'stroke="{MAIN_ROAD_GREY}" stroke-width="5"/></svg></td><td>{bi(lambda l: st("main_roads", l))}</td></tr>'
-    )
-    if area is not None:
-        legend_rows += (
-            '<tr><td><svg width="40" height="14" aria-hidden="true"><line x1="4" y1="7" x2="36" y2="7" '
-            'stroke="#222" stroke-width="2.5" stroke-dasharray="10 '
-            f'6"/></svg></td><td>{bi(lambda l: st("area", l))}</td></tr>'
-        )
-    notes = []
-    if synthetic:
-        notes.append(f'<p class="e2c-synth">{bi(lambda l: w.SYNTHETIC_NOTE[l == "en"])}</p>')
-    notes.append(f"<p>{bi(lambda l: st('method', l, weights=weight_text[l], n=w.fmt_count(run['resamples'])))}</p>")
-    if braking_source != "behavior_events":
-        notes.append(f"<p>{bi(lambda l: st('braking_inferred', l))}</p>")
-    notes.append(f"<p>{bi(lambda l: st('threshold', l, k=k))}</p>")
-    if held["n_hidden"]:
-        notes.append(f"<p>{bi(lambda l: st('hidden', l, k=k, n=held['n_hidden']))}</p>")
-    if district is not None and district.synthetic_network:
-        notes.append(f"<p>{bi(lambda l: w.SYNTHETIC_NETWORK_NOTE[l == 'en'])}</p>")
-    notes.append(f"<p>{bi(lambda l: st('docs', l))}</p>")
-    if district is not None:
-        notes.append(f'<p class="e2c-credits">{bi(lambda l: w.credits(district, created, l))}</p>')
-    else:
-        notes.append(f'<p class="e2c-credits">{bi(lambda l: w.t("data_line", l) + " · " + w.fmt_date(created, l))}</p>')
-    bounds_src = roads.to_crs(LONLAT_CRS).total_bounds
-    data = {
-        "lang": lang,
-        "roads": {"type": "FeatureCollection", "features": other},
-        "candidates": candidates,
-        "area": area or {"type": "FeatureCollection", "features": []},
-        "bounds": [[float(bounds_src[1]), float(bounds_src[0])], [float(bounds_src[3]), float(bounds_src[2])]],
-        "styles": {
-            "residential": {"color": RESIDENTIAL_GREY, "weight": 2.5, "opacity": 0.9},
-            "main": {"color": MAIN_ROAD_GREY, "weight": 5, "opacity": 0.9},
-        },
-        "tiles": {
-            "gsi": {"url": GSI_PALE_URL, "attribution": GSI_ATTRIBUTION, "max_native_zoom": 18},
-            "osm": {"url": OSM_URL, "attribution": OSM_ATTRIBUTION, "max_native_zoom": 19},
-        },
-        "doc_title": titles,
-        "zoom_titles": {"ja": ["拡大", "縮小"], "en": ["Zoom in", "Zoom out"]},
-        "lang_toggle": {"ja": "English", "en": "日本語"},
-        "lang_toggle_label": {"ja": "Show this map in English", "en": "日本語で表示"},
-        "map_label": titles,
-        "headline": {l: " ".join(heads[l]) if l == "en" else "".join(heads[l]) for l in w.LANGS},
-    }
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")  # safe inside <script>
-    banner = f'<div class="e2c-banner" role="alert">{bi(w.banner)}</div>' if synthetic else ""
-    top_html = (
-        f'<header id="e2c-top"><div class="e2c-titlebar"><h1>{bi(lambda l: titles[l])}</h1>'
-        f'<button type="button" id="e2c-lang-toggle">{data["lang_toggle"][lang]}</button></div>{headline_html}</header>'
-    )
-    period_line = bi(lambda l: st("period", l, text=period_text[l]))
-    panel = (
-        '<aside id="e2c-panel"><button type="button" id="e2c-handle" aria-expanded="false" '
-        'aria-controls="e2c-panel-body">'
-        f'<span class="e2c-arrow" aria-hidden="true">▲</span> {bi(lambda l: st("list", l, n=len(candidates)))}</button>'
-        f'<div id="e2c-panel-body"><section><div>{period_line}</div>'
-        f'<span class="e2c-h">{bi(lambda l: st("list", l, n=len(candidates)))}</span>'
+    period_line = bi(lambda l: st("period", l, text=w.fmt_period(c.period, l)))
+    heading = bi(lambda l: st("list", l, n=len(c.candidates)))
+    return (
+        f'<section><div>{period_line}</div><span class="e2c-h">{heading}</span>'
         f'<ol id="e2c-candidates">{items}</ol></section>'
+    )
+
+
+def _base_section() -> str:
+    return (
         f'<section class="e2c-controls"><span class="e2c-h">{bi(lambda l: w.t("base_map", l))}</span>'
         f'<label><input type="radio" name="e2c-base" value="gsi" checked>{bi(lambda l: w.t("gsi_pale", l))}</label>'
         f'<label><input type="radio" name="e2c-base" value="osm">OpenStreetMap</label></section>'
-        '<section id="e2c-legend"><span '
-        f'class="e2c-h">{bi(lambda l: st("legend", l))}</span><table>{legend_rows}</table></section>'
-        f'<section class="e2c-note">{"".join(notes)}</section></div></aside>'
     )
-    body_class = ' class="e2c-synthetic e2c-screening"' if synthetic else ' class="e2c-screening"'
-    page = (
-        f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(titles[lang])}</title>\n"
-        f"{embed.leaflet_head()}{embed.style('map.css')}\n{embed.style('screening.css')}\n</head>\n"
-        f'<body{body_class}>\n<div id="e2c-app">{banner}{top_html}{panel}'
-        f'<div id="e2c-map" role="region" aria-label="{html.escape(titles[lang])}"></div></div>\n'
-        f"<script>\nvar E2C_SCREEN = {payload};\n</script>\n"
-        f"{embed.script('frame.js')}\n{embed.script('screening.js')}\n</body>\n</html>\n"
+
+
+def _legend_line(colour: str, width: float, dash: str = "") -> str:
+    dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+    cap = ' stroke-linecap="round"' if width >= 6 else ""
+    return (
+        f'<svg width="40" height="14" aria-hidden="true"><line x1="4" y1="7" x2="36" y2="7" stroke="{colour}" '
+        f'stroke-width="{width:g}"{cap}{dash_attr}/></svg>'
     )
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(page, encoding="utf-8")
-    return out_path
+
+
+def _legend_section(c: ScreeningContent) -> str:
+    last = max((x["rank"] for x in c.candidates), default=0)
+    rows = [
+        (
+            _legend_line(col, 6),
+            bi(lambda l, a=a, b=b: st("tier", l, a=a, b=b) if b < 10_000 else st("tier_from", l, a=a)),
+        )
+        for a, b, col in RANK_TIERS
+        if a <= last
+    ]
+    rows.append((_legend_line(RESIDENTIAL_GREY, 2.5), bi(lambda l: st("other_residential", l))))
+    rows.append((_legend_line(MAIN_ROAD_GREY, 5), bi(lambda l: st("main_roads", l))))
+    if c.area is not None:
+        rows.append((_legend_line("#222", 2.5, "10 6"), bi(lambda l: st("area", l))))
+    table = "".join(f"<tr><td>{svg}</td><td>{label}</td></tr>" for svg, label in rows)
+    heading = bi(lambda l: st("legend", l))
+    return f'<section id="e2c-legend"><span class="e2c-h">{heading}</span><table>{table}</table></section>'
+
+
+def _notes_section(c: ScreeningContent) -> str:
+    run, k, district = c.run, c.k, c.opts.district
+    weights = json.loads(run["weights"]) if isinstance(run.get("weights"), str) else dict(run.get("weights") or {})
+    sep = {"ja": "・", "en": ", "}
+    weight_text = {
+        l: sep[l].join(f"{st(WEIGHT_KEYS[col], l)} {v:g}" for col, v in weights.items() if col in WEIGHT_KEYS)
+        for l in w.LANGS
+    }
+    notes = []
+    if c.synthetic:
+        notes.append(f'<p class="e2c-synth">{bi(lambda l: w.t("synthetic_note", l))}</p>')
+    notes.append(f"<p>{bi(lambda l: st('method', l, weights=weight_text[l], n=w.fmt_count(run['resamples'])))}</p>")
+    if str(run.get("braking_source", "points")) != "behavior_events":
+        notes.append(f"<p>{bi(lambda l: st('braking_inferred', l))}</p>")
+    notes.append(f"<p>{bi(lambda l: st('threshold', l, k=k))}</p>")
+    if c.held["n_hidden"]:
+        notes.append(f"<p>{bi(lambda l: st('hidden', l, k=k, n=c.held['n_hidden']))}</p>")
+    if district is not None and district.synthetic_network:
+        notes.append(f"<p>{bi(lambda l: w.t('synthetic_network_note', l))}</p>")
+    notes.append(f"<p>{bi(lambda l: st('docs', l))}</p>")
+    if district is not None:
+        credits = bi(lambda l: w.credits(district, c.created, l))
+    else:
+        credits = bi(lambda l: w.t("data_line", l) + " · " + w.fmt_date(c.created, l))
+    notes.append(f'<p class="e2c-credits">{credits}</p>')
+    return f'<section class="e2c-note">{"".join(notes)}</section>'
+
+
+# --- layers ---------------------------------------------------------------------------------------
+
+NETWORK_STYLES = {
+    "residential": {"color": RESIDENTIAL_GREY, "weight": 2.5, "opacity": 0.9, "lineCap": "round"},
+    "main": {"color": MAIN_ROAD_GREY, "weight": 5, "opacity": 0.9, "lineCap": "round"},
+}
+
+
+def _network_layers(m: folium.Map, c: ScreeningContent) -> None:
+    """The area outline (dashed) and the network's other roads in grey, not interactive."""
+    if c.area is not None:
+        style = {"color": "#222", "weight": 2.5, "opacity": 0.9, "dashArray": "10 6", "fill": False}
+        m.add_child(
+            folium.GeoJson(c.area, name="area", style_function=lambda f: style, interactive=False), name="outline:area"
+        )
+    if c.other["features"]:
+        roads = folium.GeoJson(
+            c.other, name="roads", style_function=lambda f: NETWORK_STYLES[f["properties"]["kind"]], interactive=False
+        )
+        m.add_child(roads, name="roads")
+
+
+def _candidate_layers(m: folium.Map, c: ScreeningContent, f: Frame) -> None:
+    """Each candidate a FeatureGroup: its line over a white casing and its rank marker, the best drawn
+    last (on top); a tap on the line or on the rank opens its popup."""
+    for x in reversed(c.candidates):
+        wide = x["rank"] <= 3
+        group = folium.FeatureGroup(name=f"{st('rank', c.opts.lang, r=x['rank'])} {x['name'][c.opts.lang]}")
+        casing = {
+            "color": "#ffffff",
+            "weight": 11 if wide else 10,
+            "opacity": 0.95,
+            "lineCap": "round",
+            "className": "e2c-casing",
+        }
+        line = {
+            "color": x["colour"],
+            "weight": 7 if wide else 6,
+            "opacity": 1,
+            "lineCap": "round",
+            "className": f"e2c-candidate e2c-cand-{x['rank']}",
+        }
+        group.add_child(folium.GeoJson(x["geometry"], style_function=lambda _, s=casing: s, interactive=False))
+        road = folium.GeoJson(x["geometry"], style_function=lambda _, s=line: s)
+        road.add_child(Tip(f, x["tip"], sticky=True, popup=x["popup"]))
+        group.add_child(road)
+        icon = folium.DivIcon(
+            html=f'<span style="background:{x["colour"]}">{x["rank"]}</span>',
+            icon_size=(24, 24),
+            icon_anchor=(12, 12),
+            class_name="e2c-rank-marker",
+        )
+        marker = folium.Marker(
+            [x["lat"], x["lon"]], icon=icon, keyboard=False, rise_on_hover=True, z_index_offset=1000 - x["rank"]
+        )
+        marker.add_child(Tip(f, x["tip"], sticky=True, popup=x["popup"]))
+        group.add_child(marker)
+        m.add_child(group, name=f"candidate:{x['rank']}")
+
+
+def _stored(warehouse, network_key: str, area: str | None, period) -> tuple[pd.Series, pd.DataFrame]:
+    run, rows = load_screening(warehouse, network_key, area=area, period=period)
+    if run is None:
+        where = f" of area {area!r}" if area else ""
+        when = f" for {period[0]}..{period[1]}" if period else ""
+        raise ResultsMissing(
+            f"no stored screening of {network_key!r}{where}{when}: run 'etc2calm screen' without "
+            "--map (or the monthly flow) first"
+        )
+    return run, rows
 
 
 def default_area(district: District) -> str:
@@ -506,15 +571,17 @@ def write_screening_map(
     """The screening map of the latest stored screening of a network (district key or 'roads:<stem>';
     of `area` and of the dates `period` = (start, end) when given) from the warehouse, computing
     nothing; ResultsMissing when none is stored."""
-    run, rows = load_screening(warehouse, network_key, area=area, period=period)
-    if run is None:
-        where = f" of area {area!r}" if area else ""
-        when = f" for {period[0]}..{period[1]}" if period else ""
-        raise ResultsMissing(
-            f"no stored screening of {network_key!r}{where}{when}: run 'etc2calm screen' without "
-            "--map (or the monthly flow) first"
-        )
+    run, rows = _stored(warehouse, network_key, area, period)
     return render_screening_map(run, rows, out, district=district, top=top, lang=lang, created=created)
 
 
-__all__ = ["render_screening_map", "write_screening_map", "default_area", "SCREEN_TEXT", "RANK_TIERS", "tier_colour"]
+__all__ = [
+    "build_screening_map",
+    "screening_map",
+    "render_screening_map",
+    "write_screening_map",
+    "default_area",
+    "ScreeningOptions",
+    "RANK_TIERS",
+    "tier_colour",
+]

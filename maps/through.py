@@ -15,96 +15,32 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+import maps.wording as w
 from config.settings import GATE_CLASSES, GATE_TIME_BANDS, PUBLIC_MIN_VEHICLES
-from maps import wording as w
 from maps.public import PublicResults
 
-CLASS_LABELS: dict[str, tuple[str, str]] = {
-    "through": ("通過交通", "Through traffic"),
-    "into": ("流入", "Into the district"),
-    "out_of": ("流出", "Out of the district"),
-    "internal": ("地区内", "Within the district"),
-    "perimeter": ("外周のみ", "Around it only"),
-}
-CLASS_NOTES: dict[str, tuple[str, str]] = {
-    "through": ("地区外から入り、地区外へ出る", "enters from outside and leaves again"),
-    "into": ("地区外から入り、地区内で終わる", "comes from outside and ends inside"),
-    "out_of": ("地区内で始まり、地区外へ出る", "starts inside and leaves"),
-    "internal": ("地区内で始まり、地区内で終わる", "starts and ends inside"),
-    "perimeter": ("地区の周りの道路だけを通る", "uses only the roads around the district"),
-}
 WITHHELD = "—"  # a cell withheld so that a suppressed one cannot be had by subtraction (explained in the note)
-SIDES_EN = {
-    "北": "north",
-    "北東": "north-east",
-    "東": "east",
-    "南東": "south-east",
-    "南": "south",
-    "南西": "south-west",
-    "西": "west",
-    "北西": "north-west",
-}
-THROUGH_TEXT: dict[str, tuple[str, str]] = {
-    "section": ("通過交通（出入口ゲート別）", "Through traffic by gates"),
-    "intro": (
-        "地区の区域の線を道路が横切る所を出入口（ゲート）とし、地区の道路網を通ったトリップ（1台の車の1回の移動）を、"
-        "どこから入りどこへ出たかで5つに分けました。出発地・到着地は様式1-3、ない場合はトリップの最初と最後の地点です。",
-        "Gates are where roads cross the district's outline. Every trip (one vehicle's journey) on the "
-        "district's roads is classed by where it entered and left. Origin and destination: 様式1-3 where "
-        "delivered, else the trip's first and last record.",
-    ),
-    "classes": ("区分ごとのトリップ（全日）", "Trips by class (whole day)"),
-    "class": ("区分", "Class"),
-    "meaning": ("内容", "Meaning"),
-    "trips": ("{p} トリップ", "{p} trips"),
-    "share": ("{p} 割合", "{p} share"),
-    "total": ("合計", "Total"),
-    "bands": ("時間帯別の割合", "Shares by time of day"),
-    "period": ("期間", "Period"),
-    "band": ("時間帯", "Time of day"),
-    "od": ("通過交通の入口と出口（全日、多い順）", "Through traffic: entry and exit gates (whole day, busiest first)"),
-    "entry": ("入口", "Entry gate"),
-    "exit": ("出口", "Exit gate"),
-    "od_none": ("公表できる組み合わせはありません。", "No pair can be published."),
-    "note": (
-        "観測車両が {k} 台未満のセルは「データ不足」とし、合計から差し引いて分かってしまわないよう、"
-        "同じ行のいちばん小さいセルも"
-        "「—」としました。時間帯は、トリップが地区内で最初に記録された時刻（外周のみは道路網で最初の時刻）です。",
-        'Cells from fewer than {k} vehicles say "too few data"; so that they cannot be had by subtraction '
-        'from the total, the smallest other cell of the same row shows "—". The time of day is that of the '
-        "trip's first record inside the district (around it only: on the network).",
-    ),
-    "none": (
-        "出入口ゲート別の分類はありません（地区の区域がないか、まだ計算されていません）。",
-        "No gate classification (the district has no outline, or it was not computed yet).",
-    ),
-    "unknown_gate": ("不明（近くに出入口なし）", "unknown (no gate nearby)"),
-    "gates_layer": ("出入口（ゲート）", "Gates"),
-    "panel_title": ("地区を通り抜ける交通（通過交通）", "Traffic passing through the district"),
-    "panel_line": ("{p}：{v}", "{p}: {v}"),
-    "panel_trips": ("（{n} トリップ中）", " (of {n} trips)"),
-    "panel_hint": (
-        "地区外から入り地区外へ出るトリップの割合（全日）。出入口は「重ねて表示」で地図に出せます。",
-        'Share of trips entering from outside and leaving again (whole day). Show the gates under "Overlays".',
-    ),
-    "legend_gate": ("出入口（ゲート）", "Gate (where a road crosses the outline)"),
-}
 
 
 def tt(key: str, lang: str = "ja", **kw) -> str:
-    return w.text_of(THROUGH_TEXT, key, lang, **kw)
+    """The gates' text `key` (maps.wording's gates.<key>) in `lang`."""
+    return w.t(f"gates.{key}", lang, **kw)
 
 
 def class_label(cls: str, lang: str = "ja") -> str:
-    return CLASS_LABELS[cls][lang == "en"]
+    return tt(f"class_{cls}", lang)
+
+
+def class_meaning(cls: str, lang: str = "ja") -> str:
+    return tt(f"meaning_{cls}", lang)
 
 
 def band_label(band: str, lang: str = "ja") -> str:
     """'7-9' → '7〜9時' / '7:00–9:00'; 'all' → '全日' / 'whole day'."""
     if band == "all":
-        return "whole day" if lang == "en" else "全日"
+        return tt("band_all", lang)
     a, b = band.split("-")
-    return f"{a}:00–{b}:00" if lang == "en" else f"{a}〜{b}時"
+    return tt("band_hours", lang, a=a, b=b)
 
 
 def _day(v) -> dt.date:
@@ -135,7 +71,8 @@ def gate_names(pub: PublicResults, lang: str = "ja") -> dict[str, str]:
             road_en = ""
             if roads is not None and str(g.road_id) in roads.index and "name_en" in roads.columns:
                 road_en = str(roads.at[str(g.road_id), "name_en"] or "")
-            name = f"{road_en or road_ja}, {SIDES_EN.get(side, side)} side"
+            side_en = tt(f"side_{side}", "en") if f"gates.side_{side}" in w.TEXT else side
+            name = f"{road_en or road_ja}, {side_en} side"
         out[str(g.gate_id)] = f"{g.gate_id} {name}"
     return out
 
@@ -231,11 +168,9 @@ def gate_layer(pub: PublicResults) -> dict | None:
 
 
 __all__ = [
-    "CLASS_LABELS",
-    "CLASS_NOTES",
-    "THROUGH_TEXT",
     "tt",
     "class_label",
+    "class_meaning",
     "band_label",
     "of_period",
     "gate_names",

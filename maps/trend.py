@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import maps.wording as w
 from config.districts import District
-from maps import wording as w
 from maps.headline import speed_indicator
 from maps.public import PublicResults
 
@@ -29,38 +29,10 @@ CONTROL_COLOUR = "#6b6b6b"
 BEFORE_LEVEL_COLOUR = "#d6604d"  # as the report's "before" bars
 SUPPRESSED_FILL = "#e4e4e4"
 
-TREND_TEXT: dict[str, tuple[str, str]] = {
-    "section": ("効果は続いているか（月ごとの推移）", "Is the effect lasting? Month by month"),
-    "title": ("{label}の月ごとの推移", "{label}, month by month"),
-    "sheet_heading": ("効果は続いているか：{label}の月ごとの推移", "Is the effect lasting? {label}, month by month"),
-    "month_axis": ("月", "Month"),
-    "treated": ("対策道路", "Treated street"),
-    "control": ("比較道路", "Comparison streets"),
-    "band": ("帯：95%信頼区間", "Band: 95% interval"),
-    "before_level": ("対策前の水準（対策道路）", "Before level (treated)"),
-    "after_level": ("対策後の水準（対策道路）", "After level (treated)"),
-    "suppressed_month": ("灰色の月：データ不足（観測車両 {k} 台未満）", "Grey month: too few vehicles (under {k})"),
-    "caption": (
-        "対策後の期間（{after}）より後の、完全な月ごとの値です。線：月ごとの値（対策道路・比較道路それぞれの全体）、"
-        "帯：その95%信頼区間（車両単位のブートストラップ）、破線：対策前の水準、点線：対策後の水準。"
-        "最新の月の「対策後との差」の信頼区間が0をまたぐとき、対策後の水準を保っていると判断します。",
-        "Complete months after the after period ({after}). Lines: the month's value (treated and comparison "
-        "streets, pooled); bands: its 95% interval (bootstrap over vehicles); dashed: the before level; "
-        "dotted: the after level. When the interval of the latest month's difference from the after level "
-        "includes 0, the street is still at the after level.",
-    ),
-    "none": ("対策後の期間より後の月のデータはまだありません。", "There is no month after the after period yet."),
-    "month": ("月", "Month"),
-    "value": ("対策道路", "Treated"),
-    "ci": ("95%信頼区間", "95% interval"),
-    "vs_after": ("対策後との差 [95%信頼区間]", "Difference from after [95% interval]"),
-    "vehicles": ("観測車両（台）", "Vehicles"),
-    "comparison": ("比較道路", "Comparison"),
-}
-
 
 def tt(key: str, lang: str = "ja", **kw) -> str:
-    return w.text_of(TREND_TEXT, key, lang, **kw)
+    """The trend chart's text `key` (maps.wording's trend.<key>) in `lang`."""
+    return w.t(f"trend.{key}", lang, **kw)
 
 
 @dataclass
@@ -374,7 +346,6 @@ __all__ = [
     "trend_data",
     "trend_svg",
     "trend_table",
-    "TREND_TEXT",
     "tt",
     "runs",
     "nice_range",

@@ -58,16 +58,6 @@ BY_COLUMN: dict[str, Indicator] = {i.column: i for i in INDICATORS.values()}
 # Indicators offered by the map's chooser, in this order (the first one present is the default).
 MAP_INDICATORS = ("passage_share", "share", "p85", "mean")
 
-_LABELS = {
-    "mean": ("平均速度", "mean speed"),
-    "p85": ("85パーセンタイル速度", "85th-percentile speed"),
-    "share": ("{limit}以上で走った地点の割合", "share of records at or over {limit}"),
-    "share_plus10": ("{limit10}以上で走った地点の割合", "share of records at or over {limit10}"),
-    "passage_mean": ("通過ごとの平均速度", "mean speed of passages"),
-    "passage_p85": ("通過ごとの85パーセンタイル速度", "85th-percentile speed of passages"),
-    "passage_share": ("{limit}以上で通過した車の割合", "share of vehicles at or over {limit}"),
-}
-
 
 def indicator(name: str) -> Indicator:
     """The Indicator of a comparison indicator name or a stats column; ValueError when unknown."""
@@ -81,18 +71,13 @@ def indicator_label(name: str, lang: str = "ja", limits: set[int] | None = None,
     """Name of an indicator. Shares name the limit ('30 km/h 以上で通過した車の割合') when every road
     shown has the same one, else 'the speed limit' ('制限速度以上…')."""
     ind = indicator(name)
-    ja, en = _LABELS[ind.key]
-    one = next(iter(limits)) if limits and len(limits) == 1 else None
-    if lang == "en":
-        text = en.format(
-            limit=f"{one} km/h" if one else "the speed limit",
-            limit10=f"{one + 10} km/h" if one else "the limit + 10 km/h",
-        )
-        return text[:1].upper() + text[1:] if capital else text
     check_lang(lang)
-    return ja.format(
-        limit=f"{one} km/h " if one else "制限速度", limit10=f"{one + 10} km/h " if one else "制限速度+10 km/h "
-    )
+    one = next(iter(limits)) if limits and len(limits) == 1 else None
+    space = "" if lang == "en" else " "  # Japanese: '30 km/h 以上'
+    limit = f"{one} km/h{space}" if one else t("limit_any", lang)
+    limit10 = f"{one + 10} km/h{space}" if one else t("limit10_any", lang)
+    text = t(f"indicator.{ind.key}", lang, limit=limit, limit10=limit10)
+    return text[:1].upper() + text[1:] if capital and lang == "en" else text
 
 
 def unit(name: str, lang: str = "ja", change: bool = False) -> str:
@@ -191,13 +176,7 @@ def fmt_period(period: Period, lang: str = "ja") -> str:
     return f"{fmt_date(period.start, lang)}{sep}{fmt_date(period.end, lang)}"
 
 
-LAYER_NAMES = {
-    "before": ("対策前", "Before"),
-    "after": ("対策後", "After"),
-    "change": ("変化（対策後 − 対策前）", "Change (after − before)"),
-}
-LAYER_SHORT = {"before": ("対策前", "Before"), "after": ("対策後", "After"), "change": ("変化", "Change")}
-ROLE_LABELS = {"treated": ("対策道路", "Treated street"), "comparison": ("比較道路", "Comparison street")}
+ROLES = ("treated", "comparison")  # the roads with a role: labelled on the map, drawn wider
 
 
 def _pick(pair: tuple[str, str], lang: str) -> str:
@@ -205,12 +184,11 @@ def _pick(pair: tuple[str, str], lang: str) -> str:
 
 
 def layer_name(key: str, lang: str = "ja", short: bool = False) -> str:
-    return _pick((LAYER_SHORT if short else LAYER_NAMES)[key], lang)
+    return t(f"layer_short.{key}" if short else f"layer.{key}", lang)
 
 
 def role_label(role: str, lang: str = "ja") -> str | None:
-    pair = ROLE_LABELS.get(role)
-    return _pick(pair, lang) if pair else None
+    return t(f"role.{role}", lang) if role in ROLES else None
 
 
 def period_line(key: str, period: Period, lang: str = "ja") -> str:
@@ -240,35 +218,26 @@ def place(district: District, lang: str = "ja") -> str:
 
 
 def map_title(district: District, lang: str = "ja") -> str:
-    if lang == "en":
-        return f"{place(district, lang)}: speeds on residential streets"
-    return f"{place(district, lang)} 生活道路の速度".replace("） ", "）")
+    return t("map_title", lang, place=place(district, lang)).replace("） ", "）")
 
 
 def report_title(district: District, lang: str = "ja") -> str:
-    if lang == "en":
-        return f"{place(district, lang)}: did the traffic calming work?"
-    return f"{place(district, lang)} 交通安全対策の効果検証".replace("） ", "）")
+    return t("report_title", lang, place=place(district, lang)).replace("） ", "）")
 
 
-BANNER = ("合成データ（デモ用）— 実際の観測値ではありません", "Synthetic data (demo) — not real observations")
-SYNTHETIC_NOTE = (
-    "この資料は合成データ（デモ用）です。実際の観測値ではありません。",
-    "This document shows synthetic data (demo), not real observations.",
-)
-SYNTHETIC_NETWORK_NOTE = ("道路網は架空のものです（デモ用）。", "The road network is fictitious (demo).")
+def paren(text: str, lang: str = "ja") -> str:
+    """An aside in brackets after a word: '（位置は例示）' / ' (position illustrative)'."""
+    return f" ({text})" if lang == "en" else f"（{text}）"
 
 
 def banner(lang: str = "ja") -> str:
-    return _pick(BANNER, lang)
+    return t("banner", lang)
 
 
 def credits(district: District, created: dt.date, lang: str = "ja") -> str:
     """'作成：… ／ 作成日：2024年5月1日 ／ 出典：ETC2.0プローブ情報' (one line, plain text)."""
     pub = district.publication
-    if lang == "en":
-        return f"Published by {pub.publisher(lang)} · {fmt_date(created, lang)} · {pub.source(lang)}"
-    return f"作成：{pub.publisher(lang)} ／ 作成日：{fmt_date(created, lang)} ／ {pub.source(lang)}"
+    return t("credits", lang, publisher=pub.publisher(lang), date=fmt_date(created, lang), source=pub.source(lang))
 
 
 def creation_date(district: District, created: dt.date | None = None) -> dt.date:
@@ -282,15 +251,11 @@ def creation_date(district: District, created: dt.date | None = None) -> dt.date
 
 def too_few(k: int, lang: str = "ja", short: bool = False) -> str:
     """What a suppressed figure says instead of a number."""
-    if short:
-        return "too few data" if lang == "en" else "データ不足"
-    if lang == "en":
-        return f"Too few vehicles (fewer than {k}): figures not shown"
-    return f"データ不足（観測車両 {k} 台未満のため数値は非表示）"
+    return t("too_few_short", lang) if short else t("too_few", lang, k=k)
 
 
 def no_data(lang: str = "ja") -> str:
-    return "no data" if lang == "en" else "データなし"
+    return t("no_data", lang)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,6 +367,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "cut_count_tip": ("通り抜ける車両 <b>{n} 台</b>", "<b>{n}</b> vehicles passing through"),
     "headline_label": ("結果", "Result"),
     "print": ("印刷", "Print"),
+    "zoom_in": ("拡大", "Zoom in"),
+    "zoom_out": ("縮小", "Zoom out"),
+    "fullscreen": ("全画面で表示", "View full screen"),
+    "fullscreen_exit": ("全画面表示を終了", "Exit full screen"),
+    "locate": ("現在地を表示", "Show where I am"),
+    "locate_popup": ("現在地（この点から {distance} {unit} 以内）", "You are within {distance} {unit} of this point"),
     "sheet_street": ("道路", "Streets"),
     "sheet_period": ("期間", "Period"),
     "sheet_vehicles": ("観測車両（台）", "Vehicles"),
@@ -417,18 +388,455 @@ TEXT: dict[str, tuple[str, str]] = {
         "was at or over the limit.",
     ),
     "under_k": ("{k} 未満", "under {k}"),
+    # maps.headline: the sentences with the figures
+    "headline.suppressed": (
+        "対策道路の観測車両がどちらかの期間で {k} 台未満でした（データ不足）。",
+        "The treated street had fewer than {k} vehicles in a period (too few data).",
+    ),
+    "headline.treated": (
+        "対策道路の{label}は {b} → {a} {u}（{change}{ci}）。",
+        "On the treated street the {label} went from {b} to {a} {u} ({change}{ci}).",
+    ),
+    "headline.treated_ci": ("、95%信頼区間 {ci}", ", 95% confidence interval {ci}"),
+    "headline.control_none": (
+        "比較道路はデータ不足のため比べられません。",
+        "The comparison streets had too few data to compare.",
+    ),
+    "headline.control_hardly": (
+        "比較道路はほぼ変化なし（{change}）。",
+        "The comparison streets hardly changed ({change}).",
+    ),
+    "headline.control_unclear": (
+        "比較道路ははっきりした変化なし（{change}、95%信頼区間 {ci}）。",
+        "The comparison streets showed no clear change ({change}, 95% confidence interval {ci}).",
+    ),
+    "headline.control_changed": (
+        "比較道路は {change}（95%信頼区間 {ci}）。",
+        "The comparison streets changed by {change} (95% confidence interval {ci}).",
+    ),
+    "headline.share": ("{label}は {b} → {a}。", "The {label} went from {b} to {a}."),
+    "headline.caveat_low_sample": (
+        "ただし観測車両が少ない（対策前 {b} 台・対策後 {a} 台）ため、この差を対策の効果とは言えません。",
+        "But few vehicles were observed ({b} before, {a} after), so the difference cannot be called an effect "
+        "of the measures.",
+    ),
+    "headline.caveat_no_comparison": (
+        "対策道路だけの変化は、季節や交通量など対策以外の理由によることもあります。",
+        "A fall on the treated street alone may come from other causes (season, traffic volume).",
+    ),
+    "headline.caveat_margin": (
+        "対策道路の変化は誤差の範囲です。",
+        "The change on the treated street lies within the margin of error.",
+    ),
+    "headline.caveat_did": (
+        "比較道路の変化を差し引くと、低下ははっきりしません（差の差 {did}、95%信頼区間 {ci}）。",
+        "Net of the comparison streets' change, the fall is not clear (difference in differences {did}, "
+        "95% confidence interval {ci}).",
+    ),
+    "headline.month_suppressed": (
+        "最新の月（{month}）は観測車両が {k} 台未満のため、対策後の水準と比べられません。",
+        "The latest month ({month}) had fewer than {k} vehicles: it cannot be compared with the after level.",
+    ),
+    "headline.month_no_after": (
+        "{month}の対策道路の{label}は {value}（対策後の水準はデータ不足のため比べられません）。",
+        "In {month} the {label} on the treated street was {value}; the after level is not published (too few data).",
+    ),
+    "headline.month_no_interval": (
+        "{month}の対策道路の{label}は {value}（対策後の水準 {after} と比べる信頼区間はありません）。",
+        "In {month} the {label} on the treated street was {value}; no interval against the after level ({after}) "
+        "is stored.",
+    ),
+    "headline.month": (
+        "{month}の対策道路の{label}は {value} で、{where}（差 {change}、95%信頼区間 {ci}）。",
+        "In {month} the {label} on the treated street was {value}, {where} (difference {change}, 95% confidence "
+        "interval {ci}).",
+    ),
+    "headline.month_holding": ("対策後の水準 {after} を保っています", "still at the after level of {after}"),
+    "headline.month_rising": ("対策後の水準 {after} より高くなっています", "above the after level of {after}"),
+    "headline.month_falling": ("対策後の水準 {after} より低くなっています", "below the after level of {after}"),
+    "headline.month_wearing_off": ("効果が薄れている可能性があります。", "The effect may be wearing off."),
+    "headline.month_few": (
+        "ただし、この月の観測車両は {n} 台と少なめです。",
+        "Few vehicles were observed that month ({n}).",
+    ),
+    # the wording's own words: indicators, maps, roles, titles, banner, credits, suppression
+    "indicator.mean": ("平均速度", "mean speed"),
+    "indicator.p85": ("85パーセンタイル速度", "85th-percentile speed"),
+    "indicator.share": ("{limit}以上で走った地点の割合", "share of records at or over {limit}"),
+    "indicator.share_plus10": ("{limit10}以上で走った地点の割合", "share of records at or over {limit10}"),
+    "indicator.passage_mean": ("通過ごとの平均速度", "mean speed of passages"),
+    "indicator.passage_p85": ("通過ごとの85パーセンタイル速度", "85th-percentile speed of passages"),
+    "indicator.passage_share": ("{limit}以上で通過した車の割合", "share of vehicles at or over {limit}"),
+    "limit_any": ("制限速度", "the speed limit"),
+    "limit10_any": ("制限速度+10 km/h ", "the limit + 10 km/h"),
+    "layer.before": ("対策前", "Before"),
+    "layer.after": ("対策後", "After"),
+    "layer.change": ("変化（対策後 − 対策前）", "Change (after − before)"),
+    "layer_short.before": ("対策前", "Before"),
+    "layer_short.after": ("対策後", "After"),
+    "layer_short.change": ("変化", "Change"),
+    "role.treated": ("対策道路", "Treated street"),
+    "role.comparison": ("比較道路", "Comparison street"),
+    "map_title": ("{place} 生活道路の速度", "{place}: speeds on residential streets"),
+    "report_title": ("{place} 交通安全対策の効果検証", "{place}: did the traffic calming work?"),
+    "banner": ("合成データ（デモ用）— 実際の観測値ではありません", "Synthetic data (demo) — not real observations"),
+    "synthetic_note": (
+        "この資料は合成データ（デモ用）です。実際の観測値ではありません。",
+        "This document shows synthetic data (demo), not real observations.",
+    ),
+    "synthetic_network_note": ("道路網は架空のものです（デモ用）。", "The road network is fictitious (demo)."),
+    "credits": ("作成：{publisher} ／ 作成日：{date} ／ {source}", "Published by {publisher} · {date} · {source}"),
+    "too_few": (
+        "データ不足（観測車両 {k} 台未満のため数値は非表示）",
+        "Too few vehicles (fewer than {k}): figures not shown",
+    ),
+    "too_few_short": ("データ不足", "too few data"),
+    "no_data": ("データなし", "no data"),
+    # maps.headline: the answer (keys headline.*)
+    "headline.lead_effect": (
+        "対策後、対策道路の速度ははっきり下がりました。",
+        "After the measures, speeds on the treated street clearly fell.",
+    ),
+    "headline.lead_increase": (
+        "対策後、対策道路の速度は下がっていません。",
+        "After the measures, speeds on the treated street did not fall.",
+    ),
+    "headline.lead_unclear": ("対策の効果ははっきりしません。", "The effect of the measures is not clear."),
+    "headline.lead_low_sample": (
+        "観測車両が少ないため、効果は判断できません。",
+        "Too few vehicles were observed to judge the effect.",
+    ),
+    "headline.lead_no_comparison": (
+        "比較道路と比べられないため、効果は判断できません。",
+        "Without comparison streets, the effect cannot be judged.",
+    ),
+    "headline.lead_suppressed": (
+        "観測車両が少ないため、結果は公表していません。",
+        "Too few vehicles were observed: no result is published.",
+    ),
+    "headline.lead_no_data": ("対策前後を比べる結果はまだありません。", "There is no before/after result yet."),
+    # maps.report (keys report.*)
+    "report.periods": ("{b}　{a}　対象：{f}", "{b} · {a} · Records: {f}"),
+    "report.all_points": ("全日・全車種", "all days, all vehicles"),
+    "report.chart_title": ("{label}（対策前・対策後）", "{label}, before and after"),
+    "report.chart_caption": (
+        "棒：対策前と対策後の値。ひげ：それぞれの値の95%信頼区間（車両単位のブートストラップ）。"
+        "変化とその信頼区間は下の表にあります。",
+        "Bars: before and after. Whiskers: 95% confidence interval of each value (bootstrap over "
+        "vehicles). The change and its interval are in the table below.",
+    ),
+    "report.treated": ("対策道路", "Treated"),
+    "report.comparison": ("比較道路", "Comparison"),
+    "report.summary": ("結果の詳細", "Detailed results"),
+    "report.indicator": ("指標", "Indicator"),
+    "report.unit": ("対象", "Streets"),
+    "report.before": ("対策前", "Before"),
+    "report.after": ("対策後", "After"),
+    "report.change": ("変化", "Change"),
+    "report.ci": ("95%信頼区間", "95% interval"),
+    "report.vehicles": ("車両数 (前/後)", "Vehicles (before/after)"),
+    "report.flag": ("注記", "Note"),
+    "report.treated_all": ("対策道路（全体）", "Treated street(s), pooled"),
+    "report.control_all": ("比較道路（全体）", "Comparison streets, pooled"),
+    "report.did": ("差の差（対策 − 比較）", "Difference in differences (treated − comparison)"),
+    "report.low_sample": ("標本少（{n}台未満）", "small sample (under {n} vehicles)"),
+    "report.suppressed": ("データ不足（非公表）", "too few vehicles (not published)"),
+    "report.did_effect": (
+        "比較道路の変化を差し引いても、対策道路の{label}は下がりました（差の差 {did}、95%信頼区間 {ci}）。",
+        "Net of the comparison streets' change, the {label} on the treated street fell (difference in "
+        "differences {did}, 95% interval {ci}).",
+    ),
+    "report.did_unclear": (
+        "比較道路の変化を差し引くと、対策道路の{label}の低下ははっきりしません（差の差 {did}、95%信頼区間 {ci}）。",
+        "Net of the comparison streets' change, a fall of the {label} on the treated street is not clear "
+        "(difference in differences {did}, 95% interval {ci}).",
+    ),
+    "report.did_suppressed": (
+        "対策道路または比較道路の観測車両が {k} 台未満のため、差の差は公表していません。",
+        "The treated or the comparison streets had fewer than {k} vehicles: no difference in differences is published.",
+    ),
+    "report.distributions": ("速度の分布（対策前・対策後）", "Speed distributions (before and after)"),
+    "report.dist_legend": (
+        "棒：各速度（1 km/h ごと）の地点の割合（左の目盛）、線：累積割合（右の目盛）",
+        "Bars: share of records per 1 km/h (left axis); lines: cumulative share (right axis)",
+    ),
+    "report.speed_axis": ("速度 (km/h)", "Speed (km/h)"),
+    "report.share_axis": ("地点の割合 (%)", "Share of records (%)"),
+    "report.cum_axis": ("累積 (%)", "Cumulative (%)"),
+    "report.limit": ("制限 {v} km/h", "limit {v} km/h"),
+    "report.too_few_chart": (
+        "{title}：データ不足（観測車両 {k} 台未満のため非表示）",
+        "{title}: too few vehicles (fewer than {k}): not shown",
+    ),
+    "report.no_data": ("データなし", "No data"),
+    "report.roads": ("道路別の結果", "Results per street"),
+    "report.road": ("道路", "Street"),
+    "report.role": ("区分", "Role"),
+    "report.braking": ("急減速（急ブレーキ）", "Sudden braking"),
+    "report.braking_inferred": (
+        "挙動履歴の提供がないため、急ブレーキは推定値（下限）です。連続する2地点の速度差から求めた "
+        "{g} G 以上の減速を数えました。地点の間隔が長いため、短く強いブレーキは捉えきれません。",
+        "No behaviour history (挙動履歴) was delivered, so sudden braking is inferred: a lower bound. "
+        "We counted decelerations of {g} G or more between consecutive records; records are far "
+        "apart, so short hard braking is missed.",
+    ),
+    "report.braking_events": (
+        "急ブレーキは ETC2.0 の挙動履歴（前後加速度がしきい値を超えたときの記録）を道路に対応付けて数えました。",
+        "Sudden braking counts the behaviour history (挙動履歴) events of ETC2.0 matched to streets.",
+    ),
+    "report.events": ("件数 {p}", "Events {p}"),
+    "report.per_1000": ("1,000通過あたり {p}", "Per 1,000 passages {p}"),
+    "report.few_events": ("{k}台未満", "under {k} veh."),
+    "report.hotspots": (
+        "急減速が集中する地点（25 m 四方、{k}台以上の車両）：対策前 {b} か所、対策後 {a} か所。",
+        "Hot spots (25 m cells, events from {k} or more vehicles): {b} before, {a} after.",
+    ),
+    "report.braking_none": ("急ブレーキのデータなし。", "No sudden-braking data."),
+    "report.cut": ("抜け道利用", "Cut-through traffic"),
+    "report.cut_no_area": (
+        "地区の区域が定義されていないため、算出していません。",
+        "Not computed: the district has no outline.",
+    ),
+    "report.cut_period": ("期間", "Period"),
+    "report.cut_trips": ("地区内の生活道路を通ったトリップ", "Trips on the district's residential streets"),
+    "report.cut_through": (
+        "うち抜け道（出発・到着とも地区外）",
+        "of which cut-through (origin and destination outside)",
+    ),
+    "report.cut_share": ("抜け道の割合", "Cut-through share"),
+    "report.cut_streets": (
+        "対策後に抜け道トリップが多く通った生活道路：{s}",
+        "Residential streets most used by cut-through trips after: {s}",
+    ),
+    "report.method": ("方法", "Method"),
+    "report.m_data": (
+        "データ：ETC2.0 プローブデータ（約200 m ごとに記録される位置と瞬間速度）。各地点を最も近い道路（{r} m 以内）に"
+        "対応付け、道路ごとに集計しました。運行IDは取り込み時に鍵付きハッシュで匿名化しています。",
+        "Data: ETC2.0 probe data (position and instantaneous speed about every 200 m). Each record is matched "
+        "to the nearest street within {r} m and figures are computed per street. Vehicle IDs are replaced by a "
+        "keyed hash on ingest.",
+    ),
+    "report.m_passage": (
+        "通過：1台の車が1本の道路を1回通ること（同じトリップの連続する地点）。「車の割合」は、通過ごとの平均速度が"
+        "制限速度以上だった通過の割合で、地点の割合（記録の割合）とは別の指標です。",
+        "Passage: one vehicle travelling along one street once (consecutive records of one trip). The "
+        '"share of vehicles" is the share of passages whose mean speed was at or over the limit; the '
+        "share of records is a different indicator.",
+    ),
+    "report.m_ci": (
+        "信頼区間：同じ車両の記録は互いに独立ではないため、車両単位で再標本化するブートストラップ法（{n}回、"
+        "乱数シード {s}）"
+        "で95%信頼区間を求めました。",
+        "Intervals: records of one vehicle are not independent, so 95% intervals come from a bootstrap that "
+        "resamples vehicles ({n} resamples, seed {s}).",
+    ),
+    "report.m_did": (
+        "比較道路を使う理由：対策の対象は「速度が高かったから」選ばれた道路です。何もしなくても次の期間には平均に近づく"
+        "（平均への回帰）ことがあり、季節や交通量の変化も全体に影響します。そこで、対策をしていない比較道路の変化を差し引いた"
+        "「差の差」を対策の効果の目安としています。",
+        "Why comparison streets: treated streets were chosen because they were fast, and may slow down anyway "
+        "(regression to the mean); season and traffic affect all streets. The change on untreated comparison "
+        "streets is therefore subtracted (difference in differences).",
+    ),
+    "report.m_sample": (
+        "標本：観測車両が{n}台未満の数値には「標本少」と注記しました。{k}台未満の数値・グラフ・件数は公表せず"
+        "「データ不足」と表示しています。",
+        'Samples: figures from fewer than {n} vehicles are marked "small sample". Figures, charts and counts '
+        'from fewer than {k} vehicles are not published ("too few vehicles").',
+    ),
+    "report.m_cut": (
+        "抜け道：地区内の生活道路（制限{v} km/h以下）を通り、出発地と到着地がともに地区外のトリップです。",
+        "Cut-through: trips on the district's residential streets (limit {v} km/h or less) whose origin and "
+        "destination both lie outside the district.",
+    ),
+    # maps.trend: is the effect lasting? (keys trend.*)
+    "trend.section": ("効果は続いているか（月ごとの推移）", "Is the effect lasting? Month by month"),
+    "trend.title": ("{label}の月ごとの推移", "{label}, month by month"),
+    "trend.sheet_heading": (
+        "効果は続いているか：{label}の月ごとの推移",
+        "Is the effect lasting? {label}, month by month",
+    ),
+    "trend.month_axis": ("月", "Month"),
+    "trend.treated": ("対策道路", "Treated street"),
+    "trend.control": ("比較道路", "Comparison streets"),
+    "trend.band": ("帯：95%信頼区間", "Band: 95% interval"),
+    "trend.before_level": ("対策前の水準（対策道路）", "Before level (treated)"),
+    "trend.after_level": ("対策後の水準（対策道路）", "After level (treated)"),
+    "trend.suppressed_month": (
+        "灰色の月：データ不足（観測車両 {k} 台未満）",
+        "Grey month: too few vehicles (under {k})",
+    ),
+    "trend.caption": (
+        "対策後の期間（{after}）より後の、完全な月ごとの値です。線：月ごとの値（対策道路・比較道路それぞれの全体）、"
+        "帯：その95%信頼区間（車両単位のブートストラップ）、破線：対策前の水準、点線：対策後の水準。"
+        "最新の月の「対策後との差」の信頼区間が0をまたぐとき、対策後の水準を保っていると判断します。",
+        "Complete months after the after period ({after}). Lines: the month's value (treated and comparison "
+        "streets, pooled); bands: its 95% interval (bootstrap over vehicles); dashed: the before level; "
+        "dotted: the after level. When the interval of the latest month's difference from the after level "
+        "includes 0, the street is still at the after level.",
+    ),
+    "trend.none": ("対策後の期間より後の月のデータはまだありません。", "There is no month after the after period yet."),
+    "trend.month": ("月", "Month"),
+    "trend.value": ("対策道路", "Treated"),
+    "trend.ci": ("95%信頼区間", "95% interval"),
+    "trend.vs_after": ("対策後との差 [95%信頼区間]", "Difference from after [95% interval]"),
+    "trend.vehicles": ("観測車両（台）", "Vehicles"),
+    "trend.comparison": ("比較道路", "Comparison"),
+    # maps.through: through traffic by gates (keys gates.*)
+    "gates.section": ("通過交通（出入口ゲート別）", "Through traffic by gates"),
+    "gates.intro": (
+        "地区の区域の線を道路が横切る所を出入口（ゲート）とし、地区の道路網を通ったトリップ（1台の車の1回の移動）を、"
+        "どこから入りどこへ出たかで5つに分けました。出発地・到着地は様式1-3、ない場合はトリップの最初と最後の地点です。",
+        "Gates are where roads cross the district's outline. Every trip (one vehicle's journey) on the "
+        "district's roads is classed by where it entered and left. Origin and destination: 様式1-3 where "
+        "delivered, else the trip's first and last record.",
+    ),
+    "gates.classes": ("区分ごとのトリップ（全日）", "Trips by class (whole day)"),
+    "gates.class": ("区分", "Class"),
+    "gates.meaning": ("内容", "Meaning"),
+    "gates.trips": ("{p} トリップ", "{p} trips"),
+    "gates.share": ("{p} 割合", "{p} share"),
+    "gates.total": ("合計", "Total"),
+    "gates.bands": ("時間帯別の割合", "Shares by time of day"),
+    "gates.period": ("期間", "Period"),
+    "gates.band": ("時間帯", "Time of day"),
+    "gates.od": (
+        "通過交通の入口と出口（全日、多い順）",
+        "Through traffic: entry and exit gates (whole day, busiest first)",
+    ),
+    "gates.entry": ("入口", "Entry gate"),
+    "gates.exit": ("出口", "Exit gate"),
+    "gates.od_none": ("公表できる組み合わせはありません。", "No pair can be published."),
+    "gates.note": (
+        "観測車両が {k} 台未満のセルは「データ不足」とし、合計から差し引いて分かってしまわないよう、"
+        "同じ行のいちばん小さいセルも"
+        "「—」としました。時間帯は、トリップが地区内で最初に記録された時刻（外周のみは道路網で最初の時刻）です。",
+        'Cells from fewer than {k} vehicles say "too few data"; so that they cannot be had by subtraction '
+        'from the total, the smallest other cell of the same row shows "—". The time of day is that of the '
+        "trip's first record inside the district (around it only: on the network).",
+    ),
+    "gates.none": (
+        "出入口ゲート別の分類はありません（地区の区域がないか、まだ計算されていません）。",
+        "No gate classification (the district has no outline, or it was not computed yet).",
+    ),
+    "gates.unknown_gate": ("不明（近くに出入口なし）", "unknown (no gate nearby)"),
+    "gates.gates_layer": ("出入口（ゲート）", "Gates"),
+    "gates.panel_title": ("地区を通り抜ける交通（通過交通）", "Traffic passing through the district"),
+    "gates.panel_line": ("{p}：{v}", "{p}: {v}"),
+    "gates.panel_trips": ("（{n} トリップ中）", " (of {n} trips)"),
+    "gates.panel_hint": (
+        "地区外から入り地区外へ出るトリップの割合（全日）。出入口は「重ねて表示」で地図に出せます。",
+        'Share of trips entering from outside and leaving again (whole day). Show the gates under "Overlays".',
+    ),
+    "gates.legend_gate": ("出入口（ゲート）", "Gate (where a road crosses the outline)"),
+    "gates.class_through": ("通過交通", "Through traffic"),
+    "gates.class_into": ("流入", "Into the district"),
+    "gates.class_out_of": ("流出", "Out of the district"),
+    "gates.class_internal": ("地区内", "Within the district"),
+    "gates.class_perimeter": ("外周のみ", "Around it only"),
+    "gates.meaning_through": ("地区外から入り、地区外へ出る", "enters from outside and leaves again"),
+    "gates.meaning_into": ("地区外から入り、地区内で終わる", "comes from outside and ends inside"),
+    "gates.meaning_out_of": ("地区内で始まり、地区外へ出る", "starts inside and leaves"),
+    "gates.meaning_internal": ("地区内で始まり、地区内で終わる", "starts and ends inside"),
+    "gates.meaning_perimeter": ("地区の周りの道路だけを通る", "uses only the roads around the district"),
+    # maps.screening_map: where to calm next (keys screen.*)
+    "screen.title": ("{place} 生活道路の対策候補", "{place}: where to calm next"),
+    "screen.title_network": ("生活道路の対策候補（{name}）", "Where to calm next ({name})"),
+    "screen.lead": ("対策を検討する候補の1位は「{name}」です。", "The first candidate for traffic calming is {name}."),
+    "screen.lead_held": (
+        "公表できる候補の最上位は「{name}」（{r}位）です。",
+        "The highest-ranked candidate that can be published is {name} (No. {r}).",
+    ),
+    "screen.lead_none": ("公表できる候補はありません。", "No candidate can be published."),
+    "screen.details": (
+        "{period}の ETC2.0 データで、生活道路 {n} 本を、速度・急ブレーキ・抜け道・交通量から求めたスコア"
+        "（0〜100）で順位付けしました（観測車両 {m} 台以上の道路）。",
+        "From the ETC2.0 data of {period}, {n} residential streets with at least {m} vehicles were ranked by a "
+        "score (0–100) from speeds, sudden braking, cut-through traffic and volume.",
+    ),
+    "screen.details_score": (
+        "1位のスコアは {score}（95%信頼区間 {lo}〜{hi}）、順位の95%信頼区間は {rlo}〜{rhi} 位です。",
+        "Its score is {score} (95% confidence interval {lo}–{hi}); its rank lies between {rlo} and {rhi} "
+        "(95% interval).",
+    ),
+    "screen.details_no_score": (
+        "スコアは、観測車両が少ない値を含むため公表していません（順位と各指標のみ）。",
+        "Scores are not published because they rest on figures from too few vehicles (ranks and components only).",
+    ),
+    "screen.rank": ("{r}位", "No. {r}"),
+    "screen.rank_ci": ("順位 {r}位（95%信頼区間 {lo}〜{hi}位）", "Rank {r} (95% interval {lo}–{hi})"),
+    "screen.score": ("スコア {v}（95%信頼区間 {lo}〜{hi}）", "Score {v} (95% interval {lo}–{hi})"),
+    "screen.score_withheld": ("スコアは非公表", "Score not published"),
+    "screen.share": ("{limit} km/h 以上で通過した車の割合", "Share of passages at or over {limit} km/h"),
+    "screen.p85": ("85パーセンタイル速度（通過ごと）", "85th-percentile speed of passages"),
+    "screen.braking": ("急ブレーキ（1,000通過あたり）", "Sudden braking per 1,000 passages"),
+    "screen.braking_events": ("{n} 件", "{n} events"),
+    "screen.braking_few": ("データ不足（{k} 台未満の車両）", "too few data (under {k} vehicles)"),
+    "screen.cut": ("抜け道の割合", "Cut-through share"),
+    "screen.cut_of": ("{n} トリップ中 {c}", "{c} of {n} trips"),
+    "screen.cut_none": ("区域がないため算出なし", "not computed (no area)"),
+    "screen.volume": ("交通量", "Volume"),
+    "screen.per_day": ("{v} 通過/日", "{v} passages a day"),
+    "screen.vehicles": ("観測車両 {n} 台・通過 {p} 回", "{n} vehicles, {p} passages"),
+    "screen.points": ("{v} 点", "{v} pts"),
+    "screen.points_head": ("[ ] 内：スコアへの寄与（点）", "[in brackets]: points of the score"),
+    "screen.list": ("候補（上位 {n}）", "Candidates (top {n})"),
+    "screen.legend": ("凡例", "Legend"),
+    "screen.tier": ("{a}〜{b}位", "Rank {a}–{b}"),
+    "screen.tier_from": ("{a}位以下", "Rank {a} and below"),
+    "screen.other_residential": ("その他の生活道路", "Other residential streets"),
+    "screen.main_roads": ("幹線道路など", "Main roads"),
+    "screen.area": ("対象区域", "Area screened"),
+    "screen.period": ("期間：{text}", "Period: {text}"),
+    "screen.method": (
+        "スコア：各指標を候補の中の最大値で割り、重み（{weights}）を掛けて合計（0〜100）。スコアはこの区域の候補の中での"
+        "相対値です。信頼区間は車両単位のブートストラップ（{n}回）。",
+        "Score: each component divided by the best candidate's value, weighted ({weights}) and added up "
+        "(0–100); scores are relative to this area's candidates. Intervals: bootstrap over vehicles ({n} "
+        "resamples).",
+    ),
+    "screen.braking_inferred": (
+        "挙動履歴の提供がないため、急ブレーキは連続する2地点の速度差から求めた推定値（下限）です。",
+        "No behaviour history (挙動履歴) was delivered: sudden braking is inferred from consecutive "
+        "records (a lower bound).",
+    ),
+    "screen.hidden": (
+        "観測車両が {k} 台未満の候補 {n} 本は表示していません（順位は全候補の中の順位です）。",
+        "{n} candidate(s) with fewer than {k} vehicles are not shown (ranks are among all candidates).",
+    ),
+    "screen.threshold": (
+        "観測車両が {k} 台未満の数値は表示しません。",
+        "Figures from fewer than {k} vehicles are not shown.",
+    ),
+    "screen.docs": ("詳しい方法：docs/screening.md", "Method in detail: docs/screening.md"),
+    "screen.w_share": ("制限以上", "at or over the limit"),
+    "screen.w_share10": ("制限+10以上", "limit + 10"),
+    "screen.w_p85": ("85%速度", "p85"),
+    "screen.w_braking": ("急ブレーキ", "braking"),
+    "screen.w_cut": ("抜け道", "cut-through"),
+    "screen.w_volume": ("交通量", "volume"),
+    # the side of a derived gate's name ('対策道路（合成） 西側'), in English
+    "gates.side_北": ("北", "north"),
+    "gates.side_北東": ("北東", "north-east"),
+    "gates.side_東": ("東", "east"),
+    "gates.side_南東": ("南東", "south-east"),
+    "gates.side_南": ("南", "south"),
+    "gates.side_南西": ("南西", "south-west"),
+    "gates.side_西": ("西", "west"),
+    "gates.side_北西": ("北西", "north-west"),
+    "gates.band_all": ("全日", "whole day"),
+    "gates.band_hours": ("{a}〜{b}時", "{a}:00–{b}:00"),
 }
 
 
-def text_of(table: dict[str, tuple[str, str]], key: str, lang: str = "ja", **kw) -> str:
-    """The text `key` of a (Japanese, English) table in `lang`, formatted with `kw`. Each output's own
-    table (report, trend chart, gates, screening map) is read through this, as TEXT is by `t`."""
-    return _pick(table[key], lang).format(**kw)
+# The language button names the other language, in that language.
+LANG_TOGGLE = {"ja": "English", "en": "日本語"}
+LANG_TOGGLE_LABEL = {"ja": "Show this map in English", "en": "日本語で表示"}
 
 
 def t(key: str, lang: str = "ja", **kw) -> str:
-    """The text `key` in `lang`, formatted with `kw`."""
-    return text_of(TEXT, key, lang, **kw)
+    """The text `key` of TEXT in `lang` ('ja' or 'en'), formatted with `kw`."""
+    return _pick(TEXT[key], lang).format(**kw)
 
 
 def both(key: str, **kw) -> dict[str, str]:

@@ -454,7 +454,7 @@ def test_print_gives_one_clean_a4_page(opened, bundled_map, tmp_path):
     m.page.wait_for_timeout(300)
     for hidden in (".e2c-controls", "#e2c-lang-toggle", ".leaflet-control-zoom", "#e2c-handle"):
         assert not m.page.locator(hidden).first.is_visible(), hidden
-    for shown in ("#headline", "#e2c-map", "#e2c-legend", ".e2c-credits"):
+    for shown in ("#headline", ".folium-map", "#e2c-legend", ".e2c-credits"):
         assert m.page.locator(shown).first.is_visible(), shown
     pdf = m.page.pdf(format="A4", print_background=True)
     pages = len(re.findall(rb"/Type\s*/Page(?![a-z])", pdf))

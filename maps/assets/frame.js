@@ -1,51 +1,68 @@
-/* The frame shared by the product's self-contained maps (the district map, map.js, and the screening
- * map, screening.js; both inline this file first): the Leaflet map with its zoom buttons, metric
- * scale and base tiles, the base-map switch, the language button, the phone's bottom sheet, popups
- * kept inside the part of the map no panel covers, and the fitting of the roads into that part.
+/* The frame shared by the product's maps (the district map, map.js, and the screening map,
+ * screening.js), around a folium map: the language button, the phone's bottom sheet, tooltips and
+ * popups in the current language (popups kept inside the part of the map no panel covers), the
+ * fitting of the roads into that part, the base-map switch, print.
  *
- * A page script calls E2CFrame.create(data, state, options), draws its layers on frame.map, then
- * calls frame.start(initialBase). data: tiles, bounds, doc_title, zoom_titles, lang_toggle,
- * lang_toggle_label, map_label (each text {ja, en}); state.lang is the current language.
- * options: topPadding (px kept free above the roads, default 24), popupMaxWidth (default 300),
- * onLang(lang) (the page's own relabelling). */
+ * maps.elements.Frame creates it right after the folium map: E2CFrame.create(map, data) with data:
+ * lang, bounds, doc_title, map_label, lang_toggle, lang_toggle_label ({ja, en} each), titles (a list
+ * of {selector, text: {ja, en}, attr}: control titles relabelled with the language), topPadding (px
+ * kept free above the roads, default 24), popupMaxWidth (default 300). Layers call frame.bind(layer,
+ * tip, sticky, popup) while they are created; the page script calls frame.start({tiles, base}) last. */
 window.E2CFrame = (function () {
   'use strict';
 
-  function create(D, state, options) {
-    var opts = options || {};
+  function create(map, D) {
     var root = document.documentElement;
-    var map = L.map('e2c-map', { zoomControl: false, zoomSnap: 0.25, zoomDelta: 0.5, attributionControl: true, tap: true });
-    var zoom = L.control.zoom({ position: 'topleft' }).addTo(map);
-    L.control.scale({ metric: true, imperial: false, position: 'bottomleft', maxWidth: 120 }).addTo(map);
+    var state = { lang: D.lang };
+    var hover = window.matchMedia && window.matchMedia('(hover: hover)').matches;
+    var container = map.getContainer();
+    container.setAttribute('role', 'region');
     map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
-
-    var tiles = {};
-    Object.keys(D.tiles).forEach(function (k) {
-      var t = D.tiles[k];
-      tiles[k] = L.tileLayer(t.url, { attribution: t.attribution, maxNativeZoom: t.max_native_zoom, maxZoom: 19 });
-    });
-    function base(key) {
-      Object.keys(tiles).forEach(function (k) { if (k === key) { map.addLayer(tiles[k]); } else { map.removeLayer(tiles[k]); } });
-    }
-    document.querySelectorAll('input[name="e2c-base"]').forEach(function (el) {
-      el.addEventListener('change', function () { if (el.checked) { base(el.value); } });
-    });
+    var langHandlers = [];
 
     function text(obj) { return obj[state.lang] || obj.ja; }
+
+    // --- tooltips and popups: one popup at a time, kept inside the uncovered part of the map ------
+    function openPopup(latlng, html) {
+      var pad = padding(), size = map.getSize();
+      L.popup({
+        // 34: the popup content's margins and border
+        maxWidth: Math.max(160, Math.min(D.popupMaxWidth || 300, size.x - pad.tl[0] - pad.br[0] - 34)),
+        maxHeight: Math.max(160, size.y - pad.tl[1] - pad.br[1] - 20),
+        autoPan: true, keepInView: true, autoPanPaddingTopLeft: L.point(pad.tl[0], pad.tl[1]),
+        autoPanPaddingBottomRight: L.point(pad.br[0], pad.br[1]), className: 'e2c-popup'
+      }).setLatLng(latlng).setContent(html).openOn(map);
+    }
+    // tip: the tooltip's text {ja, en}; popup: the popup's, when it says more than the tooltip
+    function bind(layer, tip, sticky, popup) {
+      if (!tip) { return; }
+      if (hover) {
+        layer.bindTooltip(function () { return text(tip); }, { sticky: sticky, direction: 'auto', opacity: 0.95 });
+      }
+      layer.on('click', function (e) {
+        L.DomEvent.stopPropagation(e);
+        if (layer.closeTooltip) { layer.closeTooltip(); }
+        openPopup(e.latlng || layer.getLatLng(), text(popup || tip));
+      });
+    }
+
+    // --- language -----------------------------------------------------------------------------
     function setLang(lang) {
       state.lang = lang;
       root.setAttribute('lang', lang);
       document.title = D.doc_title[lang];
-      var z = D.zoom_titles[lang];
-      var zin = document.querySelector('.leaflet-control-zoom-in'), zout = document.querySelector('.leaflet-control-zoom-out');
-      if (zin) { zin.title = z[0]; zin.setAttribute('aria-label', z[0]); }
-      if (zout) { zout.title = z[1]; zout.setAttribute('aria-label', z[1]); }
+      (D.titles || []).forEach(function (t) {
+        container.querySelectorAll(t.selector).forEach(function (el) {
+          el.setAttribute(t.attr || 'title', t.text[lang]);
+          if (!t.attr) { el.setAttribute('aria-label', t.text[lang]); }
+        });
+      });
       map.closePopup();
       map.eachLayer(function (l) { if (l.closeTooltip) { l.closeTooltip(); } });
       var toggle = document.getElementById('e2c-lang-toggle');
       if (toggle) { toggle.textContent = D.lang_toggle[lang]; toggle.setAttribute('aria-label', D.lang_toggle_label[lang]); }
-      map.getContainer().setAttribute('aria-label', D.map_label[lang]);
-      if (opts.onLang) { opts.onLang(lang); }
+      container.setAttribute('aria-label', D.map_label[lang]);
+      langHandlers.forEach(function (h) { h(lang); });
     }
     var toggle = document.getElementById('e2c-lang-toggle');
     if (toggle) { toggle.addEventListener('click', function () { setLang(state.lang === 'ja' ? 'en' : 'ja'); }); }
@@ -63,40 +80,38 @@ window.E2CFrame = (function () {
 
     // --- fitting the roads into the uncovered part of the map ------------------------------------
     // The side column never covers the map; on phones the bottom sheet overlaps its lower edge, and
-    // Leaflet's own controls sit in its corners: paddings keep every road clear of all of them.
+    // the map's controls sit in its corners: paddings keep every road clear of all of them.
     function covered() {
-      if (!sheetMode()) { return 0; }
-      var rect = map.getContainer().getBoundingClientRect(), p = panel.getBoundingClientRect();
+      if (!sheetMode() || !panel) { return 0; }
+      var rect = container.getBoundingClientRect(), p = panel.getBoundingClientRect();
       return Math.max(0, rect.bottom - p.top);
     }
     function padding() {
-      var bottom = covered(), zoomBox = zoom.getContainer().getBoundingClientRect();
-      return { tl: [zoomBox.width ? zoomBox.width + 22 : 16, opts.topPadding || 24], br: [16, bottom + 34] };
+      var corner = container.querySelector('.leaflet-top.leaflet-left'), box = corner ? corner.getBoundingClientRect() : null;
+      var left = box && box.width ? box.width + 12 : 16;
+      return { tl: [left, D.topPadding || 24], br: [16, covered() + 34] };
     }
     function fit() {
       var pad = padding();
       map.fitBounds(D.bounds, { paddingTopLeft: pad.tl, paddingBottomRight: pad.br, animate: false });
     }
     function relayout() {
-      map.getContainer().style.setProperty('--e2c-sheet', covered() + 'px');
+      container.style.setProperty('--e2c-sheet', covered() + 'px');
       map.invalidateSize({ animate: false });
       fit();
     }
 
-    // --- popups: one at a time, kept inside the uncovered part of the map -----------------------
-    function openPopup(latlng, html) {
-      var pad = padding(), size = map.getSize();
-      L.popup({
-        // 34: the popup content's margins and border
-        maxWidth: Math.max(160, Math.min(opts.popupMaxWidth || 300, size.x - pad.tl[0] - pad.br[0] - 34)),
-        maxHeight: Math.max(160, size.y - pad.tl[1] - pad.br[1] - 20),
-        autoPan: true, keepInView: true, autoPanPaddingTopLeft: L.point(pad.tl[0], pad.tl[1]),
-        autoPanPaddingBottomRight: L.point(pad.br[0], pad.br[1]), className: 'e2c-popup'
-      }).setLatLng(latlng).setContent(html).openOn(map);
+    // --- base maps, then everything at once ----------------------------------------------------
+    var tiles = {};
+    function base(key) {
+      Object.keys(tiles).forEach(function (k) { if (k === key) { map.addLayer(tiles[k]); } else { map.removeLayer(tiles[k]); } });
     }
-
-    function start(initialBase) {
-      base(initialBase);
+    function start(opts) {
+      tiles = opts.tiles || {};
+      document.querySelectorAll('input[name="e2c-base"]').forEach(function (el) {
+        el.addEventListener('change', function () { if (el.checked) { base(el.value); } });
+      });
+      base(opts.base);
       setLang(state.lang);
       relayout();
       var resizeTimer = null;
@@ -109,9 +124,10 @@ window.E2CFrame = (function () {
       window.addEventListener('afterprint', relayout);
     }
 
-    return { map: map, zoom: zoom, tiles: tiles, base: base, text: text, setLang: setLang, sheetMode: sheetMode,
-             openSheet: openSheet, covered: covered, padding: padding, fit: fit, relayout: relayout,
-             openPopup: openPopup, start: start };
+    return { map: map, state: state, text: text, bind: bind, openPopup: openPopup, setLang: setLang,
+             onLang: function (h) { langHandlers.push(h); }, sheetMode: sheetMode, openSheet: openSheet,
+             covered: covered, padding: padding, fit: fit, relayout: relayout, base: base, start: start,
+             tiles: function () { return tiles; } };
   }
 
   return { create: create };
