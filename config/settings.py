@@ -59,6 +59,11 @@ INDICATOR_COLUMNS = {
     "passage_p85": "passage_p85_kmh",
     "passage_share": "passage_share_at_or_over_limit",
 }
+# Indicators that are shares (a fraction 0..1 of points or passages at or over a speed); the others are
+# speeds in km/h. maps.wording names them; the map's chooser offers MAP_INDICATORS, in this order (the
+# first one stored is shown first).
+SHARE_INDICATORS = ("share", "share_plus10", "passage_share")
+MAP_INDICATORS = ("passage_share", "share", "p85", "mean")
 DEFAULT_RESAMPLES = 1000  # cluster-bootstrap replicates
 DEFAULT_SEED = 0
 CONFIDENCE = 0.95

@@ -15,7 +15,9 @@ import math
 from dataclasses import dataclass
 
 from config.districts import District, Period
-from config.settings import PUBLIC_LANGUAGES
+from config.settings import INDICATOR_COLUMNS, PASSAGE_INDICATORS, PUBLIC_LANGUAGES, SHARE_INDICATORS
+from config.settings import INDICATORS as SETTINGS_INDICATORS
+from config.settings import MAP_INDICATORS as SETTINGS_MAP_INDICATORS
 
 LANGS = PUBLIC_LANGUAGES
 MINUS = "\u2212"  # typographic minus for signed figures
@@ -42,21 +44,18 @@ class Indicator:
     of: str  # 'points' or 'passages'
 
 
+# The indicators and their columns as config.settings lists them (one list, read here).
 INDICATORS: dict[str, Indicator] = {
-    i.key: i
-    for i in (
-        Indicator("passage_share", "passage_share_at_or_over_limit", "share", "passages"),
-        Indicator("share", "share_at_or_over_limit", "share", "points"),
-        Indicator("share_plus10", "share_at_or_over_limit_plus_10", "share", "points"),
-        Indicator("p85", "p85_kmh", "speed", "points"),
-        Indicator("mean", "mean_kmh", "speed", "points"),
-        Indicator("passage_p85", "passage_p85_kmh", "speed", "passages"),
-        Indicator("passage_mean", "passage_mean_kmh", "speed", "passages"),
+    key: Indicator(
+        key,
+        INDICATOR_COLUMNS[key],
+        "share" if key in SHARE_INDICATORS else "speed",
+        "passages" if key in PASSAGE_INDICATORS else "points",
     )
+    for key in SETTINGS_INDICATORS
 }
 BY_COLUMN: dict[str, Indicator] = {i.column: i for i in INDICATORS.values()}
-# Indicators offered by the map's chooser, in this order (the first one present is the default).
-MAP_INDICATORS = ("passage_share", "share", "p85", "mean")
+MAP_INDICATORS = SETTINGS_MAP_INDICATORS  # offered by the map's chooser, in this order
 
 
 def indicator(name: str) -> Indicator:

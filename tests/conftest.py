@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -724,3 +725,39 @@ def assert_one_line_error(proc, *needles) -> None:
     assert len(lines) == 1, proc.stderr
     for n in needles:
         assert n in lines[0], lines[0]
+
+
+# --- map pages (folium) ------------------------------------------------------------------------------
+
+_BILINGUAL = re.compile(r'\{\s*"(?:ja|en)":\s*"(?:[^"\\]|\\.)*",\s*"(?:ja|en)":\s*"(?:[^"\\]|\\.)*"\s*\}')
+
+
+def layer_data(page: str) -> list[dict]:
+    """The data of every folium GeoJson layer of a map page (the JSON of its `_add({...})` call)."""
+    return [json.loads(x) for x in re.findall(r"_add\((\{.*?\})\);\n", page, flags=re.S)]
+
+
+def json_after(page: str, marker: str):
+    """The JSON value that follows the first `marker` in a page (e.g. the options of a page script)."""
+    return json.JSONDecoder().raw_decode(page, page.index(marker) + len(marker))[0]
+
+
+def frame_options(page: str) -> dict:
+    """The options maps.elements.Frame gave the page's frame (texts, bounds, language)."""
+    return json.JSONDecoder().raw_decode(page, re.search(r"E2CFrame\.create\(map_[0-9a-f]+, ", page).end())[0]
+
+
+def page_text(page: str) -> str:
+    """A map page with the escapes of its scripts' JSON strings undone (folium writes the layers'
+    data as ASCII JSON: Japanese as \\uXXXX, '<' as \\u003c, '"' as \\")."""
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), page).replace('\\"', '"')
+
+
+def bilingual_texts(page: str) -> list[dict]:
+    """Every {'ja': …, 'en': …} text of a page's scripts: tooltips, popups, titles."""
+    return [json.loads(x) for x in _BILINGUAL.findall(page)]
+
+
+def map_features(page: str) -> list[dict]:
+    """The features of every GeoJson layer of a map page."""
+    return [f for d in layer_data(page) for f in d.get("features", [])]

@@ -7,32 +7,34 @@ import json
 import re
 from pathlib import Path
 
+import folium
 import pytest
 
+import maps.palette as palette
+import maps.wording as w
 from config.districts import Device
 from conftest import (
     MAP_LAT,
     MAP_LON,
+    bilingual_texts,
     comparisons_from,
+    frame_options,
     make_map_district,
     make_map_results,
     make_map_stats,
+    map_features,
+    page_text,
     square,
     write_area,
 )
-from maps import palette
-from maps import wording as w
-from maps.district_map import render_district_map
-from maps.embed import LEAFLET_VERSION, leaflet_css, leaflet_js
+from maps.district_map import district_map, render_district_map
+from maps.embed import LEAFLET_VERSION, VENDORED, vendored_text
 from maps.headline import headline
 from maps.layers import road_layers
+from maps.page import save_page
 from maps.public import public_results
 
 CREATED = dt.date(2024, 7, 10)
-
-
-def map_data(page: str) -> dict:
-    return json.loads(re.search(r"var E2C_DATA = (\{.*?\});\n", page, flags=re.S).group(1))
 
 
 @pytest.fixture
@@ -62,14 +64,9 @@ def rendered(tmp_path: Path) -> tuple[Path, str]:
     )
     devices = [Device("hump", MAP_LON + 0.0006, MAP_LAT, dt.date(2023, 10, 1), illustrative=True)]
     district = make_map_district(tmp_path, devices=devices, area_path=area)
-    out = render_district_map(
-        district,
-        make_map_results(tmp_path, district=district),
-        tmp_path / "out" / "map.html",
-        wards_path=wards,
-        created=CREATED,
-    )
-    return out, out.read_text(encoding="utf-8")
+    m = district_map(district, make_map_results(tmp_path, district=district), wards_path=wards, created=CREATED)
+    out = save_page(m, tmp_path / "out" / "map.html")
+    return out, out.read_text(encoding="utf-8"), m
 
 
 # --- palette and wording -----------------------------------------------------------------------
@@ -136,33 +133,42 @@ def test_one_rounding_for_every_output():
 
 
 def test_every_label_exists_in_both_languages():
-    from maps.headline import _LEAD
-    from maps.report import REPORT_TEXT
-    from maps.screening_map import SCREEN_TEXT
-    from maps.through import CLASS_LABELS, CLASS_NOTES, THROUGH_TEXT
-    from maps.trend import TREND_TEXT
-
-    for table in (
-        w.TEXT,
-        REPORT_TEXT,
-        _LEAD,
-        w.LAYER_NAMES,
-        w.LAYER_SHORT,
-        w.ROLE_LABELS,
-        TREND_TEXT,
-        THROUGH_TEXT,
-        CLASS_LABELS,
-        CLASS_NOTES,
-        SCREEN_TEXT,
-    ):
-        for key, pair in table.items():
-            assert len(pair) == 2 and all(pair) and pair[0] != pair[1], key
-            assert re.search(r"[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef]", pair[0]), f"{key}: no Japanese"
-            assert not re.search(r"[\u3040-\u30ff]", pair[1].replace("挙動履歴", "")), f"{key}: kana in English"
+    """One wording table: every label of map, report, sheet, screening map, gates, trend and headline."""
+    prefixes = {key.split(".")[0] for key in w.TEXT if "." in key}
+    assert {"report", "screen", "gates", "trend", "headline", "indicator", "layer", "role"} <= prefixes
+    for key, pair in w.TEXT.items():
+        assert len(pair) == 2 and all(pair) and pair[0] != pair[1], key
+        assert re.search(r"[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef]", pair[0]), f"{key}: no Japanese"
+        assert not re.search(r"[\u3040-\u30ff]", pair[1].replace("挙動履歴", "")), f"{key}: kana in English"
+        fields = [set(re.findall(r"\{(\w+)\}", x)) for x in pair]
+        assert fields[0] == fields[1], f"{key}: the two languages take different figures"
     for scale in (palette.SHARE_SCALE, palette.SPEED_SCALE, palette.SHARE_CHANGE_SCALE, palette.SPEED_CHANGE_SCALE):
         assert [c for c, _ in scale.legend("ja")] == [c for c, _ in scale.legend("en")]
     for name in w.INDICATORS:
         assert w.indicator_label(name, "ja", {30}) != w.indicator_label(name, "en", {30})
+
+
+def test_no_wording_table_outside_maps_wording():
+    """Other publishing modules hold no (Japanese, English) tables of their own."""
+    import ast
+
+    for path in (Path(__file__).resolve().parents[1] / "maps").glob("*.py"):
+        if path.name == "wording.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Dict) and node.values and all(isinstance(v, ast.Tuple) for v in node.values):
+                pairs = [v.elts for v in node.values if len(v.elts) == 2]
+                texts = [p for p in pairs if all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in p)]
+                japanese = [p for p in texts if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", p[0].value)]
+                assert len(japanese) < 2, f"{path.name}:{node.lineno} holds a wording table"
+
+
+def test_indicators_are_listed_once_in_settings():
+    from config.settings import INDICATOR_COLUMNS, MAP_INDICATORS, SHARE_INDICATORS
+
+    assert {k: i.column for k, i in w.INDICATORS.items()} == INDICATOR_COLUMNS
+    assert w.MAP_INDICATORS == MAP_INDICATORS
+    assert {k for k, i in w.INDICATORS.items() if i.kind == "share"} == set(SHARE_INDICATORS)
 
 
 def test_publishing_modules_import_no_private_names():
@@ -229,8 +235,10 @@ def test_bad_inputs(tmp_path):
         )
     with pytest.raises(ValueError, match="unknown language"):
         render_district_map(make_map_district(tmp_path), results, tmp_path / "m.html", lang="fr")
-    with pytest.raises(ValueError, match="initial_layer"):
-        render_district_map(make_map_district(tmp_path), results, tmp_path / "m.html", initial_layer="diff")
+    with pytest.raises(ValueError, match="period"):
+        render_district_map(make_map_district(tmp_path), results, tmp_path / "m.html", period="diff")
+    with pytest.raises(TypeError):
+        render_district_map(make_map_district(tmp_path), results, tmp_path / "m.html", colour="red")
 
 
 # --- the headline ------------------------------------------------------------------------------
@@ -306,15 +314,19 @@ def test_headline_uses_the_districts_indicator(tmp_path):
 
 
 def test_html_is_self_contained(rendered):
-    path, page = rendered
-    assert path.exists() and path.stat().st_size > 100_000
+    path, page, m = rendered
+    assert isinstance(m, folium.Map) and path.exists() and path.stat().st_size > 100_000
     assert not re.search(r"<script[^>]*\bsrc\s*=", page)
-    assert not re.search(r"<link[^>]*\bhref\s*=\s*[\"']?(https?:)?//", page)
+    assert not re.search(r"<link[^>]*\bhref\s*=", page)
     assert f"Leaflet {LEAFLET_VERSION}" in page and ".leaflet-container" in page and "url(images/" not in page
+    assert "url(icon-fullscreen.svg)" not in page and "L.Control.Locate" in page  # folium's plugins, vendored
+    assert "jquery" not in page.lower() and "bootstrap" not in page.lower()  # folium's defaults the map does not need
     assert '<meta charset="utf-8">' in page and '<html lang="ja">' in page
-    assert "var E2C_DATA" in page and "window.e2c = {" in page  # maps/assets/map.js inlined
+    assert "E2CDistrict.start(" in page and "window.e2c = {" in page  # maps/assets/map.js inlined
     assert "#e2c-panel" in page and "@media print" in page  # maps/assets/map.css inlined
-    own = page.replace(leaflet_js(), "").replace(leaflet_css(), "")  # Leaflet mentions URLs in comments
+    own = page
+    for url in VENDORED:  # the libraries mention URLs in comments
+        own = own.replace(vendored_text(url), "")
     for url in re.findall(r"https?://[^\s\"'<>\\]+", own):
         assert url.startswith(
             (
@@ -323,8 +335,28 @@ def test_html_is_self_contained(rendered):
                 "https://tile.openstreetmap.org/",
                 "https://www.openstreetmap.org/copyright",
                 "https://leafletjs.com",
+                "http://www.w3.org/2000/svg",  # the namespace of an inline SVG image, never fetched
             )
         ), url
+
+
+def test_page_warns_when_an_added_plugin_needs_the_network(rendered, tmp_path):
+    """A plugin whose files are not vendored still works online; saving says the page needs the network,
+    and publishing refuses it."""
+    from folium.plugins import MiniMap
+
+    from maps.page import NotOffline
+
+    _, _, m = rendered
+    m.add_child(folium.Marker([MAP_LAT, MAP_LON], popup="folium Popup"))  # needs jQuery: vendored, inlined
+    page = m.get_root().render()
+    assert "jQuery v3.7.1" in page and not re.search(r"<script[^>]*\bsrc\s*=", page)
+    MiniMap().add_to(m)
+    with pytest.warns(UserWarning, match="from the network"):
+        m.save(tmp_path / "online.html")
+    with pytest.raises(NotOffline):
+        save_page(m, tmp_path / "published.html")
+    assert not (tmp_path / "published.html").exists()
 
 
 def test_assets_are_files_not_python_strings():
@@ -336,7 +368,7 @@ def test_assets_are_files_not_python_strings():
 
 
 def test_html_content_in_both_languages(rendered):
-    _, page = rendered
+    _, page, m = rendered
     assert "<title>テスト町一丁目（港北区）生活道路の速度</title>" in page
     assert '<span lang="ja">テスト町一丁目（港北区）生活道路の速度</span>' in page
     assert '<span lang="en">Test-cho 1, Kohoku Ward: speeds on residential streets</span>' in page
@@ -357,15 +389,18 @@ def test_html_content_in_both_languages(rendered):
     assert "ハンプ（位置は例示）" in page and "Speed hump (position illustrative)" in page
     assert "区の境界（港北区）" in page and "Ward boundary (Kohoku Ward)" in page
     assert "40 km/h 以上" in page and "30 km/h 以下" in page  # the speed classes' legend
-    data = map_data(page)
-    assert data["devices"]["features"][0]["properties"]["kind"] == "hump"
-    assert data["cut_through"] and data["braking"]
-    assert {lab["text"]["ja"] for lab in data["labels"]} == {"対策道路", "比較道路"}
-    assert data["tiles"]["gsi"]["url"] == "https://cyberjapandata.gsi.go.jp/xyz/pale/{z}/{x}/{y}.png"
+    assert "e2c-device e2c-device-hump" in page  # the device's marker
+    assert {"overlay:devices", "overlay:braking", "overlay:cut_through"} <= set(m._children)
+    labels = [c for k, c in m._children.items() if k.startswith("label:")]
+    text = page_text(page)
+    assert len(labels) == 2 and '<span lang="ja">対策道路</span>' in text and '<span lang="ja">比較道路</span>' in text
+    assert m._children["tiles:gsi"].tiles == "https://cyberjapandata.gsi.go.jp/xyz/pale/{z}/{x}/{y}.png"
+    assert '"https://cyberjapandata.gsi.go.jp/xyz/pale/{z}/{x}/{y}.png"' in page
 
 
 def test_suppressed_road_has_no_figures(rendered):
-    _, page = rendered
+    _, raw, m = rendered
+    page = page_text(raw)
     assert "ひっそり小路" in page and "データ不足" in page
     for figure in (
         "87.3",
@@ -385,23 +420,27 @@ def test_suppressed_road_has_no_figures(rendered):
     ):
         assert figure not in page, figure
     assert not re.search(r"(?<![0-9,])[67] 台", page)  # r3's vehicle counts
-    indicators = map_data(page)["indicators"]
-    assert set(indicators) == {"passage_share", "share", "p85", "mean"}
-    for ind in indicators.values():
-        for props in ind["layers"].values():
-            (sparse,) = [p for p in props if p["road_id"] == "r3"]
-            assert sparse["kind"] == "insufficient" and "value" not in sparse
+    groups = {k for k in m._children if k.startswith("roads:")}
+    assert {k.split(":")[1] for k in groups} == {"passage_share", "share", "p85", "mean"} and len(groups) == 12
+    roads = [f["properties"] for f in map_features(raw) if "road_id" in f.get("properties", {})]
+    assert len(roads) == 12 * 4  # every road in every layer
+    sparse = [p for p in roads if p["road_id"] == "r3"]
+    assert len(sparse) == 12 and all(p["kind"] == "insufficient" and "value" not in p for p in sparse)
 
 
 def test_hot_spot_from_too_few_vehicles_is_not_published(rendered):
-    _, page = rendered
-    counts = [f["properties"]["count"] for f in map_data(page)["braking"]["features"]]
-    assert counts == [30]  # the after hot spot of 25 vehicles; the one of 6 vehicles is left out
+    _, page, m = rendered
+    spots = [c for c in m._children["overlay:braking"]._children.values() if isinstance(c, folium.Marker)]
+    assert len(spots) == 1 and isinstance(spots[0], folium.CircleMarker)
+    tips = [t["ja"] for t in bilingual_texts(page) if "急ブレーキ" in t["ja"]]
+    assert tips == ["<b>急ブレーキ多発地点</b><br>急ブレーキ <b>30 回</b><br>期間：2023年10月1日〜2023年12月31日"] or (
+        len(tips) == 1 and "30 回" in tips[0]
+    )  # the after hot spot of 25 vehicles; the one of 6 vehicles is left out
 
 
 def test_ward_outline_filtered(rendered):
-    _, page = rendered
-    ward = map_data(page)["outlines"]["ward"]
+    _, page, m = rendered
+    ward = m._children["outline:ward"].data["features"][0]["geometry"]
     xs = [pt[0] for ring in ward["coordinates"] for pt in ring]
     assert max(xs) < MAP_LON + 0.1  # 緑区 (0.5° east) was filtered out
 
@@ -413,11 +452,11 @@ def test_english_first_and_no_banner(tmp_path):
         tmp_path / "m.html",
         lang="en",
         synthetic=False,
-        initial_layer="before",
+        period="before",
     )
     page = out.read_text(encoding="utf-8")
     assert (
         '<html lang="en">' in page and "<title>Test-cho 1, Kohoku Ward: speeds on residential streets</title>" in page
     )
     assert "合成データ" not in page and 'class="e2c-banner"' not in page
-    assert 'value="before" checked' in page and map_data(page)["lang"] == "en"
+    assert 'value="before" checked' in page and frame_options(page)["lang"] == "en"
