@@ -262,7 +262,7 @@ def screening_map(run: pd.Series, rows: pd.DataFrame, **options) -> folium.Map:
     _network_layers(m, c)
     _candidate_layers(m, c, f)
     map_controls(m, lang)
-    cands = [{k: x[k] for k in ("rank", "road_id", "lat", "lon", "popup")} for x in c.candidates]
+    cands = [{k: x[k] for k in ("rank", "road_id", "name", "score", "lat", "lon", "popup")} for x in c.candidates]
     m.add_child(Script("E2CScreening", f, {"tiles": tiles, "base": "gsi", "candidates": cands}), name="script")
     return m
 

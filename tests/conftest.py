@@ -761,3 +761,17 @@ def bilingual_texts(page: str) -> list[dict]:
 def map_features(page: str) -> list[dict]:
     """The features of every GeoJson layer of a map page."""
     return [f for d in layer_data(page) for f in d.get("features", [])]
+
+
+_ELEMENT_ID = re.compile(r"\b([a-z][a-z0-9_]*?)_[0-9a-f]{32}\b")
+
+
+def normalised(page: str) -> str:
+    """A folium page with its random element ids (<kind>_<32 hex digits>) numbered in order of first
+    appearance: two renderings of the same map compare equal."""
+    seen: dict[str, str] = {}
+
+    def name(m: re.Match) -> str:
+        return seen.setdefault(m.group(0), f"{m.group(1)}_{len(seen)}")
+
+    return _ELEMENT_ID.sub(name, page)

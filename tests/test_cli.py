@@ -127,10 +127,10 @@ def test_sql_table_and_read_only(ingested):
 
 
 def _map_data(path: Path) -> str:
-    """The embedded data of a map page (layers, figures, overlays, headline)."""
-    import re
+    """A map page with folium's random element ids numbered (layers, figures, overlays, headline: all of it)."""
+    from conftest import normalised
 
-    return re.search(r"var E2C_DATA = (\{.*?\});\n", path.read_text(encoding="utf-8"), flags=re.S).group(1)
+    return normalised(path.read_text(encoding="utf-8"))
 
 
 @pytest.mark.slow

@@ -13,23 +13,11 @@ from pathlib import Path
 import folium
 import pytest
 
-from conftest import cli
+from conftest import cli, normalised
 
 pytestmark = pytest.mark.slow
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "maps.md"
-# folium names elements <kind>_<32 hex digits>, drawn at random: the same page has other names
-ELEMENT_ID = re.compile(r"\b([a-z][a-z0-9_]*?)_[0-9a-f]{32}\b")
-
-
-def normalised(page: str) -> str:
-    """A page with folium's random element ids numbered in order of first appearance."""
-    seen: dict[str, str] = {}
-
-    def name(m: re.Match) -> str:
-        return seen.setdefault(m.group(0), f"{m.group(1)}_{len(seen)}")
-
-    return ELEMENT_ID.sub(name, page)
 
 
 @pytest.fixture(scope="module")

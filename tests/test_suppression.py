@@ -26,10 +26,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import maps.embed as embed
 from config.settings import PUBLIC_MIN_VEHICLES as K
 from conftest import (
     AFTER,
     BEFORE,
+    bilingual_texts,
     comparisons_from,
     make_gates,
     make_map_district,
@@ -37,12 +39,12 @@ from conftest import (
     make_map_stats,
     make_monthly,
     make_test_district,
+    map_features,
     network,
     offset,
     style12_row,
     write_zip,
 )
-from maps import embed
 from maps.district_map import render_district_map
 from maps.district_sheet import render_district_sheet
 from maps.export import export_figures
@@ -157,25 +159,17 @@ def derived(results, k: int = K) -> tuple[set[str], set[int]]:
 
 def shown_text(page: str) -> str:
     """What a reader of an HTML page sees: text nodes (SVG <text> included), attributes and markup
-    dropped, and for a map the texts and figures of its embedded data (tooltips, popups, values)."""
-    m = re.search(r"var E2C_(?:DATA|SCREEN) = (\{.*?\});\n", page, flags=re.S)
-    extra = ""
-    if m:
-        data = json.loads(m.group(1))
-        for key in ("geoms", "bounds", "outlines", "device_icons", "tiles", "casing", "roads", "area", "styles"):
-            data.pop(key, None)
-
-        def strip(x):
-            if isinstance(x, dict):
-                return {
-                    k: strip(v) for k, v in x.items() if k not in ("style", "geometry", "g", "lat", "lon", "radius")
-                }
-            if isinstance(x, list):
-                return [strip(v) for v in x]
-            return x
-
-        extra = json.dumps(strip(data), ensure_ascii=False)
-        page = page.replace(m.group(0), "")
+    dropped, and for a map the texts and figures of its scripts: every tooltip and popup (each
+    {'ja', 'en'} text) and the properties of every GeoJson feature (values, counts; not styles or
+    geometry)."""
+    texts = [t for x in bilingual_texts(page) for t in x.values()]
+    props = []
+    for f in map_features(page):
+        p = dict(f.get("properties") or {})
+        for key in ("style", "tip", "popup", "weight"):
+            p.pop(key, None)
+        props.append(p)
+    extra = "\n".join(texts) + "\n" + json.dumps(props, ensure_ascii=False)
     page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
     return re.sub(r"<[^>]+>", " ", page) + "\n" + extra
 
@@ -269,8 +263,7 @@ def case(request, tmp_path):
 def _without_assets(page: str) -> str:
     """The page minus inlined libraries and assets (Leaflet's and map.js's own numbers)."""
     for part in (
-        embed.leaflet_js(),
-        embed.leaflet_css(),
+        *(embed.vendored_text(url) for url in embed.VENDORED),
         embed.asset("map.js"),
         embed.asset("map.css"),
         embed.asset("report.css"),
@@ -290,9 +283,9 @@ def test_map_shows_nothing_from_too_few_vehicles(case, tmp_path):
     page = render_district_map(district, results, tmp_path / "map.html").read_text(encoding="utf-8")
     assert leaks(shown_text(page), results, markup=_without_assets(page)) == []
     if name == "below":
-        data = re.search(r"var E2C_DATA = (\{.*?\});\n", page, flags=re.S).group(1)
-        assert '"value"' not in data and '"kind":"value"' not in data
-        assert '"braking":null' in data and '"cut_through":null' in data
+        roads = [f["properties"] for f in map_features(page) if "road_id" in (f.get("properties") or {})]
+        assert roads and all(p["kind"] != "value" and "value" not in p for p in roads)
+        assert '"braking":null' in page and '"cut_through":null' in page  # no overlay to switch on
         assert 'data-verdict="suppressed"' in page
 
 

@@ -5,14 +5,15 @@ other cell of their row withheld so that no hidden cell can be had by subtractio
 
 from __future__ import annotations
 
-import json
 import re
 
+import folium
 import numpy as np
 import pytest
 
-from conftest import make_gates, make_map_district, make_map_results
-from maps.district_map import render_district_map
+from conftest import bilingual_texts, make_gates, make_map_district, make_map_results
+from maps.district_map import district_map, render_district_map
+from maps.page import save_page
 from maps.public import complementary, public_gates, public_results
 from maps.report import render_report
 
@@ -132,14 +133,15 @@ def test_pairs_of_a_hidden_class_are_withheld(district_results):
 
 def test_map_has_gate_markers_and_the_through_share(district_results, tmp_path):
     district, results = district_results
-    page = render_district_map(district, results, tmp_path / "m.html").read_text(encoding="utf-8")
-    data = json.loads(re.search(r"var E2C_DATA = (\{.*?\});\n", page, flags=re.S).group(1))
-    feats = data["gates"]["features"]
-    assert [f["properties"]["id"] for f in feats] == ["G1", "G2", "G3"]
-    assert (
-        "G1 桜通り 西側" in feats[0]["properties"]["tip"]["ja"]
-        and "Sakura-dori, west side" in feats[0]["properties"]["tip"]["en"]
-    )
+    m = district_map(district, results)
+    page = save_page(m, tmp_path / "m.html").read_text(encoding="utf-8")
+    markers = [c for c in m._children["overlay:gates"]._children.values() if isinstance(c, folium.Marker)]
+    ids = [re.search(r'e2c-gate-id"[^>]*>(\w+)<', mk.icon.options["html"]) for mk in markers]
+    assert all(mk.icon.options["class_name"] == "e2c-gate" for mk in markers)
+    assert '"className": "e2c-gate"' in page
+    assert [x.group(1) for x in ids] == ["G1", "G2", "G3"]
+    tips = [t for t in bilingual_texts(page) if "G1 " in t["ja"]]
+    assert tips and "G1 桜通り 西側" in tips[0]["ja"] and "Sakura-dori, west side" in tips[0]["en"]
     panel = re.search(r'<section id="e2c-through">.*?</section>', page, flags=re.S).group(0)
     text = re.sub(r"<[^>]+>", "|", panel)
     assert "対策前：41.0%（1,000 トリップ中）" in text and "対策後：35.2%（1,000 トリップ中）" in text
@@ -153,7 +155,7 @@ def test_map_without_gates_has_no_gate_panel(tmp_path):
     page = render_district_map(district, make_map_results(tmp_path, district=district), tmp_path / "m.html").read_text(
         encoding="utf-8"
     )
-    assert 'id="e2c-through"' not in page and '"gates":null' in page
+    assert 'id="e2c-through"' not in page and '"gates":null' in page and '"className": "e2c-gate"' not in page
 
 
 def test_suppressed_through_share_on_the_map(district_results, tmp_path):
