@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+import maps.wording as w
 from analysis.results import (
     ResultsMissing,
     load_comparisons,
@@ -13,9 +14,11 @@ from analysis.results import (
     load_screening,
 )
 from config.districts import District
-from config.settings import INDICATOR_COLUMNS
+from config.settings import GATE_CLASSES, INDICATOR_COLUMNS
 from maps.headline import monitoring, monitoring_sentence
 from maps.public import public_results
+
+TABLE_INDICATORS = ("mean", "p85", "share", "passage_share")  # the columns of the treated street's table
 
 
 def treated_table(warehouse, districts: list[District]) -> pd.DataFrame:
@@ -31,10 +34,7 @@ def treated_table(warehouse, districts: list[District]) -> pd.DataFrame:
                     "dates": f"{r.period_start:%Y-%m-%d}..{r.period_end:%Y-%m-%d}",
                     "n_vehicles": r.n_vehicles,
                     "n_points": r.n_points,
-                    "mean_kmh": r.mean_kmh,
-                    "p85_kmh": r.p85_kmh,
-                    "share_at_or_over_limit": r.share_at_or_over_limit,
-                    "passage_share_at_or_over_limit": r.passage_share_at_or_over_limit,
+                    **{INDICATOR_COLUMNS[i]: getattr(r, INDICATOR_COLUMNS[i]) for i in TABLE_INDICATORS},
                 }
             )
     return pd.DataFrame(rows)
@@ -94,15 +94,11 @@ def format_headline(warehouse, districts: list[District]) -> str:
     return "\n".join(lines)
 
 
-_STATISTIC = {
-    "mean": "mean speed",
-    "p85": "85th percentile speed",
-    "share": "share of points >= limit",
-    "passage_share": "share of vehicles (passages) >= limit",
-    "passage_mean": "mean passage speed",
-    "passage_p85": "85th percentile passage speed",
-    "share_plus10": "share of points >= limit + 10",
-}
+SUMMARY_LANG = "en"  # the terminal summary's words (maps.wording's summary.*), beside Japanese district names
+
+
+def _statistic(indicator: str) -> str:
+    return w.t(f"summary.stat_{indicator}", SUMMARY_LANG)
 
 
 def _value(indicator: str, v: float, kind: str) -> str:
@@ -138,7 +134,7 @@ def published_vs_measured(warehouse, districts: list[District]) -> pd.DataFrame:
             rows.append(
                 {
                     "district": d.name_ja,
-                    "statistic": _STATISTIC[p.indicator],
+                    "statistic": _statistic(p.indicator),
                     "indicator": p.indicator,
                     "kind": p.kind,
                     "period": p.period if p.kind == "level" else f"{p.reference}→{p.period}",
@@ -227,13 +223,8 @@ def format_screening_summary(warehouse, districts: list[District], top: int = 5)
     return "\n".join(lines)
 
 
-_CLASS_WORDS = {
-    "through": "through",
-    "into": "into",
-    "out_of": "out of",
-    "internal": "internal",
-    "perimeter": "perimeter",
-}
+def _class_word(gate_class: str) -> str:
+    return w.t(f"summary.class_{gate_class}", SUMMARY_LANG)
 
 
 def format_gate_summary(warehouse, districts: list[District]) -> str:
@@ -245,9 +236,9 @@ def format_gate_summary(warehouse, districts: list[District]) -> str:
         if s.empty:
             continue
         names = dict(zip(gates["gate_id"], gates["gate_name"], strict=True)) if len(gates) else {}
-        whole_day = s[s["time_band"] == "all"].assign(_o=lambda x: x["gate_class"].map(list(_CLASS_WORDS).index))
+        whole_day = s[s["time_band"] == "all"].assign(_o=lambda x: x["gate_class"].map(list(GATE_CLASSES).index))
         for period, rows in whole_day.sort_values(["period_start", "_o"], kind="stable").groupby("period", sort=False):
-            shares = " · ".join(f"{_CLASS_WORDS[r.gate_class]} {100 * r.share_trips:.1f}%" for r in rows.itertuples())
+            shares = " · ".join(f"{_class_word(r.gate_class)} {100 * r.share_trips:.1f}%" for r in rows.itertuples())
             name = d.name_ja + " " * max(0, 14 - _width(d.name_ja))
             lines.append(f"  {name} {period + ':':<8} {shares} ({rows['n_trips'].sum():,} trips)")
             top = od[(od["period"] == period) & (od["time_band"] == "all") & (od["gate_class"] == "through")]

@@ -491,6 +491,19 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "too_few_short": ("データ不足", "too few data"),
     "no_data": ("データなし", "no data"),
+    # etc2calm.summary: the CLI's and the demo's summary (printed in English; keys summary.*)
+    "summary.stat_mean": ("平均速度", "mean speed"),
+    "summary.stat_p85": ("85パーセンタイル速度", "85th percentile speed"),
+    "summary.stat_share": ("制限速度以上の地点の割合", "share of points >= limit"),
+    "summary.stat_share_plus10": ("制限速度+10 km/h 以上の地点の割合", "share of points >= limit + 10"),
+    "summary.stat_passage_mean": ("通過ごとの平均速度", "mean passage speed"),
+    "summary.stat_passage_p85": ("通過ごとの85パーセンタイル速度", "85th percentile passage speed"),
+    "summary.stat_passage_share": ("制限速度以上の車（通過）の割合", "share of vehicles (passages) >= limit"),
+    "summary.class_through": ("通過", "through"),
+    "summary.class_into": ("流入", "into"),
+    "summary.class_out_of": ("流出", "out of"),
+    "summary.class_internal": ("地区内", "internal"),
+    "summary.class_perimeter": ("外周のみ", "perimeter"),
     # maps.headline: the answer (keys headline.*)
     "headline.lead_effect": (
         "対策後、対策道路の速度ははっきり下がりました。",
