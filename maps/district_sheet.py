@@ -161,24 +161,30 @@ def device_marker(kind: str):
     return MPath(verts, codes)
 
 
-def _draw_map(
-    ax,
-    fc: dict,
-    labels: list[dict],
-    devices: list[dict],
-    area,
-    bounds,
-    title: str,
-    subtitle: str,
-    texts: list[str],
-    scalebar: bool = False,
-) -> None:
+@dataclass(frozen=True)
+class MapPanel:
+    """One road map of the sheet: a layer of maps.layers.road_layers with the shared labels, devices,
+    area outline and bounds (metric coordinates), its title and subtitle, a scale bar or not."""
+
+    fc: dict
+    labels: list[dict]
+    devices: list[dict]
+    area: object
+    bounds: tuple[float, float, float, float]
+    title: str
+    subtitle: str
+    scalebar: bool = False
+
+
+def _draw_map(ax, panel: MapPanel, texts: list[str]) -> None:
     """One road map on `ax`: roads styled like the HTML map, area outline, devices, role labels."""
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_color("#888")
+    fc, labels, devices, area, bounds = panel.fc, panel.labels, panel.devices, panel.area, panel.bounds
+    title, subtitle, scalebar = panel.title, panel.subtitle, panel.scalebar
     feats = fc["features"]
     if area is not None:
         for poly in _lines(area):
@@ -463,57 +469,57 @@ def table_rows(pub: PublicResults, lang: str = "ja") -> tuple[list[str], list[li
     return header, rows
 
 
-def render_district_sheet(
-    district: District,
-    results: DistrictResults,
-    out_pdf: str | Path,
-    *,
-    lang: str = "ja",
-    indicator: str | None = None,
-    public_min_vehicles: int = PUBLIC_MIN_VEHICLES,
-    synthetic: bool | None = None,
-    created: dt.date | None = None,
-    png: bool = True,
-) -> SheetResult:
-    """Write the A4 sheet of `district` to `out_pdf` (and the same page as PNG next to it).
+@dataclass(frozen=True)
+class SheetOptions:
+    """How the sheet is drawn. lang: 'ja' or 'en'; indicator: the mapped indicator (default: the map's
+    default); public_min_vehicles: the publication threshold; synthetic / created: as for the map
+    (maps.district_map.MapOptions); png: also write the page as PNG beside the PDF."""
 
-    results: analysis.results.DistrictResults; suppression under `public_min_vehicles` distinct
-    vehicles is applied here. indicator: the mapped indicator (default: the map's default).
-    lang / synthetic / created: as for maps.district_map.render_district_map.
-    """
-    import matplotlib
+    lang: str = "ja"
+    indicator: str | None = None
+    public_min_vehicles: int = PUBLIC_MIN_VEHICLES
+    synthetic: bool | None = None
+    created: dt.date | None = None
+    png: bool = True
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    from matplotlib import rc_context
+    def __post_init__(self) -> None:
+        w.check_lang(self.lang)
 
-    w.check_lang(lang)
-    font = japanese_font()
-    pub = public_results(results, public_min_vehicles)
-    synthetic = district.synthetic_network if synthetic is None else synthetic
-    indicator = w.indicator(indicator).key if indicator else layers.available_indicators(pub)[0]
-    roads = layers.check_roads(pub.roads)
-    fcs = layers.road_layers(pub, indicator)
-    periods = pub.periods
-    limits = layers.limits_of(pub.road_stats)
-    label = w.indicator_label(indicator, lang, limits, capital=True)
-    area_geojson = layers.outline(district.area_path, "district area")
-    area = gpd.GeoSeries([shape(area_geojson)], crs=LONLAT_CRS).to_crs(METRIC_CRS).iloc[0] if area_geojson else None
 
-    def to_xy(lon: float, lat: float) -> tuple[float, float]:
-        pt = gpd.GeoSeries.from_xy([lon], [lat], crs=LONLAT_CRS).to_crs(METRIC_CRS).iloc[0]
-        return pt.x, pt.y
+@dataclass
+class Sheet:
+    """What the sheet shows (from the suppressed results) and the figure it is drawn on."""
 
-    labels = [
-        {**lab, "label": lab["text"][lang], "xy": to_xy(lab["lon"], lab["lat"])}
-        for lab in layers.label_points(district, roads)
-    ]
-    devices = [{"kind": d.kind, "xy": to_xy(d.lon, d.lat)} for d in district.devices]
-    minx, miny, maxx, maxy = roads.to_crs(METRIC_CRS).total_bounds
-    pad = 0.06 * max(maxx - minx, maxy - miny)
+    district: District
+    pub: PublicResults
+    lang: str
+    indicator: str
+    label: str  # the indicator's name
+    limits: set[int]
+    fcs: dict  # maps.layers.road_layers: before / after / change
+    labels: list[dict]  # role labels with metric xy
+    devices: list[dict]
+    area: object  # the district's outline in metric coordinates, or None
+    road_bounds: tuple[float, float, float, float]  # metric
+    head: object  # maps.headline.Headline
+    trend: Trend | None
+    synthetic: bool
+    created: dt.date
+    fig: object = None
+    texts: list[str] = field(default_factory=list)
 
-    def bounds_for(aspect: float) -> tuple[float, float, float, float]:
+    @property
+    def k(self) -> int:
+        return self.pub.public_min_vehicles
+
+    def text(self, x: float, y: float, s: str, **kw) -> None:
+        self.fig.text(x, y, s, **kw)
+        self.texts.append(s)
+
+    def bounds_for(self, aspect: float) -> tuple[float, float, float, float]:
         """Road bounds plus padding, widened to the axes' width/height ratio so nothing is cut."""
+        minx, miny, maxx, maxy = self.road_bounds
+        pad = 0.06 * max(maxx - minx, maxy - miny)
         x0, y0, x1, y1 = minx - pad, miny - pad, maxx + pad, maxy + 2.2 * pad  # room for labels above the top street
         width, height = x1 - x0, y1 - y0
         if width / height < aspect:
@@ -524,229 +530,284 @@ def render_district_sheet(
             y0, y1 = y0 - extra, y1 + extra
         return x0, y0, x1, y1
 
-    head = headline(district, pub)
-    created = w.creation_date(district, created)
-    k = pub.public_min_vehicles
-    texts: list[str] = []
-    W, H = A4_INCHES
+
+def render_district_sheet(district: District, results: DistrictResults, out_pdf: str | Path, **options) -> SheetResult:
+    """Write the A4 sheet of `district` to `out_pdf` (and the same page as PNG next to it).
+
+    results: analysis.results.DistrictResults; suppression under the publication threshold is applied
+    here. options: SheetOptions (lang, indicator, public_min_vehicles, synthetic, created, png).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib import rc_context
+
+    opts = SheetOptions(**options)
+    font = japanese_font()
+    sheet = sheet_content(district, results, opts)
     # pdf.fonttype 3: glyph outlines (with ToUnicode), ~1 s; TrueType (42) subsetting of the CJK font takes ~5 s
-    with rc_context(
-        {
-            "font.family": [font.name, "DejaVu Sans"],
-            "pdf.fonttype": 3,
-            "axes.unicode_minus": True,
-            "svg.fonttype": "none",
-        }
-    ):
-        fig = plt.figure(figsize=A4_INCHES)
-
-        def text(x, y, s, **kw):
-            fig.text(x, y, s, **kw)
-            texts.append(s)
-
-        y = 0.975
-        if synthetic:
-            fig.patches.append(
-                matplotlib.patches.Rectangle((0, 0.962), 1, 0.038, transform=fig.transFigure, color="#c62828", zorder=0)
-            )
-            text(0.5, 0.981, w.banner(lang), ha="center", va="center", color="white", fontsize=12, fontweight="bold")
-            y = 0.948
-        title = w.map_title(district, lang)
-        text(0.05, y, title, fontsize=16, fontweight="bold", va="top")
-        # the headline: the answer first, then its figures
-        y -= 0.032
-        lead_color = "#0b4f8a" if head.verdict == "effect" else "#6d4c00"
-        text(0.05, y, head.lead[lang], fontsize=11.5, fontweight="bold", va="top", color=lead_color)
-        y -= 0.021
-        detail = (" " if lang == "en" else "").join(head.details[lang])
-        lines = _wrap(detail, 120 if lang == "ja" else 132, lang)
-        fig.text(0.05, y, "\n".join(lines), fontsize=8.5, va="top", linespacing=1.45)
-        texts.extend(head.details[lang])
-        y -= 0.0135 * len(lines) + 0.008
-        text(0.05, y, w.t("comparison_of", lang, label=label), fontsize=9.5, fontweight="bold", va="top")
-
-        # row 1: before | after, same class scale; the subtitles are the periods
-        top = y - 0.05
-        trend = trend_data(district, pub)
-        map_h = 0.19 if trend is None else 0.145  # room for the trend chart under the key figures
-        aspect_small = (0.435 * W) / (map_h * H)
-        for i, key in enumerate(("before", "after")):
-            ax = fig.add_axes((0.05 + i * 0.465, top - map_h, 0.435, map_h))
-            _draw_map(
-                ax,
-                fcs[key],
-                labels,
-                devices,
-                area,
-                bounds_for(aspect_small),
-                w.layer_name(key, lang),
-                w.period_line(key, periods[key], lang),
-                texts,
-            )
-        seq = palette.sequential_scale(indicator).legend(lang)[::-1]
-        lax = fig.add_axes((0.05, top - map_h - 0.04, 0.9, 0.03))
-        lax.axis("off")
-        lt = f"{label} ({w.unit(indicator, lang)})"
-        lax.text(0, 0.5, "\n".join(_wrap(lt, 34, lang)), fontsize=7.2, fontweight="bold", va="center")
-        texts.append(lt)
-        step = 0.72 / max(len(seq), 1)
-        for j, (color, t) in enumerate(seq):
-            x = 0.27 + j * step
-            lax.plot([x, x + 0.03], [0.5, 0.5], color=palette.CASING_COLOR, lw=4.2, solid_capstyle="round")
-            lax.plot([x, x + 0.03], [0.5, 0.5], color=color, lw=2.8, solid_capstyle="round")
-            lax.text(x + 0.038, 0.5, t, fontsize=7, va="center")
-            texts.append(t)
-        lax.set_xlim(0, 1)
-        lax.set_ylim(0, 1)
-
-        # row 2: change map and its legend (classes, devices, suppressed, outline)
+    rc = {
+        "font.family": [font.name, "DejaVu Sans"],
+        "pdf.fonttype": 3,
+        "axes.unicode_minus": True,
+        "svg.fonttype": "none",
+    }
+    with rc_context(rc):
+        sheet.fig = plt.figure(figsize=A4_INCHES)
+        top = draw_header(sheet)
+        map_h = draw_period_maps(sheet, top)
         top2 = top - map_h - 0.068
-        ch_w, ch_h = 0.58, (0.215 if trend is None else 0.165)
-        leg = 1.0 if trend is None else 1.1  # legend rows a little taller in the shorter axes (the trend layout)
-        ax = fig.add_axes((0.05, top2 - ch_h, ch_w, ch_h))
-        div = palette.change_scale(indicator)
-        _draw_map(
-            ax,
-            fcs["change"],
-            labels,
-            devices,
-            area,
-            bounds_for((ch_w * W) / (ch_h * H)),
-            w.layer_name("change", lang),
-            w.t("legend_change", lang, label=label, unit=w.unit(indicator, lang, True)),
-            texts,
-            scalebar=True,
-        )
-        lax = fig.add_axes((0.66, top2 - ch_h, 0.31, ch_h))
-        lax.axis("off")
-        rows = [("value", c, t) for c, t in div.legend(lang)]
-        yy = _legend_rows(
-            lax,
-            rows,
-            texts,
-            title=f"{w.layer_name('change', lang, short=True)} ({div.unit(lang)})",
-            top=0.99,
-            step=0.058 * leg,
-            fontsize=6.8,
-        )
-        down, up = div.words(lang)
-        hint = w.t("change_hint", lang, down=down, up=up)
-        lax.text(
-            0,
-            yy - 0.005,
-            "\n".join(_wrap(hint, 44, lang)),
-            fontsize=6.3,
-            color="#333",
-            va="top",
-            transform=lax.transAxes,
-        )
-        texts.append(hint)
-        common = []
-        for kind in sorted({d.kind for d in district.devices}):
-            illustrative = any(d.illustrative for d in district.devices if d.kind == kind)
-            note = (
-                (f" ({w.t('illustrative', lang)})" if lang == "en" else f"（{w.t('illustrative', lang)}）")
-                if illustrative
-                else ""
-            )
-            common.append((kind, palette.DEVICE_COLOR, w.t(f"legend_{kind}", lang) + note))
-        common += [
-            ("insufficient", palette.INSUFFICIENT_COLOR, w.t("legend_too_few", lang, k=k)),
-            ("nodata", palette.NO_DATA_COLOR, w.t("legend_no_data", lang)),
-        ]
-        if area is not None:
-            common.append(("area", "#222", w.t("legend_area", lang)))
-        hint_lines = len(_wrap(hint, 44, lang))
-        _legend_rows(lax, common, texts, top=yy - (0.008 + 0.0105 * hint_lines) / ch_h, step=0.058 * leg, fontsize=6.3)
-
-        # key figures: treated and comparison streets pooled, from the stored comparison
-        header, rows = table_rows(pub, lang)
-        top3 = top2 - ch_h - 0.02
-        text(0.05, top3, w.t("sheet_key_figures", lang), fontsize=10, fontweight="bold", va="top")
-        row_h = 0.0155 if trend is None else 0.0145
-        table_top = top3 - 0.02
-        tax = fig.add_axes((0.05, table_top - row_h * (len(rows) + 2), 0.9, row_h * (len(rows) + 2)))
-        tax.axis("off")
-        if rows:
-            widths = [0.2, 0.08, 0.12, 0.18, 0.2, 0.22][: len(header)]
-            shown = [
-                "\n".join(_wrap(h, int(widths[i] * 118) if lang == "ja" else int(widths[i] * 140), lang)[:2])
-                for i, h in enumerate(header)
-            ]
-            tab = tax.table(cellText=rows, colLabels=shown, cellLoc="center", colWidths=widths, bbox=(0, 0, 1, 1))
-            tab.auto_set_font_size(False)
-            tab.set_fontsize(7.0)
-            change_word = w.layer_name("change", lang, short=True)
-            for (r, _c), cell in tab.get_celld().items():
-                cell.set_edgecolor("#999")
-                cell.set_linewidth(0.5)
-                if r == 0:
-                    cell.set_height(2 * cell.get_height())  # two-line header
-                    cell.set_facecolor("#e8eef5")
-                    cell.set_text_props(fontweight="bold")
-                elif rows[r - 1][1] == change_word:
-                    cell.set_facecolor("#f2f2f2")
-                    cell.set_text_props(fontweight="bold")
-            texts += header + [c for row in rows for c in row]
-        else:
-            tax.text(0, 1, w.t("sheet_no_figures", lang), fontsize=8, va="top")
-            texts.append(w.t("sheet_no_figures", lang))
-
-        # notes and credits
-        note = [
-            w.t("data_line", lang) + (". " if lang == "en" else "。") + w.t("method_line", lang, k=k),
-            w.t("sheet_change_note", lang),
-        ]
-        if district.synthetic_network:
-            note.append(w.t("synthetic_network_note", lang))
-        if synthetic:
-            note.append(w.t("synthetic_note", lang))
-        credit = w.credits(district, created, lang)
-        body = "\n".join(line for n in note for line in _wrap(n, 150 if lang == "ja" else 165, lang))
-        credit_lines = _wrap(credit, 140 if lang == "ja" else 160, lang)
-        fig.text(
-            0.05,
-            0.014,
-            "\n".join(credit_lines),
-            fontsize=7.2,
-            va="bottom",
-            color="#111",
-            fontweight="bold",
-            linespacing=1.4,
-        )
-        texts.append(credit)
-        fig.text(
-            0.05, 0.02 + 0.0115 * len(credit_lines), body, fontsize=6.8, va="bottom", color="#222", linespacing=1.45
-        )
-        texts.extend(note)
-        notes_top = 0.02 + 0.0115 * len(credit_lines) + 0.0118 * (body.count("\n") + 1)
-
-        if trend is not None:  # is the effect lasting? the monthly series, between the key figures and the notes
-            top4 = table_top - row_h * (len(rows) + 2) - 0.012
-            label_t = w.indicator_label(trend.indicator, lang, limits, capital=lang == "en")
-            heading = tt("sheet_heading", lang, label=label_t)
-            text(0.05, top4, heading, fontsize=10, fontweight="bold", va="top")
-            bottom = notes_top + 0.032  # room for the month labels
-            ax = fig.add_axes((0.1, bottom, 0.5, max(top4 - 0.03 - bottom, 0.05)))
-            draw_trend(ax, trend, pub, lang, texts, title=False)
-
-        out_pdf = Path(out_pdf)
-        out_pdf.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(
-            out_pdf,
-            format="pdf",
-            metadata={
-                "Title": f"{title}｜{label}",
-                "Creator": "etc2calm",
-                "Author": district.publication.publisher(lang),
-            },
-        )
-        out_png = None
-        if png:
-            out_png = out_pdf.with_suffix(".png")
-            fig.savefig(out_png, format="png", dpi=PNG_DPI)
-        plt.close(fig)
-    return SheetResult(pdf=out_pdf, png=out_png, font=font, texts=texts)
+        ch_h = draw_change_map(sheet, top2)
+        table_bottom = draw_key_figures(sheet, top2 - ch_h - 0.02)
+        notes_top = draw_notes(sheet)
+        if sheet.trend is not None:  # is the effect lasting? the monthly series, between the key figures and the notes
+            draw_trend_block(sheet, table_bottom - 0.012, notes_top)
+        pdf, png = save_sheet(sheet, Path(out_pdf), opts.png)
+        plt.close(sheet.fig)
+    return SheetResult(pdf=pdf, png=png, font=font, texts=sheet.texts)
 
 
-__all__ = ["render_district_sheet", "japanese_font", "JapaneseFont", "SheetResult", "JAPANESE_FONTS", "table_rows"]
+def sheet_content(district: District, results: DistrictResults, opts: SheetOptions) -> Sheet:
+    """What the sheet shows: layers, labels, devices and outline in metric coordinates, headline, trend."""
+    pub = public_results(results, opts.public_min_vehicles)
+    indicator = w.indicator(opts.indicator).key if opts.indicator else layers.available_indicators(pub)[0]
+    roads = layers.check_roads(pub.roads)
+    limits = layers.limits_of(pub.road_stats)
+    area_geojson = layers.outline(district.area_path, "district area")
+    area = gpd.GeoSeries([shape(area_geojson)], crs=LONLAT_CRS).to_crs(METRIC_CRS).iloc[0] if area_geojson else None
+
+    def to_xy(lon: float, lat: float) -> tuple[float, float]:
+        pt = gpd.GeoSeries.from_xy([lon], [lat], crs=LONLAT_CRS).to_crs(METRIC_CRS).iloc[0]
+        return pt.x, pt.y
+
+    labels = [
+        {**lab, "label": lab["text"][opts.lang], "xy": to_xy(lab["lon"], lab["lat"])}
+        for lab in layers.label_points(district, roads)
+    ]
+    return Sheet(
+        district=district,
+        pub=pub,
+        lang=opts.lang,
+        indicator=indicator,
+        label=w.indicator_label(indicator, opts.lang, limits, capital=True),
+        limits=limits,
+        fcs=layers.road_layers(pub, indicator),
+        labels=labels,
+        devices=[{"kind": d.kind, "xy": to_xy(d.lon, d.lat)} for d in district.devices],
+        area=area,
+        road_bounds=tuple(roads.to_crs(METRIC_CRS).total_bounds),
+        head=headline(district, pub),
+        trend=trend_data(district, pub),
+        synthetic=district.synthetic_network if opts.synthetic is None else opts.synthetic,
+        created=w.creation_date(district, opts.created),
+    )
+
+
+def draw_header(sheet: Sheet) -> float:
+    """The banner (synthetic data), the title, the headline and the indicator compared; returns the
+    top of the maps."""
+    import matplotlib
+
+    lang, head = sheet.lang, sheet.head
+    y = 0.975
+    if sheet.synthetic:
+        banner = matplotlib.patches.Rectangle(
+            (0, 0.962), 1, 0.038, transform=sheet.fig.transFigure, color="#c62828", zorder=0
+        )
+        sheet.fig.patches.append(banner)
+        sheet.text(0.5, 0.981, w.banner(lang), ha="center", va="center", color="white", fontsize=12, fontweight="bold")
+        y = 0.948
+    sheet.text(0.05, y, w.map_title(sheet.district, lang), fontsize=16, fontweight="bold", va="top")
+    # the headline: the answer first, then its figures
+    y -= 0.032
+    lead_color = "#0b4f8a" if head.verdict == "effect" else "#6d4c00"
+    sheet.text(0.05, y, head.lead[lang], fontsize=11.5, fontweight="bold", va="top", color=lead_color)
+    y -= 0.021
+    detail = (" " if lang == "en" else "").join(head.details[lang])
+    lines = _wrap(detail, 120 if lang == "ja" else 132, lang)
+    sheet.fig.text(0.05, y, "\n".join(lines), fontsize=8.5, va="top", linespacing=1.45)
+    sheet.texts.extend(head.details[lang])
+    y -= 0.0135 * len(lines) + 0.008
+    sheet.text(0.05, y, w.t("comparison_of", lang, label=sheet.label), fontsize=9.5, fontweight="bold", va="top")
+    return y - 0.05
+
+
+def _map_panel(sheet: Sheet, key: str, aspect: float, subtitle: str, scalebar: bool = False) -> MapPanel:
+    title = w.layer_name(key, sheet.lang)
+    return MapPanel(
+        sheet.fcs[key], sheet.labels, sheet.devices, sheet.area, sheet.bounds_for(aspect), title, subtitle, scalebar
+    )
+
+
+def draw_period_maps(sheet: Sheet, top: float) -> float:
+    """Row 1: before | after on the same class scale (the subtitles are the periods), their legend in
+    one line under them; returns the maps' height."""
+    lang, W, H = sheet.lang, *A4_INCHES
+    map_h = 0.19 if sheet.trend is None else 0.145  # room for the trend chart under the key figures
+    aspect = (0.435 * W) / (map_h * H)
+    for i, key in enumerate(("before", "after")):
+        ax = sheet.fig.add_axes((0.05 + i * 0.465, top - map_h, 0.435, map_h))
+        _draw_map(ax, _map_panel(sheet, key, aspect, w.period_line(key, sheet.pub.periods[key], lang)), sheet.texts)
+    seq = palette.sequential_scale(sheet.indicator).legend(lang)[::-1]
+    lax = sheet.fig.add_axes((0.05, top - map_h - 0.04, 0.9, 0.03))
+    lax.axis("off")
+    lt = f"{sheet.label} ({w.unit(sheet.indicator, lang)})"
+    lax.text(0, 0.5, "\n".join(_wrap(lt, 34, lang)), fontsize=7.2, fontweight="bold", va="center")
+    sheet.texts.append(lt)
+    step = 0.72 / max(len(seq), 1)
+    for j, (color, t) in enumerate(seq):
+        x = 0.27 + j * step
+        lax.plot([x, x + 0.03], [0.5, 0.5], color=palette.CASING_COLOR, lw=4.2, solid_capstyle="round")
+        lax.plot([x, x + 0.03], [0.5, 0.5], color=color, lw=2.8, solid_capstyle="round")
+        lax.text(x + 0.038, 0.5, t, fontsize=7, va="center")
+        sheet.texts.append(t)
+    lax.set_xlim(0, 1)
+    lax.set_ylim(0, 1)
+    return map_h
+
+
+def draw_change_map(sheet: Sheet, top2: float) -> float:
+    """Row 2: the change map with its legend (classes, devices, suppressed, outline); returns its height."""
+    lang, W, H = sheet.lang, *A4_INCHES
+    ch_w, ch_h = 0.58, (0.215 if sheet.trend is None else 0.165)
+    leg = 1.0 if sheet.trend is None else 1.1  # legend rows a little taller in the shorter axes (the trend layout)
+    ax = sheet.fig.add_axes((0.05, top2 - ch_h, ch_w, ch_h))
+    subtitle = w.t("legend_change", lang, label=sheet.label, unit=w.unit(sheet.indicator, lang, True))
+    _draw_map(ax, _map_panel(sheet, "change", (ch_w * W) / (ch_h * H), subtitle, scalebar=True), sheet.texts)
+    div = palette.change_scale(sheet.indicator)
+    lax = sheet.fig.add_axes((0.66, top2 - ch_h, 0.31, ch_h))
+    lax.axis("off")
+    title = f"{w.layer_name('change', lang, short=True)} ({div.unit(lang)})"
+    rows = [("value", c, t) for c, t in div.legend(lang)]
+    yy = _legend_rows(lax, rows, sheet.texts, title=title, top=0.99, step=0.058 * leg, fontsize=6.8)
+    down, up = div.words(lang)
+    hint = w.t("change_hint", lang, down=down, up=up)
+    hint_lines = _wrap(hint, 44, lang)
+    lax.text(0, yy - 0.005, "\n".join(hint_lines), fontsize=6.3, color="#333", va="top", transform=lax.transAxes)
+    sheet.texts.append(hint)
+    common_top = yy - (0.008 + 0.0105 * len(hint_lines)) / ch_h
+    _legend_rows(lax, _common_legend(sheet), sheet.texts, top=common_top, step=0.058 * leg, fontsize=6.3)
+    return ch_h
+
+
+def _common_legend(sheet: Sheet) -> list[tuple[str, str, str]]:
+    lang, devices = sheet.lang, sheet.district.devices
+    rows = []
+    for kind in sorted({d.kind for d in devices}):
+        illustrative = any(d.illustrative for d in devices if d.kind == kind)
+        note = w.paren(w.t("illustrative", lang), lang) if illustrative else ""
+        rows.append((kind, palette.DEVICE_COLOR, w.t(f"legend_{kind}", lang) + note))
+    rows += [
+        ("insufficient", palette.INSUFFICIENT_COLOR, w.t("legend_too_few", lang, k=sheet.k)),
+        ("nodata", palette.NO_DATA_COLOR, w.t("legend_no_data", lang)),
+    ]
+    if sheet.area is not None:
+        rows.append(("area", "#222", w.t("legend_area", lang)))
+    return rows
+
+
+def draw_key_figures(sheet: Sheet, top3: float) -> float:
+    """The key figures: treated and comparison streets pooled, from the stored comparison; returns the
+    table's bottom."""
+    lang = sheet.lang
+    header, rows = table_rows(sheet.pub, lang)
+    sheet.text(0.05, top3, w.t("sheet_key_figures", lang), fontsize=10, fontweight="bold", va="top")
+    row_h = 0.0155 if sheet.trend is None else 0.0145
+    table_top = top3 - 0.02
+    bottom = table_top - row_h * (len(rows) + 2)
+    tax = sheet.fig.add_axes((0.05, bottom, 0.9, row_h * (len(rows) + 2)))
+    tax.axis("off")
+    if not rows:
+        tax.text(0, 1, w.t("sheet_no_figures", lang), fontsize=8, va="top")
+        sheet.texts.append(w.t("sheet_no_figures", lang))
+        return bottom
+    widths = [0.2, 0.08, 0.12, 0.18, 0.2, 0.22][: len(header)]
+    shown = [
+        "\n".join(_wrap(h, int(widths[i] * 118) if lang == "ja" else int(widths[i] * 140), lang)[:2])
+        for i, h in enumerate(header)
+    ]
+    tab = tax.table(cellText=rows, colLabels=shown, cellLoc="center", colWidths=widths, bbox=(0, 0, 1, 1))
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(7.0)
+    change_word = w.layer_name("change", lang, short=True)
+    for (r, _c), cell in tab.get_celld().items():
+        cell.set_edgecolor("#999")
+        cell.set_linewidth(0.5)
+        if r == 0:
+            cell.set_height(2 * cell.get_height())  # two-line header
+            cell.set_facecolor("#e8eef5")
+            cell.set_text_props(fontweight="bold")
+        elif rows[r - 1][1] == change_word:
+            cell.set_facecolor("#f2f2f2")
+            cell.set_text_props(fontweight="bold")
+    sheet.texts.extend(header + [c for row in rows for c in row])
+    return bottom
+
+
+def draw_notes(sheet: Sheet) -> float:
+    """Notes and credits at the foot of the page; returns the notes' top."""
+    lang = sheet.lang
+    note = [
+        w.t("data_line", lang) + (". " if lang == "en" else "。") + w.t("method_line", lang, k=sheet.k),
+        w.t("sheet_change_note", lang),
+    ]
+    if sheet.district.synthetic_network:
+        note.append(w.t("synthetic_network_note", lang))
+    if sheet.synthetic:
+        note.append(w.t("synthetic_note", lang))
+    credit = w.credits(sheet.district, sheet.created, lang)
+    body = "\n".join(line for n in note for line in _wrap(n, 150 if lang == "ja" else 165, lang))
+    credit_lines = _wrap(credit, 140 if lang == "ja" else 160, lang)
+    fig = sheet.fig
+    fig.text(
+        0.05,
+        0.014,
+        "\n".join(credit_lines),
+        fontsize=7.2,
+        va="bottom",
+        color="#111",
+        fontweight="bold",
+        linespacing=1.4,
+    )
+    sheet.texts.append(credit)
+    fig.text(0.05, 0.02 + 0.0115 * len(credit_lines), body, fontsize=6.8, va="bottom", color="#222", linespacing=1.45)
+    sheet.texts.extend(note)
+    return 0.02 + 0.0115 * len(credit_lines) + 0.0118 * (body.count("\n") + 1)
+
+
+def draw_trend_block(sheet: Sheet, top4: float, notes_top: float) -> None:
+    """The monthly series (maps.trend) with its heading, between the key figures and the notes."""
+    label = w.indicator_label(sheet.trend.indicator, sheet.lang, sheet.limits, capital=sheet.lang == "en")
+    sheet.text(0.05, top4, tt("sheet_heading", sheet.lang, label=label), fontsize=10, fontweight="bold", va="top")
+    bottom = notes_top + 0.032  # room for the month labels
+    ax = sheet.fig.add_axes((0.1, bottom, 0.5, max(top4 - 0.03 - bottom, 0.05)))
+    draw_trend(ax, sheet.trend, sheet.pub, sheet.lang, sheet.texts, title=False)
+
+
+def save_sheet(sheet: Sheet, out_pdf: Path, png: bool) -> tuple[Path, Path | None]:
+    """The page as PDF (with its title, creator and author) and, when asked, as PNG beside it."""
+    out_pdf.parent.mkdir(parents=True, exist_ok=True)
+    title = w.map_title(sheet.district, sheet.lang)
+    meta = {
+        "Title": f"{title}｜{sheet.label}",
+        "Creator": "etc2calm",
+        "Author": sheet.district.publication.publisher(sheet.lang),
+    }
+    sheet.fig.savefig(out_pdf, format="pdf", metadata=meta)
+    out_png = None
+    if png:
+        out_png = out_pdf.with_suffix(".png")
+        sheet.fig.savefig(out_png, format="png", dpi=PNG_DPI)
+    return out_pdf, out_png
+
+
+__all__ = [
+    "render_district_sheet",
+    "SheetOptions",
+    "japanese_font",
+    "JapaneseFont",
+    "SheetResult",
+    "JAPANESE_FONTS",
+    "table_rows",
+]

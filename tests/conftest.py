@@ -763,7 +763,7 @@ def map_features(page: str) -> list[dict]:
     return [f for d in layer_data(page) for f in d.get("features", [])]
 
 
-_ELEMENT_ID = re.compile(r"\b([a-z][a-z0-9_]*?)_[0-9a-f]{32}\b")
+_ELEMENT_ID = re.compile(r"\b([a-z][a-z0-9_]*?)_[0-9a-f]{32}(?![0-9a-f])")
 
 
 def normalised(page: str) -> str:

@@ -47,7 +47,8 @@ def test_build_district_map_returns_a_folium_map_that_saves_the_published_page(w
     assert isinstance(m, folium.Map)
     roads = m._children["roads:passage_share:change"]
     assert isinstance(roads, folium.FeatureGroup)
-    (geojson,) = [c for c in roads._children.values() if isinstance(c, folium.GeoJson) and c.layer_name != c.get_name()]
+    layers = [c for c in roads._children.values() if isinstance(c, folium.GeoJson)]
+    (geojson,) = [c for c in layers if "tip" in c.data["features"][0]["properties"]]  # the roads over their casing
     assert {f["properties"]["road_id"] for f in geojson.data["features"]} >= {"T1"}
     assert isinstance(m._children["tiles:gsi"], folium.TileLayer) and "cyberjapandata" in m._children["tiles:gsi"].tiles
     saved = tmp_path / "saved.html"
