@@ -563,16 +563,14 @@ def write_screening_map(
     *,
     area: str | None = None,
     period: tuple[dt.date, dt.date] | None = None,
-    district: District | None = None,
-    top: int = SCREENING_TOP_N,
-    lang: str = "ja",
-    created: dt.date | None = None,
+    **options,
 ) -> Path:
     """The screening map of the latest stored screening of a network (district key or 'roads:<stem>';
     of `area` and of the dates `period` = (start, end) when given) from the warehouse, computing
-    nothing; ResultsMissing when none is stored."""
+    nothing (options: ScreeningOptions: district, top, lang, created …); ResultsMissing when none is
+    stored."""
     run, rows = _stored(warehouse, network_key, area, period)
-    return render_screening_map(run, rows, out, district=district, top=top, lang=lang, created=created)
+    return render_screening_map(run, rows, out, **options)
 
 
 __all__ = [

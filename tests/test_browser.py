@@ -100,10 +100,12 @@ class Opened:
         self.page_errors: list[str] = []
         self.failed_requests: list[str] = []
         self.tile_requests: list[str] = []
+        self.requests: list[str] = []  # every request the page makes
         self.page.on("console", lambda msg: self.console.append(msg))
         self.page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
         self.page.on("requestfailed", lambda req: self.failed_requests.append(req.url))
         self.page.on("request", lambda req: TILE_URL.match(req.url) and self.tile_requests.append(req.url))
+        self.page.on("request", lambda req: self.requests.append(req.url))
         self.page.route(TILE_URL, lambda route: route.abort())  # no network: fail tiles at once
         self.page.goto(path.resolve().as_uri())
         if wait_for_map:
@@ -409,6 +411,35 @@ def test_tooltips_show_figures_and_suppressed_roads_none(opened, test_map):
     assert m.page.locator('[data-e2c-ind="p85"]').inner_text() == "85th-percentile speed: before and after"
     m.screenshot("test_map_change_en")
     assert m.errors() == []
+
+
+def _network_requests(m: Opened, page: Path) -> list[str]:
+    """The requests of an opened page that are neither the page itself nor a data: URI."""
+    return [u for u in m.requests if u != page.resolve().as_uri() and not u.startswith("data:")]
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_the_only_network_requests_are_map_tiles(opened, test_map, screening_map, size):
+    """Published pages load no script, stylesheet, font or image from the network (folium's CDN defaults
+    are replaced by the vendored files): map tiles are their only requests, whatever the reader does."""
+    path = test_map[0]
+    m = opened(path, SIZES[size])
+    m.open_sheet(True)
+    for extra in ("cut_through", "braking", "devices"):
+        m.choose("e2c-extra", extra, check=True)
+    m.choose("e2c-base", "osm")
+    m.page.locator("#e2c-lang-toggle").click()
+    m.page.emulate_media(media="print")
+    m.page.wait_for_timeout(300)
+    requests = _network_requests(m, path)
+    assert requests and all(TILE_URL.match(u) for u in requests), [u for u in requests if not TILE_URL.match(u)]
+    assert {u.split("/")[2] for u in requests} == {"cyberjapandata.gsi.go.jp", "tile.openstreetmap.org"}
+    s = opened(screening_map, SIZES[size])
+    s.page.evaluate("window.e2c.openCandidate(1)")
+    s.page.wait_for_timeout(300)
+    requests = _network_requests(s, screening_map)
+    assert requests and all(TILE_URL.match(u) for u in requests), [u for u in requests if not TILE_URL.match(u)]
+    assert m.errors() == [] and s.errors() == []
 
 
 def test_osm_base_layer_switch(opened, test_map):
