@@ -12,10 +12,10 @@ import os
 import shutil
 from pathlib import Path
 
-import maps.wording as w
 from analysis.results import DistrictResults, ResultsMissing, load_district_results
 from config.districts import District
 from config.settings import PUBLIC_LANGUAGES, wards_path
+from maps import wording as w
 from maps.district_map import render_district_map
 from maps.district_sheet import render_district_sheet
 from maps.export import export_district

@@ -483,7 +483,8 @@ def test_print_gives_one_clean_a4_page(opened, bundled_map, tmp_path):
     m = opened(path)
     m.page.emulate_media(media="print")
     m.page.wait_for_timeout(300)
-    for hidden in (".e2c-controls", "#e2c-lang-toggle", ".leaflet-control-zoom", "#e2c-handle"):
+    hidden_in_print = (".e2c-controls", "#e2c-lang-toggle", ".leaflet-control-zoom", "#e2c-handle")
+    for hidden in (*hidden_in_print, ".leaflet-control-zoom-fullscreen", ".leaflet-control-locate"):
         assert not m.page.locator(hidden).first.is_visible(), hidden
     for shown in ("#headline", ".folium-map", "#e2c-legend", ".e2c-credits"):
         assert m.page.locator(shown).first.is_visible(), shown
