@@ -114,7 +114,7 @@ def test_the_documented_notebook_example_runs(warehouse, tmp_path):
     page = (tmp_path / "okurayama_measured.html").read_text(encoding="utf-8")
     explored = [f for f in map_features(page) if (f.get("properties") or {}).get("highway") == "residential"]
     assert explored and all(f["properties"]["road_id"] for f in explored)  # the explore layer's roads
-    assert "\"highway\"" in page  # with their OSM class in the tooltip
+    assert '"highway"' in page  # with their OSM class in the tooltip
     assert "L.Control.Measure" in page and "leaflet-measure" in page  # the plugin, inlined
     assert "E2CDistrict.start(" in page and 'id="headline"' in page  # still the district map
     from maps.page import external_assets
