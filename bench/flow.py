@@ -234,7 +234,7 @@ def main() -> None:
     os.environ["ETC2CALM_HOME"] = str(ROOT)  # this tree's district files, not an installed copy's
     # The generator's code and the district files it reads: a changed generator makes a new delivery.
     gen = hashlib.sha256()
-    for f in [ROOT / "etl" / "synthetic.py", *sorted((ROOT / "data" / "districts").glob("*.toml"))]:
+    for f in [ROOT / "etl" / "synthetic.py", *sorted((ROOT / "data").glob("[ds]*/*.toml"))]:
         gen.update(f.read_bytes())
     for name, scale in (("landing", args.scale), ("landing-warmup", WARMUP_SCALE)):
         marker = work / f"{name}.json"

@@ -1,8 +1,12 @@
-"""District definitions: declarative TOML files under data/districts/, nothing district-specific in code."""
+"""District definitions: declarative TOML files (schema: docs/districts.md), nothing district-specific in code.
+
+Where the files are found (the user's folders, then the bundled data/districts/): config.district_files.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +18,8 @@ from config.settings import (
     DEVICE_KINDS,
     EXCLUDED_HIGHWAY_CLASSES,
     INDICATORS,
-    districts_dir,
+    PUBLIC_MIN_VEHICLES,
+    SCREENING_MIN_VEHICLES,
 )
 
 
@@ -152,14 +157,14 @@ def _gate(raw: dict, where: str) -> Gate:
 
 @dataclass(frozen=True)
 class District:
-    """One analysed district, as read from its TOML file."""
+    """One analysed district, as read from its TOML file (schema: docs/districts.md)."""
 
     key: str
     name_ja: str
     name_en: str
     ward_ja: str
     ward_code: str
-    center_lat: float
+    center_lat: float  # representative point, EPSG:4326 degrees (NaN when the file gives none)
     center_lon: float
     network_path: Path
     synthetic_network: bool
@@ -173,11 +178,14 @@ class District:
     exclude_highway: tuple[str, ...] = EXCLUDED_HIGHWAY_CLASSES  # OSM classes left out of the network
     published: tuple[Published, ...] = ()  # published figures ([[published]])
     gates: tuple[Gate, ...] = ()  # declared gates ([[gates]]); none: derived where roads cross the outline
-    synthetic: dict = field(default_factory=dict)  # generator parameters ([synthetic] table)
+    synthetic: dict = field(default_factory=dict)  # generator parameters ([synthetic] table, or the file it names)
     raw: dict = field(default_factory=dict)
     ward_en: str = ""
     devices: tuple[Device, ...] = ()  # [[devices]]: humps, narrowings (shown on map and sheet)
     publication: Publication = field(default_factory=Publication)  # [publication]: publisher, source line, date
+    road_names: dict[str, tuple[str, str]] = field(default_factory=dict)  # [roads.names]: id → (ja, en)
+    screening_min_vehicles: int = SCREENING_MIN_VEHICLES  # [screening] min_vehicles
+    public_min_vehicles: int = PUBLIC_MIN_VEHICLES  # [publication] min_vehicles (never below the product's)
 
     def name(self, lang: str) -> str:
         return self.name_en if lang == "en" and self.name_en else self.name_ja
@@ -221,12 +229,15 @@ def _device(raw: dict, where: str) -> Device:
         raise ValueError(f"{where}: {exc}") from None
 
 
+PUBLICATION_KEYS = ("publisher_ja", "publisher_en", "source_ja", "source_en", "date", "headline_indicator")
+
+
 def _publication(raw: dict, where: str) -> Publication:
-    known = {"publisher_ja", "publisher_en", "source_ja", "source_en", "date", "headline_indicator"}
+    known = set(PUBLICATION_KEYS) | {"min_vehicles"}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
-    values = {k: str(v) for k, v in raw.items() if k != "date"}
+    values = {k: str(v) for k, v in raw.items() if k in PUBLICATION_KEYS and k != "date"}
     if "date" in raw:
         values["date"] = _as_date(raw["date"], f"{where} date")
     try:
@@ -235,94 +246,311 @@ def _publication(raw: dict, where: str) -> Publication:
         raise ValueError(f"{where}: {exc}") from None
 
 
-def load_district_file(path: str | Path) -> District:
-    """Parse one district TOML file; raises ValueError naming the file on a bad definition."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: not valid TOML ({exc})") from None
-    try:
-        periods = {}
-        for p in raw["periods"]:
-            name = p["name"]
-            periods[name] = Period(
+# The keys a district file may hold (docs/districts.md): required ones are marked there and checked here.
+TOP_KEYS = (
+    "key",
+    "name_ja",
+    "name_en",
+    "ward_ja",
+    "ward_en",
+    "ward_code",
+    "center",
+    "network",
+    "area",
+    "synthetic_network",
+    "area_m2",
+    "population_2015",
+    "exclude_highway",
+    "roads",
+    "analysis",
+    "screening",
+    "publication",
+    "periods",
+    "devices",
+    "gates",
+    "published",
+    "synthetic",
+)
+SECTION_KEYS = {
+    "roads": ("treated", "comparison", "names"),
+    "analysis": ("before", "after"),
+    "screening": ("min_vehicles",),
+    "center": ("lat", "lon"),
+}
+
+
+class _Problems:
+    """Every problem of one district file, collected so that all are reported at once."""
+
+    def __init__(self, path: Path):
+        self.path, self.items = path, []
+
+    def add(self, text: str) -> None:
+        self.items.append(text)
+
+    def run(self, what, default=None):
+        """`what()`, or `default` after recording its ValueError / KeyError / TypeError."""
+        try:
+            return what()
+        except KeyError as exc:
+            self.add(f"missing required key {exc.args[0]!r}")
+        except (ValueError, TypeError) as exc:
+            self.add(str(exc).removeprefix(f"{self.path}: ").removeprefix(f"{self.path} "))
+        return default
+
+
+def _text(raw: dict, key: str, problems: _Problems, required: bool = False) -> str:
+    value = raw.get(key)
+    if value is None:
+        if required:
+            problems.add(f"missing required key {key!r}")
+        return ""
+    if not isinstance(value, str):
+        problems.add(f"{key} must be text, got {value!r}")
+        return ""
+    return value
+
+
+def _unknown_keys(raw: dict, problems: _Problems) -> None:
+    for key in sorted(set(raw) - set(TOP_KEYS)):
+        problems.add(f"unknown key {key!r} (known: {', '.join(TOP_KEYS)})")
+    for section, known in SECTION_KEYS.items():
+        table = raw.get(section)
+        if table is not None and not isinstance(table, dict):
+            problems.add(f"{section} must be a table")
+            continue
+        for key in sorted(set(table or {}) - set(known)):
+            problems.add(f"unknown key {key!r} in [{section}] (known: {', '.join(known)})")
+
+
+def _periods(raw: dict, problems: _Problems) -> dict[str, Period]:
+    items = raw.get("periods")
+    if not items:
+        problems.add("missing required [[periods]] (at least the before and after periods)")
+        return {}
+    periods: dict[str, Period] = {}
+    for i, p in enumerate(items):
+        name = str(p.get("name", "")) if isinstance(p, dict) else ""
+        if not name:
+            problems.add(f"[[periods]] #{i + 1} has no name")
+            continue
+        if name in periods:
+            problems.add(f"period {name!r} is given twice")
+        where = f"period {name}"
+
+        def make(p=p, name=name, where=where):
+            return Period(
                 name=name,
-                start=_as_date(p["start"], f"{path} period {name} start"),
-                end=_as_date(p["end"], f"{path} period {name} end"),
-                label_ja=p.get("label_ja", ""),
-                label_en=p.get("label_en", ""),
+                start=_as_date(p["start"], f"{where} start"),
+                end=_as_date(p["end"], f"{where} end"),
+                label_ja=str(p.get("label_ja", "")),
+                label_en=str(p.get("label_en", "")),
             )
-        analysis = raw.get("analysis", {})
-        district = District(
-            key=raw["key"],
-            name_ja=raw["name_ja"],
-            name_en=raw["name_en"],
-            ward_ja=raw.get("ward_ja", ""),
-            ward_code=str(raw.get("ward_code", "")),
-            center_lat=float(raw["center"]["lat"]),
-            center_lon=float(raw["center"]["lon"]),
-            network_path=(path.parent / raw["network"]).resolve(),
-            synthetic_network=bool(raw.get("synthetic_network", False)),
-            periods=periods,
-            default_before=analysis.get("before", "before"),
-            default_after=analysis.get("after", "after"),
-            treated_roads=tuple(str(r) for r in raw["roads"]["treated"]),
-            comparison_roads=tuple(str(r) for r in raw["roads"].get("comparison", [])),
-            source_path=path,
-            area_path=(path.parent / raw["area"]).resolve() if raw.get("area") else None,
-            exclude_highway=tuple(str(h) for h in raw.get("exclude_highway", EXCLUDED_HIGHWAY_CLASSES)),
-            published=tuple(
-                Published(
-                    str(x["period"]),
-                    str(x["indicator"]),
-                    str(x.get("kind", "level")),
-                    float(x["low"]),
-                    float(x["high"]),
-                    str(x.get("text", "")),
-                    str(x.get("reference", "")),
-                )
-                for x in raw.get("published", [])
-            ),
-            gates=tuple(_gate(g, str(path)) for g in raw.get("gates", [])),
-            synthetic=raw.get("synthetic", {}),
-            raw=raw,
-            ward_en=raw.get("ward_en", ""),
-            devices=tuple(_device(d, f"{path} [[devices]] #{i + 1}") for i, d in enumerate(raw.get("devices", []))),
-            publication=_publication(raw.get("publication", {}), f"{path} [publication]"),
+
+        period = problems.run(make)
+        if period is not None:
+            periods[name] = period
+    return periods
+
+
+def _ids(value, what: str, problems: _Problems) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str | int):
+        value = [value]
+    if not isinstance(value, list):
+        problems.add(f"{what} must be a list of road ids")
+        return ()
+    return tuple(str(v) for v in value)
+
+
+def _roads(raw: dict, problems: _Problems) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, tuple[str, str]]]:
+    roads = raw.get("roads") if isinstance(raw.get("roads"), dict) else {}
+    treated = _ids(roads.get("treated"), "[roads] treated", problems)
+    if not treated:
+        problems.add("missing required [roads] treated = [road id, …] (the treated street)")
+    comparison = _ids(roads.get("comparison"), "[roads] comparison", problems)
+    both = sorted(set(treated) & set(comparison))
+    if both:
+        problems.add(f"road(s) {', '.join(both)} are both treated and comparison")
+    names = {}
+    for rid, value in (roads.get("names") or {}).items():
+        if isinstance(value, str):
+            names[str(rid)] = (value, "")
+        elif isinstance(value, dict) and set(value) <= {"ja", "en"} and "ja" in value:
+            names[str(rid)] = (str(value["ja"]), str(value.get("en", "")))
+        else:
+            problems.add(f'[roads.names] {rid}: give "名前" or {{ ja = "名前", en = "Name" }}')
+    return treated, comparison, names
+
+
+def _min_vehicles(table, where: str, default: int, floor: int, problems: _Problems) -> int:
+    value = (table or {}).get("min_vehicles") if isinstance(table, dict) else None
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < floor:
+        problems.add(f"{where} min_vehicles must be a whole number of at least {floor}, got {value!r}")
+        return default
+    return value
+
+
+def _synthetic(raw: dict, path: Path, problems: _Problems) -> dict:
+    """The generator parameters: the [synthetic] table, or the TOML file `synthetic = "…"` names."""
+    value = raw.get("synthetic", {})
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        problems.add('synthetic must be a table [synthetic] or the name of a TOML file (synthetic = "…")')
+        return {}
+    file = (path.parent / value).resolve()
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problems.add(f"synthetic file {file} does not exist")
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        problems.add(f"synthetic file {file} is not readable TOML ({exc})")
+    return {}
+
+
+def _center(raw: dict, problems: _Problems) -> tuple[float, float]:
+    center = raw.get("center")
+    if center is None:
+        return math.nan, math.nan
+    lat = problems.run(lambda: float(center["lat"]), math.nan)
+    lon = problems.run(lambda: float(center["lon"]), math.nan)
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        problems.add("center = { lat, lon } must be in degrees (EPSG:4326)")
+    return lat, lon
+
+
+def _file(raw: dict, key: str, path: Path, problems: _Problems, required: bool = False) -> Path | None:
+    text = _text(raw, key, problems, required)
+    return (path.parent / text).resolve() if text else None
+
+
+def _published(raw: dict, problems: _Problems) -> tuple[Published, ...]:
+    def make(x):
+        return Published(
+            str(x["period"]),
+            str(x["indicator"]),
+            str(x.get("kind", "level")),
+            float(x["low"]),
+            float(x["high"]),
+            str(x.get("text", "")),
+            str(x.get("reference", "")),
         )
-    except KeyError as exc:
-        raise ValueError(f"{path}: missing required key {exc.args[0]!r}") from None
-    for name in (district.default_before, district.default_after):
-        district.period(name)  # validates
+
+    out = [problems.run(lambda x=x: make(x)) for x in raw.get("published", [])]
+    return tuple(p for p in out if p is not None)
+
+
+def _listed(raw: dict, key: str, make, path: Path, problems: _Problems) -> tuple:
+    out = [problems.run(lambda i=i, x=x: make(x, f"[[{key}]] #{i + 1}")) for i, x in enumerate(raw.get(key, []))]
+    return tuple(x for x in out if x is not None)
+
+
+def _district(raw: dict, path: Path, problems: _Problems) -> District:
+    """The District of a parsed file; problems of single fields are recorded, not raised."""
+    _unknown_keys(raw, problems)
+    analysis = raw.get("analysis") if isinstance(raw.get("analysis"), dict) else {}
+    treated, comparison, names = _roads(raw, problems)
+    lat, lon = _center(raw, problems)
+    publication = raw.get("publication") if isinstance(raw.get("publication"), dict) else {}
+    return District(
+        key=_text(raw, "key", problems) or path.stem,
+        name_ja=_text(raw, "name_ja", problems, required=True),
+        name_en=_text(raw, "name_en", problems),
+        ward_ja=_text(raw, "ward_ja", problems),
+        ward_code=str(raw.get("ward_code", "")),
+        center_lat=lat,
+        center_lon=lon,
+        network_path=_file(raw, "network", path, problems, required=True) or path.parent,
+        synthetic_network=bool(raw.get("synthetic_network", False)),
+        periods=_periods(raw, problems),
+        default_before=str(analysis.get("before", "before")),
+        default_after=str(analysis.get("after", "after")),
+        treated_roads=treated,
+        comparison_roads=comparison,
+        source_path=path,
+        area_path=_file(raw, "area", path, problems),
+        exclude_highway=tuple(str(h) for h in raw.get("exclude_highway", EXCLUDED_HIGHWAY_CLASSES)),
+        published=_published(raw, problems),
+        gates=_listed(raw, "gates", lambda g, where: _gate(g, where), path, problems),
+        synthetic=_synthetic(raw, path, problems),
+        raw=raw,
+        ward_en=_text(raw, "ward_en", problems),
+        devices=_listed(raw, "devices", _device, path, problems),
+        publication=problems.run(lambda: _publication(publication, "[publication]"), Publication()),
+        road_names=names,
+        screening_min_vehicles=_min_vehicles(raw.get("screening"), "[screening]", SCREENING_MIN_VEHICLES, 1, problems),
+        public_min_vehicles=_min_vehicles(
+            publication, "[publication]", PUBLIC_MIN_VEHICLES, PUBLIC_MIN_VEHICLES, problems
+        ),
+    )
+
+
+def _consistency(district: District, problems: _Problems) -> None:
+    """Problems between fields: the default periods exist, gates are unique and have an outline, the
+    published figures name real periods."""
+    if district.periods:
+        for name in (district.default_before, district.default_after):
+            if name not in district.periods:
+                problems.add(f"no period {name!r} (known: {', '.join(district.periods)}); [analysis] names it")
     ids = [g.id for g in district.gates]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"{path}: [[gates]] ids must be unique")
+        problems.add("[[gates]] ids must be unique")
     if district.gates and district.area_path is None:
-        raise ValueError(f"{path}: [[gates]] need the district outline (area = ...) to tell inside from outside")
+        problems.add("[[gates]] need the district outline (area = ...) to tell inside from outside")
     for pub in district.published:
         if pub.kind not in ("level", "change", "ratio") or (pub.kind != "level" and not pub.reference):
-            raise ValueError(
-                f"{path}: [[published]] {pub.indicator} {pub.period}: kind must be level, or change / ratio with a "
-                "reference"
+            problems.add(
+                f"[[published]] {pub.indicator} {pub.period}: kind must be level, or change / ratio with a reference"
             )
         for name in (pub.period, pub.reference or pub.period):
-            district.period(name)
+            if district.periods and name not in district.periods:
+                problems.add(f"[[published]] {pub.indicator}: no period {name!r}")
+
+
+def read_district_file(path: str | Path) -> tuple[District | None, list[str]]:
+    """Parse one district TOML file: (the District, or None when unreadable; every problem found).
+
+    The problems of the file's own fields, all of them: missing required keys, unknown keys, bad
+    dates, periods, ids, gates, devices, published figures. Whether the network, outline and road
+    ids exist is checked by `etc2calm district check` (etc2calm/district_cmd.py)."""
+    path = Path(path)
+    problems = _Problems(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, [f"district file {path} does not exist"]
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [f"cannot read {path}: {exc}"]
+    except tomllib.TOMLDecodeError as exc:
+        return None, [f"not valid TOML ({exc})"]
+    district = _district(raw, path, problems)
+    _consistency(district, problems)
+    return district, problems.items
+
+
+def load_district_file(path: str | Path) -> District:
+    """Parse one district TOML file; raises ValueError naming the file and every problem of it (one line)."""
+    district, problems = read_district_file(path)
+    if problems:
+        raise ValueError(f"{path}: {'; '.join(problems)}")
     return district
 
 
 def list_districts() -> list[District]:
-    return [load_district_file(p) for p in sorted(districts_dir().glob("*.toml"))]
+    """Every district: those of the user's folders (ETC2CALM_DISTRICTS), then the bundled ones
+    (config.district_files; the first folder wins on a duplicate key)."""
+    from config.district_files import find_districts
+
+    return [load_district_file(s.path) for s in find_districts().found]
 
 
 def load_district(key: str) -> District:
-    """The district whose key (file stem) or Japanese/English name is `key`."""
-    candidates = sorted(districts_dir().glob("*.toml"))
-    for p in candidates:
-        if p.stem == key:
-            return load_district_file(p)
-    for d in (load_district_file(p) for p in candidates):
-        if key in (d.key, d.name_ja, d.name_en):
-            return d
-    known = ", ".join(p.stem for p in candidates) or "none"
-    raise ValueError(f"unknown district {key!r} (known: {known})")
+    """The district whose key (the file's `key`, else its stem) or Japanese/English name is `key`, in
+    the districts folders (config.district_files); a path to a TOML file is read as it is."""
+    from config.district_files import find_district
+
+    return load_district_file(find_district(key))

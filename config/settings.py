@@ -20,8 +20,40 @@ LONLAT_CRS = "EPSG:4326"
 # Speed limit (km/h) by OSM highway class when the road carries no maxspeed. Residential
 # classes are the 生活道路 that zone-30 policy targets; elsewhere the legal default of 60 km/h
 # on general roads (道路交通法施行令 第11条) applies.
-LIMIT_BY_HIGHWAY_KMH = {"residential": 30, "unclassified": 30, "living_street": 30}
-LEGAL_DEFAULT_LIMIT_KMH = 60
+LIMIT_BY_HIGHWAY_KMH = {
+    "residential": 30,
+    "unclassified": 30,
+    "living_street": 30,
+    "motorway": 100,  # 道路交通法施行令 第27条: the legal maximum on expressways
+    "trunk": 60,
+    "primary": 60,
+    "secondary": 60,
+    "tertiary": 60,
+}
+LEGAL_DEFAULT_LIMIT_KMH = 60  # every other class (links, service roads, roads of unknown class)
+# Road classes by OSM highway class, for drawing and wording (maps: 生活道路 / 幹線道路 / 通路) and for the
+# label of an unnamed way (「生活道路 #3（名称なし）」). A way whose file gives no `role` is an arterial
+# (role 'arterial': drawn and worded as a main road, never in the 生活道路 palette) when its class is here.
+ARTERIAL_HIGHWAY_CLASSES: tuple[str, ...] = (
+    "motorway",
+    "motorway_link",
+    "trunk",
+    "trunk_link",
+    "primary",
+    "primary_link",
+    "secondary",
+    "secondary_link",
+    "tertiary",
+    "tertiary_link",
+)
+SERVICE_HIGHWAY_CLASSES: tuple[str, ...] = ("service", "track", "path", "footway", "pedestrian", "cycleway")
+# The id of a road feature: the first of these properties a network file has (as text).
+ROAD_ID_COLUMNS: tuple[str, ...] = ("road_id", "osm_id", "id")
+# An outline made from a network's roads (`etc2calm district new --outline-from-roads`, geo/outline.py):
+# the union of the faces enclosed by the roads, grown by this margin, metres — more than the matching
+# radius, so the outer roads and the points matched to them lie inside, and every way leaving the area
+# crosses the outline once, this far from its junction (a gate).
+OUTLINE_FROM_ROADS_MARGIN_M = 25.0
 # A 生活道路 (residential street): a limit at or below this, km/h. Used for cut-through, screening
 # and the map's 生活道路 wording.
 RESIDENTIAL_MAX_LIMIT_KMH = 30
@@ -135,6 +167,12 @@ GATE_CLASSES = ("through", "into", "out_of", "internal", "perimeter")
 ENV_HOME = "ETC2CALM_HOME"  # folder holding data/ (districts, networks, wards); default: the installed package data
 ENV_WAREHOUSE = "ETC2CALM_WAREHOUSE"  # default warehouse folder
 ENV_OUTPUT = "ETC2CALM_OUTPUT"  # default output root for maps, reports and sheets
+# Folders of district files kept outside the package (one or more, separated by os.pathsep), searched
+# before the bundled districts; the Prefect variable of the same role is read by the flows.
+ENV_DISTRICTS = "ETC2CALM_DISTRICTS"
+PREFECT_DISTRICTS_VARIABLE = "etc2calm_districts"
+# '0', 'no', 'false' or 'off' hides the bundled districts (大倉山三丁目, 中山町) from every list and lookup.
+ENV_BUNDLED_DISTRICTS = "ETC2CALM_BUNDLED_DISTRICTS"
 
 
 def data_dir() -> Path:
@@ -146,7 +184,18 @@ def data_dir() -> Path:
 
 
 def districts_dir() -> Path:
+    """The bundled district files (data/districts/); config.district_files searches the user's folders first."""
     return data_dir() / "districts"
+
+
+def district_folders_from_env() -> list[Path]:
+    """The folders of ``$ETC2CALM_DISTRICTS`` (os.pathsep-separated, empty entries ignored), in order."""
+    return [Path(p).expanduser() for p in os.environ.get(ENV_DISTRICTS, "").split(os.pathsep) if p.strip()]
+
+
+def bundled_districts_enabled() -> bool:
+    """False when ``$ETC2CALM_BUNDLED_DISTRICTS`` is 0 / no / false / off."""
+    return os.environ.get(ENV_BUNDLED_DISTRICTS, "").strip().lower() not in ("0", "no", "false", "off")
 
 
 def wards_path() -> Path:

@@ -11,14 +11,18 @@ import pandas as pd
 import shapely
 
 from config.settings import (
+    ARTERIAL_HIGHWAY_CLASSES,
     EXCLUDED_HIGHWAY_CLASSES,
     LEGAL_DEFAULT_LIMIT_KMH,
     LIMIT_BY_HIGHWAY_KMH,
     LONLAT_CRS,
     METRIC_CRS,
+    RESIDENTIAL_MAX_LIMIT_KMH,
+    ROAD_ID_COLUMNS,
+    SERVICE_HIGHWAY_CLASSES,
 )
 
-ID_COLUMNS = ("road_id", "osm_id", "id")
+ID_COLUMNS = ROAD_ID_COLUMNS
 
 
 def _parse_maxspeed(values: pd.Series) -> pd.Series:
@@ -68,7 +72,8 @@ def load_roads(
     Columns of the result: road_id (str: the input feature's id as text, from `road_id`,
     else `osm_id`, else `id`), name, name_en (English name, '' when absent), highway, limit_kmh
     (float, km/h: `maxspeed`, else by highway class), role ('treated' | 'comparison' | other text, '' when
-    absent), oneway (int8: 0 two-way, 1 one-way in the digitised direction, -1 one-way against it), geometry
+    absent; 'arterial' for a way of config.settings.ARTERIAL_HIGHWAY_CLASSES whose file gives none),
+    oneway (int8: 0 two-way, 1 one-way in the digitised direction, -1 one-way against it), geometry
     (LineString or MultiLineString, projected coordinates in metres).
     Raises FileNotFoundError or ValueError with a one-line reason.
     """
@@ -109,6 +114,9 @@ def load_roads(
     by_class = highway.map(LIMIT_BY_HIGHWAY_KMH).astype("Float64").fillna(LEGAL_DEFAULT_LIMIT_KMH)
     limit = limit.astype("Float64").fillna(by_class).astype(float)
     oneway = _parse_oneway(gdf["oneway"]) if "oneway" in gdf else np.zeros(len(gdf), dtype=np.int8)
+    role = _text_column(gdf, "role")
+    arterial = highway.isin(list(ARTERIAL_HIGHWAY_CLASSES)).fillna(False).to_numpy(dtype=bool)
+    role = np.where((role == "") & arterial, "arterial", role).astype(object)
     out = gpd.GeoDataFrame(
         {
             "road_id": road_id.astype(str).to_numpy(),
@@ -116,13 +124,38 @@ def load_roads(
             "name_en": _text_column(gdf, "name_en"),
             "highway": highway.fillna("").to_numpy(),
             "limit_kmh": limit.to_numpy(),
-            "role": _text_column(gdf, "role"),
+            "role": role,
             "oneway": oneway,
         },
         geometry=gdf.geometry.to_crs(METRIC_CRS).to_numpy(),
         crs=METRIC_CRS,
     )
     return out.reset_index(drop=True)
+
+
+def road_classes(highway, limit_kmh, role=None) -> np.ndarray:
+    """The class of each road for drawing and wording: 'arterial' (role arterial, or a class of
+    ARTERIAL_HIGHWAY_CLASSES), 'service' (SERVICE_HIGHWAY_CLASSES), 'residential' (a limit at or
+    below RESIDENTIAL_MAX_LIMIT_KMH: a 生活道路) or 'other'. Arrays of equal length."""
+    hw = pd.Series(np.asarray(highway, dtype=object)).fillna("").astype(str).to_numpy()
+    limit = np.asarray(limit_kmh, dtype=float)
+    out = np.full(len(hw), "other", dtype=object)
+    out[limit <= RESIDENTIAL_MAX_LIMIT_KMH] = "residential"
+    out[np.isin(hw, SERVICE_HIGHWAY_CLASSES)] = "service"
+    arterial = np.isin(hw, ARTERIAL_HIGHWAY_CLASSES)
+    if role is not None:
+        arterial |= np.asarray(role, dtype=object) == "arterial"
+    out[arterial] = "arterial"
+    return out
+
+
+def unnamed_numbers(names, classes) -> np.ndarray:
+    """A short number for each unnamed road within its class (1, 2, … in the order of the roads; 0 for a
+    named road): an unnamed way reads 「生活道路 #3（名称なし）」 on every output (maps.wording.road_label)."""
+    named = pd.Series(np.asarray(names, dtype=object)).fillna("").astype(str).str.strip().to_numpy() != ""
+    cls = pd.Series(np.asarray(classes, dtype=object))
+    numbers = cls.where(~named).groupby(cls.where(~named)).cumcount() + 1
+    return np.where(named, 0, numbers.reindex(cls.index).fillna(0).to_numpy()).astype(np.int64)
 
 
 def segment_arrays(geometries) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
