@@ -1,5 +1,5 @@
 """Command-line interface: `etc2calm ingest | match | analyze | compare | screen | map | publish | export | sql |
-generate | demo`."""
+generate | demo | district | gates | run-monthly`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 from analysis.filters import DIRECTIONS, VEHICLE_CLASSES
 from config.settings import DEFAULT_RADIUS_M, INDICATORS, SCREENING_MIN_VEHICLES, SCREENING_TOP_N, default_warehouse
 from etc2calm import __version__
+from etc2calm.district_cmd import add_district_parser, cmd_district
+from etc2calm.run_cmd import add_gates_parser, add_run_monthly_parser, cmd_gates, cmd_run_monthly
 
 DEFAULT_WAREHOUSE = str(default_warehouse())
 
@@ -305,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=20171005)
     p.add_argument("--scale", type=float, default=1.0, help="traffic volume factor (default 1.0)")
     p.add_argument("--district", action="append", metavar="NAME", help="only this district (repeatable)")
+
+    add_district_parser(sub)
+    add_gates_parser(sub)
+    add_run_monthly_parser(sub)
 
     p = sub.add_parser("demo", help="generate, ingest, analyse and map the bundled districts")
     _add_warehouse(p)
@@ -779,6 +785,9 @@ COMMANDS = {
     "sql": cmd_sql,
     "generate": cmd_generate,
     "demo": cmd_demo,
+    "district": cmd_district,
+    "gates": cmd_gates,
+    "run-monthly": cmd_run_monthly,
 }
 
 

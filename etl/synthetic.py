@@ -15,6 +15,7 @@ from the district TOML's [synthetic] table. Nothing here is real ETC2.0 data.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import heapq
 import io
@@ -34,7 +35,7 @@ import pyarrow.csv as pacsv
 from pyproj import Transformer
 
 from config.districts import District, Period, list_districts
-from config.settings import LONLAT_CRS, METRIC_CRS
+from config.settings import ARTERIAL_HIGHWAY_CLASSES, LONLAT_CRS, METRIC_CRS, ROAD_ID_COLUMNS
 from etl.mesh import mesh2_code
 from etl.spec import STYLE_1_2_COLUMNS, STYLE_1_2_N_COLUMNS
 
@@ -72,14 +73,50 @@ class Network:
     gates: list[int]  # arterial dead ends outside the district (where traffic enters/leaves)
     interior: list[int]  # residential nodes (origins/destinations of local trips)
     signal: np.ndarray  # bool per node: junction of two or more arterials
+    road_nodes: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # road id -> its nodes in order
 
 
-def load_network(district: District) -> Network:
-    """Read the district's GeoJSON (EPSG:4326) and build an undirected graph of its shared vertices."""
+def _network_features(district: District) -> list[tuple[str, str, str, list]]:
+    """(road id, highway, role, [LineString coordinates (lon, lat), …]) of every road the district analyses.
+
+    The id is the first of ROAD_ID_COLUMNS a feature has, as text; a feature without `role` is an
+    arterial when its OSM class is in ARTERIAL_HIGHWAY_CLASSES, else residential; classes of the
+    district's exclude_highway are left out, as the analysis leaves them out. GeoJSON is read as it
+    is; other formats (GeoPackage, .osm) through geopandas."""
     path = district.network_path
     if not path.exists():
         raise ValueError(f"district {district.key!r}: network file {path} does not exist")
-    fc = json.loads(path.read_text(encoding="utf-8"))
+    if path.suffix.lower() in (".geojson", ".json"):
+        features = json.loads(path.read_text(encoding="utf-8"))["features"]
+    else:
+        import geopandas as gpd
+
+        gdf = gpd.read_file(path, engine="pyogrio")
+        gdf = gdf.set_crs(LONLAT_CRS) if gdf.crs is None else gdf.to_crs(LONLAT_CRS)
+        features = list(gdf.iterfeatures(na="drop"))
+    out = []
+    for feat in features:
+        p, geom = feat["properties"], feat.get("geometry") or {}
+        id_col = next((c for c in ROAD_ID_COLUMNS if p.get(c) is not None), None)
+        highway = str(p.get("highway") or "")
+        if id_col is None or highway in district.exclude_highway:
+            continue
+        rid = p[id_col]
+        rid = str(int(rid)) if isinstance(rid, float) and rid.is_integer() else str(rid)
+        role = p.get("role") or ("arterial" if highway in ARTERIAL_HIGHWAY_CLASSES else "residential")
+        if geom.get("type") == "LineString":
+            parts = [geom["coordinates"]]
+        elif geom.get("type") == "MultiLineString":
+            parts = geom["coordinates"]
+        else:
+            continue
+        out.append((rid, highway, role, [[tuple(c[:2]) for c in part] for part in parts]))
+    return out
+
+
+def load_network(district: District) -> Network:
+    """Read the district's network (EPSG:4326) and build an undirected graph of its shared vertices."""
+    path = district.network_path
     fwd = Transformer.from_crs(LONLAT_CRS, METRIC_CRS, always_xy=True)
     treated, comparison = set(district.treated_roads), set(district.comparison_roads)
     index: dict[tuple[float, float], int] = {}
@@ -88,35 +125,39 @@ def load_network(district: District) -> Network:
     node_roles: list[set[str]] = []
     node_roads: list[set[str]] = []
     arterial_count: list[int] = []
-    for feat in fc["features"]:
-        p = feat["properties"]
-        rid = str(p["road_id"])
+    road_nodes: dict[str, list[int]] = {}
+    for rid, highway, role, parts in _network_features(district):
         if rid in treated:
             cls = CLASS_TREATED
         elif rid in comparison:
             cls = CLASS_COMPARISON
-        elif p["highway"] in ("primary", "trunk"):
+        elif highway in ("primary", "trunk"):
             cls = CLASS_PRIMARY
-        elif p["highway"] in ("secondary", "tertiary"):
+        elif highway in ("secondary", "tertiary"):
+            cls = CLASS_SECONDARY
+        elif role == "arterial":
             cls = CLASS_SECONDARY
         else:
             cls = CLASS_RESIDENTIAL
-        ids = []
-        for lon, lat in feat["geometry"]["coordinates"]:
-            key = (lon, lat)
-            if key not in index:
-                index[key] = len(coords)
-                coords.append(key)
-                node_roles.append(set())
-                node_roads.append(set())
-                arterial_count.append(0)
-            k = index[key]
-            ids.append(k)
-            node_roles[k].add(p["role"])
-            node_roads[k].add(rid)
-            if p["role"] == "arterial":
-                arterial_count[k] += 1
-        edges += [(a, b, cls) for a, b in zip(ids[:-1], ids[1:], strict=True) if a != b]
+        for part in parts:
+            ids = []
+            for key in part:
+                if key not in index:
+                    index[key] = len(coords)
+                    coords.append(key)
+                    node_roles.append(set())
+                    node_roads.append(set())
+                    arterial_count.append(0)
+                k = index[key]
+                ids.append(k)
+                node_roles[k].add(role)
+                node_roads[k].add(rid)
+                if role == "arterial":
+                    arterial_count[k] += 1
+            edges += [(a, b, cls) for a, b in zip(ids[:-1], ids[1:], strict=True) if a != b]
+            road_nodes.setdefault(rid, ids)
+    if not coords:
+        raise ValueError(f"{path}: no road of the network is left to drive on")
     ll = np.array(coords)
     x, y = fwd.transform(ll[:, 0], ll[:, 1])
     xy = np.column_stack([x, y])
@@ -132,7 +173,7 @@ def load_network(district: District) -> Network:
             f"{path}: needs at least two arterial dead ends (gates) for through traffic, found {len(gates)}"
         )
     signal = np.array([c >= 2 for c in arterial_count])
-    return Network(xy, adj, node_roles, gates, interior, signal)
+    return Network(xy, adj, node_roles, gates, interior, signal, road_nodes)
 
 
 def _dijkstra(
@@ -207,17 +248,52 @@ def _make_route(net: Network, nodes: list[int], kind: str) -> Route:
     )
 
 
+def _via_routes(
+    net: Network, preds: dict[int, np.ndarray], via: tuple[str, ...], seen: set[tuple[int, ...]]
+) -> list[Route]:
+    """Cut-through routes from each gate to each other gate along each street of `via` (either way):
+    the fastest path to one end of the street, the street, the fastest path on from its other end."""
+    out = []
+    for rid in via:
+        street = net.road_nodes[rid]
+        for a_seq in (street, street[::-1]):
+            for g in net.gates:
+                to_street = _path(preds[g], g, a_seq[0])
+                for h in net.gates:
+                    on = _path(preds[h], h, a_seq[-1])[::-1]
+                    if h == g or not to_street or not on:
+                        continue
+                    nodes = to_street[:-1] + list(a_seq) + on[1:]
+                    if len(set(nodes)) < len(nodes) or tuple(nodes) in seen:  # no loops, no repeats
+                        continue
+                    seen.add(tuple(nodes))
+                    out.append(_make_route(net, nodes, "cut_through"))
+    return out
+
+
 def build_routes(
-    net: Network, class_speed: np.ndarray, signal_delay: float, rng: np.random.Generator, n_variants: int = 4
+    net: Network,
+    class_speed: np.ndarray,
+    signal_delay: float,
+    rng: np.random.Generator,
+    n_variants: int = 4,
+    via: tuple[str, ...] = (),
 ) -> dict[str, list[Route]]:
-    """Routes by kind: shortest travel time plus variants under perturbed link costs (drivers' varied choices)."""
+    """Routes by kind: shortest travel time plus variants under perturbed link costs (drivers' varied
+    choices); with `via` (road ids, [synthetic] cut_through_via), cut-through routes along those
+    streets too (on a real network the fastest way between arterials rarely leaves them)."""
     keys = sorted({(min(u, v), max(u, v)) for u in range(len(net.adj)) for v, _, _ in net.adj[u]})
     seen: set[tuple[int, ...]] = set()
     routes: dict[str, list[Route]] = {k: [] for k in KINDS}
+    unknown = [r for r in via if r not in net.road_nodes]
+    if unknown:
+        raise ValueError(f"[synthetic] cut_through_via: road(s) {', '.join(unknown)} are not in the network")
     for variant in range(n_variants):
         noise = None if variant == 0 else dict(zip(keys, rng.lognormal(0.0, 0.35, len(keys)), strict=True))
+        preds = {}
         for g in net.gates:
             _, pred = _dijkstra(net, g, class_speed, signal_delay, noise)
+            preds[g] = pred
             for h in net.gates:
                 if h == g:
                     continue
@@ -235,6 +311,8 @@ def build_routes(
                     continue
                 seen.add(tuple(nodes))
                 routes["local"].append(_make_route(net, nodes, "local"))  # gate -> home (reversed for outbound)
+        if via:
+            routes["cut_through"] += _via_routes(net, preds, via, seen)
     for kind, lst in routes.items():
         if not lst:
             raise ValueError(f"network yields no {kind} routes")
@@ -386,7 +464,8 @@ def _simulate_district(
     route_rng = np.random.default_rng(
         np.random.SeedSequence([zlib.crc32(district.key.encode()), zlib.crc32(b"routes")])
     )
-    routes = build_routes(net, routing_kmh / 3.6, signal_delay, route_rng)
+    via = tuple(str(r) for r in cfg.get("cut_through_via", ()))
+    routes = build_routes(net, routing_kmh / 3.6, signal_delay, route_rng, via=via)
 
     # ---- vehicle pool per kind: regular vehicles (habitual route and departure) and occasional ones
     tpd = _param(cfg, "trips_per_day", where)

@@ -12,12 +12,17 @@ from the warehouse; each runs once per district and month:
 - `monitor_district`: the monthly series of every complete month after the last named period;
 - `publish_maps`: map, report, sheet, export and screening map from the stored results (no computation);
 - `monthly_pipeline`: all of the above for every district, as the road bureau schedules it. Each
-  run publishes into a dated folder of the output root (``<root>/<YYYY-MM>/``, the latest month of
-  the point store) and updates ``<root>/latest/``; earlier editions stay.
+  run publishes into a dated folder of the output root (``<root>/<YYYY-MM>/``, the last complete
+  month of the point store) and updates ``<root>/latest/``; earlier editions stay.
 
 Locations: a flow parameter, else the Prefect variables ``etc2calm_warehouse`` and
 ``etc2calm_output_root``, else the environment (ETC2CALM_WAREHOUSE, ETC2CALM_OUTPUT), else
-data/warehouse and build/maps under the working directory.
+data/warehouse and build/maps under the working directory. District files: the folders of the
+Prefect variable ``etc2calm_districts`` (os.pathsep-separated), else of ETC2CALM_DISTRICTS, then the
+bundled ones (config.district_files); the tasks get the file's path.
+
+Without Prefect: `etc2calm run-monthly` runs the same stages (`analysis_steps`, `publish_edition`)
+as plain functions, one district or all.
 
 Tasks return small summaries (dicts of numbers and paths), never large data. A delivery with a
 file that could not be ingested still ingests the good files and analyses every district, then
@@ -50,8 +55,15 @@ from analysis.gates import evaluate_gates
 from analysis.matchstage import district_network, match_stage
 from analysis.monitoring import latest_month_verdict, monthly_series
 from analysis.screening import screen_district
-from config.districts import list_districts, load_district
-from config.settings import DEFAULT_RESAMPLES, DEFAULT_SEED, default_output_dir, default_warehouse
+from config.district_files import find_district, find_districts
+from config.districts import load_district
+from config.settings import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    PREFECT_DISTRICTS_VARIABLE,
+    default_output_dir,
+    default_warehouse,
+)
 from etl.cluster import SCHEDULER_ENV
 from etl.ingest import ingest_paths
 from etl.sources import scan_delivery_paths
@@ -69,10 +81,41 @@ def output_root(explicit: str | None = None) -> str:
     return explicit or Variable.get("etc2calm_output_root", default=None) or str(default_output_dir())
 
 
+def districts_folders(explicit: str | None = None) -> str | None:
+    """The districts folders (os.pathsep-separated): parameter, else the Prefect variable
+    etc2calm_districts, else None (config.district_files then reads ETC2CALM_DISTRICTS)."""
+    return explicit or Variable.get(PREFECT_DISTRICTS_VARIABLE, default=None)
+
+
+def district_file(ref: str, folders: str | None = None) -> str:
+    """The district file of a key (or a path to a TOML file) in the districts folders: what the tasks load."""
+    return str(find_district(ref, districts_folders(folders)))
+
+
 def edition_name(warehouse: str) -> str:
-    """The dated folder of this run's publications: the latest month of the point store, 'YYYY-MM'."""
+    """The dated folder of this run's publications, 'YYYY-MM': the last complete month of the point
+    store — the latest month whose last day has points (a delivery's spill-over into the first days of
+    the next month does not name the edition) —, else the latest month with points."""
     months = sorted(point_files(warehouse))
-    return f"{months[-1][0]:04d}-{months[-1][1]:02d}" if months else "empty"
+    if not months:
+        return "empty"
+    con = connect(warehouse, read_only=True)
+    try:
+        (latest_day,) = con.execute("SELECT max(operation_date) FROM probe_points").fetchone()
+        days = {
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT operation_date FROM probe_points WHERE operation_date >= ?",
+                [dt.date(*months[max(0, len(months) - 13)], 1)],
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    for y, m in reversed(months):
+        last = (dt.date(y, m, 28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+        if last in days:
+            return f"{y:04d}-{m:02d}"
+    return f"{latest_day:%Y-%m}" if latest_day else f"{months[-1][0]:04d}-{months[-1][1]:02d}"
 
 
 def new_delivery_files(landing: str, warehouse: str) -> tuple[list[str], int]:
@@ -226,8 +269,16 @@ def screen_task(
     warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
 ) -> list[dict]:
     """Screening of the district's default before period, stored; returns the top 5 (rank, road, score)."""
+    district = load_district(district_key)
     with _cluster() as client:
-        res = screen_district(warehouse, load_district(district_key), resamples=resamples, seed=seed, client=client)
+        res = screen_district(
+            warehouse,
+            district,
+            resamples=resamples,
+            seed=seed,
+            client=client,
+            min_vehicles=district.screening_min_vehicles,
+        )
     return res.table.head(5)[["rank", "road_id", "road_name", "score"]].to_dict("records")
 
 
@@ -251,6 +302,35 @@ def publish_task(warehouse: str, district_key: str, out_dir: str) -> dict:
     return publish_district(warehouse, load_district(district_key), out_dir)
 
 
+def analysis_steps(call, warehouse: str, district: str, resamples: int, seed: int) -> dict:
+    """Every analysis stage of one district in the flow's order (match, figures, evidence, gates,
+    screening, monthly series). `call(task, *args)` runs a task: `_run` in a flow, or `call_plain`
+    (the task's plain function, no Prefect: `etc2calm run-monthly`). district: a key or a TOML path."""
+    return {
+        "match": call(match_task, warehouse, district),
+        "summary": call(analyze_periods_task, warehouse, district),
+        "comparisons": call(evidence_task, warehouse, district, resamples, seed),
+        "gates": call(gates_task, warehouse, district),
+        "screening": call(screen_task, warehouse, district, resamples, seed),
+        "monitoring": call(monitor_task, warehouse, district, resamples, seed),
+    }
+
+
+def call_plain(task_obj, *args):
+    """Run a task's plain function, without Prefect (no API, no run records)."""
+    return task_obj.fn(*args)
+
+
+def publish_edition(call, warehouse: str, files: dict[str, str], root: Path, edition: Path) -> dict:
+    """Publish every district (key → district file) into the edition folder, then refresh root/latest;
+    returns per key the published paths and their stable copies under latest/."""
+    results = {key: call(publish_task, warehouse, ref, str(edition)) for key, ref in files.items()}
+    latest = update_latest(root, edition)
+    for paths in results.values():  # the stable addresses residents and the bureau's web page link to
+        paths["latest"] = {k: str(latest / Path(v).name) for k, v in paths.items() if k in PUBLISHED_FILES and v}
+    return {"latest": str(latest), "districts": results}
+
+
 @flow(name="ingest-new-deliveries")
 def ingest_new_deliveries(landing: str = "data/landing", warehouse: str | None = None) -> dict:
     """Ingest the files of `landing` (recursively) not yet in the warehouse's manifest."""
@@ -272,14 +352,7 @@ def analyze_district(
     """Match what is new, then figures for every named period, the before/after evidence, the gate
     classification, the screening and the monthly series of one district."""
     warehouse = warehouse_location(warehouse)
-    return {
-        "match": _run(match_task, warehouse, district),
-        "summary": _run(analyze_periods_task, warehouse, district),
-        "comparisons": _run(evidence_task, warehouse, district, resamples, seed),
-        "gates": _run(gates_task, warehouse, district),
-        "screening": _run(screen_task, warehouse, district, resamples, seed),
-        "monitoring": _run(monitor_task, warehouse, district, resamples, seed),
-    }
+    return analysis_steps(_run, warehouse, district_file(district), resamples, seed)
 
 
 @flow(name="publish-maps")
@@ -288,7 +361,7 @@ def publish_maps(district: str, warehouse: str | None = None, out_dir: str | Non
     folder (and latest/)."""
     warehouse = warehouse_location(warehouse)
     edition = Path(output_root(out_dir)) / edition_name(warehouse)
-    paths = _run(publish_task, warehouse, district, str(edition))
+    paths = _run(publish_task, warehouse, district_file(district), str(edition))
     update_latest(edition.parent, edition)
     return paths
 
@@ -303,7 +376,9 @@ def monthly_pipeline(
     seed: int = DEFAULT_SEED,
 ):
     """Ingest what is new, then match, analyse, evaluate, classify by gates, screen, monitor and publish
-    every district (all bundled ones by default) into ``<output root>/<YYYY-MM>/`` and ``<output root>/latest/``.
+    every district into ``<output root>/<YYYY-MM>/`` (the last complete month) and ``<output root>/latest/``.
+    districts: keys or paths to district files; default: every district of the districts folders (the
+    Prefect variable etc2calm_districts, else ETC2CALM_DISTRICTS) and the bundled ones.
 
     Ends Failed (after analysing and publishing every district) when a delivered file could not be
     ingested, naming it.
@@ -311,25 +386,15 @@ def monthly_pipeline(
     warehouse, root = warehouse_location(warehouse), Path(output_root(out_dir))
     new, n_known = _run(find_new_files_task, landing, warehouse)
     ingest = _run(ingest_task, new, warehouse, n_known)
-    keys = districts or [d.key for d in list_districts()]
+    folders = districts_folders()
+    keys = districts or [s.key for s in find_districts(folders).found]
+    files = {load_district(district_file(k, folders)).key: district_file(k, folders) for k in keys}
     edition = root / edition_name(warehouse)
-    results = {}
-    for key in keys:
-        results[key] = {
-            "match": _run(match_task, warehouse, key),
-            "summary": _run(analyze_periods_task, warehouse, key),
-            "comparisons": _run(evidence_task, warehouse, key, resamples, seed),
-            "gates": _run(gates_task, warehouse, key),
-            "screening": _run(screen_task, warehouse, key, resamples, seed),
-            "monitoring": _run(monitor_task, warehouse, key, resamples, seed),
-        }
-        results[key].update(_run(publish_task, warehouse, key, str(edition)))
-    latest = update_latest(root, edition)
-    for key in keys:  # the stable addresses residents and the bureau's web page link to
-        results[key]["latest"] = {
-            k: str(latest / Path(v).name) for k, v in results[key].items() if k in PUBLISHED_FILES and v
-        }
-    summary = {"ingest": ingest, "edition": str(edition), "latest": str(latest), "districts": results}
+    results = {key: analysis_steps(_run, warehouse, ref, resamples, seed) for key, ref in files.items()}
+    published = publish_edition(_run, warehouse, files, root, edition)
+    for key, paths in published["districts"].items():
+        results[key].update(paths)
+    summary = {"ingest": ingest, "edition": str(edition), "latest": published["latest"], "districts": results}
     if ingest["failed"]:
         return Failed(
             message=f"{len(ingest['failed'])} delivered file(s) could not be ingested (the others were, and every "

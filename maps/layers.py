@@ -276,10 +276,16 @@ def label_points(district: District, roads: gpd.GeoDataFrame) -> list[dict]:
 
 
 def outline(path: Path | None, what: str, ward: District | None = None) -> dict | None:
-    """Outline GeoJSON geometry (EPSG:4326) from `path`, the ward file filtered to the district's ward."""
+    """Outline GeoJSON geometry (EPSG:4326) from `path`, the ward file filtered to the district's ward.
+
+    The ward is optional: without a ward in the district file, without a wards file, or when the
+    wards file does not hold the district's ward (the bundled file holds 港北区 and 緑区 only), there is
+    no ward outline (None) and the map, report and sheet do without it."""
     if path is None:
         return None
     path = Path(path)
+    if ward is not None and (not (ward.ward_ja or ward.ward_code) or not path.exists()):
+        return None
     if not path.exists():
         raise ValueError(f"{what} file {path} does not exist")
     gdf = gpd.read_file(path)
@@ -293,7 +299,7 @@ def outline(path: Path | None, what: str, ward: District | None = None) -> dict 
             mask |= gdf["N03_007"].astype(str).str.zfill(5) == str(ward.ward_code).zfill(5)
         gdf = gdf[mask]
         if gdf.empty:
-            raise ValueError(f"{path}: no feature with N03_004 == {ward.ward_ja!r} or N03_007 == {ward.ward_code!r}")
+            return None
     if gdf.empty:
         raise ValueError(f"{what} file {path} has no features")
     return mapping(unary_union(list(gdf.geometry)).simplify(0.00002, preserve_topology=True))

@@ -209,8 +209,11 @@ def period_line(key: str, period: Period, lang: str = "ja") -> str:
 
 
 def place(district: District, lang: str = "ja") -> str:
-    """'大倉山三丁目（港北区）' / 'Okurayama 3-chome, Kohoku Ward'."""
+    """'大倉山三丁目（港北区）' / 'Okurayama 3-chome, Kohoku Ward'; the ward is left out when there is none
+    or the name already holds it ('保土ケ谷区岩崎町')."""
     ward = district.ward(lang)
+    if ward and ward in district.name(lang):
+        ward = ""
     if lang == "en":
         return f"{district.name(lang)}, {ward}" if ward else district.name(lang)
     return f"{district.name_ja}（{ward}）" if ward else district.name_ja

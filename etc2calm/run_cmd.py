@@ -1,0 +1,106 @@
+"""`etc2calm gates` and `etc2calm run-monthly`: a district's gates, and the monthly run without Prefect.
+
+`gates --district KEY` classifies the trips of every named period by the gates where they cross the
+district's outline (analysis/gates.py) and stores them, as the flow's `gates` task does.
+
+`run-monthly` runs the stages of the Prefect flow `monthly-pipeline` (flows/pipeline.py:
+`analysis_steps`, `publish_edition`) as plain functions in this process: no Prefect API, server or
+database is started, so nothing of Prefect's is printed. Districts are found as everywhere else
+(ETC2CALM_DISTRICTS, then the bundled ones; a TOML path works too).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from config.settings import DEFAULT_RESAMPLES, DEFAULT_SEED, default_output_dir, default_warehouse
+
+DEFAULT_WAREHOUSE = str(default_warehouse())
+
+
+def add_gates_parser(sub) -> None:
+    p = sub.add_parser(
+        "gates",
+        help="classify a district's trips by the gates where they cross its outline (through / into / out of …)",
+        description="Needs the district's outline (area = … in its file; `etc2calm district new --outline-from-roads` "
+        "makes one). Stores district_gates, gate_trips, gate_od and gate_class_summary for every named period.",
+    )
+    p.add_argument(
+        "--warehouse", default=DEFAULT_WAREHOUSE, metavar="DIR", help=f"warehouse folder (default {DEFAULT_WAREHOUSE})"
+    )
+    p.add_argument("--district", required=True, metavar="KEY|FILE.toml")
+
+
+def add_run_monthly_parser(sub) -> None:
+    p = sub.add_parser(
+        "run-monthly",
+        help="the monthly flow's stages without Prefect: ingest what is new, analyse and publish districts",
+        description="Runs what the Prefect flow monthly-pipeline runs (ingest of new files in --landing, match, "
+        "figures, evidence, gates, screening, monthly series, publication into <out>/<YYYY-MM>/ and <out>/latest/) "
+        "as plain functions in this process: no Prefect server, API or database.",
+    )
+    p.add_argument(
+        "--warehouse", default=DEFAULT_WAREHOUSE, metavar="DIR", help=f"warehouse folder (default {DEFAULT_WAREHOUSE})"
+    )
+    p.add_argument(
+        "--district",
+        action="append",
+        metavar="KEY|FILE.toml",
+        help="a district (repeatable; default: every district of the districts folders and the bundled ones)",
+    )
+    p.add_argument("--landing", metavar="DIR", help="ingest the files of this folder not yet in the warehouse first")
+    p.add_argument("--out", metavar="DIR", help="output root (default $ETC2CALM_OUTPUT, else build/maps)")
+    p.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, metavar="N", help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S")
+
+
+def cmd_gates(args) -> int:
+    from analysis.gates import evaluate_gates
+    from config.districts import load_district
+    from etc2calm.summary import format_gate_summary
+
+    district = load_district(args.district)
+    if district.area_path is None:
+        raise ValueError(
+            f"district {district.key!r} has no outline: add area = FILE to {district.source_path} (or make one: "
+            f"etc2calm district new {district.key} … --outline-from-roads)"
+        )
+    res = evaluate_gates(args.warehouse, district)
+    print(
+        f"{district.key}: {len(res.gates)} gates ({', '.join(res.gates['gate_id'])}); stored for {', '.join(res.periods)}"
+    )
+    print(format_gate_summary(args.warehouse, [district]))
+    return 0
+
+
+def cmd_run_monthly(args) -> int:
+    from config.district_files import find_district, find_districts
+    from config.districts import load_district
+    from flows.pipeline import analysis_steps, call_plain, edition_name, publish_edition
+
+    warehouse = args.warehouse
+    if args.landing:
+        _ingest(args.landing, warehouse)
+    refs = args.district or [s.key for s in find_districts().found]
+    files = {load_district(str(find_district(r))).key: str(find_district(r)) for r in refs}
+    root = Path(args.out) if args.out else default_output_dir()
+    edition = root / edition_name(warehouse)
+    for key, ref in files.items():
+        steps = analysis_steps(call_plain, warehouse, ref, args.resamples, args.seed)
+        print(f"{key}: {steps['match']}; screening: {len(steps['screening'])} shown of the top 5")
+    published = publish_edition(call_plain, warehouse, files, root, edition)
+    print(f"edition {edition}; stable copy {published['latest']}")
+    for key, paths in published["districts"].items():
+        print(f"  {key}: {', '.join(sorted(Path(p).name for p in paths['latest'].values()))}")
+    return 0
+
+
+def _ingest(landing: str, warehouse: str) -> None:
+    from flows.pipeline import call_plain, find_new_files_task, ingest_task
+
+    new, known = call_plain(find_new_files_task, landing, warehouse)
+    report = call_plain(ingest_task, new, warehouse, known)
+    print(f"ingest: {report['summary']}")
+    for message in report["failed"]:
+        print(f"etc2calm: failed: {message}", file=sys.stderr)
