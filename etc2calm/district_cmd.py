@@ -209,7 +209,7 @@ def cmd_new(args) -> int:
     if target.exists() and not args.force:
         raise DistrictError(f"{target} exists: choose another key, or --force to replace it")
     periods = {name: getattr(args, name) for name in ("before", "after", "trial") if getattr(args, name)}
-    for name, text in periods.items():
+    for text in periods.values():
         parse_date_range(text)  # one-line ValueError on a bad range
     treated, control = _ids(args.treated), _ids(args.control)
     roads_file = Path(args.roads)

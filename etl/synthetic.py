@@ -133,9 +133,7 @@ def load_network(district: District) -> Network:
             cls = CLASS_COMPARISON
         elif highway in ("primary", "trunk"):
             cls = CLASS_PRIMARY
-        elif highway in ("secondary", "tertiary"):
-            cls = CLASS_SECONDARY
-        elif role == "arterial":
+        elif highway in ("secondary", "tertiary") or role == "arterial":
             cls = CLASS_SECONDARY
         else:
             cls = CLASS_RESIDENTIAL
