@@ -222,9 +222,8 @@ def cmd_new(args) -> int:
     if problems:  # never leave a file that cannot be read
         raise DistrictError(f"{target}: {'; '.join(problems)}")
     print(f"wrote {target}")
-    print(
-        f"  roads: {network}{' (link)' if args.link else ''}; outline: {area or 'none (gates and cut-through need one)'}"
-    )
+    outline = area or "none (gates and cut-through need one)"
+    print(f"  roads: {network}{' (link)' if args.link else ''}; outline: {outline}")
     if args.warehouse:
         print_point_counts(args.warehouse, district)
     print(f"next: etc2calm district check {args.key}; etc2calm publish --district {args.key}")

@@ -67,9 +67,8 @@ def cmd_gates(args) -> int:
             f"etc2calm district new {district.key} … --outline-from-roads)"
         )
     res = evaluate_gates(args.warehouse, district)
-    print(
-        f"{district.key}: {len(res.gates)} gates ({', '.join(res.gates['gate_id'])}); stored for {', '.join(res.periods)}"
-    )
+    gates = ", ".join(res.gates["gate_id"])
+    print(f"{district.key}: {len(res.gates)} gates ({gates}); stored for {', '.join(res.periods)}")
     print(format_gate_summary(args.warehouse, [district]))
     return 0
 
