@@ -26,6 +26,7 @@ listed in ``match_state``, which is replaced in one transaction after the files 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -60,7 +61,7 @@ from etl.schema import transaction
 from etl.warehouse import connect, point_files, refresh_views, table_files
 from geo.aggregate import day_type_of, hour_of
 from geo.matching import SegmentGridIndex, build_segment_index, match_points
-from geo.network import load_roads
+from geo.network import load_roads, with_road_names
 
 # Bump when the stored columns or the matching rules change: every month is matched again.
 MATCH_VERSION = 1
@@ -189,8 +190,9 @@ def district_network(
     treated: tuple[str, ...] | None = None,
     comparison: tuple[str, ...] | None = None,
 ) -> Network:
-    """The network of a District (config.districts), with its treated and comparison roads (or those given)."""
-    return prepare_network(
+    """The network of a District (config.districts), with its treated and comparison roads (or those given)
+    and the names its file gives ([roads.names]; names do not change the fingerprint)."""
+    network = prepare_network(
         district.network_path,
         district.key,
         radius_m=radius_m,
@@ -198,6 +200,8 @@ def district_network(
         comparison=district.comparison_roads if comparison is None else tuple(comparison),
         exclude_highway=district.exclude_highway,
     )
+    names = getattr(district, "road_names", None)
+    return dataclasses.replace(network, roads=with_road_names(network.roads, names)) if names else network
 
 
 # ---------------------------------------------------------------------------------------------

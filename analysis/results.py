@@ -21,7 +21,7 @@ from analysis.filters import ALL_POINTS
 from analysis.matchstage import assign_roles, network_fingerprint
 from config.districts import District, Period
 from etl.warehouse import connect
-from geo.network import load_roads
+from geo.network import load_roads, with_road_names
 
 
 class ResultsMissing(ValueError):
@@ -146,7 +146,7 @@ def load_district_results(warehouse: str | Path, district: District, filter_text
         district.treated_roads,
         district.comparison_roads,
     )
-    results.roads = roads
+    results.roads = with_road_names(roads, district.road_names)
     results.network_current = fingerprint == network_fingerprint(roads, results.radius_m)
     results.gates = load_gates(warehouse, district.key)
     results.screening = load_screening(warehouse, district.key)[1]

@@ -90,6 +90,11 @@ def find_districts(folders: str | Sequence[str | Path] | None = None) -> Found:
     return Found(list(found.values()), shadowed, searched)
 
 
+def bundled_districts() -> list[Path]:
+    """The bundled district files (data/districts/*.toml: 大倉山三丁目, 中山町), whatever the user's folders."""
+    return sorted(districts_dir().glob("*.toml"))
+
+
 def is_path(ref: str) -> bool:
     """Does a --district reference name a file (ends in .toml, or holds a path separator)?"""
     return ref.endswith(".toml") or os.sep in ref or (os.altsep is not None and os.altsep in ref)

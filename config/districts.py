@@ -548,6 +548,13 @@ def list_districts() -> list[District]:
     return [load_district_file(s.path) for s in find_districts().found]
 
 
+def bundled_districts() -> list[District]:
+    """The bundled districts (the demo's), whatever the user's folders."""
+    from config.district_files import bundled_districts as files
+
+    return [load_district_file(p) for p in files()]
+
+
 def load_district(key: str) -> District:
     """The district whose key (the file's `key`, else its stem) or Japanese/English name is `key`, in
     the districts folders (config.district_files); a path to a TOML file is read as it is."""

@@ -14,7 +14,7 @@ from analysis.filters import DIRECTIONS, VEHICLE_CLASSES
 from config.settings import DEFAULT_RADIUS_M, INDICATORS, SCREENING_MIN_VEHICLES, SCREENING_TOP_N, default_warehouse
 from etc2calm import __version__
 from etc2calm.district_cmd import add_district_parser, cmd_district
-from etc2calm.run_cmd import add_gates_parser, add_run_monthly_parser, cmd_gates, cmd_run_monthly
+from etc2calm.run_cmd import add_gates_parser, add_run_monthly_parser, cmd_gates, cmd_run_monthly, complete_results
 
 DEFAULT_WAREHOUSE = str(default_warehouse())
 
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_warehouse(p)
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--district", metavar="NAME", action="append", help="a district (repeatable)")
-    g.add_argument("--all", action="store_true", help="every bundled district")
+    g.add_argument("--all", action="store_true", help="every district (the districts folders and the bundled ones)")
     p.add_argument(
         "--radius",
         type=float,
@@ -168,11 +168,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE.csv")
     _add_dask(p)
 
-    p = sub.add_parser("compare", help="before/after change with 95%% intervals, comparison roads and DiD")
+    p = sub.add_parser(
+        "compare",
+        help="before/after change with 95%% intervals, comparison roads and DiD",
+        description="With --district everything defaults from the district file. With --roads: --treated is "
+        "required, --control gives the comparison streets (without them there is no difference in differences), "
+        "and the periods are required: --before A..B --after A..B (or --period before=A..B --period after=A..B). "
+        "--report writes the report (with --district or --roads).",
+    )
     _add_warehouse(p)
     _add_district_or_roads(p)
-    p.add_argument("--treated", metavar="ID,ID…", help="treated road ids (with --roads)")
+    p.add_argument("--treated", metavar="ID,ID…", help="treated road ids (required with --roads)")
     p.add_argument("--control", metavar="ID,ID…", help="comparison road ids (with --roads)")
+    p.add_argument(
+        "--before", metavar="A..B", help="YYYY-MM-DD..YYYY-MM-DD, inclusive (JST); or a district period name"
+    )
+    p.add_argument("--after", metavar="A..B", help="YYYY-MM-DD..YYYY-MM-DD, inclusive (JST); or a district period name")
     p.add_argument(
         "--period",
         action="append",
@@ -188,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_filters(p)
     p.add_argument("--out", metavar="FILE.csv")
-    p.add_argument("--report", metavar="FILE.html", help="also write the district report (HTML)")
+    p.add_argument(
+        "--report", metavar="FILE.html", help="also write the report (HTML) of the comparison (--district or --roads)"
+    )
     _add_lang(p, "the report's language")
     _add_dask(p)
 
@@ -235,9 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-vehicles",
         type=int,
-        default=SCREENING_MIN_VEHICLES,
+        default=None,
         metavar="N",
-        help=f"candidates need at least N distinct vehicles (default {SCREENING_MIN_VEHICLES})",
+        help="candidates need at least N distinct vehicles (default: the district file's [screening] min_vehicles, "
+        f"else {SCREENING_MIN_VEHICLES})",
     )
     p.add_argument("--resamples", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, metavar="S")
@@ -261,7 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lang(p, "the language the map opens in (a button switches in the page)")
 
     p = sub.add_parser(
-        "publish", help="write a district's map, report, A4 sheet and GeoPackage from the stored results"
+        "publish",
+        help="write a district's map, report, A4 sheet and GeoPackage from the stored results",
+        description="Publishes from the stored results; what the warehouse lacks for the district (per-road "
+        "figures of its before and after periods, the before/after evidence, the gates when it has an outline, the "
+        "screening of its before period) is computed first, as the monthly flow computes it.",
     )
     _add_warehouse(p)
     p.add_argument("--district", required=True, metavar="NAME")
@@ -302,11 +320,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", action="store_true", help="print CSV with a header row")
     p.add_argument("query")
 
-    p = sub.add_parser("generate", help="write a synthetic ETC2.0 delivery (合成データ) for the bundled districts")
+    p = sub.add_parser(
+        "generate",
+        help="write a synthetic ETC2.0 delivery (合成データ) for the bundled districts, or for a district with generator "
+        "parameters ([synthetic] table or file)",
+    )
     p.add_argument("out_dir", metavar="DIR")
     p.add_argument("--seed", type=int, default=20171005)
     p.add_argument("--scale", type=float, default=1.0, help="traffic volume factor (default 1.0)")
-    p.add_argument("--district", action="append", metavar="NAME", help="only this district (repeatable)")
+    p.add_argument(
+        "--district",
+        action="append",
+        metavar="KEY|FILE.toml",
+        help="only this district (repeatable; default: the bundled ones)",
+    )
 
     add_district_parser(sub)
     add_gates_parser(sub)
@@ -347,6 +374,8 @@ def _period_overrides(args, district):
 STATS_CSV_COLUMNS = [
     "road_id",
     "road_name",
+    "name",
+    "highway",
     "role",
     "period",
     "period_start",
@@ -388,16 +417,21 @@ def _output_file(path: str | None) -> Path | None:
     return out
 
 
+def _exclude(args, district) -> tuple[str, ...]:
+    """--exclude-highway, else the district's classes, else the default (service)."""
+    from config.settings import EXCLUDED_HIGHWAY_CLASSES
+
+    if args.exclude_highway is not None:
+        return _ids(args.exclude_highway)
+    return district.exclude_highway if district is not None else EXCLUDED_HIGHWAY_CLASSES
+
+
 def _network(args, district):
     """The analysed network: the district's, or --roads FILE (with --treated / --control when given)."""
     from analysis.matchstage import district_network, prepare_network
-    from config.settings import EXCLUDED_HIGHWAY_CLASSES
 
     treated, control = _ids(getattr(args, "treated", None)), _ids(getattr(args, "control", None))
-    if args.exclude_highway is None:
-        exclude = district.exclude_highway if district is not None else EXCLUDED_HIGHWAY_CLASSES
-    else:
-        exclude = _ids(args.exclude_highway)
+    exclude = _exclude(args, district)
     if district is not None:
         network = district_network(district, args.radius, treated=treated or None, comparison=control or None)
         if args.exclude_highway is not None:
@@ -469,7 +503,7 @@ def cmd_analyze(args) -> int:
             f"etc2calm: warning: 0 points matched in period {label} ({p.start}..{p.end}): its figures are empty",
             file=sys.stderr,
         )
-    df = result.road_stats[STATS_CSV_COLUMNS].copy()
+    df = analyze_table(result.road_stats, network.roads, list(periods))
     df["filter"] = point_filter.describe_ja()
     if out:
         df.to_csv(out, index=False, encoding="utf-8")
@@ -479,6 +513,26 @@ def cmd_analyze(args) -> int:
     if point_filter.active:
         print("filtered figures: printed, not stored (the warehouse keeps the figures of all points)", file=sys.stderr)
     return 0
+
+
+def analyze_table(road_stats, roads, period_order: list[str]):
+    """The rows of `analyze`'s CSV: STATS_CSV_COLUMNS, with the road's OSM class (highway) and its name as
+    the maps print it (name: an unnamed way by its class and number, 「生活道路 #3（名称なし）」); the
+    treated roads first, then the comparison roads, then the others, each by distinct vehicles (most
+    first, over the periods), a road's periods together in the order given."""
+    from maps.wording import road_labels
+
+    labels = road_labels(roads)
+    df = road_stats.copy()
+    df["road_id"] = df["road_id"].astype(str)
+    df["highway"] = df["road_id"].map(dict(zip(roads["road_id"], roads["highway"], strict=True))).fillna("")
+    df["name"] = df["road_id"].map(lambda r: labels.get(r, {}).get("ja", ""))
+    role_rank = df["role"].map({"treated": 0, "comparison": 1}).fillna(2)
+    vehicles = df.groupby("road_id")["n_vehicles"].transform("max").fillna(0)
+    period_rank = df["period"].map({p: i for i, p in enumerate(period_order)}).fillna(len(period_order))
+    df = df.assign(_r=role_rank, _v=-vehicles, _p=period_rank)
+    df = df.sort_values(["_r", "_v", "road_id", "_p"], kind="stable")
+    return df[STATS_CSV_COLUMNS].reset_index(drop=True)
 
 
 def _named_periods(texts: list[str], district) -> dict:
@@ -514,21 +568,9 @@ def cmd_compare(args) -> int:
 
     point_filter = PointFilter.parse(args.hours, args.days, args.vehicle, args.direction)
     district = load_district(args.district) if args.district else None
-    periods = _named_periods(args.period, district)
-    unknown = set(periods) - {"before", "after"}
-    if unknown:
-        raise UserError(f"compare takes the periods 'before' and 'after' only, not {', '.join(sorted(unknown))}")
-    if district is not None:
-        periods = {
-            "before": periods.get("before") or district.period(district.default_before),
-            "after": periods.get("after") or district.period(district.default_after),
-        }
-    elif set(periods) != {"before", "after"}:
-        raise UserError("--roads needs --period before=A..B and --period after=A..B")
+    periods = _compare_periods(args, district)
     if district is None and not _ids(args.treated):
         raise UserError("--roads needs --treated ID,ID…")
-    if args.report and district is None:
-        raise UserError("--report needs --district")
     out, report = _output_file(args.out), _output_file(args.report)
     area = load_area(district.area_path) if district is not None and district.area_path else None
     network = _network(args, district)
@@ -553,12 +595,61 @@ def cmd_compare(args) -> int:
     if report:
         from maps.publish import write_district_report
 
+        subject = district if district is not None else roads_district(args, network, periods)
         print(
             write_district_report(
-                args.warehouse, district, report, filter_text=point_filter.describe_ja(), lang=args.lang
+                args.warehouse, subject, report, filter_text=point_filter.describe_ja(), lang=args.lang
             )
         )
     return 0
+
+
+def _compare_periods(args, district) -> dict:
+    """before and after: --before/--after, else --period before=… after=…, else the district's defaults.
+    A value is a date range, or with --district a period name of the district file."""
+    periods = _named_periods(args.period, district)
+    unknown = set(periods) - {"before", "after"}
+    if unknown:
+        raise UserError(f"compare takes the periods 'before' and 'after' only, not {', '.join(sorted(unknown))}")
+    for label in ("before", "after"):
+        text = getattr(args, label)
+        if text and label in periods:
+            raise UserError(f"--{label} and --period {label}=… are both given")
+        if text:
+            periods.update(_named_periods([f"{label}={text}"], district))
+    if district is not None:
+        return {
+            "before": periods.get("before") or district.period(district.default_before),
+            "after": periods.get("after") or district.period(district.default_after),
+        }
+    if set(periods) != {"before", "after"}:
+        raise UserError("--roads needs --before A..B and --after A..B (or --period before=A..B --period after=A..B)")
+    return periods
+
+
+def roads_district(args, network, periods: dict):
+    """A District standing for an ad-hoc network (`compare --roads … --report`): its key is the network's
+    ('roads:<file stem>', under which the comparison is stored), its name the file's stem."""
+    from config.districts import District
+
+    return District(
+        key=network.key,
+        name_ja=Path(args.roads).stem,
+        name_en=Path(args.roads).stem,
+        ward_ja="",
+        ward_code="",
+        center_lat=float("nan"),
+        center_lon=float("nan"),
+        network_path=Path(args.roads).resolve(),
+        synthetic_network=False,
+        periods=periods,
+        default_before="before",
+        default_after="after",
+        treated_roads=tuple(network.roads.loc[network.roads["role"] == "treated", "road_id"]),
+        comparison_roads=tuple(network.roads.loc[network.roads["role"] == "comparison", "road_id"]),
+        source_path=Path(args.roads).resolve(),
+        exclude_highway=_exclude(args, None),
+    )
 
 
 def cmd_screen(args) -> int:
@@ -566,6 +657,7 @@ def cmd_screen(args) -> int:
     from config.districts import Period, load_district, parse_date_range
     from etc2calm.summary import format_screening
     from geo.network import load_area
+    from maps.wording import road_labels
 
     if args.district is None and args.roads is None:
         if args.area:
@@ -607,7 +699,7 @@ def cmd_screen(args) -> int:
             area=area,
             area_label=area_label,
             area_path=area_path,
-            min_vehicles=args.min_vehicles,
+            min_vehicles=_screening_min(args, district),
             resamples=args.resamples,
             seed=args.seed,
             client=client,
@@ -618,7 +710,7 @@ def cmd_screen(args) -> int:
         "residential "
         f"roads, {len(res.table)} ranked, {len(res.low_sample)} left out (fewer than {res.min_vehicles} vehicles)"
     )
-    print(format_screening(res.table, args.top))
+    print(format_screening(res.table, args.top, labels=road_labels(network.roads)))
     for note in res.notes:
         print(f"note: {note}")
     if len(res.low_sample):
@@ -627,6 +719,13 @@ def cmd_screen(args) -> int:
         res.table[RESULT_COLUMNS].to_csv(out, index=False, encoding="utf-8")
         print(f"wrote {len(res.table)} rows to {out}")
     return 0
+
+
+def _screening_min(args, district) -> int:
+    """--min-vehicles, else the district's [screening] min_vehicles, else SCREENING_MIN_VEHICLES."""
+    if args.min_vehicles is not None:
+        return args.min_vehicles
+    return district.screening_min_vehicles if district is not None else SCREENING_MIN_VEHICLES
 
 
 def _screening_map(args, district) -> int:
@@ -685,6 +784,9 @@ def cmd_publish(args) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file: give a folder")
     langs = tuple(dict.fromkeys(args.lang)) if args.lang else PUBLIC_LANGUAGES
+    computed = complete_results(args.warehouse, district)
+    if computed:
+        print(f"computed first (missing from the warehouse): {', '.join(computed)}")
     for key, path in publish_district(args.warehouse, district, out, langs=langs).items():
         print(f"{key}: {path}")
     return 0

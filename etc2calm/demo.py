@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from config.districts import list_districts
+from config.districts import bundled_districts
 from etc2calm.summary import (
     format_gate_summary,
     format_headline,
@@ -36,11 +36,12 @@ def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 201710
     from flows.pipeline import monthly_pipeline
 
     print("2/3 ingest → analyse → publish (Prefect flow monthly-pipeline, ephemeral mode, no server needed)")
-    out = monthly_pipeline(landing=str(delivery), warehouse=str(warehouse), out_dir=str(maps_dir))
+    keys = [d.key for d in bundled_districts()]  # the demo's districts, whatever ETC2CALM_DISTRICTS holds
+    out = monthly_pipeline(landing=str(delivery), warehouse=str(warehouse), out_dir=str(maps_dir), districts=keys)
     print(f"    ingest: {out['ingest']['summary']}")
     for msg in out["ingest"]["failed"]:
         print(f"    failed: {msg}")
-    districts = [d for d in list_districts() if d.key in out["districts"]]
+    districts = [d for d in bundled_districts() if d.key in out["districts"]]
     print("3/3 treated street (対策道路), figures from the warehouse:")
     print(format_summary(treated_table(warehouse, districts)))
     print(format_headline(warehouse, districts))

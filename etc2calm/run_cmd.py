@@ -103,3 +103,71 @@ def _ingest(landing: str, warehouse: str) -> None:
     print(f"ingest: {report['summary']}")
     for message in report["failed"]:
         print(f"etc2calm: failed: {message}", file=sys.stderr)
+
+
+def missing_stages(warehouse: str | Path, district) -> list[str]:
+    """The stages `publish` needs whose results the warehouse does not hold for `district`: 'figures'
+    (per-road figures of the default before and after periods), 'evidence' (the before/after
+    comparison of all points), 'gates' (with an outline) and 'screening' (of the default before period)."""
+    from analysis.filters import ALL_POINTS
+    from etl.warehouse import connect
+    from maps.screening_map import default_area
+
+    before, after = district.period(district.default_before), district.period(district.default_after)
+    checks = {
+        "figures": (
+            "SELECT count(DISTINCT period_start) FROM road_period_stats WHERE district = ? AND "
+            "((period_start = ? AND period_end = ?) OR (period_start = ? AND period_end = ?))",
+            [district.key, before.start, before.end, after.start, after.end],
+            2,
+        ),
+        "evidence": (
+            "SELECT count(*) FROM evidence_runs WHERE district = ? AND filter = ? AND period_before = ? AND "
+            "period_after = ?",
+            [district.key, ALL_POINTS.describe_ja(), f"{before.start}..{before.end}", f"{after.start}..{after.end}"],
+            1,
+        ),
+        "gates": ("SELECT count(*) FROM district_gates WHERE district = ?", [district.key], 1),
+        "screening": (
+            "SELECT count(*) FROM screening_runs WHERE district = ? AND area = ? AND period_start = ? AND "
+            "period_end = ?",
+            [district.key, default_area(district), before.start, before.end],
+            1,
+        ),
+    }
+    if district.area_path is None:
+        del checks["gates"]
+    con = connect(warehouse, read_only=True)
+    try:
+        return [name for name, (sql, params, need) in checks.items() if _count(con, sql, params) < need]
+    finally:
+        con.close()
+
+
+def _count(con, sql: str, params: list) -> int:
+    import duckdb
+
+    try:
+        return int(con.execute(sql, params).fetchone()[0])
+    except duckdb.CatalogException:  # a table a warehouse that was never analysed does not have yet
+        return 0
+
+
+def complete_results(warehouse: str | Path, district) -> list[str]:
+    """Compute what `publish` needs and the warehouse lacks (missing_stages), with the same functions
+    as the flow's tasks; returns the stages computed."""
+    from analysis.evidence import evaluate_district
+    from analysis.figures import analyze_district
+    from analysis.gates import evaluate_gates
+    from analysis.screening import screen_district
+
+    run = {
+        "figures": lambda: analyze_district(warehouse, district),
+        "evidence": lambda: evaluate_district(warehouse, district),
+        "gates": lambda: evaluate_gates(warehouse, district),
+        "screening": lambda: screen_district(warehouse, district, min_vehicles=district.screening_min_vehicles),
+    }
+    missing = missing_stages(warehouse, district)
+    for stage in missing:
+        run[stage]()
+    return missing

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+import maps.through as through
 import maps.wording as w
 from analysis.results import (
     ResultsMissing,
@@ -15,6 +16,7 @@ from analysis.results import (
 )
 from config.districts import District
 from config.settings import GATE_CLASSES, INDICATOR_COLUMNS
+from geo.network import load_roads
 from maps.headline import monitoring, monitoring_sentence
 from maps.public import public_results
 
@@ -171,8 +173,12 @@ def format_published(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def format_screening(table: pd.DataFrame, top: int | None = None, legend: bool = True) -> str:
-    """Fixed-width lines of ranked candidates (screening_results rows or ScreeningResult.table), the first `top`."""
+def format_screening(
+    table: pd.DataFrame, top: int | None = None, legend: bool = True, labels: dict | None = None
+) -> str:
+    """Fixed-width lines of ranked candidates (screening_results rows or ScreeningResult.table), the first
+    `top`; labels: maps.wording.road_labels of the network (an unnamed way by its class and number)."""
+    labels = labels or {}
     rows = table if top is None else table.head(top)
     pct = lambda v: "" if pd.isna(v) else f"{100 * v:.1f}%"  # noqa: E731
     num = lambda v, d=1: "" if pd.isna(v) else f"{v:.{d}f}"  # noqa: E731
@@ -189,7 +195,7 @@ def format_screening(table: pd.DataFrame, top: int | None = None, legend: bool =
             f"{int(r.rank):>4} {r.road_id:<6} {num(r.score):>5} {ci:<12} {rci:<7} {pct(r.share_at_or_over_limit):>7} "
             f"{sci:<13} {pct(r.share_at_or_over_limit_plus_10):>6} {num(r.p85_kmh):>5} "
             f"{num(r.braking_per_1000_passages):>5} {pct(r.cut_through_share):>7} {num(r.passages_per_day, 0):>6} "
-            f"{int(r.n_vehicles):>5}  {r.road_name}"
+            f"{int(r.n_vehicles):>5}  {labels.get(str(r.road_id), {}).get('ja') or r.road_name}"
         )
     if not legend:
         return "\n".join(lines)
@@ -235,7 +241,8 @@ def format_gate_summary(warehouse, districts: list[District]) -> str:
         s, od, gates = g["summary"], g["od"], g["gates"]
         if s.empty:
             continue
-        names = dict(zip(gates["gate_id"], gates["gate_name"], strict=True)) if len(gates) else {}
+        labels = w.road_labels(load_roads(d.network_path, exclude_highway=d.exclude_highway))
+        names = {str(g.gate_id): through.gate_name(g, labels) for g in gates.itertuples()}
         whole_day = s[s["time_band"] == "all"].assign(_o=lambda x: x["gate_class"].map(list(GATE_CLASSES).index))
         for period, rows in whole_day.sort_values(["period_start", "_o"], kind="stable").groupby("period", sort=False):
             shares = " · ".join(f"{_class_word(r.gate_class)} {100 * r.share_trips:.1f}%" for r in rows.itertuples())

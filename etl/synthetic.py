@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from pyproj import Transformer
 
-from config.districts import District, Period, list_districts
+from config.districts import District, Period, bundled_districts
 from config.settings import ARTERIAL_HIGHWAY_CLASSES, LONLAT_CRS, METRIC_CRS, ROAD_ID_COLUMNS
 from etl.mesh import mesh2_code
 from etl.spec import STYLE_1_2_COLUMNS, STYLE_1_2_N_COLUMNS
@@ -861,7 +861,7 @@ def generate_delivery(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if districts is None:
-        districts = list_districts()
+        districts = bundled_districts()
     if not districts:
         raise ValueError("no districts to generate")
     summary = {"out_dir": str(out_dir), "files": 0, "rows": 0, "bad_rows": 0, "districts": {}}

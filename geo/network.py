@@ -133,6 +133,20 @@ def load_roads(
     return out.reset_index(drop=True)
 
 
+def with_road_names(roads: gpd.GeoDataFrame, names: dict[str, tuple[str, str]]) -> gpd.GeoDataFrame:
+    """`roads` with the names a district file gives ([roads.names]: road id → (Japanese, English)) over
+    the network file's; an English name left empty keeps the file's."""
+    if not names:
+        return roads
+    roads = roads.copy()
+    ids = roads["road_id"].astype(str)
+    ja = ids.map(lambda r: names[r][0] if r in names and names[r][0] else None)
+    en = ids.map(lambda r: names[r][1] if r in names and names[r][1] else None)
+    roads["name"] = ja.where(ja.notna(), roads["name"]).to_numpy(dtype=object)
+    roads["name_en"] = en.where(en.notna(), roads["name_en"]).to_numpy(dtype=object)
+    return roads
+
+
 def road_classes(highway, limit_kmh, role=None) -> np.ndarray:
     """The class of each road for drawing and wording: 'arterial' (role arterial, or a class of
     ARTERIAL_HIGHWAY_CLASSES), 'service' (SERVICE_HIGHWAY_CLASSES), 'residential' (a limit at or

@@ -39,6 +39,7 @@ from maps.layers import (
     cut_through_layer,
     device_layer,
     fit_bounds,
+    focus_bounds,
     label_points,
     limits_of,
     outline,
@@ -123,20 +124,21 @@ def district_map(district: District, results: DistrictResults, **options) -> fol
     """The district map of `results` (analysis.results.DistrictResults; suppressed here) as a
     folium.Map on its page; options: MapOptions. ValueError for bad input."""
     c = content(district, results, MapOptions(**options))
-    bounds = fit_bounds(c.roads)
+    bounds = fit_bounds(c.roads, c.area)
     synthetic = c.panel.synthetic
     m = page_map(c.titles, bounds, c.lang, "e2c-synthetic" if synthetic else "", ASSETS)
     page_top(m, c.titles, _headline_html(c.head), c.lang, synthetic)
     m.add_child(SidePanel(bi(lambda l: w.t("panel_handle", l)), panel_sections(c.panel)), name="panel")
     map_label = {l: f"{c.titles[l]} — {w.layer_name('change', l)}" for l in w.LANGS}
-    f = frame(m, c.titles, bounds, c.lang, map_label=map_label, topPadding=44, popupMaxWidth=300)
+    focus = focus_bounds(c.roads)
+    f = frame(m, c.titles, bounds, c.lang, map_label=map_label, topPadding=44, popupMaxWidth=300, focus=focus)
     tiles = base_tiles(m)
     outline_layers(m, c)
     groups = road_groups(m, c, f)
-    role_labels(m, district, c)
+    labels = role_labels(m, district, c)
     extras = overlay_layers(m, c, f)
     map_controls(m, c.lang)
-    options = {"tiles": tiles, "groups": groups, "extras": extras, "layer": c.panel.period}
+    options = {"tiles": tiles, "groups": groups, "extras": extras, "layer": c.panel.period, "labels": labels}
     options.update(indicator=c.panel.indicators[0], base="gsi")
     m.add_child(Script("E2CDistrict", f, options), name="script")
     return m
@@ -144,7 +146,7 @@ def district_map(district: District, results: DistrictResults, **options) -> fol
 
 def content(district: District, results: DistrictResults, opts: MapOptions) -> Content:
     """Everything the map shows, from the suppressed results."""
-    pub = public_results(results, opts.public_min_vehicles)
+    pub = public_results(results, max(opts.public_min_vehicles, district.public_min_vehicles))
     indicators = available_indicators(pub)
     first = w.indicator(opts.indicator).key if opts.indicator else indicators[0]
     indicators = tuple(dict.fromkeys((first, *indicators)))
@@ -249,13 +251,18 @@ def road_groups(m: folium.Map, c: Content, f: Frame) -> dict[str, dict[str, foli
     return groups
 
 
-def role_labels(m: folium.Map, district: District, c: Content) -> None:
-    """Permanent 対策道路 / 比較道路 labels above their streets (both languages; CSS shows one)."""
+def role_labels(m: folium.Map, district: District, c: Content) -> list[dict]:
+    """Permanent 対策道路 / 比較道路 labels above their streets (both languages; CSS shows one). Returns,
+    for the page script, each label's marker and the places along its street it may move to, so that
+    no two labels overlap and none is cut off by the map's edge or a panel (maps/assets/map.js)."""
+    out = []
     for lab in label_points(district, c.roads):
         text = "".join(f'<span lang="{l}">{html.escape(lab["text"][l])}</span>' for l in w.LANGS)
         icon = folium.DivIcon(html=f"<span>{text}</span>", icon_size=(0, 0), class_name=f"e2c-label e2c-{lab['role']}")
         marker = folium.Marker([lab["lat"], lab["lon"]], icon=icon, interactive=False, keyboard=False)
         m.add_child(marker, name=f"label:{lab['road_id']}")
+        out.append({"marker": marker, "role": lab["role"], "candidates": lab["candidates"]})
+    return out
 
 
 def overlay_layers(m: folium.Map, c: Content, f: Frame) -> dict[str, folium.FeatureGroup | None]:

@@ -232,6 +232,8 @@ def common_legend_rows(c: PanelContent) -> str:
         (line_svg(palette.INSUFFICIENT_COLOR, 4, dash="7 6"), bi(lambda l: w.t("legend_too_few", l, k=k))),
         (line_svg(palette.NO_DATA_COLOR, 1.5), bi(lambda l: w.t("legend_no_data", l))),
     ]
+    if len(c.pub.roads) and (c.pub.roads["role"] == "arterial").any():
+        rows.append((line_svg(palette.ARTERIAL_COLOR, 5, casing=True), bi(lambda l: w.t("legend_arterial", l))))
     if c.has_area:
         rows.append((line_svg("#222", 2.5, dash="10 6"), bi(lambda l: w.t("legend_area", l))))
     if c.has_ward:

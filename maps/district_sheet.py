@@ -570,7 +570,7 @@ def render_district_sheet(district: District, results: DistrictResults, out_pdf:
 
 def sheet_content(district: District, results: DistrictResults, opts: SheetOptions) -> Sheet:
     """What the sheet shows: layers, labels, devices and outline in metric coordinates, headline, trend."""
-    pub = public_results(results, opts.public_min_vehicles)
+    pub = public_results(results, max(opts.public_min_vehicles, district.public_min_vehicles))
     indicator = w.indicator(opts.indicator).key if opts.indicator else layers.available_indicators(pub)[0]
     roads = layers.check_roads(pub.roads)
     limits = layers.limits_of(pub.road_stats)

@@ -197,13 +197,14 @@ def export_district(
 ) -> ExportResult:
     """Every stored period of a district's roads (change: its default before → after) with its devices."""
     from analysis.matchstage import assign_roles
-    from geo.network import load_roads
+    from geo.network import load_roads, with_road_names
 
     roads = assign_roles(
         load_roads(district.network_path, exclude_highway=district.exclude_highway),
         district.treated_roads,
         district.comparison_roads,
     )
+    roads = with_road_names(roads, district.road_names)
     stats = load_road_period_stats(warehouse, district.key)
     if stats.empty:
         raise ValueError(
@@ -216,7 +217,7 @@ def export_district(
         before=district.default_before,
         after=district.default_after,
         devices=district.devices,
-        public_min_vehicles=public_min_vehicles,
+        public_min_vehicles=max(public_min_vehicles, district.public_min_vehicles),
     )
 
 

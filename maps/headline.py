@@ -75,11 +75,12 @@ def speed_indicator(district: District, results: PublicResults) -> str:
     return want
 
 
-def share_indicator(results: PublicResults) -> str | None:
-    """The share of vehicles (passages) at or over the limit, else the share of points, when stored."""
+def share_indicator(results: PublicResults, headline_indicator: str | None = None) -> str | None:
+    """The share of vehicles (passages) at or over the limit, else the share of points, when stored;
+    None when it is the headline's own indicator (headline_indicator = "passage_share": said once)."""
     for name in (HEADLINE_SHARE_INDICATOR, "share"):
         if name in results.comparisons:
-            return name
+            return None if name == headline_indicator else name
     return None
 
 
@@ -99,7 +100,7 @@ def headline(district: District, results: PublicResults) -> Headline:
     for lang in w.LANGS:
         details[lang].append(_treated_sentence(speed, t, lang, limits))
         details[lang].append(_control_sentence(speed, c, lang))
-        share = share_indicator(results)
+        share = share_indicator(results, speed)
         st = _row(results, share, "treated") if share else None
         if st is not None and not w.is_missing(st["before"]) and not w.is_missing(st["after"]):
             details[lang].append(_share_sentence(share, st, lang, limits))

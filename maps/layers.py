@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
-from shapely.geometry import LineString, MultiLineString, mapping
+from shapely.geometry import LineString, MultiLineString, mapping, shape
 from shapely.ops import linemerge, unary_union
 
 import maps.palette as palette
 import maps.wording as w
 from config.districts import District
 from config.settings import LONLAT_CRS, RESIDENTIAL_MAX_LIMIT_KMH
+from geo.network import road_classes
 from maps.public import PublicResults
 
 LAYER_KEYS = ("before", "after", "change")
@@ -60,6 +62,10 @@ def check_roads(roads: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             roads[col] = default
     roads["name"] = roads["name"].fillna("").astype(str)
     roads["name_en"] = roads["name_en"].fillna("").astype(str)
+    if "label_ja" not in roads.columns:  # how every output names the road (maps.wording.road_labels)
+        labels = w.road_labels(roads)
+        roads["label_ja"] = [labels[r]["ja"] for r in roads["road_id"]]
+        roads["label_en"] = [labels[r]["en"] for r in roads["road_id"]]
     return roads
 
 
@@ -98,8 +104,8 @@ def limits_of(stats: pd.DataFrame) -> set[int]:
 
 
 def _name(road, lang: str) -> str:
-    name = road.name_en if lang == "en" and road.name_en else road.name
-    return name or w.t("no_name", lang)
+    """The road's name on every output: its name, else its class and a short number (check_roads)."""
+    return road.label_en if lang == "en" else road.label_ja
 
 
 def _tip(road, lines: dict[str, list[str]]) -> dict[str, str]:
@@ -109,6 +115,8 @@ def _tip(road, lines: dict[str, list[str]]) -> dict[str, str]:
         role = w.role_label(road.role, lang)
         if role and role not in _name(road, lang):
             head += f" ({role})" if lang == "en" else f"（{role}）"
+        elif road.role == "arterial" and w.road_class_word("arterial", lang) not in _name(road, lang):
+            head += w.t("road_class_tip", lang, cls=w.road_class_word("arterial", lang))
         out[lang] = "<br>".join([head, *lines[lang]])
     return out
 
@@ -116,9 +124,16 @@ def _tip(road, lines: dict[str, list[str]]) -> dict[str, str]:
 def _style(kind: str, color: str | None = None, emphasis: bool = False) -> dict:
     if kind == "value":
         return {"color": color, "weight": 7 if emphasis else 5, "opacity": 1.0, "lineCap": "round"}
+    if kind == "arterial":  # a main road's figures are there (tooltip), but not in the 生活道路 palette
+        return {"color": palette.ARTERIAL_COLOR, "weight": 5, "opacity": 1.0, "lineCap": "round"}
     if kind == "insufficient":
         return {"color": palette.INSUFFICIENT_COLOR, "weight": 4, "opacity": 0.95, "dashArray": "7 6"}
     return {"color": palette.NO_DATA_COLOR, "weight": 1.5, "opacity": 0.9}
+
+
+def _value_style(road, color: str, emphasis: bool) -> dict:
+    """A road with a figure: in the indicator's colour, or drawn as a main road (role 'arterial')."""
+    return _style("arterial") if road.role == "arterial" else _style("value", color, emphasis)
 
 
 @dataclass(frozen=True)
@@ -157,9 +172,8 @@ def _period_feature(road, row, key: str, ctx: _Ctx) -> dict:
             lines[lang].append(w.t("no_data_period", lang))
     else:
         value = w.display(ctx.column, row[ctx.column])
-        props.update(
-            kind="value", value=value, style=_style("value", palette.sequential_color(value, ctx.column), emphasis)
-        )
+        color = palette.sequential_color(value, ctx.column)
+        props.update(kind="value", value=value, style=_value_style(road, color, emphasis))
         for lang in w.LANGS:
             lines[lang].append(
                 f"{_label(ctx, row, lang)}{_sep(lang)}<b>{w.fmt_value(ctx.column, row[ctx.column], lang)}</b>"
@@ -197,7 +211,7 @@ def _change_feature(road, before, after, ctx: _Ctx) -> dict:
             value=delta,
             before=w.display(ctx.column, before[ctx.column]),
             after=w.display(ctx.column, after[ctx.column]),
-            style=_style("value", palette.change_color(delta, ctx.column), emphasis),
+            style=_value_style(road, palette.change_color(delta, ctx.column), emphasis),
         )
         for lang in w.LANGS:
             b = w.fmt_value(ctx.column, before[ctx.column], lang)
@@ -244,8 +258,15 @@ def road_layers(results: PublicResults, indicator: str = "passage_share") -> dic
     }
 
 
+# Where a role label may sit along its street (fractions of its longest piece), in order of preference:
+# the page (maps/assets/map.js) takes the first place where the label neither overlaps another label
+# nor leaves the uncovered part of the map, above or below the street.
+LABEL_PLACES = (0.5, 0.3, 0.7, 0.15, 0.85, 0.05, 0.95)
+
+
 def label_points(district: District, roads: gpd.GeoDataFrame) -> list[dict]:
-    """Permanent 対策道路 / 比較道路 labels: one per road, at the middle of its longest merged piece."""
+    """Permanent 対策道路 / 比較道路 labels: one per road, at the middle of its longest merged piece
+    (lat, lon), with the other places it may take (candidates: [lat, lon] at LABEL_PLACES)."""
     roads = check_roads(roads)
     roles = dict(zip(roads["road_id"], roads["role"], strict=True))
     for rid in district.treated_roads:
@@ -263,6 +284,7 @@ def label_points(district: District, roads: gpd.GeoDataFrame) -> list[dict]:
         pieces = list(merged.geoms) if hasattr(merged, "geoms") else [merged]
         longest = max((p for p in pieces if isinstance(p, LineString)), key=lambda p: p.length)
         point = longest.interpolate(0.5, normalized=True)
+        places = [longest.interpolate(f, normalized=True) for f in LABEL_PLACES]
         labels.append(
             {
                 "lat": point.y,
@@ -270,6 +292,7 @@ def label_points(district: District, roads: gpd.GeoDataFrame) -> list[dict]:
                 "role": role,
                 "road_id": rid,
                 "text": {lang: w.role_label(role, lang) for lang in w.LANGS},
+                "candidates": [[round(p.y, 7), round(p.x, 7)] for p in places],
             }
         )
     return labels
@@ -415,18 +438,63 @@ def limit_note(results: PublicResults, lang: str = "ja") -> str:
     stats = results.road_stats
     roads = check_roads(results.roads)
     rows = stats[stats["period"].isin(["before", "after"])].dropna(subset=["limit_kmh"])
-    roles = dict(zip(roads["road_id"], roads["role"], strict=True))
-    groups: dict[str, set[int]] = {"residential": set(), "arterial": set()}
+    classes = road_classes(
+        roads["highway"] if "highway" in roads else [""] * len(roads),
+        roads["limit_kmh"] if "limit_kmh" in roads else [float("nan")] * len(roads),
+        roads["role"],
+    )
+    classes = np.where(roads["role"].isin(list(w.ROLES)), "residential", classes)
+    class_of = dict(zip(roads["road_id"], classes, strict=True))
+    groups: dict[str, set[int]] = {"residential": set(), "arterial": set(), "service": set(), "other": set()}
     for rid, limit in zip(rows["road_id"].astype(str), rows["limit_kmh"], strict=True):
-        groups["arterial" if roles.get(rid) == "arterial" else "residential"].add(int(limit))
-    if len(groups["residential"] | groups["arterial"]) <= 1:
+        cls = class_of.get(rid, "residential" if limit <= RESIDENTIAL_MAX_LIMIT_KMH else "other")
+        groups[cls].add(int(limit))
+    if len(set().union(*groups.values())) <= 1:
         return ""
     sep = (", ", "/") if lang == "en" else ("、", "・")
-    parts = [f"{w.t(k, lang)} {sep[1].join(str(v) for v in sorted(vals))} km/h" for k, vals in groups.items() if vals]
+    parts = [
+        f"{w.t(f'limit_group.{k}', lang)} {sep[1].join(str(v) for v in sorted(vals))} km/h"
+        for k, vals in groups.items()
+        if vals
+    ]
     return w.t("limits", lang, text=sep[0].join(parts))
 
 
-def fit_bounds(roads: gpd.GeoDataFrame) -> list[list[float]]:
-    """[[south, west], [north, east]] of the roads (EPSG:4326)."""
-    minx, miny, maxx, maxy = check_roads(roads).total_bounds
+# The map fits the whole network unless it reaches farther than this share of the district's size
+# beyond its outline (a real OSM extract around a small district); then it fits the outline grown by
+# FIT_AROUND_OUTLINE of its size on each side (and the treated and comparison streets).
+FIT_ROADS_BEYOND_OUTLINE = 0.5
+FIT_AROUND_OUTLINE = 0.25
+
+
+def _as_bounds(minx, miny, maxx, maxy) -> list[list[float]]:
     return [[float(miny), float(minx)], [float(maxy), float(maxx)]]
+
+
+def fit_bounds(roads: gpd.GeoDataFrame, area: dict | None = None) -> list[list[float]]:
+    """[[south, west], [north, east]] (EPSG:4326) the map opens on: the roads, or the district's
+    outline (GeoJSON geometry) and its surroundings when the roads reach far beyond it."""
+    roads = check_roads(roads)
+    minx, miny, maxx, maxy = roads.total_bounds
+    if area is None:
+        return _as_bounds(minx, miny, maxx, maxy)
+    ax0, ay0, ax1, ay1 = shape(area).bounds
+    dx, dy = ax1 - ax0, ay1 - ay0
+    far = FIT_ROADS_BEYOND_OUTLINE
+    if minx >= ax0 - far * dx and maxx <= ax1 + far * dx and miny >= ay0 - far * dy and maxy <= ay1 + far * dy:
+        return _as_bounds(minx, miny, maxx, maxy)
+    g = FIT_AROUND_OUTLINE
+    box = [ax0 - g * dx, ay0 - g * dy, ax1 + g * dx, ay1 + g * dy]
+    focus = focus_bounds(roads)
+    if focus is not None:
+        (s, west), (n, east) = focus
+        box = [min(box[0], west), min(box[1], s), max(box[2], east), max(box[3], n)]
+    return _as_bounds(*box)
+
+
+def focus_bounds(roads: gpd.GeoDataFrame) -> list[list[float]] | None:
+    """[[south, west], [north, east]] of the treated and comparison streets (None without any): what
+    the phone's map keeps in view when its bottom sheet opens."""
+    roads = check_roads(roads)
+    mine = roads[roads["role"].isin(list(w.ROLES))]
+    return _as_bounds(*mine.total_bounds) if len(mine) else None

@@ -26,6 +26,9 @@ NEUTRAL = "#f7f7f7"
 INSUFFICIENT_COLOR = "#8c8c8c"  # n_vehicles below the publication threshold: grey, dashed
 NO_DATA_COLOR = "#b4b4b4"  # no statistics at all: thin grey
 CASING_COLOR = "#3c3c3c"  # dark outline under coloured roads so light classes stay visible
+# Main roads (幹線道路) with figures: a muted tan, like a base map's main road, never a class colour,
+# so that an arterial at 60 km/h does not outshine the 生活道路 the map is about.
+ARTERIAL_COLOR = "#c8b99b"
 # Overlays: purple / black stay distinct from every road class above.
 BRAKING_COLOR = "#6a1b9a"
 CUT_THROUGH_COLOR = "#111111"

@@ -91,14 +91,8 @@ def _unit_label(unit: str, pub: PublicResults, lang: str) -> str:
         return rt("control_all", lang)
     if unit == "did":
         return rt("did", lang)
-    roads = pub.roads.set_index(pub.roads["road_id"].astype(str))
-    name = ""
-    if unit in roads.index:
-        name = (
-            roads.at[unit, "name_en"]
-            if lang == "en" and "name_en" in roads and roads.at[unit, "name_en"]
-            else roads.at[unit, "name"]
-        )
+    labels = w.road_labels(pub.roads) if len(pub.roads) else {}
+    name = labels[unit][lang] if unit in labels else ""
     return f"{name} [{unit}]" if name else unit
 
 
@@ -587,11 +581,12 @@ def render_report(
     vehicles is applied here. lang: 'ja' or 'en'. synthetic / created: as for the map.
     """
     w.check_lang(lang)
-    pub = public_results(results, public_min_vehicles)
+    pub = public_results(results, max(public_min_vehicles, district.public_min_vehicles))
     synthetic = district.synthetic_network if synthetic is None else synthetic
     created = w.creation_date(district, created)
     head = headline(district, pub)
-    speed, share = speed_indicator(district, pub), share_indicator(pub)
+    speed = speed_indicator(district, pub)
+    share = share_indicator(pub, speed)
     k = pub.public_min_vehicles
     treated_limit = pub.roads.loc[pub.roads["role"] == "treated", "limit_kmh"].dropna()
     limit = float(treated_limit.iloc[0]) if len(treated_limit) else None

@@ -37,7 +37,7 @@ from config.settings import (
     RESIDENTIAL_MAX_LIMIT_KMH,
     SCREENING_TOP_N,
 )
-from geo.network import load_roads
+from geo.network import load_roads, with_road_names
 from maps.basemap import base_tiles, frame, headline_html, map_controls, page_map, page_top
 from maps.elements import Frame, Script, SidePanel, Tip, bi
 from maps.page import save_page
@@ -91,15 +91,16 @@ def _interval(lo, hi, fmt, lang: str) -> str:
     return f"（{fmt(lo)}〜{fmt(hi)}）" if lang == "ja" else f" ({fmt(lo)}–{fmt(hi)})"
 
 
-def _name(road_name: str, road_id: str, names_en: dict[str, str], lang: str) -> str:
-    if lang == "en" and names_en.get(road_id):
-        return names_en[road_id]
+def _name(road_name: str, road_id: str, labels: dict[str, dict[str, str]], lang: str) -> str:
+    """The road's name as every output gives it (maps.wording.road_labels), else the stored one, else its id."""
+    if road_id in labels:
+        return labels[road_id][lang]
     return road_name or road_id
 
 
-def _popup(r, lang: str, scores: bool, names_en: dict[str, str], braking_source: str, k: int) -> str:
+def _popup(r, lang: str, scores: bool, labels: dict[str, dict[str, str]], braking_source: str, k: int) -> str:
     limit = int(r["limit_kmh"])  # a candidate is a residential road: its limit is known
-    name = html.escape(_name(str(r["road_name"]), str(r["road_id"]), names_en, lang))
+    name = html.escape(_name(str(r["road_name"]), str(r["road_id"]), labels, lang))
     rank = int(r["rank"])
     head = [f"<b>{html.escape(st('rank', lang, r=rank))} {name}</b> [{html.escape(str(r['road_id']))}]"]
     if not w.is_missing(r.get("rank_ci_low")):
@@ -220,7 +221,9 @@ class ScreeningContent:
 
     @property
     def k(self) -> int:
-        return self.opts.public_min_vehicles
+        """The publication threshold: the product's, raised by the district file's [publication] min_vehicles."""
+        district = self.opts.district
+        return max(self.opts.public_min_vehicles, district.public_min_vehicles if district is not None else 0)
 
 
 def build_screening_map(
@@ -273,10 +276,13 @@ def screening_content(run: pd.Series, rows: pd.DataFrame, opts: ScreeningOptions
     if roads is None:
         exclude = opts.district.exclude_highway if opts.district is not None else EXCLUDED_HIGHWAY_CLASSES
         roads = load_roads(run["network_path"], exclude_highway=exclude)
-    pub, held = public_screening(rows, opts.public_min_vehicles)
+        if opts.district is not None:
+            roads = with_road_names(roads, opts.district.road_names)
+    k = max(opts.public_min_vehicles, opts.district.public_min_vehicles if opts.district is not None else 0)
+    pub, held = public_screening(rows, k)
     shown = pub.head(opts.top)
     geoms = _road_geoms(roads)
-    candidates = _candidates(run, shown, roads, geoms, held["scores_public"], opts.public_min_vehicles)
+    candidates = _candidates(run, shown, roads, geoms, held["scores_public"], k)
     area_path = str(run.get("area_path") or "")
     area = layers.outline(Path(area_path), "area") if area_path and Path(area_path).is_file() else None
     district = opts.district
@@ -302,11 +308,7 @@ def screening_content(run: pd.Series, rows: pd.DataFrame, opts: ScreeningOptions
 
 
 def _candidates(run, shown: pd.DataFrame, roads, geoms: dict, scores: bool, k: int) -> list[dict]:
-    names_en = (
-        dict(zip(roads["road_id"].astype(str), roads["name_en"].fillna("").astype(str), strict=True))
-        if "name_en" in roads
-        else {}
-    )
+    labels = w.road_labels(roads)
     braking_source = str(run.get("braking_source", "points"))
     out = []
     for r in shown.to_dict("records"):
@@ -315,7 +317,7 @@ def _candidates(run, shown: pd.DataFrame, roads, geoms: dict, scores: bool, k: i
             continue
         lat, lon = _midpoint(geoms[rid])
         rank = int(r["rank"])
-        names = {l: _name(str(r["road_name"]), rid, names_en, l) for l in w.LANGS}
+        names = {l: _name(str(r["road_name"]), rid, labels, l) for l in w.LANGS}
         out.append(
             {
                 "rank": rank,
@@ -326,7 +328,7 @@ def _candidates(run, shown: pd.DataFrame, roads, geoms: dict, scores: bool, k: i
                 "lon": lon,
                 "score": round(float(r["score"]), 1) if scores else None,
                 "geometry": mapping(geoms[rid]),
-                "popup": {l: _popup(r, l, scores, names_en, braking_source, k) for l in w.LANGS},
+                "popup": {l: _popup(r, l, scores, labels, braking_source, k) for l in w.LANGS},
                 "tip": {l: f"<b>{html.escape(st('rank', l, r=rank))}</b> {html.escape(names[l])}" for l in w.LANGS},
             }
         )

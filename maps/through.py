@@ -62,19 +62,23 @@ def gate_names(pub: PublicResults, lang: str = "ja") -> dict[str, str]:
     """gate_id → 'G13 対策道路（合成） 西側' / 'G13 Treated street (synthetic), west side' (derived gates named
     from the road's English name and the side; declared gates keep their name)."""
     gates = pub.gates["gates"] if pub.gates else pd.DataFrame()
-    roads = pub.roads.set_index(pub.roads["road_id"].astype(str)) if len(pub.roads) else None
-    out = {}
-    for g in gates.itertuples():
-        name = str(g.gate_name)
-        if lang == "en" and g.source == "derived" and name.endswith("側"):
-            road_ja, side = name[:-1].rsplit(" ", 1)
-            road_en = ""
-            if roads is not None and str(g.road_id) in roads.index and "name_en" in roads.columns:
-                road_en = str(roads.at[str(g.road_id), "name_en"] or "")
-            side_en = tt(f"side_{side}", "en") if f"gates.side_{side}" in w.TEXT else side
-            name = f"{road_en or road_ja}, {side_en} side"
-        out[str(g.gate_id)] = f"{g.gate_id} {name}"
-    return out
+    labels = w.road_labels(pub.roads) if len(pub.roads) else {}
+    return {str(g.gate_id): f"{g.gate_id} {gate_name(g, labels, lang)}" for g in gates.itertuples()}
+
+
+def gate_name(gate, labels: dict[str, dict[str, str]], lang: str = "ja") -> str:
+    """A gate's name: a declared gate's own; a derived one's from its road as every output names it
+    (maps.wording.road_labels: an unnamed way by its class and number) and the side of the district
+    ('生活道路 #3（名称なし） 北側' / 'Residential street #3 (unnamed), north side')."""
+    name = str(gate.gate_name)
+    if gate.source != "derived" or not name.endswith("側") or " " not in name:
+        return name
+    road, side = name[:-1].rsplit(" ", 1)
+    road = labels[str(gate.road_id)][lang] if str(gate.road_id) in labels else road
+    if lang == "en":
+        side_en = tt(f"side_{side}", "en") if f"gates.side_{side}" in w.TEXT else side
+        return f"{road}, {side_en} side"
+    return f"{road} {side}側"
 
 
 def gate_label(gate_id: str, names: dict[str, str], lang: str = "ja") -> str:
@@ -174,6 +178,7 @@ __all__ = [
     "band_label",
     "of_period",
     "gate_names",
+    "gate_name",
     "gate_label",
     "Cell",
     "class_cells",

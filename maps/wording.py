@@ -182,6 +182,38 @@ def _pick(pair: tuple[str, str], lang: str) -> str:
     return pair[1] if lang == "en" else pair[0]
 
 
+def road_labels(roads) -> dict[str, dict[str, str]]:
+    """road_id → {'ja', 'en'}: how every output names each road of a network (a DataFrame with road_id,
+    name and optionally name_en, highway, limit_kmh, role): its name (the English name in English when
+    there is one; names of the district file's [roads.names] are already in them), else its class and a
+    short number: 「生活道路 #3（名称なし）」 / 'Residential street #3 (unnamed)' (geo.network.unnamed_numbers)."""
+    import numpy as np
+
+    from geo.network import road_classes, unnamed_numbers
+
+    n = len(roads)
+    col = lambda c, d: roads[c].to_numpy(dtype=object) if c in roads else np.full(n, d, dtype=object)  # noqa: E731
+    names = np.array(["" if is_missing(x) else str(x).strip() for x in col("name", "")], dtype=object)
+    names_en = np.array(["" if is_missing(x) else str(x).strip() for x in col("name_en", "")], dtype=object)
+    limits = np.array([np.nan if is_missing(x) else float(x) for x in col("limit_kmh", np.nan)])
+    classes = road_classes(col("highway", ""), limits, col("role", ""))
+    numbers = unnamed_numbers(names, classes)
+    out = {}
+    for rid, name, name_en, cls, no in zip(
+        roads["road_id"].astype(str), names, names_en, classes, numbers, strict=True
+    ):
+        if name:
+            out[rid] = {"ja": name, "en": name_en or name}
+        else:
+            out[rid] = {lang: t("unnamed_road", lang, cls=t(f"road_class.{cls}", lang), n=no) for lang in LANGS}
+    return out
+
+
+def road_class_word(road_class: str, lang: str = "ja") -> str:
+    """生活道路 / 幹線道路 / 通路 / 道路 (geo.network.road_classes)."""
+    return t(f"road_class.{road_class}", lang)
+
+
 def layer_name(key: str, lang: str = "ja", short: bool = False) -> str:
     return t(f"layer_short.{key}" if short else f"layer.{key}", lang)
 
@@ -330,6 +362,21 @@ TEXT: dict[str, tuple[str, str]] = {
         "Too few vehicles (fewer than {k} in a period): figures not shown",
     ),
     "no_name": ("（名称なし）", "(unnamed)"),
+    # an unnamed way: its class and a short number (maps.wording.road_labels)
+    "unnamed_road": ("{cls} #{n}（名称なし）", "{cls} #{n} (unnamed)"),
+    "road_class.residential": ("生活道路", "Residential street"),
+    "road_class.arterial": ("幹線道路", "Main road"),
+    "road_class.service": ("通路", "Service road"),
+    "road_class.other": ("道路", "Road"),
+    "road_class_tip": ("（{cls}）", " ({cls})"),
+    "legend_arterial": (
+        "幹線道路（色分けの対象外。数値は参考としてタップで表示）",
+        "Main roads (not coloured; their figures, for reference, on a tap)",
+    ),
+    "limit_group.residential": ("生活道路", "residential streets"),
+    "limit_group.arterial": ("幹線道路", "main roads"),
+    "limit_group.service": ("通路など", "service roads"),
+    "limit_group.other": ("その他の道路", "other roads"),
     "change_hint": (
         "対策後 − 対策前。青＝{down}（改善）、赤＝{up}",
         "After − before. Blue = {down} (better), red = {up}",

@@ -6,7 +6,8 @@
  * maps.elements.Frame creates it right after the folium map: E2CFrame.create(map, data) with data:
  * lang, bounds, doc_title, map_label, lang_toggle, lang_toggle_label ({ja, en} each), titles (a list
  * of {selector, text: {ja, en}, attr}: control titles relabelled with the language), topPadding (px
- * kept free above the roads, default 24), popupMaxWidth (default 300). Layers call frame.bind(layer,
+ * kept free above the roads, default 24), popupMaxWidth (default 300), focus (optional bounds kept in view
+ * at the same scale when the phone's bottom sheet opens). Layers call frame.bind(layer,
  * tip, sticky, popup) while they are created; the page script calls frame.start({tiles, base}) last. */
 window.E2CFrame = (function () {
   'use strict';
@@ -91,14 +92,30 @@ window.E2CFrame = (function () {
       var left = box && box.width ? box.width + 12 : 16;
       return { tl: [left, D.topPadding || 24], br: [16, covered() + 34] };
     }
+    // With the phone's bottom sheet open, the strip above it is small: fitting the whole district into
+    // it would zoom out until the district is a blob. Instead the scale stays that of the closed sheet
+    // (zooming out only as far as the treated and comparison streets, D.focus, need), with those
+    // streets in the middle of the strip.
+    var fitZoom = null;
     function fit() {
       var pad = padding();
-      map.fitBounds(D.bounds, { paddingTopLeft: pad.tl, paddingBottomRight: pad.br, animate: false });
+      var open = sheetMode() && panel && panel.classList.contains('e2c-open');
+      if (!open || !D.focus || fitZoom === null) {
+        map.fitBounds(D.bounds, { paddingTopLeft: pad.tl, paddingBottomRight: pad.br, animate: false });
+        if (!open) { fitZoom = map.getZoom(); }
+        if (!open || !D.focus) { return; }
+      }
+      var size = map.getSize(), focus = L.latLngBounds(D.focus);
+      var z = Math.min(fitZoom, map.getBoundsZoom(focus, false, L.point(pad.tl[0] + pad.br[0], pad.tl[1] + pad.br[1])));
+      var shift = L.point((pad.br[0] - pad.tl[0]) / 2, (pad.br[1] - pad.tl[1]) / 2);
+      map.setView(map.unproject(map.project(focus.getCenter(), z).add(shift), z), z, { animate: false });
     }
+    var layoutHandlers = [];
     function relayout() {
       container.style.setProperty('--e2c-sheet', covered() + 'px');
       map.invalidateSize({ animate: false });
       fit();
+      layoutHandlers.forEach(function (h) { h(); });
     }
 
     // --- base maps, then everything at once ----------------------------------------------------
@@ -125,7 +142,8 @@ window.E2CFrame = (function () {
     }
 
     return { map: map, state: state, text: text, bind: bind, openPopup: openPopup, setLang: setLang,
-             onLang: function (h) { langHandlers.push(h); }, sheetMode: sheetMode, openSheet: openSheet,
+             onLang: function (h) { langHandlers.push(h); }, onLayout: function (h) { layoutHandlers.push(h); },
+             sheetMode: sheetMode, openSheet: openSheet,
              covered: covered, padding: padding, fit: fit, relayout: relayout, base: base, start: start,
              tiles: function () { return tiles; } };
   }
