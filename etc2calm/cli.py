@@ -322,8 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "generate",
-        help="write a synthetic ETC2.0 delivery (合成データ) for the bundled districts, or for a district with generator "
-        "parameters ([synthetic] table or file)",
+        help="write a synthetic ETC2.0 delivery (合成データ) for the bundled districts, or for a district with "
+        "generator parameters ([synthetic] table or file)",
     )
     p.add_argument("out_dir", metavar="DIR")
     p.add_argument("--seed", type=int, default=20171005)
