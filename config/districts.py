@@ -492,10 +492,11 @@ def _district(raw: dict, path: Path, problems: _Problems) -> District:
 def _consistency(district: District, problems: _Problems) -> None:
     """Problems between fields: the default periods exist, gates are unique and have an outline, the
     published figures name real periods."""
-    if district.periods:
+    declared = [str(p.get("name", "")) for p in district.raw.get("periods") or [] if isinstance(p, dict)]
+    if declared:  # (no [[periods]] at all is reported once, by _periods)
         for name in (district.default_before, district.default_after):
-            if name not in district.periods:
-                problems.add(f"no period {name!r} (known: {', '.join(district.periods)}); [analysis] names it")
+            if name not in declared:
+                problems.add(f"no period {name!r} (known: {', '.join(declared)}); [analysis] names it")
     ids = [g.id for g in district.gates]
     if len(set(ids)) != len(ids):
         problems.add("[[gates]] ids must be unique")

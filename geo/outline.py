@@ -48,4 +48,4 @@ def outline_from_roads(geometries, margin_m: float = OUTLINE_FROM_ROADS_MARGIN_M
     areas = shapely.get_parts(shapely.union_all(faces))
     largest = areas[int(np.argmax(shapely.area(areas)))]
     filled = shapely.polygons(shapely.get_exterior_ring(largest))
-    return shapely.buffer(filled, margin_m) if margin_m > 0 else filled
+    return shapely.buffer(filled, margin_m, quad_segs=16) if margin_m > 0 else filled
