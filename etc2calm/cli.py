@@ -593,8 +593,11 @@ def cmd_compare(args) -> int:
     else:
         print(table[COMPARE_CSV_COLUMNS].to_string(index=False))
     if report:
+        from analysis.figures import analyze
         from maps.publish import write_district_report
 
+        if district is None:  # the report's per-road figures of the network, as `analyze --roads` stores them
+            analyze(args.warehouse, network, periods)
         subject = district if district is not None else roads_district(args, network, periods)
         print(
             write_district_report(

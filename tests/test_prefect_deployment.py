@@ -243,3 +243,52 @@ def test_dask_deployment_runs_on_a_local_cluster_and_keeps_key_and_ids_out_of_pr
         assert key.encode() not in data, name
         leaked = [i for i in raw_ids if i.encode() in data]
         assert not leaked, f"{name}: raw IDs {leaked[:3]}"
+
+
+def test_deployment_runs_a_district_kept_outside_the_package(prefect_server, tmp_path):
+    """Issue 26: a district declared with `etc2calm district new` in a folder of the user's (not the
+    package, not ETC2CALM_HOME) runs through the deployment monthly-all-districts, the folder given by
+    the Prefect variable etc2calm_districts; the flow honours the district's screening minimum and
+    names the edition after the last complete month (the delivery spills over into 2023-12-01)."""
+    data = ROOT / "tests" / "data"
+    env = {k: v for k, v in prefect_server.items() if k not in ("ETC2CALM_DISTRICTS", "ETC2CALM_BUNDLED_DISTRICTS")}
+    landing, districts = tmp_path / "landing", tmp_path / "my-districts"
+    _run([ETC2CALM, "generate", landing, "--district", data / "hodogaya_generator.toml", "--scale", "0.3"], env)
+    _run(
+        [
+            ETC2CALM, "district", "new", "hodogaya", "--folder", districts,
+            "--roads", data / "hodogaya_osm_roads.geojson",
+            "--treated", "125735160", "--control", "125735195,125735204",
+            "--before", "2023-05-01..2023-05-31", "--after", "2023-11-01..2023-11-30", "--name-ja", "保土ケ谷区岩崎町",
+            "--outline-from-roads", "--min-vehicles", "20",
+        ],
+        env,
+    )  # fmt: skip
+    subprocess.run(
+        [PREFECT, "work-pool", "create", "etc2calm-process", "--type", "process"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )  # exists after the other tests
+    for name, value in (
+        ("etc2calm_warehouse", tmp_path / "wh"),
+        ("etc2calm_output_root", tmp_path / "maps"),
+        ("etc2calm_districts", districts),
+    ):
+        _run([PREFECT, "variable", "set", name, str(value), "--overwrite"], env)
+    _run([PREFECT, "--no-prompt", "deploy", "--name", "monthly-all-districts"], env)
+    params = {"landing": str(landing), "districts": ["hodogaya"], "resamples": 100}
+    _run_deployment("monthly-pipeline/monthly-all-districts", params, env)
+    wh, maps = tmp_path / "wh", tmp_path / "maps"
+    assert sorted(p.name for p in maps.iterdir()) == ["2023-11", "latest"]
+    for name in ("hodogaya.html", "hodogaya_report.html", "hodogaya_sheet.pdf", "hodogaya_screening.html"):
+        assert (maps / "latest" / name).is_file(), name
+    assert "保土ケ谷区岩崎町" in (maps / "latest" / "hodogaya.html").read_text(encoding="utf-8")
+    [(min_vehicles, n_candidates)] = q(
+        wh, "SELECT min_vehicles, n_candidates FROM screening_runs WHERE district = 'hodogaya'"
+    )
+    assert min_vehicles == 20 and n_candidates > 0
+    [(n_gates,)] = q(wh, "SELECT count(*) FROM district_gates WHERE district = 'hodogaya'")
+    assert n_gates >= 4
+    assert not list((ROOT / "data" / "districts").glob("hodogaya*"))
