@@ -562,3 +562,93 @@ def test_screening_map_draws_ranks_and_a_tap_opens_the_candidate(opened, screeni
     m.page.evaluate("window.e2c.openCandidate(2)")
     assert "No. 2 道路R2" in m.popup_box()["text"]
     assert m.errors() == []
+
+
+# --- a district on a real OpenStreetMap network (issue 26) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def osm_map(tmp_path_factory) -> tuple[Path, object]:
+    """A district on the real OSM extract of 保土ケ谷: the treated street and two comparison streets a block
+    apart (their labels would collide at the phone's scale), the outline made from the roads, fabricated
+    figures for every road."""
+    import shutil
+
+    import geopandas as gpd
+
+    from config.districts import load_district_file
+    from geo.network import load_roads
+    from geo.outline import outline_from_roads
+
+    root = tmp_path_factory.mktemp("osm_map")
+    osm = Path(__file__).parent / "data" / "hodogaya_osm_roads.geojson"
+    shutil.copyfile(osm, root / "roads.geojson")
+    roads = load_roads(osm)
+    area = gpd.GeoSeries([outline_from_roads(roads.geometry.values)], crs=roads.crs).to_crs("EPSG:4326")
+    (root / "area.geojson").write_text(area.to_json(), encoding="utf-8")
+    (root / "hodogaya.toml").write_text(
+        'name_ja = "保土ケ谷区岩崎町"\nname_en = "Iwasakicho"\nward_ja = "保土ケ谷区"\nnetwork = "roads.geojson"\n'
+        'area = "area.geojson"\n[roads]\ntreated = ["125735160"]\ncomparison = ["125735195", "125735204"]\n'
+        '[[periods]]\nname = "before"\nstart = 2023-05-01\nend = 2023-05-31\n'
+        '[[periods]]\nname = "after"\nstart = 2023-11-01\nend = 2023-11-30\n',
+        encoding="utf-8",
+    )
+    district = load_district_file(root / "hodogaya.toml")
+    out = render_district_map(district, fabricated_results(district), root / "hodogaya.html")
+    return out, district
+
+
+def _label_boxes(m: Opened) -> dict:
+    """The role labels' boxes (client coordinates), the map's box and the top of the bottom sheet."""
+    return m.page.evaluate(
+        """() => { var r = window.e2c.map.getContainer().getBoundingClientRect();
+                   var sheet = document.getElementById('e2c-panel').getBoundingClientRect();
+                   var boxes = [];
+                   document.querySelectorAll('.e2c-label > span').forEach(function (el) {
+                     var b = el.getBoundingClientRect();  // a label whose street is off screen is hidden
+                     if (b.width > 0) { boxes.push({ l: b.left, t: b.top, r: b.right, b: b.bottom, text: el.innerText }); }
+                   });
+                   return { labels: boxes, map: { l: r.left, t: r.top, r: r.right, b: r.bottom },
+                            sheet_top: sheet.top, zoom: window.e2c.map.getZoom() }; }"""
+    )
+
+
+def _assert_labels_clear(m: Opened, when: str, shown: int | None = 3) -> dict:
+    g = _label_boxes(m)
+    assert shown is None or len(g["labels"]) == shown, (when, g["labels"])
+    bottom = min(g["map"]["b"], g["sheet_top"]) if m.phone else g["map"]["b"]
+    for box in g["labels"]:
+        inside = box["l"] >= g["map"]["l"] and box["r"] <= g["map"]["r"] and box["t"] >= g["map"]["t"]
+        assert inside and box["b"] <= bottom, f"{when}: label {box['text']} clipped: {box} in {g['map']}"
+    for i, a in enumerate(g["labels"]):
+        for b in g["labels"][i + 1 :]:
+            apart = a["r"] <= b["l"] or b["r"] <= a["l"] or a["b"] <= b["t"] or b["b"] <= a["t"]
+            assert apart, f"{when}: labels {a['text']} and {b['text']} overlap: {a} {b}"
+    return g
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_labels_of_the_treated_and_comparison_streets_never_overlap_or_clip(opened, osm_map, size):
+    """At every size, and on a phone with the bottom sheet open, in English and after zooming: each label
+    whole inside the map (above the sheet), no two overlapping. The sheet keeps the district's scale."""
+    path, _ = osm_map
+    m = opened(path, SIZES[size])
+    assert m.errors() == []
+    closed = _assert_labels_clear(m, "default view")
+    m.assert_treated_street_clear("default view")
+    m.screenshot(f"osm_map_{SIZES[size][0]}x{SIZES[size][1]}")
+    if m.phone:
+        m.open_sheet(True)
+        opened_sheet = _assert_labels_clear(m, "bottom sheet open")
+        assert opened_sheet["zoom"] >= closed["zoom"], "opening the sheet zoomed the district out"
+        m.assert_treated_street_clear("bottom sheet open")
+        m.screenshot("osm_map_phone_sheet")
+        m.open_sheet(False)
+    m.page.locator("#e2c-lang-toggle").click()
+    m.page.wait_for_timeout(150)
+    _assert_labels_clear(m, "English")
+    for step in (1, -2):
+        m.page.evaluate(f"window.e2c.map.setZoom(window.e2c.map.getZoom() + {step}, {{ animate: false }})")
+        m.page.wait_for_timeout(200)
+        _assert_labels_clear(m, f"zoom {step:+d}", shown=None)
+    assert m.errors() == []

@@ -57,10 +57,13 @@ window.E2CDistrict = (function () {
     function scaleSymbols() { map.getContainer().classList.toggle('e2c-far', map.getZoom() < 16.5); }
     map.on('zoomend', scaleSymbols);
 
-    // Role labels (対策道路 / 比較道路): each takes the first place along its street (o.labels[i].candidates,
-    // in order of preference; above the street, else below) where it overlaps no label placed before it
-    // and lies inside the part of the map no panel or control covers; failing that, the least bad one.
+    // Role labels (対策道路 / 比較道路): each takes a place along its street (o.labels[i].candidates, in order
+    // of preference), above or below it (farther out when streets crowd together at small scales), pushed
+    // sideways inside the map if it would cross its edge: the place that overlaps no label placed before it
+    // and stays inside the part of the map no panel or control covers, else the least bad. A label whose
+    // street is off screen is hidden.
     var labels = o.labels || [];
+    var OFFSETS = [-1.5, 0.5, -2.6, 1.6, -3.7, 2.7];  // the label's top, in label heights from the street
     function visibleBox() {
       var r = map.getContainer().getBoundingClientRect(), pad = frame.padding();
       return { l: r.left + pad.tl[0] - 8, t: r.top + 4, r: r.right - 4, b: r.bottom - pad.br[1] + 10 };
@@ -69,29 +72,33 @@ window.E2CDistrict = (function () {
       return Math.max(0, Math.min(a.r, b.r) - Math.max(a.l, b.l)) * Math.max(0, Math.min(a.b, b.b) - Math.max(a.t, b.t));
     }
     function outside(box, v) {
-      var inner = { l: Math.max(box.l, v.l), t: Math.max(box.t, v.t), r: Math.min(box.r, v.r), b: Math.min(box.b, v.b) };
-      var area = (box.r - box.l) * (box.b - box.t), kept = Math.max(0, inner.r - inner.l) * Math.max(0, inner.b - inner.t);
-      return area - kept;
+      var w = Math.max(0, Math.min(box.r, v.r) - Math.max(box.l, v.l)), h = Math.max(0, Math.min(box.b, v.b) - Math.max(box.t, v.t));
+      return (box.r - box.l) * (box.b - box.t) - w * h;
+    }
+    function placeLabel(lab, v, origin, placed) {
+      var el = lab.marker.getElement(), span = el && el.firstChild;
+      if (!span) { return; }
+      span.style.display = '';
+      var w = span.offsetWidth, h = span.offsetHeight, best = null;
+      lab.candidates.forEach(function (ll, i) {
+        var p = map.latLngToContainerPoint(ll), x = origin.x + p.x, y = origin.y + p.y;
+        if (x < v.l || x > v.r || y < v.t || y > v.b) { return; }  // this part of the street is off screen
+        var left = x - w / 2, dx = left < v.l ? v.l - left : Math.min(0, v.r - (left + w));
+        OFFSETS.forEach(function (k, j) {
+          var box = { l: x - w / 2 + dx, r: x + w / 2 + dx, t: y + k * h, b: y + (k + 1) * h };
+          var crowd = placed.reduce(function (s, q) { return s + overlap(box, q); }, 0);
+          var cost = 1000 * outside(box, v) + 100 * crowd + Math.abs(dx) + 3 * i + 8 * j;
+          if (best === null || cost < best.cost) { best = { cost: cost, ll: ll, k: k, dx: dx, box: box }; }
+        });
+      });
+      if (best === null) { span.style.display = 'none'; return; }
+      lab.marker.setLatLng(best.ll);
+      span.style.transform = 'translate(calc(-50% + ' + best.dx.toFixed(1) + 'px), ' + (best.k * 100).toFixed(0) + '%)';
+      placed.push(best.box);
     }
     function placeLabels() {
-      var v = visibleBox(), placed = [];
-      labels.forEach(function (lab) {
-        var el = lab.marker.getElement();
-        if (!el) { return; }
-        var best = null;
-        lab.candidates.forEach(function (ll, i) {
-          [false, true].forEach(function (below) {
-            lab.marker.setLatLng(ll);
-            el.classList.toggle('e2c-below', below);
-            var r = el.firstChild.getBoundingClientRect(), box = { l: r.left, t: r.top, r: r.right, b: r.bottom };
-            var cost = 1000 * outside(box, v) + 100 * placed.reduce(function (s, p) { return s + overlap(box, p); }, 0) + i + (below ? 0.5 : 0);
-            if (best === null || cost < best.cost) { best = { cost: cost, ll: ll, below: below, box: box }; }
-          });
-        });
-        lab.marker.setLatLng(best.ll);
-        el.classList.toggle('e2c-below', best.below);
-        placed.push(best.box);
-      });
+      var v = visibleBox(), r = map.getContainer().getBoundingClientRect(), placed = [];
+      labels.forEach(function (lab) { placeLabel(lab, v, { x: r.left, y: r.top }, placed); });
     }
     map.on('moveend', placeLabels);
     frame.onLayout(placeLabels);
