@@ -304,32 +304,35 @@ def _q(text: str) -> str:
 
 def district_toml(args, network: str, area: str, periods: dict[str, str]) -> str:
     """The minimal, commented district file of `district new` (the schema: docs/districts.md)."""
+    ids = lambda text: json.dumps(list(_ids(text)))  # noqa: E731
+    optional = {
+        "name_en": (_q(args.name_en) if args.name_en else "", "English name"),
+        "ward_ja": (_q(args.ward) if args.ward else "", "the ward: maps draw its outline when known"),
+        "area": (_q(area) if area else "", "the outline: gates, cut-through and the screening area need it"),
+    }
     lines = [
         f"# District {args.key}: written by `etc2calm district new`. Every field: docs/districts.md.",
         "# Required: name_ja, network, [roads] treated, the before and after [[periods]]; the rest is optional.",
         "",
         f"key = {_q(args.key)}",
         f"name_ja = {_q(args.name_ja or args.key)}",
-        f"name_en = {_q(args.name_en)}" if args.name_en else '# name_en = "…"              # English name',
-        f"ward_ja = {_q(args.ward)}"
-        if args.ward
-        else '# ward_ja = "…区"              # the ward: maps draw its outline when known',
-        f"network = {_q(network)}          # road centrelines, relative to this file",
-        f"area = {_q(area)}                # the district's outline"
-        if area
-        else '# area = "…geojson"           # the outline: gates and cut-through need it',
-        '# exclude_highway = ["service"]  # OSM classes left out (default)',
+        f"network = {_q(network)}  # road centrelines, relative to this file",
+    ]
+    for key, (value, note) in optional.items():
+        lines.append(f"{key} = {value}  # {note}" if value else f'# {key} = "…"  # {note}')
+    lines += [
+        '# exclude_highway = ["service"]  # OSM classes left out (the default)',
         "",
         "[roads]",
-        f"treated = {json.dumps(list(_ids(args.treated)))}      # the treated street's road ids",
-        f"comparison = {json.dumps(list(_ids(args.control)))}   # untreated streets compared with it",
-        "# [roads.names]                  # names of unnamed ways on maps, reports and sheets",
+        f"treated = {ids(args.treated)}  # the treated street's road ids",
+        f"comparison = {ids(args.control)}  # untreated streets compared with it (difference in differences)",
+        "# [roads.names]  # names for unnamed ways on maps, reports and sheets",
         '# "123456" = { ja = "○○通り", en = "Maru Street" }',
         "",
         "[screening]",
         f"min_vehicles = {args.min_vehicles}" if args.min_vehicles else f"# min_vehicles = {SCREENING_MIN_VEHICLES}",
         "",
-        "# [publication]                  # credits; min_vehicles raises the publication threshold",
+        "# [publication]  # credits; min_vehicles raises the publication threshold for this district",
         '# publisher_ja = "…"',
         "",
     ]

@@ -606,7 +606,9 @@ def _label_boxes(m: Opened) -> dict:
                    var boxes = [];
                    document.querySelectorAll('.e2c-label > span').forEach(function (el) {
                      var b = el.getBoundingClientRect();  // a label whose street is off screen is hidden
-                     if (b.width > 0) { boxes.push({ l: b.left, t: b.top, r: b.right, b: b.bottom, text: el.innerText }); }
+                     if (b.width > 0) {
+                       boxes.push({ l: b.left, t: b.top, r: b.right, b: b.bottom, text: el.innerText });
+                     }
                    });
                    return { labels: boxes, map: { l: r.left, t: r.top, r: r.right, b: r.bottom },
                             sheet_top: sheet.top, zoom: window.e2c.map.getZoom() }; }"""
