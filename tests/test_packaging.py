@@ -31,7 +31,7 @@ def test_wheel_install_finds_bundled_data(tmp_path):
         "import config.settings as s, maps, pathlib; from config.districts import list_districts;"
         "d = list_districts(); print(s.data_dir());"
         "print(sorted(x.key for x in d)); print(all(x.network_path.exists() and x.area_path.exists() for x in d));"
-        "print(s.wards_path().exists());"
+        "print(s.wards_path().exists() and all(x.synthetic['speed'] for x in d));"
         "print((pathlib.Path(maps.__file__).parent / 'vendor' / 'leaflet' / 'leaflet.js').exists())"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("ETC2CALM_HOME", "PYTHONPATH")}
