@@ -42,6 +42,15 @@ TRIP_CONTEXT_MARGIN_M = 300.0
 
 # --- Aggregation and statistics --------------------------------------------------------------
 P85 = 0.85
+# ETC2.0 records 速度 in whole km/h; public material does not say whether the on-board unit rounds or
+# truncates (docs/statistics.md). "rounded": a recorded v stands for the class [v - 0.5, v + 0.5);
+# "truncated": for [v, v + 1). Percentiles taken from counts of recorded speeds (the cube, per-road
+# figures, the bootstrap, monitoring) interpolate within that class (grouped-data percentile); the
+# choice moves every such level by 0.5 km/h and leaves every change and difference in differences as is.
+SPEED_RECORDING = "rounded"
+# Lower bound of the class of a recorded whole km/h minus the recorded value, per SPEED_RECORDING choice.
+SPEED_CLASS_OFFSET_KMH = {"rounded": -0.5, "truncated": 0.0}
+SPEED_CLASS_WIDTH_KMH = 1.0  # the recorded resolution, km/h
 # Passage speeds (a mean of a passage's points, or a section speed) are kept at 0.1 km/h.
 PASSAGE_SPEED_DECIMALS = 1
 PASSAGE_SPEEDS = ("mean", "max", "section")  # the passage speed an indicator may use; the first is the default
@@ -60,6 +69,9 @@ INDICATOR_COLUMNS = {
     "passage_share": "passage_share_at_or_over_limit",
 }
 DEFAULT_RESAMPLES = 1000  # cluster-bootstrap replicates
+# A bootstrap interval whose resamples take fewer distinct values than this is flagged `degenerate`
+# (a share of 0 or 1, a level that sits on one recorded value): it shows the data's grid, not sampling.
+MIN_DISTINCT_RESAMPLES = 3
 DEFAULT_SEED = 0
 CONFIDENCE = 0.95
 ADEQUATE_MIN_VEHICLES = 50  # sample adequacy: figures from fewer distinct vehicles are flagged low_sample
