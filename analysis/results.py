@@ -4,7 +4,8 @@
 road_period_stats / group_period_stats of the compared periods, comparison_results (every
 indicator, same resamples, seed and figures), comparison_histogram, braking, hot spots,
 cut-through, the parameters of the run (evidence_runs), the gate classification and gate OD, and
-the latest screening — with the district's roads.
+the latest screening, the placebo streets (placebo_results) and the months before the before period
+(pre_period_series) — with the district's roads.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class DistrictResults:
     # (match a compared period by period_start / period_end: gate rows carry the district's period names)
     gates: dict[str, pd.DataFrame] | None = None
     screening: pd.DataFrame | None = None  # screening_results of the district's latest screening, by rank
+    placebo: pd.DataFrame | None = None  # placebo_results of the filter (analysis.placebo)
+    pre_period: pd.DataFrame | None = None  # pre_period_series of the filter (months before the before period)
 
 
 def _period(text: str, name: str, district: District | None) -> Period:
@@ -107,6 +110,7 @@ def load_district_results(warehouse: str | Path, district: District, filter_text
 
         comp = of_filter("comparison_results")
         monthly = of_filter("monthly_series").sort_values(["month", "indicator", "unit"]).reset_index(drop=True)
+        pre = of_filter("pre_period_series").sort_values(["month", "indicator", "unit"]).reset_index(drop=True)
         comparisons = {ind: g.reset_index(drop=True) for ind, g in comp.groupby("indicator", sort=False)}
         results = DistrictResults(
             district_key=district.key,
@@ -130,6 +134,8 @@ def load_district_results(warehouse: str | Path, district: District, filter_text
             computed_at=r["computed_at"].to_pydatetime(),
             network_current=True,
             monthly=monthly,
+            placebo=of_filter("placebo_results"),
+            pre_period=pre,
         )
         fingerprint = r["fingerprint"]
         missing = [k for k in periods if not (results.road_stats["period"] == k).any()]
@@ -181,6 +187,20 @@ def load_comparisons(
     finally:
         con.close()
     return {ind: g.reset_index(drop=True) for ind, g in df.groupby("indicator", sort=False)}
+
+
+def load_placebo(warehouse: str | Path, district_key: str, filter_text: str | None = None) -> pd.DataFrame:
+    """The stored placebo_results of a district and filter (default: all points); empty when none."""
+    con = connect(warehouse, read_only=True)
+    try:
+        return con.execute(
+            "SELECT * FROM placebo_results WHERE district = ? AND filter = ? ORDER BY indicator, road_id",
+            [district_key, filter_text or ALL_POINTS.describe_ja()],
+        ).df()
+    except duckdb.CatalogException:
+        return pd.DataFrame()
+    finally:
+        con.close()
 
 
 def load_road_period_stats(warehouse: str | Path, district_key: str) -> pd.DataFrame:

@@ -74,6 +74,12 @@ DEFAULT_RESAMPLES = 1000  # cluster-bootstrap replicates
 MIN_DISTINCT_RESAMPLES = 3
 DEFAULT_SEED = 0
 CONFIDENCE = 0.95
+# Placebo streets (analysis/placebo.py): the headline claims an effect only if the treated street's
+# difference in differences ranks among the largest falls of the district's untreated residential
+# streets, p = rank / (n + 1) <= PLACEBO_MAX_P, when there are at least PLACEBO_MIN_STREETS of them
+# (with 9 the smallest possible p is 0.1); with fewer, the rank is stated and left out of the rule.
+PLACEBO_MIN_STREETS = 9
+PLACEBO_MAX_P = 0.1
 ADEQUATE_MIN_VEHICLES = 50  # sample adequacy: figures from fewer distinct vehicles are flagged low_sample
 # Publication threshold: no public output (map, report, sheet, export) shows a figure, a chart
 # or a count derived from fewer distinct vehicles than this.
@@ -91,6 +97,14 @@ HEADLINE_SHARE_INDICATOR = "passage_share"  # falls back to the share of points 
 # than this (km/h for speeds, percentage points for shares).
 NO_CHANGE_KMH = 1.0
 NO_CHANGE_POINTS = 3.0
+# Monitoring's equivalence verdict (analysis/equivalence.py): the latest month "holds" the after level
+# only when its 95 % difference-in-differences interval against the after period lies within ±margin
+# (km/h for speeds, percentage points for shares); "rising"/"falling" only when beyond it two months running.
+EQUIVALENCE_MARGIN_KMH = 1.0
+EQUIVALENCE_MARGIN_POINTS = 3.0
+# Pre-period months (the selection's and the parallel trend's data, analysis/pretrend.py): the complete
+# calendar months right before the district's before period, at most this many.
+PRE_PERIOD_MAX_MONTHS = 12
 # Speed classes of published ETC2.0 speed maps (毎日新聞 2016-05-09): <= 30 km/h blue, 30-40 green,
 # >= 40 orange/red. Used for every speed layer (mean, 85th percentile) on map and sheet.
 SPEED_CLASS_BREAKS_KMH = (30.0, 40.0)

@@ -49,6 +49,7 @@ from analysis.figures import analyze_district as analyze_district_periods
 from analysis.gates import evaluate_gates
 from analysis.matchstage import district_network, match_stage
 from analysis.monitoring import latest_month_verdict, monthly_series
+from analysis.pretrend import pre_period_series
 from analysis.screening import screen_district
 from config.districts import list_districts, load_district
 from config.settings import DEFAULT_RESAMPLES, DEFAULT_SEED, default_output_dir, default_warehouse
@@ -235,12 +236,16 @@ def screen_task(
 def monitor_task(
     warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
 ) -> dict:
-    """The monthly series after the last named period, stored; returns its months and the latest verdict."""
+    """The monthly series after the last named period and the months before the before period (the
+    pre-period trend), stored; returns their months and the latest month's verdict."""
+    district = load_district(district_key)
     with _cluster() as client:
-        series = monthly_series(warehouse, load_district(district_key), resamples=resamples, seed=seed, client=client)
+        series = monthly_series(warehouse, district, resamples=resamples, seed=seed, client=client)
+    pre = pre_period_series(warehouse, district, resamples=resamples, seed=seed)
     verdict = latest_month_verdict(series)
     return {
         "months": sorted({str(m) for m in series["month"]}),
+        "pre_period_months": sorted({str(m) for m in pre["month"]}),
         "latest": None if verdict is None else {k: (str(v) if k == "month" else v) for k, v in verdict.items()},
     }
 

@@ -1,17 +1,22 @@
 """The headline: one short answer and two or three sentences, generated from the stored results.
 
 It states the treated street's speed before and after with the change and its 95 % interval, what
-the comparison streets did, and the share of vehicles at or over the limit. It claims an effect
-only when the evidence holds: the treated street's interval lies below zero, the difference in
-differences (treated change − comparison change) lies below zero too, and both groups have at
-least the adequate number of vehicles (flag not 'low_sample'). Otherwise it says why it cannot.
-Every number is a stored number (comparison_results), rounded once by maps.wording.
+the comparison streets did, the share of vehicles at or over the limit, and where the treated
+street ranks among the district's untreated residential streets (placebo streets). It claims an
+effect only when the evidence holds: the treated street's interval lies below zero, the difference
+in differences (treated change − comparison change) lies below zero too, neither interval is
+degenerate, both groups have at least the adequate number of vehicles (flag not 'low_sample'), and,
+with at least PLACEBO_MIN_STREETS placebo streets, the placebo p (rank / (n + 1)) is at most
+PLACEBO_MAX_P. With fewer placebo streets the rank is stated and left out of the rule. Otherwise it
+says why it cannot. Every number is a stored number (comparison_results, placebo_results), rounded
+once by maps.wording.
 
 When the district has monitoring months (monthly_series, after its last named period), a last
-sentence says whether the latest month (with data) is still at the after level (analysis.monitoring.
-latest_month_verdict on the public series: the interval of the month's change against the after
-period contains 0 → holding; above → rising; below → falling); a latest month under the
-publication threshold says so, without a number. Without any month, nothing is said.
+sentence says whether the latest month (with data) is still at the after level: the equivalence
+verdict on the month's difference in differences (analysis.equivalence via analysis.monitoring.
+latest_month_verdict on the public series: holding within ±margin, rising / falling beyond it two
+months running, inconclusive otherwise); a latest month under the publication threshold says so,
+without a number. Without any month, nothing is said.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.monitoring import latest_month_verdict
+from analysis.placebo import PlaceboSummary, placebo_summary
 from config.districts import District
-from config.settings import HEADLINE_SHARE_INDICATOR, NO_CHANGE_KMH, NO_CHANGE_POINTS
+from config.settings import HEADLINE_SHARE_INDICATOR, NO_CHANGE_KMH, NO_CHANGE_POINTS, PLACEBO_MIN_STREETS
 from maps import wording as w
 from maps.public import PublicResults
 
@@ -56,7 +62,7 @@ _LEAD = {
 
 
 # Is the effect lasting? The latest monitoring month against the after level (None: no month).
-MONITORING_STATES = ("holding", "rising", "falling", "suppressed", "unknown")
+MONITORING_STATES = ("holding", "rising", "falling", "inconclusive", "suppressed", "unknown")
 
 
 @dataclass(frozen=True)
@@ -132,15 +138,42 @@ def headline(district: District, results: PublicResults) -> Headline:
         st = _row(results, share, "treated") if share else None
         if st is not None and not w.is_missing(st["before"]) and not w.is_missing(st["after"]):
             details[lang].append(_share_sentence(share, st, lang, limits))
-    verdict = _verdict(t, c, d)
+    placebo = placebo_of(results, speed)
+    verdict = _verdict(t, c, d, placebo)
     if verdict in ("unclear", "low_sample", "no_comparison"):
         for lang in w.LANGS:
-            details[lang].append(_caveat(verdict, speed, t, c, d, lang))
+            details[lang].append(_caveat(verdict, speed, t, c, d, lang, placebo))
+    if placebo is not None and verdict in ("effect", "unclear") and not w.is_missing(d["change"]):
+        for lang in w.LANGS:
+            details[lang].append(placebo_sentence(placebo, lang))
     latest = monitoring(district, results, speed)
     if latest is not None:
         for lang in w.LANGS:
             details[lang].append(monitoring_sentence(latest, lang, limits))
     return Headline(verdict, _lead(verdict), details, None if latest is None else latest["state"])
+
+
+def placebo_of(results: PublicResults, indicator: str) -> PlaceboSummary | None:
+    """The treated street among the public placebo streets (analysis.placebo.placebo_summary), or None
+    when no placebo result or no DiD is stored."""
+    table, placebo = results.comparisons.get(indicator), getattr(results, "placebo", None)
+    if table is None or placebo is None or "indicator" not in placebo:
+        return None
+    return placebo_summary(table, placebo, indicator)
+
+
+def placebo_sentence(s: PlaceboSummary, lang: str = "ja") -> str:
+    """Where the treated street's DiD ranks among the placebo streets, and whether the rule uses it."""
+    if s.n == 0:
+        return w.t("placebo_none", lang)
+    text = w.t("placebo_rank", lang, n=s.n, rank=s.rank, total=s.n + 1, p=f"{s.p:.2f}")
+    if not s.in_rule:
+        text += w.t("placebo_few", lang, m=PLACEBO_MIN_STREETS)
+    return text
+
+
+def _degenerate(row) -> bool:
+    return row is not None and "degenerate" in row.index and bool(row["degenerate"] is True or row["degenerate"] == 1)
 
 
 def monitoring(district: District, results: PublicResults, indicator: str | None = None) -> dict | None:
@@ -170,60 +203,30 @@ def monitoring(district: District, results: PublicResults, indicator: str | None
 
 
 def monitoring_sentence(latest: dict, lang: str = "ja", limits: set[int] | None = None) -> str:
-    """One sentence: is the latest month still at the after level? (maps.headline.monitoring's answer)"""
+    """One sentence: is the latest month still at the after level? (maps.headline.monitoring's answer:
+    the equivalence verdict on the month's difference in differences, analysis.equivalence)"""
     ind, month = latest["indicator"], w.fmt_month(latest["month"], lang)
     if latest["state"] == "suppressed":
-        if lang == "en":
-            return (
-                f"The latest month ({month}) had fewer than {latest['k']} vehicles: "
-                "it cannot be compared with the after level."
-            )
-        return f"最新の月（{month}）は観測車両が {latest['k']} 台未満のため、対策後の水準と比べられません。"
+        return w.t("monitor_suppressed", lang, month=month, k=latest["k"])
     label = w.indicator_label(ind, lang, limits)
     value = w.fmt_value(ind, latest["value"], lang)
     if w.is_missing(latest["after_level"]):
-        if lang == "en":
-            return (
-                f"In {month} the {label} on the treated street was {value}; "
-                "the after level is not published (too few data)."
-            )
-        return f"{month}の対策道路の{label}は {value}（対策後の水準はデータ不足のため比べられません）。"
+        return w.t("monitor_no_after", lang, month=month, label=label, value=value)
     after = w.fmt_value(ind, latest["after_level"], lang)
-    if latest["state"] == "unknown":
-        if lang == "en":
-            return (
-                f"In {month} the {label} on the treated street was {value}; "
-                f"no interval against the after level ({after}) is stored."
-            )
-        return f"{month}の対策道路の{label}は {value}（対策後の水準 {after} と比べる信頼区間はありません）。"
-    change = w.fmt_change(ind, latest["change"], lang)
-    ci = w.fmt_interval(ind, latest["ci_low"], latest["ci_high"], lang)
-    small = latest["flag"] == "low_sample" and not w.is_missing(latest["n_vehicles"])
-    if lang == "en":
-        where = {
-            "holding": f"still at the after level of {after}",
-            "rising": f"above the after level of {after}",
-            "falling": f"below the after level of {after}",
-        }[latest["state"]]
-        text = (
-            f"In {month} the {label} on the treated street was {value}, {where} "
-            f"(difference {change}, 95% confidence interval {ci})."
-        )
-        if latest["state"] == "rising":
-            text += " The effect may be wearing off."
-        if small:
-            text += f" Few vehicles were observed that month ({w.fmt_count(latest['n_vehicles'])})."
-        return text
-    where = {
-        "holding": f"対策後の水準 {after} を保っています",
-        "rising": f"対策後の水準 {after} より高くなっています",
-        "falling": f"対策後の水準 {after} より低くなっています",
-    }[latest["state"]]
-    text = f"{month}の対策道路の{label}は {value} で、{where}（差 {change}、95%信頼区間 {ci}）。"
-    if latest["state"] == "rising":
-        text += "効果が薄れている可能性があります。"
-    if small:
-        text += f"ただし、この月の観測車両は {w.fmt_count(latest['n_vehicles'])} 台と少なめです。"
+    if latest["state"] == "unknown" or w.is_missing(latest.get("did_ci_low")):
+        return w.t("monitor_unknown", lang, month=month, label=label, value=value, after=after)
+    figures = {
+        "month": month,
+        "label": label,
+        "value": value,
+        "after": after,
+        "did": w.fmt_change(ind, latest["did"], lang),
+        "ci": w.fmt_interval(ind, latest["did_ci_low"], latest["did_ci_high"], lang),
+        "margin": f"{w.number(w.display(ind, latest['margin']))} {w.unit(ind, lang, change=True)}",
+    }
+    text = w.t(f"monitor_{latest['state']}", lang, **figures)
+    if latest["flag"] == "low_sample" and not w.is_missing(latest["n_vehicles"]):
+        text += w.t("monitor_few", lang, n=w.fmt_count(latest["n_vehicles"]))
     return text
 
 
@@ -232,7 +235,7 @@ def _lead(verdict: str) -> dict[str, str]:
     return {"ja": ja, "en": en}
 
 
-def _verdict(t, c, d) -> str:
+def _verdict(t, c, d, placebo: PlaceboSummary | None = None) -> str:
     if t["flag"] == "low_sample" or (c is not None and c["flag"] == "low_sample"):
         return "low_sample"
     if _crosses_zero(t):
@@ -242,6 +245,10 @@ def _verdict(t, c, d) -> str:
     if c is None or w.is_missing(c["change"]) or d is None or w.is_missing(d["change"]):
         return "no_comparison"
     if _crosses_zero(d) or d["ci_high"] > 0:
+        return "unclear"
+    if _degenerate(t) or _degenerate(d):  # an interval on the data's grid says nothing about sampling
+        return "unclear"
+    if placebo is not None and placebo.in_rule and not placebo.passes:  # untreated streets changed as much
         return "unclear"
     return "effect"
 
@@ -297,7 +304,7 @@ def _share_sentence(share: str, st, lang: str, limits: set[int]) -> str:
     return f"{label}は {b} → {a}。"
 
 
-def _caveat(verdict: str, speed: str, t, c, d, lang: str) -> str:
+def _caveat(verdict: str, speed: str, t, c, d, lang: str, placebo: PlaceboSummary | None = None) -> str:
     if verdict == "low_sample":
         rows = [r for r in (t, c) if r is not None and r["flag"] == "low_sample"]
         nb = int(min(r["n_vehicles_before"] for r in rows))
@@ -321,6 +328,10 @@ def _caveat(verdict: str, speed: str, t, c, d, lang: str) -> str:
         return "対策道路の変化は誤差の範囲です。"
     interval = w.fmt_interval(speed, d["ci_low"], d["ci_high"], lang)
     did = w.fmt_change(speed, d["change"], lang)
+    if not (_crosses_zero(d) or d["ci_high"] > 0):  # the intervals say yes: degenerate, or the placebo says no
+        if _degenerate(t) or _degenerate(d):
+            return w.t("caveat_degenerate", lang)
+        return w.t("caveat_placebo", lang, rank=placebo.rank, total=placebo.n + 1, p=f"{placebo.p:.2f}")
     if lang == "en":
         return (
             f"Net of the comparison streets' change, the fall is not clear (difference in differences {did}, "

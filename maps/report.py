@@ -24,7 +24,7 @@ from config.districts import District
 from config.settings import PUBLIC_MIN_VEHICLES, RESIDENTIAL_MAX_LIMIT_KMH
 from maps import embed, through
 from maps import wording as w
-from maps.headline import headline, share_indicator, speed_indicator
+from maps.headline import headline, placebo_of, placebo_sentence, share_indicator, speed_indicator
 from maps.public import PublicResults, public_comparison, public_results
 from maps.trend import trend_data, trend_svg, trend_table, tt
 
@@ -148,12 +148,16 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
         "resamples vehicles ({n} resamples, seed {s}).",
     ),
     "m_did": (
-        "比較道路を使う理由：対策の対象は「速度が高かったから」選ばれた道路です。何もしなくても次の期間には平均に近づく"
-        "（平均への回帰）ことがあり、季節や交通量の変化も全体に影響します。そこで、対策をしていない比較道路の変化を差し引いた"
-        "「差の差」を対策の効果の目安としています。",
-        "Why comparison streets: treated streets were chosen because they were fast, and may slow down anyway "
-        "(regression to the mean); season and traffic affect all streets. The change on untreated comparison "
-        "streets is therefore subtracted (difference in differences).",
+        "比較道路を使う理由：季節や交通量の変化は、対策道路にも比較道路にも同じように影響します。対策をしていない比較道路の"
+        "変化を差し引いた「差の差」は、こうした共通の変化を取り除いた効果の目安です。ただし、対策道路は「速度が高かった"
+        "から」選ばれた道路で、何もしなくても次の期間には平均に近づく（平均への回帰）ことがあります。比較道路は速いという"
+        "理由で選ばれたのではないため、差の差ではこれを取り除けません。対策前期間より前の推移と、対策していない他の"
+        "生活道路との比較（プラシーボ）で確かめています。",
+        "Why comparison streets: season and traffic affect treated and comparison streets alike, and subtracting "
+        "the change on untreated comparison streets (difference in differences) removes such common changes. It "
+        "does not remove regression to the mean: the treated street was chosen because it was fast and may slow "
+        "down anyway, while the comparison streets were not chosen for being fast. The months before the before "
+        "period and the untreated residential streets (placebo streets) show how much that may matter.",
     ),
     "m_sample": (
         "標本：観測車両が{n}台未満の数値には「標本少」と注記しました。{k}台未満の数値・グラフ・件数は公表せず"
@@ -207,12 +211,13 @@ def _n(v) -> str:
     return "—" if w.is_missing(v) else w.fmt_count(v)
 
 
-def _flag(flag: str, pub: PublicResults, lang: str) -> str:
-    if flag == "low_sample":
-        return rt("low_sample", lang, n=pub.min_vehicles)
+def _flag(flag: str, pub: PublicResults, lang: str, degenerate=False) -> str:
     if flag == "suppressed":
         return rt("suppressed", lang)
-    return ""
+    words = [rt("low_sample", lang, n=pub.min_vehicles)] if flag == "low_sample" else []
+    if degenerate is True or degenerate == 1:  # stored interval on the data's grid (comparison_results.degenerate)
+        words.append(w.t("degenerate_note", lang))
+    return ("; " if lang == "en" else "、").join(words)
 
 
 def _unit_label(unit: str, pub: PublicResults, lang: str) -> str:
@@ -455,7 +460,7 @@ def _summary_table(pub: PublicResults, lang: str) -> str:
                 + _td(_change(ind, r["change"], lang, k), bold=True)
                 + _td(_ci(ind, r, lang))
                 + _td(f"{_n(r['n_vehicles_before'])} / {_n(r['n_vehicles_after'])}")
-                + _td(_flag(r["flag"], pub, lang), left=True)
+                + _td(_flag(r["flag"], pub, lang, r.get("degenerate")), left=True)
                 + "</tr>"
             )
     if not rows:
@@ -483,6 +488,56 @@ def _did_sentence(pub: PublicResults, ind: str, lang: str) -> str:
         ci=w.fmt_interval(ind, d["ci_low"], d["ci_high"], lang),
     )
     return f"<p><b>{_e(text)}</b></p>"
+
+
+def _placebo_block(pub: PublicResults, ind: str, lang: str) -> str:
+    """The placebo streets (analysis.placebo): the treated street's rank and p beside the bootstrap
+    interval, whether street-to-street variation exceeds it, and untreated streets that changed as much."""
+    head = f'<h3 id="placebo">{_e(w.t("placebo_title", lang))}</h3>'
+    s = placebo_of(pub, ind)
+    if s is None:
+        return ""
+    parts = [head, f"<p>{_e(placebo_sentence(s, lang))}</p>"]
+    d = pub.comparisons[ind].set_index(pub.comparisons[ind]["unit"].astype(str)).loc["did"]
+    if s.n and not w.is_missing(d["ci_low"]):
+        spread = w.fmt_interval(ind, s.spread_low, s.spread_high, lang)
+        key = "placebo_wider" if s.wider_than_interval else "placebo_narrower"
+        ci = w.fmt_interval(ind, d["ci_low"], d["ci_high"], lang)
+        parts.append(f"<p>{_e(w.t(key, lang, spread=spread, ci=ci))}</p>")
+    if s.larger_changes:
+        sep = ", " if lang == "en" else "、"
+        names = sep.join(f"{_unit_label(r, pub, lang)} ({w.fmt_change(ind, x, lang)})" for r, x in s.larger_changes)
+        parts.append(f'<p class="warn">{_e(w.t("placebo_spill", lang, names=names))}</p>')
+    return "".join(parts)
+
+
+def _pre_period_block(pub: PublicResults, ind: str, lang: str) -> str:
+    """The months before the before period (pre_period_series): treated and comparison levels and the
+    difference in differences against the before period, month by month (the parallel-trend check)."""
+    head = f'<h3 id="pretrend">{_e(w.t("pretrend_title", lang))}</h3>'
+    pre = getattr(pub, "pre_period", None)
+    s = pre[pre["indicator"] == ind] if pre is not None and len(pre) else None
+    if s is None or s.empty:
+        return head + f'<p class="empty">{_e(w.t("pretrend_none", lang))}</p>'
+    k = pub.public_min_vehicles
+    rows = []
+    for month, g in s.groupby("month", sort=True):
+        u = g.set_index("unit")
+        cells = [_td(w.fmt_month(month, lang), left=True)]
+        for unit in ("treated", "control"):
+            r = u.loc[unit] if unit in u.index else None
+            cells.append(_td("—" if r is None else _value(ind, r["value"], lang, k)))
+        r = u.loc["did"] if "did" in u.index else None
+        did = "—" if r is None else _change(ind, r["change_vs_before"], lang, k)
+        ci = "" if r is None or w.is_missing(r["change_ci_low"]) else w.fmt_interval(ind, *r[list(_CI)], lang)
+        cells.append(_td(f"{did} {ci}".strip()))
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    header = [w.t(x, lang) for x in ("pretrend_month", "pretrend_treated", "pretrend_control", "pretrend_did")]
+    intro = f"<p>{_e(w.t('pretrend_intro', lang, before=w.period_line('before', pub.periods['before'], lang)))}</p>"
+    return head + intro + _table(header, rows)
+
+
+_CI = ("change_ci_low", "change_ci_high")
 
 
 def _roads_table(pub: PublicResults, lang: str) -> str:
@@ -513,7 +568,7 @@ def _roads_table(pub: PublicResults, lang: str) -> str:
         r = tables[inds[0]].loc[unit]
         cells += [
             _td(f"{_n(r['n_vehicles_before'])} / {_n(r['n_vehicles_after'])}"),
-            _td(_flag(r["flag"], pub, lang), left=True),
+            _td(_flag(r["flag"], pub, lang, r.get("degenerate")), left=True),
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     header = [rt("road", lang), rt("role", lang)]
@@ -755,6 +810,8 @@ def render_report(
     blocks.append(f"<h2>{_e(rt('summary', lang))}</h2>")
     blocks.append(_summary_table(pub, lang))
     blocks.append(_did_sentence(pub, speed, lang))
+    blocks.append(_placebo_block(pub, speed, lang))
+    blocks.append(_pre_period_block(pub, speed, lang))
     blocks.append(f"<h2>{_e(rt('distributions', lang))}</h2>")
     blocks.append(
         f'<p class="legend"><span style="background:{BEFORE_COLOUR}"></span>{_e(rt("before", lang))}'

@@ -454,7 +454,12 @@ def render_screening_map(
         f'<header id="e2c-top"><div class="e2c-titlebar"><h1>{bi(lambda l: titles[l])}</h1>'
         f'<button type="button" id="e2c-lang-toggle">{data["lang_toggle"][lang]}</button></div>{headline_html}</header>'
     )
-    period_line = bi(lambda l: st("period", l, text=period_text[l]))
+    basis = str(run.get("basis") or "given")
+    period_line = bi(
+        lambda l: (
+            st("period", l, text=period_text[l]) + (w.t(f"screening_basis_{basis}", l) if basis != "given" else "")
+        )
+    )
     panel = (
         '<aside id="e2c-panel"><button type="button" id="e2c-handle" aria-expanded="false" '
         'aria-controls="e2c-panel-body">'

@@ -417,6 +417,126 @@ TEXT: dict[str, tuple[str, str]] = {
         "was at or over the limit.",
     ),
     "under_k": ("{k} 未満", "under {k}"),
+    # headline: placebo streets (analysis.placebo) and the caveats of the verdict
+    "placebo_rank": (
+        "対策していない生活道路 {n} 本に同じ比較（差の差）をすると、対策道路の低下は {total} 本中 "
+        "{rank} 番目の大きさです（p = {p}）。",
+        "Run the same comparison (difference in differences) on {n} untreated residential streets and the "
+        "treated street's fall ranks {rank} of {total} (placebo p = {p}).",
+    ),
+    "placebo_few": (
+        "比べられる道路が {m} 本未満のため、この順位は判定には使っていません。",
+        " With fewer than {m} such streets, the rank is not used in the verdict.",
+    ),
+    "placebo_none": (
+        "観測車両の十分な、対策していない生活道路がないため、他の道路との比較（プラシーボ）はできません。",
+        "No untreated residential street had enough vehicles for a placebo comparison.",
+    ),
+    "caveat_placebo": (
+        "ただし、対策していない生活道路にも同じくらい変化した道路があり（{total} 本中 {rank} 番目、p = {p}）、"
+        "対策の効果とは言い切れません。",
+        "But untreated residential streets changed as much (rank {rank} of {total}, placebo p = {p}), so the "
+        "change cannot be called an effect of the measures.",
+    ),
+    "caveat_degenerate": (
+        "ただし、信頼区間が標本の変動を表していない（再標本化の値がほとんど変わらない）ため、判断できません。",
+        "But the interval does not describe sampling (the resamples hardly vary), so no effect is claimed.",
+    ),
+    # headline: is the effect lasting? (analysis.equivalence: the month's difference in differences vs the after period)
+    "monitor_suppressed": (
+        "最新の月（{month}）は観測車両が {k} 台未満のため、対策後の水準と比べられません。",
+        "The latest month ({month}) had fewer than {k} vehicles: it cannot be compared with the after level.",
+    ),
+    "monitor_no_after": (
+        "{month}の対策道路の{label}は {value}（対策後の水準はデータ不足のため比べられません）。",
+        "In {month} the {label} on the treated street was {value}; the after level is not published (too few data).",
+    ),
+    "monitor_unknown": (
+        "{month}の対策道路の{label}は {value}（対策後の水準 {after} と比べる信頼区間はありません）。",
+        "In {month} the {label} on the treated street was {value}; no interval against the after level ({after}) "
+        "is stored.",
+    ),
+    "monitor_holding": (
+        "{month}の対策道路の{label}は {value} で、対策後の水準 {after} を保っています（比較道路の変化を差し引いた差 "
+        "{did}、95%信頼区間 {ci}：±{margin} 以内）。",
+        "In {month} the {label} on the treated street was {value}, still at the after level of {after} (net of the "
+        "comparison streets {did}, 95% confidence interval {ci}: within ±{margin}).",
+    ),
+    "monitor_rising": (
+        "{month}の対策道路の{label}は {value} で、2か月続けて対策後の水準 {after} より高くなっています（比較道路の"
+        "変化を差し引いた差 {did}、95%信頼区間 {ci}：+{margin} を超える）。効果が薄れている可能性があります。",
+        "In {month} the {label} on the treated street was {value}, above the after level of {after} for a second "
+        "month running (net of the comparison streets {did}, 95% confidence interval {ci}: beyond +{margin}). "
+        "The effect may be wearing off.",
+    ),
+    "monitor_falling": (
+        "{month}の対策道路の{label}は {value} で、2か月続けて対策後の水準 {after} より低くなっています（比較道路の"
+        "変化を差し引いた差 {did}、95%信頼区間 {ci}：−{margin} を超える）。",
+        "In {month} the {label} on the treated street was {value}, below the after level of {after} for a second "
+        "month running (net of the comparison streets {did}, 95% confidence interval {ci}: beyond −{margin}).",
+    ),
+    "monitor_inconclusive": (
+        "{month}の対策道路の{label}は {value}（対策後の水準 {after}）。比較道路の変化を差し引いた差は {did}"
+        "（95%信頼区間 {ci}）で、対策後の水準を保っているとも変わったとも、まだ言えません（判定の幅 ±{margin}）。",
+        "In {month} the {label} on the treated street was {value} (after level {after}); net of the comparison "
+        "streets the difference is {did} (95% confidence interval {ci}): it cannot yet be said whether it holds "
+        "the after level or has moved (margin ±{margin}).",
+    ),
+    "monitor_few": (
+        "ただし、この月の観測車両は {n} 台と少なめです。",
+        " Few vehicles were observed that month ({n}).",
+    ),
+    # report: degenerate intervals, placebo streets, the months before the before period
+    "degenerate_note": (
+        "区間は標本の変動を表していません（再標本化の値が3通り未満か、推定値が区間の端）",
+        "interval degenerate (resamples take fewer than 3 values, or the estimate is an end of it)",
+    ),
+    "placebo_title": ("他の生活道路との比較（プラシーボ）", "Untreated residential streets (placebo streets)"),
+    "placebo_wider": (
+        "対策していない生活道路の差の差のばらつき（95%の範囲 {spread}）は、対策道路の差の差の信頼区間（{ci}）より"
+        "広く、道路ごとの変動は車両の標本の誤差より大きいことを示しています。",
+        "The untreated streets' differences in differences spread wider (central 95% {spread}) than the treated "
+        "street's bootstrap interval ({ci}): streets vary from period to period more than vehicle sampling says.",
+    ),
+    "placebo_narrower": (
+        "対策していない生活道路の差の差のばらつき（95%の範囲 {spread}）は、対策道路の差の差の信頼区間（{ci}）に"
+        "収まる幅です。",
+        "The untreated streets' differences in differences spread no wider (central 95% {spread}) than the treated "
+        "street's bootstrap interval ({ci}).",
+    ),
+    "placebo_spill": (
+        "対策していないのに対策道路と同じくらい、またはそれ以上に変化した道路：{names}。対策の影響（交通の転換など）の"
+        "可能性があります。",
+        "Untreated streets that changed as much as the treated one or more: {names}. This may be spill-over of the "
+        "measures (diverted traffic).",
+    ),
+    "pretrend_title": ("対策前期間より前の推移", "Before the before period"),
+    "pretrend_none": (
+        "対策前期間より前の月のデータがないため、推移は示せません（選定と前後比較が同じデータによる場合、平均への"
+        "回帰を確かめられません）。",
+        "No month before the before period was delivered: no earlier trend can be shown (if the street was chosen "
+        "on the before period itself, regression to the mean cannot be checked).",
+    ),
+    "pretrend_intro": (
+        "{before} と比べた各月の値。差の差がゼロに近ければ、対策前の対策道路と比較道路は同じように推移していました。",
+        "Each month against {before}. A difference in differences near zero means treated and comparison streets "
+        "moved alike before the measures.",
+    ),
+    "pretrend_month": ("月", "Month"),
+    "pretrend_treated": ("対策道路", "Treated"),
+    "pretrend_control": ("比較道路", "Comparison"),
+    "pretrend_did": ("差の差（対策前期間との比較）[95%信頼区間]", "Difference in differences vs before [95% interval]"),
+    # screening: which months the ranking used (screening_runs.basis)
+    "screening_basis_pre_period": (
+        "（対策前期間より前の月で選びました。前後比較の基準とは別のデータです。）",
+        " (ranked on the months before the before period, not on the comparison's baseline)",
+    ),
+    "screening_basis_before_period": (
+        "（対策前期間より前の月のデータがないため、対策前期間そのもので選びました。前後比較の基準と同じデータのため、"
+        "平均への回帰で効果が大きく見えることがあります。）",
+        " (no month before the before period was delivered: ranked on the before period itself, the comparison's "
+        "baseline, so regression to the mean may exaggerate an effect)",
+    ),
 }
 
 
