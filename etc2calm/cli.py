@@ -544,6 +544,7 @@ def cmd_compare(args) -> int:
         )
     table = ev.comparisons[args.indicator]
     table = pd.concat([table, placebo_rows(table, ev.placebo, args.indicator)], ignore_index=True)
+    table = table.astype({"n_vehicles_before": "Int64", "n_vehicles_after": "Int64"})  # counts, empty on placebo rows
     if out:
         table[COMPARE_CSV_COLUMNS].to_csv(out, index=False, encoding="utf-8")
         print(f"wrote {len(table)} rows to {out}")

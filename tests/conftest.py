@@ -559,13 +559,21 @@ MONTHS = tuple(dt.date(2024, m, 1) for m in (7, 8, 9, 10))
 
 
 def make_monthly(
-    comparisons, shifts=(0.2, -0.3, 0.1, 0.3), months=MONTHS, vehicles=None, half_width=0.8, indicators=None
+    comparisons,
+    shifts=(0.2, -0.3, 0.1, 0.3),
+    months=MONTHS,
+    vehicles=None,
+    half_width=0.8,
+    indicators=None,
+    did_half_width=0.5,
 ):
     """monthly_series rows as analysis.monitoring stores them, from a fixture's comparison_results: every
-    indicator, treated and control, one row per month. The treated street's month i sits shifts[i] (km/h,
-    or percentage points for shares) from its after level with a change interval ± half_width (a little
-    wider every month); the comparison streets sit 0.1 − 0.8 · shifts[i] from theirs. vehicles: n_vehicles
-    per month (default 100). indicators: only these (default: every one of `comparisons`)."""
+    indicator, treated, control and did, one row per month. The treated street's month i sits shifts[i]
+    (km/h, or percentage points for shares) from its after level with a change interval ± half_width (a
+    little wider every month); the comparison streets sit 0.1 − 0.8 · shifts[i] from theirs; the did row
+    holds the difference of the two changes (1.8 · shifts[i] − 0.1) with an interval ± did_half_width
+    (as much wider every month). vehicles: n_vehicles per month (default 100). indicators: only these
+    (default: every one of `comparisons`)."""
     import pandas as pd
 
     vehicles = vehicles or [100] * len(months)
@@ -597,6 +605,26 @@ def make_monthly(
                         flag="low_sample" if vehicles[i] < 50 else "",
                     )
                 )
+        for i, month in enumerate(months):
+            did = (1.8 * shifts[i] - 0.1) * scale
+            hw = did_half_width * (1 + 0.13 * i) * scale
+            rows.append(
+                dict(
+                    month=month,
+                    indicator=ind,
+                    unit="did",
+                    value=float("nan"),
+                    ci_low=float("nan"),
+                    ci_high=float("nan"),
+                    n=vehicles[i] * 6 + 4,
+                    n_vehicles=vehicles[i],
+                    after_level=float("nan"),
+                    change_vs_after=did,
+                    change_ci_low=did - hw,
+                    change_ci_high=did + hw,
+                    flag="low_sample" if vehicles[i] < 50 else "",
+                )
+            )
     return pd.DataFrame(rows)
 
 

@@ -28,6 +28,7 @@ COLUMNS = [
     "n_vehicles_before",
     "n_vehicles_after",
     "flag",
+    "degenerate",
 ]
 PERIODS = {"before": BEFORE, "after": AFTER}
 
@@ -73,7 +74,8 @@ def test_compare_cli_contract(warehouse, tiny_network, tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert list(rows[0]) == COLUMNS
-    assert [r["unit"] for r in rows] == ["R1", "A1", "treated", "control", "did"]
+    # the placebo rows: no untreated residential street here, so the treated street is rank 1 of 1
+    assert [r["unit"] for r in rows] == ["R1", "A1", "treated", "control", "did", "placebo_rank", "placebo_p"]
     by = {r["unit"]: r for r in rows}
     r1_before, r1_after = truth["before"]["R1"][0].mean(), truth["after"]["R1"][0].mean()
     assert float(by["R1"]["before"]) == pytest.approx(r1_before)
@@ -84,7 +86,10 @@ def test_compare_cli_contract(warehouse, tiny_network, tmp_path):
     a1 = truth["after"]["A1"][0].mean() - truth["before"]["A1"][0].mean()
     assert float(by["did"]["change"]) == pytest.approx(r1_after - r1_before - a1)
     assert by["did"]["before"] == "" and by["did"]["after"] == ""
-    assert all(r["flag"] == "low_sample" for r in rows)  # fewer than 50 vehicles in this small delivery
+    assert all(r["flag"] == "low_sample" for r in rows[:5])  # fewer than 50 vehicles in this small delivery
+    assert (by["placebo_rank"]["change"], by["placebo_p"]["change"]) == ("1.0", "1.0")
+    assert by["placebo_rank"]["flag"] == by["placebo_p"]["flag"] == "few_placebo"
+    assert {r["degenerate"] for r in rows[:5]} <= {"True", "False"}
     # Same seed, same intervals.
     out2 = tmp_path / "cmp2.csv"
     run(
