@@ -18,6 +18,7 @@ from config.districts import District
 from config.settings import INDICATOR_COLUMNS, PLACEBO_MIN_STREETS
 from maps.headline import monitoring, monitoring_sentence
 from maps.public import public_results
+from maps.wording import is_true
 
 
 def treated_table(warehouse, districts: list[District]) -> pd.DataFrame:
@@ -70,7 +71,7 @@ def format_summary(table: pd.DataFrame) -> str:
 
 def _speed_line(key: str, ind: str, rows: pd.DataFrame) -> str:
     t, c, did = rows.loc["treated"], rows.loc["control"], rows.loc["did"]
-    flags = [u for u in ("treated", "control", "did") if bool(rows.loc[u].get("degenerate", False))]
+    flags = [u for u in ("treated", "control", "did") if is_true(rows.loc[u].get("degenerate"))]
     note = f" (degenerate interval: {', '.join(flags)})" if flags else ""
     return (
         f"  {key:<10} treated {ind} {t['before']:.2f} → {t['after']:.2f} km/h ({t['change']:+.2f} "

@@ -721,6 +721,16 @@ DERIVED_SCHEMA_VERSION = 7
 DERIVED_DDL = (RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL, MATCH_DDL, SCREENING_DDL, GATES_DDL)
 
 
+def derived_schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The DERIVED_SCHEMA_VERSION the warehouse's derived tables were written under (None: none yet).
+    A read-only connection cannot drop outdated tables: readers check this instead, so that a figure
+    computed under an earlier definition is never served."""
+    try:
+        return con.execute("SELECT max(derived) FROM schema_version").fetchone()[0]
+    except duckdb.CatalogException:
+        return None
+
+
 def _table_names(ddl: str) -> list[str]:
     return re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", ddl)
 

@@ -246,7 +246,9 @@ def monitor_task(
     return {
         "months": sorted({str(m) for m in series["month"]}),
         "pre_period_months": sorted({str(m) for m in pre["month"]}),
-        "latest": None if verdict is None else {k: (str(v) if k == "month" else v) for k, v in verdict.items()},
+        "latest": None
+        if verdict is None
+        else {k: (str(v) if k in ("month", "previous_month") else v) for k, v in verdict.items()},
     }
 
 

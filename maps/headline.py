@@ -173,12 +173,13 @@ def placebo_sentence(s: PlaceboSummary, lang: str = "ja") -> str:
 
 
 def _degenerate(row) -> bool:
-    return row is not None and "degenerate" in row.index and bool(row["degenerate"] is True or row["degenerate"] == 1)
+    return row is not None and "degenerate" in row.index and w.is_true(row["degenerate"])
 
 
 def monitoring(district: District, results: PublicResults, indicator: str | None = None) -> dict | None:
     """The treated street's latest monitoring month against the after level, from the public
-    monthly series: latest_month_verdict's answer (state holding / rising / falling / unknown) with
+    monthly series: latest_month_verdict's answer (state holding / rising / falling / inconclusive /
+    unknown: the equivalence verdict on the month's difference in differences) with
     state 'suppressed' for a month under the publication threshold, plus indicator, flag,
     n_vehicles and k. Months without any vehicle on the district ('nodata': not delivered) are not
     months of the series. None when the district has no monitoring month."""

@@ -215,7 +215,7 @@ def _flag(flag: str, pub: PublicResults, lang: str, degenerate=False) -> str:
     if flag == "suppressed":
         return rt("suppressed", lang)
     words = [rt("low_sample", lang, n=pub.min_vehicles)] if flag == "low_sample" else []
-    if degenerate is True or degenerate == 1:  # stored interval on the data's grid (comparison_results.degenerate)
+    if w.is_true(degenerate):  # a stored interval on the data's grid (comparison_results.degenerate)
         words.append(w.t("degenerate_note", lang))
     return ("; " if lang == "en" else "、").join(words)
 

@@ -14,6 +14,8 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+import pandas as pd
+
 from config.districts import District, Period
 from config.settings import PUBLIC_LANGUAGES
 
@@ -117,6 +119,11 @@ def is_missing(value) -> bool:
         return math.isnan(float(value))
     except (TypeError, ValueError):
         return False
+
+
+def is_true(value) -> bool:
+    """A stored flag that is set: True / 1, not None, NaN or NA (a missing flag is not set)."""
+    return value is not None and bool(pd.notna(value)) and bool(value)
 
 
 def display(name: str, raw: float) -> float:

@@ -298,3 +298,30 @@ def test_report_states_the_parameters_used(warehouse, tiny_network, tmp_path):
     page = render_report(make_test_district(tiny_network), results, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "30 m 以内" in page and "20台未満" in page and "120回" in page and "乱数シード 7" in page
     assert "20 m 以内" not in page and "50台未満" not in page
+
+
+def test_results_of_an_earlier_derived_schema_are_never_served(warehouse, tiny_network):
+    """Figures stored under an earlier DERIVED_SCHEMA_VERSION (an earlier definition, e.g. the bin-value
+    85th percentile before issue 24) are not read back by any publisher, even through read-only
+    connections that cannot drop them; the next read-write connection drops them for recomputation."""
+    import duckdb
+
+    from analysis.results import ResultsMissing, load_comparisons, load_group_stats
+    from etl.schema import DERIVED_SCHEMA_VERSION
+    from etl.warehouse import connect
+
+    wh, _ = warehouse
+    net = network(tiny_network, treated=("R1",), comparison=("A1",))
+    analyze(wh, net, PERIODS)
+    evaluate(wh, net, PERIODS, resamples=20)
+    district = make_test_district(tiny_network)
+    assert load_district_results(wh, district).comparisons and load_comparisons(wh, "t")
+    con = duckdb.connect(str(wh / "warehouse.duckdb"))
+    con.execute("UPDATE schema_version SET derived = ?", [DERIVED_SCHEMA_VERSION - 1])
+    con.close()
+    with pytest.raises(ResultsMissing, match="earlier version"):
+        load_district_results(wh, district)
+    assert load_comparisons(wh, "t") == {} and load_group_stats(wh, "t").empty
+    connect(wh).close()  # a read-write connection drops the outdated tables
+    with pytest.raises(ResultsMissing, match="no stored results"):
+        load_district_results(wh, district)
