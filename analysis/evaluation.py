@@ -268,7 +268,7 @@ def compare_periods_all(
     def figures(kind: str, members: list[str], period: str):
         unit, per, veh, speed, limit, q = samples[kind]
         mask = np.isin(unit, members) & (per == period)
-        g = GroupData(veh[mask], speed[mask], limit[mask], q[mask])
+        g = GroupData(veh[mask], speed[mask], limit[mask], None if q is None else q[mask])
         value = point_indicators(g.speed_kmh, g.limit_kmh, g.p85_kmh)
         reps = (
             _replicate_indicators(g, weights_t)
@@ -339,7 +339,7 @@ def compare_periods_all(
 
 def _encode(df: pd.DataFrame, code_of: pd.Index, binned: bool):
     speed = df["speed_kmh"].to_numpy(dtype=float)
-    q = speed_bin_kmh(speed) if binned else speed
+    q = speed_bin_kmh(speed) if binned else None  # recorded whole km/h: grouped p85; passages: sample quantile
     return (
         df["unit"].to_numpy(),
         df["period"].to_numpy(),

@@ -566,12 +566,13 @@ def make_monthly(
     half_width=0.8,
     indicators=None,
     did_half_width=0.5,
+    did_offset=-0.1,
 ):
     """monthly_series rows as analysis.monitoring stores them, from a fixture's comparison_results: every
     indicator, treated, control and did, one row per month. The treated street's month i sits shifts[i]
     (km/h, or percentage points for shares) from its after level with a change interval ± half_width (a
     little wider every month); the comparison streets sit 0.1 − 0.8 · shifts[i] from theirs; the did row
-    holds the difference of the two changes (1.8 · shifts[i] − 0.1) with an interval ± did_half_width
+    holds the difference of the two changes (1.8 · shifts[i] − 0.1, or + did_offset) with an interval ± did_half_width
     (as much wider every month). vehicles: n_vehicles per month (default 100). indicators: only these
     (default: every one of `comparisons`)."""
     import pandas as pd
@@ -606,7 +607,7 @@ def make_monthly(
                     )
                 )
         for i, month in enumerate(months):
-            did = (1.8 * shifts[i] - 0.1) * scale
+            did = (1.8 * shifts[i] + did_offset) * scale
             hw = did_half_width * (1 + 0.13 * i) * scale
             rows.append(
                 dict(

@@ -164,7 +164,7 @@ def test_passage_indicators_resample_vehicles():
         pts,
         treated=["T"],
         control=["C"],
-        indicators=("passage_share", "passage_mean", "mean"),
+        indicators=("passage_share", "passage_mean", "mean", "passage_p85"),
         passages=passages,
         resamples=200,
         seed=1,
@@ -175,6 +175,9 @@ def test_passage_indicators_resample_vehicles():
     assert t["ci_low"] <= -6.0 <= t["ci_high"]
     s = out["passage_share"].set_index("unit").loc["treated"]
     assert s["before"] == pytest.approx((exp >= 30).mean())
+    # passage speeds are continuous: their p85 is the plain sample quantile (numpy's linear), not grouped
+    p = out["passage_p85"].set_index("unit").loc["treated"]
+    assert p["before"] == pytest.approx(np.percentile(exp, 85))
     assert out["mean"].set_index("unit").loc["treated", "n_vehicles_before"] == t["n_vehicles_before"] == 80
     with pytest.raises(ValueError, match="need the passages"):
         compare_periods_all(pts, treated=["T"], control=["C"], indicators=("passage_share",))
