@@ -10,8 +10,15 @@ per-road resampling would break.
 Indicators (INDICATORS): of points — mean, p85 (km/h), share and share_plus10 (fraction at or
 over the limit / limit + 10); of passages (one vehicle's traversal of one road) — passage_mean,
 passage_p85 and passage_share (fraction of passages whose speed is at or over the limit: the
-"share of vehicles" of published Japanese evaluations). The point p85 is taken over 1 km/h bins
-exactly as the cube's (`geo.aggregate.speed_bin_kmh`), so `compare` and `analyze` agree.
+"share of vehicles" of published Japanese evaluations). The point p85 is the grouped-data
+percentile of the recorded whole km/h, binned exactly as the cube's (`geo.aggregate.speed_bin_kmh`,
+`geo.aggregate.grouped_quantile`), so `compare` and `analyze` agree; the passage p85 is the plain
+sample quantile of the (continuous) passage speeds (docs/statistics.md).
+
+An interval is `degenerate` when its resamples take fewer than three distinct values (a share of 0
+or 1, a level that sits on one value) or when the estimate is not strictly inside it (resamples
+piled up on tied values: the interval shows the recording grid, not sampling). Every other interval
+holds its estimate strictly inside; no interval is widened to make it so.
 
 The replicates are independent of the pseudonymisation key: vehicles enter the resampling in the
 order of their first point (time, position, speed), not of their pseudonyms, so the same delivery
@@ -33,11 +40,12 @@ from config.settings import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
     INDICATORS,
+    MIN_DISTINCT_RESAMPLES,
     P85,
     PASSAGE_INDICATORS,
     POINT_INDICATORS,
 )
-from geo.aggregate import speed_bin_kmh
+from geo.aggregate import grouped_quantile, speed_bin_kmh
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,9 @@ class GroupData:
     """Samples (points or passages) of one unit in one period, encoded for the bootstrap.
 
     vehicle: index of each sample's vehicle in the analysis-wide vehicle list; speed_kmh: its
-    speed (km/h); limit_kmh: speed limit (km/h); p85_kmh: the value the 85th percentile is taken
-    over (the 1 km/h bin for points, the speed itself for passages; default speed_kmh).
+    speed (km/h); limit_kmh: speed limit (km/h); p85_kmh: the recorded whole km/h (1 km/h bin) of
+    each sample when its 85th percentile is the grouped-data percentile (points); None: the plain
+    sample quantile of speed_kmh (passages).
     """
 
     vehicle: np.ndarray
@@ -62,23 +71,28 @@ class GroupData:
 def point_indicators(
     speed_kmh: np.ndarray, limit_kmh: np.ndarray | float, p85_kmh: np.ndarray | None = None
 ) -> dict[str, float]:
-    """Indicators of raw samples: mean and p85 in km/h (p85 linear interpolation over `p85_kmh`,
-    default the speeds), shares 0–1 (at or over the limit, and over limit + 10)."""
+    """Indicators of raw samples: mean and p85 in km/h, shares 0–1 (at or over the limit, and over
+    limit + 10). p85: the grouped-data percentile of the recorded whole km/h `p85_kmh` when given
+    (points), else the plain sample quantile of the speeds (numpy's linear, type 7: passages)."""
     speed_kmh = np.asarray(speed_kmh, dtype=float)
     if len(speed_kmh) == 0:
         return {k: float("nan") for k in POINT_INDICATORS}
     limit = np.broadcast_to(np.asarray(limit_kmh, dtype=float), speed_kmh.shape)
-    q = speed_kmh if p85_kmh is None else np.asarray(p85_kmh, dtype=float)
+    if p85_kmh is None:
+        p85 = float(np.percentile(speed_kmh, 100 * P85))
+    else:
+        values, counts = np.unique(np.asarray(p85_kmh, dtype=float), return_counts=True)
+        p85 = float(grouped_quantile(values, counts, P85))
     return {
         "mean": float(speed_kmh.mean()),
-        "p85": float(np.percentile(q, 100 * P85)),
+        "p85": p85,
         "share": float((speed_kmh >= limit).mean()),
         "share_plus10": float((speed_kmh >= limit + 10).mean()),
     }
 
 
 def _weighted_quantile_from_counts(values: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
-    """Quantile (linear interpolation between order statistics, numpy's default) per row of `counts`.
+    """Plain sample quantile (linear interpolation between order statistics, numpy's default) per row of `counts`.
 
     values: sorted unique values (k,); counts: (r, k) non-negative integer multiplicities.
     Equals np.percentile of the expanded sample of each row exactly.
@@ -137,7 +151,10 @@ def _replicate_indicators(group: GroupData, weights_t: np.ndarray) -> dict[str, 
     n = totals[:, 0]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean, share, share10 = totals[:, 1] / n, totals[:, 2] / n, totals[:, 3] / n
-    p85 = _weighted_quantile_from_counts(values.astype(float), counts, P85)
+    if group.p85_kmh is None:
+        p85 = _weighted_quantile_from_counts(values.astype(float), counts, P85)
+    else:
+        p85 = grouped_quantile(values.astype(float), counts, P85)
     return {"mean": mean, "p85": p85, "share": share, "share_plus10": share10}
 
 
@@ -224,7 +241,8 @@ def compare_periods_all(
     did: treated change − control change), ci_low, ci_high (percentile interval of the change),
     n_before, n_after (samples), n_vehicles_before, n_vehicles_after, flag ('low_sample' below
     `min_vehicles` distinct vehicles, else ''), and before_ci_low / before_ci_high /
-    after_ci_low / after_ci_high (intervals of the two levels, from the same replicates; NaN for did).
+    after_ci_low / after_ci_high (intervals of the two levels, from the same replicates; NaN for did),
+    and degenerate (True when one of the row's intervals is degenerate: `degenerate_interval`).
     """
     for indicator in indicators:
         if indicator not in INDICATORS:
@@ -250,7 +268,7 @@ def compare_periods_all(
     def figures(kind: str, members: list[str], period: str):
         unit, per, veh, speed, limit, q = samples[kind]
         mask = np.isin(unit, members) & (per == period)
-        g = GroupData(veh[mask], speed[mask], limit[mask], q[mask])
+        g = GroupData(veh[mask], speed[mask], limit[mask], None if q is None else q[mask])
         value = point_indicators(g.speed_kmh, g.limit_kmh, g.p85_kmh)
         reps = (
             _replicate_indicators(g, weights_t)
@@ -279,12 +297,18 @@ def compare_periods_all(
                 # the levels' own intervals (same replicates), for charts with whiskers
                 row["before_ci_low"], row["before_ci_high"] = percentile_interval(b_reps[k], alpha)
                 row["after_ci_low"], row["after_ci_high"] = percentile_interval(a_reps[k], alpha)
+                row["degenerate"] = (
+                    degenerate_interval(a[k] - b[k], diff, lo, hi)
+                    or degenerate_interval(b[k], b_reps[k], row["before_ci_low"], row["before_ci_high"])
+                    or degenerate_interval(a[k], a_reps[k], row["after_ci_low"], row["after_ci_high"])
+                )
                 rows[ind].append(row)
     out = {}
     for ind in indicators:
         t_change, t_reps = changes[ind]["treated"]
         c_change, c_reps = changes[ind]["control"]
         lo, hi = percentile_interval(t_reps - c_reps, alpha)
+        degenerate = degenerate_interval(t_change - c_change, t_reps - c_reps, lo, hi)
         r = rows[ind]
         tr, co = r[-2], r[-1]
         did = _row(
@@ -301,8 +325,13 @@ def compare_periods_all(
             min(tr["n_vehicles_after"], co["n_vehicles_after"]),
             min_vehicles,
         )
+        nan = np.nan
         r.append(
-            {**did, "before_ci_low": np.nan, "before_ci_high": np.nan, "after_ci_low": np.nan, "after_ci_high": np.nan}
+            {
+                **did,
+                **{"before_ci_low": nan, "before_ci_high": nan, "after_ci_low": nan, "after_ci_high": nan},
+                "degenerate": degenerate,
+            }
         )
         out[ind] = pd.DataFrame(r)
     return out
@@ -310,7 +339,7 @@ def compare_periods_all(
 
 def _encode(df: pd.DataFrame, code_of: pd.Index, binned: bool):
     speed = df["speed_kmh"].to_numpy(dtype=float)
-    q = speed_bin_kmh(speed) if binned else speed
+    q = speed_bin_kmh(speed) if binned else None  # recorded whole km/h: grouped p85; passages: sample quantile
     return (
         df["unit"].to_numpy(),
         df["period"].to_numpy(),
@@ -327,6 +356,17 @@ def percentile_interval(reps: np.ndarray, alpha: float) -> tuple[float, float]:
     if len(reps) == 0:
         return float("nan"), float("nan")
     return float(np.quantile(reps, alpha)), float(np.quantile(reps, 1 - alpha))
+
+
+def degenerate_interval(estimate: float, reps: np.ndarray, low: float, high: float) -> bool:
+    """Whether a bootstrap interval says nothing about sampling: its resamples take fewer than
+    MIN_DISTINCT_RESAMPLES distinct values (a share of 0 or 1, a level on one recorded value), or the
+    estimate is not strictly inside it (resamples piled up on tied values: an end of the interval)."""
+    finite = np.asarray(reps, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if len(np.unique(finite)) < MIN_DISTINCT_RESAMPLES:
+        return True
+    return not (low < estimate < high)
 
 
 def _row(unit, indicator, before, after, change, lo, hi, nb, na, vb, va, min_vehicles) -> dict:

@@ -9,7 +9,7 @@ what maps, reports and sheets publish.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from analysis.evaluation import INDICATORS, compare_periods_all
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import Network, district_network, match_stage, months_between, trip_ids
 from analysis.partitions import points_and_passages
+from analysis.placebo import placebo_candidates, placebo_dids
 from analysis.points import matched_folders, read_events, read_trips
 from config.districts import District, Period
 from config.settings import (
@@ -79,6 +80,8 @@ class DistrictEvidence:
     threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G
     braking_source: str = "points"  # 'behavior_events' (挙動履歴) or 'points' (inferred from consecutive points)
     radius_m: float = DEFAULT_RADIUS_M
+    # placebo_results rows (analysis.placebo): indicator, road_id, did, n_vehicles, before, after
+    placebo: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
@@ -298,6 +301,7 @@ def evaluate(
         seed=seed,
         min_vehicles=min_vehicles,
     )
+    placebo = placebo_dids(points, pas_all, placebo_candidates(roads, points, min_vehicles), comparisons)
     evidence = DistrictEvidence(
         district_key=network.key,
         periods=periods,
@@ -315,6 +319,7 @@ def evaluate(
         threshold_g=threshold_g,
         braking_source=braking_source,
         radius_m=network.radius_m,
+        placebo=placebo,
     )
     if store:
         _store(warehouse, network, evidence)
@@ -379,13 +384,27 @@ def _store(warehouse: Path, network: Network, ev: DistrictEvidence) -> None:
                 "braking_hotspots",
                 "cut_through_summary",
                 "cut_through_streets",
+                "placebo_results",
             ):
                 con.execute(f"DELETE FROM {table} WHERE district = ? AND filter = ?", [ev.district_key, flt])
             con.register("_c", comp)
             con.execute("""INSERT INTO comparison_results SELECT district, filter, indicator, unit, before, after,
                            change, ci_low, ci_high, n_vehicles_before, n_vehicles_after, flag, resamples, seed,
                            period_before, period_after, computed_at, n_before, n_after, min_vehicles, before_ci_low,
-                           before_ci_high, after_ci_low, after_ci_high FROM _c""")
+                           before_ci_high, after_ci_low, after_ci_high, degenerate FROM _c""")
+            if len(ev.placebo):
+                con.register(
+                    "_p",
+                    ev.placebo.assign(
+                        district=ev.district_key,
+                        filter=flt,
+                        period_before=period_before,
+                        period_after=period_after,
+                        computed_at=now,
+                    ),
+                )
+                con.execute("""INSERT INTO placebo_results SELECT district, filter, period_before, period_after,
+                               indicator, road_id, did, n_vehicles, before, after, computed_at FROM _p""")
             con.register("_d", ev.distributions.assign(district=ev.district_key, filter=flt))
             con.execute(
                 "INSERT INTO comparison_histogram SELECT district, filter, unit, period, speed_bin_kmh, n_points "

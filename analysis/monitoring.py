@@ -2,9 +2,11 @@
 
 For every complete calendar month of the point store after the district's last named period,
 the treated and comparison streets' level of every indicator (points and passages) with its 95 %
-cluster-bootstrap interval, and its change against the district's default `after` period with the
-interval of that change (the vehicles of both resampled jointly). Stored in ``monthly_series``;
-nobody edits a file when a new month arrives.
+cluster-bootstrap interval, its change against the district's default `after` period with the
+interval of that change (the vehicles of both resampled jointly), and the difference in differences
+(unit 'did': treated change − comparison change) with its interval, on which the verdict is an
+equivalence test (analysis.equivalence). Stored in ``monthly_series``; nobody edits a file when a
+new month arrives.
 
 A month is complete when the store holds points of its last day (or of a later day).
 """
@@ -15,10 +17,10 @@ import calendar
 import datetime as dt
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from analysis.equivalence import equivalence_verdict
 from analysis.evaluation import compare_periods_all
 from analysis.evidence import period_samples, samples_of_folders
 from analysis.filters import ALL_POINTS, PointFilter
@@ -75,8 +77,9 @@ def monthly_series(
 ) -> pd.DataFrame:
     """The district's monthly series (see the module docstring); stored in monthly_series unless store=False.
 
-    Returns one row per month, indicator and unit (treated, control) with value, ci_low, ci_high,
-    n, n_vehicles, after_level, change_vs_after, change_ci_low, change_ci_high and flag.
+    Returns one row per month, indicator and unit (treated, control, did) with value, ci_low, ci_high,
+    n, n_vehicles, after_level, change_vs_after, change_ci_low, change_ci_high, flag and degenerate
+    (did: value, its interval and after_level NaN; change_vs_after the DiD).
 
     client: a `distributed.Client`: the match stage runs month by month on its workers, and each
     month of the series (its reading and its bootstrap against the reference) is one task; the
@@ -126,6 +129,7 @@ def monthly_series(
         "change_ci_low",
         "change_ci_high",
         "flag",
+        "degenerate",
     ]
     series = pd.DataFrame(rows, columns=cols)
     if store:
@@ -159,7 +163,7 @@ def month_rows(
     )
     rows = []
     for ind, table in comp.items():
-        for r in table[table["unit"].isin(["treated", "control"])].itertuples():
+        for r in table[table["unit"].isin(["treated", "control", "did"])].itertuples():
             rows.append(
                 {
                     "month": month.start,
@@ -175,6 +179,7 @@ def month_rows(
                     "change_ci_low": r.ci_low,
                     "change_ci_high": r.ci_high,
                     "flag": r.flag,
+                    "degenerate": bool(r.degenerate),
                 }
             )
     return rows
@@ -197,33 +202,13 @@ def _store(
                 )
                 con.execute("""INSERT INTO monthly_series SELECT district, filter, month, indicator, unit, value,
                                ci_low, ci_high, n, n_vehicles, after_level, change_vs_after, change_ci_low,
-                               change_ci_high, flag, resamples, seed, computed_at FROM _m""")
+                               change_ci_high, flag, resamples, seed, computed_at, degenerate FROM _m""")
     finally:
         con.close()
 
 
 def latest_month_verdict(series: pd.DataFrame, indicator: str = "p85") -> dict | None:
-    """Whether the latest month of the treated street is still at the after level: the interval of its
-    change against the after period contains 0 ('holding'), lies above it ('rising') or below ('falling').
-    None when there is no month."""
-    t = series[(series["indicator"] == indicator) & (series["unit"] == "treated")].sort_values("month")
-    if t.empty:
-        return None
-    r = t.iloc[-1]
-    if np.isnan(r["change_ci_low"]):
-        state = "unknown"
-    elif r["change_ci_low"] > 0:
-        state = "rising"
-    elif r["change_ci_high"] < 0:
-        state = "falling"
-    else:
-        state = "holding"
-    return {
-        "month": r["month"],
-        "state": state,
-        "value": r["value"],
-        "after_level": r["after_level"],
-        "change": r["change_vs_after"],
-        "ci_low": r["change_ci_low"],
-        "ci_high": r["change_ci_high"],
-    }
+    """Whether the latest month is still at the after level: the equivalence verdict on its difference in
+    differences (analysis.equivalence.equivalence_verdict: holding / rising / falling / inconclusive /
+    unknown). None when there is no month."""
+    return equivalence_verdict(series, indicator)

@@ -4,7 +4,8 @@
 road_period_stats / group_period_stats of the compared periods, comparison_results (every
 indicator, same resamples, seed and figures), comparison_histogram, braking, hot spots,
 cut-through, the parameters of the run (evidence_runs), the gate classification and gate OD, and
-the latest screening — with the district's roads.
+the latest screening, the placebo streets (placebo_results) and the months before the before period
+(pre_period_series) — with the district's roads.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pandas as pd
 from analysis.filters import ALL_POINTS
 from analysis.matchstage import assign_roles, network_fingerprint
 from config.districts import District, Period
+from etl.schema import DERIVED_SCHEMA_VERSION, derived_schema_version
 from etl.warehouse import connect
 from geo.network import load_roads, with_road_names
 
@@ -55,6 +57,8 @@ class DistrictResults:
     # (match a compared period by period_start / period_end: gate rows carry the district's period names)
     gates: dict[str, pd.DataFrame] | None = None
     screening: pd.DataFrame | None = None  # screening_results of the district's latest screening, by rank
+    placebo: pd.DataFrame | None = None  # placebo_results of the filter (analysis.placebo)
+    pre_period: pd.DataFrame | None = None  # pre_period_series of the filter (months before the before period)
 
 
 def _period(text: str, name: str, district: District | None) -> Period:
@@ -67,11 +71,29 @@ def _period(text: str, name: str, district: District | None) -> Period:
     return Period(name, start, end, label)
 
 
+def _require_current(con, warehouse) -> None:
+    """ResultsMissing when the stored results were computed under an earlier DERIVED_SCHEMA_VERSION
+    (an earlier definition of a figure): they are recomputed by the next analysis, never served."""
+    found = derived_schema_version(con)
+    if found is not None and found != DERIVED_SCHEMA_VERSION:
+        raise ResultsMissing(
+            f"the results stored in {warehouse} were computed by an earlier version of etc2calm (derived tables "
+            f"v{found}, now v{DERIVED_SCHEMA_VERSION}): run the monthly flow, or 'etc2calm analyze' and 'etc2calm "
+            "compare', again"
+        )
+
+
+def _current(con) -> bool:
+    found = derived_schema_version(con)
+    return found is None or found == DERIVED_SCHEMA_VERSION
+
+
 def load_district_results(warehouse: str | Path, district: District, filter_text: str | None = None) -> DistrictResults:
     """The stored results of `district` for one filter (default: all points). ResultsMissing when none."""
     flt = filter_text or ALL_POINTS.describe_ja()
     con = connect(warehouse, read_only=True)
     try:
+        _require_current(con, warehouse)
         try:
             run = con.execute(
                 "SELECT * FROM evidence_runs WHERE district = ? AND filter = ? ORDER BY computed_at DESC LIMIT 1",
@@ -107,6 +129,7 @@ def load_district_results(warehouse: str | Path, district: District, filter_text
 
         comp = of_filter("comparison_results")
         monthly = of_filter("monthly_series").sort_values(["month", "indicator", "unit"]).reset_index(drop=True)
+        pre = of_filter("pre_period_series").sort_values(["month", "indicator", "unit"]).reset_index(drop=True)
         comparisons = {ind: g.reset_index(drop=True) for ind, g in comp.groupby("indicator", sort=False)}
         results = DistrictResults(
             district_key=district.key,
@@ -130,6 +153,8 @@ def load_district_results(warehouse: str | Path, district: District, filter_text
             computed_at=r["computed_at"].to_pydatetime(),
             network_current=True,
             monthly=monthly,
+            placebo=of_filter("placebo_results"),
+            pre_period=pre,
         )
         fingerprint = r["fingerprint"]
         missing = [k for k in periods if not (results.road_stats["period"] == k).any()]
@@ -157,6 +182,8 @@ def load_group_stats(warehouse: str | Path, district_key: str) -> pd.DataFrame:
     """The stored group_period_stats (treated / comparison pooled) of every period of a district, in date order."""
     con = connect(warehouse, read_only=True)
     try:
+        if not _current(con):
+            return pd.DataFrame()
         return con.execute(
             "SELECT * FROM group_period_stats WHERE district = ? ORDER BY period_start, road_group", [district_key]
         ).df()
@@ -172,6 +199,8 @@ def load_comparisons(
     """The stored comparison_results of a district and filter (default: all points), per indicator."""
     con = connect(warehouse, read_only=True)
     try:
+        if not _current(con):
+            return {}
         df = con.execute(
             "SELECT * FROM comparison_results WHERE district = ? AND filter = ?",
             [district_key, filter_text or ALL_POINTS.describe_ja()],
@@ -183,11 +212,29 @@ def load_comparisons(
     return {ind: g.reset_index(drop=True) for ind, g in df.groupby("indicator", sort=False)}
 
 
+def load_placebo(warehouse: str | Path, district_key: str, filter_text: str | None = None) -> pd.DataFrame:
+    """The stored placebo_results of a district and filter (default: all points); empty when none."""
+    con = connect(warehouse, read_only=True)
+    try:
+        if not _current(con):
+            return pd.DataFrame()
+        return con.execute(
+            "SELECT * FROM placebo_results WHERE district = ? AND filter = ? ORDER BY indicator, road_id",
+            [district_key, filter_text or ALL_POINTS.describe_ja()],
+        ).df()
+    except duckdb.CatalogException:
+        return pd.DataFrame()
+    finally:
+        con.close()
+
+
 def load_road_period_stats(warehouse: str | Path, district_key: str) -> pd.DataFrame:
     """The latest stored road_period_stats of every period label of a district (or of an ad-hoc network,
     key 'roads:<file stem>'), in date order; empty when nothing is stored."""
     con = connect(warehouse, read_only=True)
     try:
+        if not _current(con):
+            return pd.DataFrame()
         return con.execute(
             """SELECT * FROM road_period_stats WHERE district = ?
                QUALIFY computed_at = max(computed_at) OVER (PARTITION BY period)
@@ -208,6 +255,8 @@ def load_screening(
     rows in rank order. (None, empty) when none."""
     con = connect(warehouse, read_only=True)
     try:
+        if not _current(con):
+            return None, pd.DataFrame()
         where, params = "district = ?", [district_key]
         if area is not None:
             where, params = where + " AND area = ?", params + [area]
@@ -235,6 +284,7 @@ def load_gates(warehouse: str | Path, district_key: str) -> dict[str, pd.DataFra
     con = connect(warehouse, read_only=True)
     out = {}
     try:
+        current = _current(con)
         for key, table, order in (
             ("gates", "district_gates", "gate_id"),
             ("summary", "gate_class_summary", "period_start, time_band, gate_class"),
@@ -246,6 +296,8 @@ def load_gates(warehouse: str | Path, district_key: str) -> dict[str, pd.DataFra
                 ).df()
             except duckdb.CatalogException:
                 out[key] = pd.DataFrame()
+            if not current:  # computed under an earlier definition: not served
+                out[key] = out[key].iloc[0:0]
     finally:
         con.close()
     return out

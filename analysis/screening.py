@@ -59,8 +59,15 @@ Uncertainty
     recomputing every component, the max-scaling and the score on each replicate (the vehicles of
     all roads resampled jointly), intervals of the score and of the rank.
 
-Stored: screening_results (one row per candidate and run) and screening_runs (parameters, counts),
-replacing earlier rows of the same network, area and dates. Publishing reads them back.
+Which months
+    A district is screened by default on the complete months right before its before period when
+    the store holds them (analysis.pretrend.screening_period, basis 'pre_period'): selecting on the
+    data later used as the before level invites regression to the mean. Without such months it
+    screens the before period itself (basis 'before_period') and says so; a period given by the
+    user is basis 'given'.
+
+Stored: screening_results (one row per candidate and run) and screening_runs (parameters, counts,
+basis), replacing earlier rows of the same network, area and dates. Publishing reads them back.
 """
 
 from __future__ import annotations
@@ -78,6 +85,7 @@ from analysis.behaviour import braking_per_road, cut_through_streets
 from analysis.evaluation import (
     GroupData,
     bootstrap_weights,
+    degenerate_interval,
     percentile_interval,
     point_indicators,
     replicate_dot,
@@ -86,6 +94,7 @@ from analysis.evaluation import (
 )
 from analysis.evidence import braking_events, cut_through_of_period, period_samples
 from analysis.matchstage import Network, district_network, match_stage, months_between
+from analysis.pretrend import screening_period
 from config.districts import District, Period
 from config.settings import (
     CONFIDENCE,
@@ -143,6 +152,7 @@ RESULT_COLUMNS = [
     "n_cut_through_vehicles",
     "cut_through_share",
     *POINTS_COLUMNS.values(),
+    "degenerate",
 ]
 
 
@@ -164,6 +174,7 @@ class ScreeningResult:
     cut_through_available: bool
     notes: list[str] = field(default_factory=list)
     area_path: str = ""  # the area's polygon file ('' when none or not from a file)
+    basis: str = "given"  # which months: pre_period | before_period | given (analysis.pretrend)
 
 
 def roads_in_area(roads, area, min_inside: float = SCREENING_AREA_MIN_INSIDE) -> np.ndarray:
@@ -358,15 +369,21 @@ def bootstrap_screening(
     p_veh = code_of.get_indexer(pas["vehicle_id"])
     limit = out.set_index("road_id")["limit_kmh"].to_numpy(float)
     reps = np.full((resamples, n, len(COMPONENTS)), np.nan)
+    out["degenerate"] = False
     for i in range(n):
         mask = p_road == i
         g = GroupData(p_veh[mask], pas["mean_kmh"].to_numpy(float)[mask], np.full(int(mask.sum()), limit[i]))
         r = replicate_indicators(g, w)
         reps[:, i, 0], reps[:, i, 1] = r["share"], r["share_plus10"]
         reps[:, i, 2] = np.maximum(r["p85"] - limit[i], 0.0)
-        for col, key in (("share", "share"), ("share_plus_10", "share_plus10"), ("p85", "p85")):
+        for col, key, est in (
+            ("share", "share", "share_at_or_over_limit"),
+            ("share_plus_10", "share_plus10", "share_at_or_over_limit_plus_10"),
+            ("p85", "p85", "p85_kmh"),
+        ):
             lo, hi = percentile_interval(r[key], alpha)
             out.loc[i, f"{col}_ci_low"], out.loc[i, f"{col}_ci_high"] = lo, hi
+            out.loc[i, "degenerate"] |= degenerate_interval(out.loc[i, est], r[key], lo, hi)
     n_pas = _replicate_sums(w, p_road, p_veh, np.ones(len(pas)), n)
     ev = events[events["road_id"].isin(roads)]
     n_ev = _replicate_sums(
@@ -391,6 +408,8 @@ def bootstrap_screening(
     )
     for i in range(n):
         out.loc[i, "score_ci_low"], out.loc[i, "score_ci_high"] = percentile_interval(score[:, i], alpha)
+        lo, hi = out.loc[i, "score_ci_low"], out.loc[i, "score_ci_high"]
+        out.loc[i, "degenerate"] |= degenerate_interval(out.loc[i, "score"], score[:, i], lo, hi)
         lo, hi = percentile_interval(rank[:, i].astype(float), alpha)
         out.loc[i, "rank_ci_low"], out.loc[i, "rank_ci_high"] = np.floor(lo), np.ceil(hi)
     out[["rank_ci_low", "rank_ci_high"]] = out[["rank_ci_low", "rank_ci_high"]].astype("Int64")
@@ -412,12 +431,14 @@ def screen(
     threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G,
     store: bool = True,
     client=None,
+    basis: str = "given",
 ) -> ScreeningResult:
     """Rank the network's residential roads (in `area`, a shapely polygon in metres, when given) for one
     period; see the module docstring. Matches what is missing first; stores the ranking unless `store` is False.
 
     area_label: how the area is named in the stored rows ('outline', 'area:<stem>'; '' without area);
     area_path: the polygon file, stored with the run for the map.
+    basis: which months `period` is (pre_period, before_period or given; stored, said in the notes).
     client: a `distributed.Client`: the match stage and the period's reading run month by month on
     its workers (analysis.partitions); the ranking is the same bits as without it.
     """
@@ -451,7 +472,7 @@ def screen(
         for c in RESULT_COLUMNS:
             if c not in table:
                 table[c] = pd.Series(dtype=float)
-    notes = []
+    notes = [_basis_note(basis, period)] if basis != "given" else []
     if area is None:
         notes.append("no area: cut-through left out of the score (its weight shared by the other components)")
     if len(table) and not (table["n_braking_events"] > 0).any():
@@ -473,6 +494,7 @@ def screen(
         cut_through_available=area is not None,
         notes=notes,
         area_path=str(Path(area_path).resolve()) if area is not None and area_path else "",
+        basis=basis,
     )
     if store:
         _store(warehouse, network, result)
@@ -489,13 +511,27 @@ def screen_district(
     radius_m: float | None = None,
     **kwargs,
 ) -> ScreeningResult:
-    """`screen` with the district's network and outline (or `area`); the period defaults to the
-    district's default before period (before any treatment)."""
-    period = period or district.period(district.default_before)
+    """`screen` with the district's network and outline (or `area`); the period defaults to the months
+    right before the district's before period when the store holds them, else the before period itself
+    (analysis.pretrend.screening_period: the basis is stored and said)."""
+    if period is None:
+        period, kwargs["basis"] = screening_period(warehouse, district)
     network = district_network(district) if radius_m is None else district_network(district, radius_m)
     if area is None and district.area_path is not None:
         area, area_label, kwargs["area_path"] = load_area(district.area_path), "outline", district.area_path
     return screen(warehouse, network, period, area=area, area_label=area_label or "", **kwargs)
+
+
+def _basis_note(basis: str, period: Period) -> str:
+    """What a run says about its months (ScreeningResult.notes, the CLI and the demo)."""
+    dates = f"{period.start}..{period.end}"
+    if basis == "pre_period":
+        return f"screened on the months before the before period ({dates}), not on the baseline of the comparison"
+    return (
+        f"no month before the before period delivered: screened on the before period itself ({dates}), which is "
+        "also the baseline of the before/after comparison (a street chosen for being fast there may slow down "
+        "anyway: regression to the mean)"
+    )
 
 
 def _store(warehouse: Path, network: Network, res: ScreeningResult) -> None:
@@ -519,9 +555,9 @@ def _store(warehouse: Path, network: Network, res: ScreeningResult) -> None:
                 )
             con.register("_r", rows)
             con.execute(f"""INSERT INTO screening_results SELECT district, area, period, period_start, period_end,
-                            {", ".join(RESULT_COLUMNS)}, braking_source, computed_at FROM _r""")
+                            {", ".join(RESULT_COLUMNS[:-1])}, braking_source, computed_at, degenerate FROM _r""")
             con.execute(
-                "INSERT INTO screening_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO screening_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     *key[:2],
                     res.period.name,
@@ -541,6 +577,7 @@ def _store(warehouse: Path, network: Network, res: ScreeningResult) -> None:
                     str(network.source_path),
                     res.area_path,
                     now,
+                    res.basis,
                 ],
             )
     finally:

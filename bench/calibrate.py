@@ -8,7 +8,7 @@ delivery with the product's ingest into a temporary warehouse, then, per distric
 named periods and the generated monitoring months), measures on the treated street (all points the
 pipeline matches to it, pooled over the period):
 
-    p85       85th percentile of point speeds (linear interpolation, as `compare --indicator p85`)
+    p85       85th percentile of point speeds (grouped-data percentile, as `compare --indicator p85`)
     mean      mean point speed
     pt>=lim   share of points at or over the street's limit
     pas>=lim  share of PASSAGES at or over the limit: a passage is one vehicle's traversal of the
@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config.districts import District, Period, list_districts, load_district  # noqa: E402
 from etl.ingest import ingest_paths  # noqa: E402
-from etl.synthetic import generate_delivery, monitoring_periods  # noqa: E402
+from etl.synthetic import generate_delivery, monitoring_periods, pre_periods  # noqa: E402
+from geo.aggregate import grouped_quantile  # noqa: E402
 
 DEMO_SEED = 20171005  # etc2calm demo's default seed
 
@@ -107,7 +108,7 @@ def street_figures(points: pd.DataFrame, road_ids: tuple[str, ...], limits: dict
     r = pv["sum"].to_numpy() - v.mean() * pv["size"].to_numpy()
     mean_se = float(np.sqrt(len(pv) / max(len(pv) - 1, 1) * (r**2).sum()) / v.size)
     return {
-        "p85": float(np.percentile(v, 85)),
+        "p85": float(grouped_quantile(*np.unique(v, return_counts=True), 0.85)),  # as the cube (grouped data)
         "mean_se": mean_se,
         "mean": float(v.mean()),
         "point_share": float((v >= lim).mean()),
@@ -150,7 +151,7 @@ def year_vehicles(district: District, seed: int, scale: float) -> dict | None:
     from etl.synthetic import _simulate_district
 
     year = Period("data_basis", basis["start"], basis["end"])
-    syn = {k: v for k, v in district.synthetic.items() if k != "monitoring_months"}
+    syn = {k: v for k, v in district.synthetic.items() if k not in ("monitoring_months", "pre_months")}
     d = dataclasses.replace(district, periods={"data_basis": year}, synthetic=syn)
     _, stats = _simulate_district(d, seed, scale)
     return {**basis, "vehicles": stats["vehicles"] / scale, "vehicles_raw": stats["vehicles"]}
@@ -179,7 +180,7 @@ def run(scale: float, seed: int, districts: list[District], monitoring: bool, ye
     for d in districts:
         periods = dict(d.periods)
         if monitoring:
-            periods.update({p.name: p for p in monitoring_periods(d)})
+            periods.update({p.name: p for p in (*pre_periods(d), *monitoring_periods(d))})
         figs = {}
         for name, period in periods.items():
             pts, limits = matched_points(work / "warehouse", d, period)

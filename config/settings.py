@@ -74,6 +74,15 @@ TRIP_CONTEXT_MARGIN_M = 300.0
 
 # --- Aggregation and statistics --------------------------------------------------------------
 P85 = 0.85
+# ETC2.0 records 速度 in whole km/h; public material does not say whether the on-board unit rounds or
+# truncates (docs/statistics.md). "rounded": a recorded v stands for the class [v - 0.5, v + 0.5);
+# "truncated": for [v, v + 1). Percentiles taken from counts of recorded speeds (the cube, per-road
+# figures, the bootstrap, monitoring) interpolate within that class (grouped-data percentile); the
+# choice moves every such level by 0.5 km/h and leaves every change and difference in differences as is.
+SPEED_RECORDING = "rounded"
+# Lower bound of the class of a recorded whole km/h minus the recorded value, per SPEED_RECORDING choice.
+SPEED_CLASS_OFFSET_KMH = {"rounded": -0.5, "truncated": 0.0}
+SPEED_CLASS_WIDTH_KMH = 1.0  # the recorded resolution, km/h
 # Passage speeds (a mean of a passage's points, or a section speed) are kept at 0.1 km/h.
 PASSAGE_SPEED_DECIMALS = 1
 PASSAGE_SPEEDS = ("mean", "max", "section")  # the passage speed an indicator may use; the first is the default
@@ -97,8 +106,17 @@ INDICATOR_COLUMNS = {
 SHARE_INDICATORS = ("share", "share_plus10", "passage_share")
 MAP_INDICATORS = ("passage_share", "share", "p85", "mean")
 DEFAULT_RESAMPLES = 1000  # cluster-bootstrap replicates
+# A bootstrap interval whose resamples take fewer distinct values than this is flagged `degenerate`
+# (a share of 0 or 1, a level that sits on one recorded value): it shows the data's grid, not sampling.
+MIN_DISTINCT_RESAMPLES = 3
 DEFAULT_SEED = 0
 CONFIDENCE = 0.95
+# Placebo streets (analysis/placebo.py): the headline claims an effect only if the treated street's
+# difference in differences ranks among the largest falls of the district's untreated residential
+# streets, p = rank / (n + 1) <= PLACEBO_MAX_P, when there are at least PLACEBO_MIN_STREETS of them
+# (with 9 the smallest possible p is 0.1); with fewer, the rank is stated and left out of the rule.
+PLACEBO_MIN_STREETS = 9
+PLACEBO_MAX_P = 0.1
 ADEQUATE_MIN_VEHICLES = 50  # sample adequacy: figures from fewer distinct vehicles are flagged low_sample
 # Publication threshold: no public output (map, report, sheet, export) shows a figure, a chart
 # or a count derived from fewer distinct vehicles than this.
@@ -116,6 +134,14 @@ HEADLINE_SHARE_INDICATOR = "passage_share"  # falls back to the share of points 
 # than this (km/h for speeds, percentage points for shares).
 NO_CHANGE_KMH = 1.0
 NO_CHANGE_POINTS = 3.0
+# Monitoring's equivalence verdict (analysis/equivalence.py): the latest month "holds" the after level
+# only when its 95 % difference-in-differences interval against the after period lies within ±margin
+# (km/h for speeds, percentage points for shares); "rising"/"falling" only when beyond it two months running.
+EQUIVALENCE_MARGIN_KMH = 1.0
+EQUIVALENCE_MARGIN_POINTS = 3.0
+# Pre-period months (the selection's and the parallel trend's data, analysis/pretrend.py): the complete
+# calendar months right before the district's before period, at most this many.
+PRE_PERIOD_MAX_MONTHS = 12
 # Speed classes of published ETC2.0 speed maps (毎日新聞 2016-05-09): <= 30 km/h blue, 30-40 green,
 # >= 40 orange/red. Used for every speed layer (mean, 85th percentile) on map and sheet.
 SPEED_CLASS_BREAKS_KMH = (30.0, 40.0)

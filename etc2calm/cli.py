@@ -403,6 +403,7 @@ COMPARE_CSV_COLUMNS = [
     "n_vehicles_before",
     "n_vehicles_after",
     "flag",
+    "degenerate",
 ]
 
 
@@ -561,8 +562,11 @@ def _ids(text: str | None) -> tuple[str, ...]:
 
 
 def cmd_compare(args) -> int:
+    import pandas as pd
+
     from analysis.evidence import evaluate
     from analysis.filters import PointFilter
+    from analysis.placebo import placebo_rows
     from config.districts import load_district
     from geo.network import load_area
 
@@ -587,6 +591,8 @@ def cmd_compare(args) -> int:
             client=client,
         )
     table = ev.comparisons[args.indicator]
+    table = pd.concat([table, placebo_rows(table, ev.placebo, args.indicator)], ignore_index=True)
+    table = table.astype({"n_vehicles_before": "Int64", "n_vehicles_after": "Int64"})  # counts, empty on placebo rows
     if out:
         table[COMPARE_CSV_COLUMNS].to_csv(out, index=False, encoding="utf-8")
         print(f"wrote {len(table)} rows to {out}")
@@ -674,6 +680,7 @@ def cmd_screen(args) -> int:
     district = load_district(args.district) if args.district else None
     if args.map is not None:
         return _screening_map(args, district)
+    basis = "given"
     if args.period and ".." in args.period:
         start, end = parse_date_range(args.period)
         period = Period("screen", start, end)
@@ -681,8 +688,10 @@ def cmd_screen(args) -> int:
         if district is None:
             raise UserError(f"bad --period {args.period!r}: expected YYYY-MM-DD..YYYY-MM-DD")
         period = district.period(args.period)
-    elif district is not None:
-        period = district.period(district.default_before)
+    elif district is not None:  # the months before the before period when delivered, else the before period
+        from analysis.pretrend import screening_period
+
+        period, basis = screening_period(args.warehouse, district)
     else:
         raise UserError("--roads needs --period YYYY-MM-DD..YYYY-MM-DD")
     if args.area:
@@ -706,6 +715,7 @@ def cmd_screen(args) -> int:
             resamples=args.resamples,
             seed=args.seed,
             client=client,
+            basis=basis,
         )
     where = f" inside {area_label}" if area_label else ""
     print(

@@ -11,6 +11,7 @@ from etc2calm.summary import (
     format_gate_summary,
     format_headline,
     format_monitoring,
+    format_pre_period,
     format_published,
     format_screening_summary,
     format_summary,
@@ -47,6 +48,7 @@ def run_demo(warehouse: Path, delivery: Path, maps_dir: Path, seed: int = 201710
     print(format_headline(warehouse, districts))
     print(format_published(published_vs_measured(warehouse, districts)))
     print(format_monitoring(warehouse, districts))
+    print(format_pre_period(warehouse, districts))
     print(format_screening_summary(warehouse, districts, top=5))
     print(format_gate_summary(warehouse, districts))
     print("maps and reports:")

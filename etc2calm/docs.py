@@ -29,7 +29,7 @@ COMMON = {
     "n_passages": "passages: one vehicle's traversal of one road (consecutive matched points of one trip on it)",
     "n_vehicles": "distinct pseudonymised vehicles (運行ID)",
     "mean_kmh": "mean speed, km/h",
-    "p85_kmh": "85th percentile speed, km/h (linear interpolation)",
+    "p85_kmh": "85th percentile speed, km/h (grouped-data percentile within the class of the recorded whole km/h)",
     "share_at_or_over_limit": "fraction (0–1) of points with speed ≥ limit",
     "limit_kmh": "speed limit, km/h",
     "threshold_g": "deceleration threshold for inferred braking, G",

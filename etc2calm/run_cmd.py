@@ -108,12 +108,15 @@ def _ingest(landing: str, warehouse: str) -> None:
 def missing_stages(warehouse: str | Path, district) -> list[str]:
     """The stages `publish` needs whose results the warehouse does not hold for `district`: 'figures'
     (per-road figures of the default before and after periods), 'evidence' (the before/after
-    comparison of all points), 'gates' (with an outline) and 'screening' (of the default before period)."""
+    comparison of all points), 'gates' (with an outline) and 'screening' (of its default period: the
+    months before the before period when the warehouse holds them, else the before period)."""
     from analysis.filters import ALL_POINTS
+    from analysis.pretrend import screening_period
     from etl.warehouse import connect
     from maps.screening_map import default_area
 
     before, after = district.period(district.default_before), district.period(district.default_after)
+    screened, _ = screening_period(warehouse, district)  # the months before the before period, when delivered
     checks = {
         "figures": (
             "SELECT count(DISTINCT period_start) FROM road_period_stats WHERE district = ? AND "
@@ -131,7 +134,7 @@ def missing_stages(warehouse: str | Path, district) -> list[str]:
         "screening": (
             "SELECT count(*) FROM screening_runs WHERE district = ? AND area = ? AND period_start = ? AND "
             "period_end = ?",
-            [district.key, default_area(district), before.start, before.end],
+            [district.key, default_area(district), screened.start, screened.end],
             1,
         ),
     }

@@ -6,16 +6,18 @@ import pandas as pd
 
 import maps.through as through
 import maps.wording as w
+from analysis.placebo import placebo_summary
 from analysis.results import (
     ResultsMissing,
     load_comparisons,
     load_district_results,
     load_gates,
     load_group_stats,
+    load_placebo,
     load_screening,
 )
 from config.districts import District
-from config.settings import GATE_CLASSES, INDICATOR_COLUMNS
+from config.settings import GATE_CLASSES, INDICATOR_COLUMNS, PLACEBO_MIN_STREETS
 from geo.network import load_roads
 from maps.headline import monitoring, monitoring_sentence
 from maps.public import public_results
@@ -68,22 +70,49 @@ def format_summary(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _speed_line(key: str, ind: str, rows: pd.DataFrame) -> str:
+    t, c, did = rows.loc["treated"], rows.loc["control"], rows.loc["did"]
+    flags = [u for u in ("treated", "control", "did") if w.is_true(rows.loc[u].get("degenerate"))]
+    note = f" (degenerate interval: {', '.join(flags)})" if flags else ""
+    return (
+        f"  {key:<10} treated {ind} {t['before']:.2f} → {t['after']:.2f} km/h ({t['change']:+.2f} "
+        f"[{t['ci_low']:+.2f}, {t['ci_high']:+.2f}]); comparison {c['change']:+.2f} [{c['ci_low']:+.2f}, "
+        f"{c['ci_high']:+.2f}]; DiD {did['change']:+.2f} [{did['ci_low']:+.2f}, {did['ci_high']:+.2f}] km/h{note}"
+    )
+
+
+def _placebo_line(table: pd.DataFrame, placebo: pd.DataFrame, ind: str) -> str | None:
+    s = placebo_summary(table, placebo, ind) if placebo is not None else None
+    if s is None:
+        return None
+    if s.n == 0:
+        return f"  {'':<10} placebo ({ind}): no untreated residential street with enough vehicles"
+    rule = "in the headline's rule" if s.in_rule else f"fewer than {PLACEBO_MIN_STREETS}: not in the rule"
+    spread = "wider" if s.wider_than_interval else "not wider"
+    larger = ", ".join(f"{r} {x:+.2f}" for r, x in s.larger_changes) or "none"
+    return (
+        f"  {'':<10} placebo ({ind}): DiD rank {s.rank} of {s.n + 1} among {s.n} untreated residential streets, "
+        f"p = {s.p:.3f} ({rule}); placebo spread [{s.spread_low:+.2f}, {s.spread_high:+.2f}] {spread} than the "
+        f"DiD interval; untreated streets changing as much: {larger}"
+    )
+
+
 def format_headline(warehouse, districts: list[District]) -> str:
-    """Mean-speed change on treated and comparison streets and the DiD, with 95 % intervals, per district,
-    from the stored comparison_results (changes computed before rounding)."""
+    """Mean-speed and 85th-percentile changes on treated and comparison streets and the DiD, with 95 %
+    intervals, the placebo rank, and the shares, per district, from the stored comparison_results and
+    placebo_results (changes computed before rounding)."""
     lines = ["before → after (default periods), 95 % cluster-bootstrap intervals over vehicles:"]
     for d in districts:
         comp = load_comparisons(warehouse, d.key)
         if "mean" not in comp:
             continue
-        rows = comp["mean"].set_index("unit")
-        t, c, did = rows.loc["treated"], rows.loc["control"], rows.loc["did"]
-        lines.append(
-            f"  {d.key:<10} treated mean {t['before']:.1f} → {t['after']:.1f} km/h ({t['change']:+.1f} "
-            f"[{t['ci_low']:+.1f}, "
-            f"{t['ci_high']:+.1f}]); comparison {c['change']:+.1f} [{c['ci_low']:+.1f}, {c['ci_high']:+.1f}]; "
-            f"DiD {did['change']:+.1f} [{did['ci_low']:+.1f}, {did['ci_high']:+.1f}] km/h"
-        )
+        placebo = load_placebo(warehouse, d.key)
+        for ind in ("mean", "p85"):
+            if ind in comp:
+                lines.append(_speed_line(d.key if ind == "mean" else "", ind, comp[ind].set_index("unit")))
+        line = _placebo_line(comp["p85"], placebo, "p85") if "p85" in comp else None
+        if line:
+            lines.append(line)
         for ind, word in (("share", "share of points ≥ limit"), ("passage_share", "share of passages ≥ limit")):
             if ind in comp:
                 s = comp[ind].set_index("unit")
@@ -208,6 +237,13 @@ def format_screening(
     return "\n".join(lines)
 
 
+_BASIS = {
+    "pre_period": "ranked on the months before the before period (not on the baseline of the before/after comparison)",
+    "before_period": "no month before the before period delivered: ranked on the before period itself, the "
+    "comparison's baseline (regression to the mean may exaggerate an effect)",
+}
+
+
 def format_screening_summary(warehouse, districts: list[District], top: int = 5) -> str:
     """The stored screening of each district (its latest run), the first `top` candidates."""
     lines = [f"where to calm next: screening of each district's network (stored screening_results), top {top}:"]
@@ -220,6 +256,9 @@ def format_screening_summary(warehouse, districts: list[District], top: int = 5)
             f"{run['n_candidates']} candidates ranked, {run['n_low_sample']} left out (fewer than "
             f"{run['min_vehicles']} vehicles)"
         )
+        basis = _BASIS.get(str(run.get("basis") or ""))
+        if basis:
+            lines.append(f"    {basis}")
         lines += ["    " + line for line in format_screening(rows, top, legend=False).splitlines()]
     lines.append(
         "  score 0-100, relative to the district's candidates (docs/screening.md); shares of passages >= limit / "
@@ -275,4 +314,28 @@ def format_monitoring(warehouse, districts: list[District]) -> str:
             continue
         months = results.monthly.loc[results.monthly["flag"] != "nodata", "month"].nunique()
         lines.append(f"  {name} {months} month(s); {monitoring_sentence(latest, 'en')}")
+    return "\n".join(lines)
+
+
+def format_pre_period(warehouse, districts: list[District], indicator: str = "p85") -> str:
+    """Before the before period (stored pre_period_series): per district and month, the treated and
+    comparison streets' level and the difference in differences against the before period (public figures)."""
+    lines = [f"before the before period (stored pre_period_series), {indicator}, DiD against the before period:"]
+    for d in districts:
+        try:
+            pre = public_results(load_district_results(warehouse, d)).pre_period
+        except ResultsMissing:
+            continue
+        name = d.name_ja + " " * max(0, 14 - _width(d.name_ja))
+        s = pre[pre["indicator"] == indicator] if pre is not None and len(pre) else pd.DataFrame()
+        if s.empty:
+            lines.append(f"  {name} no month before the before period delivered")
+            continue
+        for month, g in s.groupby("month", sort=True):
+            u = g.set_index("unit")
+            t, c, did = (u.loc[x] if x in u.index else None for x in ("treated", "control", "did"))
+            lines.append(
+                f"  {name} {pd.Timestamp(month):%Y-%m}: treated {t['value']:.2f}, comparison {c['value']:.2f} km/h; "
+                f"DiD {did['change_vs_before']:+.2f} [{did['change_ci_low']:+.2f}, {did['change_ci_high']:+.2f}]"
+            )
     return "\n".join(lines)

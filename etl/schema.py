@@ -219,13 +219,14 @@ CREATE TABLE IF NOT EXISTS road_period_stats (
     n_points               BIGINT,    -- matched points
     n_vehicles             BIGINT,    -- distinct pseudonymised vehicles (運行ID)
     mean_kmh               DOUBLE,    -- km/h, mean of the points' instantaneous speeds
-    p85_kmh                DOUBLE,    -- km/h, 85th percentile of point speeds (1 km/h bins, linear interpolation)
+    p85_kmh                DOUBLE,    -- km/h, 85th percentile of point speeds: grouped-data percentile within the
+                                      -- class of the recorded whole km/h (docs/statistics.md)
     share_at_or_over_limit DOUBLE,    -- fraction (0-1) of points with speed >= limit
     share_at_or_over_limit_plus_10 DOUBLE, -- fraction (0-1) of points with speed >= limit + 10 km/h
     n_passages             BIGINT,    -- passages: one vehicle's traversal of the road (consecutive points of one trip
                                       -- on it)
     passage_mean_kmh       DOUBLE,    -- km/h, mean over passages of the passage speed (mean of its points' speeds)
-    passage_p85_kmh        DOUBLE,    -- km/h, 85th percentile of passage speeds (linear interpolation)
+    passage_p85_kmh        DOUBLE,    -- km/h, 85th percentile of passage speeds (plain sample quantile, type 7)
     passage_share_at_or_over_limit DOUBLE, -- fraction (0-1) of passages whose speed is >= limit ("share of vehicles")
     limit_kmh              DOUBLE,    -- km/h
     computed_at            TIMESTAMP
@@ -334,15 +335,33 @@ CREATE TABLE IF NOT EXISTS comparison_results (
     before_ci_low     DOUBLE,    -- 95 % interval of the before level (same replicates); NULL for did
     before_ci_high    DOUBLE,
     after_ci_low      DOUBLE,    -- 95 % interval of the after level
-    after_ci_high     DOUBLE
+    after_ci_high     DOUBLE,
+    degenerate        BOOLEAN    -- an interval of the row says nothing about sampling: its resamples take fewer
+                                 -- than 3 distinct values (a share of 0 or 1) or it does not hold its estimate
+                                 -- strictly inside; every other interval does (docs/statistics.md)
+);
+CREATE TABLE IF NOT EXISTS placebo_results (
+    district          VARCHAR,
+    filter            VARCHAR,   -- as comparison_results
+    period_before     VARCHAR,   -- YYYY-MM-DD..YYYY-MM-DD
+    period_after      VARCHAR,
+    indicator         VARCHAR,   -- as comparison_results
+    road_id           VARCHAR,   -- an untreated residential street (not treated, not a comparison street) with at
+                                 -- least min_vehicles distinct vehicles in both periods
+    did               DOUBLE,    -- the same difference in differences as the treated street's, against the same
+                                 -- comparison streets: (after - before on this street) - (comparison change)
+    n_vehicles        BIGINT,    -- distinct vehicles on the street, the smaller of the two periods
+    before            DOUBLE,    -- the street's level before (km/h, or fraction 0-1)
+    after             DOUBLE,    -- ... and after
+    computed_at       TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS monthly_series (
     district          VARCHAR,
     filter            VARCHAR,
     month             DATE,      -- first day of a complete calendar month after the district's last named period
     indicator         VARCHAR,   -- as comparison_results (mean, p85, share, share_plus10, passage_*)
-    unit              VARCHAR,   -- treated | control (pooled roads)
-    value             DOUBLE,    -- the month's level (km/h, or fraction 0-1)
+    unit              VARCHAR,   -- treated | control (pooled roads) | did (treated change - control change)
+    value             DOUBLE,    -- the month's level (km/h, or fraction 0-1); NULL for did
     ci_low            DOUBLE,    -- 95 % cluster bootstrap over vehicles of the month's level
     ci_high           DOUBLE,
     n                 BIGINT,    -- points (passages for passage_*) in the month
@@ -352,6 +371,29 @@ CREATE TABLE IF NOT EXISTS monthly_series (
     change_ci_low     DOUBLE,    -- 95 % interval of that change (vehicles resampled jointly)
     change_ci_high    DOUBLE,
     flag              VARCHAR,   -- low_sample below min_vehicles distinct vehicles in the month or the after period
+    resamples         INTEGER,
+    seed              BIGINT,
+    computed_at       TIMESTAMP,
+    degenerate        BOOLEAN    -- as comparison_results.degenerate
+);
+CREATE TABLE IF NOT EXISTS pre_period_series (
+    district          VARCHAR,
+    filter            VARCHAR,
+    month             DATE,      -- first day of a complete calendar month before the district's default before
+                                 -- period (the contiguous months right before it, at most PRE_PERIOD_MAX_MONTHS)
+    indicator         VARCHAR,   -- as comparison_results
+    unit              VARCHAR,   -- treated | control (pooled roads) | did (treated change - control change)
+    value             DOUBLE,    -- the month's level (km/h, or fraction 0-1); NULL for did
+    ci_low            DOUBLE,    -- 95 % cluster bootstrap over vehicles of the month's level
+    ci_high           DOUBLE,
+    n                 BIGINT,    -- points (passages for passage_*) in the month
+    n_vehicles        BIGINT,    -- distinct vehicles in the month
+    before_level      DOUBLE,    -- the level of the district's default before period (the reference)
+    change_vs_before  DOUBLE,    -- value - before_level (did: treated change - control change)
+    change_ci_low     DOUBLE,    -- 95 % interval of that change (vehicles resampled jointly)
+    change_ci_high    DOUBLE,
+    flag              VARCHAR,   -- low_sample below min_vehicles distinct vehicles in the month or the before period
+    degenerate        BOOLEAN,   -- as comparison_results.degenerate
     resamples         INTEGER,
     seed              BIGINT,
     computed_at       TIMESTAMP
@@ -555,7 +597,7 @@ CREATE TABLE IF NOT EXISTS screening_results (
     share_at_or_over_limit_plus_10 DOUBLE, -- fraction of passages >= limit + 10 km/h
     share_plus_10_ci_low  DOUBLE, -- 95 % cluster bootstrap over vehicles
     share_plus_10_ci_high DOUBLE, -- upper bound
-    p85_kmh           DOUBLE,    -- 85th percentile passage speed, km/h (linear interpolation)
+    p85_kmh           DOUBLE,    -- 85th percentile passage speed, km/h (plain sample quantile, type 7)
     p85_ci_low        DOUBLE,    -- 95 % cluster bootstrap over vehicles
     p85_ci_high       DOUBLE,    -- upper bound
     p85_over_limit    DOUBLE,    -- max(p85_kmh - limit_kmh, 0), km/h
@@ -574,7 +616,9 @@ CREATE TABLE IF NOT EXISTS screening_results (
     points_cut_through DOUBLE,   -- ... of cut_through_share
     points_volume     DOUBLE,    -- ... of passages_per_day
     braking_source    VARCHAR,   -- behavior_events (挙動履歴) or points (inferred: a lower bound)
-    computed_at       TIMESTAMP
+    computed_at       TIMESTAMP,
+    degenerate        BOOLEAN    -- the share, share + 10, p85 or score interval says nothing about sampling (as
+                                 -- comparison_results.degenerate); rank intervals are inclusive integer ranges
 );
 CREATE TABLE IF NOT EXISTS screening_runs (
     district          VARCHAR,
@@ -596,7 +640,10 @@ CREATE TABLE IF NOT EXISTS screening_runs (
     fingerprint       VARCHAR,   -- network fingerprint
     network_path      VARCHAR,   -- the road network file screened (geometry of the ranked roads, by road_id)
     area_path         VARCHAR,   -- the area's polygon file (the district outline or --area); '' without area
-    computed_at       TIMESTAMP
+    computed_at       TIMESTAMP,
+    basis             VARCHAR    -- which months were screened: pre_period (the months before the district's before
+                                 -- period), before_period (no such months delivered: the before period itself, also
+                                 -- the comparison's baseline) or given (a period chosen by the user)
 );
 """
 
@@ -670,8 +717,18 @@ CREATE TABLE IF NOT EXISTS gate_class_summary (
 
 # Tables derived from the point store (matches, figures, evidence): recomputed by the next analysis,
 # so a new layout drops them instead of migrating. Bump DERIVED_SCHEMA_VERSION when one changes.
-DERIVED_SCHEMA_VERSION = 6
+DERIVED_SCHEMA_VERSION = 7
 DERIVED_DDL = (RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL, MATCH_DDL, SCREENING_DDL, GATES_DDL)
+
+
+def derived_schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The DERIVED_SCHEMA_VERSION the warehouse's derived tables were written under (None: none yet).
+    A read-only connection cannot drop outdated tables: readers check this instead, so that a figure
+    computed under an earlier definition is never served."""
+    try:
+        return con.execute("SELECT max(derived) FROM schema_version").fetchone()[0]
+    except duckdb.CatalogException:
+        return None
 
 
 def _table_names(ddl: str) -> list[str]:

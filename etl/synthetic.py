@@ -7,7 +7,8 @@ class (and per day on the treated street: treatment regimes) a mixture of ordina
 fast minority, chosen by a per-trip latent that is partly the vehicle's; times a persistent
 per-vehicle factor; plus per-point noise; capped near turns by constant acceleration. The route
 set is a property of the district (its own random stream); the seed drives the traffic. Days:
-every day of the district's named periods, and of the monitoring months after them. Output is
+every day of the district's named periods, of the monitoring months after them and of the
+pre-period months before them (the months a screening selects on). Output is
 exactly the delivered packaging: one ZIP per 2次メッシュ per day holding a headerless cp932 CRLF
 `data.csv` of 33 columns (etl.spec), in monthly 和暦 folders. All district-specific numbers come
 from the district TOML's [synthetic] table. Nothing here is real ETC2.0 data.
@@ -370,9 +371,35 @@ def monitoring_periods(district: District) -> list[Period]:
     return out
 
 
-def _period_days(district: District, monitoring: bool = True) -> list[dt.date]:
-    """Days generated: every day of the named periods, and of the monitoring months if `monitoring`."""
-    periods = list(district.periods.values()) + (monitoring_periods(district) if monitoring else [])
+def pre_periods(district: District) -> list[Period]:
+    """The complete calendar months of [synthetic] pre_months ("YYYY-MM"), as periods named "YYYY-MM".
+
+    They lie before the district's first named period: the months screening selects the street on
+    and the pre-period trend shows (analysis.pretrend). Raises ValueError on a malformed month or
+    one that does not end before the first named period starts.
+    """
+    where = str(district.source_path)
+    first = min((p.start for p in district.periods.values()), default=None)
+    out = []
+    for text in district.synthetic.get("pre_months", []):
+        try:
+            start = dt.date.fromisoformat(f"{text}-01")
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: pre-period month {text!r} is not YYYY-MM") from None
+        end = (start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+        if first is not None and end >= first:
+            raise ValueError(f"{where}: pre-period month {text} does not end before the first named period ({first})")
+        out.append(Period(f"{start:%Y-%m}", start, end, f"{start.year}年{start.month}月"))
+    return out
+
+
+def _period_days(district: District, monitoring: bool = True, pre: bool = False) -> list[dt.date]:
+    """Days generated: every day of the named periods, and of the monitoring months if `monitoring`;
+    `pre`: every day of the pre-period months instead (simulated on a stream of their own)."""
+    if pre:
+        periods = pre_periods(district)
+    else:
+        periods = list(district.periods.values()) + (monitoring_periods(district) if monitoring else [])
     days: set[dt.date] = set()
     for p in periods:
         d = p.start
@@ -440,9 +467,12 @@ def _regimes(cfg: dict, days: list[dt.date], where: str) -> dict[str, np.ndarray
 
 
 def _simulate_district(
-    district: District, seed: int, scale: float, monitoring: bool = True
+    district: District, seed: int, scale: float, monitoring: bool = True, pre: bool = False
 ) -> tuple[dict[str, np.ndarray], dict]:
-    """All points of one district as column arrays (metres EPSG:6677 converted to lon/lat at the end)."""
+    """All points of one district as column arrays (metres EPSG:6677 converted to lon/lat at the end).
+
+    pre: the days of the pre-period months only, by the same vehicle pool (same vehicles, habits and
+    routes) on a random stream of their own, so that adding them leaves every other day's data as is."""
     cfg = district.synthetic
     where = str(district.source_path)
     if not cfg:
@@ -504,9 +534,11 @@ def _simulate_district(
         raise ValueError(f"{where}: fast_persistence must be within 0..1, got {persistence}")
     vlatent = rng.normal(0.0, 1.0, n_veh)
     op_ids = rng.choice(10**11, n_veh, replace=False) + 10**11 * rng.integers(0, 10, n_veh)
+    if pre:  # same pool, own stream for the days
+        rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(district.key.encode()), 2]))
 
     # ---- trips: one row per (vehicle, day, trip)
-    days = _period_days(district, monitoring)
+    days = _period_days(district, monitoring, pre)
     regimes = _regimes(cfg, days, where)
     weekend = float(_param(cfg, "weekend_factor", where))
     all_routes = [r for k in KINDS for r in routes[k]]
@@ -818,6 +850,27 @@ def _write_zips(
     return files, n, int(bad.size)
 
 
+def _write_parts(out_dir: Path, main: list[dict], pre: list[dict], bad_row_rate: float, seed: int):
+    """Write the districts' points (`main`) and their pre-period months (`pre`): districts can share a mesh
+    and day, so each part's points are written together and each ZIP once. The pre-period part gets
+    its own corruption stream, so that adding it leaves the other files' bytes as they were; when a
+    pre-period day shares a ZIP with the main part, everything is written together."""
+    cat = lambda parts: {k: np.concatenate([r[k] for r in parts]) for k in parts[0]}  # noqa: E731
+    merged = cat(main)
+    if pre:
+        extra = cat(pre)
+        if np.isin(extra["_day"], merged["_day"]).any():
+            merged, pre = cat([merged, extra]), []
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+    files, n, n_bad = _write_zips(out_dir, merged, bad_row_rate, rng)
+    if pre:
+        more, n2, bad2 = _write_zips(
+            out_dir, extra, bad_row_rate, np.random.default_rng(np.random.SeedSequence([seed, 2]))
+        )
+        files, n, n_bad = set(files) | set(more), n + n2, n_bad + bad2
+    return set(files), n, n_bad
+
+
 def generate_delivery(
     out_dir: Path,
     districts: list[District] | None = None,
@@ -846,7 +899,8 @@ def generate_delivery(
         malformed GPS時刻) to exercise the ingest's quarantine.
     monitoring : bool
         Also generate the complete calendar months of [synthetic] monitoring_months (after the
-        last named period; see `monitoring_periods`). False: the named periods only.
+        last named period; see `monitoring_periods`) and pre_months (before the first; see
+        `pre_periods`). False: the named periods only.
 
     Returns
     -------
@@ -865,17 +919,20 @@ def generate_delivery(
     if not districts:
         raise ValueError("no districts to generate")
     summary = {"out_dir": str(out_dir), "files": 0, "rows": 0, "bad_rows": 0, "districts": {}}
-    all_files: set[Path] = set()
-    per_district = []
+    per_district, pre_rows = [], []
     for district in districts:
         rows, stats = _simulate_district(district, seed, scale, monitoring)
         per_district.append(rows)
         summary["districts"][district.key] = {"rows": int(rows["mesh_code"].size), **stats}
-    # districts can share a mesh and day: write all points together so each ZIP is written once
-    merged = {k: np.concatenate([r[k] for r in per_district]) for k in per_district[0]}
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
-    files, n, n_bad = _write_zips(out_dir, merged, bad_row_rate, rng)
-    all_files.update(files)
+        if monitoring and pre_periods(district):
+            extra, _ = _simulate_district(district, seed, scale, pre=True)
+            # trips running past the last pre-period midnight are cut there: their later points would
+            # fall on days of the other part (a delivery holds the days it was asked for)
+            days = [(d - dt.date(1970, 1, 1)).days for d in _period_days(district, pre=True)]
+            extra = {k: v[np.isin(extra["_day"], days)] for k, v in extra.items()}
+            pre_rows.append(extra)
+            summary["districts"][district.key]["pre_period_rows"] = int(extra["mesh_code"].size)
+    all_files, n, n_bad = _write_parts(out_dir, per_district, pre_rows, bad_row_rate, seed)
     (out_dir / "README.txt").write_bytes(README_TEXT.encode("cp932"))
     summary.update(files=len(all_files), rows=n, bad_rows=n_bad, seconds=round(time.perf_counter() - t0, 2))
     assert STYLE_1_2_N_COLUMNS == 33

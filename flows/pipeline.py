@@ -54,6 +54,7 @@ from analysis.figures import analyze_district as analyze_district_periods
 from analysis.gates import evaluate_gates
 from analysis.matchstage import district_network, match_stage
 from analysis.monitoring import latest_month_verdict, monthly_series
+from analysis.pretrend import pre_period_series
 from analysis.screening import screen_district
 from config.district_files import find_district, find_districts
 from config.districts import load_district
@@ -268,7 +269,8 @@ def gates_task(warehouse: str, district_key: str) -> dict:
 def screen_task(
     warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
 ) -> list[dict]:
-    """Screening of the district's default before period, stored; returns the top 5 (rank, road, score)."""
+    """Screening of the district's default period (the months before its before period when delivered, else
+    the before period), stored; returns the top 5 (rank, road, score)."""
     district = load_district(district_key)
     with _cluster() as client:
         res = screen_district(
@@ -286,13 +288,19 @@ def screen_task(
 def monitor_task(
     warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
 ) -> dict:
-    """The monthly series after the last named period, stored; returns its months and the latest verdict."""
+    """The monthly series after the last named period and the months before the before period (the
+    pre-period trend), stored; returns their months and the latest month's verdict."""
+    district = load_district(district_key)
     with _cluster() as client:
-        series = monthly_series(warehouse, load_district(district_key), resamples=resamples, seed=seed, client=client)
+        series = monthly_series(warehouse, district, resamples=resamples, seed=seed, client=client)
+    pre = pre_period_series(warehouse, district, resamples=resamples, seed=seed)
     verdict = latest_month_verdict(series)
     return {
         "months": sorted({str(m) for m in series["month"]}),
-        "latest": None if verdict is None else {k: (str(v) if k == "month" else v) for k, v in verdict.items()},
+        "pre_period_months": sorted({str(m) for m in pre["month"]}),
+        "latest": None
+        if verdict is None
+        else {k: (str(v) if k in ("month", "previous_month") else v) for k, v in verdict.items()},
     }
 
 

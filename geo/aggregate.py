@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 import pyarrow as pa
 
-from config.settings import P85
+from config.settings import P85, SPEED_CLASS_OFFSET_KMH, SPEED_CLASS_WIDTH_KMH, SPEED_RECORDING
 from geo.kernels import (
     N_BIN,
     N_CLASS,
@@ -39,8 +39,9 @@ from geo.kernels import (
 
 # Histogram bin: 1 km/h (geo.kernels.N_BIN bins); a point counts in the bin of its speed
 # rounded to the nearest km/h (bin value = that whole km/h, clipped to 0..255). ETC2.0 speeds are
-# whole km/h, so each bin holds one speed value and the histogram reproduces every quantile of the
-# raw points exactly; for fractional speeds each value moves by at most 0.5 km/h.
+# whole km/h, so each bin holds one recorded value, which stands for a 1 km/h class (rounded or
+# truncated speeds: config.settings.SPEED_RECORDING); percentiles interpolate within that class
+# (`quantile_from_hist`, `grouped_quantile`: the grouped-data percentile of spot-speed studies).
 
 
 def speed_bin_kmh(speed_kmh) -> np.ndarray:
@@ -297,27 +298,104 @@ def distinct_vehicles(
     return np.bincount(pairs[0], minlength=n_groups).astype(np.int64)
 
 
-def quantile_from_hist(
-    group: np.ndarray, value: np.ndarray, count: np.ndarray, n_groups: int, q: float = P85
+def speed_class_offset_kmh(recording: str = SPEED_RECORDING) -> float:
+    """Lower bound of the class a recorded whole km/h stands for, minus that value (km/h): -0.5 when
+    the recorder rounds (v stands for [v - 0.5, v + 0.5)), 0 when it truncates ([v, v + 1))."""
+    try:
+        return SPEED_CLASS_OFFSET_KMH[recording]
+    except KeyError:
+        raise ValueError(
+            f"unknown speed recording {recording!r} (choose one of {', '.join(SPEED_CLASS_OFFSET_KMH)})"
+        ) from None
+
+
+def _within_class(lower, count, below, target):
+    """The grouped-data percentile L + (target - F) / f * w of the class holding the target rank."""
+    return lower + (target - below) / count * SPEED_CLASS_WIDTH_KMH
+
+
+def grouped_quantile(
+    values: np.ndarray, counts: np.ndarray, q: float = P85, recording: str = SPEED_RECORDING
 ) -> np.ndarray:
-    """q-quantile per group from (group, value, count) histogram rows, linear interpolation between
-    order statistics (numpy's default, DuckDB's quantile_cont); NaN for empty groups."""
-    out = np.full(n_groups, np.nan)
+    """Grouped-data q-quantile per row of `counts` (the spot-speed-study percentile, docs/statistics.md).
+
+    values: sorted distinct recorded speeds, whole km/h (k,); counts: (..., k) non-negative
+    (possibly weighted) counts. The percentile is L + (q N - F) / f * w in the first class whose
+    cumulative count reaches q N (L its lower bound by `recording`, F the count below it, f its
+    count, w = 1 km/h). NaN for rows without counts.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.shape[-1] == 0:
+        return np.full(counts.shape[:-1], np.nan)
+    cum = np.cumsum(counts, axis=-1)
+    n = cum[..., -1]
+    target = q * n
+    # the first class whose cumulative count reaches the target (a hair of tolerance for float rounding)
+    reached = cum >= (target - 1e-9 * np.maximum(n, 1.0))[..., None]
+    idx = np.argmax(reached, axis=-1)[..., None]
+    f = np.take_along_axis(counts, idx, axis=-1)[..., 0]
+    below = np.take_along_axis(cum, idx, axis=-1)[..., 0] - f
+    lower = values[idx[..., 0]] + speed_class_offset_kmh(recording)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = _within_class(lower, f, below, target)
+    return np.where(n > 0, out, np.nan)
+
+
+def _sorted_groups(group, value, count, merge: bool = False):
+    """Rows with a positive count, sorted by (group, value), and the cumulative count over all of them;
+    `merge`: rows of the same group and value added into one (a class of a histogram spread over cells)."""
     keep = count > 0
-    group, value, count = group[keep], value[keep].astype(np.float64), count[keep]
-    if len(group) == 0:
-        return out
+    group, value, count = group[keep], value[keep].astype(np.float64), count[keep].astype(np.float64)
     order = np.lexsort((value, group))
     group, value, count = group[order], value[order], count[order]
-    cum = np.cumsum(count)
-    n = np.bincount(group, weights=count, minlength=n_groups).astype(np.int64)
-    before = np.concatenate([[0], np.cumsum(n)[:-1]])  # points in earlier groups
+    if merge and len(group):
+        new = np.r_[True, (group[1:] != group[:-1]) | (value[1:] != value[:-1])]
+        starts = np.flatnonzero(new)
+        group, value, count = group[starts], value[starts], np.add.reduceat(count, starts)
+    return group, value, count, np.cumsum(count)
+
+
+def quantile_from_hist(
+    group: np.ndarray,
+    value: np.ndarray,
+    count: np.ndarray,
+    n_groups: int,
+    q: float = P85,
+    recording: str = SPEED_RECORDING,
+) -> np.ndarray:
+    """Grouped-data q-quantile per group from (group, recorded whole km/h, count) histogram rows: the
+    percentile interpolated within the class of the recorded speed (`grouped_quantile`, the same
+    formula for sparse rows); NaN for empty groups."""
+    out = np.full(n_groups, np.nan)
+    group, value, count, cum = _sorted_groups(group, value, count, merge=True)
+    if len(group) == 0:
+        return out
+    n = np.bincount(group, weights=count, minlength=n_groups)
+    before = np.concatenate([[0.0], np.cumsum(n)[:-1]])  # counts in earlier groups
+    has = np.flatnonzero(n > 0)
+    target = before[has] + q * n[has]
+    idx = np.searchsorted(cum, target - 1e-9 * np.maximum(n[has], 1.0), side="left")
+    lower = value[idx] + speed_class_offset_kmh(recording)
+    out[has] = _within_class(lower, count[idx], cum[idx] - count[idx], target)
+    return out
+
+
+def sample_quantile(group: np.ndarray, value: np.ndarray, n_groups: int, q: float = P85) -> np.ndarray:
+    """Plain sample q-quantile per group of continuous values (passage speeds): linear interpolation
+    between order statistics, h = (n - 1) q (Hyndman & Fan 1996 type 7; numpy's default, DuckDB's
+    quantile_cont); NaN for empty groups."""
+    out = np.full(n_groups, np.nan)
+    group, value, _, cum = _sorted_groups(np.asarray(group), np.asarray(value), np.ones(len(group)))
+    if len(group) == 0:
+        return out
+    n = np.bincount(group, minlength=n_groups).astype(np.int64)
+    before = np.concatenate([[0], np.cumsum(n)[:-1]])  # values in earlier groups
     has = np.flatnonzero(n > 0)
     h = (n[has] - 1) * q
     lo = np.floor(h).astype(np.int64)
     hi = np.minimum(lo + 1, n[has] - 1)
-    v_lo = value[np.searchsorted(cum, before[has] + lo, side="right")]
-    v_hi = value[np.searchsorted(cum, before[has] + hi, side="right")]
+    v_lo, v_hi = value[before[has] + lo], value[before[has] + hi]
     out[has] = v_lo + (h - lo) * (v_hi - v_lo)
     return out
 

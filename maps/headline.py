@@ -1,17 +1,22 @@
 """The headline: one short answer and two or three sentences, generated from the stored results.
 
 It states the treated street's speed before and after with the change and its 95 % interval, what
-the comparison streets did, and the share of vehicles at or over the limit. It claims an effect
-only when the evidence holds: the treated street's interval lies below zero, the difference in
-differences (treated change − comparison change) lies below zero too, and both groups have at
-least the adequate number of vehicles (flag not 'low_sample'). Otherwise it says why it cannot.
-Every number is a stored number (comparison_results), rounded once by maps.wording.
+the comparison streets did, the share of vehicles at or over the limit, and where the treated
+street ranks among the district's untreated residential streets (placebo streets). It claims an
+effect only when the evidence holds: the treated street's interval lies below zero, the difference
+in differences (treated change − comparison change) lies below zero too, neither interval is
+degenerate, both groups have at least the adequate number of vehicles (flag not 'low_sample'), and,
+with at least PLACEBO_MIN_STREETS placebo streets, the placebo p (rank / (n + 1)) is at most
+PLACEBO_MAX_P. With fewer placebo streets the rank is stated and left out of the rule. Otherwise it
+says why it cannot. Every number is a stored number (comparison_results, placebo_results), rounded
+once by maps.wording.
 
 When the district has monitoring months (monthly_series, after its last named period), a last
-sentence says whether the latest month (with data) is still at the after level (analysis.monitoring.
-latest_month_verdict on the public series: the interval of the month's change against the after
-period contains 0 → holding; above → rising; below → falling); a latest month under the
-publication threshold says so, without a number. Without any month, nothing is said.
+sentence says whether the latest month (with data) is still at the after level: the equivalence
+verdict on the month's difference in differences (analysis.equivalence via analysis.monitoring.
+latest_month_verdict on the public series: holding within ±margin, rising / falling beyond it two
+months running, inconclusive otherwise); a latest month under the publication threshold says so,
+without a number. Without any month, nothing is said.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import pandas as pd
 
 import maps.wording as w
 from analysis.monitoring import latest_month_verdict
+from analysis.placebo import PlaceboSummary, placebo_summary
 from config.districts import District
-from config.settings import HEADLINE_SHARE_INDICATOR, NO_CHANGE_KMH, NO_CHANGE_POINTS
+from config.settings import HEADLINE_SHARE_INDICATOR, NO_CHANGE_KMH, NO_CHANGE_POINTS, PLACEBO_MIN_STREETS
 from maps.public import PublicResults
 
 # The verdicts, from the clearest answer to no answer.
@@ -31,7 +37,7 @@ VERDICTS = ("effect", "increase", "unclear", "low_sample", "no_comparison", "sup
 
 
 # Is the effect lasting? The latest monitoring month against the after level (None: no month).
-MONITORING_STATES = ("holding", "rising", "falling", "suppressed", "unknown")
+MONITORING_STATES = ("holding", "rising", "falling", "inconclusive", "suppressed", "unknown")
 
 
 @dataclass(frozen=True)
@@ -104,10 +110,14 @@ def headline(district: District, results: PublicResults) -> Headline:
         st = _row(results, share, "treated") if share else None
         if st is not None and not w.is_missing(st["before"]) and not w.is_missing(st["after"]):
             details[lang].append(_share_sentence(share, st, lang, limits))
-    verdict = _verdict(t, c, d)
+    placebo = placebo_of(results, speed)
+    verdict = _verdict(t, c, d, placebo)
     if verdict in ("unclear", "low_sample", "no_comparison"):
         for lang in w.LANGS:
-            details[lang].append(_caveat(verdict, speed, t, c, d, lang))
+            details[lang].append(_caveat(verdict, speed, t, c, d, lang, placebo))
+    if placebo is not None and verdict in ("effect", "unclear") and not w.is_missing(d["change"]):
+        for lang in w.LANGS:
+            details[lang].append(placebo_sentence(placebo, lang))
     latest = monitoring(district, results, speed)
     if latest is not None:
         for lang in w.LANGS:
@@ -115,9 +125,33 @@ def headline(district: District, results: PublicResults) -> Headline:
     return Headline(verdict, _lead(verdict), details, None if latest is None else latest["state"])
 
 
+def placebo_of(results: PublicResults, indicator: str) -> PlaceboSummary | None:
+    """The treated street among the public placebo streets (analysis.placebo.placebo_summary), or None
+    when no placebo result or no DiD is stored."""
+    table, placebo = results.comparisons.get(indicator), getattr(results, "placebo", None)
+    if table is None or placebo is None or "indicator" not in placebo:
+        return None
+    return placebo_summary(table, placebo, indicator)
+
+
+def placebo_sentence(s: PlaceboSummary, lang: str = "ja") -> str:
+    """Where the treated street's DiD ranks among the placebo streets, and whether the rule uses it."""
+    if s.n == 0:
+        return w.t("headline.placebo_none", lang)
+    text = w.t("headline.placebo_rank", lang, n=s.n, rank=s.rank, total=s.n + 1, p=f"{s.p:.2f}")
+    if not s.in_rule:
+        text += w.t("headline.placebo_few", lang, m=PLACEBO_MIN_STREETS)
+    return text
+
+
+def _degenerate(row) -> bool:
+    return row is not None and "degenerate" in row.index and w.is_true(row["degenerate"])
+
+
 def monitoring(district: District, results: PublicResults, indicator: str | None = None) -> dict | None:
     """The treated street's latest monitoring month against the after level, from the public
-    monthly series: latest_month_verdict's answer (state holding / rising / falling / unknown) with
+    monthly series: latest_month_verdict's answer (state holding / rising / falling / inconclusive /
+    unknown: the equivalence verdict on the month's difference in differences) with
     state 'suppressed' for a month under the publication threshold, plus indicator, flag,
     n_vehicles and k. Months without any vehicle on the district ('nodata': not delivered) are not
     months of the series. None when the district has no monitoring month."""
@@ -142,36 +176,38 @@ def monitoring(district: District, results: PublicResults, indicator: str | None
 
 
 def monitoring_sentence(latest: dict, lang: str = "ja", limits: set[int] | None = None) -> str:
-    """One sentence: is the latest month still at the after level? (maps.headline.monitoring's answer)"""
+    """One sentence: is the latest month still at the after level? (maps.headline.monitoring's answer:
+    the equivalence verdict on the month's difference in differences, analysis.equivalence)"""
     ind, month = latest["indicator"], w.fmt_month(latest["month"], lang)
     if latest["state"] == "suppressed":
-        return w.t("headline.month_suppressed", lang, month=month, k=latest["k"])
+        return w.t("headline.monitor_suppressed", lang, month=month, k=latest["k"])
+    label = w.indicator_label(ind, lang, limits)
+    value = w.fmt_value(ind, latest["value"], lang)
+    if w.is_missing(latest["after_level"]):
+        return w.t("headline.monitor_no_after", lang, month=month, label=label, value=value)
+    after = w.fmt_value(ind, latest["after_level"], lang)
+    if latest["state"] == "unknown" or w.is_missing(latest.get("did_ci_low")):
+        return w.t("headline.monitor_unknown", lang, month=month, label=label, value=value, after=after)
     figures = {
         "month": month,
-        "label": w.indicator_label(ind, lang, limits),
-        "value": w.fmt_value(ind, latest["value"], lang),
+        "label": label,
+        "value": value,
+        "after": after,
+        "did": w.fmt_change(ind, latest["did"], lang),
+        "ci": w.fmt_interval(ind, latest["did_ci_low"], latest["did_ci_high"], lang),
+        "margin": f"{w.number(w.display(ind, latest['margin']))} {w.unit(ind, lang, change=True)}",
     }
-    if w.is_missing(latest["after_level"]):
-        return w.t("headline.month_no_after", lang, **figures)
-    after = w.fmt_value(ind, latest["after_level"], lang)
-    if latest["state"] == "unknown":
-        return w.t("headline.month_no_interval", lang, after=after, **figures)
-    where = w.t(f"headline.month_{latest['state']}", lang, after=after)
-    change = w.fmt_change(ind, latest["change"], lang)
-    ci = w.fmt_interval(ind, latest["ci_low"], latest["ci_high"], lang)
-    sentences = [w.t("headline.month", lang, where=where, change=change, ci=ci, **figures)]
-    if latest["state"] == "rising":
-        sentences.append(w.t("headline.month_wearing_off", lang))
+    text = w.t(f"headline.monitor_{latest['state']}", lang, **figures)
     if latest["flag"] == "low_sample" and not w.is_missing(latest["n_vehicles"]):
-        sentences.append(w.t("headline.month_few", lang, n=w.fmt_count(latest["n_vehicles"])))
-    return (" " if lang == "en" else "").join(sentences)
+        text += w.t("headline.monitor_few", lang, n=w.fmt_count(latest["n_vehicles"]))
+    return text
 
 
 def _lead(verdict: str) -> dict[str, str]:
     return w.both(f"headline.lead_{verdict}")
 
 
-def _verdict(t, c, d) -> str:
+def _verdict(t, c, d, placebo: PlaceboSummary | None = None) -> str:
     if t["flag"] == "low_sample" or (c is not None and c["flag"] == "low_sample"):
         return "low_sample"
     if _crosses_zero(t):
@@ -181,6 +217,10 @@ def _verdict(t, c, d) -> str:
     if c is None or w.is_missing(c["change"]) or d is None or w.is_missing(d["change"]):
         return "no_comparison"
     if _crosses_zero(d) or d["ci_high"] > 0:
+        return "unclear"
+    if _degenerate(t) or _degenerate(d):  # an interval on the data's grid says nothing about sampling
+        return "unclear"
+    if placebo is not None and placebo.in_rule and not placebo.passes:  # untreated streets changed as much
         return "unclear"
     return "effect"
 
@@ -213,7 +253,7 @@ def _share_sentence(share: str, st, lang: str, limits: set[int]) -> str:
     return w.t("headline.share", lang, label=w.indicator_label(share, lang, limits), b=b, a=a)
 
 
-def _caveat(verdict: str, speed: str, t, c, d, lang: str) -> str:
+def _caveat(verdict: str, speed: str, t, c, d, lang: str, placebo: PlaceboSummary | None = None) -> str:
     if verdict == "low_sample":
         rows = [r for r in (t, c) if r is not None and r["flag"] == "low_sample"]
         nb = w.fmt_count(min(r["n_vehicles_before"] for r in rows))
@@ -224,4 +264,9 @@ def _caveat(verdict: str, speed: str, t, c, d, lang: str) -> str:
     if _crosses_zero(t):
         return w.t("headline.caveat_margin", lang)
     interval = w.fmt_interval(speed, d["ci_low"], d["ci_high"], lang)
-    return w.t("headline.caveat_did", lang, did=w.fmt_change(speed, d["change"], lang), ci=interval)
+    did = w.fmt_change(speed, d["change"], lang)
+    if not (_crosses_zero(d) or d["ci_high"] > 0):  # the intervals say yes: degenerate, or the placebo says no
+        if _degenerate(t) or _degenerate(d):
+            return w.t("headline.caveat_degenerate", lang)
+        return w.t("headline.caveat_placebo", lang, rank=placebo.rank, total=placebo.n + 1, p=f"{placebo.p:.2f}")
+    return w.t("headline.caveat_did", lang, did=did, ci=interval)

@@ -29,6 +29,9 @@ The rule cell by cell:
 - monthly_series: a month under k vehicles loses its level, interval, counts and change (flag
   'suppressed'; 'nodata' without any vehicle); a unit whose after period has fewer than k vehicles loses the
   after level and the changes against it in every month.
+- pre_period_series: the same rule, against the before period.
+- placebo_results: only streets with at least k vehicles in both periods (placebo streets have at
+  least the adequacy minimum anyway).
 """
 
 from __future__ import annotations
@@ -205,6 +208,32 @@ def public_monthly(
     return out
 
 
+def public_placebo(placebo: pd.DataFrame | None, k: int = PUBLIC_MIN_VEHICLES) -> pd.DataFrame | None:
+    """placebo_results rows of streets with at least k distinct vehicles (in both periods)."""
+    if placebo is None or placebo.empty:
+        return placebo
+    return placebo[placebo["n_vehicles"].astype(float).fillna(0) >= k].reset_index(drop=True)
+
+
+def public_pre_period(
+    pre: pd.DataFrame | None, k: int = PUBLIC_MIN_VEHICLES, comparisons: dict | None = None
+) -> pd.DataFrame | None:
+    """pre_period_series under the monthly rule (`public_monthly`), the before period in the after's place:
+    a month under k vehicles is blanked, and the before level and changes of a unit whose before period
+    has fewer than k vehicles."""
+    if pre is None or pre.empty:
+        return pre
+    swap = {"before_level": "after_level", "change_vs_before": "change_vs_after"}
+    small = {
+        (ind, str(u))
+        for ind, t in (comparisons or {}).items()
+        for u, n in zip(t["unit"], t["n_vehicles_before"].astype(float).fillna(0), strict=True)
+        if n < k
+    }
+    out = public_monthly(pre.rename(columns=swap), k, small)
+    return out.rename(columns={v: key for key, v in swap.items()})
+
+
 def complementary(n_trips, n_vehicles, k: int = PUBLIC_MIN_VEHICLES) -> np.ndarray:
     """Status of the cells of one table row whose total is known (or whose shares add up to 100 %):
     'ok', 'suppressed' (1..k−1 distinct vehicles) or 'withheld'. When a row holds a suppressed cell,
@@ -351,6 +380,8 @@ def public_results(results: DistrictResults, k: int = PUBLIC_MIN_VEHICLES) -> Pu
         if len(cs)
         else cs,
         gates=public_gates(getattr(results, "gates", None), k),
+        placebo=public_placebo(getattr(results, "placebo", None), k),
+        pre_period=public_pre_period(getattr(results, "pre_period", None), k, results.comparisons),
         monthly=public_monthly(
             getattr(results, "monthly", None),
             k,

@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+from analysis.pretrend import screening_period
 from analysis.results import DistrictResults, ResultsMissing, load_district_results
 from config.districts import District
 from config.settings import PUBLIC_LANGUAGES, wards_path
@@ -144,9 +145,10 @@ def publish_district(
 def write_district_screening_map(
     warehouse: str | Path, district: District, out: str | Path, *, lang: str = "ja", created: dt.date | None = None
 ) -> dict[str, str]:
-    """The screening map of the district's stored screening of its default before period and own
-    area (what the monthly flow's `screen` task stores): {'screening': path}, or {} when none is stored."""
-    before = district.period(district.default_before)
+    """The screening map of the district's stored screening of its default period (the months before
+    its before period when delivered, else the before period: analysis.pretrend.screening_period) and
+    own area (what the monthly flow's `screen` task stores): {'screening': path}, or {} when none is stored."""
+    before, _ = screening_period(warehouse, district)
     try:
         path = write_screening_map(
             warehouse,

@@ -25,7 +25,7 @@ import maps.wording as w
 from analysis.results import DistrictResults
 from config.districts import District
 from config.settings import GATE_CLASSES, PUBLIC_MIN_VEHICLES, RESIDENTIAL_MAX_LIMIT_KMH
-from maps.headline import headline, share_indicator, speed_indicator
+from maps.headline import headline, placebo_of, placebo_sentence, share_indicator, speed_indicator
 from maps.public import PublicResults, public_comparison, public_results
 from maps.trend import trend_data, trend_svg, trend_table, tt
 
@@ -76,12 +76,13 @@ def _n(v) -> str:
     return "—" if w.is_missing(v) else w.fmt_count(v)
 
 
-def _flag(flag: str, pub: PublicResults, lang: str) -> str:
-    if flag == "low_sample":
-        return rt("low_sample", lang, n=pub.min_vehicles)
+def _flag(flag: str, pub: PublicResults, lang: str, degenerate=False) -> str:
     if flag == "suppressed":
         return rt("suppressed", lang)
-    return ""
+    words = [rt("low_sample", lang, n=pub.min_vehicles)] if flag == "low_sample" else []
+    if w.is_true(degenerate):  # a stored interval on the data's grid (comparison_results.degenerate)
+        words.append(rt("degenerate_note", lang))
+    return ("; " if lang == "en" else "、").join(words)
 
 
 def _unit_label(unit: str, pub: PublicResults, lang: str) -> str:
@@ -318,7 +319,7 @@ def _summary_table(pub: PublicResults, lang: str) -> str:
                 + _td(_change(ind, r["change"], lang, k), bold=True)
                 + _td(_ci(ind, r, lang))
                 + _td(f"{_n(r['n_vehicles_before'])} / {_n(r['n_vehicles_after'])}")
-                + _td(_flag(r["flag"], pub, lang), left=True)
+                + _td(_flag(r["flag"], pub, lang, r.get("degenerate")), left=True)
                 + "</tr>"
             )
     if not rows:
@@ -346,6 +347,56 @@ def _did_sentence(pub: PublicResults, ind: str, lang: str) -> str:
         ci=w.fmt_interval(ind, d["ci_low"], d["ci_high"], lang),
     )
     return f"<p><b>{_e(text)}</b></p>"
+
+
+def _placebo_block(pub: PublicResults, ind: str, lang: str) -> str:
+    """The placebo streets (analysis.placebo): the treated street's rank and p beside the bootstrap
+    interval, whether street-to-street variation exceeds it, and untreated streets that changed as much."""
+    head = f'<h3 id="placebo">{_e(rt("placebo_title", lang))}</h3>'
+    s = placebo_of(pub, ind)
+    if s is None:
+        return ""
+    parts = [head, f"<p>{_e(placebo_sentence(s, lang))}</p>"]
+    d = pub.comparisons[ind].set_index(pub.comparisons[ind]["unit"].astype(str)).loc["did"]
+    if s.n and not w.is_missing(d["ci_low"]):
+        spread = w.fmt_interval(ind, s.spread_low, s.spread_high, lang)
+        key = "placebo_wider" if s.wider_than_interval else "placebo_narrower"
+        ci = w.fmt_interval(ind, d["ci_low"], d["ci_high"], lang)
+        parts.append(f"<p>{_e(rt(key, lang, spread=spread, ci=ci))}</p>")
+    if s.larger_changes:
+        sep = ", " if lang == "en" else "、"
+        names = sep.join(f"{_unit_label(r, pub, lang)} ({w.fmt_change(ind, x, lang)})" for r, x in s.larger_changes)
+        parts.append(f'<p class="warn">{_e(rt("placebo_spill", lang, names=names))}</p>')
+    return "".join(parts)
+
+
+def _pre_period_block(pub: PublicResults, ind: str, lang: str) -> str:
+    """The months before the before period (pre_period_series): treated and comparison levels and the
+    difference in differences against the before period, month by month (the parallel-trend check)."""
+    head = f'<h3 id="pretrend">{_e(rt("pretrend_title", lang))}</h3>'
+    pre = getattr(pub, "pre_period", None)
+    s = pre[pre["indicator"] == ind] if pre is not None and len(pre) else None
+    if s is None or s.empty:
+        return head + f'<p class="empty">{_e(rt("pretrend_none", lang))}</p>'
+    k = pub.public_min_vehicles
+    rows = []
+    for month, g in s.groupby("month", sort=True):
+        u = g.set_index("unit")
+        cells = [_td(w.fmt_month(month, lang), left=True)]
+        for unit in ("treated", "control"):
+            r = u.loc[unit] if unit in u.index else None
+            cells.append(_td("—" if r is None else _value(ind, r["value"], lang, k)))
+        r = u.loc["did"] if "did" in u.index else None
+        did = "—" if r is None else _change(ind, r["change_vs_before"], lang, k)
+        ci = "" if r is None or w.is_missing(r["change_ci_low"]) else w.fmt_interval(ind, *r[list(_CI)], lang)
+        cells.append(_td(f"{did} {ci}".strip()))
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    header = [rt(x, lang) for x in ("pretrend_month", "pretrend_treated", "pretrend_control", "pretrend_did")]
+    intro = f"<p>{_e(rt('pretrend_intro', lang, before=w.period_line('before', pub.periods['before'], lang)))}</p>"
+    return head + intro + _table(header, rows)
+
+
+_CI = ("change_ci_low", "change_ci_high")
 
 
 def _roads_table(pub: PublicResults, lang: str) -> str:
@@ -376,7 +427,7 @@ def _roads_table(pub: PublicResults, lang: str) -> str:
         r = tables[inds[0]].loc[unit]
         cells += [
             _td(f"{_n(r['n_vehicles_before'])} / {_n(r['n_vehicles_after'])}"),
-            _td(_flag(r["flag"], pub, lang), left=True),
+            _td(_flag(r["flag"], pub, lang, r.get("degenerate")), left=True),
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     header = [rt("road", lang), rt("role", lang)]
@@ -619,6 +670,8 @@ def render_report(
     blocks.append(f"<h2>{_e(rt('summary', lang))}</h2>")
     blocks.append(_summary_table(pub, lang))
     blocks.append(_did_sentence(pub, speed, lang))
+    blocks.append(_placebo_block(pub, speed, lang))
+    blocks.append(_pre_period_block(pub, speed, lang))
     blocks.append(f"<h2>{_e(rt('distributions', lang))}</h2>")
     blocks.append(
         f'<p class="legend"><span style="background:{BEFORE_COLOUR}"></span>{_e(rt("before", lang))}'

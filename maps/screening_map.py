@@ -409,7 +409,13 @@ def _list_section(c: ScreeningContent) -> str:
         + "</button></li>"
         for x in c.candidates
     )
-    period_line = bi(lambda l: st("period", l, text=w.fmt_period(c.period, l)))
+    basis = str(c.run.get("basis") or "given")  # which months the ranking used (screening_runs.basis)
+    period_line = bi(
+        lambda l: (
+            st("period", l, text=w.fmt_period(c.period, l))
+            + (w.t(f"screen.basis_{basis}", l) if basis != "given" else "")
+        )
+    )
     heading = bi(lambda l: st("list", l, n=len(c.candidates)))
     return (
         f'<section><div>{period_line}</div><span class="e2c-h">{heading}</span>'

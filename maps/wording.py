@@ -14,6 +14,8 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+import pandas as pd
+
 from config.districts import District, Period
 from config.settings import INDICATOR_COLUMNS, PASSAGE_INDICATORS, PUBLIC_LANGUAGES, SHARE_INDICATORS
 from config.settings import INDICATORS as SETTINGS_INDICATORS
@@ -101,6 +103,11 @@ def is_missing(value) -> bool:
         return math.isnan(float(value))
     except (TypeError, ValueError):
         return False
+
+
+def is_true(value) -> bool:
+    """A stored flag that is set: True / 1, not None, NaN or NA (a missing flag is not set)."""
+    return value is not None and bool(pd.notna(value)) and bool(value)
 
 
 def display(name: str, raw: float) -> float:
@@ -482,31 +489,128 @@ TEXT: dict[str, tuple[str, str]] = {
         "Net of the comparison streets' change, the fall is not clear (difference in differences {did}, "
         "95% confidence interval {ci}).",
     ),
-    "headline.month_suppressed": (
+    # headline: placebo streets (analysis.placebo) and the caveats of the verdict
+    "headline.placebo_rank": (
+        "対策していない生活道路 {n} 本に同じ比較（差の差）をすると、対策道路の低下は {total} 本中 "
+        "{rank} 番目の大きさです（p = {p}）。",
+        "Run the same comparison (difference in differences) on {n} untreated residential streets and the "
+        "treated street's fall ranks {rank} of {total} (placebo p = {p}).",
+    ),
+    "headline.placebo_few": (
+        "比べられる道路が {m} 本未満のため、この順位は判定には使っていません。",
+        " With fewer than {m} such streets, the rank is not used in the verdict.",
+    ),
+    "headline.placebo_none": (
+        "観測車両の十分な、対策していない生活道路がないため、他の道路との比較（プラシーボ）はできません。",
+        "No untreated residential street had enough vehicles for a placebo comparison.",
+    ),
+    "headline.caveat_placebo": (
+        "ただし、対策していない生活道路にも同じくらい変化した道路があり（{total} 本中 {rank} 番目、p = {p}）、"
+        "対策の効果とは言い切れません。",
+        "But untreated residential streets changed as much (rank {rank} of {total}, placebo p = {p}), so the "
+        "change cannot be called an effect of the measures.",
+    ),
+    "headline.caveat_degenerate": (
+        "ただし、信頼区間が標本の変動を表していない（再標本化の値がほとんど変わらない）ため、判断できません。",
+        "But the interval does not describe sampling (the resamples hardly vary), so no effect is claimed.",
+    ),
+    # headline: is the effect lasting? (analysis.equivalence: the month's difference in differences vs the after period)
+    "headline.monitor_suppressed": (
         "最新の月（{month}）は観測車両が {k} 台未満のため、対策後の水準と比べられません。",
         "The latest month ({month}) had fewer than {k} vehicles: it cannot be compared with the after level.",
     ),
-    "headline.month_no_after": (
+    "headline.monitor_no_after": (
         "{month}の対策道路の{label}は {value}（対策後の水準はデータ不足のため比べられません）。",
         "In {month} the {label} on the treated street was {value}; the after level is not published (too few data).",
     ),
-    "headline.month_no_interval": (
+    "headline.monitor_unknown": (
         "{month}の対策道路の{label}は {value}（対策後の水準 {after} と比べる信頼区間はありません）。",
         "In {month} the {label} on the treated street was {value}; no interval against the after level ({after}) "
         "is stored.",
     ),
-    "headline.month": (
-        "{month}の対策道路の{label}は {value} で、{where}（差 {change}、95%信頼区間 {ci}）。",
-        "In {month} the {label} on the treated street was {value}, {where} (difference {change}, 95% confidence "
-        "interval {ci}).",
+    "headline.monitor_holding": (
+        "{month}の対策道路の{label}は {value} で、対策後の水準 {after} を保っています（比較道路の変化を差し引いた差 "
+        "{did}、95%信頼区間 {ci}：±{margin} 以内）。",
+        "In {month} the {label} on the treated street was {value}, still at the after level of {after} (net of the "
+        "comparison streets {did}, 95% confidence interval {ci}: within ±{margin}).",
     ),
-    "headline.month_holding": ("対策後の水準 {after} を保っています", "still at the after level of {after}"),
-    "headline.month_rising": ("対策後の水準 {after} より高くなっています", "above the after level of {after}"),
-    "headline.month_falling": ("対策後の水準 {after} より低くなっています", "below the after level of {after}"),
-    "headline.month_wearing_off": ("効果が薄れている可能性があります。", "The effect may be wearing off."),
-    "headline.month_few": (
+    "headline.monitor_rising": (
+        "{month}の対策道路の{label}は {value} で、2か月続けて対策後の水準 {after} より高くなっています（比較道路の"
+        "変化を差し引いた差 {did}、95%信頼区間 {ci}：+{margin} を超える）。効果が薄れている可能性があります。",
+        "In {month} the {label} on the treated street was {value}, above the after level of {after} for a second "
+        "month running (net of the comparison streets {did}, 95% confidence interval {ci}: beyond +{margin}). "
+        "The effect may be wearing off.",
+    ),
+    "headline.monitor_falling": (
+        "{month}の対策道路の{label}は {value} で、2か月続けて対策後の水準 {after} より低くなっています（比較道路の"
+        "変化を差し引いた差 {did}、95%信頼区間 {ci}：−{margin} を超える）。",
+        "In {month} the {label} on the treated street was {value}, below the after level of {after} for a second "
+        "month running (net of the comparison streets {did}, 95% confidence interval {ci}: beyond −{margin}).",
+    ),
+    "headline.monitor_inconclusive": (
+        "{month}の対策道路の{label}は {value}（対策後の水準 {after}）。比較道路の変化を差し引いた差は {did}"
+        "（95%信頼区間 {ci}）で、対策後の水準を保っているとも変わったとも、まだ言えません（判定の幅 ±{margin}）。",
+        "In {month} the {label} on the treated street was {value} (after level {after}); net of the comparison "
+        "streets the difference is {did} (95% confidence interval {ci}): it cannot yet be said whether it holds "
+        "the after level or has moved (margin ±{margin}).",
+    ),
+    "headline.monitor_few": (
         "ただし、この月の観測車両は {n} 台と少なめです。",
-        "Few vehicles were observed that month ({n}).",
+        " Few vehicles were observed that month ({n}).",
+    ),
+    # report: degenerate intervals, placebo streets, the months before the before period
+    "report.degenerate_note": (
+        "区間は標本の変動を表していません（再標本化の値が3通り未満か、推定値が区間の端）",
+        "interval degenerate (resamples take fewer than 3 values, or the estimate is an end of it)",
+    ),
+    "report.placebo_title": ("他の生活道路との比較（プラシーボ）", "Untreated residential streets (placebo streets)"),
+    "report.placebo_wider": (
+        "対策していない生活道路の差の差のばらつき（95%の範囲 {spread}）は、対策道路の差の差の信頼区間（{ci}）より"
+        "広く、道路ごとの変動は車両の標本の誤差より大きいことを示しています。",
+        "The untreated streets' differences in differences spread wider (central 95% {spread}) than the treated "
+        "street's bootstrap interval ({ci}): streets vary from period to period more than vehicle sampling says.",
+    ),
+    "report.placebo_narrower": (
+        "対策していない生活道路の差の差のばらつき（95%の範囲 {spread}）は、対策道路の差の差の信頼区間（{ci}）に"
+        "収まる幅です。",
+        "The untreated streets' differences in differences spread no wider (central 95% {spread}) than the treated "
+        "street's bootstrap interval ({ci}).",
+    ),
+    "report.placebo_spill": (
+        "対策していないのに対策道路と同じくらい、またはそれ以上に変化した道路：{names}。対策の影響（交通の転換など）の"
+        "可能性があります。",
+        "Untreated streets that changed as much as the treated one or more: {names}. This may be spill-over of the "
+        "measures (diverted traffic).",
+    ),
+    "report.pretrend_title": ("対策前期間より前の推移", "Before the before period"),
+    "report.pretrend_none": (
+        "対策前期間より前の月のデータがないため、推移は示せません（選定と前後比較が同じデータによる場合、平均への"
+        "回帰を確かめられません）。",
+        "No month before the before period was delivered: no earlier trend can be shown (if the street was chosen "
+        "on the before period itself, regression to the mean cannot be checked).",
+    ),
+    "report.pretrend_intro": (
+        "{before} と比べた各月の値。差の差がゼロに近ければ、対策前の対策道路と比較道路は同じように推移していました。",
+        "Each month against {before}. A difference in differences near zero means treated and comparison streets "
+        "moved alike before the measures.",
+    ),
+    "report.pretrend_month": ("月", "Month"),
+    "report.pretrend_treated": ("対策道路", "Treated"),
+    "report.pretrend_control": ("比較道路", "Comparison"),
+    "report.pretrend_did": (
+        "差の差（対策前期間との比較）[95%信頼区間]",
+        "Difference in differences vs before [95% interval]",
+    ),
+    # screening: which months the ranking used (screening_runs.basis)
+    "screen.basis_pre_period": (
+        "（対策前期間より前の月で選びました。前後比較の基準とは別のデータです。）",
+        " (ranked on the months before the before period, not on the comparison's baseline)",
+    ),
+    "screen.basis_before_period": (
+        "（対策前期間より前の月のデータがないため、対策前期間そのもので選びました。前後比較の基準と同じデータのため、"
+        "平均への回帰で効果が大きく見えることがあります。）",
+        " (no month before the before period was delivered: ranked on the before period itself, the comparison's "
+        "baseline, so regression to the mean may exaggerate an effect)",
     ),
     # the wording's own words: indicators, maps, roles, titles, banner, credits, suppression
     "indicator.mean": ("平均速度", "mean speed"),
@@ -693,12 +797,16 @@ TEXT: dict[str, tuple[str, str]] = {
         "resamples vehicles ({n} resamples, seed {s}).",
     ),
     "report.m_did": (
-        "比較道路を使う理由：対策の対象は「速度が高かったから」選ばれた道路です。何もしなくても次の期間には平均に近づく"
-        "（平均への回帰）ことがあり、季節や交通量の変化も全体に影響します。そこで、対策をしていない比較道路の変化を差し引いた"
-        "「差の差」を対策の効果の目安としています。",
-        "Why comparison streets: treated streets were chosen because they were fast, and may slow down anyway "
-        "(regression to the mean); season and traffic affect all streets. The change on untreated comparison "
-        "streets is therefore subtracted (difference in differences).",
+        "比較道路を使う理由：季節や交通量の変化は、対策道路にも比較道路にも同じように影響します。対策をしていない比較道路の"
+        "変化を差し引いた「差の差」は、こうした共通の変化を取り除いた効果の目安です。ただし、対策道路は「速度が高かった"
+        "から」選ばれた道路で、何もしなくても次の期間には平均に近づく（平均への回帰）ことがあります。比較道路は速いという"
+        "理由で選ばれたのではないため、差の差ではこれを取り除けません。対策前期間より前の推移と、対策していない他の"
+        "生活道路との比較（プラシーボ）で確かめています。",
+        "Why comparison streets: season and traffic affect treated and comparison streets alike, and subtracting "
+        "the change on untreated comparison streets (difference in differences) removes such common changes. It "
+        "does not remove regression to the mean: the treated street was chosen because it was fast and may slow "
+        "down anyway, while the comparison streets were not chosen for being fast. The months before the before "
+        "period and the untreated residential streets (placebo streets) show how much that may matter.",
     ),
     "report.m_sample": (
         "標本：観測車両が{n}台未満の数値には「標本少」と注記しました。{k}台未満の数値・グラフ・件数は公表せず"

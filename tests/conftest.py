@@ -190,12 +190,28 @@ def make_delivery(root, seed=11):
     return truth
 
 
+def grouped_percentile(speeds, q=0.85, lower_offset=-0.5):
+    """The grouped-data percentile of whole-km/h speeds, written out class by class (the test's own
+    computation, independent of geo.aggregate): a recorded v stands for [v + lower_offset, v +
+    lower_offset + 1) (-0.5: rounded speeds, 0: truncated); P = L + (q N - F) / f in the first class
+    whose cumulative count F + f reaches q N."""
+    speeds = np.asarray(speeds, dtype=float)
+    target = q * len(speeds)
+    below = 0
+    for v in sorted(set(speeds.tolist())):
+        f = int((speeds == v).sum())
+        if below + f >= target - 1e-9:
+            return v + lower_offset + (target - below) / f
+        below += f
+    return float("nan")
+
+
 def expected(speeds, vids, limit):
     return {
         "n_points": len(speeds),
         "n_vehicles": len(vids),
         "mean_kmh": speeds.mean(),
-        "p85_kmh": np.percentile(speeds, 85),  # numpy's default: linear interpolation
+        "p85_kmh": grouped_percentile(speeds),  # whole km/h recorded: the grouped-data percentile
         "share_at_or_over_limit": (speeds >= limit).mean(),
     }
 
@@ -544,13 +560,22 @@ MONTHS = tuple(dt.date(2024, m, 1) for m in (7, 8, 9, 10))
 
 
 def make_monthly(
-    comparisons, shifts=(0.2, -0.3, 0.1, 0.3), months=MONTHS, vehicles=None, half_width=0.8, indicators=None
+    comparisons,
+    shifts=(0.2, -0.3, 0.1, 0.3),
+    months=MONTHS,
+    vehicles=None,
+    half_width=0.8,
+    indicators=None,
+    did_half_width=0.5,
+    did_offset=-0.1,
 ):
     """monthly_series rows as analysis.monitoring stores them, from a fixture's comparison_results: every
-    indicator, treated and control, one row per month. The treated street's month i sits shifts[i] (km/h,
-    or percentage points for shares) from its after level with a change interval ± half_width (a little
-    wider every month); the comparison streets sit 0.1 − 0.8 · shifts[i] from theirs. vehicles: n_vehicles
-    per month (default 100). indicators: only these (default: every one of `comparisons`)."""
+    indicator, treated, control and did, one row per month. The treated street's month i sits shifts[i]
+    (km/h, or percentage points for shares) from its after level with a change interval ± half_width (a
+    little wider every month); the comparison streets sit 0.1 − 0.8 · shifts[i] from theirs; the did row
+    holds the difference of the two changes (1.8 · shifts[i] − 0.1, or + did_offset) with an interval ± did_half_width
+    (as much wider every month). vehicles: n_vehicles per month (default 100). indicators: only these
+    (default: every one of `comparisons`)."""
     import pandas as pd
 
     vehicles = vehicles or [100] * len(months)
@@ -582,6 +607,26 @@ def make_monthly(
                         flag="low_sample" if vehicles[i] < 50 else "",
                     )
                 )
+        for i, month in enumerate(months):
+            did = (1.8 * shifts[i] + did_offset) * scale
+            hw = did_half_width * (1 + 0.13 * i) * scale
+            rows.append(
+                dict(
+                    month=month,
+                    indicator=ind,
+                    unit="did",
+                    value=float("nan"),
+                    ci_low=float("nan"),
+                    ci_high=float("nan"),
+                    n=vehicles[i] * 6 + 4,
+                    n_vehicles=vehicles[i],
+                    after_level=float("nan"),
+                    change_vs_after=did,
+                    change_ci_low=did - hw,
+                    change_ci_high=did + hw,
+                    flag="low_sample" if vehicles[i] < 50 else "",
+                )
+            )
     return pd.DataFrame(rows)
 
 

@@ -28,6 +28,7 @@ COLUMNS = [
     "n_vehicles_before",
     "n_vehicles_after",
     "flag",
+    "degenerate",
 ]
 PERIODS = {"before": BEFORE, "after": AFTER}
 
@@ -73,7 +74,8 @@ def test_compare_cli_contract(warehouse, tiny_network, tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert list(rows[0]) == COLUMNS
-    assert [r["unit"] for r in rows] == ["R1", "A1", "treated", "control", "did"]
+    # the placebo rows: no untreated residential street here, so the treated street is rank 1 of 1
+    assert [r["unit"] for r in rows] == ["R1", "A1", "treated", "control", "did", "placebo_rank", "placebo_p"]
     by = {r["unit"]: r for r in rows}
     r1_before, r1_after = truth["before"]["R1"][0].mean(), truth["after"]["R1"][0].mean()
     assert float(by["R1"]["before"]) == pytest.approx(r1_before)
@@ -84,7 +86,10 @@ def test_compare_cli_contract(warehouse, tiny_network, tmp_path):
     a1 = truth["after"]["A1"][0].mean() - truth["before"]["A1"][0].mean()
     assert float(by["did"]["change"]) == pytest.approx(r1_after - r1_before - a1)
     assert by["did"]["before"] == "" and by["did"]["after"] == ""
-    assert all(r["flag"] == "low_sample" for r in rows)  # fewer than 50 vehicles in this small delivery
+    assert all(r["flag"] == "low_sample" for r in rows[:5])  # fewer than 50 vehicles in this small delivery
+    assert (by["placebo_rank"]["change"], by["placebo_p"]["change"]) == ("1.0", "1.0")
+    assert by["placebo_rank"]["flag"] == by["placebo_p"]["flag"] == "few_placebo"
+    assert {r["degenerate"] for r in rows[:5]} <= {"True", "False"}
     # Same seed, same intervals.
     out2 = tmp_path / "cmp2.csv"
     run(
@@ -293,3 +298,30 @@ def test_report_states_the_parameters_used(warehouse, tiny_network, tmp_path):
     page = render_report(make_test_district(tiny_network), results, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "30 m 以内" in page and "20台未満" in page and "120回" in page and "乱数シード 7" in page
     assert "20 m 以内" not in page and "50台未満" not in page
+
+
+def test_results_of_an_earlier_derived_schema_are_never_served(warehouse, tiny_network):
+    """Figures stored under an earlier DERIVED_SCHEMA_VERSION (an earlier definition, e.g. the bin-value
+    85th percentile before issue 24) are not read back by any publisher, even through read-only
+    connections that cannot drop them; the next read-write connection drops them for recomputation."""
+    import duckdb
+
+    from analysis.results import ResultsMissing, load_comparisons, load_group_stats
+    from etl.schema import DERIVED_SCHEMA_VERSION
+    from etl.warehouse import connect
+
+    wh, _ = warehouse
+    net = network(tiny_network, treated=("R1",), comparison=("A1",))
+    analyze(wh, net, PERIODS)
+    evaluate(wh, net, PERIODS, resamples=20)
+    district = make_test_district(tiny_network)
+    assert load_district_results(wh, district).comparisons and load_comparisons(wh, "t")
+    con = duckdb.connect(str(wh / "warehouse.duckdb"))
+    con.execute("UPDATE schema_version SET derived = ?", [DERIVED_SCHEMA_VERSION - 1])
+    con.close()
+    with pytest.raises(ResultsMissing, match="earlier version"):
+        load_district_results(wh, district)
+    assert load_comparisons(wh, "t") == {} and load_group_stats(wh, "t").empty
+    connect(wh).close()  # a read-write connection drops the outdated tables
+    with pytest.raises(ResultsMissing, match="no stored results"):
+        load_district_results(wh, district)

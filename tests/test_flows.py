@@ -116,7 +116,15 @@ def test_monthly_series_after_the_last_named_period(tmp_path, tiny_network):
     )
     # January mixes a fast day (31 km/h) and a slow one: its mean lies above the after level.
     assert t.loc[dt.date(2018, 1, 1), "value"] > t.loc[dt.date(2017, 12, 1), "value"] + 1.5
+    # the DiD row: treated change − comparison change, with its interval
+    d = series[(series["indicator"] == "mean") & (series["unit"] == "did")].set_index("month")
+    c = series[(series["indicator"] == "mean") & (series["unit"] == "control")].set_index("month")
+    assert d["change_vs_after"].tolist() == pytest.approx((t["change_vs_after"] - c["change_vs_after"]).tolist())
+    assert (d["change_ci_low"] < d["change_vs_after"]).all() and (d["change_vs_after"] < d["change_ci_high"]).all()
+    # January lies above the after level net of the comparison street, but in one month only: not yet a
+    # rise (the equivalence verdict needs two consecutive months beyond the margin)
     verdict = latest_month_verdict(series, "mean")
-    assert verdict["month"] == dt.date(2018, 1, 1) and verdict["state"] == "rising"
+    assert d.loc[dt.date(2018, 1, 1), "change_ci_low"] > 1.0
+    assert verdict["month"] == dt.date(2018, 1, 1) and verdict["state"] == "inconclusive"
     stored = load_district_results(tmp_path / "wh", district).monthly
     assert len(stored) == len(series) and set(stored["indicator"]) == set(series["indicator"])

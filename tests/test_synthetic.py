@@ -19,7 +19,7 @@ from pyproj import Transformer
 
 from config.districts import list_districts, load_district
 from etl.mesh import mesh2_code
-from etl.synthetic import generate_delivery, monitoring_periods, wareki_month_folder
+from etl.synthetic import generate_delivery, monitoring_periods, pre_periods, wareki_month_folder
 
 FOLDER_RE = re.compile(r"^(H\d{2}|R\d+)年\d{2}月_OUT1-2$")
 ZIP_RE = re.compile(r"^OUT1-2_(\d{6})_(\d{8})\.zip$")
@@ -131,6 +131,37 @@ def test_monitoring_months_validated():
         monitoring_periods(dataclasses.replace(d, synthetic={**d.synthetic, "monitoring_months": ["2019-13"]}))
     with pytest.raises(ValueError, match="does not lie after the last named period"):
         monitoring_periods(dataclasses.replace(d, synthetic={**d.synthetic, "monitoring_months": ["2019-03"]}))
+
+
+def test_pre_period_months_add_files_and_leave_the_others_byte_identical(small_delivery, tmp_path):
+    """The months before the first named period (pre_months: the screening's and the pre-period trend's
+    data) are generated complete, by the same vehicles (operation IDs), on a stream of their own: the
+    other days' files are byte for byte those of a delivery without them."""
+    out, _ = small_delivery
+    plain = [dataclasses.replace(d, synthetic={k: v for k, v in d.synthetic.items() if k != "pre_months"})
+             for d in list_districts()]  # fmt: skip
+    generate_delivery(tmp_path / "plain", districts=plain, scale=0.05, seed=7)
+
+    def digests(root):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.zip"))}
+
+    with_pre, without = digests(out), digests(tmp_path / "plain")
+    assert {k: with_pre[k] for k in without} == without
+    pre_days = {dt.datetime.strptime(ZIP_RE.match(n)[2], "%Y%m%d").date() for n in set(with_pre) - set(without)}
+    for d in list_districts():
+        (m,) = pre_periods(d)
+        assert m.end < min(p.start for p in d.periods.values())
+        assert {m.start + dt.timedelta(days=i) for i in range((m.end - m.start).days + 1)} <= pre_days, m.name
+
+    def ids(root, days):
+        df = _points(root)
+        return set(df.loc[df["t"].str[:8].isin({f"{x:%Y%m%d}" for x in days}), "op"])
+
+    okurayama = load_district("okurayama")
+    aug, sep = pre_periods(okurayama)[0], okurayama.period("before")
+    assert len(ids(out, [aug.start]) & ids(out, [sep.start + dt.timedelta(days=i) for i in range(7)])) > 10
+    with pytest.raises(ValueError, match="does not end before the first named period"):
+        pre_periods(dataclasses.replace(okurayama, synthetic={**okurayama.synthetic, "pre_months": ["2017-09"]}))
 
 
 def _points(root: Path) -> pd.DataFrame:

@@ -33,28 +33,54 @@ def _treated(results, month, ind="p85"):
 # --- the verdict sentence ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("state, last_shift", [("holding", 0.3), ("rising", 2.5), ("falling", -2.5)])
-def test_headline_says_whether_the_latest_month_holds(tmp_path, state, last_shift):
-    district, results = results_with(tmp_path, shifts=(0.2, -0.3, 0.1, last_shift))
+def _signed(v: float) -> str:
+    return ("+" if v > 0 else "\u2212") + f"{abs(v):.1f}"
+
+
+@pytest.mark.parametrize(
+    "state, shifts",
+    [
+        ("holding", (0.2, -0.3, 0.1, 0.1)),  # the month's DiD interval within ±1 km/h
+        ("rising", (0.2, -0.3, 2.5, 2.5)),  # above +1 km/h two months running
+        ("falling", (0.2, -0.3, -2.5, -2.5)),  # below −1 km/h two months running
+        ("inconclusive", (0.2, -0.3, 0.1, 2.5)),  # beyond the margin in one month only
+        ("inconclusive", (0.2, -0.3, 0.1, 0.3)),  # an interval across the margin
+    ],
+)
+def test_headline_says_whether_the_latest_month_holds(tmp_path, state, shifts):
+    """The verdict is the equivalence test on the month's difference in differences (issue 24: an
+    interval that contains zero no longer holds by default; one month beyond the margin is no rise)."""
+    district, results = results_with(tmp_path, shifts=shifts)
     h = headline(district, public_results(results))
     assert h.monitoring == state and h.verdict == "effect"
     r = _treated(results, MONTHS[-1])
+    m = results.monthly
+    d = m[(m["indicator"] == "p85") & (m["unit"] == "did") & (m["month"] == MONTHS[-1])].iloc[0]
     after = results.comparisons["p85"].set_index("unit").loc["treated", "after"]
-    sign = "+" if last_shift > 0 else "\u2212"
     # formatted here, independently of maps.wording
-    value, diff = f"{r['value']:.1f} km/h", f"{sign}{abs(r['change_vs_after']):.1f} km/h"
-    lo, hi = r["change_ci_low"], r["change_ci_high"]
-    ci = "〜".join(("+" if v > 0 else "\u2212") + f"{abs(v):.1f}" for v in (lo, hi))
-    where = {
-        "holding": f"対策後の水準 {after:.1f} km/h を保っています",
-        "rising": f"対策後の水準 {after:.1f} km/h より高くなっています",
-        "falling": f"対策後の水準 {after:.1f} km/h より低くなっています",
+    value, did = f"{r['value']:.1f} km/h", f"{_signed(d['change_vs_after'])} km/h"
+    ci = "〜".join(_signed(v) for v in (d["change_ci_low"], d["change_ci_high"]))
+    label = "2024年10月の対策道路の85パーセンタイル速度は"
+    sentence = {
+        "holding": f"{label} {value} で、対策後の水準 {after:.1f} km/h を保っています（比較道路の変化を差し引いた差 "
+        f"{did}、95%信頼区間 {ci}：±1.0 km/h 以内）。",
+        "rising": f"{label} {value} で、2か月続けて対策後の水準 {after:.1f} km/h より高くなっています（比較道路の"
+        f"変化を差し引いた差 {did}、95%信頼区間 {ci}：+1.0 km/h を超える）。",
+        "falling": f"{label} {value} で、2か月続けて対策後の水準 {after:.1f} km/h より低くなっています（比較道路の"
+        f"変化を差し引いた差 {did}、95%信頼区間 {ci}：−1.0 km/h を超える）。",
+        "inconclusive": f"{label} {value}（対策後の水準 {after:.1f} km/h）。比較道路の変化を差し引いた差は {did}"
+        f"（95%信頼区間 {ci}）で、対策後の水準を保っているとも変わったとも、まだ言えません（判定の幅 ±1.0 km/h）。",
     }[state]
-    sentence = f"2024年10月の対策道路の85パーセンタイル速度は {value} で、{where}（差 {diff}、95%信頼区間 {ci}）。"
     assert h.details["ja"][-1].startswith(sentence), h.details["ja"][-1]
     assert ("効果が薄れている可能性があります。" in h.text("ja")) == (state == "rising")
-    en = {"holding": "still at the after level", "rising": "above the after level", "falling": "below the after level"}
-    assert f"In Oct 2024 the 85th-percentile speed on the treated street was {value}, {en[state]}" in h.text("en")
+    en = {
+        "holding": "still at the after level",
+        "rising": "above the after level",
+        "falling": "below the after level",
+        "inconclusive": "it cannot yet be said whether it holds the after level",
+    }
+    assert "In Oct 2024 the 85th-percentile speed on the treated street was " + value in h.text("en")
+    assert en[state] in h.text("en") and f"95% confidence interval {ci.replace('〜', ' to ')}" in h.text("en")
 
 
 def test_headline_without_a_monitoring_month_says_nothing_about_it(tmp_path):
@@ -80,7 +106,7 @@ def test_months_without_any_vehicle_are_not_the_latest_month(tmp_path):
     no month of this district's series: the verdict is of the latest month with data."""
     months = (*MONTHS, dt.date(2025, 1, 1))
     district, results = results_with(
-        tmp_path, shifts=(0.2, -0.3, 0.1, 2.5, 0.0), vehicles=[100, 100, 100, 100, 0], months=months
+        tmp_path, shifts=(0.2, -0.3, 2.5, 2.5, 0.0), vehicles=[100, 100, 100, 100, 0], months=months
     )
     pub = public_results(results)
     assert headline(district, pub).monitoring == "rising" and "2024年10月の" in headline(district, pub).text("ja")
@@ -89,7 +115,7 @@ def test_months_without_any_vehicle_are_not_the_latest_month(tmp_path):
 
 
 def test_map_headline_carries_the_verdict(tmp_path):
-    district, results = results_with(tmp_path, shifts=(0.2, -0.3, 0.1, -2.5))
+    district, results = results_with(tmp_path, shifts=(0.2, -0.3, -2.5, -2.5))
     page = render_district_map(district, results, tmp_path / "m.html").read_text(encoding="utf-8")
     h = headline(district, public_results(results))
     assert 'data-monitoring="falling"' in page and h.details["ja"][-1] in page and h.details["en"][-1] in page
