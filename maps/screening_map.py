@@ -28,6 +28,7 @@ from shapely.ops import linemerge, unary_union
 
 import maps.layers as layers
 import maps.wording as w
+from analysis.pretrend import screening_period
 from analysis.results import ResultsMissing, load_screening
 from config.districts import District, Period, load_district
 from config.settings import (
@@ -235,11 +236,12 @@ def build_screening_map(
     created: dt.date | None = None,
 ) -> folium.Map:
     """The screening map of `district` (a District or a key such as 'okurayama') as a folium.Map: its
-    stored screening of its default before period and own area (what the monthly flow stores and
-    `etc2calm publish` draws), nothing computed; ResultsMissing when none is stored."""
+    stored screening of its default screening period (analysis.pretrend.screening_period: the months
+    before its before period when delivered, else the before period) and own area (what the monthly
+    flow stores and `etc2calm publish` draws), nothing computed; ResultsMissing when none is stored."""
     district = load_district(district) if isinstance(district, str) else district
-    before = district.period(district.default_before)
-    run, rows = _stored(warehouse, district.key, default_area(district), (before.start, before.end))
+    period, _ = screening_period(warehouse, district)
+    run, rows = _stored(warehouse, district.key, default_area(district), (period.start, period.end))
     return screening_map(run, rows, district=district, top=top, lang=lang, created=created)
 
 
