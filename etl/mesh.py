@@ -47,3 +47,17 @@ def mesh2_code(lat, lon) -> np.ndarray:
     q = np.floor((y - p) * 8.0)
     v = np.floor((x - u) * 8.0)
     return (p * 10000 + u * 100 + q * 10 + v).astype(np.int64)
+
+
+def mesh2_bounds(code: int) -> tuple[float, float, float, float]:
+    """(south, west, north, east) in decimal degrees of a 2次メッシュ code (JIS X 0410): a cell of 5' of
+    latitude × 7.5' of longitude; south and west edges belong to it, north and east to its neighbours.
+
+    Raises ValueError for a code that is no 2次メッシュ (6 digits ``pp uu q v`` with q, v in 0-7)."""
+    p, rest = divmod(int(code), 10000)
+    u, rest = divmod(rest, 100)
+    q, v = divmod(rest, 10)
+    if not (0 < p < 100 and q < 8 and v < 8):
+        raise ValueError(f"mesh2_bounds: {code!r} is not a 2次メッシュ code (pp uu q v, q and v 0-7)")
+    south, west = p / 1.5 + q / 12.0, 100.0 + u + v / 8.0
+    return south, west, south + 1 / 12.0, west + 1 / 8.0

@@ -37,7 +37,7 @@ from pyproj import Transformer
 
 from config.districts import District, Period, bundled_districts
 from config.settings import ARTERIAL_HIGHWAY_CLASSES, LONLAT_CRS, METRIC_CRS, ROAD_ID_COLUMNS
-from etl.mesh import mesh2_code
+from etl.mesh import mesh2_bounds, mesh2_code
 from etl.spec import STYLE_1_2_COLUMNS, STYLE_1_2_N_COLUMNS
 
 ZIP_DATE_TIME = (2020, 1, 1, 0, 0, 0)  # fixed member timestamp: same seed -> identical bytes
@@ -942,33 +942,83 @@ def generate_delivery(
 # ---------------------------------------------------------------------------------------------
 # Large deliveries for the ingest benchmark and fault-injection tests (合成データ, not calibrated)
 
+# 2次メッシュ of the benchmark delivery, in the order files are given them: a 2 × 2 block around
+# 大倉山 (533925 and its east, north and north-east neighbours), then the meshes west and south of it.
+BENCH_MESHES = (533925, 533926, 533935, 533936, 533924, 533934, 533915, 533916)
+BENCH_POINTS_PER_VEHICLE = 40  # points of one vehicle's track, 200 m and 20 s apart
+_EARTH_M_PER_DEG = 6_371_000.0 * np.pi / 180.0
 
-def _bench_file(args) -> tuple[str, int, int]:
-    """One OUT1-2 ZIP of `n` rows: vehicles driving straight lines across meshes, rows shuffled."""
-    path, n, seed, day_ordinal, mesh, bad_rate = args
-    rng = np.random.default_rng(seed)
-    n_veh = max(1, n // 40)
-    veh = np.arange(n) // 40 % n_veh
-    base_id = rng.integers(10**11, 10**12 - 1, n_veh)
-    t0 = rng.integers(6 * 3600, 20 * 3600, n_veh)
-    k = np.arange(n) % 40
-    day = dt.date.fromordinal(day_ordinal)
-    epoch = (day - dt.date(1970, 1, 1)).days * 86400
-    secs = epoch + t0[veh] + k * 20
-    lat0 = 35.50 + rng.random(n_veh) * 0.08
-    lon0 = 139.55 + rng.random(n_veh) * 0.1
+
+def _bench_tracks(rng: np.random.Generator, n_veh: int, slots: list[tuple[int, int]], box: tuple) -> tuple:
+    """Straight tracks of `n_veh` vehicles, each starting in the mesh of a slot (chosen by remaining
+    quota) and reflected at the walls of `box` (south, west, north, east): (lat, lon, k) per point."""
+    south, west, north, east = box
+    quota = np.array([max(n, 0) for _, n in slots], float)
+    start = rng.choice(len(slots), n_veh, p=quota / quota.sum())
+    bounds = np.array([mesh2_bounds(m) for m, _ in slots])[start]
+    lat0 = bounds[:, 0] + rng.random(n_veh) * (bounds[:, 2] - bounds[:, 0])
+    lon0 = bounds[:, 1] + rng.random(n_veh) * (bounds[:, 3] - bounds[:, 1])
     ang = rng.random(n_veh) * 2 * np.pi
-    step = k * 200.0
-    lat = np.round(lat0[veh] + np.cos(ang[veh]) * step / 110950.0, 7)
-    lon = np.round(lon0[veh] + np.sin(ang[veh]) * step / 90690.0, 7)
+    k = np.tile(np.arange(BENCH_POINTS_PER_VEHICLE), n_veh)
+    veh = np.repeat(np.arange(n_veh), BENCH_POINTS_PER_VEHICLE)
+    step_m = k * 200.0
+    lat = lat0[veh] + np.cos(ang[veh]) * step_m / _EARTH_M_PER_DEG
+    lon = lon0[veh] + np.sin(ang[veh]) * step_m / (_EARTH_M_PER_DEG * np.cos(np.radians(lat0[veh])))
+
+    def reflect(x, lo, hi):  # a track leaving the box comes back in, as from a wall
+        span = hi - lo
+        y = np.mod(x - lo, 2 * span)
+        return lo + np.where(y > span, 2 * span - y, y)
+
+    return np.round(reflect(lat, south, north), 7), np.round(reflect(lon, west, east), 7), veh, k
+
+
+def _bench_day(args) -> list[tuple[str, int, int]]:
+    """The ZIPs of one day of the benchmark delivery: one per (2次メッシュ, quota) slot, each holding
+    exactly its quota of points and only points of its own mesh. Vehicles drive straight tracks over
+    the day's meshes, so a vehicle crossing from one mesh into another is split across their files,
+    as in real deliveries (one file per 2次メッシュ and day)."""
+    files, seed, day_ordinal, bad_rate = args
+    rng = np.random.default_rng(seed)
+    slots = [(mesh, n) for _, n, mesh in files]
+    boxes = np.array([mesh2_bounds(m) for m, _ in slots])
+    box = (boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max())
+    need = [n for _, n in slots]
+    taken: list[list[tuple]] = [[] for _ in slots]
+    next_vehicle = 0
+    while any(need):
+        n_veh = max(8, int(1.3 * sum(need) / BENCH_POINTS_PER_VEHICLE))
+        lat, lon, veh, k = _bench_tracks(rng, n_veh, [(m, n) for (m, _), n in zip(slots, need, strict=True)], box)
+        mesh = mesh2_code(lat, lon)
+        free = np.ones(lat.size, bool)
+        for j, (m, _) in enumerate(slots):
+            pick = np.flatnonzero(free & (mesh == m))[: need[j]]
+            free[pick] = False
+            need[j] -= pick.size
+            taken[j].append((lat[pick], lon[pick], veh[pick] + next_vehicle, k[pick]))
+        next_vehicle += n_veh
+    ids = rng.choice(9 * 10**11, next_vehicle, replace=False) + 10**11
+    day = dt.date.fromordinal(day_ordinal)
+    t0 = rng.integers(6 * 3600, 20 * 3600, next_vehicle)
+    out = []
+    for (path, _, mesh), parts in zip(files, taken, strict=True):
+        lat, lon, veh, k = (np.concatenate(x) for x in zip(*parts, strict=True))
+        out.append(_write_bench_zip(path, rng, day, mesh, lat, lon, k, ids[veh], t0[veh], bad_rate))
+    return out
+
+
+def _write_bench_zip(path, rng, day, mesh, lat, lon, k, op_ids, t0, bad_rate) -> tuple[str, int, int]:
+    """One OUT1-2 ZIP of the given points (rows shuffled), a share `bad_rate` of lines cut to 32 fields."""
+    n = lat.size
+    epoch = (day - dt.date(1970, 1, 1)).days * 86400
+    secs = epoch + t0 + k * 20
     speed = np.round(np.clip(rng.normal(35, 10, n), 0, 120))
     gps = _yyyymmddhhmmss(secs)
-    ids = pa.array([f"{v:012d}" for v in base_id.tolist()]).take(pa.array(veh))
     cols = {
         "rsu_id": pa.array(np.full(n, 411306)),
         "received_at": pa.array(_yyyymmddhhmmss(secs + 1800)),
         "operation_date": pa.array(np.full(n, int(day.strftime("%Y%m%d")))),
-        "operation_id": ids,
+        "operation_id": pa.array([f"{v:012d}" for v in op_ids.tolist()]),
         "vehicle_type": pa.array(rng.integers(1, 5, n)),
         "vehicle_use": pa.array(rng.integers(1, 3, n)),
         "gps_time": pa.array(gps),
@@ -977,7 +1027,7 @@ def _bench_file(args) -> tuple[str, int, int]:
         "trip_start": pa.array(gps),
         "trip_end": pa.array(gps),
         "trip_completeness": pa.array(np.ones(n, np.int64)),
-        "trip_endpoint_flag": pa.array(np.where(k == 0, 0, np.where(k == 39, 1, 2))),
+        "trip_endpoint_flag": pa.array(np.where(k == 0, 0, np.where(k == BENCH_POINTS_PER_VEHICLE - 1, 1, 2))),
         "tag_no": pa.array(np.ones(n, np.int64)),
         "lon": pa.array(lon),
         "lat": pa.array(lat),
@@ -1028,30 +1078,29 @@ def generate_bench_delivery(
     start: dt.date = dt.date(2017, 9, 1),
 ) -> dict:
     """A large synthetic 様式1-2 delivery (uncalibrated, for throughput and fault tests): ZIPs of `rows_per_file`
-    rows, one operation date each, over the 28 days from `start`."""
+    rows, one operation date each, over the 28 days from `start`.
+
+    File i holds day i % 28 and 2次メッシュ BENCH_MESHES[i // 28 % 8] (named `OUT1-2_<mesh>_<date>_<i>.zip`) and
+    only points lying in that mesh, as real deliveries do: vehicles drive over the meshes of their day and
+    are split across the files of the meshes they cross.
+    """
     from concurrent.futures import ProcessPoolExecutor
 
     out_dir = Path(out_dir)
     n_files = max(1, -(-rows // rows_per_file))
     start = start.toordinal()
-    jobs = []
+    by_day: dict[int, list[tuple[str, int, int]]] = {}
     for i in range(n_files):
         n = min(rows_per_file, rows - i * rows_per_file)
         d = dt.date.fromordinal(start + i % 28)
-        mesh = 533925 + (i // 28) % 8
+        mesh = BENCH_MESHES[(i // 28) % len(BENCH_MESHES)]
         folder = out_dir / wareki_month_folder(d.year, d.month)
         folder.mkdir(parents=True, exist_ok=True)
-        jobs.append(
-            (
-                str(folder / f"OUT1-2_{mesh:06d}_{d:%Y%m%d}_{i:05d}.zip"),
-                n,
-                seed * 100003 + i,
-                d.toordinal(),
-                mesh,
-                bad_rate,
-            )
+        by_day.setdefault(d.toordinal(), []).append(
+            (str(folder / f"OUT1-2_{mesh:06d}_{d:%Y%m%d}_{i:05d}.zip"), n, mesh)
         )
+    jobs = [(files, seed * 100003 + day, day, bad_rate) for day, files in sorted(by_day.items())]
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        done = list(pool.map(_bench_file, jobs))
+        done = [f for day in pool.map(_bench_day, jobs) for f in day]
     (out_dir / "README.txt").write_bytes(README_TEXT.encode("cp932"))
     return {"files": len(done), "rows": sum(d[1] for d in done), "bad_rows": sum(d[2] for d in done)}
