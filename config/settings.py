@@ -16,6 +16,14 @@ from pathlib import Path
 METRIC_CRS = "EPSG:6677"
 LONLAT_CRS = "EPSG:4326"
 
+# --- Plausibility of delivered points (etl.validate) ------------------------------------------
+# A delivered file holds one 2次メッシュ and day: a point lying farther than this outside its file's
+# 2次メッシュ (the mesh in the file name, else the row's 2次メッシュコード) is quarantined, metres.
+MESH_MARGIN_M = 1000.0
+# A point's GPS時刻 lies on its operation date (運行日) or on one of the this many days after it
+# (trips past midnight); any other GPS時刻 is quarantined.
+GPS_DAYS_AFTER_OPERATION = 1
+
 # --- Road network ----------------------------------------------------------------------------
 # Speed limit (km/h) by OSM highway class when the road carries no maxspeed. Residential
 # classes are the 生活道路 that zone-30 policy targets; elsewhere the legal default of 60 km/h

@@ -471,6 +471,9 @@ def cmd_ingest(args) -> int:
         )
     for f in report.failed:
         print(f"etc2calm: failed: {f.message}", file=sys.stderr)
+    for f in report.files:
+        for member, reason in f.skipped_members:
+            print(f"skipped: {f.path}: member {member!r} ({reason})")
     print(report.summary())
     return 1 if report.failed else 0
 

@@ -116,6 +116,12 @@ def generate() -> str:
         ("quarantine", "rows that failed validation, with reason", schema.QUARANTINE_COLUMNS),
         ("manifest", "one row per delivered file", schema.MANIFEST_COLUMNS),
         (
+            "skipped_members",
+            "one row per member of an ingested ZIP that was not read as data (a README, macOS metadata, an "
+            "empty member): named once in the ingest's output, never quarantined rows",
+            schema.SKIPPED_MEMBERS_COLUMNS,
+        ),
+        (
             "matched_points",
             "points matched to a road of a district's network, once per month by the match stage "
             "(analysis/matchstage.py); every figure is computed from these",

@@ -115,6 +115,9 @@ class FileResult:
     file_id: str = ""
     sha256: str = ""
     size_bytes: int = 0
+    rows_outside_mesh: int = 0  # of rows_quarantined: points outside their file's 2次メッシュ
+    rows_outside_day: int = 0  # of rows_quarantined: GPS時刻 not on the operation date or the day after
+    skipped_members: list = field(default_factory=list)  # (member, reason) of ZIP members not read as data
 
 
 @dataclass
@@ -135,12 +138,16 @@ class IngestReport:
 
     def summary(self) -> str:
         n = {s: sum(f.status == s for f in self.files) for s in ("ok", "skipped", "failed")}
+        members = sum(len(f.skipped_members) for f in self.files)
+        skipped = f", {members} ZIP member(s) not data, skipped" if members else ""
         extra = f"; {self.replaced} earlier versions replaced" if self.replaced else ""
         extra += f", {self.restored} duplicates restored" if self.restored else ""
         return (
-            f"files: {n['ok']} ingested, {n['skipped']} already in warehouse, {n['failed']} failed; "
+            f"files: {n['ok']} ingested, {n['skipped']} already in warehouse, {n['failed']} failed{skipped}; "
             f"rows read {self.total('rows_read')} = stored {self.total('rows_stored')} "
             f"+ quarantined {self.total('rows_quarantined')} + duplicates skipped {self.total('rows_duplicate')}{extra}"
+            f"; of the quarantined: {self.total('rows_outside_mesh')} outside their 2次メッシュ, "
+            f"{self.total('rows_outside_day')} with GPS時刻 off the operation day"
         )
 
 
@@ -500,6 +507,7 @@ def _commit_batch(
     if os.environ.get(CRASH_ENV) == "journal":
         os._exit(137)
     added = [dict(e, tbl=t) for t, entries in c.new_entries.items() for e in entries]
+    skipped = [[r["file_id"], r["source_path"], m, why] for r in accepted for m, why in r.get("skipped_members", [])]
     journal = {
         "commit": commit_id,
         "generation": new["generation"],
@@ -507,6 +515,7 @@ def _commit_batch(
         "deletes": c.deletes,
         "added": added,
         "manifest": manifest,
+        "skipped_members": skipped,
         "replaced": sorted(replaced),
         "manifest_set": [[k, *v] for k, v in c.manifest_set.items()],
         "snapshot": new,
@@ -675,6 +684,7 @@ def _apply_journal(warehouse: Path, con: duckdb.DuckDBPyConnection) -> None:
                     + ", ".join(f"unnest(?::{MANIFEST_COLUMNS[k][0]}[])" for k in MANIFEST_ORDER),
                     [[m[k] for m in j["manifest"]] for k in MANIFEST_ORDER],
                 )
+            _record_skipped_members(con, j)
             update_store_files(con, j["deletes"], j["added"])
             con.execute("DELETE FROM warehouse_info WHERE name IN ('generation', 'commit', 'key_fingerprint')")
             con.execute(
@@ -690,6 +700,21 @@ def _apply_journal(warehouse: Path, con: duckdb.DuckDBPyConnection) -> None:
         if i == len(j["deletes"]) // 2:
             _crash("deletes")
     jpath.unlink()
+
+
+def _record_skipped_members(con: duckdb.DuckDBPyConnection, j: dict) -> None:
+    """The ZIP members a commit's files skipped (inside the journal's transaction): one row each, once."""
+    ok = [m["file_id"] for m in j["manifest"] if m["status"] == "ok"]
+    if ok:
+        con.execute("DELETE FROM skipped_members WHERE file_id IN (SELECT unnest(?::VARCHAR[]))", [ok])
+    rows = j.get("skipped_members", [])
+    if rows:
+        when = next(m["ingested_at"] for m in j["manifest"])
+        con.execute(
+            "INSERT INTO skipped_members SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+            "unnest(?::VARCHAR[]), ?::TIMESTAMP",
+            [[r[i] for r in rows] for i in range(4)] + [when],
+        )
 
 
 def recover(warehouse: Path, con: duckdb.DuckDBPyConnection) -> None:
@@ -1053,6 +1078,9 @@ def _file_result(r: dict, dups: dict[str, int]) -> FileResult:
         r["file_id"],
         r["sha256"],
         r["size_bytes"],
+        r.get("rows_outside_mesh", 0) if ok else 0,
+        r.get("rows_outside_day", 0) if ok else 0,
+        [tuple(m) for m in r.get("skipped_members", [])] if ok else [],
     )
 
 

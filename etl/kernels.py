@@ -1,6 +1,11 @@
-"""Compiled (numba) kernels of the ingest: calendar checks of delivered dates / times and the EPSG:6677 projection.
+"""Compiled (numba) kernels of the ingest: record boundaries, calendar checks of delivered dates / times and the
+EPSG:6677 projection.
 
-Both are exact re-statements of what they replace, tested against them (tests/test_ingest_kernels.py):
+* `stray_bytes` / `records`: a record ends only at the line ending its file uses (CRLF or LF); a CR or
+  LF that is not that ending, or a NUL, breaks the record it lies in (one vectorised pass decides
+  the usual clean payload; the record table is built only for a payload that has such a byte).
+
+The others are exact re-statements of what they replace, tested against them (tests/test_ingest_kernels.py):
 
 * `digits_to_seconds`: YYYYMMDD / YYYYMMDDhhmm / YYYYMMDDhhmmss integers → seconds since
   1970-01-01 and a validity flag (years 1900–2200, real calendar dates), one pass, no temporaries;
@@ -18,6 +23,101 @@ import math
 
 import numpy as np
 from numba import njit
+
+# --- records ----------------------------------------------------------------------------------
+
+CR, LF, NUL = 13, 10, 0
+# Reasons a record is broken, by code (0: whole): a NUL wins over a stray CR, which wins over a stray LF.
+BROKEN_REASONS = ("", "nul_in_record", "stray_cr", "stray_lf")
+
+
+@njit(cache=True, nogil=True)
+def stray_bytes(a, crlf):
+    """How many bytes of the payload `a` (uint8) are a NUL, or a CR / LF that is not the file's line
+    ending (CRLF when `crlf`, else LF): 0 for a clean payload. Branch-free, so it vectorises (~8 GB/s)."""
+    n = a.shape[0]
+    if n == 0:
+        return 0
+    s = 0
+    if crlf:
+        for i in range(n - 1):
+            c = a[i]
+            d = a[i + 1]
+            s += ((c == CR) & (d != LF)) | ((d == LF) & (c != CR)) | (c == NUL)
+        s += (a[0] == LF) + (a[n - 1] == CR) + (a[n - 1] == NUL)
+    else:
+        for i in range(n):
+            c = a[i]
+            s += (c == CR) | (c == NUL)
+    return s
+
+
+@njit(cache=True, nogil=True)
+def records(a, crlf):
+    """(start, end, code) of every record of the payload `a`: bytes [start, end) without the line ending;
+    code 0 whole, else the index in BROKEN_REASONS. A payload not ending in a line ending has a last
+    record up to its end."""
+    n = a.shape[0]
+    width = 2 if crlf else 1
+    count = 0
+    i = 0
+    while i < n:
+        if a[i] == LF and (not crlf or (i > 0 and a[i - 1] == CR)):
+            count += 1
+        i += 1
+    tail = n > 0 and not (a[n - 1] == LF and (not crlf or (n > 1 and a[n - 2] == CR)))
+    m = count + (1 if tail else 0)
+    start = np.zeros(m, np.int64)
+    end = np.zeros(m, np.int64)
+    code = np.zeros(m, np.int8)
+    r = 0
+    s = 0
+    worst = 0
+    for i in range(n):
+        c = a[i]
+        if c == LF and (not crlf or (i > 0 and a[i - 1] == CR)):
+            start[r] = s
+            end[r] = i + 1 - width
+            code[r] = worst
+            r += 1
+            s = i + 1
+            worst = 0
+            continue
+        if c == NUL:
+            worst = 1
+        elif c == CR and not (crlf and i + 1 < n and a[i + 1] == LF) and worst != 1:
+            worst = 2
+        elif c == LF and worst == 0:
+            worst = 3
+    if tail:
+        start[r] = s
+        end[r] = n
+        code[r] = worst
+    return start, end, code
+
+
+@njit(cache=True, nogil=True)
+def join_records(a, start, end, keep, crlf):
+    """The kept records of `a`, each followed by the line ending (CRLF when `crlf`, else LF), as uint8."""
+    width = 2 if crlf else 1
+    total = 0
+    for r in range(start.shape[0]):
+        if keep[r]:
+            total += end[r] - start[r] + width
+    out = np.empty(total, np.uint8)
+    o = 0
+    for r in range(start.shape[0]):
+        if keep[r]:
+            ln = end[r] - start[r]
+            out[o : o + ln] = a[start[r] : end[r]]
+            o += ln
+            if crlf:
+                out[o] = CR
+                o += 1
+            out[o] = LF
+            o += 1
+    return out
+
 
 # --- calendar -----------------------------------------------------------------------------------
 
@@ -230,3 +330,8 @@ def warm_up() -> None:
     digits_to_seconds(np.array([20170905], np.int64), np.ones(1, np.bool_), True)
     to_epsg6677(np.array([139.6]), np.array([35.5]))
     repeated_keys(np.array([1, 1], np.int64))
+    probe = np.frombuffer(b"a\r\nb\n", np.uint8)
+    for crlf in (True, False):
+        stray_bytes(probe, crlf)
+        st, en, code = records(probe, crlf)
+        join_records(probe, st, en, code == 0, crlf)

@@ -177,12 +177,27 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
     started_at TIMESTAMP, finished_at TIMESTAMP, files_ok BIGINT, files_skipped BIGINT, files_failed BIGINT,
     rows_read BIGINT, rows_stored BIGINT, rows_quarantined BIGINT, rows_duplicate BIGINT, seconds DOUBLE
 );
+CREATE TABLE IF NOT EXISTS skipped_members (
+    file_id VARCHAR, source_path VARCHAR, member VARCHAR, reason VARCHAR, ingested_at TIMESTAMP
+);
 CREATE TABLE IF NOT EXISTS column_docs (table_name VARCHAR, column_name VARCHAR, type VARCHAR, doc VARCHAR);
 CREATE TABLE IF NOT EXISTS warehouse_info (name VARCHAR, value VARCHAR);
 CREATE TABLE IF NOT EXISTS store_files (
     tbl VARCHAR, path VARCHAR, file_id VARCHAR, day DATE, year INTEGER, month INTEGER, n_rows BIGINT, legacy BOOLEAN
 );
 """
+
+SKIPPED_MEMBERS_COLUMNS: dict[str, tuple[str, str]] = {
+    "file_id": ("VARCHAR", "the delivered ZIP (manifest.file_id)"),
+    "source_path": ("VARCHAR", "path of the ZIP at ingest (absolute)"),
+    "member": ("VARCHAR", "the member's name inside the ZIP"),
+    "reason": (
+        "VARCHAR",
+        "why it was not read: macOS metadata (__MACOSX/, ._ files), not a .csv or .txt member, empty (no rows), "
+        "or not delivered data (none of its first 20 lines has the field count or header of the file's layout)",
+    ),
+    "ingested_at": ("TIMESTAMP", "local time of the commit (as manifest.ingested_at)"),
+}
 
 STORE_FILES_COLUMNS: dict[str, tuple[str, str]] = {
     "tbl": ("VARCHAR", "view the file belongs to (probe_points, point_duplicates, trips, behavior_events, quarantine)"),

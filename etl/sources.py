@@ -10,6 +10,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 DELIVERY_SUFFIXES = (".zip", ".csv", ".csv.gz", ".gz")
 # A member expanding beyond these limits is refused rather than read (ZIP bomb guard).
@@ -122,36 +123,48 @@ def describe(path: Path) -> SourceFile:
 
 
 CHUNK_BYTES = 32 * 1024 * 1024  # payloads are handed on in pieces of about this size, cut at line ends
+CRLF, LF = b"\r\n", b"\n"
 
 
-def iter_payloads(path: Path, chunk_bytes: int = CHUNK_BYTES):
-    """Stream the CSV payloads of a delivered file as (member, chunk_index, bytes), cut at line ends.
+class Payload(NamedTuple):
+    """A piece of a delivered CSV member: whole records, cut after a line ending of the member."""
+
+    member: str  # ZIP member name ('' for a plain or gzip file)
+    index: int  # 0 for the member's first piece
+    data: bytes
+    ending: bytes  # the line ending the member uses: CRLF (deliveries) or LF
+
+
+def line_ending(head: bytes) -> bytes:
+    """The line ending a delivered CSV uses, judged on its first 64 KB: CRLF when most of its line
+    ends are CRLF (or it has none yet), else LF. A record ends only there: any other CR or LF in it,
+    or a NUL, breaks it (etl.validate.split_records)."""
+    sample = head[:65536]
+    n_lf = sample.count(LF)
+    return CRLF if n_lf == 0 or 2 * sample.count(CRLF) > n_lf else LF
+
+
+def iter_payloads(path: Path, chunk_bytes: int | None = None, judge=None, skipped: list | None = None):
+    """Stream the CSV payloads of a delivered file as `Payload`s (member, chunk index, bytes, line
+    ending), cut after the member's line ending.
+
+    Of a ZIP, only the members that look like delivered data are read: by name (`member_skip_reason`),
+    then by their first lines, `judge(head) -> reason or None` (etl.stage: the field count or header of
+    a delivered layout). Every other member (a README, macOS metadata, an empty member) is appended to
+    `skipped` as (member, reason) and not read; a ZIP without any data member fails (SourceError).
 
     Memory stays bounded by `chunk_bytes` whatever the member size. ZIP members are read as
     streams from the archive (never extracted to a path taken from it); a member whose declared
     size or ratio is absurd is refused before reading, one whose actual output exceeds its
     limits is refused while reading (ZIP bomb guard). Raises SourceError.
     """
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     name = path.name.lower()
     try:
         if path.stat().st_size == 0:
             raise SourceError(f"{path}: empty file (0 bytes)")
         if name.endswith(".zip"):
-            with zipfile.ZipFile(path) as zf:
-                members = [i for i in zf.infolist() if not i.is_dir()]
-                csv_members = [i for i in members if i.filename.lower().endswith((".csv", ".txt"))]
-                if not csv_members:
-                    raise SourceError(f"{path}: ZIP holds no .csv member")
-                for info in csv_members:
-                    ratio = info.file_size / max(info.compress_size, 1)
-                    if info.file_size > MAX_MEMBER_BYTES or ratio > MAX_COMPRESSION_RATIO:
-                        raise SourceError(
-                            f"{path}: member {info.filename!r} declares {info.file_size} bytes "
-                            f"(ratio {ratio:.0f}x), refused as a likely ZIP bomb"
-                        )
-                    limit = min(MAX_MEMBER_BYTES, max(info.compress_size, 1) * MAX_COMPRESSION_RATIO)
-                    with zf.open(info) as fh:
-                        yield from _chunks(fh, f"{path}: member {info.filename!r}", info.filename, limit, chunk_bytes)
+            yield from _zip_payloads(path, chunk_bytes, judge, skipped)
         elif name.endswith(".gz"):
             limit = min(MAX_MEMBER_BYTES, path.stat().st_size * MAX_COMPRESSION_RATIO)
             with gzip.open(path, "rb") as fh:
@@ -175,24 +188,90 @@ def iter_payloads(path: Path, chunk_bytes: int = CHUNK_BYTES):
         raise SourceError(f"{path}: cannot read (unsupported ZIP compression: {exc})") from None
 
 
-def _chunks(fh, where: str, member: str, limit: int, chunk_bytes: int):
+MEMBER_SUFFIXES = (".csv", ".txt")
+
+
+def member_skip_reason(name: str) -> str | None:
+    """Why a ZIP member is not delivered data by its name alone (None: judge it by its first lines)."""
+    parts = name.replace("\\", "/").split("/")
+    if "__MACOSX" in parts[:-1]:
+        return "macOS metadata (__MACOSX/), not data"
+    if parts[-1].startswith("._"):
+        return "macOS metadata (._ file), not data"
+    if not parts[-1].lower().endswith(MEMBER_SUFFIXES):
+        return "not a .csv or .txt member"
+    return None
+
+
+def _zip_payloads(path: Path, chunk_bytes: int, judge, skipped: list | None):
+    """The payloads of a ZIP's data members (see iter_payloads); SourceError when it has none."""
+    notes: list[tuple[str, str]] = []
+    read = 0
+    judge = judge or (lambda head: None)
+    with zipfile.ZipFile(path) as zf:
+        for info in (i for i in zf.infolist() if not i.is_dir()):
+            reason = member_skip_reason(info.filename)
+            if reason:
+                notes.append((info.filename, reason))
+                continue
+            ratio = info.file_size / max(info.compress_size, 1)
+            if info.file_size > MAX_MEMBER_BYTES or ratio > MAX_COMPRESSION_RATIO:
+                raise SourceError(
+                    f"{path}: member {info.filename!r} declares {info.file_size} bytes "
+                    f"(ratio {ratio:.0f}x), refused as a likely ZIP bomb"
+                )
+            limit = min(MAX_MEMBER_BYTES, max(info.compress_size, 1) * MAX_COMPRESSION_RATIO)
+            verdict: list[str] = []
+            with zf.open(info) as fh:
+                where = f"{path}: member {info.filename!r}"
+                for payload in _chunks(fh, where, info.filename, limit, chunk_bytes, judge, verdict):
+                    read += 1
+                    yield payload
+            notes += [(info.filename, r) for r in verdict]
+    if skipped is not None:
+        skipped.extend(notes)
+    if not read:
+        what = "; ".join(f"{m!r}: {r}" for m, r in notes) or "no members"
+        raise SourceError(f"{path}: ZIP holds no data member ({what})")
+
+
+def _chunks(fh, where: str, member: str, limit: int, chunk_bytes: int, judge=None, verdict: list | None = None):
+    """Pieces of a member, cut after its line ending; with `judge`, a member that is empty or whose
+    first lines are judged not data yields nothing and its reason is appended to `verdict`."""
     carry = b""
     total = 0
     index = 0
+    ending = None
     while True:
         block = fh.read(chunk_bytes)
+        if index == 0 and not carry and judge is not None:
+            reason = _first_block_reason(block, chunk_bytes, judge)
+            if reason:
+                verdict.append(reason)
+                return
+            judge = None
         if not block:
             break
         total += len(block)
         if total > limit:
             raise SourceError(f"{where} expands beyond {limit} bytes, refused as a likely ZIP bomb")
         data = carry + block
-        cut = data.rfind(b"\n")
+        if ending is None:
+            ending = line_ending(data)
+        cut = data.rfind(ending)
         if cut < 0:
             carry = data
             continue
-        carry = data[cut + 1 :]
-        yield member, index, data[: cut + 1]
+        cut += len(ending)
+        carry = data[cut:]
+        yield Payload(member, index, data[:cut], ending)
         index += 1
     if carry or index == 0:
-        yield member, index, carry
+        yield Payload(member, index, carry, ending or line_ending(carry))
+
+
+def _first_block_reason(block: bytes, chunk_bytes: int, judge) -> str | None:
+    """Why a member whose first block this is is not data: empty (no rows), or `judge`'s reason."""
+    if not block.strip(b" \t\r\n\0") and len(block) < chunk_bytes:
+        return "empty (no rows)"
+    return judge(block[:65536])

@@ -79,6 +79,11 @@ class Layout:
     time_column: str = ""  # partitions year / month come from this column
     description: str = ""
     extra_widths: tuple[int, ...] = field(default=())  # other accepted column counts (1-3 with trailing columns)
+    # Plausibility rules (etl.validate), for layouts of positions: (lon, lat) columns checked against the
+    # 2次メッシュ of the file (else of `mesh_column`), and (time, date) columns: the time on the date or after.
+    position: tuple[str, str] = ()
+    mesh_column: str = ""
+    time_on_date: tuple[str, str] = ()
 
     @property
     def n_columns(self) -> int:
@@ -191,6 +196,9 @@ STYLE_1_2 = Layout(
     name_markers=("OUT1-2",),
     check_first=("gps_time", "operation_date", "operation_id"),
     time_column="operation_date",
+    position=("lon", "lat"),
+    mesh_column="mesh_code",
+    time_on_date=("gps_time", "operation_date"),
     description="走行履歴 (position history): headerless, one row per recorded point",
 )
 STYLE_1_3 = Layout(

@@ -228,10 +228,19 @@ def _id_column(layout: Layout) -> str:
 
 
 def process_payload(
-    data: bytes, key: bytes, layout: Layout = STYLE_1_2, first_chunk: bool = True, memo: PseudonymMemo | None = None
+    data: bytes,
+    key: bytes,
+    layout: Layout = STYLE_1_2,
+    first_chunk: bool = True,
+    memo: PseudonymMemo | None = None,
+    file_mesh: int | None = None,
+    ending: bytes = b"\r\n",
 ):
     """Read, pseudonymise, validate (and for positions project) one CSV payload (`memo`: the
-    pseudonyms already computed for earlier pieces of the same file).
+    pseudonyms already computed for earlier pieces of the same file; `file_mesh`: the 2次メッシュ in
+    the file's name, which its points must lie in, else each row's own 2次メッシュコード; `ending`: the
+    line ending the file uses, where alone its records end: a record broken by another CR or LF, or by
+    a NUL, is quarantined whole).
 
     Returns (rows, quarantine rows (line_no, reason, raw_text), lines read, header lines).
     Line numbers are relative to the payload. A line whose fields cannot be aligned with the
@@ -241,6 +250,7 @@ def process_payload(
     layout_read = layout if first_chunk else dataclasses.replace(layout, header_markers=())
     id_name = _id_column(layout)
     id_index = layout.by_name(id_name).index
+    data, record_no, broken = validate.split_records(data, ending)
     typed = validate.read_typed(data, layout_read)
     if typed is not None:
         rows, line_no, rejects, header = typed
@@ -254,7 +264,7 @@ def process_payload(
     vkey, vid = pseudonymise_dict(rows.column(idx), key, memo)
     rows = rows.set_column(idx, id_name, vkey)  # the raw ID is gone from here on
     if typed is not None:
-        good, bad_lines, reasons = validate.validate_typed(rows, line_no, layout)
+        good, bad_lines, reasons = validate.validate_typed(rows, line_no, layout, file_mesh)
         if reasons is not None:
             keep = np.ones(len(line_no), dtype=bool)
             keep[np.searchsorted(line_no, bad_lines)] = False
@@ -272,7 +282,7 @@ def process_payload(
             failed = None
     else:
         text_rows = rows.set_column(idx, id_name, vkey.cast(pa.string()))
-        good, failed = validate.validate_rows(text_rows, line_no, layout)
+        good, failed = validate.validate_rows(text_rows, line_no, layout, file_mesh)
         if good.num_rows != rows.num_rows:
             vid = pc.filter(vid, pc.is_in(pa.array(line_no, pa.int64()), good.column("line_no")))
         good = good.set_column(
@@ -288,14 +298,69 @@ def process_payload(
     parts = [rejects] + (
         [failed.select(["line_no", "reason", "raw_text"])] if failed is not None and failed.num_rows else []
     )
+    if record_no is not None:  # lines of the payload without its broken records → record numbers of the file
+        good, parts = _renumber(good, record_no), [_renumber(t, record_no) for t in parts]
+        parts.append(_broken_table(broken, layout, key))
+        n_read += len(broken)
     quarantine = pa.concat_tables(parts) if len(parts) > 1 else rejects
     if len(parts) > 1:
         quarantine = quarantine.sort_by("line_no")
     return good, quarantine, n_read, header
 
 
+def _renumber(table: pa.Table, record_no: np.ndarray) -> pa.Table:
+    """`line_no` (lines of a payload without its broken records) → the records' numbers in the payload."""
+    i = table.schema.get_field_index("line_no")
+    lines = np.asarray(table.column(i).to_numpy(zero_copy_only=False), np.int64)
+    return table.set_column(i, "line_no", pa.array(record_no[lines - 1] if len(lines) else lines, pa.int64()))
+
+
+_SHOWN = str.maketrans({"\r": "\u240d", "\n": "\u240a", "\0": "\u2400"})  # ␍ ␊ ␀: visible in raw_text
+
+
+def _broken_table(broken: list[tuple[int, str, bytes]], layout: Layout, key: bytes) -> pa.Table:
+    """Quarantine rows of broken records: the record as delivered, its CR / LF / NUL shown as ␍ ␊ ␀, the
+    運行ID pseudonymised where the fields align with the layout, else every field (as for field_count)."""
+    id_index = layout.by_name(_id_column(layout)).index
+    texts = []
+    for _, _, raw in broken:
+        text = validate.decode(raw).translate(_SHOWN)
+        fields = text.split(",")
+        if len(fields) != layout.n_columns:
+            texts.append(redact_misaligned_line(text, key))
+            continue
+        if fields[id_index].strip():
+            fields[id_index] = pseudonymise_one(fields[id_index], key)
+        texts.append(",".join(fields))
+    return pa.table(
+        {
+            "line_no": pa.array([b[0] for b in broken], pa.int64()),
+            "reason": pa.array([b[1] for b in broken], pa.string()),
+            "raw_text": pa.array(texts, pa.string()),
+        }
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Format detection
+
+
+def format_by_name(path: Path, override: str | None, all_layouts: dict[str, Layout]) -> str | None:
+    """Format key given by `override` or by a marker in the file's name (OUT1-2, OUT1-3, 挙動 …), else None."""
+    if override:
+        return override
+    name = str(path).upper()
+    for k in ("1-2", "1-3"):
+        if any(m.upper() in name for m in all_layouts[k].name_markers):
+            return k
+    if any(m.upper() in name for m in all_layouts["behavior"].name_markers):
+        return "behavior"
+    return None
+
+
+def _head_lines(head: bytes) -> list[str]:
+    lines = [validate.decode(x.strip(b"\r")) for x in head[:65536].split(b"\n")[:20]]
+    return [x for x in lines if x.strip()]
 
 
 def detect_format(path: Path, head: bytes, override: str | None, all_layouts: dict[str, Layout]) -> str:
@@ -306,16 +371,10 @@ def detect_format(path: Path, head: bytes, override: str | None, all_layouts: di
     is read as 様式1-2, the delivered default, so its lines end in quarantine with their reason;
     a longer one is rejected as not recognised.
     """
-    if override:
-        return override
-    name = str(path).upper()
-    for k in ("1-2", "1-3"):
-        if any(m.upper() in name for m in all_layouts[k].name_markers):
-            return k
-    if any(m.upper() in name for m in all_layouts["behavior"].name_markers):
-        return "behavior"
-    lines = [validate.decode(x.strip(b"\r")) for x in head.split(b"\n")[:20]]
-    lines = [x for x in lines if x.strip()]
+    by_name = format_by_name(path, override, all_layouts)
+    if by_name:
+        return by_name
+    lines = _head_lines(head)
     if lines and validate.has_header(lines[0], all_layouts["1-3"]):
         return "1-3"
     counts = [x.count(",") + 1 for x in lines]
@@ -328,6 +387,25 @@ def detect_format(path: Path, head: bytes, override: str | None, all_layouts: di
         f"{path}: format not recognised (lines have {sorted(set(counts))} fields; 様式1-2 has 33, 様式1-3 18; "
         "name the format with --format)"
     )
+
+
+def member_judge(candidates):
+    """`judge(head) -> reason | None` for etl.sources: a ZIP member is data when one of its first lines
+    (up to 20) has the field count or the header of a candidate layout (`candidates()`: the file's
+    layout once known, else every delivered layout)."""
+
+    def judge(head: bytes) -> str | None:
+        lines = _head_lines(head)
+        layouts_now = candidates()
+        for layout in layouts_now:
+            widths = {layout.n_columns, *layout.extra_widths}
+            if any(x.count(",") + 1 in widths or validate.has_header(x, layout) for x in lines):
+                return None
+        counts = sorted({x.count(",") + 1 for x in lines})
+        wanted = ", ".join(f"{lay.name} {lay.n_columns}" for lay in layouts_now)
+        return f"not delivered data: its first lines have {counts} field(s) ({wanted} expected)"
+
+    return judge
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,6 +538,13 @@ def _points_table(good: pa.Table, file_id: str, member: str, base: int) -> tuple
     return table, days
 
 
+def _count(quarantine: pa.Table, reason: str, suffix: str = "") -> int:
+    """Quarantined rows of one reason (or of every reason ending in `suffix`)."""
+    r = quarantine.column("reason")
+    hit = pc.ends_with(r, suffix) if suffix else pc.equal(r, reason)
+    return int(pc.sum(hit).as_py() or 0)
+
+
 def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
     """Stage one delivered file into `out_dir/<file_id>_<path hash>/`; returns its result (see module doc)."""
     path = Path(path)
@@ -471,6 +556,8 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
         "rows_read": 0,
         "rows_staged": 0,
         "rows_quarantined": 0,
+        "rows_outside_mesh": 0,
+        "rows_outside_day": 0,
         "message": "",
         "format": "",
         "file_id": "",
@@ -481,6 +568,7 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
         "quarantine": [],
         "trips": [],
         "events": [],
+        "skipped_members": [],
     }
     try:
         src = sources.describe(path)
@@ -504,6 +592,10 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
     res["dir"] = folder.name
     all_layouts = layouts(ctx.behavior_layout)
     writer = _PointWriter(folder / "points")
+    known = format_by_name(path, ctx.override, all_layouts)
+    chosen: list[Layout] = [all_layouts[known]] if known else []
+    judge = member_judge(lambda: chosen or list(all_layouts.values()))
+    skipped: list[tuple[str, str]] = []
     other: dict[str, list[pa.Table]] = {"quarantine": [], "trips": [], "events": []}
     try:
         fmt = None
@@ -511,10 +603,11 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
         line_base: dict[str, int] = {}
         n_field_count = 0
         memo = PseudonymMemo()  # this file's raw IDs → pseudonyms; dropped with the call
-        for member, index, data in sources.iter_payloads(path):
+        for member, index, data, ending in sources.iter_payloads(path, judge=judge, skipped=skipped):
             if layout is None:
                 fmt = detect_format(path, data[:65536], ctx.override, all_layouts)
                 layout = all_layouts[fmt]
+                chosen[:] = [layout]
                 res["format"] = layout.name
             if index == 0 and fmt == "behavior":
                 first = validate.decode(data[: data.find(b"\n") if b"\n" in data else len(data)].strip(b"\r\n"))
@@ -525,13 +618,18 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
                         "columns, "
                         f"found {found} (configure the layout with --behavior-layout / ETC2CALM_BEHAVIOR_LAYOUT)"
                     )
-            good, quarantine, n, header = process_payload(data, ctx.key, layout, first_chunk=index == 0, memo=memo)
+            file_mesh = validate.mesh_code_of_name(path.name) or validate.mesh_code_of_name(member)
+            good, quarantine, n, header = process_payload(
+                data, ctx.key, layout, first_chunk=index == 0, memo=memo, file_mesh=file_mesh, ending=ending
+            )
             base = line_base.get(member, 0)
             line_base[member] = base + n + header  # every line is a row, a reject or the header
             res["rows_read"] += n
             if quarantine.num_rows:
                 nq = quarantine.num_rows
-                n_field_count += int(pc.sum(pc.equal(quarantine.column("reason"), "field_count")).as_py() or 0)
+                n_field_count += _count(quarantine, "field_count")
+                res["rows_outside_mesh"] += _count(quarantine, "outside_mesh")
+                res["rows_outside_day"] += _count(quarantine, "", suffix="_outside_operation_day")
                 other["quarantine"].append(
                     pa.table(
                         [
@@ -579,10 +677,21 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
                 f"{layout.n_columns} fields of {layout.name}"
             )
         res["points"] = [dict(o, file=f"points/{o['name']}", keys=f"points/{o['name']}.keys") for o in writer.close()]
+        res["skipped_members"] = skipped
     except sources.SourceError as exc:
         writer.abort()
         shutil.rmtree(folder, ignore_errors=True)
-        res.update(status="failed", message=str(exc), rows_read=0, rows_staged=0, rows_quarantined=0, dir="", points=[])
+        res.update(
+            status="failed",
+            message=str(exc),
+            rows_read=0,
+            rows_staged=0,
+            rows_quarantined=0,
+            rows_outside_mesh=0,
+            rows_outside_day=0,
+            dir="",
+            points=[],
+        )
         return res
     except Exception as exc:  # noqa: BLE001 - any other failure fails this file only; no raw value in the message
         writer.abort()
@@ -592,6 +701,8 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
             rows_read=0,
             rows_staged=0,
             rows_quarantined=0,
+            rows_outside_mesh=0,
+            rows_outside_day=0,
             dir="",
             points=[],
             message=f"{path}: cannot be read ({type(exc).__name__} while reading {res['format'] or 'it'})",

@@ -15,6 +15,7 @@ generated from the layout (`etl.spec`); `validation_rules(layout)` lists them:
 
 | reason | columns | rule |
 |---|---|---|
+| `nul_in_record`, `stray_cr`, `stray_lf` | all | a NUL, or a CR or LF that is not the file's line ending |
 | `empty_line` | all | the line holds no values |
 | `field_count` | all | the line does not hold exactly the layout's number of comma-separated fields |
 | `missing_<column>` | required columns | the value is empty |
@@ -22,6 +23,13 @@ generated from the layout (`etl.spec`); `validation_rules(layout)` lists them:
 | `<column>_not_numeric` | numeric columns | not a finite decimal number (sign, point, exponent; NaN and |
 | | | infinities are not numbers); integers: not a whole number within the column's type |
 | `<column>_out_of_range` | numeric columns with a range | outside the spec's allowed range |
+| `outside_mesh` | position (様式1-2: lon, lat) | more than `MESH_MARGIN_M` (1 km) outside the file's 2次メッシュ |
+| `<time>_outside_operation_day` | time, date (様式1-2: gps_time, operation_date) | not on the date or the day after |
+
+The plausibility rules come last: a file holds one 2次メッシュ and day, so its points lie in that mesh
+(judged by the mesh in the file name, `OUT1-2_<mesh>_<date>`; for a file without one, by the row's
+2次メッシュコード) and their GPS時刻 on the operation date or the day after (trips past midnight).
+Distances to a mesh are spherical (earth radius 6,371 km, local scale at the point): within 0.5 %.
 
 The first failing rule, in the layout's check order, is the row's reason. 様式1-2's reasons
 include `bad_gps_time`, `bad_operation_date`, `missing_operation_id`, `lon_out_of_range`
@@ -30,11 +38,14 @@ include `bad_gps_time`, `bad_operation_date`, `missing_operation_id`, `lon_out_o
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from config.settings import GPS_DAYS_AFTER_OPERATION, MESH_MARGIN_M
 from etl.spec import STYLE_1_2, Column, Layout
 
 
@@ -46,6 +57,30 @@ def decode(data: bytes) -> str:
         except UnicodeDecodeError:
             continue
     return data.decode("cp932", errors="replace")
+
+
+def split_records(
+    data: bytes, ending: bytes = b"\r\n"
+) -> tuple[bytes, np.ndarray | None, list[tuple[int, str, bytes]]]:
+    """A payload's records, a record ending only at the file's line `ending` (CRLF or LF).
+
+    Returns (the payload without its broken records, the 1-based record number of each of its lines or
+    None when nothing was broken, [(record number, reason, bytes) of each broken record]). A record is
+    broken by a NUL (`nul_in_record`), a CR that is not part of a CRLF ending (`stray_cr`: in an LF
+    file every CR) or an LF inside a CRLF record (`stray_lf`): it is quarantined whole, no part of it read.
+    One compiled pass over the bytes decides the usual clean payload (etl.kernels.stray_bytes).
+    """
+    from etl.kernels import BROKEN_REASONS, join_records, records, stray_bytes
+
+    a = np.frombuffer(data, np.uint8)
+    crlf = ending == b"\r\n"
+    if not stray_bytes(a, crlf):
+        return data, None, []
+    start, end, code = records(a, crlf)
+    keep = code == 0
+    clean = join_records(a, start, end, keep, crlf).tobytes()
+    broken = [(int(r) + 1, BROKEN_REASONS[code[r]], data[start[r] : end[r]]) for r in np.flatnonzero(~keep)]
+    return clean, np.flatnonzero(keep) + 1, broken
 
 
 def _is_ascii(data: bytes) -> bool:
@@ -299,6 +334,14 @@ def validation_rules(layout: Layout = STYLE_1_2) -> list[tuple[str, str, str]]:
     """(reason, columns, description) of every rule in evaluation order, generated from the layout."""
     n = layout.n_columns
     rules = [
+        ("nul_in_record", "all", "the record holds a NUL byte (it is quarantined whole, no part of it read)"),
+        (
+            "stray_cr",
+            "all",
+            "the record holds a carriage return that is not part of the file's line ending (CRLF; in an LF "
+            "file every CR): a record ends only at the line ending the file uses",
+        ),
+        ("stray_lf", "all", "a CRLF file's record holds a line feed that is not part of a CRLF"),
         ("empty_line", "all", "the line holds no values"),
         ("field_count", "all", f"the line does not hold exactly {n} comma-separated fields"),
     ]
@@ -318,6 +361,28 @@ def validation_rules(layout: Layout = STYLE_1_2) -> list[tuple[str, str, str]]:
             lo = "-∞" if col.low is None else f"{col.low:g}"
             hi = "∞" if col.high is None else f"{col.high:g}"
             rules.append((f"{col.name}_out_of_range", where, f"outside {lo}–{hi}{unit}"))
+        elif kind == "outside_mesh":
+            lon, lat = (layout.by_name(n) for n in layout.position)
+            mesh = layout.by_name(layout.mesh_column)
+            rules.append(
+                (
+                    "outside_mesh",
+                    f"{lon.index}, {lat.index}: {lon.name_ja}, {lat.name_ja}",
+                    f"more than {MESH_MARGIN_M:g} m outside the 2次メッシュ of its file (the mesh in the file name, "
+                    f"e.g. OUT1-2_533924_…; for a file without one, the row's {mesh.name_ja} (`{mesh.name}`), where "
+                    "an empty or invalid code counts as outside)",
+                )
+            )
+        elif kind == "outside_day":
+            date = layout.by_name(layout.time_on_date[1])
+            rules.append(
+                (
+                    f"{col.name}_outside_operation_day",
+                    f"{col.index}, {date.index}: {col.name_ja}, {date.name_ja}",
+                    f"not on the {date.name_ja} or the {GPS_DAYS_AFTER_OPERATION} day(s) after it "
+                    "(trips past midnight)",
+                )
+            )
     return rules
 
 
@@ -332,6 +397,10 @@ def _rule_plan(layout: Layout) -> list[tuple[Column, str]]:
             plan.append((col, "not_numeric"))
             if col.low is not None or col.high is not None:
                 plan.append((col, "out_of_range"))
+    if layout.position and layout.mesh_column:
+        plan.append((layout.by_name(layout.position[1]), "outside_mesh"))
+    if layout.time_on_date:
+        plan.append((layout.by_name(layout.time_on_date[0]), "outside_day"))
     return plan
 
 
@@ -368,7 +437,14 @@ def _str_column(text: pa.Array, col: Column) -> pa.Array:
     return pc.if_else(pc.equal(t, ""), pa.scalar(None, pa.string()), t)
 
 
-_REASON = {"missing": "missing_{}", "bad": "bad_{}", "not_numeric": "{}_not_numeric", "out_of_range": "{}_out_of_range"}
+_REASON = {
+    "missing": "missing_{}",
+    "bad": "bad_{}",
+    "not_numeric": "{}_not_numeric",
+    "out_of_range": "{}_out_of_range",
+    "outside_mesh": "outside_mesh",
+    "outside_day": "{}_outside_operation_day",
+}
 
 
 def _reasons(failures: dict[tuple[str, str], pa.Array], n: int, layout: Layout) -> pa.Array | None:
@@ -384,15 +460,150 @@ def _reasons(failures: dict[tuple[str, str], pa.Array], n: int, layout: Layout) 
     return reason
 
 
+# ---------------------------------------------------------------------------------------------
+# Plausibility: the file's 2次メッシュ, the operation date
+
+_M_PER_DEG = 6_371_000.0 * np.pi / 180.0  # metres per degree of latitude on the sphere
+
+
+def mesh_code_of_name(name: str) -> int | None:
+    """The 2次メッシュ code in a delivered file's name (`OUT1-2_533924_20180101.zip` → 533924), or None:
+    the first group of exactly six digits that is a 2次メッシュ over Japan (pp 30-69, uu 22-53, q and v 0-7)."""
+    for m in re.finditer(r"(?<!\d)(\d{6})(?!\d)", name):
+        code = int(m.group(1))
+        if _valid_mesh(np.array([code]))[0]:
+            return code
+    return None
+
+
+def _valid_mesh(codes: np.ndarray) -> np.ndarray:
+    p, u, q, v = codes // 10000, codes // 100 % 100, codes // 10 % 10, codes % 10
+    return (p >= 30) & (p <= 69) & (u >= 22) & (u <= 53) & (q <= 7) & (v <= 7)
+
+
+def _mesh_boxes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(south, west, north, east) degrees of 2次メッシュ codes (etl.mesh.mesh2_bounds, vectorised)."""
+    south = codes // 10000 / 1.5 + codes // 10 % 10 / 12.0
+    west = 100.0 + codes // 100 % 100 + codes % 10 / 8.0
+    return south, west, south + 1 / 12.0, west + 1 / 8.0
+
+
+def mesh_distance_m(lon, lat, codes) -> np.ndarray:
+    """Distance in metres from each point (degrees) to the cell of its 2次メッシュ code: 0 inside or on
+    an edge; on the sphere, with the local scale of longitude at the point (within 0.5 % at 1 km)."""
+    lon, lat, codes = np.asarray(lon, float), np.asarray(lat, float), np.asarray(codes, np.int64)
+    south, west, north, east = _mesh_boxes(codes)
+    dy = np.maximum(np.maximum(south - lat, lat - north), 0.0) * _M_PER_DEG
+    dx = np.maximum(np.maximum(west - lon, lon - east), 0.0) * _M_PER_DEG * np.cos(np.radians(lat))
+    return np.hypot(dx, dy)
+
+
+def _inside_box(mm_lon: dict, mm_lat: dict, code: int, margin_m: float) -> bool:
+    """Whether the points' bounding box (min/max of lon and lat) lies within margin / √2 of the mesh cell
+    on each axis, which puts every point within the margin: decides the usual file by two min/max."""
+    south, west, north, east = (float(x[0]) for x in _mesh_boxes(np.array([code])))
+    m = margin_m / np.sqrt(2) / _M_PER_DEG
+    m_lon = m / np.cos(np.radians(max(south - m, 0.0)))  # a degree of longitude is longest at the lowest latitude
+    return bool(mm_lat["min"] >= south - m and mm_lat["max"] <= north + m and mm_lon["min"] >= west - m_lon) and bool(
+        mm_lon["max"] <= east + m_lon
+    )
+
+
+def _mesh_column_codes(text: pa.Array) -> np.ndarray:
+    """int64 2次メッシュ codes of a text column (dictionary or plain), -1 where empty or not a code."""
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    if not pa.types.is_dictionary(text.type):
+        text = pc.dictionary_encode(text)
+    values = text.dictionary.to_pylist()
+    codes = np.array([int(v) if v and v.strip().isdigit() and len(v.strip()) == 6 else -1 for v in values], np.int64)
+    codes = np.where(_valid_mesh(codes), codes, -1)
+    idx = text.indices
+    if idx.null_count:
+        idx = pc.fill_null(idx, len(values))
+        codes = np.append(codes, -1)
+    return (
+        codes[np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)] if len(codes) else np.full(len(text), -1)
+    )
+
+
+def _floats(v: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(values with NaN for NULL, valid mask) of a float64 array."""
+    if isinstance(v, pa.ChunkedArray):
+        v = v.combine_chunks()
+    valid = np.ones(len(v), bool) if not v.null_count else np.asarray(pc.is_valid(v).to_numpy(zero_copy_only=False))
+    return np.asarray(pc.fill_null(v, np.nan).to_numpy(zero_copy_only=False), float), valid
+
+
+def outside_mesh(typed: dict, layout: Layout, file_mesh: int | None, margin_m: float = MESH_MARGIN_M):
+    """Mask of the rows whose position lies more than `margin_m` outside the file's 2次メッシュ (else the
+    row's 2次メッシュコード; a row without a valid code fails), or None when no row does."""
+    lon_a, lat_a = typed[layout.position[0]], typed[layout.position[1]]
+    n = len(lon_a)
+    if not n or lon_a.null_count == n:
+        return None
+    codes = None if file_mesh is not None else _mesh_column_codes(typed[layout.mesh_column])
+    single = file_mesh
+    if codes is not None and codes.size and (codes == codes[0]).all() and codes[0] >= 0:
+        single = int(codes[0])
+    if single is not None and _inside_box(pc.min_max(lon_a).as_py(), pc.min_max(lat_a).as_py(), single, margin_m):
+        return None
+    lon, ok_lon = _floats(lon_a)
+    lat, ok_lat = _floats(lat_a)
+    if codes is None:
+        codes = np.full(n, file_mesh, np.int64)
+    known = codes >= 0
+    dist = mesh_distance_m(lon, lat, np.where(known, codes, 533900))
+    bad = ok_lon & ok_lat & (~known | (dist > margin_m))
+    return pa.array(bad) if bad.any() else None
+
+
+def outside_operation_day(typed: dict, layout: Layout):
+    """Mask of the rows whose time (GPS時刻) is not on their date (運行日) or the GPS_DAYS_AFTER_OPERATION
+    day(s) after it, or None when no row's is."""
+    t, d = typed[layout.time_on_date[0]], typed[layout.time_on_date[1]]
+    if isinstance(t, pa.ChunkedArray):
+        t = t.combine_chunks()
+    if isinstance(d, pa.ChunkedArray):
+        d = d.combine_chunks()
+    if not len(t):
+        return None
+    secs = pc.cast(t, pa.int64())
+    days = pc.cast(d, pa.int32())
+    span = 86400 * (1 + GPS_DAYS_AFTER_OPERATION)
+    mm_d, mm_t = pc.min_max(days).as_py(), pc.min_max(secs).as_py()
+    if mm_d["min"] is None or mm_t["min"] is None:
+        return None
+    if mm_d["min"] == mm_d["max"] and mm_t["min"] >= mm_d["min"] * 86400 and mm_t["max"] < mm_d["min"] * 86400 + span:
+        return None  # one operation date, every time within its window: decided by two min/max
+    s = np.asarray(pc.fill_null(secs, 0).to_numpy(zero_copy_only=False), np.int64)
+    dd = np.asarray(pc.fill_null(days, 0).to_numpy(zero_copy_only=False), np.int64)
+    both = np.asarray(pc.and_(pc.is_valid(secs), pc.is_valid(days)).to_numpy(zero_copy_only=False), bool)
+    off = s - dd * 86400
+    bad = both & ((off < 0) | (off >= span))
+    return pa.array(bad) if bad.any() else None
+
+
+def _plausibility(typed: dict, layout: Layout, failures: dict, file_mesh: int | None) -> None:
+    """Add the layout's plausibility failures (place and time) to `failures`."""
+    if layout.position and layout.mesh_column:
+        failures[(layout.position[1], "outside_mesh")] = outside_mesh(typed, layout, file_mesh)
+    if layout.time_on_date:
+        failures[(layout.time_on_date[0], "outside_day")] = outside_operation_day(typed, layout)
+
+
 _NO_FAILURES = pa.schema([("line_no", pa.int64()), ("reason", pa.string()), ("raw_text", pa.string())])
 
 
-def validate_rows(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_2) -> tuple[pa.Table, pa.Table]:
+def validate_rows(
+    rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_2, file_mesh: int | None = None
+) -> tuple[pa.Table, pa.Table]:
     """Type and check every row of text columns, vectorised (the slow path).
 
     `rows` holds the layout's text columns; the `id` column must already be pseudonymised by
-    the caller (it is passed through as text). Returns (typed rows that pass, with line_no;
-    failing rows as (line_no, reason, raw_text), raw_text rebuilt from the (pseudonymised) fields).
+    the caller (it is passed through as text). `file_mesh`: the 2次メッシュ in the file's name (None: judged
+    by the row's mesh column). Returns (typed rows that pass, with line_no; failing rows as (line_no,
+    reason, raw_text), raw_text rebuilt from the (pseudonymised) fields).
     """
     n = rows.num_rows
     typed: dict[str, pa.Array] = {}
@@ -409,6 +620,7 @@ def validate_rows(rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_
                 failures[(col.name, "out_of_range")] = _range_failure(typed[col.name], col)
         if col.required:
             failures[(col.name, "missing")] = pc.is_null(typed[col.name]) if col.type == "str" else pc.is_null(text)
+    _plausibility(typed, layout, failures, file_mesh)
     reason = _reasons(failures, n, layout)
     line_arr = pa.array(line_no, pa.int64())
     columns = {c.name: typed[c.name] for c in layout.columns}
@@ -472,7 +684,7 @@ def _all_finite(v: pa.Array) -> bool:
 
 
 def validate_typed(
-    rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_2
+    rows: pa.Table, line_no: np.ndarray, layout: Layout = STYLE_1_2, file_mesh: int | None = None
 ) -> tuple[pa.Table, np.ndarray, pa.Array | None]:
     """Check the typed columns of `read_typed` with the same rules (and verdicts) as `validate_rows`.
 
@@ -506,6 +718,7 @@ def validate_typed(
         if col.required:
             given = typed[col.name] if col.type == "str" else rows.column(col.name)
             failures[(col.name, "missing")] = pc.is_null(given) if given.null_count else None
+    _plausibility(typed, layout, failures, file_mesh)
     reason = _reasons(failures, n, layout)
     columns = {c.name: typed[c.name] for c in layout.columns}
     columns["line_no"] = pa.array(line_no, pa.int64())

@@ -55,6 +55,7 @@ from etl.schema import (
     MATCHED_TRIPS_COLUMNS,
     PROBE_POINTS_COLUMNS,
     QUARANTINE_COLUMNS,
+    SKIPPED_MEMBERS_COLUMNS,
     TRIPS_COLUMNS,
     behavior_columns,
     create_tables,
@@ -399,6 +400,7 @@ def _build_persistent(con, build, root: Path, own: list[str], cols_of) -> None:
     rows = [(v, c, t, d) for v, cols in cols_of.items() for c, (t, d) in cols.items()]
     rows += [(v, c, t, d) for v, cols in MATCHED_VIEWS.items() for c, (t, d) in cols.items()]
     rows += [("manifest", c, t, d) for c, (t, d) in MANIFEST_COLUMNS.items()]
+    rows += [("skipped_members", c, t, d) for c, (t, d) in SKIPPED_MEMBERS_COLUMNS.items()]
     if con.execute("SELECT count(*) FROM column_docs").fetchone()[0] != len(rows):
         con.execute("DELETE FROM column_docs")
         con.execute(

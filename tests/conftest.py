@@ -46,9 +46,9 @@ def style12_row(
     vehicle_type: int = 2,
     vehicle_use: int = 1,
     trip_no: int = 1,
-    mesh: str = "533925",
+    mesh: str | None = None,
 ) -> str:
-    """One 33-field 様式1-2 line (no newline)."""
+    """One 33-field 様式1-2 line (no newline); its 2次メッシュコード is that of its position unless given."""
     f = [""] * 33
     f[0] = "RSU0001"
     f[1] = gps_time
@@ -65,8 +65,17 @@ def style12_row(
     f[18] = str(speed)
     f[21] = f"{lon:.7f}"
     f[22] = f"{lat:.7f}"
-    f[24] = mesh
+    f[24] = _mesh_of(lon, lat) if mesh is None else mesh
     return ",".join(f)
+
+
+def _mesh_of(lon, lat) -> str:
+    from etl.mesh import mesh2_code
+
+    try:
+        return str(int(mesh2_code(float(lat), float(lon))))
+    except (TypeError, ValueError):  # a position that is no number or outside the mesh area: any code
+        return "533925"
 
 
 def write_zip(path: Path, lines: list[str], encoding: str = "cp932", newline: str = "\r\n") -> Path:

@@ -43,8 +43,31 @@ def _bad_value(col, kind):
 RULES = [r for r, _, _ in validation_rules(STYLE_1_2) if r not in ("empty_line", "field_count")]
 
 
+def _with_fields(line: str, **fields) -> str:
+    f = line.split(",")
+    for name, value in fields.items():
+        f[STYLE_1_2.by_name(name).index] = value
+    return ",".join(f)
+
+
+# Rules on a whole record (its bytes) or on several columns (place, time): a bad line for each.
+WHOLE_LINE_RULES = {
+    "nul_in_record": lambda line: line[:5] + "\0" + line[5:],
+    "stray_cr": lambda line: line[:5] + "\r" + line[5:],
+    "stray_lf": lambda line: line[:5] + "\n" + line[5:],
+    "outside_mesh": lambda line: _with_fields(line, lon="121.0", lat="21.0"),  # in the spec's ranges
+    "gps_time_outside_operation_day": lambda line: _with_fields(line, gps_time="20990905080000"),
+}
+
+
 @pytest.mark.parametrize("reason", RULES)
 def test_each_validation_rule(tmp_path, reason):
+    if reason in WHOLE_LINE_RULES:
+        write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", [row(1), WHOLE_LINE_RULES[reason](row(0))])
+        rep = ingest_paths([tmp_path / "d"], tmp_path / "wh")
+        assert rep.total("rows_stored") == 1 and rep.total("rows_quarantined") == 1
+        assert q(tmp_path / "wh", "SELECT line_no, reason FROM quarantine") == [(2, reason)]
+        return
     for col in STYLE_1_2.columns:
         for kind in ("missing", "bad", "not_numeric", "out_of_range"):
             name = {
@@ -172,9 +195,11 @@ def test_trip_across_meshes_and_files_stored_whole(tmp_path, batch_bytes):
     # batch_bytes=1 each ZIP is its own commit. Headings and time gaps are no longer stored: the
     # match stage sorts each month's trips and derives them (the heading expectations of this test
     # moved there); what the ingest owes it is every point of the trip, once, with its position.
-    pts = [row(i) for i in range(6)]
-    write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", [pts[4], pts[0], pts[2]])
-    write_zip(tmp_path / "d" / "OUT1-2_533926_20170905.zip", [pts[5], pts[3], pts[1]])
+    # The trip crosses the edge of 2次メッシュ 533925 and 533926 (139.75 E): each file holds its mesh's points.
+    edge = (139.75 - offset(0, 0)[0]) / (offset(1, 0)[0] - offset(0, 0)[0])  # metres east of offset's origin
+    pts = [style12_row(RAW_ID, f"2017090508{i:02d}00", *offset(edge - 125 + 50 * i, 0), 30) for i in range(6)]
+    write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", [pts[2], pts[0], pts[1]])
+    write_zip(tmp_path / "d" / "OUT1-2_533926_20170905.zip", [pts[5], pts[3], pts[4]])
     rep = ingest_paths([tmp_path / "d"], tmp_path / "wh", batch_bytes=batch_bytes)
     assert rep.total("rows_stored") == 6
     files = point_files(tmp_path / "wh")
