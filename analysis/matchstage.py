@@ -26,6 +26,7 @@ listed in ``match_state``, which is replaced in one transaction after the files 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -796,10 +797,11 @@ def match_stage(
         report.seconds = time.perf_counter() - t0
         return report
     con = connect(warehouse, create=False)
+    committed, todo = False, []
+    base = warehouse / MATCHED_DIR / _slug(network.key)
     try:
         state, _ = _state(con, network)
         rows, obsolete = [], []
-        base = warehouse / MATCHED_DIR / _slug(network.key)
         todo = []  # (year-month, token, folder, files, event files)
         for ym in wanted:
             files = store[ym]
@@ -866,8 +868,17 @@ def match_stage(
             for r in rows:
                 con.execute("DELETE FROM match_state WHERE district = ? AND year = ? AND month = ?", [r[0], r[2], r[3]])
                 con.execute("INSERT INTO match_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", list(r))
-        if rows or stale:
-            refresh_views(con, warehouse)
+            if rows or stale:
+                refresh_views(con, warehouse, in_transaction=True)
+        committed = True
+    except BaseException:
+        if not committed:  # a full disk: the months written for this run go, match_state never named them
+            for _, _, folder, _, _ in todo:
+                shutil.rmtree(folder, ignore_errors=True)
+            for empty in (base, base.parent):  # and the folders made for them, when nothing else is there
+                with contextlib.suppress(OSError):
+                    empty.rmdir()
+        raise
     finally:
         con.close()
     for folder in obsolete:
@@ -880,6 +891,16 @@ def _write_month(folder: Path, res: MonthResult) -> None:
     """Write the month's files into a fresh folder (temporary name, then renamed): never half a month."""
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_tables(tmp, res)
+    except BaseException:  # a full disk: no half-written month stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def _write_tables(tmp: Path, res: MonthResult) -> None:
     tmp.mkdir(parents=True)
     for name, table in (("points", res.points), ("trips", res.trips), ("events", res.events)):
         # Dictionary pages for the text columns only (trying them on numbers costs time and gains nothing).
@@ -893,5 +914,3 @@ def _write_month(folder: Path, res: MonthResult) -> None:
             use_dictionary=text,
             store_schema=False,
         )
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)

@@ -1,5 +1,5 @@
-"""Command-line interface: `etc2calm ingest | match | analyze | compare | screen | map | publish | export | sql |
-generate | demo | district | gates | run-monthly`."""
+"""Command-line interface: `etc2calm ingest | match | analyze | compare | screen | map | publish | export | views |
+sql | generate | demo | district | gates | run-monthly`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from config.settings import DEFAULT_RADIUS_M, INDICATORS, SCREENING_MIN_VEHICLES
 from etc2calm import __version__
 from etc2calm.district_cmd import add_district_parser, cmd_district
 from etc2calm.run_cmd import add_gates_parser, add_run_monthly_parser, cmd_gates, cmd_run_monthly, complete_results
+from etl.failures import writing
 
 DEFAULT_WAREHOUSE = str(default_warehouse())
 
@@ -315,6 +316,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --roads: the classes left out when it was analysed (default: service)",
     )
 
+    p = sub.add_parser(
+        "views",
+        help="list the warehouse's views and where they read; --refresh rewrites them for the folder the warehouse "
+        "is in now (after a move or copy, for plain DuckDB; every writing command does it too)",
+    )
+    _add_warehouse(p)
+    p.add_argument("--refresh", action="store_true", help="rewrite the views for the warehouse's current location")
+
     p = sub.add_parser("sql", help="run a read-only SELECT against the warehouse")
     _add_warehouse(p)
     p.add_argument("--csv", action="store_true", help="print CSV with a header row")
@@ -510,7 +519,8 @@ def cmd_analyze(args) -> int:
     df = analyze_table(result.road_stats, network.roads, list(periods))
     df["filter"] = point_filter.describe_ja()
     if out:
-        df.to_csv(out, index=False, encoding="utf-8")
+        with writing(out):
+            df.to_csv(out, index=False, encoding="utf-8")
         print(f"wrote {len(df)} rows to {out}")
     else:
         print(df.to_string(index=False))
@@ -597,7 +607,8 @@ def cmd_compare(args) -> int:
     table = pd.concat([table, placebo_rows(table, ev.placebo, args.indicator)], ignore_index=True)
     table = table.astype({"n_vehicles_before": "Int64", "n_vehicles_after": "Int64"})  # counts, empty on placebo rows
     if out:
-        table[COMPARE_CSV_COLUMNS].to_csv(out, index=False, encoding="utf-8")
+        with writing(out):
+            table[COMPARE_CSV_COLUMNS].to_csv(out, index=False, encoding="utf-8")
         print(f"wrote {len(table)} rows to {out}")
     else:
         print(table[COMPARE_CSV_COLUMNS].to_string(index=False))
@@ -608,11 +619,11 @@ def cmd_compare(args) -> int:
         if district is None:  # the report's per-road figures of the network, as `analyze --roads` stores them
             analyze(args.warehouse, network, periods)
         subject = district if district is not None else roads_district(args, network, periods)
-        print(
-            write_district_report(
+        with writing(report):
+            path = write_district_report(
                 args.warehouse, subject, report, filter_text=point_filter.describe_ja(), lang=args.lang
             )
-        )
+        print(path)
     return 0
 
 
@@ -732,7 +743,8 @@ def cmd_screen(args) -> int:
     if len(res.low_sample):
         print("left out: " + ", ".join(f"{r.road_id} ({r.n_vehicles} vehicles)" for r in res.low_sample.itertuples()))
     if out:
-        res.table[RESULT_COLUMNS].to_csv(out, index=False, encoding="utf-8")
+        with writing(out):
+            res.table[RESULT_COLUMNS].to_csv(out, index=False, encoding="utf-8")
         print(f"wrote {len(res.table)} rows to {out}")
     return 0
 
@@ -840,6 +852,27 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_views(args) -> int:
+    from etl.warehouse import view_locations
+
+    if args.refresh:
+        from etl.warehouse import follow_location
+
+        follow_location(args.warehouse, force=True)
+    rows, made_for = view_locations(args.warehouse)
+    here = Path(args.warehouse).resolve()
+    for name, n_files in rows:
+        print(f"{name:24s} {n_files:6d} file(s)")
+    if made_for == str(here):
+        print(f"the views read the files under {here}: plain DuckDB can open {here / 'warehouse.duckdb'}")
+    else:
+        print(
+            f"the views were made for {made_for}, not {here} (moved or copied): etc2calm reads the files here; for "
+            "plain DuckDB run: etc2calm views --refresh"
+        )
+    return 0
+
+
 def cmd_sql(args) -> int:
     import duckdb
 
@@ -900,6 +933,7 @@ COMMANDS = {
     "map": cmd_map,
     "publish": cmd_publish,
     "export": cmd_export,
+    "views": cmd_views,
     "sql": cmd_sql,
     "generate": cmd_generate,
     "demo": cmd_demo,
@@ -909,13 +943,37 @@ COMMANDS = {
 }
 
 
+# Commands that write the warehouse: they first make its views follow it when it was moved or copied.
+WRITING_COMMANDS = ("ingest", "match", "analyze", "compare", "screen")
+
+
+def _write_target(args) -> str | None:
+    """What a command writes, named by an I/O failure that names no path of its own."""
+    if args.command in ("export", "map"):
+        return args.out
+    if args.command == "publish":
+        return args.out or str(_default_output())
+    if args.command == "generate":
+        return args.out_dir
+    return getattr(args, "warehouse", None)
+
+
+def _default_output() -> Path:
+    from config.settings import default_output_dir
+
+    return default_output_dir()
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    from etl.failures import io_failure_message
     from etl.sources import SourceError
-    from etl.warehouse import WarehouseBusy, WarehouseInconsistent, WarehouseMissing
+    from etl.warehouse import WarehouseBusy, WarehouseInconsistent, WarehouseMissing, follow_location
 
     try:
+        if args.command in WRITING_COMMANDS:
+            follow_location(args.warehouse)
         return COMMANDS[args.command](args)
     except (
         UserError,
@@ -931,6 +989,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("etc2calm: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # An I/O failure (a full disk, a read-only folder, a quota, a vanished file): one line naming the
+        # path and the cause. Every writer commits at once or not at all, so the warehouse is as before.
+        message = io_failure_message(exc, _write_target(args))
+        if message is None:
+            raise
+        state = getattr(exc, "warehouse_state", "the warehouse is unchanged")
+        print(f"etc2calm: error: {message}; {state}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ The ID key's fingerprint is recorded; another key is refused (`KeyMismatch`) unl
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -59,6 +60,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etl import sources
+from etl.failures import is_io_failure, writing
 from etl.kernels import repeated_keys
 from etl.pseudonymise import IdKeyError, KeyMismatch, key_file, key_fingerprint, load_id_key
 from etl.schema import DUPLICATES_TABLE, MANIFEST_COLUMNS
@@ -89,6 +91,7 @@ from etl.warehouse import (
     is_outdated,
     read_snapshot,
     refresh_views,
+    replace_durably,
     transaction,
     update_store_files,
     write_json_atomic,
@@ -336,15 +339,16 @@ def _split_duplicates(table: pa.Table, keys: np.ndarray, cand: np.ndarray, group
 
 
 def _write_points(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(
-        table.cast(POINT_SCHEMA) if table.schema != POINT_SCHEMA else table,
-        path,
-        use_dictionary=DICT_COLUMNS,
-        column_encoding=DELTA_COLUMNS,
-        row_group_size=ROW_GROUP_ROWS,
-        **PARQUET_OPTIONS,
-    )
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(
+            table.cast(POINT_SCHEMA) if table.schema != POINT_SCHEMA else table,
+            path,
+            use_dictionary=DICT_COLUMNS,
+            column_encoding=DELTA_COLUMNS,
+            row_group_size=ROW_GROUP_ROWS,
+            **PARQUET_OPTIONS,
+        )
 
 
 def _rel(warehouse: Path, p: Path) -> str:
@@ -521,7 +525,7 @@ def _commit_batch(
         "snapshot": new,
     }
     write_json_atomic(warehouse / JOURNAL, journal)
-    _apply_journal(warehouse, con)
+    _apply_journal(warehouse, con, undo_on_io_failure=True)
     return new, dups, c
 
 
@@ -638,14 +642,43 @@ def _crash(point: str) -> None:
         os._exit(137)
 
 
-def _apply_journal(warehouse: Path, con: duckdb.DuckDBPyConnection) -> None:
-    """Roll a written journal forward (idempotent: safe to repeat after a kill at any point)."""
+NEXT_SNAPSHOT = SNAPSHOT + ".next"  # the commit's snapshot, written before anything is renamed
+
+
+def _apply_journal(warehouse: Path, con: duckdb.DuckDBPyConnection, undo_on_io_failure: bool = False) -> None:
+    """Roll a written journal forward (idempotent: safe to repeat after a kill at any point).
+
+    Everything that needs free space (the new snapshot, DuckDB's transaction) is written before the
+    database commits, and after it only renames and deletions follow. With `undo_on_io_failure` (a
+    commit of this run), an I/O failure before the database committed (a full disk) moves the renamed
+    files back and drops the journal: the warehouse is as before, byte for byte but DuckDB's own files.
+    """
     import json
 
     jpath = warehouse / JOURNAL
     if not jpath.exists():
         return
     j = json.loads(jpath.read_text(encoding="utf-8"))
+    committed = False
+    try:
+        write_json_atomic(warehouse / NEXT_SNAPSHOT, j["snapshot"])
+        _apply_renames(warehouse, j)
+        committed = _commit_to_database(warehouse, con, j)
+    except Exception as exc:
+        if undo_on_io_failure and not committed and is_io_failure(exc):
+            _undo_journal(warehouse, j)
+        raise
+    _crash("db")
+    replace_durably(warehouse / NEXT_SNAPSHOT, warehouse / SNAPSHOT)
+    _crash("snapshot")
+    for i, rel in enumerate(j["deletes"]):
+        (warehouse / rel).unlink(missing_ok=True)
+        if i == len(j["deletes"]) // 2:
+            _crash("deletes")
+    jpath.unlink()
+
+
+def _apply_renames(warehouse: Path, j: dict) -> None:
     for i, (src, dst) in enumerate(j["renames"]):
         s, d = warehouse / src, warehouse / dst
         if s.exists():
@@ -656,50 +689,67 @@ def _apply_journal(warehouse: Path, con: duckdb.DuckDBPyConnection) -> None:
         if i == len(j["renames"]) // 2:
             _crash("apply")
     _crash("renamed")
+
+
+def _undo_journal(warehouse: Path, j: dict) -> None:
+    """Move a journal's renamed files back to staging, drop the folders it made, the journal and the next
+    snapshot (before its database transaction committed)."""
+    for src, dst in reversed(j["renames"]):
+        s, d = warehouse / src, warehouse / dst
+        if d.exists() and not s.exists():
+            s.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(d, s)
+            for parent in d.parents:  # the partition folders it made, when empty now
+                if parent == warehouse:
+                    break
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+    (warehouse / NEXT_SNAPSHOT).unlink(missing_ok=True)
+    (warehouse / JOURNAL).unlink(missing_ok=True)
+
+
+def _commit_to_database(warehouse: Path, con: duckdb.DuckDBPyConnection, j: dict) -> bool:
+    """The journal's manifest, store files, views and generation in one DuckDB transaction (once)."""
     done = con.execute("SELECT value FROM warehouse_info WHERE name = 'generation'").fetchone()
-    if done is None or int(done[0]) < int(j["generation"]):
-        with transaction(con):
-            ids = [m["file_id"] for m in j["manifest"]]
-            if ids:
-                con.execute("DELETE FROM manifest WHERE file_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
-            shas = [m["sha256"] for m in j["manifest"] if m["status"] == "ok"]
-            if shas:
-                con.execute(
-                    "DELETE FROM manifest WHERE status = 'failed' AND sha256 IN (SELECT unnest(?::VARCHAR[]))", [shas]
-                )
-            if j["replaced"]:
-                con.execute(
-                    "UPDATE manifest SET status = 'replaced' WHERE status = 'ok' AND file_id IN (SELECT "
-                    "unnest(?::VARCHAR[]))",
-                    [j["replaced"]],
-                )
-            for fid, stored, dup in j.get("manifest_set", []):
-                con.execute(
-                    "UPDATE manifest SET rows_stored = ?, rows_duplicate = ? WHERE status = 'ok' AND file_id = ?",
-                    [stored, dup, fid],
-                )
-            if j["manifest"]:  # one statement, a list per column (executemany costs ~0.5 ms a row)
-                con.execute(
-                    f"INSERT INTO manifest ({', '.join(MANIFEST_ORDER)}) SELECT "
-                    + ", ".join(f"unnest(?::{MANIFEST_COLUMNS[k][0]}[])" for k in MANIFEST_ORDER),
-                    [[m[k] for m in j["manifest"]] for k in MANIFEST_ORDER],
-                )
-            _record_skipped_members(con, j)
-            update_store_files(con, j["deletes"], j["added"])
-            con.execute("DELETE FROM warehouse_info WHERE name IN ('generation', 'commit', 'key_fingerprint')")
+    if done is not None and int(done[0]) >= int(j["generation"]):
+        return True
+    with transaction(con):
+        ids = [m["file_id"] for m in j["manifest"]]
+        if ids:
+            con.execute("DELETE FROM manifest WHERE file_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
+        shas = [m["sha256"] for m in j["manifest"] if m["status"] == "ok"]
+        if shas:
             con.execute(
-                "INSERT INTO warehouse_info VALUES ('generation', ?), ('commit', ?), ('key_fingerprint', ?)",
-                [str(j["generation"]), j["commit"], j["snapshot"].get("key_fingerprint") or ""],
+                "DELETE FROM manifest WHERE status = 'failed' AND sha256 IN (SELECT unnest(?::VARCHAR[]))", [shas]
             )
-            refresh_views(con, warehouse, in_transaction=True)
-    _crash("db")
-    write_json_atomic(warehouse / SNAPSHOT, j["snapshot"])
-    _crash("snapshot")
-    for i, rel in enumerate(j["deletes"]):
-        (warehouse / rel).unlink(missing_ok=True)
-        if i == len(j["deletes"]) // 2:
-            _crash("deletes")
-    jpath.unlink()
+        if j["replaced"]:
+            con.execute(
+                "UPDATE manifest SET status = 'replaced' WHERE status = 'ok' AND file_id IN (SELECT "
+                "unnest(?::VARCHAR[]))",
+                [j["replaced"]],
+            )
+        for fid, stored, dup in j.get("manifest_set", []):
+            con.execute(
+                "UPDATE manifest SET rows_stored = ?, rows_duplicate = ? WHERE status = 'ok' AND file_id = ?",
+                [stored, dup, fid],
+            )
+        if j["manifest"]:  # one statement, a list per column (executemany costs ~0.5 ms a row)
+            con.execute(
+                f"INSERT INTO manifest ({', '.join(MANIFEST_ORDER)}) SELECT "
+                + ", ".join(f"unnest(?::{MANIFEST_COLUMNS[k][0]}[])" for k in MANIFEST_ORDER),
+                [[m[k] for m in j["manifest"]] for k in MANIFEST_ORDER],
+            )
+        _record_skipped_members(con, j)
+        update_store_files(con, j["deletes"], j["added"])
+        con.execute("DELETE FROM warehouse_info WHERE name IN ('generation', 'commit', 'key_fingerprint')")
+        con.execute(
+            "INSERT INTO warehouse_info VALUES ('generation', ?), ('commit', ?), ('key_fingerprint', ?)",
+            [str(j["generation"]), j["commit"], j["snapshot"].get("key_fingerprint") or ""],
+        )
+        refresh_views(con, warehouse, in_transaction=True)
+    return True
 
 
 def _record_skipped_members(con: duckdb.DuckDBPyConnection, j: dict) -> None:
@@ -722,7 +772,7 @@ def recover(warehouse: Path, con: duckdb.DuckDBPyConnection) -> None:
     _apply_journal(warehouse, con)
     for d in ("_staging", "_txn"):
         shutil.rmtree(warehouse / d, ignore_errors=True)
-    for tmp in list(warehouse.glob("*.tmp")):
+    for tmp in [*warehouse.glob("*.tmp"), warehouse / NEXT_SNAPSHOT]:
         tmp.unlink(missing_ok=True)
 
 
@@ -937,6 +987,7 @@ def ingest_paths(
                 )
             else:
                 _init_worker(ctx, lock_fd)
+            commits = 0
             try:
                 batches = _batches(files, batch_bytes) or ([[]] if pending_failed or to_replace_all else [])
                 for bi, batch in enumerate(batches):
@@ -1001,36 +1052,60 @@ def ingest_paths(
                         )
                         report.replaced += len(replaced)
                         report.restored += c.restored
+                        commits += 1
                     shutil.rmtree(staging, ignore_errors=True)
                     report.commit_seconds += time.perf_counter() - t_commit
                     for r in results:
                         out[r["path"]] = _file_result(r, dups)
+            except Exception as exc:
+                _note_committed(exc, commits, "a batch of the delivery")
+                raise
             finally:
                 if pool is not None:
                     pool.shutdown(cancel_futures=True)
                 bar.close()
-            shutil.rmtree(warehouse / "_staging", ignore_errors=True)
+                if not (warehouse / JOURNAL).exists():  # staged files a pending journal names stay for it
+                    shutil.rmtree(warehouse / "_staging", ignore_errors=True)
             report.files = [out[str(f)] for f in files] + [out[str(p)] for p, _ in problems]
             report.seconds = time.perf_counter() - t0
-            n = {s: sum(f.status == s for f in report.files) for s in ("ok", "skipped", "failed")}
-            con.execute(
-                "INSERT INTO ingest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    started,
-                    dt.datetime.now(),
-                    n["ok"],
-                    n["skipped"],
-                    n["failed"],
-                    report.total("rows_read"),
-                    report.total("rows_stored"),
-                    report.total("rows_quarantined"),
-                    report.total("rows_duplicate"),
-                    report.seconds,
-                ],
-            )
+            try:
+                _record_run(con, report, started)
+            except Exception as exc:
+                _note_committed(exc, commits, "the delivery; only its row in ingest_runs is not")
+                raise
         finally:
             con.close()
     return report
+
+
+def _record_run(con, report: IngestReport, started: dt.datetime) -> None:
+    n = {s: sum(f.status == s for f in report.files) for s in ("ok", "skipped", "failed")}
+    con.execute(
+        "INSERT INTO ingest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            started,
+            dt.datetime.now(),
+            n["ok"],
+            n["skipped"],
+            n["failed"],
+            report.total("rows_read"),
+            report.total("rows_stored"),
+            report.total("rows_quarantined"),
+            report.total("rows_duplicate"),
+            report.seconds,
+        ],
+    )
+
+
+def _note_committed(exc: BaseException, commits: int, what: str) -> None:
+    """An I/O failure after this run committed: say what is stored (etc2calm.cli prints it instead of
+    "the warehouse is unchanged")."""
+    if commits and is_io_failure(exc):
+        with contextlib.suppress(AttributeError, TypeError):
+            exc.warehouse_state = (
+                f"the warehouse holds {what} ({commits} commit(s) before the failure); "
+                "run the same command again when there is space: it adds the rest, nothing twice"
+            )
 
 
 def _info(con, name: str) -> str | None:

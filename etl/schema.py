@@ -8,7 +8,7 @@ the previous rows. docs/warehouse.md is generated from these definitions (`make 
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import duckdb
 
@@ -17,12 +17,14 @@ from etl.spec import BEHAVIOR_DEFAULT, STYLE_1_2, STYLE_1_3, Layout
 
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection):
-    """BEGIN … COMMIT around the block; ROLLBACK (and re-raise) when it fails."""
+    """BEGIN … COMMIT around the block; ROLLBACK (and re-raise) when it fails. A COMMIT that fails (a
+    full disk: DuckDB cannot write its WAL) has already rolled back: its error is raised as it is."""
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
     except BaseException:
-        con.execute("ROLLBACK")
+        with suppress(duckdb.Error):  # the transaction may be gone already (a failed statement ended it)
+            con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
 

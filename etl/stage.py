@@ -37,6 +37,7 @@ from pyproj import Transformer
 
 from config.settings import LONLAT_CRS, METRIC_CRS
 from etl import sources, validate
+from etl.failures import WriteFailed, writing
 from etl.kernels import to_epsg6677
 from etl.pseudonymise import PseudonymMemo, pseudonymise_dict, pseudonymise_one, redact_misaligned_line
 from etl.spec import STYLE_1_2, Layout, layouts
@@ -131,14 +132,15 @@ QUARANTINE_SCHEMA = pa.schema(
 
 
 def write_parquet(table: pa.Table, path: Path, dictionary: list[str] | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(
-        table,
-        path,
-        use_dictionary=dictionary if dictionary is not None else True,
-        row_group_size=ROW_GROUP_ROWS,
-        **PARQUET_OPTIONS,
-    )
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(
+            table,
+            path,
+            use_dictionary=dictionary if dictionary is not None else True,
+            row_group_size=ROW_GROUP_ROWS,
+            **PARQUET_OPTIONS,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,6 +464,10 @@ class _PointWriter:
             self._flush(max(self.buffered, key=self.buffered.get))
 
     def _flush(self, day: int) -> None:
+        with writing(self.folder):
+            self._write(day)
+
+    def _write(self, day: int) -> None:
         tables = self.buffers.pop(day, [])
         n = self.buffered.pop(day, 0)
         self.total -= n
@@ -503,8 +509,9 @@ class _PointWriter:
     def close(self) -> list[dict]:
         for day in list(self.buffers):
             self._flush(day)
-        for _, w in self.writers.values():
-            w.close()
+        for name, w in self.writers.values():
+            with writing(self.folder / name):
+                w.close()
         self.writers.clear()
         return sorted(self.outputs.values(), key=lambda o: o["name"])
 
@@ -588,7 +595,8 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
         return res
     folder = Path(out_dir) / f"{src.file_id}_{hashlib.sha256(resolved.encode()).hexdigest()[:8]}"
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    with writing(folder):
+        folder.mkdir(parents=True)
     res["dir"] = folder.name
     all_layouts = layouts(ctx.behavior_layout)
     writer = _PointWriter(folder / "points")
@@ -678,6 +686,10 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
             )
         res["points"] = [dict(o, file=f"points/{o['name']}", keys=f"points/{o['name']}.keys") for o in writer.close()]
         res["skipped_members"] = skipped
+    except WriteFailed:  # the staging disk, not the delivered file: the ingest stops, its warehouse unchanged
+        writer.abort()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     except sources.SourceError as exc:
         writer.abort()
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,6 +1,7 @@
 """The warehouse: Parquet files as the durable store, a DuckDB database with documented views over them.
 
-Layout of a warehouse folder (paths inside it are relative; the folder can be copied or moved):
+Layout of a warehouse folder (the snapshot and `store_files` hold paths relative to it; the DuckDB
+views hold absolute ones, see "Opening the warehouse with plain DuckDB"):
 
     probe_points/year=YYYY/month=M/<operation date>_<file_id>_<commit>_<part>.parquet
                                                       様式1-2 points, zstd; one file per delivered file and
@@ -14,7 +15,9 @@ Layout of a warehouse folder (paths inside it are relative; the folder can be co
     _snapshot.json                                    the committed files (written atomically by each commit)
     warehouse.duckdb                                  manifest, ingest_runs, store_files, analysis tables, views
     .ingest.lock                                      held (flock) by the one ingest allowed at a time
-    _journal.json, _staging/, _txn/                   transient: only present while (or after a kill during) an ingest
+    _journal.json, _snapshot.json.next, _staging/, _txn/
+                                                      transient: only present while (or after a kill during) an ingest
+    skipped_members (table)                           ZIP members that were not data (README, __MACOSX/, empty)
 
 year / month are those of the operation date (運行日). A delivered ZIP holds one day of one 2次メッシュ,
 so a point file usually covers one mesh and its row-group statistics (x_m, y_m, lon, lat, mesh2 —
@@ -28,11 +31,15 @@ Readers see a commit whole or not at all:
 A file a reader was given can disappear only when a later commit replaces it (`--replace`,
 `--rekey`); point files are otherwise never rewritten or removed.
 
-The views hold absolute paths; every connection made through `connect` points them at the folder
-the warehouse is actually in (a read-only connection with temporary views), and a plain DuckDB
-connection to a copied or moved warehouse stops with an error instead of reading the original's
-files. Read-only connections (`etc2calm sql`) can read nothing outside the warehouse folder and
-load no extension. Every column of every view is documented in `column_docs`.
+The views hold absolute paths (DuckDB resolves a relative path against the working directory, not
+the database file, so no view can follow the file by itself). etc2calm follows the warehouse: every
+connection made through `connect` points the views at the folder the warehouse is actually in (a
+read-only connection with temporary views), and every writing command (`ingest`, `match`, `analyze`,
+`compare`, `screen`) and `etc2calm views --refresh` rewrite the persistent views for it
+(`follow_location`). Until then a plain DuckDB connection to a copied or moved warehouse stops with
+an error naming the command instead of reading the original's files. Read-only connections
+(`etc2calm sql`) can read nothing outside the warehouse folder and load no extension. Every column of
+every view is documented in `column_docs`.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from pathlib import Path
 
 import duckdb
 
+from etl.failures import writing
 from etl.schema import (
     DUPLICATES_TABLE,
     MANIFEST_COLUMNS,
@@ -135,14 +143,24 @@ def read_snapshot(warehouse: Path | str) -> dict | None:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    """Write, fsync, rename into place, fsync the folder: readers see the old or the new file, whole."""
+    """Write, fsync, rename into place, fsync the folder: readers see the old or the new file, whole.
+    A write that fails (a full disk) leaves no temporary file and the old file as it was (WriteFailed)."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, ensure_ascii=False, default=str, separators=(",", ":"))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        with writing(path), open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, ensure_ascii=False, default=str, separators=(",", ":"))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    replace_durably(tmp, path)
+
+
+def replace_durably(src: Path, dst: Path) -> None:
+    """os.replace, then fsync the folder: the rename survives a power cut (renames need no free space)."""
+    os.replace(src, dst)
+    dfd = os.open(dst.parent, os.O_RDONLY)
     try:
         os.fsync(dfd)
     finally:
@@ -285,8 +303,9 @@ def refresh_views(
     if not temp and own:
         where = ", ".join(sql_literal(p) for p in own)
         msg = (
-            f"this warehouse was made at {root}: it has been copied or moved; open it with etc2calm "
-            "(etc2calm sql, or etl.warehouse.connect), which reads the files where the warehouse is now"
+            f"this warehouse was made at {root}: it has been copied or moved; run 'etc2calm views --refresh "
+            "--warehouse <its folder>' once to open it with plain DuckDB, or open it with etc2calm (etc2calm sql, "
+            "etl.warehouse.connect), which reads the files where the warehouse is now"
         )
         guard = (
             f" WHERE CASE WHEN (SELECT count(*) FROM duckdb_databases() WHERE path IN ({where})) > 0 "
@@ -471,6 +490,54 @@ def connect(warehouse: Path | str, *, read_only: bool = False, create: bool = Tr
     return con
 
 
+def follow_location(warehouse: Path | str, *, force: bool = False) -> bool:
+    """Rewrite the persistent views for the folder the warehouse is in now when they were made for
+    another (it was moved or copied), so that plain DuckDB reads its own files; `force`: rewrite them
+    whatever they say (`etc2calm views --refresh`). Run first by every writing command. Returns whether
+    they were rewritten; nothing happens without a warehouse (or for one written before snapshots)."""
+    warehouse = Path(warehouse)
+    _check_folder(warehouse)
+    if not db_path(warehouse).exists() or is_outdated(warehouse):
+        return False
+    if not force:
+        try:
+            ro = duckdb.connect(str(db_path(warehouse)), read_only=True)
+        except duckdb.IOException:
+            return False  # another process is writing: the command itself will say so
+        try:
+            if views_current(ro, warehouse):
+                return False
+        finally:
+            ro.close()
+    con = connect(warehouse)  # a read-write connection makes the views current
+    try:
+        if force:
+            refresh_views(con, warehouse)
+    finally:
+        con.close()
+    return True
+
+
+def view_locations(warehouse: Path | str) -> tuple[list[tuple[str, int]], str]:
+    """([(view, committed files it reads)], the folder the persistent views were made for)."""
+    warehouse = Path(warehouse)
+    if not db_path(warehouse).exists():
+        raise WarehouseMissing(f"no warehouse at {warehouse} (run 'etc2calm ingest' first)")
+    con = duckdb.connect(str(db_path(warehouse)), read_only=True)
+    try:
+        files = dict(con.execute("SELECT tbl, count(*) FROM store_files GROUP BY ALL").fetchall())
+        matched = con.execute("SELECT count(*) FROM match_state").fetchone()[0] if _has_table(con, "match_state") else 0
+        (made_for,) = con.execute("SELECT value FROM warehouse_info WHERE name = 'location'").fetchone() or ("",)
+    finally:
+        con.close()
+    rows = [(t, int(files.get(t, 0))) for t in TABLES] + [(v, int(matched)) for v in MATCHED_VIEWS]
+    return rows, made_for
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()[0])
+
+
 def _confine(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
     root = Path(warehouse).resolve().as_posix().rstrip("/") + "/"
     con.execute("SET allowed_directories = ?", [[root]])
@@ -575,6 +642,8 @@ __all__ = [
     "legacy_snapshot",
     "connect",
     "db_path",
+    "follow_location",
+    "view_locations",
     "empty_snapshot",
     "ingest_lock",
     "point_files",
@@ -586,4 +655,5 @@ __all__ = [
     "table_files",
     "transaction",
     "write_json_atomic",
+    "replace_durably",
 ]

@@ -13,7 +13,9 @@ from the warehouse; each runs once per district and month:
 - `publish_maps`: map, report, sheet, export and screening map from the stored results (no computation);
 - `monthly_pipeline`: all of the above for every district, as the road bureau schedules it. Each
   run publishes into a dated folder of the output root (``<root>/<YYYY-MM>/``, the last complete
-  month of the point store) and updates ``<root>/latest/``; earlier editions stay.
+  month of the point store) and updates ``<root>/latest/``; earlier editions stay. An edition is
+  written into a draft folder and appears whole or not at all: a failure (a full disk) leaves the
+  edition and ``latest/`` as they were.
 
 Locations: a flow parameter, else the Prefect variables ``etc2calm_warehouse`` and
 ``etc2calm_output_root``, else the environment (ETC2CALM_WAREHOUSE, ETC2CALM_OUTPUT), else
@@ -69,7 +71,7 @@ from etl.cluster import SCHEDULER_ENV
 from etl.ingest import ingest_paths
 from etl.sources import scan_delivery_paths
 from etl.warehouse import connect, point_files
-from maps.publish import PUBLISHED_FILES, publish_district, update_latest
+from maps.publish import PUBLISHED_FILES, publish_district, staged_output, update_latest
 
 
 def warehouse_location(explicit: str | None = None) -> str:
@@ -332,7 +334,9 @@ def call_plain(task_obj, *args):
 def publish_edition(call, warehouse: str, files: dict[str, str], root: Path, edition: Path) -> dict:
     """Publish every district (key → district file) into the edition folder, then refresh root/latest;
     returns per key the published paths and their stable copies under latest/."""
-    results = {key: call(publish_task, warehouse, ref, str(edition)) for key, ref in files.items()}
+    with staged_output(edition) as draft:  # the edition appears whole or not at all; latest/ keeps the last one
+        results = {key: call(publish_task, warehouse, ref, str(draft)) for key, ref in files.items()}
+    results = {key: _in_edition(paths, edition) for key, paths in results.items()}
     latest = update_latest(root, edition)
     for paths in results.values():  # the stable addresses residents and the bureau's web page link to
         paths["latest"] = {k: str(latest / Path(v).name) for k, v in paths.items() if k in PUBLISHED_FILES and v}
@@ -369,9 +373,15 @@ def publish_maps(district: str, warehouse: str | None = None, out_dir: str | Non
     folder (and latest/)."""
     warehouse = warehouse_location(warehouse)
     edition = Path(output_root(out_dir)) / edition_name(warehouse)
-    paths = _run(publish_task, warehouse, district_file(district), str(edition))
+    with staged_output(edition) as draft:  # a failure leaves the edition and latest/ as they were
+        paths = _run(publish_task, warehouse, district_file(district), str(draft))
     update_latest(edition.parent, edition)
-    return paths
+    return _in_edition(paths, edition)
+
+
+def _in_edition(paths: dict, edition: Path) -> dict:
+    """Published paths written into an edition's draft, as they are in the edition."""
+    return {k: str(edition / Path(v).name) if k in PUBLISHED_FILES and v else v for k, v in paths.items()}
 
 
 @flow(name="monthly-pipeline")
