@@ -783,11 +783,11 @@ def _screening_map(args, district) -> int:
     else:
         period = None  # the latest stored
     out = _output_file(args.map or None) or default_output_dir() / f"{stem}_screening.html"
-    print(
-        write_screening_map(
+    with writing(out):
+        path = write_screening_map(
             args.warehouse, key, out, area=area, period=period, district=district, top=args.top, lang=args.lang
         )
-    )
+    print(path)
     return 0
 
 
@@ -798,7 +798,8 @@ def cmd_map(args) -> int:
 
     district = load_district(args.district)
     out = _output_file(args.out) or default_output_dir() / f"{district.key}.html"
-    print(write_district_map(args.warehouse, district, out, lang=args.lang))
+    with writing(out):
+        print(write_district_map(args.warehouse, district, out, lang=args.lang))
     return 0
 
 
@@ -835,17 +836,19 @@ def cmd_export(args) -> int:
                 default_before=args.before or district.default_before,
                 default_after=args.after or district.default_after,
             )
-        result = export_district(args.warehouse, district, out)
+        with writing(out):
+            result = export_district(args.warehouse, district, out)
     else:
         exclude = None if args.exclude_highway is None else _ids(args.exclude_highway)
-        result = export_network(
-            args.warehouse,
-            args.roads,
-            out,
-            before=args.before or "before",
-            after=args.after or "after",
-            exclude_highway=exclude,
-        )
+        with writing(out):
+            result = export_network(
+                args.warehouse,
+                args.roads,
+                out,
+                before=args.before or "before",
+                after=args.after or "after",
+                exclude_highway=exclude,
+            )
     layers = ", ".join(f"{name} ({n} rows)" for name, n in result.layers.items())
     change = f"; change {result.change[0]} → {result.change[1]}" if result.change else "; no change columns"
     print(f"wrote {result.format} {result.path}: {layers}; periods {', '.join(result.periods)}{change}")

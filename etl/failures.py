@@ -37,14 +37,32 @@ def writing(path: str | Path):
         code = exc.errno or errno.EIO
         raise WriteFailed(code, os.strerror(code), str(exc.filename or path)) from exc
     except Exception as exc:
+        cause = _chained_os_error(exc)  # e.g. matplotlib: an AttributeError while closing after ENOSPC
+        if cause is not None:
+            code = cause.errno or errno.EIO
+            raise WriteFailed(code, os.strerror(code), str(cause.filename or path)) from exc
         if _DISK_FULL.search(str(exc)):
             raise WriteFailed(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
         raise
 
 
+def _chained_os_error(exc: BaseException) -> OSError | None:
+    """The OSError an exception was raised while handling (or from), if any: a library cleaning up after a
+    failed write often fails again in another way."""
+    seen = 0
+    link = exc.__cause__ or exc.__context__
+    while link is not None and seen < 10:
+        if isinstance(link, OSError):
+            return link
+        link, seen = link.__cause__ or link.__context__, seen + 1
+    return None
+
+
 def is_io_failure(exc: BaseException) -> bool:
     """An OSError, or a DuckDB error that is an I/O failure (IOException, or a failed commit's disk error)."""
     if isinstance(exc, OSError):
+        return True
+    if _DISK_FULL.search(str(exc)):  # any library's words for a full disk (GDAL: "database or disk is full")
         return True
     try:
         import duckdb
@@ -60,6 +78,8 @@ def io_failure_message(exc: BaseException, fallback: str | Path | None) -> str |
     is the path named when the failure carries none (the command's write target)."""
     if not is_io_failure(exc):
         return None
+    if not isinstance(exc, OSError) and _DISK_FULL.search(str(exc)) and "IO Error" not in str(exc):
+        exc = WriteFailed(errno.ENOSPC, os.strerror(errno.ENOSPC), str(fallback) if fallback else None)
     if isinstance(exc, OSError):
         cause = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc).splitlines()[0])
         path = exc.filename or fallback
