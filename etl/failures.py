@@ -90,8 +90,16 @@ def io_failure_message(exc: BaseException, fallback: str | Path | None) -> str |
         m = _DUCKDB_PATH.search(text)
         path = m.group(1) if m else fallback
         cause = text.rsplit(": ", 1)[-1] if ": " in text else text
-        low = text.lower()
-        verb = "writing" if "write" in low or _DISK_FULL.search(text) else "reading" if "read" in low else "using"
+        low = text.lower().replace("read-only", "")
+        verb = (
+            "writing"
+            if "write" in low or _DISK_FULL.search(text)
+            else "opening"
+            if "open" in low
+            else "reading"
+            if "read" in low
+            else "using"
+        )
     cause = cause[:1].lower() + cause[1:]
     return f"{cause} while {verb} {path}" if path else f"{cause} while {verb} the warehouse"
 

@@ -1058,7 +1058,7 @@ def ingest_paths(
                     for r in results:
                         out[r["path"]] = _file_result(r, dups)
             except Exception as exc:
-                _note_committed(exc, commits, "a batch of the delivery")
+                _note_committed(exc, commits, "part of the delivery")
                 raise
             finally:
                 if pool is not None:
@@ -1071,7 +1071,7 @@ def ingest_paths(
             try:
                 _record_run(con, report, started)
             except Exception as exc:
-                _note_committed(exc, commits, "the delivery; only its row in ingest_runs is not")
+                _note_committed(exc, commits, "the whole delivery but its row in ingest_runs")
                 raise
         finally:
             con.close()
@@ -1103,8 +1103,8 @@ def _note_committed(exc: BaseException, commits: int, what: str) -> None:
     if commits and is_io_failure(exc):
         with contextlib.suppress(AttributeError, TypeError):
             exc.warehouse_state = (
-                f"the warehouse holds {what} ({commits} commit(s) before the failure); "
-                "run the same command again when there is space: it adds the rest, nothing twice"
+                f"{what} is stored ({commits} commit(s) before the failure); run the same command again "
+                "when there is space: it adds the rest, nothing twice"
             )
 
 

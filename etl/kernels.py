@@ -33,22 +33,21 @@ BROKEN_REASONS = ("", "nul_in_record", "stray_cr", "stray_lf")
 
 @njit(cache=True, nogil=True)
 def stray_bytes(a, crlf):
-    """How many bytes of the payload `a` (uint8) are a NUL, or a CR / LF that is not the file's line
-    ending (CRLF when `crlf`, else LF): 0 for a clean payload. Branch-free, so it vectorises (~8 GB/s)."""
+    """How many CR / LF bytes of the payload `a` (uint8) are not the file's line ending (CRLF when `crlf`,
+    else LF): 0 for a clean payload (NULs are looked for apart, by memchr). Branch-free, so it
+    vectorises (~7 GB/s): in a CRLF file, a CR not followed by an LF or an LF not preceded by a CR
+    makes `(byte is CR) xor (next byte is LF)` true."""
     n = a.shape[0]
     if n == 0:
         return 0
     s = 0
     if crlf:
         for i in range(n - 1):
-            c = a[i]
-            d = a[i + 1]
-            s += ((c == CR) & (d != LF)) | ((d == LF) & (c != CR)) | (c == NUL)
-        s += (a[0] == LF) + (a[n - 1] == CR) + (a[n - 1] == NUL)
+            s += (a[i] == CR) ^ (a[i + 1] == LF)
+        s += (a[0] == LF) + (a[n - 1] == CR)
     else:
         for i in range(n):
-            c = a[i]
-            s += (c == CR) | (c == NUL)
+            s += a[i] == CR
     return s
 
 

@@ -140,12 +140,16 @@ QUARANTINE_COLUMNS: dict[str, tuple[str, str]] = {
     "source_path": ("VARCHAR", "path of the delivered file at ingest"),
     "format": ("VARCHAR", "様式1-2 | 様式1-3 | 挙動履歴"),
     "member": ("VARCHAR", "ZIP member name ('' for plain files)"),
-    "line_no": ("BIGINT", "1-based line in the member"),
+    "line_no": (
+        "BIGINT",
+        "1-based line (record) in the member; a record ends only at the line ending the file uses (CRLF or LF)",
+    ),
     "reason": ("VARCHAR", "validation rule that failed (etl/validate.py; listed in docs/warehouse.md)"),
     "raw_text": (
         "VARCHAR",
         "the line as delivered with the 運行ID replaced by its pseudonym; for a line with the wrong number "
-        "of fields (the ID's position unknown) every non-empty field is replaced by its pseudonym",
+        "of fields (the ID's position unknown) every non-empty field is replaced by its pseudonym; in a record "
+        "broken by a stray CR / LF (shown ␍ ␊) every piece between commas and breaks is, a NUL is shown ␀",
     ),
 }
 
@@ -196,7 +200,8 @@ SKIPPED_MEMBERS_COLUMNS: dict[str, tuple[str, str]] = {
     "reason": (
         "VARCHAR",
         "why it was not read: macOS metadata (__MACOSX/, ._ files), not a .csv or .txt member, empty (no rows), "
-        "or not delivered data (none of its first 20 lines has the field count or header of the file's layout)",
+        "or not delivered data (a member not named data.csv none of whose first 20 lines has the field count or "
+        "header of the file's layout)",
     ),
     "ingested_at": ("TIMESTAMP", "local time of the commit (as manifest.ingested_at)"),
 }

@@ -148,10 +148,12 @@ def iter_payloads(path: Path, chunk_bytes: int | None = None, judge=None, skippe
     """Stream the CSV payloads of a delivered file as `Payload`s (member, chunk index, bytes, line
     ending), cut after the member's line ending.
 
-    Of a ZIP, only the members that look like delivered data are read: by name (`member_skip_reason`),
-    then by their first lines, `judge(head) -> reason or None` (etl.stage: the field count or header of
-    a delivered layout). Every other member (a README, macOS metadata, an empty member) is appended to
-    `skipped` as (member, reason) and not read; a ZIP without any data member fails (SourceError).
+    Of a ZIP, only the members that look like delivered data are read: by name (`member_skip_reason`;
+    `data.csv`, the delivered name, is data whatever its lines hold, so its bad lines are quarantined
+    and a wrong layout fails the file as before), else by their first lines, `judge(head) -> reason or
+    None` (etl.stage: the field count or header of a delivered layout). Every other member (a README,
+    macOS metadata, an empty member) is appended to `skipped` as (member, reason) and not read; a ZIP
+    without any data member fails (SourceError).
 
     Memory stays bounded by `chunk_bytes` whatever the member size. ZIP members are read as
     streams from the archive (never extracted to a path taken from it); a member whose declared
@@ -189,6 +191,7 @@ def iter_payloads(path: Path, chunk_bytes: int | None = None, judge=None, skippe
 
 
 MEMBER_SUFFIXES = (".csv", ".txt")
+DELIVERED_MEMBER = "data.csv"  # the member name of deliveries: data by its name, whatever its first lines hold
 
 
 def member_skip_reason(name: str) -> str | None:
@@ -222,9 +225,11 @@ def _zip_payloads(path: Path, chunk_bytes: int, judge, skipped: list | None):
                 )
             limit = min(MAX_MEMBER_BYTES, max(info.compress_size, 1) * MAX_COMPRESSION_RATIO)
             verdict: list[str] = []
+            by_name = info.filename.replace("\\", "/").rsplit("/", 1)[-1].lower() == DELIVERED_MEMBER
             with zf.open(info) as fh:
                 where = f"{path}: member {info.filename!r}"
-                for payload in _chunks(fh, where, info.filename, limit, chunk_bytes, judge, verdict):
+                member_judge = _never if by_name else judge  # data.csv is read even when its first lines are bad
+                for payload in _chunks(fh, where, info.filename, limit, chunk_bytes, member_judge, verdict):
                     read += 1
                     yield payload
             notes += [(info.filename, r) for r in verdict]
@@ -270,8 +275,12 @@ def _chunks(fh, where: str, member: str, limit: int, chunk_bytes: int, judge=Non
         yield Payload(member, index, carry, ending or line_ending(carry))
 
 
+def _never(head: bytes) -> None:
+    return None
+
+
 def _first_block_reason(block: bytes, chunk_bytes: int, judge) -> str | None:
     """Why a member whose first block this is is not data: empty (no rows), or `judge`'s reason."""
-    if not block.strip(b" \t\r\n\0") and len(block) < chunk_bytes:
+    if len(block) < min(chunk_bytes, 65536) and not block.strip(b" \t\r\n\0"):  # a whole, blank member
         return "empty (no rows)"
     return judge(block[:65536])

@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -318,16 +319,25 @@ def _renumber(table: pa.Table, record_no: np.ndarray) -> pa.Table:
 
 
 _SHOWN = str.maketrans({"\r": "\u240d", "\n": "\u240a", "\0": "\u2400"})  # ␍ ␊ ␀: visible in raw_text
+_BREAKS = {",", "\u240d", "\u240a", "\u2400"}
+_PIECES = re.compile("([,\u240d\u240a\u2400])")
 
 
 def _broken_table(broken: list[tuple[int, str, bytes]], layout: Layout, key: bytes) -> pa.Table:
-    """Quarantine rows of broken records: the record as delivered, its CR / LF / NUL shown as ␍ ␊ ␀, the
-    運行ID pseudonymised where the fields align with the layout, else every field (as for field_count)."""
+    """Quarantine rows of broken records: the record as delivered, its CR / LF / NUL shown as ␍ ␊ ␀. A
+    stray line break may join pieces of two records, so every piece between commas and breaks is
+    pseudonymised (any may be a 運行ID); a record broken by a NUL alone keeps its fields but the 運行ID
+    when they align with the layout (else every field is pseudonymised, as for field_count)."""
     id_index = layout.by_name(_id_column(layout)).index
     texts = []
-    for _, _, raw in broken:
+    for _, reason, raw in broken:
         text = validate.decode(raw).translate(_SHOWN)
         fields = text.split(",")
+        if reason != "nul_in_record":
+            texts.append(
+                "".join(p if p in _BREAKS or not p.strip() else pseudonymise_one(p, key) for p in _PIECES.split(text))
+            )
+            continue
         if len(fields) != layout.n_columns:
             texts.append(redact_misaligned_line(text, key))
             continue

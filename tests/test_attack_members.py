@@ -1,9 +1,10 @@
 """Issue 23, class 1: a ZIP member that is not data is never read as rows.
 
-Only members that look like a delivered format are read, judged by name and by their first lines
-(field count, header). Every other member (a README, macOS metadata, an empty member) is named once
-in the output and recorded in `skipped_members` with its file, name and reason; it never becomes
-quarantined rows. Two data members of one ZIP are both read, each with its own line numbers.
+Only members that look like a delivered format are read, judged by name (`data.csv`, the delivered
+name, is data whatever its lines hold; __MACOSX/, ._ files and anything but .csv / .txt are not) and
+otherwise by their first lines (field count, header). Every other member (a README, macOS metadata,
+an empty member) is named once in the output and recorded in `skipped_members` with its file, name
+and reason; it never becomes quarantined rows. Two data members of one ZIP are both read, each with its own line numbers.
 """
 
 from __future__ import annotations
@@ -118,14 +119,19 @@ def test_two_data_members_are_both_read_with_their_own_lines(tmp_path):
 
 
 def test_member_judged_by_its_first_lines(tmp_path):
-    """A data member whose first line is damaged is still data (that line is quarantined); a CSV of
-    another shape, an image and a note are not read."""
+    """A member whose first line is damaged is still data when one of its first lines has the layout
+    (that line is quarantined), and data.csv, the delivered name, always is; a CSV of another shape, an
+    image and a note are not read."""
     first_bad = [rec(i) for i in range(5)]
     first_bad[0] = first_bad[0][:40]
+    other = [rec(10 + i) for i in range(3)]
+    other[0] = other[0][:30]
     make_zip(
         tmp_path / "d" / "OUT1-2_533925_20170905.zip",
         {
             "data.csv": csv_bytes(first_bad),
+            "part2.csv": csv_bytes(other),
+            "data2.csv": csv_bytes(["a,b", "c,d"]),
             "codes.csv": csv_bytes(["code,name,kind", "1,大型,truck", "2,普通,car"]),
             "map.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 20,
             "notes.txt": "納品物の説明\r\n".encode("cp932"),
@@ -134,10 +140,13 @@ def test_member_judged_by_its_first_lines(tmp_path):
     wh = tmp_path / "wh"
     p = cli("ingest", "--warehouse", wh, tmp_path / "d")
     assert p.returncode == 0, p.stderr
-    assert q(wh, "SELECT line_no, reason FROM quarantine") == [(1, "field_count")]
-    assert q(wh, "SELECT count(*) FROM probe_points") == [(4,)]
+    assert q(wh, "SELECT member, line_no, reason FROM quarantine ORDER BY 1") == [
+        ("data.csv", 1, "field_count"),
+        ("part2.csv", 1, "field_count"),
+    ]
+    assert q(wh, "SELECT count(*) FROM probe_points") == [(6,)]
     got = dict(skipped(wh))
-    assert set(got) == {"codes.csv", "map.png", "notes.txt"}
+    assert set(got) == {"codes.csv", "data2.csv", "map.png", "notes.txt"}
     assert "[3] field(s)" in got["codes.csv"] and "様式1-2 33" in got["codes.csv"]
     assert got["map.png"] == "not a .csv or .txt member"
     for member in got:
