@@ -4,7 +4,8 @@ Only members that look like a delivered format are read, judged by name (`data.c
 name, is data whatever its lines hold; __MACOSX/, ._ files and anything but .csv / .txt are not) and
 otherwise by their first lines (field count, header). Every other member (a README, macOS metadata,
 an empty member) is named once in the output and recorded in `skipped_members` with its file, name
-and reason; it never becomes quarantined rows. Two data members of one ZIP are both read, each with its own line numbers.
+and reason; it never becomes quarantined rows. Two data members of one ZIP are both read, each with
+its own line numbers.
 """
 
 from __future__ import annotations
