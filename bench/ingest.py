@@ -19,7 +19,9 @@
    stored days cost (none are touched) and the per-commit listing of the store's files.
 
 Peak RSS is sampled (psutil, every 50 ms) over the ingest process and its workers together, and
-the largest single process is reported too. The last line is
+the largest single process is reported too. CPU seconds (user + system, this process and its reaped
+workers) of each floor and ingest run are printed with their ratio: what the work costs whatever
+else runs on the shared machine, next to the wall-clock ratio. The last line is
 
     ingest: X rows/s, floor Y rows/s, ratio R, peak RSS M MB, …
 """
@@ -195,6 +197,12 @@ class TreeRSS:
             self._t.join()
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its reaped children (the worker pools, once shut down)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def load() -> str:
     return "load average " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -243,24 +251,30 @@ def main(argv=None) -> int:
                 flush=True,
             )
         floor_name = max(trial, key=trial.get)
-        floor_rates, ingest_rates, peaks = [], [], []
+        floor_rates, ingest_rates, peaks, cpu_pairs = [], [], [], []
         report = None
         for _ in range(args.repeat):
+            c0 = cpu_seconds()
             secs, rows = run_floor(floor_name, files, work / "floor", args.workers)
+            floor_cpu = cpu_seconds() - c0
             floor_rates.append(rows / secs)
-            print(f"floor ({floor_name}): {rows / secs:,.0f} rows/s ({secs:.1f} s, {load()})", flush=True)
+            print(
+                f"floor ({floor_name}): {rows / secs:,.0f} rows/s ({secs:.1f} s, {floor_cpu:.1f} CPU-s, {load()})",
+                flush=True,
+            )
             shutil.rmtree(work / "warehouse", ignore_errors=True)
             with TreeRSS() as mem:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), cpu_seconds()
                 report = ingest_paths([months[0]], work / "warehouse", workers=args.workers, progress=False)
-                secs = time.perf_counter() - t0
+                secs, ingest_cpu = time.perf_counter() - t0, cpu_seconds() - c0
             rows = report.total("rows_read")
             ingest_rates.append(rows / secs)
             peaks.append(mem)
+            cpu_pairs.append(floor_cpu / ingest_cpu)
             print(
                 f"ingest: {rows / secs:,.0f} rows/s ({secs:.1f} s: stage {report.stage_seconds:.1f} s, commit "
-                f"{report.commit_seconds:.1f} s; peak RSS {mem.sum_mb:,.0f} MB all processes, largest "
-                f"{mem.max_mb:,.0f} MB; "
+                f"{report.commit_seconds:.1f} s; {ingest_cpu:.1f} CPU-s; peak RSS {mem.sum_mb:,.0f} MB all processes, "
+                f"largest {mem.max_mb:,.0f} MB; "
                 f"{load()})",
                 flush=True,
             )
@@ -288,6 +302,12 @@ def main(argv=None) -> int:
             "ratio of each floor/ingest pair: "
             + ", ".join(f"{r:.2f}" for r in pairs)
             + f" (median {statistics.median(pairs):.2f})"
+        )
+        # CPU seconds (this process and its workers): what the work costs, whatever else runs on the machine.
+        print(
+            "CPU ratio (floor CPU-s / ingest CPU-s) of each pair: "
+            + ", ".join(f"{r:.2f}" for r in cpu_pairs)
+            + f" (median {statistics.median(cpu_pairs):.2f})"
         )
         peak = max(p.sum_mb for p in peaks)
         print(
