@@ -7,14 +7,14 @@ LocalCluster it starts, an existing scheduler given by address, or a Client):
 - the match stage's folders of the district (one per month, listed in match_state) that can hold
   the period are listed once on the client;
 - each month is one task: the worker reads it with the one reader and the one filter
-  (analysis.points, analysis.filters) and cuts its points by ranges of links;
-- each range of links (hence of pieces) is one task: it aggregates that range's points of every
-  month (analysis.partitions). The client only concatenates the ranges' cubes, which cover
-  disjoint, increasing piece ranges: the merge does not funnel through one process.
+  (analysis.points, analysis.filters), makes the month's cube and cuts it by ranges of links;
+- each range of links (hence of pieces) is one task: it merges that range's cubes of every
+  month in month order (analysis.partitions). The client only concatenates the ranges' cubes,
+  which cover disjoint, increasing piece ranges: the merge does not funnel through one process.
 
-Exactness: the result is the same arrays as `aggregate_months_serial` (the period read at once and
-aggregated in one process, as `analyze` does without a cluster): counts, 1 km/h histograms, speed
-sums (each cell's points added in the same order), per-cell distinct vehicles and the distinct
+Exactness: the result is the same arrays as `aggregate_months_serial` (the period reduced month by
+month in one process, as `analyze` does without a cluster): counts, 1 km/h histograms, speed sums
+(the months' sums added in month order), per-cell distinct vehicles and the distinct
 (piece, vehicle) pairs, so every figure equals the single-process analysis bit for bit.
 
 The warehouse must be reachable at the same path from every worker (shared storage when the
@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.figures import READ_COLUMNS
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import Network
-from analysis.partitions import collect_period_cube, period_cube_and_passages, submit_period_cube
+from analysis.partitions import collect_period_cube, period_tally, submit_period_cube, whole_cube
 from analysis.points import matched_folders
 from config.districts import Period
 from etl.warehouse import connect
@@ -60,10 +59,12 @@ def _folders(warehouse: str | Path, network: Network, period: Period) -> list[Pa
 def aggregate_months_serial(
     warehouse: str | Path, network: Network, period: Period, point_filter: PointFilter = ALL_POINTS
 ) -> ScaleOutResult:
-    """The single-process path: the period read at once and aggregated here (what `analyze` does)."""
+    """The single-process path: the period reduced month by month here (what `analyze` does)."""
     t0 = time.perf_counter()
     folders = _folders(warehouse, network, period)
-    cube, _, n = period_cube_and_passages(folders, network, point_filter, period.start, period.end, READ_COLUMNS)
+    period_cube = period_tally(folders, network, point_filter, period.start, period.end)
+    cube, n = whole_cube(period_cube), period_cube.n_points
+    period_cube.close()
     return ScaleOutResult(cube, [str(f) for f in folders], n, time.perf_counter() - t0, 0)
 
 
@@ -115,10 +116,10 @@ def aggregate_months(
             point_filter,
             period.start,
             period.end,
-            with_passages=False,
             n_shards=n_shards,
         )
-        cube, _, n = collect_period_cube(client, submitted)
+        ranged = collect_period_cube(client, submitted)
+        cube, n = whole_cube(ranged), ranged.n_points
         return ScaleOutResult(cube, [str(f) for f in folders], n, time.perf_counter() - t0, workers)
     finally:
         if own_client is not None:

@@ -29,6 +29,7 @@ from analysis.matchstage import Network, district_network, match_stage, months_b
 from analysis.partitions import points_and_passages
 from analysis.placebo import placebo_candidates, placebo_dids
 from analysis.points import matched_folders, read_events, read_trips
+from analysis.stages import forget_stage
 from config.districts import District, Period
 from config.settings import (
     ADEQUATE_MIN_VEHICLES,
@@ -122,7 +123,9 @@ def samples_of_folders(
 ) -> PeriodSamples:
     """`period_samples` of the match stage's month folders (no warehouse connection: runs on a worker too)."""
     road_ids, limits = network.road_ids, network.limits_kmh
-    table, pas = points_and_passages(folders, EVIDENCE_COLUMNS, point_filter, period.start, period.end, client=client)
+    table, pas = points_and_passages(
+        folders, network, EVIDENCE_COLUMNS, point_filter, period.start, period.end, client=client
+    )
     pts = table.to_pandas()
     pts["road_id"] = road_ids[pts["road_idx"].to_numpy()] if len(pts) else np.array([], dtype=object)
     pas["road_id"] = road_ids[pas["road_idx"].to_numpy(dtype=np.int64)] if len(pas) else np.array([], dtype=object)
@@ -376,6 +379,7 @@ def _store(warehouse: Path, network: Network, ev: DistrictEvidence) -> None:
     con = connect(warehouse, create=False)
     try:
         with transaction(con):
+            forget_stage(con, ev.district_key, "evaluate")
             for table in (
                 "comparison_results",
                 "comparison_histogram",

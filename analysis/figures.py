@@ -8,6 +8,7 @@ arrays. Passage figures (one vehicle's traversal of one road) come from the same
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +19,15 @@ import pyarrow as pa
 
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import Network, district_network, match_stage, months_between
-from analysis.partitions import collect_period_cube, period_cube_and_passages, submit_period_cube
+from analysis.partitions import MonthReducer, collect_period_cube, passage_counts, submit_period_cube
 from analysis.points import matched_folders
+from analysis.stages import forget_stage
 from config.districts import District, Period
 from config.settings import DEFAULT_RADIUS_M, P85, PASSAGE_SPEEDS
 from etl.schema import transaction
 from etl.warehouse import connect
-from geo.aggregate import Cube, figures, sample_quantile
+from geo.aggregate import Cube, FigureSums, sample_quantile
+from geo.kernels import N_BIN
 
 POINT_FIGURES = [
     "n_points",
@@ -35,19 +38,6 @@ POINT_FIGURES = [
     "share_at_or_over_limit_plus_10",
 ]
 PASSAGE_FIGURES = ["n_passages", "passage_mean_kmh", "passage_p85_kmh", "passage_share_at_or_over_limit"]
-READ_COLUMNS = [
-    "trip_id",
-    "seq",
-    "vehicle_id",
-    "gps_time",
-    "vehicle_type",
-    "speed_kmh",
-    "road_idx",
-    "seg",
-    "pos",
-    "direction",
-    "road_pos_m",
-]
 
 
 @dataclass
@@ -74,23 +64,29 @@ class NothingMatched(ValueError):
 
 
 def passage_figures(
-    p: pd.DataFrame, group_of_road: np.ndarray, n_groups: int, limit_of_road: np.ndarray, speed: str = "mean"
+    p: pd.DataFrame | dict, group_of_road: np.ndarray, n_groups: int, limit_of_road: np.ndarray, speed: str = "mean"
 ) -> dict[str, np.ndarray]:
     """Per group of roads (group -1 ignored): n_passages, passage_mean_kmh, passage_p85_kmh and
     passage_share_at_or_over_limit of the passages' `speed` ('mean', 'max' or 'section'; passages
-    without that speed, e.g. a section speed of one point, are left out)."""
+    without that speed, e.g. a section speed of one point, are left out).
+
+    p: the passages (analysis.points.passages), or their counts per road and speed
+    (analysis.partitions.passage_counts: what a period reduced month by month keeps). The mean is
+    taken over the counts in road then speed order, so it does not depend on how the passages
+    were partitioned."""
     if speed not in PASSAGE_SPEEDS:
         raise ValueError(f"unknown passage speed {speed!r} (choose one of {', '.join(PASSAGE_SPEEDS)})")
-    road = p["road_idx"].to_numpy(dtype=np.int64)
-    value = p[f"{speed}_kmh"].to_numpy(dtype=float)
+    counts = passage_counts(p, speed) if isinstance(p, pd.DataFrame) else p
+    road, value, k = counts["road_idx"], counts["value"], counts["n"]
     g = group_of_road[road] if len(road) else np.zeros(0, np.int64)
-    ok = (g >= 0) & np.isfinite(value)
-    g, value, limit = g[ok], value[ok], limit_of_road[road[ok]]
-    n = np.bincount(g, minlength=n_groups).astype(np.int64)
+    ok = g >= 0
+    g, value, k, limit = g[ok], value[ok], k[ok], limit_of_road[road[ok]]
+    n = np.bincount(g, weights=k, minlength=n_groups).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, np.bincount(g, weights=value, minlength=n_groups) / n, np.nan)
-        share = np.where(n > 0, np.bincount(g, weights=(value >= limit).astype(float), minlength=n_groups) / n, np.nan)
-    p85 = sample_quantile(g, value, n_groups, P85)  # passage speeds are continuous: the plain sample quantile
+        mean = np.where(n > 0, np.bincount(g, weights=value * k, minlength=n_groups) / n, np.nan)
+        share = np.where(n > 0, np.bincount(g, weights=(value >= limit) * k, minlength=n_groups) / n, np.nan)
+    # passage speeds are continuous: the plain sample quantile of the values, each counted k times
+    p85 = sample_quantile(g, value, n_groups, P85, count=k)
     return {"n_passages": n, "passage_mean_kmh": mean, "passage_p85_kmh": p85, "passage_share_at_or_over_limit": share}
 
 
@@ -118,82 +114,115 @@ def analyze(
     analysis.partitions); the stored tables are the same bits as without it.
     """
     warehouse = Path(warehouse)
-    months = sorted({m for p in periods.values() for m in months_between(p.start, p.end)})
-    match_stage(warehouse, network, months, client=client)
-    roads = network.roads
-    n_roads = len(roads)
-    road_ids = network.road_ids
-    limits = network.limits_kmh
-    piece_road = network.piece_road
+    tallies = period_tallies(warehouse, network, periods, point_filter, client)
+    con = connect(warehouse, create=False) if store and not point_filter.active else None
+    try:
+        with transaction(con) if con is not None else contextlib.nullcontext():
+            if con is not None:
+                _delete_stored(con, network, periods)
+            parts, n_matched = _reduce_periods(tallies, network, periods, con)
+            result = _result(network, periods, point_filter, parts, n_matched)
+            if sum(n_matched.values()) == 0 and not point_filter.active:
+                raise NothingMatched(
+                    f"0 points matched to the {len(network.roads)} roads of {network.source_path.name} within "
+                    f"{network.radius_m:g} m in {', '.join(f'{k} {p.start}..{p.end}' for k, p in periods.items())}: "
+                    "nothing stored"
+                )
+            if con is not None:
+                _insert_stats(con, network, periods, result, pd.concat(parts["hist"], ignore_index=True))
+                result.stored = True
+    finally:
+        if con is not None:
+            con.close()
+        for t in tallies.values():
+            t.close()
+    return result
+
+
+def _road_groups(network: Network) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The road groups present (treated, comparison), each road's group (-1 none), each group's limit."""
+    roads, limits = network.roads, network.limits_kmh
     groups = [g for g in ("treated", "comparison") if (roads["role"] == g).any()]
     road_group = np.array([groups.index(r) if r in groups else -1 for r in roads["role"]], dtype=np.int64)
-    group_limit = np.array([limits[road_group == gi].max() for gi in range(len(groups))])
-    parts = {k: [] for k in ("road", "group", "hist", "cells", "lhist")}
+    return groups, road_group, np.array([limits[road_group == gi].max() for gi in range(len(groups))])
+
+
+def _reduce_periods(tallies: dict, network: Network, periods: dict[str, Period], con) -> tuple[dict, dict]:
+    """Each period's figures from its cube, range by range (PeriodCube.ranges), its rows stored as they
+    come when `con` (a connection in the storing transaction) is given."""
+    n_roads, road_ids, limits, piece_road = len(network.roads), network.road_ids, network.limits_kmh, network.piece_road
+    groups, road_group, group_limit = _road_groups(network)
+    parts = {k: [] for k in ("road", "group", "hist")}
     n_matched = {}
+    for label, period in periods.items():
+        res = tallies[label]
+        n_matched[label] = res.n_points
+        extra = {"district": network.key, "period": label, "period_start": period.start, "period_end": period.end}
+        road_sums = group_sums = None
+        hist = np.zeros(n_roads * N_BIN, np.int64)
+        for cube in res.ranges():
+            road_sums = _added(road_sums, FigureSums.of(cube, piece_road, n_roads))
+            group_sums = _added(group_sums, FigureSums.of(cube, road_group[piece_road], len(groups)))
+            hist += _histogram_counts(cube, piece_road, n_roads)
+            if con is not None:
+                _insert_cube_rows(con, network, label, period, cube)
+        road_sums = road_sums or FigureSums.of(Cube.empty(), piece_road, n_roads)
+        group_sums = group_sums or FigureSums.of(Cube.empty(), road_group[piece_road], len(groups))
+        pf = passage_figures(res.passages, np.arange(n_roads), n_roads, limits)
+        road = pd.DataFrame({"road_id": road_ids, **road_sums.figures(), **pf, "limit_kmh": limits})
+        parts["road"].append(_with(road, extra))
+        if groups:
+            gp = passage_figures(res.passages, road_group, len(groups), limits)
+            group = pd.DataFrame({"road_group": groups, **group_sums.figures(), **gp, "limit_kmh": group_limit})
+            parts["group"].append(_with(group, extra))
+        parts["hist"].append(_with(_histogram_frame(hist, road_ids), extra))
+    return parts, n_matched
+
+
+def _added(total: FigureSums | None, part: FigureSums) -> FigureSums:
+    return part if total is None else total + part
+
+
+def _result(network: Network, periods, point_filter, parts: dict, n_matched: dict) -> AnalysisResult:
+    roads = network.roads
+    road_stats = _blank_empty(pd.concat(parts["road"], ignore_index=True))
+    road_stats["road_name"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["name"], strict=True)))
+    road_stats["role"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["role"], strict=True)))
+    if parts["group"]:
+        group_stats = _blank_empty(pd.concat(parts["group"], ignore_index=True))
+    else:
+        extra = ["limit_kmh", "district", "period", "period_start", "period_end"]
+        group_stats = pd.DataFrame(columns=["road_group", *POINT_FIGURES, *PASSAGE_FIGURES, *extra])
+    order = {label: i for i, label in enumerate(periods)}
+    road_stats = road_stats.sort_values(["road_id", "period"], key=lambda s: s.map(order) if s.name == "period" else s)
+    return AnalysisResult(network, periods, point_filter, road_stats.reset_index(drop=True), group_stats, n_matched)
+
+
+def period_tallies(
+    warehouse: Path, network: Network, periods: dict[str, Period], point_filter: PointFilter, client=None
+) -> dict[str, tuple[Cube, dict, int]]:
+    """Every period's (cube, passage counts, number of points), month by month (analysis.partitions).
+
+    Without a client the match stage runs fused with the reduction: a month matched now is
+    reduced while its points are in memory, a current one read back (needed columns only). With
+    one, the months are matched on the cluster, then reduced there (months, then piece ranges)."""
+    months = sorted({m for p in periods.values() for m in months_between(p.start, p.end)})
+    if client is None:
+        reducer = MonthReducer(network, periods, point_filter)
+        match_stage(warehouse, network, months, on_month=reducer)
+        return reducer.results()
+    match_stage(warehouse, network, months, client=client)
     con = connect(warehouse, read_only=True)  # reads only: no write lock, no view refresh
     try:
         folders = {label: matched_folders(con, warehouse, network.key, p.start, p.end) for label, p in periods.items()}
     finally:
         con.close()
-    if client is not None:  # every period's month and range tasks at once
-        (net,) = client.scatter([network], broadcast=True, hash=False)
-        submitted = {
-            label: submit_period_cube(client, net, network, folders[label], point_filter, p.start, p.end)
-            for label, p in periods.items()
-        }
-    for label, period in periods.items():
-        if client is not None:
-            cube, pas, n = collect_period_cube(client, submitted.pop(label))
-        else:
-            cube, pas, n = period_cube_and_passages(
-                folders[label], network, point_filter, period.start, period.end, READ_COLUMNS
-            )
-        n_matched[label] = n
-        extra = {"district": network.key, "period": label, "period_start": period.start, "period_end": period.end}
-        f = figures(cube, piece_road, n_roads)
-        pf = passage_figures(pas, np.arange(n_roads), n_roads, limits)
-        parts["road"].append(_with(pd.DataFrame({"road_id": road_ids, **f, **pf, "limit_kmh": limits}), extra))
-        if groups:
-            g = figures(cube, road_group[piece_road], len(groups))
-            gp = passage_figures(pas, road_group, len(groups), limits)
-            parts["group"].append(
-                _with(pd.DataFrame({"road_group": groups, **g, **gp, "limit_kmh": group_limit}), extra)
-            )
-        parts["hist"].append(_with(_histogram(cube, piece_road, road_ids), extra))
-        parts["cells"].append((label, period, _cube_rows(cube.cells_table(), network)))
-        parts["lhist"].append((label, period, _cube_rows(cube.hist_table(), network)))
-    road_stats = _blank_empty(pd.concat(parts["road"], ignore_index=True))
-    road_stats["road_name"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["name"], strict=True)))
-    road_stats["role"] = road_stats["road_id"].map(dict(zip(roads["road_id"], roads["role"], strict=True)))
-    group_stats = (
-        _blank_empty(pd.concat(parts["group"], ignore_index=True))
-        if groups
-        else pd.DataFrame(
-            columns=[
-                "road_group",
-                *POINT_FIGURES,
-                *PASSAGE_FIGURES,
-                "limit_kmh",
-                "district",
-                "period",
-                "period_start",
-                "period_end",
-            ]
-        )
-    )
-    order = {label: i for i, label in enumerate(periods)}
-    road_stats = road_stats.sort_values(["road_id", "period"], key=lambda s: s.map(order) if s.name == "period" else s)
-    result = AnalysisResult(network, periods, point_filter, road_stats.reset_index(drop=True), group_stats, n_matched)
-    if sum(n_matched.values()) == 0 and not point_filter.active:
-        raise NothingMatched(
-            f"0 points matched to the {n_roads} roads of {network.source_path.name} within {network.radius_m:g} m "
-            f"in {', '.join(f'{k} {p.start}..{p.end}' for k, p in periods.items())}: nothing stored"
-        )
-    if store and not point_filter.active:
-        tables = {k: pd.concat(v, ignore_index=True) for k, v in parts.items() if v and k in ("road", "group", "hist")}
-        _store(warehouse, network, periods, result, {**tables, "cells": parts["cells"], "lhist": parts["lhist"]})
-        result.stored = True
-    return result
+    (net,) = client.scatter([network], broadcast=True, hash=False)
+    submitted = {  # every period's month and range tasks at once
+        label: submit_period_cube(client, net, network, folders[label], point_filter, p.start, p.end)
+        for label, p in periods.items()
+    }
+    return {label: collect_period_cube(client, submitted[label]) for label in periods}
 
 
 def empty_periods(result: AnalysisResult) -> list[str]:
@@ -201,21 +230,54 @@ def empty_periods(result: AnalysisResult) -> list[str]:
     return [k for k, n in result.n_points_matched.items() if n == 0]
 
 
-def _histogram(cube: Cube, group_of_piece: np.ndarray, names: np.ndarray) -> pd.DataFrame:
-    """Points per group and 1 km/h bin (groups -1 left out): name, speed_bin_kmh, n_points."""
+def _histogram_counts(cube: Cube, group_of_piece: np.ndarray, n_groups: int) -> np.ndarray:
+    """Points per group and 1 km/h bin (groups -1 left out), as a flat (n_groups * N_BIN) array."""
     h = cube.hist
     g = group_of_piece[h["piece"]] if len(h["piece"]) else np.zeros(0, np.int64)
     ok = g >= 0
-    key = g[ok] * 1024 + h["speed_kmh"][ok].astype(np.int64)
-    uniq, inv = np.unique(key, return_inverse=True)
-    n = np.bincount(inv, weights=h["n_points"][ok]).astype(np.int64) if len(key) else np.zeros(0, np.int64)
+    key = g[ok] * N_BIN + h["speed_kmh"][ok].astype(np.int64)
+    return np.bincount(key, weights=h["n_points"][ok], minlength=n_groups * N_BIN).astype(np.int64)
+
+
+def _histogram_frame(counts: np.ndarray, names: np.ndarray) -> pd.DataFrame:
+    """The non-empty (group, bin) counts of `_histogram_counts`: name, speed_bin_kmh, n_points."""
+    at = np.flatnonzero(counts)
     return pd.DataFrame(
         {
-            "road_id": names[uniq // 1024] if len(uniq) else np.array([], dtype=object),
-            "speed_bin_kmh": (uniq % 1024).astype(float),
-            "n_points": n,
+            "road_id": names[at // N_BIN] if len(at) else np.array([], dtype=object),
+            "speed_bin_kmh": (at % N_BIN).astype(float),
+            "n_points": counts[at],
         }
     )
+
+
+_CELL_INSERT = """INSERT INTO link_hour_stats SELECT ?, road_id, link_id, ?, ?, ?, direction, hour, day_type,
+    vehicle_class, n_points, sum_speed_kmh, n_at_or_over_limit, n_at_or_over_limit_plus_10, n_vehicles FROM _rows"""
+_HIST_INSERT = """INSERT INTO link_hour_histogram SELECT ?, road_id, link_id, ?, ?, ?, direction, hour, day_type,
+    vehicle_class, speed_kmh, n_points FROM _rows"""
+
+
+def _cube_row_chunks(cube: Cube, network: Network, part: str, rows: int = 1 << 20):
+    """The cube's cell or histogram rows (`_cube_rows`) as Arrow tables of at most `rows` rows: the
+    rows are decoded a slice at a time, so storing a large cube needs little more memory than it."""
+    d = getattr(cube, part)
+    empty = Cube.empty()
+    for a in range(0, len(d["piece"]), rows):
+        piece = {k: v[a : a + rows] for k, v in d.items()}
+        if part == "cells":
+            yield _cube_rows(Cube(piece, empty.hist, empty.vehicles).cells_table(), network)
+        else:
+            yield _cube_rows(Cube(empty.cells, piece, empty.vehicles).hist_table(), network)
+
+
+def _insert_cube_rows(con, network: Network, label: str, period: Period, cube: Cube) -> None:
+    """The cube's rows into link_hour_stats and link_hour_histogram, straight from Arrow, slice by
+    slice, the district and period as parameters (no per-row constants, no pandas)."""
+    for part, sql in (("cells", _CELL_INSERT), ("hist", _HIST_INSERT)):
+        for rows in _cube_row_chunks(cube, network, part):
+            con.register("_rows", rows)
+            con.execute(sql, [network.key, label, period.start, period.end])
+            con.unregister("_rows")
 
 
 def _cube_rows(t: pa.Table, network: Network) -> pa.Table:
@@ -244,76 +306,57 @@ def _with(df: pd.DataFrame, extra: dict) -> pd.DataFrame:
 _STAT_COLUMNS = ", ".join([*POINT_FIGURES, *PASSAGE_FIGURES, "limit_kmh"])
 
 
-def _store(warehouse: Path, network: Network, periods: dict[str, Period], result: AnalysisResult, parts: dict) -> None:
+def _delete_stored(con, network: Network, periods: dict[str, Period]) -> None:
+    """Earlier rows of the district and period labels (inside the storing transaction)."""
+    forget_stage(con, network.key, "analyze")
+    for table in (
+        "road_period_stats",
+        "group_period_stats",
+        "road_speed_histogram",
+        "link_hour_stats",
+        "link_hour_histogram",
+        "analysis_runs",
+    ):
+        con.execute(
+            f"DELETE FROM {table} WHERE district = ? AND period IN (SELECT unnest(?::VARCHAR[]))",
+            [network.key, list(periods)],
+        )
+
+
+def _insert_stats(con, network: Network, periods: dict[str, Period], result: AnalysisResult, hist) -> None:
+    """The figures of every period (the cube rows are in already), inside the storing transaction."""
     now = dt.datetime.now()
-    labels = list(periods)
-    con = connect(warehouse, create=False)
-    try:
-        with transaction(con):
-            for table in (
-                "road_period_stats",
-                "group_period_stats",
-                "road_speed_histogram",
-                "link_hour_stats",
-                "link_hour_histogram",
-                "analysis_runs",
-            ):
-                con.execute(
-                    f"DELETE FROM {table} WHERE district = ? AND period IN (SELECT unnest(?::VARCHAR[]))",
-                    [network.key, labels],
-                )
-            con.register("_rs", result.road_stats)
-            con.execute(
-                f"""INSERT INTO road_period_stats SELECT district, road_id, road_name, role, period, period_start,
-                            period_end, {_STAT_COLUMNS}, ?::TIMESTAMP FROM _rs""",
-                [now],
-            )
-            if len(result.group_stats):
-                con.register("_gs", result.group_stats)
-                con.execute(
-                    f"""INSERT INTO group_period_stats SELECT district, road_group, period, period_start, period_end,
-                                {_STAT_COLUMNS}, ?::TIMESTAMP FROM _gs""",
-                    [now],
-                )
-            con.register("_h", parts["hist"])
-            con.execute("""INSERT INTO road_speed_histogram SELECT district, road_id, period, period_start, period_end,
-                           speed_bin_kmh, n_points FROM _h""")
-            # The cube's rows straight from Arrow, the district and period as parameters (no per-row
-            # constants, no pandas: several times cheaper for millions of rows).
-            for label, p, cells in parts["cells"]:
-                con.register("_c", cells)
-                con.execute(
-                    """INSERT INTO link_hour_stats SELECT ?, road_id, link_id, ?, ?, ?, direction, hour, day_type,
-                               vehicle_class, n_points, sum_speed_kmh, n_at_or_over_limit, n_at_or_over_limit_plus_10,
-                               n_vehicles FROM _c""",
-                    [network.key, label, p.start, p.end],
-                )
-                con.unregister("_c")
-            for label, p, hist in parts["lhist"]:
-                con.register("_lh", hist)
-                con.execute(
-                    """INSERT INTO link_hour_histogram SELECT ?, road_id, link_id, ?, ?, ?, direction, hour, day_type,
-                               vehicle_class, speed_kmh, n_points FROM _lh""",
-                    [network.key, label, p.start, p.end],
-                )
-                con.unregister("_lh")
-            for label, p in periods.items():
-                con.execute(
-                    "INSERT INTO analysis_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        network.key,
-                        label,
-                        p.start,
-                        p.end,
-                        network.fingerprint,
-                        network.radius_m,
-                        str(network.source_path),
-                        result.n_points_matched[label],
-                        now,
-                    ],
-                )
-    finally:
-        con.close()
+    con.register("_rs", result.road_stats)
+    con.execute(
+        f"""INSERT INTO road_period_stats SELECT district, road_id, road_name, role, period, period_start,
+                    period_end, {_STAT_COLUMNS}, ?::TIMESTAMP FROM _rs""",
+        [now],
+    )
+    if len(result.group_stats):
+        con.register("_gs", result.group_stats)
+        con.execute(
+            f"""INSERT INTO group_period_stats SELECT district, road_group, period, period_start, period_end,
+                        {_STAT_COLUMNS}, ?::TIMESTAMP FROM _gs""",
+            [now],
+        )
+    con.register("_h", hist)
+    con.execute("""INSERT INTO road_speed_histogram SELECT district, road_id, period, period_start, period_end,
+                   speed_bin_kmh, n_points FROM _h""")
+    for label, p in periods.items():
+        con.execute(
+            "INSERT INTO analysis_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                network.key,
+                label,
+                p.start,
+                p.end,
+                network.fingerprint,
+                network.radius_m,
+                str(network.source_path),
+                result.n_points_matched[label],
+                now,
+            ],
+        )
 
 
 def analyze_district(

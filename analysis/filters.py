@@ -3,18 +3,23 @@
 Every analysis (figures, the cube, before/after with its bootstrap, braking, cut-through, the
 monthly series and screening) reads matched points through `analysis.points`, and that reader
 applies the filter as ONE pyarrow expression built here (`PointFilter.expression`). There is no
-second implementation (no SQL text to keep in step): the day type and hour are columns of the
-matched points, computed once by the match stage with the same holiday table the cube uses
-(`geo.aggregate.day_type_of`), so an engineer's SQL on `matched_points` can use them too.
+second implementation (no SQL text to keep in step): the hour and the day type are taken from
+GPS時刻 in the expression itself, with the holiday table the cube uses (`geo.aggregate`), so they
+agree with the cube's cells; the view `matched_points` shows them too (from the match stage's
+calendar, made from the same table).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from geo.aggregate import holiday_table
 
 DAY_TYPES = ("all", "weekday", "holiday")
 DIRECTIONS = {"all": 0, "forward": 1, "backward": -1}
@@ -37,6 +42,18 @@ _VEHICLE_JA = {
     "freight": "貨物車",
 }
 _DIRECTION_JA = {"all": "", "forward": "順方向", "backward": "逆方向"}
+
+
+@lru_cache(maxsize=1)
+def _holiday_dates() -> pa.Array:
+    day0, flags = holiday_table()
+    return pa.array((day0 + np.flatnonzero(flags)).astype(np.int32), pa.int32()).cast(pa.date32())
+
+
+def holiday_expression() -> pc.Expression:
+    """GPS時刻 on a Saturday, Sunday or Japanese public holiday (the cube's day type 1, `day_type_of`)."""
+    t = pc.field("gps_time")
+    return (pc.day_of_week(t) >= 5) | pc.is_in(t.cast(pa.date32()), value_set=_holiday_dates())
 
 
 @dataclass(frozen=True)
@@ -86,8 +103,8 @@ class PointFilter:
         return self != PointFilter()
 
     def expression(self, start: dt.date | None = None, end: dt.date | None = None) -> pc.Expression | None:
-        """The condition over matched-point columns (gps_time, hour, day_type, vehicle_type, vehicle_use,
-        direction) as one pyarrow expression: days start..end inclusive (JST), and the filter; None
+        """The condition over matched-point columns (gps_time, vehicle_type, vehicle_use, direction) as
+        one pyarrow expression: days start..end inclusive (JST), and the filter; None
         when nothing is filtered."""
         conds = []
         if start is not None and end is not None:
@@ -95,9 +112,10 @@ class PointFilter:
             t1 = pa.scalar(dt.datetime.combine(end + dt.timedelta(days=1), dt.time()), pa.timestamp("us"))
             conds.append((pc.field("gps_time") >= t0) & (pc.field("gps_time") < t1))
         if self.hours is not None:
-            conds.append((pc.field("hour") >= self.hours[0]) & (pc.field("hour") < self.hours[1]))
+            hour = pc.hour(pc.field("gps_time"))
+            conds.append((hour >= self.hours[0]) & (hour < self.hours[1]))
         if self.days != "all":
-            conds.append(pc.field("day_type") == (1 if self.days == "holiday" else 0))
+            conds.append(holiday_expression() if self.days == "holiday" else ~holiday_expression())
         codes = VEHICLE_CLASSES[self.vehicle]
         if codes is not None:
             column, values = codes

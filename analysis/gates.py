@@ -47,6 +47,7 @@ from pyproj import Transformer
 from analysis.evidence import trip_ends
 from analysis.matchstage import Network, district_network, match_stage, months_between
 from analysis.points import read_points
+from analysis.stages import forget_stage
 from config.districts import District, Period
 from config.settings import GATE_CLASSES, GATE_MERGE_M, GATE_SNAP_M, GATE_TIME_BANDS, LONLAT_CRS, METRIC_CRS
 from etl.schema import transaction
@@ -346,7 +347,7 @@ def evaluate_gates(
     try:
         for label, period in periods.items():
             pts = read_points(
-                con, warehouse, network.key, period.start, period.end, columns=POINT_COLUMNS, on_network=False
+                con, warehouse, network, period.start, period.end, columns=POINT_COLUMNS, on_network=False
             ).to_pandas()
             t = classify_trips(pts, trip_ends(con, warehouse, network, period), area, gates, network.road_ids)
             trips[label], od[label], summary[label] = t, gate_od(t), class_summary(t)
@@ -363,6 +364,7 @@ def _store(warehouse: Path, res: GateResult) -> None:
     con = connect(warehouse, create=False)
     try:
         with transaction(con):
+            forget_stage(con, res.district_key, "gates")
             con.execute("DELETE FROM district_gates WHERE district = ?", [res.district_key])
             con.register("_g", res.gates.assign(district=res.district_key, computed_at=now))
             con.execute(

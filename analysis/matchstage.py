@@ -3,25 +3,33 @@
 For one network (a district's, or an ad-hoc ``--roads`` file) and one month of the point store
 (year / month of 運行日: a trip never crosses its operation date, so a month holds whole trips):
 
-1. the month's points (every mesh) are read in passes of whole operation dates (`BUCKET_ROWS`);
-   in each pass the trips that have a point inside the network's bounding box grown by
-   `TRIP_CONTEXT_MARGIN_M` are kept with ALL their points, sorted by vehicle, operation date,
-   trip and time;
+1. the month's points (every mesh) are read in passes of whole operation dates (`BUCKET_ROWS`),
+   only the columns the match needs; in each pass the trips that have a point inside the
+   network's bounding box grown by `TRIP_CONTEXT_MARGIN_M` are kept with ALL their points,
+   ordered by vehicle, operation date, trip and time (`trip_order`: linear, only the trips are
+   sorted);
 2. per point, from the previous point of the same trip: time gap, heading (unknown after a gap
    over `MAX_HEADING_GAP_S` or a step under `MIN_HEADING_STEP_M`) and the mean deceleration since
    it (G); per trip: its first and last point (origin / destination when 様式1-3 is missing);
 3. the points inside the grown box are matched by the compiled kernel (nearest segment within
-   the radius whose bearing agrees with the heading) and stored with road, link, segment,
-   direction, position and distance, plus hour and day type (weekday / weekend or 祝日);
+   the radius whose bearing agrees with the heading) and stored lean (POINTS_SCHEMA): segment,
+   position along its link, distance and direction, the stored point's key, and what the figures
+   read (trip, order in the trip, vehicle, time, class, use, speed, position, deceleration);
    挙動履歴 events of the month are matched by distance.
+
+Every point of a touching trip inside the box is stored, matched or not, with its position in
+the whole trip (seq): a later stage can read, per trip, the points just before and after a run
+of points on one road.
 
 Stored under ``matched/<district>/<YYYY-MM>-<token>/`` as points.parquet, trips.parquet and
 events.parquet, recorded in the table ``match_state`` with the network's fingerprint (geometry,
 ids, one-way, limits, radius and every matching parameter, and MATCH_VERSION) and the month's
-source token (the committed point files). A month is matched again only when its token or the
-fingerprint changed: a new delivery matches only its new months, a changed network or radius
-re-matches everything. The views ``matched_points`` / ``district_trip_points`` read the files
-listed in ``match_state``, which is replaced in one transaction after the files are written.
+source token (the committed point files); the network's segment table (link, road, limit per
+segment) beside them, named in ``matched_networks``. A month is matched again only when its token
+or the fingerprint changed: a new delivery matches only its new months, a changed network or
+radius re-matches everything. The views ``matched_points`` / ``district_trip_points`` read the
+files listed in ``match_state`` (with the segment table and the delivered columns of
+probe_points joined back), which is replaced in one transaction after the files are written.
 """
 
 from __future__ import annotations
@@ -58,14 +66,18 @@ from config.settings import (
     MIN_HEADING_STEP_M,
     TRIP_CONTEXT_MARGIN_M,
 )
-from etl.schema import transaction
+from etl.memory import trim_freed_memory
+from etl.schema import MATCHED_CALENDAR, transaction
+from etl.stage import point_keys
 from etl.warehouse import connect, point_files, refresh_views, table_files
-from geo.aggregate import day_type_of, hour_of
+from geo.aggregate import day_type_of, holiday_table, hour_of
+from geo.kernels import US_PER_DAY
 from geo.matching import SegmentGridIndex, build_segment_index, match_points
 from geo.network import load_roads, with_road_names
+from geo.trip_kernels import TRIP_ORDER_OK, order_by_trip, trip_features_kernel
 
 # Bump when the stored columns or the matching rules change: every month is matched again.
-MATCH_VERSION = 1
+MATCH_VERSION = 2  # 2: the lean stored match (POINTS_SCHEMA)
 MATCHED_DIR = "matched"
 # Points read per pass, so memory stays bounded whatever the size of the month: a larger month is
 # read in passes of whole operation dates (a trip never crosses its 運行日, and ingest writes one
@@ -74,28 +86,32 @@ MATCHED_DIR = "matched"
 # files per bucket). Passes of 1 M points also sort and gather faster than larger ones (cache):
 # a 3 M-point month took 2.5 CPU-s in 1 M passes, 4.1 in one pass (bench/match.py data).
 BUCKET_ROWS = 1_000_000
-# Text columns read as Arrow dictionaries: decoded, sorted (by rank) and taken far cheaper than
-# plain strings; written back as dictionaries (Parquet dictionary pages, no Arrow schema stored,
-# so every reader sees plain strings).
-_TEXT_COLUMNS = ["vehicle_key", "file_id", "member"]
-_POINT_FORMAT = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=_TEXT_COLUMNS))
+# The columns the match reads from the point store: keys, time, class and use, speed, position and
+# the stored point's key (a store written before point keys gives lon / lat to compute it).
 _POINT_COLUMNS = [
     "vehicle_id",
-    "vehicle_key",
     "operation_date",
     "trip_no",
     "gps_time",
     "vehicle_type",
     "vehicle_use",
     "speed_kmh",
-    "lon",
-    "lat",
     "x_m",
     "y_m",
-    "file_id",
-    "member",
-    "line_no",
+    "point_key",
 ]
+_LEGACY_POINT_COLUMNS = [c for c in _POINT_COLUMNS if c != "point_key"] + ["lon", "lat"]
+# Text columns (read only to break ties in time) as Arrow dictionaries: ranked far cheaper than strings.
+_POINT_FORMAT = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=["file_id", "member"]))
+# Stored points: LZ4 without dictionary pages (the floats are incompressible; LZ4 encodes 1.7x
+# faster than zstd and decodes 2x faster), statistics for the time (period filters) only.
+_POINTS_PARQUET = {
+    "compression": "lz4",
+    "use_dictionary": False,
+    "write_statistics": ["gps_time", "seg"],
+    "row_group_size": 1_000_000,
+    "store_schema": False,
+}
 
 
 @dataclass(frozen=True)
@@ -229,27 +245,17 @@ def trip_features(trip: np.ndarray, gps_us: np.ndarray, x: np.ndarray, y: np.nda
     (degrees clockwise from grid north; NaN for a trip's first point, after a gap over
     MAX_HEADING_GAP_S or a step under MIN_HEADING_STEP_M), decel_prev_g (mean deceleration since
     the previous point, G, positive when slowing; NaN for the first point) and first / last flags."""
-    n = len(trip)
-    new = np.ones(n, dtype=bool)
-    new[1:] = trip[1:] != trip[:-1]
-    start = np.maximum.accumulate(np.where(new, np.arange(n), 0))
-    seq = (np.arange(n) - start).astype(np.int32)
-    dt_s = np.full(n, np.nan)
-    heading = np.full(n, np.nan)
-    decel = np.full(n, np.nan)
-    if n > 1:
-        same = ~new[1:]
-        gap = (gps_us[1:] - gps_us[:-1]) / 1e6
-        dx, dy = x[1:] - x[:-1], y[1:] - y[:-1]
-        dt_s[1:] = np.where(same, gap, np.nan)
-        ok = same & (gap <= MAX_HEADING_GAP_S) & (np.hypot(dx, dy) >= MIN_HEADING_STEP_M)
-        heading[1:] = np.where(ok, np.degrees(np.arctan2(dx, dy)) % 360.0, np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            d = (speed_kmh[:-1] - speed_kmh[1:]) / 3.6 / gap / G_MS2
-        decel[1:] = np.where(same & (gap > 0), d, np.nan)
-    last = np.ones(n, dtype=bool)
-    last[:-1] = new[1:]
-    return {"seq": seq, "dt_prev_s": dt_s, "heading_deg": heading, "decel_prev_g": decel, "first": new, "last": last}
+    seq, dt_s, heading, decel, first, last = trip_features_kernel(
+        np.ascontiguousarray(trip, dtype=np.int64),
+        np.ascontiguousarray(gps_us, dtype=np.int64),
+        np.ascontiguousarray(x, dtype=np.float64),
+        np.ascontiguousarray(y, dtype=np.float64),
+        np.ascontiguousarray(speed_kmh, dtype=np.float64),
+        float(MAX_HEADING_GAP_S),
+        float(MIN_HEADING_STEP_M),
+        float(G_MS2),
+    )
+    return {"seq": seq, "dt_prev_s": dt_s, "heading_deg": heading, "decel_prev_g": decel, "first": first, "last": last}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,6 +308,22 @@ def _np(t: pa.Table, name: str, dtype=None) -> np.ndarray:
     return a if dtype is None else a.astype(dtype, copy=False)
 
 
+def _rows_per_day(path: str) -> dict[int, int]:
+    """Rows of a point file per operation date (days since 1970): from the footer when the file
+    holds one date (ingest writes one file per date), else from the column."""
+    meta = pq.ParquetFile(path).metadata
+    col = meta.schema.to_arrow_schema().get_field_index("operation_date")
+    stats = [meta.row_group(i).column(col).statistics for i in range(meta.num_row_groups)] if col >= 0 else []
+    if stats and all(st is not None and st.has_min_max and st.null_count == 0 for st in stats):
+        days = {st.min for st in stats} | {st.max for st in stats}
+        if len(days) == 1:
+            return {(days.pop() - dt.date(1970, 1, 1)).days: meta.num_rows}
+    counts = pc.value_counts(
+        pq.read_table(path, columns=["operation_date"]).column(0).cast(pa.int32()).combine_chunks().drop_null()
+    )
+    return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+
+
 def _read_plan(files: list[Path]) -> list[tuple[list[str], pc.Expression | None]]:
     """Passes over a month's point files: (files to read, filter), each pass at most BUCKET_ROWS
     points (but one whole operation date at least), every trip inside one pass."""
@@ -313,13 +335,10 @@ def _read_plan(files: list[Path]) -> list[tuple[list[str], pc.Expression | None]
     day_rows: dict[int, int] = {}
     file_days: list[set[int]] = []
     for p in paths:
-        counts = pc.value_counts(
-            pq.read_table(p, columns=["operation_date"]).column(0).cast(pa.int32()).combine_chunks().drop_null()
-        )
-        days = counts.field("values").to_pylist()
-        for d, n in zip(days, counts.field("counts").to_pylist(), strict=True):
+        counts = _rows_per_day(p)
+        for d, n in counts.items():
             day_rows[d] = day_rows.get(d, 0) + n
-        file_days.append(set(days))
+        file_days.append(set(counts))
     date = pc.field("operation_date")
     as_date = lambda d: dt.date(1970, 1, 1) + dt.timedelta(days=d)  # noqa: E731
     plan: list[tuple[list[str], pc.Expression | None]] = []
@@ -367,41 +386,69 @@ def _read_plan(files: list[Path]) -> list[tuple[list[str], pc.Expression | None]
     return plan
 
 
+def match_passes(point_files_of_month: list[Path], network: Network, clock: StepClock):
+    """Match one month pass by pass (`_read_plan`): yields (points, trips, points read) of each pass
+    with a point inside the box. Memory is bounded by a pass, whatever the size of the month."""
+    with clock("read"):
+        plan = _read_plan(point_files_of_month)
+    for paths, flt in plan:
+        with clock("read"):
+            one = _read_pass(paths, flt, network)
+        if one is not None:
+            pts, trips = _match_pass(one, network, clock)
+            yield pts, trips, one.table.num_rows
+
+
 def match_month(
     point_files_of_month: list[Path], network: Network, event_files: list[Path] | None = None
 ) -> MonthResult:
     """Match one month of the point store to `network` (see the module docstring); pure, no writes."""
     clock = StepClock()
-    parts_points, parts_trips = [], []
-    n_read = 0
-    with clock("read"):
-        plan = _read_plan(point_files_of_month)
-    box = _in_box(network.bounds)
-    for paths, flt in plan:
-        with clock("read"):
-            dataset = ds.dataset(paths, format=_POINT_FORMAT)
-            # Nothing inside the box (another district's meshes or days): found from the Parquet
-            # statistics and the x / y columns alone, without reading the pass.
-            if dataset.head(1, columns=["x_m"], filter=box if flt is None else flt & box).num_rows == 0:
-                continue
-            t = dataset.to_table(columns=_POINT_COLUMNS, filter=flt)
-            t, cols = _touching_trips(t, network.bounds)
-        if t.num_rows == 0:
-            continue
-        pts, trips = _match_bucket(t, cols, network, clock)
-        n_read += t.num_rows
-        parts_points.append(pts)
-        parts_trips.append(trips)
+    parts = list(match_passes(point_files_of_month, network, clock))
     with clock("assemble"):
-        points = pa.concat_tables(parts_points) if parts_points else _empty(_POINTS_WRITE_SCHEMA)
-        trips = pa.concat_tables(parts_trips) if parts_trips else _empty(TRIPS_SCHEMA)
+        points = pa.concat_tables([p for p, _, _ in parts]) if parts else _empty(POINTS_SCHEMA)
+        trips = pa.concat_tables([t for _, t, _ in parts]) if parts else _empty(TRIPS_SCHEMA)
     with clock("events"):
         events = _match_events(event_files or [], network)
-    return MonthResult(points, trips, events, n_read, clock.seconds)
+    return MonthResult(points, trips, events, sum(n for _, _, n in parts), clock.seconds)
 
 
-def _touching_trips(t: pa.Table, bounds) -> tuple[pa.Table, dict[str, np.ndarray]]:
-    """The rows of the trips with a point inside `bounds`, and their key columns as numpy arrays."""
+@dataclass
+class _Pass:
+    """One pass of a month's points: the rows of the trips touching the network's box (only the
+    columns the match needs), their key columns as numpy arrays, and how to read more columns of
+    the same rows (the tie-break of points at the same time)."""
+
+    table: pa.Table
+    cols: dict[str, np.ndarray]
+    dataset: ds.Dataset
+    filter: pc.Expression | None
+    keep: np.ndarray | None  # rows of the read kept (touching trips); None: all
+
+    def read_more(self, columns: list[str]) -> pa.Table:
+        t = self.dataset.to_table(columns=columns, filter=self.filter)
+        return t if self.keep is None else t.filter(self.keep)
+
+
+def _read_pass(paths: list[str], flt: pc.Expression | None, network: Network) -> _Pass | None:
+    """Read a pass (files and filter of `_read_plan`); None when no point lies inside the box."""
+    dataset = ds.dataset(paths, format=_POINT_FORMAT)
+    # Nothing inside the box (another district's meshes or days): found from the Parquet
+    # statistics and the x / y columns alone, without reading the pass.
+    box = _in_box(network.bounds)
+    if dataset.head(1, columns=["x_m"], filter=box if flt is None else flt & box).num_rows == 0:
+        return None
+    has_key = "point_key" in dataset.schema.names
+    t = dataset.to_table(columns=_POINT_COLUMNS if has_key else _LEGACY_POINT_COLUMNS, filter=flt)
+    if not has_key:  # a store written before point keys: computed as ingest computes them
+        t = t.append_column("point_key", pa.array(point_keys(t), pa.int64())).select(_POINT_COLUMNS)
+    t, cols, keep = _touching_trips(t, network.bounds)
+    return None if t.num_rows == 0 else _Pass(t, cols, dataset, flt, keep)
+
+
+def _touching_trips(t: pa.Table, bounds) -> tuple[pa.Table, dict[str, np.ndarray], np.ndarray | None]:
+    """The rows of the trips with a point inside `bounds`, their key columns as numpy arrays, and the
+    mask of the kept rows (None when all are kept)."""
     cols = {
         "vehicle_id": _np(t, "vehicle_id", np.int64),
         "days": _days(t.column("operation_date")),
@@ -414,10 +461,10 @@ def _touching_trips(t: pa.Table, bounds) -> tuple[pa.Table, dict[str, np.ndarray
     x, y = cols["x"], cols["y"]
     inside = (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
     if inside.all():
-        return t, cols
+        return t, cols, None
     touching = pd.Index(pd.unique(cols["trip_id"][inside]))
     keep = touching.get_indexer(cols["trip_id"]) >= 0
-    return t.filter(keep), {k: v[keep] for k, v in cols.items()}
+    return t.filter(keep), {k: v[keep] for k, v in cols.items()}, keep
 
 
 def _text_rank(col: pa.ChunkedArray) -> np.ndarray:
@@ -441,104 +488,99 @@ def _text_rank(col: pa.ChunkedArray) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
-# Pass-through columns of the stored points, taken from the read table in matched order.
-_CARRIED = ["vehicle_key", "vehicle_type", "vehicle_use", "lon", "lat", "file_id", "member", "line_no"]
+def trip_order(one: _Pass, gps_us: np.ndarray) -> np.ndarray:
+    """Order of a pass's rows: by vehicle, 運行日, trip number and time; ties in time by delivered
+    position (file, member, line: stable and key-independent within a vehicle).
+
+    Linear in the pass (geo.trip_kernels.order_by_trip): only the distinct trips are sorted. The
+    delivered position is read only when a trip has two points at the same time."""
+    cols = one.cols
+    codes, uniques = pd.factorize(cols["trip_id"])
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    v, d, n = cols["vehicle_id"][first], cols["days"][first], cols["trip_no"][first]
+    rank = np.empty(len(uniques), dtype=np.int64)
+    rank[np.lexsort((n, d, v))] = np.arange(len(uniques))
+    order, status = order_by_trip(
+        codes.astype(np.int64), rank, cols["vehicle_id"], cols["days"], cols["trip_no"], gps_us
+    )
+    if status == TRIP_ORDER_OK:
+        return order
+    where = one.read_more(["file_id", "member", "line_no"])
+    keys = pa.table(
+        {
+            "v": cols["vehicle_id"],
+            "d": cols["days"],
+            "n": cols["trip_no"],
+            "g": gps_us,
+            "f": _text_rank(where.column("file_id")),
+            "m": _text_rank(where.column("member")),
+            "l": _np(where, "line_no", np.int64),
+        }
+    )
+    return pc.sort_indices(keys, sort_keys=[(k, "ascending") for k in keys.column_names]).to_numpy()
 
 
-def _match_bucket(
-    t: pa.Table, cols: dict[str, np.ndarray], network: Network, clock: StepClock
-) -> tuple[pa.Table, pa.Table]:
+def _trips_table(tid, vid, days, trip_no, gps_us, x, y, f: dict) -> pa.Table:
+    first, last = f["first"], f["last"]
+    return pa.table(
+        {
+            "trip_id": tid[first],
+            "vehicle_id": vid[first],
+            "operation_date": _date32(days[first]),
+            "trip_no": trip_no[first],
+            "n_points": (np.flatnonzero(last) - np.flatnonzero(first) + 1).astype(np.int32),
+            "first_time": pa.array(gps_us[first], pa.timestamp("us")),
+            "last_time": pa.array(gps_us[last], pa.timestamp("us")),
+            "first_x_m": x[first],
+            "first_y_m": y[first],
+            "last_x_m": x[last],
+            "last_y_m": y[last],
+        }
+    ).cast(TRIPS_SCHEMA)
+
+
+def _match_pass(one: _Pass, network: Network, clock: StepClock) -> tuple[pa.Table, pa.Table]:
+    """Sort a pass into trips, derive the trip features, match the points inside the box and
+    assemble the lean stored points (POINTS_SCHEMA) and the trips (TRIPS_SCHEMA)."""
+    t, cols = one.table, one.cols
     with clock("sort_features"):
-        # Sort by vehicle, 運行日, trip, time; ties in time by delivered position (file, member, line:
-        # stable and key-independent within a vehicle).
         gps_us = _us(t.column("gps_time"))
-        keys = pa.table(
-            {
-                "v": cols["vehicle_id"],
-                "d": cols["days"],
-                "n": cols["trip_no"],
-                "g": gps_us,
-                "f": _text_rank(t.column("file_id")),
-                "m": _text_rank(t.column("member")),
-                "l": _np(t, "line_no", np.int64),
-            }
-        )
-        order = pc.sort_indices(keys, sort_keys=[(k, "ascending") for k in keys.column_names]).to_numpy()
-        del keys
+        order = trip_order(one, gps_us)
         tid, vid, days = cols["trip_id"][order], cols["vehicle_id"][order], cols["days"][order]
         trip_no, gps_us = cols["trip_no"][order].astype(np.int32), gps_us[order]
         x, y = cols["x"][order], cols["y"][order]
         speed = _np(t, "speed_kmh", np.float64)[order]
         f = trip_features(tid, gps_us, x, y, speed)
     with clock("assemble"):
-        first, last = f["first"], f["last"]
-        trips = pa.table(
-            {
-                "trip_id": tid[first],
-                "vehicle_id": vid[first],
-                "operation_date": _date32(days[first]),
-                "trip_no": trip_no[first],
-                "n_points": (np.flatnonzero(last) - np.flatnonzero(first) + 1).astype(np.int32),
-                "first_time": pa.array(gps_us[first], pa.timestamp("us")),
-                "last_time": pa.array(gps_us[last], pa.timestamp("us")),
-                "first_x_m": x[first],
-                "first_y_m": y[first],
-                "last_x_m": x[last],
-                "last_y_m": y[last],
-            }
-        )
+        trips = _trips_table(tid, vid, days, trip_no, gps_us, x, y, f)
         minx, miny, maxx, maxy = network.bounds
         sel = np.flatnonzero((x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy))
-        hx, hy, hh = x[sel], y[sel], f["heading_deg"][sel]
     with clock("match"):
-        m = match_points(hx, hy, network.index, hh)
+        m = match_points(x[sel], y[sel], network.index, f["heading_deg"][sel])
     with clock("assemble"):
-        links = network.index.links
-        hit = m.seg >= 0
-        link = np.where(hit, m.link, -1).astype(np.int32)
-        road = np.where(hit, m.road, -1).astype(np.int32)
-        safe_link = np.maximum(link, 0)
-        road_pos = np.where(hit, links.link_offset_m[safe_link] + m.pos * links.link_length_m[safe_link], np.nan)
-        limits = np.append(network.limits_kmh, np.nan)
-        carried = t.select(_CARRIED).take(pa.array(order[sel]))
-        g = gps_us[sel]
+        rows = order[sel]
         points = pa.table(
             {
+                "point_key": _np(t, "point_key", np.int64)[rows],
                 "trip_id": tid[sel],
-                "vehicle_id": vid[sel],
-                "vehicle_key": carried.column("vehicle_key"),
-                "operation_date": _date32(days[sel]),
-                "trip_no": trip_no[sel],
                 "seq": f["seq"][sel],
-                "gps_time": pa.array(g, pa.timestamp("us")),
-                "hour": hour_of(g),
-                "day_type": day_type_of(g),
-                "vehicle_type": carried.column("vehicle_type"),
-                "vehicle_use": carried.column("vehicle_use"),
+                "vehicle_id": vid[sel],
+                "gps_time": pa.array(gps_us[sel], pa.timestamp("us")),
+                "vehicle_type": _np(t, "vehicle_type", np.int8)[rows],
+                "vehicle_use": _np(t, "vehicle_use", np.int8)[rows],
                 "speed_kmh": speed[sel],
-                "lon": carried.column("lon"),
-                "lat": carried.column("lat"),
-                "x_m": hx,
-                "y_m": hy,
-                "heading_deg": hh,
-                "dt_prev_s": f["dt_prev_s"][sel],
+                "x_m": x[sel],
+                "y_m": y[sel],
                 "decel_prev_g": f["decel_prev_g"][sel],
-                "road_idx": road,
-                "road_id": pa.DictionaryArray.from_arrays(pa.array(road, mask=~hit), _road_dictionary(network)),
-                "limit_kmh": limits[np.where(hit, road, len(limits) - 1)],
-                "link_id": link,
-                "seg": np.where(hit, m.seg, -1).astype(np.int32),
-                "pos": np.where(hit, m.pos, np.nan),
-                "road_pos_m": road_pos,
+                "seg": m.seg,
+                "pos": m.pos,
                 "dist_m": m.dist,
                 "direction": m.direction.astype(np.int8),
-                "file_id": carried.column("file_id"),
-                "member": carried.column("member"),
-                "line_no": carried.column("line_no"),
-            }
+            },
+            schema=POINTS_SCHEMA,
         )
-        out = points.cast(_POINTS_WRITE_SCHEMA), trips.cast(TRIPS_SCHEMA)
-    return out
+    return points, trips
 
 
 def _date32(days: np.ndarray) -> pa.Array:
@@ -587,39 +629,31 @@ def _match_events(files: list[Path], network: Network) -> pa.Table:
     return out.cast(EVENTS_SCHEMA)
 
 
+# The lean stored match (one row per stored point: the points of the touching trips inside the
+# network's grown box), in the narrowest types that hold each value exactly. What the match made
+# (segment, position along its link, distance, direction), a reference to the stored point
+# (point_key, probe_points.point_key) and what the figures read: trip and order, vehicle, time,
+# class and use, speed, position and the deceleration since the previous point of the trip. Road,
+# link, road position, limit, hour and day type follow from the network and the time
+# (analysis.points.with_derived); the delivered columns are in probe_points (the view
+# matched_points joins them back on point_key).
 POINTS_SCHEMA = pa.schema(
     [
+        ("point_key", pa.int64()),
         ("trip_id", pa.int64()),
-        ("vehicle_id", pa.int64()),
-        ("vehicle_key", pa.string()),
-        ("operation_date", pa.date32()),
-        ("trip_no", pa.int32()),
         ("seq", pa.int32()),
+        ("vehicle_id", pa.int64()),
         ("gps_time", pa.timestamp("us")),
-        ("hour", pa.int8()),
-        ("day_type", pa.int8()),
-        ("vehicle_type", pa.int32()),
-        ("vehicle_use", pa.int32()),
+        ("vehicle_type", pa.int8()),
+        ("vehicle_use", pa.int8()),
         ("speed_kmh", pa.float64()),
-        ("lon", pa.float64()),
-        ("lat", pa.float64()),
         ("x_m", pa.float64()),
         ("y_m", pa.float64()),
-        ("heading_deg", pa.float64()),
-        ("dt_prev_s", pa.float64()),
         ("decel_prev_g", pa.float64()),
-        ("road_idx", pa.int32()),
-        ("road_id", pa.string()),
-        ("limit_kmh", pa.float64()),
-        ("link_id", pa.int32()),
         ("seg", pa.int32()),
         ("pos", pa.float64()),
-        ("road_pos_m", pa.float64()),
         ("dist_m", pa.float64()),
         ("direction", pa.int8()),
-        ("file_id", pa.string()),
-        ("member", pa.string()),
-        ("line_no", pa.int64()),
     ]
 )
 TRIPS_SCHEMA = pa.schema(
@@ -652,12 +686,6 @@ EVENTS_SCHEMA = pa.schema(
         ("road_id", pa.string()),
         ("dist_m", pa.float64()),
     ]
-)
-
-
-# The points as written: the same columns, text as dictionaries (see _TEXT_COLUMNS).
-_POINTS_WRITE_SCHEMA = pa.schema(
-    [pa.field(f.name, pa.dictionary(pa.int32(), pa.string())) if f.type == pa.string() else f for f in POINTS_SCHEMA]
 )
 
 
@@ -720,24 +748,72 @@ def _state(con, network: Network) -> tuple[dict, tuple | None]:
         ).fetchall()
     }
     net = con.execute(
-        "SELECT fingerprint, source_path, radius_m, n_roads FROM matched_networks WHERE district = ?", [network.key]
+        "SELECT fingerprint, source_path, radius_m, n_roads, segments_file FROM matched_networks WHERE district = ?",
+        [network.key],
     ).fetchall()
     return state, (tuple(net[0]) if len(net) == 1 else None)
 
 
+def segments_file(network: Network) -> str:
+    """The network's segment table, relative to the warehouse (see `write_segments`)."""
+    return f"{MATCHED_DIR}/{_slug(network.key)}/segments-{network.fingerprint}.parquet"
+
+
+def segments_table(network: Network) -> pa.Table:
+    """Per segment of the network: its link, road (index, id, limit) and the link's offset along the
+    road and length (metres) — what turns a stored (seg, pos) into road figures, in SQL too."""
+    links = network.index.links
+    link = links.seg_link.astype(np.int32)
+    road = links.link_road[link].astype(np.int32)
+    return pa.table(
+        {
+            "seg": np.arange(len(link), dtype=np.int32),
+            "link_id": link,
+            "road_idx": road,
+            "road_id": pa.array(network.road_ids[road].tolist(), pa.string()),
+            "limit_kmh": network.limits_kmh[road],
+            "link_offset_m": links.link_offset_m[link],
+            "link_length_m": links.link_length_m[link],
+        }
+    )
+
+
+def calendar_table() -> pa.Table:
+    """Day type (geo.aggregate.day_type_of) of every day of the holiday table: what the views join."""
+    day0, flags = holiday_table()
+    days = np.arange(day0, day0 + len(flags), dtype=np.int64)
+    return pa.table({"day": _date32(days), "day_type": day_type_of(days * US_PER_DAY)})
+
+
+def _write_once(path: Path, table: pa.Table) -> None:
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    pq.write_table(table, tmp, compression="zstd", store_schema=False)
+    os.replace(tmp, path)
+
+
+def write_segments(warehouse: Path, network: Network) -> None:
+    """Write the network's segment table (once per fingerprint) and the calendar (once): the views
+    join them to the stored points."""
+    _write_once(Path(warehouse) / segments_file(network), segments_table(network))
+    _write_once(Path(warehouse) / MATCHED_CALENDAR, calendar_table())
+
+
 def _network_row(network: Network) -> tuple:
-    return (network.fingerprint, str(network.source_path), network.radius_m, len(network.roads))
+    return (network.fingerprint, str(network.source_path), network.radius_m, len(network.roads), segments_file(network))
 
 
-def _all_current(warehouse: Path, network: Network, tokens: dict) -> bool:
-    """True when every wanted month is matched under this fingerprint and source token, nothing is
-    stale and the network is recorded: read through a read-only connection (no write lock, no
-    view refresh), so re-running is cheap."""
+def _current_state(warehouse: Path, network: Network, tokens: dict) -> dict | None:
+    """The district's match_state rows when every wanted month is matched under this fingerprint and
+    source token, nothing is stale and the network is recorded (else None): read through a
+    read-only connection (no write lock, no view refresh), so re-running is cheap."""
     con = connect(warehouse, read_only=True)
     try:
         state, net = _state(con, network)
     except duckdb.CatalogException:  # a warehouse older than the match stage: the write path creates its tables
-        return False
+        return None
     finally:
         con.close()
     current = all(
@@ -745,7 +821,37 @@ def _all_current(warehouse: Path, network: Network, tokens: dict) -> bool:
         for ym, tok in tokens.items()
     )
     stale = any(fp != network.fingerprint and ym not in tokens for ym, (fp, _, _) in state.items())
-    return current and not stale and net == _network_row(network)
+    ok = current and not stale and net == _network_row(network)
+    written = (Path(warehouse) / segments_file(network)).exists() and (Path(warehouse) / MATCHED_CALENDAR).exists()
+    return state if ok and written else None
+
+
+def count_matched(points: pa.Table) -> int:
+    """Stored points matched to a road."""
+    return int(pc.sum(pc.greater_equal(points.column("seg"), 0)).as_py() or 0)
+
+
+def _match_month_and_write(
+    files: list[str], network: Network, event_files: list[str], folder: str, on_points=None
+) -> dict:
+    """`match_and_write`; `on_points(points)` (when given) sees each pass's stored points while they
+    are in memory, in the order they are written (one row group per pass)."""
+    t0 = time.perf_counter()
+    clock = StepClock()
+    counts = {"n_points_read": 0, "n_points": 0, "n_matched": 0, "n_trips": 0}
+    with _MonthWriter(Path(folder), clock) as out:
+        for pts, trips, n_read in match_passes([Path(f) for f in files], network, clock):
+            out.write(pts, trips)
+            counts["n_points_read"] += n_read
+            counts["n_points"] += pts.num_rows
+            counts["n_matched"] += count_matched(pts)
+            counts["n_trips"] += trips.num_rows
+            if on_points is not None:
+                on_points(pts)
+        with clock("events"):
+            events = _match_events([Path(f) for f in event_files], network)
+        out.finish(events)
+    return {**counts, "n_events": events.num_rows, "seconds": time.perf_counter() - t0, "timings": clock.seconds}
 
 
 def match_and_write(files: list[str], network: Network, event_files: list[str], folder: str) -> dict:
@@ -754,31 +860,136 @@ def match_and_write(files: list[str], network: Network, event_files: list[str], 
 
     The unit of the match stage's work, run in this process or as a task on a Dask worker (which
     must reach the warehouse at the same path). Pure but for the folder it (re)writes whole."""
-    t0 = time.perf_counter()
-    res = match_month([Path(f) for f in files], network, [Path(f) for f in event_files])
-    t_write = StepClock()
-    with t_write("write"):
-        _write_month(Path(folder), res)
-    n_matched = int(pc.sum(pc.greater_equal(res.points.column("road_idx"), 0)).as_py() or 0)
-    return {
-        "n_points_read": res.n_points_read,
-        "n_points": res.points.num_rows,
-        "n_matched": n_matched,
-        "n_trips": res.trips.num_rows,
-        "n_events": res.events.num_rows,
-        "seconds": time.perf_counter() - t0,
-        "timings": {**res.timings, **t_write.seconds},
-    }
+    return _match_month_and_write(files, network, event_files, folder)
+
+
+def month_point_parts(folder: Path, columns: list[str] | None = None):
+    """The stored points of one month folder (all columns, or `columns`) part by part: the row groups
+    as written, one per pass of the match (what `on_month` saw when the month was matched)."""
+    f = pq.ParquetFile(Path(folder) / "points.parquet")
+    for i in range(f.metadata.num_row_groups):
+        yield f.read_row_group(i, columns=columns)
+
+
+@dataclass
+class _Todo:
+    ym: tuple[int, int]
+    token: str
+    folder: Path
+    files: list[str]
+    events: list[str]
+
+
+def _months_to_match(warehouse: Path, network: Network, wanted, tokens, state, store, events, report) -> list[_Todo]:
+    """The wanted months whose match is missing or stale (the others are recorded as current)."""
+    base = warehouse / MATCHED_DIR / _slug(network.key)
+    todo = []
+    for ym in wanted:
+        old = state.get(ym)
+        if old is not None and old[0] == network.fingerprint and old[1] == tokens[ym]:
+            report.months_current.append(ym)
+            continue
+        folder = base / f"{ym[0]:04d}-{ym[1]:02d}-{network.fingerprint[:8]}{tokens[ym][:8]}"
+        files = [str(f.absolute()) for f in store[ym]]
+        todo.append(_Todo(ym, tokens[ym], folder, files, [str(f.absolute()) for f in events.get(ym, [])]))
+    return todo
+
+
+def _match_on_cluster(client, network: Network, todo: list[_Todo]) -> list[dict]:
+    (net,) = client.scatter([network], broadcast=True, hash=False)
+    futures = [
+        client.submit(match_and_write, t.files, net, t.events, str(t.folder.absolute()), pure=False, retries=1)
+        for t in todo
+    ]
+    return client.gather(futures)
+
+
+def _match_here(warehouse: Path, network: Network, wanted, todo: list[_Todo], state: dict, on_month) -> list[dict]:
+    """Match the months of `todo` in this process, in month order; `on_month(ym, points)` (when
+    given) sees every wanted month's points: a month matched now from memory, one already
+    current read from its folder."""
+    by_month = {t.ym: t for t in todo}
+    counts = []
+    for ym in wanted:
+        t = by_month.get(ym)
+        if t is not None:
+            feed = None if on_month is None else (lambda pts, ym=ym: on_month(ym, pts))
+            counts.append(_match_month_and_write(t.files, network, t.events, str(t.folder), feed))
+        elif on_month is not None:
+            for pts in month_point_parts(warehouse / state[ym][2]):
+                on_month(ym, pts)
+                del pts
+        trim_freed_memory()  # the month's points are gone: their memory goes back to the system
+    return counts
+
+
+def _state_row(network: Network, t: _Todo, n: dict, warehouse: Path) -> tuple:
+    return (
+        network.key,
+        network.fingerprint,
+        t.ym[0],
+        t.ym[1],
+        t.token,
+        t.folder.relative_to(warehouse).as_posix(),
+        n["n_points_read"],
+        n["n_points"],
+        n["n_matched"],
+        n["n_trips"],
+        n["n_events"],
+        n["seconds"],
+        dt.datetime.now(),
+    )
+
+
+def _record(con, warehouse: Path, network: Network, rows: list[tuple], stale: list, state: dict) -> list[Path]:
+    """Replace the district's rows of matched_networks and match_state in one transaction; returns
+    the folders of the stale months dropped."""
+    obsolete = []
+    with transaction(con):
+        con.execute("DELETE FROM matched_networks WHERE district = ?", [network.key])
+        con.execute(
+            "INSERT INTO matched_networks VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [network.key, *_network_row(network)[:4], dt.datetime.now(), _network_row(network)[4]],
+        )
+        for ym in stale:
+            con.execute("DELETE FROM match_state WHERE district = ? AND year = ? AND month = ?", [network.key, *ym])
+            obsolete.append(warehouse / state[ym][2])
+        for r in rows:
+            con.execute("DELETE FROM match_state WHERE district = ? AND year = ? AND month = ?", [r[0], r[2], r[3]])
+            con.execute("INSERT INTO match_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", list(r))
+        refresh_views(con, warehouse, in_transaction=True)
+    return obsolete
+
+
+def _add_counts(report: MatchReport, t: _Todo, n: dict) -> None:
+    for step, (w, c) in n["timings"].items():
+        acc = report.timings.setdefault(step, [0.0, 0.0])
+        acc[0] += w
+        acc[1] += c
+    report.months_matched.append(t.ym)
+    report.n_points_read += n["n_points_read"]
+    report.n_points += n["n_points"]
+    report.n_matched += n["n_matched"]
 
 
 def match_stage(
-    warehouse: str | Path, network: Network, months: list[tuple[int, int]] | None = None, *, client=None
+    warehouse: str | Path,
+    network: Network,
+    months: list[tuple[int, int]] | None = None,
+    *,
+    client=None,
+    on_month=None,
 ) -> MatchReport:
     """Match every month of the point store (or only `months`) whose match is missing or stale.
 
     Re-running is safe and cheap: current months are skipped (checked read-only when all are).
     Otherwise, holding the warehouse for writing: writes matched/<district>/…, replaces the
     district's rows of match_state in one transaction, removes superseded files, refreshes views.
+
+    on_month(ym, points): called for every wanted month in month order with its stored points
+    (POINTS_SCHEMA): a month matched now while it is still in memory (the fused path of
+    `analyze`: its cube is made without reading the month back), a current one read from its
+    folder. Not with `client`.
 
     client: a `distributed.Client` (etl.cluster.dask_client): each month to match is one task on its
     workers (`match_and_write`, the same function as here; the network is sent once), which write
@@ -787,13 +998,17 @@ def match_stage(
     """
     t0 = time.perf_counter()
     warehouse = Path(warehouse)
+    if client is not None and on_month is not None:
+        raise ValueError("match_stage: on_month runs in this process only (not with a client)")
     report = MatchReport(network.key, network.fingerprint)
     store = point_files(warehouse, months)
     events = table_files(warehouse, "behavior_events", months)
     wanted = sorted(store) if months is None else sorted(set(months) & set(store))
     tokens = {ym: source_token(store[ym] + events.get(ym, [])) for ym in wanted}
-    if _all_current(warehouse, network, tokens):
+    state = _current_state(warehouse, network, tokens)
+    if state is not None:
         report.months_current = list(wanted)
+        _match_here(warehouse, network, wanted, [], state, on_month)
         report.seconds = time.perf_counter() - t0
         return report
     con = connect(warehouse, create=False)
@@ -801,80 +1016,29 @@ def match_stage(
     base = warehouse / MATCHED_DIR / _slug(network.key)
     try:
         state, _ = _state(con, network)
-        rows, obsolete = [], []
-        todo = []  # (year-month, token, folder, files, event files)
-        for ym in wanted:
-            files = store[ym]
-            token = tokens[ym]
-            old = state.get(ym)
-            if old is not None and old[0] == network.fingerprint and old[1] == token:
-                report.months_current.append(ym)
-                continue
-            folder = base / f"{ym[0]:04d}-{ym[1]:02d}-{network.fingerprint[:8]}{token[:8]}"
-            todo.append(
-                (ym, token, folder, [str(f.absolute()) for f in files], [str(f.absolute()) for f in events.get(ym, [])])
-            )
+        write_segments(warehouse, network)
+        todo = _months_to_match(warehouse, network, wanted, tokens, state, store, events, report)
         if client is not None and todo:
-            (net,) = client.scatter([network], broadcast=True, hash=False)
-            futures = [
-                client.submit(match_and_write, files, net, ev, str(folder.absolute()), pure=False, retries=1)
-                for _, _, folder, files, ev in todo
-            ]
-            counts = client.gather(futures)
-            futures = net = None
+            counts = _match_on_cluster(client, network, todo)
         else:
-            counts = [match_and_write(files, network, ev, str(folder)) for _, _, folder, files, ev in todo]
-        for (ym, token, folder, _, _), n in zip(todo, counts, strict=True):
-            old = state.get(ym)
-            for step, (w, c) in n["timings"].items():
-                acc = report.timings.setdefault(step, [0.0, 0.0])
-                acc[0] += w
-                acc[1] += c
-            rows.append(
-                (
-                    network.key,
-                    network.fingerprint,
-                    ym[0],
-                    ym[1],
-                    token,
-                    folder.relative_to(warehouse).as_posix(),
-                    n["n_points_read"],
-                    n["n_points"],
-                    n["n_matched"],
-                    n["n_trips"],
-                    n["n_events"],
-                    n["seconds"],
-                    dt.datetime.now(),
-                )
-            )
-            if old is not None and old[2] != folder.relative_to(warehouse).as_posix():
-                obsolete.append(warehouse / old[2])
-            report.months_matched.append(ym)
-            report.n_points_read += n["n_points_read"]
-            report.n_points += n["n_points"]
-            report.n_matched += n["n_matched"]
+            counts = _match_here(warehouse, network, wanted, todo, state, on_month)
+        for t, n in zip(todo, counts, strict=True):
+            _add_counts(report, t, n)
+        rows = [_state_row(network, t, n, warehouse) for t, n in zip(todo, counts, strict=True)]
+        obsolete = [
+            warehouse / state[t.ym][2]
+            for t, r in zip(todo, rows, strict=True)
+            if t.ym in state and state[t.ym][2] != r[5]
+        ]
         # Months matched under another fingerprint and not asked for now are stale: drop them so the
         # views never mix two matchings of one district.
-        stale = [ym for ym, (fp, _, folder) in state.items() if fp != network.fingerprint and ym not in wanted]
-        with transaction(con):
-            con.execute("DELETE FROM matched_networks WHERE district = ?", [network.key])
-            con.execute(
-                "INSERT INTO matched_networks VALUES (?, ?, ?, ?, ?, ?)",
-                [network.key, *_network_row(network), dt.datetime.now()],
-            )
-            for ym in stale:
-                con.execute("DELETE FROM match_state WHERE district = ? AND year = ? AND month = ?", [network.key, *ym])
-                obsolete.append(warehouse / state[ym][2])
-            for r in rows:
-                con.execute("DELETE FROM match_state WHERE district = ? AND year = ? AND month = ?", [r[0], r[2], r[3]])
-                con.execute("INSERT INTO match_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", list(r))
-            if rows or stale:
-                refresh_views(con, warehouse, in_transaction=True)
+        stale = [ym for ym, (fp, _, _) in state.items() if fp != network.fingerprint and ym not in wanted]
+        obsolete += _record(con, warehouse, network, rows, stale, state)
         committed = True
     except BaseException:
         if not committed:  # a full disk: the months written for this run go, match_state never named them
-            for _, _, folder, _, _ in todo:
-                shutil.rmtree(folder, ignore_errors=True)
+            for t in todo:
+                shutil.rmtree(t.folder, ignore_errors=True)
             for empty in (base, base.parent):  # and the folders made for them, when nothing else is there
                 with contextlib.suppress(OSError):
                     empty.rmdir()
@@ -887,30 +1051,61 @@ def match_stage(
     return report
 
 
+class _MonthWriter:
+    """A month folder written pass by pass into a temporary folder, renamed into place when finished
+    (never half a month): points one row group per pass, trips and events at the end."""
+
+    def __init__(self, folder: Path, clock: StepClock):
+        self.folder, self.clock = folder, clock
+        self.tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        self.trips: list[pa.Table] = []
+        self.writer = None
+
+    def __enter__(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        opts = {k: v for k, v in _POINTS_PARQUET.items() if k != "row_group_size"}
+        self.writer = pq.ParquetWriter(self.tmp / "points.parquet", POINTS_SCHEMA, **opts)
+        return self
+
+    def write(self, points: pa.Table, trips: pa.Table) -> None:
+        with self.clock("write"):
+            self.writer.write_table(points, row_group_size=max(1, points.num_rows))
+        self.trips.append(trips)
+
+    def finish(self, events: pa.Table) -> None:
+        with self.clock("write"):
+            self.writer.close()
+            self.writer = None
+            trips = pa.concat_tables(self.trips) if self.trips else _empty(TRIPS_SCHEMA)
+            for name, table in (("trips", trips), ("events", events)):
+                _write_small(table, self.tmp / f"{name}.parquet")
+            shutil.rmtree(self.folder, ignore_errors=True)
+            os.replace(self.tmp, self.folder)
+
+    def __exit__(self, *exc) -> None:
+        if self.writer is not None:  # failed before finishing: nothing of the month is left behind
+            self.writer.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _write_small(table: pa.Table, path: Path) -> None:
+    # Dictionary pages for the text columns only (trying them on numbers costs time and gains nothing).
+    text = [f.name for f in table.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
+    pq.write_table(
+        table,
+        path,
+        compression="zstd",
+        compression_level=1,
+        row_group_size=1_000_000,
+        use_dictionary=text,
+        store_schema=False,
+    )
+
+
 def _write_month(folder: Path, res: MonthResult) -> None:
-    """Write the month's files into a fresh folder (temporary name, then renamed): never half a month."""
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        _write_tables(tmp, res)
-    except BaseException:  # a full disk: no half-written month stays behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
-
-
-def _write_tables(tmp: Path, res: MonthResult) -> None:
-    tmp.mkdir(parents=True)
-    for name, table in (("points", res.points), ("trips", res.trips), ("events", res.events)):
-        # Dictionary pages for the text columns only (trying them on numbers costs time and gains nothing).
-        text = [f.name for f in table.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
-        pq.write_table(
-            table,
-            tmp / f"{name}.parquet",
-            compression="zstd",
-            compression_level=1,
-            row_group_size=1_000_000,
-            use_dictionary=text,
-            store_schema=False,
-        )
+    """Write a matched month (`match_month`) into its folder, as the match stage does."""
+    with _MonthWriter(folder, StepClock()) as out:
+        if res.points.num_rows:
+            out.write(res.points, res.trips)
+        out.finish(res.events)

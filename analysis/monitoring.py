@@ -26,6 +26,7 @@ from analysis.evidence import period_samples, samples_of_folders
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import Network, district_network, match_stage, months_between
 from analysis.points import matched_folders
+from analysis.stages import forget_stage
 from config.districts import District, Period
 from config.settings import ADEQUATE_MIN_VEHICLES, DEFAULT_RESAMPLES, DEFAULT_SEED, INDICATORS
 from etl.schema import transaction
@@ -192,6 +193,7 @@ def _store(
     con = connect(warehouse, create=False)
     try:
         with transaction(con):
+            forget_stage(con, key, "monitor")
             con.execute("DELETE FROM monthly_series WHERE district = ? AND filter = ?", [key, flt])
             if len(series):
                 con.register(

@@ -1,21 +1,26 @@
-"""Matched points of a period read and aggregated month by month, in this process or on a Dask cluster.
+"""A period's figures reduced part by part (each month pass by pass), in this process or on Dask.
 
-The match stage stores one folder per month (analysis.matchstage); a trip never leaves its month.
-Every function here takes an optional `client` (a `distributed.Client`, etl.cluster.dask_client):
+The match stage stores one folder per month (analysis.matchstage), written one row group per pass
+of the match (whole operation dates: a trip never leaves its pass), and every input of a period's
+point and passage figures adds up across parts:
 
-- without it, the period is read at once through the one reader and the one filter
-  (analysis.points) and aggregated in this process: the path every analysis always took;
-- with it, each month is one task on the cluster (read with the same reader and filter, passages
-  computed there), and the cube is built **partition-parallel by piece ranges**: each month task
-  cuts its points by ranges of links (a link's pieces are consecutive), and each range is
-  aggregated over all months by one task (`geo.aggregate.aggregate_points` on that range's points,
-  months in order). The client only concatenates the ranges: no merge funnels through one process.
+- the cube (geo.aggregate) of each part's points: counts, histograms and sums add; distinct
+  vehicles of each road (`vehicles_by_road`) and of each cell are kept while parts are merged
+  (`geo.aggregate.merge_cubes_in_order`), so every figure of the period is exact;
+- the passages of each part, reduced to counts per road and passage speed (`passage_counts`);
+- the number of points.
 
-Both give the same bits. The cube kernel reduces each piece on its own, over that piece's points
-in input order (ties in a cell by that order), so the cube of a piece range equals the rows of the
-whole period's cube for those pieces, per-cell distinct vehicles included; the months' points in
-month order are the period's points in the order the one reader returns them. Passages belong to
-one trip, hence to one month: the months' passages, stably ordered by trip, are the period's.
+A period's cube is kept on disk part by part, cut into ranges of pieces (`PeriodCube`), and read
+back range by range: point data are held one pass at a time, the period's cube one part or one
+range at a time, so memory is bounded by a month whatever the length of the period. `analyze`
+runs this fused with the match stage: a pass matched now is reduced while it is in memory
+(`MonthReducer` as the match stage's `on_month`), a month already matched is read back row group
+by row group (the columns the figures need only).
+
+With a `client` (a `distributed.Client`, etl.cluster.dask_client) each month is one task (its row
+groups reduced, each part's cube cut into the ranges of pieces) and each range one task (every
+part of that range merged in order): no merge funnels through one process. Both give the same
+bits: the same parts, merged in the same order by the same function.
 
 Workers never open the warehouse's DuckDB file (the client may hold it): they get folder paths,
 which must be the same on every worker (shared storage).
@@ -25,6 +30,10 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
+import pickle
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,50 +41,226 @@ import pandas as pd
 import pyarrow as pa
 
 from analysis.filters import ALL_POINTS, PointFilter
-from analysis.matchstage import POINTS_SCHEMA, Network
-from analysis.points import passages, points_expression, read_matched_files
-from geo.aggregate import Cube, aggregate_points, concat_shards
+from analysis.matchstage import Network, month_point_parts, months_between
+from analysis.points import (
+    filter_rows,
+    passage_arrays,
+    passages,
+    points_expression,
+    read_matched_points,
+    with_derived,
+)
+from config.districts import Period
+from geo.aggregate import (
+    Cube,
+    aggregate_points,
+    concat_shards,
+    merge_cubes_in_order,
+    split_by_piece,
+    vehicles_by_road,
+)
 
 CUBE_COLUMNS = ["seg", "pos", "direction", "gps_time", "vehicle_type", "speed_kmh", "vehicle_id"]
+PASSAGE_COLUMNS = ["trip_id", "seq", "vehicle_id", "road_idx", "speed_kmh", "gps_time", "road_pos_m"]
+# What a month's reduction reads back from a stored month (the stored ones, see analysis.points).
+# Ranges of pieces a period's cube is cut into (on disk month by month, on a cluster range by range).
+SPILL_RANGES = 16
+MONTH_COLUMNS = sorted(set(CUBE_COLUMNS) | {"trip_id", "seq", "vehicle_use"})
 
 
-def period_cube(network: Network, pts) -> Cube:
-    """The cube of one period's matched points (an Arrow table with at least CUBE_COLUMNS)."""
+def period_cube(network: Network, pts: pa.Table, cell_vehicles: bool = False) -> Cube:
+    """The cube of matched points (an Arrow table with at least CUBE_COLUMNS)."""
     if pts.num_rows == 0:
-        return Cube.empty()
+        return Cube.empty(cell_vehicles=cell_vehicles)
     col = lambda name: pts.column(name).to_numpy(zero_copy_only=False)  # noqa: E731
     gps_us = pts.column("gps_time").cast("int64").to_numpy(zero_copy_only=False)
-    return _cube(
-        network,
+    piece_limit = network.limits_kmh[network.piece_road]
+    return aggregate_points(
         col("seg"),
         col("pos"),
         col("direction"),
+        network.index,
         gps_us,
         col("vehicle_type"),
         col("speed_kmh"),
         col("vehicle_id"),
+        piece_limit,
+        cell_vehicles=cell_vehicles,
     )
 
 
-def _cube(network: Network, seg, pos, direction, gps_us, vehicle_type, speed, vehicle_id) -> Cube:
-    piece_limit = network.limits_kmh[network.piece_road]
-    return aggregate_points(seg, pos, direction, network.index, gps_us, vehicle_type, speed, vehicle_id, piece_limit)
+# ---------------------------------------------------------------------------------------------
+# Passages, reduced to counts per road and speed
+
+
+def passage_counts(p: pd.DataFrame | dict, speed: str = "mean") -> dict[str, np.ndarray]:
+    """Passages (analysis.points.passages, or its arrays) → their count per road and passage `speed`
+    ('mean', 'max' or 'section'; passages without that speed left out): road_idx, value (km/h), n,
+    sorted by road then value. What every passage figure of a set of roads needs, and it adds up
+    across months."""
+    road = np.asarray(p["road_idx"], dtype=np.int64)
+    value = np.asarray(p[f"{speed}_kmh"], dtype=float)
+    ok = np.isfinite(value)
+    return _grouped_counts(road[ok], value[ok], np.ones(int(ok.sum()), np.int64))
+
+
+def _grouped_counts(road: np.ndarray, value: np.ndarray, n: np.ndarray) -> dict[str, np.ndarray]:
+    if len(road) == 0:
+        return {"road_idx": np.zeros(0, np.int64), "value": np.zeros(0, float), "n": np.zeros(0, np.int64)}
+    order = np.lexsort((value, road))
+    road, value, n = road[order], value[order], n[order]
+    new = np.r_[True, (road[1:] != road[:-1]) | (value[1:] != value[:-1])]
+    starts = np.flatnonzero(new)
+    return {"road_idx": road[starts], "value": value[starts], "n": np.add.reduceat(n, starts)}
+
+
+def merge_passage_counts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Passage counts of several months added up (exact, in any order)."""
+    parts = [p for p in parts if len(p["road_idx"])]
+    if not parts:
+        return _grouped_counts(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in ("road_idx", "value", "n")}
+    return _grouped_counts(cat["road_idx"], cat["value"], cat["n"])
+
+
+# ---------------------------------------------------------------------------------------------
+# One month of a period
+
+
+@dataclass
+class MonthPart:
+    """One month's share of a period: its cube, its passage counts, its number of points."""
+
+    cube: Cube
+    passages: dict[str, np.ndarray]
+    n_points: int
+
+
+def reduce_part(
+    points: pa.Table,
+    network: Network,
+    point_filter: PointFilter,
+    start: dt.date,
+    end: dt.date,
+    cell_vehicles: bool,
+) -> MonthPart:
+    """Reduce a part of a month's stored points (a pass of the match or a row group; at least
+    MONTH_COLUMNS) to its share of the period start..end kept by the filter (the one filter
+    expression, on the network). The month task of a cluster is `_month_part`."""
+    pts = filter_rows(points, points_expression(point_filter, start, end), MONTH_COLUMNS)
+    cube = vehicles_by_road(period_cube(network, pts, cell_vehicles), network.piece_road)
+    pas = passage_arrays(with_derived(pts, network, PASSAGE_COLUMNS), ordered_by_trip_id=False) if len(pts) else None
+    return MonthPart(cube, passage_counts(pas) if pas is not None else merge_passage_counts([]), pts.num_rows)
+
+
+class PeriodCube:
+    """A period's cube kept on disk part by part (the passes of the match, the row groups of a stored
+    month), each part cut into ranges of pieces (about SPILL_RANGES of them): only one part's cube is
+    in memory while parts are added, and only one range of the period's cube while it is read
+    (`ranges`), so memory stays bounded by a pass whatever the length of the period. Each range
+    merges its parts in order (a balanced tree of neighbours, `merge_cubes_in_order`), as the
+    cluster's range tasks do: the same bits. Passage counts and the number of points are kept in
+    memory (small)."""
+
+    def __init__(self, network: Network, n_ranges: int = SPILL_RANGES):
+        self.edges = network.index.links.link_first_piece[link_edges(network, n_ranges)]
+        self.folder = Path(tempfile.mkdtemp(prefix="etc2calm-period-"))
+        self.n_parts = 0
+        self.passages = merge_passage_counts([])
+        self.n_points = 0
+
+    def add(self, part: MonthPart) -> None:
+        """Add the next part (a pass or a stored row group; parts come in month and pass order)."""
+        for r, cut in enumerate(split_by_piece(part.cube, self.edges)):
+            with open(self.folder / f"{self.n_parts:06d}-{r:05d}.pickle", "wb") as f:
+                pickle.dump(cut, f, protocol=pickle.HIGHEST_PROTOCOL)
+        self.n_parts += 1
+        self.passages = merge_passage_counts([self.passages, part.passages])
+        self.n_points += part.n_points
+
+    def ranges(self):
+        """The period's cube range by range (disjoint, increasing piece ranges), without per-cell vehicles."""
+        for r in range(len(self.edges) - 1):
+            parts = []
+            for m in range(self.n_parts):
+                with open(self.folder / f"{m:06d}-{r:05d}.pickle", "rb") as f:
+                    parts.append(pickle.load(f))
+            cube = merge_cubes_in_order(parts) if parts else Cube.empty()
+            yield Cube(cube.cells, cube.hist, cube.vehicles)
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+@dataclass
+class RangedCube:
+    """A period's cube already cut into piece ranges (the cluster's range cubes), read like a PeriodCube."""
+
+    shards: list[Cube]
+    passages: dict[str, np.ndarray]
+    n_points: int
+
+    def ranges(self):
+        yield from self.shards
+
+    def close(self) -> None:
+        self.shards = []
+
+
+class MonthReducer:
+    """The match stage's `on_month` for `analyze`: each month's points reduced into the tally of every
+    period it can hold (see the module docstring)."""
+
+    def __init__(self, network: Network, periods: dict[str, Period], point_filter: PointFilter = ALL_POINTS):
+        self.network, self.periods, self.point_filter = network, periods, point_filter
+        self.months = {k: months_between(p.start, p.end) for k, p in periods.items()}
+        self.tallies = {k: PeriodCube(network) for k in periods}
+
+    def __call__(self, ym: tuple[int, int], points: pa.Table) -> None:
+        """Reduce one part of month `ym` (a pass of the match, a row group of a stored month); parts
+        come month after month, in pass order."""
+        for label, p in self.periods.items():
+            if ym in self.months[label]:
+                self.tallies[label].add(reduce_part(points, self.network, self.point_filter, p.start, p.end, True))
+
+    def results(self) -> dict[str, PeriodCube]:
+        """Every period's reduction (PeriodCube: its cube range by range, passage counts, points)."""
+        return self.tallies
 
 
 def read_month(
-    folder: str, columns: list[str], point_filter: PointFilter, start: dt.date, end: dt.date, on_network: bool = True
+    folder: str, network: Network, point_filter: PointFilter, start: dt.date, end: dt.date, columns: list[str]
 ) -> pa.Table:
     """One month folder's matched points kept by the filter (the one reader, as `read_points`)."""
-    return read_matched_files(
-        [Path(folder)], "points", POINTS_SCHEMA, columns, points_expression(point_filter, start, end, on_network)
-    )
+    expr = points_expression(point_filter, start, end)
+    return read_matched_points([Path(folder)], network, columns, expr)
 
 
-def _month_samples(
-    folder: str, columns: list[str], point_filter: PointFilter, start: dt.date, end: dt.date, with_passages: bool
-) -> tuple[pa.Table, pd.DataFrame | None]:
-    pts = read_month(folder, columns, point_filter, start, end)
-    return pts, passages(pts) if with_passages else None
+def month_parts(folder: str, network: Network, point_filter: PointFilter, start: dt.date, end: dt.date):
+    """One stored month's parts (its row groups: the passes the match reduced when it matched the
+    month), each reduced (`reduce_part`), in order: the same bits as when the month was reduced fresh."""
+    for part in month_point_parts(Path(folder), MONTH_COLUMNS):
+        yield reduce_part(part, network, point_filter, start, end, True)
+
+
+def period_tally(
+    folders: list[Path], network: Network, point_filter: PointFilter, start: dt.date, end: dt.date
+) -> PeriodCube:
+    """A period's reduction (PeriodCube) from its stored months, part by part."""
+    period = PeriodCube(network)
+    for f in folders:
+        for part in month_parts(str(f), network, point_filter, start, end):
+            period.add(part)
+    return period
+
+
+def whole_cube(period) -> Cube:
+    """A period's cube in one piece (its ranges concatenated): for tests and small periods only."""
+    shards = list(period.ranges())
+    return concat_shards(shards) if shards else Cube.empty()
 
 
 def order_passages(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -83,51 +268,49 @@ def order_passages(parts: list[pd.DataFrame]) -> pd.DataFrame:
     (a trip lies in one month; within a trip the month's order is kept)."""
     parts = [p for p in parts if p is not None and len(p)]
     if not parts:
-        return passages(POINTS_SCHEMA.empty_table())
+        return passages(pa.table({c: pa.array([], pa.float64()) for c in PASSAGE_COLUMNS}))
     cat = pd.concat(parts, ignore_index=True)
     order = np.argsort(cat["trip_id"].to_numpy(), kind="stable")
     return cat.iloc[order].reset_index(drop=True)
 
 
+def _month_samples(
+    folder: str, network: Network, columns: list[str], point_filter: PointFilter, start: dt.date, end: dt.date
+) -> tuple[pa.Table, pd.DataFrame]:
+    pts = read_month(folder, network, point_filter, start, end, columns)
+    return pts, passages(pts)
+
+
 def points_and_passages(
     folders: list[Path],
+    network: Network,
     columns: list[str],
     point_filter: PointFilter,
     start: dt.date,
     end: dt.date,
     *,
     client=None,
-    with_passages: bool = True,
-) -> tuple[pa.Table, pd.DataFrame | None]:
-    """The period's matched points on the network (columns as asked; must include trip_id, seq,
-    vehicle_id, road_idx, speed_kmh, gps_time, road_pos_m for passages) and their passages."""
+) -> tuple[pa.Table, pd.DataFrame]:
+    """The period's matched points on the network (`columns`, which must include PASSAGE_COLUMNS)
+    and their passages, read month by month (on the cluster's workers with `client`)."""
     if client is None:
-        pts = read_matched_files(folders, "points", POINTS_SCHEMA, columns, points_expression(point_filter, start, end))
-        return pts, passages(pts) if with_passages else None
-    futures = [
-        client.submit(
-            _month_samples,
-            str(Path(f).absolute()),
-            columns,
-            point_filter,
-            start,
-            end,
-            with_passages,
-            pure=False,
-            retries=1,
-        )
-        for f in folders
-    ]
-    parts = client.gather(futures)
-    if not parts:
-        pts = read_matched_files([], "points", POINTS_SCHEMA, columns, None)
+        parts = [_month_samples(str(f), network, columns, point_filter, start, end) for f in folders]
     else:
-        pts = pa.concat_tables([p for p, _ in parts])
-    return pts, order_passages([q for _, q in parts]) if with_passages else None
+        futures = [
+            client.submit(
+                _month_samples, str(Path(f).absolute()), network, columns, point_filter, start, end, pure=False
+            )
+            for f in folders
+        ]
+        parts = client.gather(futures)
+    if not parts:
+        empty = read_matched_points([], network, columns, None)
+        return empty, order_passages([])
+    return pa.concat_tables([p for p, _ in parts]), order_passages([q for _, q in parts])
 
 
 # ---------------------------------------------------------------------------------------------
-# Period cubes, partition-parallel
+# The same on a Dask cluster: months, then ranges of pieces
 
 
 def link_edges(network: Network, n_shards: int) -> np.ndarray:
@@ -137,53 +320,24 @@ def link_edges(network: Network, n_shards: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_links, k + 1).round().astype(np.int64))
 
 
-def _month_part(
-    folder: str,
-    network: Network,
-    point_filter: PointFilter,
-    start: dt.date,
-    end: dt.date,
-    edges: np.ndarray,
-    with_passages: bool,
-) -> tuple[list[dict], pd.DataFrame | None, int]:
-    """A month task: its points (CUBE_COLUMNS) cut into the link ranges, its passages, its point count."""
-    columns = sorted(set(CUBE_COLUMNS) | ({"trip_id", "seq", "road_idx", "road_pos_m"} if with_passages else set()))
-    pts = read_month(folder, columns, point_filter, start, end)
-    pas = passages(pts) if with_passages else None
-    seg = pts.column("seg").to_numpy(zero_copy_only=False)
-    link = network.index.links.seg_link[seg] if len(seg) else np.zeros(0, np.int64)
-    shard = np.searchsorted(edges, link, side="right") - 1
-    arrays = {c: pts.column(c).to_numpy(zero_copy_only=False) for c in CUBE_COLUMNS if c != "gps_time"}
-    arrays["gps_us"] = pts.column("gps_time").cast("int64").to_numpy(zero_copy_only=False)
-    order = np.argsort(shard, kind="stable")  # rows of each range, in the month's order
-    cuts = np.searchsorted(shard[order], np.arange(len(edges)))
-    parts = []
-    for s in range(len(edges) - 1):
-        idx = order[cuts[s] : cuts[s + 1]]
-        parts.append({k: v[idx] for k, v in arrays.items()})
-    return parts, pas, pts.num_rows
+def _month_part(  # a cluster task (its name is the task's prefix on the scheduler)
+    folder: str, network: Network, point_filter: PointFilter, start: dt.date, end: dt.date, edges: np.ndarray
+) -> tuple[list[Cube], dict[str, np.ndarray], int]:
+    """A month task: its cube cut into the piece ranges of the link `edges`, its passage counts, its points."""
+    piece_edges = network.index.links.link_first_piece[edges]
+    parts = list(month_parts(folder, network, point_filter, start, end))
+    cuts = [split_by_piece(p.cube, piece_edges) for p in parts]
+    by_range = [[c[r] for c in cuts] for r in range(len(piece_edges) - 1)]
+    return by_range, merge_passage_counts([p.passages for p in parts]), sum(p.n_points for p in parts)
 
 
-def _range_of(month: tuple, s: int) -> dict:
+def _range_of(month: tuple, s: int) -> Cube:
     return month[0][s]
 
 
-def _range_cube(network: Network, *parts: dict) -> Cube | None:
-    """A range task: the cube of one range of links over every month (months in order)."""
-    parts = [p for p in parts if len(p["seg"])]
-    if not parts:
-        return None
-    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return _cube(
-        network,
-        cat["seg"],
-        cat["pos"],
-        cat["direction"],
-        cat["gps_us"],
-        cat["vehicle_type"],
-        cat["speed_kmh"],
-        cat["vehicle_id"],
-    )
+def _range_cube(*months: list[Cube]) -> Cube:
+    """A range task: the parts of every month of one range of pieces merged in order."""
+    return merge_cubes_in_order([part for month in months for part in month])
 
 
 def submit_period_cube(
@@ -195,73 +349,48 @@ def submit_period_cube(
     start: dt.date,
     end: dt.date,
     *,
-    with_passages: bool = True,
     n_shards: int | None = None,
 ) -> dict:
     """Submit one period's month tasks and range tasks; `net` is the network scattered to the workers.
     Returns the futures for `collect_period_cube`."""
-    from etl.cluster import n_threads
-
-    edges = link_edges(network, n_shards or 4 * n_threads(client))
+    edges = link_edges(network, n_shards or SPILL_RANGES)
     months = [
-        client.submit(
-            _month_part,
-            str(Path(f).absolute()),
-            net,
-            point_filter,
-            start,
-            end,
-            edges,
-            with_passages,
-            pure=False,
-            retries=1,
-        )
+        client.submit(_month_part, str(Path(f).absolute()), net, point_filter, start, end, edges, pure=False, retries=1)
         for f in folders
     ]
     ranges = []
     for s in range(len(edges) - 1):
         pieces = [client.submit(_range_of, m, s, pure=False) for m in months]
-        ranges.append(client.submit(_range_cube, net, *pieces, pure=False, retries=1))
+        ranges.append(client.submit(_range_cube, *pieces, pure=False, retries=1))
     rest = [client.submit(operator.itemgetter(1, 2), m, pure=False) for m in months]
-    return {"ranges": ranges, "rest": rest, "with_passages": with_passages}
+    return {"ranges": ranges, "rest": rest, "n_months": len(folders)}
 
 
-def collect_period_cube(client, submitted: dict) -> tuple[Cube, pd.DataFrame | None, int]:
-    """(cube, passages, number of points) of a period submitted by `submit_period_cube`."""
+def collect_period_cube(client, submitted: dict) -> RangedCube:
+    """The reduction of a period submitted by `submit_period_cube` (its range cubes, passage counts, points)."""
     rest = client.gather(submitted["rest"])
-    shards = [c for c in client.gather(submitted["ranges"]) if c is not None]
-    n = sum(r[1] for r in rest)
-    cube = concat_shards(shards) if shards and n else Cube.empty()
-    return cube, order_passages([r[0] for r in rest]) if submitted["with_passages"] else None, n
-
-
-def period_cube_and_passages(
-    folders: list[Path],
-    network: Network,
-    point_filter: PointFilter,
-    start: dt.date,
-    end: dt.date,
-    columns: list[str],
-    *,
-    client=None,
-) -> tuple[Cube, pd.DataFrame, int]:
-    """Cube, passages and number of points of one period (see the module docstring)."""
-    if client is None:
-        pts = read_matched_files(folders, "points", POINTS_SCHEMA, columns, points_expression(point_filter, start, end))
-        return period_cube(network, pts), passages(pts), pts.num_rows
-    (net,) = client.scatter([network], broadcast=True, hash=False)
-    return collect_period_cube(client, submit_period_cube(client, net, network, folders, point_filter, start, end))
+    if not submitted["n_months"]:
+        return RangedCube([], merge_passage_counts([]), 0)
+    shards = [Cube(c.cells, c.hist, c.vehicles) for c in client.gather(submitted["ranges"])]
+    return RangedCube(shards, merge_passage_counts([r[0] for r in rest]), sum(r[1] for r in rest))
 
 
 __all__ = [
     "ALL_POINTS",
     "CUBE_COLUMNS",
+    "MONTH_COLUMNS",
+    "MonthReducer",
+    "PeriodCube",
     "collect_period_cube",
     "link_edges",
+    "merge_passage_counts",
+    "reduce_part",
     "order_passages",
-    "period_cube",
-    "period_cube_and_passages",
+    "passage_counts",
     "points_and_passages",
+    "period_cube",
+    "period_tally",
     "read_month",
     "submit_period_cube",
+    "whole_cube",
 ]

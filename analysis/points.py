@@ -2,8 +2,11 @@
 
 Everything that computes a figure — the cube and per-road figures, before/after with the
 bootstrap and DiD, braking, cut-through, the monthly series, screening — reads the match stage's
-stored output through `read_points` (with `analysis.filters.PointFilter.expression`), so two
-analyses with the same period and filter see exactly the same points.
+stored output through `read_points` / `read_matched_points` (with
+`analysis.filters.PointFilter.expression`), so two analyses with the same period and filter see
+exactly the same points. The stored match is lean (analysis.matchstage.POINTS_SCHEMA): road,
+link, limit, road position, hour and day type are derived here (`with_derived`), the same way
+for every reader.
 
 A passage is one vehicle's traversal of one road: a maximal run of consecutive matched points of
 one trip on the same road (points matched to no road are skipped, so GPS noise off the road does
@@ -25,8 +28,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from analysis.filters import ALL_POINTS, PointFilter
-from analysis.matchstage import EVENTS_SCHEMA, POINTS_SCHEMA, TRIPS_SCHEMA, months_between
+from analysis.matchstage import EVENTS_SCHEMA, POINTS_SCHEMA, TRIPS_SCHEMA, Network, months_between
 from config.settings import PASSAGE_SPEED_DECIMALS
+from geo.aggregate import day_type_of, hour_of
 
 
 def matched_folders(
@@ -49,34 +53,104 @@ def read_matched_files(folders: list[Path], name: str, schema: pa.Schema, column
     return ds.dataset(files, format="parquet", schema=schema).to_table(columns=cols, filter=expr)
 
 
+# Columns of the matched points that follow from the stored ones and the network (or the time).
+DERIVED_COLUMNS = ("road_idx", "road_id", "limit_kmh", "link_id", "road_pos_m", "hour", "day_type")
+POINT_COLUMNS = [*POINTS_SCHEMA.names, *DERIVED_COLUMNS]
+_NEEDS = {
+    "road_idx": ("seg",),
+    "road_id": ("seg",),
+    "limit_kmh": ("seg",),
+    "link_id": ("seg",),
+    "road_pos_m": ("seg", "pos"),
+    "hour": ("gps_time",),
+    "day_type": ("gps_time",),
+}
+
+
+def stored_columns(columns: list[str]) -> list[str]:
+    """The stored columns (POINTS_SCHEMA) that give `columns` (stored or derived)."""
+    want = set()
+    for c in columns:
+        if c not in POINT_COLUMNS:
+            raise KeyError(f"matched points have no column {c!r}")
+        want.update(_NEEDS.get(c, (c,)))
+    return [c for c in POINTS_SCHEMA.names if c in want]
+
+
+def with_derived(t: pa.Table, network: Network, columns: list[str]) -> pa.Table:
+    """Stored points (at least `stored_columns(columns)`) with `columns`, in that order: road_idx,
+    link_id (-1 off the network), road_id (null off it), limit_kmh (NaN off it) and road_pos_m
+    (metres along the road, NaN off it) from the segment and the network; hour and day_type
+    (geo.aggregate) from GPS時刻."""
+    out = {}
+    links = network.index.links
+    if any(c in columns for c in ("road_idx", "road_id", "limit_kmh", "link_id", "road_pos_m")):
+        seg = t.column("seg").to_numpy(zero_copy_only=False)
+        hit = seg >= 0
+        link = np.where(hit, links.seg_link[np.maximum(seg, 0)], -1).astype(np.int32)
+        road = np.where(hit, links.link_road[np.maximum(link, 0)], -1).astype(np.int32)
+        safe = np.maximum(link, 0)
+        out["link_id"], out["road_idx"] = link, road
+        if "road_id" in columns:
+            names = pa.array(list(network.road_ids), pa.string())
+            out["road_id"] = pa.DictionaryArray.from_arrays(pa.array(road, mask=~hit), names).cast(pa.string())
+        out["limit_kmh"] = np.append(network.limits_kmh, np.nan)[np.where(hit, road, len(network.limits_kmh))]
+        if "road_pos_m" in columns:
+            pos = t.column("pos").to_numpy(zero_copy_only=False)
+            out["road_pos_m"] = np.where(hit, links.link_offset_m[safe] + pos * links.link_length_m[safe], np.nan)
+    if "hour" in columns or "day_type" in columns:
+        g = t.column("gps_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
+        out["hour"], out["day_type"] = hour_of(g), day_type_of(g)
+    return pa.table({c: out[c] if c in out else t.column(c) for c in columns})
+
+
 def points_expression(point_filter: PointFilter, start: dt.date, end: dt.date, on_network: bool = True):
     """The filter expression of `read_points` (period, filter, and on the network)."""
     expr = point_filter.expression(start, end)
     if on_network:
-        net = pc.field("road_idx") >= 0
+        net = pc.field("seg") >= 0
         expr = net if expr is None else expr & net
     return expr
+
+
+def filter_rows(t: pa.Table, expr: pc.Expression | None, columns: list[str] | None = None) -> pa.Table:
+    """The rows of an in-memory table (its `columns`) kept by a filter expression (`points_expression`):
+    the expression evaluated to a mask first, so that rows are copied only when some are dropped."""
+    t = t if columns is None else t.select(columns)
+    if expr is None or t.num_rows == 0:
+        return t
+    keep = ds.dataset(t).to_table(columns={"keep": expr}).column("keep")
+    if keep.null_count == 0 and pc.all(keep).as_py():
+        return t
+    return t.filter(keep)
+
+
+def read_matched_points(folders: list[Path], network: Network, columns: list[str] | None, expr) -> pa.Table:
+    """The stored points of match-stage folders kept by `expr`, with `columns` (stored or derived;
+    None: all of POINT_COLUMNS)."""
+    columns = list(columns or POINT_COLUMNS)
+    t = read_matched_files(folders, "points", POINTS_SCHEMA, stored_columns(columns), expr)
+    return with_derived(t, network, columns)
 
 
 def read_points(
     con: duckdb.DuckDBPyConnection,
     warehouse: Path,
-    district: str,
+    network: Network,
     start: dt.date,
     end: dt.date,
     point_filter: PointFilter = ALL_POINTS,
     columns: list[str] | None = None,
     on_network: bool = True,
 ) -> pa.Table:
-    """Matched points of `district` with GPS時刻 on days start..end (inclusive) kept by the filter.
+    """Matched points of `network` (its district key) with GPS時刻 on days start..end (inclusive) kept
+    by the filter.
 
     on_network: only points matched to a road (else also the trip points off the network inside
-    the network's grown box). Columns as documented for the view matched_points.
+    the network's grown box). Columns as documented for the view matched_points (stored or derived).
     """
     expr = points_expression(point_filter, start, end, on_network)
-    return read_matched_files(
-        matched_folders(con, warehouse, district, start, end), "points", POINTS_SCHEMA, columns, expr
-    )
+    return read_matched_points(matched_folders(con, warehouse, network.key, start, end), network, columns, expr)
 
 
 def read_trips(
@@ -104,40 +178,65 @@ def read_events(
     )
 
 
-def passages(points: pa.Table | pd.DataFrame) -> pd.DataFrame:
-    """One row per passage of matched points (columns trip_id, seq, vehicle_id, road_idx, speed_kmh,
-    gps_time, road_pos_m; any order): road_idx, vehicle_id, trip_id, n_points, mean_kmh, max_kmh,
-    section_kmh (NaN with one point or no time between first and last), first_time. Speeds in
-    km/h rounded to PASSAGE_SPEED_DECIMALS (0.1 km/h).
-    """
-    df = points.to_pandas() if isinstance(points, pa.Table) else points
-    cols = ["road_idx", "vehicle_id", "trip_id", "n_points", "mean_kmh", "max_kmh", "section_kmh", "first_time"]
-    if len(df) == 0:
-        return pd.DataFrame({c: [] for c in cols})
-    order = np.lexsort((df["seq"].to_numpy(), df["trip_id"].to_numpy()))
-    trip = df["trip_id"].to_numpy()[order]
-    road = df["road_idx"].to_numpy()[order]
-    new = np.ones(len(order), dtype=bool)
+def _values(points: pa.Table | pd.DataFrame, name: str) -> np.ndarray:
+    if isinstance(points, pa.Table):
+        return points.column(name).to_numpy(zero_copy_only=False)
+    return points[name].to_numpy()
+
+
+def grouped_by_trip(trip: np.ndarray, seq: np.ndarray) -> bool:
+    """Whether rows are already grouped by trip (each trip one run) in increasing seq: how the match
+    stage stores them."""
+    if len(trip) == 0:
+        return True
+    same = trip[1:] == trip[:-1]
+    if not np.all(seq[1:][same] > seq[:-1][same]):
+        return False
+    return int(np.count_nonzero(~same)) + 1 == len(pd.unique(trip))
+
+
+def passage_arrays(points: pa.Table | pd.DataFrame, *, ordered_by_trip_id: bool = True) -> dict[str, np.ndarray]:
+    """`passages` as numpy arrays. ordered_by_trip_id=False: rows already grouped by trip in seq
+    order (`grouped_by_trip`) are not sorted, and the passages come in the rows' trip order."""
+    trip, seq = _values(points, "trip_id"), _values(points, "seq")
+    if ordered_by_trip_id or not grouped_by_trip(trip, seq):
+        order = np.lexsort((seq, trip))
+        take = lambda name: _values(points, name)[order]  # noqa: E731
+    else:
+        take = lambda name: _values(points, name)  # noqa: E731
+    trip, road = take("trip_id"), take("road_idx")
+    new = np.ones(len(trip), dtype=bool)
     new[1:] = (trip[1:] != trip[:-1]) | (road[1:] != road[:-1])
     pid = np.cumsum(new) - 1
     starts = np.flatnonzero(new)
-    ends = np.r_[starts[1:], len(order)] - 1
-    speed = df["speed_kmh"].to_numpy(dtype=np.float64)[order]
-    n = np.diff(np.r_[starts, len(order)])
-    t_us = df["gps_time"].to_numpy().astype("datetime64[us]").astype(np.int64)[order]
-    pos = df["road_pos_m"].to_numpy(dtype=np.float64)[order]
+    ends = np.r_[starts[1:], len(trip)] - 1
+    speed = take("speed_kmh").astype(np.float64, copy=False)
+    n = np.diff(np.r_[starts, len(trip)])
+    gps = take("gps_time")
+    t_us = gps.astype("datetime64[us]").astype(np.int64)
+    pos = take("road_pos_m").astype(np.float64, copy=False)
     dt_s = (t_us[ends] - t_us[starts]) / 1e6
     with np.errstate(invalid="ignore", divide="ignore"):
         section = np.where((n >= 2) & (dt_s > 0), np.abs(pos[ends] - pos[starts]) / dt_s * 3.6, np.nan)
-    return pd.DataFrame(
-        {
-            "road_idx": road[starts],
-            "vehicle_id": df["vehicle_id"].to_numpy()[order][starts],
-            "trip_id": trip[starts],
-            "n_points": n,
-            "mean_kmh": np.round(np.bincount(pid, weights=speed) / n, PASSAGE_SPEED_DECIMALS),
-            "max_kmh": np.round(np.maximum.reduceat(speed, starts), PASSAGE_SPEED_DECIMALS),
-            "section_kmh": np.round(section, PASSAGE_SPEED_DECIMALS),
-            "first_time": df["gps_time"].to_numpy()[order][starts],
-        }
-    )
+    return {
+        "road_idx": road[starts],
+        "vehicle_id": take("vehicle_id")[starts],
+        "trip_id": trip[starts],
+        "n_points": n,
+        "mean_kmh": np.round(np.bincount(pid, weights=speed) / n, PASSAGE_SPEED_DECIMALS),
+        "max_kmh": np.round(np.maximum.reduceat(speed, starts), PASSAGE_SPEED_DECIMALS),
+        "section_kmh": np.round(section, PASSAGE_SPEED_DECIMALS),
+        "first_time": gps[starts],
+    }
+
+
+def passages(points: pa.Table | pd.DataFrame) -> pd.DataFrame:
+    """One row per passage of matched points (columns trip_id, seq, vehicle_id, road_idx, speed_kmh,
+    gps_time, road_pos_m; any order), ordered by trip id: road_idx, vehicle_id, trip_id, n_points,
+    mean_kmh, max_kmh, section_kmh (NaN with one point or no time between first and last),
+    first_time. Speeds in km/h rounded to PASSAGE_SPEED_DECIMALS (0.1 km/h).
+    """
+    cols = ["road_idx", "vehicle_id", "trip_id", "n_points", "mean_kmh", "max_kmh", "section_kmh", "first_time"]
+    if len(points) == 0:
+        return pd.DataFrame({c: [] for c in cols})
+    return pd.DataFrame(passage_arrays(points))

@@ -95,6 +95,7 @@ from analysis.evaluation import (
 from analysis.evidence import braking_events, cut_through_of_period, period_samples
 from analysis.matchstage import Network, district_network, match_stage, months_between
 from analysis.pretrend import screening_period
+from analysis.stages import forget_stage
 from config.districts import District, Period
 from config.settings import (
     CONFIDENCE,
@@ -549,6 +550,7 @@ def _store(warehouse: Path, network: Network, res: ScreeningResult) -> None:
     con = connect(warehouse, create=False)
     try:
         with transaction(con):
+            forget_stage(con, res.network_key, "screen")
             for table in ("screening_results", "screening_runs"):
                 con.execute(
                     f"DELETE FROM {table} WHERE district = ? AND area = ? AND period_start = ? AND period_end = ?", key

@@ -63,7 +63,7 @@ def matched_points(warehouse: Path, district: District, period: Period) -> tuple
     match_stage(warehouse, net, months_between(period.start, period.end))
     con = connect(warehouse, create=False)
     try:
-        pts = read_points(con, warehouse, district.key, period.start, period.end).to_pandas()
+        pts = read_points(con, warehouse, net, period.start, period.end).to_pandas()
     finally:
         con.close()
     pts["road_id"] = net.road_ids[pts["road_idx"].to_numpy()] if len(pts) else np.array([], dtype=object)

@@ -1,6 +1,6 @@
 """Benchmark of the analysis core (match stage + aggregation), cold and steady, against geopandas.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/match.py [--points N] [--dir DIR] [--months M] [--cold-runs K]
+    PYTHONPATH=$PWD .venv/bin/python bench/match.py [--points N] [--dir DIR] [--months M] [--cold-runs K] [--dir2 DIR2]
 
 Data (built once, cached in DIR for the same N, months and seed):
 - a synthetic street grid: 90 east-west and 90 north-south streets 60 m apart near Yokohama
@@ -21,14 +21,22 @@ Figures, each from its own fresh process:
   numba cache load (the compiled kernels are on disk from an earlier run; compiling them the
   first time on a machine is NOT included and is printed apart when it happened), network load
   and index build, the match stage over every month (read, sort, trip features, match kernel,
-  Parquet writes, match_state), the cube, per-road and passage figures over the whole period and
-  their DuckDB stores, the CSV. Its rate is points in the store / wall seconds, with the default
-  threads (numba and Arrow use both cores). Peak RSS is that process's (os.wait4).
+  the lean Parquet write, match_state) fused with the period's reduction (each month's cube and
+  passages while the month is in memory, merged month by month), per-road and passage figures
+  and their DuckDB stores, the CSV. Its rate is points in the store / wall seconds, with the
+  default threads (numba and Arrow use both cores). Peak RSS is that process's and its
+  children's (os.wait4).
+- cold at 2x: the same command on twice the points over twice the months (default 24 M points,
+  8 months; built once in DIR-2x, the same network), as ONE period: its peak RSS shows whether
+  memory is bounded by a month or grows with the period.
 - steady, per core: in one process pinned to one thread (numba, Arrow), after loading the
-  network, building its index and warming the kernels (not timed): the match stage month by
-  month (read, sort + trip features, match kernel, assemble, write) and then aggregation (read
-  matched points, cube), each stage in CPU seconds (process time), as points per CPU-second.
-  Per-road figures, passages and database stores are not in it (they are in cold).
+  network, building its index and warming the kernels (not timed): month by month what analyze
+  does, the match stage (read the columns the match needs, sort + trip features, match kernel,
+  assemble, the lean write) and each pass's aggregation while it is in memory (the period filter
+  and the pass's cube, kept on disk by piece range; at the end the period's cube merged range by
+  range), each stage in CPU
+  seconds (process time), as points per CPU-second. The month's passages are timed and printed
+  apart (not in the steady figure, as before); per-road figures and database stores are in cold.
 - geopandas, per core: on a 1 million point subset (the first trips of the first month), in one
   single-threaded process: read those points (Parquet), geopandas.sjoin_nearest to the same
   segments (max_distance = radius; no heading check, no trip features, no writes) + pandas
@@ -37,8 +45,8 @@ Figures, each from its own fresh process:
 
 The machine is shared and never idle: every figure is printed with its ratio to the geopandas
 baseline measured in the same run, and the load average (1, 5, 15 min) at each phase.
-Last line: `match+aggregate: cold X Mpts/s (wall, N workers/threads), steady Y Mpts/s per core,
-geopandas Z Mpts/s per core, ratio R, peak RSS M MB, load L`.
+Last line: `match+aggregate: cold X Mpts/s (wall, 1 process, N threads), steady Y Mpts/s per core,
+geopandas Z Mpts/s per core, ratio R, peak RSS M MB, peak RSS at 2x points M2 MB, load L`.
 """
 
 from __future__ import annotations
@@ -61,7 +69,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-VERSION = 1  # bump when the generated data change
+VERSION = 2  # bump when the generated data change (2: point_key, as ingest stores it)
 RADIUS_M = 20.0
 GRID_N = 90  # streets per direction
 SPACING_M = 60.0
@@ -158,6 +166,7 @@ def _point_schema():
         ("heading_deg", pa.float64()),
         ("dt_prev_s", pa.float64()),
         ("dist_prev_m", pa.float64()),
+        ("point_key", pa.int64()),
     ]
     return pa.schema(fields)
 
@@ -257,6 +266,8 @@ def generate(out: Path, n_points: int, months: int, seed: int = 1) -> dict:
     import pyarrow.parquet as pq
     from pyproj import Transformer
 
+    from etl.stage import DUPLICATE_KEY, point_keys
+
     marker = out / "bench.json"
     want = {"version": VERSION, "points": n_points, "months": months, "seed": seed}
     if marker.exists():
@@ -338,6 +349,9 @@ def generate(out: Path, n_points: int, months: int, seed: int = 1) -> dict:
                 "dt_prev_s": dtp[sel],
                 "dist_prev_m": dist[sel],
             }
+            cols["point_key"] = point_keys(
+                pa.table({k: cols[k] for k in DUPLICATE_KEY if k != "vehicle_key"} | {"vehicle_id": cols["vehicle_id"]})
+            )
             arrays = [
                 pa.array(cols[f.name], f.type)
                 if f.name in cols and not isinstance(cols[f.name], pa.Array)
@@ -396,6 +410,14 @@ def _cpu() -> float:
     return time.process_time()
 
 
+def month_passages(pts, net):
+    """A month's passage counts, as analysis.partitions.reduce_part makes them."""
+    from analysis.partitions import PASSAGE_COLUMNS, passage_counts
+    from analysis.points import passage_arrays, with_derived
+
+    return passage_counts(passage_arrays(with_derived(pts, net, PASSAGE_COLUMNS), ordered_by_trip_id=False))
+
+
 def phase_steady(out: Path) -> dict:
     """Single-threaded, after network + index + JIT warm-up: each stage in CPU seconds."""
     import numba
@@ -404,15 +426,16 @@ def phase_steady(out: Path) -> dict:
     numba.set_num_threads(1)
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from analysis.figures import READ_COLUMNS
-    from analysis.matchstage import BUCKET_ROWS as default_bucket
-    from analysis.matchstage import POINTS_SCHEMA, _write_month, match_month, prepare_network
-    from analysis.partitions import period_cube
-    from analysis.points import read_matched_files
+    import analysis.matchstage as ms
+    from analysis.filters import ALL_POINTS
+    from analysis.matchstage import _match_month_and_write, match_month, prepare_network
+    from analysis.partitions import MONTH_COLUMNS, MonthPart, PeriodCube, period_cube
+    from analysis.points import filter_rows, points_expression
+    from config.districts import Period
     from etl.warehouse import point_files
+    from geo.aggregate import concat_shards, vehicles_by_road
 
     reset_matches(out)
     wh = out / "warehouse"
@@ -420,55 +443,65 @@ def phase_steady(out: Path) -> dict:
     net = prepare_network(out / "grid.gpkg", "roads:grid", radius_m=RADIUS_M)
     t_index = time.perf_counter() - t
     store = point_files(wh)
+    months = sorted(store)
+    span = Period("all", dt.date(*months[0], 1), dt.date(*months[-1], 28) + dt.timedelta(days=4))
+    expr = points_expression(ALL_POINTS, span.start, span.end)
     # Warm-up (not timed): JIT / cache load of every kernel, on one file of the first month.
     t = time.perf_counter()
-    first = sorted(store)[0]
-    res = match_month(store[first][:1], net)
-    period_cube(net, res.points.filter(pc.greater_equal(res.points.column("road_idx"), 0)).select(READ_COLUMNS))
+    res = match_month(store[months[0]][:1], net)
+    warm = PeriodCube(net)
+    for _ in range(2):
+        pts = filter_rows(res.points, expr, MONTH_COLUMNS)
+        cube = vehicles_by_road(period_cube(net, pts, True), net.piece_road)
+        warm.add(MonthPart(cube, month_passages(pts, net), pts.num_rows))
+    list(warm.ranges())
+    warm.close()
     t_warm = time.perf_counter() - t
-    stages = {k: 0.0 for k in ("read", "sort_features", "match", "assemble", "events", "write", "read_matched", "cube")}
-    walls = dict(stages)
+    keys = ("read", "sort_features", "match", "assemble", "events", "write", "cube", "merge", "passages")
+    stages, walls = {k: 0.0 for k in keys}, {k: 0.0 for k in keys}
+
+    def timed(key, fn, *args):
+        c, w = _cpu(), time.perf_counter()
+        value = fn(*args)
+        stages[key] += _cpu() - c
+        walls[key] += time.perf_counter() - w
+        return value
+
+    tally = PeriodCube(net)
     n_read = n_stored = n_matched = 0
-    folders = []
-    for ym in sorted(store):
-        res = match_month(store[ym], net)
-        for k, (w, c) in res.timings.items():
+    for ym in months:  # what analyze does: match and write pass by pass, reduce each pass while it is in memory
+
+        def reduce(points):
+            pts = timed("cube", filter_rows, points, expr, MONTH_COLUMNS)
+            cube = timed("cube", lambda q: vehicles_by_road(period_cube(net, q, True), net.piece_road), pts)
+            pas = timed("passages", month_passages, pts, net)
+            timed("merge", tally.add, MonthPart(cube, pas, pts.num_rows))
+
+        folder = wh / "matched" / "bench" / f"{ym[0]:04d}-{ym[1]:02d}"
+        counts = _match_month_and_write([str(f) for f in store[ym]], net, [], str(folder), reduce)
+        for k, (w, c) in counts["timings"].items():
             stages[k] = stages.get(k, 0.0) + c
             walls[k] = walls.get(k, 0.0) + w
-        folder = wh / "matched" / "bench" / f"{ym[0]:04d}-{ym[1]:02d}"
-        c, w = _cpu(), time.perf_counter()
-        _write_month(folder, res)
-        stages["write"] += _cpu() - c
-        walls["write"] += time.perf_counter() - w
-        folders.append(folder)
-        n_read += res.n_points_read
-        n_stored += res.points.num_rows
-        n_matched += int(pc.sum(pc.greater_equal(res.points.column("road_idx"), 0)).as_py() or 0)
-        del res
+        n_read += counts["n_points_read"]
+        n_stored += counts["n_points"]
+        n_matched += counts["n_matched"]
+    ranges = timed("merge", lambda: list(tally.ranges()))  # the period's cube, range by range
+    final = concat_shards(ranges)
+    tally.close()
     # Linear in the month: month 1 read in one pass, then in passes of about a quarter of it.
-    import analysis.matchstage as ms
-
-    first_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in store[sorted(store)[0]])
+    default_bucket = ms.BUCKET_ROWS
+    first_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in store[months[0]])
     passes = {}
     for label, rows in (("1 pass", first_rows + 1), ("~4 passes", first_rows // 4)):
         ms.BUCKET_ROWS = rows
-        r = match_month(store[sorted(store)[0]], net)
+        r = match_month(store[months[0]], net)
         passes[label] = {
             "read": r.timings["read"][1],
             "total": sum(c for _, c in r.timings.values()),
-            "n_passes": len(ms._read_plan(store[sorted(store)[0]])),
+            "n_passes": len(ms._read_plan(store[months[0]])),
         }
         del r
     ms.BUCKET_ROWS = default_bucket
-    # Aggregation: every matched point of the whole span into one cube (what analyze does per period).
-    c, w = _cpu(), time.perf_counter()
-    pts = read_matched_files(folders, "points", POINTS_SCHEMA, READ_COLUMNS, pc.field("road_idx") >= 0)
-    stages["read_matched"] += _cpu() - c
-    walls["read_matched"] += time.perf_counter() - w
-    c, w = _cpu(), time.perf_counter()
-    cube = period_cube(net, pts)
-    stages["cube"] += _cpu() - c
-    walls["cube"] += time.perf_counter() - w
     return {
         "points": n_read,
         "stored": n_stored,
@@ -479,8 +512,8 @@ def phase_steady(out: Path) -> dict:
         "warmup_s": t_warm,
         "segments": int(len(net.index.links.x0)),
         "links": int(net.index.links.n_links),
-        "cells": int(len(cube.cells["piece"])),
-        "hist_rows": int(len(cube.hist["piece"])),
+        "cells": int(len(final.cells["piece"])),
+        "hist_rows": int(len(final.hist["piece"])),
         "numba_threads": numba.get_num_threads(),
         "passes": passes,
         "bucket_rows": default_bucket,
@@ -635,6 +668,7 @@ def main() -> None:
     ap.add_argument("--months", type=int, default=4, help="months of data (default 4, from 2024-01)")
     ap.add_argument("--dir", type=Path, default=ROOT / "build" / "bench", help="data cache (default build/bench)")
     ap.add_argument("--cold-runs", type=int, default=1, help="cold runs (median; default 1)")
+    ap.add_argument("--dir2", type=Path, help="data cache of the 2x run (default DIR-2x)")
     ap.add_argument("--phase", choices=["steady", "geopandas"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     out = args.dir.resolve()
@@ -666,24 +700,26 @@ def main() -> None:
     st = run_phase("steady", out, SINGLE_THREAD_ENV)
     cpu = st["cpu_s"]
     match_cpu = sum(cpu[k] for k in ("read", "sort_features", "match", "assemble", "events", "write"))
-    agg_cpu = cpu["read_matched"] + cpu["cube"]
+    agg_cpu = cpu["cube"] + cpu["merge"]
     steady = st["points"] / (match_cpu + agg_cpu) / 1e6
     print(
         f"network: {st['segments']:,} segments, {st['links']:,} links; index {st['index_s']:.2f} s and warm-up "
         f"(JIT {'compile' if cache_before == 0 else 'cache load'}) {st['warmup_s']:.2f} s, not in steady"
     )
     print(
-        "steady (1 process, 1 thread: numba and Arrow; CPU seconds): includes the match stage month by month (read, "
-        "sort + trip features, match kernel, assemble, write) and aggregation (read matched points, cube); leaves out "
-        "imports, network load, index build and JIT / cache load (warm-up before the clock), per-road and passage "
-        "figures, DuckDB stores"
+        "steady (1 process, 1 thread: numba and Arrow; CPU seconds): includes the match stage month by month (read "
+        "the columns the match needs, sort + trip features, match kernel, assemble, the lean write of matched_points) "
+        "and aggregation of each pass while it is in memory (the period filter, the pass's cube, kept on disk by piece "
+        "range, and at the end the period's cube merged range by range); leaves out imports, network load, index "
+        "build and JIT / cache load (warm-up "
+        "before the clock), per-road figures and DuckDB stores; passages are timed apart (in cold, not in steady)"
     )
     print(
         f"steady (1 thread, CPU seconds): {st['points']:,} points read, {st['stored']:,} stored (inside the box), "
         f"{st['matched']:,} matched; {st['cells']:,} cells, {st['hist_rows']:,} histogram rows"
     )
-    for k in ("read", "sort_features", "match", "assemble", "write", "read_matched", "cube"):
-        n = st["matched"] if k in ("read_matched", "cube") else st["points"]
+    for k in ("read", "sort_features", "match", "assemble", "write", "cube", "merge", "passages"):
+        n = st["matched"] if k in ("cube", "merge", "passages") else st["points"]
         print(
             f"    {k:14s} CPU {cpu[k]:7.2f} s (wall {st['wall_s'][k]:6.2f} s)  {n / cpu[k] / 1e6:8.2f} Mpts per CPU-s"
             f"  ({n / cpu[k] / 1e6 / gp_rate:6.1f}x geopandas)"
@@ -712,16 +748,17 @@ def main() -> None:
     cold = colds[len(colds) // 2]
     cold_rate = cold["points"] / cold["wall_s"] / 1e6
     for c in colds:
-        print(
-            f"cold (fresh process, etc2calm analyze, {os.cpu_count()} threads): {c['points']:,} points, "
-            f"{c['matched']:,} "
-            f"matched, wall {c['wall_s']:.1f} s (match stage {c['match_stage_s']:.1f} s of it), CPU {c['cpu_s']:.1f} s "
-            f"({c['points'] / c['cpu_s'] / 1e6:.2f} Mpts per CPU-s), "
-            f"{c['points'] / c['wall_s'] / 1e6:.2f} Mpts/s = {c['points'] / c['wall_s'] / 1e6 / gp_rate:.1f}x "
-            "geopandas "
-            f"per core, peak RSS {c['peak_rss_mb']:.0f} MB; numba cache "
-            f"{'present' if c['numba_cache_before'] else 'absent (compile included)'}; load {c['load']}"
-        )
+        print_cold(c, gp_rate)
+    # Twice the points over twice the months, as one period: memory must stay bounded by a month.
+    out2 = (args.dir2 or out.with_name(out.name + "-2x")).resolve()
+    t = time.perf_counter()
+    man2 = generate(out2, 2 * args.points, 2 * args.months)
+    print(
+        f"data at 2x: {2 * args.points:,} points over {2 * args.months} months in {out2 / 'warehouse'}, the same "
+        f"network ({time.perf_counter() - t:.1f} s to generate or check); one period over all of it"
+    )
+    cold2 = run_cold(out2, man2)
+    print_cold(cold2, gp_rate)
     gp2 = run_phase("geopandas", out, SINGLE_THREAD_ENV)
     gp2_rate = gp2["points"] / gp2["cpu_s"] / 1e6
     print(
@@ -734,7 +771,20 @@ def main() -> None:
         f"match+aggregate: cold {cold_rate:.2f} Mpts/s (wall, 1 process, {os.cpu_count()} threads), steady "
         f"{steady:.2f} "
         f"Mpts/s per core, geopandas {base:.3f} Mpts/s per core, ratio {steady / base:.1f}, peak RSS "
-        f"{cold['peak_rss_mb']:.0f} MB, load {ld}"
+        f"{cold['peak_rss_mb']:.0f} MB, peak RSS at 2x points {cold2['peak_rss_mb']:.0f} MB, load {ld}"
+    )
+
+
+def print_cold(c: dict, gp_rate: float) -> None:
+    print(
+        f"cold (fresh process, etc2calm analyze, {os.cpu_count()} threads): {c['points']:,} points, "
+        f"{c['matched']:,} "
+        f"matched, wall {c['wall_s']:.1f} s (match stage {c['match_stage_s']:.1f} s of it), CPU {c['cpu_s']:.1f} s "
+        f"({c['points'] / c['cpu_s'] / 1e6:.2f} Mpts per CPU-s), "
+        f"{c['points'] / c['wall_s'] / 1e6:.2f} Mpts/s = {c['points'] / c['wall_s'] / 1e6 / gp_rate:.1f}x "
+        "geopandas "
+        f"per core, peak RSS {c['peak_rss_mb']:.0f} MB; numba cache "
+        f"{'present' if c['numba_cache_before'] else 'absent (compile included)'}; load {c['load']}"
     )
 
 

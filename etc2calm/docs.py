@@ -150,7 +150,10 @@ def generate() -> str:
         (
             "matched_points",
             "points matched to a road of a district's network, once per month by the match stage "
-            "(analysis/matchstage.py); every figure is computed from these",
+            "(analysis/matchstage.py); every figure is computed from these. The match stores only what it made and "
+            "what the figures read (point_key refers to the stored point); the view joins the network's segment table "
+            "(road, link, limit, road position), the calendar (day type) and the delivered columns of probe_points "
+            "(on point_key) back beside it",
             schema.MATCHED_POINTS_COLUMNS,
         ),
         (

@@ -491,7 +491,9 @@ CREATE TABLE IF NOT EXISTS matched_networks (
     source_path  VARCHAR,   -- the network file when it was last matched
     radius_m     DOUBLE,    -- matching radius, metres
     n_roads      BIGINT,    -- roads of the network (service roads and other excluded classes left out)
-    updated_at   TIMESTAMP  -- when the district was last matched
+    updated_at   TIMESTAMP, -- when the district was last matched
+    segments_file VARCHAR   -- matched/<district>/segments-<fingerprint>.parquet: per segment its link, road,
+                            -- limit and position along the road (the views join the stored points on it)
 );
 CREATE TABLE IF NOT EXISTS match_state (
     district      VARCHAR,
@@ -531,12 +533,6 @@ _MATCH_COLUMNS: dict[str, tuple[str, str]] = {
     "lat": ("DOUBLE", "latitude, degrees, JGD2011"),
     "x_m": ("DOUBLE", "easting, metres, EPSG:6677"),
     "y_m": ("DOUBLE", "northing, metres, EPSG:6677"),
-    "heading_deg": (
-        "DOUBLE",
-        "direction of travel from the previous point of the trip, degrees clockwise from grid north; "
-        "NULL/NaN for the first point, after a gap over 120 s or a step under 5 m",
-    ),
-    "dt_prev_s": ("DOUBLE", "seconds since the previous point of the trip; NaN for the first"),
     "decel_prev_g": ("DOUBLE", "mean deceleration since the previous point of the trip, G (positive when slowing)"),
     "road_idx": (
         "INTEGER",
@@ -553,10 +549,53 @@ _MATCH_COLUMNS: dict[str, tuple[str, str]] = {
     "file_id": ("VARCHAR", "source file (manifest.file_id); with member and line_no the delivered line"),
     "member": ("VARCHAR", "ZIP member name"),
     "line_no": ("BIGINT", "1-based line in the member"),
+    "point_key": ("BIGINT", "the stored point (probe_points.point_key): what the match stores to refer to it"),
 }
 # matched_points: the points matched to a road; district_trip_points: every stored point of the
-# trips touching the network (also those off the network, inside the grown box).
+# trips touching the network (also those off the network, inside the grown box). The match stage
+# stores only what it made and what the figures read (analysis.matchstage.POINTS_SCHEMA): the
+# views join the network's segment table (road, link, limit, road position), the calendar (day
+# type) and the delivered columns of probe_points (on point_key) back beside it.
 MATCHED_POINTS_COLUMNS = _MATCH_COLUMNS
+# How each column of matched_points / district_trip_points is read: m = the stored match, s = the
+# network's segment table, c = the calendar, p = the month's probe_points.
+MATCHED_POINTS_SQL: dict[str, str] = {
+    "trip_id": "m.trip_id",
+    "vehicle_id": "m.vehicle_id",
+    "vehicle_key": "p.vehicle_key",
+    "operation_date": "p.operation_date",
+    "trip_no": "p.trip_no",
+    "seq": "m.seq",
+    "gps_time": "m.gps_time",
+    "hour": "hour(m.gps_time)",
+    "day_type": "coalesce(c.day_type, CASE WHEN isodow(m.gps_time) >= 6 THEN 1 ELSE 0 END)",
+    "vehicle_type": "m.vehicle_type",
+    "vehicle_use": "m.vehicle_use",
+    "speed_kmh": "m.speed_kmh",
+    "lon": "p.lon",
+    "lat": "p.lat",
+    "x_m": "m.x_m",
+    "y_m": "m.y_m",
+    "decel_prev_g": "m.decel_prev_g",
+    "road_idx": "coalesce(s.road_idx, -1)",
+    "road_id": "s.road_id",
+    "limit_kmh": "s.limit_kmh",
+    "link_id": "coalesce(s.link_id, -1)",
+    "seg": "m.seg",
+    "pos": "m.pos",
+    "road_pos_m": "s.link_offset_m + m.pos * s.link_length_m",
+    "dist_m": "m.dist_m",
+    "direction": "m.direction",
+    "file_id": "p.file_id",
+    "member": "p.member",
+    "line_no": "p.line_no",
+    "point_key": "m.point_key",
+}
+# The delivered columns the views take from probe_points.
+MATCHED_DELIVERED = ("vehicle_key", "operation_date", "trip_no", "lon", "lat", "file_id", "member", "line_no")
+# The calendar the match stage writes beside its folders: one row per day of its holiday table
+# (day DATE, day_type TINYINT: 0 weekday, 1 Saturday, Sunday or public holiday).
+MATCHED_CALENDAR = "matched/calendar.parquet"
 MATCHED_TRIPS_COLUMNS: dict[str, tuple[str, str]] = {
     "district": _MATCH_COLUMNS["district"],
     "trip_id": _MATCH_COLUMNS["trip_id"],
@@ -737,10 +776,24 @@ CREATE TABLE IF NOT EXISTS gate_class_summary (
 """
 
 
+# The monthly flow's stage records (analysis/stages.py): a stage whose fingerprint is recorded does nothing.
+STAGE_DDL = """
+CREATE TABLE IF NOT EXISTS stage_runs (
+    district     VARCHAR,   -- district key
+    stage        VARCHAR,   -- analyze, evaluate, gates, screen, monitor or publish
+    fingerprint  VARCHAR,   -- sha256 (32 hex) of the stage's inputs: district files, point store, stored matches,
+                            -- parameters, versions (and for publish the other stages' runs)
+    summary      VARCHAR,   -- the stage's summary (JSON), returned again when the stage is skipped
+    finished_at  TIMESTAMP
+);
+"""
+
+
 # Tables derived from the point store (matches, figures, evidence): recomputed by the next analysis,
 # so a new layout drops them instead of migrating. Bump DERIVED_SCHEMA_VERSION when one changes.
-DERIVED_SCHEMA_VERSION = 7
-DERIVED_DDL = (RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL, MATCH_DDL, SCREENING_DDL, GATES_DDL)
+# 7: placebo_results, pre_period_series, degenerate, screening_runs.basis; 8: the lean match (segments_file), stage_runs
+DERIVED_SCHEMA_VERSION = 8
+DERIVED_DDL = (RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL, MATCH_DDL, SCREENING_DDL, GATES_DDL, STAGE_DDL)
 
 
 def derived_schema_version(con: duckdb.DuckDBPyConnection) -> int | None:

@@ -58,8 +58,11 @@ from etl.failures import writing
 from etl.schema import (
     DUPLICATES_TABLE,
     MANIFEST_COLUMNS,
+    MATCHED_CALENDAR,
+    MATCHED_DELIVERED,
     MATCHED_EVENTS_COLUMNS,
     MATCHED_POINTS_COLUMNS,
+    MATCHED_POINTS_SQL,
     MATCHED_TRIPS_COLUMNS,
     PROBE_POINTS_COLUMNS,
     QUARANTINE_COLUMNS,
@@ -319,7 +322,7 @@ def refresh_views(
             listed = [(root / p).as_posix() for p, _ in files[name]]
             legacy = any(lg for _, lg in files[name])
             define(name, _view_sql(listed, cols_of[name], hive, legacy, guard), cols_of[name])
-        _matched_views(con, root, define, guard)
+        _matched_views(con, root, define, files, guard)
         define.record()
 
     if temp:
@@ -387,27 +390,74 @@ class _ViewDefiner:
             )
 
 
-def _matched_views(con: duckdb.DuckDBPyConnection, root: Path, define: _ViewDefiner, guard: str = "") -> None:
+def _month_point_files(files: dict, year: int, month: int) -> tuple[list[str], bool]:
+    """The committed probe_points files of one month of 運行日 (relative paths) and whether any is legacy."""
+    listed = files["probe_points"]
+    part = f"year={year}/month={month}/"
+    mine = [(p, lg) for p, lg in listed if part in p] or listed  # a legacy layout: every file
+    return [p for p, _ in mine], any(lg for _, lg in mine)
+
+
+def _delivered_sql(root: Path, files: list[str], legacy: bool) -> str:
+    """probe_points' delivered columns of the given files, keyed by point_key (typed NULLs without files)."""
+    cols = {c: PROBE_POINTS_COLUMNS[c][0] for c in ("point_key", *MATCHED_DELIVERED)}
+    if not files:
+        return "(" + _empty_select({c: (t, "") for c, t in cols.items()}) + ")"
+    listed = ", ".join(sql_literal((root / f).as_posix()) for f in files)
+    opts = ", union_by_name = true" if legacy else ""
+    sel = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in cols.items())
+    return f"(SELECT {sel} FROM read_parquet([{listed}]{opts}, hive_partitioning = false))"
+
+
+def _matched_points_sql(root: Path, district: str, folder: str, segments: str, delivered: str, cond: str) -> str:
+    """One district-month of matched_points / district_trip_points: the stored match with the
+    segment table, the calendar and the delivered columns joined back (see etl.schema)."""
+    cols = [(c, t) for c, (t, _) in MATCHED_POINTS_COLUMNS.items() if c != "district"]
+    sel = ", ".join(f"CAST({MATCHED_POINTS_SQL[c]} AS {t}) AS {c}" for c, t in cols)
+    return (
+        f"SELECT {sql_literal(district)} AS district, {sel} "
+        f"FROM read_parquet({sql_literal((root / folder / 'points.parquet').as_posix())}) m "
+        f"LEFT JOIN read_parquet({sql_literal((root / segments).as_posix())}) s ON s.seg = m.seg "
+        f"LEFT JOIN read_parquet({sql_literal((root / MATCHED_CALENDAR).as_posix())}) c "
+        f"ON c.day = CAST(m.gps_time AS DATE) "
+        f"LEFT JOIN {delivered} p ON p.point_key = m.point_key{cond}"
+    )
+
+
+def _matched_views(
+    con: duckdb.DuckDBPyConnection, root: Path, define: _ViewDefiner, files: dict, guard: str = ""
+) -> None:
     """Views over the match stage's files listed in match_state (never stale or half-written folders)."""
-    rows = con.execute("SELECT district, folder FROM match_state ORDER BY district, year, month").fetchall()
+    rows = con.execute(
+        "SELECT district, folder, year, month FROM match_state ORDER BY district, year, month"
+    ).fetchall()
+    segments = dict(con.execute("SELECT district, segments_file FROM matched_networks").fetchall())
     specs = (
         ("district_trip_points", "points", MATCHED_POINTS_COLUMNS, ""),
-        ("matched_points", "points", MATCHED_POINTS_COLUMNS, " WHERE road_idx >= 0"),
+        ("matched_points", "points", MATCHED_POINTS_COLUMNS, " WHERE m.seg >= 0"),
         ("matched_trips", "trips", MATCHED_TRIPS_COLUMNS, ""),
         ("matched_events", "events", MATCHED_EVENTS_COLUMNS, ""),
     )
     for view, name, cols, where in specs:
-        by_district: dict[str, list[str]] = {}
-        for district, folder in rows:
-            by_district.setdefault(district, []).append((root / folder / f"{name}.parquet").as_posix())
-        sel = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, (t, _) in cols.items() if c != "district")
         cond = where
         if guard:
             cond = (where + " AND " if where else " WHERE ") + guard.removeprefix(" WHERE ")
+        if name == "points":
+            delivered = {(y, m): _delivered_sql(root, *_month_point_files(files, y, m)) for _, _, y, m in rows}
+            parts = [
+                _matched_points_sql(root, d, f, segments[d], delivered[(y, m)], cond)
+                for d, f, y, m in rows
+                if segments.get(d)
+            ]
+            define(view, " UNION ALL ".join(parts) if parts else _empty_select(cols), cols)
+            continue
+        by_district: dict[str, list[str]] = {}
+        for district, folder, _, _ in rows:
+            by_district.setdefault(district, []).append((root / folder / f"{name}.parquet").as_posix())
+        sel = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, (t, _) in cols.items() if c != "district")
         parts = [
-            f"SELECT {sql_literal(d)} AS district, {sel} FROM "
-            f"read_parquet([{', '.join(map(sql_literal, files))}]){cond}"
-            for d, files in by_district.items()
+            f"SELECT {sql_literal(d)} AS district, {sel} FROM read_parquet([{', '.join(map(sql_literal, fs))}]){cond}"
+            for d, fs in by_district.items()
         ]
         define(view, " UNION ALL ".join(parts) if parts else _empty_select(cols), cols)
 

@@ -17,6 +17,12 @@ from the warehouse; each runs once per district and month:
   written into a draft folder and appears whole or not at all: a failure (a full disk) leaves the
   edition and ``latest/`` as they were.
 
+Every analysis and publishing task runs its stage through `analysis.stages.run_stage`: a stage
+whose inputs (district files, point store, stored matches, parameters, versions) have not changed
+since its recorded run does nothing and returns that run's summary, so a second monthly run with
+nothing new delivered only checks (ingest, match and the stages are no-ops, latest/ is not copied
+again).
+
 Locations: a flow parameter, else the Prefect variables ``etc2calm_warehouse`` and
 ``etc2calm_output_root``, else the environment (ETC2CALM_WAREHOUSE, ETC2CALM_OUTPUT), else
 data/warehouse and build/maps under the working directory. District files: the folders of the
@@ -58,6 +64,7 @@ from analysis.matchstage import district_network, match_stage
 from analysis.monitoring import latest_month_verdict, monthly_series
 from analysis.pretrend import pre_period_series
 from analysis.screening import screen_district
+from analysis.stages import run_stage
 from config.district_files import find_district, find_districts
 from config.districts import load_district
 from config.settings import (
@@ -180,6 +187,17 @@ def treated_summary(district_key: str, result) -> list[dict]:
     return rows
 
 
+def latest_current(root: Path, edition: Path) -> bool:
+    """Whether ``root/latest`` already holds exactly the edition's files (names, sizes, times): a run
+    that published nothing new need not copy the edition again."""
+
+    def listing(folder: Path) -> set[tuple[str, int, int]]:
+        return {(f.name, f.stat().st_size, f.stat().st_mtime_ns // 1_000_000) for f in folder.iterdir() if f.is_file()}
+
+    latest = root / "latest"
+    return latest.is_dir() and edition.is_dir() and listing(latest) == listing(edition)
+
+
 @contextmanager
 def _cluster():
     """The Dask cluster this task runs on (under DaskTaskRunner), else None (the task's work runs here).
@@ -240,8 +258,12 @@ def match_task(warehouse: str, district_key: str) -> str:
 def analyze_periods_task(warehouse: str, district_key: str) -> list[dict]:
     """Per-road figures for every named period of the district, stored; returns the treated street's rows."""
     district = load_district(district_key)
-    with _cluster() as client:
-        return treated_summary(district.key, analyze_district_periods(warehouse, district, client=client))
+
+    def analyze() -> list[dict]:
+        with _cluster() as client:
+            return treated_summary(district.key, analyze_district_periods(warehouse, district, client=client))
+
+    return run_stage(warehouse, district, "analyze", {}, analyze)
 
 
 @task(name="evaluate", retries=1, retry_delay_seconds=10, persist_result=False)
@@ -249,9 +271,14 @@ def evidence_task(
     warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
 ) -> dict:
     """Before/after with intervals, DiD, braking and cut-through, stored; returns the comparison rows."""
-    with _cluster() as client:
-        ev = evaluate_district(warehouse, load_district(district_key), resamples=resamples, seed=seed, client=client)
-    return {ind: t.to_dict("records") for ind, t in ev.comparisons.items()}
+    district = load_district(district_key)
+
+    def evaluate() -> dict:
+        with _cluster() as client:
+            ev = evaluate_district(warehouse, district, resamples=resamples, seed=seed, client=client)
+        return {ind: t.to_dict("records") for ind, t in ev.comparisons.items()}
+
+    return run_stage(warehouse, district, "evaluate", {"resamples": resamples, "seed": seed}, evaluate)
 
 
 @task(name="gates", retries=1, retry_delay_seconds=10, persist_result=False)
@@ -260,11 +287,15 @@ def gates_task(warehouse: str, district_key: str) -> dict:
     district = load_district(district_key)
     if district.area_path is None:
         return {}
-    res = evaluate_gates(warehouse, district)
-    return {
-        label: {r.gate_class: r.share_trips for r in s[s["time_band"] == "all"].itertuples()}
-        for label, s in res.summary.items()
-    }
+
+    def gates() -> dict:
+        res = evaluate_gates(warehouse, district)
+        return {
+            label: {r.gate_class: r.share_trips for r in s[s["time_band"] == "all"].itertuples()}
+            for label, s in res.summary.items()
+        }
+
+    return run_stage(warehouse, district, "gates", {}, gates)
 
 
 @task(name="screen", retries=1, retry_delay_seconds=10, persist_result=False)
@@ -274,16 +305,20 @@ def screen_task(
     """Screening of the district's default period (the months before its before period when delivered, else
     the before period), stored; returns the top 5 (rank, road, score)."""
     district = load_district(district_key)
-    with _cluster() as client:
-        res = screen_district(
-            warehouse,
-            district,
-            resamples=resamples,
-            seed=seed,
-            client=client,
-            min_vehicles=district.screening_min_vehicles,
-        )
-    return res.table.head(5)[["rank", "road_id", "road_name", "score"]].to_dict("records")
+
+    def screen() -> list[dict]:
+        with _cluster() as client:
+            res = screen_district(
+                warehouse,
+                district,
+                resamples=resamples,
+                seed=seed,
+                client=client,
+                min_vehicles=district.screening_min_vehicles,
+            )
+        return res.table.head(5)[["rank", "road_id", "road_name", "score"]].to_dict("records")
+
+    return run_stage(warehouse, district, "screen", {"resamples": resamples, "seed": seed}, screen)
 
 
 @task(name="monitor", retries=1, retry_delay_seconds=10, persist_result=False)
@@ -293,23 +328,37 @@ def monitor_task(
     """The monthly series after the last named period and the months before the before period (the
     pre-period trend), stored; returns their months and the latest month's verdict."""
     district = load_district(district_key)
-    with _cluster() as client:
-        series = monthly_series(warehouse, district, resamples=resamples, seed=seed, client=client)
-    pre = pre_period_series(warehouse, district, resamples=resamples, seed=seed)
-    verdict = latest_month_verdict(series)
-    return {
-        "months": sorted({str(m) for m in series["month"]}),
-        "pre_period_months": sorted({str(m) for m in pre["month"]}),
-        "latest": None
-        if verdict is None
-        else {k: (str(v) if k in ("month", "previous_month") else v) for k, v in verdict.items()},
-    }
+
+    def monitor() -> dict:
+        with _cluster() as client:
+            series = monthly_series(warehouse, district, resamples=resamples, seed=seed, client=client)
+        pre = pre_period_series(warehouse, district, resamples=resamples, seed=seed)
+        verdict = latest_month_verdict(series)
+        return {
+            "months": sorted({str(m) for m in series["month"]}),
+            "pre_period_months": sorted({str(m) for m in pre["month"]}),
+            "latest": None
+            if verdict is None
+            else {k: (str(v) if k in ("month", "previous_month") else v) for k, v in verdict.items()},
+        }
+
+    return run_stage(warehouse, district, "monitor", {"resamples": resamples, "seed": seed}, monitor)
 
 
 @task(name="publish", retries=1, retry_delay_seconds=10, persist_result=False)
-def publish_task(warehouse: str, district_key: str, out_dir: str) -> dict:
-    """The district's map, report and sheet from the stored results; returns their paths."""
-    return publish_district(warehouse, load_district(district_key), out_dir)
+def publish_task(warehouse: str, district_key: str, out_dir: str, edition: str | None = None) -> dict:
+    """The district's map, report and sheet from the stored results, written into `out_dir` (the
+    edition's draft folder, which becomes `edition` when every district is written); returns their
+    paths in `edition` (default `out_dir`). Does nothing when the edition already holds what the
+    same stored results published (analysis.stages)."""
+    district = load_district(district_key)
+    edition = Path(edition or out_dir)
+    params = {"out_dir": str(edition.absolute())}
+
+    def publish() -> dict:
+        return _in_edition(publish_district(warehouse, district, out_dir), edition)
+
+    return run_stage(warehouse, district, "publish", params, publish)
 
 
 def analysis_steps(call, warehouse: str, district: str, resamples: int, seed: int) -> dict:
@@ -335,9 +384,8 @@ def publish_edition(call, warehouse: str, files: dict[str, str], root: Path, edi
     """Publish every district (key → district file) into the edition folder, then refresh root/latest;
     returns per key the published paths and their stable copies under latest/."""
     with staged_output(edition) as draft:  # the edition appears whole or not at all; latest/ keeps the last one
-        results = {key: call(publish_task, warehouse, ref, str(draft)) for key, ref in files.items()}
-    results = {key: _in_edition(paths, edition) for key, paths in results.items()}
-    latest = update_latest(root, edition)
+        results = {key: call(publish_task, warehouse, ref, str(draft), str(edition)) for key, ref in files.items()}
+    latest = root / "latest" if latest_current(root, edition) else update_latest(root, edition)
     for paths in results.values():  # the stable addresses residents and the bureau's web page link to
         paths["latest"] = {k: str(latest / Path(v).name) for k, v in paths.items() if k in PUBLISHED_FILES and v}
     return {"latest": str(latest), "districts": results}
@@ -374,9 +422,10 @@ def publish_maps(district: str, warehouse: str | None = None, out_dir: str | Non
     warehouse = warehouse_location(warehouse)
     edition = Path(output_root(out_dir)) / edition_name(warehouse)
     with staged_output(edition) as draft:  # a failure leaves the edition and latest/ as they were
-        paths = _run(publish_task, warehouse, district_file(district), str(draft))
-    update_latest(edition.parent, edition)
-    return _in_edition(paths, edition)
+        paths = _run(publish_task, warehouse, district_file(district), str(draft), str(edition))
+    if not latest_current(edition.parent, edition):
+        update_latest(edition.parent, edition)
+    return paths
 
 
 def _in_edition(paths: dict, edition: Path) -> dict:

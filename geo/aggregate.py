@@ -33,8 +33,16 @@ from geo.kernels import (
     US_PER_HOUR,
     _group_by_piece,
     aggregate_kernel,
+    compact_cell_vehicles,
     compact_rows,
+    distinct_pairs_by_group,
+    distinct_per_group,
+    merge_cell_rows,
+    merge_hist_rows,
+    merge_pair_rows,
     ro,
+    union_cell_vehicles,
+    union_sorted,
 )
 
 # Histogram bin: 1 km/h (geo.kernels.N_BIN bins); a point counts in the bin of its speed
@@ -106,11 +114,15 @@ class Cube:
     n_at_or_over_limit, n_at_or_over_limit_plus_10, n_vehicles.
     hist: piece, cell, speed_kmh (whole km/h bin), n_points.
     vehicles: piece, vehicle_id — distinct pairs.
+    cell_vehicles: the distinct vehicle ids of each cell, sorted, cell after cell in the order of
+    `cells` (n_vehicles of them per cell), or None. Kept while cubes of parts (months) are merged,
+    so that the merged per-cell n_vehicles stays exact (`merge_cubes_in_order`).
     """
 
     cells: dict[str, np.ndarray]
     hist: dict[str, np.ndarray]
     vehicles: dict[str, np.ndarray]
+    cell_vehicles: np.ndarray | None = None
 
     def cells_table(self, encoded: bool = False) -> pa.Table:
         """One row per cell; `encoded`: keep the int32 `cell` column (see decode_cell) instead of
@@ -149,12 +161,15 @@ class Cube:
         return pa.table(self.vehicles)
 
 
-def aggregate_points(seg, pos, direction, index, gps_us, vehicle_type, speed_kmh, vehicle_id, piece_limit_kmh) -> Cube:
+def aggregate_points(
+    seg, pos, direction, index, gps_us, vehicle_type, speed_kmh, vehicle_id, piece_limit_kmh, *, cell_vehicles=False
+) -> Cube:
     """Cube of matched points (seg/pos/direction from `match_points`; index: the SegmentGridIndex).
 
     Compiled (geo/kernels.py): cell keys and a counting sort by piece in one pass, then each
     piece's slice sorted and reduced to histogram, cell and vehicle rows, compacted in order
-    (piece, then cell and speed; vehicle pairs by piece then id)."""
+    (piece, then cell and speed; vehicle pairs by piece then id). cell_vehicles: also keep each
+    cell's distinct vehicles (for an exact merge with the cubes of other parts)."""
     L = index.links
     day0, hol = holiday_table()
     n_pieces = int(L.n_pieces)
@@ -177,7 +192,9 @@ def aggregate_points(seg, pos, direction, index, gps_us, vehicle_type, speed_kmh
     counts, *rows = aggregate_kernel(
         offsets, g_key, g_speed, g_vid, ro(np.asarray(piece_limit_kmh, dtype=np.float64)), n_pieces
     )
+    *rows, t_vid = rows
     hp, hc, hs, hn, cp, cc, cn, cs, cg, cg10, cv, vp, vi = compact_rows(offsets, counts, *rows, g_vid, n_pieces)
+    per_cell = compact_cell_vehicles(offsets, counts, t_vid, n_pieces) if cell_vehicles else None
     return Cube(
         cells={
             "piece": cp,
@@ -190,6 +207,7 @@ def aggregate_points(seg, pos, direction, index, gps_us, vehicle_type, speed_kmh
         },
         hist={"piece": hp, "cell": hc, "speed_kmh": hs, "n_points": hn},
         vehicles={"piece": vp, "vehicle_id": vi},
+        cell_vehicles=per_cell,
     )
 
 
@@ -270,32 +288,111 @@ def merge_cubes(cubes: list[Cube]) -> Cube:
 
 
 def split_by_piece(cube: Cube, edges: np.ndarray) -> list[Cube]:
-    """The cube cut into shards of piece ids [edges[s], edges[s+1]), rows kept in their order."""
+    """The cube cut into shards of piece ids [edges[s], edges[s+1]), rows kept in their order (each
+    cell's distinct vehicles go with their cell)."""
     out = []
     parts = {name: getattr(cube, name) for name in ("cells", "hist", "vehicles")}
     shard = {name: np.searchsorted(edges, d["piece"], side="right") - 1 for name, d in parts.items()}
+    per_cell = cube.cell_vehicles
+    vehicle_shard = np.repeat(shard["cells"], cube.cells["n_vehicles"]) if per_cell is not None else None
     for s in range(len(edges) - 1):
         sel = {name: shard[name] == s for name in parts}
-        out.append(Cube(*({k: v[sel[name]] for k, v in parts[name].items()} for name in ("cells", "hist", "vehicles"))))
+        tables = ({k: v[sel[name]] for k, v in parts[name].items()} for name in ("cells", "hist", "vehicles"))
+        out.append(Cube(*tables, cell_vehicles=None if per_cell is None else per_cell[vehicle_shard == s]))
     return out
 
 
 def concat_shards(shards: Sequence[Cube]) -> Cube:
     """Merged shards of disjoint, increasing piece ranges → one cube (what merge_cubes of all gives)."""
     cat = lambda part: {k: np.concatenate([getattr(c, part)[k] for c in shards]) for k in getattr(shards[0], part)}  # noqa: E731
-    return Cube(cat("cells"), cat("hist"), cat("vehicles"))
+    per_cell = [c.cell_vehicles for c in shards]
+    both = all(v is not None for v in per_cell)
+    return Cube(cat("cells"), cat("hist"), cat("vehicles"), np.concatenate(per_cell) if both else None)
+
+
+def _i64(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _merge_hist(a: dict, b: dict) -> dict:
+    key = lambda h: (_i64(h["piece"]), _i64(h["cell"]) * N_BIN + h["speed_kmh"])  # noqa: E731
+    ia, ib = union_sorted(*key(a), *key(b))
+    cols = ("piece", "cell", "speed_kmh", "n_points")
+    merged = merge_hist_rows(ia, ib, *(ro(a[k]) for k in cols), *(ro(b[k]) for k in cols))
+    return dict(zip(cols, merged, strict=True))
+
+
+def _merge_cells(a: Cube, b: Cube) -> tuple[dict, np.ndarray]:
+    ca, cb = a.cells, b.cells
+    ia, ib = union_sorted(_i64(ca["piece"]), _i64(ca["cell"]), _i64(cb["piece"]), _i64(cb["cell"]))
+    cols = ("piece", "cell", "n_points", "sum_speed_kmh", "n_at_or_over_limit", "n_at_or_over_limit_plus_10")
+    out = dict(zip(cols, merge_cell_rows(ia, ib, *(ro(ca[k]) for k in cols), *(ro(cb[k]) for k in cols)), strict=True))
+    n, per_cell = union_cell_vehicles(
+        ia, ib, ro(ca["n_vehicles"]), ro(a.cell_vehicles), ro(cb["n_vehicles"]), ro(b.cell_vehicles)
+    )
+    out["n_vehicles"] = n
+    return out, per_cell
+
+
+def _merge_pairs(a: dict, b: dict) -> dict:
+    ia, ib = union_sorted(_i64(a["piece"]), ro(a["vehicle_id"]), _i64(b["piece"]), ro(b["vehicle_id"]))
+    piece, vid = merge_pair_rows(ia, ib, ro(a["piece"]), ro(a["vehicle_id"]), ro(b["piece"]), ro(b["vehicle_id"]))
+    return {"piece": piece, "vehicle_id": vid}
+
+
+def merge_two_in_order(a: Cube, b: Cube, *, consume: bool = False) -> Cube:
+    """The cube of a's points followed by b's, from the two cubes (each with its cell_vehicles):
+    every count and histogram added, sums added as a + b, pairs and per-cell vehicles united (so
+    per-cell n_vehicles is exact). Rows stay ordered by piece, then cell and speed (pairs by
+    vehicle). Linear in the rows of both (compiled merges of sorted lists). consume: a is not
+    used again, so each of its parts is let go as soon as it is merged (a lower peak of memory)."""
+    if a.cell_vehicles is None or b.cell_vehicles is None:
+        raise ValueError("merge_two_in_order needs cubes made with cell_vehicles=True")
+    hist = _merge_hist(a.hist, b.hist)
+    if consume:
+        a.hist = {}
+    pairs = _merge_pairs(a.vehicles, b.vehicles)
+    if consume:
+        a.vehicles = {}
+    cells, per_cell = _merge_cells(a, b)
+    if consume:
+        a.cells, a.cell_vehicles = {}, None
+    return Cube(cells, hist, pairs, per_cell)
+
+
+def merge_cubes_in_order(cubes: Sequence[Cube]) -> Cube:
+    """Cubes of consecutive parts (passes, months) merged in order (`merge_two_in_order`), as a
+    balanced tree of pairs (neighbours first): linear in the rows times log(parts), and the same
+    additions whoever merges the same list of parts."""
+    if not cubes:
+        return Cube.empty(cell_vehicles=True)
+    level = list(cubes)
+    while len(level) > 1:
+        pairs = [merge_two_in_order(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        level = pairs + ([level[-1]] if len(level) % 2 else [])
+    return level[0]
+
+
+def vehicles_by_road(cube: Cube, piece_road: np.ndarray) -> Cube:
+    """The cube with its distinct (piece, vehicle) pairs reduced to distinct (road, vehicle) pairs,
+    each road standing as its first piece: what every figure of a road or of a group of roads needs,
+    and far fewer rows. Per-piece distinct vehicles are no longer known (per-cell ones still are)."""
+    piece_road = np.asarray(piece_road, dtype=np.int64)
+    n_roads = int(piece_road.max()) + 1 if len(piece_road) else 0
+    first_piece = np.full(n_roads, -1, dtype=np.int64)
+    first_piece[piece_road[::-1]] = np.arange(len(piece_road) - 1, -1, -1)
+    road = piece_road[cube.vehicles["piece"]] if len(cube.vehicles["piece"]) else np.zeros(0, np.int64)
+    g, vid = distinct_pairs_by_group(ro(road), ro(np.asarray(cube.vehicles["vehicle_id"], np.int64)), n_roads)
+    pairs = {"piece": first_piece[g].astype(np.int32), "vehicle_id": vid}
+    return Cube(cube.cells, cube.hist, pairs, cube.cell_vehicles)
 
 
 def distinct_vehicles(
     piece: np.ndarray, vehicle_id: np.ndarray, group_of_piece: np.ndarray, n_groups: int
 ) -> np.ndarray:
     """Exact distinct vehicles per group of pieces (group -1: ignored), from distinct (piece, vehicle) pairs."""
-    g = group_of_piece[piece]
-    ok = g >= 0
-    if not ok.any():
-        return np.zeros(n_groups, dtype=np.int64)
-    pairs = np.unique(np.stack([g[ok].astype(np.int64), vehicle_id[ok]]), axis=1)
-    return np.bincount(pairs[0], minlength=n_groups).astype(np.int64)
+    g = np.asarray(group_of_piece, dtype=np.int64)[piece] if len(piece) else np.zeros(0, np.int64)
+    return distinct_per_group(ro(g), ro(np.asarray(vehicle_id, dtype=np.int64)), int(n_groups))
 
 
 def speed_class_offset_kmh(recording: str = SPEED_RECORDING) -> float:
@@ -381,51 +478,100 @@ def quantile_from_hist(
     return out
 
 
-def sample_quantile(group: np.ndarray, value: np.ndarray, n_groups: int, q: float = P85) -> np.ndarray:
+def sample_quantile(
+    group: np.ndarray, value: np.ndarray, n_groups: int, q: float = P85, count: np.ndarray | None = None
+) -> np.ndarray:
     """Plain sample q-quantile per group of continuous values (passage speeds): linear interpolation
     between order statistics, h = (n - 1) q (Hyndman & Fan 1996 type 7; numpy's default, DuckDB's
-    quantile_cont); NaN for empty groups."""
+    quantile_cont); NaN for empty groups. `count`: how many times each value occurs (rows of
+    analysis.partitions.passage_counts), the same as the values repeated that many times."""
     out = np.full(n_groups, np.nan)
-    group, value, _, cum = _sorted_groups(np.asarray(group), np.asarray(value), np.ones(len(group)))
+    count = np.ones(len(group)) if count is None else np.asarray(count)
+    group, value, count, cum = _sorted_groups(np.asarray(group), np.asarray(value), count, merge=True)
     if len(group) == 0:
         return out
-    n = np.bincount(group, minlength=n_groups).astype(np.int64)
+    n = np.bincount(group, weights=count, minlength=n_groups).astype(np.int64)
     before = np.concatenate([[0], np.cumsum(n)[:-1]])  # values in earlier groups
     has = np.flatnonzero(n > 0)
     h = (n[has] - 1) * q
     lo = np.floor(h).astype(np.int64)
     hi = np.minimum(lo + 1, n[has] - 1)
-    v_lo, v_hi = value[before[has] + lo], value[before[has] + hi]
+    # the j-th order statistic (0-based, over all groups) is the first row whose cumulative count exceeds j
+    v_lo = value[np.searchsorted(cum, before[has] + lo, side="right")]
+    v_hi = value[np.searchsorted(cum, before[has] + hi, side="right")]
     out[has] = v_lo + (h - lo) * (v_hi - v_lo)
     return out
+
+
+@dataclass
+class FigureSums:
+    """What the figures of groups of pieces need, from one cube or added up over cubes of disjoint
+    piece ranges (one period's cube range by range): per group the point count, speed sum, counts
+    at or over the limit (and + 10) and 1 km/h bin counts, and its distinct vehicles."""
+
+    n_groups: int
+    n: np.ndarray
+    sums: np.ndarray
+    ge: np.ndarray
+    ge10: np.ndarray
+    bins: np.ndarray  # (n_groups * N_BIN,) points per group and bin
+    pairs: tuple[np.ndarray, np.ndarray]  # distinct (group, vehicle id)
+
+    @classmethod
+    def of(cls, cube: Cube, group_of_piece: np.ndarray, n_groups: int) -> FigureSums:
+        cg = group_of_piece[cube.cells["piece"]]
+        ok = cg >= 0
+        w = lambda name: np.bincount(cg[ok], weights=cube.cells[name][ok], minlength=n_groups)  # noqa: E731
+        hg = group_of_piece[cube.hist["piece"]]
+        hok = hg >= 0
+        key = hg[hok].astype(np.int64) * N_BIN + cube.hist["speed_kmh"][hok]
+        bins = np.bincount(key, weights=cube.hist["n_points"][hok], minlength=n_groups * N_BIN).astype(np.int64)
+        vg = group_of_piece[cube.vehicles["piece"]] if len(cube.vehicles["piece"]) else np.zeros(0, np.int64)
+        pairs = distinct_pairs_by_group(ro(np.asarray(vg, np.int64)), ro(cube.vehicles["vehicle_id"]), int(n_groups))
+        n = w("n_points").astype(np.int64)
+        return cls(
+            n_groups, n, w("sum_speed_kmh"), w("n_at_or_over_limit"), w("n_at_or_over_limit_plus_10"), bins, pairs
+        )
+
+    def __add__(self, other: FigureSums) -> FigureSums:
+        g = np.concatenate([self.pairs[0], other.pairs[0]])
+        v = np.concatenate([self.pairs[1], other.pairs[1]])
+        return FigureSums(
+            self.n_groups,
+            self.n + other.n,
+            self.sums + other.sums,
+            self.ge + other.ge,
+            self.ge10 + other.ge10,
+            self.bins + other.bins,
+            distinct_pairs_by_group(ro(g), ro(v), self.n_groups),
+        )
+
+    def figures(self) -> dict[str, np.ndarray]:
+        n = self.n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, self.sums / n, np.nan)
+            share = np.where(n > 0, self.ge / n, np.nan)
+            share10 = np.where(n > 0, self.ge10 / n, np.nan)
+        # The quantile from the points per group and 1 km/h bin (it depends only on those counts).
+        at = np.flatnonzero(self.bins)
+        p85 = quantile_from_hist(at // N_BIN, at % N_BIN, self.bins[at], self.n_groups)
+        return {
+            "n_points": n,
+            "n_vehicles": np.bincount(self.pairs[0], minlength=self.n_groups).astype(np.int64),
+            "mean_kmh": mean,
+            "p85_kmh": p85,
+            "share_at_or_over_limit": share,
+            "share_at_or_over_limit_plus_10": share10,
+        }
 
 
 def figures(cube: Cube, group_of_piece: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
     """Per group of pieces (group -1 ignored): n_points, n_vehicles (exact), mean_kmh, p85_kmh,
     share_at_or_over_limit, share_at_or_over_limit_plus_10 — all from the merged arrays."""
-    cg = group_of_piece[cube.cells["piece"]]
-    ok = cg >= 0
-    w = lambda name: np.bincount(cg[ok], weights=cube.cells[name][ok], minlength=n_groups)  # noqa: E731
-    n = w("n_points").astype(np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, w("sum_speed_kmh") / n, np.nan)
-        share = np.where(n > 0, w("n_at_or_over_limit") / n, np.nan)
-        share10 = np.where(n > 0, w("n_at_or_over_limit_plus_10") / n, np.nan)
-    hg = group_of_piece[cube.hist["piece"]]
-    hok = hg >= 0
-    p85 = quantile_from_hist(hg[hok], cube.hist["speed_kmh"][hok], cube.hist["n_points"][hok], n_groups)
-    nveh = distinct_vehicles(cube.vehicles["piece"], cube.vehicles["vehicle_id"], group_of_piece, n_groups)
-    return {
-        "n_points": n,
-        "n_vehicles": nveh,
-        "mean_kmh": mean,
-        "p85_kmh": p85,
-        "share_at_or_over_limit": share,
-        "share_at_or_over_limit_plus_10": share10,
-    }
+    return FigureSums.of(cube, np.asarray(group_of_piece, dtype=np.int64), n_groups).figures()
 
 
-def _empty_cube() -> Cube:
+def _empty_cube(cell_vehicles: bool = False) -> Cube:
     i32, i64, f64 = np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.float64)
     return Cube(
         {
@@ -439,6 +585,7 @@ def _empty_cube() -> Cube:
         },
         {"piece": i32, "cell": i32, "speed_kmh": np.zeros(0, np.int16), "n_points": i64},
         {"piece": i32, "vehicle_id": i64},
+        i64 if cell_vehicles else None,
     )
 
 

@@ -330,6 +330,8 @@ def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces):
     - histogram rows: key (cell and bin), n_points;
     - cell rows (key // N_BIN): cell, n_points, sum of speeds, n >= limit, n >= limit + 10,
       distinct vehicles;
+    - the distinct vehicle ids of each cell, in order (t_vid: what makes per-cell distinct vehicles
+      exact after a merge of cubes, `merge_cubes_in_order`);
     - distinct vehicle ids of the piece.
     g_key (key << 32 | position in the piece's slice) is sorted in place; g_vid is reused.
     """
@@ -343,7 +345,8 @@ def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces):
     c_ge10 = np.empty(m, dtype=np.int64)
     c_veh = np.empty(m, dtype=np.int64)
     vs = np.empty(m, dtype=np.int64)
-    counts = np.zeros((n_pieces, 3), dtype=np.int64)
+    t_vid = np.empty(m, dtype=np.int64)
+    counts = np.zeros((n_pieces, 4), dtype=np.int64)
     mask = np.int64(0xFFFFFFFF)
     for p in prange(n_pieces):
         a = offsets[p]
@@ -354,6 +357,7 @@ def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces):
         lim = piece_limit[p]
         hw = a  # next histogram row
         cw = a  # next cell row
+        tw = a  # next (cell, vehicle) row
         j = a
         while j < b:
             cell = (g_key[j] >> 32) // N_BIN
@@ -384,9 +388,13 @@ def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces):
                 vs[q] = g_vid[i]
             _sort_small(vs, j, j_end)
             nd = 1
+            t_vid[tw] = vs[j]
+            tw += 1
             for q in range(j + 1, j_end):
                 if vs[q] != vs[q - 1]:
                     nd += 1
+                    t_vid[tw] = vs[q]
+                    tw += 1
             c_cell[cw] = cell
             c_n[cw] = j_end - j
             c_sum[cw] = sm
@@ -405,7 +413,8 @@ def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces):
         counts[p, 0] = hw - a
         counts[p, 1] = cw - a
         counts[p, 2] = w - a
-    return counts, h_key, h_n, c_cell, c_n, c_sum, c_ge, c_ge10, c_veh
+        counts[p, 3] = tw - a
+    return counts, h_key, h_n, c_cell, c_n, c_sum, c_ge, c_ge10, c_veh, t_vid
 
 
 @njit(cache=True, nogil=True)
@@ -483,3 +492,205 @@ def compact_rows(offsets, counts, h_key, h_n, c_cell, c_n, c_sum, c_ge, c_ge10, 
         _piece_column(vr, n_pieces),
         vv,
     )
+
+
+@njit(cache=True, nogil=True)
+def compact_cell_vehicles(offsets, counts, t_vid, n_pieces):
+    """The distinct vehicles of each cell (aggregate_kernel's t_vid), compacted in the order of the
+    cell rows: cell r's vehicles follow those of cell r - 1, `n_vehicles` of them, sorted."""
+    tr = _rows(offsets, counts, 3, n_pieces)
+    out = np.empty(tr[n_pieces], dtype=np.int64)
+    _squeeze(t_vid, offsets, counts, 3, tr, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def union_sorted(ak1, ak2, bk1, bk2):
+    """Union of two row lists each sorted by (k1, k2) without repeats: per output row (in the same
+    order), its index in a and in b, -1 where the row is not in that list."""
+    na = ak1.shape[0]
+    nb = bk1.shape[0]
+    ia = np.empty(na + nb, dtype=np.int32)
+    ib = np.empty(na + nb, dtype=np.int32)
+    i = 0
+    j = 0
+    r = 0
+    while i < na or j < nb:
+        if j >= nb:
+            c = -1
+        elif i >= na:
+            c = 1
+        elif ak1[i] != bk1[j]:
+            c = -1 if ak1[i] < bk1[j] else 1
+        elif ak2[i] != bk2[j]:
+            c = -1 if ak2[i] < bk2[j] else 1
+        else:
+            c = 0
+        if c <= 0:
+            ia[r] = i
+            i += 1
+        else:
+            ia[r] = -1
+        if c >= 0:
+            ib[r] = j
+            j += 1
+        else:
+            ib[r] = -1
+        r += 1
+    return ia[:r].copy(), ib[:r].copy()
+
+
+@njit(cache=True, nogil=True)
+def union_cell_vehicles(ia, ib, a_n, a_vid, b_n, b_vid):
+    """Per merged cell (ia, ib from `union_sorted`), the union of its sorted distinct vehicle lists
+    in a and b (each cell's list follows the previous cell's, a_n / b_n long): (n per cell, ids)."""
+    a_off = np.zeros(a_n.shape[0] + 1, dtype=np.int64)
+    for k in range(a_n.shape[0]):
+        a_off[k + 1] = a_off[k] + a_n[k]
+    b_off = np.zeros(b_n.shape[0] + 1, dtype=np.int64)
+    for k in range(b_n.shape[0]):
+        b_off[k + 1] = b_off[k] + b_n[k]
+    out_n = np.empty(ia.shape[0], dtype=np.int64)
+    out = np.empty(a_vid.shape[0] + b_vid.shape[0], dtype=np.int64)
+    w = 0
+    for r in range(ia.shape[0]):
+        start = w
+        i, i_end = (a_off[ia[r]], a_off[ia[r] + 1]) if ia[r] >= 0 else (0, 0)
+        j, j_end = (b_off[ib[r]], b_off[ib[r] + 1]) if ib[r] >= 0 else (0, 0)
+        while i < i_end or j < j_end:
+            if j >= j_end or (i < i_end and a_vid[i] < b_vid[j]):
+                out[w] = a_vid[i]
+                i += 1
+            elif i >= i_end or b_vid[j] < a_vid[i]:
+                out[w] = b_vid[j]
+                j += 1
+            else:
+                out[w] = a_vid[i]
+                i += 1
+                j += 1
+            w += 1
+        out_n[r] = w - start
+    return out_n, out[:w].copy()
+
+
+@njit(cache=True, nogil=True)
+def distinct_per_group(group, vehicle_id, n_groups):
+    """Distinct vehicle ids per group (group -1: ignored): a counting sort by group, then each group's
+    ids sorted and counted."""
+    start = np.zeros(n_groups + 1, dtype=np.int64)
+    for i in range(group.shape[0]):
+        if group[i] >= 0:
+            start[group[i] + 1] += 1
+    for g in range(n_groups):
+        start[g + 1] += start[g]
+    fill = start[:-1].copy()
+    ids = np.empty(start[n_groups], dtype=np.int64)
+    for i in range(group.shape[0]):
+        g = group[i]
+        if g >= 0:
+            ids[fill[g]] = vehicle_id[i]
+            fill[g] += 1
+    out = np.zeros(n_groups, dtype=np.int64)
+    for g in range(n_groups):
+        a = start[g]
+        b = start[g + 1]
+        if a == b:
+            continue
+        ids[a:b].sort()
+        k = 1
+        for q in range(a + 1, b):
+            if ids[q] != ids[q - 1]:
+                k += 1
+        out[g] = k
+    return out
+
+
+@njit(cache=True, nogil=True)
+def merge_hist_rows(ia, ib, a_piece, a_cell, a_speed, a_n, b_piece, b_cell, b_speed, b_n):
+    """Histogram rows of the union (ia, ib from `union_sorted`): keys from whichever holds the row,
+    counts added."""
+    m = ia.shape[0]
+    piece = np.empty(m, dtype=np.int32)
+    cell = np.empty(m, dtype=np.int32)
+    speed = np.empty(m, dtype=np.int16)
+    n = np.empty(m, dtype=np.int64)
+    for r in range(m):
+        i = ia[r]
+        j = ib[r]
+        if i >= 0:
+            piece[r], cell[r], speed[r] = a_piece[i], a_cell[i], a_speed[i]
+            n[r] = a_n[i] + (b_n[j] if j >= 0 else 0)
+        else:
+            piece[r], cell[r], speed[r] = b_piece[j], b_cell[j], b_speed[j]
+            n[r] = b_n[j]
+    return piece, cell, speed, n
+
+
+@njit(cache=True, nogil=True)
+def merge_cell_rows(ia, ib, a_piece, a_cell, a_n, a_sum, a_ge, a_ge10, b_piece, b_cell, b_n, b_sum, b_ge, b_ge10):
+    """Cell rows of the union: keys from whichever holds the row; counts added, sums as a + b."""
+    m = ia.shape[0]
+    piece = np.empty(m, dtype=np.int32)
+    cell = np.empty(m, dtype=np.int32)
+    n = np.empty(m, dtype=np.int64)
+    sm = np.empty(m, dtype=np.float64)
+    ge = np.empty(m, dtype=np.int64)
+    ge10 = np.empty(m, dtype=np.int64)
+    for r in range(m):
+        i = ia[r]
+        j = ib[r]
+        if i >= 0 and j >= 0:
+            piece[r], cell[r] = a_piece[i], a_cell[i]
+            n[r], sm[r], ge[r], ge10[r] = a_n[i] + b_n[j], a_sum[i] + b_sum[j], a_ge[i] + b_ge[j], a_ge10[i] + b_ge10[j]
+        elif i >= 0:
+            piece[r], cell[r], n[r], sm[r], ge[r], ge10[r] = a_piece[i], a_cell[i], a_n[i], a_sum[i], a_ge[i], a_ge10[i]
+        else:
+            piece[r], cell[r], n[r], sm[r], ge[r], ge10[r] = b_piece[j], b_cell[j], b_n[j], b_sum[j], b_ge[j], b_ge10[j]
+    return piece, cell, n, sm, ge, ge10
+
+
+@njit(cache=True, nogil=True)
+def merge_pair_rows(ia, ib, a_piece, a_vid, b_piece, b_vid):
+    """(piece, vehicle) pairs of the union."""
+    m = ia.shape[0]
+    piece = np.empty(m, dtype=np.int32)
+    vid = np.empty(m, dtype=np.int64)
+    for r in range(m):
+        i = ia[r]
+        if i >= 0:
+            piece[r], vid[r] = a_piece[i], a_vid[i]
+        else:
+            piece[r], vid[r] = b_piece[ib[r]], b_vid[ib[r]]
+    return piece, vid
+
+
+@njit(cache=True, nogil=True)
+def distinct_pairs_by_group(group, vehicle_id, n_groups):
+    """The distinct (group, vehicle) pairs of (group, vehicle) rows (group -1: left out), ordered by
+    group then vehicle id."""
+    start = np.zeros(n_groups + 1, dtype=np.int64)
+    for i in range(group.shape[0]):
+        if group[i] >= 0:
+            start[group[i] + 1] += 1
+    for g in range(n_groups):
+        start[g + 1] += start[g]
+    fill = start[:-1].copy()
+    ids = np.empty(start[n_groups], dtype=np.int64)
+    for i in range(group.shape[0]):
+        g = group[i]
+        if g >= 0:
+            ids[fill[g]] = vehicle_id[i]
+            fill[g] += 1
+    out_g = np.empty(ids.shape[0], dtype=np.int64)
+    out_v = np.empty(ids.shape[0], dtype=np.int64)
+    w = 0
+    for g in range(n_groups):
+        a = start[g]
+        b = start[g + 1]
+        ids[a:b].sort()
+        for q in range(a, b):
+            if q == a or ids[q] != ids[q - 1]:
+                out_g[w] = g
+                out_v[w] = ids[q]
+                w += 1
+    return out_g[:w].copy(), out_v[:w].copy()

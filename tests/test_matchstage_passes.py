@@ -7,6 +7,7 @@ import datetime as dt
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -95,7 +96,7 @@ def test_passes_by_day_and_vehicle_bucket_store_the_same(tmp_path, tiny_network,
     net = network(tiny_network)
     whole = ms.match_month(files, net)
     assert whole.n_points_read > 0 and whole.points.num_rows < whole.n_points_read  # trip context outside the box
-    assert pc.sum(pc.greater_equal(whole.points.column("road_idx"), 0)).as_py() > 0
+    assert pc.sum(pc.greater_equal(whole.points.column("seg"), 0)).as_py() > 0
 
     monkeypatch.setattr(ms, "BUCKET_ROWS", 100)  # days of 49, 49, 241, 41 and 33 points
     plan = ms._read_plan(files)
@@ -115,15 +116,31 @@ def test_passes_by_day_and_vehicle_bucket_store_the_same(tmp_path, tiny_network,
     assert tie.groupby("trip_id")["gps_time"].is_monotonic_increasing.all()
 
 
-def test_stored_text_columns_read_as_plain_strings(tmp_path, tiny_network):
+def test_stored_points_are_lean_and_refer_to_the_stored_point(tmp_path, tiny_network):
+    """The stored match holds POINTS_SCHEMA only; point_key is the key of the delivered point it came
+    from (computed as ingest computes it for a store written without it); the reader derives the
+    road columns from the segment."""
+    from analysis.points import with_derived
+    from etl.stage import point_keys
+
     files = _write_store(tmp_path, np.random.default_rng(4))
-    res = ms.match_month(files, network(tiny_network))
+    net = network(tiny_network)
+    res = ms.match_month(files, net)
     folder = tmp_path / "out" / "m"
     ms._write_month(folder, res)
     back = pq.read_table(folder / "points.parquet")
     assert back.schema.equals(ms.POINTS_SCHEMA)
-    assert back.column("road_id").null_count == pc.sum(pc.less(back.column("road_idx"), 0)).as_py()
-    assert set(back.column("road_id").drop_null().to_pylist()) <= {"R1", "A1"}
+    source = pa.concat_tables([pq.read_table(f) for f in files])
+    keys = pd.Series(np.arange(source.num_rows), index=point_keys(source))
+    keys = keys[~keys.index.duplicated()]  # the store's one exact duplicate (the tie below) has one key
+    rows = keys.loc[back.column("point_key").to_numpy()].to_numpy()
+    for col in ("vehicle_id", "speed_kmh", "x_m", "y_m", "gps_time"):
+        assert back.column(col).equals(source.column(col).take(pa.array(rows)).cast(back.schema.field(col).type))
+    road = with_derived(back, net, ["road_idx", "road_id", "limit_kmh"])
+    assert road.column("road_id").null_count == pc.sum(pc.less(back.column("seg"), 0)).as_py()
+    assert set(road.column("road_id").drop_null().to_pylist()) <= {"R1", "A1"}
+    ids = np.array(net.road_ids)[road.column("road_idx").to_numpy()[back.column("seg").to_numpy() >= 0]]
+    assert ids.tolist() == road.column("road_id").drop_null().to_pylist()
 
 
 @pytest.mark.parametrize("values", [["b", "a", None, "c", "a"], []])
@@ -169,3 +186,48 @@ def test_rerun_with_nothing_new_only_reads(tmp_path, tiny_network):
     assert third.months_matched == first.months_matched
     assert recorded()[1] != before[1]
     assert not any((wh / row[5]).exists() for row in before[1])
+
+
+def _features_reference(trip, gps_us, x, y, speed):
+    """Trip features written with numpy array operations (the match stage's earlier implementation)."""
+    from config.settings import G_MS2, MAX_HEADING_GAP_S, MIN_HEADING_STEP_M
+
+    n = len(trip)
+    new = np.ones(n, dtype=bool)
+    new[1:] = trip[1:] != trip[:-1]
+    start = np.maximum.accumulate(np.where(new, np.arange(n), 0))
+    heading, decel, dt_s = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    same = ~new[1:]
+    gap = (gps_us[1:] - gps_us[:-1]) / 1e6
+    dx, dy = x[1:] - x[:-1], y[1:] - y[:-1]
+    dt_s[1:] = np.where(same, gap, np.nan)
+    ok = same & (gap <= MAX_HEADING_GAP_S) & (np.hypot(dx, dy) >= MIN_HEADING_STEP_M)
+    heading[1:] = np.where(ok, np.degrees(np.arctan2(dx, dy)) % 360.0, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = (speed[:-1] - speed[1:]) / 3.6 / gap / G_MS2
+    decel[1:] = np.where(same & (gap > 0), d, np.nan)
+    last = np.ones(n, dtype=bool)
+    last[:-1] = new[1:]
+    return {
+        "seq": np.arange(n) - start,
+        "dt_prev_s": dt_s,
+        "heading_deg": heading,
+        "decel_prev_g": decel,
+        "first": new,
+        "last": last,
+    }
+
+
+def test_trip_features_equal_a_numpy_reference():
+    rng = np.random.default_rng(5)
+    n = 20_000
+    trip = np.sort(rng.integers(0, 900, n))
+    gps = np.cumsum(rng.choice([0, 1, 5, 30, 200], n) * 1_000_000) + 10**15
+    x, y = np.cumsum(rng.normal(0, 20, n)), np.cumsum(rng.normal(0, 20, n))
+    still = np.flatnonzero(rng.random(n) < 0.05)[1:]  # steps under the minimum: heading unknown
+    x[still], y[still] = x[still - 1] + 1.0, y[still - 1]
+    speed = rng.integers(0, 80, n).astype(float)
+    got = ms.trip_features(trip, gps, x, y, speed)
+    want = _features_reference(trip, gps, x, y, speed)
+    for k, v in want.items():
+        np.testing.assert_array_equal(got[k], v, err_msg=k)
