@@ -102,18 +102,6 @@ def _walk(root: Path, problems: list[tuple[Path, str]]) -> list[Path]:
     return out
 
 
-def find_delivery_files(paths: list[str | Path]) -> list[Path]:
-    """Expand files and folders (recursively) into a list of delivery files.
-
-    Raises FileNotFoundError naming the first path that does not exist, SourceError naming the
-    first folder (or entry) that cannot be read: nothing is skipped silently.
-    """
-    files, problems = scan_delivery_paths(paths)
-    if problems:
-        raise SourceError(problems[0][1])
-    return files
-
-
 def describe(path: Path) -> SourceFile:
     """Size and SHA-256 of a delivered file's bytes (hashlib.file_digest: one reused buffer, no copies)."""
     with open(path, "rb") as fh:

@@ -14,7 +14,8 @@ import pytest
 from conftest import offset, q, style12_row, write_zip
 from etl.ingest import ingest_paths
 from etl.pseudonymise import load_id_key
-from etl.validate import parse_fields
+from etl.spec import STYLE_1_2
+from etl.validate import read_payload
 
 RAW_ID = "000012345678"
 
@@ -149,10 +150,10 @@ def test_missing_path_is_an_error(tmp_path):
         ingest_paths([tmp_path / "nope"], tmp_path / "wh")
 
 
-def test_parse_fields_line_numbers_with_bad_lines_between():
+def test_read_payload_line_numbers_with_bad_lines_between():
     good = [_good(i) for i in range(4)]
     data = "\r\n".join([good[0], "bad", good[1], "", good[2], "a,b", good[3]]).encode("cp932")
-    rows, line_no, rejects = parse_fields(data)
+    rows, line_no, rejects, _ = read_payload(data, STYLE_1_2)
     assert rows.num_rows == 4 and list(line_no) == [1, 3, 5, 7]
     assert rejects.column("line_no").to_pylist() == [2, 4, 6]
     assert rejects.column("reason").to_pylist() == ["field_count", "empty_line", "field_count"]

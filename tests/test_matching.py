@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import shapely
 
-from geo.matching import build_segment_index, match_points_to_roads, point_segment_distance
+from geo.matching import build_segment_index, match_points
 from geo.network import load_roads, segment_arrays
 
 DATA = Path(__file__).parent / "data"
@@ -25,7 +25,8 @@ def brute_force(geoms, x, y, radius_m):
 
 def _assert_same(geoms, x, y, radius):
     index = build_segment_index(geoms, radius_m=radius)
-    road, dist = match_points_to_roads(x, y, index)
+    r = match_points(x, y, index)
+    road, dist = r.road, r.dist
     exp, exp_d, all_d = brute_force(geoms, x, y, radius)
     differ = road != exp
     # Only exact ties (within float noise) or points on the radius boundary may differ.
@@ -77,29 +78,18 @@ def test_matches_brute_force_on_random_networks(seed):
 def test_exact_tie_goes_to_smaller_road_index():
     geoms = shapely.linestrings([[(0, 10), (100, 10)], [(0, -10), (100, -10)]])
     index = build_segment_index(geoms, radius_m=20)
-    road, dist = match_points_to_roads(np.array([50.0]), np.array([0.0]), index)
+    r = match_points(np.array([50.0]), np.array([0.0]), index)
+    road, dist = r.road, r.dist
     assert road[0] == 0 and dist[0] == pytest.approx(10.0)
 
 
 def test_radius_is_respected_and_far_points_unmatched():
     geoms = shapely.linestrings([[(0, 0), (100, 0)]])
     index = build_segment_index(geoms, radius_m=20)
-    road, dist = match_points_to_roads(np.array([50, 50, 50, 1e6, np.nan]), np.array([19.9, 20.1, -5, 0, 0]), index)
+    r = match_points(np.array([50, 50, 50, 1e6, np.nan]), np.array([19.9, 20.1, -5, 0, 0]), index)
+    road, dist = r.road, r.dist
     assert road.tolist() == [0, -1, 0, -1, -1]
     assert dist[0] == pytest.approx(19.9) and np.isnan(dist[1])
-
-
-def test_point_segment_distance_endpoints_and_degenerate():
-    d, t = point_segment_distance(
-        np.array([-3.0, 5, 13, 1]),
-        np.array([4.0, 2, 0, 1]),
-        np.array([0.0, 0, 0, 1]),
-        np.zeros(4),
-        np.array([10.0, 10, 10, 1]),
-        np.zeros(4),
-    )
-    np.testing.assert_allclose(d, [5, 2, 3, 1])
-    np.testing.assert_allclose(t, [0, 0.5, 1, 0])
 
 
 def test_segment_arrays_multilinestring():
