@@ -146,3 +146,5 @@ class PointFilter:
 
 
 ALL_POINTS = PointFilter()
+# The stored filter key of unfiltered results ('全日・全車種'): every reader compares with this name.
+ALL_POINTS_FILTER = ALL_POINTS.describe_ja()

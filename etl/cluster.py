@@ -23,7 +23,7 @@ import logging
 import os
 from contextlib import contextmanager
 
-SCHEDULER_ENV = "ETC2CALM_DASK_SCHEDULER"
+from config.settings import ENV_DASK_SCHEDULER
 
 
 def resolve(scheduler: str | None = None, local_workers: int | None = None) -> tuple[str | None, int | None]:
@@ -33,7 +33,7 @@ def resolve(scheduler: str | None = None, local_workers: int | None = None) -> t
     if local_workers is not None and local_workers < 1:
         raise ValueError(f"--dask-local needs at least 1 worker, got {local_workers}")
     if not scheduler and local_workers is None:
-        scheduler = os.environ.get(SCHEDULER_ENV) or None
+        scheduler = os.environ.get(ENV_DASK_SCHEDULER) or None
     return scheduler, local_workers
 
 
@@ -78,4 +78,4 @@ def n_threads(client) -> int:
     return max(1, sum(client.nthreads().values()))
 
 
-__all__ = ["SCHEDULER_ENV", "dask_client", "n_threads", "resolve"]
+__all__ = ["dask_client", "n_threads", "resolve"]

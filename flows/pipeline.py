@@ -70,11 +70,11 @@ from config.districts import load_district
 from config.settings import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
+    ENV_DASK_SCHEDULER,
     PREFECT_DISTRICTS_VARIABLE,
     default_output_dir,
     default_warehouse,
 )
-from etl.cluster import SCHEDULER_ENV
 from etl.ingest import ingest_paths
 from etl.sources import scan_delivery_paths
 from etl.warehouse import connect, point_files
@@ -491,7 +491,7 @@ def monthly_pipeline_dask(
     """
     from prefect_dask import DaskTaskRunner
 
-    address = scheduler or Variable.get("etc2calm_dask_scheduler", default=None) or os.environ.get(SCHEDULER_ENV)
+    address = scheduler or Variable.get("etc2calm_dask_scheduler", default=None) or os.environ.get(ENV_DASK_SCHEDULER)
     if not address:
         raise ValueError(
             "no Dask scheduler: set the Prefect variable etc2calm_dask_scheduler (prefect variable set "

@@ -22,6 +22,7 @@ import pandas as pd
 import maps.embed as embed
 import maps.through as through
 import maps.wording as w
+from analysis.filters import ALL_POINTS_FILTER
 from analysis.results import DistrictResults
 from config.districts import District
 from config.settings import GATE_CLASSES, PUBLIC_MIN_VEHICLES, RESIDENTIAL_MAX_LIMIT_KMH
@@ -642,7 +643,7 @@ def render_report(
     treated_limit = pub.roads.loc[pub.roads["role"] == "treated", "limit_kmh"].dropna()
     limit = float(treated_limit.iloc[0]) if len(treated_limit) else None
     pb, pa = pub.periods["before"], pub.periods["after"]
-    flt = rt("all_points", lang) if pub.filter in ("全日・全車種", "") else pub.filter
+    flt = rt("all_points", lang) if pub.filter in (ALL_POINTS_FILTER, "") else pub.filter
     blocks = []
     if synthetic:
         blocks.append(f'<div class="banner" role="alert">{_e(w.banner(lang))}</div>')
