@@ -13,7 +13,7 @@ duplicates of other files' points).
 
 Everything a call writes is under `out_dir/<file_id>_<path hash>/`, which it empties first: running
 it twice gives the same output, so it can run on any worker (the ingest's process pool, or a Dask
-worker: etl.ingest.stage_on_worker, where a task whose worker died is simply run again).
+worker: etl._ingest_workers.stage_on_worker, where a task whose worker died is simply run again).
 Memory per call is bounded by the piece size and `BUFFER_ROWS`, whatever the file size.
 """
 
@@ -23,10 +23,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
-import os
 import re
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,13 +36,13 @@ from pyproj import Transformer
 
 from config.settings import LONLAT_CRS, METRIC_CRS
 from etl import sources, validate
+from etl._testhooks import checkpoint
 from etl.failures import WriteFailed, writing
 from etl.kernels import to_epsg6677
 from etl.pseudonymise import PseudonymMemo, pseudonymise_dict, pseudonymise_one, redact_misaligned_line
 from etl.spec import STYLE_1_2, Layout, layouts
 
 _TO_METRIC = Transformer.from_crs(LONLAT_CRS, METRIC_CRS, always_xy=True)
-CRASH_ENV = "ETC2CALM_TEST_CRASH"  # fault injection for the kill tests
 BUFFER_ROWS = 300_000  # staged point rows a call keeps in memory before writing row groups
 ROW_GROUP_ROWS = 250_000
 MAX_OPEN_WRITERS = 64
@@ -747,11 +745,7 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
     if res["rows_read"] != res["rows_staged"] + res["rows_quarantined"]:
         raise AssertionError(f"{path}: row conservation violated while staging")
     res["status"] = "ok"
-    crash = os.environ.get(CRASH_ENV)
-    if crash == "stage":
-        os._exit(137)
-    if crash == "stall":  # the kill test's own SIGKILL then lands mid-ingest, however fast the machine is
-        time.sleep(3600)
+    checkpoint("stage")
     return res
 
 

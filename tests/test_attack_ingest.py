@@ -261,15 +261,16 @@ def test_killed_right_after_a_commit_manifest_matches_the_views(tmp_path):
     script = textwrap.dedent(f"""
         import os, sys
         from pathlib import Path
+        import etl._ingest_commit as C
         import etl.ingest as I
         wh = Path({str(wh)!r})
-        orig = I._apply_journal
+        orig = C._apply_journal
         def apply_then_die(*a, **k):
             pending = (wh / "_journal.json").exists()
             orig(*a, **k)
             if pending:
                 os._exit(137)
-        I._apply_journal = apply_then_die
+        C._apply_journal = apply_then_die
         I.ingest_paths([{str(first)!r}], wh, workers=1)
     """)
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
@@ -545,9 +546,9 @@ def test_warehouse_path_that_is_a_file_is_one_line(tmp_path):
 
 def test_duplicate_check_in_buckets_for_very_large_days(tmp_path, monkeypatch):
     """A day larger than the keys held at once is checked bucket by bucket: same result."""
-    import etl.ingest as I
+    import etl._ingest_duplicates as D
 
-    monkeypatch.setattr(I, "BUCKET_KEYS", 7)
+    monkeypatch.setattr(D, "BUCKET_KEYS", 7)
     a = write_zip(tmp_path / "a" / "OUT1-2_533925_20170905.zip", [row(i) for i in range(0, 15)] + [row(3)])
     b = write_zip(tmp_path / "b" / "OUT1-2_533925_20170905_b.zip", [row(i) for i in range(10, 20)])
     r = ingest_paths([a, b], tmp_path / "wh")

@@ -162,7 +162,7 @@ def test_read_payload_line_numbers_with_bad_lines_between():
 def test_staging_tasks_cover_every_file_once_largest_first_and_fine_grained(tmp_path):
     """The pool's tasks: each file exactly once; largest files first (a batch ends on small tasks);
     equal files give at least TASKS_PER_WORKER tasks per worker; tiny files are grouped."""
-    from etl.ingest import TASKS_PER_WORKER, _tasks
+    from etl._ingest_workers import TASKS_PER_WORKER, staging_tasks
 
     sizes = [5_000, 300, 90_000, 300, 12_000, 7] + [1_000] * 40
     files = []
@@ -170,18 +170,18 @@ def test_staging_tasks_cover_every_file_once_largest_first_and_fine_grained(tmp_
         f = tmp_path / f"f{i:03d}.zip"
         f.write_bytes(b"x" * s)
         files.append(f)
-    tasks = _tasks(files, 2)
+    tasks = staging_tasks(files, 2)
     flat = [p for t in tasks for p in t]
     assert sorted(flat) == sorted(str(f) for f in files) and len(flat) == len(set(flat))
     order = [os.path.getsize(p) for p in flat]
     assert order == sorted(order, reverse=True)
     assert tasks[0] == [str(files[2])]  # the largest alone, first
     equal = files[6:]
-    assert len(_tasks(equal, 1)) == len(equal)  # 40 ≤ 1 × TASKS_PER_WORKER: one file per task
+    assert len(staging_tasks(equal, 1)) == len(equal)  # 40 ≤ 1 × TASKS_PER_WORKER: one file per task
     many = [tmp_path / f"g{i:04d}.csv" for i in range(4 * 2 * TASKS_PER_WORKER)]
     for f in many:
         f.write_bytes(b"y" * 100)
-    grouped = _tasks(many, 2)
+    grouped = staging_tasks(many, 2)
     assert 2 * TASKS_PER_WORKER <= len(grouped) < len(many)
 
 
