@@ -80,7 +80,6 @@ def commit_batch(
     """Plan and apply one commit; returns (new snapshot, duplicates per file_id, the commit)."""
     commit_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     c = _Commit(warehouse, staging, commit_id, snap)
-    work = staging / "_commit"
     files = snap["files"]
     # Old versions of replaced files: every file holding their rows goes.
     removed_points: dict[str, list[dict]] = {}
@@ -90,6 +89,34 @@ def commit_batch(
                 c.deletes.append(e["path"])
                 if table == "probe_points":
                     removed_points.setdefault(e["day"], []).append(e)
+    dups = _place_points(c, con, accepted, removed_points)
+    _place_other_outputs(c, accepted)
+    new = _next_snapshot(c, fingerprint)
+    manifest = _manifest_rows(accepted, failed, dups)
+    checkpoint("journal")
+    added = [dict(e, tbl=t) for t, entries in c.new_entries.items() for e in entries]
+    skipped = [[r["file_id"], r["source_path"], m, why] for r in accepted for m, why in r.get("skipped_members", [])]
+    journal = {
+        "commit": commit_id,
+        "generation": new["generation"],
+        "renames": c.renames,
+        "deletes": c.deletes,
+        "added": added,
+        "manifest": manifest,
+        "skipped_members": skipped,
+        "replaced": sorted(replaced),
+        "manifest_set": [[k, *v] for k, v in c.manifest_set.items()],
+        "snapshot": new,
+    }
+    write_json_atomic(warehouse / JOURNAL, journal)
+    _apply_journal(warehouse, con, undo_on_io_failure=True)
+    return new, dups, c
+
+
+def _place_points(c: _Commit, con, accepted: list[dict], removed_points: dict[str, list[dict]]) -> dict[str, int]:
+    """Per operation date touched: restore the duplicates whose stored copy is removed, then place the
+    staged point files (split where they repeat kept points). Returns duplicates per file_id."""
+    warehouse, work, files = c.warehouse, c.staging / "_commit", c.snap["files"]
     deleted = set(c.deletes)
     by_group: dict[str, list[dict]] = {}
     dups_by_group: dict[str, list[dict]] = {}
@@ -112,61 +139,71 @@ def commit_batch(
     }
     dups: dict[str, int] = {}
     for day in sorted(set(staged_by_group) | set(removed_points)):
-        gkey = day
         group = DayGroup()
-        for e in by_group.get(gkey, []):
+        for e in by_group.get(day, []):
             group.add(
                 int(e.get("rows") or pq.ParquetFile(warehouse / e["path"]).metadata.num_rows),
                 path=warehouse / e["path"],
             )
-        if gkey in removed_points:
-            _restore_duplicates(c, work, gkey, removed_points[gkey], dups_by_group.get(gkey, []), group, order, counts)
-        staged = staged_by_group.get(gkey, [])
-        sidecars = [staging / r["dir"] / o["keys"] for r, o in staged]
-        loaders = [lambda src=src: DayGroup.load(src) for src in group.sources]
-        loaders += [lambda f=f: np.fromfile(f, dtype=np.int64) for f in sidecars]
-        masks = repeat_masks(loaders, [src[4] for src in group.sources] + [o["rows"] for _, o in staged])
-        for (r, o), sidecar, cand in zip(staged, sidecars, masks[len(group.sources) :], strict=True):
-            keys = None
-            src = staging / r["dir"] / o["file"]
-            year, month = o["year"], o["month"]
-            name = f"{day}_{r['file_id']}_{commit_id}_{o['name'].rsplit('_', 1)[1]}"
-            dst = f"{_point_dir('probe_points', year, month)}/{name}"
-            entry = {"file_id": r["file_id"], "day": day, "year": year, "month": month}
-            if not cand.any():
-                group.add(o["rows"], path=src, keys_file=sidecar)
-                c.place(src, "probe_points", dst, dict(entry, rows=o["rows"]))
-                continue
-            keys = np.fromfile(sidecar, dtype=np.int64)
-            table = read_table(src)
-            dup = split_duplicates(table, keys, cand, group)
-            if not dup.any():
-                group.add(len(keys), path=src, keys_file=sidecar)
-                c.place(src, "probe_points", dst, dict(entry, rows=len(keys)))
-                continue
-            kept = table.filter(pa.array(~dup))
-            twins = table.filter(pa.array(dup))
-            group.add(kept.num_rows, table=kept, keys=keys[~dup])
-            dups[r["file_id"]] = dups.get(r["file_id"], 0) + int(dup.sum())
-            if kept.num_rows:
-                out = work / "probe_points" / name
-                write_points(kept, out)
-                c.place(out, "probe_points", dst, dict(entry, rows=kept.num_rows))
-            out = work / DUPLICATES_TABLE / name
-            write_points(twins, out)
-            c.place(
-                out,
-                DUPLICATES_TABLE,
-                f"{_point_dir(DUPLICATES_TABLE, year, month)}/{name}",
-                dict(entry, rows=twins.num_rows),
-            )
+        if day in removed_points:
+            _restore_duplicates(c, work, day, removed_points[day], dups_by_group.get(day, []), group, order, counts)
+        _place_points_of_day(c, day, group, staged_by_group.get(day, []), dups)
+    return dups
+
+
+def _place_points_of_day(c: _Commit, day: str, group: DayGroup, staged: list[tuple[dict, dict]], dups: dict) -> None:
+    """The staged point files of one operation date: renamed as they are when they repeat nothing, else
+    rewritten without their exact duplicates, which go to point_duplicates (counted in `dups`)."""
+    staging, work, commit_id = c.staging, c.staging / "_commit", c.commit
+    sidecars = [staging / r["dir"] / o["keys"] for r, o in staged]
+    loaders = [lambda src=src: DayGroup.load(src) for src in group.sources]
+    loaders += [lambda f=f: np.fromfile(f, dtype=np.int64) for f in sidecars]
+    masks = repeat_masks(loaders, [src[4] for src in group.sources] + [o["rows"] for _, o in staged])
+    for (r, o), sidecar, cand in zip(staged, sidecars, masks[len(group.sources) :], strict=True):
+        keys = None
+        src = staging / r["dir"] / o["file"]
+        year, month = o["year"], o["month"]
+        name = f"{day}_{r['file_id']}_{commit_id}_{o['name'].rsplit('_', 1)[1]}"
+        dst = f"{_point_dir('probe_points', year, month)}/{name}"
+        entry = {"file_id": r["file_id"], "day": day, "year": year, "month": month}
+        if not cand.any():
+            group.add(o["rows"], path=src, keys_file=sidecar)
+            c.place(src, "probe_points", dst, dict(entry, rows=o["rows"]))
+            continue
+        keys = np.fromfile(sidecar, dtype=np.int64)
+        table = read_table(src)
+        dup = split_duplicates(table, keys, cand, group)
+        if not dup.any():
+            group.add(len(keys), path=src, keys_file=sidecar)
+            c.place(src, "probe_points", dst, dict(entry, rows=len(keys)))
+            continue
+        kept = table.filter(pa.array(~dup))
+        twins = table.filter(pa.array(dup))
+        group.add(kept.num_rows, table=kept, keys=keys[~dup])
+        dups[r["file_id"]] = dups.get(r["file_id"], 0) + int(dup.sum())
+        if kept.num_rows:
+            out = work / "probe_points" / name
+            write_points(kept, out)
+            c.place(out, "probe_points", dst, dict(entry, rows=kept.num_rows))
+        out = work / DUPLICATES_TABLE / name
+        write_points(twins, out)
+        c.place(
+            out,
+            DUPLICATES_TABLE,
+            f"{_point_dir(DUPLICATES_TABLE, year, month)}/{name}",
+            dict(entry, rows=twins.num_rows),
+        )
+
+
+def _place_other_outputs(c: _Commit, accepted: list[dict]) -> None:
+    """Each accepted file's quarantine, trips and events: renamed into the store as staged."""
     for r in accepted:
-        d = staging / r["dir"]
+        d = c.staging / r["dir"]
         for q in r["quarantine"]:
             c.place(
                 d / q["file"],
                 "quarantine",
-                f"quarantine/{r['file_id']}_{commit_id}.parquet",
+                f"quarantine/{r['file_id']}_{c.commit}.parquet",
                 {"file_id": r["file_id"], "rows": q["rows"]},
             )
         for kind, table in (("trips", "trips"), ("events", "behavior_events")):
@@ -174,21 +211,30 @@ def commit_batch(
                 c.place(
                     d / t["file"],
                     table,
-                    f"{table}/year={t['year']}/month={t['month']}/{r['file_id']}_{commit_id}.parquet",
+                    f"{table}/year={t['year']}/month={t['month']}/{r['file_id']}_{c.commit}.parquet",
                     {"file_id": r["file_id"], "year": t["year"], "month": t["month"], "rows": t["rows"]},
                 )
-    # The new snapshot and the manifest.
+
+
+def _next_snapshot(c: _Commit, fingerprint: str) -> dict:
+    """The snapshot after the commit: the previous one's files but the deleted, plus the placed ones."""
+    snap = c.snap
     new = {
         "format": snap.get("format", "etc2calm-snapshot"),
         "version": 1,
         "generation": int(snap.get("generation", 0)) + 1,
-        "commit": commit_id,
+        "commit": c.commit,
         "key_fingerprint": fingerprint,
         "files": {},
     }
     gone = set(c.deletes)
-    for table, entries in files.items():
+    for table, entries in snap["files"].items():
         new["files"][table] = [e for e in entries if e["path"] not in gone] + c.new_entries[table]
+    return new
+
+
+def _manifest_rows(accepted: list[dict], failed: list[dict], dups: dict[str, int]) -> list[dict]:
+    """The manifest rows of the commit's files; raises AssertionError if a file's rows do not add up."""
     now = dt.datetime.now()
     manifest = []
     for r in accepted:
@@ -199,24 +245,7 @@ def commit_batch(
         manifest.append(_manifest_row(r, "ok", stored, d, now))
     for r in failed:
         manifest.append(_manifest_row(r, "failed", 0, 0, now))
-    checkpoint("journal")
-    added = [dict(e, tbl=t) for t, entries in c.new_entries.items() for e in entries]
-    skipped = [[r["file_id"], r["source_path"], m, why] for r in accepted for m, why in r.get("skipped_members", [])]
-    journal = {
-        "commit": commit_id,
-        "generation": new["generation"],
-        "renames": c.renames,
-        "deletes": c.deletes,
-        "added": added,
-        "manifest": manifest,
-        "skipped_members": skipped,
-        "replaced": sorted(replaced),
-        "manifest_set": [[k, *v] for k, v in c.manifest_set.items()],
-        "snapshot": new,
-    }
-    write_json_atomic(warehouse / JOURNAL, journal)
-    _apply_journal(warehouse, con, undo_on_io_failure=True)
-    return new, dups, c
+    return manifest
 
 
 def _ingest_order(con) -> list[str]:
