@@ -121,7 +121,7 @@ def _check_key_location(warehouse: Path) -> None:
         )
 
 
-def ingest_paths(
+def ingest_paths(  # noqa: PLR0913 - the public entry point: paths, warehouse, then keyword-only options
     paths: list[str | Path],
     warehouse: str | Path,
     *,

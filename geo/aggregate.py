@@ -161,7 +161,7 @@ class Cube:
         return pa.table(self.vehicles)
 
 
-def aggregate_points(
+def aggregate_points(  # noqa: PLR0913 - one array per matched-point column, as the compiled kernel takes them
     seg, pos, direction, index, gps_us, vehicle_type, speed_kmh, vehicle_id, piece_limit_kmh, *, cell_vehicles=False
 ) -> Cube:
     """Cube of matched points (seg/pos/direction from `match_points`; index: the SegmentGridIndex).
