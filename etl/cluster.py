@@ -3,7 +3,7 @@
 One switch for every command that has partition-parallel work (ingest staging per delivered
 file, the match stage per month, aggregation per month and piece range):
 
-- nothing given: everything runs locally as before (no Dask imported);
+- nothing given: everything runs in this process (no Dask imported);
 - `scheduler` (``--scheduler tcp://HOST:8786``, or the environment variable
   ``ETC2CALM_DASK_SCHEDULER``): an existing cluster whose workers have etc2calm and its pinned
   dependencies installed, reach the warehouse and the deliveries at the same paths (shared

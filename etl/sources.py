@@ -138,7 +138,7 @@ def iter_payloads(path: Path, chunk_bytes: int | None = None, judge=None, skippe
 
     Of a ZIP, only the members that look like delivered data are read: by name (`member_skip_reason`;
     `data.csv`, the delivered name, is data whatever its lines hold, so its bad lines are quarantined
-    and a wrong layout fails the file as before), else by their first lines, `judge(head) -> reason or
+    and a wrong layout fails the file), else by their first lines, `judge(head) -> reason or
     None` (etl.stage: the field count or header of a delivered layout). Every other member (a README,
     macOS metadata, an empty member) is appended to `skipped` as (member, reason) and not read; a ZIP
     without any data member fails (SourceError).

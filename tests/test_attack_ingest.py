@@ -1,4 +1,4 @@
-"""Issue 11, ingest and warehouse items: each promise under attack (regression tests).
+"""Ingest and warehouse promises under attack (regression tests).
 
 Items: 1 (--replace never loses another file's rows), 2 (nan / inf / 1e2 / hex judged alone, nan
 coordinates quarantined), 3 (readers see a commit whole or not at all), 4 (a changed file needs

@@ -102,9 +102,7 @@ def test_raw_operation_id_never_stored(tmp_path):
 def test_pseudonym_depends_on_key(tmp_path, monkeypatch):
     write_zip(tmp_path / "d" / "a.zip", [_good(0)])
     ingest_paths([tmp_path / "d"], tmp_path / "wh1")
-    monkeypatch.setenv(
-        "ETC2CALM_ID_KEY", "another-key-of-16-bytes-or-more"
-    )  # keys under 16 bytes are refused (issue 11 item 7)
+    monkeypatch.setenv("ETC2CALM_ID_KEY", "another-key-of-16-bytes-or-more")  # keys under 16 bytes are refused
     ingest_paths([tmp_path / "d"], tmp_path / "wh2")
     k1 = q(tmp_path / "wh1", "SELECT vehicle_key FROM probe_points")
     k2 = q(tmp_path / "wh2", "SELECT vehicle_key FROM probe_points")

@@ -176,7 +176,7 @@ def test_exact_duplicates_stored_once_and_replace(tmp_path):
     assert r3.total("rows_stored") == 3
     speeds = q(tmp_path / "wh", "SELECT speed_kmh, count(*) FROM probe_points GROUP BY ALL ORDER BY 1")
     # File 2's rows all remain: 5, 6 and also 0-4, skipped as duplicates while file 1 held them and
-    # stored again now that file 1's old version is gone (issue 11 item 1; before: [(30.0, 2), ...]).
+    # stored again now that file 1's old version is gone (not [(30.0, 2), ...]).
     assert speeds == [(30.0, 7), (50.0, 3)]
     assert q(tmp_path / "wh", "SELECT sum(rows_stored), sum(rows_duplicate) FROM manifest WHERE status = 'ok'") == [
         (10, 0)
