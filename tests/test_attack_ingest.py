@@ -22,6 +22,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from config.settings import ENV_TEST_CRASH
 from conftest import cli, offset, q, style12_row, write_zip
 from etl.ingest import ingest_paths
 from etl.synthetic import generate_bench_delivery
@@ -239,7 +240,7 @@ def test_reader_sees_before_or_after_a_killed_commit(tmp_path, when):
     after = before + ingest_paths([second], ref).total("rows_stored")
     wh = tmp_path / "wh"
     ingest_paths([first], wh)
-    p = cli("ingest", "--warehouse", wh, second, env={**os.environ, "ETC2CALM_TEST_CRASH": when})
+    p = cli("ingest", "--warehouse", wh, second, env={**os.environ, ENV_TEST_CRASH: when})
     assert p.returncode != 0
     ((n,),) = [tuple(map(int, r)) for r in sql(wh, "SELECT count(*) FROM probe_points")]
     assert n in (before, after), f"sql sees {n} points: neither {before} (before) nor {after} (after)"
@@ -487,7 +488,7 @@ def test_kill_at_every_step_of_a_commit(tmp_path, scenario, when):
     else:
         write_zip(a, [row(i) for i in range(0, 5)] + [row(i) for i in range(30, 33)])
         args, after = ["--replace", a], 18  # a: 0-4, 30-32; b: 10-19, its 10-14 back from point_duplicates
-    p = cli("ingest", "--warehouse", wh, *args, env={**os.environ, "ETC2CALM_TEST_CRASH": when})
+    p = cli("ingest", "--warehouse", wh, *args, env={**os.environ, ENV_TEST_CRASH: when})
     n, m, files = _state(wh)
     assert n in (before, after) and m == n, f"kill at {when}: views {n}, manifest {m} (before {before}, after {after})"
     assert files in (before, after), f"kill at {when}: point_files lists {files} rows"
