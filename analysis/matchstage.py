@@ -785,20 +785,31 @@ def calendar_table() -> pa.Table:
     return pa.table({"day": _date32(days), "day_type": day_type_of(days * US_PER_DAY)})
 
 
-def _write_once(path: Path, table: pa.Table) -> None:
+def _write_once(path: Path, table: pa.Table) -> list[Path]:
+    """Write `path` unless it exists; returns [path] when written now, else []."""
     if path.exists():
-        return
+        return []
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd", store_schema=False)
+    try:
+        pq.write_table(table, tmp, compression="zstd", store_schema=False)
+    except BaseException:  # a full disk: no temporary file stays behind
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
+    return [path]
 
 
-def write_segments(warehouse: Path, network: Network) -> None:
+def write_segments(warehouse: Path, network: Network) -> list[Path]:
     """Write the network's segment table (once per fingerprint) and the calendar (once): the views
-    join them to the stored points."""
-    _write_once(Path(warehouse) / segments_file(network), segments_table(network))
-    _write_once(Path(warehouse) / MATCHED_CALENDAR, calendar_table())
+    join them to the stored points. Returns the files written now (a failed run removes them)."""
+    written = _write_once(Path(warehouse) / segments_file(network), segments_table(network))
+    try:
+        return written + _write_once(Path(warehouse) / MATCHED_CALENDAR, calendar_table())
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def _network_row(network: Network) -> tuple:
@@ -1012,11 +1023,11 @@ def match_stage(
         report.seconds = time.perf_counter() - t0
         return report
     con = connect(warehouse, create=False)
-    committed, todo = False, []
+    committed, todo, written = False, [], []
     base = warehouse / MATCHED_DIR / _slug(network.key)
     try:
         state, _ = _state(con, network)
-        write_segments(warehouse, network)
+        written = write_segments(warehouse, network)
         todo = _months_to_match(warehouse, network, wanted, tokens, state, store, events, report)
         if client is not None and todo:
             counts = _match_on_cluster(client, network, todo)
@@ -1039,6 +1050,8 @@ def match_stage(
         if not committed:  # a full disk: the months written for this run go, match_state never named them
             for t in todo:
                 shutil.rmtree(t.folder, ignore_errors=True)
+            for path in written:  # the segment table and calendar first written by this run
+                path.unlink(missing_ok=True)
             for empty in (base, base.parent):  # and the folders made for them, when nothing else is there
                 with contextlib.suppress(OSError):
                     empty.rmdir()

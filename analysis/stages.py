@@ -9,6 +9,11 @@ keyed by a fingerprint of everything its stored result depends on:
   source token and folder of every month);
 - the stage's parameters (resamples, seed, …) and the versions that already mark derived tables
   (MATCH_VERSION, DERIVED_SCHEMA_VERSION: a new layout drops stage_runs with the other tables);
+- the product's own code and bundled files (`code_digest`: every file of the packages that compute
+  and publish, settings and wording included), so an upgrade or an edited constant is never
+  answered with a result the old code made, even when nobody bumped a version;
+- the ETC2CALM_* environment variables of the process (fault hooks for tests and the secret
+  pseudonymisation key aside: a key never enters a recorded digest);
 - for publishing, the fingerprints and times of the district's other stages, and the folder.
 
 `run_stage` runs the stage only when no run of it with that fingerprint is recorded in
@@ -21,8 +26,10 @@ stage's record of the district (`forget_stage`, inside its transaction), so an a
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +42,30 @@ from etl.schema import DERIVED_SCHEMA_VERSION
 from etl.warehouse import WarehouseMissing, connect, read_snapshot
 
 STAGES = ("analyze", "evaluate", "gates", "screen", "monitor", "publish")
+# The packages whose code and bundled files make a stage's results (flows and the CLI only orchestrate).
+CODE_PACKAGES = ("config", "etl", "geo", "analysis", "maps")
+
+
+@functools.cache
+def code_digest() -> str:
+    """sha256 of every file of CODE_PACKAGES (relative path and contents; caches and compiled
+    files left out), computed once per process."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for package in CODE_PACKAGES:
+        for f in sorted((root / package).rglob("*")):
+            if not f.is_file() or "__pycache__" in f.parts or f.suffix in (".pyc", ".nbi", ".nbc"):
+                continue
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def environment_digest() -> list[list[str]]:
+    """The process's ETC2CALM_* environment variables (name, value), fault hooks for tests and the
+    pseudonymisation key aside."""
+    return sorted(
+        [k, v] for k, v in os.environ.items() if k.startswith("ETC2CALM_") and "TEST" not in k and "KEY" not in k
+    )
 
 
 def _file_digest(path: Path | None) -> str:
@@ -74,6 +105,8 @@ def stage_fingerprint(
         "stage": stage,
         "params": params,
         "versions": [MATCH_VERSION, DERIVED_SCHEMA_VERSION],
+        "code": code_digest(),
+        "environment": environment_digest(),
         "district": district_digest(district),
         "store": store_digest(con, warehouse, district.key),
     }

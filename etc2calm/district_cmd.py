@@ -179,7 +179,7 @@ def point_counts(warehouse: str | Path, district: District) -> list[tuple[str, s
     con = connect(warehouse, read_only=True)
     try:
         for name, p in district.periods.items():
-            pts = read_points(con, Path(warehouse), network.key, p.start, p.end, columns=["road_idx", "vehicle_id"])
+            pts = read_points(con, Path(warehouse), network, p.start, p.end, columns=["road_idx", "vehicle_id"])
             road = np.asarray(pts["road_idx"].to_numpy(zero_copy_only=False))
             vehicle = pts["vehicle_id"].to_numpy(zero_copy_only=False)
             for role, wanted in (("treated", district.treated_roads), ("comparison", district.comparison_roads)):

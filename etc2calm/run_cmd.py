@@ -74,28 +74,29 @@ def cmd_gates(args) -> int:
 
 
 def cmd_run_monthly(args) -> int:
-    from config.district_files import find_district, find_districts
-    from config.districts import load_district
-    from flows.pipeline import analysis_steps, call_plain, edition_name, publish_edition
+    from config.district_files import find_districts
+    from flows.pipeline import call_plain, edition_name, publish_edition, resolve_districts, run_districts
 
     warehouse = args.warehouse
-    if args.landing:
-        _ingest(args.landing, warehouse)
-    refs = args.district or [s.key for s in find_districts().found]
-    files = {load_district(str(find_district(r))).key: str(find_district(r)) for r in refs}
+    failed_files = _ingest(args.landing, warehouse) if args.landing else []
+    files, broken = resolve_districts(args.district or [s.key for s in find_districts().found])
     root = Path(args.out) if args.out else default_output_dir()
     edition = root / edition_name(warehouse)
-    for key, ref in files.items():
-        steps = analysis_steps(call_plain, warehouse, ref, args.resamples, args.seed)
+    results, failed = run_districts(call_plain, warehouse, files, args.resamples, args.seed)
+    broken.update(failed)
+    for key, steps in results.items():
         print(f"{key}: {steps['match']}; screening: {len(steps['screening'])} shown of the top 5")
-    published = publish_edition(call_plain, warehouse, files, root, edition)
+    published = publish_edition(call_plain, warehouse, {k: files[k] for k in results}, root, edition)
     print(f"edition {edition}; stable copy {published['latest']}")
     for key, paths in published["districts"].items():
         print(f"  {key}: {', '.join(sorted(Path(p).name for p in paths['latest'].values()))}")
-    return 0
+    for key, why in broken.items():
+        print(f"etc2calm: error: district {key} not analysed: {why}", file=sys.stderr)
+    return 1 if broken or failed_files else 0
 
 
-def _ingest(landing: str, warehouse: str) -> None:
+def _ingest(landing: str, warehouse: str) -> list[str]:
+    """Ingest what is new in `landing`; returns the messages of the files that failed."""
     from flows.pipeline import call_plain, find_new_files_task, ingest_task
 
     new, known = call_plain(find_new_files_task, landing, warehouse)
@@ -103,6 +104,7 @@ def _ingest(landing: str, warehouse: str) -> None:
     print(f"ingest: {report['summary']}")
     for message in report["failed"]:
         print(f"etc2calm: failed: {message}", file=sys.stderr)
+    return report["failed"]
 
 
 def missing_stages(warehouse: str | Path, district) -> list[str]:

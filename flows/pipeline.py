@@ -380,6 +380,34 @@ def call_plain(task_obj, *args):
     return task_obj.fn(*args)
 
 
+def resolve_districts(refs: list[str], locate=None) -> tuple[dict[str, str], dict[str, str]]:
+    """The district file of each reference (key or path), keyed by district key, and the references
+    whose file cannot be found or read, each with its one-line reason: a broken district file is
+    reported, and the other districts still run. `locate(ref)` gives a reference's file (default:
+    config.district_files.find_district over ETC2CALM_DISTRICTS and the bundled folder, no Prefect)."""
+    locate = locate or (lambda ref: str(find_district(ref)))
+    files, broken = {}, {}
+    for ref in refs:
+        try:
+            path = locate(ref)
+            files[load_district(path).key] = path
+        except (ValueError, OSError) as exc:
+            broken[ref] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return files, broken
+
+
+def run_districts(call, warehouse: str, files: dict[str, str], resamples: int, seed: int) -> tuple[dict, dict]:
+    """`analysis_steps` of every district (key → district file); a district whose stages fail is set
+    aside with its one-line reason and the others go on. Returns (results, failed)."""
+    results, failed = {}, {}
+    for key, ref in files.items():
+        try:
+            results[key] = analysis_steps(call, warehouse, ref, resamples, seed)
+        except Exception as exc:  # one district's bad network or outline must not stop the others
+            failed[key] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    return results, failed
+
+
 def publish_edition(call, warehouse: str, files: dict[str, str], root: Path, edition: Path) -> dict:
     """Publish every district (key → district file) into the edition folder, then refresh root/latest;
     returns per key the published paths and their stable copies under latest/."""
@@ -447,25 +475,34 @@ def monthly_pipeline(
     districts: keys or paths to district files; default: every district of the districts folders (the
     Prefect variable etc2calm_districts, else ETC2CALM_DISTRICTS) and the bundled ones.
 
-    Ends Failed (after analysing and publishing every district) when a delivered file could not be
-    ingested, naming it.
+    Ends Failed (after analysing and publishing every other district) when a delivered file could not
+    be ingested or a district's file or stages failed, naming each.
     """
     warehouse, root = warehouse_location(warehouse), Path(output_root(out_dir))
     new, n_known = _run(find_new_files_task, landing, warehouse)
     ingest = _run(ingest_task, new, warehouse, n_known)
     folders = districts_folders()
-    keys = districts or [s.key for s in find_districts(folders).found]
-    files = {load_district(district_file(k, folders)).key: district_file(k, folders) for k in keys}
+    refs = districts or [s.key for s in find_districts(folders).found]
+    files, broken = resolve_districts(refs, lambda ref: district_file(ref, folders))
     edition = root / edition_name(warehouse)
-    results = {key: analysis_steps(_run, warehouse, ref, resamples, seed) for key, ref in files.items()}
-    published = publish_edition(_run, warehouse, files, root, edition)
+    results, failed = run_districts(_run, warehouse, files, resamples, seed)
+    broken.update(failed)
+    published = publish_edition(_run, warehouse, {k: files[k] for k in results}, root, edition)
     for key, paths in published["districts"].items():
         results[key].update(paths)
-    summary = {"ingest": ingest, "edition": str(edition), "latest": published["latest"], "districts": results}
-    if ingest["failed"]:
+    summary = {
+        "ingest": ingest,
+        "edition": str(edition),
+        "latest": published["latest"],
+        "districts": results,
+        "failed_districts": broken,
+    }
+    problems = [f"delivered file could not be ingested: {m}" for m in ingest["failed"]]
+    problems += [f"district {k} not analysed: {why}" for k, why in broken.items()]
+    if problems:
         return Failed(
-            message=f"{len(ingest['failed'])} delivered file(s) could not be ingested (the others were, and every "
-            f"district was analysed): " + "; ".join(ingest["failed"]),
+            message=f"{len(problems)} problem(s); the other files were ingested and the other districts "
+            "analysed and published: " + "; ".join(problems),
             data=summary,
         )
     return summary

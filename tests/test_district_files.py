@@ -226,3 +226,28 @@ def test_gates_land_where_roads_cross_the_outline_on_the_real_osm_network():
     assert shapely.distance(points[:, None], dead_ends[None, :]).min() > 10
     hull = shapely.convex_hull(shapely.union_all(roads.geometry.values))
     assert area.area < 0.5 * hull.area
+
+
+def test_one_broken_district_does_not_stop_the_others(tmp_path, monkeypatch):
+    """The monthly run (flow and run-monthly share these functions) sets aside a district whose file
+    cannot be read or whose stages fail, with a one-line reason, and runs the others."""
+    import flows.pipeline as pipeline
+
+    monkeypatch.delenv("ETC2CALM_DISTRICTS", raising=False)
+    bad_toml = tmp_path / "broken.toml"
+    bad_toml.write_text("key = 'broken\n[periods", encoding="utf-8")  # a careless edit: unterminated string
+    files, broken = pipeline.resolve_districts(["okurayama", str(bad_toml), "no_such_district"])
+    assert list(files) == ["okurayama"]
+    assert set(broken) == {str(bad_toml), "no_such_district"}
+    assert all(why and "\n" not in why for why in broken.values())
+
+    def steps(call, warehouse, ref, resamples, seed):
+        if "nakayama" in ref:
+            raise FileNotFoundError("roads file data/networks/nakayama.geojson is missing\nsecond line")
+        return {"match": ref}
+
+    monkeypatch.setattr(pipeline, "analysis_steps", steps)
+    files, _ = pipeline.resolve_districts(["okurayama", "nakayama"])
+    results, failed = pipeline.run_districts(pipeline.call_plain, "wh", files, 10, 1)
+    assert list(results) == ["okurayama"] and results["okurayama"]["match"].endswith("okurayama.toml")
+    assert failed == {"nakayama": "FileNotFoundError: roads file data/networks/nakayama.geojson is missing"}
