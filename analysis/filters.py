@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geo.aggregate import holiday_table
+from geo.calendar import holiday_table
 
 DAY_TYPES = ("all", "weekday", "holiday")
 DIRECTIONS = {"all": 0, "forward": 1, "backward": -1}
@@ -146,3 +146,5 @@ class PointFilter:
 
 
 ALL_POINTS = PointFilter()
+# The stored filter key of unfiltered results ('全日・全車種'): every reader compares with this name.
+ALL_POINTS_FILTER = ALL_POINTS.describe_ja()

@@ -18,7 +18,7 @@ import duckdb
 import geopandas as gpd
 import pandas as pd
 
-from analysis.filters import ALL_POINTS
+from analysis.filters import ALL_POINTS_FILTER
 from analysis.matchstage import assign_roles, network_fingerprint
 from config.districts import District, Period
 from etl.schema import DERIVED_SCHEMA_VERSION, derived_schema_version
@@ -88,26 +88,43 @@ def _current(con) -> bool:
     return found is None or found == DERIVED_SCHEMA_VERSION
 
 
+def _latest_run(con, district: District, flt: str) -> pd.Series:
+    """The district's latest evidence run of the filter; ResultsMissing when there is none."""
+    try:
+        run = con.execute(
+            "SELECT * FROM evidence_runs WHERE district = ? AND filter = ? ORDER BY computed_at DESC LIMIT 1",
+            [district.key, flt],
+        ).df()
+    except duckdb.CatalogException:  # a warehouse that was never analysed
+        run = pd.DataFrame()
+    if run.empty:
+        raise ResultsMissing(
+            f"no stored results for district {district.key!r} ({flt}): run 'etc2calm analyze' and 'etc2calm "
+            "compare' "
+            "(or the monthly flow) first"
+        )
+    return run.iloc[0]
+
+
+def _require_road_stats(results: DistrictResults, district: District) -> None:
+    """ResultsMissing when the per-road figures of a compared period are not stored."""
+    periods = results.periods
+    missing = [k for k in periods if not (results.road_stats["period"] == k).any()]
+    if missing:
+        raise ResultsMissing(
+            f"district {district.key!r}: no per-road figures stored for the compared period(s) "
+            f"{', '.join(f'{k} {periods[k].start}..{periods[k].end}' for k in missing)}: run 'etc2calm analyze' "
+            "for them"
+        )
+
+
 def load_district_results(warehouse: str | Path, district: District, filter_text: str | None = None) -> DistrictResults:
     """The stored results of `district` for one filter (default: all points). ResultsMissing when none."""
-    flt = filter_text or ALL_POINTS.describe_ja()
+    flt = filter_text or ALL_POINTS_FILTER
     con = connect(warehouse, read_only=True)
     try:
         _require_current(con, warehouse)
-        try:
-            run = con.execute(
-                "SELECT * FROM evidence_runs WHERE district = ? AND filter = ? ORDER BY computed_at DESC LIMIT 1",
-                [district.key, flt],
-            ).df()
-        except duckdb.CatalogException:  # a warehouse that was never analysed
-            run = pd.DataFrame()
-        if run.empty:
-            raise ResultsMissing(
-                f"no stored results for district {district.key!r} ({flt}): run 'etc2calm analyze' and 'etc2calm "
-                "compare' "
-                "(or the monthly flow) first"
-            )
-        r = run.iloc[0]
+        r = _latest_run(con, district, flt)
         periods = {
             "before": _period(r["period_before"], "before", district),
             "after": _period(r["period_after"], "after", district),
@@ -157,13 +174,7 @@ def load_district_results(warehouse: str | Path, district: District, filter_text
             pre_period=pre,
         )
         fingerprint = r["fingerprint"]
-        missing = [k for k in periods if not (results.road_stats["period"] == k).any()]
-        if missing:
-            raise ResultsMissing(
-                f"district {district.key!r}: no per-road figures stored for the compared period(s) "
-                f"{', '.join(f'{k} {periods[k].start}..{periods[k].end}' for k in missing)}: run 'etc2calm analyze' "
-                "for them"
-            )
+        _require_road_stats(results, district)
     finally:
         con.close()
     roads = assign_roles(
@@ -203,7 +214,7 @@ def load_comparisons(
             return {}
         df = con.execute(
             "SELECT * FROM comparison_results WHERE district = ? AND filter = ?",
-            [district_key, filter_text or ALL_POINTS.describe_ja()],
+            [district_key, filter_text or ALL_POINTS_FILTER],
         ).df()
     except duckdb.CatalogException:
         return {}
@@ -220,7 +231,7 @@ def load_placebo(warehouse: str | Path, district_key: str, filter_text: str | No
             return pd.DataFrame()
         return con.execute(
             "SELECT * FROM placebo_results WHERE district = ? AND filter = ? ORDER BY indicator, road_id",
-            [district_key, filter_text or ALL_POINTS.describe_ja()],
+            [district_key, filter_text or ALL_POINTS_FILTER],
         ).df()
     except duckdb.CatalogException:
         return pd.DataFrame()

@@ -245,3 +245,12 @@ def default_warehouse() -> Path:
 def default_output_dir() -> Path:
     """``$ETC2CALM_OUTPUT``, else ``build/maps`` under the working directory."""
     return Path(os.environ.get(ENV_OUTPUT) or "build/maps")
+
+
+# --- Environment variables of the lower rooms ----------------------------------------------------
+# Every ETC2CALM_* name the product reads lives in this module (the locations above, these below).
+ENV_ID_KEY = "ETC2CALM_ID_KEY"  # the pseudonymisation key itself (etl/pseudonymise.py)
+ENV_ID_KEY_FILE = "ETC2CALM_ID_KEY_FILE"  # else the key file (default $XDG_CONFIG_HOME/etc2calm/id_key)
+ENV_DASK_SCHEDULER = "ETC2CALM_DASK_SCHEDULER"  # address of an existing Dask scheduler (etl/cluster.py)
+ENV_BEHAVIOR_LAYOUT = "ETC2CALM_BEHAVIOR_LAYOUT"  # TOML file of the 挙動履歴 layout (etl/spec.py)
+ENV_TEST_CRASH = "ETC2CALM_TEST_CRASH"  # fault injection of the kill tests, read only by etl/_testhooks.py

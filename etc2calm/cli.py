@@ -97,13 +97,8 @@ def _add_warehouse(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="etc2calm", description="Traffic-calming analysis of residential streets from ETC2.0 probe data."
-    )
-    parser.add_argument("--version", action="version", version=f"etc2calm {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_ingest_parser(sub: argparse._SubParsersAction) -> None:
+    """`etc2calm ingest`: delivered files into the warehouse."""
     p = sub.add_parser(
         "ingest",
         help="ingest delivered 様式1-2 / 様式1-3 / 挙動履歴 files (ZIP, CSV, gzip, folders) into the warehouse",
@@ -137,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dask(p)
     p.add_argument("paths", nargs="+", metavar="PATH")
 
+
+def add_match_parser(sub: argparse._SubParsersAction) -> None:
+    """`etc2calm match`: points near a district's roads, stored once."""
     p = sub.add_parser(
         "match", help="match the points of every month near a district's roads (stored once, re-run only when stale)"
     )
@@ -153,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dask(p)
 
+
+def add_analyze_parser(sub: argparse._SubParsersAction) -> None:
+    """`etc2calm analyze`: per-road figures of named periods."""
     p = sub.add_parser("analyze", help="per-road before/after figures")
     _add_warehouse(p)
     _add_district_or_roads(p)
@@ -169,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE.csv")
     _add_dask(p)
 
+
+def add_compare_parser(sub: argparse._SubParsersAction) -> None:
+    """`etc2calm compare`: before/after change with intervals, comparison roads and DiD."""
     p = sub.add_parser(
         "compare",
         help="before/after change with 95%% intervals, comparison roads and DiD",
@@ -206,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lang(p, "the report's language")
     _add_dask(p)
 
+
+def add_screen_parser(sub: argparse._SubParsersAction) -> None:
+    """`etc2calm screen`: rank a network's residential roads (where to calm next)."""
     p = sub.add_parser(
         "screen", help="rank the residential roads of a network or area: where to calm next (docs/screening.md)"
     )
@@ -269,12 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lang(p, "with --map: the language the map opens in (a button switches in the page)")
     _add_dask(p)
 
+
+def add_map_parser(sub: argparse._SubParsersAction) -> None:
+    """`etc2calm map`: a district's before/after map."""
     p = sub.add_parser("map", help="write the before/after map of a district (self-contained HTML)")
     _add_warehouse(p)
     p.add_argument("--district", required=True, metavar="NAME")
     p.add_argument("--out", metavar="FILE.html")
     _add_lang(p, "the language the map opens in (a button switches in the page)")
 
+
+def add_publish_parser(sub: argparse._SubParsersAction) -> None:
+    """`etc2calm publish`: a district's map, report, sheet and GeoPackage from the stored results."""
     p = sub.add_parser(
         "publish",
         help="write a district's map, report, A4 sheet and GeoPackage from the stored results",
@@ -293,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="report and sheet language (repeatable; default: both, Japanese under the plain file names)",
     )
 
+
+def add_export_parser(sub: argparse._SubParsersAction) -> None:
+    """`etc2calm export`: road geometries with every stored figure (GeoPackage or GeoParquet)."""
     p = sub.add_parser(
         "export", help="road geometries with every stored figure per period and the change (GeoPackage or GeoParquet)"
     )
@@ -316,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --roads: the classes left out when it was analysed (default: service)",
     )
 
+
+def add_views_parser(sub: argparse._SubParsersAction) -> None:
+    """`etc2calm views`: list or refresh the warehouse's views."""
     p = sub.add_parser(
         "views",
         help="list the warehouse's views and where they read; --refresh rewrites them for the folder the warehouse "
@@ -324,11 +343,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_warehouse(p)
     p.add_argument("--refresh", action="store_true", help="rewrite the views for the warehouse's current location")
 
+
+def add_sql_parser(sub: argparse._SubParsersAction) -> None:
+    """`etc2calm sql`: a read-only SELECT against the warehouse."""
     p = sub.add_parser("sql", help="run a read-only SELECT against the warehouse")
     _add_warehouse(p)
     p.add_argument("--csv", action="store_true", help="print CSV with a header row")
     p.add_argument("query")
 
+
+def add_generate_parser(sub: argparse._SubParsersAction) -> None:
+    """`etc2calm generate`: a synthetic ETC2.0 delivery."""
     p = sub.add_parser(
         "generate",
         help="write a synthetic ETC2.0 delivery (合成データ) for the bundled districts, or for a district with "
@@ -344,10 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this district (repeatable; default: the bundled ones)",
     )
 
-    add_district_parser(sub)
-    add_gates_parser(sub)
-    add_run_monthly_parser(sub)
 
+def add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    """`etc2calm demo`: generate, ingest, analyse and map the bundled districts."""
     p = sub.add_parser("demo", help="generate, ingest, analyse and map the bundled districts")
     _add_warehouse(p)
     p.add_argument("--delivery", default="build/demo/delivery", metavar="DIR")
@@ -356,6 +380,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scale", type=float, default=1.0, help="traffic volume factor of the synthetic delivery (default 1.0)"
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="etc2calm", description="Traffic-calming analysis of residential streets from ETC2.0 probe data."
+    )
+    parser.add_argument("--version", action="version", version=f"etc2calm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_ingest_parser(sub)
+    add_match_parser(sub)
+    add_analyze_parser(sub)
+    add_compare_parser(sub)
+    add_screen_parser(sub)
+    add_map_parser(sub)
+    add_publish_parser(sub)
+    add_export_parser(sub)
+    add_views_parser(sub)
+    add_sql_parser(sub)
+    add_generate_parser(sub)
+    add_district_parser(sub)
+    add_gates_parser(sub)
+    add_run_monthly_parser(sub)
+    add_demo_parser(sub)
     return parser
 
 

@@ -112,7 +112,7 @@ def missing_stages(warehouse: str | Path, district) -> list[str]:
     (per-road figures of the default before and after periods), 'evidence' (the before/after
     comparison of all points), 'gates' (with an outline) and 'screening' (of its default period: the
     months before the before period when the warehouse holds them, else the before period)."""
-    from analysis.filters import ALL_POINTS
+    from analysis.filters import ALL_POINTS_FILTER
     from analysis.pretrend import screening_period
     from etl.warehouse import connect
     from maps.screening_map import default_area
@@ -129,7 +129,7 @@ def missing_stages(warehouse: str | Path, district) -> list[str]:
         "evidence": (
             "SELECT count(*) FROM evidence_runs WHERE district = ? AND filter = ? AND period_before = ? AND "
             "period_after = ?",
-            [district.key, ALL_POINTS.describe_ja(), f"{before.start}..{before.end}", f"{after.start}..{after.end}"],
+            [district.key, ALL_POINTS_FILTER, f"{before.start}..{before.end}", f"{after.start}..{after.end}"],
             1,
         ),
         "gates": ("SELECT count(*) FROM district_gates WHERE district = ?", [district.key], 1),

@@ -3,7 +3,7 @@
 One switch for every command that has partition-parallel work (ingest staging per delivered
 file, the match stage per month, aggregation per month and piece range):
 
-- nothing given: everything runs locally as before (no Dask imported);
+- nothing given: everything runs in this process (no Dask imported);
 - `scheduler` (``--scheduler tcp://HOST:8786``, or the environment variable
   ``ETC2CALM_DASK_SCHEDULER``): an existing cluster whose workers have etc2calm and its pinned
   dependencies installed, reach the warehouse and the deliveries at the same paths (shared
@@ -23,7 +23,7 @@ import logging
 import os
 from contextlib import contextmanager
 
-SCHEDULER_ENV = "ETC2CALM_DASK_SCHEDULER"
+from config.settings import ENV_DASK_SCHEDULER
 
 
 def resolve(scheduler: str | None = None, local_workers: int | None = None) -> tuple[str | None, int | None]:
@@ -33,7 +33,7 @@ def resolve(scheduler: str | None = None, local_workers: int | None = None) -> t
     if local_workers is not None and local_workers < 1:
         raise ValueError(f"--dask-local needs at least 1 worker, got {local_workers}")
     if not scheduler and local_workers is None:
-        scheduler = os.environ.get(SCHEDULER_ENV) or None
+        scheduler = os.environ.get(ENV_DASK_SCHEDULER) or None
     return scheduler, local_workers
 
 
@@ -78,4 +78,4 @@ def n_threads(client) -> int:
     return max(1, sum(client.nthreads().values()))
 
 
-__all__ = ["SCHEDULER_ENV", "dask_client", "n_threads", "resolve"]
+__all__ = ["dask_client", "n_threads", "resolve"]

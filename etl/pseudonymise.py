@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-KEY_ENV = "ETC2CALM_ID_KEY"
-KEY_FILE_ENV = "ETC2CALM_ID_KEY_FILE"
+from config.settings import ENV_ID_KEY, ENV_ID_KEY_FILE
+
 # 128 bits of the HMAC: collisions are negligible for any realistic number of vehicles.
 DIGEST_HEX_CHARS = 32
 MIN_KEY_BYTES = 16
@@ -44,9 +44,9 @@ def default_key_file() -> Path:
 
 def key_file() -> Path | None:
     """The key file in use, or None when the key comes from $ETC2CALM_ID_KEY."""
-    if os.environ.get(KEY_ENV) is not None:
+    if os.environ.get(ENV_ID_KEY) is not None:
         return None
-    return Path(os.environ.get(KEY_FILE_ENV) or default_key_file())
+    return Path(os.environ.get(ENV_ID_KEY_FILE) or default_key_file())
 
 
 _HOW_TO = "generate one with: python3 -c 'import secrets; print(secrets.token_hex(32))'"
@@ -59,16 +59,16 @@ def load_id_key() -> bytes:
     re-identification by hashing candidate IDs. Raises IdKeyError for a key under 16 bytes
     (after stripping surrounding white space), naming where it came from.
     """
-    env = os.environ.get(KEY_ENV)
+    env = os.environ.get(ENV_ID_KEY)
     if env is not None:
         key = env.strip().encode("utf-8")
         if len(key) < MIN_KEY_BYTES:
             raise IdKeyError(
-                f"{KEY_ENV} is {'blank' if not key else f'{len(key)} bytes'}: the ID key must hold at least "
+                f"{ENV_ID_KEY} is {'blank' if not key else f'{len(key)} bytes'}: the ID key must hold at least "
                 f"{MIN_KEY_BYTES} bytes ({_HOW_TO}), or unset it to use the key file"
             )
         return key
-    path = Path(os.environ.get(KEY_FILE_ENV) or default_key_file())
+    path = Path(os.environ.get(ENV_ID_KEY_FILE) or default_key_file())
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -102,18 +102,6 @@ def _walk(root: Path, problems: list[tuple[Path, str]]) -> list[Path]:
     return out
 
 
-def find_delivery_files(paths: list[str | Path]) -> list[Path]:
-    """Expand files and folders (recursively) into a list of delivery files.
-
-    Raises FileNotFoundError naming the first path that does not exist, SourceError naming the
-    first folder (or entry) that cannot be read: nothing is skipped silently.
-    """
-    files, problems = scan_delivery_paths(paths)
-    if problems:
-        raise SourceError(problems[0][1])
-    return files
-
-
 def describe(path: Path) -> SourceFile:
     """Size and SHA-256 of a delivered file's bytes (hashlib.file_digest: one reused buffer, no copies)."""
     with open(path, "rb") as fh:
@@ -150,7 +138,7 @@ def iter_payloads(path: Path, chunk_bytes: int | None = None, judge=None, skippe
 
     Of a ZIP, only the members that look like delivered data are read: by name (`member_skip_reason`;
     `data.csv`, the delivered name, is data whatever its lines hold, so its bad lines are quarantined
-    and a wrong layout fails the file as before), else by their first lines, `judge(head) -> reason or
+    and a wrong layout fails the file), else by their first lines, `judge(head) -> reason or
     None` (etl.stage: the field count or header of a delivered layout). Every other member (a README,
     macOS metadata, an empty member) is appended to `skipped` as (member, reason) and not read; a ZIP
     without any data member fails (SourceError).

@@ -32,6 +32,8 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from config.settings import ENV_BEHAVIOR_LAYOUT
+
 
 @dataclass(frozen=True)
 class Column:
@@ -229,7 +231,6 @@ assert STYLE_1_2_N_COLUMNS == 33
 assert [c.index for c in STYLE_1_2_COLUMNS] == list(range(33))
 assert [c.index for c in STYLE_1_3_COLUMNS] == list(range(18))
 STYLE_1_2_BY_NAME = {c.name: c for c in STYLE_1_2_COLUMNS}
-BEHAVIOR_LAYOUT_ENV = "ETC2CALM_BEHAVIOR_LAYOUT"
 
 
 def column_index(name: str) -> int:
@@ -250,7 +251,7 @@ def load_behavior_layout(path: str | Path | None = None) -> Layout:
 
     It must contain `operation_id`, `operation_date`, `event_time`, `lon` and `lat`.
     """
-    path = path or os.environ.get(BEHAVIOR_LAYOUT_ENV)
+    path = path or os.environ.get(ENV_BEHAVIOR_LAYOUT)
     if not path:
         return BEHAVIOR_DEFAULT
     with open(path, "rb") as fh:

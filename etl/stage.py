@@ -13,7 +13,7 @@ duplicates of other files' points).
 
 Everything a call writes is under `out_dir/<file_id>_<path hash>/`, which it empties first: running
 it twice gives the same output, so it can run on any worker (the ingest's process pool, or a Dask
-worker: etl.ingest.stage_on_worker, where a task whose worker died is simply run again).
+worker: etl._ingest_workers.stage_on_worker, where a task whose worker died is simply run again).
 Memory per call is bounded by the piece size and `BUFFER_ROWS`, whatever the file size.
 """
 
@@ -23,10 +23,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
-import os
 import re
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,13 +36,13 @@ from pyproj import Transformer
 
 from config.settings import LONLAT_CRS, METRIC_CRS
 from etl import sources, validate
+from etl._testhooks import checkpoint
 from etl.failures import WriteFailed, writing
 from etl.kernels import to_epsg6677
 from etl.pseudonymise import PseudonymMemo, pseudonymise_dict, pseudonymise_one, redact_misaligned_line
 from etl.spec import STYLE_1_2, Layout, layouts
 
 _TO_METRIC = Transformer.from_crs(LONLAT_CRS, METRIC_CRS, always_xy=True)
-CRASH_ENV = "ETC2CALM_TEST_CRASH"  # fault injection for the kill tests
 BUFFER_ROWS = 300_000  # staged point rows a call keeps in memory before writing row groups
 ROW_GROUP_ROWS = 250_000
 MAX_OPEN_WRITERS = 64
@@ -562,11 +560,9 @@ def _count(quarantine: pa.Table, reason: str, suffix: str = "") -> int:
     return int(pc.sum(hit).as_py() or 0)
 
 
-def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
-    """Stage one delivered file into `out_dir/<file_id>_<path hash>/`; returns its result (see module doc)."""
-    path = Path(path)
-    resolved = str(path.resolve())
-    res = {
+def _new_result(path: Path, resolved: str) -> dict:
+    """A file's result before anything is read: failed, no rows (see the module doc for the fields)."""
+    return {
         "path": str(path),
         "source_path": resolved,
         "status": "failed",
@@ -587,6 +583,138 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
         "events": [],
         "skipped_members": [],
     }
+
+
+@dataclass
+class _FileStage:
+    """One delivered file being staged: its result, its outputs so far, and what its payloads carry over
+    (the layout found in the first, line numbers per member, the pseudonyms of its IDs)."""
+
+    path: Path
+    resolved: str
+    ctx: StageContext
+    file_id: str
+    res: dict
+    writer: _PointWriter
+    all_layouts: dict[str, Layout]
+    chosen: list[Layout]  # the layout, once known (the member judge reads it)
+    layout: Layout | None = None
+    fmt: str | None = None
+    line_base: dict[str, int] = field(default_factory=dict)
+    n_field_count: int = 0
+    memo: PseudonymMemo = field(default_factory=PseudonymMemo)  # this file's raw IDs → pseudonyms
+    other: dict[str, list[pa.Table]] = field(default_factory=lambda: {"quarantine": [], "trips": [], "events": []})
+
+    def payload(self, member: str, index: int, data: bytes, ending: bytes) -> None:
+        """Validate one payload of a member: its points to the writer, the rest to quarantine, trips or events."""
+        path, res = self.path, self.res
+        if self.layout is None:
+            self.fmt = detect_format(path, data[:65536], self.ctx.override, self.all_layouts)
+            self.layout = self.all_layouts[self.fmt]
+            self.chosen[:] = [self.layout]
+            res["format"] = self.layout.name
+        layout = self.layout
+        if index == 0 and self.fmt == "behavior":
+            _check_behavior_columns(path, member, data, layout)
+        file_mesh = validate.mesh_code_of_name(path.name) or validate.mesh_code_of_name(member)
+        good, quarantine, n, header = process_payload(
+            data, self.ctx.key, layout, first_chunk=index == 0, memo=self.memo, file_mesh=file_mesh, ending=ending
+        )
+        base = self.line_base.get(member, 0)
+        self.line_base[member] = base + n + header  # every line is a row, a reject or the header
+        res["rows_read"] += n
+        if quarantine.num_rows:
+            self.n_field_count += _count(quarantine, "field_count")
+            res["rows_outside_mesh"] += _count(quarantine, "outside_mesh")
+            res["rows_outside_day"] += _count(quarantine, "", suffix="_outside_operation_day")
+            self.other["quarantine"].append(self._quarantine_rows(quarantine, member, base))
+            res["rows_quarantined"] += quarantine.num_rows
+        res["rows_staged"] += good.num_rows
+        if not good.num_rows:
+            return
+        if self.fmt == "1-2":
+            table, days = _points_table(good, self.file_id, member, base)
+            self.writer.add(table, days)
+        else:
+            self.other["trips" if self.fmt == "1-3" else "events"].append(
+                _record_rows(good, member, self.file_id, base)
+            )
+
+    def _quarantine_rows(self, quarantine: pa.Table, member: str, base: int) -> pa.Table:
+        nq = quarantine.num_rows
+        return pa.table(
+            [
+                pa.array([self.file_id] * nq, pa.string()),
+                pa.array([self.resolved] * nq, pa.string()),
+                pa.array([self.layout.name] * nq, pa.string()),
+                pa.array([member] * nq, pa.string()),
+                pc.add(quarantine.column("line_no"), base),
+                quarantine.column("reason"),
+                quarantine.column("raw_text"),
+            ],
+            schema=QUARANTINE_SCHEMA,
+        )
+
+    def check_column_count(self) -> None:
+        """A file of which most lines have another number of fields than its layout is the wrong file."""
+        res, layout = self.res, self.layout
+        if (
+            layout is not None
+            and res["rows_read"] >= 10
+            and res["rows_staged"] == 0
+            and self.n_field_count * 2 > res["rows_read"]
+        ):
+            raise sources.SourceError(
+                f"{self.path}: wrong column count: {self.n_field_count} of {res['rows_read']} lines do not have the "
+                f"{layout.n_columns} fields of {layout.name}"
+            )
+
+
+def _check_behavior_columns(path: Path, member: str, data: bytes, layout: Layout) -> None:
+    """The first line of a 挙動履歴 member is a header or has the layout's number of columns."""
+    first = validate.decode(data[: data.find(b"\n") if b"\n" in data else len(data)].strip(b"\r\n"))
+    found = first.count(",") + 1
+    if not validate.has_header(first, layout) and found != layout.n_columns:
+        raise sources.SourceError(
+            f"{path}: member {member!r} does not fit the 挙動履歴 layout: expected {layout.n_columns} "
+            "columns, "
+            f"found {found} (configure the layout with --behavior-layout / ETC2CALM_BEHAVIOR_LAYOUT)"
+        )
+
+
+def _record_rows(good: pa.Table, member: str, file_id: str, base: int) -> pa.Table:
+    """Validated 様式1-3 or 挙動履歴 rows as stored: line numbers within the member, plain columns, member and file."""
+    if base:
+        good = good.set_column(good.schema.get_field_index("line_no"), "line_no", pc.add(good.column("line_no"), base))
+    good = pa.table(
+        [
+            c.dictionary_decode() if pa.types.is_dictionary(c.type) else c
+            for c in (good.column(i).combine_chunks() for i in range(good.num_columns))
+        ],
+        names=good.column_names,
+    )
+    good = good.append_column("member", pa.array([member] * good.num_rows, pa.string()))
+    return good.append_column("file_id", pa.array([file_id] * good.num_rows, pa.string()))
+
+
+def _failed_counts() -> dict:
+    """What a file that failed while being read stages: nothing (its partial output is removed)."""
+    return {
+        "rows_read": 0,
+        "rows_staged": 0,
+        "rows_quarantined": 0,
+        "rows_outside_mesh": 0,
+        "rows_outside_day": 0,
+        "dir": "",
+        "points": [],
+    }
+
+
+def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
+    """Stage one delivered file into `out_dir/<file_id>_<path hash>/`; returns its result (see module doc)."""
+    path = Path(path)
+    resolved = str(path.resolve())
+    res = _new_result(path, resolved)
     try:
         src = sources.describe(path)
     except OSError as exc:
@@ -614,86 +742,11 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
     chosen: list[Layout] = [all_layouts[known]] if known else []
     judge = member_judge(lambda: chosen or list(all_layouts.values()))
     skipped: list[tuple[str, str]] = []
-    other: dict[str, list[pa.Table]] = {"quarantine": [], "trips": [], "events": []}
+    st = _FileStage(path, resolved, ctx, src.file_id, res, writer, all_layouts, chosen)
     try:
-        fmt = None
-        layout = None
-        line_base: dict[str, int] = {}
-        n_field_count = 0
-        memo = PseudonymMemo()  # this file's raw IDs → pseudonyms; dropped with the call
         for member, index, data, ending in sources.iter_payloads(path, judge=judge, skipped=skipped):
-            if layout is None:
-                fmt = detect_format(path, data[:65536], ctx.override, all_layouts)
-                layout = all_layouts[fmt]
-                chosen[:] = [layout]
-                res["format"] = layout.name
-            if index == 0 and fmt == "behavior":
-                first = validate.decode(data[: data.find(b"\n") if b"\n" in data else len(data)].strip(b"\r\n"))
-                found = first.count(",") + 1
-                if not validate.has_header(first, layout) and found != layout.n_columns:
-                    raise sources.SourceError(
-                        f"{path}: member {member!r} does not fit the 挙動履歴 layout: expected {layout.n_columns} "
-                        "columns, "
-                        f"found {found} (configure the layout with --behavior-layout / ETC2CALM_BEHAVIOR_LAYOUT)"
-                    )
-            file_mesh = validate.mesh_code_of_name(path.name) or validate.mesh_code_of_name(member)
-            good, quarantine, n, header = process_payload(
-                data, ctx.key, layout, first_chunk=index == 0, memo=memo, file_mesh=file_mesh, ending=ending
-            )
-            base = line_base.get(member, 0)
-            line_base[member] = base + n + header  # every line is a row, a reject or the header
-            res["rows_read"] += n
-            if quarantine.num_rows:
-                nq = quarantine.num_rows
-                n_field_count += _count(quarantine, "field_count")
-                res["rows_outside_mesh"] += _count(quarantine, "outside_mesh")
-                res["rows_outside_day"] += _count(quarantine, "", suffix="_outside_operation_day")
-                other["quarantine"].append(
-                    pa.table(
-                        [
-                            pa.array([src.file_id] * nq, pa.string()),
-                            pa.array([resolved] * nq, pa.string()),
-                            pa.array([layout.name] * nq, pa.string()),
-                            pa.array([member] * nq, pa.string()),
-                            pc.add(quarantine.column("line_no"), base),
-                            quarantine.column("reason"),
-                            quarantine.column("raw_text"),
-                        ],
-                        schema=QUARANTINE_SCHEMA,
-                    )
-                )
-                res["rows_quarantined"] += nq
-            res["rows_staged"] += good.num_rows
-            if not good.num_rows:
-                continue
-            if fmt == "1-2":
-                table, days = _points_table(good, src.file_id, member, base)
-                writer.add(table, days)
-            else:
-                if base:
-                    good = good.set_column(
-                        good.schema.get_field_index("line_no"), "line_no", pc.add(good.column("line_no"), base)
-                    )
-                good = pa.table(
-                    [
-                        c.dictionary_decode() if pa.types.is_dictionary(c.type) else c
-                        for c in (good.column(i).combine_chunks() for i in range(good.num_columns))
-                    ],
-                    names=good.column_names,
-                )
-                good = good.append_column("member", pa.array([member] * good.num_rows, pa.string()))
-                good = good.append_column("file_id", pa.array([src.file_id] * good.num_rows, pa.string()))
-                other["trips" if fmt == "1-3" else "events"].append(good)
-        if (
-            layout is not None
-            and res["rows_read"] >= 10
-            and res["rows_staged"] == 0
-            and n_field_count * 2 > res["rows_read"]
-        ):
-            raise sources.SourceError(
-                f"{path}: wrong column count: {n_field_count} of {res['rows_read']} lines do not have the "
-                f"{layout.n_columns} fields of {layout.name}"
-            )
+            st.payload(member, index, data, ending)
+        st.check_column_count()
         res["points"] = [dict(o, file=f"points/{o['name']}", keys=f"points/{o['name']}.keys") for o in writer.close()]
         res["skipped_members"] = skipped
     except WriteFailed:  # the staging disk, not the delivered file: the ingest stops, its warehouse unchanged
@@ -703,33 +756,27 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
     except sources.SourceError as exc:
         writer.abort()
         shutil.rmtree(folder, ignore_errors=True)
-        res.update(
-            status="failed",
-            message=str(exc),
-            rows_read=0,
-            rows_staged=0,
-            rows_quarantined=0,
-            rows_outside_mesh=0,
-            rows_outside_day=0,
-            dir="",
-            points=[],
-        )
+        res.update(status="failed", message=str(exc), **_failed_counts())
         return res
     except Exception as exc:  # noqa: BLE001 - any other failure fails this file only; no raw value in the message
         writer.abort()
         shutil.rmtree(folder, ignore_errors=True)
         res.update(
             status="failed",
-            rows_read=0,
-            rows_staged=0,
-            rows_quarantined=0,
-            rows_outside_mesh=0,
-            rows_outside_day=0,
-            dir="",
-            points=[],
+            **_failed_counts(),
             message=f"{path}: cannot be read ({type(exc).__name__} while reading {res['format'] or 'it'})",
         )
         return res
+    _write_other_outputs(folder, st.other, res)
+    if res["rows_read"] != res["rows_staged"] + res["rows_quarantined"]:
+        raise AssertionError(f"{path}: row conservation violated while staging")
+    res["status"] = "ok"
+    checkpoint("stage")
+    return res
+
+
+def _write_other_outputs(folder: Path, other: dict[str, list[pa.Table]], res: dict) -> None:
+    """A staged file's quarantine (one file) and its trips or events (one file per month), listed in `res`."""
     if other["quarantine"]:
         t = pa.concat_tables(other["quarantine"])
         write_parquet(t, folder / "quarantine.parquet")
@@ -744,15 +791,6 @@ def stage_file(path: Path, out_dir: Path, ctx: StageContext) -> dict:
             name = f"{kind}_{v // 100}_{v % 100}.parquet"
             write_parquet(part, folder / name)
             res[kind].append({"file": name, "year": v // 100, "month": v % 100, "rows": part.num_rows})
-    if res["rows_read"] != res["rows_staged"] + res["rows_quarantined"]:
-        raise AssertionError(f"{path}: row conservation violated while staging")
-    res["status"] = "ok"
-    crash = os.environ.get(CRASH_ENV)
-    if crash == "stage":
-        os._exit(137)
-    if crash == "stall":  # the kill test's own SIGKILL then lands mid-ingest, however fast the machine is
-        time.sleep(3600)
-    return res
 
 
 __all__ = [

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -480,22 +481,63 @@ def _simulate_district(
     rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(district.key.encode())]))
     sp = _param(cfg, "speed", where)
     laws = np.array([_speed_law(sp, f"{c}_", f"{where} [synthetic.speed]") for c in CLASS_NAMES], float)
-    class_mean, class_sd, class_fast_share, class_fast_mean, class_fast_sd = laws.T
-    class_fast_thr = np.array([_fast_threshold(x) for x in class_fast_share])
     signal_delay = float(_param(cfg, "signal_delay_s", where))
+    routes = _district_routes(district, cfg, laws, signal_delay)
+    pool = _vehicle_pool(cfg, where, routes, scale, rng)
+    if pre:  # same pool, own stream for the days
+        rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(district.key.encode()), 2]))
+    days = _period_days(district, monitoring, pre)
+    regimes = _regimes(cfg, days, where)
+    all_routes, T = _trips(cfg, where, routes, pool, days, regimes["volume"], rng)
+    model = _speed_model(cfg, where, laws, regimes, pool.vfactor, signal_delay)
+    P = _points(cfg, where, all_routes, T, model, rng)
+    stats = {
+        "vehicles": int(np.unique(P["veh"]).size),
+        "trips": int(np.unique(P["trip"]).size),
+        "routes": {k: len(v) for k, v in routes.items()},
+    }
+    return _to_rows(district, cfg, P, T, pool, days, rng), stats
+
+
+def _district_routes(district: District, cfg: dict, laws: np.ndarray, signal_delay: float) -> dict[str, list[Route]]:
+    """The district's routes per kind of traffic.
+
+    Routes are chosen on the mean cruising speed of each class (mixture of ordinary and fast trips).
+    The route set is a property of the district (network and speeds), not of the seed: its own
+    generator, so that seeds vary the traffic, not which streets the routes turn into (which moves the
+    treated street's figures through the points matched to it at junctions)."""
+    class_mean, _, class_fast_share, class_fast_mean, _ = laws.T
     net = load_network(district)
-    # Routes are chosen on the mean cruising speed of each class (mixture of ordinary and fast
-    # trips). The route set is a property of the district (network and speeds), not of the seed:
-    # its own generator, so that seeds vary the traffic, not which streets the routes turn into
-    # (which moves the treated street's figures through the points matched to it at junctions).
     routing_kmh = (1 - class_fast_share) * class_mean + class_fast_share * class_fast_mean
     route_rng = np.random.default_rng(
         np.random.SeedSequence([zlib.crc32(district.key.encode()), zlib.crc32(b"routes")])
     )
     via = tuple(str(r) for r in cfg.get("cut_through_via", ()))
-    routes = build_routes(net, routing_kmh / 3.6, signal_delay, route_rng, via=via)
+    return build_routes(net, routing_kmh / 3.6, signal_delay, route_rng, via=via)
 
-    # ---- vehicle pool per kind: regular vehicles (habitual route and departure) and occasional ones
+
+@dataclass
+class _VehiclePool:
+    """Per vehicle of a district: kind, habitual route and departure (s after midnight), activity
+    (probability of a trip a day), vehicle type and use, speed factor, speed latent and 運行ID."""
+
+    kind_of: np.ndarray
+    route_of: np.ndarray  # index into routes[KINDS[kind_of]]
+    dep_of: np.ndarray
+    act_of: np.ndarray
+    regular: np.ndarray  # a regular vehicle keeps its route and departure (most days)
+    vtype: np.ndarray
+    vuse: np.ndarray
+    vfactor: np.ndarray
+    vlatent: np.ndarray
+    op_ids: np.ndarray
+    diurnal: np.ndarray  # departures of occasional trips: share per hour
+    treated_share: float  # of cut-through routes, the share that uses the treated street
+    persistence: float  # correlation of a trip's speed latent with its vehicle's
+
+
+def _vehicle_pool(cfg: dict, where: str, routes: dict[str, list[Route]], scale: float, rng) -> _VehiclePool:
+    """The vehicle pool per kind: regular vehicles (habitual route and departure) and occasional ones."""
     tpd = _param(cfg, "trips_per_day", where)
     reg_share, reg_act, occ_act = (
         float(_param(cfg, k, where)) for k in ("regular_share", "regular_activity", "occasional_activity")
@@ -518,7 +560,6 @@ def _simulate_district(
         route_of.append(_pick_routes(routes[kind], n, treated_share if kind == "cut_through" else None, rng))
         dep_of.append(rng.choice(24, n, p=diurnal) * 3600 + rng.integers(0, 3600, n))
     kind_of, route_of, dep_of, act_of = (np.concatenate(a) for a in (kind_of, route_of, dep_of, act_of))
-    regular = act_of > occ_act
     n_veh = kind_of.size
     vtype_idx = rng.choice(len(vt_w), n_veh, p=vt_w)
     vtype = np.array(vt["codes"], np.int64)[vtype_idx]
@@ -534,36 +575,53 @@ def _simulate_district(
         raise ValueError(f"{where}: fast_persistence must be within 0..1, got {persistence}")
     vlatent = rng.normal(0.0, 1.0, n_veh)
     op_ids = rng.choice(10**11, n_veh, replace=False) + 10**11 * rng.integers(0, 10, n_veh)
-    if pre:  # same pool, own stream for the days
-        rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(district.key.encode()), 2]))
+    return _VehiclePool(
+        kind_of,
+        route_of,
+        dep_of,
+        act_of,
+        act_of > occ_act,
+        vtype,
+        vuse,
+        vfactor,
+        vlatent,
+        op_ids,
+        diurnal,
+        treated_share,
+        persistence,
+    )
 
-    # ---- trips: one row per (vehicle, day, trip)
-    days = _period_days(district, monitoring, pre)
-    regimes = _regimes(cfg, days, where)
+
+def _trips(cfg: dict, where: str, routes: dict[str, list[Route]], pool: _VehiclePool, days, volume, rng):
+    """(every route in KINDS order, trips): one trip per (vehicle, day, trip), as column arrays
+    (veh, day, route, start s since epoch, no, rev, latent). volume: the day's share of treated-street
+    cut-through kept (the rest diverted to other cut-through routes)."""
     weekend = float(_param(cfg, "weekend_factor", where))
     all_routes = [r for k in KINDS for r in routes[k]]
     offset = np.cumsum([0] + [len(routes[k]) for k in KINDS])
-    route_of = route_of + offset[kind_of]
+    kind_of, regular, diurnal = pool.kind_of, pool.regular, pool.diurnal
+    route_of = pool.route_of + offset[kind_of]
+    n_veh = kind_of.size
     non_treated_cut = np.array([offset[1] + i for i, r in enumerate(routes["cut_through"]) if not r.treated])
     t_veh, t_day, t_route, t_start, t_no, t_rev = [], [], [], [], [], []
     epoch = dt.date(1970, 1, 1)
     for di, d in enumerate(days):
-        act = act_of * (weekend if d.weekday() >= 5 else 1.0)
+        act = pool.act_of * (weekend if d.weekday() >= 5 else 1.0)
         v = np.flatnonzero(rng.random(n_veh) < act)
         r = route_of[v].copy()
         off_habit = ~regular[v] | (rng.random(v.size) < 0.15)
         for ki, kind in enumerate(KINDS):
             sel = off_habit & (kind_of[v] == ki)
             r[sel] = offset[ki] + _pick_routes(
-                routes[kind], int(sel.sum()), treated_share if kind == "cut_through" else None, rng
+                routes[kind], int(sel.sum()), pool.treated_share if kind == "cut_through" else None, rng
             )
-        vol = regimes["volume"][di]
+        vol = volume[di]
         if vol < 1.0 and non_treated_cut.size:
             divert = np.array([all_routes[x].treated for x in r]) & (rng.random(v.size) > vol)
             r[divert] = rng.choice(non_treated_cut, int(divert.sum()))
         dep = np.where(
             regular[v],
-            dep_of[v] + rng.integers(-600, 600, v.size),
+            pool.dep_of[v] + rng.integers(-600, 600, v.size),
             rng.choice(24, v.size, p=diurnal) * 3600 + rng.integers(0, 3600, v.size),
         )
         base = (d - epoch).days * 86400
@@ -581,9 +639,38 @@ def _simulate_district(
         for k, a in dict(veh=t_veh, day=t_day, route=t_route, start=t_start, no=t_no, rev=t_rev).items()
     }
     T["start"] = np.minimum(T["start"], (T["start"] // 86400) * 86400 + 86400 - 1200)
-    T["latent"] = persistence * vlatent[T["veh"]] + np.sqrt(1.0 - persistence**2) * rng.normal(0.0, 1.0, T["veh"].size)
+    p = pool.persistence
+    T["latent"] = p * pool.vlatent[T["veh"]] + np.sqrt(1.0 - p**2) * rng.normal(0.0, 1.0, T["veh"].size)
+    return all_routes, T
 
-    # ---- points, vectorised per route
+
+@dataclass
+class _SpeedModel:
+    """Speeds (km/h) per road class, the treated street's per day (regimes), and how points are laid out."""
+
+    class_mean: np.ndarray
+    class_sd: np.ndarray
+    class_fast_mean: np.ndarray
+    class_fast_sd: np.ndarray
+    class_fast_thr: np.ndarray
+    reg_mean: np.ndarray  # per day: the treated street's law, and the comparison streets' drift
+    reg_sd: np.ndarray
+    reg_drift: np.ndarray
+    reg_fast_mean: np.ndarray
+    reg_fast_sd: np.ndarray
+    reg_fast_thr: np.ndarray
+    vfactor: np.ndarray  # per vehicle
+    f_sd: float  # sd of the vehicle factor (its share of the point speeds' spread)
+    signal_delay: float  # s, mean wait at a signal
+    spacing: float  # m between points, ± jitter
+    jitter: float
+    turn_v: float  # m/s at a turn
+    accel: float  # m/s²
+
+
+def _speed_model(cfg: dict, where: str, laws: np.ndarray, regimes: dict, vfactor, signal_delay: float) -> _SpeedModel:
+    class_mean, class_sd, class_fast_share, class_fast_mean, class_fast_sd = laws.T
+    class_fast_thr = np.array([_fast_threshold(x) for x in class_fast_share])
     spacing = float(_param(cfg, "point_spacing_m", where))
     jitter = float(_param(cfg, "point_spacing_jitter_m", where))
     turn_v = float(_param(cfg, "turn_speed_kmh", where)) / 3.6
@@ -591,97 +678,45 @@ def _simulate_district(
     if turn_v < 0 or accel <= 0:
         raise ValueError(f"{where}: turn_speed_kmh must be >= 0 and accel_ms2 > 0")
     f_sd = float(_param(cfg, "vehicle_speed_sd", where))
-    reg_mean, reg_sd, reg_drift = regimes["mean"], regimes["sd"], regimes["drift"]
-    reg_fast_mean, reg_fast_sd = regimes["fast_mean"], regimes["fast_sd"]
     reg_fast_thr = np.array([_fast_threshold(x) for x in regimes["fast_share"]])
+    return _SpeedModel(
+        class_mean,
+        class_sd,
+        class_fast_mean,
+        class_fast_sd,
+        class_fast_thr,
+        regimes["mean"],
+        regimes["sd"],
+        regimes["drift"],
+        regimes["fast_mean"],
+        regimes["fast_sd"],
+        reg_fast_thr,
+        vfactor,
+        f_sd,
+        signal_delay,
+        spacing,
+        jitter,
+        turn_v,
+        accel,
+    )
+
+
+_POINT_COLUMNS = ("trip", "x", "y", "t", "speed", "seg", "dist", "cls", "node_in", "node_out", "dir")
+
+
+def _points(cfg: dict, where: str, all_routes: list[Route], T: dict, model: _SpeedModel, rng) -> dict[str, np.ndarray]:
+    """Every point of every trip, vectorised per route; GPS noise added, then lon/lat. Sets T['end']."""
     n_trips = T["veh"].size
     T["end"] = np.zeros(n_trips, np.int64)
-    cols: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("trip", "x", "y", "t", "speed", "seg", "dist", "cls", "node_in", "node_out", "dir")
-    }
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in _POINT_COLUMNS}
     order = np.argsort(T["route"], kind="stable")
     bounds = np.searchsorted(T["route"][order], np.arange(len(all_routes) + 1))
     for ri, route in enumerate(all_routes):
         tr = order[bounds[ri] : bounds[ri + 1]]
         if tr.size == 0:
             continue
-        L = route.cum[-1]
-        nseg = route.seg_class.size
-        day = T["day"][tr]
-        # per trip and segment: mean speed (km/h) and sd, depending on the day's regime and on
-        # whether the trip is among the street's fast ones
-        shape = (tr.size, nseg)
-        mean = np.broadcast_to(class_mean[route.seg_class], shape).copy()
-        sd = np.broadcast_to(class_sd[route.seg_class], shape).copy()
-        fmean = np.broadcast_to(class_fast_mean[route.seg_class], shape).copy()
-        fsd = np.broadcast_to(class_fast_sd[route.seg_class], shape).copy()
-        thr = np.broadcast_to(class_fast_thr[route.seg_class], shape).copy()
-        is_t = route.seg_class == CLASS_TREATED
-        is_c = route.seg_class == CLASS_COMPARISON
-        mean[:, is_t] = reg_mean[day][:, None]
-        sd[:, is_t] = reg_sd[day][:, None]
-        fmean[:, is_t] = reg_fast_mean[day][:, None]
-        fsd[:, is_t] = reg_fast_sd[day][:, None]
-        thr[:, is_t] = reg_fast_thr[day][:, None]
-        mean[:, is_c] += reg_drift[day][:, None]
-        fmean[:, is_c] += reg_drift[day][:, None]
-        fast = T["latent"][tr][:, None] > thr
-        mean = np.where(fast, fmean, mean)
-        sd = np.where(fast, fsd, sd)
-        f = vfactor[T["veh"][tr]]
-        seglen = np.diff(route.cum)
-        seg_time = seglen[None, :] / (mean * f[:, None] / 3.6)
-        sig_wait = np.zeros((tr.size, nseg))
-        if route.signal_at.size:
-            sidx = np.searchsorted(route.cum, route.signal_at) - 1  # segment ending at the signal
-            sig_wait[:, sidx] = rng.uniform(0, 2 * signal_delay, (tr.size, sidx.size))
-        seg_time = seg_time + sig_wait
-        cum_t = np.concatenate([np.zeros((tr.size, 1)), np.cumsum(seg_time, axis=1)], axis=1)
-        T["end"][tr] = T["start"][tr] + np.round(cum_t[:, -1]).astype(np.int64)
-        # point positions along the route: random phase, spacing with jitter
-        m = int(np.ceil(L / (spacing - jitter))) + 1
-        steps = spacing + rng.uniform(-jitter, jitter, (tr.size, m))
-        s = rng.uniform(0, spacing, (tr.size, 1)) + np.concatenate(
-            [np.zeros((tr.size, 1)), np.cumsum(steps[:, :-1], axis=1)], axis=1
-        )
-        rev = T["rev"][tr]
-        keep = s < L
-        ti, _ = np.nonzero(keep)
-        sv = s[keep]
-        g = np.clip(np.searchsorted(route.cum, sv, side="right") - 1, 0, nseg - 1)
-        frac = (sv - route.cum[g]) / seglen[g]
-        x = route.xy[g, 0] + frac * (route.xy[g + 1, 0] - route.xy[g, 0])
-        y = route.xy[g, 1] + frac * (route.xy[g + 1, 1] - route.xy[g, 1])
-        t = cum_t[ti, g] + frac * seg_time[ti, g] - sig_wait[ti, g] * (1 - frac)
-        t = np.maximum(t, cum_t[ti, g])
-        # reversed trips (outbound local): same geometry, time runs from the other end
-        rv = rev[ti]
-        t = np.where(rv, cum_t[ti, -1] - t, t)
-        mu = mean[ti, g] * f[ti]
-        point_sd = np.sqrt(np.maximum(sd[ti, g] ** 2 - (mean[ti, g] * f_sd) ** 2, 1.0))
-        v = mu + rng.normal(0, 1, sv.size) * point_sd
-        if route.turns.size:
-            k = np.searchsorted(route.turns, sv)
-            dist_turn = np.minimum(
-                np.abs(sv - route.turns[np.clip(k - 1, 0, None)]),
-                np.abs(route.turns[np.clip(k, None, route.turns.size - 1)] - sv),
-            )
-            # kinematic: at distance d from a turn (or a local trip's end) a vehicle cannot be faster
-            # than sqrt(v_turn^2 + 2 a d); a trip cruising faster is scaled down there (noise kept)
-            cap = 3.6 * np.sqrt(turn_v**2 + 2.0 * accel * dist_turn)
-            v = v * np.minimum(1.0, cap / np.maximum(mu, 1.0))
-        nodes = np.array(route.nodes)
-        cols["trip"].append(tr[ti])
-        cols["x"].append(x)
-        cols["y"].append(y)
-        cols["t"].append(t)
-        cols["speed"].append(np.clip(np.round(v), 3, 120).astype(np.int64))
-        cols["seg"].append(g)
-        cols["dist"].append(np.where(rv, seglen[g] - frac * seglen[g], frac * seglen[g]))
-        cols["cls"].append(route.seg_class[g])
-        cols["node_in"].append(np.where(rv, nodes[g + 1], nodes[g]))
-        cols["node_out"].append(np.where(rv, nodes[g], nodes[g + 1]))
-        cols["dir"].append(np.where(rv, 2, 1))
+        for k, v in _route_points(route, tr, T, model, rng).items():
+            cols[k].append(v)
     P = {k: np.concatenate(v) for k, v in cols.items()}
     gps_sd = float(_param(cfg, "gps_sd_m", where))
     P["x"] = P["x"] + rng.normal(0, gps_sd, P["x"].size)
@@ -690,12 +725,94 @@ def _simulate_district(
     inv = Transformer.from_crs(METRIC_CRS, LONLAT_CRS, always_xy=True)
     P["lon"], P["lat"] = inv.transform(P["x"], P["y"])
     P["veh"] = T["veh"][P["trip"]]
-    stats = {
-        "vehicles": int(np.unique(P["veh"]).size),
-        "trips": int(np.unique(P["trip"]).size),
-        "routes": {k: len(v) for k, v in routes.items()},
+    return P
+
+
+def _segment_speeds(route: Route, tr: np.ndarray, T: dict, m: _SpeedModel) -> tuple[np.ndarray, np.ndarray]:
+    """Per trip and segment: mean speed (km/h) and sd, depending on the day's regime and on whether the
+    trip is among the street's fast ones."""
+    day = T["day"][tr]
+    shape = (tr.size, route.seg_class.size)
+    mean = np.broadcast_to(m.class_mean[route.seg_class], shape).copy()
+    sd = np.broadcast_to(m.class_sd[route.seg_class], shape).copy()
+    fmean = np.broadcast_to(m.class_fast_mean[route.seg_class], shape).copy()
+    fsd = np.broadcast_to(m.class_fast_sd[route.seg_class], shape).copy()
+    thr = np.broadcast_to(m.class_fast_thr[route.seg_class], shape).copy()
+    is_t = route.seg_class == CLASS_TREATED
+    is_c = route.seg_class == CLASS_COMPARISON
+    mean[:, is_t] = m.reg_mean[day][:, None]
+    sd[:, is_t] = m.reg_sd[day][:, None]
+    fmean[:, is_t] = m.reg_fast_mean[day][:, None]
+    fsd[:, is_t] = m.reg_fast_sd[day][:, None]
+    thr[:, is_t] = m.reg_fast_thr[day][:, None]
+    mean[:, is_c] += m.reg_drift[day][:, None]
+    fmean[:, is_c] += m.reg_drift[day][:, None]
+    fast = T["latent"][tr][:, None] > thr
+    return np.where(fast, fmean, mean), np.where(fast, fsd, sd)
+
+
+def _route_points(route: Route, tr: np.ndarray, T: dict, m: _SpeedModel, rng) -> dict[str, np.ndarray]:
+    """The points of the trips `tr` of one route (columns of _POINT_COLUMNS); sets their T['end']."""
+    L = route.cum[-1]
+    nseg = route.seg_class.size
+    mean, sd = _segment_speeds(route, tr, T, m)
+    f = m.vfactor[T["veh"][tr]]
+    seglen = np.diff(route.cum)
+    seg_time = seglen[None, :] / (mean * f[:, None] / 3.6)
+    sig_wait = np.zeros((tr.size, nseg))
+    if route.signal_at.size:
+        sidx = np.searchsorted(route.cum, route.signal_at) - 1  # segment ending at the signal
+        sig_wait[:, sidx] = rng.uniform(0, 2 * m.signal_delay, (tr.size, sidx.size))
+    seg_time = seg_time + sig_wait
+    cum_t = np.concatenate([np.zeros((tr.size, 1)), np.cumsum(seg_time, axis=1)], axis=1)
+    T["end"][tr] = T["start"][tr] + np.round(cum_t[:, -1]).astype(np.int64)
+    # point positions along the route: random phase, spacing with jitter
+    spacing, jitter = m.spacing, m.jitter
+    n_steps = int(np.ceil(L / (spacing - jitter))) + 1
+    steps = spacing + rng.uniform(-jitter, jitter, (tr.size, n_steps))
+    s = rng.uniform(0, spacing, (tr.size, 1)) + np.concatenate(
+        [np.zeros((tr.size, 1)), np.cumsum(steps[:, :-1], axis=1)], axis=1
+    )
+    rev = T["rev"][tr]
+    keep = s < L
+    ti, _ = np.nonzero(keep)
+    sv = s[keep]
+    g = np.clip(np.searchsorted(route.cum, sv, side="right") - 1, 0, nseg - 1)
+    frac = (sv - route.cum[g]) / seglen[g]
+    x = route.xy[g, 0] + frac * (route.xy[g + 1, 0] - route.xy[g, 0])
+    y = route.xy[g, 1] + frac * (route.xy[g + 1, 1] - route.xy[g, 1])
+    t = cum_t[ti, g] + frac * seg_time[ti, g] - sig_wait[ti, g] * (1 - frac)
+    t = np.maximum(t, cum_t[ti, g])
+    # reversed trips (outbound local): same geometry, time runs from the other end
+    rv = rev[ti]
+    t = np.where(rv, cum_t[ti, -1] - t, t)
+    mu = mean[ti, g] * f[ti]
+    point_sd = np.sqrt(np.maximum(sd[ti, g] ** 2 - (mean[ti, g] * m.f_sd) ** 2, 1.0))
+    v = mu + rng.normal(0, 1, sv.size) * point_sd
+    if route.turns.size:
+        k = np.searchsorted(route.turns, sv)
+        dist_turn = np.minimum(
+            np.abs(sv - route.turns[np.clip(k - 1, 0, None)]),
+            np.abs(route.turns[np.clip(k, None, route.turns.size - 1)] - sv),
+        )
+        # kinematic: at distance d from a turn (or a local trip's end) a vehicle cannot be faster
+        # than sqrt(v_turn^2 + 2 a d); a trip cruising faster is scaled down there (noise kept)
+        cap = 3.6 * np.sqrt(m.turn_v**2 + 2.0 * m.accel * dist_turn)
+        v = v * np.minimum(1.0, cap / np.maximum(mu, 1.0))
+    nodes = np.array(route.nodes)
+    return {
+        "trip": tr[ti],
+        "x": x,
+        "y": y,
+        "t": t,
+        "speed": np.clip(np.round(v), 3, 120).astype(np.int64),
+        "seg": g,
+        "dist": np.where(rv, seglen[g] - frac * seglen[g], frac * seglen[g]),
+        "cls": route.seg_class[g],
+        "node_in": np.where(rv, nodes[g + 1], nodes[g]),
+        "node_out": np.where(rv, nodes[g], nodes[g + 1]),
+        "dir": np.where(rv, 2, 1),
     }
-    return _to_rows(district, cfg, P, T, op_ids, vtype, vuse, days, rng), stats
 
 
 def _pick_routes(lst: list[Route], n: int, treated_share: float | None, rng: np.random.Generator) -> np.ndarray:
@@ -712,7 +829,7 @@ def _pick_routes(lst: list[Route], n: int, treated_share: float | None, rng: np.
     return np.where(pick_tr, rng.choice(tr, n, p=w_tr / w_tr.sum()), rng.choice(other, n))
 
 
-def _to_rows(district: District, cfg: dict, P: dict, T: dict, op_ids, vtype, vuse, days, rng) -> dict[str, np.ndarray]:
+def _to_rows(district: District, cfg: dict, P: dict, T: dict, pool: _VehiclePool, days, rng) -> dict[str, np.ndarray]:
     """Fill the 33 様式1-2 columns (arrays, in etl.spec order) for every point."""
     n = P["trip"].size
     trip = P["trip"]
@@ -747,9 +864,9 @@ def _to_rows(district: District, cfg: dict, P: dict, T: dict, op_ids, vtype, vus
         "rsu_id": rsu[(T["veh"][trip] + T["day"][trip]) % rsu.size],
         "received_at": _yyyymmddhhmmss(received),
         "operation_date": op_date,
-        "operation_id": np.array([f"{v:012d}" for v in op_ids], dtype=object)[P["veh"]],
-        "vehicle_type": vtype[P["veh"]],
-        "vehicle_use": vuse[P["veh"]],
+        "operation_id": np.array([f"{v:012d}" for v in pool.op_ids], dtype=object)[P["veh"]],
+        "vehicle_type": pool.vtype[P["veh"]],
+        "vehicle_use": pool.vuse[P["veh"]],
         "gps_time": _yyyymmddhhmmss(P["time"]),
         "serial_no": serial,
         "trip_no": T["no"][trip],
@@ -1003,12 +1120,24 @@ def _bench_day(args) -> list[tuple[str, int, int]]:
     out = []
     for (path, _, mesh), parts in zip(files, taken, strict=True):
         lat, lon, veh, k = (np.concatenate(x) for x in zip(*parts, strict=True))
-        out.append(_write_bench_zip(path, rng, day, mesh, lat, lon, k, ids[veh], t0[veh], bad_rate))
+        out.append(_write_bench_zip(path, rng, day, mesh, _Track(lat, lon, k, ids[veh], t0[veh]), bad_rate))
     return out
 
 
-def _write_bench_zip(path, rng, day, mesh, lat, lon, k, op_ids, t0, bad_rate) -> tuple[str, int, int]:
+class _Track(NamedTuple):
+    """The points of one benchmark file: position, number along the vehicle's track (one every 20 s),
+    and per point its vehicle's 運行ID and start time (s after midnight)."""
+
+    lat: np.ndarray
+    lon: np.ndarray
+    k: np.ndarray
+    op_ids: np.ndarray
+    t0: np.ndarray
+
+
+def _write_bench_zip(path, rng, day, mesh, track: _Track, bad_rate) -> tuple[str, int, int]:
     """One OUT1-2 ZIP of the given points (rows shuffled), a share `bad_rate` of lines cut to 32 fields."""
+    lat, lon, k, op_ids, t0 = track
     n = lat.size
     epoch = (day - dt.date(1970, 1, 1)).days * 86400
     secs = epoch + t0 + k * 20

@@ -183,12 +183,6 @@ def read_payload(data: bytes, layout: Layout = STYLE_1_2) -> tuple[pa.Table, np.
     return _split_lines(to_utf8(data), layout, convert, block_size=1 << 24)
 
 
-def parse_fields(data: bytes) -> tuple[pa.Table, np.ndarray, pa.Table]:
-    """様式1-2 payload → (rows, line numbers, rejects); kept for callers of the first version."""
-    rows, line_no, rejects, _ = read_payload(data, STYLE_1_2)
-    return rows, line_no, rejects
-
-
 # The one grammar of a number, whatever else a chunk holds: optional sign, digits with an optional
 # decimal point (or a leading one), optional exponent; surrounding white space ignored. NaN and
 # infinities are not numbers here; an integer column takes a whole value within its type's range.
@@ -256,33 +250,6 @@ def _parse_number(text: pa.Array, col: Column) -> tuple[pa.Array, pa.Array]:
     values = pa.array(out, target)
     bad = pc.and_(pc.is_valid(text), pc.is_null(values))
     return values, bad
-
-
-_EPOCH_MONTH = np.datetime64("1970-01", "M")
-
-
-def _digits_to_seconds(v: np.ndarray, n_digits: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """YYYYMMDD / YYYYMMDDhhmm / YYYYMMDDhhmmss integers → (seconds since epoch, valid mask), vectorised.
-
-    The form is told by the value (years 1900–2200): below 10**9 a date, below 10**12 a 12-digit
-    time (seconds 00), else a 14-digit time. `n_digits` is accepted for callers of the first version.
-    """
-    v = np.asarray(v, dtype=np.int64)
-    v = np.where(v < 10**9, v * 1_000_000, np.where(v < 10**12, v * 100, v))
-    year, rest = np.divmod(v, 10**10)
-    month, rest = np.divmod(rest, 10**8)
-    day, rest = np.divmod(rest, 10**6)
-    hh, rest = np.divmod(rest, 10**4)
-    mm, ss = np.divmod(rest, 100)
-    valid = (
-        (year >= 1900) & (year <= 2200) & (month >= 1) & (month <= 12) & (day >= 1) & (hh < 24) & (mm < 60) & (ss < 60)
-    )
-    months = np.where(valid, (year - 1970) * 12 + month - 1, 0)
-    start = (_EPOCH_MONTH + months).astype("datetime64[D]").astype(np.int64)
-    next_start = (_EPOCH_MONTH + months + 1).astype("datetime64[D]").astype(np.int64)
-    valid &= day <= (next_start - start)
-    secs = (start + day - 1) * 86400 + hh * 3600 + mm * 60 + ss
-    return secs, valid
 
 
 def _time_from_ints(ints: pa.Array, col: Column, present: np.ndarray) -> tuple[pa.Array, pa.Array | None]:

@@ -8,8 +8,8 @@ from the warehouse; each runs once per district and month:
 - `analyze_district`: per-road figures for every named period, then the before/after evidence
   (intervals, DiD, braking, cut-through), the gate classification of every named period
   (through / into / out of / internal / perimeter, gate OD) and the screening of the default
-  before period (candidates for calming ranked by score), stored;
-- `monitor_district`: the monthly series of every complete month after the last named period;
+  before period (candidates for calming ranked by score) and the monthly series of every complete
+  month after the last named period (monitoring), stored;
 - `publish_maps`: map, report, sheet, export and screening map from the stored results (no computation);
 - `monthly_pipeline`: all of the above for every district, as the road bureau schedules it. Each
   run publishes into a dated folder of the output root (``<root>/<YYYY-MM>/``, the last complete
@@ -57,8 +57,8 @@ from prefect import flow, task
 from prefect.states import Failed
 from prefect.variables import Variable
 
+from analysis import figures
 from analysis.evidence import evaluate_district
-from analysis.figures import analyze_district as analyze_district_periods
 from analysis.gates import evaluate_gates
 from analysis.matchstage import district_network, match_stage
 from analysis.monitoring import latest_month_verdict, monthly_series
@@ -70,11 +70,11 @@ from config.districts import load_district
 from config.settings import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
+    ENV_DASK_SCHEDULER,
     PREFECT_DISTRICTS_VARIABLE,
     default_output_dir,
     default_warehouse,
 )
-from etl.cluster import SCHEDULER_ENV
 from etl.ingest import ingest_paths
 from etl.sources import scan_delivery_paths
 from etl.warehouse import connect, point_files
@@ -219,7 +219,7 @@ def _cluster():
 
 def _run(task_obj, *args):
     """Run a task of a flow: through the flow's task runner when it is a DaskTaskRunner (the task runs
-    on the cluster), else in the flow's thread as before."""
+    on the cluster), else in the flow's thread."""
     from prefect.context import FlowRunContext
     from prefect_dask import DaskTaskRunner
 
@@ -261,7 +261,7 @@ def analyze_periods_task(warehouse: str, district_key: str) -> list[dict]:
 
     def analyze() -> list[dict]:
         with _cluster() as client:
-            return treated_summary(district.key, analyze_district_periods(warehouse, district, client=client))
+            return treated_summary(district.key, figures.analyze_district(warehouse, district, client=client))
 
     return run_stage(warehouse, district, "analyze", {}, analyze)
 
@@ -528,7 +528,7 @@ def monthly_pipeline_dask(
     """
     from prefect_dask import DaskTaskRunner
 
-    address = scheduler or Variable.get("etc2calm_dask_scheduler", default=None) or os.environ.get(SCHEDULER_ENV)
+    address = scheduler or Variable.get("etc2calm_dask_scheduler", default=None) or os.environ.get(ENV_DASK_SCHEDULER)
     if not address:
         raise ValueError(
             "no Dask scheduler: set the Prefect variable etc2calm_dask_scheduler (prefect variable set "

@@ -8,29 +8,29 @@ the merged arrays (`figures`). Distinct vehicles do not add: the cube keeps the 
 (piece, vehicle_id) pairs, so distinct vehicles of any union of pieces and partitions is exact
 (`distinct_vehicles`); the per-cell `n_vehicles` is exact within one cube (not after merging cubes).
 
-The day type (weekday, or Saturday / Sunday / Japanese public holiday) and the 1 km/h speed bin
-are defined once here (`day_type_of`, `speed_bin_kmh`) and in the kernels that use the same
-holiday table, so the match stage, the filters, the cube and the bootstrap agree.
+The 1 km/h speed bin is defined once here (`speed_bin_kmh`), the day type once in geo.calendar
+(`day_type_of`, `holiday_table`), and the kernels use the same bin and holiday table, so the match
+stage, the filters, the cube and the bootstrap agree.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
 
 from config.settings import P85, SPEED_CLASS_OFFSET_KMH, SPEED_CLASS_WIDTH_KMH, SPEED_RECORDING
+
+# day_type_of and hour_of are re-exported for analysis/matchstage.py and analysis/points.py, which
+# still import them from here: import them from geo.calendar.
+from geo.calendar import day_type_of, holiday_table, hour_of  # noqa: F401
 from geo.kernels import (
     N_BIN,
     N_CLASS,
     N_DAYTYPE,
     N_HOUR,
-    US_PER_DAY,
-    US_PER_HOUR,
     _group_by_piece,
     aggregate_kernel,
     compact_cell_vehicles,
@@ -55,37 +55,6 @@ from geo.kernels import (
 def speed_bin_kmh(speed_kmh) -> np.ndarray:
     """Whole-km/h bin of each speed, as the cube's kernel bins it (nearest km/h, clipped to 0..255)."""
     return np.clip(np.floor(np.asarray(speed_kmh, dtype=np.float64) + 0.5), 0, N_BIN - 1)
-
-
-@lru_cache(maxsize=8)
-def holiday_table(first_year: int = 2010, last_year: int = 2035) -> tuple[int, np.ndarray]:
-    """(day number of 1 January first_year, bool per day: Japanese public holiday incl. 振替休日)."""
-    import holidays
-
-    jp = holidays.Japan(years=range(first_year, last_year + 1))
-    day0 = dt.date(first_year, 1, 1)
-    flags = np.zeros((dt.date(last_year, 12, 31) - day0).days + 1, dtype=np.bool_)
-    for d in jp:
-        flags[(d - day0).days] = True
-    return (day0 - dt.date(1970, 1, 1)).days, flags
-
-
-def day_type_of(gps_us) -> np.ndarray:
-    """0 weekday, 1 Saturday, Sunday or Japanese public holiday (incl. 振替休日), per JST timestamp
-    (int64 microseconds since 1970-01-01 of the wall-clock time) — the kernel's rule, vectorised."""
-    day0, hol = holiday_table()
-    day = np.asarray(gps_us, dtype=np.int64) // US_PER_DAY
-    weekend = (day + 3) % 7 >= 5  # 1970-01-01 was a Thursday
-    k = day - day0
-    inside = (k >= 0) & (k < len(hol))
-    holiday = np.zeros(len(day), dtype=bool)
-    holiday[inside] = hol[k[inside]]
-    return (weekend | holiday).astype(np.int8)
-
-
-def hour_of(gps_us) -> np.ndarray:
-    """Hour of day 0-23 of each JST timestamp (int64 microseconds)."""
-    return ((np.asarray(gps_us, dtype=np.int64) % US_PER_DAY) // US_PER_HOUR).astype(np.int8)
 
 
 def decode_cell(cell: np.ndarray) -> dict[str, np.ndarray]:
@@ -161,7 +130,7 @@ class Cube:
         return pa.table(self.vehicles)
 
 
-def aggregate_points(
+def aggregate_points(  # noqa: PLR0913 - one array per matched-point column, as the compiled kernel takes them
     seg, pos, direction, index, gps_us, vehicle_type, speed_kmh, vehicle_id, piece_limit_kmh, *, cell_vehicles=False
 ) -> Cube:
     """Cube of matched points (seg/pos/direction from `match_points`; index: the SegmentGridIndex).

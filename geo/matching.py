@@ -104,16 +104,6 @@ def build_segment_index(
     )
 
 
-def point_segment_distance(px, py, x0, y0, x1, y1) -> tuple[np.ndarray, np.ndarray]:
-    """Distance (m) from points to segments, element-wise, and the position along each segment (0–1)."""
-    dx, dy = x1 - x0, y1 - y0
-    length2 = dx * dx + dy * dy
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = ((px - x0) * dx + (py - y0) * dy) / length2
-    t = np.where(length2 > 0, np.clip(t, 0.0, 1.0), 0.0)
-    return np.hypot(px - (x0 + t * dx), py - (y0 + t * dy)), t
-
-
 @dataclass
 class MatchResult:
     """Per point: segment id (-1 unmatched), link, road index, piece (-1 unmatched), distance (m,
@@ -175,14 +165,3 @@ def match_points(
     link = np.where(hit, L.seg_link[np.maximum(seg, 0)], -1).astype(np.int32)
     road = np.where(hit, L.link_road[np.maximum(link, 0)], -1).astype(np.int64)
     return MatchResult(seg, link, road, dist, pos, direction)
-
-
-def match_points_to_roads(x_m, y_m, index: SegmentGridIndex, heading_deg=None) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest road of each point within the index's radius.
-
-    x_m, y_m: point coordinates in metres, same projected CRS as the indexed roads.
-    Returns (road index per point, -1 when no road lies within the radius; distance in metres,
-    NaN when unmatched). Ties in distance go to the smaller road index.
-    """
-    r = match_points(x_m, y_m, index, heading_deg)
-    return r.road, r.dist

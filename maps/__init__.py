@@ -1,8 +1,13 @@
-"""etc2calm: maps. The district map and the screening map as folium objects:
+"""Maps, reports, sheets and exports for residents and engineers, read from the stored results.
+
+Floor 3 of the stairs: imports config, etl, geo and analysis (never flows or the CLI); it never
+recomputes a figure. The district map and the screening map as folium objects:
 
     from maps import build_district_map, build_screening_map
 
 (imported on first use, so that modules reading only maps.wording or maps.public do not load folium).
+Also: `maps.report.render_report`, `maps.district_sheet.render_district_sheet`,
+`maps.export.export_district`, `maps.publish.publish_district` (an edition of every output).
 """
 
 from __future__ import annotations

@@ -133,16 +133,6 @@ def leaflet_default_icons() -> str:
     )
 
 
-def leaflet_js() -> str:
-    """Leaflet's minified JS (str), safe to place inside a <script> element."""
-    return vendored_text(LEAFLET_JS.url)
-
-
-def leaflet_css() -> str:
-    """Leaflet's CSS (str) with its images/… references replaced by data: URIs."""
-    return vendored_text(LEAFLET_CSS.url)
-
-
 @cache
 def asset(name: str) -> str:
     """The text of maps/assets/<name> (a .js or .css file), safe inside its <script> / <style> element."""

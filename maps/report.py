@@ -22,6 +22,7 @@ import pandas as pd
 import maps.embed as embed
 import maps.through as through
 import maps.wording as w
+from analysis.filters import ALL_POINTS_FILTER
 from analysis.results import DistrictResults
 from config.districts import District
 from config.settings import GATE_CLASSES, PUBLIC_MIN_VEHICLES, RESIDENTIAL_MAX_LIMIT_KMH
@@ -177,41 +178,52 @@ def before_after_svg(pub: PublicResults, ind: str, lang: str = "ja") -> str:
                 f"{_e(w.too_few(k, lang, short=True))}</text>"
             )
             continue
-        r = rows.loc[unit]
-        for j, (period, colour) in enumerate((("before", BEFORE_COLOUR), ("after", AFTER_COLOUR))):
-            x0 = cx - bw - 3 if j == 0 else cx + 3
-            v = factor * r[period]
+        parts += _before_after_bars(rows.loc[unit], ind, factor, cx, bw, T + ph, y)
+    parts += _before_after_legend(L, H, lang)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _before_after_bars(r: pd.Series, ind: str, factor: float, cx: float, bw: float, base: float, y) -> list[str]:
+    """One street group's two bars (before, after) about `cx`, each with its level's 95 % interval as a
+    whisker and its value above; `base` is the x axis's y (px), `y` maps a displayed value to px."""
+    parts = []
+    for j, (period, colour) in enumerate((("before", BEFORE_COLOUR), ("after", AFTER_COLOUR))):
+        x0 = cx - bw - 3 if j == 0 else cx + 3
+        v = factor * r[period]
+        parts.append(f'<rect x="{x0:.1f}" y="{y(v):.1f}" width="{bw:.1f}" height="{base - y(v):.1f}" fill="{colour}"/>')
+        interval = _level_interval(r, period)
+        top = v
+        if interval is not None:  # the whisker: the level's own 95 % interval, centred on its bar
+            lo, hi = factor * interval[0], factor * interval[1]
+            top = max(v, hi)
+            xm = x0 + bw / 2
             parts.append(
-                f'<rect x="{x0:.1f}" y="{y(v):.1f}" width="{bw:.1f}" height="{T + ph - y(v):.1f}" fill="{colour}"/>'
+                f'<g stroke="#111" stroke-width="1.5"><line x1="{xm:.1f}" x2="{xm:.1f}" y1="{y(lo):.1f}" '
+                f'y2="{y(hi):.1f}"/><line x1="{xm - 5:.1f}" x2="{xm + 5:.1f}" y1="{y(lo):.1f}" y2="{y(lo):.1f}"/>'
+                f'<line x1="{xm - 5:.1f}" x2="{xm + 5:.1f}" y1="{y(hi):.1f}" y2="{y(hi):.1f}"/></g>'
             )
-            interval = _level_interval(r, period)
-            top = v
-            if interval is not None:  # the whisker: the level's own 95 % interval, centred on its bar
-                lo, hi = factor * interval[0], factor * interval[1]
-                top = max(v, hi)
-                xm = x0 + bw / 2
-                parts.append(
-                    f'<g stroke="#111" stroke-width="1.5"><line x1="{xm:.1f}" x2="{xm:.1f}" y1="{y(lo):.1f}" '
-                    f'y2="{y(hi):.1f}"/><line x1="{xm - 5:.1f}" x2="{xm + 5:.1f}" y1="{y(lo):.1f}" y2="{y(lo):.1f}"/>'
-                    f'<line x1="{xm - 5:.1f}" x2="{xm + 5:.1f}" y1="{y(hi):.1f}" y2="{y(hi):.1f}"/></g>'
-                )
-            parts.append(
-                f'<text x="{x0 + bw / 2:.1f}" y="{y(top) - 5:.1f}" font-size="12" text-anchor="middle">'
-                f"{_e(w.number(w.display(ind, r[period])))}</text>"
-            )
-    lx = L
+        parts.append(
+            f'<text x="{x0 + bw / 2:.1f}" y="{y(top) - 5:.1f}" font-size="12" text-anchor="middle">'
+            f"{_e(w.number(w.display(ind, r[period])))}</text>"
+        )
+    return parts
+
+
+def _before_after_legend(left: int, height: int, lang: str) -> list[str]:
+    """The legend along the chart's foot: before, after, and the whisker (95 % interval)."""
+    parts, lx = [], left
     for period, colour in (("before", BEFORE_COLOUR), ("after", AFTER_COLOUR)):
         parts.append(
-            f'<rect x="{lx}" y="{H - 16}" width="12" height="10" fill="{colour}"/>'
-            f'<text x="{lx + 16}" y="{H - 7}" font-size="12">{_e(rt(period, lang))}</text>'
+            f'<rect x="{lx}" y="{height - 16}" width="12" height="10" fill="{colour}"/>'
+            f'<text x="{lx + 16}" y="{height - 7}" font-size="12">{_e(rt(period, lang))}</text>'
         )
         lx += 84
     parts.append(
-        f'<line x1="{lx + 6}" x2="{lx + 6}" y1="{H - 18}" y2="{H - 4}" stroke="#111" stroke-width="1.5"/>'
-        f'<text x="{lx + 14}" y="{H - 7}" font-size="12">{_e(rt("ci", lang))}</text>'
+        f'<line x1="{lx + 6}" x2="{lx + 6}" y1="{height - 18}" y2="{height - 4}" stroke="#111" stroke-width="1.5"/>'
+        f'<text x="{lx + 14}" y="{height - 7}" font-size="12">{_e(rt("ci", lang))}</text>'
     )
-    parts.append("</svg>")
-    return "".join(parts)
+    return parts
 
 
 def distribution_svg(dist: pd.DataFrame, unit: str, title: str, limit_kmh: float | None, lang: str = "ja") -> str:
@@ -537,6 +549,23 @@ def _gates_block(pub: PublicResults, lang: str) -> str:
         return head + f'<p class="empty">{_e(through.tt("none", lang))}</p>'
     k = pub.public_min_vehicles
     periods = {key: pub.periods[key] for key in ("before", "after")}
+    blocks = [
+        head,
+        f"<p>{_e(through.tt('intro', lang))}</p>",
+        f"<h3>{_e(through.tt('classes', lang))}</h3>",
+        _gates_classes_table(pub, periods, lang),
+        f"<h3>{_e(through.tt('bands', lang))}</h3>",
+        _gates_bands_table(pub, periods, lang),
+        f"<h3>{_e(through.tt('od', lang))}</h3>",
+        _gates_pairs_table(pub, periods, lang),
+        f'<p class="caption">{_e(through.tt("note", lang, k=k))}</p>',
+    ]
+    return "".join(blocks)
+
+
+def _gates_classes_table(pub: PublicResults, periods: dict, lang: str) -> str:
+    """Trips and share of each class (through, into, out of, internal, perimeter) per period, and the total."""
+    k = pub.public_min_vehicles
     cells = {key: through.class_cells(pub, p) for key, p in periods.items()}
     rows = []
     for cls in GATE_CLASSES:
@@ -557,12 +586,12 @@ def _gates_block(pub: PublicResults, lang: str) -> str:
     header = [through.tt("class", lang), through.tt("meaning", lang)]
     for key in periods:
         header += [through.tt("trips", lang, p=rt(key, lang)), through.tt("share", lang, p=rt(key, lang))]
-    blocks = [
-        head,
-        f"<p>{_e(through.tt('intro', lang))}</p>",
-        f"<h3>{_e(through.tt('classes', lang))}</h3>",
-        _table(header, rows, left=2),
-    ]
+    return _table(header, rows, left=2)
+
+
+def _gates_bands_table(pub: PublicResults, periods: dict, lang: str) -> str:
+    """The share of each class by time band, per period."""
+    k = pub.public_min_vehicles
     band_rows = []
     for key, p in periods.items():
         for band, _, _ in through.GATE_TIME_BANDS:
@@ -574,21 +603,22 @@ def _gates_block(pub: PublicResults, lang: str) -> str:
                 + "".join(_td(through.cell_text(c[cls], "share", lang, k)) for cls in GATE_CLASSES)
                 + "</tr>"
             )
-    blocks += [
-        f"<h3>{_e(through.tt('bands', lang))}</h3>",
-        _table(
-            [
-                through.tt("period", lang),
-                through.tt("band", lang),
-                *(through.class_label(c, lang) for c in GATE_CLASSES),
-            ],
-            band_rows,
-            left=2,
-        ),
-    ]
+    return _table(
+        [
+            through.tt("period", lang),
+            through.tt("band", lang),
+            *(through.class_label(c, lang) for c in GATE_CLASSES),
+        ],
+        band_rows,
+        left=2,
+    )
+
+
+def _gates_pairs_table(pub: PublicResults, periods: dict, lang: str) -> str:
+    """Through trips by pair of gates (entry, exit) per period, or a line saying there are none."""
+    k = pub.public_min_vehicles
     names = through.gate_names(pub, lang)
     pairs = through.through_pairs(pub, periods)
-    blocks.append(f"<h3>{_e(through.tt('od', lang))}</h3>")
     if pairs:
         od_rows = []
         for a, b, c in pairs:
@@ -599,21 +629,16 @@ def _gates_block(pub: PublicResults, lang: str) -> str:
                 _td(through.cell_text(c.get(key, through.Cell("nodata")), "trips", lang, k)) for key in periods
             )
             od_rows.append(f"<tr>{row}</tr>")
-        blocks.append(
-            _table(
-                [
-                    through.tt("entry", lang),
-                    through.tt("exit", lang),
-                    *(through.tt("trips", lang, p=rt(key, lang)) for key in periods),
-                ],
-                od_rows,
-                left=2,
-            )
+        return _table(
+            [
+                through.tt("entry", lang),
+                through.tt("exit", lang),
+                *(through.tt("trips", lang, p=rt(key, lang)) for key in periods),
+            ],
+            od_rows,
+            left=2,
         )
-    else:
-        blocks.append(f'<p class="empty">{_e(through.tt("od_none", lang))}</p>')
-    blocks.append(f'<p class="caption">{_e(through.tt("note", lang, k=k))}</p>')
-    return "".join(blocks)
+    return f'<p class="empty">{_e(through.tt("od_none", lang))}</p>'
 
 
 def render_report(
@@ -638,11 +663,10 @@ def render_report(
     head = headline(district, pub)
     speed = speed_indicator(district, pub)
     share = share_indicator(pub, speed)
-    k = pub.public_min_vehicles
     treated_limit = pub.roads.loc[pub.roads["role"] == "treated", "limit_kmh"].dropna()
     limit = float(treated_limit.iloc[0]) if len(treated_limit) else None
     pb, pa = pub.periods["before"], pub.periods["after"]
-    flt = rt("all_points", lang) if pub.filter in ("全日・全車種", "") else pub.filter
+    flt = rt("all_points", lang) if pub.filter in (ALL_POINTS_FILTER, "") else pub.filter
     blocks = []
     if synthetic:
         blocks.append(f'<div class="banner" role="alert">{_e(w.banner(lang))}</div>')
@@ -650,20 +674,7 @@ def render_report(
     period_text = rt("periods", lang, b=w.period_line("before", pb, lang), a=w.period_line("after", pa, lang), f=flt)
     blocks.append(f'<div class="meta"><p>{_e(period_text)}</p></div>')
     # 1-2: the answer, then the charts
-    sep = " " if lang == "en" else ""
-    answer = (
-        f'<div id="headline" data-verdict="{head.verdict}" '
-        f'data-monitoring="{head.monitoring or "none"}"><strong>{_e(head.lead[lang])}</strong>{sep}'
-        f"{_e(sep.join(head.details[lang]))}</div>"
-    )
-    charts = "".join(
-        f"<figure>{svg}</figure>" for svg in (before_after_svg(pub, i, lang) for i in (speed, share) if i) if svg
-    )
-    caption = f'<p class="caption">{_e(rt("chart_caption", lang))}</p>' if charts else ""
-    blocks.append(
-        f'<section id="answer" class="{"" if head.verdict == "effect" else "weak"}">{answer}'
-        f'<div class="charts">{charts}</div>{caption}</section>'
-    )
+    blocks.append(_answer_section(pub, head, (speed, share), lang))
     # is the effect lasting? the monthly series after the last named period
     blocks.append(_trend_block(district, pub, lang))
     # 3: details
@@ -672,7 +683,53 @@ def render_report(
     blocks.append(_did_sentence(pub, speed, lang))
     blocks.append(_placebo_block(pub, speed, lang))
     blocks.append(_pre_period_block(pub, speed, lang))
-    blocks.append(f"<h2>{_e(rt('distributions', lang))}</h2>")
+    blocks += _distributions_block(pub, limit, lang)
+    blocks.append(f"<h2>{_e(rt('roads', lang))}</h2>")
+    blocks.append(_roads_table(pub, lang))
+    blocks.append(f"<h2>{_e(rt('braking', lang))}</h2>")
+    blocks.append(_braking_block(pub, lang))
+    blocks.append(f"<h2>{_e(rt('cut', lang))}</h2>")
+    blocks.append(_cut_through_block(pub, lang))
+    blocks.append(_gates_block(pub, lang))
+    blocks.append(f"<h2>{_e(rt('method', lang))}</h2>")
+    blocks.append(_method_note(district, pub, lang))
+    blocks.append(f'<footer class="meta credits"><p>{_e(w.credits(district, created, lang))}</p></footer>')
+    body = "\n".join(b for b in blocks if b)
+    page = (
+        f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_e(w.report_title(district, lang))}</title>\n{embed.style('report.css')}\n</head>\n"
+        f"<body>\n{body}\n</body>\n</html>\n"
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def _answer_section(pub: PublicResults, head, indicators: tuple, lang: str) -> str:
+    """The answer first (the headline and its details), then the before/after charts of the speed and
+    share indicators."""
+    sep = " " if lang == "en" else ""
+    answer = (
+        f'<div id="headline" data-verdict="{head.verdict}" '
+        f'data-monitoring="{head.monitoring or "none"}"><strong>{_e(head.lead[lang])}</strong>{sep}'
+        f"{_e(sep.join(head.details[lang]))}</div>"
+    )
+    charts = "".join(
+        f"<figure>{svg}</figure>" for svg in (before_after_svg(pub, i, lang) for i in indicators if i) if svg
+    )
+    caption = f'<p class="caption">{_e(rt("chart_caption", lang))}</p>' if charts else ""
+    return (
+        f'<section id="answer" class="{"" if head.verdict == "effect" else "weak"}">{answer}'
+        f'<div class="charts">{charts}</div>{caption}</section>'
+    )
+
+
+def _distributions_block(pub: PublicResults, limit: float | None, lang: str) -> list[str]:
+    """The speed distributions of the treated and comparison streets (public ones only), with their legend."""
+    k = pub.public_min_vehicles
+    blocks = [f"<h2>{_e(rt('distributions', lang))}</h2>"]
     blocks.append(
         f'<p class="legend"><span style="background:{BEFORE_COLOUR}"></span>{_e(rt("before", lang))}'
         f'<span style="background:{AFTER_COLOUR}"></span>{_e(rt("after", lang))}　{_e(rt("dist_legend", lang))}</p>'
@@ -688,14 +745,12 @@ def render_report(
             blocks.append(f'<p class="empty">{_e(rt("too_few_chart", lang, title=title, k=k))}</p>')
         else:
             blocks.append(f'<p class="empty">{_e(title)}{_colon(lang)}{_e(rt("no_data", lang))}</p>')
-    blocks.append(f"<h2>{_e(rt('roads', lang))}</h2>")
-    blocks.append(_roads_table(pub, lang))
-    blocks.append(f"<h2>{_e(rt('braking', lang))}</h2>")
-    blocks.append(_braking_block(pub, lang))
-    blocks.append(f"<h2>{_e(rt('cut', lang))}</h2>")
-    blocks.append(_cut_through_block(pub, lang))
-    blocks.append(_gates_block(pub, lang))
-    blocks.append(f"<h2>{_e(rt('method', lang))}</h2>")
+    return blocks
+
+
+def _method_note(district: District, pub: PublicResults, lang: str) -> str:
+    """How the figures were made: data and radius, passages, intervals, DiD, sample sizes, braking, cut-through."""
+    k = pub.public_min_vehicles
     method = [
         rt("m_data", lang, r=f"{pub.radius_m:g}"),
         rt("m_passage", lang),
@@ -711,16 +766,4 @@ def render_report(
     ]
     if district.synthetic_network:
         method.append(w.t("synthetic_network_note", lang))
-    blocks.append('<div class="note">' + "".join(f"<p>{_e(m)}</p>" for m in method) + "</div>")
-    blocks.append(f'<footer class="meta credits"><p>{_e(w.credits(district, created, lang))}</p></footer>')
-    body = "\n".join(b for b in blocks if b)
-    page = (
-        f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{_e(w.report_title(district, lang))}</title>\n{embed.style('report.css')}\n</head>\n"
-        f"<body>\n{body}\n</body>\n</html>\n"
-    )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
-    return out
+    return '<div class="note">' + "".join(f"<p>{_e(m)}</p>" for m in method) + "</div>"

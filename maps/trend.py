@@ -175,37 +175,82 @@ def _e(text: str) -> str:
     return html.escape(text)
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """The chart's plotting area (px, SVG user units) and its scales: month index → x, value → y."""
+
+    pos: list  # each month's position along the axis, 0–1 (month_positions)
+    bottom: float  # the y axis: nice_range of the values, in the indicator's display unit
+    top: float
+    step: float
+    W: int = 560
+    H: int = 340
+    L: int = 56
+    R: int = 16
+    T: int = 34
+    B: int = 118
+
+    @property
+    def pw(self) -> int:
+        return self.W - self.L - self.R
+
+    @property
+    def ph(self) -> int:
+        return self.H - self.T - self.B
+
+    def x(self, i: int) -> float:
+        return self.L + self.pw * self.pos[i]
+
+    def y(self, v: float) -> float:
+        return self.T + self.ph - (v - self.bottom) / (self.top - self.bottom) * self.ph
+
+
 def trend_svg(tr: Trend, district: District, pub: PublicResults, lang: str = "ja") -> str:
     """The trend chart as SVG (labelled axes, one tick per month, legend)."""
     label = w.indicator_label(tr.indicator, lang, _limits(pub), capital=True)
     title = tt("title", lang, label=label)
-    n = len(tr.months)
-    W, H, L, R, T, B = 560, 340, 56, 16, 34, 118
-    pw, ph = W - L - R, H - T - B
-    bottom, top, step = nice_range(*y_extent(tr))
-    y = lambda v: T + ph - (v - bottom) / (top - bottom) * ph  # noqa: E731
-    pos = month_positions(tr.months)
-    x = lambda i: L + pw * pos[i]  # noqa: E731
-    f = tr.factor
+    fr = _Frame(month_positions(tr.months), *nice_range(*y_extent(tr)))
     parts = [
-        f'<svg class="chart trend" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" '
-        f'aria-label="{_e(title)}" data-months="{n}">',
-        f'<text x="{L}" y="18" font-size="14" font-weight="bold">{_e(title)}</text>',
+        f'<svg class="chart trend" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {fr.W} {fr.H}" role="img" '
+        f'aria-label="{_e(title)}" data-months="{len(tr.months)}">',
+        f'<text x="{fr.L}" y="18" font-size="14" font-weight="bold">{_e(title)}</text>',
     ]
+    parts += _suppressed_months(tr, fr)
+    parts += _axes(tr, fr, lang)
+    parts += _levels(tr, fr)
+    parts += _series(tr, fr)
+    parts += _legend(tr, fr, lang)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _suppressed_months(tr: Trend, fr: _Frame) -> list[str]:
+    """The treated street's suppressed months: greyed columns, no value."""
+    parts: list[str] = []
+    T, pw, ph = fr.T, fr.pw, fr.ph
+    x = fr.x
     col = pw * month_width(tr.months)
-    for i in range(n):  # the treated street's suppressed months: greyed, no value
+    for i in range(len(tr.months)):  # the treated street's suppressed months: greyed, no value
         if tr.suppressed["treated"][i]:
             parts.append(
                 f'<rect class="suppressed-month" x="{x(i) - col * 0.45:.1f}" y="{T}" width="{col * 0.9:.1f}" '
                 f'height="{ph}" fill="{SUPPRESSED_FILL}"/>'
             )
-    v = bottom
-    while v <= top + step / 1000:
+    return parts
+
+
+def _axes(tr: Trend, fr: _Frame, lang: str) -> list[str]:
+    """Grid lines and value labels, the axes, the unit, one tick per month (labels at least 34 px apart)."""
+    parts: list[str] = []
+    W, L, R, T, pw, ph = fr.W, fr.L, fr.R, fr.T, fr.pw, fr.ph
+    x, y = fr.x, fr.y
+    v = fr.bottom
+    while v <= fr.top + fr.step / 1000:
         parts.append(
             f'<line x1="{L}" x2="{W - R}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e3e3e3"/>'
             f'<text x="{L - 6}" y="{y(v) + 4:.1f}" font-size="12" text-anchor="end">{v:g}</text>'
         )
-        v += step
+        v += fr.step
     parts.append(
         f'<line x1="{L}" x2="{L}" y1="{T}" y2="{T + ph}" stroke="#666"/>'
         f'<line x1="{L}" x2="{W - R}" y1="{T + ph}" y2="{T + ph}" stroke="#666"/>'
@@ -229,12 +274,29 @@ def trend_svg(tr: Trend, district: District, pub: PublicResults, lang: str = "ja
         f'<text x="{L + pw / 2:.1f}" y="{T + ph + 46}" font-size="12" '
         f'text-anchor="middle">{_e(tt("month_axis", lang))}</text>'
     )
+    return parts
+
+
+def _levels(tr: Trend, fr: _Frame) -> list[str]:
+    """The before level (dashed) and the after level (dotted), where known."""
+    parts: list[str] = []
+    W, L, R = fr.W, fr.L, fr.R
+    y = fr.y
+    f = tr.factor
     for level, colour, dash in ((tr.before_level, BEFORE_LEVEL_COLOUR, "7,4"), (tr.after_level, TREATED_COLOUR, "2,3")):
         if not np.isnan(level):
             parts.append(
                 f'<line class="level" x1="{L}" x2="{W - R}" y1="{y(f * level):.1f}" y2="{y(f * level):.1f}" '
                 f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="{dash}"/>'
             )
+    return parts
+
+
+def _series(tr: Trend, fr: _Frame) -> list[str]:
+    """Per street (comparison, then treated): interval bands or whiskers, the line and the monthly points."""
+    parts: list[str] = []
+    x, y = fr.x, fr.y
+    f = tr.factor
     for unit, colour in (("control", CONTROL_COLOUR), ("treated", TREATED_COLOUR)):
         val, lo, hi = tr.value[unit] * f, tr.low[unit] * f, tr.high[unit] * f
         for a, b in runs(val, tr.months):
@@ -258,7 +320,13 @@ def trend_svg(tr: Trend, district: District, pub: PublicResults, lang: str = "ja
                 parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2.2"/>')
             for i in range(a, b):
                 parts.append(f'<circle class="m-{unit}" cx="{x(i):.1f}" cy="{y(val[i]):.1f}" r="3.5" fill="{colour}"/>')
-    # legend: two rows under the axis title
+    return parts
+
+
+def _legend(tr: Trend, fr: _Frame, lang: str) -> list[str]:
+    """The legend: rows under the axis title (lines and band; levels; suppressed months)."""
+    parts: list[str] = []
+    L, T, ph = fr.L, fr.T, fr.ph
     ly = T + ph + 64
     items = [
         ("line", TREATED_COLOUR, tt("treated", lang)),
@@ -290,8 +358,7 @@ def trend_svg(tr: Trend, district: District, pub: PublicResults, lang: str = "ja
                 )
             parts.append(f'<text x="{lx + 27}" y="{yy}" font-size="11.5">{_e(text)}</text>')
             lx += 37 + 7.2 * w_cols(text)
-    parts.append("</svg>")
-    return "".join(parts)
+    return parts
 
 
 def w_cols(text: str) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis.filters import ALL_POINTS_FILTER
 from config.districts import District, Period
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -463,7 +464,7 @@ def make_map_results(
         )
     return DistrictResults(
         district_key=district.key,
-        filter="全日・全車種",
+        filter=ALL_POINTS_FILTER,
         periods={k: district.periods[k] for k in ("before", "after")},
         roads=roads,
         road_stats=stats,

@@ -17,11 +17,11 @@ from geo.aggregate import (
     concat_shards,
     decode_cell,
     figures,
-    holiday_table,
     merge_cubes,
     merge_cubes_in_order,
     split_by_piece,
 )
+from geo.calendar import holiday_table
 from geo.matching import build_segment_index, match_points
 
 GEOMS = np.array(

@@ -1,4 +1,4 @@
-"""Issue 11, ingest and warehouse items: each promise under attack (regression tests).
+"""Ingest and warehouse promises under attack (regression tests).
 
 Items: 1 (--replace never loses another file's rows), 2 (nan / inf / 1e2 / hex judged alone, nan
 coordinates quarantined), 3 (readers see a commit whole or not at all), 4 (a changed file needs
@@ -22,6 +22,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from config.settings import ENV_TEST_CRASH
 from conftest import cli, offset, q, style12_row, write_zip
 from etl.ingest import ingest_paths
 from etl.synthetic import generate_bench_delivery
@@ -239,7 +240,7 @@ def test_reader_sees_before_or_after_a_killed_commit(tmp_path, when):
     after = before + ingest_paths([second], ref).total("rows_stored")
     wh = tmp_path / "wh"
     ingest_paths([first], wh)
-    p = cli("ingest", "--warehouse", wh, second, env={**os.environ, "ETC2CALM_TEST_CRASH": when})
+    p = cli("ingest", "--warehouse", wh, second, env={**os.environ, ENV_TEST_CRASH: when})
     assert p.returncode != 0
     ((n,),) = [tuple(map(int, r)) for r in sql(wh, "SELECT count(*) FROM probe_points")]
     assert n in (before, after), f"sql sees {n} points: neither {before} (before) nor {after} (after)"
@@ -261,15 +262,16 @@ def test_killed_right_after_a_commit_manifest_matches_the_views(tmp_path):
     script = textwrap.dedent(f"""
         import os, sys
         from pathlib import Path
+        import etl._ingest_commit as C
         import etl.ingest as I
         wh = Path({str(wh)!r})
-        orig = I._apply_journal
+        orig = C._apply_journal
         def apply_then_die(*a, **k):
             pending = (wh / "_journal.json").exists()
             orig(*a, **k)
             if pending:
                 os._exit(137)
-        I._apply_journal = apply_then_die
+        C._apply_journal = apply_then_die
         I.ingest_paths([{str(first)!r}], wh, workers=1)
     """)
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
@@ -486,7 +488,7 @@ def test_kill_at_every_step_of_a_commit(tmp_path, scenario, when):
     else:
         write_zip(a, [row(i) for i in range(0, 5)] + [row(i) for i in range(30, 33)])
         args, after = ["--replace", a], 18  # a: 0-4, 30-32; b: 10-19, its 10-14 back from point_duplicates
-    p = cli("ingest", "--warehouse", wh, *args, env={**os.environ, "ETC2CALM_TEST_CRASH": when})
+    p = cli("ingest", "--warehouse", wh, *args, env={**os.environ, ENV_TEST_CRASH: when})
     n, m, files = _state(wh)
     assert n in (before, after) and m == n, f"kill at {when}: views {n}, manifest {m} (before {before}, after {after})"
     assert files in (before, after), f"kill at {when}: point_files lists {files} rows"
@@ -545,9 +547,9 @@ def test_warehouse_path_that_is_a_file_is_one_line(tmp_path):
 
 def test_duplicate_check_in_buckets_for_very_large_days(tmp_path, monkeypatch):
     """A day larger than the keys held at once is checked bucket by bucket: same result."""
-    import etl.ingest as I
+    import etl._ingest_duplicates as D
 
-    monkeypatch.setattr(I, "BUCKET_KEYS", 7)
+    monkeypatch.setattr(D, "BUCKET_KEYS", 7)
     a = write_zip(tmp_path / "a" / "OUT1-2_533925_20170905.zip", [row(i) for i in range(0, 15)] + [row(3)])
     b = write_zip(tmp_path / "b" / "OUT1-2_533925_20170905_b.zip", [row(i) for i in range(10, 20)])
     r = ingest_paths([a, b], tmp_path / "wh")

@@ -1,4 +1,4 @@
-"""Issue 23, class 4: a full disk and every other I/O failure, in every command that writes.
+"""A full disk and every other I/O failure, in every command that writes.
 
 ingest, match, analyze, compare, screen, export and publish on a small filesystem (a tmpfs, filled
 up to a few levels of free space, so the failure lands at different writes): one line

@@ -1,4 +1,4 @@
-"""Issue 23, class 1: a ZIP member that is not data is never read as rows.
+"""A ZIP member that is not data is never read as rows.
 
 Only members that look like a delivered format are read, judged by name (`data.csv`, the delivered
 name, is data whatever its lines hold; __MACOSX/, ._ files and anything but .csv / .txt are not) and
@@ -43,7 +43,7 @@ def skipped(wh) -> list[tuple[str, str]]:
 
 
 def test_readme_member_is_skipped_named_once_and_recorded(tmp_path):
-    """The case of the issue: data.csv and a README.txt whose two lines were quarantined as bad rows."""
+    """The reported case: data.csv and a README.txt whose two lines were quarantined as bad rows."""
     z = make_zip(
         tmp_path / "d" / "OUT1-2_533925_20170905.zip",
         {"data.csv": csv_bytes([rec(i) for i in range(4)]), "README.txt": README.encode("cp932")},

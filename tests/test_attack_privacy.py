@@ -1,4 +1,4 @@
-"""Issue 11, privacy items: no raw 運行ID in quarantine (6), no short keys (7), key changes detected
+"""Privacy promises under attack: no raw 運行ID in quarantine (6), no short keys (7), key changes detected
 (8), `etc2calm sql` confined to the warehouse (10)."""
 
 from __future__ import annotations

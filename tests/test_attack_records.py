@@ -1,4 +1,4 @@
-"""Issue 23, class 2: a record ends only at the line ending its file uses.
+"""A record ends only at the line ending its file uses.
 
 A stray CR, a lone LF inside a CRLF file, or a NUL inside a record makes that record bad: it is
 quarantined whole with its record number and reason, and no part of it is stored (no cut RSU-ID,
@@ -102,7 +102,7 @@ def test_stray_byte_breaks_its_record_only(tmp_path, where, reason, path):
     assert dict(q(wh, "SELECT line_no, reason FROM quarantine")) == {where + 1: reason}
 
 
-def test_the_case_of_the_issue_no_cut_rsu_id_no_fake_vehicle(tmp_path):
+def test_cr_inside_the_rsu_id_cuts_no_record_and_makes_no_vehicle(tmp_path):
     """A CR inside the RSU-ID: the part after it has 33 fields and used to be stored as a point."""
     lines = [record(i).encode() for i in range(5)]
     lines[2] = lines[2].replace(b"RSU00002", b"RSU\r00002")

@@ -1,4 +1,4 @@
-"""Issue 23, "also": a warehouse opened with plain DuckDB after a move or a copy.
+"""A warehouse opened with plain DuckDB after a move or a copy.
 
 The views hold absolute paths (DuckDB resolves relative ones against the working directory, not the
 database file). `etc2calm views --refresh` rewrites them for the folder the warehouse is in now, and

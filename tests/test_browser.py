@@ -564,7 +564,7 @@ def test_screening_map_draws_ranks_and_a_tap_opens_the_candidate(opened, screeni
     assert m.errors() == []
 
 
-# --- a district on a real OpenStreetMap network (issue 26) ---------------------------------------------
+# --- a district on a real OpenStreetMap network -------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

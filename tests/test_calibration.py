@@ -1,4 +1,4 @@
-"""The synthetic generator lands on the published figures, measured through the pipeline (issue 13, part 2).
+"""The synthetic generator lands on the published figures, measured through the pipeline.
 
 The delivery is generated, ingested and matched by the product's own code; the figures are those of
 the treated street T1 (every point the pipeline matches to it, pooled over the period):

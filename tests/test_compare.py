@@ -302,7 +302,7 @@ def test_report_states_the_parameters_used(warehouse, tiny_network, tmp_path):
 
 def test_results_of_an_earlier_derived_schema_are_never_served(warehouse, tiny_network):
     """Figures stored under an earlier DERIVED_SCHEMA_VERSION (an earlier definition, e.g. the bin-value
-    85th percentile before issue 24) are not read back by any publisher, even through read-only
+    85th percentile before the grouped-data percentile) are not read back by any publisher, even through read-only
     connections that cannot drop them; the next read-write connection drops them for recomputation."""
     import duckdb
 

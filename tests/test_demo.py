@@ -27,7 +27,7 @@ INTERVALS = [
 
 
 def assert_intervals_hold_their_estimates(wh):
-    """Every stored interval not flagged degenerate holds its estimate strictly inside (issue 24)."""
+    """Every stored interval not flagged degenerate holds its estimate strictly inside."""
     for table, est, lo, hi in INTERVALS:
         n, bad = q(
             wh,
@@ -81,7 +81,7 @@ def test_demo_end_to_end_small(tmp_path):
     )
     assert re.search(r"中山町\s+mean speed\s+before→after\s+published -7\.0 km/h\s+this run -\d+\.\d km/h", out)
     # Screening (stored, printed top 5): the treated streets were generated fast and rank first.
-    # Selected on the month the demo generates before the before period, not on the baseline (issue 24).
+    # Selected on the month the demo generates before the before period, not on the baseline.
     for key in ("okurayama", "nakayama"):
         assert re.search(
             rf"\({key}\), pre [^\n]*\n\s+ranked on the months before the before period[^\n]*\n[^\n]*\n[^\n]*\n\s+1 T1 ",

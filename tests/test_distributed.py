@@ -27,7 +27,7 @@ def matched(tmp_path_factory):
     network = district_network(district)
     match_stage(root / "wh", network)
     # A period over three stored months (September to November 2017), cut mid-month; August, the month
-    # the generator delivers before the before period (issue 24), is read too (operation dates of the
+    # the generator delivers before the before period, is read too (operation dates of the
     # day before the period's first day).
     return root / "wh", network, Period("span", district.period("before").start, district.period("trial").end)
 

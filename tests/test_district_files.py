@@ -1,4 +1,4 @@
-"""Districts kept outside the package (issue 26): folders, precedence, every problem at once, `district
+"""Districts kept outside the package: folders, precedence, every problem at once, `district
 new | list | check`, and the outline made from the roads with gates where roads cross it."""
 
 from __future__ import annotations

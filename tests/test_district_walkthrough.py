@@ -1,4 +1,4 @@
-"""Issue 26's "Done when": docs/districts.md takes a new user from a road file and a delivery to a published
+"""docs/districts.md takes a new user from a road file and a delivery to a published
 district in at most ten commands. This test runs exactly the commands of its walkthrough block, one by one,
 as the installed `etc2calm` script, on the real OpenStreetMap extract of 保土ケ谷 (tests/data, ODbL) with a
 synthetic delivery driven over its ways (tests/data/hodogaya_generator.toml), then checks what each

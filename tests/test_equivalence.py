@@ -1,4 +1,4 @@
-"""Monitoring's equivalence verdict (issue 24, part 5): "holding" only when the month's DiD interval lies
+"""Monitoring's equivalence verdict: "holding" only when the month's DiD interval lies
 within ±margin; "rising"/"falling" only when beyond it two months running; "inconclusive" otherwise.
 Simulated: a stable street with seasonal drift gives few false alarms over a year, a decay is detected."""
 

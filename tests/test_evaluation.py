@@ -210,7 +210,7 @@ def test_grouped_percentile_equals_the_jittered_expanded_sample(offset):
 
 def test_grouped_percentile_is_not_the_bin_value():
     """With thousands of tied whole-km/h speeds the plain quantile is a recorded value; the grouped one
-    moves with the counts inside the class (the issue's okurayama example: 32 km/h vs 32.34)."""
+    moves with the counts inside the class (okurayama's example: 32 km/h vs 32.34)."""
     values = np.array([30.0, 31.0, 32.0, 33.0])
     a = grouped_quantile(values, np.array([500, 1500, 3500, 500]))
     b = grouped_quantile(values, np.array([500, 1500, 3600, 400]))

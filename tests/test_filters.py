@@ -10,7 +10,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from analysis.filters import PointFilter
-from geo.aggregate import day_type_of, hour_of
+from geo.calendar import day_type_of, hour_of
 
 TIMES = [
     dt.datetime(2017, 9, 15, 7, 30),  # Friday, 7:30

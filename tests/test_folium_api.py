@@ -1,4 +1,4 @@
-"""The maps as folium objects (issue 25): `build_district_map` / `build_screening_map` return folium.Map
+"""The maps as folium objects: `build_district_map` / `build_screening_map` return folium.Map
 objects built from the stored results, `m.save()` writes the page `etc2calm map` publishes, and the
 notebook example of docs/maps.md runs as written."""
 

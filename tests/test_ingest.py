@@ -14,7 +14,8 @@ import pytest
 from conftest import offset, q, style12_row, write_zip
 from etl.ingest import ingest_paths
 from etl.pseudonymise import load_id_key
-from etl.validate import parse_fields
+from etl.spec import STYLE_1_2
+from etl.validate import read_payload
 
 RAW_ID = "000012345678"
 
@@ -101,9 +102,7 @@ def test_raw_operation_id_never_stored(tmp_path):
 def test_pseudonym_depends_on_key(tmp_path, monkeypatch):
     write_zip(tmp_path / "d" / "a.zip", [_good(0)])
     ingest_paths([tmp_path / "d"], tmp_path / "wh1")
-    monkeypatch.setenv(
-        "ETC2CALM_ID_KEY", "another-key-of-16-bytes-or-more"
-    )  # keys under 16 bytes are refused (issue 11 item 7)
+    monkeypatch.setenv("ETC2CALM_ID_KEY", "another-key-of-16-bytes-or-more")  # keys under 16 bytes are refused
     ingest_paths([tmp_path / "d"], tmp_path / "wh2")
     k1 = q(tmp_path / "wh1", "SELECT vehicle_key FROM probe_points")
     k2 = q(tmp_path / "wh2", "SELECT vehicle_key FROM probe_points")
@@ -149,10 +148,10 @@ def test_missing_path_is_an_error(tmp_path):
         ingest_paths([tmp_path / "nope"], tmp_path / "wh")
 
 
-def test_parse_fields_line_numbers_with_bad_lines_between():
+def test_read_payload_line_numbers_with_bad_lines_between():
     good = [_good(i) for i in range(4)]
     data = "\r\n".join([good[0], "bad", good[1], "", good[2], "a,b", good[3]]).encode("cp932")
-    rows, line_no, rejects = parse_fields(data)
+    rows, line_no, rejects, _ = read_payload(data, STYLE_1_2)
     assert rows.num_rows == 4 and list(line_no) == [1, 3, 5, 7]
     assert rejects.column("line_no").to_pylist() == [2, 4, 6]
     assert rejects.column("reason").to_pylist() == ["field_count", "empty_line", "field_count"]
@@ -161,7 +160,7 @@ def test_parse_fields_line_numbers_with_bad_lines_between():
 def test_staging_tasks_cover_every_file_once_largest_first_and_fine_grained(tmp_path):
     """The pool's tasks: each file exactly once; largest files first (a batch ends on small tasks);
     equal files give at least TASKS_PER_WORKER tasks per worker; tiny files are grouped."""
-    from etl.ingest import TASKS_PER_WORKER, _tasks
+    from etl._ingest_workers import TASKS_PER_WORKER, staging_tasks
 
     sizes = [5_000, 300, 90_000, 300, 12_000, 7] + [1_000] * 40
     files = []
@@ -169,18 +168,18 @@ def test_staging_tasks_cover_every_file_once_largest_first_and_fine_grained(tmp_
         f = tmp_path / f"f{i:03d}.zip"
         f.write_bytes(b"x" * s)
         files.append(f)
-    tasks = _tasks(files, 2)
+    tasks = staging_tasks(files, 2)
     flat = [p for t in tasks for p in t]
     assert sorted(flat) == sorted(str(f) for f in files) and len(flat) == len(set(flat))
     order = [os.path.getsize(p) for p in flat]
     assert order == sorted(order, reverse=True)
     assert tasks[0] == [str(files[2])]  # the largest alone, first
     equal = files[6:]
-    assert len(_tasks(equal, 1)) == len(equal)  # 40 ≤ 1 × TASKS_PER_WORKER: one file per task
+    assert len(staging_tasks(equal, 1)) == len(equal)  # 40 ≤ 1 × TASKS_PER_WORKER: one file per task
     many = [tmp_path / f"g{i:04d}.csv" for i in range(4 * 2 * TASKS_PER_WORKER)]
     for f in many:
         f.write_bytes(b"y" * 100)
-    grouped = _tasks(many, 2)
+    grouped = staging_tasks(many, 2)
     assert 2 * TASKS_PER_WORKER <= len(grouped) < len(many)
 
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import ENV_TEST_CRASH
 from conftest import ETC2CALM, offset, q, style12_row, write_zip
+from etl._testhooks import STALL
 from etl.ingest import ingest_paths
 from etl.spec import STYLE_1_2, STYLE_1_3
 from etl.synthetic import generate_bench_delivery
@@ -176,7 +178,7 @@ def test_exact_duplicates_stored_once_and_replace(tmp_path):
     assert r3.total("rows_stored") == 3
     speeds = q(tmp_path / "wh", "SELECT speed_kmh, count(*) FROM probe_points GROUP BY ALL ORDER BY 1")
     # File 2's rows all remain: 5, 6 and also 0-4, skipped as duplicates while file 1 held them and
-    # stored again now that file 1's old version is gone (issue 11 item 1; before: [(30.0, 2), ...]).
+    # stored again now that file 1's old version is gone (not [(30.0, 2), ...]).
     assert speeds == [(30.0, 7), (50.0, 3)]
     assert q(tmp_path / "wh", "SELECT sum(rows_stored), sum(rows_duplicate) FROM manifest WHERE status = 'ok'") == [
         (10, 0)
@@ -331,14 +333,14 @@ def test_kill_mid_ingest_then_rerun_loses_and_doubles_nothing(tmp_path, when):
     expected = ref.total("rows_stored")
     env = dict(os.environ)
     if when != "signal":
-        env["ETC2CALM_TEST_CRASH"] = when
+        env[ENV_TEST_CRASH] = when
         p = _run_cli(tmp_path / "wh", d, env)
         p.wait(timeout=300)
         assert p.returncode != 0
     else:
         # Workers stall after staging a file (fault injection), so the SIGKILL below lands mid-ingest
         # with staged files on disk and nothing committed, on a fast idle machine as on a loaded one.
-        env["ETC2CALM_TEST_CRASH"] = "stall"
+        env[ENV_TEST_CRASH] = STALL
         p = _run_cli(tmp_path / "wh", d, env)
         deadline = time.time() + 120
         while time.time() < deadline and not any((tmp_path / "wh" / "_staging").rglob("*.parquet")):

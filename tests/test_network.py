@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 
 from config.settings import METRIC_CRS
-from geo.network import load_roads
+from geo.network import build_links, load_roads, segment_arrays
 
 DATA = Path(__file__).parent / "data"
 
@@ -116,3 +117,27 @@ def test_errors(tmp_path):
     p.write_text(json.dumps(_fc([_feat({"road_id": "x"}), _feat({"road_id": "x"})])))
     with pytest.raises(ValueError, match="duplicate road id 'x'"):
         load_roads(p)
+
+
+def test_segment_arrays_multilinestring():
+    g = shapely.from_wkt(["MULTILINESTRING ((0 0, 1 0, 2 0), (5 5, 6 6))", "LINESTRING (0 1, 0 2)"])
+    x0, y0, x1, y1, idx = segment_arrays(g)
+    assert idx.tolist() == [0, 0, 0, 1]
+    assert x1.tolist() == [1, 2, 6, 0]
+
+
+def test_build_links_and_pitches():
+    g = shapely.from_wkt(
+        [
+            "LINESTRING (0 0, 10 0, 20 0, 30 0)",
+            "LINESTRING (10 -5, 10 0, 10 5)",
+            "MULTILINESTRING ((100 0, 110 0), (110 0, 120 0))",
+        ]
+    )
+    L = build_links(g, pitch_m=4)
+    assert L.seg_link.tolist() == [0, 1, 1, 2, 3, 4, 5]
+    assert L.link_road.tolist() == [0, 0, 1, 1, 2, 2]
+    np.testing.assert_allclose(L.link_length_m, [10, 20, 5, 5, 10, 10])
+    assert np.diff(L.link_first_piece).tolist() == [3, 5, 2, 2, 3, 3]
+    with pytest.raises(ValueError, match="pitch_m"):
+        build_links(g, pitch_m=0)

@@ -1,4 +1,4 @@
-"""Real OSM networks on the outputs (issue 26): unnamed ways by class and number, arterials as main roads,
+"""Real OSM networks on the outputs: unnamed ways by class and number, arterials as main roads,
 limits by road class, role labels and framing, the headline's indicator said once, the analyze CSV, the
 compare flags, the edition name, and the CLI's constraints stated in --help."""
 

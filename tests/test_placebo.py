@@ -1,4 +1,4 @@
-"""Placebo streets (issue 24, part 3): the treated street's difference in differences ranked among the
+"""Placebo streets: the treated street's difference in differences ranked among the
 same DiD on every untreated residential street. Rank and p by hand; calibrated under the null in a
 simulation (p <= 0.1 about one time in ten); an effect ranks first; the report and compare say it."""
 

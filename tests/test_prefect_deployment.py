@@ -246,7 +246,7 @@ def test_dask_deployment_runs_on_a_local_cluster_and_keeps_key_and_ids_out_of_pr
 
 
 def test_deployment_runs_a_district_kept_outside_the_package(prefect_server, tmp_path):
-    """Issue 26: a district declared with `etc2calm district new` in a folder of the user's (not the
+    """A district declared with `etc2calm district new` in a folder of the user's (not the
     package, not ETC2CALM_HOME) runs through the deployment monthly-all-districts, the folder given by
     the Prefect variable etc2calm_districts; the flow honours the district's screening minimum and
     names the edition after the last complete month (the delivery spills over into 2023-12-01)."""

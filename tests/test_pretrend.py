@@ -1,4 +1,4 @@
-"""Regression to the mean and selection (issue 24, part 4): screening selects on the months before the
+"""Regression to the mean and selection: screening selects on the months before the
 before period when the warehouse holds them (else on the before period, saying so), and the months
 before the before period show treated and comparison streets' trend against the before level."""
 

@@ -1,5 +1,5 @@
 """What the headline and the report say about placebo streets, degenerate intervals, regression to the
-mean and the months before the before period (issue 24, parts 1, 3 and 4)."""
+mean and the months before the before period."""
 
 from __future__ import annotations
 

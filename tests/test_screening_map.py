@@ -1,4 +1,4 @@
-"""The screening map (issue 14, "where to calm next"): drawn from the stored screening only, both
+"""The screening map ("where to calm next"): drawn from the stored screening only, both
 languages, no network, the publication threshold (maps.public.public_screening), the CLI's
 `screen --map` and the published file."""
 

@@ -10,8 +10,8 @@ every score relative to them). Three fixtures (and the stored screening of tests
 - `partial`: the hand-made district with one sparse street (7 / 6 vehicles), a hot spot of 6 vehicles,
   braking on a street by 3 vehicles and a cut-through street of 3 vehicles, next to public figures;
 - `below`: the same district with every cell under the threshold (the DiD from 2 treated vehicles);
-- a warehouse built from a hand-made delivery with 2 treated and 6 comparison vehicles per period
-  (issue 11, item 9), published end to end by publish_district.
+- a warehouse built from a hand-made delivery with 2 treated and 6 comparison vehicles per period,
+  published end to end by publish_district.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Through traffic by gates in the publications (issue 14): the report's section (class shares before and
+"""Through traffic by gates in the publications: the report's section (class shares before and
 after with trips, shares by time band, the through-traffic pairs of named gates) and the map's gate
 markers and through-traffic panel; cells under the publication threshold suppressed, and the smallest
 other cell of their row withheld so that no hidden cell can be had by subtraction."""

@@ -1,4 +1,4 @@
-"""Monitoring where people look (issue 13): the headline says whether the latest month is still at the
+"""Monitoring where people look: the headline says whether the latest month is still at the
 after level, and the report and the sheet chart the monthly series (treated and comparison streets,
 interval bands, the before and after levels, months on the x axis); months under the publication
 threshold leave a gap and no number."""
@@ -48,7 +48,7 @@ def _signed(v: float) -> str:
     ],
 )
 def test_headline_says_whether_the_latest_month_holds(tmp_path, state, shifts):
-    """The verdict is the equivalence test on the month's difference in differences (issue 24: an
+    """The verdict is the equivalence test on the month's difference in differences (an
     interval that contains zero no longer holds by default; one month beyond the margin is no rise)."""
     district, results = results_with(tmp_path, shifts=shifts)
     h = headline(district, public_results(results))

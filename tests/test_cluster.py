@@ -1,5 +1,6 @@
-"""One switch: the same CLI commands with and without `--dask-local 2` store the same tables, bit for bit;
-a worker killed mid-ingest loses and doubles nothing; workers with another ID key are refused."""
+"""Where partition-parallel work runs (etl.cluster), one switch: the same CLI commands with and without
+`--dask-local 2` store the same tables, bit for bit; a worker killed mid-ingest loses and doubles
+nothing; workers with another ID key are refused."""
 
 from __future__ import annotations
 
