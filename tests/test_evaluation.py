@@ -96,7 +96,7 @@ def test_other_indicators(indicator):
     if indicator == "share_plus10":  # nobody at limit + 10 after: a share of 0, its interval [0, 0], flagged
         assert t["after"] == 0 and t["after_ci_low"] == t["after_ci_high"] == 0 and t["degenerate"]
         assert t["ci_low"] < t["change"] < t["ci_high"]  # the change's own interval still brackets it
-    else:  # the estimate strictly inside its interval (an estimate on an end is a degenerate interval)
+    else:  # the estimate strictly inside its interval (not part of the degenerate flag: a real check)
         assert not t["degenerate"]
         assert t["ci_low"] < t["change"] < t["ci_high"]
         assert t["before_ci_low"] < t["before"] < t["before_ci_high"]
