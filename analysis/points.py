@@ -295,6 +295,7 @@ def passage_arrays(
     gps = take("gps_time")
     t_s = gps.astype("datetime64[us]").astype(np.int64) / 1e6
     pos = take("road_pos_m").astype(np.float64, copy=False)
+    spot = take("speed_kmh").astype(np.float64, copy=False)
     pid, first, _, n, dist, time = section_speed_kernel(
         trip,
         t_s,
@@ -302,6 +303,7 @@ def passage_arrays(
         take("y_m").astype(np.float64, copy=False),
         road,
         pos,
+        spot,
         keep,
         nodes.first,
         nodes.s_m,
@@ -314,7 +316,7 @@ def passage_arrays(
         SECTION_CONTEXT_TOLERANCE_M,
     )
     rows = np.flatnonzero(keep)  # the passages' points, passage after passage
-    speed = take("speed_kmh").astype(np.float64, copy=False)[rows]
+    speed = spot[rows]
     p = pid[rows]
     starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]]) if len(rows) else np.zeros(0, np.int64)
     # timed over enough of the street (SECTION_MIN_COVERED_M, or all of a shorter street)

@@ -148,14 +148,23 @@ def _context_pair(q, p, road, pos, x, y, r, node_first, node_s, node_x, node_y, 
 
 
 @njit(cache=True, nogil=True)
-def _pair_time(on_m, total_m, dt, min_step, max_step, max_gap, max_kmh):
-    """Seconds of a pair spent on its `on_m` metres of the street (the pair's time shared at its constant
-    speed over its `total_m` metres); 0 for a pair roadlabo/ETC's route performance drops (Δt <= 0,
-    |Δs| < min_step or > max_step, Δt > max_gap, speed > max_kmh) or one with no metre on the street."""
+def _pair_time(on_m, total_m, dt, min_step, max_step, max_gap, max_kmh, v_on, v_off):
+    """Seconds of a pair spent on its `on_m` metres of the street; 0 for a pair roadlabo/ETC's route
+    performance drops (Δt <= 0, |Δs| < min_step or > max_step, Δt > max_gap, speed > max_kmh) or one
+    with no metre on the street.
+
+    The pair's time Δt is shared between its part on the street (on_m, driven at about v_on, the
+    recorded speed of its point on the street) and its part off it (total_m - on_m, at about v_off, the
+    recorded speed of its other point): τ = Δt · (on/v_on) / (on/v_on + off/v_off). Between two points
+    on the street, or when a recorded speed is not positive, that is the constant-speed share
+    Δt · on / total."""
     if math.isnan(total_m) or dt <= 0.0 or total_m < min_step or total_m > max_step or dt > max_gap:
         return 0.0
     if total_m / dt * 3.6 > max_kmh or on_m <= 0.0:
         return 0.0
+    off_m = total_m - on_m
+    if off_m > 0.0 and v_on > 0.0 and v_off > 0.0:
+        return dt * (on_m / v_on) / (on_m / v_on + off_m / v_off)
     return dt * on_m / total_m
 
 
@@ -167,6 +176,7 @@ def section_speed_kernel(
     y,
     road,
     pos,
+    speed,
     keep,
     node_first,
     node_s,
@@ -186,9 +196,10 @@ def section_speed_kernel(
     max_gap seconds or max_step metres apart along the road, or where the direction along the road
     reverses (a U-turn; steps under min_step have no direction). Its travel speed = Σ d / Σ τ over its
     pairs of consecutive points — the point just before the run (context), the run's points, the point
-    just after it — d the pair's metres on the street, τ their share of the pair's time at the pair's
-    constant speed: so a run of one point still gets a speed from where the trip entered and left the
-    street (`_context_pair`: at the road's node nearest to the context point). Pairs are dropped as
+    just after it — d the pair's metres on the street, τ their share of the pair's time (`_pair_time`:
+    for a context pair, weighted by the recorded speeds on either side of the junction, speed): so a run
+    of one point still gets a speed from where the trip entered and left the street (`_context_pair`:
+    at the road's node nearest to the context point). Pairs are dropped as
     roadlabo/ETC's route performance drops them (`_pair_time`); a context pair running against the
     run's direction is dropped too.
 
@@ -245,7 +256,7 @@ def section_speed_kernel(
             if pid[i] != k:
                 continue
             d = abs(pos[i] - pos[p])
-            tau = _pair_time(d, d, t_s[i] - t_s[p], min_step, max_step, max_gap, max_kmh)
+            tau = _pair_time(d, d, t_s[i] - t_s[p], min_step, max_step, max_gap, max_kmh, 1.0, 1.0)
             if tau > 0:
                 dist[k] += d
                 time[k] += tau
@@ -257,7 +268,8 @@ def section_speed_kernel(
                 a - 1, a, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m
             )
             if not (s != 0 and direction == -s):
-                tau = _pair_time(on, total, t_s[a] - t_s[a - 1], min_step, max_step, max_gap, max_kmh)
+                dt = t_s[a] - t_s[a - 1]
+                tau = _pair_time(on, total, dt, min_step, max_step, max_gap, max_kmh, speed[a], speed[a - 1])
                 if tau > 0:
                     dist[k] += on
                     time[k] += tau
@@ -269,7 +281,8 @@ def section_speed_kernel(
                 b + 1, b, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m
             )
             if not (s != 0 and direction == s):  # direction runs from the context point to the run's end
-                tau = _pair_time(on, total, t_s[b + 1] - t_s[b], min_step, max_step, max_gap, max_kmh)
+                dt = t_s[b + 1] - t_s[b]
+                tau = _pair_time(on, total, dt, min_step, max_step, max_gap, max_kmh, speed[b], speed[b + 1])
                 if tau > 0:
                     dist[k] += on
                     time[k] += tau

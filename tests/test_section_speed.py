@@ -28,7 +28,7 @@ def street(length_m: float, junctions=()) -> RoadNodes:
     return RoadNodes.of_lists([[(x, x, 0.0) for x in xs], [(0.0, 0.0, -400.0), (400.0, 0.0, 0.0)]])
 
 
-def trajectory(xs, ts, length_m: float, ys=None, spot_kmh=30.0, trip: int = 1) -> pd.DataFrame:
+def trajectory(xs, ts, length_m: float, ys=None, spot_kmh=36.0, trip: int = 1) -> pd.DataFrame:
     """Points of one trip at (x, y) metres and t seconds: on the street (road 0, road_pos = x) when
     y == 0 and 0 <= x <= length, on the cross street (road 1) when x == 0 and y < 0, else off the network."""
     xs = np.asarray(xs, float)
@@ -61,13 +61,13 @@ def test_constant_36_kmh_is_36_from_the_context_points():
     it; the points before and after give the entry at 0 m (t = 13 s) and the exit at 300 m (t = 43 s)."""
     xs = np.array([-130.0, 70.0, 270.0, 470.0])
     ts = (xs + 130.0) / 10.0  # 10 m/s
-    p = on_street(passages(trajectory(xs, ts, 300.0, spot_kmh=[30, 41, 29, 30]), street(300.0)))
+    p = on_street(passages(trajectory(xs, ts, 300.0, spot_kmh=[39, 39, 33, 33]), street(300.0)))
     assert len(p) == 1 and p.loc[0, "n_points"] == 2
     expected = 300.0 / ((300.0 + 130.0) / 10.0 - 130.0 / 10.0) * 3.6  # 300 m in 30 s
     assert expected == pytest.approx(36.0)
     assert p.loc[0, "section_kmh"] == pytest.approx(expected, abs=0.05)
     assert p.loc[0, "section_m"] == pytest.approx(300.0)
-    assert p.loc[0, "mean_kmh"] == pytest.approx((41 + 29) / 2)  # the spot speeds, kept beside it
+    assert p.loc[0, "mean_kmh"] == pytest.approx((39 + 33) / 2)  # the spot speeds, kept beside it
 
 
 def test_constant_36_kmh_the_other_way_and_round_a_corner():
@@ -211,3 +211,17 @@ def test_a_trip_that_ends_a_few_metres_into_the_street_is_no_traversal():
     assert len(p) == 1 and p.loc[0, "section_m"] == pytest.approx(40.0) and np.isnan(p.loc[0, "section_kmh"])
     p = on_street(passages(trajectory(np.array([-40.0, 160.0]), np.array([0.0, 200.0 / 15.0]), 300.0), street(300.0)))
     assert p.loc[0, "section_kmh"] == pytest.approx(54.0, abs=0.05)
+
+
+def test_a_context_pair_across_a_junction_is_shared_by_the_recorded_speeds():
+    """An arterial continues the street's axis at both ends. The trip drives the arterial at 54 km/h
+    (15 m/s, recorded 54), the 300 m street at 18 km/h (5 m/s, recorded 18): x = -150 at 0 s, the street
+    at 10 s, x = 100 at 30 s, 250 at 60 s, the street's end at 70 s, x = 450 at 80 s. The street takes
+    60 s: 18 km/h. Each context pair's time is shared between its street part and its arterial part by
+    the speeds recorded on either side (100 m at 18 and 150 m at 54 km/h: 20 s of the pair's 30 s), not
+    at the pair's mean speed (which would give 300 m in 47 s, 23 km/h)."""
+    xs = np.array([-150.0, 100.0, 250.0, 450.0])
+    ts = np.array([0.0, 30.0, 60.0, 80.0])
+    p = on_street(passages(trajectory(xs, ts, 300.0, spot_kmh=[54, 18, 18, 54]), street(300.0)))
+    assert len(p) == 1
+    assert p.loc[0, "section_kmh"] == pytest.approx(300.0 / (70.0 - 10.0) * 3.6, abs=0.05)  # 18 km/h
