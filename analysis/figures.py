@@ -99,7 +99,8 @@ def passage_figures(
     # passage speeds are continuous: the plain sample quantile of the values, each counted k times
     p85 = sample_quantile(g, value, n_groups, P85, count=k)
     with np.errstate(invalid="ignore", divide="ignore"):
-        spot = np.where(n > 0, np.bincount(g, weights=counts["spot_sum"][ok], minlength=n_groups) / n, np.nan)
+        spot_tenths = np.bincount(g, weights=counts["spot_sum"][ok], minlength=n_groups)  # exact: integers
+        spot = np.where(n > 0, spot_tenths / 10 / n, np.nan)
     return {
         "n_passages": n,
         "passage_mean_kmh": mean,

@@ -99,12 +99,12 @@ def period_cube(network: Network, pts: pa.Table, cell_vehicles: bool = False) ->
 def passage_counts(p: pd.DataFrame | dict, speed: str = PASSAGE_SPEEDS[0]) -> dict[str, np.ndarray]:
     """Passages (analysis.points.passages, or its arrays) → their count per road and passage `speed`
     ('section', 'mean' or 'max'; passages without that speed left out): road_idx, value (km/h), n, and
-    spot_sum (the sum of those passages' mean spot speeds, mean_kmh: the sensitivity indicator
-    passage_spot_mean over the same passages), sorted by road then value. What every passage figure
-    of a set of roads needs, and it adds up across months."""
+    spot_sum (the sum of those passages' mean spot speeds, mean_kmh, in integer 0.1 km/h so that sums
+    are exact in any order: the sensitivity indicator passage_spot_mean over the same passages), sorted
+    by road then value. What every passage figure of a set of roads needs, and it adds up across months."""
     road = np.asarray(p["road_idx"], dtype=np.int64)
     value = np.asarray(p[f"{speed}_kmh"], dtype=float)
-    spot = np.asarray(p["mean_kmh"], dtype=float)
+    spot = np.round(np.asarray(p["mean_kmh"], dtype=float) * 10).astype(np.int64)  # 0.1 km/h
     ok = np.isfinite(value)
     return _grouped_counts(road[ok], value[ok], np.ones(int(ok.sum()), np.int64), spot[ok])
 
@@ -115,7 +115,7 @@ def _grouped_counts(road: np.ndarray, value: np.ndarray, n: np.ndarray, spot_sum
             "road_idx": np.zeros(0, np.int64),
             "value": np.zeros(0, float),
             "n": np.zeros(0, np.int64),
-            "spot_sum": np.zeros(0, float),
+            "spot_sum": np.zeros(0, np.int64),
         }
     order = np.lexsort((value, road))
     road, value, n, spot_sum = road[order], value[order], n[order], spot_sum[order]
@@ -130,10 +130,10 @@ def _grouped_counts(road: np.ndarray, value: np.ndarray, n: np.ndarray, spot_sum
 
 
 def merge_passage_counts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Passage counts of several months added up (counts exact, in any order; spot sums to rounding)."""
+    """Passage counts of several months added up (exact, in any order)."""
     parts = [p for p in parts if len(p["road_idx"])]
     if not parts:
-        return _grouped_counts(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0))
+        return _grouped_counts(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
     cat = {k: np.concatenate([p[k] for p in parts]) for k in ("road_idx", "value", "n", "spot_sum")}
     return _grouped_counts(cat["road_idx"], cat["value"], cat["n"], cat["spot_sum"])
 

@@ -17,7 +17,9 @@ time taken, from consecutive point pairs — the trip's stored point just before
 after it included, interpolated to where the trip entered and left the street — with the pairs
 roadlabo/ETC's route performance drops left out; so a passage of one point still gets a speed. A
 passage timed over less than SECTION_MIN_COVERED_M of its street (or all of a shorter one) has none:
-it begins, ends or only clips the street, and its pairs time mostly the neighbouring road. The
+it begins, ends or only clips the street, and its pairs time mostly the neighbouring road; nor has one
+whose points all lie within SECTION_END_ZONE_M of one end of the street (a junction the trip may only
+have crossed on the other road). The
 mean and the maximum of its points' instantaneous speeds are kept beside it (mean_kmh: the
 sensitivity indicator passage_spot_mean).
 """
@@ -41,6 +43,8 @@ from config.settings import (
     PASSAGE_SPEED_DECIMALS,
     PASSAGE_SPEEDS,
     SECTION_CONTEXT_TOLERANCE_M,
+    SECTION_END_ZONE_M,
+    SECTION_MAX_DETOUR,
     SECTION_MAX_GAP_S,
     SECTION_MAX_KMH,
     SECTION_MAX_STEP_M,
@@ -314,15 +318,22 @@ def passage_arrays(
         SECTION_MAX_GAP_S,
         SECTION_MAX_KMH,
         SECTION_CONTEXT_TOLERANCE_M,
+        SECTION_MAX_DETOUR,
     )
     rows = np.flatnonzero(keep)  # the passages' points, passage after passage
     speed = spot[rows]
     p = pid[rows]
     starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]]) if len(rows) else np.zeros(0, np.int64)
-    # timed over enough of the street (SECTION_MIN_COVERED_M, or all of a shorter street)
-    covered = dist >= np.minimum(SECTION_MIN_COVERED_M, nodes.length_m[road[first]]) - SECTION_MIN_STEP_M
+    # timed over enough of the street (SECTION_MIN_COVERED_M, or all of a shorter street), and not only
+    # from points at one of its ends (a junction the trip may have crossed on the other road)
+    length = nodes.length_m[road[first]]
+    covered = dist >= np.minimum(SECTION_MIN_COVERED_M, length) - SECTION_MIN_STEP_M
+    p_pos = pos[rows]
+    lo = np.minimum.reduceat(p_pos, starts) if len(starts) else np.zeros(0)
+    hi = np.maximum.reduceat(p_pos, starts) if len(starts) else np.zeros(0)
+    at_an_end = (hi <= SECTION_END_ZONE_M) | (lo >= length - SECTION_END_ZONE_M)
     with np.errstate(invalid="ignore", divide="ignore"):
-        section = np.where((time > 0) & covered, dist / time * 3.6, np.nan)
+        section = np.where((time > 0) & covered & ~at_an_end, dist / time * 3.6, np.nan)
         mean = np.bincount(p, weights=speed, minlength=len(n)) / n
     return {
         "road_idx": road[first],

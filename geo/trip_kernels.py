@@ -125,12 +125,14 @@ def trip_features_kernel(trip, gps_us, x, y, speed_kmh, max_gap_s, min_step_m, g
 
 
 @njit(cache=True, nogil=True)
-def _context_pair(q, p, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m):
+def _context_pair(q, p, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m, max_detour):
     """A context pair between row q (before or after the run) and row p (the run's end point on road r):
     (metres of the pair on the road, metres of the whole pair, direction along the road from q to p).
     q on the road: its position. Else the trip reached the road at the road's node (a junction or an
     end: where its links meet) nearest to q: straight from q to that node, then along the road to p.
-    (0, NaN, 0) when q is nearer to p than to that node beyond tol_m (a GPS stray beside the street)."""
+    (0, NaN, 0) when q is nearer to p than to that node beyond tol_m (a GPS stray beside the street), or
+    when that route is longer than max_detour times the straight distance from q to p, + tol_m (the
+    trip did not come that way: it crossed the street at a junction nearer to p)."""
     if road[q] == r and not math.isnan(pos[q]):
         d = pos[p] - pos[q]
         return abs(d), abs(d), (1 if d > 0 else (-1 if d < 0 else 0))
@@ -141,9 +143,12 @@ def _context_pair(q, p, road, pos, x, y, r, node_first, node_s, node_x, node_y, 
         if d < best_d:
             best_d = d
             best = j
-    if best < 0 or best_d > math.hypot(x[q] - x[p], y[q] - y[p]) + tol_m:
+    chord = math.hypot(x[q] - x[p], y[q] - y[p])
+    if best < 0 or best_d > chord + tol_m:
         return 0.0, np.nan, 0
     d = pos[p] - node_s[best]
+    if best_d + abs(d) > max_detour * chord + tol_m:
+        return 0.0, np.nan, 0
     return abs(d), best_d + abs(d), (1 if d > 0 else (-1 if d < 0 else 0))
 
 
@@ -187,6 +192,7 @@ def section_speed_kernel(
     max_gap,
     max_kmh,
     tol_m,
+    max_detour,
 ):
     """Passages and their section travel speed, rows ordered by trip then time (every stored point of
     the trip: on the network or not, kept by the filter or not).
@@ -265,7 +271,7 @@ def section_speed_kernel(
         # the context point before: the trip's row just before the first point
         if a > 0 and trip[a - 1] == trip[a]:
             on, total, direction = _context_pair(
-                a - 1, a, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m
+                a - 1, a, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m, max_detour
             )
             if not (s != 0 and direction == -s):
                 dt = t_s[a] - t_s[a - 1]
@@ -278,7 +284,7 @@ def section_speed_kernel(
         # the context point after (unless the next passage continues this one on the road: its pair)
         if not split_after[k] and b + 1 < n and trip[b + 1] == trip[b]:
             on, total, direction = _context_pair(
-                b + 1, b, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m
+                b + 1, b, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m, max_detour
             )
             if not (s != 0 and direction == s):  # direction runs from the context point to the run's end
                 dt = t_s[b + 1] - t_s[b]

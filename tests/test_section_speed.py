@@ -133,18 +133,22 @@ def test_a_u_turn_splits_the_passage_at_the_reversal():
 
 
 def test_a_street_shorter_than_the_point_spacing():
-    """A 50 m street. One point on it (at 20 m): the entry from the point before (150 m at 10 m/s)
-    and the exit from the point after (150 m at 5 m/s), interpolated: 20 m in 2 s plus 30 m in 6 s.
-    No point on it: no passage (nothing says the trip was there)."""
-    xs = np.array([-130.0, 20.0, 170.0])
-    ts = np.array([0.0, 15.0, 45.0])
+    """A 50 m street. One point on it (at 25 m): the entry from the point before (155 m at 10 m/s)
+    and the exit from the point after (145 m at 5 m/s), interpolated: 25 m in 2.5 s plus 25 m in 5 s.
+    No point on it: no passage (nothing says the trip was there). A point within 20 m of an end
+    (SECTION_END_ZONE_M, the matching radius) is a passage without a speed: the trip may only have
+    crossed the junction there."""
+    xs = np.array([-130.0, 25.0, 170.0])
+    ts = np.array([0.0, 15.5, 44.5])
     p = on_street(passages(trajectory(xs, ts, 50.0, spot_kmh=40.0), street(50.0)))
     assert len(p) == 1 and p.loc[0, "n_points"] == 1
-    expected = 50.0 / (20.0 / 10.0 + 30.0 / 5.0) * 3.6  # 22.5 km/h
+    expected = 50.0 / (25.0 / 10.0 + 25.0 / 5.0) * 3.6  # 24 km/h
     assert p.loc[0, "section_kmh"] == pytest.approx(expected, abs=0.05)
     assert p.loc[0, "mean_kmh"] == 40.0  # the one spot speed: not the passage's speed
     none = on_street(passages(trajectory(np.array([-130.0, 70.0]), np.array([0.0, 20.0]), 50.0), street(50.0)))
     assert len(none) == 0
+    at_end = on_street(passages(trajectory(xs + 6.0, ts, 50.0, spot_kmh=40.0), street(50.0)))  # the point at 31 m
+    assert len(at_end) == 1 and np.isnan(at_end.loc[0, "section_kmh"])
 
 
 def test_pairs_dropped_as_roadlabo_drops_them():
@@ -200,6 +204,12 @@ def test_entering_at_a_junction_in_the_middle_of_the_street():
     assert len(p) == 1
     assert p.loc[0, "section_m"] == pytest.approx(150.0)
     assert p.loc[0, "section_kmh"] == pytest.approx(150.0 / (28.0 - 13.0) * 3.6, abs=0.05)  # 36 km/h
+    # a trip crossing the street along the side street: its one point on the street lies 5 m from the
+    # junction; the street's ends are 150 m away, a route through them 2 x longer than the straight line
+    # to the points before and after (SECTION_MAX_DETOUR 1.5): no context, too little covered, no speed
+    cross = trajectory(np.array([150.0, 145.0, 150.0]), np.array([0.0, 13.0, 26.0]), 300.0, ys=[-130.0, 0.0, 130.0])
+    p = on_street(passages(cross, street(300.0, junctions=[150.0])))
+    assert len(p) == 1 and np.isnan(p.loc[0, "section_kmh"])
 
 
 def test_a_trip_that_ends_a_few_metres_into_the_street_is_no_traversal():
