@@ -18,8 +18,8 @@ after it included, interpolated to where the trip entered and left the street â€
 roadlabo/ETC's route performance drops left out; so a passage of one point still gets a speed. A
 passage timed over less than SECTION_MIN_COVERED_M of its street (or all of a shorter one) has none:
 it begins, ends or only clips the street, and its pairs time mostly the neighbouring road; nor has one
-whose points all lie within SECTION_END_ZONE_M of one end of the street (a junction the trip may only
-have crossed on the other road). The
+whose points all lie within SECTION_END_ZONE_M of one node of the street (an end or a junction the
+trip may only have crossed on the other road). The
 mean and the maximum of its points' instantaneous speeds are kept beside it (mean_kmh: the
 sensitivity indicator passage_spot_mean).
 """
@@ -265,6 +265,19 @@ class RoadNodes:
             out[has] = np.maximum.reduceat(self.s_m, self.first[:-1][has])
         return out
 
+    def within(self, road: np.ndarray, low_m: np.ndarray, high_m: np.ndarray) -> np.ndarray:
+        """Per element: whether road `road` has a node at a position in [low_m, high_m] (metres)."""
+        road = np.asarray(road, dtype=np.int64)
+        if len(road) == 0 or len(self.s_m) == 0:
+            return np.zeros(len(road), dtype=bool)
+        span = float(np.nanmax(self.s_m)) + 1e6  # positions of different roads never overlap
+        node_road = np.repeat(np.arange(len(self.first) - 1), np.diff(self.first))
+        key = node_road * span + self.s_m  # sorted: nodes by road, then along it
+        at = np.searchsorted(key, road * span + np.asarray(low_m, dtype=float), side="left")
+        hit = at < len(key)
+        hit[hit] = key[at[hit]] <= road[hit] * span + np.asarray(high_m, dtype=float)[hit]
+        return hit
+
     @classmethod
     def of_lists(cls, nodes: list[list[tuple[float, float, float]]]) -> RoadNodes:
         """From each road's nodes as (position along the road, x, y), in metres."""
@@ -325,15 +338,15 @@ def passage_arrays(
     p = pid[rows]
     starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]]) if len(rows) else np.zeros(0, np.int64)
     # timed over enough of the street (SECTION_MIN_COVERED_M, or all of a shorter street), and not only
-    # from points at one of its ends (a junction the trip may have crossed on the other road)
+    # from points at one of its nodes (an end or a junction the trip may have crossed on the other road)
     length = nodes.length_m[road[first]]
     covered = dist >= np.minimum(SECTION_MIN_COVERED_M, length) - SECTION_MIN_STEP_M
     p_pos = pos[rows]
     lo = np.minimum.reduceat(p_pos, starts) if len(starts) else np.zeros(0)
     hi = np.maximum.reduceat(p_pos, starts) if len(starts) else np.zeros(0)
-    at_an_end = (hi <= SECTION_END_ZONE_M) | (lo >= length - SECTION_END_ZONE_M)
+    at_a_node = nodes.within(road[first], hi - SECTION_END_ZONE_M, lo + SECTION_END_ZONE_M)
     with np.errstate(invalid="ignore", divide="ignore"):
-        section = np.where((time > 0) & covered & ~at_an_end, dist / time * 3.6, np.nan)
+        section = np.where((time > 0) & covered & ~at_a_node, dist / time * 3.6, np.nan)
         mean = np.bincount(p, weights=speed, minlength=len(n)) / n
     return {
         "road_idx": road[first],

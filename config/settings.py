@@ -112,9 +112,9 @@ SECTION_MAX_KMH = 180.0
 # street, or only clips its end at a junction, is timed mostly on the neighbouring road (its context pair)
 # and is no traversal of this one. Such passages still count as passages (volume, braking per passage).
 SECTION_MIN_COVERED_M = 100.0
-# ... and only when its points do not all lie within this of one end of the street, metres (the matching
-# radius): such points may belong to a trip that only crossed the junction there on the other road
-# (the matcher assigns them to either road).
+# ... and only when its points do not all lie within this of one node of the street (an end or a
+# junction), metres (the matching radius): such points may belong to a trip that only crossed the
+# junction there on the other road (the matcher assigns them to either road).
 SECTION_END_ZONE_M = 20.0
 # A context point is not used when the route through the street's node nearest to it is longer than this
 # many times the straight distance to the run's end point (plus SECTION_CONTEXT_TOLERANCE_M): the trip

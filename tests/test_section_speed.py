@@ -205,11 +205,11 @@ def test_entering_at_a_junction_in_the_middle_of_the_street():
     assert p.loc[0, "section_m"] == pytest.approx(150.0)
     assert p.loc[0, "section_kmh"] == pytest.approx(150.0 / (28.0 - 13.0) * 3.6, abs=0.05)  # 36 km/h
     # a trip crossing the street along the side street: its one point on the street lies 5 m from the
-    # junction; the street's ends are 150 m away, a route through them 2 x longer than the straight line
-    # to the points before and after (SECTION_MAX_DETOUR 1.5): no context, too little covered, no speed
+    # junction (within SECTION_END_ZONE_M, the matching radius): a passage, but no speed (its entry pair
+    # covers the 5 m from the junction; its exit pair would go back through it: a reversal, dropped)
     cross = trajectory(np.array([150.0, 145.0, 150.0]), np.array([0.0, 13.0, 26.0]), 300.0, ys=[-130.0, 0.0, 130.0])
     p = on_street(passages(cross, street(300.0, junctions=[150.0])))
-    assert len(p) == 1 and np.isnan(p.loc[0, "section_kmh"])
+    assert len(p) == 1 and np.isnan(p.loc[0, "section_kmh"]) and p.loc[0, "section_m"] == pytest.approx(5.0)
 
 
 def test_a_trip_that_ends_a_few_metres_into_the_street_is_no_traversal():
@@ -235,3 +235,16 @@ def test_a_context_pair_across_a_junction_is_shared_by_the_recorded_speeds():
     p = on_street(passages(trajectory(xs, ts, 300.0, spot_kmh=[54, 18, 18, 54]), street(300.0)))
     assert len(p) == 1
     assert p.loc[0, "section_kmh"] == pytest.approx(300.0 / (70.0 - 10.0) * 3.6, abs=0.05)  # 18 km/h
+
+
+def test_a_context_point_reached_only_by_a_detour_is_not_used():
+    """The trip comes down a side street meeting the street's start (x = 0) but its point before lies
+    beside the street's middle, 130 m off it (x = 150, y = -130): through the start node the route to
+    the first point (x = 200) would be 199 + 200 m against a straight 139 m (over SECTION_MAX_DETOUR
+    1.5): the pair is not used, and the passage is timed from its first point on (200 m in 20 s)."""
+    xs = np.array([150.0, 200.0, 400.0, 600.0])
+    ys = np.array([-130.0, 0.0, 0.0, 0.0])
+    ts = np.array([0.0, 14.0, 34.0, 54.0])
+    p = on_street(passages(trajectory(xs, ts, 500.0, ys=ys), street(500.0)))
+    assert p.loc[0, "section_m"] == pytest.approx(300.0)  # 200..400 m, then 100 m of the exit pair
+    assert p.loc[0, "section_kmh"] == pytest.approx(300.0 / 30.0 * 3.6, abs=0.05)
