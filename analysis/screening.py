@@ -251,11 +251,12 @@ def road_components(
     figs = []
     for road_id, g in passages.groupby("road_id", sort=False):
         v = g[PASSAGE_SPEED_COLUMN].to_numpy(float)
-        f = point_indicators(v[np.isfinite(v)], limit_of[road_id])
+        timed = np.isfinite(v)
+        f = point_indicators(v[timed], limit_of[road_id])
         figs.append(
             {
                 "road_id": road_id,
-                "n_vehicles": g["vehicle_id"].nunique(),
+                "n_vehicles": g["vehicle_id"][timed].nunique(),  # of the passages with a speed
                 "n_passages": len(g),
                 "share_at_or_over_limit": f["share"],
                 "share_at_or_over_limit_plus_10": f["share_plus10"],

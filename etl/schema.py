@@ -653,7 +653,8 @@ CREATE TABLE IF NOT EXISTS screening_results (
     rank_ci_low       INTEGER,   -- 95 % interval of the rank over the same replicates
     rank_ci_high      INTEGER,   -- upper bound (a larger number: a lower place)
     limit_kmh         DOUBLE,
-    n_vehicles        BIGINT,    -- distinct vehicles of the road's passages (a candidate has at least min_vehicles)
+    n_vehicles        BIGINT,    -- distinct vehicles of the road's passages with a travel speed (a candidate has
+                                 -- at least min_vehicles)
     n_passages        BIGINT,    -- passages: one vehicle's traversal of the road
     passages_per_day  DOUBLE,    -- volume: n_passages / days of the period
     share_at_or_over_limit DOUBLE, -- fraction (0-1) of passages whose speed (mean of its points) is >= limit

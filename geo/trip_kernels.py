@@ -128,8 +128,10 @@ def trip_features_kernel(trip, gps_us, x, y, speed_kmh, max_gap_s, min_step_m, g
 def _context_pair(q, p, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m, max_detour):
     """A context pair between row q (before or after the run) and row p (the run's end point on road r):
     (metres of the pair on the road, metres of the whole pair, direction along the road from q to p).
-    q on the road: its position. Else the trip reached the road at the road's node (a junction or an
-    end: where its links meet) nearest to q: straight from q to that node, then along the road to p.
+    q on the road: its position. Else the trip reached the road at one of the road's nodes (a junction or
+    an end: where its links meet) — where q's road meets it when q is on a road that does (the shared
+    node nearest to q), else the node nearest to q —: straight from q to that node, then along the road
+    to p.
     (0, NaN, 0) when q is nearer to p than to that node beyond tol_m (a GPS stray beside the street), or
     when that route is longer than max_detour times the straight distance from q to p, + tol_m (the
     trip did not come that way: it crossed the street at a junction nearer to p)."""
@@ -138,11 +140,22 @@ def _context_pair(q, p, road, pos, x, y, r, node_first, node_s, node_x, node_y, 
         return abs(d), abs(d), (1 if d > 0 else (-1 if d < 0 else 0))
     best = -1
     best_d = np.inf
-    for j in range(node_first[r], node_first[r + 1]):
-        d = math.hypot(x[q] - node_x[j], y[q] - node_y[j])
-        if d < best_d:
-            best_d = d
-            best = j
+    rq = road[q]
+    if rq >= 0:  # q on another road: the junction of the two roads (their shared node) nearest to q
+        for j in range(node_first[r], node_first[r + 1]):
+            for k in range(node_first[rq], node_first[rq + 1]):
+                if abs(node_x[j] - node_x[k]) < 0.5 and abs(node_y[j] - node_y[k]) < 0.5:
+                    d = math.hypot(x[q] - node_x[j], y[q] - node_y[j])
+                    if d < best_d:
+                        best_d = d
+                        best = j
+                    break
+    if best < 0:  # off the network, or the roads do not meet: the node nearest to q
+        for j in range(node_first[r], node_first[r + 1]):
+            d = math.hypot(x[q] - node_x[j], y[q] - node_y[j])
+            if d < best_d:
+                best_d = d
+                best = j
     chord = math.hypot(x[q] - x[p], y[q] - y[p])
     if best < 0 or best_d > chord + tol_m:
         return 0.0, np.nan, 0
