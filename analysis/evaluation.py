@@ -364,7 +364,9 @@ def degenerate_interval(reps: np.ndarray) -> bool:
     inside" is a check (tests/test_demo.py), not a tautology."""
     finite = np.asarray(reps, dtype=float)
     finite = finite[np.isfinite(finite)]
-    return len(np.unique(finite)) < MIN_DISTINCT_RESAMPLES
+    # values equal but for floating-point summation order (e.g. a score of 70 summed from its points
+    # in another order) are one value
+    return len(np.unique(np.round(finite, 9))) < MIN_DISTINCT_RESAMPLES
 
 
 def _row(unit, indicator, before, after, change, lo, hi, nb, na, vb, va, min_vehicles) -> dict:
