@@ -28,7 +28,7 @@ from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import Network, district_network, match_stage, months_between, trip_ids
 from analysis.partitions import points_and_passages
 from analysis.placebo import placebo_candidates, placebo_dids
-from analysis.points import matched_folders, read_events, read_trips
+from analysis.points import PASSAGE_SPEED_COLUMN, matched_folders, read_events, read_trips
 from analysis.stages import forget_stage
 from config.districts import District, Period
 from config.settings import (
@@ -141,13 +141,14 @@ def samples_of_folders(
             "y_m": pts["y_m"],
         }
     )
+    timed = pas[np.isfinite(pas[PASSAGE_SPEED_COLUMN].to_numpy(float))] if len(pas) else pas  # passages with a speed
     passage_samples = pd.DataFrame(
         {
-            "unit": pas["road_id"],
+            "unit": timed["road_id"],
             "period": label,
-            "vehicle": pas["vehicle_id"],
-            "speed_kmh": pas["mean_kmh"],
-            "limit_kmh": limits[pas["road_idx"].to_numpy(dtype=np.int64)] if len(pas) else np.array([], float),
+            "vehicle": timed["vehicle_id"],
+            "speed_kmh": timed[PASSAGE_SPEED_COLUMN],
+            "limit_kmh": limits[timed["road_idx"].to_numpy(dtype=np.int64)] if len(timed) else np.array([], float),
         }
     )
     return PeriodSamples(pts, pas, point_samples, passage_samples)

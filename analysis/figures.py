@@ -37,7 +37,13 @@ POINT_FIGURES = [
     "share_at_or_over_limit",
     "share_at_or_over_limit_plus_10",
 ]
-PASSAGE_FIGURES = ["n_passages", "passage_mean_kmh", "passage_p85_kmh", "passage_share_at_or_over_limit"]
+PASSAGE_FIGURES = [
+    "n_passages",
+    "passage_mean_kmh",
+    "passage_p85_kmh",
+    "passage_share_at_or_over_limit",
+    "passage_spot_mean_kmh",
+]
 
 
 @dataclass
@@ -64,11 +70,16 @@ class NothingMatched(ValueError):
 
 
 def passage_figures(
-    p: pd.DataFrame | dict, group_of_road: np.ndarray, n_groups: int, limit_of_road: np.ndarray, speed: str = "mean"
+    p: pd.DataFrame | dict,
+    group_of_road: np.ndarray,
+    n_groups: int,
+    limit_of_road: np.ndarray,
+    speed: str = PASSAGE_SPEEDS[0],
 ) -> dict[str, np.ndarray]:
     """Per group of roads (group -1 ignored): n_passages, passage_mean_kmh, passage_p85_kmh and
-    passage_share_at_or_over_limit of the passages' `speed` ('mean', 'max' or 'section'; passages
-    without that speed, e.g. a section speed of one point, are left out).
+    passage_share_at_or_over_limit of the passages' `speed` (default 'section', the section travel
+    speed; 'mean' or 'max' of their spot speeds; passages without that speed are left out), and
+    passage_spot_mean_kmh, the mean over the same passages of their mean spot speed (sensitivity).
 
     p: the passages (analysis.points.passages), or their counts per road and speed
     (analysis.partitions.passage_counts: what a period reduced month by month keeps). The mean is
@@ -87,7 +98,16 @@ def passage_figures(
         share = np.where(n > 0, np.bincount(g, weights=(value >= limit) * k, minlength=n_groups) / n, np.nan)
     # passage speeds are continuous: the plain sample quantile of the values, each counted k times
     p85 = sample_quantile(g, value, n_groups, P85, count=k)
-    return {"n_passages": n, "passage_mean_kmh": mean, "passage_p85_kmh": p85, "passage_share_at_or_over_limit": share}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spot_tenths = np.bincount(g, weights=counts["spot_sum"][ok], minlength=n_groups)  # exact: integers
+        spot = np.where(n > 0, spot_tenths / 10 / n, np.nan)
+    return {
+        "n_passages": n,
+        "passage_mean_kmh": mean,
+        "passage_p85_kmh": p85,
+        "passage_share_at_or_over_limit": share,
+        "passage_spot_mean_kmh": spot,
+    }
 
 
 def analyze(

@@ -43,14 +43,17 @@ import pyarrow as pa
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import Network, month_point_parts, months_between
 from analysis.points import (
+    RoadNodes,
     filter_rows,
     passage_arrays,
     passages,
     points_expression,
     read_matched_points,
+    row_mask,
     with_derived,
 )
 from config.districts import Period
+from config.settings import PASSAGE_SPEEDS
 from geo.aggregate import (
     Cube,
     aggregate_points,
@@ -61,11 +64,11 @@ from geo.aggregate import (
 )
 
 CUBE_COLUMNS = ["seg", "pos", "direction", "gps_time", "vehicle_type", "speed_kmh", "vehicle_id"]
-PASSAGE_COLUMNS = ["trip_id", "seq", "vehicle_id", "road_idx", "speed_kmh", "gps_time", "road_pos_m"]
+PASSAGE_COLUMNS = ["trip_id", "seq", "vehicle_id", "road_idx", "speed_kmh", "gps_time", "road_pos_m", "x_m", "y_m"]
 # What a month's reduction reads back from a stored month (the stored ones, see analysis.points).
 # Ranges of pieces a period's cube is cut into (on disk month by month, on a cluster range by range).
 SPILL_RANGES = 16
-MONTH_COLUMNS = sorted(set(CUBE_COLUMNS) | {"trip_id", "seq", "vehicle_use"})
+MONTH_COLUMNS = sorted(set(CUBE_COLUMNS) | {"trip_id", "seq", "vehicle_use", "x_m", "y_m"})
 
 
 def period_cube(network: Network, pts: pa.Table, cell_vehicles: bool = False) -> Cube:
@@ -93,34 +96,46 @@ def period_cube(network: Network, pts: pa.Table, cell_vehicles: bool = False) ->
 # Passages, reduced to counts per road and speed
 
 
-def passage_counts(p: pd.DataFrame | dict, speed: str = "mean") -> dict[str, np.ndarray]:
+def passage_counts(p: pd.DataFrame | dict, speed: str = PASSAGE_SPEEDS[0]) -> dict[str, np.ndarray]:
     """Passages (analysis.points.passages, or its arrays) → their count per road and passage `speed`
-    ('mean', 'max' or 'section'; passages without that speed left out): road_idx, value (km/h), n,
-    sorted by road then value. What every passage figure of a set of roads needs, and it adds up
-    across months."""
+    ('section', 'mean' or 'max'; passages without that speed left out): road_idx, value (km/h), n, and
+    spot_sum (the sum of those passages' mean spot speeds, mean_kmh, in integer 0.1 km/h so that sums
+    are exact in any order: the sensitivity indicator passage_spot_mean over the same passages), sorted
+    by road then value. What every passage figure of a set of roads needs, and it adds up across months."""
     road = np.asarray(p["road_idx"], dtype=np.int64)
     value = np.asarray(p[f"{speed}_kmh"], dtype=float)
+    spot = np.round(np.asarray(p["mean_kmh"], dtype=float) * 10).astype(np.int64)  # 0.1 km/h
     ok = np.isfinite(value)
-    return _grouped_counts(road[ok], value[ok], np.ones(int(ok.sum()), np.int64))
+    return _grouped_counts(road[ok], value[ok], np.ones(int(ok.sum()), np.int64), spot[ok])
 
 
-def _grouped_counts(road: np.ndarray, value: np.ndarray, n: np.ndarray) -> dict[str, np.ndarray]:
+def _grouped_counts(road: np.ndarray, value: np.ndarray, n: np.ndarray, spot_sum: np.ndarray) -> dict[str, np.ndarray]:
     if len(road) == 0:
-        return {"road_idx": np.zeros(0, np.int64), "value": np.zeros(0, float), "n": np.zeros(0, np.int64)}
+        return {
+            "road_idx": np.zeros(0, np.int64),
+            "value": np.zeros(0, float),
+            "n": np.zeros(0, np.int64),
+            "spot_sum": np.zeros(0, np.int64),
+        }
     order = np.lexsort((value, road))
-    road, value, n = road[order], value[order], n[order]
+    road, value, n, spot_sum = road[order], value[order], n[order], spot_sum[order]
     new = np.r_[True, (road[1:] != road[:-1]) | (value[1:] != value[:-1])]
     starts = np.flatnonzero(new)
-    return {"road_idx": road[starts], "value": value[starts], "n": np.add.reduceat(n, starts)}
+    return {
+        "road_idx": road[starts],
+        "value": value[starts],
+        "n": np.add.reduceat(n, starts),
+        "spot_sum": np.add.reduceat(spot_sum, starts),
+    }
 
 
 def merge_passage_counts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Passage counts of several months added up (exact, in any order)."""
     parts = [p for p in parts if len(p["road_idx"])]
     if not parts:
-        return _grouped_counts(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
-    cat = {k: np.concatenate([p[k] for p in parts]) for k in ("road_idx", "value", "n")}
-    return _grouped_counts(cat["road_idx"], cat["value"], cat["n"])
+        return _grouped_counts(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in ("road_idx", "value", "n", "spot_sum")}
+    return _grouped_counts(cat["road_idx"], cat["value"], cat["n"], cat["spot_sum"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,10 +162,20 @@ def reduce_part(
     """Reduce a part of a month's stored points (a pass of the match or a row group; at least
     MONTH_COLUMNS) to its share of the period start..end kept by the filter (the one filter
     expression, on the network). The month task of a cluster is `_month_part`."""
-    pts = filter_rows(points, points_expression(point_filter, start, end), MONTH_COLUMNS)
+    # the period's points of the part's trips, on the network or not: a passage's context points
+    trips = filter_rows(points, points_expression(ALL_POINTS, start, end, on_network=False), MONTH_COLUMNS)
+    keep = row_mask(trips, points_expression(point_filter, start, end))
+    pts = trips if keep is None else trips.filter(pa.array(keep))
     cube = vehicles_by_road(period_cube(network, pts, cell_vehicles), network.piece_road)
-    pas = passage_arrays(with_derived(pts, network, PASSAGE_COLUMNS), ordered_by_trip_id=False) if len(pts) else None
-    return MonthPart(cube, passage_counts(pas) if pas is not None else merge_passage_counts([]), pts.num_rows)
+    if not len(pts):
+        return MonthPart(cube, merge_passage_counts([]), 0)
+    pas = passage_arrays(
+        with_derived(trips, network, PASSAGE_COLUMNS),
+        RoadNodes.of_network(network),
+        keep=keep,
+        ordered_by_trip_id=False,
+    )
+    return MonthPart(cube, passage_counts(pas), pts.num_rows)
 
 
 class PeriodCube:
@@ -268,7 +293,7 @@ def order_passages(parts: list[pd.DataFrame]) -> pd.DataFrame:
     (a trip lies in one month; within a trip the month's order is kept)."""
     parts = [p for p in parts if p is not None and len(p)]
     if not parts:
-        return passages(pa.table({c: pa.array([], pa.float64()) for c in PASSAGE_COLUMNS}))
+        return passages(pa.table({c: pa.array([], pa.float64()) for c in PASSAGE_COLUMNS}), None)
     cat = pd.concat(parts, ignore_index=True)
     order = np.argsort(cat["trip_id"].to_numpy(), kind="stable")
     return cat.iloc[order].reset_index(drop=True)
@@ -277,8 +302,13 @@ def order_passages(parts: list[pd.DataFrame]) -> pd.DataFrame:
 def _month_samples(
     folder: str, network: Network, columns: list[str], point_filter: PointFilter, start: dt.date, end: dt.date
 ) -> tuple[pa.Table, pd.DataFrame]:
-    pts = read_month(folder, network, point_filter, start, end, columns)
-    return pts, passages(pts)
+    # what the passages and the filter expression read, besides the columns asked for
+    cols = list(dict.fromkeys([*columns, *PASSAGE_COLUMNS, "seg", "vehicle_type", "vehicle_use", "direction"]))
+    expr = points_expression(ALL_POINTS, start, end, on_network=False)
+    trips = read_matched_points([Path(folder)], network, cols, expr)  # with the passages' context points
+    keep = row_mask(trips, points_expression(point_filter, start, end))
+    pts = trips if keep is None else trips.filter(pa.array(keep))
+    return pts.select(columns), passages(trips, RoadNodes.of_network(network), keep)
 
 
 def points_and_passages(

@@ -10,14 +10,24 @@ for every reader.
 
 A passage is one vehicle's traversal of one road: a maximal run of consecutive matched points of
 one trip on the same road (points matched to no road are skipped, so GPS noise off the road does
-not split a traversal). Its speeds: the mean and the maximum of its points' instantaneous speeds
-and, with two points or more, the section speed = distance along the road between its first and
-last point / time between them (km/h), as roadlabo/ETC measures.
+not split a traversal), split at a time gap over SECTION_MAX_GAP_S, a step over SECTION_MAX_STEP_M
+and a reversal of direction along the road (a U-turn). Its speed is the section travel speed
+(`geo.trip_kernels.section_speed_kernel`, docs/statistics.md): distance along the street over the
+time taken, from consecutive point pairs — the trip's stored point just before the run and just
+after it included, interpolated to where the trip entered and left the street — with the pairs
+roadlabo/ETC's route performance drops left out; so a passage of one point still gets a speed. A
+passage timed over less than SECTION_MIN_COVERED_M of its street (or all of a shorter one) has none:
+it begins, ends or only clips the street, and its pairs time mostly the neighbouring road; nor has one
+whose points all lie within SECTION_END_ZONE_M of one node of the street (an end or a junction the
+trip may only have crossed on the other road). The
+mean and the maximum of its points' instantaneous speeds are kept beside it (mean_kmh: the
+sensitivity indicator passage_spot_mean).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -29,8 +39,20 @@ import pyarrow.dataset as ds
 
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import EVENTS_SCHEMA, POINTS_SCHEMA, TRIPS_SCHEMA, Network, months_between
-from config.settings import PASSAGE_SPEED_DECIMALS
+from config.settings import (
+    PASSAGE_SPEED_DECIMALS,
+    PASSAGE_SPEEDS,
+    SECTION_CONTEXT_TOLERANCE_M,
+    SECTION_END_ZONE_M,
+    SECTION_MAX_DETOUR,
+    SECTION_MAX_GAP_S,
+    SECTION_MAX_KMH,
+    SECTION_MAX_STEP_M,
+    SECTION_MIN_COVERED_M,
+    SECTION_MIN_STEP_M,
+)
 from geo.aggregate import day_type_of, hour_of
+from geo.trip_kernels import section_speed_kernel
 
 
 def matched_folders(
@@ -125,6 +147,15 @@ def filter_rows(t: pa.Table, expr: pc.Expression | None, columns: list[str] | No
     return t.filter(keep)
 
 
+def row_mask(t: pa.Table, expr: pc.Expression | None) -> np.ndarray | None:
+    """Per row of an in-memory table, whether the filter expression keeps it (None: every row)."""
+    if expr is None or t.num_rows == 0:
+        return None
+    keep = ds.dataset(t).to_table(columns={"keep": expr}).column("keep")
+    mask = keep.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+    return None if mask.all() else mask
+
+
 def read_matched_points(folders: list[Path], network: Network, columns: list[str] | None, expr) -> pa.Table:
     """The stored points of match-stage folders kept by `expr`, with `columns` (stored or derived;
     None: all of POINT_COLUMNS)."""
@@ -195,48 +226,161 @@ def grouped_by_trip(trip: np.ndarray, seq: np.ndarray) -> bool:
     return int(np.count_nonzero(~same)) + 1 == len(pd.unique(trip))
 
 
-def passage_arrays(points: pa.Table | pd.DataFrame, *, ordered_by_trip_id: bool = True) -> dict[str, np.ndarray]:
+# The passages' column of the speed behind the passage indicators and screening (the section travel speed).
+PASSAGE_SPEED_COLUMN = f"{PASSAGE_SPEEDS[0]}_kmh"
+
+
+@dataclass(frozen=True)
+class RoadNodes:
+    """The nodes of every road, where the trip can enter or leave it: the ends of its links (junctions
+    and the road's two ends). Road r's nodes are first[r]..first[r + 1] - 1 (CSR), each with its
+    position along the road (s_m, metres, as road_pos_m) and coordinates (x_m, y_m: metres, EPSG:6677)."""
+
+    first: np.ndarray
+    s_m: np.ndarray
+    x_m: np.ndarray
+    y_m: np.ndarray
+
+    @classmethod
+    def of_network(cls, network: Network) -> RoadNodes:
+        """Both ends of every link of the network's roads (a node shared by two links appears twice)."""
+        links = network.index.links
+        n_links = len(links.link_road)
+        seg_first = np.searchsorted(links.seg_link, np.arange(n_links), side="left")
+        seg_last = np.searchsorted(links.seg_link, np.arange(n_links), side="right") - 1
+        off = links.link_offset_m
+        s = np.column_stack([off, off + links.link_length_m]).ravel()
+        x = np.column_stack([links.x0[seg_first], links.x1[seg_last]]).ravel()
+        y = np.column_stack([links.y0[seg_first], links.y1[seg_last]]).ravel()
+        first = 2 * np.searchsorted(links.link_road, np.arange(len(network.roads) + 1), side="left")
+        return cls(first.astype(np.int64), s.astype(float), x.astype(float), y.astype(float))
+
+    @property
+    def length_m(self) -> np.ndarray:
+        """Per road: its length (the largest position of its nodes), metres; NaN for a road without nodes."""
+        n = len(self.first) - 1
+        out = np.full(n, np.nan)
+        has = self.first[1:] > self.first[:-1]
+        if has.any():
+            out[has] = np.maximum.reduceat(self.s_m, self.first[:-1][has])
+        return out
+
+    def within(self, road: np.ndarray, low_m: np.ndarray, high_m: np.ndarray) -> np.ndarray:
+        """Per element: whether road `road` has a node at a position in [low_m, high_m] (metres)."""
+        road = np.asarray(road, dtype=np.int64)
+        if len(road) == 0 or len(self.s_m) == 0:
+            return np.zeros(len(road), dtype=bool)
+        span = float(np.nanmax(self.s_m)) + 1e6  # positions of different roads never overlap
+        node_road = np.repeat(np.arange(len(self.first) - 1), np.diff(self.first))
+        key = node_road * span + self.s_m  # sorted: nodes by road, then along it
+        at = np.searchsorted(key, road * span + np.asarray(low_m, dtype=float), side="left")
+        hit = at < len(key)
+        hit[hit] = key[at[hit]] <= road[hit] * span + np.asarray(high_m, dtype=float)[hit]
+        return hit
+
+    @classmethod
+    def of_lists(cls, nodes: list[list[tuple[float, float, float]]]) -> RoadNodes:
+        """From each road's nodes as (position along the road, x, y), in metres."""
+        flat = [n for road in nodes for n in road]
+        first = np.r_[0, np.cumsum([len(road) for road in nodes])].astype(np.int64)
+        a = np.array(flat, dtype=float).reshape(-1, 3)
+        return cls(first, a[:, 0].copy(), a[:, 1].copy(), a[:, 2].copy())
+
+
+def passage_arrays(
+    points: pa.Table | pd.DataFrame,
+    nodes: RoadNodes,
+    *,
+    keep: np.ndarray | None = None,
+    ordered_by_trip_id: bool = True,
+) -> dict[str, np.ndarray]:
     """`passages` as numpy arrays. ordered_by_trip_id=False: rows already grouped by trip in seq
-    order (`grouped_by_trip`) are not sorted, and the passages come in the rows' trip order."""
+    order (`grouped_by_trip`) are not sorted, and the passages come in the rows' trip order.
+
+    points: every stored point of the trips (trip_id, seq, vehicle_id, road_idx, speed_kmh, gps_time,
+    road_pos_m, x_m, y_m), so that the points just before and after a run on a road are there; keep
+    (per row, in the rows' order): the points a passage is made of (default: those on a road)."""
     trip, seq = _values(points, "trip_id"), _values(points, "seq")
     if ordered_by_trip_id or not grouped_by_trip(trip, seq):
         order = np.lexsort((seq, trip))
         take = lambda name: _values(points, name)[order]  # noqa: E731
+        keep = None if keep is None else np.asarray(keep, dtype=bool)[order]
     else:
         take = lambda name: _values(points, name)  # noqa: E731
-    trip, road = take("trip_id"), take("road_idx")
-    new = np.ones(len(trip), dtype=bool)
-    new[1:] = (trip[1:] != trip[:-1]) | (road[1:] != road[:-1])
-    pid = np.cumsum(new) - 1
-    starts = np.flatnonzero(new)
-    ends = np.r_[starts[1:], len(trip)] - 1
-    speed = take("speed_kmh").astype(np.float64, copy=False)
-    n = np.diff(np.r_[starts, len(trip)])
+    trip, road = take("trip_id").astype(np.int64, copy=False), take("road_idx").astype(np.int32, copy=False)
+    keep = road >= 0 if keep is None else np.asarray(keep, dtype=bool) & (road >= 0)
     gps = take("gps_time")
-    t_us = gps.astype("datetime64[us]").astype(np.int64)
+    t_s = gps.astype("datetime64[us]").astype(np.int64) / 1e6
     pos = take("road_pos_m").astype(np.float64, copy=False)
-    dt_s = (t_us[ends] - t_us[starts]) / 1e6
+    spot = take("speed_kmh").astype(np.float64, copy=False)
+    pid, first, _, n, dist, time = section_speed_kernel(
+        trip,
+        t_s,
+        take("x_m").astype(np.float64, copy=False),
+        take("y_m").astype(np.float64, copy=False),
+        road,
+        pos,
+        spot,
+        keep,
+        nodes.first,
+        nodes.s_m,
+        nodes.x_m,
+        nodes.y_m,
+        SECTION_MIN_STEP_M,
+        SECTION_MAX_STEP_M,
+        SECTION_MAX_GAP_S,
+        SECTION_MAX_KMH,
+        SECTION_CONTEXT_TOLERANCE_M,
+        SECTION_MAX_DETOUR,
+    )
+    rows = np.flatnonzero(keep)  # the passages' points, passage after passage
+    speed = spot[rows]
+    p = pid[rows]
+    starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]]) if len(rows) else np.zeros(0, np.int64)
+    # timed over enough of the street (SECTION_MIN_COVERED_M, or all of a shorter street), and not only
+    # from points at one of its nodes (an end or a junction the trip may have crossed on the other road)
+    length = nodes.length_m[road[first]]
+    covered = dist >= np.minimum(SECTION_MIN_COVERED_M, length) - SECTION_MIN_STEP_M
+    p_pos = pos[rows]
+    lo = np.minimum.reduceat(p_pos, starts) if len(starts) else np.zeros(0)
+    hi = np.maximum.reduceat(p_pos, starts) if len(starts) else np.zeros(0)
+    at_a_node = nodes.within(road[first], hi - SECTION_END_ZONE_M, lo + SECTION_END_ZONE_M)
     with np.errstate(invalid="ignore", divide="ignore"):
-        section = np.where((n >= 2) & (dt_s > 0), np.abs(pos[ends] - pos[starts]) / dt_s * 3.6, np.nan)
+        section = np.where((time > 0) & covered & ~at_a_node, dist / time * 3.6, np.nan)
+        mean = np.bincount(p, weights=speed, minlength=len(n)) / n
     return {
-        "road_idx": road[starts],
-        "vehicle_id": take("vehicle_id")[starts],
-        "trip_id": trip[starts],
+        "road_idx": road[first],
+        "vehicle_id": take("vehicle_id")[first],
+        "trip_id": trip[first],
         "n_points": n,
-        "mean_kmh": np.round(np.bincount(pid, weights=speed) / n, PASSAGE_SPEED_DECIMALS),
-        "max_kmh": np.round(np.maximum.reduceat(speed, starts), PASSAGE_SPEED_DECIMALS),
+        "mean_kmh": np.round(mean, PASSAGE_SPEED_DECIMALS),
+        "max_kmh": np.round(np.maximum.reduceat(speed, starts), PASSAGE_SPEED_DECIMALS) if len(starts) else np.zeros(0),
         "section_kmh": np.round(section, PASSAGE_SPEED_DECIMALS),
-        "first_time": gps[starts],
+        "section_m": dist,
+        "first_time": gps[first],
     }
 
 
-def passages(points: pa.Table | pd.DataFrame) -> pd.DataFrame:
-    """One row per passage of matched points (columns trip_id, seq, vehicle_id, road_idx, speed_kmh,
-    gps_time, road_pos_m; any order), ordered by trip id: road_idx, vehicle_id, trip_id, n_points,
-    mean_kmh, max_kmh, section_kmh (NaN with one point or no time between first and last),
-    first_time. Speeds in km/h rounded to PASSAGE_SPEED_DECIMALS (0.1 km/h).
+def passages(points: pa.Table | pd.DataFrame, nodes: RoadNodes, keep: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per passage (module docstring) of the trips' points (columns trip_id, seq, vehicle_id,
+    road_idx, speed_kmh, gps_time, road_pos_m, x_m, y_m; any order; `keep`: the rows a passage is made of,
+    default those on a road), ordered by trip id: road_idx, vehicle_id, trip_id, n_points, mean_kmh (mean
+    of its points' instantaneous speeds), max_kmh, section_kmh (section travel speed; NaN when its usable
+    pairs cover less than SECTION_MIN_COVERED_M of the street, or all of a shorter street), section_m
+    (metres of the street its usable pairs cover), first_time.
+    Speeds in km/h rounded to PASSAGE_SPEED_DECIMALS (0.1 km/h).
     """
-    cols = ["road_idx", "vehicle_id", "trip_id", "n_points", "mean_kmh", "max_kmh", "section_kmh", "first_time"]
+    cols = [
+        "road_idx",
+        "vehicle_id",
+        "trip_id",
+        "n_points",
+        "mean_kmh",
+        "max_kmh",
+        "section_kmh",
+        "section_m",
+        "first_time",
+    ]
     if len(points) == 0:
         return pd.DataFrame({c: [] for c in cols})
-    return pd.DataFrame(passage_arrays(points))
+    return pd.DataFrame(passage_arrays(points, nodes, keep=keep))

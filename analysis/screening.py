@@ -94,6 +94,7 @@ from analysis.evaluation import (
 )
 from analysis.evidence import braking_events, cut_through_of_period, period_samples
 from analysis.matchstage import Network, district_network, match_stage, months_between
+from analysis.points import PASSAGE_SPEED_COLUMN
 from analysis.pretrend import screening_period
 from analysis.stages import forget_stage
 from config.districts import District, Period
@@ -249,11 +250,13 @@ def road_components(
     limit_of = dict(zip(out["road_id"], out["limit_kmh"], strict=True))
     figs = []
     for road_id, g in passages.groupby("road_id", sort=False):
-        f = point_indicators(g["mean_kmh"].to_numpy(float), limit_of[road_id])
+        v = g[PASSAGE_SPEED_COLUMN].to_numpy(float)
+        timed = np.isfinite(v)
+        f = point_indicators(v[timed], limit_of[road_id])
         figs.append(
             {
                 "road_id": road_id,
-                "n_vehicles": g["vehicle_id"].nunique(),
+                "n_vehicles": g["vehicle_id"][timed].nunique(),  # of the passages with a speed
                 "n_passages": len(g),
                 "share_at_or_over_limit": f["share"],
                 "share_at_or_over_limit_plus_10": f["share_plus10"],
@@ -368,23 +371,23 @@ def bootstrap_screening(
     pas = passages[passages["road_id"].isin(roads)]
     p_road = road_of.get_indexer(pas["road_id"])
     p_veh = code_of.get_indexer(pas["vehicle_id"])
+    p_speed = pas[PASSAGE_SPEED_COLUMN].to_numpy(float)
     limit = out.set_index("road_id")["limit_kmh"].to_numpy(float)
     reps = np.full((resamples, n, len(COMPONENTS)), np.nan)
     out["degenerate"] = False
     for i in range(n):
-        mask = p_road == i
-        g = GroupData(p_veh[mask], pas["mean_kmh"].to_numpy(float)[mask], np.full(int(mask.sum()), limit[i]))
-        r = replicate_indicators(g, w)
+        mask = (p_road == i) & np.isfinite(p_speed)
+        if mask.any():
+            g = GroupData(p_veh[mask], p_speed[mask], np.full(int(mask.sum()), limit[i]))
+            r = replicate_indicators(g, w)
+        else:  # no passage of the road has a travel speed: no speed figure, nothing resampled
+            r = {key: np.full(resamples, np.nan) for key in ("share", "share_plus10", "p85")}
         reps[:, i, 0], reps[:, i, 1] = r["share"], r["share_plus10"]
         reps[:, i, 2] = np.maximum(r["p85"] - limit[i], 0.0)
-        for col, key, est in (
-            ("share", "share", "share_at_or_over_limit"),
-            ("share_plus_10", "share_plus10", "share_at_or_over_limit_plus_10"),
-            ("p85", "p85", "p85_kmh"),
-        ):
+        for col, key in (("share", "share"), ("share_plus_10", "share_plus10"), ("p85", "p85")):
             lo, hi = percentile_interval(r[key], alpha)
             out.loc[i, f"{col}_ci_low"], out.loc[i, f"{col}_ci_high"] = lo, hi
-            out.loc[i, "degenerate"] |= degenerate_interval(out.loc[i, est], r[key], lo, hi)
+            out.loc[i, "degenerate"] |= degenerate_interval(r[key])
     n_pas = _replicate_sums(w, p_road, p_veh, np.ones(len(pas)), n)
     ev = events[events["road_id"].isin(roads)]
     n_ev = _replicate_sums(
@@ -410,7 +413,7 @@ def bootstrap_screening(
     for i in range(n):
         out.loc[i, "score_ci_low"], out.loc[i, "score_ci_high"] = percentile_interval(score[:, i], alpha)
         lo, hi = out.loc[i, "score_ci_low"], out.loc[i, "score_ci_high"]
-        out.loc[i, "degenerate"] |= degenerate_interval(out.loc[i, "score"], score[:, i], lo, hi)
+        out.loc[i, "degenerate"] |= degenerate_interval(score[:, i])
         lo, hi = percentile_interval(rank[:, i].astype(float), alpha)
         out.loc[i, "rank_ci_low"], out.loc[i, "rank_ci_high"] = np.floor(lo), np.ceil(hi)
     out[["rank_ci_low", "rank_ci_high"]] = out[["rank_ci_low", "rank_ci_high"]].astype("Int64")

@@ -13,8 +13,11 @@ pipeline matches to it, pooled over the period):
     pt>=lim   share of points at or over the street's limit
     pas>=lim  share of PASSAGES at or over the limit: a passage is one vehicle's traversal of the
               street (consecutive points of one trip, i.e. vehicle pseudonym + operation date + trip
-              number, matched to it); its speed is the mean of its points' instantaneous speeds
-    n_pas     passages; pts/pas: points per passage; veh: distinct vehicles
+              number, matched to it); its speed is the section travel speed (distance along the
+              street / time taken, analysis.points; docs/statistics.md)
+    pas_mean  mean passage speed (section travel speed)
+    spot>=    share of the same passages whose mean spot speed is at or over the limit (sensitivity)
+    n_pas     passages with a speed; pts/pas: points per passage; veh: distinct vehicles
 
 next to the targets of the district file's [synthetic.calibration] table, with PASS/FAIL. It also
 simulates (without writing or ingesting) the district's `data_basis` year, when the table names
@@ -53,36 +56,41 @@ def matched_points(warehouse: Path, district: District, period: Period) -> tuple
     """Points of `period` matched to the district's roads by the product (match stage + the one reader).
 
     Returns (points with vehicle, trip_id, seq, gps_time, speed_kmh, road_idx, road_pos_m, road_id,
-    and {road_id: limit_kmh}). The only function here that touches the pipeline.
+    x_m, y_m — every stored point of the trips, road_idx -1 and road_id None off the network: the
+    passages' context — and {road_id: limit_kmh}). The only function here that touches the pipeline.
     """
     from analysis.matchstage import district_network, match_stage, months_between
-    from analysis.points import read_points
+    from analysis.points import RoadNodes, read_points
     from etl.warehouse import connect
 
     net = district_network(district)
     match_stage(warehouse, net, months_between(period.start, period.end))
     con = connect(warehouse, create=False)
     try:
-        pts = read_points(con, warehouse, net, period.start, period.end).to_pandas()
+        pts = read_points(con, warehouse, net, period.start, period.end, on_network=False).to_pandas()
     finally:
         con.close()
-    pts["road_id"] = net.road_ids[pts["road_idx"].to_numpy()] if len(pts) else np.array([], dtype=object)
+    road = pts["road_idx"].to_numpy()
+    pts["road_id"] = np.where(road >= 0, net.road_ids[np.maximum(road, 0)], None) if len(pts) else np.array([], object)
+    pts.attrs["nodes"] = RoadNodes.of_network(net)
     pts["vehicle"] = pts["vehicle_id"]
     return pts, dict(zip(net.roads["road_id"], net.roads["limit_kmh"].astype(float), strict=True))
 
 
 def passage_speeds(points: pd.DataFrame, road_id: str) -> pd.DataFrame:
-    """One row per passage on `road_id` (the product's definition, analysis.points.passages): vehicle,
-    n_points, mean_kmh (mean of its points' speeds, 0.1 km/h)."""
-    from analysis.points import passages
+    """One row per passage on `road_id` with a speed (the product's definition, analysis.points.passages):
+    vehicle, n_points, speed_kmh (section travel speed), mean_kmh (mean of its points' speeds), 0.1 km/h."""
+    from analysis.points import PASSAGE_SPEED_COLUMN, passages
 
-    p = passages(points)
+    p = passages(points, points.attrs["nodes"])
+    p = p[np.isfinite(p[PASSAGE_SPEED_COLUMN].to_numpy(float))]
     idx = points.loc[points["road_id"] == road_id, "road_idx"]
     p = p[p["road_idx"] == (idx.iloc[0] if len(idx) else -2)]
     return pd.DataFrame(
         {
             "vehicle": p["vehicle_id"].to_numpy(),
             "n_points": p["n_points"].to_numpy(),
+            "speed_kmh": p[PASSAGE_SPEED_COLUMN].to_numpy(),
             "mean_kmh": p["mean_kmh"].to_numpy(),
         }
     )
@@ -97,7 +105,7 @@ def street_figures(points: pd.DataFrame, road_ids: tuple[str, ...], limits: dict
     if not len(v):
         return {"n_points": 0, "n_passages": 0, "vehicles": 0}
     # sampling error of the passage share, clustered by vehicle (linearised ratio estimator)
-    hit = (pas["mean_kmh"] >= pas["limit"]).to_numpy(float)
+    hit = (pas["speed_kmh"] >= pas["limit"]).to_numpy(float)
     share = hit.mean()
     per_vehicle = pd.DataFrame({"v": pas["vehicle"].to_numpy(), "y": hit}).groupby("v")["y"].agg(["sum", "size"])
     k = len(per_vehicle)
@@ -115,7 +123,8 @@ def street_figures(points: pd.DataFrame, road_ids: tuple[str, ...], limits: dict
         "passage_share": float(share),
         "passage_share_se": share_se,
         "passage_share_deff": share_se**2 / (share * (1 - share) / len(pas)) if 0 < share < 1 else np.nan,
-        "passage_mean": float(pas["mean_kmh"].mean()),
+        "passage_mean": float(pas["speed_kmh"].mean()),
+        "passage_spot_share": float((pas["mean_kmh"] >= pas["limit"]).mean()),
         "n_points": int(v.size),
         "n_passages": int(len(pas)),
         "points_per_passage": float(v.size / len(pas)),
@@ -188,7 +197,7 @@ def run(scale: float, seed: int, districts: list[District], monitoring: bool, ye
         print(f"\n{d.key} ({d.name_ja}), treated {','.join(d.treated_roads)}:")
         print(
             f"  {'period':<9} {'dates':<22} {'p85':>5} {'mean':>5} {'±se':>4} {'pt>=lim':>8} {'pas>=lim':>9} "
-            f"{'±se':>5} {'deff':>4} {'pas_mean':>8} "
+            f"{'±se':>5} {'deff':>4} {'pas_mean':>8} {'spot>=':>7} "
             f"{'n_pts':>6} {'n_pas':>6} {'pts/pas':>7} {'veh':>5}"
         )
         for name, period in periods.items():
@@ -200,7 +209,7 @@ def run(scale: float, seed: int, districts: list[District], monitoring: bool, ye
                 f"  {name:<9} {str(period.start) + '..' + str(period.end):<22} {f['p85']:5.1f} {f['mean']:5.1f} "
                 f"{f['mean_se']:4.1f} "
                 f"{100 * f['point_share']:7.1f}% {100 * f['passage_share']:8.1f}% {100 * f['passage_share_se']:5.1f} "
-                f"{f['passage_share_deff']:4.1f} {f['passage_mean']:8.1f} "
+                f"{f['passage_share_deff']:4.1f} {f['passage_mean']:8.1f} {100 * f['passage_spot_share']:6.1f}% "
                 f"{f['n_points']:6d} {f['n_passages']:6d} {f['points_per_passage']:7.2f} {f['vehicles']:5d}"
             )
         for t in evaluate_targets(d, figs):

@@ -413,9 +413,10 @@ def _cpu() -> float:
 def month_passages(pts, net):
     """A month's passage counts, as analysis.partitions.reduce_part makes them."""
     from analysis.partitions import PASSAGE_COLUMNS, passage_counts
-    from analysis.points import passage_arrays, with_derived
+    from analysis.points import RoadNodes, passage_arrays, with_derived
 
-    return passage_counts(passage_arrays(with_derived(pts, net, PASSAGE_COLUMNS), ordered_by_trip_id=False))
+    t = with_derived(pts, net, PASSAGE_COLUMNS)
+    return passage_counts(passage_arrays(t, RoadNodes.of_network(net), ordered_by_trip_id=False))
 
 
 def phase_steady(out: Path) -> dict:

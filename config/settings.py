@@ -91,9 +91,40 @@ SPEED_RECORDING = "rounded"
 # Lower bound of the class of a recorded whole km/h minus the recorded value, per SPEED_RECORDING choice.
 SPEED_CLASS_OFFSET_KMH = {"rounded": -0.5, "truncated": 0.0}
 SPEED_CLASS_WIDTH_KMH = 1.0  # the recorded resolution, km/h
-# Passage speeds (a mean of a passage's points, or a section speed) are kept at 0.1 km/h.
+# Passage speeds (a section travel speed, or a mean of a passage's points) are kept at 0.1 km/h.
 PASSAGE_SPEED_DECIMALS = 1
-PASSAGE_SPEEDS = ("mean", "max", "section")  # the passage speed an indicator may use; the first is the default
+# The passage speed an indicator may use; the first is the default, behind passage_mean, passage_p85,
+# passage_share and screening: "section", the section travel speed (distance along the street / time
+# taken, analysis.points); "mean", the mean of the passage's points' instantaneous speeds (the
+# sensitivity indicator passage_spot_mean); "max", their maximum.
+PASSAGE_SPEEDS = ("section", "mean", "max")
+# Section travel speed (docs/statistics.md): consecutive points of a trip form pairs, Δs the distance along
+# the street (beyond its ends: straight to the context point), Δt the time between them. As roadlabo/ETC's
+# route performance (src/30_route_performance.py), a pair is dropped when Δt <= 0, |Δs| < SECTION_MIN_STEP_M,
+# |Δs| > SECTION_MAX_STEP_M, Δt > SECTION_MAX_GAP_S or Δs/Δt > SECTION_MAX_KMH; a gap or a step over the
+# limits, and a reversal of direction along the street (a U-turn), also split a run into two passages.
+SECTION_MIN_STEP_M = 1.0
+SECTION_MAX_STEP_M = 350.0
+SECTION_MAX_GAP_S = 600.0
+SECTION_MAX_KMH = 180.0
+# A passage has a section travel speed only when its pairs cover at least this much of its street, metres
+# (the whole street when shorter, to SECTION_MIN_STEP_M): a trip that begins or ends a few metres into the
+# street, or only clips its end at a junction, is timed mostly on the neighbouring road (its context pair)
+# and is no traversal of this one. Such passages still count as passages (volume, braking per passage).
+SECTION_MIN_COVERED_M = 100.0
+# ... and only when its points do not all lie within this of one node of the street (an end or a
+# junction), metres (the matching radius): such points may belong to a trip that only crossed the
+# junction there on the other road (the matcher assigns them to either road).
+SECTION_END_ZONE_M = 20.0
+# A context point is not used when the route through the street's node nearest to it is longer than this
+# many times the straight distance to the run's end point (plus SECTION_CONTEXT_TOLERANCE_M): the trip
+# came another way (it crossed the street at a junction nearer the point). A right-angle turn is 1.41.
+SECTION_MAX_DETOUR = 1.5
+# A context point (the trip's point just before or after a run on a street, not on it) is taken as reached
+# through the street's node nearest to it (a junction or an end) only when it lies no closer to the run's
+# end point than to that node, within this tolerance, metres (else it is a GPS stray beside the street,
+# and the run is not extended on that side).
+SECTION_CONTEXT_TOLERANCE_M = 20.0
 # Before/after indicators (analysis.evaluation): of points, and of passages (one vehicle's traversal of one road).
 POINT_INDICATORS = ("mean", "p85", "share", "share_plus10")
 PASSAGE_INDICATORS = ("passage_mean", "passage_p85", "passage_share")

@@ -446,6 +446,7 @@ STATS_CSV_COLUMNS = [
     "passage_mean_kmh",
     "passage_p85_kmh",
     "passage_share_at_or_over_limit",
+    "passage_spot_mean_kmh",
     "limit_kmh",
 ]
 COMPARE_CSV_COLUMNS = [

@@ -65,7 +65,8 @@ def format_summary(table: pd.DataFrame) -> str:
         )
     lines.append(
         "mean / p85 in km/h over points; >=limit: share of points at or over the speed limit; passages>=: share of "
-        "passages (one vehicle's traversal of the street) whose mean speed is at or over it; vehicles: distinct 運行ID"
+        "passages (one vehicle's traversal of the street) whose travel speed (distance / time) is at or over it; "
+        "vehicles: distinct 運行ID"
     )
     return "\n".join(lines)
 

@@ -245,11 +245,14 @@ CREATE TABLE IF NOT EXISTS road_period_stats (
                                       -- class of the recorded whole km/h (docs/statistics.md)
     share_at_or_over_limit DOUBLE,    -- fraction (0-1) of points with speed >= limit
     share_at_or_over_limit_plus_10 DOUBLE, -- fraction (0-1) of points with speed >= limit + 10 km/h
-    n_passages             BIGINT,    -- passages: one vehicle's traversal of the road (consecutive points of one trip
-                                      -- on it)
-    passage_mean_kmh       DOUBLE,    -- km/h, mean over passages of the passage speed (mean of its points' speeds)
+    n_passages             BIGINT,    -- passages with a speed: one vehicle's traversal of the road (consecutive points
+                                      -- of one trip on it, split at gaps, jumps and U-turns)
+    passage_mean_kmh       DOUBLE,    -- km/h, mean over passages of the passage speed: the section travel speed,
+                                      -- distance along the street / time taken (docs/statistics.md)
     passage_p85_kmh        DOUBLE,    -- km/h, 85th percentile of passage speeds (plain sample quantile, type 7)
     passage_share_at_or_over_limit DOUBLE, -- fraction (0-1) of passages whose speed is >= limit ("share of vehicles")
+    passage_spot_mean_kmh  DOUBLE,    -- km/h, sensitivity: mean over the same passages of the mean of their points'
+                                      -- instantaneous speeds (the spot-speed passage speed)
     limit_kmh              DOUBLE,    -- km/h
     computed_at            TIMESTAMP
 );
@@ -269,6 +272,7 @@ CREATE TABLE IF NOT EXISTS group_period_stats (
     passage_mean_kmh       DOUBLE,
     passage_p85_kmh        DOUBLE,
     passage_share_at_or_over_limit DOUBLE,
+    passage_spot_mean_kmh  DOUBLE,
     limit_kmh              DOUBLE,    -- km/h, the highest limit of the group's roads
     computed_at            TIMESTAMP
 );
@@ -359,8 +363,8 @@ CREATE TABLE IF NOT EXISTS comparison_results (
     after_ci_low      DOUBLE,    -- 95 % interval of the after level
     after_ci_high     DOUBLE,
     degenerate        BOOLEAN    -- an interval of the row says nothing about sampling: its resamples take fewer
-                                 -- than 3 distinct values (a share of 0 or 1) or it does not hold its estimate
-                                 -- strictly inside; every other interval does (docs/statistics.md)
+                                 -- than 3 distinct values (a share of 0 or 1), nothing else; every other interval
+                                 -- holds its estimate strictly inside, as checked on the demo (docs/statistics.md)
 );
 CREATE TABLE IF NOT EXISTS placebo_results (
     district          VARCHAR,
@@ -649,7 +653,8 @@ CREATE TABLE IF NOT EXISTS screening_results (
     rank_ci_low       INTEGER,   -- 95 % interval of the rank over the same replicates
     rank_ci_high      INTEGER,   -- upper bound (a larger number: a lower place)
     limit_kmh         DOUBLE,
-    n_vehicles        BIGINT,    -- distinct vehicles of the road's passages (a candidate has at least min_vehicles)
+    n_vehicles        BIGINT,    -- distinct vehicles of the road's passages with a travel speed (a candidate has
+                                 -- at least min_vehicles)
     n_passages        BIGINT,    -- passages: one vehicle's traversal of the road
     passages_per_day  DOUBLE,    -- volume: n_passages / days of the period
     share_at_or_over_limit DOUBLE, -- fraction (0-1) of passages whose speed (mean of its points) is >= limit
@@ -792,7 +797,8 @@ CREATE TABLE IF NOT EXISTS stage_runs (
 # Tables derived from the point store (matches, figures, evidence): recomputed by the next analysis,
 # so a new layout drops them instead of migrating. Bump DERIVED_SCHEMA_VERSION when one changes.
 # 7: placebo_results, pre_period_series, degenerate, screening_runs.basis; 8: the lean match (segments_file), stage_runs
-DERIVED_SCHEMA_VERSION = 8
+# 9: passage speed = section travel speed, passage_spot_mean_kmh
+DERIVED_SCHEMA_VERSION = 9
 DERIVED_DDL = (RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL, MATCH_DDL, SCREENING_DDL, GATES_DDL, STAGE_DDL)
 
 

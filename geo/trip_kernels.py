@@ -122,3 +122,187 @@ def trip_features_kernel(trip, gps_us, x, y, speed_kmh, max_gap_s, min_step_m, g
         seq[i] = k
         last[i] = i == n - 1 or trip[i + 1] != trip[i]
     return seq, dt_s, heading, decel, first, last
+
+
+@njit(cache=True, nogil=True)
+def _context_pair(q, p, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m, max_detour):
+    """A context pair between row q (before or after the run) and row p (the run's end point on road r):
+    (metres of the pair on the road, metres of the whole pair, direction along the road from q to p).
+    q on the road: its position. Else the trip reached the road at one of the road's nodes (a junction or
+    an end: where its links meet) — where q's road meets it when q is on a road that does (the shared
+    node nearest to q), else the node nearest to q —: straight from q to that node, then along the road
+    to p.
+    (0, NaN, 0) when q is nearer to p than to that node beyond tol_m (a GPS stray beside the street), or
+    when that route is longer than max_detour times the straight distance from q to p, + tol_m (the
+    trip did not come that way: it crossed the street at a junction nearer to p)."""
+    if road[q] == r and not math.isnan(pos[q]):
+        d = pos[p] - pos[q]
+        return abs(d), abs(d), (1 if d > 0 else (-1 if d < 0 else 0))
+    best = -1
+    best_d = np.inf
+    rq = road[q]
+    if rq >= 0:  # q on another road: the junction of the two roads (their shared node) nearest to q
+        for j in range(node_first[r], node_first[r + 1]):
+            for k in range(node_first[rq], node_first[rq + 1]):
+                if abs(node_x[j] - node_x[k]) < 0.5 and abs(node_y[j] - node_y[k]) < 0.5:
+                    d = math.hypot(x[q] - node_x[j], y[q] - node_y[j])
+                    if d < best_d:
+                        best_d = d
+                        best = j
+                    break
+    if best < 0:  # off the network, or the roads do not meet: the node nearest to q
+        for j in range(node_first[r], node_first[r + 1]):
+            d = math.hypot(x[q] - node_x[j], y[q] - node_y[j])
+            if d < best_d:
+                best_d = d
+                best = j
+    chord = math.hypot(x[q] - x[p], y[q] - y[p])
+    if best < 0 or best_d > chord + tol_m:
+        return 0.0, np.nan, 0
+    d = pos[p] - node_s[best]
+    if best_d + abs(d) > max_detour * chord + tol_m:
+        return 0.0, np.nan, 0
+    return abs(d), best_d + abs(d), (1 if d > 0 else (-1 if d < 0 else 0))
+
+
+@njit(cache=True, nogil=True)
+def _pair_time(on_m, total_m, dt, min_step, max_step, max_gap, max_kmh, v_on, v_off):
+    """Seconds of a pair spent on its `on_m` metres of the street; 0 for a pair roadlabo/ETC's route
+    performance drops (Δt <= 0, |Δs| < min_step or > max_step, Δt > max_gap, speed > max_kmh) or one
+    with no metre on the street.
+
+    The pair's time Δt is shared between its part on the street (on_m, driven at about v_on, the
+    recorded speed of its point on the street) and its part off it (total_m - on_m, at about v_off, the
+    recorded speed of its other point): τ = Δt · (on/v_on) / (on/v_on + off/v_off). Between two points
+    on the street, or when a recorded speed is not positive, that is the constant-speed share
+    Δt · on / total."""
+    if math.isnan(total_m) or dt <= 0.0 or total_m < min_step or total_m > max_step or dt > max_gap:
+        return 0.0
+    if total_m / dt * 3.6 > max_kmh or on_m <= 0.0:
+        return 0.0
+    off_m = total_m - on_m
+    if off_m > 0.0 and v_on > 0.0 and v_off > 0.0:
+        return dt * (on_m / v_on) / (on_m / v_on + off_m / v_off)
+    return dt * on_m / total_m
+
+
+@njit(cache=True, nogil=True)
+def section_speed_kernel(
+    trip,
+    t_s,
+    x,
+    y,
+    road,
+    pos,
+    speed,
+    keep,
+    node_first,
+    node_s,
+    node_x,
+    node_y,
+    min_step,
+    max_step,
+    max_gap,
+    max_kmh,
+    tol_m,
+    max_detour,
+):
+    """Passages and their section travel speed, rows ordered by trip then time (every stored point of
+    the trip: on the network or not, kept by the filter or not).
+
+    A passage is a maximal run of kept rows (`keep`: on the network and in the filter) of one trip on one
+    road (rows not kept in between are skipped), split where two consecutive kept rows are more than
+    max_gap seconds or max_step metres apart along the road, or where the direction along the road
+    reverses (a U-turn; steps under min_step have no direction). Its travel speed = Σ d / Σ τ over its
+    pairs of consecutive points — the point just before the run (context), the run's points, the point
+    just after it — d the pair's metres on the street, τ their share of the pair's time (`_pair_time`:
+    for a context pair, weighted by the recorded speeds on either side of the junction, speed): so a run
+    of one point still gets a speed from where the trip entered and left the street (`_context_pair`:
+    at the road's node nearest to the context point). Pairs are dropped as
+    roadlabo/ETC's route performance drops them (`_pair_time`); a context pair running against the
+    run's direction is dropped too.
+
+    node_first (n_roads + 1), node_s, node_x, node_y: the nodes of each road (its links' ends: junctions
+    and the road's ends), position along the road (metres, as pos) and coordinates (metres).
+
+    Returns (pid per row: the row's passage, -1 when not kept; per passage: first row, last row,
+    number of points, metres and seconds on the street)."""
+    n = trip.shape[0]
+    pid = np.full(n, -1, dtype=np.int64)
+    first = np.empty(n, dtype=np.int64)
+    last = np.empty(n, dtype=np.int64)
+    npts = np.zeros(n, dtype=np.int64)
+    sign = np.zeros(n, dtype=np.int8)  # direction of the passage along its road: +1, -1, 0 unknown
+    split_after = np.zeros(n, dtype=np.bool_)  # the next passage continues it on the same road (split)
+    k = -1
+    prev = -1  # previous kept row of the same trip
+    for i in range(n):
+        if i > 0 and trip[i] != trip[i - 1]:
+            prev = -1
+        if not keep[i]:
+            continue
+        new = True
+        if prev >= 0 and road[prev] == road[i]:
+            ds = pos[i] - pos[prev]
+            dt = t_s[i] - t_s[prev]
+            s = 0
+            if abs(ds) >= min_step:
+                s = 1 if ds > 0 else -1
+            if dt > max_gap or abs(ds) > max_step or (s != 0 and sign[k] != 0 and s != sign[k]):
+                split_after[k] = True
+            else:
+                new = False
+                if s != 0 and dt > 0:
+                    sign[k] = s
+        if new:
+            k += 1
+            first[k] = i
+            sign[k] = 0
+        pid[i] = k
+        last[k] = i
+        npts[k] += 1
+        prev = i
+    n_pass = k + 1
+    dist = np.zeros(n_pass)
+    time = np.zeros(n_pass)
+    for k in range(n_pass):
+        a = first[k]
+        b = last[k]
+        r = road[a]
+        # pairs of consecutive kept points of the passage
+        p = a
+        for i in range(a + 1, b + 1):
+            if pid[i] != k:
+                continue
+            d = abs(pos[i] - pos[p])
+            tau = _pair_time(d, d, t_s[i] - t_s[p], min_step, max_step, max_gap, max_kmh, 1.0, 1.0)
+            if tau > 0:
+                dist[k] += d
+                time[k] += tau
+            p = i
+        s = sign[k]
+        # the context point before: the trip's row just before the first point
+        if a > 0 and trip[a - 1] == trip[a]:
+            on, total, direction = _context_pair(
+                a - 1, a, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m, max_detour
+            )
+            if not (s != 0 and direction == -s):
+                dt = t_s[a] - t_s[a - 1]
+                tau = _pair_time(on, total, dt, min_step, max_step, max_gap, max_kmh, speed[a], speed[a - 1])
+                if tau > 0:
+                    dist[k] += on
+                    time[k] += tau
+                    if s == 0:
+                        s = direction
+        # the context point after (unless the next passage continues this one on the road: its pair)
+        if not split_after[k] and b + 1 < n and trip[b + 1] == trip[b]:
+            on, total, direction = _context_pair(
+                b + 1, b, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m, max_detour
+            )
+            if not (s != 0 and direction == s):  # direction runs from the context point to the run's end
+                dt = t_s[b + 1] - t_s[b]
+                tau = _pair_time(on, total, dt, min_step, max_step, max_gap, max_kmh, speed[b], speed[b + 1])
+                if tau > 0:
+                    dist[k] += on
+                    time[k] += tau
+    return pid, first[:n_pass].copy(), last[:n_pass].copy(), npts[:n_pass].copy(), dist, time

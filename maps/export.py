@@ -46,10 +46,13 @@ PERIOD_COLUMNS: dict[str, str] = {
     "p85_kmh": "85th percentile of the records' speeds, km/h",
     "share_at_or_over_limit": "fraction (0–1) of records at or over the limit",
     "share_at_or_over_limit_plus_10": "fraction (0–1) of records at or over the limit + 10 km/h",
-    "n_passages": "passages: one vehicle's traversal of the road (consecutive records of one trip)",
-    "passage_mean_kmh": "mean of the passages' speeds (a passage's speed: the mean of its records), km/h",
+    "n_passages": "passages with a speed: one vehicle's traversal of the road (consecutive records of one trip)",
+    "passage_mean_kmh": "mean of the passages' speeds (a passage's speed: its section travel speed, the road's "
+    "distance over the time taken), km/h",
     "passage_p85_kmh": "85th percentile of the passages' speeds, km/h",
     "passage_share_at_or_over_limit": 'fraction (0–1) of passages at or over the limit: the "share of vehicles"',
+    "passage_spot_mean_kmh": "sensitivity: mean over the same passages of the mean of their records' "
+    "instantaneous speeds, km/h",
 }
 CHANGE_FIGURES = (
     "mean_kmh",
@@ -59,6 +62,7 @@ CHANGE_FIGURES = (
     "passage_mean_kmh",
     "passage_p85_kmh",
     "passage_share_at_or_over_limit",
+    "passage_spot_mean_kmh",
 )
 LAYERS = {
     "roads": "one row per road: every stored figure of every period as <period>_<column>, and change_<column> = "

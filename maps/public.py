@@ -56,6 +56,7 @@ STATS_FIGURES = (
     "passage_mean_kmh",
     "passage_p85_kmh",
     "passage_share_at_or_over_limit",
+    "passage_spot_mean_kmh",
 )
 COMPARISON_FIGURES = (
     "before",

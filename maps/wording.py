@@ -409,10 +409,11 @@ TEXT: dict[str, tuple[str, str]] = {
     "class_change": ("{span}の{word}", "{word} of {span}"),
     "data_line": ("データ：ETC2.0 プローブデータ", "Data: ETC2.0 probe data"),
     "method_line": (
-        "方法：速度は各地点の瞬間速度と、道路を1回通過するごとの速度です。道路ごとに集計しました。"
+        "方法：速度は各地点の瞬間速度と、道路を1回通過するごとの走行速度（距離÷所要時間）です。道路ごとに集計しました。"
         "観測車両が {k} 台未満の道路は数値を表示しません（灰色の破線）。",
-        "Method: speeds are the instantaneous speeds of the records and the speeds of each passage "
-        "along a street, per street. Streets with fewer than {k} vehicles show no figure (grey, dashed).",
+        "Method: speeds are the instantaneous speeds of the records and the travel speed of each passage "
+        "along a street (distance over time taken), per street. Streets with fewer than {k} vehicles show no "
+        "figure (grey, dashed).",
     ),
     "limits": ("制限速度：{text}", "Speed limits: {text}"),
     "residential": ("生活道路", "residential streets"),
@@ -438,10 +439,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "sheet_no_figures": ("対策道路・比較道路の数値なし", "No figures for the treated and comparison streets"),
     "sheet_change_note": (
         "変化 ＝ 対策後 − 対策前（丸める前の数値の差）。速度は km/h、割合は %、その変化はポイント。"
-        "車の割合：道路を1回通過するごとの平均速度が制限速度以上だった通過の割合。",
+        "車の割合：道路を1回通過するごとの走行速度（距離÷所要時間）が制限速度以上だった通過の割合。",
         "Change = after − before (of the unrounded figures). Speeds in km/h, shares in %, their "
-        "changes in percentage points. Share of vehicles: passages along a street whose mean speed "
-        "was at or over the limit.",
+        "changes in percentage points. Share of vehicles: passages along a street whose travel speed "
+        "(distance over time taken) was at or over the limit.",
     ),
     "under_k": ("{k} 未満", "under {k}"),
     # maps.headline: the sentences with the figures
@@ -560,8 +561,8 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     # report: degenerate intervals, placebo streets, the months before the before period
     "report.degenerate_note": (
-        "区間は標本の変動を表していません（再標本化の値が3通り未満か、推定値が区間の端）",
-        "interval degenerate (resamples take fewer than 3 values, or the estimate is an end of it)",
+        "区間は標本の変動を表していません（再標本化の値が3通り未満：割合0または1など）",
+        "interval degenerate (resamples take fewer than 3 values, e.g. a share of 0 or 1)",
     ),
     "report.placebo_title": ("他の生活道路との比較（プラシーボ）", "Untreated residential streets (placebo streets)"),
     "report.placebo_wider": (
@@ -783,11 +784,13 @@ TEXT: dict[str, tuple[str, str]] = {
         "keyed hash on ingest.",
     ),
     "report.m_passage": (
-        "通過：1台の車が1本の道路を1回通ること（同じトリップの連続する地点）。「車の割合」は、通過ごとの平均速度が"
-        "制限速度以上だった通過の割合で、地点の割合（記録の割合）とは別の指標です。",
+        "通過：1台の車が1本の道路を1回通ること（同じトリップの連続する地点）。通過の速度は走行速度（道路の距離÷"
+        "所要時間、前後の地点から入口・出口の時刻を補間）です。「車の割合」は、走行速度が制限速度以上だった通過の割合で、"
+        "地点の割合（記録の割合）とは別の指標です。",
         "Passage: one vehicle travelling along one street once (consecutive records of one trip). The "
-        '"share of vehicles" is the share of passages whose mean speed was at or over the limit; the '
-        "share of records is a different indicator.",
+        "passage's speed is its travel speed (the street's distance over the time taken, entry and exit "
+        'interpolated from the points before and after it). The "share of vehicles" is the share of '
+        "passages whose travel speed was at or over the limit; the share of records is a different indicator.",
     ),
     "report.m_ci": (
         "信頼区間：同じ車両の記録は互いに独立ではないため、車両単位で再標本化するブートストラップ法（{n}回、"

@@ -59,23 +59,37 @@ def test_results_stored_and_rerun_safe(tmp_path, tiny_network):
 
 
 def test_passages_are_traversals_not_points(tmp_path, tiny_network):
-    """Three vehicles: one crosses R1 with 4 points at 40 km/h, two cross with 1 point each at 20 km/h.
+    """Three vehicles: one crosses R1 (400 m long) with 4 points at 40 km/h, two cross it with 1 point
+    each, recorded at 20 km/h but driving 18 km/h (5 m/s: their points 300 m apart, 60 s apart, the
+    ones before and after R1 matched to no road).
 
-    Per point, 4 of 6 points are at or over 30 km/h (67 %); per passage, 1 of 3 vehicles (33 %).
+    Per point, 4 of 6 points are at or over 30 km/h (67 %); per passage, 1 of 3 vehicles (33 %). A
+    passage's speed is its section travel speed (issue 24): 40 km/h for the first (300 m between its
+    first and last point in 27 s) and, for the others, R1's 400 m over the 80 s between where they
+    entered and left it (interpolated from the points 100 m beyond its ends): 18 km/h. The mean of
+    their spot speeds, the sensitivity indicator, is 20 km/h.
     """
     lines = []
-    for v, (speed, xs) in enumerate(((40, (-150, -50, 50, 150)), (20, (0,)), (20, (10,)))):
-        for k, x in enumerate(xs):
+    trips = (
+        (40, (-150, -50, 50, 150), (0, 9, 18, 27)),
+        (20, (-300, 0, 300), (0, 60, 120)),
+        (20, (-290, 10, 310), (0, 60, 120)),
+    )
+    for v, (speed, xs, ts) in enumerate(trips):
+        for x, t in zip(xs, ts, strict=True):
             lon, lat = offset(x, 0.5)
-            lines.append(style12_row(f"{400000 + v:012d}", f"2017090508{v:02d}{k * 9:02d}", lon, lat, speed))
+            stamp = f"20170905{8 + v:02d}{t // 60:02d}{t % 60:02d}"
+            lines.append(style12_row(f"{400000 + v:012d}", stamp, lon, lat, speed))
     write_zip(tmp_path / "d" / "p.zip", lines)
     ingest_paths([tmp_path / "d"], tmp_path / "wh")
     r = analyze(tmp_path / "wh", network(tiny_network), {"before": BEFORE}).road_stats.set_index("road_id").loc["R1"]
     assert r["n_points"] == 6 and r["n_passages"] == 3 and r["n_vehicles"] == 3
     assert r["share_at_or_over_limit"] == pytest.approx(4 / 6)
     assert r["passage_share_at_or_over_limit"] == pytest.approx(1 / 3)
-    assert r["passage_mean_kmh"] == pytest.approx((40 + 20 + 20) / 3)
-    assert r["passage_p85_kmh"] == pytest.approx(np.percentile([40, 20, 20], 85))
+    section = np.array([300 / 27 * 3.6, 400 / 80 * 3.6, 400 / 80 * 3.6])  # 40, 18, 18 km/h
+    assert r["passage_mean_kmh"] == pytest.approx(section.mean(), abs=0.1)
+    assert r["passage_p85_kmh"] == pytest.approx(np.percentile(section, 85), abs=0.1)
+    assert r["passage_spot_mean_kmh"] == pytest.approx((40 + 20 + 20) / 3)
 
 
 def test_nothing_matched_stores_nothing(tmp_path, tiny_network):

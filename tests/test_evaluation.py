@@ -96,7 +96,7 @@ def test_other_indicators(indicator):
     if indicator == "share_plus10":  # nobody at limit + 10 after: a share of 0, its interval [0, 0], flagged
         assert t["after"] == 0 and t["after_ci_low"] == t["after_ci_high"] == 0 and t["degenerate"]
         assert t["ci_low"] < t["change"] < t["ci_high"]  # the change's own interval still brackets it
-    else:  # the estimate strictly inside its interval (an estimate on an end is a degenerate interval)
+    else:  # the estimate strictly inside its interval (not part of the degenerate flag: a real check)
         assert not t["degenerate"]
         assert t["ci_low"] < t["change"] < t["ci_high"]
         assert t["before_ci_low"] < t["before"] < t["before_ci_high"]
@@ -293,3 +293,14 @@ def test_degenerate_intervals_are_flagged_never_widened():
             assert r.ci_low < r.change < r.ci_high, r
             if r.unit != "did":
                 assert r.before_ci_low < r.before < r.before_ci_high and r.after_ci_low < r.after < r.after_ci_high
+
+
+def test_degenerate_means_fewer_than_three_distinct_resampled_values_only():
+    """The flag is the resamples' number of distinct values (issue 24 part 1), nothing else: values
+    that differ only by floating-point summation order are one value; an estimate at an end of an
+    interval with many distinct values is not flagged (that is checked on the stored results)."""
+    from analysis.evaluation import degenerate_interval
+
+    assert degenerate_interval(np.array([70.0, 70.0 + 1e-13, 70.0 - 1e-13, 70.0]))
+    assert degenerate_interval(np.array([0.0, 0.0, 1.0, np.nan]))
+    assert not degenerate_interval(np.array([70.0, 70.0, 70.0, 71.5, 72.0]))

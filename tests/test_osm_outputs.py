@@ -157,7 +157,7 @@ def test_analyze_csv_has_class_and_name_roles_first_then_vehicles(tmp_path, tiny
         stats[col] = 0
     for col in ("share_at_or_over_limit", "share_at_or_over_limit_plus_10", "n_passages", "passage_mean_kmh"):
         stats[col] = 0
-    for col in ("passage_p85_kmh", "passage_share_at_or_over_limit"):
+    for col in ("passage_p85_kmh", "passage_share_at_or_over_limit", "passage_spot_mean_kmh"):
         stats[col] = 0
     roads = pd.DataFrame({"road_id": ["a", "b", "c"], "name": ["", "", "x"], "highway": ["residential"] * 3})
     roads["limit_kmh"], roads["role"] = 30.0, ["", "comparison", "treated"]

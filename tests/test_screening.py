@@ -111,7 +111,7 @@ def test_ranking_and_components_on_a_fixture_with_a_known_answer(scenario):
         ("share_at_or_over_limit_plus_10", "share_plus_10_ci_low", "share_plus_10_ci_high"),
     ):
         assert (t[lo] <= t[v] + 1e-12).all() and (t[v] <= t[hi] + 1e-12).all(), v
-        # ... strictly, unless flagged degenerate (an estimate on its interval's end is flagged)
+        # ... strictly, unless flagged degenerate (resamples on fewer than 3 values: a share of 0 or 1)
         ok = ~t["degenerate"].astype(bool)
         assert ((t[lo] < t[v]) & (t[v] < t[hi]))[ok].all(), v
     assert t.loc["R1", "share_ci_low"] < t.loc["R1", "share_ci_high"]
