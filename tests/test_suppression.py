@@ -428,10 +428,12 @@ def small_warehouse(tmp_path_factory):
         for v in range(8):  # vehicles 0-1 on R1 (y = 0), 2-7 on A1 (y = 100)
             north = 0 if v < 2 else 100
             for trip in range(4):
-                xs, speeds = (-450, -150, 0, 150, 450), (41 - slow, 47 - slow, 13, 37 - slow, 43 - slow)
-                for kpt, (x, sp) in enumerate(zip(xs, speeds, strict=True)):
+                # times a car could keep (every point pair under the section speed's 180 km/h), the hard
+                # braking into x = -10 m within 3 s (0.32 g)
+                xs, speeds = (-450, -150, -10, 150, 450), (41 - slow, 47 - slow, 13, 37 - slow, 43 - slow)
+                for x, sp, sec in zip(xs, speeds, (0, 9, 12, 18, 27), strict=True):
                     lon, lat = offset(x, north + rng.normal(0, 2))
-                    t = f"{day}{8 + trip:02d}{v:02d}{kpt * 3:02d}"
+                    t = f"{day}{8 + trip:02d}{v:02d}{sec:02d}"
                     lines.append(style12_row(f"{610000 + v:012d}", t, lon, lat, sp + v % 3, trip_no=trip + 1))
         write_zip(root / "d" / f"OUT1-2_533925_{day}.zip", lines)
     ingest_paths([root / "d"], root / "wh")
