@@ -25,7 +25,8 @@ from analysis.behaviour import (
 )
 from analysis.evaluation import INDICATORS, compare_periods_all
 from analysis.filters import ALL_POINTS, PointFilter
-from analysis.matchstage import Network, district_network, match_stage, months_between, trip_ids
+from analysis.matchstage import match_stage, trip_ids
+from analysis.network import Network, district_network
 from analysis.partitions import points_and_passages
 from analysis.placebo import placebo_candidates, placebo_dids
 from analysis.points import PASSAGE_SPEED_COLUMN, matched_folders, read_events, read_trips
@@ -44,6 +45,7 @@ from config.settings import (
 from etl.schema import transaction
 from etl.warehouse import connect
 from geo.aggregate import speed_bin_kmh
+from geo.calendar import months_between
 from geo.network import load_area
 
 EVIDENCE_COLUMNS = [

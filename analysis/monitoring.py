@@ -24,13 +24,15 @@ from analysis.equivalence import equivalence_verdict
 from analysis.evaluation import compare_periods_all
 from analysis.evidence import period_samples, samples_of_folders
 from analysis.filters import ALL_POINTS, PointFilter
-from analysis.matchstage import Network, district_network, match_stage, months_between
+from analysis.matchstage import match_stage
+from analysis.network import Network, district_network
 from analysis.points import matched_folders
 from analysis.stages import forget_stage
 from config.districts import District, Period
 from config.settings import ADEQUATE_MIN_VEHICLES, DEFAULT_RESAMPLES, DEFAULT_SEED, INDICATORS
 from etl.schema import transaction
 from etl.warehouse import connect, point_files
+from geo.calendar import months_between
 
 
 def last_day_in_store(files: list[Path]) -> dt.date | None:

@@ -26,13 +26,15 @@ import pandas as pd
 
 from analysis.evidence import period_samples
 from analysis.filters import ALL_POINTS, PointFilter
-from analysis.matchstage import Network, district_network, match_stage, months_between
+from analysis.matchstage import match_stage
 from analysis.monitoring import month_rows
+from analysis.network import Network, district_network
 from analysis.points import matched_folders
 from config.districts import District, Period
 from config.settings import ADEQUATE_MIN_VEHICLES, DEFAULT_RESAMPLES, DEFAULT_SEED, PRE_PERIOD_MAX_MONTHS
 from etl.schema import transaction
 from etl.warehouse import connect, point_files
+from geo.calendar import months_between
 
 SERIES_COLUMNS = [
     "month",

@@ -93,7 +93,8 @@ from analysis.evaluation import (
     vehicle_order,
 )
 from analysis.evidence import braking_events, cut_through_of_period, period_samples
-from analysis.matchstage import Network, district_network, match_stage, months_between
+from analysis.matchstage import match_stage
+from analysis.network import Network, district_network
 from analysis.points import PASSAGE_SPEED_COLUMN
 from analysis.pretrend import screening_period
 from analysis.stages import forget_stage
@@ -110,6 +111,7 @@ from config.settings import (
 )
 from etl.schema import transaction
 from etl.warehouse import connect
+from geo.calendar import months_between
 from geo.network import load_area
 
 COMPONENTS = tuple(SCREENING_WEIGHTS)
