@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.filters import ALL_POINTS, PointFilter
-from analysis.matchstage import Network
+from analysis.network import Network
 from analysis.partitions import collect_period_cube, period_tally, submit_period_cube, whole_cube
 from analysis.points import matched_folders
 from config.districts import Period

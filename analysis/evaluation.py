@@ -217,7 +217,7 @@ def compare_periods(
     )[indicator]
 
 
-def compare_periods_all(
+def compare_periods_all(  # noqa: PLR0913 -- public API: resamples, seed, min_vehicles, confidence are documented user options
     points: pd.DataFrame,
     *,
     treated: list[str],
@@ -244,6 +244,40 @@ def compare_periods_all(
     after_ci_low / after_ci_high (intervals of the two levels, from the same replicates; NaN for did),
     and degenerate (True when one of the row's intervals is degenerate: `degenerate_interval`).
     """
+    want_passages = _check_compare_inputs(points, passages, indicators, resamples)
+    units_all = [*treated, *control]
+    pts = points[points["unit"].isin(units_all) & points["period"].isin(["before", "after"])]
+    order = vehicle_order(pts)
+    code_of = pd.Index(order)
+    weights_t = np.ascontiguousarray(bootstrap_weights(len(order), resamples, seed).T)  # vehicles × replicates
+    samples = {"point": _encode(pts, code_of, binned=True)}
+    if want_passages:
+        pas = passages[passages["unit"].isin(units_all) & passages["period"].isin(["before", "after"])]
+        samples["passage"] = _encode(pas, code_of, binned=False)
+    alpha = (1 - confidence) / 2
+    rows: dict[str, list[dict]] = {ind: [] for ind in indicators}
+    changes: dict[str, dict] = {ind: {} for ind in indicators}
+    units = [*((u, [u]) for u in treated), *((u, [u]) for u in control), ("treated", treated), ("control", control)]
+    for kind, encoded in samples.items():
+        mine = [i for i in indicators if (i in PASSAGE_INDICATORS) == (kind == "passage")]
+        if not mine:
+            continue
+        for name, members in units:
+            before = _group_figures(encoded, members, "before", weights_t, resamples)
+            after = _group_figures(encoded, members, "after", weights_t, resamples)
+            for ind in mine:
+                row, changes[ind][name] = _change_row(name, ind, before, after, alpha, min_vehicles)
+                rows[ind].append(row)
+    out = {}
+    for ind in indicators:
+        rows[ind].append(_did_row(ind, changes[ind], rows[ind][-2], rows[ind][-1], alpha, min_vehicles))
+        out[ind] = pd.DataFrame(rows[ind])
+    return out
+
+
+def _check_compare_inputs(points: pd.DataFrame, passages, indicators: tuple[str, ...], resamples: int) -> bool:
+    """Raise on an unknown indicator, missing point columns, too few resamples or missing passages;
+    return whether passage indicators are wanted."""
     for indicator in indicators:
         if indicator not in INDICATORS:
             raise ValueError(f"unknown indicator {indicator!r} (choose one of {', '.join(INDICATORS)})")
@@ -255,84 +289,56 @@ def compare_periods_all(
     want_passages = any(i in PASSAGE_INDICATORS for i in indicators)
     if want_passages and passages is None:
         raise ValueError("passage indicators need the passages")
-    units_all = [*treated, *control]
-    pts = points[points["unit"].isin(units_all) & points["period"].isin(["before", "after"])]
-    order = vehicle_order(pts)
-    code_of = pd.Index(order)
-    weights_t = np.ascontiguousarray(bootstrap_weights(len(order), resamples, seed).T)  # vehicles × replicates
-    samples = {"point": _encode(pts, code_of, binned=True)}
-    if want_passages:
-        pas = passages[passages["unit"].isin(units_all) & passages["period"].isin(["before", "after"])]
-        samples["passage"] = _encode(pas, code_of, binned=False)
+    return want_passages
 
-    def figures(kind: str, members: list[str], period: str):
-        unit, per, veh, speed, limit, q = samples[kind]
-        mask = np.isin(unit, members) & (per == period)
-        g = GroupData(veh[mask], speed[mask], limit[mask], None if q is None else q[mask])
-        value = point_indicators(g.speed_kmh, g.limit_kmh, g.p85_kmh)
-        reps = (
-            _replicate_indicators(g, weights_t)
-            if mask.any()
-            else {k: np.full(resamples, np.nan) for k in POINT_INDICATORS}
-        )
-        return value, reps, int(mask.sum()), len(np.unique(g.vehicle))
 
-    alpha = (1 - confidence) / 2
-    rows: dict[str, list[dict]] = {ind: [] for ind in indicators}
-    changes: dict[str, dict] = {ind: {} for ind in indicators}
-    units = [*((u, [u]) for u in treated), *((u, [u]) for u in control), ("treated", treated), ("control", control)]
-    for kind in samples:
-        mine = [i for i in indicators if (i in PASSAGE_INDICATORS) == (kind == "passage")]
-        if not mine:
-            continue
-        for name, members in units:
-            b, b_reps, nb, vb = figures(kind, members, "before")
-            a, a_reps, na, va = figures(kind, members, "after")
-            for ind in mine:
-                k = ind.removeprefix("passage_")
-                diff = a_reps[k] - b_reps[k]
-                changes[ind][name] = (a[k] - b[k], diff)
-                lo, hi = percentile_interval(diff, alpha)
-                row = _row(name, ind, b[k], a[k], a[k] - b[k], lo, hi, nb, na, vb, va, min_vehicles)
-                # the levels' own intervals (same replicates), for charts with whiskers
-                row["before_ci_low"], row["before_ci_high"] = percentile_interval(b_reps[k], alpha)
-                row["after_ci_low"], row["after_ci_high"] = percentile_interval(a_reps[k], alpha)
-                row["degenerate"] = (
-                    degenerate_interval(diff) or degenerate_interval(b_reps[k]) or degenerate_interval(a_reps[k])
-                )
-                rows[ind].append(row)
-    out = {}
-    for ind in indicators:
-        t_change, t_reps = changes[ind]["treated"]
-        c_change, c_reps = changes[ind]["control"]
-        lo, hi = percentile_interval(t_reps - c_reps, alpha)
-        degenerate = degenerate_interval(t_reps - c_reps)
-        r = rows[ind]
-        tr, co = r[-2], r[-1]
-        did = _row(
-            "did",
-            ind,
-            np.nan,
-            np.nan,
-            t_change - c_change,
-            lo,
-            hi,
-            tr["n_before"] + co["n_before"],
-            tr["n_after"] + co["n_after"],
-            min(tr["n_vehicles_before"], co["n_vehicles_before"]),
-            min(tr["n_vehicles_after"], co["n_vehicles_after"]),
-            min_vehicles,
-        )
-        nan = np.nan
-        r.append(
-            {
-                **did,
-                **{"before_ci_low": nan, "before_ci_high": nan, "after_ci_low": nan, "after_ci_high": nan},
-                "degenerate": degenerate,
-            }
-        )
-        out[ind] = pd.DataFrame(r)
-    return out
+def _group_figures(encoded: tuple, members: list[str], period: str, weights_t: np.ndarray, resamples: int):
+    """One group's (roads `members`, one period) indicators, their replicates, samples and vehicles."""
+    unit, per, veh, speed, limit, q = encoded
+    mask = np.isin(unit, members) & (per == period)
+    g = GroupData(veh[mask], speed[mask], limit[mask], None if q is None else q[mask])
+    value = point_indicators(g.speed_kmh, g.limit_kmh, g.p85_kmh)
+    reps = (
+        _replicate_indicators(g, weights_t) if mask.any() else {k: np.full(resamples, np.nan) for k in POINT_INDICATORS}
+    )
+    return value, reps, int(mask.sum()), len(np.unique(g.vehicle))
+
+
+def _change_row(name: str, ind: str, before: tuple, after: tuple, alpha: float, min_vehicles: int):
+    """The row of one unit and indicator (change, its interval and the levels' intervals) and the
+    (change, replicates of the change) the difference in differences needs."""
+    b, b_reps, nb, vb = before
+    a, a_reps, na, va = after
+    k = ind.removeprefix("passage_")
+    diff = a_reps[k] - b_reps[k]
+    lo, hi = percentile_interval(diff, alpha)
+    row = _row(name, ind, (b[k], a[k], a[k] - b[k]), (lo, hi), (nb, na, vb, va), min_vehicles)
+    # the levels' own intervals (same replicates), for charts with whiskers
+    row["before_ci_low"], row["before_ci_high"] = percentile_interval(b_reps[k], alpha)
+    row["after_ci_low"], row["after_ci_high"] = percentile_interval(a_reps[k], alpha)
+    row["degenerate"] = degenerate_interval(diff) or degenerate_interval(b_reps[k]) or degenerate_interval(a_reps[k])
+    return row, (a[k] - b[k], diff)
+
+
+def _did_row(ind: str, changes: dict, tr: dict, co: dict, alpha: float, min_vehicles: int) -> dict:
+    """The difference in differences row: treated change − control change, from the same replicates."""
+    t_change, t_reps = changes["treated"]
+    c_change, c_reps = changes["control"]
+    lo, hi = percentile_interval(t_reps - c_reps, alpha)
+    degenerate = degenerate_interval(t_reps - c_reps)
+    counts = (
+        tr["n_before"] + co["n_before"],
+        tr["n_after"] + co["n_after"],
+        min(tr["n_vehicles_before"], co["n_vehicles_before"]),
+        min(tr["n_vehicles_after"], co["n_vehicles_after"]),
+    )
+    did = _row("did", ind, (np.nan, np.nan, t_change - c_change), (lo, hi), counts, min_vehicles)
+    nan = np.nan
+    return {
+        **did,
+        **{"before_ci_low": nan, "before_ci_high": nan, "after_ci_low": nan, "after_ci_high": nan},
+        "degenerate": degenerate,
+    }
 
 
 def _encode(df: pd.DataFrame, code_of: pd.Index, binned: bool):
@@ -369,7 +375,12 @@ def degenerate_interval(reps: np.ndarray) -> bool:
     return len(np.unique(np.round(finite, 9))) < MIN_DISTINCT_RESAMPLES
 
 
-def _row(unit, indicator, before, after, change, lo, hi, nb, na, vb, va, min_vehicles) -> dict:
+def _row(unit, indicator, levels: tuple, interval: tuple, counts: tuple, min_vehicles) -> dict:
+    """levels: (before, after, change); interval: (ci_low, ci_high) of the change; counts: (samples
+    before, samples after, vehicles before, vehicles after)."""
+    before, after, change = levels
+    lo, hi = interval
+    nb, na, vb, va = counts
     return {
         "unit": unit,
         "indicator": indicator,

@@ -25,7 +25,8 @@ from analysis.behaviour import (
 )
 from analysis.evaluation import INDICATORS, compare_periods_all
 from analysis.filters import ALL_POINTS, PointFilter
-from analysis.matchstage import Network, district_network, match_stage, months_between, trip_ids
+from analysis.matchstage import match_stage, trip_ids
+from analysis.network import Network, district_network
 from analysis.partitions import points_and_passages
 from analysis.placebo import placebo_candidates, placebo_dids
 from analysis.points import PASSAGE_SPEED_COLUMN, matched_folders, read_events, read_trips
@@ -44,6 +45,7 @@ from config.settings import (
 from etl.schema import transaction
 from etl.warehouse import connect
 from geo.aggregate import speed_bin_kmh
+from geo.calendar import months_between
 from geo.network import load_area
 
 EVIDENCE_COLUMNS = [
@@ -224,7 +226,7 @@ def cut_through_of_period(
     return cut_through_trips(on_res, trip_ends(con, warehouse, network, period), area)
 
 
-def evaluate(
+def evaluate(  # noqa: PLR0913 -- public API: its keywords are the documented user options of `etc2calm compare`
     warehouse: str | Path,
     network: Network,
     periods: dict[str, Period],
@@ -259,42 +261,9 @@ def evaluate(
     warehouse = Path(warehouse)
     months = sorted({m for p in periods.values() for m in months_between(p.start, p.end)})
     match_stage(warehouse, network, months, client=client)
-    samples, passage_samples, braking, hotspots, cut, cut_streets = [], [], [], [], [], []
-    braking_source = "points"
-    con = connect(warehouse, read_only=True)  # reads only: no write lock, no view refresh
-    try:
-        for label, period in periods.items():
-            ps = period_samples(con, warehouse, network, label, period, point_filter, client=client)
-            pts, pas = ps.points, ps.passages
-            samples.append(ps.point_samples)
-            passage_samples.append(ps.passage_samples)
-            ev, source = braking_events(con, warehouse, network, period, pts, point_filter, threshold_g)
-            if source == "behavior_events":
-                braking_source = source
-            braking.append(braking_per_road(ev, pas).assign(period=label))
-            hotspots.append(braking_hotspots(ev).assign(period=label))
-            if area is not None:
-                trips = cut_through_of_period(con, warehouse, network, period, pts, area)
-                n, k = len(trips), int(trips["cut_through"].sum())
-                cut.append(
-                    pd.DataFrame(
-                        [
-                            {
-                                "period": label,
-                                "n_trips": n,
-                                "n_cut_through": k,
-                                "share_cut_through": k / n if n else np.nan,
-                                "n_vehicles": trips["vehicle_id"].nunique(),
-                                "n_vehicles_cut_through": trips.loc[trips["cut_through"], "vehicle_id"].nunique(),
-                            }
-                        ]
-                    )
-                )
-                cut_streets.append(cut_through_streets(trips, pts).assign(period=label))
-    finally:
-        con.close()
-    points = pd.concat(samples, ignore_index=True)
-    pas_all = pd.concat(passage_samples, ignore_index=True)
+    read = _read_periods(warehouse, network, periods, area, point_filter, threshold_g, client)
+    points = pd.concat(read.samples, ignore_index=True)
+    pas_all = pd.concat(read.passage_samples, ignore_index=True)
     comparisons = compare_periods_all(
         points,
         treated=treated,
@@ -313,21 +282,83 @@ def evaluate(
         roads=roads,
         comparisons=comparisons,
         distributions=_distributions(points, treated, control),
-        braking=pd.concat(braking, ignore_index=True),
-        hotspots=pd.concat(hotspots, ignore_index=True),
-        cut_through=pd.concat(cut, ignore_index=True) if cut else pd.DataFrame(),
-        cut_through_streets=pd.concat(cut_streets, ignore_index=True) if cut_streets else pd.DataFrame(),
+        braking=pd.concat(read.braking, ignore_index=True),
+        hotspots=pd.concat(read.hotspots, ignore_index=True),
+        cut_through=pd.concat(read.cut, ignore_index=True) if read.cut else pd.DataFrame(),
+        cut_through_streets=pd.concat(read.cut_streets, ignore_index=True) if read.cut_streets else pd.DataFrame(),
         resamples=resamples,
         seed=seed,
         min_vehicles=min_vehicles,
         threshold_g=threshold_g,
-        braking_source=braking_source,
+        braking_source=read.braking_source,
         radius_m=network.radius_m,
         placebo=placebo,
     )
     if store:
         _store(warehouse, network, evidence)
     return evidence
+
+
+@dataclass
+class _PeriodsRead:
+    """What `evaluate` reads of each period, one frame per period in each list."""
+
+    samples: list[pd.DataFrame] = field(default_factory=list)
+    passage_samples: list[pd.DataFrame] = field(default_factory=list)
+    braking: list[pd.DataFrame] = field(default_factory=list)
+    hotspots: list[pd.DataFrame] = field(default_factory=list)
+    cut: list[pd.DataFrame] = field(default_factory=list)
+    cut_streets: list[pd.DataFrame] = field(default_factory=list)
+    braking_source: str = "points"
+
+
+def _read_periods(
+    warehouse: Path,
+    network: Network,
+    periods: dict[str, Period],
+    area,
+    point_filter: PointFilter,
+    threshold_g: float,
+    client,
+) -> _PeriodsRead:
+    """Each period's bootstrap samples, braking (per road and hotspots) and, with an area, cut-through."""
+    read = _PeriodsRead()
+    con = connect(warehouse, read_only=True)  # reads only: no write lock, no view refresh
+    try:
+        for label, period in periods.items():
+            ps = period_samples(con, warehouse, network, label, period, point_filter, client=client)
+            pts, pas = ps.points, ps.passages
+            read.samples.append(ps.point_samples)
+            read.passage_samples.append(ps.passage_samples)
+            ev, source = braking_events(con, warehouse, network, period, pts, point_filter, threshold_g)
+            if source == "behavior_events":
+                read.braking_source = source
+            read.braking.append(braking_per_road(ev, pas).assign(period=label))
+            read.hotspots.append(braking_hotspots(ev).assign(period=label))
+            if area is not None:
+                trips = cut_through_of_period(con, warehouse, network, period, pts, area)
+                read.cut.append(_cut_through_summary(trips, label))
+                read.cut_streets.append(cut_through_streets(trips, pts).assign(period=label))
+    finally:
+        con.close()
+    return read
+
+
+def _cut_through_summary(trips: pd.DataFrame, label: str) -> pd.DataFrame:
+    """One period's cut-through_summary row from its classified trips."""
+    n, k = len(trips), int(trips["cut_through"].sum())
+    return pd.DataFrame(
+        [
+            {
+                "period": label,
+                "n_trips": n,
+                "n_cut_through": k,
+                "share_cut_through": k / n if n else np.nan,
+                "n_vehicles": trips["vehicle_id"].nunique(),
+                "n_vehicles_cut_through": trips.loc[trips["cut_through"], "vehicle_id"].nunique(),
+            }
+        ]
+    )
 
 
 def evaluate_district(
@@ -358,20 +389,43 @@ def _distributions(points: pd.DataFrame, treated, control) -> pd.DataFrame:
     return allm.groupby(["unit", "period", "speed_bin_kmh"]).size().rename("n_points").reset_index()
 
 
+EVIDENCE_TABLES = (
+    "comparison_results",
+    "comparison_histogram",
+    "evidence_runs",
+    "braking_per_road",
+    "braking_hotspots",
+    "cut_through_summary",
+    "cut_through_streets",
+    "placebo_results",
+)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every stored row of one evaluation names: district, filter, the two periods, when."""
+
+    district: str
+    filter: str
+    period_before: str
+    period_after: str
+    computed_at: dt.datetime
+
+
 def _store(warehouse: Path, network: Network, ev: DistrictEvidence) -> None:
-    now = dt.datetime.now()
-    flt = ev.filter.describe_ja()
     pb, pa_ = ev.periods["before"], ev.periods["after"]
-    period_before, period_after = f"{pb.start}..{pb.end}", f"{pa_.start}..{pa_.end}"
+    run = _Run(
+        ev.district_key, ev.filter.describe_ja(), f"{pb.start}..{pb.end}", f"{pa_.start}..{pa_.end}", dt.datetime.now()
+    )
     comp = pd.concat(ev.comparisons.values(), ignore_index=True)
     comp = comp.assign(
-        district=ev.district_key,
-        filter=flt,
+        district=run.district,
+        filter=run.filter,
         resamples=ev.resamples,
         seed=ev.seed,
-        period_before=period_before,
-        period_after=period_after,
-        computed_at=now,
+        period_before=run.period_before,
+        period_after=run.period_after,
+        computed_at=run.computed_at,
         min_vehicles=ev.min_vehicles,
     )
     to_lonlat = Transformer.from_crs(METRIC_CRS, LONLAT_CRS, always_xy=True)
@@ -380,73 +434,76 @@ def _store(warehouse: Path, network: Network, ev: DistrictEvidence) -> None:
     con = connect(warehouse, create=False)
     try:
         with transaction(con):
-            forget_stage(con, ev.district_key, "evaluate")
-            for table in (
-                "comparison_results",
-                "comparison_histogram",
-                "evidence_runs",
-                "braking_per_road",
-                "braking_hotspots",
-                "cut_through_summary",
-                "cut_through_streets",
-                "placebo_results",
-            ):
-                con.execute(f"DELETE FROM {table} WHERE district = ? AND filter = ?", [ev.district_key, flt])
-            con.register("_c", comp)
-            con.execute("""INSERT INTO comparison_results SELECT district, filter, indicator, unit, before, after,
-                           change, ci_low, ci_high, n_vehicles_before, n_vehicles_after, flag, resamples, seed,
-                           period_before, period_after, computed_at, n_before, n_after, min_vehicles, before_ci_low,
-                           before_ci_high, after_ci_low, after_ci_high, degenerate FROM _c""")
-            if len(ev.placebo):
-                con.register(
-                    "_p",
-                    ev.placebo.assign(
-                        district=ev.district_key,
-                        filter=flt,
-                        period_before=period_before,
-                        period_after=period_after,
-                        computed_at=now,
-                    ),
-                )
-                con.execute("""INSERT INTO placebo_results SELECT district, filter, period_before, period_after,
-                               indicator, road_id, did, n_vehicles, before, after, computed_at FROM _p""")
-            con.register("_d", ev.distributions.assign(district=ev.district_key, filter=flt))
-            con.execute(
-                "INSERT INTO comparison_histogram SELECT district, filter, unit, period, speed_bin_kmh, n_points "
-                "FROM _d"
-            )
-            con.execute(
-                "INSERT INTO evidence_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    ev.district_key,
-                    flt,
-                    period_before,
-                    period_after,
-                    ev.resamples,
-                    ev.seed,
-                    ev.min_vehicles,
-                    ev.threshold_g,
-                    ev.braking_source,
-                    network.radius_m,
-                    network.fingerprint,
-                    now,
-                ],
-            )
-            con.register(
-                "_b",
-                ev.braking.assign(district=ev.district_key, filter=flt, threshold_g=ev.threshold_g, computed_at=now),
-            )
-            con.execute("""INSERT INTO braking_per_road SELECT district, filter, period, road_id, n_events, n_passages,
-                           events_per_1000_passages, n_vehicles, threshold_g, computed_at FROM _b""")
-            con.register("_h", hs.assign(district=ev.district_key, filter=flt, computed_at=now))
-            con.execute("""INSERT INTO braking_hotspots SELECT district, filter, period, x_m, y_m, lon, lat, n_events,
-                           n_vehicles, computed_at FROM _h""")
-            if not ev.cut_through.empty:
-                con.register("_s", ev.cut_through.assign(district=ev.district_key, filter=flt, computed_at=now))
-                con.execute("""INSERT INTO cut_through_summary SELECT district, filter, period, n_trips, n_cut_through,
-                               share_cut_through, computed_at, n_vehicles, n_vehicles_cut_through FROM _s""")
-                con.register("_t", ev.cut_through_streets.assign(district=ev.district_key, filter=flt, computed_at=now))
-                con.execute("""INSERT INTO cut_through_streets SELECT district, filter, period, road_id, n_trips,
-                               n_cut_through, n_vehicles_cut_through, share_cut_through, computed_at FROM _t""")
+            forget_stage(con, run.district, "evaluate")
+            for table in EVIDENCE_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE district = ? AND filter = ?", [run.district, run.filter])
+            _insert_comparisons(con, run, comp, ev)
+            _insert_run(con, run, network, ev)
+            _insert_behaviour(con, run, hs, ev)
     finally:
         con.close()
+
+
+def _insert_comparisons(con, run: _Run, comp: pd.DataFrame, ev: DistrictEvidence) -> None:
+    """comparison_results, placebo_results and comparison_histogram of the run."""
+    con.register("_c", comp)
+    con.execute("""INSERT INTO comparison_results SELECT district, filter, indicator, unit, before, after,
+                   change, ci_low, ci_high, n_vehicles_before, n_vehicles_after, flag, resamples, seed,
+                   period_before, period_after, computed_at, n_before, n_after, min_vehicles, before_ci_low,
+                   before_ci_high, after_ci_low, after_ci_high, degenerate FROM _c""")
+    if len(ev.placebo):
+        con.register(
+            "_p",
+            ev.placebo.assign(
+                district=run.district,
+                filter=run.filter,
+                period_before=run.period_before,
+                period_after=run.period_after,
+                computed_at=run.computed_at,
+            ),
+        )
+        con.execute("""INSERT INTO placebo_results SELECT district, filter, period_before, period_after,
+                       indicator, road_id, did, n_vehicles, before, after, computed_at FROM _p""")
+    con.register("_d", ev.distributions.assign(district=run.district, filter=run.filter))
+    con.execute(
+        "INSERT INTO comparison_histogram SELECT district, filter, unit, period, speed_bin_kmh, n_points FROM _d"
+    )
+
+
+def _insert_run(con, run: _Run, network: Network, ev: DistrictEvidence) -> None:
+    """The evidence_runs row: the run's parameters and the network it used."""
+    con.execute(
+        "INSERT INTO evidence_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            run.district,
+            run.filter,
+            run.period_before,
+            run.period_after,
+            ev.resamples,
+            ev.seed,
+            ev.min_vehicles,
+            ev.threshold_g,
+            ev.braking_source,
+            network.radius_m,
+            network.fingerprint,
+            run.computed_at,
+        ],
+    )
+
+
+def _insert_behaviour(con, run: _Run, hotspots: pd.DataFrame, ev: DistrictEvidence) -> None:
+    """braking_per_road, braking_hotspots (`hotspots`: with lon, lat) and, with an area, cut-through."""
+    district, flt, now = run.district, run.filter, run.computed_at
+    con.register("_b", ev.braking.assign(district=district, filter=flt, threshold_g=ev.threshold_g, computed_at=now))
+    con.execute("""INSERT INTO braking_per_road SELECT district, filter, period, road_id, n_events, n_passages,
+                   events_per_1000_passages, n_vehicles, threshold_g, computed_at FROM _b""")
+    con.register("_h", hotspots.assign(district=district, filter=flt, computed_at=now))
+    con.execute("""INSERT INTO braking_hotspots SELECT district, filter, period, x_m, y_m, lon, lat, n_events,
+                   n_vehicles, computed_at FROM _h""")
+    if not ev.cut_through.empty:
+        con.register("_s", ev.cut_through.assign(district=district, filter=flt, computed_at=now))
+        con.execute("""INSERT INTO cut_through_summary SELECT district, filter, period, n_trips, n_cut_through,
+                       share_cut_through, computed_at, n_vehicles, n_vehicles_cut_through FROM _s""")
+        con.register("_t", ev.cut_through_streets.assign(district=district, filter=flt, computed_at=now))
+        con.execute("""INSERT INTO cut_through_streets SELECT district, filter, period, road_id, n_trips,
+                       n_cut_through, n_vehicles_cut_through, share_cut_through, computed_at FROM _t""")

@@ -18,7 +18,8 @@ import pandas as pd
 import pyarrow as pa
 
 from analysis.filters import ALL_POINTS, PointFilter
-from analysis.matchstage import Network, district_network, match_stage, months_between
+from analysis.matchstage import match_stage
+from analysis.network import Network, district_network
 from analysis.partitions import MonthReducer, collect_period_cube, passage_counts, submit_period_cube
 from analysis.points import matched_folders
 from analysis.stages import forget_stage
@@ -27,6 +28,7 @@ from config.settings import DEFAULT_RADIUS_M, P85, PASSAGE_SPEEDS
 from etl.schema import transaction
 from etl.warehouse import connect
 from geo.aggregate import Cube, FigureSums, sample_quantile
+from geo.calendar import months_between
 from geo.kernels import N_BIN
 
 POINT_FIGURES = [

@@ -45,13 +45,15 @@ import shapely
 from pyproj import Transformer
 
 from analysis.evidence import trip_ends
-from analysis.matchstage import Network, district_network, match_stage, months_between
+from analysis.matchstage import match_stage
+from analysis.network import Network, district_network
 from analysis.points import read_points
 from analysis.stages import forget_stage
 from config.districts import District, Period
 from config.settings import GATE_CLASSES, GATE_MERGE_M, GATE_SNAP_M, GATE_TIME_BANDS, LONLAT_CRS, METRIC_CRS
 from etl.schema import transaction
 from etl.warehouse import connect
+from geo.calendar import months_between
 from geo.network import load_area
 
 GATE_COLUMNS = ["gate_id", "gate_name", "road_id", "source", "x_m", "y_m"]

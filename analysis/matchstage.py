@@ -35,10 +35,8 @@ probe_points joined back), which is replaced in one transaction after the files 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -48,36 +46,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-import shapely
 
+from analysis.network import Network
 from config.settings import (
-    DEFAULT_RADIUS_M,
-    EXCLUDED_HIGHWAY_CLASSES,
     G_MS2,
-    HEADING_TOLERANCE_DEG,
     MAX_HEADING_GAP_S,
     MIN_HEADING_STEP_M,
-    TRIP_CONTEXT_MARGIN_M,
 )
 from etl.memory import trim_freed_memory
-from etl.schema import MATCHED_CALENDAR, transaction
+from etl.schema import EVENTS_SCHEMA, MATCHED_CALENDAR, POINTS_SCHEMA, TRIPS_SCHEMA, transaction
 from etl.stage import point_keys
 from etl.warehouse import connect, point_files, refresh_views, table_files
 from geo.aggregate import day_type_of, holiday_table, hour_of
 from geo.kernels import US_PER_DAY
-from geo.matching import SegmentGridIndex, build_segment_index, match_points
-from geo.network import load_roads, with_road_names
+from geo.matching import match_points
 from geo.trip_kernels import TRIP_ORDER_OK, order_by_trip, trip_features_kernel
 
-# Bump when the stored columns or the matching rules change: every month is matched again.
-MATCH_VERSION = 2  # 2: the lean stored match (POINTS_SCHEMA)
 MATCHED_DIR = "matched"
 # Points read per pass, so memory stays bounded whatever the size of the month: a larger month is
 # read in passes of whole operation dates (a trip never crosses its 運行日, and ingest writes one
@@ -112,113 +102,6 @@ _POINTS_PARQUET = {
     "row_group_size": 1_000_000,
     "store_schema": False,
 }
-
-
-@dataclass(frozen=True)
-class Network:
-    """A road network prepared for matching: roads (metres, EPSG:6677, roles set), its grid index,
-    the radius (metres) and the fingerprint that keys its stored matches."""
-
-    key: str  # district key, or 'roads:<file stem>' for an ad-hoc network
-    roads: gpd.GeoDataFrame
-    index: SegmentGridIndex
-    radius_m: float
-    fingerprint: str
-    source_path: Path
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        """The roads' bounding box grown by TRIP_CONTEXT_MARGIN_M (metres, EPSG:6677): points kept with their trip."""
-        minx, miny, maxx, maxy = self.roads.total_bounds
-        m = max(TRIP_CONTEXT_MARGIN_M, self.radius_m)
-        return (minx - m, miny - m, maxx + m, maxy + m)
-
-    @property
-    def road_ids(self) -> np.ndarray:
-        return self.roads["road_id"].to_numpy(dtype=object)
-
-    @property
-    def limits_kmh(self) -> np.ndarray:
-        return self.roads["limit_kmh"].to_numpy(dtype=float)
-
-    @property
-    def piece_road(self) -> np.ndarray:
-        return self.index.links.piece_road.astype(np.int64)
-
-
-def assign_roles(roads: gpd.GeoDataFrame, treated: tuple[str, ...], comparison: tuple[str, ...]) -> gpd.GeoDataFrame:
-    """Mark the given road ids as treated / comparison (other roles kept unless they claim either)."""
-    roads = roads.copy()
-    known = set(roads["road_id"])
-    missing = [r for r in (*treated, *comparison) if r not in known]
-    if missing:
-        raise ValueError(f"road ids not in the network: {', '.join(missing)}")
-    role = roads["role"].where(~roads["role"].isin(["treated", "comparison"]), "")
-    role = np.where(roads["road_id"].isin(treated), "treated", role)
-    role = np.where(roads["road_id"].isin(comparison), "comparison", role)
-    roads["role"] = role
-    return roads
-
-
-def network_fingerprint(roads: gpd.GeoDataFrame, radius_m: float) -> str:
-    """sha256 (hex, 16 chars) of what a match depends on: geometry, ids, one-way flags, limits,
-    radius and the matching constants, and MATCH_VERSION."""
-    h = hashlib.sha256()
-    params = {
-        "version": MATCH_VERSION,
-        "radius_m": float(radius_m),
-        "tolerance": HEADING_TOLERANCE_DEG,
-        "gap_s": MAX_HEADING_GAP_S,
-        "step_m": MIN_HEADING_STEP_M,
-        "margin_m": TRIP_CONTEXT_MARGIN_M,
-    }
-    h.update(json.dumps(params, sort_keys=True).encode())
-    h.update("\x1f".join(roads["road_id"]).encode())
-    h.update(np.asarray(roads["oneway"], dtype=np.int8).tobytes())
-    h.update(np.asarray(roads["limit_kmh"], dtype=np.float64).tobytes())
-    geoms = roads.geometry.values
-    h.update(np.round(shapely.get_coordinates(geoms), 3).tobytes())  # millimetres: robust to float noise
-    h.update(shapely.get_num_coordinates(geoms).astype(np.int64).tobytes())
-    h.update(shapely.get_num_geometries(geoms).astype(np.int64).tobytes())
-    return h.hexdigest()[:16]
-
-
-def prepare_network(
-    roads_path: str | Path,
-    key: str,
-    *,
-    radius_m: float = DEFAULT_RADIUS_M,
-    treated: tuple[str, ...] = (),
-    comparison: tuple[str, ...] = (),
-    exclude_highway: tuple[str, ...] | None = EXCLUDED_HIGHWAY_CLASSES,
-) -> Network:
-    """Load a road network, assign roles, build its index (radius in metres) and fingerprint."""
-    if not (np.isfinite(radius_m) and radius_m > 0):
-        raise ValueError(f"matching radius must be a positive number of metres, got {radius_m!r}")
-    roads = assign_roles(load_roads(roads_path, exclude_highway=exclude_highway), treated, comparison)
-    index = build_segment_index(roads.geometry.values, radius_m=radius_m, oneway=roads["oneway"].to_numpy())
-    return Network(key, roads, index, float(radius_m), network_fingerprint(roads, radius_m), Path(roads_path).resolve())
-
-
-def district_network(
-    district,
-    radius_m: float = DEFAULT_RADIUS_M,
-    *,
-    treated: tuple[str, ...] | None = None,
-    comparison: tuple[str, ...] | None = None,
-) -> Network:
-    """The network of a District (config.districts), with its treated and comparison roads (or those given)
-    and the names its file gives ([roads.names]; names do not change the fingerprint)."""
-    network = prepare_network(
-        district.network_path,
-        district.key,
-        radius_m=radius_m,
-        treated=district.treated_roads if treated is None else tuple(treated),
-        comparison=district.comparison_roads if comparison is None else tuple(comparison),
-        exclude_highway=district.exclude_highway,
-    )
-    names = getattr(district, "road_names", None)
-    return dataclasses.replace(network, roads=with_road_names(network.roads, names)) if names else network
 
 
 # ---------------------------------------------------------------------------------------------
@@ -637,58 +520,6 @@ def _match_events(files: list[Path], network: Network) -> pa.Table:
 # link, road position, limit, hour and day type follow from the network and the time
 # (analysis.points.with_derived); the delivered columns are in probe_points (the view
 # matched_points joins them back on point_key).
-POINTS_SCHEMA = pa.schema(
-    [
-        ("point_key", pa.int64()),
-        ("trip_id", pa.int64()),
-        ("seq", pa.int32()),
-        ("vehicle_id", pa.int64()),
-        ("gps_time", pa.timestamp("us")),
-        ("vehicle_type", pa.int8()),
-        ("vehicle_use", pa.int8()),
-        ("speed_kmh", pa.float64()),
-        ("x_m", pa.float64()),
-        ("y_m", pa.float64()),
-        ("decel_prev_g", pa.float64()),
-        ("seg", pa.int32()),
-        ("pos", pa.float64()),
-        ("dist_m", pa.float64()),
-        ("direction", pa.int8()),
-    ]
-)
-TRIPS_SCHEMA = pa.schema(
-    [
-        ("trip_id", pa.int64()),
-        ("vehicle_id", pa.int64()),
-        ("operation_date", pa.date32()),
-        ("trip_no", pa.int32()),
-        ("n_points", pa.int32()),
-        ("first_time", pa.timestamp("us")),
-        ("last_time", pa.timestamp("us")),
-        ("first_x_m", pa.float64()),
-        ("first_y_m", pa.float64()),
-        ("last_x_m", pa.float64()),
-        ("last_y_m", pa.float64()),
-    ]
-)
-EVENTS_SCHEMA = pa.schema(
-    [
-        ("vehicle_id", pa.int64()),
-        ("gps_time", pa.timestamp("us")),
-        ("hour", pa.int8()),
-        ("day_type", pa.int8()),
-        ("x_m", pa.float64()),
-        ("y_m", pa.float64()),
-        ("speed_kmh", pa.float64()),
-        ("accel_long", pa.float64()),
-        ("is_braking", pa.bool_()),
-        ("road_idx", pa.int32()),
-        ("road_id", pa.string()),
-        ("dist_m", pa.float64()),
-    ]
-)
-
-
 def _empty(schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
 
@@ -726,17 +557,6 @@ def source_token(files: list[Path]) -> str:
 
 def _slug(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", key)
-
-
-def months_between(start: dt.date, end: dt.date) -> list[tuple[int, int]]:
-    """(year, month) of operation dates that can hold GPS時刻 on days start..end: from the day before
-    start (a trip's operation date may precede its points across midnight) to end."""
-    s = start - dt.timedelta(days=1)
-    out, (y, m) = [], (s.year, s.month)
-    while (y, m) <= (end.year, end.month):
-        out.append((y, m))
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    return out
 
 
 def _state(con, network: Network) -> tuple[dict, tuple | None]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -24,13 +25,15 @@ from analysis.equivalence import equivalence_verdict
 from analysis.evaluation import compare_periods_all
 from analysis.evidence import period_samples, samples_of_folders
 from analysis.filters import ALL_POINTS, PointFilter
-from analysis.matchstage import Network, district_network, match_stage, months_between
+from analysis.matchstage import match_stage
+from analysis.network import Network, district_network
 from analysis.points import matched_folders
 from analysis.stages import forget_stage
 from config.districts import District, Period
 from config.settings import ADEQUATE_MIN_VEHICLES, DEFAULT_RESAMPLES, DEFAULT_SEED, INDICATORS
 from etl.schema import transaction
 from etl.warehouse import connect, point_files
+from geo.calendar import months_between
 
 
 def last_day_in_store(files: list[Path]) -> dt.date | None:
@@ -64,7 +67,7 @@ def monitoring_months(warehouse: str | Path, district: District) -> list[Period]
     return out
 
 
-def monthly_series(
+def monthly_series(  # noqa: PLR0913 -- public API: its keywords are the documented options of the monitor flow
     warehouse: str | Path,
     district: District,
     *,
@@ -102,15 +105,15 @@ def monthly_series(
             folders = [matched_folders(con, warehouse, network.key, m.start, m.end) for m in months]
         finally:
             con.close()
-        args = (treated, control, point_filter, resamples, seed, min_vehicles)
+        spec = MonthComparison(treated, control, point_filter, resamples, seed, min_vehicles)
         if client is None:
-            parts = [month_rows(ref, f, network, m, *args) for f, m in zip(folders, months, strict=True)]
+            parts = [month_rows(ref, f, network, m, spec) for f, m in zip(folders, months, strict=True)]
         else:
             ref_f, net = client.scatter([ref, network], broadcast=True, hash=False)
             parts = client.gather(
                 [
                     client.submit(
-                        month_rows, ref_f, [str(Path(x).absolute()) for x in f], net, m, *args, pure=False, retries=1
+                        month_rows, ref_f, [str(Path(x).absolute()) for x in f], net, m, spec, pure=False, retries=1
                     )
                     for f, m in zip(folders, months, strict=True)
                 ]
@@ -138,29 +141,31 @@ def monthly_series(
     return series
 
 
-def month_rows(
-    ref,
-    folders: list,
-    network: Network,
-    month: Period,
-    treated: list[str],
-    control: list[str],
-    point_filter: PointFilter,
-    resamples: int,
-    seed: int,
-    min_vehicles: int,
-) -> list[dict]:
+@dataclass(frozen=True)
+class MonthComparison:
+    """How a month is compared against its reference period: the treated and comparison roads, the
+    points kept, and the bootstrap's resamples, seed and minimum of distinct vehicles."""
+
+    treated: list[str]
+    control: list[str]
+    point_filter: PointFilter
+    resamples: int
+    seed: int
+    min_vehicles: int
+
+
+def month_rows(ref, folders: list, network: Network, month: Period, spec: MonthComparison) -> list[dict]:
     """The series' rows of one month against the reference samples `ref` (runs here or on a worker)."""
-    cur = samples_of_folders([Path(f) for f in folders], network, "after", month, point_filter)
+    cur = samples_of_folders([Path(f) for f in folders], network, "after", month, spec.point_filter)
     comp = compare_periods_all(
         pd.concat([ref.point_samples, cur.point_samples], ignore_index=True),
-        treated=treated,
-        control=control,
+        treated=spec.treated,
+        control=spec.control,
         indicators=INDICATORS,
         passages=pd.concat([ref.passage_samples, cur.passage_samples], ignore_index=True),
-        resamples=resamples,
-        seed=seed,
-        min_vehicles=min_vehicles,
+        resamples=spec.resamples,
+        seed=spec.seed,
+        min_vehicles=spec.min_vehicles,
     )
     rows = []
     for ind, table in comp.items():

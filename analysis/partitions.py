@@ -41,7 +41,8 @@ import pandas as pd
 import pyarrow as pa
 
 from analysis.filters import ALL_POINTS, PointFilter
-from analysis.matchstage import Network, month_point_parts, months_between
+from analysis.matchstage import month_point_parts
+from analysis.network import Network
 from analysis.points import (
     RoadNodes,
     filter_rows,
@@ -62,6 +63,7 @@ from geo.aggregate import (
     split_by_piece,
     vehicles_by_road,
 )
+from geo.calendar import months_between
 
 CUBE_COLUMNS = ["seg", "pos", "direction", "gps_time", "vehicle_type", "speed_kmh", "vehicle_id"]
 PASSAGE_COLUMNS = ["trip_id", "seq", "vehicle_id", "road_idx", "speed_kmh", "gps_time", "road_pos_m", "x_m", "y_m"]

@@ -4,7 +4,7 @@ Everything that computes a figure — the cube and per-road figures, before/afte
 bootstrap and DiD, braking, cut-through, the monthly series, screening — reads the match stage's
 stored output through `read_points` / `read_matched_points` (with
 `analysis.filters.PointFilter.expression`), so two analyses with the same period and filter see
-exactly the same points. The stored match is lean (analysis.matchstage.POINTS_SCHEMA): road,
+exactly the same points. The stored match is lean (etl.schema.POINTS_SCHEMA): road,
 link, limit, road position, hour and day type are derived here (`with_derived`), the same way
 for every reader.
 
@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from analysis.filters import ALL_POINTS, PointFilter
-from analysis.matchstage import EVENTS_SCHEMA, POINTS_SCHEMA, TRIPS_SCHEMA, Network, months_between
+from analysis.network import Network
 from config.settings import (
     PASSAGE_SPEED_DECIMALS,
     PASSAGE_SPEEDS,
@@ -51,7 +51,9 @@ from config.settings import (
     SECTION_MIN_COVERED_M,
     SECTION_MIN_STEP_M,
 )
+from etl.schema import EVENTS_SCHEMA, POINTS_SCHEMA, TRIPS_SCHEMA
 from geo.aggregate import day_type_of, hour_of
+from geo.calendar import months_between
 from geo.trip_kernels import section_speed_kernel
 
 

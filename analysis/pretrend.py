@@ -26,13 +26,15 @@ import pandas as pd
 
 from analysis.evidence import period_samples
 from analysis.filters import ALL_POINTS, PointFilter
-from analysis.matchstage import Network, district_network, match_stage, months_between
-from analysis.monitoring import month_rows
+from analysis.matchstage import match_stage
+from analysis.monitoring import MonthComparison, month_rows
+from analysis.network import Network, district_network
 from analysis.points import matched_folders
 from config.districts import District, Period
 from config.settings import ADEQUATE_MIN_VEHICLES, DEFAULT_RESAMPLES, DEFAULT_SEED, PRE_PERIOD_MAX_MONTHS
 from etl.schema import transaction
 from etl.warehouse import connect, point_files
+from geo.calendar import months_between
 
 SERIES_COLUMNS = [
     "month",
@@ -120,8 +122,8 @@ def pre_period_series(
             folders = [matched_folders(con, warehouse, network.key, m.start, m.end) for m in months]
         finally:
             con.close()
-        args = (treated, control, point_filter, resamples, seed, min_vehicles)
-        rows = [r for f, m in zip(folders, months, strict=True) for r in month_rows(ref, f, network, m, *args)]
+        spec = MonthComparison(treated, control, point_filter, resamples, seed, min_vehicles)
+        rows = [r for f, m in zip(folders, months, strict=True) for r in month_rows(ref, f, network, m, spec)]
     series = pd.DataFrame(rows).rename(columns={"after_level": "before_level", "change_vs_after": "change_vs_before"})
     series = series.reindex(columns=SERIES_COLUMNS)
     if store:

@@ -19,7 +19,7 @@ import geopandas as gpd
 import pandas as pd
 
 from analysis.filters import ALL_POINTS_FILTER
-from analysis.matchstage import assign_roles, network_fingerprint
+from analysis.network import assign_roles, network_fingerprint
 from config.districts import District, Period
 from etl.schema import DERIVED_SCHEMA_VERSION, derived_schema_version
 from etl.warehouse import connect

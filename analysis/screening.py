@@ -93,7 +93,8 @@ from analysis.evaluation import (
     vehicle_order,
 )
 from analysis.evidence import braking_events, cut_through_of_period, period_samples
-from analysis.matchstage import Network, district_network, match_stage, months_between
+from analysis.matchstage import match_stage
+from analysis.network import Network, district_network
 from analysis.points import PASSAGE_SPEED_COLUMN
 from analysis.pretrend import screening_period
 from analysis.stages import forget_stage
@@ -110,6 +111,7 @@ from config.settings import (
 )
 from etl.schema import transaction
 from etl.warehouse import connect
+from geo.calendar import months_between
 from geo.network import load_area
 
 COMPONENTS = tuple(SCREENING_WEIGHTS)
@@ -248,6 +250,16 @@ def road_components(
         }
     )
     limit_of = dict(zip(out["road_id"], out["limit_kmh"], strict=True))
+    out = out.merge(_passage_figures(passages, limit_of), on="road_id", how="left")
+    out[["n_vehicles", "n_passages"]] = out[["n_vehicles", "n_passages"]].fillna(0).astype("int64")
+    out["passages_per_day"] = out["n_passages"] / days
+    out["p85_over_limit"] = (out["p85_kmh"] - out["limit_kmh"]).clip(lower=0)
+    out = _with_braking(out, events, passages)
+    return _with_cut_through(out, cut_trips, points)
+
+
+def _passage_figures(passages: pd.DataFrame, limit_of: dict) -> pd.DataFrame:
+    """Per road with passages: vehicles (of the passages with a speed), passages, shares and p85."""
     figs = []
     for road_id, g in passages.groupby("road_id", sort=False):
         v = g[PASSAGE_SPEED_COLUMN].to_numpy(float)
@@ -263,7 +275,7 @@ def road_components(
                 "p85_kmh": f["p85"],
             }
         )
-    figs = pd.DataFrame(
+    return pd.DataFrame(
         figs,
         columns=[
             "road_id",
@@ -274,10 +286,10 @@ def road_components(
             "p85_kmh",
         ],
     )
-    out = out.merge(figs, on="road_id", how="left")
-    out[["n_vehicles", "n_passages"]] = out[["n_vehicles", "n_passages"]].fillna(0).astype("int64")
-    out["passages_per_day"] = out["n_passages"] / days
-    out["p85_over_limit"] = (out["p85_kmh"] - out["limit_kmh"]).clip(lower=0)
+
+
+def _with_braking(out: pd.DataFrame, events: pd.DataFrame, passages: pd.DataFrame) -> pd.DataFrame:
+    """`out` with n_braking_events, n_braking_vehicles and braking_per_1000_passages."""
     brk = braking_per_road(events, passages)
     out = out.merge(
         brk[["road_id", "n_events", "n_vehicles"]].rename(
@@ -293,6 +305,11 @@ def road_components(
         out["braking_per_1000_passages"] = np.where(
             out["n_passages"] > 0, 1000.0 * out["n_braking_events"] / out["n_passages"], np.nan
         )
+    return out
+
+
+def _with_cut_through(out: pd.DataFrame, cut_trips: pd.DataFrame | None, points: pd.DataFrame) -> pd.DataFrame:
+    """`out` with n_trips, n_cut_through, n_cut_through_vehicles and cut_through_share (NaN without an area)."""
     if cut_trips is not None:
         cols = ["road_id", "n_trips", "n_cut_through", "n_vehicles_cut_through"]
         cs = cut_through_streets(cut_trips, points) if len(cut_trips) else pd.DataFrame(columns=cols)
@@ -335,12 +352,35 @@ def _replicate_sums(
     return out
 
 
+@dataclass(frozen=True)
+class ScreeningSamples:
+    """One period's data the screening bootstrap resamples: point_samples (the matched points as
+    bootstrap samples: unit, vehicle, gps_us, x_m, y_m, speed_kmh, analysis.evidence.period_samples),
+    for the key-independent vehicle order; passages and events with road_id and vehicle_id; pairs:
+    _road_trip_pairs (None without an area)."""
+
+    point_samples: pd.DataFrame
+    passages: pd.DataFrame
+    events: pd.DataFrame
+    pairs: pd.DataFrame | None
+
+
+@dataclass(frozen=True)
+class _ReplicateCounter:
+    """Per-road replicate sums over rows given by road_id and vehicle_id (candidates and resampled vehicles)."""
+
+    road_of: pd.Index
+    code_of: pd.Index
+    weights: np.ndarray
+
+    def sums(self, road_ids, vehicle_ids, value: np.ndarray) -> np.ndarray:
+        road, vehicle = self.road_of.get_indexer(road_ids), self.code_of.get_indexer(vehicle_ids)
+        return _replicate_sums(self.weights, road, vehicle, value, len(self.road_of))
+
+
 def bootstrap_screening(
     table: pd.DataFrame,
-    point_samples: pd.DataFrame,
-    passages: pd.DataFrame,
-    events: pd.DataFrame,
-    pairs: pd.DataFrame | None,
+    samples: ScreeningSamples,
     days: int,
     weights: dict[str, float],
     resamples: int,
@@ -349,15 +389,37 @@ def bootstrap_screening(
 ) -> pd.DataFrame:
     """Intervals of the candidates' shares, p85, score and rank from one cluster bootstrap over vehicles.
 
-    table: scored candidates (score_candidates); point_samples: the period's matched points as
-    bootstrap samples (unit, vehicle, gps_us, x_m, y_m, speed_kmh: analysis.evidence.period_samples),
-    for the key-independent vehicle order; passages, events: with road_id and vehicle_id; pairs:
-    _road_trip_pairs (None without an area). Returns `table` with the *_ci_low / *_ci_high columns.
+    table: scored candidates (score_candidates); samples: the period's points, passages, events and
+    road-trip pairs (ScreeningSamples). Returns `table` with the *_ci_low / *_ci_high columns.
     """
     out = table.copy()
     alpha = (1 - confidence) / 2
     roads = out["road_id"].tolist()
     n = len(roads)
+    code_of = pd.Index(_resampled_vehicles(samples, roads))
+    counter = _ReplicateCounter(pd.Index(roads), code_of, bootstrap_weights(len(code_of), resamples, seed))
+    pas = samples.passages[samples.passages["road_id"].isin(roads)]
+    reps = np.full((resamples, n, len(COMPONENTS)), np.nan)
+    reps[:, :, :3] = _speed_replicates(out, pas, counter, alpha)
+    n_pas = counter.sums(pas["road_id"], pas["vehicle_id"], np.ones(len(pas)))
+    ev = samples.events[samples.events["road_id"].isin(roads)]
+    n_ev = counter.sums(ev["road_id"], ev["vehicle_id"], np.ones(len(ev)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reps[:, :, 3] = np.where(n_pas > 0, 1000.0 * n_ev / n_pas, np.nan)
+    if samples.pairs is not None:
+        pr = samples.pairs[samples.pairs["road_id"].isin(roads)]
+        n_trips = counter.sums(pr["road_id"], pr["vehicle_id"], np.ones(len(pr)))
+        n_cut = counter.sums(pr["road_id"], pr["vehicle_id"], pr["cut_through"].to_numpy(float))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            reps[:, :, 4] = np.where(n_trips > 0, n_cut / n_trips, 0.0)
+    reps[:, :, 5] = n_pas / days
+    _score_and_rank_intervals(out, reps, weights, alpha)
+    return out
+
+
+def _resampled_vehicles(samples: ScreeningSamples, roads: list) -> np.ndarray:
+    """The vehicles of the candidates in their key-independent order (analysis.evaluation.vehicle_order)."""
+    point_samples, events = samples.point_samples, samples.events
     order = vehicle_order(point_samples[point_samples["unit"].isin(roads)])
     # 挙動履歴 events of vehicles without a point on the candidates join the resampling too, in the
     # order of their first event (time, position: key-independent).
@@ -365,15 +427,19 @@ def bootstrap_screening(
     if len(extra):
         first = extra.sort_values(["gps_time", "x_m", "y_m"], kind="stable").drop_duplicates("vehicle_id")
         order = np.r_[order, first["vehicle_id"].to_numpy()]
-    code_of = pd.Index(order)
-    w = bootstrap_weights(len(order), resamples, seed)
-    road_of = pd.Index(roads)
-    pas = passages[passages["road_id"].isin(roads)]
-    p_road = road_of.get_indexer(pas["road_id"])
-    p_veh = code_of.get_indexer(pas["vehicle_id"])
+    return order
+
+
+def _speed_replicates(out: pd.DataFrame, pas: pd.DataFrame, counter: _ReplicateCounter, alpha: float) -> np.ndarray:
+    """(replicates × roads × 3) shares and p85 over the limit of the candidates' passages; sets the
+    share, share_plus_10 and p85 intervals and `degenerate` of `out`."""
+    w = counter.weights
+    resamples, n = w.shape[0], len(counter.road_of)
+    p_road = counter.road_of.get_indexer(pas["road_id"])
+    p_veh = counter.code_of.get_indexer(pas["vehicle_id"])
     p_speed = pas[PASSAGE_SPEED_COLUMN].to_numpy(float)
     limit = out.set_index("road_id")["limit_kmh"].to_numpy(float)
-    reps = np.full((resamples, n, len(COMPONENTS)), np.nan)
+    reps = np.full((resamples, n, 3), np.nan)
     out["degenerate"] = False
     for i in range(n):
         mask = (p_road == i) & np.isfinite(p_speed)
@@ -388,21 +454,12 @@ def bootstrap_screening(
             lo, hi = percentile_interval(r[key], alpha)
             out.loc[i, f"{col}_ci_low"], out.loc[i, f"{col}_ci_high"] = lo, hi
             out.loc[i, "degenerate"] |= degenerate_interval(r[key])
-    n_pas = _replicate_sums(w, p_road, p_veh, np.ones(len(pas)), n)
-    ev = events[events["road_id"].isin(roads)]
-    n_ev = _replicate_sums(
-        w, road_of.get_indexer(ev["road_id"]), code_of.get_indexer(ev["vehicle_id"]), np.ones(len(ev)), n
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        reps[:, :, 3] = np.where(n_pas > 0, 1000.0 * n_ev / n_pas, np.nan)
-    if pairs is not None:
-        pr = pairs[pairs["road_id"].isin(roads)]
-        pr_road, pr_veh = road_of.get_indexer(pr["road_id"]), code_of.get_indexer(pr["vehicle_id"])
-        n_trips = _replicate_sums(w, pr_road, pr_veh, np.ones(len(pr)), n)
-        n_cut = _replicate_sums(w, pr_road, pr_veh, pr["cut_through"].to_numpy(float), n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            reps[:, :, 4] = np.where(n_trips > 0, n_cut / n_trips, 0.0)
-    reps[:, :, 5] = n_pas / days
+    return reps
+
+
+def _score_and_rank_intervals(out: pd.DataFrame, reps: np.ndarray, weights: dict[str, float], alpha: float) -> None:
+    """Score and rank intervals of the candidates from the components of every replicate, set in `out`."""
+    n = len(out)
     points = _points(reps, weights)
     score = points.sum(axis=-1)  # (replicates, roads)
     # Rank on each replicate (1 = highest score; ties in candidate order, as score_candidates sorts them).
@@ -412,15 +469,13 @@ def bootstrap_screening(
     )
     for i in range(n):
         out.loc[i, "score_ci_low"], out.loc[i, "score_ci_high"] = percentile_interval(score[:, i], alpha)
-        lo, hi = out.loc[i, "score_ci_low"], out.loc[i, "score_ci_high"]
         out.loc[i, "degenerate"] |= degenerate_interval(score[:, i])
         lo, hi = percentile_interval(rank[:, i].astype(float), alpha)
         out.loc[i, "rank_ci_low"], out.loc[i, "rank_ci_high"] = np.floor(lo), np.ceil(hi)
     out[["rank_ci_low", "rank_ci_high"]] = out[["rank_ci_low", "rank_ci_high"]].astype("Int64")
-    return out
 
 
-def screen(
+def screen(  # noqa: PLR0913 -- public API: its keywords are the documented user options of `etc2calm screen`
     warehouse: str | Path,
     network: Network,
     period: Period,
@@ -453,15 +508,7 @@ def screen(
     warehouse = Path(warehouse)
     match_stage(warehouse, network, months_between(period.start, period.end), client=client)
     days = (period.end - period.start).days + 1
-    con = connect(warehouse, create=False)
-    try:
-        ps = period_samples(con, warehouse, network, period.name, period, client=client)
-        events, braking_source = braking_events(con, warehouse, network, period, ps.points, threshold_g=threshold_g)
-        cut_trips = (
-            cut_through_of_period(con, warehouse, network, period, ps.points, area) if area is not None else None
-        )
-    finally:
-        con.close()
+    ps, events, braking_source, cut_trips = _read_period(warehouse, network, period, area, threshold_g, client)
     comp = road_components(ps.points, ps.passages, events, network, days, cut_trips)
     residential = comp["limit_kmh"].to_numpy() <= RESIDENTIAL_MAX_LIMIT_KMH
     if area is not None:
@@ -471,16 +518,12 @@ def screen(
     table = score_candidates(comp[residential & enough], weights)
     pairs = None if cut_trips is None else _road_trip_pairs(ps.points, cut_trips)
     if len(table):
-        table = bootstrap_screening(table, ps.point_samples, ps.passages, events, pairs, days, weights, resamples, seed)
+        samples = ScreeningSamples(ps.point_samples, ps.passages, events, pairs)
+        table = bootstrap_screening(table, samples, days, weights, resamples, seed)
     else:
         for c in RESULT_COLUMNS:
             if c not in table:
                 table[c] = pd.Series(dtype=float)
-    notes = [_basis_note(basis, period)] if basis != "given" else []
-    if area is None:
-        notes.append("no area: cut-through left out of the score (its weight shared by the other components)")
-    if len(table) and not (table["n_braking_events"] > 0).any():
-        notes.append("no sudden braking on any candidate: the braking component gives no points")
     result = ScreeningResult(
         network_key=network.key,
         area=area_label if area is not None else "",
@@ -496,13 +539,37 @@ def screen(
         seed=seed,
         threshold_g=threshold_g,
         cut_through_available=area is not None,
-        notes=notes,
+        notes=_screening_notes(basis, period, area is not None, table),
         area_path=str(Path(area_path).resolve()) if area is not None and area_path else "",
         basis=basis,
     )
     if store:
         _store(warehouse, network, result)
     return result
+
+
+def _read_period(warehouse: Path, network: Network, period: Period, area, threshold_g: float, client):
+    """The period's samples, braking events and their source, and (with an area) its classified trips."""
+    con = connect(warehouse, create=False)
+    try:
+        ps = period_samples(con, warehouse, network, period.name, period, client=client)
+        events, braking_source = braking_events(con, warehouse, network, period, ps.points, threshold_g=threshold_g)
+        cut_trips = (
+            cut_through_of_period(con, warehouse, network, period, ps.points, area) if area is not None else None
+        )
+    finally:
+        con.close()
+    return ps, events, braking_source, cut_trips
+
+
+def _screening_notes(basis: str, period: Period, has_area: bool, table: pd.DataFrame) -> list[str]:
+    """What a run says about its months, a missing area and a missing braking signal."""
+    notes = [_basis_note(basis, period)] if basis != "given" else []
+    if not has_area:
+        notes.append("no area: cut-through left out of the score (its weight shared by the other components)")
+    if len(table) and not (table["n_braking_events"] > 0).any():
+        notes.append("no sudden braking on any candidate: the braking component gives no points")
+    return notes
 
 
 def screen_district(

@@ -36,9 +36,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from analysis.matchstage import MATCH_VERSION
 from config.districts import District
-from etl.schema import DERIVED_SCHEMA_VERSION
+from etl.schema import DERIVED_SCHEMA_VERSION, MATCH_VERSION
 from etl.warehouse import WarehouseMissing, connect, read_snapshot
 
 STAGES = ("analyze", "evaluate", "gates", "screen", "monitor", "publish")

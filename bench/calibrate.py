@@ -59,9 +59,11 @@ def matched_points(warehouse: Path, district: District, period: Period) -> tuple
     x_m, y_m — every stored point of the trips, road_idx -1 and road_id None off the network: the
     passages' context — and {road_id: limit_kmh}). The only function here that touches the pipeline.
     """
-    from analysis.matchstage import district_network, match_stage, months_between
+    from analysis.matchstage import match_stage
+    from analysis.network import district_network
     from analysis.points import RoadNodes, read_points
     from etl.warehouse import connect
+    from geo.calendar import months_between
 
     net = district_network(district)
     match_stage(warehouse, net, months_between(period.start, period.end))

@@ -431,7 +431,8 @@ def phase_steady(out: Path) -> dict:
 
     import analysis.matchstage as ms
     from analysis.filters import ALL_POINTS
-    from analysis.matchstage import _match_month_and_write, match_month, prepare_network
+    from analysis.matchstage import _match_month_and_write, match_month
+    from analysis.network import prepare_network
     from analysis.partitions import MONTH_COLUMNS, MonthPart, PeriodCube, period_cube
     from analysis.points import filter_rows, points_expression
     from config.districts import Period

@@ -212,7 +212,8 @@ def main() -> int:
     logging.getLogger("distributed").setLevel(logging.ERROR)
 
     from analysis.figures import analyze
-    from analysis.matchstage import district_network, match_stage
+    from analysis.matchstage import match_stage
+    from analysis.network import district_network
     from config.districts import list_districts
     from etl.ingest import ingest_paths
     from etl.synthetic import generate_bench_delivery, generate_delivery

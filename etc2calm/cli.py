@@ -486,7 +486,7 @@ def _exclude(args, district) -> tuple[str, ...]:
 
 def _network(args, district):
     """The analysed network: the district's, or --roads FILE (with --treated / --control when given)."""
-    from analysis.matchstage import district_network, prepare_network
+    from analysis.network import district_network, prepare_network
 
     treated, control = _ids(getattr(args, "treated", None)), _ids(getattr(args, "control", None))
     exclude = _exclude(args, district)
@@ -536,7 +536,8 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_match(args) -> int:
-    from analysis.matchstage import district_network, match_stage
+    from analysis.matchstage import match_stage
+    from analysis.network import district_network
     from config.districts import list_districts, load_district
 
     districts = list_districts() if args.all else [load_district(d) for d in args.district]

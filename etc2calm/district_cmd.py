@@ -167,9 +167,11 @@ def point_counts(warehouse: str | Path, district: District) -> list[tuple[str, s
     named period, from the warehouse (matching what is not matched yet)."""
     import numpy as np
 
-    from analysis.matchstage import district_network, match_stage, months_between
+    from analysis.matchstage import match_stage
+    from analysis.network import district_network
     from analysis.points import read_points
     from etl.warehouse import connect
+    from geo.calendar import months_between
 
     network = district_network(district)
     months = sorted({m for p in district.periods.values() for m in months_between(p.start, p.end)})

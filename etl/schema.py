@@ -11,6 +11,7 @@ import re
 from contextlib import contextmanager, suppress
 
 import duckdb
+import pyarrow as pa
 
 from etl.spec import BEHAVIOR_DEFAULT, STYLE_1_2, STYLE_1_3, Layout
 
@@ -557,7 +558,7 @@ _MATCH_COLUMNS: dict[str, tuple[str, str]] = {
 }
 # matched_points: the points matched to a road; district_trip_points: every stored point of the
 # trips touching the network (also those off the network, inside the grown box). The match stage
-# stores only what it made and what the figures read (analysis.matchstage.POINTS_SCHEMA): the
+# stores only what it made and what the figures read (etl.schema.POINTS_SCHEMA): the
 # views join the network's segment table (road, link, limit, road position), the calendar (day
 # type) and the delivered columns of probe_points (on point_key) back beside it.
 MATCHED_POINTS_COLUMNS = _MATCH_COLUMNS
@@ -831,3 +832,61 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
             con.execute("INSERT INTO schema_version VALUES (?)", [DERIVED_SCHEMA_VERSION])
     for ddl in DERIVED_DDL:
         con.execute(ddl)
+
+
+# ---------------------------------------------------------------------------------------------
+# The stored match (matched/<district>/<YYYY-MM>-<tokens>/): written by analysis.matchstage, read by
+# analysis.points and by the views above (MATCHED_POINTS_SQL reads its columns as m.<column>).
+
+# Bump when the stored columns or the matching rules change: every month is matched again.
+MATCH_VERSION = 2  # 2: the lean stored match (POINTS_SCHEMA)
+POINTS_SCHEMA = pa.schema(
+    [
+        ("point_key", pa.int64()),
+        ("trip_id", pa.int64()),
+        ("seq", pa.int32()),
+        ("vehicle_id", pa.int64()),
+        ("gps_time", pa.timestamp("us")),
+        ("vehicle_type", pa.int8()),
+        ("vehicle_use", pa.int8()),
+        ("speed_kmh", pa.float64()),
+        ("x_m", pa.float64()),
+        ("y_m", pa.float64()),
+        ("decel_prev_g", pa.float64()),
+        ("seg", pa.int32()),
+        ("pos", pa.float64()),
+        ("dist_m", pa.float64()),
+        ("direction", pa.int8()),
+    ]
+)
+TRIPS_SCHEMA = pa.schema(
+    [
+        ("trip_id", pa.int64()),
+        ("vehicle_id", pa.int64()),
+        ("operation_date", pa.date32()),
+        ("trip_no", pa.int32()),
+        ("n_points", pa.int32()),
+        ("first_time", pa.timestamp("us")),
+        ("last_time", pa.timestamp("us")),
+        ("first_x_m", pa.float64()),
+        ("first_y_m", pa.float64()),
+        ("last_x_m", pa.float64()),
+        ("last_y_m", pa.float64()),
+    ]
+)
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("vehicle_id", pa.int64()),
+        ("gps_time", pa.timestamp("us")),
+        ("hour", pa.int8()),
+        ("day_type", pa.int8()),
+        ("x_m", pa.float64()),
+        ("y_m", pa.float64()),
+        ("speed_kmh", pa.float64()),
+        ("accel_long", pa.float64()),
+        ("is_braking", pa.bool_()),
+        ("road_idx", pa.int32()),
+        ("road_id", pa.string()),
+        ("dist_m", pa.float64()),
+    ]
+)

@@ -60,8 +60,9 @@ from prefect.variables import Variable
 from analysis import figures
 from analysis.evidence import evaluate_district
 from analysis.gates import evaluate_gates
-from analysis.matchstage import district_network, match_stage
+from analysis.matchstage import match_stage
 from analysis.monitoring import latest_month_verdict, monthly_series
+from analysis.network import district_network
 from analysis.pretrend import pre_period_series
 from analysis.screening import screen_district
 from analysis.stages import run_stage

@@ -48,3 +48,14 @@ def hour_of(gps_us) -> np.ndarray:
 
 
 __all__ = ["holiday_table", "day_type_of", "hour_of"]
+
+
+def months_between(start: dt.date, end: dt.date) -> list[tuple[int, int]]:
+    """(year, month) of operation dates that can hold GPS時刻 on days start..end: from the day before
+    start (a trip's operation date may precede its points across midnight) to end."""
+    s = start - dt.timedelta(days=1)
+    out, (y, m) = [], (s.year, s.month)
+    while (y, m) <= (end.year, end.month):
+        out.append((y, m))
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out

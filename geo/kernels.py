@@ -86,7 +86,7 @@ def _gather3(perm, m, a, b, c, oa, ob, oc):
 
 
 @njit(parallel=True, cache=True)
-def match_kernel(
+def match_kernel(  # noqa: C901, PLR0913 -- compiled kernel: takes flat arrays, its loop is the hot path
     px,
     py,
     heading_deg,
@@ -236,7 +236,7 @@ def _sort_small(v, lo, hi):
 
 
 @njit(cache=True, nogil=True)
-def _group_by_piece(
+def _group_by_piece(  # noqa: PLR0913 -- compiled kernel: takes flat arrays, its loop is the hot path
     seg,
     pos,
     direction,
@@ -444,8 +444,9 @@ def _piece_column(rows, n_pieces):
     return out
 
 
+# Compiled kernel: takes flat arrays, its loop is the hot path (hence the noqa: PLR0913).
 @njit(cache=True, nogil=True)
-def compact_rows(offsets, counts, h_key, h_n, c_cell, c_n, c_sum, c_ge, c_ge10, c_veh, g_vid, n_pieces):
+def compact_rows(offsets, counts, h_key, h_n, c_cell, c_n, c_sum, c_ge, c_ge10, c_veh, g_vid, n_pieces):  # noqa: PLR0913
     """The rows of `aggregate_kernel`, compacted into exact-size arrays ordered by piece then key:
     histogram (piece, cell, speed, n), cells (piece, cell, n, sum, ge, ge10, vehicles) and
     distinct (piece, vehicle) pairs."""
@@ -605,8 +606,9 @@ def distinct_per_group(group, vehicle_id, n_groups):
     return out
 
 
+# Compiled kernel: takes flat arrays, its loop is the hot path (hence the noqa: PLR0913).
 @njit(cache=True, nogil=True)
-def merge_hist_rows(ia, ib, a_piece, a_cell, a_speed, a_n, b_piece, b_cell, b_speed, b_n):
+def merge_hist_rows(ia, ib, a_piece, a_cell, a_speed, a_n, b_piece, b_cell, b_speed, b_n):  # noqa: PLR0913
     """Histogram rows of the union (ia, ib from `union_sorted`): keys from whichever holds the row,
     counts added."""
     m = ia.shape[0]
@@ -626,8 +628,9 @@ def merge_hist_rows(ia, ib, a_piece, a_cell, a_speed, a_n, b_piece, b_cell, b_sp
     return piece, cell, speed, n
 
 
+# Compiled kernel: takes flat arrays, its loop is the hot path (hence the noqa: PLR0913).
 @njit(cache=True, nogil=True)
-def merge_cell_rows(ia, ib, a_piece, a_cell, a_n, a_sum, a_ge, a_ge10, b_piece, b_cell, b_n, b_sum, b_ge, b_ge10):
+def merge_cell_rows(ia, ib, a_piece, a_cell, a_n, a_sum, a_ge, a_ge10, b_piece, b_cell, b_n, b_sum, b_ge, b_ge10):  # noqa: PLR0913
     """Cell rows of the union: keys from whichever holds the row; counts added, sums as a + b."""
     m = ia.shape[0]
     piece = np.empty(m, dtype=np.int32)

@@ -124,8 +124,9 @@ def trip_features_kernel(trip, gps_us, x, y, speed_kmh, max_gap_s, min_step_m, g
     return seq, dt_s, heading, decel, first, last
 
 
+# Compiled kernel: takes flat arrays, its loop is the hot path (hence the noqa: PLR0913).
 @njit(cache=True, nogil=True)
-def _context_pair(q, p, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m, max_detour):
+def _context_pair(q, p, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m, max_detour):  # noqa: PLR0913
     """A context pair between row q (before or after the run) and row p (the run's end point on road r):
     (metres of the pair on the road, metres of the whole pair, direction along the road from q to p).
     q on the road: its position. Else the trip reached the road at one of the road's nodes (a junction or
@@ -165,8 +166,9 @@ def _context_pair(q, p, road, pos, x, y, r, node_first, node_s, node_x, node_y, 
     return abs(d), best_d + abs(d), (1 if d > 0 else (-1 if d < 0 else 0))
 
 
+# Compiled kernel: takes flat arrays, its loop is the hot path (hence the noqa: PLR0913).
 @njit(cache=True, nogil=True)
-def _pair_time(on_m, total_m, dt, min_step, max_step, max_gap, max_kmh, v_on, v_off):
+def _pair_time(on_m, total_m, dt, min_step, max_step, max_gap, max_kmh, v_on, v_off):  # noqa: PLR0913
     """Seconds of a pair spent on its `on_m` metres of the street; 0 for a pair roadlabo/ETC's route
     performance drops (Δt <= 0, |Δs| < min_step or > max_step, Δt > max_gap, speed > max_kmh) or one
     with no metre on the street.
@@ -187,7 +189,7 @@ def _pair_time(on_m, total_m, dt, min_step, max_step, max_gap, max_kmh, v_on, v_
 
 
 @njit(cache=True, nogil=True)
-def section_speed_kernel(
+def section_speed_kernel(  # noqa: C901, PLR0913 -- compiled kernel: takes flat arrays, its loop is the hot path
     trip,
     t_s,
     x,

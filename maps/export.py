@@ -200,7 +200,7 @@ def export_district(
     warehouse: str | Path, district: District, out: str | Path, *, public_min_vehicles: int = PUBLIC_MIN_VEHICLES
 ) -> ExportResult:
     """Every stored period of a district's roads (change: its default before → after) with its devices."""
-    from analysis.matchstage import assign_roles
+    from analysis.network import assign_roles
     from geo.network import load_roads, with_road_names
 
     roads = assign_roles(

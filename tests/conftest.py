@@ -125,8 +125,8 @@ def tiny_network(tmp_path) -> Path:
 
 
 def network(path, key: str = "t", treated=(), comparison=(), radius_m: float = 20.0, exclude_highway=("service",)):
-    """A road network prepared for matching (analysis.matchstage.Network) with roles."""
-    from analysis.matchstage import prepare_network
+    """A road network prepared for matching (analysis.network.Network) with roles."""
+    from analysis.network import prepare_network
 
     return prepare_network(
         path,
@@ -543,7 +543,7 @@ def fabricated_results(district):
     """DistrictResults over a bundled district's network with fabricated_stats (no warehouse needed)."""
     import pandas as pd
 
-    from analysis.matchstage import assign_roles
+    from analysis.network import assign_roles
     from geo.network import load_roads
 
     roads = assign_roles(load_roads(district.network_path), district.treated_roads, district.comparison_roads)

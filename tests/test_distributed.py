@@ -9,7 +9,8 @@ import pytest
 from analysis.distributed import aggregate_months, aggregate_months_serial
 from analysis.figures import analyze
 from analysis.filters import PointFilter
-from analysis.matchstage import district_network, match_stage
+from analysis.matchstage import match_stage
+from analysis.network import district_network
 from config.districts import Period, load_district
 from etl.ingest import ingest_paths
 from etl.synthetic import generate_delivery

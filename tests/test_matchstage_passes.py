@@ -15,6 +15,7 @@ import pytest
 from pyproj import Transformer
 
 import analysis.matchstage as ms
+from etl.schema import POINTS_SCHEMA
 from tests.conftest import network, offset
 
 TO_M = Transformer.from_crs("EPSG:4326", "EPSG:6677", always_xy=True)
@@ -129,7 +130,7 @@ def test_stored_points_are_lean_and_refer_to_the_stored_point(tmp_path, tiny_net
     folder = tmp_path / "out" / "m"
     ms._write_month(folder, res)
     back = pq.read_table(folder / "points.parquet")
-    assert back.schema.equals(ms.POINTS_SCHEMA)
+    assert back.schema.equals(POINTS_SCHEMA)
     source = pa.concat_tables([pq.read_table(f) for f in files])
     keys = pd.Series(np.arange(source.num_rows), index=point_keys(source))
     keys = keys[~keys.index.duplicated()]  # the store's one exact duplicate (the tie below) has one key
