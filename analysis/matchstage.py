@@ -470,10 +470,6 @@ def _date32(days: np.ndarray) -> pa.Array:
     return pa.array(days.astype(np.int32), pa.int32()).cast(pa.date32())
 
 
-def _road_dictionary(network: Network) -> pa.Array:
-    return pa.array(list(network.road_ids), pa.string())
-
-
 def _match_events(files: list[Path], network: Network) -> pa.Table:
     """挙動履歴 events inside the network's box, matched by distance (they carry no usable heading)."""
     if not files:
