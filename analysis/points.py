@@ -280,6 +280,13 @@ class RoadNodes:
         hit[hit] = key[at[hit]] <= road[hit] * span + np.asarray(high_m, dtype=float)[hit]
         return hit
 
+    def kernel_arrays(self) -> tuple[np.ndarray, ...]:
+        """(first, s_m, x_m, y_m, by_x, x_sorted) for geo.trip_kernels.section_speed_kernel: by_x lists each
+        road's node indices ordered by x (within the road's CSR range), x_sorted their x."""
+        node_road = np.repeat(np.arange(len(self.first) - 1), np.diff(self.first))
+        by_x = np.lexsort((self.x_m, node_road)).astype(np.int64)
+        return self.first, self.s_m, self.x_m, self.y_m, by_x, self.x_m[by_x]
+
     @classmethod
     def of_lists(cls, nodes: list[list[tuple[float, float, float]]]) -> RoadNodes:
         """From each road's nodes as (position along the road, x, y), in metres."""
@@ -324,10 +331,7 @@ def passage_arrays(
         pos,
         spot,
         keep,
-        nodes.first,
-        nodes.s_m,
-        nodes.x_m,
-        nodes.y_m,
+        nodes.kernel_arrays(),
         SECTION_MIN_STEP_M,
         SECTION_MAX_STEP_M,
         SECTION_MAX_GAP_S,

@@ -126,7 +126,7 @@ def trip_features_kernel(trip, gps_us, x, y, speed_kmh, max_gap_s, min_step_m, g
 
 # Compiled kernel: takes flat arrays, its loop is the hot path (hence the noqa: PLR0913).
 @njit(cache=True, nogil=True)
-def _context_pair(q, p, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m, max_detour):  # noqa: PLR0913
+def _context_pair(q, p, road, pos, x, y, r, nodes, tol_m, max_detour):  # noqa: PLR0913
     """A context pair between row q (before or after the run) and row p (the run's end point on road r):
     (metres of the pair on the road, metres of the whole pair, direction along the road from q to p).
     q on the road: its position. Else the trip reached the road at one of the road's nodes (a junction or
@@ -142,15 +142,22 @@ def _context_pair(q, p, road, pos, x, y, r, node_first, node_s, node_x, node_y, 
     best = -1
     best_d = np.inf
     rq = road[q]
+    node_first, node_s, node_x, node_y, by_x, x_sorted = nodes
     if rq >= 0:  # q on another road: the junction of the two roads (their shared node) nearest to q
+        lo_q, hi_q = node_first[rq], node_first[rq + 1]
         for j in range(node_first[r], node_first[r + 1]):
-            for k in range(node_first[rq], node_first[rq + 1]):
-                if abs(node_x[j] - node_x[k]) < 0.5 and abs(node_y[j] - node_y[k]) < 0.5:
+            # q's road's nodes within 0.5 m of node j: found among those sorted by x (a superset of 1 m
+            # either side, then the exact test), so a long road costs a binary search, not a scan
+            k = lo_q + np.searchsorted(x_sorted[lo_q:hi_q], node_x[j] - 1.0)
+            while k < hi_q and x_sorted[k] <= node_x[j] + 1.0:
+                m = by_x[k]
+                if abs(node_x[j] - node_x[m]) < 0.5 and abs(node_y[j] - node_y[m]) < 0.5:
                     d = math.hypot(x[q] - node_x[j], y[q] - node_y[j])
                     if d < best_d:
                         best_d = d
                         best = j
                     break
+                k += 1
     if best < 0:  # off the network, or the roads do not meet: the node nearest to q
         for j in range(node_first[r], node_first[r + 1]):
             d = math.hypot(x[q] - node_x[j], y[q] - node_y[j])
@@ -198,10 +205,7 @@ def section_speed_kernel(  # noqa: C901, PLR0913 -- compiled kernel: takes flat 
     pos,
     speed,
     keep,
-    node_first,
-    node_s,
-    node_x,
-    node_y,
+    nodes,
     min_step,
     max_step,
     max_gap,
@@ -224,8 +228,10 @@ def section_speed_kernel(  # noqa: C901, PLR0913 -- compiled kernel: takes flat 
     roadlabo/ETC's route performance drops them (`_pair_time`); a context pair running against the
     run's direction is dropped too.
 
-    node_first (n_roads + 1), node_s, node_x, node_y: the nodes of each road (its links' ends: junctions
-    and the road's ends), position along the road (metres, as pos) and coordinates (metres).
+    nodes: (node_first (n_roads + 1), node_s, node_x, node_y, by_x, x_sorted), the nodes of each road (its
+    links' ends: junctions and the road's two ends) in CSR, each with its position along the road (metres,
+    as pos) and coordinates (metres); by_x: each road's node indices ordered by x within its range, x_sorted
+    their x (analysis.points.RoadNodes.kernel_arrays).
 
     Returns (pid per row: the row's passage, -1 when not kept; per passage: first row, last row,
     number of points, metres and seconds on the street)."""
@@ -285,9 +291,7 @@ def section_speed_kernel(  # noqa: C901, PLR0913 -- compiled kernel: takes flat 
         s = sign[k]
         # the context point before: the trip's row just before the first point
         if a > 0 and trip[a - 1] == trip[a]:
-            on, total, direction = _context_pair(
-                a - 1, a, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m, max_detour
-            )
+            on, total, direction = _context_pair(a - 1, a, road, pos, x, y, r, nodes, tol_m, max_detour)
             if not (s != 0 and direction == -s):
                 dt = t_s[a] - t_s[a - 1]
                 tau = _pair_time(on, total, dt, min_step, max_step, max_gap, max_kmh, speed[a], speed[a - 1])
@@ -298,9 +302,7 @@ def section_speed_kernel(  # noqa: C901, PLR0913 -- compiled kernel: takes flat 
                         s = direction
         # the context point after (unless the next passage continues this one on the road: its pair)
         if not split_after[k] and b + 1 < n and trip[b + 1] == trip[b]:
-            on, total, direction = _context_pair(
-                b + 1, b, road, pos, x, y, r, node_first, node_s, node_x, node_y, tol_m, max_detour
-            )
+            on, total, direction = _context_pair(b + 1, b, road, pos, x, y, r, nodes, tol_m, max_detour)
             if not (s != 0 and direction == s):  # direction runs from the context point to the run's end
                 dt = t_s[b + 1] - t_s[b]
                 tau = _pair_time(on, total, dt, min_step, max_step, max_gap, max_kmh, speed[b], speed[b + 1])

@@ -248,3 +248,56 @@ def test_a_context_point_reached_only_by_a_detour_is_not_used():
     p = on_street(passages(trajectory(xs, ts, 500.0, ys=ys), street(500.0)))
     assert p.loc[0, "section_m"] == pytest.approx(300.0)  # 200..400 m, then 100 m of the exit pair
     assert p.loc[0, "section_kmh"] == pytest.approx(300.0 / 30.0 * 3.6, abs=0.05)
+
+
+def _junction_by_scan(q, r, road, x, y, first, nx, ny):
+    """The node of road r shared with q's road (within 0.5 m) nearest to q, by scanning every pair of
+    nodes of the two roads: the definition the kernel's search by x must reproduce."""
+    best, best_d = -1, np.inf
+    rq = road[q]
+    for j in range(first[r], first[r + 1]):
+        shared = any(abs(nx[j] - nx[k]) < 0.5 and abs(ny[j] - ny[k]) < 0.5 for k in range(first[rq], first[rq + 1]))
+        d = float(np.hypot(x[q] - nx[j], y[q] - ny[j]))
+        if shared and d < best_d:
+            best, best_d = j, d
+    return best
+
+
+def test_junction_search_on_long_roads_equals_a_scan_of_every_node_pair():
+    """Long roads of many links meeting at several junctions (crossings, near-vertical roads whose nodes
+    share one x, nodes 0.3-0.7 m apart): the context pair uses the junction a scan of all node pairs finds."""
+    from geo.trip_kernels import _context_pair
+
+    rng = np.random.default_rng(5)
+    roads = []
+    for _ in range(12):
+        n = int(rng.integers(2, 60))
+        if rng.random() < 0.5:  # near-vertical: every node at almost the same x
+            xs = np.full(n, float(rng.integers(0, 6)) * 50.0) + rng.choice([0.0, 0.3, 0.7], n)
+            ys = np.sort(rng.choice(np.arange(0.0, 3000.0, 50.0), n, replace=False))
+        else:
+            xs = np.sort(rng.choice(np.arange(0.0, 300.0, 50.0), n))
+            ys = np.full(n, float(rng.integers(0, 60)) * 50.0) + rng.choice([0.0, 0.4, 0.6], n)
+        s = np.r_[0.0, np.cumsum(np.hypot(np.diff(xs), np.diff(ys)))]
+        order = rng.permutation(n)  # a road's nodes in no particular order
+        roads.append([(s[i], xs[i], ys[i]) for i in order])
+    nodes = RoadNodes.of_lists(roads)
+    arrays = nodes.kernel_arrays()
+    first, nx, ny = nodes.first, nodes.x_m, nodes.y_m
+    checked = 0
+    for _ in range(400):
+        r, rq = rng.choice(len(roads), 2, replace=False)
+        j = int(rng.integers(first[r], first[r + 1]))
+        x = np.array([nx[j] + rng.normal(0, 30), nx[j] + 5.0])
+        y = np.array([ny[j] + rng.normal(0, 30), ny[j] + 5.0])
+        road = np.array([rq, r], dtype=np.int64)
+        pos = np.array([np.nan, nodes.s_m[j]])
+        expected = _junction_by_scan(0, r, road, x, y, first, nx, ny)
+        on, total, _ = _context_pair(0, 1, road, pos, x, y, r, arrays, 1e9, 1e9)
+        if expected < 0:
+            continue
+        checked += 1
+        hop = np.hypot(x[0] - nx[expected], y[0] - ny[expected])
+        assert on == pytest.approx(abs(pos[1] - nodes.s_m[expected]))
+        assert total == pytest.approx(hop + on)
+    assert checked > 50
