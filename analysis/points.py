@@ -40,6 +40,7 @@ import pyarrow.dataset as ds
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.network import Network
 from config.settings import (
+    JUNCTION_TOLERANCE_M,
     PASSAGE_SPEED_DECIMALS,
     PASSAGE_SPEEDS,
     SECTION_CONTEXT_TOLERANCE_M,
@@ -54,7 +55,7 @@ from config.settings import (
 from etl.schema import EVENTS_SCHEMA, POINTS_SCHEMA, TRIPS_SCHEMA
 from geo.aggregate import day_type_of, hour_of
 from geo.calendar import months_between
-from geo.trip_kernels import section_speed_kernel
+from geo.trip_kernels import section_speed_kernel, shared_nodes
 
 
 def matched_folders(
@@ -281,11 +282,11 @@ class RoadNodes:
         return hit
 
     def kernel_arrays(self) -> tuple[np.ndarray, ...]:
-        """(first, s_m, x_m, y_m, by_x, x_sorted) for geo.trip_kernels.section_speed_kernel: by_x lists each
-        road's node indices ordered by x (within the road's CSR range), x_sorted their x."""
-        node_road = np.repeat(np.arange(len(self.first) - 1), np.diff(self.first))
-        by_x = np.lexsort((self.x_m, node_road)).astype(np.int64)
-        return self.first, self.s_m, self.x_m, self.y_m, by_x, self.x_m[by_x]
+        """(first, s_m, x_m, y_m, pair_key, pair_node) for geo.trip_kernels.section_speed_kernel: the nodes,
+        and the nodes each pair of roads shares (`geo.trip_kernels.shared_nodes`, within
+        JUNCTION_TOLERANCE_M)."""
+        pair_key, pair_node = shared_nodes(self.first, self.x_m, self.y_m, JUNCTION_TOLERANCE_M)
+        return self.first, self.s_m, self.x_m, self.y_m, pair_key, pair_node
 
     @classmethod
     def of_lists(cls, nodes: list[list[tuple[float, float, float]]]) -> RoadNodes:

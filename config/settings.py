@@ -125,6 +125,9 @@ SECTION_MAX_DETOUR = 1.5
 # end point than to that node, within this tolerance, metres (else it is a GPS stray beside the street,
 # and the run is not extended on that side).
 SECTION_CONTEXT_TOLERANCE_M = 20.0
+# Two roads meet (a junction) where a node of one lies within this of a node of the other in x and in y,
+# metres: link ends digitised as one point, up to rounding.
+JUNCTION_TOLERANCE_M = 0.5
 # Before/after indicators (analysis.evaluation): of points, and of passages (one vehicle's traversal of one road).
 POINT_INDICATORS = ("mean", "p85", "share", "share_plus10")
 PASSAGE_INDICATORS = ("passage_mean", "passage_p85", "passage_share")

@@ -142,22 +142,15 @@ def _context_pair(q, p, road, pos, x, y, r, nodes, tol_m, max_detour):  # noqa: 
     best = -1
     best_d = np.inf
     rq = road[q]
-    node_first, node_s, node_x, node_y, by_x, x_sorted = nodes
+    node_first, node_s, node_x, node_y, pair_key, pair_node = nodes
     if rq >= 0:  # q on another road: the junction of the two roads (their shared node) nearest to q
-        lo_q, hi_q = node_first[rq], node_first[rq + 1]
-        for j in range(node_first[r], node_first[r + 1]):
-            # q's road's nodes within 0.5 m of node j: found among those sorted by x (a superset of 1 m
-            # either side, then the exact test), so a long road costs a binary search, not a scan
-            k = lo_q + np.searchsorted(x_sorted[lo_q:hi_q], node_x[j] - 1.0)
-            while k < hi_q and x_sorted[k] <= node_x[j] + 1.0:
-                m = by_x[k]
-                if abs(node_x[j] - node_x[m]) < 0.5 and abs(node_y[j] - node_y[m]) < 0.5:
-                    d = math.hypot(x[q] - node_x[j], y[q] - node_y[j])
-                    if d < best_d:
-                        best_d = d
-                        best = j
-                    break
-                k += 1
+        key = r * (node_first.shape[0] - 1) + rq
+        for i in range(np.searchsorted(pair_key, key), np.searchsorted(pair_key, key, side="right")):
+            j = pair_node[i]
+            d = math.hypot(x[q] - node_x[j], y[q] - node_y[j])
+            if d < best_d:
+                best_d = d
+                best = j
     if best < 0:  # off the network, or the roads do not meet: the node nearest to q
         for j in range(node_first[r], node_first[r + 1]):
             d = math.hypot(x[q] - node_x[j], y[q] - node_y[j])
@@ -228,10 +221,10 @@ def section_speed_kernel(  # noqa: C901, PLR0913 -- compiled kernel: takes flat 
     roadlabo/ETC's route performance drops them (`_pair_time`); a context pair running against the
     run's direction is dropped too.
 
-    nodes: (node_first (n_roads + 1), node_s, node_x, node_y, by_x, x_sorted), the nodes of each road (its
-    links' ends: junctions and the road's two ends) in CSR, each with its position along the road (metres,
-    as pos) and coordinates (metres); by_x: each road's node indices ordered by x within its range, x_sorted
-    their x (analysis.points.RoadNodes.kernel_arrays).
+    nodes: (node_first (n_roads + 1), node_s, node_x, node_y, pair_key, pair_node), the nodes of each road
+    (its links' ends: junctions and the road's two ends) in CSR, each with its position along the road
+    (metres, as pos) and coordinates (metres), and the nodes two roads share (`shared_nodes`)
+    (analysis.points.RoadNodes.kernel_arrays).
 
     Returns (pid per row: the row's passage, -1 when not kept; per passage: first row, last row,
     number of points, metres and seconds on the street)."""
@@ -310,3 +303,41 @@ def section_speed_kernel(  # noqa: C901, PLR0913 -- compiled kernel: takes flat 
                     dist[k] += on
                     time[k] += tau
     return pid, first[:n_pass].copy(), last[:n_pass].copy(), npts[:n_pass].copy(), dist, time
+
+
+@njit(cache=True, nogil=True)
+def shared_nodes(node_first, node_x, node_y, tol_m):
+    """The nodes each pair of roads shares: node j of road r is shared with road r2 when r2 has a node
+    within tol_m of it in x and in y (a junction; a road shares each of its nodes with itself).
+
+    node_first (n_roads + 1): each road's nodes in CSR; node_x, node_y: their coordinates (metres).
+    Returns (key, node), sorted by key then node: key = r * n_roads + r2, node = j. Candidates are found
+    in a grid of cells of 2 tol_m, so the cost grows with the nodes, not with their pairs."""
+    n_roads = node_first.shape[0] - 1
+    n = node_x.shape[0]
+    node_road = np.empty(n, dtype=np.int64)
+    for r in range(n_roads):
+        for j in range(node_first[r], node_first[r + 1]):
+            node_road[j] = r
+    size = 2.0 * tol_m
+    cx = np.empty(n, dtype=np.int64)
+    cy = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        cx[j] = int(math.floor(node_x[j] / size))
+        cy[j] = int(math.floor(node_y[j] / size))
+    order = np.argsort(cx * 4_000_000_003 + cy)  # cells in (x, y) order; coordinates within ±8,000 km
+    cell = (cx * 4_000_000_003 + cy)[order]
+    keys = []
+    nodes = []
+    for j in range(n):
+        for ox in (-1, 0, 1):
+            for oy in (-1, 0, 1):
+                c = (cx[j] + ox) * 4_000_000_003 + cy[j] + oy
+                for i in range(np.searchsorted(cell, c), np.searchsorted(cell, c, side="right")):
+                    k = order[i]
+                    if abs(node_x[j] - node_x[k]) < tol_m and abs(node_y[j] - node_y[k]) < tol_m:
+                        keys.append(node_road[j] * n_roads + node_road[k])
+                        nodes.append(j)
+    # one row per (key, node), in that order (a node may meet several of r2's nodes)
+    pairs = np.unique(np.array(keys, dtype=np.int64) * n + np.array(nodes, dtype=np.int64))
+    return pairs // n, pairs % n
