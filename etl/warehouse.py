@@ -45,6 +45,7 @@ every view is documented in `column_docs`.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import hashlib
 import json
@@ -207,6 +208,22 @@ def point_files(
     (and refused with WarehouseInconsistent while an interrupted commit's journal is pending).
     """
     return table_files(warehouse, "probe_points", months)
+
+
+def point_days(warehouse: Path | str) -> set[dt.date] | None:
+    """The operation dates with points in the committed store, from the snapshot (ingest writes one
+    file per operation date and records it): no file is read. None when the snapshot does not say
+    (no snapshot, or a file of a store written before per-day files): then ask probe_points."""
+    snap = read_snapshot(warehouse)
+    if snap is None:
+        return None
+    days = set()
+    for e in snap["files"]["probe_points"]:
+        if e.get("legacy") or not e.get("day"):
+            return None
+        if e.get("rows") is None or e["rows"] > 0:
+            days.add(dt.date.fromisoformat(e["day"]))
+    return days
 
 
 def table_files(
@@ -696,6 +713,7 @@ __all__ = [
     "view_locations",
     "empty_snapshot",
     "ingest_lock",
+    "point_days",
     "point_files",
     "read_snapshot",
     "refresh_views",

@@ -78,7 +78,7 @@ from config.settings import (
 )
 from etl.ingest import ingest_paths
 from etl.sources import scan_delivery_paths
-from etl.warehouse import connect, point_files
+from etl.warehouse import connect, point_days, point_files
 from maps.publish import PUBLISHED_FILES, publish_district, staged_output, update_latest
 
 
@@ -110,18 +110,21 @@ def edition_name(warehouse: str) -> str:
     months = sorted(point_files(warehouse))
     if not months:
         return "empty"
-    con = connect(warehouse, read_only=True)
-    try:
-        (latest_day,) = con.execute("SELECT max(operation_date) FROM probe_points").fetchone()
-        days = {
-            r[0]
-            for r in con.execute(
-                "SELECT DISTINCT operation_date FROM probe_points WHERE operation_date >= ?",
-                [dt.date(*months[max(0, len(months) - 13)], 1)],
-            ).fetchall()
-        }
-    finally:
-        con.close()
+    days = point_days(warehouse)
+    if days is None:  # a store that does not record its files' days: ask the points
+        con = connect(warehouse, read_only=True)
+        try:
+            days = {
+                r[0]
+                for r in con.execute(
+                    "SELECT DISTINCT operation_date FROM probe_points WHERE operation_date IS NOT NULL"
+                ).fetchall()
+            }
+        finally:
+            con.close()
+    latest_day = max(days, default=None)
+    since = dt.date(*months[max(0, len(months) - 13)], 1)  # the last 13 months name the edition
+    days = {d for d in days if d >= since}
     for y, m in reversed(months):
         last = (dt.date(y, m, 28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
         if last in days:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import io
 import re
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -205,9 +207,11 @@ def test_help_states_every_constraint(args, needles):
         assert needle in text, (needle, text)
 
 
-def test_editions_are_named_after_the_last_complete_month(tmp_path):
+def test_editions_are_named_after_the_last_complete_month(tmp_path, monkeypatch):
     """A delivery of November with a spill-over day into December is the November edition; with only
     part of a month, the latest month with points."""
+    import flows.pipeline as pipeline
+    from etl.warehouse import point_days
     from flows.pipeline import edition_name
 
     lon, lat = offset(0, 0)
@@ -218,5 +222,16 @@ def test_editions_are_named_after_the_last_complete_month(tmp_path):
                 tmp_path / name / f"OUT1-2_533925_{d}.zip", [style12_row("000000000001", f"{d}120000", lon, lat, 30)]
             )
         assert cli("ingest", "--warehouse", tmp_path / f"wh-{name}", tmp_path / name).returncode == 0
+    assert edition_name(str(tmp_path / "wh-full")) == "2023-11"
+    assert edition_name(str(tmp_path / "wh-partial")) == "2023-12"
+    # the days come from the snapshot (no point read); they are the points' days, and asking the points
+    # (a store that does not record its days) names the same editions
+    for name in days:
+        wh = tmp_path / f"wh-{name}"
+        con = duckdb.connect(str(wh / "warehouse.duckdb"), read_only=True)
+        in_points = {r[0] for r in con.execute("SELECT DISTINCT operation_date FROM probe_points").fetchall()}
+        con.close()
+        assert point_days(wh) == in_points == {dt.date(int(d[:4]), int(d[4:6]), int(d[6:])) for d in days[name]}
+    monkeypatch.setattr(pipeline, "point_days", lambda _: None)
     assert edition_name(str(tmp_path / "wh-full")) == "2023-11"
     assert edition_name(str(tmp_path / "wh-partial")) == "2023-12"
