@@ -292,7 +292,7 @@ def add_publish_parser(sub: argparse._SubParsersAction) -> None:
         "publish",
         help="write a district's map, report, A4 sheet and GeoPackage from the stored results",
         description="Publishes from the stored results; what the warehouse lacks for the district (per-road "
-        "figures of its before and after periods, the before/after evidence, the gates when it has an outline, the "
+        "figures of its before and after periods, the before/after comparison, the gates when it has an outline, the "
         "screening of its before period) is computed first, as the monthly flow computes it.",
     )
     _add_warehouse(p)
@@ -626,7 +626,7 @@ def _ids(text: str | None) -> tuple[str, ...]:
 def cmd_compare(args) -> int:
     import pandas as pd
 
-    from analysis.evidence import evaluate
+    from analysis.comparison import compare
     from analysis.filters import PointFilter
     from analysis.placebo import placebo_rows
     from config.districts import load_district
@@ -641,7 +641,7 @@ def cmd_compare(args) -> int:
     area = load_area(district.area_path) if district is not None and district.area_path else None
     network = _network(args, district)
     with _cluster(args) as client:
-        ev = evaluate(
+        ev = compare(
             args.warehouse,
             network,
             periods,

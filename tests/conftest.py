@@ -327,7 +327,7 @@ _CMP = {
 
 
 def comparisons_from(stats, treated=("r1",), control=("r2",), half_width=None, flags=None):
-    """comparison_results per indicator as the evidence stores them, from per-road figures: pooled units take
+    """comparison_results per indicator as the comparison stores them, from per-road figures: pooled units take
     the single road's figures, intervals are change ± half_width (km/h, or fraction for shares)."""
     import numpy as np
     import pandas as pd

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from analysis.evidence import evaluate_district
+from analysis.comparison import compare_district
 from analysis.figures import analyze_district
 from config.districts import load_district
 from etc2calm.docs import generate
@@ -32,7 +32,7 @@ def built_warehouse(tmp_path_factory):
     generate_delivery(root / "delivery", districts=[district], scale=0.04, monitoring=False)
     ingest_paths([root / "delivery"], root / "wh")
     analyze_district(root / "wh", district, dict(district.periods))
-    evaluate_district(root / "wh", district, resamples=50)
+    compare_district(root / "wh", district, resamples=50)
     return root / "wh"
 
 

@@ -375,7 +375,7 @@ def test_export_shows_nothing_from_too_few_vehicles(case, tmp_path, suffix):
 def small_warehouse(tmp_path_factory):
     """Stored results of a delivery with 2 vehicles on R1 (treated) and 6 on A1 (comparison) per period:
     trips crossing the district (cut-through) that brake hard on R1 (inferred braking)."""
-    from analysis.evidence import evaluate
+    from analysis.comparison import compare
     from analysis.figures import analyze
     from etl.ingest import ingest_paths
 
@@ -442,7 +442,7 @@ def small_warehouse(tmp_path_factory):
     analyze(root / "wh", net, periods)
     from geo.network import load_area
 
-    evaluate(root / "wh", net, periods, area=load_area(area), resamples=50)
+    compare(root / "wh", net, periods, area=load_area(area), resamples=50)
     district = make_test_district(root / "roads.geojson", treated=("R1",), comparison=("A1",), area_path=area)
     return root, district
 
