@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
+from analysis._partitions import points_and_passages
 from analysis.behaviour import (
     braking_hotspots,
     braking_per_road,
@@ -32,7 +33,6 @@ from analysis.bootstrap import INDICATORS, compare_periods_all
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import match_stage, trip_ids
 from analysis.network import Network, district_network
-from analysis.partitions import points_and_passages
 from analysis.placebo import placebo_candidates, placebo_dids
 from analysis.points import PASSAGE_SPEED_COLUMN, matched_folders, read_events, read_trips
 from analysis.stages import forget_stage

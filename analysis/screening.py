@@ -499,7 +499,7 @@ def screen(  # noqa: PLR0913 -- public API: its keywords are the documented user
     area_path: the polygon file, stored with the run for the map.
     basis: which months `period` is (pre_period, before_period or given; stored, said in the notes).
     client: a `distributed.Client`: the match stage and the period's reading run month by month on
-    its workers (analysis.partitions); the ranking is the same bits as without it.
+    its workers (analysis._partitions); the ranking is the same bits as without it.
     """
     if set(weights) != set(COMPONENTS) or any(not np.isfinite(v) or v < 0 for v in weights.values()):
         raise ValueError(f"screening weights must give a non-negative number for each of {', '.join(COMPONENTS)}")
