@@ -822,7 +822,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "Cut-through: trips on the district's residential streets (limit {v} km/h or less) whose origin and "
         "destination both lie outside the district.",
     ),
-    # maps.trend: is the effect lasting? (keys trend.*)
+    # maps._trend: is the effect lasting? (keys trend.*)
     "trend.section": ("効果は続いているか（月ごとの推移）", "Is the effect lasting? Month by month"),
     "trend.title": ("{label}の月ごとの推移", "{label}, month by month"),
     "trend.sheet_heading": (

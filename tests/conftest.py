@@ -798,7 +798,7 @@ def json_after(page: str, marker: str):
 
 
 def frame_options(page: str) -> dict:
-    """The options maps.elements.Frame gave the page's frame (texts, bounds, language)."""
+    """The options maps._elements.Frame gave the page's frame (texts, bounds, language)."""
     return json.JSONDecoder().raw_decode(page, re.search(r"E2CFrame\.create\(map_[0-9a-f]+, ", page).end())[0]
 
 

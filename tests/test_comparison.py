@@ -212,7 +212,7 @@ def test_braking_from_behaviour_events_and_map_layers(tmp_path, tiny_network):
     hot = ev.hotspots[ev.hotspots["period"] == "before"]
     assert hot["n_events"].tolist() == [12] and hot["n_vehicles"].tolist() == [12]
 
-    from maps.layers import braking_layer
+    from maps._layers import braking_layer
     from maps.public import public_results
 
     ev = load_district_results(tmp_path / "wh", make_test_district(tiny_network))  # publishing reads what is stored

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import maps.embed as embed
+import maps._embed as embed
 from config.settings import PUBLIC_MIN_VEHICLES as K
 from conftest import (
     AFTER,
@@ -45,10 +45,10 @@ from conftest import (
     style12_row,
     write_zip,
 )
+from maps._layers import braking_layer, cut_through_layer, road_layers
 from maps.district_map import render_district_map
 from maps.district_sheet import render_district_sheet
 from maps.export import export_figures
-from maps.layers import braking_layer, cut_through_layer, road_layers
 from maps.public import public_results
 from maps.report import render_report
 
