@@ -13,8 +13,8 @@ from pathlib import Path
 from analysis.filters import DIRECTIONS, VEHICLE_CLASSES
 from config.settings import DEFAULT_RADIUS_M, INDICATORS, SCREENING_MIN_VEHICLES, SCREENING_TOP_N, default_warehouse
 from etc2calm import __version__
-from etc2calm.district_cmd import add_district_parser, cmd_district
-from etc2calm.run_cmd import add_gates_parser, add_run_monthly_parser, cmd_gates, cmd_run_monthly, complete_results
+from etc2calm._district_cmd import add_district_parser, cmd_district
+from etc2calm._run_cmd import add_gates_parser, add_run_monthly_parser, cmd_gates, cmd_run_monthly, complete_results
 from etl.failures import writing
 
 DEFAULT_WAREHOUSE = str(default_warehouse())
@@ -727,7 +727,7 @@ def roads_district(args, network, periods: dict):
 def cmd_screen(args) -> int:
     from analysis.screening import RESULT_COLUMNS, screen
     from config.districts import Period, load_district, parse_date_range
-    from etc2calm.summary import format_screening
+    from etc2calm._summary import format_screening
     from geo.network import load_area
     from maps.wording import road_labels
 
@@ -964,7 +964,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from etc2calm.demo import run_demo
+    from etc2calm._demo import run_demo
 
     run_demo(
         warehouse=Path(args.warehouse),

@@ -646,7 +646,7 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "too_few_short": ("データ不足", "too few data"),
     "no_data": ("データなし", "no data"),
-    # etc2calm.summary: the CLI's and the demo's summary (printed in English; keys summary.*)
+    # etc2calm._summary: the CLI's and the demo's summary (printed in English; keys summary.*)
     "summary.stat_mean": ("平均速度", "mean speed"),
     "summary.stat_p85": ("85パーセンタイル速度", "85th percentile speed"),
     "summary.stat_share": ("制限速度以上の地点の割合", "share of points >= limit"),

@@ -58,7 +58,7 @@ def add_run_monthly_parser(sub) -> None:
 def cmd_gates(args) -> int:
     from analysis.gates import evaluate_gates
     from config.districts import load_district
-    from etc2calm.summary import format_gate_summary
+    from etc2calm._summary import format_gate_summary
 
     district = load_district(args.district)
     if district.area_path is None:
