@@ -296,7 +296,7 @@ def test_degenerate_intervals_are_flagged_never_widened():
 
 
 def test_degenerate_means_fewer_than_three_distinct_resampled_values_only():
-    """The flag is the resamples' number of distinct values (issue 24 part 1), nothing else: values
+    """The flag is the resamples' number of distinct values, nothing else: values
     that differ only by floating-point summation order are one value; an estimate at an end of an
     interval with many distinct values is not flagged (that is checked on the stored results)."""
     from analysis.bootstrap import degenerate_interval

@@ -1,6 +1,6 @@
 """One truth: `analyze` and `compare` read the same matched points through the one reader and the one
 filter, so they agree on every figure for every filter combination, including a period without a
-Japanese public holiday (the old SQL filter returned nothing for weekdays in such a period)."""
+Japanese public holiday (where a holiday lookup that finds none must not drop every weekday point)."""
 
 from __future__ import annotations
 

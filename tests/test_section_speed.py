@@ -1,4 +1,4 @@
-"""A passage's speed is its section travel speed (issue 24, part 2), on hand-made trajectories.
+"""A passage's speed is its section travel speed, on hand-made trajectories.
 
 Each trajectory is built here from distances and times chosen by hand; the expected speed is computed
 in the test from those distances and times (metres along the street over the seconds the trip spent
