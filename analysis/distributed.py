@@ -9,7 +9,7 @@ LocalCluster it starts, an existing scheduler given by address, or a Client):
 - each month is one task: the worker reads it with the one reader and the one filter
   (analysis.points, analysis.filters), makes the month's cube and cuts it by ranges of links;
 - each range of links (hence of pieces) is one task: it merges that range's cubes of every
-  month in month order (analysis.partitions). The client only concatenates the ranges' cubes,
+  month in month order (analysis._partitions). The client only concatenates the ranges' cubes,
   which cover disjoint, increasing piece ranges: the merge does not funnel through one process.
 
 Exactness: the result is the same arrays as `aggregate_months_serial` (the period reduced month by
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis._partitions import collect_period_cube, period_tally, submit_period_cube, whole_cube
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.network import Network
-from analysis.partitions import collect_period_cube, period_tally, submit_period_cube, whole_cube
 from analysis.points import matched_folders
 from config.districts import Period
 from etl.warehouse import connect

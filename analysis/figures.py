@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from analysis._partitions import MonthReducer, collect_period_cube, passage_counts, submit_period_cube
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import match_stage
 from analysis.network import Network, district_network
-from analysis.partitions import MonthReducer, collect_period_cube, passage_counts, submit_period_cube
 from analysis.points import matched_folders
 from analysis.stages import forget_stage
 from config.districts import District, Period
@@ -84,7 +84,7 @@ def passage_figures(
     passage_spot_mean_kmh, the mean over the same passages of their mean spot speed (sensitivity).
 
     p: the passages (analysis.points.passages), or their counts per road and speed
-    (analysis.partitions.passage_counts: what a period reduced month by month keeps). The mean is
+    (analysis._partitions.passage_counts: what a period reduced month by month keeps). The mean is
     taken over the counts in road then speed order, so it does not depend on how the passages
     were partitioned."""
     if speed not in PASSAGE_SPEEDS:
@@ -133,7 +133,7 @@ def analyze(
 
     client: a `distributed.Client` (etl.cluster.dask_client): the match stage runs month by month on
     its workers, and each period's cube is built partition-parallel (months, then piece ranges:
-    analysis.partitions); the stored tables are the same bits as without it.
+    analysis._partitions); the stored tables are the same bits as without it.
     """
     warehouse = Path(warehouse)
     tallies = period_tallies(warehouse, network, periods, point_filter, client)
@@ -223,7 +223,7 @@ def _result(network: Network, periods, point_filter, parts: dict, n_matched: dic
 def period_tallies(
     warehouse: Path, network: Network, periods: dict[str, Period], point_filter: PointFilter, client=None
 ) -> dict[str, tuple[Cube, dict, int]]:
-    """Every period's (cube, passage counts, number of points), month by month (analysis.partitions).
+    """Every period's (cube, passage counts, number of points), month by month (analysis._partitions).
 
     Without a client the match stage runs fused with the reduction: a month matched now is
     reduced while its points are in memory, a current one read back (needed columns only). With

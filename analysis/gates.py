@@ -15,7 +15,7 @@ outline when the road has several), else the gate nearest to that crossing withi
 else '?' (a crossing away from every gate).
 
 Classes (GATE_CLASSES), from the trip's origin and destination (様式1-3 where delivered, else the
-first and last point of the whole trip: analysis.evidence.trip_ends) and its crossings:
+first and last point of the whole trip: analysis.comparison.trip_ends) and its crossings:
 
     through    origin and destination outside, enters the area (entry gate → exit gate)
     into       origin outside, destination inside (entry gate)
@@ -44,7 +44,7 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
-from analysis.evidence import trip_ends
+from analysis.comparison import trip_ends
 from analysis.matchstage import match_stage
 from analysis.network import Network, district_network
 from analysis.points import read_points
@@ -244,7 +244,7 @@ def classify_trips(
     """Gate class, entry and exit gate and time band of every trip with a point on the network.
 
     points: a period's stored points of the trips (columns POINT_COLUMNS; road_idx -1 off the
-    network); ends: origin_x_m, origin_y_m, dest_x_m, dest_y_m per trip_id (analysis.evidence.trip_ends;
+    network); ends: origin_x_m, origin_y_m, dest_x_m, dest_y_m per trip_id (analysis.comparison.trip_ends;
     a trip missing there falls back to its first and last stored point). Returns TRIP_COLUMNS.
     """
     if len(points) == 0:

@@ -21,9 +21,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from analysis.bootstrap import compare_periods_all
+from analysis.comparison import period_samples, samples_of_folders
 from analysis.equivalence import equivalence_verdict
-from analysis.evaluation import compare_periods_all
-from analysis.evidence import period_samples, samples_of_folders
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import match_stage
 from analysis.network import Network, district_network

@@ -1,6 +1,6 @@
 """Placebo streets: is the treated street's change unusual among the district's untreated streets?
 
-The bootstrap intervals of `analysis.evaluation` hold vehicle sampling only; streets also vary from
+The bootstrap intervals of `analysis.bootstrap` hold vehicle sampling only; streets also vary from
 period to period on their own. The placebo (permutation) check runs the same difference in
 differences — the street's change minus the comparison streets' pooled change, the same comparison
 streets — on every untreated residential street of the district with enough vehicles, and ranks the
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.evaluation import point_indicators
+from analysis.bootstrap import point_indicators
 from config.settings import (
     CONFIDENCE,
     PASSAGE_INDICATORS,

@@ -288,14 +288,6 @@ class RoadNodes:
         pair_key, pair_node = shared_nodes(self.first, self.x_m, self.y_m, JUNCTION_TOLERANCE_M)
         return self.first, self.s_m, self.x_m, self.y_m, pair_key, pair_node
 
-    @classmethod
-    def of_lists(cls, nodes: list[list[tuple[float, float, float]]]) -> RoadNodes:
-        """From each road's nodes as (position along the road, x, y), in metres."""
-        flat = [n for road in nodes for n in road]
-        first = np.r_[0, np.cumsum([len(road) for road in nodes])].astype(np.int64)
-        a = np.array(flat, dtype=float).reshape(-1, 3)
-        return cls(first, a[:, 0].copy(), a[:, 1].copy(), a[:, 2].copy())
-
 
 def passage_arrays(
     points: pa.Table | pd.DataFrame,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.evidence import period_samples
+from analysis.comparison import period_samples
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import match_stage
 from analysis.monitoring import MonthComparison, month_rows

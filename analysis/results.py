@@ -89,7 +89,7 @@ def _current(con) -> bool:
 
 
 def _latest_run(con, district: District, flt: str) -> pd.Series:
-    """The district's latest evidence run of the filter; ResultsMissing when there is none."""
+    """The district's latest comparison run (evidence_runs) of the filter; ResultsMissing when there is none."""
     try:
         run = con.execute(
             "SELECT * FROM evidence_runs WHERE district = ? AND filter = ? ORDER BY computed_at DESC LIMIT 1",

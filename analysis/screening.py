@@ -3,7 +3,7 @@
 Yokohama found 大倉山三丁目 by screening ETC2.0 data first: speeding and sudden braking on a
 30 km/h street. `screen` does that step for any network and period, from the same matched points
 as every other figure (analysis.points; braking and cut-through from analysis.behaviour through
-analysis.evidence; intervals from analysis.evaluation).
+analysis.comparison; intervals from analysis.bootstrap).
 
 Candidates
     Every residential road (limit <= RESIDENTIAL_MAX_LIMIT_KMH) with at least `min_vehicles`
@@ -54,7 +54,7 @@ Why this score
     config.settings and every run stores the weights it used (screening_runs).
 
 Uncertainty
-    One cluster bootstrap over vehicles (analysis.evaluation: vehicles in a key-independent order,
+    One cluster bootstrap over vehicles (analysis.bootstrap: vehicles in a key-independent order,
     multinomial weights) gives 95 % intervals of the shares and p85 (replicate_indicators), and, by
     recomputing every component, the max-scaling and the score on each replicate (the vehicles of
     all roads resampled jointly), intervals of the score and of the rank.
@@ -82,7 +82,7 @@ import pandas as pd
 import shapely
 
 from analysis.behaviour import braking_per_road, cut_through_streets
-from analysis.evaluation import (
+from analysis.bootstrap import (
     GroupData,
     bootstrap_weights,
     degenerate_interval,
@@ -92,7 +92,7 @@ from analysis.evaluation import (
     replicate_indicators,
     vehicle_order,
 )
-from analysis.evidence import braking_events, cut_through_of_period, period_samples
+from analysis.comparison import braking_events, cut_through_of_period, period_samples
 from analysis.matchstage import match_stage
 from analysis.network import Network, district_network
 from analysis.points import PASSAGE_SPEED_COLUMN
@@ -355,7 +355,7 @@ def _replicate_sums(
 @dataclass(frozen=True)
 class ScreeningSamples:
     """One period's data the screening bootstrap resamples: point_samples (the matched points as
-    bootstrap samples: unit, vehicle, gps_us, x_m, y_m, speed_kmh, analysis.evidence.period_samples),
+    bootstrap samples: unit, vehicle, gps_us, x_m, y_m, speed_kmh, analysis.comparison.period_samples),
     for the key-independent vehicle order; passages and events with road_id and vehicle_id; pairs:
     _road_trip_pairs (None without an area)."""
 
@@ -418,7 +418,7 @@ def bootstrap_screening(
 
 
 def _resampled_vehicles(samples: ScreeningSamples, roads: list) -> np.ndarray:
-    """The vehicles of the candidates in their key-independent order (analysis.evaluation.vehicle_order)."""
+    """The vehicles of the candidates in their key-independent order (analysis.bootstrap.vehicle_order)."""
     point_samples, events = samples.point_samples, samples.events
     order = vehicle_order(point_samples[point_samples["unit"].isin(roads)])
     # 挙動履歴 events of vehicles without a point on the candidates join the resampling too, in the
@@ -499,7 +499,7 @@ def screen(  # noqa: PLR0913 -- public API: its keywords are the documented user
     area_path: the polygon file, stored with the run for the map.
     basis: which months `period` is (pre_period, before_period or given; stored, said in the notes).
     client: a `distributed.Client`: the match stage and the period's reading run month by month on
-    its workers (analysis.partitions); the ranking is the same bits as without it.
+    its workers (analysis._partitions); the ranking is the same bits as without it.
     """
     if set(weights) != set(COMPONENTS) or any(not np.isfinite(v) or v < 0 for v in weights.values()):
         raise ValueError(f"screening weights must give a non-negative number for each of {', '.join(COMPONENTS)}")

@@ -1,6 +1,6 @@
 """Stage fingerprints: a stage of the monthly flow whose inputs did not change does nothing.
 
-Each stage the flow runs per district (analyze, evaluate, gates, screen, monitor, publish) is
+Each stage the flow runs per district (analyze, compare, gates, screen, monitor, publish) is
 keyed by a fingerprint of everything its stored result depends on:
 
 - the district's files: its TOML, its road network and its outline (contents);
@@ -40,7 +40,7 @@ from config.districts import District
 from etl.schema import DERIVED_SCHEMA_VERSION, MATCH_VERSION
 from etl.warehouse import WarehouseMissing, connect, read_snapshot
 
-STAGES = ("analyze", "evaluate", "gates", "screen", "monitor", "publish")
+STAGES = ("analyze", "compare", "gates", "screen", "monitor", "publish")
 # The packages whose code and bundled files make a stage's results (flows and the CLI only orchestrate).
 CODE_PACKAGES = ("config", "etl", "geo", "analysis", "maps")
 

@@ -16,7 +16,7 @@ What it runs:
      "API start", not in the flow times below);
   2. `flows.pipeline.monthly_pipeline(landing="landing", ...)` on the empty warehouse (as the
      deployment passes it: a path relative to the working directory), every bundled district:
-     ingest, (new: match,) analyse, evaluate, (new: gates, screening, monitoring,) publish — the
+     ingest, (new: match,) analyse, compare, (new: gates, screening, monitoring,) publish — the
      "first run";
   3. the same flow again on the same warehouse with nothing new — the "second run".
   Each flow time is the wall time of the flow call (API already up); the stage times are the
@@ -58,7 +58,8 @@ STAGES = {
     "ingest_paths": "ingest",
     "match_stage": "match",
     "analyze_district_periods": "analyze",  # analysis.figures.analyze_district (flows.pipeline.figures)
-    "evaluate_district": "evaluate",
+    "compare_district": "compare",
+    "evaluate_district": "compare",  # its name in the baseline revision's tree
     "monthly_series": "monitor",
     "evaluate_gates": "gates",
     "screen_district": "screen",
@@ -90,7 +91,7 @@ def child(args) -> None:
     def timed(fn, name):
         def wrapper(*a, **kw):
             stage = STAGES[name]
-            if name == "evaluate_district" and kw.get("store") is False:
+            if name in ("compare_district", "evaluate_district") and kw.get("store") is False:
                 stage = "publish"  # before issue 10, publishing re-ran the bootstrap without storing
             t = time.perf_counter()
             try:
@@ -198,7 +199,7 @@ def fmt_run(r: dict) -> str:
     st = r["stages"]
     parts = " + ".join(
         f"{k} {st[k]:.1f}"
-        for k in ("find-new", "ingest", "match", "analyze", "evaluate", *NEW_STAGES, "publish")
+        for k in ("find-new", "ingest", "match", "analyze", "compare", *NEW_STAGES, "publish")
         if k in st
     )
     return f"{r['wall_s']:6.1f} s = {parts} + orchestration {r['orchestration_s']:.1f}"
@@ -342,8 +343,8 @@ def main() -> None:
             f"{ratios[side][1]:.2f}, whole process {ratio(side, lambda r: r['process_wall_s']):.2f}; without the "
             "stages "
             f"the old flow did not have ({', '.join(NEW_STAGES)}): first {ratio(side, no_new(0)):.2f}, second "
-            f"{ratio(side, no_new(1)):.2f}; analysis stages alone (match, analyse, evaluate, publish vs analyse, "
-            f"evaluate, publish; no ingest, no new stages): first {ratio(side, analysis(0)):.2f}, second "
+            f"{ratio(side, no_new(1)):.2f}; analysis stages alone (match, analyse, compare, publish vs analyse, "
+            f"compare, publish; no ingest, no new stages): first {ratio(side, analysis(0)):.2f}, second "
             f"{ratio(side, analysis(1)):.2f}"
         )
     (work / "results.json").write_text(json.dumps({"load_before": load0, "load_after": load(), "results": results}))

@@ -411,8 +411,8 @@ def _cpu() -> float:
 
 
 def month_passages(pts, net):
-    """A month's passage counts, as analysis.partitions.reduce_part makes them."""
-    from analysis.partitions import PASSAGE_COLUMNS, passage_counts
+    """A month's passage counts, as analysis._partitions.reduce_part makes them."""
+    from analysis._partitions import PASSAGE_COLUMNS, passage_counts
     from analysis.points import RoadNodes, passage_arrays, with_derived
 
     t = with_derived(pts, net, PASSAGE_COLUMNS)
@@ -430,10 +430,10 @@ def phase_steady(out: Path) -> dict:
     import pyarrow.parquet as pq
 
     import analysis.matchstage as ms
+    from analysis._partitions import MONTH_COLUMNS, MonthPart, PeriodCube, period_cube
     from analysis.filters import ALL_POINTS
     from analysis.matchstage import _match_month_and_write, match_month
     from analysis.network import prepare_network
-    from analysis.partitions import MONTH_COLUMNS, MonthPart, PeriodCube, period_cube
     from analysis.points import filter_rows, points_expression
     from config.districts import Period
     from etl.warehouse import point_files

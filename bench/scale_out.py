@@ -65,7 +65,7 @@ def _clusters(ks):
 
 def _warm(client) -> None:
     from analysis.distributed import warm_up
-    from etl.kernels import warm_up as warm_ingest
+    from etl._kernels import warm_up as warm_ingest
 
     client.run(warm_up, 1)
     client.run(warm_ingest)

@@ -517,7 +517,7 @@ def read_district_file(path: str | Path) -> tuple[District | None, list[str]]:
 
     The problems of the file's own fields, all of them: missing required keys, unknown keys, bad
     dates, periods, ids, gates, devices, published figures. Whether the network, outline and road
-    ids exist is checked by `etc2calm district check` (etc2calm/district_cmd.py)."""
+    ids exist is checked by `etc2calm district check` (etc2calm/_district_cmd.py)."""
     path = Path(path)
     problems = _Problems(path)
     try:

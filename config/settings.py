@@ -128,7 +128,7 @@ SECTION_CONTEXT_TOLERANCE_M = 20.0
 # Two roads meet (a junction) where a node of one lies within this of a node of the other in x and in y,
 # metres: link ends digitised as one point, up to rounding.
 JUNCTION_TOLERANCE_M = 0.5
-# Before/after indicators (analysis.evaluation): of points, and of passages (one vehicle's traversal of one road).
+# Before/after indicators (analysis.bootstrap): of points, and of passages (one vehicle's traversal of one road).
 POINT_INDICATORS = ("mean", "p85", "share", "share_plus10")
 PASSAGE_INDICATORS = ("passage_mean", "passage_p85", "passage_share")
 INDICATORS = POINT_INDICATORS + PASSAGE_INDICATORS
@@ -199,7 +199,7 @@ HOTSPOT_MIN_EVENTS = 2
 # --- Screening (analysis/screening.py: where to calm next) ------------------------------------
 # A candidate is a residential road (limit <= RESIDENTIAL_MAX_LIMIT_KMH) with at least this many
 # distinct vehicles in the screened period (`etc2calm screen --min-vehicles`); the same minimum
-# as the adequacy flag of the before/after evidence.
+# as the adequacy flag of the before/after comparison.
 SCREENING_MIN_VEHICLES = ADEQUATE_MIN_VEHICLES
 # Weights (points out of 100) of the score's components; each component is scaled to 0-1 by the
 # highest value among the candidates (why these weights: analysis/screening.py and docs/screening.md).

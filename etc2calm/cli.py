@@ -13,8 +13,8 @@ from pathlib import Path
 from analysis.filters import DIRECTIONS, VEHICLE_CLASSES
 from config.settings import DEFAULT_RADIUS_M, INDICATORS, SCREENING_MIN_VEHICLES, SCREENING_TOP_N, default_warehouse
 from etc2calm import __version__
-from etc2calm.district_cmd import add_district_parser, cmd_district
-from etc2calm.run_cmd import add_gates_parser, add_run_monthly_parser, cmd_gates, cmd_run_monthly, complete_results
+from etc2calm._district_cmd import add_district_parser, cmd_district
+from etc2calm._run_cmd import add_gates_parser, add_run_monthly_parser, cmd_gates, cmd_run_monthly, complete_results
 from etl.failures import writing
 
 DEFAULT_WAREHOUSE = str(default_warehouse())
@@ -292,7 +292,7 @@ def add_publish_parser(sub: argparse._SubParsersAction) -> None:
         "publish",
         help="write a district's map, report, A4 sheet and GeoPackage from the stored results",
         description="Publishes from the stored results; what the warehouse lacks for the district (per-road "
-        "figures of its before and after periods, the before/after evidence, the gates when it has an outline, the "
+        "figures of its before and after periods, the before/after comparison, the gates when it has an outline, the "
         "screening of its before period) is computed first, as the monthly flow computes it.",
     )
     _add_warehouse(p)
@@ -626,7 +626,7 @@ def _ids(text: str | None) -> tuple[str, ...]:
 def cmd_compare(args) -> int:
     import pandas as pd
 
-    from analysis.evidence import evaluate
+    from analysis.comparison import compare
     from analysis.filters import PointFilter
     from analysis.placebo import placebo_rows
     from config.districts import load_district
@@ -641,7 +641,7 @@ def cmd_compare(args) -> int:
     area = load_area(district.area_path) if district is not None and district.area_path else None
     network = _network(args, district)
     with _cluster(args) as client:
-        ev = evaluate(
+        ev = compare(
             args.warehouse,
             network,
             periods,
@@ -727,7 +727,7 @@ def roads_district(args, network, periods: dict):
 def cmd_screen(args) -> int:
     from analysis.screening import RESULT_COLUMNS, screen
     from config.districts import Period, load_district, parse_date_range
-    from etc2calm.summary import format_screening
+    from etc2calm._summary import format_screening
     from geo.network import load_area
     from maps.wording import road_labels
 
@@ -964,7 +964,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from etc2calm.demo import run_demo
+    from etc2calm._demo import run_demo
 
     run_demo(
         warehouse=Path(args.warehouse),

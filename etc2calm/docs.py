@@ -18,7 +18,7 @@ DOC_PATH = Path("docs") / "warehouse.md"
 # Columns repeated across result tables, documented once.
 COMMON = {
     "district": "district key (file stem of data/districts/*.toml), or 'roads:<file stem>' for an ad-hoc network",
-    "filter": "point filter of the evidence: time band, day type, vehicle class (Japanese text)",
+    "filter": "point filter of the comparison: time band, day type, vehicle class (Japanese text)",
     "period": "period label of the analysis (before, after, trial …)",
     "period_start": "first day, inclusive (JST calendar day of GPS時刻)",
     "period_end": "last day, inclusive",
@@ -211,7 +211,7 @@ def _analysis_tables_section() -> list[str]:
     for ddl, source in (
         (schema.MATCH_DDL, "analysis/matchstage.py"),
         (schema.RESULT_TABLES_DDL, "analysis/figures.py"),
-        (schema.EVIDENCE_TABLES_DDL, "analysis/evidence.py"),
+        (schema.COMPARISON_TABLES_DDL, "analysis/comparison.py"),
         (schema.SCREENING_DDL, "analysis/screening.py"),
         (schema.GATES_DDL, "analysis/gates.py"),
     ):

@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from etl._kernels import repeated_keys
 from etl.failures import writing
-from etl.kernels import repeated_keys
 from etl.stage import (
     DELTA_COLUMNS,
     DICT_COLUMNS,

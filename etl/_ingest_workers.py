@@ -160,7 +160,7 @@ def start_workers(ctx: StageContext, lock_fd: int, files: list[Path], workers: i
         return Stager(n_workers, client=client, remote_ctx=remote_ctx)
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
     if files:
-        from etl.kernels import warm_up
+        from etl._kernels import warm_up
 
         warm_up()  # compiled (or loaded from numba's cache) once, before the workers fork
     if n_workers > 1 and len(files) > 1:

@@ -332,9 +332,9 @@ CREATE TABLE IF NOT EXISTS analysis_runs (
 
 
 # ---------------------------------------------------------------------------------------------
-# Tables written by the evidence (before/after comparisons, braking, cut-through)
+# Tables written by the before/after comparison (analysis/comparison.py: changes with intervals, braking, cut-through)
 
-EVIDENCE_TABLES_DDL = """
+COMPARISON_TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS comparison_results (
     district          VARCHAR,
     filter            VARCHAR,   -- time band / day type / vehicle class / direction, in Japanese ('全日・全車種': all
@@ -786,7 +786,7 @@ CREATE TABLE IF NOT EXISTS gate_class_summary (
 STAGE_DDL = """
 CREATE TABLE IF NOT EXISTS stage_runs (
     district     VARCHAR,   -- district key
-    stage        VARCHAR,   -- analyze, evaluate, gates, screen, monitor or publish
+    stage        VARCHAR,   -- analyze, compare, gates, screen, monitor or publish
     fingerprint  VARCHAR,   -- sha256 (32 hex) of the stage's inputs: district files, point store, stored matches,
                             -- parameters, versions (and for publish the other stages' runs)
     summary      VARCHAR,   -- the stage's summary (JSON), returned again when the stage is skipped
@@ -795,12 +795,12 @@ CREATE TABLE IF NOT EXISTS stage_runs (
 """
 
 
-# Tables derived from the point store (matches, figures, evidence): recomputed by the next analysis,
+# Tables derived from the point store (matches, figures, comparisons): recomputed by the next analysis,
 # so a new layout drops them instead of migrating. Bump DERIVED_SCHEMA_VERSION when one changes.
 # 7: placebo_results, pre_period_series, degenerate, screening_runs.basis; 8: the lean match (segments_file), stage_runs
 # 9: passage speed = section travel speed, passage_spot_mean_kmh
 DERIVED_SCHEMA_VERSION = 9
-DERIVED_DDL = (RESULT_TABLES_DDL, EVIDENCE_TABLES_DDL, MATCH_DDL, SCREENING_DDL, GATES_DDL, STAGE_DDL)
+DERIVED_DDL = (RESULT_TABLES_DDL, COMPARISON_TABLES_DDL, MATCH_DDL, SCREENING_DDL, GATES_DDL, STAGE_DDL)
 
 
 def derived_schema_version(con: duckdb.DuckDBPyConnection) -> int | None:

@@ -36,9 +36,9 @@ from pyproj import Transformer
 
 from config.settings import LONLAT_CRS, METRIC_CRS
 from etl import sources, validate
+from etl._kernels import to_epsg6677
 from etl._testhooks import checkpoint
 from etl.failures import WriteFailed, writing
-from etl.kernels import to_epsg6677
 from etl.pseudonymise import PseudonymMemo, pseudonymise_dict, pseudonymise_one, redact_misaligned_line
 from etl.spec import STYLE_1_2, Layout, layouts
 

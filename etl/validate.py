@@ -69,9 +69,9 @@ def split_records(
     None when nothing was broken, [(record number, reason, bytes) of each broken record]). A record is
     broken by a NUL (`nul_in_record`), a CR that is not part of a CRLF ending (`stray_cr`: in an LF
     file every CR) or an LF inside a CRLF record (`stray_lf`): it is quarantined whole, no part of it read.
-    One compiled pass over the bytes decides the usual clean payload (etl.kernels.stray_bytes).
+    One compiled pass over the bytes decides the usual clean payload (etl._kernels.stray_bytes).
     """
-    from etl.kernels import BROKEN_REASONS, join_records, records, stray_bytes
+    from etl._kernels import BROKEN_REASONS, join_records, records, stray_bytes
 
     a = np.frombuffer(data, np.uint8)
     crlf = ending == b"\r\n"
@@ -254,7 +254,7 @@ def _parse_number(text: pa.Array, col: Column) -> tuple[pa.Array, pa.Array]:
 
 def _time_from_ints(ints: pa.Array, col: Column, present: np.ndarray) -> tuple[pa.Array, pa.Array | None]:
     """Integers (NULL where absent or not digits) → (typed date / timestamp, bad mask or None when none is bad)."""
-    from etl.kernels import digits_to_seconds
+    from etl._kernels import digits_to_seconds
 
     if isinstance(ints, pa.ChunkedArray):
         ints = ints.combine_chunks()

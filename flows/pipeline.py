@@ -1,11 +1,11 @@
-"""Prefect flows: thin orchestration of ingest → match → analyse → evaluate → publish.
+"""Prefect flows: thin orchestration of ingest → match → analyse → compare → publish.
 
 Every stage is a task wrapping one plain function and reading the previous stage's stored output
 from the warehouse; each runs once per district and month:
 
 - `ingest_new_deliveries`: ingest the files of a landing folder not yet in the manifest;
 - `match_district`: match the points of every month not yet matched (or stale) to the district;
-- `analyze_district`: per-road figures for every named period, then the before/after evidence
+- `analyze_district`: per-road figures for every named period, then the before/after comparison
   (intervals, DiD, braking, cut-through), the gate classification of every named period
   (through / into / out of / internal / perimeter, gate OD) and the screening of the default
   before period (candidates for calming ranked by score) and the monthly series of every complete
@@ -58,7 +58,7 @@ from prefect.states import Failed
 from prefect.variables import Variable
 
 from analysis import figures
-from analysis.evidence import evaluate_district
+from analysis.comparison import compare_district
 from analysis.gates import evaluate_gates
 from analysis.matchstage import match_stage
 from analysis.monitoring import latest_month_verdict, monthly_series
@@ -270,19 +270,19 @@ def analyze_periods_task(warehouse: str, district_key: str) -> list[dict]:
     return run_stage(warehouse, district, "analyze", {}, analyze)
 
 
-@task(name="evaluate", retries=1, retry_delay_seconds=10, persist_result=False)
-def evidence_task(
+@task(name="compare", retries=1, retry_delay_seconds=10, persist_result=False)
+def compare_task(
     warehouse: str, district_key: str, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
 ) -> dict:
     """Before/after with intervals, DiD, braking and cut-through, stored; returns the comparison rows."""
     district = load_district(district_key)
 
-    def evaluate() -> dict:
+    def compare() -> dict:
         with _cluster() as client:
-            ev = evaluate_district(warehouse, district, resamples=resamples, seed=seed, client=client)
+            ev = compare_district(warehouse, district, resamples=resamples, seed=seed, client=client)
         return {ind: t.to_dict("records") for ind, t in ev.comparisons.items()}
 
-    return run_stage(warehouse, district, "evaluate", {"resamples": resamples, "seed": seed}, evaluate)
+    return run_stage(warehouse, district, "compare", {"resamples": resamples, "seed": seed}, compare)
 
 
 @task(name="gates", retries=1, retry_delay_seconds=10, persist_result=False)
@@ -366,13 +366,13 @@ def publish_task(warehouse: str, district_key: str, out_dir: str, edition: str |
 
 
 def analysis_steps(call, warehouse: str, district: str, resamples: int, seed: int) -> dict:
-    """Every analysis stage of one district in the flow's order (match, figures, evidence, gates,
+    """Every analysis stage of one district in the flow's order (match, figures, comparison, gates,
     screening, monthly series). `call(task, *args)` runs a task: `_run` in a flow, or `call_plain`
     (the task's plain function, no Prefect: `etc2calm run-monthly`). district: a key or a TOML path."""
     return {
         "match": call(match_task, warehouse, district),
         "summary": call(analyze_periods_task, warehouse, district),
-        "comparisons": call(evidence_task, warehouse, district, resamples, seed),
+        "comparisons": call(compare_task, warehouse, district, resamples, seed),
         "gates": call(gates_task, warehouse, district),
         "screening": call(screen_task, warehouse, district, resamples, seed),
         "monitoring": call(monitor_task, warehouse, district, resamples, seed),
@@ -441,7 +441,7 @@ def match_district(district: str, warehouse: str | None = None) -> str:
 def analyze_district(
     district: str, warehouse: str | None = None, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
 ) -> dict:
-    """Match what is new, then figures for every named period, the before/after evidence, the gate
+    """Match what is new, then figures for every named period, the before/after comparison, the gate
     classification, the screening and the monthly series of one district."""
     warehouse = warehouse_location(warehouse)
     return analysis_steps(_run, warehouse, district_file(district), resamples, seed)
@@ -474,7 +474,7 @@ def monthly_pipeline(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
 ):
-    """Ingest what is new, then match, analyse, evaluate, classify by gates, screen, monitor and publish
+    """Ingest what is new, then match, analyse, compare, classify by gates, screen, monitor and publish
     every district into ``<output root>/<YYYY-MM>/`` (the last complete month) and ``<output root>/latest/``.
     districts: keys or paths to district files; default: every district of the districts folders (the
     Prefect variable etc2calm_districts, else ETC2CALM_DISTRICTS) and the bundled ones.

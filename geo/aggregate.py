@@ -453,7 +453,7 @@ def sample_quantile(
     """Plain sample q-quantile per group of continuous values (passage speeds): linear interpolation
     between order statistics, h = (n - 1) q (Hyndman & Fan 1996 type 7; numpy's default, DuckDB's
     quantile_cont); NaN for empty groups. `count`: how many times each value occurs (rows of
-    analysis.partitions.passage_counts), the same as the values repeated that many times."""
+    analysis._partitions.passage_counts), the same as the values repeated that many times."""
     out = np.full(n_groups, np.nan)
     count = np.ones(len(group)) if count is None else np.asarray(count)
     group, value, count, cum = _sorted_groups(np.asarray(group), np.asarray(value), count, merge=True)

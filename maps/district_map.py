@@ -4,12 +4,12 @@ It states the result in its first lines (the headline), draws every road under e
 before, after and as the change (a folium GeoJson per indicator and map, the road's figures in its
 tooltip and popup), the traffic-calming devices, sudden-braking hot spots, cut-through routes and
 gates as overlays, the ward and district outlines, and carries a legend, notes, credits, an English
-toggle, a phone layout and a print layout (maps.elements, maps/assets/). It opens from file://
+toggle, a phone layout and a print layout (maps._elements, maps/assets/). It opens from file://
 without network (maps.page: vendored libraries inlined).
 
 Engineers open it as an object: `build_district_map(warehouse, "okurayama")` returns the folium.Map;
 add layers or folium plugins to it and `m.save(path)` (docs/maps.md). Every figure comes from
-maps.public.public_results (suppressed) through maps.layers; wording and rounding from maps.wording.
+maps.public.public_results (suppressed) through maps._layers; wording and rounding from maps.wording.
 """
 
 from __future__ import annotations
@@ -21,17 +21,16 @@ from pathlib import Path
 
 import folium
 
-import maps.palette as palette
+import maps._palette as palette
 import maps.through as through
 import maps.wording as w
 from analysis.results import DistrictResults, load_district_results
 from config.districts import District, load_district
 from config.settings import PUBLIC_MIN_VEHICLES, wards_path
-from maps.basemap import base_tiles, frame, headline_html, map_controls, page_map, page_top
-from maps.district_panel import EXTRAS_ON, GATE_COLOUR, OVERLAY_WORDS, PanelContent, device_svg, panel_sections
-from maps.elements import Frame, Script, SidePanel, Tip, bi, on_each_feature
-from maps.headline import Headline, headline
-from maps.layers import (
+from maps._basemap import base_tiles, frame, headline_html, map_controls, page_map, page_top
+from maps._district_panel import EXTRAS_ON, GATE_COLOUR, OVERLAY_WORDS, PanelContent, device_svg, panel_sections
+from maps._elements import Frame, Script, SidePanel, Tip, bi, on_each_feature
+from maps._layers import (
     LAYER_KEYS,
     available_indicators,
     braking_layer,
@@ -45,6 +44,7 @@ from maps.layers import (
     outline,
     road_layers,
 )
+from maps.headline import Headline, headline
 from maps.page import save_page
 from maps.public import PublicResults, public_results
 
@@ -204,7 +204,7 @@ def outline_layers(m: folium.Map, c: Content) -> None:
 
 
 def _road_style(feature: dict) -> dict:
-    """A road's Leaflet path style (from maps.layers) with the classes tests and CSS select on."""
+    """A road's Leaflet path style (from maps._layers) with the classes tests and CSS select on."""
     p = feature["properties"]
     return {**p["style"], "className": f"e2c-road e2c-{p['kind']} e2c-role-{p['role']}"}
 

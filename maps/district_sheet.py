@@ -1,10 +1,10 @@
 """Printable A4 sheet per district (PDF and PNG, matplotlib, no browser), for meetings without a
 screen: the headline, before / after / change maps with the traffic-calming devices, the key
-figures with their change, the monthly trend after the after period (maps.trend, when the
+figures with their change, the monthly trend after the after period (maps._trend, when the
 district has monitoring months), notes and credits (publisher, date, 出典), in Japanese or English.
 
-Layers, colours, wording, rounding and suppression are those of the HTML map (maps.layers,
-maps.palette, maps.wording, maps.public): a road with fewer than the publication threshold of
+Layers, colours, wording, rounding and suppression are those of the HTML map (maps._layers,
+maps._palette, maps.wording, maps.public): a road with fewer than the publication threshold of
 distinct vehicles is grey dashed 「データ不足」 with no figure. Japanese text uses a CJK font found
 through matplotlib's font manager (Debian's fonts-noto-cjk, or fonts-ipaexfont), else the bundled
 IPAexGothic; without any the sheet is not drawn (RuntimeError), never with tofu boxes.
@@ -22,16 +22,14 @@ import geopandas as gpd
 import numpy as np
 from shapely.geometry import shape
 
-import maps.layers as layers
-import maps.palette as palette
+import maps._layers as layers
+import maps._palette as palette
 import maps.wording as w
 from analysis.results import DistrictResults
 from config.districts import District
 from config.settings import LONLAT_CRS, METRIC_CRS, PUBLIC_MIN_VEHICLES
-from maps.headline import headline
-from maps.layers import DEVICE_SHAPES
-from maps.public import PublicResults, public_results
-from maps.trend import (
+from maps._layers import DEVICE_SHAPES
+from maps._trend import (
     BEFORE_LEVEL_COLOUR,
     CONTROL_COLOUR,
     SUPPRESSED_FILL,
@@ -42,6 +40,8 @@ from maps.trend import (
     trend_data,
     tt,
 )
+from maps.headline import headline
+from maps.public import PublicResults, public_results
 
 # Preferred Japanese fonts, first found wins (family names as matplotlib's font manager reports them).
 JAPANESE_FONTS = ("Noto Sans CJK JP", "IPAexGothic", "IPAGothic", "Noto Sans JP", "TakaoPGothic")
@@ -163,7 +163,7 @@ def device_marker(kind: str):
 
 @dataclass(frozen=True)
 class MapPanel:
-    """One road map of the sheet: a layer of maps.layers.road_layers with the shared labels, devices,
+    """One road map of the sheet: a layer of maps._layers.road_layers with the shared labels, devices,
     area outline and bounds (metric coordinates), its title and subtitle, a scale bar or not."""
 
     fc: dict
@@ -319,7 +319,7 @@ def _legend_rows(
 
 
 def draw_trend(ax, tr: Trend, pub: PublicResults, lang: str, texts: list[str], title: bool = True) -> None:
-    """The monthly trend (maps.trend) on `ax`: treated and comparison streets with 95 % bands, the treated
+    """The monthly trend (maps._trend) on `ax`: treated and comparison streets with 95 % bands, the treated
     street's before and after levels, months on the x axis, the legend to the right; public figures only."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -496,7 +496,7 @@ class Sheet:
     indicator: str
     label: str  # the indicator's name
     limits: set[int]
-    fcs: dict  # maps.layers.road_layers: before / after / change
+    fcs: dict  # maps._layers.road_layers: before / after / change
     labels: list[dict]  # role labels with metric xy
     devices: list[dict]
     area: object  # the district's outline in metric coordinates, or None
@@ -777,7 +777,7 @@ def draw_notes(sheet: Sheet) -> float:
 
 
 def draw_trend_block(sheet: Sheet, top4: float, notes_top: float) -> None:
-    """The monthly series (maps.trend) with its heading, between the key figures and the notes."""
+    """The monthly series (maps._trend) with its heading, between the key figures and the notes."""
     label = w.indicator_label(sheet.trend.indicator, sheet.lang, sheet.limits, capital=sheet.lang == "en")
     sheet.text(0.05, top4, tt("sheet_heading", sheet.lang, label=label), fontsize=10, fontweight="bold", va="top")
     bottom = notes_top + 0.032  # room for the month labels

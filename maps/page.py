@@ -6,7 +6,7 @@ a notebook showing `m`) it
   with the map's own <div> last so that keyboard and screen readers meet title and panel first;
 - gives the maps only the libraries they need (Leaflet; jQuery when a folium Popup asks for it; the
   awesome-markers files when a folium Icon does), and
-- swaps every library link for the vendored, pinned file inlined (maps.embed.VENDORED). A link to
+- swaps every library link for the vendored, pinned file inlined (maps._embed.VENDORED). A link to
   a file that is not vendored (a plugin an engineer added) stays a link: the page then needs the
   network, and says so with a warning. Published pages go through `save_page`, which refuses it.
 """
@@ -25,7 +25,7 @@ from folium.features import GeoJson
 from folium.map import Icon, Popup
 from folium.template import Template
 
-import maps.embed as embed
+import maps._embed as embed
 
 # folium's own defaults (by name) for what a map may ask for beyond Leaflet: awesome-markers icons
 # are not vendored (an engineer's folium.Icon works online only, with a warning).

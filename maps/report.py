@@ -19,16 +19,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import maps.embed as embed
+import maps._embed as embed
 import maps.through as through
 import maps.wording as w
 from analysis.filters import ALL_POINTS_FILTER
 from analysis.results import DistrictResults
 from config.districts import District
 from config.settings import GATE_CLASSES, PUBLIC_MIN_VEHICLES, RESIDENTIAL_MAX_LIMIT_KMH
+from maps._trend import trend_data, trend_svg, trend_table, tt
 from maps.headline import headline, placebo_of, placebo_sentence, share_indicator, speed_indicator
 from maps.public import PublicResults, public_comparison, public_results
-from maps.trend import trend_data, trend_svg, trend_table, tt
 
 __all__ = ["render_report", "public_comparison", "before_after_svg", "distribution_svg"]
 

@@ -26,7 +26,7 @@ import pandas as pd
 from shapely.geometry import LineString, MultiLineString, mapping
 from shapely.ops import linemerge, unary_union
 
-import maps.layers as layers
+import maps._layers as layers
 import maps.wording as w
 from analysis.pretrend import screening_period
 from analysis.results import ResultsMissing, load_screening
@@ -39,8 +39,8 @@ from config.settings import (
     SCREENING_TOP_N,
 )
 from geo.network import load_roads, with_road_names
-from maps.basemap import base_tiles, frame, headline_html, map_controls, page_map, page_top
-from maps.elements import Frame, Script, SidePanel, Tip, bi
+from maps._basemap import base_tiles, frame, headline_html, map_controls, page_map, page_top
+from maps._elements import Frame, Script, SidePanel, Tip, bi
 from maps.page import save_page
 from maps.public import public_screening
 

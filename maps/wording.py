@@ -646,7 +646,7 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "too_few_short": ("データ不足", "too few data"),
     "no_data": ("データなし", "no data"),
-    # etc2calm.summary: the CLI's and the demo's summary (printed in English; keys summary.*)
+    # etc2calm._summary: the CLI's and the demo's summary (printed in English; keys summary.*)
     "summary.stat_mean": ("平均速度", "mean speed"),
     "summary.stat_p85": ("85パーセンタイル速度", "85th percentile speed"),
     "summary.stat_share": ("制限速度以上の地点の割合", "share of points >= limit"),
@@ -822,7 +822,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "Cut-through: trips on the district's residential streets (limit {v} km/h or less) whose origin and "
         "destination both lie outside the district.",
     ),
-    # maps.trend: is the effect lasting? (keys trend.*)
+    # maps._trend: is the effect lasting? (keys trend.*)
     "trend.section": ("効果は続いているか（月ごとの推移）", "Is the effect lasting? Month by month"),
     "trend.title": ("{label}の月ごとの推移", "{label}, month by month"),
     "trend.sheet_heading": (

@@ -327,7 +327,7 @@ _CMP = {
 
 
 def comparisons_from(stats, treated=("r1",), control=("r2",), half_width=None, flags=None):
-    """comparison_results per indicator as the evidence stores them, from per-road figures: pooled units take
+    """comparison_results per indicator as the comparison stores them, from per-road figures: pooled units take
     the single road's figures, intervals are change ± half_width (km/h, or fraction for shares)."""
     import numpy as np
     import pandas as pd
@@ -798,7 +798,7 @@ def json_after(page: str, marker: str):
 
 
 def frame_options(page: str) -> dict:
-    """The options maps.elements.Frame gave the page's frame (texts, bounds, language)."""
+    """The options maps._elements.Frame gave the page's frame (texts, bounds, language)."""
     return json.JSONDecoder().raw_decode(page, re.search(r"E2CFrame\.create\(map_[0-9a-f]+, ", page).end())[0]
 
 

@@ -12,7 +12,7 @@ A cut-through trip starts about 30 m west of the road's west end (outside the ar
 x = 700 (outside); another trip starts there too but ends inside the area (x = 300, 25 m north of
 its road, off every road). Every trip drives at its passage speed from its origin to its last point
 on the road (the origin placed so that the times are whole seconds, under 350 m before the first
-road point), so the passage's section travel speed (issue 24) is the plan's passage speed — the mean
+road point), so the passage's section travel speed is the plan's passage speed — the mean
 of the two road points' recorded speeds, give or take 0.3 km/h (the pair to the destination, over
 350 m or a stray beside the road, is not used); a braking trip drops from 44 to 8 km/h in 4 s (0.255 G, over the 0.25 G
 threshold), a passage of 26 km/h.

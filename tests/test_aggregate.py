@@ -16,6 +16,7 @@ from geo.aggregate import (
     aggregate_points,
     concat_shards,
     decode_cell,
+    distinct_vehicles,
     figures,
     merge_cubes,
     merge_cubes_in_order,
@@ -292,6 +293,24 @@ def test_cells_equal_pandas_group_by_on_raw_points():
     for col in ("n_points", "n_at_or_over_limit", "n_vehicles"):
         assert (merged[col] == merged[col + "_exp"]).all(), col
     np.testing.assert_allclose(merged["sum_speed_kmh"], merged["sum_speed_kmh_exp"])
+
+
+def test_distinct_vehicles_of_a_union_of_parts_equals_pandas_nunique_on_raw_points():
+    """Distinct vehicles per group of pieces (roads; one road's pieces left out with group -1) from
+    the merged cube of three parts: the same as counting distinct ids of the raw matched points."""
+    import pandas as pd
+
+    p = points(5, 6000)
+    bounds = [0, 1500, 4000, 6000]
+    merged = merge_cubes([cube_of(p, slice(a, b))[0] for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    group_of_piece = np.where(PIECE_ROAD == 2, -1, PIECE_ROAD)  # road 2 ignored
+    got = distinct_vehicles(merged.vehicles["piece"], merged.vehicles["vehicle_id"], group_of_piece, 3)
+    _, m = cube_of(p)
+    hit = m.seg >= 0
+    raw = pd.DataFrame({"road": PIECE_ROAD[m.link[hit]], "vid": p["vid"][hit]})
+    exp = raw[raw["road"] != 2].groupby("road")["vid"].nunique()
+    assert got.tolist() == [exp.get(0, 0), exp.get(1, 0), 0]
+    assert got[0] > 0 and got[1] > 0
 
 
 def test_write_cube_roundtrip_and_rows_ordered(tmp_path):

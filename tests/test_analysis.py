@@ -64,7 +64,7 @@ def test_passages_are_traversals_not_points(tmp_path, tiny_network):
     ones before and after R1 matched to no road).
 
     Per point, 4 of 6 points are at or over 30 km/h (67 %); per passage, 1 of 3 vehicles (33 %). A
-    passage's speed is its section travel speed (issue 24): 40 km/h for the first (300 m between its
+    passage's speed is its section travel speed: 40 km/h for the first (300 m between its
     first and last point in 27 s) and, for the others, R1's 400 m over the 80 s between where they
     entered and left it (interpolated from the points 100 m beyond its ends): 18 km/h. The mean of
     their spot speeds, the sensitivity indicator, is 20 km/h.

@@ -103,7 +103,7 @@ def test_stray_byte_breaks_its_record_only(tmp_path, where, reason, path):
 
 
 def test_cr_inside_the_rsu_id_cuts_no_record_and_makes_no_vehicle(tmp_path):
-    """A CR inside the RSU-ID: the part after it has 33 fields and used to be stored as a point."""
+    """A CR inside the RSU-ID: the part after it has 33 fields and must not be stored as a point."""
     lines = [record(i).encode() for i in range(5)]
     lines[2] = lines[2].replace(b"RSU00002", b"RSU\r00002")
     data = b"\r\n".join(lines) + b"\r\n"

@@ -29,7 +29,7 @@ import pytest
 
 from config.districts import Device, load_district
 from conftest import MAP_LAT, MAP_LON, ROAD_DEG, fabricated_results, make_map_district, make_map_results, write_area
-from maps import palette
+from maps import _palette as palette
 from maps.district_map import render_district_map
 from maps.headline import headline
 from maps.public import public_results

@@ -11,7 +11,7 @@ the treated street T1 (every point the pipeline matches to it, pooled over the p
 
 Scales: the after share's band (3.9-6.5 %) is ±1.3 points wide; its sampling error (vehicles
 clustered) is ~0.4 points at 大倉山's full demo volume (~3,600 passages with a section travel speed
-in March 2019, issue 24), so 大倉山 runs at scale 1.0 (named periods only, ~270,000 rows). 中山町's mean change has an
+in March 2019), so 大倉山 runs at scale 1.0 (named periods only, ~270,000 rows). 中山町's mean change has an
 error of ~0.2 km/h at scale 0.5 against a ±1 km/h band. Checked with seeds 20171005 and 1-5
 (bench/calibrate.py --seed S); the test uses the demo's seed.
 """
@@ -68,7 +68,7 @@ def test_okurayama_85th_percentile_as_published(measured):
 
 def test_okurayama_share_of_passages_at_30_as_published(measured):
     m = measured["okurayama"]
-    # resolves the ±1.3-point band: ~3,600 passages with a travel speed in March 2019 (issue 24: a passage
+    # resolves the ±1.3-point band: ~3,600 passages with a travel speed in March 2019 (a passage
     # of one point near a junction has none), sampling error ~0.4 points clustered by vehicle
     assert m["before"]["n_passages"] >= 3000 and m["after"]["n_passages"] >= 3000
     assert 0.16 <= m["before"]["passage_share"] <= 0.22, m["before"]

@@ -218,7 +218,7 @@ def test_user_mistakes_one_line(tmp_path, args, needle):
     ],
 )
 def test_help_texts_print(args):
-    """Every help text renders (a literal % in a help string used to crash argparse)."""
+    """Every help text renders (a literal % in a help string crashes argparse unless doubled)."""
     proc = cli(*args)
     assert proc.returncode == 0 and "usage: etc2calm" in proc.stdout and "Traceback" not in proc.stderr
 

@@ -35,8 +35,8 @@ def assert_intervals_hold_their_estimates(wh):
                 FROM {table} WHERE NOT degenerate AND {lo} IS NOT NULL AND {est} IS NOT NULL""",
         )[0]
         assert n > 0 and bad == 0, (table, est, n, bad)
-    # placebo streets with enough vehicles in both periods, both districts at the test's scale: 18 before
-    # issue 24's recalibration of okurayama's treated street (its speeds steer route choice), 17 after
+    # placebo streets with enough vehicles in both periods, both districts at the test's scale: 17 with
+    # okurayama's calibrated treated street (its speeds steer route choice, so a recalibration moves it)
     assert q(wh, "SELECT count(*) FROM placebo_results WHERE indicator = 'p85'")[0][0] >= 16
 
 

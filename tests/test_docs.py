@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from analysis.evidence import evaluate_district
+from analysis.comparison import compare_district
 from analysis.figures import analyze_district
 from config.districts import load_district
 from etc2calm.docs import generate
@@ -32,7 +32,7 @@ def built_warehouse(tmp_path_factory):
     generate_delivery(root / "delivery", districts=[district], scale=0.04, monitoring=False)
     ingest_paths([root / "delivery"], root / "wh")
     analyze_district(root / "wh", district, dict(district.periods))
-    evaluate_district(root / "wh", district, resamples=50)
+    compare_district(root / "wh", district, resamples=50)
     return root / "wh"
 
 
@@ -81,7 +81,7 @@ def test_custom_window_query_merges_histograms_exactly(built_warehouse):
 
 def test_matched_points_queries_equal_the_stored_figures(built_warehouse):
     """The matched_points point example reproduces road_period_stats for T1, before. The passage example
-    computes the spot-speed passages it describes (issue 24: the stored passage figures use the section
+    computes the spot-speed passages it describes (the stored passage figures use the section
     travel speed, computed by the compiled kernel, not in SQL): checked against the same definition
     computed in pandas from the matched points, and its runs against the stored passage count."""
     point_q, passage_q = [b for b in _blocks() if "FROM matched_points" in b][:2]

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.bootstrap import compare_periods_all
 from analysis.equivalence import equivalence_margin, equivalence_verdict, interval_side, month_state, series_states
-from analysis.evaluation import compare_periods_all
 
 MONTHS = [dt.date(2024, m, 1) for m in range(1, 13)]
 

@@ -70,7 +70,7 @@ def test_monthly_series_after_the_last_named_period(tmp_path, tiny_network):
 
     import numpy as np
 
-    from analysis.evidence import evaluate
+    from analysis.comparison import compare
     from analysis.figures import analyze
     from analysis.monitoring import latest_month_verdict, monitoring_months, monthly_series
     from analysis.results import load_district_results
@@ -102,7 +102,7 @@ def test_monthly_series_after_the_last_named_period(tmp_path, tiny_network):
     ]
     net = network(tiny_network, treated=("R1",), comparison=("A1",))
     analyze(tmp_path / "wh", net, {"before": BEFORE, "after": AFTER})
-    evaluate(tmp_path / "wh", net, {"before": BEFORE, "after": AFTER}, resamples=50)
+    compare(tmp_path / "wh", net, {"before": BEFORE, "after": AFTER}, resamples=50)
     series = monthly_series(tmp_path / "wh", district, network=net, resamples=100)
     t = series[(series["indicator"] == "mean") & (series["unit"] == "treated")].set_index("month")
     assert list(t.index) == [dt.date(2017, 12, 1), dt.date(2018, 1, 1)]

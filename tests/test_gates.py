@@ -12,7 +12,7 @@ import pytest
 import shapely
 from screening_data import PERIOD, ROAD_Y, write_area, write_delivery, write_network
 
-from analysis.evidence import evaluate
+from analysis.comparison import compare
 from analysis.figures import analyze
 from analysis.gates import (
     class_summary,
@@ -245,7 +245,7 @@ def test_gates_stored_for_a_district(tmp_path):
     # Publishing reads them (and the district's latest screening) with the district's other results.
     net = network(roads, treated=("R1",), comparison=("R4",))
     analyze(tmp_path / "wh", net, {"before": PERIOD, "after": PERIOD})
-    evaluate(tmp_path / "wh", net, {"before": PERIOD, "after": PERIOD}, resamples=20)
+    compare(tmp_path / "wh", net, {"before": PERIOD, "after": PERIOD}, resamples=20)
     screen(tmp_path / "wh", net, PERIOD, area=load_area(area), area_label="outline", resamples=20)
     results = load_district_results(tmp_path / "wh", district)
     assert len(results.gates["gates"]) == len(gates) and results.gates["summary"]["n_trips"].sum() == 2 * len(

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pyproj import Transformer
 
 from config.settings import LONLAT_CRS, METRIC_CRS
-from etl.kernels import digits_to_seconds, to_epsg6677
+from etl._kernels import digits_to_seconds, to_epsg6677
 from etl.spec import STYLE_1_2
 from etl.validate import _parse_number, _parse_time
 
@@ -105,7 +105,7 @@ def test_repeated_keys_equals_pandas_duplicated_first():
     duplicated(keep="first"), for random keys with repeats, keys alike in their low bits, extremes."""
     import pandas as pd
 
-    from etl.kernels import repeated_keys
+    from etl._kernels import repeated_keys
 
     rng = np.random.default_rng(5)
     cases = [

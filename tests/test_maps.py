@@ -10,7 +10,7 @@ from pathlib import Path
 import folium
 import pytest
 
-import maps.palette as palette
+import maps._palette as palette
 import maps.wording as w
 from config.districts import Device
 from conftest import (
@@ -27,10 +27,10 @@ from conftest import (
     square,
     write_area,
 )
+from maps._embed import LEAFLET_VERSION, VENDORED, vendored_text
+from maps._layers import road_layers
 from maps.district_map import district_map, render_district_map
-from maps.embed import LEAFLET_VERSION, VENDORED, vendored_text
 from maps.headline import headline
-from maps.layers import road_layers
 from maps.page import save_page
 from maps.public import public_results
 

@@ -1,6 +1,6 @@
 """One truth: `analyze` and `compare` read the same matched points through the one reader and the one
 filter, so they agree on every figure for every filter combination, including a period without a
-Japanese public holiday (the old SQL filter returned nothing for weekdays in such a period)."""
+Japanese public holiday (where a holiday lookup that finds none must not drop every weekday point)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 import pytest
 
-from analysis.evidence import evaluate
+from analysis.comparison import compare
 from analysis.figures import analyze
 from analysis.filters import PointFilter
 from config.districts import Period
@@ -95,7 +95,7 @@ def test_analyze_and_compare_agree_for_every_filter(warehouse, tiny_network_modu
     seen_weekday_after = False
     for flt in FILTERS:
         a = analyze(warehouse, net, periods, point_filter=flt, store=False)
-        ev = evaluate(warehouse, net, periods, point_filter=flt, resamples=10, store=False)
+        ev = compare(warehouse, net, periods, point_filter=flt, resamples=10, store=False)
         roads = a.road_stats.set_index(["road_id", "period"])
         groups = a.group_stats.set_index(["road_group", "period"])
         for indicator, column in (

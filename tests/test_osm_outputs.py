@@ -30,10 +30,10 @@ from conftest import (
     style12_row,
     write_zip,
 )
-from maps import palette
+from maps import _palette as palette
+from maps._layers import label_points, limit_note, road_layers
 from maps.district_map import district_map
 from maps.headline import headline
-from maps.layers import label_points, limit_note, road_layers
 from maps.public import public_results
 
 OSM = ROOT / "tests" / "data" / "hodogaya_osm_roads.geojson"
@@ -91,7 +91,7 @@ def test_arterials_are_drawn_and_worded_as_main_roads(tmp_path):
 def test_role_labels_may_move_along_their_street_and_the_map_fits_the_district(tmp_path):
     from shapely.geometry import box, mapping
 
-    from maps.layers import fit_bounds, focus_bounds
+    from maps._layers import fit_bounds, focus_bounds
 
     district = make_map_district(tmp_path)
     roads = make_map_roads()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.evaluation import compare_periods_all
+from analysis.bootstrap import compare_periods_all
 from analysis.placebo import placebo_candidates, placebo_dids, placebo_rank, placebo_rows, placebo_summary
 from conftest import grouped_percentile
 

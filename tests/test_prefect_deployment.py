@@ -221,7 +221,7 @@ def test_dask_deployment_runs_on_a_local_cluster_and_keeps_key_and_ids_out_of_pr
         # The tasks ran on the cluster, and so did their partition-parallel work.
         prefixes = set(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes)))
         assert {"stage", "match_and_write", "month_part", "range_cube", "month_rows"} <= prefixes, prefixes
-        assert any(p.startswith(("ingest", "match", "evaluate")) for p in prefixes), prefixes
+        assert any(p.startswith(("ingest", "match", "compare")) for p in prefixes), prefixes
         logs = _run([PREFECT, "flow-run", "logs", flow_run_id], env)
     finally:
         client.close()

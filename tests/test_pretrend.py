@@ -9,7 +9,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from analysis.evaluation import point_indicators
+from analysis.bootstrap import point_indicators
 from analysis.pretrend import pre_period_months, pre_period_series, screening_period
 from analysis.results import load_screening
 from analysis.screening import screen_district

@@ -17,7 +17,7 @@ import maps.wording as w
 from analysis.results import load_screening
 from config.settings import PUBLIC_MIN_VEHICLES as K
 from conftest import assert_one_line_error, cli, frame_options, json_after, layer_data, map_features
-from maps.embed import VENDORED, vendored_text
+from maps._embed import VENDORED, vendored_text
 from maps.public import SCREENING_SCORE_COLUMNS, public_screening
 from maps.publish import PUBLISHED_FILES, write_district_screening_map
 from maps.screening_map import render_screening_map, write_screening_map

@@ -1,4 +1,4 @@
-"""A passage's speed is its section travel speed (issue 24, part 2), on hand-made trajectories.
+"""A passage's speed is its section travel speed, on hand-made trajectories.
 
 Each trajectory is built here from distances and times chosen by hand; the expected speed is computed
 in the test from those distances and times (metres along the street over the seconds the trip spent
@@ -21,11 +21,19 @@ from config.settings import SECTION_MAX_GAP_S, SECTION_MIN_COVERED_M
 T0 = dt.datetime(2017, 9, 5, 8, 0, 0)
 
 
+def road_nodes(nodes: list[list[tuple[float, float, float]]]) -> RoadNodes:
+    """RoadNodes of a hand-built network: each road's nodes as (position along the road, x, y), metres."""
+    flat = [n for road in nodes for n in road]
+    first = np.r_[0, np.cumsum([len(road) for road in nodes])].astype(np.int64)
+    a = np.array(flat, dtype=float).reshape(-1, 3)
+    return RoadNodes(first, a[:, 0].copy(), a[:, 1].copy(), a[:, 2].copy())
+
+
 def street(length_m: float, junctions=()) -> RoadNodes:
     """Road 0: the street from (0, 0) to (length, 0), with nodes at its ends and at the x of `junctions`;
     road 1: a cross street from (0, -400) to (0, 0)."""
     xs = sorted({0.0, float(length_m), *map(float, junctions)})
-    return RoadNodes.of_lists([[(x, x, 0.0) for x in xs], [(0.0, 0.0, -400.0), (400.0, 0.0, 0.0)]])
+    return road_nodes([[(x, x, 0.0) for x in xs], [(0.0, 0.0, -400.0), (400.0, 0.0, 0.0)]])
 
 
 def trajectory(xs, ts, length_m: float, ys=None, spot_kmh=36.0, trip: int = 1) -> pd.DataFrame:
@@ -281,7 +289,7 @@ def test_junction_search_on_long_roads_equals_a_scan_of_every_node_pair():
         s = np.r_[0.0, np.cumsum(np.hypot(np.diff(xs), np.diff(ys)))]
         order = rng.permutation(n)  # a road's nodes in no particular order
         roads.append([(s[i], xs[i], ys[i]) for i in order])
-    nodes = RoadNodes.of_lists(roads)
+    nodes = road_nodes(roads)
     arrays = nodes.kernel_arrays()
     first, nx, ny = nodes.first, nodes.x_m, nodes.y_m
     checked = 0

@@ -47,9 +47,9 @@ def test_unchanged_inputs_run_once_and_return_the_recorded_summary(setup):
 def test_changed_parameters_run_again(setup):
     wh, district = setup
     fn = Counter()
-    run_stage(wh, district, "evaluate", {"resamples": 100, "seed": 1}, fn)
-    run_stage(wh, district, "evaluate", {"resamples": 200, "seed": 1}, fn)
-    run_stage(wh, district, "evaluate", {"resamples": 200, "seed": 2}, fn)
+    run_stage(wh, district, "compare", {"resamples": 100, "seed": 1}, fn)
+    run_stage(wh, district, "compare", {"resamples": 200, "seed": 1}, fn)
+    run_stage(wh, district, "compare", {"resamples": 200, "seed": 2}, fn)
     assert fn.calls == 3
 
 

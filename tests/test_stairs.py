@@ -83,3 +83,27 @@ def test_every_room_is_a_package_with_a_docstring():
         init = ROOT / room / "__init__.py"
         assert init.exists(), room
         assert ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))), f"{room}/__init__.py has no docstring"
+
+
+def _room_modules(room: str) -> list[str]:
+    return sorted(f.stem for f in (ROOT / room).glob("*.py") if f.stem != "__init__")
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.rsplit(".", 1)[-1].startswith("_") and "." in m))
+def test_underscore_modules_serve_their_own_room_only(module):
+    """A module with a leading underscore is not API: no other room imports it (tests may)."""
+    room = module.split(".")[0]
+    users = [m for m, path in MODULES.items() if m.split(".")[0] != room and module in _imports(path)]
+    assert not users, f"{module} is imported from outside {room}: {users}"
+
+
+@pytest.mark.parametrize("room", [r for r in FLOORS if r != "data"])
+def test_each_room_names_its_public_modules_and_only_those(room):
+    """The package docstring is the room's map: it names every module without an underscore as
+    `room.module`, and never an underscore module that way (those serve the room only)."""
+    doc = ast.get_docstring(ast.parse((ROOT / room / "__init__.py").read_text(encoding="utf-8")))
+    modules = [m for m in _room_modules(room) if not m.startswith("__")]
+    unnamed = [m for m in modules if not m.startswith("_") and f"{room}.{m}" not in doc]
+    assert not unnamed, f"{room}/__init__.py does not name its public modules {unnamed}"
+    private = [m for m in modules if m.startswith("_") and f"{room}.{m}" in doc]
+    assert not private, f"{room}/__init__.py names underscore modules as public: {private}"

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import maps.embed as embed
+import maps._embed as embed
 from config.settings import PUBLIC_MIN_VEHICLES as K
 from conftest import (
     AFTER,
@@ -45,10 +45,10 @@ from conftest import (
     style12_row,
     write_zip,
 )
+from maps._layers import braking_layer, cut_through_layer, road_layers
 from maps.district_map import render_district_map
 from maps.district_sheet import render_district_sheet
 from maps.export import export_figures
-from maps.layers import braking_layer, cut_through_layer, road_layers
 from maps.public import public_results
 from maps.report import render_report
 
@@ -375,7 +375,7 @@ def test_export_shows_nothing_from_too_few_vehicles(case, tmp_path, suffix):
 def small_warehouse(tmp_path_factory):
     """Stored results of a delivery with 2 vehicles on R1 (treated) and 6 on A1 (comparison) per period:
     trips crossing the district (cut-through) that brake hard on R1 (inferred braking)."""
-    from analysis.evidence import evaluate
+    from analysis.comparison import compare
     from analysis.figures import analyze
     from etl.ingest import ingest_paths
 
@@ -442,7 +442,7 @@ def small_warehouse(tmp_path_factory):
     analyze(root / "wh", net, periods)
     from geo.network import load_area
 
-    evaluate(root / "wh", net, periods, area=load_area(area), resamples=50)
+    compare(root / "wh", net, periods, area=load_area(area), resamples=50)
     district = make_test_district(root / "roads.geojson", treated=("R1",), comparison=("A1",), area_path=area)
     return root, district
 

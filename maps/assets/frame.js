@@ -3,7 +3,7 @@
  * popups in the current language (popups kept inside the part of the map no panel covers), the
  * fitting of the roads into that part, the base-map switch, print.
  *
- * maps.elements.Frame creates it right after the folium map: E2CFrame.create(map, data) with data:
+ * maps._elements.Frame creates it right after the folium map: E2CFrame.create(map, data) with data:
  * lang, bounds, doc_title, map_label, lang_toggle, lang_toggle_label ({ja, en} each), titles (a list
  * of {selector, text: {ja, en}, attr}: control titles relabelled with the language), topPadding (px
  * kept free above the roads, default 24), popupMaxWidth (default 300), focus (optional bounds kept in view

@@ -1,4 +1,4 @@
-/* The district map's switches (inlined by maps/district_map.py; started by a maps.elements.Script).
+/* The district map's switches (inlined by maps/district_map.py; started by a maps._elements.Script).
  *
  * E2CDistrict.start(frame, o): the folium layers are already on the page; o names them: tiles
  * {gsi, osm}, groups {indicator: {before, after, change}} (a feature group per indicator and map,

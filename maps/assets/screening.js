@@ -1,5 +1,5 @@
 /* The screening map's candidate list (inlined by maps/screening_map.py; started by a
- * maps.elements.Script).
+ * maps._elements.Script).
  *
  * E2CScreening.start(frame, o): the folium layers are already on the page (other roads in grey, the
  * area outline, each candidate a feature group of its line and rank marker, tooltips and popups bound

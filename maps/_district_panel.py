@@ -1,17 +1,17 @@
 """The district map's panel (a side column on wide screens, the bottom sheet on phones): what is
 shown, the through-traffic shares, the switches, the legend and the notes, as HTML sections in both
-languages (maps.elements.bi). Figures come from maps.public.PublicResults, words from maps.wording."""
+languages (maps._elements.bi). Figures come from maps.public.PublicResults, words from maps.wording."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import maps.palette as palette
+import maps._palette as palette
 import maps.through as through
 import maps.wording as w
 from config.districts import District
-from maps.elements import bi
-from maps.layers import DEVICE_SHAPES, LAYER_KEYS, limit_note
+from maps._elements import bi
+from maps._layers import DEVICE_SHAPES, LAYER_KEYS, limit_note
 from maps.public import PublicResults
 
 # Overlays shown when the map opens (the cut-through routes would bury the light road colours).
@@ -44,7 +44,7 @@ class PanelContent:
 
 
 def device_svg(kind: str, size: int = 22) -> str:
-    """The device symbol (maps.layers.DEVICE_SHAPES) as inline SVG, drawn alike on map and legend."""
+    """The device symbol (maps._layers.DEVICE_SHAPES) as inline SVG, drawn alike on map and legend."""
     paths = " ".join("M" + " L".join(f"{x} {y}" for x, y in poly) + " Z" for poly in DEVICE_SHAPES[kind])
     return (
         f'<svg width="{size}" height="{size}" viewBox="0 0 22 22" aria-hidden="true"><path d="{paths}" '

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from config.districts import bundled_districts
-from etc2calm.summary import (
+from etc2calm._summary import (
     format_gate_summary,
     format_headline,
     format_monitoring,

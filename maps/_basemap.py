@@ -13,7 +13,7 @@ import folium
 from folium.plugins import Fullscreen, LocateControl
 
 import maps.wording as w
-from maps.elements import Assets, Banner, Frame, TitleBar, bi
+from maps._elements import Assets, Banner, Frame, TitleBar, bi
 from maps.page import Page, new_map
 
 GSI_PALE_URL = "https://cyberjapandata.gsi.go.jp/xyz/pale/{z}/{x}/{y}.png"

@@ -37,7 +37,7 @@ def add_run_monthly_parser(sub) -> None:
         "run-monthly",
         help="the monthly flow's stages without Prefect: ingest what is new, analyse and publish districts",
         description="Runs what the Prefect flow monthly-pipeline runs (ingest of new files in --landing, match, "
-        "figures, evidence, gates, screening, monthly series, publication into <out>/<YYYY-MM>/ and <out>/latest/) "
+        "figures, comparison, gates, screening, monthly series, publication into <out>/<YYYY-MM>/ and <out>/latest/) "
         "as plain functions in this process: no Prefect server, API or database.",
     )
     p.add_argument(
@@ -58,7 +58,7 @@ def add_run_monthly_parser(sub) -> None:
 def cmd_gates(args) -> int:
     from analysis.gates import evaluate_gates
     from config.districts import load_district
-    from etc2calm.summary import format_gate_summary
+    from etc2calm._summary import format_gate_summary
 
     district = load_district(args.district)
     if district.area_path is None:
@@ -109,7 +109,7 @@ def _ingest(landing: str, warehouse: str) -> list[str]:
 
 def missing_stages(warehouse: str | Path, district) -> list[str]:
     """The stages `publish` needs whose results the warehouse does not hold for `district`: 'figures'
-    (per-road figures of the default before and after periods), 'evidence' (the before/after
+    (per-road figures of the default before and after periods), 'comparison' (the before/after
     comparison of all points), 'gates' (with an outline) and 'screening' (of its default period: the
     months before the before period when the warehouse holds them, else the before period)."""
     from analysis.filters import ALL_POINTS_FILTER
@@ -126,7 +126,7 @@ def missing_stages(warehouse: str | Path, district) -> list[str]:
             [district.key, before.start, before.end, after.start, after.end],
             2,
         ),
-        "evidence": (
+        "comparison": (
             "SELECT count(*) FROM evidence_runs WHERE district = ? AND filter = ? AND period_before = ? AND "
             "period_after = ?",
             [district.key, ALL_POINTS_FILTER, f"{before.start}..{before.end}", f"{after.start}..{after.end}"],
@@ -161,14 +161,14 @@ def _count(con, sql: str, params: list) -> int:
 def complete_results(warehouse: str | Path, district) -> list[str]:
     """Compute what `publish` needs and the warehouse lacks (missing_stages), with the same functions
     as the flow's tasks; returns the stages computed."""
-    from analysis.evidence import evaluate_district
+    from analysis.comparison import compare_district
     from analysis.figures import analyze_district
     from analysis.gates import evaluate_gates
     from analysis.screening import screen_district
 
     run = {
         "figures": lambda: analyze_district(warehouse, district),
-        "evidence": lambda: evaluate_district(warehouse, district),
+        "comparison": lambda: compare_district(warehouse, district),
         "gates": lambda: evaluate_gates(warehouse, district),
         "screening": lambda: screen_district(warehouse, district, min_vehicles=district.screening_min_vehicles),
     }

@@ -1,4 +1,9 @@
-"""Evidence for a district: before/after comparisons with intervals, DiD, braking and cut-through, stored.
+"""A district's before/after comparison, assembled and stored: changes with intervals, DiD, braking, cut-through.
+
+`compare` (any network) and `compare_district` (a district file) read the two periods from the
+warehouse, compute with the statistics of `analysis.bootstrap` and store the results: this module
+is the assembly, `analysis.bootstrap` the method. "Compare" is the one word for the idea, as in
+`etc2calm compare` and the tables comparison_results and comparison_histogram.
 
 Everything comes from the matched points of the two periods read through the one reader with the
 one filter (analysis.points); the stored tables (comparison_results, comparison_histogram,
@@ -16,6 +21,7 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
+from analysis._partitions import points_and_passages
 from analysis.behaviour import (
     braking_hotspots,
     braking_per_road,
@@ -23,11 +29,10 @@ from analysis.behaviour import (
     cut_through_trips,
     inferred_braking,
 )
-from analysis.evaluation import INDICATORS, compare_periods_all
+from analysis.bootstrap import INDICATORS, compare_periods_all
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import match_stage, trip_ids
 from analysis.network import Network, district_network
-from analysis.partitions import points_and_passages
 from analysis.placebo import placebo_candidates, placebo_dids
 from analysis.points import PASSAGE_SPEED_COLUMN, matched_folders, read_events, read_trips
 from analysis.stages import forget_stage
@@ -48,7 +53,7 @@ from geo.aggregate import speed_bin_kmh
 from geo.calendar import months_between
 from geo.network import load_area
 
-EVIDENCE_COLUMNS = [
+SAMPLE_COLUMNS = [
     "trip_id",
     "seq",
     "vehicle_id",
@@ -64,7 +69,7 @@ EVIDENCE_COLUMNS = [
 
 
 @dataclass
-class DistrictEvidence:
+class DistrictComparison:
     district_key: str
     periods: dict[str, Period]
     filter: PointFilter
@@ -126,7 +131,7 @@ def samples_of_folders(
     """`period_samples` of the match stage's month folders (no warehouse connection: runs on a worker too)."""
     road_ids, limits = network.road_ids, network.limits_kmh
     table, pas = points_and_passages(
-        folders, network, EVIDENCE_COLUMNS, point_filter, period.start, period.end, client=client
+        folders, network, SAMPLE_COLUMNS, point_filter, period.start, period.end, client=client
     )
     pts = table.to_pandas()
     pts["road_id"] = road_ids[pts["road_idx"].to_numpy()] if len(pts) else np.array([], dtype=object)
@@ -226,7 +231,7 @@ def cut_through_of_period(
     return cut_through_trips(on_res, trip_ends(con, warehouse, network, period), area)
 
 
-def evaluate(  # noqa: PLR0913 -- public API: its keywords are the documented user options of `etc2calm compare`
+def compare(  # noqa: PLR0913 -- public API: its keywords are the documented user options of `etc2calm compare`
     warehouse: str | Path,
     network: Network,
     periods: dict[str, Period],
@@ -240,7 +245,7 @@ def evaluate(  # noqa: PLR0913 -- public API: its keywords are the documented us
     threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G,
     store: bool = True,
     client=None,
-) -> DistrictEvidence:
+) -> DistrictComparison:
     """Compare `before` and `after` (keys of `periods`) on the network's treated and comparison roads.
 
     area: the district outline (shapely, metres) for cut-through, or None. Every figure comes from
@@ -252,7 +257,7 @@ def evaluate(  # noqa: PLR0913 -- public API: its keywords are the documented us
     same samples, so the stored results are the same bits as without it.
     """
     if set(periods) != {"before", "after"}:
-        raise ValueError(f"evaluate needs exactly the periods 'before' and 'after', got {', '.join(periods)}")
+        raise ValueError(f"compare needs exactly the periods 'before' and 'after', got {', '.join(periods)}")
     roads = network.roads
     treated = roads.loc[roads["role"] == "treated", "road_id"].tolist()
     control = roads.loc[roads["role"] == "comparison", "road_id"].tolist()
@@ -275,7 +280,7 @@ def evaluate(  # noqa: PLR0913 -- public API: its keywords are the documented us
         min_vehicles=min_vehicles,
     )
     placebo = placebo_dids(points, pas_all, placebo_candidates(roads, points, min_vehicles), comparisons)
-    evidence = DistrictEvidence(
+    comparison = DistrictComparison(
         district_key=network.key,
         periods=periods,
         filter=point_filter,
@@ -295,13 +300,13 @@ def evaluate(  # noqa: PLR0913 -- public API: its keywords are the documented us
         placebo=placebo,
     )
     if store:
-        _store(warehouse, network, evidence)
-    return evidence
+        _store(warehouse, network, comparison)
+    return comparison
 
 
 @dataclass
 class _PeriodsRead:
-    """What `evaluate` reads of each period, one frame per period in each list."""
+    """What `compare` reads of each period, one frame per period in each list."""
 
     samples: list[pd.DataFrame] = field(default_factory=list)
     passage_samples: list[pd.DataFrame] = field(default_factory=list)
@@ -361,7 +366,7 @@ def _cut_through_summary(trips: pd.DataFrame, label: str) -> pd.DataFrame:
     )
 
 
-def evaluate_district(
+def compare_district(
     warehouse: str | Path,
     district: District,
     periods: dict[str, Period] | None = None,
@@ -370,13 +375,13 @@ def evaluate_district(
     treated: tuple[str, ...] | None = None,
     control: tuple[str, ...] | None = None,
     **kwargs,
-) -> DistrictEvidence:
-    """`evaluate` with the district's network, roads, outline and (by default) its before/after periods."""
+) -> DistrictComparison:
+    """`compare` with the district's network, roads, outline and (by default) its before/after periods."""
     if periods is None:
         periods = {"before": district.period(district.default_before), "after": district.period(district.default_after)}
     network = district_network(district, radius_m, treated=treated, comparison=control)
     area = load_area(district.area_path) if district.area_path else None
-    return evaluate(warehouse, network, periods, area=area, **kwargs)
+    return compare(warehouse, network, periods, area=area, **kwargs)
 
 
 def _distributions(points: pd.DataFrame, treated, control) -> pd.DataFrame:
@@ -389,7 +394,7 @@ def _distributions(points: pd.DataFrame, treated, control) -> pd.DataFrame:
     return allm.groupby(["unit", "period", "speed_bin_kmh"]).size().rename("n_points").reset_index()
 
 
-EVIDENCE_TABLES = (
+COMPARISON_TABLES = (
     "comparison_results",
     "comparison_histogram",
     "evidence_runs",
@@ -403,7 +408,7 @@ EVIDENCE_TABLES = (
 
 @dataclass(frozen=True)
 class _Run:
-    """What every stored row of one evaluation names: district, filter, the two periods, when."""
+    """What every stored row of one comparison names: district, filter, the two periods, when."""
 
     district: str
     filter: str
@@ -412,7 +417,7 @@ class _Run:
     computed_at: dt.datetime
 
 
-def _store(warehouse: Path, network: Network, ev: DistrictEvidence) -> None:
+def _store(warehouse: Path, network: Network, ev: DistrictComparison) -> None:
     pb, pa_ = ev.periods["before"], ev.periods["after"]
     run = _Run(
         ev.district_key, ev.filter.describe_ja(), f"{pb.start}..{pb.end}", f"{pa_.start}..{pa_.end}", dt.datetime.now()
@@ -434,8 +439,8 @@ def _store(warehouse: Path, network: Network, ev: DistrictEvidence) -> None:
     con = connect(warehouse, create=False)
     try:
         with transaction(con):
-            forget_stage(con, run.district, "evaluate")
-            for table in EVIDENCE_TABLES:
+            forget_stage(con, run.district, "compare")
+            for table in COMPARISON_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE district = ? AND filter = ?", [run.district, run.filter])
             _insert_comparisons(con, run, comp, ev)
             _insert_run(con, run, network, ev)
@@ -444,7 +449,7 @@ def _store(warehouse: Path, network: Network, ev: DistrictEvidence) -> None:
         con.close()
 
 
-def _insert_comparisons(con, run: _Run, comp: pd.DataFrame, ev: DistrictEvidence) -> None:
+def _insert_comparisons(con, run: _Run, comp: pd.DataFrame, ev: DistrictComparison) -> None:
     """comparison_results, placebo_results and comparison_histogram of the run."""
     con.register("_c", comp)
     con.execute("""INSERT INTO comparison_results SELECT district, filter, indicator, unit, before, after,
@@ -470,7 +475,7 @@ def _insert_comparisons(con, run: _Run, comp: pd.DataFrame, ev: DistrictEvidence
     )
 
 
-def _insert_run(con, run: _Run, network: Network, ev: DistrictEvidence) -> None:
+def _insert_run(con, run: _Run, network: Network, ev: DistrictComparison) -> None:
     """The evidence_runs row: the run's parameters and the network it used."""
     con.execute(
         "INSERT INTO evidence_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -491,7 +496,7 @@ def _insert_run(con, run: _Run, network: Network, ev: DistrictEvidence) -> None:
     )
 
 
-def _insert_behaviour(con, run: _Run, hotspots: pd.DataFrame, ev: DistrictEvidence) -> None:
+def _insert_behaviour(con, run: _Run, hotspots: pd.DataFrame, ev: DistrictComparison) -> None:
     """braking_per_road, braking_hotspots (`hotspots`: with lon, lat) and, with an area, cut-through."""
     district, flt, now = run.district, run.filter, run.computed_at
     con.register("_b", ev.braking.assign(district=district, filter=flt, threshold_g=ev.threshold_g, computed_at=now))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.evaluation import GroupData, compare_periods, compare_periods_all, point_indicators, replicate_indicators
+from analysis.bootstrap import GroupData, compare_periods, compare_periods_all, point_indicators, replicate_indicators
 from conftest import grouped_percentile
 from geo.aggregate import grouped_quantile, quantile_from_hist
 
@@ -296,10 +296,10 @@ def test_degenerate_intervals_are_flagged_never_widened():
 
 
 def test_degenerate_means_fewer_than_three_distinct_resampled_values_only():
-    """The flag is the resamples' number of distinct values (issue 24 part 1), nothing else: values
+    """The flag is the resamples' number of distinct values, nothing else: values
     that differ only by floating-point summation order are one value; an estimate at an end of an
     interval with many distinct values is not flagged (that is checked on the stored results)."""
-    from analysis.evaluation import degenerate_interval
+    from analysis.bootstrap import degenerate_interval
 
     assert degenerate_interval(np.array([70.0, 70.0 + 1e-13, 70.0 - 1e-13, 70.0]))
     assert degenerate_interval(np.array([0.0, 0.0, 1.0, np.nan]))

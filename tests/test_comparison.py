@@ -1,4 +1,4 @@
-"""`etc2calm compare` contract, stored evidence tables, and suppression of small cells in public outputs."""
+"""`etc2calm compare` contract, stored comparison tables, and suppression of small cells in public outputs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from analysis.evidence import evaluate
+from analysis.comparison import compare
 from analysis.figures import analyze
 from analysis.filters import PointFilter
 from analysis.results import load_district_results
@@ -127,8 +127,8 @@ def test_compare_errors(tmp_path, tiny_network):
 def test_filters_change_the_sample(warehouse, tiny_network):
     wh, truth = warehouse
     net = network(tiny_network, treated=("R1",), comparison=("A1",))
-    full = evaluate(wh, net, PERIODS, resamples=50, store=False)
-    morning = evaluate(wh, net, PERIODS, resamples=50, store=False, point_filter=PointFilter.parse("7-8"))
+    full = compare(wh, net, PERIODS, resamples=50, store=False)
+    morning = compare(wh, net, PERIODS, resamples=50, store=False, point_filter=PointFilter.parse("7-8"))
     # The hand-made points run from 7:00 to 10:59 (60 per hour): 7-8 keeps a quarter of them.
     n_full = full.distributions.query("unit == 'R1' and period == 'before'")["n_points"].sum()
     assert full.comparisons["mean"].set_index("unit").loc["R1", "n_before"] == n_full
@@ -153,7 +153,7 @@ def test_public_outputs_suppress_small_cells(tmp_path, tiny_network):
     ingest_paths([tmp_path / "d"], tmp_path / "wh")
     net = network(tiny_network, treated=("R1",), comparison=("A1",))
     analyze(tmp_path / "wh", net, PERIODS)
-    ev = evaluate(tmp_path / "wh", net, PERIODS, resamples=50)
+    ev = compare(tmp_path / "wh", net, PERIODS, resamples=50)
     engineers = ev.comparisons["mean"].set_index("unit")
     assert engineers.loc["A1", "before"] == pytest.approx(87.0)  # the engineers' table keeps it, flagged
     assert engineers.loc["A1", "flag"] == "low_sample"
@@ -202,7 +202,7 @@ def test_braking_from_behaviour_events_and_map_layers(tmp_path, tiny_network):
     ingest_paths([tmp_path / "events"], tmp_path / "wh", fmt="behavior")
     net = network(tiny_network, treated=("R1",), comparison=("A1",))
     analyze(tmp_path / "wh", net, PERIODS)
-    ev = evaluate(tmp_path / "wh", net, PERIODS, resamples=50)
+    ev = compare(tmp_path / "wh", net, PERIODS, resamples=50)
     assert ev.braking_source == "behavior_events"
     b = ev.braking.set_index(["period", "road_id"])
     assert b.loc[("before", "R1"), "n_events"] == 12 and b.loc[("after", "R1"), "n_events"] == 1
@@ -212,7 +212,7 @@ def test_braking_from_behaviour_events_and_map_layers(tmp_path, tiny_network):
     hot = ev.hotspots[ev.hotspots["period"] == "before"]
     assert hot["n_events"].tolist() == [12] and hot["n_vehicles"].tolist() == [12]
 
-    from maps.layers import braking_layer
+    from maps._layers import braking_layer
     from maps.public import public_results
 
     ev = load_district_results(tmp_path / "wh", make_test_district(tiny_network))  # publishing reads what is stored
@@ -248,7 +248,7 @@ def test_cut_through_uses_style_1_3_origins(tmp_path, tiny_network):
     roads = load_roads(tiny_network)
     r1 = roads.loc[roads["road_id"] == "R1"].geometry.item()
     area = shapely.box(*r1.buffer(150).bounds)  # the district: 150 m around R1; the trips run 400 m beyond
-    ev = evaluate(
+    ev = compare(
         tmp_path / "wh",
         network(tiny_network, treated=("R1",), comparison=("A1",)),
         PERIODS,
@@ -274,13 +274,13 @@ def test_direction_filter_separates_the_two_directions(tmp_path, tiny_network):
     write_zip(tmp_path / "d" / "dir.zip", lines)
     ingest_paths([tmp_path / "d"], tmp_path / "wh")
     net = network(tiny_network, treated=("R1",), comparison=("A1",))
-    fwd = evaluate(
+    fwd = compare(
         tmp_path / "wh", net, PERIODS, point_filter=PointFilter(direction="forward"), resamples=20, store=False
     )
-    bwd = evaluate(
+    bwd = compare(
         tmp_path / "wh", net, PERIODS, point_filter=PointFilter(direction="backward"), resamples=20, store=False
     )
-    both = evaluate(tmp_path / "wh", net, PERIODS, resamples=20, store=False)
+    both = compare(tmp_path / "wh", net, PERIODS, resamples=20, store=False)
     f, b, a = (e.comparisons["mean"].set_index("unit").loc["R1"] for e in (fwd, bwd, both))
     assert f["before"] == 40 and b["before"] == 20
     assert f["n_vehicles_before"] == 6 and b["n_vehicles_before"] == 6
@@ -292,7 +292,7 @@ def test_report_states_the_parameters_used(warehouse, tiny_network, tmp_path):
     wh, _ = warehouse
     net = network(tiny_network, treated=("R1",), comparison=("A1",), radius_m=30.0)
     analyze(wh, net, PERIODS)
-    evaluate(wh, net, PERIODS, resamples=120, seed=7, min_vehicles=20)
+    compare(wh, net, PERIODS, resamples=120, seed=7, min_vehicles=20)
     results = load_district_results(wh, make_test_district(tiny_network))
     assert (results.radius_m, results.min_vehicles, results.resamples, results.seed) == (30.0, 20, 120, 7)
     page = render_report(make_test_district(tiny_network), results, tmp_path / "r.html").read_text(encoding="utf-8")
@@ -313,7 +313,7 @@ def test_results_of_an_earlier_derived_schema_are_never_served(warehouse, tiny_n
     wh, _ = warehouse
     net = network(tiny_network, treated=("R1",), comparison=("A1",))
     analyze(wh, net, PERIODS)
-    evaluate(wh, net, PERIODS, resamples=20)
+    compare(wh, net, PERIODS, resamples=20)
     district = make_test_district(tiny_network)
     assert load_district_results(wh, district).comparisons and load_comparisons(wh, "t")
     con = duckdb.connect(str(wh / "warehouse.duckdb"))

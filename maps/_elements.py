@@ -23,7 +23,7 @@ from folium.template import Template
 from folium.utilities import JsCode
 from markupsafe import Markup
 
-import maps.embed as embed
+import maps._embed as embed
 import maps.wording as w
 
 

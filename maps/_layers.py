@@ -18,7 +18,7 @@ import pandas as pd
 from shapely.geometry import LineString, MultiLineString, mapping, shape
 from shapely.ops import linemerge, unary_union
 
-import maps.palette as palette
+import maps._palette as palette
 import maps.wording as w
 from config.districts import District
 from config.settings import LONLAT_CRS, RESIDENTIAL_MAX_LIMIT_KMH

@@ -1,4 +1,7 @@
-"""Before/after evidence: indicators, cluster-bootstrap confidence intervals over vehicles, difference in differences.
+"""The statistics of a before/after comparison: indicators, cluster-bootstrap intervals over vehicles, DiD.
+
+This module is the method, on samples handed to it (`compare_periods`, `compare_periods_all`);
+`analysis.comparison` assembles a district's comparison from the warehouse with it and stores it.
 
 Records of one vehicle are not independent (a commuter passes the same street every day at
 a similar speed), so every interval here resamples *vehicles*, not points: one bootstrap
