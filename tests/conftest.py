@@ -208,8 +208,8 @@ def grouped_percentile(speeds, q=0.85, lower_offset=-0.5):
     speeds = np.asarray(speeds, dtype=float)
     target = q * len(speeds)
     below = 0
-    for v in sorted(set(speeds.tolist())):
-        f = int((speeds == v).sum())
+    values, counts = np.unique(speeds, return_counts=True)  # the classes in order, and their counts
+    for v, f in zip(values.tolist(), counts.tolist(), strict=True):
         if below + f >= target - 1e-9:
             return v + lower_offset + (target - below) / f
         below += f
