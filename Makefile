@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format install clean docs
+.PHONY: demo test test-fast lint format install clean docs
 
 # Reinstall only when the project's definition changed.
 $(STAMP): pyproject.toml
@@ -26,8 +26,16 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Every test, on two pytest-xdist workers; --dist loadfile keeps a test file on one worker, so a
+# module's shared fixture (a built warehouse, a browser) is built once.
+XDIST := -n 2 --dist loadfile
+
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
+
+# The everyday subset: every test but the slow ones (README, "Two commands").
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(XDIST)
 
 # Regenerate docs/warehouse.md and docs/export.md from the code's definitions (tests check they are current).
 docs: $(STAMP)
