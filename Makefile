@@ -26,16 +26,14 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# Every test, on two pytest-xdist workers; --dist loadfile keeps a test file on one worker, so a
-# module's shared fixture (a built warehouse, a browser) is built once.
-XDIST := -n 2 --dist loadfile
-
+# Every test, one after another (CI).
 test: lint
-	$(PY) -m pytest -q $(XDIST)
+	$(PY) -m pytest -q
 
-# The everyday subset: every test but the slow ones (README, "Two commands").
+# The everyday subset: every test but the slow ones, on two pytest-xdist workers (README, "Two commands");
+# --dist loadfile keeps a test file on one worker, so a module's shared fixture is built once.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" $(XDIST)
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 # Regenerate docs/warehouse.md and docs/export.md from the code's definitions (tests check they are current).
 docs: $(STAMP)
