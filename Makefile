@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format install clean docs
+.PHONY: demo test test-fast lint format install clean docs
 
 # Reinstall only when the project's definition changed.
 $(STAMP): pyproject.toml
@@ -26,8 +26,14 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Every test, one after another (CI).
 test: lint
 	$(PY) -m pytest -q
+
+# The everyday subset: every test but the slow ones, on two pytest-xdist workers (README, "Two commands");
+# --dist loadfile keeps a test file on one worker, so a module's shared fixture is built once.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 # Regenerate docs/warehouse.md and docs/export.md from the code's definitions (tests check they are current).
 docs: $(STAMP)

@@ -25,6 +25,11 @@ os.environ.setdefault("ETC2CALM_HOME", str(ROOT))
 # Prefect's ephemeral API (a flow run without a server) gets 180 s to start, set before Prefect is
 # imported: its default of 20 s timed out on a loaded 2-core machine.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+# Under pytest-xdist (`make test-fast`, `-n 2`) each worker gets its own Prefect home: two workers' flow
+# runs on one ephemeral SQLite database would wait on its lock ("database is locked").
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _prefect_home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+    os.environ["PREFECT_HOME"] = str(_prefect_home / f"xdist-{os.environ['PYTEST_XDIST_WORKER']}")
 
 BEFORE = Period("before", dt.date(2017, 9, 1), dt.date(2017, 9, 30))
 AFTER = Period("after", dt.date(2017, 11, 1), dt.date(2017, 11, 30))
@@ -208,8 +213,8 @@ def grouped_percentile(speeds, q=0.85, lower_offset=-0.5):
     speeds = np.asarray(speeds, dtype=float)
     target = q * len(speeds)
     below = 0
-    for v in sorted(set(speeds.tolist())):
-        f = int((speeds == v).sum())
+    values, counts = np.unique(speeds, return_counts=True)  # the classes in order, and their counts
+    for v, f in zip(values.tolist(), counts.tolist(), strict=True):
         if below + f >= target - 1e-9:
             return v + lower_offset + (target - below) / f
         below += f

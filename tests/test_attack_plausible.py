@@ -10,12 +10,12 @@ one mesh per file, so they keep every row under these rules.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import config.settings as settings
@@ -171,9 +171,17 @@ def _points(zip_path: Path):
     rows = [r for r in rows if len(r) == 33]
     lon = np.array([float(r[14]) for r in rows])
     lat = np.array([float(r[15]) for r in rows])
-    gps = [dt.datetime.strptime(r[6], "%Y%m%d%H%M%S") for r in rows if len(r[6]) == 14]
-    op = [dt.datetime.strptime(r[2], "%Y%m%d") for r in rows if len(r[6]) == 14]
+    timed = [r for r in rows if len(r[6]) == 14]
+    # the parsed times as numpy datetimes (pandas' parser: strptime row by row took seconds on 240 000 rows)
+    gps = pd.to_datetime([r[6] for r in timed], format="%Y%m%d%H%M%S").to_numpy()
+    op = pd.to_datetime([r[2] for r in timed], format="%Y%m%d").to_numpy()
     return lon, lat, gps, op, [r[3] for r in rows]
+
+
+def _within_two_days(gps, op) -> bool:
+    """Every GPS時刻 on its operation date or the day after: 0 <= GPS時刻 - 運行日 < 2 days."""
+    gap = gps - op
+    return bool(((gap >= np.timedelta64(0, "s")) & (gap < np.timedelta64(2, "D"))).all())
 
 
 def test_bench_generator_files_hold_the_points_of_their_mesh_and_day(tmp_path):
@@ -186,7 +194,7 @@ def test_bench_generator_files_hold_the_points_of_their_mesh_and_day(tmp_path):
         lon, lat, gps, op, ids = _points(f)
         assert len(lon) == 3_000
         assert (mesh2_code(lat, lon) == mesh).all(), f.name
-        assert all(dt.timedelta(0) <= g - o < dt.timedelta(days=2) for g, o in zip(gps, op, strict=True)), f.name
+        assert len(gps) == len(op) and _within_two_days(gps, op), f.name
         meshes.add(mesh)
         for v in set(ids):
             vehicles_in.setdefault(v, set()).add(mesh)
@@ -207,6 +215,6 @@ def test_demo_generator_files_hold_the_points_of_their_mesh_and_day(tmp_path):
         mesh = int(f.name.split("_")[1])
         lon, lat, gps, op, _ = _points(f)
         assert (mesh2_code(lat, lon) == mesh).all(), f.name
-        assert all(dt.timedelta(0) <= g - o < dt.timedelta(days=2) for g, o in zip(gps, op, strict=True)), f.name
+        assert len(gps) == len(op) and _within_two_days(gps, op), f.name
     rep = ingest_paths([tmp_path / "d"], tmp_path / "wh")
     assert rep.total("rows_stored") == gen["rows"] and rep.total("rows_quarantined") == 0

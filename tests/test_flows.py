@@ -8,11 +8,14 @@ import pytest
 
 from conftest import make_delivery
 from etl.ingest import ingest_paths
-from flows.pipeline import new_delivery_files
 
 
 def test_new_files_are_recognised_by_resolved_path(tmp_path, monkeypatch):
     """A landing folder given as a relative path: known files are skipped (not hashed again)."""
+    # Imported here, as in the other tests: flows.pipeline brings Prefect and Dask (~4 s of CPU), which
+    # every pytest-xdist worker would otherwise import while collecting.
+    from flows.pipeline import new_delivery_files
+
     make_delivery(tmp_path / "landing")
     monkeypatch.chdir(tmp_path)
     new, known = new_delivery_files("landing", "wh")

@@ -36,8 +36,10 @@ def pdf_text_streams(pdf: bytes) -> bytes:
     return b"\n".join(out)
 
 
-@pytest.fixture
-def sheet(tmp_path):
+@pytest.fixture(scope="module")
+def sheet(tmp_path_factory):
+    """The hand-made district's sheet, rendered once for the tests that read it."""
+    tmp_path = tmp_path_factory.mktemp("sheet")
     district = make_map_district(tmp_path, devices=DEVICES)
     results = make_map_results(tmp_path, district=district)
     with warnings.catch_warnings(record=True) as caught:

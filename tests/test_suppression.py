@@ -298,13 +298,14 @@ def test_map_shows_nothing_from_too_few_vehicles(case, tmp_path):
 def test_map_layers_show_nothing_from_too_few_vehicles(case):
     name, district, results = case
     pub = public_results(results)
+    hidden = derived(results)  # what leaks(…, results) looks for, computed once for every tooltip
     for ind in ("passage_share", "share", "p85", "mean"):
         for fc in road_layers(pub, ind).values():
             for f in fc["features"]:
                 p = f["properties"]
                 if p["road_id"] == "r3" or name == "below":
                     assert p["kind"] != "value" and "value" not in p
-                assert leaks(p["tip"]["ja"] + p["tip"]["en"], results) == []
+                assert found_in(p["tip"]["ja"] + p["tip"]["en"], *hidden) == []
     braking = braking_layer(pub)
     cut = cut_through_layer(pub)
     if name == "below":
