@@ -912,10 +912,16 @@ class _MonthWriter:
             shutil.rmtree(self.folder, ignore_errors=True)
             os.replace(self.tmp, self.folder)
 
-    def __exit__(self, *exc) -> None:
-        if self.writer is not None:  # failed before finishing: nothing of the month is left behind
-            self.writer.close()
-            shutil.rmtree(self.tmp, ignore_errors=True)
+    def __exit__(self, exc_type, *exc) -> None:
+        # Failed before the rename (a full disk while writing a pass, closing the points file, or writing
+        # the trips and events in `finish`), or left unfinished: nothing of the month is left behind.
+        if exc_type is None and self.writer is None:
+            return
+        if self.writer is not None:
+            with contextlib.suppress(OSError):  # closing flushes the last pages: on a full disk it fails too
+                self.writer.close()
+            self.writer = None
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def _write_small(table: pa.Table, path: Path) -> None:

@@ -232,3 +232,35 @@ def test_trip_features_equal_a_numpy_reference():
     want = _features_reference(trip, gps, x, y, speed)
     for k, v in want.items():
         np.testing.assert_array_equal(got[k], v, err_msg=k)
+
+
+@pytest.mark.parametrize("where", ["points", "trips"])
+def test_a_month_whose_disk_fills_while_finishing_leaves_no_temporary_folder(
+    tmp_path, tiny_network, monkeypatch, where
+):
+    """The disk fills when the points file is closed (its last pages flushed) or when the trips are
+    written after it: the error reaches the caller, and neither the month folder nor its temporary
+    folder is left (a later match must not find half a month, and the disk gets its space back)."""
+    files = _write_store(tmp_path, np.random.default_rng(4))
+    res = ms.match_month(files, network(tiny_network))
+    assert res.points.num_rows > 0
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    if where == "points":  # the first close fails; a second one (the clean-up's) closes the file
+        close, failed = pq.ParquetWriter.close, []
+
+        def close_once(self):
+            if not failed:
+                failed.append(self)
+                full()
+            return close(self)
+
+        monkeypatch.setattr(pq.ParquetWriter, "close", close_once)
+    else:
+        monkeypatch.setattr(ms, "_write_small", full)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="No space left"):
+        ms._write_month(out / "2024-01-x", res)
+    assert sorted(p.name for p in out.iterdir()) == []
