@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from analysis._background import OneBehind, overlap_enabled
 from analysis._partitions import MonthReducer, collect_period_cube, passage_counts, submit_period_cube
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import match_stage
@@ -182,12 +183,15 @@ def _reduce_periods(tallies: dict, network: Network, periods: dict[str, Period],
         extra = {"district": network.key, "period": label, "period_start": period.start, "period_end": period.end}
         road_sums = group_sums = None
         hist = np.zeros(n_roads * N_BIN, np.int64)
-        for cube in res.ranges():
-            road_sums = _added(road_sums, FigureSums.of(cube, piece_road, n_roads))
-            group_sums = _added(group_sums, FigureSums.of(cube, road_group[piece_road], len(groups)))
-            hist += _histogram_counts(cube, piece_road, n_roads)
-            if con is not None:
-                _insert_cube_rows(con, network, label, period, cube)
+        # each range stored in the background while the next is merged (`OneBehind`): the store
+        # is DuckDB's work, which releases the GIL
+        with OneBehind(con is not None and overlap_enabled()) as behind:
+            for cube in res.ranges():
+                road_sums = _added(road_sums, FigureSums.of(cube, piece_road, n_roads))
+                group_sums = _added(group_sums, FigureSums.of(cube, road_group[piece_road], len(groups)))
+                hist += _histogram_counts(cube, piece_road, n_roads)
+                if con is not None:
+                    behind.submit(_insert_cube_rows, con, network, label, period, cube)
         road_sums = road_sums or FigureSums.of(Cube.empty(), piece_road, n_roads)
         group_sums = group_sums or FigureSums.of(Cube.empty(), road_group[piece_road], len(groups))
         pf = passage_figures(res.passages, np.arange(n_roads), n_roads, limits)

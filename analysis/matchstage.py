@@ -40,6 +40,7 @@ import hashlib
 import os
 import re
 import shutil
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from analysis._background import OneBehind, overlap_enabled
 from analysis.network import Network
 from config.settings import (
     G_MS2,
@@ -146,10 +148,15 @@ def trip_features(trip: np.ndarray, gps_us: np.ndarray, x: np.ndarray, y: np.nda
 
 
 class StepClock:
-    """Wall and CPU (process) seconds per named step, summed: `with clock("read"): ...`."""
+    """Wall and CPU (process) seconds per named step, summed: `with clock("read"): ...`.
+
+    Steps may run in two threads at once (`analysis._background.OneBehind`): each step's CPU is then the process's
+    CPU while it ran, the other thread's included, so the steps' CPU seconds add up to more than
+    the process spent."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
 
     @contextmanager
     def __call__(self, step: str):
@@ -157,9 +164,11 @@ class StepClock:
         try:
             yield
         finally:
-            t = self.seconds.setdefault(step, [0.0, 0.0])
-            t[0] += time.perf_counter() - w
-            t[1] += time.process_time() - c
+            wall, cpu = time.perf_counter() - w, time.process_time() - c
+            with self._lock:
+                t = self.seconds.setdefault(step, [0.0, 0.0])
+                t[0] += wall
+                t[1] += cpu
 
 
 @dataclass
@@ -279,7 +288,10 @@ def match_passes(point_files_of_month: list[Path], network: Network, clock: Step
             one = _read_pass(paths, flt, network)
         if one is not None:
             pts, trips = _match_pass(one, network, clock)
-            yield pts, trips, one.table.num_rows
+            n_read = one.table.num_rows
+            del one  # not held while the next pass is read
+            yield pts, trips, n_read
+            del pts, trips
 
 
 def match_month(
@@ -662,19 +674,26 @@ def _match_month_and_write(
     files: list[str], network: Network, event_files: list[str], folder: str, on_points=None
 ) -> dict:
     """`match_and_write`; `on_points(points)` (when given) sees each pass's stored points while they
-    are in memory, in the order they are written (one row group per pass)."""
+    are in memory, in the order they are written (one row group per pass), in one thread: with
+    `overlap_enabled()`, a background one (`analysis._background.OneBehind`) while the next pass is read and matched."""
     t0 = time.perf_counter()
     clock = StepClock()
     counts = {"n_points_read": 0, "n_points": 0, "n_matched": 0, "n_trips": 0}
-    with _MonthWriter(Path(folder), clock) as out:
+
+    def store(pts: pa.Table, trips: pa.Table) -> None:
+        out.write(pts, trips)
+        if on_points is not None:
+            on_points(pts)
+
+    with _MonthWriter(Path(folder), clock) as out, OneBehind(overlap_enabled()) as behind:
         for pts, trips, n_read in match_passes([Path(f) for f in files], network, clock):
-            out.write(pts, trips)
             counts["n_points_read"] += n_read
             counts["n_points"] += pts.num_rows
             counts["n_matched"] += count_matched(pts)
             counts["n_trips"] += trips.num_rows
-            if on_points is not None:
-                on_points(pts)
+            behind.submit(store, pts, trips)
+            del pts, trips  # the background job holds the pass now: freed when it is done
+        behind.wait()
         with clock("events"):
             events = _match_events([Path(f) for f in event_files], network)
         out.finish(events)

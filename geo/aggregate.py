@@ -31,6 +31,7 @@ from geo.kernels import (
     N_CLASS,
     N_DAYTYPE,
     N_HOUR,
+    PARALLEL_KERNEL_LOCK,
     _group_by_piece,
     aggregate_kernel,
     compact_cell_vehicles,
@@ -158,9 +159,10 @@ def aggregate_points(  # noqa: PLR0913 - one array per matched-point column, as 
         ro(hol),
         n_pieces,
     )
-    counts, *rows = aggregate_kernel(
-        offsets, g_key, g_speed, g_vid, ro(np.asarray(piece_limit_kmh, dtype=np.float64)), n_pieces
-    )
+    with PARALLEL_KERNEL_LOCK:
+        counts, *rows = aggregate_kernel(
+            offsets, g_key, g_speed, g_vid, ro(np.asarray(piece_limit_kmh, dtype=np.float64)), n_pieces
+        )
     *rows, t_vid = rows
     hp, hc, hs, hn, cp, cc, cn, cs, cg, cg10, cv, vp, vi = compact_rows(offsets, counts, *rows, g_vid, n_pieces)
     per_cell = compact_cell_vehicles(offsets, counts, t_vid, n_pieces) if cell_vehicles else None

@@ -7,6 +7,7 @@ the compiled code on disk (``__pycache__``) so only the first run on a machine p
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from numba import njit, prange
@@ -19,6 +20,12 @@ N_CLASS = 16  # vehicle_type codes 0-15 (様式1-2 自動車の種別)
 N_BIN = 256  # 1 km/h bins 0..255, speed rounded to the nearest km/h (clipped)
 US_PER_DAY = 86_400_000_000
 US_PER_HOUR = 3_600_000_000
+
+
+# Held around every call of a parallel kernel (match_kernel, aggregate_kernel): numba's default
+# "workqueue" threading layer aborts the process when two threads launch parallel kernels at once
+# (the match stage matches one pass while it reduces the one before, analysis.matchstage).
+PARALLEL_KERNEL_LOCK = threading.Lock()
 
 
 def ro(a: np.ndarray) -> np.ndarray:
@@ -85,7 +92,7 @@ def _gather3(perm, m, a, b, c, oa, ob, oc):
         oc[j] = c[i]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def match_kernel(  # noqa: C901, PLR0913 -- compiled kernel: takes flat arrays, its loop is the hot path
     px,
     py,
@@ -322,7 +329,7 @@ def _group_by_piece(  # noqa: PLR0913 -- compiled kernel: takes flat arrays, its
     return offsets, g_key, g_speed, g_vid
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces):
     """Per piece (slices of `_group_by_piece`), the cube rows, written into the piece's own slice
     of point-sized buffers; row counts per piece returned for `compact_rows`.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from config.settings import DEFAULT_RADIUS_M, HEADING_TOLERANCE_DEG
-from geo.kernels import match_kernel, ro
+from geo.kernels import PARALLEL_KERNEL_LOCK, match_kernel, ro
 from geo.network import LinkNetwork, build_links
 
 
@@ -138,29 +138,30 @@ def match_points(
     pos = np.empty(n)
     direction = np.empty(n, dtype=np.int8)
     L = index.links
-    match_kernel(
-        ro(px),
-        ro(py),
-        ro(heading),
-        float(index.origin_x),
-        float(index.origin_y),
-        float(index.cell_m),
-        int(index.nx),
-        int(index.ny),
-        ro(index.cell_start),
-        ro(index.cell_segments),
-        ro(index.packed),
-        ro(index.seg_len),
-        ro(L.seg_link),
-        ro(L.seg_start_m),
-        ro(L.link_length_m),
-        float(index.radius_m),
-        float(heading_tolerance_deg),
-        seg,
-        dist,
-        pos,
-        direction,
-    )
+    with PARALLEL_KERNEL_LOCK:
+        match_kernel(
+            ro(px),
+            ro(py),
+            ro(heading),
+            float(index.origin_x),
+            float(index.origin_y),
+            float(index.cell_m),
+            int(index.nx),
+            int(index.ny),
+            ro(index.cell_start),
+            ro(index.cell_segments),
+            ro(index.packed),
+            ro(index.seg_len),
+            ro(L.seg_link),
+            ro(L.seg_start_m),
+            ro(L.link_length_m),
+            float(index.radius_m),
+            float(heading_tolerance_deg),
+            seg,
+            dist,
+            pos,
+            direction,
+        )
     hit = seg >= 0
     link = np.where(hit, L.seg_link[np.maximum(seg, 0)], -1).astype(np.int32)
     road = np.where(hit, L.link_road[np.maximum(link, 0)], -1).astype(np.int64)
