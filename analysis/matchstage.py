@@ -674,26 +674,30 @@ def _match_month_and_write(
     files: list[str], network: Network, event_files: list[str], folder: str, on_points=None
 ) -> dict:
     """`match_and_write`; `on_points(points)` (when given) sees each pass's stored points while they
-    are in memory, in the order they are written (one row group per pass), in one thread: with
-    `overlap_enabled()`, a background one (`analysis._background.OneBehind`) while the next pass is read and matched."""
+    are in memory, in the order they are written (one row group per pass). With `overlap_enabled()`
+    (`analysis._background.OneBehind`), each pass is written in one background thread and reduced
+    (`on_points`) in another while the next pass is read and matched; both finish with a pass
+    before they are given the next, so at most two passes are in memory."""
     t0 = time.perf_counter()
     clock = StepClock()
     counts = {"n_points_read": 0, "n_points": 0, "n_matched": 0, "n_trips": 0}
-
-    def store(pts: pa.Table, trips: pa.Table) -> None:
-        out.write(pts, trips)
-        if on_points is not None:
-            on_points(pts)
-
-    with _MonthWriter(Path(folder), clock) as out, OneBehind(overlap_enabled()) as behind:
+    overlap = overlap_enabled()
+    with (
+        _MonthWriter(Path(folder), clock) as out,
+        OneBehind(overlap) as writer,
+        OneBehind(overlap and on_points is not None) as reducer,
+    ):
         for pts, trips, n_read in match_passes([Path(f) for f in files], network, clock):
             counts["n_points_read"] += n_read
             counts["n_points"] += pts.num_rows
             counts["n_matched"] += count_matched(pts)
             counts["n_trips"] += trips.num_rows
-            behind.submit(store, pts, trips)
-            del pts, trips  # the background job holds the pass now: freed when it is done
-        behind.wait()
+            writer.submit(out.write, pts, trips)
+            if on_points is not None:
+                reducer.submit(on_points, pts)
+            del pts, trips  # the background jobs hold the pass now: freed when they are done
+        writer.wait()
+        reducer.wait()
         with clock("events"):
             events = _match_events([Path(f) for f in event_files], network)
         out.finish(events)

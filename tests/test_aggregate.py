@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geo.aggregate import (
+    Cube,
     aggregate_points,
     concat_shards,
     decode_cell,
@@ -21,6 +22,7 @@ from geo.aggregate import (
     merge_cubes,
     merge_cubes_in_order,
     split_by_piece,
+    vehicles_by_road,
 )
 from geo.calendar import holiday_table
 from geo.matching import build_segment_index, match_points
@@ -359,3 +361,42 @@ def test_merge_in_order_of_consecutive_parts_is_the_whole_cube(seed, n, cuts, n_
     for part in ("cells", "hist", "vehicles"):
         for k, v in getattr(whole, part).items():
             np.testing.assert_array_equal(v, getattr(joined, part)[k], err_msg=f"ranges {part}.{k}")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(0, 3000),
+    inner=st.lists(st.integers(0, 5), max_size=4),
+    lo=st.integers(0, 1),
+    hi=st.integers(4, 5),
+    n_vehicles=st.integers(1, 50),
+    by_road=st.booleans(),
+)
+def test_split_by_slices_of_sorted_rows_equals_split_by_masks(seed, n, inner, lo, hi, n_vehicles, by_road):
+    """The cut of a cube whose rows are ordered by piece (binary search, slices) against the general
+    one (a mask per shard), every array and each cell's vehicles; edges that leave pieces out at
+    both ends and empty shards included."""
+    from geo.aggregate import _ascending
+
+    p = points(seed, n)
+    p["vid"] = p["vid"] % n_vehicles
+    cube, _ = cube_of(p, cell_vehicles=True)
+    if by_road:
+        cube = vehicles_by_road(cube, np.arange(INDEX.links.n_pieces) // 3)
+    assert all(_ascending(getattr(cube, part)["piece"]) for part in ("cells", "hist", "vehicles"))
+    assert INDEX.links.n_pieces == 5
+    edges = np.unique(np.array([lo, *[k for k in inner if lo <= k <= hi], hi]))
+    shuffled = Cube(cube.cells, cube.hist, {k: v[::-1] for k, v in cube.vehicles.items()}, cube.cell_vehicles)
+    fast = split_by_piece(cube, edges)
+    masked = split_by_piece(shuffled, edges)  # not ordered: the general path
+    assert len(fast) == len(masked) == len(edges) - 1
+    for a, b in zip(fast, masked, strict=True):
+        for part in ("cells", "hist"):
+            for k, v in getattr(a, part).items():
+                np.testing.assert_array_equal(v, getattr(b, part)[k], err_msg=f"{part}.{k}")
+        np.testing.assert_array_equal(a.vehicles["piece"], b.vehicles["piece"][::-1])
+        np.testing.assert_array_equal(a.vehicles["vehicle_id"], b.vehicles["vehicle_id"][::-1])
+        np.testing.assert_array_equal(a.cell_vehicles, b.cell_vehicles)
+    kept = (cube.hist["piece"] >= edges[0]) & (cube.hist["piece"] < edges[-1])
+    assert sum(len(c.hist["piece"]) for c in fast) == int(kept.sum())

@@ -103,7 +103,7 @@ def test_the_overlapped_match_stage_writes_the_same_bytes_and_shows_the_same_pas
 
 def test_a_pass_whose_write_fails_in_the_background_leaves_nothing(tmp_path, tiny_network, monkeypatch):
     """The disk fills while the second pass is written behind the match of the third: the error
-    reaches the caller, no pass after it is reduced, and the month leaves no folder."""
+    reaches the caller, no pass after it is written, and the month leaves no folder."""
     write, calls = ms._MonthWriter.write, []
 
     def write_then_fill(self, points, trips):
