@@ -34,13 +34,17 @@ class OneBehind:
             self.pending = self.pool.submit(fn, *args)
 
     def wait(self) -> None:
+        """Wait for the job in flight (raising its error)."""
         if self.pending is not None:
-            job, self.pending = self.pending, None
-            job.result()
+            try:
+                self.pending.result()
+            finally:
+                self.pending = None
 
     def __exit__(self, exc_type, *exc) -> None:
         # The job in flight always finishes before the caller goes on (the month writer's clean-up
-        # must not remove a folder being written); its own error is raised unless one already is.
+        # must not remove a folder being written: the shutdown waits for it even when the caller
+        # was interrupted while waiting); its own error is raised unless one already is.
         try:
             if exc_type is None:
                 self.wait()
