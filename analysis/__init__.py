@@ -21,5 +21,7 @@ What engineers call:
 - `analysis.stages.run_stage`: a stage of the monthly flow run only when its inputs changed.
 
 Modules with a leading underscore (`_partitions`: a period reduced month by month, in this process
-or on Dask) serve this package only: they are not API and may change without notice.
+or on Dask; `_cube_files`: a period's cube written as the Parquet files behind link_hour_stats and
+link_hour_histogram; `_background`: one job behind the caller in a second thread) serve this
+package only: they are not API and may change without notice.
 """

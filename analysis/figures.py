@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from analysis._background import OneBehind, overlap_enabled
+from analysis._cube_files import CubeFileWriter, sweep_unlisted
 from analysis._partitions import MonthReducer, collect_period_cube, passage_counts, submit_period_cube
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import match_stage
@@ -27,7 +27,7 @@ from analysis.stages import forget_stage
 from config.districts import District, Period
 from config.settings import DEFAULT_RADIUS_M, P85, PASSAGE_SPEEDS
 from etl.schema import transaction
-from etl.warehouse import connect
+from etl.warehouse import connect, refresh_views
 from geo.aggregate import Cube, FigureSums, sample_quantile
 from geo.calendar import months_between
 from geo.kernels import N_BIN
@@ -127,10 +127,10 @@ def analyze(
     Matches what is missing first (the match stage; current months are not read again). With an
     active `point_filter` the figures are returned but not stored (the stored tables hold the
     figures of all points, which maps and reports publish). Stores road_period_stats,
-    group_period_stats, road_speed_histogram, link_hour_stats, link_hour_histogram and
-    analysis_runs, replacing earlier rows of the same district and period
-    label (re-running is safe). Raises NothingMatched (and stores nothing) when, unfiltered, no
-    period has a single matched point.
+    group_period_stats, road_speed_histogram, analysis_runs and the period cube's rows (the Parquet
+    files of figure_files, which the views link_hour_stats and link_hour_histogram read), replacing
+    earlier rows of the same district and period label (re-running is safe). Raises NothingMatched
+    (and stores nothing) when, unfiltered, no period has a single matched point.
 
     client: a `distributed.Client` (etl.cluster.dask_client): the match stage runs month by month on
     its workers, and each period's cube is built partition-parallel (months, then piece ranges:
@@ -139,27 +139,47 @@ def analyze(
     warehouse = Path(warehouse)
     tallies = period_tallies(warehouse, network, periods, point_filter, client)
     con = connect(warehouse, create=False) if store and not point_filter.active else None
+    files: list[tuple[str, Period, CubeFileWriter]] = []  # the cube files written by this run
     try:
-        with transaction(con) if con is not None else contextlib.nullcontext():
-            if con is not None:
-                _delete_stored(con, network, periods)
-            parts, n_matched = _reduce_periods(tallies, network, periods, con)
-            result = _result(network, periods, point_filter, parts, n_matched)
-            if sum(n_matched.values()) == 0 and not point_filter.active:
-                raise NothingMatched(
-                    f"0 points matched to the {len(network.roads)} roads of {network.source_path.name} within "
-                    f"{network.radius_m:g} m in {', '.join(f'{k} {p.start}..{p.end}' for k, p in periods.items())}: "
-                    "nothing stored"
-                )
-            if con is not None:
-                _insert_stats(con, network, periods, result, pd.concat(parts["hist"], ignore_index=True))
-                result.stored = True
+        try:
+            with transaction(con) if con is not None else contextlib.nullcontext():
+                if con is not None:
+                    _delete_stored(con, network, periods)
+                parts, n_matched = _reduce_periods(tallies, network, periods, warehouse if con else None, files)
+                result = _result(network, periods, point_filter, parts, n_matched)
+                if sum(n_matched.values()) == 0 and not point_filter.active:
+                    raise NothingMatched(
+                        f"0 points matched to the {len(network.roads)} roads of {network.source_path.name} within "
+                        f"{network.radius_m:g} m in "
+                        f"{', '.join(f'{k} {p.start}..{p.end}' for k, p in periods.items())}: nothing stored"
+                    )
+                if con is not None:
+                    _insert_stats(con, network, periods, result, pd.concat(parts["hist"], ignore_index=True))
+                    _record_cube_files(con, warehouse, network, files)
+                    result.stored = True
+        except BaseException:  # nothing of this run stays: figure_files never named its folders
+            for _, _, writer in files:
+                writer.discard()
+            raise
+        if con is not None:  # the folders this run replaced, and any a killed run left
+            sweep_unlisted(con, warehouse)
     finally:
         if con is not None:
             con.close()
         for t in tallies.values():
             t.close()
     return result
+
+
+def _record_cube_files(con, warehouse: Path, network: Network, files: list) -> None:
+    """List this run's cube folders in figure_files and point the views at them (in the storing transaction)."""
+    now = dt.datetime.now()
+    for label, period, writer in files:
+        con.execute(
+            "INSERT INTO figure_files VALUES (?, ?, ?, ?, ?, ?)",
+            [network.key, label, period.start, period.end, writer.folder.as_posix(), now],
+        )
+    refresh_views(con, warehouse, in_transaction=True)
 
 
 def _road_groups(network: Network) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -170,9 +190,12 @@ def _road_groups(network: Network) -> tuple[list[str], np.ndarray, np.ndarray]:
     return groups, road_group, np.array([limits[road_group == gi].max() for gi in range(len(groups))])
 
 
-def _reduce_periods(tallies: dict, network: Network, periods: dict[str, Period], con) -> tuple[dict, dict]:
-    """Each period's figures from its cube, range by range (PeriodCube.ranges), its rows stored as they
-    come when `con` (a connection in the storing transaction) is given."""
+def _reduce_periods(
+    tallies: dict, network: Network, periods: dict[str, Period], warehouse: Path | None, files: list
+) -> tuple[dict, dict]:
+    """Each period's figures from its cube, range by range (PeriodCube.ranges); with a `warehouse`
+    the cube's rows are written as they come into a new folder (analysis._cube_files), appended to
+    `files` as (label, period, writer) before its first row, so that the caller can remove it."""
     n_roads, road_ids, limits, piece_road = len(network.roads), network.road_ids, network.limits_kmh, network.piece_road
     groups, road_group, group_limit = _road_groups(network)
     parts = {k: [] for k in ("road", "group", "hist")}
@@ -183,15 +206,21 @@ def _reduce_periods(tallies: dict, network: Network, periods: dict[str, Period],
         extra = {"district": network.key, "period": label, "period_start": period.start, "period_end": period.end}
         road_sums = group_sums = None
         hist = np.zeros(n_roads * N_BIN, np.int64)
-        # each range stored in the background while the next is merged (`OneBehind`): the store
-        # is DuckDB's work, which releases the GIL
-        with OneBehind(con is not None and overlap_enabled()) as behind:
+        writer = None
+        if warehouse is not None:
+            writer = CubeFileWriter(warehouse, network.index.links.piece_link, piece_road, road_ids)
+            files.append((label, period, writer))
+        # each range written in the background while the next is merged (`OneBehind`): the
+        # Parquet encoder releases the GIL
+        with OneBehind(writer is not None and overlap_enabled()) as behind:
             for cube in res.ranges():
                 road_sums = _added(road_sums, FigureSums.of(cube, piece_road, n_roads))
                 group_sums = _added(group_sums, FigureSums.of(cube, road_group[piece_road], len(groups)))
                 hist += _histogram_counts(cube, piece_road, n_roads)
-                if con is not None:
-                    behind.submit(_insert_cube_rows, con, network, label, period, cube)
+                if writer is not None:
+                    behind.submit(writer.add, cube)
+            if writer is not None:
+                behind.submit(writer.close)
         road_sums = road_sums or FigureSums.of(Cube.empty(), piece_road, n_roads)
         group_sums = group_sums or FigureSums.of(Cube.empty(), road_group[piece_road], len(groups))
         pf = passage_figures(res.passages, np.arange(n_roads), n_roads, limits)
@@ -277,45 +306,6 @@ def _histogram_frame(counts: np.ndarray, names: np.ndarray) -> pd.DataFrame:
     )
 
 
-_CELL_INSERT = """INSERT INTO link_hour_stats SELECT ?, road_id, link_id, ?, ?, ?, direction, hour, day_type,
-    vehicle_class, n_points, sum_speed_kmh, n_at_or_over_limit, n_at_or_over_limit_plus_10, n_vehicles FROM _rows"""
-_HIST_INSERT = """INSERT INTO link_hour_histogram SELECT ?, road_id, link_id, ?, ?, ?, direction, hour, day_type,
-    vehicle_class, speed_kmh, n_points FROM _rows"""
-
-
-def _cube_row_chunks(cube: Cube, network: Network, part: str, rows: int = 1 << 20):
-    """The cube's cell or histogram rows (`_cube_rows`) as Arrow tables of at most `rows` rows: the
-    rows are decoded a slice at a time, so storing a large cube needs little more memory than it."""
-    d = getattr(cube, part)
-    empty = Cube.empty()
-    for a in range(0, len(d["piece"]), rows):
-        piece = {k: v[a : a + rows] for k, v in d.items()}
-        if part == "cells":
-            yield _cube_rows(Cube(piece, empty.hist, empty.vehicles).cells_table(), network)
-        else:
-            yield _cube_rows(Cube(empty.cells, piece, empty.vehicles).hist_table(), network)
-
-
-def _insert_cube_rows(con, network: Network, label: str, period: Period, cube: Cube) -> None:
-    """The cube's rows into link_hour_stats and link_hour_histogram, straight from Arrow, slice by
-    slice, the district and period as parameters (no per-row constants, no pandas)."""
-    for part, sql in (("cells", _CELL_INSERT), ("hist", _HIST_INSERT)):
-        for rows in _cube_row_chunks(cube, network, part):
-            con.register("_rows", rows)
-            con.execute(sql, [network.key, label, period.start, period.end])
-            con.unregister("_rows")
-
-
-def _cube_rows(t: pa.Table, network: Network) -> pa.Table:
-    """Cube rows (cells or histogram, Arrow) with the link and the road (dictionary-encoded) of each piece."""
-    piece = t.column("piece").to_numpy()
-    link = network.index.links.piece_link[piece].astype(np.int32)
-    road = pa.DictionaryArray.from_arrays(
-        pa.array(network.piece_road[piece].astype(np.int32)), pa.array(list(network.road_ids), pa.string())
-    )
-    return t.append_column("link_id", pa.array(link)).append_column("road_id", road)
-
-
 def _blank_empty(df: pd.DataFrame) -> pd.DataFrame:
     """Roads or groups without points (passages): counts 0, figures empty (NaN)."""
     for n_col, cols in (("n_points", POINT_FIGURES[2:]), ("n_passages", PASSAGE_FIGURES[1:])):
@@ -339,8 +329,7 @@ def _delete_stored(con, network: Network, periods: dict[str, Period]) -> None:
         "road_period_stats",
         "group_period_stats",
         "road_speed_histogram",
-        "link_hour_stats",
-        "link_hour_histogram",
+        "figure_files",
         "analysis_runs",
     ):
         con.execute(

@@ -191,6 +191,18 @@ def _views_section() -> list[str]:
             schema.STORE_FILES_COLUMNS,
         ),
         ("warehouse_info", "facts about the warehouse", schema.WAREHOUSE_INFO_COLUMNS),
+        (
+            "link_hour_stats",
+            "the period cube, one row per link × direction × hour × day type × vehicle class "
+            "(analysis/figures.py; Parquet files under figures/ listed in figure_files)",
+            schema.LINK_HOUR_STATS_COLUMNS,
+        ),
+        (
+            "link_hour_histogram",
+            "the period cube's 1 km/h speed histogram, one row per cell and bin "
+            "(analysis/figures.py; Parquet files under figures/ listed in figure_files)",
+            schema.LINK_HOUR_HISTOGRAM_COLUMNS,
+        ),
     ]
     for name, what, cols in views:
         parts += [

@@ -286,36 +286,13 @@ CREATE TABLE IF NOT EXISTS road_speed_histogram (
     speed_bin_kmh DOUBLE,   -- 1 km/h bin: speed rounded to the nearest km/h (ETC2.0 speeds are whole km/h)
     n_points      BIGINT    -- mergeable: add counts over roads, periods or partitions
 );
-CREATE TABLE IF NOT EXISTS link_hour_stats (
-    district               VARCHAR,
-    road_id                VARCHAR,
-    link_id                INTEGER,   -- link of the road network split at intersections (ids increase with road order)
-    period                 VARCHAR,
-    period_start           DATE,
-    period_end             DATE,
-    direction              TINYINT,   -- +1 / -1 relative to the link's digitisation, 0 unknown heading
-    hour                   TINYINT,   -- hour of day of GPS時刻 (JST), 0-23
-    day_type               TINYINT,   -- 0 weekday, 1 Saturday, Sunday or Japanese public holiday
-    vehicle_class          TINYINT,   -- 自動車の種別 code (vehicle_type)
-    n_points               BIGINT,    -- mergeable (add)
-    sum_speed_kmh          DOUBLE,    -- mergeable (add); mean = sum / n_points
-    n_at_or_over_limit     BIGINT,    -- mergeable (add)
-    n_at_or_over_limit_plus_10 BIGINT, -- mergeable (add)
-    n_vehicles             BIGINT     -- distinct vehicles of this cell only (not additive)
-);
-CREATE TABLE IF NOT EXISTS link_hour_histogram (
-    district      VARCHAR,
-    road_id       VARCHAR,
-    link_id       INTEGER,
-    period        VARCHAR,
-    period_start  DATE,
-    period_end    DATE,
-    direction     TINYINT,
-    hour          TINYINT,
-    day_type      TINYINT,
-    vehicle_class TINYINT,
-    speed_kmh     SMALLINT,  -- 1 km/h bin: speed rounded to the nearest km/h
-    n_points      BIGINT     -- mergeable (add)
+CREATE TABLE IF NOT EXISTS figure_files (
+    district     VARCHAR,   -- district key, or 'roads:<file stem>' for an ad-hoc network
+    period       VARCHAR,   -- period label stored by the run
+    period_start DATE,      -- inclusive, JST calendar day of GPS時刻
+    period_end   DATE,      -- inclusive
+    folder       VARCHAR,   -- figures/<run>, relative to the warehouse: the views' Parquet files
+    computed_at  TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS analysis_runs (
     district     VARCHAR,
@@ -329,6 +306,40 @@ CREATE TABLE IF NOT EXISTS analysis_runs (
     computed_at  TIMESTAMP
 );
 """
+
+# The period cube's rows: Parquet files under figures/ (analysis._cube_files), one folder per district
+# and period, listed in figure_files and read by the views link_hour_stats / link_hour_histogram.
+_CUBE_KEY_COLUMNS: dict[str, tuple[str, str]] = {
+    "district": (
+        "VARCHAR",
+        "district key (file stem of data/districts/*.toml), or 'roads:<file stem>' for an ad-hoc network",
+    ),
+    "road_id": ("VARCHAR", "the road network feature's id as text"),
+    "link_id": ("INTEGER", "link of the road network split at intersections (ids increase with road order)"),
+    "period": ("VARCHAR", "period label of the analysis (before, after, trial …)"),
+    "period_start": ("DATE", "first day, inclusive (JST calendar day of GPS時刻)"),
+    "period_end": ("DATE", "last day, inclusive"),
+    "direction": ("TINYINT", "+1 / -1 relative to the link's digitisation, 0 unknown heading"),
+    "hour": ("TINYINT", "hour of day of GPS時刻 (JST), 0-23"),
+    "day_type": ("TINYINT", "0 weekday, 1 Saturday, Sunday or Japanese public holiday"),
+    "vehicle_class": ("TINYINT", "自動車の種別 code (vehicle_type)"),
+}
+LINK_HOUR_STATS_COLUMNS: dict[str, tuple[str, str]] = {
+    **_CUBE_KEY_COLUMNS,
+    "n_points": ("BIGINT", "points in the cell; mergeable (add)"),
+    "sum_speed_kmh": ("DOUBLE", "km/h, sum of the points' speeds; mergeable (add); mean = sum / n_points"),
+    "n_at_or_over_limit": ("BIGINT", "points at or over the road's limit; mergeable (add)"),
+    "n_at_or_over_limit_plus_10": ("BIGINT", "points at or over the limit + 10 km/h; mergeable (add)"),
+    "n_vehicles": ("BIGINT", "distinct vehicles of this cell only (not additive)"),
+}
+LINK_HOUR_HISTOGRAM_COLUMNS: dict[str, tuple[str, str]] = {
+    **_CUBE_KEY_COLUMNS,
+    "speed_kmh": ("SMALLINT", "1 km/h bin: speed rounded to the nearest km/h"),
+    "n_points": ("BIGINT", "points in the cell and bin; mergeable (add)"),
+}
+FIGURE_VIEWS = {"link_hour_stats": LINK_HOUR_STATS_COLUMNS, "link_hour_histogram": LINK_HOUR_HISTOGRAM_COLUMNS}
+# Tables of earlier layouts that are views now: dropped with the derived tables.
+RETIRED_TABLES = ("link_hour_stats", "link_hour_histogram")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -799,7 +810,8 @@ CREATE TABLE IF NOT EXISTS stage_runs (
 # so a new layout drops them instead of migrating. Bump DERIVED_SCHEMA_VERSION when one changes.
 # 7: placebo_results, pre_period_series, degenerate, screening_runs.basis; 8: the lean match (segments_file), stage_runs
 # 9: passage speed = section travel speed, passage_spot_mean_kmh
-DERIVED_SCHEMA_VERSION = 9
+# 10: link_hour_stats / link_hour_histogram are views over Parquet files (figure_files)
+DERIVED_SCHEMA_VERSION = 10
 DERIVED_DDL = (RESULT_TABLES_DDL, COMPARISON_TABLES_DDL, MATCH_DDL, SCREENING_DDL, GATES_DDL, STAGE_DDL)
 
 
@@ -828,6 +840,10 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
             for ddl in DERIVED_DDL:
                 for table in _table_names(ddl):
                     con.execute(f"DROP TABLE IF EXISTS {table}")
+            listed = con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()
+            tables = {t for (t,) in listed}
+            for table in set(RETIRED_TABLES) & tables:
+                con.execute(f"DROP TABLE {table}")
             con.execute("DELETE FROM schema_version")
             con.execute("INSERT INTO schema_version VALUES (?)", [DERIVED_SCHEMA_VERSION])
     for ddl in DERIVED_DDL:

@@ -12,6 +12,9 @@ views hold absolute ones, see "Opening the warehouse with plain DuckDB"):
     trips/year=YYYY/month=M/<file_id>_<commit>.parquet            様式1-3 trips
     behavior_events/year=YYYY/month=M/<file_id>_<commit>.parquet  挙動履歴 events
     quarantine/<file_id>_<commit>.parquet             rows that failed validation, with reason
+    matched/<district>/<YYYY-MM>-<tokens>/            the stored match (analysis.matchstage), listed in match_state
+    figures/<run>/link_hour_stats.parquet, link_hour_histogram.parquet
+                                                      a period's cube (analysis._cube_files), listed in figure_files
     _snapshot.json                                    the committed files (written atomically by each commit)
     warehouse.duckdb                                  manifest, ingest_runs, store_files, analysis tables, views
     .ingest.lock                                      held (flock) by the one ingest allowed at a time
@@ -58,6 +61,7 @@ import duckdb
 from etl.failures import writing
 from etl.schema import (
     DUPLICATES_TABLE,
+    FIGURE_VIEWS,
     MANIFEST_COLUMNS,
     MATCHED_CALENDAR,
     MATCHED_DELIVERED,
@@ -340,6 +344,7 @@ def refresh_views(
             legacy = any(lg for _, lg in files[name])
             define(name, _view_sql(listed, cols_of[name], hive, legacy, guard), cols_of[name])
         _matched_views(con, root, define, files, guard)
+        _figure_views(con, root, define, guard)
         define.record()
 
     if temp:
@@ -479,12 +484,34 @@ def _matched_views(
         define(view, " UNION ALL ".join(parts) if parts else _empty_select(cols), cols)
 
 
+def _figure_views(con: duckdb.DuckDBPyConnection, root: Path, define: _ViewDefiner, guard: str = "") -> None:
+    """link_hour_stats / link_hour_histogram: the period cubes' Parquet files listed in figure_files
+    (analysis._cube_files), the district and period as constants of each file's part."""
+    if not _has_table(con, "figure_files"):  # a database of an earlier layout: its own tables stay
+        return
+    rows = con.execute(
+        "SELECT district, period, period_start, period_end, folder FROM figure_files ORDER BY district, period"
+    ).fetchall()
+    constants = ("district", "period", "period_start", "period_end")
+    for view, cols in FIGURE_VIEWS.items():
+        parts = []
+        for district, period, start, end, folder in rows:
+            given = dict(zip(constants, (district, period, start, end), strict=True))
+            sel = ", ".join(
+                f"CAST({sql_literal(str(given[c])) if c in given else c} AS {t}) AS {c}" for c, (t, _) in cols.items()
+            )
+            path = (root / folder / f"{view}.parquet").as_posix()
+            parts.append(f"SELECT {sel} FROM read_parquet({sql_literal(path)}){guard}")
+        define(view, " UNION ALL ".join(parts) if parts else _empty_select(cols), cols)
+
+
 def _build_persistent(con, build, root: Path, own: list[str], cols_of) -> None:
     build()
     con.execute("DELETE FROM warehouse_info WHERE name IN ('location', 'database_path')")
     con.execute("INSERT INTO warehouse_info VALUES ('location', ?), ('database_path', ?)", [str(root), json.dumps(own)])
     rows = [(v, c, t, d) for v, cols in cols_of.items() for c, (t, d) in cols.items()]
     rows += [(v, c, t, d) for v, cols in MATCHED_VIEWS.items() for c, (t, d) in cols.items()]
+    rows += [(v, c, t, d) for v, cols in FIGURE_VIEWS.items() for c, (t, d) in cols.items()]
     rows += [("manifest", c, t, d) for c, (t, d) in MANIFEST_COLUMNS.items()]
     rows += [("skipped_members", c, t, d) for c, (t, d) in SKIPPED_MEMBERS_COLUMNS.items()]
     if con.execute("SELECT count(*) FROM column_docs").fetchone()[0] != len(rows):
@@ -552,7 +579,8 @@ def connect(warehouse: Path | str, *, read_only: bool = False, create: bool = Tr
             raise
         return con
     create_tables(con)
-    if not is_outdated(warehouse) and not views_current(con, warehouse):  # an outdated warehouse keeps its views
+    # an outdated warehouse keeps its views; a new layout of the derived tables may need new views
+    if not is_outdated(warehouse) and not (views_current(con, warehouse) and _has_views(con, FIGURE_VIEWS)):
         refresh_views(con, warehouse)
     return con
 
@@ -594,11 +622,19 @@ def view_locations(warehouse: Path | str) -> tuple[list[tuple[str, int]], str]:
     try:
         files = dict(con.execute("SELECT tbl, count(*) FROM store_files GROUP BY ALL").fetchall())
         matched = con.execute("SELECT count(*) FROM match_state").fetchone()[0] if _has_table(con, "match_state") else 0
+        has_figures = _has_table(con, "figure_files")
+        figures = con.execute("SELECT count(*) FROM figure_files").fetchone()[0] if has_figures else 0
         (made_for,) = con.execute("SELECT value FROM warehouse_info WHERE name = 'location'").fetchone() or ("",)
     finally:
         con.close()
     rows = [(t, int(files.get(t, 0))) for t in TABLES] + [(v, int(matched)) for v in MATCHED_VIEWS]
+    rows += [(v, int(figures)) for v in FIGURE_VIEWS]  # one file per district and period
     return rows, made_for
+
+
+def _has_views(con: duckdb.DuckDBPyConnection, names) -> bool:
+    made = {v for (v,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT temporary").fetchall()}
+    return set(names) <= made
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
