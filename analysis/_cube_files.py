@@ -46,7 +46,7 @@ def file_schema(view: str) -> pa.Schema:
         if name in _CONSTANTS:
             continue
         typ = pa.dictionary(pa.int32(), pa.string()) if name == "road_id" else _ARROW[sql_type]
-        fields.append(pa.field(name, typ))
+        fields.append(pa.field(name, typ, nullable=False))  # no definition levels to write
     return pa.schema(fields)
 
 
@@ -67,9 +67,11 @@ class CubeFileWriter:
             view: pq.ParquetWriter(
                 self.path / f"{view}.parquet",
                 file_schema(view),
+                # small codes in long runs (rows ordered by link): dictionary + RLE pages
+                # for every column, statistics for the link only (what a query filters on)
                 compression="zstd",
                 compression_level=1,
-                use_dictionary=["road_id"],
+                write_statistics=["link_id"],
                 store_schema=False,
             )
             for view in FIGURE_VIEWS

@@ -855,24 +855,29 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
 # analysis.points and by the views above (MATCHED_POINTS_SQL reads its columns as m.<column>).
 
 # Bump when the stored columns or the matching rules change: every month is matched again.
-MATCH_VERSION = 2  # 2: the lean stored match (POINTS_SCHEMA)
+MATCH_VERSION = 3  # 2: the lean stored match (POINTS_SCHEMA); 3: its columns declared non-null
+# Every stored column of a matched point has a value (NaN, -1 or 0 where there is none): declared
+# non-null, the Parquet writer skips the definition levels, which halves the cost of the write.
 POINTS_SCHEMA = pa.schema(
     [
-        ("point_key", pa.int64()),
-        ("trip_id", pa.int64()),
-        ("seq", pa.int32()),
-        ("vehicle_id", pa.int64()),
-        ("gps_time", pa.timestamp("us")),
-        ("vehicle_type", pa.int8()),
-        ("vehicle_use", pa.int8()),
-        ("speed_kmh", pa.float64()),
-        ("x_m", pa.float64()),
-        ("y_m", pa.float64()),
-        ("decel_prev_g", pa.float64()),
-        ("seg", pa.int32()),
-        ("pos", pa.float64()),
-        ("dist_m", pa.float64()),
-        ("direction", pa.int8()),
+        pa.field(name, typ, nullable=False)
+        for name, typ in [
+            ("point_key", pa.int64()),
+            ("trip_id", pa.int64()),
+            ("seq", pa.int32()),
+            ("vehicle_id", pa.int64()),
+            ("gps_time", pa.timestamp("us")),
+            ("vehicle_type", pa.int8()),
+            ("vehicle_use", pa.int8()),
+            ("speed_kmh", pa.float64()),
+            ("x_m", pa.float64()),
+            ("y_m", pa.float64()),
+            ("decel_prev_g", pa.float64()),
+            ("seg", pa.int32()),
+            ("pos", pa.float64()),
+            ("dist_m", pa.float64()),
+            ("direction", pa.int8()),
+        ]
     ]
 )
 TRIPS_SCHEMA = pa.schema(
