@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import geopandas as gpd
@@ -38,7 +39,7 @@ class Network:
     fingerprint: str
     source_path: Path
 
-    @property
+    @cached_property
     def bounds(self) -> tuple[float, float, float, float]:
         """The roads' bounding box grown by TRIP_CONTEXT_MARGIN_M (metres, EPSG:6677): points kept with their trip."""
         minx, miny, maxx, maxy = self.roads.total_bounds

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import duckdb
@@ -233,6 +234,10 @@ def grouped_by_trip(trip: np.ndarray, seq: np.ndarray) -> bool:
 PASSAGE_SPEED_COLUMN = f"{PASSAGE_SPEEDS[0]}_kmh"
 
 
+# RoadNodes.of_network's nodes by id of the network index (with the index, so that a reused id never hits).
+_NODES_OF_INDEX: dict[int, tuple[object, RoadNodes]] = {}
+
+
 @dataclass(frozen=True)
 class RoadNodes:
     """The nodes of every road, where the trip can enter or leave it: the ends of its links (junctions
@@ -246,7 +251,19 @@ class RoadNodes:
 
     @classmethod
     def of_network(cls, network: Network) -> RoadNodes:
-        """Both ends of every link of the network's roads (a node shared by two links appears twice)."""
+        """Both ends of every link of the network's roads (a node shared by two links appears twice).
+        Made once per network index: every pass and month of a run shares them (and `kernel_arrays`)."""
+        hit = _NODES_OF_INDEX.get(id(network.index))
+        if hit is not None and hit[0] is network.index:
+            return hit[1]
+        nodes = cls._of_links(network)
+        while len(_NODES_OF_INDEX) >= 4:  # the last few networks only
+            _NODES_OF_INDEX.pop(next(iter(_NODES_OF_INDEX)))
+        _NODES_OF_INDEX[id(network.index)] = (network.index, nodes)
+        return nodes
+
+    @classmethod
+    def _of_links(cls, network: Network) -> RoadNodes:
         links = network.index.links
         n_links = len(links.link_road)
         seg_first = np.searchsorted(links.seg_link, np.arange(n_links), side="left")
@@ -284,7 +301,11 @@ class RoadNodes:
     def kernel_arrays(self) -> tuple[np.ndarray, ...]:
         """(first, s_m, x_m, y_m, pair_key, pair_node) for geo.trip_kernels.section_speed_kernel: the nodes,
         and the nodes each pair of roads shares (`geo.trip_kernels.shared_nodes`, within
-        JUNCTION_TOLERANCE_M)."""
+        JUNCTION_TOLERANCE_M). Computed once per RoadNodes."""
+        return self._kernel_arrays
+
+    @cached_property
+    def _kernel_arrays(self) -> tuple[np.ndarray, ...]:
         pair_key, pair_node = shared_nodes(self.first, self.x_m, self.y_m, JUNCTION_TOLERANCE_M)
         return self.first, self.s_m, self.x_m, self.y_m, pair_key, pair_node
 
