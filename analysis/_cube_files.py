@@ -63,19 +63,22 @@ class CubeFileWriter:
         self.path.mkdir(parents=True)
         self.piece_link, self.piece_road = piece_link, piece_road
         self.road_names = pa.array([str(r) for r in road_ids], pa.string())
-        self.writers = {
-            view: pq.ParquetWriter(
-                self.path / f"{view}.parquet",
-                file_schema(view),
-                # small codes in long runs (rows ordered by link): dictionary + RLE pages
-                # for every column, statistics for the link only (what a query filters on)
-                compression="zstd",
-                compression_level=1,
-                write_statistics=["link_id"],
-                store_schema=False,
-            )
-            for view in FIGURE_VIEWS
-        }
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        try:
+            for view in FIGURE_VIEWS:
+                self.writers[view] = pq.ParquetWriter(
+                    self.path / f"{view}.parquet",
+                    file_schema(view),
+                    # small codes in long runs (rows ordered by link): dictionary + RLE pages
+                    # for every column, statistics for the link only (what a query filters on)
+                    compression="zstd",
+                    compression_level=1,
+                    write_statistics=["link_id"],
+                    store_schema=False,
+                )
+        except BaseException:  # a full disk while opening the files: no folder left behind
+            self.discard()
+            raise
 
     def add(self, cube: Cube) -> None:
         """Append the rows of a range of the period's cube (cells and histogram), a slice at a time."""
@@ -112,6 +115,8 @@ class CubeFileWriter:
             with contextlib.suppress(OSError):  # a full disk: closing flushes the last pages, and fails too
                 w.close()
         shutil.rmtree(self.path, ignore_errors=True)
+        with contextlib.suppress(OSError):  # figures/ itself when this run made it and nothing else is there
+            self.path.parent.rmdir()
 
 
 def sweep_unlisted(con, warehouse: Path) -> list[Path]:
