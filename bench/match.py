@@ -23,9 +23,9 @@ Figures, each from its own fresh process:
   and index build, the match stage over every month (read, sort, trip features, match kernel,
   the lean Parquet write, match_state) fused with the period's reduction (each month's cube and
   passages while the month is in memory, merged month by month), per-road and passage figures
-  and their DuckDB stores, the CSV. Its rate is points in the store / wall seconds, with the
-  default threads (numba and Arrow use both cores). Peak RSS is that process's and its
-  children's (os.wait4).
+  and their stores (the period's cube as Parquet files behind link_hour_*, the figures in
+  DuckDB), the CSV. Its rate is points in the store / wall seconds, with the default threads
+  (numba and Arrow use both cores). Peak RSS is that process's and its children's (os.wait4).
 - cold at 2x: the same command on twice the points over twice the months (default 24 M points,
   8 months; built once in DIR-2x, the same network), as ONE period: its peak RSS shows whether
   memory is bounded by a month or grows with the period.
@@ -714,7 +714,8 @@ def main() -> None:
         "and aggregation of each pass while it is in memory (the period filter, the pass's cube, kept on disk by piece "
         "range, and at the end the period's cube merged range by range); leaves out imports, network load, index "
         "build and JIT / cache load (warm-up "
-        "before the clock), per-road figures and DuckDB stores; passages are timed apart (in cold, not in steady)"
+        "before the clock), per-road figures and their stores (cube files, DuckDB); passages are timed apart "
+        "(in cold, not in steady)"
     )
     print(
         f"steady (1 thread, CPU seconds): {st['points']:,} points read, {st['stored']:,} stored (inside the box), "
@@ -742,7 +743,8 @@ def main() -> None:
     print(
         "cold (etc2calm analyze --roads … --period all=<whole span>, fresh process, default threads; wall): includes "
         "interpreter start, imports, numba cache load, network load and index build, the match stage over every month "
-        "with its Parquet writes and match_state, cube, per-road and passage figures, DuckDB stores and the CSV; "
+        "with its Parquet writes and match_state, cube, per-road and passage figures, their stores (cube files, "
+        "DuckDB) and the CSV; "
         "leaves out data generation and the first compile of the kernels on a machine (printed when it happened)"
     )
     colds = [run_cold(out, man) for _ in range(args.cold_runs)]
