@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.schema import FIGURE_VIEWS
+from etl.schema import FIGURE_FOLDER_COLUMNS, FIGURE_VIEWS
 from geo.aggregate import Cube
 
 FIGURES_DIR = "figures"
@@ -36,14 +36,13 @@ _ARROW = {
     "BIGINT": pa.int64(),
     "DOUBLE": pa.float64(),
 }
-_CONSTANTS = ("district", "period", "period_start", "period_end")  # constants of the folder: in figure_files
 
 
 def file_schema(view: str) -> pa.Schema:
     """The Parquet schema of a view's file: its columns but the folder's constants, road_id dictionary-encoded."""
     fields = []
     for name, (sql_type, _) in FIGURE_VIEWS[view].items():
-        if name in _CONSTANTS:
+        if name in FIGURE_FOLDER_COLUMNS:
             continue
         typ = pa.dictionary(pa.int32(), pa.string()) if name == "road_id" else _ARROW[sql_type]
         fields.append(pa.field(name, typ, nullable=False))  # no definition levels to write

@@ -338,6 +338,8 @@ LINK_HOUR_HISTOGRAM_COLUMNS: dict[str, tuple[str, str]] = {
     "n_points": ("BIGINT", "points in the cell and bin; mergeable (add)"),
 }
 FIGURE_VIEWS = {"link_hour_stats": LINK_HOUR_STATS_COLUMNS, "link_hour_histogram": LINK_HOUR_HISTOGRAM_COLUMNS}
+# Columns constant over a folder: kept in figure_files and given by the views, not stored in the files.
+FIGURE_FOLDER_COLUMNS = ("district", "period", "period_start", "period_end")
 # Tables of earlier layouts that are views now: dropped with the derived tables.
 RETIRED_TABLES = ("link_hour_stats", "link_hour_histogram")
 

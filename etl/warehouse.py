@@ -61,6 +61,7 @@ import duckdb
 from etl.failures import writing
 from etl.schema import (
     DUPLICATES_TABLE,
+    FIGURE_FOLDER_COLUMNS,
     FIGURE_VIEWS,
     MANIFEST_COLUMNS,
     MATCHED_CALENDAR,
@@ -492,11 +493,10 @@ def _figure_views(con: duckdb.DuckDBPyConnection, root: Path, define: _ViewDefin
     rows = con.execute(
         "SELECT district, period, period_start, period_end, folder FROM figure_files ORDER BY district, period"
     ).fetchall()
-    constants = ("district", "period", "period_start", "period_end")
     for view, cols in FIGURE_VIEWS.items():
         parts = []
         for district, period, start, end, folder in rows:
-            given = dict(zip(constants, (district, period, start, end), strict=True))
+            given = dict(zip(FIGURE_FOLDER_COLUMNS, (district, period, start, end), strict=True))
             sel = ", ".join(
                 f"CAST({sql_literal(str(given[c])) if c in given else c} AS {t}) AS {c}" for c, (t, _) in cols.items()
             )
