@@ -10,6 +10,7 @@ What engineers call:
 - `analysis.network.Network`, `district_network`: a district's roads, treated and comparison;
 - `analysis.points.read_matched_points`, `read_points`, `passages`; `analysis.filters.PointFilter`;
 - `analysis.figures.analyze_district`: per-road and per-group figures of named periods;
+- `analysis.samples.period_samples`: a period's bootstrap samples, reduced month by month;
 - `analysis.bootstrap.compare_periods`: the statistics: indicators, bootstrap intervals over vehicles, DiD;
 - `analysis.comparison.compare_district` (`compare` for any network): a district's before/after
   comparison assembled from the warehouse with those statistics, stored;

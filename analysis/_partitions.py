@@ -301,9 +301,11 @@ def order_passages(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return cat.iloc[order].reset_index(drop=True)
 
 
-def _month_samples(
+def month_points_and_passages(
     folder: str, network: Network, columns: list[str], point_filter: PointFilter, start: dt.date, end: dt.date
 ) -> tuple[pa.Table, pd.DataFrame]:
+    """One month folder's matched points on the network kept by `point_filter` (`columns`) and their
+    passages (analysis.samples reduces them month by month)."""
     # what the passages and the filter expression read, besides the columns asked for
     cols = list(dict.fromkeys([*columns, *PASSAGE_COLUMNS, "seg", "vehicle_type", "vehicle_use", "direction"]))
     expr = points_expression(ALL_POINTS, start, end, on_network=False)
@@ -311,34 +313,6 @@ def _month_samples(
     keep = row_mask(trips, points_expression(point_filter, start, end))
     pts = trips if keep is None else trips.filter(pa.array(keep))
     return pts.select(columns), passages(trips, RoadNodes.of_network(network), keep)
-
-
-def points_and_passages(
-    folders: list[Path],
-    network: Network,
-    columns: list[str],
-    point_filter: PointFilter,
-    start: dt.date,
-    end: dt.date,
-    *,
-    client=None,
-) -> tuple[pa.Table, pd.DataFrame]:
-    """The period's matched points on the network (`columns`, which must include PASSAGE_COLUMNS)
-    and their passages, read month by month (on the cluster's workers with `client`)."""
-    if client is None:
-        parts = [_month_samples(str(f), network, columns, point_filter, start, end) for f in folders]
-    else:
-        futures = [
-            client.submit(
-                _month_samples, str(Path(f).absolute()), network, columns, point_filter, start, end, pure=False
-            )
-            for f in folders
-        ]
-        parts = client.gather(futures)
-    if not parts:
-        empty = read_matched_points([], network, columns, None)
-        return empty, order_passages([])
-    return pa.concat_tables([p for p, _ in parts]), order_passages([q for _, q in parts])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,7 +393,7 @@ __all__ = [
     "reduce_part",
     "order_passages",
     "passage_counts",
-    "points_and_passages",
+    "month_points_and_passages",
     "period_cube",
     "period_tally",
     "read_month",

@@ -69,6 +69,15 @@ def braking_hotspots(
     return out.reset_index(drop=True)[cols]
 
 
+def trips_in_area(on_residential: pd.DataFrame, district_area) -> pd.DataFrame:
+    """trip_id, vehicle_id of the trips with a point of `on_residential` (matched points on residential
+    streets: trip_id, vehicle_id, x_m, y_m) inside `district_area` (shapely polygon, same metric CRS),
+    each once, in the order of their first such point. The union over months is the period's."""
+    p = on_residential
+    inside = shapely.contains_xy(district_area, p["x_m"].to_numpy(float), p["y_m"].to_numpy(float))
+    return p.loc[inside, ["trip_id", "vehicle_id"]].drop_duplicates("trip_id").reset_index(drop=True)
+
+
 def cut_through_trips(on_residential: pd.DataFrame, trips: pd.DataFrame, district_area) -> pd.DataFrame:
     """Classify the trips that use the district's residential streets.
 
@@ -78,9 +87,12 @@ def cut_through_trips(on_residential: pd.DataFrame, trips: pd.DataFrame, distric
     delivered, else the first / last point of the whole trip).
     Returns one row per such trip: trip_id, vehicle_id, origin_inside, dest_inside, cut_through.
     """
-    p = on_residential
-    inside = shapely.contains_xy(district_area, p["x_m"].to_numpy(float), p["y_m"].to_numpy(float))
-    used = p.loc[inside, ["trip_id", "vehicle_id"]].drop_duplicates("trip_id")
+    return classify_trips(trips_in_area(on_residential, district_area), trips, district_area)
+
+
+def classify_trips(used: pd.DataFrame, trips: pd.DataFrame, district_area) -> pd.DataFrame:
+    """`cut_through_trips` of the trips `used` (trips_in_area: trip_id, vehicle_id): cut-through when
+    neither the origin nor the destination (`trips`' ends) lies inside `district_area`."""
     t = used.merge(trips[["trip_id", "origin_x_m", "origin_y_m", "dest_x_m", "dest_y_m"]], on="trip_id", how="left")
     if t[["origin_x_m", "dest_x_m"]].isna().any().any():
         raise ValueError("cut_through_trips: a trip of the points has no origin / destination")

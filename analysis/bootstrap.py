@@ -50,6 +50,9 @@ from config.settings import (
 )
 from geo.aggregate import grouped_quantile, speed_bin_kmh
 
+# Of point samples reduced month by month (analysis.samples): how many identical points a row stands for.
+SAMPLE_COUNT = "n_points"
+
 
 @dataclass(frozen=True)
 class GroupData:
@@ -58,13 +61,15 @@ class GroupData:
     vehicle: index of each sample's vehicle in the analysis-wide vehicle list; speed_kmh: its
     speed (km/h); limit_kmh: speed limit (km/h); p85_kmh: the recorded whole km/h (1 km/h bin) of
     each sample when its 85th percentile is the grouped-data percentile (points); None: the plain
-    sample quantile of speed_kmh (passages).
+    sample quantile of speed_kmh (passages). n: how many identical samples each row stands for
+    (points reduced month by month, SAMPLE_COUNT); None: one each.
     """
 
     vehicle: np.ndarray
     speed_kmh: np.ndarray
     limit_kmh: np.ndarray
     p85_kmh: np.ndarray | None = None
+    n: np.ndarray | None = None
 
     @property
     def p85_values(self) -> np.ndarray:
@@ -72,12 +77,19 @@ class GroupData:
 
 
 def point_indicators(
-    speed_kmh: np.ndarray, limit_kmh: np.ndarray | float, p85_kmh: np.ndarray | None = None
+    speed_kmh: np.ndarray,
+    limit_kmh: np.ndarray | float,
+    p85_kmh: np.ndarray | None = None,
+    n: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Indicators of raw samples: mean and p85 in km/h, shares 0–1 (at or over the limit, and over
     limit + 10). p85: the grouped-data percentile of the recorded whole km/h `p85_kmh` when given
-    (points), else the plain sample quantile of the speeds (numpy's linear, type 7: passages)."""
+    (points), else the plain sample quantile of the speeds (numpy's linear, type 7: passages).
+    n: how many identical samples each row stands for (None: one each); the figures are those of
+    the expanded samples (exactly so for whole-km/h speeds, whose sums are exact in any order)."""
     speed_kmh = np.asarray(speed_kmh, dtype=float)
+    if n is not None:
+        return _weighted_indicators(speed_kmh, limit_kmh, p85_kmh, np.asarray(n, dtype=float))
     if len(speed_kmh) == 0:
         return {k: float("nan") for k in POINT_INDICATORS}
     limit = np.broadcast_to(np.asarray(limit_kmh, dtype=float), speed_kmh.shape)
@@ -91,6 +103,26 @@ def point_indicators(
         "p85": p85,
         "share": float((speed_kmh >= limit).mean()),
         "share_plus10": float((speed_kmh >= limit + 10).mean()),
+    }
+
+
+def _weighted_indicators(speed: np.ndarray, limit_kmh, p85_kmh, n: np.ndarray) -> dict[str, float]:
+    """`point_indicators` of rows standing for `n` samples each."""
+    total = float(n.sum())
+    if total == 0:
+        return {k: float("nan") for k in POINT_INDICATORS}
+    limit = np.broadcast_to(np.asarray(limit_kmh, dtype=float), speed.shape)
+    values, inv = np.unique(speed if p85_kmh is None else np.asarray(p85_kmh, dtype=float), return_inverse=True)
+    counts = np.bincount(inv, weights=n, minlength=len(values))
+    if p85_kmh is None:
+        p85 = float(_weighted_quantile_from_counts(values, counts[None, :], P85)[0])
+    else:
+        p85 = float(grouped_quantile(values, counts, P85))
+    return {
+        "mean": float((speed * n).sum() / total),
+        "p85": p85,
+        "share": float(n[speed >= limit].sum() / total),
+        "share_plus10": float(n[speed >= limit + 10].sum() / total),
     }
 
 
@@ -134,23 +166,23 @@ def _replicate_indicators(group: GroupData, weights_t: np.ndarray) -> dict[str, 
     weights in all replicates are contiguous, so the kernel's inner loops run over replicates."""
     speed = np.asarray(group.speed_kmh, dtype=float)
     limit = np.broadcast_to(np.asarray(group.limit_kmh, dtype=float), speed.shape)
+    mult = np.ones(len(speed)) if group.n is None else np.asarray(group.n, dtype=float)
     vehicles, local = np.unique(np.asarray(group.vehicle, dtype=np.int64), return_inverse=True)
     per_vehicle = lambda w: np.bincount(local, weights=w, minlength=len(vehicles))  # noqa: E731
     sums = np.stack(
         [
-            per_vehicle(np.ones(len(speed))),
-            per_vehicle(speed),
-            per_vehicle((speed >= limit).astype(float)),
-            per_vehicle((speed >= limit + 10).astype(float)),
+            per_vehicle(mult),
+            per_vehicle(speed * mult),
+            per_vehicle((speed >= limit) * mult),
+            per_vehicle((speed >= limit + 10) * mult),
         ],
         axis=1,
     )
     values, value_idx = np.unique(group.p85_values, return_inverse=True)
-    pair, cnt = np.unique(local.astype(np.int64) * len(values) + value_idx, return_counts=True)
+    pair, pair_of = np.unique(local.astype(np.int64) * len(values) + value_idx, return_inverse=True)
+    cnt = np.bincount(pair_of, weights=mult, minlength=len(pair))
     pair_vehicle, pair_value = np.divmod(pair, len(values))
-    totals, counts = _replicate_sums(
-        weights_t, vehicles, sums, vehicles[pair_vehicle], pair_value, cnt.astype(np.float64), len(values)
-    )
+    totals, counts = _replicate_sums(weights_t, vehicles, sums, vehicles[pair_vehicle], pair_value, cnt, len(values))
     n = totals[:, 0]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean, share, share10 = totals[:, 1] / n, totals[:, 2] / n, totals[:, 3] / n
@@ -231,13 +263,16 @@ def compare_periods_all(  # noqa: PLR0913 -- public API: resamples, seed, min_ve
     seed: int = DEFAULT_SEED,
     min_vehicles: int = ADEQUATE_MIN_VEHICLES,
     confidence: float = CONFIDENCE,
+    first_points: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Before/after change per road, pooled treated, pooled control, and difference in differences,
     for several indicators from the same bootstrap replicates (one set of resampled vehicles).
 
     points: one row per matched point with columns unit (road id, text), period ('before' or
     'after'), vehicle (any hashable id), speed_kmh, limit_kmh (and gps_us, x_m, y_m for the
-    key-independent vehicle order). passages (needed for passage_* indicators): one row per
+    key-independent vehicle order); or rows standing for `n_points` (SAMPLE_COUNT) identical points
+    each, with `first_points`: one row per unit, period and vehicle holding its first point there
+    (gps_us, x_m, y_m, speed_kmh) for that order. passages (needed for passage_* indicators): one row per
     passage with unit, period, vehicle, speed_kmh (the passage speed), limit_kmh.
     Returns {indicator: table} with one row per treated road, per control road, then 'treated',
     'control' and 'did' and columns unit, indicator, before, after, change (after − before; for
@@ -250,7 +285,12 @@ def compare_periods_all(  # noqa: PLR0913 -- public API: resamples, seed, min_ve
     want_passages = _check_compare_inputs(points, passages, indicators, resamples)
     units_all = [*treated, *control]
     pts = points[points["unit"].isin(units_all) & points["period"].isin(["before", "after"])]
-    order = vehicle_order(pts)
+    if first_points is None:
+        order = vehicle_order(pts)
+    else:
+        order = vehicle_order(
+            first_points[first_points["unit"].isin(units_all) & first_points["period"].isin(["before", "after"])]
+        )
     code_of = pd.Index(order)
     weights_t = np.ascontiguousarray(bootstrap_weights(len(order), resamples, seed).T)  # vehicles × replicates
     samples = {"point": _encode(pts, code_of, binned=True)}
@@ -297,14 +337,15 @@ def _check_compare_inputs(points: pd.DataFrame, passages, indicators: tuple[str,
 
 def _group_figures(encoded: tuple, members: list[str], period: str, weights_t: np.ndarray, resamples: int):
     """One group's (roads `members`, one period) indicators, their replicates, samples and vehicles."""
-    unit, per, veh, speed, limit, q = encoded
+    unit, per, veh, speed, limit, q, n = encoded
     mask = np.isin(unit, members) & (per == period)
-    g = GroupData(veh[mask], speed[mask], limit[mask], None if q is None else q[mask])
-    value = point_indicators(g.speed_kmh, g.limit_kmh, g.p85_kmh)
+    g = GroupData(veh[mask], speed[mask], limit[mask], None if q is None else q[mask], None if n is None else n[mask])
+    value = point_indicators(g.speed_kmh, g.limit_kmh, g.p85_kmh, g.n)
     reps = (
         _replicate_indicators(g, weights_t) if mask.any() else {k: np.full(resamples, np.nan) for k in POINT_INDICATORS}
     )
-    return value, reps, int(mask.sum()), len(np.unique(g.vehicle))
+    n_samples = int(mask.sum()) if n is None else int(n[mask].sum())
+    return value, reps, n_samples, len(np.unique(g.vehicle))
 
 
 def _change_row(name: str, ind: str, before: tuple, after: tuple, alpha: float, min_vehicles: int):
@@ -354,6 +395,7 @@ def _encode(df: pd.DataFrame, code_of: pd.Index, binned: bool):
         speed,
         df["limit_kmh"].to_numpy(dtype=float),
         q,
+        df[SAMPLE_COUNT].to_numpy(dtype=float) if SAMPLE_COUNT in df.columns else None,
     )
 
 

@@ -21,20 +21,19 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
-from analysis._partitions import points_and_passages
 from analysis.behaviour import (
     braking_hotspots,
     braking_per_road,
+    classify_trips,
     cut_through_streets,
-    cut_through_trips,
-    inferred_braking,
 )
-from analysis.bootstrap import INDICATORS, compare_periods_all
+from analysis.bootstrap import INDICATORS, SAMPLE_COUNT, compare_periods_all
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import match_stage, trip_ids
 from analysis.network import Network, district_network
 from analysis.placebo import placebo_candidates, placebo_dids
-from analysis.points import PASSAGE_SPEED_COLUMN, matched_folders, read_events, read_trips
+from analysis.points import read_events, read_trips
+from analysis.samples import period_samples
 from analysis.stages import forget_stage
 from config.districts import District, Period
 from config.settings import (
@@ -45,27 +44,12 @@ from config.settings import (
     DEFAULT_SEED,
     LONLAT_CRS,
     METRIC_CRS,
-    RESIDENTIAL_MAX_LIMIT_KMH,
 )
 from etl.schema import transaction
 from etl.warehouse import connect
 from geo.aggregate import speed_bin_kmh
 from geo.calendar import months_between
 from geo.network import load_area
-
-SAMPLE_COLUMNS = [
-    "trip_id",
-    "seq",
-    "vehicle_id",
-    "gps_time",
-    "speed_kmh",
-    "x_m",
-    "y_m",
-    "road_idx",
-    "road_pos_m",
-    "decel_prev_g",
-    "direction",
-]
 
 
 @dataclass
@@ -92,94 +76,26 @@ class DistrictComparison:
     placebo: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-@dataclass
-class PeriodSamples:
-    """One period's matched points (with road_id), their passages, and both as bootstrap samples
-    (columns unit, period, vehicle, speed_kmh, limit_kmh; points also gps_us, x_m, y_m)."""
-
-    points: pd.DataFrame
-    passages: pd.DataFrame
-    point_samples: pd.DataFrame
-    passage_samples: pd.DataFrame
-
-
-def period_samples(
-    con,
-    warehouse: Path,
-    network: Network,
-    label: str,
-    period: Period,
-    point_filter: PointFilter = ALL_POINTS,
-    *,
-    client=None,
-) -> PeriodSamples:
-    """Read one period's matched points through the one reader and build the bootstrap samples
-    (with `client`, a `distributed.Client`, month by month on its workers: the same samples)."""
-    folders = matched_folders(con, warehouse, network.key, period.start, period.end)
-    return samples_of_folders(folders, network, label, period, point_filter, client=client)
-
-
-def samples_of_folders(
-    folders: list[Path],
-    network: Network,
-    label: str,
-    period: Period,
-    point_filter: PointFilter = ALL_POINTS,
-    *,
-    client=None,
-) -> PeriodSamples:
-    """`period_samples` of the match stage's month folders (no warehouse connection: runs on a worker too)."""
-    road_ids, limits = network.road_ids, network.limits_kmh
-    table, pas = points_and_passages(
-        folders, network, SAMPLE_COLUMNS, point_filter, period.start, period.end, client=client
-    )
-    pts = table.to_pandas()
-    pts["road_id"] = road_ids[pts["road_idx"].to_numpy()] if len(pts) else np.array([], dtype=object)
-    pas["road_id"] = road_ids[pas["road_idx"].to_numpy(dtype=np.int64)] if len(pas) else np.array([], dtype=object)
-    point_samples = pd.DataFrame(
-        {
-            "unit": pts["road_id"],
-            "period": label,
-            "vehicle": pts["vehicle_id"],
-            "speed_kmh": pts["speed_kmh"],
-            "limit_kmh": limits[pts["road_idx"].to_numpy()] if len(pts) else np.array([], float),
-            "gps_us": pts["gps_time"].to_numpy().astype("datetime64[us]").astype(np.int64),
-            "x_m": pts["x_m"],
-            "y_m": pts["y_m"],
-        }
-    )
-    timed = pas[np.isfinite(pas[PASSAGE_SPEED_COLUMN].to_numpy(float))] if len(pas) else pas  # passages with a speed
-    passage_samples = pd.DataFrame(
-        {
-            "unit": timed["road_id"],
-            "period": label,
-            "vehicle": timed["vehicle_id"],
-            "speed_kmh": timed[PASSAGE_SPEED_COLUMN],
-            "limit_kmh": limits[timed["road_idx"].to_numpy(dtype=np.int64)] if len(timed) else np.array([], float),
-        }
-    )
-    return PeriodSamples(pts, pas, point_samples, passage_samples)
-
-
 def braking_events(
     con,
     warehouse: Path,
     network: Network,
     period: Period,
-    points: pd.DataFrame,
+    braking_points: pd.DataFrame,
     point_filter: PointFilter = ALL_POINTS,
     threshold_g: float = DEFAULT_BRAKING_THRESHOLD_G,
 ) -> tuple[pd.DataFrame, str]:
     """The period's sudden braking events on the network, with road_id, and their source: 挙動履歴
     ('behavior_events') when the delivery has events in the period, else inferred from consecutive
-    points ('points': `points` are the period's matched points, with decel_prev_g and road_idx)."""
+    points ('points': `braking_points`, the period's points inferred as braking at `threshold_g`,
+    PeriodSamples.braking_points)."""
     if read_events(con, warehouse, network.key, period.start, period.end).num_rows > 0:
         ev, source = (
             read_events(con, warehouse, network.key, period.start, period.end, point_filter).to_pandas(),
             "behavior_events",
         )
     else:
-        ev, source = inferred_braking(points, threshold_g), "points"
+        ev, source = braking_points, "points"
     ev = ev.assign(road_id=network.road_ids[ev["road_idx"].to_numpy()] if len(ev) else np.array([], dtype=object))
     return ev, source
 
@@ -221,14 +137,12 @@ def trip_ends(con, warehouse: Path, network: Network, period: Period) -> pd.Data
 
 
 def cut_through_of_period(
-    con, warehouse: Path, network: Network, period: Period, points: pd.DataFrame, area
+    con, warehouse: Path, network: Network, period: Period, area_trips: pd.DataFrame, area
 ) -> pd.DataFrame:
     """Cut-through classification (analysis.behaviour.cut_through_trips) of the trips using the network's
-    residential streets (limit <= RESIDENTIAL_MAX_LIMIT_KMH) inside `area`, from the period's matched
-    points (columns trip_id, vehicle_id, x_m, y_m, road_idx) and the trips' ends (`trip_ends`)."""
-    residential = network.limits_kmh <= RESIDENTIAL_MAX_LIMIT_KMH
-    on_res = points[residential[points["road_idx"].to_numpy()]] if len(points) else points
-    return cut_through_trips(on_res, trip_ends(con, warehouse, network, period), area)
+    residential streets (limit <= RESIDENTIAL_MAX_LIMIT_KMH) inside `area`: `area_trips`
+    (PeriodSamples.area_trips, read month by month) with the trips' ends (`trip_ends`)."""
+    return classify_trips(area_trips, trip_ends(con, warehouse, network, period), area)
 
 
 def compare(  # noqa: PLR0913 -- public API: its keywords are the documented user options of `etc2calm compare`
@@ -278,6 +192,7 @@ def compare(  # noqa: PLR0913 -- public API: its keywords are the documented use
         resamples=resamples,
         seed=seed,
         min_vehicles=min_vehicles,
+        first_points=pd.concat(read.first_points, ignore_index=True),
     )
     placebo = placebo_dids(points, pas_all, placebo_candidates(roads, points, min_vehicles), comparisons)
     comparison = DistrictComparison(
@@ -309,6 +224,7 @@ class _PeriodsRead:
     """What `compare` reads of each period, one frame per period in each list."""
 
     samples: list[pd.DataFrame] = field(default_factory=list)
+    first_points: list[pd.DataFrame] = field(default_factory=list)
     passage_samples: list[pd.DataFrame] = field(default_factory=list)
     braking: list[pd.DataFrame] = field(default_factory=list)
     hotspots: list[pd.DataFrame] = field(default_factory=list)
@@ -331,19 +247,21 @@ def _read_periods(
     con = connect(warehouse, read_only=True)  # reads only: no write lock, no view refresh
     try:
         for label, period in periods.items():
-            ps = period_samples(con, warehouse, network, label, period, point_filter, client=client)
-            pts, pas = ps.points, ps.passages
+            ps = period_samples(
+                con, warehouse, network, label, period, point_filter, threshold_g=threshold_g, area=area, client=client
+            )
             read.samples.append(ps.point_samples)
+            read.first_points.append(ps.first_points)
             read.passage_samples.append(ps.passage_samples)
-            ev, source = braking_events(con, warehouse, network, period, pts, point_filter, threshold_g)
+            ev, source = braking_events(con, warehouse, network, period, ps.braking_points, point_filter, threshold_g)
             if source == "behavior_events":
                 read.braking_source = source
-            read.braking.append(braking_per_road(ev, pas).assign(period=label))
+            read.braking.append(braking_per_road(ev, ps.passages).assign(period=label))
             read.hotspots.append(braking_hotspots(ev).assign(period=label))
             if area is not None:
-                trips = cut_through_of_period(con, warehouse, network, period, pts, area)
+                trips = cut_through_of_period(con, warehouse, network, period, ps.area_trips, area)
                 read.cut.append(_cut_through_summary(trips, label))
-                read.cut_streets.append(cut_through_streets(trips, pts).assign(period=label))
+                read.cut_streets.append(cut_through_streets(trips, ps.road_trips).assign(period=label))
     finally:
         con.close()
     return read
@@ -385,13 +303,14 @@ def compare_district(
 
 
 def _distributions(points: pd.DataFrame, treated, control) -> pd.DataFrame:
-    """Point counts per unit, period and 1 km/h bin: each road, and treated and control pooled."""
+    """Point counts per unit, period and 1 km/h bin: each road, and treated and control pooled
+    (points: PeriodSamples.point_samples, each row standing for n_points points)."""
     m = points.assign(speed_bin_kmh=speed_bin_kmh(points["speed_kmh"].to_numpy(float)))[
-        ["unit", "period", "speed_bin_kmh"]
+        ["unit", "period", "speed_bin_kmh", SAMPLE_COUNT]
     ]
     frames = [m, m[m["unit"].isin(treated)].assign(unit="treated"), m[m["unit"].isin(control)].assign(unit="control")]
     allm = pd.concat(frames, ignore_index=True)
-    return allm.groupby(["unit", "period", "speed_bin_kmh"]).size().rename("n_points").reset_index()
+    return allm.groupby(["unit", "period", "speed_bin_kmh"])[SAMPLE_COUNT].sum().rename("n_points").reset_index()
 
 
 COMPARISON_TABLES = (

@@ -22,12 +22,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from analysis.bootstrap import compare_periods_all
-from analysis.comparison import period_samples, samples_of_folders
 from analysis.equivalence import equivalence_verdict
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import match_stage
 from analysis.network import Network, district_network
 from analysis.points import matched_folders
+from analysis.samples import period_samples, samples_of_folders
 from analysis.stages import forget_stage
 from config.districts import District, Period
 from config.settings import ADEQUATE_MIN_VEHICLES, DEFAULT_RESAMPLES, DEFAULT_SEED, INDICATORS
@@ -166,6 +166,7 @@ def month_rows(ref, folders: list, network: Network, month: Period, spec: MonthC
         resamples=spec.resamples,
         seed=spec.seed,
         min_vehicles=spec.min_vehicles,
+        first_points=pd.concat([ref.first_points, cur.first_points], ignore_index=True),
     )
     rows = []
     for ind, table in comp.items():

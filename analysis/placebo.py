@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import point_indicators
+from analysis.bootstrap import SAMPLE_COUNT, point_indicators
 from config.settings import (
     CONFIDENCE,
     PASSAGE_INDICATORS,
@@ -65,7 +65,8 @@ def _street_levels(samples: pd.DataFrame, candidates: list[str], grouped: bool) 
     for (unit, period), g in s.groupby([s["unit"].astype(str), "period"], sort=False):
         speed = g["speed_kmh"].to_numpy(float)
         bins = speed_bin_kmh(speed) if grouped else None
-        out[unit, period] = (point_indicators(speed, g["limit_kmh"].to_numpy(float), bins), g["vehicle"].nunique())
+        n = g[SAMPLE_COUNT].to_numpy(float) if SAMPLE_COUNT in g.columns else None
+        out[unit, period] = (point_indicators(speed, g["limit_kmh"].to_numpy(float), bins, n), g["vehicle"].nunique())
     return out
 
 
@@ -79,7 +80,8 @@ def placebo_dids(
     (compare_periods_all's tables: their `control` row gives the comparison streets' change).
 
     points / passages: bootstrap samples of both periods (unit, period, vehicle, speed_kmh,
-    limit_kmh). Returns PLACEBO_COLUMNS: did = (after - before on the street) - control change;
+    limit_kmh; points may stand for n_points identical points each, SAMPLE_COUNT).
+    Returns PLACEBO_COLUMNS: did = (after - before on the street) - control change;
     n_vehicles the smaller of the street's two periods' distinct vehicles.
     """
     levels = {False: _street_levels(points, candidates, grouped=True)}

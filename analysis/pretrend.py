@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.comparison import period_samples
 from analysis.filters import ALL_POINTS, PointFilter
 from analysis.matchstage import match_stage
 from analysis.monitoring import MonthComparison, month_rows
 from analysis.network import Network, district_network
 from analysis.points import matched_folders
+from analysis.samples import period_samples
 from config.districts import District, Period
 from config.settings import ADEQUATE_MIN_VEHICLES, DEFAULT_RESAMPLES, DEFAULT_SEED, PRE_PERIOD_MAX_MONTHS
 from etl.schema import transaction

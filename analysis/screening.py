@@ -92,11 +92,12 @@ from analysis.bootstrap import (
     replicate_indicators,
     vehicle_order,
 )
-from analysis.comparison import braking_events, cut_through_of_period, period_samples
+from analysis.comparison import braking_events, cut_through_of_period
 from analysis.matchstage import match_stage
 from analysis.network import Network, district_network
 from analysis.points import PASSAGE_SPEED_COLUMN
 from analysis.pretrend import screening_period
+from analysis.samples import period_samples
 from analysis.stages import forget_stage
 from config.districts import District, Period
 from config.settings import (
@@ -223,16 +224,16 @@ def _points(values: np.ndarray, weights: dict[str, float]) -> np.ndarray:
 
 
 def road_components(
-    points: pd.DataFrame,
+    road_trips: pd.DataFrame,
     passages: pd.DataFrame,
     events: pd.DataFrame,
     network: Network,
     days: int,
     cut_trips: pd.DataFrame | None,
 ) -> pd.DataFrame:
-    """Every road's screening components from one period's matched points (road_id, trip_id,
-    vehicle_id), passages (road_id, vehicle_id, mean_kmh), braking events (road_id, vehicle_id)
-    and the cut-through classification of its trips (None without an area).
+    """Every road's screening components from one period's distinct road_id, trip_id, vehicle_id of its
+    matched points (PeriodSamples.road_trips), passages (road_id, vehicle_id, mean_kmh), braking
+    events (road_id, vehicle_id) and the cut-through classification of its trips (None without an area).
 
     Returns one row per road of the network: road_id, road_name, limit_kmh, n_vehicles,
     n_passages, passages_per_day, share_at_or_over_limit, share_at_or_over_limit_plus_10, p85_kmh,
@@ -255,7 +256,7 @@ def road_components(
     out["passages_per_day"] = out["n_passages"] / days
     out["p85_over_limit"] = (out["p85_kmh"] - out["limit_kmh"]).clip(lower=0)
     out = _with_braking(out, events, passages)
-    return _with_cut_through(out, cut_trips, points)
+    return _with_cut_through(out, cut_trips, road_trips)
 
 
 def _passage_figures(passages: pd.DataFrame, limit_of: dict) -> pd.DataFrame:
@@ -308,11 +309,11 @@ def _with_braking(out: pd.DataFrame, events: pd.DataFrame, passages: pd.DataFram
     return out
 
 
-def _with_cut_through(out: pd.DataFrame, cut_trips: pd.DataFrame | None, points: pd.DataFrame) -> pd.DataFrame:
+def _with_cut_through(out: pd.DataFrame, cut_trips: pd.DataFrame | None, road_trips: pd.DataFrame) -> pd.DataFrame:
     """`out` with n_trips, n_cut_through, n_cut_through_vehicles and cut_through_share (NaN without an area)."""
     if cut_trips is not None:
         cols = ["road_id", "n_trips", "n_cut_through", "n_vehicles_cut_through"]
-        cs = cut_through_streets(cut_trips, points) if len(cut_trips) else pd.DataFrame(columns=cols)
+        cs = cut_through_streets(cut_trips, road_trips) if len(cut_trips) else pd.DataFrame(columns=cols)
         out = out.merge(
             cs[cols].rename(columns={"n_vehicles_cut_through": "n_cut_through_vehicles"}), on="road_id", how="left"
         )
@@ -325,11 +326,11 @@ def _with_cut_through(out: pd.DataFrame, cut_trips: pd.DataFrame | None, points:
     return out
 
 
-def _road_trip_pairs(points: pd.DataFrame, cut_trips: pd.DataFrame) -> pd.DataFrame:
+def _road_trip_pairs(road_trips: pd.DataFrame, cut_trips: pd.DataFrame) -> pd.DataFrame:
     """(road_id, trip_id) of the classified trips with vehicle_id and cut_through: the rows that
     analysis.behaviour.cut_through_streets counts (for the bootstrap's per-vehicle counts)."""
     return (
-        points[["road_id", "trip_id"]]
+        road_trips[["road_id", "trip_id"]]
         .drop_duplicates()
         .merge(cut_trips[["trip_id", "vehicle_id", "cut_through"]], on="trip_id")
     )
@@ -354,9 +355,9 @@ def _replicate_sums(
 
 @dataclass(frozen=True)
 class ScreeningSamples:
-    """One period's data the screening bootstrap resamples: point_samples (the matched points as
-    bootstrap samples: unit, vehicle, gps_us, x_m, y_m, speed_kmh, analysis.comparison.period_samples),
-    for the key-independent vehicle order; passages and events with road_id and vehicle_id; pairs:
+    """One period's data the screening bootstrap resamples: point_samples (each vehicle's first point
+    on each road: unit, vehicle, gps_us, x_m, y_m, speed_kmh, PeriodSamples.first_points), for the
+    key-independent vehicle order; passages and events with road_id and vehicle_id; pairs:
     _road_trip_pairs (None without an area)."""
 
     point_samples: pd.DataFrame
@@ -509,16 +510,16 @@ def screen(  # noqa: PLR0913 -- public API: its keywords are the documented user
     match_stage(warehouse, network, months_between(period.start, period.end), client=client)
     days = (period.end - period.start).days + 1
     ps, events, braking_source, cut_trips = _read_period(warehouse, network, period, area, threshold_g, client)
-    comp = road_components(ps.points, ps.passages, events, network, days, cut_trips)
+    comp = road_components(ps.road_trips, ps.passages, events, network, days, cut_trips)
     residential = comp["limit_kmh"].to_numpy() <= RESIDENTIAL_MAX_LIMIT_KMH
     if area is not None:
         residential &= roads_in_area(network.roads, area)
     enough = comp["n_vehicles"].to_numpy() >= min_vehicles
     low = comp.loc[residential & ~enough, ["road_id", "road_name", "n_vehicles"]].reset_index(drop=True)
     table = score_candidates(comp[residential & enough], weights)
-    pairs = None if cut_trips is None else _road_trip_pairs(ps.points, cut_trips)
+    pairs = None if cut_trips is None else _road_trip_pairs(ps.road_trips, cut_trips)
     if len(table):
-        samples = ScreeningSamples(ps.point_samples, ps.passages, events, pairs)
+        samples = ScreeningSamples(ps.first_points, ps.passages, events, pairs)
         table = bootstrap_screening(table, samples, days, weights, resamples, seed)
     else:
         for c in RESULT_COLUMNS:
@@ -549,13 +550,18 @@ def screen(  # noqa: PLR0913 -- public API: its keywords are the documented user
 
 
 def _read_period(warehouse: Path, network: Network, period: Period, area, threshold_g: float, client):
-    """The period's samples, braking events and their source, and (with an area) its classified trips."""
+    """The period's samples (read month by month), braking events and their source, and (with an
+    area) its classified trips."""
     con = connect(warehouse, create=False)
     try:
-        ps = period_samples(con, warehouse, network, period.name, period, client=client)
-        events, braking_source = braking_events(con, warehouse, network, period, ps.points, threshold_g=threshold_g)
+        ps = period_samples(
+            con, warehouse, network, period.name, period, threshold_g=threshold_g, area=area, client=client
+        )
+        events, braking_source = braking_events(
+            con, warehouse, network, period, ps.braking_points, threshold_g=threshold_g
+        )
         cut_trips = (
-            cut_through_of_period(con, warehouse, network, period, ps.points, area) if area is not None else None
+            cut_through_of_period(con, warehouse, network, period, ps.area_trips, area) if area is not None else None
         )
     finally:
         con.close()
