@@ -227,6 +227,21 @@ def bootstrap_weights(n_vehicles: int, resamples: int, seed: int) -> np.ndarray:
     return rng.multinomial(n_vehicles, np.full(n_vehicles, 1.0 / n_vehicles), size=resamples).astype(float)
 
 
+def bootstrap_weights_t(n_vehicles: int, resamples: int, seed: int, chunk: int = 64) -> np.ndarray:
+    """`bootstrap_weights` transposed (n_vehicles × resamples, C order: what the kernels read), drawn
+    `chunk` replicates at a time: the same draws (a Generator draws the rows of one call in turn), but
+    only one (vehicles × replicates) array of floats is ever held, not the integer draws beside it."""
+    out = np.zeros((n_vehicles, resamples))
+    if n_vehicles == 0:
+        return out
+    rng = np.random.default_rng(seed)
+    p = np.full(n_vehicles, 1.0 / n_vehicles)
+    for start in range(0, resamples, chunk):  # a loop over blocks of replicates, not over samples
+        rows = rng.multinomial(n_vehicles, p, size=min(chunk, resamples - start))
+        out[:, start : start + len(rows)] = rows.T
+    return out
+
+
 def vehicle_order(points: pd.DataFrame) -> np.ndarray:
     """The analysis's vehicles in a key-independent order: by their first point (time, then x, y and
     speed), so resampling does not depend on the pseudonyms. Needs columns vehicle and, for the
@@ -292,7 +307,7 @@ def compare_periods_all(  # noqa: PLR0913 -- public API: resamples, seed, min_ve
             first_points[first_points["unit"].isin(units_all) & first_points["period"].isin(["before", "after"])]
         )
     code_of = pd.Index(order)
-    weights_t = np.ascontiguousarray(bootstrap_weights(len(order), resamples, seed).T)  # vehicles × replicates
+    weights_t = bootstrap_weights_t(len(order), resamples, seed)  # vehicles × replicates
     samples = {"point": _encode(pts, code_of, binned=True)}
     if want_passages:
         pas = passages[passages["unit"].isin(units_all) & passages["period"].isin(["before", "after"])]

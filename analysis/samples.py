@@ -32,6 +32,7 @@ from analysis.network import Network
 from analysis.points import PASSAGE_SPEED_COLUMN, matched_folders
 from config.districts import Period
 from config.settings import DEFAULT_BRAKING_THRESHOLD_G, RESIDENTIAL_MAX_LIMIT_KMH
+from etl.memory import trim_freed_memory
 
 SAMPLE_COLUMNS = [
     "trip_id",
@@ -111,7 +112,10 @@ def month_samples(  # a cluster task (its name is the task's prefix on the sched
         residential = network.limits_kmh <= RESIDENTIAL_MAX_LIMIT_KMH
         area_trips = trips_in_area(pts[residential[pts["road_idx"].to_numpy()]] if len(pts) else pts, area)
     braking = inferred_braking(pts, threshold_g).drop(columns="gps_us")
-    return _MonthPart(counts, first, pas, braking, road_trips.reset_index(drop=True), area_trips)
+    part = _MonthPart(counts, first, pas, braking, road_trips.reset_index(drop=True), area_trips)
+    del table, pts
+    trim_freed_memory()  # the month's points go back to the system before the next month is read
+    return part
 
 
 def _first_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -204,7 +208,10 @@ def samples_of_folders(  # noqa: PLR0913 -- the period's reading: folders, netwo
     else:
         futures = [client.submit(month_samples, str(Path(f).absolute()), *args, pure=False) for f in folders]
         parts = client.gather(futures)
-    return _merge(parts, network, label, area is not None)
+    samples = _merge(parts, network, label, area is not None)
+    del parts
+    trim_freed_memory()
+    return samples
 
 
 def period_samples(  # noqa: PLR0913 -- as samples_of_folders, from the warehouse's list of months

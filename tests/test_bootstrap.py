@@ -304,3 +304,38 @@ def test_degenerate_means_fewer_than_three_distinct_resampled_values_only():
     assert degenerate_interval(np.array([70.0, 70.0 + 1e-13, 70.0 - 1e-13, 70.0]))
     assert degenerate_interval(np.array([0.0, 0.0, 1.0, np.nan]))
     assert not degenerate_interval(np.array([70.0, 70.0, 70.0, 71.5, 72.0]))
+
+
+@pytest.mark.parametrize(("n", "resamples", "chunk"), [(1, 10, 3), (7, 50, 7), (500, 999, 64), (3000, 130, 64)])
+def test_weights_drawn_by_blocks_are_the_draws_of_one_call(n, resamples, chunk):
+    from analysis.bootstrap import bootstrap_weights_t
+
+    one_call = np.random.default_rng(9).multinomial(n, np.full(n, 1.0 / n), size=resamples)
+    got = bootstrap_weights_t(n, resamples, 9, chunk=chunk)
+    assert got.shape == (n, resamples) and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, one_call.T.astype(float))
+    assert (got.sum(axis=0) == n).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_indicators_of_counted_rows_are_those_of_the_expanded_points(data):
+    """Rows standing for n identical points (the month-by-month reduction) give the figures of the
+    points written out one by one, the grouped p85 included; the replicates too."""
+    k = data.draw(st.integers(1, 12))
+    speeds = np.array(data.draw(st.lists(st.integers(0, 90), min_size=k, max_size=k)), dtype=float)
+    n = np.array(data.draw(st.lists(st.integers(1, 9), min_size=k, max_size=k)))
+    vehicles = np.array(data.draw(st.lists(st.integers(0, 4), min_size=k, max_size=k)))
+    limit = 30.0
+    want = point_indicators(np.repeat(speeds, n), limit, np.repeat(speeds, n))
+    got = point_indicators(speeds, limit, speeds, n)
+    for key in want:
+        assert got[key] == pytest.approx(want[key], rel=1e-12, nan_ok=True), key
+    weights = np.random.default_rng(1).multinomial(5, np.full(5, 0.2), size=20).astype(float)
+    expanded = GroupData(
+        np.repeat(vehicles, n), np.repeat(speeds, n), np.full(int(n.sum()), limit), np.repeat(speeds, n)
+    )
+    counted = GroupData(vehicles, speeds, np.full(k, limit), speeds, n)
+    a, b = replicate_indicators(expanded, weights), replicate_indicators(counted, weights)
+    for key in a:
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-12, err_msg=key)
