@@ -119,9 +119,26 @@ def month_samples(  # a cluster task (its name is the task's prefix on the sched
 
 
 def _first_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """Each (road, vehicle)'s first row by FIRST_POINT_KEY (ties: the earlier row)."""
-    ordered = rows.sort_values(FIRST_POINT_KEY, kind="stable")
-    return ordered.drop_duplicates(["road_idx", "vehicle_id"]).reset_index(drop=True)
+    """Each (road_idx, vehicle_id)'s first row by FIRST_POINT_KEY (ties: the earlier row), in the
+    rows' own order. Vectorised: the earliest time per pair, then, only where a pair has several rows
+    at that time, the rest of the key (a four-key sort of every row costs ten times as much)."""
+    if rows.empty:
+        return rows.reset_index(drop=True)
+    vehicle, _ = pd.factorize(rows["vehicle_id"].to_numpy())
+    pair, _ = pd.factorize(rows["road_idx"].to_numpy(np.int64) * (int(vehicle.max()) + 1) + vehicle)
+    gps = rows["gps_us"].to_numpy(np.int64)
+    earliest = np.full(int(pair.max()) + 1, np.iinfo(np.int64).max)
+    np.minimum.at(earliest, pair, gps)
+    candidate = np.flatnonzero(gps == earliest[pair])  # in row order
+    n_at_earliest = np.bincount(pair[candidate], minlength=len(earliest))
+    single = candidate[n_at_earliest[pair[candidate]] == 1]
+    tied = candidate[n_at_earliest[pair[candidate]] > 1]
+    if len(tied):  # the rest of the key decides; np.lexsort is stable: equal keys keep row order
+        t = rows.iloc[tied]
+        order = np.lexsort((t["speed_kmh"].to_numpy(), t["y_m"].to_numpy(), t["x_m"].to_numpy(), pair[tied]))
+        _, first = np.unique(pair[tied][order], return_index=True)
+        single = np.concatenate([single, tied[order[first]]])
+    return rows.iloc[np.sort(single)].reset_index(drop=True)
 
 
 def _merge(parts: list[_MonthPart], network: Network, label: str, with_area: bool) -> PeriodSamples:

@@ -224,3 +224,26 @@ def test_no_more_than_a_month_of_points_is_read_at_once(store, monkeypatch):
     total = int(ps.point_samples[SAMPLE_COUNT].sum())
     assert max(n for _, n in calls) < total  # no read held the period
     assert sum(n for _, n in calls) == total
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_first_rows_are_those_of_a_full_sort(seed):
+    """The vectorised first row per (road, vehicle) against pandas' four-key stable sort, on rows
+    with many ties in time and in the whole key (ties go to the earlier row)."""
+    from analysis.samples import FIRST_POINT_KEY, _first_rows
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    ids = rng.integers(-(2**62), 2**62, max(n // 10, 1))
+    rows = pd.DataFrame(
+        {
+            "road_idx": rng.integers(0, 12, n),
+            "vehicle_id": ids[rng.integers(0, len(ids), n)],
+            "gps_us": rng.integers(0, max(n // 4, 2), n),
+            "x_m": rng.integers(0, 3, n).astype(float),
+            "y_m": rng.integers(0, 2, n).astype(float),
+            "speed_kmh": rng.integers(0, 3, n).astype(float),
+        }
+    )
+    want = rows.sort_values(FIRST_POINT_KEY, kind="stable").drop_duplicates(["road_idx", "vehicle_id"])
+    pd.testing.assert_frame_equal(_first_rows(rows), want.sort_index().reset_index(drop=True))
