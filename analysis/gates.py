@@ -7,8 +7,9 @@ by the road and the side of the district (北側, 南東側 …) and numbered G0
 north. The bundled districts rely on derivation.
 
 The outline decides inside and outside; gates name the crossings. From the stored points of every
-trip with a point on the network (analysis.points.read_points with on_network=False: also the
-points off the roads, inside the network's box grown by 300 m), in time order, a crossing is a pair
+trip with a point on the network (the stored points with on_network=False: also the
+points off the roads, inside the network's box grown by 300 m; read one month at a time, as a trip
+lies in one month), in time order, a crossing is a pair
 of consecutive points of which exactly one lies inside the outline. Its gate is the gate on the
 road the inside point is matched to (the nearest one to where the pair's segment crosses the
 outline when the road has several), else the gate nearest to that crossing within GATE_SNAP_M,
@@ -45,12 +46,14 @@ import shapely
 from pyproj import Transformer
 
 from analysis.comparison import trip_ends
+from analysis.filters import ALL_POINTS
 from analysis.matchstage import match_stage
 from analysis.network import Network, district_network
-from analysis.points import read_points
+from analysis.points import matched_folders, points_expression, read_matched_points
 from analysis.stages import forget_stage
 from config.districts import District, Period
 from config.settings import GATE_CLASSES, GATE_MERGE_M, GATE_SNAP_M, GATE_TIME_BANDS, LONLAT_CRS, METRIC_CRS
+from etl.memory import trim_freed_memory
 from etl.schema import transaction
 from etl.warehouse import connect
 from geo.calendar import months_between
@@ -284,6 +287,25 @@ def classify_trips(
     return t.reset_index()[TRIP_COLUMNS]
 
 
+def period_trips(
+    folders: list[Path], network: Network, period: Period, ends: pd.DataFrame, area, gates: pd.DataFrame
+) -> pd.DataFrame:
+    """`classify_trips` of a period's trips, read one month folder at a time (a trip lies in one month,
+    so each is classified from all its points; no more than a month of points is held), by trip_id."""
+    expr = points_expression(ALL_POINTS, period.start, period.end, on_network=False)
+    parts = []
+    for folder in folders:
+        pts = read_matched_points([Path(folder)], network, POINT_COLUMNS, expr).to_pandas()
+        parts.append(classify_trips(pts, ends, area, gates, network.road_ids))
+        del pts
+        trim_freed_memory()
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return classify_trips(pd.DataFrame(columns=POINT_COLUMNS), ends, area, gates, network.road_ids)
+    out = pd.concat(parts, ignore_index=True)
+    return out.iloc[np.argsort(out["trip_id"].to_numpy(), kind="stable")].reset_index(drop=True)
+
+
 def gate_od(trips: pd.DataFrame) -> pd.DataFrame:
     """Trips and distinct vehicles per time band (each of GATE_TIME_BANDS, and 'all'), class, entry and exit gate."""
     keys = ["time_band", "gate_class", "entry_gate", "exit_gate"]
@@ -348,10 +370,8 @@ def evaluate_gates(
     con = connect(warehouse, create=False)
     try:
         for label, period in periods.items():
-            pts = read_points(
-                con, warehouse, network, period.start, period.end, columns=POINT_COLUMNS, on_network=False
-            ).to_pandas()
-            t = classify_trips(pts, trip_ends(con, warehouse, network, period), area, gates, network.road_ids)
+            folders = matched_folders(con, warehouse, network.key, period.start, period.end)
+            t = period_trips(folders, network, period, trip_ends(con, warehouse, network, period), area, gates)
             trips[label], od[label], summary[label] = t, gate_od(t), class_summary(t)
     finally:
         con.close()

@@ -164,12 +164,13 @@ def file_problems(district: District) -> list[str]:
 
 def point_counts(warehouse: str | Path, district: District) -> list[tuple[str, str, str, int, int]]:
     """(period, role, road id, points, distinct vehicles) of each treated and comparison street in each
-    named period, from the warehouse (matching what is not matched yet)."""
+    named period, from the warehouse (matching what is not matched yet), read one month at a time."""
     import numpy as np
 
+    from analysis.filters import ALL_POINTS
     from analysis.matchstage import match_stage
     from analysis.network import district_network
-    from analysis.points import read_points
+    from analysis.points import matched_folders, points_expression, read_matched_points
     from etl.warehouse import connect
     from geo.calendar import months_between
 
@@ -177,17 +178,26 @@ def point_counts(warehouse: str | Path, district: District) -> list[tuple[str, s
     months = sorted({m for p in district.periods.values() for m in months_between(p.start, p.end)})
     match_stage(warehouse, network, months)
     ids = list(network.road_ids)
+    wanted = [
+        (role, rid)
+        for role, r in (("treated", district.treated_roads), ("comparison", district.comparison_roads))
+        for rid in r
+    ]
     rows = []
     con = connect(warehouse, read_only=True)
     try:
         for name, p in district.periods.items():
-            pts = read_points(con, Path(warehouse), network, p.start, p.end, columns=["road_idx", "vehicle_id"])
-            road = np.asarray(pts["road_idx"].to_numpy(zero_copy_only=False))
-            vehicle = pts["vehicle_id"].to_numpy(zero_copy_only=False)
-            for role, wanted in (("treated", district.treated_roads), ("comparison", district.comparison_roads)):
-                for rid in wanted:
+            n_points, vehicles = dict.fromkeys(wanted, 0), {k: set() for k in wanted}
+            expr = points_expression(ALL_POINTS, p.start, p.end)
+            for folder in matched_folders(con, Path(warehouse), network.key, p.start, p.end):
+                pts = read_matched_points([folder], network, ["road_idx", "vehicle_id"], expr)
+                road = np.asarray(pts["road_idx"].to_numpy(zero_copy_only=False))
+                vehicle = pts["vehicle_id"].to_numpy(zero_copy_only=False)
+                for role, rid in wanted:
                     on = road == ids.index(rid)
-                    rows.append((name, role, rid, int(on.sum()), int(len(set(vehicle[on].tolist())))))
+                    n_points[role, rid] += int(on.sum())
+                    vehicles[role, rid].update(np.unique(vehicle[on]).tolist())
+            rows.extend((name, role, rid, n_points[role, rid], len(vehicles[role, rid])) for role, rid in wanted)
     finally:
         con.close()
     return rows

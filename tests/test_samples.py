@@ -247,3 +247,62 @@ def test_first_rows_are_those_of_a_full_sort(seed):
     )
     want = rows.sort_values(FIRST_POINT_KEY, kind="stable").drop_duplicates(["road_idx", "vehicle_id"])
     pd.testing.assert_frame_equal(_first_rows(rows), want.sort_index().reset_index(drop=True))
+
+
+def test_gate_trips_from_months_are_those_of_every_point(store):
+    """Gates classify each trip from one month's points (a trip lies in one month): the same trips,
+    classes, gates and times as a classification of every point of the period read at once."""
+    from analysis.gates import POINT_COLUMNS, classify_trips, evaluate_gates
+    from conftest import make_test_district
+
+    wh, net = store
+    ring = [list(offset(x, y)) for x, y in ((-120, -150), (120, -150), (120, 50), (-120, 50), (-120, -150))]
+    area_path = wh.parent / "area.geojson"
+    area_path.write_text(
+        json.dumps({"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}),
+        encoding="utf-8",
+    )
+    district = make_test_district(
+        wh.parent / "roads.geojson", area_path=area_path, periods={"before": BEFORE, "after": AFTER}
+    )
+    res = evaluate_gates(wh, district, {"before": BEFORE}, network=net, store=False)
+    got = res.trips["before"]
+    from geo.network import load_area
+
+    con = connect(wh, read_only=True)
+    try:
+        pts = read_points(con, wh, net, BEFORE.start, BEFORE.end, columns=POINT_COLUMNS, on_network=False)
+        want = classify_trips(
+            pts.to_pandas(), trip_ends(con, wh, net, BEFORE), load_area(area_path), res.gates, net.road_ids
+        )
+    finally:
+        con.close()
+    assert len(want) > 100 and want["gate_class"].nunique() > 1
+    assert pd.to_datetime(want["first_time"]).dt.month.nunique() == 3  # trips of three months
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_district_point_counts_from_months_are_those_of_every_point(store):
+    """`etc2calm district check/new --warehouse` counts points and distinct vehicles of each street a
+    month at a time: the counts of every point of the period read at once."""
+    from analysis.network import district_network
+    from conftest import make_test_district
+    from etc2calm._district_cmd import point_counts
+
+    wh, _ = store
+    district = make_test_district(wh.parent / "roads.geojson", periods={"before": BEFORE, "after": AFTER})
+    got = point_counts(wh, district)
+    net = district_network(district)
+    con = connect(wh, read_only=True)
+    try:
+        want = []
+        for name, p in district.periods.items():
+            pts = read_points(con, wh, net, p.start, p.end, columns=["road_idx", "vehicle_id"]).to_pandas()
+            pts["road_id"] = net.road_ids[pts["road_idx"].to_numpy()]
+            for role, rid in (("treated", "R1"), ("comparison", "A1")):
+                on = pts[pts["road_id"] == rid]
+                want.append((name, role, rid, len(on), on["vehicle_id"].nunique()))
+    finally:
+        con.close()
+    assert got == want
+    assert all(n > 0 for *_, n, _v in want)
