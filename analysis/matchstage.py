@@ -61,7 +61,7 @@ from config.settings import (
     MAX_HEADING_GAP_S,
     MIN_HEADING_STEP_M,
 )
-from etl.memory import trim_freed_memory
+from etl.memory import reuse_freed_memory, trim_freed_memory
 from etl.schema import EVENTS_SCHEMA, MATCHED_CALENDAR, POINTS_SCHEMA, TRIPS_SCHEMA, transaction
 from etl.stage import point_keys
 from etl.warehouse import connect, point_files, refresh_views, table_files
@@ -383,6 +383,16 @@ def _text_rank(col: pa.ChunkedArray) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
+def _factorize_runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`pd.factorize` of values that come in runs (a trip's points follow each other in a delivered
+    file): only the first value of each run is hashed, the same codes in the same order."""
+    if len(values) == 0:
+        return np.zeros(0, np.intp), values[:0]
+    heads = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    codes, uniques = pd.factorize(values[heads])
+    return np.repeat(codes, np.diff(np.r_[heads, len(values)])), uniques
+
+
 def trip_order(one: _Pass, gps_us: np.ndarray) -> np.ndarray:
     """Order of a pass's rows: by vehicle, 運行日, trip number and time; ties in time by delivered
     position (file, member, line: stable and key-independent within a vehicle).
@@ -390,7 +400,7 @@ def trip_order(one: _Pass, gps_us: np.ndarray) -> np.ndarray:
     Linear in the pass (geo.trip_kernels.order_by_trip): only the distinct trips are sorted. The
     delivered position is read only when a trip has two points at the same time."""
     cols = one.cols
-    codes, uniques = pd.factorize(cols["trip_id"])
+    codes, uniques = _factorize_runs(cols["trip_id"])
     first = np.empty(len(uniques), dtype=np.int64)
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
     v, d, n = cols["vehicle_id"][first], cols["days"][first], cols["trip_no"][first]
@@ -450,7 +460,9 @@ def _match_pass(one: _Pass, network: Network, clock: StepClock) -> tuple[pa.Tabl
     with clock("assemble"):
         trips = _trips_table(tid, vid, days, trip_no, gps_us, x, y, f)
         minx, miny, maxx, maxy = network.bounds
-        sel = np.flatnonzero((x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy))
+        inside = (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
+        # every point of the pass inside the box (a network that covers the delivery): no copies
+        sel = slice(None) if inside.all() else np.flatnonzero(inside)
     with clock("match"):
         m = match_points(x[sel], y[sel], network.index, f["heading_deg"][sel])
     with clock("assemble"):
@@ -679,6 +691,7 @@ def _match_month_and_write(
     (`on_points`) in another while the next pass is read and matched; both finish with a pass
     before they are given the next, so at most two passes are in memory."""
     t0 = time.perf_counter()
+    reuse_freed_memory()
     clock = StepClock()
     counts = {"n_points_read": 0, "n_points": 0, "n_matched": 0, "n_trips": 0}
     overlap = overlap_enabled()

@@ -99,6 +99,8 @@ def trip_features_kernel(trip, gps_us, x, y, speed_kmh, max_gap_s, min_step_m, g
     decel = np.empty(n)
     first = np.empty(n, dtype=np.bool_)
     last = np.empty(n, dtype=np.bool_)
+    step2_hi = (min_step_m * (1.0 + 1e-9)) ** 2
+    step2_lo = (min_step_m * (1.0 - 1e-9)) ** 2
     k = 0
     for i in range(n):
         if i == 0 or trip[i] != trip[i - 1]:
@@ -114,8 +116,23 @@ def trip_features_kernel(trip, gps_us, x, y, speed_kmh, max_gap_s, min_step_m, g
             dx = x[i] - x[i - 1]
             dy = y[i] - y[i - 1]
             dt_s[i] = gap
-            if gap <= max_gap_s and math.hypot(dx, dy) >= min_step_m:
-                heading[i] = math.degrees(math.atan2(dx, dy)) % 360.0
+            # hypot (a libm call) only when the step is within rounding of min_step_m
+            d2 = dx * dx + dy * dy
+            if d2 > step2_hi:
+                long_step = True
+            elif d2 < step2_lo:
+                long_step = False
+            else:
+                long_step = math.hypot(dx, dy) >= min_step_m
+            if gap <= max_gap_s and long_step:
+                # x % 360.0 for x in [-180, 180], as Python computes it (a zero of either sign gives
+                # +0.0), without the call to a float modulo
+                h = math.degrees(math.atan2(dx, dy))
+                if h < 0.0:
+                    h += 360.0
+                elif h == 0.0:
+                    h = 0.0
+                heading[i] = h
             else:
                 heading[i] = np.nan
             decel[i] = (speed_kmh[i - 1] - speed_kmh[i]) / 3.6 / gap / g_ms2 if gap > 0 else np.nan

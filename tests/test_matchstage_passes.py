@@ -269,3 +269,44 @@ def test_a_month_whose_disk_fills_while_finishing_leaves_no_temporary_folder(
     with pytest.raises(OSError, match="No space left"):
         ms._write_month(out / "2024-01-x", res)
     assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_trip_features_at_the_edges_of_the_minimum_step_and_of_north():
+    """Steps within a few ulps of MIN_HEADING_STEP_M (the kernel compares a squared step first and
+    calls hypot only near the minimum) and headings at north (the kernel folds negative angles
+    without a float modulo; a zero of either sign gives +0.0, as `%` does): the same as the numpy
+    reference, bit for bit."""
+    from config.settings import MIN_HEADING_STEP_M
+
+    step = np.array([np.nextafter(MIN_HEADING_STEP_M, 0), MIN_HEADING_STEP_M, np.nextafter(MIN_HEADING_STEP_M, 1)])
+    steps = np.r_[step, step * (1 + 1e-10), step * (1 - 1e-10), 5.0, 5.0, 5.0]
+    angles = np.r_[np.zeros(9), np.pi, -1e-300, 1e-300]  # along +y, +x direction; south; just off north
+    dx, dy = steps * np.sin(angles), steps * np.cos(angles)
+    dx[1] = -0.0  # a step due north (of the minimum length) whose dx is a negative zero
+    n = len(steps)
+    trip = np.repeat(np.arange(n), 2)
+    x = np.zeros(2 * n)
+    y = np.zeros(2 * n)
+    x[1::2], y[1::2] = dx, dy
+    gps = np.arange(2 * n) * 1_000_000
+    speed = np.full(2 * n, 20.0)
+    got = ms.trip_features(trip, gps, x, y, speed)
+    want = _features_reference(trip, gps, x, y, speed)
+    for k, v in want.items():
+        np.testing.assert_array_equal(got[k], v, err_msg=k)
+    h = got["heading_deg"][1::2]
+    assert not np.signbit(h[np.isfinite(h)]).any()  # never -0.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_factorize_of_runs_equals_pandas(seed):
+    """The trip codes of a pass, hashing only the first row of each run of a trip: pandas' codes and
+    uniques, whatever the runs (single rows, long runs, a trip coming back after others)."""
+    rng = np.random.default_rng(seed)
+    for n in (0, 1, 2, 7, 1000):
+        values = np.repeat(rng.integers(-5, 30, n), rng.integers(1, 5, n)).astype(np.int64)
+        codes, uniques = ms._factorize_runs(values)
+        want_codes, want_uniques = pd.factorize(values)
+        np.testing.assert_array_equal(codes, want_codes)
+        np.testing.assert_array_equal(uniques, want_uniques)
+        assert codes.dtype == want_codes.dtype
