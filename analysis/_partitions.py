@@ -4,23 +4,26 @@ The match stage stores one folder per month (analysis.matchstage), written one r
 of the match (whole operation dates: a trip never leaves its pass), and every input of a period's
 point and passage figures adds up across parts:
 
-- the cube (geo.aggregate) of each part's points: counts, histograms and sums add; distinct
-  vehicles of each road (`vehicles_by_road`) and of each cell are kept while parts are merged
-  (`geo.aggregate.merge_cubes_in_order`), so every figure of the period is exact;
+- the cube (geo.aggregate) of the period's points: each part's points are grouped by piece
+  (`period_groups`: cell key, speed, vehicle per point, in piece order) and kept; the cube is made
+  range of pieces by range (whole roads, `range_edges`), from every part's rows in that range at
+  once (`range_cube`), so every figure of the period is exact and the same bits as the cube of
+  all its points at once, distinct vehicles of each road and of each cell included;
 - the passages of each part, reduced to counts per road and passage speed (`passage_counts`);
 - the number of points.
 
-A period's cube is kept on disk part by part, cut into ranges of pieces (`PeriodCube`), and read
-back range by range: point data are held one pass at a time, the period's cube one part or one
-range at a time, so memory is bounded by a month whatever the length of the period. `analyze`
-runs this fused with the match stage: a pass matched now is reduced while it is in memory
-(`MonthReducer` as the match stage's `on_month`), a month already matched is read back row group
-by row group (the columns the figures need only).
+A period's grouped points are kept on disk part by part (`PeriodCube`) and read back range by
+range, about SPILL_RANGES ranges per month of the period: point data are held one pass at a time
+while parts are added, and a fraction of a month (one range) while the cube is made, so memory is
+bounded by a month whatever the length of the period. `analyze` runs this fused with the match
+stage: a pass matched now is reduced while it is in memory (`MonthReducer` as the match stage's
+`on_month`), a month already matched is read back row group by row group (the columns the figures
+need only).
 
 With a `client` (a `distributed.Client`, etl.cluster.dask_client) each month is one task (its row
-groups reduced, each part's cube cut into the ranges of pieces) and each range one task (every
-part of that range merged in order): no merge funnels through one process. Both give the same
-bits: the same parts, merged in the same order by the same function.
+groups reduced, each part's rows cut into the ranges of pieces) and each range one task (the cube
+of that range from every part): no merge funnels through one process. Both give the same bits:
+the same points, grouped in the same order by the same functions.
 
 Workers never open the warehouse's DuckDB file (the client may hold it): they get folder paths,
 which must be the same on every worker (shared storage).
@@ -30,7 +33,6 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
-import pickle
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -57,10 +59,12 @@ from config.districts import Period
 from config.settings import PASSAGE_SPEEDS
 from geo.aggregate import (
     Cube,
+    GroupedPoints,
     aggregate_points,
     concat_shards,
-    merge_cubes_in_order,
-    split_by_piece,
+    cube_of_groups,
+    group_points,
+    regroup,
     vehicles_by_road,
 )
 from geo.calendar import months_between
@@ -92,6 +96,46 @@ def period_cube(network: Network, pts: pa.Table, cell_vehicles: bool = False) ->
         piece_limit,
         cell_vehicles=cell_vehicles,
     )
+
+
+def period_groups(network: Network, pts: pa.Table) -> GroupedPoints:
+    """Matched points (an Arrow table with at least CUBE_COLUMNS) grouped by piece (`group_points`)."""
+    col = lambda name: pts.column(name).to_numpy(zero_copy_only=False)  # noqa: E731
+    return group_points(
+        col("seg"),
+        col("pos"),
+        col("direction"),
+        network.index,
+        pts.column("gps_time").cast("int64").to_numpy(zero_copy_only=False),
+        col("vehicle_type"),
+        col("speed_kmh"),
+        col("vehicle_id"),
+    )
+
+
+def range_edges(network: Network, n_ranges: int) -> np.ndarray:
+    """Piece ids cutting the network into about `n_ranges` ranges of whole roads (a road's links,
+    hence its pieces, are consecutive: each range's distinct vehicles per road are exact); one
+    range when roads are not consecutive."""
+    links = network.index.links
+    road = np.asarray(links.link_road)
+    n_links = len(road)
+    if n_links == 0 or np.any(road[1:] < road[:-1]):
+        return np.array([0, int(links.n_pieces)], dtype=np.int64)
+    starts = np.r_[np.flatnonzero(np.r_[True, road[1:] != road[:-1]]), n_links]
+    cut = np.unique(starts[np.searchsorted(starts, link_edges(network, n_ranges))])
+    return np.asarray(links.link_first_piece, dtype=np.int64)[cut]
+
+
+def range_cube(network: Network, lo: int, hi: int, parts: list[tuple]) -> Cube:
+    """The cube of pieces lo..hi-1 (whole roads, `range_edges`) from the rows of every part of a
+    period in that range (`GroupedPoints.range_rows`), in order: the cube of all the period's points
+    at once, with the distinct vehicles of each road (`vehicles_by_road`)."""
+    if not parts:
+        return Cube.empty()
+    limit = np.asarray(network.limits_kmh[network.piece_road], dtype=np.float64)[lo:hi]
+    cube = vehicles_by_road(cube_of_groups(regroup(parts), limit, lo), network.piece_road)
+    return Cube(cube.cells, cube.hist, cube.vehicles)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,9 +190,10 @@ def merge_passage_counts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.nda
 
 @dataclass
 class MonthPart:
-    """One month's share of a period: its cube, its passage counts, its number of points."""
+    """One month's share of a period: its points grouped by piece (`period_groups`), its passage
+    counts, its number of points."""
 
-    cube: Cube
+    groups: GroupedPoints
     passages: dict[str, np.ndarray]
     n_points: int
 
@@ -159,7 +204,6 @@ def reduce_part(
     point_filter: PointFilter,
     start: dt.date,
     end: dt.date,
-    cell_vehicles: bool,
 ) -> MonthPart:
     """Reduce a part of a month's stored points (a pass of the match or a row group; at least
     MONTH_COLUMNS) to its share of the period start..end kept by the filter (the one filter
@@ -168,52 +212,69 @@ def reduce_part(
     trips = filter_rows(points, points_expression(ALL_POINTS, start, end, on_network=False), MONTH_COLUMNS)
     keep = row_mask(trips, points_expression(point_filter, start, end))
     pts = trips if keep is None else trips.filter(pa.array(keep))
-    cube = vehicles_by_road(period_cube(network, pts, cell_vehicles), network.piece_road)
+    groups = period_groups(network, pts)
     if not len(pts):
-        return MonthPart(cube, merge_passage_counts([]), 0)
+        return MonthPart(groups, merge_passage_counts([]), 0)
     pas = passage_arrays(
         with_derived(trips, network, PASSAGE_COLUMNS),
         RoadNodes.of_network(network),
         keep=keep,
         ordered_by_trip_id=False,
     )
-    return MonthPart(cube, passage_counts(pas), pts.num_rows)
+    return MonthPart(groups, passage_counts(pas), pts.num_rows)
 
 
 class PeriodCube:
-    """A period's cube kept on disk part by part (the passes of the match, the row groups of a stored
-    month), each part cut into ranges of pieces (about SPILL_RANGES of them): only one part's cube is
-    in memory while parts are added, and only one range of the period's cube while it is read
-    (`ranges`), so memory stays bounded by a pass whatever the length of the period. Each range
-    merges its parts in order (a balanced tree of neighbours, `merge_cubes_in_order`), as the
-    cluster's range tasks do: the same bits. Passage counts and the number of points are kept in
+    """A period's points kept on disk part by part (the passes of the match, the row groups of a
+    stored month), grouped by piece (`period_groups`), and its cube made range by range of pieces
+    (`range_cube`: whole roads, `range_edges`), each range from every part's rows in that range at
+    once: only one part is in memory while parts are added, and only one range of the period's
+    points while the cube is read (`ranges`). Give about SPILL_RANGES ranges per month of the period
+    so that a range holds a fraction of a month whatever the length of the period. The cluster's
+    range tasks do the same: the same bits. Passage counts and the number of points are kept in
     memory (small)."""
 
+    _COLUMNS = (("offsets", np.int64), ("key", np.int64), ("speed_kmh", np.float64), ("vehicle_id", np.int64))
+
     def __init__(self, network: Network, n_ranges: int = SPILL_RANGES):
-        self.edges = network.index.links.link_first_piece[link_edges(network, n_ranges)]
+        self.network = network
+        self.edges = range_edges(network, n_ranges)
         self.folder = Path(tempfile.mkdtemp(prefix="etc2calm-period-"))
         self.n_parts = 0
-        self.passages = merge_passage_counts([])
+        self.passage_parts: list[dict[str, np.ndarray]] = []
         self.n_points = 0
+
+    @property
+    def passages(self) -> dict[str, np.ndarray]:
+        """The period's passage counts (every part's added up)."""
+        if len(self.passage_parts) != 1:
+            self.passage_parts = [merge_passage_counts(self.passage_parts)]
+        return self.passage_parts[0]
 
     def add(self, part: MonthPart) -> None:
         """Add the next part (a pass or a stored row group; parts come in month and pass order)."""
-        for r, cut in enumerate(split_by_piece(part.cube, self.edges)):
-            with open(self.folder / f"{self.n_parts:06d}-{r:05d}.pickle", "wb") as f:
-                pickle.dump(cut, f, protocol=pickle.HIGHEST_PROTOCOL)
+        for name, dtype in self._COLUMNS:
+            np.ascontiguousarray(getattr(part.groups, name), dtype=dtype).tofile(self._file(self.n_parts, name))
         self.n_parts += 1
-        self.passages = merge_passage_counts([self.passages, part.passages])
+        self.passage_parts.append(part.passages)
         self.n_points += part.n_points
 
+    def _file(self, part: int, name: str) -> Path:
+        return self.folder / f"{part:06d}-{name}.bin"
+
+    def _read(self, part: int, name: str, start: int, count: int) -> np.ndarray:
+        dtype = dict(self._COLUMNS)[name]
+        return np.fromfile(self._file(part, name), dtype=dtype, count=count, offset=start * np.dtype(dtype).itemsize)
+
+    def _range_rows(self, part: int, lo: int, hi: int) -> tuple:
+        offsets = self._read(part, "offsets", lo, hi - lo + 1)
+        a, n = int(offsets[0]), int(offsets[-1] - offsets[0])
+        return (np.diff(offsets), *(self._read(part, name, a, n) for name, _ in self._COLUMNS[1:]))
+
     def ranges(self):
-        """The period's cube range by range (disjoint, increasing piece ranges), without per-cell vehicles."""
-        for r in range(len(self.edges) - 1):
-            parts = []
-            for m in range(self.n_parts):
-                with open(self.folder / f"{m:06d}-{r:05d}.pickle", "rb") as f:
-                    parts.append(pickle.load(f))
-            cube = merge_cubes_in_order(parts) if parts else Cube.empty()
-            yield Cube(cube.cells, cube.hist, cube.vehicles)
+        """The period's cube range by range (disjoint, increasing piece ranges)."""
+        for lo, hi in zip(self.edges[:-1].tolist(), self.edges[1:].tolist(), strict=True):
+            yield range_cube(self.network, lo, hi, [self._range_rows(m, lo, hi) for m in range(self.n_parts)])
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -244,14 +305,14 @@ class MonthReducer:
     def __init__(self, network: Network, periods: dict[str, Period], point_filter: PointFilter = ALL_POINTS):
         self.network, self.periods, self.point_filter = network, periods, point_filter
         self.months = {k: months_between(p.start, p.end) for k, p in periods.items()}
-        self.tallies = {k: PeriodCube(network) for k in periods}
+        self.tallies = {k: PeriodCube(network, SPILL_RANGES * max(1, len(self.months[k]))) for k in periods}
 
     def __call__(self, ym: tuple[int, int], points: pa.Table) -> None:
         """Reduce one part of month `ym` (a pass of the match, a row group of a stored month); parts
         come month after month, in pass order."""
         for label, p in self.periods.items():
             if ym in self.months[label]:
-                self.tallies[label].add(reduce_part(points, self.network, self.point_filter, p.start, p.end, True))
+                self.tallies[label].add(reduce_part(points, self.network, self.point_filter, p.start, p.end))
 
     def results(self) -> dict[str, PeriodCube]:
         """Every period's reduction (PeriodCube: its cube range by range, passage counts, points)."""
@@ -270,14 +331,14 @@ def month_parts(folder: str, network: Network, point_filter: PointFilter, start:
     """One stored month's parts (its row groups: the passes the match reduced when it matched the
     month), each reduced (`reduce_part`), in order: the same bits as when the month was reduced fresh."""
     for part in month_point_parts(Path(folder), MONTH_COLUMNS):
-        yield reduce_part(part, network, point_filter, start, end, True)
+        yield reduce_part(part, network, point_filter, start, end)
 
 
 def period_tally(
     folders: list[Path], network: Network, point_filter: PointFilter, start: dt.date, end: dt.date
 ) -> PeriodCube:
     """A period's reduction (PeriodCube) from its stored months, part by part."""
-    period = PeriodCube(network)
+    period = PeriodCube(network, SPILL_RANGES * max(1, len(folders)))
     for f in folders:
         for part in month_parts(str(f), network, point_filter, start, end):
             period.add(part)
@@ -328,22 +389,21 @@ def link_edges(network: Network, n_shards: int) -> np.ndarray:
 
 def _month_part(  # a cluster task (its name is the task's prefix on the scheduler)
     folder: str, network: Network, point_filter: PointFilter, start: dt.date, end: dt.date, edges: np.ndarray
-) -> tuple[list[Cube], dict[str, np.ndarray], int]:
-    """A month task: its cube cut into the piece ranges of the link `edges`, its passage counts, its points."""
-    piece_edges = network.index.links.link_first_piece[edges]
+) -> tuple[list[list[tuple]], dict[str, np.ndarray], int]:
+    """A month task: the rows of each of its parts in each range of pieces of `edges`
+    (`GroupedPoints.range_rows`), its passage counts, its points."""
     parts = list(month_parts(folder, network, point_filter, start, end))
-    cuts = [split_by_piece(p.cube, piece_edges) for p in parts]
-    by_range = [[c[r] for c in cuts] for r in range(len(piece_edges) - 1)]
+    by_range = [[p.groups.range_rows(lo, hi) for p in parts] for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
     return by_range, merge_passage_counts([p.passages for p in parts]), sum(p.n_points for p in parts)
 
 
-def _range_of(month: tuple, s: int) -> Cube:
+def _range_of(month: tuple, s: int) -> list[tuple]:
     return month[0][s]
 
 
-def _range_cube(*months: list[Cube]) -> Cube:
-    """A range task: the parts of every month of one range of pieces merged in order."""
-    return merge_cubes_in_order([part for month in months for part in month])
+def _range_cube(network: Network, lo: int, hi: int, *months: list[tuple]) -> Cube:
+    """A range task: the cube of one range of pieces from every part of every month, in order."""
+    return range_cube(network, lo, hi, [part for month in months for part in month])
 
 
 def submit_period_cube(
@@ -359,7 +419,7 @@ def submit_period_cube(
 ) -> dict:
     """Submit one period's month tasks and range tasks; `net` is the network scattered to the workers.
     Returns the futures for `collect_period_cube`."""
-    edges = link_edges(network, n_shards or SPILL_RANGES)
+    edges = range_edges(network, n_shards or SPILL_RANGES * max(1, len(folders)))
     months = [
         client.submit(_month_part, str(Path(f).absolute()), net, point_filter, start, end, edges, pure=False, retries=1)
         for f in folders
@@ -367,7 +427,8 @@ def submit_period_cube(
     ranges = []
     for s in range(len(edges) - 1):
         pieces = [client.submit(_range_of, m, s, pure=False) for m in months]
-        ranges.append(client.submit(_range_cube, *pieces, pure=False, retries=1))
+        lo, hi = int(edges[s]), int(edges[s + 1])
+        ranges.append(client.submit(_range_cube, net, lo, hi, *pieces, pure=False, retries=1))
     rest = [client.submit(operator.itemgetter(1, 2), m, pure=False) for m in months]
     return {"ranges": ranges, "rest": rest, "n_months": len(folders)}
 

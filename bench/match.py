@@ -32,9 +32,9 @@ Figures, each from its own fresh process:
 - steady, per core: in one process pinned to one thread (numba, Arrow), after loading the
   network, building its index and warming the kernels (not timed): month by month what analyze
   does, the match stage (read the columns the match needs, sort + trip features, match kernel,
-  assemble, the lean write) and each pass's aggregation while it is in memory (the period filter
-  and the pass's cube, kept on disk by piece range; at the end the period's cube merged range by
-  range), each stage in CPU
+  assemble, the lean write) and each pass's aggregation while it is in memory (cube: the period
+  filter and the pass's points grouped by piece; merge: kept on disk, and at the end the period's
+  cube made range of pieces by range from every pass), each stage in CPU
   seconds (process time), as points per CPU-second. The month's passages are timed and printed
   apart (not in the steady figure, as before); per-road figures and database stores are in cold.
 - geopandas, per core: on a 1 million point subset (the first trips of the first month), in one
@@ -430,14 +430,14 @@ def phase_steady(out: Path) -> dict:
     import pyarrow.parquet as pq
 
     import analysis.matchstage as ms
-    from analysis._partitions import MONTH_COLUMNS, MonthPart, PeriodCube, period_cube
+    from analysis._partitions import MONTH_COLUMNS, SPILL_RANGES, MonthPart, PeriodCube, period_groups
     from analysis.filters import ALL_POINTS
     from analysis.matchstage import _match_month_and_write, match_month
     from analysis.network import prepare_network
     from analysis.points import filter_rows, points_expression
     from config.districts import Period
     from etl.warehouse import point_files
-    from geo.aggregate import concat_shards, vehicles_by_road
+    from geo.aggregate import concat_shards
 
     reset_matches(out)
     wh = out / "warehouse"
@@ -454,8 +454,7 @@ def phase_steady(out: Path) -> dict:
     warm = PeriodCube(net)
     for _ in range(2):
         pts = filter_rows(res.points, expr, MONTH_COLUMNS)
-        cube = vehicles_by_road(period_cube(net, pts, True), net.piece_road)
-        warm.add(MonthPart(cube, month_passages(pts, net), pts.num_rows))
+        warm.add(MonthPart(period_groups(net, pts), month_passages(pts, net), pts.num_rows))
     list(warm.ranges())
     warm.close()
     t_warm = time.perf_counter() - t
@@ -469,15 +468,15 @@ def phase_steady(out: Path) -> dict:
         walls[key] += time.perf_counter() - w
         return value
 
-    tally = PeriodCube(net)
+    tally = PeriodCube(net, SPILL_RANGES * len(months))  # as MonthReducer makes it for the period
     n_read = n_stored = n_matched = 0
     for ym in months:  # what analyze does: match and write pass by pass, reduce each pass while it is in memory
 
         def reduce(points):
             pts = timed("cube", filter_rows, points, expr, MONTH_COLUMNS)
-            cube = timed("cube", lambda q: vehicles_by_road(period_cube(net, q, True), net.piece_road), pts)
+            groups = timed("cube", period_groups, net, pts)
             pas = timed("passages", month_passages, pts, net)
-            timed("merge", tally.add, MonthPart(cube, pas, pts.num_rows))
+            timed("merge", tally.add, MonthPart(groups, pas, pts.num_rows))
 
         folder = wh / "matched" / "bench" / f"{ym[0]:04d}-{ym[1]:02d}"
         counts = _match_month_and_write([str(f) for f in store[ym]], net, [], str(folder), reduce)
@@ -711,8 +710,9 @@ def main() -> None:
     print(
         "steady (1 process, 1 thread: numba and Arrow; CPU seconds): includes the match stage month by month (read "
         "the columns the match needs, sort + trip features, match kernel, assemble, the lean write of matched_points) "
-        "and aggregation of each pass while it is in memory (the period filter, the pass's cube, kept on disk by piece "
-        "range, and at the end the period's cube merged range by range); leaves out imports, network load, index "
+        "and aggregation of each pass while it is in memory (cube: the period filter and the pass's points grouped by "
+        "piece; merge: kept on disk, and at the end the period's cube made range of pieces by range from every pass); "
+        "leaves out imports, network load, index "
         "build and JIT / cache load (warm-up "
         "before the clock), per-road figures and their stores (cube files, DuckDB); passages are timed apart "
         "(in cold, not in steady)"

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pyarrow as pa
 
@@ -38,12 +39,9 @@ from geo.kernels import (
     compact_rows,
     distinct_pairs_by_group,
     distinct_per_group,
-    merge_cell_rows,
-    merge_hist_rows,
-    merge_pair_rows,
+    piece_blocks,
+    regroup_parts,
     ro,
-    union_cell_vehicles,
-    union_sorted,
 )
 
 # Histogram bin: 1 km/h (geo.kernels.N_BIN bins); a point counts in the bin of its speed
@@ -85,8 +83,8 @@ class Cube:
     hist: piece, cell, speed_kmh (whole km/h bin), n_points.
     vehicles: piece, vehicle_id — distinct pairs.
     cell_vehicles: the distinct vehicle ids of each cell, sorted, cell after cell in the order of
-    `cells` (n_vehicles of them per cell), or None. Kept while cubes of parts (months) are merged,
-    so that the merged per-cell n_vehicles stays exact (`merge_cubes_in_order`).
+    `cells` (n_vehicles of them per cell), or None (kept on request: cube_of_groups(...,
+    cell_vehicles=True)).
     """
 
     cells: dict[str, np.ndarray]
@@ -131,19 +129,33 @@ class Cube:
         return pa.table(self.vehicles)
 
 
-def aggregate_points(  # noqa: PLR0913 - one array per matched-point column, as the compiled kernel takes them
-    seg, pos, direction, index, gps_us, vehicle_type, speed_kmh, vehicle_id, piece_limit_kmh, *, cell_vehicles=False
-) -> Cube:
-    """Cube of matched points (seg/pos/direction from `match_points`; index: the SegmentGridIndex).
+@dataclass
+class GroupedPoints:
+    """Matched points grouped by piece, as the cube's kernel reads them (`group_points`): the rows of
+    piece p are offsets[p]..offsets[p + 1] (in input order), each with its key (cell key << 32 |
+    position in the piece), speed (km/h) and vehicle id. Pieces are numbered from the first of
+    the range they cover (all of the network's, from `group_points`)."""
 
-    Compiled (geo/kernels.py): cell keys and a counting sort by piece in one pass, then each
-    piece's slice sorted and reduced to histogram, cell and vehicle rows, compacted in order
-    (piece, then cell and speed; vehicle pairs by piece then id). cell_vehicles: also keep each
-    cell's distinct vehicles (for an exact merge with the cubes of other parts)."""
+    offsets: np.ndarray
+    key: np.ndarray
+    speed_kmh: np.ndarray
+    vehicle_id: np.ndarray
+
+    def range_rows(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of pieces lo..hi-1: (rows per piece, key, speed, vehicle id), for `regroup`."""
+        a, b = self.offsets[lo], self.offsets[hi]
+        return np.diff(self.offsets[lo : hi + 1]), self.key[a:b], self.speed_kmh[a:b], self.vehicle_id[a:b]
+
+
+def group_points(  # noqa: PLR0913 - one array per matched-point column, as the compiled kernel takes them
+    seg, pos, direction, index, gps_us, vehicle_type, speed_kmh, vehicle_id
+) -> GroupedPoints:
+    """Matched points (seg/pos/direction from `match_points`; index: the SegmentGridIndex) grouped by
+    piece with their cell keys (compiled, one pass and a counting sort); points off the network or
+    without a speed are left out."""
     L = index.links
     day0, hol = holiday_table()
-    n_pieces = int(L.n_pieces)
-    offsets, g_key, g_speed, g_vid = _group_by_piece(
+    offsets, key, speed, vid = _group_by_piece(
         ro(np.asarray(seg, dtype=np.int32)),
         ro(np.asarray(pos, dtype=np.float64)),
         ro(np.asarray(direction, dtype=np.int8)),
@@ -157,15 +169,50 @@ def aggregate_points(  # noqa: PLR0913 - one array per matched-point column, as 
         ro(np.asarray(vehicle_id, dtype=np.int64)),
         int(day0),
         ro(hol),
-        n_pieces,
+        int(L.n_pieces),
     )
+    return GroupedPoints(offsets, key, speed, vid)
+
+
+def regroup(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> GroupedPoints:
+    """The points of consecutive parts in one range of pieces (`GroupedPoints.range_rows` of each),
+    grouped as `group_points` groups all of them at once: per piece, part after part."""
+    if not parts:
+        raise ValueError("regroup needs at least one part")
+    counts = np.stack([np.asarray(c, dtype=np.int64) for c, _, _, _ in parts])
+    cat = lambda i, dtype: ro(np.concatenate([np.asarray(p[i], dtype=dtype) for p in parts]))  # noqa: E731
+    return GroupedPoints(*regroup_parts(ro(counts), cat(1, np.int64), cat(2, np.float64), cat(3, np.int64)))
+
+
+def cube_of_groups(groups: GroupedPoints, piece_limit_kmh, first_piece: int = 0, *, cell_vehicles=False) -> Cube:
+    """Cube of grouped points (`group_points`, `regroup`) whose pieces are first_piece.. (piece_limit_kmh:
+    the limit of each of those pieces, km/h).
+
+    Compiled (geo/kernels.py): each piece's rows sorted by cell key and reduced to histogram, cell
+    and vehicle rows, joined in order (piece, then cell and speed; vehicle pairs by piece then id).
+    cell_vehicles: also keep each cell's distinct vehicles. The groups' keys and vehicle ids are
+    reordered in place (each group is made for one cube)."""
+    offsets = groups.offsets
+    n_pieces = len(offsets) - 1
+    blocks = piece_blocks(offsets, n_pieces, numba.get_num_threads())
+    g_vid = groups.vehicle_id  # the kernel writes the pieces' distinct vehicles into it
     with PARALLEL_KERNEL_LOCK:
-        counts, *rows = aggregate_kernel(
-            offsets, g_key, g_speed, g_vid, ro(np.asarray(piece_limit_kmh, dtype=np.float64)), n_pieces
+        counts, block_rows, *rows = aggregate_kernel(
+            offsets,
+            groups.key,  # sorted in place
+            ro(groups.speed_kmh),
+            g_vid,
+            ro(np.asarray(piece_limit_kmh, dtype=np.float64)),
+            n_pieces,
+            blocks,
         )
     *rows, t_vid = rows
-    hp, hc, hs, hn, cp, cc, cn, cs, cg, cg10, cv, vp, vi = compact_rows(offsets, counts, *rows, g_vid, n_pieces)
-    per_cell = compact_cell_vehicles(offsets, counts, t_vid, n_pieces) if cell_vehicles else None
+    hp, hc, hs, hn, cp, cc, cn, cs, cg, cg10, cv, vp, vi = compact_rows(
+        offsets, blocks, counts, block_rows, *rows, g_vid
+    )
+    per_cell = compact_cell_vehicles(offsets, blocks, block_rows, t_vid) if cell_vehicles else None
+    if first_piece:
+        hp, cp, vp = (a + np.int32(first_piece) for a in (hp, cp, vp))
     return Cube(
         cells={
             "piece": cp,
@@ -180,6 +227,15 @@ def aggregate_points(  # noqa: PLR0913 - one array per matched-point column, as 
         vehicles={"piece": vp, "vehicle_id": vi},
         cell_vehicles=per_cell,
     )
+
+
+def aggregate_points(  # noqa: PLR0913 - one array per matched-point column, as the compiled kernel takes them
+    seg, pos, direction, index, gps_us, vehicle_type, speed_kmh, vehicle_id, piece_limit_kmh, *, cell_vehicles=False
+) -> Cube:
+    """Cube of matched points (seg/pos/direction from `match_points`; index: the SegmentGridIndex):
+    `group_points`, then `cube_of_groups`. cell_vehicles: also keep each cell's distinct vehicles."""
+    groups = group_points(seg, pos, direction, index, gps_us, vehicle_type, speed_kmh, vehicle_id)
+    return cube_of_groups(groups, piece_limit_kmh, cell_vehicles=cell_vehicles)
 
 
 # Per-partition cube files: encoded tables (int32 cell code, int32 counts), already ordered by
@@ -306,69 +362,6 @@ def concat_shards(shards: Sequence[Cube]) -> Cube:
     per_cell = [c.cell_vehicles for c in shards]
     both = all(v is not None for v in per_cell)
     return Cube(cat("cells"), cat("hist"), cat("vehicles"), np.concatenate(per_cell) if both else None)
-
-
-def _i64(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.int64)
-
-
-def _merge_hist(a: dict, b: dict) -> dict:
-    key = lambda h: (_i64(h["piece"]), _i64(h["cell"]) * N_BIN + h["speed_kmh"])  # noqa: E731
-    ia, ib = union_sorted(*key(a), *key(b))
-    cols = ("piece", "cell", "speed_kmh", "n_points")
-    merged = merge_hist_rows(ia, ib, *(ro(a[k]) for k in cols), *(ro(b[k]) for k in cols))
-    return dict(zip(cols, merged, strict=True))
-
-
-def _merge_cells(a: Cube, b: Cube) -> tuple[dict, np.ndarray]:
-    ca, cb = a.cells, b.cells
-    ia, ib = union_sorted(_i64(ca["piece"]), _i64(ca["cell"]), _i64(cb["piece"]), _i64(cb["cell"]))
-    cols = ("piece", "cell", "n_points", "sum_speed_kmh", "n_at_or_over_limit", "n_at_or_over_limit_plus_10")
-    out = dict(zip(cols, merge_cell_rows(ia, ib, *(ro(ca[k]) for k in cols), *(ro(cb[k]) for k in cols)), strict=True))
-    n, per_cell = union_cell_vehicles(
-        ia, ib, ro(ca["n_vehicles"]), ro(a.cell_vehicles), ro(cb["n_vehicles"]), ro(b.cell_vehicles)
-    )
-    out["n_vehicles"] = n
-    return out, per_cell
-
-
-def _merge_pairs(a: dict, b: dict) -> dict:
-    ia, ib = union_sorted(_i64(a["piece"]), ro(a["vehicle_id"]), _i64(b["piece"]), ro(b["vehicle_id"]))
-    piece, vid = merge_pair_rows(ia, ib, ro(a["piece"]), ro(a["vehicle_id"]), ro(b["piece"]), ro(b["vehicle_id"]))
-    return {"piece": piece, "vehicle_id": vid}
-
-
-def merge_two_in_order(a: Cube, b: Cube, *, consume: bool = False) -> Cube:
-    """The cube of a's points followed by b's, from the two cubes (each with its cell_vehicles):
-    every count and histogram added, sums added as a + b, pairs and per-cell vehicles united (so
-    per-cell n_vehicles is exact). Rows stay ordered by piece, then cell and speed (pairs by
-    vehicle). Linear in the rows of both (compiled merges of sorted lists). consume: a is not
-    used again, so each of its parts is let go as soon as it is merged (a lower peak of memory)."""
-    if a.cell_vehicles is None or b.cell_vehicles is None:
-        raise ValueError("merge_two_in_order needs cubes made with cell_vehicles=True")
-    hist = _merge_hist(a.hist, b.hist)
-    if consume:
-        a.hist = {}
-    pairs = _merge_pairs(a.vehicles, b.vehicles)
-    if consume:
-        a.vehicles = {}
-    cells, per_cell = _merge_cells(a, b)
-    if consume:
-        a.cells, a.cell_vehicles = {}, None
-    return Cube(cells, hist, pairs, per_cell)
-
-
-def merge_cubes_in_order(cubes: Sequence[Cube]) -> Cube:
-    """Cubes of consecutive parts (passes, months) merged in order (`merge_two_in_order`), as a
-    balanced tree of pairs (neighbours first): linear in the rows times log(parts), and the same
-    additions whoever merges the same list of parts."""
-    if not cubes:
-        return Cube.empty(cell_vehicles=True)
-    level = list(cubes)
-    while len(level) > 1:
-        pairs = [merge_two_in_order(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        level = pairs + ([level[-1]] if len(level) % 2 else [])
-    return level[0]
 
 
 def vehicles_by_road(cube: Cube, piece_road: np.ndarray) -> Cube:

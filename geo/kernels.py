@@ -243,6 +243,60 @@ def _sort_small(v, lo, hi):
 
 
 @njit(cache=True, nogil=True)
+def _sort_ids(v, a, b, tmp, count):
+    """Sort the int64 ids v[a:b] in place (signed order, as numpy sorts): `_sort_small` for short
+    slices, else an LSD radix sort, a byte per pass (a pass is skipped when every id shares that
+    byte): no comparisons, so no mispredicted branches on hundreds of random pseudonyms. tmp:
+    scratch of at least b - a rows from a; count: 256 counters."""
+    if b - a < 256:
+        _sort_small(v, a, b)
+        return
+    for byte in range(8):
+        shift = 8 * byte
+        flip = 0x80 if byte == 7 else 0  # the sign bit: negative ids first
+        count[:] = 0
+        for q in range(a, b):
+            count[((v[q] >> shift) & 255) ^ flip] += 1
+        if count[((v[a] >> shift) & 255) ^ flip] == b - a:
+            continue
+        total = a
+        for d in range(256):
+            c = count[d]
+            count[d] = total
+            total += c
+        for q in range(a, b):
+            d = ((v[q] >> shift) & 255) ^ flip
+            tmp[count[d]] = v[q]
+            count[d] += 1
+        v[a:b] = tmp[a:b]
+
+
+@njit(cache=True, nogil=True)
+def _sort_cell_keys(g_key, a, b, tmp, count):
+    """Sort g_key[a:b] (cell key << 32 | position, positions in increasing order) by key: an
+    insertion sort for short slices, else a stable two-pass radix sort on the key's 20 bits (no
+    comparisons, so no mispredicted branches on a piece's hundreds of points). tmp: scratch of
+    at least b - a rows from a; count: 1024 counters."""
+    if b - a < 48:
+        _sort_small(g_key, a, b)
+        return
+    for shift in (32, 42):
+        count[:] = 0
+        for q in range(a, b):
+            count[(g_key[q] >> shift) & 1023] += 1
+        total = a
+        for d in range(1024):
+            c = count[d]
+            count[d] = total
+            total += c
+        for q in range(a, b):
+            d = (g_key[q] >> shift) & 1023
+            tmp[count[d]] = g_key[q]
+            count[d] += 1
+        g_key[a:b] = tmp[a:b]
+
+
+@njit(cache=True, nogil=True)
 def _group_by_piece(  # noqa: PLR0913 -- compiled kernel: takes flat arrays, its loop is the hot path
     seg,
     pos,
@@ -329,20 +383,38 @@ def _group_by_piece(  # noqa: PLR0913 -- compiled kernel: takes flat arrays, its
     return offsets, g_key, g_speed, g_vid
 
 
+@njit(cache=True, nogil=True)
+def piece_blocks(offsets, n_pieces, n_blocks):
+    """Boundaries (n_blocks + 1 pieces) of consecutive blocks of pieces holding about equal points."""
+    total = offsets[n_pieces]
+    edges = np.empty(n_blocks + 1, dtype=np.int64)
+    edges[0] = 0
+    p = 0
+    for b in range(1, n_blocks):
+        target = total * b // n_blocks
+        while p < n_pieces and offsets[p] < target:
+            p += 1
+        edges[b] = p
+    edges[n_blocks] = n_pieces
+    return edges
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces):
-    """Per piece (slices of `_group_by_piece`), the cube rows, written into the piece's own slice
-    of point-sized buffers; row counts per piece returned for `compact_rows`.
+def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces, blocks):  # noqa: PLR0913
+    """Per piece (slices of `_group_by_piece`), the cube rows. Pieces go in blocks (`piece_blocks`,
+    one per thread): a block writes its pieces' rows one after the other from the first point of
+    the block in point-sized buffers, so that `compact_rows` only joins the blocks. Returns the row
+    counts per piece and per block, and the buffers:
 
     - histogram rows: key (cell and bin), n_points;
     - cell rows (key // N_BIN): cell, n_points, sum of speeds, n >= limit, n >= limit + 10,
       distinct vehicles;
-    - the distinct vehicle ids of each cell, in order (t_vid: what makes per-cell distinct vehicles
-      exact after a merge of cubes, `merge_cubes_in_order`);
-    - distinct vehicle ids of the piece.
-    g_key (key << 32 | position in the piece's slice) is sorted in place; g_vid is reused.
+    - the distinct vehicle ids of each cell, in order (t_vid, `compact_cell_vehicles`);
+    - distinct vehicle ids of the piece (in g_vid, which is reused).
+    g_key (key << 32 | position in the piece's slice) is sorted in place.
     """
     m = g_key.shape[0]
+    n_blocks = blocks.shape[0] - 1
     h_key = np.empty(m, dtype=np.int32)
     h_n = np.empty(m, dtype=np.int64)
     c_cell = np.empty(m, dtype=np.int32)
@@ -354,231 +426,156 @@ def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces):
     vs = np.empty(m, dtype=np.int64)
     t_vid = np.empty(m, dtype=np.int64)
     counts = np.zeros((n_pieces, 4), dtype=np.int64)
+    block_rows = np.zeros((n_blocks, 4), dtype=np.int64)
     mask = np.int64(0xFFFFFFFF)
-    for p in prange(n_pieces):
-        a = offsets[p]
-        b = offsets[p + 1]
-        if a == b:
-            continue
-        _sort_small(g_key, a, b)
-        lim = piece_limit[p]
-        hw = a  # next histogram row
-        cw = a  # next cell row
-        tw = a  # next (cell, vehicle) row
-        j = a
-        while j < b:
-            cell = (g_key[j] >> 32) // N_BIN
-            j_end = j + 1
-            while j_end < b and (g_key[j_end] >> 32) // N_BIN == cell:
-                j_end += 1
-            k = j
-            while k < j_end:
-                kk = g_key[k] >> 32
-                k_end = k + 1
-                while k_end < j_end and (g_key[k_end] >> 32) == kk:
-                    k_end += 1
-                h_key[hw] = kk
-                h_n[hw] = k_end - k
-                hw += 1
-                k = k_end
-            sm = 0.0
-            ge = 0
-            ge10 = 0
-            for q in range(j, j_end):
-                i = a + (g_key[q] & mask)
-                v = g_speed[i]
-                sm += v
-                if v >= lim:
-                    ge += 1
-                if v >= lim + 10.0:
-                    ge10 += 1
-                vs[q] = g_vid[i]
-            _sort_small(vs, j, j_end)
-            nd = 1
-            t_vid[tw] = vs[j]
-            tw += 1
-            for q in range(j + 1, j_end):
-                if vs[q] != vs[q - 1]:
-                    nd += 1
-                    t_vid[tw] = vs[q]
-                    tw += 1
-            c_cell[cw] = cell
-            c_n[cw] = j_end - j
-            c_sum[cw] = sm
-            c_ge[cw] = ge
-            c_ge10[cw] = ge10
-            c_veh[cw] = nd
-            cw += 1
-            j = j_end
-        # distinct vehicles of the piece, in place in g_vid
-        _sort_small(g_vid, a, b)
-        w = a + 1
-        for q in range(a + 1, b):
-            if g_vid[q] != g_vid[w - 1]:
-                g_vid[w] = g_vid[q]
-                w += 1
-        counts[p, 0] = hw - a
-        counts[p, 1] = cw - a
-        counts[p, 2] = w - a
-        counts[p, 3] = tw - a
-    return counts, h_key, h_n, c_cell, c_n, c_sum, c_ge, c_ge10, c_veh, t_vid
+    tmp = np.empty(m, dtype=np.int64)
+    for blk in prange(n_blocks):
+        count = np.empty(1024, dtype=np.int64)
+        count256 = np.empty(256, dtype=np.int64)
+        start = offsets[blocks[blk]]
+        hw = start  # next histogram row
+        cw = start  # next cell row
+        tw = start  # next (cell, vehicle) row
+        vw = start  # next (piece, vehicle) row: never beyond the piece's own slice, read before
+        for p in range(blocks[blk], blocks[blk + 1]):
+            a = offsets[p]
+            b = offsets[p + 1]
+            if a == b:
+                continue
+            _sort_cell_keys(g_key, a, b, tmp, count)
+            lim = piece_limit[p]
+            h0, c0, t0, v0 = hw, cw, tw, vw
+            j = a
+            while j < b:
+                cell = (g_key[j] >> 32) // N_BIN
+                j_end = j + 1
+                while j_end < b and (g_key[j_end] >> 32) // N_BIN == cell:
+                    j_end += 1
+                k = j
+                while k < j_end:
+                    kk = g_key[k] >> 32
+                    k_end = k + 1
+                    while k_end < j_end and (g_key[k_end] >> 32) == kk:
+                        k_end += 1
+                    h_key[hw] = kk
+                    h_n[hw] = k_end - k
+                    hw += 1
+                    k = k_end
+                sm = 0.0
+                ge = 0
+                ge10 = 0
+                for q in range(j, j_end):
+                    i = a + (g_key[q] & mask)
+                    v = g_speed[i]
+                    sm += v
+                    if v >= lim:
+                        ge += 1
+                    if v >= lim + 10.0:
+                        ge10 += 1
+                    vs[q] = g_vid[i]
+                _sort_small(vs, j, j_end)
+                nd = 1
+                t_vid[tw] = vs[j]
+                tw += 1
+                for q in range(j + 1, j_end):
+                    if vs[q] != vs[q - 1]:
+                        nd += 1
+                        t_vid[tw] = vs[q]
+                        tw += 1
+                c_cell[cw] = cell
+                c_n[cw] = j_end - j
+                c_sum[cw] = sm
+                c_ge[cw] = ge
+                c_ge10[cw] = ge10
+                c_veh[cw] = nd
+                cw += 1
+                j = j_end
+            # distinct vehicles of the piece, written from vw (<= a) as they are found
+            _sort_ids(g_vid, a, b, tmp, count256)
+            g_vid[vw] = g_vid[a]
+            vw += 1
+            for q in range(a + 1, b):
+                if g_vid[q] != g_vid[vw - 1]:
+                    g_vid[vw] = g_vid[q]
+                    vw += 1
+            counts[p, 0] = hw - h0
+            counts[p, 1] = cw - c0
+            counts[p, 2] = vw - v0
+            counts[p, 3] = tw - t0
+        block_rows[blk, 0] = hw - start
+        block_rows[blk, 1] = cw - start
+        block_rows[blk, 2] = vw - start
+        block_rows[blk, 3] = tw - start
+    return counts, block_rows, h_key, h_n, c_cell, c_n, c_sum, c_ge, c_ge10, c_veh, t_vid
 
 
 @njit(cache=True, nogil=True)
-def _rows(offsets, counts, col, n_pieces):
-    """Row offsets of the compacted output of column `col` of counts."""
-    out = np.zeros(n_pieces + 1, dtype=np.int64)
+def _join_blocks(src, offsets, blocks, block_rows, col):
+    """The rows of each block (from the block's first point, block_rows[:, col] of them) joined."""
+    n_blocks = blocks.shape[0] - 1
+    total = 0
+    for b in range(n_blocks):
+        total += block_rows[b, col]
+    dst = np.empty(total, dtype=src.dtype)
+    w = 0
+    for b in range(n_blocks):
+        a = offsets[blocks[b]]
+        r = block_rows[b, col]
+        dst[w : w + r] = src[a : a + r]
+        w += r
+    return dst
+
+
+@njit(cache=True, nogil=True)
+def _piece_column(counts, col, n_pieces):
+    total = 0
     for p in range(n_pieces):
-        out[p + 1] = out[p] + counts[p, col]
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _squeeze(src, offsets, counts, col, rows, dst):
-    for p in range(offsets.shape[0] - 1):
-        a = offsets[p]
-        r = rows[p]
-        for q in range(counts[p, col]):
-            dst[r + q] = src[a + q]
-
-
-@njit(cache=True, nogil=True)
-def _piece_column(rows, n_pieces):
-    out = np.empty(rows[n_pieces], dtype=np.int32)
+        total += counts[p, col]
+    out = np.empty(total, dtype=np.int32)
+    r = 0
     for p in range(n_pieces):
-        for r in range(rows[p], rows[p + 1]):
+        for _ in range(counts[p, col]):
             out[r] = p
+            r += 1
     return out
 
 
 # Compiled kernel: takes flat arrays, its loop is the hot path (hence the noqa: PLR0913).
 @njit(cache=True, nogil=True)
-def compact_rows(offsets, counts, h_key, h_n, c_cell, c_n, c_sum, c_ge, c_ge10, c_veh, g_vid, n_pieces):  # noqa: PLR0913
-    """The rows of `aggregate_kernel`, compacted into exact-size arrays ordered by piece then key:
+def compact_rows(offsets, blocks, counts, block_rows, h_key, h_n, c_cell, c_n, c_sum, c_ge, c_ge10, c_veh, g_vid):  # noqa: PLR0913
+    """The rows of `aggregate_kernel` joined into exact-size arrays ordered by piece then key:
     histogram (piece, cell, speed, n), cells (piece, cell, n, sum, ge, ge10, vehicles) and
     distinct (piece, vehicle) pairs."""
-    hr = _rows(offsets, counts, 0, n_pieces)
-    cr = _rows(offsets, counts, 1, n_pieces)
-    vr = _rows(offsets, counts, 2, n_pieces)
-    nh = hr[n_pieces]
-    hk = np.empty(nh, dtype=np.int32)
-    _squeeze(h_key, offsets, counts, 0, hr, hk)
+    n_pieces = counts.shape[0]
+    hk = _join_blocks(h_key, offsets, blocks, block_rows, 0)
+    nh = hk.shape[0]
     h_cell = np.empty(nh, dtype=np.int32)
     h_speed = np.empty(nh, dtype=np.int16)
     for r in range(nh):
         h_cell[r] = hk[r] // N_BIN
         h_speed[r] = hk[r] % N_BIN
-    hn = np.empty(nh, dtype=np.int64)
-    _squeeze(h_n, offsets, counts, 0, hr, hn)
-    nc = cr[n_pieces]
-    cc = np.empty(nc, dtype=np.int32)
-    _squeeze(c_cell, offsets, counts, 1, cr, cc)
-    cn = np.empty(nc, dtype=np.int64)
-    _squeeze(c_n, offsets, counts, 1, cr, cn)
-    cs = np.empty(nc, dtype=np.float64)
-    _squeeze(c_sum, offsets, counts, 1, cr, cs)
-    cg = np.empty(nc, dtype=np.int64)
-    _squeeze(c_ge, offsets, counts, 1, cr, cg)
-    cg10 = np.empty(nc, dtype=np.int64)
-    _squeeze(c_ge10, offsets, counts, 1, cr, cg10)
-    cv = np.empty(nc, dtype=np.int64)
-    _squeeze(c_veh, offsets, counts, 1, cr, cv)
-    vv = np.empty(vr[n_pieces], dtype=np.int64)
-    _squeeze(g_vid, offsets, counts, 2, vr, vv)
     return (
-        _piece_column(hr, n_pieces),
+        _piece_column(counts, 0, n_pieces),
         h_cell,
         h_speed,
-        hn,
-        _piece_column(cr, n_pieces),
-        cc,
-        cn,
-        cs,
-        cg,
-        cg10,
-        cv,
-        _piece_column(vr, n_pieces),
-        vv,
+        _join_blocks(h_n, offsets, blocks, block_rows, 0),
+        _piece_column(counts, 1, n_pieces),
+        _join_blocks(c_cell, offsets, blocks, block_rows, 1),
+        _join_blocks(c_n, offsets, blocks, block_rows, 1),
+        _join_blocks(c_sum, offsets, blocks, block_rows, 1),
+        _join_blocks(c_ge, offsets, blocks, block_rows, 1),
+        _join_blocks(c_ge10, offsets, blocks, block_rows, 1),
+        _join_blocks(c_veh, offsets, blocks, block_rows, 1),
+        _piece_column(counts, 2, n_pieces),
+        _join_blocks(g_vid, offsets, blocks, block_rows, 2),
     )
 
 
 @njit(cache=True, nogil=True)
-def compact_cell_vehicles(offsets, counts, t_vid, n_pieces):
-    """The distinct vehicles of each cell (aggregate_kernel's t_vid), compacted in the order of the
+def compact_cell_vehicles(offsets, blocks, block_rows, t_vid):
+    """The distinct vehicles of each cell (aggregate_kernel's t_vid), joined in the order of the
     cell rows: cell r's vehicles follow those of cell r - 1, `n_vehicles` of them, sorted."""
-    tr = _rows(offsets, counts, 3, n_pieces)
-    out = np.empty(tr[n_pieces], dtype=np.int64)
-    _squeeze(t_vid, offsets, counts, 3, tr, out)
-    return out
-
-
-@njit(cache=True, nogil=True)
-def union_sorted(ak1, ak2, bk1, bk2):
-    """Union of two row lists each sorted by (k1, k2) without repeats: per output row (in the same
-    order), its index in a and in b, -1 where the row is not in that list."""
-    na = ak1.shape[0]
-    nb = bk1.shape[0]
-    ia = np.empty(na + nb, dtype=np.int32)
-    ib = np.empty(na + nb, dtype=np.int32)
-    i = 0
-    j = 0
-    r = 0
-    while i < na or j < nb:
-        if j >= nb:
-            c = -1
-        elif i >= na:
-            c = 1
-        elif ak1[i] != bk1[j]:
-            c = -1 if ak1[i] < bk1[j] else 1
-        elif ak2[i] != bk2[j]:
-            c = -1 if ak2[i] < bk2[j] else 1
-        else:
-            c = 0
-        if c <= 0:
-            ia[r] = i
-            i += 1
-        else:
-            ia[r] = -1
-        if c >= 0:
-            ib[r] = j
-            j += 1
-        else:
-            ib[r] = -1
-        r += 1
-    return ia[:r].copy(), ib[:r].copy()
-
-
-@njit(cache=True, nogil=True)
-def union_cell_vehicles(ia, ib, a_n, a_vid, b_n, b_vid):
-    """Per merged cell (ia, ib from `union_sorted`), the union of its sorted distinct vehicle lists
-    in a and b (each cell's list follows the previous cell's, a_n / b_n long): (n per cell, ids)."""
-    a_off = np.zeros(a_n.shape[0] + 1, dtype=np.int64)
-    for k in range(a_n.shape[0]):
-        a_off[k + 1] = a_off[k] + a_n[k]
-    b_off = np.zeros(b_n.shape[0] + 1, dtype=np.int64)
-    for k in range(b_n.shape[0]):
-        b_off[k + 1] = b_off[k] + b_n[k]
-    out_n = np.empty(ia.shape[0], dtype=np.int64)
-    out = np.empty(a_vid.shape[0] + b_vid.shape[0], dtype=np.int64)
-    w = 0
-    for r in range(ia.shape[0]):
-        start = w
-        i, i_end = (a_off[ia[r]], a_off[ia[r] + 1]) if ia[r] >= 0 else (0, 0)
-        j, j_end = (b_off[ib[r]], b_off[ib[r] + 1]) if ib[r] >= 0 else (0, 0)
-        while i < i_end or j < j_end:
-            if j >= j_end or (i < i_end and a_vid[i] < b_vid[j]):
-                out[w] = a_vid[i]
-                i += 1
-            elif i >= i_end or b_vid[j] < a_vid[i]:
-                out[w] = b_vid[j]
-                j += 1
-            else:
-                out[w] = a_vid[i]
-                i += 1
-                j += 1
-            w += 1
-        out_n[r] = w - start
-    return out_n, out[:w].copy()
+    return _join_blocks(t_vid, offsets, blocks, block_rows, 3)
 
 
 @njit(cache=True, nogil=True)
@@ -598,80 +595,21 @@ def distinct_per_group(group, vehicle_id, n_groups):
         if g >= 0:
             ids[fill[g]] = vehicle_id[i]
             fill[g] += 1
+    tmp = np.empty(ids.shape[0], dtype=np.int64)
+    count = np.empty(256, dtype=np.int64)
     out = np.zeros(n_groups, dtype=np.int64)
     for g in range(n_groups):
         a = start[g]
         b = start[g + 1]
         if a == b:
             continue
-        ids[a:b].sort()
+        _sort_ids(ids, a, b, tmp, count)
         k = 1
         for q in range(a + 1, b):
             if ids[q] != ids[q - 1]:
                 k += 1
         out[g] = k
     return out
-
-
-# Compiled kernel: takes flat arrays, its loop is the hot path (hence the noqa: PLR0913).
-@njit(cache=True, nogil=True)
-def merge_hist_rows(ia, ib, a_piece, a_cell, a_speed, a_n, b_piece, b_cell, b_speed, b_n):  # noqa: PLR0913
-    """Histogram rows of the union (ia, ib from `union_sorted`): keys from whichever holds the row,
-    counts added."""
-    m = ia.shape[0]
-    piece = np.empty(m, dtype=np.int32)
-    cell = np.empty(m, dtype=np.int32)
-    speed = np.empty(m, dtype=np.int16)
-    n = np.empty(m, dtype=np.int64)
-    for r in range(m):
-        i = ia[r]
-        j = ib[r]
-        if i >= 0:
-            piece[r], cell[r], speed[r] = a_piece[i], a_cell[i], a_speed[i]
-            n[r] = a_n[i] + (b_n[j] if j >= 0 else 0)
-        else:
-            piece[r], cell[r], speed[r] = b_piece[j], b_cell[j], b_speed[j]
-            n[r] = b_n[j]
-    return piece, cell, speed, n
-
-
-# Compiled kernel: takes flat arrays, its loop is the hot path (hence the noqa: PLR0913).
-@njit(cache=True, nogil=True)
-def merge_cell_rows(ia, ib, a_piece, a_cell, a_n, a_sum, a_ge, a_ge10, b_piece, b_cell, b_n, b_sum, b_ge, b_ge10):  # noqa: PLR0913
-    """Cell rows of the union: keys from whichever holds the row; counts added, sums as a + b."""
-    m = ia.shape[0]
-    piece = np.empty(m, dtype=np.int32)
-    cell = np.empty(m, dtype=np.int32)
-    n = np.empty(m, dtype=np.int64)
-    sm = np.empty(m, dtype=np.float64)
-    ge = np.empty(m, dtype=np.int64)
-    ge10 = np.empty(m, dtype=np.int64)
-    for r in range(m):
-        i = ia[r]
-        j = ib[r]
-        if i >= 0 and j >= 0:
-            piece[r], cell[r] = a_piece[i], a_cell[i]
-            n[r], sm[r], ge[r], ge10[r] = a_n[i] + b_n[j], a_sum[i] + b_sum[j], a_ge[i] + b_ge[j], a_ge10[i] + b_ge10[j]
-        elif i >= 0:
-            piece[r], cell[r], n[r], sm[r], ge[r], ge10[r] = a_piece[i], a_cell[i], a_n[i], a_sum[i], a_ge[i], a_ge10[i]
-        else:
-            piece[r], cell[r], n[r], sm[r], ge[r], ge10[r] = b_piece[j], b_cell[j], b_n[j], b_sum[j], b_ge[j], b_ge10[j]
-    return piece, cell, n, sm, ge, ge10
-
-
-@njit(cache=True, nogil=True)
-def merge_pair_rows(ia, ib, a_piece, a_vid, b_piece, b_vid):
-    """(piece, vehicle) pairs of the union."""
-    m = ia.shape[0]
-    piece = np.empty(m, dtype=np.int32)
-    vid = np.empty(m, dtype=np.int64)
-    for r in range(m):
-        i = ia[r]
-        if i >= 0:
-            piece[r], vid[r] = a_piece[i], a_vid[i]
-        else:
-            piece[r], vid[r] = b_piece[ib[r]], b_vid[ib[r]]
-    return piece, vid
 
 
 @njit(cache=True, nogil=True)
@@ -691,16 +629,53 @@ def distinct_pairs_by_group(group, vehicle_id, n_groups):
         if g >= 0:
             ids[fill[g]] = vehicle_id[i]
             fill[g] += 1
+    tmp = np.empty(ids.shape[0], dtype=np.int64)
+    count = np.empty(256, dtype=np.int64)
     out_g = np.empty(ids.shape[0], dtype=np.int64)
     out_v = np.empty(ids.shape[0], dtype=np.int64)
     w = 0
     for g in range(n_groups):
         a = start[g]
         b = start[g + 1]
-        ids[a:b].sort()
+        _sort_ids(ids, a, b, tmp, count)
         for q in range(a, b):
             if q == a or ids[q] != ids[q - 1]:
                 out_g[w] = g
                 out_v[w] = ids[q]
                 w += 1
     return out_g[:w].copy(), out_v[:w].copy()
+
+
+@njit(cache=True, nogil=True)
+def regroup_parts(part_counts, g_key, g_speed, g_vid):
+    """Points of consecutive parts, each grouped by piece (`_group_by_piece`, its rows of a range
+    of pieces: part_counts[k, p] rows of piece p in part k, parts one after the other, each in piece
+    order), grouped by piece as one: per piece, part after part, each part's rows in their order,
+    positions renumbered within the piece. Returns offsets (per piece), g_key, g_speed, g_vid: what
+    `_group_by_piece` gives for all the parts' points at once."""
+    n_parts, n = part_counts.shape
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    for p in range(n):
+        c = 0
+        for k in range(n_parts):
+            c += part_counts[k, p]
+        offsets[p + 1] = offsets[p] + c
+    m = offsets[n]
+    o_key = np.empty(m, dtype=np.int64)
+    o_speed = np.empty(m, dtype=np.float64)
+    o_vid = np.empty(m, dtype=np.int64)
+    fill = offsets[:-1].copy()
+    high = ~np.int64(0xFFFFFFFF)
+    src = 0
+    for k in range(n_parts):
+        for p in range(n):
+            w = fill[p]
+            base = offsets[p]
+            for _ in range(part_counts[k, p]):
+                o_key[w] = (g_key[src] & high) | (w - base)
+                o_speed[w] = g_speed[src]
+                o_vid[w] = g_vid[src]
+                w += 1
+                src += 1
+            fill[p] = w
+    return offsets, o_key, o_speed, o_vid

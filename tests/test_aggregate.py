@@ -16,11 +16,13 @@ from geo.aggregate import (
     Cube,
     aggregate_points,
     concat_shards,
+    cube_of_groups,
     decode_cell,
     distinct_vehicles,
     figures,
+    group_points,
     merge_cubes,
-    merge_cubes_in_order,
+    regroup,
     split_by_piece,
     vehicles_by_road,
 )
@@ -331,36 +333,45 @@ def test_write_cube_roundtrip_and_rows_ordered(tmp_path):
             assert a[k].dtype == b[k].dtype, (part, k)
 
 
+def groups_of(p, sl=slice(None)):
+    m = match_points(p["x"][sl], p["y"][sl], INDEX, p["heading"][sl])
+    return group_points(m.seg, m.pos, m.direction, INDEX, p["gps_us"][sl], p["vtype"][sl], p["speed"][sl], p["vid"][sl])
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10_000),
     n=st.integers(0, 3000),
     cuts=st.lists(st.floats(0, 1), max_size=4),
+    inner=st.lists(st.integers(0, 5), max_size=3),
     n_vehicles=st.integers(1, 50),
+    integer_speeds=st.booleans(),
 )
-def test_merge_in_order_of_consecutive_parts_is_the_whole_cube(seed, n, cuts, n_vehicles):
-    """Month by month: the cubes of consecutive parts merged in order are the whole cube, every array
-    bit for bit (integer speeds: the speed sums are exact), per-cell distinct vehicles included."""
-    p = points(seed, n)
+def test_cube_of_consecutive_parts_by_range_is_the_whole_cube(seed, n, cuts, inner, n_vehicles, integer_speeds):
+    """Month by month: the points of consecutive parts grouped apart, then each range of pieces made
+    from every part's rows in that range (`regroup`, `cube_of_groups`) and the ranges concatenated,
+    are the cube of all the points at once, every array bit for bit — speed sums too, whatever the
+    speeds (the same additions in the same order) — per-cell distinct vehicles included."""
+    p = points(seed, n, integer_speeds)
     p["vid"] = p["vid"] % n_vehicles  # vehicles that come back in several parts and cells
     bounds = [0, *sorted(int(c * n) for c in cuts), n]
-    parts = [cube_of(p, slice(a, b), cell_vehicles=True)[0] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    parts = [groups_of(p, slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     whole, _ = cube_of(p, cell_vehicles=True)
-    merged = merge_cubes_in_order(parts)
+    n_pieces = int(INDEX.links.n_pieces)
+    edges = np.unique(np.r_[0, np.minimum(np.asarray(inner, dtype=np.int64), n_pieces), n_pieces])
+    limits = LIMITS[PIECE_ROAD]
+    ranges = [
+        cube_of_groups(regroup([g.range_rows(lo, hi) for g in parts]), limits[lo:hi], lo, cell_vehicles=True)
+        for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)
+    ]
+    joined = concat_shards(ranges)
     for part in ("cells", "hist", "vehicles"):
-        a, b = getattr(whole, part), getattr(merged, part)
+        a, b = getattr(whole, part), getattr(joined, part)
         assert a.keys() == b.keys()
         for k in a:
             assert a[k].dtype == b[k].dtype, (part, k)
             np.testing.assert_array_equal(a[k], b[k], err_msg=f"{part}.{k}")
-    np.testing.assert_array_equal(whole.cell_vehicles, merged.cell_vehicles)
-    # cut into piece ranges, each range merged in order, concatenated: the same again
-    edges = np.array([0, 1, 2, INDEX.links.n_pieces])
-    ranges = [merge_cubes_in_order([split_by_piece(c, edges)[s] for c in parts]) for s in range(len(edges) - 1)]
-    joined = concat_shards(ranges)
-    for part in ("cells", "hist", "vehicles"):
-        for k, v in getattr(whole, part).items():
-            np.testing.assert_array_equal(v, getattr(joined, part)[k], err_msg=f"ranges {part}.{k}")
+    np.testing.assert_array_equal(whole.cell_vehicles, joined.cell_vehicles)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -400,3 +411,55 @@ def test_split_by_slices_of_sorted_rows_equals_split_by_masks(seed, n, inner, lo
         np.testing.assert_array_equal(a.cell_vehicles, b.cell_vehicles)
     kept = (cube.hist["piece"] >= edges[0]) & (cube.hist["piece"] < edges[-1])
     assert sum(len(c.hist["piece"]) for c in fast) == int(kept.sum())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_compiled_sorts_equal_numpy_sort(seed):
+    """The kernels' radix sorts: ids (any int64, negative ones first, as numpy orders them; small ids
+    that share their high bytes; the short slices a comparison sort takes) and cell keys (key << 32 |
+    position, positions increasing: the same order as a full sort, stable in position)."""
+    from geo.kernels import _sort_cell_keys, _sort_ids
+
+    rng = np.random.default_rng(seed)
+    tmp, c256, c1024 = np.empty(5000, np.int64), np.empty(256, np.int64), np.empty(1024, np.int64)
+    for n in (0, 1, 30, 255, 256, 700, 4000):
+        for ids in (
+            rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, n, dtype=np.int64),
+            rng.integers(0, 40, n).astype(np.int64),
+            -rng.integers(0, 1 << 40, n).astype(np.int64),
+        ):
+            v = np.r_[np.int64(7), ids, np.int64(-7)]  # sorted in the middle of a longer array
+            _sort_ids(v, 1, 1 + n, tmp, c256)
+            np.testing.assert_array_equal(v[1 : 1 + n], np.sort(ids))
+            assert v[0] == 7 and v[-1] == -7
+        key = rng.integers(0, 589_824, n).astype(np.int64)
+        if n:
+            key[rng.random(n) < 0.3] = key[0]  # ties: kept in position order
+        g = (key << 32) | np.arange(n, dtype=np.int64)
+        want = np.sort(g)
+        _sort_cell_keys(g, 0, n, tmp, c1024)
+        np.testing.assert_array_equal(g, want)
+
+
+def test_range_edges_cut_between_whole_roads():
+    """The ranges of a period's cube hold whole roads (a road's distinct vehicles are made in one
+    range), cover every piece once, and fall back to one range when roads are not consecutive."""
+    from types import SimpleNamespace
+
+    from analysis._partitions import range_edges
+
+    links = SimpleNamespace(
+        link_road=np.array([0, 0, 0, 1, 2, 2, 3, 3, 3, 3], np.int32),
+        link_first_piece=np.array([0, 2, 3, 5, 6, 9, 10, 12, 13, 14, 16], np.int32),
+        n_pieces=16,
+    )
+    net = SimpleNamespace(index=SimpleNamespace(links=links))
+    piece_road = np.repeat(links.link_road, np.diff(links.link_first_piece))
+    for n in (1, 2, 3, 5, 50):
+        edges = range_edges(net, n)
+        assert edges[0] == 0 and edges[-1] == 16 and (np.diff(edges) > 0).all()
+        for e in edges[1:-1]:
+            assert piece_road[e] != piece_road[e - 1]  # a cut between two roads
+    assert len(range_edges(net, 50)) == 5  # at most one range per road
+    links.link_road = np.array([0, 1, 0, 1, 2, 2, 3, 3, 3, 3], np.int32)  # road 0 comes back
+    np.testing.assert_array_equal(range_edges(net, 4), [0, 16])
