@@ -134,6 +134,9 @@ def range_cube(network: Network, lo: int, hi: int, parts: list[tuple]) -> Cube:
     if not parts:
         return Cube.empty()
     limit = np.asarray(network.limits_kmh[network.piece_road], dtype=np.float64)[lo:hi]
+    road = network.piece_road[lo:hi]
+    if np.all(road[1:] >= road[:-1]):  # whole roads, each road's pieces consecutive (`range_edges`)
+        return cube_of_groups(regroup(parts), limit, lo, piece_road=road)
     cube = vehicles_by_road(cube_of_groups(regroup(parts), limit, lo), network.piece_road)
     return Cube(cube.cells, cube.hist, cube.vehicles)
 
@@ -234,15 +237,21 @@ class PeriodCube:
     range tasks do the same: the same bits. Passage counts and the number of points are kept in
     memory (small)."""
 
-    _COLUMNS = (("offsets", np.int64), ("key", np.int64), ("speed_kmh", np.float64), ("vehicle_id", np.int64))
+    # Each part is one file: per range its rows' speed (float64) and vehicle id (int64), then its
+    # rows per piece and cell keys (int32), padded to 8 bytes: one read per part and range.
+    _RANGE_COLUMNS = ((2, np.float64), (3, np.int64), (0, np.int32), (1, np.int32))
 
     def __init__(self, network: Network, n_ranges: int = SPILL_RANGES):
         self.network = network
         self.edges = range_edges(network, n_ranges)
         self.folder = Path(tempfile.mkdtemp(prefix="etc2calm-period-"))
-        self.n_parts = 0
+        self.segments: list[list[tuple[int, int, int]]] = []  # per part and range: (byte offset, pieces, rows)
         self.passage_parts: list[dict[str, np.ndarray]] = []
         self.n_points = 0
+
+    @property
+    def n_parts(self) -> int:
+        return len(self.segments)
 
     @property
     def passages(self) -> dict[str, np.ndarray]:
@@ -253,28 +262,34 @@ class PeriodCube:
 
     def add(self, part: MonthPart) -> None:
         """Add the next part (a pass or a stored row group; parts come in month and pass order)."""
-        for name, dtype in self._COLUMNS:
-            np.ascontiguousarray(getattr(part.groups, name), dtype=dtype).tofile(self._file(self.n_parts, name))
-        self.n_parts += 1
+        segments, at = [], 0
+        with open(self.folder / f"{self.n_parts:06d}.bin", "wb") as f:
+            for lo, hi in zip(self.edges[:-1].tolist(), self.edges[1:].tolist(), strict=True):
+                rows = part.groups.range_rows(lo, hi)
+                segments.append((at, hi - lo, len(rows[1])))
+                for i, dtype in self._RANGE_COLUMNS:
+                    at += f.write(np.ascontiguousarray(rows[i], dtype=dtype).data)
+                at += f.write(b"\0" * (-at % 8))
+        self.segments.append(segments)
         self.passage_parts.append(part.passages)
         self.n_points += part.n_points
 
-    def _file(self, part: int, name: str) -> Path:
-        return self.folder / f"{part:06d}-{name}.bin"
-
-    def _read(self, part: int, name: str, start: int, count: int) -> np.ndarray:
-        dtype = dict(self._COLUMNS)[name]
-        return np.fromfile(self._file(part, name), dtype=dtype, count=count, offset=start * np.dtype(dtype).itemsize)
-
-    def _range_rows(self, part: int, lo: int, hi: int) -> tuple:
-        offsets = self._read(part, "offsets", lo, hi - lo + 1)
-        a, n = int(offsets[0]), int(offsets[-1] - offsets[0])
-        return (np.diff(offsets), *(self._read(part, name, a, n) for name, _ in self._COLUMNS[1:]))
+    def _range_rows(self, part: int, r: int) -> tuple:
+        start, n_pieces, n_rows = self.segments[part][r]
+        sizes = [n_rows * 8, n_rows * 8, n_pieces * 4, n_rows * 4]
+        with open(self.folder / f"{part:06d}.bin", "rb") as f:
+            f.seek(start)
+            buf = f.read(sum(sizes))
+        cols, at = {}, 0
+        for (i, dtype), size in zip(self._RANGE_COLUMNS, sizes, strict=True):
+            cols[i] = np.frombuffer(buf, dtype=dtype, count=size // np.dtype(dtype).itemsize, offset=at)
+            at += size
+        return cols[0], cols[1], cols[2], cols[3]
 
     def ranges(self):
         """The period's cube range by range (disjoint, increasing piece ranges)."""
-        for lo, hi in zip(self.edges[:-1].tolist(), self.edges[1:].tolist(), strict=True):
-            yield range_cube(self.network, lo, hi, [self._range_rows(m, lo, hi) for m in range(self.n_parts)])
+        for r, (lo, hi) in enumerate(zip(self.edges[:-1].tolist(), self.edges[1:].tolist(), strict=True)):
+            yield range_cube(self.network, lo, hi, [self._range_rows(m, r) for m in range(self.n_parts)])
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -27,6 +27,9 @@ def trim_freed_memory() -> None:
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _MB = 1 << 20
+MMAP_THRESHOLD_MB = 32  # blocks up to this size come from the heap (glibc's largest allowed)
+KEEP_FREED_MB = 1024  # free memory the heap keeps at its top before it trims
+TOP_PAD_MB = 64  # the heap grows by at least this much
 _reusing = False
 
 
@@ -49,7 +52,7 @@ def reuse_freed_memory() -> None:
 
     with contextlib.suppress(OSError, AttributeError):  # not glibc: its defaults stay
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 32 * _MB)
-        libc.mallopt(_M_TRIM_THRESHOLD, 1024 * _MB)
-        libc.mallopt(_M_TOP_PAD, 64 * _MB)
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_MB * _MB)
+        libc.mallopt(_M_TRIM_THRESHOLD, KEEP_FREED_MB * _MB)
+        libc.mallopt(_M_TOP_PAD, TOP_PAD_MB * _MB)
         pa.set_memory_pool(pa.system_memory_pool())

@@ -37,6 +37,7 @@ from geo.kernels import (
     aggregate_kernel,
     compact_cell_vehicles,
     compact_rows,
+    distinct_ids_by_span,
     distinct_pairs_by_group,
     distinct_per_group,
     piece_blocks,
@@ -142,9 +143,15 @@ class GroupedPoints:
     vehicle_id: np.ndarray
 
     def range_rows(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The rows of pieces lo..hi-1: (rows per piece, key, speed, vehicle id), for `regroup`."""
+        """The rows of pieces lo..hi-1, for `regroup`: rows per piece (int32), cell key (int32,
+        without the position), speed, vehicle id."""
         a, b = self.offsets[lo], self.offsets[hi]
-        return np.diff(self.offsets[lo : hi + 1]), self.key[a:b], self.speed_kmh[a:b], self.vehicle_id[a:b]
+        return (
+            np.diff(self.offsets[lo : hi + 1]).astype(np.int32),
+            (self.key[a:b] >> 32).astype(np.int32),
+            self.speed_kmh[a:b],
+            self.vehicle_id[a:b],
+        )
 
 
 def group_points(  # noqa: PLR0913 - one array per matched-point column, as the compiled kernel takes them
@@ -181,17 +188,21 @@ def regroup(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         raise ValueError("regroup needs at least one part")
     counts = np.stack([np.asarray(c, dtype=np.int64) for c, _, _, _ in parts])
     cat = lambda i, dtype: ro(np.concatenate([np.asarray(p[i], dtype=dtype) for p in parts]))  # noqa: E731
-    return GroupedPoints(*regroup_parts(ro(counts), cat(1, np.int64), cat(2, np.float64), cat(3, np.int64)))
+    return GroupedPoints(*regroup_parts(ro(counts), cat(1, np.int32), cat(2, np.float64), cat(3, np.int64)))
 
 
-def cube_of_groups(groups: GroupedPoints, piece_limit_kmh, first_piece: int = 0, *, cell_vehicles=False) -> Cube:
+def cube_of_groups(
+    groups: GroupedPoints, piece_limit_kmh, first_piece: int = 0, *, cell_vehicles=False, piece_road=None
+) -> Cube:
     """Cube of grouped points (`group_points`, `regroup`) whose pieces are first_piece.. (piece_limit_kmh:
     the limit of each of those pieces, km/h).
 
     Compiled (geo/kernels.py): each piece's rows sorted by cell key and reduced to histogram, cell
     and vehicle rows, joined in order (piece, then cell and speed; vehicle pairs by piece then id).
-    cell_vehicles: also keep each cell's distinct vehicles. The groups' keys and vehicle ids are
-    reordered in place (each group is made for one cube)."""
+    cell_vehicles: also keep each cell's distinct vehicles. piece_road (the road of each of those
+    pieces, each road's pieces consecutive): the vehicle pairs are those of whole roads, each road
+    standing as its first piece — what `vehicles_by_road` makes of the pieces' pairs, without them.
+    The groups' keys and vehicle ids are reordered in place (each group is made for one cube)."""
     offsets = groups.offsets
     n_pieces = len(offsets) - 1
     blocks = piece_blocks(offsets, n_pieces, numba.get_num_threads())
@@ -205,12 +216,20 @@ def cube_of_groups(groups: GroupedPoints, piece_limit_kmh, first_piece: int = 0,
             ro(np.asarray(piece_limit_kmh, dtype=np.float64)),
             n_pieces,
             blocks,
+            piece_road is None,
         )
     *rows, t_vid = rows
     hp, hc, hs, hn, cp, cc, cn, cs, cg, cg10, cv, vp, vi = compact_rows(
         offsets, blocks, counts, block_rows, *rows, g_vid
     )
     per_cell = compact_cell_vehicles(offsets, blocks, block_rows, t_vid) if cell_vehicles else None
+    if piece_road is not None:  # each road's rows are consecutive: its distinct vehicles at once
+        road = np.asarray(piece_road)
+        if np.any(road[1:] < road[:-1]):
+            raise ValueError("piece_road: each road's pieces must be consecutive")
+        first = np.flatnonzero(np.r_[True, road[1:] != road[:-1]])
+        span, vi = distinct_ids_by_span(g_vid, ro(offsets[np.r_[first, n_pieces]]))
+        vp = first[span].astype(np.int32)
     if first_piece:
         hp, cp, vp = (a + np.int32(first_piece) for a in (hp, cp, vp))
     return Cube(

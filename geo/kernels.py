@@ -272,6 +272,20 @@ def _sort_ids(v, a, b, tmp, count):
 
 
 @njit(cache=True, nogil=True)
+def _distinct_to(v, a, b, w, tmp, count):
+    """The distinct ids of v[a:b] (a non-empty slice, sorted in place), written from v[w] (w <= a) as
+    they are found; returns the next free row."""
+    _sort_ids(v, a, b, tmp, count)
+    v[w] = v[a]
+    w += 1
+    for q in range(a + 1, b):
+        if v[q] != v[w - 1]:
+            v[w] = v[q]
+            w += 1
+    return w
+
+
+@njit(cache=True, nogil=True)
 def _sort_cell_keys(g_key, a, b, tmp, count):
     """Sort g_key[a:b] (cell key << 32 | position, positions in increasing order) by key: an
     insertion sort for short slices, else a stable two-pass radix sort on the key's 20 bits (no
@@ -400,7 +414,7 @@ def piece_blocks(offsets, n_pieces, n_blocks):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces, blocks):  # noqa: PLR0913
+def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces, blocks, piece_pairs):  # noqa: PLR0913
     """Per piece (slices of `_group_by_piece`), the cube rows. Pieces go in blocks (`piece_blocks`,
     one per thread): a block writes its pieces' rows one after the other from the first point of
     the block in point-sized buffers, so that `compact_rows` only joins the blocks. Returns the row
@@ -410,7 +424,8 @@ def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces, bloc
     - cell rows (key // N_BIN): cell, n_points, sum of speeds, n >= limit, n >= limit + 10,
       distinct vehicles;
     - the distinct vehicle ids of each cell, in order (t_vid, `compact_cell_vehicles`);
-    - distinct vehicle ids of the piece (in g_vid, which is reused).
+    - distinct vehicle ids of the piece (in g_vid, which is reused), when piece_pairs (else g_vid is
+      left as it came: `distinct_ids_by_span` then makes the pairs of whole roads).
     g_key (key << 32 | position in the piece's slice) is sorted in place.
     """
     m = g_key.shape[0]
@@ -490,14 +505,8 @@ def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces, bloc
                 c_veh[cw] = nd
                 cw += 1
                 j = j_end
-            # distinct vehicles of the piece, written from vw (<= a) as they are found
-            _sort_ids(g_vid, a, b, tmp, count256)
-            g_vid[vw] = g_vid[a]
-            vw += 1
-            for q in range(a + 1, b):
-                if g_vid[q] != g_vid[vw - 1]:
-                    g_vid[vw] = g_vid[q]
-                    vw += 1
+            if piece_pairs:
+                vw = _distinct_to(g_vid, a, b, vw, tmp, count256)
             counts[p, 0] = hw - h0
             counts[p, 1] = cw - c0
             counts[p, 2] = vw - v0
@@ -647,12 +656,13 @@ def distinct_pairs_by_group(group, vehicle_id, n_groups):
 
 
 @njit(cache=True, nogil=True)
-def regroup_parts(part_counts, g_key, g_speed, g_vid):
+def regroup_parts(part_counts, cell_key, g_speed, g_vid):
     """Points of consecutive parts, each grouped by piece (`_group_by_piece`, its rows of a range
     of pieces: part_counts[k, p] rows of piece p in part k, parts one after the other, each in piece
-    order), grouped by piece as one: per piece, part after part, each part's rows in their order,
-    positions renumbered within the piece. Returns offsets (per piece), g_key, g_speed, g_vid: what
-    `_group_by_piece` gives for all the parts' points at once."""
+    order; cell_key: the cell key of each row, without its position), grouped by piece as one: per
+    piece, part after part, each part's rows in their order, positions numbered within the piece.
+    Returns offsets (per piece), g_key, g_speed, g_vid: what `_group_by_piece` gives for all the
+    parts' points at once."""
     n_parts, n = part_counts.shape
     offsets = np.zeros(n + 1, dtype=np.int64)
     for p in range(n):
@@ -665,17 +675,38 @@ def regroup_parts(part_counts, g_key, g_speed, g_vid):
     o_speed = np.empty(m, dtype=np.float64)
     o_vid = np.empty(m, dtype=np.int64)
     fill = offsets[:-1].copy()
-    high = ~np.int64(0xFFFFFFFF)
     src = 0
     for k in range(n_parts):
         for p in range(n):
             w = fill[p]
             base = offsets[p]
             for _ in range(part_counts[k, p]):
-                o_key[w] = (g_key[src] & high) | (w - base)
+                o_key[w] = (np.int64(cell_key[src]) << 32) | (w - base)
                 o_speed[w] = g_speed[src]
                 o_vid[w] = g_vid[src]
                 w += 1
                 src += 1
             fill[p] = w
     return offsets, o_key, o_speed, o_vid
+
+
+@njit(cache=True, nogil=True)
+def distinct_ids_by_span(ids, span_start):
+    """The distinct ids of each span of rows (span s: rows span_start[s]..span_start[s + 1] of ids,
+    sorted in place): (span, id) pairs ordered by span then id."""
+    n_spans = span_start.shape[0] - 1
+    tmp = np.empty(ids.shape[0], dtype=np.int64)
+    count = np.empty(256, dtype=np.int64)
+    out_s = np.empty(ids.shape[0], dtype=np.int64)
+    out_v = np.empty(ids.shape[0], dtype=np.int64)
+    w = 0
+    for s in range(n_spans):
+        a = span_start[s]
+        b = span_start[s + 1]
+        _sort_ids(ids, a, b, tmp, count)
+        for q in range(a, b):
+            if q == a or ids[q] != ids[q - 1]:
+                out_s[w] = s
+                out_v[w] = ids[q]
+                w += 1
+    return out_s[:w].copy(), out_v[:w].copy()

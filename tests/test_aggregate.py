@@ -463,3 +463,24 @@ def test_range_edges_cut_between_whole_roads():
     assert len(range_edges(net, 50)) == 5  # at most one range per road
     links.link_road = np.array([0, 1, 0, 1, 2, 2, 3, 3, 3, 3], np.int32)  # road 0 comes back
     np.testing.assert_array_equal(range_edges(net, 4), [0, 16])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pairs_of_whole_roads_equal_vehicles_by_road(seed):
+    """A range of whole roads made with piece_road: its vehicle pairs are those `vehicles_by_road`
+    makes of the pieces' pairs (each road as its first piece, ids sorted), every other array the same;
+    roads whose pieces are not consecutive are refused."""
+    p = points(seed, 4000)
+    p["vid"] = p["vid"] % 60
+    limits = LIMITS[PIECE_ROAD]
+    assert (np.diff(PIECE_ROAD) >= 0).all()
+    by_piece = vehicles_by_road(cube_of_groups(groups_of(p), limits), PIECE_ROAD)
+    by_road = cube_of_groups(groups_of(p), limits, piece_road=PIECE_ROAD)
+    for part in ("cells", "hist", "vehicles"):
+        a, b = getattr(by_piece, part), getattr(by_road, part)
+        for k in a:
+            assert a[k].dtype == b[k].dtype, (part, k)
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f"{part}.{k}")
+    assert len(by_road.vehicles["piece"]) > 0
+    with pytest.raises(ValueError, match="consecutive"):
+        cube_of_groups(groups_of(p), limits, piece_road=PIECE_ROAD[::-1])
