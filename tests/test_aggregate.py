@@ -484,3 +484,32 @@ def test_pairs_of_whole_roads_equal_vehicles_by_road(seed):
     assert len(by_road.vehicles["piece"]) > 0
     with pytest.raises(ValueError, match="consecutive"):
         cube_of_groups(groups_of(p), limits, piece_road=PIECE_ROAD[::-1])
+
+
+def test_period_kept_on_disk_by_pass_gives_the_cube_of_all_its_points(tmp_path):
+    """`PeriodCube`: passes of grouped points kept on disk (one file each), read back range of whole
+    roads by range: the ranges joined are the cube of all the points at once, pairs of whole roads
+    included; its folder goes with it."""
+    from types import SimpleNamespace
+
+    from analysis._partitions import MonthPart, PeriodCube, merge_passage_counts
+
+    p = points(11, 6000, integer_speeds=False)
+    p["vid"] = p["vid"] % 80
+    net = SimpleNamespace(
+        index=INDEX, limits_kmh=LIMITS, piece_road=PIECE_ROAD.astype(np.int64), key="t", road_ids=np.arange(3)
+    )
+    period = PeriodCube(net, n_ranges=3)
+    bounds = [0, 1000, 1001, 3500, 6000]
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        period.add(MonthPart(groups_of(p, slice(a, b)), merge_passage_counts([]), b - a))
+    assert len(list(period.folder.iterdir())) == 4 and len(period.edges) > 2
+    joined = concat_shards(list(period.ranges()))
+    whole = vehicles_by_road(cube_of_groups(groups_of(p), LIMITS[PIECE_ROAD]), PIECE_ROAD)
+    for part in ("cells", "hist", "vehicles"):
+        for k, v in getattr(whole, part).items():
+            np.testing.assert_array_equal(v, getattr(joined, part)[k], err_msg=f"{part}.{k}")
+    assert period.n_points == 6000
+    folder = period.folder
+    period.close()
+    assert not folder.exists()
