@@ -200,20 +200,22 @@ def _np(t: pa.Table, name: str, dtype=None) -> np.ndarray:
     return a if dtype is None else a.astype(dtype, copy=False)
 
 
-def _rows_per_day(path: str) -> dict[int, int]:
-    """Rows of a point file per operation date (days since 1970): from the footer when the file
-    holds one date (ingest writes one file per date), else from the column."""
+def _rows_per_day(path: str) -> tuple[dict[int, int], int]:
+    """Rows of a point file per operation date (days since 1970; rows without one left out) and all
+    its rows: from the footer when the file holds one date (ingest writes one file per date), else
+    from the column."""
     meta = pq.ParquetFile(path).metadata
     col = meta.schema.to_arrow_schema().get_field_index("operation_date")
     stats = [meta.row_group(i).column(col).statistics for i in range(meta.num_row_groups)] if col >= 0 else []
     if stats and all(st is not None and st.has_min_max and st.null_count == 0 for st in stats):
         days = {st.min for st in stats} | {st.max for st in stats}
         if len(days) == 1:
-            return {(days.pop() - dt.date(1970, 1, 1)).days: meta.num_rows}
+            return {(days.pop() - dt.date(1970, 1, 1)).days: meta.num_rows}, meta.num_rows
     counts = pc.value_counts(
         pq.read_table(path, columns=["operation_date"]).column(0).cast(pa.int32()).combine_chunks().drop_null()
     )
-    return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+    days = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+    return days, meta.num_rows
 
 
 def _read_plan(files: list[Path]) -> list[tuple[list[str], pc.Expression | None]]:
@@ -226,11 +228,13 @@ def _read_plan(files: list[Path]) -> list[tuple[list[str], pc.Expression | None]
         return [(paths, None)]
     day_rows: dict[int, int] = {}
     file_days: list[set[int]] = []
+    whole_files = True  # every row of every file has an operation date (none null)
     for p in paths:
-        counts = _rows_per_day(p)
+        counts, n_rows = _rows_per_day(p)
         for d, n in counts.items():
             day_rows[d] = day_rows.get(d, 0) + n
         file_days.append(set(counts))
+        whole_files = whole_files and sum(counts.values()) == n_rows
     date = pc.field("operation_date")
     as_date = lambda d: dt.date(1970, 1, 1) + dt.timedelta(days=d)  # noqa: E731
     plan: list[tuple[list[str], pc.Expression | None]] = []
@@ -240,10 +244,14 @@ def _read_plan(files: list[Path]) -> list[tuple[list[str], pc.Expression | None]
     def flush() -> None:
         if group:
             days = set(group)
+            chosen = [fd for fd in file_days if fd & days]
+            # files wholly inside the pass's dates (ingest writes one per date): read without a
+            # filter, which Arrow would evaluate and apply (a copy of every column) for nothing
+            inside = whole_files and all(fd <= days for fd in chosen)
             plan.append(
                 (
                     [p for p, fd in zip(paths, file_days, strict=True) if fd & days],
-                    (date >= as_date(group[0])) & (date <= as_date(group[-1])),
+                    None if inside else (date >= as_date(group[0])) & (date <= as_date(group[-1])),
                 )
             )
 

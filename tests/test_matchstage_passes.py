@@ -310,3 +310,26 @@ def test_factorize_of_runs_equals_pandas(seed):
         np.testing.assert_array_equal(codes, want_codes)
         np.testing.assert_array_equal(uniques, want_uniques)
         assert codes.dtype == want_codes.dtype
+
+
+def test_a_pass_reads_whole_files_without_a_filter_and_cuts_the_others(tmp_path, tiny_network, monkeypatch):
+    """Files wholly inside a pass's dates (one per date, as ingest writes them) are read without a
+    date filter; a file holding two dates that fall in two passes keeps the filter in each, so that
+    no row is read twice or lost: the same points and trips as one pass over the month."""
+    files = _write_store(tmp_path, np.random.default_rng(8))
+    both = pa.concat_tables([pq.read_table(files[3]), pq.read_table(files[4])])  # days 3 and 5 in one file
+    files[4].unlink()
+    pq.write_table(both, files[3])
+    files = files[:4]
+    net = network(tiny_network)
+    whole = ms.match_month(files, net)
+    monkeypatch.setattr(ms, "BUCKET_ROWS", 60)  # days 0 | 1 | 2 by vehicle | 3 | 5: days 3 and 5 apart
+    plan = ms._read_plan(files)
+    two_days = [flt for paths, flt in plan if str(files[3]) in paths]
+    assert len(two_days) == 2 and all(flt is not None for flt in two_days)
+    assert [flt for paths, flt in plan if paths == [str(files[0])]] == [None]
+    parts = ms.match_month(files, net)
+    assert parts.n_points_read == whole.n_points_read
+    pk, tk = ["trip_id", "seq"], ["trip_id"]
+    assert _same(_sorted(parts.points, pk), _sorted(whole.points, pk))
+    assert _same(_sorted(parts.trips, tk), _sorted(whole.trips, tk))
