@@ -243,6 +243,27 @@ def _sort_small(v, lo, hi):
 
 
 @njit(cache=True, nogil=True)
+def _radix_pass(v, a, b, tmp, count, shift, mask, flip):
+    """One stable counting-sort pass of v[a:b] (non-empty) on the digit ((v >> shift) & mask) ^ flip,
+    through tmp[a:b]; count: mask + 1 counters. Nothing moves when every row has the same digit."""
+    count[:] = 0
+    for q in range(a, b):
+        count[((v[q] >> shift) & mask) ^ flip] += 1
+    if count[((v[a] >> shift) & mask) ^ flip] == b - a:
+        return
+    total = a
+    for d in range(mask + 1):
+        c = count[d]
+        count[d] = total
+        total += c
+    for q in range(a, b):
+        d = ((v[q] >> shift) & mask) ^ flip
+        tmp[count[d]] = v[q]
+        count[d] += 1
+    v[a:b] = tmp[a:b]
+
+
+@njit(cache=True, nogil=True)
 def _sort_ids(v, a, b, tmp, count):
     """Sort the int64 ids v[a:b] in place (signed order, as numpy sorts): `_sort_small` for short
     slices, else an LSD radix sort, a byte per pass (a pass is skipped when every id shares that
@@ -252,23 +273,7 @@ def _sort_ids(v, a, b, tmp, count):
         _sort_small(v, a, b)
         return
     for byte in range(8):
-        shift = 8 * byte
-        flip = 0x80 if byte == 7 else 0  # the sign bit: negative ids first
-        count[:] = 0
-        for q in range(a, b):
-            count[((v[q] >> shift) & 255) ^ flip] += 1
-        if count[((v[a] >> shift) & 255) ^ flip] == b - a:
-            continue
-        total = a
-        for d in range(256):
-            c = count[d]
-            count[d] = total
-            total += c
-        for q in range(a, b):
-            d = ((v[q] >> shift) & 255) ^ flip
-            tmp[count[d]] = v[q]
-            count[d] += 1
-        v[a:b] = tmp[a:b]
+        _radix_pass(v, a, b, tmp, count, 8 * byte, 255, 0x80 if byte == 7 else 0)  # sign bit: negatives first
 
 
 @njit(cache=True, nogil=True)
@@ -295,19 +300,7 @@ def _sort_cell_keys(g_key, a, b, tmp, count):
         _sort_small(g_key, a, b)
         return
     for shift in (32, 42):
-        count[:] = 0
-        for q in range(a, b):
-            count[(g_key[q] >> shift) & 1023] += 1
-        total = a
-        for d in range(1024):
-            c = count[d]
-            count[d] = total
-            total += c
-        for q in range(a, b):
-            d = (g_key[q] >> shift) & 1023
-            tmp[count[d]] = g_key[q]
-            count[d] += 1
-        g_key[a:b] = tmp[a:b]
+        _radix_pass(g_key, a, b, tmp, count, shift, 1023, 0)
 
 
 @njit(cache=True, nogil=True)
@@ -522,10 +515,7 @@ def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces, bloc
 def _join_blocks(src, offsets, blocks, block_rows, col):
     """The rows of each block (from the block's first point, block_rows[:, col] of them) joined."""
     n_blocks = blocks.shape[0] - 1
-    total = 0
-    for b in range(n_blocks):
-        total += block_rows[b, col]
-    dst = np.empty(total, dtype=src.dtype)
+    dst = np.empty(block_rows[:, col].sum(), dtype=src.dtype)
     w = 0
     for b in range(n_blocks):
         a = offsets[blocks[b]]
@@ -537,10 +527,7 @@ def _join_blocks(src, offsets, blocks, block_rows, col):
 
 @njit(cache=True, nogil=True)
 def _piece_column(counts, col, n_pieces):
-    total = 0
-    for p in range(n_pieces):
-        total += counts[p, col]
-    out = np.empty(total, dtype=np.int32)
+    out = np.empty(counts[:, col].sum(), dtype=np.int32)
     r = 0
     for p in range(n_pieces):
         for _ in range(counts[p, col]):
@@ -622,6 +609,28 @@ def distinct_per_group(group, vehicle_id, n_groups):
 
 
 @njit(cache=True, nogil=True)
+def distinct_ids_by_span(ids, span_start):
+    """The distinct ids of each span of rows (span s: rows span_start[s]..span_start[s + 1] of ids,
+    sorted in place): (span, id) pairs ordered by span then id."""
+    n_spans = span_start.shape[0] - 1
+    tmp = np.empty(ids.shape[0], dtype=np.int64)
+    count = np.empty(256, dtype=np.int64)
+    out_s = np.empty(ids.shape[0], dtype=np.int64)
+    out_v = np.empty(ids.shape[0], dtype=np.int64)
+    w = 0
+    for s in range(n_spans):
+        a = span_start[s]
+        b = span_start[s + 1]
+        _sort_ids(ids, a, b, tmp, count)
+        for q in range(a, b):
+            if q == a or ids[q] != ids[q - 1]:
+                out_s[w] = s
+                out_v[w] = ids[q]
+                w += 1
+    return out_s[:w].copy(), out_v[:w].copy()
+
+
+@njit(cache=True, nogil=True)
 def distinct_pairs_by_group(group, vehicle_id, n_groups):
     """The distinct (group, vehicle) pairs of (group, vehicle) rows (group -1: left out), ordered by
     group then vehicle id."""
@@ -638,21 +647,7 @@ def distinct_pairs_by_group(group, vehicle_id, n_groups):
         if g >= 0:
             ids[fill[g]] = vehicle_id[i]
             fill[g] += 1
-    tmp = np.empty(ids.shape[0], dtype=np.int64)
-    count = np.empty(256, dtype=np.int64)
-    out_g = np.empty(ids.shape[0], dtype=np.int64)
-    out_v = np.empty(ids.shape[0], dtype=np.int64)
-    w = 0
-    for g in range(n_groups):
-        a = start[g]
-        b = start[g + 1]
-        _sort_ids(ids, a, b, tmp, count)
-        for q in range(a, b):
-            if q == a or ids[q] != ids[q - 1]:
-                out_g[w] = g
-                out_v[w] = ids[q]
-                w += 1
-    return out_g[:w].copy(), out_v[:w].copy()
+    return distinct_ids_by_span(ids, start)
 
 
 @njit(cache=True, nogil=True)
@@ -688,25 +683,3 @@ def regroup_parts(part_counts, cell_key, g_speed, g_vid):
                 src += 1
             fill[p] = w
     return offsets, o_key, o_speed, o_vid
-
-
-@njit(cache=True, nogil=True)
-def distinct_ids_by_span(ids, span_start):
-    """The distinct ids of each span of rows (span s: rows span_start[s]..span_start[s + 1] of ids,
-    sorted in place): (span, id) pairs ordered by span then id."""
-    n_spans = span_start.shape[0] - 1
-    tmp = np.empty(ids.shape[0], dtype=np.int64)
-    count = np.empty(256, dtype=np.int64)
-    out_s = np.empty(ids.shape[0], dtype=np.int64)
-    out_v = np.empty(ids.shape[0], dtype=np.int64)
-    w = 0
-    for s in range(n_spans):
-        a = span_start[s]
-        b = span_start[s + 1]
-        _sort_ids(ids, a, b, tmp, count)
-        for q in range(a, b):
-            if q == a or ids[q] != ids[q - 1]:
-                out_s[w] = s
-                out_v[w] = ids[q]
-                w += 1
-    return out_s[:w].copy(), out_v[:w].copy()
