@@ -60,7 +60,6 @@ from config.settings import PASSAGE_SPEEDS
 from geo.aggregate import (
     Cube,
     GroupedPoints,
-    aggregate_points,
     concat_shards,
     cube_of_groups,
     group_points,
@@ -75,27 +74,6 @@ PASSAGE_COLUMNS = ["trip_id", "seq", "vehicle_id", "road_idx", "speed_kmh", "gps
 # Ranges of pieces a period's cube is cut into (on disk month by month, on a cluster range by range).
 SPILL_RANGES = 16
 MONTH_COLUMNS = sorted(set(CUBE_COLUMNS) | {"trip_id", "seq", "vehicle_use", "x_m", "y_m"})
-
-
-def period_cube(network: Network, pts: pa.Table, cell_vehicles: bool = False) -> Cube:
-    """The cube of matched points (an Arrow table with at least CUBE_COLUMNS)."""
-    if pts.num_rows == 0:
-        return Cube.empty(cell_vehicles=cell_vehicles)
-    col = lambda name: pts.column(name).to_numpy(zero_copy_only=False)  # noqa: E731
-    gps_us = pts.column("gps_time").cast("int64").to_numpy(zero_copy_only=False)
-    piece_limit = network.limits_kmh[network.piece_road]
-    return aggregate_points(
-        col("seg"),
-        col("pos"),
-        col("direction"),
-        network.index,
-        gps_us,
-        col("vehicle_type"),
-        col("speed_kmh"),
-        col("vehicle_id"),
-        piece_limit,
-        cell_vehicles=cell_vehicles,
-    )
 
 
 def period_groups(network: Network, pts: pa.Table) -> GroupedPoints:
@@ -465,12 +443,14 @@ __all__ = [
     "PeriodCube",
     "collect_period_cube",
     "link_edges",
+    "range_cube",
+    "range_edges",
     "merge_passage_counts",
     "reduce_part",
     "order_passages",
     "passage_counts",
     "month_points_and_passages",
-    "period_cube",
+    "period_groups",
     "period_tally",
     "read_month",
     "submit_period_cube",
