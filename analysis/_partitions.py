@@ -111,11 +111,12 @@ def range_cube(network: Network, lo: int, hi: int, parts: list[tuple]) -> Cube:
     at once, with the distinct vehicles of each road (`vehicles_by_road`)."""
     if not parts:
         return Cube.empty()
-    limit = np.asarray(network.limits_kmh[network.piece_road], dtype=np.float64)[lo:hi]
-    road = network.piece_road[lo:hi]
+    piece_road = network.piece_road  # made from the links at each call: once here
+    road = piece_road[lo:hi]
+    limit = np.asarray(network.limits_kmh[road], dtype=np.float64)
     if np.all(road[1:] >= road[:-1]):  # whole roads, each road's pieces consecutive (`range_edges`)
         return cube_of_groups(regroup(parts), limit, lo, piece_road=road)
-    cube = vehicles_by_road(cube_of_groups(regroup(parts), limit, lo), network.piece_road)
+    cube = vehicles_by_road(cube_of_groups(regroup(parts), limit, lo), piece_road)
     return Cube(cube.cells, cube.hist, cube.vehicles)
 
 

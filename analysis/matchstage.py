@@ -244,13 +244,13 @@ def _read_plan(files: list[Path]) -> list[tuple[list[str], pc.Expression | None]
     def flush() -> None:
         if group:
             days = set(group)
-            chosen = [fd for fd in file_days if fd & days]
+            chosen = [(p, fd) for p, fd in zip(paths, file_days, strict=True) if fd & days]
             # files wholly inside the pass's dates (ingest writes one per date): read without a
             # filter, which Arrow would evaluate and apply (a copy of every column) for nothing
-            inside = whole_files and all(fd <= days for fd in chosen)
+            inside = whole_files and all(fd <= days for _, fd in chosen)
             plan.append(
                 (
-                    [p for p, fd in zip(paths, file_days, strict=True) if fd & days],
+                    [p for p, _ in chosen],
                     None if inside else (date >= as_date(group[0])) & (date <= as_date(group[-1])),
                 )
             )
