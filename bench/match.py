@@ -8,9 +8,10 @@ Data (built once, cached in DIR for the same N, months and seed):
   one-way (digitised direction), every 10th a 40 km/h street, the others 30 km/h residential —
   written as a road file (GeoPackage) read by the product's loader;
 - N points (default 12 million) written directly as a warehouse point store
-  (probe_points/year=/month=/mesh2=/<operation date>_<commit>_0.parquet, zstd, the ingest's
-  column names and types; the columns the match stage reads are filled, heading / gap / distance
-  from the previous point too, other delivered columns are null), as trips over M months
+  (probe_points/year=/month=/<operation date>_<file id>_<commit>_0.parquet, one file per date and
+  2次メッシュ as if delivered so, written as ingest writes them: its schema (etl.stage.POINT_SCHEMA),
+  codec, encodings and row groups (POINT_FILE_OPTIONS, ROW_GROUP_ROWS); the columns the match
+  stage reads are filled, other delivered columns are null), as trips over M months
   (default 4, 2024-01..): a vehicle drives along one street, turns at an intersection onto the
   cross street (one-way streets only in their direction), a point every 25-45 m (whole-second
   GPS times at the trip's speed), 4 m GPS noise; a warehouse database (tables, views) beside it.
@@ -69,7 +70,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-VERSION = 2  # bump when the generated data change (2: point_key, as ingest stores it)
+VERSION = 3  # bump when the generated data change (2: point_key; 3: the ingest's schema, layout and encodings)
 RADIUS_M = 20.0
 GRID_N = 90  # streets per direction
 SPACING_M = 60.0
@@ -138,37 +139,6 @@ def write_roads(path: Path) -> None:
     tmp.unlink(missing_ok=True)
     gdf.to_file(tmp, driver="GPKG", engine="pyogrio")
     os.replace(tmp, path)
-
-
-def _point_schema():
-    """The ingest's Parquet schema of probe_points (etl.ingest: key, id, 様式1-2 columns, x/y, provenance, derived)."""
-    import pyarrow as pa
-
-    from etl.spec import STYLE_1_2
-
-    arrow = {
-        "str": pa.string(),
-        "int8": pa.int8(),
-        "int32": pa.int32(),
-        "int64": pa.int64(),
-        "float": pa.float64(),
-        "date": pa.date32(),
-        "timestamp": pa.timestamp("us"),
-    }
-    fields = [("vehicle_key", pa.string()), ("vehicle_id", pa.int64())]
-    fields += [(c.name, arrow[c.type]) for c in STYLE_1_2.columns if c.type != "id"]
-    fields += [
-        ("x_m", pa.float64()),
-        ("y_m", pa.float64()),
-        ("member", pa.string()),
-        ("file_id", pa.string()),
-        ("line_no", pa.int64()),
-        ("heading_deg", pa.float64()),
-        ("dt_prev_s", pa.float64()),
-        ("dist_prev_m", pa.float64()),
-        ("point_key", pa.int64()),
-    ]
-    return pa.schema(fields)
 
 
 def _mesh2(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -244,7 +214,7 @@ def _month_trips(rng, n_points: int, year: int, month: int, veh: dict) -> dict[s
     elapsed = np.cumsum(dt_s) - np.repeat(np.cumsum(dt_s)[first], np.diff(np.r_[np.flatnonzero(first), n]))
     gps_us = start_us[trip_start_of_trip] + (elapsed * 1_000_000).astype(np.int64)
     vehicle = rng.integers(0, len(veh["id"]), len(kept_trips))
-    # GPS noise; heading / gap / distance from the previous point, as ingest derives them.
+    # GPS noise.
     x = x + rng.normal(0, 4, n)
     y = y + rng.normal(0, 4, n)
     return {
@@ -266,7 +236,7 @@ def generate(out: Path, n_points: int, months: int, seed: int = 1) -> dict:
     import pyarrow.parquet as pq
     from pyproj import Transformer
 
-    from etl.stage import DUPLICATE_KEY, point_keys
+    from etl.stage import DUPLICATE_KEY, POINT_FILE_OPTIONS, POINT_SCHEMA, ROW_GROUP_ROWS, point_keys
 
     marker = out / "bench.json"
     want = {"version": VERSION, "points": n_points, "months": months, "seed": seed}
@@ -279,7 +249,6 @@ def generate(out: Path, n_points: int, months: int, seed: int = 1) -> dict:
     t0 = time.perf_counter()
     write_roads(out / "grid.gpkg")
     rng = np.random.default_rng(seed)
-    schema = _point_schema()
     to_lonlat = Transformer.from_crs("EPSG:6677", "EPSG:4326", always_xy=True)
     # Vehicles: about 8 trips each over the whole span; pseudonyms as ingest stores them.
     n_veh = max(1000, int(n_points / 35 / 8))
@@ -315,24 +284,21 @@ def generate(out: Path, n_points: int, months: int, seed: int = 1) -> dict:
         order = np.lexsort((np.arange(len(trip)), trip_rank, mesh, day))
         file_key = (day * 1_000_000 + mesh)[order]
         bounds = np.flatnonzero(np.r_[True, file_key[1:] != file_key[:-1], True])
-        dx, dy = np.diff(p["x"], prepend=np.nan), np.diff(p["y"], prepend=np.nan)
-        dist = np.where(p["first"], np.nan, np.hypot(dx, dy))
-        heading = np.where(p["first"] | (dist == 0), np.nan, np.degrees(np.arctan2(dx, dy)) % 360.0)
-        dtp = np.where(p["first"], np.nan, np.diff(p["gps_us"], prepend=0) / 1e6)
         base_date = (dt.date(year, month, 1) - dt.date(1970, 1, 1)).days
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
             sel = order[a:b]
             n = len(sel)
             d_, m_ = int(day[sel[0]]), int(mesh[sel[0]])
             date = dt.date(year, month, 1) + dt.timedelta(days=d_)
+            file_id = hashlib.sha256(f"{date}{m_}".encode()).hexdigest()[:20]
             vi = vid_t[trip[sel]]
             cols = {
+                "operation_date": pa.array(np.full(n, base_date + d_, np.int32), pa.date32()),
                 "vehicle_key": veh["key"].take(pa.array(vi)),
                 "vehicle_id": veh["id"][vi],
-                "operation_date": pa.array(np.full(n, base_date + d_, np.int32), pa.date32()),
                 "vehicle_type": veh["type"][vi],
                 "vehicle_use": veh["use"][vi],
-                "gps_time": pa.array(p["gps_us"][sel], pa.timestamp("us")),
+                "gps_time": pa.array(p["gps_us"][sel] // 1_000_000, pa.timestamp("s")),
                 "trip_no": trip_no[trip[sel]],
                 "lon": lon[sel],
                 "lat": lat[sel],
@@ -340,34 +306,27 @@ def generate(out: Path, n_points: int, months: int, seed: int = 1) -> dict:
                 "mesh_code": pa.array(np.full(n, str(m_), object), pa.string()),
                 "x_m": p["x"][sel],
                 "y_m": p["y"][sel],
+                "mesh2": np.full(n, m_, np.int32),
+                "file_id": pa.array(np.full(n, file_id, object), pa.string()),
                 "member": pa.array(np.full(n, "data.csv", object), pa.string()),
-                "file_id": pa.array(
-                    np.full(n, hashlib.sha256(f"{date}{m_}".encode()).hexdigest()[:20], object), pa.string()
-                ),
                 "line_no": np.arange(1, n + 1, dtype=np.int64),
-                "heading_deg": heading[sel],
-                "dt_prev_s": dtp[sel],
-                "dist_prev_m": dist[sel],
             }
             cols["point_key"] = point_keys(
                 pa.table({k: cols[k] for k in DUPLICATE_KEY if k != "vehicle_key"} | {"vehicle_id": cols["vehicle_id"]})
             )
             arrays = [
-                pa.array(cols[f.name], f.type)
-                if f.name in cols and not isinstance(cols[f.name], pa.Array)
-                else cols[f.name].cast(f.type)
+                (cols[f.name] if isinstance(cols[f.name], pa.Array) else pa.array(cols[f.name])).cast(f.type)
                 if f.name in cols
                 else pa.nulls(n, f.type)
-                for f in schema
+                for f in POINT_SCHEMA
             ]
-            folder = root / f"year={year}" / f"month={month}" / f"mesh2={m_}"
+            folder = root / f"year={year}" / f"month={month}"
             folder.mkdir(parents=True, exist_ok=True)
             pq.write_table(
-                pa.Table.from_arrays(arrays, schema=schema),
-                folder / f"{date}_{COMMIT}_0.parquet",
-                compression="zstd",
-                compression_level=1,
-                row_group_size=500_000,
+                pa.Table.from_arrays(arrays, schema=POINT_SCHEMA),
+                folder / f"{date}_{file_id}_{COMMIT}_0.parquet",
+                row_group_size=ROW_GROUP_ROWS,
+                **POINT_FILE_OPTIONS,
             )
             n_files += 1
         print(

@@ -18,10 +18,8 @@ import pyarrow.parquet as pq
 from etl._kernels import repeated_keys
 from etl.failures import writing
 from etl.stage import (
-    DELTA_COLUMNS,
-    DICT_COLUMNS,
     DUPLICATE_KEY,
-    PARQUET_OPTIONS,
+    POINT_FILE_OPTIONS,
     POINT_SCHEMA,
     ROW_GROUP_ROWS,
     key_tuples,
@@ -156,8 +154,6 @@ def write_points(table: pa.Table, path: Path) -> None:
         pq.write_table(
             table.cast(POINT_SCHEMA) if table.schema != POINT_SCHEMA else table,
             path,
-            use_dictionary=DICT_COLUMNS,
-            column_encoding=DELTA_COLUMNS,
             row_group_size=ROW_GROUP_ROWS,
-            **PARQUET_OPTIONS,
+            **POINT_FILE_OPTIONS,
         )

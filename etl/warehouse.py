@@ -4,7 +4,7 @@ Layout of a warehouse folder (the snapshot and `store_files` hold paths relative
 views hold absolute ones, see "Opening the warehouse with plain DuckDB"):
 
     probe_points/year=YYYY/month=M/<operation date>_<file_id>_<commit>_<part>.parquet
-                                                      様式1-2 points, zstd; one file per delivered file and
+                                                      様式1-2 points, LZ4; one file per delivered file and
                                                       operation date, written once, never changed
     point_duplicates/year=YYYY/month=M/…              exact duplicates of stored points (kept so that
                                                       they come back when the file holding the stored
