@@ -263,17 +263,62 @@ def _radix_pass(v, a, b, tmp, count, shift, mask, flip):
     v[a:b] = tmp[a:b]
 
 
+# Counters `_sort_ids` needs: one per bucket of its one distribution pass (at most 2^16 buckets).
+ID_BUCKET_BITS = 16
+ID_COUNTERS = 1 << ID_BUCKET_BITS
+
+
 @njit(cache=True, nogil=True)
 def _sort_ids(v, a, b, tmp, count):
     """Sort the int64 ids v[a:b] in place (signed order, as numpy sorts): `_sort_small` for short
-    slices, else an LSD radix sort, a byte per pass (a pass is skipped when every id shares that
-    byte): no comparisons, so no mispredicted branches on hundreds of random pseudonyms. tmp:
-    scratch of at least b - a rows from a; count: 256 counters."""
-    if b - a < 256:
+    slices, else one distribution pass on the high bits of id - min (about one bucket per id, at
+    most 2^16), then each bucket sorted by `_sort_small`: pseudonyms are uniform, so buckets hold
+    an id or two and the sort is linear, with no comparisons to mispredict; clustered ids (equal or
+    close ones) only make larger buckets, sorted by numpy. tmp: scratch of at least b - a rows from a;
+    count: ID_COUNTERS counters."""
+    n = b - a
+    if n < 256:
         _sort_small(v, a, b)
         return
-    for byte in range(8):
-        _radix_pass(v, a, b, tmp, count, 8 * byte, 255, 0x80 if byte == 7 else 0)  # sign bit: negatives first
+    lo = v[a]
+    hi = v[a]
+    for q in range(a + 1, b):
+        x = v[q]
+        if x < lo:
+            lo = x
+        elif x > hi:
+            hi = x
+    if lo == hi:
+        return
+    ulo = np.uint64(lo)
+    width = np.uint64(hi) - ulo  # hi - lo, exact in unsigned arithmetic
+    bits = 0
+    while bits < 64 and (width >> np.uint64(bits)) != np.uint64(0):
+        bits += 1
+    nb = 1
+    while (1 << nb) < n and nb < ID_BUCKET_BITS:
+        nb += 1
+    shift = np.uint64(bits - nb if bits > nb else 0)
+    n_buckets = 1 << nb
+    count[:n_buckets] = 0
+    for q in range(a, b):
+        count[(np.uint64(v[q]) - ulo) >> shift] += 1
+    total = a
+    for d in range(n_buckets):
+        c = count[d]
+        count[d] = total
+        total += c
+    for q in range(a, b):
+        d = (np.uint64(v[q]) - ulo) >> shift
+        tmp[count[d]] = v[q]
+        count[d] += 1
+    s = a  # count[d] is now the end of bucket d
+    for d in range(n_buckets):
+        e = count[d]
+        if e - s > 1:
+            _sort_small(tmp, s, e)
+        s = e
+    v[a:b] = tmp[a:b]
 
 
 @njit(cache=True, nogil=True)
@@ -439,7 +484,7 @@ def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces, bloc
     tmp = np.empty(m, dtype=np.int64)
     for blk in prange(n_blocks):
         count = np.empty(1024, dtype=np.int64)
-        count256 = np.empty(256, dtype=np.int64)
+        count_ids = np.empty(ID_COUNTERS, dtype=np.int64)
         start = offsets[blocks[blk]]
         hw = start  # next histogram row
         cw = start  # next cell row
@@ -499,7 +544,7 @@ def aggregate_kernel(offsets, g_key, g_speed, g_vid, piece_limit, n_pieces, bloc
                 cw += 1
                 j = j_end
             if piece_pairs:
-                vw = _distinct_to(g_vid, a, b, vw, tmp, count256)
+                vw = _distinct_to(g_vid, a, b, vw, tmp, count_ids)
             counts[p, 0] = hw - h0
             counts[p, 1] = cw - c0
             counts[p, 2] = vw - v0
@@ -592,7 +637,7 @@ def distinct_per_group(group, vehicle_id, n_groups):
             ids[fill[g]] = vehicle_id[i]
             fill[g] += 1
     tmp = np.empty(ids.shape[0], dtype=np.int64)
-    count = np.empty(256, dtype=np.int64)
+    count = np.empty(ID_COUNTERS, dtype=np.int64)
     out = np.zeros(n_groups, dtype=np.int64)
     for g in range(n_groups):
         a = start[g]
@@ -614,7 +659,7 @@ def distinct_ids_by_span(ids, span_start):
     sorted in place): (span, id) pairs ordered by span then id."""
     n_spans = span_start.shape[0] - 1
     tmp = np.empty(ids.shape[0], dtype=np.int64)
-    count = np.empty(256, dtype=np.int64)
+    count = np.empty(ID_COUNTERS, dtype=np.int64)
     out_s = np.empty(ids.shape[0], dtype=np.int64)
     out_v = np.empty(ids.shape[0], dtype=np.int64)
     w = 0

@@ -415,21 +415,25 @@ def test_split_by_slices_of_sorted_rows_equals_split_by_masks(seed, n, inner, lo
 
 @pytest.mark.parametrize("seed", range(3))
 def test_compiled_sorts_equal_numpy_sort(seed):
-    """The kernels' radix sorts: ids (any int64, negative ones first, as numpy orders them; small ids
-    that share their high bytes; the short slices a comparison sort takes) and cell keys (key << 32 |
+    """The kernels' sorts: ids (any int64, negative ones first, as numpy orders them; small ids that
+    share their high bits; the extremes of int64; half the ids in one bucket; the short slices a
+    comparison sort takes) and cell keys (key << 32 |
     position, positions increasing: the same order as a full sort, stable in position)."""
-    from geo.kernels import _sort_cell_keys, _sort_ids
+    from geo.kernels import ID_COUNTERS, _sort_cell_keys, _sort_ids
 
     rng = np.random.default_rng(seed)
-    tmp, c256, c1024 = np.empty(5000, np.int64), np.empty(256, np.int64), np.empty(1024, np.int64)
-    for n in (0, 1, 30, 255, 256, 700, 4000):
+    tmp, c_ids, c1024 = np.empty(100_000, np.int64), np.empty(ID_COUNTERS, np.int64), np.empty(1024, np.int64)
+    i64 = np.iinfo(np.int64)
+    for n in (0, 1, 30, 255, 256, 700, 4000, 90_000):
         for ids in (
-            rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, n, dtype=np.int64),
+            rng.integers(i64.min, i64.max, n, dtype=np.int64),
             rng.integers(0, 40, n).astype(np.int64),
             -rng.integers(0, 1 << 40, n).astype(np.int64),
+            rng.choice(np.array([i64.min, i64.max, -1, 0, 1], np.int64), n),  # the full width: min to max
+            np.where(rng.random(n) < 0.5, rng.integers(0, 1 << 62, n), rng.integers(0, 3, n)).astype(np.int64),
         ):
             v = np.r_[np.int64(7), ids, np.int64(-7)]  # sorted in the middle of a longer array
-            _sort_ids(v, 1, 1 + n, tmp, c256)
+            _sort_ids(v, 1, 1 + n, tmp, c_ids)
             np.testing.assert_array_equal(v[1 : 1 + n], np.sort(ids))
             assert v[0] == 7 and v[-1] == -7
         key = rng.integers(0, 589_824, n).astype(np.int64)
