@@ -76,8 +76,9 @@ SPILL_RANGES = 16
 MONTH_COLUMNS = sorted(set(CUBE_COLUMNS) | {"trip_id", "seq", "vehicle_use", "x_m", "y_m"})
 
 
-def period_groups(network: Network, pts: pa.Table) -> GroupedPoints:
-    """Matched points (an Arrow table with at least CUBE_COLUMNS) grouped by piece (`group_points`)."""
+def period_groups(network: Network, pts: pa.Table, keep: np.ndarray | None = None) -> GroupedPoints:
+    """Matched points (an Arrow table with at least CUBE_COLUMNS; keep: the rows that count, None:
+    all) grouped by piece (`group_points`)."""
     col = lambda name: pts.column(name).to_numpy(zero_copy_only=False)  # noqa: E731
     return group_points(
         col("seg"),
@@ -88,6 +89,7 @@ def period_groups(network: Network, pts: pa.Table) -> GroupedPoints:
         col("vehicle_type"),
         col("speed_kmh"),
         col("vehicle_id"),
+        keep,
     )
 
 
@@ -180,6 +182,27 @@ class MonthPart:
     n_points: int
 
 
+def part_points(
+    points: pa.Table, point_filter: PointFilter, start: dt.date, end: dt.date
+) -> tuple[pa.Table, np.ndarray | None]:
+    """A part of a month's stored points (a pass of the match or a row group; at least MONTH_COLUMNS)
+    → the period's points of its trips, on the network or not (a passage's context points), and
+    the mask of those the filter keeps on the network (the one filter expression; None: all)."""
+    trips = filter_rows(points, points_expression(ALL_POINTS, start, end, on_network=False), MONTH_COLUMNS)
+    return trips, row_mask(trips, points_expression(point_filter, start, end))
+
+
+def part_passages(trips: pa.Table, keep: np.ndarray | None, network: Network) -> dict[str, np.ndarray]:
+    """The passage counts of a part (`part_points`)."""
+    pas = passage_arrays(
+        with_derived(trips, network, PASSAGE_COLUMNS),
+        RoadNodes.of_network(network),
+        keep=keep,
+        ordered_by_trip_id=False,
+    )
+    return passage_counts(pas)
+
+
 def reduce_part(
     points: pa.Table,
     network: Network,
@@ -187,23 +210,15 @@ def reduce_part(
     start: dt.date,
     end: dt.date,
 ) -> MonthPart:
-    """Reduce a part of a month's stored points (a pass of the match or a row group; at least
-    MONTH_COLUMNS) to its share of the period start..end kept by the filter (the one filter
-    expression, on the network). The month task of a cluster is `_month_part`."""
-    # the period's points of the part's trips, on the network or not: a passage's context points
-    trips = filter_rows(points, points_expression(ALL_POINTS, start, end, on_network=False), MONTH_COLUMNS)
-    keep = row_mask(trips, points_expression(point_filter, start, end))
-    pts = trips if keep is None else trips.filter(pa.array(keep))
-    groups = period_groups(network, pts)
-    if not len(pts):
+    """Reduce a part of a month's stored points (`part_points`) to its share of the period
+    start..end kept by the filter: its kept points grouped by piece (read in place, not copied out)
+    and its passage counts. The month task of a cluster is `_month_part`."""
+    trips, keep = part_points(points, point_filter, start, end)
+    n_points = trips.num_rows if keep is None else int(np.count_nonzero(keep))
+    groups = period_groups(network, trips, keep)
+    if not n_points:
         return MonthPart(groups, merge_passage_counts([]), 0)
-    pas = passage_arrays(
-        with_derived(trips, network, PASSAGE_COLUMNS),
-        RoadNodes.of_network(network),
-        keep=keep,
-        ordered_by_trip_id=False,
-    )
-    return MonthPart(groups, passage_counts(pas), pts.num_rows)
+    return MonthPart(groups, part_passages(trips, keep, network), n_points)
 
 
 class PeriodCube:
@@ -448,6 +463,8 @@ __all__ = [
     "range_edges",
     "merge_passage_counts",
     "reduce_part",
+    "part_points",
+    "part_passages",
     "order_passages",
     "passage_counts",
     "month_points_and_passages",

@@ -369,15 +369,6 @@ def _cpu() -> float:
     return time.process_time()
 
 
-def month_passages(pts, net):
-    """A month's passage counts, as analysis._partitions.reduce_part makes them."""
-    from analysis._partitions import PASSAGE_COLUMNS, passage_counts
-    from analysis.points import RoadNodes, passage_arrays, with_derived
-
-    t = with_derived(pts, net, PASSAGE_COLUMNS)
-    return passage_counts(passage_arrays(t, RoadNodes.of_network(net), ordered_by_trip_id=False))
-
-
 def phase_steady(out: Path) -> dict:
     """Single-threaded, after network + index + JIT warm-up: each stage in CPU seconds."""
     import numba
@@ -389,11 +380,18 @@ def phase_steady(out: Path) -> dict:
     import pyarrow.parquet as pq
 
     import analysis.matchstage as ms
-    from analysis._partitions import MONTH_COLUMNS, SPILL_RANGES, MonthPart, PeriodCube, period_groups
+    from analysis._partitions import (
+        SPILL_RANGES,
+        MonthPart,
+        PeriodCube,
+        part_passages,
+        part_points,
+        period_groups,
+        reduce_part,
+    )
     from analysis.filters import ALL_POINTS
     from analysis.matchstage import _match_month_and_write, match_month
     from analysis.network import prepare_network
-    from analysis.points import filter_rows, points_expression
     from config.districts import Period
     from etl.warehouse import point_files
     from geo.aggregate import concat_shards
@@ -406,14 +404,12 @@ def phase_steady(out: Path) -> dict:
     store = point_files(wh)
     months = sorted(store)
     span = Period("all", dt.date(*months[0], 1), dt.date(*months[-1], 28) + dt.timedelta(days=4))
-    expr = points_expression(ALL_POINTS, span.start, span.end)
     # Warm-up (not timed): JIT / cache load of every kernel, on one file of the first month.
     t = time.perf_counter()
     res = match_month(store[months[0]][:1], net)
     warm = PeriodCube(net)
     for _ in range(2):
-        pts = filter_rows(res.points, expr, MONTH_COLUMNS)
-        warm.add(MonthPart(period_groups(net, pts), month_passages(pts, net), pts.num_rows))
+        warm.add(reduce_part(res.points, net, ALL_POINTS, span.start, span.end))
     list(warm.ranges())
     warm.close()
     t_warm = time.perf_counter() - t
@@ -431,11 +427,12 @@ def phase_steady(out: Path) -> dict:
     n_read = n_stored = n_matched = 0
     for ym in months:  # what analyze does: match and write pass by pass, reduce each pass while it is in memory
 
-        def reduce(points):
-            pts = timed("cube", filter_rows, points, expr, MONTH_COLUMNS)
-            groups = timed("cube", period_groups, net, pts)
-            pas = timed("passages", month_passages, pts, net)
-            timed("merge", tally.add, MonthPart(groups, pas, pts.num_rows))
+        def reduce(points):  # analysis._partitions.reduce_part, its steps timed apart
+            trips, keep = timed("cube", part_points, points, ALL_POINTS, span.start, span.end)
+            n_points = trips.num_rows if keep is None else int(np.count_nonzero(keep))
+            groups = timed("cube", period_groups, net, trips, keep)
+            pas = timed("passages", part_passages, trips, keep, net)
+            timed("merge", tally.add, MonthPart(groups, pas, n_points))
 
         folder = wh / "matched" / "bench" / f"{ym[0]:04d}-{ym[1]:02d}"
         counts = _match_month_and_write([str(f) for f in store[ym]], net, [], str(folder), reduce)

@@ -155,11 +155,12 @@ class GroupedPoints:
 
 
 def group_points(  # noqa: PLR0913 - one array per matched-point column, as the compiled kernel takes them
-    seg, pos, direction, index, gps_us, vehicle_type, speed_kmh, vehicle_id
+    seg, pos, direction, index, gps_us, vehicle_type, speed_kmh, vehicle_id, keep=None
 ) -> GroupedPoints:
     """Matched points (seg/pos/direction from `match_points`; index: the SegmentGridIndex) grouped by
     piece with their cell keys (compiled, one pass and a counting sort); points off the network or
-    without a speed are left out."""
+    without a speed are left out, and those whose `keep` (bool per point; None: all) is False: the
+    groups of the kept rows, without copying them out first."""
     L = index.links
     day0, hol = holiday_table()
     offsets, key, speed, vid = _group_by_piece(
@@ -177,6 +178,7 @@ def group_points(  # noqa: PLR0913 - one array per matched-point column, as the 
         int(day0),
         ro(hol),
         int(L.n_pieces),
+        ro(np.zeros(0, np.bool_) if keep is None else np.asarray(keep, dtype=np.bool_)),
     )
     return GroupedPoints(offsets, key, speed, vid)
 

@@ -364,15 +364,20 @@ def _group_by_piece(  # noqa: PLR0913 -- compiled kernel: takes flat arrays, its
     holiday_day0,
     holidays,
     n_pieces,
+    keep,
 ):
     """Cell key of each matched point (layout at the top), and the points grouped by piece:
-    a counting sort that moves (key, speed, vehicle) into per-piece slices (offsets: n_pieces+1)."""
+    a counting sort that moves (key, speed, vehicle) into per-piece slices (offsets: n_pieces+1).
+    keep: per point, whether it counts (empty: every point)."""
     n = seg.shape[0]
+    some = keep.shape[0] > 0
     piece = np.empty(n, dtype=np.int32)
+    key = np.empty(n, dtype=np.int32)
     offsets = np.zeros(n_pieces + 1, dtype=np.int64)
+    # One sequential pass: each point's piece and cell key, and the points per piece.
     for i in range(n):
         s = seg[i]
-        if s < 0 or not math.isfinite(speed_kmh[i]):
+        if s < 0 or not math.isfinite(speed_kmh[i]) or (some and not keep[i]):
             piece[i] = -1
             continue
         lk = seg_link[s]
@@ -389,32 +394,6 @@ def _group_by_piece(  # noqa: PLR0913 -- compiled kernel: takes flat arrays, its
             p = first
         piece[i] = p
         offsets[p + 1] += 1
-    for p in range(n_pieces):
-        offsets[p + 1] += offsets[p]
-    m = offsets[n_pieces]
-    # Two-level counting sort for cache locality: point indices first into <= 256 buckets of
-    # consecutive pieces (few write streams), then each bucket's points into their pieces.
-    shift = 0
-    while (n_pieces - 1) >> shift >= 256:
-        shift += 1
-    n_buckets = ((n_pieces - 1) >> shift) + 1
-    bfill = np.empty(n_buckets, dtype=np.int64)
-    for k in range(n_buckets):
-        bfill[k] = offsets[min(k << shift, n_pieces)]
-    order = np.empty(m, dtype=np.int32)
-    for i in range(n):
-        p = piece[i]
-        if p >= 0:
-            k = p >> shift
-            order[bfill[k]] = i
-            bfill[k] += 1
-    fill = offsets[:-1].copy()
-    g_key = np.empty(m, dtype=np.int64)
-    g_speed = np.empty(m, dtype=np.float64)
-    g_vid = np.empty(m, dtype=np.int64)
-    for j in range(m):
-        i = order[j]
-        p = piece[i]
         us = gps_us[i]
         hour = (us // US_PER_HOUR) % 24
         dt = _day_type(us, holiday_day0, holidays)
@@ -426,12 +405,25 @@ def _group_by_piece(  # noqa: PLR0913 -- compiled kernel: takes flat arrays, its
             b = 0
         elif b >= N_BIN:
             b = N_BIN - 1
-        key = (((((direction[i] + 1) * N_HOUR + hour) * N_DAYTYPE + dt) * N_CLASS + vc) * N_BIN) + b
-        q = fill[p]
-        fill[p] = q + 1
-        g_key[q] = (np.int64(key) << 32) | np.int64(q - offsets[p])
-        g_speed[q] = speed_kmh[i]
-        g_vid[q] = vehicle_id[i]
+        key[i] = (((((direction[i] + 1) * N_HOUR + hour) * N_DAYTYPE + dt) * N_CLASS + vc) * N_BIN) + b
+    for p in range(n_pieces):
+        offsets[p + 1] += offsets[p]
+    m = offsets[n_pieces]
+    # Then each point moved into its piece's slice, in the input order. Points come in trip order
+    # (a trip's points along its roads), so consecutive points write to few nearby pieces: measured
+    # faster than a two-level counting sort through buckets of pieces (0.33 vs 0.40 s for 12 M).
+    fill = offsets[:-1].copy()
+    g_key = np.empty(m, dtype=np.int64)
+    g_speed = np.empty(m, dtype=np.float64)
+    g_vid = np.empty(m, dtype=np.int64)
+    for i in range(n):
+        p = piece[i]
+        if p >= 0:
+            q = fill[p]
+            fill[p] = q + 1
+            g_key[q] = (np.int64(key[i]) << 32) | np.int64(q - offsets[p])
+            g_speed[q] = speed_kmh[i]
+            g_vid[q] = vehicle_id[i]
     return offsets, g_key, g_speed, g_vid
 
 

@@ -208,6 +208,21 @@ def _canon(cube):
     return cells, c["sum_speed_kmh"][oc], {k: a[oh] for k, a in h.items()}, {k: a[ov] for k, a in v.items()}
 
 
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.97, 1.0])
+def test_groups_of_kept_rows_equal_groups_of_rows_copied_out(share):
+    """group_points(keep=mask) groups the kept rows where they lie: the same arrays as grouping the
+    rows copied out by the mask (keys number each piece's points in the order of the kept rows)."""
+    p = points(11, 3000, integer_speeds=False)
+    m = match_points(p["x"], p["y"], INDEX, p["heading"])
+    keep = np.random.default_rng(5).random(len(p["x"])) < share
+    cols = (m.seg, m.pos, m.direction, INDEX, p["gps_us"], p["vtype"], p["speed"], p["vid"])
+    a = group_points(*cols, keep=keep)
+    b = group_points(*(c if c is INDEX else c[keep] for c in cols))
+    assert len(b.key) == int(((m.seg >= 0) & keep).sum())
+    for name in ("offsets", "key", "speed_kmh", "vehicle_id"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10_000),
