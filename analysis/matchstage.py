@@ -125,22 +125,37 @@ def trip_ids(vehicle_id: np.ndarray, operation_date_days: np.ndarray, trip_no: n
     return h.view(np.int64)
 
 
-def trip_features(trip: np.ndarray, gps_us: np.ndarray, x: np.ndarray, y: np.ndarray, speed_kmh: np.ndarray) -> dict:
-    """From points sorted by trip then time: seq (0-based index in the trip), dt_prev_s, heading_deg
-    (degrees clockwise from grid north; NaN for a trip's first point, after a gap over
-    MAX_HEADING_GAP_S or a step under MIN_HEADING_STEP_M), decel_prev_g (mean deceleration since
-    the previous point, G, positive when slowing; NaN for the first point) and first / last flags."""
-    seq, dt_s, heading, decel, first, last = trip_features_kernel(
+def trip_features(  # noqa: PLR0913 - one array per column
+    trip: np.ndarray,
+    gps_us: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    speed_kmh: np.ndarray,
+    order: np.ndarray | None = None,
+    vehicle_id: np.ndarray | None = None,
+) -> dict:
+    """From points sorted by trip then time (the rows `order` of the arrays, `trip_order`; None: the
+    arrays as they are): seq (0-based index in the trip), dt_prev_s, heading_deg (degrees clockwise
+    from grid north; NaN for a trip's first point, after a gap over MAX_HEADING_GAP_S or a step
+    under MIN_HEADING_STEP_M), decel_prev_g (mean deceleration since the previous point, G,
+    positive when slowing; NaN for the first point), first / last flags, and the columns in that
+    order (trip, gps_us, x, y, speed_kmh, vehicle_id when given), gathered in the same pass."""
+    n = len(trip)
+    trip, gps_us, x, y, speed_kmh, vid, seq, dt_s, heading, decel, first, last = trip_features_kernel(
+        np.arange(n, dtype=np.int64) if order is None else np.ascontiguousarray(order, dtype=np.int64),
         np.ascontiguousarray(trip, dtype=np.int64),
         np.ascontiguousarray(gps_us, dtype=np.int64),
         np.ascontiguousarray(x, dtype=np.float64),
         np.ascontiguousarray(y, dtype=np.float64),
         np.ascontiguousarray(speed_kmh, dtype=np.float64),
+        np.zeros(0, np.int64) if vehicle_id is None else np.ascontiguousarray(vehicle_id, dtype=np.int64),
         float(MAX_HEADING_GAP_S),
         float(MIN_HEADING_STEP_M),
         float(G_MS2),
     )
-    return {"seq": seq, "dt_prev_s": dt_s, "heading_deg": heading, "decel_prev_g": decel, "first": first, "last": last}
+    out = {"seq": seq, "dt_prev_s": dt_s, "heading_deg": heading, "decel_prev_g": decel, "first": first, "last": last}
+    out |= {"trip": trip, "gps_us": gps_us, "x": x, "y": y, "speed_kmh": speed_kmh}
+    return out | ({} if vehicle_id is None else {"vehicle_id": vid})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,14 +449,15 @@ def trip_order(one: _Pass, gps_us: np.ndarray) -> np.ndarray:
     return pc.sort_indices(keys, sort_keys=[(k, "ascending") for k in keys.column_names]).to_numpy()
 
 
-def _trips_table(tid, vid, days, trip_no, gps_us, x, y, f: dict) -> pa.Table:
+def _trips_table(tid, vid, first_days, first_trip_no, gps_us, x, y, f: dict) -> pa.Table:
+    """The trips of a pass: per point tid, vid, gps_us, x, y (trip order), per trip its 運行日 and trip number."""
     first, last = f["first"], f["last"]
     return pa.table(
         {
             "trip_id": tid[first],
             "vehicle_id": vid[first],
-            "operation_date": _date32(days[first]),
-            "trip_no": trip_no[first],
+            "operation_date": _date32(first_days),
+            "trip_no": first_trip_no,
             "n_points": (np.flatnonzero(last) - np.flatnonzero(first) + 1).astype(np.int32),
             "first_time": pa.array(gps_us[first], pa.timestamp("us")),
             "last_time": pa.array(gps_us[last], pa.timestamp("us")),
@@ -460,13 +476,13 @@ def _match_pass(one: _Pass, network: Network, clock: StepClock) -> tuple[pa.Tabl
     with clock("sort_features"):
         gps_us = _us(t.column("gps_time"))
         order = trip_order(one, gps_us)
-        tid, vid, days = cols["trip_id"][order], cols["vehicle_id"][order], cols["days"][order]
-        trip_no, gps_us = cols["trip_no"][order].astype(np.int32), gps_us[order]
-        x, y = cols["x"][order], cols["y"][order]
-        speed = _np(t, "speed_kmh", np.float64)[order]
-        f = trip_features(tid, gps_us, x, y, speed)
+        f = trip_features(cols["trip_id"], gps_us, cols["x"], cols["y"], _np(t, "speed_kmh"), order, cols["vehicle_id"])
+        tid, vid, gps_us, x, y, speed = (f[k] for k in ("trip", "vehicle_id", "gps_us", "x", "y", "speed_kmh"))
     with clock("assemble"):
-        trips = _trips_table(tid, vid, days, trip_no, gps_us, x, y, f)
+        first_rows = order[f["first"]]  # each trip's first row: its 運行日 and trip number
+        trips = _trips_table(
+            tid, vid, cols["days"][first_rows], cols["trip_no"][first_rows].astype(np.int32), gps_us, x, y, f
+        )
         minx, miny, maxx, maxy = network.bounds
         inside = (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
         # every point of the pass inside the box (a network that covers the delivery): no copies

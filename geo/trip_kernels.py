@@ -89,10 +89,19 @@ def order_by_trip(code, trip_rank, vehicle_id, days, trip_no, gps_us):
 
 
 @njit(cache=True, nogil=True)
-def trip_features_kernel(trip, gps_us, x, y, speed_kmh, max_gap_s, min_step_m, g_ms2):
-    """Per point of rows ordered by trip then time (see analysis.matchstage.trip_features): seq,
-    dt_prev_s, heading_deg, decel_prev_g, first and last flags, in one pass."""
-    n = trip.shape[0]
+def trip_features_kernel(order, trip_in, gps_in, x_in, y_in, speed_in, vid_in, max_gap_s, min_step_m, g_ms2):  # noqa: PLR0913
+    """Per point of the rows `order` of the inputs (ordered by trip then time; see
+    analysis.matchstage.trip_features): the rows gathered in that order (trip, gps_us, x, y, speed,
+    vehicle id: vid_in may be empty) and seq, dt_prev_s, heading_deg, decel_prev_g, first and last
+    flags, in one pass."""
+    n = order.shape[0]
+    with_vid = vid_in.shape[0] > 0
+    trip = np.empty(n, dtype=np.int64)
+    gps_us = np.empty(n, dtype=np.int64)
+    x = np.empty(n)
+    y = np.empty(n)
+    speed_kmh = np.empty(n)
+    vid = np.empty(n if with_vid else 0, dtype=np.int64)
     seq = np.empty(n, dtype=np.int32)
     dt_s = np.empty(n)
     heading = np.empty(n)
@@ -103,15 +112,26 @@ def trip_features_kernel(trip, gps_us, x, y, speed_kmh, max_gap_s, min_step_m, g
     step2_lo = (min_step_m * (1.0 - 1e-9)) ** 2
     k = 0
     for i in range(n):
+        o = order[i]
+        trip[i] = trip_in[o]
+        gps_us[i] = gps_in[o]
+        x[i] = x_in[o]
+        y[i] = y_in[o]
+        speed_kmh[i] = speed_in[o]
+        if with_vid:
+            vid[i] = vid_in[o]
         if i == 0 or trip[i] != trip[i - 1]:
             k = 0
             first[i] = True
+            if i > 0:
+                last[i - 1] = True
             dt_s[i] = np.nan
             heading[i] = np.nan
             decel[i] = np.nan
         else:
             k += 1
             first[i] = False
+            last[i - 1] = False
             gap = (gps_us[i] - gps_us[i - 1]) / 1e6
             dx = x[i] - x[i - 1]
             dy = y[i] - y[i - 1]
@@ -137,8 +157,9 @@ def trip_features_kernel(trip, gps_us, x, y, speed_kmh, max_gap_s, min_step_m, g
                 heading[i] = np.nan
             decel[i] = (speed_kmh[i - 1] - speed_kmh[i]) / 3.6 / gap / g_ms2 if gap > 0 else np.nan
         seq[i] = k
-        last[i] = i == n - 1 or trip[i + 1] != trip[i]
-    return seq, dt_s, heading, decel, first, last
+    if n:
+        last[n - 1] = True
+    return trip, gps_us, x, y, speed_kmh, vid, seq, dt_s, heading, decel, first, last
 
 
 # Compiled kernel: takes flat arrays, its loop is the hot path (hence the noqa: PLR0913).

@@ -237,6 +237,16 @@ def test_trip_features_equal_a_numpy_reference():
             np.testing.assert_allclose(got[k], v, rtol=1e-14, atol=1e-12, err_msg=k)
         else:
             np.testing.assert_array_equal(got[k], v, err_msg=k)
+    # the same points shuffled and given with the order that sorts them back: the same features,
+    # and the columns (vehicle ids too) gathered in that order
+    perm = rng.permutation(n)
+    order = np.argsort(perm)  # rows of the shuffled arrays in trip-then-time order
+    vid = rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64)
+    shuffled = ms.trip_features(trip[perm], gps[perm], x[perm], y[perm], speed[perm], order, vid[perm])
+    for k, v in got.items():
+        np.testing.assert_array_equal(shuffled[k], v, err_msg=k)
+    for k, v in {"trip": trip, "gps_us": gps, "x": x, "y": y, "speed_kmh": speed, "vehicle_id": vid}.items():
+        np.testing.assert_array_equal(shuffled[k], v, err_msg=k)
 
 
 @pytest.mark.parametrize("where", ["points", "trips"])
