@@ -141,8 +141,13 @@ def trip_features(  # noqa: PLR0913 - one array per column
     positive when slowing; NaN for the first point), first / last flags, and the columns in that
     order (trip, gps_us, x, y, speed_kmh, vehicle_id when given), gathered in the same pass."""
     n = len(trip)
+    order = None if order is None else np.ascontiguousarray(order, dtype=np.int64)
+    if order is not None and len(order) and (len(order) > n or order.min() < 0 or order.max() >= n):
+        raise ValueError(f"order must hold rows 0..{n - 1} of the columns (at most {n} of them)")
+    if vehicle_id is not None and len(vehicle_id) != n:
+        raise ValueError(f"vehicle_id has {len(vehicle_id)} rows for {n} points")
     trip, gps_us, x, y, speed_kmh, vid, seq, dt_s, heading, decel, first, last = trip_features_kernel(
-        np.arange(n, dtype=np.int64) if order is None else np.ascontiguousarray(order, dtype=np.int64),
+        np.arange(n, dtype=np.int64) if order is None else order,
         np.ascontiguousarray(trip, dtype=np.int64),
         np.ascontiguousarray(gps_us, dtype=np.int64),
         np.ascontiguousarray(x, dtype=np.float64),

@@ -161,6 +161,8 @@ def group_points(  # noqa: PLR0913 - one array per matched-point column, as the 
     piece with their cell keys (compiled, one pass and a counting sort); points off the network or
     without a speed are left out, and those whose `keep` (bool per point; None: all) is False: the
     groups of the kept rows, without copying them out first."""
+    if keep is not None and len(keep) != len(seg):
+        raise ValueError(f"keep has {len(keep)} rows for {len(seg)} points")
     L = index.links
     day0, hol = holiday_table()
     offsets, key, speed, vid = _group_by_piece(

@@ -221,6 +221,8 @@ def test_groups_of_kept_rows_equal_groups_of_rows_copied_out(share):
     assert len(b.key) == int(((m.seg >= 0) & keep).sum())
     for name in ("offsets", "key", "speed_kmh", "vehicle_id"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    with pytest.raises(ValueError, match="keep has"):
+        group_points(*cols, keep=keep[:-1])
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -247,6 +247,11 @@ def test_trip_features_equal_a_numpy_reference():
         np.testing.assert_array_equal(shuffled[k], v, err_msg=k)
     for k, v in {"trip": trip, "gps_us": gps, "x": x, "y": y, "speed_kmh": speed, "vehicle_id": vid}.items():
         np.testing.assert_array_equal(shuffled[k], v, err_msg=k)
+    for bad in (order + 1, order - 1, np.r_[order, 0]):  # a row past either end, more rows than the columns
+        with pytest.raises(ValueError, match="order must hold rows"):
+            ms.trip_features(trip, gps, x, y, speed, bad)
+    with pytest.raises(ValueError, match="vehicle_id has"):
+        ms.trip_features(trip, gps, x, y, speed, order, vid[:-1])
 
 
 @pytest.mark.parametrize("where", ["points", "trips"])
