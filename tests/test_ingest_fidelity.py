@@ -165,7 +165,12 @@ def test_behavior_default_layout_and_rejection(tmp_path):
 # --- duplicates, replace, heading ---------------------------------------------------------------
 
 
-def test_exact_duplicates_stored_once_and_replace(tmp_path):
+def test_exact_duplicates_stored_once_and_replace(tmp_path, monkeypatch):
+    import etl._ingest_commit as commit
+
+    wrote = []  # the point files the commit rewrites (etl._ingest_duplicates.write_points)
+    real = commit.write_points
+    monkeypatch.setattr(commit, "write_points", lambda t, path: (wrote.append(path), real(t, path)))
     a = write_zip(tmp_path / "d" / "OUT1-2_533925_20170905.zip", [row(i) for i in range(5)])
     write_zip(tmp_path / "d2" / "OUT1-2_533925_20170905_again.zip", [row(i) for i in range(7)])
     r1 = ingest_paths([tmp_path / "d"], tmp_path / "wh")
@@ -189,6 +194,26 @@ def test_exact_duplicates_stored_once_and_replace(tmp_path):
     ]
     r4 = ingest_paths([a], tmp_path / "wh", replace=True)
     assert [f.status for f in r4.files] == ["skipped"]
+    assert_point_files_as_promised(tmp_path / "wh", rewritten=wrote)
+
+
+def assert_point_files_as_promised(warehouse: Path, rewritten: list) -> None:
+    """Every probe_points file — those the commit rewrote (duplicates returned, --replace) as well
+    as those the stage wrote — LZ4 (README, Warehouse), with dictionary pages only for the
+    repeating columns and the times delta-encoded (etl.stage.POINT_FILE_OPTIONS)."""
+    import pyarrow.parquet as pq
+
+    assert rewritten, "the scenario must make the commit rewrite a point file"
+    files = [f for fs in point_files(warehouse).values() for f in fs]
+    assert files
+    for f in files:
+        md = pq.ParquetFile(f).metadata
+        for g in range(md.num_row_groups):
+            cols = {md.row_group(g).column(c).path_in_schema: md.row_group(g).column(c) for c in range(md.num_columns)}
+            assert {c.compression for c in cols.values()} == {"LZ4"}, f
+            assert "RLE_DICTIONARY" in cols["vehicle_id"].encodings, f
+            assert "RLE_DICTIONARY" not in cols["x_m"].encodings, f
+            assert "DELTA_BINARY_PACKED" in cols["gps_time"].encodings, f
 
 
 @pytest.mark.parametrize("batch_bytes", [2**31, 1])
