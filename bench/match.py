@@ -694,7 +694,8 @@ def main() -> None:
         f"    match stage {st['points'] / match_cpu / 1e6:.2f} Mpts per CPU-s, aggregation "
         f"{st['matched'] / agg_cpu / 1e6:.2f}"
         f" Mpts per CPU-s; together {steady:.2f} Mpts per CPU-s = {steady / gp_rate:.1f}x geopandas; "
-        f"peak RSS {st['peak_rss_mb']:.0f} MB; load {st['load']}"
+        f"peak RSS {st['peak_rss_mb']:.0f} MB (this process, its whole-month pass check included; the RSS "
+        f"targets are the cold runs'); load {st['load']}"
     )
     print(
         "cold (etc2calm analyze --roads … --period all=<whole span>, fresh process, default threads; wall): includes "
