@@ -612,9 +612,9 @@ def compact_cell_vehicles(offsets, blocks, block_rows, t_vid):
 
 
 @njit(cache=True, nogil=True)
-def distinct_per_group(group, vehicle_id, n_groups):
-    """Distinct vehicle ids per group (group -1: ignored): a counting sort by group, then each group's
-    ids sorted and counted."""
+def _ids_by_group(group, vehicle_id, n_groups):
+    """The vehicle ids of (group, vehicle) rows (group -1: left out) by group, a counting sort: ids,
+    and the start of each group's rows (n_groups + 1)."""
     start = np.zeros(n_groups + 1, dtype=np.int64)
     for i in range(group.shape[0]):
         if group[i] >= 0:
@@ -628,6 +628,14 @@ def distinct_per_group(group, vehicle_id, n_groups):
         if g >= 0:
             ids[fill[g]] = vehicle_id[i]
             fill[g] += 1
+    return ids, start
+
+
+@njit(cache=True, nogil=True)
+def distinct_per_group(group, vehicle_id, n_groups):
+    """Distinct vehicle ids per group (group -1: ignored): `_ids_by_group`, then each group's ids
+    sorted and counted."""
+    ids, start = _ids_by_group(group, vehicle_id, n_groups)
     tmp = np.empty(ids.shape[0], dtype=np.int64)
     count = np.empty(ID_COUNTERS, dtype=np.int64)
     out = np.zeros(n_groups, dtype=np.int64)
@@ -671,20 +679,7 @@ def distinct_ids_by_span(ids, span_start):
 def distinct_pairs_by_group(group, vehicle_id, n_groups):
     """The distinct (group, vehicle) pairs of (group, vehicle) rows (group -1: left out), ordered by
     group then vehicle id."""
-    start = np.zeros(n_groups + 1, dtype=np.int64)
-    for i in range(group.shape[0]):
-        if group[i] >= 0:
-            start[group[i] + 1] += 1
-    for g in range(n_groups):
-        start[g + 1] += start[g]
-    fill = start[:-1].copy()
-    ids = np.empty(start[n_groups], dtype=np.int64)
-    for i in range(group.shape[0]):
-        g = group[i]
-        if g >= 0:
-            ids[fill[g]] = vehicle_id[i]
-            fill[g] += 1
-    return distinct_ids_by_span(ids, start)
+    return distinct_ids_by_span(*_ids_by_group(group, vehicle_id, n_groups))
 
 
 @njit(cache=True, nogil=True)
