@@ -76,6 +76,12 @@ SPILL_RANGES = 16
 MONTH_COLUMNS = sorted(set(CUBE_COLUMNS) | {"trip_id", "seq", "vehicle_use", "x_m", "y_m"})
 
 
+def period_ranges(n_months: int) -> int:
+    """The ranges of pieces a period of `n_months` months is cut into: SPILL_RANGES per month, so a
+    range holds a fraction of a month whatever the length of the period."""
+    return SPILL_RANGES * max(1, n_months)
+
+
 def period_groups(network: Network, pts: pa.Table, keep: np.ndarray | None = None) -> GroupedPoints:
     """Matched points (an Arrow table with at least CUBE_COLUMNS; keep: the rows that count, None:
     all) grouped by piece (`group_points`)."""
@@ -118,8 +124,7 @@ def range_cube(network: Network, lo: int, hi: int, parts: list[tuple]) -> Cube:
     limit = np.asarray(network.limits_kmh[road], dtype=np.float64)
     if np.all(road[1:] >= road[:-1]):  # whole roads, each road's pieces consecutive (`range_edges`)
         return cube_of_groups(regroup(parts), limit, lo, piece_road=road)
-    cube = vehicles_by_road(cube_of_groups(regroup(parts), limit, lo), piece_road)
-    return Cube(cube.cells, cube.hist, cube.vehicles)
+    return vehicles_by_road(cube_of_groups(regroup(parts), limit, lo), piece_road)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,6 +197,11 @@ def part_points(
     return trips, row_mask(trips, points_expression(point_filter, start, end))
 
 
+def kept_rows(trips: pa.Table, keep: np.ndarray | None) -> int:
+    """The number of points a part's mask keeps (`part_points`)."""
+    return trips.num_rows if keep is None else int(np.count_nonzero(keep))
+
+
 def part_passages(trips: pa.Table, keep: np.ndarray | None, network: Network) -> dict[str, np.ndarray]:
     """The passage counts of a part (`part_points`)."""
     pas = passage_arrays(
@@ -214,7 +224,7 @@ def reduce_part(
     start..end kept by the filter: its kept points grouped by piece (read in place, not copied out)
     and its passage counts. The month task of a cluster is `_month_part`."""
     trips, keep = part_points(points, point_filter, start, end)
-    n_points = trips.num_rows if keep is None else int(np.count_nonzero(keep))
+    n_points = kept_rows(trips, keep)
     groups = period_groups(network, trips, keep)
     if not n_points:
         return MonthPart(groups, merge_passage_counts([]), 0)
@@ -314,7 +324,7 @@ class MonthReducer:
     def __init__(self, network: Network, periods: dict[str, Period], point_filter: PointFilter = ALL_POINTS):
         self.network, self.periods, self.point_filter = network, periods, point_filter
         self.months = {k: months_between(p.start, p.end) for k, p in periods.items()}
-        self.tallies = {k: PeriodCube(network, SPILL_RANGES * max(1, len(self.months[k]))) for k in periods}
+        self.tallies = {k: PeriodCube(network, period_ranges(len(self.months[k]))) for k in periods}
 
     def __call__(self, ym: tuple[int, int], points: pa.Table) -> None:
         """Reduce one part of month `ym` (a pass of the match, a row group of a stored month); parts
@@ -347,7 +357,7 @@ def period_tally(
     folders: list[Path], network: Network, point_filter: PointFilter, start: dt.date, end: dt.date
 ) -> PeriodCube:
     """A period's reduction (PeriodCube) from its stored months, part by part."""
-    period = PeriodCube(network, SPILL_RANGES * max(1, len(folders)))
+    period = PeriodCube(network, period_ranges(len(folders)))
     for f in folders:
         for part in month_parts(str(f), network, point_filter, start, end):
             period.add(part)
@@ -428,7 +438,7 @@ def submit_period_cube(
 ) -> dict:
     """Submit one period's month tasks and range tasks; `net` is the network scattered to the workers.
     Returns the futures for `collect_period_cube`."""
-    edges = range_edges(network, n_shards or SPILL_RANGES * max(1, len(folders)))
+    edges = range_edges(network, n_shards or period_ranges(len(folders)))
     months = [
         client.submit(_month_part, str(Path(f).absolute()), net, point_filter, start, end, edges, pure=False, retries=1)
         for f in folders
@@ -465,6 +475,8 @@ __all__ = [
     "reduce_part",
     "part_points",
     "part_passages",
+    "kept_rows",
+    "period_ranges",
     "order_passages",
     "passage_counts",
     "month_points_and_passages",

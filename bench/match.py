@@ -381,12 +381,13 @@ def phase_steady(out: Path) -> dict:
 
     import analysis.matchstage as ms
     from analysis._partitions import (
-        SPILL_RANGES,
         MonthPart,
         PeriodCube,
+        kept_rows,
         part_passages,
         part_points,
         period_groups,
+        period_ranges,
         reduce_part,
     )
     from analysis.filters import ALL_POINTS
@@ -423,13 +424,13 @@ def phase_steady(out: Path) -> dict:
         walls[key] += time.perf_counter() - w
         return value
 
-    tally = PeriodCube(net, SPILL_RANGES * len(months))  # as MonthReducer makes it for the period
+    tally = PeriodCube(net, period_ranges(len(months)))  # as MonthReducer makes it for the period
     n_read = n_stored = n_matched = 0
     for ym in months:  # what analyze does: match and write pass by pass, reduce each pass while it is in memory
 
         def reduce(points):  # analysis._partitions.reduce_part, its steps timed apart
             trips, keep = timed("cube", part_points, points, ALL_POINTS, span.start, span.end)
-            n_points = trips.num_rows if keep is None else int(np.count_nonzero(keep))
+            n_points = kept_rows(trips, keep)
             groups = timed("cube", period_groups, net, trips, keep)
             pas = timed("passages", part_passages, trips, keep, net)
             timed("merge", tally.add, MonthPart(groups, pas, n_points))
